@@ -1,0 +1,1 @@
+"""mcpgw gateway: authenticates agents, asks the PDP, forwards MCP calls to backends."""

@@ -1,0 +1,1 @@
+"""Library shared by the gateway and the PDP: settings, JSON, logging, metrics, database, audit."""

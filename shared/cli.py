@@ -1,0 +1,50 @@
+"""The `mcpgw` console script: one argparse tree; each package registers its own subcommands.
+
+argparse is stdlib (no extra dependency for a security tool), gives `--help` on every command and
+usage errors exit 2, which is the exit code scripts get for usage/config errors.
+Exit codes: 0 ok, 1 call failed or denied, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules exposing `register(subparsers)`; each adds commands whose handler is set with
+# `parser.set_defaults(func=callable(args) -> int)`.
+COMMAND_MODULES = ("pdp.cli", "gateway.cli", "shared.audit_cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command tree."""
+    parser = argparse.ArgumentParser(prog="mcpgw", description="MCP security gateway and policy tools")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run the chosen command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Settings both services share: database, logging and audit sinks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.settings import Secret, setting
+
+DEFAULT_REDACT_KEYS = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "credential",
+    "private_key",
+    "client_secret",
+    "cookie",
+]
+
+
+def _positive(value: int | float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    """Fields every mcpgw service reads (env names are unprefixed where users already know them)."""
+
+    database_url: Secret | None = setting(
+        None,
+        env="DATABASE_URL",
+        secret=True,
+        help="PostgreSQL DSN; unset = start an embedded PostgreSQL under data_dir",
+    )
+    data_dir: Path = setting(Path(".data"), env="MCPGW_DATA_DIR", help="Embedded Postgres data, audit spool")
+    log_level: str = setting(
+        "INFO", env="MCPGW_LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="Log level"
+    )
+    log_format: str = setting("json", env="MCPGW_LOG_FORMAT", choices=("json", "text"), help="Log format")
+    audit_postgres: bool = setting(True, env="MCPGW_AUDIT_POSTGRES", help="Write audit events to Postgres")
+    audit_file: Path | None = setting(
+        None, env="MCPGW_AUDIT_FILE", aliases=("AUDIT_LOG_FILE",), help="Append audit events as JSONL here"
+    )
+    audit_stdout: bool = setting(
+        False, env="MCPGW_AUDIT_STDOUT", aliases=("AUDIT_TO_STDOUT",), help="Print audit events to stdout"
+    )
+    audit_queue_size: int = setting(
+        100_000, env="MCPGW_AUDIT_QUEUE_SIZE", check=_positive, help="Bounded audit queue length"
+    )
+    audit_batch_size: int = setting(
+        2_000, env="MCPGW_AUDIT_BATCH_SIZE", check=_positive, help="Max events per COPY batch"
+    )
+    audit_flush_interval: float = setting(
+        0.2, env="MCPGW_AUDIT_FLUSH_INTERVAL", check=_positive, help="Seconds between audit flushes"
+    )
+    audit_redact_keys: list[str] = setting(
+        DEFAULT_REDACT_KEYS, env="MCPGW_AUDIT_REDACT_KEYS", help="Parameter keys masked in audit (any depth)"
+    )

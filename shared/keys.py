@@ -1,0 +1,16 @@
+"""Typed app keys shared by both services (each service's own keys live in its keys.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+if TYPE_CHECKING:
+    from shared.audit import AuditEmitter
+
+DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
+REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+AUDIT = web.AppKey("audit", "AuditEmitter")

@@ -1,0 +1,63 @@
+"""Prometheus metrics: one registry per app, an HTTP middleware and a `/metrics` handler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from shared.keys import REGISTRY
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class HttpMetrics:
+    """Request count and latency by route and status, registered on the app's own registry."""
+
+    def __init__(self, registry: CollectorRegistry, namespace: str) -> None:
+        self.requests = Counter(
+            f"{namespace}_http_requests_total", "HTTP requests", ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            f"{namespace}_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+
+
+def route_name(request: web.Request) -> str:
+    """The matched route template (bounded cardinality), not the raw path."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def metrics_middleware(metrics: HttpMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Count and time every request."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            route = route_name(request)
+            metrics.requests.labels(request.method, route, str(status)).inc()
+            metrics.latency.labels(request.method, route).observe(time.perf_counter() - start)
+
+    return middleware
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """Expose the app's registry in the Prometheus text format."""
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
