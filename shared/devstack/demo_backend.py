@@ -1,0 +1,51 @@
+"""A demo MCP backend built with the official SDK (both protocol eras on one endpoint)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+
+from mcp.server.mcpserver import MCPServer
+
+
+def build_server(name: str = "demo") -> MCPServer:
+    """A small server with harmless tools, one 'dangerous' tool for policy demos."""
+    mcp = MCPServer(name)
+
+    @mcp.tool()
+    def echo(text: str) -> str:
+        """Echo the text back."""
+        return text
+
+    @mcp.tool()
+    def add(a: float, b: float) -> float:
+        """Add two numbers."""
+        return a + b
+
+    @mcp.tool()
+    def utc_now() -> str:
+        """The current UTC time in ISO 8601."""
+        return datetime.datetime.now(datetime.UTC).isoformat()
+
+    @mcp.tool()
+    def delete_records(table: str) -> str:
+        """Pretend to delete every row of a table (blocked by the example policy in prod)."""
+        return f"deleted all rows of {table} (demo)"
+
+    return mcp
+
+
+def main() -> None:
+    """Serve the demo backend on HOST:PORT/mcp."""
+    parser = argparse.ArgumentParser(description="mcpgw demo MCP backend")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--name", default="demo")
+    args = parser.parse_args()
+    build_server(args.name).run(
+        transport="streamable-http", host=args.host, port=args.port, streamable_http_path="/mcp"
+    )
+
+
+if __name__ == "__main__":
+    main()
