@@ -1,0 +1,69 @@
+"""Public names for aggregated tools, prompts and resources: `{server}__{name}`, spec-valid.
+
+Tool names clients accept are `[A-Za-z0-9_-]{1,64}`. A name that already fits is used as is; one
+that does not is cut and given an 8-hex-digit hash of the original pair, so the same pair always
+gets the same name (stable across replicas and restarts) and different pairs practically never
+collide. Reversal needs no stored state: `resolve` recomputes names from the server's own list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+
+SEPARATOR = "__"
+MAX_LEN = 64
+_VALID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+_HASH_LEN = 8
+
+
+def is_valid(name: str) -> bool:
+    """True when `name` is a spec-valid tool name."""
+    return bool(_VALID.match(name))
+
+
+def _fit(raw: str, key: str) -> str:
+    if is_valid(raw):
+        return raw
+    digest = hashlib.sha256(key.encode()).hexdigest()[:_HASH_LEN]
+    cleaned = _BAD_CHARS.sub("_", raw)
+    return f"{cleaned[: MAX_LEN - _HASH_LEN - 1]}_{digest}"
+
+
+def public_name(server: str, name: str) -> str:
+    """The aggregated name of `name` on `server`."""
+    return _fit(f"{server}{SEPARATOR}{name}", f"{server}\x00{name}")
+
+
+def broadcast_name(name: str) -> str:
+    """The unprefixed name of a tool offered by several servers (hash-shortened if needed)."""
+    return _fit(name, f"\x00{name}")
+
+
+def candidate_servers(public: str, servers: Iterable[str]) -> list[str]:
+    """Servers whose (cleaned, possibly cut) prefix `public` starts with, longest first."""
+    cut = MAX_LEN - _HASH_LEN - 1
+    found = [s for s in servers if public.startswith(_BAD_CHARS.sub("_", s + SEPARATOR)[:cut])]
+    return sorted(found, key=len, reverse=True)
+
+
+def resolve(public: str, names_by_server: Mapping[str, Iterable[str]]) -> tuple[str, str] | None:
+    """The (server, name) whose public name is `public`, looking only at the given lists."""
+    for server in candidate_servers(public, names_by_server):
+        for name in names_by_server[server]:
+            if public_name(server, name) == public:
+                return server, name
+    return None
+
+
+def split_simple(public: str, servers: Iterable[str]) -> tuple[str, str] | None:
+    """Fast path without any tool list: `server__name` when that round-trips exactly."""
+    for server in sorted(servers, key=len, reverse=True):
+        prefix = server + SEPARATOR
+        if public.startswith(prefix) and len(public) > len(prefix):
+            name = public[len(prefix):]
+            if public_name(server, name) == public:
+                return server, name
+    return None

@@ -1,0 +1,235 @@
+"""MCP wire rules the gateway enforces as a server: eras, versions, headers, JSON-RPC shapes.
+
+Pure functions only. Two protocol eras arrive on one endpoint:
+  handshake era (2025-03-26 / 2025-06-18 / 2025-11-25): `initialize`, `Mcp-Session-Id`, GET stream;
+  modern era (2026-07-28): stateless POSTs carrying `params._meta` and routing headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
+MODERN_VERSIONS = ("2026-07-28",)
+LATEST_HANDSHAKE = HANDSHAKE_VERSIONS[-1]
+LATEST_MODERN = MODERN_VERSIONS[-1]
+
+META_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+
+H_SESSION = "Mcp-Session-Id"
+H_VERSION = "MCP-Protocol-Version"
+H_METHOD = "Mcp-Method"
+H_NAME = "Mcp-Name"
+H_LAST_EVENT = "Last-Event-ID"
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+HEADER_MISMATCH = -32020
+UNSUPPORTED_VERSION = -32022
+
+# HTTP status for a JSON-RPC error the gateway itself answers with (modern-era table).
+ERROR_STATUS = {
+    PARSE_ERROR: 400, INVALID_REQUEST: 400, INVALID_PARAMS: 400, HEADER_MISMATCH: 400,
+    UNSUPPORTED_VERSION: 400, METHOD_NOT_FOUND: 404,
+}
+
+# Methods whose target is named in the body and mirrored in `Mcp-Name` (modern era).
+NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+Era = Literal["handshake", "modern"]
+
+
+class RpcFailure(Exception):
+    """A JSON-RPC error to answer with; `status` is the HTTP status it travels with."""
+
+    def __init__(self, code: int, message: str, data: Any = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+        self.status = status if status is not None else ERROR_STATUS.get(code, 200)
+
+
+def result(rid: Any, value: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-RPC success response."""
+    return {"jsonrpc": "2.0", "id": rid, "result": dict(value)}
+
+
+def error(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    """A JSON-RPC error response (id may be null when the request id was unreadable)."""
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "id": rid, "error": err}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One parsed JSON-RPC message from a client POST."""
+
+    kind: Literal["request", "notification", "response"]
+    body: dict[str, Any]
+
+    @property
+    def id(self) -> Any:
+        return self.body.get("id")
+
+    @property
+    def method(self) -> str:
+        return str(self.body.get("method", ""))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        params = self.body.get("params")
+        return params if isinstance(params, dict) else {}
+
+
+def parse_message(body: Any) -> Message:
+    """Classify a decoded POST body; batches and malformed objects raise RpcFailure(-32600)."""
+    if isinstance(body, list):
+        raise RpcFailure(INVALID_REQUEST, "JSON-RPC batches are not supported; send one message per POST")
+    if not isinstance(body, dict) or body.get("jsonrpc") != "2.0":
+        raise RpcFailure(INVALID_REQUEST, "expected a JSON-RPC 2.0 object")
+    params = body.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise RpcFailure(INVALID_PARAMS, "params must be an object")
+    has_id = "id" in body and isinstance(body["id"], str | int) and not isinstance(body["id"], bool)
+    if "method" in body:
+        if not isinstance(body["method"], str) or not body["method"]:
+            raise RpcFailure(INVALID_REQUEST, "method must be a non-empty string")
+        if "id" in body and not has_id:
+            raise RpcFailure(INVALID_REQUEST, "id must be a string or an integer")
+        return Message("request" if has_id else "notification", body)
+    if has_id and ("result" in body or "error" in body):
+        return Message("response", body)
+    raise RpcFailure(INVALID_REQUEST, "not a JSON-RPC request, notification or response")
+
+
+def detect_era(msg: Message, headers: Mapping[str, str]) -> Era:
+    """Which era a client message belongs to: `_meta` version or a modern header means modern."""
+    if msg.method == "initialize" or headers.get(H_SESSION):
+        return "handshake"
+    meta = msg.params.get("_meta")
+    if isinstance(meta, dict) and META_VERSION in meta:
+        return "modern"
+    if headers.get(H_VERSION) in MODERN_VERSIONS or headers.get(H_METHOD):
+        return "modern"
+    return "handshake"
+
+
+_B64 = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
+
+
+def decode_header(value: str | None) -> str | None:
+    """An `Mcp-Name` value, unwrapping the `=?base64?…?=` form; None when malformed."""
+    if value is None:
+        return None
+    match = _B64.fullmatch(value)
+    if match is None:
+        return value
+    try:
+        raw = base64.b64decode(match["payload"], validate=True)
+        return raw.decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def validate_modern(msg: Message, headers: Mapping[str, str], supported: Sequence[str] = MODERN_VERSIONS) -> str:
+    """Check a modern-era request's envelope and routing headers; return its protocol version.
+
+    Order follows the spec: envelope (−32602), headers against body (−32020), version (−32022),
+    so a client that disagrees with itself is told so before being told its version is unknown.
+    """
+    meta = msg.params.get("_meta")
+    if not isinstance(meta, dict):
+        raise RpcFailure(INVALID_PARAMS, f"params._meta must carry {META_VERSION!r} and {META_CAPABILITIES!r}")
+    missing = [k for k in (META_VERSION, META_CAPABILITIES) if k not in meta]
+    if missing:
+        raise RpcFailure(INVALID_PARAMS, f"params._meta is missing: {', '.join(missing)}")
+    version = meta[META_VERSION]
+    if headers.get(H_VERSION) != version:
+        raise RpcFailure(HEADER_MISMATCH, f"{H_VERSION} header does not match params._meta protocol version")
+    if headers.get(H_METHOD) != msg.method:
+        raise RpcFailure(HEADER_MISMATCH, f"{H_METHOD} header does not match the body's method")
+    key = NAME_PARAM.get(msg.method)
+    if key is not None:
+        body_value = msg.params.get(key)
+        if body_value is not None and decode_header(headers.get(H_NAME)) != body_value:
+            raise RpcFailure(HEADER_MISMATCH, f"{H_NAME} header does not match the body's {key!r}")
+    if not isinstance(version, str) or version not in supported:
+        raise RpcFailure(
+            UNSUPPORTED_VERSION, "Unsupported protocol version",
+            {"supported": list(supported), "requested": version if isinstance(version, str) else None},
+        )
+    return version
+
+
+def negotiate(requested: Any) -> str:
+    """The handshake version to answer `initialize` with: the client's if known, else our latest."""
+    return requested if requested in HANDSHAKE_VERSIONS else LATEST_HANDSHAKE
+
+
+def check_handshake_version(header: str | None) -> None:
+    """`MCP-Protocol-Version` after initialize: absent means 2025-03-26; unknown is a 400."""
+    if header is not None and header not in HANDSHAKE_VERSIONS:
+        raise RpcFailure(
+            INVALID_REQUEST, f"unsupported {H_VERSION}: {header}; supported: {', '.join(HANDSHAKE_VERSIONS)}",
+            status=400,
+        )
+
+
+def accepts_post(accept: str | None) -> bool:
+    """A POST must accept both JSON and SSE answers (`*/*` covers both)."""
+    types = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
+    if "*/*" in types:
+        return True
+    json_ok = "application/json" in types or "application/*" in types
+    sse_ok = "text/event-stream" in types or "text/*" in types
+    return json_ok and sse_ok
+
+
+def accepts_sse(accept: str | None) -> bool:
+    """A GET stream needs `text/event-stream` in Accept."""
+    types = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
+    return bool(types & {"text/event-stream", "text/*", "*/*"})
+
+
+def origin_allowed(origin: str | None, allowlist: Sequence[str], host: str | None) -> bool:
+    """No Origin (non-browser client) passes; otherwise it must be allowlisted or same-host.
+
+    DNS rebinding makes a browser send a foreign Origin to a loopback gateway; an empty allowlist
+    still admits only an Origin naming the host the request was addressed to.
+    """
+    if origin is None:
+        return True
+    if "*" in allowlist or origin in allowlist:
+        return True
+    if allowlist:
+        return False
+    host_part = origin.split("://", 1)[-1].rstrip("/")
+    return bool(host) and host_part == host and _loopback_host(host_part)
+
+
+def _loopback_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name in ("127.0.0.1", "localhost", "[::1]")
+
+
+def with_result_type(value: Mapping[str, Any], era: Era) -> dict[str, Any]:
+    """Modern results carry `resultType`; handshake-era results must not grow one."""
+    out = dict(value)
+    if era == "modern":
+        out.setdefault("resultType", "complete")
+    else:
+        out.pop("resultType", None)
+    return out

@@ -1,0 +1,95 @@
+"""Gateway-minted `Mcp-Session-Id`s: self-contained, sealed, bound to the subject.
+
+A session id is AES-GCM-sealed JSON (so it is both signed and opaque) under a key derived from
+the configured secret: any replica holding the secret can open it, which is what lets a session
+created on one replica keep working on another. It names the subject (as a hash), the protocol
+version, the backend for passthrough sessions and that backend's own session id.
+Forged, expired or foreign-subject ids are all "unknown session" (404) to the client.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+PREFIX = "gw1."
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a session id carries."""
+
+    sid: str  # random, for metrics and audit correlation
+    subject_hash: str
+    version: str
+    server: str | None = None  # None = the aggregated /mcp endpoint
+    upstream_id: str | None = None  # the backend's Mcp-Session-Id (passthrough)
+    issued_at: float = 0.0
+
+
+class SessionError(Exception):
+    """The id is not a live session for this caller (answered with 404)."""
+
+
+def subject_hash(subject: str, key: bytes) -> str:
+    """A keyed hash of the subject, so ids do not reveal who holds them."""
+    return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class SessionCodec:
+    """Mints and opens session ids with one secret; `max_age` bounds their lifetime."""
+
+    def __init__(self, secret: str | bytes | None, max_age: float = 86_400.0) -> None:
+        raw = secret.encode() if isinstance(secret, str) else (secret or os.urandom(32))
+        self._enc = AESGCM(hmac.new(raw, b"mcpgw-session-enc-v1", hashlib.sha256).digest())
+        self._mac = hmac.new(raw, b"mcpgw-session-subject-v1", hashlib.sha256).digest()
+        self.max_age = max_age
+        self._revoked: dict[str, float] = {}
+
+    def mint(self, subject: str, version: str, server: str | None = None,
+             upstream_id: str | None = None, now: float | None = None) -> tuple[str, Session]:
+        """A new session id for `subject` and the Session it encodes."""
+        session = Session(
+            sid=secrets.token_hex(8), subject_hash=subject_hash(subject, self._mac), version=version,
+            server=server, upstream_id=upstream_id, issued_at=time.time() if now is None else now,
+        )
+        payload = orjson.dumps([session.sid, session.subject_hash, version, server, upstream_id,
+                                int(session.issued_at)])
+        nonce = os.urandom(12)
+        sealed = self._enc.encrypt(nonce, payload, PREFIX.encode())
+        return PREFIX + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode(), session
+
+    def open(self, token: str, subject: str, server: str | None = None, now: float | None = None) -> Session:
+        """The Session behind `token` if it is genuine, live, ours and for `server`; else SessionError."""
+        if not token.startswith(PREFIX) or len(token) > 4096:
+            raise SessionError("unknown session")
+        body = token[len(PREFIX):]
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            payload = self._enc.decrypt(raw[:12], raw[12:], PREFIX.encode())
+            sid, shash, version, srv, upstream, issued = orjson.loads(payload)
+        except (ValueError, InvalidTag, TypeError):
+            raise SessionError("unknown session") from None
+        current = time.time() if now is None else now
+        if current - issued > self.max_age or sid in self._revoked:
+            raise SessionError("session expired or terminated")
+        if not hmac.compare_digest(shash, subject_hash(subject, self._mac)):
+            raise SessionError("unknown session")  # never tell a caller the id belongs to someone else
+        if srv != server:
+            raise SessionError("session belongs to another endpoint")
+        return Session(sid, shash, version, srv, upstream, float(issued))
+
+    def revoke(self, session: Session) -> None:
+        """Remember a DELETEd session until it would have expired anyway (this replica only)."""
+        now = time.time()
+        self._revoked = {k: v for k, v in self._revoked.items() if v > now}
+        self._revoked[session.sid] = session.issued_at + self.max_age

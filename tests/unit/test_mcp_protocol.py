@@ -1,0 +1,151 @@
+"""Table tests for gateway.mcp.protocol: message parsing, era detection, modern-era validation."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from gateway.mcp import protocol as p
+
+META = {p.META_VERSION: "2026-07-28", p.META_CAPABILITIES: {}}
+
+
+def modern(method: str, **params: object) -> p.Message:
+    return p.parse_message({"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": META}})
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, "request"),
+        ({"jsonrpc": "2.0", "id": "a", "method": "tools/list"}, "request"),
+        ({"jsonrpc": "2.0", "method": "notifications/initialized"}, "notification"),
+        ({"jsonrpc": "2.0", "id": 3, "result": {}}, "response"),
+        ({"jsonrpc": "2.0", "id": 3, "error": {"code": 1, "message": "x"}}, "response"),
+    ],
+)
+def test_parse_message_kinds(body: dict, kind: str) -> None:
+    assert p.parse_message(body).kind == kind
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ([{"jsonrpc": "2.0", "id": 1, "method": "ping"}], p.INVALID_REQUEST),
+        ({"id": 1, "method": "ping"}, p.INVALID_REQUEST),
+        ({"jsonrpc": "2.0", "id": True, "method": "ping"}, p.INVALID_REQUEST),
+        ({"jsonrpc": "2.0", "id": 1, "method": ""}, p.INVALID_REQUEST),
+        ({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": [1]}, p.INVALID_PARAMS),
+        ("text", p.INVALID_REQUEST),
+    ],
+)
+def test_parse_message_rejects(body: object, code: int) -> None:
+    with pytest.raises(p.RpcFailure) as info:
+        p.parse_message(body)
+    assert info.value.code == code and info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "era"),
+    [
+        ({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}, {}, "handshake"),
+        ({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {p.H_SESSION: "x"}, "handshake"),
+        ({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": META}}, {}, "modern"),
+        ({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {p.H_VERSION: "2026-07-28"}, "modern"),
+        ({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {p.H_VERSION: "2025-11-25"}, "handshake"),
+        ({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {}, "handshake"),
+    ],
+)
+def test_detect_era(body: dict, headers: dict, era: str) -> None:
+    assert p.detect_era(p.parse_message(body), headers) == era
+
+
+def headers_for(method: str, name: str | None = None, version: str = "2026-07-28") -> dict[str, str]:
+    h = {p.H_VERSION: version, p.H_METHOD: method}
+    if name is not None:
+        h[p.H_NAME] = name
+    return h
+
+
+def test_validate_modern_accepts_matching_headers() -> None:
+    assert p.validate_modern(modern("tools/call", name="t"), headers_for("tools/call", "t")) == "2026-07-28"
+
+
+def test_validate_modern_accepts_base64_name() -> None:
+    uri = "file:///naïve.txt"
+    wrapped = "=?base64?" + base64.b64encode(uri.encode()).decode() + "?="
+    msg = modern("resources/read", uri=uri)
+    assert p.validate_modern(msg, headers_for("resources/read", wrapped)) == "2026-07-28"
+
+
+@pytest.mark.parametrize(
+    ("msg", "headers", "code"),
+    [
+        (p.parse_message({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}), headers_for("tools/list"),
+         p.INVALID_PARAMS),
+        (modern("tools/list"), headers_for("tools/call"), p.HEADER_MISMATCH),
+        (modern("tools/list"), {p.H_METHOD: "tools/list"}, p.HEADER_MISMATCH),
+        (modern("tools/call", name="a"), headers_for("tools/call", "b"), p.HEADER_MISMATCH),
+        (modern("tools/call", name="a"), headers_for("tools/call"), p.HEADER_MISMATCH),
+        (modern("prompts/get", name="a"), headers_for("prompts/get", "=?base64?!!?="), p.HEADER_MISMATCH),
+    ],
+)
+def test_validate_modern_rejects(msg: p.Message, headers: dict, code: int) -> None:
+    with pytest.raises(p.RpcFailure) as info:
+        p.validate_modern(msg, headers)
+    assert info.value.code == code and info.value.status == 400
+
+
+def test_unknown_version_lists_supported() -> None:
+    msg = p.parse_message({"jsonrpc": "2.0", "id": 1, "method": "tools/list",
+                           "params": {"_meta": {p.META_VERSION: "2099-01-01", p.META_CAPABILITIES: {}}}})
+    with pytest.raises(p.RpcFailure) as info:
+        p.validate_modern(msg, headers_for("tools/list", version="2099-01-01"))
+    assert info.value.code == p.UNSUPPORTED_VERSION
+    assert info.value.data == {"supported": ["2026-07-28"], "requested": "2099-01-01"}
+
+
+@pytest.mark.parametrize(
+    ("accept", "ok"),
+    [
+        ("application/json, text/event-stream", True),
+        ("text/event-stream;q=1, application/json;q=0.9", True),
+        ("*/*", True),
+        ("application/json", False),
+        ("text/event-stream", False),
+        (None, False),
+    ],
+)
+def test_accepts_post(accept: str | None, ok: bool) -> None:
+    assert p.accepts_post(accept) is ok
+
+
+@pytest.mark.parametrize(
+    ("origin", "allow", "host", "ok"),
+    [
+        (None, [], "127.0.0.1:8000", True),
+        ("http://127.0.0.1:8000", [], "127.0.0.1:8000", True),
+        ("http://localhost:8000", [], "localhost:8000", True),
+        ("http://evil.example", [], "evil.example", False),  # DNS rebinding: same host, not loopback
+        ("http://evil.example", [], "127.0.0.1:8000", False),
+        ("https://app.example", ["https://app.example"], "gw.example", True),
+        ("https://other.example", ["https://app.example"], "gw.example", False),
+        ("https://any.example", ["*"], "gw.example", True),
+    ],
+)
+def test_origin_allowed(origin: str | None, allow: list[str], host: str, ok: bool) -> None:
+    assert p.origin_allowed(origin, allow, host) is ok
+
+
+@pytest.mark.parametrize(
+    ("requested", "answer"),
+    [("2025-06-18", "2025-06-18"), ("2025-03-26", "2025-03-26"), ("1999-01-01", "2025-11-25"), (None, "2025-11-25")],
+)
+def test_negotiate(requested: object, answer: str) -> None:
+    assert p.negotiate(requested) == answer
+
+
+def test_result_type_by_era() -> None:
+    assert p.with_result_type({"tools": []}, "modern") == {"tools": [], "resultType": "complete"}
+    assert p.with_result_type({"tools": [], "resultType": "complete"}, "handshake") == {"tools": []}
