@@ -1,0 +1,110 @@
+"""Resource naming (`mcp:{server}:{tool}`), segment globs and argument conditions: pure functions.
+
+A `*` in a pattern matches any run of characters inside one `:`-separated segment and never
+crosses a `:`. Resource URIs are percent-encoded so that a URI's own `:` cannot form segments.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+from urllib.parse import quote
+
+from pdp.policy.model import ArgCondition, Request
+
+PREFIX = "mcp"
+RESOURCE_PREFIX = "resource/"
+PROMPT_PREFIX = "prompt/"
+_MISSING = object()
+
+
+def encode_uri(uri: str) -> str:
+    """Percent-encode a resource URI: everything but unreserved characters and `/`."""
+    return quote(uri, safe="/")
+
+
+def resource_string(req: Request) -> str:
+    """The policy resource a request is checked on."""
+    if req.kind == "server":
+        return f"{PREFIX}:{req.server}:*"
+    if req.kind == "tool":
+        return f"{PREFIX}:{req.server}:{req.name}"
+    if req.kind == "resource":
+        return f"{PREFIX}:{req.server}:{RESOURCE_PREFIX}{encode_uri(req.name or '')}"
+    if req.kind == "prompt":
+        return f"{PREFIX}:{req.server}:{PROMPT_PREFIX}{req.name}"
+    raise ValueError(f"unknown request kind {req.kind!r}")
+
+
+@functools.lru_cache(maxsize=65536)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A fully anchored regex for a segment glob (`*` alone matches everything)."""
+    if pattern == "*":
+        return re.compile(r".*", re.S)
+    return re.compile("[^:]*".join(re.escape(part) for part in pattern.split("*")), re.S)
+
+
+def glob_match(value: str, pattern: str) -> bool:
+    """Whether `value` matches the segment glob `pattern` entirely."""
+    return glob_regex(pattern).fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def full_regex(pattern: str) -> re.Pattern[str]:
+    """A user regex, compiled once (always used with fullmatch)."""
+    return re.compile(pattern)
+
+
+def regex_full_match(value: str, pattern: str) -> bool:
+    """Whether `value` matches the regex `pattern` as a whole, not just a prefix."""
+    return full_regex(pattern).fullmatch(value) is not None
+
+
+def resolve_pointer(doc: Any, pointer: str) -> Any:
+    """The value at an RFC 6901 JSON pointer, or _MISSING."""
+    node = doc
+    for raw in pointer.split("/")[1:]:
+        token = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            if token not in node:
+                return _MISSING
+            node = node[token]
+        elif isinstance(node, list):
+            if not token.isdigit() or (token != "0" and token.startswith("0")) or int(token) >= len(node):
+                return _MISSING
+            node = node[int(token)]
+        else:
+            return _MISSING
+    return node
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON equality: `true` is not `1`, `1` equals `1.0`."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def arg_holds(cond: ArgCondition, arguments: dict[str, Any] | None) -> bool:
+    """Whether one argument condition holds for the request's tool arguments (None = none given)."""
+    value = resolve_pointer(arguments if arguments is not None else {}, cond.pointer)
+    if cond.op == "absent":
+        return (value is _MISSING) is bool(cond.value)
+    if value is _MISSING:
+        return False
+    if cond.op == "equals":
+        return json_equal(value, cond.value)
+    if cond.op == "in":
+        return any(json_equal(value, option) for option in cond.value)
+    if cond.op == "pattern":
+        return isinstance(value, str) and regex_full_match(value, cond.value)
+    raise ValueError(f"unknown argument operator {cond.op!r}")
