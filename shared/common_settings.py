@@ -57,6 +57,11 @@ class CommonSettings:
     audit_flush_interval: float = setting(
         0.2, env="MCPGW_AUDIT_FLUSH_INTERVAL", check=_positive, help="Seconds between audit flushes"
     )
+    audit_spool_dir: Path | None = setting(
+        None,
+        env="MCPGW_AUDIT_SPOOL_DIR",
+        help="Where audit events wait while Postgres is down; unset = data_dir/audit-spool",
+    )
     audit_redact_keys: list[str] = setting(
         DEFAULT_REDACT_KEYS, env="MCPGW_AUDIT_REDACT_KEYS", help="Parameter keys masked in audit (any depth)"
     )

@@ -68,13 +68,22 @@ def key_is_sensitive(key: object, keys: frozenset[str]) -> bool:
 
 
 def redact(value: Any, keys: frozenset[str]) -> Any:
-    """A copy of `value` with sensitive keys and credential-shaped strings masked, at any depth."""
+    """A JSON-safe copy of `value` with sensitive keys and credential shapes masked, at any depth.
+
+    Objects JSON cannot carry (bytes, custom classes) become their masked `str()`, so one odd
+    argument can never stop an audit batch from being written.
+    """
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, str):
         return mask_secrets(value)
     if isinstance(value, dict):
         return {
-            k: REDACTED if key_is_sensitive(k, keys) else redact(v, keys) for k, v in value.items()
+            (k if isinstance(k, str) else str(k)): REDACTED
+            if key_is_sensitive(k, keys)
+            else redact(v, keys)
+            for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
         return [redact(v, keys) for v in value]
-    return value
+    return mask_secrets(str(value))

@@ -1,0 +1,271 @@
+"""The audit emitter: synchronous `emit`, a bounded queue, a background writer and a replayer.
+
+Request handlers call `emit(event)`; it redacts, enqueues and returns without awaiting anything.
+A writer task drains the queue in batches: local sinks first, then one COPY per batch into
+Postgres. When Postgres is unreachable the batch goes to the fsync'd spool instead, and a replayer
+task brings spooled events back (idempotently) once the database answers again. A full queue also
+spills to the spool, so events are only ever dropped when the local disk itself fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+
+from shared.audit import pgwrite
+from shared.audit.event import AuditEvent
+from shared.audit.metrics import AuditMetrics
+from shared.audit.sinks import FileSink, LocalSink, StdoutSink
+from shared.audit.spool import Spool
+from shared.common_settings import DEFAULT_REDACT_KEYS
+from shared.redact import mask_secrets, normalize_keys, redact
+
+log = logging.getLogger(__name__)
+
+PoolGetter = Callable[[], asyncpg.Pool | None]
+_STOP = object()
+MAX_BACKOFF = 5.0
+
+
+class DatabaseMissing(ConnectionError):
+    """No pool yet (or any more): treated like an unreachable database."""
+
+
+def redact_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
+    """The event with parameters/extra redacted and credential shapes masked in free text."""
+    return event.replace(
+        parameters=redact(event.parameters, keys),
+        extra=None if event.extra is None else redact(event.extra, keys),
+        error=None if event.error is None else mask_secrets(event.error),
+        reason=None if event.reason is None else mask_secrets(event.reason),
+        resource=None if event.resource is None else mask_secrets(event.resource),
+    )
+
+
+class AuditEmitter:
+    """Fan audit events out to the configured sinks without blocking the caller."""
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        pool_getter: PoolGetter | None = None,
+        spool_dir: Path | None = None,
+        file: Path | None = None,
+        stdout: bool = False,
+        stream: IO[str] | None = None,
+        redact_keys: Iterable[str] = DEFAULT_REDACT_KEYS,
+        queue_size: int = 100_000,
+        batch_size: int = 2_000,
+        flush_interval: float = 0.2,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        if pool_getter is not None and spool_dir is None:
+            raise ValueError("a Postgres sink needs a spool_dir for outages")
+        self.service = service
+        self._pool_getter = pool_getter
+        self._spool = Spool(spool_dir, service) if spool_dir is not None else None
+        self._file_path = file
+        self._stdout = stdout
+        self._stream = stream
+        self._keys = normalize_keys(redact_keys)
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._retry_base = flush_interval
+        self.metrics = AuditMetrics(registry or CollectorRegistry(), self._queue.qsize)
+        self._sinks: list[LocalSink] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._healthy = True
+        self._pending = asyncio.Event()
+        self._running = False
+
+    @property
+    def healthy(self) -> bool:
+        """False while Postgres is believed unreachable (events go to the spool)."""
+        return self._healthy
+
+    async def start(self) -> None:
+        """Open local sinks and start the writer (and replayer, when Postgres is a sink)."""
+        if self._file_path is not None:
+            self._sinks.append(FileSink(self._file_path))
+        if self._stdout:
+            self._sinks.append(StdoutSink(self._stream))
+        self._tasks.append(asyncio.create_task(self._writer(), name="audit-writer"))
+        if self._spool is not None:
+            self._tasks.append(asyncio.create_task(self._replayer(), name="audit-replayer"))
+            if self._spool.has_pending():
+                self._pending.set()
+        self._running = True
+
+    def emit(self, event: AuditEvent) -> None:
+        """Redact and enqueue; never awaits. A full queue spills to the spool instead of blocking."""
+        event = redact_event(event, self._keys)
+        self.metrics.queued.inc()
+        if self._running:
+            try:
+                self._queue.put_nowait(event)
+                return
+            except asyncio.QueueFull:
+                pass
+        self._write_local([event])
+        if self._spool is not None:
+            self._spill([event])
+
+    async def flush(self) -> None:
+        """Wait until every event emitted so far has been handled by the writer."""
+        await self._queue.join()
+
+    async def replay_now(self) -> None:
+        """Try to replay the spool immediately (tests and the CLI; the replayer also does this)."""
+        await self._replay_all()
+
+    async def close(self) -> None:
+        """Drain the queue through the sinks, try a last replay, stop the tasks and close files."""
+        if not self._running:
+            return
+        self._running = False
+        await self._queue.put(_STOP)
+        writer, *others = self._tasks
+        await writer
+        for task in others:
+            task.cancel()
+        for task in others:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._spool is not None and self._healthy and self._spool.has_pending():
+            # One last attempt so a clean shutdown leaves no spool behind; failing is fine.
+            with contextlib.suppress(Exception):
+                await self._replay_all()
+        for sink in self._sinks:
+            sink.close()
+        if self._spool is not None:
+            self._spool.close()
+
+    async def _writer(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            stop = batch[-1] is _STOP
+            events = batch[:-1] if stop else batch
+            if events:
+                try:
+                    self._write_local(events)
+                    if self._spool is not None:
+                        await self._write_postgres(events)
+                except Exception:
+                    # Never let one bad batch stop auditing for the life of the process.
+                    self.metrics.dropped.inc(len(events))
+                    log.exception("AUDIT EVENTS LOST: unexpected error in the audit writer")
+            for _ in batch:
+                self._queue.task_done()
+            if stop:
+                return
+
+    async def _write_postgres(self, events: list[AuditEvent]) -> None:
+        if not self._healthy:
+            self._spill(events)
+            return
+        try:
+            written = await pgwrite.write(self._pool(), events, idempotent=False)
+        except Exception as exc:
+            # The batch may or may not have committed; the spool's idempotent replay settles it.
+            self._spill(events)
+            if pgwrite.is_unavailable(exc):
+                self._healthy = False
+                log.warning("audit database unavailable; spooling", extra={"error": repr(exc)})
+            else:
+                log.error("audit batch refused; spooled for row-by-row replay", extra={"error": repr(exc)})
+            return
+        self.metrics.batches.labels("copy").inc()
+        self.metrics.written.inc(written)
+
+    def _pool(self) -> asyncpg.Pool:
+        pool = self._pool_getter() if self._pool_getter else None
+        if pool is None:
+            raise DatabaseMissing("no database pool")
+        return pool
+
+    def _write_local(self, events: list[AuditEvent]) -> None:
+        for sink in self._sinks:
+            try:
+                sink.write(events)
+            except (OSError, ValueError) as exc:
+                self.metrics.sink_errors.labels(sink.name).inc(len(events))
+                log.error("audit sink failed", extra={"sink": sink.name, "error": repr(exc)})
+
+    def _spill(self, events: list[AuditEvent]) -> None:
+        assert self._spool is not None
+        try:
+            self._spool.append(events)
+        except OSError as exc:
+            self.metrics.dropped.inc(len(events))
+            log.error(
+                "AUDIT EVENTS LOST: spool write failed",
+                extra={"count": len(events), "spool": str(self._spool.directory), "error": repr(exc)},
+            )
+            return
+        self.metrics.spilled.inc(len(events))
+        self._pending.set()
+
+    async def _replayer(self) -> None:
+        delay = self._retry_base
+        while True:
+            await self._pending.wait()
+            if not self._healthy:
+                await asyncio.sleep(delay)
+            try:
+                await self._replay_all()
+            except Exception as exc:
+                if not pgwrite.is_unavailable(exc):
+                    log.error("audit replay failed", extra={"error": repr(exc)})
+                delay = min(delay * 2, MAX_BACKOFF)
+                self._healthy = False
+                continue
+            delay = self._retry_base
+
+    async def _replay_all(self) -> None:
+        assert self._spool is not None
+        pool = self._pool()
+        self._pending.clear()
+        self._spool.rotate()
+        for path in self._spool.segments():
+            with self._spool.claim(path) as events:
+                if events is None:
+                    continue
+                for start in range(0, len(events), self._batch_size):
+                    chunk = events[start : start + self._batch_size]
+                    added = await self._replay_chunk(pool, chunk, path)
+                    self.metrics.replayed.inc(added)
+                path.unlink()
+        self._healthy = True
+
+    async def _replay_chunk(self, pool: asyncpg.Pool, chunk: list[AuditEvent], path: Path) -> int:
+        try:
+            added = await pgwrite.write(pool, chunk, idempotent=True)
+            self.metrics.batches.labels("idempotent").inc()
+            return added
+        except Exception as exc:
+            if pgwrite.is_unavailable(exc):
+                self._pending.set()
+                raise
+        # Bad data somewhere in the chunk: keep the good rows, set the bad ones aside.
+        added = 0
+        for event in chunk:
+            try:
+                added += await pgwrite.write(pool, [event], idempotent=True)
+            except Exception as exc:
+                if pgwrite.is_unavailable(exc):
+                    self._pending.set()
+                    raise
+                target = self._spool.reject([event], path) if self._spool else path
+                self.metrics.dropped.inc()
+                log.error("audit event rejected by the database", extra={"event_id": str(event.event_id), "kept_in": str(target), "error": repr(exc)})
+        return added
