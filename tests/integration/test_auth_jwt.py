@@ -13,7 +13,13 @@ import aiohttp
 import pytest
 
 from shared.auth import AuthConfig, Authenticator, AuthError, ClaimMapping
-from tests.fixtures.oidc import OidcIssuer, generate_key, oidc_issuer, unsigned_token  # noqa: F401
+from tests.fixtures.oidc import OidcIssuer, generate_key, running_issuer, unsigned_token
+
+
+@pytest.fixture
+async def oidc_issuer() -> AsyncIterator[OidcIssuer]:
+    async with running_issuer() as issuer:
+        yield issuer
 
 
 @pytest.fixture
