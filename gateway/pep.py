@@ -1,0 +1,298 @@
+"""Policy enforcement point: the gateway's AuthZEN client to the PDP, with a decision cache.
+
+Fail closed: a PDP that is unreachable, slower than its timeout, answers non-2xx or answers
+anything that does not follow the wire contract raises `PdpUnavailable` (the gateway answers 503);
+it is never read as an allow. Warnings name the failure kind and endpoint, never a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NoReturn
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from gateway.pep_cache import DecisionCache, decision_key, subject_key
+from shared.auth import Principal
+from shared.authzen import (
+    EVALUATION_PATH,
+    EVALUATIONS_PATH,
+    SEARCH_RESOURCE_PATH,
+    Decision,
+    Resource,
+    WireError,
+    evaluation_request,
+    parse_decision,
+    server_resource,
+    subject_to_wire,
+)
+from shared.jsonutil import dumps, loads
+from shared.metrics import LATENCY_BUCKETS
+from shared.settings import Secret
+
+log = logging.getLogger(__name__)
+
+Item = tuple[str, Resource] | tuple[str, Resource, Mapping[str, Any] | None]
+
+
+class PdpUnavailable(Exception):
+    """The PDP gave no usable answer; the request must be denied (503), never forwarded."""
+
+
+class PepMetrics:
+    """PDP latency and decision-cache counters on the app's own registry."""
+
+    def __init__(self, registry: CollectorRegistry, namespace: str) -> None:
+        self.latency = Histogram(
+            f"{namespace}_pdp_request_duration_seconds",
+            "PDP call latency",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.cache = Counter(
+            f"{namespace}_pdp_cache_total", "Decision cache lookups", ["result"], registry=registry
+        )
+        self.failures = Counter(
+            f"{namespace}_pdp_failures_total",
+            "PDP calls that failed closed",
+            ["kind"],
+            registry=registry,
+        )
+
+
+def parse_evaluations(body: Any, expected: int) -> list[Decision]:
+    """Read a batch answer strictly: exactly `expected` well-formed decisions."""
+    if not isinstance(body, dict) or not isinstance(body.get("evaluations"), list):
+        raise WireError("PDP batch answer has no 'evaluations' list")
+    if len(body["evaluations"]) != expected:
+        raise WireError("PDP batch answer has the wrong number of evaluations")
+    return [parse_decision(item) for item in body["evaluations"]]
+
+
+def parse_search(body: Any, resource_type: str) -> tuple[set[str], str | None]:
+    """Read a resource-search answer: the permitted ids and the policy version."""
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        raise WireError("PDP search answer has no 'results' list")
+    ids: set[str] = set()
+    for item in body["results"]:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise WireError("PDP search result is not a {type, id} object")
+        if item.get("type") != resource_type:
+            raise WireError("PDP search result has the wrong resource type")
+        ids.add(item["id"])
+    ctx = body.get("context") or {}
+    if not isinstance(ctx, dict):
+        raise WireError("PDP search answer 'context' is not an object")
+    version = ctx.get("policy_version")
+    return ids, version if isinstance(version, str) else None
+
+
+class PolicyClient:
+    """Asks the PDP over the app's pooled ClientSession; caches decisions per policy version."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        token: Secret | str | None = None,
+        timeout: float = 2.0,
+        cache_ttl: float = 5.0,
+        cache_size: int = 50_000,
+        registry: CollectorRegistry | None = None,
+        namespace: str = "mcpgw_gateway",
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        secret = token.get() if isinstance(token, Secret) else token
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if secret:
+            self._headers["Authorization"] = f"Bearer {secret}"
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.cache: DecisionCache[Any] = DecisionCache(cache_ttl, cache_size)
+        self.metrics = PepMetrics(
+            registry if registry is not None else CollectorRegistry(), namespace
+        )
+
+    async def check(
+        self,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        arguments: Mapping[str, Any] | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """One decision (cached); raises PdpUnavailable instead of ever guessing."""
+        key = self._key(principal, action, resource, arguments, facts)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        subject = self._subject(principal)
+        body = evaluation_request(subject, action, resource, _plain(arguments), _plain(facts))
+        decision = await self._call(EVALUATION_PATH, body, parse_decision)
+        self._store(key, decision, decision.policy_version)
+        return decision
+
+    async def check_many(
+        self,
+        principal: Principal,
+        items: Sequence[Item],
+        *,
+        facts: Mapping[str, Any] | None = None,
+    ) -> list[Decision]:
+        """Decisions for several (action, resource[, arguments]) in order; misses go in one batch."""
+        keys = []
+        results: list[Decision | None] = []
+        for item in items:
+            action, resource, arguments = _unpack(item)
+            key = self._key(principal, action, resource, arguments, facts)
+            keys.append(key)
+            results.append(self._cached(key))
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            evaluations = []
+            for i in missing:
+                action, resource, arguments = _unpack(items[i])
+                # AuthZEN: an evaluation's own context replaces the default, so facts go in each.
+                single = evaluation_request({}, action, resource, _plain(arguments), _plain(facts))
+                evaluations.append({k: single[k] for k in ("action", "resource", "context")})
+            body = {
+                "subject": self._subject(principal),
+                "context": _plain(facts) or {},
+                "evaluations": evaluations,
+                "options": {"evaluations_semantic": "execute_all"},
+            }
+            fresh = await self._call(
+                EVALUATIONS_PATH, body, lambda b: parse_evaluations(b, len(missing))
+            )
+            for i, decision in zip(missing, fresh, strict=True):
+                results[i] = decision
+                self._store(keys[i], decision, decision.policy_version)
+        return [r for r in results if r is not None]
+
+    async def allowed_servers(
+        self, principal: Principal, action: str, servers: Iterable[str]
+    ) -> set[str]:
+        """The servers on which `action` is permitted, decided in one batch."""
+        names = list(dict.fromkeys(servers))
+        decisions = await self.check_many(principal, [(action, server_resource(n)) for n in names])
+        return {n for n, d in zip(names, decisions, strict=True) if d.allowed}
+
+    async def filter_tools(
+        self, principal: Principal, pairs: Iterable[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """The (server, tool) pairs the caller may invoke, in one resource-search call."""
+        by_id = {f"{server}:{tool}": (server, tool) for server, tool in pairs}
+        if not by_id:
+            return set()
+        subject = self._subject(principal)
+        key = (
+            subject_key(principal.subject, principal.roles, principal.groups, principal.scopes),
+            "search",
+            "mcp_tool",
+            tuple(sorted(by_id)),
+        )
+        cached = self._cached(key)
+        if cached is not None:
+            return set(cached)
+        body = {
+            "subject": subject,
+            "action": {"name": "invoke_tool"},
+            "resource": {"type": "mcp_tool"},
+            "context": {"candidates": list(by_id)},
+        }
+        ids, version = await self._call(
+            SEARCH_RESOURCE_PATH, body, lambda b: parse_search(b, "mcp_tool")
+        )
+        # Only candidates we asked about can come back allowed; anything else is ignored.
+        allowed = frozenset(by_id[i] for i in ids if i in by_id)
+        self._store(key, allowed, version)
+        return set(allowed)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _subject(self, principal: Principal) -> dict[str, Any]:
+        return subject_to_wire(
+            principal.subject, principal.roles, principal.groups, principal.scopes
+        )
+
+    def _key(
+        self,
+        principal: Principal,
+        action: str,
+        resource: Resource,
+        arguments: Mapping[str, Any] | None,
+        facts: Mapping[str, Any] | None,
+    ) -> tuple[Any, ...] | None:
+        if not self.cache.enabled:
+            return None
+        who = subject_key(principal.subject, principal.roles, principal.groups, principal.scopes)
+        try:
+            return decision_key(who, action, resource.type, resource.id, arguments, facts)
+        except TypeError:
+            return None  # arguments that do not serialise canonically are simply not cached
+
+    def _cached(self, key: tuple[Any, ...] | None) -> Any:
+        if key is None:
+            return None
+        value = self.cache.get(key)
+        self.metrics.cache.labels("hit" if value is not None else "miss").inc()
+        return value
+
+    def _store(self, key: tuple[Any, ...] | None, value: Any, version: str | None) -> None:
+        if self.cache.observe_version(version):
+            log.info(
+                "policy version changed; decision cache cleared", extra={"policy_version": version}
+            )
+        if key is not None:
+            self.cache.put(key, value, version)
+
+    async def _call(self, path: str, body: dict[str, Any], parse: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            async with self._session.post(
+                self._base + path, data=dumps(body), headers=self._headers, timeout=self._timeout
+            ) as resp:
+                raw = await resp.read()
+                if not 200 <= resp.status < 300:
+                    raise _Failure("status", f"PDP answered HTTP {resp.status}")
+            return parse(loads(raw))
+        except _Failure as exc:
+            self._fail(exc.kind, path, str(exc))
+        except TimeoutError:
+            self._fail("timeout", path, "PDP did not answer in time")
+        except aiohttp.ClientError as exc:
+            self._fail("unreachable", path, f"PDP unreachable ({type(exc).__name__})")
+        except (WireError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, WireError) else "PDP answer is not JSON"
+            self._fail("wire", path, reason)
+        finally:
+            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+
+    def _fail(self, kind: str, path: str, message: str) -> NoReturn:
+        self.metrics.failures.labels(kind).inc()
+        log.warning(
+            "PDP call failed; denying",
+            extra={"pdp_endpoint": path, "failure": kind, "reason": message},
+        )
+        raise PdpUnavailable(message) from None
+
+
+class _Failure(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _unpack(item: Item) -> tuple[str, Resource, Mapping[str, Any] | None]:
+    if len(item) == 2:
+        return item[0], item[1], None
+    return item[0], item[1], item[2]  # type: ignore[misc]
+
+
+def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
