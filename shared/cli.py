@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 # Modules exposing `register(subparsers)`; each adds commands whose handler is set with
 # `parser.set_defaults(func=callable(args) -> int)`.
-COMMAND_MODULES = ("pdp.cli", "gateway.cli", "shared.audit_cli")
+COMMAND_MODULES = ("pdp.cli", "gateway.cli", "gateway.client_cli", "shared.audit_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

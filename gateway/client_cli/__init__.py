@@ -1,0 +1,8 @@
+"""The operator/script side of `mcpgw`: register backends, list, invoke, broadcast, token, health.
+
+`register(subparsers)` is what shared/cli.py calls; see docs/cli.md.
+"""
+
+from gateway.client_cli.commands import register
+
+__all__ = ["register"]

@@ -1,0 +1,120 @@
+"""`mcpgw health`: gateway, PDP, database and each backend, one line each.
+
+The gateway's /health covers itself, its servers file and the audit database. The PDP is checked
+directly when --pdp-url is known, else through the gateway (a policy-checked call answers 503
+when the PDP is down). Each enabled backend is checked by listing its tools through the gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aiohttp
+
+from gateway.client_cli import output
+from gateway.client_cli.errors import ApiError, CallFailed
+from gateway.client_cli.http import GatewayClient, run
+from gateway.client_cli.reads import client, server_rows
+
+OK, FAIL, SKIP = "ok", "fail", "skip"
+
+
+@dataclass
+class Check:
+    """One line of the report."""
+
+    component: str
+    status: str
+    detail: str
+
+
+def gateway_checks(body: Any, elapsed_ms: float, url: str) -> list[Check]:
+    """Lines for the gateway itself and its audit database, from its /health body (pure)."""
+    if not isinstance(body, dict):
+        return [Check("gateway", FAIL, f"{url}/health answered {str(body)[:80]!r}")]
+    healthy = body.get("status") in ("healthy", "ok")
+    detail = f"{url} ({elapsed_ms:.0f} ms, {body.get('servers', '?')} servers"
+    detail += ", auth on)" if body.get("auth_enabled", True) else ", AUTH OFF)"
+    checks = [Check("gateway", OK if healthy else FAIL, detail)]
+    if body.get("servers_file_error"):
+        checks.append(Check("servers file", FAIL, "the last edit was invalid; serving the last good set (see gateway log)"))
+    db = body.get("audit_database", "unknown")
+    if db is None:
+        checks.append(Check("database", SKIP, "audit to Postgres is off"))
+    else:
+        checks.append(Check("database", OK if db == "ok" else FAIL, f"audit {db}"))
+    return checks
+
+
+async def pdp_direct(pdp_url: str, timeout: float) -> Check:
+    """GET the PDP's /health."""
+    url = pdp_url.rstrip("/") + "/health"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s, s.get(url) as r:
+            return Check("pdp", OK if r.status == 200 else FAIL, f"{pdp_url} (HTTP {r.status})")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return Check("pdp", FAIL, f"{pdp_url} unreachable ({type(exc).__name__}); start it with `mcpgw pdp serve`")
+
+
+async def backend_check(gw: GatewayClient, row: dict[str, Any]) -> Check:
+    """List one backend's tools through the gateway."""
+    name = str(row.get("name"))
+    if row.get("enabled") is False:
+        return Check(f"backend {name}", SKIP, "disabled")
+    started = time.perf_counter()
+    try:
+        body = await gw.get("/mcp/list-tools", {"mcp_server": name})
+    except ApiError as exc:
+        return Check(f"backend {name}", FAIL, exc.message)
+    ms = (time.perf_counter() - started) * 1000
+    return Check(f"backend {name}", OK, f"{body.get('count', len(body.get('tools') or []))} tools ({ms:.0f} ms)")
+
+
+async def collect(args: argparse.Namespace) -> list[Check]:
+    """Run every check; the gateway being down is one failed line, not an exception."""
+    cfg = args.cfg
+    checks: list[Check] = []
+    async with client(args) as gw:
+        started = time.perf_counter()
+        try:
+            body = await gw.get("/health")
+        except CallFailed as exc:
+            checks.append(Check("gateway", FAIL, exc.message))
+            if cfg.get("pdp_url"):
+                checks.append(await pdp_direct(cfg.get("pdp_url"), cfg.timeout))
+            return checks
+        checks += gateway_checks(body, (time.perf_counter() - started) * 1000, gw.url)
+        rows: list[dict[str, Any]] = []
+        try:
+            rows = server_rows(await gw.get("/mcp/servers"))
+            via_gateway = Check("pdp", OK, "answering the gateway")
+        except ApiError as exc:
+            via_gateway = Check("pdp", FAIL if exc.status == 503 else SKIP, exc.message)
+        checks.append(await pdp_direct(cfg.get("pdp_url"), cfg.timeout) if cfg.get("pdp_url") else via_gateway)
+        checks += await asyncio.gather(*(backend_check(gw, r) for r in rows))
+    return checks
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Print one line per component; exit 1 if any failed."""
+    checks = run(collect(args))
+    healthy = all(c.status != FAIL for c in checks)
+    if args.json:
+        output.print_json({"healthy": healthy, "checks": [asdict(c) for c in checks]})
+    else:
+        print(output.table(["COMPONENT", "STATUS", "DETAIL"], [[c.component, c.status, c.detail] for c in checks]))
+    return 0 if healthy else 1
+
+
+def add_parser(subparsers: Any, handle: Any, common: argparse.ArgumentParser) -> None:
+    """The `health` command."""
+    p = subparsers.add_parser(
+        "health", parents=[common], help="check gateway, PDP, database and backends",
+        description="One line per component. Exit 0 when nothing failed, 1 otherwise.",
+    )
+    p.add_argument("--pdp-url", help="check the PDP directly (default $MCPGW_PDP_URL; else through the gateway)")
+    p.set_defaults(func=handle(cmd_health))

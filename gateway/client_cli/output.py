@@ -1,0 +1,60 @@
+"""Human output (aligned tables) and machine output (JSON on stdout)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns padded to their widest cell; the last column is not padded."""
+    cells = [[str(h) for h in headers]] + [[cell_text(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        padded = [c.ljust(widths[i]) for i, c in enumerate(row[:-1])] + [row[-1]]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)
+
+
+def cell_text(value: Any) -> str:
+    """How one value reads in a table cell."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def print_json(value: Any, out: TextIO | None = None) -> None:
+    """Pretty JSON for scripts (`jq` friendly), one document per command."""
+    (out or sys.stdout).write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def content_text(result: Any) -> str:
+    """The readable part of an MCP CallToolResult: text items, else structured content, else JSON."""
+    if not isinstance(result, dict):
+        return json.dumps(result, indent=2, ensure_ascii=False)
+    texts = []
+    for item in result.get("content") or []:
+        if isinstance(item, dict) and item.get("type") == "text":
+            texts.append(str(item.get("text", "")))
+        elif isinstance(item, dict):
+            texts.append(f"[{item.get('type', 'content')}]")
+    if texts:
+        return "\n".join(texts)
+    if result.get("structuredContent") is not None:
+        return json.dumps(result["structuredContent"], indent=2, ensure_ascii=False)
+    return json.dumps(result, indent=2, ensure_ascii=False)
+
+
+def one_line(text: str, limit: int = 80) -> str:
+    """A single table-friendly line of at most `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

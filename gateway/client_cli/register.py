@@ -1,0 +1,119 @@
+"""`mcpgw register-mcp` / `unregister-mcp`: edit the servers file, validated, atomically."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.client_cli import servers_file
+from gateway.client_cli.errors import UsageError
+
+DEFAULT_SERVERS_FILE = "mcp_servers.yaml"
+AUTH_FIELDS = ("method", "location", "name", "format", "prefix", "template", "credential_ref")
+
+
+def servers_path(args: argparse.Namespace) -> Path:
+    """--servers-file, else MCPGW_GATEWAY_SERVERS_FILE, else ./mcp_servers.yaml."""
+    return Path(args.servers_file or os.environ.get("MCPGW_GATEWAY_SERVERS_FILE") or DEFAULT_SERVERS_FILE)
+
+
+def build_entry(args: argparse.Namespace) -> dict[str, Any]:
+    """The servers-file entry for the flags given, keys in the documented order."""
+    entry: dict[str, Any] = {"url": args.url, "type": args.type}
+    if args.timeout is not None:
+        entry["timeout"] = args.timeout
+    entry["enabled"] = args.enabled
+    if args.description:
+        entry["description"] = args.description
+    tags = [t.strip() for t in (args.tags or "").split(",") if t.strip()]
+    if tags:
+        entry["tags"] = tags
+    auth = {field: getattr(args, f"auth_{field}") for field in AUTH_FIELDS}
+    auth = {k: v for k, v in auth.items() if v is not None}
+    if auth:
+        if "method" not in auth:
+            raise UsageError("--auth-* options need --auth-method (api_key|bearer|basic|oauth2|custom|none)")
+        entry["auth"] = auth
+    return entry
+
+
+def validate(document: dict[str, Any]) -> list[str]:
+    """Every problem the gateway itself would report when loading this file."""
+    from gateway.registry import parse_servers
+
+    return parse_servers(document)[1]
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    """Add (or with --replace, overwrite) one backend entry."""
+    path = servers_path(args)
+    old = servers_file.load_text(path)
+    new = servers_file.add_entry(old, args.name, build_entry(args), replace=args.replace, path=path)
+    servers_file.check(old, new, args.name, validate, path)
+    servers_file.write_atomic(path, new)
+    verb = "updated" if args.replace and args.name in (servers_file.names(old)) else "registered"
+    print(f"{verb} {args.name} -> {args.url} in {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_unregister(args: argparse.Namespace) -> int:
+    """Remove one backend entry."""
+    path = servers_path(args)
+    old = servers_file.load_text(path)
+    if not old:
+        raise UsageError(f"{path} does not exist; nothing to unregister")
+    new = servers_file.remove_entry(old, args.name, path=path)
+    servers_file.check(old, new, args.name, validate, path)
+    servers_file.write_atomic(path, new)
+    print(f"unregistered {args.name} from {path}", file=sys.stderr)
+    return 0
+
+
+def add_parsers(subparsers: Any, handle: Any) -> None:
+    """register-mcp and unregister-mcp."""
+    p = subparsers.add_parser(
+        "register-mcp",
+        help="add an MCP backend to the servers file",
+        description="Add a backend to mcp_servers.yaml, keeping other entries and comments. "
+        "The result is validated as the gateway would; a bad entry is refused, nothing written.",
+    )
+    p.add_argument("name", help="server name ([a-z0-9][a-z0-9._-]*)")
+    p.add_argument("url", help="the backend's MCP endpoint (http or https)")
+    p.add_argument("--type", default="http", help="transport type (default: http)")
+    p.add_argument("--timeout", type=float, help="per-call timeout in seconds")
+    p.add_argument("--enabled", dest="enabled", action="store_true", default=True, help="enabled (default)")
+    p.add_argument("--disabled", dest="enabled", action="store_false", help="register but disable")
+    p.add_argument("--tags", help="comma-separated tags, e.g. crm,prod")
+    p.add_argument("--description", help="free text")
+    p.add_argument("--auth-method", choices=("api_key", "bearer", "basic", "oauth2", "custom", "none"))
+    p.add_argument("--auth-location", choices=("header", "query", "body"))
+    p.add_argument("--auth-name", help="header / query / body field name")
+    p.add_argument("--auth-format", choices=("raw", "prefix", "template"))
+    p.add_argument("--auth-prefix", help='with --auth-format prefix, e.g. "Bearer "')
+    p.add_argument("--auth-template", help='with --auth-format template, e.g. "Token {credential}"')
+    p.add_argument(
+        "--credential-ref", dest="auth_credential_ref", help="env://NAME or file:///path (never the secret itself)"
+    )
+    p.add_argument("--replace", action="store_true", help="overwrite an existing entry of that name")
+    _servers_file_flag(p)
+    p.set_defaults(func=handle(cmd_register))
+
+    u = subparsers.add_parser(
+        "unregister-mcp",
+        help="remove an MCP backend from the servers file",
+        description="Remove one backend (and the comment lines directly above it) from mcp_servers.yaml.",
+    )
+    u.add_argument("name", help="server name")
+    _servers_file_flag(u)
+    u.set_defaults(func=handle(cmd_unregister))
+
+
+def _servers_file_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--servers-file",
+        metavar="FILE",
+        help=f"servers file (default: $MCPGW_GATEWAY_SERVERS_FILE or ./{DEFAULT_SERVERS_FILE})",
+    )
