@@ -1,0 +1,168 @@
+"""The gateway app factory: `create_app(settings)`; resources only through cleanup contexts.
+
+Context order (exits run in reverse): HTTP session → database pool → audit emitter → backend
+registry (+ file watcher) → authenticator → PDP client → upstream pool. The audit emitter is
+closed after everything that may still emit, and the pool after the emitter's last flush.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from gateway import middlewares
+from gateway.keys import (
+    AUTHENTICATOR,
+    CLIENT_SESSION,
+    METRICS,
+    POLICY,
+    SERVERS,
+    SETTINGS,
+    UPSTREAM,
+)
+from gateway.metrics import GatewayMetrics
+from gateway.routes import health, rest, tools
+from gateway.settings import GatewaySettings
+from shared import db
+from shared.audit import audit_ctx
+from shared.keys import DB_POOL, REGISTRY
+from shared.metrics import HttpMetrics
+
+log = logging.getLogger(__name__)
+
+DEV_MODE_WARNING = (
+    "AUTHENTICATION IS DISABLED (--no-auth / AUTH_ENABLED=false): every caller is the fixed "
+    "development subject %r with roles %s. Never run this way outside development."
+)
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    """Build the gateway application from validated settings."""
+    # client_max_size caps bodies without a Content-Length (chunked) while they are read.
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    registry = CollectorRegistry()
+    app[REGISTRY] = registry
+    app[SETTINGS] = settings
+    gateway_metrics = GatewayMetrics(registry)
+    app[METRICS] = gateway_metrics
+
+    dev = None
+    if settings.auth_off:
+        from shared.auth import dev_principal
+
+        dev = dev_principal(tuple(settings.dev_roles))
+        log.warning(DEV_MODE_WARNING, dev.subject, list(dev.roles))
+
+    middlewares.install(
+        app,
+        http_metrics=HttpMetrics(registry, "mcpgw_gateway"),
+        gateway_metrics=gateway_metrics,
+        dev_principal=dev,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.cleanup_ctx.append(session_ctx)
+    if settings.audit_postgres:
+        app.cleanup_ctx.append(
+            db.pool_ctx(lambda: _secret(settings.database_url), settings.data_dir, lambda p: app.__setitem__(DB_POOL, p))
+        )
+    app.cleanup_ctx.append(audit_ctx(settings, "gateway"))
+    app.cleanup_ctx.append(registry_ctx)
+    if not settings.auth_off:
+        app.cleanup_ctx.append(authenticator_ctx)
+    app.cleanup_ctx.append(policy_ctx)
+    app.cleanup_ctx.append(upstream_ctx)
+
+    app.add_routes(health.routes)
+    app.add_routes(rest.routes)
+    app.add_routes(tools.routes)
+    return app
+
+
+def _secret(value: object) -> str | None:
+    return value.get() if value is not None else None  # type: ignore[attr-defined]
+
+
+async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The one ClientSession of the app (JWKS discovery, oauth2 token fetches)."""
+    timeout = aiohttp.ClientTimeout(total=30, connect=5)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        app[CLIENT_SESSION] = session
+        yield
+
+
+async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load the servers file (a bad file stops the start) and watch it for changes."""
+    from gateway.credentials import CredentialStore
+    from gateway.registry import Registry, watch
+
+    settings = app[SETTINGS]
+    registry = Registry(
+        settings.servers_file,
+        allowlist=settings.upstream_allowlist or None,
+        credentials=CredentialStore(app[CLIENT_SESSION]),
+    )
+    registry.load()
+    app[SERVERS] = registry
+    log.info("backends loaded", extra={"servers": sorted(registry.servers), "file": str(settings.servers_file)})
+    async for _ in watch(registry):
+        yield
+
+
+async def authenticator_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The JWT authenticator on the app's session (its JWKS warmed best-effort)."""
+    from shared.auth import AuthConfig, Authenticator, ClaimMapping
+
+    settings = app[SETTINGS]
+    config = AuthConfig(
+        audience=settings.audience or "",
+        issuer=settings.issuer,
+        jwks_url=settings.jwks_url,
+        algorithms=tuple(settings.algorithms),
+        leeway=settings.leeway,
+        mapping=ClaimMapping(
+            subject=tuple(settings.subject_claims),
+            roles=tuple(settings.role_claims),
+            groups=tuple(settings.group_claims),
+            scopes=tuple(settings.scope_claims),
+            client_id=settings.client_id or settings.audience,
+        ),
+    )
+    authenticator = Authenticator(config, app[CLIENT_SESSION], registry=app[REGISTRY]) if _takes_registry() else Authenticator(config, app[CLIENT_SESSION])
+    if not await authenticator.warm():
+        log.warning("identity provider unreachable at start; requests fail closed until it answers")
+    app[AUTHENTICATOR] = authenticator
+    yield
+    authenticator.clear_cache()
+
+
+def _takes_registry() -> bool:
+    import inspect
+
+    from shared.auth import Authenticator
+
+    return "registry" in inspect.signature(Authenticator.__init__).parameters
+
+
+async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The PDP client (its own keep-alive pool and decision cache)."""
+    from gateway import pep
+
+    async with pep.policy_client(app[SETTINGS], app[REGISTRY]) as client:
+        app[POLICY] = client
+        yield
+
+
+async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One MCP client per backend, sharing pooled connections."""
+    from gateway.upstream import UpstreamPool
+
+    pool = UpstreamPool(app[SERVERS])
+    try:
+        app[UPSTREAM] = pool
+        yield
+    finally:
+        await pool.close()

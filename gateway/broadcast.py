@@ -1,0 +1,159 @@
+"""Broadcast: pick target servers for one tool, call them concurrently, return partial results.
+
+Target selection and result shaping are pure functions (table-tested); `run_calls` is the only
+part that awaits. Authorization happens between the two, in the route, in one batch decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class ServerLike(Protocol):
+    """The registry fields broadcast reads."""
+
+    name: str
+    enabled: bool
+    tags: Sequence[str]
+    tools: Sequence[str] | None
+    timeout: float
+
+
+@dataclass
+class Plan:
+    """Who a broadcast will call, and who it will not (with why)."""
+
+    targets: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    # Servers whose tool list is unknown (no `tools` hint): ask them before deciding.
+    to_probe: list[str] = field(default_factory=list)
+
+
+def offers_tool(server: ServerLike, tool_name: str) -> bool | None:
+    """True/False from the server's `tools` hint; None when it has no hint."""
+    hint = server.tools
+    if not hint:
+        return None
+    return tool_name in hint or "*" in hint
+
+
+def plan_targets(
+    servers: Mapping[str, ServerLike],
+    tool_name: str,
+    mcp_servers: Sequence[str] | None = None,
+    tags: Sequence[str] | None = None,
+) -> Plan:
+    """Named servers, else enabled servers with any of the tags, else enabled servers offering the tool."""
+    plan = Plan()
+    if mcp_servers:
+        for name in dict.fromkeys(mcp_servers):
+            server = servers.get(name)
+            if server is None:
+                plan.errors[name] = f"unknown MCP server '{name}'"
+            elif not server.enabled:
+                plan.errors[name] = f"MCP server '{name}' is disabled"
+            else:
+                plan.targets.append(name)
+        return plan
+    enabled = [s for s in servers.values() if s.enabled]
+    if tags:
+        wanted = set(tags)
+        plan.targets = [s.name for s in enabled if wanted.intersection(s.tags)]
+        return plan
+    for server in enabled:
+        offered = offers_tool(server, tool_name)
+        if offered is None:
+            plan.to_probe.append(server.name)
+        elif offered:
+            plan.targets.append(server.name)
+    return plan
+
+
+def resolve_probes(plan: Plan, listed: Mapping[str, Iterable[str] | BaseException], tool_name: str) -> Plan:
+    """Fold probed tool lists into the plan (in registry order); a failed probe is not a target."""
+    targets = list(plan.targets)
+    for name in plan.to_probe:
+        tools = listed.get(name)
+        if tools is None or isinstance(tools, BaseException):
+            continue
+        if tool_name in tools:
+            targets.append(name)
+    return Plan(targets=targets, errors=dict(plan.errors))
+
+
+def split_by_decision(targets: Sequence[str], allowed: Sequence[bool], reasons: Sequence[str | None]) -> tuple[list[str], dict[str, str]]:
+    """(servers to call, {server: "denied: reason"}) from one batch decision, in target order."""
+    call: list[str] = []
+    denied: dict[str, str] = {}
+    for name, ok, reason in zip(targets, allowed, reasons, strict=True):
+        if ok:
+            call.append(name)
+        else:
+            denied[name] = f"denied: {reason or 'not permitted by policy'}"
+    return call, denied
+
+
+Call = Callable[[str], Awaitable[Any]]
+
+
+async def run_calls(
+    servers: Sequence[str],
+    call: Call,
+    *,
+    timeouts: Mapping[str, float],
+    deadline: float,
+    describe_error: Callable[[BaseException], str] = str,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Call every server concurrently; each has its own timeout and all share one deadline."""
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    if not servers:
+        return results, errors
+
+    async def one(name: str) -> Any:
+        async with asyncio.timeout(min(timeouts.get(name, deadline), deadline)):
+            return await call(name)
+
+    tasks = {asyncio.create_task(one(name)): name for name in servers}
+    done, pending = await asyncio.wait(tasks, timeout=deadline)
+    for task in pending:
+        task.cancel()
+    if pending:
+        # Let cancelled calls unwind (close their streams) before answering.
+        await asyncio.wait(pending, timeout=1.0)
+    for task, name in tasks.items():
+        if task in pending:
+            errors[name] = f"no answer within the broadcast deadline ({deadline:g}s)"
+            continue
+        exc = task.exception()
+        if exc is None:
+            results[name] = task.result()
+        elif isinstance(exc, TimeoutError):
+            errors[name] = f"timed out after {min(timeouts.get(name, deadline), deadline):g}s"
+        else:
+            errors[name] = describe_error(exc)
+    return results, errors
+
+
+def broadcast_response(
+    tool_name: str,
+    total: Sequence[str],
+    results: Mapping[str, Any],
+    errors: Mapping[str, str],
+    started: float,
+) -> dict[str, Any]:
+    """The `/mcp/invoke-broadcast` body (same shape as the gateway this replaces)."""
+    order = {name: i for i, name in enumerate(total)}
+    return {
+        "tool_name": tool_name,
+        "total_servers": len(total),
+        "successful": len(results),
+        "failed": len(errors),
+        "execution_time_ms": round((time.perf_counter() - started) * 1000, 3),
+        "results": dict(sorted(results.items(), key=lambda kv: order.get(kv[0], len(order)))),
+        "errors": dict(sorted(errors.items(), key=lambda kv: order.get(kv[0], len(order)))),
+    }

@@ -1,0 +1,79 @@
+"""`mcpgw gateway serve` (and the shorthand `mcpgw serve`): run the gateway.
+
+Flags override `MCPGW_GATEWAY_*` env vars (and the legacy names, see gateway/settings.py), which
+override an optional YAML file given with `--config`. A bad setting exits 2 listing every problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.settings import GatewaySettings, load_gateway_settings
+from shared.settings import SettingsError
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The serve flags (shared by `gateway serve` and `serve`)."""
+    parser.add_argument("--host", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default 8000)")
+    parser.add_argument("--servers", dest="servers_file", type=Path, help="backend registry (mcp_servers.yaml)")
+    parser.add_argument("--pdp-url", help="PDP base URL (default http://127.0.0.1:8181)")
+    auth = parser.add_mutually_exclusive_group()
+    auth.add_argument("--issuer", help="OIDC issuer URL (discovery finds the JWKS)")
+    auth.add_argument("--jwks-url", help="JWKS URL")
+    parser.add_argument("--audience", help="required token audience")
+    parser.add_argument(
+        "--no-auth", action="store_true", default=None,
+        help="DEVELOPMENT ONLY: accept every request as the fixed subject 'dev' (no admin rights)",
+    )
+    parser.add_argument("--config", type=Path, help="YAML file with settings (lowest precedence)")
+    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings given on the command line (None = not given)."""
+    names = ("host", "port", "servers_file", "pdp_url", "issuer", "jwks_url", "audience", "no_auth", "log_level")
+    return {name: getattr(args, name, None) for name in names}
+
+
+def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
+    """Load settings from env/.env/YAML and the flags; raises SettingsError."""
+    return load_gateway_settings(overrides=overrides(args), yaml_file=getattr(args, "config", None))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run until interrupted; 2 on a configuration error."""
+    try:
+        settings = settings_from_args(args)
+    except SettingsError as exc:
+        print(f"mcpgw gateway: {exc}", file=sys.stderr)
+        return 2
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from shared.logging import setup_logging
+
+    setup_logging("gateway", settings.log_level, settings.log_format)
+    try:
+        app = create_app(settings)
+    except (ValueError, SettingsError) as exc:
+        print(f"mcpgw gateway: {exc}", file=sys.stderr)
+        return 2
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `gateway serve` and the `serve` shorthand."""
+    gateway = subparsers.add_parser("gateway", help="the gateway service")
+    sub = gateway.add_subparsers(dest="gateway_command", metavar="COMMAND")
+    p = sub.add_parser("serve", help="run the gateway", description=__doc__)
+    add_serve_arguments(p)
+    p.set_defaults(func=serve)
+    gateway.set_defaults(func=lambda _args: (gateway.print_help(), 2)[1])
+    p = subparsers.add_parser("serve", help="run the gateway (shorthand for `gateway serve`)", description=__doc__)
+    add_serve_arguments(p)
+    p.set_defaults(func=serve)

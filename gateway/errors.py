@@ -1,0 +1,128 @@
+"""Errors the gateway answers with; every one becomes `{"error": {"code", "message"}}`.
+
+    GatewayError (status, code, message)
+    ├── BadRequest          400 bad_request        malformed JSON, missing or wrong-typed field
+    ├── Unauthorized        401 unauthorized       no/invalid token (carries WWW-Authenticate)
+    ├── Forbidden           403 forbidden          the PDP said no; message = its safe reason
+    ├── NotFound            404 not_found          unknown server or tool
+    ├── PayloadTooLarge     413 payload_too_large  body over max_body_bytes
+    ├── BadGateway          502 upstream_error     backend failed or answered garbage
+    ├── PdpUnavailable→503  503 pdp_unavailable    fail closed: nothing was forwarded
+    └── GatewayTimeout      504 upstream_timeout   backend too slow
+
+Errors raised by the auth, PEP and upstream packages are mapped here by `to_gateway_error`, so
+handlers may let them propagate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    """An error with an HTTP status, a stable code and a message safe to show the caller."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(GatewayError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(GatewayError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(GatewayError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(GatewayError):
+    status, code = 404, "not_found"
+
+
+class PayloadTooLarge(GatewayError):
+    status, code = 413, "payload_too_large"
+
+
+class BadGateway(GatewayError):
+    status, code = 502, "upstream_error"
+
+
+class ServiceUnavailable(GatewayError):
+    status, code = 503, "pdp_unavailable"
+
+
+class GatewayTimeout(GatewayError):
+    status, code = 504, "upstream_timeout"
+
+
+def _optional(module: str, name: str) -> type[BaseException] | None:
+    # The packages below are written in parallel; a missing one simply maps nothing.
+    try:
+        mod = __import__(module, fromlist=[name])
+    except ImportError:
+        return None
+    cls = getattr(mod, name, None)
+    return cls if isinstance(cls, type) else None
+
+
+_FOREIGN: dict[str, type[BaseException] | None] = {}
+
+
+def _foreign(key: str, module: str, name: str) -> type[BaseException] | None:
+    # Resolved lazily: those modules may import this one.
+    if key not in _FOREIGN:
+        _FOREIGN[key] = _optional(module, name)
+    return _FOREIGN[key]
+
+
+def _is(exc: BaseException, key: str, module: str, name: str) -> bool:
+    cls = _foreign(key, module, name)
+    return cls is not None and isinstance(exc, cls)
+
+
+def to_gateway_error(exc: BaseException) -> GatewayError | None:
+    """The GatewayError for an exception from auth, PEP or upstream; None if not one of ours."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if _is(exc, "pdp", "gateway.pep", "PdpUnavailable"):
+        return ServiceUnavailable("policy decision point unavailable; request denied (fail closed)")
+    # UpstreamTimeout may subclass UpstreamError, so it is checked first.
+    if _is(exc, "timeout", "gateway.upstream", "UpstreamTimeout"):
+        return GatewayTimeout(str(exc) or "backend timed out")
+    if _is(exc, "upstream", "gateway.upstream", "UpstreamError"):
+        return BadGateway(str(exc) or "backend failed")
+    if _is(exc, "auth", "shared.auth", "AuthError"):
+        return auth_error(exc)
+    if isinstance(exc, asyncio.TimeoutError):
+        return GatewayTimeout("backend timed out")
+    return None
+
+
+_BY_STATUS: dict[int, type[GatewayError]] = {
+    400: BadRequest, 401: Unauthorized, 403: Forbidden, 503: ServiceUnavailable,
+}
+
+
+def auth_error(exc: BaseException) -> GatewayError:
+    """The AuthError's status (401 mostly) with the RFC 6750 WWW-Authenticate header."""
+    from shared.auth import www_authenticate
+
+    status = int(getattr(exc, "status", 401))
+    description = getattr(exc, "description", "") or "authentication failed"
+    err = _BY_STATUS.get(status, Unauthorized)(description)
+    # The RFC 6750 code tells clients what to do; a 503 means the IdP keys were unreachable.
+    err.code = "auth_unavailable" if status == 503 else (getattr(exc, "error", None) or err.code)
+    if status in (401, 403):
+        err.headers["WWW-Authenticate"] = www_authenticate(exc)  # type: ignore[arg-type]
+    return err

@@ -1,0 +1,30 @@
+"""Gateway-specific Prometheus metrics (the PEP and the JWKS cache register their own)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from shared.metrics import LATENCY_BUCKETS
+
+FANOUT_BUCKETS = (1, 2, 3, 5, 8, 13, 21, 34, 64, 128)
+
+
+class GatewayMetrics:
+    """Backend call latency by server, broadcast fan-out size, audit events by type."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.backend_latency = Histogram(
+            "mcpgw_gateway_backend_call_duration_seconds", "Backend call latency",
+            ["server", "operation", "outcome"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.broadcast_fanout = Histogram(
+            "mcpgw_gateway_broadcast_fanout", "Servers called by one broadcast",
+            buckets=FANOUT_BUCKETS, registry=registry,
+        )
+        self.broadcast_denied = Counter(
+            "mcpgw_gateway_broadcast_denied_targets_total", "Broadcast targets denied by policy",
+            registry=registry,
+        )
+        self.auth_failures = Counter(
+            "mcpgw_gateway_auth_failures_total", "Rejected authentications", ["error"], registry=registry,
+        )

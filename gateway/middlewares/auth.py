@@ -1,0 +1,45 @@
+"""Authentication: every non-public route needs a valid bearer token (or explicit dev mode).
+
+Failures are raised as GatewayErrors (401 + WWW-Authenticate); the audit middleware records them
+as `authentication` events. The token itself is never logged or stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from gateway.errors import auth_error
+from gateway.keys import AUTHENTICATOR, PRINCIPAL
+from gateway.metrics import GatewayMetrics
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Liveness, API info and metrics stay open so orchestrators and scrapers need no token.
+PUBLIC_PATHS = frozenset({"/", "/health", "/metrics"})
+
+
+def auth_middleware(
+    dev_principal: Any | None, metrics: GatewayMetrics
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Set `request[PRINCIPAL]`: the fixed dev principal, else the app's Authenticator's answer."""
+    from shared.auth import AuthError
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        if dev_principal is not None:
+            request[PRINCIPAL] = dev_principal
+            return await handler(request)
+        try:
+            principal = await request.app[AUTHENTICATOR].authenticate(request.headers.get(hdrs.AUTHORIZATION))
+        except AuthError as exc:
+            metrics.auth_failures.labels(exc.error).inc()
+            raise auth_error(exc) from None
+        request[PRINCIPAL] = principal
+        return await handler(request)
+
+    return middleware

@@ -1,0 +1,173 @@
+"""Helpers shared by the REST handlers: input checks, policy checks, timed backend calls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from aiohttp import web
+
+from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.keys import AUDIT_INFO, METRICS, POLICY, PRINCIPAL, SERVERS
+from shared.authzen import Decision, Resource, server_resource, tool_resource
+from shared.jsonutil import loads
+
+T = TypeVar("T")
+
+
+def principal(request: web.Request) -> Any:
+    """The authenticated caller (set by the auth middleware)."""
+    return request[PRINCIPAL]
+
+
+def audit(request: web.Request) -> Any:
+    """The request's AuditInfo, or a throwaway one when audit is off."""
+    info = request.get(AUDIT_INFO)
+    if info is None:
+        from gateway.gwaudit import AuditInfo
+
+        info = AuditInfo()
+        request[AUDIT_INFO] = info
+    return info
+
+
+def query_server(request: web.Request) -> str:
+    """The required `mcp_server` query parameter."""
+    name = request.query.get("mcp_server", "").strip()
+    if not name:
+        raise BadRequest("query parameter 'mcp_server' is required")
+    return name
+
+
+def enabled_server(request: web.Request, name: str) -> Any:
+    """The enabled ServerConfig called `name`, or 404."""
+    server = request.app[SERVERS].get(name)
+    if server is None:
+        known = request.app[SERVERS].servers.get(name)
+        if known is not None:
+            raise NotFound(f"MCP server '{name}' is disabled")
+        raise NotFound(f"unknown MCP server '{name}'")
+    return server
+
+
+async def json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The body as a JSON object, or 400 naming the problem."""
+    raw = await request.read()
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise BadRequest("request body is empty; expected a JSON object")
+    try:
+        body = loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"request body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def field(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = False, default: Any = None) -> Any:
+    """One body field with its type checked; 400 names the field."""
+    if name not in body or body[name] is None:
+        if required:
+            raise BadRequest(f"field '{name}' is required")
+        return default
+    value = body[name]
+    if not isinstance(value, kind) or (kind is str and not value):
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise BadRequest(f"field '{name}' must be a non-empty {expected}" if kind is str else f"field '{name}' must be a {expected}")
+    return value
+
+
+def string_list(body: Mapping[str, Any], name: str) -> list[str] | None:
+    """An optional list of non-empty strings."""
+    value = field(body, name, list)
+    if value is not None and not all(isinstance(v, str) and v for v in value):
+        raise BadRequest(f"field '{name}' must be a list of non-empty strings")
+    return value
+
+
+async def authorize(
+    request: web.Request, action: str, resource: Resource, arguments: Mapping[str, Any] | None = None
+) -> Decision:
+    """Ask the PDP; record the decision for audit; 403 with its safe reason when denied."""
+    decision = await request.app[POLICY].check(principal(request), action, resource, arguments=arguments)
+    info = audit(request)
+    info.decision = decision
+    if not decision.allowed:
+        info.denied = True
+        raise Forbidden(decision.reason or f"'{action}' on '{resource.id}' is not permitted")
+    return decision
+
+
+async def authorize_many(
+    request: web.Request, items: Sequence[tuple[str, Resource, Mapping[str, Any] | None]]
+) -> list[Decision]:
+    """One batch decision for several (action, resource, arguments) items."""
+    if not items:
+        return []
+    return list(await request.app[POLICY].check_many(principal(request), list(items)))
+
+
+def server_res(name: str) -> Resource:
+    """AuthZEN resource for a server-level action."""
+    return server_resource(name)
+
+
+def tool_res(server: str, tool: str) -> Resource:
+    """AuthZEN resource for a tool call."""
+    return tool_resource(server, tool)
+
+
+async def timed(request: web.Request, server: str, operation: str, call: Awaitable[T]) -> T:
+    """Await a backend call and record its latency by server and outcome."""
+    start = time.perf_counter()
+    outcome = "error"
+    try:
+        result = await call
+        outcome = "ok"
+        return result
+    finally:
+        request.app[METRICS].backend_latency.labels(server, operation, outcome).observe(
+            time.perf_counter() - start
+        )
+
+
+def public_url(url: str) -> str:
+    """A backend URL without userinfo or query (either may hold a credential)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def server_summary(server: Any) -> dict[str, Any]:
+    """The `/mcp/servers` entry for one backend (same keys as the gateway this replaces)."""
+    return {
+        "name": server.name,
+        "url": public_url(server.url),
+        "type": server.type,
+        "enabled": server.enabled,
+        "description": server.description,
+        "tags": list(server.tags),
+    }
+
+
+def require(condition: bool, message: str) -> None:
+    """400 unless `condition`."""
+    if not condition:
+        raise BadRequest(message)
+
+
+def elapsed_ms(start: float) -> float:
+    """Milliseconds since `start` (perf_counter), rounded for JSON."""
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def forbid(message: str) -> Forbidden:
+    """A 403 error (helper so handlers read linearly)."""
+    return Forbidden(message)

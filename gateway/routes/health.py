@@ -1,0 +1,71 @@
+"""`GET /` (API info), `GET /health`, `GET /config` (auth required) and `GET /metrics`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.keys import SERVERS, SETTINGS
+from gateway.routes import common as c
+from shared.jsonutil import json_response
+from shared.keys import AUDIT
+from shared.metrics import metrics_handler
+from shared.settings import public_view
+
+routes = web.RouteTableDef()
+VERSION = "0.1.0"
+
+ENDPOINTS = {
+    "servers": "GET /mcp/servers",
+    "server_info": "GET /mcp/server/{name}/info",
+    "list_tools": "GET /mcp/list-tools?mcp_server={name}",
+    "invoke": "POST /mcp/invoke?mcp_server={name}",
+    "invoke_broadcast": "POST /mcp/invoke-broadcast",
+    "tools": "GET /tools",
+    "tool_invoke": "POST /tools/{name}/invoke",
+    "health": "GET /health",
+    "config": "GET /config",
+    "metrics": "GET /metrics",
+}
+
+
+@routes.get("/")
+async def api_info(request: web.Request) -> web.Response:
+    """Name, version, endpoints and whether auth is on."""
+    settings = request.app[SETTINGS]
+    return json_response({
+        "name": "mcpgw gateway",
+        "version": VERSION,
+        "description": "Security and governance gateway between AI agents and MCP servers",
+        "endpoints": ENDPOINTS,
+        "status": "running",
+        "auth_enabled": not settings.auth_off,
+    })
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """Liveness plus the state of the servers file and the audit sink."""
+    settings = request.app[SETTINGS]
+    registry = request.app[SERVERS]
+    emitter = request.app.get(AUDIT)
+    body = {
+        "status": "healthy",
+        "auth_enabled": not settings.auth_off,
+        "servers": len(registry.servers),
+        "servers_file_error": bool(getattr(registry, "last_error", None)),
+        "audit_database": None if emitter is None else ("ok" if emitter.healthy else "spooling"),
+    }
+    return json_response(body)
+
+
+@routes.get("/config")
+async def config(request: web.Request) -> web.Response:
+    """Effective settings with secrets masked; dev mode is shown plainly."""
+    c.audit(request).action = "get_config"
+    settings = request.app[SETTINGS]
+    view = public_view(settings)
+    view["auth_mode"] = "DEVELOPMENT (no authentication)" if settings.auth_off else "jwt"
+    return json_response(view)
+
+
+routes.get("/metrics")(metrics_handler)

@@ -1,0 +1,189 @@
+"""The REST API under /mcp (same request and response shapes as the gateway this replaces).
+
+Order inside every handler: validate input (400) → find the server (404) → ask the PDP (403/503)
+→ call the backend (502/504). Nothing reaches a backend before the PDP has said yes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from gateway import broadcast
+from gateway.errors import BadRequest, NotFound, to_gateway_error
+from gateway.keys import METRICS, POLICY, SERVERS, SETTINGS, UPSTREAM
+from gateway.middlewares.audit import TOOL_FAILED
+from gateway.routes import common as c
+from shared.jsonutil import json_response
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/mcp/servers")
+async def list_servers(request: web.Request) -> web.Response:
+    """Servers the caller may see (enabled and disabled), filtered in one batch decision."""
+    info = c.audit(request)
+    info.action = "list_servers"
+    servers = sorted(request.app[SERVERS].servers.values(), key=lambda s: s.name)
+    decisions = await c.authorize_many(request, [("list_servers", c.server_res(s.name), None) for s in servers])
+    visible = [c.server_summary(s) for s, d in zip(servers, decisions, strict=True) if d.allowed]
+    info.note(visible=len(visible), hidden=len(servers) - len(visible))
+    return json_response({"servers": visible, "count": len(visible)})
+
+
+@routes.get("/mcp/server/{name}/info")
+async def server_info(request: web.Request) -> web.Response:
+    """Configuration (without credentials) and backend details of one server."""
+    name = request.match_info["name"]
+    info = c.audit(request)
+    info.action, info.mcp_server = "server_info", name
+    known = request.app[SERVERS].servers.get(name)
+    if known is None:
+        raise NotFound(f"unknown MCP server '{name}'")
+    await c.authorize(request, "server_info", c.server_res(name))
+    body = c.server_summary(known)
+    body.update(timeout=known.timeout, tools=list(known.tools), metadata=dict(known.metadata))
+    body["auth_method"] = getattr(getattr(known, "auth", None), "method", "none")
+    return json_response(body)
+
+
+@routes.get("/mcp/list-tools")
+async def list_tools(request: web.Request) -> web.Response:
+    """`{mcp_server, tools, count}`: the server's tools the caller may invoke."""
+    name = c.query_server(request)
+    info = c.audit(request)
+    info.action, info.mcp_server = "list_tools", name
+    server = c.enabled_server(request, name)
+    await c.authorize(request, "list_tools", c.server_res(name))
+    tools = await c.timed(request, name, "list_tools", request.app[UPSTREAM].list_tools(server.name))
+    permitted = await invocable(request, {name: tools})
+    tools = [t for t in tools if (name, t.get("name")) in permitted]
+    return json_response({"mcp_server": name, "tools": tools, "count": len(tools)})
+
+
+@routes.post("/mcp/invoke")
+async def invoke(request: web.Request) -> web.Response:
+    """`{success, tool_name, mcp_server, result, execution_time_ms}` for one tool call."""
+    start = time.perf_counter()
+    name = c.query_server(request)
+    info = c.audit(request)
+    info.action, info.mcp_server = "invoke_tool", name
+    body = await c.json_object(request)
+    tool = c.field(body, "tool_name", str, required=True)
+    arguments = c.field(body, "parameters", dict, default={})
+    info.tool, info.parameters = tool, arguments
+    server = c.enabled_server(request, name)
+    await c.authorize(request, "invoke_tool", c.tool_res(name, tool), arguments)
+    result = await c.timed(
+        request, name, "call_tool", request.app[UPSTREAM].call_tool(server.name, tool, dict(arguments))
+    )
+    failed = bool(isinstance(result, dict) and result.get("isError"))
+    response = json_response({
+        "success": not failed,
+        "tool_name": tool,
+        "mcp_server": name,
+        "result": result,
+        "execution_time_ms": c.elapsed_ms(start),
+    })
+    if failed:
+        response[TOOL_FAILED] = True
+        info.error = "tool returned isError"
+    return response
+
+
+@routes.post("/mcp/invoke-broadcast")
+async def invoke_broadcast(request: web.Request) -> web.Response:
+    """Run one tool on many servers; each target authorized on its own, partial results returned."""
+    start = time.perf_counter()
+    info = c.audit(request)
+    info.action = "invoke_tool"
+    body = await c.json_object(request)
+    tool = c.field(body, "tool_name", str, required=True)
+    arguments = c.field(body, "parameters", dict, default={})
+    names = c.string_list(body, "mcp_servers")
+    tags = c.string_list(body, "tags")
+    info.tool, info.parameters = tool, arguments
+    outcome = await run_broadcast(request, tool, arguments, names, tags)
+    return json_response(broadcast.broadcast_response(tool, *outcome, start))
+
+
+async def run_broadcast(
+    request: web.Request, tool: str, arguments: dict[str, Any],
+    names: list[str] | None = None, tags: list[str] | None = None, planned: broadcast.Plan | None = None,
+) -> tuple[list[str], dict[str, Any], dict[str, str]]:
+    """Plan, authorize (one batch), call concurrently; returns (all targets, results, errors)."""
+    settings = request.app[SETTINGS]
+    registry = request.app[SERVERS]
+    info = c.audit(request)
+    plan = planned or broadcast.plan_targets(registry.servers, tool, names, tags)
+    if plan.to_probe:
+        listed = await list_many(request, plan.to_probe)
+        names_by_server = {k: v if isinstance(v, BaseException) else [t.get("name") for t in v] for k, v in listed.items()}
+        plan = broadcast.resolve_probes(plan, names_by_server, tool)
+    if len(plan.targets) > settings.broadcast_max_targets:
+        raise BadRequest(
+            f"broadcast would reach {len(plan.targets)} servers; the limit is {settings.broadcast_max_targets}"
+        )
+    if not plan.targets and not plan.errors:
+        raise NotFound(f"no enabled MCP server offers tool '{tool}'")
+    decisions = await c.authorize_many(
+        request, [("invoke_tool", c.tool_res(s, tool), arguments) for s in plan.targets]
+    )
+    call, denied = broadcast.split_by_decision(
+        plan.targets, [d.allowed for d in decisions], [d.reason for d in decisions]
+    )
+    metrics = request.app[METRICS]
+    metrics.broadcast_fanout.observe(len(call))
+    if denied:
+        metrics.broadcast_denied.inc(len(denied))
+    pool = request.app[UPSTREAM]
+
+    async def one(name: str) -> Any:
+        # A shallow copy per server: credential injection into one request never leaks to another.
+        return await c.timed(request, name, "call_tool", pool.call_tool(name, tool, dict(arguments)))
+
+    timeouts = {s: registry.servers[s].timeout for s in call}
+    results, failures = await broadcast.run_calls(
+        call, one, timeouts=timeouts, deadline=settings.broadcast_deadline, describe_error=_describe
+    )
+    errors = {**plan.errors, **denied, **failures}
+    targets = [*plan.targets, *(n for n in plan.errors if n not in plan.targets)]
+    info.decision = decisions[0] if decisions else None
+    info.denied = bool(denied) and not call
+    info.note(targets=plan.targets, called=call, denied=sorted(denied), failed=sorted(failures))
+    if not results and errors:
+        info.error = "no target succeeded"
+    return targets, results, errors
+
+
+def _describe(exc: BaseException) -> str:
+    mapped = to_gateway_error(exc)
+    return mapped.message if mapped is not None else f"backend call failed ({type(exc).__name__})"
+
+
+async def list_many(request: web.Request, names: list[str]) -> dict[str, list[dict[str, Any]] | BaseException]:
+    """Tool lists of several servers concurrently; a failure is returned, not raised."""
+    pool = request.app[UPSTREAM]
+    deadline = request.app[SETTINGS].broadcast_deadline
+
+    async def one(name: str) -> list[dict[str, Any]]:
+        return await c.timed(request, name, "list_tools", pool.list_tools(name))
+
+    results, failures = await broadcast.run_calls(
+        names, one, timeouts={n: request.app[SERVERS].servers[n].timeout for n in names},
+        deadline=deadline,
+    )
+    out: dict[str, list[dict[str, Any]] | BaseException] = dict(results)
+    out.update({n: RuntimeError(msg) for n, msg in failures.items()})
+    return out
+
+
+async def invocable(request: web.Request, per_server: dict[str, list[dict[str, Any]]]) -> set[tuple[str, str]]:
+    """(server, tool) pairs the caller may invoke, in one resource-search call."""
+    pairs = [(s, t["name"]) for s, tools in per_server.items() for t in tools if isinstance(t.get("name"), str)]
+    if not pairs:
+        return set()
+    return set(await request.app[POLICY].filter_tools(c.principal(request), pairs))
+

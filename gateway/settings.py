@@ -1,0 +1,145 @@
+"""Gateway settings: `MCPGW_GATEWAY_*` env vars, plus the env names of the gateway it replaces.
+
+Migration aliases: `AUTH_ENABLED=false` means no-auth, `KEYCLOAK_URL` + `KEYCLOAK_REALM` give the
+issuer `{KEYCLOAK_URL}/realms/{REALM}`, `JWT_ALGORITHM`, `JWT_AUDIENCE`, `JWKS_URL`,
+`MCP_SERVERS_CONFIG`, `POLICY_FILE` (informational: the PDP reads it) and, via CommonSettings,
+`AUDIT_LOG_FILE`, `AUDIT_TO_STDOUT`, `DATABASE_URL`. Derived values are filled in by `finalize`,
+which also runs the cross-field checks and lists every problem at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.common_settings import CommonSettings
+from shared.settings import Secret, SettingsError, load_settings, setting
+
+PREFIX = "MCPGW_GATEWAY_"
+DEFAULT_ALGORITHMS = ["RS256", "ES256", "PS256", "EdDSA"]
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be between 0 and 65535"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _not_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
+def _algorithms(values: list[str]) -> str | None:
+    if not values:
+        return "at least one algorithm is required"
+    # Symmetric algorithms would let anyone holding the (public) JWKS forge tokens.
+    bad = [a for a in values if a.lower() == "none" or a.upper().startswith("HS")]
+    return f"not allowed: {', '.join(bad)}" if bad else None
+
+
+@dataclass(frozen=True)
+class GatewaySettings(CommonSettings):
+    """Everything `mcpgw gateway serve` can be told."""
+
+    host: str = setting("127.0.0.1", help="Listen address (0.0.0.0 to accept remote agents)")
+    port: int = setting(8000, check=_port, help="Listen port")
+    servers_file: Path = setting(
+        Path("mcp_servers.yaml"), aliases=("MCP_SERVERS_CONFIG",), help="Backend registry (mcp_servers.yaml)"
+    )
+    upstream_allowlist: list[str] = setting(
+        [], help="Allowed upstream hosts/CIDRs (comma separated); empty = any http(s) URL"
+    )
+    pdp_url: str = setting("http://127.0.0.1:8181", help="Base URL of the PDP (AuthZEN API)")
+    pdp_token: Secret | None = setting(None, secret=True, help="Bearer token for a standalone PDP")
+    pdp_timeout: float = setting(2.0, check=_positive, help="Seconds before a PDP call counts as failed (deny)")
+    decision_cache_ttl: float = setting(5.0, check=_not_negative, help="Seconds a PDP decision is reused; 0 = off")
+    decision_cache_size: int = setting(50_000, check=_positive, help="Max cached decisions")
+    auth_enabled: bool = setting(True, aliases=("AUTH_ENABLED",), help="false = same as --no-auth")
+    no_auth: bool = setting(False, help="Development only: no token check, fixed dev subject")
+    dev_roles: list[str] = setting([], help="Roles given to the dev subject in no-auth mode (none by default)")
+    issuer: str | None = setting(None, help="OIDC issuer URL (discovery finds the JWKS)")
+    keycloak_url: str | None = setting(None, env="KEYCLOAK_URL", help="Legacy: Keycloak base URL (+ realm → issuer)")
+    keycloak_realm: str | None = setting(None, env="KEYCLOAK_REALM", help="Legacy: Keycloak realm name")
+    jwks_url: str | None = setting(None, aliases=("JWKS_URL",), help="JWKS URL (instead of or besides discovery)")
+    audience: str | None = setting(None, aliases=("JWT_AUDIENCE",), help="Required token audience")
+    algorithms: list[str] = setting(
+        DEFAULT_ALGORITHMS, aliases=("JWT_ALGORITHM",), check=_algorithms, help="Accepted JWT algorithms"
+    )
+    leeway: float = setting(30.0, check=_not_negative, help="Clock skew allowed on exp/nbf/iat, seconds")
+    subject_claims: list[str] = setting(
+        ["sub", "preferred_username", "email"], help="Claims tried in order for the subject"
+    )
+    role_claims: list[str] = setting(
+        ["realm_access.roles", "resource_access.{client_id}.roles"], help="Claim paths holding roles"
+    )
+    group_claims: list[str] = setting(["groups"], help="Claim paths holding groups")
+    scope_claims: list[str] = setting(["scope", "scp"], help="Claim paths holding scopes")
+    client_id: str | None = setting(None, help="Client id for resource_access.<client>.roles (default: audience)")
+    policy_file: Path | None = setting(None, env="POLICY_FILE", help="Legacy: read by the PDP, shown in /config")
+    max_body_bytes: int = setting(1_048_576, check=_positive, help="Largest accepted request body (413 above)")
+    broadcast_deadline: float = setting(30.0, check=_positive, help="Overall seconds for one broadcast")
+    broadcast_max_targets: int = setting(64, check=_positive, help="Most servers one broadcast may call")
+
+    @property
+    def auth_off(self) -> bool:
+        """True when requests are not authenticated (explicit dev mode)."""
+        return self.no_auth or not self.auth_enabled
+
+
+def _http_url(value: str | None) -> bool:
+    if not value:
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def finalize(settings: GatewaySettings) -> GatewaySettings:
+    """Derive legacy values (Keycloak issuer, no-auth) and check cross-field rules; list all errors."""
+    errors: list[str] = []
+    changes: dict[str, Any] = {}
+    issuer = settings.issuer
+    if settings.keycloak_url or settings.keycloak_realm:
+        if not (settings.keycloak_url and settings.keycloak_realm):
+            errors.append("keycloak_url/keycloak_realm (KEYCLOAK_URL, KEYCLOAK_REALM): set both or neither")
+        elif not issuer:
+            issuer = f"{settings.keycloak_url.rstrip('/')}/realms/{settings.keycloak_realm}"
+            changes["issuer"] = issuer
+    if settings.auth_off:
+        changes["no_auth"] = True
+        changes["auth_enabled"] = False
+    else:
+        if not issuer and not settings.jwks_url:
+            errors.append(
+                f"issuer ({PREFIX}ISSUER): auth is enabled, so an issuer or a JWKS URL "
+                f"({PREFIX}JWKS_URL) is required (or --no-auth for development)"
+            )
+        if not settings.audience:
+            errors.append(f"audience ({PREFIX}AUDIENCE): required when auth is enabled")
+    for name, value in (("issuer", issuer), ("jwks_url", settings.jwks_url)):
+        if value and not _http_url(value):
+            errors.append(f"{name} ({PREFIX}{name.upper()}): must be an http(s) URL")
+    if not _http_url(settings.pdp_url):
+        errors.append(f"pdp_url ({PREFIX}PDP_URL): must be an http(s) URL")
+    if errors:
+        raise SettingsError(errors)
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def load_gateway_settings(
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    yaml_file: Path | None = None,
+    dotenv: Path | None = Path(".env"),
+) -> GatewaySettings:
+    """Load from all sources, then `finalize`; raises SettingsError naming every bad field."""
+    loaded = load_settings(
+        GatewaySettings, PREFIX, environ=environ, overrides=overrides, yaml_file=yaml_file, dotenv=dotenv
+    )
+    return finalize(loaded)
