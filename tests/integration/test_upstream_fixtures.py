@@ -1,5 +1,7 @@
 """The SDK test backends behave as documented, checked with the official SDK client."""
 
+# ruff: noqa: F811  (pytest fixtures imported by name)
+
 from __future__ import annotations
 
 import aiohttp
@@ -18,7 +20,9 @@ from tests.fixtures.backends import (  # noqa: F401  (fixtures)
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 @pytest.mark.parametrize("which", ["mcp_backend", "mcp_backend_json", "mcp_backend_legacy"])
-async def test_sdk_client_lists_and_calls(request: pytest.FixtureRequest, which: str, mode: str) -> None:
+async def test_sdk_client_lists_and_calls(
+    request: pytest.FixtureRequest, which: str, mode: str
+) -> None:
     backend: Backend = request.getfixturevalue(which)
     async with Client(backend.url, mode=mode) as client:
         tools = await client.list_tools()

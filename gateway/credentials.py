@@ -1,0 +1,214 @@
+"""Backend credentials: resolve `credential_ref`s once, refresh them on change, run oauth2.
+
+References are `env://NAME` (read from the environment mapping given) and `file:///path`
+(contents, trailing newline stripped). They are resolved when the registry loads and re-read by
+`refresh()` (the registry watcher calls it): env values are compared, files only re-read when
+their mtime changes — never per request. oauth2 backends get a client-credentials token from
+their token URL, cached until shortly before it expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from gateway.backend_auth import AuthConfig, Injection, format_value
+from shared.settings import Secret
+
+if TYPE_CHECKING:
+    from gateway.registry import ServerConfig
+
+log = logging.getLogger(__name__)
+
+# Refresh a token this long before it expires (or at 90% of its life when that is shorter).
+REFRESH_MARGIN = 30.0
+
+
+class CredentialError(Exception):
+    """A credential could not be resolved or obtained; the request must not be sent."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved reference: the secret and the version it came from."""
+
+    ref: str
+    secret: Secret
+    stamp: object
+
+
+def read_ref(ref: str, environ: Mapping[str, str]) -> Resolved:
+    """Resolve one reference; raise CredentialError naming it (never its value)."""
+    scheme, _, target = ref.partition("://")
+    if scheme == "env":
+        value = environ.get(target)
+        if not value:
+            raise CredentialError(f"environment variable {target} is not set")
+        return Resolved(ref, Secret(value), value)
+    if scheme == "file":
+        path = Path(target)
+        try:
+            stamp = path.stat().st_mtime_ns
+            value = path.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise CredentialError(f"cannot read {path}: {exc.strerror}") from None
+        if not value:
+            raise CredentialError(f"{path} is empty")
+        return Resolved(ref, Secret(value), stamp)
+    raise CredentialError(f"unsupported scheme {scheme}://")
+
+
+def _stamp_of(ref: str, environ: Mapping[str, str]) -> object:
+    scheme, _, target = ref.partition("://")
+    if scheme == "env":
+        return environ.get(target)
+    try:
+        return Path(target).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+@dataclass
+class _Token:
+    value: Secret
+    refresh_at: float
+
+
+class CredentialStore:
+    """Resolved backend secrets by server name, plus cached oauth2 tokens."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.session = session
+        self.environ = os.environ if environ is None else environ
+        self._clock = clock
+        self._auth: dict[str, AuthConfig] = {}
+        self._secrets: dict[str, Resolved] = {}
+        self._tokens: dict[str, _Token] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.token_fetches = 0
+
+    def resolve(
+        self, servers: Iterable[ServerConfig]
+    ) -> tuple[dict[str, tuple[AuthConfig, Resolved]], list[str]]:
+        """Resolve every server's reference; return (resolved, errors naming server and field)."""
+        resolved: dict[str, tuple[AuthConfig, Resolved]] = {}
+        errors: list[str] = []
+        for server in servers:
+            ref = server.auth.secret_ref
+            if server.auth.method == "none" or ref is None:
+                continue
+            key = "client_secret_ref" if server.auth.client_secret_ref else "credential_ref"
+            try:
+                resolved[server.name] = (server.auth, read_ref(ref, self.environ))
+            except CredentialError as exc:
+                errors.append(f"servers.{server.name}.auth.{key}: {exc}")
+        return resolved, errors
+
+    def commit(self, resolved: Mapping[str, tuple[AuthConfig, Resolved]]) -> None:
+        """Install resolved secrets; drop cached tokens whose config or secret changed."""
+        for name in list(self._tokens):
+            old_auth, new = self._auth.get(name), resolved.get(name)
+            if new is None or new[0] != old_auth or new[1].secret != self._secrets[name].secret:
+                del self._tokens[name]
+        self._auth = {name: auth for name, (auth, _) in resolved.items()}
+        self._secrets = {name: res for name, (_, res) in resolved.items()}
+
+    def refresh(self) -> list[str]:
+        """Re-read references whose source changed; return the names of servers updated."""
+        changed = []
+        for name, res in list(self._secrets.items()):
+            if _stamp_of(res.ref, self.environ) == res.stamp:
+                continue
+            try:
+                new = read_ref(res.ref, self.environ)
+            except CredentialError as exc:
+                # Keep the last good secret: a file mid-rewrite must not break every call.
+                log.warning("credential for %s not refreshed: %s", name, exc)
+                continue
+            self._secrets[name] = new
+            self._tokens.pop(name, None)
+            changed.append(name)
+        if changed:
+            log.info("backend credentials refreshed", extra={"servers": changed})
+        return changed
+
+    def invalidate_token(self, server: str) -> None:
+        """Forget a cached oauth2 token (e.g. after the backend answered 401)."""
+        self._tokens.pop(server, None)
+
+    async def injection(self, server: ServerConfig) -> Injection | None:
+        """What to add to a request for `server`; raise CredentialError if it cannot be had."""
+        auth = server.auth
+        if auth.method == "none":
+            return None
+        resolved = self._secrets.get(server.name)
+        if resolved is None or self._auth.get(server.name) != auth:
+            raise CredentialError(f"no resolved credential for server {server.name}")
+        if auth.method == "oauth2":
+            credential = (await self._token(server.name, auth, resolved.secret)).get()
+        else:
+            credential = resolved.secret.get()
+        return Injection(auth.location, auth.name, format_value(auth, credential))
+
+    async def _token(self, name: str, auth: AuthConfig, secret: Secret) -> Secret:
+        token = self._tokens.get(name)
+        if token is not None and self._clock() < token.refresh_at:
+            return token.value
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            token = self._tokens.get(name)
+            if token is not None and self._clock() < token.refresh_at:
+                return token.value
+            token = await self._fetch_token(name, auth, secret)
+            self._tokens[name] = token
+            return token.value
+
+    async def _fetch_token(self, name: str, auth: AuthConfig, secret: Secret) -> _Token:
+        if self.session is None:
+            raise CredentialError(f"server {name}: oauth2 needs an HTTP session")
+        assert auth.token_url and auth.client_id
+        form = {"grant_type": "client_credentials"}
+        if auth.scope:
+            form["scope"] = auth.scope
+        if auth.audience:
+            form["audience"] = auth.audience
+        # client_secret_basic (RFC 6749 2.3.1) keeps the secret out of logged form bodies.
+        basic = aiohttp.BasicAuth(auth.client_id, secret.get())
+        started = self._clock()
+        self.token_fetches += 1
+        try:
+            async with self.session.post(
+                auth.token_url, data=form, auth=basic, timeout=aiohttp.ClientTimeout(total=10)
+            ) as resp:
+                if resp.status != 200:
+                    raise CredentialError(
+                        f"server {name}: token endpoint answered HTTP {resp.status}"
+                    )
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise CredentialError(
+                f"server {name}: token request failed: {type(exc).__name__}"
+            ) from None
+        value = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(value, str) or not value:
+            raise CredentialError(f"server {name}: token endpoint returned no access_token")
+        expires_in = body.get("expires_in")
+        life = (
+            float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 300.0
+        )
+        margin = min(REFRESH_MARGIN, life * 0.1)
+        return _Token(Secret(value), started + life - margin)

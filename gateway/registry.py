@@ -1,0 +1,287 @@
+"""The backend registry: `mcp_servers.yaml` parsed, validated and reloaded atomically.
+
+`parse_servers` is pure and returns every problem at once, each naming the server and field.
+`Registry` holds the current good set; `reload()` swaps in a new set only when the file (and
+every credential it references) is valid, so a bad edit keeps serving the last good set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from gateway.backend_auth import AuthConfig, parse_auth
+
+if TYPE_CHECKING:
+    from gateway.credentials import CredentialStore
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+SERVER_KEYS = frozenset(
+    {"url", "type", "timeout", "enabled", "description", "tags", "tools", "metadata", "auth"}
+)
+TYPES = ("http", "streamable_http", "streamable-http")
+
+
+class RegistryError(Exception):
+    """The servers file is invalid; `errors` lists every problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("invalid servers file:\n  " + "\n  ".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """One backend MCP server."""
+
+    name: str
+    url: str
+    type: str = "http"
+    timeout: float = 30.0
+    enabled: bool = True
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+
+
+def host_allowed(host: str, allowlist: Iterable[str]) -> bool:
+    """True if `host` matches a hostname (`*.suffix` allowed) or lies in a CIDR of `allowlist`."""
+    host = host.lower().strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    for entry in allowlist:
+        entry = entry.strip().lower()
+        if ip is not None:
+            try:
+                if ip in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+        elif entry.startswith("*."):
+            if host.endswith(entry[1:]):
+                return True
+        elif host == entry:
+            return True
+    return False
+
+
+def _check_url(where: str, url: Any, allowlist: Iterable[str] | None) -> list[str]:
+    if not isinstance(url, str) or not url:
+        return [f"{where}.url: required (an http(s) URL)"]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [f"{where}.url: must be an http:// or https:// URL, got {url!r}"]
+    if parts.username or parts.password:
+        return [f"{where}.url: must not embed credentials; use auth.credential_ref"]
+    if allowlist is not None and not host_allowed(parts.hostname, allowlist):
+        return [f"{where}.url: host {parts.hostname!r} is not in the upstream host allowlist"]
+    return []
+
+
+def _str_list(where: str, value: Any, errors: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        errors.append(f"{where}: must be a list of strings")
+        return ()
+    return tuple(value)
+
+
+def parse_server(
+    name: Any, raw: Any, allowlist: Iterable[str] | None = None
+) -> tuple[ServerConfig | None, list[str]]:
+    """Validate one server entry; return (config or None, errors)."""
+    where = f"servers.{name}"
+    errors: list[str] = []
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        errors.append(f"{where}: invalid server name (must match {NAME_RE.pattern})")
+    if not isinstance(raw, dict):
+        return None, [*errors, f"{where}: must be a mapping"]
+    errors += [f"{where}.{key}: unknown key" for key in raw if key not in SERVER_KEYS]
+    errors += _check_url(where, raw.get("url"), allowlist)
+    kind = raw.get("type", "http")
+    if kind not in TYPES:
+        errors.append(f"{where}.type: must be one of {', '.join(TYPES)}, got {kind!r}")
+    timeout = raw.get("timeout", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+        errors.append(f"{where}.timeout: must be a number of seconds in (0, 3600]")
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        errors.append(f"{where}.enabled: must be true or false")
+    description = raw.get("description") or ""
+    if not isinstance(description, str):
+        errors.append(f"{where}.description: must be a string")
+    tags = _str_list(f"{where}.tags", raw.get("tags"), errors)
+    tools = _str_list(f"{where}.tools", raw.get("tools"), errors)
+    metadata = raw.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        errors.append(f"{where}.metadata: must be a mapping")
+    auth, auth_errors = parse_auth(f"{where}.auth", raw.get("auth"))
+    errors += auth_errors
+    if errors:
+        return None, errors
+    return (
+        ServerConfig(
+            name=name,
+            url=raw["url"],
+            type=kind,
+            timeout=float(timeout),
+            enabled=enabled,
+            description=description,
+            tags=tags,
+            tools=tools,
+            metadata=MappingProxyType(dict(metadata)),
+            auth=auth,
+        ),
+        [],
+    )
+
+
+def parse_servers(
+    data: Any, allowlist: Iterable[str] | None = None
+) -> tuple[dict[str, ServerConfig], list[str]]:
+    """Validate a whole servers document; return (servers, every error)."""
+    if data is None:
+        data = {"servers": {}}
+    if not isinstance(data, dict):
+        return {}, ["(top level): must be a mapping with a 'servers' key"]
+    errors = [f"{key}: unknown top-level key" for key in data if key != "servers"]
+    raw_servers = data.get("servers") or {}
+    if not isinstance(raw_servers, dict):
+        return {}, [*errors, "servers: must be a mapping of name -> server"]
+    allow = list(allowlist) if allowlist is not None else None
+    servers: dict[str, ServerConfig] = {}
+    for name, raw in raw_servers.items():
+        config, problems = parse_server(name, raw, allow)
+        errors += problems
+        if config is not None:
+            servers[config.name] = config
+    return servers, errors
+
+
+def load_servers_file(
+    path: Path, allowlist: Iterable[str] | None = None
+) -> dict[str, ServerConfig]:
+    """Read and validate `path`; raise RegistryError with every problem."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError([f"{path}: {exc}"]) from exc
+    servers, errors = parse_servers(data, allowlist)
+    if errors:
+        raise RegistryError(errors)
+    return servers
+
+
+class Registry:
+    """The current set of backends, reloaded from `path` on change."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        allowlist: Iterable[str] | None = None,
+        credentials: CredentialStore | None = None,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        # An empty allowlist means no restriction (the settings default).
+        self.allowlist = list(allowlist) if allowlist else None
+        self.credentials = credentials
+        self._servers: Mapping[str, ServerConfig] = MappingProxyType({})
+        self._stamp: tuple[int, int] | None = None
+        self.last_error: RegistryError | None = None
+
+    @property
+    def servers(self) -> Mapping[str, ServerConfig]:
+        """All configured servers by name (read-only snapshot)."""
+        return self._servers
+
+    def enabled(self) -> list[ServerConfig]:
+        """Enabled servers, sorted by name."""
+        return [s for _, s in sorted(self._servers.items()) if s.enabled]
+
+    def get(self, name: str) -> ServerConfig | None:
+        """An enabled server by name, else None."""
+        server = self._servers.get(name)
+        return server if server is not None and server.enabled else None
+
+    def set_servers(self, servers: Mapping[str, ServerConfig]) -> None:
+        """Install `servers` (already validated) after resolving their credentials."""
+        if self.credentials is not None:
+            resolved, errors = self.credentials.resolve(servers.values())
+            if errors:
+                raise RegistryError(errors)
+            self.credentials.commit(resolved)
+        self._servers = MappingProxyType(dict(servers))
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        assert self.path is not None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def load(self) -> None:
+        """Load the file now; raise RegistryError (and keep the old set) if it is bad."""
+        if self.path is None:
+            self.set_servers({})
+            return
+        stamp = self._file_stamp()
+        try:
+            self.set_servers(load_servers_file(self.path, self.allowlist))
+        except RegistryError as exc:
+            self._stamp = stamp  # don't re-report the same bad edit every poll
+            self.last_error = exc
+            raise
+        self._stamp = stamp
+        self.last_error = None
+
+    def poll(self) -> bool:
+        """Reload if the file changed and refresh credentials; True if a new set was installed."""
+        if self.credentials is not None:
+            self.credentials.refresh()
+        if self.path is None or self._file_stamp() == self._stamp:
+            return False
+        try:
+            self.load()
+        except RegistryError as exc:
+            log.error("servers file rejected, keeping the last good set: %s", exc)
+            return False
+        log.info("servers file reloaded", extra={"servers": len(self._servers)})
+        return True
+
+
+async def watch(registry: Registry, interval: float = 2.0) -> AsyncIterator[None]:
+    """Cleanup-ctx body: poll the servers file every `interval` seconds until shutdown."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                registry.poll()
+            except Exception:  # a watcher bug must not kill reloads for good
+                log.exception("servers file watcher failed")
+
+    task = asyncio.create_task(loop(), name="registry-watcher")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,17 @@
+"""MCP client to backends over Streamable HTTP, both protocol eras (see README.md here)."""
+
+from gateway.upstream.client import LEGACY, MODERN, BackendClient, Reply
+from gateway.upstream.errors import UpstreamError, UpstreamRpcError, UpstreamTimeout
+from gateway.upstream.pool import UpstreamPool, create_session
+
+__all__ = [
+    "LEGACY",
+    "MODERN",
+    "BackendClient",
+    "Reply",
+    "UpstreamError",
+    "UpstreamPool",
+    "UpstreamRpcError",
+    "UpstreamTimeout",
+    "create_session",
+]

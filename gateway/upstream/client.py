@@ -1,0 +1,289 @@
+"""One backend's MCP client over Streamable HTTP, for both protocol eras.
+
+The era is detected once per backend and remembered: a `server/discover` probe in 2026-07-28
+style; positive modern evidence (a discover result, or a -32022/-32020 error) means stateless
+requests carrying `_meta` and routing headers; anything else falls back to the 2025-11-25
+handshake (`initialize`, `Mcp-Session-Id`, `notifications/initialized`), redone when the backend
+answers 404 for a forgotten session. Only headers built here are sent: nothing from the agent's
+request reaches the backend except through `open_stream`'s explicit allowlist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from yarl import URL
+
+from gateway.backend_auth import inject
+from gateway.credentials import CredentialError, CredentialStore
+from gateway.upstream import codec
+from gateway.upstream.errors import UpstreamError, UpstreamTimeout
+
+if TYPE_CHECKING:
+    from gateway.registry import ServerConfig
+
+log = logging.getLogger(__name__)
+
+MODERN, LEGACY = "2026-07-28", "legacy"
+CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
+ACCEPT = "application/json, text/event-stream"
+# Agent headers a passthrough stream may carry; everything else (Authorization, Cookie, Host…) stays behind.
+PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
+
+
+@dataclass
+class Reply:
+    """A backend's answer: the JSON-RPC response plus notifications that came before it."""
+
+    response: dict[str, Any]
+    status: int
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _SessionGone(Exception):
+    """The backend answered 404 to our session id: initialize again."""
+
+
+class _Unauthorized(Exception):
+    """The backend answered 401: a cached oauth2 token may have been revoked."""
+
+
+class BackendClient:
+    """MCP client state for one backend: era, session id, negotiated version."""
+
+    def __init__(
+        self, server: ServerConfig, session: aiohttp.ClientSession, credentials: CredentialStore
+    ) -> None:
+        self.server = server
+        self.session = session
+        self.credentials = credentials
+        self.era: str | None = None
+        self.session_id: str | None = None
+        self.protocol_version: str | None = None
+        self.server_info: dict[str, Any] = {}
+        self.initialize_count = 0
+        self._ids = itertools.count(1)
+        self._lock = asyncio.Lock()
+
+    async def request(self, method: str, params: dict[str, Any] | None = None) -> Reply:
+        """Send one request and return the backend's reply (JSON-RPC errors included)."""
+        try:
+            async with asyncio.timeout(self.server.timeout):
+                return await self._request(method, params)
+        except TimeoutError:
+            raise UpstreamTimeout(self.server.name, self.server.timeout) from None
+
+    async def _request(self, method: str, params: dict[str, Any] | None) -> Reply:
+        await self._ensure_era()
+        for attempt in range(2):
+            message, headers = self._frame(method, params)
+            stale = self.session_id
+            try:
+                reply = await self._exchange(message, headers)
+            except _SessionGone:
+                if attempt:
+                    break
+                await self._handshake(stale)
+                continue
+            except _Unauthorized:
+                if attempt or self.server.auth.method != "oauth2":
+                    raise UpstreamError(
+                        self.server.name, "backend rejected our credential", 401
+                    ) from None
+                self.credentials.invalidate_token(self.server.name)
+                continue
+            assert reply is not None
+            return reply
+        raise UpstreamError(self.server.name, "backend keeps rejecting its own new session", 404)
+
+    async def open_stream(
+        self, message: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> aiohttp.ClientResponse:
+        """POST `message` and return the unread response (caller must release it)."""
+        await self._ensure_era()
+        extra = {k: v for k, v in (headers or {}).items() if k.lower() in PASSTHROUGH_HEADERS}
+        for attempt in range(2):
+            framed, own = self._frame(message["method"], message.get("params"), message.get("id"))
+            stale = self.session_id
+            resp = await self._post(framed, {**extra, **own})
+            if resp.status == 404 and stale and self.era == LEGACY and attempt == 0:
+                resp.release()
+                await self._handshake(stale)
+                continue
+            return resp
+        raise AssertionError("unreachable")
+
+    def _frame(
+        self, method: str, params: dict[str, Any] | None, request_id: Any = None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        request_id = next(self._ids) if request_id is None else request_id
+        if self.era == MODERN:
+            params = codec.with_modern_meta(params, {})
+            return codec.request_message(request_id, method, params), codec.routing_headers(
+                method, params
+            )
+        headers = {"MCP-Protocol-Version": self.protocol_version or codec.HANDSHAKE_VERSION}
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        return codec.request_message(request_id, method, params), headers
+
+    async def _ensure_era(self) -> None:
+        if self.era is not None:
+            return
+        async with self._lock:
+            if self.era is not None:
+                return
+            probe = codec.request_message(0, "server/discover", codec.with_modern_meta(None, {}))
+            reply = await self._exchange(
+                probe, codec.routing_headers("server/discover", None), probing=True
+            )
+            versions = codec.modern_evidence(reply.response if reply else None) or []
+            if MODERN in versions:
+                self.era, self.protocol_version = MODERN, MODERN
+                self.server_info = dict((reply.response.get("result") or {}) if reply else {})
+                log.info("backend speaks 2026-07-28", extra={"server": self.server.name})
+                return
+            await self._initialize()
+
+    async def _handshake(self, stale: str | None) -> None:
+        async with self._lock:
+            if self.session_id == stale:  # another request may already have re-initialized
+                await self._initialize()
+
+    async def _initialize(self) -> None:
+        self.session_id = None
+        self.initialize_count += 1
+        params = {
+            "protocolVersion": codec.HANDSHAKE_VERSION,
+            "capabilities": {},
+            "clientInfo": CLIENT_INFO,
+        }
+        message = codec.request_message(next(self._ids), "initialize", params)
+        reply = await self._exchange(message, {}, capture_session=True)
+        assert reply is not None
+        result = reply.response.get("result")
+        if not isinstance(result, dict) or not isinstance(result.get("protocolVersion"), str):
+            raise UpstreamError(self.server.name, "initialize failed", reply.status)
+        self.protocol_version = result["protocolVersion"]
+        self.server_info = result
+        self.era = LEGACY
+        headers = {"MCP-Protocol-Version": self.protocol_version}
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        await self._exchange({"jsonrpc": "2.0", "method": "notifications/initialized"}, headers)
+        log.info(
+            "backend initialized",
+            extra={"server": self.server.name, "version": self.protocol_version},
+        )
+
+    async def _post(
+        self, message: dict[str, Any], headers: dict[str, str]
+    ) -> aiohttp.ClientResponse:
+        try:
+            injection = await self.credentials.injection(self.server)
+        except CredentialError as exc:
+            raise UpstreamError(self.server.name, f"credential unavailable: {exc}") from None
+        headers = {"Accept": ACCEPT, "Content-Type": "application/json", **headers}
+        query: dict[str, str] = {}
+        message = inject(injection, headers, query, message)
+        url = URL(self.server.url)
+        if query:
+            url = url.update_query(query)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.server.timeout, sock_read=self.server.timeout
+        )
+        try:
+            return await self.session.post(
+                url, data=codec.encode(message), headers=headers, timeout=timeout
+            )
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                self.server.name, f"cannot reach backend: {type(exc).__name__}"
+            ) from None
+
+    async def _exchange(
+        self,
+        message: dict[str, Any],
+        headers: dict[str, str],
+        *,
+        probing: bool = False,
+        capture_session: bool = False,
+    ) -> Reply | None:
+        request_id = message.get("id")
+        async with await self._post(message, headers) as resp:
+            if capture_session and resp.headers.get("Mcp-Session-Id"):
+                self.session_id = resp.headers["Mcp-Session-Id"]
+            if request_id is None:  # a notification: 202, nothing to read
+                if resp.status >= 400:
+                    raise UpstreamError(
+                        self.server.name,
+                        f"notification refused with HTTP {resp.status}",
+                        resp.status,
+                    )
+                return None
+            if resp.status == 401:
+                raise _Unauthorized
+            if resp.status == 404 and "Mcp-Session-Id" in headers:
+                raise _SessionGone
+            if resp.status >= 500:
+                raise UpstreamError(self.server.name, f"HTTP {resp.status}", resp.status)
+            try:
+                reply = await self._read(resp, request_id)
+            except aiohttp.ClientPayloadError:
+                raise UpstreamError(
+                    self.server.name, "response stream broke off", resp.status
+                ) from None
+            if reply is not None:
+                return reply
+            if probing and 400 <= resp.status < 500:
+                return None  # no modern evidence: the caller falls back to the handshake
+            raise UpstreamError(
+                self.server.name, f"HTTP {resp.status} without a JSON-RPC response", resp.status
+            )
+
+    async def _read(self, resp: aiohttp.ClientResponse, request_id: Any) -> Reply | None:
+        ctype = resp.content_type
+        if ctype == "text/event-stream":
+            parser, notes = codec.SSEParser(), []
+            async for chunk in resp.content.iter_any():
+                for event in parser.feed(chunk):
+                    found = self._event(event, request_id, notes)
+                    if found is not None:
+                        return Reply(found, resp.status, notes)
+            for event in parser.close():
+                found = self._event(event, request_id, notes)
+                if found is not None:
+                    return Reply(found, resp.status, notes)
+            raise UpstreamError(
+                self.server.name, "event stream ended without a response", resp.status
+            )
+        if ctype != "application/json":
+            return None
+        try:
+            body = codec.decode(await resp.read())
+        except ValueError:
+            raise UpstreamError(
+                self.server.name, "backend sent malformed JSON", resp.status
+            ) from None
+        return Reply(body, resp.status) if codec.is_response_to(body, request_id) else None
+
+    def _event(
+        self, event: codec.SSEEvent, request_id: Any, notes: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        if event.event != "message" or not event.data:
+            return None
+        try:
+            message = codec.decode(event.data)
+        except ValueError:
+            raise UpstreamError(self.server.name, "backend sent a malformed event") from None
+        if codec.is_response_to(message, request_id):
+            return message
+        if isinstance(message, dict) and "method" in message:
+            notes.append(message)
+        return None

@@ -1,0 +1,44 @@
+"""Errors from talking to a backend.
+
+    UpstreamError (server, message, status)     -> 502: unreachable, bad status, garbage answer
+    ├── UpstreamTimeout (server)                -> 504: no answer within the server's timeout
+    └── UpstreamRpcError (server, code, message, data) -> the backend answered a JSON-RPC error
+
+Messages never include credentials or response bodies beyond a short, safe excerpt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class UpstreamError(Exception):
+    """A backend failed; `status` is the backend's HTTP status when there was one."""
+
+    http_status = 502
+
+    def __init__(self, server: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"backend {server}: {message}")
+        self.server = server
+        self.message = message
+        self.status = status
+
+
+class UpstreamTimeout(UpstreamError):
+    """A backend did not answer within its timeout."""
+
+    http_status = 504
+
+    def __init__(self, server: str, timeout: float | None = None) -> None:
+        detail = f"no answer within {timeout:g} s" if timeout else "timed out"
+        super().__init__(server, detail)
+
+
+class UpstreamRpcError(UpstreamError):
+    """The backend answered with a JSON-RPC error object."""
+
+    def __init__(self, server: str, error: dict[str, Any], status: int | None = None) -> None:
+        self.code = error.get("code")
+        self.rpc_message = str(error.get("message", ""))
+        self.data = error.get("data")
+        super().__init__(server, f"error {self.code}: {self.rpc_message}", status)

@@ -1,0 +1,145 @@
+"""`UpstreamPool`: one `BackendClient` per backend over one shared, pooled ClientSession."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from gateway.credentials import CredentialStore
+from gateway.upstream import codec
+from gateway.upstream.client import BackendClient, Reply
+from gateway.upstream.errors import UpstreamError, UpstreamRpcError
+
+if TYPE_CHECKING:
+    from gateway.registry import Registry, ServerConfig
+
+MAX_PAGES = 100
+
+
+def create_session(*, limit: int = 200, limit_per_host: int = 32) -> aiohttp.ClientSession:
+    """The gateway's upstream ClientSession: keep-alive pool, no cookies, no proxy env."""
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60)
+    # A cookie jar would carry one backend's cookies to another on the same host (ports share cookies).
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        trust_env=False,
+    )
+
+
+class UpstreamPool:
+    """MCP clients for every backend; eras and sessions are remembered per backend."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        credentials: CredentialStore,
+        registry: Registry | None = None,
+    ) -> None:
+        self.session = session
+        self.credentials = credentials
+        self.registry = registry
+        self._clients: dict[str, BackendClient] = {}
+
+    def _config(self, server: ServerConfig | str) -> ServerConfig:
+        if not isinstance(server, str):
+            return server
+        config = self.registry.get(server) if self.registry is not None else None
+        if config is None:
+            raise UpstreamError(server, "no such enabled backend")
+        return config
+
+    def client(self, server: ServerConfig | str) -> BackendClient:
+        """The client for `server`, rebuilt when its configuration changed on reload."""
+        config = self._config(server)
+        client = self._clients.get(config.name)
+        if client is None or client.server != config:
+            client = self._clients[config.name] = BackendClient(
+                config, self.session, self.credentials
+            )
+        return client
+
+    def era(self, server: ServerConfig | str) -> str | None:
+        """The detected era ("2026-07-28" or "legacy"), None before the first request."""
+        return self.client(server).era
+
+    async def exchange(
+        self, server: ServerConfig | str, method: str, params: dict[str, Any] | None = None
+    ) -> Reply:
+        """Send a request; return the full reply (response and earlier notifications)."""
+        reply = await self.client(server).request(method, params)
+        if "result" in reply.response:
+            reply.response = {
+                **reply.response,
+                "result": codec.normalise_result(reply.response["result"]),
+            }
+        return reply
+
+    async def request(
+        self, server: ServerConfig | str, method: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Send a request; return the JSON-RPC response dict (result or error)."""
+        return (await self.exchange(server, method, params)).response
+
+    async def _result(
+        self, server: ServerConfig | str, method: str, params: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        config = self._config(server)
+        reply = await self.exchange(config, method, params)
+        if "error" in reply.response:
+            error = reply.response["error"]
+            raise UpstreamRpcError(
+                config.name, error if isinstance(error, dict) else {}, reply.status
+            )
+        result = reply.response.get("result")
+        if not isinstance(result, dict):
+            raise UpstreamError(config.name, f"{method} returned no result object", reply.status)
+        if result.get("resultType", "complete") != "complete":
+            # input_required needs the agent to answer the backend; this client API cannot relay that.
+            raise UpstreamError(
+                config.name, f"{method} asked for client input ({result['resultType']})"
+            )
+        return result
+
+    async def list_tools(self, server: ServerConfig | str) -> list[dict[str, Any]]:
+        """Every tool of `server`, following pagination cursors."""
+        tools: list[dict[str, Any]] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            result = await self._result(
+                server, "tools/list", {"cursor": cursor} if cursor else None
+            )
+            page = result.get("tools")
+            if not isinstance(page, list):
+                raise UpstreamError(
+                    self._config(server).name, "tools/list result has no tools list"
+                )
+            tools.extend(t for t in page if isinstance(t, dict))
+            cursor = result.get("nextCursor")
+            if not cursor:
+                return tools
+            if cursor in seen:
+                raise UpstreamError(self._config(server).name, "tools/list cursor repeats")
+            seen.add(cursor)
+        raise UpstreamError(self._config(server).name, f"tools/list exceeded {MAX_PAGES} pages")
+
+    async def call_tool(
+        self, server: ServerConfig | str, name: str, arguments: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Call a tool; return the CallToolResult dict (`content`, `structuredContent`, `isError`)."""
+        return await self._result(
+            server, "tools/call", {"name": name, "arguments": dict(arguments or {})}
+        )
+
+    async def open_stream(
+        self,
+        server: ServerConfig | str,
+        message: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """POST a JSON-RPC request and return the unread response for passthrough (release it)."""
+        return await self.client(server).open_stream(message, headers)
