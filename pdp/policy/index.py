@@ -97,7 +97,7 @@ class Engine:
             return found
         out = set(self.user_roles.get(subject, ()))
         for g in groups:
-            out |= self.group_roles.get(g, ())
+            out |= self.group_roles.get(g, frozenset())
         out |= self._union(roles)
         result = frozenset(out)
         if len(self._roles_cache) >= self.cache_size:

@@ -1,0 +1,79 @@
+"""Resource naming, segment globs, regex full match and JSON pointers (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pdp.policy.model import ArgCondition, Request
+from pdp.policy.naming import arg_holds, encode_uri, glob_match, regex_full_match, resource_string
+
+
+@pytest.mark.parametrize("value,pattern,expected", [
+    ("mcp:a:read_only_tool", "mcp:*:read_only_tool", True),
+    ("mcp:a:b:read_only_tool", "mcp:*:read_only_tool", False),  # '*' never crosses ':'
+    ("mcp:dev-1:x", "mcp:dev-*:*", True),
+    ("mcp:dev:x", "mcp:dev-*:*", False),
+    ("mcp:a:b:c", "mcp:a:*", False),
+    ("mcp:a:b", "*", True),
+    ("mcp:a:b:c", "*", True),
+    ("mcp:a.b:x", "mcp:a?b:x", False),  # no other glob metacharacters
+    ("mcp:axb:x", "mcp:a.b:x", False),  # '.' is literal
+    ("mcp:s:*", "mcp:s:*", True),  # server-level resource
+    ("mcp:s:*", "mcp:s:t", False),
+    ("mcp:s:t\nx", "mcp:s:t", False),
+])
+def test_glob(value, pattern, expected):
+    assert glob_match(value, pattern) is expected
+
+
+@pytest.mark.parametrize("value,pattern,expected", [
+    ("db_delete", ".*delete.*|.*drop.*", True),
+    ("drop", ".*delete.*|.*drop.*", True),
+    ("deleted_not", "delete", False),  # full match, not prefix
+    ("xdelete", "delete", False),  # not search either
+    ("read", "(?i)READ", True),
+])
+def test_regex_full_match(value, pattern, expected):
+    assert regex_full_match(value, pattern) is expected
+
+
+@pytest.mark.parametrize("req,expected", [
+    (Request("u", "list_tools", "s"), "mcp:s:*"),
+    (Request("u", "invoke_tool", "s", "tool", "t"), "mcp:s:t"),
+    (Request("u", "get_prompt", "s", "prompt", "p"), "mcp:s:prompt/p"),
+    (Request("u", "read_resource", "s", "resource", "file:///a/b c"), "mcp:s:resource/file%3A///a/b%20c"),
+    (Request("u", "read_resource", "s", "resource", "x:*%"), "mcp:s:resource/x%3A%2A%25"),
+])
+def test_resource_string(req, expected):
+    assert resource_string(req) == expected
+    assert resource_string(req).count(":") == 2
+
+
+def test_encoded_uri_has_no_colon_or_star():
+    assert ":" not in encode_uri("urn:a:b*c") and "*" not in encode_uri("urn:a:b*c")
+
+
+@pytest.mark.parametrize("cond,args,expected", [
+    (ArgCondition("/a", "equals", 1), {"a": 1}, True),
+    (ArgCondition("/a", "equals", 1), {"a": 1.0}, True),
+    (ArgCondition("/a", "equals", 1), {"a": True}, False),
+    (ArgCondition("/a", "equals", True), {"a": 1}, False),
+    (ArgCondition("/a", "equals", {"x": [1]}), {"a": {"x": [1]}}, True),
+    (ArgCondition("/a", "equals", 1), None, False),
+    (ArgCondition("/a", "in", ["x", "y"]), {"a": "y"}, True),
+    (ArgCondition("/a", "in", ["x", "y"]), {"a": "z"}, False),
+    (ArgCondition("/a", "pattern", "x.*"), {"a": "xyz"}, True),
+    (ArgCondition("/a", "pattern", "x.*"), {"a": "axyz"}, False),
+    (ArgCondition("/a", "pattern", "x.*"), {"a": 5}, False),
+    (ArgCondition("/a", "absent", True), {}, True),
+    (ArgCondition("/a", "absent", True), None, True),
+    (ArgCondition("/a", "absent", True), {"a": None}, False),
+    (ArgCondition("/a", "absent", False), {"a": None}, True),
+    (ArgCondition("/l/1", "equals", "b"), {"l": ["a", "b"]}, True),
+    (ArgCondition("/l/01", "equals", "b"), {"l": ["a", "b"]}, False),
+    (ArgCondition("/l/5", "absent", True), {"l": ["a"]}, True),
+    (ArgCondition("/m~0n/o~1p", "equals", 1), {"m~n": {"o/p": 1}}, True),
+    (ArgCondition("/a/b", "equals", 1), {"a": "str"}, False),
+])
+def test_arg_holds(cond, args, expected):
+    assert arg_holds(cond, args) is expected

@@ -1,0 +1,105 @@
+"""Invalid policies: every class of error is reported with its path and line; nothing is ignored."""
+
+from __future__ import annotations
+
+import pytest
+
+from pdp.policy import PolicyInvalid, parse_policy
+from pdp.policy.validate import check_pattern
+
+BASE = """\
+roles:
+  viewer:
+    permissions:
+      - resource: "mcp:*:*"
+        actions: [list_tools]
+"""
+
+CASES = [
+    ("unknown top key", "rolez: {}\n", "rolez", 1, "unknown key 'rolez'"),
+    ("unknown role key", "roles:\n  a:\n    permisions: []\n", "roles.a.permisions", 3, "unknown key"),
+    ("unknown permission key", "roles:\n  a:\n    permissions:\n      - {resource: '*', actions: ['*'], when: x}\n",
+     "roles.a.permissions[0].when", 4, "unknown key 'when'"),
+    ("missing actions", "roles:\n  a:\n    permissions:\n      - resource: '*'\n", "roles.a.permissions[0]", 4, "missing required key 'actions'"),
+    ("unknown action", "roles:\n  a:\n    permissions:\n      - {resource: '*', actions: [delete]}\n",
+     "roles.a.permissions[0].actions", 4, "unknown action(s) 'delete'"),
+    ("bad pattern segments", "roles:\n  a:\n    permissions:\n      - {resource: 'mcp:a:b:c', actions: ['*']}\n",
+     "roles.a.permissions[0].resource", 4, "3 segments"),
+    ("bad pattern prefix", "roles:\n  a:\n    permissions:\n      - {resource: 'foo:a:b', actions: ['*']}\n",
+     "roles.a.permissions[0].resource", 4, "must start with 'mcp:'"),
+    ("empty segment", "roles:\n  a:\n    permissions:\n      - {resource: 'mcp::b', actions: ['*']}\n",
+     "roles.a.permissions[0].resource", 4, "empty segment"),
+    ("actions not a list", "roles:\n  a:\n    permissions:\n      - {resource: '*', actions: invoke_tool}\n",
+     "roles.a.permissions[0].actions", 4, "expected a list of strings"),
+    ("unknown inherited role", "roles:\n  a:\n    inherits: [b]\n", "roles.a.inherits", 3, "unknown role 'b'"),
+    ("inheritance cycle", "roles:\n  a:\n    inherits: [b]\n  b:\n    inherits: [a]\n", "roles.a.inherits", 2, "inheritance cycle"),
+    ("self inheritance", "roles:\n  a:\n    inherits: [a]\n", "roles.a.inherits", 2, "inheritance cycle: a -> a"),
+    ("user role unknown", BASE + "user_roles:\n  bob: [admin]\n", "user_roles.bob", 7, "unknown role 'admin'"),
+    ("group role unknown", BASE + "group_roles:\n  /g: [admin]\n", "group_roles./g", 7, "unknown role 'admin'"),
+    ("user roles not a list", BASE + "user_roles:\n  bob: viewer\n", "user_roles.bob", 7, "expected a list"),
+    ("rule unknown condition key", BASE + "rules:\n  - name: r\n    action: deny\n    condition:\n      tool: x\n",
+     "rules[0].condition.tool", 10, "unknown key 'tool'"),
+    ("rule bad regex", BASE + "rules:\n  - name: r\n    action: deny\n    condition:\n      tool_name_pattern: '(('\n",
+     "rules[0].condition.tool_name_pattern", 10, "invalid regular expression"),
+    ("rule unknown role", BASE + "rules:\n  - name: r\n    action: deny\n    condition: {role: admin}\n",
+     "rules[0].condition.role", 9, "unknown role 'admin'"),
+    ("rule bad effect", BASE + "rules:\n  - name: r\n    action: block\n    condition: {}\n", "rules[0].action", 8, "must be 'allow' or 'deny'"),
+    ("rule priority type", BASE + "rules:\n  - name: r\n    action: deny\n    priority: high\n    condition: {}\n",
+     "rules[0].priority", 9, "expected an integer"),
+    ("rule priority bool", BASE + "rules:\n  - name: r\n    action: deny\n    priority: true\n    condition: {}\n",
+     "rules[0].priority", 9, "expected an integer"),
+    ("rule missing condition", BASE + "rules:\n  - name: r\n    action: deny\n", "rules[0]", 7, "missing required key 'condition'"),
+    ("duplicate rule name", BASE + "rules:\n  - {name: r, action: deny, condition: {}}\n  - {name: r, action: deny, condition: {}}\n",
+     "rules[1].name", 8, "duplicate rule name"),
+    ("bad pointer", BASE + "rules:\n  - name: r\n    action: deny\n    condition:\n      arguments: {force: {equals: 1}}\n",
+     "rules[0].condition.arguments.force", 10, "must start with '/'"),
+    ("bad pointer escape", BASE + "rules:\n  - name: r\n    action: deny\n    condition:\n      arguments: {/a~2: {equals: 1}}\n",
+     "rules[0].condition.arguments./a~2", 10, "bad '~' escape"),
+    ("unknown argument op", BASE + "rules:\n  - name: r\n    action: deny\n    condition:\n      arguments: {/a: {contains: 1}}\n",
+     "rules[0].condition.arguments./a.contains", 10, "unknown key 'contains'"),
+    ("two argument ops", BASE + "rules:\n  - name: r\n    action: deny\n    condition:\n      arguments: {/a: {equals: 1, absent: true}}\n",
+     "rules[0].condition.arguments./a", 10, "exactly one"),
+    ("in needs list", BASE + "rules:\n  - name: r\n    action: deny\n    condition:\n      arguments: {/a: {in: 1}}\n",
+     "rules[0].condition.arguments./a.in", 10, "expected a list"),
+    ("absent needs bool", BASE + "rules:\n  - name: r\n    action: deny\n    condition:\n      arguments: {/a: {absent: maybe}}\n",
+     "rules[0].condition.arguments./a.absent", 10, "expected true or false"),
+    ("argument bad regex", BASE + "rules:\n  - name: r\n    action: deny\n    condition:\n      arguments: {/a: {pattern: '['}}\n",
+     "rules[0].condition.arguments./a.pattern", 10, "invalid regular expression"),
+    ("server glob with colon", BASE + "rules:\n  - name: r\n    action: deny\n    condition: {mcp_server: 'a:b'}\n",
+     "rules[0].condition.mcp_server", 9, "must not contain ':'"),
+    ("condition action unknown", BASE + "rules:\n  - name: r\n    action: deny\n    condition: {action: call}\n",
+     "rules[0].condition.action", 9, "unknown action(s) 'call'"),
+    ("default policy", BASE + "default_policy: permit\n", "default_policy", 6, "must be 'allow' or 'deny'"),
+    ("duplicate key", BASE + "default_policy: deny\ndefault_policy: allow\n", "default_policy", 7, "duplicate key"),
+    ("not a mapping", "- a\n- b\n", "", 1, "expected a mapping"),
+    ("empty document", "", "", 1, "empty"),
+    ("yaml syntax", "roles: [\n", "", 2, "invalid YAML"),
+]
+
+
+@pytest.mark.parametrize("name,text,path,line,message", CASES, ids=[c[0] for c in CASES])
+def test_invalid_policy_reports_path_line_message(name, text, path, line, message):
+    with pytest.raises(PolicyInvalid) as info:
+        parse_policy(text)
+    found = [(e.path, e.line) for e in info.value.errors if message in e.message]
+    assert (path, line) in found, [str(e) for e in info.value.errors]
+
+
+def test_every_error_is_reported_at_once():
+    text = BASE + "user_roles:\n  bob: [nope]\nrules:\n  - {name: r, action: deny, condition: {tool: x}}\nextra: 1\n"
+    with pytest.raises(PolicyInvalid) as info:
+        parse_policy(text)
+    assert len(info.value.errors) == 3
+
+
+def test_valid_policy_with_empty_role_and_description():
+    policy = parse_policy("roles:\n  a:\n  b:\n    description: B\n    inherits: [a]\nrules: []\n")
+    assert set(policy.roles) == {"a", "b"} and policy.default_policy == "deny"
+
+
+@pytest.mark.parametrize("pattern,ok", [
+    ("*", True), ("mcp:*:*", True), ("mcp:a:b", True), ("mcp:dev-*:*", True),
+    ("mcp:*", False), ("mcp:a:b:c", False), ("x:a:b", False), ("mcp:**:a", False), ("mcp:a b:c", False),
+])
+def test_check_pattern(pattern, ok):
+    assert (check_pattern(pattern) is None) == ok
