@@ -50,11 +50,11 @@ def gateway_checks(body: Any, elapsed_ms: float, url: str) -> list[Check]:
     return checks
 
 
-async def pdp_direct(pdp_url: str, timeout: float) -> Check:
+async def pdp_direct(pdp_url: str, seconds: float) -> Check:
     """GET the PDP's /health."""
     url = pdp_url.rstrip("/") + "/health"
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s, s.get(url) as r:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as s, s.get(url) as r:
             return Check("pdp", OK if r.status == 200 else FAIL, f"{pdp_url} (HTTP {r.status})")
     except (aiohttp.ClientError, TimeoutError) as exc:
         return Check("pdp", FAIL, f"{pdp_url} unreachable ({type(exc).__name__}); start it with `mcpgw pdp serve`")

@@ -1,0 +1,189 @@
+"""Pure parts of the client CLI: config layering, params, error messages, tables, rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.client_cli import fanout, health, output, reads
+from gateway.client_cli.config import DEFAULT_URL, resolve
+from gateway.client_cli.errors import EXIT_FAILED, EXIT_USAGE, UsageError, explain_http_error
+from gateway.client_cli.token import grant_form
+
+
+def test_config_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("url: http://file:1\ntoken: file-token\ntimeout: 5\n")
+    env = {"MCPGW_URL": "http://env:2", "HOME": str(tmp_path)}
+    got = resolve({"url": None, "token": None}, env, str(cfg_file))
+    assert (got.url, got.token.get(), got.timeout) == ("http://env:2", "file-token", 5.0)
+    got = resolve({"url": "http://flag:3/", "token": "flag-token"}, env, str(cfg_file))
+    assert (got.url, got.token.get()) == ("http://flag:3", "flag-token")
+    assert "flag-token" not in repr(got)
+
+
+def test_config_defaults_and_missing_default_file(tmp_path: Path) -> None:
+    got = resolve({}, {"HOME": str(tmp_path)})
+    assert got.url == DEFAULT_URL and got.token is None
+
+
+def test_default_config_file_under_xdg(tmp_path: Path) -> None:
+    (tmp_path / "mcpgw").mkdir()
+    (tmp_path / "mcpgw" / "config.yaml").write_text("url: http://xdg:9\n")
+    assert resolve({}, {"XDG_CONFIG_HOME": str(tmp_path)}).url == "http://xdg:9"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("urll: http://x\n", "unknown setting"),
+        ("- a\n", "mapping"),
+        ("url: [\n", "config file"),
+        ("timeout: soon\n", "timeout must be a number"),
+        ("timeout: 0\n", "greater than 0"),
+    ],
+)
+def test_config_errors_are_usage_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message) as info:
+        resolve({}, {}, str(path))
+    assert info.value.exit_code == EXIT_USAGE
+
+
+def test_named_config_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"):
+        resolve({}, {"MCPGW_CONFIG": str(tmp_path / "nope.yaml")})
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [(None, {}), ('{"a": 1}', {"a": 1}), ("{}", {})],
+)
+def test_parse_params_ok(params: str | None, expected: dict) -> None:
+    assert reads.parse_params(params, None) == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [("{bad", "not valid JSON"), ("[1, 2]", "must be a JSON object"), ('"s"', "must be a JSON object")],
+)
+def test_parse_params_errors(params: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        reads.parse_params(params, None)
+
+
+def test_params_file_and_both(tmp_path: Path) -> None:
+    f = tmp_path / "p.json"
+    f.write_text('{"x": [1]}')
+    assert reads.parse_params(None, str(f)) == {"x": [1]}
+    with pytest.raises(UsageError, match="either"):
+        reads.parse_params("{}", str(f))
+    with pytest.raises(UsageError, match="cannot read"):
+        reads.parse_params(None, str(tmp_path / "missing.json"))
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "needle"),
+    [
+        (401, {"error": {"code": "unauthorized", "message": "token expired"}}, "missing or expired"),
+        (403, {"error": {"code": "forbidden", "message": "rule 3 denies delete_records"}}, "denied by policy: rule 3 denies"),
+        (404, {"error": {"code": "not_found", "message": "unknown MCP server 'x'"}}, "unknown MCP server 'x'"),
+        (503, {"error": {"code": "pdp_unavailable", "message": "PDP down"}}, "fails closed"),
+        (502, {"error": {"code": "upstream_error", "message": "boom"}}, "502 upstream_error: boom"),
+        (500, "plain text", "500 error: plain text"),
+    ],
+)
+def test_http_errors_say_what_to_do(status: int, body: object, needle: str) -> None:
+    err = explain_http_error(status, body, "http://gw/x")
+    assert needle in err.message
+    assert err.exit_code == EXIT_FAILED
+
+
+def test_403_includes_statement_when_given() -> None:
+    body = {"error": {"code": "forbidden", "message": "no", "statement": {"kind": "rule", "line": 7}, "decision_id": "d1"}}
+    assert "statement: kind=rule, line=7; decision_id: d1" in explain_http_error(403, body, "u").message
+
+
+def test_table_aligns_columns() -> None:
+    text = output.table(["A", "LONGER"], [["xxxx", 1], ["y", None], ["z", ["t1", "t2"]]])
+    assert text.splitlines() == ["A     LONGER", "xxxx  1", "y     -", "z     t1,t2"]
+
+
+@pytest.mark.parametrize(
+    ("result", "text"),
+    [
+        ({"content": [{"type": "text", "text": "hi"}, {"type": "image"}]}, "hi\n[image]"),
+        ({"content": [], "structuredContent": {"a": 1}}, '{\n  "a": 1\n}'),
+        ("raw", '"raw"'),
+    ],
+)
+def test_content_text(result: object, text: str) -> None:
+    assert output.content_text(result) == text
+
+
+def test_server_rows_accepts_list_or_mapping() -> None:
+    assert reads.server_rows({"servers": [{"name": "a"}], "count": 1}) == [{"name": "a"}]
+    assert reads.server_rows({"servers": {"b": {"url": "u"}}}) == [{"name": "b", "url": "u"}]
+
+
+def test_render_summary_and_full() -> None:
+    body = {
+        "tool_name": "echo", "total_servers": 2, "successful": 1, "failed": 1, "execution_time_ms": 3.2,
+        "results": {"a": {"content": [{"type": "text", "text": "hi"}]}}, "errors": {"b": "denied: nope"},
+    }
+    summary = fanout.render(body, "summary")
+    assert summary.splitlines()[0] == "echo: 1/2 servers succeeded, 1 failed (3.2 ms)"
+    assert "a       ok      hi" in summary and "b       failed  denied: nope" in summary
+    full = fanout.render(body, "full")
+    assert "== a (ok)\nhi" in full and "== b (failed)\ndenied: nope" in full
+
+
+def test_split_list() -> None:
+    assert fanout.split_list(" a, b,,a ") == ["a", "b"]
+    assert fanout.split_list(None) == []
+
+
+def test_gateway_health_lines() -> None:
+    checks = health.gateway_checks(
+        {"status": "healthy", "servers": 2, "auth_enabled": False, "audit_database": "spooling", "servers_file_error": True},
+        1.0, "http://gw",
+    )
+    assert [(c.component, c.status) for c in checks] == [("gateway", "ok"), ("servers file", "fail"), ("database", "fail")]
+    assert "AUTH OFF" in checks[0].detail
+
+
+class _Cfg(dict):
+    def get(self, key, default=None):  # noqa: D401 - dict-like config stand-in
+        return super().get(key, default)
+
+
+def test_grant_forms() -> None:
+    from shared.settings import Secret
+
+    cc = grant_form(_Cfg(client_id="cli", client_secret=Secret("s3"), scope="openid"))
+    assert cc == {"client_id": "cli", "client_secret": "s3", "grant_type": "client_credentials", "scope": "openid"}
+    pw = grant_form(_Cfg(client_id="cli", username="ann", password=Secret("pw")))
+    assert pw["grant_type"] == "password" and pw["username"] == "ann" and pw["password"] == "pw"
+    with pytest.raises(UsageError, match="client secret"):
+        grant_form(_Cfg(client_id="cli"))
+    with pytest.raises(UsageError, match="--client-id"):
+        grant_form(_Cfg())
+    with pytest.raises(UsageError, match="--password"):
+        grant_form(_Cfg(client_id="c", username="ann"))
+
+
+def test_progress_block_redraws_in_place() -> None:
+    import io
+
+    from gateway.client_cli.progress import FAILED, OK, Progress
+
+    out = io.StringIO()
+    p = Progress(out, "echo", ["a", "bb"])
+    p.draw()
+    p.update("bb", FAILED, "denied: no")
+    p.update("a", OK, "3 ms")
+    assert p.lines() == ["echo: 2/2 answered, 1 failed, 0 pending", "  ✓ a   ok  3 ms", "  ✗ bb  failed  denied: no"]
+    # Each redraw after the first moves the cursor up over the 3 lines it drew before.
+    assert out.getvalue().count("\x1b[3F") == 2
