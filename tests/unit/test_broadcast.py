@@ -1,0 +1,134 @@
+"""Broadcast: target planning, decision split, concurrent calls with timeouts, response shape."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from gateway import broadcast as b
+
+
+@dataclass
+class S:
+    name: str
+    enabled: bool = True
+    tags: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    timeout: float = 30.0
+
+
+SERVERS = {
+    s.name: s
+    for s in (
+        S("a", tags=("logs", "prod"), tools=("search",)),
+        S("b", tags=("logs",), tools=("*",)),
+        S("c", tags=("crm",)),  # no hint: must be probed
+        S("d", enabled=False, tags=("logs",), tools=("search",)),
+        S("e", tools=("other",)),
+    )
+}
+
+
+@pytest.mark.parametrize(
+    ("names", "tags", "targets", "errors", "probe"),
+    [
+        (["a", "c"], None, ["a", "c"], {}, []),
+        (["a", "a", "zz", "d"], None, ["a"], {"zz": "unknown MCP server 'zz'", "d": "MCP server 'd' is disabled"}, []),
+        (["c"], ["logs"], ["c"], {}, []),  # names win over tags
+        (None, ["logs"], ["a", "b"], {}, []),  # disabled d skipped
+        (None, ["crm", "prod"], ["a", "c"], {}, []),
+        (None, ["nothing"], [], {}, []),
+        (None, None, ["a", "b"], {}, ["c"]),  # hint says yes (a, b "*"), no (e); c unknown
+    ],
+)
+def test_plan_targets(names, tags, targets, errors, probe) -> None:
+    plan = b.plan_targets(SERVERS, "search", names, tags)
+    assert plan.targets == targets
+    assert plan.errors == errors
+    assert plan.to_probe == probe
+
+
+@pytest.mark.parametrize(
+    ("listed", "targets"),
+    [
+        ({"c": ["search", "x"]}, ["a", "b", "c"]),
+        ({"c": ["x"]}, ["a", "b"]),
+        ({"c": RuntimeError("down")}, ["a", "b"]),
+        ({}, ["a", "b"]),
+    ],
+)
+def test_resolve_probes(listed, targets) -> None:
+    plan = b.plan_targets(SERVERS, "search")
+    assert b.resolve_probes(plan, listed, "search").targets == targets
+
+
+@pytest.mark.parametrize(
+    ("allowed", "reasons", "call", "denied"),
+    [
+        ([True, True], [None, None], ["a", "b"], {}),
+        ([True, False], [None, "rule: block prod"], ["a"], {"b": "denied: rule: block prod"}),
+        ([False, False], [None, None], [], {"a": "denied: not permitted by policy", "b": "denied: not permitted by policy"}),
+    ],
+)
+def test_split_by_decision(allowed, reasons, call, denied) -> None:
+    assert b.split_by_decision(["a", "b"], allowed, reasons) == (call, denied)
+
+
+def test_split_by_decision_length_mismatch_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        b.split_by_decision(["a", "b"], [True], [None])
+
+
+async def test_run_calls_partial_results_on_time() -> None:
+    async def call(name: str) -> str:
+        if name == "hung":
+            await asyncio.sleep(60)
+        if name == "slowish":
+            await asyncio.sleep(0.5)
+        if name == "broken":
+            raise RuntimeError("exploded")
+        return f"ok {name}"
+
+    start = time.perf_counter()
+    results, errors = await b.run_calls(
+        ["fast", "hung", "slowish", "broken"], call,
+        timeouts={"fast": 5, "hung": 60, "slowish": 0.1, "broken": 5}, deadline=0.3,
+    )
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0  # bounded by the deadline, not by the hung call
+    assert results == {"fast": "ok fast"}
+    assert errors["hung"].startswith("no answer within the broadcast deadline")
+    assert errors["slowish"] == "timed out after 0.1s"
+    assert errors["broken"] == "exploded"
+
+
+async def test_run_calls_runs_concurrently() -> None:
+    running = 0
+    peak = 0
+
+    async def call(name: str) -> str:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        return name
+
+    results, errors = await b.run_calls(list("abcde"), call, timeouts={}, deadline=5)
+    assert peak == 5 and errors == {} and sorted(results) == list("abcde")
+
+
+async def test_run_calls_empty() -> None:
+    assert await b.run_calls([], lambda n: asyncio.sleep(0), timeouts={}, deadline=1) == ({}, {})
+
+
+def test_broadcast_response_shape_and_order() -> None:
+    body = b.broadcast_response("search", ["b", "a", "c"], {"a": {"x": 1}, "b": 2}, {"c": "denied: no"}, time.perf_counter())
+    assert list(body) == ["tool_name", "total_servers", "successful", "failed", "execution_time_ms", "results", "errors"]
+    assert (body["total_servers"], body["successful"], body["failed"]) == (3, 2, 1)
+    assert list(body["results"]) == ["b", "a"]
+    assert body["errors"] == {"c": "denied: no"}
+    assert body["execution_time_ms"] >= 0
