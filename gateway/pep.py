@@ -84,7 +84,8 @@ def parse_search(body: Any, resource_type: str) -> tuple[set[str], str | None]:
         if item.get("type") != resource_type:
             raise WireError("PDP search result has the wrong resource type")
         ids.add(item["id"])
-    ctx = body.get("context") or {}
+    ctx = body.get("context")
+    ctx = {} if ctx is None else ctx
     if not isinstance(ctx, dict):
         raise WireError("PDP search answer 'context' is not an object")
     version = ctx.get("policy_version")
