@@ -51,13 +51,17 @@ def gateway_checks(body: Any, elapsed_ms: float, url: str) -> list[Check]:
 
 
 async def pdp_direct(pdp_url: str, seconds: float) -> Check:
-    """GET the PDP's /health."""
-    url = pdp_url.rstrip("/") + "/health"
+    """The PDP's readiness (policy loaded, database reachable), else its liveness endpoint."""
+    base = pdp_url.rstrip("/")
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as s, s.get(url) as r:
-            return Check("pdp", OK if r.status == 200 else FAIL, f"{pdp_url} (HTTP {r.status})")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as s:
+            for path in ("/readyz", "/healthz", "/health"):
+                async with s.get(base + path) as r:
+                    if r.status != 404:
+                        return Check("pdp", OK if r.status == 200 else FAIL, f"{base}{path} (HTTP {r.status})")
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return Check("pdp", FAIL, f"{pdp_url} unreachable ({type(exc).__name__}); start it with `mcpgw pdp serve`")
+        return Check("pdp", FAIL, f"{base} unreachable ({type(exc).__name__}); start it with `mcpgw pdp serve`")
+    return Check("pdp", FAIL, f"{base} has no health endpoint; is it the PDP?")
 
 
 async def backend_check(gw: GatewayClient, row: dict[str, Any]) -> Check:
