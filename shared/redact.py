@@ -61,10 +61,22 @@ def normalize_keys(keys: Iterable[str]) -> frozenset[str]:
     return frozenset(k.strip().lower().replace("-", "_") for k in keys if k.strip())
 
 
+# Argument names repeat endlessly, so verdicts are memoized (bounded: cleared when full).
+_VERDICTS: dict[tuple[object, frozenset[str]], bool] = {}
+_VERDICTS_MAX = 10_000
+
+
 def key_is_sensitive(key: object, keys: frozenset[str]) -> bool:
     """True when the (normalized) key contains any configured sensitive name."""
-    name = str(key).lower().replace("-", "_")
-    return any(k in name for k in keys)
+    cache_key = (key, keys)
+    verdict = _VERDICTS.get(cache_key)
+    if verdict is None:
+        name = str(key).lower().replace("-", "_")
+        verdict = any(k in name for k in keys)
+        if len(_VERDICTS) >= _VERDICTS_MAX:
+            _VERDICTS.clear()
+        _VERDICTS[cache_key] = verdict
+    return verdict
 
 
 def redact(value: Any, keys: frozenset[str]) -> Any:

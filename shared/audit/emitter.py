@@ -40,13 +40,16 @@ class DatabaseMissing(ConnectionError):
 
 def redact_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
     """The event with parameters/extra redacted and credential shapes masked in free text."""
-    return event.replace(
-        parameters=redact(event.parameters, keys),
-        extra=None if event.extra is None else redact(event.extra, keys),
-        error=None if event.error is None else mask_secrets(event.error),
-        reason=None if event.reason is None else mask_secrets(event.reason),
-        resource=None if event.resource is None else mask_secrets(event.resource),
-    )
+    changes: dict[str, Any] = {}
+    if event.parameters is not None:
+        changes["parameters"] = redact(event.parameters, keys)
+    if event.extra is not None:
+        changes["extra"] = redact(event.extra, keys)
+    for name in ("error", "reason", "resource"):
+        text = getattr(event, name)
+        if text is not None and (masked := mask_secrets(text)) is not text:
+            changes[name] = masked
+    return event.replace(**changes) if changes else event
 
 
 class AuditEmitter:
@@ -85,6 +88,7 @@ class AuditEmitter:
         self._healthy = True
         self._pending = asyncio.Event()
         self._running = False
+        self._overflow: list[AuditEvent] = []
 
     @property
     def healthy(self) -> bool:
@@ -114,9 +118,22 @@ class AuditEmitter:
                 return
             except asyncio.QueueFull:
                 pass
-        self._write_local([event])
+        # Overflow is collected and spilled in batches: one fsync per event would make an
+        # overloaded process slower still. Like the queue, the buffer lives only until the next
+        # turn of the event loop.
+        self._overflow.append(event)
+        if len(self._overflow) >= self._batch_size:
+            self._flush_overflow()
+        elif len(self._overflow) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_overflow)
+
+    def _flush_overflow(self) -> None:
+        events, self._overflow = self._overflow, []
+        if not events:
+            return
+        self._write_local(events)
         if self._spool is not None:
-            self._spill([event])
+            self._spill(events)
 
     async def flush(self) -> None:
         """Wait until every event emitted so far has been handled by the writer."""
@@ -131,6 +148,7 @@ class AuditEmitter:
         if not self._running:
             return
         self._running = False
+        self._flush_overflow()
         await self._queue.put(_STOP)
         writer, *others = self._tasks
         await writer

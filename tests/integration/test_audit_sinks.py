@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import uuid
@@ -115,7 +116,9 @@ async def test_queue_full_spills_instead_of_dropping(pg_pool, tmp_path):
     await emitter.start()
     for i in range(50):  # no await in between: the writer cannot drain, the queue overflows
         emitter.emit(sample(subject=f"u{i}"))
+    await asyncio.sleep(0)  # the overflow is spilled as one batch on the next loop turn
     assert value(emitter.metrics.spilled) == 40
+    assert len(list(tmp_path.glob("*.jsonl"))) == 1
     await emitter.flush()
     await emitter.replay_now()
     await emitter.close()
