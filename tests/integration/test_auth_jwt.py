@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp import web
 
-from shared.auth import AuthConfig, Authenticator, AuthError, ClaimMapping
+from shared.auth import AuthConfig, Authenticator, AuthError, ClaimMapping, authenticator_ctx
 from tests.fixtures.oidc import OidcIssuer, generate_key, running_issuer, unsigned_token
 
 
@@ -324,3 +325,26 @@ async def test_token_cache_is_bounded(
         await auth.authenticate(token)
     assert len(auth._cache) == 3
     assert all(isinstance(k, bytes) and len(k) == 32 for k in auth._cache)
+
+
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+AUTH = web.AppKey("auth", Authenticator)
+
+
+async def test_authenticator_ctx_uses_the_app_session(oidc_issuer: OidcIssuer) -> None:
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as s:
+            app[SESSION] = s
+            yield
+
+    config = AuthConfig(audience=oidc_issuer.audience, issuer=oidc_issuer.issuer)
+    app = web.Application()
+    app.cleanup_ctx.extend([session_ctx, authenticator_ctx(config, SESSION, AUTH)])
+    runner = web.AppRunner(app)
+    await runner.setup()  # runs the cleanup contexts' startup halves
+    try:
+        assert oidc_issuer.jwks_fetches == 1  # warmed at startup
+        principal = await app[AUTH].authenticate(bearer(oidc_issuer.mint("x")))
+        assert principal.subject == "x" and oidc_issuer.jwks_fetches == 1
+    finally:
+        await runner.cleanup()
