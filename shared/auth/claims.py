@@ -14,6 +14,9 @@ from shared.auth.errors import INVALID_TOKEN, AuthError
 from shared.auth.principal import Principal
 
 CLIENT_ID = "{client_id}"
+# Keycloak marks its other JWTs in the `typ` claim; an ID token shares the access token's audience
+# when the client is its own resource, so it must be refused explicitly.
+NOT_ACCESS_TOKENS = frozenset({"ID", "Refresh", "Logout"})
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ def check_registered_claims(
     iat = _number(claims, "iat")
     if iat is not None and now + leeway < iat:
         raise AuthError(INVALID_TOKEN, "token issued in the future")
+    if claims.get("typ") in NOT_ACCESS_TOKENS:
+        raise AuthError(INVALID_TOKEN, "token is not an access token")
     if issuer is not None and claims.get("iss") != issuer:
         raise AuthError(INVALID_TOKEN, "token issuer not accepted")
     aud = claims.get("aud")

@@ -184,6 +184,9 @@ GOOD = {"iss": "https://idp/realms/r", "aud": "gw", "exp": NOW + 60, "iat": NOW 
         ({"aud": ["other"]}, 0, "token audience not accepted"),
         ({"aud": None}, 0, "token audience not accepted"),
         ({"aud": {"gw": 1}}, 0, "token audience not accepted"),
+        ({"typ": "Bearer"}, 0, None),
+        ({"typ": "ID"}, 0, "token is not an access token"),
+        ({"typ": "Refresh"}, 0, "token is not an access token"),
     ],
 )
 def test_registered_claims(changes: dict, leeway: float, message: str | None) -> None:
