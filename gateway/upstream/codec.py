@@ -105,7 +105,8 @@ def _line_end(buffer: bytes) -> tuple[int, int] | None:
 
 def parse_sse(payload: bytes) -> list[SSEEvent]:
     """All complete events of a whole SSE body."""
-    return SSEParser().feed(payload)
+    parser = SSEParser()
+    return parser.feed(payload) + parser.close()
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -1,0 +1,211 @@
+"""Registry: the documented servers file loads unchanged; every error names server and field."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gateway.registry import Registry, RegistryError, host_allowed, load_servers_file, parse_servers
+
+SAMPLE = """\
+servers:
+  salesforce-prod:
+    url: https://mcp.salesforce.example.com
+    type: http
+    timeout: 60
+    enabled: true
+    tags: ["crm"]
+    auth:
+      method: api_key        # api_key | bearer | basic | oauth2 | custom | none
+      location: header       # header | query | body
+      name: X-API-Key
+      format: raw            # raw | prefix | template
+      prefix: "Bearer "      # with format: prefix
+      template: "Token {credential}"   # with format: template
+      credential_ref: env://SALESFORCE_API_KEY   # env://NAME | file:///path
+"""
+
+
+def test_sample_loads_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "mcp_servers.yaml"
+    path.write_text(SAMPLE)
+    servers = load_servers_file(path)
+    s = servers["salesforce-prod"]
+    assert (s.url, s.type, s.timeout, s.enabled, s.tags) == ("https://mcp.salesforce.example.com", "http", 60, True, ("crm",))
+    assert (s.auth.method, s.auth.location, s.auth.name, s.auth.format) == ("api_key", "header", "X-API-Key", "raw")
+    assert s.auth.credential_ref == "env://SALESFORCE_API_KEY"
+
+
+def test_example_file_in_deploy_loads() -> None:
+    root = Path(__file__).resolve().parents[2]
+    servers = load_servers_file(root / "deploy" / "examples" / "mcp_servers.yaml")
+    assert servers, "the example file should declare servers"
+
+
+def _one(server: dict) -> list[str]:
+    return parse_servers({"servers": {"srv": server}})[1]
+
+
+BASE = {"url": "http://127.0.0.1:9000/mcp"}
+
+ERROR_CASES = [
+    ("unknown server key", {**BASE, "colour": "red"}, "servers.srv.colour: unknown key"),
+    ("missing url", {}, "servers.srv.url: required"),
+    ("ftp url", {"url": "ftp://x/mcp"}, "servers.srv.url: must be an http:// or https:// URL"),
+    ("file url", {"url": "file:///etc/passwd"}, "servers.srv.url: must be an http:// or https:// URL"),
+    ("url with userinfo", {"url": "http://u:p@h/mcp"}, "servers.srv.url: must not embed credentials"),
+    ("bad type", {**BASE, "type": "stdio"}, "servers.srv.type: must be one of"),
+    ("zero timeout", {**BASE, "timeout": 0}, "servers.srv.timeout:"),
+    ("string timeout", {**BASE, "timeout": "60"}, "servers.srv.timeout:"),
+    ("enabled not bool", {**BASE, "enabled": "yes"}, "servers.srv.enabled: must be true or false"),
+    ("tags not list", {**BASE, "tags": "crm"}, "servers.srv.tags: must be a list of strings"),
+    ("tools not strings", {**BASE, "tools": [1]}, "servers.srv.tools: must be a list of strings"),
+    ("metadata not mapping", {**BASE, "metadata": [1]}, "servers.srv.metadata: must be a mapping"),
+    ("auth not mapping", {**BASE, "auth": "x"}, "servers.srv.auth: must be a mapping"),
+    ("unknown auth key", {**BASE, "auth": {"method": "none", "color": 1}}, "servers.srv.auth.color: unknown key"),
+    ("bad method", {**BASE, "auth": {"method": "magic"}}, "servers.srv.auth.method: must be one of"),
+    ("bad location", {**BASE, "auth": {"method": "api_key", "location": "cookie", "credential_ref": "env://K"}},
+     "servers.srv.auth.location: must be one of"),
+    ("bad format", {**BASE, "auth": {"method": "api_key", "format": "xml", "credential_ref": "env://K"}},
+     "servers.srv.auth.format: must be one of"),
+    ("template without placeholder",
+     {**BASE, "auth": {"method": "api_key", "format": "template", "template": "Tok", "credential_ref": "env://K"}},
+     "servers.srv.auth.template: must contain {credential}"),
+    ("custom needs name", {**BASE, "auth": {"method": "custom", "credential_ref": "env://K"}},
+     "servers.srv.auth.name: required for method custom"),
+    ("transport header", {**BASE, "auth": {"method": "custom", "name": "Host", "credential_ref": "env://K"}},
+     "servers.srv.auth.name: Host is a transport header"),
+    ("missing ref", {**BASE, "auth": {"method": "bearer"}}, "servers.srv.auth.credential_ref: must be a reference"),
+    ("vault ref", {**BASE, "auth": {"method": "bearer", "credential_ref": "vault://secret/x"}},
+     "servers.srv.auth.credential_ref: unsupported scheme vault://"),
+    ("relative file ref", {**BASE, "auth": {"method": "bearer", "credential_ref": "file://rel/x"}},
+     "servers.srv.auth.credential_ref: file:// needs a absolute path"),
+    ("oauth2 without token_url", {**BASE, "auth": {"method": "oauth2", "client_id": "c", "client_secret_ref": "env://S"}},
+     "servers.srv.auth.token_url: required for oauth2"),
+    ("oauth2 without client_id",
+     {**BASE, "auth": {"method": "oauth2", "token_url": "http://t/token", "client_secret_ref": "env://S"}},
+     "servers.srv.auth.client_id: required for oauth2"),
+    ("oauth2 field on bearer", {**BASE, "auth": {"method": "bearer", "credential_ref": "env://K", "scope": "a"}},
+     "servers.srv.auth.scope: only valid with method oauth2"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "server", "expected"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_validation_error_names_server_and_field(name: str, server: dict, expected: str) -> None:
+    errors = _one(server)
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+@pytest.mark.parametrize("name", ["UPPER", "-lead", "has space", "a" * 64, "sl/ash", ""])
+def test_bad_server_names(name: str) -> None:
+    servers, errors = parse_servers({"servers": {name: BASE}})
+    assert not servers
+    assert errors == [f"servers.{name}: invalid server name (must match ^[a-z0-9][a-z0-9._-]{{0,62}}$)"]
+
+
+def test_all_errors_reported_together() -> None:
+    _, errors = parse_servers(
+        {"servers": {"a": {"url": "ftp://x"}, "b": {**BASE, "timeout": -1}, "ok": BASE}, "extra": 1}
+    )
+    assert len(errors) == 3
+    assert "extra: unknown top-level key" in errors
+
+
+def test_defaults() -> None:
+    servers, errors = parse_servers({"servers": {"x": BASE}})
+    assert errors == []
+    s = servers["x"]
+    assert (s.type, s.timeout, s.enabled, s.auth.method) == ("http", 30.0, True, "none")
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "fmt", "prefix"),
+    [("bearer", "Authorization", "prefix", "Bearer "), ("basic", "Authorization", "prefix", "Basic "),
+     ("api_key", "X-API-Key", "raw", "")],
+)  # fmt: skip
+def test_auth_defaults(method: str, name: str, fmt: str, prefix: str) -> None:
+    servers, errors = parse_servers({"servers": {"x": {**BASE, "auth": {"method": method, "credential_ref": "env://K"}}}})
+    assert errors == []
+    auth = servers["x"].auth
+    assert (auth.name, auth.format, auth.prefix) == (name, fmt, prefix)
+
+
+@pytest.mark.parametrize(
+    ("host", "allow", "ok"),
+    [
+        ("169.254.169.254", ["10.0.0.0/8", "mcp.example.com"], False),
+        ("10.1.2.3", ["10.0.0.0/8"], True),
+        ("mcp.example.com", ["mcp.example.com"], True),
+        ("evil.example.com", ["mcp.example.com"], False),
+        ("a.internal.example", ["*.internal.example"], True),
+        ("internal.example", ["*.internal.example"], False),
+        ("::1", ["::1/128"], True),
+        ("127.0.0.1", ["localhost"], False),
+    ],
+)
+def test_host_allowlist(host: str, allow: list[str], ok: bool) -> None:
+    assert host_allowed(host, allow) is ok
+
+
+def test_allowlist_blocks_metadata_address() -> None:
+    data = {"servers": {"meta": {"url": "http://169.254.169.254/latest"}, "ok": {"url": "http://10.0.0.5/mcp"}}}
+    servers, errors = parse_servers(data, ["10.0.0.0/8"])
+    assert errors == ["servers.meta.url: host '169.254.169.254' is not in the upstream host allowlist"]
+    assert list(servers) == ["ok"]
+
+
+def _write(path: Path, data: dict) -> None:
+    path.write_text(yaml.safe_dump(data))
+    # Make every rewrite visible to the mtime check even on coarse-clock filesystems.
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_reload_swaps_atomically_and_keeps_last_good(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "servers.yaml"
+    _write(path, {"servers": {"a": BASE}})
+    registry = Registry(path)
+    registry.load()
+    assert list(registry.servers) == ["a"]
+    assert registry.poll() is False  # unchanged file: nothing to do
+
+    _write(path, {"servers": {"a": BASE, "b": {"url": "http://127.0.0.1:9001/mcp", "enabled": False}}})
+    assert registry.poll() is True
+    assert sorted(registry.servers) == ["a", "b"]
+    assert registry.get("b") is None  # disabled servers are not handed out
+    assert [s.name for s in registry.enabled()] == ["a"]
+
+    with caplog.at_level(logging.ERROR, logger="gateway.registry"):
+        _write(path, {"servers": {"a": BASE, "c": {"url": "gopher://x"}}})
+        assert registry.poll() is False
+    assert sorted(registry.servers) == ["a", "b"]  # last good set kept
+    assert "servers.c.url" in caplog.text
+    assert registry.last_error is not None
+
+    path.write_text("servers: [unclosed")
+    assert registry.poll() is False
+    assert sorted(registry.servers) == ["a", "b"]
+
+
+def test_initial_bad_file_raises(tmp_path: Path) -> None:
+    path = tmp_path / "servers.yaml"
+    _write(path, {"servers": {"x": {"url": "ftp://x"}}})
+    with pytest.raises(RegistryError) as info:
+        Registry(path).load()
+    assert info.value.errors == ["servers.x.url: must be an http:// or https:// URL, got 'ftp://x'"]
+
+
+def test_missing_credential_rejects_the_set(tmp_path: Path) -> None:
+    from gateway.credentials import CredentialStore
+
+    path = tmp_path / "servers.yaml"
+    _write(path, {"servers": {"x": {**BASE, "auth": {"method": "bearer", "credential_ref": "env://NOPE"}}}})
+    registry = Registry(path, credentials=CredentialStore(environ={}))
+    with pytest.raises(RegistryError) as info:
+        registry.load()
+    assert info.value.errors == ["servers.x.auth.credential_ref: environment variable NOPE is not set"]
+    assert registry.servers == {}
