@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -87,9 +86,14 @@ def _secret(value: object) -> str | None:
 
 
 async def session_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The one ClientSession of the app (JWKS discovery, oauth2 token fetches)."""
-    timeout = aiohttp.ClientTimeout(total=30, connect=5)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    """The one ClientSession of the app: backends, PDP, JWKS and oauth2 token fetches.
+
+    Each user sets its own per-request timeout; the session has no cookie jar (one backend's
+    cookies must never reach another) and ignores proxy environment variables.
+    """
+    from gateway.upstream import create_session
+
+    async with create_session() as session:
         app[CLIENT_SESSION] = session
         yield
 
@@ -105,6 +109,7 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
         allowlist=settings.upstream_allowlist or None,
         credentials=CredentialStore(app[CLIENT_SESSION]),
     )
+    # A bad servers file stops the start: better no gateway than one with a guessed backend set.
     registry.load()
     app[SERVERS] = registry
     log.info("backends loaded", extra={"servers": sorted(registry.servers), "file": str(settings.servers_file)})
@@ -131,7 +136,7 @@ async def authenticator_ctx(app: web.Application) -> AsyncIterator[None]:
             client_id=settings.client_id or settings.audience,
         ),
     )
-    authenticator = Authenticator(config, app[CLIENT_SESSION], registry=app[REGISTRY]) if _takes_registry() else Authenticator(config, app[CLIENT_SESSION])
+    authenticator = Authenticator(config, app[CLIENT_SESSION])
     if not await authenticator.warm():
         log.warning("identity provider unreachable at start; requests fail closed until it answers")
     app[AUTHENTICATOR] = authenticator
@@ -139,30 +144,27 @@ async def authenticator_ctx(app: web.Application) -> AsyncIterator[None]:
     authenticator.clear_cache()
 
 
-def _takes_registry() -> bool:
-    import inspect
-
-    from shared.auth import Authenticator
-
-    return "registry" in inspect.signature(Authenticator.__init__).parameters
-
-
 async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
     """The PDP client (its own keep-alive pool and decision cache)."""
-    from gateway import pep
+    from gateway.pep import PolicyClient
 
-    async with pep.policy_client(app[SETTINGS], app[REGISTRY]) as client:
-        app[POLICY] = client
-        yield
+    settings = app[SETTINGS]
+    app[POLICY] = PolicyClient(
+        app[CLIENT_SESSION],
+        settings.pdp_url,
+        token=settings.pdp_token,
+        timeout=settings.pdp_timeout,
+        cache_ttl=settings.decision_cache_ttl,
+        cache_size=settings.decision_cache_size,
+        registry=app[REGISTRY],
+    )
+    yield
 
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     """One MCP client per backend, sharing pooled connections."""
     from gateway.upstream import UpstreamPool
 
-    pool = UpstreamPool(app[SERVERS])
-    try:
-        app[UPSTREAM] = pool
-        yield
-    finally:
-        await pool.close()
+    registry = app[SERVERS]
+    app[UPSTREAM] = UpstreamPool(app[CLIENT_SESSION], registry.credentials, registry)
+    yield

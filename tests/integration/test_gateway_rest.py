@@ -1,0 +1,271 @@
+"""The gateway REST API end to end: real issuer, PDP, SDK backends, Postgres audit rows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from shared.keys import AUDIT
+from tests.fixtures.backends import (  # noqa: F401  (fixtures)
+    Backend,
+    mcp_backend,
+    mcp_backend_500,
+    mcp_backend_factory,
+    mcp_backend_json,
+)
+from tests.integration.gateway_harness import Stack, gateway_stack, start_site
+
+ADMIN, DEV, NOBODY = "admin@example.com", "dev@example.com", "nobody@example.com"
+
+
+def tool_calls(backend: Backend, tool: str | None = None) -> list[dict[str, Any]]:
+    """tools/call requests a backend received (optionally for one tool)."""
+    out = []
+    for r in backend.requests:
+        try:
+            body = r.json()
+        except ValueError:
+            continue
+        if isinstance(body, dict) and body.get("method") == "tools/call":
+            if tool is None or body["params"]["name"] == tool:
+                out.append(body)
+    return out
+
+
+async def audit_rows(stack: Stack, dsn: str) -> list[asyncpg.Record]:
+    """Every audit row written so far (after flushing the emitter)."""
+    await stack.app[AUDIT].flush()
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch("SELECT * FROM audit_events ORDER BY id")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, pg_dsn: str, mcp_backend: Backend, mcp_backend_json: Backend) -> AsyncIterator[Stack]:
+    async with gateway_stack(
+        tmp_path, pg_dsn,
+        {
+            "alpha": {"url": mcp_backend.url, "tags": ["logs"]},
+            "beta": {"url": mcp_backend_json.url, "tags": ["logs"]},
+        },
+        env={"MCPGW_GATEWAY_MAX_BODY_BYTES": "65536"},
+    ) as s:
+        mcp_backend.clear()
+        mcp_backend_json.clear()
+        yield s
+
+
+async def test_public_routes_need_no_token(stack: Stack) -> None:
+    status, body, headers = await stack.call("GET", "/", subject=None)
+    assert status == 200 and body["auth_enabled"] is True and "invoke_broadcast" in body["endpoints"]
+    assert headers["X-Request-ID"]
+    status, body, _ = await stack.call("GET", "/health", subject=None)
+    assert status == 200 and body["status"] == "healthy" and body["servers"] == 2
+    status, text, _ = await stack.call("GET", "/metrics", subject=None)
+    assert status == 200 and "mcpgw_gateway_http_requests_total" in text
+
+
+async def test_config_requires_auth_and_masks_secrets(stack: Stack) -> None:
+    status, body, headers = await stack.call("GET", "/config", subject=None)
+    assert status == 401 and body["error"]["code"] == "invalid_request"
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+    status, body, _ = await stack.call("GET", "/config")
+    assert status == 200 and body["database_url"] == "***" and body["auth_mode"] == "jwt"
+    assert body["no_auth"] is False and body["audience"] == "mcpgw"
+
+
+async def test_auth_failures_are_401_and_audited_without_the_token(stack: Stack, pg_dsn: str) -> None:
+    expired = stack.issuer.mint(ADMIN, audience="mcpgw", expires_in=-3600)
+    wrong_aud = stack.issuer.mint(ADMIN, audience="someone-else")
+    for header in (f"Bearer {expired}", f"Bearer {wrong_aud}", "Bearer not.a.jwt", "Basic abc"):
+        status, body, headers = await stack.call("GET", "/mcp/servers", subject=None, headers={"Authorization": header})
+        assert status == 401, header
+        assert headers["WWW-Authenticate"].startswith("Bearer ") and "error=" in headers["WWW-Authenticate"]
+        assert expired not in str(body)
+    rows = await audit_rows(stack, pg_dsn)
+    assert [r["event_type"] for r in rows] == ["authentication"] * 4
+    assert {r["status"] for r in rows} == {"denied"} and {r["http_status"] for r in rows} == {401}
+    dumped = str([dict(r) for r in rows]) + stack.audit_file.read_text()
+    assert expired not in dumped and wrong_aud not in dumped and "not.a.jwt" not in dumped
+
+
+async def test_list_servers_is_filtered_by_policy(stack: Stack) -> None:
+    status, body, _ = await stack.call("GET", "/mcp/servers")
+    assert status == 200 and [s["name"] for s in body["servers"]] == ["alpha", "beta"] and body["count"] == 2
+    assert set(body["servers"][0]) == {"name", "url", "type", "enabled", "description", "tags"}
+    status, body, _ = await stack.call("GET", "/mcp/servers", subject=NOBODY)
+    assert status == 200 and body == {"servers": [], "count": 0}
+
+
+async def test_server_info(stack: Stack) -> None:
+    status, body, _ = await stack.call("GET", "/mcp/server/alpha/info", subject=DEV)
+    assert status == 200 and body["name"] == "alpha" and body["tags"] == ["logs"]
+    status, body, _ = await stack.call("GET", "/mcp/server/alpha/info", subject=NOBODY)
+    assert status == 403 and body["error"]["code"] == "forbidden" and body["error"]["message"]
+    status, body, _ = await stack.call("GET", "/mcp/server/nope/info")
+    assert status == 404 and "nope" in body["error"]["message"]
+
+
+async def test_list_tools_shows_only_invocable_tools(stack: Stack) -> None:
+    status, body, _ = await stack.call("GET", "/mcp/list-tools?mcp_server=alpha")
+    names = {t["name"] for t in body["tools"]}
+    assert status == 200 and body["mcp_server"] == "alpha" and body["count"] == len(body["tools"])
+    assert {"echo", "add"} <= names and "delete_records" not in names  # the deny rule applies
+    status, body, _ = await stack.call("GET", "/mcp/list-tools?mcp_server=beta", subject=DEV)
+    assert status == 200 and [t["name"] for t in body["tools"]] == ["echo"]
+
+
+async def test_invoke_allowed_is_forwarded_and_audited(stack: Stack, pg_dsn: str, mcp_backend: Backend) -> None:
+    token = stack.token(DEV)
+    status, body, _ = await stack.call(
+        "POST", "/mcp/invoke?mcp_server=alpha", subject=None,
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "req-42"},
+        json={"tool_name": "add", "parameters": {"a": 2, "b": 3}},
+    )
+    assert status == 200, body
+    assert body["success"] is True and body["tool_name"] == "add" and body["mcp_server"] == "alpha"
+    assert body["result"]["content"][0]["text"] == "5" and body["execution_time_ms"] > 0
+    call = tool_calls(mcp_backend, "add")
+    assert len(call) == 1 and call[0]["params"]["arguments"] == {"a": 2, "b": 3}
+    assert all(token not in str(r.headers) for r in mcp_backend.requests)  # never forwarded
+    rows = await audit_rows(stack, pg_dsn)
+    row = rows[-1]
+    assert (row["event_type"], row["status"], row["decision"], row["http_status"]) == ("mcp_request", "success", "allow", 200)
+    assert (row["subject"], row["mcp_server"], row["tool"], row["request_id"]) == (DEV, "alpha", "add", "req-42")
+    assert row["decision_id"] and row["policy_version"]
+
+
+async def test_invoke_denied_is_403_and_never_forwarded(stack: Stack, pg_dsn: str, mcp_backend: Backend) -> None:
+    status, body, _ = await stack.call(
+        "POST", "/mcp/invoke?mcp_server=alpha", subject=ADMIN,
+        json={"tool_name": "delete_records", "parameters": {"table": "users", "password": "hunter2"}},
+    )
+    assert status == 403 and "Block deletes" in body["error"]["message"]
+    status, _, _ = await stack.call("POST", "/mcp/invoke?mcp_server=beta", subject=DEV, json={"tool_name": "add", "parameters": {}})
+    assert status == 403
+    assert tool_calls(mcp_backend) == []
+    rows = await audit_rows(stack, pg_dsn)
+    assert [(r["event_type"], r["status"], r["decision"]) for r in rows] == [("policy_violation", "denied", "deny")] * 2
+    assert "hunter2" not in str(rows[0]["parameters"]) and "hunter2" not in stack.audit_file.read_text()
+    lines = stack.audit_file.read_text().splitlines()
+    assert len(lines) == 2 and '"status":"denied"' in lines[0] and '"tool_name":"delete_records"' in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "status", "fragment"),
+    [
+        ("/mcp/invoke?mcp_server=nope", {"json": {"tool_name": "echo"}}, 404, "unknown MCP server 'nope'"),
+        ("/mcp/invoke", {"json": {"tool_name": "echo"}}, 400, "mcp_server"),
+        ("/mcp/invoke?mcp_server=alpha", {"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "malformed JSON"),
+        ("/mcp/invoke?mcp_server=alpha", {"json": [1, 2]}, 400, "JSON object"),
+        ("/mcp/invoke?mcp_server=alpha", {"json": {"parameters": {}}}, 400, "tool_name"),
+        ("/mcp/invoke?mcp_server=alpha", {"json": {"tool_name": "echo", "parameters": "x"}}, 400, "parameters"),
+        ("/mcp/invoke-broadcast", {"json": {"tool_name": "echo", "tags": "logs"}}, 400, "tags"),
+        ("/mcp/invoke?mcp_server=alpha", {"data": b"{" + b" " * 100_000 + b"}"}, 413, "exceeds"),
+        ("/mcp/no-such-route", {}, 404, "no such endpoint"),
+    ],
+)
+async def test_bad_input(stack: Stack, mcp_backend: Backend, path: str, kwargs: dict, status: int, fragment: str) -> None:
+    got, body, _ = await stack.call("POST", path, **kwargs)
+    assert got == status, body
+    assert set(body) == {"error"} and fragment in body["error"]["message"]
+    assert tool_calls(mcp_backend) == []
+
+
+async def test_chunked_body_over_limit_is_413(stack: Stack) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b" " * 32768
+
+    status, body, _ = await stack.call("POST", "/mcp/invoke?mcp_server=alpha", data=chunks())
+    assert status == 413 and body["error"]["code"] == "payload_too_large"
+
+
+async def test_tools_aggregated_and_invoked_everywhere(stack: Stack, mcp_backend: Backend, mcp_backend_json: Backend) -> None:
+    status, body, _ = await stack.call("GET", "/tools", subject=DEV)
+    tools = {t["name"]: t for t in body["tools"]}
+    assert status == 200 and tools["echo"]["_meta"]["mcpgw/servers"] == ["alpha", "beta"]
+    assert "add" in tools and tools["add"]["_meta"]["mcpgw/servers"] == ["alpha"]
+    assert "delete_records" not in tools and "inputSchema" in tools["echo"]
+    status, body, _ = await stack.call("POST", "/tools/echo/invoke", subject=DEV, json={"text": "hi"})
+    assert status == 200 and body["isError"] is False
+    assert body["content"][0] == {"type": "text", "text": "'echo' succeeded on 2/2 servers"}
+    assert set(body["results"]) == {"alpha", "beta"}
+    assert len(tool_calls(mcp_backend, "echo")) == 1 and len(tool_calls(mcp_backend_json, "echo")) == 1
+    status, body, _ = await stack.call("POST", "/tools/delete_records/invoke", subject=ADMIN, json={"table": "t"})
+    assert status == 403 and tool_calls(mcp_backend, "delete_records") == []
+    status, body, _ = await stack.call("POST", "/tools/no_such_tool/invoke", subject=ADMIN)
+    assert status == 404
+
+
+async def test_broadcast_denied_targets_not_called(stack: Stack, mcp_backend: Backend, mcp_backend_json: Backend) -> None:
+    status, body, _ = await stack.call(
+        "POST", "/mcp/invoke-broadcast", subject=DEV,
+        json={"tool_name": "add", "parameters": {"a": 1, "b": 1}, "mcp_servers": ["alpha", "beta", "ghost"]},
+    )
+    assert status == 200, body
+    assert (body["total_servers"], body["successful"], body["failed"]) == (3, 1, 2)
+    assert body["results"]["alpha"]["content"][0]["text"] == "2"
+    assert body["errors"]["beta"].startswith("denied: ") and "ghost" in body["errors"]["ghost"]
+    assert tool_calls(mcp_backend_json) == [] and len(tool_calls(mcp_backend, "add")) == 1
+
+
+async def test_backend_failure_is_502(tmp_path: Path, pg_dsn: str, mcp_backend_500: Backend) -> None:
+    async with gateway_stack(tmp_path, pg_dsn, {"broken": {"url": mcp_backend_500.url}}) as s:
+        status, body, _ = await s.call("POST", "/mcp/invoke?mcp_server=broken", json={"tool_name": "echo", "parameters": {"text": "x"}})
+        assert status == 502 and body["error"]["code"] == "upstream_error"
+
+
+async def test_broadcast_with_hung_backend_returns_on_time(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> None:
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=500)
+
+    hung = web.Application()
+    hung.router.add_route("*", "/mcp", hang)
+    runner, url = await start_site(hung)
+    try:
+        async with gateway_stack(
+            tmp_path, pg_dsn,
+            {"alpha": {"url": mcp_backend.url, "tags": ["t"]}, "hung": {"url": url + "/mcp", "tags": ["t"], "timeout": 60}},
+            env={"MCPGW_GATEWAY_BROADCAST_DEADLINE": "1.0"},
+        ) as s:
+            start = time.perf_counter()
+            status, body, _ = await s.call("POST", "/mcp/invoke-broadcast", json={"tool_name": "echo", "parameters": {"text": "x"}, "tags": ["t"]})
+            elapsed = time.perf_counter() - start
+            assert status == 200 and elapsed < 3.0
+            assert body["successful"] == 1 and "alpha" in body["results"]
+            assert "deadline" in body["errors"]["hung"]
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
+async def test_pdp_down_fails_closed(stack: Stack, mcp_backend: Backend) -> None:
+    await stack.pdp.cleanup()
+    status, body, _ = await stack.call("POST", "/mcp/invoke?mcp_server=alpha", json={"tool_name": "echo", "parameters": {"text": "x"}})
+    assert status == 503 and body["error"]["code"] == "pdp_unavailable"
+    status, _, _ = await stack.call("GET", "/mcp/servers")
+    assert status == 503
+    assert tool_calls(mcp_backend) == []
+
+
+async def test_no_auth_mode_is_explicit_and_grants_nothing(tmp_path: Path, pg_dsn: str, mcp_backend: Backend, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"):
+        async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url}}, env={"MCPGW_GATEWAY_NO_AUTH": "true"}) as s:
+            status, body, _ = await s.call("GET", "/config", subject=None)
+            assert status == 200 and body["no_auth"] is True and body["auth_mode"].startswith("DEVELOPMENT")
+            status, body, _ = await s.call("GET", "/mcp/servers", subject=None)
+            assert status == 200 and body["count"] == 0  # subject "dev" has no roles
+    assert any("AUTHENTICATION IS DISABLED" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
