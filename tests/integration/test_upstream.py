@@ -19,9 +19,9 @@ from gateway.upstream import (
     UpstreamPool,
     UpstreamRpcError,
     UpstreamTimeout,
+    codec,
     create_session,
 )
-from gateway.upstream import codec
 from tests.fixtures.backends import (  # noqa: F401
     Backend,
     fresh_mcp_backend,
