@@ -114,7 +114,7 @@ async def start_pdp(policy_file: Path, pg_dsn: str) -> tuple[web.AppRunner, str]
         from pdp.app import create_app as create_pdp
         from pdp.settings import PdpSettings, check_settings
     except ImportError:
-        return await start_site(_stub_pdp(yaml.safe_load(policy_file.read_text())))
+        return await start_site(_stub_pdp(yaml.safe_load(policy_file.read_text())))  # noqa: ASYNC240
     env = {
         "DATABASE_URL": pg_dsn,
         "MCPGW_PDP_POLICY_FILE": str(policy_file),

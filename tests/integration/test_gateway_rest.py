@@ -1,4 +1,5 @@
 """The gateway REST API end to end: real issuer, PDP, SDK backends, Postgres audit rows."""
+# ruff: noqa: F811  (pytest fixtures imported by name are "redefined" as arguments)
 
 from __future__ import annotations
 
