@@ -1,0 +1,126 @@
+"""The PDP aiohttp application: `create_app(settings)` wires contexts, middlewares and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from pdp import admin, api, health, store
+from pdp.access import access_middleware
+from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, STATE
+from pdp.metrics import PdpMetrics
+from pdp.settings import PdpSettings
+from pdp.state import PolicyState
+from shared import db
+from shared.audit import audit_ctx
+from shared.auth import AuthConfig, authenticator_ctx
+from shared.keys import DB_POOL, REGISTRY
+from shared.metrics import HttpMetrics, metrics_middleware
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: PdpSettings) -> web.Application:
+    """Build the PDP app (nothing starts until the app runs its cleanup contexts)."""
+    registry = CollectorRegistry()
+    # Order: metrics outermost so refused calls are counted too; access check before handlers.
+    app = web.Application(middlewares=[metrics_middleware(HttpMetrics(registry, "pdp")), access_middleware(settings)],
+                          client_max_size=16 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry
+    app[METRICS] = PdpMetrics(registry)
+    app[STATE] = PolicyState(app[METRICS], settings.cache_size)
+    if settings.policy_source == "database" or settings.audit_postgres:
+        app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(audit_ctx(settings, "pdp"))
+    app.cleanup_ctx.append(policy_ctx)
+    app.cleanup_ctx.append(session_ctx)
+    if settings.admin_enabled:
+        config = AuthConfig(audience=settings.admin_audience or "", issuer=settings.admin_issuer,
+                            jwks_url=settings.admin_jwks_url)
+        app.cleanup_ctx.append(authenticator_ctx(config, SESSION, ADMIN_AUTH))
+    health.setup_routes(app)
+    api.setup_routes(app)
+    admin.setup_routes(app)
+    return app
+
+
+async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Resolve the DSN (embedded Postgres when unset), open the pool, apply migrations."""
+    settings = app[SETTINGS]
+    dsn = await db.resolve_dsn(settings.database_url.get() if settings.database_url else None, settings.data_dir)
+    pool = await db.create_pool(dsn)
+    try:
+        await db.apply_migrations(pool)
+        app[DSN], app[DB_POOL] = dsn, pool
+        yield
+    finally:
+        await pool.close()
+
+
+async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The app's one ClientSession (JWKS fetches)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        app[SESSION] = session
+        yield
+
+
+async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load the policy, then keep it current: LISTEN (database mode) or watch the file."""
+    settings, state = app[SETTINGS], app[STATE]
+    if settings.policy_source == "database":
+        pool = app[DB_POOL]
+        text = await asyncio.to_thread(settings.policy_path.read_text)
+        imported = await store.import_if_empty(pool, text, "mcpgw-pdp", f"imported from {settings.policy_path}")
+        if imported is not None:
+            log.info("policy imported into an empty database", extra={"policy_version": imported})
+
+        async def reload() -> None:
+            row = await store.active(pool)
+            if row is not None:
+                await state.load(row["yaml"], store.version_label(row["version"]))
+
+        await reload()  # fail start-up when the stored policy cannot load
+        task = asyncio.create_task(store.listen_forever(app[DSN], reload))
+    else:
+        await _load_file(app)
+        task = asyncio.create_task(_watch_file(app))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _load_file(app: web.Application) -> None:
+    path = app[SETTINGS].policy_path
+    text = await asyncio.to_thread(path.read_text)
+    from pdp.state import sha256_text
+
+    await app[STATE].load(text, "file:" + sha256_text(text)[:12])
+
+
+async def _watch_file(app: web.Application) -> None:
+    """Reload on change; an invalid edit is logged and the last good policy keeps serving."""
+    path, interval = app[SETTINGS].policy_path, app[SETTINGS].watch_interval
+    last: tuple[int, int] | None = None
+    with contextlib.suppress(OSError):
+        stat = path.stat()
+        last = (stat.st_mtime_ns, stat.st_size)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            stat = path.stat()
+            mark = (stat.st_mtime_ns, stat.st_size)
+            if mark != last:
+                last = mark  # a bad edit is reported once, not every interval
+                await _load_file(app)
+        except Exception as exc:
+            log.error("policy file reload failed; keeping the active policy", extra={"error": str(exc)})

@@ -1,0 +1,57 @@
+"""`mcpgw pdp serve` and `mcpgw policy validate|compile|test|explain|push|history`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pdp import cli_policy
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the `pdp` and `policy` command groups."""
+    pdp = subparsers.add_parser("pdp", help="Policy decision point").add_subparsers(dest="pdp_command", metavar="CMD")
+    serve = pdp.add_parser("serve", help="Run the PDP HTTP service")
+    add_serve_args(serve)
+    serve.set_defaults(func=serve_cmd)
+    cli_policy.register(subparsers)
+
+
+def add_serve_args(parser: argparse.ArgumentParser) -> None:
+    """Flags of `pdp serve` (each overrides its MCPGW_PDP_* variable)."""
+    parser.add_argument("--host", help="Listen address (MCPGW_PDP_HOST)")
+    parser.add_argument("--port", type=int, help="Listen port (MCPGW_PDP_PORT, default 8181)")
+    parser.add_argument("--policy", type=Path, help="Policy file (MCPGW_PDP_POLICY_FILE or POLICY_FILE)")
+    parser.add_argument("--policy-source", choices=("database", "file"), help="MCPGW_PDP_POLICY_SOURCE")
+    parser.add_argument("--access-mode", choices=("sidecar", "standalone"), help="MCPGW_PDP_ACCESS_MODE")
+    parser.add_argument("--config", type=Path, help="Optional YAML settings file")
+
+
+def serve_cmd(args: argparse.Namespace) -> int:
+    """Load settings, build the app, run it."""
+    from aiohttp import web
+
+    from pdp.app import create_app
+    from pdp.settings import PREFIX, PdpSettings, check_settings
+    from shared.logging import setup_logging
+    from shared.settings import SettingsError, load_settings
+
+    overrides = {"host": args.host, "port": args.port, "policy_file": args.policy,
+                 "policy_source": args.policy_source, "access_mode": args.access_mode}
+    try:
+        settings = check_settings(load_settings(PdpSettings, PREFIX, yaml_file=args.config, overrides=overrides))
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    setup_logging("pdp", settings.log_level, settings.log_format)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    return 0
+
+
+def serve_main(argv: Sequence[str]) -> int:
+    """Entry point of `python -m pdp`."""
+    parser = argparse.ArgumentParser(prog="python -m pdp", description="Run the PDP HTTP service")
+    add_serve_args(parser)
+    return serve_cmd(parser.parse_args(argv))

@@ -1,0 +1,209 @@
+"""`mcpgw policy ...`: offline tools on a policy file, and push/history against a running PDP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pdp.policy import Engine, PolicyInvalid, Request, load_engine
+from pdp.policy.compile import MODEL_TEXT
+from pdp.wire import BadInput, parse_evaluation
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `policy validate|compile|test|explain|push|history`."""
+    sub = subparsers.add_parser("policy", help="Policy tools").add_subparsers(dest="policy_command", metavar="CMD")
+    p = sub.add_parser("validate", help="Check a policy file; list every error with its line")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=validate_cmd)
+    p = sub.add_parser("compile", help="Print the Casbin model and policy lines")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=compile_cmd)
+    p = sub.add_parser("test", help="Run expected-decision cases; exit 1 on any failure")
+    p.add_argument("file", type=Path)
+    p.add_argument("--cases", type=Path, required=True)
+    p.set_defaults(func=test_cmd)
+    p = sub.add_parser("explain", help="Decide one request and show the deciding statement")
+    p.add_argument("file", type=Path)
+    p.add_argument("--subject", required=True)
+    p.add_argument("--roles", default="", help="Comma-separated token roles")
+    p.add_argument("--groups", default="", help="Comma-separated groups")
+    p.add_argument("--resource", required=True, help="SERVER, SERVER:TOOL, SERVER:URI or SERVER:PROMPT")
+    p.add_argument("--action", required=True)
+    p.add_argument("--arguments", help="Tool arguments as JSON")
+    p.set_defaults(func=explain_cmd)
+    p = sub.add_parser("push", help="Store (and activate) a policy on a running PDP")
+    p.add_argument("file", type=Path)
+    p.add_argument("--comment", default="")
+    p.add_argument("--no-activate", action="store_true")
+    _remote_args(p)
+    p.set_defaults(func=push_cmd)
+    p = sub.add_parser("history", help="List policy versions of a running PDP")
+    _remote_args(p)
+    p.set_defaults(func=history_cmd)
+
+
+def _remote_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pdp-url", default=os.environ.get("MCPGW_PDP_URL", "http://127.0.0.1:8181"))
+    p.add_argument("--token", default=None, help="Admin bearer JWT (default: $MCPGW_ADMIN_TOKEN)")
+
+
+def _load(path: Path) -> Engine | None:
+    try:
+        return load_engine(path.read_text(), f"file:{path.name}")
+    except OSError as exc:
+        print(f"{path}: {exc.strerror}", file=sys.stderr)
+    except PolicyInvalid as exc:
+        for err in exc.errors:
+            print(f"{path}:{err.line or 0}: {err.path or '<document>'}: {err.message}", file=sys.stderr)
+    return None
+
+
+def validate_cmd(args: argparse.Namespace) -> int:
+    """Exit 0 when valid, 1 with every error otherwise."""
+    engine = _load(args.file)
+    if engine is None:
+        return 1
+    print(f"{args.file}: valid ({len(engine.compiled.statements)} statements)")
+    return 0
+
+
+def compile_cmd(args: argparse.Namespace) -> int:
+    """Print model.conf, then the p and g lines, with rule conditions as comments."""
+    engine = _load(args.file)
+    if engine is None:
+        return 1
+    print(MODEL_TEXT)
+    for s in engine.compiled.statements:
+        print("p, " + ", ".join(s.casbin_line()))
+        if s.condition is not None:
+            print(f"#   {s.cond_id} = rule {s.rule!r}: {_condition_text(s.condition)}")
+    for member, role in engine.compiled.role_links:
+        print(f"g, {member}, {role}")
+    return 0
+
+
+def _condition_text(cond: Any) -> str:
+    from dataclasses import asdict
+
+    return json.dumps({k: v for k, v in asdict(cond).items() if v not in (None, ())}, default=str)
+
+
+def _request(case: dict[str, Any], where: str) -> Request:
+    server, _, name = str(case.get("resource", "")).partition(":")
+    action = case.get("action")
+    rtype = {"invoke_tool": "mcp_tool", "read_resource": "mcp_resource", "get_prompt": "mcp_prompt"}.get(
+        str(action), "mcp_server")
+    resource: dict[str, Any] = {"type": rtype, "id": case.get("resource")}
+    if rtype == "mcp_resource":  # URIs contain ':' themselves; give the parts explicitly
+        resource = {"type": rtype, "properties": {"mcp_server": server, "uri": name}}
+    body = {"subject": {"type": "user", "id": case.get("subject"),
+                        "properties": {"roles": case.get("roles", []), "groups": case.get("groups", [])}},
+            "action": {"name": action}, "resource": resource,
+            "context": {"arguments": case["arguments"]} if "arguments" in case else {}}
+    return parse_evaluation(body, where=where)[0]
+
+
+def test_cmd(args: argparse.Namespace) -> int:
+    """Each case: subject, roles, groups, resource, action, arguments, expect: allow|deny."""
+    engine = _load(args.file)
+    if engine is None:
+        return 2
+    try:
+        cases = yaml.safe_load(args.cases.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"{args.cases}: {exc}", file=sys.stderr)
+        return 2
+    cases = cases.get("cases") if isinstance(cases, dict) else cases
+    if not isinstance(cases, list):
+        print(f"{args.cases}: expected a list of cases (or a mapping with 'cases')", file=sys.stderr)
+        return 2
+    failed = 0
+    for i, case in enumerate(cases):
+        name = case.get("name", f"case {i}") if isinstance(case, dict) else f"case {i}"
+        try:
+            if not isinstance(case, dict) or case.get("expect") not in ("allow", "deny"):
+                raise BadInput("each case needs 'expect: allow|deny'")
+            outcome = engine.decide(_request(case, f"cases[{i}]"))
+        except BadInput as exc:
+            print(f"ERROR {name}: {exc}")
+            failed += 1
+            continue
+        got = "allow" if outcome.allowed else "deny"
+        if got != case["expect"]:
+            failed += 1
+            print(f"FAIL  {name}: expected {case['expect']}, got {got} ({outcome.statement.reason()})")
+        else:
+            print(f"PASS  {name}")
+    print(f"{len(cases) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def explain_cmd(args: argparse.Namespace) -> int:
+    """Print the decision and deciding statement as JSON; exit 0 allow, 1 deny."""
+    engine = _load(args.file)
+    if engine is None:
+        return 2
+    case: dict[str, Any] = {"subject": args.subject, "resource": args.resource, "action": args.action,
+                            "roles": [r for r in args.roles.split(",") if r],
+                            "groups": [g for g in args.groups.split(",") if g]}
+    try:
+        if args.arguments:
+            case["arguments"] = json.loads(args.arguments)
+        req = _request(case, "request")
+    except (BadInput, ValueError) as exc:
+        print(f"bad request: {exc}", file=sys.stderr)
+        return 2
+    outcome = engine.decide(req)
+    roles = sorted(engine.effective_roles(req.subject, req.roles, req.groups))
+    print(json.dumps({"decision": "allow" if outcome.allowed else "deny", "reason": outcome.statement.reason(),
+                      "statement": outcome.statement.describe(), "effective_roles": roles}, indent=2))
+    return 0 if outcome.allowed else 1
+
+
+def push_cmd(args: argparse.Namespace) -> int:
+    """POST the file as a new version; print validation errors on 422."""
+    engine = _load(args.file)
+    if engine is None:
+        return 1
+    body = {"yaml": args.file.read_text(), "comment": args.comment, "activate": not args.no_activate}
+    status, answer = _call(args, "POST", "/admin/v1/policy/versions", body)
+    print(json.dumps(answer, indent=2, default=str))
+    return 0 if status == 201 else 1
+
+
+def history_cmd(args: argparse.Namespace) -> int:
+    """Print the version list."""
+    status, answer = _call(args, "GET", "/admin/v1/policy/versions", None)
+    if status != 200:
+        print(json.dumps(answer, indent=2), file=sys.stderr)
+        return 1
+    for v in answer.get("versions", []):
+        print(f"{v['policy_version']:>6} {v['status']:<8} {v['created_at']} {v['author']}: {v['comment']}")
+    return 0
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: Any) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    token = args.token or os.environ.get("MCPGW_ADMIN_TOKEN", "")
+    req = urllib.request.Request(args.pdp_url.rstrip("/") + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:
+            return exc.code, {"error": {"message": str(exc)}}
+    except OSError as exc:
+        return 0, {"error": {"message": f"cannot reach {args.pdp_url}: {exc}"}}

@@ -1,0 +1,138 @@
+"""Policy versions in Postgres, and LISTEN/NOTIFY so every replica swaps within a second.
+
+Activation happens in one transaction that also calls pg_notify; Postgres delivers the
+notification only at commit, so a replica never hears of a version it cannot read yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from pdp.state import sha256_text
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "mcpgw_policy"
+# Serializes activations across replicas (any constant distinct from the migration lock).
+ACTIVATE_LOCK_ID = 0x6D6370677702
+LIST_COLUMNS = "version, sha256, author, comment, created_at, status, activated_at, previous_version"
+
+
+def version_label(version: int) -> str:
+    """The policy_version string for a stored version number."""
+    return f"v{version}"
+
+
+async def active(pool: asyncpg.Pool) -> asyncpg.Record | None:
+    """The active version row (with yaml), or None."""
+    return await pool.fetchrow(f"SELECT {LIST_COLUMNS}, yaml FROM policy_versions WHERE status = 'active'")
+
+
+async def get_version(pool: asyncpg.Pool, version: int) -> asyncpg.Record | None:
+    """One version row with its yaml."""
+    return await pool.fetchrow(f"SELECT {LIST_COLUMNS}, yaml FROM policy_versions WHERE version = $1", version)
+
+
+async def list_versions(pool: asyncpg.Pool, limit: int = 100) -> list[asyncpg.Record]:
+    """Newest first, without yaml."""
+    return await pool.fetch(f"SELECT {LIST_COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT $1", limit)
+
+
+async def _activate(conn: asyncpg.Connection, version: int) -> int | None:
+    previous = await conn.fetchval("SELECT version FROM policy_versions WHERE status = 'active' FOR UPDATE")
+    if previous == version:
+        return previous
+    await conn.execute("UPDATE policy_versions SET status = 'inactive' WHERE status = 'active'")
+    await conn.execute(
+        "UPDATE policy_versions SET status = 'active', activated_at = now(), previous_version = $2 WHERE version = $1",
+        version, previous,
+    )
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(version))
+    return previous
+
+
+async def create_version(
+    pool: asyncpg.Pool, text: str, author: str, comment: str, *, activate: bool
+) -> tuple[int, int | None]:
+    """Store a (validated) policy; optionally activate it. Returns (version, previously active)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATE_LOCK_ID)
+        version = await conn.fetchval(
+            "INSERT INTO policy_versions (yaml, sha256, author, comment) VALUES ($1, $2, $3, $4) RETURNING version",
+            text, sha256_text(text), author, comment,
+        )
+        previous = await conn.fetchval("SELECT version FROM policy_versions WHERE status = 'active'")
+        if activate:
+            previous = await _activate(conn, version)
+        return version, previous
+
+
+async def activate(pool: asyncpg.Pool, version: int) -> int | None:
+    """Make `version` active; return the version it replaced. KeyError when it does not exist."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATE_LOCK_ID)
+        if await conn.fetchval("SELECT 1 FROM policy_versions WHERE version = $1", version) is None:
+            raise KeyError(version)
+        return await _activate(conn, version)
+
+
+async def rollback_target(pool: asyncpg.Pool) -> int | None:
+    """The version that was active before the current one."""
+    return await pool.fetchval("SELECT previous_version FROM policy_versions WHERE status = 'active'")
+
+
+async def import_if_empty(pool: asyncpg.Pool, text: str, author: str, comment: str) -> int | None:
+    """On first start: store and activate `text` when no version exists (one replica wins)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATE_LOCK_ID)
+        if await conn.fetchval("SELECT count(*) FROM policy_versions"):
+            return None
+        version = await conn.fetchval(
+            "INSERT INTO policy_versions (yaml, sha256, author, comment) VALUES ($1, $2, $3, $4) RETURNING version",
+            text, sha256_text(text), author, comment,
+        )
+        await _activate(conn, version)
+        return int(version)
+
+
+def row_to_json(row: asyncpg.Record, with_yaml: bool = False) -> dict[str, Any]:
+    """A version row for the admin API."""
+    out = {k: row[k] for k in LIST_COLUMNS.split(", ")}
+    out["policy_version"] = version_label(row["version"])
+    if with_yaml:
+        out["yaml"] = row["yaml"]
+    return out
+
+
+async def listen_forever(dsn: str, on_change: Callable[[], Awaitable[None]], retry: float = 1.0) -> None:
+    """LISTEN on our own connection; call `on_change` on every notification and after (re)connecting.
+
+    Reloading after each reconnect covers notifications missed while the connection was down.
+    """
+    while True:
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await asyncpg.connect(dsn)
+            wake = asyncio.Event()
+            await conn.add_listener(CHANNEL, lambda *_, w=wake: w.set())
+            await on_change()
+            while not conn.is_closed():
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=5.0)
+                except TimeoutError:
+                    continue  # lets a closed connection be noticed
+                wake.clear()
+                await on_change()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("policy listener lost its connection; reconnecting", exc_info=True)
+        finally:
+            if conn is not None and not conn.is_closed():
+                await conn.close()
+        await asyncio.sleep(retry)
