@@ -10,12 +10,14 @@ their token URL, cached until shortly before it expires.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote_plus
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -186,13 +188,15 @@ class CredentialStore:
             form["scope"] = auth.scope
         if auth.audience:
             form["audience"] = auth.audience
-        # client_secret_basic (RFC 6749 2.3.1) keeps the secret out of logged form bodies.
-        basic = aiohttp.BasicAuth(auth.client_id, secret.get())
+        # client_secret_basic (RFC 6749 2.3.1: each part form-encoded, then base64) keeps the
+        # secret out of form bodies that token endpoints tend to log.
+        pair = f"{quote_plus(auth.client_id)}:{quote_plus(secret.get())}"
+        headers = {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
         started = self._clock()
         self.token_fetches += 1
         try:
             async with self.session.post(
-                auth.token_url, data=form, auth=basic, timeout=aiohttp.ClientTimeout(total=10)
+                auth.token_url, data=form, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
             ) as resp:
                 if resp.status != 200:
                     raise CredentialError(
