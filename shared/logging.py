@@ -40,7 +40,19 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return dumps(entry).decode()
+        try:
+            return dumps(entry).decode()
+        except TypeError:
+            # An `extra=` value JSON cannot carry must not cost the whole log line.
+            return dumps({k: v if _plain(v) else repr(v) for k, v in entry.items()}).decode()
+
+
+def _plain(value: Any) -> bool:
+    try:
+        dumps(value)
+    except TypeError:
+        return False
+    return True
 
 
 def setup_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:

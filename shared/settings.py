@@ -98,6 +98,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
+        elif " #" in value:  # unquoted inline comment, as docker compose and dotenv read it
+            value = value.split(" #", 1)[0].rstrip()
         values[key.strip()] = value
     return values
 
@@ -219,7 +221,8 @@ def load_settings(
             errors.append(f"{name} ({where}): must be one of {', '.join(choices)}")
             continue
         check = field.metadata.get("check")
-        problem = check(value) if check else None
+        # An optional field left empty has nothing to check (checks assume a value).
+        problem = check(value) if check and value is not None else None
         if problem:
             errors.append(f"{name} ({where}): {problem}")
             continue
