@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote_plus
 from typing import TYPE_CHECKING
+from urllib.parse import quote_plus
 
 import aiohttp
 

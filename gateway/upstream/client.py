@@ -250,7 +250,7 @@ class BackendClient:
     async def _read(self, resp: aiohttp.ClientResponse, request_id: Any) -> Reply | None:
         ctype = resp.content_type
         if ctype == "text/event-stream":
-            parser, notes = codec.SSEParser(), []
+            parser, notes = codec.SSEParser(), list[dict[str, Any]]()
             async for chunk in resp.content.iter_any():
                 for event in parser.feed(chunk):
                     found = self._event(event, request_id, notes)
