@@ -17,7 +17,7 @@ from pdp.keys import ADMIN_AUTH, SETTINGS, STATE
 from pdp.policy import PolicyInvalid, compile_policy, parse_policy
 from pdp.policy.validate import TOP_KEYS
 from shared.auth import AuthError, Principal
-from shared.jsonutil import error_response, json_response, read_json
+from shared.jsonutil import dumps_str, error_response, json_response, read_json
 from shared.keys import AUDIT, DB_POOL
 
 PREFIX = "/admin/v1/policy"
@@ -43,8 +43,9 @@ _STATUS: dict[int, type[web.HTTPException]] = {
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> web.HTTPException:
-    body = error_response(status, code, message, **extra).body
-    return _STATUS[status](body=body, content_type="application/json")
+    # `text=`: aiohttp 3.14 deprecates `body=` on HTTP exceptions.
+    return _STATUS[status](text=dumps_str({"error": {"code": code, "message": message, **extra}}),
+                           content_type="application/json")
 
 
 def _pool(request: web.Request) -> asyncpg.Pool:

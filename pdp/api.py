@@ -19,7 +19,7 @@ from shared.keys import AUDIT
 def _active(request: web.Request) -> Active:
     active = request.app[STATE].current
     if active is None:  # fail closed: no policy, no answers
-        raise web.HTTPServiceUnavailable(text='{"error": {"code": "no_policy", "message": "no policy loaded"}}',
+        raise web.HTTPServiceUnavailable(text='{"error": {"code": "no_policy", "message": "no policy loaded"}}',  # noqa: E501
                                          content_type="application/json")
     return active
 
