@@ -1,0 +1,91 @@
+"""Admin API with real JWTs from a test issuer, and two PDP replicas sharing one Postgres."""
+
+from __future__ import annotations
+
+import pytest
+
+from pdp.app import create_app
+from shared import authzen
+from tests.fixtures.oidc import oidc_issuer  # noqa: F401
+from tests.integration.pdp_helpers import POLICY, eventually, pdp_settings, tool_eval
+
+ADMIN = "/admin/v1/policy"
+
+
+def admin_settings(tmp_path, pg_dsn, issuer):
+    return pdp_settings(tmp_path, pg_dsn, admin_issuer=issuer.issuer, admin_audience=issuer.audience)
+
+
+@pytest.fixture
+async def pair(pg_dsn, tmp_path, oidc_issuer, aiohttp_client):  # noqa: F811
+    a = await aiohttp_client(create_app(admin_settings(tmp_path, pg_dsn, oidc_issuer)))
+    b = await aiohttp_client(create_app(admin_settings(tmp_path, pg_dsn, oidc_issuer)))
+    return a, b, {"Authorization": "Bearer " + oidc_issuer.mint("alice", roles=["policy-admin"])}
+
+
+async def _version(client) -> str:
+    answer = await (await client.post(authzen.EVALUATION_PATH, json=tool_eval("x", "s", "t"))).json()
+    return answer["context"]["policy_version"]
+
+
+async def test_admin_requires_admin_role(pair, oidc_issuer):  # noqa: F811
+    a, _, _ = pair
+    assert (await a.get(ADMIN)).status == 401
+    user = {"Authorization": "Bearer " + oidc_issuer.mint("bob", roles=["developer"])}
+    assert (await a.get(ADMIN, headers=user)).status == 403
+    other = {"Authorization": "Bearer " + oidc_issuer.mint("root", roles=["admin"])}
+    assert (await a.get(ADMIN, headers=other)).status == 200
+
+
+async def test_invalid_change_is_422_with_every_error_and_changes_nothing(pair):
+    a, _, auth = pair
+    bad = POLICY + "rules:\n  - {name: x, action: deny, condition: {tool: x}}\nextra: 1\n"
+    resp = await a.post(ADMIN + "/versions", json={"yaml": bad, "comment": "bad"}, headers=auth)
+    assert resp.status == 422
+    errors = (await resp.json())["error"]["errors"]
+    assert {e["path"] for e in errors} >= {"extra", "rules"} or len(errors) >= 2
+    assert all(e["line"] for e in errors)
+    resp = await a.post(ADMIN + "/versions", data=b"{", headers={**auth, "Content-Type": "application/json"})
+    assert resp.status == 400
+    versions = (await (await a.get(ADMIN + "/versions", headers=auth)).json())["versions"]
+    assert [v["version"] for v in versions] == [1]
+    assert await _version(a) == "v1"
+
+
+async def test_change_reaches_other_replica_then_rollback(pair, pg_dsn):
+    a, b, auth = pair
+    allow_all = POLICY.replace("default_policy: deny", "default_policy: allow")
+    resp = await a.post(ADMIN + "/validate", json={"yaml": allow_all}, headers=auth)
+    assert resp.status == 200
+    resp = await a.post(ADMIN + "/versions", json={"yaml": allow_all, "comment": "open up"}, headers=auth)
+    assert resp.status == 201 and (await resp.json())["policy_version"] == "v2"
+    assert await _version(a) == "v2"  # the replica that took the change, at once
+
+    async def b_has(version):
+        return await _version(b) == version
+
+    async def a_has(version):
+        return await _version(a) == version
+
+    await eventually(lambda: b_has("v2"), timeout=1.0)  # the other one within a second
+    assert (await (await b.post(authzen.EVALUATION_PATH, json=tool_eval("x", "s", "t"))).json())["decision"] is True
+    resp = await a.post(ADMIN + "/rollback", headers=auth)
+    assert (await resp.json())["policy_version"] == "v1"
+    await eventually(lambda: b_has("v1"), timeout=1.0)
+    resp = await b.post(ADMIN + "/versions/2/activate", headers=auth)
+    assert resp.status == 200
+    await eventually(lambda: a_has("v2"), timeout=1.0)  # activated on b, heard by a
+    assert (await a.get(ADMIN + "/versions/9", headers=auth)).status == 404
+    body = await (await a.get(ADMIN + "?format=yaml", headers=auth)).text()
+    assert "default_policy: allow" in body
+
+    pool = a.app[__import__("shared.keys", fromlist=["DB_POOL"]).DB_POOL]
+
+    async def changes():
+        rows = await pool.fetch("SELECT * FROM audit_events WHERE event_type = 'policy_change' ORDER BY ts")
+        return rows if len(rows) >= 3 else None
+
+    rows = await changes() or await eventually(changes)
+    assert [r["action"] for r in rows[:3]] == ["create", "rollback", "activate"]
+    assert rows[0]["subject"] == "alice"
+    assert "+default_policy: allow" in __import__("json").loads(rows[0]["extra"])["diff"]
