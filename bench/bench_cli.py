@@ -60,11 +60,11 @@ def main() -> None:
         text = big_file(n)
         entry = {"url": "https://new.example.com/mcp", "type": "http", "enabled": True, "tags": ["x"]}
 
-        def splice() -> None:
+        def splice(text: str = text, entry: dict = entry) -> None:
             new = servers_file.add_entry(text, "new-one", entry)
             servers_file.check(text, new, "new-one", validate, Path("s.yaml"))
 
-        def round_trip() -> None:
+        def round_trip(text: str = text, entry: dict = entry) -> None:
             rt = YAML()
             doc = rt.load(text)
             doc["servers"]["new-one"] = entry

@@ -114,7 +114,6 @@ def _pdp_app(policy: Path, tmp: Path) -> web.Application:
 
         return _stub_pdp(yaml.safe_load(policy.read_text()))
     from pdp.app import create_app
-
     from pdp.settings import PdpSettings
 
     settings = load_settings(
