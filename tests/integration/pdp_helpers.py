@@ -37,9 +37,9 @@ def tool_eval(subject: str, server: str, tool: str, roles=(), groups=(), argumen
             "context": context}
 
 
-async def eventually(check, timeout: float = 5.0, interval: float = 0.02):
-    """Poll an async check until it returns a truthy value (or fail after `timeout`)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def eventually(check, within: float = 5.0, interval: float = 0.02):
+    """Poll an async check until it returns a truthy value (or fail after `within` seconds)."""
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         value = await check()
         if value:

@@ -1,0 +1,118 @@
+"""PDP benchmark: fast path vs stock pycasbin enforce, cache, search, HTTP p50 (one run, ratios).
+
+Run: .venv/bin/python bench/bench_pdp.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pdp.policy import Request, load_engine  # noqa: E402
+from pdp.policy.casbin_engine import build_enforcer, casbin_decide  # noqa: E402
+
+
+def make_policy(rng: random.Random, statements: int = 1000, roles: int = 100, users: int = 1000) -> str:
+    names = [f"role{i}" for i in range(roles)]
+    per_role = statements // roles - 1
+    doc: dict = {"roles": {}, "user_roles": {}, "rules": [], "default_policy": "deny"}
+    for i, name in enumerate(names):
+        perms = [{"resource": f"mcp:srv{rng.randrange(50)}:{rng.choice(['*', f'tool{rng.randrange(20)}'])}",
+                  "actions": [rng.choice(["invoke_tool", "list_tools"])]} for _ in range(per_role)]
+        doc["roles"][name] = {"permissions": perms, **({"inherits": [names[i - 1]]} if i % 10 else {})}
+    for u in range(users):
+        doc["user_roles"][f"user{u}"] = rng.sample(names, 2)
+    for r in range(roles):
+        doc["rules"].append({"name": f"rule{r}", "action": rng.choice(["allow", "deny"]), "priority": rng.randrange(10),
+                             "condition": {"mcp_server": f"srv{rng.randrange(50)}", "tool_name_pattern": f".*{r}.*"}})
+    return yaml.safe_dump(doc)
+
+
+def requests(rng: random.Random, n: int) -> list[Request]:
+    return [Request(f"user{rng.randrange(1000)}", "invoke_tool", f"srv{rng.randrange(50)}", "tool",
+                    f"tool{rng.randrange(30)}") for _ in range(n)]
+
+
+def per_call(fn, items) -> float:
+    start = time.perf_counter()
+    for item in items:
+        fn(item)
+    return (time.perf_counter() - start) / len(items)
+
+
+async def http_p50(text: str, n: int) -> float:
+    import tempfile
+
+    import aiohttp
+    from aiohttp import web
+
+    from pdp.app import create_app
+    from pdp.settings import PdpSettings
+
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "p.yaml").write_text(text)
+    settings = PdpSettings(policy_file=tmp / "p.yaml", policy_source="file", audit_postgres=False, data_dir=tmp)
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/access/v1/evaluation"
+    body = {"subject": {"type": "user", "id": "user1"}, "action": {"name": "invoke_tool"},
+            "resource": {"type": "mcp_tool", "id": "srv1:tool1"}}
+    times = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(n):
+            start = time.perf_counter()
+            async with session.post(url, json=body) as resp:
+                await resp.read()
+            times.append(time.perf_counter() - start)
+    await runner.cleanup()
+    return statistics.median(times[n // 10:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_casbin, n_fast = (50, 5000) if args.quick else (300, 50_000)
+    rng = random.Random(7)
+    text = make_policy(rng)
+    engine = load_engine(text, "bench", cache_size=10**7)
+    enforcer = build_enforcer(engine.compiled)
+    print(f"policy: {len(engine.compiled.statements)} statements, 100 roles, 1000 users")
+    sample = requests(rng, n_casbin)
+    same = all(engine.decide(r).statement == casbin_decide(enforcer, engine.compiled, r) for r in sample)
+    t_casbin = per_call(lambda r: casbin_decide(enforcer, engine.compiled, r), sample)
+    uncached = requests(rng, n_fast)
+    t_fast = per_call(lambda r: engine._search(r, engine.effective_roles(r.subject, r.roles, r.groups),
+                                               f"mcp:{r.server}:{r.name}"), uncached)
+    for r in uncached[:1000]:
+        engine.decide(r)
+    hot = uncached[:1000] * (n_fast // 1000)
+    t_cached = per_call(engine.decide, hot)
+    tools = [(f"srv{i % 50}", f"tool{i}") for i in range(1000)]
+    cold = load_engine(text, "bench2")
+    base = Request("user3", "invoke_tool", "", "server")
+    start = time.perf_counter()
+    cold.search_tools(base, tools)
+    t_search = time.perf_counter() - start
+    p50 = asyncio.run(http_p50(text, 300 if args.quick else 2000))
+    print(f"identical answers (fast vs casbin, {n_casbin} requests): {same}")
+    print(f"stock casbin enforce_ex:        {t_casbin * 1e6:10.1f} us/decision")
+    print(f"fast path, uncached:            {t_fast * 1e6:10.1f} us/decision  ({t_casbin / t_fast:.0f}x faster)")
+    print(f"fast path, cached:              {t_cached * 1e6:10.2f} us/decision")
+    print(f"resource search, 1000 tools:    {t_search * 1e3:10.2f} ms (cold cache)")
+    print(f"HTTP single evaluation p50:     {p50 * 1e3:10.3f} ms (loopback, keep-alive)")
+
+
+if __name__ == "__main__":
+    main()
