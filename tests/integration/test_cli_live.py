@@ -523,3 +523,11 @@ def test_registered_server_goes_live(stack: Stack, mcp_backend_json: Backend) ->
 def test_help_on_every_command(command: str) -> None:
     out = mcpgw(command, "--help")
     assert out.returncode == 0 and out.stdout.startswith(f"usage: mcpgw {command}")
+
+
+def test_tool_error_result_exits_1_in_both_modes(stack: Stack) -> None:
+    human = mcpgw("invoke", "alpha", "fail", "--params", '{"message": "kaput"}', url=stack.gateway_url, token=stack.operator)
+    assert human.returncode == 1 and "kaput" in human.stdout and "the tool reported an error" in human.stderr
+    machine = mcpgw("invoke", "alpha", "fail", "--json", url=stack.gateway_url, token=stack.operator)
+    body = json.loads(machine.stdout)
+    assert machine.returncode == 1 and body["success"] is False and body["result"]["isError"] is True
