@@ -59,6 +59,9 @@ async def fan_out(gw: GatewayClient, args: argparse.Namespace, params: dict[str,
     """Call each target through /mcp/invoke concurrently, drawing progress as they finish."""
     started = time.perf_counter()
     targets = await plan(gw, args.tool, split_list(args.servers), split_list(args.tags))
+    if not targets:
+        # What /mcp/invoke-broadcast answers (404) when nothing qualifies.
+        raise CallFailed(f"404 not found: no enabled MCP server offers tool '{args.tool}' (among those you may see)")
     progress = Progress(sys.stderr, args.tool, targets)
     progress.draw()
     results: dict[str, Any] = {}
