@@ -25,6 +25,7 @@ from gateway.keys import (
 )
 from gateway.metrics import GatewayMetrics
 from gateway.routes import health, rest, tools
+from gateway.routes.mcp import setup_mcp_routes
 from gateway.settings import GatewaySettings
 from shared import db
 from shared.audit import audit_ctx
@@ -78,6 +79,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(rest.routes)
     app.add_routes(tools.routes)
+    setup_mcp_routes(app)
     return app
 
 

@@ -22,3 +22,4 @@ UPSTREAM = web.AppKey("upstream_pool", Any)
 PRINCIPAL = web.RequestKey("principal", "Principal")
 REQUEST_ID = web.RequestKey("request_id", str)
 AUDIT_INFO = web.RequestKey("audit_info", "AuditInfo")
+MCP_STATE = web.AppKey("mcp_state", Any)  # gateway.mcp.state.McpState

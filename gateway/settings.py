@@ -85,6 +85,18 @@ class GatewaySettings(CommonSettings):
     max_body_bytes: int = setting(1_048_576, check=_positive, help="Largest accepted request body (413 above)")
     broadcast_deadline: float = setting(30.0, check=_positive, help="Overall seconds for one broadcast")
     broadcast_max_targets: int = setting(64, check=_positive, help="Most servers one broadcast may call")
+    # MCP endpoints (/mcp, /servers/{name}/mcp) — see docs/mcp.md.
+    public_url: str | None = setting(None, help="External base URL of the gateway (OAuth resource metadata)")
+    mcp_session_secret: Secret | None = setting(
+        None, secret=True, help="Key sealing MCP session ids; share it between replicas (unset = per process)"
+    )
+    mcp_session_ttl: float = setting(86_400.0, check=_positive, help="Seconds an MCP session id stays valid")
+    mcp_allowed_origins: list[str] = setting([], help="Browser Origins allowed on MCP endpoints (403 others)")
+    mcp_broadcast: bool = setting(True, help="List tools offered by several servers unprefixed on /mcp")
+    mcp_page_size: int = setting(100, check=_positive, help="Items per page of aggregated MCP lists")
+    mcp_required_scopes: list[str] = setting([], help="OAuth scopes a token needs for the MCP endpoints")
+    oauth_authorization_servers: list[str] = setting([], help="Authorization servers to advertise (default: issuer)")
+    oauth_scopes: list[str] = setting([], help="scopes_supported in the protected-resource metadata")
 
     @property
     def auth_off(self) -> bool:

@@ -34,6 +34,7 @@ class Session:
     server: str | None = None  # None = the aggregated /mcp endpoint
     upstream_id: str | None = None  # the backend's Mcp-Session-Id (passthrough)
     issued_at: float = 0.0
+    bridged: bool = False  # backend of the other era: requests go through the upstream pool
 
 
 class SessionError(Exception):
@@ -56,14 +57,16 @@ class SessionCodec:
         self._revoked: dict[str, float] = {}
 
     def mint(self, subject: str, version: str, server: str | None = None,
-             upstream_id: str | None = None, now: float | None = None) -> tuple[str, Session]:
+             upstream_id: str | None = None, now: float | None = None,
+             bridged: bool = False) -> tuple[str, Session]:
         """A new session id for `subject` and the Session it encodes."""
         session = Session(
             sid=secrets.token_hex(8), subject_hash=subject_hash(subject, self._mac), version=version,
             server=server, upstream_id=upstream_id, issued_at=time.time() if now is None else now,
+            bridged=bridged,
         )
         payload = orjson.dumps([session.sid, session.subject_hash, version, server, upstream_id,
-                                int(session.issued_at)])
+                                int(session.issued_at), bridged])
         nonce = os.urandom(12)
         sealed = self._enc.encrypt(nonce, payload, PREFIX.encode())
         return PREFIX + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode(), session
@@ -76,7 +79,7 @@ class SessionCodec:
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             payload = self._enc.decrypt(raw[:12], raw[12:], PREFIX.encode())
-            sid, shash, version, srv, upstream, issued = orjson.loads(payload)
+            sid, shash, version, srv, upstream, issued, bridged = orjson.loads(payload)
         except (ValueError, InvalidTag, TypeError):
             raise SessionError("unknown session") from None
         current = time.time() if now is None else now
@@ -86,7 +89,7 @@ class SessionCodec:
             raise SessionError("unknown session")  # never tell a caller the id belongs to someone else
         if srv != server:
             raise SessionError("session belongs to another endpoint")
-        return Session(sid, shash, version, srv, upstream, float(issued))
+        return Session(sid, shash, version, srv, upstream, float(issued), bool(bridged))
 
     def revoke(self, session: Session) -> None:
         """Remember a DELETEd session until it would have expired anyway (this replica only)."""

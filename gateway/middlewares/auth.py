@@ -19,6 +19,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Liveness, API info and metrics stay open so orchestrators and scrapers need no token.
 PUBLIC_PATHS = frozenset({"/", "/health", "/metrics"})
+# OAuth protected-resource metadata (RFC 9728) tells clients where to get a token: no token needed.
+WELL_KNOWN_PREFIX = "/.well-known/oauth-protected-resource"
 
 
 def auth_middleware(
@@ -29,7 +31,7 @@ def auth_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
+        if request.path in PUBLIC_PATHS or request.path.startswith(WELL_KNOWN_PREFIX):
             return await handler(request)
         if dev_principal is not None:
             request[PRINCIPAL] = dev_principal
@@ -38,7 +40,11 @@ def auth_middleware(
             principal = await request.app[AUTHENTICATOR].authenticate(request.headers.get(hdrs.AUTHORIZATION))
         except AuthError as exc:
             metrics.auth_failures.labels(exc.error).inc()
-            raise auth_error(exc) from None
+            err = auth_error(exc)
+            from gateway.mcp.oauth_hook import add_resource_metadata  # MCP clients need RFC 9728
+
+            add_resource_metadata(request, exc, err.headers)
+            raise err from None
         request[PRINCIPAL] = principal
         return await handler(request)
 

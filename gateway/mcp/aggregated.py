@@ -1,0 +1,304 @@
+"""`/mcp`: one virtual MCP server offering every backend's permitted tools, prompts and resources.
+
+The gateway answers the protocol itself (initialize / server/discover, paging, sessions) and
+reaches backends through the upstream pool, which speaks each backend's own era. Handlers stay
+thin: merging, naming and paging are the pure functions of catalog.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from gateway import broadcast as bc
+from gateway.errors import to_gateway_error
+from gateway.keys import MCP_STATE, POLICY, SERVERS, SETTINGS, UPSTREAM
+from gateway.mcp import catalog, endpoint, enforce, fanout, naming, protocol, sse
+from gateway.mcp.endpoint import HttpReject, principal, rpc_response
+from gateway.mcp.protocol import H_SESSION, RpcFailure
+from gateway.mcp.state import McpState, method_label
+from gateway.mcp.streams import ClientGone, until_disconnect
+from gateway.routes.common import audit
+from gateway.upstream.errors import UpstreamError
+
+log = logging.getLogger(__name__)
+ENDPOINT = "aggregated"
+SERVER_INFO = {"name": "mcpgw", "title": "mcpgw MCP gateway", "version": "0.1.0"}
+CAPABILITIES = {"tools": {"listChanged": False}, "prompts": {"listChanged": False},
+                "resources": {"listChanged": False}, "completions": {}}
+KEEPALIVE = 15.0
+
+
+async def post(request: web.Request) -> web.StreamResponse:
+    """One client message to the virtual server."""
+    state: McpState = request.app[MCP_STATE]
+    rid = None
+    try:
+        endpoint.check_transport(request, state, post=True)
+        msg = await endpoint.read_message(request, endpoint.body_limit(request))
+        rid = msg.id
+        era = protocol.detect_era(msg, request.headers)
+        state.metrics.messages.labels(ENDPOINT, "response" if msg.kind == "response" else method_label(msg.method),
+                                      era).inc()
+        audit(request).action = msg.method or "response"
+        if era == "handshake":
+            if msg.kind == "request" and msg.method == "initialize":
+                return _initialize(request, state, msg)
+            endpoint.open_session(request, state, None)
+        elif msg.kind == "request":
+            protocol.validate_modern(msg, request.headers)
+        if msg.kind != "request":
+            return endpoint.accepted()
+        work = _answer(request, state, msg, era)
+        result = await (until_disconnect(request, work) if era == "modern" else work)
+        if isinstance(result, web.StreamResponse):
+            return result
+        return rpc_response(protocol.result(rid, protocol.with_result_type(result, era)))
+    except HttpReject as reject:
+        return reject.response
+    except RpcFailure as failure:
+        return endpoint.failure_response(rid, failure)
+    except ClientGone:
+        audit(request).error = "client disconnected; backend requests cancelled"
+        return web.Response(status=499)
+    except Exception as exc:
+        mapped = to_gateway_error(exc)
+        if mapped is None:
+            raise
+        audit(request).error = f"{mapped.code}: {mapped.message}"
+        return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
+
+
+def _initialize(request: web.Request, state: McpState, msg: protocol.Message) -> web.Response:
+    version = protocol.negotiate(msg.params.get("protocolVersion"))
+    token, _ = state.codec.mint(principal(request).subject, version)
+    state.metrics.sessions_opened.labels(ENDPOINT).inc()
+    state.metrics.sessions_open.labels(ENDPOINT).inc()
+    body = {"protocolVersion": version, "capabilities": CAPABILITIES, "serverInfo": SERVER_INFO,
+            "instructions": "Tools of several MCP servers, named {server}__{tool}; unprefixed tools run on every "
+                            "server offering them."}
+    return rpc_response(protocol.result(msg.id, body), headers={H_SESSION: token})
+
+
+async def _answer(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+    method, params = msg.method, msg.params
+    if method == "ping":
+        return {}
+    if method == "server/discover":
+        return {"supportedVersions": list(protocol.MODERN_VERSIONS), "capabilities": CAPABILITIES,
+                "_meta": {"io.modelcontextprotocol/serverInfo": SERVER_INFO}}
+    if method == "logging/setLevel":
+        return {}
+    if method == "tools/list":
+        return await _list_tools(request, state, params)
+    if method == "tools/call":
+        return await _call_tool(request, state, msg, era)
+    if method in ("prompts/list", "resources/list", "resources/templates/list"):
+        return await _list_named(request, state, method, params)
+    if method == "prompts/get":
+        return await _get_prompt(request, state, msg, era)
+    if method == "resources/read":
+        return await _read_resource(request, state, msg, era)
+    if method == "completion/complete":
+        return {"completion": {"values": [], "total": 0, "hasMore": False}}
+    raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
+
+
+def _servers(request: web.Request) -> list[Any]:
+    return list(request.app[SERVERS].enabled())
+
+
+def _on_error(state: McpState) -> Any:
+    def record(server: Any, exc: Exception) -> None:
+        state.metrics.upstream_errors.labels(server.name).inc()
+        log.warning("backend left out of aggregated list", extra={"server": server.name, "error": str(exc)})
+
+    return record
+
+
+async def _tool_lists(request: web.Request, state: McpState) -> dict[str, list[dict[str, Any]]]:
+    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, _servers(request), "tools/list",
+                                     _on_error(state))
+
+
+async def _list_tools(request: web.Request, state: McpState, params: dict[str, Any]) -> dict[str, Any]:
+    per_server = await _tool_lists(request, state)
+    pairs = [(s, t["name"]) for s, tools in per_server.items() for t in tools if isinstance(t.get("name"), str)]
+    allowed = await enforce.allowed_items(request, principal(request), "tools/list", pairs)
+    tools = catalog.merge_tools(per_server, allowed, state.broadcast)
+    page, nxt = catalog.paginate(tools, params.get("cursor"), state.page_size)
+    audit(request).note(listed=len(tools), hidden=len(pairs) - len(allowed))
+    return {"tools": page, **({"nextCursor": nxt} if nxt else {})}
+
+
+async def _call_tool(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+    public = enforce.target("tools/call", msg.params)
+    arguments = msg.params.get("arguments") if isinstance(msg.params.get("arguments"), dict) else {}
+    servers = {s.name: s for s in _servers(request)}
+    simple = naming.split_simple(public, servers)
+    if simple is not None:
+        target = catalog.Target(simple[1], (simple[0],))
+    else:
+        names = {s: [t["name"] for t in tools] for s, tools in (await _tool_lists(request, state)).items()}
+        target = catalog.resolve_tool(public, names, state.broadcast)
+    if target is None:
+        # Same answer as a denied tool's "unknown" would leak nothing: the name maps to no backend.
+        return {"content": [{"type": "text", "text": f"Unknown tool: {public}"}], "isError": True}
+    if target.broadcast:
+        return await _broadcast(request, state, target, arguments, servers)
+    server = servers[target.servers[0]]
+    params = {"name": target.tool, "arguments": arguments}
+    decision = await enforce.check_call(request, principal(request), server.name, "tools/call", target.tool, params)
+    if not decision.allowed:
+        return enforce.denial("tools/call", msg.id, decision, era)["result"]
+    response = await request.app[UPSTREAM].request(server, "tools/call", params)
+    return _result_or_error(response)
+
+
+def _result_or_error(response: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(response.get("error"), dict):
+        err = response["error"]
+        raise RpcFailure(int(err.get("code", protocol.INTERNAL_ERROR)), str(err.get("message", "backend error")),
+                         err.get("data"), status=200)
+    result = response.get("result")
+    return dict(result) if isinstance(result, dict) else {}
+
+
+async def _broadcast(request: web.Request, state: McpState, target: catalog.Target, arguments: dict[str, Any],
+                     servers: dict[str, Any]) -> dict[str, Any]:
+    info = audit(request)
+    info.action, info.tool, info.parameters = "invoke_tool", target.tool, arguments
+    from shared.authzen import tool_resource
+
+    decisions = await request.app[POLICY].check_many(
+        principal(request), [("invoke_tool", tool_resource(s, target.tool), arguments) for s in target.servers])
+    call, denied = bc.split_by_decision(list(target.servers), [d.allowed for d in decisions],
+                                        [d.reason for d in decisions])
+    info.note(targets=list(target.servers), denied=sorted(denied))
+    if not call:
+        info.denied, info.decision = True, decisions[0]
+    pool = request.app[UPSTREAM]
+
+    async def one(name: str) -> Any:
+        return _result_or_error(await pool.request(servers[name], "tools/call",
+                                                   {"name": target.tool, "arguments": arguments}))
+
+    deadline = float(getattr(request.app[SETTINGS], "broadcast_deadline", 30.0))
+    results, errors = await bc.run_calls(call, one, timeouts={n: servers[n].timeout for n in call},
+                                         deadline=deadline, describe_error=_describe)
+    errors.update(denied)
+    return catalog.broadcast_result(target.tool, results, errors, len(target.servers))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RpcFailure):
+        return f"error {exc.code}: {exc.message}"
+    if isinstance(exc, UpstreamError):
+        return exc.message
+    return type(exc).__name__
+
+
+_NAMED = {  # method -> (item key, rename)
+    "prompts/list": ("name", naming.public_name),
+    "resources/list": ("uri", catalog.wrap_uri),
+    "resources/templates/list": ("uriTemplate", catalog.wrap_uri),
+}
+
+
+async def _list_named(request: web.Request, state: McpState, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    per_server = await fanout.gather_lists(request.app[UPSTREAM], state.lists, _servers(request), method,
+                                           _on_error(state))
+    key, rename = _NAMED[method]
+    pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
+    allowed = await enforce.allowed_items(request, principal(request), method, pairs)
+    merged = catalog.merge_named(per_server, key, allowed, rename)
+    page, nxt = catalog.paginate(merged, params.get("cursor"), state.page_size)
+    return {fanout.LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
+
+
+async def _get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+    public = enforce.target("prompts/get", msg.params)
+    servers = {s.name: s for s in _servers(request)}
+    found = naming.split_simple(public, servers)
+    if found is None:
+        lists = await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers.values()),
+                                          "prompts/list", _on_error(state))
+        found = naming.resolve(public, {s: [p["name"] for p in items] for s, items in lists.items()})
+    if found is None:
+        raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown prompt: {public}")
+    server, name = found
+    params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "name": name}
+    decision = await enforce.check_call(request, principal(request), server, "prompts/get", name, params)
+    if not decision.allowed:
+        raise _denied(msg, decision, era)
+    return _result_or_error(await request.app[UPSTREAM].request(servers[server], "prompts/get", params))
+
+
+async def _read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+    uri = enforce.target("resources/read", msg.params)
+    servers = {s.name: s for s in _servers(request)}
+    found = catalog.unwrap_uri(uri, servers)
+    if found is None:
+        raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
+    server, original = found
+    decision = await enforce.check_call(request, principal(request), server, "resources/read", original, {})
+    if not decision.allowed:
+        raise _denied(msg, decision, era)
+    result = _result_or_error(await request.app[UPSTREAM].request(servers[server], "resources/read",
+                                                                  {"uri": original}))
+    for item in result.get("contents") or []:
+        if isinstance(item, dict) and item.get("uri") == original:
+            item["uri"] = uri
+    return result
+
+
+def _denied(msg: protocol.Message, decision: Any, era: protocol.Era) -> RpcFailure:
+    err = enforce.denial(msg.method, msg.id, decision, era)["error"]
+    return RpcFailure(err["code"], err["message"], status=200)
+
+
+async def get(request: web.Request) -> web.StreamResponse:
+    """A session's server→client stream: the virtual server sends only keep-alives."""
+    state: McpState = request.app[MCP_STATE]
+    try:
+        endpoint.check_transport(request, state, post=False)
+        if not request.headers.get(H_SESSION):
+            if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
+                raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+            return web.Response(status=405, headers={"Allow": "POST, DELETE"})
+        endpoint.open_session(request, state, None)
+    except HttpReject as reject:
+        return reject.response
+    except RpcFailure as failure:
+        return endpoint.failure_response(None, failure)
+    out = web.StreamResponse(headers=sse.SSE_HEADERS)
+    await out.prepare(request)
+    gauge = state.metrics.streams_open.labels(ENDPOINT)
+    gauge.inc()
+    try:
+        while True:
+            await out.write(b": keep-alive\n\n")
+            await asyncio.sleep(KEEPALIVE)
+    except ConnectionResetError:
+        pass  # the client closed the stream
+    finally:
+        gauge.dec()
+    return out
+
+
+async def delete(request: web.Request) -> web.Response:
+    """End an aggregated session (this replica refuses it from now on)."""
+    state: McpState = request.app[MCP_STATE]
+    try:
+        endpoint.check_transport(request, state, post=False)
+        session = endpoint.open_session(request, state, None)
+    except HttpReject as reject:
+        return reject.response
+    except RpcFailure as failure:
+        return endpoint.failure_response(None, failure)
+    state.codec.revoke(session)
+    state.metrics.sessions_open.labels(ENDPOINT).dec()
+    return web.Response(status=200)

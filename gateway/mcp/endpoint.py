@@ -1,0 +1,115 @@
+"""What both MCP endpoints do before and after their own work: transport checks, sessions, answers.
+
+Failures here are answered as JSON-RPC errors with the HTTP status the spec gives them, so MCP
+clients (which read JSON-RPC, not the REST error body) can show them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from gateway.keys import PRINCIPAL, SETTINGS
+from gateway.mcp import oauth_metadata, protocol
+from gateway.mcp.protocol import RpcFailure
+from gateway.mcp.sessions import Session, SessionError
+from gateway.mcp.state import McpState
+from shared.jsonutil import dumps, loads
+
+JSON = "application/json"
+
+
+class HttpReject(Exception):
+    """Stop with this HTTP response (not a JSON-RPC exchange: 403/406/405 transport refusals)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def rpc_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON-RPC message as an HTTP response."""
+    return web.Response(body=dumps(payload), status=status, headers=dict(headers or {}), content_type=JSON)
+
+
+def failure_response(rid: Any, failure: RpcFailure) -> web.Response:
+    """A JSON-RPC error response with its HTTP status."""
+    return rpc_response(protocol.error(rid, failure.code, failure.message, failure.data), failure.status)
+
+
+def plain_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A transport-level refusal; still a JSON-RPC error body, which every MCP client can read."""
+    return rpc_response(protocol.error(None, protocol.INVALID_REQUEST, message), status, headers)
+
+
+def check_transport(request: web.Request, state: McpState, *, post: bool) -> None:
+    """Origin allowlist (403, DNS rebinding), Accept (406) and required scopes (403)."""
+    if not protocol.origin_allowed(request.headers.get("Origin"), state.allowed_origins, request.host):
+        raise HttpReject(plain_error(403, "Origin not allowed"))
+    accept = request.headers.get("Accept")
+    if post and not protocol.accepts_post(accept):
+        raise HttpReject(plain_error(406, "Accept must include both application/json and text/event-stream"))
+    if not post and request.method == "GET" and not protocol.accepts_sse(accept):
+        raise HttpReject(plain_error(406, "Accept must include text/event-stream"))
+    missing = oauth_metadata.missing_scopes(getattr(principal(request), "scopes", ()), state.required_scopes)
+    if missing:
+        challenge = oauth_metadata.challenge(
+            metadata_url(request, state), error="insufficient_scope",
+            description="the token lacks a scope these endpoints require", scope=state.required_scopes,
+        )
+        raise HttpReject(plain_error(403, "insufficient_scope", {"WWW-Authenticate": challenge}))
+
+
+def principal(request: web.Request) -> Any:
+    """The authenticated caller (the auth middleware guarantees one)."""
+    return request[PRINCIPAL]
+
+
+def base_url(request: web.Request, state: McpState) -> str:
+    """The gateway's external base URL: configured, else as this request reached us."""
+    return (state.public_url or f"{request.scheme}://{request.host}").rstrip("/")
+
+
+def metadata_url(request: web.Request, state: McpState) -> str:
+    """Protected-resource metadata URL for the endpoint this request addressed."""
+    return oauth_metadata.metadata_url(base_url(request, state), request.path)
+
+
+async def read_message(request: web.Request, limit: int) -> protocol.Message:
+    """The POST body as one JSON-RPC message (−32700 / −32600 otherwise)."""
+    ctype = request.headers.get("Content-Type", "")
+    if not ctype.split(";")[0].strip().lower() == JSON:
+        raise RpcFailure(protocol.INVALID_REQUEST, "Content-Type must be application/json", status=415)
+    raw = await request.read()
+    if len(raw) > limit:
+        raise RpcFailure(protocol.INVALID_REQUEST, "request body too large", status=413)
+    try:
+        body = loads(raw)
+    except ValueError:
+        raise RpcFailure(protocol.PARSE_ERROR, "Parse error: body is not valid JSON") from None
+    return protocol.parse_message(body)
+
+
+def body_limit(request: web.Request) -> int:
+    """The configured body cap."""
+    return int(getattr(request.app[SETTINGS], "max_body_bytes", 1_048_576))
+
+
+def open_session(request: web.Request, state: McpState, server: str | None) -> Session:
+    """The caller's session from `Mcp-Session-Id`: 400 without one, 404 if unknown to this caller."""
+    token = request.headers.get(protocol.H_SESSION)
+    if not token:
+        raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
+    try:
+        session = state.codec.open(token, principal(request).subject, server=server)
+    except SessionError:
+        raise RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404) from None
+    protocol.check_handshake_version(request.headers.get(protocol.H_VERSION))
+    return session
+
+
+def accepted() -> web.Response:
+    """202 for notifications and client responses."""
+    return web.Response(status=202)

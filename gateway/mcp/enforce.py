@@ -1,0 +1,99 @@
+"""Policy on MCP messages: guarded calls (tools/call, resources/read, prompts/get) and list filtering.
+
+Decisions are recorded on the request's AuditInfo, so each guarded call becomes one audit event
+like the REST ones. Lists are filtered with one batch/search PDP call, never one call per item.
+A PDP failure raises (PdpUnavailable): the caller answers an error and forwards nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from gateway.keys import POLICY
+from gateway.mcp import protocol
+from gateway.mcp.protocol import RpcFailure
+from gateway.routes.common import audit
+from shared.authzen import Decision, Resource
+
+POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"
+
+# method -> (AuthZEN action, resource type, params key naming the target)
+GUARDED = {
+    "tools/call": ("invoke_tool", "mcp_tool", "name"),
+    "resources/read": ("read_resource", "mcp_resource", "uri"),
+    "prompts/get": ("get_prompt", "mcp_prompt", "name"),
+}
+# list method -> (result key, item key, AuthZEN action, resource type)
+LISTS = {
+    "tools/list": ("tools", "name", "invoke_tool", "mcp_tool"),
+    "resources/list": ("resources", "uri", "read_resource", "mcp_resource"),
+    "resources/templates/list": ("resourceTemplates", "uriTemplate", "read_resource", "mcp_resource"),
+    "prompts/list": ("prompts", "name", "get_prompt", "mcp_prompt"),
+}
+
+
+def target(method: str, params: Mapping[str, Any]) -> str:
+    """The tool name, resource URI or prompt name a guarded call names (−32602 if missing)."""
+    key = GUARDED[method][2]
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        raise RpcFailure(protocol.INVALID_PARAMS, f"params.{key} must be a non-empty string")
+    return value
+
+
+async def check_call(
+    request: web.Request, principal: Any, server: str, method: str, name: str, params: Mapping[str, Any],
+) -> Decision:
+    """Ask the PDP about one guarded call and record it for audit."""
+    action, rtype, _ = GUARDED[method]
+    arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else None
+    info = audit(request)
+    info.action, info.mcp_server, info.tool = action, server, name
+    info.parameters = arguments
+    decision = await request.app[POLICY].check(principal, action, Resource(rtype, server, name), arguments=arguments)
+    info.decision = decision
+    if not decision.allowed:
+        info.denied = True
+    return decision
+
+
+def denial(method: str, rid: Any, decision: Decision, era: protocol.Era) -> dict[str, Any]:
+    """The answer to a denied call: an `isError` tool result (agents show it) or a JSON-RPC error."""
+    reason = decision.reason or "not permitted by policy"
+    if method == "tools/call":
+        body = {"content": [{"type": "text", "text": f"Denied by gateway policy: {reason}"}], "isError": True}
+        return protocol.result(rid, protocol.with_result_type(body, era))
+    return protocol.error(rid, POLICY_DENIED, f"Denied by gateway policy: {reason}")
+
+
+async def allowed_items(
+    request: web.Request, principal: Any, method: str, pairs: Sequence[tuple[str, str]],
+) -> set[tuple[str, str]]:
+    """Which (server, item) pairs of a list the caller may use, in one PDP call."""
+    if not pairs:
+        return set()
+    _, _, action, rtype = LISTS[method]
+    policy = request.app[POLICY]
+    if method == "tools/list":
+        return set(await policy.filter_tools(principal, list(pairs)))
+    decisions = await policy.check_many(principal, [(action, Resource(rtype, s, n)) for s, n in pairs])
+    return {pair for pair, d in zip(pairs, decisions, strict=True) if d.allowed}
+
+
+async def filter_result(
+    request: web.Request, principal: Any, server: str, method: str, result: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A list result with only the items the caller may use (others are invisible, not errors)."""
+    key, item_key, _, _ = LISTS[method]
+    items = [i for i in result.get(key) or [] if isinstance(i, dict) and isinstance(i.get(item_key), str)]
+    allowed = await allowed_items(request, principal, method, [(server, i[item_key]) for i in items])
+    out = dict(result)
+    out[key] = [i for i in items if (server, i[item_key]) in allowed]
+    info = audit(request)
+    info.action = info.action or method.replace("/", "_")
+    info.mcp_server = server
+    info.note(listed=len(out[key]), hidden=len(items) - len(out[key]))
+    return out

@@ -1,0 +1,91 @@
+"""Fetching every enabled backend's lists concurrently, with a short cache.
+
+A backend that fails is left out of the aggregated answer (and counted), not allowed to fail the
+whole list: an agent still sees the tools of the backends that work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.upstream.errors import UpstreamError, UpstreamRpcError
+
+log = logging.getLogger(__name__)
+
+MAX_PAGES = 100
+LIST_KEYS = {
+    "tools/list": "tools",
+    "prompts/list": "prompts",
+    "resources/list": "resources",
+    "resources/templates/list": "resourceTemplates",
+}
+
+
+async def list_all(pool: Any, server: Any, method: str) -> list[dict[str, Any]]:
+    """Every item of one backend's list, following cursors."""
+    key = LIST_KEYS[method]
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(MAX_PAGES):
+        response = await pool.request(server, method, {"cursor": cursor} if cursor else None)
+        if "error" in response:
+            raise UpstreamRpcError(server.name, response["error"] if isinstance(response["error"], dict) else {})
+        result = response.get("result") or {}
+        items.extend(i for i in result.get(key) or [] if isinstance(i, dict))
+        cursor = result.get("nextCursor")
+        if not cursor:
+            return items
+    raise UpstreamError(server.name, f"{method} exceeded {MAX_PAGES} pages")
+
+
+class ListCache:
+    """Per (server, method) lists, reused for `ttl` seconds; one fetch in flight per key."""
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._entries: dict[tuple[str, str], tuple[float, Any, list[dict[str, Any]]]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[list[dict[str, Any]]]] = {}
+
+    async def get(self, pool: Any, server: Any, method: str) -> list[dict[str, Any]]:
+        """The cached list, or a fresh one (a changed server config invalidates its entries)."""
+        key = (server.name, method)
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None and now < entry[0] and entry[1] == server:
+            return entry[2]
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            items = await list_all(pool, server, method)
+            self._entries[key] = (time.monotonic() + self.ttl, server, items)
+            future.set_result(items)
+            return items
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unawaited future does not warn
+            raise
+        finally:
+            self._inflight.pop(key, None)
+
+
+async def gather_lists(
+    pool: Any, cache: ListCache, servers: Sequence[Any], method: str, on_error: Any,
+) -> dict[str, list[dict[str, Any]]]:
+    """{server: items} for every server that answered; `on_error(server, exc)` for the rest."""
+    results = await asyncio.gather(*(cache.get(pool, s, method) for s in servers), return_exceptions=True)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for server, result in zip(servers, results, strict=True):
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result
+            on_error(server, result)
+        else:
+            out[server.name] = result
+    return out

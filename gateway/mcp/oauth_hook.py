@@ -1,0 +1,25 @@
+"""The auth middleware's hook: a 401 on an MCP endpoint names the resource metadata URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.keys import MCP_STATE
+from gateway.mcp import endpoint
+
+
+def is_mcp_path(path: str) -> bool:
+    """True for `/mcp` and `/servers/{name}/mcp`."""
+    return path == "/mcp" or (path.startswith("/servers/") and path.endswith("/mcp"))
+
+
+def add_resource_metadata(request: web.Request, exc: Any, headers: dict[str, str]) -> None:
+    """Set `WWW-Authenticate: Bearer resource_metadata="…"` (plus the error) for MCP paths."""
+    state = request.app.get(MCP_STATE)
+    if state is None or not is_mcp_path(request.path):
+        return
+    from shared.auth import www_authenticate
+
+    headers["WWW-Authenticate"] = www_authenticate(exc, endpoint.metadata_url(request, state))

@@ -1,0 +1,252 @@
+"""`/servers/{name}/mcp`: one backend, relayed faithfully, with policy on calls and lists.
+
+Every message passes through as the client sent it (headers by allowlist, body untouched) except:
+the client's token is never forwarded (the backend's own credential is added), the backend's
+session id is wrapped in a gateway session bound to the caller, guarded calls are decided first
+(denied ones never reach the backend), and list answers are filtered. SSE answers are relayed
+event by event. A backend of the other era is reached through the upstream pool, which
+translates (see README.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.errors import to_gateway_error
+from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
+from gateway.mcp import endpoint, enforce, protocol, relay
+from gateway.mcp.endpoint import HttpReject, principal, rpc_response
+from gateway.mcp.protocol import H_SESSION, RpcFailure
+from gateway.mcp.state import McpState, method_label
+from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
+from gateway.routes.common import audit
+
+log = logging.getLogger(__name__)
+ENDPOINT = "passthrough"
+LEGACY_ERA = "legacy"
+
+
+def _server(request: web.Request) -> Any:
+    name = request.match_info["name"]
+    server = request.app[SERVERS].get(name)
+    if server is None:
+        raise RpcFailure(protocol.INVALID_PARAMS, f"unknown or disabled MCP server '{name}'", status=404)
+    return server
+
+
+def _http(request: web.Request) -> aiohttp.ClientSession:
+    return request.app[UPSTREAM].session
+
+
+def _credentials(request: web.Request) -> Any:
+    return request.app[SERVERS].credentials
+
+
+async def post(request: web.Request) -> web.StreamResponse:
+    """One client message to the backend."""
+    state: McpState = request.app[MCP_STATE]
+    rid = None
+    try:
+        endpoint.check_transport(request, state, post=True)
+        msg = await endpoint.read_message(request, endpoint.body_limit(request))
+        rid = msg.id
+        server = _server(request)
+        era = protocol.detect_era(msg, request.headers)
+        label = "response" if msg.kind == "response" else method_label(msg.method)
+        state.metrics.messages.labels(ENDPOINT, label, era).inc()
+        info = audit(request)
+        info.mcp_server, info.action = server.name, msg.method or "response"
+        if era == "handshake":
+            if msg.kind == "request" and msg.method == "initialize":
+                return await _initialize(request, state, server, msg)
+            session = endpoint.open_session(request, state, server.name)
+            upstream_session, bridged = session.upstream_id, session.bridged
+        else:
+            if msg.kind == "request":
+                protocol.validate_modern(msg, request.headers)
+            upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY_ERA
+        if msg.kind != "request":
+            if bridged:
+                return endpoint.accepted()
+            return await _forward_notification(request, server, msg, upstream_session)
+        if msg.method in enforce.GUARDED:
+            name = enforce.target(msg.method, msg.params)
+            decision = await enforce.check_call(request, principal(request), server.name, msg.method, name, msg.params)
+            if not decision.allowed:
+                return rpc_response(enforce.denial(msg.method, rid, decision, era))
+        work = _via_pool(request, server, msg, era) if bridged else _relay(request, state, server, msg, era, upstream_session)
+        return await (until_disconnect(request, work) if era == "modern" else work)
+    except HttpReject as reject:
+        return reject.response
+    except RpcFailure as failure:
+        return endpoint.failure_response(rid, failure)
+    except ClientGone:
+        audit(request).error = "client disconnected; backend request cancelled"
+        return web.Response(status=499)
+    except Exception as exc:
+        return _upstream_failure(request, state, rid, exc)
+
+
+def _upstream_failure(request: web.Request, state: McpState, rid: Any, exc: Exception) -> web.Response:
+    mapped = to_gateway_error(exc)
+    if mapped is None:
+        raise exc
+    server = request.match_info.get("name", "")
+    if mapped.status in (502, 504):
+        state.metrics.upstream_errors.labels(server).inc()
+    audit(request).error = f"{mapped.code}: {mapped.message}"
+    return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
+
+
+async def _initialize(request: web.Request, state: McpState, server: Any, msg: protocol.Message) -> web.StreamResponse:
+    headers = relay.forward_headers(request.headers, None)
+    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    async with resp:
+        upstream_session = resp.headers.get(H_SESSION)
+        raw = await resp.read()
+        answer = read_answer(raw, resp.content_type, msg.id)
+        status, ctype = resp.status, resp.content_type
+    result = answer.get("result") if isinstance(answer, dict) else None
+    who = principal(request).subject
+    if status == 200 and isinstance(result, dict):
+        version = protocol.negotiate(result.get("protocolVersion"))
+        token, _ = state.codec.mint(who, version, server=server.name, upstream_id=upstream_session)
+        _opened(state)
+        return web.Response(body=raw, status=200, headers={H_SESSION: token}, content_type=ctype)
+    if status == 200 and isinstance(answer, dict) and "error" in answer:
+        return web.Response(body=raw, status=200, content_type=ctype)  # the backend's own refusal
+    if 400 <= status < 500:
+        # A backend that refuses the handshake speaks only 2026-07-28: bridge through the pool.
+        version = protocol.negotiate(msg.params.get("protocolVersion"))
+        token, _ = state.codec.mint(who, version, server=server.name, bridged=True)
+        _opened(state)
+        body = {"protocolVersion": version, "capabilities": {"tools": {}, "resources": {}, "prompts": {}},
+                "serverInfo": {"name": server.name, "version": "bridged by mcpgw"}}
+        return rpc_response(protocol.result(msg.id, body), headers={H_SESSION: token})
+    raise RpcFailure(protocol.INTERNAL_ERROR, f"backend '{server.name}' failed to initialize (HTTP {status})",
+                     status=502)
+
+
+def _opened(state: McpState) -> None:
+    state.metrics.sessions_opened.labels(ENDPOINT).inc()
+    state.metrics.sessions_open.labels(ENDPOINT).inc()
+
+
+async def _forward_notification(request: web.Request, server: Any, msg: protocol.Message,
+                                upstream_session: str | None) -> web.Response:
+    headers = relay.forward_headers(request.headers, upstream_session)
+    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    async with resp:
+        await resp.read()
+        if resp.status >= 400:
+            return web.Response(status=404 if resp.status == 404 else 502)
+    return endpoint.accepted()
+
+
+async def _relay(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
+                 era: protocol.Era, upstream_session: str | None) -> web.StreamResponse:
+    headers = relay.forward_headers(request.headers, upstream_session)
+    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    async with resp:
+        if resp.status == 404 and upstream_session:
+            raise RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
+        if resp.status >= 500:
+            raise _bad_gateway(server.name, resp.status)
+        if era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON:
+            raw = await resp.read()
+            if _legacy_refusal(raw):
+                # The backend only knows the handshake era: the pool speaks that to it.
+                return await _via_pool(request, server, msg, era)
+            return web.Response(body=raw, status=400, content_type=endpoint.JSON)
+        rewrite = _list_filter(request, server.name, msg) if msg.method in enforce.LISTS else None
+        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite)
+
+
+def _legacy_refusal(raw: bytes) -> bool:
+    answer = read_answer(raw, endpoint.JSON, None)
+    err = answer.get("error") if isinstance(answer, dict) else None
+    code = err.get("code") if isinstance(err, dict) else None
+    return code not in (protocol.HEADER_MISMATCH, protocol.UNSUPPORTED_VERSION, protocol.INVALID_PARAMS,
+                        protocol.METHOD_NOT_FOUND)
+
+
+def _bad_gateway(name: str, status: int) -> Exception:
+    from gateway.upstream.errors import UpstreamError
+
+    return UpstreamError(name, f"HTTP {status}", status)
+
+
+def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> Any:
+    async def rewrite(result: dict[str, Any]) -> dict[str, Any]:
+        return await enforce.filter_result(request, principal(request), server, msg.method, result)
+
+    return rewrite
+
+
+async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, era: protocol.Era) -> web.Response:
+    params = {k: v for k, v in msg.params.items() if k != "_meta"}
+    response = await request.app[UPSTREAM].request(server, msg.method, params or None)
+    if "error" in response:
+        return rpc_response({"jsonrpc": "2.0", "id": msg.id, "error": response["error"]})
+    result = response.get("result") if isinstance(response.get("result"), dict) else {}
+    if msg.method in enforce.LISTS:
+        result = await enforce.filter_result(request, principal(request), server.name, msg.method, result)
+    return rpc_response(protocol.result(msg.id, protocol.with_result_type(result, era)))
+
+
+async def get(request: web.Request) -> web.StreamResponse:
+    """The handshake era's server→client stream (resumable with Last-Event-ID); 405 for 2026-07-28."""
+    state: McpState = request.app[MCP_STATE]
+    try:
+        endpoint.check_transport(request, state, post=False)
+        if not request.headers.get(H_SESSION):
+            if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
+                raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
+            return web.Response(status=405, headers={"Allow": "POST, DELETE"})
+        server = _server(request)
+        session = endpoint.open_session(request, state, server.name)
+        state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
+        if session.bridged:
+            return web.Response(status=405, headers={"Allow": "POST, DELETE"})
+        headers = relay.forward_headers(request.headers, session.upstream_id)
+        resp = await relay.send(_http(request), server, _credentials(request), "GET", headers, None, stream=True)
+        async with resp:
+            if resp.status != 200 or resp.content_type != "text/event-stream":
+                body = await resp.read()
+                return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
+            return await relay_answer(request, state, ENDPOINT, resp, None, None)
+    except HttpReject as reject:
+        return reject.response
+    except RpcFailure as failure:
+        return endpoint.failure_response(None, failure)
+    except Exception as exc:
+        return _upstream_failure(request, state, None, exc)
+
+
+async def delete(request: web.Request) -> web.StreamResponse:
+    """End a session: the backend's too, then the gateway's (this replica forgets it at once)."""
+    state: McpState = request.app[MCP_STATE]
+    try:
+        endpoint.check_transport(request, state, post=False)
+        server = _server(request)
+        session = endpoint.open_session(request, state, server.name)
+        status = 200
+        if session.upstream_id and not session.bridged:
+            headers = relay.forward_headers(request.headers, session.upstream_id)
+            resp = await relay.send(_http(request), server, _credentials(request), "DELETE", headers, None)
+            async with resp:
+                status = resp.status if resp.status < 500 else 502
+        state.codec.revoke(session)
+        state.metrics.sessions_open.labels(ENDPOINT).dec()
+        return web.Response(status=status)
+    except HttpReject as reject:
+        return reject.response
+    except RpcFailure as failure:
+        return endpoint.failure_response(None, failure)
+    except Exception as exc:
+        return _upstream_failure(request, state, None, exc)
+

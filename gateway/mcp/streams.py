@@ -1,0 +1,119 @@
+"""Relaying a backend's answer to the client: JSON as is, SSE event by event, lists rewritten.
+
+`rewrite` (when given) receives the `result` of the response to the client's request and returns
+the result to send instead; every other message (notifications, server→client requests, other
+responses) passes through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.mcp import relay, sse
+from gateway.mcp.state import McpState
+from shared.jsonutil import dumps, dumps_str, loads
+
+Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+DISCONNECT_POLL = 0.05
+
+
+class ClientGone(Exception):
+    """The client closed its connection; the upstream request was cancelled."""
+
+
+def read_answer(raw: bytes, content_type: str, rid: Any) -> Any:
+    """The JSON-RPC response in a buffered JSON or SSE body (for `rid`, or the first one)."""
+    if content_type == "text/event-stream":
+        parser = sse.Parser()
+        for event in [*parser.feed(raw), sse.parse_event(parser.rest())]:
+            msg = _decode(event.data)
+            if _is_response(msg, rid):
+                return msg
+        return None
+    return _decode(raw)
+
+
+def _decode(data: str | bytes) -> Any:
+    if not data:
+        return None
+    try:
+        return loads(data)
+    except ValueError:
+        return None
+
+
+def _is_response(msg: Any, rid: Any) -> bool:
+    return isinstance(msg, dict) and "method" not in msg and ("result" in msg or "error" in msg) and (
+        rid is None or msg.get("id") == rid
+    )
+
+
+async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
+    if isinstance(msg.get("result"), dict):
+        return {**msg, "result": await rewrite(msg["result"])}
+    return msg
+
+
+async def relay_answer(
+    request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: Any,
+    rewrite: Rewrite | None,
+) -> web.StreamResponse:
+    """Send the backend's answer on; SSE without buffering (each event flushed as it completes)."""
+    if resp.content_type != "text/event-stream":
+        raw = await resp.read()
+        if rewrite is not None and resp.status == 200:
+            msg = _decode(raw)
+            if _is_response(msg, rid):
+                raw = dumps(await _rewritten(msg, rewrite))
+        if resp.status == 202 or not raw:
+            return web.Response(status=resp.status)
+        return web.Response(body=raw, status=resp.status, headers=relay.returned_headers(resp.headers))
+    out = web.StreamResponse(status=resp.status, headers=sse.SSE_HEADERS)
+    await out.prepare(request)
+    gauge = state.metrics.streams_open.labels(endpoint)
+    gauge.inc()
+    try:
+        parser = sse.Parser()
+        async for chunk in resp.content.iter_any():
+            for event in parser.feed(chunk):
+                raw = event.raw
+                if rewrite is not None and event.data:
+                    msg = _decode(event.data)
+                    if _is_response(msg, rid):
+                        raw = sse.encode(dumps_str(await _rewritten(msg, rewrite)), event=event.event, id=event.id)
+                await out.write(raw)
+        if parser.rest():
+            await out.write(parser.rest())
+        await out.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        pass  # the client left; leaving the `async with` closes the backend stream too
+    finally:
+        gauge.dec()
+    return out
+
+
+async def until_disconnect(request: web.Request, work: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+    """Run `work`, cancelling it (and so the upstream request) if the client disconnects first.
+
+    2026-07-28 has no cancel notification: closing the connection is how a client cancels.
+    aiohttp does not cancel handlers on disconnect by default, so the transport is watched.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL)
+            if done:
+                return task.result()
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise ClientGone()
+    finally:
+        if not task.done():
+            task.cancel()

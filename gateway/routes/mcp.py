@@ -1,0 +1,39 @@
+"""Routes of the gateway's own MCP server: `/mcp`, `/servers/{name}/mcp`, OAuth resource metadata."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.keys import MCP_STATE, SETTINGS
+from gateway.mcp import aggregated, endpoint, oauth_metadata, passthrough
+from gateway.mcp.state import build_state
+from shared.jsonutil import json_response
+from shared.keys import REGISTRY
+
+# Served without a token: clients fetch these to learn how to get one (RFC 9728).
+PUBLIC_PATHS = (oauth_metadata.WELL_KNOWN,)
+
+
+async def resource_metadata(request: web.Request) -> web.Response:
+    """RFC 9728 metadata for the gateway root or a path-suffixed MCP endpoint."""
+    state = request.app[MCP_STATE]
+    suffix = request.path[len(oauth_metadata.WELL_KNOWN):]
+    if suffix not in ("", "/mcp") and not (suffix.startswith("/servers/") and suffix.endswith("/mcp")):
+        raise web.HTTPNotFound()
+    doc = oauth_metadata.protected_resource_metadata(
+        endpoint.base_url(request, state), suffix, state.authorization_servers, state.scopes_supported,
+    )
+    return json_response(doc, headers={"Cache-Control": "max-age=300"})
+
+
+def setup_mcp_routes(app: web.Application) -> None:
+    """Install the MCP state and routes on the gateway app."""
+    app[MCP_STATE] = build_state(app[SETTINGS], app[REGISTRY])
+    app.router.add_route("POST", "/mcp", aggregated.post)
+    app.router.add_route("GET", "/mcp", aggregated.get)
+    app.router.add_route("DELETE", "/mcp", aggregated.delete)
+    app.router.add_route("POST", "/servers/{name}/mcp", passthrough.post)
+    app.router.add_route("GET", "/servers/{name}/mcp", passthrough.get)
+    app.router.add_route("DELETE", "/servers/{name}/mcp", passthrough.delete)
+    app.router.add_get(oauth_metadata.WELL_KNOWN, resource_metadata)
+    app.router.add_get(oauth_metadata.WELL_KNOWN + "/{tail:.*}", resource_metadata)
