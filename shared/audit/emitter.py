@@ -49,7 +49,7 @@ def redact_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
         text = getattr(event, name)
         if text is not None and (masked := mask_secrets(text)) is not text:
             changes[name] = masked
-    return event.replace(**changes) if changes else event
+    return event._with(changes) if changes else event
 
 
 class AuditEmitter:

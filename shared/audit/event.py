@@ -73,6 +73,17 @@ class AuditEvent:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
+    def _with(self, changes: dict[str, Any]) -> AuditEvent:
+        """A copy with `changes` applied, skipping __init__ (the emitter's hot path).
+
+        Only for changes that cannot invalidate the event (redacted values); `dataclasses.replace`
+        costs several times more per event, which showed up first in the ingest profile.
+        """
+        new = object.__new__(AuditEvent)
+        for name in _FIELD_NAMES:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        return new
+
     def to_json_dict(self) -> dict[str, Any]:
         """The JSONL/stdout form: the old gateway's field names first, then the new fields."""
         out: dict[str, Any] = {
@@ -131,3 +142,6 @@ class AuditEvent:
         if values["roles"] is not None:
             values["roles"] = list(values["roles"])
         return cls(**values)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(AuditEvent))
