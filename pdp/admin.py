@@ -158,6 +158,7 @@ async def _apply_active(request: web.Request, who: Principal, op: str, previous:
     pool = request.app[DB_POOL]
     new = await store.get_version(pool, version)
     old = await store.get_version(pool, previous) if previous is not None else None
+    assert new is not None  # just activated in a committed transaction
     await request.app[STATE].load(new["yaml"], store.version_label(version))
     audit = request.app.get(AUDIT)
     if audit is not None:

@@ -119,7 +119,7 @@ def _search_input(body: Any, limit: int) -> tuple[Request, str, list[tuple[str, 
         if rtype == "mcp_tool" and name.startswith(("resource/", "prompt/")):
             raise BadInput(f"context.candidates[{i}]: tool name must not start with 'resource/' or 'prompt/'")
         pairs.append((server, name if rtype == "mcp_tool" else None))
-    return Request(sid, action, "", "server", None, roles, groups), rtype, pairs
+    return Request(sid, action, "", "server", None, roles, groups), str(rtype), pairs
 
 
 def _audit_search(request: web.Request, active: Active, base: Request, asked: int, allowed: int) -> None:
