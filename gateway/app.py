@@ -168,5 +168,6 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     from gateway.upstream import UpstreamPool
 
     registry = app[SERVERS]
+    assert registry.credentials is not None  # registry_ctx always gives it a store
     app[UPSTREAM] = UpstreamPool(app[CLIENT_SESSION], registry.credentials, registry)
     yield

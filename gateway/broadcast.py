@@ -14,13 +14,16 @@ from typing import Any, Protocol
 
 
 class ServerLike(Protocol):
-    """The registry fields broadcast reads."""
+    """The registry fields broadcast reads (read-only, as on the frozen ServerConfig)."""
 
-    name: str
-    enabled: bool
-    tags: Sequence[str]
-    tools: Sequence[str] | None
-    timeout: float
+    @property
+    def name(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def tools(self) -> Sequence[str] | None: ...
 
 
 @dataclass

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 
+from gateway.pep import PolicyClient
+from gateway.registry import Registry
+from gateway.upstream import UpstreamPool
+from shared.auth import Authenticator
+
 if TYPE_CHECKING:
-    pass
+    from gateway.gwaudit import AuditInfo
+    from gateway.mcp.state import McpState
+    from gateway.metrics import GatewayMetrics
+    from gateway.settings import GatewaySettings
+    from shared.auth import Principal
 
-SETTINGS = web.AppKey("gateway_settings", "GatewaySettings")
+# Annotated rather than typed by argument: these classes import nothing from here, but the
+# gateway's own ones would make an import cycle.
+SETTINGS: web.AppKey[GatewaySettings] = web.AppKey("gateway_settings")
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
-METRICS = web.AppKey("gateway_metrics", "GatewayMetrics")
-# Owned by other modules; typed loosely so this module imports none of them.
-AUTHENTICATOR = web.AppKey("authenticator", Any)
-POLICY = web.AppKey("policy_client", Any)
-SERVERS = web.AppKey("server_registry", Any)
-UPSTREAM = web.AppKey("upstream_pool", Any)
+METRICS: web.AppKey[GatewayMetrics] = web.AppKey("gateway_metrics")
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+POLICY = web.AppKey("policy_client", PolicyClient)
+SERVERS = web.AppKey("server_registry", Registry)
+UPSTREAM = web.AppKey("upstream_pool", UpstreamPool)
 
-PRINCIPAL = web.RequestKey("principal", "Principal")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 REQUEST_ID = web.RequestKey("request_id", str)
-AUDIT_INFO = web.RequestKey("audit_info", "AuditInfo")
-MCP_STATE = web.AppKey("mcp_state", Any)  # gateway.mcp.state.McpState
+AUDIT_INFO: web.RequestKey[AuditInfo] = web.RequestKey("audit_info")
+# State of the MCP endpoints (gateway/mcp, installed by gateway.routes.mcp.setup_mcp_routes).
+MCP_STATE: web.AppKey[McpState] = web.AppKey("mcp_state")

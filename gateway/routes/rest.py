@@ -120,7 +120,9 @@ async def run_broadcast(
     plan = planned or broadcast.plan_targets(registry.servers, tool, names, tags)
     if plan.to_probe:
         listed = await list_many(request, plan.to_probe)
-        names_by_server = {k: v if isinstance(v, BaseException) else [t.get("name") for t in v] for k, v in listed.items()}
+        names_by_server: dict[str, list[str] | BaseException] = {
+            k: v if isinstance(v, BaseException) else [str(t.get("name")) for t in v] for k, v in listed.items()
+        }
         plan = broadcast.resolve_probes(plan, names_by_server, tool)
     if len(plan.targets) > settings.broadcast_max_targets:
         raise BadRequest(
