@@ -48,18 +48,20 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume `chunk`; return the events it completed."""
-        self._buffer += chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
         events: list[SSEEvent] = []
+        pos = 0
         while True:
-            cut = _line_end(self._buffer)
+            cut = _line_end(buffer, pos)
             if cut is None:
-                return events
+                break
             end, skip = cut
-            line = self._buffer[:end].decode("utf-8", errors="replace")
-            self._buffer = self._buffer[end + skip :]
-            event = self._line(line)
+            event = self._line(buffer[pos:end].decode("utf-8", errors="replace"))
+            pos = end + skip
             if event is not None:
                 events.append(event)
+        self._buffer = buffer[pos:]
+        return events
 
     def close(self) -> list[SSEEvent]:
         """End of stream: a trailing CR still ends its line; an unterminated event is dropped."""
@@ -91,16 +93,19 @@ class SSEParser:
         return None
 
 
-def _line_end(buffer: bytes) -> tuple[int, int] | None:
-    """Index of the first line terminator and its length; a lone CR at the end waits for more."""
-    lf, cr = buffer.find(b"\n"), buffer.find(b"\r")
+def _line_end(buffer: bytes, pos: int) -> tuple[int, int] | None:
+    """Index of the first line terminator at or after `pos` and its length.
+
+    A CR as the last byte waits for more data: it may be the first half of a CRLF.
+    """
+    lf, cr = buffer.find(b"\n", pos), buffer.find(b"\r", pos)
     if cr == -1:
         return None if lf == -1 else (lf, 1)
     if lf != -1 and lf < cr:
         return lf, 1
     if cr + 1 == len(buffer):
-        return None  # could be the first half of CRLF
-    return (cr, 2) if buffer[cr + 1 : cr + 2] == b"\n" else (cr, 1)
+        return None
+    return (cr, 2) if buffer[cr + 1] == 0x0A else (cr, 1)
 
 
 def parse_sse(payload: bytes) -> list[SSEEvent]:
