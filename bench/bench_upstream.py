@@ -61,15 +61,19 @@ async def throughput(call, n: int, concurrency: int) -> float:  # type: ignore[n
     return n / (time.perf_counter() - t)
 
 
-async def bench_backend(kind: str, n: int) -> dict[str, tuple[float, float, float]]:
-    """{client: (p50 ms, p95 ms, calls/s at concurrency 16)} for one backend kind."""
-    # The backend runs in its own process so it does not share the GIL with the clients measured.
+def spawn(kind: str) -> tuple[subprocess.Popen[str], str]:
+    """Start a backend in its own process (so it does not share our GIL); return it and its URL."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fixtures.backend_server", "--kind", kind],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    return proc, proc.stdout.readline().strip()
+
+
+async def bench_backend(kind: str, n: int) -> dict[str, tuple[float, float, float]]:
+    """{client: (p50 ms, p95 ms, calls/s at concurrency 16)} for one backend kind."""
+    proc, url = spawn(kind)
     servers, _ = parse_servers({"servers": {"b": {"url": url}}})
     out: dict[str, tuple[float, float, float]] = {}
     try:
@@ -80,7 +84,11 @@ async def bench_backend(kind: str, n: int) -> dict[str, tuple[float, float, floa
                 await pool.call_tool(servers["b"], "echo", {"text": "hello"})
 
             lat = await sequential(ours, n)
-            out["mcpgw UpstreamPool"] = (pct(lat, 0.5), pct(lat, 0.95), await throughput(ours, n, 16))
+            out["mcpgw UpstreamPool"] = (
+                pct(lat, 0.5),
+                pct(lat, 0.95),
+                await throughput(ours, n, 16),
+            )
         mode = "legacy" if kind == "legacy" else "auto"
         async with Client(url, mode=mode) as client:
 
@@ -88,7 +96,11 @@ async def bench_backend(kind: str, n: int) -> dict[str, tuple[float, float, floa
                 await client.call_tool("echo", {"text": "hello"})
 
             lat = await sequential(sdk, n)
-            out["official SDK Client"] = (pct(lat, 0.5), pct(lat, 0.95), await throughput(sdk, n, 16))
+            out["official SDK Client"] = (
+                pct(lat, 0.5),
+                pct(lat, 0.95),
+                await throughput(sdk, n, 16),
+            )
     finally:
         proc.terminate()
         proc.wait()
@@ -112,12 +124,16 @@ def bench_sse(events: int) -> float:
 
 async def main() -> None:
     """Run every measurement and print a table."""
-    logging.disable(logging.WARNING)  # per-request INFO lines from the SDK/httpx would swamp the table
+    logging.disable(
+        logging.WARNING
+    )  # per-request INFO lines from the SDK/httpx would swamp the table
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer calls")
     args = parser.parse_args()
     n = 200 if args.quick else 2000
-    print(f"tools/call echo, {n} calls per figure, backends: official mcp SDK on loopback (uvicorn)")
+    print(
+        f"tools/call echo, {n} calls per figure, backends: official mcp SDK on loopback (uvicorn)"
+    )
     print(f"{'backend':<22}{'client':<22}{'p50 ms':>8}{'p95 ms':>8}{'calls/s @16':>13}")
     for kind, label in (("stateless-json", "2026-07-28 (json)"), ("normal", "2026-07-28 (sse)"),
                         ("legacy", "2025-11-25 only")):  # fmt: skip
@@ -125,8 +141,12 @@ async def main() -> None:
         for client, (p50, p95, rate) in results.items():
             print(f"{label:<22}{client:<22}{p50:>8.2f}{p95:>8.2f}{rate:>13.0f}")
         ours, sdk = results["mcpgw UpstreamPool"], results["official SDK Client"]
-        print(f"{'':<22}{'ratio SDK/ours':<22}{sdk[0] / ours[0]:>8.2f}{'':>8}{ours[2] / sdk[2]:>13.2f}")
-    print(f"SSE parser: {bench_sse(5_000 if args.quick else 50_000):.0f} MB/s (CRLF events, 4 KiB chunks)")
+        print(
+            f"{'':<22}{'ratio SDK/ours':<22}{sdk[0] / ours[0]:>8.2f}{'':>8}{ours[2] / sdk[2]:>13.2f}"
+        )
+    print(
+        f"SSE parser: {bench_sse(5_000 if args.quick else 50_000):.0f} MB/s (CRLF events, 4 KiB chunks)"
+    )
 
 
 if __name__ == "__main__":
