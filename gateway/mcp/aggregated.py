@@ -30,6 +30,7 @@ SERVER_INFO = {"name": "mcpgw", "title": "mcpgw MCP gateway", "version": "0.1.0"
 CAPABILITIES = {"tools": {"listChanged": False}, "prompts": {"listChanged": False},
                 "resources": {"listChanged": False}, "completions": {}}
 KEEPALIVE = 15.0
+DISCONNECT_POLL = 0.5
 
 
 async def post(request: web.Request) -> web.StreamResponse:
@@ -56,7 +57,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         result = await (until_disconnect(request, work) if era == "modern" else work)
         if isinstance(result, web.StreamResponse):
             return result
-        return rpc_response(protocol.result(rid, protocol.with_result_type(result, era)))
+        return rpc_response(protocol.result(rid, protocol.with_result_type(result, era, msg.method)))
     except HttpReject as reject:
         return reject.response
     except RpcFailure as failure:
@@ -263,6 +264,7 @@ def _denied(msg: protocol.Message, decision: Any, era: protocol.Era) -> RpcFailu
 async def get(request: web.Request) -> web.StreamResponse:
     """A session's server→client stream: the virtual server sends only keep-alives."""
     state: McpState = request.app[MCP_STATE]
+    audit(request).action = "mcp_stream"
     try:
         endpoint.check_transport(request, state, post=False)
         if not request.headers.get(H_SESSION):
@@ -279,9 +281,14 @@ async def get(request: web.Request) -> web.StreamResponse:
     gauge = state.metrics.streams_open.labels(ENDPOINT)
     gauge.inc()
     try:
-        while True:
-            await out.write(b": keep-alive\n\n")
-            await asyncio.sleep(KEEPALIVE)
+        idle = KEEPALIVE
+        # aiohttp does not cancel a handler when its client leaves: watch the transport.
+        while request.transport is not None and not request.transport.is_closing():
+            if idle >= KEEPALIVE:
+                await out.write(b": keep-alive\n\n")
+                idle = 0.0
+            await asyncio.sleep(DISCONNECT_POLL)
+            idle += DISCONNECT_POLL
     except ConnectionResetError:
         pass  # the client closed the stream
     finally:
@@ -292,6 +299,7 @@ async def get(request: web.Request) -> web.StreamResponse:
 async def delete(request: web.Request) -> web.Response:
     """End an aggregated session (this replica refuses it from now on)."""
     state: McpState = request.app[MCP_STATE]
+    audit(request).action = "mcp_session_end"
     try:
         endpoint.check_transport(request, state, post=False)
         session = endpoint.open_session(request, state, None)

@@ -92,6 +92,8 @@ async def filter_result(
     allowed = await allowed_items(request, principal, method, [(server, i[item_key]) for i in items])
     out = dict(result)
     out[key] = [i for i in items if (server, i[item_key]) in allowed]
+    if "cacheScope" in out:
+        out["cacheScope"] = "private"  # filtered for this caller: not shareable
     info = audit(request)
     info.action = info.action or method.replace("/", "_")
     info.mcp_server = server

@@ -195,12 +195,13 @@ async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, er
     result = response.get("result") if isinstance(response.get("result"), dict) else {}
     if msg.method in enforce.LISTS:
         result = await enforce.filter_result(request, principal(request), server.name, msg.method, result)
-    return rpc_response(protocol.result(msg.id, protocol.with_result_type(result, era)))
+    return rpc_response(protocol.result(msg.id, protocol.with_result_type(result, era, msg.method)))
 
 
 async def get(request: web.Request) -> web.StreamResponse:
     """The handshake era's server→client stream (resumable with Last-Event-ID); 405 for 2026-07-28."""
     state: McpState = request.app[MCP_STATE]
+    audit(request).action = "mcp_stream"
     try:
         endpoint.check_transport(request, state, post=False)
         if not request.headers.get(H_SESSION):
@@ -218,7 +219,10 @@ async def get(request: web.Request) -> web.StreamResponse:
             if resp.status != 200 or resp.content_type != "text/event-stream":
                 body = await resp.read()
                 return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
-            return await relay_answer(request, state, ENDPOINT, resp, None, None)
+            # Nothing is written while the backend is quiet, so watch for the client leaving.
+            return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None))
+    except ClientGone:
+        return web.Response(status=499)
     except HttpReject as reject:
         return reject.response
     except RpcFailure as failure:
@@ -230,6 +234,7 @@ async def get(request: web.Request) -> web.StreamResponse:
 async def delete(request: web.Request) -> web.StreamResponse:
     """End a session: the backend's too, then the gateway's (this replica forgets it at once)."""
     state: McpState = request.app[MCP_STATE]
+    audit(request).action = "mcp_session_end"
     try:
         endpoint.check_transport(request, state, post=False)
         server = _server(request)

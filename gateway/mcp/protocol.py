@@ -225,11 +225,21 @@ def _loopback_host(host: str) -> bool:
     return name in ("127.0.0.1", "localhost", "[::1]")
 
 
-def with_result_type(value: Mapping[str, Any], era: Era) -> dict[str, Any]:
-    """Modern results carry `resultType`; handshake-era results must not grow one."""
+# 2026-07-28 results that carry caching directives (required on the wire).
+CACHEABLE = frozenset({"server/discover", "tools/list", "prompts/list", "resources/list",
+                       "resources/templates/list", "resources/read"})
+
+
+def with_result_type(value: Mapping[str, Any], era: Era, method: str | None = None) -> dict[str, Any]:
+    """Modern results carry `resultType` (and cache fields when cacheable); older ones carry neither."""
     out = dict(value)
     if era == "modern":
         out.setdefault("resultType", "complete")
+        if method in CACHEABLE:
+            # Answers are filtered per caller: never let a shared cache reuse them.
+            out.setdefault("ttlMs", 0)
+            out["cacheScope"] = "private"
     else:
-        out.pop("resultType", None)
+        for key in ("resultType", "ttlMs", "cacheScope"):
+            out.pop(key, None)
     return out

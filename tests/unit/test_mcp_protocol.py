@@ -148,4 +148,6 @@ def test_negotiate(requested: object, answer: str) -> None:
 
 def test_result_type_by_era() -> None:
     assert p.with_result_type({"tools": []}, "modern") == {"tools": [], "resultType": "complete"}
-    assert p.with_result_type({"tools": [], "resultType": "complete"}, "handshake") == {"tools": []}
+    assert p.with_result_type({"tools": [], "resultType": "complete", "ttlMs": 5}, "handshake") == {"tools": []}
+    listed = p.with_result_type({"tools": [], "cacheScope": "public"}, "modern", "tools/list")
+    assert listed == {"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
