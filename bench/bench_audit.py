@@ -6,6 +6,7 @@ staging path (used for spool replay) measured in the same run.
 
     .venv/bin/python bench/bench_audit.py            # 200k events
     .venv/bin/python bench/bench_audit.py --quick    # 20k events
+    BENCH_AUDIT_BATCH=10000 .venv/bin/python bench/bench_audit.py   # another COPY batch size
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from shared.audit import (  # noqa: E402
 )
 from shared.audit.metrics import AuditMetrics  # noqa: E402
 
+BATCH = int(os.environ.get("BENCH_AUDIT_BATCH", "2000"))
+
 
 def event(i: int) -> AuditEvent:
     """A realistic gateway event: tool call with arguments (one of them a secret)."""
@@ -47,7 +50,7 @@ def event(i: int) -> AuditEvent:
 
 async def ingest(pool: asyncpg.Pool, n: int, spool: Path) -> tuple[float, float, int]:
     """(events/s end to end, µs per emit, rows in table) for n events through the emitter."""
-    emitter = AuditEmitter("gateway", pool_getter=lambda: pool, spool_dir=spool, queue_size=100_000)
+    emitter = AuditEmitter("gateway", pool_getter=lambda: pool, spool_dir=spool, queue_size=100_000, batch_size=BATCH)
     await emitter.start()
     events = [event(i) for i in range(n)]
     emit_time = 0.0
