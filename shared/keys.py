@@ -13,4 +13,4 @@ if TYPE_CHECKING:
 
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
-AUDIT = web.AppKey("audit", "AuditEmitter")
+AUDIT: web.AppKey[AuditEmitter] = web.AppKey("audit")

@@ -9,6 +9,7 @@ Every bad field is collected and reported together; secret values never appear i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import types
 import typing
@@ -76,7 +77,7 @@ def setting(
         "check": check,
     }
     if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda d=default: list(d), metadata=meta)
+        return dataclasses.field(default_factory=functools.partial(list, default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
