@@ -255,6 +255,7 @@ class BackendClient:
                 for event in parser.feed(chunk):
                     found = self._event(event, request_id, notes)
                     if found is not None:
+                        await _drain(resp)
                         return Reply(found, resp.status, notes)
             for event in parser.close():
                 found = self._event(event, request_id, notes)
@@ -287,3 +288,15 @@ class BackendClient:
         if isinstance(message, dict) and "method" in message:
             notes.append(message)
         return None
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read the end of an SSE stream the server closes right after the response (the usual case),
+    so the keep-alive connection can be reused; a stream still open after 20 ms is just closed."""
+    if resp.content.at_eof():
+        return
+    try:
+        async with asyncio.timeout(0.02):
+            await resp.content.read()
+    except (TimeoutError, aiohttp.ClientError):
+        pass
