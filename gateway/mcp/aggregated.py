@@ -146,8 +146,8 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
         names = {s: [t["name"] for t in tools] for s, tools in (await _tool_lists(request, state)).items()}
         target = catalog.resolve_tool(public, names, state.broadcast)
     if target is None:
-        # Same answer as a denied tool's "unknown" would leak nothing: the name maps to no backend.
-        return {"content": [{"type": "text", "text": f"Unknown tool: {public}"}], "isError": True}
+        # The spec's protocol error for an unknown tool (a name no enabled backend offers).
+        raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown tool: {public}", status=200)
     if target.broadcast:
         return await _broadcast(request, state, target, arguments, servers)
     server = servers[target.servers[0]]
@@ -277,10 +277,10 @@ async def get(request: web.Request) -> web.StreamResponse:
     except RpcFailure as failure:
         return endpoint.failure_response(None, failure)
     out = web.StreamResponse(headers=sse.SSE_HEADERS)
-    await out.prepare(request)
     gauge = state.metrics.streams_open.labels(ENDPOINT)
     gauge.inc()
     try:
+        await out.prepare(request)
         idle = KEEPALIVE
         # aiohttp does not cancel a handler when its client leaves: watch the transport.
         while request.transport is not None and not request.transport.is_closing():

@@ -74,10 +74,10 @@ async def relay_answer(
             return web.Response(status=resp.status)
         return web.Response(body=raw, status=resp.status, headers=relay.returned_headers(resp.headers))
     out = web.StreamResponse(status=resp.status, headers=sse.SSE_HEADERS)
-    await out.prepare(request)
     gauge = state.metrics.streams_open.labels(endpoint)
     gauge.inc()
     try:
+        await out.prepare(request)
         parser = sse.Parser()
         async for chunk in resp.content.iter_any():
             for event in parser.feed(chunk):

