@@ -75,15 +75,17 @@ class AuditEmitter:
         self.service = service
         self._pool_getter = pool_getter
         self._spool = Spool(spool_dir, service) if spool_dir is not None else None
-        self._file_path = file
-        self._stdout = stdout
-        self._stream = stream
         self._keys = normalize_keys(redact_keys)
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._retry_base = flush_interval
         self.metrics = AuditMetrics(registry or CollectorRegistry(), self._queue.qsize)
+        # Local sinks open here, not in start(): an event emitted before start is written through.
         self._sinks: list[LocalSink] = []
+        if file is not None:
+            self._sinks.append(FileSink(file))
+        if stdout:
+            self._sinks.append(StdoutSink(stream))
         self._tasks: list[asyncio.Task[None]] = []
         self._healthy = True
         self._pending = asyncio.Event()
@@ -96,11 +98,7 @@ class AuditEmitter:
         return self._healthy
 
     async def start(self) -> None:
-        """Open local sinks and start the writer (and replayer, when Postgres is a sink)."""
-        if self._file_path is not None:
-            self._sinks.append(FileSink(self._file_path))
-        if self._stdout:
-            self._sinks.append(StdoutSink(self._stream))
+        """Start the writer (and the replayer, when Postgres is a sink)."""
         self._tasks.append(asyncio.create_task(self._writer(), name="audit-writer"))
         if self._spool is not None:
             self._tasks.append(asyncio.create_task(self._replayer(), name="audit-replayer"))
@@ -125,7 +123,10 @@ class AuditEmitter:
         if len(self._overflow) >= self._batch_size:
             self._flush_overflow()
         elif len(self._overflow) == 1:
-            asyncio.get_running_loop().call_soon(self._flush_overflow)
+            try:
+                asyncio.get_running_loop().call_soon(self._flush_overflow)
+            except RuntimeError:  # no loop (emitting after shutdown): write through now
+                self._flush_overflow()
 
     def _flush_overflow(self) -> None:
         events, self._overflow = self._overflow, []
@@ -255,7 +256,9 @@ class AuditEmitter:
         self._pending.clear()
         self._spool.rotate()
         for path in self._spool.segments():
+            unreadable = self._spool.unreadable
             with self._spool.claim(path) as events:
+                self.metrics.dropped.inc(self._spool.unreadable - unreadable)
                 if events is None:
                     continue
                 for start in range(0, len(events), self._batch_size):

@@ -105,6 +105,12 @@ class Spool:
             fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._file = fd
+            # fsync of the file alone does not make its new directory entry survive a crash.
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
         return self._file
 
     def _parse(self, path: Path) -> Iterator[AuditEvent]:

