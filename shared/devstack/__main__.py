@@ -49,9 +49,9 @@ def servers_file(backend_url: str) -> Path:
     return path
 
 
-async def wait_healthy(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float = 60) -> None:
+async def wait_healthy(url: str, proc: subprocess.Popen[bytes], name: str, limit: float = 60) -> None:
     """Poll `url` until it answers 200, or fail if the process died."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + limit
     async with aiohttp.ClientSession() as session:
         while asyncio.get_running_loop().time() < deadline:
             if proc.poll() is not None:
@@ -61,7 +61,7 @@ async def wait_healthy(url: str, proc: subprocess.Popen[bytes], name: str, timeo
                     if resp.status < 500:
                         return
             await asyncio.sleep(0.2)
-    raise SystemExit(f"{name} did not become healthy at {url} within {timeout:.0f}s")
+    raise SystemExit(f"{name} did not become healthy at {url} within {limit:.0f}s")
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -71,7 +71,7 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 async def main() -> None:
     """Bring the stack up, print how to use it, and wait."""
-    dsn = os.environ.get("DATABASE_URL") or await asyncio.to_thread(db.start_embedded, DATA)
+    dsn: str = os.environ.get("DATABASE_URL") or await asyncio.to_thread(db.start_embedded, DATA)
     issuer = DevIssuer(f"http://{HOST}:{port('issuer')}")
     runner = web.AppRunner(issuer.app())
     await runner.setup()
