@@ -71,7 +71,8 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 async def main() -> None:
     """Bring the stack up, print how to use it, and wait."""
-    dsn: str = os.environ.get("DATABASE_URL") or await asyncio.to_thread(db.start_embedded, DATA)
+    dsn = os.environ.get("DATABASE_URL") or await asyncio.to_thread(db.start_embedded, DATA)
+    assert dsn
     issuer = DevIssuer(f"http://{HOST}:{port('issuer')}")
     runner = web.AppRunner(issuer.app())
     await runner.setup()
