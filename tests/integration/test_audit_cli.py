@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import sys
 from datetime import UTC, datetime, timedelta
 
 from shared import audit_cli, db
@@ -69,3 +71,29 @@ def test_bad_setting_exits_2(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("MCPGW_AUDIT_BATCH_SIZE", "lots")
     assert run(["audit", "tail"]) == 2
     assert "MCPGW_AUDIT_BATCH_SIZE" in capsys.readouterr().err
+
+
+async def test_tail_follow_prints_new_events(pg_dsn, tmp_path):
+    """The real console entry point, following the table while another writer adds a row."""
+    await seed(pg_dsn)
+    env = {**os.environ, "DATABASE_URL": pg_dsn}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shared.cli", "audit", "tail", "--follow", "--json", "-n", "1", "--tool", "query",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path,
+    )
+    try:
+        first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
+        assert first["user"] == "alice"
+        pool = await db.create_pool(pg_dsn)
+        try:
+            async with pool.acquire() as conn:
+                rows = [AuditEvent("mcp_request", "gateway", subject=s, tool=t).to_row()
+                        for s, t in (("carol", "drop"), ("dave", "query"))]
+                await conn.copy_records_to_table("audit_events", records=rows, columns=COLUMNS)
+        finally:
+            await pool.close()
+        followed = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
+        assert followed["user"] == "dave"  # carol's row does not match --tool query
+    finally:
+        proc.terminate()
+        await proc.wait()
