@@ -243,10 +243,15 @@ class AuditEmitter:
             try:
                 await self._replay_all()
             except Exception as exc:
-                if not pgwrite.is_unavailable(exc):
+                if pgwrite.is_unavailable(exc):
+                    self._healthy = False  # the next attempt waits `delay` first
+                else:
+                    # Not the database (e.g. an unreadable spool file): keep writing directly,
+                    # retry the spool later rather than in a tight loop.
                     log.error("audit replay failed", extra={"error": repr(exc)})
+                    self._pending.set()
+                    await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
-                self._healthy = False
                 continue
             delay = self._retry_base
 
