@@ -83,13 +83,10 @@ async def search_resource(request: web.Request) -> web.Response:
         req_base, rtype, candidates = _search_input(body, request.app[SETTINGS].max_batch)
     except BadInput as exc:
         return error_response(400, "bad_request", str(exc))
-    engine = active.engine
-    results = []
-    for server, name in candidates:
-        kind = "tool" if rtype == "mcp_tool" else "server"
-        req = Request(req_base.subject, req_base.action, server, kind, name, req_base.roles, req_base.groups)
-        if engine.decide(req).allowed:
-            results.append({"type": rtype, "id": f"{server}:{name}" if name is not None else server})
+    kind = "tool" if rtype == "mcp_tool" else "server"
+    allowed = active.engine.search(req_base, kind, candidates)
+    results = [{"type": rtype, "id": f"{server}:{name}" if name is not None else server}
+               for (server, name), ok in zip(candidates, allowed, strict=True) if ok]
     _audit_search(request, active, req_base, len(candidates), len(results))
     return json_response({"results": results, "context": {"policy_version": active.version}})
 

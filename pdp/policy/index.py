@@ -151,11 +151,65 @@ class Engine:
         assert s.condition is not None
         return condition_holds(s.condition, req, eff.__contains__)
 
+    def search(self, base: Request, kind: str, pairs: Iterable[tuple[str, str | None]]) -> list[bool]:
+        """Decide `base` (subject, action, arguments) for each (server, name) candidate, in order.
+
+        The answers equal `decide` on each candidate (and share its cache); a miss walks one
+        merged, index-ordered statement list per server instead of every bucket per candidate.
+        """
+        eff = self.effective_roles(base.subject, base.roles, base.groups)
+        cacheable = not (self.uses_args and base.arguments)
+        subject = base.subject if self.uses_user else None
+        groups = base.groups if self.uses_group else None
+        action, cache = base.action, self._cache
+        merged: dict[str, list[Statement]] = {}
+        out: list[bool] = []
+        for server, name in pairs:
+            req = Request(base.subject, action, server, kind, name, base.roles, base.groups, base.arguments)
+            resource = resource_string(req)
+            key = (eff, subject, groups, resource, action, kind)
+            hit = cache.get(key) if cacheable else None
+            if hit is not None:
+                self.hits += 1
+                out.append(hit.effect == "allow")
+                continue
+            self.misses += 1
+            candidates = merged.get(server)
+            if candidates is None:
+                candidates = merged[server] = self._merged(eff, action, server)
+            best = self.default
+            for s in candidates:
+                if self._matches(s, req, eff, resource):
+                    best = s
+                    break
+            if cacheable:
+                if len(cache) >= self.cache_size:
+                    cache.clear()
+                cache[key] = best
+            out.append(best.effect == "allow")
+        return out
+
+    def _merged(self, eff: frozenset[str], action: str, server: str) -> list[Statement]:
+        """Every statement that may apply to (roles, action, server), in decision order."""
+        found: list[Statement] = []
+        for owner in (_RULES, *eff):
+            by_action = self.index.get(owner)
+            if by_action is None:
+                continue
+            for act in (action, "*"):
+                by_server = by_action.get(act)
+                if by_server is not None:
+                    found.extend(by_server.get(server, ()))
+                    found.extend(by_server.get(_ANY_SERVER, ()))
+        found.sort(key=_by_index)
+        return found
+
     def search_tools(self, base: Request, tools: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         """The (server, tool) pairs `base`'s subject may invoke."""
-        allowed = []
-        for server, tool in tools:
-            req = Request(base.subject, "invoke_tool", server, "tool", tool, base.roles, base.groups, base.arguments)
-            if self.decide(req).allowed:
-                allowed.append((server, tool))
-        return allowed
+        tools = list(tools)
+        tool_base = Request(base.subject, "invoke_tool", "", "tool", None, base.roles, base.groups, base.arguments)
+        return [pair for pair, ok in zip(tools, self.search(tool_base, "tool", tools), strict=True) if ok]
+
+
+def _by_index(s: Statement) -> int:
+    return s.index

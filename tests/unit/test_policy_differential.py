@@ -102,3 +102,29 @@ def test_fast_path_equals_casbin_on_random_policies():
     assert checked == 10_000
     # every kind of deciding statement and both answers were exercised
     assert {("rule", True), ("rule", False), ("role", True), ("default", True), ("default", False)} <= seen
+
+
+def test_search_equals_casbin_per_candidate():
+    """`Engine.search` (merged per-server lists, shared cache) answers exactly like enforce_ex."""
+    rng = random.Random(20261125)
+    checked = 0
+    for _ in range(40):
+        doc = random_policy(rng)
+        engine = load_engine(yaml.safe_dump(doc), "v")
+        enforcer = build_enforcer(engine.compiled)
+        for _ in range(3):
+            base = random_request(rng, list(doc["roles"]))
+            if rng.random() < 0.5:
+                kind, action = "tool", "invoke_tool"
+                pairs = [(rng.choice([*SERVERS, "zzz"]), rng.choice(TOOLS)) for _ in range(25)]
+            else:
+                kind, action = "server", rng.choice(ACTIONS[:3])
+                pairs = [(s, None) for s in rng.sample([*SERVERS, "zzz"], 4)]
+            base = Request(base.subject, action, "", "server", None, base.roles, base.groups, base.arguments)
+            # twice: the second pass answers from the cache the first pass filled
+            for answers in (engine.search(base, kind, pairs), engine.search(base, kind, pairs)):
+                for (server, name), allowed in zip(pairs, answers, strict=True):
+                    req = Request(base.subject, action, server, kind, name, base.roles, base.groups, base.arguments)
+                    assert allowed == (casbin_decide(enforcer, engine.compiled, req).effect == "allow"), (doc, req)
+                    checked += 1
+    assert checked > 2_000
