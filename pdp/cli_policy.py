@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = sub.add_parser("push", help="Store (and activate) a policy on a running PDP")
     p.add_argument("file", type=Path)
     p.add_argument("--comment", default="")
-    p.add_argument("--no-activate", action="store_true")
+    p.add_argument("--no-activate", action="store_true", help="Store the version without activating it")
     _remote_args(p)
     p.set_defaults(func=push_cmd)
     p = sub.add_parser("history", help="List policy versions of a running PDP")
@@ -50,8 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _remote_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pdp-url", default=os.environ.get("MCPGW_PDP_URL", "http://127.0.0.1:8181"))
+    p.add_argument("--pdp-url", default=os.environ.get("MCPGW_PDP_URL", "http://127.0.0.1:8181"),
+                   help="PDP base URL (default: $MCPGW_PDP_URL or http://127.0.0.1:8181)")
     p.add_argument("--token", default=None, help="Admin bearer JWT (default: $MCPGW_ADMIN_TOKEN)")
+    p.add_argument("--json", action="store_true", help="Print the PDP's JSON answer")
 
 
 def _load(path: Path) -> Engine | None:
@@ -168,32 +170,71 @@ def explain_cmd(args: argparse.Namespace) -> int:
 
 
 def push_cmd(args: argparse.Namespace) -> int:
-    """POST the file as a new version; print validation errors on 422."""
-    engine = _load(args.file)
-    if engine is None:
-        return 1
-    body = {"yaml": args.file.read_text(), "comment": args.comment, "activate": not args.no_activate}
-    status, answer = _call(args, "POST", "/admin/v1/policy/versions", body)
-    print(json.dumps(answer, indent=2, default=str))
-    return 0 if status == 201 else 1
+    """POST the file as a new version; the PDP validates it (its 422 errors print as FILE:LINE)."""
+    token = _token(args)
+    try:
+        text = args.file.read_text()
+    except OSError as exc:
+        print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if token is None:
+        return 2
+    body = {"yaml": text, "comment": args.comment, "activate": not args.no_activate}
+    status, answer = _call(args, token, "POST", "/admin/v1/policy/versions", body)
+    if args.json:
+        print(json.dumps(answer, indent=2, default=str))
+    if status == 201:
+        if not args.json:
+            state = "active" if answer.get("active") else "stored, not active"
+            print(f"{args.file}: pushed as {answer.get('policy_version')} ({state})")
+        return 0
+    error = answer.get("error", {}) if isinstance(answer, dict) else {}
+    if status == 422 and isinstance(error.get("errors"), list):
+        # The same FILE:LINE: PATH: MESSAGE form as `policy validate`, so editors can jump to it.
+        for err in error["errors"]:
+            print(f"{args.file}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}",
+                  file=sys.stderr)
+    else:
+        _print_error(status, answer)
+    return 1
 
 
 def history_cmd(args: argparse.Namespace) -> int:
-    """Print the version list."""
-    status, answer = _call(args, "GET", "/admin/v1/policy/versions", None)
+    """Print the version list, newest first."""
+    token = _token(args)
+    if token is None:
+        return 2
+    status, answer = _call(args, token, "GET", "/admin/v1/policy/versions", None)
     if status != 200:
-        print(json.dumps(answer, indent=2), file=sys.stderr)
+        _print_error(status, answer)
         return 1
+    if args.json:
+        print(json.dumps(answer, indent=2, default=str))
+        return 0
     for v in answer.get("versions", []):
         print(f"{v['policy_version']:>6} {v['status']:<8} {v['created_at']} {v['author']}: {v['comment']}")
     return 0
 
 
-def _call(args: argparse.Namespace, method: str, path: str, body: Any) -> tuple[int, Any]:
+def _token(args: argparse.Namespace) -> str | None:
+    token = args.token or os.environ.get("MCPGW_ADMIN_TOKEN")
+    if not token:
+        print("no admin token: pass --token or set MCPGW_ADMIN_TOKEN", file=sys.stderr)
+        return None
+    return str(token)
+
+
+def _print_error(status: int, answer: Any) -> None:
+    error = answer.get("error", {}) if isinstance(answer, dict) else {}
+    code = error.get("code", "error") if isinstance(error, dict) else "error"
+    message = error.get("message", answer) if isinstance(error, dict) else answer
+    print(f"{f'HTTP {status} ' if status else ''}{code}: {message}", file=sys.stderr)
+
+
+def _call(args: argparse.Namespace, token: str, method: str, path: str, body: Any) -> tuple[int, Any]:
     import urllib.error
     import urllib.request
 
-    token = args.token or os.environ.get("MCPGW_ADMIN_TOKEN", "")
     req = urllib.request.Request(args.pdp_url.rstrip("/") + path, method=method,
                                  data=json.dumps(body).encode() if body is not None else None,
                                  headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
@@ -206,4 +247,4 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any) -> tuple[
         except ValueError:
             return exc.code, {"error": {"message": str(exc)}}
     except OSError as exc:
-        return 0, {"error": {"message": f"cannot reach {args.pdp_url}: {exc}"}}
+        return 0, {"error": {"code": "unreachable", "message": f"cannot reach {args.pdp_url}: {exc}"}}
