@@ -6,17 +6,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from pdp import admin, api, health, store
+from pdp import admin, api, filewatch, health, store
 from pdp.access import access_middleware
 from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, STATE
 from pdp.metrics import PdpMetrics
 from pdp.settings import PdpSettings
-from pdp.state import PolicyState
+from pdp.state import PolicyState, sha256_text
 from shared import db
 from shared.audit import audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
@@ -89,8 +90,15 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         await reload()  # fail start-up when the stored policy cannot load
         task = asyncio.create_task(store.listen_forever(app[DSN], reload))
     else:
-        await _load_file(app)
-        task = asyncio.create_task(_watch_file(app))
+        path = settings.policy_path
+        text, mark = await _read_settled(path)
+        await state.load(text, _file_version(text))  # fail start-up when the file cannot load
+
+        async def apply(text: str) -> None:
+            await state.load(text, _file_version(text))
+
+        task = asyncio.create_task(filewatch.watch(path, settings.watch_interval, settings.watch_settle,
+                                                   mark, apply))
     try:
         yield
     finally:
@@ -99,28 +107,15 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-async def _load_file(app: web.Application) -> None:
-    path = app[SETTINGS].policy_path
-    text = await asyncio.to_thread(path.read_text)
-    from pdp.state import sha256_text
-
-    await app[STATE].load(text, "file:" + sha256_text(text)[:12])
+def _file_version(text: str) -> str:
+    return "file:" + sha256_text(text)[:12]
 
 
-async def _watch_file(app: web.Application) -> None:
-    """Reload on change; an invalid edit is logged and the last good policy keeps serving."""
-    path, interval = app[SETTINGS].policy_path, app[SETTINGS].watch_interval
-    last: tuple[int, int] | None = None
-    with contextlib.suppress(OSError):
-        stat = path.stat()
-        last = (stat.st_mtime_ns, stat.st_size)
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            stat = path.stat()
-            mark = (stat.st_mtime_ns, stat.st_size)
-            if mark != last:
-                last = mark  # a bad edit is reported once, not every interval
-                await _load_file(app)
-        except Exception as exc:
-            log.error("policy file reload failed; keeping the active policy", extra={"error": str(exc)})
+async def _read_settled(path: Path, attempts: int = 50) -> tuple[str, filewatch.Mark]:
+    """The file's text once a read is not overlapped by a write (start-up)."""
+    for _ in range(attempts):
+        read = await asyncio.to_thread(filewatch.read_consistent, path)
+        if read is not None:
+            return read
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"policy file {path} kept changing while it was read")

@@ -16,6 +16,14 @@ def _port(value: int) -> str | None:
     return None if 0 <= value <= 65535 else "must be a TCP port (0-65535)"
 
 
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _not_negative(value: float) -> str | None:
+    return None if value >= 0 else "must not be negative"
+
+
 def _fraction(value: float) -> str | None:
     return None if 0.0 <= value <= 1.0 else "must be between 0 and 1"
 
@@ -34,7 +42,11 @@ class PdpSettings(CommonSettings):
         "database", choices=("database", "file"),
         help="database: versions in Postgres, shared by replicas; file: watch policy_file only",
     )
-    watch_interval: float = setting(1.0, help="Seconds between policy file checks (file mode)")
+    watch_interval: float = setting(1.0, check=_positive, help="Seconds between policy file checks (file mode)")
+    watch_settle: float = setting(
+        0.25, check=_not_negative,
+        help="Seconds a changed policy file must stay unchanged before it is loaded (file mode)",
+    )
     access_mode: str = setting(
         "sidecar", choices=("sidecar", "standalone"),
         help="sidecar: decision API for loopback callers only; standalone: bearer api_token required",
