@@ -16,8 +16,7 @@ from gateway.settings import load_gateway_settings
 from tests.conformance import runner
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import Stack, gateway_stack, start_site
-from tests.integration.test_mcp_passthrough import initialize, rpc, session_headers
-from tests.integration.test_mcp_sdk_clients import sdk_session
+from tests.integration.mcp_helpers import initialize, rpc, sdk_session, session_headers
 
 ADMIN, DEV = "admin@example.com", "dev@example.com"
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx2
 import pytest
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from shared.keys import AUDIT
 from tests.fixtures.backends import (  # noqa: F401  (fixtures)
@@ -21,6 +17,7 @@ from tests.fixtures.backends import (  # noqa: F401  (fixtures)
     mcp_backend_json,
 )
 from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.mcp_helpers import sdk_session
 
 ADMIN, DEV = "admin@example.com", "dev@example.com"
 
@@ -32,19 +29,6 @@ async def stack(tmp_path: Path, pg_dsn: str, mcp_backend: Backend, mcp_backend_j
         env={"MCPGW_GATEWAY_MCP_SESSION_SECRET": "test-secret"},
     ) as s:
         yield s
-
-
-@asynccontextmanager
-async def sdk_session(stack: Stack, path: str, subject: str, mode: str) -> AsyncIterator[ClientSession]:
-    """An initialized (legacy) or discovered (modern) SDK session to the gateway."""
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {stack.token(subject)}"})
-    async with http, streamable_http_client(stack.url + path, http_client=http) as (read, write):
-        async with ClientSession(read, write) as session:
-            if mode == "legacy":
-                await session.initialize()
-            else:
-                await session.discover()
-            yield session
 
 
 @pytest.mark.parametrize("mode", ["legacy", "modern"])

@@ -1,0 +1,121 @@
+"""MCP endpoints when things go wrong: PDP down, a 2026-only backend, a client that hangs up."""
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import uvicorn
+
+from shared.keys import AUDIT
+from tests.fixtures.backend_server import _bind, build_app
+from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401
+from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.mcp_helpers import (
+    ACCEPT,
+    ADMIN,
+    META,
+    initialize,
+    modern_headers,
+    rpc,
+    session_headers,
+)
+
+
+def modern_only(app: Any) -> Any:
+    """An SDK app that refuses every request not in 2026-07-28 style (so `initialize` fails)."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+            if headers.get("mcp-protocol-version") != "2026-07-28":
+                body = json.dumps({"jsonrpc": "2.0", "id": None,
+                                   "error": {"code": -32600, "message": "2026-07-28 only"}}).encode()
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+@pytest.fixture(scope="module")
+def modern_backend() -> Iterator[str]:
+    sock = _bind()
+    config = uvicorn.Config(modern_only(build_app("stateless-json", "modern")), log_level="warning",
+                            lifespan="on", ws="none", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    server.should_exit = True
+    thread.join(5)
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, pg_dsn: str, mcp_backend: Backend, modern_backend: str) -> AsyncIterator[Stack]:
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url},
+                                                "modern": {"url": modern_backend}}) as s:
+        yield s
+
+
+async def test_handshake_client_is_bridged_to_a_modern_only_backend(stack: Stack) -> None:
+    sid = await initialize(stack, "/servers/modern/mcp")
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    status, answer, _ = await rpc(stack, "/servers/modern/mcp", listing, headers=session_headers(sid))
+    assert status == 200 and "echo" in {t["name"] for t in answer["result"]["tools"]}, answer
+    assert "resultType" not in answer["result"] and "cacheScope" not in answer["result"]
+    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
+    status, answer, _ = await rpc(stack, "/servers/modern/mcp", call, headers=session_headers(sid))
+    assert status == 200 and answer["result"]["content"][0]["text"] == "x"
+
+
+async def test_client_disconnect_cancels_the_backend_request(stack: Stack) -> None:
+    call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"seconds": 3}, "_meta": META}}
+    headers = {**stack.headers(ADMIN), "Accept": ACCEPT, "Content-Type": "application/json",
+               **modern_headers("tools/call", "sleep")}
+    started = time.monotonic()
+    with pytest.raises(asyncio.TimeoutError):
+        async with stack.session.post(stack.url + "/servers/alpha/mcp", json=call, headers=headers,
+                                      timeout=aiohttp.ClientTimeout(total=0.3)) as resp:
+            await resp.read()
+
+    async def cancelled() -> bool:
+        await stack.app[AUDIT].flush()
+        text = stack.audit_file.read_text() if stack.audit_file.exists() else ""
+        return "client disconnected; backend request cancelled" in text
+
+    deadline = time.monotonic() + 2.0
+    while not await cancelled():
+        assert time.monotonic() < deadline, "the gateway did not notice the disconnect"
+        await asyncio.sleep(0.05)
+    assert time.monotonic() - started < 2.5  # well before the 3 s tool would have finished
+
+
+async def test_pdp_down_denies_and_forwards_nothing(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> None:
+    with _bind() as dead:
+        dead_url = f"http://127.0.0.1:{dead.getsockname()[1]}"
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url}},
+                             env={"MCPGW_GATEWAY_PDP_URL": dead_url, "MCPGW_GATEWAY_PDP_TIMEOUT": "0.5"}) as stack:
+        sid = await initialize(stack, "/servers/alpha/mcp")
+        mcp_backend.clear()
+        call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
+        status, answer, _ = await rpc(stack, "/servers/alpha/mcp", call, headers=session_headers(sid))
+        assert status == 503 and "fail closed" in answer["error"]["message"]
+        status, answer, _ = await rpc(stack, "/mcp", {**call, "params": {**call["params"], "name": "alpha__echo"}},
+                                      headers=session_headers(await initialize(stack, "/mcp")))
+        assert status == 503
+        assert "tools/call" not in mcp_backend.methods()
