@@ -120,14 +120,19 @@ async def listen_forever(dsn: str, on_change: Callable[[], Awaitable[None]], ret
             conn = await asyncpg.connect(dsn)
             wake = asyncio.Event()
             await conn.add_listener(CHANNEL, lambda *_, w=wake: w.set())
+            # A server-side close (failover, pg_terminate_backend) wakes us at once, not at the next timeout.
+            conn.add_termination_listener(lambda *_, w=wake: w.set())
             await on_change()
-            while not conn.is_closed():
+            while True:
                 try:
                     await asyncio.wait_for(wake.wait(), timeout=5.0)
                 except TimeoutError:
-                    continue  # lets a closed connection be noticed
-                wake.clear()
-                await on_change()
+                    pass  # a half-open TCP connection shows up only when we look
+                if conn.is_closed():
+                    raise ConnectionError("LISTEN connection closed")
+                if wake.is_set():
+                    wake.clear()
+                    await on_change()
         except asyncio.CancelledError:
             raise
         except Exception:

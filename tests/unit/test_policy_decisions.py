@@ -142,6 +142,15 @@ default_policy: allow
 """
 
 
+BLANKET = """
+roles: {dev: {permissions: [{resource: "mcp:s:*", actions: ["*"]}]}}
+rules:
+  - {name: blanket-deny-low, condition: {}, action: deny, priority: -5}
+  - {name: tool-t, condition: {tool_name: t}, action: deny, priority: 1}
+default_policy: allow
+"""
+
+
 def T(subject, action, server, name=None, *, roles=(), groups=(), args=None, kind=None):  # noqa: N802
     if kind is None:
         kind = {"invoke_tool": "tool", "read_resource": "resource", "get_prompt": "prompt"}.get(action, "server")
@@ -201,6 +210,7 @@ CASES = [
     ("regex deny is case sensitive", T("admin@example.com", "invoke_tool", "prod-server", "DELETE"), True, "role:admin"),
     ("regex rule other server", T("admin@example.com", "invoke_tool", "prod-server-2", "db_delete"), True, "role:admin"),
     ("regex rule not on list_tools", T("admin@example.com", "list_tools", "prod-server"), True, "role:admin"),
+    ("regex rule not on prompts", T("admin@example.com", "get_prompt", "prod-server", "delete"), True, "role:admin"),
     ("equal priority deny beats allow", T("x", "invoke_tool", "tie", "t"), False, "rule:eq-deny"),
     ("equal priority allow alone", T("x", "invoke_tool", "tie", "u"), True, "rule:allow-tie-other"),
     ("higher allow beats lower deny", T("x", "invoke_tool", "layered", "x"), True, "rule:high-allow-over-low-deny"),
@@ -238,6 +248,18 @@ ALLOW_CASES = [
 ]
 
 
+BLANKET_CASES = [
+    ("empty condition matches every request", T("x", "list_servers", "any"), False, "rule:blanket-deny-low"),
+    ("empty condition matches resources too", T("x", "read_resource", "any", "file:///a"), False,
+     "rule:blanket-deny-low"),
+    ("negative blanket rule below role", T("x", "invoke_tool", "s", "q", roles=["dev"]), True, "role:dev"),
+    ("tool_name applies to tool calls", T("x", "invoke_tool", "s", "t", roles=["dev"]), False, "rule:tool-t"),
+    ("tool_name ignores prompts", T("x", "get_prompt", "s", "t", roles=["dev"]), True, "role:dev"),
+    ("tool_name ignores resources", T("x", "read_resource", "s", "t", roles=["dev"]), True, "role:dev"),
+    ("tool_name ignores server actions", T("x", "list_tools", "s", roles=["dev"]), True, "role:dev"),
+]
+
+
 def _label(stmt) -> str:
     d = stmt.describe()
     return {"rule": f"rule:{d.get('name')}", "role": f"role:{d.get('role')}"}.get(d["kind"], "default")
@@ -246,20 +268,20 @@ def _label(stmt) -> str:
 @pytest.fixture(scope="module")
 def engines():
     out = {}
-    for key, text in (("main", POLICY), ("allow", ALLOW_ALL)):
+    for key, text in (("main", POLICY), ("allow", ALLOW_ALL), ("blanket", BLANKET)):
         engine = load_engine(text, "v1")
         out[key] = (engine, build_enforcer(engine.compiled))
     return out
 
 
 def test_table_is_large_enough():
-    assert len(CASES) + len(ALLOW_CASES) >= 60
+    assert len(CASES) + len(ALLOW_CASES) + len(BLANKET_CASES) >= 60
 
 
 @pytest.mark.parametrize(
     "policy,name,request_,allowed,by",
-    [("main", *c) for c in CASES] + [("allow", *c) for c in ALLOW_CASES],
-    ids=[c[0] for c in CASES] + [c[0] for c in ALLOW_CASES],
+    [("main", *c) for c in CASES] + [("allow", *c) for c in ALLOW_CASES] + [("blanket", *c) for c in BLANKET_CASES],
+    ids=[c[0] for c in CASES + ALLOW_CASES + BLANKET_CASES],
 )
 def test_decision(engines, policy, name, request_, allowed, by):
     engine, enforcer = engines[policy]
@@ -269,3 +291,15 @@ def test_decision(engines, policy, name, request_, allowed, by):
     assert (fast.allowed, _label(fast.statement)) == (allowed, by)
     assert (again.allowed, again.statement) == (fast.allowed, fast.statement)
     assert reference == fast.statement
+
+
+def test_requests_with_arguments_skip_the_cache_when_rules_read_arguments(engines):
+    engine, _ = engines["main"]  # has argument conditions
+    force = T("x", "invoke_tool", "git", "push", args={"force": True})
+    plain = T("x", "invoke_tool", "git", "push", args={"force": False})
+    for _ in range(2):
+        outcomes = [engine.decide(force), engine.decide(plain)]
+        assert [(o.allowed, o.cached) for o in outcomes] == [(False, False), (True, False)]
+    other, _ = engines["allow"]  # no argument conditions: arguments cannot change the answer
+    req = T("x", "invoke_tool", "cache-me", "t", args={"a": 1})
+    assert [other.decide(req).cached for _ in range(2)] == [False, True]
