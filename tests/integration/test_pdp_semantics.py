@@ -51,6 +51,18 @@ async def test_no_policy_loaded_fails_closed_with_503(tmp_path, aiohttp_client):
     assert (await client.get("/readyz")).status == 503
 
 
+async def test_batch_and_search_limits(tmp_path, aiohttp_client):
+    client = await aiohttp_client(create_app(file_settings(tmp_path, max_batch=3)))
+    items = [tool_eval("a", "s", f"t{i}") for i in range(4)]
+    resp = await client.post(authzen.EVALUATIONS_PATH, json={"evaluations": items})
+    assert resp.status == 400 and "at most 3" in (await resp.json())["error"]["message"]
+    assert (await client.post(authzen.EVALUATIONS_PATH, json={"evaluations": items[:3]})).status == 200
+    search = {"subject": {"type": "user", "id": "a"}, "action": {"name": "invoke_tool"},
+              "resource": {"type": "mcp_tool"}, "context": {"candidates": [f"s:t{i}" for i in range(4)]}}
+    resp = await client.post(authzen.SEARCH_RESOURCE_PATH, json=search)
+    assert resp.status == 400 and "at most 3" in (await resp.json())["error"]["message"]
+
+
 async def test_standalone_mode_requires_the_api_token(tmp_path, aiohttp_client):
     client = await aiohttp_client(create_app(file_settings(tmp_path, access_mode="standalone",
                                                            api_token=Secret("s3cret-token"))))

@@ -32,6 +32,9 @@ def test_explain_and_compile(capsys):
     assert main(["policy", "explain", ROOT_POLICY, "--subject", "x", "--roles", "analyst",
                  "--resource", "s:read_only_tool", "--action", "invoke_tool"]) == 0
     assert '"role": "analyst"' in capsys.readouterr().out
+    assert main(["policy", "explain", ROOT_POLICY, "--subject", "admin@example.com",
+                 "--resource", "prod-server:db_delete", "--action", "invoke_tool"]) == 1  # deny
+    assert '"name": "Block dangerous tools in production"' in capsys.readouterr().out
     assert main(["policy", "explain", ROOT_POLICY, "--subject", "x", "--resource", "s:t",
                  "--action", "invoke_tool", "--arguments", "[1]"]) == 2
     assert main(["policy", "compile", ROOT_POLICY]) == 0
