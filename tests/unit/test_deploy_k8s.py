@@ -124,7 +124,7 @@ def test_containers_run_real_commands_with_real_settings(objects: list[dict[str,
 
 
 def test_probes_and_scrape_targets_are_real_routes(objects: list[dict[str, Any]]) -> None:
-    for pod, container, service, settings in resolved(objects):
+    for _pod, container, service, settings in resolved(objects):
         paths = get_paths(build_app(service, settings))
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             get = container[probe]["httpGet"]
@@ -193,7 +193,7 @@ def test_every_secret_key_is_documented(objects: list[dict[str, Any]]) -> None:
 
 
 def test_replicated_gateway_shares_the_session_secret(objects: list[dict[str, Any]]) -> None:
-    for _pod, container, service, settings in resolved(objects):
+    for _pod, _container, service, settings in resolved(objects):
         if service == "gateway":
             assert settings.mcp_session_secret, "replicas > 1 need MCPGW_GATEWAY_MCP_SESSION_SECRET"
             assert not settings.auth_off and settings.issuer and settings.audience
