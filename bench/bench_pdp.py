@@ -49,7 +49,7 @@ def per_call(fn, items) -> float:
     return (time.perf_counter() - start) / len(items)
 
 
-async def http_p50(text: str, n: int) -> float:
+async def http_p50(text: str, n: int) -> tuple[float, float]:
     import tempfile
 
     import aiohttp
@@ -75,8 +75,18 @@ async def http_p50(text: str, n: int) -> float:
             async with session.post(url, json=body) as resp:
                 await resp.read()
             times.append(time.perf_counter() - start)
+        search = {"subject": {"type": "user", "id": "user3"}, "action": {"name": "invoke_tool"},
+                  "resource": {"type": "mcp_tool"},
+                  "context": {"candidates": [f"srv{i % 50}:tool{i}" for i in range(1000)]}}
+        search_url = url.replace("/evaluation", "/search/resource")
+        searches = []
+        for _ in range(max(20, n // 20)):
+            start = time.perf_counter()
+            async with session.post(search_url, json=search) as resp:
+                await resp.read()
+            searches.append(time.perf_counter() - start)
     await runner.cleanup()
-    return statistics.median(times[n // 10:])
+    return statistics.median(times[n // 10:]), statistics.median(searches)
 
 
 def main() -> None:
@@ -117,7 +127,7 @@ def main() -> None:
     cold.search_tools(base, tools)
     t_warm = time.perf_counter() - start
     t_search, t_loop = statistics.median(searches), statistics.median(per_decide)
-    p50 = asyncio.run(http_p50(text, 300 if args.quick else 2000))
+    p50, search_p50 = asyncio.run(http_p50(text, 300 if args.quick else 2000))
     print(f"identical answers (fast vs casbin, {n_casbin} requests): {same}")
     print(f"stock casbin enforce_ex:        {t_casbin * 1e6:10.1f} us/decision")
     print(f"fast path, uncached:            {t_fast * 1e6:10.1f} us/decision  ({t_casbin / t_fast:.0f}x faster)")
@@ -127,6 +137,7 @@ def main() -> None:
     print(f"  same via decide() per tool:   {t_loop * 1e3:10.2f} ms ({t_loop / t_search:.1f}x the search)")
     print(f"  search again, warm cache:     {t_warm * 1e3:10.2f} ms")
     print(f"HTTP single evaluation p50:     {p50 * 1e3:10.3f} ms (loopback, keep-alive)")
+    print(f"HTTP search, 1000 candidates:   {search_p50 * 1e3:10.2f} ms p50 (decision cache warm after the first)")
 
 
 if __name__ == "__main__":
