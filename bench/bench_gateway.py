@@ -13,8 +13,13 @@ goes first) so background noise hits both alike; the figures are medians over ro
 "added" is the median of the per-round differences.
 
     .venv/bin/python bench/bench_gateway.py [--quick] [--rounds R] [--calls N] [--uvloop]
+        [--compare-uvloop] [--baseline DIR]
 
-`--profile FILE` instead records the gateway process with py-spy (install it into .venv) while
+`--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
+/tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise;
+`--compare-uvloop` likewise adds a second gateway on uvloop.
+
+`--cprofile FILE` runs the gateway under cProfile the same way. `--profile FILE` instead records the gateway process with py-spy (install it into .venv) while
 load runs through it, and writes collapsed stacks to FILE (no figures are printed).
 """
 
@@ -64,6 +69,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -130,6 +141,20 @@ async def wait_http(session: aiohttp.ClientSession, url: str, deadline: float = 
             await asyncio.sleep(0.1)
 
 
+async def start_gateway(
+    procs: Processes, root: Path, loop: str | None, env: dict[str, str], argv: list[str], cprofile: str | None
+) -> tuple[subprocess.Popen[str], str]:
+    """One gateway process running the code under `root`; returns it and its base URL."""
+    port = free_port()
+    prefix = ["-m", "cProfile", "-o", cprofile] if cprofile else []
+    proc = procs.spawn(
+        [*prefix, "-m", "gateway", "--port", str(port), *argv],
+        {**env, "PYTHONPATH": str(root), **({"MCPGW_GATEWAY_EVENT_LOOP": loop} if loop else {})},
+        Path(env["MCPGW_DATA_DIR"]).parent,  # not ROOT: its .env must not leak in
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
 async def run(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mcpgw-bench-"))
     procs = Processes()
@@ -139,6 +164,12 @@ async def run(args: argparse.Namespace) -> None:
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
     bench_dsn = db.with_database(dsn, name)
+    # label -> (code root, event loop); every variant gets its own process, all measured interleaved.
+    variants: dict[str, tuple[Path, str | None]] = {"gateway": (ROOT, "uvloop" if args.uvloop else "asyncio")}
+    if args.compare_uvloop:
+        variants["gw+uvloop"] = (ROOT, "uvloop")
+    if args.baseline:
+        variants["baseline"] = (Path(args.baseline), None)  # older code may not know the setting
     try:
         backend = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", "stateless-json", "--name", "bench"], {}, ROOT, capture=True)
         assert backend.stdout is not None
@@ -146,7 +177,7 @@ async def run(args: argparse.Namespace) -> None:
         (tmp / "policy.yaml").write_text(POLICY)
         servers = tmp / "mcp_servers.yaml"
         servers.write_text(f"servers:\n  bench:\n    url: {backend_url}\n    type: http\n")
-        pdp_port, gw_port = free_port(), free_port()
+        pdp_port = free_port()
         procs.spawn(
             ["-m", "pdp", "--port", str(pdp_port), "--policy", str(tmp / "policy.yaml"), "--policy-source", "file"],
             {"DATABASE_URL": bench_dsn, "MCPGW_AUDIT_POSTGRES": "false", "MCPGW_DATA_DIR": str(tmp / "pdp"),
@@ -157,30 +188,35 @@ async def run(args: argparse.Namespace) -> None:
             connector=aiohttp.TCPConnector(limit=0)
         ) as session:
             await wait_http(session, f"http://127.0.0.1:{pdp_port}/health")
-            gw_env = {
-                "DATABASE_URL": bench_dsn,
-                "MCPGW_DATA_DIR": str(tmp / "gw"),
-                "AUDIT_LOG_FILE": str(tmp / "audit.jsonl"),
-                "MCPGW_GATEWAY_DECISION_CACHE_TTL": "3600",
-            }
-            if args.uvloop:
-                gw_env["MCPGW_GATEWAY_UVLOOP"] = "true"
-            gateway = procs.spawn(
-                ["-m", "gateway", "--port", str(gw_port), "--servers", str(servers),
-                 "--pdp-url", f"http://127.0.0.1:{pdp_port}", "--issuer", issuer.issuer, "--audience", AUDIENCE],
-                gw_env, tmp,
-            )
-            gw_url = f"http://127.0.0.1:{gw_port}"
-            await wait_http(session, gw_url + "/health")
+            argv = ["--servers", str(servers), "--pdp-url", f"http://127.0.0.1:{pdp_port}",
+                    "--issuer", issuer.issuer, "--audience", AUDIENCE]
+            gateways: dict[str, tuple[subprocess.Popen[str], str]] = {}
+            for label, (root, loop) in variants.items():
+                env = {
+                    "DATABASE_URL": bench_dsn,
+                    "MCPGW_DATA_DIR": str(tmp / label),
+                    "AUDIT_LOG_FILE": str(tmp / f"audit-{label}.jsonl"),
+                    "MCPGW_GATEWAY_DECISION_CACHE_TTL": "3600",
+                }
+                cprofile = f"{args.cprofile}.{label}" if args.cprofile else None
+                if label == "gateway":
+                    env.update(kv.split("=", 1) for kv in args.env)
+                gateways[label] = await start_gateway(procs, root, loop, env, argv, cprofile)
+            for _, url in gateways.values():
+                await wait_http(session, url + "/health")
             token = issuer.mint(SUBJECT, username=SUBJECT, audience=AUDIENCE, expires_in=7200)
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-            invoke_url = gw_url + "/mcp/invoke?mcp_server=bench"
 
-            async def via_gateway() -> None:
-                async with session.post(invoke_url, data=BODY, headers=headers) as resp:
-                    await resp.read()
-                    if resp.status != 200:
-                        raise RuntimeError(f"gateway answered {resp.status}")
+            def via(url: str) -> Callable[[], Awaitable[None]]:
+                invoke_url = url + "/mcp/invoke?mcp_server=bench"
+
+                async def call() -> None:
+                    async with session.post(invoke_url, data=BODY, headers=headers) as resp:
+                        await resp.read()
+                        if resp.status != 200:
+                            raise RuntimeError(f"gateway answered {resp.status}")
+
+                return call
 
             direct_session = create_session()
             registry = Registry(servers, credentials=CredentialStore(direct_session))
@@ -190,14 +226,19 @@ async def run(args: argparse.Namespace) -> None:
             async def direct() -> None:
                 await pool.call_tool("bench", "echo", {"text": "hello"})
 
-            for fn in (via_gateway, direct):  # connections, era detection, token and decision caches
-                await measure(fn, args.warmup, 10)
-            if args.profile:
-                await profile(args, gateway.pid, via_gateway)
-                return
-            await report(args, {"direct": direct, "gateway": via_gateway})
-            await direct_session.close()
-            await asyncio.sleep(0.5)  # the gateway's audit writer flushes every 0.2 s
+            paths = {"direct": direct, **{label: via(url) for label, (_, url) in gateways.items()}}
+            try:
+                for fn in paths.values():  # connections, era detection, token and decision caches
+                    await measure(fn, args.warmup, 10)
+                if args.profile or args.cprofile:
+                    for label, (proc, _) in gateways.items():
+                        await profile(args, proc.pid, paths[label], label)
+                    return
+                pids = {label: proc.pid for label, (proc, _) in gateways.items()}
+                await report(args, paths, pids, backend.pid)
+            finally:
+                await direct_session.close()
+            await asyncio.sleep(0.5)  # the gateways' audit writers flush every 0.2 s
             conn = await asyncpg.connect(bench_dsn)
             written = await conn.fetchval("SELECT count(*) FROM audit_events WHERE service = 'gateway'")
             await conn.close()
@@ -218,41 +259,63 @@ def start_py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
     )
 
 
-async def profile(args: argparse.Namespace, pid: int, call: Callable[[], Awaitable[None]]) -> None:
-    """Record the gateway with py-spy while load runs through it."""
-    spy = start_py_spy(pid, args.profile)
+async def profile(args: argparse.Namespace, pid: int, call: Callable[[], Awaitable[None]], label: str) -> None:
+    """Record one gateway with py-spy (FILE.<label>) while load runs through it."""
+    out = f"{args.profile}.{label}"
+    spy = start_py_spy(pid, out) if args.profile else None
     await asyncio.sleep(1.0)  # py-spy attaches
     for concurrency in (1, 50):
-        print(concurrency, await measure(call, args.calls * 3, concurrency), flush=True)
-    spy.send_signal(2)
-    spy.wait(30)
-    print(f"collapsed stacks in {args.profile}")
+        print(label, concurrency, await measure(call, args.calls * 3, concurrency), flush=True)
+    if spy is not None:
+        spy.send_signal(2)
+        spy.wait(30)
+        print(f"collapsed stacks in {out}")
+    # --cprofile: the gateway writes its profile when it is terminated at the end of the run.
 
 
-async def report(args: argparse.Namespace, paths: dict[str, Callable[[], Awaitable[None]]]) -> None:
-    """Interleaved rounds; print per-round figures, then medians."""
+async def report(
+    args: argparse.Namespace, paths: dict[str, Callable[[], Awaitable[None]]], pids: dict[str, int], backend_pid: int
+) -> None:
+    """Interleaved rounds (the order rotates each round); per-round figures, then medians."""
+    labels = list(paths)
     cells: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
+    cpu: dict[str, list[float]] = {}
     print(f"tools/call echo; {args.rounds} rounds; calls per cell: c=1 {args.calls}, c=50 {args.calls * 2}")
     for r in range(args.rounds):
-        order = ["direct", "gateway"] if r % 2 == 0 else ["gateway", "direct"]
+        order = labels[r % len(labels):] + labels[:r % len(labels)]
+        if r % 2:
+            order.reverse()
         line = []
         for concurrency in (1, 50):
             for label in order:
-                fig = await measure(paths[label], args.calls * (2 if concurrency > 1 else 1), concurrency)
+                calls = args.calls * (2 if concurrency > 1 else 1)
+                pid = pids.get(label)
+                before = (cpu_seconds(pid), cpu_seconds(backend_pid)) if pid else (0.0, 0.0)
+                fig = await measure(paths[label], calls, concurrency)
+                if pid:
+                    cpu.setdefault(label, []).append((cpu_seconds(pid) - before[0]) / calls * 1e6)
+                    cpu.setdefault(label + ":backend", []).append((cpu_seconds(backend_pid) - before[1]) / calls * 1e6)
                 cells.setdefault((concurrency, label), []).append(fig)
-                line.append(f"c{concurrency} {label[0]} {fig[0]:.3f}/{fig[1]:.3f}/{fig[2]:.0f}")
+                line.append(f"c{concurrency} {label} {fig[0]:.3f}/{fig[1]:.3f}/{fig[2]:.0f}")
         print(f"round {r + 1}: " + "  ".join(line), flush=True)
-    print("\nmedians over rounds (latency ms; rate calls/s)")
-    print(f"{'conc':>4} {'direct p50':>10} {'p99':>8} {'rate':>6} {'gw p50':>8} {'p99':>8} {'rate':>6}"
-          f" {'added p50':>9} {'added p99':>9} {'gw/direct':>9}")
+    print("\nmedians over rounds; latency ms, rate calls/s; added = median of per-round (path - direct)")
+    print(f"{'conc':>4} {'path':>10} {'p50':>8} {'p99':>8} {'rate':>6} {'added p50':>9} {'added p99':>9} {'/direct':>7}")
     for concurrency in (1, 50):
-        d, g = cells[(concurrency, "direct")], cells[(concurrency, "gateway")]
-        med = [statistics.median(x[i] for x in cells_) for cells_ in (d, g) for i in range(3)]
-        added50 = statistics.median(gi[0] - di[0] for di, gi in zip(d, g, strict=True))
-        added99 = statistics.median(gi[1] - di[1] for di, gi in zip(d, g, strict=True))
-        ratio = statistics.median(gi[2] / di[2] for di, gi in zip(d, g, strict=True))
-        print(f"{concurrency:>4} {med[0]:>10.3f} {med[1]:>8.3f} {med[2]:>6.0f} {med[3]:>8.3f} {med[4]:>8.3f}"
-              f" {med[5]:>6.0f} {added50:>9.3f} {added99:>9.3f} {ratio:>9.2f}")
+        d = cells[(concurrency, "direct")]
+        for label in labels:
+            g = cells[(concurrency, label)]
+            med = [statistics.median(x[i] for x in g) for i in range(3)]
+            row = f"{concurrency:>4} {label:>10} {med[0]:>8.3f} {med[1]:>8.3f} {med[2]:>6.0f}"
+            if label != "direct":
+                added50 = statistics.median(gi[0] - di[0] for di, gi in zip(d, g, strict=True))
+                added99 = statistics.median(gi[1] - di[1] for di, gi in zip(d, g, strict=True))
+                ratio = statistics.median(gi[2] / di[2] for di, gi in zip(d, g, strict=True))
+                row += f" {added50:>9.3f} {added99:>9.3f} {ratio:>7.2f}"
+            print(row)
+    print("CPU µs per call through each gateway (median of its cells): " + ", ".join(
+        f"{label} {statistics.median(cpu[label]):.0f} (backend {statistics.median(cpu[label + ':backend']):.0f})"
+        for label in pids
+    ))
 
 
 def main() -> None:
@@ -263,10 +326,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, help="calls per c=1 cell (c=50 cells get twice as many; default 1000)")
     parser.add_argument("--warmup", type=int, default=300, help="warm-up calls per path")
     parser.add_argument("--uvloop", action="store_true", help="run the gateway on uvloop")
+    parser.add_argument("--compare-uvloop", action="store_true", help="also measure a second gateway on uvloop")
+    parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra env for the gateway (experiments)")
+    parser.add_argument("--baseline", metavar="DIR", help="also measure the gateway of another checkout (git worktree)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the gateway under load instead of measuring")
+    parser.add_argument("--cprofile", metavar="FILE", help="run each gateway under cProfile (FILE.<label>) while loading it")
     args = parser.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 7)
     args.calls = args.calls or (300 if args.quick else 1000)
+    args.baseline = args.baseline and str(Path(args.baseline).resolve())
     import logging
 
     logging.basicConfig(level=logging.ERROR)

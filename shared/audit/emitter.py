@@ -79,6 +79,11 @@ class AuditEmitter:
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._retry_base = flush_interval
+        # The writer lingers this long after the first event of a batch: one COPY per event (at
+        # low load the queue is nearly always empty) cost the gateway a database round trip,
+        # several socket writes and the pool's reset query per request (docs/benchmarks.md).
+        self._linger = flush_interval
+        self._wake = asyncio.Event()
         self.metrics = AuditMetrics(registry or CollectorRegistry(), self._queue.qsize)
         # Local sinks open here, not in start(): an event emitted before start is written through.
         self._sinks: list[LocalSink] = []
@@ -113,6 +118,8 @@ class AuditEmitter:
         if self._running:
             try:
                 self._queue.put_nowait(event)
+                if self._queue.qsize() >= self._batch_size:
+                    self._wake.set()
                 return
             except asyncio.QueueFull:
                 pass
@@ -138,6 +145,7 @@ class AuditEmitter:
 
     async def flush(self) -> None:
         """Wait until every event emitted so far has been handled by the writer."""
+        self._wake.set()
         await self._queue.join()
 
     async def replay_now(self) -> None:
@@ -150,6 +158,7 @@ class AuditEmitter:
             return
         self._running = False
         self._flush_overflow()
+        self._wake.set()
         await self._queue.put(_STOP)
         writer, *others = self._tasks
         await writer
@@ -170,6 +179,11 @@ class AuditEmitter:
     async def _writer(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if not self._wake.is_set() and batch[0] is not _STOP:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._linger):
+                        await self._wake.wait()
+            self._wake.clear()
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             stop = batch[-1] is _STOP
