@@ -6,6 +6,7 @@ way kustomize would). No cluster or kubectl is needed.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ import yaml
 
 from gateway.registry import parse_servers
 from pdp.policy import load_engine
+from shared import db
 from tests.unit.deploy_support import (
     K8S,
     ROOT,
@@ -246,3 +248,19 @@ def test_postgres_service_matches_the_database_url() -> None:
     env = {e["name"]: e.get("value") for e in pg["env"]}
     assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == (url.username, url.path.lstrip("/"))
     assert "secretKeyRef" in next(e for e in pg["env"] if e["name"] == "POSTGRES_PASSWORD")["valueFrom"]
+
+
+def test_postgres_connection_budget_covers_the_largest_scale(objects: list[dict[str, Any]]) -> None:
+    pool = inspect.signature(db.create_pool).parameters["max_size"].default
+    per_container = {"gateway": pool, "pdp": pool + 1}  # the PDP also holds one LISTEN connection
+    scale = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
+             for h in objects if h["kind"] == "HorizontalPodAutoscaler"}
+    needed = 0
+    for w in workloads(objects):
+        pods = scale.get(w["metadata"]["name"], w["spec"].get("replicas", 1))
+        for c in w["spec"]["template"]["spec"]["containers"]:
+            if c["image"].split(":")[0] == "mcpgw":
+                needed += pods * per_container[service_of(parse_command(c["args"]))]
+    args = find(objects, "StatefulSet", "mcpgw-postgres")["spec"]["template"]["spec"]["containers"][0]["args"]
+    max_connections = int(next(a.split("=")[1] for a in args if a.startswith("max_connections=")))
+    assert needed + 10 <= max_connections, f"{needed} connections at full scale, Postgres allows {max_connections}"
