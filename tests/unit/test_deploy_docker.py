@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import re
 import tomllib
 from pathlib import Path
 
@@ -134,3 +135,11 @@ def test_demo_backend_stage_runs_an_existing_module() -> None:
     spec = importlib.util.find_spec(entry[2])
     assert spec is not None and spec.origin and Path(spec.origin).is_relative_to(ROOT)
     assert "--host" in dockerfile_exec_form("demo-backend", "CMD")
+
+
+def test_image_installs_the_project_without_test_dependencies() -> None:
+    [install] = [rest for s, word, rest in dockerfile_instructions() if s == "builder" and "pip install" in rest]
+    extras = set(re.findall(r'"\.\[([^\]]*)\]"', install)[0].split(",")) if ".[" in install else set()
+    assert not extras & {"dev", "embedded"}, "test tools and embedded Postgres stay out of the image"
+    runtime = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in PYPROJECT["project"]["dependencies"]}
+    assert "pytest" not in runtime and "mcp" not in runtime
