@@ -169,5 +169,9 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
     registry = app[SERVERS]
     assert registry.credentials is not None  # registry_ctx always gives it a store
-    app[UPSTREAM] = UpstreamPool(app[CLIENT_SESSION], registry.credentials, registry)
+    pool = UpstreamPool(
+        app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=app[SETTINGS].tools_cache_ttl
+    )
+    app[UPSTREAM] = pool
     yield
+    await pool.close()

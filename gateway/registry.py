@@ -206,6 +206,8 @@ class Registry:
         self._servers: Mapping[str, ServerConfig] = MappingProxyType({})
         self._stamp: tuple[int, int] | None = None
         self.last_error: RegistryError | None = None
+        # Bumped on every install, so caches derived from the servers (tool lists) go stale.
+        self.generation = 0
 
     @property
     def servers(self) -> Mapping[str, ServerConfig]:
@@ -229,6 +231,7 @@ class Registry:
                 raise RegistryError(errors)
             self.credentials.commit(resolved)
         self._servers = MappingProxyType(dict(servers))
+        self.generation += 1
 
     def _file_stamp(self) -> tuple[int, int] | None:
         assert self.path is not None

@@ -60,6 +60,10 @@ class GatewaySettings(CommonSettings):
     pdp_timeout: float = setting(2.0, check=_positive, help="Seconds before a PDP call counts as failed (deny)")
     decision_cache_ttl: float = setting(5.0, check=_not_negative, help="Seconds a PDP decision is reused; 0 = off")
     decision_cache_size: int = setting(50_000, check=_positive, help="Max cached decisions")
+    tools_cache_ttl: float = setting(
+        30.0, check=_not_negative,
+        help="Seconds a backend's tools/list answers 'unknown tool' (404) without forwarding; 0 = off",
+    )
     auth_enabled: bool = setting(True, aliases=("AUTH_ENABLED",), help="false = same as --no-auth")
     no_auth: bool = setting(False, help="Development only: no token check, fixed dev subject")
     dev_roles: list[str] = setting([], help="Roles given to the dev subject in no-auth mode (none by default)")
@@ -97,6 +101,10 @@ class GatewaySettings(CommonSettings):
     mcp_required_scopes: list[str] = setting([], help="OAuth scopes a token needs for the MCP endpoints")
     oauth_authorization_servers: list[str] = setting([], help="Authorization servers to advertise (default: issuer)")
     oauth_scopes: list[str] = setting([], help="scopes_supported in the protected-resource metadata")
+    event_loop: str = setting(
+        "auto", choices=("auto", "asyncio", "uvloop"),
+        help="Event loop of `serve`: uvloop (pip install 'mcpgw[fast]'), asyncio, or auto = uvloop when installed",
+    )
 
     @property
     def auth_off(self) -> bool:

@@ -16,6 +16,8 @@ from gateway.errors import BadRequest, NotFound, to_gateway_error
 from gateway.keys import METRICS, POLICY, SERVERS, SETTINGS, UPSTREAM
 from gateway.middlewares.audit import TOOL_FAILED
 from gateway.routes import common as c
+from gateway.upstream import UpstreamRpcError
+from gateway.upstream.toolcache import rpc_unknown_tool, says_unknown_tool
 from shared.jsonutil import json_response
 
 routes = web.RouteTableDef()
@@ -76,9 +78,20 @@ async def invoke(request: web.Request) -> web.Response:
     info.tool, info.parameters = tool, arguments
     server = c.enabled_server(request, name)
     await c.authorize(request, "invoke_tool", c.tool_res(name, tool), arguments)
-    result = await c.timed(
-        request, name, "call_tool", request.app[UPSTREAM].call_tool(server.name, tool, dict(arguments))
-    )
+    # After the PDP, so a caller who may not call the tool cannot probe which tools exist.
+    pool = request.app[UPSTREAM]
+    if pool.tool_absent(name, tool):
+        raise NotFound(f"unknown tool '{tool}' on MCP server '{name}'")
+    try:
+        result = await c.timed(request, name, "call_tool", pool.call_tool(server.name, tool, dict(arguments)))
+    except UpstreamRpcError as exc:
+        if rpc_unknown_tool(exc.code, exc.rpc_message, tool):
+            pool.tool_names.forget(name)
+            raise NotFound(f"unknown tool '{tool}' on MCP server '{name}'") from None
+        raise
+    if says_unknown_tool(result, tool):
+        pool.tool_names.forget(name)
+        raise NotFound(f"unknown tool '{tool}' on MCP server '{name}'")
     failed = bool(isinstance(result, dict) and result.get("isError"))
     response = json_response({
         "success": not failed,

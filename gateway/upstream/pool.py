@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -11,9 +13,12 @@ from gateway.credentials import CredentialStore
 from gateway.upstream import codec
 from gateway.upstream.client import BackendClient, Reply
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
+from gateway.upstream.toolcache import ToolNames
 
 if TYPE_CHECKING:
     from gateway.registry import Registry, ServerConfig
+
+log = logging.getLogger(__name__)
 
 MAX_PAGES = 100
 
@@ -38,11 +43,47 @@ class UpstreamPool:
         session: aiohttp.ClientSession,
         credentials: CredentialStore,
         registry: Registry | None = None,
+        *,
+        tools_ttl: float = 30.0,
     ) -> None:
         self.session = session
         self.credentials = credentials
         self.registry = registry
         self._clients: dict[str, BackendClient] = {}
+        self.tool_names = ToolNames(tools_ttl)
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+
+    async def close(self) -> None:
+        """Stop background tool-list refreshes."""
+        tasks = list(self._refreshing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _generation(self) -> int:
+        return self.registry.generation if self.registry is not None else 0
+
+    def tool_absent(self, server: str, tool: str) -> bool:
+        """True only when a fresh tools/list of `server` lacks `tool`; never waits on the backend.
+
+        Without a fresh list the answer is False (let the call through) and a refresh starts in
+        the background, so the next call can be answered from the list.
+        """
+        names = self.tool_names.known(server, self._generation())
+        if names is None:
+            if self.tool_names.ttl > 0 and server not in self._refreshing:
+                task = asyncio.get_running_loop().create_task(self._refresh(server))
+                self._refreshing[server] = task
+            return False
+        return tool not in names
+
+    async def _refresh(self, server: str) -> None:
+        try:
+            await self.list_tools(server)
+        except (UpstreamError, TimeoutError) as exc:
+            log.debug("background tools/list failed", extra={"server": server, "error": str(exc)})
+        finally:
+            self._refreshing.pop(server, None)
 
     def _config(self, server: ServerConfig | str) -> ServerConfig:
         if not isinstance(server, str):
@@ -109,6 +150,7 @@ class UpstreamPool:
         tools: list[dict[str, Any]] = []
         cursor: str | None = None
         seen: set[str] = set()
+        generation = self._generation()
         for _ in range(MAX_PAGES):
             result = await self._result(
                 server, "tools/list", {"cursor": cursor} if cursor else None
@@ -121,6 +163,7 @@ class UpstreamPool:
             tools.extend(t for t in page if isinstance(t, dict))
             cursor = result.get("nextCursor")
             if not cursor:
+                self.tool_names.store(self._config(server).name, generation, tools)
                 return tools
             if cursor in seen:
                 raise UpstreamError(self._config(server).name, "tools/list cursor repeats")

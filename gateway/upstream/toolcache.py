@@ -1,0 +1,62 @@
+"""Which tools each backend offers, as last seen by `tools/list`: lets the gateway answer 404 for an
+unknown tool without forwarding the call, and without a `tools/list` round trip per call.
+
+Entries are fresh for `ttl` seconds and belong to one registry generation: a reload of the servers
+file makes every entry stale. A stale or missing entry means "unknown": the call goes through (the
+pool refreshes the entry in the background) and the backend's own answer decides.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+# How backends say "no such tool": the SDK answers a result with isError and this text; others
+# answer JSON-RPC -32602 (invalid params) naming the tool.
+_UNKNOWN_PREFIX = "unknown tool"
+INVALID_PARAMS = -32602
+
+
+class ToolNames:
+    """Tool names per backend with a TTL and the registry generation they were listed under."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[int, float, frozenset[str]]] = {}
+
+    def known(self, server: str, generation: int) -> frozenset[str] | None:
+        """The server's tool names if listed recently under `generation`, else None."""
+        entry = self._entries.get(server)
+        if entry is None or entry[0] != generation or self._clock() >= entry[1]:
+            return None
+        return entry[2]
+
+    def store(self, server: str, generation: int, tools: Iterable[Mapping[str, Any]]) -> None:
+        """Remember a complete tools/list answer."""
+        if self.ttl <= 0:
+            return
+        names = frozenset(t["name"] for t in tools if isinstance(t.get("name"), str))
+        self._entries[server] = (generation, self._clock() + self.ttl, names)
+
+    def forget(self, server: str) -> None:
+        """Drop what is known about `server` (it just contradicted the entry)."""
+        self._entries.pop(server, None)
+
+
+def says_unknown_tool(result: Any, tool: str) -> bool:
+    """True when a CallToolResult is the backend's "Unknown tool: <tool>" error."""
+    if not isinstance(result, dict) or result.get("isError") is not True:
+        return False
+    content = result.get("content")
+    if not isinstance(content, list) or len(content) != 1 or not isinstance(content[0], dict):
+        return False
+    text = content[0].get("text")
+    return isinstance(text, str) and text.strip().lower() == f"{_UNKNOWN_PREFIX}: {tool}".lower()
+
+
+def rpc_unknown_tool(code: Any, message: str, tool: str) -> bool:
+    """True when a JSON-RPC error answer says the tool does not exist."""
+    text = message.lower()
+    return code == INVALID_PARAMS and _UNKNOWN_PREFIX in text and tool.lower() in text
