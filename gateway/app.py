@@ -138,7 +138,10 @@ async def authenticator_ctx(app: web.Application) -> AsyncIterator[None]:
             client_id=settings.client_id or settings.audience,
         ),
     )
-    authenticator = Authenticator(config, app[CLIENT_SESSION])
+    refreshes = app[METRICS].jwks_refreshes
+    authenticator = Authenticator(
+        config, app[CLIENT_SESSION], on_jwks_refresh=lambda outcome: refreshes.labels(outcome).inc()
+    )
     if not await authenticator.warm():
         log.warning("identity provider unreachable at start; requests fail closed until it answers")
     app[AUTHENTICATOR] = authenticator

@@ -28,3 +28,9 @@ class GatewayMetrics:
         self.auth_failures = Counter(
             "mcpgw_gateway_auth_failures_total", "Rejected authentications", ["error"], registry=registry,
         )
+        self.jwks_refreshes = Counter(
+            "mcpgw_gateway_jwks_refreshes_total", "Fetches of the identity provider's signing keys",
+            ["outcome"], registry=registry,
+        )
+        for outcome in ("ok", "error"):  # both series exist from the start, so alerts can use rate()
+            self.jwks_refreshes.labels(outcome)

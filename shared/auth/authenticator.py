@@ -84,6 +84,7 @@ class Authenticator:
         session: aiohttp.ClientSession,
         *,
         clock: Callable[[], float] = time.time,
+        on_jwks_refresh: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self._clock = clock
@@ -94,6 +95,7 @@ class Authenticator:
             refetch_interval=config.jwks_refetch_interval,
             max_age=config.jwks_max_age,
             timeout=config.http_timeout,
+            on_refresh=on_jwks_refresh,
         )
         self._cache: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -71,6 +72,7 @@ class JwksCache:
         max_age: float = 3600.0,
         retry_interval: float = 5.0,
         timeout: float = 5.0,
+        on_refresh: Callable[[str], None] | None = None,
     ) -> None:
         if not jwks_url and not issuer:
             raise ValueError("JwksCache needs jwks_url or issuer")
@@ -86,6 +88,8 @@ class JwksCache:
         self._last_forced = -float("inf")
         self._last_failure = -float("inf")
         self._inflight: asyncio.Task[None] | None = None
+        # Called once per fetch with "ok" or "error" (the app counts refreshes by outcome).
+        self._on_refresh = on_refresh
 
     @property
     def keys(self) -> dict[str, Key]:
@@ -133,9 +137,15 @@ class JwksCache:
             log.warning("JWKS refresh failed", extra={"reason": str(exc)})
             # Remembered so a dead IdP is retried once per retry_interval, not on every request.
             self._last_failure = time.monotonic()
+            self._report("error")
             raise
         self._keys = keys
         self._loaded_at = time.monotonic()
+        self._report("ok")
+
+    def _report(self, outcome: str) -> None:
+        if self._on_refresh is not None:
+            self._on_refresh(outcome)
 
     async def _discover(self) -> str:
         assert self._issuer is not None
