@@ -61,13 +61,18 @@ async def watch(path: Path, interval: float, settle: float, loaded: Mark | None,
     while True:
         await asyncio.sleep(interval)
         try:
-            if not settler.ready(await asyncio.to_thread(file_mark, path), loop.time()):
+            mark = await asyncio.to_thread(file_mark, path)
+            if not settler.ready(mark, loop.time()):
                 continue
             read = await asyncio.to_thread(read_consistent, path)
         except OSError as exc:
             if str(exc) != problem:  # a missing file is reported once, not every interval
                 problem = str(exc)
                 log.error("policy file unreadable; keeping the active policy: %s", exc)
+            continue
+        except ValueError as exc:  # not UTF-8 (say, cut inside a multi-byte character)
+            settler.loaded = mark
+            log.error("policy file %s rejected; keeping the active policy: %s", path, exc)
             continue
         problem = ""
         if read is None:

@@ -76,6 +76,24 @@ async def test_invalid_edit_keeps_last_good_policy_and_logs_why(file_pdp, caplog
     assert await reloads(client, "failed") == 1
 
 
+async def test_file_that_is_not_utf8_is_refused_and_watching_goes_on(file_pdp, caplog):
+    client, path = await file_pdp()
+    with caplog.at_level(logging.ERROR, logger="pdp.filewatch"):
+        path.write_bytes(OPEN.encode() + b"# caf\xc3")  # cut inside a two-byte character
+
+        async def logged():
+            return any("codec can't decode" in r.getMessage() for r in caplog.records)
+
+        await eventually(logged)
+    assert await answer(client) == (version_of(POLICY), False)
+    path.write_text(OPEN)
+
+    async def served():
+        return await answer(client) == (version_of(OPEN), True)
+
+    await eventually(served)
+
+
 async def _positive(value) -> bool:
     return await value > 0
 
