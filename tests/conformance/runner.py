@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import socket
@@ -59,15 +60,28 @@ async def run_inspector(home: Path, *args: str, limit: float = 60.0) -> tuple[in
     return proc.returncode or 0, out.decode(errors="replace")
 
 
+def failure_details(output_dir: Path, names: set[str]) -> str:
+    """The suite's error messages for the named scenarios (from its `-o` check files)."""
+    lines = []
+    for path in sorted(output_dir.glob("*/checks.json")):
+        for check in json.loads(path.read_text()):
+            if check.get("status") not in ("SUCCESS", "INFO") and any(n in path.parent.name for n in names):
+                lines.append(f"{path.parent.name}: {check.get('id')}: {check.get('errorMessage')}")
+    return "\n".join(lines)
+
+
 def parse_summary(output: str) -> dict[str, Outcome]:
     """{scenario: Outcome} from the suite's `=== SUMMARY ===` lines."""
     return {m[2]: Outcome(int(m[3]), int(m[4])) for m in _LINE.finditer(output)}
 
 
-async def run_suite(url: str, limit: float = 240.0) -> tuple[dict[str, Outcome], str]:
-    """Run every active server scenario against `url`; return the outcomes and the raw output."""
+async def run_suite(
+    url: str, limit: float = 240.0, scenario: str | None = None, output_dir: Path | None = None,
+) -> tuple[dict[str, Outcome], str]:
+    """Run every active server scenario (or one) against `url`; return outcomes and raw output."""
+    extra = (["--scenario", scenario] if scenario else []) + (["-o", str(output_dir)] if output_dir else [])
     proc = await asyncio.create_subprocess_exec(
-        str(NODE), str(SUITE), "server", "--url", url,
+        str(NODE), str(SUITE), "server", "--url", url, *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1"},
     )

@@ -50,14 +50,16 @@ async def stack(tmp_path: Path, pg_dsn: str, backend_url: str) -> AsyncIterator[
         yield s
 
 
-async def test_direct_and_through_gateway(stack: Stack, backend_url: str) -> None:
+async def test_direct_and_through_gateway(stack: Stack, backend_url: str, tmp_path: Path) -> None:
     direct, direct_out = await runner.run_suite(backend_url)
     passing = {name for name, o in direct.items() if o.ok}
     assert len(passing) >= 25, direct_out  # the backend implements the suite's features
 
-    through, through_out = await runner.run_suite(stack.url + "/servers/conf/mcp")
-    lost = sorted(name for name in passing if not (name in through and through[name].ok))
-    assert not lost, f"pass directly but fail through /servers/conf/mcp: {lost}\n{through_out}"
+    out_dir = tmp_path / "through"
+    through, through_out = await runner.run_suite(stack.url + "/servers/conf/mcp", output_dir=out_dir)
+    lost = {name for name in passing if not (name in through and through[name].ok)}
+    details = runner.failure_details(out_dir, lost)
+    assert not lost, f"pass directly but fail through /servers/conf/mcp: {sorted(lost)}\n{details}\n{through_out}"
 
     aggregated, agg_out = await runner.run_suite(stack.url + "/mcp")
     required = set(BASELINE["must_pass"])
