@@ -18,6 +18,7 @@ from gateway.keys import (
     AUTHENTICATOR,
     CLIENT_SESSION,
     METRICS,
+    PDP_PROBE,
     POLICY,
     SERVERS,
     SETTINGS,
@@ -162,6 +163,11 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         cache_ttl=settings.decision_cache_ttl,
         cache_size=settings.decision_cache_size,
         registry=app[REGISTRY],
+    )
+    from gateway.readiness import PdpProbe
+
+    app[PDP_PROBE] = PdpProbe(
+        app[CLIENT_SESSION], settings.pdp_url, token=settings.pdp_token, timeout=settings.pdp_timeout
     )
     yield
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from gateway.gwaudit import AuditInfo
     from gateway.mcp.state import McpState
     from gateway.metrics import GatewayMetrics
+    from gateway.readiness import PdpProbe
     from gateway.settings import GatewaySettings
     from shared.auth import Principal
 
@@ -26,6 +27,7 @@ CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 METRICS: web.AppKey[GatewayMetrics] = web.AppKey("gateway_metrics")
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 POLICY = web.AppKey("policy_client", PolicyClient)
+PDP_PROBE: web.AppKey[PdpProbe] = web.AppKey("pdp_probe")
 SERVERS = web.AppKey("server_registry", Registry)
 UPSTREAM = web.AppKey("upstream_pool", UpstreamPool)
 

@@ -18,7 +18,7 @@ from gateway.metrics import GatewayMetrics
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Liveness, API info and metrics stay open so orchestrators and scrapers need no token.
-PUBLIC_PATHS = frozenset({"/", "/health", "/metrics"})
+PUBLIC_PATHS = frozenset({"/", "/health", "/readyz", "/metrics"})
 # OAuth protected-resource metadata (RFC 9728) tells clients where to get a token: no token needed.
 WELL_KNOWN_PREFIX = "/.well-known/oauth-protected-resource"
 

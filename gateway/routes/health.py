@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.keys import SERVERS, SETTINGS
+from gateway.keys import AUTHENTICATOR, PDP_PROBE, SERVERS, SETTINGS
+from gateway.readiness import audit_state, keys_problem
 from gateway.routes import common as c
 from shared.jsonutil import json_response
 from shared.keys import AUDIT
@@ -23,6 +24,7 @@ ENDPOINTS = {
     "tools": "GET /tools",
     "tool_invoke": "POST /tools/{name}/invoke",
     "health": "GET /health",
+    "ready": "GET /readyz",
     "config": "GET /config",
     "metrics": "GET /metrics",
 }
@@ -56,6 +58,27 @@ async def health(request: web.Request) -> web.Response:
         "audit_database": None if emitter is None else ("ok" if emitter.healthy else "spooling"),
     }
     return json_response(body)
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness for orchestrators: 503 with the problems while requests would fail anyway."""
+    app = request.app
+    problems = []
+    if app.get(SERVERS) is None:
+        problems.append("servers file not loaded")
+    pdp = await app[PDP_PROBE].check()
+    if pdp is not None:
+        problems.append(pdp)
+    keys = await keys_problem(app.get(AUTHENTICATOR))
+    if keys is not None:
+        problems.append(keys)
+    body = {
+        "status": "not_ready" if problems else "ready",
+        "problems": problems,
+        "audit_database": audit_state(app.get(AUDIT), app[SETTINGS].audit_postgres),
+    }
+    return json_response(body, status=503 if problems else 200)
 
 
 @routes.get("/config")
