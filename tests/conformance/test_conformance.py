@@ -59,6 +59,13 @@ async def test_direct_and_through_gateway(stack: Stack, backend_url: str, tmp_pa
     through, through_out = await runner.run_suite(stack.url + "/servers/conf/mcp", output_dir=out_dir)
     lost = {name for name in passing if not (name in through and through[name].ok)}
     details = runner.failure_details(out_dir, lost)
+    for name in sorted(lost):
+        # One retry of that scenario alone: a loaded CI machine can starve one exchange. A real
+        # regression fails twice; the first failure's details are printed either way.
+        print(f"conformance: {name} failed through the gateway, retrying once:\n{details}")
+        again, _ = await runner.run_suite(stack.url + "/servers/conf/mcp", scenario=name)
+        if name in again and again[name].ok:
+            lost.discard(name)
     assert not lost, f"pass directly but fail through /servers/conf/mcp: {sorted(lost)}\n{details}\n{through_out}"
 
     aggregated, agg_out = await runner.run_suite(stack.url + "/mcp")
