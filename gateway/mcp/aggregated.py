@@ -137,9 +137,11 @@ async def _list_tools(request: web.Request, state: McpState, params: dict[str, A
 
 async def _call_tool(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
     public = enforce.target("tools/call", msg.params)
-    arguments = msg.params.get("arguments") if isinstance(msg.params.get("arguments"), dict) else {}
+    raw_args = msg.params.get("arguments")
+    arguments: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
     servers = {s.name: s for s in _servers(request)}
     simple = naming.split_simple(public, servers)
+    target: catalog.Target | None
     if simple is not None:
         target = catalog.Target(simple[1], (simple[0],))
     else:

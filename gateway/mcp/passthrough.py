@@ -192,7 +192,8 @@ async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, er
     response = await request.app[UPSTREAM].request(server, msg.method, params or None)
     if "error" in response:
         return rpc_response({"jsonrpc": "2.0", "id": msg.id, "error": response["error"]})
-    result = response.get("result") if isinstance(response.get("result"), dict) else {}
+    raw = response.get("result")
+    result: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if msg.method in enforce.LISTS:
         result = await enforce.filter_result(request, principal(request), server.name, msg.method, result)
     return rpc_response(protocol.result(msg.id, protocol.with_result_type(result, era, msg.method)))
