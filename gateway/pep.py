@@ -118,6 +118,7 @@ class PolicyClient:
         self.metrics = PepMetrics(
             registry if registry is not None else CollectorRegistry(), namespace
         )
+        self._hits, self._misses = self.metrics.cache.labels("hit"), self.metrics.cache.labels("miss")
 
     async def check(
         self,
@@ -241,7 +242,7 @@ class PolicyClient:
         if key is None:
             return None
         value = self.cache.get(key)
-        self.metrics.cache.labels("hit" if value is not None else "miss").inc()
+        (self._misses if value is None else self._hits).inc()
         return value
 
     def _store(self, key: tuple[Any, ...] | None, value: Any, version: str | None) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -24,7 +24,7 @@ def request_id_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         incoming = request.headers.get(HEADER)
-        rid = incoming if incoming and _VALID.fullmatch(incoming) else uuid.uuid4().hex
+        rid = incoming if incoming and _VALID.fullmatch(incoming) else os.urandom(16).hex()
         request[REQUEST_ID] = rid
         token = request_id_var.set(rid)
         try:

@@ -130,9 +130,7 @@ async def timed(request: web.Request, server: str, operation: str, call: Awaitab
         outcome = "ok"
         return result
     finally:
-        request.app[METRICS].backend_latency.labels(server, operation, outcome).observe(
-            time.perf_counter() - start
-        )
+        request.app[METRICS].backend_call(server, operation, outcome).observe(time.perf_counter() - start)
 
 
 def public_url(url: str) -> str:
