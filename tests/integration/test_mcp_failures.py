@@ -119,3 +119,24 @@ async def test_pdp_down_denies_and_forwards_nothing(tmp_path: Path, pg_dsn: str,
                                       headers=session_headers(await initialize(stack, "/mcp")))
         assert status == 503
         assert "tools/call" not in mcp_backend.methods()
+
+
+async def test_scopes_and_resource_metadata(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> None:
+    env = {"MCPGW_GATEWAY_MCP_REQUIRED_SCOPES": "mcp:use", "MCPGW_GATEWAY_OAUTH_SCOPES": "mcp:use,openid",
+           "MCPGW_GATEWAY_PUBLIC_URL": "https://gw.example.com"}
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url}}, env=env) as stack:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        status, answer, headers = await rpc(stack, "/mcp", body)  # token without the scope
+        assert status == 403 and answer["error"]["message"] == "insufficient_scope"
+        challenge = headers["WWW-Authenticate"]
+        assert 'error="insufficient_scope"' in challenge and 'scope="mcp:use"' in challenge
+        assert 'resource_metadata="https://gw.example.com/.well-known/oauth-protected-resource/mcp"' in challenge
+        token = stack.issuer.mint(ADMIN, username=ADMIN, audience="mcpgw", scopes=["mcp:use"])
+        status, answer, _ = await rpc(stack, "/mcp", body, subject=None, headers={"Authorization": f"Bearer {token}"})
+        assert status == 200 and answer["result"]["serverInfo"]["name"] == "mcpgw"
+        for suffix, resource in (("", "https://gw.example.com"), ("/mcp", "https://gw.example.com/mcp")):
+            status, doc, _ = await stack.call("GET", "/.well-known/oauth-protected-resource" + suffix, subject=None)
+            assert status == 200 and doc["resource"] == resource and doc["scopes_supported"] == ["mcp:use", "openid"]
+        status, _, _ = await stack.call("GET", "/.well-known/oauth-protected-resource/elsewhere", subject=None)
+        assert status == 404
