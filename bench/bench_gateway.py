@@ -12,12 +12,10 @@ check, audit emit and forwarding. Rounds interleave direct and gateway cells (al
 goes first) so background noise hits both alike; the figures are medians over rounds, and
 "added" is the median of the per-round differences.
 
-    .venv/bin/python bench/bench_gateway.py [--quick] [--rounds R] [--calls N] [--uvloop]
-        [--compare-uvloop] [--baseline DIR]
+    .venv/bin/python bench/bench_gateway.py [--quick] [--rounds R] [--calls N] [--baseline DIR]
 
 `--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
-/tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise;
-`--compare-uvloop` likewise adds a second gateway on uvloop.
+/tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise.
 
 `--cprofile FILE` runs the gateway under cProfile the same way. `--profile FILE` instead records the gateway process with py-spy (install it into .venv) while
 load runs through it, and writes collapsed stacks to FILE (no figures are printed).
@@ -142,14 +140,14 @@ async def wait_http(session: aiohttp.ClientSession, url: str, deadline: float = 
 
 
 async def start_gateway(
-    procs: Processes, root: Path, loop: str | None, env: dict[str, str], argv: list[str], cprofile: str | None
+    procs: Processes, root: Path, env: dict[str, str], argv: list[str], cprofile: str | None
 ) -> tuple[subprocess.Popen[str], str]:
     """One gateway process running the code under `root`; returns it and its base URL."""
     port = free_port()
     prefix = ["-m", "cProfile", "-o", cprofile] if cprofile else []
     proc = procs.spawn(
         [*prefix, "-m", "gateway", "--port", str(port), *argv],
-        {**env, "PYTHONPATH": str(root), **({"MCPGW_GATEWAY_EVENT_LOOP": loop} if loop else {})},
+        {**env, "PYTHONPATH": str(root)},
         Path(env["MCPGW_DATA_DIR"]).parent,  # not ROOT: its .env must not leak in
     )
     return proc, f"http://127.0.0.1:{port}"
@@ -164,12 +162,10 @@ async def run(args: argparse.Namespace) -> None:
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
     bench_dsn = db.with_database(dsn, name)
-    # label -> (code root, event loop); every variant gets its own process, all measured interleaved.
-    variants: dict[str, tuple[Path, str | None]] = {"gateway": (ROOT, "uvloop" if args.uvloop else "asyncio")}
-    if args.compare_uvloop:
-        variants["gw+uvloop"] = (ROOT, "uvloop")
+    # label -> code root; every variant gets its own process, all measured interleaved.
+    variants = {"gateway": ROOT}
     if args.baseline:
-        variants["baseline"] = (Path(args.baseline), None)  # older code may not know the setting
+        variants["baseline"] = Path(args.baseline)
     try:
         backend = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", "stateless-json", "--name", "bench"], {}, ROOT, capture=True)
         assert backend.stdout is not None
@@ -191,7 +187,7 @@ async def run(args: argparse.Namespace) -> None:
             argv = ["--servers", str(servers), "--pdp-url", f"http://127.0.0.1:{pdp_port}",
                     "--issuer", issuer.issuer, "--audience", AUDIENCE]
             gateways: dict[str, tuple[subprocess.Popen[str], str]] = {}
-            for label, (root, loop) in variants.items():
+            for label, root in variants.items():
                 env = {
                     "DATABASE_URL": bench_dsn,
                     "MCPGW_DATA_DIR": str(tmp / label),
@@ -201,7 +197,7 @@ async def run(args: argparse.Namespace) -> None:
                 cprofile = f"{args.cprofile}.{label}" if args.cprofile else None
                 if label == "gateway":
                     env.update(kv.split("=", 1) for kv in args.env)
-                gateways[label] = await start_gateway(procs, root, loop, env, argv, cprofile)
+                gateways[label] = await start_gateway(procs, root, env, argv, cprofile)
             for _, url in gateways.values():
                 await wait_http(session, url + "/health")
             token = issuer.mint(SUBJECT, username=SUBJECT, audience=AUDIENCE, expires_in=7200)
@@ -325,8 +321,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7)")
     parser.add_argument("--calls", type=int, help="calls per c=1 cell (c=50 cells get twice as many; default 1000)")
     parser.add_argument("--warmup", type=int, default=300, help="warm-up calls per path")
-    parser.add_argument("--uvloop", action="store_true", help="run the gateway on uvloop")
-    parser.add_argument("--compare-uvloop", action="store_true", help="also measure a second gateway on uvloop")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra env for the gateway (experiments)")
     parser.add_argument("--baseline", metavar="DIR", help="also measure the gateway of another checkout (git worktree)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the gateway under load instead of measuring")

@@ -7,7 +7,6 @@ override an optional YAML file given with `--config`. A bad setting exits 2 list
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,27 +62,8 @@ def serve(args: argparse.Namespace) -> int:
     except (ValueError, SettingsError) as exc:
         print(f"mcpgw gateway: {exc}", file=sys.stderr)
         return 2
-    try:
-        loop = new_event_loop(settings.event_loop)
-    except ImportError:
-        print("mcpgw gateway: event_loop=uvloop but uvloop is not installed (pip install 'mcpgw[fast]')", file=sys.stderr)
-        return 2
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None, loop=loop)
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
     return 0
-
-
-def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """A uvloop or asyncio loop; "auto" takes uvloop when it is installed (it cuts the gateway's
-    CPU per call, see docs/benchmarks.md); raises ImportError when uvloop is required but missing."""
-    if kind != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if kind == "uvloop":
-                raise
-        else:
-            return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
 
 
 def register(subparsers: Any) -> None:

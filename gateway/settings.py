@@ -101,10 +101,6 @@ class GatewaySettings(CommonSettings):
     mcp_required_scopes: list[str] = setting([], help="OAuth scopes a token needs for the MCP endpoints")
     oauth_authorization_servers: list[str] = setting([], help="Authorization servers to advertise (default: issuer)")
     oauth_scopes: list[str] = setting([], help="scopes_supported in the protected-resource metadata")
-    event_loop: str = setting(
-        "auto", choices=("auto", "asyncio", "uvloop"),
-        help="Event loop of `serve`: uvloop (pip install 'mcpgw[fast]'), asyncio, or auto = uvloop when installed",
-    )
 
     @property
     def auth_off(self) -> bool:
