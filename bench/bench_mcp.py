@@ -159,7 +159,6 @@ async def list_figures(args: argparse.Namespace, gw: Client, list_urls: list[str
         cursor = page["result"].get("nextCursor")
         if not cursor:
             break
-    del first
     directs = [Client(session, url, "modern", {}) for url in list_urls]
 
     async def direct_all() -> None:
@@ -173,7 +172,7 @@ async def list_figures(args: argparse.Namespace, gw: Client, list_urls: list[str
     g = await bg.measure(via_gateway, n, 1)
     total = args.backends * args.tools + 8
     print(f"\ntools/list over {args.backends} backends x {args.tools} tools (+8 on the echo backend): "
-          f"{visible} of {total} visible after policy (first page of {len(page['result']['tools'])} per call)")
+          f"{visible} of {total} visible after policy, in pages of {len(first['result']['tools'])}")
     print(f"  first call (cold caches): {cold:.1f} ms")
     print(f"  /mcp tools/list p50 {g[0]:.3f} ms, p99 {g[1]:.3f} ms ({n} calls, list cache 5 s, decision cache on)")
     print(f"  all {args.backends} backends listed directly and concurrently: p50 {d[0]:.3f} ms, p99 {d[1]:.3f} ms")
