@@ -104,7 +104,7 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
     if method == "resources/read":
         return await _read_resource(request, state, msg, era)
     if method == "completion/complete":
-        return {"completion": {"values": [], "total": 0, "hasMore": False}}
+        return await _complete(request, state, msg)
     raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
@@ -256,6 +256,30 @@ async def _read_resource(request: web.Request, state: McpState, msg: protocol.Me
         if isinstance(item, dict) and item.get("uri") == original:
             item["uri"] = uri
     return result
+
+
+async def _complete(request: web.Request, state: McpState, msg: protocol.Message) -> Any:
+    """Completion for a prompt's or resource template's arguments, asked of the owning backend."""
+    ref = msg.params.get("ref") if isinstance(msg.params.get("ref"), dict) else {}
+    servers = {s.name: s for s in _servers(request)}
+    empty = {"completion": {"values": [], "total": 0, "hasMore": False}}
+    if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
+        found = naming.split_simple(ref["name"], servers)
+        method, new_ref = "prompts/get", {**ref, "name": found[1]} if found else ref
+    elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
+        found = catalog.unwrap_uri(ref["uri"], servers)
+        method, new_ref = "resources/read", {**ref, "uri": found[1]} if found else ref
+    else:
+        return empty
+    if found is None:
+        return empty
+    server, name = found
+    # Completing a prompt's arguments reveals about as much as the prompt: same permission.
+    decision = await enforce.check_call(request, principal(request), server, method, name, {})
+    if not decision.allowed:
+        raise _denied(msg, decision, "handshake")
+    params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "ref": new_ref}
+    return _result_or_error(await request.app[UPSTREAM].request(servers[server], "completion/complete", params))
 
 
 def _denied(msg: protocol.Message, decision: Any, era: protocol.Era) -> RpcFailure:

@@ -48,7 +48,12 @@ async def test_prompts_and_resources_aggregated(stack: Stack) -> None:
         assert read.contents[0].text == "This is the content of the static text resource."
         templates = (await s.list_resource_templates()).resource_templates
         assert [t.uri_template for t in templates] == ["mcpgw://conf/test://template/{id}/data"]
+        ref = types.PromptReference(type="ref/prompt", name="conf__test_prompt_with_arguments")
+        done = await s.complete(ref, {"name": "arg1", "value": "a"})
+        assert done.completion.values == []  # the conformance backend completes nothing, but answers
     async with sdk_session(stack, "/mcp", DEV, "legacy") as s:
+        with pytest.raises(MCPError, match="Denied by gateway policy"):
+            await s.complete(ref, {"name": "arg1", "value": "a"})
         assert (await s.list_resources()).resources == []  # developer has no read_resource grant
         with pytest.raises(MCPError, match="Denied by gateway policy"):
             await s.read_resource("mcpgw://conf/test://static-text")
