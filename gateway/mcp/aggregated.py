@@ -260,7 +260,8 @@ async def _read_resource(request: web.Request, state: McpState, msg: protocol.Me
 
 async def _complete(request: web.Request, state: McpState, msg: protocol.Message) -> Any:
     """Completion for a prompt's or resource template's arguments, asked of the owning backend."""
-    ref = msg.params.get("ref") if isinstance(msg.params.get("ref"), dict) else {}
+    raw_ref = msg.params.get("ref")
+    ref: dict[str, Any] = raw_ref if isinstance(raw_ref, dict) else {}
     servers = {s.name: s for s in _servers(request)}
     empty = {"completion": {"values": [], "total": 0, "hasMore": False}}
     if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
