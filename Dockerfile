@@ -22,8 +22,8 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY gateway ./gateway
 COPY pdp ./pdp
-# `fast` = uvloop (the gateway's `auto` event loop picks it up); never the dev/test extras.
-RUN pip install --no-compile ".[fast]" && pip check
+# Runtime dependencies only: never the dev/test extras (tests/unit/test_deploy_docker.py).
+RUN pip install --no-compile . && pip check
 
 # Demo backend (official MCP SDK) used by docker-compose.yml; not part of the product image.
 FROM base AS demo-backend
