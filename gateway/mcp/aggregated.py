@@ -15,8 +15,10 @@ from aiohttp import web
 
 from gateway import broadcast as bc
 from gateway.errors import to_gateway_error
-from gateway.keys import MCP_STATE, POLICY, SERVERS, SETTINGS, UPSTREAM
+from gateway.keys import MCP_STATE, POLICY, SETTINGS, UPSTREAM
+from gateway.mcp import aggregated_items as items
 from gateway.mcp import catalog, endpoint, enforce, fanout, naming, protocol, sse
+from gateway.mcp.aggregated_common import on_error, result_or_error, servers_of
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
@@ -98,31 +100,19 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
     if method == "tools/call":
         return await _call_tool(request, state, msg, era)
     if method in ("prompts/list", "resources/list", "resources/templates/list"):
-        return await _list_named(request, state, method, params)
+        return await items.list_named(request, state, method, params)
     if method == "prompts/get":
-        return await _get_prompt(request, state, msg, era)
+        return await items.get_prompt(request, state, msg, era)
     if method == "resources/read":
-        return await _read_resource(request, state, msg, era)
+        return await items.read_resource(request, state, msg, era)
     if method == "completion/complete":
-        return await _complete(request, state, msg)
+        return await items.complete(request, state, msg)
     raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
-def _servers(request: web.Request) -> list[Any]:
-    return list(request.app[SERVERS].enabled())
-
-
-def _on_error(state: McpState) -> Any:
-    def record(server: Any, exc: Exception) -> None:
-        state.metrics.upstream_errors.labels(server.name).inc()
-        log.warning("backend left out of aggregated list", extra={"server": server.name, "error": str(exc)})
-
-    return record
-
-
 async def _tool_lists(request: web.Request, state: McpState) -> dict[str, list[dict[str, Any]]]:
-    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, _servers(request), "tools/list",
-                                     _on_error(state))
+    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), "tools/list",
+                                     on_error(state))
 
 
 async def _list_tools(request: web.Request, state: McpState, params: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +129,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     public = enforce.target("tools/call", msg.params)
     raw_args = msg.params.get("arguments")
     arguments: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
-    servers = {s.name: s for s in _servers(request)}
+    servers = {s.name: s for s in servers_of(request)}
     simple = naming.split_simple(public, servers)
     target: catalog.Target | None
     if simple is not None:
@@ -158,16 +148,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     if not decision.allowed:
         return enforce.denial("tools/call", msg.id, decision, era)["result"]
     response = await request.app[UPSTREAM].request(server, "tools/call", params)
-    return _result_or_error(response)
-
-
-def _result_or_error(response: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(response.get("error"), dict):
-        err = response["error"]
-        raise RpcFailure(int(err.get("code", protocol.INTERNAL_ERROR)), str(err.get("message", "backend error")),
-                         err.get("data"), status=200)
-    result = response.get("result")
-    return dict(result) if isinstance(result, dict) else {}
+    return result_or_error(response)
 
 
 async def _broadcast(request: web.Request, state: McpState, target: catalog.Target, arguments: dict[str, Any],
@@ -186,7 +167,7 @@ async def _broadcast(request: web.Request, state: McpState, target: catalog.Targ
     pool = request.app[UPSTREAM]
 
     async def one(name: str) -> Any:
-        return _result_or_error(await pool.request(servers[name], "tools/call",
+        return result_or_error(await pool.request(servers[name], "tools/call",
                                                    {"name": target.tool, "arguments": arguments}))
 
     deadline = float(getattr(request.app[SETTINGS], "broadcast_deadline", 30.0))
@@ -202,90 +183,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, UpstreamError):
         return exc.message
     return type(exc).__name__
-
-
-_NAMED = {  # method -> (item key, rename)
-    "prompts/list": ("name", naming.public_name),
-    "resources/list": ("uri", catalog.wrap_uri),
-    "resources/templates/list": ("uriTemplate", catalog.wrap_uri),
-}
-
-
-async def _list_named(request: web.Request, state: McpState, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    per_server = await fanout.gather_lists(request.app[UPSTREAM], state.lists, _servers(request), method,
-                                           _on_error(state))
-    key, rename = _NAMED[method]
-    pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
-    allowed = await enforce.allowed_items(request, principal(request), method, pairs)
-    merged = catalog.merge_named(per_server, key, allowed, rename)
-    page, nxt = catalog.paginate(merged, params.get("cursor"), state.page_size)
-    return {fanout.LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
-
-
-async def _get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
-    public = enforce.target("prompts/get", msg.params)
-    servers = {s.name: s for s in _servers(request)}
-    found = naming.split_simple(public, servers)
-    if found is None:
-        lists = await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers.values()),
-                                          "prompts/list", _on_error(state))
-        found = naming.resolve(public, {s: [p["name"] for p in items] for s, items in lists.items()})
-    if found is None:
-        raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown prompt: {public}")
-    server, name = found
-    params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "name": name}
-    decision = await enforce.check_call(request, principal(request), server, "prompts/get", name, params)
-    if not decision.allowed:
-        raise _denied(msg, decision, era)
-    return _result_or_error(await request.app[UPSTREAM].request(servers[server], "prompts/get", params))
-
-
-async def _read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
-    uri = enforce.target("resources/read", msg.params)
-    servers = {s.name: s for s in _servers(request)}
-    found = catalog.unwrap_uri(uri, servers)
-    if found is None:
-        raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
-    server, original = found
-    decision = await enforce.check_call(request, principal(request), server, "resources/read", original, {})
-    if not decision.allowed:
-        raise _denied(msg, decision, era)
-    result = _result_or_error(await request.app[UPSTREAM].request(servers[server], "resources/read",
-                                                                  {"uri": original}))
-    for item in result.get("contents") or []:
-        if isinstance(item, dict) and item.get("uri") == original:
-            item["uri"] = uri
-    return result
-
-
-async def _complete(request: web.Request, state: McpState, msg: protocol.Message) -> Any:
-    """Completion for a prompt's or resource template's arguments, asked of the owning backend."""
-    raw_ref = msg.params.get("ref")
-    ref: dict[str, Any] = raw_ref if isinstance(raw_ref, dict) else {}
-    servers = {s.name: s for s in _servers(request)}
-    empty = {"completion": {"values": [], "total": 0, "hasMore": False}}
-    if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
-        found = naming.split_simple(ref["name"], servers)
-        method, new_ref = "prompts/get", {**ref, "name": found[1]} if found else ref
-    elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
-        found = catalog.unwrap_uri(ref["uri"], servers)
-        method, new_ref = "resources/read", {**ref, "uri": found[1]} if found else ref
-    else:
-        return empty
-    if found is None:
-        return empty
-    server, name = found
-    # Completing a prompt's arguments reveals about as much as the prompt: same permission.
-    decision = await enforce.check_call(request, principal(request), server, method, name, {})
-    if not decision.allowed:
-        raise _denied(msg, decision, "handshake")
-    params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "ref": new_ref}
-    return _result_or_error(await request.app[UPSTREAM].request(servers[server], "completion/complete", params))
-
-
-def _denied(msg: protocol.Message, decision: Any, era: protocol.Era) -> RpcFailure:
-    err = enforce.denial(msg.method, msg.id, decision, era)["error"]
-    return RpcFailure(err["code"], err["message"], status=200)
 
 
 async def get(request: web.Request) -> web.StreamResponse:
