@@ -97,7 +97,8 @@ class UpstreamPool:
         """The client for `server`, rebuilt when its configuration changed on reload."""
         config = self._config(server)
         client = self._clients.get(config.name)
-        if client is None or client.server != config:
+        # Identity first: comparing whole configs on every call showed in the hot-path profile.
+        if client is None or (client.server is not config and client.server != config):
             client = self._clients[config.name] = BackendClient(
                 config, self.session, self.credentials
             )
