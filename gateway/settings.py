@@ -155,7 +155,7 @@ def load_gateway_settings(
     dotenv: Path | None = Path(".env"),
 ) -> GatewaySettings:
     """Load from all sources, then `finalize`; raises SettingsError naming every bad field."""
-    loaded = load_settings(
-        GatewaySettings, PREFIX, environ=environ, overrides=overrides, yaml_file=yaml_file, dotenv=dotenv
+    return load_settings(
+        GatewaySettings, PREFIX, environ=environ, overrides=overrides, yaml_file=yaml_file,
+        dotenv=dotenv, finalize=finalize,
     )
-    return finalize(loaded)

@@ -41,7 +41,8 @@ def serve_cmd(args: argparse.Namespace) -> int:
     overrides = {"host": args.host, "port": args.port, "policy_file": args.policy,
                  "policy_source": args.policy_source, "access_mode": args.access_mode}
     try:
-        settings = check_settings(load_settings(PdpSettings, PREFIX, yaml_file=args.config, overrides=overrides))
+        settings = load_settings(PdpSettings, PREFIX, yaml_file=args.config, overrides=overrides,
+                                 finalize=check_settings)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2

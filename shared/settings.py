@@ -169,8 +169,14 @@ def load_settings(
     yaml_file: Path | None = None,
     dotenv: Path | None = Path(".env"),
     overrides: Mapping[str, Any] | None = None,
+    finalize: Callable[[T], T] | None = None,
 ) -> T:
-    """Build `cls` from all sources; raise SettingsError listing every bad field."""
+    """Build `cls` from all sources; raise SettingsError listing every bad field.
+
+    `finalize` runs cross-field checks (raising SettingsError) and may return a changed copy. It
+    also runs when single fields are bad, so one start reports the cross-field problems too
+    instead of revealing them one restart at a time.
+    """
     environ = os.environ if environ is None else environ
     layered: dict[str, Any] = {}
     errors: list[str] = []
@@ -229,8 +235,36 @@ def load_settings(
             continue
         values[name] = value
     if errors:
-        raise SettingsError(errors)
-    return cls(**values)
+        raise SettingsError(errors + _cross_field_errors(cls, values, errors, finalize))
+    settings = cls(**values)
+    return finalize(settings) if finalize is not None else settings
+
+
+def _cross_field_errors(
+    cls: type[T], values: dict[str, Any], errors: list[str], finalize: Callable[[T], T] | None
+) -> list[str]:
+    """`finalize`'s complaints when they do not depend on a field already reported as bad.
+
+    The check runs on a copy where bad fields hold their defaults; a verdict that read one of
+    them would judge the default, not the user's value, so then nothing more is reported.
+    """
+    if finalize is None:
+        return []
+    bad = {e.split(" ", 1)[0] for e in errors}
+    read: set[str] = set()
+
+    class Recording(cls):  # type: ignore[valid-type,misc]
+        def __getattribute__(self, name: str) -> Any:
+            read.add(name)
+            return super().__getattribute__(name)
+
+    try:
+        finalize(Recording(**values))
+    except SettingsError as exc:
+        return [] if read & bad else list(exc.errors)
+    except Exception:  # e.g. a required field is missing: the field errors say enough
+        return []
+    return []
 
 
 def describe(cls: type[Any], prefix: str) -> list[tuple[str, str, str]]:

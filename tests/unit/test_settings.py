@@ -154,3 +154,39 @@ def test_env_example_lists_every_setting():
     for env, default, _ in describe(CommonSettings, "MCPGW_"):
         assert f"# {env}={default}\n" in text
     assert "also read from: AUDIT_LOG_FILE" in text
+
+
+def _needs_ratio_below_port(s: Demo) -> Demo:
+    problems = []
+    if s.ratio >= s.port:
+        problems.append("ratio (DEMO_RATIO): must be below port")
+    if s.mode == "safe" and not s.api_key:
+        problems.append("api_key (DEMO_API_KEY): required in safe mode")
+    if problems:
+        raise SettingsError(problems)
+    return dataclasses.replace(s, tags=[*s.tags, "checked"])
+
+
+def test_finalize_runs_and_may_change_the_result():
+    assert load(finalize=_needs_ratio_below_port).tags == ["a", "checked"]
+    with pytest.raises(SettingsError) as info:
+        load({"DEMO_MODE": "safe"}, finalize=_needs_ratio_below_port)
+    assert info.value.errors == ["api_key (DEMO_API_KEY): required in safe mode"]
+
+
+def test_cross_field_problems_are_listed_with_bad_fields():
+    """One start lists everything: a bad field does not hide a cross-field problem elsewhere."""
+    with pytest.raises(SettingsError) as info:
+        load({"DEMO_MODE": "safe", "DEMO_DEBUG": "maybe"}, finalize=_needs_ratio_below_port)
+    assert info.value.errors == [
+        "debug (DEMO_DEBUG): invalid value; expected a boolean (true/false), got 'maybe'",
+        "api_key (DEMO_API_KEY): required in safe mode",
+    ]
+
+
+def test_cross_field_verdicts_on_a_bad_field_are_not_guessed():
+    # With port unreadable, "ratio must be below port" would judge port's default (8000), not the
+    # user's value: only the field error is reported.
+    with pytest.raises(SettingsError) as info:
+        load({"DEMO_PORT": "x", "DEMO_RATIO": "9000"}, finalize=_needs_ratio_below_port)
+    assert info.value.errors == ["port (DEMO_PORT): invalid value; expected an integer, got 'x'"]
