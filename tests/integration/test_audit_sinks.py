@@ -193,3 +193,47 @@ def test_emit_without_a_loop_writes_through(tmp_path):
     assert json.loads((tmp_path / "a.jsonl").read_text())["event_id"] == str(event.event_id)
     assert str(event.event_id) in next(spool.glob("*.jsonl")).read_text()
     assert value(emitter.metrics.spilled) == 1
+
+
+async def test_spool_failure_is_the_only_drop_and_is_logged_loudly(tmp_path, caplog):
+    """No database and a spool that cannot be written (its folder is a file): counted and logged."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    emitter = AuditEmitter(
+        "gateway", pool_getter=lambda: None, spool_dir=blocker / "spool", file=tmp_path / "a.jsonl"
+    )
+    await emitter.start()
+    for i in range(3):
+        emitter.emit(sample(subject=f"u{i}"))
+    await emitter.flush()
+    await emitter.close()
+    assert value(emitter.metrics.queued) == value(emitter.metrics.dropped) == 3
+    assert value(emitter.metrics.spilled) == value(emitter.metrics.written) == 0
+    lost = [r for r in caplog.records if "AUDIT EVENTS LOST" in r.getMessage()]
+    assert lost and lost[0].levelname == "ERROR" and lost[0].count == 3
+    # The local sinks still got every event.
+    assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 3
+
+
+async def test_audit_counters_on_the_apps_metrics_endpoint(pg_pool, tmp_path, aiohttp_client):
+    """queued/written/spilled/replayed/dropped and the queue depth appear on the app's registry."""
+    from shared.metrics import metrics_handler
+
+    app = web.Application()
+    app[DB_POOL] = pg_pool
+    app.cleanup_ctx.append(audit_ctx(CommonSettings(data_dir=tmp_path), "pdp"))
+    app.router.add_get("/metrics", metrics_handler)
+
+    async def emit(request: web.Request) -> web.Response:
+        request.app[AUDIT].emit(AuditEvent("decision", "pdp", subject="carol", decision="deny"))
+        await request.app[AUDIT].flush()
+        return web.Response(text="ok")
+
+    app.router.add_get("/emit", emit)
+    client = await aiohttp_client(app)
+    assert (await client.get("/emit")).status == 200
+    text = await (await client.get("/metrics")).text()
+    for line in ("mcpgw_audit_queued_events_total 1.0", "mcpgw_audit_written_events_total 1.0",
+                 "mcpgw_audit_spilled_events_total 0.0", "mcpgw_audit_replayed_events_total 0.0",
+                 "mcpgw_audit_dropped_events_total 0.0", "mcpgw_audit_queue_depth 0.0"):
+        assert line in text.splitlines(), line
