@@ -63,12 +63,25 @@ async def _candidate(request: web.Request) -> dict[str, Any]:
         raise _error(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
     if not isinstance(body.get("comment", ""), str) or not isinstance(body.get("activate", True), bool):
         raise _error(400, "bad_request", "'comment' must be a string and 'activate' a boolean")
+    body["statements"] = _statements(body["yaml"])
+    return body
+
+
+def _statements(text: str) -> int:
+    """Validate and compile policy text; 422 with every error when it is invalid."""
     try:
-        body["statements"] = len(compile_policy(parse_policy(body["yaml"])).statements)
+        return len(compile_policy(parse_policy(text)).statements)
     except PolicyInvalid as exc:
         raise _error(422, "invalid_policy", f"policy has {len(exc.errors)} error(s)",
                      errors=[e.to_dict() for e in exc.errors]) from None
-    return body
+
+
+async def _check_stored(pool: asyncpg.Pool, version: int) -> None:
+    """Refuse to activate a stored version this PDP cannot load (e.g. stored before validation got
+    stricter): activating it would commit a version no replica serves."""
+    row = await store.get_version(pool, version)
+    if row is not None:
+        _statements(row["yaml"])
 
 
 async def get_policy(request: web.Request) -> web.Response:
@@ -126,8 +139,10 @@ async def activate(request: web.Request) -> web.Response:
     """POST /admin/v1/policy/versions/{version}/activate."""
     who = await _admin(request)
     version = _version_arg(request)
+    pool = _pool(request)
+    await _check_stored(pool, version)
     try:
-        previous = await store.activate(_pool(request), version)
+        previous = await store.activate(pool, version)
     except KeyError:
         return error_response(404, "not_found", f"no policy version {version}")
     await _apply_active(request, who, "activate", previous, version)
@@ -141,6 +156,7 @@ async def rollback(request: web.Request) -> web.Response:
     target = await store.rollback_target(pool)
     if target is None:
         return error_response(409, "no_previous", "there is no previously active version to roll back to")
+    await _check_stored(pool, target)
     previous = await store.activate(pool, target)
     await _apply_active(request, who, "rollback", previous, target)
     return json_response({"policy_version": store.version_label(target), "previous": previous})

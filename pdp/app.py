@@ -16,6 +16,7 @@ from pdp import admin, api, filewatch, health, store
 from pdp.access import access_middleware
 from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, STATE
 from pdp.metrics import PdpMetrics
+from pdp.policy import parse_policy
 from pdp.settings import PdpSettings
 from pdp.state import PolicyState, sha256_text
 from shared import db
@@ -78,6 +79,9 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.policy_source == "database":
         pool = app[DB_POOL]
         text = await asyncio.to_thread(settings.policy_path.read_text)
+        if not await store.has_versions(pool):
+            # Validate before storing: an invalid import would be the active version and block every start.
+            await asyncio.to_thread(parse_policy, text)
         imported = await store.import_if_empty(pool, text, "mcpgw-pdp", f"imported from {settings.policy_path}")
         if imported is not None:
             log.info("policy imported into an empty database", extra={"policy_version": imported})

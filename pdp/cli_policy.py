@@ -13,6 +13,7 @@ import yaml
 
 from pdp.policy import Engine, PolicyInvalid, Request, load_engine
 from pdp.policy.compile import MODEL_TEXT
+from pdp.policy.naming import resource_string
 from pdp.wire import BadInput, parse_evaluation
 
 
@@ -112,6 +113,9 @@ def _request(case: dict[str, Any], where: str) -> Request:
     return parse_evaluation(body, where=where)[0]
 
 
+CASE_KEYS = {"name", "subject", "roles", "groups", "resource", "action", "arguments", "expect"}
+
+
 def test_cmd(args: argparse.Namespace) -> int:
     """Each case: subject, roles, groups, resource, action, arguments, expect: allow|deny."""
     engine = _load(args.file)
@@ -126,12 +130,19 @@ def test_cmd(args: argparse.Namespace) -> int:
     if not isinstance(cases, list):
         print(f"{args.cases}: expected a list of cases (or a mapping with 'cases')", file=sys.stderr)
         return 2
+    if not cases:
+        # Like a test runner that finds no tests: an empty file must not read as "all passed".
+        print(f"{args.cases}: no cases", file=sys.stderr)
+        return 2
     failed = 0
     for i, case in enumerate(cases):
         name = case.get("name", f"case {i}") if isinstance(case, dict) else f"case {i}"
         try:
             if not isinstance(case, dict) or case.get("expect") not in ("allow", "deny"):
                 raise BadInput("each case needs 'expect: allow|deny'")
+            if unknown := sorted(set(map(str, case)) - CASE_KEYS):
+                # A misspelt key (`argumnets`, `role`) would silently test a different request.
+                raise BadInput(f"unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(CASE_KEYS))})")
             outcome = engine.decide(_request(case, f"cases[{i}]"))
         except BadInput as exc:
             print(f"ERROR {name}: {exc}")
@@ -165,7 +176,8 @@ def explain_cmd(args: argparse.Namespace) -> int:
     outcome = engine.decide(req)
     roles = sorted(engine.effective_roles(req.subject, req.roles, req.groups))
     print(json.dumps({"decision": "allow" if outcome.allowed else "deny", "reason": outcome.statement.reason(),
-                      "statement": outcome.statement.describe(), "effective_roles": roles}, indent=2))
+                      "statement": outcome.statement.describe(), "effective_roles": roles,
+                      "resource": resource_string(req), "policy_version": engine.version}, indent=2))
     return 0 if outcome.allowed else 1
 
 

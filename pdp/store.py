@@ -86,6 +86,11 @@ async def rollback_target(pool: asyncpg.Pool) -> int | None:
     return await pool.fetchval("SELECT previous_version FROM policy_versions WHERE status = 'active'")
 
 
+async def has_versions(pool: asyncpg.Pool) -> bool:
+    """Whether any policy version is stored."""
+    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM policy_versions)"))
+
+
 async def import_if_empty(pool: asyncpg.Pool, text: str, author: str, comment: str) -> int | None:
     """On first start: store and activate `text` when no version exists (one replica wins)."""
     async with pool.acquire() as conn, conn.transaction():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -85,15 +86,22 @@ class Checker:
 
     def string(self, value: Any, path: str, line: int | None) -> str | None:
         if not isinstance(value, str) or not value:
-            self.err(path, line, f"expected a non-empty string, got {kind(value)}")
+            got = "an empty string" if value == "" else kind(value)
+            self.err(path, line, f"expected a non-empty string, got {got}")
             return None
         return value
 
-    def strings(self, value: Any, path: str, line: int | None, one_ok: bool = False) -> tuple[str, ...] | None:
+    def strings(self, value: Any, path: str, line: int | None, one_ok: bool = False,
+                non_empty: bool = False) -> tuple[str, ...] | None:
+        """A list of non-empty strings (or one string when `one_ok`); `non_empty` refuses `[]`."""
         if one_ok and isinstance(value, str):
             return (value,) if self.string(value, path, line) else None
         if not isinstance(value, LList):
             self.err(path, line, f"expected a list of strings, got {kind(value)}")
+            return None
+        if non_empty and not value:
+            # In a condition `[]` can never hold: a deny rule written this way would silently do nothing.
+            self.err(path, line, "must name at least one value (an empty list never matches)")
             return None
         out = []
         for i, item in enumerate(value):
@@ -101,6 +109,32 @@ class Checker:
             if s is not None:
                 out.append(s)
         return tuple(out) if len(out) == len(value) else None
+
+
+def json_problem(value: Any) -> str | None:
+    """Why a YAML value is not plain JSON (and so could never equal a tool argument), or None.
+
+    YAML reads `2024-01-01` as a date, `.nan`/`.inf` as floats JSON has no form for, `!!binary` as
+    bytes and `!!set` as a set: none of them can equal a JSON argument, so an `equals`/`in` on them
+    would never hold and a deny rule would silently never fire.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value!r} is not a JSON number"
+    if isinstance(value, list):
+        for item in value:
+            if problem := json_problem(item):
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"mapping key {key!r} is not a string (JSON object keys are strings)"
+            if problem := json_problem(item):
+                return problem
+        return None
+    return f"{type(value).__name__} value {value!r} is not JSON (quote it to compare as a string)"
 
 
 def join(path: str, key: Any) -> str:

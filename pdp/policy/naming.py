@@ -52,8 +52,12 @@ def glob_match(value: str, pattern: str) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def full_regex(pattern: str) -> re.Pattern[str]:
-    """A user regex, compiled once (always used with fullmatch)."""
-    return re.compile(pattern)
+    """A user regex, compiled once (always used with fullmatch).
+
+    DOTALL: `.` matches a newline too. Without it `.*drop table.*` never matches an argument whose
+    text has a line break before the match, so a deny rule is bypassed by adding a newline.
+    """
+    return re.compile(pattern, re.DOTALL)
 
 
 def regex_full_match(value: str, pattern: str) -> bool:

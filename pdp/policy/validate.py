@@ -16,6 +16,7 @@ from pdp.policy.checker import (
     check_pattern,
     check_pointer,
     join,
+    json_problem,
     kind,
 )
 from pdp.policy.model import (
@@ -32,6 +33,7 @@ from pdp.policy.model import (
     Role,
     Rule,
 )
+from pdp.policy.naming import full_regex
 from pdp.policy.yamlload import LList, LMap, YamlProblem, load_with_lines
 
 TOP_KEYS = ("roles", "user_roles", "group_roles", "rules", "default_policy")
@@ -219,7 +221,7 @@ def _condition(c: Checker, value: Any, path: str, line: int | None, known: set[s
     fields: dict[str, Any] = {}
     for key, field in (("user", "users"), ("role", "roles"), ("group", "groups")):
         if key in m:
-            fields[field] = c.strings(m[key], f"{path}.{key}", kl[key], one_ok=True)
+            fields[field] = c.strings(m[key], f"{path}.{key}", kl[key], one_ok=True, non_empty=True)
     for r in fields.get("roles") or ():
         if r not in known:
             c.err(f"{path}.role", kl["role"], f"unknown role {r!r}")
@@ -244,7 +246,7 @@ def _regex(c: Checker, value: Any, path: str, line: int | None) -> str | None:
     if pattern is None:
         return None
     try:
-        re.compile(pattern)
+        full_regex(pattern)  # the flags decisions use
     except re.error as exc:
         c.err(path, line, f"invalid regular expression {pattern!r}: {exc}")
         return None
@@ -254,6 +256,10 @@ def _regex(c: Checker, value: Any, path: str, line: int | None) -> str | None:
 def _arguments(c: Checker, value: Any, path: str, line: int | None) -> tuple[ArgCondition, ...]:
     m = c.mapping(value, path, line, None)
     if m is None:
+        return ()
+    if not m:
+        # `arguments: {}` constrains nothing; accepting it would read like a condition that is not there.
+        c.err(path, line, "must name at least one JSON pointer (an empty mapping constrains nothing)")
         return ()
     out: list[ArgCondition] = []
     for pointer, spec in m.items():
@@ -274,6 +280,12 @@ def _arguments(c: Checker, value: Any, path: str, line: int | None) -> tuple[Arg
             continue  # already reported as an unknown key
         if op == "in" and not isinstance(operand, LList):
             c.err(f"{p}.in", ln, f"expected a list, got {kind(operand)}")
+            continue
+        if op == "in" and not operand:
+            c.err(f"{p}.in", ln, "must list at least one value (an empty list never matches)")
+            continue
+        if op in ("equals", "in") and (problem := json_problem(operand)):
+            c.err(f"{p}.{op}", ln, problem)
             continue
         if op == "absent" and not isinstance(operand, bool):
             c.err(f"{p}.absent", ln, f"expected true or false, got {kind(operand)}")

@@ -35,6 +35,29 @@ async def test_admin_requires_admin_role(pair, oidc_issuer):  # noqa: F811
     assert (await a.get(ADMIN, headers=user)).status == 403
     other = {"Authorization": "Bearer " + oidc_issuer.mint("root", roles=["admin"])}
     assert (await a.get(ADMIN, headers=other)).status == 200
+    # No write goes through without an admin role, and none changes anything.
+    open_up = {"yaml": POLICY.replace("default_policy: deny", "default_policy: allow")}
+    for path, body in ((ADMIN + "/versions", open_up), (ADMIN + "/validate", open_up),
+                       (ADMIN + "/versions/1/activate", None), (ADMIN + "/rollback", None)):
+        for headers, status in (({}, 401), (user, 403)):
+            assert (await a.post(path, json=body, headers=headers)).status == status, path
+    versions = (await (await a.get(ADMIN + "/versions", headers=other)).json())["versions"]
+    assert [v["version"] for v in versions] == [1] and await _version(a) == "v1"
+
+
+async def test_activating_a_stored_version_that_no_longer_validates_is_422(pair):
+    from shared.keys import DB_POOL
+
+    a, _, auth = pair
+    pool = a.app[DB_POOL]
+    # As if stored by an older release whose validator accepted `user: []`.
+    stale = "roles: {a: {}}\nrules:\n  - {name: r, action: deny, condition: {user: []}}\n"
+    await pool.execute("INSERT INTO policy_versions (yaml, sha256, author, comment) VALUES ($1, 'x', 'old', '')", stale)
+    resp = await a.post(ADMIN + "/versions/2/activate", headers=auth)
+    assert resp.status == 422
+    assert [e["path"] for e in (await resp.json())["error"]["errors"]] == ["rules[0].condition.user"]
+    assert await pool.fetchval("SELECT version FROM policy_versions WHERE status = 'active'") == 1
+    assert await _version(a) == "v1"
 
 
 async def test_invalid_change_is_422_with_every_error_and_changes_nothing(pair):

@@ -96,9 +96,12 @@ async def test_sidecar_mode_refuses_non_loopback_callers(tmp_path):
     port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"http://{address}:{port}{authzen.EVALUATION_PATH}",
-                                 json=tool_eval("dev@example.com", "dev-server", "x")) as resp:
-                assert resp.status == 403 and "loopback" in (await resp.json())["error"]["message"]
+            # Forwarding headers are the caller's own words: they must not make it loopback.
+            spoofed = {"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1", "Forwarded": "for=127.0.0.1"}
+            for headers in ({}, spoofed):
+                async with http.post(f"http://{address}:{port}{authzen.EVALUATION_PATH}", headers=headers,
+                                     json=tool_eval("dev@example.com", "dev-server", "x")) as resp:
+                    assert resp.status == 403 and "loopback" in (await resp.json())["error"]["message"]
             async with http.get(f"http://{address}:{port}/healthz") as resp:
                 assert resp.status == 200
     finally:
@@ -171,3 +174,21 @@ async def test_lost_listen_connection_reconnects_and_reloads(pg_dsn, tmp_path, a
 
     # noticed at once (termination listener), reconnected after the 1 s retry, active row reloaded
     await eventually(b_serves_v2, within=3.0)
+
+
+async def test_invalid_policy_file_is_not_imported_into_an_empty_database(pg_dsn, tmp_path):
+    """Stored first, an invalid import would be the active version and block every later start."""
+    import asyncpg
+
+    from pdp.policy import PolicyInvalid
+
+    (tmp_path / "policy.yaml").write_text("roles: {a: {}}\nrules:\n  - {name: r, action: deny, condition: {tool: x}}\n")
+    runner = web.AppRunner(create_app(pdp_settings(tmp_path, pg_dsn, audit_postgres=False)), access_log=None)
+    with pytest.raises(PolicyInvalid):
+        await runner.setup()
+    await runner.cleanup()
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM policy_versions") == 0
+    finally:
+        await conn.close()

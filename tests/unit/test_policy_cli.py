@@ -40,3 +40,31 @@ def test_explain_and_compile(capsys):
     assert main(["policy", "compile", ROOT_POLICY]) == 0
     out = capsys.readouterr().out
     assert "e = priority(p.eft) || deny" in out and "g, role:developer, role:viewer" in out
+
+
+def test_policy_test_refuses_misspelt_keys_and_empty_case_files(tmp_path, capsys):
+    cases = tmp_path / "cases.yaml"
+    # `argumnets` would otherwise be dropped and the case would test a request without arguments.
+    cases.write_text("- {name: typo, subject: x, resource: 's:t', action: invoke_tool, argumnets: {a: 1}, expect: deny}\n")
+    assert main(["policy", "test", ROOT_POLICY, "--cases", str(cases)]) == 1
+    assert "ERROR typo: unknown key(s) 'argumnets'" in capsys.readouterr().out
+    for text in ("[]\n", "cases: []\n"):
+        cases.write_text(text)
+        assert main(["policy", "test", ROOT_POLICY, "--cases", str(cases)]) == 2
+        assert "no cases" in capsys.readouterr().err
+
+
+def test_policy_test_invalid_policy_exits_2(tmp_path, capsys):
+    bad, cases = tmp_path / "bad.yaml", tmp_path / "cases.yaml"
+    bad.write_text("rules:\n  - {name: r, action: deny, condition: {tool: x}}\n")
+    cases.write_text("- {subject: x, resource: 's:t', action: invoke_tool, expect: deny}\n")
+    assert main(["policy", "test", str(bad), "--cases", str(cases)]) == 2
+    assert f"{bad}:2: rules[0].condition.tool: unknown key" in capsys.readouterr().err
+
+
+def test_explain_names_resource_and_version(capsys):
+    assert main(["policy", "explain", ROOT_POLICY, "--subject", "admin@example.com",
+                 "--resource", "prod-server:db_delete", "--action", "invoke_tool"]) == 1
+    out = __import__("json").loads(capsys.readouterr().out)
+    assert out["resource"] == "mcp:prod-server:db_delete" and out["policy_version"] == "file:policy.yaml"
+    assert out["decision"] == "deny" and out["statement"]["kind"] == "rule"

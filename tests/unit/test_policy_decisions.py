@@ -233,6 +233,8 @@ CASES = [
     ("in: main denied", T("x", "invoke_tool", "git2", "merge", args={"branch": "main"}), False, "rule:branch-in"),
     ("in: feature not matched", T("x", "invoke_tool", "git2", "merge", args={"branch": "feat"}), False, "default"),
     ("pattern full match denied", T("x", "invoke_tool", "fs", "read", args={"path": "/etc/passwd", "ticket": 1}), False, "rule:path-pattern"),
+    ("pattern sees past a newline", T("x", "invoke_tool", "fs", "read", args={"path": "/etc/a\nb", "ticket": 1}), False,
+     "rule:path-pattern"),
     ("pattern is not search", T("x", "invoke_tool", "fs", "read", args={"path": "/x/etc/passwd", "ticket": 1}), True, "rule:fs-allow"),
     ("pattern needs a string", T("x", "invoke_tool", "fs", "read", args={"path": ["/etc/x"], "ticket": 1}), True, "rule:fs-allow"),
     ("absent true fires", T("x", "invoke_tool", "fs", "read", args={"path": "/tmp/a"}), False, "rule:needs-ticket"),

@@ -75,7 +75,7 @@ def random_request(rng: random.Random, role_names: list[str]) -> Request:
     kind = {"invoke_tool": "tool", "read_resource": "resource", "get_prompt": "prompt"}.get(action, "server")
     name = {"tool": rng.choice(TOOLS), "resource": "file:///" + rng.choice(["a", "b:c"]),
             "prompt": rng.choice(["p1", "q"])}.get(kind)
-    args = rng.choice([None, {}, {"f": True}, {"f": 1}, {"n": {"k": "abc"}}, {"n": {"k": 2}}])
+    args = rng.choice([None, {}, {"f": True}, {"f": 1}, {"f": "a\nb"}, {"n": {"k": "abc"}}, {"n": {"k": 2}}])
     return Request(
         rng.choice([*USERS, "other"]), action, rng.choice([*SERVERS, "zzz"]), kind, name,
         tuple(rng.sample([*role_names, "ghost"], rng.randint(0, 2))),
@@ -87,6 +87,7 @@ def test_fast_path_equals_casbin_on_random_policies():
     rng = random.Random(20261101)
     checked = 0
     seen: set[tuple[str, bool]] = set()
+    arg_ops: set[str] = set()
     for _ in range(50):
         doc = random_policy(rng)
         engine = load_engine(yaml.safe_dump(doc), "v")
@@ -99,9 +100,13 @@ def test_fast_path_equals_casbin_on_random_policies():
             assert fast.allowed == (ref.effect == "allow")
             checked += 1
             seen.add((ref.kind, fast.allowed))
+            if ref.condition is not None and ref.condition.arguments:
+                arg_ops.add(ref.condition.arguments[0].op)
     assert checked == 10_000
     # every kind of deciding statement and both answers were exercised
     assert {("rule", True), ("rule", False), ("role", True), ("default", True), ("default", False)} <= seen
+    # and rules with argument conditions decided, for every operator (so the cache bypass is exercised)
+    assert arg_ops == {"equals", "in", "pattern", "absent"}
 
 
 def test_search_equals_casbin_per_candidate():

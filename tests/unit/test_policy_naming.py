@@ -32,6 +32,11 @@ def test_glob(value, pattern, expected):
     ("deleted_not", "delete", False),  # full match, not prefix
     ("xdelete", "delete", False),  # not search either
     ("read", "(?i)READ", True),
+    ("adrop", "delete|drop", False),  # the alternation is anchored as a whole, not `^delete|drop$`
+    ("deletex", "delete|drop", False),
+    ("drop", "delete|drop", True),
+    ("db\ndelete", ".*delete.*", True),  # DOTALL: a newline does not hide the match
+    ("db\ndelete", "(?-s:.*delete.*)", False),  # opt out per group
 ])
 def test_regex_full_match(value, pattern, expected):
     assert regex_full_match(value, pattern) is expected
@@ -65,6 +70,7 @@ def test_encoded_uri_has_no_colon_or_star():
     (ArgCondition("/a", "pattern", "x.*"), {"a": "xyz"}, True),
     (ArgCondition("/a", "pattern", "x.*"), {"a": "axyz"}, False),
     (ArgCondition("/a", "pattern", "x.*"), {"a": 5}, False),
+    (ArgCondition("/q", "pattern", "(?i).*drop\\s+table.*"), {"q": "select 1;\nDROP TABLE users"}, True),
     (ArgCondition("/a", "absent", True), {}, True),
     (ArgCondition("/a", "absent", True), None, True),
     (ArgCondition("/a", "absent", True), {"a": None}, False),

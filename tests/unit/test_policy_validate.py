@@ -15,6 +15,8 @@ roles:
         actions: [list_tools]
 """
 
+RULE = BASE + "rules:\n  - name: r\n    action: deny\n    condition: "
+
 CASES = [
     ("unknown top key", "rolez: {}\n", "rolez", 1, "unknown key 'rolez'"),
     ("unknown role key", "roles:\n  a:\n    permisions: []\n", "roles.a.permisions", 3, "unknown key"),
@@ -69,6 +71,25 @@ CASES = [
      "rules[0].condition.mcp_server", 9, "must not contain ':'"),
     ("condition action unknown", BASE + "rules:\n  - name: r\n    action: deny\n    condition: {action: call}\n",
      "rules[0].condition.action", 9, "unknown action(s) 'call'"),
+    # Conditions that could never hold (or constrain nothing) are errors: a deny rule written this
+    # way would silently never fire.
+    ("empty user list", RULE + "{user: []}\n", "rules[0].condition.user", 9, "at least one value"),
+    ("empty role list", RULE + "{role: []}\n", "rules[0].condition.role", 9, "at least one value"),
+    ("empty group list", RULE + "{group: []}\n", "rules[0].condition.group", 9, "at least one value"),
+    ("empty arguments", RULE + "{arguments: {}}\n", "rules[0].condition.arguments", 9, "at least one JSON pointer"),
+    ("empty in list", RULE + "{arguments: {/a: {in: []}}}\n", "rules[0].condition.arguments./a.in", 9,
+     "at least one value"),
+    ("equals a YAML date", RULE + "{arguments: {/a: {equals: 2024-01-01}}}\n",
+     "rules[0].condition.arguments./a.equals", 9, "is not JSON"),
+    ("in a YAML date", RULE + "{arguments: {/a: {in: [x, 2024-01-01]}}}\n",
+     "rules[0].condition.arguments./a.in", 9, "is not JSON"),
+    ("equals nan", RULE + "{arguments: {/a: {equals: .nan}}}\n", "rules[0].condition.arguments./a.equals", 9,
+     "not a JSON number"),
+    ("equals binary", RULE + "{arguments: {/a: {equals: !!binary aGk=}}}\n", "rules[0].condition.arguments./a.equals",
+     9, "is not JSON"),
+    ("equals non-string key", RULE + "{arguments: {/a: {equals: {1: x}}}}\n",
+     "rules[0].condition.arguments./a.equals", 9, "is not a string"),
+    ("empty string glob", RULE + "{tool_name: ''}\n", "rules[0].condition.tool_name", 9, "got an empty string"),
     ("default policy", BASE + "default_policy: permit\n", "default_policy", 6, "must be 'allow' or 'deny'"),
     ("duplicate key", BASE + "default_policy: deny\ndefault_policy: allow\n", "default_policy", 7, "duplicate key"),
     ("not a mapping", "- a\n- b\n", "", 1, "expected a mapping"),
@@ -103,3 +124,10 @@ def test_valid_policy_with_empty_role_and_description():
 ])
 def test_check_pattern(pattern, ok):
     assert (check_pattern(pattern) is None) == ok
+
+
+def test_json_operands_that_are_valid():
+    policy = parse_policy(BASE + "rules:\n  - name: r\n    action: deny\n    condition:\n      arguments:\n"
+                          "        /a: {equals: {k: [1, 2.5, null, true, '2024-01-01']}}\n        /b: {in: [1, x]}\n")
+    ops = {(a.pointer, a.op): a.value for a in policy.rules[0].condition.arguments}
+    assert ops == {("/a", "equals"): {"k": [1, 2.5, None, True, "2024-01-01"]}, ("/b", "in"): [1, "x"]}
