@@ -192,3 +192,13 @@ async def test_invalid_policy_file_is_not_imported_into_an_empty_database(pg_dsn
         assert await conn.fetchval("SELECT count(*) FROM policy_versions") == 0
     finally:
         await conn.close()
+
+
+async def test_readyz_is_503_when_the_database_does_not_answer(pg_dsn, tmp_path, aiohttp_client):
+    client = await aiohttp_client(create_app(pdp_settings(tmp_path, pg_dsn, audit_postgres=False)))
+    assert (await client.get("/readyz")).status == 200
+    await client.app[DB_POOL].close()  # as if the database went away
+    resp = await client.get("/readyz")
+    body = await resp.json()
+    assert resp.status == 503 and body["problems"] == ["database unreachable: InterfaceError"]
+    assert body["policy_version"] == "v1"  # decisions still come from the loaded policy
