@@ -196,7 +196,8 @@ class CredentialStore:
         self.token_fetches += 1
         try:
             async with self.session.post(
-                auth.token_url, data=form, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
+                auth.token_url, data=form, headers=headers, timeout=aiohttp.ClientTimeout(total=10),
+                allow_redirects=False,  # the client secret goes to the configured URL only
             ) as resp:
                 if resp.status != 200:
                     raise CredentialError(

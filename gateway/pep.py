@@ -257,7 +257,8 @@ class PolicyClient:
         start = time.perf_counter()
         try:
             async with self._session.post(
-                self._base + path, data=dumps(body), headers=self._headers, timeout=self._timeout
+                self._base + path, data=dumps(body), headers=self._headers, timeout=self._timeout,
+                allow_redirects=False,  # a 3xx is a failure (deny), and the PDP token stays put
             ) as resp:
                 raw = await resp.read()
                 if not 200 <= resp.status < 300:

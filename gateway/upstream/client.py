@@ -199,8 +199,11 @@ class BackendClient:
         message = inject(injection, headers, query, message)
         url = self._url.update_query(query) if query else self._url
         try:
+            # Never follow a redirect: it would resend the credential to a host the registry
+            # (and its allowlist) never approved.
             return await self.session.post(
-                url, data=codec.encode(message), headers=headers, timeout=self._http_timeout
+                url, data=codec.encode(message), headers=headers, timeout=self._http_timeout,
+                allow_redirects=False,
             )
         except aiohttp.ClientError as exc:
             raise UpstreamError(

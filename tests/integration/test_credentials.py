@@ -184,3 +184,57 @@ async def test_oauth2_token_endpoint_failure_fails_closed(
             await pool.call_tool(configs["oauth"], "echo", {"text": "x"})
     assert fresh_mcp_backend.requests == []  # nothing was sent without the credential
     assert SECRET not in caplog.text
+
+
+async def test_backend_redirect_is_not_followed(aiohttp_server: Any) -> None:
+    """A backend answering 307 must not make the gateway resend the credential elsewhere."""
+    elsewhere: list[dict[str, str]] = []
+
+    async def sink(request: web.Request) -> web.Response:
+        elsewhere.append(dict(request.headers))
+        return web.json_response({"jsonrpc": "2.0", "id": 1, "result": {}})
+
+    other = web.Application()
+    other.router.add_route("*", "/mcp", sink)
+    other_server = await aiohttp_server(other)
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(str(other_server.make_url("/mcp")))
+
+    origin = web.Application()
+    origin.router.add_route("*", "/mcp", redirect)
+    origin_server = await aiohttp_server(origin)
+    configs = servers(
+        {"target": {"url": str(origin_server.make_url("/mcp")),
+                    "auth": {"method": "api_key", "credential_ref": "env://BACKEND_SECRET"}}}
+    )  # fmt: skip
+    async with create_session() as session:
+        pool = await make_pool(session, configs)
+        with pytest.raises(UpstreamError):
+            await pool.call_tool(configs["target"], "echo", {"text": "x"})
+    assert elsewhere == []
+
+
+async def test_oauth2_token_endpoint_redirect_is_not_followed(
+    fresh_mcp_backend: Backend, aiohttp_server: Any
+) -> None:
+    """The client secret goes to the configured token URL only, never to where it redirects."""
+    elsewhere: list[str] = []
+
+    async def sink(request: web.Request) -> web.Response:
+        elsewhere.append(request.headers.get("Authorization", ""))
+        return web.json_response({"access_token": "stolen", "expires_in": 100})
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect("/sink")
+
+    app = web.Application()
+    app.router.add_post("/token", redirect)
+    app.router.add_post("/sink", sink)
+    server = await aiohttp_server(app)
+    configs = servers(oauth2(fresh_mcp_backend.url, str(server.make_url("/token"))))
+    async with create_session() as session:
+        pool = await make_pool(session, configs)
+        with pytest.raises(UpstreamError, match="HTTP 307"):
+            await pool.call_tool(configs["oauth"], "echo", {"text": "x"})
+    assert elsewhere == [] and fresh_mcp_backend.requests == []

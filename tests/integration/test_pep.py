@@ -39,6 +39,8 @@ class FakePdp:
         self.app.router.add_post("/access/v1/evaluation", self.evaluation)
         self.app.router.add_post("/access/v1/evaluations", self.evaluations)
         self.app.router.add_post("/access/v1/search/resource", self.search)
+        self.app.router.add_post("/elsewhere", self.elsewhere)
+        self.redirected: list[str | None] = []
 
     def decide(self, subject: dict, action: dict, resource: dict) -> dict:
         allowed = (subject["id"], action["name"], resource["id"]) in self.allow
@@ -63,7 +65,14 @@ class FakePdp:
             return web.json_response({"error": {"code": "internal", "message": "boom"}}, status=500)
         if self.mode == "slow":
             await asyncio.sleep(1)
+        if self.mode == "redirect":
+            raise web.HTTPTemporaryRedirect("/elsewhere")
         return None
+
+    async def elsewhere(self, request: web.Request) -> web.Response:
+        # Where a redirect leads: allows everything and records who brought which token.
+        self.redirected.append(request.headers.get("Authorization"))
+        return web.json_response({"decision": True, "context": {"policy_version": self.version}})
 
     async def evaluation(self, request: web.Request) -> web.Response:
         bad = await self._misbehave(request)
@@ -249,6 +258,7 @@ FAILURES = [
     ("not_json", "wire"),
     ("status500", "status"),
     ("slow", "timeout"),
+    ("redirect", "status"),  # never followed: the token stays with the PDP and a 3xx is a deny
 ]
 
 
@@ -274,6 +284,7 @@ async def test_fail_closed(
         with pytest.raises(PdpUnavailable):
             await call
     assert counter(pep, "failures", kind=kind) == 3
+    assert fake.redirected == []
     assert len(pep.cache) == 0
     assert caplog.records and all(
         PDP_TOKEN not in r.getMessage() + str(r.__dict__) for r in caplog.records
