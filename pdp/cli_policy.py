@@ -68,8 +68,20 @@ def _load(path: Path) -> Engine | None:
     return None
 
 
+def _unreadable(path: Path) -> bool:
+    """True (after saying so) when the file cannot be read: a usage error, exit 2, not a verdict."""
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        print(f"{path}: {exc.strerror or exc}", file=sys.stderr)
+        return True
+    return False
+
+
 def validate_cmd(args: argparse.Namespace) -> int:
-    """Exit 0 when valid, 1 with every error otherwise."""
+    """Exit 0 when valid, 1 with every error otherwise (2 when the file cannot be read)."""
+    if _unreadable(args.file):
+        return 2
     engine = _load(args.file)
     if engine is None:
         return 1
@@ -79,6 +91,8 @@ def validate_cmd(args: argparse.Namespace) -> int:
 
 def compile_cmd(args: argparse.Namespace) -> int:
     """Print model.conf, then the p and g lines, with rule conditions as comments."""
+    if _unreadable(args.file):
+        return 2
     engine = _load(args.file)
     if engine is None:
         return 1
@@ -236,11 +250,21 @@ def _token(args: argparse.Namespace) -> str | None:
     return str(token)
 
 
+# What to do next, by status (0 = the PDP could not be reached).
+_HINTS = {
+    0: "Is the PDP running? Start it with `mcpgw pdp serve`, or point at it with --pdp-url or MCPGW_PDP_URL",
+    401: "The admin token is missing, malformed or expired: get a fresh one (`mcpgw token ...`) and pass "
+         "it with --token or MCPGW_ADMIN_TOKEN",
+    403: "The token is valid but lacks a PDP admin role (MCPGW_PDP_ADMIN_ROLES, default policy-admin,admin)",
+}
+
+
 def _print_error(status: int, answer: Any) -> None:
     error = answer.get("error", {}) if isinstance(answer, dict) else {}
     code = error.get("code", "error") if isinstance(error, dict) else "error"
     message = error.get("message", answer) if isinstance(error, dict) else answer
-    print(f"{f'HTTP {status} ' if status else ''}{code}: {message}", file=sys.stderr)
+    hint = f". {_HINTS[status]}" if status in _HINTS else ""
+    print(f"{f'HTTP {status} ' if status else ''}{code}: {message}{hint}", file=sys.stderr)
 
 
 def _call(args: argparse.Namespace, token: str, method: str, path: str, body: Any) -> tuple[int, Any]:

@@ -140,6 +140,12 @@ def render(docs: Sequence[dict[str, Any]], fmt: str, *, header: bool = True) -> 
 async def _connect() -> asyncpg.Connection:
     settings = load_settings(CommonSettings, "MCPGW_")
     url = settings.database_url.get() if settings.database_url else None
+    if url is None and not (settings.data_dir / "postgres" / "PG_VERSION").is_file():
+        # Reading must not create an empty embedded cluster that has no audit rows.
+        raise UsageError(
+            f"no audit database: no DATABASE_URL, and no embedded one under {settings.data_dir}. Set "
+            "DATABASE_URL, or MCPGW_DATA_DIR to the data directory the gateway and PDP use"
+        )
     dsn = await db.resolve_dsn(url, settings.data_dir)
     return await asyncpg.connect(dsn, timeout=10)
 
@@ -175,7 +181,8 @@ async def _query(args: argparse.Namespace) -> None:
     conn = await _connect()
     try:
         sql, params = build_query(_filters(args), since=since, until=until, limit=args.limit)
-        sys.stdout.write(render(_docs(await conn.fetch(sql, *params)), args.format))
+        fmt = "json" if getattr(args, "json", False) else args.format
+        sys.stdout.write(render(_docs(await conn.fetch(sql, *params)), fmt))
     finally:
         await conn.close()
 
@@ -191,8 +198,13 @@ def _run(coro_fn: Any) -> Any:
         except (UsageError, SettingsError) as exc:
             print(f"mcpgw audit: {exc}", file=sys.stderr)
             return 2
+        except asyncpg.UndefinedTableError:
+            print("mcpgw audit: this database has no audit_events table yet: start the gateway or PDP "
+                  "against it once (they create it), or check DATABASE_URL", file=sys.stderr)
+            return 1
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            print(f"mcpgw audit: cannot read the audit table: {exc}", file=sys.stderr)
+            print(f"mcpgw audit: cannot read the audit table: {exc}. Check DATABASE_URL (or MCPGW_DATA_DIR "
+                  "for the embedded database) and that Postgres is running", file=sys.stderr)
             return 1
         return 0
 
@@ -232,5 +244,6 @@ def register(subparsers: Any) -> None:
     query.add_argument("--since", required=True, help="ISO 8601 time or age (30m, 1h, 7d)")
     query.add_argument("--until", help="ISO 8601 time or age; default now")
     query.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    query.add_argument("--json", action="store_true", help="same as --format json (as on every read command)")
     query.add_argument("--limit", type=_positive_int, default=1000, help="max events (1000)")
     query.set_defaults(func=_run(_query))

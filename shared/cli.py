@@ -44,6 +44,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `mcpgw audit query ... | head`: the reader left; not an error worth a traceback.
+        _silence_stdout()
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, see unexpected()
+        return unexpected(exc)
+
+
+def unexpected(exc: BaseException) -> int:
+    """A bug or an unforeseen failure: one line on stderr (credentials masked), exit 1.
+
+    A traceback can carry a library's message quoting a header or URL, so it is shown only when
+    MCPGW_DEBUG is set.
+    """
+    import os
+    import traceback
+
+    from shared.redact import mask_secrets
+
+    if os.environ.get("MCPGW_DEBUG"):
+        traceback.print_exc()
+    detail = mask_secrets(str(exc))[:500]
+    print(
+        f"mcpgw: unexpected error: {type(exc).__name__}{': ' + detail if detail else ''} "
+        "(set MCPGW_DEBUG=1 for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

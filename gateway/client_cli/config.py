@@ -113,4 +113,28 @@ def resolve(
     for key in SECRET_KEYS:
         if values.get(key) is not None and not isinstance(values[key], Secret):
             values[key] = Secret(str(values[key]))
+    token = values.get("token")
+    if token is not None:
+        values["token"] = checked_token(token)
     return Resolved(values)
+
+
+def checked_token(token: Secret) -> Secret | None:
+    """The bearer token without surrounding whitespace; refuses one that cannot be a header value.
+
+    A token pasted with a newline or a non-ASCII character would otherwise fail deep in the HTTP
+    client; the message names the problem, never the value.
+    """
+    value = token.get().strip()
+    if value.lower().startswith("bearer "):
+        value = value[7:].strip()
+    if not value:
+        return None
+    bad = next((c for c in value if not (0x21 <= ord(c) <= 0x7E)), None)
+    if bad is not None:
+        kind = "whitespace or a control character" if ord(bad) < 0x80 else "a non-ASCII character"
+        raise UsageError(
+            f"the token (--token, MCPGW_TOKEN or the config file) contains {kind}; "
+            "a bearer token is one printable ASCII word"
+        )
+    return Secret(value)

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from gateway.client_cli import output
-from gateway.client_cli.errors import ApiError, CallFailed
+from gateway.client_cli.errors import ApiError, CallFailed, UsageError
 from gateway.client_cli.http import GatewayClient, run
 from gateway.client_cli.progress import FAILED, OK, Progress
 from gateway.client_cli.reads import client, parse_params, server_rows
@@ -76,7 +76,11 @@ async def fan_out(gw: GatewayClient, args: argparse.Namespace, params: dict[str,
             progress.update(name, FAILED, output.one_line(errors[name], 60))
             return
         results[name] = body.get("result") if isinstance(body, dict) else body
-        progress.update(name, OK, f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+        ms = f"{(time.perf_counter() - t0) * 1000:.0f} ms"
+        if tool_error(results[name]):
+            progress.update(name, FAILED, f"tool error: {output.one_line(output.content_text(results[name]), 50)}")
+        else:
+            progress.update(name, OK, ms)
 
     await asyncio.gather(*(one(n) for n in targets))
     order = {n: i for i, n in enumerate(targets)}
@@ -91,6 +95,18 @@ async def fan_out(gw: GatewayClient, args: argparse.Namespace, params: dict[str,
     }
 
 
+def tool_error(result: Any) -> bool:
+    """A result the tool itself marked as failed (MCP `isError`)."""
+    return isinstance(result, dict) and bool(result.get("isError"))
+
+
+def all_succeeded(body: Any) -> bool:
+    """Exit-0 test: at least one target, none failed, and no tool answered `isError`."""
+    if not isinstance(body, dict) or body.get("failed") or not body.get("successful"):
+        return False
+    return not any(tool_error(r) for r in (body.get("results") or {}).values())
+
+
 def want_progress(args: argparse.Namespace) -> bool:
     """Progress only for humans: a terminal on both streams and not JSON output."""
     if args.format == "json" or args.progress == "never":
@@ -101,18 +117,21 @@ def want_progress(args: argparse.Namespace) -> bool:
 def render(body: dict[str, Any], fmt: str) -> str:
     """Summary table or full per-server results."""
     results, errors = body.get("results") or {}, body.get("errors") or {}
+    tool_errors = sum(1 for r in results.values() if tool_error(r))
     head = (
         f"{body.get('tool_name')}: {body.get('successful', 0)}/{body.get('total_servers', 0)} servers "
-        f"succeeded, {body.get('failed', 0)} failed ({float(body.get('execution_time_ms') or 0):.1f} ms)"
+        f"succeeded, {body.get('failed', 0)} failed"
+        + (f", {tool_errors} answered with a tool error" if tool_errors else "")
+        + f" ({float(body.get('execution_time_ms') or 0):.1f} ms)"
     )
     if fmt == "full":
         parts = [head]
         for name, result in results.items():
-            parts.append(f"== {name} (ok)\n{output.content_text(result)}")
+            parts.append(f"== {name} ({'tool error' if tool_error(result) else 'ok'})\n{output.content_text(result)}")
         for name, message in errors.items():
             parts.append(f"== {name} (failed)\n{message}")
         return "\n".join(parts)
-    rows = [[n, "error" if isinstance(r, dict) and r.get("isError") else "ok", output.one_line(output.content_text(r), 70)] for n, r in results.items()]
+    rows = [[n, "error" if tool_error(r) else "ok", output.one_line(output.content_text(r), 70)] for n, r in results.items()]
     rows += [[n, "failed", output.one_line(m, 70)] for n, m in errors.items()]
     return head + ("\n" + output.table(["SERVER", "STATUS", "DETAIL"], rows) if rows else "\nno target servers")
 
@@ -120,8 +139,6 @@ def render(body: dict[str, Any], fmt: str) -> str:
 def cmd_invoke_broadcast(args: argparse.Namespace) -> int:
     """Run one tool on many servers; exit 0 only if every target succeeded."""
     if args.servers and args.tags:
-        from gateway.client_cli.errors import UsageError
-
         raise UsageError("give either --servers or --tags, not both")
     params = parse_params(args.params, args.params_file)
     fmt = "json" if args.json else args.format
@@ -143,5 +160,4 @@ def cmd_invoke_broadcast(args: argparse.Namespace) -> int:
         output.print_json(body)
     else:
         print(render(body, fmt))
-    ok = isinstance(body, dict) and not body.get("failed") and body.get("successful", 0) > 0
-    return 0 if ok else 1
+    return 0 if all_succeeded(body) else 1

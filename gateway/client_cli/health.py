@@ -1,8 +1,9 @@
 """`mcpgw health`: gateway, PDP, database and each backend, one line each.
 
 The gateway's /health covers itself, its servers file and the audit database. The PDP is checked
-directly when --pdp-url is known, else through the gateway (a policy-checked call answers 503
-when the PDP is down). Each enabled backend is checked by listing its tools through the gateway.
+directly when --pdp-url is known, else as the gateway's /readyz reports it (falling back to a
+policy-checked call, which answers 503 when the PDP is down). Each enabled backend is checked by
+listing its tools through the gateway; backends the caller cannot list get one summary line.
 """
 
 from __future__ import annotations
@@ -78,6 +79,42 @@ async def backend_check(gw: GatewayClient, row: dict[str, Any]) -> Check:
     return Check(f"backend {name}", OK, f"{body.get('count', len(body.get('tools') or []))} tools ({ms:.0f} ms)")
 
 
+def readiness_checks(body: Any) -> tuple[Check | None, list[str]]:
+    """From the gateway's /readyz body (pure): the PDP line, and the gateway's other problems.
+
+    The gateway probes the PDP itself (`GET <pdp>/readyz`), which tells more than a policy-checked
+    call: that one may be answered from the decision cache, and needs a token.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("problems"), list):
+        return None, []
+    problems = [str(p) for p in body["problems"]]
+    pdp = [p for p in problems if p.startswith("PDP")]
+    others = [p for p in problems if not p.startswith("PDP")]
+    if pdp:
+        line = Check("pdp", FAIL, "; ".join(pdp) + " (as the gateway sees it; start it with `mcpgw pdp serve`)")
+    else:
+        line = Check("pdp", OK, "ready (checked by the gateway)")
+    return line, others
+
+
+async def _readyz(gw: GatewayClient) -> Any:
+    """The gateway's /readyz body (503 included), or None when it has none."""
+    try:
+        return await gw.get("/readyz")
+    except ApiError as exc:
+        return exc.body if exc.status == 503 else None
+    except CallFailed:
+        return None
+
+
+def backend_summary(registered: Any, rows: list[dict[str, Any]]) -> Check | None:
+    """A line for registered backends the caller cannot see (so none goes unmentioned)."""
+    if not isinstance(registered, int) or registered <= len(rows):
+        return None
+    hidden = registered - len(rows)
+    return Check("backends", SKIP, f"{hidden} of {registered} registered not visible to this token (policy)")
+
+
 async def collect(args: argparse.Namespace) -> list[Check]:
     """Run every check; the gateway being down is one failed line, not an exception."""
     cfg = args.cfg
@@ -92,14 +129,25 @@ async def collect(args: argparse.Namespace) -> list[Check]:
                 checks.append(await pdp_direct(cfg.get("pdp_url"), cfg.timeout))
             return checks
         checks += gateway_checks(body, (time.perf_counter() - started) * 1000, gw.url)
+        pdp_line, problems = readiness_checks(await _readyz(gw))
+        if problems and checks[0].component == "gateway":
+            checks[0] = Check("gateway", FAIL, checks[0].detail + "; not ready: " + "; ".join(problems))
         rows: list[dict[str, Any]] = []
+        backends: Check | None = None
         try:
             rows = server_rows(await gw.get("/mcp/servers"))
             via_gateway = Check("pdp", OK, "answering the gateway")
+            backends = backend_summary(body.get("servers") if isinstance(body, dict) else None, rows)
         except ApiError as exc:
             via_gateway = Check("pdp", FAIL if exc.status == 503 else SKIP, exc.message)
-        checks.append(await pdp_direct(cfg.get("pdp_url"), cfg.timeout) if cfg.get("pdp_url") else via_gateway)
+            backends = Check("backends", FAIL if exc.status == 503 else SKIP, f"cannot list them: {exc.message}")
+        if cfg.get("pdp_url"):
+            checks.append(await pdp_direct(cfg.get("pdp_url"), cfg.timeout))
+        else:
+            checks.append(pdp_line or via_gateway)
         checks += await asyncio.gather(*(backend_check(gw, r) for r in rows))
+        if backends is not None:
+            checks.append(backends)
     return checks
 
 

@@ -36,7 +36,8 @@ def _rt() -> YAML:
 def load_text(path: Path) -> str:
     """The file's text, or "" when it does not exist yet."""
     try:
-        return path.read_text()
+        with path.open(newline="") as fh:  # keep "\r\n" line ends as they are
+            return fh.read()
     except FileNotFoundError:
         return ""
     except OSError as exc:
@@ -160,12 +161,13 @@ def add_entry(text: str, name: str, entry: dict[str, Any], *, replace: bool = Fa
         raise UsageError(f"server {name!r} is already registered in {path}; use --replace to overwrite it")
     lines = text.splitlines(keepends=True)
     layout = _block_layout(servers, [ln.rstrip("\n") for ln in lines])
+    eol = _eol(text)
     if layout is None:
         if servers:
             raise UsageError(f"{path}: `servers` is not in block style; edit this file by hand")
-        return _fresh(doc, name, entry)
+        return _fresh(doc, name, entry).replace("\n", eol)
     col, step = layout
-    block = render_entry(name, entry, col, step)
+    block = render_entry(name, entry, col, step).replace("\n", eol)
     plain = [ln.rstrip("\n") for ln in lines]
     if name in servers:
         key_line = servers.lc.key(name)[0]
@@ -175,7 +177,7 @@ def add_entry(text: str, name: str, entry: dict[str, Any], *, replace: bool = Fa
         start = end = _entry_end(plain, servers.lc.key(last)[0], col)
     head = "".join(lines[:start])
     if head and not head.endswith("\n"):
-        head += "\n"
+        head += eol
     return head + block + "".join(lines[end:])
 
 
@@ -208,6 +210,11 @@ def remove_entry(text: str, name: str, *, path: Path = Path("mcp_servers.yaml"))
     return "".join(kept)
 
 
+def _eol(text: str) -> str:
+    """The file's line ending, so an entry added to a CRLF file does not mix endings."""
+    return "\r\n" if "\r\n" in text else "\n"
+
+
 def check(old_text: str, new_text: str, name: str, validate: Validator, path: Path) -> None:
     """Refuse the edit unless the new text parses, validates, and leaves other entries equal."""
     try:
@@ -235,7 +242,7 @@ def write_atomic(path: Path, text: str) -> None:
         mode = 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w", newline="") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

@@ -12,6 +12,7 @@ import json
 import os
 import pty
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -518,11 +519,85 @@ def test_registered_server_goes_live(stack: Stack, mcp_backend_json: Backend) ->
 
 @pytest.mark.parametrize(
     "command",
-    ["register-mcp", "unregister-mcp", "list-servers", "list-tools", "invoke", "invoke-broadcast", "token", "health"],
+    ["register-mcp", "unregister-mcp", "list-servers", "list-tools", "invoke", "invoke-broadcast", "token", "health",
+     "serve", "policy push", "audit query"],  # every other command: tests/unit/test_cli_pure.py (in-process)
 )
 def test_help_on_every_command(command: str) -> None:
-    out = mcpgw(command, "--help")
+    out = mcpgw(*command.split(), "--help")
     assert out.returncode == 0 and out.stdout.startswith(f"usage: mcpgw {command}")
+
+
+def test_exit_codes_of_policy_and_audit_commands(tmp_path: Path) -> None:
+    """The same 0/1/2 contract as the client commands, with errors that say what to do."""
+    missing = str(tmp_path / "missing.yaml")
+    for args in (("policy", "validate", missing), ("policy", "compile", missing)):
+        out = mcpgw(*args)
+        assert out.returncode == 2 and "missing.yaml" in out.stderr, args
+    assert mcpgw("policy", "validate", "policies/policy.yaml").returncode == 0
+    down = f"http://127.0.0.1:{_free_port()}"
+    out = mcpgw("policy", "history", "--pdp-url", down, env={"MCPGW_ADMIN_TOKEN": "adm1n-t0ken-xyz"})
+    assert out.returncode == 1 and down in out.stderr and "mcpgw pdp serve" in out.stderr
+    assert "adm1n-t0ken-xyz" not in out.stderr + out.stdout
+    # No DATABASE_URL and no embedded database here: refuse (2) rather than create an empty one.
+    out = mcpgw("audit", "query", "--since", "1h", env={"MCPGW_DATA_DIR": str(tmp_path / "empty")})
+    assert out.returncode == 2 and "no audit database" in out.stderr and "DATABASE_URL" in out.stderr
+    assert not (tmp_path / "empty").exists()
+
+
+def test_token_that_is_not_a_header_value_is_a_usage_error(stack: Stack) -> None:
+    secret = "eyJhbGciOiJub25lIn0.c2VjcmV0LXBhcnQ"
+    out = mcpgw("list-servers", url=stack.gateway_url, env={"MCPGW_TOKEN": secret + "\nX-Injected: 1"})
+    assert out.returncode == 2 and "control character" in out.stderr
+    assert "Traceback" not in out.stderr and secret not in out.stderr + out.stdout
+
+
+def test_broadcast_with_a_tool_error_exits_1(stack: Stack) -> None:
+    out = mcpgw("invoke-broadcast", "fail", "--servers", "alpha", "--params", '{"message": "kaput"}',
+                url=stack.gateway_url, token=stack.operator)
+    assert out.returncode == 1
+    assert "1 answered with a tool error" in out.stdout and out.stdout.splitlines()[-1].split()[:2] == ["alpha", "error"]
+
+
+def test_health_without_token_still_accounts_for_backends(stack: Stack) -> None:
+    out = mcpgw("health", "--json", url=stack.gateway_url)
+    by = {c["component"]: c for c in json.loads(out.stdout)["checks"]}
+    assert out.returncode == 0, out.stderr
+    assert by["pdp"]["status"] == "ok" and by["backends"]["status"] == "skip" and "401" in by["backends"]["detail"]
+    viewer = json.loads(mcpgw("health", "--json", url=stack.gateway_url, token=stack.viewer).stdout)
+    by = {c["component"]: c for c in viewer["checks"]}
+    assert "backend alpha" in by and "2 of 3 registered not visible" in by["backends"]["detail"]
+
+
+def test_serve_shorthand_runs_and_health_reports_pdp_down(tmp_path: Path) -> None:
+    """`mcpgw serve --port --no-auth` as its own process, with no PDP behind it: fail closed, say so."""
+    port, dead = _free_port(), f"http://127.0.0.1:{_free_port()}"
+    servers = tmp_path / "mcp_servers.yaml"
+    servers.write_text("servers:\n  solo:\n    url: http://127.0.0.1:9/mcp\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(ROOT),
+           "MCPGW_DATA_DIR": str(tmp_path), "MCPGW_AUDIT_POSTGRES": "false", "MCPGW_LOG_FORMAT": "text"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "serve", "--port", str(port), "--no-auth", "--servers", str(servers),
+         "--pdp-url", dead], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        out = mcpgw("health", url=url)
+        rows = {ln.split()[0]: ln.split()[1] for ln in out.stdout.splitlines()[1:]}
+        assert out.returncode == 1 and rows["gateway"] == "ok" and rows["pdp"] == "fail" and rows["backends"] == "fail"
+        assert "AUTH OFF" in out.stdout and "PDP unreachable" in out.stdout
+        call = mcpgw("invoke", "solo", "echo", url=url)
+        assert call.returncode == 1 and "fails closed when the PDP is down" in call.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(15)
+    assert code == 0
 
 
 def test_tool_error_result_exits_1_in_both_modes(stack: Stack) -> None:

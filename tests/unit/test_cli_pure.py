@@ -187,3 +187,109 @@ def test_progress_block_redraws_in_place() -> None:
     assert p.lines() == ["echo: 2/2 answered, 1 failed, 0 pending", "  ✓ a   ok  3 ms", "  ✗ bb  failed  denied: no"]
     # Each redraw after the first moves the cursor up over the 3 lines it drew before.
     assert out.getvalue().count("\x1b[3F") == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [("abc\ndef", "whitespace or a control character"), ("ab c", "whitespace"), ("abc\u2019", "non-ASCII")],
+)
+def test_token_that_cannot_be_a_header_is_a_usage_error_without_its_value(raw: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as info:
+        resolve({"token": raw}, {"HOME": "/nonexistent"})
+    assert raw not in info.value.message and info.value.exit_code == EXIT_USAGE
+
+
+def test_token_is_trimmed_and_bearer_prefix_dropped() -> None:
+    env = {"HOME": "/nonexistent"}
+    assert resolve({"token": " eyJ.a.b\n"}, env).token.get() == "eyJ.a.b"
+    assert resolve({"token": "Bearer eyJ.a.b"}, env).token.get() == "eyJ.a.b"
+    assert resolve({"token": "  "}, env).token is None
+
+
+def test_broadcast_exit_status_counts_tool_errors() -> None:
+    ok = {"successful": 2, "failed": 0, "results": {"a": {"content": []}, "b": {"isError": False}}}
+    assert fanout.all_succeeded(ok)
+    assert not fanout.all_succeeded({**ok, "results": {"a": {"isError": True}, "b": {}}})
+    assert not fanout.all_succeeded({"successful": 0, "failed": 0, "results": {}})
+    assert not fanout.all_succeeded({**ok, "failed": 1})
+    head = fanout.render({"tool_name": "t", "successful": 1, "total_servers": 1, "failed": 0,
+                          "results": {"a": {"isError": True, "content": [{"type": "text", "text": "boom"}]}}}, "summary")
+    assert "1 answered with a tool error" in head and head.splitlines()[-1].split() == ["a", "error", "boom"]
+
+
+def test_health_pdp_line_from_gateway_readiness() -> None:
+    line, others = health.readiness_checks({"status": "ready", "problems": []})
+    assert line is not None and (line.status, others) == ("ok", [])
+    line, others = health.readiness_checks(
+        {"status": "not_ready", "problems": ["PDP unreachable (ClientConnectorError)", "signing keys unavailable"]}
+    )
+    assert line is not None and line.status == "fail" and "PDP unreachable" in line.detail
+    assert others == ["signing keys unavailable"]
+    assert health.readiness_checks(None) == (None, [])  # an older gateway without /readyz
+
+
+def test_health_mentions_backends_the_token_cannot_see() -> None:
+    assert health.backend_summary(3, [{"name": "a"}, {"name": "b"}, {"name": "c"}]) is None
+    line = health.backend_summary(3, [{"name": "a"}])
+    assert line is not None and (line.component, line.status) == ("backends", "skip") and "2 of 3" in line.detail
+
+
+def test_unexpected_error_is_one_masked_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.cli import unexpected
+
+    monkeypatch.delenv("MCPGW_DEBUG", raising=False)
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlc2ln"
+    assert unexpected(ValueError(f"bad header Authorization: Bearer {jwt}")) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert jwt not in err and err.startswith("mcpgw: unexpected error: ValueError") and "Traceback" not in err
+
+
+def _command(path: str):  # noqa: ANN202 - argparse parser
+    import argparse
+
+    from shared.cli import build_parser
+
+    parser = build_parser()
+    for word in path.split():
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[word]
+    return parser
+
+
+ALL_COMMANDS = [
+    "serve", "gateway serve", "pdp serve", "register-mcp", "unregister-mcp", "list-servers", "list-tools", "invoke",
+    "invoke-broadcast", "token", "health", "policy validate", "policy compile", "policy test", "policy explain",
+    "policy push", "policy history", "audit tail", "audit query",
+]
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS)
+def test_every_command_exists_with_help(command: str) -> None:
+    assert _command(command).format_help().startswith(f"usage: mcpgw {command}")
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["list-servers", "list-tools", "invoke", "invoke-broadcast", "health", "policy history", "audit tail", "audit query"],
+)
+def test_every_read_command_takes_json(command: str) -> None:
+    assert "--json" in _command(command).format_help()
+
+
+def test_serve_flags_named_in_the_issue() -> None:
+    gateway = _command("gateway serve").format_help()
+    for flag in ("--host", "--port", "--servers", "--pdp-url", "--issuer", "--jwks-url", "--audience", "--no-auth"):
+        assert flag in gateway and flag in _command("serve").format_help(), flag
+    for flag in ("--host", "--port", "--policy"):
+        assert flag in _command("pdp serve").format_help(), flag
+
+
+@pytest.mark.parametrize(
+    ("status", "needle"),
+    [(0, "mcpgw pdp serve"), (401, "MCPGW_ADMIN_TOKEN"), (403, "admin role"), (409, "file mode")],
+)
+def test_policy_remote_errors_say_what_to_do(status: int, needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from pdp.cli_policy import _print_error
+
+    _print_error(status, {"error": {"code": "x", "message": "the PDP runs in file mode"}})
+    assert needle in capsys.readouterr().err

@@ -139,3 +139,19 @@ def test_write_atomic_keeps_mode_and_leaves_no_temp(tmp_path: Path) -> None:
     assert target.read_text() == "new"
     assert (target.stat().st_mode & 0o777) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["s.yaml"]
+
+
+def test_crlf_file_keeps_its_line_endings_through_add_and_remove(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    original = SAMPLE.replace("\n", "\r\n")
+    path.write_bytes(original.encode())
+    text = sf.load_text(path)
+    assert text == original  # not normalised to "\n" on read
+    added = sf.add_entry(text, "extra", NEW, path=path)
+    sf.check(text, added, "extra", validate, path)
+    sf.write_atomic(path, added)
+    raw = path.read_bytes().decode()
+    assert raw.count("\n") == raw.count("\r\n") and "  extra:\r\n" in raw
+    removed = sf.remove_entry(sf.load_text(path), "extra", path=path)
+    sf.write_atomic(path, removed)
+    assert path.read_bytes().decode() == original
