@@ -83,7 +83,9 @@ class Resolved:
 
     @property
     def token(self) -> Secret | None:
-        return self.values.get("token")
+        """The bearer token, checked when a command uses it (`mcpgw token` never does)."""
+        token = self.values.get("token")
+        return None if token is None else checked_token(token)
 
     @property
     def timeout(self) -> float:
@@ -113,9 +115,6 @@ def resolve(
     for key in SECRET_KEYS:
         if values.get(key) is not None and not isinstance(values[key], Secret):
             values[key] = Secret(str(values[key]))
-    token = values.get("token")
-    if token is not None:
-        values["token"] = checked_token(token)
     return Resolved(values)
 
 

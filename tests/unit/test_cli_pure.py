@@ -195,7 +195,7 @@ def test_progress_block_redraws_in_place() -> None:
 )
 def test_token_that_cannot_be_a_header_is_a_usage_error_without_its_value(raw: str, message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
-        resolve({"token": raw}, {"HOME": "/nonexistent"})
+        _ = resolve({"token": raw}, {"HOME": "/nonexistent"}).token
     assert raw not in info.value.message and info.value.exit_code == EXIT_USAGE
 
 
@@ -293,3 +293,10 @@ def test_policy_remote_errors_say_what_to_do(status: int, needle: str, capsys: p
 
     _print_error(status, {"error": {"code": "x", "message": "the PDP runs in file mode"}})
     assert needle in capsys.readouterr().err
+
+
+def test_bad_token_in_env_does_not_block_getting_a_new_one() -> None:
+    cfg = resolve({"client_id": "cli"}, {"HOME": "/nonexistent", "MCPGW_TOKEN": "stale\ntoken"})
+    assert cfg.get("client_id") == "cli"  # `mcpgw token` resolves fine; only a use of the token fails
+    with pytest.raises(UsageError, match="control character"):
+        _ = cfg.token
