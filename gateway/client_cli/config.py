@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -79,7 +80,19 @@ class Resolved:
 
     @property
     def url(self) -> str:
-        return str(self.values.get("url") or DEFAULT_URL).rstrip("/")
+        """The gateway base URL; one without http(s):// and a host is a usage error."""
+        url = str(self.values.get("url") or DEFAULT_URL).rstrip("/")
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            ok = False
+        if not ok:
+            raise UsageError(
+                f"the gateway URL {url!r} (--url, MCPGW_URL or the config file) must look like "
+                f"http://HOST:PORT, e.g. {DEFAULT_URL}"
+            )
+        return url
 
     @property
     def token(self) -> Secret | None:

@@ -300,3 +300,9 @@ def test_bad_token_in_env_does_not_block_getting_a_new_one() -> None:
     assert cfg.get("client_id") == "cli"  # `mcpgw token` resolves fine; only a use of the token fails
     with pytest.raises(UsageError, match="control character"):
         _ = cfg.token
+
+
+@pytest.mark.parametrize("url", ["localhost:8000", "ftp://h/", "http://", "http://[bad"])
+def test_gateway_url_without_scheme_or_host_is_a_usage_error(url: str) -> None:
+    with pytest.raises(UsageError, match="must look like http://HOST:PORT"):
+        _ = resolve({"url": url}, {"HOME": "/nonexistent"}).url
