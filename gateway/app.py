@@ -96,7 +96,7 @@ async def session_ctx(app: web.Application) -> AsyncIterator[None]:
     """
     from gateway.upstream import create_session
 
-    async with create_session() as session:
+    async with create_session(allowlist=app[SETTINGS].upstream_allowlist) as session:
         app[CLIENT_SESSION] = session
         yield
 

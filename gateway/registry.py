@@ -134,6 +134,12 @@ def parse_server(
         errors.append(f"{where}.metadata: must be a mapping")
     auth, auth_errors = parse_auth(f"{where}.auth", raw.get("auth"))
     errors += auth_errors
+    token_host = urlsplit(auth.token_url or "").hostname
+    if token_host and allowlist is not None and not host_allowed(token_host, allowlist):
+        # The token URL receives the client secret: the same SSRF rule as the backend URL.
+        errors.append(
+            f"{where}.auth.token_url: host {token_host!r} is not in the upstream host allowlist"
+        )
     if errors:
         return None, errors
     return (

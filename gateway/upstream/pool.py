@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from gateway.credentials import CredentialStore
 from gateway.upstream import codec
 from gateway.upstream.client import BackendClient, Reply
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
+from gateway.upstream.guard import GuardedResolver
 from gateway.upstream.toolcache import ToolNames
 
 if TYPE_CHECKING:
@@ -23,9 +25,23 @@ log = logging.getLogger(__name__)
 MAX_PAGES = 100
 
 
-def create_session(*, limit: int = 200, limit_per_host: int = 32) -> aiohttp.ClientSession:
-    """The gateway's upstream ClientSession: keep-alive pool, no cookies, no proxy env."""
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60)
+def create_session(
+    *,
+    limit: int = 200,
+    limit_per_host: int = 32,
+    allowlist: Sequence[str] | None = None,
+    resolver: AbstractResolver | None = None,
+) -> aiohttp.ClientSession:
+    """The gateway's upstream ClientSession: keep-alive pool, no cookies, no proxy env.
+
+    With an upstream `allowlist`, names resolve through `GuardedResolver` (no connection to
+    metadata/link-local addresses unless a CIDR of the allowlist names them).
+    """
+    if resolver is None and allowlist:
+        resolver = GuardedResolver(allowlist)
+    connector = aiohttp.TCPConnector(
+        limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver
+    )
     # A cookie jar would carry one backend's cookies to another on the same host (ports share cookies).
     return aiohttp.ClientSession(
         connector=connector,

@@ -209,3 +209,12 @@ def test_missing_credential_rejects_the_set(tmp_path: Path) -> None:
         registry.load()
     assert info.value.errors == ["servers.x.auth.credential_ref: environment variable NOPE is not set"]
     assert registry.servers == {}
+
+
+def test_allowlist_applies_to_oauth2_token_url() -> None:
+    auth = {"method": "oauth2", "token_url": "http://169.254.169.254/token", "client_id": "c",
+            "client_secret_ref": "env://S"}  # fmt: skip
+    data = {"servers": {"crm": {"url": "http://10.0.0.5/mcp", "auth": auth}}}
+    servers, errors = parse_servers(data, ["10.0.0.0/8"])
+    assert errors == ["servers.crm.auth.token_url: host '169.254.169.254' is not in the upstream host allowlist"]
+    assert parse_servers(data)[1] == []  # no allowlist: any http(s) token URL
