@@ -128,11 +128,15 @@ async def run_broadcast(
 ) -> tuple[list[str], dict[str, Any], dict[str, str]]:
     """Plan, authorize (one batch), call concurrently; returns (all targets, results, errors)."""
     settings = request.app[SETTINGS]
-    registry = request.app[SERVERS]
+    # One snapshot for the whole broadcast: a reload while we await must not make a planned
+    # target vanish from under us (KeyError → 500).
+    servers = request.app[SERVERS].servers
     info = c.audit(request)
-    plan = planned or broadcast.plan_targets(registry.servers, tool, names, tags)
+    ends = time.monotonic() + settings.broadcast_deadline  # probes and calls share one deadline
+    plan = planned or broadcast.plan_targets(servers, tool, names, tags)
     if plan.to_probe:
-        listed = await list_many(request, plan.to_probe)
+        # At most half the deadline goes to finding targets, so the calls keep time of their own.
+        listed = await list_many(request, plan.to_probe, servers=servers, deadline=settings.broadcast_deadline / 2)
         names_by_server: dict[str, list[str] | BaseException] = {
             k: v if isinstance(v, BaseException) else [str(t.get("name")) for t in v] for k, v in listed.items()
         }
@@ -159,9 +163,9 @@ async def run_broadcast(
         # A shallow copy per server: credential injection into one request never leaks to another.
         return await c.timed(request, name, "call_tool", pool.call_tool(name, tool, dict(arguments)))
 
-    timeouts = {s: registry.servers[s].timeout for s in call}
+    timeouts = {s: servers[s].timeout for s in call if s in servers}
     results, failures = await broadcast.run_calls(
-        call, one, timeouts=timeouts, deadline=settings.broadcast_deadline, describe_error=_describe
+        call, one, timeouts=timeouts, deadline=max(ends - time.monotonic(), 0.001), describe_error=_describe
     )
     errors = {**plan.errors, **denied, **failures}
     targets = [*plan.targets, *(n for n in plan.errors if n not in plan.targets)]
@@ -178,16 +182,19 @@ def _describe(exc: BaseException) -> str:
     return mapped.message if mapped is not None else f"backend call failed ({type(exc).__name__})"
 
 
-async def list_many(request: web.Request, names: list[str]) -> dict[str, list[dict[str, Any]] | BaseException]:
+async def list_many(
+    request: web.Request, names: list[str], *, servers: Any = None, deadline: float | None = None
+) -> dict[str, list[dict[str, Any]] | BaseException]:
     """Tool lists of several servers concurrently; a failure is returned, not raised."""
     pool = request.app[UPSTREAM]
-    deadline = request.app[SETTINGS].broadcast_deadline
+    deadline = request.app[SETTINGS].broadcast_deadline if deadline is None else deadline
+    servers = request.app[SERVERS].servers if servers is None else servers
 
     async def one(name: str) -> list[dict[str, Any]]:
         return await c.timed(request, name, "list_tools", pool.list_tools(name))
 
     results, failures = await broadcast.run_calls(
-        names, one, timeouts={n: request.app[SERVERS].servers[n].timeout for n in names},
+        names, one, timeouts={n: servers[n].timeout for n in names if n in servers},
         deadline=deadline,
     )
     out: dict[str, list[dict[str, Any]] | BaseException] = dict(results)

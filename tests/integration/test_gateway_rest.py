@@ -270,3 +270,54 @@ async def test_no_auth_mode_is_explicit_and_grants_nothing(tmp_path: Path, pg_ds
             status, body, _ = await s.call("GET", "/mcp/servers", subject=None)
             assert status == 200 and body["count"] == 0  # subject "dev" has no roles
     assert any("AUTHENTICATION IS DISABLED" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+async def test_broadcast_probe_and_calls_share_one_deadline(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> None:
+    """Without names or tags, servers lacking a tools hint are asked first; a hung one must not
+    stretch the broadcast past its deadline (probes get half of it, calls the rest)."""
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=500)
+
+    hung = web.Application()
+    hung.router.add_route("*", "/mcp", hang)
+    runner, url = await start_site(hung)
+    try:
+        async with gateway_stack(
+            tmp_path, pg_dsn,
+            {"alpha": {"url": mcp_backend.url}, "hung": {"url": url + "/mcp", "timeout": 60}},
+            env={"MCPGW_GATEWAY_BROADCAST_DEADLINE": "1.0"},
+        ) as s:
+            start = time.perf_counter()
+            status, body, _ = await s.call("POST", "/mcp/invoke-broadcast", json={"tool_name": "echo", "parameters": {"text": "x"}})
+            elapsed = time.perf_counter() - start
+            assert status == 200 and body["successful"] == 1 and "alpha" in body["results"], body
+            assert elapsed < 1.0  # the whole broadcast, probes included, within its deadline
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
+async def test_metrics_named_in_the_issue_are_exposed(stack: Stack) -> None:
+    """Requests by route/status, latency, backend latency by server, PDP latency and cache hits,
+    JWKS refreshes and broadcast fan-out all appear on /metrics after real traffic."""
+    for _ in range(2):  # the second call hits the decision cache
+        status, _, _ = await stack.call("POST", "/mcp/invoke?mcp_server=alpha", json={"tool_name": "echo", "parameters": {"text": "x"}})
+        assert status == 200
+    status, _, _ = await stack.call("POST", "/mcp/invoke-broadcast", json={"tool_name": "echo", "parameters": {"text": "y"}, "tags": ["logs"]})
+    assert status == 200
+    status, text, _ = await stack.call("GET", "/metrics", subject=None)
+    assert status == 200
+    expected = [
+        'mcpgw_gateway_http_requests_total{method="POST",route="/mcp/invoke",status="200"} 2.0',
+        'mcpgw_gateway_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/mcp/invoke"}',
+        'mcpgw_gateway_backend_call_duration_seconds_count{operation="call_tool",outcome="ok",server="alpha"}',
+        'mcpgw_gateway_pdp_request_duration_seconds_count{endpoint="/access/v1/evaluation"}',
+        'mcpgw_gateway_pdp_cache_total{result="hit"}',
+        'mcpgw_gateway_jwks_refreshes_total{outcome="ok"} 1.0',
+        "mcpgw_gateway_broadcast_fanout_bucket{le=\"2.0\"} 1.0",
+    ]
+    missing = [line for line in expected if line not in text]
+    assert missing == [], missing
