@@ -32,10 +32,10 @@ run: $(STAMP) ## Start Postgres (embedded), PDP, gateway and a demo MCP backend
 	$(PY) -m shared.devstack
 
 test: $(STAMP) $(TOOLS_STAMP) ## Run the whole test suite (what CI runs; includes the MCP conformance suite)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	MCPGW_REQUIRE_NODE_TOOLS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
 conformance: $(STAMP) $(TOOLS_STAMP) ## MCP conformance suite: backend directly and through the gateway
-	$(PY) -m pytest -q tests/conformance
+	MCPGW_REQUIRE_NODE_TOOLS=1 $(PY) -m pytest -q tests/conformance
 
 test-fast: $(STAMP) ## Unit tests only
 	$(PY) -m pytest -q tests/unit

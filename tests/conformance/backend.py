@@ -130,8 +130,14 @@ def build_server() -> MCPServer:
     async def test_sampling(prompt: str, ctx: Context) -> str:
         """Tests server-initiated sampling (LLM completion request)"""
         try:
+            # Tied to this call, so the request rides the call's own SSE stream, as the suite's
+            # reference server sends it. Without `related_request_id` the SDK puts it on the
+            # session's GET stream, which the client opens concurrently with this call: if the
+            # call reaches us first the request is stored for a replay nobody asks for, and the
+            # tool waits forever (the flake seen through the gateway, where the GET takes longer).
             result = await ctx.session.create_message(messages=[types.SamplingMessage(
-                role="user", content=types.TextContent(type="text", text=prompt))], max_tokens=100)
+                role="user", content=types.TextContent(type="text", text=prompt))], max_tokens=100,
+                related_request_id=ctx.request_id)
             text = result.content.text if result.content.type == "text" else "No response"
             return f"LLM response: {text}"
         except Exception as exc:  # the suite checks the text, not an error
