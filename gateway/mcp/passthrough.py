@@ -107,7 +107,7 @@ async def _initialize(request: web.Request, state: McpState, server: Any, msg: p
     resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
     async with resp:
         upstream_session = resp.headers.get(H_SESSION)
-        raw = await resp.read()
+        raw = await relay.read_limited(resp, server.name, state.max_response_bytes)
         answer = read_answer(raw, resp.content_type, msg.id)
         status, ctype = resp.status, resp.content_type
     result = answer.get("result") if isinstance(answer, dict) else None
@@ -141,7 +141,7 @@ async def _forward_notification(request: web.Request, server: Any, msg: protocol
     headers = relay.forward_headers(request.headers, upstream_session)
     resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
     async with resp:
-        await resp.read()
+        await relay.read_limited(resp, server.name, request.app[MCP_STATE].max_response_bytes)
         if resp.status >= 400:
             return web.Response(status=404 if resp.status == 404 else 502)
     return endpoint.accepted()
@@ -157,13 +157,13 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
         if resp.status >= 500:
             raise _bad_gateway(server.name, resp.status)
         if era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON:
-            raw = await resp.read()
+            raw = await relay.read_limited(resp, server.name, state.max_response_bytes)
             if _legacy_refusal(raw):
                 # The backend only knows the handshake era: the pool speaks that to it.
                 return await _via_pool(request, server, msg, era)
             return web.Response(body=raw, status=400, content_type=endpoint.JSON)
         rewrite = _list_filter(request, server.name, msg) if msg.method in enforce.LISTS else None
-        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite)
+        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name)
 
 
 def _legacy_refusal(raw: bytes) -> bool:
@@ -218,10 +218,10 @@ async def get(request: web.Request) -> web.StreamResponse:
         resp = await relay.send(_http(request), server, _credentials(request), "GET", headers, None, stream=True)
         async with resp:
             if resp.status != 200 or resp.content_type != "text/event-stream":
-                body = await resp.read()
+                body = await relay.read_limited(resp, server.name, state.max_response_bytes)
                 return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
             # Nothing is written while the backend is quiet, so watch for the client leaving.
-            return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None))
+            return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
     except ClientGone:
         return web.Response(status=499)
     except HttpReject as reject:

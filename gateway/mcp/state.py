@@ -64,6 +64,7 @@ class McpState:
     authorization_servers: list[str] = field(default_factory=list)
     scopes_supported: list[str] = field(default_factory=list)
     lists: ListCache = field(default_factory=ListCache)
+    max_response_bytes: int = 16_777_216
 
 
 def build_state(settings: object, registry: CollectorRegistry) -> McpState:
@@ -84,4 +85,5 @@ def build_state(settings: object, registry: CollectorRegistry) -> McpState:
         public_url=getattr(settings, "public_url", None),
         authorization_servers=servers,
         scopes_supported=list(getattr(settings, "oauth_scopes", []) or []),
+        max_response_bytes=int(getattr(settings, "mcp_max_response_bytes", 16_777_216)),
     )

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.mcp import relay, sse
+from gateway.mcp import protocol, relay, sse
 from gateway.mcp.state import McpState
 from shared.jsonutil import dumps, dumps_str, loads
 
@@ -61,11 +61,16 @@ async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
 
 async def relay_answer(
     request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: Any,
-    rewrite: Rewrite | None,
+    rewrite: Rewrite | None, server: str,
 ) -> web.StreamResponse:
-    """Send the backend's answer on; SSE without buffering (each event flushed as it completes)."""
+    """Send the backend's answer on; SSE without buffering (each event flushed as it completes).
+
+    A JSON body or SSE event past `state.max_response_bytes` is refused: a JSON answer becomes a
+    502 (UpstreamError from read_limited); an SSE stream, already started, gets a JSON-RPC error
+    for the pending request (if any) as its last event and is closed.
+    """
     if resp.content_type != "text/event-stream":
-        raw = await resp.read()
+        raw = await relay.read_limited(resp, server, state.max_response_bytes)
         if rewrite is not None and resp.status == 200:
             msg = _decode(raw)
             if _is_response(msg, rid):
@@ -78,9 +83,17 @@ async def relay_answer(
     gauge.inc()
     try:
         await out.prepare(request)
-        parser = sse.Parser()
+        parser = sse.Parser(limit=state.max_response_bytes)
         async for chunk in resp.content.iter_any():
-            for event in parser.feed(chunk):
+            try:
+                events = parser.feed(chunk)
+            except ValueError:
+                await _oversized(out, state, server, rid)
+                return out
+            for event in events:
+                if len(event.raw) > state.max_response_bytes:
+                    await _oversized(out, state, server, rid)
+                    return out
                 raw = event.raw
                 if rewrite is not None and event.data:
                     msg = _decode(event.data)
@@ -95,6 +108,14 @@ async def relay_answer(
     finally:
         gauge.dec()
     return out
+
+
+async def _oversized(out: web.StreamResponse, state: McpState, server: str, rid: Any) -> None:
+    state.metrics.upstream_errors.labels(server).inc()
+    if rid is not None:
+        message = str(relay.too_large(server, state.max_response_bytes))
+        await out.write(sse.encode(dumps_str(protocol.error(rid, protocol.INTERNAL_ERROR, message))))
+    await out.write_eof()
 
 
 async def until_disconnect(request: web.Request, work: Awaitable[web.StreamResponse]) -> web.StreamResponse:

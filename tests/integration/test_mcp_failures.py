@@ -14,11 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 import uvicorn
+from aiohttp import web
 
 from shared.keys import AUDIT
 from tests.fixtures.backend_server import _bind, build_app
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401
-from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.gateway_harness import Stack, gateway_stack, start_site
 from tests.integration.mcp_helpers import (
     ACCEPT,
     ADMIN,
@@ -140,3 +141,39 @@ async def test_scopes_and_resource_metadata(tmp_path: Path, pg_dsn: str, mcp_bac
             assert status == 200 and doc["resource"] == resource and doc["scopes_supported"] == ["mcp:use", "openid"]
         status, _, _ = await stack.call("GET", "/.well-known/oauth-protected-resource/elsewhere", subject=None)
         assert status == 404
+
+
+async def test_oversized_backend_answers_are_refused(tmp_path: Path, pg_dsn: str) -> None:
+    """A JSON answer or SSE event past MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES is a clear error, not memory."""
+    filler = "x" * 100_000
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        big = request.match_info["kind"] != "small"
+        result = {"tools": [{"name": "t", "description": filler if big else "d", "inputSchema": {"type": "object"}}]}
+        payload = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": result})
+        if request.match_info["kind"] != "sse":
+            return web.Response(text=payload, content_type="application/json")
+        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await out.prepare(request)
+        await out.write(f"event: message\ndata: {payload}\n\n".encode())
+        return out
+
+    fake = web.Application()
+    fake.router.add_post("/{kind}/mcp", answer)
+    runner, url = await start_site(fake)
+    try:
+        backends = {kind: {"url": f"{url}/{kind}/mcp"} for kind in ("small", "json", "sse")}
+        async with gateway_stack(tmp_path, pg_dsn, backends,
+                                 env={"MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES": "65536"}) as stack:
+            listing = {"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": {"_meta": META}}
+            status, answer_, _ = await rpc(stack, "/servers/small/mcp", listing, headers=modern_headers("tools/list"))
+            assert status == 200 and answer_["result"]["tools"][0]["name"] == "t"
+            status, answer_, _ = await rpc(stack, "/servers/json/mcp", listing, headers=modern_headers("tools/list"))
+            assert status == 502 and answer_["id"] == 4
+            assert "larger than 65536 bytes (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES)" in answer_["error"]["message"]
+            status, answer_, _ = await rpc(stack, "/servers/sse/mcp", listing, headers=modern_headers("tools/list"))
+            assert status == 200 and answer_["id"] == 4  # the stream had started: the error is its last event
+            assert "MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES" in answer_["error"]["message"]
+    finally:
+        await runner.cleanup()

@@ -149,6 +149,11 @@ async def test_unauthenticated_gets_resource_metadata(stack: Stack) -> None:
     status, _, headers = await rpc(stack, "/servers/alpha/mcp", body, subject=None)
     assert status == 401
     assert f'resource_metadata="{stack.url}/.well-known/oauth-protected-resource/servers/alpha/mcp"' in headers["WWW-Authenticate"]
+    # A token minted for another resource (audience) is refused like no token at all.
+    other = stack.issuer.mint(ADMIN, username=ADMIN, audience="https://other.example.com/mcp")
+    status, _, headers = await rpc(stack, "/mcp", body, subject=None, headers={"Authorization": f"Bearer {other}"})
+    assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
+    assert f'resource_metadata="{stack.url}/.well-known/oauth-protected-resource/mcp"' in headers["WWW-Authenticate"]
     status, doc, _ = await stack.call("GET", "/.well-known/oauth-protected-resource/servers/alpha/mcp", subject=None)
     assert status == 200 and doc["resource"] == stack.url + "/servers/alpha/mcp"
     assert doc["authorization_servers"] == [stack.issuer.issuer]
