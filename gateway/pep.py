@@ -135,8 +135,9 @@ class PolicyClient:
             return cached
         subject = self._subject(principal)
         body = evaluation_request(subject, action, resource, _plain(arguments), _plain(facts))
+        epoch = self.cache.epoch
         decision = await self._call(EVALUATION_PATH, body, parse_decision)
-        self._store(key, decision, decision.policy_version)
+        self._store(key, decision, decision.policy_version, epoch)
         return decision
 
     async def check_many(
@@ -168,12 +169,13 @@ class PolicyClient:
                 "evaluations": evaluations,
                 "options": {"evaluations_semantic": "execute_all"},
             }
+            epoch = self.cache.epoch
             fresh = await self._call(
                 EVALUATIONS_PATH, body, lambda b: parse_evaluations(b, len(missing))
             )
             for i, decision in zip(missing, fresh, strict=True):
                 results[i] = decision
-                self._store(keys[i], decision, decision.policy_version)
+                self._store(keys[i], decision, decision.policy_version, epoch)
         return [r for r in results if r is not None]
 
     async def allowed_servers(
@@ -207,12 +209,13 @@ class PolicyClient:
             "resource": {"type": "mcp_tool"},
             "context": {"candidates": list(by_id)},
         }
+        epoch = self.cache.epoch
         ids, version = await self._call(
             SEARCH_RESOURCE_PATH, body, lambda b: parse_search(b, "mcp_tool")
         )
         # Only candidates we asked about can come back allowed; anything else is ignored.
         allowed = frozenset(by_id[i] for i in ids if i in by_id)
-        self._store(key, allowed, version)
+        self._store(key, allowed, version, epoch)
         return set(allowed)
 
     # -- internals ---------------------------------------------------------------------------
@@ -245,8 +248,10 @@ class PolicyClient:
         (self._misses if value is None else self._hits).inc()
         return value
 
-    def _store(self, key: tuple[Any, ...] | None, value: Any, version: str | None) -> None:
-        if self.cache.observe_version(version):
+    def _store(
+        self, key: tuple[Any, ...] | None, value: Any, version: str | None, epoch: int
+    ) -> None:
+        if self.cache.observe_version(version, epoch):
             log.info(
                 "policy version changed; decision cache cleared", extra={"policy_version": version}
             )

@@ -59,6 +59,8 @@ class DecisionCache(Generic[V]):
         self._clock = clock
         self._entries: OrderedDict[tuple[Any, ...], tuple[float, V]] = OrderedDict()
         self._retired: OrderedDict[str, None] = OrderedDict()
+        # Bumped on every version switch; a request remembers the epoch it was sent in.
+        self.epoch = 0
 
     @property
     def enabled(self) -> bool:
@@ -79,17 +81,26 @@ class DecisionCache(Generic[V]):
         self._entries.move_to_end(key)
         return value
 
-    def observe_version(self, version: str | None) -> bool:
-        """Note the policy version of an answer; a new one drops every entry. True if it changed."""
-        if version is None or version == self.policy_version or version in self._retired:
+    def observe_version(self, version: str | None, epoch: int | None = None) -> bool:
+        """Note the policy version of an answer; a new one drops every entry. True if it changed.
+
+        `epoch` is `self.epoch` when the request was sent. An answer under a retired version is
+        late (ignored) if the cache switched since its request left; if not, the PDP really went
+        back to that version (a rollback) and the cache follows it.
+        """
+        if version is None or version == self.policy_version:
+            return False
+        if version in self._retired and (epoch is None or epoch != self.epoch):
             # A late answer made under a retired version must not switch the cache back.
             return False
         self._entries.clear()
+        self._retired.pop(version, None)
         if self.policy_version is not None:
             self._retired[self.policy_version] = None
             while len(self._retired) > 64:
                 self._retired.popitem(last=False)
         self.policy_version = version
+        self.epoch += 1
         return True
 
     def put(self, key: tuple[Any, ...], value: V, version: str | None) -> None:

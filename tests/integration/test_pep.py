@@ -202,6 +202,25 @@ async def test_new_policy_version_invalidates(
     assert len(fake.calls) == 3
 
 
+async def test_rollback_to_an_earlier_version_is_followed(
+    pdp: tuple[FakePdp, str], session: aiohttp.ClientSession
+) -> None:
+    fake, url = pdp
+    pep = client(session, url, cache_ttl=60)
+    files = server_resource("files")
+    assert not (await pep.check(ALICE, "list_tools", files)).allowed  # v1: denied
+    fake.version, fake.allow = "v2", {("alice", "list_tools", "files")}
+    await pep.check(ALICE, "list_tools", server_resource("other"))
+    assert (await pep.check(ALICE, "list_tools", files)).allowed  # v2: allowed, cached
+    fake.version, fake.allow = "v1", set()  # rolled back
+    await pep.check(ALICE, "list_tools", server_resource("probe"))
+    assert pep.cache.policy_version == "v1"
+    assert not (await pep.check(ALICE, "list_tools", files)).allowed  # v2's allow is gone
+    calls = len(fake.calls)
+    assert not (await pep.check(ALICE, "list_tools", files)).allowed
+    assert len(fake.calls) == calls  # and v1's answers are cached again
+
+
 async def test_check_many_batches_only_misses(
     pdp: tuple[FakePdp, str], session: aiohttp.ClientSession
 ) -> None:

@@ -105,6 +105,23 @@ def test_new_policy_version_drops_everything() -> None:
     assert cache.get(("a",)) is None and cache.policy_version == "v2"
 
 
+def test_rollback_to_a_retired_version_is_followed() -> None:
+    """A rollback re-activates an old version label: answers to requests sent after the last
+    switch follow it (entries of the rolled-back version dropped, caching resumes); answers to
+    requests sent before the switch are late and change nothing."""
+    cache: DecisionCache[str] = DecisionCache(ttl=60, max_size=10)
+    cache.observe_version("v3", cache.epoch)
+    sent_under_v3 = cache.epoch
+    assert cache.observe_version("v5", cache.epoch) is True
+    cache.put(("a",), "allowed-by-v5", "v5")
+    assert cache.observe_version("v3", sent_under_v3) is False  # late: request left before v5
+    assert cache.get(("a",)) == "allowed-by-v5"
+    assert cache.observe_version("v3", cache.epoch) is True  # fresh answer: rolled back to v3
+    assert cache.get(("a",)) is None and cache.policy_version == "v3"
+    cache.put(("a",), "denied-by-v3", "v3")
+    assert cache.get(("a",)) == "denied-by-v3"  # the cache works again under v3
+
+
 @pytest.mark.parametrize(
     ("ttl", "size", "version", "stored"),
     [(5, 10, "v1", True), (0, 10, "v1", False), (5, 0, "v1", False), (5, 10, None, False)],
