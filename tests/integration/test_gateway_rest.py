@@ -321,3 +321,28 @@ async def test_metrics_named_in_the_issue_are_exposed(stack: Stack) -> None:
     ]
     missing = [line for line in expected if line not in text]
     assert missing == [], missing
+
+
+async def test_body_credential_reaches_only_its_backend_never_audit(
+    tmp_path: Path, pg_dsn: str, mcp_backend: Backend, mcp_backend_json: Backend
+) -> None:
+    secret_file = tmp_path / "alpha.key"
+    secret_file.write_text("body-secret-123\n")
+    auth = {"method": "api_key", "location": "body", "name": "api_key", "credential_ref": f"file://{secret_file}"}
+    async with gateway_stack(
+        tmp_path, pg_dsn,
+        {"alpha": {"url": mcp_backend.url, "tags": ["logs"], "auth": auth}, "beta": {"url": mcp_backend_json.url, "tags": ["logs"]}},
+    ) as s:
+        mcp_backend.clear()
+        mcp_backend_json.clear()
+        params = {"text": "hello"}
+        status, body, _ = await s.call("POST", "/mcp/invoke-broadcast", json={"tool_name": "echo", "parameters": params, "tags": ["logs"]})
+        assert status == 200 and body["successful"] == 2, body
+        status, body, _ = await s.call("POST", "/mcp/invoke?mcp_server=alpha", json={"tool_name": "echo", "parameters": params})
+        assert status == 200
+        assert [c["params"]["arguments"] for c in tool_calls(mcp_backend, "echo")] == [{"text": "hello", "api_key": "body-secret-123"}] * 2
+        assert [c["params"]["arguments"] for c in tool_calls(mcp_backend_json, "echo")] == [{"text": "hello"}]
+        assert all("body-secret-123" not in r.body.decode() for r in mcp_backend_json.requests)
+        rows = await audit_rows(s, pg_dsn)
+        assert len(rows) == 2 and all(r["parameters"] in ({"text": "hello"}, '{"text": "hello"}') for r in rows)
+        assert "body-secret-123" not in str([dict(r) for r in rows]) + s.audit_file.read_text()
