@@ -20,6 +20,7 @@ from tests.fixtures.backends import (  # noqa: F401  (fixtures)
     mcp_backend_500,
     mcp_backend_factory,
     mcp_backend_json,
+    mcp_backend_slow,
 )
 from tests.integration.gateway_harness import Stack, gateway_stack, start_site
 
@@ -346,3 +347,11 @@ async def test_body_credential_reaches_only_its_backend_never_audit(
         rows = await audit_rows(s, pg_dsn)
         assert len(rows) == 2 and all(r["parameters"] in ({"text": "hello"}, '{"text": "hello"}') for r in rows)
         assert "body-secret-123" not in str([dict(r) for r in rows]) + s.audit_file.read_text()
+
+
+async def test_slow_backend_is_504(tmp_path: Path, pg_dsn: str, mcp_backend_slow: Backend) -> None:
+    async with gateway_stack(tmp_path, pg_dsn, {"slow": {"url": mcp_backend_slow.url, "timeout": 0.2}}) as s:
+        status, body, _ = await s.call("POST", "/mcp/invoke?mcp_server=slow", json={"tool_name": "echo", "parameters": {"text": "x"}})
+        assert status == 504 and body["error"]["code"] == "upstream_timeout", body
+        rows = await audit_rows(s, pg_dsn)
+        assert (rows[-1]["event_type"], rows[-1]["status"], rows[-1]["http_status"]) == ("mcp_request", "error", 504)
