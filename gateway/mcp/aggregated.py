@@ -39,6 +39,7 @@ async def post(request: web.Request) -> web.StreamResponse:
     """One client message to the virtual server."""
     state: McpState = request.app[MCP_STATE]
     rid = None
+    era: protocol.Era = "modern"
     try:
         endpoint.check_transport(request, state, post=True)
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
@@ -63,6 +64,9 @@ async def post(request: web.Request) -> web.StreamResponse:
     except HttpReject as reject:
         return reject.response
     except RpcFailure as failure:
+        if era == "handshake" and failure.code == protocol.METHOD_NOT_FOUND:
+            # A handshake-era client reads HTTP 404 as "session gone" and re-initializes.
+            failure.status = 200
         return endpoint.failure_response(rid, failure)
     except ClientGone:
         audit(request).error = "client disconnected; backend requests cancelled"

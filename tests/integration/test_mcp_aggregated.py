@@ -107,3 +107,11 @@ async def test_metrics_exposed(stack: Stack) -> None:
     assert status == 200
     assert 'mcpgw_gateway_mcp_sessions_opened_total{endpoint="aggregated"} 1.0' in text
     assert 'mcpgw_gateway_mcp_messages_total{endpoint="aggregated",era="handshake",method="initialize"}' in text
+
+
+async def test_unknown_method_in_a_session_is_not_a_lost_session(stack: Stack) -> None:
+    """Handshake era: −32601 travels in a 200 — an HTTP 404 tells clients their session is gone."""
+    sid = await initialize(stack, "/mcp")
+    body = {"jsonrpc": "2.0", "id": 3, "method": "resources/subscribe", "params": {"uri": "mcpgw://conf/x"}}
+    status, answer, _ = await rpc(stack, "/mcp", body, headers=session_headers(sid))
+    assert status == 200 and answer["error"]["code"] == -32601
