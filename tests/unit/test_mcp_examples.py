@@ -24,3 +24,10 @@ def test_client_configs_point_at_the_gateway_with_a_bearer_token(name: str) -> N
     text = (EXAMPLES / name).read_text()
     json.loads(text)
     assert "/mcp" in text and "Bearer" in text
+
+
+def test_readme_shows_how_an_agent_connects() -> None:
+    readme = (EXAMPLES.parents[1] / "README.md").read_text()
+    for name in ("claude_desktop_config.json", "cursor_mcp.json", "vscode_mcp.json", "mcp_servers.multi-vendor.yaml"):
+        assert f"docs/examples/{name}" in readme and (EXAMPLES / name).is_file()
+    assert "/servers/{name}/mcp" in readme and "Authorization: Bearer" in readme
