@@ -30,6 +30,7 @@ from shared.authzen import (
     subject_to_wire,
 )
 from shared.jsonutil import dumps, loads
+from shared.logging import REQUEST_ID_HEADER, request_id_var
 from shared.metrics import LATENCY_BUCKETS
 from shared.settings import Secret
 
@@ -261,8 +262,10 @@ class PolicyClient:
     async def _call(self, path: str, body: dict[str, Any], parse: Any) -> Any:
         start = time.perf_counter()
         try:
+            rid = request_id_var.get()  # the PDP logs and audits under the gateway's request id
+            headers = {**self._headers, REQUEST_ID_HEADER: rid} if rid else self._headers
             async with self._session.post(
-                self._base + path, data=dumps(body), headers=self._headers, timeout=self._timeout,
+                self._base + path, data=dumps(body), headers=headers, timeout=self._timeout,
                 allow_redirects=False,  # a 3xx is a failure (deny), and the PDP token stays put
             ) as resp:
                 raw = await resp.read()

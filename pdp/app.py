@@ -23,6 +23,7 @@ from shared import db
 from shared.audit import audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
 from shared.keys import DB_POOL, REGISTRY
+from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,10 @@ log = logging.getLogger(__name__)
 def create_app(settings: PdpSettings) -> web.Application:
     """Build the PDP app (nothing starts until the app runs its cleanup contexts)."""
     registry = CollectorRegistry()
-    # Order: metrics outermost so refused calls are counted too; access check before handlers.
-    app = web.Application(middlewares=[metrics_middleware(HttpMetrics(registry, "pdp")), access_middleware(settings)],
+    # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
+    # refused calls are counted too; access check before handlers.
+    app = web.Application(middlewares=[request_id_middleware(), metrics_middleware(HttpMetrics(registry, "pdp")),
+                                       access_middleware(settings)],
                           client_max_size=16 * 1024 * 1024)
     app[SETTINGS] = settings
     app[REGISTRY] = registry

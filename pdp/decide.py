@@ -14,6 +14,7 @@ from pdp.policy import Request
 from pdp.policy.naming import resource_string
 from pdp.state import Active
 from shared.keys import AUDIT
+from shared.logging import request_id_var
 
 
 def answer(allowed: bool, decision_id: str, version: str, reason: str, statement: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def evaluate(app: web.Application, active: Active, req: Request, ctx: dict[str, 
             event_type="policy_decision", service="pdp", subject=req.subject, roles=list(req.roles),
             action=req.action, mcp_server=req.server, tool=req.tool, resource=resource_string(req),
             decision="allow" if outcome.allowed else "deny", reason=reason, policy_version=active.version,
-            decision_id=decision_id, request_id=_text(ctx.get("request_id")),
+            decision_id=decision_id, request_id=_text(ctx.get("request_id")) or request_id_var.get(),
             client_addr=_text(ctx.get("client_addr")) or remote,
             status="success" if outcome.allowed else "denied",
             extra={"statement": stmt.describe(), "groups": list(req.groups)},

@@ -4,13 +4,47 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
+import re
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from aiohttp import web
 
 from shared.jsonutil import dumps
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# The header that carries the request id between services (gateway -> PDP) and back to callers.
+REQUEST_ID_HEADER = "X-Request-ID"
+# Anything else (newlines, huge values) would end up in logs and audit rows verbatim.
+_VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def valid_request_id(value: str | None) -> str | None:
+    """`value` when it is safe to log and store as a request id, else None."""
+    return value if value and _VALID_ID.fullmatch(value) else None
+
+
+def request_id_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Reuse a well-formed incoming request id (or mint one) for the logging context; echo it."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        rid = valid_request_id(request.headers.get(REQUEST_ID_HEADER)) or os.urandom(16).hex()
+        token = request_id_var.set(rid)
+        try:
+            response = await handler(request)
+        finally:
+            request_id_var.reset(token)
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
+
+    return middleware
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
