@@ -84,6 +84,7 @@ class AuditEmitter:
         # several socket writes and the pool's reset query per request (docs/benchmarks.md).
         self._linger = flush_interval
         self._wake = asyncio.Event()
+        self._flushing = 0  # flush() callers waiting: no lingering until they are served
         self.metrics = AuditMetrics(registry or CollectorRegistry(), self._queue.qsize)
         # Local sinks open here, not in start(): an event emitted before start is written through.
         self._sinks: list[LocalSink] = []
@@ -145,8 +146,12 @@ class AuditEmitter:
 
     async def flush(self) -> None:
         """Wait until every event emitted so far has been handled by the writer."""
-        self._wake.set()
-        await self._queue.join()
+        self._flushing += 1
+        try:
+            self._wake.set()
+            await self._queue.join()
+        finally:
+            self._flushing -= 1
 
     async def replay_now(self) -> None:
         """Try to replay the spool immediately (tests and the CLI; the replayer also does this)."""
@@ -179,7 +184,7 @@ class AuditEmitter:
     async def _writer(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            if not self._wake.is_set() and batch[0] is not _STOP:
+            if self._should_linger(batch[0]):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._linger):
                         await self._wake.wait()
@@ -201,6 +206,17 @@ class AuditEmitter:
                 self._queue.task_done()
             if stop:
                 return
+
+    def _should_linger(self, first: Any) -> bool:
+        # Lingering only helps a batch that is not full yet. With a backlog (a burst, or draining
+        # on close/flush) every pause would cap the writer at batch_size per linger interval.
+        return (
+            first is not _STOP
+            and self._running
+            and not self._flushing
+            and not self._wake.is_set()
+            and self._queue.qsize() + 1 < self._batch_size
+        )
 
     async def _write_postgres(self, events: list[AuditEvent]) -> None:
         if not self._healthy:

@@ -42,3 +42,23 @@ async def test_a_full_batch_is_written_without_waiting_the_linger(pg_pool, tmp_p
                 await asyncio.sleep(0.01)
     finally:
         await emitter.close()
+
+
+async def test_a_backlog_drains_without_lingering_between_batches(pg_pool, tmp_path):
+    """Batches after the first must not wait the linger while events are waiting: draining 50
+    batches at one batch per linger would take 25 minutes here (bounded below to catch it)."""
+    emitter = AuditEmitter(
+        "gateway", pool_getter=lambda: pg_pool, spool_dir=tmp_path, flush_interval=30, batch_size=20
+    )
+    await emitter.start()
+    for i in range(1_000):
+        emitter.emit(event(i))
+    # A partial batch is left at the end, and flush()'s wake-up is consumed by the first batch.
+    emitter.emit(event(1_000))
+    try:
+        async with asyncio.timeout(20):
+            await emitter.flush()
+        assert await pg_pool.fetchval("SELECT count(*) FROM audit_events") == 1_001
+    finally:
+        async with asyncio.timeout(20):
+            await emitter.close()
