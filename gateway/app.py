@@ -1,7 +1,8 @@
 """The gateway app factory: `create_app(settings)`; resources only through cleanup contexts.
 
 Context order (exits run in reverse): HTTP session → database pool → audit emitter → backend
-registry (+ file watcher) → authenticator → PDP client → upstream pool. The audit emitter is
+registry (+ file watcher) → authenticator → PDP client → policy-change listener (with a database
+pool) → upstream pool. The audit emitter is
 closed after everything that may still emit, and the pool after the emitter's last flush.
 """
 
@@ -25,6 +26,7 @@ from gateway.keys import (
     UPSTREAM,
 )
 from gateway.metrics import GatewayMetrics
+from gateway.policy_listener import policy_listener_ctx
 from gateway.routes import health, rest, tools
 from gateway.routes.mcp import setup_mcp_routes
 from gateway.settings import GatewaySettings
@@ -75,6 +77,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     if not settings.auth_off:
         app.cleanup_ctx.append(authenticator_ctx)
     app.cleanup_ctx.append(policy_ctx)
+    app.cleanup_ctx.append(policy_listener_ctx)  # flushes the decision cache on policy change
     app.cleanup_ctx.append(upstream_ctx)
 
     app.add_routes(health.routes)
@@ -179,7 +182,8 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = app[SERVERS]
     assert registry.credentials is not None  # registry_ctx always gives it a store
     pool = UpstreamPool(
-        app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=app[SETTINGS].tools_cache_ttl
+        app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=app[SETTINGS].tools_cache_ttl,
+        max_response_bytes=app[SETTINGS].mcp_max_response_bytes,
     )
     app[UPSTREAM] = pool
     yield

@@ -1,7 +1,8 @@
 """Broadcast: pick target servers for one tool, call them concurrently, return partial results.
 
 Target selection and result shaping are pure functions (table-tested); `run_calls` is the only
-part that awaits. Authorization happens between the two, in the route, in one batch decision.
+part that awaits. Authorization happens between the two, in the route, in one batch decision that
+comes before any backend is contacted, tool-list probes included.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Plan:
 
     targets: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
-    # Servers whose tool list is unknown (no `tools` hint): ask them before deciding.
+    # Servers whose tool list is unknown (no `tools` hint): asked only once policy allows the call.
     to_probe: list[str] = field(default_factory=list)
 
 
@@ -76,16 +77,21 @@ def plan_targets(
     return plan
 
 
-def resolve_probes(plan: Plan, listed: Mapping[str, Iterable[str] | BaseException], tool_name: str) -> Plan:
-    """Fold probed tool lists into the plan (in registry order); a failed probe is not a target."""
-    targets = list(plan.targets)
-    for name in plan.to_probe:
+def resolve_probes(
+    probed: Sequence[str], listed: Mapping[str, Iterable[str] | BaseException], tool_name: str
+) -> tuple[list[str], dict[str, str]]:
+    """(probed servers offering the tool, {server: why its list is unknown}), in `probed` order."""
+    found: list[str] = []
+    failed: dict[str, str] = {}
+    for name in probed:
         tools = listed.get(name)
-        if tools is None or isinstance(tools, BaseException):
-            continue
-        if tool_name in tools:
-            targets.append(name)
-    return Plan(targets=targets, errors=dict(plan.errors))
+        if tools is None:
+            failed[name] = "could not list tools: no answer"
+        elif isinstance(tools, BaseException):
+            failed[name] = f"could not list tools: {str(tools) or type(tools).__name__}"
+        elif tool_name in tools:
+            found.append(name)
+    return found, failed
 
 
 def split_by_decision(targets: Sequence[str], allowed: Sequence[bool], reasons: Sequence[str | None]) -> tuple[list[str], dict[str, str]]:

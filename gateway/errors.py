@@ -1,9 +1,10 @@
-"""Errors the gateway answers with; every one becomes `{"error": {"code", "message"}}`.
+"""Errors the gateway answers with; every one becomes `{"error": {"code", "message", ...details}}`.
 
     GatewayError (status, code, message)
     ├── BadRequest          400 bad_request        malformed JSON, missing or wrong-typed field
     ├── Unauthorized        401 unauthorized       no/invalid token (carries WWW-Authenticate)
-    ├── Forbidden           403 forbidden          the PDP said no; message = its safe reason
+    ├── Forbidden           403 forbidden          the PDP said no; message = its safe reason,
+    │                                              details = decision_id, policy_version, statement
     ├── NotFound            404 not_found          unknown server or tool
     ├── PayloadTooLarge     413 payload_too_large  body over max_body_bytes
     ├── BadGateway          502 upstream_error     backend failed or answered garbage
@@ -28,10 +29,14 @@ class GatewayError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, headers: dict[str, str] | None = None, details: dict[str, object] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers or {}
+        # Extra members of the error object (a denial's decision_id and statement), safe to show.
+        self.details = details or {}
 
 
 class BadRequest(GatewayError):

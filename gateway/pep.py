@@ -219,6 +219,15 @@ class PolicyClient:
         self._store(key, allowed, version, epoch)
         return set(allowed)
 
+    def policy_changed(self, version: str | None = None) -> None:
+        """Flush the decision cache now (a policy-change notification; `version` if it named one)."""
+        dropped = len(self.cache)
+        self.cache.expect_version(version)
+        log.info(
+            "policy change announced; decision cache flushed",
+            extra={"policy_version": version, "dropped": dropped},
+        )
+
     # -- internals ---------------------------------------------------------------------------
 
     def _subject(self, principal: Principal) -> dict[str, Any]:

@@ -61,6 +61,9 @@ class DecisionCache(Generic[V]):
         self._retired: OrderedDict[str, None] = OrderedDict()
         # Bumped on every version switch; a request remembers the epoch it was sent in.
         self.epoch = 0
+        # Set by a policy-change notification: until an answer under this version arrives, nothing
+        # is cached (a PDP replica that has not reloaded yet may still answer the old version).
+        self.expected: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -101,11 +104,15 @@ class DecisionCache(Generic[V]):
                 self._retired.popitem(last=False)
         self.policy_version = version
         self.epoch += 1
+        if version == self.expected:
+            self.expected = None
         return True
 
     def put(self, key: tuple[Any, ...], value: V, version: str | None) -> None:
         """Store an answer made under `version`; answers of an older or unknown version are not kept."""
         if not self.enabled or version is None or version != self.policy_version:
+            return
+        if self.expected is not None and version != self.expected:
             return
         self._entries[key] = (self._clock() + self.ttl, value)
         self._entries.move_to_end(key)
@@ -115,3 +122,12 @@ class DecisionCache(Generic[V]):
     def clear(self) -> None:
         """Drop everything."""
         self._entries.clear()
+
+    def expect_version(self, version: str | None) -> None:
+        """A policy change was announced: drop every entry; cache again only under `version`.
+
+        None (a change of unknown version, e.g. after the listener reconnected) just drops entries.
+        """
+        self._entries.clear()
+        if version is not None and version != self.policy_version:
+            self.expected = version

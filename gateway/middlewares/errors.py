@@ -7,7 +7,7 @@ internal state (or a secret inside an exception message) reaches the caller.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -25,9 +25,13 @@ _CODES = {
 }
 
 
-def error_body(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON error response."""
-    body = dumps({"error": {"code": code, "message": message}})
+def error_body(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    details: Mapping[str, object] | None = None,
+) -> web.Response:
+    """A JSON error response; `details` add members to the error object (never code/message)."""
+    extra = {k: v for k, v in (details or {}).items() if k not in ("code", "message")}
+    body = dumps({"error": {"code": code, "message": message, **extra}})
     return web.Response(body=body, status=status, headers=headers, content_type="application/json")
 
 
@@ -71,6 +75,6 @@ def errors_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
                 _record(request, f"internal error ({type(exc).__name__})")
                 return error_body(500, "internal_error", "internal error; see the gateway log")
             _record(request, f"{mapped.code}: {mapped.message}")
-            return error_body(mapped.status, mapped.code, mapped.message, mapped.headers)
+            return error_body(mapped.status, mapped.code, mapped.message, mapped.headers, mapped.details)
 
     return middleware

@@ -98,8 +98,22 @@ async def authorize(
     info.decision = decision
     if not decision.allowed:
         info.denied = True
-        raise Forbidden(decision.reason or f"'{action}' on '{resource.id}' is not permitted")
+        raise denial(decision, f"'{action}' on '{resource.id}' is not permitted")
     return decision
+
+
+def denial(decision: Decision | None, fallback: str) -> Forbidden:
+    """The 403 for a PDP deny: its reason, plus decision id, policy version and deciding statement."""
+    if decision is None:
+        return Forbidden(fallback)
+    details: dict[str, object] = {}
+    if decision.decision_id:
+        details["decision_id"] = decision.decision_id
+    if decision.policy_version:
+        details["policy_version"] = decision.policy_version
+    if decision.statement:
+        details["statement"] = decision.statement
+    return Forbidden(decision.reason or fallback, details=details)
 
 
 async def authorize_many(

@@ -134,25 +134,35 @@ async def run_broadcast(
     info = c.audit(request)
     ends = time.monotonic() + settings.broadcast_deadline  # probes and calls share one deadline
     plan = planned or broadcast.plan_targets(servers, tool, names, tags)
-    if plan.to_probe:
+    _check_fanout(len(plan.targets), settings.broadcast_max_targets)
+    if not plan.targets and not plan.to_probe and not plan.errors:
+        raise NotFound(f"no enabled MCP server offers tool '{tool}'")
+    # One batch decision before any backend is contacted: a server the caller may not call the
+    # tool on is not even asked for its tool list.
+    candidates = [*plan.targets, *plan.to_probe]
+    decisions = await c.authorize_many(
+        request, [("invoke_tool", c.tool_res(s, tool), arguments) for s in candidates]
+    )
+    allowed, reasons = [d.allowed for d in decisions], [d.reason for d in decisions]
+    hinted = len(plan.targets)
+    call, denied = broadcast.split_by_decision(plan.targets, allowed[:hinted], reasons[:hinted])
+    probe, unprobed = broadcast.split_by_decision(plan.to_probe, allowed[hinted:], reasons[hinted:])
+    found: list[str] = []
+    unlisted: dict[str, str] = {}
+    if probe:
         # At most half the deadline goes to finding targets, so the calls keep time of their own.
-        listed = await list_many(request, plan.to_probe, servers=servers, deadline=settings.broadcast_deadline / 2)
+        listed = await list_many(request, probe, servers=servers, deadline=settings.broadcast_deadline / 2)
         names_by_server: dict[str, list[str] | BaseException] = {
             k: v if isinstance(v, BaseException) else [str(t.get("name")) for t in v] for k, v in listed.items()
         }
-        plan = broadcast.resolve_probes(plan, names_by_server, tool)
-    if len(plan.targets) > settings.broadcast_max_targets:
-        raise BadRequest(
-            f"broadcast would reach {len(plan.targets)} servers; the limit is {settings.broadcast_max_targets}"
-        )
-    if not plan.targets and not plan.errors:
-        raise NotFound(f"no enabled MCP server offers tool '{tool}'")
-    decisions = await c.authorize_many(
-        request, [("invoke_tool", c.tool_res(s, tool), arguments) for s in plan.targets]
-    )
-    call, denied = broadcast.split_by_decision(
-        plan.targets, [d.allowed for d in decisions], [d.reason for d in decisions]
-    )
+        found, unlisted = broadcast.resolve_probes(probe, names_by_server, tool)
+        _check_fanout(hinted + len(found), settings.broadcast_max_targets)
+    if not (plan.targets or found or plan.errors or unlisted):
+        if not unprobed:
+            raise NotFound(f"no enabled MCP server offers tool '{tool}'")
+        # Nothing else to report: say "denied" rather than a misleading "no server offers it".
+        denied.update(unprobed)
+    call = [*call, *found]
     metrics = request.app[METRICS]
     metrics.broadcast_fanout.observe(len(call))
     if denied:
@@ -167,14 +177,24 @@ async def run_broadcast(
     results, failures = await broadcast.run_calls(
         call, one, timeouts=timeouts, deadline=max(ends - time.monotonic(), 0.001), describe_error=_describe
     )
-    errors = {**plan.errors, **denied, **failures}
-    targets = [*plan.targets, *(n for n in plan.errors if n not in plan.targets)]
-    info.decision = decisions[0] if decisions else None
-    info.denied = bool(denied) and not call
-    info.note(targets=plan.targets, called=call, denied=sorted(denied), failed=sorted(failures))
+    errors = {**plan.errors, **denied, **unlisted, **failures}
+    offered = [*plan.targets, *found]
+    targets = [*offered, *(n for n in errors if n not in offered)]
+    info.decision = _first_denial(decisions) if denied and not call else (decisions[0] if decisions else None)
+    info.denied = bool(denied) and not call and not unlisted
+    info.note(targets=offered, called=call, denied=sorted(denied), failed=sorted({**unlisted, **failures}))
     if not results and errors:
         info.error = "no target succeeded"
     return targets, results, errors
+
+
+def _check_fanout(count: int, limit: int) -> None:
+    if count > limit:
+        raise BadRequest(f"broadcast would reach {count} servers; the limit is {limit}")
+
+
+def _first_denial(decisions: list[Any]) -> Any:
+    return next((d for d in decisions if not d.allowed), None)
 
 
 def _describe(exc: BaseException) -> str:
@@ -195,7 +215,7 @@ async def list_many(
 
     results, failures = await broadcast.run_calls(
         names, one, timeouts={n: servers[n].timeout for n in names if n in servers},
-        deadline=deadline,
+        deadline=deadline, describe_error=_describe,
     )
     out: dict[str, list[dict[str, Any]] | BaseException] = dict(results)
     out.update({n: RuntimeError(msg) for n, msg in failures.items()})

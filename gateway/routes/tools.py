@@ -7,7 +7,6 @@ import time
 from aiohttp import web
 
 from gateway import aggregate, broadcast
-from gateway.errors import Forbidden
 from gateway.keys import SERVERS
 from gateway.routes import common as c
 from gateway.routes.rest import invocable, list_many, run_broadcast
@@ -44,8 +43,7 @@ async def invoke(request: web.Request) -> web.Response:
     plan = broadcast.plan_targets(request.app[SERVERS].servers, tool)
     targets, results, errors = await run_broadcast(request, tool, arguments, planned=plan)
     if info.denied:
-        reason = info.decision.reason if info.decision is not None else None
-        raise Forbidden(reason or f"not permitted to invoke '{tool}' on any server offering it")
+        raise c.denial(info.decision, f"not permitted to invoke '{tool}' on any server offering it")
     outcome = broadcast.broadcast_response(tool, targets, results, errors, start)
     body = aggregate.invocation_content(tool, arguments, outcome)
     body["results"] = outcome["results"]

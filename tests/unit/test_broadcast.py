@@ -52,17 +52,18 @@ def test_plan_targets(names, tags, targets, errors, probe) -> None:
 
 
 @pytest.mark.parametrize(
-    ("listed", "targets"),
+    ("listed", "found", "failed"),
     [
-        ({"c": ["search", "x"]}, ["a", "b", "c"]),
-        ({"c": ["x"]}, ["a", "b"]),
-        ({"c": RuntimeError("down")}, ["a", "b"]),
-        ({}, ["a", "b"]),
+        ({"c": ["search", "x"], "f": ["search"]}, ["c", "f"], {}),
+        ({"c": ["x"], "f": ["search"]}, ["f"], {}),
+        ({"c": RuntimeError("backend unreachable"), "f": ["y"]}, [], {"c": "could not list tools: backend unreachable"}),
+        ({"f": ["search"]}, ["f"], {"c": "could not list tools: no answer"}),
+        ({"c": TimeoutError(), "f": []}, [], {"c": "could not list tools: TimeoutError"}),
     ],
 )
-def test_resolve_probes(listed, targets) -> None:
-    plan = b.plan_targets(SERVERS, "search")
-    assert b.resolve_probes(plan, listed, "search").targets == targets
+def test_resolve_probes(listed, found, failed) -> None:
+    """Probe failures are reported, never silently dropped; order follows the probed list."""
+    assert b.resolve_probes(["c", "f"], listed, "search") == (found, failed)
 
 
 @pytest.mark.parametrize(
