@@ -225,7 +225,7 @@ async def get(request: web.Request) -> web.StreamResponse:
 
 
 async def delete(request: web.Request) -> web.Response:
-    """End an aggregated session (this replica refuses it from now on)."""
+    """End an aggregated session (every replica sharing the database refuses it from now on)."""
     state: McpState = request.app[MCP_STATE]
     audit(request).action = "mcp_session_end"
     try:
@@ -235,6 +235,6 @@ async def delete(request: web.Request) -> web.Response:
         return reject.response
     except RpcFailure as failure:
         return endpoint.failure_response(None, failure)
-    state.codec.revoke(session)
+    await state.revoke(session)
     state.metrics.sessions_open.labels(ENDPOINT).dec()
     return web.Response(status=200)

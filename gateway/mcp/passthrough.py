@@ -233,7 +233,7 @@ async def get(request: web.Request) -> web.StreamResponse:
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
-    """End a session: the backend's too, then the gateway's (this replica forgets it at once)."""
+    """End a session: the backend's too, then the gateway's (on every replica sharing the database)."""
     state: McpState = request.app[MCP_STATE]
     audit(request).action = "mcp_session_end"
     try:
@@ -246,7 +246,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
             resp = await relay.send(_http(request), server, _credentials(request), "DELETE", headers, None)
             async with resp:
                 status = resp.status if resp.status < 500 else 502
-        state.codec.revoke(session)
+        await state.revoke(session)
         state.metrics.sessions_open.labels(ENDPOINT).dec()
         return web.Response(status=status)
     except HttpReject as reject:

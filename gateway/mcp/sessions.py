@@ -5,6 +5,8 @@ the configured secret: any replica holding the secret can open it, which is what
 created on one replica keep working on another. It names the subject (as a hash), the protocol
 version, the backend for passthrough sessions and that backend's own session id.
 Forged, expired or foreign-subject ids are all "unknown session" (404) to the client.
+DELETEd sessions are remembered by a keyed hash of their random part until they would have
+expired; `gateway.mcp.revocations` shares that set between replicas through Postgres.
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ class SessionCodec:
         raw = secret.encode() if isinstance(secret, str) else (secret or os.urandom(32))
         self._enc = AESGCM(hmac.new(raw, b"mcpgw-session-enc-v1", hashlib.sha256).digest())
         self._mac = hmac.new(raw, b"mcpgw-session-subject-v1", hashlib.sha256).digest()
+        self._revoke_mac = hmac.new(raw, b"mcpgw-session-revoke-v1", hashlib.sha256).digest()
         self.max_age = max_age
-        self._revoked: dict[str, float] = {}
+        self._revoked: dict[str, float] = {}  # revocation key -> unix time the session expires
 
     def mint(self, subject: str, version: str, server: str | None = None,
              upstream_id: str | None = None, now: float | None = None,
@@ -83,7 +86,7 @@ class SessionCodec:
         except (ValueError, InvalidTag, TypeError):
             raise SessionError("unknown session") from None
         current = time.time() if now is None else now
-        if current - issued > self.max_age or sid in self._revoked:
+        if current - issued > self.max_age or (self._revoked and self.revocation_key(sid) in self._revoked):
             raise SessionError("session expired or terminated")
         if not hmac.compare_digest(shash, subject_hash(subject, self._mac)):
             raise SessionError("unknown session")  # never tell a caller the id belongs to someone else
@@ -91,8 +94,30 @@ class SessionCodec:
             raise SessionError("session belongs to another endpoint")
         return Session(sid, shash, version, srv, upstream, float(issued), bool(bridged))
 
-    def revoke(self, session: Session) -> None:
-        """Remember a DELETEd session until it would have expired anyway (this replica only)."""
+    def revocation_key(self, sid: str) -> str:
+        """The keyed hash a revoked session is known by (in memory, in the database, on the wire)."""
+        return hmac.new(self._revoke_mac, sid.encode(), hashlib.sha256).hexdigest()
+
+    def revoke(self, session: Session) -> tuple[str, float]:
+        """Refuse `session` on this replica from now on; return its revocation key and expiry."""
+        key, expires = self.revocation_key(session.sid), session.issued_at + self.max_age
+        self.note_revoked(key, expires)
+        return key, expires
+
+    def note_revoked(self, key: str, expires: float, now: float | None = None) -> None:
+        """Remember a revocation (ours or another replica's) until `expires`; expired ones are dropped."""
+        current = time.time() if now is None else now
+        self._revoked = {k: v for k, v in self._revoked.items() if v > current}
+        if expires > current:
+            self._revoked[key] = expires
+
+    def replace_revoked(self, entries: dict[str, float]) -> None:
+        """Adopt a full revocation set (loaded from the database), keeping local ones not in it yet."""
         now = time.time()
-        self._revoked = {k: v for k, v in self._revoked.items() if v > now}
-        self._revoked[session.sid] = session.issued_at + self.max_age
+        merged = {**{k: v for k, v in self._revoked.items() if v > now}, **entries}
+        self._revoked = {k: v for k, v in merged.items() if v > now}
+
+    @property
+    def revoked_count(self) -> int:
+        """Revocations remembered by this replica."""
+        return len(self._revoked)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.mcp.fanout import ListCache
-from gateway.mcp.sessions import SessionCodec
+from gateway.mcp.revocations import Revocations
+from gateway.mcp.sessions import Session, SessionCodec
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,14 @@ class McpState:
     scopes_supported: list[str] = field(default_factory=list)
     lists: ListCache = field(default_factory=ListCache)
     max_response_bytes: int = 16_777_216
+    revocations: Revocations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.revocations = Revocations(self.codec)
+
+    async def revoke(self, session: Session) -> None:
+        """End a DELETEd session on this replica and (with a database) on every other one."""
+        await self.revocations.revoke(session)
 
 
 def build_state(settings: object, registry: CollectorRegistry) -> McpState:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.keys import MCP_STATE, SETTINGS
 from gateway.mcp import aggregated, endpoint, oauth_metadata, passthrough
+from gateway.mcp.revocations import revocations_ctx
 from gateway.mcp.state import build_state
 from shared.jsonutil import json_response
 from shared.keys import REGISTRY
@@ -29,6 +30,8 @@ async def resource_metadata(request: web.Request) -> web.Response:
 def setup_mcp_routes(app: web.Application) -> None:
     """Install the MCP state and routes on the gateway app."""
     app[MCP_STATE] = build_state(app[SETTINGS], app[REGISTRY])
+    # Appended after the database pool's ctx (create_app adds routes last), so the pool exists.
+    app.cleanup_ctx.append(revocations_ctx)
     app.router.add_route("POST", "/mcp", aggregated.post)
     app.router.add_route("GET", "/mcp", aggregated.get)
     app.router.add_route("DELETE", "/mcp", aggregated.delete)

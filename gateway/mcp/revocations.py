@@ -1,0 +1,169 @@
+"""Session revocation shared by every gateway replica (Postgres table + LISTEN/NOTIFY).
+
+Session ids are self-contained tokens, so ending one (DELETE) means remembering it as revoked
+until it would have expired. The replica that receives the DELETE refuses the session at once,
+then writes a row to `mcp_revoked_sessions` and calls pg_notify on `CHANNEL` in the same
+transaction; the other replicas LISTEN on one connection each and add the key within
+milliseconds. Every (re)connect reloads the table, because notifications sent while a
+listener was down are lost. Only keyed hashes travel: never the session id or the subject.
+Without a database pool the set stays per replica (the behaviour before this module).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+from aiohttp import web
+
+from gateway.mcp.sessions import Session, SessionCodec
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "mcpgw_mcp_session_revoked"
+PRUNE_EVERY = 600.0  # seconds between deletes of expired rows (a replica only needs live ones)
+
+_INSERT = """INSERT INTO mcp_revoked_sessions (session_hash, subject_hash, expires_at)
+             VALUES ($1, $2, $3) ON CONFLICT (session_hash) DO NOTHING"""
+_LOAD = """SELECT session_hash, extract(epoch FROM expires_at)::float8 AS expires
+           FROM mcp_revoked_sessions WHERE expires_at > now()"""
+_PRUNE = "DELETE FROM mcp_revoked_sessions WHERE expires_at <= now()"
+
+
+def encode_payload(key: str, expires: float) -> str:
+    """NOTIFY payload announcing one revocation: `<key> <unix expiry>`."""
+    return f"{key} {expires:.3f}"
+
+
+def decode_payload(payload: str) -> tuple[str, float] | None:
+    """(key, expiry) from a NOTIFY payload; None for anything malformed (ignored, never trusted)."""
+    key, _, expires = payload.strip().partition(" ")
+    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        return None
+    try:
+        value = float(expires)
+    except ValueError:
+        return None
+    return (key, value) if value == value else None  # NaN is not an expiry
+
+
+class Revocations:
+    """Revokes sessions on this replica and, with a pool, on all of them."""
+
+    def __init__(self, codec: SessionCodec, pool: asyncpg.Pool | None = None) -> None:
+        self.codec = codec
+        self.pool = pool
+
+    async def revoke(self, session: Session) -> None:
+        """End `session` here at once, then record and announce it (raises if the database fails)."""
+        key, expires = self.codec.revoke(session)
+        if self.pool is None:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_INSERT, key, session.subject_hash, datetime.fromtimestamp(expires, UTC))
+            # Delivered at commit: no replica hears of a revocation that was rolled back.
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, encode_payload(key, expires))
+
+    def on_notify(self, payload: str) -> None:
+        """Adopt a revocation announced by any replica (our own echo included: idempotent)."""
+        parsed = decode_payload(payload)
+        if parsed is None:
+            log.warning("ignored a malformed session-revocation notification")
+            return
+        self.codec.note_revoked(*parsed)
+
+    async def load(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
+        """Adopt every live revocation in the table; return how many there are."""
+        rows = await conn.fetch(_LOAD)
+        self.codec.replace_revoked({r["session_hash"]: r["expires"] for r in rows})
+        return len(rows)
+
+    async def prune(self) -> int:
+        """Delete expired rows; return how many went."""
+        if self.pool is None:
+            return 0
+        status = await self.pool.execute(_PRUNE)
+        return int(status.split()[-1])
+
+
+async def listen(revocations: Revocations, *, retry: float = 1.0, check_every: float = 5.0) -> None:
+    """Hold one pool connection with LISTEN on `CHANNEL`; reload the table on every (re)connect."""
+    assert revocations.pool is not None
+
+    def on_notify(_conn: object, _pid: int, _channel: str, payload: object) -> None:
+        revocations.on_notify(str(payload))
+
+    while True:
+        try:
+            async with revocations.pool.acquire() as conn:
+                wake = asyncio.Event()
+                on_close = lambda *_, w=wake: w.set()  # noqa: E731
+                conn.add_termination_listener(on_close)
+                await conn.add_listener(CHANNEL, on_notify)
+                try:
+                    await revocations.load(conn)  # after LISTEN, so nothing falls between the two
+                    log.info("listening for MCP session revocations", extra={"channel": CHANNEL})
+                    while not conn.is_closed():
+                        try:
+                            async with asyncio.timeout(check_every):
+                                await wake.wait()
+                        except TimeoutError:
+                            # A half-open TCP connection shows up only when we use it.
+                            await conn.execute("SELECT 1")
+                finally:
+                    # Released with a listener, asyncpg warns; under warnings-as-errors that broke
+                    # the task's cancellation and hung shutdown.
+                    conn.remove_termination_listener(on_close)
+                    with contextlib.suppress(Exception):
+                        await conn.remove_listener(CHANNEL, on_notify)
+                raise ConnectionError("LISTEN connection closed")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure means reconnect, never stop listening
+            log.warning("session-revocation listener lost its connection; reconnecting",
+                        extra={"error": type(exc).__name__})
+        await asyncio.sleep(retry)
+
+
+async def prune_loop(revocations: Revocations, every: float = PRUNE_EVERY) -> None:
+    """Delete expired rows every `every` seconds; a failure waits for the next round."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            gone = await revocations.prune()
+            if gone:
+                log.info("pruned expired session revocations", extra={"rows": gone})
+        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+            log.warning("pruning session revocations failed", extra={"error": type(exc).__name__})
+
+
+async def run_revocations(revocations: Revocations, pool: asyncpg.Pool | None) -> AsyncIterator[None]:
+    """Body of the cleanup ctx: load, then listen and prune for the app's lifetime (with a pool)."""
+    if pool is None:
+        log.info("no database: a DELETEd MCP session is refused only by the replica that received it")
+        yield
+        return
+    revocations.pool = pool
+    await revocations.prune()
+    await revocations.load(pool)  # before serving: a restarted replica must not revive a session
+    tasks = [asyncio.create_task(listen(revocations)), asyncio.create_task(prune_loop(revocations))]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        revocations.pool = None
+
+
+async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup ctx: share session revocations through the app's database pool, if it has one."""
+    from gateway.keys import MCP_STATE  # gateway.keys -> state -> here: import at use
+    from shared.keys import DB_POOL
+
+    async for _ in run_revocations(app[MCP_STATE].revocations, app.get(DB_POOL)):
+        yield
