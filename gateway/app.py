@@ -182,7 +182,8 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = app[SERVERS]
     assert registry.credentials is not None  # registry_ctx always gives it a store
     pool = UpstreamPool(
-        app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=app[SETTINGS].tools_cache_ttl
+        app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=app[SETTINGS].tools_cache_ttl,
+        max_response_bytes=app[SETTINGS].mcp_max_response_bytes,
     )
     app[UPSTREAM] = pool
     yield

@@ -100,7 +100,7 @@ class GatewaySettings(CommonSettings):
     mcp_page_size: int = setting(100, check=_positive, help="Items per page of aggregated MCP lists")
     mcp_required_scopes: list[str] = setting([], help="OAuth scopes a token needs for the MCP endpoints")
     mcp_max_response_bytes: int = setting(
-        16_777_216, check=_positive, help="Largest backend answer (JSON body or one SSE event) /servers/{name}/mcp relays",
+        16_777_216, check=_positive, help="Largest backend answer (JSON body or one SSE event) the gateway reads or relays",
     )
     oauth_authorization_servers: list[str] = setting([], help="Authorization servers to advertise (default: issuer)")
     oauth_scopes: list[str] = setting([], help="scopes_supported in the protected-resource metadata")

@@ -1,7 +1,12 @@
 """MCP client to backends over Streamable HTTP, both protocol eras (see README.md here)."""
 
 from gateway.upstream.client import LEGACY, MODERN, BackendClient, Reply
-from gateway.upstream.errors import UpstreamError, UpstreamRpcError, UpstreamTimeout
+from gateway.upstream.errors import (
+    ResponseTooLarge,
+    UpstreamError,
+    UpstreamRpcError,
+    UpstreamTimeout,
+)
 from gateway.upstream.pool import UpstreamPool, create_session
 
 __all__ = [
@@ -9,6 +14,7 @@ __all__ = [
     "MODERN",
     "BackendClient",
     "Reply",
+    "ResponseTooLarge",
     "UpstreamError",
     "UpstreamPool",
     "UpstreamRpcError",

@@ -23,7 +23,7 @@ from yarl import URL
 from gateway.backend_auth import inject
 from gateway.credentials import CredentialError, CredentialStore
 from gateway.upstream import codec
-from gateway.upstream.errors import UpstreamError, UpstreamTimeout
+from gateway.upstream.errors import ResponseTooLarge, UpstreamError, UpstreamTimeout
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
@@ -35,6 +35,8 @@ CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
 # Agent headers a passthrough stream may carry; everything else (Authorization, Cookie, Host…) stays behind.
 PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
+# Default of MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES: the largest JSON body or SSE event read from a backend.
+MAX_RESPONSE_BYTES = 16_777_216
 
 
 @dataclass
@@ -58,9 +60,15 @@ class BackendClient:
     """MCP client state for one backend: era, session id, negotiated version."""
 
     def __init__(
-        self, server: ServerConfig, session: aiohttp.ClientSession, credentials: CredentialStore
+        self,
+        server: ServerConfig,
+        session: aiohttp.ClientSession,
+        credentials: CredentialStore,
+        *,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.server = server
+        self.max_response_bytes = max_response_bytes
         self.session = session
         self.credentials = credentials
         self.era: str | None = None
@@ -256,12 +264,15 @@ class BackendClient:
             parser, notes = codec.SSEParser(), list[dict[str, Any]]()
             async for chunk in resp.content.iter_any():
                 for event in parser.feed(chunk):
-                    found = self._event(event, request_id, notes)
+                    found = self._event(event, request_id, notes, resp.status)
                     if found is not None:
                         await _drain(resp)
                         return Reply(found, resp.status, notes)
+                # An event still being assembled past the cap: stop before it grows further.
+                if parser.pending > self.max_response_bytes:
+                    raise ResponseTooLarge(self.server.name, self.max_response_bytes, resp.status)
             for event in parser.close():
-                found = self._event(event, request_id, notes)
+                found = self._event(event, request_id, notes, resp.status)
                 if found is not None:
                     return Reply(found, resp.status, notes)
             raise UpstreamError(
@@ -270,7 +281,7 @@ class BackendClient:
         if ctype != "application/json":
             return None
         try:
-            body = codec.decode(await resp.read())
+            body = codec.decode(await read_capped(resp, self.server.name, self.max_response_bytes))
         except ValueError:
             raise UpstreamError(
                 self.server.name, "backend sent malformed JSON", resp.status
@@ -278,8 +289,10 @@ class BackendClient:
         return Reply(body, resp.status) if codec.is_response_to(body, request_id) else None
 
     def _event(
-        self, event: codec.SSEEvent, request_id: Any, notes: list[dict[str, Any]]
+        self, event: codec.SSEEvent, request_id: Any, notes: list[dict[str, Any]], status: int
     ) -> dict[str, Any] | None:
+        if len(event.data) > self.max_response_bytes:  # completed within one chunk: `pending` never saw it
+            raise ResponseTooLarge(self.server.name, self.max_response_bytes, status)
         if event.event != "message" or not event.data:
             return None
         try:
@@ -291,6 +304,21 @@ class BackendClient:
         if isinstance(message, dict) and "method" in message:
             notes.append(message)
         return None
+
+
+async def read_capped(resp: aiohttp.ClientResponse, server: str, limit: int) -> bytes:
+    """A whole (non-SSE) body, refused past `limit` bytes: a declared length before reading, else
+    at the first chunk that crosses it, so a huge or endless body never sits in memory."""
+    if resp.content_length is not None and resp.content_length > limit:
+        raise ResponseTooLarge(server, limit, resp.status)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(server, limit, resp.status)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _drain(resp: aiohttp.ClientResponse) -> None:

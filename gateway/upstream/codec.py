@@ -45,6 +45,12 @@ class SSEParser:
         self._event = ""
         self._id: str | None = None
         self._retry: int | None = None
+        self._size = 0  # bytes of data lines in the event being assembled
+
+    @property
+    def pending(self) -> int:
+        """Bytes held for the event not yet dispatched (its data lines plus an unfinished line)."""
+        return self._size + len(self._buffer)
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume `chunk`; return the events it completed."""
@@ -66,14 +72,14 @@ class SSEParser:
     def close(self) -> list[SSEEvent]:
         """End of stream: a trailing CR still ends its line; an unterminated event is dropped."""
         events = self.feed(b"\n") if self._buffer.endswith(b"\r") else []
-        self._buffer, self._data = b"", []
+        self._buffer, self._data, self._size = b"", [], 0
         return events
 
     def _line(self, line: str) -> SSEEvent | None:
         if line == "":
             # Only events with at least one data line are dispatched; `id` persists (last event id).
             data, event, retry = self._data, self._event, self._retry
-            self._data, self._event, self._retry = [], "", None
+            self._data, self._event, self._retry, self._size = [], "", None, 0
             return SSEEvent(event or "message", "\n".join(data), self._id, retry) if data else None
         if line.startswith(":"):
             return None
@@ -82,6 +88,7 @@ class SSEParser:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            self._size += len(value) + 1
         elif name == "event":
             self._event = value
         elif name == "id":

@@ -2,6 +2,7 @@
 
     UpstreamError (server, message, status)     -> 502: unreachable, bad status, garbage answer
     ├── UpstreamTimeout (server)                -> 504: no answer within the server's timeout
+    ├── ResponseTooLarge (server, limit)        -> 502: a JSON body or SSE event past the cap
     └── UpstreamRpcError (server, code, message, data) -> the backend answered a JSON-RPC error
 
 Messages never include credentials or response bodies beyond a short, safe excerpt.
@@ -32,6 +33,17 @@ class UpstreamTimeout(UpstreamError):
     def __init__(self, server: str, timeout: float | None = None) -> None:
         detail = f"no answer within {timeout:g} s" if timeout else "timed out"
         super().__init__(server, detail)
+
+
+class ResponseTooLarge(UpstreamError):
+    """A backend's answer (JSON body or one SSE event) exceeded the configured cap."""
+
+    def __init__(self, server: str, limit: int, status: int | None = None) -> None:
+        # Named setting, so an operator who hits it knows what to raise.
+        super().__init__(
+            server, f"response larger than {limit} bytes (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES)", status
+        )
+        self.limit = limit
 
 
 class UpstreamRpcError(UpstreamError):
