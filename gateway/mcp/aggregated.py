@@ -17,7 +17,7 @@ from gateway import broadcast as bc
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, POLICY, SETTINGS, UPSTREAM
 from gateway.mcp import aggregated_items as items
-from gateway.mcp import catalog, endpoint, enforce, fanout, naming, protocol, sse
+from gateway.mcp import calls, catalog, endpoint, enforce, fanout, naming, protocol, sse
 from gateway.mcp.aggregated_common import on_error, result_or_error, servers_of
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
@@ -54,6 +54,9 @@ async def post(request: web.Request) -> web.StreamResponse:
             endpoint.open_session(request, state, None)
         elif msg.kind == "request":
             protocol.validate_modern(msg, request.headers)
+        if msg.kind == "response":
+            # An agent's answer to a backend's sampling / elicitation / roots request (calls.py).
+            state.pending.answer(principal(request).subject, msg.id, msg.body)
         if msg.kind != "request":
             return endpoint.accepted()
         work = _answer(request, state, msg, era)
@@ -151,8 +154,9 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     decision = await enforce.check_call(request, principal(request), server.name, "tools/call", target.tool, params)
     if not decision.allowed:
         return enforce.denial("tools/call", msg.id, decision, era)["result"]
-    response = await request.app[UPSTREAM].request(server, "tools/call", params)
-    return result_or_error(response)
+    # A 2026-07-28 retry answers an input_required result: its inputs go to the same backend.
+    extra: dict[str, Any] = {k: msg.params[k] for k in ("_meta", "inputResponses", "requestState") if k in msg.params}
+    return await calls.call_tool(request, state, server, {**params, **extra}, msg.id, era, ENDPOINT)
 
 
 async def _broadcast(request: web.Request, state: McpState, target: catalog.Target, arguments: dict[str, Any],

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from gateway.mcp.backchannel import Pending
 from gateway.mcp.fanout import ListCache
 from gateway.mcp.revocations import Revocations
 from gateway.mcp.sessions import Session, SessionCodec
@@ -66,6 +67,7 @@ class McpState:
     scopes_supported: list[str] = field(default_factory=list)
     lists: ListCache = field(default_factory=ListCache)
     max_response_bytes: int = 16_777_216
+    pending: Pending = field(default_factory=Pending)
     revocations: Revocations = field(init=False)
 
     def __post_init__(self) -> None:

@@ -146,7 +146,7 @@ def with_modern_meta(params: dict[str, Any] | None, capabilities: dict[str, Any]
     params = dict(params or {})
     meta = dict(params.get("_meta") or {})
     meta[META_VERSION] = MODERN_VERSION
-    meta[META_CAPABILITIES] = capabilities
+    meta.setdefault(META_CAPABILITIES, capabilities)  # a relayed agent call keeps its own
     params["_meta"] = meta
     return params
 

@@ -1,0 +1,259 @@
+"""`/mcp` tools/call on one backend with its server→client traffic relayed to the agent.
+
+The call goes out through the upstream pool's `open_stream` and its SSE answer is read event by
+event. Progress (`notifications/progress`, the gateway's own progress token mapped back to the
+agent's) and log messages (`notifications/message`) go to the agent on the call's SSE stream as
+they come. Server→client requests (sampling, elicitation, roots) are sent on that stream under a
+gateway id (backchannel.py) and the agent's answer is posted back to the backend's session.
+A 2026-07-28 backend asks by returning `resultType: "input_required"`: a 2026-07-28 agent gets that
+result as is (its retry comes back through `/mcp` to the same backend); a 2025 agent is asked each
+input request on the stream and the gateway retries for it. A 2025-era backend's back-channel
+request cannot reach a 2026-07-28 agent (that would hold the backend's call across the agent's
+retry): the backend gets a JSON-RPC error for it instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.errors import to_gateway_error
+from gateway.keys import UPSTREAM
+from gateway.mcp import protocol, sse
+from gateway.mcp.endpoint import principal
+from gateway.mcp.state import McpState
+from gateway.upstream import codec
+from gateway.upstream.errors import UpstreamError
+from shared.jsonutil import dumps_str
+
+log = logging.getLogger(__name__)
+RELAYED = frozenset({"notifications/progress", "notifications/message"})
+# What a 2025 agent is assumed to offer: its session does not record capabilities, and an agent
+# lacking one answers the request with an error, which the backend sees as a refusal.
+HANDSHAKE_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}}, "roots": {}}
+LOG_LEVEL = "io.modelcontextprotocol/logLevel"  # 2026-07-28: log delivery is opt-in per request
+MAX_ROUNDS = 8
+ANSWER_TIMEOUT = 300.0
+
+
+class Call:
+    """One relayed tools/call: the agent's side of the stream, opened on first need."""
+
+    def __init__(self, request: web.Request, state: McpState, server: Any, era: protocol.Era, rid: Any,
+                 endpoint: str) -> None:
+        self.request, self.state, self.server, self.era, self.rid = request, state, server, era, rid
+        self.endpoint = endpoint
+        self.out: web.StreamResponse | None = None
+        self.token = "mcpgw-progress-" + secrets.token_urlsafe(8)
+        self.client_token: Any = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Write one message to the agent, switching the answer to SSE the first time."""
+        if self.out is None:
+            self.out = web.StreamResponse(status=200, headers=sse.SSE_HEADERS)
+            self.state.metrics.streams_open.labels(self.endpoint).inc()
+            await self.out.prepare(self.request)
+        await self.out.write(sse.encode(dumps_str(message)))
+
+    async def finish(self, result: dict[str, Any]) -> web.StreamResponse | dict[str, Any]:
+        """The final answer: a plain result when nothing was streamed, else its last SSE event."""
+        if self.out is None:
+            self.close()
+            return result
+        try:
+            body = protocol.result(self.rid, protocol.with_result_type(result, self.era, "tools/call"))
+            await self.out.write(sse.encode(dumps_str(body)))
+            await self.out.write_eof()
+        finally:
+            self.close()
+        return self.out
+
+    def close(self) -> None:
+        """Stop helper tasks and count the stream closed (once)."""
+        for task in self.tasks:
+            task.cancel()
+        if self.out is not None and not self.closed:
+            self.closed = True
+            self.state.metrics.streams_open.labels(self.endpoint).dec()
+
+    async def ask(self, method: str, params: Any) -> dict[str, Any]:
+        """Send a server→client request to the agent and wait for its JSON-RPC response."""
+        gid, future = self.state.pending.open(principal(self.request).subject)
+        try:
+            await self.send({"jsonrpc": "2.0", "id": gid, "method": method, "params": params})
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                return await future
+        finally:
+            self.state.pending.close(gid)
+
+
+async def call_tool(request: web.Request, state: McpState, server: Any, params: dict[str, Any], rid: Any,
+                    era: protocol.Era, endpoint: str) -> web.StreamResponse | dict[str, Any]:
+    """Run tools/call on `server`, relaying its server→client traffic; the result or the SSE answer."""
+    call = Call(request, state, server, era, rid, endpoint)
+    meta = dict(params.get("_meta") or {})
+    call.client_token = meta.pop("progressToken", None)
+    own: dict[str, Any] = {"progressToken": call.token}
+    if era == "modern":
+        own[protocol.META_CAPABILITIES] = meta.get(protocol.META_CAPABILITIES) or {}
+        if LOG_LEVEL in meta:
+            own[LOG_LEVEL] = meta[LOG_LEVEL]
+    else:
+        # A 2025 agent filters with logging/setLevel (answered, not forwarded): ask for every level.
+        own.update({protocol.META_CAPABILITIES: HANDSHAKE_CAPABILITIES, LOG_LEVEL: "debug"})
+    upstream = {k: v for k, v in params.items() if k != "_meta"}
+    try:
+        for _ in range(MAX_ROUNDS):
+            upstream["_meta"] = dict(own)
+            result = await _round(call, upstream)
+            if result.get("resultType") != "input_required" or era == "modern":
+                return await call.finish(result)
+            upstream["inputResponses"] = await _ask_inputs(call, result.get("inputRequests") or {})
+            if "requestState" in result:
+                upstream["requestState"] = result["requestState"]
+        raise UpstreamError(server.name, f"still asking for input after {MAX_ROUNDS} rounds")
+    except Exception as exc:
+        if call.out is None or call.closed:
+            call.close()
+            raise
+        # The SSE answer has started: the failure becomes its last event.
+        await call.send(_as_error(rid, exc))
+        await call.out.write_eof()
+        call.close()
+        return call.out
+    except BaseException:
+        call.close()
+        raise
+
+
+def _as_error(rid: Any, exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, protocol.RpcFailure):
+        return protocol.error(rid, exc.code, exc.message, exc.data)
+    mapped = to_gateway_error(exc)
+    if mapped is None:
+        raise exc
+    return protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message)
+
+
+async def _ask_inputs(call: Call, requests: dict[str, Any]) -> dict[str, Any]:
+    """Ask a 2025 agent each input request of an `input_required` result; their results by key."""
+    async def one(key: str, req: dict[str, Any]) -> tuple[str, Any]:
+        answer = await call.ask(str(req.get("method")), req.get("params"))
+        if "result" not in answer:
+            err: dict[str, Any] = answer["error"] if isinstance(answer.get("error"), dict) else {}
+            raise UpstreamError(call.server.name, f"agent refused {req.get('method')}: {err.get('message', '')}")
+        return key, answer["result"]
+
+    pairs = await asyncio.gather(*(one(k, r) for k, r in requests.items() if isinstance(r, dict)))
+    return dict(pairs)
+
+
+async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    uid = "mcpgw-call-" + secrets.token_urlsafe(8)
+    pool = call.request.app[UPSTREAM]
+    message = {"jsonrpc": "2.0", "id": uid, "method": "tools/call", "params": params}
+    async with await pool.open_stream(call.server, message) as resp:
+        if resp.status >= 500 or resp.status == 401:
+            raise UpstreamError(call.server.name, f"HTTP {resp.status}", resp.status)
+        if resp.content_type != "text/event-stream":
+            return _result(call, _decode(await resp.read(), call.server.name), uid, resp.status)
+        parser = codec.SSEParser()
+        try:
+            async for chunk in resp.content.iter_any():
+                for event in parser.feed(chunk):
+                    found = await _on_event(call, pool, event, uid)
+                    if found is not None:
+                        return _result(call, found, uid, resp.status)
+        except aiohttp.ClientPayloadError:
+            raise UpstreamError(call.server.name, "response stream broke off", resp.status) from None
+    raise UpstreamError(call.server.name, "event stream ended without a response", resp.status)
+
+
+def _decode(data: str | bytes, server: str) -> Any:
+    try:
+        return codec.decode(data)
+    except ValueError:
+        raise UpstreamError(server, "backend sent malformed JSON") from None
+
+
+def _result(call: Call, message: Any, uid: str, status: int) -> dict[str, Any]:
+    if not codec.is_response_to(message, uid):
+        raise UpstreamError(call.server.name, f"HTTP {status} without a JSON-RPC response", status)
+    if isinstance(message.get("error"), dict):
+        err = message["error"]
+        raise protocol.RpcFailure(int(err.get("code", protocol.INTERNAL_ERROR)),
+                                  str(err.get("message", "backend error")), err.get("data"), status=200)
+    result = message.get("result")
+    if not isinstance(result, dict):
+        return {}
+    if result.get("resultType") == "input_required":
+        return dict(result)
+    return dict(codec.normalise_result(result))
+
+
+async def _on_event(call: Call, pool: Any, event: codec.SSEEvent, uid: str) -> dict[str, Any] | None:
+    if event.event != "message" or not event.data:
+        return None
+    msg = _decode(event.data, call.server.name)
+    if not isinstance(msg, dict):
+        return None
+    if codec.is_response_to(msg, uid):
+        return msg
+    method = msg.get("method")
+    if not isinstance(method, str):
+        return None
+    if "id" not in msg:
+        relayed = relay_notification(msg, call.token, call.client_token)
+        if relayed is not None:
+            await call.send(relayed)
+        return None
+    task = asyncio.get_running_loop().create_task(_back_channel(call, pool, msg))
+    call.tasks.add(task)
+    task.add_done_callback(call.tasks.discard)
+    return None
+
+
+def relay_notification(msg: dict[str, Any], ours: str, theirs: Any) -> dict[str, Any] | None:
+    """A backend's notification as the agent should see it, or None when it is not for the agent.
+
+    Progress is relayed only for this call's own token, renamed to the agent's (none: dropped).
+    """
+    method = msg.get("method")
+    if method not in RELAYED:
+        return None
+    params: dict[str, Any] = msg["params"] if isinstance(msg.get("params"), dict) else {}
+    if method == "notifications/progress":
+        if params.get("progressToken") != ours or theirs is None:
+            return None
+        return {**msg, "params": {**params, "progressToken": theirs}}
+    return msg
+
+
+async def _back_channel(call: Call, pool: Any, msg: dict[str, Any]) -> None:
+    """Relay a 2025-era backend's request to the agent and post the answer back to the backend."""
+    if call.era == "modern":
+        answer: dict[str, Any] = protocol.error(
+            msg["id"], protocol.METHOD_NOT_FOUND,
+            "the gateway cannot relay this request to a 2026-07-28 client mid-call")
+    else:
+        try:
+            reply = await call.ask(str(msg["method"]), msg.get("params"))
+        except (TimeoutError, ConnectionError) as exc:
+            reply = protocol.error(None, protocol.INTERNAL_ERROR, f"no answer from the client ({type(exc).__name__})")
+        answer = {k: v for k, v in reply.items() if k in ("result", "error")}
+        answer = {"jsonrpc": "2.0", "id": msg["id"], **answer}
+    client = pool.client(call.server)
+    headers = {"MCP-Protocol-Version": client.protocol_version or codec.HANDSHAKE_VERSION}
+    if client.session_id:
+        headers["Mcp-Session-Id"] = client.session_id
+    # The upstream client has no public "post a response" call; _post adds the backend's credential.
+    async with await client._post(answer, headers) as resp:
+        if resp.status >= 400:
+            log.warning("backend refused a relayed answer", extra={"server": call.server.name, "status": resp.status})
