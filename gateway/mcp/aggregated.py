@@ -7,7 +7,6 @@ thin: merging, naming and paging are the pure functions of catalog.py.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -17,7 +16,7 @@ from gateway import broadcast as bc
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, POLICY, SETTINGS, UPSTREAM
 from gateway.mcp import aggregated_items as items
-from gateway.mcp import calls, catalog, endpoint, enforce, fanout, naming, protocol, sse
+from gateway.mcp import calls, catalog, endpoint, enforce, fanout, listen, naming, protocol, sse
 from gateway.mcp.aggregated_common import on_error, result_or_error, servers_of
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
@@ -25,14 +24,13 @@ from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
 from gateway.routes.common import audit
 from gateway.upstream.errors import UpstreamError
+from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
 ENDPOINT = "aggregated"
 SERVER_INFO = {"name": "mcpgw", "title": "mcpgw MCP gateway", "version": "0.1.0"}
-CAPABILITIES = {"tools": {"listChanged": False}, "prompts": {"listChanged": False},
+CAPABILITIES = {"tools": {"listChanged": True}, "prompts": {"listChanged": False},
                 "resources": {"listChanged": False}, "completions": {}}
-KEEPALIVE = 15.0
-DISCONNECT_POLL = 0.5
 
 
 async def post(request: web.Request) -> web.StreamResponse:
@@ -114,12 +112,54 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
         return await items.read_resource(request, state, msg, era)
     if method == "completion/complete":
         return await items.complete(request, state, msg)
+    if method == "subscriptions/listen" and era == "modern":
+        return await _listen(request, state, msg)
     raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
 async def _tool_lists(request: web.Request, state: McpState) -> dict[str, list[dict[str, Any]]]:
     return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), "tools/list",
                                      on_error(state))
+
+
+async def _visible_tools(request: web.Request, state: McpState) -> list[dict[str, Any]]:
+    """The caller's filtered catalog from fresh backend lists (for change detection)."""
+    per_server = await fanout.gather_lists(request.app[UPSTREAM], fanout.ListCache(ttl=0.0), servers_of(request),
+                                           "tools/list", on_error(state))
+    pairs = [(s, t["name"]) for s, tools in per_server.items() for t in tools if isinstance(t.get("name"), str)]
+    allowed = await enforce.allowed_items(request, principal(request), "tools/list", pairs)
+    return catalog.merge_tools(per_server, allowed, state.broadcast)
+
+
+async def _listen(request: web.Request, state: McpState, msg: protocol.Message) -> web.StreamResponse:
+    """`subscriptions/listen`: acknowledge the kinds honoured (tools list changes), then watch."""
+    raw = msg.params.get("notifications")
+    wanted: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    honoured = {"toolsListChanged": True} if wanted.get("toolsListChanged") else {}
+    ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+           "params": {"notifications": honoured, "_meta": {listen.SUBSCRIPTION_ID: msg.id}}}
+    return await _stream(request, state, [ack], msg.id if honoured else None, bool(honoured))
+
+
+async def _stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
+                  watching: bool) -> web.StreamResponse:
+    out = web.StreamResponse(headers=sse.SSE_HEADERS)
+    gauge = state.metrics.streams_open.labels(ENDPOINT)
+    gauge.inc()
+    try:
+        await out.prepare(request)
+        for message in first:
+            await out.write(sse.encode(dumps_str(message)))
+
+        async def snapshot() -> list[dict[str, Any]]:
+            return await _visible_tools(request, state) if watching else []
+
+        await listen.watch(request, out, snapshot, subscription)
+    except ConnectionResetError:
+        pass  # the client closed the stream
+    finally:
+        gauge.dec()
+    return out
 
 
 async def _list_tools(request: web.Request, state: McpState, params: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +234,7 @@ def _describe(exc: BaseException) -> str:
 
 
 async def get(request: web.Request) -> web.StreamResponse:
-    """A session's server→client stream: the virtual server sends only keep-alives."""
+    """A session's server→client stream: keep-alives and aggregated tools/list_changed (listen.py)."""
     state: McpState = request.app[MCP_STATE]
     audit(request).action = "mcp_stream"
     try:
@@ -208,24 +248,7 @@ async def get(request: web.Request) -> web.StreamResponse:
         return reject.response
     except RpcFailure as failure:
         return endpoint.failure_response(None, failure)
-    out = web.StreamResponse(headers=sse.SSE_HEADERS)
-    gauge = state.metrics.streams_open.labels(ENDPOINT)
-    gauge.inc()
-    try:
-        await out.prepare(request)
-        idle = KEEPALIVE
-        # aiohttp does not cancel a handler when its client leaves: watch the transport.
-        while request.transport is not None and not request.transport.is_closing():
-            if idle >= KEEPALIVE:
-                await out.write(b": keep-alive\n\n")
-                idle = 0.0
-            await asyncio.sleep(DISCONNECT_POLL)
-            idle += DISCONNECT_POLL
-    except ConnectionResetError:
-        pass  # the client closed the stream
-    finally:
-        gauge.dec()
-    return out
+    return await _stream(request, state, [], None, True)
 
 
 async def delete(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ sampling — with the official SDK client in both eras against a real SDK backen
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +18,14 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import ACCEPT, ADMIN, META, initialize, modern_headers, session_headers
+from tests.integration.mcp_helpers import (
+    ACCEPT,
+    ADMIN,
+    META,
+    initialize,
+    modern_headers,
+    session_headers,
+)
 
 
 @pytest.fixture
@@ -110,3 +118,57 @@ def _pending(stack: Stack) -> Any:
     from gateway.keys import MCP_STATE
 
     return stack.app[MCP_STATE].pending
+
+
+@pytest.fixture
+async def growing(tmp_path: Path, pg_dsn: str, mcp_backend_factory: Any, monkeypatch: pytest.MonkeyPatch,
+                  ) -> AsyncIterator[Stack]:
+    from gateway.mcp import listen
+
+    monkeypatch.setattr(listen, "POLL_SECONDS", 0.1)
+    backend = mcp_backend_factory("normal", "growing", tools=("echo", "grow"))
+    async with gateway_stack(tmp_path, pg_dsn, {"gr": {"url": backend.url}}) as s:
+        yield s
+
+
+async def _first_event(resp: Any, method: str) -> dict[str, Any]:
+    async with asyncio.timeout(10):
+        async for line in resp.content:
+            if line.startswith(b"data:"):
+                msg = json.loads(line[5:])
+                if msg.get("method") == method:
+                    return msg
+    raise AssertionError(f"stream ended before {method}")
+
+
+async def _grow(stack: Stack, headers: dict[str, str], name: str, extra: dict[str, Any] | None = None) -> None:
+    body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "gr__grow", "arguments": {"name": name}, **(extra or {})}}
+    async with await _post(stack, body, headers) as resp:
+        assert resp.status == 200
+        await resp.read()
+
+
+async def test_get_stream_carries_tools_list_changed(growing: Stack) -> None:
+    stack = growing
+    sid = await initialize(stack, "/mcp")
+    hdrs = {**stack.headers(ADMIN), "Accept": "text/event-stream", **session_headers(sid)}
+    async with stack.session.get(stack.url + "/mcp", headers=hdrs) as stream:
+        assert stream.status == 200
+        await asyncio.sleep(0.3)  # the watcher has taken its first snapshot
+        await _grow(stack, session_headers(sid), "fresh_a")
+        assert await _first_event(stream, "notifications/tools/list_changed")
+
+
+async def test_subscriptions_listen_acknowledges_and_notifies(growing: Stack) -> None:
+    stack = growing
+    listen_body = {"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen",
+                   "params": {"notifications": {"toolsListChanged": True}, "_meta": META}}
+    async with await _post(stack, listen_body, modern_headers("subscriptions/listen")) as stream:
+        assert stream.status == 200 and stream.content_type == "text/event-stream"
+        ack = await _first_event(stream, "notifications/subscriptions/acknowledged")
+        assert ack["params"]["notifications"] == {"toolsListChanged": True}
+        await asyncio.sleep(0.3)
+        await _grow(stack, modern_headers("tools/call", "gr__grow"), "fresh_b", {"_meta": META})
+        note = await _first_event(stream, "notifications/tools/list_changed")
+        assert note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "sub-1"
