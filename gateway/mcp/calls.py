@@ -28,7 +28,8 @@ from gateway.mcp import protocol, sse
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
 from gateway.upstream import codec
-from gateway.upstream.errors import UpstreamError
+from gateway.upstream.client import read_capped
+from gateway.upstream.errors import ResponseTooLarge, UpstreamError
 from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
@@ -162,15 +163,23 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     async with await pool.open_stream(call.server, message) as resp:
         if resp.status >= 500 or resp.status == 401:
             raise UpstreamError(call.server.name, f"HTTP {resp.status}", resp.status)
-        if resp.content_type != "text/event-stream":
-            return _result(call, _decode(await resp.read(), call.server.name), uid, resp.status)
-        parser = codec.SSEParser()
+        # The pool's cap (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES) holds here too: a whole JSON body,
+        # one SSE event complete or still being assembled.
+        limit = pool.max_response_bytes
         try:
+            if resp.content_type != "text/event-stream":
+                body = await read_capped(resp, call.server.name, limit)
+                return _result(call, _decode(body, call.server.name), uid, resp.status)
+            parser = codec.SSEParser()
             async for chunk in resp.content.iter_any():
                 for event in parser.feed(chunk):
+                    if len(event.data) > limit:
+                        raise ResponseTooLarge(call.server.name, limit, resp.status)
                     found = await _on_event(call, pool, event, uid)
                     if found is not None:
                         return _result(call, found, uid, resp.status)
+                if parser.pending > limit:
+                    raise ResponseTooLarge(call.server.name, limit, resp.status)
         except aiohttp.ClientPayloadError:
             raise UpstreamError(call.server.name, "response stream broke off", resp.status) from None
     raise UpstreamError(call.server.name, "event stream ended without a response", resp.status)
