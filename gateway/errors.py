@@ -38,37 +38,20 @@ class GatewayError(Exception):
         # Extra members of the error object (a denial's decision_id and statement), safe to show.
         self.details = details or {}
 
-
-class BadRequest(GatewayError):
-    status, code = 400, "bad_request"
-
-
-class Unauthorized(GatewayError):
-    status, code = 401, "unauthorized"
+    def __init_subclass__(cls, *, status: int, code: str, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status, cls.code = status, code
 
 
-class Forbidden(GatewayError):
-    status, code = 403, "forbidden"
-
-
-class NotFound(GatewayError):
-    status, code = 404, "not_found"
-
-
-class PayloadTooLarge(GatewayError):
-    status, code = 413, "payload_too_large"
-
-
-class BadGateway(GatewayError):
-    status, code = 502, "upstream_error"
-
-
-class ServiceUnavailable(GatewayError):
-    status, code = 503, "pdp_unavailable"
-
-
-class GatewayTimeout(GatewayError):
-    status, code = 504, "upstream_timeout"
+# One line each: a subclass is nothing but its status and stable code (see the tree above).
+class BadRequest(GatewayError, status=400, code="bad_request"): ...
+class Unauthorized(GatewayError, status=401, code="unauthorized"): ...
+class Forbidden(GatewayError, status=403, code="forbidden"): ...
+class NotFound(GatewayError, status=404, code="not_found"): ...
+class PayloadTooLarge(GatewayError, status=413, code="payload_too_large"): ...
+class BadGateway(GatewayError, status=502, code="upstream_error"): ...
+class ServiceUnavailable(GatewayError, status=503, code="pdp_unavailable"): ...
+class GatewayTimeout(GatewayError, status=504, code="upstream_timeout"): ...
 
 
 def _optional(module: str, name: str) -> type[BaseException] | None:
@@ -115,7 +98,7 @@ def to_gateway_error(exc: BaseException) -> GatewayError | None:
 
 
 _BY_STATUS: dict[int, type[GatewayError]] = {
-    400: BadRequest, 401: Unauthorized, 403: Forbidden, 503: ServiceUnavailable,
+    cls.status: cls for cls in (BadRequest, Unauthorized, Forbidden, ServiceUnavailable)
 }
 
 

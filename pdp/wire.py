@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pdp.policy.model import ACTIONS, SERVER_ACTIONS, Request
+from pdp.policy.model import Request
 from pdp.policy.naming import PROMPT_PREFIX, RESOURCE_PREFIX
+from shared.authzen import ACTIONS, SERVER_ACTIONS
 
 TYPE_FOR_ACTION = {
     **{a: "mcp_server" for a in SERVER_ACTIONS},

@@ -28,7 +28,9 @@ def valid_request_id(value: str | None) -> str | None:
     return value if value and _VALID_ID.fullmatch(value) else None
 
 
-def request_id_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
+def request_id_middleware(
+    key: web.RequestKey[str] | None = None,
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Reuse a well-formed incoming request id (or mint one) for the logging context; echo it."""
 
     @web.middleware
@@ -36,6 +38,8 @@ def request_id_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         rid = valid_request_id(request.headers.get(REQUEST_ID_HEADER)) or os.urandom(16).hex()
+        if key is not None:  # handlers that put the id in bodies or audit rows read it here
+            request[key] = rid
         token = request_id_var.set(rid)
         try:
             response = await handler(request)

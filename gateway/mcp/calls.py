@@ -258,11 +258,6 @@ async def _back_channel(call: Call, pool: Any, msg: dict[str, Any]) -> None:
             reply = protocol.error(None, protocol.INTERNAL_ERROR, f"no answer from the client ({type(exc).__name__})")
         answer = {k: v for k, v in reply.items() if k in ("result", "error")}
         answer = {"jsonrpc": "2.0", "id": msg["id"], **answer}
-    client = pool.client(call.server)
-    headers = {"MCP-Protocol-Version": client.protocol_version or codec.HANDSHAKE_VERSION}
-    if client.session_id:
-        headers["Mcp-Session-Id"] = client.session_id
-    # The upstream client has no public "post a response" call; _post adds the backend's credential.
-    async with await client._post(answer, headers) as resp:
-        if resp.status >= 400:
-            log.warning("backend refused a relayed answer", extra={"server": call.server.name, "status": resp.status})
+    status = await pool.client(call.server).send_response(answer)
+    if status >= 400:
+        log.warning("backend refused a relayed answer", extra={"server": call.server.name, "status": status})

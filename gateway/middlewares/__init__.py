@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.keys import REQUEST_ID
 from gateway.metrics import GatewayMetrics
 from gateway.middlewares.audit import audit_middleware
 from gateway.middlewares.auth import PUBLIC_PATHS, auth_middleware
 from gateway.middlewares.body_limit import body_limit_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
-from gateway.middlewares.request_id import request_id_middleware
+from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
 __all__ = ["PUBLIC_PATHS", "error_body", "install"]
@@ -28,7 +29,7 @@ def install(
     """Install the middlewares, outermost first."""
     chain = [
         # 1. The id first, so every log line and the audit event of this request carry it.
-        request_id_middleware(),
+        request_id_middleware(REQUEST_ID),
         # 2. Metrics see the final status of everything, including rejected requests.
         metrics_middleware(http_metrics),
         # 3. Audit outside the error mapping: it records the status the caller really got.

@@ -132,6 +132,14 @@ class BackendClient:
             return resp
         raise AssertionError("unreachable")
 
+    async def send_response(self, answer: dict[str, Any]) -> int:
+        """POST a JSON-RPC response to a backend's request (2025 era) in our session; the HTTP status."""
+        headers = {"MCP-Protocol-Version": self.protocol_version or codec.HANDSHAKE_VERSION}
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        async with await self._post(answer, headers) as resp:
+            return resp.status
+
     def _frame(
         self, method: str, params: dict[str, Any] | None, request_id: Any = None
     ) -> tuple[dict[str, Any], dict[str, str]]:

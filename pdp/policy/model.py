@@ -5,15 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-ACTIONS = (
-    "list_servers",
-    "list_tools",
-    "server_info",
-    "invoke_tool",
-    "read_resource",
-    "get_prompt",
-)
-SERVER_ACTIONS = ("list_servers", "list_tools", "server_info")
+# The action names (ACTIONS, SERVER_ACTIONS) are the wire contract's: shared/authzen.py.
+
 ALLOW, DENY = "allow", "deny"
 # Rule priorities live in this range; role permissions sit at 0.
 MIN_PRIORITY, MAX_PRIORITY = -1_000_000, 1_000_000

@@ -20,7 +20,6 @@ from pdp.policy.checker import (
     kind,
 )
 from pdp.policy.model import (
-    ACTIONS,
     ALLOW,
     ARG_OPS,
     DENY,
@@ -35,6 +34,7 @@ from pdp.policy.model import (
 )
 from pdp.policy.naming import full_regex
 from pdp.policy.yamlload import LList, LMap, YamlProblem, load_with_lines
+from shared.authzen import ACTIONS
 
 TOP_KEYS = ("roles", "user_roles", "group_roles", "rules", "default_policy")
 ROLE_KEYS = ("permissions", "inherits", "description")
