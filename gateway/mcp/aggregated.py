@@ -239,10 +239,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     audit(request).action = "mcp_stream"
     try:
         endpoint.check_transport(request, state, post=False)
-        if not request.headers.get(H_SESSION):
-            if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
-                raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required")
-            return web.Response(status=405, headers={"Allow": "POST, DELETE"})
+        endpoint.require_stream_session(request)
         endpoint.open_session(request, state, None)
     except HttpReject as reject:
         return reject.response

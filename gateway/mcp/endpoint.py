@@ -62,6 +62,15 @@ def check_transport(request: web.Request, state: McpState, *, post: bool) -> Non
         raise HttpReject(plain_error(403, "insufficient_scope", {"WWW-Authenticate": challenge}))
 
 
+def require_stream_session(request: web.Request) -> None:
+    """A GET without `Mcp-Session-Id`: 400 for a handshake-era client, else 405 (2026-07-28 has no GET stream)."""
+    if request.headers.get(protocol.H_SESSION):
+        return
+    if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
+        raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
+    raise HttpReject(web.Response(status=405, headers={"Allow": "POST, DELETE"}))
+
+
 def principal(request: web.Request) -> Any:
     """The authenticated caller (the auth middleware guarantees one)."""
     return request[PRINCIPAL]

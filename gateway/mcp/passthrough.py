@@ -91,6 +91,15 @@ async def post(request: web.Request) -> web.StreamResponse:
         return _upstream_failure(request, state, rid, exc)
 
 
+def _refused(request: web.Request, state: McpState, exc: Exception) -> web.Response:
+    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
+    if isinstance(exc, HttpReject):
+        return exc.response
+    if isinstance(exc, RpcFailure):
+        return endpoint.failure_response(None, exc)
+    return _upstream_failure(request, state, None, exc)
+
+
 def _upstream_failure(request: web.Request, state: McpState, rid: Any, exc: Exception) -> web.Response:
     mapped = to_gateway_error(exc)
     if mapped is None:
@@ -205,10 +214,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     audit(request).action = "mcp_stream"
     try:
         endpoint.check_transport(request, state, post=False)
-        if not request.headers.get(H_SESSION):
-            if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
-                raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
-            return web.Response(status=405, headers={"Allow": "POST, DELETE"})
+        endpoint.require_stream_session(request)
         server = _server(request)
         session = endpoint.open_session(request, state, server.name)
         state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
@@ -224,12 +230,8 @@ async def get(request: web.Request) -> web.StreamResponse:
             return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
     except ClientGone:
         return web.Response(status=499)
-    except HttpReject as reject:
-        return reject.response
-    except RpcFailure as failure:
-        return endpoint.failure_response(None, failure)
     except Exception as exc:
-        return _upstream_failure(request, state, None, exc)
+        return _refused(request, state, exc)
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
@@ -249,10 +251,6 @@ async def delete(request: web.Request) -> web.StreamResponse:
         await state.revoke(session)
         state.metrics.sessions_open.labels(ENDPOINT).dec()
         return web.Response(status=status)
-    except HttpReject as reject:
-        return reject.response
-    except RpcFailure as failure:
-        return endpoint.failure_response(None, failure)
     except Exception as exc:
-        return _upstream_failure(request, state, None, exc)
+        return _refused(request, state, exc)
 
