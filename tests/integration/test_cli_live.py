@@ -38,6 +38,7 @@ from tests.fixtures.backends import (  # noqa: F401 - fixtures
     mcp_backend_json,
 )
 from tests.fixtures.oidc import OidcIssuer
+from tests.fixtures.servers_files import SALESFORCE_PROD
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -439,24 +440,11 @@ def test_health_one_line_each(stack: Stack) -> None:
 
 # ---- register-mcp / unregister-mcp ----------------------------------------------------------
 
-COMMENTED = """\
-# Production backends — reviewed by the platform team.
-servers:
-  # CRM: owned by sales-eng
-  salesforce-prod:
-    url: https://mcp.salesforce.example.com   # prod
-    type: http
-    timeout: 60
-    enabled: true
-    tags: ["crm"]
-    auth:
-      method: api_key        # api_key | bearer | basic | oauth2 | custom | none
-      location: header       # header | query | body
-      name: X-API-Key
-      credential_ref: env://SALESFORCE_API_KEY   # env://NAME | file:///path
-
-# end of file
-"""
+COMMENTED = (
+    "# Production backends — reviewed by the platform team.\nservers:\n  # CRM: owned by sales-eng\n"
+    + SALESFORCE_PROD
+    + "\n# end of file\n"
+)
 
 
 def test_register_round_trip_keeps_comments(tmp_path: Path) -> None:

@@ -11,26 +11,14 @@ import yaml
 from gateway.client_cli import servers_file as sf
 from gateway.client_cli.errors import UsageError
 from gateway.client_cli.register import validate
+from tests.fixtures.servers_files import SALESFORCE_PROD
 
-SAMPLE = """\
-# Backends for the demo: comments must survive edits.
-servers:
-  # CRM (leading comment of salesforce-prod)
-  salesforce-prod:
-    url: https://mcp.salesforce.example.com   # prod endpoint
-    type: http
-    timeout: 60
-    enabled: true
-    tags: ["crm"]
-    auth:
-      method: api_key        # api_key | bearer | basic | oauth2 | custom | none
-      location: header       # header | query | body
-      name: X-API-Key
-      format: raw            # raw | prefix | template
-      prefix: "Bearer "      # with format: prefix
-      template: "Token {credential}"   # with format: template
-      credential_ref: env://SALESFORCE_API_KEY   # env://NAME | file:///path
-
+SAMPLE = (
+    "# Backends for the demo: comments must survive edits.\n"
+    "servers:\n"
+    "  # CRM (leading comment of salesforce-prod)\n"
+    + SALESFORCE_PROD
+    + """
   docs:
     url: 'http://127.0.0.1:9001/mcp'
     tags:
@@ -39,6 +27,7 @@ servers:
 
 # footer comment stays last
 """
+)
 
 NEW = {"url": "http://127.0.0.1:9002/mcp", "type": "http", "enabled": True, "tags": ["a", "b"]}
 

@@ -10,24 +10,9 @@ import pytest
 import yaml
 
 from gateway.registry import Registry, RegistryError, host_allowed, load_servers_file, parse_servers
+from tests.fixtures.servers_files import SALESFORCE_PROD
 
-SAMPLE = """\
-servers:
-  salesforce-prod:
-    url: https://mcp.salesforce.example.com
-    type: http
-    timeout: 60
-    enabled: true
-    tags: ["crm"]
-    auth:
-      method: api_key        # api_key | bearer | basic | oauth2 | custom | none
-      location: header       # header | query | body
-      name: X-API-Key
-      format: raw            # raw | prefix | template
-      prefix: "Bearer "      # with format: prefix
-      template: "Token {credential}"   # with format: template
-      credential_ref: env://SALESFORCE_API_KEY   # env://NAME | file:///path
-"""
+SAMPLE = "servers:\n" + SALESFORCE_PROD
 
 
 def test_sample_loads_unchanged(tmp_path: Path) -> None:
