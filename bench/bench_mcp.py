@@ -1,13 +1,22 @@
-"""MCP endpoints: tools/call through `/mcp` vs straight to the same SDK backend, both eras; and
-tools/list aggregated over many backends with policy filtering. One run, ratios from that run.
+"""MCP endpoints: tools/call through `/mcp` and `/servers/{name}/mcp` vs straight to the same SDK
+backend, both eras; and tools/list aggregated over many backends with policy filtering. One run,
+ratios from that run.
 
 Processes (no two share a GIL): the official-SDK echo backend (stateless JSON); a process hosting
 the list backends (N SDK servers × M tools, threads); the PDP; the gateway (`python -m gateway`,
-JWT auth, real PDP, audit to Postgres + JSONL); this load generator. Both paths are driven with the
+JWT auth, real PDP, audit to Postgres + JSONL); this load generator. Every path is driven with the
 same raw JSON-RPC client code, so the difference is what the gateway adds: token check, session
-check, policy, audit and the forwarding hop. Rounds interleave direct and gateway cells.
+check, policy, audit and the forwarding hop. After a warm-up per path, every round measures every
+path back to back (the order rotates and reverses each round, so background noise hits all alike);
+figures are medians over rounds, "added" the median of per-round differences, and the gateway
+process's CPU time per call comes from /proc (the figure least disturbed by other load).
+
+Like for like: the gateway talks 2026-07-28 upstream to this SDK backend whatever era its client
+speaks, so both `/mcp` rows are compared with "direct 2026-07-28"; the passthrough relays the
+client's own handshake-era session, so it is compared with "direct 2025-11-25".
 
     .venv/bin/python bench/bench_mcp.py [--quick] [--rounds R] [--calls N] [--backends 20] [--tools 50]
+    .venv/bin/python bench/bench_mcp.py --profile FILE   # py-spy the gateway per path (FILE.0, .1, .2)
 """
 
 from __future__ import annotations
@@ -122,27 +131,51 @@ class Client:
             raise RuntimeError(f"call failed: {answer}")
 
 
-async def compare(args: argparse.Namespace, paths: dict[str, Any]) -> None:
-    """Interleaved rounds per era; print medians and ratios."""
-    for era in ("handshake", "modern"):
-        cells: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
-        for r in range(args.rounds):
-            order = ["direct", "gateway"] if r % 2 == 0 else ["gateway", "direct"]
-            for concurrency in (1, 10):
-                for label in order:
-                    fig = await bg.measure(paths[(era, label)], args.calls, concurrency)
-                    cells.setdefault((concurrency, label), []).append(fig)
-        print(f"\ntools/call echo, era {era}: medians of {args.rounds} rounds x {args.calls} calls (ms, calls/s)")
-        print(f"{'conc':>4} {'direct p50':>10} {'p99':>7} {'rate':>6} {'/mcp p50':>9} {'p99':>7} {'rate':>6}"
-              f" {'added p50':>9} {'added p99':>9} {'rate ratio':>10}")
+async def compare(args: argparse.Namespace, paths: dict[str, Any], gw_pid: int, backend_pid: int) -> None:
+    """Interleaved rounds over every path (order rotates); medians, ratios and gateway CPU per call."""
+    labels = list(paths)
+    cells: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
+    cpu: dict[str, list[float]] = {}
+    for r in range(args.rounds):
+        order = labels[r % len(labels):] + labels[:r % len(labels)]
+        if r % 2:
+            order.reverse()
         for concurrency in (1, 10):
-            d, g = cells[(concurrency, "direct")], cells[(concurrency, "gateway")]
-            med = [statistics.median(x[i] for x in c) for c in (d, g) for i in range(3)]
-            added50 = statistics.median(gi[0] - di[0] for di, gi in zip(d, g, strict=True))
-            added99 = statistics.median(gi[1] - di[1] for di, gi in zip(d, g, strict=True))
-            ratio = statistics.median(gi[2] / di[2] for di, gi in zip(d, g, strict=True))
-            print(f"{concurrency:>4} {med[0]:>10.3f} {med[1]:>7.3f} {med[2]:>6.0f} {med[3]:>9.3f} {med[4]:>7.3f}"
-                  f" {med[5]:>6.0f} {added50:>9.3f} {added99:>9.3f} {ratio:>10.2f}")
+            for label in order:
+                before = (bg.cpu_seconds(gw_pid), bg.cpu_seconds(backend_pid))
+                fig = await bg.measure(paths[label], args.calls, concurrency)
+                cpu.setdefault(label, []).append((bg.cpu_seconds(gw_pid) - before[0]) / args.calls * 1e6)
+                cpu.setdefault(label + ":backend", []).append((bg.cpu_seconds(backend_pid) - before[1]) / args.calls * 1e6)
+                cells.setdefault((concurrency, label), []).append(fig)
+        print(f"round {r + 1} done", flush=True)
+    print(f"\ntools/call echo: medians of {args.rounds} rounds x {args.calls} calls per cell (ms, calls/s);"
+          " added/ratio against the direct path named in brackets (median of per-round differences)")
+    print(f"{'conc':>4} {'path':>24} {'p50':>7} {'p99':>7} {'rate':>6} {'added p50':>9} {'added p99':>9}"
+          f" {'rate ratio':>10} {'gw CPU µs':>9} {'backend CPU µs':>14}")
+    for concurrency in (1, 10):
+        for label in labels:
+            g = cells[(concurrency, label)]
+            med = [statistics.median(x[i] for x in g) for i in range(3)]
+            row = f"{concurrency:>4} {label:>24} {med[0]:>7.3f} {med[1]:>7.3f} {med[2]:>6.0f}"
+            base = BASELINE.get(label)
+            if base:
+                d = cells[(concurrency, base)]
+                added50 = statistics.median(gi[0] - di[0] for di, gi in zip(d, g, strict=True))
+                added99 = statistics.median(gi[1] - di[1] for di, gi in zip(d, g, strict=True))
+                ratio = statistics.median(gi[2] / di[2] for di, gi in zip(d, g, strict=True))
+                row += f" {added50:>9.3f} {added99:>9.3f} {ratio:>10.2f}"
+                row += f" {statistics.median(cpu[label]):>9.0f} {statistics.median(cpu[label + ':backend']):>14.0f}"
+                row += f"  [{base}]"
+            else:
+                row += f" {'':>9} {'':>9} {'':>10} {'':>9} {statistics.median(cpu[label + ':backend']):>14.0f}"
+            print(row)
+
+
+# Each gateway path against the direct path speaking the era the gateway itself uses upstream (the
+# SDK backend answers server/discover, so the gateway talks 2026-07-28 to it for both client eras);
+# "direct 2025-11-25" is printed too, for the client-era view.
+BASELINE = {"/mcp 2026-07-28": "direct 2026-07-28", "/mcp 2025-11-25": "direct 2026-07-28",
+            "/servers/bench/mcp 2025-11-25": "direct 2025-11-25"}
 
 
 async def list_figures(args: argparse.Namespace, gw: Client, list_urls: list[str],
@@ -209,7 +242,7 @@ async def run(args: argparse.Namespace) -> None:
                      "MCPGW_LOG_LEVEL": "WARNING"}, tmp)
         async with running_issuer() as issuer, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             await bg.wait_http(session, f"http://127.0.0.1:{pdp_port}/health")
-            procs.spawn(["-m", "gateway", "--port", str(gw_port), "--servers", str(servers),
+            gw = procs.spawn(["-m", "gateway", "--port", str(gw_port), "--servers", str(servers),
                          "--pdp-url", f"http://127.0.0.1:{pdp_port}", "--issuer", issuer.issuer, "--audience", AUDIENCE],
                         {"DATABASE_URL": bench_dsn, "MCPGW_DATA_DIR": str(tmp / "gw"), "AUDIT_LOG_FILE": str(tmp / "audit.jsonl"),
                          "MCPGW_GATEWAY_DECISION_CACHE_TTL": "3600", "MCPGW_LOG_LEVEL": "WARNING"}, tmp)
@@ -217,23 +250,39 @@ async def run(args: argparse.Namespace) -> None:
             await bg.wait_http(session, gw_url + "/health")
             token = issuer.mint(SUBJECT, username=SUBJECT, audience=AUDIENCE, expires_in=7200)
             auth = {"Authorization": f"Bearer {token}"}
-            paths: dict[tuple[str, str], Any] = {}
-            for era in ("handshake", "modern"):
-                direct = Client(session, echo_url, era, {})
-                via = Client(session, gw_url + "/mcp", era, auth)
-                for c in (direct, via):
-                    await c.open()
-                paths[(era, "direct")] = lambda c=direct: c.call("echo")
-                paths[(era, "gateway")] = lambda c=via: c.call("bench__echo")
-                for key in ((era, "direct"), (era, "gateway")):
-                    await bg.measure(paths[key], args.warmup, 10)
-            await compare(args, paths)
+            eras = {"handshake": HANDSHAKE, "modern": MODERN}
+            clients = {f"direct {eras[e]}": Client(session, echo_url, e, {}) for e in ("modern", "handshake")}
+            clients |= {f"/mcp {eras[e]}": Client(session, gw_url + "/mcp", e, auth) for e in ("modern", "handshake")}
+            # The passthrough relays bytes to one backend: only handshake-era sessions exist there.
+            clients["/servers/bench/mcp 2025-11-25"] = Client(session, gw_url + "/servers/bench/mcp", "handshake", auth)
+            paths: dict[str, Any] = {}
+            for label, c in clients.items():
+                await c.open()
+                tool = "bench__echo" if label.startswith("/mcp") else "echo"
+                paths[label] = lambda c=c, tool=tool: c.call(tool)
+                await bg.measure(paths[label], args.warmup, 10)
+            if args.profile:
+                await profile(args, gw.pid, paths)
+                return
+            await compare(args, paths, gw.pid, echo.pid)
             await list_figures(args, Client(session, gw_url + "/mcp", "modern", auth), list_urls, session)
     finally:
         procs.stop()
         conn = await asyncpg.connect(dsn)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
+
+
+async def profile(args: argparse.Namespace, pid: int, paths: dict[str, Any]) -> None:
+    """py-spy the gateway (collapsed stacks in FILE.<n>) while each gateway path runs under load."""
+    for n, label in enumerate(p for p in paths if not p.startswith("direct")):
+        out = f"{args.profile}.{n}"
+        spy = bg.start_py_spy(pid, out)
+        await asyncio.sleep(1.0)  # py-spy attaches
+        print(label, await bg.measure(paths[label], args.calls * 3, 10), flush=True)
+        spy.send_signal(2)
+        spy.wait(30)
+        print(f"{label}: collapsed stacks in {out}", flush=True)
 
 
 def main() -> None:
@@ -245,6 +294,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--backends", type=int, default=20)
     parser.add_argument("--tools", type=int, default=50)
+    parser.add_argument("--profile", metavar="FILE", help="py-spy the gateway under load per path instead of measuring")
     parser.add_argument("--serve-backends", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backends:
