@@ -10,8 +10,6 @@ because notifications sent while it was down are lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable
 
 import asyncpg
@@ -19,9 +17,8 @@ from aiohttp import web
 
 from gateway.keys import POLICY
 from pdp.store import CHANNEL, version_label
+from shared import pglisten
 from shared.keys import DB_POOL
-
-log = logging.getLogger(__name__)
 
 OnChange = Callable[[str | None], None]
 
@@ -34,40 +31,12 @@ def version_from_payload(payload: str) -> str | None:
 
 async def listen(pool: asyncpg.Pool, on_change: OnChange, *, retry: float = 1.0, check_every: float = 5.0) -> None:
     """Hold one pool connection with LISTEN; call `on_change` per notification and per (re)connect."""
-    while True:
-        try:
-            async with pool.acquire() as conn:
-                wake = asyncio.Event()
 
-                def closed(*_: object, w: asyncio.Event = wake) -> None:
-                    w.set()
+    async def connected(_conn: asyncpg.Connection) -> None:
+        on_change(None)  # anything announced while we were not listening
 
-                def notified(_c: object, _pid: int, _ch: str, payload: str) -> None:
-                    on_change(version_from_payload(payload))
-
-                conn.add_termination_listener(closed)
-                await conn.add_listener(CHANNEL, notified)
-                try:
-                    on_change(None)  # anything announced while we were not listening
-                    log.info("listening for policy changes", extra={"channel": CHANNEL})
-                    while not conn.is_closed():
-                        try:
-                            # A half-open TCP connection shows up only when we use it.
-                            await asyncio.wait_for(wake.wait(), timeout=check_every)
-                        except TimeoutError:
-                            await conn.execute("SELECT 1")
-                    raise ConnectionError("LISTEN connection closed")
-                finally:
-                    # The pool warns about (and keeps) listeners on a released connection.
-                    conn.remove_termination_listener(closed)
-                    if not conn.is_closed():
-                        with contextlib.suppress(Exception):
-                            await conn.remove_listener(CHANNEL, notified)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure means reconnect, never stop listening
-            log.warning("policy-change listener lost its connection; reconnecting", extra={"error": type(exc).__name__})
-        await asyncio.sleep(retry)
+    await pglisten.listen_forever(pool, CHANNEL, lambda payload: on_change(version_from_payload(payload)),
+                                  on_connect=connected, retry=retry, check_every=check_every)
 
 
 async def policy_listener_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from pdp.state import sha256_text
+from shared import pglisten
 
 log = logging.getLogger(__name__)
 
@@ -117,32 +118,29 @@ def row_to_json(row: asyncpg.Record, with_yaml: bool = False) -> dict[str, Any]:
 async def listen_forever(dsn: str, on_change: Callable[[], Awaitable[None]], retry: float = 1.0) -> None:
     """LISTEN on our own connection; call `on_change` on every notification and after (re)connecting.
 
-    Reloading after each reconnect covers notifications missed while the connection was down.
+    Reloading after each reconnect covers notifications missed while the connection was down. The
+    reloads run one at a time in this task (a burst of notifications coalesces into one), so an
+    older read can never be applied after a newer one.
     """
-    while True:
-        conn: asyncpg.Connection | None = None
-        try:
-            conn = await asyncpg.connect(dsn)
-            wake = asyncio.Event()
-            await conn.add_listener(CHANNEL, lambda *_, w=wake: w.set())
-            # A server-side close (failover, pg_terminate_backend) wakes us at once, not at the next timeout.
-            conn.add_termination_listener(lambda *_, w=wake: w.set())
-            await on_change()
-            while True:
-                try:
-                    await asyncio.wait_for(wake.wait(), timeout=5.0)
-                except TimeoutError:
-                    pass  # a half-open TCP connection shows up only when we look
-                if conn.is_closed():
-                    raise ConnectionError("LISTEN connection closed")
-                if wake.is_set():
-                    wake.clear()
-                    await on_change()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("policy listener lost its connection; reconnecting", exc_info=True)
-        finally:
-            if conn is not None and not conn.is_closed():
-                await conn.close()
-        await asyncio.sleep(retry)
+    wake = asyncio.Event()
+
+    async def connected(_conn: asyncpg.Connection) -> None:
+        wake.set()
+
+    async def follow() -> None:
+        while True:
+            await wake.wait()
+            wake.clear()
+            try:
+                await on_change()
+            except Exception:  # noqa: BLE001 - keep following; try again shortly
+                log.warning("policy reload failed; retrying", exc_info=True)
+                await asyncio.sleep(retry)
+                wake.set()
+
+    follower = asyncio.create_task(follow())
+    try:
+        await pglisten.listen_forever(dsn, CHANNEL, lambda _payload: wake.set(), on_connect=connected, retry=retry)
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)

@@ -12,7 +12,6 @@ Without a database pool the set stays per replica (the behaviour before this mod
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import asyncpg
 from aiohttp import web
 
 from gateway.mcp.sessions import Session, SessionCodec
+from shared import pglisten
 
 log = logging.getLogger(__name__)
 
@@ -94,39 +94,11 @@ async def listen(revocations: Revocations, *, retry: float = 1.0, check_every: f
     """Hold one pool connection with LISTEN on `CHANNEL`; reload the table on every (re)connect."""
     assert revocations.pool is not None
 
-    def on_notify(_conn: object, _pid: int, _channel: str, payload: object) -> None:
-        revocations.on_notify(str(payload))
+    async def connected(conn: asyncpg.Connection) -> None:
+        await revocations.load(conn)  # after LISTEN, so nothing falls between the two
 
-    while True:
-        try:
-            async with revocations.pool.acquire() as conn:
-                wake = asyncio.Event()
-                on_close = lambda *_, w=wake: w.set()  # noqa: E731
-                conn.add_termination_listener(on_close)
-                await conn.add_listener(CHANNEL, on_notify)
-                try:
-                    await revocations.load(conn)  # after LISTEN, so nothing falls between the two
-                    log.info("listening for MCP session revocations", extra={"channel": CHANNEL})
-                    while not conn.is_closed():
-                        try:
-                            async with asyncio.timeout(check_every):
-                                await wake.wait()
-                        except TimeoutError:
-                            # A half-open TCP connection shows up only when we use it.
-                            await conn.execute("SELECT 1")
-                finally:
-                    # Released with a listener, asyncpg warns; under warnings-as-errors that broke
-                    # the task's cancellation and hung shutdown.
-                    conn.remove_termination_listener(on_close)
-                    with contextlib.suppress(Exception):
-                        await conn.remove_listener(CHANNEL, on_notify)
-                raise ConnectionError("LISTEN connection closed")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure means reconnect, never stop listening
-            log.warning("session-revocation listener lost its connection; reconnecting",
-                        extra={"error": type(exc).__name__})
-        await asyncio.sleep(retry)
+    await pglisten.listen_forever(revocations.pool, CHANNEL, revocations.on_notify, on_connect=connected,
+                                  retry=retry, check_every=check_every)
 
 
 async def prune_loop(revocations: Revocations, every: float = PRUNE_EVERY) -> None:
