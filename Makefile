@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-fast lint bench clean conformance tools
+.PHONY: help venv run test test-fast lint bench bench-full clean conformance tools
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,7 +44,10 @@ lint: $(STAMP) ## ruff + mypy
 	$(VENV)/bin/ruff check gateway pdp shared tests bench
 	$(VENV)/bin/mypy gateway pdp shared
 
-bench: $(STAMP) ## Run benchmarks; figures go to docs/benchmarks.md
+bench: $(STAMP) ## Run every benchmark with --quick (about a minute on 2 cores)
+	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f --quick || exit 1; done
+
+bench-full: $(STAMP) ## Run every benchmark at full size (the runs docs/benchmarks.md records)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean: ## Remove venv, data and caches

@@ -46,6 +46,17 @@ def installed() -> bool:
     return NODE.is_file() and SUITE.is_file()
 
 
+async def _output(proc: asyncio.subprocess.Process, limit: float) -> bytes:
+    """The process's stdout once it exits; killed (and reaped) if it takes longer than `limit`."""
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), limit)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return out
+
+
 async def run_inspector(home: Path, *args: str, limit: float = 60.0) -> tuple[int, str]:
     """Run the Inspector CLI (`--cli …`); HOME is redirected because it writes a catalog there."""
     proc = await asyncio.create_subprocess_exec(
@@ -53,12 +64,7 @@ async def run_inspector(home: Path, *args: str, limit: float = 60.0) -> tuple[in
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "HOME": str(home), "NO_COLOR": "1"},
     )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), limit)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
+    out = await _output(proc, limit)
     return proc.returncode or 0, out.decode(errors="replace")
 
 
@@ -90,12 +96,7 @@ async def run_suite(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1"},
     )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), limit)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
+    out = await _output(proc, limit)
     text = out.decode(errors="replace")
     return parse_summary(text), text
 

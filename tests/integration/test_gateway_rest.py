@@ -227,7 +227,9 @@ async def test_backend_failure_is_502(tmp_path: Path, pg_dsn: str, mcp_backend_5
         assert status == 502 and body["error"]["code"] == "upstream_error"
 
 
-async def test_broadcast_with_hung_backend_returns_on_time(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> None:
+@pytest.fixture
+async def hung_url() -> AsyncIterator[str]:
+    """A backend URL whose every request hangs until the test ends (then answers 500)."""
     release = asyncio.Event()
 
     async def hang(request: web.Request) -> web.Response:
@@ -238,20 +240,24 @@ async def test_broadcast_with_hung_backend_returns_on_time(tmp_path: Path, pg_ds
     hung.router.add_route("*", "/mcp", hang)
     runner, url = await start_site(hung)
     try:
-        async with gateway_stack(
-            tmp_path, pg_dsn,
-            {"alpha": {"url": mcp_backend.url, "tags": ["t"]}, "hung": {"url": url + "/mcp", "tags": ["t"], "timeout": 60}},
-            env={"MCPGW_GATEWAY_BROADCAST_DEADLINE": "1.0"},
-        ) as s:
-            start = time.perf_counter()
-            status, body, _ = await s.call("POST", "/mcp/invoke-broadcast", json={"tool_name": "echo", "parameters": {"text": "x"}, "tags": ["t"]})
-            elapsed = time.perf_counter() - start
-            assert status == 200 and elapsed < 3.0
-            assert body["successful"] == 1 and "alpha" in body["results"]
-            assert "deadline" in body["errors"]["hung"]
+        yield url + "/mcp"
     finally:
         release.set()
         await runner.cleanup()
+
+
+async def test_broadcast_with_hung_backend_returns_on_time(tmp_path: Path, pg_dsn: str, mcp_backend: Backend, hung_url: str) -> None:
+    async with gateway_stack(
+        tmp_path, pg_dsn,
+        {"alpha": {"url": mcp_backend.url, "tags": ["t"]}, "hung": {"url": hung_url, "tags": ["t"], "timeout": 60}},
+        env={"MCPGW_GATEWAY_BROADCAST_DEADLINE": "1.0"},
+    ) as s:
+        start = time.perf_counter()
+        status, body, _ = await s.call("POST", "/mcp/invoke-broadcast", json={"tool_name": "echo", "parameters": {"text": "x"}, "tags": ["t"]})
+        elapsed = time.perf_counter() - start
+        assert status == 200 and elapsed < 3.0
+        assert body["successful"] == 1 and "alpha" in body["results"]
+        assert "deadline" in body["errors"]["hung"]
 
 
 async def test_pdp_down_fails_closed(stack: Stack, mcp_backend: Backend) -> None:
@@ -273,32 +279,19 @@ async def test_no_auth_mode_is_explicit_and_grants_nothing(tmp_path: Path, pg_ds
     assert any("AUTHENTICATION IS DISABLED" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
 
 
-async def test_broadcast_probe_and_calls_share_one_deadline(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> None:
+async def test_broadcast_probe_and_calls_share_one_deadline(tmp_path: Path, pg_dsn: str, mcp_backend: Backend, hung_url: str) -> None:
     """Without names or tags, servers lacking a tools hint are asked first; a hung one must not
     stretch the broadcast past its deadline (probes get half of it, calls the rest)."""
-    release = asyncio.Event()
-
-    async def hang(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.Response(status=500)
-
-    hung = web.Application()
-    hung.router.add_route("*", "/mcp", hang)
-    runner, url = await start_site(hung)
-    try:
-        async with gateway_stack(
-            tmp_path, pg_dsn,
-            {"alpha": {"url": mcp_backend.url}, "hung": {"url": url + "/mcp", "timeout": 60}},
-            env={"MCPGW_GATEWAY_BROADCAST_DEADLINE": "1.0"},
-        ) as s:
-            start = time.perf_counter()
-            status, body, _ = await s.call("POST", "/mcp/invoke-broadcast", json={"tool_name": "echo", "parameters": {"text": "x"}})
-            elapsed = time.perf_counter() - start
-            assert status == 200 and body["successful"] == 1 and "alpha" in body["results"], body
-            assert elapsed < 1.0  # the whole broadcast, probes included, within its deadline
-    finally:
-        release.set()
-        await runner.cleanup()
+    async with gateway_stack(
+        tmp_path, pg_dsn,
+        {"alpha": {"url": mcp_backend.url}, "hung": {"url": hung_url, "timeout": 60}},
+        env={"MCPGW_GATEWAY_BROADCAST_DEADLINE": "1.0"},
+    ) as s:
+        start = time.perf_counter()
+        status, body, _ = await s.call("POST", "/mcp/invoke-broadcast", json={"tool_name": "echo", "parameters": {"text": "x"}})
+        elapsed = time.perf_counter() - start
+        assert status == 200 and body["successful"] == 1 and "alpha" in body["results"], body
+        assert elapsed < 1.0  # the whole broadcast, probes included, within its deadline
 
 
 async def test_metrics_named_in_the_issue_are_exposed(stack: Stack) -> None:
