@@ -4,7 +4,7 @@ One dedicated connection per listener (from a pool or by DSN). Notifications sen
 connection was listening are lost, so `on_connect` runs after every (re)connect, once LISTEN is in
 place: callers reload or flush there, and nothing can fall between their reload and the LISTEN.
 A server-side close (failover, pg_terminate_backend) wakes the loop at once through a termination
-listener; a half-open TCP connection shows only when used, hence the periodic `SELECT 1`.
+listener; a half-open TCP connection shows only when used, hence a periodic no-op LISTEN.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 OnNotify = Callable[[str], None]
 OnConnect = Callable[[asyncpg.Connection], Awaitable[None]]
+
+
+def _quote(channel: str) -> str:
+    return '"' + channel.replace('"', '""') + '"'
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +68,8 @@ async def _hold(
                 async with asyncio.timeout(check_every):
                     await wake.wait()
             except TimeoutError:
-                await conn.execute("SELECT 1")
+                # LISTEN again is a no-op round trip, and pg_stat_activity keeps showing what we wait on.
+                await conn.execute(f"LISTEN {_quote(channel)}")
         raise ConnectionError("LISTEN connection closed")
     finally:
         # Before the connection goes back: a pool connection released with a listener makes asyncpg
