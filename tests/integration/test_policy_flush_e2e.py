@@ -1,7 +1,7 @@
 """End to end: a policy activated in the PDP's database ends a gateway's cached allow at once (LISTEN).
 
 Real PDP in database mode and a real gateway on the same test database; the decision cache TTL is
-60 s, so only the policy-change notification can explain a deny within a second.
+60 s, so only the policy-change notification can explain a deny within a few seconds.
 """
 # ruff: noqa: F811
 
@@ -107,7 +107,7 @@ async def warm(rig: Rig) -> None:
 async def test_activation_denies_the_next_request_despite_a_60s_cache(rig: Rig) -> None:
     await warm(rig)
     await rig.deny_echo()
-    assert await rig.denied_within(1.0)
+    assert await rig.denied_within(5.0)
     assert await rig.echo() == 403  # and stays denied
 
 
@@ -134,4 +134,4 @@ async def test_a_change_after_the_listener_was_killed_still_flushes(rig: Rig) ->
     await eventually(both_back, within=5.0)
     assert await rig.echo() == 200  # the reconnect flush re-asks the PDP: still allowed under v1
     await rig.deny_echo()
-    assert await rig.denied_within(1.0)
+    assert await rig.denied_within(5.0)
