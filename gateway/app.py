@@ -68,7 +68,10 @@ def create_app(settings: GatewaySettings) -> web.Application:
         max_body_bytes=settings.max_body_bytes,
     )
     app.cleanup_ctx.append(session_ctx)
-    if settings.audit_postgres:
+    # The pool serves the audit sink and the LISTEN connections (policy changes, session
+    # revocations): open it when either needs it, so turning Postgres audit off never silently
+    # turns cross-replica notifications off when a shared database is configured.
+    if settings.audit_postgres or settings.database_url:
         app.cleanup_ctx.append(
             db.pool_ctx(lambda: _secret(settings.database_url), settings.data_dir, lambda p: app.__setitem__(DB_POOL, p))
         )
