@@ -62,6 +62,9 @@ def serve(args: argparse.Namespace) -> int:
     except (ValueError, SettingsError) as exc:
         print(f"mcpgw gateway: {exc}", file=sys.stderr)
         return 2
+    from shared.runtime import tune_gc
+
+    tune_gc(app)
     web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
     return 0
 

@@ -47,7 +47,11 @@ def serve_cmd(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     setup_logging("pdp", settings.log_level, settings.log_format)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    from shared.runtime import tune_gc
+
+    app = create_app(settings)
+    tune_gc(app)
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
     return 0
 
 
