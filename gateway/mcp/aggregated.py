@@ -43,8 +43,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
         rid = msg.id
         era = protocol.detect_era(msg, request.headers)
-        state.metrics.messages.labels(ENDPOINT, "response" if msg.kind == "response" else method_label(msg.method),
-                                      era).inc()
+        state.metrics.message(ENDPOINT, "response" if msg.kind == "response" else method_label(msg.method), era)
         audit(request).action = msg.method or "response"
         if era == "handshake":
             if msg.kind == "request" and msg.method == "initialize":

@@ -57,7 +57,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         server = _server(request)
         era = protocol.detect_era(msg, request.headers)
         label = "response" if msg.kind == "response" else method_label(msg.method)
-        state.metrics.messages.labels(ENDPOINT, label, era).inc()
+        state.metrics.message(ENDPOINT, label, era)
         info = audit(request)
         info.mcp_server, info.action = server.name, msg.method or "response"
         if era == "handshake":
