@@ -16,7 +16,18 @@ from gateway import broadcast as bc
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, POLICY, SETTINGS, UPSTREAM
 from gateway.mcp import aggregated_items as items
-from gateway.mcp import calls, catalog, endpoint, enforce, fanout, listen, naming, protocol, sse
+from gateway.mcp import (
+    calls,
+    catalog,
+    endpoint,
+    enforce,
+    fanout,
+    listen,
+    naming,
+    protocol,
+    sse,
+    watched,
+)
 from gateway.mcp.aggregated_common import on_error, result_or_error, servers_of
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
@@ -29,8 +40,8 @@ from shared.jsonutil import dumps_str
 log = logging.getLogger(__name__)
 ENDPOINT = "aggregated"
 SERVER_INFO = {"name": "mcpgw", "title": "mcpgw MCP gateway", "version": "0.1.0"}
-CAPABILITIES = {"tools": {"listChanged": True}, "prompts": {"listChanged": False},
-                "resources": {"listChanged": False}, "completions": {}}
+CAPABILITIES = {"tools": {"listChanged": True}, "prompts": {"listChanged": True},
+                "resources": {"listChanged": True}, "completions": {}}
 
 
 async def post(request: web.Request) -> web.StreamResponse:
@@ -121,27 +132,17 @@ async def _tool_lists(request: web.Request, state: McpState) -> dict[str, list[d
                                      on_error(state))
 
 
-async def _visible_tools(request: web.Request, state: McpState) -> list[dict[str, Any]]:
-    """The caller's filtered catalog from fresh backend lists (for change detection)."""
-    per_server = await fanout.gather_lists(request.app[UPSTREAM], fanout.ListCache(ttl=0.0), servers_of(request),
-                                           "tools/list", on_error(state))
-    pairs = [(s, t["name"]) for s, tools in per_server.items() for t in tools if isinstance(t.get("name"), str)]
-    allowed = await enforce.allowed_items(request, principal(request), "tools/list", pairs)
-    return catalog.merge_tools(per_server, allowed, state.broadcast)
-
-
 async def _listen(request: web.Request, state: McpState, msg: protocol.Message) -> web.StreamResponse:
-    """`subscriptions/listen`: acknowledge the kinds honoured (tools list changes), then watch."""
+    """`subscriptions/listen`: acknowledge the kinds honoured (list changes), then watch those."""
     raw = msg.params.get("notifications")
-    wanted: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    honoured = {"toolsListChanged": True} if wanted.get("toolsListChanged") else {}
+    honoured = listen.honoured(raw if isinstance(raw, dict) else {})
     ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
            "params": {"notifications": honoured, "_meta": {listen.SUBSCRIPTION_ID: msg.id}}}
-    return await _stream(request, state, [ack], msg.id if honoured else None, bool(honoured))
+    return await _stream(request, state, [ack], msg.id, listen.kinds_of(honoured))
 
 
 async def _stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
-                  watching: bool) -> web.StreamResponse:
+                  kinds: set[str]) -> web.StreamResponse:
     out = web.StreamResponse(headers=sse.SSE_HEADERS)
     gauge = state.metrics.streams_open.labels(ENDPOINT)
     gauge.inc()
@@ -150,8 +151,8 @@ async def _stream(request: web.Request, state: McpState, first: list[dict[str, A
         for message in first:
             await out.write(sse.encode(dumps_str(message)))
 
-        async def snapshot() -> list[dict[str, Any]]:
-            return await _visible_tools(request, state) if watching else []
+        async def snapshot() -> dict[str, list[dict[str, Any]]]:
+            return await watched.snapshot(request, state, kinds)
 
         await listen.watch(request, out, snapshot, subscription)
     except ConnectionResetError:
@@ -233,7 +234,7 @@ def _describe(exc: BaseException) -> str:
 
 
 async def get(request: web.Request) -> web.StreamResponse:
-    """A session's server→client stream: keep-alives and aggregated tools/list_changed (listen.py)."""
+    """A session's server→client stream: keep-alives and aggregated */list_changed (listen.py)."""
     state: McpState = request.app[MCP_STATE]
     audit(request).action = "mcp_stream"
     try:
@@ -244,7 +245,7 @@ async def get(request: web.Request) -> web.StreamResponse:
         return reject.response
     except RpcFailure as failure:
         return endpoint.failure_response(None, failure)
-    return await _stream(request, state, [], None, True)
+    return await _stream(request, state, [], None, set(listen.FILTER_KEYS.values()))
 
 
 async def delete(request: web.Request) -> web.Response:

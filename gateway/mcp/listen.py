@@ -1,17 +1,18 @@
 """Aggregated change notifications on `/mcp`: the 2025 GET stream and 2026-07-28 `subscriptions/listen`.
 
-The watcher re-reads the caller's own filtered tool catalog every POLL_SECONDS (backends' lists
-uncached, one PDP search) and sends `notifications/tools/list_changed` when it differs from the
-last one: a change on any permitted backend, a backend added or removed, or a policy change that
-shows or hides a tool. Polling rather than listening to each backend keeps it era-independent
-and policy-aware (a backend's own notification could leak a tool the caller may not see).
+The watcher re-reads the caller's own filtered catalogs (tools, prompts, resources) every
+POLL_SECONDS (backends' lists uncached, one PDP search per kind) and sends the kind's
+`notifications/*/list_changed` when it differs from the last one: a change on any permitted
+backend, a backend added or removed, or a policy change that shows or hides an item. Polling
+rather than listening to each backend keeps it era-independent and policy-aware (a backend's own
+notification could leak an item the caller may not see).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -23,14 +24,38 @@ POLL_SECONDS = 10.0
 KEEPALIVE = 15.0
 TICK = 0.05
 SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
-CHANGED = "notifications/tools/list_changed"
+TOOLS = "notifications/tools/list_changed"
+PROMPTS = "notifications/prompts/list_changed"
+RESOURCES = "notifications/resources/list_changed"
+# subscriptions/listen filter key (2026-07-28) -> the notification it opts in to.
+FILTER_KEYS = {"toolsListChanged": TOOLS, "promptsListChanged": PROMPTS, "resourcesListChanged": RESOURCES}
 
-Snapshot = Callable[[], Awaitable[list[dict[str, Any]]]]
+Snapshot = Callable[[], Awaitable[Mapping[str, list[dict[str, Any]]]]]
 
 
-def fingerprint(tools: list[dict[str, Any]]) -> str:
-    """A digest of a tool catalog; equal catalogs give equal digests whatever the order."""
-    return hashlib.sha256(dumps(sorted(tools, key=lambda t: str(t.get("name"))))).hexdigest()
+def fingerprint(items: list[dict[str, Any]]) -> str:
+    """A digest of a catalog; equal catalogs give equal digests whatever the order."""
+    return hashlib.sha256(dumps(sorted(items, key=dumps))).hexdigest()
+
+
+def fingerprints(catalogs: Mapping[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """One digest per notification kind."""
+    return {kind: fingerprint(items) for kind, items in catalogs.items()}
+
+
+def changed(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """The kinds whose digest differs (sorted, so notifications go out in a stable order)."""
+    return sorted(k for k in after if before.get(k) != after[k])
+
+
+def honoured(wanted: Mapping[str, Any]) -> dict[str, bool]:
+    """The subset of a `subscriptions/listen` filter this gateway honours (list changes only)."""
+    return {key: True for key in FILTER_KEYS if wanted.get(key) is True}
+
+
+def kinds_of(filter_: Mapping[str, Any]) -> set[str]:
+    """The notification methods an acknowledged filter opts in to."""
+    return {FILTER_KEYS[key] for key in filter_ if key in FILTER_KEYS}
 
 
 def notification(method: str, subscription: Any = None) -> dict[str, Any]:
@@ -41,9 +66,14 @@ def notification(method: str, subscription: Any = None) -> dict[str, Any]:
     return msg
 
 
+def encode_all(methods: Iterable[str], subscription: Any) -> bytes:
+    """The SSE bytes of one notification per method."""
+    return b"".join(sse.encode(dumps_str(notification(m, subscription))) for m in methods)
+
+
 async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapshot, subscription: Any = None) -> None:
-    """Until the client leaves: keep-alives, and a notification whenever the catalog changes."""
-    last = fingerprint(await snapshot())
+    """Until the client leaves: keep-alives, and a notification whenever a watched catalog changes."""
+    last = fingerprints(await snapshot())
     since_poll = since_write = 0.0
     # aiohttp does not cancel a handler when its client leaves: watch the transport.
     while request.transport is not None and not request.transport.is_closing():
@@ -52,10 +82,11 @@ async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapsho
         since_write += TICK
         if since_poll >= POLL_SECONDS:
             since_poll = 0.0
-            current = fingerprint(await snapshot())
-            if current != last:
-                last = current
-                await out.write(sse.encode(dumps_str(notification(CHANGED, subscription))))
+            current = fingerprints(await snapshot())
+            kinds = changed(last, current)
+            last = current
+            if kinds:
+                await out.write(encode_all(kinds, subscription))
                 since_write = 0.0
         if since_write >= KEEPALIVE:
             await out.write(b": keep-alive\n\n")
