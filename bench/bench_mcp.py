@@ -174,8 +174,24 @@ async def compare(args: argparse.Namespace, paths: dict[str, Any], gw_pid: int, 
 # Each gateway path against the direct path speaking the era the gateway itself uses upstream (the
 # SDK backend answers server/discover, so the gateway talks 2026-07-28 to it for both client eras);
 # "direct 2025-11-25" is printed too, for the client-era view.
+REST = "REST /mcp/invoke"
 BASELINE = {"/mcp 2026-07-28": "direct 2026-07-28", "/mcp 2025-11-25": "direct 2026-07-28",
-            "/servers/bench/mcp 2025-11-25": "direct 2025-11-25"}
+            "/servers/bench/mcp 2025-11-25": "direct 2025-11-25", REST: "direct 2026-07-28"}
+
+
+def rest_call(session: aiohttp.ClientSession, gw_url: str, auth: dict[str, str]) -> Any:
+    """The same echo call through the gateway's REST `POST /mcp/invoke`."""
+    url = gw_url + "/mcp/invoke?mcp_server=bench"
+    headers = {**auth, "Content-Type": "application/json"}
+    body = json.dumps({"tool_name": "echo", "parameters": {"text": "hello"}})
+
+    async def call() -> None:
+        async with session.post(url, data=body, headers=headers) as resp:
+            raw = await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"/mcp/invoke: HTTP {resp.status} {raw[:200]!r}")
+
+    return call
 
 
 async def list_figures(args: argparse.Namespace, gw: Client, list_urls: list[str],
@@ -261,6 +277,9 @@ async def run(args: argparse.Namespace) -> None:
                 tool = "bench__echo" if label.startswith("/mcp") else "echo"
                 paths[label] = lambda c=c, tool=tool: c.call(tool)
                 await bg.measure(paths[label], args.warmup, 10)
+            # The REST path to the same backend call, so `/mcp`'s gateway CPU is compared in one run.
+            paths[REST] = rest_call(session, gw_url, auth)
+            await bg.measure(paths[REST], args.warmup, 10)
             if args.profile:
                 await profile(args, gw.pid, paths)
                 return
