@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.keys import PRINCIPAL, SETTINGS
 from gateway.mcp import oauth_metadata, protocol
@@ -46,13 +46,18 @@ def plain_error(status: int, message: str, headers: Mapping[str, str] | None = N
 
 def check_transport(request: web.Request, state: McpState, *, post: bool) -> None:
     """Origin allowlist (403, DNS rebinding), Accept (406) and required scopes (403)."""
-    if not protocol.origin_allowed(request.headers.get("Origin"), state.allowed_origins, request.host):
+    headers = request.headers
+    origin = headers.get(hdrs.ORIGIN)
+    # No Origin (every non-browser client) always passes: skip computing request.host for it.
+    if origin is not None and not protocol.origin_allowed(origin, state.allowed_origins, request.host):
         raise HttpReject(plain_error(403, "Origin not allowed"))
-    accept = request.headers.get("Accept")
+    accept = headers.get(hdrs.ACCEPT)
     if post and not protocol.accepts_post(accept):
         raise HttpReject(plain_error(406, "Accept must include both application/json and text/event-stream"))
     if not post and request.method == "GET" and not protocol.accepts_sse(accept):
         raise HttpReject(plain_error(406, "Accept must include text/event-stream"))
+    if not state.required_scopes:
+        return
     missing = oauth_metadata.missing_scopes(getattr(principal(request), "scopes", ()), state.required_scopes)
     if missing:
         challenge = oauth_metadata.challenge(
@@ -88,8 +93,8 @@ def metadata_url(request: web.Request, state: McpState) -> str:
 
 async def read_message(request: web.Request, limit: int) -> protocol.Message:
     """The POST body as one JSON-RPC message (−32700 / −32600 otherwise)."""
-    ctype = request.headers.get("Content-Type", "")
-    if not ctype.split(";")[0].strip().lower() == JSON:
+    ctype = request.headers.get(hdrs.CONTENT_TYPE, "")
+    if ctype != JSON and ctype.split(";")[0].strip().lower() != JSON:
         raise RpcFailure(protocol.INVALID_REQUEST, "Content-Type must be application/json", status=415)
     raw = await request.read()
     if len(raw) > limit:

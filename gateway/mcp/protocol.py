@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from multidict import istr
 
 HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
 MODERN_VERSIONS = ("2026-07-28",)
@@ -28,6 +30,8 @@ H_VERSION = "MCP-Protocol-Version"
 H_METHOD = "Mcp-Method"
 H_NAME = "Mcp-Name"
 H_LAST_EVENT = "Last-Event-ID"
+# Case-insensitive header keys: a CIMultiDict looks an istr up without folding it each time.
+I_SESSION, I_VERSION, I_METHOD, I_NAME = istr(H_SESSION), istr(H_VERSION), istr(H_METHOD), istr(H_NAME)
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -73,29 +77,36 @@ def error(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]
     return {"jsonrpc": "2.0", "id": rid, "error": err}
 
 
-@dataclass(frozen=True)
 class Message:
-    """One parsed JSON-RPC message from a client POST."""
+    """One parsed JSON-RPC message from a client POST (id, method and params read once)."""
 
-    kind: Literal["request", "notification", "response"]
-    body: dict[str, Any]
+    __slots__ = ("body", "id", "kind", "method", "params")
 
-    @property
-    def id(self) -> Any:
-        return self.body.get("id")
+    def __init__(self, kind: Literal["request", "notification", "response"], body: dict[str, Any]) -> None:
+        self.kind = kind
+        self.body = body
+        self.id: Any = body.get("id")
+        method = body.get("method", "")
+        self.method: str = method if type(method) is str else str(method)
+        params = body.get("params")
+        self.params: dict[str, Any] = params if isinstance(params, dict) else {}
 
-    @property
-    def method(self) -> str:
-        return str(self.body.get("method", ""))
-
-    @property
-    def params(self) -> dict[str, Any]:
-        params = self.body.get("params")
-        return params if isinstance(params, dict) else {}
+    def __repr__(self) -> str:
+        return f"Message({self.kind!r}, {self.body!r})"
 
 
 def parse_message(body: Any) -> Message:
     """Classify a decoded POST body; batches and malformed objects raise RpcFailure(-32600)."""
+    if type(body) is dict and body.get("jsonrpc") == "2.0":
+        # Fast path: a request with a non-empty string method, an int/str id and object params.
+        method, rid, params = body.get("method"), body.get("id"), body.get("params")
+        if (type(method) is str and method and (type(rid) is int or type(rid) is str)
+                and (params is None or type(params) is dict)):
+            return Message("request", body)
+    return _parse_slow(body)
+
+
+def _parse_slow(body: Any) -> Message:
     if isinstance(body, list):
         raise RpcFailure(INVALID_REQUEST, "JSON-RPC batches are not supported; send one message per POST")
     if not isinstance(body, dict) or body.get("jsonrpc") != "2.0":
@@ -117,12 +128,12 @@ def parse_message(body: Any) -> Message:
 
 def detect_era(msg: Message, headers: Mapping[str, str]) -> Era:
     """Which era a client message belongs to: `_meta` version or a modern header means modern."""
-    if msg.method == "initialize" or headers.get(H_SESSION):
+    if msg.method == "initialize" or headers.get(I_SESSION):
         return "handshake"
     meta = msg.params.get("_meta")
     if isinstance(meta, dict) and META_VERSION in meta:
         return "modern"
-    if headers.get(H_VERSION) in MODERN_VERSIONS or headers.get(H_METHOD):
+    if headers.get(I_VERSION) in MODERN_VERSIONS or headers.get(I_METHOD):
         return "modern"
     return "handshake"
 
@@ -132,8 +143,8 @@ _B64 = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
 
 def decode_header(value: str | None) -> str | None:
     """An `Mcp-Name` value, unwrapping the `=?base64?…?=` form; None when malformed."""
-    if value is None:
-        return None
+    if value is None or not value.startswith("=?"):
+        return value
     match = _B64.fullmatch(value)
     if match is None:
         return value
@@ -153,18 +164,18 @@ def validate_modern(msg: Message, headers: Mapping[str, str], supported: Sequenc
     meta = msg.params.get("_meta")
     if not isinstance(meta, dict):
         raise RpcFailure(INVALID_PARAMS, f"params._meta must carry {META_VERSION!r} and {META_CAPABILITIES!r}")
-    missing = [k for k in (META_VERSION, META_CAPABILITIES) if k not in meta]
-    if missing:
+    if META_VERSION not in meta or META_CAPABILITIES not in meta:
+        missing = [k for k in (META_VERSION, META_CAPABILITIES) if k not in meta]
         raise RpcFailure(INVALID_PARAMS, f"params._meta is missing: {', '.join(missing)}")
     version = meta[META_VERSION]
-    if headers.get(H_VERSION) != version:
+    if headers.get(I_VERSION) != version:
         raise RpcFailure(HEADER_MISMATCH, f"{H_VERSION} header does not match params._meta protocol version")
-    if headers.get(H_METHOD) != msg.method:
+    if headers.get(I_METHOD) != msg.method:
         raise RpcFailure(HEADER_MISMATCH, f"{H_METHOD} header does not match the body's method")
     key = NAME_PARAM.get(msg.method)
     if key is not None:
         body_value = msg.params.get(key)
-        if body_value is not None and decode_header(headers.get(H_NAME)) != body_value:
+        if body_value is not None and decode_header(headers.get(I_NAME)) != body_value:
             raise RpcFailure(HEADER_MISMATCH, f"{H_NAME} header does not match the body's {key!r}")
     if not isinstance(version, str) or version not in supported:
         raise RpcFailure(
@@ -188,8 +199,9 @@ def check_handshake_version(header: str | None) -> None:
         )
 
 
+@functools.lru_cache(maxsize=64)
 def accepts_post(accept: str | None) -> bool:
-    """A POST must accept both JSON and SSE answers (`*/*` covers both)."""
+    """A POST must accept both JSON and SSE answers (`*/*` covers both); cached: clients repeat theirs."""
     types = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
     if "*/*" in types:
         return True

@@ -8,6 +8,7 @@ responses) passes through untouched.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -118,41 +119,78 @@ async def _oversized(out: web.StreamResponse, state: McpState, server: str, rid:
     await out.write_eof()
 
 
+class _Watch:
+    """One in-flight request whose client may leave: its handler task and whether it has."""
+
+    __slots__ = ("gone", "request", "task")
+
+    def __init__(self, request: web.Request, task: asyncio.Task[Any]) -> None:
+        self.request = request
+        self.task = task
+        self.gone = False
+
+
+class _Watcher:
+    """One timer per event loop polling every watched request's transport (none while idle).
+
+    A `TimerHandle` per request cost ~4 µs of the hot path (creation, heap push, cancel, and the
+    cancelled handle's later pop); a set add/discard costs a fraction of that.
+    """
+
+    def __init__(self) -> None:
+        # No reference to the loop: it is this object's weak key in `_watchers`.
+        self.watches: set[_Watch] = set()
+        self.handle: asyncio.TimerHandle | None = None
+
+    def add(self, watch: _Watch) -> None:
+        self.watches.add(watch)
+        if self.handle is None:
+            self.handle = asyncio.get_running_loop().call_later(DISCONNECT_POLL, self.tick)
+
+    def tick(self) -> None:
+        for watch in list(self.watches):
+            transport = watch.request.transport
+            if not watch.gone and (transport is None or transport.is_closing()):
+                watch.gone = True
+                watch.task.cancel()
+        self.handle = asyncio.get_running_loop().call_later(DISCONNECT_POLL, self.tick) if self.watches else None
+
+
+_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watcher] = weakref.WeakKeyDictionary()
+
+
+def _watcher(loop: asyncio.AbstractEventLoop) -> _Watcher:
+    watcher = _watchers.get(loop)
+    if watcher is None:
+        watcher = _watchers[loop] = _Watcher()
+    return watcher
+
+
 async def until_disconnect(request: web.Request, work: Awaitable[web.StreamResponse]) -> web.StreamResponse:
     """Run `work`, cancelling it (and so the upstream request) if the client disconnects first.
 
     2026-07-28 has no cancel notification: closing the connection is how a client cancels.
-    aiohttp does not cancel handlers on disconnect by default, so the transport is watched.
-    `work` runs in this task and a timer checks the transport: a second task plus asyncio.wait
-    per call cost ~10 µs of the hot path. The timer only fires while this task waits inside
-    `work`, so its cancellation lands there (and the backend request is dropped with it).
+    aiohttp does not cancel handlers on disconnect by default (the gateway does not enable
+    `handler_cancellation`, which would also cancel REST handlers), so the transport is watched.
+    `work` runs in this task; a per-loop timer polls the transports of all watched requests. It
+    only fires while this task waits inside `work`, so its cancellation lands there (and the
+    backend request is dropped with it).
     """
     task = asyncio.current_task()
     assert task is not None
-    loop = asyncio.get_running_loop()
-    gone = False
-    handle: asyncio.TimerHandle
-
-    def check() -> None:
-        nonlocal handle, gone
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            gone = True
-            task.cancel()
-        else:
-            handle = loop.call_later(DISCONNECT_POLL, check)
-
-    handle = loop.call_later(DISCONNECT_POLL, check)
+    watcher = _watcher(task.get_loop())
+    watch = _Watch(request, task)
+    watcher.add(watch)
     try:
         return await work
     except asyncio.CancelledError:
-        if not gone:
+        if not watch.gone:
             raise
         task.uncancel()
         raise ClientGone() from None
     finally:
-        handle.cancel()
-        if gone and task.cancelling():
+        watcher.watches.discard(watch)
+        if watch.gone and task.cancelling():
             # `work` swallowed our cancellation: still a disconnect, and the task is not cancelled.
             task.uncancel()
             raise ClientGone()

@@ -151,3 +151,59 @@ def test_result_type_by_era() -> None:
     assert p.with_result_type({"tools": [], "resultType": "complete", "ttlMs": 5}, "handshake") == {"tools": []}
     listed = p.with_result_type({"tools": [], "cacheScope": "public"}, "modern", "tools/list")
     assert listed == {"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x"}},
+        {"jsonrpc": "2.0", "id": "a", "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": True, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": None, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 1, "method": ""},
+        {"jsonrpc": "2.0", "id": 1, "method": 5},
+        {"jsonrpc": "2.0", "id": 1, "method": "m", "params": [1]},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 3, "result": {}},
+        {"jsonrpc": "1.0", "id": 1, "method": "m"},
+        [{"jsonrpc": "2.0", "id": 1, "method": "m"}],
+    ],
+)
+def test_fast_path_agrees_with_full_check(body: object) -> None:
+    """parse_message's fast path answers exactly what the full check answers."""
+
+    def outcome(parse: object) -> tuple:
+        try:
+            msg = parse(body)  # type: ignore[operator]
+        except p.RpcFailure as failure:
+            return ("fail", failure.code, failure.message)
+        return (msg.kind, msg.id, msg.method, msg.params)
+
+    assert outcome(p.parse_message) == outcome(p._parse_slow)
+
+
+def test_message_fields() -> None:
+    msg = p.parse_message({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "a"}})
+    assert (msg.kind, msg.id, msg.method, msg.params) == ("request", 4, "tools/call", {"name": "a"})
+    assert p.parse_message({"jsonrpc": "2.0", "id": 4, "result": {}}).method == ""
+
+
+def test_headers_match_case_insensitively_and_in_plain_dicts() -> None:
+    from multidict import CIMultiDict
+
+    msg = modern("tools/call", name="t")
+    for headers in (
+        CIMultiDict({"mcp-protocol-version": "2026-07-28", "MCP-METHOD": "tools/call", "mcp-name": "t"}),
+        {p.H_VERSION: "2026-07-28", p.H_METHOD: "tools/call", p.H_NAME: "t"},
+    ):
+        assert p.validate_modern(msg, headers) == "2026-07-28"
+        assert p.detect_era(msg, headers) == "modern"
+
+
+def test_accepts_post_cached_answer_is_the_same() -> None:
+    for _ in range(2):
+        assert p.accepts_post("application/json, text/event-stream")
+        assert not p.accepts_post("application/json")
+        assert p.accepts_post("*/*")
+        assert not p.accepts_post(None)
