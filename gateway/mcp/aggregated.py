@@ -16,6 +16,7 @@ from gateway import broadcast as bc
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, POLICY, SETTINGS, UPSTREAM
 from gateway.mcp import aggregated_items as items
+from gateway.mcp import aggregated_subs as subs
 from gateway.mcp import (
     calls,
     catalog,
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 ENDPOINT = "aggregated"
 SERVER_INFO = {"name": "mcpgw", "title": "mcpgw MCP gateway", "version": "0.1.0"}
 CAPABILITIES = {"tools": {"listChanged": True}, "prompts": {"listChanged": True},
-                "resources": {"listChanged": True}, "completions": {}}
+                "resources": {"listChanged": True, "subscribe": True}, "completions": {}}
 
 
 async def post(request: web.Request) -> web.StreamResponse:
@@ -120,6 +121,8 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
         return await items.get_prompt(request, state, msg, era)
     if method == "resources/read":
         return await items.read_resource(request, state, msg, era)
+    if method in ("resources/subscribe", "resources/unsubscribe"):
+        return await subs.subscribe(request, state, msg, era)
     if method == "completion/complete":
         return await items.complete(request, state, msg)
     if method == "subscriptions/listen" and era == "modern":
@@ -133,17 +136,25 @@ async def _tool_lists(request: web.Request, state: McpState) -> dict[str, list[d
 
 
 async def _listen(request: web.Request, state: McpState, msg: protocol.Message) -> web.StreamResponse:
-    """`subscriptions/listen`: acknowledge the kinds honoured (list changes), then watch those."""
+    """`subscriptions/listen`: acknowledge what is honoured (list changes, permitted resource URIs), then watch."""
     raw = msg.params.get("notifications")
-    honoured = listen.honoured(raw if isinstance(raw, dict) else {})
+    wanted = raw if isinstance(raw, dict) else {}
+    honoured: dict[str, Any] = listen.honoured(wanted)
+    key, uris = await subs.listen_resources(request, state, wanted.get("resourceSubscriptions"))
+    if uris:
+        honoured["resourceSubscriptions"] = uris
     ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
            "params": {"notifications": honoured, "_meta": {listen.SUBSCRIPTION_ID: msg.id}}}
-    return await _stream(request, state, [ack], msg.id, listen.kinds_of(honoured))
+    try:
+        return await _stream(request, state, [ack], msg.id, listen.kinds_of(honoured), key)
+    finally:
+        await state.hub.drop(key)  # a listen subscription lives as long as its stream
 
 
 async def _stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
-                  kinds: set[str]) -> web.StreamResponse:
+                  kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
     out = web.StreamResponse(headers=sse.SSE_HEADERS)
+    drain, detach = subs.drainer(state, key, subscription)
     gauge = state.metrics.streams_open.labels(ENDPOINT)
     gauge.inc()
     try:
@@ -154,10 +165,11 @@ async def _stream(request: web.Request, state: McpState, first: list[dict[str, A
         async def snapshot() -> dict[str, list[dict[str, Any]]]:
             return await watched.snapshot(request, state, kinds)
 
-        await listen.watch(request, out, snapshot, subscription)
+        await listen.watch(request, out, snapshot, subscription, drain)
     except ConnectionResetError:
         pass  # the client closed the stream
     finally:
+        detach()
         gauge.dec()
     return out
 
@@ -240,12 +252,14 @@ async def get(request: web.Request) -> web.StreamResponse:
     try:
         endpoint.check_transport(request, state, post=False)
         endpoint.require_stream_session(request)
-        endpoint.open_session(request, state, None)
+        session = endpoint.open_session(request, state, None)
     except HttpReject as reject:
         return reject.response
     except RpcFailure as failure:
         return endpoint.failure_response(None, failure)
-    return await _stream(request, state, [], None, set(listen.FILTER_KEYS.values()))
+    # The session's resource subscriptions are delivered on each of its open GET streams.
+    key = (principal(request).subject, session.sid)
+    return await _stream(request, state, [], None, set(listen.FILTER_KEYS.values()), key)
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -260,5 +274,6 @@ async def delete(request: web.Request) -> web.Response:
     except RpcFailure as failure:
         return endpoint.failure_response(None, failure)
     await state.revoke(session)
+    await state.hub.drop((principal(request).subject, session.sid))
     state.metrics.sessions_open.labels(ENDPOINT).dec()
     return web.Response(status=200)

@@ -71,8 +71,10 @@ def encode_all(methods: Iterable[str], subscription: Any) -> bytes:
     return b"".join(sse.encode(dumps_str(notification(m, subscription))) for m in methods)
 
 
-async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapshot, subscription: Any = None) -> None:
-    """Until the client leaves: keep-alives, and a notification whenever a watched catalog changes."""
+async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapshot, subscription: Any = None,
+                drain: Callable[[], bytes] | None = None) -> None:
+    """Until the client leaves: keep-alives, a notification whenever a watched catalog changes, and
+    whatever `drain` has ready (resource updates) every tick."""
     last = fingerprints(await snapshot())
     since_poll = since_write = 0.0
     # aiohttp does not cancel a handler when its client leaves: watch the transport.
@@ -80,6 +82,10 @@ async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapsho
         await asyncio.sleep(TICK)
         since_poll += TICK
         since_write += TICK
+        ready = drain() if drain is not None else b""
+        if ready:
+            await out.write(ready)
+            since_write = 0.0
         if since_poll >= POLL_SECONDS:
             since_poll = 0.0
             current = fingerprints(await snapshot())

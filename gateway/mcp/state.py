@@ -12,6 +12,7 @@ from gateway.mcp.backchannel import Pending
 from gateway.mcp.fanout import ListCache
 from gateway.mcp.revocations import Revocations
 from gateway.mcp.sessions import Session, SessionCodec
+from gateway.mcp.subscriptions import Hub
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class McpState:
     lists: ListCache = field(default_factory=ListCache)
     max_response_bytes: int = 16_777_216
     pending: Pending = field(default_factory=Pending)
+    hub: Hub = field(default_factory=Hub)
     revocations: Revocations = field(init=False)
 
     def __post_init__(self) -> None:

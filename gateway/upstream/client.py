@@ -132,6 +132,33 @@ class BackendClient:
             return resp
         raise AssertionError("unreachable")
 
+    async def ensure_era(self) -> None:
+        """Detect the backend's era (and initialize a 2025-era session) if not done yet."""
+        await self._ensure_era()
+
+    async def renew_session(self, stale: str | None) -> None:
+        """Initialize again unless another request already replaced the `stale` session."""
+        await self._handshake(stale)
+
+    async def open_get(self) -> aiohttp.ClientResponse:
+        """Open this session's 2025-era GET stream (caller must release it)."""
+        try:
+            injection = await self.credentials.injection(self.server)
+        except CredentialError as exc:
+            raise UpstreamError(self.server.name, f"credential unavailable: {exc}") from None
+        headers = {"Accept": "text/event-stream",
+                   "MCP-Protocol-Version": self.protocol_version or codec.HANDSHAKE_VERSION}
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        query: dict[str, str] = {}
+        inject(injection, headers, query, {})
+        url = self._url.update_query(query) if query else self._url
+        try:
+            return await self.session.get(url, headers=headers, allow_redirects=False,
+                                          timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.server.timeout))
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
+
     async def send_response(self, answer: dict[str, Any]) -> int:
         """POST a JSON-RPC response to a backend's request (2025 era) in our session; the HTTP status."""
         headers = {"MCP-Protocol-Version": self.protocol_version or codec.HANDSHAKE_VERSION}

@@ -112,6 +112,6 @@ async def test_metrics_exposed(stack: Stack) -> None:
 async def test_unknown_method_in_a_session_is_not_a_lost_session(stack: Stack) -> None:
     """Handshake era: −32601 travels in a 200 — an HTTP 404 tells clients their session is gone."""
     sid = await initialize(stack, "/mcp")
-    body = {"jsonrpc": "2.0", "id": 3, "method": "resources/subscribe", "params": {"uri": "mcpgw://conf/x"}}
+    body = {"jsonrpc": "2.0", "id": 3, "method": "resources/frobnicate", "params": {"uri": "mcpgw://conf/x"}}
     status, answer, _ = await rpc(stack, "/mcp", body, headers=session_headers(sid))
     assert status == 200 and answer["error"]["code"] == -32601

@@ -67,7 +67,8 @@ async def test_initialize_advertises_list_changed_for_prompts_and_resources(stac
                        "clientInfo": {"name": "t", "version": "1"}}}
     async with await _post(stack, body, {}) as resp:
         caps = (await resp.json())["result"]["capabilities"]
-    assert caps["prompts"] == {"listChanged": True} and caps["resources"] == {"listChanged": True}
+    assert caps["prompts"] == {"listChanged": True}
+    assert caps["resources"] == {"listChanged": True, "subscribe": True}
 
 
 async def test_get_stream_carries_prompts_and_resources_list_changed(stack: Stack) -> None:
