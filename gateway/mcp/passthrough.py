@@ -24,6 +24,7 @@ from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
 from gateway.routes.common import audit
+from gateway.upstream.client import read_capped
 
 log = logging.getLogger(__name__)
 ENDPOINT = "passthrough"
@@ -116,7 +117,7 @@ async def _initialize(request: web.Request, state: McpState, server: Any, msg: p
     resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
     async with resp:
         upstream_session = resp.headers.get(H_SESSION)
-        raw = await relay.read_limited(resp, server.name, state.max_response_bytes)
+        raw = await read_capped(resp, server.name, state.max_response_bytes)
         answer = read_answer(raw, resp.content_type, msg.id)
         status, ctype = resp.status, resp.content_type
     result = answer.get("result") if isinstance(answer, dict) else None
@@ -150,7 +151,7 @@ async def _forward_notification(request: web.Request, server: Any, msg: protocol
     headers = relay.forward_headers(request.headers, upstream_session)
     resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
     async with resp:
-        await relay.read_limited(resp, server.name, request.app[MCP_STATE].max_response_bytes)
+        await read_capped(resp, server.name, request.app[MCP_STATE].max_response_bytes)
         if resp.status >= 400:
             return web.Response(status=404 if resp.status == 404 else 502)
     return endpoint.accepted()
@@ -166,7 +167,7 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
         if resp.status >= 500:
             raise _bad_gateway(server.name, resp.status)
         if era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON:
-            raw = await relay.read_limited(resp, server.name, state.max_response_bytes)
+            raw = await read_capped(resp, server.name, state.max_response_bytes)
             if _legacy_refusal(raw):
                 # The backend only knows the handshake era: the pool speaks that to it.
                 return await _via_pool(request, server, msg, era)
@@ -224,7 +225,7 @@ async def get(request: web.Request) -> web.StreamResponse:
         resp = await relay.send(_http(request), server, _credentials(request), "GET", headers, None, stream=True)
         async with resp:
             if resp.status != 200 or resp.content_type != "text/event-stream":
-                body = await relay.read_limited(resp, server.name, state.max_response_bytes)
+                body = await read_capped(resp, server.name, state.max_response_bytes)
                 return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
             # Nothing is written while the backend is quiet, so watch for the client leaving.
             return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))

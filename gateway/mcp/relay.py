@@ -41,29 +41,6 @@ def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in upstream.items() if k.lower() in RETURNED}
 
 
-def too_large(server: str, limit: int) -> UpstreamError:
-    """The 502 for a backend answer past `mcp_max_response_bytes` (named, so operators can raise it)."""
-    return UpstreamError(server, f"response larger than {limit} bytes (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES)")
-
-
-async def read_limited(resp: aiohttp.ClientResponse, server: str, limit: int) -> bytes:
-    """The whole body of a non-streamed answer, refusing (UpstreamError, 502) past `limit` bytes.
-
-    A declared Content-Length over the limit is refused before reading; otherwise reading stops
-    at the first chunk that crosses it, so a huge or endless body never sits in memory.
-    """
-    if resp.content_length is not None and resp.content_length > limit:
-        raise too_large(server, limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(server, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def send(
     session: aiohttp.ClientSession, server: Any, credentials: Any, method: str,
     headers: dict[str, str], message: dict[str, Any] | None, *, stream: bool = False,

@@ -17,6 +17,8 @@ from aiohttp import web
 
 from gateway.mcp import protocol, relay, sse
 from gateway.mcp.state import McpState
+from gateway.upstream.client import read_capped
+from gateway.upstream.errors import ResponseTooLarge
 from shared.jsonutil import dumps, dumps_str, loads
 
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -67,11 +69,11 @@ async def relay_answer(
     """Send the backend's answer on; SSE without buffering (each event flushed as it completes).
 
     A JSON body or SSE event past `state.max_response_bytes` is refused: a JSON answer becomes a
-    502 (UpstreamError from read_limited); an SSE stream, already started, gets a JSON-RPC error
+    502 (ResponseTooLarge from read_capped); an SSE stream, already started, gets a JSON-RPC error
     for the pending request (if any) as its last event and is closed.
     """
     if resp.content_type != "text/event-stream":
-        raw = await relay.read_limited(resp, server, state.max_response_bytes)
+        raw = await read_capped(resp, server, state.max_response_bytes)
         if rewrite is not None and resp.status == 200:
             msg = _decode(raw)
             if _is_response(msg, rid):
@@ -114,7 +116,7 @@ async def relay_answer(
 async def _oversized(out: web.StreamResponse, state: McpState, server: str, rid: Any) -> None:
     state.metrics.upstream_errors.labels(server).inc()
     if rid is not None:
-        message = str(relay.too_large(server, state.max_response_bytes))
+        message = str(ResponseTooLarge(server, state.max_response_bytes))
         await out.write(sse.encode(dumps_str(protocol.error(rid, protocol.INTERNAL_ERROR, message))))
     await out.write_eof()
 
