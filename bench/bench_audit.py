@@ -32,6 +32,7 @@ from shared.audit import (  # noqa: E402
     pgwrite,  # noqa: E402
 )
 from shared.audit.metrics import AuditMetrics  # noqa: E402
+from tests.fixtures.pg import create_database, drop_database  # noqa: E402
 
 BATCH = int(os.environ.get("BENCH_AUDIT_BATCH", "2000"))
 
@@ -92,10 +93,9 @@ async def main() -> None:
     n = 20_000 if args.quick else 200_000
     server = os.environ.get("DATABASE_URL") or await asyncio.to_thread(db.start_embedded, ROOT / ".data" / "bench")
     name = "bench_" + uuid.uuid4().hex[:8]
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = await create_database(server, name)
     try:
-        pool = await db.create_pool(db.with_database(server, name), max_size=4)
+        pool = await db.create_pool(dsn, max_size=4)
         await db.apply_migrations(pool)
         with tempfile.TemporaryDirectory() as spool:
             rate, per_emit, rows = await ingest(pool, n, Path(spool))
@@ -109,8 +109,7 @@ async def main() -> None:
         if rows != n:
             raise SystemExit("events were lost")
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(server, name)
 
 
 if __name__ == "__main__":

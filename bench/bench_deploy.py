@@ -21,28 +21,16 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
-import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared import db  # noqa: E402
 from tests.fixtures.oidc import running_issuer  # noqa: E402
+from tests.fixtures.pg import create_database, drop_database  # noqa: E402
 from tests.integration.deploy_pod import TOPOLOGIES, run_pod  # noqa: E402
-
-
-async def fresh_database(server_dsn: str) -> str:
-    """A new empty database on the bench server (first start = migrations + policy import)."""
-    name = "bench_deploy_" + uuid.uuid4().hex[:8]
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return db.with_database(server_dsn, name)
 
 
 async def latency(session: aiohttp.ClientSession, url: str, token: str, n: int) -> list[float]:
@@ -59,15 +47,6 @@ async def latency(session: aiohttp.ClientSession, url: str, token: str, n: int) 
     return samples
 
 
-async def drop_database(server_dsn: str, dsn: str) -> None:
-    """Remove a bench database."""
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(dsn).path.lstrip("/")}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def p(samples: list[float], q: float) -> float:
     return sorted(samples)[max(0, int(len(samples) * q) - 1)]
 
@@ -80,7 +59,9 @@ async def run(n: int) -> None:
         for topology in sorted(TOPOLOGIES):
             print(f"== {topology}")
             for cache, ttl in (("cache off", "0"), ("cache on", "5")):
-                secrets = {"database-url": await fresh_database(server), "mcp-session-secret": "s" * 32,
+                # A new empty database per pod: first start = migrations + policy import.
+                name = "bench_deploy_" + uuid.uuid4().hex[:8]
+                secrets = {"database-url": await create_database(server, name), "mcp-session-secret": "s" * 32,
                            "pdp-api-token": "t" * 32}
                 with tempfile.TemporaryDirectory() as tmp:
                     async with run_pod(topology, Path(tmp), secrets, issuer.issuer,
@@ -91,7 +72,7 @@ async def run(n: int) -> None:
                               f"gateway {pod.ready_seconds['gateway']:.2f} s (fresh database)")
                         print(f"  SIGTERM to exit       gateway {pod.stop_seconds['gateway']:.2f} s   "
                               f"pdp {pod.stop_seconds['pdp']:.2f} s   exit codes {pod.exit_codes}")
-                await drop_database(server, secrets["database-url"])
+                await drop_database(server, name)
                 p50s[(topology, cache)] = statistics.median(samples)
                 print(f"  GET /mcp/servers, {cache:<9}  p50 {statistics.median(samples):6.2f} ms   "
                       f"p99 {p(samples, 0.99):6.2f} ms   ({n} calls)")

@@ -46,6 +46,7 @@ from gateway.registry import Registry  # noqa: E402
 from gateway.upstream import UpstreamPool, create_session  # noqa: E402
 from shared import db  # noqa: E402
 from tests.fixtures.oidc import running_issuer  # noqa: E402
+from tests.fixtures.pg import create_database, drop_database  # noqa: E402
 
 AUDIENCE = "mcpgw"
 SUBJECT = "bench@example.com"
@@ -158,10 +159,7 @@ async def run(args: argparse.Namespace) -> None:
     procs = Processes()
     dsn = await asyncio.to_thread(db.start_embedded, ROOT / ".data" / "bench")
     name = f"bench_gw_{int(time.time())}"
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    bench_dsn = db.with_database(dsn, name)
+    bench_dsn = await create_database(dsn, name)
     # label -> code root; every variant gets its own process, all measured interleaved.
     variants = {"gateway": ROOT}
     if args.baseline:
@@ -241,9 +239,7 @@ async def run(args: argparse.Namespace) -> None:
             print(f"gateway audit rows in Postgres: {written}")
     finally:
         procs.stop()
-        conn = await asyncpg.connect(dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await drop_database(dsn, name)
 
 
 def start_py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:

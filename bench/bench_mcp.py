@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,6 +42,7 @@ import bench_gateway as bg  # noqa: E402  (helpers: Processes, measure, wait_htt
 
 from shared import db  # noqa: E402
 from tests.fixtures.oidc import running_issuer  # noqa: E402
+from tests.fixtures.pg import create_database, drop_database  # noqa: E402
 
 AUDIENCE, SUBJECT = "mcpgw", "bench@example.com"
 MODERN, HANDSHAKE = "2026-07-28", "2025-11-25"
@@ -233,10 +233,7 @@ async def run(args: argparse.Namespace) -> None:
     procs = bg.Processes()
     dsn = await asyncio.to_thread(db.start_embedded, ROOT / ".data" / "bench")
     name = f"bench_mcp_{int(time.time())}"
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    bench_dsn = db.with_database(dsn, name)
+    bench_dsn = await create_database(dsn, name)
     try:
         echo = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", "stateless-json", "--name", "bench"],
                            {}, ROOT, capture=True)
@@ -287,9 +284,7 @@ async def run(args: argparse.Namespace) -> None:
             await list_figures(args, Client(session, gw_url + "/mcp", "modern", auth), list_urls, session)
     finally:
         procs.stop()
-        conn = await asyncpg.connect(dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await drop_database(dsn, name)
 
 
 async def profile(args: argparse.Namespace, pid: int, paths: dict[str, Any]) -> None:

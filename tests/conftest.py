@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from shared import db
+from tests.fixtures.pg import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,17 +29,8 @@ def pg_server_dsn() -> str:
 async def pg_dsn(pg_server_dsn: str) -> AsyncIterator[str]:
     """A fresh, empty database for one test; dropped afterwards."""
     name = "t_" + uuid.uuid4().hex[:16]
-    admin = await asyncpg.connect(pg_server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield db.with_database(pg_server_dsn, name)
-    admin = await asyncpg.connect(pg_server_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    yield await create_database(pg_server_dsn, name)
+    await drop_database(pg_server_dsn, name)
 
 
 @pytest.fixture

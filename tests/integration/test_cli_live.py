@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp import web
 
-from shared import db
 from shared.settings import load_settings
 from tests.fixtures.backends import (  # noqa: F401 - fixtures
     Backend,
@@ -38,6 +36,7 @@ from tests.fixtures.backends import (  # noqa: F401 - fixtures
     mcp_backend_json,
 )
 from tests.fixtures.oidc import OidcIssuer
+from tests.fixtures.pg import create_database, drop_database
 from tests.fixtures.servers_files import SALESFORCE_PROD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,11 +183,9 @@ def stack(
     ready, stop = threading.Event(), asyncio.Event()
 
     async def main() -> None:
-        admin = await asyncpg.connect(pg_server_dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
+        dsn = await create_database(pg_server_dsn, name)
         try:
-            async for value in _serve(tmp, db.with_database(pg_server_dsn, name), backends):
+            async for value in _serve(tmp, dsn, backends):
                 started["stack"] = value
                 ready.set()
                 await stop.wait()
@@ -196,9 +193,7 @@ def stack(
             started["error"] = exc
             ready.set()
         finally:
-            admin = await asyncpg.connect(pg_server_dsn)
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+            await drop_database(pg_server_dsn, name)
 
     thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
     thread.start()
