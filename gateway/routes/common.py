@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.keys import AUDIT_INFO, METRICS, POLICY, PRINCIPAL, SERVERS
-from shared.authzen import Decision, Resource, server_resource, tool_resource
+from shared.authzen import Decision, Resource
 from shared.jsonutil import loads
 
 T = TypeVar("T")
@@ -125,16 +125,6 @@ async def authorize_many(
     return list(await request.app[POLICY].check_many(principal(request), list(items)))
 
 
-def server_res(name: str) -> Resource:
-    """AuthZEN resource for a server-level action."""
-    return server_resource(name)
-
-
-def tool_res(server: str, tool: str) -> Resource:
-    """AuthZEN resource for a tool call."""
-    return tool_resource(server, tool)
-
-
 async def timed(request: web.Request, server: str, operation: str, call: Awaitable[T]) -> T:
     """Await a backend call and record its latency by server and outcome."""
     start = time.perf_counter()
@@ -169,17 +159,6 @@ def server_summary(server: Any) -> dict[str, Any]:
     }
 
 
-def require(condition: bool, message: str) -> None:
-    """400 unless `condition`."""
-    if not condition:
-        raise BadRequest(message)
-
-
 def elapsed_ms(start: float) -> float:
     """Milliseconds since `start` (perf_counter), rounded for JSON."""
     return round((time.perf_counter() - start) * 1000, 3)
-
-
-def forbid(message: str) -> Forbidden:
-    """A 403 error (helper so handlers read linearly)."""
-    return Forbidden(message)

@@ -18,6 +18,7 @@ from gateway.middlewares.audit import TOOL_FAILED
 from gateway.routes import common as c
 from gateway.upstream import UpstreamRpcError
 from gateway.upstream.toolcache import rpc_unknown_tool, says_unknown_tool
+from shared.authzen import server_resource, tool_resource
 from shared.jsonutil import json_response
 
 routes = web.RouteTableDef()
@@ -29,7 +30,7 @@ async def list_servers(request: web.Request) -> web.Response:
     info = c.audit(request)
     info.action = "list_servers"
     servers = sorted(request.app[SERVERS].servers.values(), key=lambda s: s.name)
-    decisions = await c.authorize_many(request, [("list_servers", c.server_res(s.name), None) for s in servers])
+    decisions = await c.authorize_many(request, [("list_servers", server_resource(s.name), None) for s in servers])
     visible = [c.server_summary(s) for s, d in zip(servers, decisions, strict=True) if d.allowed]
     info.note(visible=len(visible), hidden=len(servers) - len(visible))
     return json_response({"servers": visible, "count": len(visible)})
@@ -44,7 +45,7 @@ async def server_info(request: web.Request) -> web.Response:
     known = request.app[SERVERS].servers.get(name)
     if known is None:
         raise NotFound(f"unknown MCP server '{name}'")
-    await c.authorize(request, "server_info", c.server_res(name))
+    await c.authorize(request, "server_info", server_resource(name))
     body = c.server_summary(known)
     body.update(timeout=known.timeout, tools=list(known.tools), metadata=dict(known.metadata))
     body["auth_method"] = getattr(getattr(known, "auth", None), "method", "none")
@@ -58,7 +59,7 @@ async def list_tools(request: web.Request) -> web.Response:
     info = c.audit(request)
     info.action, info.mcp_server = "list_tools", name
     server = c.enabled_server(request, name)
-    await c.authorize(request, "list_tools", c.server_res(name))
+    await c.authorize(request, "list_tools", server_resource(name))
     tools = await c.timed(request, name, "list_tools", request.app[UPSTREAM].list_tools(server.name))
     permitted = await invocable(request, {name: tools})
     tools = [t for t in tools if (name, t.get("name")) in permitted]
@@ -77,7 +78,7 @@ async def invoke(request: web.Request) -> web.Response:
     arguments = c.field(body, "parameters", dict, default={})
     info.tool, info.parameters = tool, arguments
     server = c.enabled_server(request, name)
-    await c.authorize(request, "invoke_tool", c.tool_res(name, tool), arguments)
+    await c.authorize(request, "invoke_tool", tool_resource(name, tool), arguments)
     # After the PDP, so a caller who may not call the tool cannot probe which tools exist.
     pool = request.app[UPSTREAM]
     if pool.tool_absent(name, tool):
@@ -141,7 +142,7 @@ async def run_broadcast(
     # tool on is not even asked for its tool list.
     candidates = [*plan.targets, *plan.to_probe]
     decisions = await c.authorize_many(
-        request, [("invoke_tool", c.tool_res(s, tool), arguments) for s in candidates]
+        request, [("invoke_tool", tool_resource(s, tool), arguments) for s in candidates]
     )
     allowed, reasons = [d.allowed for d in decisions], [d.reason for d in decisions]
     hinted = len(plan.targets)
