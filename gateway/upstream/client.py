@@ -146,10 +146,7 @@ class BackendClient:
             injection = await self.credentials.injection(self.server)
         except CredentialError as exc:
             raise UpstreamError(self.server.name, f"credential unavailable: {exc}") from None
-        headers = {"Accept": "text/event-stream",
-                   "MCP-Protocol-Version": self.protocol_version or codec.HANDSHAKE_VERSION}
-        if self.session_id:
-            headers["Mcp-Session-Id"] = self.session_id
+        headers = {"Accept": "text/event-stream", **self._session_headers()}
         query: dict[str, str] = {}
         inject(injection, headers, query, {})
         url = self._url.update_query(query) if query else self._url
@@ -161,10 +158,7 @@ class BackendClient:
 
     async def send_response(self, answer: dict[str, Any]) -> int:
         """POST a JSON-RPC response to a backend's request (2025 era) in our session; the HTTP status."""
-        headers = {"MCP-Protocol-Version": self.protocol_version or codec.HANDSHAKE_VERSION}
-        if self.session_id:
-            headers["Mcp-Session-Id"] = self.session_id
-        async with await self._post(answer, headers) as resp:
+        async with await self._post(answer, self._session_headers()) as resp:
             return resp.status
 
     def _frame(
@@ -176,10 +170,14 @@ class BackendClient:
             return codec.request_message(request_id, method, params), codec.routing_headers(
                 method, params
             )
+        return codec.request_message(request_id, method, params), self._session_headers()
+
+    def _session_headers(self) -> dict[str, str]:
+        """A 2025-era request's headers: the negotiated version and, once there is one, the session id."""
         headers = {"MCP-Protocol-Version": self.protocol_version or codec.HANDSHAKE_VERSION}
         if self.session_id:
             headers["Mcp-Session-Id"] = self.session_id
-        return codec.request_message(request_id, method, params), headers
+        return headers
 
     async def _ensure_era(self) -> None:
         if self.era is not None:
@@ -221,10 +219,7 @@ class BackendClient:
         self.protocol_version = result["protocolVersion"]
         self.server_info = result
         self.era = LEGACY
-        headers = {"MCP-Protocol-Version": self.protocol_version}
-        if self.session_id:
-            headers["Mcp-Session-Id"] = self.session_id
-        await self._exchange({"jsonrpc": "2.0", "method": "notifications/initialized"}, headers)
+        await self._exchange({"jsonrpc": "2.0", "method": "notifications/initialized"}, self._session_headers())
         log.info(
             "backend initialized",
             extra={"server": self.server.name, "version": self.protocol_version},
