@@ -9,6 +9,7 @@ from aiohttp import web
 from pdp.decide import evaluate
 from pdp.keys import SETTINGS, STATE
 from pdp.policy import Request
+from pdp.policy.naming import PROMPT_PREFIX, RESOURCE_PREFIX
 from pdp.state import Active
 from pdp.wire import BadInput, parse_action, parse_evaluation, parse_subject
 from shared import authzen
@@ -113,7 +114,7 @@ def _search_input(body: Any, limit: int) -> tuple[Request, str, list[tuple[str, 
             raise BadInput(f"context.candidates[{i}] must be 'SERVER:TOOL'")
         if rtype == "mcp_server" and sep:
             raise BadInput(f"context.candidates[{i}] must be a server name without ':'")
-        if rtype == "mcp_tool" and name.startswith(("resource/", "prompt/")):
+        if rtype == "mcp_tool" and name.startswith((RESOURCE_PREFIX, PROMPT_PREFIX)):
             raise BadInput(f"context.candidates[{i}]: tool name must not start with 'resource/' or 'prompt/'")
         pairs.append((server, name if rtype == "mcp_tool" else None))
     return Request(sid, action, "", "server", None, roles, groups), str(rtype), pairs
