@@ -16,6 +16,7 @@ from pdp import store
 from pdp.keys import ADMIN_AUTH, SETTINGS, STATE
 from pdp.policy import PolicyInvalid, compile_policy, parse_policy
 from pdp.policy.validate import TOP_KEYS
+from shared.audit import AuditEvent
 from shared.auth import AuthError, Principal
 from shared.jsonutil import dumps_str, error_response, json_response, read_json
 from shared.keys import AUDIT, DB_POOL
@@ -178,8 +179,6 @@ async def _apply_active(request: web.Request, who: Principal, op: str, previous:
     await request.app[STATE].load(new["yaml"], store.version_label(version))
     audit = request.app.get(AUDIT)
     if audit is not None:
-        from shared.audit import AuditEvent
-
         diff = "".join(difflib.unified_diff(
             (old["yaml"] if old else "").splitlines(keepends=True), new["yaml"].splitlines(keepends=True),
             store.version_label(previous) if previous else "none", store.version_label(version)))

@@ -13,6 +13,7 @@ from pdp.policy.naming import PROMPT_PREFIX, RESOURCE_PREFIX
 from pdp.state import Active
 from pdp.wire import BadInput, parse_action, parse_evaluation, parse_subject
 from shared import authzen
+from shared.audit import AuditEvent
 from shared.jsonutil import error_response, json_response, read_json
 from shared.keys import AUDIT
 
@@ -124,8 +125,6 @@ def _audit_search(request: web.Request, active: Active, base: Request, asked: in
     audit = request.app.get(AUDIT)
     if audit is None:
         return
-    from shared.audit import AuditEvent
-
     # One event per search (not per candidate): a tools/list over 1,000 tools is one decision.
     audit.emit(AuditEvent(
         event_type="policy_decision", service="pdp", subject=base.subject, roles=list(base.roles),

@@ -13,6 +13,7 @@ from pdp.keys import METRICS, SETTINGS
 from pdp.policy import Request
 from pdp.policy.naming import resource_string
 from pdp.state import Active
+from shared.audit import AuditEvent
 from shared.keys import AUDIT
 from shared.logging import request_id_var
 
@@ -36,8 +37,6 @@ def evaluate(app: web.Application, active: Active, req: Request, ctx: dict[str, 
     reason = stmt.reason()
     audit = app.get(AUDIT)
     if audit is not None and (not outcome.allowed or _sampled(app)):
-        from shared.audit import AuditEvent
-
         audit.emit(AuditEvent(
             event_type="policy_decision", service="pdp", subject=req.subject, roles=list(req.roles),
             action=req.action, mcp_server=req.server, tool=req.tool, resource=resource_string(req),
