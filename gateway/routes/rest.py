@@ -125,7 +125,7 @@ async def invoke_broadcast(request: web.Request) -> web.Response:
 
 async def run_broadcast(
     request: web.Request, tool: str, arguments: dict[str, Any],
-    names: list[str] | None = None, tags: list[str] | None = None, planned: broadcast.Plan | None = None,
+    names: list[str] | None = None, tags: list[str] | None = None,
 ) -> tuple[list[str], dict[str, Any], dict[str, str]]:
     """Plan, authorize (one batch), call concurrently; returns (all targets, results, errors)."""
     settings = request.app[SETTINGS]
@@ -134,7 +134,7 @@ async def run_broadcast(
     servers = request.app[SERVERS].servers
     info = c.audit(request)
     ends = time.monotonic() + settings.broadcast_deadline  # probes and calls share one deadline
-    plan = planned or broadcast.plan_targets(servers, tool, names, tags)
+    plan = broadcast.plan_targets(servers, tool, names, tags)
     _check_fanout(len(plan.targets), settings.broadcast_max_targets)
     if not plan.targets and not plan.to_probe and not plan.errors:
         raise NotFound(f"no enabled MCP server offers tool '{tool}'")

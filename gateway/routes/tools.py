@@ -41,8 +41,7 @@ async def invoke(request: web.Request) -> web.Response:
     info.action, info.tool = "invoke_tool", tool
     arguments = await c.json_object(request, allow_empty=True)
     info.parameters = arguments
-    plan = broadcast.plan_targets(request.app[SERVERS].servers, tool)
-    targets, results, errors = await run_broadcast(request, tool, arguments, planned=plan)
+    targets, results, errors = await run_broadcast(request, tool, arguments)
     if info.denied:
         raise c.denial(info.decision, f"not permitted to invoke '{tool}' on any server offering it")
     outcome = broadcast.broadcast_response(tool, targets, results, errors, start)
