@@ -120,10 +120,14 @@ class Engine:
         self.misses += 1
         best = self._search(req, eff, resource)
         if cacheable:
-            if len(self._cache) >= self.cache_size:
-                self._cache.clear()
-            self._cache[key] = best
+            self._remember(key, best)
         return Outcome(best.effect == "allow", best)
+
+    def _remember(self, key: tuple[object, ...], best: Statement) -> None:
+        """Cache a miss's answer; a full cache starts over (shared by `decide` and `search`)."""
+        if len(self._cache) >= self.cache_size:
+            self._cache.clear()
+        self._cache[key] = best
 
     def _search(self, req: Request, eff: frozenset[str], resource: str) -> Statement:
         best = self.default
@@ -183,9 +187,7 @@ class Engine:
                     best = s
                     break
             if cacheable:
-                if len(cache) >= self.cache_size:
-                    cache.clear()
-                cache[key] = best
+                self._remember(key, best)
             out.append(best.effect == "allow")
         return out
 
