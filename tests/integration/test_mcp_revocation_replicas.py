@@ -80,10 +80,12 @@ async def test_delete_on_one_replica_ends_the_session_on_the_other(
         assert await status_of(stack, path, sid) == 200 and await status_of(other, path, sid) == 200
         assert await delete(other, path, sid) == 200  # ended on replica B
         assert await status_of(other, path, sid) == 404
-        mcp_backend.clear()
         assert await refused_within(stack, path, sid, 5.0)  # A learned it through NOTIFY (sessions live far longer)
-        # Refused by the gateway itself: the call never reached the backend.
-        assert not [r for r in mcp_backend.requests if r["method"] == "POST"]
+        # Refused by the gateway itself: a call on the revoked session never reaches the backend.
+        # (Clear only now: polls sent before A heard the NOTIFY were still served.)
+        mcp_backend.clear()
+        assert await status_of(stack, path, sid) == 404
+        assert not [r for r in mcp_backend.requests if r.method == "POST"]
     finally:
         await runner.cleanup()
 
