@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from gateway.errors import BadGateway, GatewayTimeout, ServiceUnavailable, Unauthorized, to_gateway_error
+from gateway.errors import (
+    BadGateway,
+    GatewayTimeout,
+    ServiceUnavailable,
+    Unauthorized,
+    to_gateway_error,
+)
 from gateway.pep import PdpUnavailable
-from gateway.upstream.errors import ResponseTooLarge, UpstreamError, UpstreamRpcError, UpstreamTimeout
+from gateway.upstream.errors import (
+    ResponseTooLarge,
+    UpstreamError,
+    UpstreamRpcError,
+    UpstreamTimeout,
+)
 from shared.auth.errors import AuthError
 
 
@@ -20,7 +29,7 @@ from shared.auth.errors import AuthError
         (UpstreamError("fm", "refused"), BadGateway, 502),
         (ResponseTooLarge("fm", "too large"), BadGateway, 502),
         (AuthError("invalid_token", "expired"), Unauthorized, 401),
-        (asyncio.TimeoutError(), GatewayTimeout, 504),
+        (TimeoutError(), GatewayTimeout, 504),
     ],
 )
 def test_foreign_errors_map_to_their_status(exc: BaseException, kind: type, status: int) -> None:
