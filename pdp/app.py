@@ -14,15 +14,16 @@ from prometheus_client import CollectorRegistry
 
 from pdp import admin, api, filewatch, health, store
 from pdp.access import access_middleware
-from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, STATE
+from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, SHADOW, STATE
 from pdp.metrics import PdpMetrics
 from pdp.policy import parse_policy
 from pdp.settings import PdpSettings
+from pdp.shadow import Shadow
 from pdp.state import PolicyState, sha256_text
 from shared import db
 from shared.audit import audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
-from shared.keys import DB_POOL, REGISTRY
+from shared.keys import AUDIT, DB_POOL, REGISTRY
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
@@ -45,6 +46,7 @@ def create_app(settings: PdpSettings) -> web.Application:
         app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(audit_ctx(settings, "pdp"))
     app.cleanup_ctx.append(policy_ctx)
+    app.cleanup_ctx.append(shadow_ctx)
     app.cleanup_ctx.append(session_ctx)
     if settings.admin_enabled:
         config = AuthConfig(audience=settings.admin_audience or "", issuer=settings.admin_issuer,
@@ -74,6 +76,20 @@ async def session_ctx(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         app[SESSION] = session
         yield
+
+
+async def shadow_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Re-decide a sample of live decisions with stock Casbin, off the hot path (pdp/shadow.py)."""
+    audit = app.get(AUDIT)
+    shadow = Shadow(app[SETTINGS].shadow_sample, app[METRICS], audit.emit if audit is not None else None)
+    app[SHADOW] = shadow
+    task = asyncio.create_task(shadow.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def policy_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("file", type=Path)
     p.add_argument("--cases", type=Path, required=True)
     p.set_defaults(func=test_cmd)
-    p = sub.add_parser("explain", help="Decide one request and show the deciding statement")
+    p = sub.add_parser("explain", help="Decide one request; show Casbin's deciding line and its YAML source")
     p.add_argument("file", type=Path)
     p.add_argument("--subject", required=True)
     p.add_argument("--roles", default="", help="Comma-separated token roles")
@@ -187,12 +187,27 @@ def explain_cmd(args: argparse.Namespace) -> int:
     except (BadInput, ValueError) as exc:
         print(f"bad request: {exc}", file=sys.stderr)
         return 2
-    outcome = engine.decide(req)
-    roles = sorted(engine.effective_roles(req.subject, req.roles, req.groups))
-    print(json.dumps({"decision": "allow" if outcome.allowed else "deny", "reason": outcome.statement.reason(),
-                      "statement": outcome.statement.describe(), "effective_roles": roles,
-                      "resource": resource_string(req), "policy_version": engine.version}, indent=2))
-    return 0 if outcome.allowed else 1
+    print(json.dumps(explain(engine, args.file.read_text(), req), indent=2))
+    return 0 if engine.decide(req).allowed else 1
+
+
+def explain(engine: Engine, text: str, req: Request) -> dict[str, Any]:
+    """The decision with Casbin's own deciding line (`enforce_ex`) next to the YAML it came from."""
+    from pdp.policy.casbin_engine import build_enforcer, casbin_decide
+    from pdp.policy.lines import statement_sources
+
+    stmt = casbin_decide(build_enforcer(engine.compiled), engine.compiled, req)
+    fast = engine.decide(req).statement
+    source = statement_sources(text, engine.compiled).get(stmt.index)
+    return {"decision": stmt.effect, "reason": stmt.reason(), "statement": stmt.describe(),
+            "casbin": {"enforce_ex": ", ".join(stmt.casbin_line()), "cond": _cond(stmt)},
+            "yaml": source.to_dict() if source else None, "fast_path_agrees": fast.index == stmt.index,
+            "effective_roles": sorted(engine.effective_roles(req.subject, req.roles, req.groups)),
+            "resource": resource_string(req), "policy_version": engine.version}
+
+
+def _cond(stmt: Any) -> str | None:
+    return _condition_text(stmt.condition) if stmt.condition is not None else None
 
 
 def push_cmd(args: argparse.Namespace) -> int:

@@ -57,6 +57,11 @@ class PdpSettings(CommonSettings):
     admin_audience: str | None = setting(None, help="Audience required in admin API tokens")
     admin_jwks_url: str | None = setting(None, help="JWKS URL (default: issuer discovery)")
     audit_allow_sample: float = setting(1.0, check=_fraction, help="Fraction of allow decisions audited (denies: all)")
+    shadow_sample: float = setting(
+        0.01, check=_fraction,
+        help="Fraction of live decisions re-decided by stock Casbin off the hot path (0 = off)")
+    shadow_fail_readiness: bool = setting(
+        False, help="Fail /readyz once the fast path and Casbin have disagreed on any decision")
     cache_size: int = setting(100_000, help="Entries per decision cache (per policy version)")
     max_batch: int = setting(10_000, help="Most evaluations or search candidates in one request")
 

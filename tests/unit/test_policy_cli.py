@@ -68,3 +68,22 @@ def test_explain_names_resource_and_version(capsys):
     out = __import__("json").loads(capsys.readouterr().out)
     assert out["resource"] == "mcp:prod-server:db_delete" and out["policy_version"] == "file:policy.yaml"
     assert out["decision"] == "deny" and out["statement"]["kind"] == "rule"
+
+
+def test_explain_shows_casbins_deciding_line_next_to_its_yaml_source(capsys):
+    assert main(["policy", "explain", ROOT_POLICY, "--subject", "dev@example.com",
+                 "--resource", "dev-server:x", "--action", "invoke_tool"]) == 0
+    out = __import__("json").loads(capsys.readouterr().out)
+    assert out["casbin"]["enforce_ex"].endswith("role:developer, mcp:dev-server:*, invoke_tool, s6, allow")
+    lines = open(ROOT_POLICY).read().splitlines()
+    assert out["yaml"]["path"] == "roles.developer.permissions[0]"
+    assert lines[out["yaml"]["line"] - 1].strip() == out["yaml"]["text"] == '- resource: "mcp:dev-server:*"'
+    assert out["fast_path_agrees"] is True
+    assert main(["policy", "explain", ROOT_POLICY, "--subject", "admin@example.com",
+                 "--resource", "prod-server:db_delete", "--action", "invoke_tool"]) == 1
+    out = __import__("json").loads(capsys.readouterr().out)
+    assert out["yaml"]["path"] == "rules[0]" and "Block dangerous tools" in out["yaml"]["text"]
+    assert main(["policy", "explain", ROOT_POLICY, "--subject", "nobody", "--resource", "s:t",
+                 "--action", "invoke_tool"]) == 1
+    out = __import__("json").loads(capsys.readouterr().out)
+    assert out["statement"]["kind"] == "default" and out["yaml"]["text"] == "default_policy: deny"
