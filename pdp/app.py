@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -19,7 +20,7 @@ from pdp.metrics import PdpMetrics
 from pdp.policy import parse_policy
 from pdp.settings import PdpSettings
 from pdp.shadow import Shadow
-from pdp.state import PolicyState, sha256_text
+from pdp.state import PolicyState, pair_sha256, sha256_text
 from shared import db
 from shared.audit import audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
@@ -112,6 +113,8 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
 
         await reload()  # fail start-up when the stored policy cannot load
         task = asyncio.create_task(store.listen_forever(app[DSN], reload))
+    elif settings.casbin_model_file and settings.casbin_policy_file:
+        task = await _native_files(state, settings.casbin_model_file, settings.casbin_policy_file, settings)
     else:
         path = settings.policy_path
         text, mark = await _read_settled(path)
@@ -128,6 +131,26 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _native_files(state: PolicyState, model_path: Path, policy_path: Path,
+                        settings: PdpSettings) -> asyncio.Task[None]:
+    """File mode for a native Casbin pair: load both files, reload when either changes."""
+    (model, model_mark), (text, policy_mark) = await _read_settled(model_path), await _read_settled(policy_path)
+    await state.load(text, "file:" + pair_sha256(model, text)[:12], model)  # fail start-up when it cannot load
+
+    async def reload(_changed: str) -> None:
+        model = await asyncio.to_thread(model_path.read_text)
+        text = await asyncio.to_thread(policy_path.read_text)
+        await state.load(text, "file:" + pair_sha256(model, text)[:12], model)
+
+    watchers = [filewatch.watch(p, settings.watch_interval, settings.watch_settle, mark, reload)
+                for p, mark in ((model_path, model_mark), (policy_path, policy_mark))]
+    return asyncio.create_task(_together(*watchers))
+
+
+async def _together(*coros: Any) -> None:
+    await asyncio.gather(*coros)
 
 
 def _file_version(text: str) -> str:
