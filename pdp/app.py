@@ -109,7 +109,7 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         async def reload() -> None:
             row = await store.active(pool)
             if row is not None:
-                await state.load(row["yaml"], store.version_label(row["version"]))
+                await state.load(row["yaml"], store.version_label(row["version"]), row["model"])
 
         await reload()  # fail start-up when the stored policy cannot load
         task = asyncio.create_task(store.listen_forever(app[DSN], reload))
