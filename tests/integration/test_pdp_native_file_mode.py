@@ -58,4 +58,5 @@ async def test_serve_native_pair_from_files(tmp_path):
 
 
 async def _logged(log: Path, fragment: str) -> bool:
-    return fragment in log.read_text() and "rejected" in log.read_text()
+    text = await asyncio.to_thread(log.read_text)
+    return fragment in text and "rejected" in text
