@@ -28,6 +28,8 @@ from shared.logging import request_id_var
 def _obj(value: Any, where: str, required: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadInput(f"{where} must be an object")
+    if isinstance(value.get("id"), int) and not isinstance(value["id"], bool):
+        value = {**value, "id": str(value["id"])}  # AuthZEN ids are strings; interop payloads send 101
     for key in required:
         if not isinstance(value.get(key), str) or not value[key]:
             raise BadInput(f"{where}.{key} must be a non-empty string")

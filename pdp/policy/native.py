@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import casbin
@@ -49,6 +49,7 @@ class NativePolicy:
     lines: tuple[PolicyLine, ...]
     mapping: Mapping
     keys: dict[str, int]  # "p", "g2", "m", ... → line in the model text
+    relations: dict[str, set[str]] = field(default_factory=dict)  # request token → g-functions called with it first
 
 
 class _Lines(Adapter):  # type: ignore[misc]
@@ -156,6 +157,13 @@ def _trial(native: NativePolicy) -> None:
     if unknown:
         raise PolicyInvalid([PolicyError("[matchers].m", line, f"unknown function(s): {', '.join(unknown)} "
                                          f"(available: {', '.join(sorted(known - {'eval', 'in'}))})")])
+    roles = set(enforcer.get_model().model.get("g", {}))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in roles and node.args:
+            first = node.args[0]
+            base = first.value if isinstance(first, ast.Attribute) else first
+            if isinstance(base, ast.Name) and base.id.startswith("r_"):
+                native.relations.setdefault(base.id[2:], set()).add(node.func.id)
 
 
 def build_native_enforcer(native: NativePolicy) -> casbin.Enforcer:

@@ -110,12 +110,13 @@ class NativeEngine:
     def candidates(self, kind: str) -> list[str]:
         """Values of `kind` (subject/resource/action) named in the policy, for search by enumeration.
 
-        The policy columns used are those whose name equals the request token mapped to `kind`
-        (`p.sub` for `r.sub`); for subjects also every member on the left of a `g` line, minus
-        every name that is itself a role (on the right of a `g` line).
+        Two places name them: policy columns whose name equals the request token mapped to `kind`
+        (`p.sub` for `r.sub`), and the left side of every role relation the matcher calls with that
+        token first (`g2(r.obj.id, ...)` lists resources on the left of `g2` lines). Names on the
+        right of those relations (roles, groups, departments) are not candidates themselves.
         """
         mapping = self.native.mapping
-        tokens = [t for t, s in zip(mapping.tokens, mapping.sources, strict=True) if s in SEARCHABLE[kind]]
+        tokens = {t for t, s in zip(mapping.tokens, mapping.sources, strict=True) if s in SEARCHABLE[kind]}
         model = self.enforcer.get_model().model
         found: dict[str, None] = {}
         for ptype, assertion in model.get("p", {}).items():
@@ -124,13 +125,13 @@ class NativeEngine:
                 if pl.ptype == ptype:
                     for i in columns:
                         found.setdefault(pl.fields[i], None)
-        if kind == "subject":  # users: named in policy or on the left of a role line, and not roles themselves
-            roles = {pl.fields[1] for pl in self.native.lines if pl.ptype.startswith("g")}
-            for pl in self.native.lines:
-                if pl.ptype.startswith("g"):
-                    found.setdefault(pl.fields[0], None)
-            return [c for c in found if c not in roles]
-        return list(found)
+        relations = set().union(*(self.native.relations.get(t, set()) for t in tokens))
+        rights = set()
+        for pl in self.native.lines:
+            if pl.ptype in relations:
+                found.setdefault(pl.fields[0], None)
+                rights.add(pl.fields[1])
+        return [c for c in found if c not in rights]
 
     def search(self, kind: str, base: dict[str, Any], rtype: str | None, candidates: list[str]) -> list[str]:
         """The candidates `base` allows when put in the `kind` slot."""
