@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
+from pdp.cli_casbin import condition_text, explain, validate_native
 from pdp.policy import Engine, PolicyInvalid, Request, load_engine
 from pdp.policy.compile import MODEL_TEXT
-from pdp.policy.naming import resource_string
 from pdp.wire import BadInput, parse_evaluation
 
 
@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--arguments", help="Tool arguments as JSON")
     p.set_defaults(func=explain_cmd)
     p = sub.add_parser("push", help="Store (and activate) a policy on a running PDP")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="Policy YAML, or with --casbin-model the Casbin policy lines")
+    p.add_argument("--casbin-model", type=Path, help="Push FILE as the policy lines of this native Casbin model")
     p.add_argument("--comment", default="")
     p.add_argument("--no-activate", action="store_true", help="Store the version without activating it")
     _remote_args(p)
@@ -84,27 +85,11 @@ def validate_cmd(args: argparse.Namespace) -> int:
     if _unreadable(args.file) or (args.casbin_model is not None and _unreadable(args.casbin_model)):
         return 2
     if args.casbin_model is not None:
-        return _validate_native(args.casbin_model, args.file)
+        return validate_native(args.casbin_model, args.file)
     engine = _load(args.file)
     if engine is None:
         return 1
     print(f"{args.file}: valid ({len(engine.compiled.statements)} statements)")
-    return 0
-
-
-def _validate_native(model_path: Path, policy_path: Path) -> int:
-    """A native pair: errors as FILE:LINE: PATH: MESSAGE, in the model or the policy file."""
-    from pdp.policy.native import parse_native
-
-    try:
-        native = parse_native(model_path.read_text(), policy_path.read_text())
-    except PolicyInvalid as exc:
-        for err in exc.errors:
-            where = policy_path if err.path == "policy" else model_path
-            print(f"{where}:{err.line or 0}: {err.path}: {err.message}", file=sys.stderr)
-        return 1
-    mapping = ", ".join(f"r.{t} = {s}" for t, s in native.mapping.describe().items())
-    print(f"{model_path} + {policy_path}: valid ({len(native.lines)} policy lines; {mapping})")
     return 0
 
 
@@ -119,16 +104,10 @@ def compile_cmd(args: argparse.Namespace) -> int:
     for s in engine.compiled.statements:
         print("p, " + ", ".join(s.casbin_line()))
         if s.condition is not None:
-            print(f"#   {s.cond_id} = rule {s.rule!r}: {_condition_text(s.condition)}")
+            print(f"#   {s.cond_id} = rule {s.rule!r}: {condition_text(s.condition)}")
     for member, role in engine.compiled.role_links:
         print(f"g, {member}, {role}")
     return 0
-
-
-def _condition_text(cond: Any) -> str:
-    from dataclasses import asdict
-
-    return json.dumps({k: v for k, v in asdict(cond).items() if v not in (None, ())}, default=str)
 
 
 def _request(case: dict[str, Any], where: str) -> Request:
@@ -210,36 +189,20 @@ def explain_cmd(args: argparse.Namespace) -> int:
     return 0 if engine.decide(req).allowed else 1
 
 
-def explain(engine: Engine, text: str, req: Request) -> dict[str, Any]:
-    """The decision with Casbin's own deciding line (`enforce_ex`) next to the YAML it came from."""
-    from pdp.policy.casbin_engine import build_enforcer, casbin_decide
-    from pdp.policy.lines import statement_sources
-
-    stmt = casbin_decide(build_enforcer(engine.compiled), engine.compiled, req)
-    fast = engine.decide(req).statement
-    source = statement_sources(text, engine.compiled).get(stmt.index)
-    return {"decision": stmt.effect, "reason": stmt.reason(), "statement": stmt.describe(),
-            "casbin": {"enforce_ex": ", ".join(stmt.casbin_line()), "cond": _cond(stmt)},
-            "yaml": source.to_dict() if source else None, "fast_path_agrees": fast.index == stmt.index,
-            "effective_roles": sorted(engine.effective_roles(req.subject, req.roles, req.groups)),
-            "resource": resource_string(req), "policy_version": engine.version}
-
-
-def _cond(stmt: Any) -> str | None:
-    return _condition_text(stmt.condition) if stmt.condition is not None else None
-
-
 def push_cmd(args: argparse.Namespace) -> int:
     """POST the file as a new version; the PDP validates it (its 422 errors print as FILE:LINE)."""
     token = _token(args)
+    model = args.casbin_model
     try:
         text = args.file.read_text()
+        model_text = model.read_text() if model is not None else None
     except OSError as exc:
-        print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+        print(f"{exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     if token is None:
         return 2
-    body = {"yaml": text, "comment": args.comment, "activate": not args.no_activate}
+    body: dict[str, Any] = {"comment": args.comment, "activate": not args.no_activate}
+    body.update({"yaml": text} if model_text is None else {"casbin": {"model": model_text, "policy": text}})
     status, answer = _call(args, token, "POST", "/admin/v1/policy/versions", body)
     if args.json:
         print(json.dumps(answer, indent=2, default=str))
@@ -252,7 +215,8 @@ def push_cmd(args: argparse.Namespace) -> int:
     if status == 422 and isinstance(error.get("errors"), list):
         # The same FILE:LINE: PATH: MESSAGE form as `policy validate`, so editors can jump to it.
         for err in error["errors"]:
-            print(f"{args.file}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}",
+            where = model if model is not None and err.get("path") != "policy" else args.file
+            print(f"{where}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}",
                   file=sys.stderr)
     else:
         _print_error(status, answer)

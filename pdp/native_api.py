@@ -145,6 +145,16 @@ async def search(request: web.Request, active: Active, kind: str, raw: Any) -> d
     rtype = base[kind]["type"] if kind != "action" else None
     allowed = await asyncio.to_thread(engine.search, kind, base, rtype, list(candidates))
     results = [{"name": c} if kind == "action" else {"type": rtype, "id": c} for c in allowed]
+    audit = request.app.get(AUDIT)
+    if audit is not None:  # one event per search, like YAML resource searches
+        subject = base.get("subject") or {}
+        audit.emit(AuditEvent(
+            event_type="policy_decision", service="pdp", subject=subject.get("id"),
+            action=f"search_{kind}:{(base.get('action') or {}).get('name', '*')}",
+            decision="allow" if allowed else "deny", reason=f"{len(allowed)} of {len(candidates)} candidates allowed",
+            policy_version=active.version, client_addr=request.remote, status="success",
+            extra={"candidates": len(candidates), "allowed": len(allowed), "kind": kind},
+        ))
     return {"results": results, "context": {"policy_version": active.version, "candidates": len(candidates)}}
 
 
