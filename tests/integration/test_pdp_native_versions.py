@@ -89,3 +89,23 @@ async def test_native_version_lifecycle_across_replicas(pair):
 
 async def _decide_is(client, body, expected) -> bool:
     return (await _decide(client, body)) == expected
+
+
+async def test_native_decisions_and_searches_are_audited(pair):
+    a, _, auth = pair
+    resp = await a.post(ADMIN + "/versions", json={"casbin": {"model": MODEL, "policy": LINES}}, headers=auth)
+    assert resp.status == 201
+    deny = {"subject": {"type": "user", "id": BETH}, "action": {"name": "can_create_todo"},
+            "resource": {"type": "todo", "id": "todo-1"}}
+    answer = await (await a.post(authzen.EVALUATION_PATH, json=deny)).json()
+    assert answer["decision"] is False
+    pool = a.app[DB_POOL]
+    row = await eventually(lambda: pool.fetchrow("SELECT * FROM audit_events WHERE decision_id = $1",
+                                                 answer["context"]["decision_id"]))
+    assert (row["subject"], row["action"], row["resource"], row["decision"], row["policy_version"]) == (
+        BETH, "can_create_todo", "todo:todo-1", "deny", "v2")
+    body = {"subject": {"type": "user", "id": BETH}, "resource": {"type": "todo", "id": "todo-1"}}
+    assert (await a.post("/access/v1/search/action", json=body)).status == 200
+    row = await eventually(lambda: pool.fetchrow(
+        "SELECT * FROM audit_events WHERE action = 'search_action:*' AND subject = $1", BETH))
+    assert row["reason"] == "1 of 5 candidates allowed" and row["policy_version"] == "v2"
