@@ -81,6 +81,8 @@ class Shadow:
                 found = await asyncio.to_thread(self._check, batch)
                 for item in found:
                     self._report(item)
+            except Exception:  # noqa: BLE001 - the checker must outlive any one bad batch
+                log.exception("shadow re-decision failed; continuing")
             finally:
                 for _ in batch:
                     self.queue.task_done()
