@@ -98,8 +98,11 @@ class NativeEngine:
     def batch(self, bodies: Iterable[dict[str, Any]], semantic: str) -> list[NativeOutcome]:
         """Decide in order, stopping as `semantic` says (AuthZEN evaluations)."""
         out = []
-        for body in bodies:
-            outcome = self.decide(body)
+        for i, body in enumerate(bodies):
+            try:
+                outcome = self.decide(body)
+            except KeyError as exc:
+                raise KeyError(f"evaluations[{i}]: {exc.args[0]}") from None
             out.append(outcome)
             if (semantic == "deny_on_first_deny" and not outcome.allowed) or (
                 semantic == "permit_on_first_permit" and outcome.allowed
