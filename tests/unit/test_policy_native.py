@@ -158,3 +158,10 @@ def test_search_enumerates_policy_columns():
     base = {"subject": {"type": "user"}, "action": {"name": "read"}, "resource": {"type": "doc", "id": "payroll"},
             "context": {}}
     assert engine.search("subject", base, "user", engine.candidates("subject")) == ["carol"]
+
+
+def test_batch_names_the_item_missing_a_mapped_value():
+    engine = NativeEngine(parse_native("# mcpgw-map: dom = context.tenant\n" + RBAC_DOMAINS, RBAC_LINES), "v1")
+    ok = _body("alice", "/docs/1", "read", tenant="tenant1")
+    with pytest.raises(KeyError, match=r"evaluations\[1\]: context.tenant is required"):
+        engine.batch([ok, _body("alice", "/docs/1", "read")], "execute_all")
