@@ -26,8 +26,8 @@ def file_settings(tmp_path, **changes):
 @pytest.mark.parametrize(("resource", "fragment"), [
     ({"type": "mcp_tool", "properties": {"mcp_server": "a:b", "tool": "t"}}, "server name 'a:b' must not contain ':'"),
     ({"type": "mcp_tool", "properties": {"mcp_server": "s", "tool": "x:y"}}, "must not contain ':'"),
-    ({"type": "mcp_tool", "id": "s:resource/file"}, "must not start with 'resource/' or 'prompt/'"),
-    ({"type": "mcp_tool", "id": "s:prompt/p"}, "must not start with 'resource/' or 'prompt/'"),
+    ({"type": "mcp_tool", "id": "s:resource/file"}, "must not start with 'resource/', 'prompt/' or 'method/'"),
+    ({"type": "mcp_tool", "id": "s:prompt/p"}, "must not start with 'resource/', 'prompt/' or 'method/'"),
     ({"type": "mcp_server", "id": "a:b"}, "must not contain ':'"),
 ])
 async def test_names_that_could_be_confused_are_400(tmp_path, aiohttp_client, resource, fragment):
