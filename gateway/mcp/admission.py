@@ -42,9 +42,9 @@ def why_not(kind: str, value: Any) -> str | None:
     if not isinstance(value, str):
         return "name is not a string"
     if kind == "tool":
-        return None if TOOL_NAME.match(value) else "tool name is not 1-128 of A-Z a-z 0-9 _ - ."
+        return None if TOOL_NAME.fullmatch(value) else "tool name is not 1-128 of A-Z a-z 0-9 _ - ."
     if kind == "prompt":
-        return None if PROMPT_NAME.match(value) else "prompt name is not 1-128 printable ASCII characters without ':'"
+        return None if PROMPT_NAME.fullmatch(value) else "prompt name is not 1-128 printable ASCII characters without ':'"
     if kind in ("resource", "template"):
         return uris.refusal(value, template=kind == "template")
     return f"unknown item kind {kind!r}"

@@ -211,7 +211,7 @@ _HEADER_SAFE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
 
 def encode_header(value: str) -> str:
     """A header value for `value`: as is when plain visible ASCII, else the `=?base64?…?=` form."""
-    if _HEADER_SAFE.match(value) and not value.startswith("=?"):
+    if _HEADER_SAFE.fullmatch(value) and not value.startswith("=?"):
         return value
     return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
 

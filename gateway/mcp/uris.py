@@ -63,7 +63,7 @@ def check(uri: str, *, template: bool = False) -> str:
     plain = _TEMPLATE_EXPR.sub("x", uri) if template else uri
     if "\\" in plain:
         raise UriRefused("resource URI contains a backslash")
-    if not _ALLOWED.match(plain):
+    if not _ALLOWED.fullmatch(plain):
         raise UriRefused("resource URI contains a character a URI may not contain (control, space, "
                          "non-ASCII or reserved-by-RFC); percent-encode it")
     if _BAD_ESCAPE.search(plain):
