@@ -100,9 +100,9 @@ async def _decide(request: web.Request, server: str, msg: protocol.Message, era:
     if decision is None or decision.allowed:
         return None
     failure = enforce.plan_denial(msg.method, msg.id, decision, era, plan)
-    if msg.kind == "notification":  # nobody reads an answer to a notification: refuse at HTTP level
-        return endpoint.failure_response(None, failure or RpcFailure(enforce.POLICY_DENIED, "Denied by gateway policy",
-                                                                     status=403))
+    if msg.kind == "notification":  # a notification gets no JSON-RPC answer: refuse it at HTTP level
+        code = protocol.METHOD_NOT_FOUND if failure is not None else enforce.POLICY_DENIED
+        return endpoint.failure_response(None, RpcFailure(code, f"'{msg.method}' is not permitted", status=400))
     if failure is not None:
         return endpoint.failure_response(msg.id, failure)
     return rpc_response(enforce.denial(msg.method, msg.id, decision, era))
