@@ -13,7 +13,15 @@ import pytest
 
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401  (fixtures)
 from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import ACCEPT, ADMIN, META, initialize, modern_headers, rpc, session_headers
+from tests.integration.mcp_helpers import (
+    ACCEPT,
+    ADMIN,
+    META,
+    initialize,
+    modern_headers,
+    rpc,
+    session_headers,
+)
 
 READER, NOBODY = "reader@example.com", "nobody@example.com"
 POLICY = """
