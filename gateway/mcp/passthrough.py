@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
-from gateway.mcp import endpoint, enforce, methods, protocol, relay
+from gateway.mcp import endpoint, enforce, methods, params, protocol, relay
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
@@ -80,7 +80,9 @@ async def post(request: web.Request) -> web.StreamResponse:
             if bridged:
                 return endpoint.accepted()
             return await _forward_notification(request, server, msg, upstream_session, era)
-        work = _via_pool(request, server, msg, era) if bridged else _relay(request, state, server, msg, era, upstream_session)
+        extra = await _param_headers(request, state, server, msg, era)
+        work = (_via_pool(request, server, msg, era) if bridged
+                else _relay(request, state, server, msg, era, upstream_session, extra))
         return await (until_disconnect(request, work) if era == "modern" else work)
     except HttpReject as reject:
         return reject.response
@@ -128,12 +130,29 @@ def _upstream_failure(request: web.Request, state: McpState, rid: Any, exc: Exce
     return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
 
 
-def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, upstream_session: str | None) -> dict[str, str]:
+def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, upstream_session: str | None,
+             extra: dict[str, str] | None = None) -> dict[str, str]:
     """Headers for the backend: the allowlist, and routing headers rebuilt from the checked body (modern era)."""
     headers = relay.forward_headers(request.headers, upstream_session)
     if era == "modern":
         headers.update(protocol.routing_headers(msg))
+        headers.update(extra or {})
     return headers
+
+
+async def _param_headers(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
+                         era: protocol.Era) -> dict[str, str]:
+    """`Mcp-Param-*` to forward: none unless the client sent some; then checked against, and rebuilt from, the body."""
+    client = params.sent(request.headers)
+    if not client or era != "modern" or msg.method != "tools/call":
+        return {}  # nothing to mirror (a 2025-era backend reads no Mcp-Param-* header)
+    tools = await state.lists.get(request.app[UPSTREAM], server, "tools/list")
+    tool = next((t for t in tools if t.get("name") == msg.params.get("name")), None)
+    if tool is None:
+        raise RpcFailure(protocol.HEADER_MISMATCH, "Mcp-Param-* headers sent for a tool the backend does not list")
+    wanted = params.expected(tool.get("inputSchema"), msg.params.get("arguments"))
+    params.check(client, wanted)
+    return wanted
 
 
 async def _initialize(request: web.Request, state: McpState, server: Any, msg: protocol.Message) -> web.StreamResponse:
@@ -182,8 +201,8 @@ async def _forward_notification(request: web.Request, server: Any, msg: protocol
 
 
 async def _relay(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
-                 era: protocol.Era, upstream_session: str | None) -> web.StreamResponse:
-    headers = _headers(request, msg, era, upstream_session)
+                 era: protocol.Era, upstream_session: str | None, extra: dict[str, str]) -> web.StreamResponse:
+    headers = _headers(request, msg, era, upstream_session, extra)
     resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
     async with resp:
         if resp.status == 404 and upstream_session:

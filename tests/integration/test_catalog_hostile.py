@@ -54,14 +54,14 @@ async def test_aggregated_and_rest_catalogs_survive_a_hostile_backend(stack: Sta
     for server in ("hostile", "old"):
         status, body, _ = await stack.call("GET", f"/mcp/list-tools?mcp_server={server}", subject)
         if subject == ADMIN:
-            assert status == 200 and [t["name"] for t in body["tools"]] == ["echo"], body
+            assert status == 200 and [t["name"] for t in body["tools"]] == ["echo", "route"], body
         else:
             assert status == 200 and body["tools"] == []  # dev may call on alpha and beta only
 
 
 async def test_passthrough_lists_leave_out_only_the_unrepresentable_items(stack: Stack) -> None:
     sid = await initialize(stack, "/servers/hostile/mcp", ADMIN)
-    expected = {"tools/list": ("tools", "name", {"echo"}), "prompts/list": ("prompts", "name", {"open", "secret"}),
+    expected = {"tools/list": ("tools", "name", {"echo", "route"}), "prompts/list": ("prompts", "name", {"open", "secret"}),
                 "resources/list": ("resources", "uri", {"file:///public/a.txt", "file:///secret/keys.txt"}),
                 "resources/templates/list": ("resourceTemplates", "uriTemplate", {"file:///public/{path}"})}
     for method, (key, field, wanted) in expected.items():

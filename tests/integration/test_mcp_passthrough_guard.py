@@ -194,13 +194,34 @@ async def test_routing_headers_are_checked_in_both_eras_and_rebuilt_from_the_bod
     assert answer["result"]["content"][0]["text"] == "echo: hi"
     sent = backend.requests[-1].headers
     assert not any(h.startswith(("mcp-method", "mcp-name", "mcp-param-")) for h in sent)
-    # 2026 era: headers rebuilt from the checked body; the unchecked Mcp-Param-* never forwarded.
+    # 2026 era: routing headers rebuilt from the checked body; an Mcp-Param-* the tool does not declare is refused.
+    backend.clear()
+    status, answer, _ = await rpc(stack, PT, modern("tools/call", name="echo", arguments={"text": "hi"}), READER,
+                                  modern_headers("tools/call", "echo"))
+    assert status == 200, answer
+    sent = backend.requests[-1].headers
+    assert sent["mcp-method"] == "tools/call" and sent["mcp-name"] == "echo"
     backend.clear()
     status, answer, _ = await rpc(stack, PT, modern("tools/call", name="echo", arguments={"text": "hi"}), READER,
                                   {**modern_headers("tools/call", "echo"), "Mcp-Param-Target": "prod"})
-    assert status == 200, answer
-    sent = backend.requests[-1].headers
-    assert sent["mcp-method"] == "tools/call" and sent["mcp-name"] == "echo" and "mcp-param-target" not in sent
+    assert status == 400 and answer["error"]["code"] == -32020 and received(backend, "tools/call") == []
+
+
+async def test_mcp_param_headers_are_checked_against_the_schema_and_rebuilt(stack: Stack) -> None:
+    backend = stack.backends["hostile"]
+    call = modern("tools/call", name="route", arguments={"region": "eu", "text": "x"})
+    for value in ("us", "=?base64?dXM=?="):  # a claim the body does not make, plain or encoded
+        backend.clear()
+        status, answer, _ = await rpc(stack, PT, call, ADMIN, {**modern_headers("tools/call", "route"),
+                                                                "Mcp-Param-Region": value})
+        assert status == 400 and answer["error"]["code"] == -32020
+        assert received(backend, "tools/call") == []
+    backend.clear()
+    status, answer, _ = await rpc(stack, PT, call, ADMIN, {**modern_headers("tools/call", "route"),
+                                                            "mcp-param-region": "=?base64?ZXU=?="})
+    assert status == 200 and answer["result"]["content"][0]["text"] == "route: x", answer
+    # The SDK backend itself validates the header against its schema: it got the rebuilt one.
+    assert [r.headers["mcp-param-region"] for r in backend.requests if r.json().get("method") == "tools/call"] == ["eu"]
 
 
 async def test_legacy_backend_reached_by_a_modern_client_is_guarded_the_same(stack: Stack) -> None:
