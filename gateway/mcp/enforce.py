@@ -20,12 +20,8 @@ from shared.authzen import Decision, Resource
 
 POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"
 
-# method -> (AuthZEN action, resource type, params key naming the target)
-GUARDED = {
-    "tools/call": ("invoke_tool", "mcp_tool", "name"),
-    "resources/read": ("read_resource", "mcp_resource", "uri"),
-    "prompts/get": ("get_prompt", "mcp_prompt", "name"),
-}
+# method -> (AuthZEN action, resource type, params key naming the target): methods.py's one table
+GUARDED = {method: (action, rtype, key) for method, (action, rtype, key, _) in methods.GUARDED.items()}
 # list method -> (result key, item key, AuthZEN action, resource type)
 LISTS = {
     "tools/list": ("tools", "name", "invoke_tool", "mcp_tool"),
