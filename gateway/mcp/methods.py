@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gateway.mcp import protocol, uris
+from gateway.mcp import admission, protocol, uris
 from shared.authzen import Resource, server_resource
 
 Kind = Literal["decided", "listed", "always"]
@@ -77,7 +77,10 @@ def plan(server: str, kind: str, method: str, params: Mapping[str, Any]) -> Plan
         return Plan("decided", ((SEE_SERVER, server_resource(server)),))
     if method in GUARDED:
         action, rtype, key, is_uri = GUARDED[method]
-        return Plan("decided", ((action, Resource(rtype, server, target(params, key, uri=is_uri))),))
+        name = target(params, key, uri=is_uri)
+        if not is_uri:
+            _nameable(rtype, name)
+        return Plan("decided", ((action, Resource(rtype, server, name)),))
     if method == "completion/complete":
         return Plan("decided", (completion_check(server, params),))
     if method == "subscriptions/listen":
@@ -103,13 +106,21 @@ def target(params: Mapping[str, Any], key: str, *, uri: bool = False, template: 
     return value
 
 
+def _nameable(rtype: str, name: str) -> str:
+    """A tool or prompt name the gateway lists (admission.py); −32602 for one it leaves out."""
+    why = admission.why_not("tool" if rtype == "mcp_tool" else "prompt", name)
+    if why is not None:
+        raise protocol.RpcFailure(protocol.INVALID_PARAMS, f"{why}: no such {rtype[4:]} is offered through the gateway")
+    return name
+
+
 def completion_check(server: str, params: Mapping[str, Any]) -> tuple[str, Resource]:
     """completion/complete is decided like what it completes: a prompt, or a resource template."""
     ref = params.get("ref")
     if not isinstance(ref, dict):
         raise protocol.RpcFailure(protocol.INVALID_PARAMS, "params.ref must be an object")
     if ref.get("type") == "ref/prompt":
-        return "get_prompt", Resource("mcp_prompt", server, target(ref, "name"))
+        return "get_prompt", Resource("mcp_prompt", server, _nameable("mcp_prompt", target(ref, "name")))
     if ref.get("type") == "ref/resource":
         return "read_resource", Resource("mcp_resource", server, target(ref, "uri", uri=True, template=True))
     raise protocol.RpcFailure(protocol.INVALID_PARAMS, "params.ref.type must be 'ref/prompt' or 'ref/resource'")

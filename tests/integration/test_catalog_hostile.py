@@ -31,6 +31,7 @@ async def stack(tmp_path: Path, pg_dsn: str, mcp_backend: Backend,
     async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url}, "hostile": {"url": hostile.url},
                                                 "old": {"url": legacy.url}},
                              env={"MCPGW_GATEWAY_MCP_SESSION_SECRET": "test-secret"}) as s:
+        s.backends = {"hostile": hostile}
         yield s
 
 
@@ -76,3 +77,14 @@ async def test_passthrough_lists_leave_out_only_the_unrepresentable_items(stack:
     dropped = [line for line in text.splitlines()
                if line.startswith('mcpgw_gateway_catalog_items_dropped_total{kind="tool",server="hostile"}')]
     assert dropped and float(dropped[0].split()[-1]) >= 5
+
+
+async def test_a_name_left_out_of_the_catalog_cannot_be_called(stack: Stack) -> None:
+    sid = await initialize(stack, "/servers/hostile/mcp", ADMIN)
+    stack.backends["hostile"].clear()
+    for method, params in (("tools/call", {"name": "evil:tool"}), ("tools/call", {"name": "resource/fetch"}),
+                           ("tools/call", {"name": "new\nline"}), ("prompts/get", {"name": "a:b"})):
+        body = {"jsonrpc": "2.0", "id": 4, "method": method, "params": params}
+        status, answer, _ = await rpc(stack, "/servers/hostile/mcp", body, ADMIN, session_headers(sid))
+        assert status == 400 and answer["error"]["code"] == -32602, (params, answer)
+    assert stack.backends["hostile"].methods() == []
