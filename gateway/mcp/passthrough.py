@@ -18,7 +18,8 @@ from aiohttp import web
 
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
-from gateway.mcp import endpoint, enforce, methods, params, protocol, relay
+from gateway.mcp import endpoint, enforce, methods, protocol, relay
+from gateway.mcp import passthrough_guard as guard
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
@@ -71,7 +72,7 @@ async def post(request: web.Request) -> web.StreamResponse:
             upstream_session, bridged = session.upstream_id, session.bridged
         else:
             upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY_ERA
-        refusal = await _decide(request, server.name, msg, era, plan)
+        refusal = await guard.decide(request, server.name, msg, era, plan)
         if refusal is not None:
             return refusal
         if msg.kind == "request" and msg.method == "initialize":
@@ -80,7 +81,7 @@ async def post(request: web.Request) -> web.StreamResponse:
             if bridged:
                 return endpoint.accepted()
             return await _forward_notification(request, server, msg, upstream_session, era)
-        extra = await _param_headers(request, state, server, msg, era)
+        extra = await guard.param_headers(request, state, server, msg, era)
         work = (_via_pool(request, server, msg, era) if bridged
                 else _relay(request, state, server, msg, era, upstream_session, extra))
         return await (until_disconnect(request, work) if era == "modern" else work)
@@ -93,21 +94,6 @@ async def post(request: web.Request) -> web.StreamResponse:
         return web.Response(status=499)
     except Exception as exc:
         return _upstream_failure(request, state, rid, exc)
-
-
-async def _decide(request: web.Request, server: str, msg: protocol.Message, era: protocol.Era,
-                  plan: methods.Plan) -> web.Response | None:
-    """The answer refusing `msg` by policy, or None when it may be forwarded."""
-    decision = await enforce.check_plan(request, principal(request), server, msg.method, msg.params, plan)
-    if decision is None or decision.allowed:
-        return None
-    failure = enforce.plan_denial(msg.method, msg.id, decision, era, plan)
-    if msg.kind == "notification":  # a notification gets no JSON-RPC answer: refuse it at HTTP level
-        code = protocol.METHOD_NOT_FOUND if failure is not None else enforce.POLICY_DENIED
-        return endpoint.failure_response(None, RpcFailure(code, f"'{msg.method}' is not permitted", status=400))
-    if failure is not None:
-        return endpoint.failure_response(msg.id, failure)
-    return rpc_response(enforce.denial(msg.method, msg.id, decision, era))
 
 
 def _refused(request: web.Request, state: McpState, exc: Exception) -> web.Response:
@@ -138,21 +124,6 @@ def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, ups
         headers.update(protocol.routing_headers(msg))
         headers.update(extra or {})
     return headers
-
-
-async def _param_headers(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
-                         era: protocol.Era) -> dict[str, str]:
-    """`Mcp-Param-*` to forward: none unless the client sent some; then checked against, and rebuilt from, the body."""
-    client = params.sent(request.headers)
-    if not client or era != "modern" or msg.method != "tools/call":
-        return {}  # nothing to mirror (a 2025-era backend reads no Mcp-Param-* header)
-    tools = await state.lists.get(request.app[UPSTREAM], server, "tools/list")
-    tool = next((t for t in tools if t.get("name") == msg.params.get("name")), None)
-    if tool is None:
-        raise RpcFailure(protocol.HEADER_MISMATCH, "Mcp-Param-* headers sent for a tool the backend does not list")
-    wanted = params.expected(tool.get("inputSchema"), msg.params.get("arguments"))
-    params.check(client, wanted)
-    return wanted
 
 
 async def _initialize(request: web.Request, state: McpState, server: Any, msg: protocol.Message) -> web.StreamResponse:
