@@ -28,6 +28,8 @@ _ALLOWED = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
 _TEMPLATE_EXPR = re.compile(r"\{[+#./;?&]?[A-Za-z0-9_.,*:%]+\}")
 _DANGEROUS_ESCAPES = re.compile(r"%(2[Ff]|5[Cc]|25[0-9A-Fa-f]{2})")
 _PARAM_DOTS = re.compile(r"(^|/)\.\.?;")
+_PARTS = re.compile(r"(?://([^/?#]*))?([^?#]*)")  # after the scheme: authority, path
+_DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
 
 
 class UriRefused(ValueError):
@@ -66,20 +68,36 @@ def check(uri: str, *, template: bool = False) -> str:
     if not _ALLOWED.fullmatch(plain):
         raise UriRefused("resource URI contains a character a URI may not contain (control, space, "
                          "non-ASCII or reserved-by-RFC); percent-encode it")
-    if _BAD_ESCAPE.search(plain):
-        raise UriRefused("resource URI contains a malformed percent escape")
-    if _SCHEME.match(plain) is None:
+    scheme = _SCHEME.match(plain)
+    if scheme is None:
         raise UriRefused("resource URI must be absolute (start with a scheme)")
-    if _DANGEROUS_ESCAPES.search(plain):
+    escaped = "%" in plain  # most URIs have no escape: skip the escape checks entirely
+    if escaped and _BAD_ESCAPE.search(plain):
+        raise UriRefused("resource URI contains a malformed percent escape")
+    if escaped and _DANGEROUS_ESCAPES.search(plain):
         raise UriRefused("resource URI contains an escaped separator or a double-encoded escape "
                          "(%2F, %5C or %25XX)")
-    if _PARAM_DOTS.search(plain):
+    if ";" in plain and _PARAM_DOTS.search(plain):
         raise UriRefused("resource URI has a dot segment with parameters ('..;'), which some servers resolve")
-    if not _utf8(plain):
+    if escaped and not _utf8(plain):
         raise UriRefused("resource URI's percent escapes do not decode to valid UTF-8")
-    if normalise(plain) != plain:
+    if not _is_normal(plain, scheme, escaped):
         raise UriRefused(f"resource URI is not in normal form (RFC 3986 section 6); use {normalise(uri)!r}")
     return uri
+
+
+def _is_normal(uri: str, scheme: re.Match[str], escaped: bool) -> bool:
+    """`normalise(uri) == uri`, answered without building the normal form in the common case."""
+    if not scheme.group(1).islower() and scheme.group(1) != scheme.group(1).lower():
+        return False
+    parts = _PARTS.match(uri, scheme.end())
+    assert parts is not None  # every string matches: each group may be empty
+    authority = parts.group(1)
+    if authority and _lower_host(authority) != authority:
+        return False
+    if escaped and _ESCAPE.sub(_fix_escape, uri) != uri:
+        return False
+    return _DOT_SEGMENT.search(parts.group(2)) is None  # remove_dot_segments changes a path iff it has one
 
 
 def refusal(uri: object, *, template: bool = False) -> str | None:
@@ -112,7 +130,10 @@ def _first_of(text: str, chars: str, start: int) -> int:
 
 def _lower_host(authority: str) -> str:
     userinfo, at, hostport = authority.rpartition("@")
-    return f"{userinfo}{at}{hostport.lower()}"
+    lowered = hostport.lower()
+    if "%" in lowered:  # the host is case-insensitive, its escapes' hex digits stay upper-case
+        lowered = _ESCAPE.sub(lambda m: "%" + m.group(1).upper(), lowered)
+    return f"{userinfo}{at}{lowered}"
 
 
 def _remove_dot_segments_in(rest: str) -> str:
