@@ -8,7 +8,7 @@ other item is served.
 
 Rules (pure, `why_not`):
   tools     — MCP 2025-11-25 tool-name guidance: 1–128 of `A-Z a-z 0-9 _ - .`;
-  prompts   — 1–128 printable ASCII characters, no `:`, no surrounding spaces;
+  prompts   — 1–128 printable ASCII characters, no `:` or `*`, no surrounding spaces;
   resources — a URI in RFC 3986 normal form (uris.py): one the gateway could never decide on
               would only be listed to be refused;
   templates — the same, RFC 6570 expressions allowed.
@@ -26,7 +26,8 @@ from gateway.mcp import uris
 log = logging.getLogger(__name__)
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
-PROMPT_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e](?:[\x20-\x39\x3b-\x7e]{0,126}[\x21-\x39\x3b-\x7e])?$")
+# Printable ASCII without `:` (segment separator) and `*` (the policy glob), no edge spaces.
+PROMPT_NAME = re.compile(r"[\x21-\x29\x2b-\x39\x3b-\x7e](?:[\x20-\x29\x2b-\x39\x3b-\x7e]{0,126}[\x21-\x29\x2b-\x39\x3b-\x7e])?")
 # list method -> (result key, item key, what the item is)
 LISTS = {
     "tools/list": ("tools", "name", "tool"),
@@ -44,7 +45,7 @@ def why_not(kind: str, value: Any) -> str | None:
     if kind == "tool":
         return None if TOOL_NAME.fullmatch(value) else "tool name is not 1-128 of A-Z a-z 0-9 _ - ."
     if kind == "prompt":
-        return None if PROMPT_NAME.fullmatch(value) else "prompt name is not 1-128 printable ASCII characters without ':'"
+        return None if PROMPT_NAME.fullmatch(value) else "prompt name is not 1-128 printable ASCII characters without ':' or '*'"
     if kind in ("resource", "template"):
         return uris.refusal(value, template=kind == "template")
     return f"unknown item kind {kind!r}"

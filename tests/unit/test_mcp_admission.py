@@ -24,7 +24,7 @@ def test_good_tool_names_pass(name: str) -> None:
 
 
 @pytest.mark.parametrize(("kind", "value", "ok"), [
-    ("prompt", "code_review", True), ("prompt", "Code Review", True), ("prompt", "a:b", False),
+    ("prompt", "code_review", True), ("prompt", "Code Review", True), ("prompt", "a:b", False), ("prompt", "*", False), ("prompt", "a*", False),
     ("prompt", " lead", False), ("prompt", "nl\n", False), ("prompt", "x" * 129, False),
     ("resource", "file:///public/a.txt", True), ("resource", "file:///public/../secret", False),
     ("template", "file:///public/{path}", True), ("template", "file:///p/%2e%2e/{x}", False),
