@@ -5,6 +5,10 @@ Real SDK backends (both eras), real PDP."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -21,6 +25,8 @@ from tests.integration.mcp_helpers import (
     rpc,
     session_headers,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -88,3 +94,16 @@ async def test_a_name_left_out_of_the_catalog_cannot_be_called(stack: Stack) -> 
         status, answer, _ = await rpc(stack, "/servers/hostile/mcp", body, ADMIN, session_headers(sid))
         assert status == 400 and answer["error"]["code"] == -32602, (params, answer)
     assert stack.backends["hostile"].methods() == []
+
+
+async def test_mcpgw_list_tools_cli_survives_a_hostile_backend(stack: Stack) -> None:
+    """`mcpgw list-tools` as an operator runs it (a subprocess; async, so this loop keeps serving)."""
+    root = ROOT
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(root),
+           "MCPGW_URL": stack.url, "MCPGW_TOKEN": stack.token(ADMIN)}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "shared.cli", "list-tools", "hostile", "--json",
+                                                env=env, cwd=root, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert [t["name"] for t in json.loads(out)["tools"]] == ["echo", "route"]
