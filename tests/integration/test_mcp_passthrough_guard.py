@@ -260,3 +260,15 @@ async def test_aggregated_endpoint_refuses_traversal_and_decides_completion(stac
     status, answer, _ = await rpc(stack, "/mcp", req("tools/list"), READER, {**session_headers(sid),
                                                                                "Mcp-Method": "tools/call"})
     assert status == 400 and answer["error"]["code"] == -32020
+
+
+async def test_listen_is_decided_on_every_subscribed_uri(stack: Stack) -> None:
+    backend = stack.backends["hostile"]
+    backend.clear()
+    for subject, uris, code in ((READER, ["file:///public/a.txt", "file:///secret/keys.txt"], -32003),
+                                (READER, ["file:///public/../secret/keys.txt"], -32602),
+                                (NOBODY, [], -32003)):
+        body = modern("subscriptions/listen", notifications={"resourceSubscriptions": uris})
+        status, answer, _ = await rpc(stack, PT, body, subject, modern_headers("subscriptions/listen"))
+        assert answer["error"]["code"] == code, (subject, uris, answer)
+    assert backend.methods() == []
