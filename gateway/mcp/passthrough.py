@@ -78,7 +78,10 @@ async def post(request: web.Request) -> web.StreamResponse:
         if msg.kind == "request" and msg.method == "initialize":
             return await _initialize(request, state, server, msg)
         if msg.kind != "request":
-            if bridged:
+            # 2026-07-28 defines no client notifications (cancel = close the stream); a backend that
+            # honoured `notifications/cancelled` by a client-chosen id would let one caller cancel
+            # another's request: acknowledged and dropped, as the SDK's own server does.
+            if bridged or (era == "modern" and msg.kind == "notification"):
                 return endpoint.accepted()
             return await _forward_notification(request, server, msg, upstream_session, era)
         extra = await guard.param_headers(request, state, server, msg, era)

@@ -98,7 +98,11 @@ async def test_request_methods_sent_as_notifications_are_refused_never_forwarded
             **stack.headers(ADMIN), **session_headers(sid), "Accept": ACCEPT}) as resp:
         assert resp.status == 400
     assert backend.methods() == []
-    # The client's own notifications still pass.
+    # 2026 era: client notifications (a cancel by a client-chosen id) are acknowledged and dropped.
+    status, _, _ = await rpc(stack, PT, modern("notifications/cancelled", None, requestId=7), NOBODY,
+                             modern_headers("notifications/cancelled"))
+    assert status == 202 and backend.methods() == []
+    # 2025 era: the client's own notifications still pass, within its own backend session.
     status, _, _ = await rpc(stack, PT, req("notifications/cancelled", None, requestId=1), ADMIN, session_headers(sid))
     assert status == 202 and backend.methods() == ["notifications/cancelled"]
 
