@@ -12,13 +12,18 @@
     └── GatewayTimeout      504 upstream_timeout   backend too slow
 
 Errors raised by the auth, PEP and upstream packages are mapped here by `to_gateway_error`, so
-handlers may let them propagate.
+handlers may let them propagate. They are imported by name: a rename fails at import, never
+silently turns a 502/503/504 into a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+
+from gateway.pep import PdpUnavailable
+from gateway.upstream.errors import UpstreamError, UpstreamTimeout
+from shared.auth.errors import AuthError, www_authenticate
 
 log = logging.getLogger(__name__)
 
@@ -54,43 +59,18 @@ class ServiceUnavailable(GatewayError, status=503, code="pdp_unavailable"): ...
 class GatewayTimeout(GatewayError, status=504, code="upstream_timeout"): ...
 
 
-def _optional(module: str, name: str) -> type[BaseException] | None:
-    # The packages below are written in parallel; a missing one simply maps nothing.
-    try:
-        mod = __import__(module, fromlist=[name])
-    except ImportError:
-        return None
-    cls = getattr(mod, name, None)
-    return cls if isinstance(cls, type) else None
-
-
-_FOREIGN: dict[str, type[BaseException] | None] = {}
-
-
-def _foreign(key: str, module: str, name: str) -> type[BaseException] | None:
-    # Resolved lazily: those modules may import this one.
-    if key not in _FOREIGN:
-        _FOREIGN[key] = _optional(module, name)
-    return _FOREIGN[key]
-
-
-def _is(exc: BaseException, key: str, module: str, name: str) -> bool:
-    cls = _foreign(key, module, name)
-    return cls is not None and isinstance(exc, cls)
-
-
 def to_gateway_error(exc: BaseException) -> GatewayError | None:
     """The GatewayError for an exception from auth, PEP or upstream; None if not one of ours."""
     if isinstance(exc, GatewayError):
         return exc
-    if _is(exc, "pdp", "gateway.pep", "PdpUnavailable"):
+    if isinstance(exc, PdpUnavailable):
         return ServiceUnavailable("policy decision point unavailable; request denied (fail closed)")
     # UpstreamTimeout may subclass UpstreamError, so it is checked first.
-    if _is(exc, "timeout", "gateway.upstream", "UpstreamTimeout"):
+    if isinstance(exc, UpstreamTimeout):
         return GatewayTimeout(str(exc) or "backend timed out")
-    if _is(exc, "upstream", "gateway.upstream", "UpstreamError"):
+    if isinstance(exc, UpstreamError):
         return BadGateway(str(exc) or "backend failed")
-    if _is(exc, "auth", "shared.auth", "AuthError"):
+    if isinstance(exc, AuthError):
         return auth_error(exc)
     if isinstance(exc, asyncio.TimeoutError):
         return GatewayTimeout("backend timed out")
@@ -104,8 +84,6 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
 
 def auth_error(exc: BaseException) -> GatewayError:
     """The AuthError's status (401 mostly) with the RFC 6750 WWW-Authenticate header."""
-    from shared.auth import www_authenticate
-
     status = int(getattr(exc, "status", 401))
     description = getattr(exc, "description", "") or "authentication failed"
     err = _BY_STATUS.get(status, Unauthorized)(description)

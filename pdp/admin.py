@@ -15,6 +15,7 @@ from aiohttp import web
 from pdp import store
 from pdp.keys import ADMIN_AUTH, SETTINGS, STATE
 from pdp.policy import PolicyInvalid, compile_policy, parse_policy
+from pdp.policy.native import parse_native
 from pdp.policy.validate import TOP_KEYS
 from shared.audit import AuditEvent
 from shared.auth import AuthError, Principal
@@ -57,20 +58,36 @@ def _pool(request: web.Request) -> asyncpg.Pool:
 
 async def _candidate(request: web.Request) -> dict[str, Any]:
     body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("yaml"), str):
-        raise _error(400, "bad_request", "body must be an object with a string 'yaml'")
-    unknown = set(body) - {"yaml", "comment", "activate"}
+    if not isinstance(body, dict) or not isinstance(body.get("yaml", body.get("casbin")), str | dict) or (
+            ("yaml" in body) == ("casbin" in body)):
+        raise _error(400, "bad_request", "body must be an object with a string 'yaml' "
+                                         "or, for a native Casbin version, 'casbin': {'model', 'policy'}")
+    unknown = set(body) - {"yaml", "casbin", "comment", "activate"}
     if unknown:
         raise _error(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
+    if "casbin" in body:
+        body["yaml"], body["model"] = _native_pair(body.pop("casbin"))
+    if not isinstance(body["yaml"], str):
+        raise _error(400, "bad_request", "'yaml' must be a string")
     if not isinstance(body.get("comment", ""), str) or not isinstance(body.get("activate", True), bool):
         raise _error(400, "bad_request", "'comment' must be a string and 'activate' a boolean")
-    body["statements"] = _statements(body["yaml"])
+    body["statements"] = _statements(body["yaml"], body.get("model"))
     return body
 
 
-def _statements(text: str) -> int:
-    """Validate and compile policy text; 422 with every error when it is invalid."""
+def _native_pair(value: Any) -> tuple[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("model", "policy")):
+        raise _error(400, "bad_request", "'casbin' must be an object with string 'model' and 'policy'")
+    if unknown := set(value) - {"model", "policy"}:
+        raise _error(400, "bad_request", f"unknown field(s) in 'casbin': {', '.join(sorted(unknown))}")
+    return value["policy"], value["model"]
+
+
+def _statements(text: str, model: str | None = None) -> int:
+    """Validate and compile policy text (or a native pair); 422 with every error when it is invalid."""
     try:
+        if model is not None:
+            return len(parse_native(model, text).lines)
         return len(compile_policy(parse_policy(text)).statements)
     except PolicyInvalid as exc:
         raise _error(422, "invalid_policy", f"policy has {len(exc.errors)} error(s)",
@@ -82,7 +99,7 @@ async def _check_stored(pool: asyncpg.Pool, version: int) -> None:
     stricter): activating it would commit a version no replica serves."""
     row = await store.get_version(pool, version)
     if row is not None:
-        _statements(row["yaml"])
+        _statements(row["yaml"], row["model"])
 
 
 async def get_policy(request: web.Request) -> web.Response:
@@ -91,6 +108,9 @@ async def get_policy(request: web.Request) -> web.Response:
     active = request.app[STATE].current
     if active is None:
         return error_response(503, "no_policy", "no policy loaded")
+    if active.model is not None:  # a native Casbin version
+        return json_response({"policy_version": active.version, "sha256": active.sha256, "kind": "casbin",
+                              "casbin": {"model": active.model, "policy": active.yaml}})
     if request.query.get("format", "json") == "yaml":
         return web.Response(text=active.yaml, content_type="application/yaml",
                             headers={"X-Policy-Version": active.version})
@@ -113,7 +133,7 @@ async def create_version(request: web.Request) -> web.Response:
     pool = _pool(request)
     body = await _candidate(request)
     version, previous = await store.create_version(pool, body["yaml"], who.subject, body.get("comment", ""),
-                                                   activate=body.get("activate", True))
+                                                   activate=body.get("activate", True), model=body.get("model"))
     if body.get("activate", True):
         await _apply_active(request, who, "create", previous, version)
     return json_response({"version": version, "policy_version": store.version_label(version),
@@ -176,11 +196,11 @@ async def _apply_active(request: web.Request, who: Principal, op: str, previous:
     new = await store.get_version(pool, version)
     old = await store.get_version(pool, previous) if previous is not None else None
     assert new is not None  # just activated in a committed transaction
-    await request.app[STATE].load(new["yaml"], store.version_label(version))
+    await request.app[STATE].load(new["yaml"], store.version_label(version), new["model"])
     audit = request.app.get(AUDIT)
     if audit is not None:
         diff = "".join(difflib.unified_diff(
-            (old["yaml"] if old else "").splitlines(keepends=True), new["yaml"].splitlines(keepends=True),
+            store.version_text(old).splitlines(keepends=True), store.version_text(new).splitlines(keepends=True),
             store.version_label(previous) if previous else "none", store.version_label(version)))
         audit.emit(AuditEvent(
             event_type="policy_change", service="pdp", subject=who.subject, roles=list(who.roles), action=op,

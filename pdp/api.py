@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pdp import native_api
 from pdp.decide import evaluate
 from pdp.keys import SETTINGS, STATE
 from pdp.policy import Request
@@ -31,6 +32,8 @@ async def evaluation(request: web.Request) -> web.Response:
     body = await read_json(request)
     active = _active(request)
     try:
+        if active.native is not None:
+            return json_response(await native_api.evaluation(request, active, body))
         req, ctx = parse_evaluation(body)
     except BadInput as exc:
         return error_response(400, "bad_request", str(exc))
@@ -43,6 +46,8 @@ async def evaluations(request: web.Request) -> web.Response:
     active = _active(request)  # one version answers the whole batch
     try:
         items, defaults, semantic = _batch(body, request.app[SETTINGS].max_batch)
+        if active.native is not None:
+            return json_response(await native_api.evaluations(request, active, items, defaults, semantic))
         parsed = [_parse_item(item, defaults, f"evaluations[{i}]") for i, item in enumerate(items)]
     except BadInput as exc:
         return error_response(400, "bad_request", str(exc))
@@ -91,6 +96,8 @@ async def search_resource(request: web.Request) -> web.Response:
     body = await read_json(request)
     active = _active(request)
     try:
+        if active.native is not None:
+            return json_response(await native_api.search(request, active, "resource", body))
         req_base, rtype, candidates = _search_input(body, request.app[SETTINGS].max_batch)
     except BadInput as exc:
         return error_response(400, "bad_request", str(exc))
@@ -149,6 +156,28 @@ def _audit_search(request: web.Request, active: Active, base: Request, asked: in
     ))
 
 
+async def search_subject(request: web.Request) -> web.Response:
+    """POST /access/v1/search/subject (native Casbin versions)."""
+    return await _native_search(request, "subject")
+
+
+async def search_action(request: web.Request) -> web.Response:
+    """POST /access/v1/search/action (native Casbin versions)."""
+    return await _native_search(request, "action")
+
+
+async def _native_search(request: web.Request, kind: str) -> web.Response:
+    body = await read_json(request)
+    active = _active(request)
+    if active.native is None:
+        return error_response(400, "bad_request", f"search/{kind} is answered for native Casbin policy versions; "
+                                                  "YAML policies answer search/resource")
+    try:
+        return json_response(await native_api.search(request, active, kind, body))
+    except BadInput as exc:
+        return error_response(400, "bad_request", str(exc))
+
+
 async def configuration(request: web.Request) -> web.Response:
     """GET /.well-known/authzen-configuration (PDP metadata)."""
     base = f"{request.scheme}://{request.host}"
@@ -157,6 +186,8 @@ async def configuration(request: web.Request) -> web.Response:
         "access_evaluation_endpoint": base + authzen.EVALUATION_PATH,
         "access_evaluations_endpoint": base + authzen.EVALUATIONS_PATH,
         "search_resource_endpoint": base + authzen.SEARCH_RESOURCE_PATH,
+        "search_subject_endpoint": base + native_api.SEARCH_PATHS["subject"],
+        "search_action_endpoint": base + native_api.SEARCH_PATHS["action"],
         "capabilities": ["mcpgw:" + authzen.WIRE_VERSION],
     })
 
@@ -166,4 +197,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(authzen.EVALUATION_PATH, evaluation)
     app.router.add_post(authzen.EVALUATIONS_PATH, evaluations)
     app.router.add_post(authzen.SEARCH_RESOURCE_PATH, search_resource)
+    app.router.add_post(native_api.SEARCH_PATHS["subject"], search_subject)
+    app.router.add_post(native_api.SEARCH_PATHS["action"], search_action)
     app.router.add_get(authzen.CONFIGURATION_PATH, configuration)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -14,15 +15,16 @@ from prometheus_client import CollectorRegistry
 
 from pdp import admin, api, filewatch, health, store
 from pdp.access import access_middleware
-from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, STATE
+from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, SHADOW, STATE
 from pdp.metrics import PdpMetrics
 from pdp.policy import parse_policy
 from pdp.settings import PdpSettings
-from pdp.state import PolicyState, sha256_text
+from pdp.shadow import Shadow
+from pdp.state import PolicyState, pair_sha256, sha256_text
 from shared import db
 from shared.audit import audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
-from shared.keys import DB_POOL, REGISTRY
+from shared.keys import AUDIT, DB_POOL, REGISTRY
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
@@ -45,6 +47,7 @@ def create_app(settings: PdpSettings) -> web.Application:
         app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(audit_ctx(settings, "pdp"))
     app.cleanup_ctx.append(policy_ctx)
+    app.cleanup_ctx.append(shadow_ctx)
     app.cleanup_ctx.append(session_ctx)
     if settings.admin_enabled:
         config = AuthConfig(audience=settings.admin_audience or "", issuer=settings.admin_issuer,
@@ -76,6 +79,20 @@ async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def shadow_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Re-decide a sample of live decisions with stock Casbin, off the hot path (pdp/shadow.py)."""
+    audit = app.get(AUDIT)
+    shadow = Shadow(app[SETTINGS].shadow_sample, app[METRICS], audit.emit if audit is not None else None)
+    app[SHADOW] = shadow
+    task = asyncio.create_task(shadow.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
     """Load the policy, then keep it current: LISTEN (database mode) or watch the file."""
     settings, state = app[SETTINGS], app[STATE]
@@ -92,10 +109,12 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         async def reload() -> None:
             row = await store.active(pool)
             if row is not None:
-                await state.load(row["yaml"], store.version_label(row["version"]))
+                await state.load(row["yaml"], store.version_label(row["version"]), row["model"])
 
         await reload()  # fail start-up when the stored policy cannot load
         task = asyncio.create_task(store.listen_forever(app[DSN], reload))
+    elif settings.casbin_model_file and settings.casbin_policy_file:
+        task = await _native_files(state, settings.casbin_model_file, settings.casbin_policy_file, settings)
     else:
         path = settings.policy_path
         text, mark = await _read_settled(path)
@@ -112,6 +131,26 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _native_files(state: PolicyState, model_path: Path, policy_path: Path,
+                        settings: PdpSettings) -> asyncio.Task[None]:
+    """File mode for a native Casbin pair: load both files, reload when either changes."""
+    (model, model_mark), (text, policy_mark) = await _read_settled(model_path), await _read_settled(policy_path)
+    await state.load(text, "file:" + pair_sha256(model, text)[:12], model)  # fail start-up when it cannot load
+
+    async def reload(_changed: str) -> None:
+        model = await asyncio.to_thread(model_path.read_text)
+        text = await asyncio.to_thread(policy_path.read_text)
+        await state.load(text, "file:" + pair_sha256(model, text)[:12], model)
+
+    watchers = [filewatch.watch(p, settings.watch_interval, settings.watch_settle, mark, reload)
+                for p, mark in ((model_path, model_mark), (policy_path, policy_mark))]
+    return asyncio.create_task(_together(*watchers))
+
+
+async def _together(*coros: Any) -> None:
+    await asyncio.gather(*coros)
 
 
 def _file_version(text: str) -> str:

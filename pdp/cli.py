@@ -25,6 +25,9 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="Listen port (MCPGW_PDP_PORT, default 8181)")
     parser.add_argument("--policy", type=Path, help="Policy file (MCPGW_PDP_POLICY_FILE or POLICY_FILE)")
     parser.add_argument("--policy-source", choices=("database", "file"), help="MCPGW_PDP_POLICY_SOURCE")
+    parser.add_argument("--casbin-model", type=Path,
+                        help="Serve a native Casbin model.conf (file mode; with --casbin-policy)")
+    parser.add_argument("--casbin-policy", type=Path, help="Native Casbin policy lines for --casbin-model")
     parser.add_argument("--access-mode", choices=("sidecar", "standalone"), help="MCPGW_PDP_ACCESS_MODE")
     parser.add_argument("--config", type=Path, help="Optional YAML settings file")
 
@@ -39,7 +42,10 @@ def serve_cmd(args: argparse.Namespace) -> int:
     from shared.settings import SettingsError, load_settings
 
     overrides = {"host": args.host, "port": args.port, "policy_file": args.policy,
-                 "policy_source": args.policy_source, "access_mode": args.access_mode}
+                 "policy_source": args.policy_source, "access_mode": args.access_mode,
+                 "casbin_model_file": args.casbin_model, "casbin_policy_file": args.casbin_policy}
+    if args.casbin_model and not args.policy_source:
+        overrides["policy_source"] = "file"  # a native pair given on the command line is file mode
     try:
         settings = load_settings(PdpSettings, PREFIX, yaml_file=args.config, overrides=overrides,
                                  finalize=check_settings)

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
+from pdp.cli_casbin import condition_text, explain, validate_native
 from pdp.policy import Engine, PolicyInvalid, Request, load_engine
 from pdp.policy.compile import MODEL_TEXT
-from pdp.policy.naming import resource_string
 from pdp.wire import BadInput, parse_evaluation
 
 
@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     """Add `policy validate|compile|test|explain|push|history`."""
     sub = subparsers.add_parser("policy", help="Policy tools").add_subparsers(dest="policy_command", metavar="CMD")
     p = sub.add_parser("validate", help="Check a policy file; list every error with its line")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="Policy YAML, or with --casbin-model the Casbin policy lines")
+    p.add_argument("--casbin-model", type=Path, help="Validate FILE as the policy lines of this native Casbin model")
     p.set_defaults(func=validate_cmd)
     p = sub.add_parser("compile", help="Print the Casbin model and policy lines")
     p.add_argument("file", type=Path)
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("file", type=Path)
     p.add_argument("--cases", type=Path, required=True)
     p.set_defaults(func=test_cmd)
-    p = sub.add_parser("explain", help="Decide one request and show the deciding statement")
+    p = sub.add_parser("explain", help="Decide one request; show Casbin's deciding line and its YAML source")
     p.add_argument("file", type=Path)
     p.add_argument("--subject", required=True)
     p.add_argument("--roles", default="", help="Comma-separated token roles")
@@ -40,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--arguments", help="Tool arguments as JSON")
     p.set_defaults(func=explain_cmd)
     p = sub.add_parser("push", help="Store (and activate) a policy on a running PDP")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="Policy YAML, or with --casbin-model the Casbin policy lines")
+    p.add_argument("--casbin-model", type=Path, help="Push FILE as the policy lines of this native Casbin model")
     p.add_argument("--comment", default="")
     p.add_argument("--no-activate", action="store_true", help="Store the version without activating it")
     _remote_args(p)
@@ -80,8 +82,10 @@ def _unreadable(path: Path) -> bool:
 
 def validate_cmd(args: argparse.Namespace) -> int:
     """Exit 0 when valid, 1 with every error otherwise (2 when the file cannot be read)."""
-    if _unreadable(args.file):
+    if _unreadable(args.file) or (args.casbin_model is not None and _unreadable(args.casbin_model)):
         return 2
+    if args.casbin_model is not None:
+        return validate_native(args.casbin_model, args.file)
     engine = _load(args.file)
     if engine is None:
         return 1
@@ -100,16 +104,10 @@ def compile_cmd(args: argparse.Namespace) -> int:
     for s in engine.compiled.statements:
         print("p, " + ", ".join(s.casbin_line()))
         if s.condition is not None:
-            print(f"#   {s.cond_id} = rule {s.rule!r}: {_condition_text(s.condition)}")
+            print(f"#   {s.cond_id} = rule {s.rule!r}: {condition_text(s.condition)}")
     for member, role in engine.compiled.role_links:
         print(f"g, {member}, {role}")
     return 0
-
-
-def _condition_text(cond: Any) -> str:
-    from dataclasses import asdict
-
-    return json.dumps({k: v for k, v in asdict(cond).items() if v not in (None, ())}, default=str)
 
 
 def _request(case: dict[str, Any], where: str) -> Request:
@@ -188,25 +186,24 @@ def explain_cmd(args: argparse.Namespace) -> int:
     except (BadInput, ValueError) as exc:
         print(f"bad request: {exc}", file=sys.stderr)
         return 2
-    outcome = engine.decide(req)
-    roles = sorted(engine.effective_roles(req.subject, req.roles, req.groups))
-    print(json.dumps({"decision": "allow" if outcome.allowed else "deny", "reason": outcome.statement.reason(),
-                      "statement": outcome.statement.describe(), "effective_roles": roles,
-                      "resource": resource_string(req), "policy_version": engine.version}, indent=2))
-    return 0 if outcome.allowed else 1
+    print(json.dumps(explain(engine, args.file.read_text(), req), indent=2))
+    return 0 if engine.decide(req).allowed else 1
 
 
 def push_cmd(args: argparse.Namespace) -> int:
     """POST the file as a new version; the PDP validates it (its 422 errors print as FILE:LINE)."""
     token = _token(args)
+    model = args.casbin_model
     try:
         text = args.file.read_text()
+        model_text = model.read_text() if model is not None else None
     except OSError as exc:
-        print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+        print(f"{exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     if token is None:
         return 2
-    body = {"yaml": text, "comment": args.comment, "activate": not args.no_activate}
+    body: dict[str, Any] = {"comment": args.comment, "activate": not args.no_activate}
+    body.update({"yaml": text} if model_text is None else {"casbin": {"model": model_text, "policy": text}})
     status, answer = _call(args, token, "POST", "/admin/v1/policy/versions", body)
     if args.json:
         print(json.dumps(answer, indent=2, default=str))
@@ -219,7 +216,8 @@ def push_cmd(args: argparse.Namespace) -> int:
     if status == 422 and isinstance(error.get("errors"), list):
         # The same FILE:LINE: PATH: MESSAGE form as `policy validate`, so editors can jump to it.
         for err in error["errors"]:
-            print(f"{args.file}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}",
+            where = model if model is not None and err.get("path") != "policy" else args.file
+            print(f"{where}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}",
                   file=sys.stderr)
     else:
         _print_error(status, answer)

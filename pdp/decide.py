@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pdp.keys import METRICS, SETTINGS
+from pdp.keys import METRICS, SETTINGS, SHADOW
 from pdp.policy import Request
 from pdp.policy.naming import resource_string
 from pdp.state import Active
@@ -32,6 +32,9 @@ def evaluate(app: web.Application, active: Active, req: Request, ctx: dict[str, 
     metrics.latency.observe(time.perf_counter() - start)
     metrics.decisions.labels("allow" if outcome.allowed else "deny").inc()
     metrics.cache.labels("hit" if outcome.cached else "miss").inc()
+    shadow = app.get(SHADOW)
+    if shadow is not None:
+        shadow.offer(active.engine, req, outcome.statement)
     decision_id = uuid.uuid4().hex
     stmt = outcome.statement
     reason = stmt.reason()

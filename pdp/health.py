@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pdp.keys import STATE
+from pdp.keys import SETTINGS, SHADOW, STATE
 from shared.jsonutil import json_response
 from shared.keys import DB_POOL
 from shared.metrics import metrics_handler
@@ -21,6 +21,9 @@ async def readyz(request: web.Request) -> web.Response:
     problems = []
     if active is None:
         problems.append("no policy loaded")
+    shadow = request.app.get(SHADOW)
+    if request.app[SETTINGS].shadow_fail_readiness and shadow is not None and shadow.disagreements:
+        problems.append(f"fast path and Casbin disagreed on {shadow.disagreements} sampled decision(s)")
     pool = request.app.get(DB_POOL)
     if pool is not None:
         try:

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from pdp.metrics import PdpMetrics
 from pdp.settings import PdpSettings
+from pdp.shadow import Shadow
 from pdp.state import PolicyState
 from shared.auth import Authenticator
 
@@ -16,3 +17,4 @@ METRICS = web.AppKey("pdp_metrics", PdpMetrics)
 SESSION = web.AppKey("pdp_http_session", aiohttp.ClientSession)
 ADMIN_AUTH = web.AppKey("pdp_admin_authenticator", Authenticator)
 DSN = web.AppKey("pdp_dsn", str)
+SHADOW = web.AppKey("pdp_shadow", Shadow)

@@ -19,3 +19,5 @@ class PdpMetrics:
                             registry=registry)
         self.reloads = Counter("pdp_policy_reloads_total", "Policy loads", ["outcome"], registry=registry)
         self.statements = Gauge("pdp_policy_statements", "Statements in the active policy", registry=registry)
+        self.shadow = Counter("pdp_shadow_checks_total", "Sampled decisions re-decided by stock Casbin",
+                              ["result"], registry=registry)  # agree | disagree | error | dropped

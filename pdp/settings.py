@@ -42,6 +42,10 @@ class PdpSettings(CommonSettings):
         "database", choices=("database", "file"),
         help="database: versions in Postgres, shared by replicas; file: watch policy_file only",
     )
+    casbin_model_file: Path | None = setting(
+        None, help="Native Casbin model.conf served and watched in file mode (with casbin_policy_file)")
+    casbin_policy_file: Path | None = setting(
+        None, help="Native Casbin policy lines (CSV) served and watched in file mode (with casbin_model_file)")
     watch_interval: float = setting(1.0, check=_positive, help="Seconds between policy file checks (file mode)")
     watch_settle: float = setting(
         0.25, check=_not_negative,
@@ -57,6 +61,11 @@ class PdpSettings(CommonSettings):
     admin_audience: str | None = setting(None, help="Audience required in admin API tokens")
     admin_jwks_url: str | None = setting(None, help="JWKS URL (default: issuer discovery)")
     audit_allow_sample: float = setting(1.0, check=_fraction, help="Fraction of allow decisions audited (denies: all)")
+    shadow_sample: float = setting(
+        0.01, check=_fraction,
+        help="Fraction of live decisions re-decided by stock Casbin off the hot path (0 = off)")
+    shadow_fail_readiness: bool = setting(
+        False, help="Fail /readyz once the fast path and Casbin have disagreed on any decision")
     cache_size: int = setting(100_000, help="Entries per decision cache (per policy version)")
     max_batch: int = setting(10_000, help="Most evaluations or search candidates in one request")
 
@@ -76,8 +85,17 @@ def check_settings(settings: PdpSettings) -> PdpSettings:
     errors = []
     if settings.access_mode == "standalone" and not settings.api_token:
         errors.append("api_token (MCPGW_PDP_API_TOKEN): required when access_mode is standalone")
-    if settings.policy_source == "file" and not settings.policy_path.is_file():
+    if settings.policy_source == "file" and not settings.casbin_model_file and not settings.policy_path.is_file():
         errors.append(f"policy_file (MCPGW_PDP_POLICY_FILE): {settings.policy_path} is not a file")
+    if bool(settings.casbin_model_file) != bool(settings.casbin_policy_file):
+        errors.append("casbin_model_file and casbin_policy_file (--casbin-model/--casbin-policy) must be set together")
+    elif settings.casbin_model_file and settings.casbin_policy_file:
+        if settings.policy_source != "file":
+            errors.append("casbin_model_file: a native Casbin pair is served in file mode (policy_source=file); "
+                          "store native versions through the admin API in database mode")
+        for path in (settings.casbin_model_file, settings.casbin_policy_file):
+            if not path.is_file():
+                errors.append(f"casbin file {path} is not a file")
     if bool(settings.admin_audience) != bool(settings.admin_issuer or settings.admin_jwks_url):
         errors.append("admin_audience and admin_issuer (or admin_jwks_url) must be set together")
     if errors:

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from pdp.state import sha256_text
+from pdp.state import pair_sha256, sha256_text
 from shared import pglisten
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "mcpgw_policy"
 # Serializes activations across replicas (any constant distinct from the migration lock).
 ACTIVATE_LOCK_ID = 0x6D6370677702
-LIST_COLUMNS = "version, sha256, author, comment, created_at, status, activated_at, previous_version"
+LIST_COLUMNS = "version, sha256, author, comment, created_at, status, activated_at, previous_version, kind"
 
 
 def version_label(version: int) -> str:
@@ -30,13 +30,13 @@ def version_label(version: int) -> str:
 
 
 async def active(pool: asyncpg.Pool) -> asyncpg.Record | None:
-    """The active version row (with yaml), or None."""
-    return await pool.fetchrow(f"SELECT {LIST_COLUMNS}, yaml FROM policy_versions WHERE status = 'active'")
+    """The active version row (with yaml, and model for native Casbin versions), or None."""
+    return await pool.fetchrow(f"SELECT {LIST_COLUMNS}, yaml, model FROM policy_versions WHERE status = 'active'")
 
 
 async def get_version(pool: asyncpg.Pool, version: int) -> asyncpg.Record | None:
-    """One version row with its yaml."""
-    return await pool.fetchrow(f"SELECT {LIST_COLUMNS}, yaml FROM policy_versions WHERE version = $1", version)
+    """One version row with its yaml (and model for native Casbin versions)."""
+    return await pool.fetchrow(f"SELECT {LIST_COLUMNS}, yaml, model FROM policy_versions WHERE version = $1", version)
 
 
 async def list_versions(pool: asyncpg.Pool, limit: int = 100) -> list[asyncpg.Record]:
@@ -58,14 +58,19 @@ async def _activate(conn: asyncpg.Connection, version: int) -> int | None:
 
 
 async def create_version(
-    pool: asyncpg.Pool, text: str, author: str, comment: str, *, activate: bool
+    pool: asyncpg.Pool, text: str, author: str, comment: str, *, activate: bool, model: str | None = None
 ) -> tuple[int, int | None]:
-    """Store a (validated) policy; optionally activate it. Returns (version, previously active)."""
+    """Store a (validated) policy — YAML, or with `model` a native Casbin pair; optionally activate it.
+
+    Returns (version, previously active).
+    """
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATE_LOCK_ID)
         version = await conn.fetchval(
-            "INSERT INTO policy_versions (yaml, sha256, author, comment) VALUES ($1, $2, $3, $4) RETURNING version",
-            text, sha256_text(text), author, comment,
+            "INSERT INTO policy_versions (yaml, sha256, author, comment, kind, model)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING version",
+            text, sha256_text(text) if model is None else pair_sha256(model, text), author, comment,
+            "yaml" if model is None else "casbin", model,
         )
         previous = await conn.fetchval("SELECT version FROM policy_versions WHERE status = 'active'")
         if activate:
@@ -112,7 +117,18 @@ def row_to_json(row: asyncpg.Record, with_yaml: bool = False) -> dict[str, Any]:
     out["policy_version"] = version_label(row["version"])
     if with_yaml:
         out["yaml"] = row["yaml"]
+        if row["model"] is not None:
+            out["casbin"] = {"model": row["model"], "policy": row["yaml"]}
     return out
+
+
+def version_text(row: asyncpg.Record | None) -> str:
+    """What a diff compares: the YAML, or a native pair's model and policy lines."""
+    if row is None:
+        return ""
+    if row["model"] is None:
+        return str(row["yaml"])
+    return f"# model.conf\n{row['model'].rstrip()}\n# policy\n{row['yaml']}"
 
 
 async def listen_forever(dsn: str, on_change: Callable[[], Awaitable[None]], retry: float = 1.0) -> None:

@@ -21,6 +21,7 @@ def pdp_settings(tmp_path: Path, dsn: str | None, **changes: Any) -> PdpSettings
     values: dict[str, Any] = {
         "database_url": Secret(dsn) if dsn else None, "data_dir": tmp_path, "policy_file": policy,
         "audit_flush_interval": 0.05, "log_format": "text",
+        "shadow_sample": 1.0,  # every decision re-decided by stock Casbin in tests
     }
     values.update(changes)
     return PdpSettings(**values)

@@ -94,3 +94,18 @@ async def test_refusals_and_usage_errors(live, tmp_path):
     assert "--bogus" in errs[5]
     versions = await run_cli("policy", "history", "--json", "--pdp-url", url, "--token", admin)
     assert [v["version"] for v in json.loads(versions[1])["versions"]] == [1]  # nothing was stored
+
+
+async def test_push_a_native_casbin_pair(live, tmp_path):
+    url, admin, _ = live
+    model, lines = "examples/authzen-todo/model.conf", "examples/authzen-todo/policy.csv"
+    code, out, err = await run_cli("policy", "push", lines, "--casbin-model", model, "--comment", "todo",
+                                   "--pdp-url", url, "--token", admin)
+    assert (code, err) == (0, "") and out.strip() == f"{lines}: pushed as v2 (active)"
+    bad = tmp_path / "policy.csv"
+    bad.write_text("p, viewer, todo\n")
+    code, _, err = await run_cli("policy", "push", str(bad), "--casbin-model", model, "--pdp-url", url,
+                                 "--token", admin)
+    assert code == 1 and err.strip() == f"{bad}:1: policy: p takes 4 field(s), this line has 2"
+    code, out, _ = await run_cli("policy", "history", "--pdp-url", url, "--token", admin)
+    assert [line.split()[:2] for line in out.splitlines()] == [["v2", "active"], ["v1", "inactive"]]

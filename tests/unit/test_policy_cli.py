@@ -68,3 +68,37 @@ def test_explain_names_resource_and_version(capsys):
     out = __import__("json").loads(capsys.readouterr().out)
     assert out["resource"] == "mcp:prod-server:db_delete" and out["policy_version"] == "file:policy.yaml"
     assert out["decision"] == "deny" and out["statement"]["kind"] == "rule"
+
+
+def test_explain_shows_casbins_deciding_line_next_to_its_yaml_source(capsys):
+    assert main(["policy", "explain", ROOT_POLICY, "--subject", "dev@example.com",
+                 "--resource", "dev-server:x", "--action", "invoke_tool"]) == 0
+    out = __import__("json").loads(capsys.readouterr().out)
+    assert out["casbin"]["enforce_ex"].endswith("role:developer, mcp:dev-server:*, invoke_tool, s6, allow")
+    lines = open(ROOT_POLICY).read().splitlines()
+    assert out["yaml"]["path"] == "roles.developer.permissions[0]"
+    assert lines[out["yaml"]["line"] - 1].strip() == out["yaml"]["text"] == '- resource: "mcp:dev-server:*"'
+    assert out["fast_path_agrees"] is True
+    assert main(["policy", "explain", ROOT_POLICY, "--subject", "admin@example.com",
+                 "--resource", "prod-server:db_delete", "--action", "invoke_tool"]) == 1
+    out = __import__("json").loads(capsys.readouterr().out)
+    assert out["yaml"]["path"] == "rules[0]" and "Block dangerous tools" in out["yaml"]["text"]
+    assert main(["policy", "explain", ROOT_POLICY, "--subject", "nobody", "--resource", "s:t",
+                 "--action", "invoke_tool"]) == 1
+    out = __import__("json").loads(capsys.readouterr().out)
+    assert out["statement"]["kind"] == "default" and out["yaml"]["text"] == "default_policy: deny"
+
+
+def test_validate_a_native_casbin_pair(tmp_path, capsys):
+    model, lines = "examples/authzen-todo/model.conf", "examples/authzen-todo/policy.csv"
+    assert main(["policy", "validate", lines, "--casbin-model", model]) == 0
+    assert "valid (21 policy lines; r.sub = subject, r.obj = resource, r.act = action.name)" in capsys.readouterr().out
+    bad = tmp_path / "policy.csv"
+    bad.write_text("p, viewer, todo\n")
+    assert main(["policy", "validate", str(bad), "--casbin-model", model]) == 1
+    assert f"{bad}:1: policy: p takes 4 field(s), this line has 2" in capsys.readouterr().err
+    bad_model = tmp_path / "model.conf"
+    bad_model.write_text(open(model).read().replace("r.act == p.act", "nope(r.act)"))
+    assert main(["policy", "validate", lines, "--casbin-model", str(bad_model)]) == 1
+    assert f"{bad_model}:22: [matchers].m: unknown function(s): nope" in capsys.readouterr().err
+    assert main(["policy", "validate", lines, "--casbin-model", str(tmp_path / "missing.conf")]) == 2
