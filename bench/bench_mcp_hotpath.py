@@ -1,7 +1,8 @@
 """Per-request CPU of /mcp's parsing, transport checks and disconnect watch, measured in-process.
 
 Run: .venv/bin/python bench/bench_mcp_hotpath.py [--quick]
-Prints µs per call for each step on a typical 2026-07-28 tools/call POST (no network, no backend).
+Prints µs per call for each step on a typical 2026-07-28 tools/call POST (no network, no backend),
+and the issue 9 checks (method classification, routing headers, URI normal form, list admission).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from aiohttp.test_utils import make_mocked_request  # noqa: E402
 from multidict import CIMultiDict  # noqa: E402
 
 from gateway.keys import PRINCIPAL  # noqa: E402
-from gateway.mcp import endpoint, protocol, streams  # noqa: E402
+from gateway.mcp import admission, endpoint, methods, protocol, streams, uris  # noqa: E402
 from shared.jsonutil import dumps  # noqa: E402
 
 BODY = {
@@ -36,6 +37,7 @@ HEADERS = CIMultiDict({
 })
 STATE: Any = SimpleNamespace(allowed_origins=(), required_scopes=(), public_url=None)
 RAW = dumps(BODY)
+READ = {"uri": "file:///srv/public/reports/2026/q4/summary-final-v2.txt"}
 
 
 def _request() -> web.Request:
@@ -87,6 +89,11 @@ async def main() -> None:
         "parse_message": _time(lambda: protocol.parse_message(BODY), n),
         "detect_era": _time(lambda: protocol.detect_era(msg, req.headers), n),
         "validate_modern": _time(lambda: protocol.validate_modern(msg, req.headers), n),
+        "check_routing_headers (both eras)": _time(lambda: protocol.check_routing_headers(msg, req.headers), n),
+        "methods.plan tools/call (name check)": _time(lambda: methods.plan("s", "request", msg.method, msg.params), n),
+        "methods.plan resources/read (URI normal-form check)": _time(
+            lambda: methods.plan("s", "request", "resources/read", READ), n),
+        "routing_headers rebuilt for the backend": _time(lambda: protocol.routing_headers(msg), n),
         "until_disconnect around a finished coroutine": await _atime(watched, n),
         "(bare coroutine, for reference)": await _atime(done, n),
     }
@@ -96,6 +103,10 @@ async def main() -> None:
         if not name.startswith("("):
             total += us
     print(f"{'sum of the steps (parse_message is inside read_message)':58s} {total - rows['parse_message']:6.2f} µs")
+    tools = {"tools": [{"name": f"tool_{i}", "inputSchema": {}} for i in range(100)]}
+    guard = admission.CatalogGuard()
+    print(f"{'admission of a 100-tool list (per list)':58s} {_time(lambda: guard.result('s', 'tools/list', tools), n // 20):6.2f} µs")
+    print(f"{'uris.check on a 60-character URI':58s} {_time(lambda: uris.check(READ['uri']), n):6.2f} µs")
 
 
 if __name__ == "__main__":

@@ -184,9 +184,12 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
     registry = app[SERVERS]
     assert registry.credentials is not None  # registry_ctx always gives it a store
+    from gateway.mcp.admission import CatalogGuard
+
     pool = UpstreamPool(
         app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=app[SETTINGS].tools_cache_ttl,
         max_response_bytes=app[SETTINGS].mcp_max_response_bytes,
+        list_filter=CatalogGuard(app[METRICS].catalog_dropped).result,
     )
     app[UPSTREAM] = pool
     yield

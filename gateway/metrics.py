@@ -28,6 +28,11 @@ class GatewayMetrics:
             "mcpgw_gateway_broadcast_denied_targets_total", "Broadcast targets denied by policy",
             registry=registry,
         )
+        self.catalog_dropped = Counter(
+            "mcpgw_gateway_catalog_items_dropped_total",
+            "Backend catalog items left out because the gateway cannot represent their name",
+            ["server", "kind"], registry=registry,
+        )
         self.auth_failures = Counter(
             "mcpgw_gateway_auth_failures_total", "Rejected authentications", ["error"], registry=registry,
         )

@@ -10,9 +10,9 @@ from pdp import native_api
 from pdp.decide import evaluate
 from pdp.keys import SETTINGS, STATE
 from pdp.policy import Request
-from pdp.policy.naming import PROMPT_PREFIX, RESOURCE_PREFIX
+from pdp.policy.naming import RESERVED_PREFIXES
 from pdp.state import Active
-from pdp.wire import BadInput, parse_action, parse_evaluation, parse_subject
+from pdp.wire import BadInput, UnrepresentableName, parse_action, parse_evaluation, parse_subject
 from shared import authzen
 from shared.audit import AuditEvent
 from shared.jsonutil import error_response, json_response, read_json
@@ -48,18 +48,27 @@ async def evaluations(request: web.Request) -> web.Response:
         items, defaults, semantic = _batch(body, request.app[SETTINGS].max_batch)
         if active.native is not None:
             return json_response(await native_api.evaluations(request, active, items, defaults, semantic))
-        parsed = [parse_evaluation(item, defaults, f"evaluations[{i}]") for i, item in enumerate(items)]
+        parsed = [_parse_item(item, defaults, f"evaluations[{i}]") for i, item in enumerate(items)]
     except BadInput as exc:
         return error_response(400, "bad_request", str(exc))
     results = []
-    for req, ctx in parsed:
-        result = evaluate(request.app, active, req, ctx, request.remote)
+    for item in parsed:
+        result = item if isinstance(item, dict) else evaluate(request.app, active, *item, request.remote)
         results.append(result)
         if (semantic == "deny_on_first_deny" and not result["decision"]) or (
             semantic == "permit_on_first_permit" and result["decision"]
         ):
             break
     return json_response({"evaluations": results})
+
+
+def _parse_item(item: Any, defaults: dict[str, Any], where: str) -> tuple[Request, dict[str, Any]] | dict[str, Any]:
+    """One batch item parsed, or the deny answered for a resource name that cannot be represented."""
+    try:
+        return parse_evaluation(item, defaults, where)
+    except UnrepresentableName as exc:
+        return {"decision": False, "context": {"reason": f"unrepresentable resource: {exc}",
+                                               "error": {"code": "bad_resource_name", "message": str(exc)}}}
 
 
 def _batch(body: Any, limit: int) -> tuple[list[Any], dict[str, Any], str]:
@@ -93,14 +102,17 @@ async def search_resource(request: web.Request) -> web.Response:
     except BadInput as exc:
         return error_response(400, "bad_request", str(exc))
     kind = "tool" if rtype == "mcp_tool" else "server"
-    allowed = active.engine.search(req_base, kind, candidates)
+    # A candidate that cannot name a resource is simply not allowed: one hostile backend's tool
+    # name must not fail the search (and so the catalog) for every other tool.
+    valid = [c for c in candidates if c is not None]
+    allowed = active.engine.search(req_base, kind, valid)
     results = [{"type": rtype, "id": f"{server}:{name}" if name is not None else server}
-               for (server, name), ok in zip(candidates, allowed, strict=True) if ok]
-    _audit_search(request, active, req_base, len(candidates), len(results))
+               for (server, name), ok in zip(valid, allowed, strict=True) if ok]
+    _audit_search(request, active, req_base, len(candidates), len(results), len(candidates) - len(valid))
     return json_response({"results": results, "context": {"policy_version": active.version}})
 
 
-def _search_input(body: Any, limit: int) -> tuple[Request, str, list[tuple[str, str | None]]]:
+def _search_input(body: Any, limit: int) -> tuple[Request, str, list[tuple[str, str | None] | None]]:
     if not isinstance(body, dict):
         raise BadInput("body must be an object")
     sid, roles, groups = parse_subject(body.get("subject"))
@@ -115,20 +127,22 @@ def _search_input(body: Any, limit: int) -> tuple[Request, str, list[tuple[str, 
         raise BadInput("context.candidates must be a list of non-empty strings")
     if len(candidates) > limit:
         raise BadInput(f"context.candidates has {len(candidates)} items; at most {limit} per request")
-    pairs: list[tuple[str, str | None]] = []
-    for i, cand in enumerate(candidates):
-        server, sep, name = cand.partition(":")
-        if rtype == "mcp_tool" and (not sep or not server or not name or ":" in name):
-            raise BadInput(f"context.candidates[{i}] must be 'SERVER:TOOL'")
-        if rtype == "mcp_server" and sep:
-            raise BadInput(f"context.candidates[{i}] must be a server name without ':'")
-        if rtype == "mcp_tool" and name.startswith((RESOURCE_PREFIX, PROMPT_PREFIX)):
-            raise BadInput(f"context.candidates[{i}]: tool name must not start with 'resource/' or 'prompt/'")
-        pairs.append((server, name if rtype == "mcp_tool" else None))
+    pairs = [_candidate(rtype, cand) for cand in candidates]
     return Request(sid, action, "", "server", None, roles, groups), str(rtype), pairs
 
 
-def _audit_search(request: web.Request, active: Active, base: Request, asked: int, allowed: int) -> None:
+def _candidate(rtype: Any, cand: str) -> tuple[str, str | None] | None:
+    """(server, tool) of one search candidate; None when it cannot name a resource (never allowed)."""
+    server, sep, name = cand.partition(":")
+    if rtype == "mcp_server":
+        return None if sep else (server, None)
+    if not sep or not server or not name or ":" in name or name.startswith(RESERVED_PREFIXES):
+        return None
+    return server, name
+
+
+def _audit_search(request: web.Request, active: Active, base: Request, asked: int, allowed: int,
+                  invalid: int = 0) -> None:
     audit = request.app.get(AUDIT)
     if audit is None:
         return
@@ -137,7 +151,8 @@ def _audit_search(request: web.Request, active: Active, base: Request, asked: in
         event_type="policy_decision", service="pdp", subject=base.subject, roles=list(base.roles),
         action=f"search:{base.action}", decision="allow" if allowed else "deny",
         reason=f"{allowed} of {asked} candidates allowed", policy_version=active.version,
-        client_addr=request.remote, status="success", extra={"candidates": asked, "allowed": allowed},
+        client_addr=request.remote, status="success",
+        extra={"candidates": asked, "allowed": allowed, **({"invalid": invalid} if invalid else {})},
     ))
 
 

@@ -113,7 +113,8 @@ def compile_cmd(args: argparse.Namespace) -> int:
 def _request(case: dict[str, Any], where: str) -> Request:
     server, _, name = str(case.get("resource", "")).partition(":")
     action = case.get("action")
-    rtype = {"invoke_tool": "mcp_tool", "read_resource": "mcp_resource", "get_prompt": "mcp_prompt"}.get(
+    rtype = {"invoke_tool": "mcp_tool", "read_resource": "mcp_resource", "get_prompt": "mcp_prompt",
+             "call_method": "mcp_method"}.get(
         str(action), "mcp_server")
     resource: dict[str, Any] = {"type": rtype, "id": case.get("resource")}
     if rtype == "mcp_resource":  # URIs contain ':' themselves; give the parts explicitly

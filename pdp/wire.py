@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pdp.policy.model import Request
-from pdp.policy.naming import PROMPT_PREFIX, RESOURCE_PREFIX
+from pdp.policy.naming import RESERVED_PREFIXES
 from shared.authzen import ACTIONS, SERVER_ACTIONS
 
 TYPE_FOR_ACTION = {
@@ -17,13 +17,23 @@ TYPE_FOR_ACTION = {
     "invoke_tool": "mcp_tool",
     "read_resource": "mcp_resource",
     "get_prompt": "mcp_prompt",
+    "call_method": "mcp_method",
 }
-KIND_FOR_TYPE = {"mcp_server": "server", "mcp_tool": "tool", "mcp_resource": "resource", "mcp_prompt": "prompt"}
-NAME_PROPERTY = {"mcp_tool": "tool", "mcp_resource": "uri", "mcp_prompt": "prompt"}
+KIND_FOR_TYPE = {"mcp_server": "server", "mcp_tool": "tool", "mcp_resource": "resource", "mcp_prompt": "prompt",
+                 "mcp_method": "method"}
+NAME_PROPERTY = {"mcp_tool": "tool", "mcp_resource": "uri", "mcp_prompt": "prompt", "mcp_method": "method"}
 
 
 class BadInput(ValueError):
     """A request body that does not follow the contract (→ HTTP 400)."""
+
+
+class UnrepresentableName(BadInput):
+    """A well-formed resource whose server or item name cannot name a policy resource.
+
+    Alone it is a 400; inside a batch it is that item's deny, so one hostile name cannot fail
+    the decisions of every other item (a whole catalog).
+    """
 
 
 def _obj(value: Any, where: str) -> dict[str, Any]:
@@ -87,14 +97,14 @@ def parse_resource(value: Any, action: str, where: str = "resource") -> tuple[st
         raise BadInput(f"{where}.properties.{NAME_PROPERTY[rtype]} disagrees with {where}.id")
     server = _str(server if server is not None else id_server, f"{where}.properties.mcp_server")
     if ":" in server:
-        raise BadInput(f"{where}: server name {server!r} must not contain ':'")
+        raise UnrepresentableName(f"{where}: server name {server!r} must not contain ':'")
     if rtype == "mcp_server":
         return "server", server, None
     name = _str(name if name is not None else id_name, f"{where}.properties.{NAME_PROPERTY[rtype]}")
     if rtype != "mcp_resource" and ":" in name:
-        raise BadInput(f"{where}: name {name!r} must not contain ':'")
-    if rtype == "mcp_tool" and name.startswith((RESOURCE_PREFIX, PROMPT_PREFIX)):
-        raise BadInput(f"{where}: tool name {name!r} must not start with 'resource/' or 'prompt/'")
+        raise UnrepresentableName(f"{where}: name {name!r} must not contain ':'")
+    if rtype == "mcp_tool" and name.startswith(RESERVED_PREFIXES):
+        raise UnrepresentableName(f"{where}: tool name {name!r} must not start with 'resource/', 'prompt/' or 'method/'")
     return KIND_FOR_TYPE[rtype], server, name
 
 

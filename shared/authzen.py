@@ -22,6 +22,7 @@ ACTIONS = (
     "invoke_tool",
     "read_resource",
     "get_prompt",
+    "call_method",
 )
 SERVER_ACTIONS = ("list_servers", "list_tools", "server_info")
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
@@ -47,6 +48,8 @@ class Resource:
             props["uri"] = self.name
         elif self.type == "mcp_prompt":
             props["prompt"] = self.name
+        elif self.type == "mcp_method":
+            props["method"] = self.name
         return {"type": self.type, "id": self.id, "properties": props}
 
 

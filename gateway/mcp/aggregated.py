@@ -24,6 +24,7 @@ from gateway.mcp import (
     enforce,
     fanout,
     listen,
+    methods,
     naming,
     protocol,
     sse,
@@ -57,6 +58,9 @@ async def post(request: web.Request) -> web.StreamResponse:
         era = protocol.detect_era(msg, request.headers)
         state.metrics.message(ENDPOINT, "response" if msg.kind == "response" else method_label(msg.method), era)
         audit(request).action = msg.method or "response"
+        if msg.kind == "notification" and msg.method not in methods.CLIENT_NOTIFICATIONS:
+            methods.plan("", msg.kind, msg.method, msg.params)  # a request method without an id: 400
+        protocol.check_routing_headers(msg, request.headers)
         if era == "handshake":
             if msg.kind == "request" and msg.method == "initialize":
                 return _initialize(request, state, msg)

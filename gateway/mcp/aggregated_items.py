@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, enforce, fanout, naming, protocol
+from gateway.mcp import catalog, enforce, fanout, methods, naming, protocol
 from gateway.mcp.aggregated_common import denied, on_error, result_or_error, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
@@ -56,6 +56,7 @@ async def read_resource(request: web.Request, state: McpState, msg: protocol.Mes
     if found is None:
         raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
     server, original = found
+    methods.target({"uri": original}, "uri", uri=True)  # decided and forwarded only in normal form
     decision = await enforce.check_call(request, principal(request), server, "resources/read", original, {})
     if not decision.allowed:
         raise denied(msg, decision, era)
@@ -84,6 +85,8 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
     if found is None:
         return empty
     server, name = found
+    if method == "resources/read":
+        methods.target({"uri": name}, "uri", uri=True, template=True)
     # Completing a prompt's arguments reveals about as much as the prompt: same permission.
     decision = await enforce.check_call(request, principal(request), server, method, name, {})
     if not decision.allowed:

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, endpoint, enforce, protocol, sse
+from gateway.mcp import catalog, endpoint, enforce, methods, protocol, sse
 from gateway.mcp.aggregated_common import denied, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
@@ -25,6 +25,7 @@ def _locate(request: web.Request, uri: str) -> tuple[Any, str]:
     found = catalog.unwrap_uri(uri, servers)
     if found is None:
         raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
+    methods.target({"uri": found[1]}, "uri", uri=True)  # decided and forwarded only in normal form
     return servers[found[0]], found[1]
 
 

@@ -12,20 +12,16 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.keys import POLICY
-from gateway.mcp import protocol
+from gateway.keys import POLICY, UPSTREAM
+from gateway.mcp import methods, protocol
 from gateway.mcp.protocol import RpcFailure
 from gateway.routes.common import audit
 from shared.authzen import Decision, Resource
 
 POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"
 
-# method -> (AuthZEN action, resource type, params key naming the target)
-GUARDED = {
-    "tools/call": ("invoke_tool", "mcp_tool", "name"),
-    "resources/read": ("read_resource", "mcp_resource", "uri"),
-    "prompts/get": ("get_prompt", "mcp_prompt", "name"),
-}
+# method -> (AuthZEN action, resource type, params key naming the target): methods.py's one table
+GUARDED = {method: (action, rtype, key) for method, (action, rtype, key, _) in methods.GUARDED.items()}
 # list method -> (result key, item key, AuthZEN action, resource type)
 LISTS = {
     "tools/list": ("tools", "name", "invoke_tool", "mcp_tool"),
@@ -60,6 +56,40 @@ async def check_call(
     return decision
 
 
+async def check_plan(
+    request: web.Request, principal: Any, server: str, method: str, params: Mapping[str, Any], plan: methods.Plan,
+) -> Decision | None:
+    """Decide every check of a `decided` plan in one PDP call; the first denial, else an allow (None: nothing to decide)."""
+    if plan.kind != "decided" or not plan.checks:
+        return None
+    info = audit(request)
+    info.mcp_server = server
+    action, resource = plan.checks[0]
+    info.action, info.tool = action, resource.name
+    policy = request.app[POLICY]
+    if len(plan.checks) == 1:
+        raw = params.get("arguments") if method == "tools/call" else None
+        arguments = raw if isinstance(raw, dict) else None
+        info.parameters = arguments
+        decision = await policy.check(principal, action, resource, arguments=arguments)
+    else:
+        decisions = await policy.check_many(principal, list(plan.checks))
+        decision = next((d for d in decisions if not d.allowed), decisions[0])
+        info.note(checks=[f"{a} {r.id}" for a, r in plan.checks])
+    info.decision = decision
+    if not decision.allowed:
+        info.denied = True
+    return decision
+
+
+def plan_denial(method: str, rid: Any, decision: Decision, era: protocol.Era, plan: methods.Plan) -> RpcFailure | None:
+    """The refusal of an unknown method (reads as "not found"); None for a guarded one (see `denial`)."""
+    if not plan.other:
+        return None
+    return RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}",
+                      status=404 if era == "modern" else 200)
+
+
 def denial(method: str, rid: Any, decision: Decision, era: protocol.Era) -> dict[str, Any]:
     """The answer to a denied call: an `isError` tool result (agents show it) or a JSON-RPC error."""
     reason = decision.reason or "not permitted by policy"
@@ -88,6 +118,9 @@ async def filter_result(
 ) -> dict[str, Any]:
     """A list result with only the items the caller may use (others are invisible, not errors)."""
     key, item_key, _, _ = LISTS[method]
+    list_filter = request.app[UPSTREAM].list_filter
+    if list_filter is not None:  # the relayed answer never passed the pool: leave out what cannot be named
+        result = list_filter(server, method, result)
     items = [i for i in result.get(key) or [] if isinstance(i, dict) and isinstance(i.get(item_key), str)]
     allowed = await allowed_items(request, principal, method, [(server, i[item_key]) for i in items])
     out = dict(result)

@@ -21,7 +21,7 @@ _HASH_LEN = 8
 
 def is_valid(name: str) -> bool:
     """True when `name` is a spec-valid tool name."""
-    return bool(_VALID.match(name))
+    return _VALID.fullmatch(name) is not None  # `$` alone would admit a trailing newline
 
 
 def _fit(raw: str, key: str) -> str:

@@ -18,7 +18,8 @@ from aiohttp import web
 
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
-from gateway.mcp import endpoint, enforce, protocol, relay
+from gateway.mcp import endpoint, enforce, methods, protocol, relay
+from gateway.mcp import passthrough_guard as guard
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
@@ -61,25 +62,31 @@ async def post(request: web.Request) -> web.StreamResponse:
         state.metrics.message(ENDPOINT, label, era)
         info = audit(request)
         info.mcp_server, info.action = server.name, msg.method or "response"
-        if era == "handshake":
-            if msg.kind == "request" and msg.method == "initialize":
-                return await _initialize(request, state, server, msg)
+        # Every message is classified before anything reaches the backend (methods.py).
+        plan = methods.plan(server.name, msg.kind, msg.method, msg.params)
+        if era == "modern" and msg.kind == "request":
+            protocol.validate_modern(msg, request.headers)
+        protocol.check_routing_headers(msg, request.headers)
+        if era == "handshake" and not (msg.kind == "request" and msg.method == "initialize"):
             session = endpoint.open_session(request, state, server.name)
             upstream_session, bridged = session.upstream_id, session.bridged
         else:
-            if msg.kind == "request":
-                protocol.validate_modern(msg, request.headers)
             upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY_ERA
+        refusal = await guard.decide(request, server.name, msg, era, plan)
+        if refusal is not None:
+            return refusal
+        if msg.kind == "request" and msg.method == "initialize":
+            return await _initialize(request, state, server, msg)
         if msg.kind != "request":
-            if bridged:
+            # 2026-07-28 defines no client notifications (cancel = close the stream); a backend that
+            # honoured `notifications/cancelled` by a client-chosen id would let one caller cancel
+            # another's request: acknowledged and dropped, as the SDK's own server does.
+            if bridged or (era == "modern" and msg.kind == "notification"):
                 return endpoint.accepted()
-            return await _forward_notification(request, server, msg, upstream_session)
-        if msg.method in enforce.GUARDED:
-            name = enforce.target(msg.method, msg.params)
-            decision = await enforce.check_call(request, principal(request), server.name, msg.method, name, msg.params)
-            if not decision.allowed:
-                return rpc_response(enforce.denial(msg.method, rid, decision, era))
-        work = _via_pool(request, server, msg, era) if bridged else _relay(request, state, server, msg, era, upstream_session)
+            return await _forward_notification(request, server, msg, upstream_session, era)
+        extra = await guard.param_headers(request, state, server, msg, era)
+        work = (_via_pool(request, server, msg, era) if bridged
+                else _relay(request, state, server, msg, era, upstream_session, extra))
         return await (until_disconnect(request, work) if era == "modern" else work)
     except HttpReject as reject:
         return reject.response
@@ -110,6 +117,16 @@ def _upstream_failure(request: web.Request, state: McpState, rid: Any, exc: Exce
         state.metrics.upstream_errors.labels(server).inc()
     audit(request).error = f"{mapped.code}: {mapped.message}"
     return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
+
+
+def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, upstream_session: str | None,
+             extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Headers for the backend: the allowlist, and routing headers rebuilt from the checked body (modern era)."""
+    headers = relay.forward_headers(request.headers, upstream_session)
+    if era == "modern":
+        headers.update(protocol.routing_headers(msg))
+        headers.update(extra or {})
+    return headers
 
 
 async def _initialize(request: web.Request, state: McpState, server: Any, msg: protocol.Message) -> web.StreamResponse:
@@ -147,8 +164,8 @@ def _opened(state: McpState) -> None:
 
 
 async def _forward_notification(request: web.Request, server: Any, msg: protocol.Message,
-                                upstream_session: str | None) -> web.Response:
-    headers = relay.forward_headers(request.headers, upstream_session)
+                                upstream_session: str | None, era: protocol.Era) -> web.Response:
+    headers = _headers(request, msg, era, upstream_session)
     resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
     async with resp:
         await read_capped(resp, server.name, request.app[MCP_STATE].max_response_bytes)
@@ -158,8 +175,8 @@ async def _forward_notification(request: web.Request, server: Any, msg: protocol
 
 
 async def _relay(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
-                 era: protocol.Era, upstream_session: str | None) -> web.StreamResponse:
-    headers = relay.forward_headers(request.headers, upstream_session)
+                 era: protocol.Era, upstream_session: str | None, extra: dict[str, str]) -> web.StreamResponse:
+    headers = _headers(request, msg, era, upstream_session, extra)
     resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
     async with resp:
         if resp.status == 404 and upstream_session:

@@ -185,6 +185,47 @@ def validate_modern(msg: Message, headers: Mapping[str, str], supported: Sequenc
     return version
 
 
+def check_routing_headers(msg: Message, headers: Any) -> None:
+    """`Mcp-Method` / `Mcp-Name`, when sent, must agree with the body (both eras); −32020 otherwise.
+
+    An intermediary or backend that routes or authorises on a header must see what the body says:
+    a header naming one tool while the body calls another is refused, never passed on. A header
+    sent twice is refused too (first-copy and last-copy readers would disagree).
+    """
+    getall = getattr(headers, "getall", None)
+    for header, label in ((I_METHOD, H_METHOD), (I_NAME, H_NAME)):
+        if getall is not None and len(getall(header, ())) > 1:
+            raise RpcFailure(HEADER_MISMATCH, f"{label} header appears more than once")
+    method_header = headers.get(I_METHOD)
+    if method_header is not None and method_header != msg.method:
+        raise RpcFailure(HEADER_MISMATCH, f"{H_METHOD} header does not match the body's method")
+    name_header = headers.get(I_NAME)
+    if name_header is not None:
+        key = NAME_PARAM.get(msg.method)
+        if key is None or decode_header(name_header) != msg.params.get(key):
+            raise RpcFailure(HEADER_MISMATCH, f"{H_NAME} header does not match the body")
+
+
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
+
+
+def encode_header(value: str) -> str:
+    """A header value for `value`: as is when plain visible ASCII, else the `=?base64?…?=` form."""
+    if _HEADER_SAFE.fullmatch(value) and not value.startswith("=?"):
+        return value
+    return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
+
+
+def routing_headers(msg: Message) -> dict[str, str]:
+    """`Mcp-Method` (and `Mcp-Name`) rebuilt from the body, for a modern-era message sent upstream."""
+    out = {H_METHOD: msg.method} if msg.method else {}
+    key = NAME_PARAM.get(msg.method)
+    value = msg.params.get(key) if key else None
+    if isinstance(value, str):
+        out[H_NAME] = encode_header(value)
+    return out
+
+
 def negotiate(requested: Any) -> str:
     """The handshake version to answer `initialize` with: the client's if known, else our latest."""
     return requested if requested in HANDSHAKE_VERSIONS else LATEST_HANDSHAKE

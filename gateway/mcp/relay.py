@@ -18,18 +18,18 @@ from gateway.backend_auth import inject
 from gateway.upstream.errors import UpstreamError, UpstreamTimeout
 from shared.jsonutil import dumps
 
-FORWARDED = ("accept", "content-type", "mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id")
-PARAM_PREFIX = "mcp-param-"
+# Mcp-Method / Mcp-Name / Mcp-Param-* are never copied from the client: the passthrough rebuilds
+# them from the body it checked (protocol.routing_headers), so a backend never routes on a claim.
+FORWARDED = ("accept", "content-type", "mcp-protocol-version", "last-event-id")
 # Backend response headers a client may see (never Set-Cookie or the backend's session id).
 RETURNED = ("content-type", "cache-control", "allow")
 
 
 def forward_headers(incoming: Mapping[str, str], upstream_session: str | None) -> dict[str, str]:
-    """The headers to send upstream: MCP routing headers only, plus the backend's session id."""
+    """The headers to send upstream: the allowlisted MCP headers only, plus the backend's session id."""
     out: dict[str, str] = {}
     for name, value in incoming.items():
-        low = name.lower()
-        if low in FORWARDED or low.startswith(PARAM_PREFIX):
+        if name.lower() in FORWARDED:
             out[name] = value
     if upstream_session:
         out["Mcp-Session-Id"] = upstream_session

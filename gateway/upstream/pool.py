@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 100
+LIST_METHODS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
+# (server, list method, result) -> the result with items the gateway cannot represent left out
+ListFilter = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
 
 
 def create_session(
@@ -62,8 +65,10 @@ class UpstreamPool:
         *,
         tools_ttl: float = 30.0,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        list_filter: ListFilter | None = None,
     ) -> None:
         self.session = session
+        self.list_filter = list_filter
         self.max_response_bytes = max_response_bytes
         self.credentials = credentials
         self.registry = registry
@@ -130,12 +135,14 @@ class UpstreamPool:
         self, server: ServerConfig | str, method: str, params: dict[str, Any] | None = None
     ) -> Reply:
         """Send a request; return the full reply (response and earlier notifications)."""
-        reply = await self.client(server).request(method, params)
+        client = self.client(server)
+        reply = await client.request(method, params)
         if "result" in reply.response:
-            reply.response = {
-                **reply.response,
-                "result": codec.normalise_result(reply.response["result"]),
-            }
+            result = codec.normalise_result(reply.response["result"])
+            if self.list_filter is not None and method in LIST_METHODS and isinstance(result, dict):
+                # Every list a backend gives the gateway passes here: /mcp, REST, the CLI.
+                result = self.list_filter(client.server.name, method, result)
+            reply.response = {**reply.response, "result": result}
         return reply
 
     async def request(

@@ -16,6 +16,8 @@ from pdp.policy.model import ArgCondition, Request
 PREFIX = "mcp"
 RESOURCE_PREFIX = "resource/"
 PROMPT_PREFIX = "prompt/"
+METHOD_PREFIX = "method/"
+RESERVED_PREFIXES = (RESOURCE_PREFIX, PROMPT_PREFIX, METHOD_PREFIX)  # a tool name may start with none
 _MISSING = object()
 
 
@@ -34,6 +36,8 @@ def resource_string(req: Request) -> str:
         return f"{PREFIX}:{req.server}:{RESOURCE_PREFIX}{encode_uri(req.name or '')}"
     if req.kind == "prompt":
         return f"{PREFIX}:{req.server}:{PROMPT_PREFIX}{req.name}"
+    if req.kind == "method":
+        return f"{PREFIX}:{req.server}:{METHOD_PREFIX}{req.name}"
     raise ValueError(f"unknown request kind {req.kind!r}")
 
 

@@ -26,8 +26,8 @@ def file_settings(tmp_path, **changes):
 @pytest.mark.parametrize(("resource", "fragment"), [
     ({"type": "mcp_tool", "properties": {"mcp_server": "a:b", "tool": "t"}}, "server name 'a:b' must not contain ':'"),
     ({"type": "mcp_tool", "properties": {"mcp_server": "s", "tool": "x:y"}}, "must not contain ':'"),
-    ({"type": "mcp_tool", "id": "s:resource/file"}, "must not start with 'resource/' or 'prompt/'"),
-    ({"type": "mcp_tool", "id": "s:prompt/p"}, "must not start with 'resource/' or 'prompt/'"),
+    ({"type": "mcp_tool", "id": "s:resource/file"}, "must not start with 'resource/', 'prompt/' or 'method/'"),
+    ({"type": "mcp_tool", "id": "s:prompt/p"}, "must not start with 'resource/', 'prompt/' or 'method/'"),
     ({"type": "mcp_server", "id": "a:b"}, "must not contain ':'"),
 ])
 async def test_names_that_could_be_confused_are_400(tmp_path, aiohttp_client, resource, fragment):
@@ -202,3 +202,31 @@ async def test_readyz_is_503_when_the_database_does_not_answer(pg_dsn, tmp_path,
     body = await resp.json()
     assert resp.status == 503 and body["problems"] == ["database unreachable: InterfaceError"]
     assert body["policy_version"] == "v1"  # decisions still come from the loaded policy
+
+
+async def test_one_unrepresentable_name_does_not_fail_a_batch_or_search(tmp_path, aiohttp_client):
+    """Issue 9 (6): a hostile backend's tool name is that item's deny, never the whole answer's 400."""
+    client = await aiohttp_client(create_app(file_settings(tmp_path)))
+    subject = {"type": "user", "id": "admin@example.com"}
+    good, bad = tool_eval("admin@example.com", "s", "t"), {"resource": {"type": "mcp_tool", "id": "s:evil:tool"}}
+    items = [good, bad, {"resource": {"type": "mcp_tool", "id": "s:resource/fetch"}},
+             {"resource": {"type": "mcp_tool", "id": "s:method/x"}}, good]
+    resp = await client.post(authzen.EVALUATIONS_PATH, json={"subject": subject, "action": {"name": "invoke_tool"},
+                                                             "evaluations": items})
+    assert resp.status == 200
+    answers = (await resp.json())["evaluations"]
+    assert [a["decision"] for a in answers] == [True, False, False, False, True]
+    assert answers[1]["context"]["error"]["code"] == "bad_resource_name"
+    search = {"subject": subject, "action": {"name": "invoke_tool"}, "resource": {"type": "mcp_tool"},
+              "context": {"candidates": ["s:echo", "s:evil:tool", "s:resource/fetch", "s:prompt/p", "s:method/m",
+                                         "nocolon", "s:ok"]}}
+    resp = await client.post(authzen.SEARCH_RESOURCE_PATH, json=search)
+    assert resp.status == 200
+    assert [r["id"] for r in (await resp.json())["results"]] == ["s:echo", "s:ok"]
+    # A malformed contract (not a name problem) is still a 400.
+    search["context"]["candidates"] = ["s:echo", 3]
+    assert (await client.post(authzen.SEARCH_RESOURCE_PATH, json=search)).status == 400
+    # And an unknown method is decided on mcp:{server}:method/{name}, granted by '*' for admin.
+    resp = await client.post(authzen.EVALUATION_PATH, json={
+        "subject": subject, "action": {"name": "call_method"}, "resource": {"type": "mcp_method", "id": "s:tasks/get"}})
+    assert (await resp.json())["decision"] is True

@@ -68,3 +68,9 @@ def test_resolve_unknown_is_none() -> None:
 def test_broadcast_name() -> None:
     assert n.broadcast_name("search") == "search"
     assert n.is_valid(n.broadcast_name("web.search"))
+
+
+def test_a_trailing_newline_is_not_a_valid_name() -> None:
+    assert not n.is_valid("tool\n")
+    name = n.public_name("s", "tool\n")
+    assert "\n" not in name and n.is_valid(name)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from gateway.mcp import protocol as p
 
@@ -207,3 +209,44 @@ def test_accepts_post_cached_answer_is_the_same() -> None:
         assert not p.accepts_post("application/json")
         assert p.accepts_post("*/*")
         assert not p.accepts_post(None)
+
+
+def _msg(body: dict) -> p.Message:
+    return p.parse_message({"jsonrpc": "2.0", **body})
+
+
+@pytest.mark.parametrize(("body", "headers"), [
+    ({"id": 1, "method": "tools/call", "params": {"name": "echo"}}, {}),
+    ({"id": 1, "method": "tools/call", "params": {"name": "echo"}}, {"Mcp-Method": "tools/call", "Mcp-Name": "echo"}),
+    ({"id": 1, "method": "resources/read", "params": {"uri": "memo://a"}}, {"Mcp-Name": "=?base64?bWVtbzovL2E=?="}),
+    ({"method": "notifications/initialized"}, {"Mcp-Method": "notifications/initialized"}),
+])
+def test_routing_headers_that_agree_pass(body: dict, headers: dict) -> None:
+    p.check_routing_headers(_msg(body), CIMultiDict(headers))
+
+
+@pytest.mark.parametrize(("body", "headers"), [
+    ({"id": 1, "method": "tools/call", "params": {"name": "delete"}}, {"Mcp-Method": "tools/list"}),
+    ({"id": 1, "method": "tools/call", "params": {"name": "delete"}}, {"Mcp-Name": "echo"}),
+    ({"id": 1, "method": "tools/list"}, {"Mcp-Name": "echo"}),  # a name the body does not carry
+    ({"id": 1, "result": {}}, {"Mcp-Method": "tools/call"}),
+    ({"id": 1, "method": "tools/call", "params": {"name": "echo"}},
+     [("Mcp-Method", "tools/call"), ("Mcp-Method", "tools/list")]),
+    ({"id": 1, "method": "tools/call", "params": {"name": "echo"}}, [("Mcp-Name", "echo"), ("Mcp-Name", "rm")]),
+])
+def test_routing_headers_that_disagree_are_32020(body: dict, headers: Any) -> None:
+    with pytest.raises(p.RpcFailure) as exc:
+        p.check_routing_headers(_msg(body), CIMultiDict(headers))
+    assert exc.value.code == p.HEADER_MISMATCH and exc.value.status == 400
+
+
+@pytest.mark.parametrize(("value", "encoded"), [
+    ("echo", "echo"), ("file:///a b", "file:///a b"), ("naïve", "=?base64?bmHDr3Zl?="),
+    (" lead", "=?base64?IGxlYWQ=?="), ("=?x", "=?base64?PT94?="), ("a\nb", "=?base64?YQpi?="),
+])
+def test_rebuilt_routing_headers(value: str, encoded: str) -> None:
+    assert p.encode_header(value) == encoded
+    assert p.decode_header(encoded) == value
+    msg = _msg({"id": 1, "method": "prompts/get", "params": {"name": value}})
+    assert p.routing_headers(msg) == {"Mcp-Method": "prompts/get", "Mcp-Name": encoded}
+    assert p.routing_headers(_msg({"id": 1, "method": "tools/list"})) == {"Mcp-Method": "tools/list"}

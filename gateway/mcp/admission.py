@@ -1,0 +1,104 @@
+"""Which items of a backend's catalog the gateway can represent; the rest are left out.
+
+A backend is not trusted to name things well. A tool called `evil:tool` or `resource/fetch`
+cannot become a policy resource (`mcp:{server}:{tool}`: `:` separates segments, `resource/`
+names URIs); asking the PDP about it used to fail the whole search, and with it every user's
+tools/list. Such an item is left out of *that backend's* list (logged once, counted) and every
+other item is served.
+
+Rules (pure, `why_not`):
+  tools     — MCP 2025-11-25 tool-name guidance: 1–128 of `A-Z a-z 0-9 _ - .`;
+  prompts   — 1–128 printable ASCII characters, no `:` or `*`, no surrounding spaces;
+  resources — a URI in RFC 3986 normal form (uris.py): one the gateway could never decide on
+              would only be listed to be refused;
+  templates — the same, RFC 6570 expressions allowed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gateway.mcp import uris
+
+log = logging.getLogger(__name__)
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+# Printable ASCII without `:` (segment separator) and `*` (the policy glob), no edge spaces.
+PROMPT_NAME = re.compile(r"[\x21-\x29\x2b-\x39\x3b-\x7e](?:[\x20-\x29\x2b-\x39\x3b-\x7e]{0,126}[\x21-\x29\x2b-\x39\x3b-\x7e])?")
+# list method -> (result key, item key, what the item is)
+LISTS = {
+    "tools/list": ("tools", "name", "tool"),
+    "prompts/list": ("prompts", "name", "prompt"),
+    "resources/list": ("resources", "uri", "resource"),
+    "resources/templates/list": ("resourceTemplates", "uriTemplate", "template"),
+}
+_SEEN_MAX = 4096
+
+
+def why_not(kind: str, value: Any) -> str | None:
+    """Why an item named `value` cannot be represented, or None when it can."""
+    if not isinstance(value, str):
+        return "name is not a string"
+    if kind == "tool":
+        return None if TOOL_NAME.fullmatch(value) else "tool name is not 1-128 of A-Z a-z 0-9 _ - ."
+    if kind == "prompt":
+        return None if PROMPT_NAME.fullmatch(value) else "prompt name is not 1-128 printable ASCII characters without ':' or '*'"
+    if kind in ("resource", "template"):
+        return uris.refusal(value, template=kind == "template")
+    return f"unknown item kind {kind!r}"
+
+
+def split(method: str, items: list[Any]) -> tuple[list[Any], list[tuple[str, str]]]:
+    """(items kept, [(item's printable name, reason)] left out) of one list page."""
+    _, key, kind = LISTS[method]
+    kept: list[Any] = []
+    dropped: list[tuple[str, str]] = []
+    for item in items:
+        value = item.get(key) if isinstance(item, dict) else None
+        reason = why_not(kind, value) if isinstance(item, dict) else "item is not an object"
+        if reason is None:
+            kept.append(item)
+        else:
+            dropped.append((ascii(value)[:200], reason))
+    return kept, dropped
+
+
+class CatalogGuard:
+    """Applies `split` to list results; logs each dropped item once and counts every drop."""
+
+    def __init__(self, counter: Any = None) -> None:
+        self.counter = counter  # a prometheus Counter labelled (server, kind), or None
+        self._seen: set[tuple[str, str, str]] = set()
+
+    def result(self, server: str, method: str, result: Mapping[str, Any]) -> dict[str, Any]:
+        """`result` (a list method's result) with the items that cannot be represented left out."""
+        key, _, kind = LISTS[method]
+        items = result.get(key)
+        if not isinstance(items, list):
+            return dict(result)
+        kept, dropped = split(method, items)
+        if not dropped:
+            return dict(result)
+        for name, reason in dropped:
+            self._note(server, kind, name, reason)
+        return {**result, key: kept}
+
+    def _note(self, server: str, kind: str, name: str, reason: str) -> None:
+        if self.counter is not None:
+            self.counter.labels(server, kind).inc()
+        seen = (server, kind, name)
+        if seen in self._seen:
+            return
+        if len(self._seen) >= _SEEN_MAX:
+            self._seen.clear()  # bounded: a backend inventing names forever logs again, never grows memory
+        self._seen.add(seen)
+        log.warning("backend %s item left out of its catalog: %s", kind, reason,
+                    extra={"server": server, "item": name, "kind": kind})
+
+
+def as_filter(guard: CatalogGuard) -> Callable[[str, str, Mapping[str, Any]], dict[str, Any]]:
+    """The guard as the upstream pool's list-result filter."""
+    return guard.result
