@@ -44,11 +44,11 @@ def install(
         # 5. Duplicated security headers (two Authorization, two Mcp-Session-Id) and oversized
         #    ones are refused before anything reads them, so no later step can pick "the first".
         headers_middleware(max_header_bytes),
-        # 6. Browser guard (CSRF, DNS rebinding): a foreign Origin or a non-JSON state-changing
+        # 6. Oversized bodies are refused before any work (and before token validation).
+        body_limit_middleware(max_body_bytes),
+        # 7. Browser guard (CSRF, DNS rebinding): a foreign Origin or a non-JSON state-changing
         #    REST request stops here, before the token is looked at and in no-auth mode too.
         browser_middleware(allowed_origins),
-        # 7. Oversized bodies are refused before any work (and before token validation).
-        body_limit_middleware(max_body_bytes),
         # 8. Authentication last before the handler: no handler runs without a principal.
         auth_middleware(dev_principal, gateway_metrics),
     ]

@@ -6,8 +6,9 @@ tool. Two rules close it:
 1. `Origin`, when present, must be allowlisted (`mcp_allowed_origins`) or, with an empty list,
    the loopback host the request was addressed to (the rule `/mcp` has always applied). A request
    without `Origin` but marked `Sec-Fetch-Site: cross-site`/`same-site` that changes state is refused too.
-2. A state-changing REST request must declare a JSON body (`application/json` or `+json`); a
-   browser cannot send that cross-origin without a CORS preflight, which the gateway never grants.
+2. A state-changing REST request with a body must declare it JSON (`application/json` or
+   `+json`); an empty one may not carry a form type (text/plain, urlencoded, multipart). A
+   browser cannot send JSON cross-origin without a CORS preflight, which the gateway never grants.
    The MCP endpoints check their own Content-Type (415, JSON-RPC body).
 Non-browser clients send no Origin and JSON bodies, so they are unaffected.
 """
@@ -26,6 +27,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CROSS_SITE = frozenset({"cross-site", "same-site"})
+# Content types a page may POST cross-origin without a preflight (the Fetch standard's list).
+CORS_SAFELISTED = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 def json_content_type(value: str | None) -> bool:
@@ -38,6 +41,7 @@ def json_content_type(value: str | None) -> bool:
 
 def browser_problem(
     method: str, path: str, headers: Mapping[str, str], allowed: Sequence[str], host: str | None,
+    *, has_body: bool = True,
 ) -> tuple[int, str, str] | None:
     """(status, code, message) when a request looks like a cross-site browser request, else None."""
     origin = headers.get(hdrs.ORIGIN)
@@ -46,9 +50,17 @@ def browser_problem(
     changes_state = method not in SAFE_METHODS
     if origin is None and changes_state and (headers.get("Sec-Fetch-Site") or "").lower() in CROSS_SITE:
         return 403, "origin_not_allowed", "cross-site request without an allowed Origin"
-    if changes_state and not is_mcp_path(path) and not json_content_type(headers.get(hdrs.CONTENT_TYPE)):
+    if changes_state and not is_mcp_path(path) and not json_body(headers.get(hdrs.CONTENT_TYPE), has_body):
         return 415, "unsupported_media_type", "Content-Type must be application/json"
     return None
+
+
+def json_body(content_type: str | None, has_body: bool) -> bool:
+    """A JSON body; an empty one may carry any type but those a form can send (refused, body or not)."""
+    if has_body:
+        return json_content_type(content_type)
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media not in CORS_SAFELISTED
 
 
 def browser_middleware(allowed_origins: Sequence[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -61,7 +73,12 @@ def browser_middleware(allowed_origins: Sequence[str]) -> Callable[..., Awaitabl
         if not request.path.startswith(WELL_KNOWN):
             # request.host is read lazily: it is only needed to judge an Origin.
             host = request.host if request.headers.get(hdrs.ORIGIN) is not None else None
-            problem = browser_problem(request.method, request.path, request.headers, allowed, host)
+            # An unknown route keeps its 404 (the content-type rule is about routes that act).
+            routed = request.match_info.http_exception is None
+            problem = browser_problem(
+                request.method, request.path if routed else "/mcp", request.headers, allowed, host,
+                has_body=request.body_exists,
+            )
             if problem is not None:
                 return refuse(request, *problem)
         return await handler(request)
