@@ -15,9 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.mcp import catalog, enforce, naming
+from gateway.keys import POLICY, SERVERS
+from gateway.mcp import catalog, enforce, naming, protocol
 from gateway.mcp.endpoint import principal
-from shared.authzen import Decision
+from gateway.mcp.protocol import RpcFailure
+from gateway.routes.common import audit
+from shared.authzen import Decision, server_resource
 
 
 def spelled_name(public: str) -> tuple[str, str] | None:
@@ -51,3 +54,23 @@ async def visible_names(
     pairs = [(s, n) for s, names in names_by_server.items() for n in names]
     allowed = await enforce.allowed_items(request, principal(request), list_method, pairs)
     return {s: [n for n in names if (s, n) in allowed] for s, names in names_by_server.items()}
+
+
+UNKNOWN_SERVER = "unknown or disabled MCP server '{}'"
+
+
+async def visible_server(request: web.Request) -> Any:
+    """The passthrough's enabled server, once the PDP lets the caller see it (`list_tools` on it).
+
+    Asked before the registry, so an unknown, a disabled and a forbidden server all get the same
+    404 JSON-RPC error (and a forbidden one is audited as the denial it is).
+    """
+    name = request.match_info["name"]
+    decision = await request.app[POLICY].check(principal(request), "list_tools", server_resource(name))
+    server = request.app[SERVERS].get(name)
+    if not decision.allowed:
+        info = audit(request)
+        info.mcp_server, info.decision, info.denied = name, decision, True
+    if server is None or not decision.allowed:
+        raise RpcFailure(protocol.INVALID_PARAMS, UNKNOWN_SERVER.format(name), status=404)
+    return server
