@@ -131,3 +131,19 @@ def test_no_auth_listens_on_loopback_unless_overridden(host: str) -> None:
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
 def test_no_auth_on_loopback_needs_no_override(host: str) -> None:
     assert load({"MCPGW_GATEWAY_HOST": host}, no_auth=True).auth_off
+
+
+def test_remote_no_auth_is_a_flag_and_loud_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    import argparse
+
+    from gateway.app import create_app
+    from gateway.cli import add_serve_arguments, overrides
+
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args(["--no-auth", "--no-auth-allow-remote", "--host", "0.0.0.0"])
+    s = load_gateway_settings(environ={}, dotenv=None, overrides=overrides(args))
+    assert s.auth_off and s.no_auth_allow_remote
+    with caplog.at_level("WARNING"):
+        create_app(s)
+    assert any("EXPOSED BEYOND LOOPBACK" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
