@@ -135,7 +135,7 @@ async def run_broadcast(
     The batch covers every server the caller named, else every enabled server, before tags, tool
     hints or probes are looked at: so neither the answer nor its summary depends on servers the
     caller may not use (named ones are answered "denied: …" whether they exist or not; unnamed
-    ones are left out). Nothing permitted at all is a 403, whatever exists.
+    ones are left out). Nothing permitted among unnamed servers is a 403, whatever exists.
     """
     settings = request.app[SETTINGS]
     # One snapshot for the whole broadcast: a reload while we await must not make a planned
@@ -151,13 +151,16 @@ async def run_broadcast(
     )
     permitted, denied = broadcast.split_by_decision(candidates, [d.allowed for d in decisions],
                                                     [d.reason for d in decisions])
-    if not permitted:
+    if not permitted and not names:
         info.decision, info.denied = _first_denial(decisions), True
         info.note(denied=sorted(denied))
         request.app[METRICS].broadcast_denied.inc(len(denied))
         raise c.denial(info.decision, f"not permitted to invoke '{tool}' on any server")
     visible = {n: servers[n] for n in permitted if n in servers}
-    plan = broadcast.plan_targets(visible if not names else servers, tool, permitted if names else None, tags)
+    if names:  # named: each answered on its own ("denied: …" whether it exists or not)
+        plan = broadcast.plan_targets(servers, tool, permitted, tags) if permitted else broadcast.Plan()
+    else:
+        plan = broadcast.plan_targets(visible, tool, None, tags)
     _check_fanout(len(plan.targets), settings.broadcast_max_targets)
     found: list[str] = []
     unlisted: dict[str, str] = {}

@@ -111,11 +111,14 @@ async def test_pdp_down_denies_and_forwards_nothing(tmp_path: Path, pg_dsn: str,
         dead_url = f"http://127.0.0.1:{dead.getsockname()[1]}"
     async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url}},
                              env={"MCPGW_GATEWAY_PDP_URL": dead_url, "MCPGW_GATEWAY_PDP_TIMEOUT": "0.5"}) as stack:
-        sid = await initialize(stack, "/servers/alpha/mcp")
         mcp_backend.clear()
-        call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
-        status, answer, _ = await rpc(stack, "/servers/alpha/mcp", call, headers=session_headers(sid))
+        # The passthrough asks the PDP whether the caller may see the server before anything else.
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        status, answer, _ = await rpc(stack, "/servers/alpha/mcp", init)
         assert status == 503 and "fail closed" in answer["error"]["message"]
+        assert mcp_backend.methods() == []
+        call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
         status, answer, _ = await rpc(stack, "/mcp", {**call, "params": {**call["params"], "name": "alpha__echo"}},
                                       headers=session_headers(await initialize(stack, "/mcp")))
         assert status == 503
