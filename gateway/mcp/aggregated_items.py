@@ -91,6 +91,12 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
     else:
         return empty
     if found is None:
+        # Decided as the name it spells, as prompts/get and resources/read are: a forbidden and a
+        # missing target answer alike.
+        spelled = unseen.spelled_name(ref["name"]) if method == "prompts/get" else unseen.spelled_uri(ref["uri"])
+        refused = await unseen.decide_spelled(request, method, spelled, {})
+        if refused is not None:
+            raise denied(msg, refused, "handshake")
         return empty
     server, name = found
     # Completing a prompt's arguments reveals about as much as the prompt: same permission.

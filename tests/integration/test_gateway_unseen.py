@@ -17,7 +17,7 @@ import pytest
 
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory, mcp_backend_json  # noqa: F401
 from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import ACCEPT, META, modern_headers, rpc
+from tests.integration.mcp_helpers import ACCEPT, META, initialize, modern_headers, rpc, session_headers
 from tests.integration.test_gateway_rest import audit_rows
 
 NOBODY, DEV = "nobody@example.com", "dev@example.com"
@@ -121,3 +121,25 @@ async def test_passthrough_to_unknown_and_forbidden_server_alike(stack: Stack, p
     # A caller who may see the server still reaches it.
     status, answer, _ = await rpc(stack, "/servers/alpha/mcp", init, subject="admin@example.com")
     assert status == 200 and answer["result"]["protocolVersion"] == "2025-11-25"
+
+
+@pytest.mark.parametrize(
+    ("method", "params_of"),
+    [
+        ("resources/subscribe", lambda target: {"uri": f"mcpgw://{target}/note://x"}),
+        ("resources/unsubscribe", lambda target: {"uri": f"mcpgw://{target}/note://x"}),
+        ("completion/complete", lambda target: {"ref": {"type": "ref/prompt", "name": f"{target}__p"},
+                                                "argument": {"name": "a", "value": ""}}),
+        ("completion/complete", lambda target: {"ref": {"type": "ref/resource", "uri": f"mcpgw://{target}/r://{{x}}"},
+                                                "argument": {"name": "x", "value": ""}}),
+    ],
+)
+async def test_mcp_session_methods_answer_alike(stack: Stack, method: str, params_of: Any) -> None:
+    sid = await initialize(stack, "/mcp", subject=NOBODY)
+    answers = []
+    for target in ("alpha", "ghost"):
+        body = {"jsonrpc": "2.0", "id": 9, "method": method, "params": params_of(target)}
+        answers.append(await rpc(stack, "/mcp", body, subject=NOBODY, headers=session_headers(sid)))
+    same(answers[0][:2], answers[1][:2], ("alpha", "ghost"))
+    if method != "resources/unsubscribe":
+        assert answers[0][1]["error"]["code"] == -32003, answers[0]
