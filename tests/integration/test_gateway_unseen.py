@@ -17,7 +17,14 @@ import pytest
 
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory, mcp_backend_json  # noqa: F401
 from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import ACCEPT, META, initialize, modern_headers, rpc, session_headers
+from tests.integration.mcp_helpers import (
+    ACCEPT,
+    META,
+    initialize,
+    modern_headers,
+    rpc,
+    session_headers,
+)
 from tests.integration.test_gateway_rest import audit_rows
 
 NOBODY, DEV = "nobody@example.com", "dev@example.com"
