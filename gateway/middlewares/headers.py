@@ -77,7 +77,8 @@ def server_limits(max_header_bytes: int) -> dict[str, Any]:
     """aiohttp handler_args: parser limits above ours (so our 431 answers the band in between),
     and a logger whose parser-error records never carry header bytes."""
     ceiling = max(max_header_bytes * PARSER_CEILING_FACTOR, 8190)
-    return {"max_field_size": ceiling, "max_line_size": ceiling, "logger": PARSER_LOG}
+    # max_line_size (the request line: method, URL) keeps aiohttp's default: only fields grow.
+    return {"max_field_size": ceiling, "logger": PARSER_LOG}
 
 
 def headers_middleware(max_header_bytes: int) -> Callable[..., Awaitable[web.StreamResponse]]:

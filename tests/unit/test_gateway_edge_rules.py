@@ -35,7 +35,7 @@ def test_oversized_names_the_header_not_its_value() -> None:
     assert oversized([(b"Accept", b"x" * 10), (b"Authorization", b"t" * 101)], 100) == ("Authorization", 101)
     assert oversized([(b"Authorization", b"t" * 100)], 100) is None
     limits = server_limits(16_384)
-    assert limits["max_field_size"] == limits["max_line_size"] == 65_536
+    assert limits["max_field_size"] == 65_536 and "max_line_size" not in limits
 
 
 @pytest.mark.parametrize(
