@@ -148,7 +148,8 @@ async def start_gateway(
     prefix = ["-m", "cProfile", "-o", cprofile] if cprofile else []
     proc = procs.spawn(
         [*prefix, "-m", "gateway", "--port", str(port), *argv],
-        {**env, "PYTHONPATH": str(root)},
+        # With auth on outside development the gateway needs its public URL (OAuth metadata).
+        {**env, "MCPGW_GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}", "PYTHONPATH": str(root)},
         Path(env["MCPGW_DATA_DIR"]).parent,  # not ROOT: its .env must not leak in
     )
     return proc, f"http://127.0.0.1:{port}"

@@ -258,7 +258,8 @@ async def run(args: argparse.Namespace) -> None:
             gw = procs.spawn(["-m", "gateway", "--port", str(gw_port), "--servers", str(servers),
                          "--pdp-url", f"http://127.0.0.1:{pdp_port}", "--issuer", issuer.issuer, "--audience", AUDIENCE],
                         {"DATABASE_URL": bench_dsn, "MCPGW_DATA_DIR": str(tmp / "gw"), "AUDIT_LOG_FILE": str(tmp / "audit.jsonl"),
-                         "MCPGW_GATEWAY_DECISION_CACHE_TTL": "3600", "MCPGW_LOG_LEVEL": "WARNING"}, tmp)
+                         "MCPGW_GATEWAY_DECISION_CACHE_TTL": "3600", "MCPGW_LOG_LEVEL": "WARNING",
+                         "MCPGW_GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{gw_port}"}, tmp)
             gw_url = f"http://127.0.0.1:{gw_port}"
             await bg.wait_http(session, gw_url + "/health")
             token = issuer.mint(SUBJECT, username=SUBJECT, audience=AUDIENCE, expires_in=7200)

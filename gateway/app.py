@@ -42,11 +42,20 @@ DEV_MODE_WARNING = (
     "development subject %r with roles %s. Never run this way outside development."
 )
 
+REMOTE_NO_AUTH_WARNING = (
+    "NO-AUTH MODE IS EXPOSED BEYOND LOOPBACK (MCPGW_GATEWAY_NO_AUTH_ALLOW_REMOTE=true, host %r): "
+    "anyone who can reach this port acts as the development subject."
+)
+
 
 def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway application from validated settings."""
     # client_max_size caps bodies without a Content-Length (chunked) while they are read.
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    # handler_args: aiohttp's header parser limits (above our documented max_header_bytes, which
+    # the headers middleware enforces with a JSON 431) and a logger that never quotes header bytes.
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, handler_args=middlewares.server_limits(settings.max_header_bytes),
+    )
     registry = CollectorRegistry()
     app[REGISTRY] = registry
     app[SETTINGS] = settings
@@ -59,6 +68,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
         dev = dev_principal(tuple(settings.dev_roles))
         log.warning(DEV_MODE_WARNING, dev.subject, list(dev.roles))
+        if settings.no_auth_allow_remote:
+            log.warning(REMOTE_NO_AUTH_WARNING, settings.host)
 
     middlewares.install(
         app,
@@ -66,6 +77,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
         gateway_metrics=gateway_metrics,
         dev_principal=dev,
         max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        allowed_origins=settings.mcp_allowed_origins,
     )
     app.cleanup_ctx.append(session_ctx)
     # The pool serves the audit sink and the LISTEN connections (policy changes, session

@@ -29,13 +29,18 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-auth", action="store_true", default=None,
         help="DEVELOPMENT ONLY: accept every request as the fixed subject 'dev' (no admin rights)",
     )
+    parser.add_argument(
+        "--no-auth-allow-remote", action="store_true", default=None,
+        help="DEVELOPMENT ONLY: let --no-auth listen beyond loopback (logged loudly at start)",
+    )
     parser.add_argument("--config", type=Path, help="YAML file with settings (lowest precedence)")
     parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Settings given on the command line (None = not given)."""
-    names = ("host", "port", "servers_file", "pdp_url", "issuer", "jwks_url", "audience", "no_auth", "log_level")
+    names = ("host", "port", "servers_file", "pdp_url", "issuer", "jwks_url", "audience", "no_auth",
+             "no_auth_allow_remote", "log_level")
     return {name: getattr(args, name, None) for name in names}
 
 

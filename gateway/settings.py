@@ -10,6 +10,7 @@ which also runs the cross-field checks and lists every problem at once.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,10 @@ def _algorithms(values: list[str]) -> str | None:
 class GatewaySettings(CommonSettings):
     """Everything `mcpgw gateway serve` can be told."""
 
+    environment: str = setting(
+        "production", choices=("production", "development"),
+        help="development relaxes production-only requirements (public_url); never use it exposed",
+    )
     host: str = setting("127.0.0.1", help="Listen address (0.0.0.0 to accept remote agents)")
     port: int = setting(8000, check=_port, help="Listen port")
     servers_file: Path = setting(
@@ -67,6 +72,13 @@ class GatewaySettings(CommonSettings):
     auth_enabled: bool = setting(True, aliases=("AUTH_ENABLED",), help="false = same as --no-auth")
     no_auth: bool = setting(False, help="Development only: no token check, fixed dev subject")
     dev_roles: list[str] = setting([], help="Roles given to the dev subject in no-auth mode (none by default)")
+    no_auth_allow_remote: bool = setting(
+        False, help="No-auth mode on a non-loopback host (refused otherwise); anyone who reaches it is the dev subject",
+    )
+    admin_roles: list[str] = setting(["admin"], help="Token roles that may read introspection endpoints (/config)")
+    max_header_bytes: int = setting(
+        16_384, check=_positive, help="Largest accepted request header value, e.g. a bearer token (431 above)",
+    )
     issuer: str | None = setting(None, help="OIDC issuer URL (discovery finds the JWKS)")
     keycloak_url: str | None = setting(None, env="KEYCLOAK_URL", help="Legacy: Keycloak base URL (+ realm → issuer)")
     keycloak_realm: str | None = setting(None, env="KEYCLOAK_REALM", help="Legacy: Keycloak realm name")
@@ -90,12 +102,16 @@ class GatewaySettings(CommonSettings):
     broadcast_deadline: float = setting(30.0, check=_positive, help="Overall seconds for one broadcast")
     broadcast_max_targets: int = setting(64, check=_positive, help="Most servers one broadcast may call")
     # MCP endpoints (/mcp, /servers/{name}/mcp) — see docs/mcp.md.
-    public_url: str | None = setting(None, help="External base URL of the gateway (OAuth resource metadata)")
+    public_url: str | None = setting(
+        None, help="External base URL of the gateway (OAuth resource metadata); required with auth outside development",
+    )
     mcp_session_secret: Secret | None = setting(
         None, secret=True, help="Key sealing MCP session ids; share it between replicas (unset = per process)"
     )
     mcp_session_ttl: float = setting(86_400.0, check=_positive, help="Seconds an MCP session id stays valid")
-    mcp_allowed_origins: list[str] = setting([], help="Browser Origins allowed on MCP endpoints (403 others)")
+    mcp_allowed_origins: list[str] = setting(
+        [], help="Browser Origins allowed on every route, REST and MCP (403 others; empty = same loopback host only)",
+    )
     mcp_broadcast: bool = setting(True, help="List tools offered by several servers unprefixed on /mcp")
     mcp_page_size: int = setting(100, check=_positive, help="Items per page of aggregated MCP lists")
     mcp_required_scopes: list[str] = setting([], help="OAuth scopes a token needs for the MCP endpoints")
@@ -118,6 +134,17 @@ def _http_url(value: str | None) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
+def is_loopback(host: str) -> bool:
+    """True for a listen address only this machine can reach."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def finalize(settings: GatewaySettings) -> GatewaySettings:
     """Derive legacy values (Keycloak issuer, no-auth) and check cross-field rules; list all errors."""
     errors: list[str] = []
@@ -132,7 +159,17 @@ def finalize(settings: GatewaySettings) -> GatewaySettings:
     if settings.auth_off:
         changes["no_auth"] = True
         changes["auth_enabled"] = False
+        if not is_loopback(settings.host) and not settings.no_auth_allow_remote:
+            errors.append(
+                f"host ({PREFIX}HOST): no-auth mode listens on loopback only; set {PREFIX}NO_AUTH_ALLOW_REMOTE=true "
+                "to expose an unauthenticated gateway anyway"
+            )
     else:
+        if settings.environment != "development" and not settings.public_url:
+            errors.append(
+                f"public_url ({PREFIX}PUBLIC_URL): required when auth is enabled outside development "
+                f"({PREFIX}ENVIRONMENT=development); the OAuth metadata must not echo the Host header"
+            )
         if not issuer and not settings.jwks_url:
             errors.append(
                 f"issuer ({PREFIX}ISSUER): auth is enabled, so an issuer or a JWKS URL "
@@ -140,7 +177,7 @@ def finalize(settings: GatewaySettings) -> GatewaySettings:
             )
         if not settings.audience:
             errors.append(f"audience ({PREFIX}AUDIENCE): required when auth is enabled")
-    for name, value in (("issuer", issuer), ("jwks_url", settings.jwks_url)):
+    for name, value in (("issuer", issuer), ("jwks_url", settings.jwks_url), ("public_url", settings.public_url)):
         if value and not _http_url(value):
             errors.append(f"{name} ({PREFIX}{name.upper()}): must be an http(s) URL")
     if not _http_url(settings.pdp_url):

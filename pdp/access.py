@@ -35,6 +35,8 @@ def access_middleware(settings: PdpSettings) -> Callable[..., Awaitable[web.Stre
             if not is_loopback(request.remote):
                 return error_response(403, "forbidden", "sidecar mode: decisions are served to loopback callers only")
             return await handler(request)
+        if len(request.headers.getall("Authorization", [])) > 1:
+            return error_response(400, "bad_request", "more than one Authorization header")
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
         if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):

@@ -18,7 +18,7 @@ from pdp.policy import PolicyInvalid, compile_policy, parse_policy
 from pdp.policy.native import parse_native
 from pdp.policy.validate import TOP_KEYS
 from shared.audit import AuditEvent
-from shared.auth import AuthError, Principal
+from shared.auth import AuthError, Principal, authorization_header
 from shared.jsonutil import dumps_str, error_response, json_response, read_json
 from shared.keys import AUDIT, DB_POOL
 
@@ -30,9 +30,10 @@ async def _admin(request: web.Request) -> Principal:
     if ADMIN_AUTH not in request.app:
         raise _error(404, "admin_disabled", "the admin API is disabled (set MCPGW_PDP_ADMIN_ISSUER and _AUDIENCE)")
     try:
-        principal = await request.app[ADMIN_AUTH].authenticate(request.headers.get("Authorization"))
+        principal = await request.app[ADMIN_AUTH].authenticate(authorization_header(request.headers))
     except AuthError as exc:
-        raise _error(401, "unauthorized", str(exc)) from None
+        # 400 for a malformed request (two Authorization headers); 401 for everything else.
+        raise _error(400 if exc.status == 400 else 401, "unauthorized", str(exc)) from None
     if not set(principal.roles) & set(settings.admin_roles):
         raise _error(403, "forbidden", f"requires one of the roles: {', '.join(settings.admin_roles)}")
     return principal

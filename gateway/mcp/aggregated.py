@@ -28,6 +28,7 @@ from gateway.mcp import (
     naming,
     protocol,
     sse,
+    unseen,
     watched,
 )
 from gateway.mcp.aggregated_common import on_error, result_or_error, servers_of
@@ -199,12 +200,18 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
         target = catalog.Target(simple[1], (simple[0],))
     else:
         names = {s: [t["name"] for t in tools] for s, tools in (await _tool_lists(request, state)).items()}
+        names = await unseen.visible_names(request, "tools/list", names)
         target = catalog.resolve_tool(public, names, state.broadcast)
     if target is None:
+        # Decided as the name it spells first: "unknown" only for a caller who may call it.
+        spelled = await unseen.decide_spelled(request, "tools/call", unseen.spelled_name(public),
+                                              {"name": public, "arguments": arguments})
+        if spelled is not None:
+            return enforce.denial("tools/call", msg.id, spelled, era)["result"]
         # The spec's protocol error for an unknown tool (a name no enabled backend offers).
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown tool: {public}", status=200)
     if target.broadcast:
-        return await _broadcast(request, state, target, arguments, servers)
+        return await _broadcast(request, state, target, arguments, servers, era)
     server = servers[target.servers[0]]
     params = {"name": target.tool, "arguments": arguments}
     decision = await enforce.check_call(request, principal(request), server.name, "tools/call", target.tool, params)
@@ -216,7 +223,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
 
 
 async def _broadcast(request: web.Request, state: McpState, target: catalog.Target, arguments: dict[str, Any],
-                     servers: dict[str, Any]) -> dict[str, Any]:
+                     servers: dict[str, Any], era: protocol.Era) -> dict[str, Any]:
     info = audit(request)
     info.action, info.tool, info.parameters = "invoke_tool", target.tool, arguments
     from shared.authzen import tool_resource
@@ -228,6 +235,8 @@ async def _broadcast(request: web.Request, state: McpState, target: catalog.Targ
     info.note(targets=list(target.servers), denied=sorted(denied))
     if not call:
         info.denied, info.decision = True, decisions[0]
+        # One denial, as for a single target: the summary never names servers refused to the caller.
+        return enforce.denial("tools/call", None, decisions[0], era)["result"]
     pool = request.app[UPSTREAM]
 
     async def one(name: str) -> Any:
@@ -237,8 +246,7 @@ async def _broadcast(request: web.Request, state: McpState, target: catalog.Targ
     deadline = float(getattr(request.app[SETTINGS], "broadcast_deadline", 30.0))
     results, errors = await bc.run_calls(call, one, timeouts={n: servers[n].timeout for n in call},
                                          deadline=deadline, describe_error=_describe)
-    errors.update(denied)
-    return catalog.broadcast_result(target.tool, results, errors, len(target.servers))
+    return catalog.broadcast_result(target.tool, results, errors, len(call))
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, enforce, fanout, methods, naming, protocol
+from gateway.mcp import catalog, enforce, fanout, methods, naming, protocol, unseen
 from gateway.mcp.aggregated_common import denied, on_error, result_or_error, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
@@ -38,8 +38,13 @@ async def get_prompt(request: web.Request, state: McpState, msg: protocol.Messag
     if found is None:
         lists = await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers.values()),
                                           "prompts/list", on_error(state))
-        found = naming.resolve(public, {s: [p["name"] for p in items] for s, items in lists.items()})
+        names = {s: [p["name"] for p in items if isinstance(p.get("name"), str)] for s, items in lists.items()}
+        found = naming.resolve(public, await unseen.visible_names(request, "prompts/list", names))
     if found is None:
+        # Decided as the name it spells first: "unknown" only for a caller who may get it.
+        spelled = await unseen.decide_spelled(request, "prompts/get", unseen.spelled_name(public), {})
+        if spelled is not None:
+            raise denied(msg, spelled, era)
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown prompt: {public}")
     server, name = found
     params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "name": name}
@@ -54,6 +59,10 @@ async def read_resource(request: web.Request, state: McpState, msg: protocol.Mes
     servers = {s.name: s for s in servers_of(request)}
     found = catalog.unwrap_uri(uri, servers)
     if found is None:
+        # Decided as the server it spells first: "not found" only for a caller who may read it.
+        spelled = await unseen.decide_spelled(request, "resources/read", unseen.spelled_uri(uri), {})
+        if spelled is not None:
+            raise denied(msg, spelled, era)
         raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
     server, original = found
     methods.target({"uri": original}, "uri", uri=True)  # decided and forwarded only in normal form
@@ -83,6 +92,12 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
     else:
         return empty
     if found is None:
+        # Decided as the name it spells, as prompts/get and resources/read are: a forbidden and a
+        # missing target answer alike.
+        spelled = unseen.spelled_name(ref["name"]) if method == "prompts/get" else unseen.spelled_uri(ref["uri"])
+        refused = await unseen.decide_spelled(request, method, spelled, {})
+        if refused is not None:
+            raise denied(msg, refused, "handshake")
         return empty
     server, name = found
     if method == "resources/read":

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, endpoint, enforce, methods, protocol, sse
+from gateway.mcp import catalog, endpoint, enforce, methods, protocol, sse, unseen
 from gateway.mcp.aggregated_common import denied, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
@@ -51,8 +51,16 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
     if era != "handshake":  # 2026-07-28 subscribes through subscriptions/listen
         raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {msg.method}")
     uri = enforce.target("resources/read", msg.params)
-    server, original = _locate(request, uri)
     session = endpoint.open_session(request, state, None)
+    if catalog.unwrap_uri(uri, {s.name for s in servers_of(request)}) is None and unseen.spelled_uri(uri):
+        # A server that does not exist answers as one the caller may not see (docs/security/edge.md):
+        # subscribe is decided on the name spelled, unsubscribe is the no-op it is for a stranger.
+        if msg.method == "resources/unsubscribe":
+            return {}
+        spelled = await unseen.decide_spelled(request, "resources/read", unseen.spelled_uri(uri), {})
+        if spelled is not None:
+            raise denied(msg, spelled, era)
+    server, original = _locate(request, uri)
     key = (principal(request).subject, session.sid)
     if msg.method == "resources/unsubscribe":
         await state.hub.unsubscribe(key, server.name, original)

@@ -32,6 +32,18 @@ def protected_resource_metadata(
     return doc
 
 
+def cache_headers(*, reflected: bool) -> dict[str, str]:
+    """Caching of the metadata: 300 s for a configured public URL; never cached when built from Host.
+
+    Without `public_url` (allowed in development and no-auth mode only, see settings.finalize)
+    the document names the Host the request came in on, so it varies by Host and no cache may
+    hand one caller's answer to another.
+    """
+    if reflected:
+        return {"Cache-Control": "no-store", "Vary": "Host"}
+    return {"Cache-Control": "max-age=300"}
+
+
 def challenge(
     metadata: str, *, error: str | None = None, description: str | None = None,
     scope: Sequence[str] = (),

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
-from gateway.mcp import endpoint, enforce, methods, protocol, relay
+from gateway.mcp import endpoint, enforce, methods, protocol, relay, unseen
 from gateway.mcp import passthrough_guard as guard
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
@@ -30,14 +30,6 @@ from gateway.upstream.client import read_capped
 log = logging.getLogger(__name__)
 ENDPOINT = "passthrough"
 LEGACY_ERA = "legacy"
-
-
-def _server(request: web.Request) -> Any:
-    name = request.match_info["name"]
-    server = request.app[SERVERS].get(name)
-    if server is None:
-        raise RpcFailure(protocol.INVALID_PARAMS, f"unknown or disabled MCP server '{name}'", status=404)
-    return server
 
 
 def _http(request: web.Request) -> aiohttp.ClientSession:
@@ -56,7 +48,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         endpoint.check_transport(request, state, post=True)
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
         rid = msg.id
-        server = _server(request)
+        server = await unseen.visible_server(request)
         era = protocol.detect_era(msg, request.headers)
         label = "response" if msg.kind == "response" else method_label(msg.method)
         state.metrics.message(ENDPOINT, label, era)
@@ -233,7 +225,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     try:
         endpoint.check_transport(request, state, post=False)
         endpoint.require_stream_session(request)
-        server = _server(request)
+        server = await unseen.visible_server(request)
         session = endpoint.open_session(request, state, server.name)
         state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
         if session.bridged:
@@ -258,7 +250,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
     audit(request).action = "mcp_session_end"
     try:
         endpoint.check_transport(request, state, post=False)
-        server = _server(request)
+        server = await unseen.visible_server(request)
         session = endpoint.open_session(request, state, server.name)
         status = 200
         if session.upstream_id and not session.bridged:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -11,11 +12,13 @@ from gateway.metrics import GatewayMetrics
 from gateway.middlewares.audit import audit_middleware
 from gateway.middlewares.auth import PUBLIC_PATHS, auth_middleware
 from gateway.middlewares.body_limit import body_limit_middleware
+from gateway.middlewares.browser import browser_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
+from gateway.middlewares.headers import headers_middleware, server_limits
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
-__all__ = ["PUBLIC_PATHS", "error_body", "install"]
+__all__ = ["PUBLIC_PATHS", "error_body", "install", "server_limits"]
 
 
 def install(
@@ -25,6 +28,8 @@ def install(
     gateway_metrics: GatewayMetrics,
     dev_principal: Any | None,
     max_body_bytes: int,
+    max_header_bytes: int,
+    allowed_origins: Sequence[str],
 ) -> None:
     """Install the middlewares, outermost first."""
     chain = [
@@ -36,9 +41,15 @@ def install(
         audit_middleware(),
         # 4. Errors: everything inside raises, this turns it into the JSON error body.
         errors_middleware(),
-        # 5. Oversized bodies are refused before any work (and before token validation).
+        # 5. Duplicated security headers (two Authorization, two Mcp-Session-Id) and oversized
+        #    ones are refused before anything reads them, so no later step can pick "the first".
+        headers_middleware(max_header_bytes),
+        # 6. Oversized bodies are refused before any work (and before token validation).
         body_limit_middleware(max_body_bytes),
-        # 6. Security last before the handler: no handler runs without a principal.
+        # 7. Browser guard (CSRF, DNS rebinding): a foreign Origin or a non-JSON state-changing
+        #    REST request stops here, before the token is looked at and in no-auth mode too.
+        browser_middleware(allowed_origins),
+        # 8. Authentication last before the handler: no handler runs without a principal.
         auth_middleware(dev_principal, gateway_metrics),
     ]
     app.middlewares.extend(chain)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from gateway.errors import auth_error
 from gateway.keys import AUTHENTICATOR, PRINCIPAL
@@ -27,7 +27,7 @@ def auth_middleware(
     dev_principal: Any | None, metrics: GatewayMetrics
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Set `request[PRINCIPAL]`: the fixed dev principal, else the app's Authenticator's answer."""
-    from shared.auth import AuthError
+    from shared.auth import AuthError, authorization_header
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -37,7 +37,7 @@ def auth_middleware(
             request[PRINCIPAL] = dev_principal
             return await handler(request)
         try:
-            principal = await request.app[AUTHENTICATOR].authenticate(request.headers.get(hdrs.AUTHORIZATION))
+            principal = await request.app[AUTHENTICATOR].authenticate(authorization_header(request.headers))
         except AuthError as exc:
             metrics.auth_failures.labels(exc.error).inc()
             err = auth_error(exc)

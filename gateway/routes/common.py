@@ -22,6 +22,19 @@ def principal(request: web.Request) -> Any:
     return request[PRINCIPAL]
 
 
+def is_admin(roles: Sequence[str], admin_roles: Sequence[str]) -> bool:
+    """True when the caller's token roles include one of the configured admin roles."""
+    return bool(set(roles) & set(admin_roles))
+
+
+def require_admin(request: web.Request, admin_roles: Sequence[str]) -> None:
+    """403 unless the caller holds an admin role (token roles, as the PDP admin API decides)."""
+    if not is_admin(principal(request).roles, admin_roles):
+        info = audit(request)
+        info.denied = True
+        raise Forbidden(f"requires one of the roles: {', '.join(admin_roles)}")
+
+
 def audit(request: web.Request) -> Any:
     """The request's AuditInfo, or a throwaway one when audit is off."""
     info = request.get(AUDIT_INFO)

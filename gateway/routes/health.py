@@ -83,9 +83,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/config")
 async def config(request: web.Request) -> web.Response:
-    """Effective settings with secrets masked; dev mode is shown plainly."""
+    """Effective settings with secrets masked; dev mode is shown plainly. Admin roles only."""
     c.audit(request).action = "get_config"
     settings = request.app[SETTINGS]
+    c.require_admin(request, settings.admin_roles)
     view = public_view(settings)
     view["auth_mode"] = "DEVELOPMENT (no authentication)" if settings.auth_off else "jwt"
     return json_response(view)

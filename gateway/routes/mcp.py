@@ -25,7 +25,7 @@ async def resource_metadata(request: web.Request) -> web.Response:
     doc = oauth_metadata.protected_resource_metadata(
         endpoint.base_url(request, state), suffix, state.authorization_servers, state.scopes_supported,
     )
-    return json_response(doc, headers={"Cache-Control": "max-age=300"})
+    return json_response(doc, headers=oauth_metadata.cache_headers(reflected=not state.public_url))
 
 
 def setup_mcp_routes(app: web.Application) -> None:

@@ -1,7 +1,8 @@
 """The REST API under /mcp (same request and response shapes as the gateway this replaces).
 
-Order inside every handler: validate input (400) → find the server (404) → ask the PDP (403/503)
-→ call the backend (502/504). Nothing reaches a backend before the PDP has said yes.
+Order inside every handler: validate input (400) → ask the PDP (403/503) → find the server (404)
+→ call the backend (502/504). Nothing reaches a backend before the PDP has said yes, and whether a
+server or tool exists is told only to a caller the PDP allows to use it (docs/security/edge.md).
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ async def server_info(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     info = c.audit(request)
     info.action, info.mcp_server = "server_info", name
+    # The PDP first: whether a server exists is told only to callers who may see it.
+    await c.authorize(request, "server_info", server_resource(name))
     known = request.app[SERVERS].servers.get(name)
     if known is None:
         raise NotFound(f"unknown MCP server '{name}'")
-    await c.authorize(request, "server_info", server_resource(name))
     body = c.server_summary(known)
     body.update(timeout=known.timeout, tools=list(known.tools), metadata=dict(known.metadata))
     body["auth_method"] = getattr(getattr(known, "auth", None), "method", "none")
@@ -58,8 +60,8 @@ async def list_tools(request: web.Request) -> web.Response:
     name = c.query_server(request)
     info = c.audit(request)
     info.action, info.mcp_server = "list_tools", name
-    server = c.enabled_server(request, name)
     await c.authorize(request, "list_tools", server_resource(name))
+    server = c.enabled_server(request, name)
     tools = await c.timed(request, name, "list_tools", request.app[UPSTREAM].list_tools(server.name))
     permitted = await invocable(request, {name: tools})
     tools = [t for t in tools if (name, t.get("name")) in permitted]
@@ -77,9 +79,10 @@ async def invoke(request: web.Request) -> web.Response:
     tool = c.field(body, "tool_name", str, required=True)
     arguments = c.field(body, "parameters", dict, default={})
     info.tool, info.parameters = tool, arguments
-    server = c.enabled_server(request, name)
     await c.authorize(request, "invoke_tool", tool_resource(name, tool), arguments)
-    # After the PDP, so a caller who may not call the tool cannot probe which tools exist.
+    # Only after the PDP, so a caller who may not call the tool cannot probe which servers
+    # and tools exist: a denial reads the same for a missing and an existing target.
+    server = c.enabled_server(request, name)
     pool = request.app[UPSTREAM]
     if pool.tool_absent(name, tool):
         raise NotFound(f"unknown tool '{tool}' on MCP server '{name}'")
@@ -127,47 +130,56 @@ async def run_broadcast(
     request: web.Request, tool: str, arguments: dict[str, Any],
     names: list[str] | None = None, tags: list[str] | None = None,
 ) -> tuple[list[str], dict[str, Any], dict[str, str]]:
-    """Plan, authorize (one batch), call concurrently; returns (all targets, results, errors)."""
+    """Authorize (one batch), plan among the permitted, call concurrently; (targets, results, errors).
+
+    The batch covers every server the caller named, else every enabled server, before tags, tool
+    hints or probes are looked at: so neither the answer nor its summary depends on servers the
+    caller may not use (named ones are answered "denied: …" whether they exist or not; unnamed
+    ones are left out). Nothing permitted among unnamed servers is a 403, whatever exists.
+    """
     settings = request.app[SETTINGS]
     # One snapshot for the whole broadcast: a reload while we await must not make a planned
     # target vanish from under us (KeyError → 500).
     servers = request.app[SERVERS].servers
     info = c.audit(request)
     ends = time.monotonic() + settings.broadcast_deadline  # probes and calls share one deadline
-    plan = broadcast.plan_targets(servers, tool, names, tags)
-    _check_fanout(len(plan.targets), settings.broadcast_max_targets)
-    if not plan.targets and not plan.to_probe and not plan.errors:
-        raise NotFound(f"no enabled MCP server offers tool '{tool}'")
-    # One batch decision before any backend is contacted: a server the caller may not call the
-    # tool on is not even asked for its tool list.
-    candidates = [*plan.targets, *plan.to_probe]
+    candidates = list(dict.fromkeys(names)) if names else [s.name for s in servers.values() if s.enabled]
+    if not candidates:
+        raise NotFound(f"no MCP server you may call offers tool '{tool}'")
     decisions = await c.authorize_many(
         request, [("invoke_tool", tool_resource(s, tool), arguments) for s in candidates]
     )
-    allowed, reasons = [d.allowed for d in decisions], [d.reason for d in decisions]
-    hinted = len(plan.targets)
-    call, denied = broadcast.split_by_decision(plan.targets, allowed[:hinted], reasons[:hinted])
-    probe, unprobed = broadcast.split_by_decision(plan.to_probe, allowed[hinted:], reasons[hinted:])
+    permitted, denied = broadcast.split_by_decision(candidates, [d.allowed for d in decisions],
+                                                    [d.reason for d in decisions])
+    if not permitted and not names:
+        info.decision, info.denied = _first_denial(decisions), True
+        info.note(denied=sorted(denied))
+        request.app[METRICS].broadcast_denied.inc(len(denied))
+        raise c.denial(info.decision, f"not permitted to invoke '{tool}' on any server")
+    visible = {n: servers[n] for n in permitted if n in servers}
+    if names:  # named: each answered on its own ("denied: …" whether it exists or not)
+        plan = broadcast.plan_targets(servers, tool, permitted, tags) if permitted else broadcast.Plan()
+    else:
+        plan = broadcast.plan_targets(visible, tool, None, tags)
+    _check_fanout(len(plan.targets), settings.broadcast_max_targets)
     found: list[str] = []
     unlisted: dict[str, str] = {}
-    if probe:
+    if plan.to_probe:
         # At most half the deadline goes to finding targets, so the calls keep time of their own.
-        listed = await list_many(request, probe, servers=servers, deadline=settings.broadcast_deadline / 2)
+        listed = await list_many(request, plan.to_probe, servers=servers, deadline=settings.broadcast_deadline / 2)
         names_by_server: dict[str, list[str] | BaseException] = {
             k: v if isinstance(v, BaseException) else [str(t.get("name")) for t in v] for k, v in listed.items()
         }
-        found, unlisted = broadcast.resolve_probes(probe, names_by_server, tool)
-        _check_fanout(hinted + len(found), settings.broadcast_max_targets)
-    if not (plan.targets or found or plan.errors or unlisted):
-        if not unprobed:
-            raise NotFound(f"no enabled MCP server offers tool '{tool}'")
-        # Nothing else to report: say "denied" rather than a misleading "no server offers it".
-        denied.update(unprobed)
-    call = [*call, *found]
+        found, unlisted = broadcast.resolve_probes(plan.to_probe, names_by_server, tool)
+        _check_fanout(len(plan.targets) + len(found), settings.broadcast_max_targets)
+    call = [*plan.targets, *found]
+    shown_denied = denied if names else {}  # a server the caller did not name is not mentioned
+    if not (call or plan.errors or unlisted or shown_denied):
+        raise NotFound(f"no MCP server you may call offers tool '{tool}'")
     metrics = request.app[METRICS]
     metrics.broadcast_fanout.observe(len(call))
-    if denied:
-        metrics.broadcast_denied.inc(len(denied))
+    if shown_denied:
+        metrics.broadcast_denied.inc(len(shown_denied))
     pool = request.app[UPSTREAM]
 
     async def one(name: str) -> Any:
@@ -178,12 +190,11 @@ async def run_broadcast(
     results, failures = await broadcast.run_calls(
         call, one, timeouts=timeouts, deadline=max(ends - time.monotonic(), 0.001), describe_error=_describe
     )
-    errors = {**plan.errors, **denied, **unlisted, **failures}
-    offered = [*plan.targets, *found]
-    targets = [*offered, *(n for n in errors if n not in offered)]
-    info.decision = _first_denial(decisions) if denied and not call else (decisions[0] if decisions else None)
-    info.denied = bool(denied) and not call and not unlisted
-    info.note(targets=offered, called=call, denied=sorted(denied), failed=sorted({**unlisted, **failures}))
+    errors = {**plan.errors, **shown_denied, **unlisted, **failures}
+    targets = [*call, *(n for n in errors if n not in call)]
+    info.decision = _first_denial(decisions) if shown_denied and not call else decisions[candidates.index(permitted[0])]
+    info.denied = bool(shown_denied) and not call and not unlisted and not plan.errors
+    info.note(targets=call, called=call, denied=sorted(denied), failed=sorted({**unlisted, **failures}))
     if not results and errors:
         info.error = "no target succeeded"
     return targets, results, errors

@@ -9,6 +9,7 @@ from shared.auth.authenticator import (
     AuthConfig,
     Authenticator,
     authenticator_ctx,
+    authorization_header,
     bearer_token,
     token_digest,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "JwksUnavailable",
     "Principal",
     "authenticator_ctx",
+    "authorization_header",
     "bearer_token",
     "check_registered_claims",
     "dev_principal",

@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -62,6 +63,18 @@ class AuthConfig:
 def token_digest(token: str) -> bytes:
     """Cache key for a token: its SHA-256, so the raw token is never held as a key or logged."""
     return hashlib.sha256(token.encode()).digest()
+
+
+def authorization_header(headers: Any) -> str | None:
+    """The one `Authorization` header of a request (a multidict); two or more are refused (400).
+
+    With two, "the first wins" in one component and "the last wins" in another lets a proxy and
+    the gateway disagree about who is calling.
+    """
+    values = headers.getall("Authorization", [])
+    if len(values) > 1:
+        raise AuthError(INVALID_REQUEST, "more than one Authorization header", status=400)
+    return values[0] if values else None
 
 
 def bearer_token(authorization_header: str | None) -> str:

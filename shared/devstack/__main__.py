@@ -95,7 +95,7 @@ async def main() -> None:
             *cli, "gateway", "serve", "--host", HOST, "--port", str(port("gateway")),
             "--servers", str(servers_file(backend_url)), "--pdp-url", pdp_url,
             "--issuer", issuer.issuer, "--audience", AUDIENCE,
-        ], env)
+        ], {**env, "MCPGW_GATEWAY_PUBLIC_URL": gateway_url})
         await wait_healthy(gateway_url + "/health", procs["gateway"], "gateway")
         token = issuer.mint("admin@example.com", ["admin"], AUDIENCE)
         print(banner(gateway_url, pdp_url, backend_url, issuer.issuer, token), flush=True)

@@ -192,6 +192,8 @@ async def gateway_stack(
                     "MCPGW_GATEWAY_AUDIENCE": AUDIENCE,
                     "MCPGW_GATEWAY_PDP_URL": pdp_url,
                     "MCPGW_GATEWAY_SERVERS_FILE": str(servers_file),
+                    # The port is known only once bound: the metadata names the request's Host.
+                    "MCPGW_GATEWAY_ENVIRONMENT": "development",
                     **(env or {}),
                 },
                 dotenv=None,

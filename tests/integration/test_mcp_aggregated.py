@@ -78,7 +78,7 @@ async def test_session_survives_a_replica_switch(stack: Stack, tmp_path: Path) -
     def replica(secret: str):
         # Another gateway process in all but name: same registry, PDP and issuer, its own state.
         return create_app(load_gateway_settings(environ={
-            "MCPGW_GATEWAY_ISSUER": stack.issuer.issuer, "MCPGW_GATEWAY_AUDIENCE": "mcpgw",
+            "MCPGW_GATEWAY_ISSUER": stack.issuer.issuer, "MCPGW_GATEWAY_AUDIENCE": "mcpgw", "MCPGW_GATEWAY_ENVIRONMENT": "development",
             "MCPGW_GATEWAY_PDP_URL": stack.pdp_url, "MCPGW_GATEWAY_SERVERS_FILE": str(stack.settings.servers_file),
             "MCPGW_AUDIT_POSTGRES": "false", "MCPGW_GATEWAY_MCP_SESSION_SECRET": secret,
         }, dotenv=None))

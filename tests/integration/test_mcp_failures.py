@@ -117,6 +117,7 @@ async def test_pdp_down_denies_and_forwards_nothing(tmp_path: Path, pg_dsn: str,
                    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
         status, answer, _ = await rpc(stack, "/servers/alpha/mcp", opening)
         assert status == 503 and "fail closed" in answer["error"]["message"]
+        assert mcp_backend.methods() == []
         call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
         status, answer, _ = await rpc(stack, "/servers/alpha/mcp", {**call, "params": {**call["params"], "_meta": META}},
                                       headers=modern_headers("tools/call", "echo"))

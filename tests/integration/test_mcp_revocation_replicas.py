@@ -34,7 +34,7 @@ async def stack(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> AsyncItera
 def replica(stack: Stack, tmp_path: Path, pg_dsn: str | None) -> web.Application:
     """Another gateway process in all but name: same secret, registry, PDP, issuer (and database)."""
     env = {
-        "MCPGW_GATEWAY_ISSUER": stack.issuer.issuer, "MCPGW_GATEWAY_AUDIENCE": "mcpgw",
+        "MCPGW_GATEWAY_ISSUER": stack.issuer.issuer, "MCPGW_GATEWAY_AUDIENCE": "mcpgw", "MCPGW_GATEWAY_ENVIRONMENT": "development",
         "MCPGW_GATEWAY_PDP_URL": stack.pdp_url, "MCPGW_GATEWAY_SERVERS_FILE": str(stack.settings.servers_file),
         "MCPGW_GATEWAY_MCP_SESSION_SECRET": SECRET, "MCPGW_DATA_DIR": str(tmp_path / "replica"),
         "AUDIT_LOG_FILE": str(tmp_path / "replica-audit.jsonl"),

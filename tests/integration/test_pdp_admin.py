@@ -45,6 +45,18 @@ async def test_admin_requires_admin_role(pair, oidc_issuer):  # noqa: F811
     assert [v["version"] for v in versions] == [1] and await _version(a) == "v1"
 
 
+async def test_two_authorization_headers_are_refused(pair, oidc_issuer):  # noqa: F811
+    """An admin token and a user token in one request: neither is used; 400, nothing changes."""
+    from multidict import CIMultiDict
+
+    a, _, auth = pair
+    user = "Bearer " + oidc_issuer.mint("bob", roles=["developer"])
+    for order in ((auth["Authorization"], user), (user, auth["Authorization"])):
+        headers = CIMultiDict([("Authorization", order[0]), ("Authorization", order[1])])
+        assert (await a.get(ADMIN, headers=headers)).status == 400
+        assert (await a.post(ADMIN + "/rollback", headers=headers)).status == 400
+
+
 async def test_activating_a_stored_version_that_no_longer_validates_is_422(pair):
     from shared.keys import DB_POOL
 

@@ -73,6 +73,13 @@ async def test_standalone_mode_requires_the_api_token(tmp_path, aiohttp_client):
     resp = await client.post(authzen.EVALUATION_PATH, json=body, headers={"Authorization": "Bearer s3cret-token"})
     assert resp.status == 200 and (await resp.json())["decision"] is True
     assert (await client.get("/healthz")).status == 200  # only /access/* is guarded
+    # The right token plus another: neither wins (a proxy and the PDP could disagree on which).
+    from multidict import CIMultiDict
+
+    for pair in (("Bearer s3cret-token", "Bearer wrong"), ("Bearer wrong", "Bearer s3cret-token")):
+        two = CIMultiDict([("Authorization", pair[0]), ("Authorization", pair[1])])
+        resp = await client.post(authzen.EVALUATION_PATH, json=body, headers=two)
+        assert resp.status == 400 and "s3cret" not in await resp.text()
 
 
 def _non_loopback_address() -> str | None:

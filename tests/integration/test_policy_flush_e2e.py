@@ -73,7 +73,7 @@ async def start_rig(tmp_path: Path, pg_dsn: str, backend: Backend, *, listener: 
             app = create_app(load_gateway_settings(environ={
                 "DATABASE_URL": pg_dsn, "MCPGW_DATA_DIR": str(tmp_path / "data"),
                 "AUDIT_LOG_FILE": str(tmp_path / "audit.jsonl"), "MCPGW_GATEWAY_ISSUER": issuer.issuer,
-                "MCPGW_GATEWAY_AUDIENCE": AUDIENCE, "MCPGW_GATEWAY_PDP_URL": pdp_url,
+                "MCPGW_GATEWAY_AUDIENCE": AUDIENCE, "MCPGW_GATEWAY_PDP_URL": pdp_url, "MCPGW_GATEWAY_ENVIRONMENT": "development",
                 "MCPGW_GATEWAY_SERVERS_FILE": str(servers), "MCPGW_GATEWAY_DECISION_CACHE_TTL": "60",
             }, dotenv=None))
             if not listener:

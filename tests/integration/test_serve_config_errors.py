@@ -35,7 +35,8 @@ def run_serve(service: str, env: dict[str, str], cwd) -> subprocess.CompletedPro
             ["port (MCPGW_GATEWAY_PORT)", "log_level (MCPGW_LOG_LEVEL)",
              "audit_batch_size (MCPGW_AUDIT_BATCH_SIZE)", "pdp_timeout (MCPGW_GATEWAY_PDP_TIMEOUT)",
              # cross-field problems are listed in the same run, not one restart later
-             "issuer (MCPGW_GATEWAY_ISSUER)", "audience (MCPGW_GATEWAY_AUDIENCE)"],
+             "issuer (MCPGW_GATEWAY_ISSUER)", "audience (MCPGW_GATEWAY_AUDIENCE)",
+             "public_url (MCPGW_GATEWAY_PUBLIC_URL)"],
         ),
         (
             "pdp",

@@ -76,7 +76,11 @@ def test_quick_start_fails_closed_without_an_issuer() -> None:
     env = {k: v for k, v in DOTENV.items() if "ISSUER" not in k and "AUDIENCE" not in k}
     with pytest.raises(SettingsError, match="issuer"):
         mcpgw_services(env)
-    assert mcpgw_services({**env, "MCPGW_GATEWAY_NO_AUTH": "true"})["gateway"][2].auth_off
+    # No-auth in a container (0.0.0.0) needs the explicit, logged override.
+    with pytest.raises(SettingsError, match="NO_AUTH_ALLOW_REMOTE"):
+        mcpgw_services({**env, "MCPGW_GATEWAY_NO_AUTH": "true"})
+    remote = {**env, "MCPGW_GATEWAY_NO_AUTH": "true", "MCPGW_GATEWAY_NO_AUTH_ALLOW_REMOTE": "true"}
+    assert mcpgw_services(remote)["gateway"][2].auth_off
 
 
 @pytest.mark.parametrize("missing", ["POSTGRES_PASSWORD", "MCPGW_PDP_API_TOKEN", "MCPGW_GATEWAY_MCP_SESSION_SECRET"])

@@ -71,7 +71,9 @@ def test_image_env_names_are_real_settings_and_load() -> None:
     known = set(setting_fields("gateway")) | set(setting_fields("pdp"))
     assert set(ours) <= known, set(ours) - known
     assert not [k for k in env if not (k in ours or k.startswith(("PYTHON", "PIP_")) or k == "PATH")]
-    gateway = effective_settings("gateway", parse_command(["gateway", "serve", "--no-auth"]), env)
+    gateway = effective_settings(
+        "gateway", parse_command(["gateway", "serve", "--no-auth"]), {**env, "MCPGW_GATEWAY_NO_AUTH_ALLOW_REMOTE": "true"},
+    )
     pdp = effective_settings("pdp", parse_command(["pdp", "serve"]), env)
     assert gateway.host == pdp.host == "0.0.0.0"
     assert str(gateway.data_dir) == str(pdp.data_dir) == "/var/lib/mcpgw"
@@ -79,7 +81,7 @@ def test_image_env_names_are_real_settings_and_load() -> None:
 
 def test_exposed_ports_are_the_service_defaults() -> None:
     [exposed] = [rest.split() for s, word, rest in dockerfile_instructions() if s == "runtime" and word == "EXPOSE"]
-    gateway = effective_settings("gateway", parse_command(["gateway", "serve", "--no-auth"]), {})
+    gateway = effective_settings("gateway", parse_command(["gateway", "serve", "--no-auth"]), {"MCPGW_GATEWAY_NO_AUTH_ALLOW_REMOTE": "true"})
     pdp = effective_settings("pdp", parse_command(["pdp", "serve"]), {})
     assert exposed == [str(gateway.port), str(pdp.port)]
 

@@ -9,11 +9,13 @@ import pytest
 from gateway.settings import load_gateway_settings
 from shared.settings import SettingsError, public_view
 
-AUTH = {"MCPGW_GATEWAY_ISSUER": "https://idp.example/realms/r", "MCPGW_GATEWAY_AUDIENCE": "mcpgw"}
+AUTH = {"MCPGW_GATEWAY_ISSUER": "https://idp.example/realms/r", "MCPGW_GATEWAY_AUDIENCE": "mcpgw",
+        "MCPGW_GATEWAY_PUBLIC_URL": "https://gw.example"}
+PUBLIC = {"MCPGW_GATEWAY_PUBLIC_URL": "https://gw.example"}
 
 
 def load(env: dict[str, str], **overrides: object):
-    return load_gateway_settings(environ=env, dotenv=None, overrides=overrides)
+    return load_gateway_settings(environ={**PUBLIC, **env}, dotenv=None, overrides=overrides)
 
 
 def test_defaults_with_auth() -> None:
@@ -103,3 +105,45 @@ def test_yaml_config_file_lowest_precedence(tmp_path: Path) -> None:
     cfg.write_text("prot: 7000\n")
     with pytest.raises(SettingsError, match="prot"):
         load_gateway_settings(environ=AUTH, dotenv=None, yaml_file=cfg)
+
+
+def test_public_url_is_required_with_auth_outside_development() -> None:
+    env = {k: v for k, v in AUTH.items() if k != "MCPGW_GATEWAY_PUBLIC_URL"}
+    with pytest.raises(SettingsError) as exc:
+        load_gateway_settings(environ=env, dotenv=None)
+    assert any(e.startswith("public_url (MCPGW_GATEWAY_PUBLIC_URL)") for e in exc.value.errors), exc.value.errors
+    dev = load_gateway_settings(environ={**env, "MCPGW_GATEWAY_ENVIRONMENT": "development"}, dotenv=None)
+    assert dev.public_url is None and dev.environment == "development"
+    assert load_gateway_settings(environ={}, dotenv=None, overrides={"no_auth": True}).public_url is None
+    with pytest.raises(SettingsError, match="public_url"):
+        load({**AUTH, "MCPGW_GATEWAY_PUBLIC_URL": "gw.example"})  # not an http(s) URL
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "gw.internal", ""])
+def test_no_auth_listens_on_loopback_unless_overridden(host: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        load({"MCPGW_GATEWAY_HOST": host}, no_auth=True)
+    assert any(e.startswith("host (MCPGW_GATEWAY_HOST)") and "NO_AUTH_ALLOW_REMOTE" in e for e in exc.value.errors)
+    s = load({"MCPGW_GATEWAY_HOST": host, "MCPGW_GATEWAY_NO_AUTH_ALLOW_REMOTE": "true"}, no_auth=True)
+    assert s.auth_off and s.host == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_no_auth_on_loopback_needs_no_override(host: str) -> None:
+    assert load({"MCPGW_GATEWAY_HOST": host}, no_auth=True).auth_off
+
+
+def test_remote_no_auth_is_a_flag_and_loud_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    import argparse
+
+    from gateway.app import create_app
+    from gateway.cli import add_serve_arguments, overrides
+
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args(["--no-auth", "--no-auth-allow-remote", "--host", "0.0.0.0"])
+    s = load_gateway_settings(environ={}, dotenv=None, overrides=overrides(args))
+    assert s.auth_off and s.no_auth_allow_remote
+    with caplog.at_level("WARNING"):
+        create_app(s)
+    assert any("EXPOSED BEYOND LOOPBACK" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)

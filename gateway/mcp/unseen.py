@@ -1,0 +1,76 @@
+""""Does not exist" and "you may not see it" answered alike on `/mcp` (docs/security/edge.md).
+
+The PDP decides on names, not on what exists, so asking it first about the name a caller sent
+gives the same answer for a missing and a forbidden target. A name no catalog resolves is
+decided as the `{server}__{name}` (or `mcpgw://{server}/{uri}`) it spells: a denial then reads
+exactly like the denial of an existing target; only a caller the PDP allows learns that it is
+unknown. Names are resolved only among the items the caller may use (the view its lists give),
+so an unprefixed or hash-shortened name of a hidden item is as unknown as a made-up one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from gateway.keys import POLICY, SERVERS
+from gateway.mcp import catalog, enforce, naming, protocol
+from gateway.mcp.endpoint import principal
+from gateway.mcp.protocol import RpcFailure
+from gateway.routes.common import audit
+from shared.authzen import Decision, server_resource
+
+
+def spelled_name(public: str) -> tuple[str, str] | None:
+    """(server, name) a prefixed public name spells, whether or not either exists."""
+    server, sep, name = public.partition(naming.SEPARATOR)
+    return (server, name) if sep and server and name else None
+
+
+def spelled_uri(uri: str) -> tuple[str, str] | None:
+    """(server, original URI) an aggregated URI spells, whether or not the server exists."""
+    if not uri.startswith(catalog.RESOURCE_SCHEME):
+        return None
+    server, sep, original = uri[len(catalog.RESOURCE_SCHEME):].partition("/")
+    return (server, original) if sep and server and original else None
+
+
+async def decide_spelled(
+    request: web.Request, method: str, spelled: tuple[str, str] | None, params: Mapping[str, Any],
+) -> Decision | None:
+    """The PDP's denial for an unresolved target's spelled name; None when allowed or unspelled."""
+    if spelled is None:
+        return None
+    decision = await enforce.check_call(request, principal(request), spelled[0], method, spelled[1], params)
+    return None if decision.allowed else decision
+
+
+async def visible_names(
+    request: web.Request, list_method: str, names_by_server: Mapping[str, Iterable[str]],
+) -> dict[str, list[str]]:
+    """Each server's names restricted to those the caller may use (one PDP call)."""
+    pairs = [(s, n) for s, names in names_by_server.items() for n in names]
+    allowed = await enforce.allowed_items(request, principal(request), list_method, pairs)
+    return {s: [n for n in names if (s, n) in allowed] for s, names in names_by_server.items()}
+
+
+UNKNOWN_SERVER = "unknown or disabled MCP server '{}'"
+
+
+async def visible_server(request: web.Request) -> Any:
+    """The passthrough's enabled server, once the PDP lets the caller see it (`list_tools` on it).
+
+    Asked before the registry, so an unknown, a disabled and a forbidden server all get the same
+    404 JSON-RPC error (and a forbidden one is audited as the denial it is).
+    """
+    name = request.match_info["name"]
+    decision = await request.app[POLICY].check(principal(request), "list_tools", server_resource(name))
+    server = request.app[SERVERS].get(name)
+    if not decision.allowed:
+        info = audit(request)
+        info.mcp_server, info.decision, info.denied = name, decision, True
+    if server is None or not decision.allowed:
+        raise RpcFailure(protocol.INVALID_PARAMS, UNKNOWN_SERVER.format(name), status=404)
+    return server

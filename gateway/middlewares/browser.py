@@ -1,0 +1,86 @@
+"""Browser guard (CSRF, DNS rebinding) for every route, REST and MCP alike.
+
+A web page can make the user's browser send "simple" requests to the gateway: a POST with a
+`text/plain` or form body, no preflight. In no-auth mode (no token to forge) that used to run a
+tool. Two rules close it:
+1. `Origin`, when present, must be allowlisted (`mcp_allowed_origins`) or, with an empty list,
+   the loopback host the request was addressed to (the rule `/mcp` has always applied). A request
+   without `Origin` but marked `Sec-Fetch-Site: cross-site`/`same-site` that changes state is refused too.
+2. A state-changing REST request with a body must declare it JSON (`application/json` or
+   `+json`); an empty one may not carry a form type (text/plain, urlencoded, multipart). A
+   browser cannot send JSON cross-origin without a CORS preflight, which the gateway never grants.
+   The MCP endpoints check their own Content-Type (415, JSON-RPC body).
+Non-browser clients send no Origin and JSON bodies, so they are unaffected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from aiohttp import hdrs, web
+
+from gateway.mcp.oauth_metadata import WELL_KNOWN
+from gateway.mcp.protocol import origin_allowed
+from gateway.middlewares.refuse import is_mcp_path, refuse
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CROSS_SITE = frozenset({"cross-site", "same-site"})
+# Content types a page may POST cross-origin without a preflight (the Fetch standard's list).
+CORS_SAFELISTED = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def json_content_type(value: str | None) -> bool:
+    """True for `application/json` or `application/<x>+json` (parameters ignored)."""
+    if not value:
+        return False
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def browser_problem(
+    method: str, path: str, headers: Mapping[str, str], allowed: Sequence[str], host: str | None,
+    *, has_body: bool = True,
+) -> tuple[int, str, str] | None:
+    """(status, code, message) when a request looks like a cross-site browser request, else None."""
+    origin = headers.get(hdrs.ORIGIN)
+    if origin is not None and not origin_allowed(origin, allowed, host):
+        return 403, "origin_not_allowed", "Origin not allowed"
+    changes_state = method not in SAFE_METHODS
+    if origin is None and changes_state and (headers.get("Sec-Fetch-Site") or "").lower() in CROSS_SITE:
+        return 403, "origin_not_allowed", "cross-site request without an allowed Origin"
+    if changes_state and not is_mcp_path(path) and not json_body(headers.get(hdrs.CONTENT_TYPE), has_body):
+        return 415, "unsupported_media_type", "Content-Type must be application/json"
+    return None
+
+
+def json_body(content_type: str | None, has_body: bool) -> bool:
+    """A JSON body; an empty one may carry any type but those a form can send (refused, body or not)."""
+    if has_body:
+        return json_content_type(content_type)
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media not in CORS_SAFELISTED
+
+
+def browser_middleware(allowed_origins: Sequence[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """403 for a foreign Origin, 415 for a state-changing REST request without a JSON body."""
+    allowed = tuple(allowed_origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # The RFC 9728 metadata is public, static and meant to be fetched by browser clients.
+        if not request.path.startswith(WELL_KNOWN):
+            # request.host is read lazily: it is only needed to judge an Origin.
+            host = request.host if request.headers.get(hdrs.ORIGIN) is not None else None
+            # An unknown route keeps its 404 (the content-type rule is about routes that act).
+            routed = request.match_info.http_exception is None
+            problem = browser_problem(
+                request.method, request.path if routed else "/mcp", request.headers, allowed, host,
+                has_body=request.body_exists,
+            )
+            if problem is not None:
+                return refuse(request, *problem)
+        return await handler(request)
+
+    return middleware

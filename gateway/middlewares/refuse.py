@@ -1,0 +1,34 @@
+"""Edge refusals in the shape the caller reads: JSON-RPC on the MCP endpoints, the REST body elsewhere.
+
+The edge middlewares (headers, browser) answer before any handler runs, so they build the response
+themselves; MCP clients read a JSON-RPC error, REST clients `{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.keys import AUDIT_INFO
+from shared.jsonutil import dumps
+
+INVALID_REQUEST = -32600  # JSON-RPC "Invalid Request" (the code endpoint.plain_error uses)
+
+
+def is_mcp_path(path: str) -> bool:
+    """True for `/mcp` and `/servers/{name}/mcp` (the JSON-RPC endpoints)."""
+    return path == "/mcp" or (path.startswith("/servers/") and path.endswith("/mcp"))
+
+
+def refuse(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    """A JSON refusal the caller's protocol can read; the message is recorded for audit."""
+    info = request.get(AUDIT_INFO)
+    if info is not None and info.error is None:
+        info.error = f"{code}: {message}"
+    if is_mcp_path(request.path):
+        body = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
+    else:
+        body = {"error": {"code": code, "message": message}}
+    response = web.Response(body=dumps(body), status=status, content_type="application/json")
+    if status in (400, 431):
+        response.force_close()  # the rest of the connection's bytes cannot be trusted either
+    return response
