@@ -85,11 +85,14 @@ async def test_request_methods_sent_as_notifications_are_refused_never_forwarded
     backend.clear()
     for method, params in (("tools/call", {"name": "echo", "arguments": {"text": "x"}}), ("initialize", {}),
                            ("resources/read", {"uri": "file:///secret/keys.txt"}), ("tasks/get", {}), ("ping", {})):
-        # 2025 era, in an admin's session; 2026 era, by a caller who may call nothing.
+        # 2025 era, in an admin's session; 2026 era, by a reader and by a caller who may see nothing.
         status, answer, _ = await rpc(stack, PT, req(method, None, **params), ADMIN, session_headers(sid))
         assert status == 400 and "notification" in answer["error"]["message"], (method, answer)
+        status, answer, _ = await rpc(stack, PT, modern(method, None, **params), READER, modern_headers(method))
+        assert status == 400 and "notification" in answer["error"]["message"], (method, answer)
+        # A caller who may not even see the server gets the unknown-server answer (uniform unseen).
         status, answer, _ = await rpc(stack, PT, modern(method, None, **params), NOBODY, modern_headers(method))
-        assert status == 400, (method, answer)
+        assert status == 404, (method, answer)
         status, _, _ = await rpc(stack, "/mcp", modern(method, None, **params), NOBODY, modern_headers(method))
         assert status == 400, method
     # A batch is refused whole (classification is per message).
@@ -99,7 +102,7 @@ async def test_request_methods_sent_as_notifications_are_refused_never_forwarded
         assert resp.status == 400
     assert backend.methods() == []
     # 2026 era: client notifications (a cancel by a client-chosen id) are acknowledged and dropped.
-    status, _, _ = await rpc(stack, PT, modern("notifications/cancelled", None, requestId=7), NOBODY,
+    status, _, _ = await rpc(stack, PT, modern("notifications/cancelled", None, requestId=7), READER,
                              modern_headers("notifications/cancelled"))
     assert status == 202 and backend.methods() == []
     # 2025 era: the client's own notifications still pass, within its own backend session.
@@ -111,10 +114,13 @@ async def test_opening_a_session_needs_the_right_to_see_the_server(stack: Stack)
     backend = stack.backends["hostile"]
     backend.clear()
     body = req("initialize", 1, protocolVersion="2025-11-25", capabilities={}, clientInfo={"name": "t", "version": "1"})
+    # A caller who may not see the server is told what an unknown server's caller is told.
+    unknown_status, unknown, _ = await rpc(stack, "/servers/no-such-server/mcp", body, NOBODY)
     status, answer, headers = await rpc(stack, PT, body, NOBODY)
-    assert answer["error"]["code"] == -32003 and "Mcp-Session-Id" not in headers
+    assert (status, answer["error"]["code"]) == (unknown_status, unknown["error"]["code"]) == (404, -32602)
+    assert "Mcp-Session-Id" not in headers
     status, answer, _ = await rpc(stack, PT, modern("server/discover", 1), NOBODY, modern_headers("server/discover"))
-    assert answer["error"]["code"] == -32003
+    assert status == 404 and answer["error"]["code"] == -32602
     assert backend.methods() == []
     assert (await initialize(stack, PT, READER)).startswith("gw1.")
     status, answer, _ = await rpc(stack, PT, modern("server/discover", 1), READER, modern_headers("server/discover"))
@@ -235,7 +241,7 @@ async def test_legacy_backend_reached_by_a_modern_client_is_guarded_the_same(sta
         status, answer, _ = await rpc(stack, "/servers/old/mcp", modern("resources/read", uri=uri), READER,
                                       modern_headers("resources/read", uri))
         assert status == 400 and answer["error"]["code"] == -32602
-    status, answer, _ = await rpc(stack, "/servers/old/mcp", modern("tools/call", None, name="echo"), NOBODY,
+    status, answer, _ = await rpc(stack, "/servers/old/mcp", modern("tools/call", None, name="echo"), READER,
                                   modern_headers("tools/call", "echo"))
     assert status == 400
     assert received(backend, "resources/read") == [] and received(backend, "tools/call") == []
@@ -271,7 +277,7 @@ async def test_listen_is_decided_on_every_subscribed_uri(stack: Stack) -> None:
     backend.clear()
     for subject, uris, code in ((READER, ["file:///public/a.txt", "file:///secret/keys.txt"], -32003),
                                 (READER, ["file:///public/../secret/keys.txt"], -32602),
-                                (NOBODY, [], -32003)):
+                                (NOBODY, [], -32602)):  # may not see the server: "unknown server"
         body = modern("subscriptions/listen", notifications={"resourceSubscriptions": uris})
         status, answer, _ = await rpc(stack, PT, body, subject, modern_headers("subscriptions/listen"))
         assert answer["error"]["code"] == code, (subject, uris, answer)
