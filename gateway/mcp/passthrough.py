@@ -79,6 +79,10 @@ async def post(request: web.Request) -> web.StreamResponse:
             decision = await enforce.check_call(request, principal(request), server.name, msg.method, name, msg.params)
             if not decision.allowed:
                 return rpc_response(enforce.denial(msg.method, rid, decision, era))
+            if msg.method == "tools/call":
+                # The body goes through untouched: the name must be in the catalog exactly and
+                # the arguments must fit the tool's schema as sent (calls/admit.py).
+                await enforce.admit(request, server, name, msg.params.get("arguments"))
         work = _via_pool(request, server, msg, era) if bridged else _relay(request, state, server, msg, era, upstream_session)
         return await (until_disconnect(request, work) if era == "modern" else work)
     except HttpReject as reject:

@@ -12,8 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway import broadcast
+from gateway.calls.admit import admit_many
 from gateway.errors import BadRequest, NotFound, to_gateway_error
-from gateway.keys import METRICS, POLICY, SERVERS, SETTINGS, UPSTREAM
+from gateway.keys import METRICS, POLICY, SCHEMAS, SERVERS, SETTINGS, UPSTREAM
 from gateway.middlewares.audit import TOOL_FAILED
 from gateway.routes import common as c
 from gateway.upstream import UpstreamRpcError
@@ -80,9 +81,8 @@ async def invoke(request: web.Request) -> web.Response:
     server = c.enabled_server(request, name)
     await c.authorize(request, "invoke_tool", tool_resource(name, tool), arguments)
     # After the PDP, so a caller who may not call the tool cannot probe which tools exist.
+    await c.admit_call(request, server, tool, arguments)
     pool = request.app[UPSTREAM]
-    if pool.tool_absent(name, tool):
-        raise NotFound(f"unknown tool '{tool}' on MCP server '{name}'")
     try:
         result = await c.timed(request, name, "call_tool", pool.call_tool(server.name, tool, dict(arguments)))
     except UpstreamRpcError as exc:
@@ -163,7 +163,8 @@ async def run_broadcast(
             raise NotFound(f"no enabled MCP server offers tool '{tool}'")
         # Nothing else to report: say "denied" rather than a misleading "no server offers it".
         denied.update(unprobed)
-    call = [*call, *found]
+    call, refused = await admit_many(request.app[UPSTREAM], request.app[SCHEMAS], servers, [*call, *found], tool,
+                                     arguments, deadline=ends - time.monotonic(), describe_error=_describe)
     metrics = request.app[METRICS]
     metrics.broadcast_fanout.observe(len(call))
     if denied:
@@ -178,7 +179,7 @@ async def run_broadcast(
     results, failures = await broadcast.run_calls(
         call, one, timeouts=timeouts, deadline=max(ends - time.monotonic(), 0.001), describe_error=_describe
     )
-    errors = {**plan.errors, **denied, **unlisted, **failures}
+    errors = {**plan.errors, **denied, **unlisted, **refused, **failures}
     offered = [*plan.targets, *found]
     targets = [*offered, *(n for n in errors if n not in offered)]
     info.decision = _first_denial(decisions) if denied and not call else (decisions[0] if decisions else None)
