@@ -10,10 +10,9 @@ number that a lax backend would coerce). See docs/security/arguments.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from gateway.broadcast import run_calls
 from gateway.calls.validate import SchemaCache, SchemaUnsupported
 from gateway.errors import GatewayError
 from gateway.registry import ServerConfig
@@ -80,27 +79,9 @@ def check_arguments(schemas: SchemaCache, server: ServerConfig, tool: str, defin
                                details={"problems": problems})
 
 
-async def admit_many(
-    pool: Catalogs, schemas: SchemaCache, servers: Mapping[str, ServerConfig], names: Sequence[str], tool: str,
-    arguments: Any, *, deadline: float, describe_error: Callable[[BaseException], str],
-) -> tuple[list[str], dict[str, str]]:
-    """(targets admitted, {target: why not}) for a broadcast; each target checked on its own catalog.
-
-    When nothing is admitted because the arguments are invalid, that InvalidArguments is raised:
-    a broadcast of a bad call is answered like a single bad call.
-    """
-    async def check(name: str) -> Refused | None:
-        try:
-            await admit(pool, schemas, servers[name], tool, arguments)
-        except Refused as exc:
-            return exc
+def refused_everywhere(refusals: Mapping[str, Refused], targets: Sequence[str]) -> InvalidArguments | None:
+    """In a broadcast, the InvalidArguments to answer with when every target refused the call and at
+    least one because the arguments are invalid: a bad broadcast is answered like a bad single call."""
+    if not targets or any(t not in refusals for t in targets):
         return None
-
-    checked, failed = await run_calls(names, check, timeouts={n: servers[n].timeout for n in names if n in servers},
-                                      deadline=max(deadline, 0.001), describe_error=describe_error)
-    refusals = {n: e for n, e in checked.items() if e is not None}
-    admitted = [n for n in names if n in checked and checked[n] is None]
-    invalid = [e for e in refusals.values() if isinstance(e, InvalidArguments)]
-    if names and not admitted and invalid:
-        raise invalid[0]
-    return admitted, {**{n: e.message for n, e in refusals.items()}, **failed}
+    return next((e for e in refusals.values() if isinstance(e, InvalidArguments)), None)

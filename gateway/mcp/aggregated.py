@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import broadcast as bc
-from gateway.calls.admit import Refused, admit_many
+from gateway.calls.admit import Refused, admit, refused_everywhere
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, POLICY, SCHEMAS, SETTINGS, UPSTREAM
 from gateway.mcp import aggregated_items as items
@@ -229,25 +229,30 @@ async def _broadcast(request: web.Request, state: McpState, target: catalog.Targ
         info.denied, info.decision = True, decisions[0]
     pool = request.app[UPSTREAM]
     deadline = float(getattr(request.app[SETTINGS], "broadcast_deadline", 30.0))
-    try:
-        call, refused = await admit_many(pool, request.app[SCHEMAS], servers, call, target.tool, raw_args,
-                                         deadline=deadline, describe_error=_describe)
-    except Refused as exc:
-        info.error = exc.message
-        raise enforce.as_rpc(exc) from None
-    denied.update(refused)
+    refusals: dict[str, Refused] = {}
 
     async def one(name: str) -> Any:
+        try:  # each target's own catalog and schema first (calls/admit.py)
+            await admit(pool, request.app[SCHEMAS], servers[name], target.tool, raw_args)
+        except Refused as exc:
+            refusals[name] = exc
+            raise
         return result_or_error(await pool.request(servers[name], "tools/call",
                                                    {"name": target.tool, "arguments": arguments}))
 
     results, errors = await bc.run_calls(call, one, timeouts={n: servers[n].timeout for n in call},
                                          deadline=deadline, describe_error=_describe)
+    invalid = refused_everywhere(refusals, call)
+    if invalid is not None:
+        info.error = invalid.message
+        raise enforce.as_rpc(invalid)
     errors.update(denied)
     return catalog.broadcast_result(target.tool, results, errors, len(target.servers))
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, Refused):
+        return exc.message
     if isinstance(exc, RpcFailure):
         return f"error {exc.code}: {exc.message}"
     if isinstance(exc, UpstreamError):

@@ -12,9 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway import broadcast
-from gateway.calls.admit import admit_many
+from gateway.calls.admit import Refused, refused_everywhere
 from gateway.errors import BadRequest, NotFound, to_gateway_error
-from gateway.keys import METRICS, POLICY, SCHEMAS, SERVERS, SETTINGS, UPSTREAM
+from gateway.keys import METRICS, POLICY, SERVERS, SETTINGS, UPSTREAM
 from gateway.middlewares.audit import TOOL_FAILED
 from gateway.routes import common as c
 from gateway.upstream import UpstreamRpcError
@@ -163,15 +163,23 @@ async def run_broadcast(
             raise NotFound(f"no enabled MCP server offers tool '{tool}'")
         # Nothing else to report: say "denied" rather than a misleading "no server offers it".
         denied.update(unprobed)
-    call, refused = await admit_many(request.app[UPSTREAM], request.app[SCHEMAS], servers, [*call, *found], tool,
-                                     arguments, deadline=ends - time.monotonic(), describe_error=_describe)
+    call = [*call, *found]
     metrics = request.app[METRICS]
     metrics.broadcast_fanout.observe(len(call))
     if denied:
         metrics.broadcast_denied.inc(len(denied))
     pool = request.app[UPSTREAM]
 
+    refusals: dict[str, Refused] = {}
+
     async def one(name: str) -> Any:
+        # Each target's own catalog and schema (calls/admit.py), then the call: a slow catalog
+        # of one target does not hold the others.
+        try:
+            await c.admit_call(request, servers[name], tool, arguments)
+        except Refused as exc:
+            refusals[name] = exc
+            raise
         # A shallow copy per server: credential injection into one request never leaks to another.
         return await c.timed(request, name, "call_tool", pool.call_tool(name, tool, dict(arguments)))
 
@@ -179,7 +187,11 @@ async def run_broadcast(
     results, failures = await broadcast.run_calls(
         call, one, timeouts=timeouts, deadline=max(ends - time.monotonic(), 0.001), describe_error=_describe
     )
-    errors = {**plan.errors, **denied, **unlisted, **refused, **failures}
+    invalid = refused_everywhere(refusals, call)
+    if invalid is not None:
+        info.error = invalid.message
+        raise invalid
+    errors = {**plan.errors, **denied, **unlisted, **failures}
     offered = [*plan.targets, *found]
     targets = [*offered, *(n for n in errors if n not in offered)]
     info.decision = _first_denial(decisions) if denied and not call else (decisions[0] if decisions else None)

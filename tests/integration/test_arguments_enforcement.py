@@ -56,7 +56,7 @@ BAD_NAME = "delete_records "  # the PDP's rule names delete_records; this name i
 
 
 def transfer(amount: str) -> str:
-    return '{"to": "mallory", "amount": %s}' % amount
+    return '{"to": "mallory", "amount": ' + amount + "}"
 
 
 def greet(who: str) -> str:
@@ -84,19 +84,21 @@ async def post_raw(stack: Stack, path: str, body: str, headers: dict[str, str] |
 
 
 def rpc_call(name: str, arguments: str, meta: bool = False) -> str:
-    params = '{"name": %s, "arguments": %s%s}' % (json.dumps(name), arguments, ', "_meta": ' + json.dumps(META) if meta else "")
-    return '{"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": %s}' % params
+    extra = ', "_meta": ' + json.dumps(META) if meta else ""
+    params = '{"name": ' + json.dumps(name) + ', "arguments": ' + arguments + extra + "}"
+    return '{"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": ' + params + "}"
 
 
 Send = Callable[[Stack, str, str], Awaitable[tuple[int, Any]]]
 
 
 async def rest_invoke(stack: Stack, tool: str, args: str) -> tuple[int, Any]:
-    return await post_raw(stack, "/mcp/invoke?mcp_server=bank", '{"tool_name": %s, "parameters": %s}' % (json.dumps(tool), args))
+    body = '{"tool_name": ' + json.dumps(tool) + ', "parameters": ' + args + "}"
+    return await post_raw(stack, "/mcp/invoke?mcp_server=bank", body)
 
 
 async def rest_broadcast(stack: Stack, tool: str, args: str) -> tuple[int, Any]:
-    body = '{"tool_name": %s, "parameters": %s, "mcp_servers": ["bank", "bank2"]}' % (json.dumps(tool), args)
+    body = '{"tool_name": ' + json.dumps(tool) + ', "parameters": ' + args + ', "mcp_servers": ["bank", "bank2"]}'
     return await post_raw(stack, "/mcp/invoke-broadcast", body)
 
 
@@ -206,3 +208,23 @@ async def test_validation_opt_out_per_server(tmp_path: Path, pg_dsn: str, mcp_ba
         status, body = await post_raw(s, "/mcp/invoke?mcp_server=bank",
                                       '{"tool_name": "delete_records ", "parameters": {}}')
         assert status == 404 and tool_calls(lax, "delete_records ") == []  # the catalog still holds
+
+
+async def test_policy_validate_reads_schemas_from_a_running_gateway(stack: Stack, tmp_path: Path, capsys) -> None:
+    import asyncio
+
+    from shared.cli import main
+
+    policy = tmp_path / "lint.yaml"
+    policy.write_text(POLICY.replace("default_policy: deny", """  - name: typo'd amount
+    condition: {tool_name: transfer, arguments: {/amount: {equals: "1000000"}, /ammount: {equals: 5}}}
+    action: deny
+"""))
+    argv = ["policy", "validate", str(policy), "--gateway", stack.url, "--token", stack.token(ADMIN)]
+    assert await asyncio.to_thread(main, argv) == 0
+    out = capsys.readouterr().out
+    for server in ("bank", "bank2"):
+        assert f'equals "1000000" can never match: /amount is of type integer in the inputSchema of {server}:transfer' in out
+        assert f"/ammount is not declared in the inputSchema of {server}:transfer" in out
+    assert "4 warning(s)" in out
+    assert await asyncio.to_thread(main, ["policy", "validate", str(policy), "--gateway", stack.url]) == 2  # no token
