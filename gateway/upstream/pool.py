@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -95,7 +96,7 @@ class UpstreamPool:
         if pending is None:
             pending = asyncio.get_running_loop().create_task(self.list_tools(config))
             self._listing[config.name] = pending
-            pending.add_done_callback(lambda task, name=config.name: self._listed(name, task))
+            pending.add_done_callback(functools.partial(self._listed, config.name))
         tools = await asyncio.shield(pending)
         return {t["name"]: t for t in tools if isinstance(t.get("name"), str)}
 

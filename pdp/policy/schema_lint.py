@@ -56,8 +56,9 @@ def tools_from_json(doc: Any) -> list[Tool]:
     for item in doc:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
-        meta = item.get("_meta") if isinstance(item.get("_meta"), dict) else {}
-        schema = item.get("inputSchema") if isinstance(item.get("inputSchema"), dict) else {}
+        raw_meta, raw_schema = item.get("_meta"), item.get("inputSchema")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+        schema: dict[str, Any] = raw_schema if isinstance(raw_schema, dict) else {}
         servers = meta.get("mcpgw/servers")  # GET /tools: one entry per name, the servers offering it
         one = meta.get("io.mcpgw/server")  # the /mcp list: names are `{server}__{tool}`
         if isinstance(servers, list):
