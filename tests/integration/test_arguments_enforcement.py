@@ -187,14 +187,18 @@ async def test_no_spelling_of_a_denied_call_reaches_the_backend(stack: Stack, en
     assert succeeded(status, body) and "hello bob" in json.dumps(body), body
 
 
-@pytest.mark.parametrize("entry", ["rest_invoke", "mcp_prefixed", "passthrough_2025"])
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 async def test_a_name_not_in_the_catalog_is_never_forwarded(stack: Stack, entry: str) -> None:
-    status, body = await ENTRY_POINTS[entry](stack, BAD_NAME, '{"table": "users"}')
-    if entry == "rest_invoke":
-        assert status == 404 and "unknown tool" in body["error"]["message"], body
-    else:
-        assert body["error"]["code"] == -32602 and "unknown tool" in body["error"]["message"].lower(), body
-    assert executed(stack, BAD_NAME) == []
+    for name in (BAD_NAME, "Delete_records", "delete_records\u200b"):
+        if entry == "passthrough_2026" and not name.isascii():
+            continue  # an HTTP header (Mcp-Name) cannot carry it
+        status, body = await ENTRY_POINTS[entry](stack, name, '{"table": "users"}')
+        assert not succeeded(status, body), body
+        if entry == "rest_invoke":
+            assert status == 404 and "unknown tool" in body["error"]["message"], body
+        elif entry in ("mcp_prefixed", "passthrough_2025") or (entry == "passthrough_2026" and name.strip() == name):
+            assert body["error"]["code"] == -32602 and "unknown tool" in body["error"]["message"].lower(), body
+        assert executed(stack, name) == executed(stack, "delete_records") == []
 
 
 async def test_validation_opt_out_per_server(tmp_path: Path, pg_dsn: str, mcp_backend_factory) -> None:
