@@ -196,7 +196,8 @@ async def run_broadcast(
     targets = [*offered, *(n for n in errors if n not in offered)]
     info.decision = _first_denial(decisions) if denied and not call else (decisions[0] if decisions else None)
     info.denied = bool(denied) and not call and not unlisted
-    info.note(targets=offered, called=call, denied=sorted(denied), failed=sorted({**unlisted, **failures}))
+    called = [n for n in call if n not in refusals]
+    info.note(targets=offered, called=called, denied=sorted(denied), failed=sorted({**unlisted, **failures}))
     if not results and errors:
         info.error = "no target succeeded"
     return targets, results, errors
