@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.calls.admit import InvalidArguments, UncheckableSchema, check_arguments
+from gateway.calls.admit import (
+    InvalidArguments,
+    UncheckableSchema,
+    UnknownTool,
+    check_arguments,
+    refused_everywhere,
+)
 from gateway.calls.validate import SchemaCache, SchemaUnsupported, compile_schema
 from gateway.registry import ServerConfig
 
@@ -117,3 +123,18 @@ def test_an_uncheckable_schema_refuses_the_call_with_a_clear_message():
         check_arguments(SchemaCache(), STRICT, "t", tool, {})
     assert info.value.status == 502
     check_arguments(SchemaCache(), LAX, "t", tool, {})  # opted out: not checked at all
+
+
+BAD = InvalidArguments("invalid arguments for tool 't': /a: must be of type integer, got string")
+GONE = UnknownTool("unknown tool 't' on MCP server 'b'")
+
+
+@pytest.mark.parametrize("refusals,targets,expected", [
+    ({}, [], None),
+    ({"a": BAD}, ["a"], BAD),
+    ({"a": BAD, "b": GONE}, ["a", "b"], BAD),  # nothing callable, one because of the arguments
+    ({"a": BAD}, ["a", "b"], None),  # b was called: a partial answer, a's refusal in its errors
+    ({"a": GONE, "b": GONE}, ["a", "b"], None),  # no argument problem: per-target errors
+])
+def test_refused_everywhere(refusals, targets, expected):
+    assert refused_everywhere(refusals, targets) is expected
