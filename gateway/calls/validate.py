@@ -19,7 +19,6 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import jsonschema
 import orjson
 from jsonschema import validators
 from jsonschema.exceptions import SchemaError, ValidationError
@@ -174,4 +173,4 @@ class SchemaCache:
         return found
 
 
-__all__ = ["Checker", "SchemaCache", "SchemaUnsupported", "compile_schema", "jsonschema"]
+__all__ = ["Checker", "SchemaCache", "SchemaUnsupported", "compile_schema"]
