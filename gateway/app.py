@@ -15,12 +15,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import middlewares
+from gateway.calls.validate import SchemaCache
 from gateway.keys import (
     AUTHENTICATOR,
     CLIENT_SESSION,
     METRICS,
     PDP_PROBE,
     POLICY,
+    SCHEMAS,
     SERVERS,
     SETTINGS,
     UPSTREAM,
@@ -61,6 +63,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[SETTINGS] = settings
     gateway_metrics = GatewayMetrics(registry)
     app[METRICS] = gateway_metrics
+    app[SCHEMAS] = SchemaCache()
 
     dev = None
     if settings.auth_off:

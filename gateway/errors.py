@@ -9,7 +9,11 @@
     ├── PayloadTooLarge     413 payload_too_large  body over max_body_bytes
     ├── BadGateway          502 upstream_error     backend failed or answered garbage
     ├── PdpUnavailable→503  503 pdp_unavailable    fail closed: nothing was forwarded
-    └── GatewayTimeout      504 upstream_timeout   backend too slow
+    ├── GatewayTimeout      504 upstream_timeout   backend too slow
+    └── calls.admit.Refused                        a call not admitted (after the PDP, before forwarding)
+        ├── UnknownTool          404 not_found                tool not in the backend's catalog
+        ├── InvalidArguments     400 invalid_arguments        arguments fail the tool's inputSchema
+        └── UncheckableSchema    502 unsupported_tool_schema  the backend's schema cannot be checked
 
 Errors raised by the auth, PEP and upstream packages are mapped here by `to_gateway_error`, so
 handlers may let them propagate. They are imported by name: a rename fails at import, never

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
+from gateway.calls.validate import SchemaCache
 from gateway.pep import PolicyClient
 from gateway.registry import Registry
 from gateway.upstream import UpstreamPool
@@ -30,6 +31,8 @@ POLICY = web.AppKey("policy_client", PolicyClient)
 PDP_PROBE: web.AppKey[PdpProbe] = web.AppKey("pdp_probe")
 SERVERS = web.AppKey("server_registry", Registry)
 UPSTREAM = web.AppKey("upstream_pool", UpstreamPool)
+# Compiled tool input schemas (gateway/calls), shared by every entry point.
+SCHEMAS = web.AppKey("tool_schemas", SchemaCache)
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 REQUEST_ID = web.RequestKey("request_id", str)

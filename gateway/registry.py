@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 SERVER_KEYS = frozenset(
-    {"url", "type", "timeout", "enabled", "description", "tags", "tools", "metadata", "auth"}
+    {"url", "type", "timeout", "enabled", "description", "tags", "tools", "metadata", "auth",
+     "validate_arguments"}
 )
 TYPES = ("http", "streamable_http", "streamable-http")
 
@@ -56,6 +57,8 @@ class ServerConfig:
     tools: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    # Strict JSON Schema check of call arguments against the tool's inputSchema (opt-out per server).
+    validate_arguments: bool = True
 
 
 def host_allowed(host: str, allowlist: Iterable[str]) -> bool:
@@ -124,6 +127,9 @@ def parse_server(
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         errors.append(f"{where}.enabled: must be true or false")
+    validate_arguments = raw.get("validate_arguments", True)
+    if not isinstance(validate_arguments, bool):
+        errors.append(f"{where}.validate_arguments: must be true or false")
     description = raw.get("description") or ""
     if not isinstance(description, str):
         errors.append(f"{where}.description: must be a string")
@@ -154,6 +160,7 @@ def parse_server(
             tools=tools,
             metadata=MappingProxyType(dict(metadata)),
             auth=auth,
+            validate_arguments=validate_arguments,
         ),
         [],
     )

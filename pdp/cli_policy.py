@@ -14,6 +14,8 @@ import yaml
 from pdp.cli_casbin import condition_text, explain, validate_native
 from pdp.policy import Engine, PolicyInvalid, Request, load_engine
 from pdp.policy.compile import MODEL_TEXT
+from pdp.policy.schema_lint import Tool, lint, tools_from_json
+from pdp.policy.yamlload import LList, LMap, load_with_lines
 from pdp.wire import BadInput, parse_evaluation
 
 
@@ -23,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = sub.add_parser("validate", help="Check a policy file; list every error with its line")
     p.add_argument("file", type=Path, help="Policy YAML, or with --casbin-model the Casbin policy lines")
     p.add_argument("--casbin-model", type=Path, help="Validate FILE as the policy lines of this native Casbin model")
+    p.add_argument("--tools", type=Path, action="append", default=[],
+                   help="A tools/list JSON (or the gateway's GET /tools): warn where an argument condition "
+                        "cannot match a tool's inputSchema (repeatable)")
+    p.add_argument("--gateway", help="Read the tool schemas from a running gateway's GET /tools (base URL)")
+    p.add_argument("--token", default=None, help="Bearer token for --gateway (default: $MCPGW_TOKEN)")
     p.set_defaults(func=validate_cmd)
     p = sub.add_parser("compile", help="Print the Casbin model and policy lines")
     p.add_argument("file", type=Path)
@@ -89,8 +96,72 @@ def validate_cmd(args: argparse.Namespace) -> int:
     engine = _load(args.file)
     if engine is None:
         return 1
+    tools = schema_tools(args)
+    if tools is None:
+        return 2
     print(f"{args.file}: valid ({len(engine.compiled.statements)} statements)")
+    if tools:
+        warnings = lint(engine.compiled.policy, tools)
+        lines = rule_argument_lines(args.file.read_text())
+        for w in warnings:
+            print(f"{args.file}:{lines.get((w.rule, w.pointer), 0)}: warning: "
+                  f"rules[{w.rule}].condition.arguments.{w.pointer}: {w.message}")
+        print(f"{len(warnings)} warning(s) against {len(tools)} tool schema(s)")
     return 0
+
+
+def schema_tools(args: argparse.Namespace) -> list[Tool] | None:
+    """The tools named by --tools files and --gateway; None (after saying why) when one cannot be read."""
+    tools: list[Tool] = []
+    sources: list[tuple[str, Any]] = []
+    for path in args.tools:
+        try:
+            sources.append((str(path), json.loads(path.read_text())))
+        except (OSError, ValueError) as exc:
+            print(f"{path}: cannot read tools: {exc}", file=sys.stderr)
+            return None
+    if args.gateway:
+        found = _gateway_tools(args.gateway, args.token or os.environ.get("MCPGW_TOKEN"))
+        if found is None:
+            return None
+        sources.append((args.gateway, found))
+    for name, doc in sources:
+        try:
+            tools += tools_from_json(doc)
+        except ValueError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return None
+    return tools
+
+
+def _gateway_tools(url: str, token: str | None) -> Any:
+    import urllib.error
+    import urllib.request
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(url.rstrip("/") + "/tools", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        print(f"{url}/tools: HTTP {exc.code} (pass a token with --token or MCPGW_TOKEN)", file=sys.stderr)
+    except (OSError, ValueError) as exc:
+        print(f"{url}/tools: {exc}", file=sys.stderr)
+    return None
+
+
+def rule_argument_lines(text: str) -> dict[tuple[int, str], int]:
+    """{(rule index, pointer): line} of every argument condition in a valid policy's YAML."""
+    doc, _ = load_with_lines(text)
+    rules = doc.get("rules") if isinstance(doc, LMap) else None
+    out: dict[tuple[int, str], int] = {}
+    for i, rule in enumerate(rules if isinstance(rules, LList) else []):
+        cond = rule.get("condition") if isinstance(rule, LMap) else None
+        args = cond.get("arguments") if isinstance(cond, LMap) else None
+        if isinstance(args, LMap):
+            for pointer, line in args.key_lines.items():
+                out[(i, pointer)] = line
+    return out
 
 
 def compile_cmd(args: argparse.Namespace) -> int:

@@ -13,8 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway import broadcast as bc
+from gateway.calls.admit import Refused, admit, refused_everywhere
 from gateway.errors import to_gateway_error
-from gateway.keys import MCP_STATE, POLICY, SETTINGS, UPSTREAM
+from gateway.keys import MCP_STATE, POLICY, SCHEMAS, SETTINGS, UPSTREAM
 from gateway.mcp import aggregated_items as items
 from gateway.mcp import aggregated_subs as subs
 from gateway.mcp import (
@@ -211,19 +212,21 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
         # The spec's protocol error for an unknown tool (a name no enabled backend offers).
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown tool: {public}", status=200)
     if target.broadcast:
-        return await _broadcast(request, state, target, arguments, servers, era)
+        return await _broadcast(request, state, target, raw_args, servers, era)
     server = servers[target.servers[0]]
     params = {"name": target.tool, "arguments": arguments}
     decision = await enforce.check_call(request, principal(request), server.name, "tools/call", target.tool, params)
     if not decision.allowed:
         return enforce.denial("tools/call", msg.id, decision, era)["result"]
+    await enforce.admit(request, server, target.tool, raw_args)
     # A 2026-07-28 retry answers an input_required result: its inputs go to the same backend.
     extra: dict[str, Any] = {k: msg.params[k] for k in ("_meta", "inputResponses", "requestState") if k in msg.params}
     return await calls.call_tool(request, state, server, {**params, **extra}, msg.id, era, ENDPOINT)
 
 
-async def _broadcast(request: web.Request, state: McpState, target: catalog.Target, arguments: dict[str, Any],
+async def _broadcast(request: web.Request, state: McpState, target: catalog.Target, raw_args: Any,
                      servers: dict[str, Any], era: protocol.Era) -> dict[str, Any]:
+    arguments: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
     info = audit(request)
     info.action, info.tool, info.parameters = "invoke_tool", target.tool, arguments
     from shared.authzen import tool_resource
@@ -238,18 +241,31 @@ async def _broadcast(request: web.Request, state: McpState, target: catalog.Targ
         # One denial, as for a single target: the summary never names servers refused to the caller.
         return enforce.denial("tools/call", None, decisions[0], era)["result"]
     pool = request.app[UPSTREAM]
+    deadline = float(getattr(request.app[SETTINGS], "broadcast_deadline", 30.0))
+    refusals: dict[str, Refused] = {}
 
     async def one(name: str) -> Any:
+        try:  # each target's own catalog and schema first (calls/admit.py)
+            await admit(pool, request.app[SCHEMAS], servers[name], target.tool, raw_args)
+        except Refused as exc:
+            refusals[name] = exc
+            raise
         return result_or_error(await pool.request(servers[name], "tools/call",
                                                    {"name": target.tool, "arguments": arguments}))
 
-    deadline = float(getattr(request.app[SETTINGS], "broadcast_deadline", 30.0))
     results, errors = await bc.run_calls(call, one, timeouts={n: servers[n].timeout for n in call},
                                          deadline=deadline, describe_error=_describe)
+    invalid = refused_everywhere(refusals, call)
+    if invalid is not None:
+        info.error = invalid.message
+        raise enforce.as_rpc(invalid)
+    # Counted over the servers called: the summary never names servers refused to the caller.
     return catalog.broadcast_result(target.tool, results, errors, len(call))
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, Refused):
+        return exc.message
     if isinstance(exc, RpcFailure):
         return f"error {exc.code}: {exc.message}"
     if isinstance(exc, UpstreamError):

@@ -12,7 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.keys import POLICY, UPSTREAM
+from gateway.calls.admit import Refused
+from gateway.calls.admit import admit as admit_call
+from gateway.keys import POLICY, SCHEMAS, UPSTREAM
 from gateway.mcp import methods, protocol
 from gateway.mcp.protocol import RpcFailure
 from gateway.routes.common import audit
@@ -38,6 +40,20 @@ def target(method: str, params: Mapping[str, Any]) -> str:
     if not isinstance(value, str) or not value:
         raise RpcFailure(protocol.INVALID_PARAMS, f"params.{key} must be a non-empty string")
     return value
+
+
+async def admit(request: web.Request, server: Any, tool: str, arguments: Any) -> None:
+    """calls/admit.py on an MCP route: a refusal becomes a JSON-RPC error (−32602 for a bad call)."""
+    try:
+        await admit_call(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments)
+    except Refused as exc:
+        audit(request).error = exc.message
+        raise as_rpc(exc) from None
+
+
+def as_rpc(exc: Refused) -> RpcFailure:
+    """The JSON-RPC error for a refused call (HTTP 200, as the spec answers an unknown tool)."""
+    return RpcFailure(exc.rpc_code, exc.message, status=200)
 
 
 async def check_call(

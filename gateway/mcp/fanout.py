@@ -64,6 +64,8 @@ class ListCache:
         self._inflight[key] = future
         try:
             items = await list_all(pool, server, method)
+            if method == "tools/list":
+                pool.remember_tools(server.name, items)  # the catalog calls are checked against
             self._entries[key] = (time.monotonic() + self.ttl, server, items)
             future.set_result(items)
             return items

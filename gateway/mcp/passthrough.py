@@ -76,6 +76,10 @@ async def post(request: web.Request) -> web.StreamResponse:
             if bridged or (era == "modern" and msg.kind == "notification"):
                 return endpoint.accepted()
             return await _forward_notification(request, server, msg, upstream_session, era)
+        if msg.method == "tools/call":
+            # The body goes through untouched: the name must be in the catalog exactly and the
+            # arguments must fit the tool's schema as sent (calls/admit.py).
+            await enforce.admit(request, server, str(msg.params.get("name")), msg.params.get("arguments"))
         extra = await guard.param_headers(request, state, server, msg, era)
         work = (_via_pool(request, server, msg, era) if bridged
                 else _relay(request, state, server, msg, era, upstream_session, extra))

@@ -9,8 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
+from gateway.calls.admit import admit
 from gateway.errors import BadRequest, Forbidden, NotFound
-from gateway.keys import AUDIT_INFO, METRICS, POLICY, PRINCIPAL, SERVERS
+from gateway.keys import AUDIT_INFO, METRICS, POLICY, PRINCIPAL, SCHEMAS, SERVERS, UPSTREAM
 from shared.authzen import Decision, Resource
 from shared.jsonutil import loads
 
@@ -127,6 +128,11 @@ def denial(decision: Decision | None, fallback: str) -> Forbidden:
     if decision.statement:
         details["statement"] = decision.statement
     return Forbidden(decision.reason or fallback, details=details)
+
+
+async def admit_call(request: web.Request, server: Any, tool: str, arguments: Any) -> None:
+    """The tool exists on `server` and the arguments fit its schema, or a 404/400/502 (calls/admit.py)."""
+    await admit(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments)
 
 
 async def authorize_many(

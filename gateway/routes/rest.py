@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import broadcast
+from gateway.calls.admit import Refused, refused_everywhere
 from gateway.errors import BadRequest, NotFound, to_gateway_error
 from gateway.keys import METRICS, POLICY, SERVERS, SETTINGS, UPSTREAM
 from gateway.middlewares.audit import TOOL_FAILED
@@ -83,9 +84,8 @@ async def invoke(request: web.Request) -> web.Response:
     # Only after the PDP, so a caller who may not call the tool cannot probe which servers
     # and tools exist: a denial reads the same for a missing and an existing target.
     server = c.enabled_server(request, name)
+    await c.admit_call(request, server, tool, arguments)
     pool = request.app[UPSTREAM]
-    if pool.tool_absent(name, tool):
-        raise NotFound(f"unknown tool '{tool}' on MCP server '{name}'")
     try:
         result = await c.timed(request, name, "call_tool", pool.call_tool(server.name, tool, dict(arguments)))
     except UpstreamRpcError as exc:
@@ -182,7 +182,16 @@ async def run_broadcast(
         metrics.broadcast_denied.inc(len(shown_denied))
     pool = request.app[UPSTREAM]
 
+    refusals: dict[str, Refused] = {}
+
     async def one(name: str) -> Any:
+        # Each target's own catalog and schema (calls/admit.py), then the call: a slow catalog
+        # of one target does not hold the others.
+        try:
+            await c.admit_call(request, servers[name], tool, arguments)
+        except Refused as exc:
+            refusals[name] = exc
+            raise
         # A shallow copy per server: credential injection into one request never leaks to another.
         return await c.timed(request, name, "call_tool", pool.call_tool(name, tool, dict(arguments)))
 
@@ -190,11 +199,16 @@ async def run_broadcast(
     results, failures = await broadcast.run_calls(
         call, one, timeouts=timeouts, deadline=max(ends - time.monotonic(), 0.001), describe_error=_describe
     )
+    invalid = refused_everywhere(refusals, call)
+    if invalid is not None:
+        info.error = invalid.message
+        raise invalid
     errors = {**plan.errors, **shown_denied, **unlisted, **failures}
     targets = [*call, *(n for n in errors if n not in call)]
     info.decision = _first_denial(decisions) if shown_denied and not call else decisions[candidates.index(permitted[0])]
     info.denied = bool(shown_denied) and not call and not unlisted and not plan.errors
-    info.note(targets=call, called=call, denied=sorted(denied), failed=sorted({**unlisted, **failures}))
+    called = [n for n in call if n not in refusals]
+    info.note(targets=call, called=called, denied=sorted(denied), failed=sorted({**unlisted, **failures}))
     if not results and errors:
         info.error = "no target succeeded"
     return targets, results, errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -74,11 +75,11 @@ class UpstreamPool:
         self.registry = registry
         self._clients: dict[str, BackendClient] = {}
         self.tool_names = ToolNames(tools_ttl)
-        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._listing: dict[str, asyncio.Task[list[dict[str, Any]]]] = {}
 
     async def close(self) -> None:
-        """Stop background tool-list refreshes."""
-        tasks = list(self._refreshing.values())
+        """Stop tool listings still in flight."""
+        tasks = list(self._listing.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -86,27 +87,33 @@ class UpstreamPool:
     def _generation(self) -> int:
         return self.registry.generation if self.registry is not None else 0
 
-    def tool_absent(self, server: str, tool: str) -> bool:
-        """True only when a fresh tools/list of `server` lacks `tool`; never waits on the backend.
+    async def catalog(self, server: ServerConfig | str) -> Mapping[str, Mapping[str, Any]]:
+        """{name: tool} of `server`: the cached tools/list while fresh, else listed now.
 
-        Without a fresh list the answer is False (let the call through) and a refresh starts in
-        the background, so the next call can be answered from the list.
+        One listing is in flight per backend however many calls wait for it; a failure raises
+        (the caller refuses the call: a tool that cannot be looked up is never forwarded).
         """
-        names = self.tool_names.known(server, self._generation())
-        if names is None:
-            if self.tool_names.ttl > 0 and server not in self._refreshing:
-                task = asyncio.get_running_loop().create_task(self._refresh(server))
-                self._refreshing[server] = task
-            return False
-        return tool not in names
+        config = self._config(server)
+        found = self.tool_names.tools(config.name, self._generation())
+        if found is not None:
+            return found
+        pending = self._listing.get(config.name)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_task(self.list_tools(config))
+            self._listing[config.name] = pending
+            pending.add_done_callback(functools.partial(self._listed, config.name))
+        tools = await asyncio.shield(pending)
+        return {t["name"]: t for t in tools if isinstance(t.get("name"), str)}
 
-    async def _refresh(self, server: str) -> None:
-        try:
-            await self.list_tools(server)
-        except (UpstreamError, TimeoutError) as exc:
-            log.debug("background tools/list failed", extra={"server": server, "error": str(exc)})
-        finally:
-            self._refreshing.pop(server, None)
+    def _listed(self, name: str, task: asyncio.Task[list[dict[str, Any]]]) -> None:
+        if self._listing.get(name) is task:
+            del self._listing[name]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure nobody awaited any more must not warn
+
+    def remember_tools(self, server: str, tools: Sequence[Mapping[str, Any]]) -> None:
+        """Store a complete tools/list answer fetched elsewhere (the /mcp list cache)."""
+        self.tool_names.store(server, self._generation(), tools)
 
     def _config(self, server: ServerConfig | str) -> ServerConfig:
         if not isinstance(server, str):

@@ -1,9 +1,10 @@
-"""Which tools each backend offers, as last seen by `tools/list`: lets the gateway answer 404 for an
-unknown tool without forwarding the call, and without a `tools/list` round trip per call.
+"""Which tools each backend offers, as last seen by `tools/list` (names and input schemas): a call
+names a tool of this catalog exactly or is not forwarded (gateway/calls/admit.py), and its
+arguments are checked against that tool's schema, without a `tools/list` round trip per call.
 
 Entries are fresh for `ttl` seconds and belong to one registry generation: a reload of the servers
-file makes every entry stale. A stale or missing entry means "unknown": the call goes through (the
-pool refreshes the entry in the background) and the backend's own answer decides.
+file makes every entry stale. A stale or missing entry is fetched again before the call is decided
+(`UpstreamPool.catalog`, one fetch in flight per backend).
 """
 
 from __future__ import annotations
@@ -19,26 +20,31 @@ INVALID_PARAMS = -32602
 
 
 class ToolNames:
-    """Tool names per backend with a TTL and the registry generation they were listed under."""
+    """Tool definitions per backend with a TTL and the registry generation they were listed under."""
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self._clock = clock
-        self._entries: dict[str, tuple[int, float, frozenset[str]]] = {}
+        self._entries: dict[str, tuple[int, float, dict[str, Mapping[str, Any]]]] = {}
 
-    def known(self, server: str, generation: int) -> frozenset[str] | None:
-        """The server's tool names if listed recently under `generation`, else None."""
+    def tools(self, server: str, generation: int) -> Mapping[str, Mapping[str, Any]] | None:
+        """{name: tool definition} if listed recently under `generation`, else None."""
         entry = self._entries.get(server)
         if entry is None or entry[0] != generation or self._clock() >= entry[1]:
             return None
         return entry[2]
 
+    def known(self, server: str, generation: int) -> frozenset[str] | None:
+        """The server's tool names if listed recently under `generation`, else None."""
+        tools = self.tools(server, generation)
+        return None if tools is None else frozenset(tools)
+
     def store(self, server: str, generation: int, tools: Iterable[Mapping[str, Any]]) -> None:
         """Remember a complete tools/list answer."""
         if self.ttl <= 0:
             return
-        names = frozenset(t["name"] for t in tools if isinstance(t.get("name"), str))
-        self._entries[server] = (generation, self._clock() + self.ttl, names)
+        by_name = {t["name"]: t for t in tools if isinstance(t.get("name"), str)}
+        self._entries[server] = (generation, self._clock() + self.ttl, by_name)
 
     def forget(self, server: str) -> None:
         """Drop what is known about `server` (it just contradicted the entry)."""

@@ -11,6 +11,8 @@ ALLOW, DENY = "allow", "deny"
 # Rule priorities live in this range; role permissions sit at 0.
 MIN_PRIORITY, MAX_PRIORITY = -1_000_000, 1_000_000
 ARG_OPS = ("equals", "in", "pattern", "absent")
+# String normalisations an argument condition may ask for (applied in this order, see naming.py).
+NORMALIZERS = ("strip_format", "nfkc", "casefold", "trim")
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,8 @@ class ArgCondition:
 
     pointer: str
     op: str  # equals | in | pattern | absent
-    value: Any
+    value: Any  # for equals/in: already normalised like the request value will be
+    normalize: tuple[str, ...] = ()  # applied to string values before comparing
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from typing import Any
 from urllib.parse import quote
 
@@ -102,13 +103,41 @@ def json_equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def normalize(value: Any, steps: tuple[str, ...]) -> Any:
+    """A string with the named normalisations applied in canonical order; other values unchanged.
+
+    `strip_format` drops Unicode format characters (category Cf: zero-width space and joiners, BOM,
+    bidi controls), which render as nothing; `nfkc` folds compatibility forms (fullwidth letters,
+    ligatures); `casefold` is full Unicode case folding (NFKC is applied again after it, as Unicode
+    recommends for caseless matching); `trim` strips leading and trailing whitespace.
+    """
+    if not steps or not isinstance(value, str):
+        return value
+    if "strip_format" in steps:
+        value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
+    if "nfkc" in steps:
+        value = unicodedata.normalize("NFKC", value)
+    if "casefold" in steps:
+        value = value.casefold()
+        if "nfkc" in steps:
+            value = unicodedata.normalize("NFKC", value)
+    if "trim" in steps:
+        value = value.strip()
+    return value
+
+
 def arg_holds(cond: ArgCondition, arguments: dict[str, Any] | None) -> bool:
-    """Whether one argument condition holds for the request's tool arguments (None = none given)."""
+    """Whether one argument condition holds for the request's tool arguments (None = none given).
+
+    Numbers compare by value (`1000000`, `1000000.0` and `1e6` are equal; booleans are not
+    numbers); strings compare after the condition's normalisations, if any.
+    """
     value = resolve_pointer(arguments if arguments is not None else {}, cond.pointer)
     if cond.op == "absent":
         return (value is _MISSING) is bool(cond.value)
     if value is _MISSING:
         return False
+    value = normalize(value, cond.normalize)
     if cond.op == "equals":
         return json_equal(value, cond.value)
     if cond.op == "in":

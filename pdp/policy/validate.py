@@ -25,6 +25,7 @@ from pdp.policy.model import (
     DENY,
     MAX_PRIORITY,
     MIN_PRIORITY,
+    NORMALIZERS,
     ArgCondition,
     Condition,
     Permission,
@@ -32,7 +33,7 @@ from pdp.policy.model import (
     Role,
     Rule,
 )
-from pdp.policy.naming import full_regex
+from pdp.policy.naming import full_regex, normalize
 from pdp.policy.yamlload import LList, LMap, YamlProblem, load_with_lines
 from shared.authzen import ACTIONS
 
@@ -269,15 +270,22 @@ def _arguments(c: Checker, value: Any, path: str, line: int | None) -> tuple[Arg
         if problem := check_pointer(pointer):
             c.err(p, ln, problem)
             continue
-        sm = c.mapping(spec, p, ln, ARG_OPS)
+        sm = c.mapping(spec, p, ln, (*ARG_OPS, "normalize"))
         if sm is None:
             continue
-        if len(sm) != 1:
-            c.err(p, ln, f"needs exactly one of {', '.join(ARG_OPS)}, got {len(sm)}")
-            continue
-        op, operand = next(iter(sm.items()))
-        if op not in ARG_OPS:
+        if any(k not in ARG_OPS and k != "normalize" for k in sm):
             continue  # already reported as an unknown key
+        ops = [k for k in sm if k in ARG_OPS]
+        if len(ops) != 1:
+            c.err(p, ln, f"needs exactly one of {', '.join(ARG_OPS)}, got {len(ops)}")
+            continue
+        op, operand = ops[0], sm[ops[0]]
+        steps: tuple[str, ...] = ()
+        if "normalize" in sm:
+            found = _normalize(c, sm["normalize"], f"{p}.normalize", sm.key_lines.get("normalize", ln), op)
+            if found is None:
+                continue
+            steps = found
         if op == "in" and not isinstance(operand, LList):
             c.err(f"{p}.in", ln, f"expected a list, got {kind(operand)}")
             continue
@@ -292,8 +300,27 @@ def _arguments(c: Checker, value: Any, path: str, line: int | None) -> tuple[Arg
             continue
         if op == "pattern" and _regex(c, operand, f"{p}.pattern", ln) is None:
             continue
-        out.append(ArgCondition(pointer, op, _plain(operand)))
+        value = _plain(operand)
+        if op == "equals":
+            value = normalize(value, steps)
+        elif op == "in":
+            value = [normalize(v, steps) for v in value]
+        out.append(ArgCondition(pointer, op, value, steps))
     return tuple(out)
+
+
+def _normalize(c: Checker, value: Any, path: str, line: int | None, op: str) -> tuple[str, ...] | None:
+    names = c.strings(value, path, line, one_ok=True, non_empty=True)
+    if names is None:
+        return None
+    bad = [n for n in names if n not in NORMALIZERS]
+    if bad:
+        c.err(path, line, f"unknown normalisation(s) {', '.join(map(repr, bad))} (allowed: {', '.join(NORMALIZERS)})")
+        return None
+    if op == "absent":
+        c.err(path, line, "has no meaning with 'absent' (nothing is compared)")
+        return None
+    return tuple(names)
 
 
 def _plain(value: Any) -> Any:

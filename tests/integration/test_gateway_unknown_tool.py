@@ -1,4 +1,4 @@
-"""`POST /mcp/invoke` for a tool the backend does not offer: 404, and nothing forwarded once known."""
+"""`POST /mcp/invoke` for a tool the backend does not offer: 404, and nothing forwarded."""
 # ruff: noqa: F811  (pytest fixtures imported by name are "redefined" as arguments)
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ async def wait_for_tool_list(stack: Stack) -> None:
 
 
 async def test_unknown_tool_is_404_and_not_forwarded_once_the_list_is_known(stack: Stack, backend: Backend) -> None:
-    # Cold: the backend's own "Unknown tool" answer becomes the 404 (and a list refresh starts).
+    # Cold: the catalog is listed first, and the 404 comes from it (calls/admit.py).
     status, body = await invoke(stack, "no_such_tool")
     assert status == 404 and body["error"]["code"] == "not_found"
     assert "no_such_tool" in body["error"]["message"] and "beta" in body["error"]["message"]
+    assert tool_calls(backend) == []  # never forwarded, even cold
     await wait_for_tool_list(stack)
     backend.clear()
     status, body = await invoke(stack, "also_missing")
@@ -80,3 +81,17 @@ async def test_a_registry_reload_forgets_the_tool_list(stack: Stack, tmp_path: P
     registry.load()
     assert registry.generation != generation
     assert pool.tool_names.known("beta", registry.generation) is None
+
+
+async def test_concurrent_cold_calls_share_one_listing_and_a_stale_list_is_refreshed(
+    stack: Stack, backend: Backend
+) -> None:
+    results = await asyncio.gather(*(invoke(stack, "echo", text=str(i)) for i in range(8)))
+    assert [status for status, _ in results] == [200] * 8
+    listings = [r for r in backend.requests if b"tools/list" in r.body]
+    assert len(listings) == 1 and len(tool_calls(backend, "echo")) == 8
+    pool = stack.app[UPSTREAM]
+    pool.tool_names.forget("beta")  # as if the TTL had run out
+    backend.clear()
+    status, _ = await invoke(stack, "echo", text="again")
+    assert status == 200 and len([r for r in backend.requests if b"tools/list" in r.body]) == 1

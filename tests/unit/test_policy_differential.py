@@ -56,9 +56,11 @@ def random_policy(rng: random.Random) -> dict:
             cond["tool_name"] = rng.choice([*TOOLS, "d*"])
         if rng.random() < 0.2:
             cond["tool_name_pattern"] = rng.choice([".*delete.*|.*drop.*", "r.*", "x"])
-        if rng.random() < 0.3:
+        if rng.random() < 0.45:
             cond["arguments"] = {rng.choice(["/f", "/n/k"]): rng.choice(
-                [{"equals": True}, {"in": [1, 2]}, {"pattern": "a.*"}, {"absent": True}, {"absent": False}])}
+                [{"equals": True}, {"in": [1, 2]}, {"pattern": "a.*"}, {"absent": True}, {"absent": False},
+                 {"equals": 1000000}, {"equals": "ABC", "normalize": ["casefold", "trim", "strip_format"]},
+                 {"in": ["ａbc", 2], "normalize": ["nfkc"]}, {"pattern": "a.*", "normalize": ["casefold", "trim"]}])}
         rules.append({"name": f"rule{i}", "condition": cond, "action": rng.choice(["allow", "deny"]),
                       "priority": rng.choice([-1, 0, 1, 5, 5, 10])})
     return {
@@ -75,7 +77,8 @@ def random_request(rng: random.Random, role_names: list[str]) -> Request:
     kind = {"invoke_tool": "tool", "read_resource": "resource", "get_prompt": "prompt"}.get(action, "server")
     name = {"tool": rng.choice(TOOLS), "resource": "file:///" + rng.choice(["a", "b:c"]),
             "prompt": rng.choice(["p1", "q"])}.get(kind)
-    args = rng.choice([None, {}, {"f": True}, {"f": 1}, {"f": "a\nb"}, {"n": {"k": "abc"}}, {"n": {"k": 2}}])
+    args = rng.choice([None, {}, {"f": True}, {"f": 1}, {"f": "a\nb"}, {"n": {"k": "abc"}}, {"n": {"k": 2}},
+                       {"f": 1e6}, {"f": "1000000"}, {"f": " Abc"}, {"f": "a\u200bbC"}, {"n": {"k": "ＡBC "}}])
     return Request(
         rng.choice([*USERS, "other"]), action, rng.choice([*SERVERS, "zzz"]), kind, name,
         tuple(rng.sample([*role_names, "ghost"], rng.randint(0, 2))),
@@ -101,12 +104,14 @@ def test_fast_path_equals_casbin_on_random_policies():
             checked += 1
             seen.add((ref.kind, fast.allowed))
             if ref.condition is not None and ref.condition.arguments:
-                arg_ops.add(ref.condition.arguments[0].op)
+                arg = ref.condition.arguments[0]
+                arg_ops.add(arg.op + ("+normalize" if arg.normalize else ""))
     assert checked == 10_000
     # every kind of deciding statement and both answers were exercised
     assert {("rule", True), ("rule", False), ("role", True), ("default", True), ("default", False)} <= seen
     # and rules with argument conditions decided, for every operator (so the cache bypass is exercised)
-    assert arg_ops == {"equals", "in", "pattern", "absent"}
+    # (normalised ones included)
+    assert arg_ops == {"equals", "in", "pattern", "absent", "equals+normalize", "in+normalize", "pattern+normalize"}
 
 
 def test_search_equals_casbin_per_candidate():

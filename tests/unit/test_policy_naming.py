@@ -80,6 +80,30 @@ def test_encoded_uri_has_no_colon_or_star():
     (ArgCondition("/l/5", "absent", True), {"l": ["a"]}, True),
     (ArgCondition("/m~0n/o~1p", "equals", 1), {"m~n": {"o/p": 1}}, True),
     (ArgCondition("/a/b", "equals", 1), {"a": "str"}, False),
+    # Numbers compare by value however they are written; a string is never a number.
+    (ArgCondition("/n", "equals", 1000000), {"n": 1e6}, True),
+    (ArgCondition("/n", "equals", 1000000), {"n": 1000000.0}, True),
+    (ArgCondition("/n", "equals", 1e6), {"n": 1000000}, True),
+    (ArgCondition("/n", "in", [5, 1000000]), {"n": 1e6}, True),
+    (ArgCondition("/n", "equals", 1000000), {"n": "1000000"}, False),
+    (ArgCondition("/n", "equals", 1), {"n": True}, False),
+    (ArgCondition("/n", "equals", 0), {"n": False}, False),
+    # Without normalize a string compares literally; with it, spelling variants are one value.
+    (ArgCondition("/w", "equals", "attacker"), {"w": "Attacker"}, False),
+    (ArgCondition("/w", "equals", "attacker", ("strip_format", "nfkc", "casefold", "trim")), {"w": "Attacker"}, True),
+    (ArgCondition("/w", "equals", "attacker", ("strip_format", "nfkc", "casefold", "trim")), {"w": "attacker "}, True),
+    (ArgCondition("/w", "equals", "attacker", ("strip_format", "nfkc", "casefold", "trim")), {"w": "\tattacker\n"}, True),
+    (ArgCondition("/w", "equals", "attacker", ("strip_format", "nfkc", "casefold", "trim")), {"w": "att\u200backer"}, True),
+    (ArgCondition("/w", "equals", "attacker", ("strip_format", "nfkc", "casefold", "trim")), {"w": "\u2060at\u00adtacker\ufeff"}, True),
+    (ArgCondition("/w", "equals", "attacker", ("strip_format", "nfkc", "casefold", "trim")), {"w": "ａｔｔａｃｋｅｒ"}, True),
+    (ArgCondition("/w", "equals", "attacker", ("strip_format", "nfkc", "casefold", "trim")), {"w": "ATTACKER"}, True),
+    (ArgCondition("/w", "equals", "strasse", ("casefold",)), {"w": "Straße"}, True),
+    (ArgCondition("/w", "equals", "attacker", ("strip_format", "nfkc", "casefold", "trim")), {"w": "attackers"}, False),
+    (ArgCondition("/w", "equals", "attacker", ("casefold",)), {"w": "attacker "}, False),
+    (ArgCondition("/w", "equals", "attacker", ("trim",)), {"w": "att\u200backer"}, False),
+    (ArgCondition("/w", "in", ["x", "attacker"], ("strip_format", "nfkc", "casefold", "trim")), {"w": " ATTACKER"}, True),
+    (ArgCondition("/w", "pattern", "att.*", ("strip_format", "nfkc", "casefold", "trim")), {"w": "\u200bATTack"}, True),
+    (ArgCondition("/w", "equals", 1, ("strip_format", "nfkc", "casefold", "trim")), {"w": 1.0}, True),
 ])
 def test_arg_holds(cond, args, expected):
     assert arg_holds(cond, args) is expected

@@ -89,6 +89,16 @@ CASES = [
      9, "is not JSON"),
     ("equals non-string key", RULE + "{arguments: {/a: {equals: {1: x}}}}\n",
      "rules[0].condition.arguments./a.equals", 9, "is not a string"),
+    ("unknown normalisation", RULE + "{arguments: {/a: {equals: x, normalize: [lowercase]}}}\n",
+     "rules[0].condition.arguments./a.normalize", 9, "unknown normalisation(s) 'lowercase'"),
+    ("empty normalisation list", RULE + "{arguments: {/a: {equals: x, normalize: []}}}\n",
+     "rules[0].condition.arguments./a.normalize", 9, "at least one value"),
+    ("normalisation with absent", RULE + "{arguments: {/a: {absent: true, normalize: trim}}}\n",
+     "rules[0].condition.arguments./a.normalize", 9, "no meaning with 'absent'"),
+    ("normalisation alone", RULE + "{arguments: {/a: {normalize: [trim]}}}\n",
+     "rules[0].condition.arguments./a", 9, "exactly one"),
+    ("normalisation misspelt", RULE + "{arguments: {/a: {equals: x, normalise: [trim]}}}\n",
+     "rules[0].condition.arguments./a.normalise", 9, "unknown key 'normalise'"),
     ("empty string glob", RULE + "{tool_name: ''}\n", "rules[0].condition.tool_name", 9, "got an empty string"),
     ("default policy", BASE + "default_policy: permit\n", "default_policy", 6, "must be 'allow' or 'deny'"),
     ("duplicate key", BASE + "default_policy: deny\ndefault_policy: allow\n", "default_policy", 7, "duplicate key"),
@@ -131,3 +141,16 @@ def test_json_operands_that_are_valid():
                           "        /a: {equals: {k: [1, 2.5, null, true, '2024-01-01']}}\n        /b: {in: [1, x]}\n")
     ops = {(a.pointer, a.op): a.value for a in policy.rules[0].condition.arguments}
     assert ops == {("/a", "equals"): {"k": [1, 2.5, None, True, "2024-01-01"]}, ("/b", "in"): [1, "x"]}
+
+
+def test_normalised_operands_are_stored_normalised():
+    text = RULE + (
+        "{arguments: {/who: {equals: ' ＡttAcker ', normalize: [casefold, nfkc, trim]},"
+        " /tag: {in: ['A\u200bB', 1], normalize: [strip_format, casefold]}, /n: {equals: 1000000}}}\n"
+    )
+    args = parse_policy(text).rules[0].condition.arguments
+    assert [(a.pointer, a.op, a.value, a.normalize) for a in args] == [
+        ("/who", "equals", "attacker", ("casefold", "nfkc", "trim")),
+        ("/tag", "in", ["ab", 1], ("strip_format", "casefold")),
+        ("/n", "equals", 1000000, ()),
+    ]

@@ -1,0 +1,1 @@
+"""Checks a tool call must pass before it is forwarded: the tool exists, its arguments fit its schema."""
