@@ -66,6 +66,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         gateway_metrics=gateway_metrics,
         dev_principal=dev,
         max_body_bytes=settings.max_body_bytes,
+        json_limits=middlewares.JsonLimits(settings.max_json_depth, settings.max_json_string, settings.max_json_items),
     )
     app.cleanup_ctx.append(session_ctx)
     # The pool serves the audit sink and the LISTEN connections (policy changes, session

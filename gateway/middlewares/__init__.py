@@ -12,10 +12,11 @@ from gateway.middlewares.audit import audit_middleware
 from gateway.middlewares.auth import PUBLIC_PATHS, auth_middleware
 from gateway.middlewares.body_limit import body_limit_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
+from gateway.middlewares.json_limits import JsonLimits, json_limits_middleware
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
-__all__ = ["PUBLIC_PATHS", "error_body", "install"]
+__all__ = ["PUBLIC_PATHS", "JsonLimits", "error_body", "install"]
 
 
 def install(
@@ -25,6 +26,7 @@ def install(
     gateway_metrics: GatewayMetrics,
     dev_principal: Any | None,
     max_body_bytes: int,
+    json_limits: JsonLimits | None = None,
 ) -> None:
     """Install the middlewares, outermost first."""
     chain = [
@@ -40,5 +42,8 @@ def install(
         body_limit_middleware(max_body_bytes),
         # 6. Security last before the handler: no handler runs without a principal.
         auth_middleware(dev_principal, gateway_metrics),
+        # 7. JSON bodies parsed once and their shape checked (depth, string and array sizes) after
+        #    authentication (no parsing for anonymous callers) and before any handler, PDP or backend.
+        json_limits_middleware(json_limits or JsonLimits()),
     ]
     app.middlewares.extend(chain)
