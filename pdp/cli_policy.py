@@ -15,6 +15,7 @@ from pdp.policy import Engine, PolicyInvalid, Request, load_engine
 from pdp.policy.compile import MODEL_TEXT
 from pdp.policy.naming import resource_string
 from pdp.wire import BadInput, parse_evaluation
+from shared.textsafe import printable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -159,15 +160,15 @@ def test_cmd(args: argparse.Namespace) -> int:
                 raise BadInput(f"unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(CASE_KEYS))})")
             outcome = engine.decide(_request(case, f"cases[{i}]"))
         except BadInput as exc:
-            print(f"ERROR {name}: {exc}")
+            print(printable(f"ERROR {name}: {exc}"))
             failed += 1
             continue
         got = "allow" if outcome.allowed else "deny"
         if got != case["expect"]:
             failed += 1
-            print(f"FAIL  {name}: expected {case['expect']}, got {got} ({outcome.statement.reason()})")
+            print(printable(f"FAIL  {name}: expected {case['expect']}, got {got} ({outcome.statement.reason()})"))
         else:
-            print(f"PASS  {name}")
+            print(printable(f"PASS  {name}"))
     print(f"{len(cases) - failed} passed, {failed} failed")
     return 1 if failed else 0
 
@@ -212,13 +213,13 @@ def push_cmd(args: argparse.Namespace) -> int:
     if status == 201:
         if not args.json:
             state = "active" if answer.get("active") else "stored, not active"
-            print(f"{args.file}: pushed as {answer.get('policy_version')} ({state})")
+            print(printable(f"{args.file}: pushed as {answer.get('policy_version')} ({state})"))
         return 0
     error = answer.get("error", {}) if isinstance(answer, dict) else {}
     if status == 422 and isinstance(error.get("errors"), list):
         # The same FILE:LINE: PATH: MESSAGE form as `policy validate`, so editors can jump to it.
         for err in error["errors"]:
-            print(f"{args.file}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}",
+            print(printable(f"{args.file}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}"),
                   file=sys.stderr)
     else:
         _print_error(status, answer)
@@ -238,7 +239,7 @@ def history_cmd(args: argparse.Namespace) -> int:
         print(json.dumps(answer, indent=2, default=str))
         return 0
     for v in answer.get("versions", []):
-        print(f"{v['policy_version']:>6} {v['status']:<8} {v['created_at']} {v['author']}: {v['comment']}")
+        print(printable(f"{v['policy_version']:>6} {v['status']:<8} {v['created_at']} {v['author']}: {v['comment']}"))
     return 0
 
 
@@ -264,7 +265,7 @@ def _print_error(status: int, answer: Any) -> None:
     code = error.get("code", "error") if isinstance(error, dict) else "error"
     message = error.get("message", answer) if isinstance(error, dict) else answer
     hint = f". {_HINTS[status]}" if status in _HINTS else ""
-    print(f"{f'HTTP {status} ' if status else ''}{code}: {message}{hint}", file=sys.stderr)
+    print(printable(f"{f'HTTP {status} ' if status else ''}{code}: {message}{hint}"), file=sys.stderr)
 
 
 def _call(args: argparse.Namespace, token: str, method: str, path: str, body: Any) -> tuple[int, Any]:
