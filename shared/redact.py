@@ -78,12 +78,22 @@ def _mask_assignment(match: re.Match[str]) -> str:
     return match.group("keep") + REDACTED
 
 
+# Every assignment name contains one of these: a few substring searches rule most text out before
+# the (case-insensitive, alternating) regex runs.
+_ASSIGN_HINTS = ("pass", "pwd", "pin", "secret", "token", "key", "credential")
+
+
+def _may_assign(text: str) -> bool:
+    low = text.lower()
+    return any(hint in low for hint in _ASSIGN_HINTS)
+
+
 def mask_secrets(text: str) -> str:
     """`text` with every credential-shaped substring replaced by the redaction marker."""
     size = len(text)
     if size < _MIN_ASSIGN_LEN:
         return text
-    if ("=" in text or ":" in text) and (masked := _ASSIGN.sub(_mask_assignment, text)) != text:
+    if ("=" in text or ":" in text) and _may_assign(text) and (masked := _ASSIGN.sub(_mask_assignment, text)) != text:
         text = masked
     if size < _MIN_LEN:
         return text
@@ -145,36 +155,71 @@ def redact(value: Any, keys: frozenset[str], *, max_depth: int = MAX_DEPTH, note
 
 
 def _redact(value: Any, keys: frozenset[str], depth: int, notes: list[str] | None) -> Any:
-    if value is None or isinstance(value, bool | float):
-        return value
-    if isinstance(value, int):
-        if _MIN_INT <= value <= _MAX_INT:
-            return value
-        _note(notes, "integer beyond 64 bits stored as text")
-        return str(value)
-    if isinstance(value, str):
+    kind = type(value)  # exact types first: the hot path (subclasses fall through to isinstance)
+    if kind is str:
         text = mask_secrets(value)
         if len(text) > MAX_STRING or "\x00" in text or not text.isascii():
             text = storable(text, notes)
         return text
-    if isinstance(value, dict | list | tuple | set | frozenset):
+    if value is None or kind is bool or kind is float:
+        return value
+    if kind is dict or kind is list:
         if depth <= 0:
             _note(notes, TOO_DEEP_NOTE)
             return TOO_DEEP
-        if isinstance(value, dict):
-            return {
-                _key(k, notes): REDACTED if key_is_sensitive(k, keys) else _redact(v, keys, depth - 1, notes)
-                for k, v in value.items()
-            }
-        return [_redact(v, keys, depth - 1, notes) for v in value]
+        if kind is list:
+            return [_redact(v, keys, depth - 1, notes) for v in value]
+        out = {}
+        for k, v in value.items():
+            info = _KEYS.get((k, keys)) if type(k) is str else None
+            if info is None:
+                info = _key_info(k, keys)
+            name, sensitive, reason = info
+            if reason is not None:
+                _note(notes, reason)
+            out[name] = REDACTED if sensitive else _redact(v, keys, depth - 1, notes)
+        return out
+    if kind is int:
+        if _MIN_INT <= value <= _MAX_INT:
+            return value
+        _note(notes, "integer beyond 64 bits stored as text")
+        return str(value)
+    if isinstance(value, str | dict | list | tuple | set | frozenset | bool | int | float):
+        return _redact_subclass(value, keys, depth, notes)
     return storable(mask_secrets(str(value)), notes)
 
 
-def _key(key: object, notes: list[str] | None) -> str:
+def _redact_subclass(value: Any, keys: frozenset[str], depth: int, notes: list[str] | None) -> Any:
+    """Subclasses and the other containers, as their plain JSON type."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return _redact(str(value), keys, depth, notes)
+    if isinstance(value, int):
+        return _redact(int(value), keys, depth, notes)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dict):
+        return _redact(dict(value), keys, depth, notes)
+    return _redact(list(value), keys, depth, notes)
+
+
+# (stored key, sensitive, what storing changed) per key: argument names repeat endlessly.
+_KEYS: dict[tuple[str, frozenset[str]], tuple[str, bool, str | None]] = {}
+_KEY_CACHE_LEN = 128  # longer keys are not cached (the cache must stay small)
+
+
+def _key_info(key: object, keys: frozenset[str]) -> tuple[str, bool, str | None]:
     text = key if isinstance(key, str) else str(key)
+    notes: list[str] = []
     if len(text) > MAX_STRING or "\x00" in text or not text.isascii():
         text = storable(text, notes)
-    return text
+    info = (text, key_is_sensitive(key, keys), notes[0] if notes else None)
+    if type(key) is str and len(key) <= _KEY_CACHE_LEN:
+        if len(_KEYS) >= _VERDICTS_MAX:
+            _KEYS.clear()
+        _KEYS[(key, keys)] = info
+    return info
 
 
 def _note(notes: list[str] | None, reason: str) -> None:

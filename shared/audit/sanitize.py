@@ -11,6 +11,7 @@ can never take its batch down with it (docs/security/audit.md).
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from shared.audit.event import AuditEvent
@@ -24,10 +25,20 @@ TEXT_FIELDS = (
     "decision", "reason", "policy_version", "status", "error", "client_addr",
 )
 MASKED_FIELDS = ("error", "reason", "resource")
+_TEXTS = attrgetter(*TEXT_FIELDS)
 
 
 def _unsafe(text: str) -> bool:
     return len(text) > MAX_TEXT or "\x00" in text or not text.isascii()
+
+
+def _texts_safe(event: AuditEvent) -> bool:
+    """One check over all text columns at once (the hot path: nearly every event is clean)."""
+    try:
+        joined = "".join([t for t in _TEXTS(event) if t is not None])
+    except TypeError:  # a non-string where text belongs
+        return False
+    return not _unsafe(joined)
 
 
 def sanitize_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
@@ -45,12 +56,13 @@ def sanitize_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
         text = getattr(event, name)
         if text is not None and (masked := mask_secrets(text)) is not text:
             changes[name] = masked
-    for name in TEXT_FIELDS:
-        text = changes.get(name, getattr(event, name))
-        if text is not None and (not isinstance(text, str) or _unsafe(text)):
-            found = []
-            changes[name] = storable(str(text), found, MAX_TEXT)
-            notes[name] = found
+    if not _texts_safe(event):
+        for name in TEXT_FIELDS:
+            text = changes.get(name, getattr(event, name))
+            if text is not None and (not isinstance(text, str) or _unsafe(text)):
+                found = []
+                changes[name] = storable(str(text), found, MAX_TEXT)
+                notes[name] = found
     if event.roles is not None and any(not isinstance(r, str) or _unsafe(r) for r in event.roles):
         found = []
         changes["roles"] = [storable(str(r), found, MAX_TEXT) for r in event.roles]
