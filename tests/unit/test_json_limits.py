@@ -6,7 +6,7 @@ import pytest
 
 from gateway.middlewares.json_limits import JsonLimits, shape_problem
 
-LIMITS = JsonLimits(max_depth=4, max_string=10, max_items=3)
+LIMITS = JsonLimits(max_depth=4, max_string=10, max_items=50)
 
 
 def deep(n: int, leaf: object = 1) -> object:
@@ -27,8 +27,12 @@ def deep(n: int, leaf: object = 1) -> object:
         ("x" * 11, "a JSON string of 11 characters; at most 10 are accepted"),
         ({"k": ["ok", "x" * 11]}, "a JSON string of 11 characters; at most 10 are accepted"),
         ({"k" * 11: 1}, "a JSON string of 11 characters; at most 10 are accepted"),
-        ([1, 2, 3, 4], "a JSON array has 4 members; at most 3 are accepted"),
-        ({"a": {"1": 1, "2": 2, "3": 3, "4": 4}}, "a JSON object has 4 members; at most 3 are accepted"),
+        (list(range(51)), "a JSON array has 51 members; at most 50 are accepted"),
+        ({"a": {str(i): i for i in range(51)}}, "a JSON object has 51 members; at most 50 are accepted"),
+        # Long arrays and objects take the bulk path (> 32 members): same verdicts.
+        ([1] * 40 + ["x" * 11], "a JSON string of 11 characters; at most 10 are accepted"),
+        ([0] * 40 + [deep(4)], "JSON body nested deeper than 4 levels"),
+        ([0] * 40 + [deep(3)], None),
         (None, None),
         (3.5, None),
     ],
