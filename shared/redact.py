@@ -111,6 +111,7 @@ _SEGMENT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # Argument names repeat endlessly, so verdicts are memoized (bounded: cleared when full).
 _VERDICTS: dict[tuple[object, frozenset[str]], bool] = {}
 _VERDICTS_MAX = 10_000
+_KEY_CACHE_LEN = 128  # longer keys are not cached (the caches must stay small)
 
 
 def _segments_contain(segments: list[str], name: str) -> bool:
@@ -133,6 +134,8 @@ def _sensitive(key: object, keys: frozenset[str]) -> bool:
 
 def key_is_sensitive(key: object, keys: frozenset[str]) -> bool:
     """True when the key names a secret: contains a long configured name, or a short one as a segment."""
+    if isinstance(key, str) and len(key) > _KEY_CACHE_LEN:
+        return _sensitive(key, keys)  # never cached: 10,000 huge keys would be a memory attack
     cache_key = (key, keys)
     verdict = _VERDICTS.get(cache_key)
     if verdict is None:
@@ -206,7 +209,6 @@ def _redact_subclass(value: Any, keys: frozenset[str], depth: int, notes: list[s
 
 # (stored key, sensitive, what storing changed) per key: argument names repeat endlessly.
 _KEYS: dict[tuple[str, frozenset[str]], tuple[str, bool, str | None]] = {}
-_KEY_CACHE_LEN = 128  # longer keys are not cached (the cache must stay small)
 
 
 def _key_info(key: object, keys: frozenset[str]) -> tuple[str, bool, str | None]:
