@@ -212,7 +212,7 @@ _KEYS: dict[tuple[str, frozenset[str]], tuple[str, bool, str | None]] = {}
 
 
 def _key_info(key: object, keys: frozenset[str]) -> tuple[str, bool, str | None]:
-    text = key if isinstance(key, str) else str(key)
+    text = mask_secrets(key if isinstance(key, str) else str(key))  # a credential used as a key
     notes: list[str] = []
     if len(text) > MAX_STRING or "\x00" in text or not text.isascii():
         text = storable(text, notes)

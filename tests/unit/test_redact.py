@@ -165,3 +165,8 @@ def test_redact_is_depth_capped_and_marks_the_cut():
         out = out["v"] if isinstance(out, dict) else out[0]
         level += 1
     assert level == 64 and out == "[mcpgw-audit: cut, nested deeper than 64 levels]"
+
+
+def test_credentials_used_as_keys_are_masked_too():
+    token = "ghp_" + "a" * 36
+    assert redact({token: True, "note": {"pwd=hunter2": 1}}, KEYS) == {R: True, "note": {f"pwd={R}": R}}
