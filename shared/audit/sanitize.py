@@ -61,12 +61,16 @@ def sanitize_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
             text = changes.get(name, getattr(event, name))
             if text is not None and (not isinstance(text, str) or _unsafe(text)):
                 found = []
-                changes[name] = storable(str(text), found, MAX_TEXT)
-                notes[name] = found
+                stored = storable(str(text), found, MAX_TEXT)
+                if stored != text:
+                    changes[name] = stored
+                if found:
+                    notes[name] = found
     if event.roles is not None and any(not isinstance(r, str) or _unsafe(r) for r in event.roles):
         found = []
         changes["roles"] = [storable(str(r), found, MAX_TEXT) for r in event.roles]
-        notes["roles"] = found
+        if found:
+            notes["roles"] = found
     if notes:
         extra = changes.get("extra", event.extra)
         extra = dict(extra) if isinstance(extra, dict) else ({} if extra is None else {"value": extra})

@@ -65,14 +65,17 @@ async def test_nul_bytes_and_surrogates_never_make_postgres_refuse_a_row(pg_pool
     emitter = AuditEmitter("gateway", pool_getter=lambda: pg_pool, spool_dir=tmp_path)
     await emitter.start()
     emitter.emit(good_call())
+    controls = "".join(chr(c) for c in range(1, 32)) + "\x7f\x85\u202e"  # Postgres takes these as they are
     emitter.emit(AuditEvent("mcp_request", "gateway", subject="mal\x00lory", tool="t\ud800",
-                            parameters={"memo": "a\x00b", "k\x00": "\ud800"}, error="bad \x00"))
+                            parameters={"memo": "a\x00b", "k\x00": "\ud800", "ctl": controls},
+                            error="bad \x00", reason=controls))
     await emitter.flush()
     await emitter.close()
     stored = await rows(pg_pool)
     (row,) = stored["mal\\u0000lory"]
     assert row["tool"] == "t\\ud800" and row["error"] == "bad \\u0000"
-    assert json.loads(row["parameters"]) == {"memo": "a\\u0000b", "k\\u0000": "\\ud800"}
+    assert json.loads(row["parameters"]) == {"memo": "a\\u0000b", "k\\u0000": "\\ud800", "ctl": controls}
+    assert row["reason"] == controls
     assert set(json.loads(row["extra"])[NOTE_KEY]) == {"parameters", "subject", "tool", "error"}
     assert "alice" in stored and AuditMetrics.value(emitter.metrics.dropped) == 0
     assert not list(tmp_path.glob("*.jsonl"))  # no batch was refused: nothing spooled

@@ -85,6 +85,10 @@ def test_clean_events_are_left_alone():
     e = event(parameters={"amount": 5}, extra={"http": "POST /mcp/invoke"})
     clean = sanitize_event(e, KEYS)
     assert clean.parameters == e.parameters and clean.extra == e.extra
+    # Non-ASCII text that is storable as it is: unchanged and not marked.
+    e = event(subject="Zoë 東京", roles=["ünï"], reason="ok \u202e")
+    clean = sanitize_event(e, KEYS)
+    assert (clean.subject, clean.roles, clean.reason, clean.extra) == ("Zoë 東京", ["ünï"], "ok \u202e", None)
 
 
 def test_storable_is_idempotent_on_clean_text():
