@@ -150,3 +150,21 @@ async def test_nul_bytes_in_arguments_are_stored_marked(stack: Stack, mcp_backen
     row = (await audit_rows(stack, stack.settings.database_url.get()))[-1]
     assert json.loads(row["parameters"]) == {"text": "pay\\u0000to mallory"}
     assert json.loads(row["extra"])[NOTE_KEY] == {"parameters": ["NUL characters replaced by the text \\u0000"]}
+
+
+async def test_chunked_body_over_the_size_limit_on_mcp_is_a_jsonrpc_413(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> None:
+    """The middleware reads bodies now: an oversized chunked body on /mcp keeps its JSON-RPC answer."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b" " * 32768
+
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url}},
+                             env={"MCPGW_GATEWAY_MAX_BODY_BYTES": "65536"}) as stack:
+        headers = {**stack.headers(DEV), "Content-Type": "application/json", "Accept": ACCEPT}
+        async with stack.session.post(stack.url + "/mcp", data=chunks(), headers=headers) as resp:
+            answer = await resp.json(content_type=None)
+        assert resp.status == 413
+        assert answer["error"] == {"code": -32600, "message": "request body too large"}
+        status, body, _ = await stack.call("POST", "/mcp/invoke?mcp_server=alpha", subject=DEV, data=chunks())
+        assert status == 413 and body["error"]["code"] == "payload_too_large"
