@@ -82,6 +82,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
         allowed_origins=settings.mcp_allowed_origins,
+        json_limits=middlewares.JsonLimits(settings.max_json_depth, settings.max_json_string, settings.max_json_items),
     )
     app.cleanup_ctx.append(session_ctx)
     # The pool serves the audit sink and the LISTEN connections (policy changes, session

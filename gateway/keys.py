@@ -37,5 +37,7 @@ SCHEMAS = web.AppKey("tool_schemas", SchemaCache)
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 REQUEST_ID = web.RequestKey("request_id", str)
 AUDIT_INFO: web.RequestKey[AuditInfo] = web.RequestKey("audit_info")
+# The request body parsed once by the JSON limits middleware (absent when the body is not JSON).
+JSON_BODY: web.RequestKey[object] = web.RequestKey("json_body")
 # State of the MCP endpoints (gateway/mcp, installed by gateway.routes.mcp.setup_mcp_routes).
 MCP_STATE: web.AppKey[McpState] = web.AppKey("mcp_state")

@@ -36,6 +36,12 @@ def _not_negative(value: float) -> str | None:
     return None if value >= 0 else "must be 0 or more"
 
 
+def _json_depth(value: int) -> str | None:
+    # The body travels on to the PDP and backends as JSON inside a few envelope levels; orjson
+    # refuses to serialise more than 254 levels, which turned deep bodies into 500s.
+    return None if 1 <= value <= 200 else "must be between 1 and 200"
+
+
 def _algorithms(values: list[str]) -> str | None:
     if not values:
         return "at least one algorithm is required"
@@ -99,6 +105,13 @@ class GatewaySettings(CommonSettings):
     client_id: str | None = setting(None, help="Client id for resource_access.<client>.roles (default: audience)")
     policy_file: Path | None = setting(None, env="POLICY_FILE", help="Legacy: read by the PDP, shown in /config")
     max_body_bytes: int = setting(1_048_576, check=_positive, help="Largest accepted request body (413 above)")
+    max_json_depth: int = setting(64, check=_json_depth, help="Deepest nesting accepted in a JSON request body (400 above)")
+    max_json_string: int = setting(
+        262_144, check=_positive, help="Longest string or key (characters) accepted in a JSON request body (400 above)"
+    )
+    max_json_items: int = setting(
+        10_000, check=_positive, help="Most elements of one array or members of one object in a JSON request body (400 above)"
+    )
     broadcast_deadline: float = setting(30.0, check=_positive, help="Overall seconds for one broadcast")
     broadcast_max_targets: int = setting(64, check=_positive, help="Most servers one broadcast may call")
     # MCP endpoints (/mcp, /servers/{name}/mcp) — see docs/mcp.md.

@@ -17,6 +17,7 @@ from pdp.policy.compile import MODEL_TEXT
 from pdp.policy.schema_lint import Tool, lint, tools_from_json
 from pdp.policy.yamlload import LList, LMap, load_with_lines
 from pdp.wire import BadInput, parse_evaluation
+from shared.textsafe import printable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -104,8 +105,9 @@ def validate_cmd(args: argparse.Namespace) -> int:
         warnings = lint(engine.compiled.policy, tools)
         lines = rule_argument_lines(args.file.read_text())
         for w in warnings:
-            print(f"{args.file}:{lines.get((w.rule, w.pointer), 0)}: warning: "
-                  f"rules[{w.rule}].condition.arguments.{w.pointer}: {w.message}")
+            # Tool names and schemas come from backends: escaped like every human output.
+            print(printable(f"{args.file}:{lines.get((w.rule, w.pointer), 0)}: warning: "
+                            f"rules[{w.rule}].condition.arguments.{w.pointer}: {w.message}"))
         print(f"{len(warnings)} warning(s) against {len(tools)} tool schema(s)")
     return 0
 
@@ -229,15 +231,15 @@ def test_cmd(args: argparse.Namespace) -> int:
                 raise BadInput(f"unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(CASE_KEYS))})")
             outcome = engine.decide(_request(case, f"cases[{i}]"))
         except BadInput as exc:
-            print(f"ERROR {name}: {exc}")
+            print(printable(f"ERROR {name}: {exc}"))
             failed += 1
             continue
         got = "allow" if outcome.allowed else "deny"
         if got != case["expect"]:
             failed += 1
-            print(f"FAIL  {name}: expected {case['expect']}, got {got} ({outcome.statement.reason()})")
+            print(printable(f"FAIL  {name}: expected {case['expect']}, got {got} ({outcome.statement.reason()})"))
         else:
-            print(f"PASS  {name}")
+            print(printable(f"PASS  {name}"))
     print(f"{len(cases) - failed} passed, {failed} failed")
     return 1 if failed else 0
 
@@ -281,14 +283,14 @@ def push_cmd(args: argparse.Namespace) -> int:
     if status == 201:
         if not args.json:
             state = "active" if answer.get("active") else "stored, not active"
-            print(f"{args.file}: pushed as {answer.get('policy_version')} ({state})")
+            print(printable(f"{args.file}: pushed as {answer.get('policy_version')} ({state})"))
         return 0
     error = answer.get("error", {}) if isinstance(answer, dict) else {}
     if status == 422 and isinstance(error.get("errors"), list):
         # The same FILE:LINE: PATH: MESSAGE form as `policy validate`, so editors can jump to it.
         for err in error["errors"]:
             where = model if model is not None and err.get("path") != "policy" else args.file
-            print(f"{where}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}",
+            print(printable(f"{where}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}"),
                   file=sys.stderr)
     else:
         _print_error(status, answer)
@@ -308,7 +310,7 @@ def history_cmd(args: argparse.Namespace) -> int:
         print(json.dumps(answer, indent=2, default=str))
         return 0
     for v in answer.get("versions", []):
-        print(f"{v['policy_version']:>6} {v['status']:<8} {v['created_at']} {v['author']}: {v['comment']}")
+        print(printable(f"{v['policy_version']:>6} {v['status']:<8} {v['created_at']} {v['author']}: {v['comment']}"))
     return 0
 
 
@@ -334,7 +336,7 @@ def _print_error(status: int, answer: Any) -> None:
     code = error.get("code", "error") if isinstance(error, dict) else "error"
     message = error.get("message", answer) if isinstance(error, dict) else answer
     hint = f". {_HINTS[status]}" if status in _HINTS else ""
-    print(f"{f'HTTP {status} ' if status else ''}{code}: {message}{hint}", file=sys.stderr)
+    print(printable(f"{f'HTTP {status} ' if status else ''}{code}: {message}{hint}"), file=sys.stderr)
 
 
 def _call(args: argparse.Namespace, token: str, method: str, path: str, body: Any) -> tuple[int, Any]:

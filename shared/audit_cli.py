@@ -24,6 +24,7 @@ from shared.audit.event import AuditEvent
 from shared.common_settings import CommonSettings
 from shared.jsonutil import dumps_str
 from shared.settings import SettingsError, load_settings
+from shared.textsafe import printable
 
 FILTERS = {"user": "subject", "server": "mcp_server", "tool": "tool", "decision": "decision",
            "service": "service", "event_type": "event_type"}
@@ -95,7 +96,7 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.1f}"
-    return str(value)
+    return printable(value)  # a tool name with a newline or ESC must not forge or recolour a line
 
 
 def render_table(docs: Sequence[dict[str, Any]], *, header: bool = True) -> str:
@@ -111,7 +112,7 @@ def render_table(docs: Sequence[dict[str, Any]], *, header: bool = True) -> str:
 
 
 def render_csv(docs: Sequence[dict[str, Any]], *, header: bool = True) -> str:
-    """CSV with the JSON field names as header; lists and objects as JSON text."""
+    """CSV with the JSON field names as header; lists and objects as JSON text; controls escaped."""
     if not docs:
         return ""
     out = io.StringIO()
@@ -119,7 +120,8 @@ def render_csv(docs: Sequence[dict[str, Any]], *, header: bool = True) -> str:
     if header:
         writer.writeheader()
     for doc in docs:
-        writer.writerow({k: dumps_str(v) if isinstance(v, dict | list) else v for k, v in doc.items()})
+        writer.writerow({k: printable(dumps_str(v) if isinstance(v, dict | list) else v) if v is not None else None
+                         for k, v in doc.items()})
     return out.getvalue()
 
 
@@ -196,14 +198,14 @@ def _run(coro_fn: Any) -> Any:
         try:
             asyncio.run(coro_fn(args))
         except (UsageError, SettingsError) as exc:
-            print(f"mcpgw audit: {exc}", file=sys.stderr)
+            print(f"mcpgw audit: {printable(exc)}", file=sys.stderr)
             return 2
         except asyncpg.UndefinedTableError:
             print("mcpgw audit: this database has no audit_events table yet: start the gateway or PDP "
                   "against it once (they create it), or check DATABASE_URL", file=sys.stderr)
             return 1
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            print(f"mcpgw audit: cannot read the audit table: {exc}. Check DATABASE_URL (or MCPGW_DATA_DIR "
+            print(f"mcpgw audit: cannot read the audit table: {printable(exc)}. Check DATABASE_URL (or MCPGW_DATA_DIR "
                   "for the embedded database) and that Postgres is running", file=sys.stderr)
             return 1
         return 0

@@ -62,10 +62,11 @@ def unexpected(exc: BaseException) -> int:
     import traceback
 
     from shared.redact import mask_secrets
+    from shared.textsafe import printable
 
     if os.environ.get("MCPGW_DEBUG"):
         traceback.print_exc()
-    detail = mask_secrets(str(exc))[:500]
+    detail = printable(mask_secrets(str(exc))[:500])
     print(
         f"mcpgw: unexpected error: {type(exc).__name__}{': ' + detail if detail else ''} "
         "(set MCPGW_DEBUG=1 for the traceback)",

@@ -17,8 +17,14 @@ DEFAULT_REDACT_KEYS = [
     "apikey",
     "credential",
     "private_key",
+    "privatekey",
     "client_secret",
     "cookie",
+    "passphrase",
+    # Shorter than 5 characters: these match whole key segments only (pin, user_pin, userPin;
+    # not spinner, pinned, mapping). See shared/redact.py.
+    "pwd",
+    "pin",
 ]
 
 
@@ -63,5 +69,5 @@ class CommonSettings:
         help="Where audit events wait while Postgres is down; unset = data_dir/audit-spool",
     )
     audit_redact_keys: list[str] = setting(
-        DEFAULT_REDACT_KEYS, env="MCPGW_AUDIT_REDACT_KEYS", help="Parameter keys masked in audit (any depth)"
+        DEFAULT_REDACT_KEYS, env="MCPGW_AUDIT_REDACT_KEYS", help="Parameter keys masked in audit (any depth; names under 5 characters match whole key segments)"
     )

@@ -11,6 +11,7 @@ from gateway.client_cli import fanout, health, reads, token
 from gateway.client_cli import register as register_cmds
 from gateway.client_cli.config import resolve
 from gateway.client_cli.errors import CliError
+from shared.textsafe import printable
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -24,7 +25,7 @@ def handle(func: Handler, *, needs_config: bool = True) -> Handler:
                 args.cfg = resolve(vars(args), config=getattr(args, "config", None))
             return func(args)
         except CliError as exc:
-            print(f"mcpgw: error: {exc.message}", file=sys.stderr)
+            print(f"mcpgw: error: {printable(exc.message, keep_newlines=True)}", file=sys.stderr)
             return exc.exit_code
 
     return run

@@ -119,7 +119,7 @@ def render(body: dict[str, Any], fmt: str) -> str:
     results, errors = body.get("results") or {}, body.get("errors") or {}
     tool_errors = sum(1 for r in results.values() if tool_error(r))
     head = (
-        f"{body.get('tool_name')}: {body.get('successful', 0)}/{body.get('total_servers', 0)} servers "
+        f"{output.printable(body.get('tool_name'))}: {body.get('successful', 0)}/{body.get('total_servers', 0)} servers "
         f"succeeded, {body.get('failed', 0)} failed"
         + (f", {tool_errors} answered with a tool error" if tool_errors else "")
         + f" ({float(body.get('execution_time_ms') or 0):.1f} ms)"
@@ -127,12 +127,12 @@ def render(body: dict[str, Any], fmt: str) -> str:
     if fmt == "full":
         parts = [head]
         for name, result in results.items():
-            parts.append(f"== {name} ({'tool error' if tool_error(result) else 'ok'})\n{output.content_text(result)}")
+            parts.append(f"== {output.printable(name)} ({'tool error' if tool_error(result) else 'ok'})\n{output.content_text(result)}")
         for name, message in errors.items():
-            parts.append(f"== {name} (failed)\n{message}")
+            parts.append(f"== {output.printable(name)} (failed)\n{output.printable(message, keep_newlines=True)}")
         return "\n".join(parts)
     rows = [[n, "error" if tool_error(r) else "ok", output.one_line(output.content_text(r), 70)] for n, r in results.items()]
-    rows += [[n, "failed", output.one_line(m, 70)] for n, m in errors.items()]
+    rows += [[n, "failed", output.one_line(str(m), 70)] for n, m in errors.items()]
     return head + ("\n" + output.table(["SERVER", "STATUS", "DETAIL"], rows) if rows else "\nno target servers")
 
 

@@ -1,4 +1,8 @@
-"""Human output (aligned tables) and machine output (JSON on stdout)."""
+"""Human output (aligned tables) and machine output (JSON on stdout).
+
+Every text shown to a human passes `printable` (shared/textsafe.py): a tool name, description or
+result holding newlines, ESC sequences or bidi overrides is shown escaped, never interpreted.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from shared.textsafe import printable
+
+__all__ = ["cell_text", "content_text", "one_line", "print_json", "printable", "table"]
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Columns padded to their widest cell; the last column is not padded."""
-    cells = [[str(h) for h in headers]] + [[cell_text(c) for c in row] for row in rows]
+    cells = [[printable(h) for h in headers]] + [[cell_text(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for row in cells:
@@ -20,16 +28,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def cell_text(value: Any) -> str:
-    """How one value reads in a table cell."""
+    """How one value reads in a table cell (escaped: one cell is always one line)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value) or "-"
+        return printable(",".join(str(v) for v in value)) or "-"
     if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
+        return json.dumps(value, separators=(",", ":"))  # ensure_ascii: controls arrive escaped
+    return printable(value)
 
 
 def print_json(value: Any, out: TextIO | None = None) -> None:
@@ -38,7 +46,11 @@ def print_json(value: Any, out: TextIO | None = None) -> None:
 
 
 def content_text(result: Any) -> str:
-    """The readable part of an MCP CallToolResult: text items, else structured content, else JSON."""
+    """The readable part of an MCP CallToolResult, escaped for a terminal (newlines and tabs kept)."""
+    return printable(_content_text(result), keep_newlines=True)
+
+
+def _content_text(result: Any) -> str:
     if not isinstance(result, dict):
         return json.dumps(result, indent=2, ensure_ascii=False)
     texts = []
@@ -55,6 +67,6 @@ def content_text(result: Any) -> str:
 
 
 def one_line(text: str, limit: int = 80) -> str:
-    """A single table-friendly line of at most `limit` characters."""
-    flat = " ".join(text.split())
+    """A single table-friendly, escaped line of at most `limit` characters."""
+    flat = printable(" ".join(text.split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

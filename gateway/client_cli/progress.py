@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from shared.textsafe import printable
+
 PENDING, OK, FAILED = "pending", "ok", "failed"
 _MARK = {PENDING: "…", OK: "✓", FAILED: "✗"}
 
@@ -19,7 +21,7 @@ class Progress:
         self.detail: dict[str, str] = {}
         self.started = time.perf_counter()
         self._drawn = 0
-        self._width = max((len(s) for s in servers), default=0)
+        self._width = max((len(printable(s)) for s in servers), default=0)
 
     def update(self, server: str, state: str, detail: str = "") -> None:
         """Record one server's outcome and redraw."""
@@ -31,11 +33,11 @@ class Progress:
         """The block as plain text lines (also what tests read)."""
         done = sum(1 for s in self.state.values() if s != PENDING)
         failed = sum(1 for s in self.state.values() if s == FAILED)
-        head = f"{self.tool}: {done}/{len(self.state)} answered, {failed} failed, {len(self.state) - done} pending"
+        head = f"{printable(self.tool)}: {done}/{len(self.state)} answered, {failed} failed, {len(self.state) - done} pending"
         rows = [head]
         for name, state in self.state.items():
-            detail = self.detail.get(name, "")
-            rows.append(f"  {_MARK[state]} {name.ljust(self._width)}  {state}{'  ' + detail if detail else ''}")
+            detail = printable(self.detail.get(name, ""))
+            rows.append(f"  {_MARK[state]} {printable(name).ljust(self._width)}  {state}{'  ' + detail if detail else ''}")
         return rows
 
     def draw(self) -> None:

@@ -92,7 +92,7 @@ def cmd_list_tools(args: argparse.Namespace) -> int:
         return 0
     tools = body.get("tools") or [] if isinstance(body, dict) else []
     if not tools:
-        print(f"{args.server}: no tools visible")
+        print(f"{output.printable(args.server)}: no tools visible")
         return 0
     rows = [[t.get("name"), output.one_line(str(t.get("description") or ""), 70)] for t in tools]
     print(output.table(["TOOL", "DESCRIPTION"], rows))
@@ -119,5 +119,5 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     else:
         print(output.content_text(result))
         if failed:
-            print(f"{args.server}/{args.tool}: the tool reported an error", file=sys.stderr)
+            print(f"{output.printable(args.server)}/{output.printable(args.tool)}: the tool reported an error", file=sys.stderr)
     return 1 if failed else 0

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from gateway.keys import PRINCIPAL, SETTINGS
+from gateway.keys import JSON_BODY, PRINCIPAL, SETTINGS
 from gateway.mcp import oauth_metadata, protocol
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session, SessionError
@@ -96,6 +96,8 @@ async def read_message(request: web.Request, limit: int) -> protocol.Message:
     ctype = request.headers.get(hdrs.CONTENT_TYPE, "")
     if ctype != JSON and ctype.split(";")[0].strip().lower() != JSON:
         raise RpcFailure(protocol.INVALID_REQUEST, "Content-Type must be application/json", status=415)
+    if JSON_BODY in request:  # parsed (and its shape checked) by the JSON limits middleware
+        return protocol.parse_message(request[JSON_BODY])
     raw = await request.read()
     if len(raw) > limit:
         raise RpcFailure(protocol.INVALID_REQUEST, "request body too large", status=413)

@@ -15,10 +15,11 @@ from gateway.middlewares.body_limit import body_limit_middleware
 from gateway.middlewares.browser import browser_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
 from gateway.middlewares.headers import headers_middleware, server_limits
+from gateway.middlewares.json_limits import JsonLimits, json_limits_middleware
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
-__all__ = ["PUBLIC_PATHS", "error_body", "install", "server_limits"]
+__all__ = ["PUBLIC_PATHS", "JsonLimits", "error_body", "install", "server_limits"]
 
 
 def install(
@@ -30,6 +31,7 @@ def install(
     max_body_bytes: int,
     max_header_bytes: int,
     allowed_origins: Sequence[str],
+    json_limits: JsonLimits | None = None,
 ) -> None:
     """Install the middlewares, outermost first."""
     chain = [
@@ -51,5 +53,8 @@ def install(
         browser_middleware(allowed_origins),
         # 8. Authentication last before the handler: no handler runs without a principal.
         auth_middleware(dev_principal, gateway_metrics),
+        # 9. JSON bodies parsed once and their shape checked (depth, string and array sizes) after
+        #    authentication (no parsing for anonymous callers) and before any handler, PDP or backend.
+        json_limits_middleware(json_limits or JsonLimits()),
     ]
     app.middlewares.extend(chain)

@@ -11,7 +11,16 @@ from aiohttp import web
 
 from gateway.calls.admit import admit
 from gateway.errors import BadRequest, Forbidden, NotFound
-from gateway.keys import AUDIT_INFO, METRICS, POLICY, PRINCIPAL, SCHEMAS, SERVERS, UPSTREAM
+from gateway.keys import (
+    AUDIT_INFO,
+    JSON_BODY,
+    METRICS,
+    POLICY,
+    PRINCIPAL,
+    SCHEMAS,
+    SERVERS,
+    UPSTREAM,
+)
 from shared.authzen import Decision, Resource
 from shared.jsonutil import loads
 
@@ -68,15 +77,18 @@ def enabled_server(request: web.Request, name: str) -> Any:
 
 async def json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """The body as a JSON object, or 400 naming the problem."""
-    raw = await request.read()
-    if not raw.strip():
-        if allow_empty:
-            return {}
-        raise BadRequest("request body is empty; expected a JSON object")
-    try:
-        body = loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
+    if JSON_BODY in request:  # parsed (and its shape checked) by the JSON limits middleware
+        body = request[JSON_BODY]
+    else:
+        raw = await request.read()
+        if not raw.strip():
+            if allow_empty:
+                return {}
+            raise BadRequest("request body is empty; expected a JSON object")
+        try:
+            body = loads(raw)
+        except ValueError as exc:
+            raise BadRequest(f"malformed JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest(f"request body must be a JSON object, got {type(body).__name__}")
     return body

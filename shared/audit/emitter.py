@@ -22,10 +22,11 @@ from prometheus_client import CollectorRegistry
 from shared.audit import pgwrite
 from shared.audit.event import AuditEvent
 from shared.audit.metrics import AuditMetrics
+from shared.audit.sanitize import quarantine, sanitize_event
 from shared.audit.sinks import FileSink, LocalSink, StdoutSink
 from shared.audit.spool import Spool
 from shared.common_settings import DEFAULT_REDACT_KEYS
-from shared.redact import mask_secrets, normalize_keys, redact
+from shared.redact import normalize_keys
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +40,12 @@ class DatabaseMissing(ConnectionError):
 
 
 def redact_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
-    """The event with parameters/extra redacted and credential shapes masked in free text."""
-    changes: dict[str, Any] = {}
-    if event.parameters is not None:
-        changes["parameters"] = redact(event.parameters, keys)
-    if event.extra is not None:
-        changes["extra"] = redact(event.extra, keys)
-    for name in ("error", "reason", "resource"):
-        text = getattr(event, name)
-        if text is not None and (masked := mask_secrets(text)) is not text:
-            changes[name] = masked
-    return event._with(changes) if changes else event
+    """The event redacted and made storable (see shared/audit/sanitize.py); never raises."""
+    try:
+        return sanitize_event(event, keys)
+    except Exception as exc:  # noqa: BLE001 - an event is kept (marked), never lost to a bug here
+        log.exception("audit event could not be sanitised; stored quarantined", extra={"event_id": str(event.event_id)})
+        return quarantine(event, f"could not be sanitised: {type(exc).__name__}")
 
 
 class AuditEmitter:
@@ -113,7 +109,7 @@ class AuditEmitter:
         self._running = True
 
     def emit(self, event: AuditEvent) -> None:
-        """Redact and enqueue; never awaits. A full queue spills to the spool instead of blocking."""
+        """Redact, make storable, enqueue; never awaits. A full queue spills to the spool instead."""
         event = redact_event(event, self._keys)
         self.metrics.queued.inc()
         if self._running:
@@ -246,7 +242,7 @@ class AuditEmitter:
         for sink in self._sinks:
             try:
                 sink.write(events)
-            except (OSError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a local sink never stops the others or Postgres
                 self.metrics.sink_errors.labels(sink.name).inc(len(events))
                 log.error("audit sink failed", extra={"sink": sink.name, "error": repr(exc)})
 
@@ -312,16 +308,30 @@ class AuditEmitter:
             if pgwrite.is_unavailable(exc):
                 self._pending.set()
                 raise
-        # Bad data somewhere in the chunk: keep the good rows, set the bad ones aside.
+        # Bad data somewhere in the chunk: row by row, so only the bad row is affected.
         added = 0
         for event in chunk:
-            try:
-                added += await pgwrite.write(pool, [event], idempotent=True)
-            except Exception as exc:
-                if pgwrite.is_unavailable(exc):
-                    self._pending.set()
-                    raise
-                target = self._spool.reject([event], path) if self._spool else path
-                self.metrics.dropped.inc()
-                log.error("audit event rejected by the database", extra={"event_id": str(event.event_id), "kept_in": str(target), "error": repr(exc)})
+            added += await self._store_one(pool, event, path)
+        return added
+
+    async def _store_one(self, pool: asyncpg.Pool, event: AuditEvent, path: Path) -> int:
+        """Store one event; if refused, its quarantined (marked) form; else set it aside, counted."""
+        try:
+            return await pgwrite.write(pool, [event], idempotent=True)
+        except Exception as exc:
+            if pgwrite.is_unavailable(exc):
+                self._pending.set()
+                raise
+            refusal = repr(exc)
+        try:
+            added = await pgwrite.write(pool, [quarantine(event, f"refused by the database: {refusal}")], idempotent=True)
+        except Exception as exc:
+            if pgwrite.is_unavailable(exc):
+                self._pending.set()
+                raise
+            target = self._spool.reject([event], path) if self._spool else path
+            self.metrics.dropped.inc()
+            log.error("audit event rejected by the database", extra={"event_id": str(event.event_id), "kept_in": str(target), "error": refusal})
+            return 0
+        log.error("audit event refused by the database; stored quarantined", extra={"event_id": str(event.event_id), "error": refusal})
         return added

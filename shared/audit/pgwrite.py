@@ -8,10 +8,15 @@ then `INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING`. Fresh batches ta
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
 import asyncpg
 
 from shared.audit.event import COLUMNS, AuditEvent
+from shared.audit.sanitize import quarantine
+
+log = logging.getLogger(__name__)
 
 TABLE = "audit_events"
 STAGING = "audit_events_staging"
@@ -42,9 +47,18 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, UNAVAILABLE)
 
 
+def row(event: AuditEvent) -> tuple[Any, ...]:
+    """The event's COPY row; an event that cannot be serialised is stored quarantined instead."""
+    try:
+        return event.to_row()
+    except Exception as exc:  # noqa: BLE001 - orjson raises TypeError/ValueError subclasses
+        log.error("audit event not serialisable; stored quarantined", extra={"event_id": str(event.event_id), "error": repr(exc)})
+        return quarantine(event, f"not serialisable: {exc}").to_row()
+
+
 async def copy_fast(conn: asyncpg.Connection, events: list[AuditEvent]) -> int:
     """COPY fresh events straight into the table; return how many were written."""
-    await conn.copy_records_to_table(TABLE, records=[e.to_row() for e in events], columns=COLUMNS)
+    await conn.copy_records_to_table(TABLE, records=[row(e) for e in events], columns=COLUMNS)
     return len(events)
 
 
@@ -52,7 +66,7 @@ async def copy_idempotent(conn: asyncpg.Connection, events: list[AuditEvent]) ->
     """COPY via a staging table and merge, skipping event_ids already stored; return rows added."""
     async with conn.transaction():
         await conn.execute(_CREATE_STAGING)
-        await conn.copy_records_to_table(STAGING, records=[e.to_row() for e in events], columns=COLUMNS)
+        await conn.copy_records_to_table(STAGING, records=[row(e) for e in events], columns=COLUMNS)
         status = await conn.execute(_MERGE)
     return int(status.rsplit(" ", 1)[-1])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import IO, Protocol
@@ -9,10 +10,26 @@ from typing import IO, Protocol
 from shared.audit.event import AuditEvent
 from shared.jsonutil import dumps
 
+log = logging.getLogger(__name__)
+
+
+def event_line(event: AuditEvent) -> bytes:
+    """One event as a JSON line; an event that cannot be serialised becomes its quarantined form.
+
+    Serialising per event means one bad event can never fail the batch it travels in.
+    """
+    try:
+        return dumps(event.to_json_dict()) + b"\n"
+    except Exception as exc:  # noqa: BLE001 - orjson raises TypeError/ValueError subclasses
+        from shared.audit.sanitize import quarantine
+
+        log.error("audit event not serialisable; stored quarantined", extra={"event_id": str(event.event_id), "error": repr(exc)})
+        return dumps(quarantine(event, f"not serialisable: {exc}").to_json_dict()) + b"\n"
+
 
 def jsonl(events: list[AuditEvent]) -> bytes:
-    """Events as JSON lines (the form both local sinks write)."""
-    return b"".join(dumps(e.to_json_dict()) + b"\n" for e in events)
+    """Events as JSON lines (the form both local sinks write and the spool keeps)."""
+    return b"".join([event_line(e) for e in events])
 
 
 class LocalSink(Protocol):

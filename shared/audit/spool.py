@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.audit.event import AuditEvent
-from shared.jsonutil import dumps, loads
+from shared.audit.sinks import jsonl
+from shared.jsonutil import loads
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Spool:
         """Write events durably (fsync) before returning; raises OSError if the disk refuses."""
         if not events:
             return
-        data = b"".join(dumps(e.to_json_dict()) + b"\n" for e in events)
+        data = jsonl(events)
         fd = self._open()
         view = memoryview(data)
         while view:
@@ -92,7 +93,7 @@ class Spool:
         """Keep events the database refused (bad data) beside the spool, for a human to inspect."""
         target = path.with_suffix(REJECTED_SUFFIX)
         with target.open("ab") as fh:
-            fh.write(b"".join(dumps(e.to_json_dict()) + b"\n" for e in events))
+            fh.write(jsonl(events))
         return target
 
     def _open(self) -> int:

@@ -127,11 +127,17 @@ async def test_queue_full_spills_instead_of_dropping(pg_pool, tmp_path):
 
 
 async def test_bad_row_is_set_aside_and_the_rest_stored(pg_pool, tmp_path):
+    # A trigger makes the database refuse one subject outright, even in its quarantined form:
+    # only that row is set aside (kept beside the spool, counted as dropped), the rest is stored.
+    await pg_pool.execute(
+        "CREATE FUNCTION refuse_subject() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.subject = 'refused' THEN RAISE EXCEPTION 'refused by a site rule'; END IF; RETURN NEW; END $$; "
+        "CREATE TRIGGER refuse_subject BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_subject()"
+    )
     emitter = AuditEmitter("gateway", pool_getter=lambda: pg_pool, spool_dir=tmp_path)
     await emitter.start()
     good = [sample(subject=f"u{i}") for i in range(3)]
-    # A NUL character is valid JSON but PostgreSQL refuses it in text: a "bad data" failure.
-    bad = sample(subject="bad\x00user")
+    bad = sample(subject="refused")
     for e in (good[0], bad, good[1], good[2]):
         emitter.emit(e)
     await emitter.flush()

@@ -81,6 +81,10 @@ def test_flags_override_env() -> None:
             {**AUTH, "MCPGW_GATEWAY_PORT": "eighty", "MCPGW_GATEWAY_MAX_BODY_BYTES": "0", "MCPGW_GATEWAY_PDP_TIMEOUT": "-1"},
             ["port (MCPGW_GATEWAY_PORT)", "max_body_bytes", "pdp_timeout"],
         ),
+        (
+            {**AUTH, "MCPGW_GATEWAY_MAX_JSON_DEPTH": "300", "MCPGW_GATEWAY_MAX_JSON_ITEMS": "0"},
+            ["max_json_depth (MCPGW_GATEWAY_MAX_JSON_DEPTH): must be between 1 and 200", "max_json_items"],
+        ),
     ],
 )
 def test_every_bad_field_is_named(env: dict[str, str], fragments: list[str]) -> None:

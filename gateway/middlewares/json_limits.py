@@ -1,0 +1,148 @@
+"""JSON limits: every JSON request body is parsed once, here, and its shape checked at the edge.
+
+A body nested deeper, or holding a longer string or a bigger array/object, than the settings allow
+is refused with 400 before the PDP, a backend or the audit redactor sees it: REST routes answer the
+REST error body, the MCP endpoints a JSON-RPC −32600 error (as they answer every other refusal).
+This one place covers REST invoke, broadcast, `/tools/{name}/invoke`, `/mcp` and passthrough alike.
+The parsed body is kept under `JSON_BODY` so handlers do not parse it again; a body that is not
+JSON at all is left to the handler, which answers its own parse error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.keys import AUDIT_INFO, JSON_BODY
+from shared.jsonutil import dumps
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The routes that speak JSON-RPC (gateway/routes/mcp.py): refusals there are JSON-RPC errors.
+RPC_ROUTES = frozenset({"/mcp", "/servers/{name}/mcp"})
+INVALID_REQUEST = -32600
+
+
+@dataclass(frozen=True, slots=True)
+class JsonLimits:
+    """The largest JSON request body shape accepted (gateway settings `max_json_*`)."""
+
+    max_depth: int = 64
+    max_string: int = 262_144
+    max_items: int = 10_000
+
+
+def shape_problem(value: Any, limits: JsonLimits) -> str | None:
+    """What makes a parsed JSON value exceed `limits`, or None. Iterative: no recursion to exhaust."""
+    max_depth, max_string, max_items = limits.max_depth, limits.max_string, limits.max_items
+    kind = type(value)
+    if kind is str:
+        return _long_string(value, max_string)
+    if kind is not dict and kind is not list:
+        return None
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return f"JSON body nested deeper than {max_depth} levels"
+        size = len(node)
+        if size > max_items:
+            what = "object has" if type(node) is dict else "array has"
+            return f"a JSON {what} {size} members; at most {max_items} are accepted"
+        if type(node) is dict:
+            for key in node:
+                if len(key) > max_string:
+                    return _long_string(key, max_string)
+            items = node.values()
+        else:
+            items = node
+        if size > _BULK:
+            problem = _bulk(items, depth, stack, max_string)
+            if problem is not None:
+                return problem
+            continue
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if len(item) > max_string:
+                    return _long_string(item, max_string)
+            elif kind is dict or kind is list:
+                stack.append((item, depth + 1))
+    return None
+
+
+# Above this many members, member types are collected with C-level `map(type, ...)`: a long array
+# of numbers then costs a few ns per element instead of a Python loop iteration each.
+_BULK = 32
+
+
+def _bulk(items: Any, depth: int, stack: list[tuple[Any, int]], max_string: int) -> str | None:
+    kinds = set(map(type, items))
+    if str in kinds:
+        longest = max([len(item) for item in items if type(item) is str])
+        if longest > max_string:
+            return f"a JSON string of {longest} characters; at most {max_string} are accepted"
+    if dict in kinds or list in kinds:
+        stack.extend([(item, depth + 1) for item in items if type(item) is dict or type(item) is list])
+    return None
+
+
+def _long_string(text: str, max_string: int) -> str | None:
+    if len(text) <= max_string:
+        return None
+    return f"a JSON string of {len(text)} characters; at most {max_string} are accepted"
+
+
+def _rpc_refusal(status: int, message: str, body: Any = None) -> web.Response:
+    rid = body.get("id") if isinstance(body, dict) else None
+    if isinstance(rid, bool) or not isinstance(rid, str | int):
+        rid = None
+    payload = {"jsonrpc": "2.0", "id": rid, "error": {"code": INVALID_REQUEST, "message": message}}
+    return web.Response(body=dumps(payload), status=status, content_type="application/json")
+
+
+def json_limits_middleware(limits: JsonLimits) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Parse JSON bodies once and refuse those beyond `limits` (400) before any handler runs."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.body_exists:
+            return await handler(request)
+        resource = request.match_info.route.resource
+        rpc = resource is not None and resource.canonical in RPC_ROUTES
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            if not rpc:
+                raise
+            return _refuse(request, 413, "request body too large", rpc)
+        body: Any = None
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if "depth limit" not in str(exc):
+                return await handler(request)  # not JSON: the handler names the problem its way
+            problem: str | None = f"JSON body nested deeper than {limits.max_depth} levels"
+        else:
+            problem = shape_problem(body, limits)
+        if problem is not None:
+            return _refuse(request, 400, problem, rpc, body)
+        request[JSON_BODY] = body
+        return await handler(request)
+
+    return middleware
+
+
+def _refuse(request: web.Request, status: int, message: str, rpc: bool, body: Any = None) -> web.Response:
+    info = request.get(AUDIT_INFO)
+    if info is not None:
+        info.note(refused_body=message)
+    if not rpc:
+        raise (PayloadTooLarge if status == 413 else BadRequest)(message)
+    if info is not None:
+        info.error = f"invalid_request: {message}"
+    return _rpc_refusal(status, message, body)
