@@ -166,5 +166,6 @@ async def test_chunked_body_over_the_size_limit_on_mcp_is_a_jsonrpc_413(tmp_path
             answer = await resp.json(content_type=None)
         assert resp.status == 413
         assert answer["error"] == {"code": -32600, "message": "request body too large"}
-        status, body, _ = await stack.call("POST", "/mcp/invoke?mcp_server=alpha", subject=DEV, data=chunks())
+        status, body, _ = await stack.call("POST", "/mcp/invoke?mcp_server=alpha", subject=DEV, data=chunks(),
+                                           headers={"Content-Type": "application/json"})
         assert status == 413 and body["error"]["code"] == "payload_too_large"
