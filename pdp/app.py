@@ -19,6 +19,8 @@ from pdp.metrics import PdpMetrics
 from pdp.policy import parse_policy
 from pdp.settings import PdpSettings
 from pdp.state import PolicyState, sha256_text
+from pdp.ui import setup_console
+from pdp.ui.security import console_headers_middleware
 from shared import db
 from shared.audit import audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
@@ -34,8 +36,9 @@ def create_app(settings: PdpSettings) -> web.Application:
     registry = CollectorRegistry()
     # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
     # refused calls are counted too; access check before handlers.
+    # The console's security headers wrap its pages and errors alike.
     app = web.Application(middlewares=[request_id_middleware(), metrics_middleware(HttpMetrics(registry, "pdp")),
-                                       access_middleware(settings)],
+                                       console_headers_middleware(), access_middleware(settings)],
                           client_max_size=16 * 1024 * 1024)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
@@ -53,6 +56,8 @@ def create_app(settings: PdpSettings) -> web.Application:
     health.setup_routes(app)
     api.setup_routes(app)
     admin.setup_routes(app)
+    if settings.console_enabled:
+        setup_console(app)
     return app
 
 

@@ -62,15 +62,22 @@ async def create_version(
 ) -> tuple[int, int | None]:
     """Store a (validated) policy; optionally activate it. Returns (version, previously active)."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATE_LOCK_ID)
-        version = await conn.fetchval(
-            "INSERT INTO policy_versions (yaml, sha256, author, comment) VALUES ($1, $2, $3, $4) RETURNING version",
-            text, sha256_text(text), author, comment,
-        )
-        previous = await conn.fetchval("SELECT version FROM policy_versions WHERE status = 'active'")
-        if activate:
-            previous = await _activate(conn, version)
-        return version, previous
+        return await create_version_in(conn, text, author, comment, activate=activate)
+
+
+async def create_version_in(
+    conn: asyncpg.Connection, text: str, author: str, comment: str, *, activate: bool
+) -> tuple[int, int | None]:
+    """`create_version` inside the caller's transaction (the console marks a draft approved in it)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATE_LOCK_ID)
+    version = await conn.fetchval(
+        "INSERT INTO policy_versions (yaml, sha256, author, comment) VALUES ($1, $2, $3, $4) RETURNING version",
+        text, sha256_text(text), author, comment,
+    )
+    previous = await conn.fetchval("SELECT version FROM policy_versions WHERE status = 'active'")
+    if activate:
+        previous = await _activate(conn, version)
+    return version, previous
 
 
 async def activate(pool: asyncpg.Pool, version: int) -> int | None:
