@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from pdp import admin, api, filewatch, health, store
+from pdp import admin, admin_ops, api, filewatch, health, store
 from pdp.access import access_middleware
 from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, STATE
 from pdp.metrics import PdpMetrics
@@ -22,9 +22,9 @@ from pdp.state import PolicyState, sha256_text
 from pdp.ui import setup_console
 from pdp.ui.security import console_headers_middleware
 from shared import db
-from shared.audit import audit_ctx
+from shared.audit import AuditEvent, audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
-from shared.keys import DB_POOL, REGISTRY
+from shared.keys import AUDIT, DB_POOL, REGISTRY
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
@@ -56,6 +56,7 @@ def create_app(settings: PdpSettings) -> web.Application:
     health.setup_routes(app)
     api.setup_routes(app)
     admin.setup_routes(app)
+    admin_ops.setup_routes(app)
     if settings.console_enabled:
         setup_console(app)
     return app
@@ -93,6 +94,7 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         imported = await store.import_if_empty(pool, text, "mcpgw-pdp", f"imported from {settings.policy_path}")
         if imported is not None:
             log.info("policy imported into an empty database", extra={"policy_version": imported})
+            _audit_import(app, imported, settings.policy_path)
 
         async def reload() -> None:
             row = await store.active(pool)
@@ -117,6 +119,16 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _audit_import(app: web.Application, version: int, path: Path) -> None:
+    """The first import is a versioned change like any other: one policy_change audit event."""
+    audit = app.get(AUDIT)
+    if audit is not None:
+        audit.emit(AuditEvent(event_type="policy_change", service="pdp", subject="mcpgw-pdp", action="import",
+                              policy_version=store.version_label(version), status="success",
+                              extra={"from_version": None, "to_version": store.version_label(version),
+                                     "comment": f"imported from {path}"}))
 
 
 def _file_version(text: str) -> str:

@@ -31,13 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--cases", type=Path, required=True)
     p.set_defaults(func=test_cmd)
     p = sub.add_parser("explain", help="Decide one request and show the deciding statement")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, nargs="?", help="Policy file (omit with --live)")
+    p.add_argument("--live", action="store_true", help="Ask the running PDP (--pdp-url) instead of a file")
+    p.add_argument("--api-token", help="Decision API token (standalone PDPs; default: $MCPGW_PDP_API_TOKEN)")
     p.add_argument("--subject", required=True)
     p.add_argument("--roles", default="", help="Comma-separated token roles")
     p.add_argument("--groups", default="", help="Comma-separated groups")
     p.add_argument("--resource", required=True, help="SERVER, SERVER:TOOL, SERVER:URI or SERVER:PROMPT")
     p.add_argument("--action", required=True)
     p.add_argument("--arguments", help="Tool arguments as JSON")
+    _remote_args(p)
     p.set_defaults(func=explain_cmd)
     p = sub.add_parser("push", help="Store (and activate) a policy on a running PDP")
     p.add_argument("file", type=Path)
@@ -48,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = sub.add_parser("history", help="List policy versions of a running PDP")
     _remote_args(p)
     p.set_defaults(func=history_cmd)
+    from pdp import cli_policy_live
+
+    cli_policy_live.register(sub)
 
 
 def _remote_args(p: argparse.ArgumentParser) -> None:
@@ -113,6 +119,11 @@ def _condition_text(cond: Any) -> str:
 
 
 def _request(case: dict[str, Any], where: str) -> Request:
+    return parse_evaluation(_evaluation_body(case), where=where)[0]
+
+
+def _evaluation_body(case: dict[str, Any]) -> dict[str, Any]:
+    """The AuthZEN evaluation body for a test case / explain request."""
     server, _, name = str(case.get("resource", "")).partition(":")
     action = case.get("action")
     rtype = {"invoke_tool": "mcp_tool", "read_resource": "mcp_resource", "get_prompt": "mcp_prompt"}.get(
@@ -124,7 +135,7 @@ def _request(case: dict[str, Any], where: str) -> Request:
                         "properties": {"roles": case.get("roles", []), "groups": case.get("groups", [])}},
             "action": {"name": action}, "resource": resource,
             "context": {"arguments": case["arguments"]} if "arguments" in case else {}}
-    return parse_evaluation(body, where=where)[0]
+    return body
 
 
 CASE_KEYS = {"name", "subject", "roles", "groups", "resource", "action", "arguments", "expect"}
@@ -174,8 +185,8 @@ def test_cmd(args: argparse.Namespace) -> int:
 
 def explain_cmd(args: argparse.Namespace) -> int:
     """Print the decision and deciding statement as JSON; exit 0 allow, 1 deny."""
-    engine = _load(args.file)
-    if engine is None:
+    if (args.file is None) != bool(args.live):
+        print("give a policy FILE, or --live to ask the running PDP", file=sys.stderr)
         return 2
     case: dict[str, Any] = {"subject": args.subject, "resource": args.resource, "action": args.action,
                             "roles": [r for r in args.roles.split(",") if r],
@@ -186,6 +197,13 @@ def explain_cmd(args: argparse.Namespace) -> int:
         req = _request(case, "request")
     except (BadInput, ValueError) as exc:
         print(f"bad request: {exc}", file=sys.stderr)
+        return 2
+    if args.live:
+        from pdp.cli_policy_live import explain_live
+
+        return explain_live(args, _evaluation_body(case))
+    engine = _load(args.file)
+    if engine is None:
         return 2
     outcome = engine.decide(req)
     roles = sorted(engine.effective_roles(req.subject, req.roles, req.groups))

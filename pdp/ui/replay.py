@@ -18,13 +18,7 @@ def request_from_row(row: Mapping[str, Any]) -> Request | None:
     action, server, subject = row.get("action"), row.get("mcp_server"), row.get("subject")
     if not action or not server or subject is None:
         return None
-    extra = row.get("extra") or {}
-    if isinstance(extra, str | bytes):  # jsonb arrives as text from asyncpg
-        try:
-            extra = loads(extra)
-        except ValueError:
-            extra = {}
-    groups = tuple(g for g in extra.get("groups", ()) if isinstance(g, str)) if isinstance(extra, dict) else ()
+    groups = _groups(row)
     roles = tuple(row.get("roles") or ())
     name = None
     kind = "server"
@@ -36,6 +30,31 @@ def request_from_row(row: Mapping[str, Any]) -> Request | None:
         prefix = RESOURCE_PREFIX if kind == "resource" else PROMPT_PREFIX
         name = unquote(tail.removeprefix(prefix)) if kind == "resource" else tail.removeprefix(prefix)
     return Request(subject=subject, action=action, server=server, kind=kind, name=name, roles=roles, groups=groups)
+
+
+# The replay query selects `extra->'groups' AS groups` (jsonb arrives as text from asyncpg).
+REPLAY_SQL = ("SELECT ts, subject, roles, action, mcp_server, tool, resource, decision, decision_id, "
+              "extra->'groups' AS groups FROM audit_events WHERE event_type = 'policy_decision' AND service = 'pdp' "
+              "ORDER BY ts DESC, id DESC LIMIT $1")
+
+
+def _groups(row: Mapping[str, Any]) -> tuple[str, ...]:
+    raw: Any = row.get("groups")
+    if raw is None:
+        extra = row.get("extra")
+        raw = extra.get("groups") if isinstance(extra, dict) else None
+        if isinstance(extra, str | bytes):
+            try:
+                parsed = loads(extra)
+            except ValueError:
+                parsed = None
+            raw = parsed.get("groups") if isinstance(parsed, dict) else None
+    elif isinstance(raw, str | bytes):
+        try:
+            raw = loads(raw)
+        except ValueError:
+            raw = None
+    return tuple(g for g in raw if isinstance(g, str)) if isinstance(raw, list) else ()
 
 
 @dataclass

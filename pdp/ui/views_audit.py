@@ -14,7 +14,7 @@ from pdp.ui import drafts
 from pdp.ui.analysis import check
 from pdp.ui.auth import need
 from pdp.ui.render import page
-from pdp.ui.replay import replay
+from pdp.ui.replay import REPLAY_SQL, replay
 from shared.jsonutil import dumps_str
 from shared.keys import DB_POOL
 
@@ -120,10 +120,7 @@ async def impact(request: web.Request) -> web.Response:
         if checked is None or checked.engine is None:
             ctx["error"] = "that draft does not exist or is not valid"
         else:
-            rows = await pool.fetch(
-                "SELECT ts, subject, roles, action, mcp_server, tool, resource, decision, decision_id, extra "
-                "FROM audit_events WHERE event_type = 'policy_decision' AND service = 'pdp' "
-                "ORDER BY ts DESC, id DESC LIMIT $1", int(raw_n))
+            rows = await pool.fetch(REPLAY_SQL, int(raw_n))
             start = time.perf_counter()
             ctx["result"] = replay(checked.engine, (dict(r) for r in rows))
             ctx["seconds"] = time.perf_counter() - start
