@@ -123,6 +123,9 @@ class OidcClient:
                 raise OidcError(f"the sign-in provider is unreachable ({type(exc).__name__})") from None
             if not isinstance(meta, dict) or meta.get("issuer") != self.issuer:
                 raise OidcError("the sign-in provider's discovery names a different issuer")
+            for name in ("authorization_endpoint", "token_endpoint"):
+                if not isinstance(meta.get(name), str) or not meta[name].startswith(("https://", "http://")):
+                    raise OidcError(f"the sign-in provider's discovery has no {name}")
             self._meta = meta
         return self._meta
 
