@@ -9,7 +9,7 @@ import pytest
 
 from pdp.keys import STATE
 from shared.keys import DB_POOL
-from tests.integration.console_harness import csrf_of, running_console
+from tests.integration.console_harness import running_console
 from tests.integration.pdp_helpers import POLICY, eventually, tool_eval
 
 FIXED = POLICY.replace("default_policy: deny", """  - name: "analysts may read reports"

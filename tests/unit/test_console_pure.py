@@ -12,7 +12,13 @@ from pdp.policy import load_engine, parse_policy
 from pdp.ui.analysis import check, lines_with_errors, run_tests, semantic_diff
 from pdp.ui.auth import safe_next
 from pdp.ui.leastpriv import unused
-from pdp.ui.oidc import OidcError, authorize_url, check_id_token_claims, pkce_challenge, roles_from_claims
+from pdp.ui.oidc import (
+    OidcError,
+    authorize_url,
+    check_id_token_claims,
+    pkce_challenge,
+    roles_from_claims,
+)
 from pdp.ui.replay import replay, request_from_row
 from pdp.ui.yamledit import add_block, block_condition, remove_grants, remove_rule
 
