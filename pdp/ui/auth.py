@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -67,7 +67,7 @@ async def need(request: web.Request, level: str = "view") -> Session:
     who = await current(request)
     if who is None:
         if request.method == "GET":
-            raise web.HTTPFound(f"{PATH}/login?next={request.path_qs}" if request.path_qs else f"{PATH}/login")
+            raise web.HTTPFound(f"{PATH}/login?{urlencode({'next': request.path_qs})}")
         raise web.HTTPUnauthorized(text="sign in first")
     if not may(request.app[SETTINGS], who, level):
         roles = ", ".join(sorted(level_roles(request.app[SETTINGS], level)))

@@ -15,7 +15,7 @@ from pdp.ui.analysis import check
 from pdp.ui.auth import need
 from pdp.ui.render import page
 from pdp.ui.replay import REPLAY_SQL, replay
-from shared.jsonutil import dumps_str
+from shared.jsonutil import dumps_str, loads
 from shared.keys import DB_POOL
 
 PAGE = 50
@@ -100,8 +100,19 @@ async def decision(request: web.Request) -> web.Response:
     if not rows:
         raise web.HTTPNotFound(text="no audit rows for this decision id")
     pretty = [{k: (dumps_str(v) if isinstance(v, dict | list) else v) for k, v in r.items()} for r in rows]
-    return page(request, "decision.html", {"title": "Decision", "rows": pretty,
+    deciding = next(({"reason": r["reason"], "statement": _statement(r["extra"]), "version": r["policy_version"]}
+                     for r in rows if r["service"] == "pdp" and r["event_type"] == "policy_decision"), None)
+    return page(request, "decision.html", {"title": "Decision", "rows": pretty, "deciding": deciding,
                                            "decision_id": request.match_info["decision_id"]}, who=who)
+
+
+def _statement(extra: Any) -> dict[str, Any] | None:
+    try:
+        parsed = loads(extra) if isinstance(extra, str | bytes) else extra
+    except ValueError:
+        return None
+    statement = parsed.get("statement") if isinstance(parsed, dict) else None
+    return statement if isinstance(statement, dict) else None
 
 
 async def impact(request: web.Request) -> web.Response:

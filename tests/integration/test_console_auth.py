@@ -46,8 +46,10 @@ async def test_each_role_signs_in_and_sees_every_page(console):
 
 async def test_unauthenticated_pages_redirect_to_sign_in_and_posts_are_refused(console):
     async with console.client() as http:
-        resp = await http.get(console.url + "/console/policy", allow_redirects=False)
-        assert resp.status == 302 and resp.headers["Location"].startswith("/console/login?next=/console/policy")
+        resp = await http.get(console.url + "/console/decisions?subject=a&tool=b", allow_redirects=False)
+        location = urlsplit(resp.headers["Location"])
+        assert resp.status == 302 and location.path == "/console/login"
+        assert parse_qs(location.query) == {"next": ["/console/decisions?subject=a&tool=b"]}
         resp = await http.post(console.url + "/console/drafts", data={"title": "x"}, allow_redirects=False)
         assert resp.status == 401
 
