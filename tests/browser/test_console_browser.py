@@ -145,3 +145,42 @@ async def test_editor_to_approver_to_gateway_and_back(tmp_path, pg_dsn, mcp_back
 
 async def _is(check, expected: int) -> bool:
     return await check() == expected
+
+
+XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(2)>')
+
+
+async def test_xss_payloads_stay_text_in_the_browser_and_sessions_expire(tmp_path, pg_dsn):
+    from shared.keys import DB_POOL
+
+    async with running_console(tmp_path, pg_dsn) as console, browser() as b:
+        page = await new_page(b)
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: dialogs.append(d.message))
+        await sign_in(page, console.url, "anna")
+        pool = console.app[DB_POOL]
+        for payload in XSS:
+            await page.get_by_role("link", name="Emergency block", exact=True).click()
+            await page.get_by_label("Name").fill(payload)
+            await page.get_by_label("Reason").fill(payload)
+            await page.get_by_role("button", name="Block").click()
+            await expect(page.locator("td.deny", has_text=payload)).to_be_visible()
+            await pool.execute(
+                "INSERT INTO audit_events (event_id, ts, service, event_type, subject, mcp_server, tool, decision, "
+                "reason, parameters) VALUES (gen_random_uuid(), now(), 'gateway', 'mcp_request', $1, $1, $1, 'deny', $1, "
+                "jsonb_build_object('q', $1::text))", payload)
+        for label, payload in (("Policy", XSS[0]), ("Decisions", XSS[0]), ("History", XSS[0]), ("Overview", XSS[1])):
+            await page.get_by_role("link", name=label, exact=True).click()
+            await expect(page.get_by_text(payload).first).to_be_visible()
+        await shot(page, "xss-inert")
+        assert dialogs == [] and await page.locator("img[src=x]").count() == 0
+        # An idle session ends: the next page goes through sign-in again (the provider's own session
+        # still exists, so it signs the user straight back in, as a new console session).
+        old = await pool.fetchval("SELECT id_hash FROM console_sessions")
+        await pool.execute("UPDATE console_sessions SET last_seen = now() - interval '1 day'")
+        visited: list[str] = []
+        page.on("request", lambda r: visited.append(r.url))
+        await page.get_by_role("link", name="Policy", exact=True).click()
+        await expect(page.get_by_role("heading", name="Policy")).to_be_visible()
+        assert any("/console/login?next=" in u for u in visited) and any("/console/callback" in u for u in visited)
+        assert await pool.fetchval("SELECT count(*) FROM console_sessions WHERE id_hash = $1", old) == 0
