@@ -32,7 +32,10 @@ async def overview(request: web.Request) -> web.Response:
         "AND event_type = 'policy_decision' AND mcp_server IS NOT NULL GROUP BY mcp_server, tool "
         "ORDER BY n DESC LIMIT 50")
     current = request.app[STATE].current
+    approver = (await pool.fetchval("SELECT reviewer FROM console_drafts WHERE published_version = $1",
+                                    active["version"]) if active else None)
     return page(request, "overview.html", {"title": "Overview", "active": active, "counts": counts,
+                                           "approver": approver,
                                            "decisions": {r["decision"]: r["n"] for r in decisions},
                                            "in_use": in_use, "loaded": current.version if current else None},
                 who=who)

@@ -16,10 +16,10 @@ from pdp.ui.render import page
 from shared.keys import DB_POOL
 
 
-def _blocks(request: web.Request) -> list[Any]:
+def _blocks(request: web.Request) -> list[tuple[str, str]]:
+    """(rule name, reason) of every emergency block in force."""
     current = request.app[STATE].current
-    rules = current.engine.compiled.policy.rules if current else ()
-    return [r for r in rules if r.name.startswith(yamledit.BLOCK_PREFIX)]
+    return yamledit.blocks(current.yaml) if current else []
 
 
 async def form(request: web.Request) -> web.Response:

@@ -64,6 +64,15 @@ def add_block(text: str, kind: str, value: str, reason: str) -> str:
     return _dump(doc)
 
 
+def blocks(text: str) -> list[tuple[str, str]]:
+    """(name, reason) of the emergency-block rules in a (valid) policy text."""
+    import yaml
+
+    doc = yaml.safe_load(text) or {}
+    return [(str(r["name"]), str(r.get("description", ""))) for r in doc.get("rules") or []
+            if isinstance(r, dict) and str(r.get("name", "")).startswith(BLOCK_PREFIX)]
+
+
 def remove_rule(text: str, name: str) -> str:
     """`text` without the rule called `name` (lifting a block goes through review as a draft)."""
     doc = _load(text)

@@ -79,11 +79,24 @@ async def test_editor_to_approver_publishes_and_rollback_restores(console):
         # The editor cannot approve (no role); the approver can.
         resp = await editor.post(draft_url + "/review", data={"csrf": csrf, "op": "approve"}, allow_redirects=False)
         assert resp.status == 403
+        # A submitted draft is frozen; a rejection sends it back to the editor with the comment.
+        resp = await editor.post(draft_url, data={**form, "yaml": FIXED, "op": "save"}, allow_redirects=False)
+        assert resp.status == 409
+        resp = await approver.post(draft_url + "/review", data={"csrf": acsrf, "op": "reject",
+                                                                "comment": "say why ann needs it"})
+        html = await resp.text()
+        assert ">rejected<" in html and "say why ann needs it" in html
+        resp = await approver.post(draft_url + "/review", data={"csrf": acsrf, "op": "approve"}, allow_redirects=False)
+        assert resp.status == 409  # only a submitted draft can be approved
+        resp = await editor.post(draft_url, data={**form, "yaml": FIXED, "op": "submit"})
+        assert resp.status == 200 and ">submitted<" in await resp.text()
         resp = await approver.post(draft_url + "/review", data={"csrf": acsrf, "op": "approve", "comment": "ok"})
         assert resp.status == 200 and "published as v2" in await resp.text()
         assert await _decide(console, editor) == (True, "v2")
         html = await (await approver.get(console.url + "/console/history")).text()
         assert "anna" in html and "let analysts read" in html
+        html = await (await approver.get(console.url + "/console/")).text()
+        assert "<dt>Published by</dt><dd>anna (approved review)</dd>" in html
         resp = await approver.post(console.url + "/console/history/1/rollback", data={"csrf": acsrf})
         assert resp.status == 200
         assert await _decide(console, editor) == (False, "v1")

@@ -183,3 +183,33 @@ def test_block_rules_are_exact_highest_priority_denies_and_keep_comments():
             block_condition(kind, value)
     with pytest.raises(ValueError, match="reason"):
         add_block(BASE, "user", "eve", " ")
+
+
+def test_console_settings_are_checked_together():
+    from pdp.settings import PdpSettings, check_settings
+    from shared.settings import SettingsError
+
+    with pytest.raises(SettingsError) as err:
+        check_settings(PdpSettings(console_oidc_issuer="https://idp", policy_source="file"))
+    text = str(err.value)
+    assert "console_client_id must be set together" in text
+    with pytest.raises(SettingsError) as err:
+        check_settings(PdpSettings(console_oidc_issuer="https://idp", console_client_id="c"))
+    assert "console_public_url" in str(err.value)
+    ok = check_settings(PdpSettings(console_oidc_issuer="https://idp", console_client_id="c",
+                                    console_public_url="https://pdp.example"))
+    assert ok.console_enabled and not PdpSettings().console_enabled
+
+
+def test_role_levels_follow_configured_names():
+    from pdp.settings import PdpSettings
+    from pdp.ui.auth import may
+    from pdp.ui.sessions import Session
+
+    settings = PdpSettings(console_viewer_role="sec-read", console_editor_role="sec-write",
+                           console_approver_role="sec-approve")
+    reader, writer, approver = (Session("u", "u", (r,), "t") for r in ("sec-read", "sec-write", "sec-approve"))
+    assert [may(settings, s, "view") for s in (reader, writer, approver)] == [True, True, True]
+    assert [may(settings, s, "edit") for s in (reader, writer, approver)] == [False, True, False]
+    assert [may(settings, s, "approve") for s in (reader, writer, approver)] == [False, False, True]
+    assert not may(settings, Session("u", "u", ("policy-viewer",), "t"), "view")
