@@ -69,7 +69,15 @@ def _editor(request: web.Request, who: Any, row: Any, text: str, tests: str, tit
         "title": f"Draft {row['id']}", "draft": row, "yaml": text, "tests": tests, "draft_title": title,
         "checked": checked, "lines": lines, "loose": loose, "results": results, "message": message,
         "may_review": row["status"] == "submitted" and (not own or settings.console_self_approve),
-        "own": own}, who=who, status=status)
+        "own": own, "stale": _stale(request, row)}, who=who, status=status)
+
+
+def _stale(request: web.Request, row: Any) -> str | None:
+    """The active version when an open draft was started from another one (its changes are not in it)."""
+    current = request.app[STATE].current
+    if current is None or row["status"] not in ("draft", "rejected", "submitted"):
+        return None
+    return current.version if current.version != f"v{row['base_version']}" else None
 
 
 async def show(request: web.Request) -> web.Response:

@@ -144,8 +144,16 @@ async def test_emergency_block_takes_effect_at_once_and_lifting_is_a_draft(conso
         resp = await editor.post(console.url + "/console/block", data={
             "csrf": ecsrf, "op": "lift", "rule": "emergency-block: user admin@example.com"})
         assert "/console/drafts/" in str(resp.url)
-        html = await (await editor.get(str(resp.url) + "/diff")).text()
+        lift_url = str(resp.url)
+        html = await (await editor.get(lift_url + "/diff")).text()
         assert "rule removed" in html
+        assert "is active now" not in await (await editor.get(lift_url)).text()
+        approver, csrf = await console.signed_in("anna")
+        async with approver:
+            await approver.post(console.url + "/console/block", data={
+                "csrf": csrf, "op": "block", "kind": "server", "value": "legacy", "reason": "retired"})
+        html = await (await editor.get(lift_url)).text()
+        assert "This draft started from v2, but v3 is active now" in html
 
 
 XSS = "<script>alert(1)</script>"

@@ -213,3 +213,18 @@ def test_role_levels_follow_configured_names():
     assert [may(settings, s, "edit") for s in (reader, writer, approver)] == [False, True, False]
     assert [may(settings, s, "approve") for s in (reader, writer, approver)] == [False, False, True]
     assert not may(settings, Session("u", "u", ("policy-viewer",), "t"), "view")
+
+
+@pytest.mark.parametrize("public_url, secure", [("https://pdp.example", True), ("http://127.0.0.1:8181", False)])
+def test_session_cookie_is_secure_behind_https(public_url, secure):
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from pdp.keys import SETTINGS
+    from pdp.settings import PdpSettings
+    from pdp.ui.auth import _cookie_args
+
+    app = web.Application()
+    app[SETTINGS] = PdpSettings(console_public_url=public_url)
+    args = _cookie_args(make_mocked_request("GET", "/console/", app=app))
+    assert args == {"path": "/console", "httponly": True, "samesite": "Lax", "secure": secure}
