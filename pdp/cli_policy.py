@@ -118,7 +118,8 @@ def _condition_text(cond: Any) -> str:
     return json.dumps({k: v for k, v in asdict(cond).items() if v not in (None, ())}, default=str)
 
 
-def _request(case: dict[str, Any], where: str) -> Request:
+def case_request(case: dict[str, Any], where: str) -> Request:
+    """The decision request a test case (or explain / what-if input) describes; BadInput if malformed."""
     return parse_evaluation(_evaluation_body(case), where=where)[0]
 
 
@@ -168,7 +169,7 @@ def test_cmd(args: argparse.Namespace) -> int:
             if unknown := sorted(set(map(str, case)) - CASE_KEYS):
                 # A misspelt key (`argumnets`, `role`) would silently test a different request.
                 raise BadInput(f"unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(CASE_KEYS))})")
-            outcome = engine.decide(_request(case, f"cases[{i}]"))
+            outcome = engine.decide(case_request(case, f"cases[{i}]"))
         except BadInput as exc:
             print(f"ERROR {name}: {exc}")
             failed += 1
@@ -194,7 +195,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
     try:
         if args.arguments:
             case["arguments"] = json.loads(args.arguments)
-        req = _request(case, "request")
+        req = case_request(case, "request")
     except (BadInput, ValueError) as exc:
         print(f"bad request: {exc}", file=sys.stderr)
         return 2

@@ -119,7 +119,7 @@ def decide(engine: Engine, req: Request) -> dict[str, Any]:
 
 def run_tests(engine: Engine, text: str) -> list[tuple[str, bool, str]]:
     """Run stored cases (the `mcpgw policy test` format): (name, passed, detail) each. Empty text: none."""
-    from pdp.cli_policy import CASE_KEYS, _request
+    from pdp.cli_policy import CASE_KEYS, case_request
     from pdp.wire import BadInput
 
     if not text.strip():
@@ -139,7 +139,7 @@ def run_tests(engine: Engine, text: str) -> list[tuple[str, bool, str]]:
                 raise BadInput("each case needs 'expect: allow|deny'")
             if unknown := sorted(set(map(str, case)) - CASE_KEYS):
                 raise BadInput(f"unknown key(s) {', '.join(unknown)}")
-            outcome = engine.decide(_request(case, f"cases[{i}]"))
+            outcome = engine.decide(case_request(case, f"cases[{i}]"))
         except BadInput as exc:
             results.append((name, False, str(exc)))
             continue

@@ -176,9 +176,9 @@ async def whatif(request: web.Request) -> web.Response:
                                     "action": q.get("action", "invoke_tool")}
             if q.get("arguments", "").strip():
                 case["arguments"] = loads(q["arguments"])
-            from pdp.cli_policy import _request
+            from pdp.cli_policy import case_request
 
-            req = _request(case, "request")
+            req = case_request(case, "request")
         except (BadInput, ValueError) as exc:
             ctx["error"] = str(exc)
             return page(request, "whatif.html", ctx, who=who, status=400)
