@@ -22,6 +22,13 @@ async def create(pool: asyncpg.Pool, text: str, tests: str, title: str, author: 
         "RETURNING id", text, tests, title, author, base_version))
 
 
+async def current_tests(pool: asyncpg.Pool, active_version: int) -> str:
+    """The policy tests that travel with the policy: those of the latest reviewed version up to the active one."""
+    return str(await pool.fetchval(
+        "SELECT tests FROM console_drafts WHERE published_version IS NOT NULL AND published_version <= $1 "
+        "ORDER BY published_version DESC LIMIT 1", active_version) or "")
+
+
 async def get(pool: asyncpg.Pool, draft_id: int) -> asyncpg.Record | None:
     """One draft with its YAML and tests."""
     return await pool.fetchrow(f"SELECT {COLUMNS}, yaml, tests FROM console_drafts WHERE id = $1", draft_id)

@@ -38,7 +38,9 @@ async def block(request: web.Request) -> web.Response:
     try:
         if op == "lift":
             text = yamledit.remove_rule(active["yaml"], str(data.get("rule", "")))
-            draft_id = await drafts.create(pool, text, "", f"lift {data.get('rule')}", who.subject, active["version"])
+            tests = await drafts.current_tests(pool, active["version"])
+            draft_id = await drafts.create(pool, text, tests, f"lift {data.get('rule')}", who.subject,
+                                           active["version"])
             audit_change(request, who, "block_lift_draft", draft=draft_id, rule=str(data.get("rule")))
             raise web.HTTPSeeOther(f"/console/drafts/{draft_id}")
         if op != "block":
@@ -101,7 +103,8 @@ async def least_privilege_draft(request: web.Request) -> web.Response:
         "GROUP BY 1, 2, 3, 4", int(raw))
     perms, bindings = unused(current.engine, [dict(r) for r in used])
     text = yamledit.remove_grants(active["yaml"], perms, bindings)
-    draft_id = await drafts.create(pool, text, "", f"least privilege ({raw} days)", who.subject, active["version"])
+    draft_id = await drafts.create(pool, text, await drafts.current_tests(pool, active["version"]),
+                                   f"least privilege ({raw} days)", who.subject, active["version"])
     audit_change(request, who, "least_privilege_draft", draft=draft_id, permissions=len(perms),
                  bindings=len(bindings))
     raise web.HTTPSeeOther(f"/console/drafts/{draft_id}")

@@ -52,8 +52,10 @@ async def listing(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     """POST /console/drafts: a new draft starting from the active policy."""
     who, form = await need_post(request, "edit")
-    active = await store.active(request.app[DB_POOL])
-    draft_id = await drafts.create(request.app[DB_POOL], active["yaml"] if active else "", "",
+    pool = request.app[DB_POOL]
+    active = await store.active(pool)
+    tests = await drafts.current_tests(pool, active["version"]) if active else ""
+    draft_id = await drafts.create(pool, active["yaml"] if active else "", tests,
                                    _text(form, "title") or "untitled", who.subject,
                                    active["version"] if active else None)
     audit_change(request, who, "draft_create", draft=draft_id)

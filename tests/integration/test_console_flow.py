@@ -97,6 +97,9 @@ async def test_editor_to_approver_publishes_and_rollback_restores(console):
         assert "anna" in html and "let analysts read" in html
         html = await (await approver.get(console.url + "/console/")).text()
         assert "<dt>Published by</dt><dd>anna (approved review)</dd>" in html
+        # The next draft starts with the policy tests that were reviewed with the active version.
+        resp = await editor.post(console.url + "/console/drafts", data={"title": "next", "csrf": csrf})
+        assert "analyst reads reports" in await resp.text()
         resp = await approver.post(console.url + "/console/history/1/rollback", data={"csrf": acsrf})
         assert resp.status == 200
         assert await _decide(console, editor) == (False, "v1")
