@@ -46,8 +46,8 @@ async def test_editor_to_approver_to_gateway_and_back(tmp_path, pg_dsn, mcp_back
             "MCPGW_GATEWAY_ISSUER": agents.issuer, "MCPGW_GATEWAY_AUDIENCE": AUDIENCE,
             "MCPGW_GATEWAY_PDP_URL": console.url, "MCPGW_GATEWAY_SERVERS_FILE": str(servers)}, dotenv=None)
         runner, gw_url = await start_site(create_gateway(settings))
+        http = console.client()
         try:
-            http = console.client()
             token = agents.mint("ann@example.com", username="ann@example.com", roles=(), audience=AUDIENCE)
 
             async def gateway_status() -> int:
@@ -67,6 +67,7 @@ async def test_editor_to_approver_to_gateway_and_back(tmp_path, pg_dsn, mcp_back
                 await expect(editor.get_by_role("heading", name=label)).to_be_visible()
                 await shot(editor, name)
             await editor.get_by_role("link", name="Drafts", exact=True).click()
+            await shot(editor, "drafts")
             await editor.get_by_label("Title of the new draft").fill("ann reads reports")
             await editor.get_by_role("button", name="New draft").click()
             yaml_box = editor.get_by_label("Policy YAML")
@@ -138,8 +139,15 @@ async def test_editor_to_approver_to_gateway_and_back(tmp_path, pg_dsn, mcp_back
             await approver.get_by_role("button", name="Filter").click()
             await expect(approver.locator("td.deny").first).to_be_visible()
             await shot(approver, "decisions")
-            await http.close()
+            await approver.locator("tbody tr", has=approver.locator("td.deny")).filter(
+                has_text="pdp").first.get_by_role("link").click()
+            await expect(approver.get_by_role("heading", name="Deciding statement")).to_be_visible()
+            await expect(approver.locator("section.card p").first).to_have_text(
+                "deny by rule 'emergency-block: user ann@example.com' (policy v3)")
+            await expect(approver.get_by_role("heading", name=re.compile(r"^gateway · "))).to_be_visible()
+            await shot(approver, "decision")
         finally:
+            await http.close()
             await runner.cleanup()
 
 
