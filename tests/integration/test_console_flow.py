@@ -190,3 +190,34 @@ async def test_xss_payloads_in_roles_rules_tools_and_audit_render_inert(console)
             html = await (await approver.get(console.url + path)).text()
             assert XSS not in html, path
             assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, path
+
+
+async def test_approval_reaches_every_pdp_replica(tmp_path, pg_dsn):
+    from aiohttp import web
+
+    from pdp.app import create_app
+    from tests.integration.pdp_helpers import pdp_settings
+
+    (tmp_path / "b").mkdir()
+    replica = web.AppRunner(create_app(pdp_settings(tmp_path / "b", pg_dsn)), access_log=None)
+    await replica.setup()
+    await web.TCPSite(replica, "127.0.0.1", 0).start()
+    other = f"http://127.0.0.1:{replica.addresses[0][1]}"
+    try:
+        async with running_console(tmp_path, pg_dsn) as console:
+            editor, csrf = await console.signed_in("eddie")
+            approver, acsrf = await console.signed_in("anna")
+            async with editor, approver:
+                resp = await editor.post(console.url + "/console/drafts", data={"title": "r", "csrf": csrf})
+                url = str(resp.url)
+                await editor.post(url, data={"csrf": csrf, "title": "r", "yaml": FIXED, "tests": "", "op": "submit"})
+                await approver.post(url + "/review", data={"csrf": acsrf, "op": "approve"})
+
+                async def replica_decides():
+                    async with editor.post(other + "/access/v1/evaluation",
+                                           json=tool_eval("ann", "reports", "read_report", roles=("analyst",))) as r:
+                        body = await r.json()
+                    return (body["decision"], body["context"]["policy_version"]) == (True, "v2")
+                await eventually(replica_decides)
+    finally:
+        await replica.cleanup()
