@@ -5,6 +5,7 @@ Same checks as the admin API (bearer JWT with an admin role); the same functions
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -38,9 +39,9 @@ async def impact(request: web.Request) -> web.Response:
     if not isinstance(body.get("yaml"), str) or not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_REPLAY:
         raise _error(400, "bad_request", f"'yaml' must be a string and 'n' a number from 1 to {MAX_REPLAY}")
     _statements(body["yaml"])
-    engine = load_engine(body["yaml"], "candidate")
+    engine = await asyncio.to_thread(load_engine, body["yaml"], "candidate")
     rows = await pool.fetch(REPLAY_SQL, n)
-    out = replay(engine, (dict(r) for r in rows))
+    out = await asyncio.to_thread(replay, engine, [dict(r) for r in rows])
     return json_response({
         "replayed": out.replayed, "skipped": out.skipped, "flips": dict(out.flips), "approximate": out.approximate,
         "by_user": [{"subject": s, "flip": f, "count": c} for (s, f), c in out.by_user.most_common(100)],

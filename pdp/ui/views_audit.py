@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -127,13 +128,13 @@ async def impact(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="n must be a number from 1 to 100000")
     if request.query.get("draft", "").isdigit():
         row = await drafts.get(pool, int(request.query["draft"]))
-        checked = check(row["yaml"]) if row else None
+        checked = await asyncio.to_thread(check, row["yaml"]) if row else None
         if checked is None or checked.engine is None:
             ctx["error"] = "that draft does not exist or is not valid"
         else:
             rows = await pool.fetch(REPLAY_SQL, int(raw_n))
             start = time.perf_counter()
-            ctx["result"] = replay(checked.engine, (dict(r) for r in rows))
+            ctx["result"] = await asyncio.to_thread(replay, checked.engine, [dict(r) for r in rows])
             ctx["seconds"] = time.perf_counter() - start
             ctx["draft"] = row
     return page(request, "impact.html", ctx, who=who)

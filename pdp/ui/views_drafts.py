@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -95,7 +96,7 @@ async def edit(request: web.Request) -> web.Response:
     pool, row = request.app[DB_POOL], await _draft(request)
     text, tests, title = _text(form, "yaml"), _text(form, "tests"), _text(form, "title")
     op = form.get("op")
-    checked = check(text)
+    checked = await asyncio.to_thread(check, text)
     results = run_tests(checked.engine, tests) if checked.engine else None
     if op == "validate":
         return _editor(request, who, row, text, tests, title, checked=checked, results=results,
@@ -136,7 +137,7 @@ async def review(request: web.Request) -> web.Response:
             await drafts.reject(pool, row["id"], who.subject, comment)
             audit_change(request, who, "draft_reject", draft=row["id"], comment=comment)
         elif op == "approve":
-            if check(row["yaml"]).engine is None:
+            if (await asyncio.to_thread(check, row["yaml"])).engine is None:
                 raise web.HTTPConflict(text="the submitted draft no longer validates")
             version, previous = await drafts.approve(pool, row["id"], who.subject, comment)
             await apply_active(request.app, subject=who.subject, roles=list(who.roles), op="approve",
@@ -156,7 +157,7 @@ async def diff(request: web.Request) -> web.Response:
     row = await _draft(request)
     current = request.app[STATE].current
     active_text = current.yaml if current else ""
-    new = check(row["yaml"])
+    new = await asyncio.to_thread(check, row["yaml"])
     changes = (semantic_diff(current.engine.compiled.policy, new.engine.compiled.policy)
                if current and new.engine else None)
     return page(request, "diff.html", {"title": f"Draft {row['id']} vs active", "changes": changes,
@@ -190,7 +191,7 @@ async def whatif(request: web.Request) -> web.Response:
             results.append(("Active " + current.version, decide(current.engine, req)))
         if q.get("draft", "").isdigit():
             row = await drafts.get(request.app[DB_POOL], int(q["draft"]))
-            checked = check(row["yaml"]) if row is not None else None
+            checked = await asyncio.to_thread(check, row["yaml"]) if row is not None else None
             if row is not None and checked is not None and checked.engine:
                 results.append((f"Draft {row['id']}", decide(checked.engine, req)))
             elif row is not None:
