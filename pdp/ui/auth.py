@@ -143,8 +143,11 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def signed_out(request: web.Request) -> web.Response:
-    """GET /console/signed-out."""
-    return page(request, "signed_out.html", {"title": "Signed out"})
+    """GET /console/signed-out: with a link that also ends the session at the provider."""
+    after = (request.app[SETTINGS].console_public_url or "").rstrip("/") + f"{PATH}/signed-out"
+    provider = None if "provider" in request.query else await request.app[OIDC].end_session_url(after + "?provider=1")
+    return page(request, "signed_out.html", {"title": "Signed out", "provider_logout": provider,
+                                             "provider_done": "provider" in request.query})
 
 
 def _audit(request: web.Request, subject: str, roles: list[str], action: str, extra: dict[str, Any]) -> None:

@@ -136,6 +136,17 @@ class OidcClient:
                              redirect_uri=self.redirect_uri, scopes=self.scopes, state=state, nonce=nonce,
                              verifier=verifier)
 
+    async def end_session_url(self, after: str) -> str | None:
+        """RP-initiated logout at the provider (a link the user follows), or None when unsupported."""
+        try:
+            endpoint = (await self.metadata()).get("end_session_endpoint")
+        except OidcError:
+            return None
+        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+            return None
+        query = urlencode({"client_id": self.client_id, "post_logout_redirect_uri": after})
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+
     async def finish(self, code: str, verifier: str, nonce: str) -> Identity:
         """Exchange the code (with the PKCE verifier) and validate the ID token."""
         meta = await self.metadata()

@@ -192,3 +192,11 @@ async def test_xss_payloads_stay_text_in_the_browser_and_sessions_expire(tmp_pat
         await expect(page.get_by_role("heading", name="Policy")).to_be_visible()
         assert any("/console/login?next=" in u for u in visited) and any("/console/callback" in u for u in visited)
         assert await pool.fetchval("SELECT count(*) FROM console_sessions WHERE id_hash = $1", old) == 0
+        # Sign out here, then at the provider too: the next sign-in asks for the password again.
+        await page.get_by_role("button", name="Sign out").click()
+        await page.get_by_role("link", name="Sign out of the sign-in provider too").click()
+        await page.get_by_role("button", name="Yes, sign me out").click()
+        await expect(page.get_by_text("You are signed out of the sign-in provider too.")).to_be_visible()
+        await shot(page, "signed-out")
+        await page.get_by_role("link", name="Sign in").click()
+        await expect(page.locator("input[name=login]")).to_be_visible()

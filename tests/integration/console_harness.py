@@ -62,7 +62,8 @@ async def running_console(tmp_path: Path, dsn: str, **changes: Any) -> AsyncIter
     port = int(free_port())
     url = f"http://127.0.0.1:{port}"
     clients = [{"client_id": CLIENT_ID, "client_secret": "console-test-secret",
-                "redirect_uris": [url + "/console/callback"]}]
+                "redirect_uris": [url + "/console/callback"],
+                "post_logout_redirect_uris": [url + "/console/signed-out?provider=1"]}]
     async with oidc_provider(clients, USERS) as issuer:
         from shared.settings import Secret
 
