@@ -10,6 +10,7 @@ from pdp.policy import PolicyInvalid, parse_policy
 from pdp.publish import apply_active, text_diff
 from pdp.ui import drafts, yamledit
 from pdp.ui.auth import audit_change, need, need_post
+from pdp.ui.leastpriv import unused, used_grants
 from pdp.ui.render import page
 from shared.keys import DB_POOL
 
@@ -62,8 +63,6 @@ async def block(request: web.Request) -> web.Response:
 
 async def least_privilege(request: web.Request) -> web.Response:
     """GET /console/least-privilege?days=: permissions and role bindings no allowed call used."""
-    from pdp.ui.leastpriv import unused
-
     who = await need(request)
     raw = request.query.get("days", "30")
     if not raw.isdigit() or not 1 <= int(raw) <= 3650:
@@ -72,21 +71,13 @@ async def least_privilege(request: web.Request) -> web.Response:
     if current is None:
         raise web.HTTPServiceUnavailable(text="no policy loaded")
     pool = request.app[DB_POOL]
-    used = await pool.fetch(
-        "SELECT subject, extra->'statement'->>'role' AS role, extra->'statement'->>'resource' AS resource, "
-        "extra->'statement'->>'action' AS action, count(*) AS n FROM audit_events "
-        "WHERE event_type = 'policy_decision' AND service = 'pdp' AND decision = 'allow' "
-        "AND ts > now() - make_interval(days => $1) AND extra->'statement'->>'kind' = 'role' "
-        "GROUP BY 1, 2, 3, 4", int(raw))
-    perms, bindings = unused(current.engine, [dict(r) for r in used])
+    perms, bindings = unused(current.engine, await used_grants(pool, int(raw)))
     return page(request, "least_privilege.html", {"title": "Least privilege", "perms": perms,
                                                   "bindings": bindings, "days": int(raw)}, who=who)
 
 
 async def least_privilege_draft(request: web.Request) -> web.Response:
     """POST /console/least-privilege: a draft removing what the page lists (then reviewed as usual)."""
-    from pdp.ui.leastpriv import unused
-
     who, data = await need_post(request, "edit")
     raw = str(data.get("days", "30"))
     if not raw.isdigit() or not 1 <= int(raw) <= 3650:
@@ -95,13 +86,7 @@ async def least_privilege_draft(request: web.Request) -> web.Response:
     active, current = await store.active(pool), request.app[STATE].current
     if active is None or current is None:
         raise web.HTTPConflict(text="no active policy")
-    used = await pool.fetch(
-        "SELECT subject, extra->'statement'->>'role' AS role, extra->'statement'->>'resource' AS resource, "
-        "extra->'statement'->>'action' AS action, count(*) AS n FROM audit_events "
-        "WHERE event_type = 'policy_decision' AND service = 'pdp' AND decision = 'allow' "
-        "AND ts > now() - make_interval(days => $1) AND extra->'statement'->>'kind' = 'role' "
-        "GROUP BY 1, 2, 3, 4", int(raw))
-    perms, bindings = unused(current.engine, [dict(r) for r in used])
+    perms, bindings = unused(current.engine, await used_grants(pool, int(raw)))
     text = yamledit.remove_grants(active["yaml"], perms, bindings)
     draft_id = await drafts.create(pool, text, await drafts.current_tests(pool, active["version"]),
                                    f"least privilege ({raw} days)", who.subject, active["version"])
