@@ -96,9 +96,13 @@ def _origin(url: str) -> str:
 
 async def login(request: web.Request) -> web.Response:
     """GET /console/login: start the authorization code + PKCE flow."""
-    raw, started = await sessions.start_login(request.app[DB_POOL], safe_next(request.query.get("next")))
     try:
+        raw, started = await sessions.start_login(request.app[DB_POOL], safe_next(request.query.get("next")))
         url = await request.app[OIDC].start(started.state, started.nonce, started.verifier)
+    except sessions.TooManyLogins:
+        return page(request, "error.html", {"title": "Sign-in unavailable",
+                                            "message": "too many sign-ins in progress; try again in a few minutes"},
+                    status=503)
     except OidcError as exc:
         return page(request, "error.html", {"title": "Sign-in unavailable", "message": str(exc)}, status=503)
     resp = web.HTTPFound(url)

@@ -14,6 +14,11 @@ import asyncpg
 from pdp.ui.oidc import Identity, random_token
 
 LOGIN_TTL = 600.0  # seconds a started sign-in may take
+MAX_PENDING_LOGINS = 10_000  # anyone may start a sign-in; this bounds the rows they can create
+
+
+class TooManyLogins(Exception):
+    """More sign-ins are in progress than MAX_PENDING_LOGINS."""
 
 
 def id_hash(raw: str) -> str:
@@ -46,6 +51,8 @@ async def start_login(pool: asyncpg.Pool, next_path: str) -> tuple[str, Login]:
     raw = random_token()
     login = Login(random_token(), random_token(), random_token(48), next_path)
     await pool.execute("DELETE FROM console_logins WHERE created_at < now() - make_interval(secs => $1)", LOGIN_TTL)
+    if await pool.fetchval("SELECT count(*) FROM console_logins") >= MAX_PENDING_LOGINS:
+        raise TooManyLogins
     await pool.execute(
         "INSERT INTO console_logins (id_hash, state, nonce, verifier, next_path) VALUES ($1, $2, $3, $4, $5)",
         id_hash(raw), login.state, login.nonce, login.verifier, next_path)

@@ -125,3 +125,14 @@ async def test_idle_session_expires_and_logout_ends_the_session(console):
         resp = await http.post(console.url + "/console/logout", data={"csrf": csrf}, allow_redirects=False)
         assert resp.status == 302 and resp.headers["Location"] == "/console/signed-out"
         assert (await http.get(console.url + "/console/", allow_redirects=False)).status == 302
+
+
+async def test_pending_sign_ins_are_bounded(console, monkeypatch):
+    from pdp.ui import sessions
+
+    monkeypatch.setattr(sessions, "MAX_PENDING_LOGINS", 2)
+    async with console.client() as http:
+        for _ in range(2):
+            assert (await http.get(console.url + "/console/login", allow_redirects=False)).status == 302
+        resp = await http.get(console.url + "/console/login", allow_redirects=False)
+        assert resp.status == 503 and "too many sign-ins" in await resp.text()
