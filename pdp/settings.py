@@ -68,6 +68,22 @@ class PdpSettings(CommonSettings):
         False, help="Fail /readyz once the fast path and Casbin have disagreed on any decision")
     cache_size: int = setting(100_000, help="Entries per decision cache (per policy version)")
     max_batch: int = setting(10_000, help="Most evaluations or search candidates in one request")
+    console_oidc_issuer: str | None = setting(None, help="OIDC issuer the policy console signs users in with (enables /console)")
+    console_client_id: str | None = setting(None, help="The console's OIDC client id")
+    console_client_secret: Secret | None = setting(
+        None, secret=True, help="The console's OIDC client secret (unset: public client, PKCE only)")
+    console_public_url: str | None = setting(
+        None, help="External base URL of this PDP (redirect URI = it + /console/callback; https => Secure cookie)")
+    console_scopes: list[str] = setting(["openid", "profile", "email"], help="Scopes the console requests")
+    console_roles_claims: list[str] = setting(
+        ["roles", "realm_access.roles", "resource_access.{client_id}.roles"],
+        help="ID token claim paths holding the user's roles")
+    console_viewer_role: str = setting("policy-viewer", help="Role that may read the console")
+    console_editor_role: str = setting("policy-editor", help="Role that may edit drafts and submit them")
+    console_approver_role: str = setting(
+        "policy-approver", help="Role that may approve, reject, roll back and block")
+    console_self_approve: bool = setting(False, help="Allow an approver to approve their own change")
+    console_idle_timeout: float = setting(1800.0, check=_positive, help="Seconds of inactivity before a console session ends")
 
     @property
     def policy_path(self) -> Path:
@@ -78,6 +94,11 @@ class PdpSettings(CommonSettings):
     def admin_enabled(self) -> bool:
         """The admin API needs a token issuer to check admins against."""
         return bool(self.admin_audience and (self.admin_issuer or self.admin_jwks_url))
+
+    @property
+    def console_enabled(self) -> bool:
+        """The console needs an OIDC provider to sign users in with."""
+        return bool(self.console_oidc_issuer and self.console_client_id)
 
 
 def check_settings(settings: PdpSettings) -> PdpSettings:
@@ -98,6 +119,12 @@ def check_settings(settings: PdpSettings) -> PdpSettings:
                 errors.append(f"casbin file {path} is not a file")
     if bool(settings.admin_audience) != bool(settings.admin_issuer or settings.admin_jwks_url):
         errors.append("admin_audience and admin_issuer (or admin_jwks_url) must be set together")
+    if bool(settings.console_oidc_issuer) != bool(settings.console_client_id):
+        errors.append("console_oidc_issuer and console_client_id must be set together")
+    if settings.console_enabled and settings.policy_source != "database":
+        errors.append("the console (console_oidc_issuer) needs policy_source=database")
+    if settings.console_enabled and not settings.console_public_url:
+        errors.append("console_public_url (MCPGW_PDP_CONSOLE_PUBLIC_URL): required when the console is enabled")
     if errors:
         raise SettingsError(errors)
     return settings

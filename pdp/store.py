@@ -65,17 +65,24 @@ async def create_version(
     Returns (version, previously active).
     """
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATE_LOCK_ID)
-        version = await conn.fetchval(
-            "INSERT INTO policy_versions (yaml, sha256, author, comment, kind, model)"
-            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING version",
-            text, sha256_text(text) if model is None else pair_sha256(model, text), author, comment,
-            "yaml" if model is None else "casbin", model,
-        )
-        previous = await conn.fetchval("SELECT version FROM policy_versions WHERE status = 'active'")
-        if activate:
-            previous = await _activate(conn, version)
-        return version, previous
+        return await create_version_in(conn, text, author, comment, activate=activate, model=model)
+
+
+async def create_version_in(
+    conn: asyncpg.Connection, text: str, author: str, comment: str, *, activate: bool, model: str | None = None
+) -> tuple[int, int | None]:
+    """`create_version` inside the caller's transaction (the console marks a draft approved in it)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", ACTIVATE_LOCK_ID)
+    version = await conn.fetchval(
+        "INSERT INTO policy_versions (yaml, sha256, author, comment, kind, model)"
+        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING version",
+        text, sha256_text(text) if model is None else pair_sha256(model, text), author, comment,
+        "yaml" if model is None else "casbin", model,
+    )
+    previous = await conn.fetchval("SELECT version FROM policy_versions WHERE status = 'active'")
+    if activate:
+        previous = await _activate(conn, version)
+    return version, previous
 
 
 async def activate(pool: asyncpg.Pool, version: int) -> int | None:

@@ -23,6 +23,7 @@ from shared.devstack.issuer import DevIssuer
 HOST = "127.0.0.1"
 PORTS = {"gateway": 8000, "pdp": 8181, "backend": 9001, "issuer": 8900}
 AUDIENCE = "mcpgw"
+CONSOLE_CLIENT_ID = "mcpgw-console"  # a public client of the dev issuer (PKCE, no secret)
 DATA = Path(os.environ.get("MCPGW_DATA_DIR", ".data"))
 
 
@@ -83,10 +84,11 @@ async def main() -> None:
     pdp_url = f"http://{HOST}:{port('pdp')}"
     gateway_url = f"http://{HOST}:{port('gateway')}"
     cli = ["-m", "shared.cli"]
+    pdp_env = {**env, **console_env(issuer.issuer, pdp_url)}
     procs = {
         "backend": spawn(["-m", "shared.devstack.demo_backend", "--port", str(port("backend"))], env),
         "pdp": spawn([*cli, "pdp", "serve", "--host", HOST, "--port", str(port("pdp")),
-                      "--policy", "policies/policy.yaml"], env),
+                      "--policy", "policies/policy.yaml"], pdp_env),
     }
     try:
         await wait_healthy(f"http://{HOST}:{port('backend')}/mcp", procs["backend"], "demo backend")
@@ -122,12 +124,28 @@ async def main() -> None:
         await runner.cleanup()
 
 
+def console_env(issuer: str, pdp_url: str) -> dict[str, str]:
+    """The PDP's admin API and policy console, both trusting the dev issuer.
+
+    The admin API accepts the dev token the banner prints (audience mcpgw, role admin); the console
+    signs people in at the dev issuer as the public client CONSOLE_CLIENT_ID.
+    """
+    return {
+        "MCPGW_PDP_ADMIN_ISSUER": issuer, "MCPGW_PDP_ADMIN_AUDIENCE": AUDIENCE,
+        "MCPGW_PDP_CONSOLE_OIDC_ISSUER": issuer, "MCPGW_PDP_CONSOLE_CLIENT_ID": CONSOLE_CLIENT_ID,
+        "MCPGW_PDP_CONSOLE_PUBLIC_URL": pdp_url,
+    }
+
+
 def banner(gateway: str, pdp: str, backend: str, issuer: str, token: str) -> str:
     """The few lines a newcomer needs."""
     return textwrap.dedent(f"""
         mcpgw is running (Ctrl-C stops everything)
           gateway   {gateway}        MCP endpoint: {gateway}/mcp
           PDP       {pdp}        policy: policies/policy.yaml
+          console   {pdp}/console/   (policy console: sign in at the dev issuer as a
+                    policy-viewer, policy-editor or policy-approver user)
+          admin API {pdp}/admin/v1/policy   (accepts the dev token below)
           backend   {backend}   (demo MCP server, registered as "demo")
           issuer    {issuer}   (dev OIDC issuer)
           audit     table audit_events in the embedded Postgres under {DATA}/postgres

@@ -1,0 +1,79 @@
+"""Admin API operations the console also offers: impact replay of a candidate, emergency block.
+
+Same checks as the admin API (bearer JWT with an admin role); the same functions the console uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from pdp import store
+from pdp.admin import PREFIX, _admin, _error, _pool, _statements
+from pdp.policy import PolicyInvalid, load_engine, parse_policy
+from pdp.publish import apply_active
+from pdp.ui import yamledit
+from pdp.ui.replay import REPLAY_SQL, replay
+from shared.jsonutil import json_response, read_json
+
+MAX_REPLAY = 100_000
+
+
+async def _body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise _error(400, "bad_request", "body must be a JSON object")
+    if unknown := set(body) - allowed:
+        raise _error(400, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
+    return body
+
+
+async def impact(request: web.Request) -> web.Response:
+    """POST /admin/v1/policy/impact {yaml, n=10000}: replay the last n audited decisions against it."""
+    await _admin(request)
+    pool = _pool(request)
+    body = await _body(request, {"yaml", "n"})
+    n = body.get("n", 10_000)
+    if not isinstance(body.get("yaml"), str) or not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_REPLAY:
+        raise _error(400, "bad_request", f"'yaml' must be a string and 'n' a number from 1 to {MAX_REPLAY}")
+    _statements(body["yaml"])
+    engine = await asyncio.to_thread(load_engine, body["yaml"], "candidate")
+    rows = await pool.fetch(REPLAY_SQL, n)
+    out = await asyncio.to_thread(replay, engine, [dict(r) for r in rows])
+    return json_response({
+        "replayed": out.replayed, "skipped": out.skipped, "flips": dict(out.flips), "approximate": out.approximate,
+        "by_user": [{"subject": s, "flip": f, "count": c} for (s, f), c in out.by_user.most_common(100)],
+        "by_tool": [{"tool": t, "flip": f, "count": c} for (t, f), c in out.by_tool.most_common(100)],
+        "examples": out.examples})
+
+
+async def block(request: web.Request) -> web.Response:
+    """POST /admin/v1/policy/block {kind: user|server|tool, value, reason}: publish a top-priority deny now."""
+    who = await _admin(request)
+    pool = _pool(request)
+    body = await _body(request, {"kind", "value", "reason"})
+    if not all(isinstance(body.get(k), str) for k in ("kind", "value", "reason")):
+        raise _error(400, "bad_request", "'kind', 'value' and 'reason' must be strings")
+    active = await store.active(pool)
+    if active is None:
+        raise _error(409, "no_policy", "no active policy to add a block to")
+    try:
+        text = yamledit.add_block(active["yaml"], body["kind"], body["value"], body["reason"])
+        parse_policy(text)
+    except (ValueError, PolicyInvalid) as exc:
+        raise _error(400, "bad_request", str(exc)) from None
+    comment = f"emergency block of {body['kind']} {body['value'].strip()}: {body['reason'].strip()}"
+    version, previous = await store.create_version(pool, text, who.subject, comment, activate=True)
+    await apply_active(request.app, subject=who.subject, roles=list(who.roles), op="block", previous=previous,
+                       version=version, remote=request.remote,
+                       extra={"kind": body["kind"], "value": body["value"], "reason": body["reason"]})
+    return json_response({"policy_version": store.version_label(version), "previous": previous,
+                          "rule": f"{yamledit.BLOCK_PREFIX}{body['kind']} {body['value'].strip()}"}, status=201)
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register the operations."""
+    app.router.add_post(PREFIX + "/impact", impact)
+    app.router.add_post(PREFIX + "/block", block)
