@@ -44,7 +44,7 @@ async def test_editor_to_approver_to_gateway_and_back(tmp_path, pg_dsn, mcp_back
         settings = load_gateway_settings(environ={
             "DATABASE_URL": pg_dsn, "MCPGW_DATA_DIR": str(tmp_path / "gw"), "AUDIT_LOG_FILE": str(tmp_path / "a.jsonl"),
             "MCPGW_GATEWAY_ISSUER": agents.issuer, "MCPGW_GATEWAY_AUDIENCE": AUDIENCE,
-            "MCPGW_GATEWAY_PDP_URL": console.url, "MCPGW_GATEWAY_SERVERS_FILE": str(servers)}, dotenv=None)
+            "MCPGW_GATEWAY_PDP_URL": console.url, "MCPGW_GATEWAY_ENVIRONMENT": "development", "MCPGW_GATEWAY_SERVERS_FILE": str(servers)}, dotenv=None)
         runner, gw_url = await start_site(create_gateway(settings))
         http = console.client()
         try:
