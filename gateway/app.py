@@ -186,7 +186,7 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     assert registry.credentials is not None  # registry_ctx always gives it a store
     pool = UpstreamPool(
         app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=app[SETTINGS].tools_cache_ttl,
-        max_response_bytes=app[SETTINGS].mcp_max_response_bytes,
+        max_response_bytes=app[SETTINGS].mcp_max_response_bytes, max_call_bytes=app[SETTINGS].mcp_max_call_bytes,
     )
     app[UPSTREAM] = pool
     yield

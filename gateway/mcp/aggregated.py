@@ -146,13 +146,24 @@ async def _listen(request: web.Request, state: McpState, msg: protocol.Message) 
     ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
            "params": {"notifications": honoured, "_meta": {listen.SUBSCRIPTION_ID: msg.id}}}
     try:
-        return await _stream(request, state, [ack], msg.id, listen.kinds_of(honoured), key)
+        return await _stream(request, state, [ack], msg.id, listen.kinds_of(honoured), key, None)
     finally:
         await state.hub.drop(key)  # a listen subscription lives as long as its stream
 
 
 async def _stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
-                  kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
+                  kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
+    refusal = state.streams.open(key[0], session)
+    if refusal is not None:
+        raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
+    try:
+        return await _watch(request, state, first, subscription, kinds, key)
+    finally:
+        state.streams.close(key[0], session)
+
+
+async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
+                 kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
     out = web.StreamResponse(headers=sse.SSE_HEADERS)
     drain, detach = subs.drainer(state, key, subscription)
     gauge = state.metrics.streams_open.labels(ENDPOINT)
@@ -259,7 +270,10 @@ async def get(request: web.Request) -> web.StreamResponse:
         return endpoint.failure_response(None, failure)
     # The session's resource subscriptions are delivered on each of its open GET streams.
     key = (principal(request).subject, session.sid)
-    return await _stream(request, state, [], None, set(listen.FILTER_KEYS.values()), key)
+    try:
+        return await _stream(request, state, [], None, set(listen.FILTER_KEYS.values()), key, session.sid)
+    except RpcFailure as failure:
+        return endpoint.failure_response(None, failure)
 
 
 async def delete(request: web.Request) -> web.Response:

@@ -10,6 +10,11 @@ result as is (its retry comes back through `/mcp` to the same backend); a 2025 a
 input request on the stream and the gateway retries for it. A 2025-era backend's back-channel
 request cannot reach a 2026-07-28 agent (that would hold the backend's call across the agent's
 retry): the backend gets a JSON-RPC error for it instead.
+
+Bounded (docs/security/exhaustion.md): every byte read from the backend for the call, across its
+rounds, counts against MCPGW_GATEWAY_MCP_MAX_CALL_BYTES (past it the call ends with an error and
+the backend request is dropped and cancelled); server→client requests beyond the subject's
+pending limit are refused to the backend at once, on the reading task, so a flood slows itself.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from aiohttp import web
 from gateway.errors import to_gateway_error
 from gateway.keys import UPSTREAM
 from gateway.mcp import protocol, sse
+from gateway.mcp.backchannel import TooManyPending
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
 from gateway.upstream import codec
 from gateway.upstream.client import read_capped
-from gateway.upstream.errors import ResponseTooLarge, UpstreamError
+from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge, UpstreamError
 from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,7 @@ class Call:
         self.client_token: Any = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.closed = False
+        self.relayed = 0  # bytes read from the backend for this call, every round together
 
     async def send(self, message: dict[str, Any]) -> None:
         """Write one message to the agent, switching the answer to SSE the first time."""
@@ -84,9 +91,14 @@ class Call:
             self.closed = True
             self.state.metrics.streams_open.labels(self.endpoint).dec()
 
-    async def ask(self, method: str, params: Any) -> dict[str, Any]:
+    def open_request(self) -> tuple[str, asyncio.Future[dict[str, Any]]]:
+        """A pending slot for one server→client request (TooManyPending past the subject's limit)."""
+        return self.state.pending.open(principal(self.request).subject)
+
+    async def ask(self, method: str, params: Any,
+                  opened: tuple[str, asyncio.Future[dict[str, Any]]] | None = None) -> dict[str, Any]:
         """Send a server→client request to the agent and wait for its JSON-RPC response."""
-        gid, future = self.state.pending.open(principal(self.request).subject)
+        gid, future = opened or self.open_request()
         try:
             await self.send({"jsonrpc": "2.0", "id": gid, "method": method, "params": params})
             async with asyncio.timeout(ANSWER_TIMEOUT):
@@ -146,7 +158,10 @@ def _as_error(rid: Any, exc: Exception) -> dict[str, Any]:
 async def _ask_inputs(call: Call, requests: dict[str, Any]) -> dict[str, Any]:
     """Ask a 2025 agent each input request of an `input_required` result; their results by key."""
     async def one(key: str, req: dict[str, Any]) -> tuple[str, Any]:
-        answer = await call.ask(str(req.get("method")), req.get("params"))
+        try:
+            answer = await call.ask(str(req.get("method")), req.get("params"))
+        except TooManyPending as exc:
+            raise UpstreamError(call.server.name, str(exc)) from None
         if "result" not in answer:
             err: dict[str, Any] = answer["error"] if isinstance(answer.get("error"), dict) else {}
             raise UpstreamError(call.server.name, f"agent refused {req.get('method')}: {err.get('message', '')}")
@@ -172,6 +187,11 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                 return _result(call, _decode(body, call.server.name), uid, resp.status)
             parser = codec.SSEParser()
             async for chunk in resp.content.iter_any():
+                call.relayed += len(chunk)
+                if call.relayed > pool.max_call_bytes:
+                    resp.close()
+                    pool.client(call.server).cancel_soon(uid, "call exceeded the gateway's byte budget")
+                    raise CallBudgetExceeded(call.server.name, pool.max_call_bytes, resp.status)
                 for event in parser.feed(chunk):
                     if len(event.data) > limit:
                         raise ResponseTooLarge(call.server.name, limit, resp.status)
@@ -223,9 +243,20 @@ async def _on_event(call: Call, pool: Any, event: codec.SSEEvent, uid: str) -> d
         if relayed is not None:
             await call.send(relayed)
         return None
-    task = asyncio.get_running_loop().create_task(_back_channel(call, pool, msg))
+    if call.era == "modern":
+        await _refuse(call, pool, msg, protocol.METHOD_NOT_FOUND,
+                      "the gateway cannot relay this request to a 2026-07-28 client mid-call")
+        return None
+    try:
+        opened = call.open_request()
+    except TooManyPending as exc:
+        await _refuse(call, pool, msg, protocol.INTERNAL_ERROR, str(exc))
+        return None
+    task = asyncio.get_running_loop().create_task(_back_channel(call, pool, msg, opened))
     call.tasks.add(task)
     task.add_done_callback(call.tasks.discard)
+    # A task cancelled before its first step never runs `ask`'s finally: free the slot here too.
+    task.add_done_callback(lambda _: call.state.pending.close(opened[0]))
     return None
 
 
@@ -245,19 +276,23 @@ def relay_notification(msg: dict[str, Any], ours: str, theirs: Any) -> dict[str,
     return msg
 
 
-async def _back_channel(call: Call, pool: Any, msg: dict[str, Any]) -> None:
+async def _refuse(call: Call, pool: Any, msg: dict[str, Any], code: int, message: str) -> None:
+    """Answer a backend's server→client request with an error, here and now (no task, no slot)."""
+    await _post_answer(call, pool, protocol.error(msg["id"], code, message))
+
+
+async def _back_channel(call: Call, pool: Any, msg: dict[str, Any],
+                        opened: tuple[str, asyncio.Future[dict[str, Any]]]) -> None:
     """Relay a 2025-era backend's request to the agent and post the answer back to the backend."""
-    if call.era == "modern":
-        answer: dict[str, Any] = protocol.error(
-            msg["id"], protocol.METHOD_NOT_FOUND,
-            "the gateway cannot relay this request to a 2026-07-28 client mid-call")
-    else:
-        try:
-            reply = await call.ask(str(msg["method"]), msg.get("params"))
-        except (TimeoutError, ConnectionError) as exc:
-            reply = protocol.error(None, protocol.INTERNAL_ERROR, f"no answer from the client ({type(exc).__name__})")
-        answer = {k: v for k, v in reply.items() if k in ("result", "error")}
-        answer = {"jsonrpc": "2.0", "id": msg["id"], **answer}
+    try:
+        reply = await call.ask(str(msg["method"]), msg.get("params"), opened)
+    except (TimeoutError, ConnectionError) as exc:
+        reply = protocol.error(None, protocol.INTERNAL_ERROR, f"no answer from the client ({type(exc).__name__})")
+    answer = {k: v for k, v in reply.items() if k in ("result", "error")}
+    await _post_answer(call, pool, {"jsonrpc": "2.0", "id": msg["id"], **answer})
+
+
+async def _post_answer(call: Call, pool: Any, answer: dict[str, Any]) -> None:
     status = await pool.client(call.server).send_response(answer)
     if status >= 400:
         log.warning("backend refused a relayed answer", extra={"server": call.server.name, "status": status})

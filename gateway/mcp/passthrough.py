@@ -221,18 +221,28 @@ async def get(request: web.Request) -> web.StreamResponse:
         state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
         if session.bridged:
             return web.Response(status=405, headers={"Allow": "POST, DELETE"})
-        headers = relay.forward_headers(request.headers, session.upstream_id)
-        resp = await relay.send(_http(request), server, _credentials(request), "GET", headers, None, stream=True)
-        async with resp:
-            if resp.status != 200 or resp.content_type != "text/event-stream":
-                body = await read_capped(resp, server.name, state.max_response_bytes)
-                return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
-            # Nothing is written while the backend is quiet, so watch for the client leaving.
-            return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
+        refusal = state.streams.open(principal(request).subject, session.sid)
+        if refusal is not None:
+            raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
+        try:
+            return await _relay_stream(request, state, server, session)
+        finally:
+            state.streams.close(principal(request).subject, session.sid)
     except ClientGone:
         return web.Response(status=499)
     except Exception as exc:
         return _refused(request, state, exc)
+
+
+async def _relay_stream(request: web.Request, state: McpState, server: Any, session: Any) -> web.StreamResponse:
+    headers = relay.forward_headers(request.headers, session.upstream_id)
+    resp = await relay.send(_http(request), server, _credentials(request), "GET", headers, None, stream=True)
+    async with resp:
+        if resp.status != 200 or resp.content_type != "text/event-stream":
+            body = await read_capped(resp, server.name, state.max_response_bytes)
+            return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
+        # Nothing is written while the backend is quiet, so watch for the client leaving.
+        return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
 
 
 async def delete(request: web.Request) -> web.StreamResponse:

@@ -23,7 +23,12 @@ from yarl import URL
 from gateway.backend_auth import inject
 from gateway.credentials import CredentialError, CredentialStore
 from gateway.upstream import codec
-from gateway.upstream.errors import ResponseTooLarge, UpstreamError, UpstreamTimeout
+from gateway.upstream.errors import (
+    CallBudgetExceeded,
+    ResponseTooLarge,
+    UpstreamError,
+    UpstreamTimeout,
+)
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
@@ -37,6 +42,10 @@ ACCEPT = "application/json, text/event-stream"
 PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
 # Default of MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES: the largest JSON body or SSE event read from a backend.
 MAX_RESPONSE_BYTES = 16_777_216
+# Default of MCPGW_GATEWAY_MCP_MAX_CALL_BYTES: everything one call may relay (result + notifications + requests).
+MAX_CALL_BYTES = 67_108_864
+# Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
+MAX_NOTES = 100
 
 
 @dataclass
@@ -66,9 +75,11 @@ class BackendClient:
         credentials: CredentialStore,
         *,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_call_bytes: int = MAX_CALL_BYTES,
     ) -> None:
         self.server = server
         self.max_response_bytes = max_response_bytes
+        self.max_call_bytes = max_call_bytes
         self.session = session
         self.credentials = credentials
         self.era: str | None = None
@@ -155,6 +166,26 @@ class BackendClient:
                                           timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.server.timeout))
         except aiohttp.ClientError as exc:
             raise UpstreamError(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
+
+    def cancel_soon(self, request_id: Any, reason: str) -> None:
+        """Tell a 2025-era backend to stop working on `request_id` (best effort, in the background).
+
+        A 2026-07-28 backend needs nothing more: closing the request's stream is its cancel.
+        """
+        if self.era != LEGACY or request_id is None:
+            return
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": request_id, "reason": reason}}
+        task = asyncio.get_running_loop().create_task(self._cancel(note))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _cancel(self, note: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(self.server.timeout):
+                await self._exchange(note, self._session_headers())
+        except (UpstreamError, TimeoutError, aiohttp.ClientError) as exc:
+            log.debug("cancel notification failed", extra={"server": self.server.name, "error": str(exc)})
 
     async def send_response(self, answer: dict[str, Any]) -> int:
         """POST a JSON-RPC response to a backend's request (2025 era) in our session; the HTTP status."""
@@ -280,6 +311,10 @@ class BackendClient:
                 raise UpstreamError(
                     self.server.name, "response stream broke off", resp.status
                 ) from None
+            except CallBudgetExceeded:
+                resp.close()  # drop the stream at once: a modern backend reads that as the cancel
+                self.cancel_soon(request_id, "call exceeded the gateway's byte budget")
+                raise
             if reply is not None:
                 return reply
             if probing and 400 <= resp.status < 500:
@@ -292,7 +327,11 @@ class BackendClient:
         ctype = resp.content_type
         if ctype == "text/event-stream":
             parser, notes = codec.SSEParser(), list[dict[str, Any]]()
+            relayed = 0
             async for chunk in resp.content.iter_any():
+                relayed += len(chunk)
+                if relayed > self.max_call_bytes:
+                    raise CallBudgetExceeded(self.server.name, self.max_call_bytes, resp.status)
                 for event in parser.feed(chunk):
                     found = self._event(event, request_id, notes, resp.status)
                     if found is not None:
@@ -331,9 +370,12 @@ class BackendClient:
             raise UpstreamError(self.server.name, "backend sent a malformed event") from None
         if codec.is_response_to(message, request_id):
             return message
-        if isinstance(message, dict) and "method" in message:
+        if isinstance(message, dict) and "method" in message and len(notes) < MAX_NOTES:
             notes.append(message)
         return None
+
+
+_background: set[asyncio.Task[None]] = set()  # cancel notifications in flight (kept from the GC)
 
 
 async def read_capped(resp: aiohttp.ClientResponse, server: str, limit: int) -> bytes:

@@ -12,7 +12,7 @@ from aiohttp.abc import AbstractResolver
 
 from gateway.credentials import CredentialStore
 from gateway.upstream import codec
-from gateway.upstream.client import MAX_RESPONSE_BYTES, BackendClient, Reply
+from gateway.upstream.client import MAX_CALL_BYTES, MAX_RESPONSE_BYTES, BackendClient, Reply
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 from gateway.upstream.guard import GuardedResolver
 from gateway.upstream.toolcache import ToolNames
@@ -62,9 +62,11 @@ class UpstreamPool:
         *,
         tools_ttl: float = 30.0,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_call_bytes: int = MAX_CALL_BYTES,
     ) -> None:
         self.session = session
         self.max_response_bytes = max_response_bytes
+        self.max_call_bytes = max_call_bytes
         self.credentials = credentials
         self.registry = registry
         self._clients: dict[str, BackendClient] = {}
@@ -118,7 +120,8 @@ class UpstreamPool:
         # Identity first: comparing whole configs on every call showed in the hot-path profile.
         if client is None or (client.server is not config and client.server != config):
             client = self._clients[config.name] = BackendClient(
-                config, self.session, self.credentials, max_response_bytes=self.max_response_bytes
+                config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
+                max_call_bytes=self.max_call_bytes,
             )
         return client
 
