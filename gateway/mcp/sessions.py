@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import hmac
 import os
 import secrets
@@ -58,6 +59,8 @@ class SessionCodec:
         self._revoke_mac = hmac.new(raw, b"mcpgw-session-revoke-v1", hashlib.sha256).digest()
         self.max_age = max_age
         self._revoked: dict[str, float] = {}  # revocation key -> unix time the session expires
+        # (expiry, key) min-heap: expired revocations leave from the top, so noting one is O(log n).
+        self._expiries: list[tuple[float, str]] = []
 
     def mint(self, subject: str, version: str, server: str | None = None,
              upstream_id: str | None = None, now: float | None = None,
@@ -105,17 +108,28 @@ class SessionCodec:
         return key, expires
 
     def note_revoked(self, key: str, expires: float, now: float | None = None) -> None:
-        """Remember a revocation (ours or another replica's) until `expires`; expired ones are dropped."""
+        """Remember a revocation (ours or another replica's) until `expires`; expired ones are dropped.
+
+        O(log n): the set is kept incrementally (a NOTIFY per DELETE reaches every replica, so a
+        rebuild per call made each DELETE cost the whole set, everywhere).
+        """
         current = time.time() if now is None else now
-        self._revoked = {k: v for k, v in self._revoked.items() if v > current}
-        if expires > current:
+        self._expire(current)
+        if expires > current and self._revoked.get(key, 0.0) < expires:
             self._revoked[key] = expires
+            heapq.heappush(self._expiries, (expires, key))
+
+    def _expire(self, now: float) -> None:
+        while self._expiries and self._expiries[0][0] <= now:
+            expires, key = heapq.heappop(self._expiries)
+            if self._revoked.get(key) == expires:  # not re-noted with a later expiry since
+                del self._revoked[key]
 
     def replace_revoked(self, entries: dict[str, float]) -> None:
         """Adopt a full revocation set (loaded from the database), keeping local ones not in it yet."""
         now = time.time()
-        merged = {**{k: v for k, v in self._revoked.items() if v > now}, **entries}
-        self._revoked = {k: v for k, v in merged.items() if v > now}
+        for key, expires in entries.items():
+            self.note_revoked(key, expires, now)
 
     @property
     def revoked_count(self) -> int:
