@@ -187,6 +187,8 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = UpstreamPool(
         app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=app[SETTINGS].tools_cache_ttl,
         max_response_bytes=app[SETTINGS].mcp_max_response_bytes, max_call_bytes=app[SETTINGS].mcp_max_call_bytes,
+        sessions_per_backend=app[SETTINGS].upstream_sessions_per_backend,
+        session_idle=app[SETTINGS].upstream_session_idle,
     )
     app[UPSTREAM] = pool
     yield

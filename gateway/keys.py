@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.pep import PolicyClient
 from gateway.registry import Registry
 from gateway.upstream import UpstreamPool
+from gateway.upstream.sessions import Caller
 from shared.auth import Authenticator
 
 if TYPE_CHECKING:
@@ -34,5 +35,7 @@ UPSTREAM = web.AppKey("upstream_pool", UpstreamPool)
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 REQUEST_ID = web.RequestKey("request_id", str)
 AUDIT_INFO: web.RequestKey[AuditInfo] = web.RequestKey("audit_info")
+# Who `/mcp` and passthrough requests reach backends for (a per-subject backend session: upstream/sessions.py).
+CALLER = web.RequestKey("upstream_caller", Caller)
 # State of the MCP endpoints (gateway/mcp, installed by gateway.routes.mcp.setup_mcp_routes).
 MCP_STATE: web.AppKey[McpState] = web.AppKey("mcp_state")

@@ -29,13 +29,20 @@ from gateway.mcp import (
     sse,
     watched,
 )
-from gateway.mcp.aggregated_common import on_error, result_or_error, servers_of
+from gateway.mcp.aggregated_common import (
+    caller,
+    on_error,
+    remember_caller,
+    result_or_error,
+    servers_of,
+)
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
 from gateway.routes.common import audit
 from gateway.upstream.errors import UpstreamError
+from gateway.upstream.sessions import canonical_capabilities
 from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
@@ -57,12 +64,14 @@ async def post(request: web.Request) -> web.StreamResponse:
         era = protocol.detect_era(msg, request.headers)
         state.metrics.message(ENDPOINT, "response" if msg.kind == "response" else method_label(msg.method), era)
         audit(request).action = msg.method or "response"
+        session = None
         if era == "handshake":
             if msg.kind == "request" and msg.method == "initialize":
                 return _initialize(request, state, msg)
-            endpoint.open_session(request, state, None)
+            session = endpoint.open_session(request, state, None)
         elif msg.kind == "request":
             protocol.validate_modern(msg, request.headers)
+        remember_caller(request, era, msg.params, session)
         if msg.kind == "response":
             # An agent's answer to a backend's sampling / elicitation / roots request (calls.py).
             state.pending.answer(principal(request).subject, msg.id, msg.body)
@@ -93,7 +102,9 @@ async def post(request: web.Request) -> web.StreamResponse:
 
 def _initialize(request: web.Request, state: McpState, msg: protocol.Message) -> web.Response:
     version = protocol.negotiate(msg.params.get("protocolVersion"))
-    token, _ = state.codec.mint(principal(request).subject, version)
+    # The agent's capabilities ride in the session, so its backend sessions declare the same (pool).
+    caps = canonical_capabilities(msg.params.get("capabilities"))
+    token, _ = state.codec.mint(principal(request).subject, version, capabilities=caps)
     state.metrics.sessions_opened.labels(ENDPOINT).inc()
     state.metrics.sessions_open.labels(ENDPOINT).inc()
     body = {"protocolVersion": version, "capabilities": CAPABILITIES, "serverInfo": SERVER_INFO,
@@ -132,7 +143,7 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
 
 async def _tool_lists(request: web.Request, state: McpState) -> dict[str, list[dict[str, Any]]]:
     return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), "tools/list",
-                                     on_error(state))
+                                     on_error(state), caller(request))
 
 
 async def _listen(request: web.Request, state: McpState, msg: protocol.Message) -> web.StreamResponse:
@@ -239,7 +250,7 @@ async def _broadcast(request: web.Request, state: McpState, target: catalog.Targ
 
     async def one(name: str) -> Any:
         return result_or_error(await pool.request(servers[name], "tools/call",
-                                                   {"name": target.tool, "arguments": arguments}))
+                                                   {"name": target.tool, "arguments": arguments}, caller(request)))
 
     deadline = float(getattr(request.app[SETTINGS], "broadcast_deadline", 30.0))
     results, errors = await bc.run_calls(call, one, timeouts={n: servers[n].timeout for n in call},

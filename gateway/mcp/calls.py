@@ -30,6 +30,7 @@ from aiohttp import web
 from gateway.errors import to_gateway_error
 from gateway.keys import UPSTREAM
 from gateway.mcp import protocol, sse
+from gateway.mcp.aggregated_common import caller
 from gateway.mcp.backchannel import TooManyPending
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
@@ -40,9 +41,6 @@ from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
 RELAYED = frozenset({"notifications/progress", "notifications/message"})
-# What a 2025 agent is assumed to offer: its session does not record capabilities, and an agent
-# lacking one answers the request with an error, which the backend sees as a refusal.
-HANDSHAKE_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}}, "roots": {}}
 LOG_LEVEL = "io.modelcontextprotocol/logLevel"  # 2026-07-28: log delivery is opt-in per request
 MAX_ROUNDS = 8
 ANSWER_TIMEOUT = 300.0
@@ -120,7 +118,8 @@ async def call_tool(request: web.Request, state: McpState, server: Any, params: 
             own[LOG_LEVEL] = meta[LOG_LEVEL]
     else:
         # A 2025 agent filters with logging/setLevel (answered, not forwarded): ask for every level.
-        own.update({protocol.META_CAPABILITIES: HANDSHAKE_CAPABILITIES, LOG_LEVEL: "debug"})
+        # Its capabilities are those it declared at initialize (sealed in its session).
+        own.update({protocol.META_CAPABILITIES: caller(request).declared(), LOG_LEVEL: "debug"})
     upstream = {k: v for k, v in params.items() if k != "_meta"}
     try:
         for _ in range(MAX_ROUNDS):
@@ -175,7 +174,7 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     uid = "mcpgw-call-" + secrets.token_urlsafe(8)
     pool = call.request.app[UPSTREAM]
     message = {"jsonrpc": "2.0", "id": uid, "method": "tools/call", "params": params}
-    async with await pool.open_stream(call.server, message) as resp:
+    async with await pool.open_stream(call.server, message, caller=caller(call.request)) as resp:
         if resp.status >= 500 or resp.status == 401:
             raise UpstreamError(call.server.name, f"HTTP {resp.status}", resp.status)
         # The pool's cap (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES) holds here too: a whole JSON body,
@@ -190,7 +189,8 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                 call.relayed += len(chunk)
                 if call.relayed > pool.max_call_bytes:
                     resp.close()
-                    pool.client(call.server).cancel_soon(uid, "call exceeded the gateway's byte budget")
+                    pool.client(call.server, caller(call.request)).cancel_soon(
+                        uid, "call exceeded the gateway's byte budget")
                     raise CallBudgetExceeded(call.server.name, pool.max_call_bytes, resp.status)
                 for event in parser.feed(chunk):
                     if len(event.data) > limit:
@@ -293,6 +293,6 @@ async def _back_channel(call: Call, pool: Any, msg: dict[str, Any],
 
 
 async def _post_answer(call: Call, pool: Any, answer: dict[str, Any]) -> None:
-    status = await pool.client(call.server).send_response(answer)
+    status = await pool.client(call.server, caller(call.request)).send_response(answer)
     if status >= 400:
         log.warning("backend refused a relayed answer", extra={"server": call.server.name, "status": status})

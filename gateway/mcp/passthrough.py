@@ -25,6 +25,7 @@ from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
 from gateway.routes.common import audit
 from gateway.upstream.client import read_capped
+from gateway.upstream.sessions import Caller
 
 log = logging.getLogger(__name__)
 ENDPOINT = "passthrough"
@@ -37,6 +38,13 @@ def _server(request: web.Request) -> Any:
     if server is None:
         raise RpcFailure(protocol.INVALID_PARAMS, f"unknown or disabled MCP server '{name}'", status=404)
     return server
+
+
+def _caller(request: web.Request, era: protocol.Era, msg: protocol.Message) -> Caller:
+    """A bridged request's caller: its own backend session, declaring what its agent declares."""
+    meta = msg.params.get("_meta")
+    caps = meta.get(protocol.META_CAPABILITIES) if isinstance(meta, dict) and era == "modern" else None
+    return Caller.of(principal(request).subject, caps)
 
 
 def _http(request: web.Request) -> aiohttp.ClientSession:
@@ -199,7 +207,7 @@ def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> An
 
 async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, era: protocol.Era) -> web.Response:
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
-    response = await request.app[UPSTREAM].request(server, msg.method, params or None)
+    response = await request.app[UPSTREAM].request(server, msg.method, params or None, _caller(request, era, msg))
     if "error" in response:
         return rpc_response({"jsonrpc": "2.0", "id": msg.id, "error": response["error"]})
     raw = response.get("result")

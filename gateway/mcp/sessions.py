@@ -38,6 +38,7 @@ class Session:
     upstream_id: str | None = None  # the backend's Mcp-Session-Id (passthrough)
     issued_at: float = 0.0
     bridged: bool = False  # backend of the other era: requests go through the upstream pool
+    capabilities: str = "{}"  # the agent's declared client capabilities (canonical JSON, bounded)
 
 
 class SessionError(Exception):
@@ -64,15 +65,15 @@ class SessionCodec:
 
     def mint(self, subject: str, version: str, server: str | None = None,
              upstream_id: str | None = None, now: float | None = None,
-             bridged: bool = False) -> tuple[str, Session]:
+             bridged: bool = False, capabilities: str = "{}") -> tuple[str, Session]:
         """A new session id for `subject` and the Session it encodes."""
         session = Session(
             sid=secrets.token_hex(8), subject_hash=subject_hash(subject, self._mac), version=version,
             server=server, upstream_id=upstream_id, issued_at=time.time() if now is None else now,
-            bridged=bridged,
+            bridged=bridged, capabilities=capabilities,
         )
         payload = orjson.dumps([session.sid, session.subject_hash, version, server, upstream_id,
-                                int(session.issued_at), bridged])
+                                int(session.issued_at), bridged, capabilities])
         nonce = os.urandom(12)
         sealed = self._enc.encrypt(nonce, payload, PREFIX.encode())
         return PREFIX + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode(), session
@@ -85,7 +86,7 @@ class SessionCodec:
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             payload = self._enc.decrypt(raw[:12], raw[12:], PREFIX.encode())
-            sid, shash, version, srv, upstream, issued, bridged = orjson.loads(payload)
+            sid, shash, version, srv, upstream, issued, bridged, *rest = orjson.loads(payload)
         except (ValueError, InvalidTag, TypeError):
             raise SessionError("unknown session") from None
         current = time.time() if now is None else now
@@ -95,7 +96,8 @@ class SessionCodec:
             raise SessionError("unknown session")  # never tell a caller the id belongs to someone else
         if srv != server:
             raise SessionError("session belongs to another endpoint")
-        return Session(sid, shash, version, srv, upstream, float(issued), bool(bridged))
+        capabilities = rest[0] if rest and isinstance(rest[0], str) else "{}"
+        return Session(sid, shash, version, srv, upstream, float(issued), bool(bridged), capabilities)
 
     def revocation_key(self, sid: str) -> str:
         """The keyed hash a revoked session is known by (in memory, in the database, on the wire)."""

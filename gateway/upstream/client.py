@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -76,8 +76,15 @@ class BackendClient:
         *,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         max_call_bytes: int = MAX_CALL_BYTES,
+        capabilities: dict[str, Any] | None = None,
+        era_hint: str | None = None,
+        on_modern: Callable[[BackendClient], None] | None = None,
     ) -> None:
         self.server = server
+        # Declared at initialize: a per-caller client declares its agent's (sessions.py), the shared one none.
+        self.capabilities = capabilities or {}
+        self._era_hint = era_hint  # the era another client of this backend already detected
+        self._on_modern = on_modern
         self.max_response_bytes = max_response_bytes
         self.max_call_bytes = max_call_bytes
         self.session = session
@@ -167,6 +174,32 @@ class BackendClient:
         except aiohttp.ClientError as exc:
             raise UpstreamError(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
 
+    def adopt_modern(self, other: BackendClient) -> None:
+        """Take the era another client of this backend detected as 2026-07-28 (stateless: shareable)."""
+        if self.era is None:
+            self.era, self.protocol_version, self.server_info = MODERN, MODERN, dict(other.server_info)
+
+    def end_soon(self) -> None:
+        """End this client's 2025-era backend session with a DELETE (best effort, in the background)."""
+        if self.era != LEGACY or not self.session_id:
+            return
+        task = asyncio.get_running_loop().create_task(self._delete(self._session_headers()))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        self.session_id, self.era = None, None  # a later request starts a new session
+
+    async def _delete(self, headers: dict[str, str]) -> None:
+        try:
+            injection = await self.credentials.injection(self.server)
+            query: dict[str, str] = {}
+            inject(injection, headers, query, {})
+            url = self._url.update_query(query) if query else self._url
+            async with asyncio.timeout(self.server.timeout):
+                resp = await self.session.delete(url, headers=headers, allow_redirects=False)
+                resp.release()
+        except (CredentialError, aiohttp.ClientError, TimeoutError) as exc:
+            log.debug("ending a backend session failed", extra={"server": self.server.name, "error": str(exc)})
+
     def cancel_soon(self, request_id: Any, reason: str) -> None:
         """Tell a 2025-era backend to stop working on `request_id` (best effort, in the background).
 
@@ -216,6 +249,9 @@ class BackendClient:
         async with self._lock:
             if self.era is not None:
                 return
+            if self._era_hint == LEGACY:
+                await self._initialize()
+                return
             probe = codec.request_message(0, "server/discover", codec.with_modern_meta(None, {}))
             reply = await self._exchange(
                 probe, codec.routing_headers("server/discover", None), probing=True
@@ -225,6 +261,8 @@ class BackendClient:
                 self.era, self.protocol_version = MODERN, MODERN
                 self.server_info = dict((reply.response.get("result") or {}) if reply else {})
                 log.info("backend speaks 2026-07-28", extra={"server": self.server.name})
+                if self._on_modern is not None:
+                    self._on_modern(self)
                 return
             await self._initialize()
 
@@ -238,7 +276,7 @@ class BackendClient:
         self.initialize_count += 1
         params = {
             "protocolVersion": codec.HANDSHAKE_VERSION,
-            "capabilities": {},
+            "capabilities": self.capabilities,
             "clientInfo": CLIENT_INFO,
         }
         message = codec.request_message(next(self._ids), "initialize", params)
@@ -375,7 +413,15 @@ class BackendClient:
         return None
 
 
-_background: set[asyncio.Task[None]] = set()  # cancel notifications in flight (kept from the GC)
+_background: set[asyncio.Task[None]] = set()  # cancels and session ends in flight (kept from the GC)
+
+
+async def drain_background(limit: float = 2.0) -> None:
+    """Wait (up to `limit` seconds) for background cancels and session ends to finish."""
+    loop = asyncio.get_running_loop()
+    mine = {task for task in _background if task.get_loop() is loop}
+    if mine:
+        await asyncio.wait(mine, timeout=limit)
 
 
 async def read_capped(resp: aiohttp.ClientResponse, server: str, limit: int) -> bytes:
