@@ -184,10 +184,11 @@ async def _watch(request: web.Request, state: McpState, first: list[dict[str, An
         for message in first:
             await out.write(sse.encode(dumps_str(message)))
 
-        async def snapshot() -> dict[str, list[dict[str, Any]]]:
+        async def snapshot() -> dict[str, str]:
             return await watched.snapshot(request, state, kinds)
 
-        await listen.watch(request, out, snapshot, subscription, drain)
+        async with state.catalogs.subscribed():
+            await listen.watch(request, out, snapshot, subscription, drain, state.catalogs.stamp)
     except ConnectionResetError:
         pass  # the client closed the stream
     finally:

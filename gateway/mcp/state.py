@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.mcp.backchannel import Pending
+from gateway.mcp.catalog_watch import CatalogPoller
 from gateway.mcp.fanout import ListCache
 from gateway.mcp.limits import StreamLimits
 from gateway.mcp.revocations import Revocations
@@ -82,6 +83,7 @@ class McpState:
     max_call_bytes: int = 67_108_864
     pending: Pending = field(default_factory=Pending)
     streams: StreamLimits = field(default_factory=StreamLimits)
+    catalogs: CatalogPoller = field(default_factory=CatalogPoller)
     hub: Hub = field(default_factory=Hub)
     revocations: Revocations = field(init=False)
 
