@@ -46,7 +46,10 @@ DEV_MODE_WARNING = (
 def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway application from validated settings."""
     # client_max_size caps bodies without a Content-Length (chunked) while they are read.
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    # keepalive_timeout doubles as the header timeout: aiohttp closes a connection that has not
+    # delivered a complete request line and headers within it (idle or trickling: slowloris).
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          handler_args={"keepalive_timeout": settings.header_timeout})
     registry = CollectorRegistry()
     app[REGISTRY] = registry
     app[SETTINGS] = settings
@@ -66,6 +69,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         gateway_metrics=gateway_metrics,
         dev_principal=dev,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
     )
     app.cleanup_ctx.append(session_ctx)
     # The pool serves the audit sink and the LISTEN connections (policy changes, session

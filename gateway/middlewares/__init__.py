@@ -12,6 +12,7 @@ from gateway.middlewares.audit import audit_middleware
 from gateway.middlewares.auth import PUBLIC_PATHS, auth_middleware
 from gateway.middlewares.body_limit import body_limit_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
+from gateway.middlewares.read_timeout import read_timeout_middleware
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
@@ -25,6 +26,7 @@ def install(
     gateway_metrics: GatewayMetrics,
     dev_principal: Any | None,
     max_body_bytes: int,
+    body_timeout: float = 30.0,
 ) -> None:
     """Install the middlewares, outermost first."""
     chain = [
@@ -40,5 +42,7 @@ def install(
         body_limit_middleware(max_body_bytes),
         # 6. Security last before the handler: no handler runs without a principal.
         auth_middleware(dev_principal, gateway_metrics),
+        # 7. Bodies read within a deadline, after auth: only a caller with a valid token gets one read.
+        read_timeout_middleware(body_timeout),
     ]
     app.middlewares.extend(chain)
