@@ -193,6 +193,8 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         max_response_bytes=app[SETTINGS].mcp_max_response_bytes, max_call_bytes=app[SETTINGS].mcp_max_call_bytes,
         sessions_per_backend=app[SETTINGS].upstream_sessions_per_backend,
         session_idle=app[SETTINGS].upstream_session_idle,
+        subject_concurrency=app[SETTINGS].upstream_subject_concurrency,
+        subject_queue=app[SETTINGS].upstream_subject_queue,
     )
     app[UPSTREAM] = pool
     yield

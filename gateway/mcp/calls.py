@@ -174,7 +174,8 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     uid = "mcpgw-call-" + secrets.token_urlsafe(8)
     pool = call.request.app[UPSTREAM]
     message = {"jsonrpc": "2.0", "id": uid, "method": "tools/call", "params": params}
-    async with await pool.open_stream(call.server, message, caller=caller(call.request)) as resp:
+    async with pool.turn(call.server, caller(call.request)), \
+            await pool.open_stream(call.server, message, caller=caller(call.request)) as resp:
         if resp.status >= 500 or resp.status == 401:
             raise UpstreamError(call.server.name, f"HTTP {resp.status}", resp.status)
         # The pool's cap (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES) holds here too: a whole JSON body,

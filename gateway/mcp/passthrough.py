@@ -87,8 +87,13 @@ async def post(request: web.Request) -> web.StreamResponse:
             decision = await enforce.check_call(request, principal(request), server.name, msg.method, name, msg.params)
             if not decision.allowed:
                 return rpc_response(enforce.denial(msg.method, rid, decision, era))
-        work = _via_pool(request, server, msg, era) if bridged else _relay(request, state, server, msg, era, upstream_session)
-        return await (until_disconnect(request, work) if era == "modern" else work)
+        if bridged:  # the pool takes the caller's turn itself
+            work = _via_pool(request, server, msg, era)
+            return await (until_disconnect(request, work) if era == "modern" else work)
+        # One subject's relayed requests share its lane on this backend (upstream/fairness.py).
+        async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
+            relayed = _relay(request, state, server, msg, era, upstream_session)
+            return await (until_disconnect(request, relayed) if era == "modern" else relayed)
     except HttpReject as reject:
         return reject.response
     except RpcFailure as failure:

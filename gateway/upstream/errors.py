@@ -65,8 +65,8 @@ class SubjectBusy(UpstreamError):
 
     def __init__(self, server: str, limit: int) -> None:
         super().__init__(
-            server, f"too many of your requests in flight or waiting on this backend (limit {limit}, "
-                    "MCPGW_GATEWAY_UPSTREAM_SUBJECT_QUEUE); retry later")
+            server, f"too many of your requests running or waiting on this backend (limit {limit}: "
+                    "MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY + MCPGW_GATEWAY_UPSTREAM_SUBJECT_QUEUE); retry later")
         self.limit = limit
 
 

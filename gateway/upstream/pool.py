@@ -8,8 +8,9 @@ backend session (sessions.py); on a 2026-07-28 backend, and for the gateway's ow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -26,6 +27,7 @@ from gateway.upstream.client import (
     drain_background,
 )
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
+from gateway.upstream.fairness import SubjectLanes
 from gateway.upstream.guard import GuardedResolver
 from gateway.upstream.sessions import Caller, SubjectSessions
 from gateway.upstream.toolcache import ToolNames
@@ -78,6 +80,8 @@ class UpstreamPool:
         max_call_bytes: int = MAX_CALL_BYTES,
         sessions_per_backend: int = 256,
         session_idle: float = 600.0,
+        subject_concurrency: int = 8,
+        subject_queue: int = 64,
     ) -> None:
         self.session = session
         self.max_response_bytes = max_response_bytes
@@ -86,6 +90,7 @@ class UpstreamPool:
         self.registry = registry
         self._clients: dict[str, BackendClient] = {}
         self.subjects = SubjectSessions(self._subject_client, sessions_per_backend, session_idle)
+        self.lanes = SubjectLanes(subject_concurrency, subject_queue)
         self.tool_names = ToolNames(tools_ttl)
         self._refreshing: dict[str, asyncio.Task[None]] = {}
 
@@ -168,13 +173,24 @@ class UpstreamPool:
         caller: Caller | None = None,
     ) -> Reply:
         """Send a request (for `caller`, or the gateway's own); return the full reply."""
-        reply = await self.client(server, caller).request(method, params)
+        async with self.turn(server, caller):
+            reply = await self.client(server, caller).request(method, params)
         if "result" in reply.response:
             reply.response = {
                 **reply.response,
                 "result": codec.normalise_result(reply.response["result"]),
             }
         return reply
+
+    @contextlib.asynccontextmanager
+    async def turn(self, server: ServerConfig | str, caller: Caller | None) -> AsyncIterator[None]:
+        """Hold one of `caller`'s slots on `server` (fairness.py); the gateway's own requests need none."""
+        if caller is None:
+            yield
+            return
+        config = self._config(server)
+        async with self.lanes.turn(config.name, caller.subject, config.timeout):
+            yield
 
     async def request(
         self, server: ServerConfig | str, method: str, params: dict[str, Any] | None = None,
