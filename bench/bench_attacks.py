@@ -104,7 +104,10 @@ class Bench:
         attacker = asyncio.create_task(attack(stop))
         await asyncio.sleep(seconds)
         stop.set()
-        note = await attacker
+        try:
+            note = await asyncio.wait_for(attacker, 15)
+        except TimeoutError:
+            note = "attack cancelled after the window"
         await asyncio.gather(*helpers)
         p99 = bg.pct(latencies, 0.99)
         print(f"{name:15} RSS peak {peak[0]:6.1f} MB ({peak[0] / idle_rss:4.2f}x idle)   victim p50 "
@@ -175,21 +178,25 @@ async def attack_sampling_flood(b: Bench, stop: asyncio.Event) -> str:
             "params": {"name": "legacy__flood", "arguments": {"count": 2000}}}
     headers = {**b.auth(ATTACKER), "Accept": ACCEPT, "Content-Type": "application/json",
                "Mcp-Session-Id": sid, "MCP-Protocol-Version": HANDSHAKE}
-    result = "no result"
-    async with b.session.post(b.url + "/mcp", json=body, headers=headers) as resp:
-        async for line in resp.content:
-            if not line.startswith(b"data:"):
-                continue
-            msg = json.loads(line[5:])
-            if msg.get("method") == "sampling/createMessage":
-                asked += 1  # never answered: these hold the subject's pending slots
-            elif "result" in msg:
-                result = msg["result"]["content"][0]["text"]
-                break
-            if stop.is_set():
-                break
+    result = "still waiting for its unanswered requests"
+
+    async def read() -> None:
+        nonlocal asked, result
+        async with b.session.post(b.url + "/mcp", json=body, headers=headers) as resp:
+            async for line in resp.content:
+                if not line.startswith(b"data:"):
+                    continue
+                msg = json.loads(line[5:])
+                if msg.get("method") == "sampling/createMessage":
+                    asked += 1  # never answered: these hold the subject's pending slots
+                elif "result" in msg:
+                    result = msg["result"]["content"][0]["text"]
+
+    reader = asyncio.create_task(read())
     await stop.wait()
-    return f"requests reaching the agent {asked}; backend's tally: {result}"
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    return f"requests reaching the agent {asked} of 2000 (the rest refused to the backend); backend: {result}"
 
 
 async def attack_streams(b: Bench, stop: asyncio.Event, poll_backend: Any) -> str:
