@@ -78,13 +78,13 @@ class BackendClient:
         max_call_bytes: int = MAX_CALL_BYTES,
         capabilities: dict[str, Any] | None = None,
         era_hint: str | None = None,
-        on_modern: Callable[[BackendClient], None] | None = None,
+        on_era: Callable[[BackendClient], None] | None = None,
     ) -> None:
         self.server = server
         # Declared at initialize: a per-caller client declares its agent's (sessions.py), the shared one none.
         self.capabilities = capabilities or {}
-        self._era_hint = era_hint  # the era another client of this backend already detected
-        self._on_modern = on_modern
+        self.era_hint = era_hint  # the era another client of this backend already detected
+        self._on_era = on_era  # told the era this client detected (so its siblings skip the probe)
         self.max_response_bytes = max_response_bytes
         self.max_call_bytes = max_call_bytes
         self.session = session
@@ -174,10 +174,13 @@ class BackendClient:
         except aiohttp.ClientError as exc:
             raise UpstreamError(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
 
-    def adopt_modern(self, other: BackendClient) -> None:
-        """Take the era another client of this backend detected as 2026-07-28 (stateless: shareable)."""
-        if self.era is None:
+    def adopt_era(self, other: BackendClient) -> None:
+        """Learn the era a sibling client of this backend detected: 2026-07-28 is stateless, so it is
+        taken as is; for 2025 only the hint (this client's own session starts without a probe)."""
+        if self.era is None and other.era == MODERN:
             self.era, self.protocol_version, self.server_info = MODERN, MODERN, dict(other.server_info)
+        elif other.era == LEGACY:
+            self.era_hint = LEGACY
 
     def end_soon(self) -> None:
         """End this client's 2025-era backend session with a DELETE (best effort, in the background)."""
@@ -249,7 +252,7 @@ class BackendClient:
         async with self._lock:
             if self.era is not None:
                 return
-            if self._era_hint == LEGACY:
+            if self.era_hint == LEGACY:
                 await self._initialize()
                 return
             probe = codec.request_message(0, "server/discover", codec.with_modern_meta(None, {}))
@@ -261,10 +264,12 @@ class BackendClient:
                 self.era, self.protocol_version = MODERN, MODERN
                 self.server_info = dict((reply.response.get("result") or {}) if reply else {})
                 log.info("backend speaks 2026-07-28", extra={"server": self.server.name})
-                if self._on_modern is not None:
-                    self._on_modern(self)
+                if self._on_era is not None:
+                    self._on_era(self)
                 return
             await self._initialize()
+            if self._on_era is not None:
+                self._on_era(self)
 
     async def _handshake(self, stale: str | None) -> None:
         async with self._lock:

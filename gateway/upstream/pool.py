@@ -149,8 +149,8 @@ class UpstreamPool:
         base = self._shared(config)
         return BackendClient(
             config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
-            max_call_bytes=self.max_call_bytes, capabilities=caller.declared(), era_hint=base.era,
-            on_modern=base.adopt_modern,
+            max_call_bytes=self.max_call_bytes, capabilities=caller.declared(),
+            era_hint=base.era or base.era_hint, on_era=base.adopt_era,
         )
 
     def _shared(self, server: ServerConfig | str) -> BackendClient:
