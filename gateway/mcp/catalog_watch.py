@@ -75,7 +75,7 @@ class CatalogPoller:
         self.subscribers += 1
         try:
             if self._digest is None:
-                await self.refresh()
+                await self.refresh(first=True)
             if self._task is None or self._task.done():
                 self._task = asyncio.get_running_loop().create_task(self._run())
             yield
@@ -96,11 +96,16 @@ class CatalogPoller:
             found.add_done_callback(lambda f: self.views.pop(key, None) if f.cancelled() or f.exception() else None)
         return await asyncio.shield(found)
 
-    async def refresh(self) -> None:
-        """Read every enabled backend's advertised lists once; a new generation if anything changed."""
+    async def refresh(self, first: bool = False) -> None:
+        """Read every enabled backend's advertised lists once; a new generation if anything changed.
+
+        `first`: only if nothing was read yet (streams opening together wait for one read, not one each).
+        """
         if self._fetch is None or self._info is None:
             return
         async with self._lock:
+            if first and self._digest is not None:
+                return
             self.rounds += 1
             servers = list(self._servers())
             results = await asyncio.gather(*(self._one(s) for s in servers), return_exceptions=True)

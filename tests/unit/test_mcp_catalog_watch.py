@@ -72,3 +72,31 @@ async def test_one_view_per_key_however_many_streams_ask() -> None:
     gate.set()
     assert await asyncio.gather(*waiters) == ["digest"] * 50
     assert computed == 1
+
+
+async def test_streams_opening_together_wait_for_one_first_read() -> None:
+    reads = 0
+    gate = asyncio.Event()
+
+    async def fetch(server: Any, method: str) -> list[dict[str, Any]]:
+        nonlocal reads
+        reads += 1
+        await gate.wait()
+        return []
+
+    async def info(server: Any) -> dict[str, Any]:
+        return {"capabilities": {"tools": {}}}
+
+    poller = CatalogPoller()
+    poller.bind(fetch, lambda: [Srv("t")], info, lambda: 3600.0)
+
+    async def stream() -> None:
+        async with poller.subscribed():
+            pass
+
+    streams = [asyncio.create_task(stream()) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    await asyncio.gather(*streams)
+    assert reads == 1 and poller.rounds == 1
+    await poller.close()
