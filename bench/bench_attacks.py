@@ -17,7 +17,10 @@ figure (the target: within 2x) and the victim's p99 against its p99 with no atta
 - slow-calls: 40 concurrent 3 s calls of one subject on the victim's own backend.
 - slowloris: 200 connections trickling headers and 200 sending a body one byte at a time.
 
-    .venv/bin/python bench/bench_attacks.py [--quick] [--seconds S]
+    .venv/bin/python bench/bench_attacks.py [--quick] [--seconds S] [--only ATTACK] [--gateway-root DIR]
+
+`--gateway-root DIR` runs the gateway from another checkout (e.g. `git archive <commit> | tar -x -C
+DIR`) against the same backends and attacks: the "before" figures.
 """
 
 from __future__ import annotations
@@ -71,8 +74,9 @@ def rss_mb(pid: int) -> float:
 class Bench:
     """Handles on the running stack and the measurement helpers."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, pid: int, mint: Callable[[str], str]) -> None:
-        self.session, self.url, self.pid, self.mint = session, url, pid, mint
+    def __init__(self, session: aiohttp.ClientSession, url: str, pid: int, mint: Callable[[str], str],
+                 root: Path) -> None:
+        self.session, self.url, self.pid, self.mint, self.root = session, url, pid, mint, root
         self.tokens: dict[str, str] = {}
 
     def auth(self, subject: str) -> dict[str, str]:
@@ -207,27 +211,31 @@ async def attack_streams(b: Bench, stop: asyncio.Event, poll_backend: Any) -> st
     start = time.monotonic()
     held: list[aiohttp.ClientResponse] = []
     statuses: dict[int, int] = {}
-    for _ in range(500):
-        resp = await b.session.get(b.url + "/mcp", headers=headers)
-        statuses[resp.status] = statuses.get(resp.status, 0) + 1
-        (held.append(resp) if resp.status == 200 else resp.release())
-    for i in range(10):  # many subjects, within their limits: polling must still be shared
-        subject = f"user{i}@example.com"
-        body = {"jsonrpc": "2.0", "id": "l", "method": "subscriptions/listen",
-                "params": {"notifications": {"toolsListChanged": True},
-                           "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
-                                     "io.modelcontextprotocol/clientCapabilities": {}}}}
-        for _ in range(32):
-            resp = await b.session.post(b.url + "/mcp", json=body,
-                                        headers=b.mcp_headers(subject, "subscriptions/listen"))
+    listen = {"jsonrpc": "2.0", "id": "l", "method": "subscriptions/listen",
+              "params": {"notifications": {"toolsListChanged": True},
+                         "_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
+                                   "io.modelcontextprotocol/clientCapabilities": {}}}}
+    try:
+        for _ in range(500):
+            if stop.is_set():
+                break
+            resp = await b.session.get(b.url + "/mcp", headers=headers)
+            statuses[resp.status] = statuses.get(resp.status, 0) + 1
             (held.append(resp) if resp.status == 200 else resp.release())
-    await stop.wait()
+        for i in range(10 * 32):  # many subjects, within their limits: polling must still be shared
+            if stop.is_set():
+                break
+            resp = await b.session.post(b.url + "/mcp", json=listen,
+                                        headers=b.mcp_headers(f"user{i % 10}@example.com", "subscriptions/listen"))
+            (held.append(resp) if resp.status == 200 else resp.release())
+        await stop.wait()
+    finally:
+        for resp in held:
+            resp.close()
     methods = [(r.json() or {}).get("method", "") for r in list(poll_backend.requests) if r.method == "POST"]
     lists = sum(1 for m in methods if m.endswith("/list"))
-    for resp in held:
-        resp.close()
     elapsed = time.monotonic() - start
-    return (f"one session's 500 GETs by status {statuses}; {len(held)} streams open; backend list requests "
+    return (f"one session's GETs by status {statuses}; {len(held)} streams open; backend list requests "
             f"{lists / elapsed:.2f}/s ({lists} in {elapsed:.0f} s; {len(methods) - lists} other requests)")
 
 
@@ -246,16 +254,21 @@ async def attack_deletes(b: Bench, stop: asyncio.Event) -> str:
     await asyncio.gather(*(loop() for _ in range(4)))
     head, tail = timings[:200], timings[-200:]
     return (f"{len(timings)} DELETEs; p50 first 200 {bg.pct(head, 0.5):.2f} ms, last 200 "
-            f"{bg.pct(tail, 0.5):.2f} ms; noting a revocation: {note_cost(0):.1f} µs with none noted, "
-            f"{note_cost(20_000):.1f} µs with 20,000")
+            f"{bg.pct(tail, 0.5):.2f} ms; noting a revocation: {note_cost(b.root, 0):.1f} µs with none noted, "
+            f"{note_cost(b.root, 20_000):.1f} µs with 20,000")
 
 
-def note_cost(existing: int, count: int = 20_000) -> float:
+def note_cost(root: Path, existing: int, count: int = 20_000) -> float:
     """Microseconds per `SessionCodec.note_revoked` (what every replica does per DELETE) on top of
-    `existing` revocations."""
-    from gateway.mcp.sessions import SessionCodec
+    `existing` revocations, with the gateway code under `root`."""
+    import importlib.util
 
-    codec, now = SessionCodec("k"), time.time()
+    spec = importlib.util.spec_from_file_location("measured_sessions", root / "gateway" / "mcp" / "sessions.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    codec, now = module.SessionCodec("k"), time.time()
     for i in range(existing):
         codec.note_revoked(f"{i:064x}", now + 3600 + i, now)
     keys = [f"{i + 10**6:064x}" for i in range(count)]
@@ -349,10 +362,11 @@ async def run(args: argparse.Namespace) -> None:
             env = {"DATABASE_URL": bench_dsn, "MCPGW_DATA_DIR": str(tmp / "gw"),
                    "AUDIT_LOG_FILE": str(tmp / "audit.jsonl"), "MCPGW_GATEWAY_DECISION_CACHE_TTL": "3600",
                    "MCPGW_LOG_LEVEL": "ERROR", "MCPGW_GATEWAY_HEADER_TIMEOUT": "2", "MCPGW_GATEWAY_BODY_TIMEOUT": "2"}
-            proc, url = await bg.start_gateway(procs, ROOT, env, argv, None)
+            proc, url = await bg.start_gateway(procs, Path(args.gateway_root or ROOT), env, argv, None)
             await bg.wait_http(session, url + "/health")
             b = Bench(session, url, proc.pid,
-                      lambda s: issuer.mint(s, username=s, audience=AUDIENCE, expires_in=7200))
+                      lambda s: issuer.mint(s, username=s, audience=AUDIENCE, expires_in=7200),
+                      Path(args.gateway_root or ROOT))
             warm, quiet = asyncio.Event(), list[float]()
             loop = asyncio.create_task(b.victim_loop(warm, quiet))
             await asyncio.sleep(args.seconds)
@@ -386,6 +400,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s per attack")
     parser.add_argument("--seconds", type=float, help="seconds per attack (default 8)")
     parser.add_argument("--only", action="append", help="run only this attack (repeatable)")
+    parser.add_argument("--gateway-root", metavar="DIR", help="run the gateway of another checkout (before figures)")
     args = parser.parse_args()
     args.seconds = args.seconds or (3.0 if args.quick else 8.0)
     import logging

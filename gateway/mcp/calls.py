@@ -166,8 +166,15 @@ async def _ask_inputs(call: Call, requests: dict[str, Any]) -> dict[str, Any]:
             raise UpstreamError(call.server.name, f"agent refused {req.get('method')}: {err.get('message', '')}")
         return key, answer["result"]
 
-    pairs = await asyncio.gather(*(one(k, r) for k, r in requests.items() if isinstance(r, dict)))
-    return dict(pairs)
+    wanted = {k: r for k, r in requests.items() if isinstance(r, dict)}
+    if len(wanted) > call.state.pending.subjects.limit:  # could never all be pending at once
+        raise UpstreamError(call.server.name, str(TooManyPending(call.state.pending.subjects.limit)))
+    tasks = [asyncio.ensure_future(one(k, r)) for k, r in wanted.items()]
+    try:
+        return dict(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:  # one refusal ends the round: the others stop waiting (and free their slots)
+            task.cancel()
 
 
 async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
