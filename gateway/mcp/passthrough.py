@@ -186,7 +186,24 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
                 return await _via_pool(request, server, msg, era)
             return web.Response(body=raw, status=400, content_type=endpoint.JSON)
         rewrite = _list_filter(request, server.name, msg) if msg.method in enforce.LISTS else None
-        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name)
+        cancel = _canceller(request, server, msg, upstream_session) if upstream_session else None
+        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel)
+
+
+def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstream_session: str) -> Any:
+    """Send a 2025-era backend `notifications/cancelled` for `msg` in the client's session (best effort)."""
+    async def cancel() -> None:
+        headers = {k: v for k, v in relay.forward_headers(request.headers, upstream_session).items()
+                   if k.lower() not in ("mcp-method", "mcp-name") and not k.lower().startswith(relay.PARAM_PREFIX)}
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": msg.id, "reason": "call exceeded the gateway's byte budget"}}
+        try:
+            resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, note)
+            resp.release()
+        except Exception as exc:  # noqa: BLE001 - the call is over either way; the cancel is a courtesy
+            log.debug("cancel notification failed", extra={"server": server.name, "error": str(exc)})
+
+    return cancel
 
 
 def _legacy_refusal(raw: bytes) -> bool:

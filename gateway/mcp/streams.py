@@ -64,7 +64,7 @@ async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
 
 async def relay_answer(
     request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: Any,
-    rewrite: Rewrite | None, server: str,
+    rewrite: Rewrite | None, server: str, cancel: Callable[[], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
     """Send the backend's answer on; SSE without buffering (each event flushed as it completes).
 
@@ -72,8 +72,8 @@ async def relay_answer(
     502 (ResponseTooLarge from read_capped); an SSE stream, already started, gets a JSON-RPC error
     for the pending request (if any) as its last event and is closed. The answer to a request
     (`rid` set) is a call: all its bytes together count against `state.max_call_bytes`, past
-    which it ends the same way and the backend stream is dropped (its cancel); a GET stream,
-    relayed with backpressure and never buffered, is not a call.
+    which it ends the same way and the backend stream is dropped (its cancel; `cancel()` tells a
+    2025-era backend too); a GET stream, relayed with backpressure and never buffered, is not a call.
     """
     if resp.content_type != "text/event-stream":
         raw = await read_capped(resp, server, state.max_response_bytes)
@@ -96,6 +96,8 @@ async def relay_answer(
             if rid is not None and relayed > state.max_call_bytes:
                 resp.close()
                 await _refuse(out, state, server, rid, CallBudgetExceeded(server, state.max_call_bytes))
+                if cancel is not None:
+                    await cancel()
                 return out
             try:
                 events = parser.feed(chunk)

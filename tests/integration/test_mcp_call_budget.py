@@ -129,6 +129,25 @@ async def test_passthrough_call_past_its_budget_ends_with_an_error_event(
         assert status == 200 and answer["result"]["content"][0]["text"] == "sent 3", answer
 
 
+async def test_passthrough_call_past_its_budget_is_cancelled_on_a_2025_backend(
+    tmp_path: Path, pg_dsn: str, hostile_legacy: Backend
+) -> None:
+    servers = {"alpha": {"url": hostile_legacy.url}}
+    async with gateway_stack(tmp_path, pg_dsn, servers, env={BUDGET: "65536"}) as stack:
+        path = "/servers/alpha/mcp"
+        sid = await initialize(stack, path)
+        hostile_legacy.clear()
+        messages = await sse_messages(stack, path, spew(1, 400, 1000, "spew"), session_headers(sid))
+        assert messages[-1]["id"] == 1 and BUDGET in messages[-1]["error"]["message"], messages[-1]
+
+        async def cancelled() -> bool:
+            return any((r.json() or {}).get("method") == "notifications/cancelled"
+                       and r.json()["params"]["requestId"] == 1 for r in list(hostile_legacy.requests)
+                       if r.method == "POST")
+
+        await eventually(cancelled)
+
+
 async def test_a_flood_of_sampling_requests_is_bounded_and_refused_to_the_backend(
     tmp_path: Path, pg_dsn: str, hostile_legacy: Backend
 ) -> None:

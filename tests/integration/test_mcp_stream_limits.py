@@ -114,3 +114,23 @@ async def test_streams_are_bounded_per_session_and_per_subject(
             return len(state.streams.subjects) == 0 and len(state.streams.sessions) == 0
 
         await eventually(all_released)
+
+
+async def test_passthrough_get_streams_are_bounded_too(
+    tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend]
+) -> None:
+    backend = mcp_backend_factory("legacy", "legacy-streams")
+    async with gateway_stack(tmp_path, pg_dsn, {"lg": {"url": backend.url}}, env={SESSION_LIMIT: "1"}) as stack:
+        state = stack.app[MCP_STATE]
+        sid = await initialize(stack, "/servers/lg/mcp")
+        hdrs = {**stack.headers(ADMIN), "Accept": "text/event-stream", **session_headers(sid)}
+        first = await stack.session.get(stack.url + "/servers/lg/mcp", headers=hdrs)
+        assert first.status == 200
+        async with stack.session.get(stack.url + "/servers/lg/mcp", headers=hdrs) as second:
+            assert second.status == 429 and SESSION_LIMIT in (await second.json())["error"]["message"]
+        first.close()
+
+        async def released() -> bool:
+            return len(state.streams.subjects) == 0
+
+        await eventually(released)
