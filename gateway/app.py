@@ -54,9 +54,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway application from validated settings."""
     # client_max_size caps bodies without a Content-Length (chunked) while they are read.
     # handler_args: aiohttp's header parser limits (above our documented max_header_bytes, which
-    # the headers middleware enforces with a JSON 431) and a logger that never quotes header bytes.
+    # the headers middleware enforces with a JSON 431) and a logger that never quotes header bytes;
+    # keepalive_timeout doubles as the header timeout: aiohttp closes a connection that has not
+    # delivered a complete request line and headers within it (idle or trickling: slowloris).
     app = web.Application(
-        client_max_size=settings.max_body_bytes, handler_args=middlewares.server_limits(settings.max_header_bytes),
+        client_max_size=settings.max_body_bytes,
+        handler_args={**middlewares.server_limits(settings.max_header_bytes),
+                      "keepalive_timeout": settings.header_timeout},
     )
     registry = CollectorRegistry()
     app[REGISTRY] = registry
@@ -83,6 +87,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         max_header_bytes=settings.max_header_bytes,
         allowed_origins=settings.mcp_allowed_origins,
         json_limits=middlewares.JsonLimits(settings.max_json_depth, settings.max_json_string, settings.max_json_items),
+        body_timeout=settings.body_timeout,
     )
     app.cleanup_ctx.append(session_ctx)
     # The pool serves the audit sink and the LISTEN connections (policy changes, session
@@ -205,8 +210,12 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
     pool = UpstreamPool(
         app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=app[SETTINGS].tools_cache_ttl,
-        max_response_bytes=app[SETTINGS].mcp_max_response_bytes,
+        max_response_bytes=app[SETTINGS].mcp_max_response_bytes, max_call_bytes=app[SETTINGS].mcp_max_call_bytes,
         list_filter=CatalogGuard(app[METRICS].catalog_dropped).result,
+        sessions_per_backend=app[SETTINGS].upstream_sessions_per_backend,
+        session_idle=app[SETTINGS].upstream_session_idle,
+        subject_concurrency=app[SETTINGS].upstream_subject_concurrency,
+        subject_queue=app[SETTINGS].upstream_subject_queue,
     )
     app[UPSTREAM] = pool
     yield

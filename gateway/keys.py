@@ -11,6 +11,7 @@ from gateway.calls.validate import SchemaCache
 from gateway.pep import PolicyClient
 from gateway.registry import Registry
 from gateway.upstream import UpstreamPool
+from gateway.upstream.sessions import Caller
 from shared.auth import Authenticator
 
 if TYPE_CHECKING:
@@ -39,5 +40,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 AUDIT_INFO: web.RequestKey[AuditInfo] = web.RequestKey("audit_info")
 # The request body parsed once by the JSON limits middleware (absent when the body is not JSON).
 JSON_BODY: web.RequestKey[object] = web.RequestKey("json_body")
+# Who `/mcp` and passthrough requests reach backends for (a per-subject backend session: upstream/sessions.py).
+CALLER = web.RequestKey("upstream_caller", Caller)
 # State of the MCP endpoints (gateway/mcp, installed by gateway.routes.mcp.setup_mcp_routes).
 MCP_STATE: web.AppKey[McpState] = web.AppKey("mcp_state")

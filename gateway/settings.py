@@ -131,6 +131,37 @@ class GatewaySettings(CommonSettings):
     mcp_max_response_bytes: int = setting(
         16_777_216, check=_positive, help="Largest backend answer (JSON body or one SSE event) the gateway reads or relays",
     )
+    # Exhaustion limits (docs/security/exhaustion.md): one caller or backend cannot take the gateway down.
+    mcp_max_call_bytes: int = setting(
+        67_108_864, check=_positive,
+        help="Most bytes relayed for one call (result, notifications and server-to-client requests together); "
+             "past it the call ends with an error and the backend request is cancelled",
+    )
+    mcp_max_pending_requests: int = setting(
+        16, check=_positive,
+        help="Server-to-client requests (sampling, elicitation, roots) awaiting one subject's answers; more are refused",
+    )
+    mcp_max_streams_per_session: int = setting(4, check=_positive, help="Open GET/listen streams per MCP session")
+    mcp_max_streams_per_subject: int = setting(32, check=_positive, help="Open GET/listen streams per subject")
+    upstream_sessions_per_backend: int = setting(
+        256, check=_positive, help="Per-subject 2025-era backend sessions kept per backend (least recently used ends)",
+    )
+    upstream_session_idle: float = setting(
+        600.0, check=_positive, help="Seconds an unused per-subject backend session lives before it is ended",
+    )
+    upstream_subject_concurrency: int = setting(
+        8, check=_positive, help="Requests one subject may have in flight on one backend; more wait their turn",
+    )
+    upstream_subject_queue: int = setting(
+        64, check=_not_negative, help="Requests one subject may have waiting per backend beyond the concurrency; "
+                                      "more are refused (503)",
+    )
+    header_timeout: float = setting(
+        10.0, check=_positive, help="Seconds a client may take to send a request's headers (slowloris guard)",
+    )
+    body_timeout: float = setting(
+        30.0, check=_positive, help="Seconds a client may take to send a request's body (408 after)",
+    )
     oauth_authorization_servers: list[str] = setting([], help="Authorization servers to advertise (default: issuer)")
     oauth_scopes: list[str] = setting([], help="scopes_supported in the protected-resource metadata")
 

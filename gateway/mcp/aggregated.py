@@ -32,13 +32,20 @@ from gateway.mcp import (
     unseen,
     watched,
 )
-from gateway.mcp.aggregated_common import on_error, result_or_error, servers_of
+from gateway.mcp.aggregated_common import (
+    caller,
+    on_error,
+    remember_caller,
+    result_or_error,
+    servers_of,
+)
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
 from gateway.routes.common import audit
 from gateway.upstream.errors import UpstreamError
+from gateway.upstream.sessions import canonical_capabilities
 from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
@@ -63,12 +70,14 @@ async def post(request: web.Request) -> web.StreamResponse:
         if msg.kind == "notification" and msg.method not in methods.CLIENT_NOTIFICATIONS:
             methods.plan("", msg.kind, msg.method, msg.params)  # a request method without an id: 400
         protocol.check_routing_headers(msg, request.headers)
+        session = None
         if era == "handshake":
             if msg.kind == "request" and msg.method == "initialize":
                 return _initialize(request, state, msg)
-            endpoint.open_session(request, state, None)
+            session = endpoint.open_session(request, state, None)
         elif msg.kind == "request":
             protocol.validate_modern(msg, request.headers)
+        remember_caller(request, era, msg.params, session)
         if msg.kind == "response":
             # An agent's answer to a backend's sampling / elicitation / roots request (calls.py).
             state.pending.answer(principal(request).subject, msg.id, msg.body)
@@ -99,7 +108,9 @@ async def post(request: web.Request) -> web.StreamResponse:
 
 def _initialize(request: web.Request, state: McpState, msg: protocol.Message) -> web.Response:
     version = protocol.negotiate(msg.params.get("protocolVersion"))
-    token, _ = state.codec.mint(principal(request).subject, version)
+    # The agent's capabilities ride in the session, so its backend sessions declare the same (pool).
+    caps = canonical_capabilities(msg.params.get("capabilities"))
+    token, _ = state.codec.mint(principal(request).subject, version, capabilities=caps)
     state.metrics.sessions_opened.labels(ENDPOINT).inc()
     state.metrics.sessions_open.labels(ENDPOINT).inc()
     body = {"protocolVersion": version, "capabilities": CAPABILITIES, "serverInfo": SERVER_INFO,
@@ -138,7 +149,7 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
 
 async def _tool_lists(request: web.Request, state: McpState) -> dict[str, list[dict[str, Any]]]:
     return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), "tools/list",
-                                     on_error(state))
+                                     on_error(state), caller(request))
 
 
 async def _listen(request: web.Request, state: McpState, msg: protocol.Message) -> web.StreamResponse:
@@ -152,13 +163,24 @@ async def _listen(request: web.Request, state: McpState, msg: protocol.Message) 
     ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
            "params": {"notifications": honoured, "_meta": {listen.SUBSCRIPTION_ID: msg.id}}}
     try:
-        return await _stream(request, state, [ack], msg.id, listen.kinds_of(honoured), key)
+        return await _stream(request, state, [ack], msg.id, listen.kinds_of(honoured), key, None)
     finally:
         await state.hub.drop(key)  # a listen subscription lives as long as its stream
 
 
 async def _stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
-                  kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
+                  kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
+    refusal = state.streams.open(key[0], session)
+    if refusal is not None:
+        raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
+    try:
+        return await _watch(request, state, first, subscription, kinds, key)
+    finally:
+        state.streams.close(key[0], session)
+
+
+async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
+                 kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
     out = web.StreamResponse(headers=sse.SSE_HEADERS)
     drain, detach = subs.drainer(state, key, subscription)
     gauge = state.metrics.streams_open.labels(ENDPOINT)
@@ -168,10 +190,11 @@ async def _stream(request: web.Request, state: McpState, first: list[dict[str, A
         for message in first:
             await out.write(sse.encode(dumps_str(message)))
 
-        async def snapshot() -> dict[str, list[dict[str, Any]]]:
+        async def snapshot() -> dict[str, str]:
             return await watched.snapshot(request, state, kinds)
 
-        await listen.watch(request, out, snapshot, subscription, drain)
+        async with state.catalogs.subscribed():
+            await listen.watch(request, out, snapshot, subscription, drain, state.catalogs.stamp)
     except ConnectionResetError:
         pass  # the client closed the stream
     finally:
@@ -251,7 +274,7 @@ async def _broadcast(request: web.Request, state: McpState, target: catalog.Targ
             refusals[name] = exc
             raise
         return result_or_error(await pool.request(servers[name], "tools/call",
-                                                   {"name": target.tool, "arguments": arguments}))
+                                                   {"name": target.tool, "arguments": arguments}, caller(request)))
 
     results, errors = await bc.run_calls(call, one, timeouts={n: servers[n].timeout for n in call},
                                          deadline=deadline, describe_error=_describe)
@@ -287,7 +310,10 @@ async def get(request: web.Request) -> web.StreamResponse:
         return endpoint.failure_response(None, failure)
     # The session's resource subscriptions are delivered on each of its open GET streams.
     key = (principal(request).subject, session.sid)
-    return await _stream(request, state, [], None, set(listen.FILTER_KEYS.values()), key)
+    try:
+        return await _stream(request, state, [], None, set(listen.FILTER_KEYS.values()), key, session.sid)
+    except RpcFailure as failure:
+        return endpoint.failure_response(None, failure)
 
 
 async def delete(request: web.Request) -> web.Response:

@@ -7,16 +7,35 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.keys import SERVERS
+from gateway.keys import CALLER, PRINCIPAL, SERVERS
 from gateway.mcp import enforce, protocol
 from gateway.mcp.protocol import RpcFailure
+from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
+from gateway.upstream.sessions import Caller
 
 log = logging.getLogger(__name__)
 
 
 def servers_of(request: web.Request) -> list[Any]:
     return list(request.app[SERVERS].enabled())
+
+
+def remember_caller(request: web.Request, era: protocol.Era, params: Any, session: Session | None) -> None:
+    """Record whom this request reaches backends for: the subject with its agent's capabilities
+    (a 2025 agent's from its session, a 2026-07-28 agent's from the request's `_meta`)."""
+    if session is not None:
+        request[CALLER] = Caller(request[PRINCIPAL].subject, session.capabilities)
+        return
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    caps = meta.get(protocol.META_CAPABILITIES) if isinstance(meta, dict) and era == "modern" else None
+    request[CALLER] = Caller.of(request[PRINCIPAL].subject, caps)
+
+
+def caller(request: web.Request) -> Caller:
+    """The request's upstream caller (the bare subject when no MCP handler recorded one)."""
+    found = request.get(CALLER)
+    return found if found is not None else Caller.of(request[PRINCIPAL].subject)
 
 
 def on_error(state: McpState) -> Any:

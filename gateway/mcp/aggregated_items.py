@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.keys import UPSTREAM
 from gateway.mcp import catalog, enforce, fanout, methods, naming, protocol, unseen
-from gateway.mcp.aggregated_common import denied, on_error, result_or_error, servers_of
+from gateway.mcp.aggregated_common import caller, denied, on_error, result_or_error, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
@@ -22,7 +22,7 @@ _NAMED = {  # method -> (item key, rename)
 
 async def list_named(request: web.Request, state: McpState, method: str, params: dict[str, Any]) -> dict[str, Any]:
     per_server = await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), method,
-                                           on_error(state))
+                                           on_error(state), caller(request))
     key, rename = _NAMED[method]
     pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
@@ -37,7 +37,7 @@ async def get_prompt(request: web.Request, state: McpState, msg: protocol.Messag
     found = naming.split_simple(public, servers)
     if found is None:
         lists = await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers.values()),
-                                          "prompts/list", on_error(state))
+                                          "prompts/list", on_error(state), caller(request))
         names = {s: [p["name"] for p in items if isinstance(p.get("name"), str)] for s, items in lists.items()}
         found = naming.resolve(public, await unseen.visible_names(request, "prompts/list", names))
     if found is None:
@@ -51,7 +51,8 @@ async def get_prompt(request: web.Request, state: McpState, msg: protocol.Messag
     decision = await enforce.check_call(request, principal(request), server, "prompts/get", name, params)
     if not decision.allowed:
         raise denied(msg, decision, era)
-    return result_or_error(await request.app[UPSTREAM].request(servers[server], "prompts/get", params))
+    return result_or_error(await request.app[UPSTREAM].request(servers[server], "prompts/get", params,
+                                                               caller(request)))
 
 
 async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
@@ -70,7 +71,7 @@ async def read_resource(request: web.Request, state: McpState, msg: protocol.Mes
     if not decision.allowed:
         raise denied(msg, decision, era)
     result = result_or_error(await request.app[UPSTREAM].request(servers[server], "resources/read",
-                                                                  {"uri": original}))
+                                                                  {"uri": original}, caller(request)))
     for item in result.get("contents") or []:
         if isinstance(item, dict) and item.get("uri") == original:
             item["uri"] = uri
@@ -107,4 +108,5 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
     if not decision.allowed:
         raise denied(msg, decision, "handshake")
     params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "ref": new_ref}
-    return result_or_error(await request.app[UPSTREAM].request(servers[server], "completion/complete", params))
+    return result_or_error(await request.app[UPSTREAM].request(servers[server], "completion/complete", params,
+                                                               caller(request)))

@@ -10,6 +10,11 @@ result as is (its retry comes back through `/mcp` to the same backend); a 2025 a
 input request on the stream and the gateway retries for it. A 2025-era backend's back-channel
 request cannot reach a 2026-07-28 agent (that would hold the backend's call across the agent's
 retry): the backend gets a JSON-RPC error for it instead.
+
+Bounded (docs/security/exhaustion.md): every byte read from the backend for the call, across its
+rounds, counts against MCPGW_GATEWAY_MCP_MAX_CALL_BYTES (past it the call ends with an error and
+the backend request is dropped and cancelled); server→client requests beyond the subject's
+pending limit are refused to the backend at once, on the reading task, so a flood slows itself.
 """
 
 from __future__ import annotations
@@ -25,18 +30,17 @@ from aiohttp import web
 from gateway.errors import to_gateway_error
 from gateway.keys import UPSTREAM
 from gateway.mcp import protocol, sse
+from gateway.mcp.aggregated_common import caller
+from gateway.mcp.backchannel import TooManyPending
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
 from gateway.upstream import codec
 from gateway.upstream.client import read_capped
-from gateway.upstream.errors import ResponseTooLarge, UpstreamError
+from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge, UpstreamError
 from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
 RELAYED = frozenset({"notifications/progress", "notifications/message"})
-# What a 2025 agent is assumed to offer: its session does not record capabilities, and an agent
-# lacking one answers the request with an error, which the backend sees as a refusal.
-HANDSHAKE_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}}, "roots": {}}
 LOG_LEVEL = "io.modelcontextprotocol/logLevel"  # 2026-07-28: log delivery is opt-in per request
 MAX_ROUNDS = 8
 ANSWER_TIMEOUT = 300.0
@@ -54,6 +58,7 @@ class Call:
         self.client_token: Any = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.closed = False
+        self.relayed = 0  # bytes read from the backend for this call, every round together
 
     async def send(self, message: dict[str, Any]) -> None:
         """Write one message to the agent, switching the answer to SSE the first time."""
@@ -84,9 +89,14 @@ class Call:
             self.closed = True
             self.state.metrics.streams_open.labels(self.endpoint).dec()
 
-    async def ask(self, method: str, params: Any) -> dict[str, Any]:
+    def open_request(self) -> tuple[str, asyncio.Future[dict[str, Any]]]:
+        """A pending slot for one server→client request (TooManyPending past the subject's limit)."""
+        return self.state.pending.open(principal(self.request).subject)
+
+    async def ask(self, method: str, params: Any,
+                  opened: tuple[str, asyncio.Future[dict[str, Any]]] | None = None) -> dict[str, Any]:
         """Send a server→client request to the agent and wait for its JSON-RPC response."""
-        gid, future = self.state.pending.open(principal(self.request).subject)
+        gid, future = opened or self.open_request()
         try:
             await self.send({"jsonrpc": "2.0", "id": gid, "method": method, "params": params})
             async with asyncio.timeout(ANSWER_TIMEOUT):
@@ -108,7 +118,8 @@ async def call_tool(request: web.Request, state: McpState, server: Any, params: 
             own[LOG_LEVEL] = meta[LOG_LEVEL]
     else:
         # A 2025 agent filters with logging/setLevel (answered, not forwarded): ask for every level.
-        own.update({protocol.META_CAPABILITIES: HANDSHAKE_CAPABILITIES, LOG_LEVEL: "debug"})
+        # Its capabilities are those it declared at initialize (sealed in its session).
+        own.update({protocol.META_CAPABILITIES: caller(request).declared(), LOG_LEVEL: "debug"})
     upstream = {k: v for k, v in params.items() if k != "_meta"}
     try:
         for _ in range(MAX_ROUNDS):
@@ -146,21 +157,32 @@ def _as_error(rid: Any, exc: Exception) -> dict[str, Any]:
 async def _ask_inputs(call: Call, requests: dict[str, Any]) -> dict[str, Any]:
     """Ask a 2025 agent each input request of an `input_required` result; their results by key."""
     async def one(key: str, req: dict[str, Any]) -> tuple[str, Any]:
-        answer = await call.ask(str(req.get("method")), req.get("params"))
+        try:
+            answer = await call.ask(str(req.get("method")), req.get("params"))
+        except TooManyPending as exc:
+            raise UpstreamError(call.server.name, str(exc)) from None
         if "result" not in answer:
             err: dict[str, Any] = answer["error"] if isinstance(answer.get("error"), dict) else {}
             raise UpstreamError(call.server.name, f"agent refused {req.get('method')}: {err.get('message', '')}")
         return key, answer["result"]
 
-    pairs = await asyncio.gather(*(one(k, r) for k, r in requests.items() if isinstance(r, dict)))
-    return dict(pairs)
+    wanted = {k: r for k, r in requests.items() if isinstance(r, dict)}
+    if len(wanted) > call.state.pending.subjects.limit:  # could never all be pending at once
+        raise UpstreamError(call.server.name, str(TooManyPending(call.state.pending.subjects.limit)))
+    tasks = [asyncio.ensure_future(one(k, r)) for k, r in wanted.items()]
+    try:
+        return dict(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:  # one refusal ends the round: the others stop waiting (and free their slots)
+            task.cancel()
 
 
 async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     uid = "mcpgw-call-" + secrets.token_urlsafe(8)
     pool = call.request.app[UPSTREAM]
     message = {"jsonrpc": "2.0", "id": uid, "method": "tools/call", "params": params}
-    async with await pool.open_stream(call.server, message) as resp:
+    async with pool.turn(call.server, caller(call.request)), \
+            await pool.open_stream(call.server, message, caller=caller(call.request)) as resp:
         if resp.status >= 500 or resp.status == 401:
             raise UpstreamError(call.server.name, f"HTTP {resp.status}", resp.status)
         # The pool's cap (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES) holds here too: a whole JSON body,
@@ -172,6 +194,12 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                 return _result(call, _decode(body, call.server.name), uid, resp.status)
             parser = codec.SSEParser()
             async for chunk in resp.content.iter_any():
+                call.relayed += len(chunk)
+                if call.relayed > pool.max_call_bytes:
+                    resp.close()
+                    pool.client(call.server, caller(call.request)).cancel_soon(
+                        uid, "call exceeded the gateway's byte budget")
+                    raise CallBudgetExceeded(call.server.name, pool.max_call_bytes, resp.status)
                 for event in parser.feed(chunk):
                     if len(event.data) > limit:
                         raise ResponseTooLarge(call.server.name, limit, resp.status)
@@ -223,9 +251,20 @@ async def _on_event(call: Call, pool: Any, event: codec.SSEEvent, uid: str) -> d
         if relayed is not None:
             await call.send(relayed)
         return None
-    task = asyncio.get_running_loop().create_task(_back_channel(call, pool, msg))
+    if call.era == "modern":
+        await _refuse(call, pool, msg, protocol.METHOD_NOT_FOUND,
+                      "the gateway cannot relay this request to a 2026-07-28 client mid-call")
+        return None
+    try:
+        opened = call.open_request()
+    except TooManyPending as exc:
+        await _refuse(call, pool, msg, protocol.INTERNAL_ERROR, str(exc))
+        return None
+    task = asyncio.get_running_loop().create_task(_back_channel(call, pool, msg, opened))
     call.tasks.add(task)
     task.add_done_callback(call.tasks.discard)
+    # A task cancelled before its first step never runs `ask`'s finally: free the slot here too.
+    task.add_done_callback(lambda _: call.state.pending.close(opened[0]))
     return None
 
 
@@ -245,19 +284,23 @@ def relay_notification(msg: dict[str, Any], ours: str, theirs: Any) -> dict[str,
     return msg
 
 
-async def _back_channel(call: Call, pool: Any, msg: dict[str, Any]) -> None:
+async def _refuse(call: Call, pool: Any, msg: dict[str, Any], code: int, message: str) -> None:
+    """Answer a backend's server→client request with an error, here and now (no task, no slot)."""
+    await _post_answer(call, pool, protocol.error(msg["id"], code, message))
+
+
+async def _back_channel(call: Call, pool: Any, msg: dict[str, Any],
+                        opened: tuple[str, asyncio.Future[dict[str, Any]]]) -> None:
     """Relay a 2025-era backend's request to the agent and post the answer back to the backend."""
-    if call.era == "modern":
-        answer: dict[str, Any] = protocol.error(
-            msg["id"], protocol.METHOD_NOT_FOUND,
-            "the gateway cannot relay this request to a 2026-07-28 client mid-call")
-    else:
-        try:
-            reply = await call.ask(str(msg["method"]), msg.get("params"))
-        except (TimeoutError, ConnectionError) as exc:
-            reply = protocol.error(None, protocol.INTERNAL_ERROR, f"no answer from the client ({type(exc).__name__})")
-        answer = {k: v for k, v in reply.items() if k in ("result", "error")}
-        answer = {"jsonrpc": "2.0", "id": msg["id"], **answer}
-    status = await pool.client(call.server).send_response(answer)
+    try:
+        reply = await call.ask(str(msg["method"]), msg.get("params"), opened)
+    except (TimeoutError, ConnectionError) as exc:
+        reply = protocol.error(None, protocol.INTERNAL_ERROR, f"no answer from the client ({type(exc).__name__})")
+    answer = {k: v for k, v in reply.items() if k in ("result", "error")}
+    await _post_answer(call, pool, {"jsonrpc": "2.0", "id": msg["id"], **answer})
+
+
+async def _post_answer(call: Call, pool: Any, answer: dict[str, Any]) -> None:
+    status = await pool.client(call.server, caller(call.request)).send_response(answer)
     if status >= 400:
         log.warning("backend refused a relayed answer", extra={"server": call.server.name, "status": status})

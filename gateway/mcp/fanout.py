@@ -25,13 +25,13 @@ LIST_KEYS = {
 }
 
 
-async def list_all(pool: Any, server: Any, method: str) -> list[dict[str, Any]]:
-    """Every item of one backend's list, following cursors."""
+async def list_all(pool: Any, server: Any, method: str, caller: Any = None) -> list[dict[str, Any]]:
+    """Every item of one backend's list (as `caller`'s backend session sees it), following cursors."""
     key = LIST_KEYS[method]
     items: list[dict[str, Any]] = []
     cursor = None
     for _ in range(MAX_PAGES):
-        response = await pool.request(server, method, {"cursor": cursor} if cursor else None)
+        response = await pool.request(server, method, {"cursor": cursor} if cursor else None, caller)
         if "error" in response:
             raise UpstreamRpcError(server.name, response["error"] if isinstance(response["error"], dict) else {})
         result = response.get("result") or {}
@@ -43,16 +43,22 @@ async def list_all(pool: Any, server: Any, method: str) -> list[dict[str, Any]]:
 
 
 class ListCache:
-    """Per (server, method) lists, reused for `ttl` seconds; one fetch in flight per key."""
+    """Per (server, method, backend session) lists, reused for `ttl` seconds; one fetch in flight per key.
 
-    def __init__(self, ttl: float = 5.0) -> None:
+    A 2025-era backend's lists are read in the caller's own backend session (its session state is
+    its own), so entries are per caller there; at most `max_entries` are kept.
+    """
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 4096) -> None:
         self.ttl = ttl
-        self._entries: dict[tuple[str, str], tuple[float, Any, list[dict[str, Any]]]] = {}
-        self._inflight: dict[tuple[str, str], asyncio.Future[list[dict[str, Any]]]] = {}
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, str, Any], tuple[float, Any, list[dict[str, Any]]]] = {}
+        self._inflight: dict[tuple[str, str, Any], asyncio.Future[list[dict[str, Any]]]] = {}
 
-    async def get(self, pool: Any, server: Any, method: str) -> list[dict[str, Any]]:
+    async def get(self, pool: Any, server: Any, method: str, caller: Any = None) -> list[dict[str, Any]]:
         """The cached list, or a fresh one (a changed server config invalidates its entries)."""
-        key = (server.name, method)
+        owner = caller if caller is not None and pool.client(server, caller) is not pool.client(server) else None
+        key = (server.name, method, owner)
         entry = self._entries.get(key)
         now = time.monotonic()
         if entry is not None and now < entry[0] and entry[1] == server:
@@ -63,10 +69,10 @@ class ListCache:
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            items = await list_all(pool, server, method)
+            items = await list_all(pool, server, method, caller)
             if method == "tools/list":
                 pool.remember_tools(server.name, items)  # the catalog calls are checked against
-            self._entries[key] = (time.monotonic() + self.ttl, server, items)
+            self._store(key, server, items)
             future.set_result(items)
             return items
         except BaseException as exc:
@@ -77,11 +83,24 @@ class ListCache:
             self._inflight.pop(key, None)
 
 
+    def _store(self, key: tuple[str, str, Any], server: Any, items: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
+        if len(self._entries) >= self.max_entries:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            while len(self._entries) >= self.max_entries:  # all live: the oldest stored goes
+                del self._entries[next(iter(self._entries))]
+        self._entries[key] = (now + self.ttl, server, items)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 async def gather_lists(
-    pool: Any, cache: ListCache, servers: Sequence[Any], method: str, on_error: Any,
+    pool: Any, cache: ListCache, servers: Sequence[Any], method: str, on_error: Any, caller: Any = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """{server: items} for every server that answered; `on_error(server, exc)` for the rest."""
-    results = await asyncio.gather(*(cache.get(pool, s, method) for s in servers), return_exceptions=True)
+    """{server: items} for every server that answered (in `caller`'s backend sessions); `on_error(server, exc)`
+    for the rest."""
+    results = await asyncio.gather(*(cache.get(pool, s, method, caller) for s in servers), return_exceptions=True)
     out: dict[str, list[dict[str, Any]]] = {}
     for server, result in zip(servers, results, strict=True):
         if isinstance(result, BaseException):

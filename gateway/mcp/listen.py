@@ -1,11 +1,12 @@
 """Aggregated change notifications on `/mcp`: the 2025 GET stream and 2026-07-28 `subscriptions/listen`.
 
-The watcher re-reads the caller's own filtered catalogs (tools, prompts, resources) every
-POLL_SECONDS (backends' lists uncached, one PDP search per kind) and sends the kind's
-`notifications/*/list_changed` when it differs from the last one: a change on any permitted
-backend, a backend added or removed, or a policy change that shows or hides an item. Polling
-rather than listening to each backend keeps it era-independent and policy-aware (a backend's own
-notification could leak an item the caller may not see).
+Backends' lists are polled every POLL_SECONDS by one shared poller for all streams
+(catalog_watch.py, only the kinds each backend advertises). A stream re-reads the caller's own
+filtered catalogs (one PDP search per kind, shared by the subject's streams) when the poller's
+stamp moves — a change on any backend, a backend added or removed, or the re-filter period that
+catches policy changes — and sends the kind's `notifications/*/list_changed` when the caller's view
+differs from the last one. Polling rather than relaying each backend's own notifications keeps it
+era-independent and policy-aware (a backend's notification could leak an item the caller may not see).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ RESOURCES = "notifications/resources/list_changed"
 # subscriptions/listen filter key (2026-07-28) -> the notification it opts in to.
 FILTER_KEYS = {"toolsListChanged": TOOLS, "promptsListChanged": PROMPTS, "resourcesListChanged": RESOURCES}
 
-Snapshot = Callable[[], Awaitable[Mapping[str, list[dict[str, Any]]]]]
+Snapshot = Callable[[], Awaitable[Mapping[str, str]]]  # the caller's digest per notification kind
 
 
 def fingerprint(items: list[dict[str, Any]]) -> str:
@@ -72,23 +73,23 @@ def encode_all(methods: Iterable[str], subscription: Any) -> bytes:
 
 
 async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapshot, subscription: Any = None,
-                drain: Callable[[], bytes] | None = None) -> None:
-    """Until the client leaves: keep-alives, a notification whenever a watched catalog changes, and
-    whatever `drain` has ready (resource updates) every tick."""
-    last = fingerprints(await snapshot())
-    since_poll = since_write = 0.0
+                drain: Callable[[], bytes] | None = None, stamp: Callable[[], Any] = lambda: None) -> None:
+    """Until the client leaves: keep-alives, a notification whenever a watched catalog changes (looked
+    at when `stamp()` moves), and whatever `drain` has ready (resource updates) every tick."""
+    seen = stamp()
+    last = dict(await snapshot())
+    since_write = 0.0
     # aiohttp does not cancel a handler when its client leaves: watch the transport.
     while request.transport is not None and not request.transport.is_closing():
         await asyncio.sleep(TICK)
-        since_poll += TICK
         since_write += TICK
         ready = drain() if drain is not None else b""
         if ready:
             await out.write(ready)
             since_write = 0.0
-        if since_poll >= POLL_SECONDS:
-            since_poll = 0.0
-            current = fingerprints(await snapshot())
+        if stamp() != seen:
+            seen = stamp()
+            current = dict(await snapshot())
             kinds = changed(last, current)
             last = current
             if kinds:

@@ -26,10 +26,18 @@ from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
 from gateway.routes.common import audit
 from gateway.upstream.client import read_capped
+from gateway.upstream.sessions import Caller
 
 log = logging.getLogger(__name__)
 ENDPOINT = "passthrough"
 LEGACY_ERA = "legacy"
+
+
+def _caller(request: web.Request, era: protocol.Era, msg: protocol.Message) -> Caller:
+    """A bridged request's caller: its own backend session, declaring what its agent declares."""
+    meta = msg.params.get("_meta")
+    caps = meta.get(protocol.META_CAPABILITIES) if isinstance(meta, dict) and era == "modern" else None
+    return Caller.of(principal(request).subject, caps)
 
 
 def _http(request: web.Request) -> aiohttp.ClientSession:
@@ -80,10 +88,14 @@ async def post(request: web.Request) -> web.StreamResponse:
             # The body goes through untouched: the name must be in the catalog exactly and the
             # arguments must fit the tool's schema as sent (calls/admit.py).
             await enforce.admit(request, server, str(msg.params.get("name")), msg.params.get("arguments"))
+        if bridged:  # the pool takes the caller's turn itself
+            work = _via_pool(request, server, msg, era)
+            return await (until_disconnect(request, work) if era == "modern" else work)
         extra = await guard.param_headers(request, state, server, msg, era)
-        work = (_via_pool(request, server, msg, era) if bridged
-                else _relay(request, state, server, msg, era, upstream_session, extra))
-        return await (until_disconnect(request, work) if era == "modern" else work)
+        # One subject's relayed requests share its lane on this backend (upstream/fairness.py).
+        async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
+            relayed = _relay(request, state, server, msg, era, upstream_session, extra)
+            return await (until_disconnect(request, relayed) if era == "modern" else relayed)
     except HttpReject as reject:
         return reject.response
     except RpcFailure as failure:
@@ -186,7 +198,24 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
                 return await _via_pool(request, server, msg, era)
             return web.Response(body=raw, status=400, content_type=endpoint.JSON)
         rewrite = _list_filter(request, server.name, msg) if msg.method in enforce.LISTS else None
-        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name)
+        cancel = _canceller(request, server, msg, upstream_session) if upstream_session else None
+        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel)
+
+
+def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstream_session: str) -> Any:
+    """Send a 2025-era backend `notifications/cancelled` for `msg` in the client's session (best effort)."""
+    async def cancel() -> None:
+        # forward_headers never carries the client's Mcp-Method/Mcp-Name/Mcp-Param-* (rebuilt per message).
+        headers = relay.forward_headers(request.headers, upstream_session)
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": msg.id, "reason": "call exceeded the gateway's byte budget"}}
+        try:
+            resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, note)
+            resp.release()
+        except Exception as exc:  # noqa: BLE001 - the call is over either way; the cancel is a courtesy
+            log.debug("cancel notification failed", extra={"server": server.name, "error": str(exc)})
+
+    return cancel
 
 
 def _legacy_refusal(raw: bytes) -> bool:
@@ -212,7 +241,7 @@ def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> An
 
 async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, era: protocol.Era) -> web.Response:
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
-    response = await request.app[UPSTREAM].request(server, msg.method, params or None)
+    response = await request.app[UPSTREAM].request(server, msg.method, params or None, _caller(request, era, msg))
     if "error" in response:
         return rpc_response({"jsonrpc": "2.0", "id": msg.id, "error": response["error"]})
     raw = response.get("result")
@@ -234,18 +263,28 @@ async def get(request: web.Request) -> web.StreamResponse:
         state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
         if session.bridged:
             return web.Response(status=405, headers={"Allow": "POST, DELETE"})
-        headers = relay.forward_headers(request.headers, session.upstream_id)
-        resp = await relay.send(_http(request), server, _credentials(request), "GET", headers, None, stream=True)
-        async with resp:
-            if resp.status != 200 or resp.content_type != "text/event-stream":
-                body = await read_capped(resp, server.name, state.max_response_bytes)
-                return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
-            # Nothing is written while the backend is quiet, so watch for the client leaving.
-            return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
+        refusal = state.streams.open(principal(request).subject, session.sid)
+        if refusal is not None:
+            raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
+        try:
+            return await _relay_stream(request, state, server, session)
+        finally:
+            state.streams.close(principal(request).subject, session.sid)
     except ClientGone:
         return web.Response(status=499)
     except Exception as exc:
         return _refused(request, state, exc)
+
+
+async def _relay_stream(request: web.Request, state: McpState, server: Any, session: Any) -> web.StreamResponse:
+    headers = relay.forward_headers(request.headers, session.upstream_id)
+    resp = await relay.send(_http(request), server, _credentials(request), "GET", headers, None, stream=True)
+    async with resp:
+        if resp.status != 200 or resp.content_type != "text/event-stream":
+            body = await read_capped(resp, server.name, state.max_response_bytes)
+            return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
+        # Nothing is written while the backend is quiet, so watch for the client leaving.
+        return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
 
 
 async def delete(request: web.Request) -> web.StreamResponse:

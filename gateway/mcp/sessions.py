@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import hmac
 import os
 import secrets
@@ -37,6 +38,7 @@ class Session:
     upstream_id: str | None = None  # the backend's Mcp-Session-Id (passthrough)
     issued_at: float = 0.0
     bridged: bool = False  # backend of the other era: requests go through the upstream pool
+    capabilities: str = "{}"  # the agent's declared client capabilities (canonical JSON, bounded)
 
 
 class SessionError(Exception):
@@ -58,18 +60,20 @@ class SessionCodec:
         self._revoke_mac = hmac.new(raw, b"mcpgw-session-revoke-v1", hashlib.sha256).digest()
         self.max_age = max_age
         self._revoked: dict[str, float] = {}  # revocation key -> unix time the session expires
+        # (expiry, key) min-heap: expired revocations leave from the top, so noting one is O(log n).
+        self._expiries: list[tuple[float, str]] = []
 
     def mint(self, subject: str, version: str, server: str | None = None,
              upstream_id: str | None = None, now: float | None = None,
-             bridged: bool = False) -> tuple[str, Session]:
+             bridged: bool = False, capabilities: str = "{}") -> tuple[str, Session]:
         """A new session id for `subject` and the Session it encodes."""
         session = Session(
             sid=secrets.token_hex(8), subject_hash=subject_hash(subject, self._mac), version=version,
             server=server, upstream_id=upstream_id, issued_at=time.time() if now is None else now,
-            bridged=bridged,
+            bridged=bridged, capabilities=capabilities,
         )
         payload = orjson.dumps([session.sid, session.subject_hash, version, server, upstream_id,
-                                int(session.issued_at), bridged])
+                                int(session.issued_at), bridged, capabilities])
         nonce = os.urandom(12)
         sealed = self._enc.encrypt(nonce, payload, PREFIX.encode())
         return PREFIX + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode(), session
@@ -82,7 +86,7 @@ class SessionCodec:
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             payload = self._enc.decrypt(raw[:12], raw[12:], PREFIX.encode())
-            sid, shash, version, srv, upstream, issued, bridged = orjson.loads(payload)
+            sid, shash, version, srv, upstream, issued, bridged, *rest = orjson.loads(payload)
         except (ValueError, InvalidTag, TypeError):
             raise SessionError("unknown session") from None
         current = time.time() if now is None else now
@@ -92,7 +96,8 @@ class SessionCodec:
             raise SessionError("unknown session")  # never tell a caller the id belongs to someone else
         if srv != server:
             raise SessionError("session belongs to another endpoint")
-        return Session(sid, shash, version, srv, upstream, float(issued), bool(bridged))
+        capabilities = rest[0] if rest and isinstance(rest[0], str) else "{}"
+        return Session(sid, shash, version, srv, upstream, float(issued), bool(bridged), capabilities)
 
     def revocation_key(self, sid: str) -> str:
         """The keyed hash a revoked session is known by (in memory, in the database, on the wire)."""
@@ -105,17 +110,28 @@ class SessionCodec:
         return key, expires
 
     def note_revoked(self, key: str, expires: float, now: float | None = None) -> None:
-        """Remember a revocation (ours or another replica's) until `expires`; expired ones are dropped."""
+        """Remember a revocation (ours or another replica's) until `expires`; expired ones are dropped.
+
+        O(log n): the set is kept incrementally (a NOTIFY per DELETE reaches every replica, so a
+        rebuild per call made each DELETE cost the whole set, everywhere).
+        """
         current = time.time() if now is None else now
-        self._revoked = {k: v for k, v in self._revoked.items() if v > current}
-        if expires > current:
+        self._expire(current)
+        if expires > current and self._revoked.get(key, 0.0) < expires:
             self._revoked[key] = expires
+            heapq.heappush(self._expiries, (expires, key))
+
+    def _expire(self, now: float) -> None:
+        while self._expiries and self._expiries[0][0] <= now:
+            expires, key = heapq.heappop(self._expiries)
+            if self._revoked.get(key) == expires:  # not re-noted with a later expiry since
+                del self._revoked[key]
 
     def replace_revoked(self, entries: dict[str, float]) -> None:
         """Adopt a full revocation set (loaded from the database), keeping local ones not in it yet."""
         now = time.time()
-        merged = {**{k: v for k, v in self._revoked.items() if v > now}, **entries}
-        self._revoked = {k: v for k, v in merged.items() if v > now}
+        for key, expires in entries.items():
+            self.note_revoked(key, expires, now)
 
     @property
     def revoked_count(self) -> int:

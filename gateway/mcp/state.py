@@ -9,7 +9,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.mcp.backchannel import Pending
+from gateway.mcp.catalog_watch import CatalogPoller
 from gateway.mcp.fanout import ListCache
+from gateway.mcp.limits import StreamLimits
 from gateway.mcp.revocations import Revocations
 from gateway.mcp.sessions import Session, SessionCodec
 from gateway.mcp.subscriptions import Hub
@@ -78,7 +80,10 @@ class McpState:
     scopes_supported: list[str] = field(default_factory=list)
     lists: ListCache = field(default_factory=ListCache)
     max_response_bytes: int = 16_777_216
+    max_call_bytes: int = 67_108_864
     pending: Pending = field(default_factory=Pending)
+    streams: StreamLimits = field(default_factory=StreamLimits)
+    catalogs: CatalogPoller = field(default_factory=CatalogPoller)
     hub: Hub = field(default_factory=Hub)
     revocations: Revocations = field(init=False)
 
@@ -109,4 +114,8 @@ def build_state(settings: object, registry: CollectorRegistry) -> McpState:
         authorization_servers=servers,
         scopes_supported=list(getattr(settings, "oauth_scopes", []) or []),
         max_response_bytes=int(getattr(settings, "mcp_max_response_bytes", 16_777_216)),
+        max_call_bytes=int(getattr(settings, "mcp_max_call_bytes", 67_108_864)),
+        pending=Pending(int(getattr(settings, "mcp_max_pending_requests", 16))),
+        streams=StreamLimits(int(getattr(settings, "mcp_max_streams_per_session", 4)),
+                             int(getattr(settings, "mcp_max_streams_per_subject", 32))),
     )

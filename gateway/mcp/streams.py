@@ -18,7 +18,7 @@ from aiohttp import web
 from gateway.mcp import protocol, relay, sse
 from gateway.mcp.state import McpState
 from gateway.upstream.client import read_capped
-from gateway.upstream.errors import ResponseTooLarge
+from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge
 from shared.jsonutil import dumps, dumps_str, loads
 
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -64,13 +64,16 @@ async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
 
 async def relay_answer(
     request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: Any,
-    rewrite: Rewrite | None, server: str,
+    rewrite: Rewrite | None, server: str, cancel: Callable[[], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
     """Send the backend's answer on; SSE without buffering (each event flushed as it completes).
 
     A JSON body or SSE event past `state.max_response_bytes` is refused: a JSON answer becomes a
     502 (ResponseTooLarge from read_capped); an SSE stream, already started, gets a JSON-RPC error
-    for the pending request (if any) as its last event and is closed.
+    for the pending request (if any) as its last event and is closed. The answer to a request
+    (`rid` set) is a call: all its bytes together count against `state.max_call_bytes`, past
+    which it ends the same way and the backend stream is dropped (its cancel; `cancel()` tells a
+    2025-era backend too); a GET stream, relayed with backpressure and never buffered, is not a call.
     """
     if resp.content_type != "text/event-stream":
         raw = await read_capped(resp, server, state.max_response_bytes)
@@ -87,7 +90,15 @@ async def relay_answer(
     try:
         await out.prepare(request)
         parser = sse.Parser(limit=state.max_response_bytes)
+        relayed = 0
         async for chunk in resp.content.iter_any():
+            relayed += len(chunk)
+            if rid is not None and relayed > state.max_call_bytes:
+                resp.close()
+                await _refuse(out, state, server, rid, CallBudgetExceeded(server, state.max_call_bytes))
+                if cancel is not None:
+                    await cancel()
+                return out
             try:
                 events = parser.feed(chunk)
             except ValueError:
@@ -114,10 +125,13 @@ async def relay_answer(
 
 
 async def _oversized(out: web.StreamResponse, state: McpState, server: str, rid: Any) -> None:
+    await _refuse(out, state, server, rid, ResponseTooLarge(server, state.max_response_bytes))
+
+
+async def _refuse(out: web.StreamResponse, state: McpState, server: str, rid: Any, exc: Exception) -> None:
     state.metrics.upstream_errors.labels(server).inc()
     if rid is not None:
-        message = str(ResponseTooLarge(server, state.max_response_bytes))
-        await out.write(sse.encode(dumps_str(protocol.error(rid, protocol.INTERNAL_ERROR, message))))
+        await out.write(sse.encode(dumps_str(protocol.error(rid, protocol.INTERNAL_ERROR, str(exc)))))
     await out.write_eof()
 
 

@@ -1,4 +1,8 @@
-"""The caller's filtered catalogs read fresh (no list cache) for `/mcp` change detection (listen.py)."""
+"""The caller's filtered catalogs for `/mcp` change detection (listen.py), from the shared poller.
+
+Backend lists come from `state.catalogs` (catalog_watch.py: one poll per backend and kind for all
+streams); this module only applies the caller's policy, once per subject and catalog generation.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.keys import UPSTREAM
+from gateway.keys import SERVERS, UPSTREAM
 from gateway.mcp import catalog, enforce, fanout, listen, naming
-from gateway.mcp.aggregated_common import on_error, servers_of
+from gateway.mcp.aggregated_common import servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
 
@@ -27,9 +31,9 @@ _KEYS = {  # list method -> (item key, rename)
 
 
 async def visible(request: web.Request, state: McpState, method: str) -> list[dict[str, Any]]:
-    """One list method's merged catalog as the caller may see it, from fresh backend lists."""
-    per_server = await fanout.gather_lists(request.app[UPSTREAM], fanout.ListCache(ttl=0.0), servers_of(request),
-                                           method, on_error(state))
+    """One list method's merged catalog as the caller may see it, from the shared lists."""
+    enabled = {s.name for s in servers_of(request)}
+    per_server = {s: items for s, items in state.catalogs.lists.get(method, {}).items() if s in enabled}
     key, rename = _KEYS[method]
     pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
@@ -38,12 +42,35 @@ async def visible(request: web.Request, state: McpState, method: str) -> list[di
     return catalog.merge_named(per_server, key, allowed, rename)
 
 
-async def snapshot(request: web.Request, state: McpState, kinds: set[str]) -> dict[str, list[dict[str, Any]]]:
-    """Every watched kind's catalog (templates and resources together for resources/list_changed)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for kind in sorted(kinds):
-        items: list[dict[str, Any]] = []
-        for method in _SOURCES[kind]:
-            items.extend({"list": method, **item} for item in await visible(request, state, method))
-        out[kind] = items
-    return out
+async def snapshot(request: web.Request, state: McpState, kinds: set[str]) -> dict[str, str]:
+    """Every watched kind's digest (templates and resources together for resources/list_changed),
+    computed once per subject, kinds and catalog stamp however many of its streams ask."""
+    async def compute() -> dict[str, str]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind in sorted(kinds):
+            items: list[dict[str, Any]] = []
+            for method in _SOURCES[kind]:
+                items.extend({"list": method, **item} for item in await visible(request, state, method))
+            out[kind] = items
+        return listen.fingerprints(out)
+
+    key = (principal(request).subject, tuple(sorted(kinds)), state.catalogs.stamp())
+    result: dict[str, str] = await state.catalogs.view(key, compute)
+    return result
+
+
+async def catalogs_ctx(app: web.Application) -> Any:
+    """Cleanup ctx: bind the shared catalog poller to the backends; stop it on shutdown."""
+    from gateway.keys import MCP_STATE
+
+    pool, registry, poller = app[UPSTREAM], app[SERVERS], app[MCP_STATE].catalogs
+
+    async def info(server: Any) -> Any:
+        client = pool.client(server)
+        await client.ensure_era()
+        return client.server_info
+
+    poller.bind(lambda server, method: fanout.list_all(pool, server, method), registry.enabled, info,
+                lambda: listen.POLL_SECONDS)
+    yield
+    await poller.close()

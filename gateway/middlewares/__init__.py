@@ -16,6 +16,7 @@ from gateway.middlewares.browser import browser_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
 from gateway.middlewares.headers import headers_middleware, server_limits
 from gateway.middlewares.json_limits import JsonLimits, json_limits_middleware
+from gateway.middlewares.read_timeout import read_timeout_middleware
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
@@ -32,6 +33,7 @@ def install(
     max_header_bytes: int,
     allowed_origins: Sequence[str],
     json_limits: JsonLimits | None = None,
+    body_timeout: float = 30.0,
 ) -> None:
     """Install the middlewares, outermost first."""
     chain = [
@@ -53,8 +55,10 @@ def install(
         browser_middleware(allowed_origins),
         # 8. Authentication last before the handler: no handler runs without a principal.
         auth_middleware(dev_principal, gateway_metrics),
-        # 9. JSON bodies parsed once and their shape checked (depth, string and array sizes) after
-        #    authentication (no parsing for anonymous callers) and before any handler, PDP or backend.
+        # 9. Bodies read within a deadline, after auth: only a caller with a valid token gets one read.
+        read_timeout_middleware(body_timeout),
+        # 10. JSON bodies parsed once (from the body read above) and their shape checked (depth,
+        #     string and array sizes) before any handler, PDP or backend.
         json_limits_middleware(json_limits or JsonLimits()),
     ]
     app.middlewares.extend(chain)

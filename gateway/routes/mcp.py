@@ -9,6 +9,7 @@ from gateway.mcp import aggregated, endpoint, oauth_metadata, passthrough
 from gateway.mcp.revocations import revocations_ctx
 from gateway.mcp.state import build_state
 from gateway.mcp.subscriptions import subscriptions_ctx
+from gateway.mcp.watched import catalogs_ctx
 from shared.jsonutil import json_response
 from shared.keys import REGISTRY
 
@@ -34,6 +35,7 @@ def setup_mcp_routes(app: web.Application) -> None:
     # Appended after the database pool's ctx (create_app adds routes last), so the pool exists.
     app.cleanup_ctx.append(revocations_ctx)
     app.cleanup_ctx.append(subscriptions_ctx)
+    app.cleanup_ctx.append(catalogs_ctx)
     app.router.add_route("POST", "/mcp", aggregated.post)
     app.router.add_route("GET", "/mcp", aggregated.get)
     app.router.add_route("DELETE", "/mcp", aggregated.delete)

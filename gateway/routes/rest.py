@@ -19,6 +19,7 @@ from gateway.keys import METRICS, POLICY, SERVERS, SETTINGS, UPSTREAM
 from gateway.middlewares.audit import TOOL_FAILED
 from gateway.routes import common as c
 from gateway.upstream import UpstreamRpcError
+from gateway.upstream.sessions import Caller
 from gateway.upstream.toolcache import rpc_unknown_tool, says_unknown_tool
 from shared.authzen import server_resource, tool_resource
 from shared.jsonutil import json_response
@@ -87,7 +88,8 @@ async def invoke(request: web.Request) -> web.Response:
     await c.admit_call(request, server, tool, arguments)
     pool = request.app[UPSTREAM]
     try:
-        result = await c.timed(request, name, "call_tool", pool.call_tool(server.name, tool, dict(arguments)))
+        result = await c.timed(request, name, "call_tool", pool.call_tool(
+            server.name, tool, dict(arguments), Caller.of(c.principal(request).subject)))
     except UpstreamRpcError as exc:
         if rpc_unknown_tool(exc.code, exc.rpc_message, tool):
             pool.tool_names.forget(name)
@@ -193,7 +195,8 @@ async def run_broadcast(
             refusals[name] = exc
             raise
         # A shallow copy per server: credential injection into one request never leaks to another.
-        return await c.timed(request, name, "call_tool", pool.call_tool(name, tool, dict(arguments)))
+        return await c.timed(request, name, "call_tool", pool.call_tool(
+            name, tool, dict(arguments), Caller.of(c.principal(request).subject)))
 
     timeouts = {s: servers[s].timeout for s in call if s in servers}
     results, failures = await broadcast.run_calls(

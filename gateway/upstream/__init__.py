@@ -2,6 +2,7 @@
 
 from gateway.upstream.client import LEGACY, MODERN, BackendClient, Reply
 from gateway.upstream.errors import (
+    CallBudgetExceeded,
     ResponseTooLarge,
     UpstreamError,
     UpstreamRpcError,
@@ -13,6 +14,7 @@ __all__ = [
     "LEGACY",
     "MODERN",
     "BackendClient",
+    "CallBudgetExceeded",
     "Reply",
     "ResponseTooLarge",
     "UpstreamError",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,12 @@ from yarl import URL
 from gateway.backend_auth import inject
 from gateway.credentials import CredentialError, CredentialStore
 from gateway.upstream import codec
-from gateway.upstream.errors import ResponseTooLarge, UpstreamError, UpstreamTimeout
+from gateway.upstream.errors import (
+    CallBudgetExceeded,
+    ResponseTooLarge,
+    UpstreamError,
+    UpstreamTimeout,
+)
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
@@ -37,6 +42,10 @@ ACCEPT = "application/json, text/event-stream"
 PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
 # Default of MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES: the largest JSON body or SSE event read from a backend.
 MAX_RESPONSE_BYTES = 16_777_216
+# Default of MCPGW_GATEWAY_MCP_MAX_CALL_BYTES: everything one call may relay (result + notifications + requests).
+MAX_CALL_BYTES = 67_108_864
+# Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
+MAX_NOTES = 100
 
 
 @dataclass
@@ -66,9 +75,18 @@ class BackendClient:
         credentials: CredentialStore,
         *,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_call_bytes: int = MAX_CALL_BYTES,
+        capabilities: dict[str, Any] | None = None,
+        era_hint: str | None = None,
+        on_era: Callable[[BackendClient], None] | None = None,
     ) -> None:
         self.server = server
+        # Declared at initialize: a per-caller client declares its agent's (sessions.py), the shared one none.
+        self.capabilities = capabilities or {}
+        self.era_hint = era_hint  # the era another client of this backend already detected
+        self._on_era = on_era  # told the era this client detected (so its siblings skip the probe)
         self.max_response_bytes = max_response_bytes
+        self.max_call_bytes = max_call_bytes
         self.session = session
         self.credentials = credentials
         self.era: str | None = None
@@ -156,6 +174,55 @@ class BackendClient:
         except aiohttp.ClientError as exc:
             raise UpstreamError(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
 
+    def adopt_era(self, other: BackendClient) -> None:
+        """Learn the era a sibling client of this backend detected: 2026-07-28 is stateless, so it is
+        taken as is; for 2025 only the hint (this client's own session starts without a probe)."""
+        if self.era is None and other.era == MODERN:
+            self.era, self.protocol_version, self.server_info = MODERN, MODERN, dict(other.server_info)
+        elif other.era == LEGACY:
+            self.era_hint = LEGACY
+
+    def end_soon(self) -> None:
+        """End this client's 2025-era backend session with a DELETE (best effort, in the background)."""
+        if self.era != LEGACY or not self.session_id:
+            return
+        task = asyncio.get_running_loop().create_task(self._delete(self._session_headers()))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        self.session_id, self.era = None, None  # a later request starts a new session
+
+    async def _delete(self, headers: dict[str, str]) -> None:
+        try:
+            injection = await self.credentials.injection(self.server)
+            query: dict[str, str] = {}
+            inject(injection, headers, query, {})
+            url = self._url.update_query(query) if query else self._url
+            async with asyncio.timeout(self.server.timeout):
+                resp = await self.session.delete(url, headers=headers, allow_redirects=False)
+                resp.release()
+        except (CredentialError, aiohttp.ClientError, TimeoutError) as exc:
+            log.debug("ending a backend session failed", extra={"server": self.server.name, "error": str(exc)})
+
+    def cancel_soon(self, request_id: Any, reason: str) -> None:
+        """Tell a 2025-era backend to stop working on `request_id` (best effort, in the background).
+
+        A 2026-07-28 backend needs nothing more: closing the request's stream is its cancel.
+        """
+        if self.era != LEGACY or request_id is None:
+            return
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": request_id, "reason": reason}}
+        task = asyncio.get_running_loop().create_task(self._cancel(note))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _cancel(self, note: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(self.server.timeout):
+                await self._exchange(note, self._session_headers())
+        except (UpstreamError, TimeoutError, aiohttp.ClientError) as exc:
+            log.debug("cancel notification failed", extra={"server": self.server.name, "error": str(exc)})
+
     async def send_response(self, answer: dict[str, Any]) -> int:
         """POST a JSON-RPC response to a backend's request (2025 era) in our session; the HTTP status."""
         async with await self._post(answer, self._session_headers()) as resp:
@@ -185,6 +252,9 @@ class BackendClient:
         async with self._lock:
             if self.era is not None:
                 return
+            if self.era_hint == LEGACY:
+                await self._initialize()
+                return
             probe = codec.request_message(0, "server/discover", codec.with_modern_meta(None, {}))
             reply = await self._exchange(
                 probe, codec.routing_headers("server/discover", None), probing=True
@@ -194,8 +264,12 @@ class BackendClient:
                 self.era, self.protocol_version = MODERN, MODERN
                 self.server_info = dict((reply.response.get("result") or {}) if reply else {})
                 log.info("backend speaks 2026-07-28", extra={"server": self.server.name})
+                if self._on_era is not None:
+                    self._on_era(self)
                 return
             await self._initialize()
+            if self._on_era is not None:
+                self._on_era(self)
 
     async def _handshake(self, stale: str | None) -> None:
         async with self._lock:
@@ -207,7 +281,7 @@ class BackendClient:
         self.initialize_count += 1
         params = {
             "protocolVersion": codec.HANDSHAKE_VERSION,
-            "capabilities": {},
+            "capabilities": self.capabilities,
             "clientInfo": CLIENT_INFO,
         }
         message = codec.request_message(next(self._ids), "initialize", params)
@@ -280,6 +354,10 @@ class BackendClient:
                 raise UpstreamError(
                     self.server.name, "response stream broke off", resp.status
                 ) from None
+            except CallBudgetExceeded:
+                resp.close()  # drop the stream at once: a modern backend reads that as the cancel
+                self.cancel_soon(request_id, "call exceeded the gateway's byte budget")
+                raise
             if reply is not None:
                 return reply
             if probing and 400 <= resp.status < 500:
@@ -292,7 +370,11 @@ class BackendClient:
         ctype = resp.content_type
         if ctype == "text/event-stream":
             parser, notes = codec.SSEParser(), list[dict[str, Any]]()
+            relayed = 0
             async for chunk in resp.content.iter_any():
+                relayed += len(chunk)
+                if relayed > self.max_call_bytes:
+                    raise CallBudgetExceeded(self.server.name, self.max_call_bytes, resp.status)
                 for event in parser.feed(chunk):
                     found = self._event(event, request_id, notes, resp.status)
                     if found is not None:
@@ -331,9 +413,20 @@ class BackendClient:
             raise UpstreamError(self.server.name, "backend sent a malformed event") from None
         if codec.is_response_to(message, request_id):
             return message
-        if isinstance(message, dict) and "method" in message:
+        if isinstance(message, dict) and "method" in message and len(notes) < MAX_NOTES:
             notes.append(message)
         return None
+
+
+_background: set[asyncio.Task[None]] = set()  # cancels and session ends in flight (kept from the GC)
+
+
+async def drain_background(limit: float = 2.0) -> None:
+    """Wait (up to `limit` seconds) for background cancels and session ends to finish."""
+    loop = asyncio.get_running_loop()
+    mine = {task for task in _background if task.get_loop() is loop}
+    if mine:
+        await asyncio.wait(mine, timeout=limit)
 
 
 async def read_capped(resp: aiohttp.ClientResponse, server: str, limit: int) -> bytes:

@@ -3,6 +3,8 @@
     UpstreamError (server, message, status)     -> 502: unreachable, bad status, garbage answer
     ├── UpstreamTimeout (server)                -> 504: no answer within the server's timeout
     ├── ResponseTooLarge (server, limit)        -> 502: a JSON body or SSE event past the cap
+    ├── CallBudgetExceeded (server, limit)      -> 502: one call relayed more bytes than its budget
+    ├── SubjectBusy (server, limit)             -> 503: the caller has too many requests on this backend
     └── UpstreamRpcError (server, code, message, data) -> the backend answered a JSON-RPC error
 
 Messages never include credentials or response bodies beyond a short, safe excerpt.
@@ -43,6 +45,28 @@ class ResponseTooLarge(UpstreamError):
         super().__init__(
             server, f"response larger than {limit} bytes (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES)", status
         )
+        self.limit = limit
+
+
+class CallBudgetExceeded(UpstreamError):
+    """Everything one call relayed (result, notifications, server→client requests) passed its budget."""
+
+    def __init__(self, server: str, limit: int, status: int | None = None) -> None:
+        super().__init__(
+            server, f"call relayed more than {limit} bytes (MCPGW_GATEWAY_MCP_MAX_CALL_BYTES); cancelled", status
+        )
+        self.limit = limit
+
+
+class SubjectBusy(UpstreamError):
+    """One subject already has its share of a backend's concurrency and queue."""
+
+    http_status = 503
+
+    def __init__(self, server: str, limit: int) -> None:
+        super().__init__(
+            server, f"too many of your requests running or waiting on this backend (limit {limit}: "
+                    "MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY + MCPGW_GATEWAY_UPSTREAM_SUBJECT_QUEUE); retry later")
         self.limit = limit
 
 

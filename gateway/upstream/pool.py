@@ -1,11 +1,17 @@
-"""`UpstreamPool`: one `BackendClient` per backend over one shared, pooled ClientSession."""
+"""`UpstreamPool`: `BackendClient`s per backend over one shared, pooled ClientSession.
+
+Requests made for an agent name a `Caller`: on a 2025-era backend each caller has its own
+backend session (sessions.py); on a 2026-07-28 backend, and for the gateway's own requests
+(catalogs, tool-name checks), every request shares the backend's one client.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -13,9 +19,18 @@ from aiohttp.abc import AbstractResolver
 
 from gateway.credentials import CredentialStore
 from gateway.upstream import codec
-from gateway.upstream.client import MAX_RESPONSE_BYTES, BackendClient, Reply
+from gateway.upstream.client import (
+    MAX_CALL_BYTES,
+    MAX_RESPONSE_BYTES,
+    MODERN,
+    BackendClient,
+    Reply,
+    drain_background,
+)
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
+from gateway.upstream.fairness import SubjectLanes
 from gateway.upstream.guard import GuardedResolver
+from gateway.upstream.sessions import Caller, SubjectSessions
 from gateway.upstream.toolcache import ToolNames
 
 if TYPE_CHECKING:
@@ -67,22 +82,33 @@ class UpstreamPool:
         tools_ttl: float = 30.0,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         list_filter: ListFilter | None = None,
+        max_call_bytes: int = MAX_CALL_BYTES,
+        sessions_per_backend: int = 256,
+        session_idle: float = 600.0,
+        subject_concurrency: int = 8,
+        subject_queue: int = 64,
     ) -> None:
         self.session = session
         self.list_filter = list_filter
         self.max_response_bytes = max_response_bytes
+        self.max_call_bytes = max_call_bytes
         self.credentials = credentials
         self.registry = registry
         self._clients: dict[str, BackendClient] = {}
+        self.subjects = SubjectSessions(self._subject_client, sessions_per_backend, session_idle)
+        self.lanes = SubjectLanes(subject_concurrency, subject_queue)
         self.tool_names = ToolNames(tools_ttl)
         self._listing: dict[str, asyncio.Task[list[dict[str, Any]]]] = {}
 
     async def close(self) -> None:
-        """Stop tool listings still in flight."""
+        """Stop tool listings still in flight; end the per-caller backend sessions (best effort)."""
         tasks = list(self._listing.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for client in self.subjects.clear():
+            client.end_soon()
+        await drain_background()
 
     def _generation(self) -> int:
         return self.registry.generation if self.registry is not None else 0
@@ -123,14 +149,30 @@ class UpstreamPool:
             raise UpstreamError(server, "no such enabled backend")
         return config
 
-    def client(self, server: ServerConfig | str) -> BackendClient:
-        """The client for `server`, rebuilt when its configuration changed on reload."""
+    def client(self, server: ServerConfig | str, caller: Caller | None = None) -> BackendClient:
+        """The client for `server` (`caller`'s own on a 2025-era backend), rebuilt when its
+        configuration changed on reload."""
+        base = self._shared(server)
+        if caller is None or base.era == MODERN:
+            return base
+        return self.subjects.get(base.server, caller)
+
+    def _subject_client(self, config: ServerConfig, caller: Caller) -> BackendClient:
+        base = self._shared(config)
+        return BackendClient(
+            config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
+            max_call_bytes=self.max_call_bytes, capabilities=caller.declared(),
+            era_hint=base.era or base.era_hint, on_era=base.adopt_era,
+        )
+
+    def _shared(self, server: ServerConfig | str) -> BackendClient:
         config = self._config(server)
         client = self._clients.get(config.name)
         # Identity first: comparing whole configs on every call showed in the hot-path profile.
         if client is None or (client.server is not config and client.server != config):
             client = self._clients[config.name] = BackendClient(
-                config, self.session, self.credentials, max_response_bytes=self.max_response_bytes
+                config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
+                max_call_bytes=self.max_call_bytes,
             )
         return client
 
@@ -139,11 +181,13 @@ class UpstreamPool:
         return self.client(server).era
 
     async def exchange(
-        self, server: ServerConfig | str, method: str, params: dict[str, Any] | None = None
+        self, server: ServerConfig | str, method: str, params: dict[str, Any] | None = None,
+        caller: Caller | None = None,
     ) -> Reply:
-        """Send a request; return the full reply (response and earlier notifications)."""
-        client = self.client(server)
-        reply = await client.request(method, params)
+        """Send a request (for `caller`, or the gateway's own); return the full reply."""
+        async with self.turn(server, caller):
+            client = self.client(server, caller)
+            reply = await client.request(method, params)
         if "result" in reply.response:
             result = codec.normalise_result(reply.response["result"])
             if self.list_filter is not None and method in LIST_METHODS and isinstance(result, dict):
@@ -152,17 +196,29 @@ class UpstreamPool:
             reply.response = {**reply.response, "result": result}
         return reply
 
+    @contextlib.asynccontextmanager
+    async def turn(self, server: ServerConfig | str, caller: Caller | None) -> AsyncIterator[None]:
+        """Hold one of `caller`'s slots on `server` (fairness.py); the gateway's own requests need none."""
+        if caller is None:
+            yield
+            return
+        config = self._config(server)
+        async with self.lanes.turn(config.name, caller.subject, config.timeout):
+            yield
+
     async def request(
-        self, server: ServerConfig | str, method: str, params: dict[str, Any] | None = None
+        self, server: ServerConfig | str, method: str, params: dict[str, Any] | None = None,
+        caller: Caller | None = None,
     ) -> dict[str, Any]:
         """Send a request; return the JSON-RPC response dict (result or error)."""
-        return (await self.exchange(server, method, params)).response
+        return (await self.exchange(server, method, params, caller)).response
 
     async def _result(
-        self, server: ServerConfig | str, method: str, params: dict[str, Any] | None
+        self, server: ServerConfig | str, method: str, params: dict[str, Any] | None,
+        caller: Caller | None = None,
     ) -> dict[str, Any]:
         config = self._config(server)
-        reply = await self.exchange(config, method, params)
+        reply = await self.exchange(config, method, params, caller)
         if "error" in reply.response:
             error = reply.response["error"]
             raise UpstreamRpcError(
@@ -204,11 +260,12 @@ class UpstreamPool:
         raise UpstreamError(self._config(server).name, f"tools/list exceeded {MAX_PAGES} pages")
 
     async def call_tool(
-        self, server: ServerConfig | str, name: str, arguments: Mapping[str, Any] | None = None
+        self, server: ServerConfig | str, name: str, arguments: Mapping[str, Any] | None = None,
+        caller: Caller | None = None,
     ) -> dict[str, Any]:
         """Call a tool; return the CallToolResult dict (`content`, `structuredContent`, `isError`)."""
         return await self._result(
-            server, "tools/call", {"name": name, "arguments": dict(arguments or {})}
+            server, "tools/call", {"name": name, "arguments": dict(arguments or {})}, caller
         )
 
     async def open_stream(
@@ -216,6 +273,7 @@ class UpstreamPool:
         server: ServerConfig | str,
         message: dict[str, Any],
         headers: Mapping[str, str] | None = None,
+        caller: Caller | None = None,
     ) -> aiohttp.ClientResponse:
         """POST a JSON-RPC request and return the unread response for passthrough (release it)."""
-        return await self.client(server).open_stream(message, headers)
+        return await self.client(server, caller).open_stream(message, headers)

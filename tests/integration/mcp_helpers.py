@@ -33,9 +33,10 @@ async def rpc(stack: Stack, path: str, body: dict[str, Any], subject: str | None
         return resp.status, answer, resp.headers
 
 
-async def initialize(stack: Stack, path: str, subject: str = ADMIN) -> str:
+async def initialize(stack: Stack, path: str, subject: str = ADMIN, capabilities: dict[str, Any] | None = None) -> str:
     body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities or {},
+                       "clientInfo": {"name": "t", "version": "1"}}}
     status, answer, headers = await rpc(stack, path, body, subject)
     assert status == 200 and answer["result"]["protocolVersion"] == "2025-11-25", answer
     sid = headers["Mcp-Session-Id"]

@@ -92,7 +92,7 @@ async def test_modern_client_gets_input_required_and_its_retry_reaches_the_backe
 
 async def test_answer_from_another_subject_is_not_delivered(stack: Stack) -> None:
     """A sampling request's gateway id answers only for the subject it was sent to."""
-    sid = await initialize(stack, "/mcp")
+    sid = await initialize(stack, "/mcp", capabilities={"sampling": {}})
     call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
             "params": {"name": "alpha__chatty", "arguments": {"topic": "x"}}}
     async with await _post(stack, call, session_headers(sid)) as resp:
@@ -151,7 +151,7 @@ async def _grow(stack: Stack, headers: dict[str, str], name: str, extra: dict[st
 
 async def test_get_stream_carries_tools_list_changed(growing: Stack) -> None:
     stack = growing
-    sid = await initialize(stack, "/mcp")
+    sid = await initialize(stack, "/mcp", capabilities={"sampling": {}})
     hdrs = {**stack.headers(ADMIN), "Accept": "text/event-stream", **session_headers(sid)}
     async with stack.session.get(stack.url + "/mcp", headers=hdrs) as stream:
         assert stream.status == 200

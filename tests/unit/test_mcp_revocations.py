@@ -73,3 +73,26 @@ def test_sse_parser_pending(chunks: list[bytes], pending: int) -> None:
     for chunk in chunks:
         parser.feed(chunk)
     assert parser.pending == pending
+
+
+def test_noting_a_revocation_is_incremental_and_expired_ones_leave_the_heap() -> None:
+    """20k DELETEs: each one adds one entry to the same set (no rebuild), and expiry empties both."""
+    codec = SessionCodec("k")
+    table = codec._revoked
+    for i in range(20_000):
+        codec.note_revoked(f"{i:064x}", 1000.0 + i, now=0.0)
+        assert codec._revoked is table  # never copied or rebuilt
+    assert codec.revoked_count == 20_000 and len(codec._expiries) == 20_000
+    codec.note_revoked("ab" * 32, 1e9, now=1000.0 + 15_000)  # the first 15 001 have expired by now
+    assert codec.revoked_count == 20_000 - 15_001 + 1 and len(codec._expiries) == codec.revoked_count
+
+
+def test_a_revocation_noted_again_with_a_later_expiry_keeps_the_later_one() -> None:
+    codec = SessionCodec("k")
+    codec.note_revoked(KEY, 10.0, now=0.0)
+    codec.note_revoked(KEY, 20.0, now=0.0)
+    codec.note_revoked(KEY, 5.0, now=0.0)  # an older echo does not shorten it
+    codec.note_revoked("cd" * 32, 30.0, now=15.0)  # the heap's (10, KEY) pops without dropping KEY
+    assert codec._revoked[KEY] == 20.0
+    codec.note_revoked("ef" * 32, 40.0, now=25.0)
+    assert KEY not in codec._revoked

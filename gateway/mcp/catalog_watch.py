@@ -1,0 +1,151 @@
+"""Backend catalogs polled once for every `/mcp` change stream (listen.py): one poller per app.
+
+Each stream used to re-read every backend's lists itself, so 500 open streams meant 500 polls
+of every backend per interval. Now one task polls each backend's lists — only the kinds the
+backend advertises (`tools`, `prompts`, `resources` in its initialize / discover capabilities) —
+in the gateway's own backend session, while at least one stream is open, and bumps `generation`
+when any list changed. Streams filter the shared lists for their caller (policy) when the
+generation moves, one PDP search per subject and generation however many streams it holds
+(`views`), and on a slow timer so a policy change that shows or hides an item is still noticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from shared.jsonutil import dumps
+
+log = logging.getLogger(__name__)
+
+# list method -> the server capability that offers it
+CAPABILITY = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources",
+              "resources/templates/list": "resources"}
+REFILTER_SECONDS = 60.0  # policy can change without a catalog change: re-filter this often anyway
+MAX_VIEWS = 1024
+
+
+def advertised(server_info: Mapping[str, Any]) -> list[str]:
+    """The list methods a backend's capabilities offer (a backend advertising none is not polled)."""
+    caps = server_info.get("capabilities")
+    caps = caps if isinstance(caps, Mapping) else {}
+    return [method for method, cap in CAPABILITY.items() if isinstance(caps.get(cap), Mapping)]
+
+
+def digest(lists: Mapping[str, Mapping[str, list[dict[str, Any]]]]) -> str:
+    """One order-independent digest of every backend's lists (what changed is worked out per caller)."""
+    hasher = hashlib.sha256()
+    for method, server, raw in sorted((m, s, dumps(item)) for m, per in lists.items() for s, items in per.items()
+                                      for item in items):
+        hasher.update(f"{method}\0{server}\0".encode() + raw + b"\n")
+    return hasher.hexdigest()
+
+
+class CatalogPoller:
+    """The shared lists (`lists[method][server]`), their `generation`, and per-subject filtered views."""
+
+    def __init__(self) -> None:
+        self.lists: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.generation = 0
+        self.polls = 0  # backend lists read (all streams together)
+        self.rounds = 0  # refreshes done
+        self.subscribers = 0
+        self.views: dict[Any, asyncio.Future[Any]] = {}
+        self._digest: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._fetch: Callable[[Any, str], Awaitable[list[dict[str, Any]]]] | None = None
+        self._servers: Callable[[], Iterable[Any]] = list
+        self._info: Callable[[Any], Awaitable[Mapping[str, Any]]] | None = None
+        self._interval: Callable[[], float] = lambda: 10.0
+
+    def bind(self, fetch: Callable[[Any, str], Awaitable[list[dict[str, Any]]]], servers: Callable[[], Iterable[Any]],
+             info: Callable[[Any], Awaitable[Mapping[str, Any]]], interval: Callable[[], float]) -> None:
+        """Where lists come from: `fetch(server, method)`, the enabled `servers()`, each one's `info`."""
+        self._fetch, self._servers, self._info, self._interval = fetch, servers, info, interval
+
+    @contextlib.asynccontextmanager
+    async def subscribed(self) -> AsyncIterator[None]:
+        """Hold the poller running (with fresh-enough lists) while a stream is open."""
+        self.subscribers += 1
+        try:
+            if self._digest is None:
+                await self.refresh(first=True)
+            if self._task is None or self._task.done():
+                self._task = asyncio.get_running_loop().create_task(self._run())
+            yield
+        finally:
+            self.subscribers -= 1
+
+    def stamp(self) -> tuple[int, int]:
+        """Changes when the shared lists changed or the re-filter period turned."""
+        return self.generation, int(time.monotonic() // REFILTER_SECONDS)
+
+    async def view(self, key: Any, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """`compute()` once per `key` (subject, kinds, stamp) however many streams ask."""
+        found = self.views.get(key)
+        if found is None:
+            if len(self.views) >= MAX_VIEWS:
+                self.views.clear()
+            found = self.views[key] = asyncio.ensure_future(compute())
+            found.add_done_callback(lambda f: self.views.pop(key, None) if f.cancelled() or f.exception() else None)
+        return await asyncio.shield(found)
+
+    async def refresh(self, first: bool = False) -> None:
+        """Read every enabled backend's advertised lists once; a new generation if anything changed.
+
+        `first`: only if nothing was read yet (streams opening together wait for one read, not one each).
+        """
+        if self._fetch is None or self._info is None:
+            return
+        async with self._lock:
+            if first and self._digest is not None:
+                return
+            self.rounds += 1
+            servers = list(self._servers())
+            results = await asyncio.gather(*(self._one(s) for s in servers), return_exceptions=True)
+            lists: dict[str, dict[str, list[dict[str, Any]]]] = {}
+            for server, result in zip(servers, results, strict=True):
+                if isinstance(result, BaseException):
+                    if not isinstance(result, Exception):
+                        raise result
+                    # A backend that failed keeps its last lists: a blip is not a catalog change.
+                    result = {m: per[server.name] for m, per in self.lists.items() if server.name in per}
+                for method, items in result.items():
+                    lists.setdefault(method, {})[server.name] = items
+            new = digest(lists)
+            self.lists = lists
+            if new != self._digest:
+                self._digest = new
+                self.generation += 1
+                self.views.clear()
+
+    async def _one(self, server: Any) -> dict[str, list[dict[str, Any]]]:
+        assert self._fetch is not None and self._info is not None
+        methods = advertised(await self._info(server))
+        self.polls += len(methods)
+        found = await asyncio.gather(*(self._fetch(server, m) for m in methods))
+        return dict(zip(methods, found, strict=True))
+
+    async def _run(self) -> None:
+        while self.subscribers > 0:
+            await asyncio.sleep(self._interval())
+            if self.subscribers <= 0:
+                break
+            try:
+                await self.refresh()
+            except Exception as exc:  # noqa: BLE001 - the poller must outlive any one bad round
+                log.warning("catalog poll failed", extra={"error": str(exc)})
+
+    async def close(self) -> None:
+        """Stop polling (app shutdown)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

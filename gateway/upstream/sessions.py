@@ -1,0 +1,121 @@
+"""Per-subject backend sessions for 2025-era backends: one agent's session state is never another's.
+
+A 2025-era backend keeps state per `Mcp-Session-Id` (resources a tool created, log level,
+subscriptions). Sharing one session between every agent leaked that state across users, so each
+caller — a subject and the client capabilities its agent declared (sent upstream at initialize) —
+gets its own `BackendClient` per backend. The table is bounded: at most `per_backend` sessions per
+backend (the least recently used one is ended past that) and a session unused for `idle` seconds
+is ended the next time the table is touched. Ending sends the backend a DELETE for its session.
+A 2026-07-28 backend is stateless and needs none of this: its callers share one client.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from gateway.registry import ServerConfig
+    from gateway.upstream.client import BackendClient
+
+# Client capabilities a backend may act on; anything else an agent declares is not sent upstream.
+FORWARDED_CAPABILITIES = ("sampling", "elicitation", "roots")
+MAX_CAPABILITIES_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a backend request is made for: the subject and its agent's declared capabilities (JSON)."""
+
+    subject: str
+    capabilities: str = "{}"
+
+    @classmethod
+    def of(cls, subject: str, capabilities: Any = None) -> Caller:
+        """A caller with `capabilities` reduced to what a backend may use, in canonical form."""
+        return cls(subject, canonical_capabilities(capabilities))
+
+    def declared(self) -> dict[str, Any]:
+        """The capabilities to declare upstream."""
+        value = orjson.loads(self.capabilities)
+        return value if isinstance(value, dict) else {}
+
+
+def canonical_capabilities(capabilities: Any) -> str:
+    """Sorted JSON of the forwarded capabilities; oversized sub-objects shrink to `{}` (still declared)."""
+    if not isinstance(capabilities, Mapping):
+        return "{}"
+    kept = {k: capabilities[k] for k in FORWARDED_CAPABILITIES if isinstance(capabilities.get(k), dict)}
+    raw = orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
+    if len(raw) > MAX_CAPABILITIES_BYTES:
+        raw = orjson.dumps({k: {} for k in kept}, option=orjson.OPT_SORT_KEYS)
+    return raw.decode()
+
+
+class _Entry:
+    __slots__ = ("client", "used")
+
+    def __init__(self, client: BackendClient, used: float) -> None:
+        self.client, self.used = client, used
+
+
+class SubjectSessions:
+    """Bounded per-backend tables of per-caller clients, least recently used first."""
+
+    def __init__(self, make: Callable[[ServerConfig, Caller], BackendClient], per_backend: int = 256,
+                 idle: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.make = make
+        self.per_backend = per_backend
+        self.idle = idle
+        self.clock = clock
+        self._tables: dict[str, OrderedDict[Caller, _Entry]] = {}
+        self.ended = 0  # sessions ended by eviction (a metric for tests and operators)
+
+    def get(self, config: ServerConfig, caller: Caller) -> BackendClient:
+        """The caller's client for `config`, created (and the table trimmed) when needed."""
+        table = self._tables.setdefault(config.name, OrderedDict())
+        now = self.clock()
+        self._expire(table, now)
+        entry = table.get(caller)
+        if entry is not None and (entry.client.server is config or entry.client.server == config):
+            entry.used = now
+            table.move_to_end(caller)
+            return entry.client
+        if entry is not None:  # the backend's configuration changed: its old session goes
+            self._end(table.pop(caller).client)
+        client = self.make(config, caller)
+        table[caller] = _Entry(client, now)
+        while len(table) > self.per_backend:
+            self._end(table.popitem(last=False)[1].client)
+        return client
+
+    def count(self, server: str) -> int:
+        """Per-caller sessions held for `server`."""
+        return len(self._tables.get(server, ()))
+
+    def clients(self) -> list[BackendClient]:
+        """Every per-caller client held."""
+        return [e.client for table in self._tables.values() for e in table.values()]
+
+    def _expire(self, table: OrderedDict[Caller, _Entry], now: float) -> None:
+        while table:
+            caller, entry = next(iter(table.items()))
+            if now - entry.used < self.idle:
+                return
+            del table[caller]
+            self._end(entry.client)
+
+    def _end(self, client: BackendClient) -> None:
+        self.ended += 1
+        client.end_soon()
+
+    def clear(self) -> list[BackendClient]:
+        """Forget every session; the clients, for the caller to end."""
+        out = self.clients()
+        self._tables.clear()
+        return out

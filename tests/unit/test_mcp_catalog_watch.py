@@ -1,0 +1,102 @@
+"""The shared catalog poller's pure parts and its sharing: advertised kinds, digests, one view per key."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from gateway.mcp.catalog_watch import CatalogPoller, advertised, digest
+
+
+@pytest.mark.parametrize(("info", "expected"), [
+    ({"capabilities": {"tools": {"listChanged": True}}}, ["tools/list"]),
+    ({"capabilities": {"tools": {}, "prompts": {}, "resources": {"subscribe": True}}},
+     ["tools/list", "prompts/list", "resources/list", "resources/templates/list"]),
+    ({"capabilities": {"logging": {}}}, []),  # advertises no catalog: never polled
+    ({"capabilities": {"tools": True}}, []),  # not a capability object
+    ({}, []),
+])
+def test_only_advertised_kinds_are_polled(info: dict[str, Any], expected: list[str]) -> None:
+    assert advertised(info) == expected
+
+
+def test_digest_ignores_order_but_not_content_or_owner() -> None:
+    a, b = {"name": "a"}, {"name": "b"}
+    assert digest({"tools/list": {"s": [a, b]}}) == digest({"tools/list": {"s": [b, a]}})
+    assert digest({"tools/list": {"s": [a]}}) != digest({"tools/list": {"t": [a]}})
+    assert digest({"tools/list": {"s": [a]}}) != digest({"prompts/list": {"s": [a]}})
+
+
+class Srv:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+async def test_a_refresh_reads_each_advertised_list_once_and_bumps_the_generation_on_change() -> None:
+    tools = [{"name": "a"}]
+    calls: list[tuple[str, str]] = []
+
+    async def fetch(server: Any, method: str) -> list[dict[str, Any]]:
+        calls.append((server.name, method))
+        return list(tools)
+
+    async def info(server: Any) -> dict[str, Any]:
+        return {"capabilities": {"tools": {}}} if server.name == "t" else {"capabilities": {}}
+
+    poller = CatalogPoller()
+    poller.bind(fetch, lambda: [Srv("t"), Srv("none")], info, lambda: 3600.0)
+    await poller.refresh()
+    assert calls == [("t", "tools/list")] and poller.generation == 1
+    await poller.refresh()
+    assert poller.generation == 1  # nothing changed
+    tools.append({"name": "b"})
+    await poller.refresh()
+    assert poller.generation == 2 and poller.lists["tools/list"]["t"] == tools
+
+
+async def test_one_view_per_key_however_many_streams_ask() -> None:
+    poller = CatalogPoller()
+    computed = 0
+    gate = asyncio.Event()
+
+    async def compute() -> str:
+        nonlocal computed
+        computed += 1
+        await gate.wait()
+        return "digest"
+
+    waiters = [asyncio.ensure_future(poller.view(("alice", 1), compute)) for _ in range(50)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiters) == ["digest"] * 50
+    assert computed == 1
+
+
+async def test_streams_opening_together_wait_for_one_first_read() -> None:
+    reads = 0
+    gate = asyncio.Event()
+
+    async def fetch(server: Any, method: str) -> list[dict[str, Any]]:
+        nonlocal reads
+        reads += 1
+        await gate.wait()
+        return []
+
+    async def info(server: Any) -> dict[str, Any]:
+        return {"capabilities": {"tools": {}}}
+
+    poller = CatalogPoller()
+    poller.bind(fetch, lambda: [Srv("t")], info, lambda: 3600.0)
+
+    async def stream() -> None:
+        async with poller.subscribed():
+            pass
+
+    streams = [asyncio.create_task(stream()) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    await asyncio.gather(*streams)
+    assert reads == 1 and poller.rounds == 1
+    await poller.close()
