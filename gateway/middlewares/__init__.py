@@ -16,7 +16,6 @@ from gateway.middlewares.browser import browser_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
 from gateway.middlewares.headers import headers_middleware, server_limits
 from gateway.middlewares.json_limits import JsonLimits, json_limits_middleware
-from gateway.middlewares.read_timeout import read_timeout_middleware
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
@@ -55,10 +54,9 @@ def install(
         browser_middleware(allowed_origins),
         # 8. Authentication last before the handler: no handler runs without a principal.
         auth_middleware(dev_principal, gateway_metrics),
-        # 9. Bodies read within a deadline, after auth: only a caller with a valid token gets one read.
-        read_timeout_middleware(body_timeout),
-        # 10. JSON bodies parsed once (from the body read above) and their shape checked (depth,
-        #     string and array sizes) before any handler, PDP or backend.
-        json_limits_middleware(json_limits or JsonLimits()),
+        # 9. Bodies read once within a deadline (slow-body guard: 408), after auth so only a caller
+        #    with a valid token gets one read; JSON bodies parsed once and their shape checked
+        #    (depth, string and array sizes) before any handler, PDP or backend.
+        json_limits_middleware(json_limits or JsonLimits(), body_timeout),
     ]
     app.middlewares.extend(chain)

@@ -10,6 +10,7 @@ JSON at all is left to the handler, which answers its own parse error.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from gateway.keys import AUDIT_INFO, JSON_BODY
 from shared.jsonutil import dumps
 
@@ -105,8 +106,9 @@ def _rpc_refusal(status: int, message: str, body: Any = None) -> web.Response:
     return web.Response(body=dumps(payload), status=status, content_type="application/json")
 
 
-def json_limits_middleware(limits: JsonLimits) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Parse JSON bodies once and refuse those beyond `limits` (400) before any handler runs."""
+def json_limits_middleware(limits: JsonLimits, body_timeout: float = 30.0) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Read every body once, within `body_timeout` (408, slow-body guard); parse JSON bodies once and
+    refuse those beyond `limits` (400) before any handler runs. Handlers get the cached body."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -115,11 +117,15 @@ def json_limits_middleware(limits: JsonLimits) -> Callable[..., Awaitable[web.St
         resource = request.match_info.route.resource
         rpc = resource is not None and resource.canonical in RPC_ROUTES
         try:
-            raw = await request.read()
+            async with asyncio.timeout(body_timeout):
+                raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             if not rpc:
                 raise
             return _refuse(request, 413, "request body too large", rpc)
+        except TimeoutError:
+            message = f"request body not received within {body_timeout:g} s (MCPGW_GATEWAY_BODY_TIMEOUT)"
+            return _refuse(request, 408, message, rpc)
         body: Any = None
         try:
             body = orjson.loads(raw)
@@ -142,7 +148,7 @@ def _refuse(request: web.Request, status: int, message: str, rpc: bool, body: An
     if info is not None:
         info.note(refused_body=message)
     if not rpc:
-        raise (PayloadTooLarge if status == 413 else BadRequest)(message)
+        raise {413: PayloadTooLarge, 408: RequestTimeout}.get(status, BadRequest)(message)
     if info is not None:
         info.error = f"invalid_request: {message}"
     return _rpc_refusal(status, message, body)
