@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from shared.auth import AuthConfig, authenticator_ctx
 from shared.keys import AUDIT, DB_POOL, REGISTRY
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
+from shared.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,7 @@ async def shadow_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -135,9 +133,7 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 async def _native_files(state: PolicyState, model_path: Path, policy_path: Path,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 
 from aiohttp import web
@@ -19,3 +21,12 @@ def tune_gc(app: web.Application) -> None:
     and the default gen-0 threshold (700) triggers collections mid-request, which shows as p99."""
     gc.set_threshold(20_000, 20, 20)
     app.on_startup.append(_freeze_startup_objects)
+
+
+async def cancel_and_wait(task: asyncio.Task[object] | None) -> None:
+    """Cancel a background task and wait until it has finished (no-op for None or a finished task)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any
 
 from shared.jsonutil import dumps
+from shared.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,5 @@ class CatalogPoller:
 
     async def close(self) -> None:
         """Stop polling (app shutdown)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -21,6 +21,7 @@ import aiohttp
 from gateway.upstream import codec
 from gateway.upstream.client import MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError
+from shared.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,8 @@ class ResourceFeed:
 
     async def close(self) -> None:
         """Stop following (the backend's session, and its subscriptions, end with it)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _mark(self, gen: int) -> None:
         async with self._synced:
