@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from pdp import admin, api, filewatch, health, store
+from pdp import admin, api, filesync, filewatch, health, store
 from pdp.access import access_middleware
 from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, STATE
 from pdp.metrics import PdpMetrics
@@ -22,7 +22,7 @@ from pdp.state import PolicyState, sha256_text
 from shared import db
 from shared.audit import audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
-from shared.keys import DB_POOL, REGISTRY
+from shared.keys import AUDIT, DB_POOL, REGISTRY
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
@@ -88,6 +88,19 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         imported = await store.import_if_empty(pool, text, "mcpgw-pdp", f"imported from {settings.policy_path}")
         if imported is not None:
             log.info("policy imported into an empty database", extra={"policy_version": imported})
+        path = settings.policy_path
+        follow = None
+        if settings.policy_follow_file:
+            current, mark = await _read_settled(path)
+            await filesync.store_if_changed(pool, current, path, app.get(AUDIT))  # edits made while stopped
+
+            async def store_change(text: str) -> None:
+                await filesync.store_if_changed(pool, text, path, app.get(AUDIT))
+
+            follow = asyncio.create_task(filewatch.watch(path, settings.watch_interval, settings.watch_settle,
+                                                         mark, store_change))
+        else:
+            await filesync.report_drift(pool, text, path)
 
         async def reload() -> None:
             row = await store.active(pool)
@@ -106,12 +119,15 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
 
         task = asyncio.create_task(filewatch.watch(path, settings.watch_interval, settings.watch_settle,
                                                    mark, apply))
+        follow = None
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, follow):
+            if running is not None:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
 
 
 def _file_version(text: str) -> str:
