@@ -42,9 +42,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--name", default="demo")
     args = parser.parse_args()
-    build_server(args.name).run(
-        transport="streamable-http", host=args.host, port=args.port, streamable_http_path="/mcp"
-    )
+    import uvicorn
+
+    from shared.logging import setup_logging
+
+    setup_logging("demo-backend", "INFO", "json")
+    app = build_server(args.name).streamable_http_app(streamable_http_path="/mcp", host=args.host)
+    # log_config=None: uvicorn's loggers propagate to the root JSON handler like the services' do.
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 
 
 if __name__ == "__main__":
