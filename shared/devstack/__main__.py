@@ -198,7 +198,9 @@ async def run(lay: Layout) -> int:
     runner: web.AppRunner | None = None
     embedded = not environ.get("DATABASE_URL")
     try:
-        dsn: str = environ.get("DATABASE_URL") or await asyncio.to_thread(db.start_embedded, lay.data)
+        dsn = environ.get("DATABASE_URL", "")
+        if embedded:
+            dsn = await asyncio.to_thread(db.start_embedded, lay.data)
         issuer, runner = await start_issuer(lay)
         state = files.ensure_servers_file(lay.servers_file, lay.url("backend") + "/mcp")
         files.write_cli_config(lay.cli_config, lay.url("gateway"), lay.url("pdp"), issuer.issuer)
