@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from gateway import middlewares
 from gateway.keys import (
@@ -33,7 +32,7 @@ from gateway.settings import GatewaySettings
 from shared import db
 from shared.audit import audit_ctx
 from shared.keys import DB_POOL, REGISTRY
-from shared.metrics import HttpMetrics
+from shared.metrics import HttpMetrics, service_registry
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway application from validated settings."""
     # client_max_size caps bodies without a Content-Length (chunked) while they are read.
     app = web.Application(client_max_size=settings.max_body_bytes)
-    registry = CollectorRegistry()
+    registry = service_registry("gateway")
     app[REGISTRY] = registry
     app[SETTINGS] = settings
     gateway_metrics = GatewayMetrics(registry)

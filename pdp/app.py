@@ -10,7 +10,6 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from pdp import admin, api, filesync, filewatch, health, store
 from pdp.access import access_middleware
@@ -24,17 +23,17 @@ from shared.audit import audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
 from shared.keys import AUDIT, DB_POOL, REGISTRY
 from shared.logging import request_id_middleware
-from shared.metrics import HttpMetrics, metrics_middleware
+from shared.metrics import HttpMetrics, metrics_middleware, service_registry
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: PdpSettings) -> web.Application:
     """Build the PDP app (nothing starts until the app runs its cleanup contexts)."""
-    registry = CollectorRegistry()
+    registry = service_registry("pdp")
     # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
     # refused calls are counted too; access check before handlers.
-    app = web.Application(middlewares=[request_id_middleware(), metrics_middleware(HttpMetrics(registry, "pdp")),
+    app = web.Application(middlewares=[request_id_middleware(), metrics_middleware(HttpMetrics(registry, "mcpgw_pdp")),
                                        access_middleware(settings)],
                           client_max_size=16 * 1024 * 1024)
     app[SETTINGS] = settings

@@ -11,11 +11,11 @@ class PdpMetrics:
     """Decisions by result, decision latency, cache hits, policy version, reloads."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.decisions = Counter("pdp_decisions_total", "Decisions", ["result"], registry=registry)
-        self.latency = Histogram("pdp_decision_seconds", "Time to decide one evaluation (engine only)",
+        self.decisions = Counter("mcpgw_pdp_decisions_total", "Decisions", ["result"], registry=registry)
+        self.latency = Histogram("mcpgw_pdp_decision_seconds", "Time to decide one evaluation (engine only)",
                                  buckets=DECISION_BUCKETS, registry=registry)
-        self.cache = Counter("pdp_decision_cache_total", "Decision cache lookups", ["result"], registry=registry)
-        self.policy = Gauge("pdp_policy_info", "Active policy version (value 1)", ["version", "sha256"],
+        self.cache = Counter("mcpgw_pdp_decision_cache_total", "Decision cache lookups", ["result"], registry=registry)
+        self.policy = Gauge("mcpgw_pdp_policy_info", "Active policy version (value 1)", ["version", "sha256"],
                             registry=registry)
-        self.reloads = Counter("pdp_policy_reloads_total", "Policy loads", ["outcome"], registry=registry)
-        self.statements = Gauge("pdp_policy_statements", "Statements in the active policy", registry=registry)
+        self.reloads = Counter("mcpgw_pdp_policy_reloads_total", "Policy loads", ["outcome"], registry=registry)
+        self.statements = Gauge("mcpgw_pdp_policy_statements", "Statements in the active policy", registry=registry)
