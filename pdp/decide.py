@@ -32,6 +32,8 @@ def evaluate(app: web.Application, active: Active, req: Request, ctx: dict[str, 
     metrics.latency.observe(time.perf_counter() - start)
     metrics.decisions.labels("allow" if outcome.allowed else "deny").inc()
     metrics.cache.labels("hit" if outcome.cached else "miss").inc()
+    if req.action == "invoke_tool" and req.tool:
+        metrics.tool_decision(req.server, req.tool, outcome.allowed)
     decision_id = uuid.uuid4().hex
     stmt = outcome.statement
     reason = stmt.reason()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Tool names come from callers: past this many (server, tool) pairs, new ones count as "_other".
+MAX_TOOL_SERIES = 1000
 DECISION_BUCKETS = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
 
 
@@ -19,3 +21,17 @@ class PdpMetrics:
                             registry=registry)
         self.reloads = Counter("mcpgw_pdp_policy_reloads_total", "Policy loads", ["outcome"], registry=registry)
         self.statements = Gauge("mcpgw_pdp_policy_statements", "Statements in the active policy", registry=registry)
+        self.tool_decisions = Counter(
+            "mcpgw_pdp_tool_decisions_total", "invoke_tool decisions by server and tool (bounded cardinality)",
+            ["server", "tool", "result"], registry=registry)
+        self._tools: set[tuple[str, str]] = set()
+
+    def tool_decision(self, server: str, tool: str, allowed: bool) -> None:
+        """Count one tool-call decision; at most MAX_TOOL_SERIES (server, tool) pairs get their own series."""
+        key = (server, tool)
+        if key not in self._tools:
+            if len(self._tools) >= MAX_TOOL_SERIES:
+                key = ("_other", "_other")
+            else:
+                self._tools.add(key)
+        self.tool_decisions.labels(*key, "allow" if allowed else "deny").inc()
