@@ -7,11 +7,11 @@ override an optional YAML file given with `--config`. A bad setting exits 2 list
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from gateway.settings import GatewaySettings, load_gateway_settings
+from shared.clierror import error
 from shared.settings import SettingsError
 
 
@@ -49,7 +49,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
     except SettingsError as exc:
-        print(f"mcpgw gateway: {exc}", file=sys.stderr)
+        error(str(exc))
         return 2
     from aiohttp import web
 
@@ -60,7 +60,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         app = create_app(settings)
     except (ValueError, SettingsError) as exc:
-        print(f"mcpgw gateway: {exc}", file=sys.stderr)
+        error(str(exc))
         return 2
     from shared.runtime import tune_gc
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pdp import cli_policy
+from shared.clierror import error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,7 +44,7 @@ def serve_cmd(args: argparse.Namespace) -> int:
         settings = load_settings(PdpSettings, PREFIX, yaml_file=args.config, overrides=overrides,
                                  finalize=check_settings)
     except SettingsError as exc:
-        print(exc, file=sys.stderr)
+        error(str(exc))
         return 2
     setup_logging("pdp", settings.log_level, settings.log_format)
     from shared.runtime import tune_gc

@@ -15,6 +15,7 @@ from pdp.policy import Engine, PolicyInvalid, Request, load_engine
 from pdp.policy.compile import MODEL_TEXT
 from pdp.policy.naming import resource_string
 from pdp.wire import BadInput, parse_evaluation
+from shared.clierror import error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,7 +62,7 @@ def _load(path: Path) -> Engine | None:
     try:
         return load_engine(path.read_text(), f"file:{path.name}")
     except OSError as exc:
-        print(f"{path}: {exc.strerror}", file=sys.stderr)
+        error(f"{path}: {exc.strerror}")
     except PolicyInvalid as exc:
         for err in exc.errors:
             print(f"{path}:{err.line or 0}: {err.path or '<document>'}: {err.message}", file=sys.stderr)
@@ -73,7 +74,7 @@ def _unreadable(path: Path) -> bool:
     try:
         path.read_bytes()
     except OSError as exc:
-        print(f"{path}: {exc.strerror or exc}", file=sys.stderr)
+        error(f"{path}: {exc.strerror or exc}")
         return True
     return False
 
@@ -138,15 +139,15 @@ def test_cmd(args: argparse.Namespace) -> int:
     try:
         cases = yaml.safe_load(args.cases.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        print(f"{args.cases}: {exc}", file=sys.stderr)
+        error(f"{args.cases}: {exc}")
         return 2
     cases = cases.get("cases") if isinstance(cases, dict) else cases
     if not isinstance(cases, list):
-        print(f"{args.cases}: expected a list of cases (or a mapping with 'cases')", file=sys.stderr)
+        error(f"{args.cases}: expected a list of cases (or a mapping with 'cases')")
         return 2
     if not cases:
         # Like a test runner that finds no tests: an empty file must not read as "all passed".
-        print(f"{args.cases}: no cases", file=sys.stderr)
+        error(f"{args.cases}: no cases")
         return 2
     failed = 0
     for i, case in enumerate(cases):
@@ -185,7 +186,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
             case["arguments"] = json.loads(args.arguments)
         req = _request(case, "request")
     except (BadInput, ValueError) as exc:
-        print(f"bad request: {exc}", file=sys.stderr)
+        error(f"bad request: {exc}")
         return 2
     outcome = engine.decide(req)
     roles = sorted(engine.effective_roles(req.subject, req.roles, req.groups))
@@ -201,7 +202,7 @@ def push_cmd(args: argparse.Namespace) -> int:
     try:
         text = args.file.read_text()
     except OSError as exc:
-        print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+        error(f"{args.file}: {exc.strerror}")
         return 2
     if token is None:
         return 2
@@ -214,10 +215,10 @@ def push_cmd(args: argparse.Namespace) -> int:
             state = "active" if answer.get("active") else "stored, not active"
             print(f"{args.file}: pushed as {answer.get('policy_version')} ({state})")
         return 0
-    error = answer.get("error", {}) if isinstance(answer, dict) else {}
-    if status == 422 and isinstance(error.get("errors"), list):
+    problem = answer.get("error", {}) if isinstance(answer, dict) else {}
+    if status == 422 and isinstance(problem.get("errors"), list):
         # The same FILE:LINE: PATH: MESSAGE form as `policy validate`, so editors can jump to it.
-        for err in error["errors"]:
+        for err in problem["errors"]:
             print(f"{args.file}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}",
                   file=sys.stderr)
     else:
@@ -245,7 +246,7 @@ def history_cmd(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> str | None:
     token = args.token or os.environ.get("MCPGW_ADMIN_TOKEN")
     if not token:
-        print("no admin token: pass --token or set MCPGW_ADMIN_TOKEN", file=sys.stderr)
+        error("no admin token: pass --token or set MCPGW_ADMIN_TOKEN")
         return None
     return str(token)
 
@@ -260,11 +261,11 @@ _HINTS = {
 
 
 def _print_error(status: int, answer: Any) -> None:
-    error = answer.get("error", {}) if isinstance(answer, dict) else {}
-    code = error.get("code", "error") if isinstance(error, dict) else "error"
-    message = error.get("message", answer) if isinstance(error, dict) else answer
+    problem = answer.get("error", {}) if isinstance(answer, dict) else {}
+    code = problem.get("code", "error") if isinstance(problem, dict) else "error"
+    message = problem.get("message", answer) if isinstance(problem, dict) else answer
     hint = f". {_HINTS[status]}" if status in _HINTS else ""
-    print(f"{f'HTTP {status} ' if status else ''}{code}: {message}{hint}", file=sys.stderr)
+    error(f"{f'HTTP {status} ' if status else ''}{code}: {message}{hint}")
 
 
 def _call(args: argparse.Namespace, token: str, method: str, path: str, body: Any) -> tuple[int, Any]:

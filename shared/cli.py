@@ -66,11 +66,9 @@ def unexpected(exc: BaseException) -> int:
     if os.environ.get("MCPGW_DEBUG"):
         traceback.print_exc()
     detail = mask_secrets(str(exc))[:500]
-    print(
-        f"mcpgw: unexpected error: {type(exc).__name__}{': ' + detail if detail else ''} "
-        "(set MCPGW_DEBUG=1 for the traceback)",
-        file=sys.stderr,
-    )
+    from shared.clierror import error
+
+    error(f"unexpected {type(exc).__name__}{': ' + detail if detail else ''} (set MCPGW_DEBUG=1 for the traceback)")
     return 1
 
 

@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from shared import db
+from shared.clierror import PREFIX, error
 from shared.devstack import files, preflight
 from shared.devstack.banner import StackInfo, banner
 from shared.devstack.issuer import DevIssuer
@@ -170,7 +171,7 @@ async def watch_children(procs: dict[str, subprocess.Popen[bytes]]) -> int:
     while not stop.is_set():
         for name, proc in procs.items():
             if proc.poll() is not None:
-                print(f"mcpgw dev: {name} exited with code {proc.returncode}; stopping everything", file=sys.stderr)
+                error(f"{name} exited with code {proc.returncode}; stopping everything")
                 return 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1)
@@ -217,7 +218,7 @@ async def run(lay: Layout) -> int:
         if runner is not None:
             await runner.cleanup()
         if embedded and not await asyncio.to_thread(db.stop_embedded, lay.data):
-            print(f"mcpgw dev: the embedded Postgres under {lay.data / 'postgres'} did not stop", file=sys.stderr)
+            error(f"the embedded Postgres under {lay.data / 'postgres'} did not stop")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(run(layout_from(os.environ, args.no_auth)))
     except StackError as exc:
-        print("\n".join(line if line.startswith(" ") else f"mcpgw dev: {line}" for line in exc.lines),
-              file=sys.stderr)
+        error("\n".join(line if line.startswith(" ") or i == 0 else PREFIX + line
+                         for i, line in enumerate(exc.lines)))
         return exc.code
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
         return 130

@@ -282,7 +282,7 @@ def test_port_in_use_is_one_line_and_exit_2(stack):
         proc = stack.start()
         assert proc.wait(60) == 2
     out = stack.log.read_text().strip()
-    assert out == (f"mcpgw dev: port {stack.ports['gateway']} (gateway) is in use; "
+    assert out == (f"mcpgw: error: port {stack.ports['gateway']} (gateway) is in use; "
                    "choose another with MCPGW_DEV_GATEWAY_PORT=PORT"), out
     assert not (stack.data_dir / "postgres").exists()
 

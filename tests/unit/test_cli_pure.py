@@ -241,7 +241,7 @@ def test_unexpected_error_is_one_masked_line(capsys: pytest.CaptureFixture[str],
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlc2ln"
     assert unexpected(ValueError(f"bad header Authorization: Bearer {jwt}")) == EXIT_FAILED
     err = capsys.readouterr().err
-    assert jwt not in err and err.startswith("mcpgw: unexpected error: ValueError") and "Traceback" not in err
+    assert jwt not in err and err.startswith("mcpgw: error: unexpected ValueError") and "Traceback" not in err
 
 
 def _command(path: str):  # noqa: ANN202 - argparse parser
