@@ -57,6 +57,10 @@ def serve(args: argparse.Namespace) -> int:
     from shared.logging import setup_logging
 
     setup_logging("gateway", settings.log_level, settings.log_format)
+    problems = start_problems(settings)
+    if problems:
+        error("\n  ".join(["cannot start the gateway:", *problems]))
+        return 2
     try:
         app = create_app(settings)
     except (ValueError, SettingsError) as exc:
@@ -67,6 +71,21 @@ def serve(args: argparse.Namespace) -> int:
     tune_gc(app)
     web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
     return 0
+
+
+def start_problems(settings: GatewaySettings) -> list[str]:
+    """What would stop the start, found before anything starts: servers file, port; unknown variables warned."""
+    from gateway.registry import RegistryError, load_servers_file
+    from shared.startcheck import port_problem, warn_unknown_variables
+
+    warn_unknown_variables()
+    problems: list[str] = []
+    try:
+        load_servers_file(settings.servers_file)
+    except RegistryError as exc:
+        problems += exc.errors
+    busy = port_problem(settings.host, settings.port, "--port or MCPGW_GATEWAY_PORT")
+    return problems + ([busy] if busy else [])
 
 
 def register(subparsers: Any) -> None:
