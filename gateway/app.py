@@ -65,6 +65,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         gateway_metrics=gateway_metrics,
         dev_principal=dev,
         max_body_bytes=settings.max_body_bytes,
+        access_level=settings.log_access,
     )
     app.cleanup_ctx.append(session_ctx)
     # The pool serves the audit sink and the LISTEN connections (policy changes, session

@@ -13,7 +13,7 @@ import asyncpg
 from aiohttp import web
 
 from pdp import store
-from pdp.keys import ADMIN_AUTH, SETTINGS, STATE
+from pdp.keys import ADMIN_AUTH, ADMIN_PRINCIPAL, SETTINGS, STATE
 from pdp.policy import PolicyInvalid, compile_policy, parse_policy
 from pdp.policy.validate import TOP_KEYS
 from shared.audit import AuditEvent
@@ -34,6 +34,7 @@ async def _admin(request: web.Request) -> Principal:
         raise _error(401, "unauthorized", str(exc)) from None
     if not set(principal.roles) & set(settings.admin_roles):
         raise _error(403, "forbidden", f"requires one of the roles: {', '.join(settings.admin_roles)}")
+    request[ADMIN_PRINCIPAL] = principal
     return principal
 
 

@@ -13,12 +13,13 @@ from aiohttp import web
 
 from pdp import admin, api, filesync, filewatch, health, store
 from pdp.access import access_middleware
-from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, STATE
+from pdp.keys import ADMIN_AUTH, ADMIN_PRINCIPAL, DSN, METRICS, SESSION, SETTINGS, STATE
 from pdp.metrics import PdpMetrics
 from pdp.policy import parse_policy
 from pdp.settings import PdpSettings
 from pdp.state import PolicyState, sha256_text
 from shared import db
+from shared.access_log import access_log_middleware
 from shared.audit import audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
 from shared.keys import AUDIT, DB_POOL, REGISTRY
@@ -33,7 +34,8 @@ def create_app(settings: PdpSettings) -> web.Application:
     registry = service_registry("pdp")
     # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
     # refused calls are counted too; access check before handlers.
-    app = web.Application(middlewares=[request_id_middleware(), metrics_middleware(HttpMetrics(registry, "mcpgw_pdp")),
+    app = web.Application(middlewares=[request_id_middleware(), access_log_middleware(settings.log_access, _caller),
+                                       metrics_middleware(HttpMetrics(registry, "mcpgw_pdp")),
                                        access_middleware(settings)],
                           client_max_size=16 * 1024 * 1024)
     app[SETTINGS] = settings
@@ -53,6 +55,12 @@ def create_app(settings: PdpSettings) -> web.Application:
     api.setup_routes(app)
     admin.setup_routes(app)
     return app
+
+
+def _caller(request: web.Request) -> str | None:
+    """The access log's subject: the admin API's authenticated caller (decision calls have none)."""
+    who = request.get(ADMIN_PRINCIPAL)
+    return who.subject if who is not None else None
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:

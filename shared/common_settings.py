@@ -41,6 +41,10 @@ class CommonSettings:
         "INFO", env="MCPGW_LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="Log level"
     )
     log_format: str = setting("json", env="MCPGW_LOG_FORMAT", choices=("json", "text"), help="Log format")
+    log_access: str = setting(
+        "INFO", env="MCPGW_LOG_ACCESS", choices=("off", "DEBUG", "INFO", "WARNING"),
+        help="Level of the access log (one line per request, logger mcpgw.access); off = none",
+    )
     audit_postgres: bool = setting(True, env="MCPGW_AUDIT_POSTGRES", help="Write audit events to Postgres")
     audit_file: Path | None = setting(
         None, env="MCPGW_AUDIT_FILE", aliases=("AUDIT_LOG_FILE",), help="Append audit events as JSONL here"

@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.keys import REQUEST_ID
+from gateway.keys import PRINCIPAL, REQUEST_ID
 from gateway.metrics import GatewayMetrics
 from gateway.middlewares.audit import audit_middleware
 from gateway.middlewares.auth import PUBLIC_PATHS, auth_middleware
 from gateway.middlewares.body_limit import body_limit_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
+from shared.access_log import access_log_middleware
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
@@ -25,11 +26,14 @@ def install(
     gateway_metrics: GatewayMetrics,
     dev_principal: Any | None,
     max_body_bytes: int,
+    access_level: str = "INFO",
 ) -> None:
     """Install the middlewares, outermost first."""
     chain = [
         # 1. The id first, so every log line and the audit event of this request carry it.
         request_id_middleware(REQUEST_ID),
+        # 1b. The access line sees the final status and the subject the auth step found.
+        access_log_middleware(access_level, _subject),
         # 2. Metrics see the final status of everything, including rejected requests.
         metrics_middleware(http_metrics),
         # 3. Audit outside the error mapping: it records the status the caller really got.
@@ -42,3 +46,8 @@ def install(
         auth_middleware(dev_principal, gateway_metrics),
     ]
     app.middlewares.extend(chain)
+
+
+def _subject(request: web.Request) -> str | None:
+    principal = request.get(PRINCIPAL)
+    return principal.subject if principal is not None else None
