@@ -56,7 +56,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     n, rounds = (2_000, 3) if args.quick else (args.requests, args.rounds)
-    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - lives for the run
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: ASYNC230, SIM115 - once, lives for the run
     handler.setFormatter(JsonFormatter("gateway"))
     logger = logging.getLogger("mcpgw.access")
     logger.addHandler(handler)
