@@ -76,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
 def start_problems(settings: GatewaySettings) -> list[str]:
     """What would stop the start, found before anything starts: servers file, port; unknown variables warned."""
     from gateway.registry import RegistryError, load_servers_file
-    from shared.startcheck import port_problem, warn_unknown_variables
+    from shared.startcheck import port_problem, tracing_problems, warn_unknown_variables
 
     warn_unknown_variables()
     problems: list[str] = []
@@ -85,7 +85,7 @@ def start_problems(settings: GatewaySettings) -> list[str]:
     except RegistryError as exc:
         problems += exc.errors
     busy = port_problem(settings.host, settings.port, "--port or MCPGW_GATEWAY_PORT")
-    return problems + ([busy] if busy else [])
+    return problems + ([busy] if busy else []) + tracing_problems(settings.otel_endpoint)
 
 
 def register(subparsers: Any) -> None:

@@ -22,9 +22,10 @@ from shared import db
 from shared.access_log import access_log_middleware
 from shared.audit import audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
-from shared.keys import AUDIT, DB_POOL, REGISTRY
+from shared.keys import AUDIT, DB_POOL, REGISTRY, TRACING
 from shared.logging import request_id_middleware
-from shared.metrics import HttpMetrics, metrics_middleware, service_registry
+from shared.metrics import HttpMetrics, metrics_middleware, route_name, service_registry
+from shared.tracing import tracing_ctx
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,12 @@ def create_app(settings: PdpSettings) -> web.Application:
     registry = service_registry("pdp")
     # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
     # refused calls are counted too; access check before handlers.
-    app = web.Application(middlewares=[request_id_middleware(), access_log_middleware(settings.log_access, _caller),
+    tracing = []
+    if settings.otel_endpoint:  # not installed at all when tracing is off
+        from shared.tracing import server_middleware
+
+        tracing = [server_middleware(lambda request: request.app.get(TRACING), route_name)]
+    app = web.Application(middlewares=[request_id_middleware(), *tracing, access_log_middleware(settings.log_access, _caller),
                                        metrics_middleware(HttpMetrics(registry, "mcpgw_pdp")),
                                        access_middleware(settings)],
                           client_max_size=16 * 1024 * 1024)
@@ -42,6 +48,8 @@ def create_app(settings: PdpSettings) -> web.Application:
     app[REGISTRY] = registry
     app[METRICS] = PdpMetrics(registry)
     app[STATE] = PolicyState(app[METRICS], settings.cache_size)
+    app.cleanup_ctx.append(tracing_ctx("pdp", settings.otel_endpoint, settings.otel_sample_ratio,
+                                       lambda t: app.__setitem__(TRACING, t)))
     if settings.policy_source == "database" or settings.audit_postgres:
         app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(audit_ctx(settings, "pdp"))

@@ -27,11 +27,14 @@ def install(
     dev_principal: Any | None,
     max_body_bytes: int,
     access_level: str = "INFO",
+    tracing: Any | None = None,
 ) -> None:
     """Install the middlewares, outermost first."""
     chain = [
         # 1. The id first, so every log line and the audit event of this request carry it.
         request_id_middleware(REQUEST_ID),
+        # 1a. Tracing (only when configured): the trace id is in every line below, the access line too.
+        *([tracing] if tracing is not None else []),
         # 1b. The access line sees the final status and the subject the auth step found.
         access_log_middleware(access_level, _subject),
         # 2. Metrics see the final status of everything, including rejected requests.

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from shared import tracing
 from shared.auth.claims import ClaimMapping, check_registered_claims, to_principal
 from shared.auth.errors import (
     INSUFFICIENT_SCOPE,
@@ -113,6 +114,12 @@ class Authenticator:
 
     async def authenticate(self, authorization_header: str | None) -> Principal:
         """Validate the header's bearer token and return its Principal, or raise AuthError."""
+        if tracing.tracer_var.get() is None:
+            return await self._authenticate(authorization_header)
+        with tracing.span("auth.verify_token"):
+            return await self._authenticate(authorization_header)
+
+    async def _authenticate(self, authorization_header: str | None) -> Principal:
         token = bearer_token(authorization_header)
         digest = token_digest(token)
         now = self._clock()
