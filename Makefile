@@ -32,7 +32,8 @@ venv: $(STAMP) ## Create/update .venv with the project and dev tools
 PROMTOOL_STAMP := $(VENV)/.promtool
 $(PROMTOOL_STAMP):
 	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
-	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+	  && { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	       --no-install-recommends prometheus >/dev/null; }; } \
 	  || { echo "promtool missing: install the 'prometheus' package (Debian/Ubuntu) to check alert rules"; exit 1; }
 	@touch $(PROMTOOL_STAMP)
 
