@@ -204,7 +204,7 @@ async def run(args: argparse.Namespace) -> None:
                 if label == "gateway":
                     env.update(kv.split("=", 1) for kv in args.env)
                 if label == "traced":
-                    env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO="1.0")
+                    env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO=str(args.trace_ratio))
                 gateways[label] = await start_gateway(procs, root, env, argv, cprofile)
             for _, url in gateways.values():
                 await wait_http(session, url + "/health")
@@ -355,6 +355,7 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra env for the gateway (experiments)")
     parser.add_argument("--traced", action="store_true",
                         help="also measure this gateway with OpenTelemetry on (sampling 1.0, OTLP to a loopback sink)")
+    parser.add_argument("--trace-ratio", type=float, default=1.0, help="sampling ratio of the --traced gateway")
     parser.add_argument("--baseline", metavar="DIR", help="also measure the gateway of another checkout (git worktree)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the gateway under load instead of measuring")
     parser.add_argument("--cprofile", metavar="FILE", help="run each gateway under cProfile (FILE.<label>) while loading it")
