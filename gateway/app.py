@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from gateway import middlewares
 from gateway.calls.validate import SchemaCache
@@ -34,8 +34,9 @@ from gateway.routes.mcp import setup_mcp_routes
 from gateway.settings import GatewaySettings
 from shared import db
 from shared.audit import audit_ctx
-from shared.keys import DB_POOL, REGISTRY
-from shared.metrics import HttpMetrics
+from shared.keys import DB_POOL, REGISTRY, TRACING
+from shared.metrics import HttpMetrics, service_registry
+from shared.tracing import tracing_ctx
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         handler_args={**middlewares.server_limits(settings.max_header_bytes),
                       "keepalive_timeout": settings.header_timeout},
     )
-    registry = CollectorRegistry()
+    registry = service_registry("gateway")
     app[REGISTRY] = registry
     app[SETTINGS] = settings
     gateway_metrics = GatewayMetrics(registry)
@@ -88,7 +89,12 @@ def create_app(settings: GatewaySettings) -> web.Application:
         allowed_origins=settings.mcp_allowed_origins,
         json_limits=middlewares.JsonLimits(settings.max_json_depth, settings.max_json_string, settings.max_json_items),
         body_timeout=settings.body_timeout,
+        access_level=settings.log_access,
+        tracing=tracing_middleware(settings.otel_endpoint),
     )
+    # First: a provider exists before anything that makes spans, and is flushed last.
+    app.cleanup_ctx.append(tracing_ctx("gateway", settings.otel_endpoint, settings.otel_sample_ratio,
+                                       lambda t: app.__setitem__(TRACING, t)))
     app.cleanup_ctx.append(session_ctx)
     # The pool serves the audit sink and the LISTEN connections (policy changes, session
     # revocations): open it when either needs it, so turning Postgres audit off never silently
@@ -110,6 +116,16 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(tools.routes)
     setup_mcp_routes(app)
     return app
+
+
+def tracing_middleware(endpoint: str | None) -> Any:
+    """The tracing server middleware when an OTLP endpoint is configured, else None (not installed)."""
+    if not endpoint:
+        return None
+    from shared.metrics import route_name
+    from shared.tracing import server_middleware
+
+    return server_middleware(lambda request: request.app.get(TRACING), route_name)
 
 
 def _secret(value: object) -> str | None:

@@ -155,13 +155,18 @@ def broadcast_response(
     errors: Mapping[str, str],
     started: float,
 ) -> dict[str, Any]:
-    """The `/mcp/invoke-broadcast` body (same shape as the gateway this replaces)."""
+    """The `/mcp/invoke-broadcast` body (same shape as the gateway this replaces).
+
+    A result with `isError: true` is the backend saying the tool failed: it stays in `results`
+    (its content explains why) but counts as failed, not successful.
+    """
     order = {name: i for i, name in enumerate(total)}
+    tool_errors = sum(1 for r in results.values() if isinstance(r, Mapping) and r.get("isError") is True)
     return {
         "tool_name": tool_name,
         "total_servers": len(total),
-        "successful": len(results),
-        "failed": len(errors),
+        "successful": len(results) - tool_errors,
+        "failed": len(errors) + tool_errors,
         "execution_time_ms": round((time.perf_counter() - started) * 1000, 3),
         "results": dict(sorted(results.items(), key=lambda kv: order.get(kv[0], len(order)))),
         "errors": dict(sorted(errors.items(), key=lambda kv: order.get(kv[0], len(order)))),

@@ -7,11 +7,11 @@ override an optional YAML file given with `--config`. A bad setting exits 2 list
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from gateway.settings import GatewaySettings, load_gateway_settings
+from shared.clierror import error
 from shared.settings import SettingsError
 
 
@@ -54,7 +54,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
     except SettingsError as exc:
-        print(f"mcpgw gateway: {exc}", file=sys.stderr)
+        error(str(exc))
         return 2
     from aiohttp import web
 
@@ -62,16 +62,35 @@ def serve(args: argparse.Namespace) -> int:
     from shared.logging import setup_logging
 
     setup_logging("gateway", settings.log_level, settings.log_format)
+    problems = start_problems(settings)
+    if problems:
+        error("\n  ".join(["cannot start the gateway:", *problems]))
+        return 2
     try:
         app = create_app(settings)
     except (ValueError, SettingsError) as exc:
-        print(f"mcpgw gateway: {exc}", file=sys.stderr)
+        error(str(exc))
         return 2
     from shared.runtime import tune_gc
 
     tune_gc(app)
     web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
     return 0
+
+
+def start_problems(settings: GatewaySettings) -> list[str]:
+    """What would stop the start, found before anything starts: servers file, port; unknown variables warned."""
+    from gateway.registry import RegistryError, load_servers_file
+    from shared.startcheck import port_problem, tracing_problems, warn_unknown_variables
+
+    warn_unknown_variables()
+    problems: list[str] = []
+    try:
+        load_servers_file(settings.servers_file)
+    except RegistryError as exc:
+        problems += exc.errors
+    busy = port_problem(settings.host, settings.port, "--port or MCPGW_GATEWAY_PORT")
+    return problems + ([busy] if busy else []) + tracing_problems(settings.otel_endpoint)
 
 
 def register(subparsers: Any) -> None:

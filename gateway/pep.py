@@ -16,6 +16,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.pep_cache import DecisionCache, decision_key, subject_key
+from shared import tracing
 from shared.auth import Principal
 from shared.authzen import (
     EVALUATION_PATH,
@@ -273,13 +274,17 @@ class PolicyClient:
         try:
             rid = request_id_var.get()  # the PDP logs and audits under the gateway's request id
             headers = {**self._headers, REQUEST_ID_HEADER: rid} if rid else self._headers
-            async with self._session.post(
-                self._base + path, data=dumps(body), headers=headers, timeout=self._timeout,
-                allow_redirects=False,  # a 3xx is a failure (deny), and the PDP token stays put
-            ) as resp:
-                raw = await resp.read()
-                if not 200 <= resp.status < 300:
-                    raise _Failure("status", f"PDP answered HTTP {resp.status}")
+            with tracing.span(f"pdp {path}", client=True):
+                if tracing.tracer_var.get() is not None:
+                    headers = dict(headers)
+                    tracing.inject(headers)  # W3C traceparent: the PDP's span joins this trace
+                async with self._session.post(
+                    self._base + path, data=dumps(body), headers=headers, timeout=self._timeout,
+                    allow_redirects=False,  # a 3xx is a failure (deny), and the PDP token stays put
+                ) as resp:
+                    raw = await resp.read()
+                    if not 200 <= resp.status < 300:
+                        raise _Failure("status", f"PDP answered HTTP {resp.status}")
             return parse(loads(raw))
         except _Failure as exc:
             self._fail(exc.kind, path, str(exc))

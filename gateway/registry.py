@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from gateway.backend_auth import AuthConfig, parse_auth
+from gateway.yamllines import with_lines
 
 if TYPE_CHECKING:
     from gateway.credentials import CredentialStore
@@ -116,7 +117,8 @@ def parse_server(
         errors.append(f"{where}: invalid server name (must match {NAME_RE.pattern})")
     if not isinstance(raw, dict):
         return None, [*errors, f"{where}: must be a mapping"]
-    errors += [f"{where}.{key}: unknown key" for key in raw if key not in SERVER_KEYS]
+    errors += [f"{where}.{key}: unknown key (allowed: {', '.join(sorted(SERVER_KEYS))})"
+               for key in raw if key not in SERVER_KEYS]
     errors += _check_url(where, raw.get("url"), allowlist)
     kind = raw.get("type", "http")
     if kind not in TYPES:
@@ -193,12 +195,13 @@ def load_servers_file(
 ) -> dict[str, ServerConfig]:
     """Read and validate `path`; raise RegistryError with every problem."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
+        data = yaml.safe_load(text)
     except (OSError, yaml.YAMLError) as exc:
         raise RegistryError([f"{path}: {exc}"]) from exc
     servers, errors = parse_servers(data, allowlist)
     if errors:
-        raise RegistryError(errors)
+        raise RegistryError(with_lines(text, errors, str(path)))
     return servers
 
 

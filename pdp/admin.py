@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import web
 
 from pdp import store
-from pdp.keys import ADMIN_AUTH, SETTINGS, STATE
+from pdp.keys import ADMIN_AUTH, ADMIN_PRINCIPAL, SETTINGS, STATE
 from pdp.policy import PolicyInvalid, compile_policy, parse_policy
 from pdp.policy.native import parse_native
 from pdp.policy.validate import TOP_KEYS
@@ -35,6 +35,7 @@ async def _admin(request: web.Request) -> Principal:
         raise _error(400 if exc.status == 400 else 401, "unauthorized", str(exc)) from None
     if not set(principal.roles) & set(settings.admin_roles):
         raise _error(403, "forbidden", f"requires one of the roles: {', '.join(settings.admin_roles)}")
+    request[ADMIN_PRINCIPAL] = principal
     return principal
 
 

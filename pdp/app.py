@@ -10,11 +10,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
-from pdp import admin, admin_ops, api, filewatch, health, store
+from pdp import admin, admin_ops, api, filesync, filewatch, health, store
 from pdp.access import access_middleware
-from pdp.keys import ADMIN_AUTH, DSN, METRICS, SESSION, SETTINGS, SHADOW, STATE
+from pdp.keys import ADMIN_AUTH, ADMIN_PRINCIPAL, DSN, METRICS, SESSION, SETTINGS, SHADOW, STATE
 from pdp.metrics import PdpMetrics
 from pdp.policy import parse_policy
 from pdp.settings import PdpSettings
@@ -23,29 +22,39 @@ from pdp.state import PolicyState, pair_sha256, sha256_text
 from pdp.ui import setup_console
 from pdp.ui.security import console_headers_middleware
 from shared import db
+from shared.access_log import access_log_middleware
 from shared.audit import AuditEvent, audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
-from shared.keys import AUDIT, DB_POOL, REGISTRY
+from shared.keys import AUDIT, DB_POOL, REGISTRY, TRACING
 from shared.logging import request_id_middleware
-from shared.metrics import HttpMetrics, metrics_middleware
+from shared.metrics import HttpMetrics, metrics_middleware, route_name, service_registry
 from shared.runtime import cancel_and_wait
+from shared.tracing import tracing_ctx
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: PdpSettings) -> web.Application:
     """Build the PDP app (nothing starts until the app runs its cleanup contexts)."""
-    registry = CollectorRegistry()
+    registry = service_registry("pdp")
     # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
     # refused calls are counted too; access check before handlers.
     # The console's security headers wrap its pages and errors alike.
-    app = web.Application(middlewares=[request_id_middleware(), metrics_middleware(HttpMetrics(registry, "pdp")),
+    tracing = []
+    if settings.otel_endpoint:  # not installed at all when tracing is off
+        from shared.tracing import server_middleware
+
+        tracing = [server_middleware(lambda request: request.app.get(TRACING), route_name)]
+    app = web.Application(middlewares=[request_id_middleware(), *tracing, access_log_middleware(settings.log_access, _caller),
+                                       metrics_middleware(HttpMetrics(registry, "mcpgw_pdp")),
                                        console_headers_middleware(), access_middleware(settings)],
                           client_max_size=16 * 1024 * 1024)
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[METRICS] = PdpMetrics(registry)
     app[STATE] = PolicyState(app[METRICS], settings.cache_size)
+    app.cleanup_ctx.append(tracing_ctx("pdp", settings.otel_endpoint, settings.otel_sample_ratio,
+                                       lambda t: app.__setitem__(TRACING, t)))
     if settings.policy_source == "database" or settings.audit_postgres:
         app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(audit_ctx(settings, "pdp"))
@@ -63,6 +72,12 @@ def create_app(settings: PdpSettings) -> web.Application:
     if settings.console_enabled:
         setup_console(app)
     return app
+
+
+def _caller(request: web.Request) -> str | None:
+    """The access log's subject: the admin API's authenticated caller (decision calls have none)."""
+    who = request.get(ADMIN_PRINCIPAL)
+    return who.subject if who is not None else None
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -110,6 +125,19 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
         if imported is not None:
             log.info("policy imported into an empty database", extra={"policy_version": imported})
             _audit_import(app, imported, settings.policy_path)
+        path = settings.policy_path
+        follow = None
+        if settings.policy_follow_file:
+            current, mark = await _read_settled(path)
+            await filesync.store_if_changed(pool, current, path, app.get(AUDIT))  # edits made while stopped
+
+            async def store_change(text: str) -> None:
+                await filesync.store_if_changed(pool, text, path, app.get(AUDIT))
+
+            follow = asyncio.create_task(filewatch.watch(path, settings.watch_interval, settings.watch_settle,
+                                                         mark, store_change))
+        else:
+            await filesync.report_drift(pool, text, path)
 
         async def reload() -> None:
             row = await store.active(pool)
@@ -130,10 +158,12 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
 
         task = asyncio.create_task(filewatch.watch(path, settings.watch_interval, settings.watch_settle,
                                                    mark, apply))
+        follow = None
     try:
         yield
     finally:
-        await cancel_and_wait(task)
+        for running in (task, follow):
+            await cancel_and_wait(running)
 
 
 async def _native_files(state: PolicyState, model_path: Path, policy_path: Path,

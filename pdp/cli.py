@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pdp import cli_policy
+from shared.clierror import error
+
+if TYPE_CHECKING:
+    from pdp.settings import PdpSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,15 +54,44 @@ def serve_cmd(args: argparse.Namespace) -> int:
         settings = load_settings(PdpSettings, PREFIX, yaml_file=args.config, overrides=overrides,
                                  finalize=check_settings)
     except SettingsError as exc:
-        print(exc, file=sys.stderr)
+        error(str(exc))
         return 2
     setup_logging("pdp", settings.log_level, settings.log_format)
+    problems = start_problems(settings)
+    if problems:
+        error("\n  ".join(["cannot start the PDP:", *problems]))
+        return 2
     from shared.runtime import tune_gc
 
     app = create_app(settings)
     tune_gc(app)
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
+    from pdp.policy import PolicyInvalid
+
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
+    except PolicyInvalid as exc:  # database mode, first start: the file to import is invalid
+        error(f"{settings.policy_path}: {exc}")
+        return 2
     return 0
+
+
+def start_problems(settings: PdpSettings) -> list[str]:
+    """The policy file (when it is served or followed) and the port, checked before anything starts."""
+    from pdp.policy import PolicyInvalid, parse_policy
+    from shared.startcheck import port_problem, tracing_problems, warn_unknown_variables
+
+    warn_unknown_variables()
+    problems: list[str] = []
+    path = settings.policy_path
+    if settings.policy_source == "file" or settings.policy_follow_file:
+        try:
+            parse_policy(path.read_text())
+        except OSError as exc:
+            problems.append(f"{path}: cannot read the policy file: {exc.strerror}")
+        except PolicyInvalid as exc:
+            problems += [f"{path}:{e.line or '?'}: {e.path or '<document>'}: {e.message}" for e in exc.errors]
+    busy = port_problem(settings.host, settings.port, "--port or MCPGW_PDP_PORT")
+    return problems + ([busy] if busy else []) + tracing_problems(settings.otel_endpoint)
 
 
 def serve_main(argv: Sequence[str]) -> int:

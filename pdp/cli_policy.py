@@ -17,6 +17,7 @@ from pdp.policy.compile import MODEL_TEXT
 from pdp.policy.schema_lint import Tool, lint, tools_from_json
 from pdp.policy.yamlload import LList, LMap, load_with_lines
 from pdp.wire import BadInput, parse_evaluation
+from shared.clierror import error
 from shared.textsafe import printable
 
 
@@ -77,7 +78,7 @@ def _load(path: Path) -> Engine | None:
     try:
         return load_engine(path.read_text(), f"file:{path.name}")
     except OSError as exc:
-        print(f"{path}: {exc.strerror}", file=sys.stderr)
+        error(f"{path}: {exc.strerror}")
     except PolicyInvalid as exc:
         for err in exc.errors:
             print(f"{path}:{err.line or 0}: {err.path or '<document>'}: {err.message}", file=sys.stderr)
@@ -89,7 +90,7 @@ def _unreadable(path: Path) -> bool:
     try:
         path.read_bytes()
     except OSError as exc:
-        print(f"{path}: {exc.strerror or exc}", file=sys.stderr)
+        error(f"{path}: {exc.strerror or exc}")
         return True
     return False
 
@@ -222,15 +223,15 @@ def test_cmd(args: argparse.Namespace) -> int:
     try:
         cases = yaml.safe_load(args.cases.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        print(f"{args.cases}: {exc}", file=sys.stderr)
+        error(f"{args.cases}: {exc}")
         return 2
     cases = cases.get("cases") if isinstance(cases, dict) else cases
     if not isinstance(cases, list):
-        print(f"{args.cases}: expected a list of cases (or a mapping with 'cases')", file=sys.stderr)
+        error(f"{args.cases}: expected a list of cases (or a mapping with 'cases')")
         return 2
     if not cases:
         # Like a test runner that finds no tests: an empty file must not read as "all passed".
-        print(f"{args.cases}: no cases", file=sys.stderr)
+        error(f"{args.cases}: no cases")
         return 2
     failed = 0
     for i, case in enumerate(cases):
@@ -269,7 +270,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
             case["arguments"] = json.loads(args.arguments)
         req = case_request(case, "request")
     except (BadInput, ValueError) as exc:
-        print(f"bad request: {exc}", file=sys.stderr)
+        error(f"bad request: {exc}")
         return 2
     if args.live:
         from pdp.cli_policy_live import explain_live
@@ -290,7 +291,7 @@ def push_cmd(args: argparse.Namespace) -> int:
         text = args.file.read_text()
         model_text = model.read_text() if model is not None else None
     except OSError as exc:
-        print(f"{exc.filename}: {exc.strerror}", file=sys.stderr)
+        error(f"{exc.filename}: {exc.strerror}")
         return 2
     if token is None:
         return 2
@@ -304,10 +305,10 @@ def push_cmd(args: argparse.Namespace) -> int:
             state = "active" if answer.get("active") else "stored, not active"
             print(printable(f"{args.file}: pushed as {answer.get('policy_version')} ({state})"))
         return 0
-    error = answer.get("error", {}) if isinstance(answer, dict) else {}
-    if status == 422 and isinstance(error.get("errors"), list):
+    problem = answer.get("error", {}) if isinstance(answer, dict) else {}
+    if status == 422 and isinstance(problem.get("errors"), list):
         # The same FILE:LINE: PATH: MESSAGE form as `policy validate`, so editors can jump to it.
-        for err in error["errors"]:
+        for err in problem["errors"]:
             where = model if model is not None and err.get("path") != "policy" else args.file
             print(printable(f"{where}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}"),
                   file=sys.stderr)
@@ -336,7 +337,7 @@ def history_cmd(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> str | None:
     token = args.token or os.environ.get("MCPGW_ADMIN_TOKEN")
     if not token:
-        print("no admin token: pass --token or set MCPGW_ADMIN_TOKEN", file=sys.stderr)
+        error("no admin token: pass --token or set MCPGW_ADMIN_TOKEN")
         return None
     return str(token)
 
@@ -351,11 +352,11 @@ _HINTS = {
 
 
 def _print_error(status: int, answer: Any) -> None:
-    error = answer.get("error", {}) if isinstance(answer, dict) else {}
-    code = error.get("code", "error") if isinstance(error, dict) else "error"
-    message = error.get("message", answer) if isinstance(error, dict) else answer
+    problem = answer.get("error", {}) if isinstance(answer, dict) else {}
+    code = problem.get("code", "error") if isinstance(problem, dict) else "error"
+    message = problem.get("message", answer) if isinstance(problem, dict) else answer
     hint = f". {_HINTS[status]}" if status in _HINTS else ""
-    print(printable(f"{f'HTTP {status} ' if status else ''}{code}: {message}{hint}"), file=sys.stderr)
+    error(f"{f'HTTP {status} ' if status else ''}{code}: {message}{hint}")
 
 
 def _call(args: argparse.Namespace, token: str, method: str, path: str, body: Any) -> tuple[int, Any]:

@@ -35,6 +35,8 @@ def evaluate(app: web.Application, active: Active, req: Request, ctx: dict[str, 
     shadow = app.get(SHADOW)
     if shadow is not None:
         shadow.offer(active.engine, req, outcome.statement)
+    if req.action == "invoke_tool" and req.tool:
+        metrics.tool_decision(req.server, req.tool, outcome.allowed)
     decision_id = uuid.uuid4().hex
     stmt = outcome.statement
     reason = stmt.reason()

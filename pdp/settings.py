@@ -46,7 +46,11 @@ class PdpSettings(CommonSettings):
         None, help="Native Casbin model.conf served and watched in file mode (with casbin_policy_file)")
     casbin_policy_file: Path | None = setting(
         None, help="Native Casbin policy lines (CSV) served and watched in file mode (with casbin_model_file)")
-    watch_interval: float = setting(1.0, check=_positive, help="Seconds between policy file checks (file mode)")
+    policy_follow_file: bool = setting(
+        False, help="database mode: store every saved change of policy_file as a new active, audited "
+        "version (development; `make run` turns it on). Off: a differing file is reported at start",
+    )
+    watch_interval: float = setting(1.0, check=_positive, help="Seconds between policy file checks (file mode, follow_file)")
     watch_settle: float = setting(
         0.25, check=_not_negative,
         help="Seconds a changed policy file must stay unchanged before it is loaded (file mode)",
@@ -117,6 +121,9 @@ def check_settings(settings: PdpSettings) -> PdpSettings:
         for path in (settings.casbin_model_file, settings.casbin_policy_file):
             if not path.is_file():
                 errors.append(f"casbin file {path} is not a file")
+    if settings.policy_follow_file and settings.policy_source == "file":
+        errors.append("policy_follow_file (MCPGW_PDP_POLICY_FOLLOW_FILE): only for policy_source database "
+                      "(file mode always serves the file)")
     if bool(settings.admin_audience) != bool(settings.admin_issuer or settings.admin_jwks_url):
         errors.append("admin_audience and admin_issuer (or admin_jwks_url) must be set together")
     if bool(settings.console_oidc_issuer) != bool(settings.console_client_id):

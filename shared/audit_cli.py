@@ -21,6 +21,7 @@ import asyncpg
 
 from shared import db
 from shared.audit.event import AuditEvent
+from shared.clierror import error
 from shared.common_settings import CommonSettings
 from shared.jsonutil import dumps_str
 from shared.settings import SettingsError, load_settings
@@ -198,15 +199,15 @@ def _run(coro_fn: Any) -> Any:
         try:
             asyncio.run(coro_fn(args))
         except (UsageError, SettingsError) as exc:
-            print(f"mcpgw audit: {printable(exc)}", file=sys.stderr)
+            error(str(exc))
             return 2
         except asyncpg.UndefinedTableError:
-            print("mcpgw audit: this database has no audit_events table yet: start the gateway or PDP "
-                  "against it once (they create it), or check DATABASE_URL", file=sys.stderr)
+            error("this database has no audit_events table yet: start the gateway or PDP "
+                  "against it once (they create it), or check DATABASE_URL")
             return 1
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            print(f"mcpgw audit: cannot read the audit table: {printable(exc)}. Check DATABASE_URL (or MCPGW_DATA_DIR "
-                  "for the embedded database) and that Postgres is running", file=sys.stderr)
+            error(f"cannot read the audit table: {exc}. Check DATABASE_URL (or MCPGW_DATA_DIR "
+                  "for the embedded database) and that Postgres is running")
             return 1
         return 0
 

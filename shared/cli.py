@@ -62,16 +62,13 @@ def unexpected(exc: BaseException) -> int:
     import traceback
 
     from shared.redact import mask_secrets
-    from shared.textsafe import printable
 
     if os.environ.get("MCPGW_DEBUG"):
         traceback.print_exc()
-    detail = printable(mask_secrets(str(exc))[:500])
-    print(
-        f"mcpgw: unexpected error: {type(exc).__name__}{': ' + detail if detail else ''} "
-        "(set MCPGW_DEBUG=1 for the traceback)",
-        file=sys.stderr,
-    )
+    detail = mask_secrets(str(exc))[:500]
+    from shared.clierror import error
+
+    error(f"unexpected {type(exc).__name__}{': ' + detail if detail else ''} (set MCPGW_DEBUG=1 for the traceback)")
     return 1
 
 

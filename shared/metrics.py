@@ -1,9 +1,17 @@
-"""Prometheus metrics: one registry per app, an HTTP middleware and a `/metrics` handler."""
+"""Prometheus metrics: one registry per app, an HTTP middleware and a `/metrics` handler.
+
+Every series either service exposes starts with `mcpgw_` (process metrics included:
+`mcpgw_process_resident_memory_bytes`, ...), plus `mcpgw_build_info{service,version,python}`.
+Counters carry no `_created` series: prometheus_client's switch for that is process-wide, and
+this module is imported by both services before any metric is made.
+"""
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Awaitable, Callable
+from importlib import metadata
 from typing import Any
 
 from aiohttp import web
@@ -11,7 +19,10 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
+    ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 
@@ -19,7 +30,28 @@ from shared.keys import REGISTRY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+PREFIX = "mcpgw"
+disable_created_metrics()
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def version() -> str:
+    """The installed mcpgw version (\"unknown\" when run from a source tree without metadata)."""
+    try:
+        return metadata.version("mcpgw")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def service_registry(service: str) -> CollectorRegistry:
+    """A fresh registry with process metrics (memory, CPU, fds) and the build-info gauge."""
+    registry = CollectorRegistry()
+    ProcessCollector(namespace=PREFIX, registry=registry)
+    info = Gauge(f"{PREFIX}_build_info", "Build information (value 1)", ["service", "version", "python"],
+                 registry=registry)
+    info.labels(service, version(), platform.python_version()).set(1)
+    return registry
 
 
 class HttpMetrics:

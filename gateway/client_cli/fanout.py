@@ -121,13 +121,13 @@ def render(body: dict[str, Any], fmt: str) -> str:
     head = (
         f"{output.printable(body.get('tool_name'))}: {body.get('successful', 0)}/{body.get('total_servers', 0)} servers "
         f"succeeded, {body.get('failed', 0)} failed"
-        + (f", {tool_errors} answered with a tool error" if tool_errors else "")
+        + (f" ({tool_errors} of them with a tool error)" if tool_errors else "")
         + f" ({float(body.get('execution_time_ms') or 0):.1f} ms)"
     )
     if fmt == "full":
         parts = [head]
         for name, result in results.items():
-            parts.append(f"== {output.printable(name)} ({'tool error' if tool_error(result) else 'ok'})\n{output.content_text(result)}")
+            parts.append(f"== {output.printable(name)} ({'tool error' if tool_error(result) else 'ok'})\n{output.content_full(result)}")
         for name, message in errors.items():
             parts.append(f"== {output.printable(name)} (failed)\n{output.printable(message, keep_newlines=True)}")
         return "\n".join(parts)

@@ -66,6 +66,38 @@ def _content_text(result: Any) -> str:
     return json.dumps(result, indent=2, ensure_ascii=False)
 
 
+def content_full(result: Any) -> str:
+    """Every content item of a CallToolResult, non-text ones described, plus structured content;
+    escaped for a terminal (newlines and tabs kept)."""
+    return printable(_content_full(result), keep_newlines=True)
+
+
+def _content_full(result: Any) -> str:
+    if not isinstance(result, dict):
+        return json.dumps(result, indent=2, default=str)
+    parts = []
+    for item in result.get("content") or []:
+        if not isinstance(item, dict):
+            parts.append(json.dumps(item, default=str))
+            continue
+        kind = item.get("type", "content")
+        if kind == "text":
+            parts.append(str(item.get("text", "")))
+        elif kind in ("image", "audio"):
+            parts.append(f"[{kind} {item.get('mimeType', '?')}, {len(str(item.get('data', '')))} base64 characters]")
+        elif kind == "resource":
+            res = item.get("resource") or {}
+            body = res.get("text") if "text" in res else f"{len(str(res.get('blob', '')))} base64 characters"
+            parts.append(f"[resource {res.get('uri', '?')} {res.get('mimeType', '')}]".replace(" ]", "]") + f"\n{body}")
+        elif kind == "resource_link":
+            parts.append(f"[link {item.get('uri', '?')}" + (f" {item['name']}" if item.get("name") else "") + "]")
+        else:
+            parts.append(json.dumps(item, indent=2, default=str))
+    if result.get("structuredContent") is not None:
+        parts.append("structured content:\n" + json.dumps(result["structuredContent"], indent=2, default=str))
+    return "\n".join(parts) if parts else json.dumps(result, indent=2, default=str)
+
+
 def one_line(text: str, limit: int = 80) -> str:
     """A single table-friendly, escaped line of at most `limit` characters."""
     flat = printable(" ".join(text.split()))

@@ -12,7 +12,8 @@ from gateway.client_cli import servers_file
 from gateway.client_cli.errors import UsageError
 
 DEFAULT_SERVERS_FILE = "mcp_servers.yaml"
-AUTH_FIELDS = ("method", "location", "name", "format", "prefix", "template", "credential_ref")
+AUTH_FIELDS = ("method", "location", "name", "format", "prefix", "template", "credential_ref",
+               "token_url", "client_id", "client_secret_ref", "scope", "audience")
 
 
 def servers_path(args: argparse.Namespace) -> Path:
@@ -55,8 +56,31 @@ def cmd_register(args: argparse.Namespace) -> int:
     servers_file.check(old, new, args.name, validate, path)
     servers_file.write_atomic(path, new)
     verb = "updated" if args.replace and args.name in (servers_file.names(old)) else "registered"
-    print(f"{verb} {args.name} -> {args.url} in {path}", file=sys.stderr)
+    print(f"{verb} {args.name} -> {args.url} in {path.resolve()}", file=sys.stderr)
+    for warning in unresolved_refs(entry_refs(build_entry(args)), os.environ):
+        print(f"mcpgw: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def entry_refs(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, reference) pairs of an entry's credentials."""
+    auth = entry.get("auth") or {}
+    return [(key, str(auth[key])) for key in ("credential_ref", "client_secret_ref") if auth.get(key)]
+
+
+def unresolved_refs(refs: list[tuple[str, str]], environ: Any) -> list[str]:
+    """Why each reference cannot be read here: a gateway started from this shell would refuse the
+    file (keeping its previous backends) until the variable or file exists."""
+    from gateway.credentials import CredentialError, read_ref
+
+    out = []
+    for key, ref in refs:
+        try:
+            read_ref(ref, environ)
+        except CredentialError as exc:
+            out.append(f"auth.{key} {ref}: {exc}. A gateway with this environment refuses the servers file "
+                       "(and keeps serving its previous backends) until it can read it")
+    return out
 
 
 def cmd_unregister(args: argparse.Namespace) -> int:
@@ -97,6 +121,12 @@ def add_parsers(subparsers: Any, handle: Any) -> None:
     p.add_argument(
         "--credential-ref", dest="auth_credential_ref", help="env://NAME or file:///path (never the secret itself)"
     )
+    p.add_argument("--token-url", dest="auth_token_url", help="oauth2: the token endpoint (client credentials)")
+    p.add_argument("--client-id", dest="auth_client_id", help="oauth2: the client id")
+    p.add_argument("--client-secret-ref", dest="auth_client_secret_ref",
+                   help="oauth2: env://NAME or file:///path holding the client secret")
+    p.add_argument("--scope", dest="auth_scope", help="oauth2: scope to request")
+    p.add_argument("--audience", dest="auth_audience", help="oauth2: audience to request")
     p.add_argument("--replace", action="store_true", help="overwrite an existing entry of that name")
     _servers_file_flag(p)
     p.set_defaults(func=handle(cmd_register))

@@ -106,7 +106,7 @@ def add_parser(subparsers: Any, handle: Any, common: argparse.ArgumentParser) ->
     p.add_argument("--token-url", help="token endpoint URL (skips discovery)")
     p.add_argument("--client-id")
     p.add_argument("--client-secret", help="prefer MCPGW_OIDC_CLIENT_SECRET")
-    p.add_argument("--username", help="use the password grant")
+    p.add_argument("--username", "--user", help="use the password grant as this user (make run: alice, bob, ...)")
     p.add_argument("--password", help="prefer MCPGW_OIDC_PASSWORD")
     p.add_argument("--scope")
     p.add_argument("--audience", help="audience parameter, for providers that take one")

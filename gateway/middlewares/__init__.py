@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.keys import REQUEST_ID
+from gateway.keys import PRINCIPAL, REQUEST_ID
 from gateway.metrics import GatewayMetrics
 from gateway.middlewares.audit import audit_middleware
 from gateway.middlewares.auth import PUBLIC_PATHS, auth_middleware
@@ -16,6 +16,7 @@ from gateway.middlewares.browser import browser_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
 from gateway.middlewares.headers import headers_middleware, server_limits
 from gateway.middlewares.json_limits import JsonLimits, json_limits_middleware
+from shared.access_log import access_log_middleware
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, metrics_middleware
 
@@ -33,11 +34,21 @@ def install(
     allowed_origins: Sequence[str],
     json_limits: JsonLimits | None = None,
     body_timeout: float = 30.0,
+    access_level: str = "INFO",
+    tracing: Any | None = None,
 ) -> None:
     """Install the middlewares, outermost first."""
     chain = [
         # 1. The id first, so every log line and the audit event of this request carry it.
         request_id_middleware(REQUEST_ID),
+        # 1a. Tracing (only when configured): the trace id is in every line below, the access line too.
+        *([tracing] if tracing is not None else []),
+        # 1b. The access line sees the final status and the subject the auth step found.
+        access_log_middleware(access_level, _subject),
+        # 1a. Tracing (only when configured): the trace id is in every line below, the access line too.
+        *([tracing] if tracing is not None else []),
+        # 1b. The access line sees the final status and the subject the auth step found.
+        access_log_middleware(access_level, _subject),
         # 2. Metrics see the final status of everything, including rejected requests.
         metrics_middleware(http_metrics),
         # 3. Audit outside the error mapping: it records the status the caller really got.
@@ -60,3 +71,8 @@ def install(
         json_limits_middleware(json_limits or JsonLimits(), body_timeout),
     ]
     app.middlewares.extend(chain)
+
+
+def _subject(request: web.Request) -> str | None:
+    principal = request.get(PRINCIPAL)
+    return principal.subject if principal is not None else None

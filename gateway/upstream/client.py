@@ -29,6 +29,7 @@ from gateway.upstream.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from shared import tracing
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
@@ -311,12 +312,17 @@ class BackendClient:
         message = inject(injection, headers, query, message)
         url = self._url.update_query(query) if query else self._url
         try:
-            # Never follow a redirect: it would resend the credential to a host the registry
-            # (and its allowlist) never approved.
-            return await self.session.post(
-                url, data=codec.encode(message), headers=headers, timeout=self._http_timeout,
-                allow_redirects=False,
-            )
+            # One span per backend request, to the response head; `traceparent` goes with it.
+            traced = tracing.tracer_var.get() is not None  # off: no names or attributes built
+            with tracing.span(f"backend {self.server.name}", True, {
+                "mcp.server": self.server.name, "mcp.method": str(message.get("method", ""))}) if traced else tracing.OFF:
+                tracing.inject(headers)
+                # Never follow a redirect: it would resend the credential to a host the registry
+                # (and its allowlist) never approved.
+                return await self.session.post(
+                    url, data=codec.encode(message), headers=headers, timeout=self._http_timeout,
+                    allow_redirects=False,
+                )
         except aiohttp.ClientError as exc:
             raise UpstreamError(
                 self.server.name, f"cannot reach backend: {type(exc).__name__}"

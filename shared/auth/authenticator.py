@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from shared import tracing
 from shared.auth.claims import ClaimMapping, check_registered_claims, to_principal
 from shared.auth.errors import (
     INSUFFICIENT_SCOPE,
@@ -136,7 +137,9 @@ class Authenticator:
                 self._cache.move_to_end(digest)
                 return principal
             del self._cache[digest]
-        principal = await self._validate(token, now)
+        # A span only for a real verification (signature, keys): a cache hit costs less than a span.
+        with tracing.span("auth.verify_token"):
+            principal = await self._validate(token, now)
         self._check_scopes(principal)
         self._remember(digest, principal, now)
         return principal

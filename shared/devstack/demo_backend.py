@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 
 from mcp.server.mcpserver import MCPServer
 
@@ -35,6 +36,11 @@ def build_server(name: str = "demo") -> MCPServer:
     return mcp
 
 
+def _drop_color_message(record: logging.LogRecord) -> bool:
+    record.__dict__.pop("color_message", None)
+    return True
+
+
 def main() -> None:
     """Serve the demo backend on HOST:PORT/mcp."""
     parser = argparse.ArgumentParser(description="mcpgw demo MCP backend")
@@ -42,9 +48,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--name", default="demo")
     args = parser.parse_args()
-    build_server(args.name).run(
-        transport="streamable-http", host=args.host, port=args.port, streamable_http_path="/mcp"
-    )
+    import uvicorn
+
+    from shared.logging import setup_logging
+
+    setup_logging("demo-backend", "INFO", "json")
+    for handler in logging.getLogger().handlers:  # uvicorn's ANSI-coloured copy of each message
+        handler.addFilter(_drop_color_message)
+    app = build_server(args.name).streamable_http_app(streamable_http_path="/mcp", host=args.host)
+    # log_config=None: uvicorn's loggers propagate to the root JSON handler like the services' do.
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

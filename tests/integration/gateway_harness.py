@@ -108,7 +108,7 @@ def _stub_pdp(policy: dict[str, Any]) -> web.Application:
     return app
 
 
-async def start_pdp(policy_file: Path, pg_dsn: str) -> tuple[web.AppRunner, str]:
+async def start_pdp(policy_file: Path, pg_dsn: str, extra_env: dict[str, str] | None = None) -> tuple[web.AppRunner, str]:
     """The real PDP if it exists, else the stand-in."""
     try:
         from pdp.app import create_app as create_pdp
@@ -120,6 +120,7 @@ async def start_pdp(policy_file: Path, pg_dsn: str) -> tuple[web.AppRunner, str]
         "MCPGW_PDP_POLICY_FILE": str(policy_file),
         "MCPGW_PDP_POLICY_SOURCE": "file",
         "MCPGW_AUDIT_POSTGRES": "false",  # gateway rows only in these tests' audit table
+        **(extra_env or {}),
     }
     settings = check_settings(load_settings(PdpSettings, "MCPGW_PDP_", environ=env, dotenv=None))
     return await start_site(create_pdp(settings))
@@ -172,6 +173,7 @@ async def gateway_stack(
     *,
     policy: str = POLICY,
     env: dict[str, str] | None = None,
+    pdp_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start issuer, PDP and gateway (real app on a real socket); tear down in reverse."""
     policy_file = tmp_path / "policy.yaml"
@@ -180,7 +182,7 @@ async def gateway_stack(
     servers_file.write_text(servers_yaml(backends))
     audit_file = tmp_path / "audit.jsonl"
     async with running_issuer() as issuer:
-        pdp_runner, pdp_url = await start_pdp(policy_file, pg_dsn)
+        pdp_runner, pdp_url = await start_pdp(policy_file, pg_dsn, pdp_env)
         try:
             settings = load_gateway_settings(
                 environ={

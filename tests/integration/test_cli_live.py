@@ -538,7 +538,7 @@ def test_broadcast_with_a_tool_error_exits_1(stack: Stack) -> None:
     out = mcpgw("invoke-broadcast", "fail", "--servers", "alpha", "--params", '{"message": "kaput"}',
                 url=stack.gateway_url, token=stack.operator)
     assert out.returncode == 1
-    assert "1 answered with a tool error" in out.stdout and out.stdout.splitlines()[-1].split()[:2] == ["alpha", "error"]
+    assert "0/1 servers succeeded, 1 failed (1 of them with a tool error)" in out.stdout and out.stdout.splitlines()[-1].split()[:2] == ["alpha", "error"]
 
 
 def test_health_without_token_still_accounts_for_backends(stack: Stack) -> None:

@@ -70,8 +70,9 @@ async def pdp_requests(stack: Stack) -> float:
     """Requests the PDP has answered on its AuthZEN routes (from its own /metrics)."""
     async with stack.session.get(stack.pdp_url + "/metrics") as resp:
         text = await resp.text()
+    assert "mcpgw_pdp_http_requests_total" in text  # a renamed metric must fail here, not read as 0
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("pdp_http_requests_total{") and "/access/" in line)
+               if line.startswith("mcpgw_pdp_http_requests_total{") and "/access/" in line)
 
 
 def tool_calls(backend: Backend) -> list[Any]:

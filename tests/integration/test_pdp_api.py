@@ -102,11 +102,11 @@ async def test_configuration_health_ready_metrics(client):
     await client.post(authzen.EVALUATION_PATH, json=tool_eval("nobody", "s", "t"))
     await client.post(authzen.EVALUATION_PATH, json=tool_eval("nobody", "s", "t"))
     text = await (await client.get("/metrics")).text()
-    assert 'pdp_decisions_total{result="deny"} 2.0' in text
-    assert 'pdp_decision_cache_total{result="hit"} 1.0' in text
-    assert 'pdp_policy_info{sha256=' in text and 'version="v1"' in text
-    assert 'pdp_policy_reloads_total{outcome="ok"} 1.0' in text
-    assert 'pdp_decision_seconds_count 2.0' in text and 'pdp_decision_seconds_bucket{le=' in text
+    assert 'mcpgw_pdp_decisions_total{result="deny"} 2.0' in text
+    assert 'mcpgw_pdp_decision_cache_total{result="hit"} 1.0' in text
+    assert 'mcpgw_pdp_policy_info{sha256=' in text and 'version="v1"' in text
+    assert 'mcpgw_pdp_policy_reloads_total{outcome="ok"} 1.0' in text
+    assert 'mcpgw_pdp_decision_seconds_count 2.0' in text and 'mcpgw_pdp_decision_seconds_bucket{le=' in text
 
 
 async def test_every_deny_is_audited_with_decision_id(client, pg_dsn):

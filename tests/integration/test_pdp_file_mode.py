@@ -29,7 +29,7 @@ async def answer(client) -> tuple[str, bool]:
 
 async def reloads(client, outcome: str) -> float:
     text = await (await client.get("/metrics")).text()
-    found = re.search(rf'^pdp_policy_reloads_total\{{outcome="{outcome}"\}} (\S+)$', text, re.M)
+    found = re.search(rf'^mcpgw_pdp_policy_reloads_total\{{outcome="{outcome}"\}} (\S+)$', text, re.M)
     return float(found.group(1)) if found else 0.0
 
 

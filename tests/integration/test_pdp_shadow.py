@@ -19,7 +19,7 @@ async def test_live_decisions_are_rechecked_and_drift_is_reported(pg_dsn, tmp_pa
     assert shadow.disagreements == 0
     assert (await client.get("/readyz")).status == 200
     metrics = await (await client.get("/metrics")).text()
-    assert 'pdp_shadow_checks_total{result="agree"} 2.0' in metrics
+    assert 'mcpgw_pdp_shadow_checks_total{result="agree"} 2.0' in metrics
 
     # Simulate fast-path drift: the cached answer for the prod delete becomes the admin role's allow.
     engine = client.app[STATE].current.engine
@@ -34,7 +34,7 @@ async def test_live_decisions_are_rechecked_and_drift_is_reported(pg_dsn, tmp_pa
     assert shadow.disagreements == 1  # ... and Casbin caught it
     ready = await client.get("/readyz")
     assert ready.status == 503 and "disagreed" in (await ready.json())["problems"][0]
-    assert 'pdp_shadow_checks_total{result="disagree"} 1.0' in await (await client.get("/metrics")).text()
+    assert 'mcpgw_pdp_shadow_checks_total{result="disagree"} 1.0' in await (await client.get("/metrics")).text()
     pool = client.app[DB_POOL]
     row = await eventually(lambda: pool.fetchrow(
         "SELECT * FROM audit_events WHERE event_type = 'policy_shadow_disagreement'"))
@@ -46,4 +46,4 @@ async def test_sample_rate_zero_rechecks_nothing(tmp_path, aiohttp_client):
     client = await aiohttp_client(create_app(settings))
     assert (await client.post(authzen.EVALUATION_PATH, json=tool_eval("dev@example.com", "dev-server", "x"))).status == 200
     assert client.app[SHADOW].queue.qsize() == 0
-    assert 'pdp_shadow_checks_total{result="agree"}' not in await (await client.get("/metrics")).text()
+    assert 'mcpgw_pdp_shadow_checks_total{result="agree"}' not in await (await client.get("/metrics")).text()

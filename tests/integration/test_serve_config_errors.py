@@ -55,3 +55,46 @@ def test_bad_environment_lists_every_field_and_exits_2(service, env, expected, t
     assert sorted(p.split(":")[0] for p in problems) == sorted(expected), proc.stderr
     assert SECRET not in proc.stderr + proc.stdout
     assert not list(tmp_path.iterdir()), "nothing may be started or written on a bad config"
+
+
+def _listening_socket():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+@pytest.mark.parametrize("service", ["gateway", "pdp"])
+def test_port_in_use_is_a_configuration_error_before_anything_starts(service, tmp_path):
+    (tmp_path / "mcp_servers.yaml").write_text("servers: {}\n")
+    prefix = "MCPGW_GATEWAY_" if service == "gateway" else "MCPGW_PDP_"
+    with _listening_socket() as busy:
+        port = busy.getsockname()[1]
+        env = {f"{prefix}PORT": str(port), "MCPGW_DATA_DIR": str(tmp_path / "data"),
+               "MCPGW_GATEWAY_NO_AUTH": "true"}
+        done = run_serve(service, env, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"port {port} on 127.0.0.1 is in use; choose another with --port or {prefix}PORT" in done.stderr
+    assert "unexpected" not in done.stderr and not (tmp_path / "data" / "postgres").exists()
+
+
+def test_bad_servers_file_names_file_line_and_allowed_keys_before_anything_starts(tmp_path):
+    (tmp_path / "mcp_servers.yaml").write_text("servers:\n  a:\n    url: http://127.0.0.1:1/mcp\n    tipe: http\n")
+    done = run_serve("gateway", {"MCPGW_GATEWAY_NO_AUTH": "true", "MCPGW_GATEWAY_PORT": "0",
+                                 "MCPGW_DATA_DIR": str(tmp_path / "data")}, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "mcpgw: error: cannot start the gateway:" in done.stderr
+    assert "mcp_servers.yaml:4: servers.a.tipe: unknown key (allowed: auth, description," in done.stderr
+    assert not (tmp_path / "data" / "postgres").exists()
+
+
+def test_bad_policy_file_in_file_mode_names_file_and_line(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("roles: {}\ndefault_policy: maybe\n")
+    done = run_serve("pdp", {"MCPGW_PDP_POLICY_FILE": str(policy), "MCPGW_PDP_POLICY_SOURCE": "file",
+                             "MCPGW_PDP_PORT": "0", "MCPGW_NOT_A_SETTING": "1"}, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"{policy}:2: default_policy: must be 'allow' or 'deny', got 'maybe'" in done.stderr
+    assert "MCPGW_NOT_A_SETTING: unknown variable" in done.stdout + done.stderr  # warned, not ignored

@@ -133,3 +133,9 @@ def test_broadcast_response_shape_and_order() -> None:
     assert list(body["results"]) == ["b", "a"]
     assert body["errors"] == {"c": "denied: no"}
     assert body["execution_time_ms"] >= 0
+
+
+def test_broadcast_response_counts_tool_errors_as_failed() -> None:
+    results = {"a": {"content": [], "isError": True}, "b": {"content": [], "isError": False}}
+    body = b.broadcast_response("t", ["a", "b", "c"], results, {"c": "timed out"}, time.perf_counter())
+    assert (body["successful"], body["failed"]) == (1, 2) and set(body["results"]) == {"a", "b"}

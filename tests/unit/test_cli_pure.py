@@ -140,6 +140,17 @@ def test_render_summary_and_full() -> None:
     assert "== a (ok)\nhi" in full and "== b (failed)\ndenied: nope" in full
 
 
+def test_full_format_shows_every_content_item() -> None:
+    result = {"content": [{"type": "text", "text": "hi"}, {"type": "image", "mimeType": "image/png", "data": "QUJD"},
+                          {"type": "resource", "resource": {"uri": "file:///a.txt", "mimeType": "text/plain", "text": "A"}},
+                          {"type": "resource_link", "uri": "file:///b", "name": "b"}],
+              "structuredContent": {"n": 1}}
+    body = {"tool_name": "t", "total_servers": 1, "successful": 1, "failed": 0, "results": {"s": result}}
+    full = fanout.render(body, "full")
+    assert "hi\n[image image/png, 4 base64 characters]\n[resource file:///a.txt text/plain]\nA" in full
+    assert "[link file:///b b]" in full and 'structured content:\n{\n  "n": 1\n}' in full
+
+
 def test_split_list() -> None:
     assert fanout.split_list(" a, b,,a ") == ["a", "b"]
     assert fanout.split_list(None) == []
@@ -212,9 +223,9 @@ def test_broadcast_exit_status_counts_tool_errors() -> None:
     assert not fanout.all_succeeded({**ok, "results": {"a": {"isError": True}, "b": {}}})
     assert not fanout.all_succeeded({"successful": 0, "failed": 0, "results": {}})
     assert not fanout.all_succeeded({**ok, "failed": 1})
-    head = fanout.render({"tool_name": "t", "successful": 1, "total_servers": 1, "failed": 0,
+    head = fanout.render({"tool_name": "t", "successful": 0, "total_servers": 1, "failed": 1,
                           "results": {"a": {"isError": True, "content": [{"type": "text", "text": "boom"}]}}}, "summary")
-    assert "1 answered with a tool error" in head and head.splitlines()[-1].split() == ["a", "error", "boom"]
+    assert "0/1 servers succeeded, 1 failed (1 of them with a tool error)" in head and head.splitlines()[-1].split() == ["a", "error", "boom"]
 
 
 def test_health_pdp_line_from_gateway_readiness() -> None:
@@ -241,7 +252,7 @@ def test_unexpected_error_is_one_masked_line(capsys: pytest.CaptureFixture[str],
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlc2ln"
     assert unexpected(ValueError(f"bad header Authorization: Bearer {jwt}")) == EXIT_FAILED
     err = capsys.readouterr().err
-    assert jwt not in err and err.startswith("mcpgw: unexpected error: ValueError") and "Traceback" not in err
+    assert jwt not in err and err.startswith("mcpgw: error: unexpected ValueError") and "Traceback" not in err
 
 
 def _command(path: str):  # noqa: ANN202 - argparse parser

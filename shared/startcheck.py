@@ -1,0 +1,53 @@
+"""Checks a service makes before it starts anything (database, sockets): problems exit 2, not 1.
+
+A port in use or an unknown `MCPGW_*` variable is a configuration problem with a name and a fix,
+not an "unexpected error" after the embedded Postgres has already started.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+from shared.envcheck import unknown_variables
+from shared.settings import read_dotenv
+
+log = logging.getLogger(__name__)
+
+
+def port_problem(host: str, port: int, how_to_move: str) -> str | None:
+    """Why `host:port` cannot be listened on, or None (port 0 = any free port: always fine)."""
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+            return f"port {port} on {host} {why}; choose another with {how_to_move}"
+    return None
+
+
+def tracing_problems(endpoint: str | None) -> list[str]:
+    """An OTLP endpoint needs the OpenTelemetry SDK (the `otel` extra)."""
+    from shared.tracing import available
+
+    if endpoint and not available():
+        return ["otel_endpoint (MCPGW_OTEL_ENDPOINT) is set but the OpenTelemetry SDK is not installed: "
+                "pip install 'mcpgw[otel]'"]
+    return []
+
+
+def warn_unknown_variables(environ: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> list[str]:
+    """Log (warning) every unknown MCPGW_* name in the environment and `.env`; return the messages."""
+    environ = os.environ if environ is None else environ
+    found = unknown_variables(environ) + [f"{m} (in .env)" for m in unknown_variables(read_dotenv(dotenv))]
+    for message in found:
+        log.warning("ignored: %s", message)
+    return found
