@@ -115,6 +115,7 @@ async def shadow_ctx(app: web.Application) -> AsyncIterator[None]:
 async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
     """Load the policy, then keep it current: LISTEN (database mode) or watch the file."""
     settings, state = app[SETTINGS], app[STATE]
+    follow: asyncio.Task[None] | None = None  # database mode in development: the file's edits become versions
     if settings.policy_source == "database":
         pool = app[DB_POOL]
         text = await asyncio.to_thread(settings.policy_path.read_text)
@@ -126,7 +127,6 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
             log.info("policy imported into an empty database", extra={"policy_version": imported})
             _audit_import(app, imported, settings.policy_path)
         path = settings.policy_path
-        follow = None
         if settings.policy_follow_file:
             current, mark = await _read_settled(path)
             await filesync.store_if_changed(pool, current, path, app.get(AUDIT))  # edits made while stopped
@@ -158,7 +158,6 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
 
         task = asyncio.create_task(filewatch.watch(path, settings.watch_interval, settings.watch_settle,
                                                    mark, apply))
-        follow = None
     try:
         yield
     finally:

@@ -45,10 +45,6 @@ def install(
         *([tracing] if tracing is not None else []),
         # 1b. The access line sees the final status and the subject the auth step found.
         access_log_middleware(access_level, _subject),
-        # 1a. Tracing (only when configured): the trace id is in every line below, the access line too.
-        *([tracing] if tracing is not None else []),
-        # 1b. The access line sees the final status and the subject the auth step found.
-        access_log_middleware(access_level, _subject),
         # 2. Metrics see the final status of everything, including rejected requests.
         metrics_middleware(http_metrics),
         # 3. Audit outside the error mapping: it records the status the caller really got.
