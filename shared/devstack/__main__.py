@@ -108,6 +108,8 @@ def child_env(lay: Layout, dsn: str) -> dict[str, str]:
     """What every child gets: the shared database, the data dir, the followed policy file."""
     env = {**os.environ, "DATABASE_URL": dsn, "MCPGW_DATA_DIR": str(lay.data),
            "MCPGW_PDP_POLICY_FOLLOW_FILE": "true", "MCPGW_GATEWAY_SERVERS_FILE": str(lay.servers_file)}
+    # The OAuth metadata names the gateway by its configured URL, never by the Host header.
+    env.setdefault("MCPGW_GATEWAY_PUBLIC_URL", lay.url("gateway"))
     if lay.no_auth:
         env.setdefault("MCPGW_GATEWAY_DEV_ROLES", NO_AUTH_ROLES)
     return env

@@ -91,7 +91,9 @@ def settings_problems(environ: Mapping[str, str], dotenv: Mapping[str, str], no_
 
     merged = {**dotenv, **environ}
     out: list[str] = []
-    gateway = {"no_auth": True} if no_auth else {"issuer": "http://127.0.0.1/x", "audience": "x"}
+    # Placeholders for what `make run` passes itself (issuer, audience, its own public URL).
+    gateway = {"no_auth": True} if no_auth else {"issuer": "http://127.0.0.1/x", "audience": "x",
+                                                 "public_url": "http://127.0.0.1:8000"}
     try:
         load_gateway_settings(environ=merged, dotenv=None, overrides=gateway)
     except SettingsError as exc:

@@ -31,7 +31,7 @@ async def test_followed_file_edits_become_new_audited_versions(tmp_path, pg_dsn,
 
     async def audited():
         return await pg_pool.fetch("SELECT subject, action, policy_version, extra FROM audit_events "
-                                   "WHERE event_type = 'policy_change'")
+                                   "WHERE event_type = 'policy_change' AND policy_version = 'v2'")
 
     rows = await eventually(audited)
     assert rows[0]["action"] == "file_change" and rows[0]["policy_version"] == "v2"

@@ -80,7 +80,7 @@ def test_image_env_names_are_real_settings_and_load() -> None:
     assert set(ours) <= known, set(ours) - known
     assert not [k for k in env if not (k in ours or k.startswith(("PYTHON", "PIP_")) or k == "PATH")]
     gateway = effective_settings(
-        "gateway", parse_command(["gateway", "serve", "--no-auth"]), {**env, "MCPGW_GATEWAY_NO_AUTH_ALLOW_REMOTE": "true"},
+        "gateway", parse_command(["gateway", "serve", "--no-auth", "--no-auth-allow-remote"]), {**env, "MCPGW_GATEWAY_NO_AUTH_ALLOW_REMOTE": "true"},
     )
     pdp = effective_settings("pdp", parse_command(["pdp", "serve"]), env)
     assert gateway.host == pdp.host == "0.0.0.0"
@@ -89,7 +89,7 @@ def test_image_env_names_are_real_settings_and_load() -> None:
 
 def test_exposed_ports_are_the_service_defaults() -> None:
     [exposed] = [rest.split() for s, word, rest in dockerfile_instructions() if s == "runtime" and word == "EXPOSE"]
-    gateway = effective_settings("gateway", parse_command(["gateway", "serve", "--no-auth"]), {"MCPGW_GATEWAY_NO_AUTH_ALLOW_REMOTE": "true"})
+    gateway = effective_settings("gateway", parse_command(["gateway", "serve", "--no-auth", "--no-auth-allow-remote"]), {"MCPGW_GATEWAY_NO_AUTH_ALLOW_REMOTE": "true"})
     pdp = effective_settings("pdp", parse_command(["pdp", "serve"]), {})
     assert exposed == [str(gateway.port), str(pdp.port)]
 
@@ -186,7 +186,7 @@ def test_dependencies_are_installed_before_the_source_is_copied() -> None:
 
 def test_healthcheck_probes_routes_the_services_serve() -> None:
     [check] = [rest for s, word, rest in dockerfile_instructions() if s == "runtime" and word == "HEALTHCHECK"]
-    gateway = build_app("gateway", effective_settings("gateway", parse_command(["gateway", "serve", "--no-auth"]),
+    gateway = build_app("gateway", effective_settings("gateway", parse_command(["gateway", "serve", "--no-auth", "--no-auth-allow-remote"]),
                                                       dockerfile_env("runtime")))
     pdp = build_app("pdp", effective_settings("pdp", parse_command(["pdp", "serve"]), dockerfile_env("runtime")))
     assert "http://127.0.0.1:8000/health" in check and "/health" in get_paths(gateway)

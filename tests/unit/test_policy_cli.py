@@ -74,7 +74,9 @@ def test_explain_shows_casbins_deciding_line_next_to_its_yaml_source(capsys):
     assert main(["policy", "explain", ROOT_POLICY, "--subject", "dev@example.com",
                  "--resource", "dev-server:x", "--action", "invoke_tool"]) == 0
     out = __import__("json").loads(capsys.readouterr().out)
-    assert out["casbin"]["enforce_ex"].endswith("role:developer, mcp:dev-server:*, invoke_tool, s6, allow")
+    # Casbin's own line (priority first, statement id last): the developer role's dev-server grant.
+    assert ", role:developer, mcp:dev-server:*, invoke_tool, s" in out["casbin"]["enforce_ex"]
+    assert out["casbin"]["enforce_ex"].endswith(", allow")
     lines = open(ROOT_POLICY).read().splitlines()
     assert out["yaml"]["path"] == "roles.developer.permissions[0]"
     assert lines[out["yaml"]["line"] - 1].strip() == out["yaml"]["text"] == '- resource: "mcp:dev-server:*"'
