@@ -24,6 +24,7 @@ from gateway.mcp import (
     endpoint,
     enforce,
     fanout,
+    links,
     listen,
     methods,
     naming,
@@ -200,9 +201,11 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     if simple is not None:
         target = catalog.Target(simple[1], (simple[0],))
     else:
-        names = {s: [t["name"] for t in tools] for s, tools in (await _tool_lists(request, state)).items()}
-        names = await unseen.visible_names(request, "tools/list", names)
-        target = catalog.resolve_tool(public, names, state.broadcast)
+        lists = await _tool_lists(request, state)
+        names = {s: [t["name"] for t in tools if isinstance(t.get("name"), str)] for s, tools in lists.items()}
+        visible = await unseen.visible_names(request, "tools/list", names)
+        target = catalog.resolve_tool(public, {s: [t for t in lists[s] if t.get("name") in set(visible[s])]
+                                               for s in lists}, state.broadcast)
     if target is None:
         # Decided as the name it spells first: "unknown" only for a caller who may call it.
         spelled = await unseen.decide_spelled(request, "tools/call", unseen.spelled_name(public),
@@ -250,8 +253,8 @@ async def _broadcast(request: web.Request, state: McpState, target: catalog.Targ
         except Refused as exc:
             refusals[name] = exc
             raise
-        return result_or_error(await pool.request(servers[name], "tools/call",
-                                                   {"name": target.tool, "arguments": arguments}))
+        return links.tool_result(name, result_or_error(await pool.request(
+            servers[name], "tools/call", {"name": target.tool, "arguments": arguments})))
 
     results, errors = await bc.run_calls(call, one, timeouts={n: servers[n].timeout for n in call},
                                          deadline=deadline, describe_error=_describe)

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from gateway.errors import to_gateway_error
 from gateway.keys import UPSTREAM
-from gateway.mcp import protocol, sse
+from gateway.mcp import links, protocol, sse
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
 from gateway.upstream import codec
@@ -114,7 +114,9 @@ async def call_tool(request: web.Request, state: McpState, server: Any, params: 
         for _ in range(MAX_ROUNDS):
             upstream["_meta"] = dict(own)
             result = await _round(call, upstream)
-            if result.get("resultType") != "input_required" or era == "modern":
+            if result.get("resultType") != "input_required":
+                return await call.finish(links.tool_result(server.name, result))
+            if era == "modern":
                 return await call.finish(result)
             upstream["inputResponses"] = await _ask_inputs(call, result.get("inputRequests") or {})
             if "requestState" in result:
