@@ -1,0 +1,79 @@
+"""`/mcp` against a backend shaped like real servers: shortened names, schema-checked broadcast, links."""
+# ruff: noqa: F811  (pytest fixtures imported by name are "redefined" as arguments)
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from gateway.mcp import naming
+from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401
+from tests.fixtures.faithful_backend import DOC, LONG_TOOL
+from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.mcp_helpers import ADMIN, sdk_session
+
+LINK = f"mcpgw://fm/{DOC}"
+
+
+@pytest.fixture(scope="module")
+def faithful(mcp_backend_factory: Callable[..., Backend]) -> Backend:
+    return mcp_backend_factory("faithful", "fm-faithful")
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, pg_dsn: str, mcp_backend: Backend, faithful: Backend) -> AsyncIterator[Stack]:
+    async with gateway_stack(
+        tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url}, "fm": {"url": faithful.url}},
+        env={"MCPGW_GATEWAY_MCP_SESSION_SECRET": "test-secret"},
+    ) as s:
+        yield s
+
+
+@pytest.mark.parametrize("mode", ["legacy", "modern"])
+async def test_every_listed_name_is_callable_including_shortened_ones(stack: Stack, mode: str) -> None:
+    async with sdk_session(stack, "/mcp", ADMIN, mode) as s:
+        names = {t.name for t in (await s.list_tools()).tools}
+        read_text, long_named = naming.public_name("fm", "files.read_text"), naming.public_name("fm", LONG_TOOL)
+        assert read_text.startswith("fm__files_read_text_") and len(long_named) == 64
+        assert {read_text, long_named} <= names
+        result = await s.call_tool(read_text, {"path": "/a"})
+        assert not result.is_error and result.content[0].text == "text of /a"
+        result = await s.call_tool(long_named, {"topic": "t"})
+        assert not result.is_error and result.content[0].text == "summary of t"
+        prompts = {p.name for p in (await s.list_prompts()).prompts}
+        prompt = naming.public_name("fm", "summary.of.files")
+        assert prompt in prompts and prompt.startswith("fm__summary_of_files_")
+        got = await s.get_prompt(prompt)
+        assert got.messages[1].content.text == "Summarise it."
+
+
+@pytest.mark.parametrize("mode", ["legacy", "modern"])
+async def test_broadcast_name_only_where_the_servers_schemas_agree(stack: Stack, mode: str) -> None:
+    async with sdk_session(stack, "/mcp", ADMIN, mode) as s:
+        tools = {t.name: t for t in (await s.list_tools()).tools}
+        assert "add" in tools and "echo" not in tools  # echo(text) on alpha, echo(count) on fm
+        assert tools["add"].input_schema == tools["alpha__add"].input_schema == tools["fm__add"].input_schema
+        both = await s.call_tool("add", {"a": 2, "b": 3})
+        assert not both.is_error and "succeeded on 2/2 servers" in both.content[0].text
+        with pytest.raises(MCPError, match="Unknown tool: echo"):
+            await s.call_tool("echo", {"text": "hi"})
+        assert (await s.call_tool("fm__echo", {"count": 4})).content[0].text == "4"
+
+
+@pytest.mark.parametrize("mode", ["legacy", "modern"])
+async def test_resource_links_point_into_the_gateway_and_read_back(stack: Stack, mode: str) -> None:
+    async with sdk_session(stack, "/mcp", ADMIN, mode) as s:
+        result = await s.call_tool("fm__links", {})
+        assert not result.is_error
+        _, link, embedded = result.content
+        assert link.type == "resource_link" and str(link.uri) == LINK
+        assert embedded.type == "resource" and str(embedded.resource.uri) == LINK
+        assert result.structured_content["doc"]["uri"] == LINK
+        assert result.structured_content["uri"] == DOC  # a plain string is the tool's data, not a link
+        read = await s.read_resource(LINK)  # the link is readable where the agent got it
+        assert [(str(c.uri), c.text) for c in read.contents] == [(LINK, "the doc")]
+        got = await s.get_prompt(naming.public_name("fm", "summary.of.files"))
+        assert str(got.messages[0].content.resource.uri) == LINK
