@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from mcp.shared.exceptions import MCPError
 from gateway.mcp import naming
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401
 from tests.fixtures.faithful_backend import DOC, LONG_TOOL
+from tests.fixtures.server_everything import needs_everything, server_everything
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import ADMIN, sdk_session
 
@@ -77,3 +78,27 @@ async def test_resource_links_point_into_the_gateway_and_read_back(stack: Stack,
         assert [(str(c.uri), c.text) for c in read.contents] == [(LINK, "the doc")]
         got = await s.get_prompt(naming.public_name("fm", "summary.of.files"))
         assert str(got.messages[0].content.resource.uri) == LINK
+
+
+@pytest.fixture(scope="module")
+def everything_url() -> Iterator[str]:
+    with server_everything() as url:
+        yield url
+
+
+@needs_everything
+async def test_server_everything_resource_links_are_readable_through_the_gateway(
+    tmp_path: Path, pg_dsn: str, everything_url: str,
+) -> None:
+    async with gateway_stack(tmp_path, pg_dsn, {"every": {"url": everything_url}}) as stack, \
+            sdk_session(stack, "/mcp", ADMIN, "legacy") as s:
+        result = await s.call_tool("every__get-resource-links", {"count": 2})
+        assert not result.is_error
+        uris = [str(c.uri) for c in result.content if c.type == "resource_link"]
+        assert len(uris) == 2 and all(u.startswith("mcpgw://every/demo://resource/") for u in uris), uris
+        for uri in uris:
+            read = await s.read_resource(uri)
+            assert [str(c.uri) for c in read.contents] == [uri]
+        ref = await s.call_tool("every__get-resource-reference", {"resourceType": "Text", "resourceId": 1})
+        embedded = [c for c in ref.content if c.type == "resource"]
+        assert embedded and str(embedded[0].resource.uri).startswith("mcpgw://every/demo://resource/")
