@@ -39,5 +39,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 AUDIT_INFO: web.RequestKey[AuditInfo] = web.RequestKey("audit_info")
 # The request body parsed once by the JSON limits middleware (absent when the body is not JSON).
 JSON_BODY: web.RequestKey[object] = web.RequestKey("json_body")
+# An MCP answer already started as SSE: a late cancel or failure ends it, never starts another.
+ANSWER_STREAM = web.RequestKey("answer_stream", web.StreamResponse)
 # State of the MCP endpoints (gateway/mcp, installed by gateway.routes.mcp.setup_mcp_routes).
 MCP_STATE: web.AppKey[McpState] = web.AppKey("mcp_state")

@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway import broadcast as bc
 from gateway.calls.admit import Refused, admit, refused_everywhere
 from gateway.errors import to_gateway_error
-from gateway.keys import MCP_STATE, POLICY, SCHEMAS, SETTINGS, UPSTREAM
+from gateway.keys import ANSWER_STREAM, MCP_STATE, POLICY, SCHEMAS, SETTINGS, UPSTREAM
 from gateway.mcp import aggregated_items as items
 from gateway.mcp import aggregated_subs as subs
 from gateway.mcp import (
@@ -24,6 +24,7 @@ from gateway.mcp import (
     endpoint,
     enforce,
     fanout,
+    inflight,
     links,
     listen,
     methods,
@@ -54,6 +55,7 @@ async def post(request: web.Request) -> web.StreamResponse:
     state: McpState = request.app[MCP_STATE]
     rid = None
     era: protocol.Era = "modern"
+    session = None
     try:
         endpoint.check_transport(request, state, post=True)
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
@@ -67,16 +69,22 @@ async def post(request: web.Request) -> web.StreamResponse:
         if era == "handshake":
             if msg.kind == "request" and msg.method == "initialize":
                 return _initialize(request, state, msg)
-            endpoint.open_session(request, state, None)
+            session = endpoint.open_session(request, state, None)
         elif msg.kind == "request":
             protocol.validate_modern(msg, request.headers)
         if msg.kind == "response":
             # An agent's answer to a backend's sampling / elicitation / roots request (calls.py).
             state.pending.answer(principal(request).subject, msg.id, msg.body)
+        if msg.method == "notifications/cancelled" and session is not None:
+            subject = principal(request).subject
+            state.inflight.cancel(inflight.key(subject, session.sid, inflight.cancelled_id(msg.params)))
         if msg.kind != "request":
             return endpoint.accepted()
         work = _answer(request, state, msg, era)
-        result = await (until_disconnect(request, work) if era == "modern" else work)
+        if session is None:
+            result = await until_disconnect(request, work)
+        else:  # 2025: a disconnect is not a cancel; notifications/cancelled is
+            result = await state.inflight.run(inflight.key(principal(request).subject, session.sid, rid), work)
         if isinstance(result, web.StreamResponse):
             return result
         return rpc_response(protocol.result(rid, protocol.with_result_type(result, era, msg.method)))
@@ -89,7 +97,10 @@ async def post(request: web.Request) -> web.StreamResponse:
         return endpoint.failure_response(rid, failure)
     except ClientGone:
         audit(request).error = "client disconnected; backend requests cancelled"
-        return web.Response(status=499)
+        return request.get(ANSWER_STREAM) or web.Response(status=499)
+    except inflight.Cancelled:
+        audit(request).error = "cancelled by the client (notifications/cancelled)"
+        return await inflight.unanswered(request)
     except Exception as exc:
         mapped = to_gateway_error(exc)
         if mapped is None:

@@ -23,10 +23,11 @@ import aiohttp
 from aiohttp import web
 
 from gateway.errors import to_gateway_error
-from gateway.keys import UPSTREAM
-from gateway.mcp import links, protocol, sse
+from gateway.keys import ANSWER_STREAM, UPSTREAM
+from gateway.mcp import inflight, links, protocol, sse
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
+from gateway.mcp.streams import ClientGone
 from gateway.upstream import codec
 from gateway.upstream.client import read_capped
 from gateway.upstream.errors import ResponseTooLarge, UpstreamError
@@ -60,6 +61,7 @@ class Call:
         if self.out is None:
             self.out = web.StreamResponse(status=200, headers=sse.SSE_HEADERS)
             self.state.metrics.streams_open.labels(self.endpoint).inc()
+            self.request[ANSWER_STREAM] = self.out
             await self.out.prepare(self.request)
         await self.out.write(sse.encode(dumps_str(message)))
 
@@ -122,6 +124,9 @@ async def call_tool(request: web.Request, state: McpState, server: Any, params: 
             if "requestState" in result:
                 upstream["requestState"] = result["requestState"]
         raise UpstreamError(server.name, f"still asking for input after {MAX_ROUNDS} rounds")
+    except ConnectionResetError:
+        call.close()  # the agent left mid-answer: nothing to tell it, nothing to log
+        raise ClientGone() from None
     except Exception as exc:
         if call.out is None or call.closed:
             call.close()
@@ -162,6 +167,14 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     uid = "mcpgw-call-" + secrets.token_urlsafe(8)
     pool = call.request.app[UPSTREAM]
     message = {"jsonrpc": "2.0", "id": uid, "method": "tools/call", "params": params}
+    try:
+        return await _exchange(call, pool, message, uid)
+    except asyncio.CancelledError:
+        inflight.tell_backend(pool, call.server, uid)  # a closed stream alone does not stop a 2025 backend
+        raise
+
+
+async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) -> dict[str, Any]:
     async with await pool.open_stream(call.server, message) as resp:
         if resp.status >= 500 or resp.status == 401:
             raise UpstreamError(call.server.name, f"HTTP {resp.status}", resp.status)

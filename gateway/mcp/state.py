@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.mcp.backchannel import Pending
 from gateway.mcp.fanout import ListCache
+from gateway.mcp.inflight import InFlight
 from gateway.mcp.revocations import Revocations
 from gateway.mcp.sessions import Session, SessionCodec
 from gateway.mcp.subscriptions import Hub
@@ -80,6 +81,7 @@ class McpState:
     max_response_bytes: int = 16_777_216
     pending: Pending = field(default_factory=Pending)
     hub: Hub = field(default_factory=Hub)
+    inflight: InFlight = field(default_factory=InFlight)
     revocations: Revocations = field(init=False)
 
     def __post_init__(self) -> None:

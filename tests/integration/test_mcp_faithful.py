@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -11,10 +14,10 @@ from mcp.shared.exceptions import MCPError
 
 from gateway.mcp import naming
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401
-from tests.fixtures.faithful_backend import DOC, LONG_TOOL
+from tests.fixtures.faithful_backend import DOC, EVENTS, LONG_TOOL
 from tests.fixtures.server_everything import needs_everything, server_everything
 from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import ADMIN, sdk_session
+from tests.integration.mcp_helpers import ACCEPT, ADMIN, initialize, rpc, sdk_session, session_headers
 
 LINK = f"mcpgw://fm/{DOC}"
 
@@ -102,3 +105,50 @@ async def test_server_everything_resource_links_are_readable_through_the_gateway
         ref = await s.call_tool("every__get-resource-reference", {"resourceType": "Text", "resourceId": 1})
         embedded = [c for c in ref.content if c.type == "resource"]
         assert embedded and str(embedded[0].resource.uri).startswith("mcpgw://every/demo://resource/")
+
+
+async def test_a_2025_clients_cancel_reaches_the_backend_handler(
+    stack: Stack, faithful: Backend, caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen = EVENTS[faithful.name]
+    seen.started.clear(), seen.cancelled.clear(), seen.finished.clear()
+    sid = await initialize(stack, "/mcp")
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "fm__wait_cancel", "arguments": {"seconds": 60}}}
+    pending = asyncio.ensure_future(rpc(stack, "/mcp", call, headers=session_headers(sid)))
+    assert await asyncio.to_thread(seen.started.wait, 20)
+    # Another session naming the same id cancels nothing.
+    other = await initialize(stack, "/mcp")
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7, "reason": "x"}}
+    assert (await rpc(stack, "/mcp", cancel, headers=session_headers(other)))[0] == 202
+    assert not pending.done() and not seen.cancelled.is_set()
+    status, _, _ = await rpc(stack, "/mcp", cancel, headers=session_headers(sid))
+    assert status == 202
+    assert await asyncio.to_thread(seen.cancelled.wait, 20)  # the backend's handler was cancelled
+    status, answer, _ = await asyncio.wait_for(pending, 20)
+    assert status == 200 and answer is None  # no JSON-RPC response for a cancelled request
+    assert not seen.finished.is_set()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
+
+
+async def test_a_client_leaving_mid_stream_logs_no_error(
+    stack: Stack, caplog: pytest.LogCaptureFixture,
+) -> None:
+    sid = await initialize(stack, "/mcp")
+    call = {"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+            "params": {"name": "fm__stall", "arguments": {"seconds": 0.5}, "_meta": {"progressToken": "p"}}}
+    hdrs = {**stack.headers(ADMIN), "Accept": ACCEPT, **session_headers(sid)}
+    async with stack.session.post(stack.url + "/mcp", json=call, headers=hdrs) as resp:
+        assert resp.content_type == "text/event-stream"
+        assert b"notifications/progress" in await resp.content.readuntil(b"\n\n")
+        resp.connection.transport.close()  # the agent goes away while the backend still works
+    # The gateway's handler ends when the backend answers; its audit row says the client left.
+    for _ in range(200):
+        rows = [json.loads(line) for line in stack.audit_file.read_text().splitlines()] \
+            if stack.audit_file.exists() else []
+        if any("client disconnected" in str(r.get("error")) for r in rows):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the gateway never recorded the departed client")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
