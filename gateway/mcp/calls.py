@@ -30,7 +30,7 @@ from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone
 from gateway.upstream import codec
 from gateway.upstream.client import read_capped
-from gateway.upstream.errors import ResponseTooLarge, UpstreamError
+from gateway.upstream.errors import ResponseTooLarge, UpstreamError, UpstreamTimeout
 from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,8 @@ async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) ->
                     raise ResponseTooLarge(call.server.name, limit, resp.status)
         except aiohttp.ClientPayloadError:
             raise UpstreamError(call.server.name, "response stream broke off", resp.status) from None
+        except TimeoutError:  # silent for its idle `timeout` mid-answer (sock_read)
+            raise UpstreamTimeout(call.server.name, call.server.timeout) from None
     raise UpstreamError(call.server.name, "event stream ended without a response", resp.status)
 
 

@@ -186,7 +186,7 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
                 return await _via_pool(request, server, msg, era)
             return web.Response(body=raw, status=400, content_type=endpoint.JSON)
         rewrite = _list_filter(request, server.name, msg) if msg.method in enforce.LISTS else None
-        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name)
+        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, server.timeout)
 
 
 def _legacy_refusal(raw: bytes) -> bool:

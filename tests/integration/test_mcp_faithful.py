@@ -152,3 +152,28 @@ async def test_a_client_leaving_mid_stream_logs_no_error(
     else:
         raise AssertionError("the gateway never recorded the departed client")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
+
+
+@pytest.mark.parametrize("path", ["/servers/fm/mcp", "/mcp"])
+async def test_a_backend_stalling_mid_stream_ends_the_stream_with_an_error_event(
+    tmp_path: Path, pg_dsn: str, faithful: Backend, path: str,
+) -> None:
+    name = "fm__stall" if path == "/mcp" else "stall"
+    async with gateway_stack(tmp_path, pg_dsn, {"fm": {"url": faithful.url, "timeout": 1}}) as stack:
+        sid = await initialize(stack, path)
+        call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                "params": {"name": name, "arguments": {"seconds": 30}, "_meta": {"progressToken": "p"}}}
+        hdrs = {**stack.headers(ADMIN), "Accept": ACCEPT, **session_headers(sid)}
+        async with stack.session.post(stack.url + path, json=call, headers=hdrs) as resp:
+            assert resp.status == 200 and resp.content_type == "text/event-stream"
+            # The stream ends (well before the backend's 30 s) as a well-formed chunked body.
+            body = await asyncio.wait_for(resp.read(), 15)
+        events = [json.loads(line[5:]) for line in body.decode().splitlines() if line.startswith("data:")]
+        assert events[0]["method"] == "notifications/progress"
+        last = events[-1]
+        assert last["id"] == 9 and last["error"]["code"] == -32603, last
+        assert "timed out" in last["error"]["message"] or "within 1 s" in last["error"]["message"], last
+        assert b"HTTP/1.1" not in body  # no second response written into the body
+        # The connection is still good for the next request.
+        ping = {"jsonrpc": "2.0", "id": 10, "method": "ping"}
+        assert (await rpc(stack, path, ping, headers=session_headers(sid)))[1]["result"] == {}
