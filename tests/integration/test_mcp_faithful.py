@@ -17,7 +17,14 @@ from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  #
 from tests.fixtures.faithful_backend import DOC, EVENTS, LONG_TOOL
 from tests.fixtures.server_everything import needs_everything, server_everything
 from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import ACCEPT, ADMIN, initialize, rpc, sdk_session, session_headers
+from tests.integration.mcp_helpers import (
+    ACCEPT,
+    ADMIN,
+    initialize,
+    rpc,
+    sdk_session,
+    session_headers,
+)
 
 LINK = f"mcpgw://fm/{DOC}"
 
