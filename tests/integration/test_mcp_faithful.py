@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 
@@ -184,3 +185,16 @@ async def test_a_backend_stalling_mid_stream_ends_the_stream_with_an_error_event
         # The connection is still good for the next request.
         ping = {"jsonrpc": "2.0", "id": 10, "method": "ping"}
         assert (await rpc(stack, path, ping, headers=session_headers(sid)))[1]["result"] == {}
+
+
+async def test_the_python_sdk_abandoning_a_call_cancels_the_backend_handler(stack: Stack, faithful: Backend) -> None:
+    seen = EVENTS[faithful.name]
+    seen.started.clear(), seen.cancelled.clear(), seen.finished.clear()
+    async with sdk_session(stack, "/mcp", ADMIN, "legacy") as s:
+        async with anyio.create_task_group() as group:
+            group.start_soon(s.call_tool, "fm__wait_cancel", {"seconds": 60})
+            assert await asyncio.to_thread(seen.started.wait, 20)
+            group.cancel_scope.cancel()  # the SDK sends notifications/cancelled for its request
+        assert await asyncio.to_thread(seen.cancelled.wait, 20)
+        assert not seen.finished.is_set()
+        assert (await s.call_tool("fm__echo", {"count": 1})).content[0].text == "1"  # the session goes on
