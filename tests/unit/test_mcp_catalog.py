@@ -135,3 +135,17 @@ def test_unwrap_uri(uri: str, expected) -> None:
     assert catalog.unwrap_uri(uri, ["conf"]) == expected
     if expected:
         assert catalog.wrap_uri(*expected) == uri
+
+
+def test_every_listed_name_resolves_to_what_it_lists() -> None:
+    per_server = {
+        "fm": [{"name": "web.search"}, {"name": "x" * 80}, {"name": "plain"}],
+        "gh": [{"name": "web.search"}, {"name": "looks_shortened_13f73928"}],
+    }
+    allowed = {(s, t["name"]) for s, ts in per_server.items() for t in ts}
+    listed = catalog.merge_tools(per_server, allowed, broadcast=True)
+    assert any(t["name"].startswith("web_search_") for t in listed)  # a shortened broadcast name
+    for entry in listed:
+        target = catalog.resolve_tool(entry["name"], per_server, broadcast=True)
+        servers = entry["_meta"][catalog.SERVER_META]
+        assert target is not None and list(target.servers) == (servers if isinstance(servers, list) else [servers])
