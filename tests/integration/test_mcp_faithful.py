@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,11 +14,13 @@ import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from gateway.app import create_app
 from gateway.mcp import naming
+from gateway.settings import load_gateway_settings
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401
 from tests.fixtures.faithful_backend import DOC, EVENTS, LONG_TOOL
 from tests.fixtures.server_everything import needs_everything, server_everything
-from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.gateway_harness import Stack, gateway_stack, start_site
 from tests.integration.mcp_helpers import (
     ACCEPT,
     ADMIN,
@@ -198,3 +201,27 @@ async def test_the_python_sdk_abandoning_a_call_cancels_the_backend_handler(stac
         assert await asyncio.to_thread(seen.cancelled.wait, 20)
         assert not seen.finished.is_set()
         assert (await s.call_tool("fm__echo", {"count": 1})).content[0].text == "1"  # the session goes on
+
+
+async def test_a_shortened_name_listed_by_one_replica_is_callable_on_another(stack: Stack) -> None:
+    # Another gateway process in all but name: same registry, PDP, issuer and session secret.
+    replica = create_app(load_gateway_settings(environ={
+        "MCPGW_GATEWAY_ISSUER": stack.issuer.issuer, "MCPGW_GATEWAY_AUDIENCE": "mcpgw",
+        "MCPGW_GATEWAY_ENVIRONMENT": "development", "MCPGW_GATEWAY_PDP_URL": stack.pdp_url,
+        "MCPGW_GATEWAY_SERVERS_FILE": str(stack.settings.servers_file), "MCPGW_AUDIT_POSTGRES": "false",
+        "MCPGW_GATEWAY_MCP_SESSION_SECRET": "test-secret",
+    }, dotenv=None))
+    runner_b, url_b = await start_site(replica)
+    try:
+        sid = await initialize(stack, "/mcp")  # listed on replica A
+        listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        _, answer, _ = await rpc(stack, "/mcp", listing, headers=session_headers(sid))
+        shortened = [t["name"] for t in answer["result"]["tools"] if t["name"].startswith("fm__files_read_text_")]
+        assert len(shortened) == 1
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": shortened[0], "arguments": {"path": "/b"}}}
+        status, answer, _ = await rpc(dataclasses.replace(stack, url=url_b), "/mcp", call,
+                                      headers=session_headers(sid))  # called on replica B, which never listed it
+        assert status == 200 and answer["result"]["content"][0]["text"] == "text of /b", answer
+    finally:
+        await runner_b.cleanup()
