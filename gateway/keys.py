@@ -42,5 +42,7 @@ AUDIT_INFO: web.RequestKey[AuditInfo] = web.RequestKey("audit_info")
 JSON_BODY: web.RequestKey[object] = web.RequestKey("json_body")
 # Who `/mcp` and passthrough requests reach backends for (a per-subject backend session: upstream/sessions.py).
 CALLER = web.RequestKey("upstream_caller", Caller)
+# An MCP answer already started as SSE: a late cancel or failure ends it, never starts another.
+ANSWER_STREAM = web.RequestKey("answer_stream", web.StreamResponse)
 # State of the MCP endpoints (gateway/mcp, installed by gateway.routes.mcp.setup_mcp_routes).
 MCP_STATE: web.AppKey[McpState] = web.AppKey("mcp_state")

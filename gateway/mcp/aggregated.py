@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway import broadcast as bc
 from gateway.calls.admit import Refused, admit, refused_everywhere
 from gateway.errors import to_gateway_error
-from gateway.keys import MCP_STATE, POLICY, SCHEMAS, SETTINGS, UPSTREAM
+from gateway.keys import ANSWER_STREAM, MCP_STATE, POLICY, SCHEMAS, SETTINGS, UPSTREAM
 from gateway.mcp import aggregated_items as items
 from gateway.mcp import aggregated_subs as subs
 from gateway.mcp import (
@@ -24,6 +24,8 @@ from gateway.mcp import (
     endpoint,
     enforce,
     fanout,
+    inflight,
+    links,
     listen,
     methods,
     naming,
@@ -60,6 +62,7 @@ async def post(request: web.Request) -> web.StreamResponse:
     state: McpState = request.app[MCP_STATE]
     rid = None
     era: protocol.Era = "modern"
+    session = None
     try:
         endpoint.check_transport(request, state, post=True)
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
@@ -81,10 +84,16 @@ async def post(request: web.Request) -> web.StreamResponse:
         if msg.kind == "response":
             # An agent's answer to a backend's sampling / elicitation / roots request (calls.py).
             state.pending.answer(principal(request).subject, msg.id, msg.body)
+        if msg.method == "notifications/cancelled" and session is not None:
+            subject = principal(request).subject
+            state.inflight.cancel(inflight.key(subject, session.sid, inflight.cancelled_id(msg.params)))
         if msg.kind != "request":
             return endpoint.accepted()
         work = _answer(request, state, msg, era)
-        result = await (until_disconnect(request, work) if era == "modern" else work)
+        if session is None:
+            result = await until_disconnect(request, work)
+        else:  # 2025: a disconnect is not a cancel; notifications/cancelled is
+            result = await state.inflight.run(inflight.key(principal(request).subject, session.sid, rid), work)
         if isinstance(result, web.StreamResponse):
             return result
         return rpc_response(protocol.result(rid, protocol.with_result_type(result, era, msg.method)))
@@ -97,7 +106,10 @@ async def post(request: web.Request) -> web.StreamResponse:
         return endpoint.failure_response(rid, failure)
     except ClientGone:
         audit(request).error = "client disconnected; backend requests cancelled"
-        return web.Response(status=499)
+        return request.get(ANSWER_STREAM) or web.Response(status=499)
+    except inflight.Cancelled:
+        audit(request).error = "cancelled by the client (notifications/cancelled)"
+        return await inflight.unanswered(request)
     except Exception as exc:
         mapped = to_gateway_error(exc)
         if mapped is None:
@@ -223,9 +235,11 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     if simple is not None:
         target = catalog.Target(simple[1], (simple[0],))
     else:
-        names = {s: [t["name"] for t in tools] for s, tools in (await _tool_lists(request, state)).items()}
-        names = await unseen.visible_names(request, "tools/list", names)
-        target = catalog.resolve_tool(public, names, state.broadcast)
+        lists = await _tool_lists(request, state)
+        names = {s: [t["name"] for t in tools if isinstance(t.get("name"), str)] for s, tools in lists.items()}
+        visible = await unseen.visible_names(request, "tools/list", names)
+        target = catalog.resolve_tool(public, {s: [t for t in lists[s] if t.get("name") in set(visible[s])]
+                                               for s in lists}, state.broadcast)
     if target is None:
         # Decided as the name it spells first: "unknown" only for a caller who may call it.
         spelled = await unseen.decide_spelled(request, "tools/call", unseen.spelled_name(public),
@@ -273,8 +287,8 @@ async def _broadcast(request: web.Request, state: McpState, target: catalog.Targ
         except Refused as exc:
             refusals[name] = exc
             raise
-        return result_or_error(await pool.request(servers[name], "tools/call",
-                                                   {"name": target.tool, "arguments": arguments}, caller(request)))
+        return links.tool_result(name, result_or_error(await pool.request(
+            servers[name], "tools/call", {"name": target.tool, "arguments": arguments}, caller(request))))
 
     results, errors = await bc.run_calls(call, one, timeouts={n: servers[n].timeout for n in call},
                                          deadline=deadline, describe_error=_describe)

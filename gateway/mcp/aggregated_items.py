@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, enforce, fanout, methods, naming, protocol, unseen
+from gateway.mcp import catalog, enforce, fanout, links, methods, naming, protocol, unseen
 from gateway.mcp.aggregated_common import caller, denied, on_error, result_or_error, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
@@ -31,15 +31,21 @@ async def list_named(request: web.Request, state: McpState, method: str, params:
     return {fanout.LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
 
 
-async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
-    public = enforce.target("prompts/get", msg.params)
-    servers = {s.name: s for s in servers_of(request)}
+async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, Any]) -> tuple[str, str] | None:
+    """(server, prompt) a public prompt name stands for, among the prompts the caller may use."""
     found = naming.split_simple(public, servers)
-    if found is None:
+    if found is None:  # shortened (or unknown): reversed against the catalog, as every replica can
         lists = await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers.values()),
                                           "prompts/list", on_error(state), caller(request))
         names = {s: [p["name"] for p in items if isinstance(p.get("name"), str)] for s, items in lists.items()}
         found = naming.resolve(public, await unseen.visible_names(request, "prompts/list", names))
+    return found
+
+
+async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+    public = enforce.target("prompts/get", msg.params)
+    servers = {s.name: s for s in servers_of(request)}
+    found = await _prompt(request, state, public, servers)
     if found is None:
         # Decided as the name it spells first: "unknown" only for a caller who may get it.
         spelled = await unseen.decide_spelled(request, "prompts/get", unseen.spelled_name(public), {})
@@ -51,8 +57,9 @@ async def get_prompt(request: web.Request, state: McpState, msg: protocol.Messag
     decision = await enforce.check_call(request, principal(request), server, "prompts/get", name, params)
     if not decision.allowed:
         raise denied(msg, decision, era)
-    return result_or_error(await request.app[UPSTREAM].request(servers[server], "prompts/get", params,
-                                                               caller(request)))
+    result = result_or_error(await request.app[UPSTREAM].request(servers[server], "prompts/get", params,
+                                                                 caller(request)))
+    return links.prompt_result(server, result)
 
 
 async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
@@ -72,10 +79,7 @@ async def read_resource(request: web.Request, state: McpState, msg: protocol.Mes
         raise denied(msg, decision, era)
     result = result_or_error(await request.app[UPSTREAM].request(servers[server], "resources/read",
                                                                   {"uri": original}, caller(request)))
-    for item in result.get("contents") or []:
-        if isinstance(item, dict) and item.get("uri") == original:
-            item["uri"] = uri
-    return result
+    return links.read_result(server, result)  # the read URI wrapped again, as are any others
 
 
 async def complete(request: web.Request, state: McpState, msg: protocol.Message) -> Any:
@@ -85,7 +89,7 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
     servers = {s.name: s for s in servers_of(request)}
     empty = {"completion": {"values": [], "total": 0, "hasMore": False}}
     if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
-        found = naming.split_simple(ref["name"], servers)
+        found = await _prompt(request, state, ref["name"], servers)
         method, new_ref = "prompts/get", {**ref, "name": found[1]} if found else ref
     elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
         found = catalog.unwrap_uri(ref["uri"], servers)

@@ -28,15 +28,21 @@ import aiohttp
 from aiohttp import web
 
 from gateway.errors import to_gateway_error
-from gateway.keys import UPSTREAM
-from gateway.mcp import protocol, sse
+from gateway.keys import ANSWER_STREAM, UPSTREAM
+from gateway.mcp import inflight, links, protocol, sse
 from gateway.mcp.aggregated_common import caller
 from gateway.mcp.backchannel import TooManyPending
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
+from gateway.mcp.streams import ClientGone
 from gateway.upstream import codec
 from gateway.upstream.client import read_capped
-from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge, UpstreamError
+from gateway.upstream.errors import (
+    CallBudgetExceeded,
+    ResponseTooLarge,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
@@ -65,6 +71,7 @@ class Call:
         if self.out is None:
             self.out = web.StreamResponse(status=200, headers=sse.SSE_HEADERS)
             self.state.metrics.streams_open.labels(self.endpoint).inc()
+            self.request[ANSWER_STREAM] = self.out
             await self.out.prepare(self.request)
         await self.out.write(sse.encode(dumps_str(message)))
 
@@ -125,12 +132,17 @@ async def call_tool(request: web.Request, state: McpState, server: Any, params: 
         for _ in range(MAX_ROUNDS):
             upstream["_meta"] = dict(own)
             result = await _round(call, upstream)
-            if result.get("resultType") != "input_required" or era == "modern":
+            if result.get("resultType") != "input_required":
+                return await call.finish(links.tool_result(server.name, result))
+            if era == "modern":
                 return await call.finish(result)
             upstream["inputResponses"] = await _ask_inputs(call, result.get("inputRequests") or {})
             if "requestState" in result:
                 upstream["requestState"] = result["requestState"]
         raise UpstreamError(server.name, f"still asking for input after {MAX_ROUNDS} rounds")
+    except ConnectionResetError:
+        call.close()  # the agent left mid-answer: nothing to tell it, nothing to log
+        raise ClientGone() from None
     except Exception as exc:
         if call.out is None or call.closed:
             call.close()
@@ -181,6 +193,15 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     uid = "mcpgw-call-" + secrets.token_urlsafe(8)
     pool = call.request.app[UPSTREAM]
     message = {"jsonrpc": "2.0", "id": uid, "method": "tools/call", "params": params}
+    try:
+        return await _exchange(call, pool, message, uid)
+    except asyncio.CancelledError:
+        # A closed stream alone does not stop a 2025 backend: tell it, in the caller's own session.
+        inflight.tell_backend(pool, call.server, uid, caller=caller(call.request))
+        raise
+
+
+async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) -> dict[str, Any]:
     async with pool.turn(call.server, caller(call.request)), \
             await pool.open_stream(call.server, message, caller=caller(call.request)) as resp:
         if resp.status >= 500 or resp.status == 401:
@@ -210,6 +231,8 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                     raise ResponseTooLarge(call.server.name, limit, resp.status)
         except aiohttp.ClientPayloadError:
             raise UpstreamError(call.server.name, "response stream broke off", resp.status) from None
+        except TimeoutError:  # silent for its idle `timeout` mid-answer (sock_read)
+            raise UpstreamTimeout(call.server.name, call.server.timeout) from None
     raise UpstreamError(call.server.name, "event stream ended without a response", resp.status)
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from gateway.mcp import naming
 from gateway.mcp.protocol import INVALID_PARAMS, RpcFailure
 from shared.jsonutil import dumps_str
@@ -41,7 +43,7 @@ def broadcast_entry(name: str, offers: Sequence[tuple[str, Mapping[str, Any]]]) 
         "name": naming.broadcast_name(name),
         "description": f"Runs '{name}' on all of: {', '.join(servers)}. "
         + str(first.get("description") or ""),
-        "inputSchema": first.get("inputSchema") or dict(_EMPTY_SCHEMA),
+        "inputSchema": input_schema(first),
         "_meta": {SERVER_META: servers},
     }
     for key in ("title", "icons"):
@@ -50,23 +52,63 @@ def broadcast_entry(name: str, offers: Sequence[tuple[str, Mapping[str, Any]]]) 
     return entry
 
 
-def merge_tools(
-    per_server: Mapping[str, Sequence[Mapping[str, Any]]], allowed: set[tuple[str, str]], broadcast: bool,
-) -> list[dict[str, Any]]:
-    """Every permitted tool, prefixed; then the broadcast tools (names that do not clash)."""
+def input_schema(tool: Mapping[str, Any]) -> Any:
+    """A tool's `inputSchema`, the empty object schema when it declares none."""
+    return tool.get("inputSchema") or dict(_EMPTY_SCHEMA)
+
+
+def broadcastable(offers: Sequence[tuple[str, Mapping[str, Any]]]) -> bool:
+    """Two or more servers offer the tool with one `inputSchema` (canonical JSON equality).
+
+    A broadcast tool advertises one schema; where the servers' schemas differ, arguments valid
+    for the advertised one may be refused (or mean something else) on another server, so no
+    unprefixed name is offered and each server's tool is called by its prefixed name.
+    """
+    if len(offers) < 2:
+        return False
+    first = _canonical(input_schema(offers[0][1]))
+    return all(_canonical(input_schema(tool)) == first for _, tool in offers[1:])
+
+
+def _canonical(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not JSON (a backend's odd value): never equal to anything else
+        return repr(id(value)).encode()
+
+
+def _offers(per_server: Mapping[str, Iterable[Mapping[str, Any]]],
+            allowed: set[tuple[str, str]] | None) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, Mapping[str, Any]]]]]:
     tools: list[dict[str, Any]] = []
     offers: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for server in sorted(per_server):
         for tool in per_server[server]:
             name = tool.get("name")
-            if isinstance(name, str) and (server, name) in allowed:
+            if isinstance(name, str) and (allowed is None or (server, name) in allowed):
                 tools.append(tool_entry(server, tool))
                 offers.setdefault(name, []).append((server, tool))
+    return tools, offers
+
+
+def _broadcasts(tools: list[dict[str, Any]], offers: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]],
+                ) -> dict[str, str]:
+    """public broadcast name -> tool name, for names offered alike by several servers and not clashing."""
+    taken = {t["name"] for t in tools}
+    out: dict[str, str] = {}
+    for name in sorted(offers):
+        public = naming.broadcast_name(name)
+        if public not in taken and public not in out and broadcastable(offers[name]):
+            out[public] = name
+    return out
+
+
+def merge_tools(
+    per_server: Mapping[str, Sequence[Mapping[str, Any]]], allowed: set[tuple[str, str]], broadcast: bool,
+) -> list[dict[str, Any]]:
+    """Every permitted tool, prefixed; then the broadcast tools (same schema, names that do not clash)."""
+    tools, offers = _offers(per_server, allowed)
     if broadcast:
-        taken = {t["name"] for t in tools}
-        for name in sorted(offers):
-            if len(offers[name]) > 1 and naming.broadcast_name(name) not in taken:
-                tools.append(broadcast_entry(name, offers[name]))
+        tools += [broadcast_entry(name, offers[name]) for name in _broadcasts(tools, offers).values()]
     return tools
 
 
@@ -80,22 +122,18 @@ class Target:
 
 
 def resolve_tool(
-    public: str, per_server: Mapping[str, Iterable[str]], broadcast: bool,
+    public: str, per_server: Mapping[str, Iterable[Mapping[str, Any]]], broadcast: bool,
 ) -> Target | None:
-    """The target of `public` given every server's tool names (before policy)."""
-    lists = {s: list(names) for s, names in per_server.items()}
-    found = naming.resolve(public, lists)
+    """The target of `public` given every server's (visible) tools, exactly as `merge_tools` lists them."""
+    lists = {s: [t for t in tools if isinstance(t.get("name"), str)] for s, tools in per_server.items()}
+    found = naming.resolve(public, {s: [t["name"] for t in tools] for s, tools in lists.items()})
     if found is not None:
         return Target(found[1], (found[0],))
     if broadcast:
-        holders: dict[str, list[str]] = {}
-        for server in sorted(lists):
-            for name in lists[server]:
-                if naming.broadcast_name(name) == public:
-                    holders.setdefault(name, []).append(server)
-        for name, servers in holders.items():
-            if len(servers) > 1:
-                return Target(name, tuple(servers), broadcast=True)
+        tools, offers = _offers(lists, None)
+        name = _broadcasts(tools, offers).get(public)
+        if name is not None:
+            return Target(name, tuple(s for s, _ in offers[name]), broadcast=True)
     return None
 
 

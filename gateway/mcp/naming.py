@@ -3,7 +3,9 @@
 Tool names clients accept are `[A-Za-z0-9_-]{1,64}`. A name that already fits is used as is; one
 that does not is cut and given an 8-hex-digit hash of the original pair, so the same pair always
 gets the same name (stable across replicas and restarts) and different pairs practically never
-collide. Reversal needs no stored state: `resolve` recomputes names from the server's own list.
+collide. Reversal needs no stored state: `resolve` recomputes names from the server's own list
+(every replica derives the same answer from the same catalog); `split_simple` is a fast path for
+names that cannot be shortened ones.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ MAX_LEN = 64
 _VALID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _HASH_LEN = 8
+# A shortened name ends with `_` and the hash; such a name is itself valid, so it cannot be
+# read as `server__name` without the server's list (it would name a tool that does not exist).
+_SHORTENED = re.compile(r"_[0-9a-f]{8}$")
 
 
 def is_valid(name: str) -> bool:
@@ -58,8 +63,18 @@ def resolve(public: str, names_by_server: Mapping[str, Iterable[str]]) -> tuple[
     return None
 
 
+def maybe_shortened(public: str) -> bool:
+    """True when `public` has the shape of a hash-shortened name (only a list can reverse it)."""
+    return _SHORTENED.search(public) is not None
+
+
 def split_simple(public: str, servers: Iterable[str]) -> tuple[str, str] | None:
-    """Fast path without any tool list: `server__name` when that round-trips exactly."""
+    """Fast path without any tool list: `server__name` when that round-trips exactly.
+
+    None for anything that may be a shortened name: callers then `resolve` against the lists.
+    """
+    if maybe_shortened(public):
+        return None
     for server in sorted(servers, key=len, reverse=True):
         prefix = server + SEPARATOR
         if public.startswith(prefix) and len(public) > len(prefix):

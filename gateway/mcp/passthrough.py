@@ -199,7 +199,8 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
             return web.Response(body=raw, status=400, content_type=endpoint.JSON)
         rewrite = _list_filter(request, server.name, msg) if msg.method in enforce.LISTS else None
         cancel = _canceller(request, server, msg, upstream_session) if upstream_session else None
-        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel)
+        return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel,
+                                  idle_limit=server.timeout)
 
 
 def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstream_session: str) -> Any:

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from gateway.mcp.backchannel import Pending
 from gateway.mcp.catalog_watch import CatalogPoller
 from gateway.mcp.fanout import ListCache
+from gateway.mcp.inflight import InFlight
 from gateway.mcp.limits import StreamLimits
 from gateway.mcp.revocations import Revocations
 from gateway.mcp.sessions import Session, SessionCodec
@@ -85,6 +86,7 @@ class McpState:
     streams: StreamLimits = field(default_factory=StreamLimits)
     catalogs: CatalogPoller = field(default_factory=CatalogPoller)
     hub: Hub = field(default_factory=Hub)
+    inflight: InFlight = field(default_factory=InFlight)
     revocations: Revocations = field(init=False)
 
     def __post_init__(self) -> None:

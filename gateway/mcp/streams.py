@@ -8,6 +8,7 @@ responses) passes through untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +19,12 @@ from aiohttp import web
 from gateway.mcp import protocol, relay, sse
 from gateway.mcp.state import McpState
 from gateway.upstream.client import read_capped
-from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge
+from gateway.upstream.errors import (
+    CallBudgetExceeded,
+    ResponseTooLarge,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from shared.jsonutil import dumps, dumps_str, loads
 
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -65,6 +71,7 @@ async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
 async def relay_answer(
     request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: Any,
     rewrite: Rewrite | None, server: str, cancel: Callable[[], Awaitable[None]] | None = None,
+    idle_limit: float | None = None,
 ) -> web.StreamResponse:
     """Send the backend's answer on; SSE without buffering (each event flushed as it completes).
 
@@ -74,6 +81,9 @@ async def relay_answer(
     (`rid` set) is a call: all its bytes together count against `state.max_call_bytes`, past
     which it ends the same way and the backend stream is dropped (its cancel; `cancel()` tells a
     2025-era backend too); a GET stream, relayed with backpressure and never buffered, is not a call.
+    So does a stream the backend leaves quiet for longer than `idle_limit` (its server's
+    `timeout`), or breaks off: once the answer has started, no failure may become a second HTTP
+    response.
     """
     if resp.content_type != "text/event-stream":
         raw = await read_capped(resp, server, state.max_response_bytes)
@@ -87,6 +97,7 @@ async def relay_answer(
     out = web.StreamResponse(status=resp.status, headers=sse.SSE_HEADERS)
     gauge = state.metrics.streams_open.labels(endpoint)
     gauge.inc()
+    answered = rid is None  # has the response to the client's request gone out yet?
     try:
         await out.prepare(request)
         parser = sse.Parser(limit=state.max_response_bytes)
@@ -109,16 +120,24 @@ async def relay_answer(
                     await _oversized(out, state, server, rid)
                     return out
                 raw = event.raw
-                if rewrite is not None and event.data:
+                if not answered and event.data:
                     msg = _decode(event.data)
                     if _is_response(msg, rid):
-                        raw = sse.encode(dumps_str(await _rewritten(msg, rewrite)), event=event.event, id=event.id)
+                        answered = True
+                        if rewrite is not None:
+                            raw = sse.encode(dumps_str(await _rewritten(msg, rewrite)), event=event.event, id=event.id)
                 await out.write(raw)
         if parser.rest():
             await out.write(parser.rest())
         await out.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         pass  # the client left; leaving the `async with` closes the backend stream too
+    except (TimeoutError, aiohttp.ClientPayloadError) as exc:
+        state.metrics.upstream_errors.labels(server).inc()
+        failure = UpstreamTimeout(server, idle_limit) if isinstance(exc, TimeoutError) else \
+            UpstreamError(server, "response stream broke off")
+        with contextlib.suppress(ConnectionResetError):
+            await _last_error(out, None if answered else rid, str(failure))
     finally:
         gauge.dec()
     return out
@@ -130,8 +149,13 @@ async def _oversized(out: web.StreamResponse, state: McpState, server: str, rid:
 
 async def _refuse(out: web.StreamResponse, state: McpState, server: str, rid: Any, exc: Exception) -> None:
     state.metrics.upstream_errors.labels(server).inc()
+    await _last_error(out, rid, str(exc))
+
+
+async def _last_error(out: web.StreamResponse, rid: Any, message: str) -> None:
+    """End a started SSE answer: a JSON-RPC error for the pending request (if any), then EOF."""
     if rid is not None:
-        await out.write(sse.encode(dumps_str(protocol.error(rid, protocol.INTERNAL_ERROR, str(exc)))))
+        await out.write(sse.encode(dumps_str(protocol.error(rid, protocol.INTERNAL_ERROR, message))))
     await out.write_eof()
 
 

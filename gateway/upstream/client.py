@@ -104,10 +104,14 @@ class BackendClient:
         )
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> Reply:
-        """Send one request and return the backend's reply (JSON-RPC errors included)."""
+        """Send one request and return the backend's reply (JSON-RPC errors included).
+
+        The server's `timeout` is an idle limit, as on every path (docs/mcp.md): the session's
+        `sock_read` ends an exchange the backend leaves silent that long, however long it runs
+        while it keeps sending (progress, logs, keep-alives).
+        """
         try:
-            async with asyncio.timeout(self.server.timeout):
-                return await self._request(method, params)
+            return await self._request(method, params)
         except TimeoutError:
             raise UpstreamTimeout(self.server.name, self.server.timeout) from None
 
@@ -323,6 +327,8 @@ class BackendClient:
                     url, data=codec.encode(message), headers=headers, timeout=self._http_timeout,
                     allow_redirects=False,
                 )
+        except TimeoutError:  # silent for `timeout` (sock_read) before the response headers
+            raise UpstreamTimeout(self.server.name, self.server.timeout) from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(
                 self.server.name, f"cannot reach backend: {type(exc).__name__}"

@@ -11,8 +11,8 @@ TOOLS = {
     "a": [{"name": "echo", "description": "A echo", "inputSchema": {"type": "object"}, "title": "Echo",
            "annotations": {"readOnlyHint": True}, "outputSchema": {"type": "object"}, "icons": [{"src": "x"}]},
           {"name": "only_a"}],
-    "b": [{"name": "echo", "description": "B echo"}, {"name": "web.search"}],
-    "c": [{"name": "echo"}],
+    "b": [{"name": "echo", "description": "B echo", "inputSchema": {"type": "object"}}, {"name": "web.search"}],
+    "c": [{"name": "echo", "inputSchema": {"type": "object"}}],
 }
 ALL = {(s, t["name"]) for s, ts in TOOLS.items() for t in ts}
 
@@ -50,9 +50,6 @@ def test_broadcast_needs_two_permitted_servers(allowed, broadcast, expected_broa
     assert prefixed == {naming.public_name(s, t) for s, t in allowed}
 
 
-NAMES = {s: [t["name"] for t in ts] for s, ts in TOOLS.items()}
-
-
 @pytest.mark.parametrize(
     ("public", "broadcast", "expected"),
     [
@@ -65,7 +62,39 @@ NAMES = {s: [t["name"] for t in ts] for s, ts in TOOLS.items()}
     ],
 )
 def test_resolve_tool(public: str, broadcast: bool, expected) -> None:
-    assert catalog.resolve_tool(public, NAMES, broadcast) == expected
+    assert catalog.resolve_tool(public, TOOLS, broadcast) == expected
+
+
+OBJ = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+SAME_REORDERED = {"required": ["q"], "properties": {"q": {"type": "string"}}, "type": "object"}
+OTHER = {"type": "object", "properties": {"q": {"type": "integer"}}}
+
+
+@pytest.mark.parametrize(
+    ("schemas", "offered"),
+    [
+        ((OBJ, OBJ), True),
+        ((OBJ, SAME_REORDERED), True),  # canonical JSON: key order does not matter
+        ((OBJ, OTHER), False),
+        ((None, None), True),  # neither declares one: both the empty object schema
+        ((None, {"type": "object", "properties": {}}), True),
+        ((OBJ, None), False),
+        ((OBJ, OBJ, OTHER), False),  # one server disagreeing withdraws the broadcast name
+    ],
+)
+def test_broadcast_only_where_the_schemas_agree(schemas: tuple, offered: bool) -> None:
+    per_server = {f"s{i}": [{"name": "find", **({"inputSchema": sc} if sc is not None else {})}]
+                  for i, sc in enumerate(schemas)}
+    listed = catalog.merge_tools(per_server, {(s, "find") for s in per_server}, broadcast=True)
+    entry = next((t for t in listed if t["name"] == "find"), None)
+    assert (entry is not None) is offered
+    if entry is not None:
+        assert entry["inputSchema"] == catalog.input_schema(per_server["s0"][0])
+    # Listing and calling agree: a name not listed does not resolve either.
+    target = catalog.resolve_tool("find", per_server, broadcast=True)
+    assert (target is not None) is offered
+    # Each server's own tool stays callable by its prefixed name.
+    assert catalog.resolve_tool("s1__find", per_server, True) == catalog.Target("find", ("s1",))
 
 
 def test_broadcast_result_counts_errors_and_tool_failures() -> None:
@@ -106,3 +135,17 @@ def test_unwrap_uri(uri: str, expected) -> None:
     assert catalog.unwrap_uri(uri, ["conf"]) == expected
     if expected:
         assert catalog.wrap_uri(*expected) == uri
+
+
+def test_every_listed_name_resolves_to_what_it_lists() -> None:
+    per_server = {
+        "fm": [{"name": "web.search"}, {"name": "x" * 80}, {"name": "plain"}],
+        "gh": [{"name": "web.search"}, {"name": "looks_shortened_13f73928"}],
+    }
+    allowed = {(s, t["name"]) for s, ts in per_server.items() for t in ts}
+    listed = catalog.merge_tools(per_server, allowed, broadcast=True)
+    assert any(t["name"].startswith("web_search_") for t in listed)  # a shortened broadcast name
+    for entry in listed:
+        target = catalog.resolve_tool(entry["name"], per_server, broadcast=True)
+        servers = entry["_meta"][catalog.SERVER_META]
+        assert target is not None and list(target.servers) == (servers if isinstance(servers, list) else [servers])

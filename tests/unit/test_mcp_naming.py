@@ -54,7 +54,8 @@ def test_resolve_prefers_longest_server_prefix() -> None:
         ("jira__x", ["github", "jira"], ("jira", "x")),
         ("nope__x", ["github"], None),
         ("github__", ["github"], None),
-        ("github__repo_create_1a2b3c4d", ["github"], ("github", "repo_create_1a2b3c4d")),
+        # May be the shortened name of `repo.create`: only the list can tell (resolve).
+        ("github__repo_create_1a2b3c4d", ["github"], None),
     ],
 )
 def test_split_simple(public: str, servers: list[str], expected: tuple[str, str] | None) -> None:
@@ -74,3 +75,31 @@ def test_a_trailing_newline_is_not_a_valid_name() -> None:
     assert not n.is_valid("tool\n")
     name = n.public_name("s", "tool\n")
     assert "\n" not in name and n.is_valid(name)
+
+
+# Every listed name resolves back: names the fast path would misread as `server__name` included.
+@pytest.mark.parametrize(
+    ("server", "tool"),
+    [
+        ("fm", "files.read_text"),  # the reported case: fm__files_read_text_<hash>
+        ("fm", "files/read"),
+        ("github", "x" * 70),  # valid characters, too long
+        ("s", "a" * 59),  # exactly one over 64 with the prefix
+        ("long-server-name-" * 4, "t"),  # the server alone is too long
+        ("fm", "plain"),
+        ("fm", "looks_shortened_13f73928"),  # a real name with a hash-like tail
+        ("a__b", "c"),
+    ],
+)
+def test_every_public_name_resolves_back(server: str, tool: str) -> None:
+    public = n.public_name(server, tool)
+    lists = {server: ["other", tool], "fmx": [tool], "zz": ["x" * 70]}
+    assert n.resolve(public, lists) == (server, tool)
+    # The list-free fast path either gives the same answer or declines; it never names another tool.
+    assert n.split_simple(public, lists) in ((server, tool), None)
+
+
+def test_a_shortened_name_is_never_split_without_the_list() -> None:
+    public = n.public_name("fm", "files.read_text")
+    assert public.startswith("fm__files_read_text_") and n.maybe_shortened(public)
+    assert n.split_simple(public, ["fm"]) is None

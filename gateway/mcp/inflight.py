@@ -1,0 +1,125 @@
+"""`notifications/cancelled` on `/mcp` (2025 era): the client's request id → the call in progress.
+
+A 2025 client cancels a request by sending `notifications/cancelled` with its id; closing the
+connection is explicitly *not* a cancellation in that era. Requests are tracked by
+(subject, session, client request id), so a cancel only reaches a request of the same caller's
+same session. Cancelling one cancels its handler task: the upstream stream is closed, and a
+2025-era backend is also sent `notifications/cancelled` naming the gateway's own upstream id
+(`tell_backend`), so its handler stops. The handler then ends the answer without a JSON-RPC
+response (the spec: the receiver of a cancellation does not answer the request).
+
+The map lives on the replica running the call: a cancel that a load balancer sends to another
+replica is not relayed there (docs/mcp.md). 2026-07-28 clients cancel by closing the connection
+(streams.until_disconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from gateway.keys import ANSWER_STREAM
+from gateway.mcp import sse
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Key = tuple[str, str, str, str]  # subject, session id, id type, id: 1 and "1" are different ids
+LEGACY_ERA = "legacy"  # gateway.upstream.client.LEGACY
+
+
+def key(subject: str, session: str, request_id: Any) -> Key:
+    """The key of one client request."""
+    return subject, session, type(request_id).__name__, str(request_id)
+
+
+def cancelled_id(params: Any) -> Any:
+    """The `requestId` a `notifications/cancelled` names (None when absent or not an id)."""
+    rid = params.get("requestId") if isinstance(params, dict) else None
+    return rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None
+
+
+class Cancelled(Exception):
+    """The client cancelled this request; it is not answered."""
+
+
+class InFlight:
+    """The requests this replica is working on that a cancel may name."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[Key, asyncio.Task[Any]] = {}
+        self._cancelled: set[Key] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def run(self, k: Key, work: Awaitable[T]) -> T:
+        """Await `work` in this task; `Cancelled` if a cancel for `k` arrives first."""
+        task = asyncio.current_task()
+        assert task is not None
+        if k in self._tasks:  # a duplicate id in one session: the first keeps its entry
+            return await work
+        self._tasks[k] = task
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if k not in self._cancelled:
+                raise
+            task.uncancel()
+            raise Cancelled() from None
+        finally:
+            self._tasks.pop(k, None)
+            self._cancelled.discard(k)
+
+    def cancel(self, k: Key) -> bool:
+        """Cancel the request `k` if it is still running here."""
+        task = self._tasks.get(k)
+        if task is None or task.done() or k in self._cancelled:
+            return False
+        self._cancelled.add(k)
+        task.cancel()
+        return True
+
+
+async def unanswered(request: web.Request) -> web.StreamResponse:
+    """End a cancelled request's answer without a JSON-RPC response (as the spec asks)."""
+    out = request.get(ANSWER_STREAM)
+    if out is None:
+        return web.Response(status=200, headers=sse.SSE_HEADERS)
+    with contextlib.suppress(ConnectionResetError):
+        await out.write_eof()
+    return out
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def tell_backend(pool: Any, server: Any, upstream_id: Any, reason: str = "cancelled by the client",
+                 caller: Any = None) -> None:
+    """Send a 2025-era backend `notifications/cancelled` for our request `upstream_id` (in the background).
+
+    Runs beside the cancelled task (which is unwinding); a 2026-07-28 backend needs nothing more
+    than the closed stream.
+    """
+    client = pool.client(server, caller)  # the session the request was sent in
+    if client.era != LEGACY_ERA:
+        return
+    note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": upstream_id, "reason": reason}}
+
+    async def send() -> None:
+        try:
+            status = await client.send_response(note)
+            if status >= 400:
+                log.warning("backend refused a cancellation", extra={"server": client.server.name, "status": status})
+        except Exception as exc:  # the cancel is best effort: the stream is closed either way
+            log.warning("cancellation not delivered to backend",
+                        extra={"server": client.server.name, "error": type(exc).__name__})
+
+    task = asyncio.get_running_loop().create_task(send())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
