@@ -75,6 +75,9 @@ class AuditEmitter:
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._retry_base = flush_interval
+        # One replay at a time: `replay_now` (tests, CLI, shutdown) waits for the replayer's round
+        # instead of skipping the segment that round holds and returning before it is stored.
+        self._replay_lock = asyncio.Lock()
         # The writer lingers this long after the first event of a batch: one COPY per event (at
         # low load the queue is nearly always empty) cost the gateway a database round trip,
         # several socket writes and the pool's reset query per request (docs/benchmarks.md).
@@ -282,6 +285,10 @@ class AuditEmitter:
             delay = self._retry_base
 
     async def _replay_all(self) -> None:
+        async with self._replay_lock:
+            await self._replay_segments()
+
+    async def _replay_segments(self) -> None:
         assert self._spool is not None
         pool = self._pool()
         self._pending.clear()

@@ -46,7 +46,11 @@ async def test_trickled_headers_are_cut_off(stack: Stack) -> None:
     task = asyncio.create_task(trickle())
     try:
         async with asyncio.timeout(20):  # a safety bound for the test, not the figure under test
-            assert await reader.read() == b""  # EOF: the gateway closed the connection
+            # The gateway closed the connection: EOF, or a reset when it closed with our bytes unread.
+            try:
+                assert await reader.read() == b""
+            except ConnectionResetError:
+                pass
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
