@@ -17,6 +17,7 @@ from pdp.policy.compile import MODEL_TEXT
 from pdp.policy.schema_lint import Tool, lint, tools_from_json
 from pdp.policy.yamlload import LList, LMap, load_with_lines
 from pdp.wire import BadInput, parse_evaluation
+from shared.authzen import NAME_PROPERTY, TYPE_FOR_ACTION
 from shared.textsafe import printable
 
 
@@ -198,12 +199,10 @@ def _evaluation_body(case: dict[str, Any]) -> dict[str, Any]:
     """The AuthZEN evaluation body for a test case / explain request."""
     server, _, name = str(case.get("resource", "")).partition(":")
     action = case.get("action")
-    rtype = {"invoke_tool": "mcp_tool", "read_resource": "mcp_resource", "get_prompt": "mcp_prompt",
-             "call_method": "mcp_method"}.get(
-        str(action), "mcp_server")
+    rtype = TYPE_FOR_ACTION.get(str(action), "mcp_server")  # an unknown action is refused by the parser
     resource: dict[str, Any] = {"type": rtype, "id": case.get("resource")}
     if rtype == "mcp_resource":  # URIs contain ':' themselves; give the parts explicitly
-        resource = {"type": rtype, "properties": {"mcp_server": server, "uri": name}}
+        resource = {"type": rtype, "properties": {"mcp_server": server, NAME_PROPERTY[rtype]: name}}
     body = {"subject": {"type": "user", "id": case.get("subject"),
                         "properties": {"roles": case.get("roles", []), "groups": case.get("groups", [])}},
             "action": {"name": action}, "resource": resource,
