@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -39,5 +40,8 @@ REQUEST_ID = web.RequestKey("request_id", str)
 AUDIT_INFO: web.RequestKey[AuditInfo] = web.RequestKey("audit_info")
 # The request body parsed once by the JSON limits middleware (absent when the body is not JSON).
 JSON_BODY: web.RequestKey[object] = web.RequestKey("json_body")
+# Adds to a 401's headers (request, AuthError, headers): the MCP endpoints name their RFC 9728
+# metadata there. Registered by gateway.routes.mcp, so the auth middleware never imports gateway/mcp.
+AUTH_CHALLENGE: web.AppKey[Callable[[web.Request, Exception, dict[str, str]], None]] = web.AppKey("auth_challenge")
 # State of the MCP endpoints (gateway/mcp, installed by gateway.routes.mcp.setup_mcp_routes).
 MCP_STATE: web.AppKey[McpState] = web.AppKey("mcp_state")

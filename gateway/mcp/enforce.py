@@ -14,10 +14,10 @@ from aiohttp import web
 
 from gateway.calls.admit import Refused
 from gateway.calls.admit import admit as admit_call
+from gateway.calls.audit import audit
 from gateway.keys import POLICY, SCHEMAS, UPSTREAM
 from gateway.mcp import methods, protocol
 from gateway.mcp.protocol import RpcFailure
-from gateway.routes.common import audit
 from shared.authzen import Decision, resource_for
 
 POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from gateway.mcp import catalog
@@ -127,9 +127,11 @@ class Hub:
                 await feed.stop(feed.client.server.timeout)
 
 
-async def subscriptions_ctx(app: Any) -> AsyncIterator[None]:
-    """Cleanup ctx: close every backend feed on shutdown."""
-    from gateway.keys import MCP_STATE  # gateway.keys -> state -> here: import at use
+def subscriptions_ctx(hub: Hub) -> Callable[[Any], AsyncIterator[None]]:
+    """Cleanup ctx: close every backend feed of `hub` on shutdown."""
 
-    yield
-    await app[MCP_STATE].hub.close()
+    async def ctx(app: Any) -> AsyncIterator[None]:
+        yield
+        await hub.close()
+
+    return ctx

@@ -15,11 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.calls.audit import audit
 from gateway.keys import POLICY, SERVERS
 from gateway.mcp import catalog, enforce, naming, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
-from gateway.routes.common import audit
 from shared.authzen import Decision, server_resource
 
 

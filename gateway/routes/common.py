@@ -10,9 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from gateway.calls.admit import admit
+from gateway.calls.audit import audit
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.keys import (
-    AUDIT_INFO,
     JSON_BODY,
     METRICS,
     POLICY,
@@ -43,17 +43,6 @@ def require_admin(request: web.Request, admin_roles: Sequence[str]) -> None:
         info = audit(request)
         info.denied = True
         raise Forbidden(f"requires one of the roles: {', '.join(admin_roles)}")
-
-
-def audit(request: web.Request) -> Any:
-    """The request's AuditInfo, or a throwaway one when audit is off."""
-    info = request.get(AUDIT_INFO)
-    if info is None:
-        from gateway.gwaudit import AuditInfo
-
-        info = AuditInfo()
-        request[AUDIT_INFO] = info
-    return info
 
 
 def query_server(request: web.Request) -> str:
