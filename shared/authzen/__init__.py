@@ -47,6 +47,7 @@ from shared.authzen.tables import (
     EVALUATIONS_PATH,
     KIND_FOR_TYPE,
     NAME_PROPERTY,
+    POLICY_CHANNEL,
     RESERVED_PREFIXES,
     RESOURCE_TYPES,
     SEARCH_RESOURCE_PATH,
@@ -62,15 +63,16 @@ from shared.authzen.tables import (
     searchable,
     server_resource,
     tool_resource,
+    version_label,
 )
 
 __all__ = [
-    "ACTIONS", "CONFIGURATION_PATH", "EVALUATIONS_PATH", "EVALUATION_PATH", "KIND_FOR_TYPE", "NAME_PROPERTY",
+    "ACTIONS", "CONFIGURATION_PATH", "EVALUATIONS_PATH", "EVALUATION_PATH", "KIND_FOR_TYPE", "NAME_PROPERTY", "POLICY_CHANNEL",
     "RESERVED_PREFIXES", "RESOURCE_TYPES", "SEARCH_RESOURCE_PATH", "SEMANTICS", "SERVER_ACTIONS", "TYPE_FOR_ACTION",
     "WIRE_VERSION", "BadInput", "Batch", "Check", "Decision", "Evaluation", "Resource", "Search",
     "UnrepresentableName", "WireError", "candidate", "check_name", "decision_answer", "evaluation_request",
     "evaluations_answer", "evaluations_request", "parse_action", "parse_batch", "parse_context", "parse_decision",
     "parse_evaluation", "parse_evaluations", "parse_resource", "parse_search", "parse_search_request",
     "parse_subject", "resource_for", "search_answer", "search_request", "searchable", "server_resource", "stops",
-    "subject_to_wire", "tool_resource", "unrepresentable_answer",
+    "subject_to_wire", "tool_resource", "unrepresentable_answer", "version_label",
 ]

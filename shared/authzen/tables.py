@@ -22,6 +22,15 @@ ACTIONS = (
 )
 SERVER_ACTIONS = ("list_servers", "list_tools", "server_info")
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
+# Postgres NOTIFY channel on which the PDP announces an activated policy version (payload: the
+# stored version number); gateways flush their decision caches on it.
+POLICY_CHANNEL = "mcpgw_policy"
+
+
+def version_label(version: int) -> str:
+    """The `policy_version` string (in every answer's context) for a stored version number."""
+    return f"v{version}"
+
 
 # action -> the one resource type it is asked about
 TYPE_FOR_ACTION = {
