@@ -20,6 +20,10 @@ from urllib.parse import urlsplit
 from shared.common_settings import CommonSettings
 from shared.settings import Secret, SettingsError, load_settings, setting
 
+# The largest JSON body or SSE event read from a backend (default of MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES);
+# the one place this limit is written: the upstream client and the MCP state read it from here.
+MAX_RESPONSE_BYTES = 16_777_216
+
 PREFIX = "MCPGW_GATEWAY_"
 DEFAULT_ALGORITHMS = ["RS256", "ES256", "PS256", "EdDSA"]
 
@@ -129,7 +133,7 @@ class GatewaySettings(CommonSettings):
     mcp_page_size: int = setting(100, check=_positive, help="Items per page of aggregated MCP lists")
     mcp_required_scopes: list[str] = setting([], help="OAuth scopes a token needs for the MCP endpoints")
     mcp_max_response_bytes: int = setting(
-        16_777_216, check=_positive, help="Largest backend answer (JSON body or one SSE event) the gateway reads or relays",
+        MAX_RESPONSE_BYTES, check=_positive, help="Largest backend answer (JSON body or one SSE event) the gateway reads or relays",
     )
     oauth_authorization_servers: list[str] = setting([], help="Authorization servers to advertise (default: issuer)")
     oauth_scopes: list[str] = setting([], help="scopes_supported in the protected-resource metadata")
