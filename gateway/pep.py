@@ -21,6 +21,7 @@ from shared.authzen import (
     EVALUATION_PATH,
     EVALUATIONS_PATH,
     SEARCH_RESOURCE_PATH,
+    TYPE_FOR_ACTION,
     Decision,
     Resource,
     WireError,
@@ -166,7 +167,7 @@ class PolicyClient:
         key = (
             subject_key(principal.subject, principal.roles, principal.groups, principal.scopes),
             "search",
-            "mcp_tool",
+            "invoke_tool",
             tuple(sorted(by_id)),
         )
         cached = self._cached(key)
@@ -177,7 +178,7 @@ class PolicyClient:
         )
         epoch = self.cache.epoch
         ids, version = await self._call(
-            SEARCH_RESOURCE_PATH, body, lambda b: parse_search(b, "mcp_tool")
+            SEARCH_RESOURCE_PATH, body, lambda b: parse_search(b, TYPE_FOR_ACTION["invoke_tool"])
         )
         # Only candidates we asked about can come back allowed; anything else is ignored.
         allowed = frozenset(by_id[i] for i in ids if i in by_id)

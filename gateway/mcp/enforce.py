@@ -18,6 +18,8 @@ from gateway.calls.audit import audit
 from gateway.keys import POLICY, SCHEMAS, UPSTREAM
 from gateway.mcp import methods, protocol
 from gateway.mcp.protocol import RpcFailure
+from gateway.registry import ServerConfig
+from shared.auth import Principal
 from shared.authzen import Decision, resource_for
 
 POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"
@@ -42,7 +44,7 @@ def target(method: str, params: Mapping[str, Any]) -> str:
     return value
 
 
-async def admit(request: web.Request, server: Any, tool: str, arguments: Any) -> None:
+async def admit(request: web.Request, server: ServerConfig, tool: str, arguments: Any) -> None:
     """calls/admit.py on an MCP route: a refusal becomes a JSON-RPC error (−32602 for a bad call)."""
     try:
         await admit_call(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments)
@@ -57,7 +59,7 @@ def as_rpc(exc: Refused) -> RpcFailure:
 
 
 async def check_call(
-    request: web.Request, principal: Any, server: str, method: str, name: str, params: Mapping[str, Any],
+    request: web.Request, principal: Principal, server: str, method: str, name: str, params: Mapping[str, Any],
 ) -> Decision:
     """Ask the PDP about one guarded call and record it for audit."""
     action = GUARDED[method][0]
@@ -73,7 +75,7 @@ async def check_call(
 
 
 async def check_plan(
-    request: web.Request, principal: Any, server: str, method: str, params: Mapping[str, Any], plan: methods.Plan,
+    request: web.Request, principal: Principal, server: str, method: str, params: Mapping[str, Any], plan: methods.Plan,
 ) -> Decision | None:
     """Decide every check of a `decided` plan in one PDP call; the first denial, else an allow (None: nothing to decide)."""
     if plan.kind != "decided" or not plan.checks:
@@ -116,7 +118,7 @@ def denial(method: str, rid: Any, decision: Decision, era: protocol.Era) -> dict
 
 
 async def allowed_items(
-    request: web.Request, principal: Any, method: str, pairs: Sequence[tuple[str, str]],
+    request: web.Request, principal: Principal, method: str, pairs: Sequence[tuple[str, str]],
 ) -> set[tuple[str, str]]:
     """Which (server, item) pairs of a list the caller may use, in one PDP call."""
     if not pairs:
@@ -130,7 +132,7 @@ async def allowed_items(
 
 
 async def filter_result(
-    request: web.Request, principal: Any, server: str, method: str, result: Mapping[str, Any],
+    request: web.Request, principal: Principal, server: str, method: str, result: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A list result with only the items the caller may use (others are invisible, not errors)."""
     key, item_key, _ = LISTS[method]

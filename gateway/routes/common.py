@@ -21,13 +21,15 @@ from gateway.keys import (
     SERVERS,
     UPSTREAM,
 )
+from gateway.registry import ServerConfig
+from shared.auth import Principal
 from shared.authzen import Decision, Resource
 from shared.jsonutil import loads
 
 T = TypeVar("T")
 
 
-def principal(request: web.Request) -> Any:
+def principal(request: web.Request) -> Principal:
     """The authenticated caller (set by the auth middleware)."""
     return request[PRINCIPAL]
 
@@ -53,7 +55,7 @@ def query_server(request: web.Request) -> str:
     return name
 
 
-def enabled_server(request: web.Request, name: str) -> Any:
+def enabled_server(request: web.Request, name: str) -> ServerConfig:
     """The enabled ServerConfig called `name`, or 404."""
     server = request.app[SERVERS].get(name)
     if server is None:
@@ -131,7 +133,7 @@ def denial(decision: Decision | None, fallback: str) -> Forbidden:
     return Forbidden(decision.reason or fallback, details=details)
 
 
-async def admit_call(request: web.Request, server: Any, tool: str, arguments: Any) -> None:
+async def admit_call(request: web.Request, server: ServerConfig, tool: str, arguments: Any) -> None:
     """The tool exists on `server` and the arguments fit its schema, or a 404/400/502 (calls/admit.py)."""
     await admit(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments)
 
@@ -167,7 +169,7 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def server_summary(server: Any) -> dict[str, Any]:
+def server_summary(server: ServerConfig) -> dict[str, Any]:
     """The `/mcp/servers` entry for one backend (same keys as the gateway this replaces)."""
     return {
         "name": server.name,
