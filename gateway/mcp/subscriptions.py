@@ -14,6 +14,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
+from aiohttp import web
+
 from gateway.mcp import catalog
 from gateway.upstream.client import BackendClient
 from gateway.upstream.notify import ResourceFeed
@@ -127,10 +129,10 @@ class Hub:
                 await feed.stop(feed.client.server.timeout)
 
 
-def subscriptions_ctx(hub: Hub) -> Callable[[Any], AsyncIterator[None]]:
+def subscriptions_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
     """Cleanup ctx: close every backend feed of `hub` on shutdown."""
 
-    async def ctx(app: Any) -> AsyncIterator[None]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         await hub.close()
 
