@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import quote_plus
 
 import aiohttp
@@ -25,13 +25,24 @@ import aiohttp
 from gateway.backend_auth import AuthConfig, Injection, format_value
 from shared.settings import Secret
 
-if TYPE_CHECKING:
-    from gateway.registry import ServerConfig
-
 log = logging.getLogger(__name__)
 
 # Refresh a token this long before it expires (or at 90% of its life when that is shorter).
 REFRESH_MARGIN = 30.0
+
+
+class ServerConfig(Protocol):
+    """What credentials need of a backend (gateway.registry.ServerConfig has it): name and auth.
+
+    A protocol, not an import: the registry holds a CredentialStore, so importing it back would
+    make a cycle.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def auth(self) -> AuthConfig: ...
 
 
 class CredentialError(Exception):

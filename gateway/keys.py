@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -44,5 +45,8 @@ JSON_BODY: web.RequestKey[object] = web.RequestKey("json_body")
 CALLER = web.RequestKey("upstream_caller", Caller)
 # An MCP answer already started as SSE: a late cancel or failure ends it, never starts another.
 ANSWER_STREAM = web.RequestKey("answer_stream", web.StreamResponse)
+# Adds to a 401's headers (request, AuthError, headers): the MCP endpoints name their RFC 9728
+# metadata there. Registered by gateway.routes.mcp, so the auth middleware never imports gateway/mcp.
+AUTH_CHALLENGE: web.AppKey[Callable[[web.Request, Exception, dict[str, str]], None]] = web.AppKey("auth_challenge")
 # State of the MCP endpoints (gateway/mcp, installed by gateway.routes.mcp.setup_mcp_routes).
 MCP_STATE: web.AppKey[McpState] = web.AppKey("mcp_state")

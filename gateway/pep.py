@@ -22,13 +22,19 @@ from shared.authzen import (
     EVALUATION_PATH,
     EVALUATIONS_PATH,
     SEARCH_RESOURCE_PATH,
+    TYPE_FOR_ACTION,
     Decision,
     Resource,
     WireError,
     evaluation_request,
+    evaluations_request,
     parse_decision,
+    parse_evaluations,
+    parse_search,
+    search_request,
     server_resource,
     subject_to_wire,
+    tool_resource,
 )
 from shared.jsonutil import dumps, loads
 from shared.logging import REQUEST_ID_HEADER, request_id_var
@@ -64,34 +70,6 @@ class PepMetrics:
             ["kind"],
             registry=registry,
         )
-
-
-def parse_evaluations(body: Any, expected: int) -> list[Decision]:
-    """Read a batch answer strictly: exactly `expected` well-formed decisions."""
-    if not isinstance(body, dict) or not isinstance(body.get("evaluations"), list):
-        raise WireError("PDP batch answer has no 'evaluations' list")
-    if len(body["evaluations"]) != expected:
-        raise WireError("PDP batch answer has the wrong number of evaluations")
-    return [parse_decision(item) for item in body["evaluations"]]
-
-
-def parse_search(body: Any, resource_type: str) -> tuple[set[str], str | None]:
-    """Read a resource-search answer: the permitted ids and the policy version."""
-    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-        raise WireError("PDP search answer has no 'results' list")
-    ids: set[str] = set()
-    for item in body["results"]:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            raise WireError("PDP search result is not a {type, id} object")
-        if item.get("type") != resource_type:
-            raise WireError("PDP search result has the wrong resource type")
-        ids.add(item["id"])
-    ctx = body.get("context")
-    ctx = {} if ctx is None else ctx
-    if not isinstance(ctx, dict):
-        raise WireError("PDP search answer 'context' is not an object")
-    version = ctx.get("policy_version")
-    return ids, version if isinstance(version, str) else None
 
 
 class PolicyClient:
@@ -159,18 +137,9 @@ class PolicyClient:
             results.append(self._cached(key))
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
-            evaluations = []
-            for i in missing:
-                action, resource, arguments = _unpack(items[i])
-                # AuthZEN: an evaluation's own context replaces the default, so facts go in each.
-                single = evaluation_request({}, action, resource, _plain(arguments), _plain(facts))
-                evaluations.append({k: single[k] for k in ("action", "resource", "context")})
-            body = {
-                "subject": self._subject(principal),
-                "context": _plain(facts) or {},
-                "evaluations": evaluations,
-                "options": {"evaluations_semantic": "execute_all"},
-            }
+            body = evaluations_request(
+                self._subject(principal), [_unpack(items[i]) for i in missing], _plain(facts)
+            )
             epoch = self.cache.epoch
             fresh = await self._call(
                 EVALUATIONS_PATH, body, lambda b: parse_evaluations(b, len(missing))
@@ -199,21 +168,18 @@ class PolicyClient:
         key = (
             subject_key(principal.subject, principal.roles, principal.groups, principal.scopes),
             "search",
-            "mcp_tool",
+            "invoke_tool",
             tuple(sorted(by_id)),
         )
         cached = self._cached(key)
         if cached is not None:
             return set(cached)
-        body = {
-            "subject": subject,
-            "action": {"name": "invoke_tool"},
-            "resource": {"type": "mcp_tool"},
-            "context": {"candidates": list(by_id)},
-        }
+        body = search_request(
+            subject, "invoke_tool", [tool_resource(server, tool) for server, tool in by_id.values()]
+        )
         epoch = self.cache.epoch
         ids, version = await self._call(
-            SEARCH_RESOURCE_PATH, body, lambda b: parse_search(b, "mcp_tool")
+            SEARCH_RESOURCE_PATH, body, lambda b: parse_search(b, TYPE_FOR_ACTION["invoke_tool"])
         )
         # Only candidates we asked about can come back allowed; anything else is ignored.
         allowed = frozenset(by_id[i] for i in ids if i in by_id)

@@ -1,6 +1,6 @@
 """Flush the PEP's decision cache the moment the PDP activates a policy (Postgres LISTEN).
 
-The PDP calls pg_notify on `pdp.store.CHANNEL` inside the activating transaction, with the version
+The PDP calls pg_notify on `shared.authzen.POLICY_CHANNEL` inside the activating transaction, with the version
 number as payload; Postgres delivers it at commit. A gateway sharing the database listens on one
 connection of its own and flushes at once, instead of serving cached decisions for up to
 `decision_cache_ttl`. The connection is re-acquired when it drops, and every (re)connect flushes,
@@ -16,8 +16,9 @@ import asyncpg
 from aiohttp import web
 
 from gateway.keys import POLICY
-from pdp.store import CHANNEL, version_label
 from shared import pglisten
+from shared.authzen import POLICY_CHANNEL as CHANNEL
+from shared.authzen import version_label
 from shared.keys import DB_POOL
 
 OnChange = Callable[[str | None], None]

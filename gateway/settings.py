@@ -20,6 +20,12 @@ from urllib.parse import urlsplit
 from shared.common_settings import CommonSettings
 from shared.settings import Secret, SettingsError, load_settings, setting
 
+# The largest JSON body or SSE event read from a backend (default of MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES);
+# the one place this limit is written: the upstream client and the MCP state read it from here.
+MAX_RESPONSE_BYTES = 16_777_216
+# Everything one call may relay: result + notifications + server→client requests (MCPGW_GATEWAY_MCP_MAX_CALL_BYTES).
+MAX_CALL_BYTES = 67_108_864
+
 PREFIX = "MCPGW_GATEWAY_"
 DEFAULT_ALGORITHMS = ["RS256", "ES256", "PS256", "EdDSA"]
 
@@ -129,11 +135,11 @@ class GatewaySettings(CommonSettings):
     mcp_page_size: int = setting(100, check=_positive, help="Items per page of aggregated MCP lists")
     mcp_required_scopes: list[str] = setting([], help="OAuth scopes a token needs for the MCP endpoints")
     mcp_max_response_bytes: int = setting(
-        16_777_216, check=_positive, help="Largest backend answer (JSON body or one SSE event) the gateway reads or relays",
+        MAX_RESPONSE_BYTES, check=_positive, help="Largest backend answer (JSON body or one SSE event) the gateway reads or relays",
     )
     # Exhaustion limits (docs/security/exhaustion.md): one caller or backend cannot take the gateway down.
     mcp_max_call_bytes: int = setting(
-        67_108_864, check=_positive,
+        MAX_CALL_BYTES, check=_positive,
         help="Most bytes relayed for one call (result, notifications and server-to-client requests together); "
              "past it the call ends with an error and the backend request is cancelled",
     )

@@ -11,12 +11,14 @@ from typing import Any
 
 import yaml
 
+from pdp.cases import CASE_KEYS, case_request, evaluation_body
 from pdp.cli_casbin import condition_text, explain, validate_native
-from pdp.policy import Engine, PolicyInvalid, Request, load_engine
+from pdp.cli_remote import _call, _print_error, _remote_args, _token
+from pdp.policy import Engine, PolicyInvalid, load_engine
 from pdp.policy.compile import MODEL_TEXT
 from pdp.policy.schema_lint import Tool, lint, tools_from_json
 from pdp.policy.yamlload import LList, LMap, load_with_lines
-from pdp.wire import BadInput, parse_evaluation
+from pdp.wire import BadInput
 from shared.clierror import error
 from shared.textsafe import printable
 
@@ -65,13 +67,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     from pdp import cli_policy_live
 
     cli_policy_live.register(sub)
-
-
-def _remote_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pdp-url", default=os.environ.get("MCPGW_PDP_URL", "http://127.0.0.1:8181"),
-                   help="PDP base URL (default: $MCPGW_PDP_URL or http://127.0.0.1:8181)")
-    p.add_argument("--token", default=None, help="Admin bearer JWT (default: $MCPGW_ADMIN_TOKEN)")
-    p.add_argument("--json", action="store_true", help="Print the PDP's JSON answer")
 
 
 def _load(path: Path) -> Engine | None:
@@ -190,31 +185,6 @@ def compile_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def case_request(case: dict[str, Any], where: str) -> Request:
-    """The decision request a test case (or explain / what-if input) describes; BadInput if malformed."""
-    return parse_evaluation(_evaluation_body(case), where=where)[0]
-
-
-def _evaluation_body(case: dict[str, Any]) -> dict[str, Any]:
-    """The AuthZEN evaluation body for a test case / explain request."""
-    server, _, name = str(case.get("resource", "")).partition(":")
-    action = case.get("action")
-    rtype = {"invoke_tool": "mcp_tool", "read_resource": "mcp_resource", "get_prompt": "mcp_prompt",
-             "call_method": "mcp_method"}.get(
-        str(action), "mcp_server")
-    resource: dict[str, Any] = {"type": rtype, "id": case.get("resource")}
-    if rtype == "mcp_resource":  # URIs contain ':' themselves; give the parts explicitly
-        resource = {"type": rtype, "properties": {"mcp_server": server, "uri": name}}
-    body = {"subject": {"type": "user", "id": case.get("subject"),
-                        "properties": {"roles": case.get("roles", []), "groups": case.get("groups", [])}},
-            "action": {"name": action}, "resource": resource,
-            "context": {"arguments": case["arguments"]} if "arguments" in case else {}}
-    return body
-
-
-CASE_KEYS = {"name", "subject", "roles", "groups", "resource", "action", "arguments", "expect"}
-
-
 def test_cmd(args: argparse.Namespace) -> int:
     """Each case: subject, roles, groups, resource, action, arguments, expect: allow|deny."""
     engine = _load(args.file)
@@ -275,7 +245,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
     if args.live:
         from pdp.cli_policy_live import explain_live
 
-        return explain_live(args, _evaluation_body(case))
+        return explain_live(args, evaluation_body(case))
     engine = _load(args.file)
     if engine is None:
         return 2
@@ -332,47 +302,3 @@ def history_cmd(args: argparse.Namespace) -> int:
     for v in answer.get("versions", []):
         print(printable(f"{v['policy_version']:>6} {v['status']:<8} {v['created_at']} {v['author']}: {v['comment']}"))
     return 0
-
-
-def _token(args: argparse.Namespace) -> str | None:
-    token = args.token or os.environ.get("MCPGW_ADMIN_TOKEN")
-    if not token:
-        error("no admin token: pass --token or set MCPGW_ADMIN_TOKEN")
-        return None
-    return str(token)
-
-
-# What to do next, by status (0 = the PDP could not be reached).
-_HINTS = {
-    0: "Is the PDP running? Start it with `mcpgw pdp serve`, or point at it with --pdp-url or MCPGW_PDP_URL",
-    401: "The admin token is missing, malformed or expired: get a fresh one (`mcpgw token ...`) and pass "
-         "it with --token or MCPGW_ADMIN_TOKEN",
-    403: "The token is valid but lacks a PDP admin role (MCPGW_PDP_ADMIN_ROLES, default policy-admin,admin)",
-}
-
-
-def _print_error(status: int, answer: Any) -> None:
-    problem = answer.get("error", {}) if isinstance(answer, dict) else {}
-    code = problem.get("code", "error") if isinstance(problem, dict) else "error"
-    message = problem.get("message", answer) if isinstance(problem, dict) else answer
-    hint = f". {_HINTS[status]}" if status in _HINTS else ""
-    error(f"{f'HTTP {status} ' if status else ''}{code}: {message}{hint}")
-
-
-def _call(args: argparse.Namespace, token: str, method: str, path: str, body: Any) -> tuple[int, Any]:
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(args.pdp_url.rstrip("/") + path, method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"{}")
-        except ValueError:
-            return exc.code, {"error": {"message": str(exc)}}
-    except OSError as exc:
-        return 0, {"error": {"code": "unreachable", "message": f"cannot reach {args.pdp_url}: {exc}"}}

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pdp.cli_policy import _call, _print_error, _remote_args, _token
+from pdp.cli_remote import _call, _print_error, _remote_args, _token
 from pdp.policy import PolicyInvalid, parse_policy
 from pdp.publish import text_diff
 from pdp.ui.analysis import semantic_diff

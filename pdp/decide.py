@@ -14,14 +14,9 @@ from pdp.policy import Request
 from pdp.policy.naming import resource_string
 from pdp.state import Active
 from shared.audit import AuditEvent
+from shared.authzen import decision_answer
 from shared.keys import AUDIT
 from shared.logging import request_id_var
-
-
-def answer(allowed: bool, decision_id: str, version: str, reason: str, statement: dict[str, Any]) -> dict[str, Any]:
-    """The AuthZEN evaluation response body."""
-    return {"decision": allowed, "context": {"decision_id": decision_id, "policy_version": version,
-                                             "reason": reason, "statement": statement}}
 
 
 def evaluate(app: web.Application, active: Active, req: Request, ctx: dict[str, Any], remote: str | None) -> dict[str, Any]:
@@ -51,7 +46,7 @@ def evaluate(app: web.Application, active: Active, req: Request, ctx: dict[str, 
             status="success" if outcome.allowed else "denied",
             extra={"statement": stmt.describe(), "groups": list(req.groups)},
         ))
-    return answer(outcome.allowed, decision_id, active.version, reason, stmt.describe())
+    return decision_answer(outcome.allowed, decision_id, active.version, reason, stmt.describe())
 
 
 def _sampled(app: web.Application) -> bool:

@@ -18,9 +18,9 @@ from aiohttp import web
 from pdp.keys import METRICS, SETTINGS
 from pdp.policy.native_engine import NativeEngine, NativeOutcome
 from pdp.state import Active
-from pdp.wire import BadInput
 from shared import authzen
 from shared.audit import AuditEvent
+from shared.authzen import BadInput
 from shared.keys import AUDIT
 from shared.logging import request_id_var
 
@@ -94,8 +94,7 @@ def _answer(app: web.Application, active: Active, body: dict[str, Any], outcome:
             client_addr=remote, status="success" if outcome.allowed else "denied",
             extra={"statement": outcome.describe(), "subject_type": subject["type"]},
         ))
-    return {"decision": outcome.allowed, "context": {"decision_id": decision_id, "policy_version": active.version,
-                                                     "reason": outcome.reason(), "statement": outcome.describe()}}
+    return authzen.decision_answer(outcome.allowed, decision_id, active.version, outcome.reason(), outcome.describe())
 
 
 async def evaluation(request: web.Request, active: Active, raw: Any) -> dict[str, Any]:
@@ -116,8 +115,8 @@ async def evaluations(request: web.Request, active: Active, items: list[Any], de
     except KeyError as exc:
         raise BadInput(str(exc.args[0])) from None
     each = (time.perf_counter() - start) / max(1, len(outcomes))
-    return {"evaluations": [_answer(request.app, active, b, o, each, request.remote)
-                            for b, o in zip(bodies, outcomes, strict=False)]}
+    return authzen.evaluations_answer([_answer(request.app, active, b, o, each, request.remote)
+                                       for b, o in zip(bodies, outcomes, strict=False)])
 
 
 async def search(request: web.Request, active: Active, kind: str, raw: Any) -> dict[str, Any]:

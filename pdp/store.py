@@ -15,18 +15,14 @@ import asyncpg
 
 from pdp.state import pair_sha256, sha256_text
 from shared import pglisten
+from shared.authzen import POLICY_CHANNEL, version_label
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "mcpgw_policy"
+CHANNEL = POLICY_CHANNEL  # the wire contract's (shared/authzen): gateways listen on it
 # Serializes activations across replicas (any constant distinct from the migration lock).
 ACTIVATE_LOCK_ID = 0x6D6370677702
 LIST_COLUMNS = "version, sha256, author, comment, created_at, status, activated_at, previous_version, kind"
-
-
-def version_label(version: int) -> str:
-    """The policy_version string for a stored version number."""
-    return f"v{version}"
 
 
 async def active(pool: asyncpg.Pool) -> asyncpg.Record | None:

@@ -9,7 +9,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 if TYPE_CHECKING:
-    from shared.audit import AuditEmitter
+    from shared.audit.emitter import (
+        AuditEmitter,  # the emitter module, not the package that imports us
+    )
     from shared.tracing import Tracing
 
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway import broadcast as bc
 from gateway.calls.admit import Refused, admit, refused_everywhere
+from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
 from gateway.keys import ANSWER_STREAM, MCP_STATE, POLICY, SCHEMAS, SETTINGS, UPSTREAM
 from gateway.mcp import aggregated_items as items
@@ -45,7 +46,6 @@ from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
-from gateway.routes.common import audit
 from gateway.upstream.errors import UpstreamError
 from gateway.upstream.sessions import canonical_capabilities
 from shared.jsonutil import dumps_str

@@ -16,6 +16,7 @@ from gateway.mcp import oauth_metadata, protocol
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session, SessionError
 from gateway.mcp.state import McpState
+from shared.auth import Principal
 from shared.jsonutil import dumps, loads
 
 JSON = "application/json"
@@ -58,7 +59,7 @@ def check_transport(request: web.Request, state: McpState, *, post: bool) -> Non
         raise HttpReject(plain_error(406, "Accept must include text/event-stream"))
     if not state.required_scopes:
         return
-    missing = oauth_metadata.missing_scopes(getattr(principal(request), "scopes", ()), state.required_scopes)
+    missing = oauth_metadata.missing_scopes(principal(request).scopes, state.required_scopes)
     if missing:
         challenge = oauth_metadata.challenge(
             metadata_url(request, state), error="insufficient_scope",
@@ -76,7 +77,7 @@ def require_stream_session(request: web.Request) -> None:
     raise HttpReject(web.Response(status=405, headers={"Allow": "POST, DELETE"}))
 
 
-def principal(request: web.Request) -> Any:
+def principal(request: web.Request) -> Principal:
     """The authenticated caller (the auth middleware guarantees one)."""
     return request[PRINCIPAL]
 
@@ -110,7 +111,7 @@ async def read_message(request: web.Request, limit: int) -> protocol.Message:
 
 def body_limit(request: web.Request) -> int:
     """The configured body cap."""
-    return int(getattr(request.app[SETTINGS], "max_body_bytes", 1_048_576))
+    return request.app[SETTINGS].max_body_bytes
 
 
 def open_session(request: web.Request, state: McpState, server: str | None) -> Session:

@@ -14,22 +14,24 @@ from aiohttp import web
 
 from gateway.calls.admit import Refused
 from gateway.calls.admit import admit as admit_call
+from gateway.calls.audit import audit
 from gateway.keys import POLICY, SCHEMAS, UPSTREAM
 from gateway.mcp import methods, protocol
 from gateway.mcp.protocol import RpcFailure
-from gateway.routes.common import audit
-from shared.authzen import Decision, Resource
+from gateway.registry import ServerConfig
+from shared.auth import Principal
+from shared.authzen import Decision, resource_for
 
 POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"
 
 # method -> (AuthZEN action, resource type, params key naming the target): methods.py's one table
 GUARDED = {method: (action, rtype, key) for method, (action, rtype, key, _) in methods.GUARDED.items()}
-# list method -> (result key, item key, AuthZEN action, resource type)
+# list method -> (result key, item key, the AuthZEN action each item is filtered on)
 LISTS = {
-    "tools/list": ("tools", "name", "invoke_tool", "mcp_tool"),
-    "resources/list": ("resources", "uri", "read_resource", "mcp_resource"),
-    "resources/templates/list": ("resourceTemplates", "uriTemplate", "read_resource", "mcp_resource"),
-    "prompts/list": ("prompts", "name", "get_prompt", "mcp_prompt"),
+    "tools/list": ("tools", "name", "invoke_tool"),
+    "resources/list": ("resources", "uri", "read_resource"),
+    "resources/templates/list": ("resourceTemplates", "uriTemplate", "read_resource"),
+    "prompts/list": ("prompts", "name", "get_prompt"),
 }
 
 
@@ -42,7 +44,7 @@ def target(method: str, params: Mapping[str, Any]) -> str:
     return value
 
 
-async def admit(request: web.Request, server: Any, tool: str, arguments: Any) -> None:
+async def admit(request: web.Request, server: ServerConfig, tool: str, arguments: Any) -> None:
     """calls/admit.py on an MCP route: a refusal becomes a JSON-RPC error (−32602 for a bad call)."""
     try:
         await admit_call(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments)
@@ -57,15 +59,15 @@ def as_rpc(exc: Refused) -> RpcFailure:
 
 
 async def check_call(
-    request: web.Request, principal: Any, server: str, method: str, name: str, params: Mapping[str, Any],
+    request: web.Request, principal: Principal, server: str, method: str, name: str, params: Mapping[str, Any],
 ) -> Decision:
     """Ask the PDP about one guarded call and record it for audit."""
-    action, rtype, _ = GUARDED[method]
+    action = GUARDED[method][0]
     arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else None
     info = audit(request)
     info.action, info.mcp_server, info.tool = action, server, name
     info.parameters = arguments
-    decision = await request.app[POLICY].check(principal, action, Resource(rtype, server, name), arguments=arguments)
+    decision = await request.app[POLICY].check(principal, action, resource_for(action, server, name), arguments=arguments)
     info.decision = decision
     if not decision.allowed:
         info.denied = True
@@ -73,7 +75,7 @@ async def check_call(
 
 
 async def check_plan(
-    request: web.Request, principal: Any, server: str, method: str, params: Mapping[str, Any], plan: methods.Plan,
+    request: web.Request, principal: Principal, server: str, method: str, params: Mapping[str, Any], plan: methods.Plan,
 ) -> Decision | None:
     """Decide every check of a `decided` plan in one PDP call; the first denial, else an allow (None: nothing to decide)."""
     if plan.kind != "decided" or not plan.checks:
@@ -116,24 +118,24 @@ def denial(method: str, rid: Any, decision: Decision, era: protocol.Era) -> dict
 
 
 async def allowed_items(
-    request: web.Request, principal: Any, method: str, pairs: Sequence[tuple[str, str]],
+    request: web.Request, principal: Principal, method: str, pairs: Sequence[tuple[str, str]],
 ) -> set[tuple[str, str]]:
     """Which (server, item) pairs of a list the caller may use, in one PDP call."""
     if not pairs:
         return set()
-    _, _, action, rtype = LISTS[method]
+    action = LISTS[method][2]
     policy = request.app[POLICY]
     if method == "tools/list":
         return set(await policy.filter_tools(principal, list(pairs)))
-    decisions = await policy.check_many(principal, [(action, Resource(rtype, s, n)) for s, n in pairs])
+    decisions = await policy.check_many(principal, [(action, resource_for(action, s, n)) for s, n in pairs])
     return {pair for pair, d in zip(pairs, decisions, strict=True) if d.allowed}
 
 
 async def filter_result(
-    request: web.Request, principal: Any, server: str, method: str, result: Mapping[str, Any],
+    request: web.Request, principal: Principal, server: str, method: str, result: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A list result with only the items the caller may use (others are invisible, not errors)."""
-    key, item_key, _, _ = LISTS[method]
+    key, item_key, _ = LISTS[method]
     list_filter = request.app[UPSTREAM].list_filter
     if list_filter is not None:  # the relayed answer never passed the pool: leave out what cannot be named
         result = list_filter(server, method, result)

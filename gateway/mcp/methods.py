@@ -16,19 +16,24 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gateway.mcp import admission, protocol, uris
-from shared.authzen import Resource, server_resource
+from shared.authzen import TYPE_FOR_ACTION, Resource, resource_for, server_resource
 
 Kind = Literal["decided", "listed", "always"]
-OTHER_ACTION, OTHER_TYPE = "call_method", "mcp_method"
+OTHER_ACTION = "call_method"
+OTHER_TYPE = TYPE_FOR_ACTION[OTHER_ACTION]
 SEE_SERVER = "list_servers"  # "may see the server at all": the same action GET /mcp/servers filters on
 
-# request method -> (action, resource type, params key naming the target, target is a URI)
+# request method -> (action, params key naming the target, target is a URI)
+_GUARDED_ACTIONS = {
+    "tools/call": ("invoke_tool", "name", False),
+    "resources/read": ("read_resource", "uri", True),
+    "resources/subscribe": ("read_resource", "uri", True),
+    "resources/unsubscribe": ("read_resource", "uri", True),
+    "prompts/get": ("get_prompt", "name", False),
+}
+# request method -> (action, resource type (the wire's, for the action), params key, target is a URI)
 GUARDED: dict[str, tuple[str, str, str, bool]] = {
-    "tools/call": ("invoke_tool", "mcp_tool", "name", False),
-    "resources/read": ("read_resource", "mcp_resource", "uri", True),
-    "resources/subscribe": ("read_resource", "mcp_resource", "uri", True),
-    "resources/unsubscribe": ("read_resource", "mcp_resource", "uri", True),
-    "prompts/get": ("get_prompt", "mcp_prompt", "name", False),
+    method: (action, TYPE_FOR_ACTION[action], key, uri) for method, (action, key, uri) in _GUARDED_ACTIONS.items()
 }
 LISTED = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
 # Opening a conversation with a server (or changing its log level) needs only the right to see it.
@@ -120,9 +125,9 @@ def completion_check(server: str, params: Mapping[str, Any]) -> tuple[str, Resou
     if not isinstance(ref, dict):
         raise protocol.RpcFailure(protocol.INVALID_PARAMS, "params.ref must be an object")
     if ref.get("type") == "ref/prompt":
-        return "get_prompt", Resource("mcp_prompt", server, _nameable("mcp_prompt", target(ref, "name")))
+        return "get_prompt", resource_for("get_prompt", server, _nameable("mcp_prompt", target(ref, "name")))
     if ref.get("type") == "ref/resource":
-        return "read_resource", Resource("mcp_resource", server, target(ref, "uri", uri=True, template=True))
+        return "read_resource", resource_for("read_resource", server, target(ref, "uri", uri=True, template=True))
     raise protocol.RpcFailure(protocol.INVALID_PARAMS, "params.ref.type must be 'ref/prompt' or 'ref/resource'")
 
 
@@ -138,5 +143,5 @@ def listen_checks(server: str, params: Mapping[str, Any]) -> tuple[tuple[str, Re
     for i, uri in enumerate(subscribed):
         if not isinstance(uri, str):
             raise protocol.RpcFailure(protocol.INVALID_PARAMS, f"resourceSubscriptions[{i}] must be a string")
-        checks.append(("read_resource", Resource("mcp_resource", server, target({"uri": uri}, "uri", uri=True))))
+        checks.append(("read_resource", resource_for("read_resource", server, target({"uri": uri}, "uri", uri=True))))
     return tuple(checks)

@@ -6,13 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.edge import is_mcp_path
 from gateway.keys import MCP_STATE
 from gateway.mcp import endpoint
-
-
-def is_mcp_path(path: str) -> bool:
-    """True for `/mcp` and `/servers/{name}/mcp`."""
-    return path == "/mcp" or (path.startswith("/servers/") and path.endswith("/mcp"))
 
 
 def add_resource_metadata(request: web.Request, exc: Any, headers: dict[str, str]) -> None:

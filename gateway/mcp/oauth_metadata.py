@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-WELL_KNOWN = "/.well-known/oauth-protected-resource"
+from gateway.edge import WELL_KNOWN
+
+__all__ = ["WELL_KNOWN", "cache_headers", "challenge", "metadata_url", "missing_scopes",
+           "protected_resource_metadata"]
 
 
 def metadata_url(base_url: str, resource_path: str = "") -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
 from gateway.mcp import endpoint, enforce, methods, protocol, relay, unseen
@@ -24,7 +25,6 @@ from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
-from gateway.routes.common import audit
 from gateway.upstream.client import read_capped
 from gateway.upstream.sessions import Caller
 

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from multidict import istr
 
+from gateway.edge import origin_allowed as origin_allowed  # the MCP transport's Origin rule
+
 HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
 MODERN_VERSIONS = ("2026-07-28",)
 LATEST_HANDSHAKE = HANDSHAKE_VERSIONS[-1]
@@ -255,27 +257,6 @@ def accepts_sse(accept: str | None) -> bool:
     """A GET stream needs `text/event-stream` in Accept."""
     types = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
     return bool(types & {"text/event-stream", "text/*", "*/*"})
-
-
-def origin_allowed(origin: str | None, allowlist: Sequence[str], host: str | None) -> bool:
-    """No Origin (non-browser client) passes; otherwise it must be allowlisted or same-host.
-
-    DNS rebinding makes a browser send a foreign Origin to a loopback gateway; an empty allowlist
-    still admits only an Origin naming the host the request was addressed to.
-    """
-    if origin is None:
-        return True
-    if "*" in allowlist or origin in allowlist:
-        return True
-    if allowlist:
-        return False
-    host_part = origin.split("://", 1)[-1].rstrip("/")
-    return bool(host) and host_part == host and _loopback_host(host_part)
-
-
-def _loopback_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return name in ("127.0.0.1", "localhost", "[::1]")
 
 
 # 2026-07-28 results that carry caching directives (required on the wire).

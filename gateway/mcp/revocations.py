@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -21,6 +21,7 @@ from aiohttp import web
 
 from gateway.mcp.sessions import Session, SessionCodec
 from shared import pglisten
+from shared.keys import DB_POOL
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,11 @@ async def run_revocations(revocations: Revocations, pool: asyncpg.Pool | None) -
         revocations.pool = None
 
 
-async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup ctx: share session revocations through the app's database pool, if it has one."""
-    from gateway.keys import MCP_STATE  # gateway.keys -> state -> here: import at use
-    from shared.keys import DB_POOL
+def revocations_ctx(revocations: Revocations) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Cleanup ctx: share `revocations` through the app's database pool, if it has one."""
 
-    async for _ in run_revocations(app[MCP_STATE].revocations, app.get(DB_POOL)):
-        yield
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async for _ in run_revocations(revocations, app.get(DB_POOL)):
+            yield
+
+    return ctx

@@ -16,6 +16,7 @@ from gateway.mcp.limits import StreamLimits
 from gateway.mcp.revocations import Revocations
 from gateway.mcp.sessions import Session, SessionCodec
 from gateway.mcp.subscriptions import Hub
+from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,17 @@ class McpState:
 
     codec: SessionCodec
     metrics: McpMetrics
-    allowed_origins: list[str] = field(default_factory=list)
-    broadcast: bool = True
-    page_size: int = 100
-    required_scopes: list[str] = field(default_factory=list)
-    public_url: str | None = None
-    authorization_servers: list[str] = field(default_factory=list)
-    scopes_supported: list[str] = field(default_factory=list)
+    # From GatewaySettings (build_state); their defaults live there only.
+    allowed_origins: list[str]
+    broadcast: bool
+    page_size: int
+    required_scopes: list[str]
+    public_url: str | None
+    authorization_servers: list[str]
+    scopes_supported: list[str]
+    max_response_bytes: int
+    max_call_bytes: int
     lists: ListCache = field(default_factory=ListCache)
-    max_response_bytes: int = 16_777_216
-    max_call_bytes: int = 67_108_864
     pending: Pending = field(default_factory=Pending)
     streams: StreamLimits = field(default_factory=StreamLimits)
     catalogs: CatalogPoller = field(default_factory=CatalogPoller)
@@ -97,27 +99,26 @@ class McpState:
         await self.revocations.revoke(session)
 
 
-def build_state(settings: object, registry: CollectorRegistry) -> McpState:
-    """The state from gateway settings (missing MCP fields fall back to safe defaults)."""
-    secret = getattr(settings, "mcp_session_secret", None)
-    raw = secret.get() if secret is not None and hasattr(secret, "get") else secret
+def build_state(settings: GatewaySettings, registry: CollectorRegistry) -> McpState:
+    """The state from the validated gateway settings."""
+    secret = settings.mcp_session_secret
+    raw = secret.get() if secret is not None else None
     if not raw:
         log.warning("MCPGW_GATEWAY_MCP_SESSION_SECRET is not set: MCP sessions are valid on this replica only")
-    issuer = getattr(settings, "issuer", None)
-    servers = list(getattr(settings, "oauth_authorization_servers", None) or ([issuer] if issuer else []))
+    issuer = settings.issuer
+    servers = list(settings.oauth_authorization_servers or ([issuer] if issuer else []))
     return McpState(
-        codec=SessionCodec(raw or None, max_age=float(getattr(settings, "mcp_session_ttl", 86_400.0))),
+        codec=SessionCodec(raw or None, max_age=settings.mcp_session_ttl),
         metrics=McpMetrics(registry),
-        allowed_origins=list(getattr(settings, "mcp_allowed_origins", []) or []),
-        broadcast=bool(getattr(settings, "mcp_broadcast", True)),
-        page_size=int(getattr(settings, "mcp_page_size", 100)),
-        required_scopes=list(getattr(settings, "mcp_required_scopes", []) or []),
-        public_url=getattr(settings, "public_url", None),
+        allowed_origins=list(settings.mcp_allowed_origins),
+        broadcast=settings.mcp_broadcast,
+        page_size=settings.mcp_page_size,
+        required_scopes=list(settings.mcp_required_scopes),
+        public_url=settings.public_url,
         authorization_servers=servers,
-        scopes_supported=list(getattr(settings, "oauth_scopes", []) or []),
-        max_response_bytes=int(getattr(settings, "mcp_max_response_bytes", 16_777_216)),
-        max_call_bytes=int(getattr(settings, "mcp_max_call_bytes", 67_108_864)),
-        pending=Pending(int(getattr(settings, "mcp_max_pending_requests", 16))),
-        streams=StreamLimits(int(getattr(settings, "mcp_max_streams_per_session", 4)),
-                             int(getattr(settings, "mcp_max_streams_per_subject", 32))),
+        scopes_supported=list(settings.oauth_scopes),
+        max_response_bytes=settings.mcp_max_response_bytes,
+        max_call_bytes=settings.mcp_max_call_bytes,
+        pending=Pending(settings.mcp_max_pending_requests),
+        streams=StreamLimits(settings.mcp_max_streams_per_session, settings.mcp_max_streams_per_subject),
     )

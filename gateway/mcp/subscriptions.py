@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
+
+from aiohttp import web
 
 from gateway.mcp import catalog
 from gateway.upstream.client import BackendClient
@@ -127,9 +129,11 @@ class Hub:
                 await feed.stop(feed.client.server.timeout)
 
 
-async def subscriptions_ctx(app: Any) -> AsyncIterator[None]:
-    """Cleanup ctx: close every backend feed on shutdown."""
-    from gateway.keys import MCP_STATE  # gateway.keys -> state -> here: import at use
+def subscriptions_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Cleanup ctx: close every backend feed of `hub` on shutdown."""
 
-    yield
-    await app[MCP_STATE].hub.close()
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await hub.close()
+
+    return ctx

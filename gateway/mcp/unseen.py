@@ -15,11 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.calls.audit import audit
 from gateway.keys import POLICY, SERVERS
 from gateway.mcp import catalog, enforce, naming, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
-from gateway.routes.common import audit
+from gateway.registry import ServerConfig
 from shared.authzen import Decision, server_resource
 
 
@@ -59,7 +60,7 @@ async def visible_names(
 UNKNOWN_SERVER = "unknown or disabled MCP server '{}'"
 
 
-async def visible_server(request: web.Request) -> Any:
+async def visible_server(request: web.Request) -> ServerConfig:
     """The passthrough's enabled server, once the PDP lets the caller see it (`list_tools` on it).
 
     Asked before the registry, so an unknown, a disabled and a forbidden server all get the same

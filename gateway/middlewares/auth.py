@@ -11,16 +11,15 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.edge import WELL_KNOWN
 from gateway.errors import auth_error
-from gateway.keys import AUTHENTICATOR, PRINCIPAL
+from gateway.keys import AUTH_CHALLENGE, AUTHENTICATOR, PRINCIPAL
 from gateway.metrics import GatewayMetrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Liveness, API info and metrics stay open so orchestrators and scrapers need no token.
 PUBLIC_PATHS = frozenset({"/", "/health", "/readyz", "/metrics"})
-# OAuth protected-resource metadata (RFC 9728) tells clients where to get a token: no token needed.
-WELL_KNOWN_PREFIX = "/.well-known/oauth-protected-resource"
 
 
 def auth_middleware(
@@ -31,7 +30,7 @@ def auth_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS or request.path.startswith(WELL_KNOWN_PREFIX):
+        if request.path in PUBLIC_PATHS or request.path.startswith(WELL_KNOWN):  # RFC 9728: where to get a token
             return await handler(request)
         if dev_principal is not None:
             request[PRINCIPAL] = dev_principal
@@ -41,9 +40,9 @@ def auth_middleware(
         except AuthError as exc:
             metrics.auth_failures.labels(exc.error).inc()
             err = auth_error(exc)
-            from gateway.mcp.oauth_hook import add_resource_metadata  # MCP clients need RFC 9728
-
-            add_resource_metadata(request, exc, err.headers)
+            challenge = request.app.get(AUTH_CHALLENGE)  # the MCP endpoints name their RFC 9728 metadata
+            if challenge is not None:
+                challenge(request, exc, err.headers)
             raise err from None
         request[PRINCIPAL] = principal
         return await handler(request)

@@ -19,9 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import hdrs, web
 
-from gateway.mcp.oauth_metadata import WELL_KNOWN
-from gateway.mcp.protocol import origin_allowed
-from gateway.middlewares.refuse import is_mcp_path, refuse
+from gateway.edge import WELL_KNOWN, is_mcp_path, origin_allowed
+from gateway.middlewares.refuse import refuse
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

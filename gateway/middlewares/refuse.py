@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.edge import is_mcp_path
 from gateway.keys import AUDIT_INFO
 from shared.jsonutil import dumps
 
 INVALID_REQUEST = -32600  # JSON-RPC "Invalid Request" (the code endpoint.plain_error uses)
-
-
-def is_mcp_path(path: str) -> bool:
-    """True for `/mcp` and `/servers/{name}/mcp` (the JSON-RPC endpoints)."""
-    return path == "/mcp" or (path.startswith("/servers/") and path.endswith("/mcp"))
 
 
 def refuse(request: web.Request, status: int, code: str, message: str) -> web.Response:

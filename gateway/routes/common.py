@@ -10,9 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from gateway.calls.admit import admit
+from gateway.calls.audit import audit
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.keys import (
-    AUDIT_INFO,
     JSON_BODY,
     METRICS,
     POLICY,
@@ -21,13 +21,15 @@ from gateway.keys import (
     SERVERS,
     UPSTREAM,
 )
+from gateway.registry import ServerConfig
+from shared.auth import Principal
 from shared.authzen import Decision, Resource
 from shared.jsonutil import loads
 
 T = TypeVar("T")
 
 
-def principal(request: web.Request) -> Any:
+def principal(request: web.Request) -> Principal:
     """The authenticated caller (set by the auth middleware)."""
     return request[PRINCIPAL]
 
@@ -45,17 +47,6 @@ def require_admin(request: web.Request, admin_roles: Sequence[str]) -> None:
         raise Forbidden(f"requires one of the roles: {', '.join(admin_roles)}")
 
 
-def audit(request: web.Request) -> Any:
-    """The request's AuditInfo, or a throwaway one when audit is off."""
-    info = request.get(AUDIT_INFO)
-    if info is None:
-        from gateway.gwaudit import AuditInfo
-
-        info = AuditInfo()
-        request[AUDIT_INFO] = info
-    return info
-
-
 def query_server(request: web.Request) -> str:
     """The required `mcp_server` query parameter."""
     name = request.query.get("mcp_server", "").strip()
@@ -64,7 +55,7 @@ def query_server(request: web.Request) -> str:
     return name
 
 
-def enabled_server(request: web.Request, name: str) -> Any:
+def enabled_server(request: web.Request, name: str) -> ServerConfig:
     """The enabled ServerConfig called `name`, or 404."""
     server = request.app[SERVERS].get(name)
     if server is None:
@@ -142,7 +133,7 @@ def denial(decision: Decision | None, fallback: str) -> Forbidden:
     return Forbidden(decision.reason or fallback, details=details)
 
 
-async def admit_call(request: web.Request, server: Any, tool: str, arguments: Any) -> None:
+async def admit_call(request: web.Request, server: ServerConfig, tool: str, arguments: Any) -> None:
     """The tool exists on `server` and the arguments fit its schema, or a 404/400/502 (calls/admit.py)."""
     await admit(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments)
 
@@ -178,7 +169,7 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def server_summary(server: Any) -> dict[str, Any]:
+def server_summary(server: ServerConfig) -> dict[str, Any]:
     """The `/mcp/servers` entry for one backend (same keys as the gateway this replaces)."""
     return {
         "name": server.name,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.keys import MCP_STATE, SETTINGS
-from gateway.mcp import aggregated, endpoint, oauth_metadata, passthrough
+from gateway.keys import AUTH_CHALLENGE, MCP_STATE, SETTINGS
+from gateway.mcp import aggregated, endpoint, oauth_hook, oauth_metadata, passthrough
 from gateway.mcp.revocations import revocations_ctx
 from gateway.mcp.state import build_state
 from gateway.mcp.subscriptions import subscriptions_ctx
@@ -31,10 +31,11 @@ async def resource_metadata(request: web.Request) -> web.Response:
 
 def setup_mcp_routes(app: web.Application) -> None:
     """Install the MCP state and routes on the gateway app."""
-    app[MCP_STATE] = build_state(app[SETTINGS], app[REGISTRY])
+    state = app[MCP_STATE] = build_state(app[SETTINGS], app[REGISTRY])
+    app[AUTH_CHALLENGE] = oauth_hook.add_resource_metadata
     # Appended after the database pool's ctx (create_app adds routes last), so the pool exists.
-    app.cleanup_ctx.append(revocations_ctx)
-    app.cleanup_ctx.append(subscriptions_ctx)
+    app.cleanup_ctx.append(revocations_ctx(state.revocations))
+    app.cleanup_ctx.append(subscriptions_ctx(state.hub))
     app.cleanup_ctx.append(catalogs_ctx)
     app.router.add_route("POST", "/mcp", aggregated.post)
     app.router.add_route("GET", "/mcp", aggregated.get)

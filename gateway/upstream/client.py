@@ -22,6 +22,7 @@ from yarl import URL
 
 from gateway.backend_auth import inject
 from gateway.credentials import CredentialError, CredentialStore
+from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
 from gateway.upstream import codec
 from gateway.upstream.errors import (
     CallBudgetExceeded,
@@ -41,10 +42,6 @@ CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
 # Agent headers a passthrough stream may carry; everything else (Authorization, Cookie, Host…) stays behind.
 PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
-# Default of MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES: the largest JSON body or SSE event read from a backend.
-MAX_RESPONSE_BYTES = 16_777_216
-# Default of MCPGW_GATEWAY_MCP_MAX_CALL_BYTES: everything one call may relay (result + notifications + requests).
-MAX_CALL_BYTES = 67_108_864
 # Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
 MAX_NOTES = 100
 

@@ -13,12 +13,10 @@ from typing import Any
 from urllib.parse import quote
 
 from pdp.policy.model import ArgCondition, Request
+from shared.authzen.tables import RESERVED_PREFIXES
 
 PREFIX = "mcp"
-RESOURCE_PREFIX = "resource/"
-PROMPT_PREFIX = "prompt/"
-METHOD_PREFIX = "method/"
-RESERVED_PREFIXES = (RESOURCE_PREFIX, PROMPT_PREFIX, METHOD_PREFIX)  # a tool name may start with none
+RESOURCE_PREFIX, PROMPT_PREFIX, METHOD_PREFIX = RESERVED_PREFIXES  # a tool name may start with none (the wire)
 _MISSING = object()
 
 

@@ -119,7 +119,7 @@ def decide(engine: Engine, req: Request) -> dict[str, Any]:
 
 def run_tests(engine: Engine, text: str) -> list[tuple[str, bool, str]]:
     """Run stored cases (the `mcpgw policy test` format): (name, passed, detail) each. Empty text: none."""
-    from pdp.cli_policy import CASE_KEYS, case_request
+    from pdp.cases import CASE_KEYS, case_request
     from pdp.wire import BadInput
 
     if not text.strip():

@@ -18,6 +18,7 @@ from multidict import MultiDictProxy
 from pdp.keys import SETTINGS
 from pdp.ui import sessions
 from pdp.ui.keys import OIDC
+from pdp.ui.levels import level_roles, may
 from pdp.ui.oidc import OidcError
 from pdp.ui.render import page
 from pdp.ui.sessions import Session
@@ -28,18 +29,7 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "mcpgw_console"
 LOGIN_COOKIE = "mcpgw_console_login"
 PATH = "/console"
-
-
-def level_roles(settings: Any, level: str) -> set[str]:
-    """The token roles that grant an access level (view, edit, approve)."""
-    if level == "view":
-        return {settings.console_viewer_role, settings.console_editor_role, settings.console_approver_role}
-    return {settings.console_editor_role} if level == "edit" else {settings.console_approver_role}
-
-
-def may(settings: Any, who: Session, level: str) -> bool:
-    """Whether the session's roles grant `level`."""
-    return bool(set(who.roles) & level_roles(settings, level))
+__all__ = ["level_roles", "may"]  # re-exported: views import them from here
 
 
 def safe_next(path: str | None) -> str:

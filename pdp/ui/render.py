@@ -7,6 +7,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from pdp.keys import SETTINGS
+from pdp.ui.levels import may
+
 NAV = (
     ("Overview", "/console/"), ("Policy", "/console/policy"), ("Drafts", "/console/drafts"),
     ("What-if", "/console/whatif"), ("Impact", "/console/impact"), ("History", "/console/history"),
@@ -18,9 +21,6 @@ NAV = (
 def page(request: web.Request, template: str, context: dict[str, Any], *, who: Any = None,
          status: int = 200) -> web.Response:
     """The rendered template inside the base layout."""
-    from pdp.keys import SETTINGS
-    from pdp.ui.auth import may
-
     settings = request.app[SETTINGS]
     ctx = {"nav": NAV, "path": request.path, "who": who, "csrf": who.csrf if who else "",
            "can_edit": bool(who and may(settings, who, "edit")),

@@ -179,7 +179,7 @@ async def whatif(request: web.Request) -> web.Response:
                                     "action": q.get("action", "invoke_tool")}
             if q.get("arguments", "").strip():
                 case["arguments"] = loads(q["arguments"])
-            from pdp.cli_policy import case_request
+            from pdp.cases import case_request
 
             req = case_request(case, "request")
         except (BadInput, ValueError) as exc:
