@@ -7,6 +7,7 @@ thin: merging, naming and paging are the pure functions of catalog.py.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -109,7 +110,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         return request.get(ANSWER_STREAM) or web.Response(status=499)
     except inflight.Cancelled:
         audit(request).error = "cancelled by the client (notifications/cancelled)"
-        return await inflight.unanswered(request)
+        return await _unanswered(request)
     except Exception as exc:
         mapped = to_gateway_error(exc)
         if mapped is None:
@@ -345,3 +346,13 @@ async def delete(request: web.Request) -> web.Response:
     await state.hub.drop((principal(request).subject, session.sid))
     state.metrics.sessions_open.labels(ENDPOINT).dec()
     return web.Response(status=200)
+
+
+async def _unanswered(request: web.Request) -> web.StreamResponse:
+    """End a cancelled request's answer without a JSON-RPC response (as the spec asks)."""
+    out = request.get(ANSWER_STREAM)
+    if out is None:
+        return web.Response(status=200, headers=sse.SSE_HEADERS)
+    with contextlib.suppress(ConnectionResetError):
+        await out.write_eof()
+    return out

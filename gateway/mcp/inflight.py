@@ -16,15 +16,9 @@ replica is not relayed there (docs/mcp.md). 2026-07-28 clients cancel by closing
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
-
-from aiohttp import web
-
-from gateway.keys import ANSWER_STREAM
-from gateway.mcp import sse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,16 +77,6 @@ class InFlight:
         self._cancelled.add(k)
         task.cancel()
         return True
-
-
-async def unanswered(request: web.Request) -> web.StreamResponse:
-    """End a cancelled request's answer without a JSON-RPC response (as the spec asks)."""
-    out = request.get(ANSWER_STREAM)
-    if out is None:
-        return web.Response(status=200, headers=sse.SSE_HEADERS)
-    with contextlib.suppress(ConnectionResetError):
-        await out.write_eof()
-    return out
 
 
 _background: set[asyncio.Task[None]] = set()
