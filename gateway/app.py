@@ -1,6 +1,7 @@
 """The gateway app factory: `create_app(settings)`; resources only through cleanup contexts.
 
-Context order (exits run in reverse): HTTP session → database pool → audit emitter → backend
+Context order (exits run in reverse): HTTP session → database pool → audit emitter → stdio
+servers' loopback endpoint (children stopped after everything that calls them) → backend
 registry (+ file watcher) → authenticator → PDP client → policy-change listener (with a database
 pool) → upstream pool. The audit emitter is
 closed after everything that may still emit, and the pool after the emitter's last flush.
@@ -25,6 +26,7 @@ from gateway.keys import (
     SCHEMAS,
     SERVERS,
     SETTINGS,
+    STDIO,
     UPSTREAM,
 )
 from gateway.metrics import GatewayMetrics
@@ -93,6 +95,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
             db.pool_ctx(lambda: _secret(settings.database_url), settings.data_dir, lambda p: app.__setitem__(DB_POOL, p))
         )
     app.cleanup_ctx.append(audit_ctx(settings, "gateway"))
+    app.cleanup_ctx.append(stdio_ctx)  # before the registry: it gives stdio servers their URLs
     app.cleanup_ctx.append(registry_ctx)
     if not settings.auth_off:
         app.cleanup_ctx.append(authenticator_ctx)
@@ -124,6 +127,23 @@ async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def stdio_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The stdio servers' loopback endpoint; on exit every child is stopped (none is orphaned)."""
+    from gateway.upstream.transports.stdio_http import StdioHost, stdio_site
+    from gateway.upstream.transports.stdio_process import StdioLimits
+
+    s = app[SETTINGS]
+    host = StdioHost(StdioLimits(
+        max_memory_mb=s.stdio_max_memory_mb, max_open_files=s.stdio_max_open_files,
+        max_cpu_seconds=s.stdio_max_cpu_seconds, stop_grace=s.stdio_stop_grace,
+        backoff_max=s.stdio_restart_backoff_max, healthy_seconds=s.stdio_healthy_seconds,
+        stderr_lines_per_second=s.stdio_stderr_lines_per_second, max_message_bytes=s.mcp_max_response_bytes,
+    ))
+    app[STDIO] = host
+    async for _ in stdio_site(host):
+        yield
+
+
 async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
     """Load the servers file (a bad file stops the start) and watch it for changes."""
     from gateway.credentials import CredentialStore
@@ -134,7 +154,9 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.servers_file,
         allowlist=settings.upstream_allowlist or None,
         credentials=CredentialStore(app[CLIENT_SESSION]),
+        stdio_url=app[STDIO].url_for,
     )
+    registry.listeners.append(app[STDIO].sync)
     # A bad servers file stops the start: better no gateway than one with a guessed backend set.
     registry.load()
     app[SERVERS] = registry

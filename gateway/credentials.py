@@ -47,6 +47,11 @@ class Resolved:
     stamp: object
 
 
+def is_ref(value: str) -> bool:
+    """True if `value` is a credential reference (`env://NAME` or `file:///path`), not a literal."""
+    return value.startswith(("env://", "file://"))
+
+
 def read_ref(ref: str, environ: Mapping[str, str]) -> Resolved:
     """Resolve one reference; raise CredentialError naming it (never its value)."""
     scheme, _, target = ref.partition("://")
@@ -110,6 +115,13 @@ class CredentialStore:
         resolved: dict[str, tuple[AuthConfig, Resolved]] = {}
         errors: list[str] = []
         for server in servers:
+            # A stdio server's env references must resolve now too; the values are read again at launch.
+            for key, value in server.stdio.env if server.stdio else ():
+                if is_ref(value):
+                    try:
+                        read_ref(value, self.environ)
+                    except CredentialError as exc:
+                        errors.append(f"servers.{server.name}.env.{key}: {exc}")
             ref = server.auth.secret_ref
             if server.auth.method == "none" or ref is None:
                 continue

@@ -178,7 +178,9 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
         if resp.status == 404 and upstream_session:
             raise RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
         if resp.status >= 500:
-            raise _bad_gateway(server.name, resp.status)
+            from gateway.upstream.errors import status_error
+
+            raise await status_error(server.name, resp)
         if era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON:
             raw = await read_capped(resp, server.name, state.max_response_bytes)
             if _legacy_refusal(raw):
@@ -195,12 +197,6 @@ def _legacy_refusal(raw: bytes) -> bool:
     code = err.get("code") if isinstance(err, dict) else None
     return code not in (protocol.HEADER_MISMATCH, protocol.UNSUPPORTED_VERSION, protocol.INVALID_PARAMS,
                         protocol.METHOD_NOT_FOUND)
-
-
-def _bad_gateway(name: str, status: int) -> Exception:
-    from gateway.upstream.errors import UpstreamError
-
-    return UpstreamError(name, f"HTTP {status}", status)
 
 
 def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> Any:

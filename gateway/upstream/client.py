@@ -23,7 +23,7 @@ from yarl import URL
 from gateway.backend_auth import inject
 from gateway.credentials import CredentialError, CredentialStore
 from gateway.upstream import codec
-from gateway.upstream.errors import ResponseTooLarge, UpstreamError, UpstreamTimeout
+from gateway.upstream.errors import ResponseTooLarge, UpstreamError, UpstreamTimeout, status_error
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
@@ -273,7 +273,7 @@ class BackendClient:
             if resp.status == 404 and "Mcp-Session-Id" in headers:
                 raise _SessionGone
             if resp.status >= 500:
-                raise UpstreamError(self.server.name, f"HTTP {resp.status}", resp.status)
+                raise await status_error(self.server.name, resp)
             try:
                 reply = await self._read(resp, request_id)
             except aiohttp.ClientPayloadError:

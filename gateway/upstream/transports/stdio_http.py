@@ -1,0 +1,265 @@
+"""The stdio bridge: each stdio server exposed as a 2025-era Streamable HTTP endpoint on loopback.
+
+The gateway serves `http://127.0.0.1:{port}/{secret}/{name}/mcp` from an internal aiohttp site
+(random port, random path secret so no other local process can reach the servers past policy),
+and the registry points every `type: stdio` server's URL there. The pool, `/mcp`, REST and
+passthrough then talk to stdio servers exactly as to HTTP ones (see ../README.md).
+
+Per endpoint: `initialize` is answered from the child's cached handshake with a fresh per-caller
+session id; requests are multiplexed onto the child (`StdioServer`); a request carrying a progress
+token is answered as an event stream carrying its progress; GET streams the child's other
+notifications; DELETE ends the caller's session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.registry import ServerConfig
+from gateway.upstream.transports.stdio import StdioServer, StdioUnavailable
+from gateway.upstream.transports.stdio_process import StdioLimits
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+MAX_SESSIONS = 10_000
+SESSION = "Mcp-Session-Id"
+
+
+def _rpc(rid: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+
+
+def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON, headers=headers)
+
+
+def _event(message: dict[str, Any]) -> bytes:
+    return b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
+
+
+class StdioHost:
+    """Every stdio server of the registry, each behind its loopback endpoint."""
+
+    def __init__(self, limits: StdioLimits, environ: Mapping[str, str] | None = None) -> None:
+        self.limits = limits
+        self.environ = os.environ if environ is None else environ
+        self.secret = secrets.token_urlsafe(24)
+        self.base = ""
+        self.servers: dict[str, StdioServer] = {}
+        self._configs: dict[str, ServerConfig] = {}
+        # Per-caller sessions: id -> {caller's request id: the task waiting on the child}.
+        self._sessions: OrderedDict[str, dict[Any, asyncio.Task[dict[str, Any]]]] = OrderedDict()
+        self._retired: set[asyncio.Task[None]] = set()
+
+    def url_for(self, name: str) -> str:
+        """The loopback URL the registry gives stdio server `name`."""
+        return f"{self.base}/{self.secret}/{name}/mcp"
+
+    def sync(self, servers: Mapping[str, ServerConfig]) -> None:
+        """Registry listener: stop children whose server was removed, disabled or changed."""
+        wanted = {n: s for n, s in servers.items() if s.stdio is not None and s.enabled}
+        for name, server in list(self.servers.items()):
+            config = wanted.get(name)
+            if config is None or config.stdio != server.config:
+                del self.servers[name]
+                task = asyncio.get_running_loop().create_task(server.close())
+                self._retired.add(task)
+                task.add_done_callback(self._retired.discard)
+        self._configs = wanted
+
+    def server(self, name: str) -> StdioServer | None:
+        """The supervised process of stdio server `name` (created on first use)."""
+        existing = self.servers.get(name)
+        if existing is not None:
+            return existing
+        config = self._configs.get(name)
+        if config is None or config.stdio is None:
+            return None
+        created = StdioServer(name, config.stdio, self.limits, self.environ)
+        self.servers[name] = created
+        return created
+
+    async def close(self) -> None:
+        """Stop every child (SIGTERM, then SIGKILL after the grace period)."""
+        servers, self.servers = list(self.servers.values()), {}
+        await asyncio.gather(*(s.close() for s in servers), *self._retired, return_exceptions=True)
+
+    def app(self) -> web.Application:
+        """The internal application (served on 127.0.0.1 only)."""
+        app = web.Application(client_max_size=self.limits.max_message_bytes)
+        path = f"/{self.secret}/{{name}}/mcp"
+        app.router.add_post(path, self.post)
+        app.router.add_get(path, self.get)
+        app.router.add_delete(path, self.delete)
+        return app
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        """One JSON-RPC message from a gateway caller."""
+        server = self.server(request.match_info["name"])
+        if server is None:
+            return _json(_rpc(None, -32600, "unknown stdio server"), 404)
+        try:
+            message = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return _json(_rpc(None, -32700, "Parse error"), 400)
+        if not isinstance(message, dict):
+            return _json(_rpc(None, -32600, "one JSON-RPC message per request"), 400)
+        method, rid = message.get("method"), message.get("id")
+        try:
+            if method == "initialize":
+                return await self._initialize(server, message)
+            calls = self._session(request)
+            if calls is None:
+                status, text = (404, "Session not found") if request.headers.get(SESSION) else (
+                    400, "Bad Request: Mcp-Session-Id header is required")
+                return _json(_rpc(None, -32000, text), status)
+            if method is None:
+                return web.Response(status=202)  # an answer to a request we already answered ourselves
+            if "id" not in message:
+                await self._notification(server, calls, message)
+                return web.Response(status=202)
+            if method == "ping":
+                return _json({"jsonrpc": "2.0", "id": rid, "result": {}})
+            return await self._request(request, server, calls, message)
+        except StdioUnavailable as exc:
+            return _json(_rpc(rid, -32000, exc.message), exc.status)
+
+    async def _initialize(self, server: StdioServer, message: dict[str, Any]) -> web.Response:
+        result = await server.handshake()
+        session = secrets.token_urlsafe(16)
+        self._sessions[session] = {}
+        while len(self._sessions) > MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+        body = {"jsonrpc": "2.0", "id": message.get("id"), "result": result}
+        return _json(body, headers={SESSION: session})
+
+    def _session(self, request: web.Request) -> dict[Any, asyncio.Task[dict[str, Any]]] | None:
+        session = request.headers.get(SESSION)
+        calls = self._sessions.get(session) if session else None
+        if calls is not None and session is not None:
+            self._sessions.move_to_end(session)
+        return calls
+
+    async def _notification(self, server: StdioServer, calls: dict[Any, Any], message: dict[str, Any]) -> None:
+        method = message.get("method")
+        if method == "notifications/initialized":
+            return  # the child's own session was initialized once, by us
+        if method == "notifications/cancelled":
+            params = message.get("params")
+            task = calls.get(params.get("requestId")) if isinstance(params, dict) else None
+            if task is not None:
+                task.cancel()  # StdioServer.request relays the cancellation with the child's id
+            return
+        await server.notify(message)
+
+    async def _request(self, request: web.Request, server: StdioServer, calls: dict[Any, Any],
+                       message: dict[str, Any]) -> web.StreamResponse:
+        rid = message.get("id")
+        meta = (message.get("params") or {}).get("_meta") if isinstance(message.get("params"), dict) else None
+        notes: asyncio.Queue[dict[str, Any]] | None = None
+        if isinstance(meta, dict) and "progressToken" in meta:
+            notes = asyncio.Queue(maxsize=1000)
+        task = asyncio.create_task(server.request(message, notes.put_nowait if notes else None))
+        calls[rid] = task
+        try:
+            if notes is None:
+                return _json(await self._wait(task, rid))
+            return await self._stream(request, task, rid, notes)
+        finally:
+            calls.pop(rid, None)
+            task.cancel()
+
+    async def _wait(self, task: asyncio.Task[dict[str, Any]], rid: Any) -> dict[str, Any]:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # our own handler was cancelled
+            return _rpc(rid, -32800, "request cancelled")
+
+    async def _stream(self, request: web.Request, task: asyncio.Task[dict[str, Any]], rid: Any,
+                      notes: asyncio.Queue[dict[str, Any]]) -> web.StreamResponse:
+        done = asyncio.ensure_future(self._wait(task, rid))
+        try:
+            first = await self._first(done, notes)
+            if first is None:  # no progress before the answer (or a failure): plain JSON
+                return _json(done.result())
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+            await resp.prepare(request)
+            await resp.write(_event(first))
+            while (note := await self._first(done, notes)) is not None:
+                await resp.write(_event(note))
+            await resp.write(_event(done.result()))
+            return resp
+        finally:
+            done.cancel()
+
+    @staticmethod
+    async def _first(done: asyncio.Future[dict[str, Any]], notes: asyncio.Queue[dict[str, Any]]) -> dict[str, Any] | None:
+        """The next queued note, or None once the answer is in and no note is left."""
+        while notes.empty() and not done.done():
+            getter = asyncio.ensure_future(notes.get())
+            await asyncio.wait({getter, done}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                return getter.result()
+            getter.cancel()
+        if not notes.empty():
+            return notes.get_nowait()
+        done.result()  # raise StdioUnavailable here
+        return None
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """The caller's GET stream: the child's notifications that belong to no request."""
+        server = self.server(request.match_info["name"])
+        if server is None or self._session(request) is None:
+            return _json(_rpc(None, -32000, "Session not found"), 404)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+
+        def offer(note: dict[str, Any]) -> None:
+            with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses notes, not memory
+                queue.put_nowait(note)
+
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        server.listeners.add(offer)
+        try:
+            while True:
+                await resp.write(_event(await queue.get()))
+        finally:
+            server.listeners.discard(offer)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """End the caller's session (the child's own session lives on)."""
+        calls = self._sessions.pop(request.headers.get(SESSION, ""), None)
+        for task in (calls or {}).values():
+            task.cancel()
+        return web.Response(status=200 if calls is not None else 404)
+
+
+async def stdio_site(host: StdioHost) -> AsyncIterator[None]:
+    """Serve `host` on 127.0.0.1 (random port) until the generator is closed; stop every child."""
+    # A short shutdown timeout: open GET streams must not hold the gateway's stop for a minute.
+    runner = web.AppRunner(host.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    host.base = f"http://127.0.0.1:{port}"
+    try:
+        yield
+    finally:
+        await host.close()
+        await runner.cleanup()
