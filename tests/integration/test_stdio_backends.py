@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from gateway.keys import STDIO
+
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import (
     ADMIN,
@@ -60,6 +62,9 @@ async def invoke(stack: Stack, tool: str, arguments: dict[str, Any]) -> tuple[in
 
 
 async def test_every_entry_point_reaches_the_stdio_server(stack: Stack) -> None:
+    status, body, _ = await stack.call("GET", "/mcp/servers")
+    assert status == 200 and stack.app[STDIO].secret not in str(body)  # the internal path stays inside
+    assert [(s["name"], s["url"], s["type"]) for s in body["servers"]] == [("local", "stdio://local", "stdio")], body
     status, body = await invoke(stack, "add", {"a": 2, "b": 3})
     assert status == 200 and body["result"]["content"][0]["text"] == "5", body
     # /mcp, aggregated and prefixed

@@ -19,7 +19,7 @@ import logging
 import os
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
 
 import orjson
@@ -60,23 +60,41 @@ class StdioHost:
         self._configs: dict[str, ServerConfig] = {}
         # Per-caller sessions: id -> {caller's request id: the task waiting on the child}.
         self._sessions: OrderedDict[str, dict[Any, asyncio.Task[dict[str, Any]]]] = OrderedDict()
-        self._retired: set[asyncio.Task[None]] = set()
+        self._retired: set[asyncio.Task[None]] = set()  # warm-ups and retired servers' stops
+        self._warming: set[asyncio.Task[None]] = set()
 
     def url_for(self, name: str) -> str:
         """The loopback URL the registry gives stdio server `name`."""
         return f"{self.base}/{self.secret}/{name}/mcp"
 
     def sync(self, servers: Mapping[str, ServerConfig]) -> None:
-        """Registry listener: stop children whose server was removed, disabled or changed."""
+        """Registry listener: stop children whose server was removed, disabled or changed; start new ones."""
         wanted = {n: s for n, s in servers.items() if s.stdio is not None and s.enabled}
         for name, server in list(self.servers.items()):
             config = wanted.get(name)
             if config is None or config.stdio != server.config:
                 del self.servers[name]
-                task = asyncio.get_running_loop().create_task(server.close())
-                self._retired.add(task)
-                task.add_done_callback(self._retired.discard)
+                self._background(server.close())
         self._configs = wanted
+        for name in wanted:
+            if name not in self.servers:
+                self._warming.add(self._background(self._warm(name)))
+
+    async def _warm(self, name: str) -> None:
+        """Start a server before its first call, so a broken command shows in the log at once."""
+        server = self.server(name)
+        if server is not None:
+            try:
+                await server.handshake()
+            except StdioUnavailable as exc:
+                log.error("stdio server did not start: %s", exc.message, extra={"server": name})
+
+    def _background(self, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(job)
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+        task.add_done_callback(self._warming.discard)
+        return task
 
     def server(self, name: str) -> StdioServer | None:
         """The supervised process of stdio server `name` (created on first use)."""
@@ -92,6 +110,9 @@ class StdioHost:
 
     async def close(self) -> None:
         """Stop every child (SIGTERM, then SIGKILL after the grace period)."""
+        self._configs = {}
+        for task in self._warming:
+            task.cancel()  # a server hanging in its start must not hold the shutdown
         servers, self.servers = list(self.servers.values()), {}
         await asyncio.gather(*(s.close() for s in servers), *self._retired, return_exceptions=True)
 
