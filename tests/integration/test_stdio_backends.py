@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from gateway.keys import STDIO
-
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import (
     ADMIN,
