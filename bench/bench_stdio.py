@@ -62,10 +62,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer calls")
     n = 200 if parser.parse_args().quick else 2000
-    proc = subprocess.Popen([*FIXTURE, "--http"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = await asyncio.create_subprocess_exec(*FIXTURE, "--http", cwd=ROOT, stdout=subprocess.PIPE,
+                                                stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    url = (await proc.stdout.readline()).decode().strip()
     await listening(url)
     host = StdioHost(StdioLimits())
     sites = stdio_site(host)
@@ -87,7 +87,7 @@ async def main() -> None:
     finally:
         await sites.aclose()
         proc.terminate()
-        proc.wait()
+        await proc.wait()
     print(f"tools/call echo, {n} calls per figure, same official-SDK server (tests/fixtures/stdio_server.py)")
     print(f"{'transport':<34}{'p50 ms':>8}{'p95 ms':>8}{'calls/s @16':>13}")
     for name, label in (("http", "Streamable HTTP (SDK uvicorn)"), ("stdio", "stdio via the gateway's bridge")):

@@ -172,3 +172,30 @@ async def test_crash_loop_is_a_clear_error_not_a_hang(tmp_path: Path, pg_dsn: st
         status, body, _ = await stack.call("POST", "/mcp/invoke?mcp_server=missing",
                                            json={"tool_name": "x", "parameters": {}})
         assert status in (502, 503) and "cannot run" in str(body), body
+
+
+def test_cli_registers_a_stdio_server(tmp_path: Path) -> None:
+    import subprocess
+
+    from gateway.registry import StdioConfig, load_servers_file
+
+    path = tmp_path / "mcp_servers.yaml"
+    path.write_text("servers: {}\n")
+
+    def mcpgw(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "shared.cli", *args, "--servers-file", str(path)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=30,
+                              env={"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(ROOT)})
+
+    out = mcpgw("register-mcp", "mem", "--command", "npx", "--arg=-y", "--arg", "@modelcontextprotocol/server-memory",
+                "--env", "MEMORY_FILE_PATH=/tmp/m.jsonl", "--env", "TOKEN=env://MEM_TOKEN")
+    assert out.returncode == 0, out.stderr
+    config = load_servers_file(path, allowlist=["api.example.com"])["mem"]
+    assert config.type == "stdio" and config.stdio == StdioConfig(
+        "npx", ("-y", "@modelcontextprotocol/server-memory"),
+        (("MEMORY_FILE_PATH", "/tmp/m.jsonl"), ("TOKEN", "env://MEM_TOKEN")))
+    for bad, message in ((("x", "http://h/mcp", "--command", "npx"), "not both"),
+                         (("x", "--env", "A=1"), "URL, or --command"),
+                         (("x", "--command", "npx", "--env", "novalue"), "NAME=VALUE")):
+        out = mcpgw("register-mcp", *bad)
+        assert out.returncode == 2 and message in out.stderr, out.stderr

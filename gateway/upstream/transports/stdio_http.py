@@ -19,7 +19,7 @@ import logging
 import os
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Mapping
 from typing import Any
 
 import orjson
@@ -221,9 +221,13 @@ class StdioHost:
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
             await resp.prepare(request)
             await resp.write(_event(first))
-            while (note := await self._first(done, notes)) is not None:
-                await resp.write(_event(note))
-            await resp.write(_event(done.result()))
+            try:
+                while (note := await self._first(done, notes)) is not None:
+                    await resp.write(_event(note))
+                answer = done.result()
+            except StdioUnavailable as exc:  # the stream has begun: the failure is its last event
+                answer = _rpc(rid, -32000, exc.message)
+            await resp.write(_event(answer))
             return resp
         finally:
             done.cancel()
@@ -270,7 +274,7 @@ class StdioHost:
         return web.Response(status=200 if calls is not None else 404)
 
 
-async def stdio_site(host: StdioHost) -> AsyncIterator[None]:
+async def stdio_site(host: StdioHost) -> AsyncGenerator[None, None]:
     """Serve `host` on 127.0.0.1 (random port) until the generator is closed; stop every child."""
     # A short shutdown timeout: open GET streams must not hold the gateway's stop for a minute.
     runner = web.AppRunner(host.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
