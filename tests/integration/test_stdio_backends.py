@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gateway.keys import STDIO
+from gateway.keys import SERVERS, STDIO
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import (
     ADMIN,
@@ -144,6 +144,24 @@ async def test_environment_is_isolated(stack: Stack) -> None:
                            ("PLAIN", "literal"), ("DATABASE_URL", "<unset>")):
         status, body = await invoke(stack, "env", {"name": name})
         assert status == 200 and body["result"]["content"][0]["text"] == expected, (name, body)
+
+
+async def test_an_edited_entry_replaces_the_process(stack: Stack) -> None:
+    from tests.integration.gateway_harness import servers_yaml
+
+    _, body = await invoke(stack, "pid", {})
+    old_pid = int(body["result"]["content"][0]["text"])
+    edited = {**FIXTURE, "env": {"PLAIN": "edited"}}
+    stack.settings.servers_file.write_text(servers_yaml({"local": edited}))
+    reloaded = asyncio.Event()
+    registry = stack.app[SERVERS]
+    registry.listeners.append(lambda servers: reloaded.set())
+    await asyncio.wait_for(reloaded.wait(), 15)  # the watcher polls the file every 2 s
+    status, body = await invoke(stack, "env", {"name": "PLAIN"})
+    assert status == 200 and body["result"]["content"][0]["text"] == "edited", body
+    await stack.app[STDIO].settled()
+    with pytest.raises(ProcessLookupError):
+        os.kill(old_pid, 0)
 
 
 async def test_shutdown_leaves_no_child(tmp_path: Path, pg_dsn: str) -> None:

@@ -108,6 +108,10 @@ class StdioHost:
         self.servers[name] = created
         return created
 
+    async def settled(self) -> None:
+        """Wait until background starts and stops (of edited or removed servers) have finished."""
+        await asyncio.gather(*self._retired, return_exceptions=True)
+
     async def close(self) -> None:
         """Stop every child (SIGTERM, then SIGKILL after the grace period)."""
         self._configs = {}
