@@ -66,6 +66,8 @@ async def main() -> None:
                                                 stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     url = (await proc.stdout.readline()).decode().strip()
+    # uvicorn's access log goes to stdout: keep reading it, or a full pipe stalls the server.
+    drain = asyncio.create_task(proc.stdout.read())
     await listening(url)
     host = StdioHost(StdioLimits())
     sites = stdio_site(host)
@@ -88,6 +90,7 @@ async def main() -> None:
         await sites.aclose()
         proc.terminate()
         await proc.wait()
+        await drain
     print(f"tools/call echo, {n} calls per figure, same official-SDK server (tests/fixtures/stdio_server.py)")
     print(f"{'transport':<34}{'p50 ms':>8}{'p95 ms':>8}{'calls/s @16':>13}")
     for name, label in (("http", "Streamable HTTP (SDK uvicorn)"), ("stdio", "stdio via the gateway's bridge")):
