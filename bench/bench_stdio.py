@@ -24,7 +24,7 @@ from bench.bench_upstream import pct, sequential, throughput  # noqa: E402
 from gateway.credentials import CredentialStore  # noqa: E402
 from gateway.registry import Registry, parse_servers  # noqa: E402
 from gateway.upstream import UpstreamPool, create_session  # noqa: E402
-from gateway.upstream.transports.stdio_http import StdioHost, stdio_site  # noqa: E402
+from gateway.upstream.transports.bridge import BridgeHost, bridge_site  # noqa: E402
 from gateway.upstream.transports.stdio_process import StdioLimits  # noqa: E402
 
 FIXTURE = [sys.executable, "-m", "tests.fixtures.stdio_server"]
@@ -69,11 +69,11 @@ async def main() -> None:
     # uvicorn's access log goes to stdout: keep reading it, or a full pipe stalls the server.
     drain = asyncio.create_task(proc.stdout.read())
     await listening(url)
-    host = StdioHost(StdioLimits())
-    sites = stdio_site(host)
+    host = BridgeHost(StdioLimits())
+    sites = bridge_site(host)
     await sites.__anext__()
     try:
-        registry = Registry(None, stdio_url=host.url_for)
+        registry = Registry(None, bridge_url=host.url_for)
         registry.listeners.append(host.sync)
         raw = {"http": {"url": url},
                "stdio": {"type": "stdio", "command": FIXTURE[0], "args": FIXTURE[1:], "cwd": str(ROOT)}}

@@ -19,6 +19,7 @@ from gateway import middlewares
 from gateway.calls.validate import SchemaCache
 from gateway.keys import (
     AUTHENTICATOR,
+    BRIDGE,
     CLIENT_SESSION,
     METRICS,
     PDP_PROBE,
@@ -26,7 +27,6 @@ from gateway.keys import (
     SCHEMAS,
     SERVERS,
     SETTINGS,
-    STDIO,
     UPSTREAM,
 )
 from gateway.metrics import GatewayMetrics
@@ -95,7 +95,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
             db.pool_ctx(lambda: _secret(settings.database_url), settings.data_dir, lambda p: app.__setitem__(DB_POOL, p))
         )
     app.cleanup_ctx.append(audit_ctx(settings, "gateway"))
-    app.cleanup_ctx.append(stdio_ctx)  # before the registry: it gives stdio servers their URLs
+    app.cleanup_ctx.append(bridge_ctx)  # before the registry: it gives stdio/SSE servers their URLs
     app.cleanup_ctx.append(registry_ctx)
     if not settings.auth_off:
         app.cleanup_ctx.append(authenticator_ctx)
@@ -127,20 +127,20 @@ async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def stdio_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The stdio servers' loopback endpoint; on exit every child is stopped (none is orphaned)."""
-    from gateway.upstream.transports.stdio_http import StdioHost, stdio_site
+async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The stdio/legacy-SSE bridge's loopback endpoint; on exit every child is stopped (none orphaned)."""
+    from gateway.upstream.transports.bridge import BridgeHost, bridge_site
     from gateway.upstream.transports.stdio_process import StdioLimits
 
     s = app[SETTINGS]
-    host = StdioHost(StdioLimits(
+    host = BridgeHost(StdioLimits(
         max_memory_mb=s.stdio_max_memory_mb, max_open_files=s.stdio_max_open_files,
         max_cpu_seconds=s.stdio_max_cpu_seconds, stop_grace=s.stdio_stop_grace,
         backoff_max=s.stdio_restart_backoff_max, healthy_seconds=s.stdio_healthy_seconds,
         stderr_lines_per_second=s.stdio_stderr_lines_per_second, max_message_bytes=s.mcp_max_response_bytes,
-    ))
-    app[STDIO] = host
-    async for _ in stdio_site(host):
+    ), session=app[CLIENT_SESSION])
+    app[BRIDGE] = host
+    async for _ in bridge_site(host):
         yield
 
 
@@ -154,9 +154,10 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.servers_file,
         allowlist=settings.upstream_allowlist or None,
         credentials=CredentialStore(app[CLIENT_SESSION]),
-        stdio_url=app[STDIO].url_for,
+        bridge_url=app[BRIDGE].url_for,
     )
-    registry.listeners.append(app[STDIO].sync)
+    app[BRIDGE].credentials = registry.credentials
+    registry.listeners.append(app[BRIDGE].sync)
     # A bad servers file stops the start: better no gateway than one with a guessed backend set.
     registry.load()
     app[SERVERS] = registry

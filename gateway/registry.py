@@ -33,7 +33,7 @@ SERVER_KEYS = frozenset(
      "validate_arguments"}
 )
 STDIO_KEYS = frozenset({"command", "args", "env", "cwd"})
-TYPES = ("http", "streamable_http", "streamable-http", "stdio")
+TYPES = ("http", "streamable_http", "streamable-http", "stdio", "sse")
 
 
 class RegistryError(Exception):
@@ -99,6 +99,8 @@ class ServerConfig:
     validate_arguments: bool = True
     # `type: stdio`: the command the gateway launches; `url` is then its internal loopback endpoint.
     stdio: StdioConfig | None = None
+    # `type: sse` (legacy HTTP+SSE): the server's own event-stream URL; `url` is then the bridge's.
+    sse_url: str | None = None
 
 
 def host_allowed(host: str, allowlist: Iterable[str]) -> bool:
@@ -209,6 +211,7 @@ def parse_server(
             auth=auth,
             validate_arguments=validate_arguments,
             stdio=stdio,
+            sse_url=raw["url"] if kind == "sse" else None,
         ),
         [],
     )
@@ -259,10 +262,10 @@ class Registry:
         *,
         allowlist: Iterable[str] | None = None,
         credentials: CredentialStore | None = None,
-        stdio_url: Callable[[str], str] | None = None,
+        bridge_url: Callable[[str], str] | None = None,
     ) -> None:
-        # Maps a stdio server's name to the loopback endpoint the gateway serves it on.
-        self.stdio_url = stdio_url
+        # Maps a stdio or legacy-SSE server's name to the loopback endpoint the gateway bridges it on.
+        self.bridge_url = bridge_url
         # Called with every newly installed set (the stdio host stops processes of removed servers).
         self.listeners: list[Callable[[Mapping[str, ServerConfig]], None]] = []
         self.path = Path(path) if path is not None else None
@@ -297,7 +300,7 @@ class Registry:
                 raise RegistryError(errors)
             self.credentials.commit(resolved)
         servers = {
-            name: replace(s, url=self.stdio_url(name)) if s.stdio and self.stdio_url else s
+            name: replace(s, url=self.bridge_url(name)) if (s.stdio or s.sse_url) and self.bridge_url else s
             for name, s in servers.items()
         }
         self._servers = MappingProxyType(servers)

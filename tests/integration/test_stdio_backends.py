@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gateway.keys import SERVERS, STDIO
+from gateway.keys import SERVERS, BRIDGE
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import (
     ADMIN,
@@ -62,7 +62,7 @@ async def invoke(stack: Stack, tool: str, arguments: dict[str, Any]) -> tuple[in
 
 async def test_every_entry_point_reaches_the_stdio_server(stack: Stack) -> None:
     status, body, _ = await stack.call("GET", "/mcp/servers")
-    assert status == 200 and stack.app[STDIO].secret not in str(body)  # the internal path stays inside
+    assert status == 200 and stack.app[BRIDGE].secret not in str(body)  # the internal path stays inside
     assert [(s["name"], s["url"], s["type"]) for s in body["servers"]] == [("local", "stdio://local", "stdio")], body
     status, body = await invoke(stack, "add", {"a": 2, "b": 3})
     assert status == 200 and body["result"]["content"][0]["text"] == "5", body
@@ -159,7 +159,7 @@ async def test_an_edited_entry_replaces_the_process(stack: Stack) -> None:
     await asyncio.wait_for(reloaded.wait(), 15)  # the watcher polls the file every 2 s
     status, body = await invoke(stack, "env", {"name": "PLAIN"})
     assert status == 200 and body["result"]["content"][0]["text"] == "edited", body
-    await stack.app[STDIO].settled()
+    await stack.app[BRIDGE].settled()
     with pytest.raises(ProcessLookupError):
         os.kill(old_pid, 0)
 

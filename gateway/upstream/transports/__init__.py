@@ -1,1 +1,1 @@
-"""Backend transports the gateway adapts to Streamable HTTP (stdio: see stdio_http.py)."""
+"""Backend transports the gateway adapts to Streamable HTTP (stdio: see bridge.py)."""

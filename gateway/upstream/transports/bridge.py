@@ -1,14 +1,14 @@
-"""The stdio bridge: each stdio server exposed as a 2025-era Streamable HTTP endpoint on loopback.
+"""The bridge: each stdio or legacy-SSE server exposed as a 2025-era Streamable HTTP endpoint.
 
 The gateway serves `http://127.0.0.1:{port}/{secret}/{name}/mcp` from an internal aiohttp site
 (random port, random path secret so no other local process can reach the servers past policy),
-and the registry points every `type: stdio` server's URL there. The pool, `/mcp`, REST and
-passthrough then talk to stdio servers exactly as to HTTP ones (see ../README.md).
+and the registry points every `type: stdio` / `type: sse` server's URL there. The pool, `/mcp`,
+REST and passthrough then talk to them exactly as to Streamable HTTP servers (see ../README.md).
 
-Per endpoint: `initialize` is answered from the child's cached handshake with a fresh per-caller
-session id; requests are multiplexed onto the child (`StdioServer`); a request carrying a progress
-token is answered as an event stream carrying its progress; GET streams the child's other
-notifications; DELETE ends the caller's session.
+Per endpoint: `initialize` is answered from the server's cached handshake with a fresh per-caller
+session id; requests are multiplexed onto the server's one session (`mux.Multiplexer`); a request
+carrying a progress token is answered as an event stream carrying its progress; GET streams the
+server's other notifications; DELETE ends the caller's session.
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Coroutine, Mapping
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
+from gateway.credentials import CredentialStore
 from gateway.registry import ServerConfig
-from gateway.upstream.transports.stdio import StdioServer, StdioUnavailable
+from gateway.upstream.transports.legacy_sse import SseServer
+from gateway.upstream.transports.mux import Multiplexer, Unavailable
+from gateway.upstream.transports.stdio import StdioServer
 from gateway.upstream.transports.stdio_process import StdioLimits
 
 log = logging.getLogger(__name__)
@@ -48,15 +52,24 @@ def _event(message: dict[str, Any]) -> bytes:
     return b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
 
 
-class StdioHost:
-    """Every stdio server of the registry, each behind its loopback endpoint."""
+def _identity(config: ServerConfig) -> tuple[Any, ...]:
+    """What a running connection depends on: a change restarts it."""
+    return (config.stdio, config.sse_url, config.auth, config.timeout)
 
-    def __init__(self, limits: StdioLimits, environ: Mapping[str, str] | None = None) -> None:
+
+class BridgeHost:
+    """Every stdio and legacy-SSE server of the registry, each behind its loopback endpoint."""
+
+    def __init__(self, limits: StdioLimits, environ: Mapping[str, str] | None = None,
+                 session: aiohttp.ClientSession | None = None) -> None:
         self.limits = limits
+        self.session = session
+        self.credentials: CredentialStore | None = None  # the registry's, set once it exists
         self.environ = os.environ if environ is None else environ
         self.secret = secrets.token_urlsafe(24)
         self.base = ""
-        self.servers: dict[str, StdioServer] = {}
+        self.servers: dict[str, Multiplexer] = {}
+        self._identities: dict[str, tuple[Any, ...]] = {}
         self._configs: dict[str, ServerConfig] = {}
         # Per-caller sessions: id -> {caller's request id: the task waiting on the child}.
         self._sessions: OrderedDict[str, dict[Any, asyncio.Task[dict[str, Any]]]] = OrderedDict()
@@ -64,15 +77,15 @@ class StdioHost:
         self._warming: set[asyncio.Task[None]] = set()
 
     def url_for(self, name: str) -> str:
-        """The loopback URL the registry gives stdio server `name`."""
+        """The loopback URL the registry gives stdio or legacy-SSE server `name`."""
         return f"{self.base}/{self.secret}/{name}/mcp"
 
     def sync(self, servers: Mapping[str, ServerConfig]) -> None:
         """Registry listener: stop children whose server was removed, disabled or changed; start new ones."""
-        wanted = {n: s for n, s in servers.items() if s.stdio is not None and s.enabled}
+        wanted = {n: s for n, s in servers.items() if (s.stdio is not None or s.sse_url) and s.enabled}
         for name, server in list(self.servers.items()):
             config = wanted.get(name)
-            if config is None or config.stdio != server.config:
+            if config is None or _identity(config) != self._identities.get(name):
                 del self.servers[name]
                 self._background(server.close())
         self._configs = wanted
@@ -86,8 +99,8 @@ class StdioHost:
         if server is not None:
             try:
                 await server.handshake()
-            except StdioUnavailable as exc:
-                log.error("stdio server did not start: %s", exc.message, extra={"server": name})
+            except Unavailable as exc:
+                log.error("bridged server did not start: %s", exc.message, extra={"server": name})
 
     def _background(self, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(job)
@@ -96,16 +109,21 @@ class StdioHost:
         task.add_done_callback(self._warming.discard)
         return task
 
-    def server(self, name: str) -> StdioServer | None:
-        """The supervised process of stdio server `name` (created on first use)."""
+    def server(self, name: str) -> Multiplexer | None:
+        """The supervised connection to bridged server `name` (created on first use)."""
         existing = self.servers.get(name)
         if existing is not None:
             return existing
         config = self._configs.get(name)
-        if config is None or config.stdio is None:
+        created: Multiplexer
+        if config is not None and config.stdio is not None:
+            created = StdioServer(name, config.stdio, self.limits, self.environ)
+        elif config is not None and config.sse_url and self.session is not None:
+            created = SseServer(config, self.limits, self.session, self.credentials)
+        else:
             return None
-        created = StdioServer(name, config.stdio, self.limits, self.environ)
         self.servers[name] = created
+        self._identities[name] = _identity(config)
         return created
 
     async def settled(self) -> None:
@@ -135,7 +153,7 @@ class StdioHost:
         """One JSON-RPC message from a gateway caller."""
         server = self.server(request.match_info["name"])
         if server is None:
-            return _json(_rpc(None, -32600, "unknown stdio server"), 404)
+            return _json(_rpc(None, -32600, "unknown bridged server"), 404)
         try:
             message = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
@@ -159,10 +177,10 @@ class StdioHost:
             if method == "ping":
                 return _json({"jsonrpc": "2.0", "id": rid, "result": {}})
             return await self._request(request, server, calls, message)
-        except StdioUnavailable as exc:
+        except Unavailable as exc:
             return _json(_rpc(rid, -32000, exc.message), exc.status)
 
-    async def _initialize(self, server: StdioServer, message: dict[str, Any]) -> web.Response:
+    async def _initialize(self, server: Multiplexer, message: dict[str, Any]) -> web.Response:
         result = await server.handshake()
         session = secrets.token_urlsafe(16)
         self._sessions[session] = {}
@@ -178,7 +196,7 @@ class StdioHost:
             self._sessions.move_to_end(session)
         return calls
 
-    async def _notification(self, server: StdioServer, calls: dict[Any, Any], message: dict[str, Any]) -> None:
+    async def _notification(self, server: Multiplexer, calls: dict[Any, Any], message: dict[str, Any]) -> None:
         method = message.get("method")
         if method == "notifications/initialized":
             return  # the child's own session was initialized once, by us
@@ -186,11 +204,11 @@ class StdioHost:
             params = message.get("params")
             task = calls.get(params.get("requestId")) if isinstance(params, dict) else None
             if task is not None:
-                task.cancel()  # StdioServer.request relays the cancellation with the child's id
+                task.cancel()  # Multiplexer.request relays the cancellation with the child's id
             return
         await server.notify(message)
 
-    async def _request(self, request: web.Request, server: StdioServer, calls: dict[Any, Any],
+    async def _request(self, request: web.Request, server: Multiplexer, calls: dict[Any, Any],
                        message: dict[str, Any]) -> web.StreamResponse:
         rid = message.get("id")
         meta = (message.get("params") or {}).get("_meta") if isinstance(message.get("params"), dict) else None
@@ -229,7 +247,7 @@ class StdioHost:
                 while (note := await self._first(done, notes)) is not None:
                     await resp.write(_event(note))
                 answer = done.result()
-            except StdioUnavailable as exc:  # the stream has begun: the failure is its last event
+            except Unavailable as exc:  # the stream has begun: the failure is its last event
                 answer = _rpc(rid, -32000, exc.message)
             await resp.write(_event(answer))
             return resp
@@ -247,7 +265,7 @@ class StdioHost:
             getter.cancel()
         if not notes.empty():
             return notes.get_nowait()
-        done.result()  # raise StdioUnavailable here
+        done.result()  # raise Unavailable here
         return None
 
     async def get(self, request: web.Request) -> web.StreamResponse:
@@ -278,7 +296,7 @@ class StdioHost:
         return web.Response(status=200 if calls is not None else 404)
 
 
-async def stdio_site(host: StdioHost) -> AsyncGenerator[None, None]:
+async def bridge_site(host: BridgeHost) -> AsyncGenerator[None, None]:
     """Serve `host` on 127.0.0.1 (random port) until the generator is closed; stop every child."""
     # A short shutdown timeout: open GET streams must not hold the gateway's stop for a minute.
     runner = web.AppRunner(host.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
