@@ -15,7 +15,14 @@ import pytest
 from yarl import URL
 
 from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import ADMIN, META, initialize, modern_headers, rpc, session_headers
+from tests.integration.mcp_helpers import (
+    ADMIN,
+    META,
+    initialize,
+    modern_headers,
+    rpc,
+    session_headers,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

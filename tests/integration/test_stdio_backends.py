@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gateway.keys import SERVERS, BRIDGE
+from gateway.keys import BRIDGE, SERVERS
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import (
     ADMIN,
