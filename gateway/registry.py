@@ -58,6 +58,8 @@ def _parse_stdio(where: str, raw: Mapping[str, Any]) -> tuple[StdioConfig | None
     errors: list[str] = []
     if "url" in raw:
         errors.append(f"{where}.url: not allowed with type: stdio (the gateway launches `command`)")
+    if "auth" in raw:
+        errors.append(f"{where}.auth: not used with type: stdio (give the server its credential in env)")
     command = raw.get("command")
     if not isinstance(command, str) or not command.strip():
         errors.append(f"{where}.command: required with type: stdio (a program path or name)")

@@ -32,6 +32,7 @@ def test_stdio_entry_parses_without_url_and_ignores_the_allowlist() -> None:
     ({"type": "stdio", "command": "x", "env": {"A": "env://"}}, "servers.s.env.A: empty reference"),
     ({"type": "stdio", "command": "x", "cwd": 3}, "servers.s.cwd: must be a directory path"),
     ({"type": "stdio", "command": "x", "bogus": 1}, "servers.s.bogus: unknown key"),
+    ({"type": "stdio", "command": "x", "auth": {"method": "none"}}, "servers.s.auth: not used with type: stdio"),
     ({"url": "http://h/mcp", "command": "x"}, "servers.s.command: unknown key"),
 ])
 def test_bad_stdio_entries_are_named(raw: dict[str, object], problem: str) -> None:
