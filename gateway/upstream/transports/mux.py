@@ -268,8 +268,9 @@ class Multiplexer:
                 call.future.set_result(message)
             return
         if "id" in message:
-            with contextlib.suppress(Unavailable):
-                await run.channel.send(answer_server_request(message))
+            # Answered beside the reader: a write waiting for the server to read must never stop
+            # us reading what the server writes.
+            self._background(run.channel.send(answer_server_request(message)))
             return
         params = message.get("params")
         if method == "notifications/progress" and isinstance(params, dict):

@@ -40,6 +40,10 @@ class StdioChannel(Channel):
         if stdin is None or stdin.is_closing() or self.proc.returncode is not None:
             raise Unavailable(f"stdio server {self.name} is not running")
         stdin.write(orjson.dumps(message) + b"\n")
+        try:
+            await stdin.drain()  # a child that stops reading slows its callers, never grows our buffer
+        except (BrokenPipeError, ConnectionResetError):
+            raise Unavailable(f"stdio server {self.name} is not running") from None
 
     async def messages(self) -> AsyncIterator[dict[str, Any]]:
         """Each JSON line of the child's stdout, until it closes."""
