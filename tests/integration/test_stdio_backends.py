@@ -164,6 +164,19 @@ async def test_an_edited_entry_replaces_the_process(stack: Stack) -> None:
         os.kill(old_pid, 0)
 
 
+async def test_a_call_past_its_timeout_is_cancelled_in_the_server_too(tmp_path: Path, pg_dsn: str) -> None:
+    async with gateway_stack(tmp_path, pg_dsn, {"local": {**FIXTURE, "timeout": 1}}) as stack:
+        status, body = await invoke(stack, "sleep", {"seconds": 30, "text": "late"})
+        assert status == 504, body
+        server = stack.app[BRIDGE].servers["local"]
+        started = asyncio.get_running_loop().time()
+        while server.pending:  # the bridge's own deadline (timeout + 1 s) frees the call
+            assert asyncio.get_running_loop().time() - started < 10
+            await asyncio.sleep(0.1)  # noqa: ASYNC110  (a deadline in another task; nothing to await)
+        status, body = await invoke(stack, "echo", {"text": "next"})
+        assert status == 200 and body["result"]["content"][0]["text"] == "next"
+
+
 async def test_shutdown_leaves_no_child(tmp_path: Path, pg_dsn: str) -> None:
     async with gateway_stack(tmp_path, pg_dsn, {"local": FIXTURE}) as stack:
         status, body = await invoke(stack, "pid", {})

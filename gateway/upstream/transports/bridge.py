@@ -215,13 +215,24 @@ class BridgeHost:
         notes: asyncio.Queue[dict[str, Any]] | None = None
         if isinstance(meta, dict) and "progressToken" in meta:
             notes = asyncio.Queue(maxsize=1000)
-        task = asyncio.create_task(server.request(message, notes.put_nowait if notes else None))
+
+        def offer(note: dict[str, Any]) -> None:
+            if notes is not None:
+                with contextlib.suppress(asyncio.QueueFull):  # a flood of progress is thinned, not stored
+                    notes.put_nowait(note)
+
+        task = asyncio.create_task(server.request(message, offer if notes else None))
         calls[rid] = task
+        # The gateway's client gives up after the server's timeout; a moment later the call is
+        # cancelled here too (and in the server), so a server that never answers leaks nothing.
+        config = self._configs.get(request.match_info["name"])
+        timer = asyncio.get_running_loop().call_later((config.timeout if config else 30.0) + 1.0, task.cancel)
         try:
             if notes is None:
                 return _json(await self._wait(task, rid))
             return await self._stream(request, task, rid, notes)
         finally:
+            timer.cancel()
             calls.pop(rid, None)
             task.cancel()
 

@@ -101,6 +101,11 @@ class Multiplexer:
         """Open a new connection (start the process); raise Unavailable on failure."""
         raise NotImplementedError
 
+    @property
+    def pending(self) -> int:
+        """Calls waiting for the server's answer."""
+        return len(self._calls)
+
     async def handshake(self) -> dict[str, Any]:
         """The server's `initialize` result, connecting first if needed."""
         run = await self._running()
