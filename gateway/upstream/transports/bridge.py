@@ -28,6 +28,7 @@ from aiohttp import web
 
 from gateway.credentials import CredentialStore
 from gateway.registry import ServerConfig
+from gateway.upstream.transports.bridge_http import event, json_response, rpc, stream, wait
 from gateway.upstream.transports.legacy_sse import SseServer
 from gateway.upstream.transports.mux import Multiplexer, Unavailable
 from gateway.upstream.transports.stdio import StdioServer
@@ -35,21 +36,8 @@ from gateway.upstream.transports.stdio_process import StdioLimits
 
 log = logging.getLogger(__name__)
 
-JSON = "application/json"
 MAX_SESSIONS = 10_000
 SESSION = "Mcp-Session-Id"
-
-
-def _rpc(rid: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
-
-
-def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON, headers=headers)
-
-
-def _event(message: dict[str, Any]) -> bytes:
-    return b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
 
 
 def _identity(config: ServerConfig) -> tuple[Any, ...]:
@@ -153,13 +141,13 @@ class BridgeHost:
         """One JSON-RPC message from a gateway caller."""
         server = self.server(request.match_info["name"])
         if server is None:
-            return _json(_rpc(None, -32600, "unknown bridged server"), 404)
+            return json_response(rpc(None, -32600, "unknown bridged server"), 404)
         try:
             message = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
-            return _json(_rpc(None, -32700, "Parse error"), 400)
+            return json_response(rpc(None, -32700, "Parse error"), 400)
         if not isinstance(message, dict):
-            return _json(_rpc(None, -32600, "one JSON-RPC message per request"), 400)
+            return json_response(rpc(None, -32600, "one JSON-RPC message per request"), 400)
         method, rid = message.get("method"), message.get("id")
         try:
             if method == "initialize":
@@ -168,17 +156,17 @@ class BridgeHost:
             if calls is None:
                 status, text = (404, "Session not found") if request.headers.get(SESSION) else (
                     400, "Bad Request: Mcp-Session-Id header is required")
-                return _json(_rpc(None, -32000, text), status)
+                return json_response(rpc(None, -32000, text), status)
             if method is None:
                 return web.Response(status=202)  # an answer to a request we already answered ourselves
             if "id" not in message:
                 await self._notification(server, calls, message)
                 return web.Response(status=202)
             if method == "ping":
-                return _json({"jsonrpc": "2.0", "id": rid, "result": {}})
+                return json_response({"jsonrpc": "2.0", "id": rid, "result": {}})
             return await self._request(request, server, calls, message)
         except Unavailable as exc:
-            return _json(_rpc(rid, -32000, exc.message), exc.status)
+            return json_response(rpc(rid, -32000, exc.message), exc.status)
 
     async def _initialize(self, server: Multiplexer, message: dict[str, Any]) -> web.Response:
         result = await server.handshake()
@@ -187,7 +175,7 @@ class BridgeHost:
         while len(self._sessions) > MAX_SESSIONS:
             self._sessions.popitem(last=False)
         body = {"jsonrpc": "2.0", "id": message.get("id"), "result": result}
-        return _json(body, headers={SESSION: session})
+        return json_response(body, headers={SESSION: session})
 
     def _session(self, request: web.Request) -> dict[Any, asyncio.Task[dict[str, Any]]] | None:
         session = request.headers.get(SESSION)
@@ -229,61 +217,18 @@ class BridgeHost:
         timer = asyncio.get_running_loop().call_later((config.timeout if config else 30.0) + 1.0, task.cancel)
         try:
             if notes is None:
-                return _json(await self._wait(task, rid))
-            return await self._stream(request, task, rid, notes)
+                return json_response(await wait(task, rid))
+            return await stream(request, task, rid, notes)
         finally:
             timer.cancel()
             calls.pop(rid, None)
             task.cancel()
 
-    async def _wait(self, task: asyncio.Task[dict[str, Any]], rid: Any) -> dict[str, Any]:
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.cancelled():
-                raise  # our own handler was cancelled
-            return _rpc(rid, -32800, "request cancelled")
-
-    async def _stream(self, request: web.Request, task: asyncio.Task[dict[str, Any]], rid: Any,
-                      notes: asyncio.Queue[dict[str, Any]]) -> web.StreamResponse:
-        done = asyncio.ensure_future(self._wait(task, rid))
-        try:
-            first = await self._first(done, notes)
-            if first is None:  # no progress before the answer (or a failure): plain JSON
-                return _json(done.result())
-            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-            await resp.prepare(request)
-            await resp.write(_event(first))
-            try:
-                while (note := await self._first(done, notes)) is not None:
-                    await resp.write(_event(note))
-                answer = done.result()
-            except Unavailable as exc:  # the stream has begun: the failure is its last event
-                answer = _rpc(rid, -32000, exc.message)
-            await resp.write(_event(answer))
-            return resp
-        finally:
-            done.cancel()
-
-    @staticmethod
-    async def _first(done: asyncio.Future[dict[str, Any]], notes: asyncio.Queue[dict[str, Any]]) -> dict[str, Any] | None:
-        """The next queued note, or None once the answer is in and no note is left."""
-        while notes.empty() and not done.done():
-            getter = asyncio.ensure_future(notes.get())
-            await asyncio.wait({getter, done}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                return getter.result()
-            getter.cancel()
-        if not notes.empty():
-            return notes.get_nowait()
-        done.result()  # raise Unavailable here
-        return None
-
     async def get(self, request: web.Request) -> web.StreamResponse:
         """The caller's GET stream: the child's notifications that belong to no request."""
         server = self.server(request.match_info["name"])
         if server is None or self._session(request) is None:
-            return _json(_rpc(None, -32000, "Session not found"), 404)
+            return json_response(rpc(None, -32000, "Session not found"), 404)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
 
         def offer(note: dict[str, Any]) -> None:
@@ -295,7 +240,7 @@ class BridgeHost:
         server.listeners.add(offer)
         try:
             while True:
-                await resp.write(_event(await queue.get()))
+                await resp.write(event(await queue.get()))
         finally:
             server.listeners.discard(offer)
 
