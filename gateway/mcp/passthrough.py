@@ -207,6 +207,8 @@ def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> An
 
 
 async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, era: protocol.Era) -> web.Response:
+    if msg.method == "server/discover":
+        return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
     response = await request.app[UPSTREAM].request(server, msg.method, params or None)
     if "error" in response:
@@ -216,6 +218,19 @@ async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, er
     if msg.method in enforce.LISTS:
         result = await enforce.filter_result(request, principal(request), server.name, msg.method, result)
     return rpc_response(protocol.result(msg.id, protocol.with_result_type(result, era, msg.method)))
+
+
+async def _discovered(request: web.Request, server: Any) -> dict[str, Any]:
+    """A 2026-07-28 discover result for a handshake-era backend, from its initialize answer."""
+    client = request.app[UPSTREAM].client(server)
+    await client.ensure_era()
+    info = client.server_info
+    result: dict[str, Any] = {"supportedVersions": list(protocol.MODERN_VERSIONS),
+                              "capabilities": info.get("capabilities") or {},
+                              "_meta": {"io.modelcontextprotocol/serverInfo": info.get("serverInfo") or {}}}
+    if isinstance(info.get("instructions"), str):
+        result["instructions"] = info["instructions"]
+    return protocol.with_result_type(result, "modern", "server/discover")
 
 
 async def get(request: web.Request) -> web.StreamResponse:

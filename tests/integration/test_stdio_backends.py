@@ -80,11 +80,12 @@ async def test_every_entry_point_reaches_the_stdio_server(stack: Stack) -> None:
     assert status == 200 and {"echo", "crash", "progress"} <= {t["name"] for t in answer["result"]["tools"]}
     status, answer, _ = await rpc(stack, "/servers/local/mcp", call(3, "echo", {"text": "pass"}), headers=session_headers(sid))
     assert status == 200 and text(answer) == "pass"
-    async with sdk_session(stack, "/servers/local/mcp", ADMIN, "legacy") as session:
-        listed = await session.list_tools()
-        assert "add" in {t.name for t in listed.tools}
-        result = await session.call_tool("add", {"a": 20, "b": 22})
-        assert result.content[0].text == "42"  # type: ignore[union-attr]
+    for mode in ("legacy", "modern"):  # the official SDK client in each era
+        async with sdk_session(stack, "/servers/local/mcp", ADMIN, mode) as session:
+            listed = await session.list_tools()
+            assert "add" in {t.name for t in listed.tools}
+            result = await session.call_tool("add", {"a": 20, "b": 22})
+            assert result.content[0].text == "42"  # type: ignore[union-attr]
     # 2026-07-28 client: stateless requests, bridged to the server's handshake-era session
     listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": META}}
     status, answer, _ = await rpc(stack, "/servers/local/mcp", listing, headers=modern_headers("tools/list"))
