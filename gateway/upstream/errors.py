@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 if TYPE_CHECKING:
     import aiohttp
 
@@ -70,8 +72,6 @@ async def status_error(server: str, resp: aiohttp.ClientResponse) -> UpstreamErr
     detail = ""
     if resp.content_type == "application/json":
         try:
-            import orjson
-
             body = orjson.loads(await resp.content.read(4096))
             message = body["error"]["message"] if isinstance(body, dict) else None
         except Exception:  # an unreadable excerpt changes nothing: the status still says 5xx
