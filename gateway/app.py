@@ -1,6 +1,7 @@
 """The gateway app factory: `create_app(settings)`; resources only through cleanup contexts.
 
-Context order (exits run in reverse): HTTP session → database pool → audit emitter → backend
+Context order (exits run in reverse): HTTP session → database pool → audit emitter → stdio
+servers' loopback endpoint (children stopped after everything that calls them) → backend
 registry (+ file watcher) → authenticator → PDP client → policy-change listener (with a database
 pool) → upstream pool. The audit emitter is
 closed after everything that may still emit, and the pool after the emitter's last flush.
@@ -18,6 +19,7 @@ from gateway import middlewares
 from gateway.calls.validate import SchemaCache
 from gateway.keys import (
     AUTHENTICATOR,
+    BRIDGE,
     CLIENT_SESSION,
     METRICS,
     PDP_PROBE,
@@ -104,6 +106,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
             db.pool_ctx(lambda: _secret(settings.database_url), settings.data_dir, lambda p: app.__setitem__(DB_POOL, p))
         )
     app.cleanup_ctx.append(audit_ctx(settings, "gateway"))
+    app.cleanup_ctx.append(bridge_ctx)  # before the registry: it gives stdio/SSE servers their URLs
     app.cleanup_ctx.append(registry_ctx)
     if not settings.auth_off:
         app.cleanup_ctx.append(authenticator_ctx)
@@ -145,6 +148,23 @@ async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The stdio/legacy-SSE bridge's loopback endpoint; on exit every child is stopped (none orphaned)."""
+    from gateway.upstream.transports.bridge import BridgeHost, bridge_site
+    from gateway.upstream.transports.stdio_process import StdioLimits
+
+    s = app[SETTINGS]
+    host = BridgeHost(StdioLimits(
+        max_memory_mb=s.stdio_max_memory_mb, max_open_files=s.stdio_max_open_files,
+        max_cpu_seconds=s.stdio_max_cpu_seconds, stop_grace=s.stdio_stop_grace,
+        backoff_max=s.stdio_restart_backoff_max, healthy_seconds=s.stdio_healthy_seconds,
+        stderr_lines_per_second=s.stdio_stderr_lines_per_second, max_message_bytes=s.mcp_max_response_bytes,
+    ), session=app[CLIENT_SESSION])
+    app[BRIDGE] = host
+    async for _ in bridge_site(host):
+        yield
+
+
 async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
     """Load the servers file (a bad file stops the start) and watch it for changes."""
     from gateway.credentials import CredentialStore
@@ -155,7 +175,10 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.servers_file,
         allowlist=settings.upstream_allowlist or None,
         credentials=CredentialStore(app[CLIENT_SESSION]),
+        bridge_url=app[BRIDGE].url_for,
     )
+    app[BRIDGE].credentials = registry.credentials
+    registry.listeners.append(app[BRIDGE].sync)
     # A bad servers file stops the start: better no gateway than one with a guessed backend set.
     registry.load()
     app[SERVERS] = registry

@@ -44,6 +44,16 @@ class ServerConfig(Protocol):
     @property
     def auth(self) -> AuthConfig: ...
 
+    @property
+    def stdio(self) -> StdioEnv | None: ...
+
+
+class StdioEnv(Protocol):
+    """A stdio backend's environment: (name, value or reference) pairs resolved at each launch."""
+
+    @property
+    def env(self) -> Iterable[tuple[str, str]]: ...
+
 
 class CredentialError(Exception):
     """A credential could not be resolved or obtained; the request must not be sent."""
@@ -56,6 +66,11 @@ class Resolved:
     ref: str
     secret: Secret
     stamp: object
+
+
+def is_ref(value: str) -> bool:
+    """True if `value` is a credential reference (`env://NAME` or `file:///path`), not a literal."""
+    return value.startswith(("env://", "file://"))
 
 
 def read_ref(ref: str, environ: Mapping[str, str]) -> Resolved:
@@ -121,6 +136,13 @@ class CredentialStore:
         resolved: dict[str, tuple[AuthConfig, Resolved]] = {}
         errors: list[str] = []
         for server in servers:
+            # A stdio server's env references must resolve now too; the values are read again at launch.
+            for key, value in server.stdio.env if server.stdio else ():
+                if is_ref(value):
+                    try:
+                        read_ref(value, self.environ)
+                    except CredentialError as exc:
+                        errors.append(f"servers.{server.name}.env.{key}: {exc}")
             ref = server.auth.secret_ref
             if server.auth.method == "none" or ref is None:
                 continue

@@ -13,6 +13,7 @@ from gateway.pep import PolicyClient
 from gateway.registry import Registry
 from gateway.upstream import UpstreamPool
 from gateway.upstream.sessions import Caller
+from gateway.upstream.transports.bridge import BridgeHost
 from shared.auth import Authenticator
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ POLICY = web.AppKey("policy_client", PolicyClient)
 PDP_PROBE: web.AppKey[PdpProbe] = web.AppKey("pdp_probe")
 SERVERS = web.AppKey("server_registry", Registry)
 UPSTREAM = web.AppKey("upstream_pool", UpstreamPool)
+# The supervised stdio servers and their loopback endpoint.
+BRIDGE = web.AppKey("stdio_host", BridgeHost)
 # Compiled tool input schemas (gateway/calls), shared by every entry point.
 SCHEMAS = web.AppKey("tool_schemas", SchemaCache)
 

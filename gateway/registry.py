@@ -11,8 +11,8 @@ import asyncio
 import ipaddress
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,8 @@ SERVER_KEYS = frozenset(
     {"url", "type", "timeout", "enabled", "description", "tags", "tools", "metadata", "auth",
      "validate_arguments"}
 )
-TYPES = ("http", "streamable_http", "streamable-http")
+STDIO_KEYS = frozenset({"command", "args", "env", "cwd"})
+TYPES = ("http", "streamable_http", "streamable-http", "stdio", "sse")
 
 
 class RegistryError(Exception):
@@ -42,6 +43,45 @@ class RegistryError(Exception):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("invalid servers file:\n  " + "\n  ".join(errors))
         self.errors = errors
+
+
+@dataclass(frozen=True)
+class StdioConfig:
+    """A `type: stdio` backend's command; `env` values may be `env://`/`file://` references."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None
+
+
+def _parse_stdio(where: str, raw: Mapping[str, Any]) -> tuple[StdioConfig | None, list[str]]:
+    errors: list[str] = []
+    if "url" in raw:
+        errors.append(f"{where}.url: not allowed with type: stdio (the gateway launches `command`)")
+    if "auth" in raw:
+        errors.append(f"{where}.auth: not used with type: stdio (give the server its credential in env)")
+    command = raw.get("command")
+    if not isinstance(command, str) or not command.strip():
+        errors.append(f"{where}.command: required with type: stdio (a program path or name)")
+    args = _str_list(f"{where}.args", raw.get("args"), errors)
+    env = raw.get("env") or {}
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) and isinstance(v, str)
+        for k, v in env.items()
+    ):
+        errors.append(f"{where}.env: must map variable names to strings (or env:// / file:// references)")
+        env = {}
+    bad_refs = [k for k, v in env.items() if "://" in v and v.partition("://")[0] in ("env", "file")
+                and not v.partition("://")[2]]
+    errors += [f"{where}.env.{k}: empty reference" for k in bad_refs]
+    cwd = raw.get("cwd")
+    if cwd is not None and (not isinstance(cwd, str) or not cwd):
+        errors.append(f"{where}.cwd: must be a directory path")
+    if errors:
+        return None, errors
+    assert isinstance(command, str)
+    return StdioConfig(command, args, tuple(sorted(env.items())), cwd), []
 
 
 @dataclass(frozen=True)
@@ -60,6 +100,10 @@ class ServerConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     # Strict JSON Schema check of call arguments against the tool's inputSchema (opt-out per server).
     validate_arguments: bool = True
+    # `type: stdio`: the command the gateway launches; `url` is then its internal loopback endpoint.
+    stdio: StdioConfig | None = None
+    # `type: sse` (legacy HTTP+SSE): the server's own event-stream URL; `url` is then the bridge's.
+    sse_url: str | None = None
 
 
 def host_allowed(host: str, allowlist: Iterable[str]) -> bool:
@@ -117,10 +161,18 @@ def parse_server(
         errors.append(f"{where}: invalid server name (must match {NAME_RE.pattern})")
     if not isinstance(raw, dict):
         return None, [*errors, f"{where}: must be a mapping"]
-    errors += [f"{where}.{key}: unknown key (allowed: {', '.join(sorted(SERVER_KEYS))})"
-               for key in raw if key not in SERVER_KEYS]
-    errors += _check_url(where, raw.get("url"), allowlist)
     kind = raw.get("type", "http")
+    stdio = None
+    if kind == "stdio":
+        # Launched locally, never fetched: the URL checks and SSRF allowlist do not apply.
+        errors += [f"{where}.{key}: unknown key (allowed: {', '.join(sorted(SERVER_KEYS | STDIO_KEYS))})"
+                   for key in raw if key not in SERVER_KEYS | STDIO_KEYS]
+        stdio, stdio_errors = _parse_stdio(where, raw)
+        errors += stdio_errors
+    else:
+        errors += [f"{where}.{key}: unknown key (allowed: {', '.join(sorted(SERVER_KEYS))})"
+                   for key in raw if key not in SERVER_KEYS]
+        errors += _check_url(where, raw.get("url"), allowlist)
     if kind not in TYPES:
         errors.append(f"{where}.type: must be one of {', '.join(TYPES)}, got {kind!r}")
     timeout = raw.get("timeout", 30)
@@ -153,7 +205,7 @@ def parse_server(
     return (
         ServerConfig(
             name=name,
-            url=raw["url"],
+            url=raw.get("url", ""),
             type=kind,
             timeout=float(timeout),
             enabled=enabled,
@@ -163,6 +215,8 @@ def parse_server(
             metadata=MappingProxyType(dict(metadata)),
             auth=auth,
             validate_arguments=validate_arguments,
+            stdio=stdio,
+            sse_url=raw["url"] if kind == "sse" else None,
         ),
         [],
     )
@@ -214,7 +268,12 @@ class Registry:
         *,
         allowlist: Iterable[str] | None = None,
         credentials: CredentialStore | None = None,
+        bridge_url: Callable[[str], str] | None = None,
     ) -> None:
+        # Maps a stdio or legacy-SSE server's name to the loopback endpoint the gateway bridges it on.
+        self.bridge_url = bridge_url
+        # Called with every newly installed set (the stdio host stops processes of removed servers).
+        self.listeners: list[Callable[[Mapping[str, ServerConfig]], None]] = []
         self.path = Path(path) if path is not None else None
         # An empty allowlist means no restriction (the settings default).
         self.allowlist = list(allowlist) if allowlist else None
@@ -246,8 +305,14 @@ class Registry:
             if errors:
                 raise RegistryError(errors)
             self.credentials.commit(resolved)
-        self._servers = MappingProxyType(dict(servers))
+        servers = {
+            name: replace(s, url=self.bridge_url(name)) if (s.stdio or s.sse_url) and self.bridge_url else s
+            for name, s in servers.items()
+        }
+        self._servers = MappingProxyType(servers)
         self.generation += 1
+        for listener in self.listeners:
+            listener(self._servers)
 
     def _file_stamp(self) -> tuple[int, int] | None:
         assert self.path is not None

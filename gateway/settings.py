@@ -168,6 +168,14 @@ class GatewaySettings(CommonSettings):
     body_timeout: float = setting(
         30.0, check=_positive, help="Seconds a client may take to send a request's body (408 after)",
     )
+    # stdio backends (`type: stdio` in the servers file) — see docs/upstream.md.
+    stdio_max_memory_mb: int = setting(4096, check=_not_negative, help="Address-space limit of each stdio server process, MiB (0 = none)")
+    stdio_max_open_files: int = setting(1024, check=_not_negative, help="Open-file limit of each stdio server process (0 = inherit)")
+    stdio_max_cpu_seconds: int = setting(0, check=_not_negative, help="CPU-time limit of each stdio server process, s (0 = none)")
+    stdio_stop_grace: float = setting(5.0, check=_positive, help="Seconds between SIGTERM and SIGKILL when a stdio server is stopped")
+    stdio_restart_backoff_max: float = setting(30.0, check=_positive, help="Longest wait before restarting a crashed stdio server, s")
+    stdio_healthy_seconds: float = setting(30.0, check=_positive, help="Uptime after which a stdio server's crash count resets, s")
+    stdio_stderr_lines_per_second: float = setting(20.0, check=_positive, help="stderr lines per second logged per stdio server (excess dropped)")
     oauth_authorization_servers: list[str] = setting([], help="Authorization servers to advertise (default: issuer)")
     oauth_scopes: list[str] = setting([], help="scopes_supported in the protected-resource metadata")
 

@@ -23,7 +23,7 @@ def servers_path(args: argparse.Namespace) -> Path:
 
 def build_entry(args: argparse.Namespace) -> dict[str, Any]:
     """The servers-file entry for the flags given, keys in the documented order."""
-    entry: dict[str, Any] = {"url": args.url, "type": args.type}
+    entry = _transport(args)
     if args.timeout is not None:
         entry["timeout"] = args.timeout
     entry["enabled"] = args.enabled
@@ -38,6 +38,32 @@ def build_entry(args: argparse.Namespace) -> dict[str, Any]:
         if "method" not in auth:
             raise UsageError("--auth-* options need --auth-method (api_key|bearer|basic|oauth2|custom|none)")
         entry["auth"] = auth
+    return entry
+
+
+def _transport(args: argparse.Namespace) -> dict[str, Any]:
+    """`url` + `type` for an HTTP backend, or `type: stdio` + command, args, env, cwd."""
+    if args.command is None:
+        if args.url is None:
+            raise UsageError("give the backend's URL, or --command to launch a stdio server")
+        if args.args or args.env or args.cwd:
+            raise UsageError("--arg, --env and --cwd need --command")
+        return {"url": args.url, "type": args.type}
+    if args.url is not None:
+        raise UsageError("give a URL or --command, not both (a stdio server has no URL)")
+    entry: dict[str, Any] = {"type": "stdio", "command": args.command}
+    if args.args:
+        entry["args"] = list(args.args)
+    env = {}
+    for item in args.env or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env takes NAME=VALUE (or NAME=env://VAR), got {item!r}")
+        env[key] = value
+    if env:
+        entry["env"] = env
+    if args.cwd:
+        entry["cwd"] = args.cwd
     return entry
 
 
@@ -56,7 +82,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     servers_file.check(old, new, args.name, validate, path)
     servers_file.write_atomic(path, new)
     verb = "updated" if args.replace and args.name in (servers_file.names(old)) else "registered"
-    print(f"{verb} {args.name} -> {args.url} in {path.resolve()}", file=sys.stderr)
+    print(f"{verb} {args.name} -> {args.url or 'stdio: ' + args.command} in {path.resolve()}", file=sys.stderr)
     for warning in unresolved_refs(entry_refs(build_entry(args)), os.environ):
         print(f"mcpgw: warning: {warning}", file=sys.stderr)
     return 0
@@ -64,8 +90,12 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 def entry_refs(entry: dict[str, Any]) -> list[tuple[str, str]]:
     """(field, reference) pairs of an entry's credentials."""
+    from gateway.credentials import is_ref
+
     auth = entry.get("auth") or {}
-    return [(key, str(auth[key])) for key in ("credential_ref", "client_secret_ref") if auth.get(key)]
+    refs = [(key, str(auth[key])) for key in ("credential_ref", "client_secret_ref") if auth.get(key)]
+    # A stdio server's env values may be references too (resolved at each launch).
+    return refs + [(f"env.{k}", v) for k, v in (entry.get("env") or {}).items() if isinstance(v, str) and is_ref(v)]
 
 
 def unresolved_refs(refs: list[tuple[str, str]], environ: Any) -> list[str]:
@@ -105,7 +135,11 @@ def add_parsers(subparsers: Any, handle: Any) -> None:
         "The result is validated as the gateway would; a bad entry is refused, nothing written.",
     )
     p.add_argument("name", help="server name ([a-z0-9][a-z0-9._-]*)")
-    p.add_argument("url", help="the backend's MCP endpoint (http or https)")
+    p.add_argument("url", nargs="?", help="the backend's MCP endpoint (http or https); omit with --command")
+    p.add_argument("--command", help="launch a stdio server: the program (type: stdio)")
+    p.add_argument("--arg", dest="args", action="append", help="one argument of --command (repeat; --arg=-y for one starting with -)")
+    p.add_argument("--env", action="append", help="NAME=VALUE or NAME=env://VAR for the stdio server (repeat)")
+    p.add_argument("--cwd", help="working directory of the stdio server")
     p.add_argument("--type", default="http", help="transport type (default: http)")
     p.add_argument("--timeout", type=float, help="per-call timeout in seconds")
     p.add_argument("--enabled", dest="enabled", action="store_true", default=True, help="enabled (default)")

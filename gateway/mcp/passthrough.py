@@ -190,7 +190,9 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
         if resp.status == 404 and upstream_session:
             raise RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
         if resp.status >= 500:
-            raise _bad_gateway(server.name, resp.status)
+            from gateway.upstream.errors import status_error
+
+            raise await status_error(server.name, resp)
         if era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON:
             raw = await read_capped(resp, server.name, state.max_response_bytes)
             if _legacy_refusal(raw):
@@ -227,12 +229,6 @@ def _legacy_refusal(raw: bytes) -> bool:
                         protocol.METHOD_NOT_FOUND)
 
 
-def _bad_gateway(name: str, status: int) -> Exception:
-    from gateway.upstream.errors import UpstreamError
-
-    return UpstreamError(name, f"HTTP {status}", status)
-
-
 def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> Any:
     async def rewrite(result: dict[str, Any]) -> dict[str, Any]:
         return await enforce.filter_result(request, principal(request), server, msg.method, result)
@@ -241,6 +237,8 @@ def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> An
 
 
 async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, era: protocol.Era) -> web.Response:
+    if msg.method == "server/discover":
+        return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
     response = await request.app[UPSTREAM].request(server, msg.method, params or None, _caller(request, era, msg))
     if "error" in response:
@@ -250,6 +248,19 @@ async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, er
     if msg.method in enforce.LISTS:
         result = await enforce.filter_result(request, principal(request), server.name, msg.method, result)
     return rpc_response(protocol.result(msg.id, protocol.with_result_type(result, era, msg.method)))
+
+
+async def _discovered(request: web.Request, server: Any) -> dict[str, Any]:
+    """A 2026-07-28 discover result for a handshake-era backend, from its initialize answer."""
+    client = request.app[UPSTREAM].client(server)
+    await client.ensure_era()
+    info = client.server_info
+    result: dict[str, Any] = {"supportedVersions": list(protocol.MODERN_VERSIONS),
+                              "capabilities": info.get("capabilities") or {},
+                              "_meta": {"io.modelcontextprotocol/serverInfo": info.get("serverInfo") or {}}}
+    if isinstance(info.get("instructions"), str):
+        result["instructions"] = info["instructions"]
+    return protocol.with_result_type(result, "modern", "server/discover")
 
 
 async def get(request: web.Request) -> web.StreamResponse:

@@ -173,7 +173,8 @@ def server_summary(server: ServerConfig) -> dict[str, Any]:
     """The `/mcp/servers` entry for one backend (same keys as the gateway this replaces)."""
     return {
         "name": server.name,
-        "url": public_url(server.url),
+        # A bridged (stdio/SSE) server's `url` is the gateway's internal endpoint, whose path is a secret.
+        "url": f"stdio://{server.name}" if server.stdio else public_url(server.sse_url or server.url),
         "type": server.type,
         "enabled": server.enabled,
         "description": server.description,

@@ -29,6 +29,7 @@ from gateway.upstream.errors import (
     ResponseTooLarge,
     UpstreamError,
     UpstreamTimeout,
+    status_error,
 )
 from shared import tracing
 
@@ -356,7 +357,7 @@ class BackendClient:
             if resp.status == 404 and "Mcp-Session-Id" in headers:
                 raise _SessionGone
             if resp.status >= 500:
-                raise UpstreamError(self.server.name, f"HTTP {resp.status}", resp.status)
+                raise await status_error(self.server.name, resp)
             try:
                 reply = await self._read(resp, request_id)
             except aiohttp.ClientPayloadError:

@@ -12,7 +12,14 @@ Messages never include credentials or response bodies beyond a short, safe excer
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    import aiohttp
+
+EXCERPT = 200
 
 
 class UpstreamError(Exception):
@@ -78,3 +85,21 @@ class UpstreamRpcError(UpstreamError):
         self.rpc_message = str(error.get("message", ""))
         self.data = error.get("data")
         super().__init__(server, f"error {self.code}: {self.rpc_message}", status)
+
+
+async def status_error(server: str, resp: aiohttp.ClientResponse) -> UpstreamError:
+    """A backend's 5xx as an UpstreamError carrying the JSON-RPC error message of its body, if any.
+
+    Only a short printable excerpt of `error.message` is kept (the stdio bridge says why a server
+    is unavailable this way); any other body is not read past 4 KiB and not repeated.
+    """
+    detail = ""
+    if resp.content_type == "application/json":
+        try:
+            body = orjson.loads(await resp.content.read(4096))
+            message = body["error"]["message"] if isinstance(body, dict) else None
+        except Exception:  # an unreadable excerpt changes nothing: the status still says 5xx
+            message = None
+        if isinstance(message, str):
+            detail = ": " + "".join(c for c in message[:EXCERPT] if c.isprintable())
+    return UpstreamError(server, f"HTTP {resp.status}{detail}", resp.status)

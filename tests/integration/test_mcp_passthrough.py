@@ -25,6 +25,7 @@ from tests.integration.mcp_helpers import (
     initialize,
     modern_headers,
     rpc,
+    sdk_session,
     session_headers,
 )
 
@@ -142,6 +143,13 @@ async def test_modern_client_reaches_legacy_backend(stack: Stack) -> None:
     status, answer, _ = await rpc(stack, "/servers/legacy/mcp", call, headers=modern_headers("tools/call", "echo"))
     assert status == 200 and answer["result"]["content"][0]["text"] == "across eras"
     assert answer["result"]["resultType"] == "complete"
+
+
+async def test_modern_sdk_client_discovers_a_legacy_backend(stack: Stack) -> None:
+    # server/discover is answered from the backend's initialize (it has no discover of its own).
+    async with sdk_session(stack, "/servers/legacy/mcp", ADMIN, "modern") as session:
+        listed = await session.list_tools()
+        assert "echo" in {t.name for t in listed.tools}
 
 
 async def test_unauthenticated_gets_resource_metadata(stack: Stack) -> None:

@@ -43,7 +43,7 @@ ERROR_CASES = [
     ("ftp url", {"url": "ftp://x/mcp"}, "servers.srv.url: must be an http:// or https:// URL"),
     ("file url", {"url": "file:///etc/passwd"}, "servers.srv.url: must be an http:// or https:// URL"),
     ("url with userinfo", {"url": "http://u:p@h/mcp"}, "servers.srv.url: must not embed credentials"),
-    ("bad type", {**BASE, "type": "stdio"}, "servers.srv.type: must be one of"),
+    ("bad type", {**BASE, "type": "websocket"}, "servers.srv.type: must be one of"),
     ("zero timeout", {**BASE, "timeout": 0}, "servers.srv.timeout:"),
     ("string timeout", {**BASE, "timeout": "60"}, "servers.srv.timeout:"),
     ("enabled not bool", {**BASE, "enabled": "yes"}, "servers.srv.enabled: must be true or false"),

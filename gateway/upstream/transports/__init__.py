@@ -1,0 +1,1 @@
+"""Backend transports the gateway adapts to Streamable HTTP (stdio: see bridge.py)."""

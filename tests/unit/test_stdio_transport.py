@@ -1,0 +1,105 @@
+"""gateway/upstream/transports/stdio*: pure parts table-tested; the multiplexer against a real child."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gateway.credentials import CredentialError
+from gateway.registry import StdioConfig, parse_server, parse_servers
+from gateway.upstream.transports.stdio import StdioServer, StdioUnavailable
+from gateway.upstream.transports.stdio_process import StdioLimits, backoff, child_env
+
+
+def test_stdio_entry_parses_without_url_and_ignores_the_allowlist() -> None:
+    raw = {"type": "stdio", "command": "npx", "args": ["-y", "pkg"], "env": {"B": "2", "A": "env://X"}, "cwd": "/tmp"}
+    config, errors = parse_server("local", raw, allowlist=["api.example.com"])
+    assert errors == [] and config is not None
+    assert config.stdio == StdioConfig("npx", ("-y", "pkg"), (("A", "env://X"), ("B", "2")), "/tmp")
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    ({"type": "stdio"}, "servers.s.command: required"),
+    ({"type": "stdio", "command": "x", "url": "http://h/mcp"}, "servers.s.url: not allowed with type: stdio"),
+    ({"type": "stdio", "command": "x", "args": "-v"}, "servers.s.args: must be a list of strings"),
+    ({"type": "stdio", "command": "x", "env": {"A": 1}}, "servers.s.env: must map variable names"),
+    ({"type": "stdio", "command": "x", "env": {"BAD-NAME": "1"}}, "servers.s.env: must map variable names"),
+    ({"type": "stdio", "command": "x", "env": {"A": "env://"}}, "servers.s.env.A: empty reference"),
+    ({"type": "stdio", "command": "x", "cwd": 3}, "servers.s.cwd: must be a directory path"),
+    ({"type": "stdio", "command": "x", "bogus": 1}, "servers.s.bogus: unknown key"),
+    ({"type": "stdio", "command": "x", "auth": {"method": "none"}}, "servers.s.auth: not used with type: stdio"),
+    ({"url": "http://h/mcp", "command": "x"}, "servers.s.command: unknown key"),
+])
+def test_bad_stdio_entries_are_named(raw: dict[str, object], problem: str) -> None:
+    _, errors = parse_servers({"servers": {"s": raw}})
+    assert any(e.startswith(problem) for e in errors), errors
+
+
+def test_child_env_is_minimal_plus_named_values(tmp_path: Path) -> None:
+    secret_file = tmp_path / "token"
+    secret_file.write_text("from-file\n")
+    environ = {"PATH": "/bin", "HOME": "/h", "AWS_SECRET_ACCESS_KEY": "no", "MCPGW_GATEWAY_PDP_TOKEN": "no", "K": "v"}
+    config = StdioConfig("x", env=(("A", "env://K"), ("B", f"file://{secret_file}"), ("C", "plain")))
+    assert child_env(config, environ) == {"PATH": "/bin", "HOME": "/h", "A": "v", "B": "from-file", "C": "plain"}
+    with pytest.raises(CredentialError, match="MISSING"):
+        child_env(StdioConfig("x", env=(("A", "env://MISSING"),)), environ)
+
+
+def test_backoff_is_immediate_once_then_doubles_to_the_cap() -> None:
+    assert [backoff(n, 4.0) for n in range(1, 7)] == [0.0, 0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    def send(m): sys.stdout.write(json.dumps(m) + "\\n"); sys.stdout.flush()
+    def read(): return json.loads(sys.stdin.readline())
+    init = read()
+    send({"jsonrpc": "2.0", "id": init["id"], "result": {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "raw", "version": "1"}}})
+    assert read()["method"] == "notifications/initialized"
+    for i in range(2000):
+        sys.stderr.write(f"noise {i}\\n")
+    sys.stderr.flush()
+    req = read()
+    answers = {}
+    for n, method in enumerate(["ping", "roots/list", "sampling/createMessage"]):
+        send({"jsonrpc": "2.0", "id": f"s{n}", "method": method, "params": {}})
+        answer = read()
+        answers[method] = answer.get("result", answer.get("error"))
+    send({"jsonrpc": "2.0", "id": req["id"], "result": {"echoId": req["id"], "answers": answers}})
+    sys.stdin.readline()
+""")
+
+
+async def test_child_requests_are_answered_and_ids_restored(caplog: pytest.LogCaptureFixture) -> None:
+    limits = StdioLimits(stderr_lines_per_second=10.0, stop_grace=2.0)
+    server = StdioServer("raw", StdioConfig(sys.executable, ("-c", CHILD)), limits, {"PATH": "/usr/bin"})
+    logged = asyncio.Event()
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "noise" in record.getMessage():
+                logged.set()
+
+    seen = Seen()
+    logging.getLogger("gateway.upstream.transports.stdio_process").addHandler(seen)
+    try:
+        with caplog.at_level(logging.INFO, logger="gateway.upstream.transports.stdio_process"):
+            reply = await server.request({"jsonrpc": "2.0", "id": "mine", "method": "probe", "params": {}})
+            await asyncio.wait_for(logged.wait(), 5)  # the stderr reader runs beside the request
+        assert reply["id"] == "mine"
+        result = reply["result"]
+        assert result["echoId"] != "mine"  # the child saw a gateway id
+        assert result["answers"]["ping"] == {} and result["answers"]["roots/list"] == {"roots": []}
+        assert result["answers"]["sampling/createMessage"]["code"] == -32601
+    finally:
+        logging.getLogger("gateway.upstream.transports.stdio_process").removeHandler(seen)
+        await server.close()
+    noise = [r for r in caplog.records if "noise" in r.getMessage()]
+    assert 0 < len(noise) <= 60  # burst of 5 s worth at 10 lines/s, not 2,000 lines
+    with pytest.raises(StdioUnavailable, match="shut down"):
+        await server.request({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
