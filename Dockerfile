@@ -29,6 +29,7 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY gateway ./gateway
 COPY pdp ./pdp
+COPY mcpgw ./mcpgw
 # --no-deps: everything it needs is already pinned above; `pip check` proves the lock is complete.
 RUN pip install --no-compile --no-deps . && pip check
 
@@ -40,7 +41,7 @@ COPY requirements-demo.lock /tmp/
 RUN pip install --no-compile --no-deps -r /tmp/requirements-demo.lock && pip check
 USER 10001:10001
 EXPOSE 9001
-ENTRYPOINT ["python", "-m", "shared.devstack.demo_backend"]
+ENTRYPOINT ["python", "-m", "mcpgw.devstack.demo_backend"]
 CMD ["--host", "0.0.0.0", "--port", "9001"]
 
 FROM base AS runtime

@@ -61,7 +61,7 @@ $(CHROMIUM):
 browser: $(CHROMIUM) ## Install Debian's chromium for the console's browser tests
 
 run: $(RUN_STAMP) ## Start Postgres (embedded), PDP, gateway and a demo MCP backend (ARGS=--no-auth: no authentication)
-	@$(PY) -m shared.devstack $(ARGS)
+	@$(PY) -m mcpgw.devstack $(ARGS)
 
 test: $(STAMP) $(TOOLS_STAMP) $(PROMTOOL_STAMP) $(CHROMIUM) ## Run the whole test suite (what CI runs; includes the MCP conformance suite)
 	MCPGW_REQUIRE_NODE_TOOLS=1 MCPGW_REQUIRE_PROMTOOL=1 $(PY) -m pytest -q -n 2 --dist loadfile
@@ -107,8 +107,8 @@ test-fast: $(STAMP) ## Unit tests only
 	$(PY) -m pytest -q tests/unit
 
 lint: $(STAMP) ## ruff + mypy
-	$(VENV)/bin/ruff check gateway pdp shared tests bench
-	$(VENV)/bin/mypy gateway pdp shared
+	$(VENV)/bin/ruff check gateway pdp shared mcpgw tests bench
+	$(VENV)/bin/mypy gateway pdp shared mcpgw
 	$(VENV)/bin/hadolint Dockerfile
 
 bench: $(STAMP) ## Run every benchmark with --quick (about a minute on 2 cores)

@@ -50,7 +50,7 @@ def main() -> None:
     runs = 5 if args.quick else 20
 
     start = timed(
-        lambda: subprocess.run([sys.executable, "-m", "shared.cli", "list-servers", "--help"], cwd=ROOT,
+        lambda: subprocess.run([sys.executable, "-m", "mcpgw.cli", "list-servers", "--help"], cwd=ROOT,
                                capture_output=True, check=True),
         runs,
     )

@@ -1,6 +1,6 @@
 """The operator/script side of `mcpgw`: register backends, list, invoke, broadcast, token, health.
 
-`register(subparsers)` is what shared/cli.py calls; see docs/cli.md.
+`register(subparsers)` is what mcpgw/cli.py calls; see docs/cli.md.
 """
 
 from gateway.client_cli.commands import register

@@ -219,7 +219,7 @@ async def test_validation_opt_out_per_server(tmp_path: Path, pg_dsn: str, mcp_ba
 async def test_policy_validate_reads_schemas_from_a_running_gateway(stack: Stack, tmp_path: Path, capsys) -> None:
     import asyncio
 
-    from shared.cli import main
+    from mcpgw.cli import main
 
     policy = tmp_path / "lint.yaml"
     policy.write_text(POLICY.replace("default_policy: deny", """  - name: typo'd amount

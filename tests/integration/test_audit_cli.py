@@ -78,7 +78,7 @@ async def test_tail_follow_prints_new_events(pg_dsn, tmp_path):
     await seed(pg_dsn)
     env = {**os.environ, "DATABASE_URL": pg_dsn}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shared.cli", "audit", "tail", "--follow", "--json", "-n", "1", "--tool", "query",
+        sys.executable, "-m", "mcpgw.cli", "audit", "tail", "--follow", "--json", "-n", "1", "--tool", "query",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path,
     )
     try:

@@ -101,7 +101,7 @@ async def test_mcpgw_list_tools_cli_survives_a_hostile_backend(stack: Stack) -> 
     root = ROOT
     env = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(root),
            "MCPGW_URL": stack.url, "MCPGW_TOKEN": stack.token(ADMIN)}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "shared.cli", "list-tools", "hostile", "--json",
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "mcpgw.cli", "list-tools", "hostile", "--json",
                                                 env=env, cwd=root, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 30)

@@ -1,7 +1,7 @@
 """The client CLI run as a subprocess against a live stack: gateway + PDP + SDK backends + OIDC issuer.
 
 The stack runs in one background thread with its own event loop (module scope), so every test is
-a plain `subprocess.run` of `python -m shared.cli ...` — exactly what an operator's shell does.
+a plain `subprocess.run` of `python -m mcpgw.cli ...` — exactly what an operator's shell does.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def mcpgw(*args: str, token: str | None = None, env: dict[str, str] | None = Non
         environ["MCPGW_TOKEN"] = token
     environ.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args], input=stdin, capture_output=True, text=True,
+        [sys.executable, "-m", "mcpgw.cli", *args], input=stdin, capture_output=True, text=True,
         env=environ, cwd=ROOT, timeout=30,
     )
 
@@ -356,7 +356,7 @@ def test_broadcast_denied_target_is_an_error(stack: Stack) -> None:
 def _run_in_pty(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run the CLI with stdin/stdout/stderr on a pseudo-terminal; return (exit code, everything shown)."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", *args], stdin=follower, stdout=follower,
+    proc = subprocess.Popen([sys.executable, "-m", "mcpgw.cli", *args], stdin=follower, stdout=follower,
                             stderr=follower, env=env, cwd=ROOT, close_fds=True)
     os.close(follower)
     chunks = []
@@ -559,7 +559,7 @@ def test_serve_shorthand_runs_and_health_reports_pdp_down(tmp_path: Path) -> Non
     env = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(ROOT),
            "MCPGW_DATA_DIR": str(tmp_path), "MCPGW_AUDIT_POSTGRES": "false", "MCPGW_LOG_FORMAT": "text"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "serve", "--port", str(port), "--no-auth", "--servers", str(servers),
+        [sys.executable, "-m", "mcpgw.cli", "serve", "--port", str(port), "--no-auth", "--servers", str(servers),
          "--pdp-url", dead], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"

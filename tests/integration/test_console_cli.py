@@ -34,7 +34,7 @@ async def live(tmp_path, pg_dsn):
 
 async def mcpgw(url: str, token: str, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shared.cli", "policy", *args, "--pdp-url", url, *(["--token", token] if token else []),
+        sys.executable, "-m", "mcpgw.cli", "policy", *args, "--pdp-url", url, *(["--token", token] if token else []),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     return proc.returncode or 0, out.decode(), err.decode()

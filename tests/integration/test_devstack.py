@@ -1,4 +1,4 @@
-"""`make run`'s stack (`python -m shared.devstack`): starts, answers the printed calls, stops clean.
+"""`make run`'s stack (`python -m mcpgw.devstack`): starts, answers the printed calls, stops clean.
 
 Runs the real thing on free ports, in a scratch working directory (its own `.env`, policy file
 and servers file) with its data in a temporary folder: embedded Postgres, dev issuer, demo
@@ -75,7 +75,7 @@ def tail(log: Path) -> str:
 
 
 class Stack:
-    """One `python -m shared.devstack` run in a scratch directory."""
+    """One `python -m mcpgw.devstack` run in a scratch directory."""
 
     def __init__(self, cwd: Path, data_dir: Path) -> None:
         self.cwd, self.data_dir = cwd, data_dir
@@ -98,7 +98,7 @@ class Stack:
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         with self.log.open("w") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "shared.devstack", *args], cwd=self.cwd,
+            self.proc = subprocess.Popen([sys.executable, "-m", "mcpgw.devstack", *args], cwd=self.cwd,
                                          env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         return self.proc
@@ -116,7 +116,7 @@ class Stack:
         return self.log.read_text()
 
     def mcpgw(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=self.cwd, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "mcpgw.cli", *args], cwd=self.cwd, capture_output=True,
                               text=True, env={**self.env, **env}, timeout=60)
 
     def interrupt_and_check_clean(self) -> None:
@@ -240,7 +240,7 @@ def test_make_run_stack_serves_tells_the_truth_and_stops_clean(stack):
 
     # `mcpgw audit` commands share the embedded Postgres; killed ones must not keep it alive.
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        follower = subprocess.Popen([sys.executable, "-m", "shared.cli", "audit", "tail", "-f", "-n", "1"],
+        follower = subprocess.Popen([sys.executable, "-m", "mcpgw.cli", "audit", "tail", "-f", "-n", "1"],
                                     cwd=stack.cwd, env=stack.env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         until(lambda f=follower: f.pid in handle_pids(stack.data_dir))

@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 from joserfc import jwt
 
-from shared.devstack.authcode import s256
-from shared.devstack.issuer import DevIssuer
-from shared.devstack.users import CLI_CLIENT_ID, CLI_CLIENT_SECRET, CONSOLE_CLIENT_ID, DEV_PASSWORD
+from mcpgw.devstack.authcode import s256
+from mcpgw.devstack.issuer import DevIssuer
+from mcpgw.devstack.users import CLI_CLIENT_ID, CLI_CLIENT_SECRET, CONSOLE_CLIENT_ID, DEV_PASSWORD
 
 REDIRECT = "http://127.0.0.1:8181/console/callback"
 

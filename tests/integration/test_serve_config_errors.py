@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_serve(service: str, env: dict[str, str], cwd) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("MCPGW_") and k != "DATABASE_URL"}
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", service, "serve"],
+        [sys.executable, "-m", "mcpgw.cli", service, "serve"],
         env={**base, "PYTHONPATH": str(ROOT), **env}, cwd=cwd, capture_output=True, text=True, timeout=60,
     )
 

@@ -215,7 +215,7 @@ def test_cli_registers_a_stdio_server(tmp_path: Path) -> None:
     path.write_text("servers: {}\n")
 
     def mcpgw(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "shared.cli", *args, "--servers-file", str(path)],
+        return subprocess.run([sys.executable, "-m", "mcpgw.cli", *args, "--servers-file", str(path)],
                               capture_output=True, text=True, cwd=ROOT, timeout=30,
                               env={"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(ROOT)})
 

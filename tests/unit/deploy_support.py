@@ -23,10 +23,10 @@ from aiohttp import web
 
 from gateway import cli as gateway_cli
 from gateway.settings import GatewaySettings, load_gateway_settings
+from mcpgw.cli import build_parser
 from pdp import cli as pdp_cli
 from pdp.settings import PREFIX as PDP_PREFIX
 from pdp.settings import PdpSettings, check_settings
-from shared.cli import build_parser
 from shared.settings import env_name, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

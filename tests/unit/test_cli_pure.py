@@ -246,7 +246,7 @@ def test_health_mentions_backends_the_token_cannot_see() -> None:
 
 
 def test_unexpected_error_is_one_masked_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.cli import unexpected
+    from mcpgw.cli import unexpected
 
     monkeypatch.delenv("MCPGW_DEBUG", raising=False)
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlc2ln"
@@ -258,7 +258,7 @@ def test_unexpected_error_is_one_masked_line(capsys: pytest.CaptureFixture[str],
 def _command(path: str):  # noqa: ANN202 - argparse parser
     import argparse
 
-    from shared.cli import build_parser
+    from mcpgw.cli import build_parser
 
     parser = build_parser()
     for word in path.split():

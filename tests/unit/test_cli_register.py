@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from gateway.registry import load_servers_file
-from shared.cli import main
+from mcpgw.cli import main
 
 
 def test_oauth2_backend_from_flags_is_what_the_gateway_loads(tmp_path: Path, capsys, monkeypatch) -> None:

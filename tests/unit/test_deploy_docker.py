@@ -66,7 +66,7 @@ def copies(stage: str | None = None) -> list[tuple[str, list[str], str]]:
 
 
 def test_entrypoint_is_the_console_script_and_cmd_runs_the_gateway() -> None:
-    assert PYPROJECT["project"]["scripts"]["mcpgw"] == "shared.cli:main"
+    assert PYPROJECT["project"]["scripts"]["mcpgw"] == "mcpgw.cli:main"
     assert dockerfile_exec_form("runtime", "ENTRYPOINT") == ["mcpgw"]
     assert service_of(parse_command(dockerfile_exec_form("runtime", "CMD"))) == "gateway"
     stages = [s for s, word, _ in dockerfile_instructions() if word == "FROM"]

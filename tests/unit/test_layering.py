@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("gateway", "pdp", "shared")
-# Composition roots still living in shared/ (issue 10: they move to a top-level `mcpgw` package,
-# with the devstack, once one change can move all three and reinstall the console script). They
-# load the services by name; nothing else in shared/ may.
-STRING_IMPORTERS = {"shared.cli", "shared.envexample"}
+PACKAGES = ("gateway", "pdp", "shared", "mcpgw")
+# The `.env.example` generator lists every settings class by name (shared/envcheck reads the same
+# table to report unknown variables, so it stays below the services); nothing else in shared/ may.
+STRING_IMPORTERS = {"shared.envexample"}
 
 
 def _module_name(path: Path) -> str:
@@ -62,6 +61,9 @@ RULES = [
     ("gateway.upstream", "gateway.routes", "the backend client knows nothing of the agent side"),
     ("gateway.edge", "gateway.mcp", "edge rules are the floor below middlewares and MCP"),
     ("gateway.edge", "gateway.middlewares", "edge rules are the floor below middlewares and MCP"),
+    ("gateway", "mcpgw", "mcpgw/ is the composition root: nothing imports it"),
+    ("pdp", "mcpgw", "mcpgw/ is the composition root: nothing imports it"),
+    ("shared", "mcpgw", "mcpgw/ is the composition root: nothing imports it"),
     ("shared", "gateway", "shared/ is below both services"),
     ("shared", "pdp", "shared/ is below both services"),
     ("pdp", "gateway", "the services talk over the wire (shared/authzen), never by import"),

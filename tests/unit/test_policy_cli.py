@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.cli import main
+from mcpgw.cli import main
 
 ROOT_POLICY = "policies/policy.yaml"
 

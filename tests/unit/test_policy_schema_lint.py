@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from mcpgw.cli import main
 from pdp.policy.model import ArgCondition
 from pdp.policy.schema_lint import Tool, check, lint, tools_from_json
 from pdp.policy.validate import parse_policy
-from shared.cli import main
 
 SCHEMA = {
     "type": "object",

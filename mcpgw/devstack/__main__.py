@@ -1,6 +1,6 @@
 """Start Postgres (embedded), a dev OIDC issuer, a demo MCP backend, the PDP and the gateway.
 
-`python -m shared.devstack [--no-auth]` (`make run`, `make run ARGS=--no-auth`). Checks ports and
+`python -m mcpgw.devstack [--no-auth]` (`make run`, `make run ARGS=--no-auth`). Checks ports and
 configuration before starting anything (exit 2 with every problem); prints the URLs, a dev token
 and how to call the gateway; Ctrl-C stops everything, the embedded Postgres included. Exit 1 when
 a component dies.
@@ -21,12 +21,12 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from mcpgw.devstack import files, preflight
+from mcpgw.devstack.banner import StackInfo, banner
+from mcpgw.devstack.issuer import DevIssuer
+from mcpgw.devstack.users import CONSOLE_CLIENT_ID, USERS
 from shared import db
 from shared.clierror import PREFIX, error
-from shared.devstack import files, preflight
-from shared.devstack.banner import StackInfo, banner
-from shared.devstack.issuer import DevIssuer
-from shared.devstack.users import CONSOLE_CLIENT_ID, USERS
 from shared.settings import read_dotenv
 
 HOST = "127.0.0.1"
@@ -96,7 +96,7 @@ def check_before_start(lay: Layout, environ: dict[str, str], dotenv: dict[str, s
     if off and not lay.no_auth:
         problems.append(
             f"authentication is switched off by {off}; `make run` refuses that unless asked on the "
-            "command line: remove it, or run `make run ARGS=--no-auth` (python -m shared.devstack --no-auth)")
+            "command line: remove it, or run `make run ARGS=--no-auth` (python -m mcpgw.devstack --no-auth)")
     if problems:
         raise StackError(["configuration problems (nothing was started):", *(f"  {p}" for p in problems)], 2)
     busy = preflight.port_problems(HOST, lay.ports)
@@ -152,8 +152,8 @@ async def start_issuer(lay: Layout) -> tuple[DevIssuer, web.AppRunner]:
 async def start_services(lay: Layout, env: dict[str, str], issuer: DevIssuer,
                          procs: dict[str, subprocess.Popen[bytes]]) -> None:
     """Backend and PDP, then the gateway; each must answer before the next starts."""
-    cli = ["-m", "shared.cli"]
-    procs["backend"] = spawn(["-m", "shared.devstack.demo_backend", "--port", str(lay.ports["backend"])], env)
+    cli = ["-m", "mcpgw.cli"]
+    procs["backend"] = spawn(["-m", "mcpgw.devstack.demo_backend", "--port", str(lay.ports["backend"])], env)
     procs["pdp"] = spawn([*cli, "pdp", "serve", "--host", HOST, "--port", str(lay.ports["pdp"]),
                           "--policy", str(lay.policy_file)], {**env, **console_env(issuer.issuer, lay.url("pdp"))})
     await wait_healthy(lay.url("backend") + "/mcp", procs["backend"], "demo backend")
@@ -238,7 +238,7 @@ async def run(lay: Layout) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run; configuration problems exit 2 with one line each."""
-    parser = argparse.ArgumentParser(prog="python -m shared.devstack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mcpgw.devstack", description=__doc__)
     parser.add_argument("--no-auth", action="store_true",
                         help="run the gateway WITHOUT authentication (shown in the banner and /health)")
     args = parser.parse_args(argv)

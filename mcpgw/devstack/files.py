@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.devstack.users import CLI_CLIENT_ID, CLI_CLIENT_SECRET, DEV_PASSWORD
+from mcpgw.devstack.users import CLI_CLIENT_ID, CLI_CLIENT_SECRET, DEV_PASSWORD
 
 DEFAULT_SERVERS_FILE = Path("mcp_servers.yaml")
 TEMPLATE = """\

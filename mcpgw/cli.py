@@ -8,26 +8,24 @@ Exit codes: 0 ok, 1 call failed or denied, 2 usage or configuration error.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
+import gateway.cli
+import gateway.client_cli
+import pdp.cli
+from shared import audit_cli
+
 # Modules exposing `register(subparsers)`; each adds commands whose handler is set with
 # `parser.set_defaults(func=callable(args) -> int)`.
-COMMAND_MODULES = ("pdp.cli", "gateway.cli", "gateway.client_cli", "shared.audit_cli")
+COMMAND_MODULES = (pdp.cli, gateway.cli, gateway.client_cli, audit_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command tree."""
     parser = argparse.ArgumentParser(prog="mcpgw", description="MCP security gateway and policy tools")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in COMMAND_MODULES:
         module.register(subparsers)
     return parser
 

@@ -3,7 +3,7 @@
 Only for `make run`; it signs with a key generated at start and never leaves loopback. Tokens are
 shaped like Keycloak's (`realm_access.roles`), as the gateway's claim mapping expects. Grants:
 password and client credentials (`mcpgw token`), authorization code with PKCE S256 (the PDP
-console's sign-in). Users and clients: shared/devstack/users.py.
+console's sign-in). Users and clients: mcpgw/devstack/users.py.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-from shared.devstack import authcode
-from shared.devstack.authcode import AuthError
-from shared.devstack.users import CLIENTS, DEV_PASSWORD, SERVICE_ACCOUNT, USERS, DevClient, DevUser
+from mcpgw.devstack import authcode
+from mcpgw.devstack.authcode import AuthError
+from mcpgw.devstack.users import CLIENTS, DEV_PASSWORD, SERVICE_ACCOUNT, USERS, DevClient, DevUser
 from shared.jsonutil import json_response
 
 REALM_PATH = "/realms/mcpgw"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.devstack.users import DEV_PASSWORD, USERS
+from mcpgw.devstack.users import DEV_PASSWORD, USERS
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from shared.devstack.users import CLIENTS, USERS
+from mcpgw.devstack.users import CLIENTS, USERS
 
 CODE_TTL = 60.0
 # RFC 7636 §4.1: 43-128 characters of [A-Z a-z 0-9 - . _ ~].
