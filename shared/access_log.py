@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from shared.metrics import route_name
+from shared.outcome import Outcome
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SubjectOf = Callable[[web.Request], str | None]
@@ -34,15 +35,11 @@ def access_log_middleware(level: str, subject_of: SubjectOf) -> Callable[..., Aw
         if main is None:
             return await handler(request)
         start = time.perf_counter()
-        status = 500
+        outcome = Outcome()
         try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
+            return await outcome.run(handler, request)
         finally:
+            status = outcome.status
             route = route_name(request)
             at = quiet if route in QUIET_ROUTES else main
             if log.isEnabledFor(at):

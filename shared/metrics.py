@@ -27,6 +27,7 @@ from prometheus_client import (
 )
 
 from shared.keys import REGISTRY
+from shared.outcome import Outcome
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -84,17 +85,12 @@ def metrics_middleware(metrics: HttpMetrics) -> Callable[..., Awaitable[web.Stre
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.perf_counter()
-        status = 500
+        outcome = Outcome()
         try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
+            return await outcome.run(handler, request)
         finally:
             route = route_name(request)
-            key = (request.method, route, str(status))
+            key = (request.method, route, str(outcome.status))
             counter = counters.get(key)
             if counter is None:
                 counter = counters[key] = metrics.requests.labels(*key)

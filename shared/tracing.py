@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from shared.outcome import Outcome
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -104,15 +106,11 @@ def server_middleware(get: Callable[[web.Request], Tracing | None],
                 tracer_token = tracer_var.set(tracing)
                 ctx = sp.get_span_context()
                 trace_token = trace_id_var.set(f"{ctx.trace_id:032x}" if ctx.is_valid else None)
-                status = 500
+                outcome = Outcome()
                 try:
-                    response = await handler(request)
-                    status = response.status
-                    return response
-                except web.HTTPException as exc:
-                    status = exc.status
-                    raise
+                    return await outcome.run(handler, request)
                 finally:
+                    status = outcome.status
                     sp.set_attribute("http.request.method", request.method)
                     sp.set_attribute("http.route", route)
                     sp.set_attribute("http.response.status_code", status)
