@@ -12,6 +12,7 @@ stop it with exit 2 and a line naming the problem, before anything is started.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
 import re
@@ -200,6 +201,20 @@ def until(check, within: float = 30.0):
     return value
 
 
+async def console_sign_in(console: str, user: str) -> tuple[str, str]:
+    """Sign in to the PDP console through the dev issuer's login page, as a person would:
+    (final URL, page text) after choosing `user` on the issuer's form."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(console) as resp:  # → the issuer's login page (code + PKCE request)
+            page, at = await resp.text(), resp.url
+        assert at.path.endswith("/protocol/openid-connect/auth"), at
+        hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+        assert hidden["code_challenge_method"] == "S256" and hidden["state"] and hidden["nonce"]
+        form = {k: html.unescape(v) for k, v in hidden.items()}
+        async with http.post(at.with_query(None), data={**form, "user": user}) as resp:
+            return str(resp.url), await resp.text()
+
+
 def handle_pids(data_dir: Path) -> list[int]:
     try:
         return json.loads((data_dir / "postgres" / ".handle_pids.json").read_text())
@@ -215,6 +230,11 @@ def test_make_run_stack_serves_tells_the_truth_and_stops_clean(stack):
     assert f"policy    {stack.policy} - followed" in text and str(stack.servers) in text
     config = re.search(r"export MCPGW_CONFIG=(\S+)", text).group(1)
     asyncio.run(call_as_the_banner_says(stack.base, token))
+
+    # The console the banner names: an editor signs in through the dev issuer (code + PKCE).
+    console = re.search(r"console   (\S+)", text).group(1)
+    url, page = asyncio.run(console_sign_in(console, "editor"))
+    assert url == console and "Overview" in page and "editor" in page, url
 
     # Several users: bob's delete_records is denied by the shipped policy, alice's is not.
     got = stack.mcpgw("token", "--user", "bob", MCPGW_CONFIG=config)
