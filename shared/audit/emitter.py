@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,6 +28,7 @@ from shared.audit.sinks import FileSink, LocalSink, StdoutSink
 from shared.audit.spool import Spool
 from shared.common_settings import DEFAULT_REDACT_KEYS
 from shared.redact import normalize_keys
+from shared.tracing import trace_id_var
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +114,13 @@ class AuditEmitter:
         self._running = True
 
     def emit(self, event: AuditEvent) -> None:
-        """Redact, make storable, enqueue; never awaits. A full queue spills to the spool instead."""
+        """Redact, make storable, enqueue; never awaits. A full queue spills to the spool instead.
+
+        Emitted inside a traced request, the event carries the trace id (`extra.trace_id`), so an
+        audit row leads to its trace and back."""
+        trace_id = trace_id_var.get()
+        if trace_id is not None and not (event.extra and "trace_id" in event.extra):
+            event = dataclasses.replace(event, extra={**(event.extra or {}), "trace_id": trace_id})
         event = redact_event(event, self._keys)
         self.metrics.queued.inc()
         if self._running:

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import yaml
 from aiohttp import web
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings, load_gateway_settings
+from shared.keys import AUDIT
 from shared.settings import Secret, load_settings
 from tests.fixtures.oidc import OidcIssuer, running_issuer
 
@@ -212,3 +214,13 @@ async def gateway_stack(
 
 
 __all__ = ["AUDIENCE", "POLICY", "Secret", "Stack", "gateway_stack", "start_site"]
+
+
+async def audit_rows(stack: Stack, dsn: str) -> list[asyncpg.Record]:
+    """Every audit row written so far (after flushing the gateway's emitter)."""
+    await stack.app[AUDIT].flush()
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch("SELECT * FROM audit_events ORDER BY id")
+    finally:
+        await conn.close()

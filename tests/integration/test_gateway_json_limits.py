@@ -14,13 +14,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from shared.audit.sanitize import NOTE_KEY
-from shared.keys import AUDIT
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401  (fixtures)
-from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
 from tests.integration.mcp_helpers import ACCEPT, META, MODERN
 
 DEV, NOBODY = "dev@example.com", "nobody@example.com"
@@ -77,15 +75,6 @@ async def pdp_requests(stack: Stack) -> float:
 
 def tool_calls(backend: Backend) -> list[Any]:
     return [r for r in backend.requests if b"tools/call" in (r.body or b"")]
-
-
-async def audit_rows(stack: Stack, dsn: str) -> list[asyncpg.Record]:
-    await stack.app[AUDIT].flush()
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetch("SELECT * FROM audit_events ORDER BY id")
-    finally:
-        await conn.close()
 
 
 @pytest.mark.parametrize(("entry", "build", "rpc"), ENTRY_POINTS, ids=[e[0] for e in ENTRY_POINTS])

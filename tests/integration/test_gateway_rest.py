@@ -9,11 +9,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp import web
 
-from shared.keys import AUDIT
 from tests.fixtures.backends import (  # noqa: F401  (fixtures)
     Backend,
     mcp_backend,
@@ -22,7 +20,7 @@ from tests.fixtures.backends import (  # noqa: F401  (fixtures)
     mcp_backend_json,
     mcp_backend_slow,
 )
-from tests.integration.gateway_harness import Stack, gateway_stack, start_site
+from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack, start_site
 
 ADMIN, DEV, NOBODY = "admin@example.com", "dev@example.com", "nobody@example.com"
 
@@ -39,16 +37,6 @@ def tool_calls(backend: Backend, tool: str | None = None) -> list[dict[str, Any]
             if tool is None or body["params"]["name"] == tool:
                 out.append(body)
     return out
-
-
-async def audit_rows(stack: Stack, dsn: str) -> list[asyncpg.Record]:
-    """Every audit row written so far (after flushing the emitter)."""
-    await stack.app[AUDIT].flush()
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetch("SELECT * FROM audit_events ORDER BY id")
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

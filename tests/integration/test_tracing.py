@@ -20,7 +20,7 @@ from shared.jsonutil import loads
 from shared.logging import JsonFormatter
 from shared.tracing import available
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401
-from tests.integration.gateway_harness import gateway_stack, start_site
+from tests.integration.gateway_harness import audit_rows, gateway_stack, start_site
 
 pytestmark = pytest.mark.skipif(not available(), reason="the otel extra is not installed")
 
@@ -79,6 +79,7 @@ async def test_one_trace_across_gateway_pdp_and_backend(tmp_path: Path, pg_dsn: 
                 json={"tool_name": "echo", "parameters": {"text": "traced"}})
             assert status == 200, body
             sent = [r.headers.get("traceparent", "") for r in mcp_backend.requests[before:]]
+            rows = [r for r in await audit_rows(stack, pg_dsn) if r["event_type"] != "policy_change"]
         # Leaving the stack shut the providers down, which exports what was buffered.
         await asyncio.wait_for(collector.arrived.wait(), 10)
     finally:
@@ -100,6 +101,9 @@ async def test_one_trace_across_gateway_pdp_and_backend(tmp_path: Path, pg_dsn: 
     assert sent and all(TRACE_ID in t for t in sent), sent  # the backend got traceparent
     access = [line for line in lines.lines if line.get("route") == "/mcp/invoke"]
     assert access and access[0]["trace_id"] == TRACE_ID  # and the logs carry the trace id
+    # ... and so does the call's audit row (any PDP row written in the request carries it too).
+    assert any(r["service"] == "gateway" for r in rows), rows
+    assert all(loads(r["extra"])["trace_id"] == TRACE_ID for r in rows), rows
 
 
 async def test_no_endpoint_no_tracing(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> None:
