@@ -7,6 +7,7 @@ override an optional YAML file given with `--config`. A bad setting exits 2 list
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-auth-allow-remote", action="store_true", default=None,
         help="DEVELOPMENT ONLY: let --no-auth listen beyond loopback (logged loudly at start)",
     )
+    parser.add_argument("--workers", type=int, help="processes serving the port (default 1; SO_REUSEPORT)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of --workers' children
     parser.add_argument("--config", type=Path, help="YAML file with settings (lowest precedence)")
     parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Settings given on the command line (None = not given)."""
-    names = ("host", "port", "servers_file", "pdp_url", "issuer", "jwks_url", "audience", "no_auth",
+    names = ("host", "port", "workers", "servers_file", "pdp_url", "issuer", "jwks_url", "audience", "no_auth",
              "no_auth_allow_remote", "log_level")
     return {name: getattr(args, name, None) for name in names}
 
@@ -62,10 +65,15 @@ def serve(args: argparse.Namespace) -> int:
     from shared.logging import setup_logging
 
     setup_logging("gateway", settings.log_level, settings.log_format)
-    problems = start_problems(settings)
+    worker = bool(getattr(args, "worker", False))
+    problems = start_problems(settings, port_shared=worker)
     if problems:
         error("\n  ".join(["cannot start the gateway:", *problems]))
         return 2
+    if settings.workers > 1 and not worker:
+        from gateway.workers import supervise
+
+        return supervise(settings.workers, getattr(args, "argv", sys.argv[1:]), settings.mcp_session_secret is not None)
     try:
         app = create_app(settings)
     except (ValueError, SettingsError) as exc:
@@ -74,12 +82,13 @@ def serve(args: argparse.Namespace) -> int:
     from shared.runtime import tune_gc
 
     tune_gc(app)
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None, reuse_port=worker or None)
     return 0
 
 
-def start_problems(settings: GatewaySettings) -> list[str]:
-    """What would stop the start, found before anything starts: servers file, port; unknown variables warned."""
+def start_problems(settings: GatewaySettings, port_shared: bool = False) -> list[str]:
+    """What would stop the start, found before anything starts: servers file, port (not for a
+    worker: its siblings hold it); unknown variables warned."""
     from gateway.registry import RegistryError, load_servers_file
     from shared.startcheck import port_problem, tracing_problems, warn_unknown_variables
 
@@ -89,7 +98,7 @@ def start_problems(settings: GatewaySettings) -> list[str]:
         load_servers_file(settings.servers_file)
     except RegistryError as exc:
         problems += exc.errors
-    busy = port_problem(settings.host, settings.port, "--port or MCPGW_GATEWAY_PORT")
+    busy = None if port_shared else port_problem(settings.host, settings.port, "--port or MCPGW_GATEWAY_PORT")
     return problems + ([busy] if busy else []) + tracing_problems(settings.otel_endpoint)
 
 

@@ -66,6 +66,10 @@ class GatewaySettings(CommonSettings):
     )
     host: str = setting("127.0.0.1", help="Listen address (0.0.0.0 to accept remote agents)")
     port: int = setting(8000, check=_port, help="Listen port")
+    workers: int = setting(
+        1, check=_positive,
+        help="Processes serving the port (SO_REUSEPORT), to use every core; they share sessions like replicas",
+    )
     servers_file: Path = setting(
         Path("mcp_servers.yaml"), aliases=("MCP_SERVERS_CONFIG",), help="Backend registry (mcp_servers.yaml)"
     )
@@ -208,6 +212,8 @@ def finalize(settings: GatewaySettings) -> GatewaySettings:
     errors: list[str] = []
     changes: dict[str, Any] = {}
     issuer = settings.issuer
+    if settings.workers > 1 and settings.port == 0:
+        errors.append(f"workers ({PREFIX}WORKERS): several workers share one fixed port; port 0 gives each its own")
     if settings.keycloak_url or settings.keycloak_realm:
         if not (settings.keycloak_url and settings.keycloak_realm):
             errors.append("keycloak_url/keycloak_realm (KEYCLOAK_URL, KEYCLOAK_REALM): set both or neither")

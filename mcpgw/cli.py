@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the chosen command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The command as given: `gateway serve --workers N` starts N copies of it.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
