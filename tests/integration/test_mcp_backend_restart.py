@@ -18,7 +18,15 @@ from tests.conformance import runner
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
 from tests.fixtures.server_everything import needs_everything, server_everything
 from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import ADMIN, initialize, rpc, sdk_session, session_headers
+from tests.integration.mcp_helpers import (
+    ADMIN,
+    META,
+    initialize,
+    modern_headers,
+    rpc,
+    sdk_session,
+    session_headers,
+)
 
 ENV = {"MCPGW_GATEWAY_MCP_SESSION_SECRET": "test-secret", "MCPGW_GATEWAY_TOOLS_CACHE_TTL": "0"}
 LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
@@ -92,6 +100,8 @@ async def test_sdk_backend_forgetting_sessions_404_heals_mcp_calls_and_passthrou
         passthrough = "/servers/sdk/mcp"
         old = await initialize(stack, passthrough)
         assert (await _passthrough_list(stack, passthrough, old))[0] == 200
+        modern = {**LIST, "params": {"_meta": META}}  # a 2026-07-28 agent: bridged through the pool
+        assert (await rpc(stack, passthrough, modern, headers=modern_headers("tools/list")))[0] == 200
         # The backend forgets every session it handed out (as after an idle expiry): it now answers 404.
         forgotten = {r.headers["mcp-session-id"] for r in backend.requests if "mcp-session-id" in r.headers}
         async with aiohttp.ClientSession() as http:
@@ -107,6 +117,8 @@ async def test_sdk_backend_forgetting_sessions_404_heals_mcp_calls_and_passthrou
         calls = [sid for sid, body in sent if isinstance(body, dict) and body.get("method") == "tools/call"]
         # Refused once in the forgotten session, sent again (and run) in a new one.
         assert len(calls) == 2 and calls[0] in forgotten and calls[1] not in forgotten, calls
+        status, answer, _ = await rpc(stack, passthrough, modern, headers=modern_headers("tools/list"))
+        assert status == 200 and "echo" in {t["name"] for t in answer["result"]["tools"]}, answer
         status, answer = await _passthrough_list(stack, passthrough, old)
         assert status == 404, answer
         new = await initialize(stack, passthrough)
