@@ -84,6 +84,9 @@ async def test_server_everything_restart_heals_mcp_and_rest_and_passthrough_asks
             # Passthrough: the agent's session wraps the forgotten one; 404 tells it to initialize again.
             status, answer = await _passthrough_list(stack, passthrough, old)
             assert status == 404 and answer["error"]["message"] == "Session not found", answer  # type: ignore[index]
+            async with stack.session.get(stack.url + passthrough, headers={
+                    **stack.headers(ADMIN), **session_headers(old), "Accept": "text/event-stream"}) as resp:
+                assert resp.status == 404  # server-everything's GET said 400
             new = await initialize(stack, passthrough)
             status, answer = await _passthrough_list(stack, passthrough, new)
             assert status == 200 and "echo" in {t["name"] for t in answer["result"]["tools"]}  # type: ignore[index]
