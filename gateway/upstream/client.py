@@ -46,6 +46,10 @@ CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
 # Agent headers a passthrough stream may carry; everything else (Authorization, Cookie, Host…) stays behind.
 PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
+# Requests that change nothing on a backend: sent again once when the connection closes before any answer
+# (a keep-alive connection to a backend that just restarted). Others, tools/call first, may have run.
+IDEMPOTENT = frozenset({"ping", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
+                        "resources/read", "prompts/get"})
 # Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
 MAX_NOTES = 100
 
@@ -65,6 +69,10 @@ class _SessionGone(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
+
+
+class _Disconnected(UpstreamError):
+    """The connection closed (or was reset) before the backend's answer began."""
 
 
 class _Unauthorized(Exception):
@@ -122,29 +130,34 @@ class BackendClient:
 
     async def _request(self, method: str, params: dict[str, Any] | None) -> Reply:
         await self._ensure_era()
-        refused = 404
-        for attempt in range(2):
+        renewed = refreshed = resent = False  # each remedy at most once
+        while True:
             message, headers = self._frame(method, params)
             stale = self.session_id
             try:
                 reply = await self._exchange(message, headers)
             except _SessionGone as gone:
-                refused = gone.status
-                if attempt:
-                    break
+                if renewed:
+                    raise UpstreamError(self.server.name, "backend keeps refusing its own new session "
+                                        f"(HTTP {gone.status})", gone.status) from None
+                renewed = True
                 await self._handshake(stale)
                 continue
             except _Unauthorized:
-                if attempt or self.server.auth.method != "oauth2":
+                if refreshed or self.server.auth.method != "oauth2":
                     raise UpstreamError(
                         self.server.name, "backend rejected our credential", 401
                     ) from None
+                refreshed = True
                 self.credentials.invalidate_token(self.server.name)
+                continue
+            except _Disconnected:
+                if resent or method not in IDEMPOTENT:
+                    raise
+                resent = True
                 continue
             assert reply is not None
             return reply
-        raise UpstreamError(
-            self.server.name, f"backend keeps refusing its own new session (HTTP {refused})", refused)
 
     async def open_stream(
         self, message: dict[str, Any], headers: Mapping[str, str] | None = None
@@ -340,6 +353,8 @@ class BackendClient:
                 )
         except TimeoutError:  # silent for `timeout` (sock_read) before the response headers
             raise UpstreamTimeout(self.server.name, self.server.timeout) from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise _Disconnected(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(
                 self.server.name, f"cannot reach backend: {type(exc).__name__}"
