@@ -41,6 +41,7 @@ from gateway.upstream.errors import (
     CallBudgetExceeded,
     ResponseTooLarge,
     UpstreamError,
+    UpstreamRpcError,
     UpstreamTimeout,
 )
 from shared.jsonutil import dumps_str
@@ -195,6 +196,9 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     message = {"jsonrpc": "2.0", "id": uid, "method": "tools/call", "params": params}
     try:
         return await _exchange(call, pool, message, uid)
+    except UpstreamRpcError as exc:  # the backend's own 4xx answer to this call (client.open_stream)
+        code = exc.code if isinstance(exc.code, int) else protocol.INTERNAL_ERROR
+        raise protocol.RpcFailure(code, exc.rpc_message, exc.data, status=200) from None
     except asyncio.CancelledError:
         # A closed stream alone does not stop a 2025 backend: tell it, in the caller's own session.
         inflight.tell_backend(pool, call.server, uid, caller=caller(call.request))

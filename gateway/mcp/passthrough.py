@@ -25,6 +25,7 @@ from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
+from gateway.upstream import codec
 from gateway.upstream.client import read_capped
 from gateway.upstream.sessions import Caller
 
@@ -176,9 +177,10 @@ async def _forward_notification(request: web.Request, server: Any, msg: protocol
     headers = _headers(request, msg, era, upstream_session)
     resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
     async with resp:
-        await read_capped(resp, server.name, request.app[MCP_STATE].max_response_bytes)
+        raw = await read_capped(resp, server.name, request.app[MCP_STATE].max_response_bytes)
         if resp.status >= 400:
-            return web.Response(status=404 if resp.status == 404 else 502)
+            gone = upstream_session is not None and _session_refused(resp.status, raw)
+            return web.Response(status=404 if gone else 502)
     return endpoint.accepted()
 
 
@@ -187,8 +189,11 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
     headers = _headers(request, msg, era, upstream_session, extra)
     resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
     async with resp:
-        if resp.status == 404 and upstream_session:
-            raise RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
+        if resp.status in (400, 404) and upstream_session:
+            raw = await read_capped(resp, server.name, state.max_response_bytes)
+            if _session_refused(resp.status, raw):
+                raise _session_gone()
+            return web.Response(body=raw, status=resp.status, content_type=resp.content_type)
         if resp.status >= 500:
             from gateway.upstream.errors import status_error
 
@@ -219,6 +224,20 @@ def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstrea
             log.debug("cancel notification failed", extra={"server": server.name, "error": str(exc)})
 
     return cancel
+
+
+def _session_gone() -> RpcFailure:
+    """The backend forgot the session (restarted, expired): the agent must initialize again (docs/mcp.md)."""
+    return RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
+
+
+def _session_refused(status: int, raw: bytes) -> bool:
+    """A backend's 400/404 to a message in its session, refusing the session (codec.session_refused)."""
+    try:
+        answer = codec.decode(raw) if raw else None
+    except ValueError:
+        answer = None
+    return codec.session_refused(status, answer)
 
 
 def _legacy_refusal(raw: bytes) -> bool:
@@ -294,6 +313,8 @@ async def _relay_stream(request: web.Request, state: McpState, server: Any, sess
     async with resp:
         if resp.status != 200 or resp.content_type != "text/event-stream":
             body = await read_capped(resp, server.name, state.max_response_bytes)
+            if session.upstream_id and _session_refused(resp.status, body):
+                raise _session_gone()
             return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
         # Nothing is written while the backend is quiet, so watch for the client leaving.
         return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))

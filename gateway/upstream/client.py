@@ -3,8 +3,10 @@
 The era is detected once per backend and remembered: a `server/discover` probe in 2026-07-28
 style; positive modern evidence (a discover result, or a -32022/-32020 error) means stateless
 requests carrying `_meta` and routing headers; anything else falls back to the 2025-11-25
-handshake (`initialize`, `Mcp-Session-Id`, `notifications/initialized`), redone when the backend
-answers 404 for a forgotten session. Only headers built here are sent: nothing from the agent's
+handshake (`initialize`, `Mcp-Session-Id`, `notifications/initialized`), redone once when the
+backend refuses the session (404, or 400 as after a TypeScript SDK server's restart:
+`codec.session_refused`); the refused request is then sent again in the new session — whatever
+its method, since a refused message was never run. Only headers built here are sent: nothing from the agent's
 request reaches the backend except through `open_stream`'s explicit allowlist.
 """
 
@@ -28,6 +30,7 @@ from gateway.upstream.errors import (
     CallBudgetExceeded,
     ResponseTooLarge,
     UpstreamError,
+    UpstreamRpcError,
     UpstreamTimeout,
     status_error,
 )
@@ -43,6 +46,10 @@ CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
 # Agent headers a passthrough stream may carry; everything else (Authorization, Cookie, Host…) stays behind.
 PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
+# Requests that change nothing on a backend: sent again once when the connection closes before any answer
+# (a keep-alive connection to a backend that just restarted). Others, tools/call first, may have run.
+IDEMPOTENT = frozenset({"ping", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
+                        "resources/read", "prompts/get"})
 # Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
 MAX_NOTES = 100
 
@@ -57,7 +64,15 @@ class Reply:
 
 
 class _SessionGone(Exception):
-    """The backend answered 404 to our session id: initialize again."""
+    """The backend refused our session id (404, or 400 as TypeScript SDK servers do): initialize again."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class _Disconnected(UpstreamError):
+    """The connection closed (or was reset) before the backend's answer began."""
 
 
 class _Unauthorized(Exception):
@@ -115,26 +130,34 @@ class BackendClient:
 
     async def _request(self, method: str, params: dict[str, Any] | None) -> Reply:
         await self._ensure_era()
-        for attempt in range(2):
+        renewed = refreshed = resent = False  # each remedy at most once
+        while True:
             message, headers = self._frame(method, params)
             stale = self.session_id
             try:
                 reply = await self._exchange(message, headers)
-            except _SessionGone:
-                if attempt:
-                    break
+            except _SessionGone as gone:
+                if renewed:
+                    raise UpstreamError(self.server.name, "backend keeps refusing its own new session "
+                                        f"(HTTP {gone.status})", gone.status) from None
+                renewed = True
                 await self._handshake(stale)
                 continue
             except _Unauthorized:
-                if attempt or self.server.auth.method != "oauth2":
+                if refreshed or self.server.auth.method != "oauth2":
                     raise UpstreamError(
                         self.server.name, "backend rejected our credential", 401
                     ) from None
+                refreshed = True
                 self.credentials.invalidate_token(self.server.name)
+                continue
+            except _Disconnected:
+                if resent or method not in IDEMPOTENT:
+                    raise
+                resent = True
                 continue
             assert reply is not None
             return reply
-        raise UpstreamError(self.server.name, "backend keeps rejecting its own new session", 404)
 
     async def open_stream(
         self, message: dict[str, Any], headers: Mapping[str, str] | None = None
@@ -146,8 +169,11 @@ class BackendClient:
             framed, own = self._frame(message["method"], message.get("params"), message.get("id"))
             stale = self.session_id
             resp = await self._post(framed, {**extra, **own})
-            if resp.status == 404 and stale and self.era == LEGACY and attempt == 0:
-                resp.release()
+            if resp.status in (400, 404) and stale and self.era == LEGACY and attempt == 0:
+                async with resp:
+                    answer = await self._refusal(resp)
+                if not codec.session_refused(resp.status, answer):
+                    raise _refusal_error(self.server.name, answer, framed.get("id"), resp.status)
                 await self._handshake(stale)
                 continue
             return resp
@@ -327,6 +353,8 @@ class BackendClient:
                 )
         except TimeoutError:  # silent for `timeout` (sock_read) before the response headers
             raise UpstreamTimeout(self.server.name, self.server.timeout) from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise _Disconnected(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(
                 self.server.name, f"cannot reach backend: {type(exc).__name__}"
@@ -354,8 +382,13 @@ class BackendClient:
                 return None
             if resp.status == 401:
                 raise _Unauthorized
-            if resp.status == 404 and "Mcp-Session-Id" in headers:
-                raise _SessionGone
+            if resp.status in (400, 404) and "Mcp-Session-Id" in headers:
+                answer = await self._refusal(resp)
+                if codec.session_refused(resp.status, answer):
+                    raise _SessionGone(resp.status)
+                if codec.is_response_to(answer, request_id):
+                    return Reply(answer, resp.status)
+                raise _refusal_error(self.server.name, answer, request_id, resp.status)
             if resp.status >= 500:
                 raise await status_error(self.server.name, resp)
             try:
@@ -375,6 +408,13 @@ class BackendClient:
             raise UpstreamError(
                 self.server.name, f"HTTP {resp.status} without a JSON-RPC response", resp.status
             )
+
+    async def _refusal(self, resp: aiohttp.ClientResponse) -> Any:
+        """The decoded body of a 4xx answer (None when it is not JSON)."""
+        try:
+            return codec.decode(await read_capped(resp, self.server.name, self.max_response_bytes))
+        except ValueError:
+            return None
 
     async def _read(self, resp: aiohttp.ClientResponse, request_id: Any) -> Reply | None:
         ctype = resp.content_type
@@ -426,6 +466,13 @@ class BackendClient:
         if isinstance(message, dict) and "method" in message and len(notes) < MAX_NOTES:
             notes.append(message)
         return None
+
+
+def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> UpstreamError:
+    """A 4xx that is not about the session: the backend's JSON-RPC error to our request, else the status."""
+    if codec.is_response_to(answer, request_id) and isinstance(answer.get("error"), dict):
+        return UpstreamRpcError(server, answer["error"], status)
+    return UpstreamError(server, f"HTTP {status} without a JSON-RPC response", status)
 
 
 _background: set[asyncio.Task[None]] = set()  # cancels and session ends in flight (kept from the GC)

@@ -181,6 +181,28 @@ def is_response_to(message: Any, request_id: int | str) -> bool:
     )
 
 
+# Errors about the message itself: a new session would not change the answer.
+MESSAGE_ERRORS = frozenset({-32700, -32601, -32602})
+
+
+def session_refused(status: int, answer: Any) -> bool:
+    """True when a backend refused a message sent in our session because of the session.
+
+    404 is the spec's "session not found". 400 is what backends following the TypeScript SDK's
+    README pattern answer for a session they do not know (server-everything after a restart:
+    -32000 "Bad Request: No valid session ID provided"). Either way the transport refused the
+    message before running it (a request it runs is answered with 200), so a retry in a new
+    session cannot run it twice. A 400 naming a fault of the message itself (parse error, unknown
+    method, invalid params) is not about the session.
+    """
+    if status == 404:
+        return True
+    if status != 400:
+        return False
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return not (isinstance(error, dict) and error.get("code") in MESSAGE_ERRORS)
+
+
 def modern_evidence(message: Any) -> list[str] | None:
     """Versions a probe reply proves the backend speaks in 2026-07-28 style, else None.
 

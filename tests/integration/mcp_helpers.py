@@ -26,7 +26,8 @@ async def rpc(stack: Stack, path: str, body: dict[str, Any], subject: str | None
     async with stack.session.post(stack.url + path, json=body, headers=hdrs) as resp:
         text = await resp.text()
         if resp.content_type == "text/event-stream":
-            messages = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
+            # An empty `data:` is an SSE priming event (TypeScript SDK servers send one first).
+            messages = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:") and line[5:].strip()]
             answer: Any = next((m for m in messages if "id" in m and "method" not in m), None)
         else:
             answer = json.loads(text) if text else None

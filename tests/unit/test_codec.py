@@ -132,3 +132,28 @@ def test_is_response_to(message: dict, rid: int, expected: bool) -> None:
 )  # fmt: skip
 def test_normalise_result(result: dict, expected: dict) -> None:
     assert codec.normalise_result(result) == expected
+
+
+def _error(code: int, message: str = "x", rid: object = 1) -> dict:
+    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "expected"),
+    [
+        (404, _error(-32600, "Session not found", None), True),  # the spec's answer (Python SDK)
+        (404, None, True),
+        # server-everything after a restart: 400, -32000, our own id echoed back.
+        (400, _error(-32000, "Bad Request: No valid session ID provided"), True),
+        (400, _error(-32000, "Bad Request: No valid session ID provided", None), True),
+        (400, None, True),  # a plain-text 400 (older Python SDK servers)
+        (400, _error(-32602, "Invalid params"), False),  # the message's fault: a new session changes nothing
+        (400, _error(-32601, "Method not found"), False),
+        (400, _error(-32700, "Parse error", None), False),
+        (200, _error(-32000), False),
+        (401, None, False),
+        (500, None, False),
+    ],
+)
+def test_session_refused(status: int, answer: object, expected: bool) -> None:
+    assert codec.session_refused(status, answer) is expected
