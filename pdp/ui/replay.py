@@ -1,14 +1,18 @@
-"""Impact: replay audited PDP decisions against a draft and report what flips (pure)."""
+"""Impact: replay audited PDP decisions against a draft and report what flips (pure, plus the fetch)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+import asyncpg
+
 from pdp.policy import Engine, Request
+from pdp.policy.index import Outcome
 from pdp.policy.naming import PROMPT_PREFIX, RESOURCE_PREFIX
 from shared.jsonutil import loads
 
@@ -32,9 +36,11 @@ def request_from_row(row: Mapping[str, Any]) -> Request | None:
     return Request(subject=subject, action=action, server=server, kind=kind, name=name, roles=roles, groups=groups)
 
 
-# The replay query selects `extra->'groups' AS groups` (jsonb arrives as text from asyncpg).
-REPLAY_SQL = ("SELECT ts, subject, roles, action, mcp_server, tool, resource, decision, decision_id, "
-              "extra->'groups' AS groups FROM audit_events WHERE event_type = 'policy_decision' AND service = 'pdp' "
+# The newest PDP decisions, only the columns a replay needs, by one backward scan of the partial
+# index audit_events_pdp_decisions_idx (migration 0310). `groups` is jsonb, which asyncpg hands
+# over as text: equal lists give equal text, so it serves as part of a replay key unparsed.
+REPLAY_SQL = ("SELECT subject, roles, action, mcp_server, tool, resource, decision, extra->'groups' AS groups, "
+              "ts, decision_id FROM audit_events WHERE event_type = 'policy_decision' AND service = 'pdp' "
               "ORDER BY ts DESC, id DESC LIMIT $1")
 
 
@@ -75,25 +81,63 @@ def uses_arguments(engine: Engine) -> bool:
     return any(s.condition is not None and s.condition.arguments for s in engine.compiled.statements)
 
 
+def _key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a decision depends on, plus the recorded decision: rows with equal keys replay alike."""
+    groups = row.get("groups")
+    if not isinstance(groups, str | bytes):
+        groups = _groups(row)  # a parsed list, or the whole `extra` (tests, older callers)
+    roles = row.get("roles")
+    return (row.get("subject"), tuple(roles) if roles else (), groups, row.get("action"), row.get("mcp_server"),
+            row.get("tool"), row.get("resource"), row.get("decision"))
+
+
 def replay(engine: Engine, rows: Iterable[Mapping[str, Any]], max_examples: int = 20) -> Impact:
-    """Decide every row's request under `engine`; count flips against the recorded decision."""
+    """Decide every row's request under `engine`; count flips against the recorded decision.
+
+    Real traffic repeats: each distinct (subject, roles, groups, action, server, tool or resource,
+    recorded decision) is decided once and its flips count once per row that carries it. Examples
+    are the newest `max_examples` rows that flip, in row order (newest first from REPLAY_SQL).
+    """
     out = Impact(approximate=uses_arguments(engine))
-    for row in rows:
+    rows = rows if isinstance(rows, list) else list(rows)
+    keys = [_key(row) for row in rows]
+    verdicts: dict[tuple[Any, ...], tuple[Request, str, Outcome] | None] = {}
+    sample = dict(zip(keys, rows, strict=True))  # one row per key: all of them replay alike
+    for key, calls in Counter(keys).items():
+        row = sample[key]
         req = request_from_row(row)
         if req is None or row.get("decision") not in ("allow", "deny"):
-            out.skipped += 1
+            out.skipped += calls
+            verdicts[key] = None
             continue
-        out.replayed += 1
+        out.replayed += calls
         outcome = engine.decide(req)
         now = "allow" if outcome.allowed else "deny"
         if now == row["decision"]:
+            verdicts[key] = None
             continue
         flip = f"{row['decision']}→{now}"
-        out.flips[flip] += 1
-        out.by_user[(req.subject, flip)] += 1
-        out.by_tool[(f"{req.server}:{req.name or '*'}", flip)] += 1
-        if len(out.examples) < max_examples:
-            out.examples.append({"ts": row.get("ts"), "subject": req.subject, "action": req.action,
-                                 "server": req.server, "name": req.name, "flip": flip,
-                                 "reason": outcome.statement.reason(), "decision_id": row.get("decision_id")})
+        verdicts[key] = (req, flip, outcome)
+        out.flips[flip] += calls
+        out.by_user[(req.subject, flip)] += calls
+        out.by_tool[(f"{req.server}:{req.name or '*'}", flip)] += calls
+    for row, key in zip(rows, keys, strict=True):
+        verdict = verdicts[key]
+        if verdict is None:
+            continue
+        if len(out.examples) >= max_examples:
+            break
+        req, flip, outcome = verdict
+        out.examples.append({"ts": row.get("ts"), "subject": req.subject, "action": req.action,
+                             "server": req.server, "name": req.name, "flip": flip,
+                             "reason": outcome.statement.reason(), "decision_id": row.get("decision_id")})
     return out
+
+
+async def replay_recent(pool: asyncpg.Pool, engine: Engine, n: int) -> Impact:
+    """Replay the newest `n` audited PDP decisions (the console page and `mcpgw policy impact`).
+
+    One index scan on the event loop; the replay runs in a worker thread.
+    """
+    rows = await pool.fetch(REPLAY_SQL, n)
+    return await asyncio.to_thread(replay, engine, rows)
