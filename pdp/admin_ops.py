@@ -15,7 +15,7 @@ from pdp.admin import PREFIX, _admin, _error, _pool, _statements
 from pdp.policy import PolicyInvalid, load_engine, parse_policy
 from pdp.publish import apply_active
 from pdp.ui import yamledit
-from pdp.ui.replay import REPLAY_SQL, replay
+from pdp.ui.replay import replay_recent
 from shared.jsonutil import json_response, read_json
 
 MAX_REPLAY = 100_000
@@ -40,8 +40,7 @@ async def impact(request: web.Request) -> web.Response:
         raise _error(400, "bad_request", f"'yaml' must be a string and 'n' a number from 1 to {MAX_REPLAY}")
     _statements(body["yaml"])
     engine = await asyncio.to_thread(load_engine, body["yaml"], "candidate")
-    rows = await pool.fetch(REPLAY_SQL, n)
-    out = await asyncio.to_thread(replay, engine, [dict(r) for r in rows])
+    out = await replay_recent(pool, engine, n)
     return json_response({
         "replayed": out.replayed, "skipped": out.skipped, "flips": dict(out.flips), "approximate": out.approximate,
         "by_user": [{"subject": s, "flip": f, "count": c} for (s, f), c in out.by_user.most_common(100)],

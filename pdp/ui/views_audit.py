@@ -15,7 +15,7 @@ from pdp.ui import drafts
 from pdp.ui.analysis import check
 from pdp.ui.auth import need
 from pdp.ui.render import page
-from pdp.ui.replay import REPLAY_SQL, replay
+from pdp.ui.replay import replay_recent
 from shared.jsonutil import dumps_str, loads
 from shared.keys import DB_POOL
 
@@ -132,9 +132,8 @@ async def impact(request: web.Request) -> web.Response:
         if checked is None or checked.engine is None:
             ctx["error"] = "that draft does not exist or is not valid"
         else:
-            rows = await pool.fetch(REPLAY_SQL, int(raw_n))
             start = time.perf_counter()
-            ctx["result"] = await asyncio.to_thread(replay, checked.engine, [dict(r) for r in rows])
+            ctx["result"] = await replay_recent(pool, checked.engine, int(raw_n))
             ctx["seconds"] = time.perf_counter() - start
             ctx["draft"] = row
     return page(request, "impact.html", ctx, who=who)

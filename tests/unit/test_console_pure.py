@@ -148,6 +148,21 @@ def test_replay_counts_flips_by_user_and_tool():
     assert not out.approximate and len(out.examples) == 2
 
 
+def test_replay_decides_each_distinct_request_once_and_counts_every_row():
+    draft = load_engine(BASE.replace("  alice: [dev]\n", ""), "draft")
+    # Newest first, as REPLAY_SQL returns them; groups as the JSON text asyncpg hands over.
+    rows = [{**_row(who, tool, was), "extra": None, "groups": '["/x"]', "ts": i, "decision_id": f"d{i}"}
+            for i, (who, tool, was) in enumerate([("alice", "run", "allow"), ("carol", "run", "deny"),
+                                                  ("alice", "ls", "allow")] * 30)]
+    rows.append({**_row("alice", "run", "allow", groups=["/eng"]), "ts": 90, "decision_id": "d90"})
+    out = replay(draft, rows, max_examples=5)
+    assert draft.hits + draft.misses == 4  # three distinct requests, and the one whose group binds dev
+    assert out.replayed == 91 and out.flips == {"allow→deny": 60}
+    assert out.by_user[("alice", "allow→deny")] == 60 and ("carol", "allow→deny") not in out.by_user
+    assert out.by_tool[("dev:run", "allow→deny")] == 30 and out.by_tool[("dev:ls", "allow→deny")] == 30
+    assert [e["decision_id"] for e in out.examples] == ["d0", "d2", "d3", "d5", "d6"]
+
+
 def test_request_from_row_reads_groups_from_json_text_and_resources():
     req = request_from_row({**_row("a", "t", "allow"), "extra": '{"groups": ["/g"]}'})
     assert req is not None and req.groups == ("/g",) and req.kind == "tool"
