@@ -108,7 +108,7 @@ class GetStreams:
 
     async def _run(self, listener: _Listener) -> None:
         client = listener.client
-        conflicts = 0
+        conflicts = failures = 0
         try:
             while listener.sinks and client.era == LEGACY and client.session_id:
                 try:
@@ -126,7 +126,9 @@ class GetStreams:
                         listener.ready.set()
                         await self._read(listener, resp)
                 except (UpstreamError, aiohttp.ClientError, TimeoutError) as exc:
-                    log.info("backend GET stream failed", extra={"server": client.server.name, "error": str(exc)})
+                    failures += 1  # logged once per listener: a long call must not repeat it every RETRY
+                    log.log(logging.INFO if failures == 1 else logging.DEBUG, "backend GET stream failed",
+                            extra={"server": client.server.name, "error": str(exc)})
                 listener.ready.set()  # a call never waits on a stream that cannot open
                 await asyncio.sleep(RETRY)
         finally:

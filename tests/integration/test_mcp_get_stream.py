@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
 import mcp_types as types
 import pytest
@@ -22,7 +21,7 @@ from tests.fixtures.server_everything import needs_everything, server_everything
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import ADMIN
 
-GUARD = 20  # seconds: a lost request would otherwise wait for the backend's own timeout (60 s)
+GUARD = 20  # seconds: a lost request fails the test here instead of waiting for the 60 s timeouts
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,8 @@ async def _roots(context: Any) -> types.ListRootsResult:
 
 
 def _client(stack: Stack, http: httpx2.AsyncClient, **callbacks: Any) -> Client:
-    return Client(streamable_http_client(stack.url + "/mcp", http_client=http), mode="legacy", **callbacks)
+    return Client(streamable_http_client(stack.url + "/mcp", http_client=http), mode="legacy",
+                  read_timeout_seconds=GUARD, **callbacks)
 
 
 @pytest.fixture
@@ -59,9 +59,8 @@ async def stack(tmp_path: Path, pg_dsn: str, faithful: Backend) -> AsyncIterator
 async def test_sampling_sent_on_the_sdk_backends_get_stream_reaches_the_agent(stack: Stack) -> None:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {stack.token(ADMIN)}"})
     async with http, _client(stack, http, sampling_callback=_sampler) as client:
-        with anyio.fail_after(GUARD):
-            result = await client.call_tool("fm__ask_aside", {"topic": "tides"})
-            again = await client.call_tool("fm__ask_aside", {"topic": "moon"})  # a new stream, same session
+        result = await client.call_tool("fm__ask_aside", {"topic": "tides"})
+        again = await client.call_tool("fm__ask_aside", {"topic": "moon"})  # a new stream, same session
     assert not result.is_error, result
     assert result.content[0].text == "llm said: re: tides"  # type: ignore[union-attr]
     assert again.content[0].text == "llm said: re: moon"  # type: ignore[union-attr]
@@ -84,8 +83,7 @@ async def test_server_everything_roots_request_on_its_get_stream_is_answered(
     async with gateway_stack(tmp_path, pg_dsn, {"every": {"url": everything_url}}) as stack:
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {stack.token(ADMIN)}"})
         async with http, _client(stack, http, list_roots_callback=_roots) as client:
-            with anyio.fail_after(GUARD):
-                result = await client.call_tool("every__get-roots-list", {})
+            result = await client.call_tool("every__get-roots-list", {})
     assert not result.is_error, result
     text = result.content[0].text  # type: ignore[union-attr]
     assert "Current MCP Roots (1 total)" in text and "file:///work/project" in text, text
