@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from gateway.calls.validate import SchemaCache, SchemaUnsupported
 from gateway.errors import GatewayError
 from gateway.registry import ServerConfig
+from gateway.upstream.sessions import Caller
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,15 @@ class UncheckableSchema(Refused, status=502, code="unsupported_tool_schema"):
 class Catalogs(Protocol):
     """What admission needs of the upstream pool."""
 
-    async def catalog(self, server: ServerConfig | str) -> Mapping[str, Mapping[str, Any]]: ...
+    async def catalog(self, server: ServerConfig | str,
+                      caller: Caller | None = None) -> Mapping[str, Mapping[str, Any]]: ...
 
 
-async def admit(pool: Catalogs, schemas: SchemaCache, server: ServerConfig, tool: str, arguments: Any) -> None:
-    """Raise a Refused unless `tool` exists on `server` and `arguments` fit its inputSchema."""
-    definition = (await pool.catalog(server)).get(tool)
+async def admit(pool: Catalogs, schemas: SchemaCache, server: ServerConfig, tool: str, arguments: Any,
+                caller: Caller | None = None) -> None:
+    """Raise a Refused unless `tool` exists on `server` (as `caller`'s session lists it) and
+    `arguments` fit its inputSchema."""
+    definition = (await pool.catalog(server, caller)).get(tool)
     if definition is None:
         raise UnknownTool(f"unknown tool '{tool}' on MCP server '{server.name}'")
     check_arguments(schemas, server, tool, definition, arguments)

@@ -20,8 +20,11 @@ pending limit are refused to the backend at once, on the reading task, so a floo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -206,7 +209,7 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) -> dict[str, Any]:
-    async with pool.turn(call.server, caller(call.request)), \
+    async with pool.turn(call.server, caller(call.request)), _listening(call, pool), \
             await pool.open_stream(call.server, message, caller=caller(call.request)) as resp:
         if resp.status >= 500 or resp.status == 401:
             raise UpstreamError(call.server.name, f"HTTP {resp.status}", resp.status)
@@ -238,6 +241,20 @@ async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) ->
         except TimeoutError:  # silent for its idle `timeout` mid-answer (sock_read)
             raise UpstreamTimeout(call.server.name, call.server.timeout) from None
     raise UpstreamError(call.server.name, "event stream ended without a response", resp.status)
+
+
+@contextlib.asynccontextmanager
+async def _listening(call: Call, pool: Any) -> AsyncIterator[None]:
+    """While the call runs, also relay requests the backend sends on its session's GET stream
+    (gateway/upstream/standalone.py), if the agent declared anything it could be asked."""
+    who = caller(call.request)
+    if not who.declared():
+        yield
+        return
+    client = pool.client(call.server, who)
+    await client.ensure_era()
+    async with pool.get_streams.during(client, functools.partial(on_request, call, pool)):
+        yield
 
 
 def _decode(data: str | bytes, server: str) -> Any:
@@ -278,21 +295,27 @@ async def _on_event(call: Call, pool: Any, event: codec.SSEEvent, uid: str) -> d
         if relayed is not None:
             await call.send(relayed)
         return None
+    await on_request(call, pool, msg)
+    return None
+
+
+async def on_request(call: Call, pool: Any, msg: dict[str, Any]) -> None:
+    """A backend's server→client request (from the call's stream or its session's GET stream):
+    relayed to the agent in a task under a pending slot, or refused to the backend here and now."""
     if call.era == "modern":
         await _refuse(call, pool, msg, protocol.METHOD_NOT_FOUND,
                       "the gateway cannot relay this request to a 2026-07-28 client mid-call")
-        return None
+        return
     try:
         opened = call.open_request()
     except TooManyPending as exc:
         await _refuse(call, pool, msg, protocol.INTERNAL_ERROR, str(exc))
-        return None
+        return
     task = asyncio.get_running_loop().create_task(_back_channel(call, pool, msg, opened))
     call.tasks.add(task)
     task.add_done_callback(call.tasks.discard)
     # A task cancelled before its first step never runs `ask`'s finally: free the slot here too.
     task.add_done_callback(lambda _: call.state.pending.close(opened[0]))
-    return None
 
 
 def relay_notification(msg: dict[str, Any], ours: str, theirs: Any) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway.calls.admit import Refused
 from gateway.calls.admit import admit as admit_call
 from gateway.calls.audit import audit
-from gateway.keys import POLICY, SCHEMAS, UPSTREAM
+from gateway.keys import CALLER, POLICY, SCHEMAS, UPSTREAM
 from gateway.mcp import methods, protocol
 from gateway.mcp.protocol import RpcFailure
 from gateway.registry import ServerConfig
@@ -47,7 +47,8 @@ def target(method: str, params: Mapping[str, Any]) -> str:
 async def admit(request: web.Request, server: ServerConfig, tool: str, arguments: Any) -> None:
     """calls/admit.py on an MCP route: a refusal becomes a JSON-RPC error (−32602 for a bad call)."""
     try:
-        await admit_call(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments)
+        await admit_call(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments,
+                         request.get(CALLER))
     except Refused as exc:
         audit(request).error = exc.message
         raise as_rpc(exc) from None

@@ -31,6 +31,7 @@ from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 from gateway.upstream.fairness import SubjectLanes
 from gateway.upstream.guard import GuardedResolver
 from gateway.upstream.sessions import Caller, SubjectSessions
+from gateway.upstream.standalone import GetStreams
 from gateway.upstream.toolcache import ToolNames
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class UpstreamPool:
         self._clients: dict[str, BackendClient] = {}
         self.subjects = SubjectSessions(self._subject_client, sessions_per_backend, session_idle)
         self.lanes = SubjectLanes(subject_concurrency, subject_queue)
+        self.get_streams = GetStreams()  # per-caller sessions' GET streams while calls need them
         self.tool_names = ToolNames(tools_ttl)
         self._listing: dict[str, asyncio.Task[list[dict[str, Any]]]] = {}
 
@@ -106,6 +108,7 @@ class UpstreamPool:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.get_streams.close()
         for client in self.subjects.clear():
             client.end_soon()
         await drain_background()
@@ -113,21 +116,29 @@ class UpstreamPool:
     def _generation(self) -> int:
         return self.registry.generation if self.registry is not None else 0
 
-    async def catalog(self, server: ServerConfig | str) -> Mapping[str, Mapping[str, Any]]:
+    async def catalog(
+        self, server: ServerConfig | str, caller: Caller | None = None
+    ) -> Mapping[str, Mapping[str, Any]]:
         """{name: tool} of `server`: the cached tools/list while fresh, else listed now.
 
         One listing is in flight per backend however many calls wait for it; a failure raises
-        (the caller refuses the call: a tool that cannot be looked up is never forwarded).
+        (the caller refuses the call: a tool that cannot be looked up is never forwarded). A
+        2025-era backend may offer some tools only to clients that declared a capability
+        (server-everything's sampling, elicitation and roots tools): a `caller` declaring any gets
+        the catalog its own session lists, kept per set of declared names (at most 8 per backend).
         """
         config = self._config(server)
-        found = self.tool_names.tools(config.name, self._generation())
+        if caller is not None and (caller.capabilities == "{}" or self._shared(config).era == MODERN):
+            caller = None
+        key = config.name if caller is None else f"{config.name}\x00{','.join(sorted(caller.declared()))}"
+        found = self.tool_names.tools(key, self._generation())
         if found is not None:
             return found
-        pending = self._listing.get(config.name)
+        pending = self._listing.get(key)
         if pending is None:
-            pending = asyncio.get_running_loop().create_task(self.list_tools(config))
-            self._listing[config.name] = pending
-            pending.add_done_callback(functools.partial(self._listed, config.name))
+            pending = asyncio.get_running_loop().create_task(self.list_tools(config, caller, key))
+            self._listing[key] = pending
+            pending.add_done_callback(functools.partial(self._listed, key))
         tools = await asyncio.shield(pending)
         return {t["name"]: t for t in tools if isinstance(t.get("name"), str)}
 
@@ -234,15 +245,17 @@ class UpstreamPool:
             )
         return result
 
-    async def list_tools(self, server: ServerConfig | str) -> list[dict[str, Any]]:
-        """Every tool of `server`, following pagination cursors."""
+    async def list_tools(
+        self, server: ServerConfig | str, caller: Caller | None = None, key: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every tool of `server` (in `caller`'s session), following cursors; remembered under `key`."""
         tools: list[dict[str, Any]] = []
         cursor: str | None = None
         seen: set[str] = set()
         generation = self._generation()
         for _ in range(MAX_PAGES):
             result = await self._result(
-                server, "tools/list", {"cursor": cursor} if cursor else None
+                server, "tools/list", {"cursor": cursor} if cursor else None, caller
             )
             page = result.get("tools")
             if not isinstance(page, list):
@@ -252,7 +265,7 @@ class UpstreamPool:
             tools.extend(t for t in page if isinstance(t, dict))
             cursor = result.get("nextCursor")
             if not cursor:
-                self.tool_names.store(self._config(server).name, generation, tools)
+                self.tool_names.store(key or self._config(server).name, generation, tools)
                 return tools
             if cursor in seen:
                 raise UpstreamError(self._config(server).name, "tools/list cursor repeats")

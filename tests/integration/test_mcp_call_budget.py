@@ -6,6 +6,7 @@ server→client requests (MCPGW_GATEWAY_MCP_MAX_PENDING_REQUESTS) — against re
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -148,23 +149,26 @@ async def test_passthrough_call_past_its_budget_is_cancelled_on_a_2025_backend(
         await eventually(cancelled)
 
 
+@pytest.mark.parametrize("aside", [False, True], ids=["call-stream", "get-stream"])
 async def test_a_flood_of_sampling_requests_is_bounded_and_refused_to_the_backend(
-    tmp_path: Path, pg_dsn: str, hostile_legacy: Backend
+    tmp_path: Path, pg_dsn: str, hostile_legacy: Backend, aside: bool,
 ) -> None:
+    """On the call's stream and on the session's GET stream alike (`aside`: no related request id)."""
     servers = {"alpha": {"url": hostile_legacy.url}}
     async with gateway_stack(tmp_path, pg_dsn, servers, env={PENDING: "4"}) as stack:
         state = stack.app[MCP_STATE]
-        sid = await initialize(stack, "/mcp")
+        sid = await initialize(stack, "/mcp", capabilities={"sampling": {}} if aside else None)
         hostile_legacy.clear()
         body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                "params": {"name": "alpha__flood", "arguments": {"count": 30}}}
+                "params": {"name": "alpha__flood", "arguments": {"count": 30, "aside": aside}}}
         hdrs = {**stack.headers(ADMIN), "Accept": ACCEPT, "Content-Type": "application/json", **session_headers(sid)}
         async with stack.session.post(stack.url + "/mcp", json=body, headers=hdrs) as resp:
             asked: list[Any] = []
-            while len(asked) < 4:
-                line = (await resp.content.readline()).decode()
-                if line.startswith("data:"):
-                    asked.append(json.loads(line[5:]))
+            async with asyncio.timeout(20):  # a request lost on the way would hang here, not fail
+                while len(asked) < 4:
+                    line = (await resp.content.readline()).decode()
+                    if line.startswith("data:"):
+                        asked.append(json.loads(line[5:]))
             assert all(m["method"] == "sampling/createMessage" for m in asked)
 
             async def refused_all() -> bool:
