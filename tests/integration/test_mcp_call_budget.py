@@ -62,8 +62,12 @@ def spew(rid: Any, count: int, size: int, name: str = "alpha__spew") -> dict[str
 async def sse_messages(stack: Stack, path: str, body: dict[str, Any], headers: dict[str, str]) -> list[Any]:
     hdrs = {**stack.headers(ADMIN), "Accept": ACCEPT, "Content-Type": "application/json", **headers}
     async with stack.session.post(stack.url + path, json=body, headers=hdrs) as resp:
-        assert resp.status == 200 and resp.content_type == "text/event-stream", await resp.text()
         text = await resp.text()
+        if resp.content_type == "application/json":
+            # The budget ran out before the answer had started streaming (the backend's events
+            # arrived in one read, e.g. on a loaded machine): one JSON-RPC error, no stream.
+            return [json.loads(text)]
+        assert resp.status == 200 and resp.content_type == "text/event-stream", text
     return [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
 
 
@@ -96,7 +100,7 @@ async def test_mcp_call_past_its_budget_ends_with_an_error_event(tmp_path: Path,
     async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": hostile.url}}, env={BUDGET: "65536"}) as stack:
         messages = await sse_messages(stack, "/mcp", spew(1, 400, 1000), modern_headers("tools/call", "alpha__spew"))
         relayed = [m for m in messages if m.get("method") == "notifications/message"]
-        assert 0 < len(relayed) < 70  # what fitted in the budget went through, the rest never did
+        assert len(relayed) < 70  # what fitted in the budget (if anything) went through, the rest never did
         last = messages[-1]
         assert last["id"] == 1 and BUDGET in last["error"]["message"], last
         status, answer, _ = await rpc(stack, "/mcp", spew(2, 3, 10), ADMIN, modern_headers("tools/call", "alpha__spew"))
