@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".tools" / "node_modules"
@@ -109,21 +110,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def conformance_backend() -> Iterator[str]:
-    """Start tests.conformance.backend in a subprocess; yield its /mcp URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.conformance.backend", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+def serving(argv: list[str], port: int, what: str, limit: float = 20, **popen: Any) -> Iterator[str]:
+    """Run `argv` (an MCP server on 127.0.0.1:`port`) until the port answers; yield its /mcp URL;
+    stop it (SIGTERM, then SIGKILL after 5 s) after."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + limit
         while True:
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("conformance backend did not start")
+                raise RuntimeError(f"{what} did not start")
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
@@ -132,3 +130,13 @@ def conformance_backend() -> Iterator[str]:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def conformance_backend() -> Iterator[str]:
+    """Start tests.conformance.backend in a subprocess; yield its /mcp URL."""
+    port = free_port()
+    with serving([sys.executable, "-m", "tests.conformance.backend", "--port", str(port)], port,
+                 "conformance backend", cwd=ROOT) as url:
+        yield url
