@@ -17,10 +17,10 @@ import pytest
 from aiohttp import web
 
 from shared.jsonutil import loads
-from shared.logging import JsonFormatter
 from shared.tracing import available
 from tests.fixtures.backends import Backend, mcp_backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import audit_rows, gateway_stack, start_site
+from tests.integration.test_access_log import Lines
 
 pytestmark = pytest.mark.skipif(not available(), reason="the otel extra is not installed")
 
@@ -52,16 +52,6 @@ class Collector:
         app = web.Application()
         app.router.add_post("/v1/traces", self.traces)
         return app
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter("gateway"))
-        self.lines: list[dict] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(loads(self.format(record)))
 
 
 async def test_one_trace_across_gateway_pdp_and_backend(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> None:
