@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gateway.keys import MCP_STATE
 from tests.conformance import runner
 from tests.fixtures.server_everything import EVERYTHING, server_everything
 from tests.integration.gateway_harness import Stack, gateway_stack
@@ -101,6 +102,8 @@ async def test_ts_sdk_client_with_server_everything(stack: Stack, path: str, pre
     assert seen["prompt"]["name"] == f"{prefix}simple-prompt", seen["prompts"]
     assert seen["prompt"]["messages"][0]["content"]["text"] == "This is a simple prompt without arguments."
     assert "terminateError" not in seen, seen
+    # server-memory advertises no prompts: on /mcp it has none to list, which is no backend failure
+    assert stack.app[MCP_STATE].metrics.upstream_errors.labels("memory")._value.get() == 0
 
 
 async def test_ts_sdk_client_with_stdio_server_memory_on_mcp(stack: Stack) -> None:
