@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.mcp.catalog_watch import CAPABILITY
+from gateway.mcp.protocol import METHOD_NOT_FOUND
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,8 @@ async def list_all(pool: Any, server: Any, method: str, caller: Any = None) -> l
     for _ in range(MAX_PAGES):
         response = await pool.request(server, method, {"cursor": cursor} if cursor else None, caller)
         if "error" in response:
+            if unadvertised(pool, server, method, caller, response["error"]):
+                return []  # e.g. prompts/list on server-memory: nothing to list, not a backend failure
             raise UpstreamRpcError(server.name, response["error"] if isinstance(response["error"], dict) else {})
         result = response.get("result") or {}
         items.extend(i for i in result.get(key) or [] if isinstance(i, dict))
@@ -40,6 +44,14 @@ async def list_all(pool: Any, server: Any, method: str, caller: Any = None) -> l
         if not cursor:
             return items
     raise UpstreamError(server.name, f"{method} exceeded {MAX_PAGES} pages")
+
+
+def unadvertised(pool: Any, server: Any, method: str, caller: Any, error: Any) -> bool:
+    """True when a backend refused `method` as unknown and its capabilities never offered it."""
+    if not isinstance(error, dict) or error.get("code") != METHOD_NOT_FOUND:
+        return False
+    caps = pool.client(server, caller).server_info.get("capabilities")
+    return not (isinstance(caps, dict) and isinstance(caps.get(CAPABILITY[method]), dict))
 
 
 class ListCache:

@@ -1,0 +1,43 @@
+"""gateway.mcp.fanout: a list a backend never advertised is empty, not a backend failure."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gateway.mcp import fanout
+from gateway.upstream.errors import UpstreamRpcError
+
+NOT_FOUND = {"code": -32601, "message": "Method not found"}
+
+
+class Pool:
+    """Answers every request with `error`; its backend advertises `caps`."""
+
+    def __init__(self, caps: dict[str, Any], error: dict[str, Any]) -> None:
+        self.info = {"capabilities": caps}
+        self.error = error
+
+    def client(self, server: Any, caller: Any = None) -> Any:
+        return SimpleNamespace(server_info=self.info)
+
+    async def request(self, server: Any, method: str, params: Any = None, caller: Any = None) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": 1, "error": self.error}
+
+
+SERVER = SimpleNamespace(name="memory")
+
+
+async def test_unadvertised_list_is_empty() -> None:
+    assert await fanout.list_all(Pool({"tools": {}, "resources": {}}, NOT_FOUND), SERVER, "prompts/list") == []
+
+
+@pytest.mark.parametrize("caps,error", [
+    ({"prompts": {}}, NOT_FOUND),  # advertised, then refused: a real failure
+    ({}, {"code": -32603, "message": "boom"}),  # not advertised, but a different error
+])
+async def test_other_refusals_stay_failures(caps: dict[str, Any], error: dict[str, Any]) -> None:
+    with pytest.raises(UpstreamRpcError):
+        await fanout.list_all(Pool(caps, error), SERVER, "prompts/list")
