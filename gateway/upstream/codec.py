@@ -121,6 +121,18 @@ def parse_sse(payload: bytes) -> list[SSEEvent]:
     return parser.feed(payload) + parser.close()
 
 
+def event_message(event: SSEEvent) -> dict[str, Any] | None:
+    """The JSON object a `message` event carries; None for another event type, an empty or
+    malformed event, or JSON that is not an object (listeners skip those, they do not fail)."""
+    if event.event != "message" or not event.data:
+        return None
+    try:
+        message = decode(event.data)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """Serialise a JSON-RPC message."""
     return orjson.dumps(message)

@@ -150,13 +150,8 @@ class ResourceFeed:
                 raise UpstreamError(self.server, "notification event too large")
 
     def _event(self, event: codec.SSEEvent, acked: asyncio.Event) -> None:
-        if event.event != "message" or not event.data:
-            return
-        try:
-            message = codec.decode(event.data)
-        except ValueError:
-            return
-        if not isinstance(message, dict):
+        message = codec.event_message(event)
+        if message is None:
             return
         params = message.get("params")
         if message.get("method") == ACKNOWLEDGED:

@@ -140,13 +140,10 @@ class GetStreams:
         parser = codec.SSEParser()
         async for chunk in resp.content.iter_any():
             for event in parser.feed(chunk):
-                if event.event != "message" or not event.data or len(event.data) > limit:
+                if len(event.data) > limit:
                     continue
-                try:
-                    message = codec.decode(event.data)
-                except ValueError:
-                    continue
-                if isinstance(message, dict) and isinstance(message.get("method"), str) and "id" in message:
+                message = codec.event_message(event)
+                if message is not None and isinstance(message.get("method"), str) and "id" in message:
                     await self._deliver(listener, message)
             if parser.pending > limit:
                 raise UpstreamError(client.server.name, "GET stream event too large")

@@ -157,3 +157,17 @@ def _error(code: int, message: str = "x", rid: object = 1) -> dict:
 )
 def test_session_refused(status: int, answer: object, expected: bool) -> None:
     assert codec.session_refused(status, answer) is expected
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (codec.SSEEvent(event="message", data='{"jsonrpc": "2.0", "method": "x"}'), {"jsonrpc": "2.0", "method": "x"}),
+        (codec.SSEEvent(event="endpoint", data='{"a": 1}'), None),  # another event type
+        (codec.SSEEvent(event="message", data=""), None),  # a keep-alive
+        (codec.SSEEvent(event="message", data="{not json"), None),  # malformed: skipped, not fatal
+        (codec.SSEEvent(event="message", data="[1, 2]"), None),  # JSON, but not a message object
+    ],
+)
+def test_event_message_is_lenient(event: codec.SSEEvent, expected: object) -> None:
+    assert codec.event_message(event) == expected

@@ -60,7 +60,7 @@ class SseChannel(Channel):
                 for event in pending:
                     if len(event.data) > limit:
                         raise ValueError("event past the size cap")
-                    message = _message(event)
+                    message = codec.event_message(event)
                     if message is not None:
                         yield message
                 if self.parser.pending > limit:
@@ -79,16 +79,6 @@ class SseChannel(Channel):
     def ended(self) -> str:
         """Streams just close."""
         return "stream closed"
-
-
-def _message(event: codec.SSEEvent) -> dict[str, Any] | None:
-    if event.event != "message" or not event.data:
-        return None
-    try:
-        message = codec.decode(event.data)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
 
 
 class SseServer(Multiplexer):
