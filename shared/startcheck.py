@@ -19,19 +19,25 @@ from shared.settings import read_dotenv
 log = logging.getLogger(__name__)
 
 
-def port_problem(host: str, port: int, how_to_move: str) -> str | None:
-    """Why `host:port` cannot be listened on, or None (port 0 = any free port: always fine)."""
+def bind_problem(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on ("is in use", "cannot be used (…)"), or None; bound
+    the way aiohttp binds (SO_REUSEADDR), so a port in TIME_WAIT after a restart is not "in use"."""
     if port == 0:
-        return None
+        return None  # any free port: always fine
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
-            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
-            return f"port {port} on {host} {why}; choose another with {how_to_move}"
+            return "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
     return None
+
+
+def port_problem(host: str, port: int, how_to_move: str) -> str | None:
+    """Why `host:port` cannot be listened on, naming how to move it, or None."""
+    why = bind_problem(host, port)
+    return f"port {port} on {host} {why}; choose another with {how_to_move}" if why else None
 
 
 def tracing_problems(endpoint: str | None) -> list[str]:

@@ -6,8 +6,6 @@ configuration never looks like a crash and never leaves a half-started stack beh
 
 from __future__ import annotations
 
-import errno
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,15 +16,13 @@ AUTH_OFF_VARIABLES = ("MCPGW_GATEWAY_NO_AUTH", "MCPGW_GATEWAY_AUTH_ENABLED", "AU
 
 def port_problems(host: str, ports: Mapping[str, int]) -> list[str]:
     """One line per port that cannot be bound, naming the variable that moves it."""
+    from shared.startcheck import bind_problem
+
     out = []
     for name, number in ports.items():
-        variable = f"MCPGW_DEV_{name.upper()}_PORT"
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, number))
-            except OSError as exc:
-                why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
-                out.append(f"port {number} ({name}) {why}; choose another with {variable}=PORT")
+        why = bind_problem(host, number)
+        if why:
+            out.append(f"port {number} ({name}) {why}; choose another with MCPGW_DEV_{name.upper()}_PORT=PORT")
     return out
 
 
