@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.mcp.catalog_watch import CAPABILITY
+from gateway.mcp.catalog_watch import advertised
 from gateway.mcp.protocol import METHOD_NOT_FOUND
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 
@@ -50,8 +50,7 @@ def unadvertised(pool: Any, server: Any, method: str, caller: Any, error: Any) -
     """True when a backend refused `method` as unknown and its capabilities never offered it."""
     if not isinstance(error, dict) or error.get("code") != METHOD_NOT_FOUND:
         return False
-    caps = pool.client(server, caller).server_info.get("capabilities")
-    return not (isinstance(caps, dict) and isinstance(caps.get(CAPABILITY[method]), dict))
+    return method not in advertised(pool.client(server, caller).server_info)
 
 
 class ListCache:
