@@ -33,7 +33,7 @@ async def _admin(request: web.Request) -> Principal:
     except AuthError as exc:
         # 400 for a malformed request (two Authorization headers); 401 for everything else.
         raise _error(400 if exc.status == 400 else 401, "unauthorized", str(exc)) from None
-    if not set(principal.roles) & set(settings.admin_roles):
+    if not principal.has_any_role(settings.admin_roles):
         raise _error(403, "forbidden", f"requires one of the roles: {', '.join(settings.admin_roles)}")
     request[ADMIN_PRINCIPAL] = principal
     return principal

@@ -34,14 +34,9 @@ def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
-def is_admin(roles: Sequence[str], admin_roles: Sequence[str]) -> bool:
-    """True when the caller's token roles include one of the configured admin roles."""
-    return bool(set(roles) & set(admin_roles))
-
-
 def require_admin(request: web.Request, admin_roles: Sequence[str]) -> None:
     """403 unless the caller holds an admin role (token roles, as the PDP admin API decides)."""
-    if not is_admin(principal(request).roles, admin_roles):
+    if not principal(request).has_any_role(list(admin_roles)):
         info = audit(request)
         info.denied = True
         raise Forbidden(f"requires one of the roles: {', '.join(admin_roles)}")

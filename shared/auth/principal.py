@@ -24,6 +24,10 @@ class Principal:
         """True when every scope in `required` was granted."""
         return set(required).issubset(self.scopes)
 
+    def has_any_role(self, roles: tuple[str, ...] | list[str]) -> bool:
+        """True when the token carries at least one of `roles` (admin checks in both services)."""
+        return not set(roles).isdisjoint(self.roles)
+
 
 def dev_principal(roles: tuple[str, ...] | list[str] = ()) -> Principal:
     """The fixed caller of explicit `--no-auth` dev mode: subject `dev`, only the roles given."""

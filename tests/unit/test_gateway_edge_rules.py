@@ -11,8 +11,7 @@ from multidict import CIMultiDict
 from gateway.mcp.oauth_metadata import cache_headers
 from gateway.middlewares.browser import browser_problem, json_body, json_content_type
 from gateway.middlewares.headers import ScrubParserErrors, duplicated, oversized, server_limits
-from gateway.routes.common import is_admin
-from shared.auth import AuthError, authorization_header
+from shared.auth import AuthError, Principal, authorization_header
 
 HOST = "127.0.0.1:8000"
 
@@ -102,4 +101,7 @@ def test_authorization_header_refuses_two() -> None:
 def test_metadata_caching_and_admin_roles() -> None:
     assert cache_headers(reflected=True) == {"Cache-Control": "no-store", "Vary": "Host"}
     assert cache_headers(reflected=False) == {"Cache-Control": "max-age=300"}
+    def is_admin(roles: tuple[str, ...], admin_roles: list[str]) -> bool:
+        return Principal("p", roles=roles).has_any_role(admin_roles)
+
     assert is_admin(("dev", "admin"), ["admin"]) and not is_admin(("dev",), ["admin"]) and not is_admin((), [])
