@@ -9,19 +9,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from gateway.calls.admit import admit
 from gateway.calls.audit import audit
-from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.calls.call import Call, Entry
+from gateway.errors import BadRequest, Denied, Forbidden
 from gateway.keys import (
     JSON_BODY,
     METRICS,
     POLICY,
     PRINCIPAL,
-    SCHEMAS,
-    SERVERS,
-    UPSTREAM,
 )
 from gateway.registry import ServerConfig
+from gateway.upstream.sessions import Caller
 from shared.auth import Principal
 from shared.authzen import Decision, Resource
 from shared.jsonutil import loads
@@ -48,17 +46,6 @@ def query_server(request: web.Request) -> str:
     if not name:
         raise BadRequest("query parameter 'mcp_server' is required")
     return name
-
-
-def enabled_server(request: web.Request, name: str) -> ServerConfig:
-    """The enabled ServerConfig called `name`, or 404."""
-    server = request.app[SERVERS].get(name)
-    if server is None:
-        known = request.app[SERVERS].servers.get(name)
-        if known is not None:
-            raise NotFound(f"MCP server '{name}' is disabled")
-        raise NotFound(f"unknown MCP server '{name}'")
-    return server
 
 
 async def json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -104,33 +91,21 @@ def string_list(body: Mapping[str, Any], name: str) -> list[str] | None:
 async def authorize(
     request: web.Request, action: str, resource: Resource, arguments: Mapping[str, Any] | None = None
 ) -> Decision:
-    """Ask the PDP; record the decision for audit; 403 with its safe reason when denied."""
+    """Ask the PDP about a non-call request (lists, info); record the decision; Denied when refused."""
     decision = await request.app[POLICY].check(principal(request), action, resource, arguments=arguments)
     info = audit(request)
     info.decision = decision
     if not decision.allowed:
         info.denied = True
-        raise denial(decision, f"'{action}' on '{resource.id}' is not permitted")
+        raise Denied(decision, f"'{action}' on '{resource.id}' is not permitted")
     return decision
 
 
-def denial(decision: Decision | None, fallback: str) -> Forbidden:
-    """The 403 for a PDP deny: its reason, plus decision id, policy version and deciding statement."""
-    if decision is None:
-        return Forbidden(fallback)
-    details: dict[str, object] = {}
-    if decision.decision_id:
-        details["decision_id"] = decision.decision_id
-    if decision.policy_version:
-        details["policy_version"] = decision.policy_version
-    if decision.statement:
-        details["statement"] = decision.statement
-    return Forbidden(decision.reason or fallback, details=details)
-
-
-async def admit_call(request: web.Request, server: ServerConfig, tool: str, arguments: Any) -> None:
-    """The tool exists on `server` and the arguments fit its schema, or a 404/400/502 (calls/admit.py)."""
-    await admit(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments)
+def tool_call(request: web.Request, entry: Entry, tool: str, arguments: dict[str, Any],
+              targets: tuple[str, ...], *, broadcast: bool = False) -> Call:
+    """A REST tool call for the pipeline (gateway/calls): the caller's own subject upstream."""
+    who = principal(request)
+    return Call(entry, who, Caller.of(who.subject), "invoke_tool", tool, targets, arguments, broadcast)
 
 
 async def authorize_many(

@@ -37,13 +37,8 @@ async def invoke(request: web.Request) -> web.Response:
     """Run the tool on every permitted server offering it; MCP `content` with a summary."""
     start = time.perf_counter()
     tool = request.match_info["name"]
-    info = c.audit(request)
-    info.action, info.tool = "invoke_tool", tool
     arguments = await c.json_object(request, allow_empty=True)
-    info.parameters = arguments
-    targets, results, errors = await run_broadcast(request, tool, arguments)
-    if info.denied:
-        raise c.denial(info.decision, f"not permitted to invoke '{tool}' on any server offering it")
+    targets, results, errors = await run_broadcast(request, "tools", tool, arguments)
     outcome = broadcast.broadcast_response(tool, targets, results, errors, start)
     body = aggregate.invocation_content(tool, arguments, outcome)
     body["results"] = outcome["results"]
