@@ -24,7 +24,7 @@ class Call:
 
     entry: Entry
     principal: Principal
-    caller: Caller
+    caller: Caller | None  # whom the backend is asked for (None: the pool's shared session)
     action: Action
     name: str  # the backend's own tool name, resource URI or prompt name
     targets: tuple[str, ...]  # server names as named; they may not exist (the PDP is asked first)

@@ -16,8 +16,9 @@ A single call is a broadcast of one: `one` raises its target's error, `many` col
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -121,6 +122,25 @@ async def many(request: web.Request, call: Call, servers: Mapping[str, ServerCon
     errors = {**(known or {}), **failures}
     record.finished(info, targets, refusals, results, errors)
     return results, errors
+
+
+async def forward_result(request: web.Request, call: Call, server: ServerConfig) -> dict[str, Any]:
+    """The plain forward (REST, broadcasts): the CallToolResult, waited for. A shallow copy of the
+    arguments per server, so credential injection into one request never leaks to another."""
+    return await timed(request, server.name, "call_tool", request.app[UPSTREAM].call_tool(
+        server.name, call.name, dict(call.decided_arguments or {}), call.caller))
+
+
+async def timed(request: web.Request, server: str, operation: str, work: Awaitable[T]) -> T:
+    """Await a backend call and record its latency by server and outcome."""
+    start = time.perf_counter()
+    outcome = "error"
+    try:
+        result = await work
+        outcome = "ok"
+        return result
+    finally:
+        request.app[METRICS].backend_call(server, operation, outcome).observe(time.perf_counter() - start)
 
 
 def enabled_server(request: web.Request, name: str) -> ServerConfig:

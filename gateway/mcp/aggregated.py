@@ -13,11 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import broadcast as bc
-from gateway.calls.admit import Refused, admit, refused_everywhere
+from gateway.calls import pipeline
+from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
-from gateway.keys import ANSWER_STREAM, MCP_STATE, POLICY, SCHEMAS, SETTINGS, UPSTREAM
+from gateway.keys import ANSWER_STREAM, MCP_STATE, UPSTREAM
 from gateway.mcp import aggregated_items as items
 from gateway.mcp import aggregated_subs as subs
 from gateway.mcp import (
@@ -40,14 +40,13 @@ from gateway.mcp.aggregated_common import (
     caller,
     on_error,
     remember_caller,
-    result_or_error,
     servers_of,
 )
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
-from gateway.upstream.errors import UpstreamError
+from gateway.registry import ServerConfig
 from gateway.upstream.sessions import canonical_capabilities
 from shared.jsonutil import dumps_str
 
@@ -105,6 +104,8 @@ async def post(request: web.Request) -> web.StreamResponse:
             # A handshake-era client reads HTTP 404 as "session gone" and re-initializes.
             failure.status = 200
         return endpoint.failure_response(rid, failure)
+    except Refused as exc:  # not admitted (calls/pipeline.py): nothing was forwarded
+        return endpoint.failure_response(rid, enforce.as_rpc(exc))
     except ClientGone:
         audit(request).error = "client disconnected; backend requests cancelled"
         return request.get(ANSWER_STREAM) or web.Response(status=499)
@@ -243,72 +244,40 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
                                                for s in lists}, state.broadcast)
     if target is None:
         # Decided as the name it spells first: "unknown" only for a caller who may call it.
-        spelled = await unseen.decide_spelled(request, "tools/call", unseen.spelled_name(public),
-                                              {"name": public, "arguments": arguments})
+        spelled = await unseen.decide_spelled(request, "tools/call", unseen.spelled_name(public), arguments)
         if spelled is not None:
             return enforce.denial("tools/call", msg.id, spelled, era)["result"]
         # The spec's protocol error for an unknown tool (a name no enabled backend offers).
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown tool: {public}", status=200)
     if target.broadcast:
-        return await _broadcast(request, state, target, raw_args, servers, era)
+        return await _broadcast(request, target, raw_args, servers, era)
     server = servers[target.servers[0]]
-    params = {"name": target.tool, "arguments": arguments}
-    decision = await enforce.check_call(request, principal(request), server.name, "tools/call", target.tool, params)
-    if not decision.allowed:
-        return enforce.denial("tools/call", msg.id, decision, era)["result"]
-    await enforce.admit(request, server, target.tool, raw_args)
+    call = enforce.call_of(request, "mcp", "tools/call", (server.name,), target.tool, raw_args)
+    verdict = await pipeline.decide(request, call)
+    if not verdict.allowed:
+        return enforce.denial("tools/call", msg.id, verdict.decision, era)["result"]
     # A 2026-07-28 retry answers an input_required result: its inputs go to the same backend.
     extra: dict[str, Any] = {k: msg.params[k] for k in ("_meta", "inputResponses", "requestState") if k in msg.params}
-    return await calls.call_tool(request, state, server, {**params, **extra}, msg.id, era, ENDPOINT)
+    params = {"name": target.tool, "arguments": arguments, **extra}
+    return await pipeline.one(request, call, server, lambda s: calls.call_tool(
+        request, state, s, params, msg.id, era, ENDPOINT))
 
 
-async def _broadcast(request: web.Request, state: McpState, target: catalog.Target, raw_args: Any,
-                     servers: dict[str, Any], era: protocol.Era) -> dict[str, Any]:
-    arguments: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
-    info = audit(request)
-    info.action, info.tool, info.parameters = "invoke_tool", target.tool, arguments
-    from shared.authzen import tool_resource
-
-    decisions = await request.app[POLICY].check_many(
-        principal(request), [("invoke_tool", tool_resource(s, target.tool), arguments) for s in target.servers])
-    call, denied = bc.split_by_decision(list(target.servers), [d.allowed for d in decisions],
-                                        [d.reason for d in decisions])
-    info.note(targets=list(target.servers), denied=sorted(denied))
-    if not call:
-        info.denied, info.decision = True, decisions[0]
+async def _broadcast(request: web.Request, target: catalog.Target, raw_args: Any,
+                     servers: dict[str, ServerConfig], era: protocol.Era) -> dict[str, Any]:
+    call = enforce.call_of(request, "mcp_broadcast", "tools/call", target.servers, target.tool, raw_args,
+                           broadcast=True)
+    verdict = await pipeline.decide(request, call)
+    if not verdict.allowed:
         # One denial, as for a single target: the summary never names servers refused to the caller.
-        return enforce.denial("tools/call", None, decisions[0], era)["result"]
-    pool = request.app[UPSTREAM]
-    deadline = float(getattr(request.app[SETTINGS], "broadcast_deadline", 30.0))
-    refusals: dict[str, Refused] = {}
+        return enforce.denial("tools/call", None, verdict.decision, era)["result"]
 
-    async def one(name: str) -> Any:
-        try:  # each target's own catalog and schema first (calls/admit.py)
-            await admit(pool, request.app[SCHEMAS], servers[name], target.tool, raw_args)
-        except Refused as exc:
-            refusals[name] = exc
-            raise
-        return links.tool_result(name, result_or_error(await pool.request(
-            servers[name], "tools/call", {"name": target.tool, "arguments": arguments}, caller(request))))
+    async def forward(server: ServerConfig) -> dict[str, Any]:
+        return links.tool_result(server.name, await pipeline.forward_result(request, call, server))
 
-    results, errors = await bc.run_calls(call, one, timeouts={n: servers[n].timeout for n in call},
-                                         deadline=deadline, describe_error=_describe)
-    invalid = refused_everywhere(refusals, call)
-    if invalid is not None:
-        info.error = invalid.message
-        raise enforce.as_rpc(invalid)
+    results, errors = await pipeline.many(request, call, servers, verdict.permitted, forward)
     # Counted over the servers called: the summary never names servers refused to the caller.
-    return catalog.broadcast_result(target.tool, results, errors, len(call))
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, Refused):
-        return exc.message
-    if isinstance(exc, RpcFailure):
-        return f"error {exc.code}: {exc.message}"
-    if isinstance(exc, UpstreamError):
-        return exc.message
-    return type(exc).__name__
+    return catalog.broadcast_result(target.tool, results, errors, len(verdict.permitted))
 
 
 async def get(request: web.Request) -> web.StreamResponse:

@@ -57,7 +57,7 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
         # subscribe is decided on the name spelled, unsubscribe is the no-op it is for a stranger.
         if msg.method == "resources/unsubscribe":
             return {}
-        spelled = await unseen.decide_spelled(request, "resources/read", unseen.spelled_uri(uri), {})
+        spelled = await unseen.decide_spelled(request, "resources/read", unseen.spelled_uri(uri))
         if spelled is not None:
             raise denied(msg, spelled, era)
     server, original = _locate(request, uri)
@@ -65,7 +65,7 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
     if msg.method == "resources/unsubscribe":
         await state.hub.unsubscribe(key, server.name, original)
         return {}
-    decision = await enforce.check_call(request, principal(request), server.name, "resources/read", original, {})
+    decision = await enforce.decide(request, "resources/read", server.name, original)
     if not decision.allowed:
         raise denied(msg, decision, era)
     await _follow(request, state, key, server, [original], session.issued_at + state.codec.max_age)
@@ -84,7 +84,7 @@ async def listen_resources(request: web.Request, state: McpState, wanted: Any) -
             server, original = _locate(request, uri)
         except RpcFailure:
             continue  # not a resource of a backend the caller may reach: left out of the ack
-        decision = await enforce.check_call(request, principal(request), server.name, "resources/read", original, {})
+        decision = await enforce.decide(request, "resources/read", server.name, original)
         if decision.allowed:
             by_server.setdefault(server.name, (server, []))[1].append(original)
             honoured.append(uri)

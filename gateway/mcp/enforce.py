@@ -12,13 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.calls import pipeline
 from gateway.calls.admit import Refused
-from gateway.calls.admit import admit as admit_call
 from gateway.calls.audit import audit
-from gateway.keys import CALLER, POLICY, SCHEMAS, UPSTREAM
+from gateway.calls.call import Action, Call, Entry
+from gateway.keys import CALLER, POLICY, UPSTREAM
 from gateway.mcp import methods, protocol
+from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
-from gateway.registry import ServerConfig
 from shared.auth import Principal
 from shared.authzen import Decision, resource_for
 
@@ -26,6 +27,8 @@ POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway po
 
 # method -> (AuthZEN action, resource type, params key naming the target): methods.py's one table
 GUARDED = {method: (action, rtype, key) for method, (action, rtype, key, _) in methods.GUARDED.items()}
+# the guarded methods that are calls (gateway/calls): method -> action
+CALLS: dict[str, Action] = {"tools/call": "invoke_tool", "resources/read": "read_resource", "prompts/get": "get_prompt"}
 # list method -> (result key, item key, the AuthZEN action each item is filtered on)
 LISTS = {
     "tools/list": ("tools", "name", "invoke_tool"),
@@ -44,14 +47,22 @@ def target(method: str, params: Mapping[str, Any]) -> str:
     return value
 
 
-async def admit(request: web.Request, server: ServerConfig, tool: str, arguments: Any) -> None:
-    """calls/admit.py on an MCP route: a refusal becomes a JSON-RPC error (−32602 for a bad call)."""
-    try:
-        await admit_call(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments,
-                         request.get(CALLER))
-    except Refused as exc:
-        audit(request).error = exc.message
-        raise as_rpc(exc) from None
+def call_of(request: web.Request, entry: Entry, method: str, targets: tuple[str, ...], name: str,
+            arguments: object = None, *, broadcast: bool = False) -> Call:
+    """A guarded MCP call (tools/call, resources/read, prompts/get) for the pipeline (gateway/calls).
+
+    Upstream it runs as the request's caller (`/mcp`: the subject with its agent's capabilities);
+    passthrough relays in the agent's own backend session, so its catalog is the pool's shared one.
+    """
+    action = CALLS[method]
+    caller = request.get(CALLER) if entry != "passthrough" else None
+    return Call(entry, principal(request), caller, action, name, targets, arguments, broadcast)
+
+
+async def decide(request: web.Request, method: str, server: str, name: str, arguments: object = None) -> Decision:
+    """The pipeline's decision on one guarded call on `server` (recorded for audit)."""
+    verdict = await pipeline.decide(request, call_of(request, "mcp", method, (server,), name, arguments))
+    return verdict.decision
 
 
 def as_rpc(exc: Refused) -> RpcFailure:
@@ -59,26 +70,11 @@ def as_rpc(exc: Refused) -> RpcFailure:
     return RpcFailure(exc.rpc_code, exc.message, status=200)
 
 
-async def check_call(
-    request: web.Request, principal: Principal, server: str, method: str, name: str, params: Mapping[str, Any],
-) -> Decision:
-    """Ask the PDP about one guarded call and record it for audit."""
-    action = GUARDED[method][0]
-    arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else None
-    info = audit(request)
-    info.action, info.mcp_server, info.tool = action, server, name
-    info.parameters = arguments
-    decision = await request.app[POLICY].check(principal, action, resource_for(action, server, name), arguments=arguments)
-    info.decision = decision
-    if not decision.allowed:
-        info.denied = True
-    return decision
-
-
 async def check_plan(
     request: web.Request, principal: Principal, server: str, method: str, params: Mapping[str, Any], plan: methods.Plan,
 ) -> Decision | None:
-    """Decide every check of a `decided` plan in one PDP call; the first denial, else an allow (None: nothing to decide)."""
+    """Decide every check of a `decided` plan that is not a call in one PDP call; the first denial,
+    else an allow (None: nothing to decide)."""
     if plan.kind != "decided" or not plan.checks:
         return None
     info = audit(request)
@@ -87,10 +83,7 @@ async def check_plan(
     info.action, info.tool = action, resource.name
     policy = request.app[POLICY]
     if len(plan.checks) == 1:
-        raw = params.get("arguments") if method == "tools/call" else None
-        arguments = raw if isinstance(raw, dict) else None
-        info.parameters = arguments
-        decision = await policy.check(principal, action, resource, arguments=arguments)
+        decision = await policy.check(principal, action, resource)
     else:
         decisions = await policy.check_many(principal, list(plan.checks))
         decision = next((d for d in decisions if not d.allowed), decisions[0])

@@ -10,12 +10,15 @@ translates (see README.md).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from gateway.calls import pipeline
+from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
 from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
@@ -25,6 +28,7 @@ from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
+from gateway.registry import ServerConfig
 from gateway.upstream import codec
 from gateway.upstream.client import read_capped
 from gateway.upstream.sessions import Caller
@@ -73,7 +77,9 @@ async def post(request: web.Request) -> web.StreamResponse:
             upstream_session, bridged = session.upstream_id, session.bridged
         else:
             upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY_ERA
-        refusal = await guard.decide(request, server.name, msg, era, plan)
+        # A guarded call (tools/call, resources/read, prompts/get) runs through the call pipeline.
+        call = guard.call_of(request, server.name, msg, plan)
+        refusal = await guard.decide(request, server.name, msg, era, plan, call)
         if refusal is not None:
             return refusal
         if msg.kind == "request" and msg.method == "initialize":
@@ -85,27 +91,34 @@ async def post(request: web.Request) -> web.StreamResponse:
             if bridged or (era == "modern" and msg.kind == "notification"):
                 return endpoint.accepted()
             return await _forward_notification(request, server, msg, upstream_session, era)
-        if msg.method == "tools/call":
-            # The body goes through untouched: the name must be in the catalog exactly and the
-            # arguments must fit the tool's schema as sent (calls/admit.py).
-            await enforce.admit(request, server, str(msg.params.get("name")), msg.params.get("arguments"))
-        if bridged:  # the pool takes the caller's turn itself
-            work = _via_pool(request, server, msg, era)
-            return await (until_disconnect(request, work) if era == "modern" else work)
-        extra = await guard.param_headers(request, state, server, msg, era)
-        # One subject's relayed requests share its lane on this backend (upstream/fairness.py).
-        async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
-            relayed = _relay(request, state, server, msg, era, upstream_session, extra)
-            return await (until_disconnect(request, relayed) if era == "modern" else relayed)
+        # A call's body goes through untouched: the tool must be in the catalog exactly and the
+        # arguments must fit its schema as sent (the pipeline's admission stage, calls/admit.py).
+        forward = functools.partial(_forward, request, state, msg, era, upstream_session, bridged)
+        return await (pipeline.one(request, call, server, forward) if call is not None else forward(server))
     except HttpReject as reject:
         return reject.response
     except RpcFailure as failure:
         return endpoint.failure_response(rid, failure)
+    except Refused as exc:  # not admitted (calls/pipeline.py): nothing was forwarded
+        return endpoint.failure_response(rid, enforce.as_rpc(exc))
     except ClientGone:
         audit(request).error = "client disconnected; backend request cancelled"
         return web.Response(status=499)
     except Exception as exc:
         return _upstream_failure(request, state, rid, exc)
+
+
+async def _forward(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era,
+                   upstream_session: str | None, bridged: bool, server: ServerConfig) -> web.StreamResponse:
+    """Passthrough's forward: the message relayed raw (or through the pool to a bridged backend)."""
+    if bridged:  # the pool takes the caller's turn itself
+        work = _via_pool(request, server, msg, era)
+        return await (until_disconnect(request, work) if era == "modern" else work)
+    extra = await guard.param_headers(request, state, server, msg, era)
+    # One subject's relayed requests share its lane on this backend (upstream/fairness.py).
+    async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
+        relayed = _relay(request, state, server, msg, era, upstream_session, extra)
+        return await (until_disconnect(request, relayed) if era == "modern" else relayed)
 
 
 def _refused(request: web.Request, state: McpState, exc: Exception) -> web.Response:

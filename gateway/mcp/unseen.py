@@ -11,7 +11,6 @@ so an unprefixed or hash-shortened name of a hidden item is as unknown as a made
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from aiohttp import web
 
@@ -39,12 +38,12 @@ def spelled_uri(uri: str) -> tuple[str, str] | None:
 
 
 async def decide_spelled(
-    request: web.Request, method: str, spelled: tuple[str, str] | None, params: Mapping[str, Any],
+    request: web.Request, method: str, spelled: tuple[str, str] | None, arguments: object = None,
 ) -> Decision | None:
     """The PDP's denial for an unresolved target's spelled name; None when allowed or unspelled."""
     if spelled is None:
         return None
-    decision = await enforce.check_call(request, principal(request), spelled[0], method, spelled[1], params)
+    decision = await enforce.decide(request, method, spelled[0], spelled[1], arguments)
     return None if decision.allowed else decision
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,7 +14,6 @@ from gateway.calls.call import Call, Entry
 from gateway.errors import BadRequest, Denied, Forbidden
 from gateway.keys import (
     JSON_BODY,
-    METRICS,
     POLICY,
     PRINCIPAL,
 )
@@ -115,18 +114,6 @@ async def authorize_many(
     if not items:
         return []
     return list(await request.app[POLICY].check_many(principal(request), list(items)))
-
-
-async def timed(request: web.Request, server: str, operation: str, call: Awaitable[T]) -> T:
-    """Await a backend call and record its latency by server and outcome."""
-    start = time.perf_counter()
-    outcome = "error"
-    try:
-        result = await call
-        outcome = "ok"
-        return result
-    finally:
-        request.app[METRICS].backend_call(server, operation, outcome).observe(time.perf_counter() - start)
 
 
 def public_url(url: str) -> str:

@@ -66,7 +66,7 @@ async def list_tools(request: web.Request) -> web.Response:
     info.action, info.mcp_server = "list_tools", name
     await c.authorize(request, "list_tools", server_resource(name))
     server = pipeline.enabled_server(request, name)
-    tools = await c.timed(request, name, "list_tools", request.app[UPSTREAM].list_tools(server.name))
+    tools = await pipeline.timed(request, name, "list_tools", request.app[UPSTREAM].list_tools(server.name))
     permitted = await invocable(request, {name: tools})
     tools = [t for t in tools if (name, t.get("name")) in permitted]
     return json_response({"mcp_server": name, "tools": tools, "count": len(tools)})
@@ -102,18 +102,11 @@ async def invoke(request: web.Request) -> web.Response:
     return response
 
 
-async def _forward(request: web.Request, call: Call, server: ServerConfig) -> dict[str, Any]:
-    """REST's forward: the CallToolResult, waited for (a shallow copy of the arguments per server,
-    so credential injection into one request never leaks to another)."""
-    return await c.timed(request, server.name, "call_tool", request.app[UPSTREAM].call_tool(
-        server.name, call.name, dict(call.decided_arguments or {}), call.caller))
-
-
 async def _invoke(request: web.Request, call: Call, server: ServerConfig) -> dict[str, Any]:
     """`_forward`, with a backend's "unknown tool" answered 404 (and its cached catalog forgotten)."""
     pool = request.app[UPSTREAM]
     try:
-        result = await _forward(request, call, server)
+        result = await pipeline.forward_result(request, call, server)
     except UpstreamRpcError as exc:
         if not rpc_unknown_tool(exc.code, exc.rpc_message, call.name):
             raise
@@ -180,7 +173,7 @@ async def run_broadcast(
     if not (targets or plan.errors or unlisted or shown_denied):
         raise NotFound(f"no MCP server you may call offers tool '{tool}'")
     results, errors = await pipeline.many(
-        request, call, servers, targets, functools.partial(_forward, request, call),
+        request, call, servers, targets, functools.partial(pipeline.forward_result, request, call),
         known={**plan.errors, **shown_denied, **unlisted}, deadline=max(ends - time.monotonic(), 0.001))
     return [*targets, *(n for n in errors if n not in targets)], results, errors
 
@@ -194,7 +187,7 @@ async def list_many(
     servers = request.app[SERVERS].servers if servers is None else servers
 
     async def one(name: str) -> list[dict[str, Any]]:
-        return await c.timed(request, name, "list_tools", pool.list_tools(name))
+        return await pipeline.timed(request, name, "list_tools", pool.list_tools(name))
 
     results, failures = await broadcast.run_calls(
         names, one, timeouts={n: servers[n].timeout for n in names if n in servers},
