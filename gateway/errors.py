@@ -72,13 +72,10 @@ class GatewayTimeout(GatewayError, status=504, code="upstream_timeout"): ...
 class Denied(Forbidden, status=403, code="forbidden"):
     """A PDP denial (`decision`); each protocol answers it its own way (403, isError, −32003)."""
 
-    def __init__(self, decision: Decision | None, fallback: str) -> None:
-        details: dict[str, object] = {}
-        if decision is not None:
-            details = {k: v for k, v in (("decision_id", decision.decision_id),
-                                         ("policy_version", decision.policy_version),
-                                         ("statement", decision.statement)) if v}
-        super().__init__((decision.reason if decision is not None else None) or fallback, details=details)
+    def __init__(self, decision: Decision, fallback: str) -> None:
+        details: dict[str, object] = {k: v for k, v in (("decision_id", decision.decision_id), ("policy_version", decision.policy_version),
+                                     ("statement", decision.statement)) if v}
+        super().__init__(decision.reason or fallback, details=details)
         self.decision = decision
 
 

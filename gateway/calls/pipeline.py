@@ -27,7 +27,7 @@ from gateway.calls import audit as record
 from gateway.calls.admit import Refused, admit, refused_everywhere
 from gateway.calls.audit import audit
 from gateway.calls.call import Call, Stage, Verdict
-from gateway.errors import NotFound, to_gateway_error
+from gateway.errors import Denied, NotFound, to_gateway_error
 from gateway.keys import CALL_STAGES, METRICS, POLICY, SCHEMAS, SERVERS, SETTINGS, UPSTREAM
 from gateway.registry import ServerConfig
 from shared.authzen import Decision, resource_for
@@ -72,6 +72,14 @@ async def decide(request: web.Request, call: Call) -> Verdict:
     if call.broadcast and verdict.denied:
         request.app[METRICS].broadcast_denied.inc(len(verdict.denied))
     return verdict
+
+
+async def run(request: web.Request, call: Call, server_of: Callable[[str], ServerConfig], forward: Forward[T]) -> T:
+    """A single call: decided (Denied when refused), its server found only then, the stages, forwarded."""
+    verdict = await decide(request, call)
+    if not verdict.allowed:
+        raise Denied(verdict.decision, f"'{call.action}' on '{call.targets[0]}:{call.name}' is not permitted")
+    return await one(request, call, server_of(call.targets[0]), forward)
 
 
 async def admit_all(request: web.Request, call: Call, server: ServerConfig) -> None:

@@ -16,7 +16,7 @@ from aiohttp import web
 from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
-from gateway.errors import to_gateway_error
+from gateway.errors import Denied, to_gateway_error
 from gateway.keys import ANSWER_STREAM, MCP_STATE, UPSTREAM
 from gateway.mcp import aggregated_items as items
 from gateway.mcp import aggregated_subs as subs
@@ -34,7 +34,6 @@ from gateway.mcp import (
     protocol,
     sse,
     unseen,
-    watched,
 )
 from gateway.mcp.aggregated_common import (
     caller,
@@ -48,7 +47,6 @@ from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
 from gateway.registry import ServerConfig
 from gateway.upstream.sessions import canonical_capabilities
-from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
 ENDPOINT = "aggregated"
@@ -60,13 +58,13 @@ CAPABILITIES = {"tools": {"listChanged": True}, "prompts": {"listChanged": True}
 async def post(request: web.Request) -> web.StreamResponse:
     """One client message to the virtual server."""
     state: McpState = request.app[MCP_STATE]
-    rid = None
+    rid, method = None, ""
     era: protocol.Era = "modern"
     session = None
     try:
         endpoint.check_transport(request, state, post=True)
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
-        rid = msg.id
+        rid, method = msg.id, msg.method
         era = protocol.detect_era(msg, request.headers)
         state.metrics.message(ENDPOINT, "response" if msg.kind == "response" else method_label(msg.method), era)
         audit(request).action = msg.method or "response"
@@ -104,8 +102,8 @@ async def post(request: web.Request) -> web.StreamResponse:
             # A handshake-era client reads HTTP 404 as "session gone" and re-initializes.
             failure.status = 200
         return endpoint.failure_response(rid, failure)
-    except Refused as exc:  # not admitted (calls/pipeline.py): nothing was forwarded
-        return endpoint.failure_response(rid, enforce.as_rpc(exc))
+    except (Denied, Refused) as exc:  # refused by the call pipeline: nothing was forwarded
+        return rpc_response(enforce.refusal(method, rid, exc, era))
     except ClientGone:
         audit(request).error = "client disconnected; backend requests cancelled"
         return request.get(ANSWER_STREAM) or web.Response(status=499)
@@ -157,64 +155,13 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
     if method == "completion/complete":
         return await items.complete(request, state, msg)
     if method == "subscriptions/listen" and era == "modern":
-        return await _listen(request, state, msg)
+        return await subs.listen_stream(request, state, msg)
     raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
 async def _tool_lists(request: web.Request, state: McpState) -> dict[str, list[dict[str, Any]]]:
     return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), "tools/list",
                                      on_error(state), caller(request))
-
-
-async def _listen(request: web.Request, state: McpState, msg: protocol.Message) -> web.StreamResponse:
-    """`subscriptions/listen`: acknowledge what is honoured (list changes, permitted resource URIs), then watch."""
-    raw = msg.params.get("notifications")
-    wanted = raw if isinstance(raw, dict) else {}
-    honoured: dict[str, Any] = listen.honoured(wanted)
-    key, uris = await subs.listen_resources(request, state, wanted.get("resourceSubscriptions"))
-    if uris:
-        honoured["resourceSubscriptions"] = uris
-    ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
-           "params": {"notifications": honoured, "_meta": {listen.SUBSCRIPTION_ID: msg.id}}}
-    try:
-        return await _stream(request, state, [ack], msg.id, listen.kinds_of(honoured), key, None)
-    finally:
-        await state.hub.drop(key)  # a listen subscription lives as long as its stream
-
-
-async def _stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
-                  kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
-    refusal = state.streams.open(key[0], session)
-    if refusal is not None:
-        raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
-    try:
-        return await _watch(request, state, first, subscription, kinds, key)
-    finally:
-        state.streams.close(key[0], session)
-
-
-async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
-                 kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
-    out = web.StreamResponse(headers=sse.SSE_HEADERS)
-    drain, detach = subs.drainer(state, key, subscription)
-    gauge = state.metrics.streams_open.labels(ENDPOINT)
-    gauge.inc()
-    try:
-        await out.prepare(request)
-        for message in first:
-            await out.write(sse.encode(dumps_str(message)))
-
-        async def snapshot() -> dict[str, str]:
-            return await watched.snapshot(request, state, kinds)
-
-        async with state.catalogs.subscribed():
-            await listen.watch(request, out, snapshot, subscription, drain, state.catalogs.stamp)
-    except ConnectionResetError:
-        pass  # the client closed the stream
-    finally:
-        detach()
-        gauge.dec()
-    return out
 
 
 async def _list_tools(request: web.Request, state: McpState, params: dict[str, Any]) -> dict[str, Any]:
@@ -244,33 +191,27 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
                                                for s in lists}, state.broadcast)
     if target is None:
         # Decided as the name it spells first: "unknown" only for a caller who may call it.
-        spelled = await unseen.decide_spelled(request, "tools/call", unseen.spelled_name(public), arguments)
-        if spelled is not None:
-            return enforce.denial("tools/call", msg.id, spelled, era)["result"]
+        await unseen.refuse_spelled(request, "tools/call", unseen.spelled_name(public), arguments)
         # The spec's protocol error for an unknown tool (a name no enabled backend offers).
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown tool: {public}", status=200)
     if target.broadcast:
-        return await _broadcast(request, target, raw_args, servers, era)
-    server = servers[target.servers[0]]
-    call = enforce.call_of(request, "mcp", "tools/call", (server.name,), target.tool, raw_args)
-    verdict = await pipeline.decide(request, call)
-    if not verdict.allowed:
-        return enforce.denial("tools/call", msg.id, verdict.decision, era)["result"]
+        return await _broadcast(request, target, raw_args, servers)
+    call = enforce.call_of(request, "mcp", "tools/call", target.servers, target.tool, raw_args)
     # A 2026-07-28 retry answers an input_required result: its inputs go to the same backend.
     extra: dict[str, Any] = {k: msg.params[k] for k in ("_meta", "inputResponses", "requestState") if k in msg.params}
     params = {"name": target.tool, "arguments": arguments, **extra}
-    return await pipeline.one(request, call, server, lambda s: calls.call_tool(
+    return await pipeline.run(request, call, servers.__getitem__, lambda s: calls.call_tool(
         request, state, s, params, msg.id, era, ENDPOINT))
 
 
 async def _broadcast(request: web.Request, target: catalog.Target, raw_args: Any,
-                     servers: dict[str, ServerConfig], era: protocol.Era) -> dict[str, Any]:
+                     servers: dict[str, ServerConfig]) -> dict[str, Any]:
     call = enforce.call_of(request, "mcp_broadcast", "tools/call", target.servers, target.tool, raw_args,
                            broadcast=True)
     verdict = await pipeline.decide(request, call)
     if not verdict.allowed:
         # One denial, as for a single target: the summary never names servers refused to the caller.
-        return enforce.denial("tools/call", None, verdict.decision, era)["result"]
+        raise Denied(verdict.decision, "not permitted by policy")
 
     async def forward(server: ServerConfig) -> dict[str, Any]:
         return links.tool_result(server.name, await pipeline.forward_result(request, call, server))
@@ -295,7 +236,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     # The session's resource subscriptions are delivered on each of its open GET streams.
     key = (principal(request).subject, session.sid)
     try:
-        return await _stream(request, state, [], None, set(listen.FILTER_KEYS.values()), key, session.sid)
+        return await subs.stream(request, state, [], None, set(listen.FILTER_KEYS.values()), key, session.sid)
     except RpcFailure as failure:
         return endpoint.failure_response(None, failure)
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.keys import CALLER, PRINCIPAL, SERVERS
-from gateway.mcp import enforce, protocol
+from gateway.mcp import protocol
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
@@ -54,7 +54,3 @@ def result_or_error(response: dict[str, Any]) -> dict[str, Any]:
     result = response.get("result")
     return dict(result) if isinstance(result, dict) else {}
 
-
-def denied(msg: protocol.Message, decision: Any, era: protocol.Era) -> RpcFailure:
-    err = enforce.denial(msg.method, msg.id, decision, era)["error"]
-    return RpcFailure(err["code"], err["message"], status=200)

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.calls import pipeline
 from gateway.keys import UPSTREAM
 from gateway.mcp import catalog, enforce, fanout, links, methods, naming, protocol, unseen
-from gateway.mcp.aggregated_common import caller, denied, on_error, result_or_error, servers_of
+from gateway.mcp.aggregated_common import caller, on_error, result_or_error, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
@@ -50,17 +50,12 @@ async def get_prompt(request: web.Request, state: McpState, msg: protocol.Messag
     found = await _prompt(request, state, public, servers)
     if found is None:
         # Decided as the name it spells first: "unknown" only for a caller who may get it.
-        spelled = await unseen.decide_spelled(request, "prompts/get", unseen.spelled_name(public))
-        if spelled is not None:
-            raise denied(msg, spelled, era)
+        await unseen.refuse_spelled(request, "prompts/get", unseen.spelled_name(public))
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown prompt: {public}")
     server, name = found
     params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "name": name}
     call = enforce.call_of(request, "mcp", "prompts/get", (server,), name, msg.params.get("arguments"))
-    verdict = await pipeline.decide(request, call)
-    if not verdict.allowed:
-        raise denied(msg, verdict.decision, era)
-    result = await pipeline.one(request, call, servers[server], lambda s: _ask(request, s, "prompts/get", params))
+    result = await pipeline.run(request, call, servers.__getitem__, lambda s: _ask(request, s, "prompts/get", params))
     return links.prompt_result(server, result)
 
 
@@ -75,17 +70,12 @@ async def read_resource(request: web.Request, state: McpState, msg: protocol.Mes
     found = catalog.unwrap_uri(uri, servers)
     if found is None:
         # Decided as the server it spells first: "not found" only for a caller who may read it.
-        spelled = await unseen.decide_spelled(request, "resources/read", unseen.spelled_uri(uri))
-        if spelled is not None:
-            raise denied(msg, spelled, era)
+        await unseen.refuse_spelled(request, "resources/read", unseen.spelled_uri(uri))
         raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
     server, original = found
     methods.target({"uri": original}, "uri", uri=True)  # decided and forwarded only in normal form
     call = enforce.call_of(request, "mcp", "resources/read", (server,), original)
-    verdict = await pipeline.decide(request, call)
-    if not verdict.allowed:
-        raise denied(msg, verdict.decision, era)
-    result = await pipeline.one(request, call, servers[server],
+    result = await pipeline.run(request, call, servers.__getitem__,
                                 lambda s: _ask(request, s, "resources/read", {"uri": original}))
     return links.read_result(server, result)  # the read URI wrapped again, as are any others
 
@@ -108,16 +98,12 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
         # Decided as the name it spells, as prompts/get and resources/read are: a forbidden and a
         # missing target answer alike.
         spelled = unseen.spelled_name(ref["name"]) if method == "prompts/get" else unseen.spelled_uri(ref["uri"])
-        refused = await unseen.decide_spelled(request, method, spelled)
-        if refused is not None:
-            raise denied(msg, refused, "handshake")
+        await unseen.refuse_spelled(request, method, spelled)
         return empty
     server, name = found
     if method == "resources/read":
         methods.target({"uri": name}, "uri", uri=True, template=True)
     # Completing a prompt's arguments reveals about as much as the prompt: same permission.
-    decision = await enforce.decide(request, method, server, name)
-    if not decision.allowed:
-        raise denied(msg, decision, "handshake")
+    await enforce.decide(request, method, server, name)
     params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "ref": new_ref}
     return await _ask(request, servers[server], "completion/complete", params)

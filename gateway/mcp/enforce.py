@@ -16,6 +16,7 @@ from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
 from gateway.calls.call import Action, Call, Entry
+from gateway.errors import Denied
 from gateway.keys import CALLER, POLICY, UPSTREAM
 from gateway.mcp import methods, protocol
 from gateway.mcp.endpoint import principal
@@ -59,15 +60,19 @@ def call_of(request: web.Request, entry: Entry, method: str, targets: tuple[str,
     return Call(entry, principal(request), caller, action, name, targets, arguments, broadcast)
 
 
-async def decide(request: web.Request, method: str, server: str, name: str, arguments: object = None) -> Decision:
-    """The pipeline's decision on one guarded call on `server` (recorded for audit)."""
+async def decide(request: web.Request, method: str, server: str, name: str, arguments: object = None) -> None:
+    """The pipeline's decision on one guarded call on `server` (recorded for audit); Denied when refused."""
     verdict = await pipeline.decide(request, call_of(request, "mcp", method, (server,), name, arguments))
-    return verdict.decision
+    if not verdict.allowed:
+        raise Denied(verdict.decision, "not permitted by policy")
 
 
-def as_rpc(exc: Refused) -> RpcFailure:
-    """The JSON-RPC error for a refused call (HTTP 200, as the spec answers an unknown tool)."""
-    return RpcFailure(exc.rpc_code, exc.message, status=200)
+def refusal(method: str, rid: Any, exc: Denied | Refused, era: protocol.Era) -> dict[str, Any]:
+    """The JSON-RPC answer to a call the pipeline refused: a denial (see `denial`), or a call not
+    admitted (its JSON-RPC error, HTTP 200 as the spec answers an unknown tool)."""
+    if isinstance(exc, Denied):
+        return denial(method, rid, exc.decision, era)
+    return protocol.error(rid, exc.rpc_code, exc.message)
 
 
 async def check_plan(

@@ -20,7 +20,7 @@ from aiohttp import web
 from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
-from gateway.errors import to_gateway_error
+from gateway.errors import Denied, to_gateway_error
 from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
 from gateway.mcp import endpoint, enforce, methods, protocol, relay, unseen
 from gateway.mcp import passthrough_guard as guard
@@ -45,22 +45,25 @@ def _caller(request: web.Request, era: protocol.Era, msg: protocol.Message) -> C
     return Caller.of(principal(request).subject, caps)
 
 
-def _http(request: web.Request) -> aiohttp.ClientSession:
+def http(request: web.Request) -> aiohttp.ClientSession:
+    """The app's one client session (passthrough's raw relay sends through it)."""
     return request.app[UPSTREAM].session
 
 
-def _credentials(request: web.Request) -> Any:
+def credentials(request: web.Request) -> Any:
+    """The registry's backend credentials (injected into every relayed request)."""
     return request.app[SERVERS].credentials
 
 
 async def post(request: web.Request) -> web.StreamResponse:
     """One client message to the backend."""
     state: McpState = request.app[MCP_STATE]
-    rid = None
+    rid, method = None, ""
+    era: protocol.Era = "modern"
     try:
         endpoint.check_transport(request, state, post=True)
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
-        rid = msg.id
+        rid, method = msg.id, msg.method
         server = await unseen.visible_server(request)
         era = protocol.detect_era(msg, request.headers)
         label = "response" if msg.kind == "response" else method_label(msg.method)
@@ -79,7 +82,7 @@ async def post(request: web.Request) -> web.StreamResponse:
             upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY_ERA
         # A guarded call (tools/call, resources/read, prompts/get) runs through the call pipeline.
         call = guard.call_of(request, server.name, msg, plan)
-        refusal = await guard.decide(request, server.name, msg, era, plan, call)
+        refusal = None if call is not None else await guard.decide(request, server.name, msg, era, plan)
         if refusal is not None:
             return refusal
         if msg.kind == "request" and msg.method == "initialize":
@@ -94,18 +97,20 @@ async def post(request: web.Request) -> web.StreamResponse:
         # A call's body goes through untouched: the tool must be in the catalog exactly and the
         # arguments must fit its schema as sent (the pipeline's admission stage, calls/admit.py).
         forward = functools.partial(_forward, request, state, msg, era, upstream_session, bridged)
-        return await (pipeline.one(request, call, server, forward) if call is not None else forward(server))
+        if call is None:
+            return await forward(server)
+        return await pipeline.run(request, call, lambda _: server, forward)
     except HttpReject as reject:
         return reject.response
     except RpcFailure as failure:
         return endpoint.failure_response(rid, failure)
-    except Refused as exc:  # not admitted (calls/pipeline.py): nothing was forwarded
-        return endpoint.failure_response(rid, enforce.as_rpc(exc))
+    except (Denied, Refused) as exc:  # refused by the call pipeline: nothing was forwarded
+        return rpc_response(enforce.refusal(method, rid, exc, era))
     except ClientGone:
         audit(request).error = "client disconnected; backend request cancelled"
         return web.Response(status=499)
     except Exception as exc:
-        return _upstream_failure(request, state, rid, exc)
+        return upstream_failure(request, state, rid, exc)
 
 
 async def _forward(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era,
@@ -121,16 +126,8 @@ async def _forward(request: web.Request, state: McpState, msg: protocol.Message,
         return await (until_disconnect(request, relayed) if era == "modern" else relayed)
 
 
-def _refused(request: web.Request, state: McpState, exc: Exception) -> web.Response:
-    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
-    if isinstance(exc, HttpReject):
-        return exc.response
-    if isinstance(exc, RpcFailure):
-        return endpoint.failure_response(None, exc)
-    return _upstream_failure(request, state, None, exc)
-
-
-def _upstream_failure(request: web.Request, state: McpState, rid: Any, exc: Exception) -> web.Response:
+def upstream_failure(request: web.Request, state: McpState, rid: Any, exc: Exception) -> web.Response:
+    """A failure reaching the backend as a JSON-RPC error with its HTTP status (counted, audited)."""
     mapped = to_gateway_error(exc)
     if mapped is None:
         raise exc
@@ -153,7 +150,7 @@ def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, ups
 
 async def _initialize(request: web.Request, state: McpState, server: Any, msg: protocol.Message) -> web.StreamResponse:
     headers = relay.forward_headers(request.headers, None)
-    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    resp = await relay.send(http(request), server, credentials(request), "POST", headers, msg.body)
     async with resp:
         upstream_session = resp.headers.get(H_SESSION)
         raw = await read_capped(resp, server.name, state.max_response_bytes)
@@ -188,11 +185,11 @@ def _opened(state: McpState) -> None:
 async def _forward_notification(request: web.Request, server: Any, msg: protocol.Message,
                                 upstream_session: str | None, era: protocol.Era) -> web.Response:
     headers = _headers(request, msg, era, upstream_session)
-    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    resp = await relay.send(http(request), server, credentials(request), "POST", headers, msg.body)
     async with resp:
         raw = await read_capped(resp, server.name, request.app[MCP_STATE].max_response_bytes)
         if resp.status >= 400:
-            gone = upstream_session is not None and _session_refused(resp.status, raw)
+            gone = upstream_session is not None and session_refused(resp.status, raw)
             return web.Response(status=404 if gone else 502)
     return endpoint.accepted()
 
@@ -200,12 +197,12 @@ async def _forward_notification(request: web.Request, server: Any, msg: protocol
 async def _relay(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
                  era: protocol.Era, upstream_session: str | None, extra: dict[str, str]) -> web.StreamResponse:
     headers = _headers(request, msg, era, upstream_session, extra)
-    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    resp = await relay.send(http(request), server, credentials(request), "POST", headers, msg.body)
     async with resp:
         if resp.status in (400, 404) and upstream_session:
             raw = await read_capped(resp, server.name, state.max_response_bytes)
-            if _session_refused(resp.status, raw):
-                raise _session_gone()
+            if session_refused(resp.status, raw):
+                raise session_gone()
             return web.Response(body=raw, status=resp.status, content_type=resp.content_type)
         if resp.status >= 500:
             from gateway.upstream.errors import status_error
@@ -231,7 +228,7 @@ def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstrea
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": msg.id, "reason": "call exceeded the gateway's byte budget"}}
         try:
-            resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, note)
+            resp = await relay.send(http(request), server, credentials(request), "POST", headers, note)
             resp.release()
         except Exception as exc:  # noqa: BLE001 - the call is over either way; the cancel is a courtesy
             log.debug("cancel notification failed", extra={"server": server.name, "error": str(exc)})
@@ -239,12 +236,12 @@ def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstrea
     return cancel
 
 
-def _session_gone() -> RpcFailure:
+def session_gone() -> RpcFailure:
     """The backend forgot the session (restarted, expired): the agent must initialize again (docs/mcp.md)."""
     return RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
 
 
-def _session_refused(status: int, raw: bytes) -> bool:
+def session_refused(status: int, raw: bytes) -> bool:
     """A backend's 400/404 to a message in its session, refusing the session (codec.session_refused)."""
     try:
         answer = codec.decode(raw) if raw else None
@@ -293,63 +290,3 @@ async def _discovered(request: web.Request, server: Any) -> dict[str, Any]:
     if isinstance(info.get("instructions"), str):
         result["instructions"] = info["instructions"]
     return protocol.with_result_type(result, "modern", "server/discover")
-
-
-async def get(request: web.Request) -> web.StreamResponse:
-    """The handshake era's server→client stream (resumable with Last-Event-ID); 405 for 2026-07-28."""
-    state: McpState = request.app[MCP_STATE]
-    audit(request).action = "mcp_stream"
-    try:
-        endpoint.check_transport(request, state, post=False)
-        endpoint.require_stream_session(request)
-        server = await unseen.visible_server(request)
-        session = endpoint.open_session(request, state, server.name)
-        state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
-        if session.bridged:
-            return web.Response(status=405, headers={"Allow": "POST, DELETE"})
-        refusal = state.streams.open(principal(request).subject, session.sid)
-        if refusal is not None:
-            raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
-        try:
-            return await _relay_stream(request, state, server, session)
-        finally:
-            state.streams.close(principal(request).subject, session.sid)
-    except ClientGone:
-        return web.Response(status=499)
-    except Exception as exc:
-        return _refused(request, state, exc)
-
-
-async def _relay_stream(request: web.Request, state: McpState, server: Any, session: Any) -> web.StreamResponse:
-    headers = relay.forward_headers(request.headers, session.upstream_id)
-    resp = await relay.send(_http(request), server, _credentials(request), "GET", headers, None, stream=True)
-    async with resp:
-        if resp.status != 200 or resp.content_type != "text/event-stream":
-            body = await read_capped(resp, server.name, state.max_response_bytes)
-            if session.upstream_id and _session_refused(resp.status, body):
-                raise _session_gone()
-            return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
-        # Nothing is written while the backend is quiet, so watch for the client leaving.
-        return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
-
-
-async def delete(request: web.Request) -> web.StreamResponse:
-    """End a session: the backend's too, then the gateway's (on every replica sharing the database)."""
-    state: McpState = request.app[MCP_STATE]
-    audit(request).action = "mcp_session_end"
-    try:
-        endpoint.check_transport(request, state, post=False)
-        server = await unseen.visible_server(request)
-        session = endpoint.open_session(request, state, server.name)
-        status = 200
-        if session.upstream_id and not session.bridged:
-            headers = relay.forward_headers(request.headers, session.upstream_id)
-            resp = await relay.send(_http(request), server, _credentials(request), "DELETE", headers, None)
-            async with resp:
-                status = resp.status if resp.status < 500 else 502
-        await state.revoke(session)
-        state.metrics.sessions_open.labels(ENDPOINT).dec()
-        return web.Response(status=status)
-    except Exception as exc:
-        return _refused(request, state, exc)
-

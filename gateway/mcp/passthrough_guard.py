@@ -7,14 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.calls import pipeline
 from gateway.calls.call import Call
 from gateway.keys import UPSTREAM
 from gateway.mcp import endpoint, enforce, methods, params, protocol
 from gateway.mcp.endpoint import principal, rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
-from shared.authzen import Decision
 
 
 def call_of(request: web.Request, server: str, msg: protocol.Message, plan: methods.Plan) -> Call | None:
@@ -26,12 +24,9 @@ def call_of(request: web.Request, server: str, msg: protocol.Message, plan: meth
 
 
 async def decide(request: web.Request, server: str, msg: protocol.Message, era: protocol.Era,
-                 plan: methods.Plan, call: Call | None) -> web.Response | None:
-    """The answer refusing `msg` by policy, or None when it may be forwarded (a call: the pipeline decides)."""
-    if call is not None:
-        decision: Decision | None = (await pipeline.decide(request, call)).decision
-    else:
-        decision = await enforce.check_plan(request, principal(request), server, msg.method, msg.params, plan)
+                 plan: methods.Plan) -> web.Response | None:
+    """The answer refusing `msg` (not a call: the pipeline decides those) by policy, or None."""
+    decision = await enforce.check_plan(request, principal(request), server, msg.method, msg.params, plan)
     if decision is None or decision.allowed:
         return None
     failure = enforce.plan_denial(msg.method, msg.id, decision, era, plan)

@@ -20,7 +20,7 @@ from gateway.mcp import catalog, enforce, naming, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.registry import ServerConfig
-from shared.authzen import Decision, server_resource
+from shared.authzen import server_resource
 
 
 def spelled_name(public: str) -> tuple[str, str] | None:
@@ -37,14 +37,12 @@ def spelled_uri(uri: str) -> tuple[str, str] | None:
     return (server, original) if sep and server and original else None
 
 
-async def decide_spelled(
+async def refuse_spelled(
     request: web.Request, method: str, spelled: tuple[str, str] | None, arguments: object = None,
-) -> Decision | None:
-    """The PDP's denial for an unresolved target's spelled name; None when allowed or unspelled."""
-    if spelled is None:
-        return None
-    decision = await enforce.decide(request, method, spelled[0], spelled[1], arguments)
-    return None if decision.allowed else decision
+) -> None:
+    """Denied when the PDP refuses an unresolved target's spelled name (nothing to ask when unspelled)."""
+    if spelled is not None:
+        await enforce.decide(request, method, spelled[0], spelled[1], arguments)
 
 
 async def visible_names(

@@ -81,13 +81,10 @@ async def invoke(request: web.Request) -> web.Response:
     tool = c.field(body, "tool_name", str, required=True)
     arguments = c.field(body, "parameters", dict, default={})
     call = c.tool_call(request, "rest", tool, arguments, (name,))
-    verdict = await pipeline.decide(request, call)
-    if not verdict.allowed:
-        raise Denied(verdict.decision, f"'invoke_tool' on '{name}:{tool}' is not permitted")
-    # Only after the PDP, so a caller who may not call the tool cannot probe which servers
-    # and tools exist: a denial reads the same for a missing and an existing target.
-    server = pipeline.enabled_server(request, name)
-    result = await pipeline.one(request, call, server, functools.partial(_invoke, request, call))
+    # The server is looked up only after the PDP, so a caller who may not call the tool cannot probe
+    # which servers and tools exist: a denial reads the same for a missing and an existing target.
+    result = await pipeline.run(request, call, functools.partial(pipeline.enabled_server, request),
+                                functools.partial(_invoke, request, call))
     failed = bool(isinstance(result, dict) and result.get("isError"))
     response = json_response({
         "success": not failed,

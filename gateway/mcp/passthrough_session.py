@@ -1,0 +1,92 @@
+"""`/servers/{name}/mcp` GET and DELETE: a passthrough session's server→client stream and its end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.calls.audit import audit
+from gateway.keys import MCP_STATE
+from gateway.mcp import endpoint, protocol, relay, unseen
+from gateway.mcp.endpoint import HttpReject, principal
+from gateway.mcp.passthrough import (
+    ENDPOINT,
+    credentials,
+    http,
+    session_gone,
+    session_refused,
+    upstream_failure,
+)
+from gateway.mcp.protocol import RpcFailure
+from gateway.mcp.state import McpState
+from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
+from gateway.upstream.client import read_capped
+
+
+async def get(request: web.Request) -> web.StreamResponse:
+    """The handshake era's server→client stream (resumable with Last-Event-ID); 405 for 2026-07-28."""
+    state: McpState = request.app[MCP_STATE]
+    audit(request).action = "mcp_stream"
+    try:
+        endpoint.check_transport(request, state, post=False)
+        endpoint.require_stream_session(request)
+        server = await unseen.visible_server(request)
+        session = endpoint.open_session(request, state, server.name)
+        state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
+        if session.bridged:
+            return web.Response(status=405, headers={"Allow": "POST, DELETE"})
+        refusal = state.streams.open(principal(request).subject, session.sid)
+        if refusal is not None:
+            raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
+        try:
+            return await _relay_stream(request, state, server, session)
+        finally:
+            state.streams.close(principal(request).subject, session.sid)
+    except ClientGone:
+        return web.Response(status=499)
+    except Exception as exc:
+        return _refused(request, state, exc)
+
+
+async def _relay_stream(request: web.Request, state: McpState, server: Any, session: Any) -> web.StreamResponse:
+    headers = relay.forward_headers(request.headers, session.upstream_id)
+    resp = await relay.send(http(request), server, credentials(request), "GET", headers, None, stream=True)
+    async with resp:
+        if resp.status != 200 or resp.content_type != "text/event-stream":
+            body = await read_capped(resp, server.name, state.max_response_bytes)
+            if session.upstream_id and session_refused(resp.status, body):
+                raise session_gone()
+            return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
+        # Nothing is written while the backend is quiet, so watch for the client leaving.
+        return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
+
+
+async def delete(request: web.Request) -> web.StreamResponse:
+    """End a session: the backend's too, then the gateway's (on every replica sharing the database)."""
+    state: McpState = request.app[MCP_STATE]
+    audit(request).action = "mcp_session_end"
+    try:
+        endpoint.check_transport(request, state, post=False)
+        server = await unseen.visible_server(request)
+        session = endpoint.open_session(request, state, server.name)
+        status = 200
+        if session.upstream_id and not session.bridged:
+            headers = relay.forward_headers(request.headers, session.upstream_id)
+            resp = await relay.send(http(request), server, credentials(request), "DELETE", headers, None)
+            async with resp:
+                status = resp.status if resp.status < 500 else 502
+        await state.revoke(session)
+        state.metrics.sessions_open.labels(ENDPOINT).dec()
+        return web.Response(status=status)
+    except Exception as exc:
+        return _refused(request, state, exc)
+
+
+def _refused(request: web.Request, state: McpState, exc: Exception) -> web.Response:
+    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
+    if isinstance(exc, HttpReject):
+        return exc.response
+    if isinstance(exc, RpcFailure):
+        return endpoint.failure_response(None, exc)
+    return upstream_failure(request, state, None, exc)
