@@ -94,18 +94,6 @@ def resolve_probes(
     return found, failed
 
 
-def split_by_decision(targets: Sequence[str], allowed: Sequence[bool], reasons: Sequence[str | None]) -> tuple[list[str], dict[str, str]]:
-    """(servers to call, {server: "denied: reason"}) from one batch decision, in target order."""
-    call: list[str] = []
-    denied: dict[str, str] = {}
-    for name, ok, reason in zip(targets, allowed, reasons, strict=True):
-        if ok:
-            call.append(name)
-        else:
-            denied[name] = f"denied: {reason or 'not permitted by policy'}"
-    return call, denied
-
-
 Call = Callable[[str], Awaitable[Any]]
 
 

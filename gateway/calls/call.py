@@ -8,7 +8,6 @@ from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
-from gateway import broadcast
 from gateway.registry import ServerConfig
 from gateway.upstream.sessions import Caller
 from shared.auth import Principal
@@ -54,8 +53,8 @@ class Verdict:
     @property
     def denied(self) -> dict[str, str]:
         """{target: "denied: reason"} for every target the PDP refused."""
-        return broadcast.split_by_decision(self.targets, [d.allowed for d in self.decisions],
-                                           [d.reason for d in self.decisions])[1]
+        return {t: f"denied: {d.reason or 'not permitted by policy'}"
+                for t, d in zip(self.targets, self.decisions, strict=True) if not d.allowed}
 
     @property
     def allowed(self) -> bool:

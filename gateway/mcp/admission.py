@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.mcp import uris
@@ -28,13 +28,15 @@ log = logging.getLogger(__name__)
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 # Printable ASCII without `:` (segment separator) and `*` (the policy glob), no edge spaces.
 PROMPT_NAME = re.compile(r"[\x21-\x29\x2b-\x39\x3b-\x7e](?:[\x20-\x29\x2b-\x39\x3b-\x7e]{0,126}[\x21-\x29\x2b-\x39\x3b-\x7e])?")
-# list method -> (result key, item key, what the item is)
+# list method -> (result key, item key, what the item is): the one table of MCP list methods
 LISTS = {
     "tools/list": ("tools", "name", "tool"),
     "prompts/list": ("prompts", "name", "prompt"),
     "resources/list": ("resources", "uri", "resource"),
     "resources/templates/list": ("resourceTemplates", "uriTemplate", "template"),
 }
+# what an item is -> the AuthZEN action a list is filtered on (one may list what one may use)
+ACTION = {"tool": "invoke_tool", "prompt": "get_prompt", "resource": "read_resource", "template": "read_resource"}
 _SEEN_MAX = 4096
 
 
@@ -98,7 +100,3 @@ class CatalogGuard:
         log.warning("backend %s item left out of its catalog: %s", kind, reason,
                     extra={"server": server, "item": name, "kind": kind})
 
-
-def as_filter(guard: CatalogGuard) -> Callable[[str, str, Mapping[str, Any]], dict[str, Any]]:
-    """The guard as the upstream pool's list-result filter."""
-    return guard.result

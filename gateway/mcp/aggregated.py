@@ -16,7 +16,7 @@ from aiohttp import web
 from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
-from gateway.errors import Denied, to_gateway_error
+from gateway.errors import Denied
 from gateway.keys import ANSWER_STREAM, MCP_STATE, UPSTREAM
 from gateway.mcp import aggregated_items as items
 from gateway.mcp import aggregated_subs as subs
@@ -36,6 +36,7 @@ from gateway.mcp import (
     unseen,
 )
 from gateway.mcp.aggregated_common import (
+    answer_failure,
     caller,
     on_error,
     remember_caller,
@@ -111,11 +112,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         audit(request).error = "cancelled by the client (notifications/cancelled)"
         return await _unanswered(request)
     except Exception as exc:
-        mapped = to_gateway_error(exc)
-        if mapped is None:
-            raise
-        audit(request).error = f"{mapped.code}: {mapped.message}"
-        return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
+        return answer_failure(request, rid, exc)
 
 
 def _initialize(request: web.Request, state: McpState, msg: protocol.Message) -> web.Response:
@@ -175,7 +172,7 @@ async def _list_tools(request: web.Request, state: McpState, params: dict[str, A
 
 
 async def _call_tool(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
-    public = enforce.target("tools/call", msg.params)
+    public = methods.target(msg.params, "name")
     raw_args = msg.params.get("arguments")
     arguments: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
     servers = {s.name: s for s in servers_of(request)}

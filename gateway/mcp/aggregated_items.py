@@ -8,7 +8,17 @@ from aiohttp import web
 
 from gateway.calls import pipeline
 from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, enforce, fanout, links, methods, naming, protocol, unseen
+from gateway.mcp import (
+    admission,
+    catalog,
+    enforce,
+    fanout,
+    links,
+    methods,
+    naming,
+    protocol,
+    unseen,
+)
 from gateway.mcp.aggregated_common import caller, on_error, result_or_error, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
@@ -30,7 +40,7 @@ async def list_named(request: web.Request, state: McpState, method: str, params:
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
     merged = catalog.merge_named(per_server, key, allowed, rename)
     page, nxt = catalog.paginate(merged, params.get("cursor"), state.page_size)
-    return {fanout.LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
+    return {admission.LISTS[method][0]: page, **({"nextCursor": nxt} if nxt else {})}
 
 
 async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, Any]) -> tuple[str, str] | None:
@@ -45,7 +55,7 @@ async def _prompt(request: web.Request, state: McpState, public: str, servers: d
 
 
 async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
-    public = enforce.target("prompts/get", msg.params)
+    public = methods.target(msg.params, "name")
     servers = {s.name: s for s in servers_of(request)}
     found = await _prompt(request, state, public, servers)
     if found is None:
@@ -65,7 +75,7 @@ async def _ask(request: web.Request, server: ServerConfig, method: str, params: 
 
 
 async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
-    uri = enforce.target("resources/read", msg.params)
+    uri = methods.target(msg.params, "uri")
     servers = {s.name: s for s in servers_of(request)}
     found = catalog.unwrap_uri(uri, servers)
     if found is None:

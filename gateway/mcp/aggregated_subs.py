@@ -52,7 +52,7 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
     """`resources/subscribe` / `unsubscribe`, bound to the caller's 2025-era session on this replica."""
     if era != "handshake":  # 2026-07-28 subscribes through subscriptions/listen
         raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {msg.method}")
-    uri = enforce.target("resources/read", msg.params)
+    uri = methods.target(msg.params, "uri")
     session = endpoint.open_session(request, state, None)
     if catalog.unwrap_uri(uri, {s.name for s in servers_of(request)}) is None and unseen.spelled_uri(uri):
         # A server that does not exist answers as one the caller may not see (docs/security/edge.md):

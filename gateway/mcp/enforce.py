@@ -18,7 +18,7 @@ from gateway.calls.audit import audit
 from gateway.calls.call import Action, Call, Entry
 from gateway.errors import Denied
 from gateway.keys import CALLER, POLICY, UPSTREAM
-from gateway.mcp import methods, protocol
+from gateway.mcp import admission, methods, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from shared.auth import Principal
@@ -26,26 +26,8 @@ from shared.authzen import Decision, resource_for
 
 POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"
 
-# method -> (AuthZEN action, resource type, params key naming the target): methods.py's one table
-GUARDED = {method: (action, rtype, key) for method, (action, rtype, key, _) in methods.GUARDED.items()}
 # the guarded methods that are calls (gateway/calls): method -> action
 CALLS: dict[str, Action] = {"tools/call": "invoke_tool", "resources/read": "read_resource", "prompts/get": "get_prompt"}
-# list method -> (result key, item key, the AuthZEN action each item is filtered on)
-LISTS = {
-    "tools/list": ("tools", "name", "invoke_tool"),
-    "resources/list": ("resources", "uri", "read_resource"),
-    "resources/templates/list": ("resourceTemplates", "uriTemplate", "read_resource"),
-    "prompts/list": ("prompts", "name", "get_prompt"),
-}
-
-
-def target(method: str, params: Mapping[str, Any]) -> str:
-    """The tool name, resource URI or prompt name a guarded call names (−32602 if missing)."""
-    key = GUARDED[method][2]
-    value = params.get(key)
-    if not isinstance(value, str) or not value:
-        raise RpcFailure(protocol.INVALID_PARAMS, f"params.{key} must be a non-empty string")
-    return value
 
 
 def call_of(request: web.Request, entry: Entry, method: str, targets: tuple[str, ...], name: str,
@@ -122,7 +104,7 @@ async def allowed_items(
     """Which (server, item) pairs of a list the caller may use, in one PDP call."""
     if not pairs:
         return set()
-    action = LISTS[method][2]
+    action = admission.ACTION[admission.LISTS[method][2]]
     policy = request.app[POLICY]
     if method == "tools/list":
         return set(await policy.filter_tools(principal, list(pairs)))
@@ -134,7 +116,7 @@ async def filter_result(
     request: web.Request, principal: Principal, server: str, method: str, result: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A list result with only the items the caller may use (others are invisible, not errors)."""
-    key, item_key, _ = LISTS[method]
+    key, item_key, _ = admission.LISTS[method]
     list_filter = request.app[UPSTREAM].list_filter
     if list_filter is not None:  # the relayed answer never passed the pool: leave out what cannot be named
         result = list_filter(server, method, result)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.mcp import admission
 from gateway.mcp.catalog_watch import advertised
 from gateway.mcp.protocol import METHOD_NOT_FOUND
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
@@ -19,17 +20,11 @@ from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 100
-LIST_KEYS = {
-    "tools/list": "tools",
-    "prompts/list": "prompts",
-    "resources/list": "resources",
-    "resources/templates/list": "resourceTemplates",
-}
 
 
 async def list_all(pool: Any, server: Any, method: str, caller: Any = None) -> list[dict[str, Any]]:
     """Every item of one backend's list (as `caller`'s backend session sees it), following cursors."""
-    key = LIST_KEYS[method]
+    key = admission.LISTS[method][0]
     items: list[dict[str, Any]] = []
     cursor = None
     for _ in range(MAX_PAGES):

@@ -20,10 +20,11 @@ from aiohttp import web
 from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
-from gateway.errors import Denied, to_gateway_error
+from gateway.errors import Denied
 from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
-from gateway.mcp import endpoint, enforce, methods, protocol, relay, unseen
+from gateway.mcp import admission, endpoint, enforce, methods, protocol, relay, unseen
 from gateway.mcp import passthrough_guard as guard
+from gateway.mcp.aggregated_common import agent_caller, answer_failure
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
@@ -36,13 +37,6 @@ from gateway.upstream.sessions import Caller
 log = logging.getLogger(__name__)
 ENDPOINT = "passthrough"
 LEGACY_ERA = "legacy"
-
-
-def _caller(request: web.Request, era: protocol.Era, msg: protocol.Message) -> Caller:
-    """A bridged request's caller: its own backend session, declaring what its agent declares."""
-    meta = msg.params.get("_meta")
-    caps = meta.get(protocol.META_CAPABILITIES) if isinstance(meta, dict) and era == "modern" else None
-    return Caller.of(principal(request).subject, caps)
 
 
 def http(request: web.Request) -> aiohttp.ClientSession:
@@ -110,7 +104,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         audit(request).error = "client disconnected; backend request cancelled"
         return web.Response(status=499)
     except Exception as exc:
-        return upstream_failure(request, state, rid, exc)
+        return answer_failure(request, rid, exc, request.match_info["name"])
 
 
 async def _forward(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era,
@@ -124,18 +118,6 @@ async def _forward(request: web.Request, state: McpState, msg: protocol.Message,
     async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
         relayed = _relay(request, state, server, msg, era, upstream_session, extra)
         return await (until_disconnect(request, relayed) if era == "modern" else relayed)
-
-
-def upstream_failure(request: web.Request, state: McpState, rid: Any, exc: Exception) -> web.Response:
-    """A failure reaching the backend as a JSON-RPC error with its HTTP status (counted, audited)."""
-    mapped = to_gateway_error(exc)
-    if mapped is None:
-        raise exc
-    server = request.match_info.get("name", "")
-    if mapped.status in (502, 504):
-        state.metrics.upstream_errors.labels(server).inc()
-    audit(request).error = f"{mapped.code}: {mapped.message}"
-    return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
 
 
 def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, upstream_session: str | None,
@@ -214,7 +196,7 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
                 # The backend only knows the handshake era: the pool speaks that to it.
                 return await _via_pool(request, server, msg, era)
             return web.Response(body=raw, status=400, content_type=endpoint.JSON)
-        rewrite = _list_filter(request, server.name, msg) if msg.method in enforce.LISTS else None
+        rewrite = _list_filter(request, server.name, msg) if msg.method in admission.LISTS else None
         cancel = _canceller(request, server, msg, upstream_session) if upstream_session else None
         return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel,
                                   idle_limit=server.timeout)
@@ -269,12 +251,12 @@ async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, er
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
-    response = await request.app[UPSTREAM].request(server, msg.method, params or None, _caller(request, era, msg))
+    response = await request.app[UPSTREAM].request(server, msg.method, params or None, agent_caller(principal(request).subject, era, msg.params))
     if "error" in response:
         return rpc_response({"jsonrpc": "2.0", "id": msg.id, "error": response["error"]})
     raw = response.get("result")
     result: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    if msg.method in enforce.LISTS:
+    if msg.method in admission.LISTS:
         result = await enforce.filter_result(request, principal(request), server.name, msg.method, result)
     return rpc_response(protocol.result(msg.id, protocol.with_result_type(result, era, msg.method)))
 

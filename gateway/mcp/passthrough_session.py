@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.calls.audit import audit
 from gateway.keys import MCP_STATE
 from gateway.mcp import endpoint, protocol, relay, unseen
+from gateway.mcp.aggregated_common import answer_failure
 from gateway.mcp.endpoint import HttpReject, principal
 from gateway.mcp.passthrough import (
     ENDPOINT,
@@ -16,7 +17,6 @@ from gateway.mcp.passthrough import (
     http,
     session_gone,
     session_refused,
-    upstream_failure,
 )
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
@@ -89,4 +89,4 @@ def _refused(request: web.Request, state: McpState, exc: Exception) -> web.Respo
         return exc.response
     if isinstance(exc, RpcFailure):
         return endpoint.failure_response(None, exc)
-    return upstream_failure(request, state, None, exc)
+    return answer_failure(request, None, exc, request.match_info["name"])

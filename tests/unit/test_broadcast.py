@@ -66,23 +66,6 @@ def test_resolve_probes(listed, found, failed) -> None:
     assert b.resolve_probes(["c", "f"], listed, "search") == (found, failed)
 
 
-@pytest.mark.parametrize(
-    ("allowed", "reasons", "call", "denied"),
-    [
-        ([True, True], [None, None], ["a", "b"], {}),
-        ([True, False], [None, "rule: block prod"], ["a"], {"b": "denied: rule: block prod"}),
-        ([False, False], [None, None], [], {"a": "denied: not permitted by policy", "b": "denied: not permitted by policy"}),
-    ],
-)
-def test_split_by_decision(allowed, reasons, call, denied) -> None:
-    assert b.split_by_decision(["a", "b"], allowed, reasons) == (call, denied)
-
-
-def test_split_by_decision_length_mismatch_is_an_error() -> None:
-    with pytest.raises(ValueError):
-        b.split_by_decision(["a", "b"], [True], [None])
-
-
 async def test_run_calls_partial_results_on_time() -> None:
     async def call(name: str) -> str:
         if name == "hung":
