@@ -17,15 +17,13 @@ from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
 from gateway.errors import Denied
-from gateway.keys import ANSWER_STREAM, MCP_STATE, UPSTREAM
-from gateway.mcp import aggregated_items as items
-from gateway.mcp import aggregated_subs as subs
+from gateway.keys import ANSWER_STREAM, MCP_STATE
 from gateway.mcp import (
+    admission,
     calls,
     catalog,
     endpoint,
     enforce,
-    fanout,
     inflight,
     links,
     listen,
@@ -35,10 +33,11 @@ from gateway.mcp import (
     sse,
     unseen,
 )
+from gateway.mcp import aggregated_items as items
+from gateway.mcp import aggregated_subs as subs
 from gateway.mcp.aggregated_common import (
     answer_failure,
-    caller,
-    on_error,
+    backend_lists,
     remember_caller,
     servers_of,
 )
@@ -137,11 +136,9 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
                 "_meta": {"io.modelcontextprotocol/serverInfo": SERVER_INFO}}
     if method == "logging/setLevel":
         return {}
-    if method == "tools/list":
-        return await _list_tools(request, state, params)
     if method == "tools/call":
         return await _call_tool(request, state, msg, era)
-    if method in ("prompts/list", "resources/list", "resources/templates/list"):
+    if method in admission.LISTS:
         return await items.list_named(request, state, method, params)
     if method == "prompts/get":
         return await items.get_prompt(request, state, msg, era)
@@ -156,21 +153,6 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
     raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
-async def _tool_lists(request: web.Request, state: McpState) -> dict[str, list[dict[str, Any]]]:
-    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), "tools/list",
-                                     on_error(state), caller(request))
-
-
-async def _list_tools(request: web.Request, state: McpState, params: dict[str, Any]) -> dict[str, Any]:
-    per_server = await _tool_lists(request, state)
-    pairs = [(s, t["name"]) for s, tools in per_server.items() for t in tools if isinstance(t.get("name"), str)]
-    allowed = await enforce.allowed_items(request, principal(request), "tools/list", pairs)
-    tools = catalog.merge_tools(per_server, allowed, state.broadcast)
-    page, nxt = catalog.paginate(tools, params.get("cursor"), state.page_size)
-    audit(request).note(listed=len(tools), hidden=len(pairs) - len(allowed))
-    return {"tools": page, **({"nextCursor": nxt} if nxt else {})}
-
-
 async def _call_tool(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
     public = methods.target(msg.params, "name")
     raw_args = msg.params.get("arguments")
@@ -181,7 +163,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     if simple is not None:
         target = catalog.Target(simple[1], (simple[0],))
     else:
-        lists = await _tool_lists(request, state)
+        lists = await backend_lists(request, state, "tools/list")
         names = {s: [t["name"] for t in tools if isinstance(t.get("name"), str)] for s, tools in lists.items()}
         visible = await unseen.visible_names(request, "tools/list", names)
         target = catalog.resolve_tool(public, {s: [t for t in lists[s] if t.get("name") in set(visible[s])]

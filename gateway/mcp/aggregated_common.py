@@ -10,8 +10,8 @@ from aiohttp import web
 
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
-from gateway.keys import CALLER, MCP_STATE, PRINCIPAL, SERVERS
-from gateway.mcp import protocol
+from gateway.keys import CALLER, MCP_STATE, PRINCIPAL, SERVERS, UPSTREAM
+from gateway.mcp import fanout, protocol
 from gateway.mcp.endpoint import rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
@@ -22,7 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def servers_of(request: web.Request) -> list[Any]:
+    """The enabled backends."""
     return list(request.app[SERVERS].enabled())
+
+
+async def backend_lists(request: web.Request, state: McpState, method: str) -> dict[str, list[dict[str, Any]]]:
+    """Every enabled backend's `method` list as the caller's backend sessions see it (cached; a failing
+    backend is left out and counted)."""
+    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), method,
+                                     on_error(state), caller(request))
 
 
 def remember_caller(request: web.Request, era: protocol.Era, params: Any, session: Session | None) -> None:

@@ -7,39 +7,41 @@ from typing import Any
 from aiohttp import web
 
 from gateway.calls import pipeline
+from gateway.calls.audit import audit
 from gateway.keys import UPSTREAM
 from gateway.mcp import (
     admission,
     catalog,
     enforce,
-    fanout,
     links,
     methods,
     naming,
     protocol,
     unseen,
 )
-from gateway.mcp.aggregated_common import caller, on_error, result_or_error, servers_of
+from gateway.mcp.aggregated_common import backend_lists, caller, result_or_error, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 from gateway.registry import ServerConfig
 
-_NAMED = {  # method -> (item key, rename)
-    "prompts/list": ("name", naming.public_name),
-    "resources/list": ("uri", catalog.wrap_uri),
-    "resources/templates/list": ("uriTemplate", catalog.wrap_uri),
-}
+_RENAME = {"prompts/list": naming.public_name, "resources/list": catalog.wrap_uri,
+           "resources/templates/list": catalog.wrap_uri}
 
 
 async def list_named(request: web.Request, state: McpState, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    per_server = await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), method,
-                                           on_error(state), caller(request))
-    key, rename = _NAMED[method]
+    """A merged list (tools prefixed, with broadcast names; the others renamed), only what the caller
+    may use, paged."""
+    per_server = await backend_lists(request, state, method)
+    key = admission.LISTS[method][1]
     pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
-    merged = catalog.merge_named(per_server, key, allowed, rename)
+    if method == "tools/list":
+        merged = catalog.merge_tools(per_server, allowed, state.broadcast)
+    else:
+        merged = catalog.merge_named(per_server, key, allowed, _RENAME[method])
     page, nxt = catalog.paginate(merged, params.get("cursor"), state.page_size)
+    audit(request).note(listed=len(merged), hidden=len(pairs) - len(allowed))
     return {admission.LISTS[method][0]: page, **({"nextCursor": nxt} if nxt else {})}
 
 
@@ -47,8 +49,7 @@ async def _prompt(request: web.Request, state: McpState, public: str, servers: d
     """(server, prompt) a public prompt name stands for, among the prompts the caller may use."""
     found = naming.split_simple(public, servers)
     if found is None:  # shortened (or unknown): reversed against the catalog, as every replica can
-        lists = await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers.values()),
-                                          "prompts/list", on_error(state), caller(request))
+        lists = await backend_lists(request, state, "prompts/list")
         names = {s: [p["name"] for p in items if isinstance(p.get("name"), str)] for s, items in lists.items()}
         found = naming.resolve(public, await unseen.visible_names(request, "prompts/list", names))
     return found

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from gateway import broadcast as b
+from gateway.registry import ServerConfig
 
 
-@dataclass
-class S:
-    name: str
-    enabled: bool = True
-    tags: tuple[str, ...] = ()
-    tools: tuple[str, ...] = ()
-    timeout: float = 30.0
+def S(name: str, **kw: Any) -> ServerConfig:
+    return ServerConfig(name, f"http://127.0.0.1:1/{name}", **kw)
 
 
 SERVERS = {
