@@ -74,11 +74,16 @@ async def decide(request: web.Request, call: Call) -> Verdict:
     return verdict
 
 
-async def run(request: web.Request, call: Call, server_of: Callable[[str], ServerConfig], forward: Forward[T]) -> T:
-    """A single call: decided (Denied when refused), its server found only then, the stages, forwarded."""
+async def require(request: web.Request, call: Call) -> None:
+    """`decide` on a single call; Denied (with the PDP's decision) when it is refused."""
     verdict = await decide(request, call)
     if not verdict.allowed:
         raise Denied(verdict.decision, f"'{call.action}' on '{call.targets[0]}:{call.name}' is not permitted")
+
+
+async def run(request: web.Request, call: Call, server_of: Callable[[str], ServerConfig], forward: Forward[T]) -> T:
+    """A single call: decided (Denied when refused), its server found only then, the stages, forwarded."""
+    await require(request, call)
     return await one(request, call, server_of(call.targets[0]), forward)
 
 

@@ -44,9 +44,7 @@ def call_of(request: web.Request, entry: Entry, method: str, targets: tuple[str,
 
 async def decide(request: web.Request, method: str, server: str, name: str, arguments: object = None) -> None:
     """The pipeline's decision on one guarded call on `server` (recorded for audit); Denied when refused."""
-    verdict = await pipeline.decide(request, call_of(request, "mcp", method, (server,), name, arguments))
-    if not verdict.allowed:
-        raise Denied(verdict.decision, "not permitted by policy")
+    await pipeline.require(request, call_of(request, "mcp", method, (server,), name, arguments))
 
 
 def refusal(method: str, rid: Any, exc: Denied | Refused, era: protocol.Era) -> dict[str, Any]:

@@ -100,6 +100,13 @@ async def authorize(
     return decision
 
 
+def attempted(request: web.Request, server: str | None = None, tool: str | None = None) -> None:
+    """Audit a tool call's request as one before its body is read (a 400 is still an `invoke_tool`);
+    the pipeline fills in the rest once the call is described."""
+    info = audit(request)
+    info.action, info.mcp_server, info.tool = "invoke_tool", server, tool
+
+
 def tool_call(request: web.Request, entry: Entry, tool: str, arguments: dict[str, Any],
               targets: tuple[str, ...], *, broadcast: bool = False) -> Call:
     """A REST tool call for the pipeline (gateway/calls): the caller's own subject upstream."""

@@ -77,6 +77,7 @@ async def invoke(request: web.Request) -> web.Response:
     """`{success, tool_name, mcp_server, result, execution_time_ms}` for one tool call."""
     start = time.perf_counter()
     name = c.query_server(request)
+    c.attempted(request, name)
     body = await c.json_object(request)
     tool = c.field(body, "tool_name", str, required=True)
     arguments = c.field(body, "parameters", dict, default={})
@@ -118,6 +119,7 @@ async def _invoke(request: web.Request, call: Call, server: ServerConfig) -> dic
 async def invoke_broadcast(request: web.Request) -> web.Response:
     """Run one tool on many servers; each target authorized on its own, partial results returned."""
     start = time.perf_counter()
+    c.attempted(request)
     body = await c.json_object(request)
     tool = c.field(body, "tool_name", str, required=True)
     arguments = c.field(body, "parameters", dict, default={})

@@ -37,6 +37,7 @@ async def invoke(request: web.Request) -> web.Response:
     """Run the tool on every permitted server offering it; MCP `content` with a summary."""
     start = time.perf_counter()
     tool = request.match_info["name"]
+    c.attempted(request, tool=tool)
     arguments = await c.json_object(request, allow_empty=True)
     targets, results, errors = await run_broadcast(request, "tools", tool, arguments)
     outcome = broadcast.broadcast_response(tool, targets, results, errors, start)
