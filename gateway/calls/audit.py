@@ -13,6 +13,7 @@ from aiohttp import web
 
 from gateway.gwaudit import AuditInfo
 from gateway.keys import AUDIT_INFO
+from shared.authzen import Decision
 
 if TYPE_CHECKING:
     from gateway.calls.call import Call, Verdict
@@ -31,6 +32,13 @@ def started(info: AuditInfo, call: Call) -> None:
     """What is called, with what (a broadcast names no single server)."""
     info.action, info.tool, info.parameters = call.action, call.name, call.decided_arguments
     info.mcp_server = None if call.broadcast else call.targets[0]
+
+
+def checked(info: AuditInfo, decision: Decision) -> None:
+    """The PDP's answer to a request that is not a call."""
+    info.decision = decision
+    if not decision.allowed:
+        info.denied = True
 
 
 def decided(info: AuditInfo, call: Call, verdict: Verdict) -> None:

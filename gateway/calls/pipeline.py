@@ -30,9 +30,11 @@ from gateway.calls.call import Call, Stage, Verdict
 from gateway.errors import Denied, NotFound, to_gateway_error
 from gateway.keys import CALL_STAGES, METRICS, POLICY, SCHEMAS, SERVERS, SETTINGS, UPSTREAM
 from gateway.registry import ServerConfig
-from shared.authzen import Decision, resource_for
+from shared.auth import Principal
+from shared.authzen import Decision, Resource, resource_for
 
 T = TypeVar("T")
+Ask = tuple[str, Resource, Mapping[str, Any] | None]  # (action, resource, arguments) for the PDP
 Forward = Callable[[ServerConfig], Awaitable[T]]
 
 
@@ -56,18 +58,33 @@ class Admission:
 STAGES: tuple[Stage, ...] = (Admission(),)
 
 
+async def decisions(request: web.Request, principal: Principal, items: Sequence[Ask]) -> list[Decision]:
+    """The PDP's decisions on (action, resource, arguments) items, in order: one request whatever
+    their number (the decision cache answers what it can); PdpUnavailable: deny, nothing forwarded."""
+    policy = request.app[POLICY]
+    if len(items) == 1:
+        action, resource, arguments = items[0]
+        return [await policy.check(principal, action, resource, arguments=arguments)]
+    return list(await policy.check_many(principal, list(items))) if items else []
+
+
+async def check(request: web.Request, principal: Principal, checks: Sequence[tuple[str, Resource]]) -> Decision:
+    """A request that is not a call (a list, server info, an MCP method's plan): every check in one
+    PDP request; the first denial, else an allow; recorded for audit."""
+    found = await decisions(request, principal, [(action, resource, None) for action, resource in checks])
+    decision = next((d for d in found if not d.allowed), found[0])
+    record.checked(audit(request), decision)
+    return decision
+
+
 async def decide(request: web.Request, call: Call) -> Verdict:
-    """Ask the PDP about every target in one call (a batch for several); recorded for audit."""
+    """Ask the PDP about every target of a call in one request; recorded for audit."""
     info = audit(request)
     record.started(info, call)
-    policy, arguments = request.app[POLICY], call.decided_arguments
-    resources = [resource_for(call.action, t, call.name) for t in call.targets]
-    if len(resources) == 1:
-        decisions: Sequence[Decision] = [
-            await policy.check(call.principal, call.action, resources[0], arguments=arguments)]
-    else:
-        decisions = await policy.check_many(call.principal, [(call.action, r, arguments) for r in resources])
-    verdict = Verdict(call.targets, tuple(decisions))
+    arguments = call.decided_arguments
+    found = await decisions(request, call.principal,
+                            [(call.action, resource_for(call.action, t, call.name), arguments) for t in call.targets])
+    verdict = Verdict(call.targets, tuple(found))
     record.decided(info, call, verdict)
     if call.broadcast and verdict.denied:
         request.app[METRICS].broadcast_denied.inc(len(verdict.denied))

@@ -66,17 +66,9 @@ async def check_plan(
     info.mcp_server = server
     action, resource = plan.checks[0]
     info.action, info.tool = action, resource.name
-    policy = request.app[POLICY]
-    if len(plan.checks) == 1:
-        decision = await policy.check(principal, action, resource)
-    else:
-        decisions = await policy.check_many(principal, list(plan.checks))
-        decision = next((d for d in decisions if not d.allowed), decisions[0])
+    if len(plan.checks) > 1:
         info.note(checks=[f"{a} {r.id}" for a, r in plan.checks])
-    info.decision = decision
-    if not decision.allowed:
-        info.denied = True
-    return decision
+    return await pipeline.check(request, principal, plan.checks)
 
 
 def plan_denial(method: str, rid: Any, decision: Decision, era: protocol.Era, plan: methods.Plan) -> RpcFailure | None:

@@ -9,18 +9,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
+from gateway.calls import pipeline
 from gateway.calls.audit import audit
 from gateway.calls.call import Call, Entry
 from gateway.errors import BadRequest, Denied, Forbidden
 from gateway.keys import (
     JSON_BODY,
-    POLICY,
     PRINCIPAL,
 )
 from gateway.registry import ServerConfig
 from gateway.upstream.sessions import Caller
 from shared.auth import Principal
-from shared.authzen import Decision, Resource
+from shared.authzen import Resource
 from shared.jsonutil import loads
 
 T = TypeVar("T")
@@ -87,17 +87,11 @@ def string_list(body: Mapping[str, Any], name: str) -> list[str] | None:
     return value
 
 
-async def authorize(
-    request: web.Request, action: str, resource: Resource, arguments: Mapping[str, Any] | None = None
-) -> Decision:
-    """Ask the PDP about a non-call request (lists, info); record the decision; Denied when refused."""
-    decision = await request.app[POLICY].check(principal(request), action, resource, arguments=arguments)
-    info = audit(request)
-    info.decision = decision
+async def authorize(request: web.Request, action: str, resource: Resource) -> None:
+    """Ask the PDP about a request that is not a call (lists, info): Denied when refused."""
+    decision = await pipeline.check(request, principal(request), [(action, resource)])
     if not decision.allowed:
-        info.denied = True
         raise Denied(decision, f"'{action}' on '{resource.id}' is not permitted")
-    return decision
 
 
 def attempted(request: web.Request, server: str | None = None, tool: str | None = None) -> None:
@@ -112,15 +106,6 @@ def tool_call(request: web.Request, entry: Entry, tool: str, arguments: dict[str
     """A REST tool call for the pipeline (gateway/calls): the caller's own subject upstream."""
     who = principal(request)
     return Call(entry, who, Caller.of(who.subject), "invoke_tool", tool, targets, arguments, broadcast)
-
-
-async def authorize_many(
-    request: web.Request, items: Sequence[tuple[str, Resource, Mapping[str, Any] | None]]
-) -> list[Decision]:
-    """One batch decision for several (action, resource, arguments) items."""
-    if not items:
-        return []
-    return list(await request.app[POLICY].check_many(principal(request), list(items)))
 
 
 def public_url(url: str) -> str:

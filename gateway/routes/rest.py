@@ -35,7 +35,7 @@ async def list_servers(request: web.Request) -> web.Response:
     info = c.audit(request)
     info.action = "list_servers"
     servers = sorted(request.app[SERVERS].servers.values(), key=lambda s: s.name)
-    decisions = await c.authorize_many(request, [("list_servers", server_resource(s.name), None) for s in servers])
+    decisions = await pipeline.decisions(request, c.principal(request), [("list_servers", server_resource(s.name), None) for s in servers])
     visible = [c.server_summary(s) for s, d in zip(servers, decisions, strict=True) if d.allowed]
     info.note(visible=len(visible), hidden=len(servers) - len(visible))
     return json_response({"servers": visible, "count": len(visible)})
