@@ -40,6 +40,7 @@ from gateway.mcp.aggregated_common import (
     backend_lists,
     remember_caller,
     servers_of,
+    session_request,
 )
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
@@ -203,10 +204,8 @@ async def _broadcast(request: web.Request, target: catalog.Target, raw_args: Any
 async def get(request: web.Request) -> web.StreamResponse:
     """A session's server→client stream: keep-alives and aggregated */list_changed (listen.py)."""
     state: McpState = request.app[MCP_STATE]
-    audit(request).action = "mcp_stream"
     try:
-        endpoint.check_transport(request, state, post=False)
-        endpoint.require_stream_session(request)
+        session_request(request, state, "mcp_stream")
         session = endpoint.open_session(request, state, None)
     except HttpReject as reject:
         return reject.response
@@ -223,9 +222,8 @@ async def get(request: web.Request) -> web.StreamResponse:
 async def delete(request: web.Request) -> web.Response:
     """End an aggregated session (every replica sharing the database refuses it from now on)."""
     state: McpState = request.app[MCP_STATE]
-    audit(request).action = "mcp_session_end"
     try:
-        endpoint.check_transport(request, state, post=False)
+        session_request(request, state, "mcp_session_end")
         session = endpoint.open_session(request, state, None)
     except HttpReject as reject:
         return reject.response

@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
 from gateway.keys import CALLER, MCP_STATE, PRINCIPAL, SERVERS, UPSTREAM
-from gateway.mcp import fanout, protocol
+from gateway.mcp import endpoint, fanout, protocol
 from gateway.mcp.endpoint import rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
@@ -68,6 +68,15 @@ def result_or_error(response: dict[str, Any]) -> dict[str, Any]:
                          err.get("data"), status=200)
     result = response.get("result")
     return dict(result) if isinstance(result, dict) else {}
+
+
+def session_request(request: web.Request, state: McpState, action: str) -> None:
+    """A GET or DELETE on an MCP endpoint: audited as `action`, its transport checked (HttpReject); a
+    GET must name its session."""
+    audit(request).action = action
+    endpoint.check_transport(request, state, post=False)
+    if request.method == "GET":
+        endpoint.require_stream_session(request)
 
 
 def answer_failure(request: web.Request, rid: Any, exc: Exception, server: str | None = None) -> web.Response:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from gateway.calls.audit import audit
 from gateway.keys import MCP_STATE
 from gateway.mcp import endpoint, protocol, relay, unseen
-from gateway.mcp.aggregated_common import answer_failure
+from gateway.mcp.aggregated_common import answer_failure, session_request
 from gateway.mcp.endpoint import HttpReject, principal
 from gateway.mcp.passthrough import (
     ENDPOINT,
@@ -19,20 +16,25 @@ from gateway.mcp.passthrough import (
     session_refused,
 )
 from gateway.mcp.protocol import RpcFailure
+from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
+from gateway.registry import ServerConfig
 from gateway.upstream.client import read_capped
+
+
+async def _session(request: web.Request, state: McpState, action: str) -> tuple[ServerConfig, Session]:
+    """A GET's or DELETE's server (once the caller may see it) and session; refusals raise."""
+    session_request(request, state, action)
+    server = await unseen.visible_server(request)
+    return server, endpoint.open_session(request, state, server.name)
 
 
 async def get(request: web.Request) -> web.StreamResponse:
     """The handshake era's server→client stream (resumable with Last-Event-ID); 405 for 2026-07-28."""
     state: McpState = request.app[MCP_STATE]
-    audit(request).action = "mcp_stream"
     try:
-        endpoint.check_transport(request, state, post=False)
-        endpoint.require_stream_session(request)
-        server = await unseen.visible_server(request)
-        session = endpoint.open_session(request, state, server.name)
+        server, session = await _session(request, state, "mcp_stream")
         state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
         if session.bridged:
             return web.Response(status=405, headers={"Allow": "POST, DELETE"})
@@ -49,7 +51,8 @@ async def get(request: web.Request) -> web.StreamResponse:
         return _refused(request, state, exc)
 
 
-async def _relay_stream(request: web.Request, state: McpState, server: Any, session: Any) -> web.StreamResponse:
+async def _relay_stream(request: web.Request, state: McpState, server: ServerConfig,
+                        session: Session) -> web.StreamResponse:
     headers = relay.forward_headers(request.headers, session.upstream_id)
     resp = await relay.send(http(request), server, credentials(request), "GET", headers, None, stream=True)
     async with resp:
@@ -65,11 +68,8 @@ async def _relay_stream(request: web.Request, state: McpState, server: Any, sess
 async def delete(request: web.Request) -> web.StreamResponse:
     """End a session: the backend's too, then the gateway's (on every replica sharing the database)."""
     state: McpState = request.app[MCP_STATE]
-    audit(request).action = "mcp_session_end"
     try:
-        endpoint.check_transport(request, state, post=False)
-        server = await unseen.visible_server(request)
-        session = endpoint.open_session(request, state, server.name)
+        server, session = await _session(request, state, "mcp_session_end")
         status = 200
         if session.upstream_id and not session.bridged:
             headers = relay.forward_headers(request.headers, session.upstream_id)
