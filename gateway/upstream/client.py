@@ -16,25 +16,24 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from yarl import URL
 
-from gateway.backend_auth import inject
-from gateway.credentials import CredentialError, CredentialStore
+from gateway.credentials import CredentialStore
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
-from gateway.upstream import codec
+from gateway.upstream import codec, sse
+from gateway.upstream.background import in_background
 from gateway.upstream.errors import (
+    BackendDisconnected,
     CallBudgetExceeded,
-    ResponseTooLarge,
     UpstreamError,
     UpstreamRpcError,
     UpstreamTimeout,
     status_error,
 )
-from shared import tracing
+from gateway.upstream.reply import Reply, read_reply
+from gateway.upstream.sender import Sender, read_capped
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
@@ -50,17 +49,6 @@ PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
 # (a keep-alive connection to a backend that just restarted). Others, tools/call first, may have run.
 IDEMPOTENT = frozenset({"ping", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
                         "resources/read", "prompts/get"})
-# Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
-MAX_NOTES = 100
-
-
-@dataclass
-class Reply:
-    """A backend's answer: the JSON-RPC response plus notifications that came before it."""
-
-    response: dict[str, Any]
-    status: int
-    notifications: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _SessionGone(Exception):
@@ -69,14 +57,6 @@ class _SessionGone(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
-
-
-class _Disconnected(UpstreamError):
-    """The connection closed (or was reset) before the backend's answer began."""
-
-
-class _Unauthorized(Exception):
-    """The backend answered 401: a cached oauth2 token may have been revoked."""
 
 
 class BackendClient:
@@ -103,6 +83,7 @@ class BackendClient:
         self.max_call_bytes = max_call_bytes
         self.session = session
         self.credentials = credentials
+        self.http = Sender(server, session, credentials)  # the one request path (sender.py)
         self.era: str | None = None
         self.session_id: str | None = None
         self.protocol_version: str | None = None
@@ -110,11 +91,6 @@ class BackendClient:
         self.initialize_count = 0
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
-        # Built once: parsing the URL and building the timeout on every call showed in profiles.
-        self._url = URL(server.url)
-        self._http_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=server.timeout, sock_read=server.timeout
-        )
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> Reply:
         """Send one request and return the backend's reply (JSON-RPC errors included).
@@ -130,7 +106,7 @@ class BackendClient:
 
     async def _request(self, method: str, params: dict[str, Any] | None) -> Reply:
         await self._ensure_era()
-        renewed = refreshed = resent = False  # each remedy at most once
+        renewed = resent = False  # each remedy at most once (the 401 refresh is sender.py's)
         while True:
             message, headers = self._frame(method, params)
             stale = self.session_id
@@ -143,15 +119,7 @@ class BackendClient:
                 renewed = True
                 await self._handshake(stale)
                 continue
-            except _Unauthorized:
-                if refreshed or self.server.auth.method != "oauth2":
-                    raise UpstreamError(
-                        self.server.name, "backend rejected our credential", 401
-                    ) from None
-                refreshed = True
-                self.credentials.invalidate_token(self.server.name)
-                continue
-            except _Disconnected:
+            except BackendDisconnected:
                 if resent or method not in IDEMPOTENT:
                     raise
                 resent = True
@@ -189,19 +157,7 @@ class BackendClient:
 
     async def open_get(self) -> aiohttp.ClientResponse:
         """Open this session's 2025-era GET stream (caller must release it)."""
-        try:
-            injection = await self.credentials.injection(self.server)
-        except CredentialError as exc:
-            raise UpstreamError(self.server.name, f"credential unavailable: {exc}") from None
-        headers = {"Accept": "text/event-stream", **self._session_headers()}
-        query: dict[str, str] = {}
-        inject(injection, headers, query, {})
-        url = self._url.update_query(query) if query else self._url
-        try:
-            return await self.session.get(url, headers=headers, allow_redirects=False,
-                                          timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.server.timeout))
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
+        return await self.http.send("GET", {"Accept": "text/event-stream", **self._session_headers()}, stream=True)
 
     def adopt_era(self, other: BackendClient) -> None:
         """Learn the era a sibling client of this backend detected: 2026-07-28 is stateless, so it is
@@ -215,21 +171,14 @@ class BackendClient:
         """End this client's 2025-era backend session with a DELETE (best effort, in the background)."""
         if self.era != LEGACY or not self.session_id:
             return
-        task = asyncio.get_running_loop().create_task(self._delete(self._session_headers()))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        in_background(self._delete(self._session_headers()))
         self.session_id, self.era = None, None  # a later request starts a new session
 
     async def _delete(self, headers: dict[str, str]) -> None:
         try:
-            injection = await self.credentials.injection(self.server)
-            query: dict[str, str] = {}
-            inject(injection, headers, query, {})
-            url = self._url.update_query(query) if query else self._url
             async with asyncio.timeout(self.server.timeout):
-                resp = await self.session.delete(url, headers=headers, allow_redirects=False)
-                resp.release()
-        except (CredentialError, aiohttp.ClientError, TimeoutError) as exc:
+                (await self.http.send("DELETE", headers)).release()
+        except (UpstreamError, TimeoutError) as exc:
             log.debug("ending a backend session failed", extra={"server": self.server.name, "error": str(exc)})
 
     def cancel_soon(self, request_id: Any, reason: str) -> None:
@@ -241,9 +190,7 @@ class BackendClient:
             return
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": request_id, "reason": reason}}
-        task = asyncio.get_running_loop().create_task(self._cancel(note))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        in_background(self._cancel(note))
 
     async def _cancel(self, note: dict[str, Any]) -> None:
         try:
@@ -263,9 +210,7 @@ class BackendClient:
         request_id = next(self._ids) if request_id is None else request_id
         if self.era == MODERN:
             params = codec.with_modern_meta(params, {})
-            return codec.request_message(request_id, method, params), codec.routing_headers(
-                method, params
-            )
+            return codec.request_message(request_id, method, params), codec.routing_headers(method, params)
         return codec.request_message(request_id, method, params), self._session_headers()
 
     def _session_headers(self) -> dict[str, str]:
@@ -285,18 +230,14 @@ class BackendClient:
                 await self._initialize()
                 return
             probe = codec.request_message(0, "server/discover", codec.with_modern_meta(None, {}))
-            reply = await self._exchange(
-                probe, codec.routing_headers("server/discover", None), probing=True
-            )
+            reply = await self._exchange(probe, codec.routing_headers("server/discover", None), probing=True)
             versions = codec.modern_evidence(reply.response if reply else None) or []
             if MODERN in versions:
                 self.era, self.protocol_version = MODERN, MODERN
                 self.server_info = dict((reply.response.get("result") or {}) if reply else {})
                 log.info("backend speaks 2026-07-28", extra={"server": self.server.name})
-                if self._on_era is not None:
-                    self._on_era(self)
-                return
-            await self._initialize()
+            else:
+                await self._initialize()
             if self._on_era is not None:
                 self._on_era(self)
 
@@ -308,11 +249,8 @@ class BackendClient:
     async def _initialize(self) -> None:
         self.session_id = None
         self.initialize_count += 1
-        params = {
-            "protocolVersion": codec.HANDSHAKE_VERSION,
-            "capabilities": self.capabilities,
-            "clientInfo": CLIENT_INFO,
-        }
+        params = {"protocolVersion": codec.HANDSHAKE_VERSION, "capabilities": self.capabilities,
+                  "clientInfo": CLIENT_INFO}
         message = codec.request_message(next(self._ids), "initialize", params)
         reply = await self._exchange(message, {}, capture_session=True)
         assert reply is not None
@@ -323,80 +261,39 @@ class BackendClient:
         self.server_info = result
         self.era = LEGACY
         await self._exchange({"jsonrpc": "2.0", "method": "notifications/initialized"}, self._session_headers())
-        log.info(
-            "backend initialized",
-            extra={"server": self.server.name, "version": self.protocol_version},
-        )
+        log.info("backend initialized", extra={"server": self.server.name, "version": self.protocol_version})
 
-    async def _post(
-        self, message: dict[str, Any], headers: dict[str, str]
-    ) -> aiohttp.ClientResponse:
-        try:
-            injection = await self.credentials.injection(self.server)
-        except CredentialError as exc:
-            raise UpstreamError(self.server.name, f"credential unavailable: {exc}") from None
-        headers = {"Accept": ACCEPT, "Content-Type": "application/json", **headers}
-        query: dict[str, str] = {}
-        message = inject(injection, headers, query, message)
-        url = self._url.update_query(query) if query else self._url
-        try:
-            # One span per backend request, to the response head; `traceparent` goes with it.
-            traced = tracing.tracer_var.get() is not None  # off: no names or attributes built
-            with tracing.span(f"backend {self.server.name}", True, {
-                "mcp.server": self.server.name, "mcp.method": str(message.get("method", ""))}) if traced else tracing.OFF:
-                tracing.inject(headers)
-                # Never follow a redirect: it would resend the credential to a host the registry
-                # (and its allowlist) never approved.
-                return await self.session.post(
-                    url, data=codec.encode(message), headers=headers, timeout=self._http_timeout,
-                    allow_redirects=False,
-                )
-        except TimeoutError:  # silent for `timeout` (sock_read) before the response headers
-            raise UpstreamTimeout(self.server.name, self.server.timeout) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            raise _Disconnected(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                self.server.name, f"cannot reach backend: {type(exc).__name__}"
-            ) from None
+    async def _post(self, message: dict[str, Any], headers: dict[str, str]) -> aiohttp.ClientResponse:
+        return await self.http.send("POST", {"Accept": ACCEPT, "Content-Type": "application/json", **headers},
+                                    message)
 
     async def _exchange(
-        self,
-        message: dict[str, Any],
-        headers: dict[str, str],
-        *,
-        probing: bool = False,
+        self, message: dict[str, Any], headers: dict[str, str], *, probing: bool = False,
         capture_session: bool = False,
     ) -> Reply | None:
         request_id = message.get("id")
+        name = self.server.name
         async with await self._post(message, headers) as resp:
             if capture_session and resp.headers.get("Mcp-Session-Id"):
                 self.session_id = resp.headers["Mcp-Session-Id"]
             if request_id is None:  # a notification: 202, nothing to read
                 if resp.status >= 400:
-                    raise UpstreamError(
-                        self.server.name,
-                        f"notification refused with HTTP {resp.status}",
-                        resp.status,
-                    )
+                    raise UpstreamError(name, f"notification refused with HTTP {resp.status}", resp.status)
                 return None
-            if resp.status == 401:
-                raise _Unauthorized
+            if resp.status == 401:  # still, after sender.py refreshed an oauth2 token
+                raise UpstreamError(name, "backend rejected our credential", 401)
             if resp.status in (400, 404) and "Mcp-Session-Id" in headers:
                 answer = await self._refusal(resp)
                 if codec.session_refused(resp.status, answer):
                     raise _SessionGone(resp.status)
                 if codec.is_response_to(answer, request_id):
                     return Reply(answer, resp.status)
-                raise _refusal_error(self.server.name, answer, request_id, resp.status)
+                raise _refusal_error(name, answer, request_id, resp.status)
             if resp.status >= 500:
-                raise await status_error(self.server.name, resp)
+                raise await status_error(name, resp)
             try:
-                reply = await self._read(resp, request_id)
-            except aiohttp.ClientPayloadError:
-                raise UpstreamError(
-                    self.server.name, "response stream broke off", resp.status
-                ) from None
+                reply = await read_reply(resp, name, request_id, limit=self.max_response_bytes,
+                                         budget=sse.Budget(self.max_call_bytes), idle_limit=self.server.timeout)
             except CallBudgetExceeded:
                 resp.close()  # drop the stream at once: a modern backend reads that as the cancel
                 self.cancel_soon(request_id, "call exceeded the gateway's byte budget")
@@ -405,67 +302,11 @@ class BackendClient:
                 return reply
             if probing and 400 <= resp.status < 500:
                 return None  # no modern evidence: the caller falls back to the handshake
-            raise UpstreamError(
-                self.server.name, f"HTTP {resp.status} without a JSON-RPC response", resp.status
-            )
+            raise UpstreamError(name, f"HTTP {resp.status} without a JSON-RPC response", resp.status)
 
     async def _refusal(self, resp: aiohttp.ClientResponse) -> Any:
         """The decoded body of a 4xx answer (None when it is not JSON)."""
-        try:
-            return codec.decode(await read_capped(resp, self.server.name, self.max_response_bytes))
-        except ValueError:
-            return None
-
-    async def _read(self, resp: aiohttp.ClientResponse, request_id: Any) -> Reply | None:
-        ctype = resp.content_type
-        if ctype == "text/event-stream":
-            parser, notes = codec.SSEParser(), list[dict[str, Any]]()
-            relayed = 0
-            async for chunk in resp.content.iter_any():
-                relayed += len(chunk)
-                if relayed > self.max_call_bytes:
-                    raise CallBudgetExceeded(self.server.name, self.max_call_bytes, resp.status)
-                for event in parser.feed(chunk):
-                    found = self._event(event, request_id, notes, resp.status)
-                    if found is not None:
-                        await _drain(resp)
-                        return Reply(found, resp.status, notes)
-                # An event still being assembled past the cap: stop before it grows further.
-                if parser.pending > self.max_response_bytes:
-                    raise ResponseTooLarge(self.server.name, self.max_response_bytes, resp.status)
-            for event in parser.close():
-                found = self._event(event, request_id, notes, resp.status)
-                if found is not None:
-                    return Reply(found, resp.status, notes)
-            raise UpstreamError(
-                self.server.name, "event stream ended without a response", resp.status
-            )
-        if ctype != "application/json":
-            return None
-        try:
-            body = codec.decode(await read_capped(resp, self.server.name, self.max_response_bytes))
-        except ValueError:
-            raise UpstreamError(
-                self.server.name, "backend sent malformed JSON", resp.status
-            ) from None
-        return Reply(body, resp.status) if codec.is_response_to(body, request_id) else None
-
-    def _event(
-        self, event: codec.SSEEvent, request_id: Any, notes: list[dict[str, Any]], status: int
-    ) -> dict[str, Any] | None:
-        if len(event.data) > self.max_response_bytes:  # completed within one chunk: `pending` never saw it
-            raise ResponseTooLarge(self.server.name, self.max_response_bytes, status)
-        if event.event != "message" or not event.data:
-            return None
-        try:
-            message = codec.decode(event.data)
-        except ValueError:
-            raise UpstreamError(self.server.name, "backend sent a malformed event") from None
-        if codec.is_response_to(message, request_id):
-            return message
-        if isinstance(message, dict) and "method" in message and len(notes) < MAX_NOTES:
-            notes.append(message)
-        return None
+        return codec.loads_or_none(await read_capped(resp, self.server.name, self.max_response_bytes))
 
 
 def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> UpstreamError:
@@ -473,41 +314,3 @@ def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> Up
     if codec.is_response_to(answer, request_id) and isinstance(answer.get("error"), dict):
         return UpstreamRpcError(server, answer["error"], status)
     return UpstreamError(server, f"HTTP {status} without a JSON-RPC response", status)
-
-
-_background: set[asyncio.Task[None]] = set()  # cancels and session ends in flight (kept from the GC)
-
-
-async def drain_background(limit: float = 2.0) -> None:
-    """Wait (up to `limit` seconds) for background cancels and session ends to finish."""
-    loop = asyncio.get_running_loop()
-    mine = {task for task in _background if task.get_loop() is loop}
-    if mine:
-        await asyncio.wait(mine, timeout=limit)
-
-
-async def read_capped(resp: aiohttp.ClientResponse, server: str, limit: int) -> bytes:
-    """A whole (non-SSE) body, refused past `limit` bytes: a declared length before reading, else
-    at the first chunk that crosses it, so a huge or endless body never sits in memory."""
-    if resp.content_length is not None and resp.content_length > limit:
-        raise ResponseTooLarge(server, limit, resp.status)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise ResponseTooLarge(server, limit, resp.status)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _drain(resp: aiohttp.ClientResponse) -> None:
-    """Read the end of an SSE stream the server closes right after the response (the usual case),
-    so the keep-alive connection can be reused; a stream still open after 20 ms is just closed."""
-    if resp.content.at_eof():
-        return
-    try:
-        async with asyncio.timeout(0.02):
-            await resp.content.read()
-    except (TimeoutError, aiohttp.ClientError):
-        pass

@@ -18,18 +18,14 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from gateway.credentials import CredentialStore
+from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
 from gateway.upstream import codec
-from gateway.upstream.client import (
-    MAX_CALL_BYTES,
-    MAX_RESPONSE_BYTES,
-    MODERN,
-    BackendClient,
-    Reply,
-    drain_background,
-)
+from gateway.upstream.background import drain_background
+from gateway.upstream.client import MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 from gateway.upstream.fairness import SubjectLanes
 from gateway.upstream.guard import GuardedResolver
+from gateway.upstream.reply import Reply
 from gateway.upstream.sessions import Caller, SubjectSessions
 from gateway.upstream.standalone import GetStreams
 from gateway.upstream.toolcache import ToolNames
@@ -280,6 +276,12 @@ class UpstreamPool:
         return await self._result(
             server, "tools/call", {"name": name, "arguments": dict(arguments or {})}, caller
         )
+
+    async def send(self, server: ServerConfig | str, method: str, headers: dict[str, str],
+                   message: dict[str, Any] | None = None, *, stream: bool = False) -> aiohttp.ClientResponse:
+        """Passthrough's request to `server` as the agent framed it, on the one request path (sender.py);
+        the caller reads and releases the response."""
+        return await self._shared(server).http.send(method, headers, message, stream=stream)
 
     async def open_stream(
         self,
