@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from gateway.upstream.errors import UpstreamError
 
 if TYPE_CHECKING:
     from gateway.upstream.sse import Event
@@ -22,6 +25,10 @@ META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
 SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 # Methods whose target is mirrored in the `Mcp-Name` header (2026-07-28), and the param holding it.
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+# Paginated list methods and the result key holding their items.
+LIST_KEYS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources",
+             "resources/templates/list": "resourceTemplates"}
+MAX_PAGES = 100
 _HEADER_SAFE = re.compile(r"^[\x20-\x7e]*$")
 _B64_SENTINEL = re.compile(r"^=\?base64\?.*\?=$")
 
@@ -167,3 +174,30 @@ def normalise_result(result: Any) -> Any:
         if meta:
             result["_meta"] = meta
     return result
+
+
+async def every_page(server: str, method: str, page: Callable[[dict[str, Any] | None], Awaitable[Any]]
+                     ) -> list[dict[str, Any]]:
+    """Every item of a paginated list, following `nextCursor`: `page(params)` fetches one result.
+
+    The one paginator: a page without its list, a cursor that is not a string or comes back
+    again (a loop), or more than MAX_PAGES pages is the backend's failure, never an endless walk.
+    """
+    key = LIST_KEYS[method]
+    items: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    params: dict[str, Any] | None = None
+    for _ in range(MAX_PAGES):
+        result = await page(params)
+        found = result.get(key) if isinstance(result, dict) else None
+        if not isinstance(found, list):
+            raise UpstreamError(server, f"{method} result has no {key} list")
+        items.extend(i for i in found if isinstance(i, dict))
+        cursor = result.get("nextCursor")
+        if not cursor:
+            return items
+        if not isinstance(cursor, str) or cursor in seen:
+            raise UpstreamError(server, f"{method} cursor repeats or is not a string")
+        seen.add(cursor)
+        params = {"cursor": cursor}
+    raise UpstreamError(server, f"{method} exceeded {MAX_PAGES} pages")

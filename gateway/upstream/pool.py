@@ -35,8 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_PAGES = 100
-LIST_METHODS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
+LIST_METHODS = frozenset(codec.LIST_KEYS)
 # (server, list method, result) -> the result with items the gateway cannot represent left out
 ListFilter = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
 
@@ -245,28 +244,16 @@ class UpstreamPool:
         self, server: ServerConfig | str, caller: Caller | None = None, key: str | None = None
     ) -> list[dict[str, Any]]:
         """Every tool of `server` (in `caller`'s session), following cursors; remembered under `key`."""
-        tools: list[dict[str, Any]] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        generation = self._generation()
-        for _ in range(MAX_PAGES):
-            result = await self._result(
-                server, "tools/list", {"cursor": cursor} if cursor else None, caller
-            )
-            page = result.get("tools")
-            if not isinstance(page, list):
-                raise UpstreamError(
-                    self._config(server).name, "tools/list result has no tools list"
-                )
-            tools.extend(t for t in page if isinstance(t, dict))
-            cursor = result.get("nextCursor")
-            if not cursor:
-                self.tool_names.store(key or self._config(server).name, generation, tools)
-                return tools
-            if cursor in seen:
-                raise UpstreamError(self._config(server).name, "tools/list cursor repeats")
-            seen.add(cursor)
-        raise UpstreamError(self._config(server).name, f"tools/list exceeded {MAX_PAGES} pages")
+        config, generation = self._config(server), self._generation()
+        tools = await self.list_all(config, "tools/list", caller)
+        self.tool_names.store(key or config.name, generation, tools)
+        return tools
+
+    async def list_all(self, server: ServerConfig | str, method: str, caller: Caller | None = None
+                       ) -> list[dict[str, Any]]:
+        """Every item of one of `server`'s lists (in `caller`'s session), following cursors (codec.every_page)."""
+        config = self._config(server)
+        return await codec.every_page(config.name, method, lambda params: self._result(config, method, params, caller))
 
     async def call_tool(
         self, server: ServerConfig | str, name: str, arguments: Mapping[str, Any] | None = None,

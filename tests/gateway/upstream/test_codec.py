@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.upstream import codec
+from gateway.upstream.errors import UpstreamError
 from gateway.upstream.sse import Event
 
 
@@ -126,3 +127,39 @@ def test_session_refused(status: int, answer: object, expected: bool) -> None:
 )
 def test_event_message_is_lenient(event: Event, expected: object) -> None:
     assert codec.event_message(event) == expected
+
+
+def _pages(*results: object) -> tuple[list[object], object]:
+    """A `page` callable answering `results` in turn, and the params it was asked with."""
+    asked: list[object] = []
+    answers = iter(results)
+
+    async def page(params: object) -> object:
+        asked.append(params)
+        return next(answers)
+
+    return asked, page
+
+
+async def test_every_page_follows_cursors() -> None:
+    asked, page = _pages({"tools": [{"name": "a"}, "junk"], "nextCursor": "c1"}, {"tools": [{"name": "b"}]})
+    assert await codec.every_page("s", "tools/list", page) == [{"name": "a"}, {"name": "b"}]
+    assert asked == [None, {"cursor": "c1"}]
+
+
+@pytest.mark.parametrize(("results", "match"), [
+    (({"prompts": [], "nextCursor": "x"}, {"prompts": [], "nextCursor": "x"}), "cursor repeats"),
+    (({"prompts": [], "nextCursor": {"not": "a string"}},), "not a string"),
+    (({"prompts": None},), "has no prompts list"),
+    (("garbage",), "has no prompts list"),
+])  # fmt: skip
+async def test_every_page_refuses_a_looping_or_malformed_backend(results: tuple, match: str) -> None:
+    _, page = _pages(*results)
+    with pytest.raises(UpstreamError, match=match):
+        await codec.every_page("s", "prompts/list", page)
+
+
+async def test_every_page_stops_after_max_pages() -> None:
+    _, page = _pages(*({"resources": [], "nextCursor": f"c{i}"} for i in range(codec.MAX_PAGES + 1)))
+    with pytest.raises(UpstreamError, match=f"exceeded {codec.MAX_PAGES} pages"):
+        await codec.every_page("s", "resources/list", page)
