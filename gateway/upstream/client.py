@@ -29,7 +29,6 @@ from gateway.upstream.errors import (
     CallBudgetExceeded,
     UpstreamError,
     UpstreamRpcError,
-    UpstreamTimeout,
     status_error,
 )
 from gateway.upstream.reply import Reply, read_reply
@@ -49,14 +48,6 @@ PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
 # (a keep-alive connection to a backend that just restarted). Others, tools/call first, may have run.
 IDEMPOTENT = frozenset({"ping", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
                         "resources/read", "prompts/get"})
-
-
-class _SessionGone(Exception):
-    """The backend refused our session id (404, or 400 as TypeScript SDK servers do): initialize again."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 class BackendClient:
@@ -95,37 +86,25 @@ class BackendClient:
     async def request(self, method: str, params: dict[str, Any] | None = None) -> Reply:
         """Send one request and return the backend's reply (JSON-RPC errors included).
 
-        The server's `timeout` is an idle limit, as on every path (docs/mcp.md): the session's
-        `sock_read` ends an exchange the backend leaves silent that long, however long it runs
-        while it keeps sending (progress, logs, keep-alives).
+        The server's `timeout` is an idle limit, as on every path (docs/mcp.md): an exchange ends
+        when the backend leaves it silent that long, however long it runs while it keeps sending
+        (progress, logs, keep-alives).
         """
-        try:
-            return await self._request(method, params)
-        except TimeoutError:
-            raise UpstreamTimeout(self.server.name, self.server.timeout) from None
-
-    async def _request(self, method: str, params: dict[str, Any] | None) -> Reply:
         await self._ensure_era()
-        renewed = resent = False  # each remedy at most once (the 401 refresh is sender.py's)
-        while True:
-            message, headers = self._frame(method, params)
-            stale = self.session_id
+        for resent in (False, True):
             try:
-                reply = await self._exchange(message, headers)
-            except _SessionGone as gone:
-                if renewed:
-                    raise UpstreamError(self.server.name, "backend keeps refusing its own new session "
-                                        f"(HTTP {gone.status})", gone.status) from None
-                renewed = True
-                await self._handshake(stale)
-                continue
+                message, opened = await self._open(method, params)
             except BackendDisconnected:
                 if resent or method not in IDEMPOTENT:
                     raise
-                resent = True
                 continue
+            if isinstance(opened, Reply):
+                return opened
+            async with opened as resp:
+                reply = await self._read(message["id"], resp)
             assert reply is not None
             return reply
+        raise AssertionError("unreachable")
 
     async def open_stream(
         self, message: dict[str, Any], headers: Mapping[str, str] | None = None
@@ -133,18 +112,36 @@ class BackendClient:
         """POST `message` and return the unread response (caller must release it)."""
         await self._ensure_era()
         extra = {k: v for k, v in (headers or {}).items() if k.lower() in PASSTHROUGH_HEADERS}
-        for attempt in range(2):
-            framed, own = self._frame(message["method"], message.get("params"), message.get("id"))
+        framed, opened = await self._open(message["method"], message.get("params"), message.get("id"), extra)
+        if isinstance(opened, Reply):
+            raise _refusal_error(self.server.name, opened.response, framed["id"], opened.status)
+        return opened
+
+    async def _open(
+        self, method: str, params: dict[str, Any] | None, request_id: Any = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> tuple[dict[str, Any], aiohttp.ClientResponse | Reply]:
+        """POST a request in this client's session: the unread response, or the backend's 400/404 answer.
+
+        A session the backend refused (codec.session_refused) is initialized again and the request
+        sent once more: a refused message never ran, so whatever its method it cannot run twice.
+        """
+        for renewed in (False, True):
+            message, headers = self._frame(method, params, request_id)
             stale = self.session_id
-            resp = await self._post(framed, {**extra, **own})
-            if resp.status in (400, 404) and stale and self.era == LEGACY and attempt == 0:
-                async with resp:
-                    answer = await self._refusal(resp)
-                if not codec.session_refused(resp.status, answer):
-                    raise _refusal_error(self.server.name, answer, framed.get("id"), resp.status)
-                await self._handshake(stale)
-                continue
-            return resp
+            resp = await self._post(message, {**(extra or {}), **headers})
+            if resp.status not in (400, 404) or not stale:
+                return message, resp
+            async with resp:
+                answer = await self._refusal(resp)
+            if not codec.session_refused(resp.status, answer):
+                if codec.is_response_to(answer, message["id"]):
+                    return message, Reply(answer, resp.status)
+                raise _refusal_error(self.server.name, answer, message["id"], resp.status)
+            if renewed:
+                raise UpstreamError(self.server.name, f"backend keeps refusing its own new session (HTTP {resp.status})",
+                                    resp.status)
+            await self._handshake(stale)
         raise AssertionError("unreachable")
 
     async def ensure_era(self) -> None:
@@ -271,42 +268,39 @@ class BackendClient:
         self, message: dict[str, Any], headers: dict[str, str], *, probing: bool = False,
         capture_session: bool = False,
     ) -> Reply | None:
-        request_id = message.get("id")
-        name = self.server.name
+        """POST a message outside the session-refusal remedy (the handshake, its probe, a cancel)."""
         async with await self._post(message, headers) as resp:
             if capture_session and resp.headers.get("Mcp-Session-Id"):
                 self.session_id = resp.headers["Mcp-Session-Id"]
-            if request_id is None:  # a notification: 202, nothing to read
-                if resp.status >= 400:
-                    raise UpstreamError(name, f"notification refused with HTTP {resp.status}", resp.status)
-                return None
-            if resp.status == 401:  # still, after sender.py refreshed an oauth2 token
-                raise UpstreamError(name, "backend rejected our credential", 401)
-            if resp.status in (400, 404) and "Mcp-Session-Id" in headers:
-                answer = await self._refusal(resp)
-                if codec.session_refused(resp.status, answer):
-                    raise _SessionGone(resp.status)
-                if codec.is_response_to(answer, request_id):
-                    return Reply(answer, resp.status)
-                raise _refusal_error(name, answer, request_id, resp.status)
-            if resp.status >= 500:
-                raise await status_error(name, resp)
-            try:
-                reply = await read_reply(resp, name, request_id, limit=self.max_response_bytes,
-                                         budget=sse.Budget(self.max_call_bytes), idle_limit=self.server.timeout)
-            except CallBudgetExceeded:
-                resp.close()  # drop the stream at once: a modern backend reads that as the cancel
-                self.cancel_soon(request_id, "call exceeded the gateway's byte budget")
-                raise
-            if reply is not None:
-                return reply
-            if probing and 400 <= resp.status < 500:
-                return None  # no modern evidence: the caller falls back to the handshake
-            raise UpstreamError(name, f"HTTP {resp.status} without a JSON-RPC response", resp.status)
+            return await self._read(message.get("id"), resp, probing)
+
+    async def _read(self, request_id: Any, resp: aiohttp.ClientResponse, probing: bool = False) -> Reply | None:
+        name = self.server.name
+        if request_id is None:  # a notification: 202, nothing to read
+            if resp.status >= 400:
+                raise UpstreamError(name, f"notification refused with HTTP {resp.status}", resp.status)
+            return None
+        if resp.status == 401:  # still, after sender.py refreshed an oauth2 token
+            raise UpstreamError(name, "backend rejected our credential", 401)
+        if resp.status >= 500:
+            raise await status_error(name, resp)
+        try:
+            reply = await read_reply(resp, name, request_id, limit=self.max_response_bytes,
+                                     budget=sse.Budget(self.max_call_bytes), idle_limit=self.server.timeout)
+        except CallBudgetExceeded:
+            resp.close()  # drop the stream at once: a modern backend reads that as the cancel
+            self.cancel_soon(request_id, "call exceeded the gateway's byte budget")
+            raise
+        if reply is not None:
+            return reply
+        if probing and 400 <= resp.status < 500:
+            return None  # no modern evidence: the caller falls back to the handshake
+        raise UpstreamError(name, f"HTTP {resp.status} without a JSON-RPC response", resp.status)
 
     async def _refusal(self, resp: aiohttp.ClientResponse) -> Any:
         """The decoded body of a 4xx answer (None when it is not JSON)."""
-        return codec.loads_or_none(await read_capped(resp, self.server.name, self.max_response_bytes))
+        return codec.loads_or_none(await read_capped(resp, self.server.name, self.max_response_bytes,
+                                                     self.server.timeout))
 
 
 def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> UpstreamError:

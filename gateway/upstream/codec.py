@@ -42,11 +42,6 @@ def event_message(event: Event) -> dict[str, Any] | None:
     return message if isinstance(message, dict) else None
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    """Serialise a JSON-RPC message."""
-    return orjson.dumps(message)
-
-
 def decode(payload: bytes | str) -> Any:
     """Parse JSON; raise ValueError on bad input."""
     return orjson.loads(payload)
