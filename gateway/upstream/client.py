@@ -90,7 +90,7 @@ class BackendClient:
         when the backend leaves it silent that long, however long it runs while it keeps sending
         (progress, logs, keep-alives).
         """
-        await self._ensure_era()
+        await self.ensure_era()
         for resent in (False, True):
             try:
                 message, opened = await self._open(method, params)
@@ -110,7 +110,7 @@ class BackendClient:
         self, message: dict[str, Any], headers: Mapping[str, str] | None = None
     ) -> aiohttp.ClientResponse:
         """POST `message` and return the unread response (caller must release it)."""
-        await self._ensure_era()
+        await self.ensure_era()
         extra = {k: v for k, v in (headers or {}).items() if k.lower() in PASSTHROUGH_HEADERS}
         framed, opened = await self._open(message["method"], message.get("params"), message.get("id"), extra)
         if isinstance(opened, Reply):
@@ -141,16 +141,8 @@ class BackendClient:
             if renewed:
                 raise UpstreamError(self.server.name, f"backend keeps refusing its own new session (HTTP {resp.status})",
                                     resp.status)
-            await self._handshake(stale)
+            await self.renew_session(stale)
         raise AssertionError("unreachable")
-
-    async def ensure_era(self) -> None:
-        """Detect the backend's era (and initialize a 2025-era session) if not done yet."""
-        await self._ensure_era()
-
-    async def renew_session(self, stale: str | None) -> None:
-        """Initialize again unless another request already replaced the `stale` session."""
-        await self._handshake(stale)
 
     async def open_get(self) -> aiohttp.ClientResponse:
         """Open this session's 2025-era GET stream (caller must release it)."""
@@ -217,7 +209,8 @@ class BackendClient:
             headers["Mcp-Session-Id"] = self.session_id
         return headers
 
-    async def _ensure_era(self) -> None:
+    async def ensure_era(self) -> None:
+        """Detect the backend's era (and initialize a 2025-era session) if not done yet."""
         if self.era is not None:
             return
         async with self._lock:
@@ -238,7 +231,8 @@ class BackendClient:
             if self._on_era is not None:
                 self._on_era(self)
 
-    async def _handshake(self, stale: str | None) -> None:
+    async def renew_session(self, stale: str | None) -> None:
+        """Initialize again unless another request already replaced the `stale` session."""
         async with self._lock:
             if self.session_id == stale:  # another request may already have re-initialized
                 await self._initialize()
