@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,36 +13,19 @@ from gateway.credentials import CredentialStore
 from gateway.registry import ServerConfig, parse_servers
 from gateway.upstream import UpstreamError, create_session
 from gateway.upstream.sender import Sender
+from tests.fixtures.oauth_backend import CLIENT_ID, SECRET, OauthBackend
 
-SECRET = "s3cr3t-value"
 ENV = {"BACKEND_SECRET": SECRET}
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
 
 
 @dataclass
 class Peer:
-    """A token endpoint issuing tok-1, tok-2…, and a backend refusing revoked (or all) tokens with 401."""
+    """The oauth2 backend, plus a route that redirects and the one it redirects to."""
 
+    backend: OauthBackend = field(default_factory=OauthBackend)
     url: str = ""
-    grants: int = 0
-    seen: list[str] = field(default_factory=list)
-    revoked: set[str] = field(default_factory=set)
-    refuse_all: bool = False
     elsewhere: int = 0
-
-    async def token(self, request: web.Request) -> web.Response:
-        expected = "Basic " + base64.b64encode(f"gw-client:{SECRET}".encode()).decode()
-        if request.headers.get("Authorization") != expected:
-            return web.json_response({"error": "invalid_client"}, status=401)
-        self.grants += 1
-        return web.json_response({"access_token": f"tok-{self.grants}", "token_type": "Bearer", "expires_in": 300})
-
-    async def mcp(self, request: web.Request) -> web.Response:
-        auth = request.headers.get("Authorization", "")
-        self.seen.append(auth)
-        if self.refuse_all or auth.removeprefix("Bearer ") in self.revoked:
-            return web.json_response({"error": "invalid_token"}, status=401)
-        return web.json_response({"jsonrpc": "2.0", "id": 1, "result": {}})
 
     async def moved(self, request: web.Request) -> web.Response:
         raise web.HTTPTemporaryRedirect(self.url + "/elsewhere")
@@ -56,9 +38,7 @@ class Peer:
 @pytest.fixture
 async def peer(aiohttp_server: Any) -> AsyncIterator[Peer]:
     peer = Peer()
-    app = web.Application()
-    app.router.add_post("/token", peer.token)
-    app.router.add_post("/mcp", peer.mcp)
+    app = peer.backend.app()
     app.router.add_post("/moved", peer.moved)
     app.router.add_post("/elsewhere", peer.other)
     server = await aiohttp_server(app)
@@ -72,7 +52,7 @@ def config(url: str, auth: dict[str, Any]) -> ServerConfig:
     return parsed["b"]
 
 
-def oauth2(peer: Peer, client_id: str = "gw-client") -> dict[str, Any]:
+def oauth2(peer: Peer, client_id: str = CLIENT_ID) -> dict[str, Any]:
     return {"method": "oauth2", "token_url": peer.url + "/token", "client_id": client_id,
             "client_secret_ref": "env://BACKEND_SECRET"}
 
@@ -88,28 +68,28 @@ async def send(server: ServerConfig, message: dict[str, Any] | None = PING) -> i
 
 
 async def test_a_token_the_backend_revoked_is_refreshed_and_the_request_sent_once_more(peer: Peer) -> None:
-    peer.revoked.add("tok-1")
+    peer.backend.revoked.add("tok-1")
     assert await send(config(peer.url + "/mcp", oauth2(peer))) == 200
-    assert peer.seen == ["Bearer tok-1", "Bearer tok-2"] and peer.grants == 2
+    assert peer.backend.seen == ["Bearer tok-1", "Bearer tok-2"] and peer.backend.grants == 2
 
 
 async def test_a_second_401_is_returned_not_retried_again(peer: Peer) -> None:
-    peer.refuse_all = True
+    peer.backend.refuse_all = True
     assert await send(config(peer.url + "/mcp", oauth2(peer))) == 401
-    assert peer.seen == ["Bearer tok-1", "Bearer tok-2"]
+    assert peer.backend.seen == ["Bearer tok-1", "Bearer tok-2"]
 
 
 async def test_a_static_credential_is_not_retried(peer: Peer) -> None:
-    peer.refuse_all = True
+    peer.backend.refuse_all = True
     auth = {"method": "bearer", "credential_ref": "env://BACKEND_SECRET"}
     assert await send(config(peer.url + "/mcp", auth)) == 401
-    assert peer.seen == [f"Bearer {SECRET}"]
+    assert peer.backend.seen == [f"Bearer {SECRET}"]
 
 
 async def test_a_credential_failure_is_a_502_and_nothing_is_sent(peer: Peer) -> None:
     with pytest.raises(UpstreamError, match="credential unavailable") as raised:
         await send(config(peer.url + "/mcp", oauth2(peer, client_id="wrong")))
-    assert raised.value.http_status == 502 and peer.seen == []
+    assert raised.value.http_status == 502 and peer.backend.seen == []
 
 
 async def test_a_redirect_is_not_followed(peer: Peer) -> None:
