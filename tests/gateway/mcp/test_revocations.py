@@ -1,4 +1,4 @@
-"""Session revocation: NOTIFY payloads, the codec's revoked set, the SSE parser's pending size."""
+"""Session revocation: NOTIFY payloads and the codec's revoked set."""
 
 from __future__ import annotations
 
