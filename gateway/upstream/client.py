@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODERN, LEGACY = "2026-07-28", "legacy"
-CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
 # Agent headers a passthrough stream may carry; everything else (Authorization, Cookie, Host…) stays behind.
 PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
@@ -240,9 +239,7 @@ class BackendClient:
     async def _initialize(self) -> None:
         self.session_id = None
         self.initialize_count += 1
-        params = {"protocolVersion": codec.HANDSHAKE_VERSION, "capabilities": self.capabilities,
-                  "clientInfo": CLIENT_INFO}
-        message = codec.request_message(next(self._ids), "initialize", params)
+        message = codec.request_message(next(self._ids), "initialize", codec.initialize_params(self.capabilities))
         reply = await self._exchange(message, {}, capture_session=True)
         assert reply is not None
         result = reply.response.get("result")

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 MODERN_VERSION = "2026-07-28"
 HANDSHAKE_VERSION = "2025-11-25"
+CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
 META_VERSION = "io.modelcontextprotocol/protocolVersion"
 META_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
-META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
 SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 # Methods whose target is mirrored in the `Mcp-Name` header (2026-07-28), and the param holding it.
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
@@ -29,8 +29,7 @@ NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "ur
 LIST_KEYS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources",
              "resources/templates/list": "resourceTemplates"}
 MAX_PAGES = 100
-_HEADER_SAFE = re.compile(r"^[\x20-\x7e]*$")
-_B64_SENTINEL = re.compile(r"^=\?base64\?.*\?=$")
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
 
 
 def event_message(event: Event) -> dict[str, Any] | None:
@@ -67,6 +66,11 @@ def request_message(
     return message
 
 
+def initialize_params(capabilities: dict[str, Any]) -> dict[str, Any]:
+    """The gateway's `initialize` params (2025 era), declaring `capabilities`."""
+    return {"protocolVersion": HANDSHAKE_VERSION, "capabilities": capabilities, "clientInfo": CLIENT_INFO}
+
+
 def with_modern_meta(params: dict[str, Any] | None, capabilities: dict[str, Any]) -> dict[str, Any]:
     """A copy of `params` whose `_meta` carries the 2026-07-28 version and client capabilities."""
     params = dict(params or {})
@@ -78,12 +82,10 @@ def with_modern_meta(params: dict[str, Any] | None, capabilities: dict[str, Any]
 
 
 def header_value(value: str) -> str:
-    """An `Mcp-Name` value that survives HTTP: printable ASCII verbatim, else the base64 sentinel."""
-    if (
-        _HEADER_SAFE.fullmatch(value)
-        and value == value.strip()
-        and not _B64_SENTINEL.fullmatch(value)
-    ):
+    """A header value (`Mcp-Name`, `Mcp-Param-*`) that survives HTTP, the one encoder for both sides:
+    visible ASCII without surrounding spaces verbatim, unless it starts `=?` (it would read as
+    encoded); anything else as `=?base64?…?=`."""
+    if _HEADER_SAFE.fullmatch(value) and not value.startswith("=?"):
         return value
     return "=?base64?" + base64.b64encode(value.encode()).decode("ascii") + "?="
 

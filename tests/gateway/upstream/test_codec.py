@@ -18,6 +18,7 @@ from gateway.upstream.sse import Event
         ("tools/list", {}, {}),
         ("tools/call", {"name": "héllo"}, {"Mcp-Name": "=?base64?aMOpbGxv?="}),
         ("tools/call", {"name": " pad"}, {"Mcp-Name": "=?base64?IHBhZA==?="}),
+        ("tools/call", {"name": "=?x"}, {"Mcp-Name": "=?base64?PT94?="}),  # would read as encoded
     ],
 )
 def test_routing_headers(method: str, params: dict, expected: dict) -> None:
