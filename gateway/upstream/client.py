@@ -6,8 +6,9 @@ requests carrying `_meta` and routing headers; anything else falls back to the 2
 handshake (`initialize`, `Mcp-Session-Id`, `notifications/initialized`), redone once when the
 backend refuses the session (404, or 400 as after a TypeScript SDK server's restart:
 `codec.session_refused`); the refused request is then sent again in the new session — whatever
-its method, since a refused message was never run. Only headers built here are sent: nothing from the agent's
-request reaches the backend except through `open_stream`'s explicit allowlist.
+its method, since a refused message was never run. Only headers built here are sent: nothing
+from the agent's request reaches the backend except through `open_stream`'s explicit allowlist.
+Every request goes out on the one request path (sender.py); answers are read by reply.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -159,15 +160,8 @@ class BackendClient:
         """End this client's 2025-era backend session with a DELETE (best effort, in the background)."""
         if self.era != LEGACY or not self.session_id:
             return
-        in_background(self._delete(self._session_headers()))
+        in_background(self._quietly("ending a backend session", self.http.send("DELETE", self._session_headers())))
         self.session_id, self.era = None, None  # a later request starts a new session
-
-    async def _delete(self, headers: dict[str, str]) -> None:
-        try:
-            async with asyncio.timeout(self.server.timeout):
-                (await self.http.send("DELETE", headers)).release()
-        except (UpstreamError, TimeoutError) as exc:
-            log.debug("ending a backend session failed", extra={"server": self.server.name, "error": str(exc)})
 
     def cancel_soon(self, request_id: Any, reason: str) -> None:
         """Tell a 2025-era backend to stop working on `request_id` (best effort, in the background).
@@ -178,14 +172,17 @@ class BackendClient:
             return
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": request_id, "reason": reason}}
-        in_background(self._cancel(note))
+        in_background(self._quietly("cancel notification", self._exchange(note, self._session_headers())))
 
-    async def _cancel(self, note: dict[str, Any]) -> None:
+    async def _quietly(self, what: str, work: Awaitable[Any]) -> None:
+        """Await `work` within the backend's timeout; a failure is only logged (the caller has moved on)."""
         try:
             async with asyncio.timeout(self.server.timeout):
-                await self._exchange(note, self._session_headers())
+                done = await work
+            if isinstance(done, aiohttp.ClientResponse):
+                done.release()
         except (UpstreamError, TimeoutError, aiohttp.ClientError) as exc:
-            log.debug("cancel notification failed", extra={"server": self.server.name, "error": str(exc)})
+            log.debug("%s failed", what, extra={"server": self.server.name, "error": str(exc)})
 
     async def send_response(self, answer: dict[str, Any]) -> int:
         """POST a JSON-RPC response to a backend's request (2025 era) in our session; the HTTP status."""
