@@ -57,7 +57,7 @@ def answer_in(raw: bytes, content_type: str, request_id: Any = None) -> Any:
     """The JSON-RPC response (to `request_id`, or any) in a buffered JSON or SSE body; None if none."""
     if content_type != "text/event-stream":
         return codec.loads_or_none(raw)
-    for event in sse.parse(raw):
+    for event in sse.parse(raw + b"\n\n"):  # a whole body: a last event missing its blank line still counts
         message = codec.event_message(event)
         if codec.is_response_to(message, request_id):
             return message
