@@ -32,7 +32,6 @@ from gateway.mcp import (
     methods,
     naming,
     protocol,
-    sse,
     unseen,
     watched,
 )
@@ -47,6 +46,7 @@ from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
+from gateway.upstream import sse
 from gateway.upstream.errors import UpstreamError
 from gateway.upstream.sessions import canonical_capabilities
 from shared.jsonutil import dumps_str

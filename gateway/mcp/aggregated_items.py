@@ -12,6 +12,7 @@ from gateway.mcp.aggregated_common import caller, denied, on_error, result_or_er
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
+from gateway.upstream.codec import LIST_KEYS
 
 _NAMED = {  # method -> (item key, rename)
     "prompts/list": ("name", naming.public_name),
@@ -28,7 +29,7 @@ async def list_named(request: web.Request, state: McpState, method: str, params:
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
     merged = catalog.merge_named(per_server, key, allowed, rename)
     page, nxt = catalog.paginate(merged, params.get("cursor"), state.page_size)
-    return {fanout.LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
+    return {LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
 
 
 async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, Any]) -> tuple[str, str] | None:

@@ -10,12 +10,13 @@ from typing import Any
 from aiohttp import web
 
 from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, endpoint, enforce, methods, protocol, sse, unseen
+from gateway.mcp import catalog, endpoint, enforce, methods, protocol, unseen
 from gateway.mcp.aggregated_common import denied, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 from gateway.mcp.subscriptions import Subscriber, updated
+from gateway.upstream import sse
 from gateway.upstream.client import LEGACY
 from shared.jsonutil import dumps_str
 

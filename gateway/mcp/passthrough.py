@@ -13,20 +13,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
-from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
+from gateway.keys import MCP_STATE, UPSTREAM
 from gateway.mcp import endpoint, enforce, methods, protocol, relay, unseen
 from gateway.mcp import passthrough_guard as guard
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
-from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
+from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
 from gateway.upstream import codec
-from gateway.upstream.client import read_capped
+from gateway.upstream.reply import answer_in
+from gateway.upstream.sender import read_capped
 from gateway.upstream.sessions import Caller
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,6 @@ def _caller(request: web.Request, era: protocol.Era, msg: protocol.Message) -> C
     meta = msg.params.get("_meta")
     caps = meta.get(protocol.META_CAPABILITIES) if isinstance(meta, dict) and era == "modern" else None
     return Caller.of(principal(request).subject, caps)
-
-
-def _http(request: web.Request) -> aiohttp.ClientSession:
-    return request.app[UPSTREAM].session
-
-
-def _credentials(request: web.Request) -> Any:
-    return request.app[SERVERS].credentials
 
 
 async def post(request: web.Request) -> web.StreamResponse:
@@ -140,11 +132,11 @@ def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, ups
 
 async def _initialize(request: web.Request, state: McpState, server: Any, msg: protocol.Message) -> web.StreamResponse:
     headers = relay.forward_headers(request.headers, None)
-    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         upstream_session = resp.headers.get(H_SESSION)
         raw = await read_capped(resp, server.name, state.max_response_bytes)
-        answer = read_answer(raw, resp.content_type, msg.id)
+        answer = answer_in(raw, resp.content_type, msg.id)
         status, ctype = resp.status, resp.content_type
     result = answer.get("result") if isinstance(answer, dict) else None
     who = principal(request).subject
@@ -175,7 +167,7 @@ def _opened(state: McpState) -> None:
 async def _forward_notification(request: web.Request, server: Any, msg: protocol.Message,
                                 upstream_session: str | None, era: protocol.Era) -> web.Response:
     headers = _headers(request, msg, era, upstream_session)
-    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         raw = await read_capped(resp, server.name, request.app[MCP_STATE].max_response_bytes)
         if resp.status >= 400:
@@ -187,7 +179,7 @@ async def _forward_notification(request: web.Request, server: Any, msg: protocol
 async def _relay(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
                  era: protocol.Era, upstream_session: str | None, extra: dict[str, str]) -> web.StreamResponse:
     headers = _headers(request, msg, era, upstream_session, extra)
-    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         if resp.status in (400, 404) and upstream_session:
             raw = await read_capped(resp, server.name, state.max_response_bytes)
@@ -218,7 +210,7 @@ def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstrea
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": msg.id, "reason": "call exceeded the gateway's byte budget"}}
         try:
-            resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, note)
+            resp = await request.app[UPSTREAM].send(server, "POST", headers, note)
             resp.release()
         except Exception as exc:  # noqa: BLE001 - the call is over either way; the cancel is a courtesy
             log.debug("cancel notification failed", extra={"server": server.name, "error": str(exc)})
@@ -241,7 +233,7 @@ def _session_refused(status: int, raw: bytes) -> bool:
 
 
 def _legacy_refusal(raw: bytes) -> bool:
-    answer = read_answer(raw, endpoint.JSON, None)
+    answer = answer_in(raw, endpoint.JSON, None)
     err = answer.get("error") if isinstance(answer, dict) else None
     code = err.get("code") if isinstance(err, dict) else None
     return code not in (protocol.HEADER_MISMATCH, protocol.UNSUPPORTED_VERSION, protocol.INVALID_PARAMS,
@@ -309,7 +301,7 @@ async def get(request: web.Request) -> web.StreamResponse:
 
 async def _relay_stream(request: web.Request, state: McpState, server: Any, session: Any) -> web.StreamResponse:
     headers = relay.forward_headers(request.headers, session.upstream_id)
-    resp = await relay.send(_http(request), server, _credentials(request), "GET", headers, None, stream=True)
+    resp = await request.app[UPSTREAM].send(server, "GET", headers, None, stream=True)
     async with resp:
         if resp.status != 200 or resp.content_type != "text/event-stream":
             body = await read_capped(resp, server.name, state.max_response_bytes)
@@ -331,7 +323,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
         status = 200
         if session.upstream_id and not session.bridged:
             headers = relay.forward_headers(request.headers, session.upstream_id)
-            resp = await relay.send(_http(request), server, _credentials(request), "DELETE", headers, None)
+            resp = await request.app[UPSTREAM].send(server, "DELETE", headers, None)
             async with resp:
                 status = resp.status if resp.status < 500 else 502
         await state.revoke(session)
