@@ -30,7 +30,6 @@ from gateway.mcp import (
     methods,
     naming,
     protocol,
-    sse,
     unseen,
 )
 from gateway.mcp import aggregated_items as items
@@ -47,6 +46,7 @@ from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
 from gateway.registry import ServerConfig
+from gateway.upstream import sse
 from gateway.upstream.sessions import canonical_capabilities
 
 log = logging.getLogger(__name__)

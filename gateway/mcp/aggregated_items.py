@@ -24,6 +24,7 @@ from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 from gateway.registry import ServerConfig
+from gateway.upstream.codec import LIST_KEYS
 
 _RENAME = {"prompts/list": naming.public_name, "resources/list": catalog.wrap_uri,
            "resources/templates/list": catalog.wrap_uri}
@@ -33,7 +34,7 @@ async def list_named(request: web.Request, state: McpState, method: str, params:
     """A merged list (tools prefixed, with broadcast names; the others renamed), only what the caller
     may use, paged."""
     per_server = await backend_lists(request, state, method)
-    key = admission.LISTS[method][1]
+    key = admission.LISTS[method][0]
     pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
     if method == "tools/list":
@@ -42,7 +43,7 @@ async def list_named(request: web.Request, state: McpState, method: str, params:
         merged = catalog.merge_named(per_server, key, allowed, _RENAME[method])
     page, nxt = catalog.paginate(merged, params.get("cursor"), state.page_size)
     audit(request).note(listed=len(merged), hidden=len(pairs) - len(allowed))
-    return {admission.LISTS[method][0]: page, **({"nextCursor": nxt} if nxt else {})}
+    return {LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
 
 
 async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, Any]) -> tuple[str, str] | None:

@@ -12,12 +12,13 @@ from aiohttp import web
 
 from gateway.errors import Denied
 from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, endpoint, enforce, listen, methods, protocol, sse, unseen, watched
+from gateway.mcp import catalog, endpoint, enforce, listen, methods, protocol, unseen, watched
 from gateway.mcp.aggregated_common import servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 from gateway.mcp.subscriptions import Subscriber, updated
+from gateway.upstream import sse
 from gateway.upstream.client import LEGACY
 from shared.jsonutil import dumps_str
 

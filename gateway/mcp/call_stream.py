@@ -17,11 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from gateway.keys import ANSWER_STREAM
-from gateway.mcp import protocol, sse
+from gateway.mcp import protocol
 from gateway.mcp.aggregated_common import caller
 from gateway.mcp.backchannel import TooManyPending
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
+from gateway.upstream import sse
 from gateway.upstream.errors import UpstreamError
 from shared.jsonutil import dumps_str
 

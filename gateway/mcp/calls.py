@@ -27,7 +27,6 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from gateway.errors import to_gateway_error
@@ -37,15 +36,13 @@ from gateway.mcp.aggregated_common import caller, result_or_error
 from gateway.mcp.call_stream import Call, on_request, relay_notification
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone
-from gateway.upstream import codec
-from gateway.upstream.client import read_capped
+from gateway.upstream import codec, sse
 from gateway.upstream.errors import (
     CallBudgetExceeded,
-    ResponseTooLarge,
     UpstreamError,
     UpstreamRpcError,
-    UpstreamTimeout,
 )
+from gateway.upstream.sender import read_capped
 
 log = logging.getLogger(__name__)
 LOG_LEVEL = "io.modelcontextprotocol/logLevel"  # 2026-07-28: log delivery is opt-in per request
@@ -129,30 +126,22 @@ async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) ->
         # The pool's cap (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES) holds here too: a whole JSON body,
         # one SSE event complete or still being assembled.
         limit = pool.max_response_bytes
+        if resp.content_type != "text/event-stream":
+            body = await read_capped(resp, call.server.name, limit, call.server.timeout)
+            return _result(call, _decode(body, call.server.name), uid, resp.status)
+        budget = sse.Budget(pool.max_call_bytes, call.relayed)  # every round of the call together
         try:
-            if resp.content_type != "text/event-stream":
-                body = await read_capped(resp, call.server.name, limit)
-                return _result(call, _decode(body, call.server.name), uid, resp.status)
-            parser = codec.SSEParser()
-            async for chunk in resp.content.iter_any():
-                call.relayed += len(chunk)
-                if call.relayed > pool.max_call_bytes:
-                    resp.close()
-                    pool.client(call.server, caller(call.request)).cancel_soon(
-                        uid, "call exceeded the gateway's byte budget")
-                    raise CallBudgetExceeded(call.server.name, pool.max_call_bytes, resp.status)
-                for event in parser.feed(chunk):
-                    if len(event.data) > limit:
-                        raise ResponseTooLarge(call.server.name, limit, resp.status)
-                    found = await _on_event(call, pool, event, uid)
-                    if found is not None:
-                        return _result(call, found, uid, resp.status)
-                if parser.pending > limit:
-                    raise ResponseTooLarge(call.server.name, limit, resp.status)
-        except aiohttp.ClientPayloadError:
-            raise UpstreamError(call.server.name, "response stream broke off", resp.status) from None
-        except TimeoutError:  # silent for its idle `timeout` mid-answer (sock_read)
-            raise UpstreamTimeout(call.server.name, call.server.timeout) from None
+            async for event in sse.events(resp, call.server.name, limit, budget=budget,
+                                          idle_limit=call.server.timeout):
+                found = await _on_event(call, pool, event, uid)
+                if found is not None:
+                    return _result(call, found, uid, resp.status)
+        except CallBudgetExceeded:
+            resp.close()
+            pool.client(call.server, caller(call.request)).cancel_soon(uid, "call exceeded the gateway's byte budget")
+            raise
+        finally:
+            call.relayed = budget.used
     raise UpstreamError(call.server.name, "event stream ended without a response", resp.status)
 
 
@@ -184,7 +173,7 @@ def _result(call: Call, message: Any, uid: str, status: int) -> dict[str, Any]:
     return result if result.get("resultType") == "input_required" else dict(codec.normalise_result(result))
 
 
-async def _on_event(call: Call, pool: Any, event: codec.SSEEvent, uid: str) -> dict[str, Any] | None:
+async def _on_event(call: Call, pool: Any, event: sse.Event, uid: str) -> dict[str, Any] | None:
     if event.event != "message" or not event.data:
         return None
     msg = _decode(event.data, call.server.name)

@@ -21,6 +21,7 @@ from gateway.keys import CALLER, POLICY, UPSTREAM
 from gateway.mcp import admission, methods, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
+from gateway.upstream.codec import LIST_KEYS
 from shared.auth import Principal
 from shared.authzen import Decision, resource_for
 
@@ -94,7 +95,7 @@ async def allowed_items(
     """Which (server, item) pairs of a list the caller may use, in one PDP call."""
     if not pairs:
         return set()
-    action = admission.ACTION[admission.LISTS[method][2]]
+    action = admission.ACTION[admission.LISTS[method][1]]
     policy = request.app[POLICY]
     if method == "tools/list":
         return set(await policy.filter_tools(principal, list(pairs)))
@@ -106,7 +107,7 @@ async def filter_result(
     request: web.Request, principal: Principal, server: str, method: str, result: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A list result with only the items the caller may use (others are invisible, not errors)."""
-    key, item_key, _ = admission.LISTS[method]
+    key, (item_key, _) = LIST_KEYS[method], admission.LISTS[method]
     list_filter = request.app[UPSTREAM].list_filter
     if list_filter is not None:  # the relayed answer never passed the pool: leave out what cannot be named
         result = list_filter(server, method, result)

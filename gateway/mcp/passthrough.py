@@ -14,39 +14,29 @@ import functools
 import logging
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
 from gateway.errors import Denied
-from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
+from gateway.keys import MCP_STATE, UPSTREAM
 from gateway.mcp import admission, endpoint, enforce, methods, protocol, relay, unseen
 from gateway.mcp import passthrough_guard as guard
 from gateway.mcp.aggregated_common import agent_caller, answer_failure
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
-from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
+from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
 from gateway.registry import ServerConfig
 from gateway.upstream import codec
-from gateway.upstream.client import read_capped
+from gateway.upstream.reply import answer_in
+from gateway.upstream.sender import read_capped
 from gateway.upstream.sessions import Caller
 
 log = logging.getLogger(__name__)
 ENDPOINT = "passthrough"
 LEGACY_ERA = "legacy"
-
-
-def http(request: web.Request) -> aiohttp.ClientSession:
-    """The app's one client session (passthrough's raw relay sends through it)."""
-    return request.app[UPSTREAM].session
-
-
-def credentials(request: web.Request) -> Any:
-    """The registry's backend credentials (injected into every relayed request)."""
-    return request.app[SERVERS].credentials
 
 
 async def post(request: web.Request) -> web.StreamResponse:
@@ -132,11 +122,11 @@ def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, ups
 
 async def _initialize(request: web.Request, state: McpState, server: Any, msg: protocol.Message) -> web.StreamResponse:
     headers = relay.forward_headers(request.headers, None)
-    resp = await relay.send(http(request), server, credentials(request), "POST", headers, msg.body)
+    resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         upstream_session = resp.headers.get(H_SESSION)
         raw = await read_capped(resp, server.name, state.max_response_bytes)
-        answer = read_answer(raw, resp.content_type, msg.id)
+        answer = answer_in(raw, resp.content_type, msg.id)
         status, ctype = resp.status, resp.content_type
     result = answer.get("result") if isinstance(answer, dict) else None
     who = principal(request).subject
@@ -167,7 +157,7 @@ def _opened(state: McpState) -> None:
 async def _forward_notification(request: web.Request, server: Any, msg: protocol.Message,
                                 upstream_session: str | None, era: protocol.Era) -> web.Response:
     headers = _headers(request, msg, era, upstream_session)
-    resp = await relay.send(http(request), server, credentials(request), "POST", headers, msg.body)
+    resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         raw = await read_capped(resp, server.name, request.app[MCP_STATE].max_response_bytes)
         if resp.status >= 400:
@@ -179,7 +169,7 @@ async def _forward_notification(request: web.Request, server: Any, msg: protocol
 async def _relay(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
                  era: protocol.Era, upstream_session: str | None, extra: dict[str, str]) -> web.StreamResponse:
     headers = _headers(request, msg, era, upstream_session, extra)
-    resp = await relay.send(http(request), server, credentials(request), "POST", headers, msg.body)
+    resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         if resp.status in (400, 404) and upstream_session:
             raw = await read_capped(resp, server.name, state.max_response_bytes)
@@ -210,7 +200,7 @@ def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstrea
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": msg.id, "reason": "call exceeded the gateway's byte budget"}}
         try:
-            resp = await relay.send(http(request), server, credentials(request), "POST", headers, note)
+            resp = await request.app[UPSTREAM].send(server, "POST", headers, note)
             resp.release()
         except Exception as exc:  # noqa: BLE001 - the call is over either way; the cancel is a courtesy
             log.debug("cancel notification failed", extra={"server": server.name, "error": str(exc)})
@@ -233,7 +223,7 @@ def session_refused(status: int, raw: bytes) -> bool:
 
 
 def _legacy_refusal(raw: bytes) -> bool:
-    answer = read_answer(raw, endpoint.JSON, None)
+    answer = answer_in(raw, endpoint.JSON, None)
     err = answer.get("error") if isinstance(answer, dict) else None
     code = err.get("code") if isinstance(err, dict) else None
     return code not in (protocol.HEADER_MISMATCH, protocol.UNSUPPORTED_VERSION, protocol.INVALID_PARAMS,

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.keys import MCP_STATE
+from gateway.keys import MCP_STATE, UPSTREAM
 from gateway.mcp import endpoint, protocol, relay, unseen
 from gateway.mcp.aggregated_common import answer_failure, session_request
 from gateway.mcp.endpoint import HttpReject, principal
 from gateway.mcp.passthrough import (
     ENDPOINT,
-    credentials,
-    http,
     session_gone,
     session_refused,
 )
@@ -20,7 +18,7 @@ from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
 from gateway.registry import ServerConfig
-from gateway.upstream.client import read_capped
+from gateway.upstream.sender import read_capped
 
 
 async def _session(request: web.Request, state: McpState, action: str) -> tuple[ServerConfig, Session]:
@@ -54,7 +52,7 @@ async def get(request: web.Request) -> web.StreamResponse:
 async def _relay_stream(request: web.Request, state: McpState, server: ServerConfig,
                         session: Session) -> web.StreamResponse:
     headers = relay.forward_headers(request.headers, session.upstream_id)
-    resp = await relay.send(http(request), server, credentials(request), "GET", headers, None, stream=True)
+    resp = await request.app[UPSTREAM].send(server, "GET", headers, None, stream=True)
     async with resp:
         if resp.status != 200 or resp.content_type != "text/event-stream":
             body = await read_capped(resp, server.name, state.max_response_bytes)
@@ -73,7 +71,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
         status = 200
         if session.upstream_id and not session.bridged:
             headers = relay.forward_headers(request.headers, session.upstream_id)
-            resp = await relay.send(http(request), server, credentials(request), "DELETE", headers, None)
+            resp = await request.app[UPSTREAM].send(server, "DELETE", headers, None)
             async with resp:
                 status = resp.status if resp.status < 500 else 502
         await state.revoke(session)
