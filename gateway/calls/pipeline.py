@@ -68,6 +68,16 @@ async def decisions(request: web.Request, principal: Principal, items: Sequence[
     return list(await policy.check_many(principal, list(items))) if items else []
 
 
+async def permitted(request: web.Request, principal: Principal, action: str,
+                    pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (server, name) pairs `action` is allowed on, in one PDP request (a resource search for
+    tools): how every list is filtered."""
+    if action == "invoke_tool" and pairs:
+        return set(await request.app[POLICY].filter_tools(principal, list(pairs)))
+    found = await decisions(request, principal, [(action, resource_for(action, s, n), None) for s, n in pairs])
+    return {pair for pair, d in zip(pairs, found, strict=True) if d.allowed}
+
+
 async def check(request: web.Request, principal: Principal, checks: Sequence[tuple[str, Resource]]) -> Decision:
     """A request that is not a call (a list, server info, an MCP method's plan): every check in one
     PDP request; the first denial, else an allow; recorded for audit."""

@@ -17,13 +17,13 @@ from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
 from gateway.calls.call import Action, Call, Entry
 from gateway.errors import Denied
-from gateway.keys import CALLER, POLICY, UPSTREAM
+from gateway.keys import CALLER, UPSTREAM
 from gateway.mcp import admission, methods, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.upstream.codec import LIST_KEYS
 from shared.auth import Principal
-from shared.authzen import Decision, resource_for
+from shared.authzen import Decision
 
 POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"
 
@@ -93,14 +93,7 @@ async def allowed_items(
     request: web.Request, principal: Principal, method: str, pairs: Sequence[tuple[str, str]],
 ) -> set[tuple[str, str]]:
     """Which (server, item) pairs of a list the caller may use, in one PDP call."""
-    if not pairs:
-        return set()
-    action = admission.ACTION[admission.LISTS[method][1]]
-    policy = request.app[POLICY]
-    if method == "tools/list":
-        return set(await policy.filter_tools(principal, list(pairs)))
-    decisions = await policy.check_many(principal, [(action, resource_for(action, s, n)) for s, n in pairs])
-    return {pair for pair, d in zip(pairs, decisions, strict=True) if d.allowed}
+    return await pipeline.permitted(request, principal, admission.ACTION[admission.LISTS[method][1]], pairs)
 
 
 async def filter_result(

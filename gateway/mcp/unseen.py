@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping
 
 from aiohttp import web
 
+from gateway.calls import pipeline
 from gateway.calls.audit import audit
-from gateway.keys import POLICY, SERVERS
+from gateway.keys import SERVERS
 from gateway.mcp import catalog, enforce, naming, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
@@ -64,7 +65,7 @@ async def visible_server(request: web.Request) -> ServerConfig:
     404 JSON-RPC error (and a forbidden one is audited as the denial it is).
     """
     name = request.match_info["name"]
-    decision = await request.app[POLICY].check(principal(request), "list_tools", server_resource(name))
+    decision = (await pipeline.decisions(request, principal(request), [("list_tools", server_resource(name), None)]))[0]
     server = request.app[SERVERS].get(name)
     if not decision.allowed:
         info = audit(request)

@@ -17,7 +17,7 @@ from gateway import broadcast
 from gateway.calls import pipeline
 from gateway.calls.call import Call, Entry
 from gateway.errors import Denied, NotFound
-from gateway.keys import POLICY, SERVERS, SETTINGS, UPSTREAM
+from gateway.keys import SERVERS, SETTINGS, UPSTREAM
 from gateway.middlewares.audit import TOOL_FAILED
 from gateway.registry import ServerConfig
 from gateway.routes import common as c
@@ -200,7 +200,5 @@ async def list_many(
 async def invocable(request: web.Request, per_server: dict[str, list[dict[str, Any]]]) -> set[tuple[str, str]]:
     """(server, tool) pairs the caller may invoke, in one resource-search call."""
     pairs = [(s, t["name"]) for s, tools in per_server.items() for t in tools if isinstance(t.get("name"), str)]
-    if not pairs:
-        return set()
-    return set(await request.app[POLICY].filter_tools(c.principal(request), pairs))
+    return await pipeline.permitted(request, c.principal(request), "invoke_tool", pairs)
 
