@@ -13,6 +13,12 @@ goes first) so background noise hits both alike; the figures are medians over ro
 "added" is the median of the per-round differences.
 
     .venv/bin/python bench/bench_gateway.py [--quick] [--rounds R] [--calls N] [--baseline DIR] [--traced]
+        [--variant LABEL:K=V,K=V ...] [--subjects N]
+
+`--variant LABEL:K=V,...` adds a gateway process running this code with extra environment (e.g.
+`uvloop:MCPGW_EVENT_LOOP=uvloop` or `lanes64:MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY=64`) to the
+same interleaved rounds. `--subjects N` adds a c=50 cell whose 50 workers spread over N subjects
+(distinct tokens, so distinct per-(backend, subject) lanes) next to the one-subject c=50 cell.
 
 `--traced` adds the same gateway with OpenTelemetry on (sampling 1.0, OTLP/HTTP to a loopback sink
 in this process) to the interleaved rounds: its CPU per call against "gateway" is the tracing cost.
@@ -20,7 +26,8 @@ in this process) to the interleaved rounds: its CPU per call against "gateway" i
 `--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
 /tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise.
 
-`--cprofile FILE` runs the gateway under cProfile the same way. `--profile FILE` instead records the gateway process with py-spy (install it into .venv) while
+`--cprofile FILE` runs the gateway under cProfile the same way, `--yappi FILE` under yappi's CPU clock
+(bench/yappi_gateway.py). `--profile FILE` instead records the gateway process with py-spy (install it into .venv) while
 load runs through it, and writes collapsed stacks to FILE (no figures are printed).
 """
 
@@ -54,6 +61,7 @@ from tests.fixtures.pg import create_database, drop_database  # noqa: E402
 
 AUDIENCE = "mcpgw"
 SUBJECT = "bench@example.com"
+MANY = 50  # subjects known to the policy for --subjects
 POLICY = """
 roles:
   caller:
@@ -62,8 +70,7 @@ roles:
         actions: ["*"]
 user_roles:
   bench@example.com: [caller]
-default_policy: deny
-"""
+""" + "".join(f"  bench{i}@example.com: [caller]\n" for i in range(MANY)) + "default_policy: deny\n"
 BODY = b'{"tool_name": "echo", "parameters": {"text": "hello"}}'
 
 
@@ -76,8 +83,14 @@ def free_port() -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far (Linux /proc)."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def pct(values: list[float], q: float) -> float:
@@ -86,21 +99,29 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def measure(call: Callable[[], Awaitable[None]], total: int, concurrency: int) -> tuple[float, float, float]:
-    """(p50 ms, p99 ms, calls/s) for `total` calls at `concurrency`."""
+Call = Callable[[], Awaitable[None]]
+
+
+async def measure(
+    call: Call | list[Call], total: int, concurrency: int
+) -> tuple[float, float, float]:
+    """(p50 ms, p99 ms, calls/s) for `total` calls at `concurrency`; a list of calls is spread
+    over the workers (worker i uses calls[i % len])."""
     latencies: list[float] = []
     remaining = total
+    calls = call if isinstance(call, list) else [call]
 
-    async def worker() -> None:
+    async def worker(i: int) -> None:
         nonlocal remaining
+        fn = calls[i % len(calls)]
         while remaining > 0:
             remaining -= 1
             start = time.perf_counter()
-            await call()
+            await fn()
             latencies.append(time.perf_counter() - start)
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
     wall = time.perf_counter() - start
     return pct(latencies, 0.5), pct(latencies, 0.99), total / wall
 
@@ -145,13 +166,15 @@ async def wait_http(session: aiohttp.ClientSession, url: str, deadline: float = 
 
 
 async def start_gateway(
-    procs: Processes, root: Path, env: dict[str, str], argv: list[str], cprofile: str | None
+    procs: Processes, root: Path, env: dict[str, str], argv: list[str], cprofile: str | None,
+    yappi: str | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """One gateway process running the code under `root`; returns it and its base URL."""
     port = free_port()
     prefix = ["-m", "cProfile", "-o", cprofile] if cprofile else []
+    module = [str(ROOT / "bench" / "yappi_gateway.py"), yappi] if yappi else ["-m", "gateway"]
     proc = procs.spawn(
-        [*prefix, "-m", "gateway", "--port", str(port), *argv],
+        [*prefix, *module, "--port", str(port), *argv],
         # With auth on outside development the gateway needs its public URL (OAuth metadata).
         {**env, "MCPGW_GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}", "PYTHONPATH": str(root)},
         Path(env["MCPGW_DATA_DIR"]).parent,  # not ROOT: its .env must not leak in
@@ -170,6 +193,11 @@ async def run(args: argparse.Namespace) -> None:
     if args.baseline:
         variants["baseline"] = Path(args.baseline)
     sink_runner = None
+    extra_env: dict[str, dict[str, str]] = {}
+    for spec in args.variant:
+        label, _, kvs = spec.partition(":")
+        variants[label] = ROOT
+        extra_env[label] = dict(kv.split("=", 1) for kv in kvs.split(",") if kv)
     if args.traced:  # same code, tracing on (sampling 1.0), exporting to a sink in this process
         variants["traced"] = ROOT
         sink_runner, sink_url, sink = await start_otlp_sink()
@@ -204,15 +232,21 @@ async def run(args: argparse.Namespace) -> None:
                 cprofile = f"{args.cprofile}.{label}" if args.cprofile else None
                 if label == "gateway":
                     env.update(kv.split("=", 1) for kv in args.env)
+                env.update(extra_env.get(label, {}))
                 if label == "traced":
                     env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO=str(args.trace_ratio))
-                gateways[label] = await start_gateway(procs, root, env, argv, cprofile)
+                yappi = f"{args.yappi}.{label}" if args.yappi else None
+                gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi)
             for _, url in gateways.values():
                 await wait_http(session, url + "/health")
-            token = issuer.mint(SUBJECT, username=SUBJECT, audience=AUDIENCE, expires_in=7200)
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            def headers_for(subject: str) -> dict[str, str]:
+                token = issuer.mint(subject, username=subject, audience=AUDIENCE, expires_in=7200)
+                return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
-            def via(url: str) -> Callable[[], Awaitable[None]]:
+            headers = headers_for(SUBJECT)
+            many = [headers_for(f"bench{i}@example.com") for i in range(min(args.subjects, MANY))]
+
+            def via(url: str, headers: dict[str, str] = headers) -> Callable[[], Awaitable[None]]:
                 invoke_url = url + "/mcp/invoke?mcp_server=bench"
 
                 async def call() -> None:
@@ -232,15 +266,20 @@ async def run(args: argparse.Namespace) -> None:
                 await pool.call_tool("bench", "echo", {"text": "hello"})
 
             paths = {"direct": direct, **{label: via(url) for label, (_, url) in gateways.items()}}
+            spread: dict[str, list[Call]] = {
+                label: [via(url, h) for h in many] for label, (_, url) in gateways.items()
+            } if many else {}
             try:
                 for fn in paths.values():  # connections, era detection, token and decision caches
                     await measure(fn, args.warmup, 10)
-                if args.profile or args.cprofile:
+                for fns in spread.values():
+                    await measure(fns, args.warmup, len(fns))
+                if args.profile or args.cprofile or args.yappi:
                     for label, (proc, _) in gateways.items():
                         await profile(args, proc.pid, paths[label], label)
                     return
                 pids = {label: proc.pid for label, (proc, _) in gateways.items()}
-                await report(args, paths, pids, backend.pid)
+                await report(args, paths, pids, backend.pid, spread)
             finally:
                 await direct_session.close()
             await asyncio.sleep(0.5)  # the gateways' audit writers flush every 0.2 s
@@ -302,38 +341,49 @@ async def profile(args: argparse.Namespace, pid: int, call: Callable[[], Awaitab
 
 
 async def report(
-    args: argparse.Namespace, paths: dict[str, Callable[[], Awaitable[None]]], pids: dict[str, int], backend_pid: int
+    args: argparse.Namespace, paths: dict[str, Call], pids: dict[str, int], backend_pid: int,
+    spread: dict[str, list[Call]] | None = None,
 ) -> None:
     """Interleaved rounds (the order rotates each round); per-round figures, then medians."""
     labels = list(paths)
-    cells: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
+    # (cell name, concurrency, spread over subjects?)
+    kinds = [("1", 1, False), ("50", 50, False)]
+    if spread:
+        kinds.append((f"50x{len(next(iter(spread.values())))}s", 50, True))
+    cells: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     cpu: dict[str, list[float]] = {}
+    split: dict[str, list[tuple[float, float]]] = {}
     print(f"tools/call echo; {args.rounds} rounds; calls per cell: c=1 {args.calls}, c=50 {args.calls * 2}")
     for r in range(args.rounds):
         order = labels[r % len(labels):] + labels[:r % len(labels)]
         if r % 2:
             order.reverse()
         line = []
-        for concurrency in (1, 50):
+        for kind, concurrency, spreads in kinds:
             for label in order:
                 calls = args.calls * (2 if concurrency > 1 else 1)
                 pid = pids.get(label)
-                before = (cpu_seconds(pid), cpu_seconds(backend_pid)) if pid else (0.0, 0.0)
-                fig = await measure(paths[label], calls, concurrency)
+                before = (cpu_split(pid), cpu_seconds(backend_pid)) if pid else ((0.0, 0.0), 0.0)
+                fn: Call | list[Call] = spread[label] if spreads and spread and label in spread else paths[label]
+                fig = await measure(fn, calls, concurrency)
                 if pid:
-                    cpu.setdefault(label, []).append((cpu_seconds(pid) - before[0]) / calls * 1e6)
+                    user, system = cpu_split(pid)
+                    used = (user - before[0][0], system - before[0][1])
+                    cpu.setdefault(label, []).append(sum(used) / calls * 1e6)
+                    split.setdefault(label, []).append((used[0] / calls * 1e6, used[1] / calls * 1e6))
+                    cpu.setdefault(f"{label}:{kind}", []).append(sum(used) / calls * 1e6)
                     cpu.setdefault(label + ":backend", []).append((cpu_seconds(backend_pid) - before[1]) / calls * 1e6)
-                cells.setdefault((concurrency, label), []).append(fig)
-                line.append(f"c{concurrency} {label} {fig[0]:.3f}/{fig[1]:.3f}/{fig[2]:.0f}")
+                cells.setdefault((kind, label), []).append(fig)
+                line.append(f"c{kind} {label} {fig[0]:.3f}/{fig[1]:.3f}/{fig[2]:.0f}")
         print(f"round {r + 1}: " + "  ".join(line), flush=True)
     print("\nmedians over rounds; latency ms, rate calls/s; added = median of per-round (path - direct)")
-    print(f"{'conc':>4} {'path':>10} {'p50':>8} {'p99':>8} {'rate':>6} {'added p50':>9} {'added p99':>9} {'/direct':>7}")
-    for concurrency in (1, 50):
-        d = cells[(concurrency, "direct")]
+    print(f"{'conc':>6} {'path':>10} {'p50':>8} {'p99':>8} {'rate':>6} {'added p50':>9} {'added p99':>9} {'/direct':>7}")
+    for kind, _, _ in kinds:
+        d = cells[(kind, "direct")]
         for label in labels:
-            g = cells[(concurrency, label)]
+            g = cells[(kind, label)]
             med = [statistics.median(x[i] for x in g) for i in range(3)]
-            row = f"{concurrency:>4} {label:>10} {med[0]:>8.3f} {med[1]:>8.3f} {med[2]:>6.0f}"
+            row = f"{kind:>6} {label:>10} {med[0]:>8.3f} {med[1]:>8.3f} {med[2]:>6.0f}"
             if label != "direct":
                 added50 = statistics.median(gi[0] - di[0] for di, gi in zip(d, g, strict=True))
                 added99 = statistics.median(gi[1] - di[1] for di, gi in zip(d, g, strict=True))
@@ -341,9 +391,16 @@ async def report(
                 row += f" {added50:>9.3f} {added99:>9.3f} {ratio:>7.2f}"
             print(row)
     print("CPU µs per call through each gateway (median of its cells): " + ", ".join(
-        f"{label} {statistics.median(cpu[label]):.0f} (backend {statistics.median(cpu[label + ':backend']):.0f})"
+        f"{label} {statistics.median(cpu[label]):.0f} (user {statistics.median(u for u, _ in split[label]):.0f}"
+        f" + sys {statistics.median(s for _, s in split[label]):.0f}; c=1 {statistics.median(cpu[label + ':1']):.0f};"
+        f" backend {statistics.median(cpu[label + ':backend']):.0f})"
         for label in pids
     ))
+    if len(pids) > 1:  # ratios within each round are the least noisy comparison
+        first = next(iter(pids))
+        for label in list(pids)[1:]:
+            ratios = [b / a for a, b in zip(cpu[first], cpu[label], strict=True)]
+            print(f"CPU per call {label}/{first}: median of per-cell ratios {statistics.median(ratios):.3f}")
 
 
 def main() -> None:
@@ -357,8 +414,14 @@ def main() -> None:
     parser.add_argument("--traced", action="store_true",
                         help="also measure this gateway with OpenTelemetry on (sampling 1.0, OTLP to a loopback sink)")
     parser.add_argument("--trace-ratio", type=float, default=1.0, help="sampling ratio of the --traced gateway")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL:K=V,...",
+                        help="also measure this code with extra environment, as its own gateway process")
+    parser.add_argument("--subjects", type=int, default=0,
+                        help=f"add a c=50 cell spread over N subjects (up to {MANY}; 0 = no such cell)")
     parser.add_argument("--baseline", metavar="DIR", help="also measure the gateway of another checkout (git worktree)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the gateway under load instead of measuring")
+    parser.add_argument("--yappi", metavar="FILE",
+                        help="run each gateway under yappi's CPU clock (pstats in FILE.<label>) while loading it")
     parser.add_argument("--cprofile", metavar="FILE", help="run each gateway under cProfile (FILE.<label>) while loading it")
     args = parser.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 7)

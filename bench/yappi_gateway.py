@@ -1,0 +1,35 @@
+"""Run `python -m gateway ARGS` under yappi's CPU clock; write pstats to FILE at exit.
+
+    python bench/yappi_gateway.py FILE [gateway args...]
+
+Used by `bench_gateway.py --yappi FILE`: unlike cProfile's wall clock, the CPU clock does not
+charge a function for the time its thread was preempted (the machine is shared), and yappi
+attributes coroutine time to the coroutine across awaits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import runpy
+import sys
+
+import yappi
+
+
+def main() -> None:
+    """Profile the gateway until it exits."""
+    out = sys.argv[1]
+    sys.argv = ["gateway", *sys.argv[2:]]
+    yappi.set_clock_type("cpu")
+    yappi.start(builtins=True)
+
+    def save() -> None:
+        yappi.stop()
+        yappi.get_func_stats().save(out, type="pstat")
+
+    atexit.register(save)
+    runpy.run_module("gateway", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
