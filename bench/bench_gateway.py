@@ -15,7 +15,8 @@ goes first) so background noise hits both alike; the figures are medians over ro
     .venv/bin/python bench/bench_gateway.py [--quick] [--rounds R] [--calls N] [--baseline DIR] [--traced]
         [--variant LABEL:K=V,K=V ...] [--subjects N]
 
-`--variant LABEL:K=V,...` adds a gateway process running this code with extra environment (e.g.
+`--bare` adds bench/bare_gateway.py (aiohttp's server + the gateway's upstream client, no checks):
+the floor any gateway on this stack pays. `--variant LABEL:K=V,...` adds a gateway process running this code with extra environment (e.g.
 `uvloop:MCPGW_EVENT_LOOP=uvloop` or `lanes64:MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY=64`) to the
 same interleaved rounds. `--subjects N` adds a c=50 cell whose 50 workers spread over N subjects
 (distinct tokens, so distinct per-(backend, subject) lanes) next to the one-subject c=50 cell.
@@ -237,6 +238,13 @@ async def run(args: argparse.Namespace) -> None:
                     env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO=str(args.trace_ratio))
                 yappi = f"{args.yappi}.{label}" if args.yappi else None
                 gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi)
+            if args.bare:
+                port = free_port()
+                loop = dict(kv.split("=", 1) for kv in args.env).get("MCPGW_EVENT_LOOP", "auto")
+                prefix = [str(ROOT / "bench" / "yappi_gateway.py"), f"{args.yappi}.bare"] if args.yappi else []
+                bare = procs.spawn([*prefix, str(ROOT / "bench" / "bare_gateway.py"), "--port", str(port), "--servers",
+                                    str(servers), "--loop", loop], {}, tmp)
+                gateways["bare"] = (bare, f"http://127.0.0.1:{port}")
             for _, url in gateways.values():
                 await wait_http(session, url + "/health")
             def headers_for(subject: str) -> dict[str, str]:
@@ -250,10 +258,18 @@ async def run(args: argparse.Namespace) -> None:
                 invoke_url = url + "/mcp/invoke?mcp_server=bench"
 
                 async def call() -> None:
-                    async with session.post(invoke_url, data=BODY, headers=headers) as resp:
-                        await resp.read()
-                        if resp.status != 200:
-                            raise RuntimeError(f"gateway answered {resp.status}")
+                    for attempt in (1, 2):
+                        try:
+                            async with session.post(invoke_url, data=BODY, headers=headers) as resp:
+                                text = await resp.read()
+                                if resp.status != 200:
+                                    raise RuntimeError(f"{url} answered {resp.status}: {text[:300]!r}")
+                                return
+                        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+                            # A keep-alive connection the server closed (idle past its header
+                            # timeout between cells) just as it was reused: once more, new connection.
+                            if attempt == 2:
+                                raise
 
                 return call
 
@@ -269,6 +285,8 @@ async def run(args: argparse.Namespace) -> None:
             spread: dict[str, list[Call]] = {
                 label: [via(url, h) for h in many] for label, (_, url) in gateways.items()
             } if many else {}
+            if args.profile or args.cprofile:
+                gateways.pop("bare", None)
             try:
                 for fn in paths.values():  # connections, era detection, token and decision caches
                     await measure(fn, args.warmup, 10)
@@ -416,6 +434,8 @@ def main() -> None:
     parser.add_argument("--trace-ratio", type=float, default=1.0, help="sampling ratio of the --traced gateway")
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL:K=V,...",
                         help="also measure this code with extra environment, as its own gateway process")
+    parser.add_argument("--bare", action="store_true",
+                        help="also measure bench/bare_gateway.py: aiohttp server + upstream client, no checks (the floor)")
     parser.add_argument("--subjects", type=int, default=0,
                         help=f"add a c=50 cell spread over N subjects (up to {MANY}; 0 = no such cell)")
     parser.add_argument("--baseline", metavar="DIR", help="also measure the gateway of another checkout (git worktree)")
