@@ -21,7 +21,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,21 +35,10 @@ import bench_gateway as bg  # noqa: E402  (Processes, wait_http, free_port, pct,
 from gateway.credentials import CredentialStore  # noqa: E402
 from gateway.registry import Registry  # noqa: E402
 from gateway.upstream import UpstreamPool, create_session  # noqa: E402
-from shared import db  # noqa: E402
 from tests.fixtures.oidc import running_issuer  # noqa: E402
-from tests.fixtures.pg import create_database, drop_database  # noqa: E402
 
 AUDIENCE, SUBJECT = "mcpgw", "caller@example.com"
-POLICY = """
-roles:
-  caller:
-    permissions:
-      - resource: "*"
-        actions: ["*"]
-user_roles:
-  caller@example.com: [caller]
-default_policy: deny
-"""
+POLICY = bg.allow_policy([SUBJECT])
 
 
 def serve_backends(count: int, fast: float, slow: float) -> None:
@@ -65,105 +53,96 @@ def serve_backends(count: int, fast: float, slow: float) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="mcpgw-broadcast-"))
-    procs = bg.Processes()
-    dsn = await asyncio.to_thread(db.start_embedded, ROOT / ".data" / "bench")
-    name = f"bench_bc_{int(time.time())}"
-    bench_dsn = await create_database(dsn, name)
-    try:
-        helper = procs.spawn([str(Path(__file__)), "--serve-backends", str(args.backends), "--fast", str(args.fast),
-                              "--slow", str(args.slow)], {}, ROOT, capture=True)
-        assert helper.stdout is not None
-        urls = json.loads(helper.stdout.readline())
-        (tmp / "policy.yaml").write_text(POLICY)
-        servers = tmp / "mcp_servers.yaml"
-        servers.write_text("servers:\n" + "".join(f"  b{i:02d}:\n    url: {u}\n    type: http\n" for i, u in enumerate(urls)))
-        slowest = f"b{len(urls) - 1:02d}"
-        pdp_port = bg.free_port()
-        procs.spawn(["-m", "pdp", "--port", str(pdp_port), "--policy", str(tmp / "policy.yaml"), "--policy-source", "file"],
-                    {"DATABASE_URL": bench_dsn, "MCPGW_AUDIT_POSTGRES": "false", "MCPGW_DATA_DIR": str(tmp / "pdp"),
-                     "MCPGW_LOG_LEVEL": "WARNING"}, tmp)
-        async with running_issuer() as issuer, aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120)
-        ) as session:
-            await bg.wait_http(session, f"http://127.0.0.1:{pdp_port}/health")
-            argv = ["--servers", str(servers), "--pdp-url", f"http://127.0.0.1:{pdp_port}",
-                    "--issuer", issuer.issuer, "--audience", AUDIENCE]
-            env = {"DATABASE_URL": bench_dsn, "MCPGW_DATA_DIR": str(tmp / "gw"), "AUDIT_LOG_FILE": str(tmp / "audit.jsonl"),
-                   "MCPGW_GATEWAY_DECISION_CACHE_TTL": "3600", "MCPGW_LOG_LEVEL": "ERROR"}
-            proc, url = await bg.start_gateway(procs, ROOT, env, argv, None, args.yappi)
-            await bg.wait_http(session, url + "/health")
-            token = issuer.mint(SUBJECT, username=SUBJECT, audience=AUDIENCE, expires_in=7200)
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-            one_body = json.dumps({"tool_name": "echo", "parameters": {"text": "hi"}})
-            all_body = json.dumps({"tool_name": "echo", "parameters": {"text": "hi"}})
-            named_body = json.dumps({"tool_name": "echo", "parameters": {"text": "hi"},
-                                     "mcp_servers": [f"b{i:02d}" for i in range(len(urls))]})
+    await bg.run_with_stack("bench_bc", lambda dsn, tmp, procs: _run(args, dsn, tmp, procs))
 
-            async def single() -> None:
-                async with session.post(f"{url}/mcp/invoke?mcp_server={slowest}", data=one_body, headers=headers) as resp:
-                    text = await resp.read()
-                    if resp.status != 200:
-                        raise RuntimeError(f"single call: HTTP {resp.status}: {text[:300]!r}")
 
-            async def broadcast(body: str = all_body) -> None:
-                async with session.post(f"{url}/mcp/invoke-broadcast", data=body, headers=headers) as resp:
-                    text = await resp.read()
-                    if resp.status != 200:
-                        raise RuntimeError(f"broadcast: HTTP {resp.status}: {text[:300]!r}")
-                    answered = json.loads(text)
-                    if answered["successful"] != len(urls):
-                        raise RuntimeError(f"broadcast: {answered['successful']} of {len(urls)} succeeded: "
-                                           f"{answered['errors']!r:.300}")
+async def _run(args: argparse.Namespace, bench_dsn: str, tmp: Path, procs: bg.Processes) -> None:
+    helper = procs.spawn([str(Path(__file__)), "--serve-backends", str(args.backends), "--fast", str(args.fast),
+                          "--slow", str(args.slow)], {}, ROOT, capture=True)
+    assert helper.stdout is not None
+    urls = json.loads(helper.stdout.readline())
+    servers = tmp / "mcp_servers.yaml"
+    servers.write_text("servers:\n" + "".join(f"  b{i:02d}:\n    url: {u}\n    type: http\n" for i, u in enumerate(urls)))
+    slowest = f"b{len(urls) - 1:02d}"
+    pdp_port = bg.spawn_pdp(procs, tmp, bench_dsn, POLICY)
+    async with running_issuer() as issuer, aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120)
+    ) as session:
+        await bg.wait_http(session, f"http://127.0.0.1:{pdp_port}/health")
+        argv = ["--servers", str(servers), "--pdp-url", f"http://127.0.0.1:{pdp_port}",
+                "--issuer", issuer.issuer, "--audience", AUDIENCE]
+        env = {"DATABASE_URL": bench_dsn, "MCPGW_DATA_DIR": str(tmp / "gw"), "AUDIT_LOG_FILE": str(tmp / "audit.jsonl"),
+               "MCPGW_GATEWAY_DECISION_CACHE_TTL": "3600", "MCPGW_LOG_LEVEL": "ERROR"}
+        proc, url = await bg.start_gateway(procs, ROOT, env, argv, None, args.yappi)
+        await bg.wait_http(session, url + "/health")
+        token = issuer.mint(SUBJECT, username=SUBJECT, audience=AUDIENCE, expires_in=7200)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        one_body = json.dumps({"tool_name": "echo", "parameters": {"text": "hi"}})
+        all_body = json.dumps({"tool_name": "echo", "parameters": {"text": "hi"}})
+        named_body = json.dumps({"tool_name": "echo", "parameters": {"text": "hi"},
+                                 "mcp_servers": [f"b{i:02d}" for i in range(len(urls))]})
 
-            # The same fan-out from this process with the gateway's upstream client, no gateway: what
-            # the backends (one process, shared cores) allow at best.
-            direct_session = create_session()
-            registry = Registry(servers, credentials=CredentialStore(direct_session))
-            registry.load()
-            pool = UpstreamPool(direct_session, registry.credentials, registry)  # type: ignore[arg-type]
-            names = [f"b{i:02d}" for i in range(len(urls))]
+        async def single() -> None:
+            async with session.post(f"{url}/mcp/invoke?mcp_server={slowest}", data=one_body, headers=headers) as resp:
+                text = await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"single call: HTTP {resp.status}: {text[:300]!r}")
 
-            async def direct() -> None:
-                await asyncio.gather(*(pool.call_tool(n, "echo", {"text": "hi"}) for n in names))
+        async def broadcast(body: str = all_body) -> None:
+            async with session.post(f"{url}/mcp/invoke-broadcast", data=body, headers=headers) as resp:
+                text = await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"broadcast: HTTP {resp.status}: {text[:300]!r}")
+                answered = json.loads(text)
+                if answered["successful"] != len(urls):
+                    raise RuntimeError(f"broadcast: {answered['successful']} of {len(urls)} succeeded: "
+                                       f"{answered['errors']!r:.300}")
 
-            async def named() -> None:
-                await broadcast(named_body)
+        # The same fan-out from this process with the gateway's upstream client, no gateway: what
+        # the backends (one process, shared cores) allow at best.
+        direct_session = create_session()
+        registry = Registry(servers, credentials=CredentialStore(direct_session))
+        registry.load()
+        pool = UpstreamPool(direct_session, registry.credentials, registry)  # type: ignore[arg-type]
+        names = [f"b{i:02d}" for i in range(len(urls))]
 
-            paths = [("slowest", single), ("broadcast", broadcast), ("named", named), ("direct fan-out", direct)]
-            for _, fn in paths:  # connections, era detection, catalogs, token and decisions
-                for _ in range(3):
-                    await fn()
-            cells: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in paths}
-            cpu: dict[str, list[float]] = {}
-            for r in range(args.rounds):
-                for label, fn in paths if r % 2 == 0 else paths[::-1]:
-                    before = bg.cpu_seconds(proc.pid), bg.cpu_seconds(helper.pid)
-                    p50, p99, _ = await bg.measure(fn, args.calls, 1)
-                    cpu.setdefault(label, []).append((bg.cpu_seconds(proc.pid) - before[0]) / args.calls * 1e3)
-                    cpu.setdefault(label + ":backends", []).append((bg.cpu_seconds(helper.pid) - before[1]) / args.calls * 1e3)
-                    cells[label].append((p50, p99))
-                print(f"round {r + 1}: " + "  ".join(f"{k} p50 {v[-1][0]:.1f} ms p99 {v[-1][1]:.1f} ms"
-                                                      for k, v in cells.items()), flush=True)
-            await direct_session.close()
-            med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for k, v in cells.items()}
+        async def direct() -> None:
+            await asyncio.gather(*(pool.call_tool(n, "echo", {"text": "hi"}) for n in names))
 
-            def ratio(a: str, b: str) -> float:
-                return statistics.median(y[0] / x[0] for x, y in zip(cells[a], cells[b], strict=True))
+        async def named() -> None:
+            await broadcast(named_body)
 
-            print(f"\n{len(urls)} backends answering after {args.fast:g}..{args.slow:g} ms; {args.rounds} rounds of "
-                  f"{args.calls} sequential calls each; CPU per call in ms (gateway / backends' process)")
-            for label, _ in paths:
-                print(f"{label:>15}: p50 {med[label][0]:7.1f} ms  p99 {med[label][1]:7.1f} ms   CPU "
-                      f"{statistics.median(cpu[label]):6.1f} / {statistics.median(cpu[label + ':backends']):6.1f}")
-            print(f"broadcast / slowest p50: {ratio('slowest', 'broadcast'):.3f} (median of per-round ratios; goal <= 1.1); "
-                  f"named / slowest: {ratio('slowest', 'named'):.3f}; direct fan-out / slowest: "
-                  f"{ratio('slowest', 'direct fan-out'):.3f}")
-            per = statistics.median(cpu["broadcast"])
-            print(f"gateway CPU per broadcast: {per:.1f} ms ({per / len(urls) * 1000:.0f} µs per target)")
-    finally:
-        procs.stop()
-        await drop_database(dsn, name)
+        paths = [("slowest", single), ("broadcast", broadcast), ("named", named), ("direct fan-out", direct)]
+        for _, fn in paths:  # connections, era detection, catalogs, token and decisions
+            for _ in range(3):
+                await fn()
+        cells: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in paths}
+        cpu: dict[str, list[float]] = {}
+        for r in range(args.rounds):
+            for label, fn in paths if r % 2 == 0 else paths[::-1]:
+                before = bg.cpu_seconds(proc.pid), bg.cpu_seconds(helper.pid)
+                p50, p99, _ = await bg.measure(fn, args.calls, 1)
+                cpu.setdefault(label, []).append((bg.cpu_seconds(proc.pid) - before[0]) / args.calls * 1e3)
+                cpu.setdefault(label + ":backends", []).append((bg.cpu_seconds(helper.pid) - before[1]) / args.calls * 1e3)
+                cells[label].append((p50, p99))
+            print(f"round {r + 1}: " + "  ".join(f"{k} p50 {v[-1][0]:.1f} ms p99 {v[-1][1]:.1f} ms"
+                                                  for k, v in cells.items()), flush=True)
+        await direct_session.close()
+        med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for k, v in cells.items()}
+
+        def ratio(a: str, b: str) -> float:
+            return statistics.median(y[0] / x[0] for x, y in zip(cells[a], cells[b], strict=True))
+
+        print(f"\n{len(urls)} backends answering after {args.fast:g}..{args.slow:g} ms; {args.rounds} rounds of "
+              f"{args.calls} sequential calls each; CPU per call in ms (gateway / backends' process)")
+        for label, _ in paths:
+            print(f"{label:>15}: p50 {med[label][0]:7.1f} ms  p99 {med[label][1]:7.1f} ms   CPU "
+                  f"{statistics.median(cpu[label]):6.1f} / {statistics.median(cpu[label + ':backends']):6.1f}")
+        print(f"broadcast / slowest p50: {ratio('slowest', 'broadcast'):.3f} (median of per-round ratios; goal <= 1.1); "
+              f"named / slowest: {ratio('slowest', 'named'):.3f}; direct fan-out / slowest: "
+              f"{ratio('slowest', 'direct fan-out'):.3f}")
+        per = statistics.median(cpu["broadcast"])
+        print(f"gateway CPU per broadcast: {per:.1f} ms ({per / len(urls) * 1000:.0f} µs per target)")
 
 
 def main() -> None:
@@ -183,10 +162,7 @@ def main() -> None:
         return
     args.rounds = args.rounds or (3 if args.quick else 5)
     args.calls = args.calls or (10 if args.quick else 30)
-    import logging
-
-    logging.basicConfig(level=logging.ERROR)
-    asyncio.run(run(args))
+    bg.run_main(run, args)
 
 
 if __name__ == "__main__":

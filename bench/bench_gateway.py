@@ -28,7 +28,7 @@ in this process) to the interleaved rounds: its CPU per call against "gateway" i
 /tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise.
 
 `--cprofile FILE` runs the gateway under cProfile the same way, `--yappi FILE` under yappi's CPU clock
-(bench/yappi_gateway.py). `--profile FILE` instead records the gateway process with py-spy (install it into .venv) while
+(bench/yappi_gateway.py; `pip install yappi`). `--profile FILE` instead records the gateway process with py-spy (install it into .venv) while
 load runs through it, and writes collapsed stacks to FILE (no figures are printed).
 """
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +64,16 @@ from tests.fixtures.pg import create_database, drop_database  # noqa: E402
 AUDIENCE = "mcpgw"
 SUBJECT = "bench@example.com"
 MANY = 50  # subjects known to the policy for --subjects
-POLICY = """
-roles:
-  caller:
-    permissions:
-      - resource: "mcp:bench:*"
-        actions: ["*"]
-user_roles:
-  bench@example.com: [caller]
-""" + "".join(f"  bench{i}@example.com: [caller]\n" for i in range(MANY)) + "default_policy: deny\n"
+
+
+def allow_policy(subjects: list[str], resource: str = "*") -> str:
+    """A policy letting each of `subjects` do everything on `resource`; everyone else denied."""
+    users = "".join(f"  {subject}: [caller]\n" for subject in subjects)
+    return (f'roles:\n  caller:\n    permissions:\n      - resource: "{resource}"\n        actions: ["*"]\n'
+            f"user_roles:\n{users}default_policy: deny\n")
+
+
+POLICY = allow_policy([SUBJECT, *(f"bench{i}@example.com" for i in range(MANY))], "mcp:bench:*")
 BODY = b'{"tool_name": "echo", "parameters": {"text": "hello"}}'
 
 
@@ -152,6 +154,60 @@ class Processes:
                 proc.kill()
 
 
+@contextlib.asynccontextmanager
+async def bench_database(prefix: str) -> AsyncIterator[str]:
+    """A fresh database on the embedded Postgres (started if need be) for one run; dropped after."""
+    dsn = await asyncio.to_thread(db.start_embedded, ROOT / ".data" / "bench")
+    name = f"{prefix}_{int(time.time())}"
+    bench_dsn = await create_database(dsn, name)
+    try:
+        yield bench_dsn
+    finally:
+        await drop_database(dsn, name)
+
+
+def spawn_backend(
+    procs: Processes, name: str = "bench", kind: str = "stateless-json", tools: str = ""
+) -> tuple[subprocess.Popen[str], str]:
+    """An official-SDK test backend in its own process; the process and its URL."""
+    proc = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", kind, "--name", name, "--tools", tools],
+                       {}, ROOT, capture=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def spawn_pdp(procs: Processes, tmp: Path, dsn: str, policy: str) -> int:
+    """The PDP (file mode, `policy` written under `tmp`) in its own process; its port."""
+    (tmp / "policy.yaml").write_text(policy)
+    port = free_port()
+    procs.spawn(
+        ["-m", "pdp", "--port", str(port), "--policy", str(tmp / "policy.yaml"), "--policy-source", "file"],
+        {"DATABASE_URL": dsn, "MCPGW_AUDIT_POSTGRES": "false", "MCPGW_DATA_DIR": str(tmp / "pdp"),
+         "MCPGW_LOG_LEVEL": "WARNING"},
+        tmp,
+    )
+    return port
+
+
+async def run_with_stack(prefix: str, body: Callable[[str, Path, Processes], Awaitable[None]]) -> None:
+    """A fresh database, a temp folder and a process set for one run; processes stopped and the
+    database dropped after, whatever happened."""
+    async with bench_database(prefix) as dsn:
+        procs = Processes()
+        try:
+            await body(dsn, Path(tempfile.mkdtemp(prefix=f"mcpgw-{prefix}-")), procs)
+        finally:
+            procs.stop()
+
+
+def run_main(run: Callable[[argparse.Namespace], Coroutine[Any, Any, None]], args: argparse.Namespace) -> None:
+    """Quiet library logging, then run the bench coroutine."""
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    asyncio.run(run(args))
+
+
 async def wait_http(session: aiohttp.ClientSession, url: str, deadline: float = 30.0) -> None:
     """Poll `url` until it answers at all."""
     end = time.monotonic() + deadline
@@ -184,11 +240,13 @@ async def start_gateway(
 
 
 async def run(args: argparse.Namespace) -> None:
+    async with bench_database("bench_gw") as bench_dsn:
+        await _run(args, bench_dsn)
+
+
+async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mcpgw-bench-"))
     procs = Processes()
-    dsn = await asyncio.to_thread(db.start_embedded, ROOT / ".data" / "bench")
-    name = f"bench_gw_{int(time.time())}"
-    bench_dsn = await create_database(dsn, name)
     # label -> code root; every variant gets its own process, all measured interleaved.
     variants = {"gateway": ROOT}
     if args.baseline:
@@ -203,19 +261,10 @@ async def run(args: argparse.Namespace) -> None:
         variants["traced"] = ROOT
         sink_runner, sink_url, sink = await start_otlp_sink()
     try:
-        backend = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", "stateless-json", "--name", "bench"], {}, ROOT, capture=True)
-        assert backend.stdout is not None
-        backend_url = backend.stdout.readline().strip()
-        (tmp / "policy.yaml").write_text(POLICY)
+        backend, backend_url = spawn_backend(procs)
         servers = tmp / "mcp_servers.yaml"
         servers.write_text(f"servers:\n  bench:\n    url: {backend_url}\n    type: http\n")
-        pdp_port = free_port()
-        procs.spawn(
-            ["-m", "pdp", "--port", str(pdp_port), "--policy", str(tmp / "policy.yaml"), "--policy-source", "file"],
-            {"DATABASE_URL": bench_dsn, "MCPGW_AUDIT_POSTGRES": "false", "MCPGW_DATA_DIR": str(tmp / "pdp"),
-             "MCPGW_LOG_LEVEL": "WARNING"},
-            tmp,
-        )
+        pdp_port = spawn_pdp(procs, tmp, bench_dsn, POLICY)
         async with running_issuer() as issuer, aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0)
         ) as session:
@@ -312,7 +361,6 @@ async def run(args: argparse.Namespace) -> None:
         if sink_runner is not None:
             await sink_runner.cleanup()
         procs.stop()
-        await drop_database(dsn, name)
 
 
 async def start_otlp_sink() -> tuple[Any, str, dict[str, int]]:
@@ -447,10 +495,7 @@ def main() -> None:
     args.rounds = args.rounds or (3 if args.quick else 7)
     args.calls = args.calls or (300 if args.quick else 1000)
     args.baseline = args.baseline and str(Path(args.baseline).resolve())
-    import logging
-
-    logging.basicConfig(level=logging.ERROR)
-    asyncio.run(run(args))
+    run_main(run, args)
 
 
 if __name__ == "__main__":

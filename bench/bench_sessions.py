@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import gc
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,20 +28,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench_gateway as bg  # noqa: E402
 from bench_attacks import rss_mb  # noqa: E402
 
-from shared import db  # noqa: E402
 from tests.fixtures.oidc import running_issuer  # noqa: E402
-from tests.fixtures.pg import create_database, drop_database  # noqa: E402
 
 AUDIENCE = "mcpgw"
 HANDSHAKE = "2025-11-25"
 ACCEPT = "application/json, text/event-stream"
-
-
-def policy(count: int) -> str:
-    """Every agent subject may call every tool of the bench backend."""
-    users = "".join(f"  agent{i}@example.com: [caller]\n" for i in range(count))
-    return ('roles:\n  caller:\n    permissions:\n      - resource: "mcp:bench:*"\n        actions: ["*"]\n'
-            f"user_roles:\n{users}default_policy: deny\n")
 
 
 class Agent:
@@ -91,65 +81,53 @@ async def settle(pid: int) -> float:
 
 
 async def run(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="mcpgw-sessions-"))
-    procs = bg.Processes()
-    dsn = await asyncio.to_thread(db.start_embedded, ROOT / ".data" / "bench")
-    name = f"bench_sess_{int(time.time())}"
-    bench_dsn = await create_database(dsn, name)
-    try:
-        backend = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", "stateless-json", "--name", "bench"],
-                              {}, ROOT, capture=True)
-        assert backend.stdout is not None
-        backend_url = backend.stdout.readline().strip()
-        (tmp / "policy.yaml").write_text(policy(args.sessions))
-        servers = tmp / "mcp_servers.yaml"
-        servers.write_text(f"servers:\n  bench:\n    url: {backend_url}\n    type: http\n")
-        pdp_port = bg.free_port()
-        procs.spawn(["-m", "pdp", "--port", str(pdp_port), "--policy", str(tmp / "policy.yaml"), "--policy-source", "file"],
-                    {"DATABASE_URL": bench_dsn, "MCPGW_AUDIT_POSTGRES": "false", "MCPGW_DATA_DIR": str(tmp / "pdp"),
-                     "MCPGW_LOG_LEVEL": "WARNING"}, tmp)
-        async with running_issuer() as issuer, aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120, sock_read=None)
-        ) as session:
-            await bg.wait_http(session, f"http://127.0.0.1:{pdp_port}/health")
-            argv = ["--servers", str(servers), "--pdp-url", f"http://127.0.0.1:{pdp_port}",
-                    "--issuer", issuer.issuer, "--audience", AUDIENCE]
-            env = {"DATABASE_URL": bench_dsn, "MCPGW_DATA_DIR": str(tmp / "gw"), "AUDIT_LOG_FILE": str(tmp / "audit.jsonl"),
-                   "MCPGW_LOG_LEVEL": "ERROR", **dict(kv.split("=", 1) for kv in args.env)}
-            proc, url = await bg.start_gateway(procs, ROOT, env, argv, None)
-            await bg.wait_http(session, url + "/health")
-            tokens = [issuer.mint(f"agent{i}@example.com", username=f"agent{i}@example.com", audience=AUDIENCE,
-                                  expires_in=7200) for i in range(args.sessions)]
-            agents = [Agent(session, url, t) for t in tokens]
-            for agent in agents[:5]:  # warm: imports, connections, catalog, era detection
+    await bg.run_with_stack("bench_sess", lambda dsn, tmp, procs: _run(args, dsn, tmp, procs))
+
+
+async def _run(args: argparse.Namespace, bench_dsn: str, tmp: Path, procs: bg.Processes) -> None:
+    _, backend_url = bg.spawn_backend(procs)
+    servers = tmp / "mcp_servers.yaml"
+    servers.write_text(f"servers:\n  bench:\n    url: {backend_url}\n    type: http\n")
+    subjects = [f"agent{i}@example.com" for i in range(args.sessions)]
+    pdp_port = bg.spawn_pdp(procs, tmp, bench_dsn, bg.allow_policy(subjects, "mcp:bench:*"))
+    async with running_issuer() as issuer, aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120, sock_read=None)
+    ) as session:
+        await bg.wait_http(session, f"http://127.0.0.1:{pdp_port}/health")
+        argv = ["--servers", str(servers), "--pdp-url", f"http://127.0.0.1:{pdp_port}",
+                "--issuer", issuer.issuer, "--audience", AUDIENCE]
+        env = {"DATABASE_URL": bench_dsn, "MCPGW_DATA_DIR": str(tmp / "gw"), "AUDIT_LOG_FILE": str(tmp / "audit.jsonl"),
+               "MCPGW_LOG_LEVEL": "ERROR", **dict(kv.split("=", 1) for kv in args.env)}
+        proc, url = await bg.start_gateway(procs, ROOT, env, argv, None)
+        await bg.wait_http(session, url + "/health")
+        tokens = [issuer.mint(s, username=s, audience=AUDIENCE, expires_in=7200) for s in subjects]
+        agents = [Agent(session, url, t) for t in tokens]
+        for agent in agents[:5]:  # warm: imports, connections, catalog, era detection
+            await agent.start()
+        started = await settle(proc.pid)
+        print(f"gateway RSS after 5 warm-up sessions: {started:.1f} MB", flush=True)
+        sem = asyncio.Semaphore(20)
+
+        async def start(agent: Agent) -> None:
+            async with sem:
                 await agent.start()
-            started = await settle(proc.pid)
-            print(f"gateway RSS after 5 warm-up sessions: {started:.1f} MB", flush=True)
-            sem = asyncio.Semaphore(20)
 
-            async def start(agent: Agent) -> None:
-                async with sem:
-                    await agent.start()
-
-            t0 = time.perf_counter()
-            await asyncio.gather(*(start(a) for a in agents[5:]))
-            made = await settle(proc.pid)
-            print(f"{args.sessions} sessions made (initialize, tools/list, one call each) in "
-                  f"{time.perf_counter() - t0:.1f} s: RSS {made:.1f} MB (+{(made - started) * 1024 / args.sessions:.1f} KB "
-                  "per session)", flush=True)
-            await asyncio.gather(*(a.listen() for a in agents))
-            streaming = await settle(proc.pid)
-            print(f"{args.sessions} GET streams open: RSS {streaming:.1f} MB (+{(streaming - made) * 1024 / args.sessions:.1f} KB "
-                  f"per stream); goal <= 150 MB: {'met' if streaming <= 150 else 'NOT met'}", flush=True)
-            for agent in agents:
-                if agent.stream is not None:
-                    agent.stream.close()
-            after = await settle(proc.pid)
-            print(f"streams closed by the agents: RSS {after:.1f} MB", flush=True)
-            gc.collect()
-    finally:
-        procs.stop()
-        await drop_database(dsn, name)
+        t0 = time.perf_counter()
+        await asyncio.gather(*(start(a) for a in agents[5:]))
+        made = await settle(proc.pid)
+        print(f"{args.sessions} sessions made (initialize, tools/list, one call each) in "
+              f"{time.perf_counter() - t0:.1f} s: RSS {made:.1f} MB (+{(made - started) * 1024 / args.sessions:.1f} KB "
+              "per session)", flush=True)
+        await asyncio.gather(*(a.listen() for a in agents))
+        streaming = await settle(proc.pid)
+        print(f"{args.sessions} GET streams open: RSS {streaming:.1f} MB (+{(streaming - made) * 1024 / args.sessions:.1f} KB "
+              f"per stream); goal <= 150 MB: {'met' if streaming <= 150 else 'NOT met'}", flush=True)
+        for agent in agents:
+            if agent.stream is not None:
+                agent.stream.close()
+        after = await settle(proc.pid)
+        print(f"streams closed by the agents: RSS {after:.1f} MB", flush=True)
+        gc.collect()
 
 
 def main() -> None:
@@ -160,10 +138,7 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra gateway environment")
     args = parser.parse_args()
     args.sessions = args.sessions or (200 if args.quick else 1000)
-    import logging
-
-    logging.basicConfig(level=logging.ERROR)
-    asyncio.run(run(args))
+    bg.run_main(run, args)
 
 
 if __name__ == "__main__":
