@@ -94,7 +94,7 @@ test-auth: $(RUN_STAMP) ## With `make up` running: token for testuser from Keycl
 
 lock: ## Regenerate requirements.lock / requirements-demo.lock (the image's pinned dependencies)
 	rm -rf build/lockvenv && $(PYTHON) -m venv build/lockvenv
-	build/lockvenv/bin/pip install -q . && build/lockvenv/bin/pip freeze --exclude mcpgw > build/runtime.txt
+	build/lockvenv/bin/pip install -q '.[uvloop]' && build/lockvenv/bin/pip freeze --exclude mcpgw > build/runtime.txt
 	build/lockvenv/bin/pip install -q 'mcp>=2.3,<3' && build/lockvenv/bin/pip freeze --exclude mcpgw > build/demo.txt
 	{ echo "# Runtime dependencies of the image, pinned. Regenerate: make lock (Python 3.11, like the image)."; \
 	  cat build/runtime.txt; } > requirements.lock

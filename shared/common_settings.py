@@ -59,6 +59,11 @@ class CommonSettings:
         "INFO", env="MCPGW_LOG_ACCESS", choices=("off", "DEBUG", "INFO", "WARNING"),
         help="Level of the access log (one line per request, logger mcpgw.access); off = none",
     )
+    event_loop: str = setting(
+        "auto", env="MCPGW_EVENT_LOOP", choices=("auto", "asyncio", "uvloop"),
+        help="Event loop: uvloop (the `uvloop` extra) or asyncio; auto = uvloop when installed "
+             "(docs/benchmarks.md: measured CPU per call)",
+    )
     audit_postgres: bool = setting(True, env="MCPGW_AUDIT_POSTGRES", help="Write audit events to Postgres")
     audit_file: Path | None = setting(
         None, env="MCPGW_AUDIT_FILE", aliases=("AUDIT_LOG_FILE",), help="Append audit events as JSONL here"

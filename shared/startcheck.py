@@ -50,6 +50,14 @@ def tracing_problems(endpoint: str | None) -> list[str]:
     return []
 
 
+def extras_problems(otel_endpoint: str | None, event_loop: str) -> list[str]:
+    """Settings that need an optional extra which is not installed (`otel`, `uvloop`)."""
+    from shared.runtime import event_loop_problem
+
+    loop = event_loop_problem(event_loop)
+    return tracing_problems(otel_endpoint) + ([loop] if loop else [])
+
+
 def warn_unknown_variables(environ: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> list[str]:
     """Log (warning) every unknown MCPGW_* name in the environment and `.env`; return the messages."""
     environ = os.environ if environ is None else environ
