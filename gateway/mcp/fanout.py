@@ -93,6 +93,9 @@ class ListCache:
         finally:
             self._inflight.pop(key, None)
 
+    def clear(self) -> None:
+        """Forget every list: a backend's catalog changed, and an agent told so must not re-read the old one."""
+        self._entries.clear()
 
     def _store(self, key: tuple[str, str, Any], server: Any, items: list[dict[str, Any]]) -> None:
         now = time.monotonic()
