@@ -64,7 +64,7 @@ async def check(matrix: Matrix, cell: Cell) -> None:
         contents = got["read"].get("contents") or []
         assert contents and spec["says"] in (contents[0].get("text") or ""), got
         if cell.client != "inspector":
-            assert got["uri"] and (cell.endpoint != "mcp" or got["uri"].startswith("mcpgw://")), got["uris"]
+            assert got["uri"] == matrix.public_uri(cell, spec["uri"]), got["uris"]  # listed as such
         await seen(record, since, lambda m: m.get("method") == "resources/read"
                    and (m.get("params") or {}).get("uri") == spec["uri"], f"resources/read {spec['uri']}")
     elif cell.feature == "prompts":

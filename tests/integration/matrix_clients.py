@@ -137,7 +137,7 @@ async def _python_step(client: Client, step: dict[str, Any], run: _PythonRun, on
         return client, await _python_cancel(client, step)
     if op == "resources":
         uris = [str(r.uri) for r in (await client.list_resources()).resources]
-        uri = next((u for u in uris if u.endswith(step["suffix"])), None)
+        uri = step["uri"] if step["uri"] in uris else None
         return client, {"uris": uris, "uri": uri, "read": dump(await client.read_resource(uri)) if uri else None}
     if op == "prompt":
         names = [p.name for p in (await client.list_prompts()).prompts]

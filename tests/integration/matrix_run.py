@@ -18,7 +18,15 @@ from gateway.mcp.catalog import wrap_uri
 from tests.fixtures import matrix_servers as ms
 from tests.integration import matrix_clients as clients
 from tests.integration.gateway_harness import Stack
-from tests.integration.matrix_cells import FEATURES, PROFILES, RESTART, Cell, fill
+from tests.integration.matrix_cells import (
+    CLIENTS,
+    ENDPOINTS,
+    FEATURES,
+    PROFILES,
+    RESTART,
+    Cell,
+    fill,
+)
 from tests.integration.mcp_helpers import ADMIN
 
 LISTEN_SECONDS = 10.0
@@ -50,10 +58,15 @@ class Matrix:
         self.stack, self.tmp, self.http, self.records, self.files = stack, tmp, http, records, files
         self.rows: dict[tuple[str, str, str], Row] = {}
         self.restarted = 0  # the record mark taken when the last restart was done
+        self.restarts: dict[str, asyncio.Future[dict[tuple[str, str], tuple[Any, int, list[int]]]]] = {}
 
     def url(self, endpoint: str, server: str) -> str:
         """The gateway endpoint an agent uses."""
         return self.stack.url + ("/mcp" if endpoint == "mcp" else f"/servers/{server}/mcp")
+
+    def public_uri(self, cell: Cell, uri: str) -> str:
+        """A backend resource's URI as the endpoint lists it."""
+        return wrap_uri(cell.server, uri) if cell.endpoint == "mcp" else uri
 
     def spec(self, cell: Cell, feature: str | None = None) -> dict[str, Any]:
         """The cell's profile entry, filled in; `name` carries the endpoint's prefix."""
@@ -87,7 +100,7 @@ class Matrix:
             return [{"op": "tools", "key": "tools.list"},
                     {"op": "call", "key": key, "name": spec["public"], "arguments": spec["arguments"]}]
         if key == "resources":
-            return [{"op": "resources", "key": key, "suffix": spec["uri"]}]
+            return [{"op": "resources", "key": key, "uri": self.public_uri(cell, spec["uri"])}]
         if key == "prompts":
             return [{"op": "prompt", "key": key, "name": spec["public"], "arguments": spec["arguments"]}]
         if key in ("sampling", "elicitation"):
@@ -100,9 +113,11 @@ class Matrix:
         return [listen, {"op": "tools", "key": "list_changed.tools"}]
 
     async def _run(self, cell: Cell, plan: dict[str, Any]) -> dict[str, Any]:
+        return await self._run_with(cell, plan, lambda label: self._act(cell, label))
+
+    async def _run_with(self, cell: Cell, plan: dict[str, Any], on_wait: clients.OnWait) -> dict[str, Any]:
         run = clients.run_python if cell.client == "python" else clients.run_ts
-        return await run(self.url(cell.endpoint, cell.server), self.stack.token(ADMIN), plan,
-                         lambda label: self._act(cell, label))
+        return await run(self.url(cell.endpoint, cell.server), self.stack.token(ADMIN), plan, on_wait)
 
     async def _act(self, cell: Cell, label: str) -> None:
         """The test's part at a client's pause: change the backend's catalog, or restart the backend."""
@@ -119,6 +134,22 @@ class Matrix:
                 for pid in ms.stdio_pids(self.records[cell.server]):
                     os.kill(pid, signal.SIGKILL)
             self.restarted = self.records[cell.server].mark()
+            if cell.server not in ("everything", "fast"):
+                await self._reachable(cell.server)
+
+    async def _reachable(self, server: str) -> None:
+        """Until the gateway reaches the restarted server again (a REST call by the admin succeeds).
+
+        A stdio or SSE server is ONE shared connection the gateway re-opens with back-off (and fails
+        fast meanwhile); the agents' sessions are what the cell is about, not that window."""
+        spec = PROFILES[server]["tools"]
+        body = {"tool_name": spec["name"], "parameters": fill(spec["arguments"], "probe", str(self.files))}
+        async with asyncio.timeout(40):
+            while True:
+                status, _, _ = await self.stack.call("POST", f"/mcp/invoke?mcp_server={server}", json=body)
+                if status == 200:
+                    return
+                await asyncio.sleep(0.2)
 
     async def _inspector(self, cell: Cell, features: list[str]) -> dict[str, Any]:
         home = self.tmp / f"inspector-{cell.endpoint}-{cell.server}"
@@ -130,8 +161,7 @@ class Matrix:
                 pairs = [f"{k}={v}" for k, v in spec["arguments"].items()]
                 args = ["--method", "tools/call", "--tool-name", spec["public"], *(["--tool-arg", *pairs] if pairs else [])]
             elif feature == "resources":
-                uri = wrap_uri(cell.server, spec["uri"]) if cell.endpoint == "mcp" else spec["uri"]
-                args = ["--method", "resources/read", "--uri", uri]
+                args = ["--method", "resources/read", "--uri", self.public_uri(cell, spec["uri"])]
             else:
                 pairs = [f"{k}={v}" for k, v in spec["arguments"].items()]
                 args = ["--method", "prompts/get", "--prompt-name", spec["public"],
@@ -142,17 +172,48 @@ class Matrix:
         return report
 
     async def restart(self, cell: Cell) -> tuple[dict[str, Any], int, list[int]]:
-        """A session calling before and after its backend restarts; (report, record mark, old stdio pids)."""
-        name = RESTART[cell.server]
-        arguments = fill(PROFILES[cell.server]["tools"]["arguments"], cell.tag, str(self.files))
-        public = (f"{cell.server}__" if cell.endpoint == "mcp" else "") + name
-        plan = {"tag": cell.tag, "steps": [
-            {"op": "call", "key": "before", "name": public, "arguments": arguments},
-            {"op": "pause", "key": "restart"},
-            {"op": "heal", "key": "after", "name": public, "arguments": arguments}]}
-        pids = [] if cell.server in self.http else ms.stdio_pids(self.records[cell.server])
-        mark = self.records[cell.server].mark()
-        return await self._run(cell, plan), mark, pids
+        """The cell's session, calling before and after its backend restarted; (report, mark, old stdio pids).
+
+        Every restart cell of a server runs at once and shares ONE restart (several in a row within
+        30 s would rightly count as a crash loop for a stdio or SSE server)."""
+        if cell.server not in self.restarts:
+            self.restarts[cell.server] = asyncio.ensure_future(self._restart_all(cell.server))
+        found = (await self.restarts[cell.server])[(cell.client, cell.endpoint)]
+        if isinstance(found[0], BaseException):
+            raise found[0]
+        return found  # type: ignore[return-value]
+
+    async def _restart_all(self, server: str) -> dict[tuple[str, str], tuple[Any, int, list[int]]]:
+        rows = [(c, e) for c in CLIENTS for e in ENDPOINTS if Cell(c, e, server, "restart").reason() is None]
+        waiting = {"left": len(rows)}
+        done = asyncio.Event()
+        pids = [] if server in self.http else ms.stdio_pids(self.records[server])
+        mark = self.records[server].mark()
+
+        async def arrived() -> None:
+            waiting["left"] -= 1
+            if waiting["left"] == 0:
+                await self._act(Cell(CLIENTS[0], ENDPOINTS[0], server, "restart"), "restart")
+                done.set()
+            await done.wait()
+
+        async def one(client: str, endpoint: str) -> tuple[Any, int, list[int]]:
+            cell = Cell(client, endpoint, server, "restart")
+            name = (f"{server}__" if endpoint == "mcp" else "") + RESTART[server]
+            arguments = fill(PROFILES[server]["tools"]["arguments"], cell.tag, str(self.files))
+            plan = {"tag": cell.tag, "steps": [
+                {"op": "call", "key": "before", "name": name, "arguments": arguments},
+                {"op": "pause", "key": "restart"},
+                {"op": "heal", "key": "after", "name": name, "arguments": arguments}]}
+            try:
+                return await self._run_with(cell, plan, lambda label: arrived()), mark, pids
+            except Exception as exc:  # noqa: BLE001 - the cell reports it; the others must not wait on it
+                if not done.is_set():
+                    await arrived()
+                return exc, mark, pids
+
+        results = await asyncio.gather(*(one(c, e) for c, e in rows))
+        return dict(zip(rows, results, strict=True))
 
     async def check(self, cell: Cell) -> None:
         """Run the cell's row (once) and assert the cell."""
