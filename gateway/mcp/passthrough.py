@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
-from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
+from gateway.keys import CALLER, MCP_STATE, SERVERS, UPSTREAM
 from gateway.mcp import endpoint, enforce, methods, protocol, relay, unseen
 from gateway.mcp import passthrough_guard as guard
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
@@ -27,7 +27,7 @@ from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
 from gateway.upstream import codec
 from gateway.upstream.client import read_capped
-from gateway.upstream.sessions import Caller
+from gateway.upstream.sessions import Caller, canonical_capabilities
 
 log = logging.getLogger(__name__)
 ENDPOINT = "passthrough"
@@ -68,9 +68,11 @@ async def post(request: web.Request) -> web.StreamResponse:
         if era == "modern" and msg.kind == "request":
             protocol.validate_modern(msg, request.headers)
         protocol.check_routing_headers(msg, request.headers)
+        caller = _caller(request, era, msg)
         if era == "handshake" and not (msg.kind == "request" and msg.method == "initialize"):
             session = endpoint.open_session(request, state, server.name)
             upstream_session, bridged = session.upstream_id, session.bridged
+            caller = Caller(caller.subject, session.capabilities)
         else:
             upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY_ERA
         refusal = await guard.decide(request, server.name, msg, era, plan)
@@ -88,6 +90,9 @@ async def post(request: web.Request) -> web.StreamResponse:
         if msg.method == "tools/call":
             # The body goes through untouched: the name must be in the catalog exactly and the
             # arguments must fit the tool's schema as sent (calls/admit.py).
+            # ... of the catalog THIS agent's session lists: a backend may offer a tool only to clients
+            # declaring a capability (server-everything's sampling and elicitation tools).
+            request[CALLER] = caller
             await enforce.admit(request, server, str(msg.params.get("name")), msg.params.get("arguments"))
         if bridged:  # the pool takes the caller's turn itself
             work = _via_pool(request, server, msg, era)
@@ -150,7 +155,8 @@ async def _initialize(request: web.Request, state: McpState, server: Any, msg: p
     who = principal(request).subject
     if status == 200 and isinstance(result, dict):
         version = protocol.negotiate(result.get("protocolVersion"))
-        token, _ = state.codec.mint(who, version, server=server.name, upstream_id=upstream_session)
+        token, _ = state.codec.mint(who, version, server=server.name, upstream_id=upstream_session,
+                                    capabilities=canonical_capabilities(msg.params.get("capabilities")))
         _opened(state)
         return web.Response(body=raw, status=200, headers={H_SESSION: token}, content_type=ctype)
     if status == 200 and isinstance(answer, dict) and "error" in answer:

@@ -22,12 +22,15 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from gateway.keys import UPSTREAM
 from tests.conformance import runner
 from tests.fixtures import matrix_servers as ms
 from tests.fixtures.pg import create_database, drop_database
 from tests.integration import matrix_cells as cells
 from tests.integration.gateway_harness import gateway_stack
-from tests.integration.matrix_run import Matrix
+from tests.integration.matrix_clients import run_python
+from tests.integration.matrix_run import Matrix, text
+from tests.integration.mcp_helpers import ADMIN, initialize, rpc, session_headers
 
 # `make test` sets MCPGW_REQUIRE_NODE_TOOLS=1: there a missing tool is a failure, never a skip.
 pytestmark = [
@@ -72,3 +75,26 @@ async def matrix(tmp_path_factory: pytest.TempPathFactory, pg_server_dsn: str) -
 @pytest.mark.parametrize("cell", cells.PARAMS)
 async def test_cell(matrix: Matrix, cell: cells.Cell) -> None:
     await matrix.check(cell)
+
+
+async def test_a_listing_without_capabilities_does_not_hide_capability_tools_on_passthrough(matrix: Matrix) -> None:
+    """server-everything offers its sampling tool only to sessions that declared sampling. A client
+    declaring nothing lists /mcp first (as the Inspector CLI does); a passthrough agent that declared
+    sampling must still be admitted to call it (the catalog is its own session's, not the last one listed)."""
+    stack = matrix.stack
+    sid = await initialize(stack, "/mcp")
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    status, answer, _ = await rpc(stack, "/mcp", listing, headers=session_headers(sid))
+    assert status == 200 and "everything__trigger-sampling-request" not in {t["name"] for t in answer["result"]["tools"]}
+    stack.app[UPSTREAM].tool_names.forget("everything")  # as once the cached catalog expired
+    status, answer, _ = await rpc(stack, "/mcp", listing, headers=session_headers(sid))
+    assert status == 200, answer
+    plan = {"tag": "after-a-bare-listing", "steps": [
+        {"op": "call", "key": "sampled", "name": "trigger-sampling-request",
+         "arguments": {"prompt": "after-a-bare-listing", "maxTokens": 20}}]}
+    report = await run_python(matrix.url("passthrough", "everything"), stack.token(ADMIN), plan, _no_wait)
+    assert "re: " in text(report["sampled"]) and "after-a-bare-listing" in text(report["sampled"]), report
+
+
+async def _no_wait(label: str) -> None:
+    raise AssertionError(f"nothing to wait for ({label})")
