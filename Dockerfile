@@ -6,7 +6,7 @@
 # read-only root filesystem (compose read_only, Kubernetes readOnlyRootFilesystem): writable are
 # only MCPGW_DATA_DIR (/var/lib/mcpgw, a volume: the audit spool) and /tmp (tmpfs).
 # Dependencies come pinned from requirements.lock / requirements-demo.lock (`make lock`).
-# Tests: tests/unit/test_deploy_docker.py checks this file against the settings and the CLI.
+# Tests: tests/deploy/test_docker.py checks this file against the settings and the CLI.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

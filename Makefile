@@ -105,8 +105,8 @@ lock: ## Regenerate requirements.lock / requirements-demo.lock (the image's pinn
 conformance: $(STAMP) $(TOOLS_STAMP) ## MCP conformance suite: backend directly and through the gateway
 	MCPGW_REQUIRE_NODE_TOOLS=1 $(PY) -m pytest -q tests/conformance
 
-test-fast: $(STAMP) ## Unit tests only
-	$(PY) -m pytest -q tests/unit
+test-fast: $(STAMP) ## Unit tests only (everything but integration, conformance, browser)
+	$(PY) -m pytest -q tests --ignore=tests/integration --ignore=tests/conformance --ignore=tests/browser
 
 lint: $(STAMP) ## ruff + mypy
 	$(VENV)/bin/ruff check gateway pdp shared mcpgw tests bench

@@ -18,8 +18,8 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.client_cli import servers_file  # noqa: E402
-from gateway.client_cli.register import validate  # noqa: E402
+from mcpgw.client import servers_file  # noqa: E402
+from mcpgw.client.register import validate  # noqa: E402
 
 
 def big_file(n: int) -> str:

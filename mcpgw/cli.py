@@ -12,13 +12,13 @@ import sys
 from collections.abc import Sequence
 
 import gateway.cli
-import gateway.client_cli
+import mcpgw.client
 import pdp.cli
 from shared import audit_cli
 
 # Modules exposing `register(subparsers)`; each adds commands whose handler is set with
 # `parser.set_defaults(func=callable(args) -> int)`.
-COMMAND_MODULES = (pdp.cli, gateway.cli, gateway.client_cli, audit_cli)
+COMMAND_MODULES = (pdp.cli, gateway.cli, mcpgw.client, audit_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

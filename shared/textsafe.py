@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-# Unicode categories Cc, Cf, Zl, Zp, Cs as code point ranges (tests/unit/test_textsafe.py checks
+# Unicode categories Cc, Cf, Zl, Zp, Cs as code point ranges (tests/shared/test_textsafe.py checks
 # this list against `unicodedata` over the whole code space).
 _RANGES = (
     (0x00, 0x1F), (0x7F, 0x9F), (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C), (0x6DD, 0x6DD),

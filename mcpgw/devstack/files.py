@@ -50,7 +50,7 @@ def ensure_servers_file(path: Path, backend_url: str) -> str:
         return "kept"  # preflight has reported what is wrong with it
     url = demo.get("url") if isinstance(demo, dict) else None
     if isinstance(url, str) and url != backend_url and url.startswith("http://127.0.0.1:") and url.endswith("/mcp"):
-        from gateway.client_cli import servers_file
+        from mcpgw.client import servers_file
 
         entry = {k: v for k, v in demo.items()}
         entry["url"] = backend_url

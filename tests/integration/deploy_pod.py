@@ -22,7 +22,13 @@ from typing import Any
 
 import aiohttp
 
-from tests.unit.deploy_support import K8S, dockerfile_env, kustomize, mcpgw_containers, port_number
+from tests.deploy.deploy_support import (
+    K8S,
+    dockerfile_env,
+    kustomize,
+    mcpgw_containers,
+    port_number,
+)
 
 MCPGW = Path(sys.executable).with_name("mcpgw")
 TOPOLOGIES = {"base": K8S / "base", "standalone-pdp": K8S / "overlays" / "standalone-pdp"}

@@ -10,7 +10,7 @@ import pytest
 from pdp.app import create_app
 from shared import authzen
 from tests.integration.pdp_helpers import pdp_settings
-from tests.unit.test_authzen_wire import CHECKS, SUBJECT
+from tests.shared.test_authzen import CHECKS, SUBJECT
 
 
 @pytest.fixture

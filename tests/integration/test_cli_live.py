@@ -503,7 +503,7 @@ def test_registered_server_goes_live(stack: Stack, mcp_backend_json: Backend) ->
 @pytest.mark.parametrize(
     "command",
     ["register-mcp", "unregister-mcp", "list-servers", "list-tools", "invoke", "invoke-broadcast", "token", "health",
-     "serve", "policy push", "audit query"],  # every other command: tests/unit/test_cli_pure.py (in-process)
+     "serve", "policy push", "audit query"],  # every other command: tests/mcpgw/test_client.py (in-process)
 )
 def test_help_on_every_command(command: str) -> None:
     out = mcpgw(*command.split(), "--help")

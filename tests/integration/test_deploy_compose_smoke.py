@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 import yaml
 
+from tests.deploy.deploy_support import ROOT, dockerfile_env, dockerfile_exec_form, interpolate
 from tests.fixtures.oidc import running_issuer
 from tests.integration.deploy_pod import MCPGW, free_port, tail, wait_ready
-from tests.unit.deploy_support import ROOT, dockerfile_env, dockerfile_exec_form, interpolate
 
 SPEC = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 DOTENV = {"POSTGRES_PASSWORD": "unused", "MCPGW_PDP_API_TOKEN": "t" * 32,

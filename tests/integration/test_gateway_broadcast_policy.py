@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.client_cli.errors import explain_http_error
+from mcpgw.client.errors import explain_http_error
 from tests.fixtures.backends import (  # noqa: F401  (fixtures)
     Backend,
     mcp_backend,

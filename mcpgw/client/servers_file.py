@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from gateway.client_cli.errors import UsageError
+from mcpgw.client.errors import UsageError
 
 Validator = Callable[[dict[str, Any]], list[str]]
 

@@ -13,7 +13,7 @@ import yaml
 from gateway.registry import parse_servers
 from pdp.policy import load_engine
 from shared.settings import SettingsError
-from tests.unit.deploy_support import (
+from tests.deploy.deploy_support import (
     ROOT,
     build_app,
     compose_variables,

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.client_cli import servers_file
-from gateway.client_cli.errors import UsageError
+from mcpgw.client import servers_file
+from mcpgw.client.errors import UsageError
 
 DEFAULT_SERVERS_FILE = "mcp_servers.yaml"
 AUTH_FIELDS = ("method", "location", "name", "format", "prefix", "template", "credential_ref",

@@ -16,7 +16,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.unit.deploy_support import (
+from tests.deploy.deploy_support import (
     K8S,
     ROOT,
     build_app,

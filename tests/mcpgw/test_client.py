@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.client_cli import fanout, health, output, reads
-from gateway.client_cli.config import DEFAULT_URL, resolve
-from gateway.client_cli.errors import EXIT_FAILED, EXIT_USAGE, UsageError, explain_http_error
-from gateway.client_cli.token import grant_form
+from mcpgw.client import fanout, health, output, reads
+from mcpgw.client.config import DEFAULT_URL, resolve
+from mcpgw.client.errors import EXIT_FAILED, EXIT_USAGE, UsageError, explain_http_error
+from mcpgw.client.token import grant_form
 
 
 def test_config_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
@@ -188,7 +188,7 @@ def test_grant_forms() -> None:
 def test_progress_block_redraws_in_place() -> None:
     import io
 
-    from gateway.client_cli.progress import FAILED, OK, Progress
+    from mcpgw.client.progress import FAILED, OK, Progress
 
     out = io.StringIO()
     p = Progress(out, "echo", ["a", "bb"])

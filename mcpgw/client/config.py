@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from gateway.client_cli.errors import UsageError
+from mcpgw.client.errors import UsageError
 from shared.settings import Secret
 
 DEFAULT_URL = "http://127.0.0.1:8000"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("gateway", "pdp", "shared", "mcpgw")
 # The `.env.example` generator lists every settings class by name (shared/envcheck reads the same
 # table to report unknown variables, so it stays below the services); nothing else in shared/ may.

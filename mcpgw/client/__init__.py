@@ -3,6 +3,6 @@
 `register(subparsers)` is what mcpgw/cli.py calls; see docs/cli.md.
 """
 
-from gateway.client_cli.commands import register
+from mcpgw.client.commands import register
 
 __all__ = ["register"]

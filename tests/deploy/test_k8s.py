@@ -17,7 +17,7 @@ import yaml
 from gateway.registry import parse_servers
 from pdp.policy import load_engine
 from shared import db
-from tests.unit.deploy_support import (
+from tests.deploy.deploy_support import (
     K8S,
     ROOT,
     build_app,

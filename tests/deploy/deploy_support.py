@@ -1,4 +1,4 @@
-"""Readers for the deployment files (Dockerfile, compose, Kubernetes) used by tests/unit/test_deploy_*.
+"""Readers for the deployment files (Dockerfile, compose, Kubernetes) used by tests/deploy/test_*.
 
 Docker and kubectl are not available where the tests run, so these helpers do the small parts of
 their work the tests need: Dockerfile instructions, compose `${VAR}` interpolation, kustomize

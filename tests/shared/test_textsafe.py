@@ -7,9 +7,9 @@ import unicodedata
 
 import pytest
 
-from gateway.client_cli import output
-from gateway.client_cli.fanout import render
-from gateway.client_cli.progress import Progress
+from mcpgw.client import output
+from mcpgw.client.fanout import render
+from mcpgw.client.progress import Progress
 from shared.audit_cli import render_csv, render_table
 from shared.textsafe import _UNSAFE, printable
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import aiohttp
 
-from gateway.client_cli import output
-from gateway.client_cli.errors import ApiError, CallFailed
-from gateway.client_cli.http import GatewayClient, run
-from gateway.client_cli.reads import client, server_rows
+from mcpgw.client import output
+from mcpgw.client.errors import ApiError, CallFailed
+from mcpgw.client.http import GatewayClient, run
+from mcpgw.client.reads import client, server_rows
 
 OK, FAIL, SKIP = "ok", "fail", "skip"
 

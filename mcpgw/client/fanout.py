@@ -15,11 +15,11 @@ import sys
 import time
 from typing import Any
 
-from gateway.client_cli import output
-from gateway.client_cli.errors import ApiError, CallFailed, UsageError
-from gateway.client_cli.http import GatewayClient, run
-from gateway.client_cli.progress import FAILED, OK, Progress
-from gateway.client_cli.reads import client, parse_params, server_rows
+from mcpgw.client import output
+from mcpgw.client.errors import ApiError, CallFailed, UsageError
+from mcpgw.client.http import GatewayClient, run
+from mcpgw.client.progress import FAILED, OK, Progress
+from mcpgw.client.reads import client, parse_params, server_rows
 
 
 def split_list(text: str | None) -> list[str]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.client_cli.errors import CallFailed, UsageError
-from gateway.client_cli.http import run
+from mcpgw.client.errors import CallFailed, UsageError
+from mcpgw.client.http import run
 from shared.settings import Secret
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.client_cli import servers_file as sf
-from gateway.client_cli.errors import UsageError
-from gateway.client_cli.register import validate
+from mcpgw.client import servers_file as sf
+from mcpgw.client.errors import UsageError
+from mcpgw.client.register import validate
 from tests.fixtures.servers_files import SALESFORCE_PROD
 
 SAMPLE = (

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from gateway.client_cli import fanout, health, reads, token
-from gateway.client_cli import register as register_cmds
-from gateway.client_cli.config import resolve
-from gateway.client_cli.errors import CliError
+from mcpgw.client import fanout, health, reads, token
+from mcpgw.client import register as register_cmds
+from mcpgw.client.config import resolve
+from mcpgw.client.errors import CliError
 from shared.textsafe import printable
 
 Handler = Callable[[argparse.Namespace], int]

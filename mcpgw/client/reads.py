@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.client_cli import output
-from gateway.client_cli.errors import CallFailed, UsageError
-from gateway.client_cli.http import GatewayClient, run
+from mcpgw.client import output
+from mcpgw.client.errors import CallFailed, UsageError
+from mcpgw.client.http import GatewayClient, run
 
 
 def server_rows(body: Any) -> list[dict[str, Any]]:

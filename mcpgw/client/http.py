@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.client_cli.errors import CallFailed, explain_http_error
+from mcpgw.client.errors import CallFailed, explain_http_error
 from shared.settings import Secret
 
 USER_AGENT = "mcpgw-cli"
