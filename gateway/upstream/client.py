@@ -132,6 +132,7 @@ class BackendClient:
         await self._ensure_era()
         renewed = refreshed = resent = False  # each remedy at most once
         while True:
+            await self._settled()
             message, headers = self._frame(method, params)
             stale = self.session_id
             try:
@@ -166,6 +167,7 @@ class BackendClient:
         await self._ensure_era()
         extra = {k: v for k, v in (headers or {}).items() if k.lower() in PASSTHROUGH_HEADERS}
         for attempt in range(2):
+            await self._settled()
             framed, own = self._frame(message["method"], message.get("params"), message.get("id"))
             stale = self.session_id
             resp = await self._post(framed, {**extra, **own})
@@ -299,6 +301,13 @@ class BackendClient:
             await self._initialize()
             if self._on_era is not None:
                 self._on_era(self)
+
+    async def _settled(self) -> None:
+        """Wait out a handshake in flight (another request renewing the session): a message framed
+        meanwhile would carry no session id, and the backend's 400 for it would not read as a stale one."""
+        if self._lock.locked():
+            async with self._lock:
+                pass
 
     async def _handshake(self, stale: str | None) -> None:
         async with self._lock:
@@ -463,9 +472,27 @@ class BackendClient:
             raise UpstreamError(self.server.name, "backend sent a malformed event") from None
         if codec.is_response_to(message, request_id):
             return message
+        if isinstance(message, dict) and "method" in message and "id" in message:
+            # A request to us (sampling, elicitation) on a plain request's stream (REST, a bridged
+            # passthrough call): nobody here can answer it, and the backend must not wait for its timeout.
+            self._refuse_soon(message)
         if isinstance(message, dict) and "method" in message and len(notes) < MAX_NOTES:
             notes.append(message)
         return None
+
+    def _refuse_soon(self, message: dict[str, Any]) -> None:
+        answer = {"jsonrpc": "2.0", "id": message["id"], "error": {
+            "code": -32601, "message": f"{message['method']} cannot be relayed on this path"}}
+        task = asyncio.get_running_loop().create_task(self._refuse(answer))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _refuse(self, answer: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(self.server.timeout):
+                await self.send_response(answer)
+        except (UpstreamError, TimeoutError, aiohttp.ClientError) as exc:
+            log.debug("refusal failed", extra={"server": self.server.name, "error": str(exc)})
 
 
 def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> UpstreamError:

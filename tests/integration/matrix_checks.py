@@ -111,7 +111,7 @@ async def _restart(matrix: Matrix, cell: Cell) -> None:
     after = report["after"]
     assert isinstance(after, dict) and "first" in after or "second" in after, after
     if cell.endpoint == "mcp" or "first" in after:
-        ok(after.get("first"), says, "same session after the restart")  # /mcp heals the session itself
+        ok(after.get("first"), says, f"same session after the restart: {after}")  # /mcp heals the session itself
     else:
         assert "404" in after["error"] or "not found" in after["error"].lower(), after  # spec: start again
         ok(after["second"], says, "new session after the restart")

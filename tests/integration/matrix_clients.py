@@ -22,6 +22,7 @@ import httpx2
 import mcp_types as types
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
 
 from tests.conformance import runner
 
@@ -68,8 +69,8 @@ async def run_ts(url: str, token: str, plan: dict[str, Any], on_wait: OnWait) ->
 class _PythonRun:
     """State of one Python SDK client run (what the callbacks saw)."""
 
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
+    def __init__(self, tag: str, mode: str) -> None:
+        self.tag, self.mode = tag, mode
         self.report: dict[str, Any] = {"asked": [], "notified": []}
         self.heard: asyncio.Queue[str] = asyncio.Queue()
 
@@ -94,13 +95,15 @@ class _PythonRun:
             self.heard.put_nowait(method)
 
 
-async def run_python(url: str, token: str, plan: dict[str, Any], on_wait: OnWait) -> dict[str, Any]:
-    """Run the plan in the official Python SDK client (2025-11-25 handshake, as the others); its report."""
-    run = _PythonRun(plan["tag"])
+async def run_python(url: str, token: str, plan: dict[str, Any], on_wait: OnWait, mode: str = "legacy",
+                     ) -> dict[str, Any]:
+    """Run the plan in the official Python SDK client (`mode`: "legacy" is the 2025-11-25 handshake, as
+    the others; "2026-07-28" the stateless era); its report."""
+    run = _PythonRun(plan["tag"], mode)
     async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
         client = await _python_connect(url, http, run).__aenter__()
         try:
-            run.report["protocolVersion"] = "2025-11-25"
+            run.report["protocolVersion"] = "2025-11-25" if mode == "legacy" else mode
             for step in plan["steps"]:
                 try:
                     client, run.report[step["key"]] = await _python_step(client, step, run, on_wait, url, http)
@@ -113,7 +116,7 @@ async def run_python(url: str, token: str, plan: dict[str, Any], on_wait: OnWait
 
 
 def _python_connect(url: str, http: httpx2.AsyncClient, run: _PythonRun) -> Client:
-    return Client(streamable_http_client(url, http_client=http), mode="legacy", read_timeout_seconds=TIMEOUT,
+    return Client(streamable_http_client(url, http_client=http), mode=run.mode, read_timeout_seconds=TIMEOUT,
                   sampling_callback=run.sampling, elicitation_callback=run.elicitation,
                   message_handler=run.messages)
 
@@ -142,6 +145,8 @@ async def _python_step(client: Client, step: dict[str, Any], run: _PythonRun, on
     if op == "prompt":
         names = [p.name for p in (await client.list_prompts()).prompts]
         return client, {"names": names, "got": dump(await client.get_prompt(step["name"], step["arguments"]))}
+    if op == "listen" and run.mode != "legacy":
+        return client, await _python_listen(client, step, run, on_wait)
     if op == "listen":
         while not run.heard.empty():
             run.heard.get_nowait()
@@ -169,6 +174,29 @@ async def _python_step(client: Client, step: dict[str, Any], run: _PythonRun, on
             second = dump(await client.call_tool(step["name"], step["arguments"]))
             return client, {"error": repr(exc), "sessionChanged": True, "second": second}
     raise AssertionError(f"unknown step {op}")
+
+
+LISTEN_FLAGS = {"notifications/tools/list_changed": ("tools_list_changed", ToolsListChanged),
+                "notifications/prompts/list_changed": ("prompts_list_changed", PromptsListChanged),
+                "notifications/resources/list_changed": ("resources_list_changed", ResourcesListChanged)}
+
+
+async def _python_listen(client: Client, step: dict[str, Any], run: _PythonRun, on_wait: OnWait) -> str | None:
+    """2026-07-28: a `subscriptions/listen` stream for the kind, then the change, then its event."""
+    flag, kind = LISTEN_FLAGS[step["method"]]
+    async with client.listen(**{flag: True}) as sub:
+        if "call" in step:
+            run.report[f"{step['key']}.call"] = dump(await client.call_tool(step["call"]["name"],
+                                                                            step["call"]["arguments"]))
+        else:
+            await on_wait(step["key"])
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(step["seconds"]):
+                async for event in sub:
+                    if isinstance(event, kind):
+                        run.report["notified"].append(step["method"])
+                        return str(step["method"])
+    return None
 
 
 async def _python_cancel(client: Client, step: dict[str, Any]) -> dict[str, Any]:

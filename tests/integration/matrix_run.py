@@ -30,6 +30,7 @@ from tests.integration.matrix_cells import (
 from tests.integration.mcp_helpers import ADMIN
 
 LISTEN_SECONDS = 10.0
+MODES = {"python": "legacy", "python2026": "2026-07-28"}  # the Python SDK client, in either era
 EVIDENCE_SECONDS = 10.0  # how long a backend may take to record what it was sent (another process)
 
 
@@ -116,8 +117,10 @@ class Matrix:
         return await self._run_with(cell, plan, lambda label: self._act(cell, label))
 
     async def _run_with(self, cell: Cell, plan: dict[str, Any], on_wait: clients.OnWait) -> dict[str, Any]:
-        run = clients.run_python if cell.client == "python" else clients.run_ts
-        return await run(self.url(cell.endpoint, cell.server), self.stack.token(ADMIN), plan, on_wait)
+        url, token = self.url(cell.endpoint, cell.server), self.stack.token(ADMIN)
+        if cell.client == "ts":
+            return await clients.run_ts(url, token, plan, on_wait)
+        return await clients.run_python(url, token, plan, on_wait, MODES[cell.client])
 
     async def _act(self, cell: Cell, label: str) -> None:
         """The test's part at a client's pause: change the backend's catalog, or restart the backend."""
