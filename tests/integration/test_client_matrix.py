@@ -98,3 +98,20 @@ async def test_a_listing_without_capabilities_does_not_hide_capability_tools_on_
 
 async def _no_wait(label: str) -> None:
     raise AssertionError(f"nothing to wait for ({label})")
+
+
+async def test_a_backend_request_that_cannot_be_relayed_is_refused_at_once(matrix: Matrix) -> None:
+    """A 2026-07-28 agent reaches server-everything on passthrough through the bridge, which carries
+    requests only: the backend's sampling request is answered with an error at once (it used to wait,
+    and the agent with it, for the timeouts)."""
+    record = matrix.records["everything"]
+    since = record.mark()
+    plan = {"tag": "over-the-bridge", "steps": [
+        {"op": "call", "key": "sampled", "name": "trigger-sampling-request",
+         "arguments": {"prompt": "over-the-bridge", "maxTokens": 20}}]}
+    report = await run_python(matrix.url("passthrough", "everything"), matrix.stack.token(ADMIN), plan, _no_wait,
+                              "2026-07-28")
+    assert report["sampled"].get("isError") is True, report
+    assert "sampling/createMessage cannot be relayed" in text(report["sampled"]), report
+    refusals = [m for m in record.messages(since) if "method" not in m and (m.get("error") or {}).get("code") == -32601]
+    assert refusals, record.messages(since)  # the backend got our answer
