@@ -155,24 +155,25 @@ class Matrix:
                 await asyncio.sleep(0.2)
 
     async def _inspector(self, cell: Cell, features: list[str]) -> dict[str, Any]:
-        home = self.tmp / f"inspector-{cell.endpoint}-{cell.server}"
-        home.mkdir(exist_ok=True)
-        url, token, report = self.url(cell.endpoint, cell.server), self.stack.token(ADMIN), {}
-        for feature in features:
+        """One Inspector CLI command per feature, all at once (each with its own HOME: it writes a catalog)."""
+        url, token = self.url(cell.endpoint, cell.server), self.stack.token(ADMIN)
+
+        async def one(feature: str) -> Any:
             spec = self.spec(cell, feature)
+            pairs = [f"{k}={v}" for k, v in spec.get("arguments", {}).items()]
             if feature == "tools":
-                pairs = [f"{k}={v}" for k, v in spec["arguments"].items()]
                 args = ["--method", "tools/call", "--tool-name", spec["public"], *(["--tool-arg", *pairs] if pairs else [])]
             elif feature == "resources":
                 args = ["--method", "resources/read", "--uri", self.public_uri(cell, spec["uri"])]
             else:
-                pairs = [f"{k}={v}" for k, v in spec["arguments"].items()]
                 args = ["--method", "prompts/get", "--prompt-name", spec["public"],
                         *(["--prompt-args", *pairs] if pairs else [])]
+            home = self.tmp / f"inspector-{cell.endpoint}-{cell.server}-{feature}"
+            home.mkdir(exist_ok=True)
             answer = await clients.run_inspector(home, url, token, *args)
-            report[feature] = {"read": answer} if feature == "resources" else (
-                {"got": answer} if feature == "prompts" else answer)
-        return report
+            return {"read": answer} if feature == "resources" else ({"got": answer} if feature == "prompts" else answer)
+
+        return dict(zip(features, await asyncio.gather(*(one(f) for f in features)), strict=True))
 
     async def restart(self, cell: Cell) -> tuple[dict[str, Any], int, list[int]]:
         """The cell's session, calling before and after its backend restarted; (report, mark, old stdio pids).
