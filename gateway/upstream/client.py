@@ -241,21 +241,25 @@ class BackendClient:
         """
         if self.era != LEGACY or request_id is None:
             return
-        note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
-                "params": {"requestId": request_id, "reason": reason}}
-        task = asyncio.get_running_loop().create_task(self._cancel(note))
+        self._send_soon({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                         "params": {"requestId": request_id, "reason": reason}})
+
+    def _send_soon(self, message: dict[str, Any]) -> None:
+        """POST `message` in our session in the background, best effort (a cancel, a refusal)."""
+        task = asyncio.get_running_loop().create_task(self._send_quietly(message))
         _background.add(task)
         task.add_done_callback(_background.discard)
 
-    async def _cancel(self, note: dict[str, Any]) -> None:
+    async def _send_quietly(self, message: dict[str, Any]) -> None:
         try:
             async with asyncio.timeout(self.server.timeout):
-                await self._exchange(note, self._session_headers())
+                await self.send_response(message)
         except (UpstreamError, TimeoutError, aiohttp.ClientError) as exc:
-            log.debug("cancel notification failed", extra={"server": self.server.name, "error": str(exc)})
+            log.debug("background message failed", extra={"server": self.server.name, "error": str(exc)})
 
     async def send_response(self, answer: dict[str, Any]) -> int:
-        """POST a JSON-RPC response to a backend's request (2025 era) in our session; the HTTP status."""
+        """POST a JSON-RPC response to a backend's request (or a notification; 2025 era) in our
+        session; the HTTP status."""
         async with await self._post(answer, self._session_headers()) as resp:
             return resp.status
 
@@ -475,24 +479,11 @@ class BackendClient:
         if isinstance(message, dict) and "method" in message and "id" in message:
             # A request to us (sampling, elicitation) on a plain request's stream (REST, a bridged
             # passthrough call): nobody here can answer it, and the backend must not wait for its timeout.
-            self._refuse_soon(message)
+            self._send_soon({"jsonrpc": "2.0", "id": message["id"], "error": {
+                "code": -32601, "message": f"{message['method']} cannot be relayed on this path"}})
         if isinstance(message, dict) and "method" in message and len(notes) < MAX_NOTES:
             notes.append(message)
         return None
-
-    def _refuse_soon(self, message: dict[str, Any]) -> None:
-        answer = {"jsonrpc": "2.0", "id": message["id"], "error": {
-            "code": -32601, "message": f"{message['method']} cannot be relayed on this path"}}
-        task = asyncio.get_running_loop().create_task(self._refuse(answer))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-
-    async def _refuse(self, answer: dict[str, Any]) -> None:
-        try:
-            async with asyncio.timeout(self.server.timeout):
-                await self.send_response(answer)
-        except (UpstreamError, TimeoutError, aiohttp.ClientError) as exc:
-            log.debug("refusal failed", extra={"server": self.server.name, "error": str(exc)})
 
 
 def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> UpstreamError:

@@ -150,11 +150,7 @@ async def _python_step(client: Client, step: dict[str, Any], run: _PythonRun, on
     if op == "listen":
         while not run.heard.empty():
             run.heard.get_nowait()
-        if "call" in step:  # a call that changes the list; else the test changes it
-            run.report[f"{step['key']}.call"] = dump(await client.call_tool(step["call"]["name"],
-                                                                            step["call"]["arguments"]))
-        else:
-            await on_wait(step["key"])
+        await _change(client, step, run, on_wait)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(step["seconds"]):
                 while (method := await run.heard.get()) != step["method"]:
@@ -176,6 +172,14 @@ async def _python_step(client: Client, step: dict[str, Any], run: _PythonRun, on
     raise AssertionError(f"unknown step {op}")
 
 
+async def _change(client: Client, step: dict[str, Any], run: _PythonRun, on_wait: OnWait) -> None:
+    """What a listen step waits on: its own call that changes the list, else the test changing it."""
+    if "call" in step:
+        run.report[f"{step['key']}.call"] = dump(await client.call_tool(step["call"]["name"], step["call"]["arguments"]))
+    else:
+        await on_wait(step["key"])
+
+
 LISTEN_FLAGS = {"notifications/tools/list_changed": ("tools_list_changed", ToolsListChanged),
                 "notifications/prompts/list_changed": ("prompts_list_changed", PromptsListChanged),
                 "notifications/resources/list_changed": ("resources_list_changed", ResourcesListChanged)}
@@ -185,11 +189,7 @@ async def _python_listen(client: Client, step: dict[str, Any], run: _PythonRun, 
     """2026-07-28: a `subscriptions/listen` stream for the kind, then the change, then its event."""
     flag, kind = LISTEN_FLAGS[step["method"]]
     async with client.listen(**{flag: True}) as sub:
-        if "call" in step:
-            run.report[f"{step['key']}.call"] = dump(await client.call_tool(step["call"]["name"],
-                                                                            step["call"]["arguments"]))
-        else:
-            await on_wait(step["key"])
+        await _change(client, step, run, on_wait)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(step["seconds"]):
                 async for event in sub:
