@@ -25,7 +25,7 @@ from mcp.client import Client  # noqa: E402
 
 from gateway.credentials import CredentialStore  # noqa: E402
 from gateway.registry import parse_servers  # noqa: E402
-from gateway.upstream import UpstreamPool, codec, create_session  # noqa: E402
+from gateway.upstream import UpstreamPool, create_session, sse  # noqa: E402
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -114,7 +114,7 @@ def bench_sse(events: int) -> float:
     chunks = [payload[i : i + 4096] for i in range(0, len(payload), 4096)]
     runs = []
     for _ in range(3):
-        parser = codec.SSEParser()
+        parser = sse.Parser()
         t = time.perf_counter()
         count = sum(len(parser.feed(c)) for c in chunks)
         runs.append(time.perf_counter() - t)

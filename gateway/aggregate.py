@@ -43,11 +43,6 @@ def aggregate_tools(
     return [merged[name] for name in sorted(merged)]
 
 
-def servers_offering(per_server: Mapping[str, Sequence[Mapping[str, Any]]], tool_name: str) -> list[str]:
-    """Servers (sorted) whose tool list contains `tool_name`."""
-    return sorted(s for s, tools in per_server.items() if any(t.get("name") == tool_name for t in tools))
-
-
 def summary_text(tool_name: str, successful: int, total: int, failed: int) -> str:
     """One line for humans and LLMs: how many servers succeeded."""
     text = f"'{tool_name}' succeeded on {successful}/{total} servers"

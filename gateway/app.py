@@ -16,10 +16,12 @@ from typing import Any
 from aiohttp import web
 
 from gateway import middlewares
+from gateway.calls.pipeline import STAGES
 from gateway.calls.validate import SchemaCache
 from gateway.keys import (
     AUTHENTICATOR,
     BRIDGE,
+    CALL_STAGES,
     CLIENT_SESSION,
     METRICS,
     PDP_PROBE,
@@ -71,6 +73,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     gateway_metrics = GatewayMetrics(registry)
     app[METRICS] = gateway_metrics
     app[SCHEMAS] = SchemaCache()
+    app[CALL_STAGES] = STAGES
 
     dev = None
     if settings.auth_off:

@@ -11,20 +11,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-
-class ServerLike(Protocol):
-    """The registry fields broadcast reads (read-only, as on the frozen ServerConfig)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def enabled(self) -> bool: ...
-    @property
-    def tags(self) -> Sequence[str]: ...
-    @property
-    def tools(self) -> Sequence[str] | None: ...
+from gateway.registry import ServerConfig
 
 
 @dataclass
@@ -37,7 +26,7 @@ class Plan:
     to_probe: list[str] = field(default_factory=list)
 
 
-def offers_tool(server: ServerLike, tool_name: str) -> bool | None:
+def offers_tool(server: ServerConfig, tool_name: str) -> bool | None:
     """True/False from the server's `tools` hint; None when it has no hint."""
     hint = server.tools
     if not hint:
@@ -46,7 +35,7 @@ def offers_tool(server: ServerLike, tool_name: str) -> bool | None:
 
 
 def plan_targets(
-    servers: Mapping[str, ServerLike],
+    servers: Mapping[str, ServerConfig],
     tool_name: str,
     mcp_servers: Sequence[str] | None = None,
     tags: Sequence[str] | None = None,
@@ -92,18 +81,6 @@ def resolve_probes(
         elif tool_name in tools:
             found.append(name)
     return found, failed
-
-
-def split_by_decision(targets: Sequence[str], allowed: Sequence[bool], reasons: Sequence[str | None]) -> tuple[list[str], dict[str, str]]:
-    """(servers to call, {server: "denied: reason"}) from one batch decision, in target order."""
-    call: list[str] = []
-    denied: dict[str, str] = {}
-    for name, ok, reason in zip(targets, allowed, reasons, strict=True):
-        if ok:
-            call.append(name)
-        else:
-            denied[name] = f"denied: {reason or 'not permitted by policy'}"
-    return call, denied
 
 
 Call = Callable[[str], Awaitable[Any]]

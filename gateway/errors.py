@@ -3,7 +3,8 @@
     GatewayError (status, code, message)
     ├── BadRequest          400 bad_request        malformed JSON, missing or wrong-typed field
     ├── Unauthorized        401 unauthorized       no/invalid token (carries WWW-Authenticate)
-    ├── Forbidden           403 forbidden          the PDP said no; message = its safe reason,
+    ├── Forbidden           403 forbidden          not permitted
+    │   └── Denied          403 forbidden          the PDP said no; message = its safe reason,
     │                                              details = decision_id, policy_version, statement
     ├── NotFound            404 not_found          unknown server or tool
     ├── RequestTimeout      408 request_timeout    body not received within body_timeout
@@ -30,6 +31,7 @@ import logging
 from gateway.pep import PdpUnavailable
 from gateway.upstream.errors import UpstreamError, UpstreamTimeout
 from shared.auth.errors import AuthError, www_authenticate
+from shared.authzen import Decision
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,16 @@ class BadGateway(GatewayError, status=502, code="upstream_error"): ...
 class ServiceUnavailable(GatewayError, status=503, code="pdp_unavailable"): ...
 class Overloaded(GatewayError, status=503, code="overloaded"): ...
 class GatewayTimeout(GatewayError, status=504, code="upstream_timeout"): ...
+
+
+class Denied(Forbidden, status=403, code="forbidden"):
+    """A PDP denial (`decision`); each protocol answers it its own way (403, isError, −32003)."""
+
+    def __init__(self, decision: Decision, fallback: str) -> None:
+        details: dict[str, object] = {k: v for k, v in (("decision_id", decision.decision_id), ("policy_version", decision.policy_version),
+                                     ("statement", decision.statement)) if v}
+        super().__init__(decision.reason or fallback, details=details)
+        self.decision = decision
 
 
 def to_gateway_error(exc: BaseException) -> GatewayError | None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
+from gateway.calls.call import Stage
 from gateway.calls.validate import SchemaCache
 from gateway.pep import PolicyClient
 from gateway.registry import Registry
@@ -38,6 +39,8 @@ UPSTREAM = web.AppKey("upstream_pool", UpstreamPool)
 BRIDGE = web.AppKey("stdio_host", BridgeHost)
 # Compiled tool input schemas (gateway/calls), shared by every entry point.
 SCHEMAS = web.AppKey("tool_schemas", SchemaCache)
+# The call pipeline's stages, in order (gateway/calls/pipeline.py): every entry point runs them.
+CALL_STAGES: web.AppKey[tuple[Stage, ...]] = web.AppKey("call_stages")
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -1,14 +1,22 @@
-"""The call's audit record: the request's AuditInfo, which every entry point fills the same way.
+"""The call's audit record: the request's AuditInfo, filled by the pipeline the same way for every
+entry point (what was called, the PDP's verdict, which targets were called and which failed).
 
 Below both gateway/mcp and gateway/routes, so the MCP server never imports the REST routes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from gateway.gwaudit import AuditInfo
 from gateway.keys import AUDIT_INFO
+from shared.authzen import Decision
+
+if TYPE_CHECKING:
+    from gateway.calls.call import Call, Verdict
 
 
 def audit(request: web.Request) -> AuditInfo:
@@ -18,3 +26,31 @@ def audit(request: web.Request) -> AuditInfo:
         info = AuditInfo()
         request[AUDIT_INFO] = info
     return info
+
+
+def started(info: AuditInfo, call: Call) -> None:
+    """What is called, with what (a broadcast names no single server)."""
+    info.action, info.tool, info.parameters = call.action, call.name, call.decided_arguments
+    info.mcp_server = None if call.broadcast else call.targets[0]
+
+
+def checked(info: AuditInfo, decision: Decision) -> None:
+    """The PDP's answer to a request that is not a call."""
+    info.decision = decision
+    if not decision.allowed:
+        info.denied = True
+
+
+def decided(info: AuditInfo, call: Call, verdict: Verdict) -> None:
+    """The PDP's verdict: its deciding decision; denied when no target may be called."""
+    info.decision, info.denied = verdict.decision, not verdict.allowed
+    if call.broadcast:
+        info.note(targets=list(call.targets), denied=sorted(verdict.denied))
+
+
+def finished(info: AuditInfo, targets: Sequence[str], refused: Mapping[str, object],
+             results: Mapping[str, object], failures: Mapping[str, str]) -> None:
+    """A broadcast's outcome: who was called, who failed; an error when nobody answered."""
+    info.note(called=[t for t in targets if t not in refused], failed=sorted(failures))
+    if not results and failures:
+        info.error = "no target succeeded"

@@ -18,23 +18,26 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.mcp import uris
+from gateway.upstream.codec import LIST_KEYS
 
 log = logging.getLogger(__name__)
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 # Printable ASCII without `:` (segment separator) and `*` (the policy glob), no edge spaces.
 PROMPT_NAME = re.compile(r"[\x21-\x29\x2b-\x39\x3b-\x7e](?:[\x20-\x29\x2b-\x39\x3b-\x7e]{0,126}[\x21-\x29\x2b-\x39\x3b-\x7e])?")
-# list method -> (result key, item key, what the item is)
+# list method -> (item key, what the item is); the result key is codec.LIST_KEYS[method]
 LISTS = {
-    "tools/list": ("tools", "name", "tool"),
-    "prompts/list": ("prompts", "name", "prompt"),
-    "resources/list": ("resources", "uri", "resource"),
-    "resources/templates/list": ("resourceTemplates", "uriTemplate", "template"),
+    "tools/list": ("name", "tool"),
+    "prompts/list": ("name", "prompt"),
+    "resources/list": ("uri", "resource"),
+    "resources/templates/list": ("uriTemplate", "template"),
 }
+# what an item is -> the AuthZEN action a list is filtered on (one may list what one may use)
+ACTION = {"tool": "invoke_tool", "prompt": "get_prompt", "resource": "read_resource", "template": "read_resource"}
 _SEEN_MAX = 4096
 
 
@@ -53,7 +56,7 @@ def why_not(kind: str, value: Any) -> str | None:
 
 def split(method: str, items: list[Any]) -> tuple[list[Any], list[tuple[str, str]]]:
     """(items kept, [(item's printable name, reason)] left out) of one list page."""
-    _, key, kind = LISTS[method]
+    key, kind = LISTS[method]
     kept: list[Any] = []
     dropped: list[tuple[str, str]] = []
     for item in items:
@@ -75,7 +78,7 @@ class CatalogGuard:
 
     def result(self, server: str, method: str, result: Mapping[str, Any]) -> dict[str, Any]:
         """`result` (a list method's result) with the items that cannot be represented left out."""
-        key, _, kind = LISTS[method]
+        key, kind = LIST_KEYS[method], LISTS[method][1]
         items = result.get(key)
         if not isinstance(items, list):
             return dict(result)
@@ -98,7 +101,3 @@ class CatalogGuard:
         log.warning("backend %s item left out of its catalog: %s", kind, reason,
                     extra={"server": server, "item": name, "kind": kind})
 
-
-def as_filter(guard: CatalogGuard) -> Callable[[str, str, Mapping[str, Any]], dict[str, Any]]:
-    """The guard as the upstream pool's list-result filter."""
-    return guard.result

@@ -13,43 +13,41 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import broadcast as bc
-from gateway.calls.admit import Refused, admit, refused_everywhere
+from gateway.calls import pipeline
+from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
-from gateway.errors import to_gateway_error
-from gateway.keys import ANSWER_STREAM, MCP_STATE, POLICY, SCHEMAS, SETTINGS, UPSTREAM
-from gateway.mcp import aggregated_items as items
-from gateway.mcp import aggregated_subs as subs
+from gateway.errors import Denied
+from gateway.keys import ANSWER_STREAM, MCP_STATE
 from gateway.mcp import (
+    admission,
     calls,
     catalog,
     endpoint,
     enforce,
-    fanout,
     inflight,
     links,
     listen,
     methods,
     naming,
     protocol,
-    sse,
     unseen,
-    watched,
 )
+from gateway.mcp import aggregated_items as items
+from gateway.mcp import aggregated_subs as subs
 from gateway.mcp.aggregated_common import (
-    caller,
-    on_error,
+    answer_failure,
+    backend_lists,
     remember_caller,
-    result_or_error,
     servers_of,
+    session_request,
 )
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
-from gateway.upstream.errors import UpstreamError
+from gateway.registry import ServerConfig
+from gateway.upstream import sse
 from gateway.upstream.sessions import canonical_capabilities
-from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
 ENDPOINT = "aggregated"
@@ -61,13 +59,13 @@ CAPABILITIES = {"tools": {"listChanged": True}, "prompts": {"listChanged": True}
 async def post(request: web.Request) -> web.StreamResponse:
     """One client message to the virtual server."""
     state: McpState = request.app[MCP_STATE]
-    rid = None
+    rid, method = None, ""
     era: protocol.Era = "modern"
     session = None
     try:
         endpoint.check_transport(request, state, post=True)
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
-        rid = msg.id
+        rid, method = msg.id, msg.method
         era = protocol.detect_era(msg, request.headers)
         state.metrics.message(ENDPOINT, "response" if msg.kind == "response" else method_label(msg.method), era)
         audit(request).action = msg.method or "response"
@@ -105,6 +103,8 @@ async def post(request: web.Request) -> web.StreamResponse:
             # A handshake-era client reads HTTP 404 as "session gone" and re-initializes.
             failure.status = 200
         return endpoint.failure_response(rid, failure)
+    except (Denied, Refused) as exc:  # refused by the call pipeline: nothing was forwarded
+        return rpc_response(enforce.refusal(method, rid, exc, era))
     except ClientGone:
         audit(request).error = "client disconnected; backend requests cancelled"
         return request.get(ANSWER_STREAM) or web.Response(status=499)
@@ -112,11 +112,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         audit(request).error = "cancelled by the client (notifications/cancelled)"
         return await _unanswered(request)
     except Exception as exc:
-        mapped = to_gateway_error(exc)
-        if mapped is None:
-            raise
-        audit(request).error = f"{mapped.code}: {mapped.message}"
-        return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
+        return answer_failure(request, rid, exc)
 
 
 def _initialize(request: web.Request, state: McpState, msg: protocol.Message) -> web.Response:
@@ -141,11 +137,9 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
                 "_meta": {"io.modelcontextprotocol/serverInfo": SERVER_INFO}}
     if method == "logging/setLevel":
         return {}
-    if method == "tools/list":
-        return await _list_tools(request, state, params)
     if method == "tools/call":
         return await _call_tool(request, state, msg, era)
-    if method in ("prompts/list", "resources/list", "resources/templates/list"):
+    if method in admission.LISTS:
         return await items.list_named(request, state, method, params)
     if method == "prompts/get":
         return await items.get_prompt(request, state, msg, era)
@@ -156,78 +150,12 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
     if method == "completion/complete":
         return await items.complete(request, state, msg)
     if method == "subscriptions/listen" and era == "modern":
-        return await _listen(request, state, msg)
+        return await subs.listen_stream(request, state, msg)
     raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
-async def _tool_lists(request: web.Request, state: McpState) -> dict[str, list[dict[str, Any]]]:
-    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), "tools/list",
-                                     on_error(state), caller(request))
-
-
-async def _listen(request: web.Request, state: McpState, msg: protocol.Message) -> web.StreamResponse:
-    """`subscriptions/listen`: acknowledge what is honoured (list changes, permitted resource URIs), then watch."""
-    raw = msg.params.get("notifications")
-    wanted = raw if isinstance(raw, dict) else {}
-    honoured: dict[str, Any] = listen.honoured(wanted)
-    key, uris = await subs.listen_resources(request, state, wanted.get("resourceSubscriptions"))
-    if uris:
-        honoured["resourceSubscriptions"] = uris
-    ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
-           "params": {"notifications": honoured, "_meta": {listen.SUBSCRIPTION_ID: msg.id}}}
-    try:
-        return await _stream(request, state, [ack], msg.id, listen.kinds_of(honoured), key, None)
-    finally:
-        await state.hub.drop(key)  # a listen subscription lives as long as its stream
-
-
-async def _stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
-                  kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
-    refusal = state.streams.open(key[0], session)
-    if refusal is not None:
-        raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
-    try:
-        return await _watch(request, state, first, subscription, kinds, key)
-    finally:
-        state.streams.close(key[0], session)
-
-
-async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
-                 kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
-    out = web.StreamResponse(headers=sse.SSE_HEADERS)
-    drain, detach = subs.drainer(state, key, subscription)
-    gauge = state.metrics.streams_open.labels(ENDPOINT)
-    gauge.inc()
-    try:
-        await out.prepare(request)
-        for message in first:
-            await out.write(sse.encode(dumps_str(message)))
-
-        async def snapshot() -> dict[str, str]:
-            return await watched.snapshot(request, state, kinds)
-
-        async with state.catalogs.subscribed():
-            await listen.watch(request, out, snapshot, subscription, drain, state.catalogs.stamp)
-    except ConnectionResetError:
-        pass  # the client closed the stream
-    finally:
-        detach()
-        gauge.dec()
-    return out
-
-
-async def _list_tools(request: web.Request, state: McpState, params: dict[str, Any]) -> dict[str, Any]:
-    per_server = await _tool_lists(request, state)
-    pairs = [(s, t["name"]) for s, tools in per_server.items() for t in tools if isinstance(t.get("name"), str)]
-    allowed = await enforce.allowed_items(request, principal(request), "tools/list", pairs)
-    tools = catalog.merge_tools(per_server, allowed, state.broadcast)
-    page, nxt = catalog.paginate(tools, params.get("cursor"), state.page_size)
-    audit(request).note(listed=len(tools), hidden=len(pairs) - len(allowed))
-    return {"tools": page, **({"nextCursor": nxt} if nxt else {})}
-
-
 async def _call_tool(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
-    public = enforce.target("tools/call", msg.params)
+    public = methods.target(msg.params, "name")
     raw_args = msg.params.get("arguments")
     arguments: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
     servers = {s.name: s for s in servers_of(request)}
@@ -236,88 +164,48 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     if simple is not None:
         target = catalog.Target(simple[1], (simple[0],))
     else:
-        lists = await _tool_lists(request, state)
+        lists = await backend_lists(request, state, "tools/list")
         names = {s: [t["name"] for t in tools if isinstance(t.get("name"), str)] for s, tools in lists.items()}
         visible = await unseen.visible_names(request, "tools/list", names)
         target = catalog.resolve_tool(public, {s: [t for t in lists[s] if t.get("name") in set(visible[s])]
                                                for s in lists}, state.broadcast)
     if target is None:
         # Decided as the name it spells first: "unknown" only for a caller who may call it.
-        spelled = await unseen.decide_spelled(request, "tools/call", unseen.spelled_name(public),
-                                              {"name": public, "arguments": arguments})
-        if spelled is not None:
-            return enforce.denial("tools/call", msg.id, spelled, era)["result"]
+        await unseen.refuse_spelled(request, "tools/call", unseen.spelled_name(public), arguments)
         # The spec's protocol error for an unknown tool (a name no enabled backend offers).
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown tool: {public}", status=200)
     if target.broadcast:
-        return await _broadcast(request, state, target, raw_args, servers, era)
-    server = servers[target.servers[0]]
-    params = {"name": target.tool, "arguments": arguments}
-    decision = await enforce.check_call(request, principal(request), server.name, "tools/call", target.tool, params)
-    if not decision.allowed:
-        return enforce.denial("tools/call", msg.id, decision, era)["result"]
-    await enforce.admit(request, server, target.tool, raw_args)
+        return await _broadcast(request, target, raw_args, servers)
+    call = enforce.call_of(request, "mcp", "tools/call", target.servers, target.tool, raw_args)
     # A 2026-07-28 retry answers an input_required result: its inputs go to the same backend.
     extra: dict[str, Any] = {k: msg.params[k] for k in ("_meta", "inputResponses", "requestState") if k in msg.params}
-    return await calls.call_tool(request, state, server, {**params, **extra}, msg.id, era, ENDPOINT)
+    params = {"name": target.tool, "arguments": arguments, **extra}
+    return await pipeline.run(request, call, servers.__getitem__, lambda s: calls.call_tool(
+        request, state, s, params, msg.id, era, ENDPOINT))
 
 
-async def _broadcast(request: web.Request, state: McpState, target: catalog.Target, raw_args: Any,
-                     servers: dict[str, Any], era: protocol.Era) -> dict[str, Any]:
-    arguments: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
-    info = audit(request)
-    info.action, info.tool, info.parameters = "invoke_tool", target.tool, arguments
-    from shared.authzen import tool_resource
-
-    decisions = await request.app[POLICY].check_many(
-        principal(request), [("invoke_tool", tool_resource(s, target.tool), arguments) for s in target.servers])
-    call, denied = bc.split_by_decision(list(target.servers), [d.allowed for d in decisions],
-                                        [d.reason for d in decisions])
-    info.note(targets=list(target.servers), denied=sorted(denied))
-    if not call:
-        info.denied, info.decision = True, decisions[0]
+async def _broadcast(request: web.Request, target: catalog.Target, raw_args: Any,
+                     servers: dict[str, ServerConfig]) -> dict[str, Any]:
+    call = enforce.call_of(request, "mcp_broadcast", "tools/call", target.servers, target.tool, raw_args,
+                           broadcast=True)
+    verdict = await pipeline.decide(request, call)
+    if not verdict.allowed:
         # One denial, as for a single target: the summary never names servers refused to the caller.
-        return enforce.denial("tools/call", None, decisions[0], era)["result"]
-    pool = request.app[UPSTREAM]
-    deadline = float(getattr(request.app[SETTINGS], "broadcast_deadline", 30.0))
-    refusals: dict[str, Refused] = {}
+        raise Denied(verdict.decision, "not permitted by policy")
 
-    async def one(name: str) -> Any:
-        try:  # each target's own catalog and schema first (calls/admit.py)
-            await admit(pool, request.app[SCHEMAS], servers[name], target.tool, raw_args)
-        except Refused as exc:
-            refusals[name] = exc
-            raise
-        return links.tool_result(name, result_or_error(await pool.request(
-            servers[name], "tools/call", {"name": target.tool, "arguments": arguments}, caller(request))))
+    async def forward(server: ServerConfig) -> dict[str, Any]:
+        return links.tool_result(server.name, await pipeline.forward_result(request, call, server))
 
-    results, errors = await bc.run_calls(call, one, timeouts={n: servers[n].timeout for n in call},
-                                         deadline=deadline, describe_error=_describe)
-    invalid = refused_everywhere(refusals, call)
-    if invalid is not None:
-        info.error = invalid.message
-        raise enforce.as_rpc(invalid)
+    results, errors = await pipeline.many(request, call, servers, verdict.permitted, forward)
     # Counted over the servers called: the summary never names servers refused to the caller.
-    return catalog.broadcast_result(target.tool, results, errors, len(call))
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, Refused):
-        return exc.message
-    if isinstance(exc, RpcFailure):
-        return f"error {exc.code}: {exc.message}"
-    if isinstance(exc, UpstreamError):
-        return exc.message
-    return type(exc).__name__
+    return catalog.broadcast_result(target.tool, results, errors, len(verdict.permitted))
 
 
 async def get(request: web.Request) -> web.StreamResponse:
     """A session's server→client stream: keep-alives and aggregated */list_changed (listen.py)."""
     state: McpState = request.app[MCP_STATE]
-    audit(request).action = "mcp_stream"
     try:
-        endpoint.check_transport(request, state, post=False)
-        endpoint.require_stream_session(request)
+        session_request(request, state, "mcp_stream")
         session = endpoint.open_session(request, state, None)
     except HttpReject as reject:
         return reject.response
@@ -326,7 +214,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     # The session's resource subscriptions are delivered on each of its open GET streams.
     key = (principal(request).subject, session.sid)
     try:
-        return await _stream(request, state, [], None, set(listen.FILTER_KEYS.values()), key, session.sid)
+        return await subs.stream(request, state, [], None, set(listen.FILTER_KEYS.values()), key, session.sid)
     except RpcFailure as failure:
         return endpoint.failure_response(None, failure)
 
@@ -334,9 +222,8 @@ async def get(request: web.Request) -> web.StreamResponse:
 async def delete(request: web.Request) -> web.Response:
     """End an aggregated session (every replica sharing the database refuses it from now on)."""
     state: McpState = request.app[MCP_STATE]
-    audit(request).action = "mcp_session_end"
     try:
-        endpoint.check_transport(request, state, post=False)
+        session_request(request, state, "mcp_session_end")
         session = endpoint.open_session(request, state, None)
     except HttpReject as reject:
         return reject.response

@@ -1,4 +1,5 @@
-"""Helpers shared by the `/mcp` handlers: enabled backends, backend answers, denials."""
+"""Helpers shared by the MCP handlers (`/mcp` and passthrough): enabled backends, whom backends are
+asked for, backend answers, and the one mapping of a failure to the JSON-RPC error they answer."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.keys import CALLER, PRINCIPAL, SERVERS
-from gateway.mcp import enforce, protocol
+from gateway.calls.audit import audit
+from gateway.errors import to_gateway_error
+from gateway.keys import CALLER, MCP_STATE, PRINCIPAL, SERVERS, UPSTREAM
+from gateway.mcp import endpoint, fanout, protocol
+from gateway.mcp.endpoint import rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
@@ -18,18 +22,29 @@ log = logging.getLogger(__name__)
 
 
 def servers_of(request: web.Request) -> list[Any]:
+    """The enabled backends."""
     return list(request.app[SERVERS].enabled())
+
+
+async def backend_lists(request: web.Request, state: McpState, method: str) -> dict[str, list[dict[str, Any]]]:
+    """Every enabled backend's `method` list as the caller's backend sessions see it (cached; a failing
+    backend is left out and counted)."""
+    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), method,
+                                     on_error(state), caller(request))
 
 
 def remember_caller(request: web.Request, era: protocol.Era, params: Any, session: Session | None) -> None:
     """Record whom this request reaches backends for: the subject with its agent's capabilities
     (a 2025 agent's from its session, a 2026-07-28 agent's from the request's `_meta`)."""
-    if session is not None:
-        request[CALLER] = Caller(request[PRINCIPAL].subject, session.capabilities)
-        return
+    subject = request[PRINCIPAL].subject
+    request[CALLER] = Caller(subject, session.capabilities) if session is not None else agent_caller(subject, era, params)
+
+
+def agent_caller(subject: str, era: protocol.Era, params: Any) -> Caller:
+    """`subject` declaring upstream what its agent declares in a 2026-07-28 request's `_meta`."""
     meta = params.get("_meta") if isinstance(params, dict) else None
     caps = meta.get(protocol.META_CAPABILITIES) if isinstance(meta, dict) and era == "modern" else None
-    request[CALLER] = Caller.of(request[PRINCIPAL].subject, caps)
+    return Caller.of(subject, caps)
 
 
 def caller(request: web.Request) -> Caller:
@@ -55,6 +70,22 @@ def result_or_error(response: dict[str, Any]) -> dict[str, Any]:
     return dict(result) if isinstance(result, dict) else {}
 
 
-def denied(msg: protocol.Message, decision: Any, era: protocol.Era) -> RpcFailure:
-    err = enforce.denial(msg.method, msg.id, decision, era)["error"]
-    return RpcFailure(err["code"], err["message"], status=200)
+def session_request(request: web.Request, state: McpState, action: str) -> None:
+    """A GET or DELETE on an MCP endpoint: audited as `action`, its transport checked (HttpReject); a
+    GET must name its session."""
+    audit(request).action = action
+    endpoint.check_transport(request, state, post=False)
+    if request.method == "GET":
+        endpoint.require_stream_session(request)
+
+
+def answer_failure(request: web.Request, rid: Any, exc: Exception, server: str | None = None) -> web.Response:
+    """A failure as the JSON-RPC error (and HTTP status: 502/503/504…) an MCP endpoint answers, audited,
+    and counted against `server` when the backend failed; not one of ours (a bug: 500) is re-raised."""
+    mapped = to_gateway_error(exc)
+    if mapped is None:
+        raise exc
+    if server and mapped.status in (502, 504):
+        request.app[MCP_STATE].metrics.upstream_errors.labels(server).inc()
+    audit(request).error = f"{mapped.code}: {mapped.message}"
+    return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)

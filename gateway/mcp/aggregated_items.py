@@ -6,79 +6,89 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.calls import pipeline
+from gateway.calls.audit import audit
 from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, enforce, fanout, links, methods, naming, protocol, unseen
-from gateway.mcp.aggregated_common import caller, denied, on_error, result_or_error, servers_of
+from gateway.mcp import (
+    admission,
+    catalog,
+    enforce,
+    links,
+    methods,
+    naming,
+    protocol,
+    unseen,
+)
+from gateway.mcp.aggregated_common import backend_lists, caller, result_or_error, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
+from gateway.registry import ServerConfig
+from gateway.upstream.codec import LIST_KEYS
 
-_NAMED = {  # method -> (item key, rename)
-    "prompts/list": ("name", naming.public_name),
-    "resources/list": ("uri", catalog.wrap_uri),
-    "resources/templates/list": ("uriTemplate", catalog.wrap_uri),
-}
+_RENAME = {"prompts/list": naming.public_name, "resources/list": catalog.wrap_uri,
+           "resources/templates/list": catalog.wrap_uri}
 
 
 async def list_named(request: web.Request, state: McpState, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    per_server = await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), method,
-                                           on_error(state), caller(request))
-    key, rename = _NAMED[method]
+    """A merged list (tools prefixed, with broadcast names; the others renamed), only what the caller
+    may use, paged."""
+    per_server = await backend_lists(request, state, method)
+    key = admission.LISTS[method][0]
     pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
-    merged = catalog.merge_named(per_server, key, allowed, rename)
+    if method == "tools/list":
+        merged = catalog.merge_tools(per_server, allowed, state.broadcast)
+    else:
+        merged = catalog.merge_named(per_server, key, allowed, _RENAME[method])
     page, nxt = catalog.paginate(merged, params.get("cursor"), state.page_size)
-    return {fanout.LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
+    audit(request).note(listed=len(merged), hidden=len(pairs) - len(allowed))
+    return {LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
 
 
 async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, Any]) -> tuple[str, str] | None:
     """(server, prompt) a public prompt name stands for, among the prompts the caller may use."""
     found = naming.split_simple(public, servers)
     if found is None:  # shortened (or unknown): reversed against the catalog, as every replica can
-        lists = await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers.values()),
-                                          "prompts/list", on_error(state), caller(request))
+        lists = await backend_lists(request, state, "prompts/list")
         names = {s: [p["name"] for p in items if isinstance(p.get("name"), str)] for s, items in lists.items()}
         found = naming.resolve(public, await unseen.visible_names(request, "prompts/list", names))
     return found
 
 
 async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
-    public = enforce.target("prompts/get", msg.params)
+    public = methods.target(msg.params, "name")
     servers = {s.name: s for s in servers_of(request)}
     found = await _prompt(request, state, public, servers)
     if found is None:
         # Decided as the name it spells first: "unknown" only for a caller who may get it.
-        spelled = await unseen.decide_spelled(request, "prompts/get", unseen.spelled_name(public), {})
-        if spelled is not None:
-            raise denied(msg, spelled, era)
+        await unseen.refuse_spelled(request, "prompts/get", unseen.spelled_name(public))
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown prompt: {public}")
     server, name = found
     params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "name": name}
-    decision = await enforce.check_call(request, principal(request), server, "prompts/get", name, params)
-    if not decision.allowed:
-        raise denied(msg, decision, era)
-    result = result_or_error(await request.app[UPSTREAM].request(servers[server], "prompts/get", params,
-                                                                 caller(request)))
+    call = enforce.call_of(request, "mcp", "prompts/get", (server,), name, msg.params.get("arguments"))
+    result = await pipeline.run(request, call, servers.__getitem__, lambda s: _ask(request, s, "prompts/get", params))
     return links.prompt_result(server, result)
 
 
+async def _ask(request: web.Request, server: ServerConfig, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`/mcp`'s forward for prompts and resources: the backend's result, or its error as ours."""
+    return result_or_error(await request.app[UPSTREAM].request(server, method, params, caller(request)))
+
+
 async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
-    uri = enforce.target("resources/read", msg.params)
+    uri = methods.target(msg.params, "uri")
     servers = {s.name: s for s in servers_of(request)}
     found = catalog.unwrap_uri(uri, servers)
     if found is None:
         # Decided as the server it spells first: "not found" only for a caller who may read it.
-        spelled = await unseen.decide_spelled(request, "resources/read", unseen.spelled_uri(uri), {})
-        if spelled is not None:
-            raise denied(msg, spelled, era)
+        await unseen.refuse_spelled(request, "resources/read", unseen.spelled_uri(uri))
         raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
     server, original = found
     methods.target({"uri": original}, "uri", uri=True)  # decided and forwarded only in normal form
-    decision = await enforce.check_call(request, principal(request), server, "resources/read", original, {})
-    if not decision.allowed:
-        raise denied(msg, decision, era)
-    result = result_or_error(await request.app[UPSTREAM].request(servers[server], "resources/read",
-                                                                  {"uri": original}, caller(request)))
+    call = enforce.call_of(request, "mcp", "resources/read", (server,), original)
+    result = await pipeline.run(request, call, servers.__getitem__,
+                                lambda s: _ask(request, s, "resources/read", {"uri": original}))
     return links.read_result(server, result)  # the read URI wrapped again, as are any others
 
 
@@ -100,17 +110,12 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
         # Decided as the name it spells, as prompts/get and resources/read are: a forbidden and a
         # missing target answer alike.
         spelled = unseen.spelled_name(ref["name"]) if method == "prompts/get" else unseen.spelled_uri(ref["uri"])
-        refused = await unseen.decide_spelled(request, method, spelled, {})
-        if refused is not None:
-            raise denied(msg, refused, "handshake")
+        await unseen.refuse_spelled(request, method, spelled)
         return empty
     server, name = found
     if method == "resources/read":
         methods.target({"uri": name}, "uri", uri=True, template=True)
     # Completing a prompt's arguments reveals about as much as the prompt: same permission.
-    decision = await enforce.check_call(request, principal(request), server, method, name, {})
-    if not decision.allowed:
-        raise denied(msg, decision, "handshake")
+    await enforce.decide(request, method, server, name)
     params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "ref": new_ref}
-    return result_or_error(await request.app[UPSTREAM].request(servers[server], "completion/complete", params,
-                                                               caller(request)))
+    return await _ask(request, servers[server], "completion/complete", params)

@@ -1,5 +1,6 @@
 """Resource subscriptions on `/mcp`: `resources/subscribe` / `unsubscribe` (2025 era) and the
-`resourceSubscriptions` of a 2026-07-28 `subscriptions/listen`; policy first (like resources/read)."""
+`resourceSubscriptions` of a 2026-07-28 `subscriptions/listen`; policy first (like resources/read).
+Also the watching streams themselves: a session's GET stream and a `subscriptions/listen` answer."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.errors import Denied
 from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, endpoint, enforce, methods, protocol, sse, unseen
-from gateway.mcp.aggregated_common import denied, servers_of
+from gateway.mcp import catalog, endpoint, enforce, listen, methods, protocol, unseen, watched
+from gateway.mcp.aggregated_common import servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 from gateway.mcp.subscriptions import Subscriber, updated
+from gateway.upstream import sse
 from gateway.upstream.client import LEGACY
 from shared.jsonutil import dumps_str
 
@@ -50,24 +53,20 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
     """`resources/subscribe` / `unsubscribe`, bound to the caller's 2025-era session on this replica."""
     if era != "handshake":  # 2026-07-28 subscribes through subscriptions/listen
         raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {msg.method}")
-    uri = enforce.target("resources/read", msg.params)
+    uri = methods.target(msg.params, "uri")
     session = endpoint.open_session(request, state, None)
     if catalog.unwrap_uri(uri, {s.name for s in servers_of(request)}) is None and unseen.spelled_uri(uri):
         # A server that does not exist answers as one the caller may not see (docs/security/edge.md):
         # subscribe is decided on the name spelled, unsubscribe is the no-op it is for a stranger.
         if msg.method == "resources/unsubscribe":
             return {}
-        spelled = await unseen.decide_spelled(request, "resources/read", unseen.spelled_uri(uri), {})
-        if spelled is not None:
-            raise denied(msg, spelled, era)
+        await unseen.refuse_spelled(request, "resources/read", unseen.spelled_uri(uri))
     server, original = _locate(request, uri)
     key = (principal(request).subject, session.sid)
     if msg.method == "resources/unsubscribe":
         await state.hub.unsubscribe(key, server.name, original)
         return {}
-    decision = await enforce.check_call(request, principal(request), server.name, "resources/read", original, {})
-    if not decision.allowed:
-        raise denied(msg, decision, era)
+    await enforce.decide(request, "resources/read", server.name, original)
     await _follow(request, state, key, server, [original], session.issued_at + state.codec.max_age)
     return {}
 
@@ -84,10 +83,12 @@ async def listen_resources(request: web.Request, state: McpState, wanted: Any) -
             server, original = _locate(request, uri)
         except RpcFailure:
             continue  # not a resource of a backend the caller may reach: left out of the ack
-        decision = await enforce.check_call(request, principal(request), server.name, "resources/read", original, {})
-        if decision.allowed:
-            by_server.setdefault(server.name, (server, []))[1].append(original)
-            honoured.append(uri)
+        try:
+            await enforce.decide(request, "resources/read", server.name, original)
+        except Denied:
+            continue  # not permitted: left out of the ack
+        by_server.setdefault(server.name, (server, []))[1].append(original)
+        honoured.append(uri)
     try:
         for server, uris in by_server.values():
             await _follow(request, state, key, server, uris)
@@ -109,3 +110,54 @@ def drainer(state: McpState, key: Subscriber, subscription: Any) -> tuple[Callab
         return b"".join(out)
 
     return drain, lambda: state.hub.detach(key, queue)
+
+
+async def listen_stream(request: web.Request, state: McpState, msg: protocol.Message) -> web.StreamResponse:
+    """`subscriptions/listen`: acknowledge what is honoured (list changes, permitted resource URIs), then watch."""
+    raw = msg.params.get("notifications")
+    wanted = raw if isinstance(raw, dict) else {}
+    honoured: dict[str, Any] = listen.honoured(wanted)
+    key, uris = await listen_resources(request, state, wanted.get("resourceSubscriptions"))
+    if uris:
+        honoured["resourceSubscriptions"] = uris
+    ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+           "params": {"notifications": honoured, "_meta": {listen.SUBSCRIPTION_ID: msg.id}}}
+    try:
+        return await stream(request, state, [ack], msg.id, listen.kinds_of(honoured), key, None)
+    finally:
+        await state.hub.drop(key)  # a listen subscription lives as long as its stream
+
+
+async def stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
+                  kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
+    refusal = state.streams.open(key[0], session)
+    if refusal is not None:
+        raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
+    try:
+        return await _watch(request, state, first, subscription, kinds, key)
+    finally:
+        state.streams.close(key[0], session)
+
+
+async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
+                 kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
+    out = web.StreamResponse(headers=sse.SSE_HEADERS)
+    drain, detach = drainer(state, key, subscription)
+    gauge = state.metrics.streams_open.labels("aggregated")
+    gauge.inc()
+    try:
+        await out.prepare(request)
+        for message in first:
+            await out.write(sse.encode(dumps_str(message)))
+
+        async def snapshot() -> dict[str, str]:
+            return await watched.snapshot(request, state, kinds)
+
+        async with state.catalogs.subscribed():
+            await listen.watch(request, out, snapshot, subscription, drain, state.catalogs.stamp)
+    except ConnectionResetError:
+        pass  # the client closed the stream
+    finally:
+        detach()
+        gauge.dec()
+    return out

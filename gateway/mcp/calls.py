@@ -4,8 +4,8 @@ The call goes out through the upstream pool's `open_stream` and its SSE answer i
 event. Progress (`notifications/progress`, the gateway's own progress token mapped back to the
 agent's) and log messages (`notifications/message`) go to the agent on the call's SSE stream as
 they come. Server→client requests (sampling, elicitation, roots) are sent on that stream under a
-gateway id (backchannel.py) and the agent's answer is posted back to the backend's session.
-A 2026-07-28 backend asks by returning `resultType: "input_required"`: a 2026-07-28 agent gets that
+gateway id (backchannel.py) and the agent's answer is posted back to the backend's session
+(call_stream.py: the agent's side). A 2026-07-28 backend asks by returning `resultType: "input_required"`: a 2026-07-28 agent gets that
 result as is (its retry comes back through `/mcp` to the same backend); a 2025 agent is asked each
 input request on the stream and the gateway retries for it. A 2025-era backend's back-channel
 request cannot reach a 2026-07-28 agent (that would hold the backend's call across the agent's
@@ -27,93 +27,26 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from gateway.errors import to_gateway_error
-from gateway.keys import ANSWER_STREAM, UPSTREAM
-from gateway.mcp import inflight, links, protocol, sse
-from gateway.mcp.aggregated_common import caller
-from gateway.mcp.backchannel import TooManyPending
-from gateway.mcp.endpoint import principal
+from gateway.keys import UPSTREAM
+from gateway.mcp import call_stream, inflight, links, protocol
+from gateway.mcp.aggregated_common import caller, result_or_error
+from gateway.mcp.call_stream import Call, on_request, relay_notification
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone
-from gateway.upstream import codec
-from gateway.upstream.client import read_capped
+from gateway.upstream import codec, sse
 from gateway.upstream.errors import (
     CallBudgetExceeded,
-    ResponseTooLarge,
     UpstreamError,
     UpstreamRpcError,
-    UpstreamTimeout,
 )
-from shared.jsonutil import dumps_str
+from gateway.upstream.sender import read_capped
 
 log = logging.getLogger(__name__)
-RELAYED = frozenset({"notifications/progress", "notifications/message"})
 LOG_LEVEL = "io.modelcontextprotocol/logLevel"  # 2026-07-28: log delivery is opt-in per request
 MAX_ROUNDS = 8
-ANSWER_TIMEOUT = 300.0
-
-
-class Call:
-    """One relayed tools/call: the agent's side of the stream, opened on first need."""
-
-    def __init__(self, request: web.Request, state: McpState, server: Any, era: protocol.Era, rid: Any,
-                 endpoint: str) -> None:
-        self.request, self.state, self.server, self.era, self.rid = request, state, server, era, rid
-        self.endpoint = endpoint
-        self.out: web.StreamResponse | None = None
-        self.token = "mcpgw-progress-" + secrets.token_urlsafe(8)
-        self.client_token: Any = None
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.closed = False
-        self.relayed = 0  # bytes read from the backend for this call, every round together
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """Write one message to the agent, switching the answer to SSE the first time."""
-        if self.out is None:
-            self.out = web.StreamResponse(status=200, headers=sse.SSE_HEADERS)
-            self.state.metrics.streams_open.labels(self.endpoint).inc()
-            self.request[ANSWER_STREAM] = self.out
-            await self.out.prepare(self.request)
-        await self.out.write(sse.encode(dumps_str(message)))
-
-    async def finish(self, result: dict[str, Any]) -> web.StreamResponse | dict[str, Any]:
-        """The final answer: a plain result when nothing was streamed, else its last SSE event."""
-        if self.out is None:
-            self.close()
-            return result
-        try:
-            body = protocol.result(self.rid, protocol.with_result_type(result, self.era, "tools/call"))
-            await self.out.write(sse.encode(dumps_str(body)))
-            await self.out.write_eof()
-        finally:
-            self.close()
-        return self.out
-
-    def close(self) -> None:
-        """Stop helper tasks and count the stream closed (once)."""
-        for task in self.tasks:
-            task.cancel()
-        if self.out is not None and not self.closed:
-            self.closed = True
-            self.state.metrics.streams_open.labels(self.endpoint).dec()
-
-    def open_request(self) -> tuple[str, asyncio.Future[dict[str, Any]]]:
-        """A pending slot for one server→client request (TooManyPending past the subject's limit)."""
-        return self.state.pending.open(principal(self.request).subject)
-
-    async def ask(self, method: str, params: Any,
-                  opened: tuple[str, asyncio.Future[dict[str, Any]]] | None = None) -> dict[str, Any]:
-        """Send a server→client request to the agent and wait for its JSON-RPC response."""
-        gid, future = opened or self.open_request()
-        try:
-            await self.send({"jsonrpc": "2.0", "id": gid, "method": method, "params": params})
-            async with asyncio.timeout(ANSWER_TIMEOUT):
-                return await future
-        finally:
-            self.state.pending.close(gid)
 
 
 async def call_tool(request: web.Request, state: McpState, server: Any, params: dict[str, Any], rid: Any,
@@ -140,7 +73,7 @@ async def call_tool(request: web.Request, state: McpState, server: Any, params: 
                 return await call.finish(links.tool_result(server.name, result))
             if era == "modern":
                 return await call.finish(result)
-            upstream["inputResponses"] = await _ask_inputs(call, result.get("inputRequests") or {})
+            upstream["inputResponses"] = await call_stream.ask_inputs(call, result.get("inputRequests") or {})
             if "requestState" in result:
                 upstream["requestState"] = result["requestState"]
         raise UpstreamError(server.name, f"still asking for input after {MAX_ROUNDS} rounds")
@@ -170,29 +103,6 @@ def _as_error(rid: Any, exc: Exception) -> dict[str, Any]:
     return protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message)
 
 
-async def _ask_inputs(call: Call, requests: dict[str, Any]) -> dict[str, Any]:
-    """Ask a 2025 agent each input request of an `input_required` result; their results by key."""
-    async def one(key: str, req: dict[str, Any]) -> tuple[str, Any]:
-        try:
-            answer = await call.ask(str(req.get("method")), req.get("params"))
-        except TooManyPending as exc:
-            raise UpstreamError(call.server.name, str(exc)) from None
-        if "result" not in answer:
-            err: dict[str, Any] = answer["error"] if isinstance(answer.get("error"), dict) else {}
-            raise UpstreamError(call.server.name, f"agent refused {req.get('method')}: {err.get('message', '')}")
-        return key, answer["result"]
-
-    wanted = {k: r for k, r in requests.items() if isinstance(r, dict)}
-    if len(wanted) > call.state.pending.subjects.limit:  # could never all be pending at once
-        raise UpstreamError(call.server.name, str(TooManyPending(call.state.pending.subjects.limit)))
-    tasks = [asyncio.ensure_future(one(k, r)) for k, r in wanted.items()]
-    try:
-        return dict(await asyncio.gather(*tasks))
-    finally:
-        for task in tasks:  # one refusal ends the round: the others stop waiting (and free their slots)
-            task.cancel()
-
-
 async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     uid = "mcpgw-call-" + secrets.token_urlsafe(8)
     pool = call.request.app[UPSTREAM]
@@ -216,30 +126,22 @@ async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) ->
         # The pool's cap (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES) holds here too: a whole JSON body,
         # one SSE event complete or still being assembled.
         limit = pool.max_response_bytes
+        if resp.content_type != "text/event-stream":
+            body = await read_capped(resp, call.server.name, limit, call.server.timeout)
+            return _result(call, _decode(body, call.server.name), uid, resp.status)
+        budget = sse.Budget(pool.max_call_bytes, call.relayed)  # every round of the call together
         try:
-            if resp.content_type != "text/event-stream":
-                body = await read_capped(resp, call.server.name, limit)
-                return _result(call, _decode(body, call.server.name), uid, resp.status)
-            parser = codec.SSEParser()
-            async for chunk in resp.content.iter_any():
-                call.relayed += len(chunk)
-                if call.relayed > pool.max_call_bytes:
-                    resp.close()
-                    pool.client(call.server, caller(call.request)).cancel_soon(
-                        uid, "call exceeded the gateway's byte budget")
-                    raise CallBudgetExceeded(call.server.name, pool.max_call_bytes, resp.status)
-                for event in parser.feed(chunk):
-                    if len(event.data) > limit:
-                        raise ResponseTooLarge(call.server.name, limit, resp.status)
-                    found = await _on_event(call, pool, event, uid)
-                    if found is not None:
-                        return _result(call, found, uid, resp.status)
-                if parser.pending > limit:
-                    raise ResponseTooLarge(call.server.name, limit, resp.status)
-        except aiohttp.ClientPayloadError:
-            raise UpstreamError(call.server.name, "response stream broke off", resp.status) from None
-        except TimeoutError:  # silent for its idle `timeout` mid-answer (sock_read)
-            raise UpstreamTimeout(call.server.name, call.server.timeout) from None
+            async for event in sse.events(resp, call.server.name, limit, budget=budget,
+                                          idle_limit=call.server.timeout):
+                found = await _on_event(call, pool, event, uid)
+                if found is not None:
+                    return _result(call, found, uid, resp.status)
+        except CallBudgetExceeded:
+            resp.close()
+            pool.client(call.server, caller(call.request)).cancel_soon(uid, "call exceeded the gateway's byte budget")
+            raise
+        finally:
+            call.relayed = budget.used
     raise UpstreamError(call.server.name, "event stream ended without a response", resp.status)
 
 
@@ -267,19 +169,11 @@ def _decode(data: str | bytes, server: str) -> Any:
 def _result(call: Call, message: Any, uid: str, status: int) -> dict[str, Any]:
     if not codec.is_response_to(message, uid):
         raise UpstreamError(call.server.name, f"HTTP {status} without a JSON-RPC response", status)
-    if isinstance(message.get("error"), dict):
-        err = message["error"]
-        raise protocol.RpcFailure(int(err.get("code", protocol.INTERNAL_ERROR)),
-                                  str(err.get("message", "backend error")), err.get("data"), status=200)
-    result = message.get("result")
-    if not isinstance(result, dict):
-        return {}
-    if result.get("resultType") == "input_required":
-        return dict(result)
-    return dict(codec.normalise_result(result))
+    result = result_or_error(message)  # the backend's JSON-RPC error becomes the agent's
+    return result if result.get("resultType") == "input_required" else dict(codec.normalise_result(result))
 
 
-async def _on_event(call: Call, pool: Any, event: codec.SSEEvent, uid: str) -> dict[str, Any] | None:
+async def _on_event(call: Call, pool: Any, event: sse.Event, uid: str) -> dict[str, Any] | None:
     if event.event != "message" or not event.data:
         return None
     msg = _decode(event.data, call.server.name)
@@ -297,60 +191,3 @@ async def _on_event(call: Call, pool: Any, event: codec.SSEEvent, uid: str) -> d
         return None
     await on_request(call, pool, msg)
     return None
-
-
-async def on_request(call: Call, pool: Any, msg: dict[str, Any]) -> None:
-    """A backend's server→client request (from the call's stream or its session's GET stream):
-    relayed to the agent in a task under a pending slot, or refused to the backend here and now."""
-    if call.era == "modern":
-        await _refuse(call, pool, msg, protocol.METHOD_NOT_FOUND,
-                      "the gateway cannot relay this request to a 2026-07-28 client mid-call")
-        return
-    try:
-        opened = call.open_request()
-    except TooManyPending as exc:
-        await _refuse(call, pool, msg, protocol.INTERNAL_ERROR, str(exc))
-        return
-    task = asyncio.get_running_loop().create_task(_back_channel(call, pool, msg, opened))
-    call.tasks.add(task)
-    task.add_done_callback(call.tasks.discard)
-    # A task cancelled before its first step never runs `ask`'s finally: free the slot here too.
-    task.add_done_callback(lambda _: call.state.pending.close(opened[0]))
-
-
-def relay_notification(msg: dict[str, Any], ours: str, theirs: Any) -> dict[str, Any] | None:
-    """A backend's notification as the agent should see it, or None when it is not for the agent.
-
-    Progress is relayed only for this call's own token, renamed to the agent's (none: dropped).
-    """
-    method = msg.get("method")
-    if method not in RELAYED:
-        return None
-    params: dict[str, Any] = msg["params"] if isinstance(msg.get("params"), dict) else {}
-    if method == "notifications/progress":
-        if params.get("progressToken") != ours or theirs is None:
-            return None
-        return {**msg, "params": {**params, "progressToken": theirs}}
-    return msg
-
-
-async def _refuse(call: Call, pool: Any, msg: dict[str, Any], code: int, message: str) -> None:
-    """Answer a backend's server→client request with an error, here and now (no task, no slot)."""
-    await _post_answer(call, pool, protocol.error(msg["id"], code, message))
-
-
-async def _back_channel(call: Call, pool: Any, msg: dict[str, Any],
-                        opened: tuple[str, asyncio.Future[dict[str, Any]]]) -> None:
-    """Relay a 2025-era backend's request to the agent and post the answer back to the backend."""
-    try:
-        reply = await call.ask(str(msg["method"]), msg.get("params"), opened)
-    except (TimeoutError, ConnectionError) as exc:
-        reply = protocol.error(None, protocol.INTERNAL_ERROR, f"no answer from the client ({type(exc).__name__})")
-    answer = {k: v for k, v in reply.items() if k in ("result", "error")}
-    await _post_answer(call, pool, {"jsonrpc": "2.0", "id": msg["id"], **answer})
-
-
-async def _post_answer(call: Call, pool: Any, answer: dict[str, Any]) -> None:
-    status = await pool.client(call.server, caller(call.request)).send_response(answer)
-    if status >= 400:
-        log.warning("backend refused a relayed answer", extra={"server": call.server.name, "status": status})

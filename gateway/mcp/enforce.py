@@ -12,93 +12,65 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.calls import pipeline
 from gateway.calls.admit import Refused
-from gateway.calls.admit import admit as admit_call
 from gateway.calls.audit import audit
-from gateway.keys import CALLER, POLICY, SCHEMAS, UPSTREAM
-from gateway.mcp import methods, protocol
+from gateway.calls.call import Action, Call, Entry
+from gateway.errors import Denied
+from gateway.keys import CALLER, UPSTREAM
+from gateway.mcp import admission, methods, protocol
+from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
-from gateway.registry import ServerConfig
+from gateway.upstream.codec import LIST_KEYS
 from shared.auth import Principal
-from shared.authzen import Decision, resource_for
+from shared.authzen import Decision
 
 POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"
 
-# method -> (AuthZEN action, resource type, params key naming the target): methods.py's one table
-GUARDED = {method: (action, rtype, key) for method, (action, rtype, key, _) in methods.GUARDED.items()}
-# list method -> (result key, item key, the AuthZEN action each item is filtered on)
-LISTS = {
-    "tools/list": ("tools", "name", "invoke_tool"),
-    "resources/list": ("resources", "uri", "read_resource"),
-    "resources/templates/list": ("resourceTemplates", "uriTemplate", "read_resource"),
-    "prompts/list": ("prompts", "name", "get_prompt"),
-}
+# the guarded methods that are calls (gateway/calls): method -> action
+CALLS: dict[str, Action] = {"tools/call": "invoke_tool", "resources/read": "read_resource", "prompts/get": "get_prompt"}
 
 
-def target(method: str, params: Mapping[str, Any]) -> str:
-    """The tool name, resource URI or prompt name a guarded call names (−32602 if missing)."""
-    key = GUARDED[method][2]
-    value = params.get(key)
-    if not isinstance(value, str) or not value:
-        raise RpcFailure(protocol.INVALID_PARAMS, f"params.{key} must be a non-empty string")
-    return value
+def call_of(request: web.Request, entry: Entry, method: str, targets: tuple[str, ...], name: str,
+            arguments: object = None, *, broadcast: bool = False) -> Call:
+    """A guarded MCP call (tools/call, resources/read, prompts/get) for the pipeline (gateway/calls).
+
+    Upstream it runs as the request's caller: the subject with its agent's capabilities, so a call is
+    admitted against the catalog that agent lists (passthrough relays in the agent's own backend
+    session, which declared the same capabilities).
+    """
+    action = CALLS[method]
+    caller = request.get(CALLER)
+    return Call(entry, principal(request), caller, action, name, targets, arguments, broadcast)
 
 
-async def admit(request: web.Request, server: ServerConfig, tool: str, arguments: Any) -> None:
-    """calls/admit.py on an MCP route: a refusal becomes a JSON-RPC error (−32602 for a bad call)."""
-    try:
-        await admit_call(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments,
-                         request.get(CALLER))
-    except Refused as exc:
-        audit(request).error = exc.message
-        raise as_rpc(exc) from None
+async def decide(request: web.Request, method: str, server: str, name: str, arguments: object = None) -> None:
+    """The pipeline's decision on one guarded call on `server` (recorded for audit); Denied when refused."""
+    await pipeline.require(request, call_of(request, "mcp", method, (server,), name, arguments))
 
 
-def as_rpc(exc: Refused) -> RpcFailure:
-    """The JSON-RPC error for a refused call (HTTP 200, as the spec answers an unknown tool)."""
-    return RpcFailure(exc.rpc_code, exc.message, status=200)
-
-
-async def check_call(
-    request: web.Request, principal: Principal, server: str, method: str, name: str, params: Mapping[str, Any],
-) -> Decision:
-    """Ask the PDP about one guarded call and record it for audit."""
-    action = GUARDED[method][0]
-    arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else None
-    info = audit(request)
-    info.action, info.mcp_server, info.tool = action, server, name
-    info.parameters = arguments
-    decision = await request.app[POLICY].check(principal, action, resource_for(action, server, name), arguments=arguments)
-    info.decision = decision
-    if not decision.allowed:
-        info.denied = True
-    return decision
+def refusal(method: str, rid: Any, exc: Denied | Refused, era: protocol.Era) -> dict[str, Any]:
+    """The JSON-RPC answer to a call the pipeline refused: a denial (see `denial`), or a call not
+    admitted (its JSON-RPC error, HTTP 200 as the spec answers an unknown tool)."""
+    if isinstance(exc, Denied):
+        return denial(method, rid, exc.decision, era)
+    return protocol.error(rid, exc.rpc_code, exc.message)
 
 
 async def check_plan(
     request: web.Request, principal: Principal, server: str, method: str, params: Mapping[str, Any], plan: methods.Plan,
 ) -> Decision | None:
-    """Decide every check of a `decided` plan in one PDP call; the first denial, else an allow (None: nothing to decide)."""
+    """Decide every check of a `decided` plan that is not a call in one PDP call; the first denial,
+    else an allow (None: nothing to decide)."""
     if plan.kind != "decided" or not plan.checks:
         return None
     info = audit(request)
     info.mcp_server = server
     action, resource = plan.checks[0]
     info.action, info.tool = action, resource.name
-    policy = request.app[POLICY]
-    if len(plan.checks) == 1:
-        raw = params.get("arguments") if method == "tools/call" else None
-        arguments = raw if isinstance(raw, dict) else None
-        info.parameters = arguments
-        decision = await policy.check(principal, action, resource, arguments=arguments)
-    else:
-        decisions = await policy.check_many(principal, list(plan.checks))
-        decision = next((d for d in decisions if not d.allowed), decisions[0])
+    if len(plan.checks) > 1:
         info.note(checks=[f"{a} {r.id}" for a, r in plan.checks])
-    info.decision = decision
-    if not decision.allowed:
-        info.denied = True
-    return decision
+    return await pipeline.check(request, principal, plan.checks)
 
 
 def plan_denial(method: str, rid: Any, decision: Decision, era: protocol.Era, plan: methods.Plan) -> RpcFailure | None:
@@ -122,21 +94,14 @@ async def allowed_items(
     request: web.Request, principal: Principal, method: str, pairs: Sequence[tuple[str, str]],
 ) -> set[tuple[str, str]]:
     """Which (server, item) pairs of a list the caller may use, in one PDP call."""
-    if not pairs:
-        return set()
-    action = LISTS[method][2]
-    policy = request.app[POLICY]
-    if method == "tools/list":
-        return set(await policy.filter_tools(principal, list(pairs)))
-    decisions = await policy.check_many(principal, [(action, resource_for(action, s, n)) for s, n in pairs])
-    return {pair for pair, d in zip(pairs, decisions, strict=True) if d.allowed}
+    return await pipeline.permitted(request, principal, admission.ACTION[admission.LISTS[method][1]], pairs)
 
 
 async def filter_result(
     request: web.Request, principal: Principal, server: str, method: str, result: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A list result with only the items the caller may use (others are invisible, not errors)."""
-    key, item_key, _ = LISTS[method]
+    key, (item_key, _) = LIST_KEYS[method], admission.LISTS[method]
     list_filter = request.app[UPSTREAM].list_filter
     if list_filter is not None:  # the relayed answer never passed the pool: leave out what cannot be named
         result = list_filter(server, method, result)

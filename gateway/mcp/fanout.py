@@ -14,36 +14,26 @@ from typing import Any
 
 from gateway.mcp.catalog_watch import advertised
 from gateway.mcp.protocol import METHOD_NOT_FOUND
-from gateway.upstream.errors import UpstreamError, UpstreamRpcError
+from gateway.upstream.codec import every_page
+from gateway.upstream.errors import UpstreamRpcError
 
 log = logging.getLogger(__name__)
-
-MAX_PAGES = 100
-LIST_KEYS = {
-    "tools/list": "tools",
-    "prompts/list": "prompts",
-    "resources/list": "resources",
-    "resources/templates/list": "resourceTemplates",
-}
 
 
 async def list_all(pool: Any, server: Any, method: str, caller: Any = None) -> list[dict[str, Any]]:
     """Every item of one backend's list (as `caller`'s backend session sees it), following cursors."""
-    key = LIST_KEYS[method]
-    items: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(MAX_PAGES):
-        response = await pool.request(server, method, {"cursor": cursor} if cursor else None, caller)
+    async def page(params: dict[str, Any] | None) -> Any:
+        response = await pool.request(server, method, params, caller)
         if "error" in response:
-            if unadvertised(pool, server, method, caller, response["error"]):
-                return []  # e.g. prompts/list on server-memory: nothing to list, not a backend failure
             raise UpstreamRpcError(server.name, response["error"] if isinstance(response["error"], dict) else {})
-        result = response.get("result") or {}
-        items.extend(i for i in result.get(key) or [] if isinstance(i, dict))
-        cursor = result.get("nextCursor")
-        if not cursor:
-            return items
-    raise UpstreamError(server.name, f"{method} exceeded {MAX_PAGES} pages")
+        return response.get("result")
+
+    try:
+        return await every_page(server.name, method, page)
+    except UpstreamRpcError as exc:
+        if unadvertised(pool, server, method, caller, {"code": exc.code}):
+            return []  # e.g. prompts/list on server-memory: nothing to list, not a backend failure
+        raise
 
 
 def unadvertised(pool: Any, server: Any, method: str, caller: Any, error: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.mcp import sse
+from gateway.upstream import sse
 from shared.jsonutil import dumps, dumps_str
 
 POLL_SECONDS = 10.0

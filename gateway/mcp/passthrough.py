@@ -10,23 +10,28 @@ translates (see README.md).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
+from gateway.calls import pipeline
+from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
-from gateway.errors import to_gateway_error
-from gateway.keys import CALLER, MCP_STATE, SERVERS, UPSTREAM
-from gateway.mcp import endpoint, enforce, methods, protocol, relay, unseen
+from gateway.errors import Denied
+from gateway.keys import CALLER, MCP_STATE, UPSTREAM
+from gateway.mcp import admission, endpoint, enforce, methods, protocol, relay, unseen
 from gateway.mcp import passthrough_guard as guard
+from gateway.mcp.aggregated_common import agent_caller, answer_failure
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
-from gateway.mcp.streams import ClientGone, read_answer, relay_answer, until_disconnect
+from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
+from gateway.registry import ServerConfig
 from gateway.upstream import codec
-from gateway.upstream.client import read_capped
+from gateway.upstream.reply import answer_in
+from gateway.upstream.sender import read_capped
 from gateway.upstream.sessions import Caller, canonical_capabilities
 
 log = logging.getLogger(__name__)
@@ -34,29 +39,15 @@ ENDPOINT = "passthrough"
 LEGACY_ERA = "legacy"
 
 
-def _caller(request: web.Request, era: protocol.Era, msg: protocol.Message) -> Caller:
-    """A bridged request's caller: its own backend session, declaring what its agent declares."""
-    meta = msg.params.get("_meta")
-    caps = meta.get(protocol.META_CAPABILITIES) if isinstance(meta, dict) and era == "modern" else None
-    return Caller.of(principal(request).subject, caps)
-
-
-def _http(request: web.Request) -> aiohttp.ClientSession:
-    return request.app[UPSTREAM].session
-
-
-def _credentials(request: web.Request) -> Any:
-    return request.app[SERVERS].credentials
-
-
 async def post(request: web.Request) -> web.StreamResponse:
     """One client message to the backend."""
     state: McpState = request.app[MCP_STATE]
-    rid = None
+    rid, method = None, ""
+    era: protocol.Era = "modern"
     try:
         endpoint.check_transport(request, state, post=True)
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
-        rid = msg.id
+        rid, method = msg.id, msg.method
         server = await unseen.visible_server(request)
         era = protocol.detect_era(msg, request.headers)
         label = "response" if msg.kind == "response" else method_label(msg.method)
@@ -68,14 +59,19 @@ async def post(request: web.Request) -> web.StreamResponse:
         if era == "modern" and msg.kind == "request":
             protocol.validate_modern(msg, request.headers)
         protocol.check_routing_headers(msg, request.headers)
-        caller = _caller(request, era, msg)
+        # The agent's caller: what it declared at initialize (sealed in its session) or in `_meta`.
+        # Admission checks a call against the catalog THIS caller lists: a backend may offer a tool
+        # only to clients declaring a capability (server-everything's sampling and elicitation tools).
+        request[CALLER] = agent_caller(principal(request).subject, era, msg.params)
         if era == "handshake" and not (msg.kind == "request" and msg.method == "initialize"):
             session = endpoint.open_session(request, state, server.name)
             upstream_session, bridged = session.upstream_id, session.bridged
-            caller = Caller(caller.subject, session.capabilities)
+            request[CALLER] = Caller(principal(request).subject, session.capabilities)
         else:
             upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY_ERA
-        refusal = await guard.decide(request, server.name, msg, era, plan)
+        # A guarded call (tools/call, resources/read, prompts/get) runs through the call pipeline.
+        call = guard.call_of(request, server.name, msg, plan)
+        refusal = None if call is not None else await guard.decide(request, server.name, msg, era, plan)
         if refusal is not None:
             return refusal
         if msg.kind == "request" and msg.method == "initialize":
@@ -87,50 +83,36 @@ async def post(request: web.Request) -> web.StreamResponse:
             if bridged or (era == "modern" and msg.kind == "notification"):
                 return endpoint.accepted()
             return await _forward_notification(request, server, msg, upstream_session, era)
-        if msg.method == "tools/call":
-            # The body goes through untouched: the name must be in the catalog exactly and the
-            # arguments must fit the tool's schema as sent (calls/admit.py).
-            # ... of the catalog THIS agent's session lists: a backend may offer a tool only to clients
-            # declaring a capability (server-everything's sampling and elicitation tools).
-            request[CALLER] = caller
-            await enforce.admit(request, server, str(msg.params.get("name")), msg.params.get("arguments"))
-        if bridged:  # the pool takes the caller's turn itself
-            work = _via_pool(request, server, msg, era)
-            return await (until_disconnect(request, work) if era == "modern" else work)
-        extra = await guard.param_headers(request, state, server, msg, era)
-        # One subject's relayed requests share its lane on this backend (upstream/fairness.py).
-        async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
-            relayed = _relay(request, state, server, msg, era, upstream_session, extra)
-            return await (until_disconnect(request, relayed) if era == "modern" else relayed)
+        # A call's body goes through untouched: the tool must be in the catalog exactly and the
+        # arguments must fit its schema as sent (the pipeline's admission stage, calls/admit.py).
+        forward = functools.partial(_forward, request, state, msg, era, upstream_session, bridged)
+        if call is None:
+            return await forward(server)
+        return await pipeline.run(request, call, lambda _: server, forward)
     except HttpReject as reject:
         return reject.response
     except RpcFailure as failure:
         return endpoint.failure_response(rid, failure)
+    except (Denied, Refused) as exc:  # refused by the call pipeline: nothing was forwarded
+        return rpc_response(enforce.refusal(method, rid, exc, era))
     except ClientGone:
         audit(request).error = "client disconnected; backend request cancelled"
         return web.Response(status=499)
     except Exception as exc:
-        return _upstream_failure(request, state, rid, exc)
+        return answer_failure(request, rid, exc, request.match_info["name"])
 
 
-def _refused(request: web.Request, state: McpState, exc: Exception) -> web.Response:
-    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
-    if isinstance(exc, HttpReject):
-        return exc.response
-    if isinstance(exc, RpcFailure):
-        return endpoint.failure_response(None, exc)
-    return _upstream_failure(request, state, None, exc)
-
-
-def _upstream_failure(request: web.Request, state: McpState, rid: Any, exc: Exception) -> web.Response:
-    mapped = to_gateway_error(exc)
-    if mapped is None:
-        raise exc
-    server = request.match_info.get("name", "")
-    if mapped.status in (502, 504):
-        state.metrics.upstream_errors.labels(server).inc()
-    audit(request).error = f"{mapped.code}: {mapped.message}"
-    return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
+async def _forward(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era,
+                   upstream_session: str | None, bridged: bool, server: ServerConfig) -> web.StreamResponse:
+    """Passthrough's forward: the message relayed raw (or through the pool to a bridged backend)."""
+    if bridged:  # the pool takes the caller's turn itself
+        work = _via_pool(request, server, msg, era)
+        return await (until_disconnect(request, work) if era == "modern" else work)
+    extra = await guard.param_headers(request, state, server, msg, era)
+    # One subject's relayed requests share its lane on this backend (upstream/fairness.py).
+    async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
+        relayed = _relay(request, state, server, msg, era, upstream_session, extra)
+        return await (until_disconnect(request, relayed) if era == "modern" else relayed)
 
 
 def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, upstream_session: str | None,
@@ -145,11 +127,11 @@ def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, ups
 
 async def _initialize(request: web.Request, state: McpState, server: Any, msg: protocol.Message) -> web.StreamResponse:
     headers = relay.forward_headers(request.headers, None)
-    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         upstream_session = resp.headers.get(H_SESSION)
         raw = await read_capped(resp, server.name, state.max_response_bytes)
-        answer = read_answer(raw, resp.content_type, msg.id)
+        answer = answer_in(raw, resp.content_type, msg.id)
         status, ctype = resp.status, resp.content_type
     result = answer.get("result") if isinstance(answer, dict) else None
     who = principal(request).subject
@@ -181,11 +163,11 @@ def _opened(state: McpState) -> None:
 async def _forward_notification(request: web.Request, server: Any, msg: protocol.Message,
                                 upstream_session: str | None, era: protocol.Era) -> web.Response:
     headers = _headers(request, msg, era, upstream_session)
-    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         raw = await read_capped(resp, server.name, request.app[MCP_STATE].max_response_bytes)
         if resp.status >= 400:
-            gone = upstream_session is not None and _session_refused(resp.status, raw)
+            gone = upstream_session is not None and session_refused(resp.status, raw)
             return web.Response(status=404 if gone else 502)
     return endpoint.accepted()
 
@@ -193,12 +175,12 @@ async def _forward_notification(request: web.Request, server: Any, msg: protocol
 async def _relay(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
                  era: protocol.Era, upstream_session: str | None, extra: dict[str, str]) -> web.StreamResponse:
     headers = _headers(request, msg, era, upstream_session, extra)
-    resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, msg.body)
+    resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         if resp.status in (400, 404) and upstream_session:
             raw = await read_capped(resp, server.name, state.max_response_bytes)
-            if _session_refused(resp.status, raw):
-                raise _session_gone()
+            if session_refused(resp.status, raw):
+                raise session_gone()
             return web.Response(body=raw, status=resp.status, content_type=resp.content_type)
         if resp.status >= 500:
             from gateway.upstream.errors import status_error
@@ -210,7 +192,7 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
                 # The backend only knows the handshake era: the pool speaks that to it.
                 return await _via_pool(request, server, msg, era)
             return web.Response(body=raw, status=400, content_type=endpoint.JSON)
-        rewrite = _list_filter(request, server.name, msg) if msg.method in enforce.LISTS else None
+        rewrite = _list_filter(request, server.name, msg) if msg.method in admission.LISTS else None
         cancel = _canceller(request, server, msg, upstream_session) if upstream_session else None
         return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel,
                                   idle_limit=server.timeout)
@@ -224,7 +206,7 @@ def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstrea
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": msg.id, "reason": "call exceeded the gateway's byte budget"}}
         try:
-            resp = await relay.send(_http(request), server, _credentials(request), "POST", headers, note)
+            resp = await request.app[UPSTREAM].send(server, "POST", headers, note)
             resp.release()
         except Exception as exc:  # noqa: BLE001 - the call is over either way; the cancel is a courtesy
             log.debug("cancel notification failed", extra={"server": server.name, "error": str(exc)})
@@ -232,12 +214,12 @@ def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstrea
     return cancel
 
 
-def _session_gone() -> RpcFailure:
+def session_gone() -> RpcFailure:
     """The backend forgot the session (restarted, expired): the agent must initialize again (docs/mcp.md)."""
     return RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
 
 
-def _session_refused(status: int, raw: bytes) -> bool:
+def session_refused(status: int, raw: bytes) -> bool:
     """A backend's 400/404 to a message in its session, refusing the session (codec.session_refused)."""
     try:
         answer = codec.decode(raw) if raw else None
@@ -247,7 +229,7 @@ def _session_refused(status: int, raw: bytes) -> bool:
 
 
 def _legacy_refusal(raw: bytes) -> bool:
-    answer = read_answer(raw, endpoint.JSON, None)
+    answer = answer_in(raw, endpoint.JSON, None)
     err = answer.get("error") if isinstance(answer, dict) else None
     code = err.get("code") if isinstance(err, dict) else None
     return code not in (protocol.HEADER_MISMATCH, protocol.UNSUPPORTED_VERSION, protocol.INVALID_PARAMS,
@@ -265,12 +247,12 @@ async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, er
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
-    response = await request.app[UPSTREAM].request(server, msg.method, params or None, _caller(request, era, msg))
+    response = await request.app[UPSTREAM].request(server, msg.method, params or None, request[CALLER])
     if "error" in response:
         return rpc_response({"jsonrpc": "2.0", "id": msg.id, "error": response["error"]})
     raw = response.get("result")
     result: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    if msg.method in enforce.LISTS:
+    if msg.method in admission.LISTS:
         result = await enforce.filter_result(request, principal(request), server.name, msg.method, result)
     return rpc_response(protocol.result(msg.id, protocol.with_result_type(result, era, msg.method)))
 
@@ -286,63 +268,3 @@ async def _discovered(request: web.Request, server: Any) -> dict[str, Any]:
     if isinstance(info.get("instructions"), str):
         result["instructions"] = info["instructions"]
     return protocol.with_result_type(result, "modern", "server/discover")
-
-
-async def get(request: web.Request) -> web.StreamResponse:
-    """The handshake era's server→client stream (resumable with Last-Event-ID); 405 for 2026-07-28."""
-    state: McpState = request.app[MCP_STATE]
-    audit(request).action = "mcp_stream"
-    try:
-        endpoint.check_transport(request, state, post=False)
-        endpoint.require_stream_session(request)
-        server = await unseen.visible_server(request)
-        session = endpoint.open_session(request, state, server.name)
-        state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
-        if session.bridged:
-            return web.Response(status=405, headers={"Allow": "POST, DELETE"})
-        refusal = state.streams.open(principal(request).subject, session.sid)
-        if refusal is not None:
-            raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
-        try:
-            return await _relay_stream(request, state, server, session)
-        finally:
-            state.streams.close(principal(request).subject, session.sid)
-    except ClientGone:
-        return web.Response(status=499)
-    except Exception as exc:
-        return _refused(request, state, exc)
-
-
-async def _relay_stream(request: web.Request, state: McpState, server: Any, session: Any) -> web.StreamResponse:
-    headers = relay.forward_headers(request.headers, session.upstream_id)
-    resp = await relay.send(_http(request), server, _credentials(request), "GET", headers, None, stream=True)
-    async with resp:
-        if resp.status != 200 or resp.content_type != "text/event-stream":
-            body = await read_capped(resp, server.name, state.max_response_bytes)
-            if session.upstream_id and _session_refused(resp.status, body):
-                raise _session_gone()
-            return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
-        # Nothing is written while the backend is quiet, so watch for the client leaving.
-        return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
-
-
-async def delete(request: web.Request) -> web.StreamResponse:
-    """End a session: the backend's too, then the gateway's (on every replica sharing the database)."""
-    state: McpState = request.app[MCP_STATE]
-    audit(request).action = "mcp_session_end"
-    try:
-        endpoint.check_transport(request, state, post=False)
-        server = await unseen.visible_server(request)
-        session = endpoint.open_session(request, state, server.name)
-        status = 200
-        if session.upstream_id and not session.bridged:
-            headers = relay.forward_headers(request.headers, session.upstream_id)
-            resp = await relay.send(_http(request), server, _credentials(request), "DELETE", headers, None)
-            async with resp:
-                status = resp.status if resp.status < 500 else 502
-        await state.revoke(session)
-        state.metrics.sessions_open.labels(ENDPOINT).dec()
-        return web.Response(status=status)
-    except Exception as exc:
-        return _refused(request, state, exc)
-

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.calls.call import Call
 from gateway.keys import UPSTREAM
 from gateway.mcp import endpoint, enforce, methods, params, protocol
 from gateway.mcp.endpoint import principal, rpc_response
@@ -14,9 +15,17 @@ from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 
 
+def call_of(request: web.Request, server: str, msg: protocol.Message, plan: methods.Plan) -> Call | None:
+    """The pipeline's Call for a guarded call (tools/call, resources/read, prompts/get); None otherwise."""
+    if msg.kind != "request" or msg.method not in enforce.CALLS:
+        return None
+    name = str(plan.checks[0][1].name)
+    return enforce.call_of(request, "passthrough", msg.method, (server,), name, msg.params.get("arguments"))
+
+
 async def decide(request: web.Request, server: str, msg: protocol.Message, era: protocol.Era,
                  plan: methods.Plan) -> web.Response | None:
-    """The answer refusing `msg` by policy, or None when it may be forwarded."""
+    """The answer refusing `msg` (not a call: the pipeline decides those) by policy, or None."""
     decision = await enforce.check_plan(request, principal(request), server, msg.method, msg.params, plan)
     if decision is None or decision.allowed:
         return None

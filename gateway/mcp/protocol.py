@@ -17,15 +17,13 @@ from typing import Any, Literal
 from multidict import istr
 
 from gateway.edge import origin_allowed as origin_allowed  # the MCP transport's Origin rule
+from gateway.upstream.codec import META_CAPABILITIES, META_VERSION, NAME_PARAM
+from gateway.upstream.codec import header_value as encode_header  # one encoder for both sides
 
 HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
 MODERN_VERSIONS = ("2026-07-28",)
 LATEST_HANDSHAKE = HANDSHAKE_VERSIONS[-1]
 LATEST_MODERN = MODERN_VERSIONS[-1]
-
-META_VERSION = "io.modelcontextprotocol/protocolVersion"
-META_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
-META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
 
 H_SESSION = "Mcp-Session-Id"
 H_VERSION = "MCP-Protocol-Version"
@@ -48,9 +46,6 @@ ERROR_STATUS = {
     PARSE_ERROR: 400, INVALID_REQUEST: 400, INVALID_PARAMS: 400, HEADER_MISMATCH: 400,
     UNSUPPORTED_VERSION: 400, METHOD_NOT_FOUND: 404,
 }
-
-# Methods whose target is named in the body and mirrored in `Mcp-Name` (modern era).
-NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
 Era = Literal["handshake", "modern"]
 
@@ -206,16 +201,6 @@ def check_routing_headers(msg: Message, headers: Any) -> None:
         key = NAME_PARAM.get(msg.method)
         if key is None or decode_header(name_header) != msg.params.get(key):
             raise RpcFailure(HEADER_MISMATCH, f"{H_NAME} header does not match the body")
-
-
-_HEADER_SAFE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
-
-
-def encode_header(value: str) -> str:
-    """A header value for `value`: as is when plain visible ASCII, else the `=?base64?…?=` form."""
-    if _HEADER_SAFE.fullmatch(value) and not value.startswith("=?"):
-        return value
-    return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
 
 
 def routing_headers(msg: Message) -> dict[str, str]:

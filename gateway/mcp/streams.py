@@ -16,16 +16,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.mcp import protocol, relay, sse
+from gateway.mcp import protocol, relay
 from gateway.mcp.state import McpState
-from gateway.upstream.client import read_capped
-from gateway.upstream.errors import (
-    CallBudgetExceeded,
-    ResponseTooLarge,
-    UpstreamError,
-    UpstreamTimeout,
-)
-from shared.jsonutil import dumps, dumps_str, loads
+from gateway.upstream import codec, sse
+from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge, UpstreamError
+from gateway.upstream.sender import read_capped
+from shared.jsonutil import dumps, dumps_str
 
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 DISCONNECT_POLL = 0.05
@@ -33,33 +29,6 @@ DISCONNECT_POLL = 0.05
 
 class ClientGone(Exception):
     """The client closed its connection; the upstream request was cancelled."""
-
-
-def read_answer(raw: bytes, content_type: str, rid: Any) -> Any:
-    """The JSON-RPC response in a buffered JSON or SSE body (for `rid`, or the first one)."""
-    if content_type == "text/event-stream":
-        parser = sse.Parser()
-        for event in [*parser.feed(raw), sse.parse_event(parser.rest())]:
-            msg = _decode(event.data)
-            if _is_response(msg, rid):
-                return msg
-        return None
-    return _decode(raw)
-
-
-def _decode(data: str | bytes) -> Any:
-    if not data:
-        return None
-    try:
-        return loads(data)
-    except ValueError:
-        return None
-
-
-def _is_response(msg: Any, rid: Any) -> bool:
-    return isinstance(msg, dict) and "method" not in msg and ("result" in msg or "error" in msg) and (
-        rid is None or msg.get("id") == rid
-    )
 
 
 async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
@@ -83,13 +52,13 @@ async def relay_answer(
     2025-era backend too); a GET stream, relayed with backpressure and never buffered, is not a call.
     So does a stream the backend leaves quiet for longer than `idle_limit` (its server's
     `timeout`), or breaks off: once the answer has started, no failure may become a second HTTP
-    response.
+    response. Events pass byte for byte, except the answer when `rewrite` changes it.
     """
     if resp.content_type != "text/event-stream":
         raw = await read_capped(resp, server, state.max_response_bytes)
         if rewrite is not None and resp.status == 200:
-            msg = _decode(raw)
-            if _is_response(msg, rid):
+            msg = codec.loads_or_none(raw)
+            if codec.is_response_to(msg, rid):
                 raw = dumps(await _rewritten(msg, rewrite))
         if resp.status == 202 or not raw:
             return web.Response(status=resp.status)
@@ -98,58 +67,36 @@ async def relay_answer(
     gauge = state.metrics.streams_open.labels(endpoint)
     gauge.inc()
     answered = rid is None  # has the response to the client's request gone out yet?
+    parser = sse.Parser()
     try:
         await out.prepare(request)
-        parser = sse.Parser(limit=state.max_response_bytes)
-        relayed = 0
-        async for chunk in resp.content.iter_any():
-            relayed += len(chunk)
-            if rid is not None and relayed > state.max_call_bytes:
-                resp.close()
-                await _refuse(out, state, server, rid, CallBudgetExceeded(server, state.max_call_bytes))
-                if cancel is not None:
-                    await cancel()
-                return out
-            try:
-                events = parser.feed(chunk)
-            except ValueError:
-                await _oversized(out, state, server, rid)
-                return out
-            for event in events:
-                if len(event.raw) > state.max_response_bytes:
-                    await _oversized(out, state, server, rid)
-                    return out
-                raw = event.raw
-                if not answered and event.data:
-                    msg = _decode(event.data)
-                    if _is_response(msg, rid):
-                        answered = True
-                        if rewrite is not None:
-                            raw = sse.encode(dumps_str(await _rewritten(msg, rewrite)), event=event.event, id=event.id)
-                await out.write(raw)
+        async for event in sse.events(resp, server, state.max_response_bytes, parser=parser, idle_limit=idle_limit,
+                                      budget=None if rid is None else sse.Budget(state.max_call_bytes)):
+            raw = event.raw
+            if not answered and event.data:
+                msg = codec.loads_or_none(event.data)
+                if codec.is_response_to(msg, rid):
+                    answered = True
+                    if rewrite is not None:
+                        raw = sse.encode(dumps_str(await _rewritten(msg, rewrite)), event=event.event, id=event.id)
+            await out.write(raw)
         if parser.rest():
             await out.write(parser.rest())
         await out.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         pass  # the client left; leaving the `async with` closes the backend stream too
-    except (TimeoutError, aiohttp.ClientPayloadError) as exc:
+    except UpstreamError as exc:
         state.metrics.upstream_errors.labels(server).inc()
-        failure = UpstreamTimeout(server, idle_limit) if isinstance(exc, TimeoutError) else \
-            UpstreamError(server, "response stream broke off")
+        if isinstance(exc, CallBudgetExceeded):
+            resp.close()
+            if cancel is not None:
+                await cancel()
+        pending = rid if isinstance(exc, (CallBudgetExceeded, ResponseTooLarge)) else None if answered else rid
         with contextlib.suppress(ConnectionResetError):
-            await _last_error(out, None if answered else rid, str(failure))
+            await _last_error(out, pending, str(exc))
     finally:
         gauge.dec()
     return out
-
-
-async def _oversized(out: web.StreamResponse, state: McpState, server: str, rid: Any) -> None:
-    await _refuse(out, state, server, rid, ResponseTooLarge(server, state.max_response_bytes))
-
-
-async def _refuse(out: web.StreamResponse, state: McpState, server: str, rid: Any, exc: Exception) -> None:
-    state.metrics.upstream_errors.labels(server).inc()
-    await _last_error(out, rid, str(exc))
 
 
 async def _last_error(out: web.StreamResponse, rid: Any, message: str) -> None:

@@ -11,17 +11,17 @@ so an unprefixed or hash-shortened name of a hidden item is as unknown as a made
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from aiohttp import web
 
+from gateway.calls import pipeline
 from gateway.calls.audit import audit
-from gateway.keys import POLICY, SERVERS
+from gateway.keys import SERVERS
 from gateway.mcp import catalog, enforce, naming, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.registry import ServerConfig
-from shared.authzen import Decision, server_resource
+from shared.authzen import server_resource
 
 
 def spelled_name(public: str) -> tuple[str, str] | None:
@@ -38,14 +38,12 @@ def spelled_uri(uri: str) -> tuple[str, str] | None:
     return (server, original) if sep and server and original else None
 
 
-async def decide_spelled(
-    request: web.Request, method: str, spelled: tuple[str, str] | None, params: Mapping[str, Any],
-) -> Decision | None:
-    """The PDP's denial for an unresolved target's spelled name; None when allowed or unspelled."""
-    if spelled is None:
-        return None
-    decision = await enforce.check_call(request, principal(request), spelled[0], method, spelled[1], params)
-    return None if decision.allowed else decision
+async def refuse_spelled(
+    request: web.Request, method: str, spelled: tuple[str, str] | None, arguments: object = None,
+) -> None:
+    """Denied when the PDP refuses an unresolved target's spelled name (nothing to ask when unspelled)."""
+    if spelled is not None:
+        await enforce.decide(request, method, spelled[0], spelled[1], arguments)
 
 
 async def visible_names(
@@ -67,7 +65,7 @@ async def visible_server(request: web.Request) -> ServerConfig:
     404 JSON-RPC error (and a forbidden one is audited as the denial it is).
     """
     name = request.match_info["name"]
-    decision = await request.app[POLICY].check(principal(request), "list_tools", server_resource(name))
+    decision = (await pipeline.decisions(request, principal(request), [("list_tools", server_resource(name), None)]))[0]
     server = request.app[SERVERS].get(name)
     if not decision.allowed:
         info = audit(request)

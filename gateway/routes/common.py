@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from gateway.calls.admit import admit
+from gateway.calls import pipeline
 from gateway.calls.audit import audit
-from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.calls.call import Call, Entry
+from gateway.errors import BadRequest, Denied, Forbidden
 from gateway.keys import (
     JSON_BODY,
-    METRICS,
-    POLICY,
     PRINCIPAL,
-    SCHEMAS,
-    SERVERS,
-    UPSTREAM,
 )
 from gateway.registry import ServerConfig
+from gateway.upstream.sessions import Caller
 from shared.auth import Principal
-from shared.authzen import Decision, Resource
+from shared.authzen import Resource
 from shared.jsonutil import loads
 
 T = TypeVar("T")
@@ -48,17 +45,6 @@ def query_server(request: web.Request) -> str:
     if not name:
         raise BadRequest("query parameter 'mcp_server' is required")
     return name
-
-
-def enabled_server(request: web.Request, name: str) -> ServerConfig:
-    """The enabled ServerConfig called `name`, or 404."""
-    server = request.app[SERVERS].get(name)
-    if server is None:
-        known = request.app[SERVERS].servers.get(name)
-        if known is not None:
-            raise NotFound(f"MCP server '{name}' is disabled")
-        raise NotFound(f"unknown MCP server '{name}'")
-    return server
 
 
 async def json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -101,57 +87,25 @@ def string_list(body: Mapping[str, Any], name: str) -> list[str] | None:
     return value
 
 
-async def authorize(
-    request: web.Request, action: str, resource: Resource, arguments: Mapping[str, Any] | None = None
-) -> Decision:
-    """Ask the PDP; record the decision for audit; 403 with its safe reason when denied."""
-    decision = await request.app[POLICY].check(principal(request), action, resource, arguments=arguments)
-    info = audit(request)
-    info.decision = decision
+async def authorize(request: web.Request, action: str, resource: Resource) -> None:
+    """Ask the PDP about a request that is not a call (lists, info): Denied when refused."""
+    decision = await pipeline.check(request, principal(request), [(action, resource)])
     if not decision.allowed:
-        info.denied = True
-        raise denial(decision, f"'{action}' on '{resource.id}' is not permitted")
-    return decision
+        raise Denied(decision, f"'{action}' on '{resource.id}' is not permitted")
 
 
-def denial(decision: Decision | None, fallback: str) -> Forbidden:
-    """The 403 for a PDP deny: its reason, plus decision id, policy version and deciding statement."""
-    if decision is None:
-        return Forbidden(fallback)
-    details: dict[str, object] = {}
-    if decision.decision_id:
-        details["decision_id"] = decision.decision_id
-    if decision.policy_version:
-        details["policy_version"] = decision.policy_version
-    if decision.statement:
-        details["statement"] = decision.statement
-    return Forbidden(decision.reason or fallback, details=details)
+def attempted(request: web.Request, server: str | None = None, tool: str | None = None) -> None:
+    """Audit a tool call's request as one before its body is read (a 400 is still an `invoke_tool`);
+    the pipeline fills in the rest once the call is described."""
+    info = audit(request)
+    info.action, info.mcp_server, info.tool = "invoke_tool", server, tool
 
 
-async def admit_call(request: web.Request, server: ServerConfig, tool: str, arguments: Any) -> None:
-    """The tool exists on `server` and the arguments fit its schema, or a 404/400/502 (calls/admit.py)."""
-    await admit(request.app[UPSTREAM], request.app[SCHEMAS], server, tool, arguments)
-
-
-async def authorize_many(
-    request: web.Request, items: Sequence[tuple[str, Resource, Mapping[str, Any] | None]]
-) -> list[Decision]:
-    """One batch decision for several (action, resource, arguments) items."""
-    if not items:
-        return []
-    return list(await request.app[POLICY].check_many(principal(request), list(items)))
-
-
-async def timed(request: web.Request, server: str, operation: str, call: Awaitable[T]) -> T:
-    """Await a backend call and record its latency by server and outcome."""
-    start = time.perf_counter()
-    outcome = "error"
-    try:
-        result = await call
-        outcome = "ok"
-        return result
-    finally:
-        request.app[METRICS].backend_call(server, operation, outcome).observe(time.perf_counter() - start)
+def tool_call(request: web.Request, entry: Entry, tool: str, arguments: dict[str, Any],
+              targets: tuple[str, ...], *, broadcast: bool = False) -> Call:
+    """A REST tool call for the pipeline (gateway/calls): the caller's own subject upstream."""
+    who = principal(request)
+    return Call(entry, who, Caller.of(who.subject), "invoke_tool", tool, targets, arguments, broadcast)
 
 
 def public_url(url: str) -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.keys import AUTH_CHALLENGE, MCP_STATE, SETTINGS
-from gateway.mcp import aggregated, endpoint, oauth_hook, oauth_metadata, passthrough
+from gateway.mcp import (
+    aggregated,
+    endpoint,
+    oauth_hook,
+    oauth_metadata,
+    passthrough,
+    passthrough_session,
+)
 from gateway.mcp.revocations import revocations_ctx
 from gateway.mcp.state import build_state
 from gateway.mcp.subscriptions import subscriptions_ctx
@@ -41,7 +48,7 @@ def setup_mcp_routes(app: web.Application) -> None:
     app.router.add_route("GET", "/mcp", aggregated.get)
     app.router.add_route("DELETE", "/mcp", aggregated.delete)
     app.router.add_route("POST", "/servers/{name}/mcp", passthrough.post)
-    app.router.add_route("GET", "/servers/{name}/mcp", passthrough.get)
-    app.router.add_route("DELETE", "/servers/{name}/mcp", passthrough.delete)
+    app.router.add_route("GET", "/servers/{name}/mcp", passthrough_session.get)
+    app.router.add_route("DELETE", "/servers/{name}/mcp", passthrough_session.delete)
     app.router.add_get(oauth_metadata.WELL_KNOWN, resource_metadata)
     app.router.add_get(oauth_metadata.WELL_KNOWN + "/{tail:.*}", resource_metadata)

@@ -7,21 +7,23 @@ server or tool exists is told only to a caller the PDP allows to use it (docs/se
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
 from aiohttp import web
 
 from gateway import broadcast
-from gateway.calls.admit import Refused, refused_everywhere
-from gateway.errors import BadRequest, NotFound, to_gateway_error
-from gateway.keys import METRICS, POLICY, SERVERS, SETTINGS, UPSTREAM
+from gateway.calls import pipeline
+from gateway.calls.call import Call, Entry
+from gateway.errors import Denied, NotFound
+from gateway.keys import SERVERS, SETTINGS, UPSTREAM
 from gateway.middlewares.audit import TOOL_FAILED
+from gateway.registry import ServerConfig
 from gateway.routes import common as c
 from gateway.upstream import UpstreamRpcError
-from gateway.upstream.sessions import Caller
 from gateway.upstream.toolcache import rpc_unknown_tool, says_unknown_tool
-from shared.authzen import server_resource, tool_resource
+from shared.authzen import server_resource
 from shared.jsonutil import json_response
 
 routes = web.RouteTableDef()
@@ -33,7 +35,7 @@ async def list_servers(request: web.Request) -> web.Response:
     info = c.audit(request)
     info.action = "list_servers"
     servers = sorted(request.app[SERVERS].servers.values(), key=lambda s: s.name)
-    decisions = await c.authorize_many(request, [("list_servers", server_resource(s.name), None) for s in servers])
+    decisions = await pipeline.decisions(request, c.principal(request), [("list_servers", server_resource(s.name), None) for s in servers])
     visible = [c.server_summary(s) for s, d in zip(servers, decisions, strict=True) if d.allowed]
     info.note(visible=len(visible), hidden=len(servers) - len(visible))
     return json_response({"servers": visible, "count": len(visible)})
@@ -63,8 +65,8 @@ async def list_tools(request: web.Request) -> web.Response:
     info = c.audit(request)
     info.action, info.mcp_server = "list_tools", name
     await c.authorize(request, "list_tools", server_resource(name))
-    server = c.enabled_server(request, name)
-    tools = await c.timed(request, name, "list_tools", request.app[UPSTREAM].list_tools(server.name))
+    server = pipeline.enabled_server(request, name)
+    tools = await pipeline.timed(request, name, "list_tools", request.app[UPSTREAM].list_tools(server.name))
     permitted = await invocable(request, {name: tools})
     tools = [t for t in tools if (name, t.get("name")) in permitted]
     return json_response({"mcp_server": name, "tools": tools, "count": len(tools)})
@@ -75,29 +77,15 @@ async def invoke(request: web.Request) -> web.Response:
     """`{success, tool_name, mcp_server, result, execution_time_ms}` for one tool call."""
     start = time.perf_counter()
     name = c.query_server(request)
-    info = c.audit(request)
-    info.action, info.mcp_server = "invoke_tool", name
+    c.attempted(request, name)
     body = await c.json_object(request)
     tool = c.field(body, "tool_name", str, required=True)
     arguments = c.field(body, "parameters", dict, default={})
-    info.tool, info.parameters = tool, arguments
-    await c.authorize(request, "invoke_tool", tool_resource(name, tool), arguments)
-    # Only after the PDP, so a caller who may not call the tool cannot probe which servers
-    # and tools exist: a denial reads the same for a missing and an existing target.
-    server = c.enabled_server(request, name)
-    await c.admit_call(request, server, tool, arguments)
-    pool = request.app[UPSTREAM]
-    try:
-        result = await c.timed(request, name, "call_tool", pool.call_tool(
-            server.name, tool, dict(arguments), Caller.of(c.principal(request).subject)))
-    except UpstreamRpcError as exc:
-        if rpc_unknown_tool(exc.code, exc.rpc_message, tool):
-            pool.tool_names.forget(name)
-            raise NotFound(f"unknown tool '{tool}' on MCP server '{name}'") from None
-        raise
-    if says_unknown_tool(result, tool):
-        pool.tool_names.forget(name)
-        raise NotFound(f"unknown tool '{tool}' on MCP server '{name}'")
+    call = c.tool_call(request, "rest", tool, arguments, (name,))
+    # The server is looked up only after the PDP, so a caller who may not call the tool cannot probe
+    # which servers and tools exist: a denial reads the same for a missing and an existing target.
+    result = await pipeline.run(request, call, functools.partial(pipeline.enabled_server, request),
+                                functools.partial(_invoke, request, call))
     failed = bool(isinstance(result, dict) and result.get("isError"))
     response = json_response({
         "success": not failed,
@@ -108,31 +96,44 @@ async def invoke(request: web.Request) -> web.Response:
     })
     if failed:
         response[TOOL_FAILED] = True
-        info.error = "tool returned isError"
+        c.audit(request).error = "tool returned isError"
     return response
+
+
+async def _invoke(request: web.Request, call: Call, server: ServerConfig) -> dict[str, Any]:
+    """`_forward`, with a backend's "unknown tool" answered 404 (and its cached catalog forgotten)."""
+    pool = request.app[UPSTREAM]
+    try:
+        result = await pipeline.forward_result(request, call, server)
+    except UpstreamRpcError as exc:
+        if not rpc_unknown_tool(exc.code, exc.rpc_message, call.name):
+            raise
+        result = None
+    if result is None or says_unknown_tool(result, call.name):
+        pool.tool_names.forget(server.name)
+        raise NotFound(f"unknown tool '{call.name}' on MCP server '{server.name}'")
+    return result
 
 
 @routes.post("/mcp/invoke-broadcast")
 async def invoke_broadcast(request: web.Request) -> web.Response:
     """Run one tool on many servers; each target authorized on its own, partial results returned."""
     start = time.perf_counter()
-    info = c.audit(request)
-    info.action = "invoke_tool"
+    c.attempted(request)
     body = await c.json_object(request)
     tool = c.field(body, "tool_name", str, required=True)
     arguments = c.field(body, "parameters", dict, default={})
     names = c.string_list(body, "mcp_servers")
     tags = c.string_list(body, "tags")
-    info.tool, info.parameters = tool, arguments
-    outcome = await run_broadcast(request, tool, arguments, names, tags)
+    outcome = await run_broadcast(request, "rest_broadcast", tool, arguments, names, tags)
     return json_response(broadcast.broadcast_response(tool, *outcome, start))
 
 
 async def run_broadcast(
-    request: web.Request, tool: str, arguments: dict[str, Any],
+    request: web.Request, entry: Entry, tool: str, arguments: dict[str, Any],
     names: list[str] | None = None, tags: list[str] | None = None,
 ) -> tuple[list[str], dict[str, Any], dict[str, str]]:
-    """Authorize (one batch), plan among the permitted, call concurrently; (targets, results, errors).
+    """Decide (one batch), plan among the permitted, call concurrently; (targets, results, errors).
 
     The batch covers every server the caller named, else every enabled server, before tags, tool
     hints or probes are looked at: so neither the answer nor its summary depends on servers the
@@ -143,27 +144,20 @@ async def run_broadcast(
     # One snapshot for the whole broadcast: a reload while we await must not make a planned
     # target vanish from under us (KeyError → 500).
     servers = request.app[SERVERS].servers
-    info = c.audit(request)
     ends = time.monotonic() + settings.broadcast_deadline  # probes and calls share one deadline
     candidates = list(dict.fromkeys(names)) if names else [s.name for s in servers.values() if s.enabled]
     if not candidates:
         raise NotFound(f"no MCP server you may call offers tool '{tool}'")
-    decisions = await c.authorize_many(
-        request, [("invoke_tool", tool_resource(s, tool), arguments) for s in candidates]
-    )
-    permitted, denied = broadcast.split_by_decision(candidates, [d.allowed for d in decisions],
-                                                    [d.reason for d in decisions])
+    call = c.tool_call(request, entry, tool, arguments, tuple(candidates), broadcast=True)
+    verdict = await pipeline.decide(request, call)
+    permitted = verdict.permitted
     if not permitted and not names:
-        info.decision, info.denied = _first_denial(decisions), True
-        info.note(denied=sorted(denied))
-        request.app[METRICS].broadcast_denied.inc(len(denied))
-        raise c.denial(info.decision, f"not permitted to invoke '{tool}' on any server")
-    visible = {n: servers[n] for n in permitted if n in servers}
+        raise Denied(verdict.decision, f"not permitted to invoke '{tool}' on any server")
     if names:  # named: each answered on its own ("denied: …" whether it exists or not)
         plan = broadcast.plan_targets(servers, tool, permitted, tags) if permitted else broadcast.Plan()
     else:
-        plan = broadcast.plan_targets(visible, tool, None, tags)
-    _check_fanout(len(plan.targets), settings.broadcast_max_targets)
+        plan = broadcast.plan_targets({n: servers[n] for n in permitted if n in servers}, tool, None, tags)
+    pipeline.check_fanout(len(plan.targets), settings.broadcast_max_targets)
     found: list[str] = []
     unlisted: dict[str, str] = {}
     if plan.to_probe:
@@ -173,62 +167,14 @@ async def run_broadcast(
             k: v if isinstance(v, BaseException) else [str(t.get("name")) for t in v] for k, v in listed.items()
         }
         found, unlisted = broadcast.resolve_probes(plan.to_probe, names_by_server, tool)
-        _check_fanout(len(plan.targets) + len(found), settings.broadcast_max_targets)
-    call = [*plan.targets, *found]
-    shown_denied = denied if names else {}  # a server the caller did not name is not mentioned
-    if not (call or plan.errors or unlisted or shown_denied):
+    targets = [*plan.targets, *found]
+    shown_denied = verdict.denied if names else {}  # a server the caller did not name is not mentioned
+    if not (targets or plan.errors or unlisted or shown_denied):
         raise NotFound(f"no MCP server you may call offers tool '{tool}'")
-    metrics = request.app[METRICS]
-    metrics.broadcast_fanout.observe(len(call))
-    if shown_denied:
-        metrics.broadcast_denied.inc(len(shown_denied))
-    pool = request.app[UPSTREAM]
-
-    refusals: dict[str, Refused] = {}
-
-    async def one(name: str) -> Any:
-        # Each target's own catalog and schema (calls/admit.py), then the call: a slow catalog
-        # of one target does not hold the others.
-        try:
-            await c.admit_call(request, servers[name], tool, arguments)
-        except Refused as exc:
-            refusals[name] = exc
-            raise
-        # A shallow copy per server: credential injection into one request never leaks to another.
-        return await c.timed(request, name, "call_tool", pool.call_tool(
-            name, tool, dict(arguments), Caller.of(c.principal(request).subject)))
-
-    timeouts = {s: servers[s].timeout for s in call if s in servers}
-    results, failures = await broadcast.run_calls(
-        call, one, timeouts=timeouts, deadline=max(ends - time.monotonic(), 0.001), describe_error=_describe
-    )
-    invalid = refused_everywhere(refusals, call)
-    if invalid is not None:
-        info.error = invalid.message
-        raise invalid
-    errors = {**plan.errors, **shown_denied, **unlisted, **failures}
-    targets = [*call, *(n for n in errors if n not in call)]
-    info.decision = _first_denial(decisions) if shown_denied and not call else decisions[candidates.index(permitted[0])]
-    info.denied = bool(shown_denied) and not call and not unlisted and not plan.errors
-    called = [n for n in call if n not in refusals]
-    info.note(targets=call, called=called, denied=sorted(denied), failed=sorted({**unlisted, **failures}))
-    if not results and errors:
-        info.error = "no target succeeded"
-    return targets, results, errors
-
-
-def _check_fanout(count: int, limit: int) -> None:
-    if count > limit:
-        raise BadRequest(f"broadcast would reach {count} servers; the limit is {limit}")
-
-
-def _first_denial(decisions: list[Any]) -> Any:
-    return next((d for d in decisions if not d.allowed), None)
-
-
-def _describe(exc: BaseException) -> str:
-    mapped = to_gateway_error(exc)
-    return mapped.message if mapped is not None else f"backend call failed ({type(exc).__name__})"
+    results, errors = await pipeline.many(
+        request, call, servers, targets, functools.partial(pipeline.forward_result, request, call),
+        known={**plan.errors, **shown_denied, **unlisted}, deadline=max(ends - time.monotonic(), 0.001))
+    return [*targets, *(n for n in errors if n not in targets)], results, errors
 
 
 async def list_many(
@@ -240,11 +186,11 @@ async def list_many(
     servers = request.app[SERVERS].servers if servers is None else servers
 
     async def one(name: str) -> list[dict[str, Any]]:
-        return await c.timed(request, name, "list_tools", pool.list_tools(name))
+        return await pipeline.timed(request, name, "list_tools", pool.list_tools(name))
 
     results, failures = await broadcast.run_calls(
         names, one, timeouts={n: servers[n].timeout for n in names if n in servers},
-        deadline=deadline, describe_error=_describe,
+        deadline=deadline, describe_error=pipeline.describe,
     )
     out: dict[str, list[dict[str, Any]] | BaseException] = dict(results)
     out.update({n: RuntimeError(msg) for n, msg in failures.items()})
@@ -254,7 +200,5 @@ async def list_many(
 async def invocable(request: web.Request, per_server: dict[str, list[dict[str, Any]]]) -> set[tuple[str, str]]:
     """(server, tool) pairs the caller may invoke, in one resource-search call."""
     pairs = [(s, t["name"]) for s, tools in per_server.items() for t in tools if isinstance(t.get("name"), str)]
-    if not pairs:
-        return set()
-    return set(await request.app[POLICY].filter_tools(c.principal(request), pairs))
+    return await pipeline.permitted(request, c.principal(request), "invoke_tool", pairs)
 

@@ -7,6 +7,7 @@ import time
 from aiohttp import web
 
 from gateway import aggregate, broadcast
+from gateway.calls import pipeline
 from gateway.keys import SERVERS
 from gateway.routes import common as c
 from gateway.routes.rest import invocable, list_many, run_broadcast
@@ -22,7 +23,7 @@ async def list_tools(request: web.Request) -> web.Response:
     info = c.audit(request)
     info.action = "list_tools"
     names = [s.name for s in request.app[SERVERS].enabled()]
-    decisions = await c.authorize_many(request, [("list_tools", server_resource(n), None) for n in names])
+    decisions = await pipeline.decisions(request, c.principal(request), [("list_tools", server_resource(n), None) for n in names])
     allowed = [n for n, d in zip(names, decisions, strict=True) if d.allowed]
     listed = await list_many(request, allowed)
     per_server = {n: v for n, v in listed.items() if not isinstance(v, BaseException)}
@@ -37,13 +38,9 @@ async def invoke(request: web.Request) -> web.Response:
     """Run the tool on every permitted server offering it; MCP `content` with a summary."""
     start = time.perf_counter()
     tool = request.match_info["name"]
-    info = c.audit(request)
-    info.action, info.tool = "invoke_tool", tool
+    c.attempted(request, tool=tool)
     arguments = await c.json_object(request, allow_empty=True)
-    info.parameters = arguments
-    targets, results, errors = await run_broadcast(request, tool, arguments)
-    if info.denied:
-        raise c.denial(info.decision, f"not permitted to invoke '{tool}' on any server offering it")
+    targets, results, errors = await run_broadcast(request, "tools", tool, arguments)
     outcome = broadcast.broadcast_response(tool, targets, results, errors, start)
     body = aggregate.invocation_content(tool, arguments, outcome)
     body["results"] = outcome["results"]

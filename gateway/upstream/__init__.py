@@ -1,6 +1,6 @@
 """MCP client to backends over Streamable HTTP, both protocol eras (see README.md here)."""
 
-from gateway.upstream.client import LEGACY, MODERN, BackendClient, Reply
+from gateway.upstream.client import LEGACY, MODERN, BackendClient
 from gateway.upstream.errors import (
     CallBudgetExceeded,
     ResponseTooLarge,
@@ -9,6 +9,7 @@ from gateway.upstream.errors import (
     UpstreamTimeout,
 )
 from gateway.upstream.pool import UpstreamPool, create_session
+from gateway.upstream.reply import Reply
 
 __all__ = [
     "LEGACY",

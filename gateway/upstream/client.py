@@ -6,8 +6,9 @@ requests carrying `_meta` and routing headers; anything else falls back to the 2
 handshake (`initialize`, `Mcp-Session-Id`, `notifications/initialized`), redone once when the
 backend refuses the session (404, or 400 as after a TypeScript SDK server's restart:
 `codec.session_refused`); the refused request is then sent again in the new session — whatever
-its method, since a refused message was never run. Only headers built here are sent: nothing from the agent's
-request reaches the backend except through `open_stream`'s explicit allowlist.
+its method, since a refused message was never run. Only headers built here are sent: nothing
+from the agent's request reaches the backend except through `open_stream`'s explicit allowlist.
+Every request goes out on the one request path (sender.py); answers are read by reply.py.
 """
 
 from __future__ import annotations
@@ -15,26 +16,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from yarl import URL
 
-from gateway.backend_auth import inject
-from gateway.credentials import CredentialError, CredentialStore
+from gateway.credentials import CredentialStore
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
-from gateway.upstream import codec
+from gateway.upstream import codec, sse
+from gateway.upstream.background import in_background
 from gateway.upstream.errors import (
+    BackendDisconnected,
     CallBudgetExceeded,
-    ResponseTooLarge,
     UpstreamError,
     UpstreamRpcError,
-    UpstreamTimeout,
     status_error,
 )
-from shared import tracing
+from gateway.upstream.reply import Reply, read_reply
+from gateway.upstream.sender import Sender, read_capped
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODERN, LEGACY = "2026-07-28", "legacy"
-CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
 # Agent headers a passthrough stream may carry; everything else (Authorization, Cookie, Host…) stays behind.
 PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
@@ -50,33 +48,6 @@ PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
 # (a keep-alive connection to a backend that just restarted). Others, tools/call first, may have run.
 IDEMPOTENT = frozenset({"ping", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
                         "resources/read", "prompts/get"})
-# Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
-MAX_NOTES = 100
-
-
-@dataclass
-class Reply:
-    """A backend's answer: the JSON-RPC response plus notifications that came before it."""
-
-    response: dict[str, Any]
-    status: int
-    notifications: list[dict[str, Any]] = field(default_factory=list)
-
-
-class _SessionGone(Exception):
-    """The backend refused our session id (404, or 400 as TypeScript SDK servers do): initialize again."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-class _Disconnected(UpstreamError):
-    """The connection closed (or was reset) before the backend's answer began."""
-
-
-class _Unauthorized(Exception):
-    """The backend answered 401: a cached oauth2 token may have been revoked."""
 
 
 class BackendClient:
@@ -103,6 +74,7 @@ class BackendClient:
         self.max_call_bytes = max_call_bytes
         self.session = session
         self.credentials = credentials
+        self.http = Sender(server, session, credentials)  # the one request path (sender.py)
         self.era: str | None = None
         self.session_id: str | None = None
         self.protocol_version: str | None = None
@@ -110,100 +82,74 @@ class BackendClient:
         self.initialize_count = 0
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
-        # Built once: parsing the URL and building the timeout on every call showed in profiles.
-        self._url = URL(server.url)
-        self._http_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=server.timeout, sock_read=server.timeout
-        )
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> Reply:
         """Send one request and return the backend's reply (JSON-RPC errors included).
 
-        The server's `timeout` is an idle limit, as on every path (docs/mcp.md): the session's
-        `sock_read` ends an exchange the backend leaves silent that long, however long it runs
-        while it keeps sending (progress, logs, keep-alives).
+        The server's `timeout` is an idle limit, as on every path (docs/mcp.md): an exchange ends
+        when the backend leaves it silent that long, however long it runs while it keeps sending
+        (progress, logs, keep-alives).
         """
-        try:
-            return await self._request(method, params)
-        except TimeoutError:
-            raise UpstreamTimeout(self.server.name, self.server.timeout) from None
-
-    async def _request(self, method: str, params: dict[str, Any] | None) -> Reply:
-        await self._ensure_era()
-        renewed = refreshed = resent = False  # each remedy at most once
-        while True:
-            await self._settled()
-            message, headers = self._frame(method, params)
-            stale = self.session_id
+        await self.ensure_era()
+        for resent in (False, True):
             try:
-                reply = await self._exchange(message, headers)
-            except _SessionGone as gone:
-                if renewed:
-                    raise UpstreamError(self.server.name, "backend keeps refusing its own new session "
-                                        f"(HTTP {gone.status})", gone.status) from None
-                renewed = True
-                await self._handshake(stale)
-                continue
-            except _Unauthorized:
-                if refreshed or self.server.auth.method != "oauth2":
-                    raise UpstreamError(
-                        self.server.name, "backend rejected our credential", 401
-                    ) from None
-                refreshed = True
-                self.credentials.invalidate_token(self.server.name)
-                continue
-            except _Disconnected:
+                message, opened = await self._open(method, params)
+            except BackendDisconnected:
                 if resent or method not in IDEMPOTENT:
                     raise
-                resent = True
                 continue
+            if isinstance(opened, Reply):
+                return opened
+            async with opened as resp:
+                reply = await self._read(message["id"], resp)
             assert reply is not None
             return reply
+        raise AssertionError("unreachable")
 
     async def open_stream(
         self, message: dict[str, Any], headers: Mapping[str, str] | None = None
     ) -> aiohttp.ClientResponse:
         """POST `message` and return the unread response (caller must release it)."""
-        await self._ensure_era()
+        await self.ensure_era()
         extra = {k: v for k, v in (headers or {}).items() if k.lower() in PASSTHROUGH_HEADERS}
-        for attempt in range(2):
-            await self._settled()
-            framed, own = self._frame(message["method"], message.get("params"), message.get("id"))
+        framed, opened = await self._open(message["method"], message.get("params"), message.get("id"), extra)
+        if isinstance(opened, Reply):
+            raise _refusal_error(self.server.name, opened.response, framed["id"], opened.status)
+        return opened
+
+    async def _open(
+        self, method: str, params: dict[str, Any] | None, request_id: Any = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> tuple[dict[str, Any], aiohttp.ClientResponse | Reply]:
+        """POST a request in this client's session: the unread response, or the backend's 400/404 answer.
+
+        A session the backend refused (codec.session_refused) is initialized again and the request
+        sent once more: a refused message never ran, so whatever its method it cannot run twice.
+        """
+        for renewed in (False, True):
+            if self._lock.locked():  # a session renewal in flight: framed now, the message would carry
+                async with self._lock:  # no session id, and the backend's 400 would not read as a stale one
+                    pass
+            message, headers = self._frame(method, params, request_id)
             stale = self.session_id
-            resp = await self._post(framed, {**extra, **own})
-            if resp.status in (400, 404) and stale and self.era == LEGACY and attempt == 0:
-                async with resp:
-                    answer = await self._refusal(resp)
-                if not codec.session_refused(resp.status, answer):
-                    raise _refusal_error(self.server.name, answer, framed.get("id"), resp.status)
-                await self._handshake(stale)
-                continue
-            return resp
+            resp = await self._post(message, {**(extra or {}), **headers})
+            if resp.status not in (400, 404) or not stale:
+                return message, resp
+            async with resp:
+                answer = await self._refusal(resp)
+            if not codec.session_refused(resp.status, answer):
+                if codec.is_response_to(answer, message["id"]):
+                    return message, Reply(answer, resp.status)
+                raise _refusal_error(self.server.name, answer, message["id"], resp.status)
+            if renewed:
+                raise UpstreamError(self.server.name, f"backend keeps refusing its own new session (HTTP {resp.status})",
+                                    resp.status)
+            await self.renew_session(stale)
         raise AssertionError("unreachable")
-
-    async def ensure_era(self) -> None:
-        """Detect the backend's era (and initialize a 2025-era session) if not done yet."""
-        await self._ensure_era()
-
-    async def renew_session(self, stale: str | None) -> None:
-        """Initialize again unless another request already replaced the `stale` session."""
-        await self._handshake(stale)
 
     async def open_get(self) -> aiohttp.ClientResponse:
         """Open this session's 2025-era GET stream (caller must release it)."""
-        try:
-            injection = await self.credentials.injection(self.server)
-        except CredentialError as exc:
-            raise UpstreamError(self.server.name, f"credential unavailable: {exc}") from None
-        headers = {"Accept": "text/event-stream", **self._session_headers()}
-        query: dict[str, str] = {}
-        inject(injection, headers, query, {})
-        url = self._url.update_query(query) if query else self._url
-        try:
-            return await self.session.get(url, headers=headers, allow_redirects=False,
-                                          timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.server.timeout))
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
+        return await self.http.send("GET", {"Accept": "text/event-stream", **self._session_headers()}, stream=True)
 
     def adopt_era(self, other: BackendClient) -> None:
         """Learn the era a sibling client of this backend detected: 2026-07-28 is stateless, so it is
@@ -217,22 +163,8 @@ class BackendClient:
         """End this client's 2025-era backend session with a DELETE (best effort, in the background)."""
         if self.era != LEGACY or not self.session_id:
             return
-        task = asyncio.get_running_loop().create_task(self._delete(self._session_headers()))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        in_background(self._quietly("ending a backend session", self.http.send("DELETE", self._session_headers())))
         self.session_id, self.era = None, None  # a later request starts a new session
-
-    async def _delete(self, headers: dict[str, str]) -> None:
-        try:
-            injection = await self.credentials.injection(self.server)
-            query: dict[str, str] = {}
-            inject(injection, headers, query, {})
-            url = self._url.update_query(query) if query else self._url
-            async with asyncio.timeout(self.server.timeout):
-                resp = await self.session.delete(url, headers=headers, allow_redirects=False)
-                resp.release()
-        except (CredentialError, aiohttp.ClientError, TimeoutError) as exc:
-            log.debug("ending a backend session failed", extra={"server": self.server.name, "error": str(exc)})
 
     def cancel_soon(self, request_id: Any, reason: str) -> None:
         """Tell a 2025-era backend to stop working on `request_id` (best effort, in the background).
@@ -241,25 +173,29 @@ class BackendClient:
         """
         if self.era != LEGACY or request_id is None:
             return
-        self._send_soon({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                         "params": {"requestId": request_id, "reason": reason}})
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": request_id, "reason": reason}}
+        in_background(self._quietly("cancel notification", self._exchange(note, self._session_headers())))
 
-    def _send_soon(self, message: dict[str, Any]) -> None:
-        """POST `message` in our session in the background, best effort (a cancel, a refusal)."""
-        task = asyncio.get_running_loop().create_task(self._send_quietly(message))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+    def _refuse_soon(self, request: dict[str, Any]) -> None:
+        """Refuse a backend's request on a plain request's stream (REST, a bridged passthrough call):
+        nobody here can answer it, and the backend must not wait for its timeout."""
+        error = {"code": -32601, "message": f"{request['method']} cannot be relayed on this path"}
+        in_background(self._quietly("refusing a backend request",
+                                    self.send_response({"jsonrpc": "2.0", "id": request["id"], "error": error})))
 
-    async def _send_quietly(self, message: dict[str, Any]) -> None:
+    async def _quietly(self, what: str, work: Awaitable[Any]) -> None:
+        """Await `work` within the backend's timeout; a failure is only logged (the caller has moved on)."""
         try:
             async with asyncio.timeout(self.server.timeout):
-                await self.send_response(message)
+                done = await work
+            if isinstance(done, aiohttp.ClientResponse):
+                done.release()
         except (UpstreamError, TimeoutError, aiohttp.ClientError) as exc:
-            log.debug("background message failed", extra={"server": self.server.name, "error": str(exc)})
+            log.debug("%s failed", what, extra={"server": self.server.name, "error": str(exc)})
 
     async def send_response(self, answer: dict[str, Any]) -> int:
-        """POST a JSON-RPC response to a backend's request (or a notification; 2025 era) in our
-        session; the HTTP status."""
+        """POST a JSON-RPC response to a backend's request (2025 era) in our session; the HTTP status."""
         async with await self._post(answer, self._session_headers()) as resp:
             return resp.status
 
@@ -269,9 +205,7 @@ class BackendClient:
         request_id = next(self._ids) if request_id is None else request_id
         if self.era == MODERN:
             params = codec.with_modern_meta(params, {})
-            return codec.request_message(request_id, method, params), codec.routing_headers(
-                method, params
-            )
+            return codec.request_message(request_id, method, params), codec.routing_headers(method, params)
         return codec.request_message(request_id, method, params), self._session_headers()
 
     def _session_headers(self) -> dict[str, str]:
@@ -281,7 +215,8 @@ class BackendClient:
             headers["Mcp-Session-Id"] = self.session_id
         return headers
 
-    async def _ensure_era(self) -> None:
+    async def ensure_era(self) -> None:
+        """Detect the backend's era (and initialize a 2025-era session) if not done yet."""
         if self.era is not None:
             return
         async with self._lock:
@@ -291,29 +226,19 @@ class BackendClient:
                 await self._initialize()
                 return
             probe = codec.request_message(0, "server/discover", codec.with_modern_meta(None, {}))
-            reply = await self._exchange(
-                probe, codec.routing_headers("server/discover", None), probing=True
-            )
+            reply = await self._exchange(probe, codec.routing_headers("server/discover", None), probing=True)
             versions = codec.modern_evidence(reply.response if reply else None) or []
             if MODERN in versions:
                 self.era, self.protocol_version = MODERN, MODERN
                 self.server_info = dict((reply.response.get("result") or {}) if reply else {})
                 log.info("backend speaks 2026-07-28", extra={"server": self.server.name})
-                if self._on_era is not None:
-                    self._on_era(self)
-                return
-            await self._initialize()
+            else:
+                await self._initialize()
             if self._on_era is not None:
                 self._on_era(self)
 
-    async def _settled(self) -> None:
-        """Wait out a handshake in flight (another request renewing the session): a message framed
-        meanwhile would carry no session id, and the backend's 400 for it would not read as a stale one."""
-        if self._lock.locked():
-            async with self._lock:
-                pass
-
-    async def _handshake(self, stale: str | None) -> None:
+    async def renew_session(self, stale: str | None) -> None:
+        """Initialize again unless another request already replaced the `stale` session."""
         async with self._lock:
             if self.session_id == stale:  # another request may already have re-initialized
                 await self._initialize()
@@ -321,12 +246,7 @@ class BackendClient:
     async def _initialize(self) -> None:
         self.session_id = None
         self.initialize_count += 1
-        params = {
-            "protocolVersion": codec.HANDSHAKE_VERSION,
-            "capabilities": self.capabilities,
-            "clientInfo": CLIENT_INFO,
-        }
-        message = codec.request_message(next(self._ids), "initialize", params)
+        message = codec.request_message(next(self._ids), "initialize", codec.initialize_params(self.capabilities))
         reply = await self._exchange(message, {}, capture_session=True)
         assert reply is not None
         result = reply.response.get("result")
@@ -336,154 +256,50 @@ class BackendClient:
         self.server_info = result
         self.era = LEGACY
         await self._exchange({"jsonrpc": "2.0", "method": "notifications/initialized"}, self._session_headers())
-        log.info(
-            "backend initialized",
-            extra={"server": self.server.name, "version": self.protocol_version},
-        )
+        log.info("backend initialized", extra={"server": self.server.name, "version": self.protocol_version})
 
-    async def _post(
-        self, message: dict[str, Any], headers: dict[str, str]
-    ) -> aiohttp.ClientResponse:
-        try:
-            injection = await self.credentials.injection(self.server)
-        except CredentialError as exc:
-            raise UpstreamError(self.server.name, f"credential unavailable: {exc}") from None
-        headers = {"Accept": ACCEPT, "Content-Type": "application/json", **headers}
-        query: dict[str, str] = {}
-        message = inject(injection, headers, query, message)
-        url = self._url.update_query(query) if query else self._url
-        try:
-            # One span per backend request, to the response head; `traceparent` goes with it.
-            traced = tracing.tracer_var.get() is not None  # off: no names or attributes built
-            with tracing.span(f"backend {self.server.name}", True, {
-                "mcp.server": self.server.name, "mcp.method": str(message.get("method", ""))}) if traced else tracing.OFF:
-                tracing.inject(headers)
-                # Never follow a redirect: it would resend the credential to a host the registry
-                # (and its allowlist) never approved.
-                return await self.session.post(
-                    url, data=codec.encode(message), headers=headers, timeout=self._http_timeout,
-                    allow_redirects=False,
-                )
-        except TimeoutError:  # silent for `timeout` (sock_read) before the response headers
-            raise UpstreamTimeout(self.server.name, self.server.timeout) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            raise _Disconnected(self.server.name, f"cannot reach backend: {type(exc).__name__}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                self.server.name, f"cannot reach backend: {type(exc).__name__}"
-            ) from None
+    async def _post(self, message: dict[str, Any], headers: dict[str, str]) -> aiohttp.ClientResponse:
+        return await self.http.send("POST", {"Accept": ACCEPT, "Content-Type": "application/json", **headers},
+                                    message)
 
     async def _exchange(
-        self,
-        message: dict[str, Any],
-        headers: dict[str, str],
-        *,
-        probing: bool = False,
+        self, message: dict[str, Any], headers: dict[str, str], *, probing: bool = False,
         capture_session: bool = False,
     ) -> Reply | None:
-        request_id = message.get("id")
+        """POST a message outside the session-refusal remedy (the handshake, its probe, a cancel)."""
         async with await self._post(message, headers) as resp:
             if capture_session and resp.headers.get("Mcp-Session-Id"):
                 self.session_id = resp.headers["Mcp-Session-Id"]
-            if request_id is None:  # a notification: 202, nothing to read
-                if resp.status >= 400:
-                    raise UpstreamError(
-                        self.server.name,
-                        f"notification refused with HTTP {resp.status}",
-                        resp.status,
-                    )
-                return None
-            if resp.status == 401:
-                raise _Unauthorized
-            if resp.status in (400, 404) and "Mcp-Session-Id" in headers:
-                answer = await self._refusal(resp)
-                if codec.session_refused(resp.status, answer):
-                    raise _SessionGone(resp.status)
-                if codec.is_response_to(answer, request_id):
-                    return Reply(answer, resp.status)
-                raise _refusal_error(self.server.name, answer, request_id, resp.status)
-            if resp.status >= 500:
-                raise await status_error(self.server.name, resp)
-            try:
-                reply = await self._read(resp, request_id)
-            except aiohttp.ClientPayloadError:
-                raise UpstreamError(
-                    self.server.name, "response stream broke off", resp.status
-                ) from None
-            except CallBudgetExceeded:
-                resp.close()  # drop the stream at once: a modern backend reads that as the cancel
-                self.cancel_soon(request_id, "call exceeded the gateway's byte budget")
-                raise
-            if reply is not None:
-                return reply
-            if probing and 400 <= resp.status < 500:
-                return None  # no modern evidence: the caller falls back to the handshake
-            raise UpstreamError(
-                self.server.name, f"HTTP {resp.status} without a JSON-RPC response", resp.status
-            )
+            return await self._read(message.get("id"), resp, probing)
+
+    async def _read(self, request_id: Any, resp: aiohttp.ClientResponse, probing: bool = False) -> Reply | None:
+        name = self.server.name
+        if request_id is None:  # a notification: 202, nothing to read
+            if resp.status >= 400:
+                raise UpstreamError(name, f"notification refused with HTTP {resp.status}", resp.status)
+            return None
+        if resp.status == 401:  # still, after sender.py refreshed an oauth2 token
+            raise UpstreamError(name, "backend rejected our credential", 401)
+        if resp.status >= 500:
+            raise await status_error(name, resp)
+        try:
+            reply = await read_reply(resp, name, request_id, limit=self.max_response_bytes,
+                                     budget=sse.Budget(self.max_call_bytes), idle_limit=self.server.timeout,
+                                     on_request=self._refuse_soon)
+        except CallBudgetExceeded:
+            resp.close()  # drop the stream at once: a modern backend reads that as the cancel
+            self.cancel_soon(request_id, "call exceeded the gateway's byte budget")
+            raise
+        if reply is not None:
+            return reply
+        if probing and 400 <= resp.status < 500:
+            return None  # no modern evidence: the caller falls back to the handshake
+        raise UpstreamError(name, f"HTTP {resp.status} without a JSON-RPC response", resp.status)
 
     async def _refusal(self, resp: aiohttp.ClientResponse) -> Any:
         """The decoded body of a 4xx answer (None when it is not JSON)."""
-        try:
-            return codec.decode(await read_capped(resp, self.server.name, self.max_response_bytes))
-        except ValueError:
-            return None
-
-    async def _read(self, resp: aiohttp.ClientResponse, request_id: Any) -> Reply | None:
-        ctype = resp.content_type
-        if ctype == "text/event-stream":
-            parser, notes = codec.SSEParser(), list[dict[str, Any]]()
-            relayed = 0
-            async for chunk in resp.content.iter_any():
-                relayed += len(chunk)
-                if relayed > self.max_call_bytes:
-                    raise CallBudgetExceeded(self.server.name, self.max_call_bytes, resp.status)
-                for event in parser.feed(chunk):
-                    found = self._event(event, request_id, notes, resp.status)
-                    if found is not None:
-                        await _drain(resp)
-                        return Reply(found, resp.status, notes)
-                # An event still being assembled past the cap: stop before it grows further.
-                if parser.pending > self.max_response_bytes:
-                    raise ResponseTooLarge(self.server.name, self.max_response_bytes, resp.status)
-            for event in parser.close():
-                found = self._event(event, request_id, notes, resp.status)
-                if found is not None:
-                    return Reply(found, resp.status, notes)
-            raise UpstreamError(
-                self.server.name, "event stream ended without a response", resp.status
-            )
-        if ctype != "application/json":
-            return None
-        try:
-            body = codec.decode(await read_capped(resp, self.server.name, self.max_response_bytes))
-        except ValueError:
-            raise UpstreamError(
-                self.server.name, "backend sent malformed JSON", resp.status
-            ) from None
-        return Reply(body, resp.status) if codec.is_response_to(body, request_id) else None
-
-    def _event(
-        self, event: codec.SSEEvent, request_id: Any, notes: list[dict[str, Any]], status: int
-    ) -> dict[str, Any] | None:
-        if len(event.data) > self.max_response_bytes:  # completed within one chunk: `pending` never saw it
-            raise ResponseTooLarge(self.server.name, self.max_response_bytes, status)
-        if event.event != "message" or not event.data:
-            return None
-        try:
-            message = codec.decode(event.data)
-        except ValueError:
-            raise UpstreamError(self.server.name, "backend sent a malformed event") from None
-        if codec.is_response_to(message, request_id):
-            return message
-        if isinstance(message, dict) and "method" in message and "id" in message:
-            # A request to us (sampling, elicitation) on a plain request's stream (REST, a bridged
-            # passthrough call): nobody here can answer it, and the backend must not wait for its timeout.
-            self._send_soon({"jsonrpc": "2.0", "id": message["id"], "error": {
-                "code": -32601, "message": f"{message['method']} cannot be relayed on this path"}})
-        if isinstance(message, dict) and "method" in message and len(notes) < MAX_NOTES:
-            notes.append(message)
-        return None
+        return codec.loads_or_none(await read_capped(resp, self.server.name, self.max_response_bytes,
+                                                     self.server.timeout))
 
 
 def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> UpstreamError:
@@ -491,41 +307,3 @@ def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> Up
     if codec.is_response_to(answer, request_id) and isinstance(answer.get("error"), dict):
         return UpstreamRpcError(server, answer["error"], status)
     return UpstreamError(server, f"HTTP {status} without a JSON-RPC response", status)
-
-
-_background: set[asyncio.Task[None]] = set()  # cancels and session ends in flight (kept from the GC)
-
-
-async def drain_background(limit: float = 2.0) -> None:
-    """Wait (up to `limit` seconds) for background cancels and session ends to finish."""
-    loop = asyncio.get_running_loop()
-    mine = {task for task in _background if task.get_loop() is loop}
-    if mine:
-        await asyncio.wait(mine, timeout=limit)
-
-
-async def read_capped(resp: aiohttp.ClientResponse, server: str, limit: int) -> bytes:
-    """A whole (non-SSE) body, refused past `limit` bytes: a declared length before reading, else
-    at the first chunk that crosses it, so a huge or endless body never sits in memory."""
-    if resp.content_length is not None and resp.content_length > limit:
-        raise ResponseTooLarge(server, limit, resp.status)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise ResponseTooLarge(server, limit, resp.status)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _drain(resp: aiohttp.ClientResponse) -> None:
-    """Read the end of an SSE stream the server closes right after the response (the usual case),
-    so the keep-alive connection can be reused; a stream still open after 20 ms is just closed."""
-    if resp.content.at_eof():
-        return
-    try:
-        async with asyncio.timeout(0.02):
-            await resp.content.read()
-    except (TimeoutError, aiohttp.ClientError):
-        pass

@@ -1,146 +1,59 @@
-"""JSON-RPC framing and an incremental Server-Sent Events parser (WHATWG rules), on orjson.
+"""The JSON-RPC module: framing, the answer check, era evidence, result normalisation, on orjson.
 
-Pure code: no I/O. `SSEParser.feed(bytes)` returns the events completed by that chunk; lines may
-end in CRLF, LF or CR, `:` lines are comments (keep-alives), several `data:` lines join with
-"\n", and an event is dispatched at a blank line.
+Pure code, no I/O. SSE parsing is sse.py's.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.upstream.errors import UpstreamError
+
+if TYPE_CHECKING:
+    from gateway.upstream.sse import Event
+
 MODERN_VERSION = "2026-07-28"
 HANDSHAKE_VERSION = "2025-11-25"
+CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
 META_VERSION = "io.modelcontextprotocol/protocolVersion"
 META_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
-META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
 SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 # Methods whose target is mirrored in the `Mcp-Name` header (2026-07-28), and the param holding it.
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-_HEADER_SAFE = re.compile(r"^[\x20-\x7e]*$")
-_B64_SENTINEL = re.compile(r"^=\?base64\?.*\?=$")
+# Paginated list methods and the result key holding their items.
+LIST_KEYS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources",
+             "resources/templates/list": "resourceTemplates"}
+MAX_PAGES = 100
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
 
 
-@dataclass(frozen=True)
-class SSEEvent:
-    """One dispatched SSE event."""
-
-    event: str
-    data: str
-    id: str | None = None
-    retry: int | None = None
-
-
-class SSEParser:
-    """Incremental SSE parser; feed it bytes as they arrive."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._data: list[str] = []
-        self._event = ""
-        self._id: str | None = None
-        self._retry: int | None = None
-        self._size = 0  # bytes of data lines in the event being assembled
-
-    @property
-    def pending(self) -> int:
-        """Bytes held for the event not yet dispatched (its data lines plus an unfinished line)."""
-        return self._size + len(self._buffer)
-
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Consume `chunk`; return the events it completed."""
-        buffer = self._buffer + chunk if self._buffer else chunk
-        events: list[SSEEvent] = []
-        pos = 0
-        while True:
-            cut = _line_end(buffer, pos)
-            if cut is None:
-                break
-            end, skip = cut
-            event = self._line(buffer[pos:end].decode("utf-8", errors="replace"))
-            pos = end + skip
-            if event is not None:
-                events.append(event)
-        self._buffer = buffer[pos:]
-        return events
-
-    def close(self) -> list[SSEEvent]:
-        """End of stream: a trailing CR still ends its line; an unterminated event is dropped."""
-        events = self.feed(b"\n") if self._buffer.endswith(b"\r") else []
-        self._buffer, self._data, self._size = b"", [], 0
-        return events
-
-    def _line(self, line: str) -> SSEEvent | None:
-        if line == "":
-            # Only events with at least one data line are dispatched; `id` persists (last event id).
-            data, event, retry = self._data, self._event, self._retry
-            self._data, self._event, self._retry, self._size = [], "", None, 0
-            return SSEEvent(event or "message", "\n".join(data), self._id, retry) if data else None
-        if line.startswith(":"):
-            return None
-        name, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-            self._size += len(value) + 1
-        elif name == "event":
-            self._event = value
-        elif name == "id":
-            if "\0" not in value:
-                self._id = value
-        elif name == "retry":
-            if value.isdigit():
-                self._retry = int(value)
-        return None
-
-
-def _line_end(buffer: bytes, pos: int) -> tuple[int, int] | None:
-    """Index of the first line terminator at or after `pos` and its length.
-
-    A CR as the last byte waits for more data: it may be the first half of a CRLF.
-    """
-    lf, cr = buffer.find(b"\n", pos), buffer.find(b"\r", pos)
-    if cr == -1:
-        return None if lf == -1 else (lf, 1)
-    if lf != -1 and lf < cr:
-        return lf, 1
-    if cr + 1 == len(buffer):
-        return None
-    return (cr, 2) if buffer[cr + 1] == 0x0A else (cr, 1)
-
-
-def parse_sse(payload: bytes) -> list[SSEEvent]:
-    """All complete events of a whole SSE body."""
-    parser = SSEParser()
-    return parser.feed(payload) + parser.close()
-
-
-def event_message(event: SSEEvent) -> dict[str, Any] | None:
+def event_message(event: Event) -> dict[str, Any] | None:
     """The JSON object a `message` event carries; None for another event type, an empty or
     malformed event, or JSON that is not an object (listeners skip those, they do not fail)."""
     if event.event != "message" or not event.data:
         return None
-    try:
-        message = decode(event.data)
-    except ValueError:
-        return None
+    message = loads_or_none(event.data)
     return message if isinstance(message, dict) else None
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    """Serialise a JSON-RPC message."""
-    return orjson.dumps(message)
 
 
 def decode(payload: bytes | str) -> Any:
     """Parse JSON; raise ValueError on bad input."""
     return orjson.loads(payload)
+
+
+def loads_or_none(payload: bytes | str | None) -> Any:
+    """Parse JSON leniently: None for an empty or malformed payload."""
+    if not payload:
+        return None
+    try:
+        return orjson.loads(payload)
+    except ValueError:
+        return None
 
 
 def request_message(
@@ -151,6 +64,11 @@ def request_message(
     if params is not None:
         message["params"] = params
     return message
+
+
+def initialize_params(capabilities: dict[str, Any]) -> dict[str, Any]:
+    """The gateway's `initialize` params (2025 era), declaring `capabilities`."""
+    return {"protocolVersion": HANDSHAKE_VERSION, "capabilities": capabilities, "clientInfo": CLIENT_INFO}
 
 
 def with_modern_meta(params: dict[str, Any] | None, capabilities: dict[str, Any]) -> dict[str, Any]:
@@ -164,12 +82,10 @@ def with_modern_meta(params: dict[str, Any] | None, capabilities: dict[str, Any]
 
 
 def header_value(value: str) -> str:
-    """An `Mcp-Name` value that survives HTTP: printable ASCII verbatim, else the base64 sentinel."""
-    if (
-        _HEADER_SAFE.fullmatch(value)
-        and value == value.strip()
-        and not _B64_SENTINEL.fullmatch(value)
-    ):
+    """A header value (`Mcp-Name`, `Mcp-Param-*`) that survives HTTP, the one encoder for both sides:
+    visible ASCII without surrounding spaces verbatim, unless it starts `=?` (it would read as
+    encoded); anything else as `=?base64?…?=`."""
+    if _HEADER_SAFE.fullmatch(value) and not value.startswith("=?"):
         return value
     return "=?base64?" + base64.b64encode(value.encode()).decode("ascii") + "?="
 
@@ -183,13 +99,14 @@ def routing_headers(method: str, params: dict[str, Any] | None) -> dict[str, str
     return headers
 
 
-def is_response_to(message: Any, request_id: int | str) -> bool:
-    """True if `message` is the JSON-RPC response (result or error) for `request_id`."""
+def is_response_to(message: Any, request_id: Any) -> bool:
+    """True if `message` is the JSON-RPC response (result or error) to `request_id` (to any request
+    when it is None): the one "is this the answer to my request" check."""
     return (
         isinstance(message, dict)
-        and message.get("id") == request_id
         and ("result" in message or "error" in message)
         and "method" not in message
+        and (request_id is None or message.get("id") == request_id)
     )
 
 
@@ -254,3 +171,30 @@ def normalise_result(result: Any) -> Any:
         if meta:
             result["_meta"] = meta
     return result
+
+
+async def every_page(server: str, method: str, page: Callable[[dict[str, Any] | None], Awaitable[Any]]
+                     ) -> list[dict[str, Any]]:
+    """Every item of a paginated list, following `nextCursor`: `page(params)` fetches one result.
+
+    The one paginator: a page without its list, a cursor that is not a string or comes back
+    again (a loop), or more than MAX_PAGES pages is the backend's failure, never an endless walk.
+    """
+    key = LIST_KEYS[method]
+    items: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    params: dict[str, Any] | None = None
+    for _ in range(MAX_PAGES):
+        result = await page(params)
+        found = result.get(key) if isinstance(result, dict) else None
+        if not isinstance(found, list):
+            raise UpstreamError(server, f"{method} result has no {key} list")
+        items.extend(i for i in found if isinstance(i, dict))
+        cursor = result.get("nextCursor")
+        if not cursor:
+            return items
+        if not isinstance(cursor, str) or cursor in seen:
+            raise UpstreamError(server, f"{method} cursor repeats or is not a string")
+        seen.add(cursor)
+        params = {"cursor": cursor}
+    raise UpstreamError(server, f"{method} exceeded {MAX_PAGES} pages")

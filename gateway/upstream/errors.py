@@ -2,6 +2,7 @@
 
     UpstreamError (server, message, status)     -> 502: unreachable, bad status, garbage answer
     ├── UpstreamTimeout (server)                -> 504: no answer within the server's timeout
+    ├── BackendDisconnected (server, message)   -> 502: the connection closed before any answer
     ├── ResponseTooLarge (server, limit)        -> 502: a JSON body or SSE event past the cap
     ├── CallBudgetExceeded (server, limit)      -> 502: one call relayed more bytes than its budget
     ├── SubjectBusy (server, limit)             -> 503: the caller has too many requests on this backend
@@ -42,6 +43,11 @@ class UpstreamTimeout(UpstreamError):
     def __init__(self, server: str, timeout: float | None = None) -> None:
         detail = f"no answer within {timeout:g} s" if timeout else "timed out"
         super().__init__(server, detail)
+
+
+class BackendDisconnected(UpstreamError):
+    """The connection closed (or was reset) before the backend's answer began: an idempotent
+    request may be sent again (a keep-alive connection to a backend that just restarted)."""
 
 
 class ResponseTooLarge(UpstreamError):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from gateway.upstream import codec
+from gateway.upstream import codec, sse
 from gateway.upstream.client import MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError
 from shared.runtime import cancel_and_wait
@@ -142,22 +142,16 @@ class ResourceFeed:
             raise UpstreamError(self.server, f"{method} failed: {reply.response['error']}", reply.status)
 
     async def _read(self, resp: aiohttp.ClientResponse, acked: asyncio.Event) -> None:
-        parser = codec.SSEParser()
-        async for chunk in resp.content.iter_any():
-            for event in parser.feed(chunk):
-                self._event(event, acked)
-            if parser.pending > self.client.max_response_bytes:
-                raise UpstreamError(self.server, "notification event too large")
-
-    def _event(self, event: codec.SSEEvent, acked: asyncio.Event) -> None:
-        message = codec.event_message(event)
-        if message is None:
-            return
-        params = message.get("params")
-        if message.get("method") == ACKNOWLEDGED:
-            acked.set()
-        elif message.get("method") == UPDATED and isinstance(params, dict) and isinstance(params.get("uri"), str):
-            self.on_update(self.server, params["uri"])
+        # A listener outlives one oversized event: it is skipped (sse.py).
+        async for event in sse.events(resp, self.server, self.client.max_response_bytes, oversized="skip"):
+            message = codec.event_message(event)
+            if message is None:
+                continue
+            params = message.get("params")
+            if message.get("method") == ACKNOWLEDGED:
+                acked.set()
+            elif message.get("method") == UPDATED and isinstance(params, dict) and isinstance(params.get("uri"), str):
+                self.on_update(self.server, params["uri"])
 
 
 async def _first(reader: asyncio.Task[None], event: asyncio.Event, limit: float | None) -> None:

@@ -18,18 +18,14 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from gateway.credentials import CredentialStore
+from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
 from gateway.upstream import codec
-from gateway.upstream.client import (
-    MAX_CALL_BYTES,
-    MAX_RESPONSE_BYTES,
-    MODERN,
-    BackendClient,
-    Reply,
-    drain_background,
-)
+from gateway.upstream.background import drain_background
+from gateway.upstream.client import MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 from gateway.upstream.fairness import SubjectLanes
 from gateway.upstream.guard import GuardedResolver
+from gateway.upstream.reply import Reply
 from gateway.upstream.sessions import Caller, SubjectSessions
 from gateway.upstream.standalone import GetStreams
 from gateway.upstream.toolcache import ToolNames
@@ -39,8 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_PAGES = 100
-LIST_METHODS = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
+LIST_METHODS = frozenset(codec.LIST_KEYS)
 # (server, list method, result) -> the result with items the gateway cannot represent left out
 ListFilter = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
 
@@ -249,28 +244,16 @@ class UpstreamPool:
         self, server: ServerConfig | str, caller: Caller | None = None, key: str | None = None
     ) -> list[dict[str, Any]]:
         """Every tool of `server` (in `caller`'s session), following cursors; remembered under `key`."""
-        tools: list[dict[str, Any]] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        generation = self._generation()
-        for _ in range(MAX_PAGES):
-            result = await self._result(
-                server, "tools/list", {"cursor": cursor} if cursor else None, caller
-            )
-            page = result.get("tools")
-            if not isinstance(page, list):
-                raise UpstreamError(
-                    self._config(server).name, "tools/list result has no tools list"
-                )
-            tools.extend(t for t in page if isinstance(t, dict))
-            cursor = result.get("nextCursor")
-            if not cursor:
-                self.tool_names.store(key or self._config(server).name, generation, tools)
-                return tools
-            if cursor in seen:
-                raise UpstreamError(self._config(server).name, "tools/list cursor repeats")
-            seen.add(cursor)
-        raise UpstreamError(self._config(server).name, f"tools/list exceeded {MAX_PAGES} pages")
+        config, generation = self._config(server), self._generation()
+        tools = await self.list_all(config, "tools/list", caller)
+        self.tool_names.store(key or config.name, generation, tools)
+        return tools
+
+    async def list_all(self, server: ServerConfig | str, method: str, caller: Caller | None = None
+                       ) -> list[dict[str, Any]]:
+        """Every item of one of `server`'s lists (in `caller`'s session), following cursors (codec.every_page)."""
+        config = self._config(server)
+        return await codec.every_page(config.name, method, lambda params: self._result(config, method, params, caller))
 
     async def call_tool(
         self, server: ServerConfig | str, name: str, arguments: Mapping[str, Any] | None = None,
@@ -280,6 +263,12 @@ class UpstreamPool:
         return await self._result(
             server, "tools/call", {"name": name, "arguments": dict(arguments or {})}, caller
         )
+
+    async def send(self, server: ServerConfig | str, method: str, headers: dict[str, str],
+                   message: dict[str, Any] | None = None, *, stream: bool = False) -> aiohttp.ClientResponse:
+        """Passthrough's request to `server` as the agent framed it, on the one request path (sender.py);
+        the caller reads and releases the response."""
+        return await self._shared(server).http.send(method, headers, message, stream=stream)
 
     async def open_stream(
         self,

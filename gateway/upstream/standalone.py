@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.upstream import codec
+from gateway.upstream import codec, sse
 from gateway.upstream.client import LEGACY, BackendClient
 from gateway.upstream.errors import UpstreamError
 from shared.runtime import cancel_and_wait
@@ -136,17 +136,11 @@ class GetStreams:
 
     async def _read(self, listener: _Listener, resp: aiohttp.ClientResponse) -> None:
         client = listener.client
-        limit = client.max_response_bytes
-        parser = codec.SSEParser()
-        async for chunk in resp.content.iter_any():
-            for event in parser.feed(chunk):
-                if len(event.data) > limit:
-                    continue
-                message = codec.event_message(event)
-                if message is not None and isinstance(message.get("method"), str) and "id" in message:
-                    await self._deliver(listener, message)
-            if parser.pending > limit:
-                raise UpstreamError(client.server.name, "GET stream event too large")
+        # A listener outlives one oversized event: it is skipped (sse.py).
+        async for event in sse.events(resp, client.server.name, client.max_response_bytes, oversized="skip"):
+            message = codec.event_message(event)
+            if message is not None and isinstance(message.get("method"), str) and "id" in message:
+                await self._deliver(listener, message)
 
     async def _deliver(self, listener: _Listener, message: dict[str, Any]) -> None:
         """Hand a request to the oldest attached call; with none left, refuse it at once."""

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from gateway import broadcast as b
+from gateway.registry import ServerConfig
 
 
-@dataclass
-class S:
-    name: str
-    enabled: bool = True
-    tags: tuple[str, ...] = ()
-    tools: tuple[str, ...] = ()
-    timeout: float = 30.0
+def S(name: str, **kw: Any) -> ServerConfig:
+    return ServerConfig(name, f"http://127.0.0.1:1/{name}", **kw)
 
 
 SERVERS = {
@@ -64,23 +60,6 @@ def test_plan_targets(names, tags, targets, errors, probe) -> None:
 def test_resolve_probes(listed, found, failed) -> None:
     """Probe failures are reported, never silently dropped; order follows the probed list."""
     assert b.resolve_probes(["c", "f"], listed, "search") == (found, failed)
-
-
-@pytest.mark.parametrize(
-    ("allowed", "reasons", "call", "denied"),
-    [
-        ([True, True], [None, None], ["a", "b"], {}),
-        ([True, False], [None, "rule: block prod"], ["a"], {"b": "denied: rule: block prod"}),
-        ([False, False], [None, None], [], {"a": "denied: not permitted by policy", "b": "denied: not permitted by policy"}),
-    ],
-)
-def test_split_by_decision(allowed, reasons, call, denied) -> None:
-    assert b.split_by_decision(["a", "b"], allowed, reasons) == (call, denied)
-
-
-def test_split_by_decision_length_mismatch_is_an_error() -> None:
-    with pytest.raises(ValueError):
-        b.split_by_decision(["a", "b"], [True], [None])
 
 
 async def test_run_calls_partial_results_on_time() -> None:

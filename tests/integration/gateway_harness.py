@@ -10,7 +10,7 @@ import contextlib
 import fnmatch
 import re
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,8 +176,11 @@ async def gateway_stack(
     policy: str = POLICY,
     env: dict[str, str] | None = None,
     pdp_env: dict[str, str] | None = None,
+    configure: Callable[[web.Application], None] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Start issuer, PDP and gateway (real app on a real socket); tear down in reverse."""
+    """Start issuer, PDP and gateway (real app on a real socket); tear down in reverse.
+
+    `configure` may change the app before it starts (e.g. add a stage to `keys.CALL_STAGES`)."""
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(textwrap.dedent(policy))
     servers_file = tmp_path / "mcp_servers.yaml"
@@ -203,6 +206,8 @@ async def gateway_stack(
                 dotenv=None,
             )
             app = create_app(settings)
+            if configure is not None:
+                configure(app)
             runner, url = await start_site(app)
             try:
                 async with aiohttp.ClientSession() as session:

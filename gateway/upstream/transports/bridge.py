@@ -28,6 +28,7 @@ from aiohttp import web
 
 from gateway.credentials import CredentialStore
 from gateway.registry import ServerConfig
+from gateway.upstream import sse
 from gateway.upstream.transports.bridge_http import event, json_response, rpc, stream, wait
 from gateway.upstream.transports.legacy_sse import SseServer
 from gateway.upstream.transports.mux import Multiplexer, Unavailable
@@ -235,7 +236,7 @@ class BridgeHost:
             with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses notes, not memory
                 queue.put_nowait(note)
 
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        resp = web.StreamResponse(headers=sse.SSE_HEADERS)
         await resp.prepare(request)
         server.listeners.add(offer)
         try:

@@ -10,7 +10,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.upstream import sse
 from gateway.upstream.transports.mux import Unavailable
+from shared.jsonutil import dumps_str
 
 JSON = "application/json"
 
@@ -27,7 +29,7 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
 
 def event(message: dict[str, Any]) -> bytes:
     """One SSE `message` event."""
-    return b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
+    return sse.encode(dumps_str(message))
 
 
 async def wait(task: asyncio.Task[dict[str, Any]], rid: Any) -> dict[str, Any]:
@@ -48,7 +50,7 @@ async def stream(request: web.Request, task: asyncio.Task[dict[str, Any]], rid: 
         first = await _first(done, notes)
         if first is None:  # no progress before the answer (or a failure): plain JSON
             return json_response(done.result())
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        resp = web.StreamResponse(headers=sse.SSE_HEADERS)
         await resp.prepare(request)
         await resp.write(event(first))
         try:

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from yarl import URL
 
-from gateway.backend_auth import inject
-from gateway.credentials import CredentialError, CredentialStore
-from gateway.upstream import codec
+from gateway.credentials import CredentialStore
+from gateway.upstream import codec, sse
+from gateway.upstream.errors import UpstreamError
+from gateway.upstream.sender import Sender
 from gateway.upstream.transports.mux import Channel, Multiplexer, Unavailable
 from gateway.upstream.transports.stdio_process import StdioLimits
 
@@ -27,49 +28,35 @@ if TYPE_CHECKING:
     from gateway.registry import ServerConfig
 
 log = logging.getLogger(__name__)
+ENDPOINT_WINDOW = 65536  # bytes of other events a server may send before its `endpoint` event
 
 
 class SseChannel(Channel):
     """An open event stream and the POST endpoint it announced."""
 
     def __init__(self, server: SseServer, resp: aiohttp.ClientResponse, endpoint: URL,
-                 parser: codec.SSEParser, early: list[codec.SSEEvent]) -> None:
-        self.server, self.resp, self.endpoint = server, resp, endpoint
-        self.parser, self.early = parser, early
+                 events: AsyncIterator[sse.Event]) -> None:
+        self.server, self.resp, self.endpoint, self.events = server, resp, endpoint, events
 
     async def send(self, message: dict[str, Any]) -> None:
         """POST one message to the announced endpoint (the answer comes on the stream)."""
-        headers = {"Content-Type": "application/json"}
-        query: dict[str, str] = {}
-        body = inject(await self.server.injection(), headers, query, message)
-        url = self.endpoint.update_query(query) if query else self.endpoint
+        name = self.server.name
         try:
-            async with self.server.session.post(url, data=codec.encode(body), headers=headers,
-                                                allow_redirects=False, timeout=self.server.http_timeout) as resp:
+            async with await self.server.http.send("POST", {"Content-Type": "application/json"}, message,
+                                                   url=self.endpoint) as resp:
                 if resp.status >= 300:
-                    raise Unavailable(f"legacy SSE server {self.server.name} refused a message with HTTP {resp.status}")
-        except aiohttp.ClientError as exc:
-            raise Unavailable(f"legacy SSE server {self.server.name}: {type(exc).__name__}") from None
+                    raise Unavailable(f"legacy SSE server {name} refused a message with HTTP {resp.status}")
+        except (UpstreamError, aiohttp.ClientError) as exc:
+            raise Unavailable(f"legacy SSE server {name}: {getattr(exc, 'message', type(exc).__name__)}") from None
 
     async def messages(self) -> AsyncIterator[dict[str, Any]]:
-        """The `message` events of the stream until it closes."""
-        limit = self.server.limits.max_message_bytes
-        pending = list(self.early)
+        """The `message` events of the stream until it closes (an event past the size cap ends it)."""
         try:
-            while True:
-                for event in pending:
-                    if len(event.data) > limit:
-                        raise ValueError("event past the size cap")
-                    message = codec.event_message(event)
-                    if message is not None:
-                        yield message
-                if self.parser.pending > limit:
-                    raise ValueError("event past the size cap")
-                chunk = await self.resp.content.readany()
-                if not chunk:
-                    return
-                pending = self.parser.feed(chunk)
-        except (aiohttp.ClientError, ValueError) as exc:
+            async for event in self.events:
+                message = codec.event_message(event)
+                if message is not None:
+                    yield message
+        except (UpstreamError, aiohttp.ClientError) as exc:
             log.warning("legacy SSE stream ended: %s", type(exc).__name__, extra={"server": self.server.name})
 
     async def close(self) -> None:
@@ -91,48 +78,39 @@ class SseServer(Multiplexer):
         super().__init__(config.name, limits)
         assert config.sse_url is not None
         self.config, self.url = config, URL(config.sse_url)
-        self.session, self.credentials = session, credentials
-        self.http_timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeout, sock_read=config.timeout)
-
-    async def injection(self) -> Any:
-        """The server's credential for one request (refreshed oauth2 tokens included)."""
-        if self.credentials is None:
-            return None
-        try:
-            return await self.credentials.injection(self.config)
-        except CredentialError as exc:
-            raise Unavailable(f"credential unavailable: {exc}") from None
+        self.http = Sender(config, session, credentials, config.sse_url)  # the one request path
 
     async def _open(self) -> Channel:
-        headers = {"Accept": "text/event-stream"}
-        query: dict[str, str] = {}
-        inject(await self.injection(), headers, query, {})
-        url = self.url.update_query(query) if query else self.url
         try:
-            resp = await self.session.get(url, headers=headers, allow_redirects=False,
-                                          timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.timeout))
-        except aiohttp.ClientError as exc:
-            raise Unavailable(f"cannot reach backend: {type(exc).__name__}") from None
+            resp = await self.http.send("GET", {"Accept": "text/event-stream"}, stream=True)
+        except UpstreamError as exc:
+            raise Unavailable(exc.message) from None
         if resp.status != 200 or resp.content_type != "text/event-stream":
             resp.close()
             raise Unavailable(f"event stream refused with HTTP {resp.status}")
-        parser = codec.SSEParser()
+        # Past the size cap the stream ends ("fail"): a skipped answer would leave its call waiting.
+        events = sse.events(resp, self.name, self.limits.max_message_bytes)
         try:
             async with asyncio.timeout(self.config.timeout):
-                while True:
-                    chunk = await resp.content.readany()
-                    if not chunk or parser.pending > 65536:
-                        raise Unavailable("no endpoint event on the stream")
-                    events = parser.feed(chunk)
-                    at = next((i for i, e in enumerate(events) if e.event == "endpoint"), None)
-                    if at is not None:
-                        break
-        except (TimeoutError, aiohttp.ClientError, Unavailable) as exc:
+                announced = await _endpoint(events)
+        except (TimeoutError, UpstreamError, aiohttp.ClientError, Unavailable) as exc:
             resp.close()
-            detail = exc.message if isinstance(exc, Unavailable) else type(exc).__name__
+            detail = exc.message if isinstance(exc, (Unavailable, UpstreamError)) else type(exc).__name__
             raise Unavailable(f"no usable endpoint event: {detail}") from None
-        endpoint = self.url.join(URL(events[at].data.strip()))
+        endpoint = self.url.join(URL(announced.strip()))
         if endpoint.origin() != self.url.origin():
             resp.close()
             raise Unavailable("endpoint event names another origin; refused")
-        return SseChannel(self, resp, endpoint, parser, events[at + 1:])
+        return SseChannel(self, resp, endpoint, events)
+
+
+async def _endpoint(events: AsyncIterator[sse.Event]) -> str:
+    """The data of the stream's `endpoint` event, looked for within ENDPOINT_WINDOW bytes."""
+    seen = 0
+    async for event in events:
+        if event.event == "endpoint" and event.data is not None:
+            return event.data
+        seen += len(event.raw)
+        if seen > ENDPOINT_WINDOW:
+            break
+    raise Unavailable("no endpoint event on the stream")

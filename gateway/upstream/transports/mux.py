@@ -24,12 +24,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.upstream import codec
 from gateway.upstream.transports.stdio_process import StdioLimits, backoff
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_VERSION = "2025-11-25"
-CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
 Note = Callable[[dict[str, Any]], None]
 
 
@@ -188,7 +187,7 @@ class Multiplexer:
         run = _Run(channel, time.monotonic())
         self._run = run
         run.reader = asyncio.create_task(self._read(run), name=f"mux-read-{self.name}")
-        params = {"protocolVersion": HANDSHAKE_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO}
+        params = codec.initialize_params({})
         try:
             async with asyncio.timeout(30):
                 reply = await self._call_raw(run, "initialize", params)

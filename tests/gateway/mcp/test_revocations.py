@@ -1,4 +1,4 @@
-"""Session revocation: NOTIFY payloads, the codec's revoked set, the SSE parser's pending size."""
+"""Session revocation: NOTIFY payloads and the codec's revoked set."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 
 from gateway.mcp.revocations import decode_payload, encode_payload
 from gateway.mcp.sessions import SessionCodec, SessionError
-from gateway.upstream.codec import SSEParser
 
 KEY = "ab" * 32
 
@@ -58,21 +57,6 @@ def test_replace_revoked_keeps_local_ones_and_drops_expired() -> None:
     codec.replace_revoked({"ef" * 32: 4e9, "01" * 32: 1.0})
     assert codec.revoked_count == 2  # the local one and the live loaded one
     assert local in codec._revoked
-
-
-@pytest.mark.parametrize(("chunks", "pending"), [
-    ([b"data: abc\n"], 4),
-    ([b"data: abc\ndata: de"], 4 + 8),  # an unfinished line counts raw
-    ([b"data: abc\n\n"], 0),  # dispatched
-    ([b"data: abc\n\ndata: x"], 7),
-    ([b": keep-alive\n"], 0),
-    ([b"data: abc\n", b"\n"], 0),
-])
-def test_sse_parser_pending(chunks: list[bytes], pending: int) -> None:
-    parser = SSEParser()
-    for chunk in chunks:
-        parser.feed(chunk)
-    assert parser.pending == pending
 
 
 def test_noting_a_revocation_is_incremental_and_expired_ones_leave_the_heap() -> None:

@@ -1,59 +1,12 @@
-"""Pure codec: SSE parsing, JSON-RPC framing, era evidence, result normalisation."""
+"""gateway.upstream.codec, the JSON-RPC module: framing, the answer check, era evidence, normalisation."""
 
 from __future__ import annotations
 
 import pytest
 
 from gateway.upstream import codec
-from gateway.upstream.codec import SSEEvent, SSEParser
-
-SSE_CASES = [
-    ("lf", b"event: message\ndata: {}\n\n", [SSEEvent("message", "{}")]),
-    ("crlf", b"event: message\r\ndata: {}\r\n\r\n", [SSEEvent("message", "{}")]),
-    ("cr only", b"data: a\rdata: b\r\r", [SSEEvent("message", "a\nb")]),
-    ("comment keep-alive", b": ping\r\n\r\ndata: x\r\n\r\n", [SSEEvent("message", "x")]),
-    ("multi-line data", b"data: {\"a\":\ndata: 1}\n\n", [SSEEvent("message", '{"a":\n1}')]),
-    ("no space after colon", b"data:x\n\n", [SSEEvent("message", "x")]),
-    ("only one leading space stripped", b"data:  x\n\n", [SSEEvent("message", " x")]),
-    ("default event type", b"data: x\n\n", [SSEEvent("message", "x")]),
-    ("custom event", b"event: other\ndata: x\n\n", [SSEEvent("other", "x")]),
-    ("id and retry", b"id: 7\nretry: 500\ndata: x\n\n", [SSEEvent("message", "x", "7", 500)]),
-    ("event without data is not dispatched", b"event: message\n\ndata: y\n\n", [SSEEvent("message", "y")]),
-    ("empty data line dispatches empty data", b"data:\n\n", [SSEEvent("message", "")]),
-    ("unknown field ignored", b"foo: bar\ndata: x\n\n", [SSEEvent("message", "x")]),
-    ("unterminated event dropped", b"data: x\n", []),
-    ("two events", b"data: 1\n\ndata: 2\n\n", [SSEEvent("message", "1"), SSEEvent("message", "2")]),
-    ("id persists", b"id: 1\ndata: a\n\ndata: b\n\n", [SSEEvent("message", "a", "1"), SSEEvent("message", "b", "1")]),
-]
-
-
-@pytest.mark.parametrize(("name", "payload", "expected"), SSE_CASES, ids=[c[0] for c in SSE_CASES])
-def test_sse_whole(name: str, payload: bytes, expected: list[SSEEvent]) -> None:
-    assert codec.parse_sse(payload) == expected
-
-
-@pytest.mark.parametrize(("name", "payload", "expected"), SSE_CASES, ids=[c[0] for c in SSE_CASES])
-def test_sse_byte_by_byte(name: str, payload: bytes, expected: list[SSEEvent]) -> None:
-    # Chunk boundaries anywhere (including between CR and LF) must not change the result.
-    parser = SSEParser()
-    events = []
-    for i in range(len(payload)):
-        events += parser.feed(payload[i : i + 1])
-    events += parser.close()
-    assert events == expected
-
-
-def test_sse_trailing_cr_at_close() -> None:
-    parser = SSEParser()
-    assert parser.feed(b"data: x\r\r") == []  # the last CR might be half of a CRLF
-    assert parser.close() == [SSEEvent("message", "x")]
-
-
-def test_sse_crlf_split_is_one_line_end() -> None:
-    parser = SSEParser()
-    assert parser.feed(b"data: x\r") == []
-    assert parser.feed(b"\n") == []
-    assert parser.feed(b"\r\n") == [SSEEvent("message", "x")]
+from gateway.upstream.errors import UpstreamError
+from gateway.upstream.sse import Event
 
 
 @pytest.mark.parametrize(
@@ -65,6 +18,7 @@ def test_sse_crlf_split_is_one_line_end() -> None:
         ("tools/list", {}, {}),
         ("tools/call", {"name": "héllo"}, {"Mcp-Name": "=?base64?aMOpbGxv?="}),
         ("tools/call", {"name": " pad"}, {"Mcp-Name": "=?base64?IHBhZA==?="}),
+        ("tools/call", {"name": "=?x"}, {"Mcp-Name": "=?base64?PT94?="}),  # would read as encoded
     ],
 )
 def test_routing_headers(method: str, params: dict, expected: dict) -> None:
@@ -108,9 +62,12 @@ def test_modern_evidence(message: object, expected: list[str] | None) -> None:
         ({"jsonrpc": "2.0", "id": 2, "result": {}}, 1, False),
         ({"jsonrpc": "2.0", "id": 1, "method": "x"}, 1, False),
         ({"jsonrpc": "2.0", "method": "notifications/progress"}, 1, False),
+        ({"jsonrpc": "2.0", "id": 7, "result": {}}, None, True),  # None: the answer to any request
+        ({"jsonrpc": "2.0", "method": "x"}, None, False),
+        ("garbage", None, False),
     ],
 )
-def test_is_response_to(message: dict, rid: int, expected: bool) -> None:
+def test_is_response_to(message: dict, rid: int | None, expected: bool) -> None:
     assert codec.is_response_to(message, rid) is expected
 
 
@@ -162,12 +119,48 @@ def test_session_refused(status: int, answer: object, expected: bool) -> None:
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        (codec.SSEEvent(event="message", data='{"jsonrpc": "2.0", "method": "x"}'), {"jsonrpc": "2.0", "method": "x"}),
-        (codec.SSEEvent(event="endpoint", data='{"a": 1}'), None),  # another event type
-        (codec.SSEEvent(event="message", data=""), None),  # a keep-alive
-        (codec.SSEEvent(event="message", data="{not json"), None),  # malformed: skipped, not fatal
-        (codec.SSEEvent(event="message", data="[1, 2]"), None),  # JSON, but not a message object
+        (Event(b"", event="message", data='{"jsonrpc": "2.0", "method": "x"}'), {"jsonrpc": "2.0", "method": "x"}),
+        (Event(b"", event="endpoint", data='{"a": 1}'), None),  # another event type
+        (Event(b"", event="message", data=""), None),  # a keep-alive
+        (Event(b"", event="message", data="{not json"), None),  # malformed: skipped, not fatal
+        (Event(b"", event="message", data="[1, 2]"), None),  # JSON, but not a message object
     ],
 )
-def test_event_message_is_lenient(event: codec.SSEEvent, expected: object) -> None:
+def test_event_message_is_lenient(event: Event, expected: object) -> None:
     assert codec.event_message(event) == expected
+
+
+def _pages(*results: object) -> tuple[list[object], object]:
+    """A `page` callable answering `results` in turn, and the params it was asked with."""
+    asked: list[object] = []
+    answers = iter(results)
+
+    async def page(params: object) -> object:
+        asked.append(params)
+        return next(answers)
+
+    return asked, page
+
+
+async def test_every_page_follows_cursors() -> None:
+    asked, page = _pages({"tools": [{"name": "a"}, "junk"], "nextCursor": "c1"}, {"tools": [{"name": "b"}]})
+    assert await codec.every_page("s", "tools/list", page) == [{"name": "a"}, {"name": "b"}]
+    assert asked == [None, {"cursor": "c1"}]
+
+
+@pytest.mark.parametrize(("results", "match"), [
+    (({"prompts": [], "nextCursor": "x"}, {"prompts": [], "nextCursor": "x"}), "cursor repeats"),
+    (({"prompts": [], "nextCursor": {"not": "a string"}},), "not a string"),
+    (({"prompts": None},), "has no prompts list"),
+    (("garbage",), "has no prompts list"),
+])  # fmt: skip
+async def test_every_page_refuses_a_looping_or_malformed_backend(results: tuple, match: str) -> None:
+    _, page = _pages(*results)
+    with pytest.raises(UpstreamError, match=match):
+        await codec.every_page("s", "prompts/list", page)
+
+
+async def test_every_page_stops_after_max_pages() -> None:
+    _, page = _pages(*({"resources": [], "nextCursor": f"c{i}"} for i in range(codec.MAX_PAGES + 1)))
+    with pytest.raises(UpstreamError, match=f"exceeded {codec.MAX_PAGES} pages"):
+        await codec.every_page("s", "resources/list", page)

@@ -1,0 +1,204 @@
+"""The one call pipeline every entry point uses (REST invoke and broadcast, `/tools/{name}/invoke`,
+`/mcp` calls and broadcast names, passthrough):
+
+    resolve   the entry point names the target server(s) (query, body, public name, URL path)
+    decide    one PDP batch for every target (`decide` → Verdict); denials never reach a backend
+    stages    per permitted target, each `Stage.before_forward` in order (`keys.CALL_STAGES`):
+              `Admission` (catalog and schema, calls/admit.py) first, then whatever governance adds
+              (rate limits, approvals, tool pinning): added once, to `STAGES`, and every entry
+              point runs it
+    forward   supplied by the entry point: a plain result (REST), a relaying stream (`/mcp`), the
+              raw relay (passthrough)
+    audit     the request's AuditInfo, filled here (calls/audit.py) and nowhere else
+
+A single call is a broadcast of one: `one` raises its target's error, `many` collects them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from gateway import broadcast
+from gateway.calls import audit as record
+from gateway.calls.admit import Refused, admit, refused_everywhere
+from gateway.calls.audit import audit
+from gateway.calls.call import Call, Stage, Verdict
+from gateway.errors import Denied, NotFound, to_gateway_error
+from gateway.keys import CALL_STAGES, METRICS, POLICY, SCHEMAS, SERVERS, SETTINGS, UPSTREAM
+from gateway.registry import ServerConfig
+from shared.auth import Principal
+from shared.authzen import Decision, Resource, resource_for
+
+T = TypeVar("T")
+Ask = tuple[str, Resource, Mapping[str, Any] | None]  # (action, resource, arguments) for the PDP
+Forward = Callable[[ServerConfig], Awaitable[T]]
+
+
+class TooManyTargets(Refused, status=400, code="bad_request"):
+    """A broadcast would reach more servers than MCPGW_GATEWAY_BROADCAST_MAX_TARGETS."""
+
+
+class Admission:
+    """The tool is in the target's catalog and the arguments fit its inputSchema (calls/admit.py)."""
+
+    name = "admission"
+
+    async def before_forward(self, request: web.Request, call: Call, server: ServerConfig) -> None:
+        """Raise Refused unless a tool call may be forwarded to `server` (other actions pass)."""
+        if call.action == "invoke_tool":
+            await admit(request.app[UPSTREAM], request.app[SCHEMAS], server, call.name, call.arguments, call.caller)
+
+
+# The app's stages, in order. Admission comes after the PDP (SECURITY.md): a caller the policy
+# refuses learns nothing about catalogs. A governance feature adds itself here, once.
+STAGES: tuple[Stage, ...] = (Admission(),)
+
+
+async def decisions(request: web.Request, principal: Principal, items: Sequence[Ask]) -> list[Decision]:
+    """The PDP's decisions on (action, resource, arguments) items, in order: one request whatever
+    their number (the decision cache answers what it can); PdpUnavailable: deny, nothing forwarded."""
+    policy = request.app[POLICY]
+    if len(items) == 1:
+        action, resource, arguments = items[0]
+        return [await policy.check(principal, action, resource, arguments=arguments)]
+    return list(await policy.check_many(principal, list(items))) if items else []
+
+
+async def permitted(request: web.Request, principal: Principal, action: str,
+                    pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (server, name) pairs `action` is allowed on, in one PDP request (a resource search for
+    tools): how every list is filtered."""
+    if action == "invoke_tool" and pairs:
+        return set(await request.app[POLICY].filter_tools(principal, list(pairs)))
+    found = await decisions(request, principal, [(action, resource_for(action, s, n), None) for s, n in pairs])
+    return {pair for pair, d in zip(pairs, found, strict=True) if d.allowed}
+
+
+async def check(request: web.Request, principal: Principal, checks: Sequence[tuple[str, Resource]]) -> Decision:
+    """A request that is not a call (a list, server info, an MCP method's plan): every check in one
+    PDP request; the first denial, else an allow; recorded for audit."""
+    found = await decisions(request, principal, [(action, resource, None) for action, resource in checks])
+    decision = next((d for d in found if not d.allowed), found[0])
+    record.checked(audit(request), decision)
+    return decision
+
+
+async def decide(request: web.Request, call: Call) -> Verdict:
+    """Ask the PDP about every target of a call in one request; recorded for audit."""
+    info = audit(request)
+    record.started(info, call)
+    arguments = call.decided_arguments
+    found = await decisions(request, call.principal,
+                            [(call.action, resource_for(call.action, t, call.name), arguments) for t in call.targets])
+    verdict = Verdict(call.targets, tuple(found))
+    record.decided(info, call, verdict)
+    if call.broadcast and verdict.denied:
+        request.app[METRICS].broadcast_denied.inc(len(verdict.denied))
+    return verdict
+
+
+async def require(request: web.Request, call: Call) -> None:
+    """`decide` on a single call; Denied (with the PDP's decision) when it is refused."""
+    verdict = await decide(request, call)
+    if not verdict.allowed:
+        raise Denied(verdict.decision, f"'{call.action}' on '{call.targets[0]}:{call.name}' is not permitted")
+
+
+async def run(request: web.Request, call: Call, server_of: Callable[[str], ServerConfig], forward: Forward[T]) -> T:
+    """A single call: decided (Denied when refused), its server found only then, the stages, forwarded."""
+    await require(request, call)
+    return await one(request, call, server_of(call.targets[0]), forward)
+
+
+async def admit_all(request: web.Request, call: Call, server: ServerConfig) -> None:
+    """Every stage, in order, for one permitted target; the first refusal raises."""
+    for stage in request.app[CALL_STAGES]:
+        await stage.before_forward(request, call, server)
+
+
+async def one(request: web.Request, call: Call, server: ServerConfig, forward: Forward[T]) -> T:
+    """The stages, then `forward`, on one permitted target; a refusal is recorded and raised."""
+    try:
+        await admit_all(request, call, server)
+    except Refused as exc:
+        audit(request).error = exc.message
+        raise
+    return await forward(server)
+
+
+async def many(request: web.Request, call: Call, servers: Mapping[str, ServerConfig], targets: Sequence[str],
+               forward: Forward[T], *, known: Mapping[str, str] | None = None, deadline: float | None = None,
+               ) -> tuple[dict[str, T], dict[str, str]]:
+    """The stages and `forward` on every target concurrently, each within its own timeout and all
+    within the broadcast deadline; (results, {server: why not}), `known` failures included.
+
+    A call every target refused for bad arguments raises that refusal, as a bad single call would.
+    """
+    settings = request.app[SETTINGS]
+    check_fanout(len(targets), settings.broadcast_max_targets)
+    request.app[METRICS].broadcast_fanout.observe(len(targets))
+    refusals: dict[str, Refused] = {}
+
+    async def each(name: str) -> T:
+        try:
+            await admit_all(request, call, servers[name])
+        except Refused as exc:
+            refusals[name] = exc
+            raise
+        return await forward(servers[name])
+
+    results, failures = await broadcast.run_calls(
+        targets, each, timeouts={n: servers[n].timeout for n in targets},
+        deadline=settings.broadcast_deadline if deadline is None else deadline, describe_error=describe)
+    info = audit(request)
+    invalid = refused_everywhere(refusals, targets)
+    if invalid is not None:
+        info.error = invalid.message
+        raise invalid
+    errors = {**(known or {}), **failures}
+    record.finished(info, targets, refusals, results, errors)
+    return results, errors
+
+
+async def forward_result(request: web.Request, call: Call, server: ServerConfig) -> dict[str, Any]:
+    """The plain forward (REST, broadcasts): the CallToolResult, waited for. A shallow copy of the
+    arguments per server, so credential injection into one request never leaks to another."""
+    return await timed(request, server.name, "call_tool", request.app[UPSTREAM].call_tool(
+        server.name, call.name, dict(call.decided_arguments or {}), call.caller))
+
+
+async def timed(request: web.Request, server: str, operation: str, work: Awaitable[T]) -> T:
+    """Await a backend call and record its latency by server and outcome."""
+    start = time.perf_counter()
+    outcome = "error"
+    try:
+        result = await work
+        outcome = "ok"
+        return result
+    finally:
+        request.app[METRICS].backend_call(server, operation, outcome).observe(time.perf_counter() - start)
+
+
+def enabled_server(request: web.Request, name: str) -> ServerConfig:
+    """The enabled server called `name` (looked up once the PDP allowed the call), or 404."""
+    server = request.app[SERVERS].get(name)
+    if server is None:
+        known = request.app[SERVERS].servers.get(name)
+        raise NotFound(f"MCP server '{name}' is disabled" if known is not None else f"unknown MCP server '{name}'")
+    return server
+
+
+def check_fanout(count: int, limit: int) -> None:
+    """TooManyTargets when a broadcast would reach more than `limit` servers."""
+    if count > limit:
+        raise TooManyTargets(f"broadcast would reach {count} servers; the limit is {limit}")
+
+
+def describe(exc: BaseException) -> str:
+    """One target's failure as a broadcast answer names it (never a credential or a body)."""
+    mapped = to_gateway_error(exc)
+    return mapped.message if mapped is not None else f"backend call failed ({type(exc).__name__})"
