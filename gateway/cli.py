@@ -90,7 +90,7 @@ def start_problems(settings: GatewaySettings, port_shared: bool = False) -> list
     """What would stop the start, found before anything starts: servers file, port (not for a
     worker: its siblings hold it); unknown variables warned."""
     from gateway.registry import RegistryError, load_servers_file
-    from shared.startcheck import port_problem, tracing_problems, warn_unknown_variables
+    from shared.startcheck import port_problem, warn_unknown_variables
 
     warn_unknown_variables()
     problems: list[str] = []
@@ -99,7 +99,7 @@ def start_problems(settings: GatewaySettings, port_shared: bool = False) -> list
     except RegistryError as exc:
         problems += exc.errors
     busy = None if port_shared else port_problem(settings.host, settings.port, "--port or MCPGW_GATEWAY_PORT")
-    return problems + ([busy] if busy else []) + tracing_problems(settings.otel_endpoint)
+    return problems + ([busy] if busy else [])
 
 
 def register(subparsers: Any) -> None:

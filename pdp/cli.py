@@ -78,7 +78,7 @@ def serve_cmd(args: argparse.Namespace) -> int:
 def start_problems(settings: PdpSettings) -> list[str]:
     """The policy file (when it is served or followed) and the port, checked before anything starts."""
     from pdp.policy import PolicyInvalid, parse_policy
-    from shared.startcheck import port_problem, tracing_problems, warn_unknown_variables
+    from shared.startcheck import port_problem, warn_unknown_variables
 
     warn_unknown_variables()
     problems: list[str] = []
@@ -91,7 +91,7 @@ def start_problems(settings: PdpSettings) -> list[str]:
         except PolicyInvalid as exc:
             problems += [f"{path}:{e.line or '?'}: {e.path or '<document>'}: {e.message}" for e in exc.errors]
     busy = port_problem(settings.host, settings.port, "--port or MCPGW_PDP_PORT")
-    return problems + ([busy] if busy else []) + tracing_problems(settings.otel_endpoint)
+    return problems + ([busy] if busy else [])
 
 
 def serve_main(argv: Sequence[str]) -> int:

@@ -40,16 +40,6 @@ def port_problem(host: str, port: int, how_to_move: str) -> str | None:
     return f"port {port} on {host} {why}; choose another with {how_to_move}" if why else None
 
 
-def tracing_problems(endpoint: str | None) -> list[str]:
-    """An OTLP endpoint needs the OpenTelemetry SDK (the `otel` extra)."""
-    from shared.tracing import available
-
-    if endpoint and not available():
-        return ["otel_endpoint (MCPGW_OTEL_ENDPOINT) is set but the OpenTelemetry SDK is not installed: "
-                "pip install 'mcpgw[otel]'"]
-    return []
-
-
 def warn_unknown_variables(environ: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> list[str]:
     """Log (warning) every unknown MCPGW_* name in the environment and `.env`; return the messages."""
     environ = os.environ if environ is None else environ

@@ -341,7 +341,7 @@ class BackendClient:
         url = self._url.update_query(query) if query else self._url
         try:
             # One span per backend request, to the response head; `traceparent` goes with it.
-            traced = tracing.tracer_var.get() is not None  # off: no names or attributes built
+            traced = tracing.current_span.get() is not None  # off: no names or attributes built
             with tracing.span(f"backend {self.server.name}", True, {
                 "mcp.server": self.server.name, "mcp.method": str(message.get("method", ""))}) if traced else tracing.OFF:
                 tracing.inject(headers)

@@ -1,0 +1,168 @@
+"""OTLP/HTTP export, JSON encoding (`POST {endpoint}/v1/traces`, `Content-Type: application/json`).
+
+The OTLP JSON mapping is proto3's JSON with OTLP's exceptions: trace and span ids are lowercase
+hex (not base64), enum values are integers, 64-bit integers (times, intValue) are decimal strings,
+field names are lowerCamelCase. An exporter task drains the tracer's buffer in batches, once a
+second or as soon as a batch is full, off the request path. A failed export drops its batch and
+counts it (no retry queue that could grow): tracing never holds a request or memory hostage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from shared.jsonutil import dumps, loads
+from shared.tracing.spans import Span, Tracer
+
+log = logging.getLogger(__name__)
+
+SCOPE = {"name": "mcpgw"}
+# Span.flags: the W3C trace flags in bits 0-7; bit 8 says bit 9 is known, bit 9 = the parent is remote.
+_HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
+
+
+def attribute(key: str, value: Any) -> dict[str, Any]:
+    """One OTLP KeyValue."""
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    if isinstance(value, float):
+        return {"key": key, "value": {"doubleValue": value}}
+    return {"key": key, "value": {"stringValue": str(value)}}
+
+
+def span_json(span: Span) -> dict[str, Any]:
+    """One OTLP Span."""
+    out: dict[str, Any] = {
+        "traceId": span.trace_id,
+        "spanId": span.span_id,
+        "name": span.name,
+        "kind": span.kind,
+        "startTimeUnixNano": str(span.start),
+        "endTimeUnixNano": str(span.end),
+        "flags": int(span.sampled) | _HAS_IS_REMOTE | (_IS_REMOTE if span.remote_parent else 0),
+    }
+    if span.parent_id is not None:
+        out["parentSpanId"] = span.parent_id
+    if span.tracestate:
+        out["traceState"] = span.tracestate
+    if span.attributes:
+        out["attributes"] = [attribute(k, v) for k, v in span.attributes.items()]
+    if span.error is not None:
+        out["status"] = {"code": 2, "message": span.error}  # STATUS_CODE_ERROR
+    return out
+
+
+def resource(service: str, version: str | None = None) -> dict[str, Any]:
+    """The OTLP Resource of a service (`service.name` is `mcpgw-{service}`)."""
+    attrs = {"service.name": f"mcpgw-{service}", "telemetry.sdk.name": "mcpgw", "telemetry.sdk.language": "python"}
+    if version:
+        attrs["service.version"] = version
+    return {"attributes": [attribute(k, v) for k, v in attrs.items()]}
+
+
+def encode(res: dict[str, Any], spans: Iterable[Span]) -> bytes:
+    """An ExportTraceServiceRequest as OTLP JSON."""
+    return dumps({"resourceSpans": [{"resource": res, "scopeSpans": [
+        {"scope": SCOPE, "spans": [span_json(s) for s in spans]}]}]})
+
+
+class TracingMetrics:
+    """Exported/dropped span counters and the buffer depth, on the app's registry."""
+
+    def __init__(self, registry: CollectorRegistry, tracer: Tracer) -> None:
+        self.exported = Counter("mcpgw_tracing_exported_spans", "Spans accepted by the OTLP collector",
+                                registry=registry)
+        self.dropped = Counter("mcpgw_tracing_dropped_spans", "Spans lost: buffer full, export failed or rejected",
+                               ("reason",), registry=registry)
+        for reason in ("buffer_full", "export_failed", "rejected"):
+            self.dropped.labels(reason)
+        self.buffered = Gauge("mcpgw_tracing_buffered_spans", "Spans waiting for export", registry=registry)
+        self.buffered.set_function(lambda: len(tracer.buffer))
+        self._full = self.dropped.labels("buffer_full")
+
+    def buffer_full(self, n: int) -> None:
+        """Count spans the full buffer refused."""
+        self._full.inc(n)
+
+
+class Exporter:
+    """Drains a tracer's buffer to `{endpoint}/v1/traces` until stopped, then flushes what is left."""
+
+    def __init__(self, tracer: Tracer, endpoint: str, session: aiohttp.ClientSession, metrics: TracingMetrics,
+                 version: str | None = None, interval: float = 1.0) -> None:
+        self.tracer = tracer
+        self.url = endpoint.rstrip("/") + "/v1/traces"
+        self.session = session
+        self.metrics = metrics
+        self.resource = resource(tracer.service, version)
+        self.interval = interval
+        self.stopping = False
+        self.failing = False  # log a failure once, and the recovery once, not every batch
+
+    async def run(self) -> None:
+        """Export a batch when one is full or every `interval` seconds; return once stopped and flushed."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.tracer.ready.wait(), self.interval)
+            self.tracer.ready.clear()
+            await self.flush()
+            if self.stopping:
+                return
+
+    async def flush(self) -> None:
+        """Export everything buffered now, batch by batch."""
+        while batch := self.tracer.take():
+            await self.export(batch)
+
+    async def export(self, batch: list[Span]) -> None:
+        """POST one batch; count it exported, rejected (partial success) or dropped."""
+        try:
+            async with self.session.post(self.url, data=encode(self.resource, batch),
+                                         headers={"Content-Type": "application/json"}) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    raise _Failed(f"collector answered HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError, _Failed) as exc:
+            self.metrics.dropped.labels("export_failed").inc(len(batch))
+            if not self.failing:
+                self.failing = True
+                log.warning("trace export failed; spans dropped until the collector answers",
+                            extra={"otel_url": self.url, "error": str(exc) or type(exc).__name__})
+            return
+        rejected = _rejected(body)
+        self.metrics.dropped.labels("rejected").inc(rejected)
+        self.metrics.exported.inc(len(batch) - rejected)
+        if self.failing:
+            self.failing = False
+            log.info("trace export recovered", extra={"otel_url": self.url})
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """Ask `run` to flush and return; give it the session's timeout, then cancel."""
+        self.stopping = True
+        self.tracer.ready.set()
+        try:
+            await asyncio.wait_for(task, 10)
+        except TimeoutError:
+            log.warning("trace export did not finish at shutdown; buffered spans dropped")
+
+
+class _Failed(Exception):
+    pass
+
+
+def _rejected(body: bytes) -> int:
+    """`partialSuccess.rejectedSpans` of an ExportTraceServiceResponse (JSON), else 0."""
+    try:
+        answer = loads(body) if body else {}
+        return int(answer.get("partialSuccess", {}).get("rejectedSpans", 0))
+    except (ValueError, AttributeError, TypeError):
+        return 0  # a 200 with a body we cannot read (e.g. protobuf): accepted
