@@ -14,7 +14,7 @@ goes first) so background noise hits both alike; the figures are medians over ro
 
     .venv/bin/python bench/bench_gateway.py [--quick] [--rounds R] [--calls N] [--baseline DIR] [--traced]
 
-`--traced` adds the same gateway with OpenTelemetry on (sampling 1.0, OTLP/HTTP to a loopback sink
+`--traced` adds the same gateway with tracing on (sampling 1.0, OTLP/HTTP JSON to a loopback sink
 in this process) to the interleaved rounds: its CPU per call against "gateway" is the tracing cost.
 
 `--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
@@ -355,7 +355,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300, help="warm-up calls per path")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra env for the gateway (experiments)")
     parser.add_argument("--traced", action="store_true",
-                        help="also measure this gateway with OpenTelemetry on (sampling 1.0, OTLP to a loopback sink)")
+                        help="also measure this gateway with tracing on (sampling 1.0, OTLP/JSON to a loopback sink)")
     parser.add_argument("--trace-ratio", type=float, default=1.0, help="sampling ratio of the --traced gateway")
     parser.add_argument("--baseline", metavar="DIR", help="also measure the gateway of another checkout (git worktree)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the gateway under load instead of measuring")

@@ -28,6 +28,11 @@ SCOPE = {"name": "mcpgw"}
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
 
 
+def traces_url(endpoint: str) -> str:
+    """The OTLP/HTTP traces URL of a collector base URL (as OTEL_EXPORTER_OTLP_ENDPOINT is read)."""
+    return endpoint.rstrip("/") + "/v1/traces"
+
+
 def attribute(key: str, value: Any) -> dict[str, Any]:
     """One OTLP KeyValue."""
     if isinstance(value, bool):
@@ -100,7 +105,7 @@ class Exporter:
     def __init__(self, tracer: Tracer, endpoint: str, session: aiohttp.ClientSession, metrics: TracingMetrics,
                  version: str | None = None, interval: float = 1.0) -> None:
         self.tracer = tracer
-        self.url = endpoint.rstrip("/") + "/v1/traces"
+        self.url = traces_url(endpoint)
         self.session = session
         self.metrics = metrics
         self.resource = resource(tracer.service, version)

@@ -9,7 +9,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
+
+from shared.common_settings import CommonSettings
 from shared.jsonutil import loads
+from shared.settings import SettingsError, load_settings
 from shared.tracing import otlp
 from shared.tracing.spans import Tracer
 from shared.tracing.traceparent import Parent
@@ -66,6 +70,16 @@ def test_encoding_matches_the_otlp_schema() -> None:
     wire = loads(body)["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
     assert wire["traceId"] == TRACE and isinstance(wire["startTimeUnixNano"], str)
     assert wire["attributes"][1] == {"key": "http.response.status_code", "value": {"intValue": "502"}}
+
+
+def test_endpoint_is_a_base_url() -> None:
+    assert otlp.traces_url("http://127.0.0.1:4318") == "http://127.0.0.1:4318/v1/traces"
+    assert otlp.traces_url("https://otel.example/prefix/") == "https://otel.example/prefix/v1/traces"
+    ok = load_settings(CommonSettings, "MCPGW_", environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, dotenv=None)
+    assert ok.otel_endpoint == "http://c:4318"
+    for bad in ("127.0.0.1:4318", "ftp://c", "http://", "http://c:4318/v1/traces?x=1"):
+        with pytest.raises(SettingsError, match=r"otel_endpoint \(MCPGW_OTEL_ENDPOINT\): must be an http\(s\) URL"):
+            load_settings(CommonSettings, "MCPGW_", environ={"MCPGW_OTEL_ENDPOINT": bad}, dotenv=None)
 
 
 def test_partial_success_is_read_leniently() -> None:
