@@ -320,11 +320,13 @@ async def report(
                 pid = pids.get(label)
                 before = (cpu_seconds(pid), cpu_seconds(backend_pid)) if pid else (0.0, 0.0)
                 fig = await measure(paths[label], calls, concurrency)
+                cpu_note = ""
                 if pid:
                     cpu.setdefault(label, []).append((cpu_seconds(pid) - before[0]) / calls * 1e6)
                     cpu.setdefault(label + ":backend", []).append((cpu_seconds(backend_pid) - before[1]) / calls * 1e6)
+                    cpu_note = f" cpu {cpu[label][-1]:.0f}"
                 cells.setdefault((concurrency, label), []).append(fig)
-                line.append(f"c{concurrency} {label} {fig[0]:.3f}/{fig[1]:.3f}/{fig[2]:.0f}")
+                line.append(f"c{concurrency} {label} {fig[0]:.3f}/{fig[1]:.3f}/{fig[2]:.0f}{cpu_note}")
         print(f"round {r + 1}: " + "  ".join(line), flush=True)
     print("\nmedians over rounds; latency ms, rate calls/s; added = median of per-round (path - direct)")
     print(f"{'conc':>4} {'path':>10} {'p50':>8} {'p99':>8} {'rate':>6} {'added p50':>9} {'added p99':>9} {'/direct':>7}")
@@ -344,6 +346,11 @@ async def report(
         f"{label} {statistics.median(cpu[label]):.0f} (backend {statistics.median(cpu[label + ':backend']):.0f})"
         for label in pids
     ))
+    if "traced" in cpu:  # cells of one round and concurrency ran back to back: pair them
+        added = [t - g for g, t in zip(cpu["gateway"], cpu["traced"], strict=True)]
+        base = statistics.median(cpu["gateway"])
+        print(f"tracing CPU per call, median of paired cells (traced - gateway): {statistics.median(added):+.0f} µs "
+              f"({statistics.median(added) / base:+.1%} of the untraced gateway's {base:.0f} µs)")
 
 
 def main() -> None:

@@ -120,7 +120,7 @@ class Tracer:
         return batch
 
 
-def span(name: str, client: bool = False, attributes: dict[str, Any] | None = None) -> Any:
+def span(name: str, client: bool = False, attributes: dict[str, Any] | None = None) -> Span | _Off:
     """A CLIENT/INTERNAL child of the current span (use with `with`); the shared no-op when tracing is off."""
     parent = current_span.get()
     if parent is None:
