@@ -79,7 +79,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         if settings.no_auth_allow_remote:
             log.warning(REMOTE_NO_AUTH_WARNING, settings.host)
 
-    traced = tracing.setup("gateway", settings.otel_endpoint, settings.otel_sample_ratio, registry)
+    traced = tracing.setup("gateway", settings, registry)
     middlewares.install(
         app,
         http_metrics=HttpMetrics(registry, "mcpgw_gateway"),

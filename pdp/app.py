@@ -39,7 +39,7 @@ def create_app(settings: PdpSettings) -> web.Application:
     # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
     # refused calls are counted too; access check before handlers.
     # The console's security headers wrap its pages and errors alike.
-    traced = tracing.setup("pdp", settings.otel_endpoint, settings.otel_sample_ratio, registry)  # None: off
+    traced = tracing.setup("pdp", settings, registry)  # None: off
     app = web.Application(middlewares=[request_id_middleware(), *([traced.middleware] if traced else []),
                                        access_log_middleware(settings.log_access, _caller),
                                        metrics_middleware(HttpMetrics(registry, "mcpgw_pdp")),

@@ -39,6 +39,16 @@ def _http_url(value: str) -> str | None:
     return None if ok else "must be an http(s) URL without query (the collector's base URL; /v1/traces is added)"
 
 
+def _otlp_headers_problem(value: str) -> str | None:
+    from shared.tracing.otlp import parse_headers
+
+    try:
+        parse_headers(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 @dataclass(frozen=True)
 class CommonSettings:
     """Fields every mcpgw service reads (env names are unprefixed where users already know them)."""
@@ -57,6 +67,11 @@ class CommonSettings:
     otel_endpoint: str | None = setting(
         None, env="MCPGW_OTEL_ENDPOINT", aliases=("OTEL_EXPORTER_OTLP_ENDPOINT",), check=_http_url,
         help="OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318): traces exported there; unset = no tracing",
+    )
+    otel_headers: Secret | None = setting(
+        None, env="MCPGW_OTEL_HEADERS", aliases=("OTEL_EXPORTER_OTLP_HEADERS",), secret=True,
+        check=lambda v: _otlp_headers_problem(v.get()),
+        help="Headers sent to the collector: key=value pairs, comma-separated, values URL-encoded (e.g. an API key)",
     )
     otel_sample_ratio: float = setting(
         1.0, env="MCPGW_OTEL_SAMPLE_RATIO", check=lambda v: None if 0.0 <= v <= 1.0 else "must be between 0 and 1",

@@ -23,9 +23,10 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from shared.common_settings import CommonSettings
 from shared.metrics import route_name, version
 from shared.tracing.middleware import server_middleware
-from shared.tracing.otlp import Exporter, TracingMetrics
+from shared.tracing.otlp import Exporter, TracingMetrics, parse_headers
 from shared.tracing.spans import OFF, Span, Tracer, current_span, current_trace_id, inject, span
 
 __all__ = ["OFF", "Span", "Tracer", "Tracing", "current_span", "current_trace_id", "inject", "server_middleware",
@@ -40,18 +41,20 @@ class Tracing(NamedTuple):
     ctx: Callable[[web.Application], AsyncIterator[None]]
 
 
-def setup(service: str, endpoint: str | None, ratio: float, registry: CollectorRegistry) -> Tracing | None:
+def setup(service: str, settings: CommonSettings, registry: CollectorRegistry) -> Tracing | None:
     """The tracer, server middleware and exporter context of a service; None (nothing) without an endpoint."""
-    if not endpoint:
+    if not settings.otel_endpoint:
         return None
-    tracer = Tracer(service, ratio)
+    tracer = Tracer(service, settings.otel_sample_ratio)
     metrics = TracingMetrics(registry, tracer)
     tracer.on_drop = metrics.buffer_full
-    return Tracing(tracer, server_middleware(tracer, route_name), tracing_ctx(tracer, endpoint, metrics, version()))
+    headers = parse_headers(settings.otel_headers.get()) if settings.otel_headers else {}
+    ctx = tracing_ctx(tracer, settings.otel_endpoint, metrics, version(), headers)
+    return Tracing(tracer, server_middleware(tracer, route_name), ctx)
 
 
-def tracing_ctx(tracer: Tracer, endpoint: str, metrics: TracingMetrics,
-                version: str | None = None) -> Callable[[web.Application], AsyncIterator[None]]:
+def tracing_ctx(tracer: Tracer, endpoint: str, metrics: TracingMetrics, version: str | None = None,
+                headers: dict[str, str] | None = None) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context running the exporter; at exit it exports what is buffered, then stops.
 
     Its own small ClientSession, not the app's: the exporter starts first and stops last (the
@@ -60,8 +63,8 @@ def tracing_ctx(tracer: Tracer, endpoint: str, metrics: TracingMetrics,
 
     async def ctx(_app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=5, sock_connect=2)
-        async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(),
-                                         trust_env=False) as session:
+        async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
+                                         headers=headers) as session:
             exporter = Exporter(tracer, endpoint, session, metrics, version)
             task = asyncio.create_task(exporter.run(), name=f"otlp-export-{tracer.service}")
             try:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -31,6 +33,28 @@ _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
 def traces_url(endpoint: str) -> str:
     """The OTLP/HTTP traces URL of a collector base URL (as OTEL_EXPORTER_OTLP_ENDPOINT is read)."""
     return endpoint.rstrip("/") + "/v1/traces"
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def parse_headers(value: str) -> dict[str, str]:
+    """`key=value,key2=value2` (values URL-encoded), as OTEL_EXPORTER_OTLP_HEADERS is written.
+
+    Errors name the problem and the key, never a value (values are credentials)."""
+    headers: dict[str, str] = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not _TOKEN.fullmatch(key):
+            raise ValueError(f"entry {len(headers) + 1} is not key=value with a header name as key")
+        decoded = unquote(raw.strip())
+        if any(c in decoded for c in "\r\n\0"):
+            raise ValueError(f"the value of {key} holds a line break")
+        headers[key] = decoded
+    return headers
 
 
 def attribute(key: str, value: Any) -> dict[str, Any]:

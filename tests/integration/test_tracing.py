@@ -38,11 +38,13 @@ class Collector:
         self.status = status
         self.spans: list[tuple[str, dict[str, Any]]] = []
         self.content_types: list[str] = []
+        self.keys: list[str | None] = []
         self.arrived = asyncio.Event()
 
     async def traces(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.content_types.append(request.content_type)
+        self.keys.append(request.headers.get("x-collector-key"))
         as_proto(body)  # well-formed OTLP, or the export fails loudly
         for rs in loads(body)["resourceSpans"]:
             service = next(a["value"]["stringValue"] for a in rs["resource"]["attributes"] if a["key"] == "service.name")
@@ -67,7 +69,7 @@ async def test_one_trace_across_gateway_pdp_and_backend(tmp_path: Path, pg_dsn: 
     logging.getLogger("mcpgw.access").addHandler(lines)
     logging.getLogger("mcpgw.access").setLevel(logging.DEBUG)
     try:
-        env = {"MCPGW_OTEL_ENDPOINT": url}
+        env = {"MCPGW_OTEL_ENDPOINT": url, "OTEL_EXPORTER_OTLP_HEADERS": "x-collector-key=k%201"}
         async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url}}, env=env, pdp_env=env) as stack:
             before = len(mcp_backend.requests)
             status, body, _ = await stack.call("POST", INVOKE, headers={"traceparent": PARENT},
@@ -81,7 +83,7 @@ async def test_one_trace_across_gateway_pdp_and_backend(tmp_path: Path, pg_dsn: 
         logging.getLogger("mcpgw.access").removeHandler(lines)
         await runner.cleanup()
 
-    assert set(collector.content_types) == {"application/json"}
+    assert set(collector.content_types) == {"application/json"} and set(collector.keys) == {"k 1"}
     spans = [(svc, s) for svc, s in collector.spans if s["traceId"] == TRACE_ID]
     names = {(svc, s["name"]) for svc, s in spans}
     by_id = {s["spanId"]: s for _, s in spans}

@@ -82,6 +82,19 @@ def test_endpoint_is_a_base_url() -> None:
             load_settings(CommonSettings, "MCPGW_", environ={"MCPGW_OTEL_ENDPOINT": bad}, dotenv=None)
 
 
+def test_collector_headers() -> None:
+    assert otlp.parse_headers("api-key=k%3D1%2C2, x-tenant = a b ,") == {"api-key": "k=1,2", "x-tenant": "a b"}
+    assert otlp.parse_headers("") == {}
+    for bad, why in (("novalue", "entry 1 is not key=value"), ("a=1,bad key=2", "entry 2 is not key=value"),
+                     ("x=a%0d%0aInjected: 1", "the value of x holds a line break")):
+        with pytest.raises(ValueError, match=why):
+            otlp.parse_headers(bad)
+    # A bad value is refused at start without ever being shown.
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings, "MCPGW_", environ={"OTEL_EXPORTER_OTLP_HEADERS": "api-key=s3cret%0a"}, dotenv=None)
+    assert "s3cret" not in str(info.value) and "otel_headers" in str(info.value)
+
+
 def test_partial_success_is_read_leniently() -> None:
     assert otlp._rejected(b'{"partialSuccess": {"rejectedSpans": "3", "errorMessage": "x"}}') == 3
     assert otlp._rejected(b"{}") == 0 and otlp._rejected(b"") == 0
