@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -123,7 +122,7 @@ class AuditEmitter:
             self._enqueue(event)
             return
         if not (event.extra and "trace_id" in event.extra):
-            event = dataclasses.replace(event, extra={**(event.extra or {}), "trace_id": current.trace_id})
+            event = event._with({"extra": {**(event.extra or {}), "trace_id": current.trace_id}})  # cannot invalidate it
         with current.child("audit.emit", attributes={"audit.event_type": event.event_type}):
             self._enqueue(event)
 

@@ -57,6 +57,24 @@ def parse_headers(value: str) -> dict[str, str]:
     return headers
 
 
+# Attribute pairs repeat endlessly (route, method, server, status): encode each once. orjson writes
+# a shared dict as often as it appears; the cache is cleared when it grows past its bound.
+_ENCODED: dict[tuple[str, Any, type], dict[str, Any]] = {}
+_SCALARS = (str, int, bool, float)
+
+
+def _cached_attribute(key: str, value: Any) -> dict[str, Any]:
+    if type(value) not in _SCALARS:
+        return attribute(key, value)
+    cache_key = (key, value, type(value))
+    encoded = _ENCODED.get(cache_key)
+    if encoded is None:
+        if len(_ENCODED) >= 4096:
+            _ENCODED.clear()
+        encoded = _ENCODED[cache_key] = attribute(key, value)
+    return encoded
+
+
 def attribute(key: str, value: Any) -> dict[str, Any]:
     """One OTLP KeyValue."""
     if isinstance(value, bool):
@@ -84,7 +102,7 @@ def span_json(span: Span) -> dict[str, Any]:
     if span.tracestate:
         out["traceState"] = span.tracestate
     if span.attributes:
-        out["attributes"] = [attribute(k, v) for k, v in span.attributes.items()]
+        out["attributes"] = [_cached_attribute(k, v) for k, v in span.attributes.items()]
     if span.error is not None:
         out["status"] = {"code": 2, "message": span.error}  # STATUS_CODE_ERROR
     return out

@@ -43,7 +43,7 @@ def test_encoding_matches_the_otlp_schema() -> None:
     tracer = Tracer("gateway", 1.0)
     with tracer.server_span("POST /mcp/invoke", Parent(TRACE, SPAN, True), "congo=t61rcWkgMzE") as server:
         server.attributes = {"http.route": "/mcp/invoke", "http.response.status_code": 502, "retry": False,
-                             "ratio": 0.5}
+                             "ratio": 0.5, "one": 1, "true": True, "list": ["a"]}
         server.error = "HTTP 502"
         with server.child("backend alpha", 3, {"mcp.server": "alpha"}):
             pass
@@ -64,6 +64,8 @@ def test_encoding_matches_the_otlp_schema() -> None:
     assert values["http.route"].string_value == "/mcp/invoke"
     assert values["http.response.status_code"].int_value == 502
     assert values["retry"].HasField("bool_value") and values["ratio"].double_value == 0.5
+    assert values["one"].int_value == 1 and values["true"].bool_value is True  # 1 == True: cached apart
+    assert values["list"].string_value == "['a']"
     assert (srv.status.code, srv.status.message) == (2, "HTTP 502")
     assert not backend.HasField("status")
     # The wire form itself: hex ids and string nanos, as the OTLP spec's JSON mapping asks.
