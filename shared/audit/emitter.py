@@ -119,15 +119,16 @@ class AuditEmitter:
         audit row leads to its trace and back, and the emit (redaction, enqueue) is a span."""
         current = current_span.get()
         if current is None:
-            self._enqueue(event)
+            self._enqueue(redact_event(event, self._keys))
             return
-        if not (event.extra and "trace_id" in event.extra):
-            event = event._with({"extra": {**(event.extra or {}), "trace_id": current.trace_id}})  # cannot invalidate it
         with current.child("audit.emit", attributes={"audit.event_type": event.event_type}):
+            event = redact_event(event, self._keys)
+            if not (event.extra and "trace_id" in event.extra):
+                # After redaction: our own hex id has nothing to redact (and costs no scan).
+                event = event._with({"extra": {**(event.extra or {}), "trace_id": current.trace_id}})
             self._enqueue(event)
 
     def _enqueue(self, event: AuditEvent) -> None:
-        event = redact_event(event, self._keys)
         self.metrics.queued.inc()
         if self._running:
             try:
