@@ -36,7 +36,7 @@ from gateway.settings import GatewaySettings
 from shared import db, tracing
 from shared.audit import audit_ctx
 from shared.keys import DB_POOL, REGISTRY, TRACING
-from shared.metrics import HttpMetrics, service_registry
+from shared.metrics import HttpMetrics, route_name, service_registry, version
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         if settings.no_auth_allow_remote:
             log.warning(REMOTE_NO_AUTH_WARNING, settings.host)
 
-    traced = tracing.setup("gateway", settings, registry)
+    traced = tracing.setup("gateway", settings, registry, route_name, version())
     middlewares.install(
         app,
         http_metrics=HttpMetrics(registry, "mcpgw_gateway"),

@@ -27,7 +27,7 @@ from shared.audit import AuditEvent, audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
 from shared.keys import AUDIT, DB_POOL, REGISTRY, TRACING
 from shared.logging import request_id_middleware
-from shared.metrics import HttpMetrics, metrics_middleware, service_registry
+from shared.metrics import HttpMetrics, metrics_middleware, route_name, service_registry, version
 from shared.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def create_app(settings: PdpSettings) -> web.Application:
     # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
     # refused calls are counted too; access check before handlers.
     # The console's security headers wrap its pages and errors alike.
-    traced = tracing.setup("pdp", settings, registry)  # None: off
+    traced = tracing.setup("pdp", settings, registry, route_name, version())  # None: off
     app = web.Application(middlewares=[request_id_middleware(), *([traced.middleware] if traced else []),
                                        access_log_middleware(settings.log_access, _caller),
                                        metrics_middleware(HttpMetrics(registry, "mcpgw_pdp")),

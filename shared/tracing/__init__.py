@@ -24,7 +24,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from shared.common_settings import CommonSettings
-from shared.metrics import route_name, version
 from shared.tracing.middleware import server_middleware
 from shared.tracing.otlp import Exporter, TracingMetrics, parse_headers
 from shared.tracing.spans import OFF, Span, Tracer, current_span, current_trace_id, inject, span
@@ -41,16 +40,19 @@ class Tracing(NamedTuple):
     ctx: Callable[[web.Application], AsyncIterator[None]]
 
 
-def setup(service: str, settings: CommonSettings, registry: CollectorRegistry) -> Tracing | None:
-    """The tracer, server middleware and exporter context of a service; None (nothing) without an endpoint."""
+def setup(service: str, settings: CommonSettings, registry: CollectorRegistry,
+          route_of: Callable[[web.Request], str], version: str | None = None) -> Tracing | None:
+    """The tracer, server middleware and exporter context of a service; None (nothing) without an endpoint.
+
+    `route_of` names a request's route (span names stay few); `version` becomes `service.version`."""
     if not settings.otel_endpoint:
         return None
     tracer = Tracer(service, settings.otel_sample_ratio)
     metrics = TracingMetrics(registry, tracer)
     tracer.on_drop = metrics.buffer_full
     headers = parse_headers(settings.otel_headers.get()) if settings.otel_headers else {}
-    ctx = tracing_ctx(tracer, settings.otel_endpoint, metrics, version(), headers)
-    return Tracing(tracer, server_middleware(tracer, route_name), ctx)
+    ctx = tracing_ctx(tracer, settings.otel_endpoint, metrics, version, headers)
+    return Tracing(tracer, server_middleware(tracer, route_of), ctx)
 
 
 def tracing_ctx(tracer: Tracer, endpoint: str, metrics: TracingMetrics, version: str | None = None,
