@@ -21,13 +21,11 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shared.jsonutil import dumps, loads
-from shared.tracing.spans import Span, Tracer
+from shared.tracing.spans import FIELDS, Finished, Tracer
 
 log = logging.getLogger(__name__)
 
 SCOPE = {"name": "mcpgw"}
-# Span.flags: the W3C trace flags in bits 0-7; bit 8 says bit 9 is known, bit 9 = the parent is remote.
-_HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
 
 
 def traces_url(endpoint: str) -> str:
@@ -86,25 +84,19 @@ def attribute(key: str, value: Any) -> dict[str, Any]:
     return {"key": key, "value": {"stringValue": str(value)}}
 
 
-def span_json(span: Span) -> dict[str, Any]:
+def span_json(span: Finished) -> dict[str, Any]:
     """One OTLP Span."""
-    out: dict[str, Any] = {
-        "traceId": span.trace_id,
-        "spanId": span.span_id,
-        "name": span.name,
-        "kind": span.kind,
-        "startTimeUnixNano": str(span.start),
-        "endTimeUnixNano": str(span.end),
-        "flags": int(span.sampled) | _HAS_IS_REMOTE | (_IS_REMOTE if span.remote_parent else 0),
-    }
-    if span.parent_id is not None:
-        out["parentSpanId"] = span.parent_id
-    if span.tracestate:
-        out["traceState"] = span.tracestate
-    if span.attributes:
-        out["attributes"] = [_cached_attribute(k, v) for k, v in span.attributes.items()]
-    if span.error is not None:
-        out["status"] = {"code": 2, "message": span.error}  # STATUS_CODE_ERROR
+    trace_id, span_id, parent_id, name, kind, start, end, error, flags, tracestate = span[:FIELDS]
+    out: dict[str, Any] = {"traceId": trace_id, "spanId": span_id, "name": name, "kind": kind,
+                           "startTimeUnixNano": str(start), "endTimeUnixNano": str(end), "flags": flags}
+    if parent_id is not None:
+        out["parentSpanId"] = parent_id
+    if tracestate:
+        out["traceState"] = tracestate
+    if len(span) > FIELDS:
+        out["attributes"] = [_cached_attribute(k, v) for k, v in zip(span[FIELDS::2], span[FIELDS + 1::2], strict=True)]
+    if error is not None:
+        out["status"] = {"code": 2, "message": error}  # STATUS_CODE_ERROR
     return out
 
 
@@ -116,7 +108,7 @@ def resource(service: str, version: str | None = None) -> dict[str, Any]:
     return {"attributes": [attribute(k, v) for k, v in attrs.items()]}
 
 
-def encode(res: dict[str, Any], spans: Iterable[Span]) -> bytes:
+def encode(res: dict[str, Any], spans: Iterable[Finished]) -> bytes:
     """An ExportTraceServiceRequest as OTLP JSON."""
     return dumps({"resourceSpans": [{"resource": res, "scopeSpans": [
         {"scope": SCOPE, "spans": [span_json(s) for s in spans]}]}]})
@@ -170,7 +162,7 @@ class Exporter:
         while batch := self.tracer.take():
             await self.export(batch)
 
-    async def export(self, batch: list[Span]) -> None:
+    async def export(self, batch: list[Finished]) -> None:
         """POST one batch; count it exported, rejected (partial success) or dropped."""
         try:
             async with self.session.post(self.url, data=encode(self.resource, batch),

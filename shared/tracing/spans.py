@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
+from itertools import chain
 from random import getrandbits
 from time import time_ns
 from types import TracebackType
@@ -26,6 +27,15 @@ INTERNAL, SERVER, CLIENT = 1, 2, 3
 current_span: ContextVar[Span | None] = ContextVar("mcpgw_span", default=None)
 
 _LOW64 = (1 << 64) - 1
+# OTLP Span.flags of a recorded span: sampled (bit 0), "is-remote known" (bit 8), parent remote (bit 9).
+_FLAGS_LOCAL, _FLAGS_REMOTE = 0x101, 0x301
+
+# A finished span as the buffer keeps it: trace_id, span_id, parent_id, name, kind, start_ns, end_ns,
+# error message, flags, tracestate, then the attributes as key, value, key, value... One flat
+# tuple of strings and numbers: the garbage collector stops tracking it at its first pass, so
+# thousands of spans waiting for export add nothing to later collections (a nested tuple would).
+Finished = tuple[Any, ...]
+FIELDS = 10  # fixed fields before the attributes
 
 
 class Span:
@@ -60,10 +70,14 @@ class Span:
         return Span(self.tracer, self.trace_id, self.span_id, self.sampled, name, kind, attributes, self.tracestate)
 
     def finish(self) -> None:
-        """End the span and hand it to the tracer (sampled spans only)."""
-        self.end = time_ns()
+        """End the span and hand it to the tracer as a `Finished` tuple (sampled spans only)."""
+        self.end = end = time_ns()
         if self.sampled:
-            self.tracer.record(self)
+            record = (self.trace_id, self.span_id, self.parent_id, self.name, self.kind, self.start, end,
+                      self.error, _FLAGS_REMOTE if self.remote_parent else _FLAGS_LOCAL, self.tracestate)
+            if self.attributes:
+                record += tuple(chain.from_iterable(self.attributes.items()))
+            self.tracer.record(record)
 
     def __enter__(self) -> Span:
         self._token = current_span.set(self)
@@ -86,7 +100,7 @@ class Tracer:
         self._bound = round(ratio * (1 << 64))
         self.capacity = capacity
         self.batch_size = batch_size
-        self.buffer: list[Span] = []
+        self.buffer: list[Finished] = []
         self.dropped = 0
         self.on_drop = on_drop
         self.ready = asyncio.Event()  # a batch is waiting (or the exporter is asked to stop)
@@ -101,7 +115,7 @@ class Tracer:
         span.remote_parent = True
         return span
 
-    def record(self, span: Span) -> None:
+    def record(self, span: Finished) -> None:
         """Keep a finished span for export; drop and count it when the buffer is full."""
         buffer = self.buffer
         if len(buffer) >= self.capacity:
@@ -113,7 +127,7 @@ class Tracer:
         if len(buffer) == self.batch_size:
             self.ready.set()
 
-    def take(self) -> list[Span]:
+    def take(self) -> list[Finished]:
         """Up to one batch of spans, removed from the buffer (oldest first)."""
         batch = self.buffer[:self.batch_size]
         del self.buffer[:self.batch_size]
