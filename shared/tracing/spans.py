@@ -1,4 +1,4 @@
-"""Our own minimal spans: slots objects recorded into a bounded buffer, nothing else on the request path.
+"""Our own minimal spans: slots objects while open, flat tuples in a bounded buffer once finished.
 
 A span is ids, name, kind, start/end (ns since the epoch), a few attributes and an error flag. The
 `Tracer` decides sampling (parent-based: a caller's flag is followed; a new trace is sampled when
