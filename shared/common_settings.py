@@ -35,6 +35,8 @@ def _positive(value: int | float) -> str | None:
 
 def _http_url(value: str) -> str | None:
     url = urlsplit(value)
+    if url.username is not None or url.password is not None:  # it would be logged; headers are secret
+        return "must not carry credentials (user:password@); put them in MCPGW_OTEL_HEADERS"
     ok = url.scheme in ("http", "https") and url.hostname and not (url.query or url.fragment)
     return None if ok else "must be an http(s) URL without query (the collector's base URL; /v1/traces is added)"
 

@@ -170,7 +170,7 @@ class Exporter:
                 body = await resp.read()
                 if resp.status != 200:
                     raise _Failed(f"collector answered HTTP {resp.status}")
-        except (aiohttp.ClientError, TimeoutError, _Failed) as exc:
+        except Exception as exc:  # any failure (refused, timeout, non-200, a bug) drops this batch only
             self.metrics.dropped.labels("export_failed").inc(len(batch))
             if not self.failing:
                 self.failing = True

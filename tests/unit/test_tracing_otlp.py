@@ -82,6 +82,9 @@ def test_endpoint_is_a_base_url() -> None:
     for bad in ("127.0.0.1:4318", "ftp://c", "http://", "http://c:4318/v1/traces?x=1"):
         with pytest.raises(SettingsError, match=r"otel_endpoint \(MCPGW_OTEL_ENDPOINT\): must be an http\(s\) URL"):
             load_settings(CommonSettings, "MCPGW_", environ={"MCPGW_OTEL_ENDPOINT": bad}, dotenv=None)
+    with pytest.raises(SettingsError, match="must not carry credentials") as info:
+        load_settings(CommonSettings, "MCPGW_", environ={"MCPGW_OTEL_ENDPOINT": "https://u:s3cret@c"}, dotenv=None)
+    assert "s3cret" not in str(info.value)
 
 
 def test_collector_headers() -> None:
