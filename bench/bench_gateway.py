@@ -15,7 +15,8 @@ goes first) so background noise hits both alike; the figures are medians over ro
     .venv/bin/python bench/bench_gateway.py [--quick] [--rounds R] [--calls N] [--baseline DIR] [--traced]
 
 `--traced` adds the same gateway with tracing on (sampling 1.0, OTLP/HTTP JSON to a loopback sink
-in this process) to the interleaved rounds: its CPU per call against "gateway" is the tracing cost.
+in a process of its own, bench/otlp_sink.py) to the interleaved rounds: its CPU per call against "gateway" is
+the tracing cost.
 
 `--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
 /tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise.
@@ -37,7 +38,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -169,11 +169,13 @@ async def run(args: argparse.Namespace) -> None:
     variants = {"gateway": ROOT}
     if args.baseline:
         variants["baseline"] = Path(args.baseline)
-    sink_runner = None
-    if args.traced:  # same code, tracing on (sampling 1.0), exporting to a sink in this process
-        variants["traced"] = ROOT
-        sink_runner, sink_url, sink = await start_otlp_sink()
+    sink_url = None
     try:
+        if args.traced:  # same code, tracing on (sampling 1.0), exporting to a sink process of its own
+            variants["traced"] = ROOT
+            sink = procs.spawn([str(ROOT / "bench" / "otlp_sink.py")], {}, ROOT, capture=True)
+            assert sink.stdout is not None
+            sink_url = sink.stdout.readline().strip()
         backend = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", "stateless-json", "--name", "bench"], {}, ROOT, capture=True)
         assert backend.stdout is not None
         backend_url = backend.stdout.readline().strip()
@@ -248,34 +250,13 @@ async def run(args: argparse.Namespace) -> None:
             written = await conn.fetchval("SELECT count(*) FROM audit_events WHERE service = 'gateway'")
             await conn.close()
             print(f"gateway audit rows in Postgres: {written}")
-            if sink_runner is not None:
+            if sink_url is not None:
                 await asyncio.sleep(1.5)  # the traced gateway exports every second
-                print(f"OTLP export requests received from the traced gateway: {sink['requests']}")
+                async with aiohttp.ClientSession() as s, s.get(sink_url + "/count") as resp:
+                    print(f"OTLP export requests received from the traced gateway: {await resp.text()}")
     finally:
-        if sink_runner is not None:
-            await sink_runner.cleanup()
         procs.stop()
         await drop_database(dsn, name)
-
-
-async def start_otlp_sink() -> tuple[Any, str, dict[str, int]]:
-    """A loopback OTLP/HTTP endpoint that accepts and discards trace exports (counts them)."""
-    from aiohttp import web
-
-    seen = {"requests": 0}
-
-    async def traces(request: web.Request) -> web.Response:
-        await request.read()
-        seen["requests"] += 1
-        return web.Response()
-
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/v1/traces", traces)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}", seen
 
 
 def start_py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
