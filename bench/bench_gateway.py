@@ -21,8 +21,9 @@ the floor any gateway on this stack pays. `--variant LABEL:K=V,...` adds a gatew
 same interleaved rounds. `--subjects N` adds a c=50 cell whose 50 workers spread over N subjects
 (distinct tokens, so distinct per-(backend, subject) lanes) next to the one-subject c=50 cell.
 
-`--traced` adds the same gateway with OpenTelemetry on (sampling 1.0, OTLP/HTTP to a loopback sink
-in this process) to the interleaved rounds: its CPU per call against "gateway" is the tracing cost.
+`--traced` adds the same gateway with tracing on (sampling 1.0, OTLP/HTTP JSON to a loopback sink
+in a process of its own, bench/otlp_sink.py) to the interleaved rounds: its CPU per call against "gateway" is
+the tracing cost.
 
 `--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
 /tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise.
@@ -251,16 +252,18 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
     variants = {"gateway": ROOT}
     if args.baseline:
         variants["baseline"] = Path(args.baseline)
-    sink_runner = None
+    sink_url = None
     extra_env: dict[str, dict[str, str]] = {}
     for spec in args.variant:
         label, _, kvs = spec.partition(":")
         variants[label] = ROOT
         extra_env[label] = dict(kv.split("=", 1) for kv in kvs.split(",") if kv)
-    if args.traced:  # same code, tracing on (sampling 1.0), exporting to a sink in this process
-        variants["traced"] = ROOT
-        sink_runner, sink_url, sink = await start_otlp_sink()
     try:
+        if args.traced:  # same code, tracing on (sampling 1.0), exporting to a sink process of its own
+            variants["traced"] = ROOT
+            sink = procs.spawn([str(ROOT / "bench" / "otlp_sink.py")], {}, ROOT, capture=True)
+            assert sink.stdout is not None
+            sink_url = sink.stdout.readline().strip()
         backend, backend_url = spawn_backend(procs)
         servers = tmp / "mcp_servers.yaml"
         servers.write_text(f"servers:\n  bench:\n    url: {backend_url}\n    type: http\n")
@@ -354,33 +357,12 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
             written = await conn.fetchval("SELECT count(*) FROM audit_events WHERE service = 'gateway'")
             await conn.close()
             print(f"gateway audit rows in Postgres: {written}")
-            if sink_runner is not None:
+            if sink_url is not None:
                 await asyncio.sleep(1.5)  # the traced gateway exports every second
-                print(f"OTLP export requests received from the traced gateway: {sink['requests']}")
+                async with aiohttp.ClientSession() as s, s.get(sink_url + "/count") as resp:
+                    print(f"OTLP export requests received from the traced gateway: {await resp.text()}")
     finally:
-        if sink_runner is not None:
-            await sink_runner.cleanup()
         procs.stop()
-
-
-async def start_otlp_sink() -> tuple[Any, str, dict[str, int]]:
-    """A loopback OTLP/HTTP endpoint that accepts and discards trace exports (counts them)."""
-    from aiohttp import web
-
-    seen = {"requests": 0}
-
-    async def traces(request: web.Request) -> web.Response:
-        await request.read()
-        seen["requests"] += 1
-        return web.Response()
-
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/v1/traces", traces)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}", seen
 
 
 def start_py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
@@ -432,6 +414,7 @@ async def report(
                 before = (cpu_split(pid), cpu_seconds(backend_pid)) if pid else ((0.0, 0.0), 0.0)
                 fn: Call | list[Call] = spread[label] if spreads and spread and label in spread else paths[label]
                 fig = await measure(fn, calls, concurrency)
+                cpu_note = ""
                 if pid:
                     user, system = cpu_split(pid)
                     used = (user - before[0][0], system - before[0][1])
@@ -439,8 +422,9 @@ async def report(
                     split.setdefault(label, []).append((used[0] / calls * 1e6, used[1] / calls * 1e6))
                     cpu.setdefault(f"{label}:{kind}", []).append(sum(used) / calls * 1e6)
                     cpu.setdefault(label + ":backend", []).append((cpu_seconds(backend_pid) - before[1]) / calls * 1e6)
+                    cpu_note = f" cpu {cpu[label][-1]:.0f}"
                 cells.setdefault((kind, label), []).append(fig)
-                line.append(f"c{kind} {label} {fig[0]:.3f}/{fig[1]:.3f}/{fig[2]:.0f}")
+                line.append(f"c{kind} {label} {fig[0]:.3f}/{fig[1]:.3f}/{fig[2]:.0f}{cpu_note}")
         print(f"round {r + 1}: " + "  ".join(line), flush=True)
     print("\nmedians over rounds; latency ms, rate calls/s; added = median of per-round (path - direct)")
     print(f"{'conc':>6} {'path':>10} {'p50':>8} {'p99':>8} {'rate':>6} {'added p50':>9} {'added p99':>9} {'/direct':>7}")
@@ -467,6 +451,11 @@ async def report(
         for label in list(pids)[1:]:
             ratios = [b / a for a, b in zip(cpu[first], cpu[label], strict=True)]
             print(f"CPU per call {label}/{first}: median of per-cell ratios {statistics.median(ratios):.3f}")
+    if "traced" in cpu and "gateway" in cpu:  # cells of one round and concurrency ran back to back: pair them
+        added = [t - g for g, t in zip(cpu["gateway"], cpu["traced"], strict=True)]
+        base = statistics.median(cpu["gateway"])
+        print(f"tracing CPU per call, median of paired cells (traced - gateway): {statistics.median(added):+.0f} µs "
+              f"({statistics.median(added) / base:+.1%} of the untraced gateway's {base:.0f} µs)")
 
 
 def main() -> None:
@@ -478,7 +467,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300, help="warm-up calls per path")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra env for the gateway (experiments)")
     parser.add_argument("--traced", action="store_true",
-                        help="also measure this gateway with OpenTelemetry on (sampling 1.0, OTLP to a loopback sink)")
+                        help="also measure this gateway with tracing on (sampling 1.0, OTLP/JSON to a loopback sink)")
     parser.add_argument("--trace-ratio", type=float, default=1.0, help="sampling ratio of the --traced gateway")
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL:K=V,...",
                         help="also measure this code with extra environment, as its own gateway process")

@@ -100,7 +100,7 @@ def start_problems(settings: GatewaySettings, port_shared: bool = False) -> list
     except RegistryError as exc:
         problems += exc.errors
     busy = None if port_shared else port_problem(settings.host, settings.port, "--port or MCPGW_GATEWAY_PORT")
-    return problems + ([busy] if busy else []) + extras_problems(settings.otel_endpoint, settings.event_loop)
+    return problems + ([busy] if busy else []) + extras_problems(settings.event_loop)
 
 
 def register(subparsers: Any) -> None:

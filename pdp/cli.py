@@ -92,7 +92,7 @@ def start_problems(settings: PdpSettings) -> list[str]:
         except PolicyInvalid as exc:
             problems += [f"{path}:{e.line or '?'}: {e.path or '<document>'}: {e.message}" for e in exc.errors]
     busy = port_problem(settings.host, settings.port, "--port or MCPGW_PDP_PORT")
-    return problems + ([busy] if busy else []) + extras_problems(settings.otel_endpoint, settings.event_loop)
+    return problems + ([busy] if busy else []) + extras_problems(settings.event_loop)
 
 
 def serve_main(argv: Sequence[str]) -> int:
