@@ -127,7 +127,6 @@ class CredentialStore:
         self._secrets: dict[str, Resolved] = {}
         self._tokens: dict[str, _Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self.token_fetches = 0
 
     def resolve(
         self, servers: Iterable[ServerConfig]
@@ -226,7 +225,6 @@ class CredentialStore:
         pair = f"{quote_plus(auth.client_id)}:{quote_plus(secret.get())}"
         headers = {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
         started = self._clock()
-        self.token_fetches += 1
         try:
             async with self.session.post(
                 auth.token_url, data=form, headers=headers, timeout=aiohttp.ClientTimeout(total=10),

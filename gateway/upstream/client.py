@@ -8,7 +8,7 @@ backend refuses the session (404, or 400 as after a TypeScript SDK server's rest
 `codec.session_refused`); the refused request is then sent again in the new session — whatever
 its method, since a refused message was never run. Only headers built here are sent: nothing
 from the agent's request reaches the backend except through `open_stream`'s explicit allowlist.
-Every request goes out on the one request path (sender.py); answers are read by reply.py.
+Every request goes out on the one request path (sender.py); answers are read by its `read_reply`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ from gateway.upstream.errors import (
     UpstreamRpcError,
     status_error,
 )
-from gateway.upstream.reply import Reply, read_reply
-from gateway.upstream.sender import Sender, read_capped
+from gateway.upstream.sender import Reply, Sender, read_capped, read_reply
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig

@@ -25,7 +25,7 @@ from gateway.upstream.client import MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 from gateway.upstream.fairness import SubjectLanes
 from gateway.upstream.guard import GuardedResolver
-from gateway.upstream.reply import Reply
+from gateway.upstream.sender import Reply
 from gateway.upstream.sessions import Caller, SubjectSessions
 from gateway.upstream.standalone import GetStreams
 from gateway.upstream.toolcache import ToolNames
