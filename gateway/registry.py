@@ -8,7 +8,6 @@ every credential it references) is valid, so a bad edit keeps serving the last g
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from gateway.backend_auth import AuthConfig, parse_auth
+from gateway.upstream.guard import host_allowed
 from gateway.yamllines import with_lines
 
 if TYPE_CHECKING:
@@ -104,29 +104,6 @@ class ServerConfig:
     stdio: StdioConfig | None = None
     # `type: sse` (legacy HTTP+SSE): the server's own event-stream URL; `url` is then the bridge's.
     sse_url: str | None = None
-
-
-def host_allowed(host: str, allowlist: Iterable[str]) -> bool:
-    """True if `host` matches a hostname (`*.suffix` allowed) or lies in a CIDR of `allowlist`."""
-    host = host.lower().strip("[]")
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    for entry in allowlist:
-        entry = entry.strip().lower()
-        if ip is not None:
-            try:
-                if ip in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                continue
-        elif entry.startswith("*."):
-            if host.endswith(entry[1:]):
-                return True
-        elif host == entry:
-            return True
-    return False
 
 
 def _check_url(where: str, url: Any, allowlist: Iterable[str] | None) -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -24,7 +24,6 @@ import aiohttp
 from gateway.credentials import CredentialStore
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
 from gateway.upstream import codec, sse
-from gateway.upstream.background import in_background
 from gateway.upstream.errors import (
     BackendDisconnected,
     CallBudgetExceeded,
@@ -47,6 +46,23 @@ PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
 # (a keep-alive connection to a backend that just restarted). Others, tools/call first, may have run.
 IDEMPOTENT = frozenset({"ping", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
                         "resources/read", "prompts/get"})
+# Best-effort requests that outlive their caller (cancels, session ends), kept here so the GC does
+# not collect them mid-flight, and awaited briefly when the pool closes (`drain_background`).
+_background: set[asyncio.Task[None]] = set()
+
+
+def in_background(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` as a task the pool's `close` waits for."""
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def drain_background(limit: float = 2.0) -> None:
+    """Wait (up to `limit` seconds) for this loop's background cancels and session ends to finish."""
+    mine = {task for task in _background if task.get_loop() is asyncio.get_running_loop()}
+    if mine:
+        await asyncio.wait(mine, timeout=limit)
 
 
 class BackendClient:
@@ -131,8 +147,9 @@ class BackendClient:
             resp = await self._post(message, {**(extra or {}), **headers})
             if resp.status not in (400, 404) or not stale:
                 return message, resp
-            async with resp:
-                answer = await self._refusal(resp)
+            async with resp:  # the decoded 4xx body (None when it is not JSON)
+                answer = codec.loads_or_none(await read_capped(resp, self.server.name, self.max_response_bytes,
+                                                               self.server.timeout))
             if not codec.session_refused(resp.status, answer):
                 if codec.is_response_to(answer, message["id"]):
                     return message, Reply(answer, resp.status)
@@ -283,11 +300,6 @@ class BackendClient:
         if probing and 400 <= resp.status < 500:
             return None  # no modern evidence: the caller falls back to the handshake
         raise UpstreamError(name, f"HTTP {resp.status} without a JSON-RPC response", resp.status)
-
-    async def _refusal(self, resp: aiohttp.ClientResponse) -> Any:
-        """The decoded body of a 4xx answer (None when it is not JSON)."""
-        return codec.loads_or_none(await read_capped(resp, self.server.name, self.max_response_bytes,
-                                                     self.server.timeout))
 
 
 def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> UpstreamError:

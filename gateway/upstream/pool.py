@@ -20,8 +20,7 @@ from aiohttp.abc import AbstractResolver
 from gateway.credentials import CredentialStore
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
 from gateway.upstream import codec
-from gateway.upstream.background import drain_background
-from gateway.upstream.client import MODERN, BackendClient
+from gateway.upstream.client import MODERN, BackendClient, drain_background
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 from gateway.upstream.fairness import SubjectLanes
 from gateway.upstream.guard import GuardedResolver

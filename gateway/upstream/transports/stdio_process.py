@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from gateway.credentials import is_ref, read_ref
 from gateway.registry import StdioConfig
+from gateway.settings import MAX_RESPONSE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class StdioLimits:
     healthy_seconds: float = 30.0
     crash_loop_after: int = 3
     stderr_lines_per_second: float = 20.0
-    max_message_bytes: int = 16_777_216
+    max_message_bytes: int = MAX_RESPONSE_BYTES
 
 
 def child_env(config: StdioConfig, environ: Mapping[str, str]) -> dict[str, str]:
