@@ -22,6 +22,7 @@ import yaml
 from gateway.backend_auth import AuthConfig, parse_auth
 from gateway.upstream.guard import host_allowed
 from gateway.yamllines import with_lines
+from shared.runtime import cancel_and_wait
 
 if TYPE_CHECKING:
     from gateway.credentials import CredentialStore
@@ -106,7 +107,7 @@ class ServerConfig:
     sse_url: str | None = None
 
 
-def _check_url(where: str, url: Any, allowlist: Iterable[str] | None) -> list[str]:
+def _check_url(where: str, url: object, allowlist: Iterable[str] | None) -> list[str]:
     if not isinstance(url, str) or not url:
         return [f"{where}.url: required (an http(s) URL)"]
     parts = urlsplit(url)
@@ -119,7 +120,7 @@ def _check_url(where: str, url: Any, allowlist: Iterable[str] | None) -> list[st
     return []
 
 
-def _str_list(where: str, value: Any, errors: list[str]) -> tuple[str, ...]:
+def _str_list(where: str, value: object, errors: list[str]) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -129,7 +130,7 @@ def _str_list(where: str, value: Any, errors: list[str]) -> tuple[str, ...]:
 
 
 def parse_server(
-    name: Any, raw: Any, allowlist: Iterable[str] | None = None
+    name: object, raw: object, allowlist: Iterable[str] | None = None
 ) -> tuple[ServerConfig | None, list[str]]:
     """Validate one server entry; return (config or None, errors)."""
     where = f"servers.{name}"
@@ -177,7 +178,7 @@ def parse_server(
         errors.append(
             f"{where}.auth.token_url: host {token_host!r} is not in the upstream host allowlist"
         )
-    if errors:
+    if errors or not isinstance(name, str):  # a bad name is among the errors
         return None, errors
     return (
         ServerConfig(
@@ -200,7 +201,7 @@ def parse_server(
 
 
 def parse_servers(
-    data: Any, allowlist: Iterable[str] | None = None
+    data: object, allowlist: Iterable[str] | None = None
 ) -> tuple[dict[str, ServerConfig], list[str]]:
     """Validate a whole servers document; return (servers, every error)."""
     if data is None:
@@ -344,5 +345,4 @@ async def watch(registry: Registry, interval: float = 2.0) -> AsyncIterator[None
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)

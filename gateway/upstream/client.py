@@ -133,7 +133,7 @@ class BackendClient:
         return opened
 
     async def _open(
-        self, method: str, params: dict[str, Any] | None, request_id: Any = None,
+        self, method: str, params: dict[str, Any] | None, request_id: codec.RequestId | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, Any], aiohttp.ClientResponse | Reply]:
         """POST a request in this client's session: the unread response, or the backend's 400/404 answer.
@@ -179,7 +179,7 @@ class BackendClient:
         in_background(self._quietly("ending a backend session", self.http.send("DELETE", self._session_headers())))
         self.session_id, self.era = None, None  # a later request starts a new session
 
-    def cancel_soon(self, request_id: Any, reason: str) -> None:
+    def cancel_soon(self, request_id: codec.RequestId | None, reason: str) -> None:
         """Tell a 2025-era backend to stop working on `request_id` (best effort, in the background).
 
         A 2026-07-28 backend needs nothing more: closing the request's stream is its cancel.
@@ -206,7 +206,7 @@ class BackendClient:
             return resp.status
 
     def _frame(
-        self, method: str, params: dict[str, Any] | None, request_id: Any = None
+        self, method: str, params: dict[str, Any] | None, request_id: codec.RequestId | None = None
     ) -> tuple[dict[str, Any], dict[str, str]]:
         request_id = next(self._ids) if request_id is None else request_id
         if self.era == MODERN:
@@ -278,7 +278,7 @@ class BackendClient:
                 self.session_id = resp.headers["Mcp-Session-Id"]
             return await self._read(message.get("id"), resp, probing)
 
-    async def _read(self, request_id: Any, resp: aiohttp.ClientResponse, probing: bool = False) -> Reply | None:
+    async def _read(self, request_id: codec.RequestId | None, resp: aiohttp.ClientResponse, probing: bool = False) -> Reply | None:
         name = self.server.name
         if request_id is None:  # a notification: 202, nothing to read
             if resp.status >= 400:
@@ -302,7 +302,7 @@ class BackendClient:
         raise UpstreamError(name, f"HTTP {resp.status} without a JSON-RPC response", resp.status)
 
 
-def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> UpstreamError:
+def _refusal_error(server: str, answer: object, request_id: codec.RequestId, status: int) -> UpstreamError:
     """A 4xx that is not about the session: the backend's JSON-RPC error to our request, else the status."""
     if codec.is_response_to(answer, request_id) and isinstance(answer.get("error"), dict):
         return UpstreamRpcError(server, answer["error"], status)

@@ -130,7 +130,7 @@ class Reply:
     notifications: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def read_reply(resp: aiohttp.ClientResponse, server: str, request_id: Any, *, limit: int,
+async def read_reply(resp: aiohttp.ClientResponse, server: str, request_id: codec.RequestId, *, limit: int,
                      budget: sse.Budget | None = None, idle_limit: float | None = None) -> Reply | None:
     """The reply to `request_id` in `resp`; None for a JSON body that holds none (the caller decides
     what its status means). An SSE stream without one, or malformed JSON, is an UpstreamError."""
@@ -140,7 +140,7 @@ async def read_reply(resp: aiohttp.ClientResponse, server: str, request_id: Any,
             async for event in events:
                 if event.event != "message" or not event.data:
                     continue
-                message = decode(event.data, server)
+                message = codec.decode(event.data, server)
                 if codec.is_response_to(message, request_id):
                     await _drain(resp)
                     return Reply(message, resp.status, notes)
@@ -149,11 +149,11 @@ async def read_reply(resp: aiohttp.ClientResponse, server: str, request_id: Any,
         raise UpstreamError(server, "event stream ended without a response", resp.status)
     if resp.content_type != "application/json":
         return None
-    body = decode(await read_capped(resp, server, limit, idle_limit), server)
+    body = codec.decode(await read_capped(resp, server, limit, idle_limit), server)
     return Reply(body, resp.status) if codec.is_response_to(body, request_id) else None
 
 
-def answer_in(raw: bytes, content_type: str, request_id: Any = None) -> Any:
+def answer_in(raw: bytes, content_type: str, request_id: codec.RequestId | None = None) -> Any:
     """The JSON-RPC response (to `request_id`, or any) in a buffered JSON or SSE body; None if none."""
     if content_type != "text/event-stream":
         return codec.loads_or_none(raw)
@@ -162,14 +162,6 @@ def answer_in(raw: bytes, content_type: str, request_id: Any = None) -> Any:
         if codec.is_response_to(message, request_id):
             return message
     return None
-
-
-def decode(data: str | bytes, server: str) -> Any:
-    """JSON from a backend; malformed JSON is the backend's failure (502)."""
-    try:
-        return codec.decode(data)
-    except ValueError:
-        raise UpstreamError(server, "backend sent malformed JSON") from None
 
 
 async def _drain(resp: aiohttp.ClientResponse) -> None:

@@ -14,7 +14,6 @@ server's other notifications; DELETE ends the caller's session.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -29,7 +28,7 @@ from aiohttp import web
 from gateway.credentials import CredentialStore
 from gateway.registry import ServerConfig
 from gateway.upstream import sse
-from gateway.upstream.transports.bridge_http import event, json_response, rpc, stream, wait
+from gateway.upstream.transports.bridge_http import event, json_response, lossy, rpc, stream, wait
 from gateway.upstream.transports.legacy_sse import SseServer
 from gateway.upstream.transports.mux import Multiplexer, Unavailable
 from gateway.upstream.transports.stdio import StdioServer
@@ -204,13 +203,7 @@ class BridgeHost:
         notes: asyncio.Queue[dict[str, Any]] | None = None
         if isinstance(meta, dict) and "progressToken" in meta:
             notes = asyncio.Queue(maxsize=1000)
-
-        def offer(note: dict[str, Any]) -> None:
-            if notes is not None:
-                with contextlib.suppress(asyncio.QueueFull):  # a flood of progress is thinned, not stored
-                    notes.put_nowait(note)
-
-        task = asyncio.create_task(server.request(message, offer if notes else None))
+        task = asyncio.create_task(server.request(message, lossy(notes) if notes else None))
         calls[rid] = task
         # The gateway's client gives up after the server's timeout; a moment later the call is
         # cancelled here too (and in the server), so a server that never answers leaks nothing.
@@ -231,11 +224,7 @@ class BridgeHost:
         if server is None or self._session(request) is None:
             return json_response(rpc(None, -32000, "Session not found"), 404)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-
-        def offer(note: dict[str, Any]) -> None:
-            with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses notes, not memory
-                queue.put_nowait(note)
-
+        offer = lossy(queue)
         resp = web.StreamResponse(headers=sse.SSE_HEADERS)
         await resp.prepare(request)
         server.listeners.add(offer)

@@ -65,7 +65,7 @@ class Channel:
 class _Call:
     future: asyncio.Future[dict[str, Any]]
     on_note: Note | None = None
-    token: Any = None  # the caller's own progress token
+    token: codec.RequestId | None = None  # the caller's own progress token
 
 
 @dataclass
