@@ -62,6 +62,11 @@ class AuthConfig:
         return self.credential_ref
 
 
+def is_ref(value: str) -> bool:
+    """True if `value` is a credential reference (`env://NAME` or `file:///path`), not a literal."""
+    return value.startswith(("env://", "file://"))
+
+
 def check_ref(where: str, ref: object) -> list[str]:
     """Errors for a credential reference (only env://NAME and file:///path are supported)."""
     if not isinstance(ref, str) or "://" not in ref:

@@ -22,7 +22,7 @@ from urllib.parse import quote_plus
 
 import aiohttp
 
-from gateway.backend_auth import AuthConfig, Injection, format_value
+from gateway.backend_auth import AuthConfig, Injection, format_value, is_ref
 from shared.settings import Secret
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,6 @@ class Resolved:
     ref: str
     secret: Secret
     stamp: object
-
-
-def is_ref(value: str) -> bool:
-    """True if `value` is a credential reference (`env://NAME` or `file:///path`), not a literal."""
-    return value.startswith(("env://", "file://"))
 
 
 def read_ref(ref: str, environ: Mapping[str, str]) -> Resolved:

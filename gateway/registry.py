@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from gateway.backend_auth import AuthConfig, parse_auth
+from gateway.backend_auth import AuthConfig, is_ref, parse_auth
 from gateway.upstream.guard import host_allowed
 from gateway.yamllines import with_lines
 from shared.runtime import cancel_and_wait
@@ -73,9 +73,7 @@ def _parse_stdio(where: str, raw: Mapping[str, Any]) -> tuple[StdioConfig | None
     ):
         errors.append(f"{where}.env: must map variable names to strings (or env:// / file:// references)")
         env = {}
-    bad_refs = [k for k, v in env.items() if "://" in v and v.partition("://")[0] in ("env", "file")
-                and not v.partition("://")[2]]
-    errors += [f"{where}.env.{k}: empty reference" for k in bad_refs]
+    errors += [f"{where}.env.{k}: empty reference" for k, v in env.items() if is_ref(v) and not v.partition("://")[2]]
     cwd = raw.get("cwd")
     if cwd is not None and (not isinstance(cwd, str) or not cwd):
         errors.append(f"{where}.cwd: must be a directory path")

@@ -244,15 +244,10 @@ class UpstreamPool:
     ) -> list[dict[str, Any]]:
         """Every tool of `server` (in `caller`'s session), following cursors; remembered under `key`."""
         config, generation = self._config(server), self._generation()
-        tools = await self.list_all(config, "tools/list", caller)
+        tools = await codec.every_page(config.name, "tools/list",
+                                       lambda params: self._result(config, "tools/list", params, caller))
         self.tool_names.store(key or config.name, generation, tools)
         return tools
-
-    async def list_all(self, server: ServerConfig | str, method: str, caller: Caller | None = None
-                       ) -> list[dict[str, Any]]:
-        """Every item of one of `server`'s lists (in `caller`'s session), following cursors (codec.every_page)."""
-        config = self._config(server)
-        return await codec.every_page(config.name, method, lambda params: self._result(config, method, params, caller))
 
     async def call_tool(
         self, server: ServerConfig | str, name: str, arguments: Mapping[str, Any] | None = None,
