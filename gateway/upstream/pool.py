@@ -19,6 +19,7 @@ from aiohttp.abc import AbstractResolver
 
 from gateway.credentials import CredentialStore
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
+from gateway.settings import GatewaySettings as Defaults
 from gateway.upstream import codec
 from gateway.upstream.client import MODERN, BackendClient, drain_background
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
@@ -74,14 +75,14 @@ class UpstreamPool:
         credentials: CredentialStore,
         registry: Registry | None = None,
         *,
-        tools_ttl: float = 30.0,
+        tools_ttl: float = Defaults.tools_cache_ttl,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         list_filter: ListFilter | None = None,
         max_call_bytes: int = MAX_CALL_BYTES,
-        sessions_per_backend: int = 256,
-        session_idle: float = 600.0,
-        subject_concurrency: int = 8,
-        subject_queue: int = 64,
+        sessions_per_backend: int = Defaults.upstream_sessions_per_backend,
+        session_idle: float = Defaults.upstream_session_idle,
+        subject_concurrency: int = Defaults.upstream_subject_concurrency,
+        subject_queue: int = Defaults.upstream_subject_queue,
     ) -> None:
         self.session = session
         self.list_filter = list_filter

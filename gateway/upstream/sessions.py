@@ -67,8 +67,8 @@ class _Entry:
 class SubjectSessions:
     """Bounded per-backend tables of per-caller clients, least recently used first."""
 
-    def __init__(self, make: Callable[[ServerConfig, Caller], BackendClient], per_backend: int = 256,
-                 idle: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, make: Callable[[ServerConfig, Caller], BackendClient], per_backend: int,
+                 idle: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.make = make
         self.per_backend = per_backend
         self.idle = idle
