@@ -158,7 +158,8 @@ class Multiplexer:
 
     def _live(self) -> _Run | None:
         run = self._run
-        return run if run is not None and run.handshake is not None and not run.reader.done() else None  # type: ignore[union-attr]
+        live = run is not None and run.handshake is not None and run.reader is not None and not run.reader.done()
+        return run if live else None
 
     async def _running(self) -> _Run:
         if (run := self._live()) is not None:
