@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +83,7 @@ class Sender:
         if query:
             target = target.update_query(query)
         rpc = str(message.get("method", "")) if message is not None else ""
-        traced = message is not None and tracing.tracer_var.get() is not None  # off: no attributes built
+        traced = message is not None and tracing.current_span.get() is not None  # off: no attributes built
         try:
             # One span per backend JSON-RPC message, to the response head; `traceparent` goes with it.
             with tracing.span(f"backend {name}", True, {"mcp.server": name, "mcp.method": rpc}) \
@@ -131,9 +132,11 @@ class Reply:
 
 
 async def read_reply(resp: aiohttp.ClientResponse, server: str, request_id: codec.RequestId, *, limit: int,
-                     budget: sse.Budget | None = None, idle_limit: float | None = None) -> Reply | None:
+                     budget: sse.Budget | None = None, idle_limit: float | None = None,
+                     on_request: Callable[[dict[str, Any]], None] | None = None) -> Reply | None:
     """The reply to `request_id` in `resp`; None for a JSON body that holds none (the caller decides
-    what its status means). An SSE stream without one, or malformed JSON, is an UpstreamError."""
+    what its status means). An SSE stream without one, or malformed JSON, is an UpstreamError.
+    `on_request` gets each request the backend sends on the stream (sampling, elicitation)."""
     if resp.content_type == "text/event-stream":
         notes: list[dict[str, Any]] = []
         async with contextlib.aclosing(sse.events(resp, server, limit, budget=budget, idle_limit=idle_limit)) as events:
@@ -144,6 +147,8 @@ async def read_reply(resp: aiohttp.ClientResponse, server: str, request_id: code
                 if codec.is_response_to(message, request_id):
                     await _drain(resp)
                     return Reply(message, resp.status, notes)
+                if isinstance(message, dict) and "method" in message and "id" in message and on_request:
+                    on_request(message)
                 if isinstance(message, dict) and "method" in message and len(notes) < MAX_NOTES:
                     notes.append(message)
         raise UpstreamError(server, "event stream ended without a response", resp.status)
