@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -31,7 +31,7 @@ from gateway.upstream.errors import (
     UpstreamRpcError,
     status_error,
 )
-from gateway.upstream.sender import Reply, Sender, read_capped, read_reply
+from gateway.upstream.sender import Reply, Sender, in_background, read_capped, read_reply
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
@@ -46,23 +46,6 @@ PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
 # (a keep-alive connection to a backend that just restarted). Others, tools/call first, may have run.
 IDEMPOTENT = frozenset({"ping", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
                         "resources/read", "prompts/get"})
-# Best-effort requests that outlive their caller (cancels, session ends), kept here so the GC does
-# not collect them mid-flight, and awaited briefly when the pool closes (`drain_background`).
-_background: set[asyncio.Task[None]] = set()
-
-
-def in_background(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` as a task the pool's `close` waits for."""
-    task = asyncio.get_running_loop().create_task(work)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
-async def drain_background(limit: float = 2.0) -> None:
-    """Wait (up to `limit` seconds) for this loop's background cancels and session ends to finish."""
-    mine = {task for task in _background if task.get_loop() is asyncio.get_running_loop()}
-    if mine:
-        await asyncio.wait(mine, timeout=limit)
 
 
 class BackendClient:

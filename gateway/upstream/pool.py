@@ -21,11 +21,11 @@ from gateway.credentials import CredentialStore
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
 from gateway.settings import GatewaySettings as Defaults
 from gateway.upstream import codec
-from gateway.upstream.client import MODERN, BackendClient, drain_background
+from gateway.upstream.client import MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 from gateway.upstream.fairness import SubjectLanes
 from gateway.upstream.guard import GuardedResolver
-from gateway.upstream.sender import Reply
+from gateway.upstream.sender import Reply, drain_background
 from gateway.upstream.sessions import Caller, SubjectSessions
 from gateway.upstream.standalone import GetStreams
 from gateway.upstream.toolcache import ToolNames

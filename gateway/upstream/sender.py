@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,23 @@ if TYPE_CHECKING:
 
 # Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
 MAX_NOTES = 100
+# Best-effort requests that outlive their caller (cancels, session ends), kept in `_background` so the GC does
+# not collect them mid-flight, and awaited briefly when the pool closes (`drain_background`).
+_background: set[asyncio.Task[None]] = set()
+
+
+def in_background(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` as a task the pool's `close` waits for."""
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def drain_background(limit: float = 2.0) -> None:
+    """Wait (up to `limit` seconds) for this loop's background cancels and session ends to finish."""
+    mine = {task for task in _background if task.get_loop() is asyncio.get_running_loop()}
+    if mine:
+        await asyncio.wait(mine, timeout=limit)
 
 
 class Sender:
