@@ -62,7 +62,12 @@ class AuthConfig:
         return self.credential_ref
 
 
-def check_ref(where: str, ref: Any) -> list[str]:
+def is_ref(value: str) -> bool:
+    """True if `value` is a credential reference (`env://NAME` or `file:///path`), not a literal."""
+    return value.startswith(("env://", "file://"))
+
+
+def check_ref(where: str, ref: object) -> list[str]:
     """Errors for a credential reference (only env://NAME and file:///path are supported)."""
     if not isinstance(ref, str) or "://" not in ref:
         return [f"{where}: must be a reference like env://NAME or file:///path"]
@@ -84,7 +89,7 @@ def _str_field(raw: Mapping[str, Any], key: str, where: str, errors: list[str]) 
     return value
 
 
-def parse_auth(where: str, raw: Any) -> tuple[AuthConfig, list[str]]:
+def parse_auth(where: str, raw: object) -> tuple[AuthConfig, list[str]]:
     """Validate an `auth:` block; return (config, errors)."""
     if raw is None:
         return AuthConfig(), []

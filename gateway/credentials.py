@@ -22,7 +22,7 @@ from urllib.parse import quote_plus
 
 import aiohttp
 
-from gateway.backend_auth import AuthConfig, Injection, format_value
+from gateway.backend_auth import AuthConfig, Injection, format_value, is_ref
 from shared.settings import Secret
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,6 @@ class Resolved:
     ref: str
     secret: Secret
     stamp: object
-
-
-def is_ref(value: str) -> bool:
-    """True if `value` is a credential reference (`env://NAME` or `file:///path`), not a literal."""
-    return value.startswith(("env://", "file://"))
 
 
 def read_ref(ref: str, environ: Mapping[str, str]) -> Resolved:
@@ -127,7 +122,6 @@ class CredentialStore:
         self._secrets: dict[str, Resolved] = {}
         self._tokens: dict[str, _Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self.token_fetches = 0
 
     def resolve(
         self, servers: Iterable[ServerConfig]
@@ -226,7 +220,6 @@ class CredentialStore:
         pair = f"{quote_plus(auth.client_id)}:{quote_plus(secret.get())}"
         headers = {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
         started = self._clock()
-        self.token_fetches += 1
         try:
             async with self.session.post(
                 auth.token_url, data=form, headers=headers, timeout=aiohttp.ClientTimeout(total=10),

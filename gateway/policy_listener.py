@@ -20,6 +20,7 @@ from shared import pglisten
 from shared.authzen import POLICY_CHANNEL as CHANNEL
 from shared.authzen import version_label
 from shared.keys import DB_POOL
+from shared.runtime import cancel_and_wait
 
 OnChange = Callable[[str | None], None]
 
@@ -50,5 +51,4 @@ async def policy_listener_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)  # listen never ends by itself: it reconnects on any failure

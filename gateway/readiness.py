@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from shared.settings import Secret
+
+if TYPE_CHECKING:
+    from shared.audit.emitter import AuditEmitter
+    from shared.auth.authenticator import Authenticator
 
 PDP_READY_PATH = "/readyz"
 
@@ -67,14 +71,14 @@ class PdpProbe:
             return f"PDP unreachable ({type(exc).__name__})"
 
 
-def audit_state(emitter: Any, postgres: bool) -> str | None:
+def audit_state(emitter: AuditEmitter | None, postgres: bool) -> str | None:
     """"ok"/"spooling" for the audit database, None when audit rows do not go to Postgres."""
     if emitter is None or not postgres:
         return None
     return "ok" if emitter.healthy else "spooling"
 
 
-async def keys_problem(authenticator: Any) -> str | None:
+async def keys_problem(authenticator: Authenticator | None) -> str | None:
     """None when the signing keys are held; otherwise try to fetch them (rate-limited) first."""
     if authenticator is None or authenticator.jwks.keys:
         return None

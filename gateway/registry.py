@@ -8,7 +8,6 @@ every credential it references) is valid, so a bad edit keeps serving the last g
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -20,8 +19,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from gateway.backend_auth import AuthConfig, parse_auth
+from gateway.backend_auth import AuthConfig, is_ref, parse_auth
+from gateway.upstream.guard import host_allowed
 from gateway.yamllines import with_lines
+from shared.runtime import cancel_and_wait
 
 if TYPE_CHECKING:
     from gateway.credentials import CredentialStore
@@ -72,9 +73,7 @@ def _parse_stdio(where: str, raw: Mapping[str, Any]) -> tuple[StdioConfig | None
     ):
         errors.append(f"{where}.env: must map variable names to strings (or env:// / file:// references)")
         env = {}
-    bad_refs = [k for k, v in env.items() if "://" in v and v.partition("://")[0] in ("env", "file")
-                and not v.partition("://")[2]]
-    errors += [f"{where}.env.{k}: empty reference" for k in bad_refs]
+    errors += [f"{where}.env.{k}: empty reference" for k, v in env.items() if is_ref(v) and not v.partition("://")[2]]
     cwd = raw.get("cwd")
     if cwd is not None and (not isinstance(cwd, str) or not cwd):
         errors.append(f"{where}.cwd: must be a directory path")
@@ -106,30 +105,7 @@ class ServerConfig:
     sse_url: str | None = None
 
 
-def host_allowed(host: str, allowlist: Iterable[str]) -> bool:
-    """True if `host` matches a hostname (`*.suffix` allowed) or lies in a CIDR of `allowlist`."""
-    host = host.lower().strip("[]")
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    for entry in allowlist:
-        entry = entry.strip().lower()
-        if ip is not None:
-            try:
-                if ip in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                continue
-        elif entry.startswith("*."):
-            if host.endswith(entry[1:]):
-                return True
-        elif host == entry:
-            return True
-    return False
-
-
-def _check_url(where: str, url: Any, allowlist: Iterable[str] | None) -> list[str]:
+def _check_url(where: str, url: object, allowlist: Iterable[str] | None) -> list[str]:
     if not isinstance(url, str) or not url:
         return [f"{where}.url: required (an http(s) URL)"]
     parts = urlsplit(url)
@@ -142,7 +118,7 @@ def _check_url(where: str, url: Any, allowlist: Iterable[str] | None) -> list[st
     return []
 
 
-def _str_list(where: str, value: Any, errors: list[str]) -> tuple[str, ...]:
+def _str_list(where: str, value: object, errors: list[str]) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -152,7 +128,7 @@ def _str_list(where: str, value: Any, errors: list[str]) -> tuple[str, ...]:
 
 
 def parse_server(
-    name: Any, raw: Any, allowlist: Iterable[str] | None = None
+    name: object, raw: object, allowlist: Iterable[str] | None = None
 ) -> tuple[ServerConfig | None, list[str]]:
     """Validate one server entry; return (config or None, errors)."""
     where = f"servers.{name}"
@@ -200,7 +176,7 @@ def parse_server(
         errors.append(
             f"{where}.auth.token_url: host {token_host!r} is not in the upstream host allowlist"
         )
-    if errors:
+    if errors or not isinstance(name, str):  # a bad name is among the errors
         return None, errors
     return (
         ServerConfig(
@@ -223,7 +199,7 @@ def parse_server(
 
 
 def parse_servers(
-    data: Any, allowlist: Iterable[str] | None = None
+    data: object, allowlist: Iterable[str] | None = None
 ) -> tuple[dict[str, ServerConfig], list[str]]:
     """Validate a whole servers document; return (servers, every error)."""
     if data is None:
@@ -367,5 +343,4 @@ async def watch(registry: Registry, interval: float = 2.0) -> AsyncIterator[None
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)

@@ -64,7 +64,7 @@ def supervise(count: int, argv: Sequence[str], has_secret: bool) -> int:
     log.info("gateway workers started", extra={"workers": count, "pids": [c.pid for c in children]})
     stopping = threading.Event()
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def on_signal(_signum: int, _frame: object) -> None:
         stopping.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

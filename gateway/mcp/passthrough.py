@@ -30,8 +30,7 @@ from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
 from gateway.registry import ServerConfig
 from gateway.upstream import codec
-from gateway.upstream.reply import answer_in
-from gateway.upstream.sender import read_capped
+from gateway.upstream.sender import answer_in, read_capped
 from gateway.upstream.sessions import Caller, canonical_capabilities
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from gateway.upstream.errors import (
     UpstreamTimeout,
 )
 from gateway.upstream.pool import UpstreamPool, create_session
-from gateway.upstream.reply import Reply
+from gateway.upstream.sender import Reply
 
 __all__ = [
     "LEGACY",

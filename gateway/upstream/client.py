@@ -8,7 +8,7 @@ backend refuses the session (404, or 400 as after a TypeScript SDK server's rest
 `codec.session_refused`); the refused request is then sent again in the new session — whatever
 its method, since a refused message was never run. Only headers built here are sent: nothing
 from the agent's request reaches the backend except through `open_stream`'s explicit allowlist.
-Every request goes out on the one request path (sender.py); answers are read by reply.py.
+Every request goes out on the one request path (sender.py); answers are read by its `read_reply`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import aiohttp
 from gateway.credentials import CredentialStore
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
 from gateway.upstream import codec, sse
-from gateway.upstream.background import in_background
 from gateway.upstream.errors import (
     BackendDisconnected,
     CallBudgetExceeded,
@@ -32,8 +31,7 @@ from gateway.upstream.errors import (
     UpstreamRpcError,
     status_error,
 )
-from gateway.upstream.reply import Reply, read_reply
-from gateway.upstream.sender import Sender, read_capped
+from gateway.upstream.sender import Reply, Sender, in_background, read_capped, read_reply
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
@@ -118,7 +116,7 @@ class BackendClient:
         return opened
 
     async def _open(
-        self, method: str, params: dict[str, Any] | None, request_id: Any = None,
+        self, method: str, params: dict[str, Any] | None, request_id: codec.RequestId | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, Any], aiohttp.ClientResponse | Reply]:
         """POST a request in this client's session: the unread response, or the backend's 400/404 answer.
@@ -135,8 +133,9 @@ class BackendClient:
             resp = await self._post(message, {**(extra or {}), **headers})
             if resp.status not in (400, 404) or not stale:
                 return message, resp
-            async with resp:
-                answer = await self._refusal(resp)
+            async with resp:  # the decoded 4xx body (None when it is not JSON)
+                answer = codec.loads_or_none(await read_capped(resp, self.server.name, self.max_response_bytes,
+                                                               self.server.timeout))
             if not codec.session_refused(resp.status, answer):
                 if codec.is_response_to(answer, message["id"]):
                     return message, Reply(answer, resp.status)
@@ -166,7 +165,7 @@ class BackendClient:
         in_background(self._quietly("ending a backend session", self.http.send("DELETE", self._session_headers())))
         self.session_id, self.era = None, None  # a later request starts a new session
 
-    def cancel_soon(self, request_id: Any, reason: str) -> None:
+    def cancel_soon(self, request_id: codec.RequestId | None, reason: str) -> None:
         """Tell a 2025-era backend to stop working on `request_id` (best effort, in the background).
 
         A 2026-07-28 backend needs nothing more: closing the request's stream is its cancel.
@@ -200,7 +199,7 @@ class BackendClient:
             return resp.status
 
     def _frame(
-        self, method: str, params: dict[str, Any] | None, request_id: Any = None
+        self, method: str, params: dict[str, Any] | None, request_id: codec.RequestId | None = None
     ) -> tuple[dict[str, Any], dict[str, str]]:
         request_id = next(self._ids) if request_id is None else request_id
         if self.era == MODERN:
@@ -272,7 +271,7 @@ class BackendClient:
                 self.session_id = resp.headers["Mcp-Session-Id"]
             return await self._read(message.get("id"), resp, probing)
 
-    async def _read(self, request_id: Any, resp: aiohttp.ClientResponse, probing: bool = False) -> Reply | None:
+    async def _read(self, request_id: codec.RequestId | None, resp: aiohttp.ClientResponse, probing: bool = False) -> Reply | None:
         name = self.server.name
         if request_id is None:  # a notification: 202, nothing to read
             if resp.status >= 400:
@@ -296,13 +295,8 @@ class BackendClient:
             return None  # no modern evidence: the caller falls back to the handshake
         raise UpstreamError(name, f"HTTP {resp.status} without a JSON-RPC response", resp.status)
 
-    async def _refusal(self, resp: aiohttp.ClientResponse) -> Any:
-        """The decoded body of a 4xx answer (None when it is not JSON)."""
-        return codec.loads_or_none(await read_capped(resp, self.server.name, self.max_response_bytes,
-                                                     self.server.timeout))
 
-
-def _refusal_error(server: str, answer: Any, request_id: Any, status: int) -> UpstreamError:
+def _refusal_error(server: str, answer: object, request_id: codec.RequestId, status: int) -> UpstreamError:
     """A 4xx that is not about the session: the backend's JSON-RPC error to our request, else the status."""
     if codec.is_response_to(answer, request_id) and isinstance(answer.get("error"), dict):
         return UpstreamRpcError(server, answer["error"], status)

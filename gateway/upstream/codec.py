@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import orjson
 
@@ -17,6 +17,7 @@ from gateway.upstream.errors import UpstreamError
 if TYPE_CHECKING:
     from gateway.upstream.sse import Event
 
+RequestId = int | str  # a JSON-RPC request id
 MODERN_VERSION = "2026-07-28"
 HANDSHAKE_VERSION = "2025-11-25"
 CLIENT_INFO = {"name": "mcpgw", "version": "0.1.0"}
@@ -41,9 +42,15 @@ def event_message(event: Event) -> dict[str, Any] | None:
     return message if isinstance(message, dict) else None
 
 
-def decode(payload: bytes | str) -> Any:
-    """Parse JSON; raise ValueError on bad input."""
-    return orjson.loads(payload)
+def decode(payload: bytes | str, server: str | None = None) -> Any:
+    """Parse JSON; bad input raises ValueError, or with `server` named, UpstreamError (the backend's
+    failure: 502)."""
+    try:
+        return orjson.loads(payload)
+    except ValueError:
+        if server is None:
+            raise
+        raise UpstreamError(server, "backend sent malformed JSON") from None
 
 
 def loads_or_none(payload: bytes | str | None) -> Any:
@@ -57,7 +64,7 @@ def loads_or_none(payload: bytes | str | None) -> Any:
 
 
 def request_message(
-    request_id: int | str, method: str, params: dict[str, Any] | None
+    request_id: RequestId, method: str, params: dict[str, Any] | None
 ) -> dict[str, Any]:
     """A JSON-RPC request object (params omitted when None)."""
     message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
@@ -99,7 +106,7 @@ def routing_headers(method: str, params: dict[str, Any] | None) -> dict[str, str
     return headers
 
 
-def is_response_to(message: Any, request_id: Any) -> bool:
+def is_response_to(message: object, request_id: RequestId | None) -> TypeGuard[dict[str, Any]]:
     """True if `message` is the JSON-RPC response (result or error) to `request_id` (to any request
     when it is None): the one "is this the answer to my request" check."""
     return (

@@ -50,37 +50,35 @@ class BackendDisconnected(UpstreamError):
     request may be sent again (a keep-alive connection to a backend that just restarted)."""
 
 
-class ResponseTooLarge(UpstreamError):
+class _OverLimit(UpstreamError):
+    """A limit of the gateway's was passed; the message names its setting, so an operator who hits
+    it knows what to raise."""
+
+    text = ""
+
+    def __init__(self, server: str, limit: int, status: int | None = None) -> None:
+        super().__init__(server, self.text.format(limit=limit), status)
+        self.limit = limit
+
+
+class ResponseTooLarge(_OverLimit):
     """A backend's answer (JSON body or one SSE event) exceeded the configured cap."""
 
-    def __init__(self, server: str, limit: int, status: int | None = None) -> None:
-        # Named setting, so an operator who hits it knows what to raise.
-        super().__init__(
-            server, f"response larger than {limit} bytes (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES)", status
-        )
-        self.limit = limit
+    text = "response larger than {limit} bytes (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES)"
 
 
-class CallBudgetExceeded(UpstreamError):
+class CallBudgetExceeded(_OverLimit):
     """Everything one call relayed (result, notifications, server→client requests) passed its budget."""
 
-    def __init__(self, server: str, limit: int, status: int | None = None) -> None:
-        super().__init__(
-            server, f"call relayed more than {limit} bytes (MCPGW_GATEWAY_MCP_MAX_CALL_BYTES); cancelled", status
-        )
-        self.limit = limit
+    text = "call relayed more than {limit} bytes (MCPGW_GATEWAY_MCP_MAX_CALL_BYTES); cancelled"
 
 
-class SubjectBusy(UpstreamError):
+class SubjectBusy(_OverLimit):
     """One subject already has its share of a backend's concurrency and queue."""
 
     http_status = 503
-
-    def __init__(self, server: str, limit: int) -> None:
-        super().__init__(
-            server, f"too many of your requests running or waiting on this backend (limit {limit}: "
-                    "MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY + MCPGW_GATEWAY_UPSTREAM_SUBJECT_QUEUE); retry later")
-        self.limit = limit
+    text = ("too many of your requests running or waiting on this backend (limit {limit}: "
+            "MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY + MCPGW_GATEWAY_UPSTREAM_SUBJECT_QUEUE); retry later")
 
 
 class UpstreamRpcError(UpstreamError):

@@ -27,7 +27,7 @@ class _Lane:
 class SubjectLanes:
     """Concurrency per (backend, subject) with a bounded wait queue."""
 
-    def __init__(self, concurrency: int = 16, queue: int = 64) -> None:
+    def __init__(self, concurrency: int, queue: int) -> None:
         self.concurrency = concurrency
         self.queue = queue
         self._lanes: dict[tuple[str, str], _Lane] = {}

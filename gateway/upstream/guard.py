@@ -1,7 +1,7 @@
-"""Connect-time SSRF guard: names that resolve to cloud-metadata or link-local addresses are refused.
+"""The SSRF guard: the upstream allowlist, and at connect time no cloud-metadata or link-local address.
 
-The allowlist in the servers file is checked against the host as written: an IP literal must lie
-in a listed CIDR, a hostname must match a listed name. A listed *name* could still resolve (or be
+The allowlist is checked against the host as written (`host_allowed`, when the servers file is
+loaded): an IP literal must lie in a listed CIDR, a hostname must match a listed name. A listed *name* could still resolve (or be
 re-pointed by DNS) to the metadata service, so when an allowlist is set the gateway's session
 resolves through `GuardedResolver`, which drops every resolved address in `METADATA_NETWORKS`
 unless a CIDR in the allowlist names it explicitly. A name left with no address fails like an
@@ -14,7 +14,6 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
@@ -22,6 +21,7 @@ from aiohttp.resolver import ThreadedResolver
 log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 METADATA_NETWORKS: tuple[Network, ...] = tuple(
     ipaddress.ip_network(n)
@@ -45,6 +45,17 @@ def allowlist_networks(allowlist: Iterable[str]) -> list[Network]:
     return networks
 
 
+def host_allowed(host: str, allowlist: Iterable[str]) -> bool:
+    """True if `host` matches a hostname (`*.suffix` allowed) or lies in a CIDR of `allowlist`."""
+    host = host.lower().strip("[]")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        names = [entry.strip().lower() for entry in allowlist]
+        return any(host == name or (name.startswith("*.") and host.endswith(name[1:])) for name in names)
+    return any(ip in network for network in allowlist_networks(allowlist))
+
+
 def blocked_address(
     address: str,
     allowed: Sequence[Network] = (),
@@ -52,7 +63,7 @@ def blocked_address(
 ) -> bool:
     """True if `address` is in `blocked` and no network of `allowed` contains it."""
     try:
-        ip: Any = ipaddress.ip_address(address.split("%", 1)[0])
+        ip: Address = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return True  # not an address at all: refuse rather than guess
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

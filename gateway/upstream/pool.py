@@ -19,13 +19,13 @@ from aiohttp.abc import AbstractResolver
 
 from gateway.credentials import CredentialStore
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
+from gateway.settings import GatewaySettings as Defaults
 from gateway.upstream import codec
-from gateway.upstream.background import drain_background
 from gateway.upstream.client import MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 from gateway.upstream.fairness import SubjectLanes
 from gateway.upstream.guard import GuardedResolver
-from gateway.upstream.reply import Reply
+from gateway.upstream.sender import Reply, drain_background
 from gateway.upstream.sessions import Caller, SubjectSessions
 from gateway.upstream.standalone import GetStreams
 from gateway.upstream.toolcache import ToolNames
@@ -81,14 +81,14 @@ class UpstreamPool:
         credentials: CredentialStore,
         registry: Registry | None = None,
         *,
-        tools_ttl: float = 30.0,
+        tools_ttl: float = Defaults.tools_cache_ttl,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         list_filter: ListFilter | None = None,
         max_call_bytes: int = MAX_CALL_BYTES,
-        sessions_per_backend: int = 256,
-        session_idle: float = 600.0,
-        subject_concurrency: int = 8,
-        subject_queue: int = 64,
+        sessions_per_backend: int = Defaults.upstream_sessions_per_backend,
+        session_idle: float = Defaults.upstream_session_idle,
+        subject_concurrency: int = Defaults.upstream_subject_concurrency,
+        subject_queue: int = Defaults.upstream_subject_queue,
     ) -> None:
         self.session = session
         self.list_filter = list_filter
@@ -251,15 +251,10 @@ class UpstreamPool:
     ) -> list[dict[str, Any]]:
         """Every tool of `server` (in `caller`'s session), following cursors; remembered under `key`."""
         config, generation = self._config(server), self._generation()
-        tools = await self.list_all(config, "tools/list", caller)
+        tools = await codec.every_page(config.name, "tools/list",
+                                       lambda params: self._result(config, "tools/list", params, caller))
         self.tool_names.store(key or config.name, generation, tools)
         return tools
-
-    async def list_all(self, server: ServerConfig | str, method: str, caller: Caller | None = None
-                       ) -> list[dict[str, Any]]:
-        """Every item of one of `server`'s lists (in `caller`'s session), following cursors (codec.every_page)."""
-        config = self._config(server)
-        return await codec.every_page(config.name, method, lambda params: self._result(config, method, params, caller))
 
     async def call_tool(
         self, server: ServerConfig | str, name: str, arguments: Mapping[str, Any] | None = None,

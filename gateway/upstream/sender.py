@@ -7,10 +7,18 @@ left open on purpose), refreshes an oauth2 token the backend answered 401 to and
 (a 401 means the request did not run), and maps failures to `UpstreamError` (502),
 `UpstreamTimeout` (504) or `BackendDisconnected` (a keep-alive connection closed before any answer:
 idempotent requests may be sent again). Callers read the response and release it.
+
+`read_reply` reads the answer to one request from a JSON body or an SSE stream (sse.events): the
+message `codec.is_response_to` names; notifications before it are kept (at most MAX_NOTES);
+server→client requests on a call's stream are relayed by mcp/calls.py instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -18,6 +26,7 @@ from yarl import URL
 
 from gateway.backend_auth import inject
 from gateway.credentials import CredentialError, CredentialStore
+from gateway.upstream import codec, sse
 from gateway.upstream.errors import (
     BackendDisconnected,
     ResponseTooLarge,
@@ -29,6 +38,26 @@ from shared.jsonutil import dumps
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
+
+# Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
+MAX_NOTES = 100
+# Best-effort requests that outlive their caller (cancels, session ends), kept in `_background` so the GC does
+# not collect them mid-flight, and awaited briefly when the pool closes (`drain_background`).
+_background: set[asyncio.Task[None]] = set()
+
+
+def in_background(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` as a task the pool's `close` waits for."""
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def drain_background(limit: float = 2.0) -> None:
+    """Wait (up to `limit` seconds) for this loop's background cancels and session ends to finish."""
+    mine = {task for task in _background if task.get_loop() is asyncio.get_running_loop()}
+    if mine:
+        await asyncio.wait(mine, timeout=limit)
 
 
 class Sender:
@@ -108,3 +137,62 @@ async def read_capped(resp: aiohttp.ClientResponse, server: str, limit: int, idl
     except TimeoutError:
         raise UpstreamTimeout(server, idle_limit) from None
     return b"".join(chunks)
+
+
+@dataclass
+class Reply:
+    """A backend's answer: the JSON-RPC response plus notifications that came before it."""
+
+    response: dict[str, Any]
+    status: int
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def read_reply(resp: aiohttp.ClientResponse, server: str, request_id: codec.RequestId, *, limit: int,
+                     budget: sse.Budget | None = None, idle_limit: float | None = None,
+                     on_request: Callable[[dict[str, Any]], None] | None = None) -> Reply | None:
+    """The reply to `request_id` in `resp`; None for a JSON body that holds none (the caller decides
+    what its status means). An SSE stream without one, or malformed JSON, is an UpstreamError.
+    `on_request` gets each request the backend sends on the stream (sampling, elicitation)."""
+    if resp.content_type == "text/event-stream":
+        notes: list[dict[str, Any]] = []
+        async with contextlib.aclosing(sse.events(resp, server, limit, budget=budget, idle_limit=idle_limit)) as events:
+            async for event in events:
+                if event.event != "message" or not event.data:
+                    continue
+                message = codec.decode(event.data, server)
+                if codec.is_response_to(message, request_id):
+                    await _drain(resp)
+                    return Reply(message, resp.status, notes)
+                if isinstance(message, dict) and "method" in message and "id" in message and on_request:
+                    on_request(message)
+                if isinstance(message, dict) and "method" in message and len(notes) < MAX_NOTES:
+                    notes.append(message)
+        raise UpstreamError(server, "event stream ended without a response", resp.status)
+    if resp.content_type != "application/json":
+        return None
+    body = codec.decode(await read_capped(resp, server, limit, idle_limit), server)
+    return Reply(body, resp.status) if codec.is_response_to(body, request_id) else None
+
+
+def answer_in(raw: bytes, content_type: str, request_id: codec.RequestId | None = None) -> Any:
+    """The JSON-RPC response (to `request_id`, or any) in a buffered JSON or SSE body; None if none."""
+    if content_type != "text/event-stream":
+        return codec.loads_or_none(raw)
+    for event in sse.parse(raw + b"\n\n"):  # a whole body: a last event missing its blank line still counts
+        message = codec.event_message(event)
+        if codec.is_response_to(message, request_id):
+            return message
+    return None
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read the end of an SSE stream the server closes right after the response (the usual case),
+    so the keep-alive connection can be reused; a stream still open after 20 ms is just closed."""
+    if resp.content.at_eof():
+        return
+    try:
+        async with asyncio.timeout(0.02):
+            await resp.content.read()
+    except (TimeoutError, aiohttp.ClientError):
+        pass

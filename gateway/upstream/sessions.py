@@ -36,7 +36,7 @@ class Caller:
     capabilities: str = "{}"
 
     @classmethod
-    def of(cls, subject: str, capabilities: Any = None) -> Caller:
+    def of(cls, subject: str, capabilities: object = None) -> Caller:
         """A caller with `capabilities` reduced to what a backend may use, in canonical form."""
         return cls(subject, canonical_capabilities(capabilities))
 
@@ -46,7 +46,7 @@ class Caller:
         return value if isinstance(value, dict) else {}
 
 
-def canonical_capabilities(capabilities: Any) -> str:
+def canonical_capabilities(capabilities: object) -> str:
     """Sorted JSON of the forwarded capabilities; oversized sub-objects shrink to `{}` (still declared)."""
     if not isinstance(capabilities, Mapping):
         return "{}"
@@ -67,8 +67,8 @@ class _Entry:
 class SubjectSessions:
     """Bounded per-backend tables of per-caller clients, least recently used first."""
 
-    def __init__(self, make: Callable[[ServerConfig, Caller], BackendClient], per_backend: int = 256,
-                 idle: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, make: Callable[[ServerConfig, Caller], BackendClient], per_backend: int,
+                 idle: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.make = make
         self.per_backend = per_backend
         self.idle = idle

@@ -51,7 +51,7 @@ class ToolNames:
         self._entries.pop(server, None)
 
 
-def says_unknown_tool(result: Any, tool: str) -> bool:
+def says_unknown_tool(result: object, tool: str) -> bool:
     """True when a CallToolResult is the backend's "Unknown tool: <tool>" error."""
     if not isinstance(result, dict) or result.get("isError") is not True:
         return False
@@ -62,7 +62,7 @@ def says_unknown_tool(result: Any, tool: str) -> bool:
     return isinstance(text, str) and text.strip().lower() == f"{_UNKNOWN_PREFIX}: {tool}".lower()
 
 
-def rpc_unknown_tool(code: Any, message: str, tool: str) -> bool:
+def rpc_unknown_tool(code: object, message: str, tool: str) -> bool:
     """True when a JSON-RPC error answer says the tool does not exist."""
     text = message.lower()
     return code == INVALID_PARAMS and _UNKNOWN_PREFIX in text and tool.lower() in text

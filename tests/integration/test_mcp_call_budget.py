@@ -18,7 +18,7 @@ from gateway.credentials import CredentialStore
 from gateway.keys import MCP_STATE
 from gateway.registry import ServerConfig, parse_servers
 from gateway.upstream import CallBudgetExceeded, UpstreamPool, create_session
-from gateway.upstream.reply import MAX_NOTES
+from gateway.upstream.sender import MAX_NOTES
 from tests.fixtures.backends import ALL_TOOLS, Backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import (

@@ -16,7 +16,7 @@ from gateway.credentials import CredentialStore
 from gateway.keys import UPSTREAM
 from gateway.registry import ServerConfig, parse_servers
 from gateway.upstream import LEGACY, UpstreamPool, create_session
-from gateway.upstream.background import drain_background
+from gateway.upstream.sender import drain_background
 from gateway.upstream.sessions import Caller, SubjectSessions, canonical_capabilities
 from tests.fixtures.backends import ALL_TOOLS, Backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import gateway_stack

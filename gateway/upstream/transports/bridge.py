@@ -14,7 +14,6 @@ server's other notifications; DELETE ends the caller's session.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -28,8 +27,8 @@ from aiohttp import web
 
 from gateway.credentials import CredentialStore
 from gateway.registry import ServerConfig
-from gateway.upstream import sse
-from gateway.upstream.transports.bridge_http import event, json_response, rpc, stream, wait
+from gateway.upstream import codec, sse
+from gateway.upstream.transports.bridge_http import event, json_response, lossy, rpc, stream, wait
 from gateway.upstream.transports.legacy_sse import SseServer
 from gateway.upstream.transports.mux import Multiplexer, Unavailable
 from gateway.upstream.transports.stdio import StdioServer
@@ -39,6 +38,8 @@ log = logging.getLogger(__name__)
 
 MAX_SESSIONS = 10_000
 SESSION = "Mcp-Session-Id"
+# A caller's session: its request id -> the task waiting on the server's answer.
+Calls = dict[codec.RequestId | None, asyncio.Task[dict[str, Any]]]
 
 
 def _identity(config: ServerConfig) -> tuple[Any, ...]:
@@ -60,8 +61,7 @@ class BridgeHost:
         self.servers: dict[str, Multiplexer] = {}
         self._identities: dict[str, tuple[Any, ...]] = {}
         self._configs: dict[str, ServerConfig] = {}
-        # Per-caller sessions: id -> {caller's request id: the task waiting on the child}.
-        self._sessions: OrderedDict[str, dict[Any, asyncio.Task[dict[str, Any]]]] = OrderedDict()
+        self._sessions: OrderedDict[str, Calls] = OrderedDict()
         self._retired: set[asyncio.Task[None]] = set()  # warm-ups and retired servers' stops
         self._warming: set[asyncio.Task[None]] = set()
 
@@ -178,14 +178,14 @@ class BridgeHost:
         body = {"jsonrpc": "2.0", "id": message.get("id"), "result": result}
         return json_response(body, headers={SESSION: session})
 
-    def _session(self, request: web.Request) -> dict[Any, asyncio.Task[dict[str, Any]]] | None:
+    def _session(self, request: web.Request) -> Calls | None:
         session = request.headers.get(SESSION)
         calls = self._sessions.get(session) if session else None
         if calls is not None and session is not None:
             self._sessions.move_to_end(session)
         return calls
 
-    async def _notification(self, server: Multiplexer, calls: dict[Any, Any], message: dict[str, Any]) -> None:
+    async def _notification(self, server: Multiplexer, calls: Calls, message: dict[str, Any]) -> None:
         method = message.get("method")
         if method == "notifications/initialized":
             return  # the child's own session was initialized once, by us
@@ -197,20 +197,14 @@ class BridgeHost:
             return
         await server.notify(message)
 
-    async def _request(self, request: web.Request, server: Multiplexer, calls: dict[Any, Any],
+    async def _request(self, request: web.Request, server: Multiplexer, calls: Calls,
                        message: dict[str, Any]) -> web.StreamResponse:
         rid = message.get("id")
         meta = (message.get("params") or {}).get("_meta") if isinstance(message.get("params"), dict) else None
         notes: asyncio.Queue[dict[str, Any]] | None = None
         if isinstance(meta, dict) and "progressToken" in meta:
             notes = asyncio.Queue(maxsize=1000)
-
-        def offer(note: dict[str, Any]) -> None:
-            if notes is not None:
-                with contextlib.suppress(asyncio.QueueFull):  # a flood of progress is thinned, not stored
-                    notes.put_nowait(note)
-
-        task = asyncio.create_task(server.request(message, offer if notes else None))
+        task = asyncio.create_task(server.request(message, lossy(notes) if notes else None))
         calls[rid] = task
         # The gateway's client gives up after the server's timeout; a moment later the call is
         # cancelled here too (and in the server), so a server that never answers leaks nothing.
@@ -231,11 +225,7 @@ class BridgeHost:
         if server is None or self._session(request) is None:
             return json_response(rpc(None, -32000, "Session not found"), 404)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-
-        def offer(note: dict[str, Any]) -> None:
-            with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses notes, not memory
-                queue.put_nowait(note)
-
+        offer = lossy(queue)
         resp = web.StreamResponse(headers=sse.SSE_HEADERS)
         await resp.prepare(request)
         server.listeners.add(offer)

@@ -4,7 +4,8 @@ event stream carrying its progress notifications before the answer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -25,6 +26,17 @@ def rpc(rid: Any, code: int, message: str) -> dict[str, Any]:
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     """A JSON body."""
     return web.Response(body=orjson.dumps(body), status=status, content_type=JSON, headers=headers)
+
+
+def lossy(queue: asyncio.Queue[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
+    """Put each note on `queue`; a full queue drops it (a flood of progress is thinned, and a slow
+    reader loses notes, not memory)."""
+
+    def offer(note: dict[str, Any]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(note)
+
+    return offer
 
 
 def event(message: dict[str, Any]) -> bytes:

@@ -47,7 +47,8 @@ class SseChannel(Channel):
                 if resp.status >= 300:
                     raise Unavailable(f"legacy SSE server {name} refused a message with HTTP {resp.status}")
         except (UpstreamError, aiohttp.ClientError) as exc:
-            raise Unavailable(f"legacy SSE server {name}: {getattr(exc, 'message', type(exc).__name__)}") from None
+            detail = exc.message if isinstance(exc, UpstreamError) else type(exc).__name__
+            raise Unavailable(f"legacy SSE server {name}: {detail}") from None
 
     async def messages(self) -> AsyncIterator[dict[str, Any]]:
         """The `message` events of the stream until it closes (an event past the size cap ends it)."""

@@ -21,7 +21,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.upstream import codec
@@ -65,7 +65,7 @@ class Channel:
 class _Call:
     future: asyncio.Future[dict[str, Any]]
     on_note: Note | None = None
-    token: Any = None  # the caller's own progress token
+    token: codec.RequestId | None = None  # the caller's own progress token
 
 
 @dataclass
@@ -74,7 +74,6 @@ class _Run:
     started: float
     reader: asyncio.Task[None] | None = None
     handshake: dict[str, Any] | None = None
-    extra: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
 class Multiplexer:
@@ -86,7 +85,6 @@ class Multiplexer:
         self.name, self.limits = name, limits
         self.listeners: set[Note] = set()
         self.failures = 0
-        self.starts = 0
         self._run: _Run | None = None
         self._next_start = 0.0
         self._last_exit = ""
@@ -113,7 +111,9 @@ class Multiplexer:
 
     async def request(self, message: dict[str, Any], on_note: Note | None = None) -> dict[str, Any]:
         """Send a caller's request; return the server's response with the caller's id restored."""
-        run = await self._running()
+        return await self._call(await self._running(), message, on_note)
+
+    async def _call(self, run: _Run, message: dict[str, Any], on_note: Note | None = None) -> dict[str, Any]:
         gid = next(self._ids)
         call = _Call(asyncio.get_running_loop().create_future(), on_note)
         out = {**message, "id": gid}
@@ -126,7 +126,7 @@ class Multiplexer:
             await run.channel.send(out)
             response = await call.future
         except asyncio.CancelledError:
-            if self._run is run:  # tell the server to stop working for a caller who left
+            if self._run is run and run.handshake is not None:  # tell the server to stop working for a caller who left
                 self._background(run.channel.send({"jsonrpc": "2.0", "method": "notifications/cancelled",
                                                    "params": {"requestId": gid, "reason": "caller gone"}}))
             raise
@@ -158,7 +158,8 @@ class Multiplexer:
 
     def _live(self) -> _Run | None:
         run = self._run
-        return run if run is not None and run.handshake is not None and not run.reader.done() else None  # type: ignore[union-attr]
+        live = run is not None and run.handshake is not None and run.reader is not None and not run.reader.done()
+        return run if live else None
 
     async def _running(self) -> _Run:
         if (run := self._live()) is not None:
@@ -183,14 +184,13 @@ class Multiplexer:
         except Unavailable as exc:
             self._failed(exc.message)
             raise Unavailable(f"{self.kind} {self.name}: {exc.message}", exc.status) from None
-        self.starts += 1
         run = _Run(channel, time.monotonic())
         self._run = run
         run.reader = asyncio.create_task(self._read(run), name=f"mux-read-{self.name}")
         params = codec.initialize_params({})
         try:
             async with asyncio.timeout(30):
-                reply = await self._call_raw(run, "initialize", params)
+                reply = await self._call(run, codec.request_message(0, "initialize", params))
         except (Unavailable, TimeoutError) as exc:
             reason = "ended during initialize" if isinstance(exc, Unavailable) else "no initialize answer within 30 s"
             await self._stop(run, reason)
@@ -203,16 +203,6 @@ class Multiplexer:
         run.handshake = result
         log.info("%s started", self.kind, extra={"server": self.name, "version": result["protocolVersion"]})
         return run
-
-    async def _call_raw(self, run: _Run, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        gid = next(self._ids)
-        call = _Call(asyncio.get_running_loop().create_future())
-        self._calls[gid] = call
-        try:
-            await run.channel.send({"jsonrpc": "2.0", "id": gid, "method": method, "params": params})
-            return await call.future
-        finally:
-            self._calls.pop(gid, None)
 
     def _failed(self, reason: str, uptime: float = 0.0) -> None:
         if uptime >= self.limits.healthy_seconds:

@@ -22,8 +22,6 @@ from gateway.upstream.transports.stdio_process import StdioLimits
 
 log = logging.getLogger(__name__)
 
-StdioUnavailable = Unavailable  # the name the stdio tests and callers know
-
 
 class StdioChannel(Channel):
     """A running child: JSON lines on stdin/stdout, stderr to the log."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from gateway.credentials import is_ref, read_ref
 from gateway.registry import StdioConfig
+from gateway.settings import GatewaySettings as Defaults
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +30,17 @@ STDERR_LINE_BYTES = 1000
 
 @dataclass(frozen=True)
 class StdioLimits:
-    """Settings-driven limits for every stdio child (0 = no limit)."""
+    """Settings-driven limits for every stdio child (0 = no limit); the defaults are the settings'."""
 
-    max_memory_mb: int = 4096
-    max_open_files: int = 1024
-    max_cpu_seconds: int = 0
-    stop_grace: float = 5.0
-    backoff_max: float = 30.0
-    healthy_seconds: float = 30.0
+    max_memory_mb: int = Defaults.stdio_max_memory_mb
+    max_open_files: int = Defaults.stdio_max_open_files
+    max_cpu_seconds: int = Defaults.stdio_max_cpu_seconds
+    stop_grace: float = Defaults.stdio_stop_grace
+    backoff_max: float = Defaults.stdio_restart_backoff_max
+    healthy_seconds: float = Defaults.stdio_healthy_seconds
     crash_loop_after: int = 3
-    stderr_lines_per_second: float = 20.0
-    max_message_bytes: int = 16_777_216
+    stderr_lines_per_second: float = Defaults.stdio_stderr_lines_per_second
+    max_message_bytes: int = Defaults.mcp_max_response_bytes
 
 
 def child_env(config: StdioConfig, environ: Mapping[str, str]) -> dict[str, str]:

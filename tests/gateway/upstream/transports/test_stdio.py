@@ -12,7 +12,8 @@ import pytest
 
 from gateway.credentials import CredentialError
 from gateway.registry import StdioConfig, parse_server, parse_servers
-from gateway.upstream.transports.stdio import StdioServer, StdioUnavailable
+from gateway.upstream.transports.mux import Unavailable
+from gateway.upstream.transports.stdio import StdioServer
 from gateway.upstream.transports.stdio_process import StdioLimits, backoff, child_env
 
 
@@ -101,5 +102,5 @@ async def test_child_requests_are_answered_and_ids_restored(caplog: pytest.LogCa
         await server.close()
     noise = [r for r in caplog.records if "noise" in r.getMessage()]
     assert 0 < len(noise) <= 60  # burst of 5 s worth at 10 lines/s, not 2,000 lines
-    with pytest.raises(StdioUnavailable, match="shut down"):
+    with pytest.raises(Unavailable, match="shut down"):
         await server.request({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})

@@ -1,10 +1,10 @@
-"""gateway.upstream.reply: the answer to a request in a buffered JSON or SSE body (passthrough's read)."""
+"""gateway.upstream.sender (read_reply, answer_in): the answer to a request in a buffered JSON or SSE body (passthrough's read)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.upstream.reply import answer_in
+from gateway.upstream.sender import answer_in
 
 ANSWER = b'{"jsonrpc":"2.0","id":7,"result":{}}'
 NOTE = b'{"jsonrpc":"2.0","method":"notifications/progress","params":{}}'
