@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from prometheus_client import Counter
+
 from gateway.mcp import uris
 from gateway.upstream.codec import LIST_KEYS
 
@@ -72,8 +74,8 @@ def split(method: str, items: list[Any]) -> tuple[list[Any], list[tuple[str, str
 class CatalogGuard:
     """Applies `split` to list results; logs each dropped item once and counts every drop."""
 
-    def __init__(self, counter: Any = None) -> None:
-        self.counter = counter  # a prometheus Counter labelled (server, kind), or None
+    def __init__(self, counter: Counter | None = None) -> None:
+        self.counter = counter  # labelled (server, kind)
         self._seen: set[tuple[str, str, str]] = set()
 
     def result(self, server: str, method: str, result: Mapping[str, Any]) -> dict[str, Any]:

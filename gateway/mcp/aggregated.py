@@ -168,7 +168,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
         names = {s: [t["name"] for t in tools if isinstance(t.get("name"), str)] for s, tools in lists.items()}
         visible = await unseen.visible_names(request, "tools/list", names)
         target = catalog.resolve_tool(public, {s: [t for t in lists[s] if t.get("name") in set(visible[s])]
-                                               for s in lists}, state.broadcast)
+                                               for s in lists}, state.settings.mcp_broadcast)
     if target is None:
         # Decided as the name it spells first: "unknown" only for a caller who may call it.
         await unseen.refuse_spelled(request, "tools/call", unseen.spelled_name(public), arguments)

@@ -4,6 +4,7 @@ asked for, backend answers, and the one mapping of a failure to the JSON-RPC err
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -16,12 +17,13 @@ from gateway.mcp.endpoint import rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
+from gateway.registry import ServerConfig
 from gateway.upstream.sessions import Caller
 
 log = logging.getLogger(__name__)
 
 
-def servers_of(request: web.Request) -> list[Any]:
+def servers_of(request: web.Request) -> list[ServerConfig]:
     """The enabled backends."""
     return list(request.app[SERVERS].enabled())
 
@@ -53,8 +55,8 @@ def caller(request: web.Request) -> Caller:
     return found if found is not None else Caller.of(request[PRINCIPAL].subject)
 
 
-def on_error(state: McpState) -> Any:
-    def record(server: Any, exc: Exception) -> None:
+def on_error(state: McpState) -> Callable[[ServerConfig, Exception], None]:
+    def record(server: ServerConfig, exc: Exception) -> None:
         state.metrics.upstream_errors.labels(server.name).inc()
         log.warning("backend left out of aggregated list", extra={"server": server.name, "error": str(exc)})
 

@@ -38,10 +38,10 @@ async def list_named(request: web.Request, state: McpState, method: str, params:
     pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
     if method == "tools/list":
-        merged = catalog.merge_tools(per_server, allowed, state.broadcast)
+        merged = catalog.merge_tools(per_server, allowed, state.settings.mcp_broadcast)
     else:
         merged = catalog.merge_named(per_server, key, allowed, _RENAME[method])
-    page, nxt = catalog.paginate(merged, params.get("cursor"), state.page_size)
+    page, nxt = catalog.paginate(merged, params.get("cursor"), state.settings.mcp_page_size)
     audit(request).note(listed=len(merged), hidden=len(pairs) - len(allowed))
     return {LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
 

@@ -18,12 +18,13 @@ from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 from gateway.mcp.subscriptions import Subscriber, updated
+from gateway.registry import ServerConfig
 from gateway.upstream import sse
 from gateway.upstream.client import LEGACY
 from shared.jsonutil import dumps_str
 
 
-def _locate(request: web.Request, uri: str) -> tuple[Any, str]:
+def _locate(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
     servers = {s.name: s for s in servers_of(request)}
     found = catalog.unwrap_uri(uri, servers)
     if found is None:
@@ -32,7 +33,7 @@ def _locate(request: web.Request, uri: str) -> tuple[Any, str]:
     return servers[found[0]], found[1]
 
 
-async def _follow(request: web.Request, state: McpState, key: Subscriber, server: Any, uris: list[str],
+async def _follow(request: web.Request, state: McpState, key: Subscriber, server: ServerConfig, uris: list[str],
                   expires: float = float("inf")) -> None:
     client = request.app[UPSTREAM].client(server)
     await client.ensure_era()
@@ -74,7 +75,7 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
 async def listen_resources(request: web.Request, state: McpState, wanted: Any) -> tuple[Subscriber, list[str]]:
     """Subscribe a new listen stream to the permitted URIs of `wanted`; the key and the honoured URIs."""
     key = (principal(request).subject, f"listen:{uuid.uuid4().hex}")
-    by_server: dict[str, tuple[Any, list[str]]] = {}
+    by_server: dict[str, tuple[ServerConfig, list[str]]] = {}
     honoured: list[str] = []
     for uri in wanted if isinstance(wanted, list) else []:
         if not isinstance(uri, str):
@@ -98,7 +99,7 @@ async def listen_resources(request: web.Request, state: McpState, wanted: Any) -
     return key, honoured
 
 
-def drainer(state: McpState, key: Subscriber, subscription: Any) -> tuple[Callable[[], bytes], Callable[[], None]]:
+def drainer(state: McpState, key: Subscriber, subscription: protocol.RequestId) -> tuple[Callable[[], bytes], Callable[[], None]]:
     """A stream's update source (SSE bytes of queued updates) and its detach callback."""
     queue = state.hub.attach(key)
 
@@ -128,7 +129,7 @@ async def listen_stream(request: web.Request, state: McpState, msg: protocol.Mes
         await state.hub.drop(key)  # a listen subscription lives as long as its stream
 
 
-async def stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
+async def stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: protocol.RequestId,
                   kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
     refusal = state.streams.open(key[0], session)
     if refusal is not None:
@@ -139,7 +140,7 @@ async def stream(request: web.Request, state: McpState, first: list[dict[str, An
         state.streams.close(key[0], session)
 
 
-async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
+async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: protocol.RequestId,
                  kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
     out = web.StreamResponse(headers=sse.SSE_HEADERS)
     drain, detach = drainer(state, key, subscription)

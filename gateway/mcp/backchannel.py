@@ -32,7 +32,7 @@ class TooManyPending(Exception):
 class Pending:
     """Outstanding server→client requests by gateway id."""
 
-    def __init__(self, per_subject: int = 16) -> None:
+    def __init__(self, per_subject: int) -> None:
         self._waiting: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self.subjects = Slots(per_subject)
 

@@ -31,17 +31,19 @@ from aiohttp import web
 
 from gateway.errors import to_gateway_error
 from gateway.keys import UPSTREAM
-from gateway.mcp import call_stream, inflight, links, protocol
+from gateway.mcp import call_stream, links, protocol
 from gateway.mcp.aggregated_common import caller, result_or_error
 from gateway.mcp.call_stream import Call, on_request, relay_notification
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone
+from gateway.registry import ServerConfig
 from gateway.upstream import codec, sse
 from gateway.upstream.errors import (
     CallBudgetExceeded,
     UpstreamError,
     UpstreamRpcError,
 )
+from gateway.upstream.pool import UpstreamPool
 from gateway.upstream.sender import read_capped
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ LOG_LEVEL = "io.modelcontextprotocol/logLevel"  # 2026-07-28: log delivery is op
 MAX_ROUNDS = 8
 
 
-async def call_tool(request: web.Request, state: McpState, server: Any, params: dict[str, Any], rid: Any,
+async def call_tool(request: web.Request, state: McpState, server: ServerConfig, params: dict[str, Any], rid: Any,
                     era: protocol.Era, endpoint: str) -> web.StreamResponse | dict[str, Any]:
     """Run tools/call on `server`, relaying its server→client traffic; the result or the SSE answer."""
     call = Call(request, state, server, era, rid, endpoint)
@@ -114,11 +116,11 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         raise protocol.RpcFailure(code, exc.rpc_message, exc.data, status=200) from None
     except asyncio.CancelledError:
         # A closed stream alone does not stop a 2025 backend: tell it, in the caller's own session.
-        inflight.tell_backend(pool, call.server, uid, caller=caller(call.request))
+        pool.client(call.server, caller(call.request)).cancel_soon(uid, "cancelled by the client")
         raise
 
 
-async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) -> dict[str, Any]:
+async def _exchange(call: Call, pool: UpstreamPool, message: dict[str, Any], uid: str) -> dict[str, Any]:
     async with pool.turn(call.server, caller(call.request)), _listening(call, pool), \
             await pool.open_stream(call.server, message, caller=caller(call.request)) as resp:
         if resp.status >= 500 or resp.status == 401:
@@ -146,7 +148,7 @@ async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) ->
 
 
 @contextlib.asynccontextmanager
-async def _listening(call: Call, pool: Any) -> AsyncIterator[None]:
+async def _listening(call: Call, pool: UpstreamPool) -> AsyncIterator[None]:
     """While the call runs, also relay requests the backend sends on its session's GET stream
     (gateway/upstream/standalone.py), if the agent declared anything it could be asked."""
     who = caller(call.request)
@@ -173,7 +175,7 @@ def _result(call: Call, message: Any, uid: str, status: int) -> dict[str, Any]:
     return result if result.get("resultType") == "input_required" else dict(codec.normalise_result(result))
 
 
-async def _on_event(call: Call, pool: Any, event: sse.Event, uid: str) -> dict[str, Any] | None:
+async def _on_event(call: Call, pool: UpstreamPool, event: sse.Event, uid: str) -> dict[str, Any] | None:
     if event.event != "message" or not event.data:
         return None
     msg = _decode(event.data, call.server.name)

@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from gateway.registry import ServerConfig
 from shared.jsonutil import dumps
 from shared.runtime import cancel_and_wait
 
@@ -60,13 +61,13 @@ class CatalogPoller:
         self._digest: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._fetch: Callable[[Any, str], Awaitable[list[dict[str, Any]]]] | None = None
-        self._servers: Callable[[], Iterable[Any]] = list
-        self._info: Callable[[Any], Awaitable[Mapping[str, Any]]] | None = None
+        self._fetch: Callable[[ServerConfig, str], Awaitable[list[dict[str, Any]]]] | None = None
+        self._servers: Callable[[], Iterable[ServerConfig]] = list
+        self._info: Callable[[ServerConfig], Awaitable[Mapping[str, Any]]] | None = None
         self._interval: Callable[[], float] = lambda: 10.0
 
-    def bind(self, fetch: Callable[[Any, str], Awaitable[list[dict[str, Any]]]], servers: Callable[[], Iterable[Any]],
-             info: Callable[[Any], Awaitable[Mapping[str, Any]]], interval: Callable[[], float]) -> None:
+    def bind(self, fetch: Callable[[ServerConfig, str], Awaitable[list[dict[str, Any]]]], servers: Callable[[], Iterable[ServerConfig]],
+             info: Callable[[ServerConfig], Awaitable[Mapping[str, Any]]], interval: Callable[[], float]) -> None:
         """Where lists come from: `fetch(server, method)`, the enabled `servers()`, each one's `info`."""
         self._fetch, self._servers, self._info, self._interval = fetch, servers, info, interval
 
@@ -126,7 +127,7 @@ class CatalogPoller:
                 self.generation += 1
                 self.views.clear()
 
-    async def _one(self, server: Any) -> dict[str, list[dict[str, Any]]]:
+    async def _one(self, server: ServerConfig) -> dict[str, list[dict[str, Any]]]:
         assert self._fetch is not None and self._info is not None
         methods = advertised(await self._info(server))
         self.polls += len(methods)

@@ -30,13 +30,13 @@ from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
 from gateway.registry import ServerConfig
 from gateway.upstream import codec
+from gateway.upstream.client import LEGACY
 from gateway.upstream.reply import answer_in
 from gateway.upstream.sender import read_capped
 from gateway.upstream.sessions import Caller
 
 log = logging.getLogger(__name__)
 ENDPOINT = "passthrough"
-LEGACY_ERA = "legacy"
 
 
 async def post(request: web.Request) -> web.StreamResponse:
@@ -63,7 +63,7 @@ async def post(request: web.Request) -> web.StreamResponse:
             session = endpoint.open_session(request, state, server.name)
             upstream_session, bridged = session.upstream_id, session.bridged
         else:
-            upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY_ERA
+            upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY
         # A guarded call (tools/call, resources/read, prompts/get) runs through the call pipeline.
         call = guard.call_of(request, server.name, msg, plan)
         refusal = None if call is not None else await guard.decide(request, server.name, msg, era, plan)
@@ -120,12 +120,12 @@ def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, ups
     return headers
 
 
-async def _initialize(request: web.Request, state: McpState, server: Any, msg: protocol.Message) -> web.StreamResponse:
+async def _initialize(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message) -> web.StreamResponse:
     headers = relay.forward_headers(request.headers, None)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         upstream_session = resp.headers.get(H_SESSION)
-        raw = await read_capped(resp, server.name, state.max_response_bytes)
+        raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
         answer = answer_in(raw, resp.content_type, msg.id)
         status, ctype = resp.status, resp.content_type
     result = answer.get("result") if isinstance(answer, dict) else None
@@ -154,25 +154,25 @@ def _opened(state: McpState) -> None:
     state.metrics.sessions_open.labels(ENDPOINT).inc()
 
 
-async def _forward_notification(request: web.Request, server: Any, msg: protocol.Message,
+async def _forward_notification(request: web.Request, server: ServerConfig, msg: protocol.Message,
                                 upstream_session: str | None, era: protocol.Era) -> web.Response:
     headers = _headers(request, msg, era, upstream_session)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
-        raw = await read_capped(resp, server.name, request.app[MCP_STATE].max_response_bytes)
+        raw = await read_capped(resp, server.name, request.app[MCP_STATE].settings.mcp_max_response_bytes)
         if resp.status >= 400:
             gone = upstream_session is not None and session_refused(resp.status, raw)
             return web.Response(status=404 if gone else 502)
     return endpoint.accepted()
 
 
-async def _relay(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
+async def _relay(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message,
                  era: protocol.Era, upstream_session: str | None, extra: dict[str, str]) -> web.StreamResponse:
     headers = _headers(request, msg, era, upstream_session, extra)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         if resp.status in (400, 404) and upstream_session:
-            raw = await read_capped(resp, server.name, state.max_response_bytes)
+            raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if session_refused(resp.status, raw):
                 raise session_gone()
             return web.Response(body=raw, status=resp.status, content_type=resp.content_type)
@@ -181,7 +181,7 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
 
             raise await status_error(server.name, resp)
         if era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON:
-            raw = await read_capped(resp, server.name, state.max_response_bytes)
+            raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if _legacy_refusal(raw):
                 # The backend only knows the handshake era: the pool speaks that to it.
                 return await _via_pool(request, server, msg, era)
@@ -192,7 +192,7 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
                                   idle_limit=server.timeout)
 
 
-def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstream_session: str) -> Any:
+def _canceller(request: web.Request, server: ServerConfig, msg: protocol.Message, upstream_session: str) -> Any:
     """Send a 2025-era backend `notifications/cancelled` for `msg` in the client's session (best effort)."""
     async def cancel() -> None:
         # forward_headers never carries the client's Mcp-Method/Mcp-Name/Mcp-Param-* (rebuilt per message).
@@ -237,7 +237,7 @@ def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> An
     return rewrite
 
 
-async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, era: protocol.Era) -> web.Response:
+async def _via_pool(request: web.Request, server: ServerConfig, msg: protocol.Message, era: protocol.Era) -> web.Response:
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
@@ -251,7 +251,7 @@ async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, er
     return rpc_response(protocol.result(msg.id, protocol.with_result_type(result, era, msg.method)))
 
 
-async def _discovered(request: web.Request, server: Any) -> dict[str, Any]:
+async def _discovered(request: web.Request, server: ServerConfig) -> dict[str, Any]:
     """A 2026-07-28 discover result for a handshake-era backend, from its initialize answer."""
     client = request.app[UPSTREAM].client(server)
     await client.ensure_era()

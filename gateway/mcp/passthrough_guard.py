@@ -3,8 +3,6 @@ policy, and `Mcp-Param-*` headers checked against the body (methods.py, params.p
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from gateway.calls.call import Call
@@ -13,6 +11,7 @@ from gateway.mcp import endpoint, enforce, methods, params, protocol
 from gateway.mcp.endpoint import principal, rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
+from gateway.registry import ServerConfig
 
 
 def call_of(request: web.Request, server: str, msg: protocol.Message, plan: methods.Plan) -> Call | None:
@@ -38,7 +37,7 @@ async def decide(request: web.Request, server: str, msg: protocol.Message, era: 
     return rpc_response(enforce.denial(msg.method, msg.id, decision, era))
 
 
-async def param_headers(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
+async def param_headers(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message,
                         era: protocol.Era) -> dict[str, str]:
     """`Mcp-Param-*` to forward: none unless the client sent some; then checked against, and rebuilt from, the body."""
     client = params.sent(request.headers)

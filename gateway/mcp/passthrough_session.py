@@ -55,7 +55,7 @@ async def _relay_stream(request: web.Request, state: McpState, server: ServerCon
     resp = await request.app[UPSTREAM].send(server, "GET", headers, None, stream=True)
     async with resp:
         if resp.status != 200 or resp.content_type != "text/event-stream":
-            body = await read_capped(resp, server.name, state.max_response_bytes)
+            body = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if session.upstream_id and session_refused(resp.status, body):
                 raise session_gone()
             return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))

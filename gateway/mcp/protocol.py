@@ -48,6 +48,7 @@ ERROR_STATUS = {
 }
 
 Era = Literal["handshake", "modern"]
+RequestId = str | int | None  # a JSON-RPC id (None: a notification, or an unreadable id)
 
 
 class RpcFailure(Exception):

@@ -44,10 +44,10 @@ async def relay_answer(
 ) -> web.StreamResponse:
     """Send the backend's answer on; SSE without buffering (each event flushed as it completes).
 
-    A JSON body or SSE event past `state.max_response_bytes` is refused: a JSON answer becomes a
+    A JSON body or SSE event past `state.settings.mcp_max_response_bytes` is refused: a JSON answer becomes a
     502 (ResponseTooLarge from read_capped); an SSE stream, already started, gets a JSON-RPC error
     for the pending request (if any) as its last event and is closed. The answer to a request
-    (`rid` set) is a call: all its bytes together count against `state.max_call_bytes`, past
+    (`rid` set) is a call: all its bytes together count against `state.settings.mcp_max_call_bytes`, past
     which it ends the same way and the backend stream is dropped (its cancel; `cancel()` tells a
     2025-era backend too); a GET stream, relayed with backpressure and never buffered, is not a call.
     So does a stream the backend leaves quiet for longer than `idle_limit` (its server's
@@ -55,7 +55,7 @@ async def relay_answer(
     response. Events pass byte for byte, except the answer when `rewrite` changes it.
     """
     if resp.content_type != "text/event-stream":
-        raw = await read_capped(resp, server, state.max_response_bytes)
+        raw = await read_capped(resp, server, state.settings.mcp_max_response_bytes)
         if rewrite is not None and resp.status == 200:
             msg = codec.loads_or_none(raw)
             if codec.is_response_to(msg, rid):
@@ -70,8 +70,8 @@ async def relay_answer(
     parser = sse.Parser()
     try:
         await out.prepare(request)
-        async for event in sse.events(resp, server, state.max_response_bytes, parser=parser, idle_limit=idle_limit,
-                                      budget=None if rid is None else sse.Budget(state.max_call_bytes)):
+        async for event in sse.events(resp, server, state.settings.mcp_max_response_bytes, parser=parser, idle_limit=idle_limit,
+                                      budget=None if rid is None else sse.Budget(state.settings.mcp_max_call_bytes)):
             raw = event.raw
             if not answered and event.data:
                 msg = codec.loads_or_none(event.data)

@@ -15,6 +15,7 @@ from gateway.mcp import catalog, enforce, fanout, listen, naming
 from gateway.mcp.aggregated_common import servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
+from gateway.registry import ServerConfig
 
 # notification -> the list methods whose merged, policy-filtered contents it reports on.
 _SOURCES = {
@@ -38,7 +39,7 @@ async def visible(request: web.Request, state: McpState, method: str) -> list[di
     pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
     if method == "tools/list":
-        return catalog.merge_tools(per_server, allowed, state.broadcast)
+        return catalog.merge_tools(per_server, allowed, state.settings.mcp_broadcast)
     return catalog.merge_named(per_server, key, allowed, rename)
 
 
@@ -65,7 +66,7 @@ async def catalogs_ctx(app: web.Application) -> Any:
 
     pool, registry, poller = app[UPSTREAM], app[SERVERS], app[MCP_STATE].catalogs
 
-    async def info(server: Any) -> Any:
+    async def info(server: ServerConfig) -> dict[str, Any]:
         client = pool.client(server)
         await client.ensure_era()
         return client.server_info

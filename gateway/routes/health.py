@@ -54,7 +54,7 @@ async def health(request: web.Request) -> web.Response:
         "status": "healthy",
         "auth_enabled": not settings.auth_off,
         "servers": len(registry.servers),
-        "servers_file_error": bool(getattr(registry, "last_error", None)),
+        "servers_file_error": registry.last_error is not None,
         "audit_database": None if emitter is None else ("ok" if emitter.healthy else "spooling"),
     }
     return json_response(body)
