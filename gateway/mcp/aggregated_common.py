@@ -13,7 +13,7 @@ from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
 from gateway.keys import CALLER, MCP_STATE, PRINCIPAL, SERVERS, UPSTREAM
 from gateway.mcp import endpoint, fanout, protocol
-from gateway.mcp.endpoint import rpc_response
+from gateway.mcp.endpoint import HttpReject, rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
@@ -81,7 +81,7 @@ def session_request(request: web.Request, state: McpState, action: str) -> None:
         endpoint.require_stream_session(request)
 
 
-def answer_failure(request: web.Request, rid: Any, exc: Exception, server: str | None = None) -> web.Response:
+def answer_failure(request: web.Request, rid: protocol.RequestId, exc: Exception, server: str | None = None) -> web.Response:
     """A failure as the JSON-RPC error (and HTTP status: 502/503/504…) an MCP endpoint answers, audited,
     and counted against `server` when the backend failed; not one of ours (a bug: 500) is re-raised."""
     mapped = to_gateway_error(exc)
@@ -91,3 +91,12 @@ def answer_failure(request: web.Request, rid: Any, exc: Exception, server: str |
         request.app[MCP_STATE].metrics.upstream_errors.labels(server).inc()
     audit(request).error = f"{mapped.code}: {mapped.message}"
     return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
+
+
+def refused(request: web.Request, exc: Exception, server: str | None = None) -> web.Response:
+    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
+    if isinstance(exc, HttpReject):
+        return exc.response
+    if isinstance(exc, RpcFailure):
+        return endpoint.failure_response(None, exc)
+    return answer_failure(request, None, exc, server)

@@ -46,7 +46,7 @@ async def list_named(request: web.Request, state: McpState, method: str, params:
     return {LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
 
 
-async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, Any]) -> tuple[str, str] | None:
+async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, ServerConfig]) -> tuple[str, str] | None:
     """(server, prompt) a public prompt name stands for, among the prompts the caller may use."""
     found = naming.split_simple(public, servers)
     if found is None:  # shortened (or unknown): reversed against the catalog, as every replica can
@@ -56,7 +56,7 @@ async def _prompt(request: web.Request, state: McpState, public: str, servers: d
     return found
 
 
-async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     public = methods.target(msg.params, "name")
     servers = {s.name: s for s in servers_of(request)}
     found = await _prompt(request, state, public, servers)
@@ -76,7 +76,7 @@ async def _ask(request: web.Request, server: ServerConfig, method: str, params: 
     return result_or_error(await request.app[UPSTREAM].request(server, method, params, caller(request)))
 
 
-async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     uri = methods.target(msg.params, "uri")
     servers = {s.name: s for s in servers_of(request)}
     found = catalog.unwrap_uri(uri, servers)
@@ -92,7 +92,7 @@ async def read_resource(request: web.Request, state: McpState, msg: protocol.Mes
     return links.read_result(server, result)  # the read URI wrapped again, as are any others
 
 
-async def complete(request: web.Request, state: McpState, msg: protocol.Message) -> Any:
+async def complete(request: web.Request, state: McpState, msg: protocol.Message) -> dict[str, Any]:
     """Completion for a prompt's or resource template's arguments, asked of the owning backend."""
     raw_ref = msg.params.get("ref")
     ref: dict[str, Any] = raw_ref if isinstance(raw_ref, dict) else {}

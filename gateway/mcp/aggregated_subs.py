@@ -50,7 +50,7 @@ async def _follow(request: web.Request, state: McpState, key: Subscriber, server
                          status=200) from None
 
 
-async def subscribe(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+async def subscribe(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     """`resources/subscribe` / `unsubscribe`, bound to the caller's 2025-era session on this replica."""
     if era != "handshake":  # 2026-07-28 subscribes through subscriptions/listen
         raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {msg.method}")

@@ -36,7 +36,7 @@ ANSWER_TIMEOUT = 300.0
 class Call:
     """One relayed tools/call: the agent's side of the stream, opened on first need."""
 
-    def __init__(self, request: web.Request, state: McpState, server: ServerConfig, era: protocol.Era, rid: Any,
+    def __init__(self, request: web.Request, state: McpState, server: ServerConfig, era: protocol.Era, rid: protocol.RequestId,
                  endpoint: str) -> None:
         self.request, self.state, self.server, self.era, self.rid = request, state, server, era, rid
         self.endpoint = endpoint

@@ -51,7 +51,7 @@ LOG_LEVEL = "io.modelcontextprotocol/logLevel"  # 2026-07-28: log delivery is op
 MAX_ROUNDS = 8
 
 
-async def call_tool(request: web.Request, state: McpState, server: ServerConfig, params: dict[str, Any], rid: Any,
+async def call_tool(request: web.Request, state: McpState, server: ServerConfig, params: dict[str, Any], rid: protocol.RequestId,
                     era: protocol.Era, endpoint: str) -> web.StreamResponse | dict[str, Any]:
     """Run tools/call on `server`, relaying its server→client traffic; the result or the SSE answer."""
     call = Call(request, state, server, era, rid, endpoint)
@@ -96,7 +96,7 @@ async def call_tool(request: web.Request, state: McpState, server: ServerConfig,
         raise
 
 
-def _as_error(rid: Any, exc: Exception) -> dict[str, Any]:
+def _as_error(rid: protocol.RequestId, exc: Exception) -> dict[str, Any]:
     if isinstance(exc, protocol.RpcFailure):
         return protocol.error(rid, exc.code, exc.message, exc.data)
     mapped = to_gateway_error(exc)

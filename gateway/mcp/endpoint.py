@@ -35,7 +35,7 @@ def rpc_response(payload: Any, status: int = 200, headers: Mapping[str, str] | N
     return web.Response(body=dumps(payload), status=status, headers=dict(headers or {}), content_type=JSON)
 
 
-def failure_response(rid: Any, failure: RpcFailure) -> web.Response:
+def failure_response(rid: protocol.RequestId, failure: RpcFailure) -> web.Response:
     """A JSON-RPC error response with its HTTP status."""
     return rpc_response(protocol.error(rid, failure.code, failure.message, failure.data), failure.status)
 

@@ -48,7 +48,7 @@ async def decide(request: web.Request, method: str, server: str, name: str, argu
     await pipeline.require(request, call_of(request, "mcp", method, (server,), name, arguments))
 
 
-def refusal(method: str, rid: Any, exc: Denied | Refused, era: protocol.Era) -> dict[str, Any]:
+def refusal(method: str, rid: protocol.RequestId, exc: Denied | Refused, era: protocol.Era) -> dict[str, Any]:
     """The JSON-RPC answer to a call the pipeline refused: a denial (see `denial`), or a call not
     admitted (its JSON-RPC error, HTTP 200 as the spec answers an unknown tool)."""
     if isinstance(exc, Denied):
@@ -72,7 +72,7 @@ async def check_plan(
     return await pipeline.check(request, principal, plan.checks)
 
 
-def plan_denial(method: str, rid: Any, decision: Decision, era: protocol.Era, plan: methods.Plan) -> RpcFailure | None:
+def plan_denial(method: str, rid: protocol.RequestId, decision: Decision, era: protocol.Era, plan: methods.Plan) -> RpcFailure | None:
     """The refusal of an unknown method (reads as "not found"); None for a guarded one (see `denial`)."""
     if not plan.other:
         return None
@@ -80,7 +80,7 @@ def plan_denial(method: str, rid: Any, decision: Decision, era: protocol.Era, pl
                       status=404 if era == "modern" else 200)
 
 
-def denial(method: str, rid: Any, decision: Decision, era: protocol.Era) -> dict[str, Any]:
+def denial(method: str, rid: protocol.RequestId, decision: Decision, era: protocol.Era) -> dict[str, Any]:
     """The answer to a denied call: an `isError` tool result (agents show it) or a JSON-RPC error."""
     reason = decision.reason or "not permitted by policy"
     if method == "tools/call":

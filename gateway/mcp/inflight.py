@@ -19,11 +19,13 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from gateway.mcp.protocol import RequestId
+
 T = TypeVar("T")
 Key = tuple[str, str, str, str]  # subject, session id, id type, id: 1 and "1" are different ids
 
 
-def key(subject: str, session: str, request_id: Any) -> Key:
+def key(subject: str, session: str, request_id: RequestId) -> Key:
     """The key of one client request."""
     return subject, session, type(request_id).__name__, str(request_id)
 

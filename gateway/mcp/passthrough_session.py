@@ -6,8 +6,8 @@ from aiohttp import web
 
 from gateway.keys import MCP_STATE, UPSTREAM
 from gateway.mcp import endpoint, protocol, relay, unseen
-from gateway.mcp.aggregated_common import answer_failure, session_request
-from gateway.mcp.endpoint import HttpReject, principal
+from gateway.mcp.aggregated_common import refused, session_request
+from gateway.mcp.endpoint import principal
 from gateway.mcp.passthrough import (
     ENDPOINT,
     session_gone,
@@ -46,7 +46,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     except ClientGone:
         return web.Response(status=499)
     except Exception as exc:
-        return _refused(request, state, exc)
+        return refused(request, exc, request.match_info["name"])
 
 
 async def _relay_stream(request: web.Request, state: McpState, server: ServerConfig,
@@ -78,13 +78,5 @@ async def delete(request: web.Request) -> web.StreamResponse:
         state.metrics.sessions_open.labels(ENDPOINT).dec()
         return web.Response(status=status)
     except Exception as exc:
-        return _refused(request, state, exc)
+        return refused(request, exc, request.match_info["name"])
 
-
-def _refused(request: web.Request, state: McpState, exc: Exception) -> web.Response:
-    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
-    if isinstance(exc, HttpReject):
-        return exc.response
-    if isinstance(exc, RpcFailure):
-        return endpoint.failure_response(None, exc)
-    return answer_failure(request, None, exc, request.match_info["name"])

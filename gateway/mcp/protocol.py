@@ -62,12 +62,12 @@ class RpcFailure(Exception):
         self.status = status if status is not None else ERROR_STATUS.get(code, 200)
 
 
-def result(rid: Any, value: Mapping[str, Any]) -> dict[str, Any]:
+def result(rid: RequestId, value: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-RPC success response."""
     return {"jsonrpc": "2.0", "id": rid, "result": dict(value)}
 
 
-def error(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+def error(rid: RequestId, code: int, message: str, data: Any = None) -> dict[str, Any]:
     """A JSON-RPC error response (id may be null when the request id was unreadable)."""
     err: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
@@ -83,7 +83,7 @@ class Message:
     def __init__(self, kind: Literal["request", "notification", "response"], body: dict[str, Any]) -> None:
         self.kind = kind
         self.body = body
-        self.id: Any = body.get("id")
+        self.id: RequestId = body.get("id")
         method = body.get("method", "")
         self.method: str = method if type(method) is str else str(method)
         params = body.get("params")

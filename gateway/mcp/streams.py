@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -23,6 +23,7 @@ from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge, Upstre
 from gateway.upstream.sender import read_capped
 from shared.jsonutil import dumps, dumps_str
 
+T = TypeVar("T")
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 DISCONNECT_POLL = 0.05
 
@@ -38,7 +39,7 @@ async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
 
 
 async def relay_answer(
-    request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: Any,
+    request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: protocol.RequestId,
     rewrite: Rewrite | None, server: str, cancel: Callable[[], Awaitable[None]] | None = None,
     idle_limit: float | None = None,
 ) -> web.StreamResponse:
@@ -99,7 +100,7 @@ async def relay_answer(
     return out
 
 
-async def _last_error(out: web.StreamResponse, rid: Any, message: str) -> None:
+async def _last_error(out: web.StreamResponse, rid: protocol.RequestId, message: str) -> None:
     """End a started SSE answer: a JSON-RPC error for the pending request (if any), then EOF."""
     if rid is not None:
         await out.write(sse.encode(dumps_str(protocol.error(rid, protocol.INTERNAL_ERROR, message))))
@@ -153,7 +154,7 @@ def _watcher(loop: asyncio.AbstractEventLoop) -> _Watcher:
     return watcher
 
 
-async def until_disconnect(request: web.Request, work: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+async def until_disconnect(request: web.Request, work: Awaitable[T]) -> T:
     """Run `work`, cancelling it (and so the upstream request) if the client disconnects first.
 
     2026-07-28 has no cancel notification: closing the connection is how a client cancels.
