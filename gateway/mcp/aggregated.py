@@ -48,7 +48,7 @@ from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
 from gateway.registry import ServerConfig
-from gateway.upstream import sse
+from gateway.upstream import codec, sse
 from gateway.upstream.sessions import canonical_capabilities
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
         return {}
     if method == "server/discover":
         return {"supportedVersions": list(protocol.MODERN_VERSIONS), "capabilities": CAPABILITIES,
-                "_meta": {"io.modelcontextprotocol/serverInfo": SERVER_INFO}}
+                "_meta": {codec.SERVER_INFO: SERVER_INFO}}
     if method == "logging/setLevel":
         return {}
     if method == "tools/call":

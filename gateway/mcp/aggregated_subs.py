@@ -1,6 +1,9 @@
 """Resource subscriptions on `/mcp`: `resources/subscribe` / `unsubscribe` (2025 era) and the
 `resourceSubscriptions` of a 2026-07-28 `subscriptions/listen`; policy first (like resources/read).
-Also the watching streams themselves: a session's GET stream and a `subscriptions/listen` answer."""
+Also the watching streams themselves: a session's GET stream and a `subscriptions/listen` answer,
+and the caller's filtered catalogs they compare (backend lists from the shared poller,
+catalog_watch.py: one poll per backend and kind for all streams; the caller's policy is applied
+once per subject and catalog generation)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,18 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import Denied
-from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, endpoint, enforce, listen, methods, protocol, unseen, watched
+from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
+from gateway.mcp import (
+    catalog,
+    endpoint,
+    enforce,
+    fanout,
+    listen,
+    methods,
+    naming,
+    protocol,
+    unseen,
+)
 from gateway.mcp.aggregated_common import servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
@@ -152,7 +165,7 @@ async def _watch(request: web.Request, state: McpState, first: list[dict[str, An
             await out.write(sse.encode(dumps_str(message)))
 
         async def snapshot() -> dict[str, str]:
-            return await watched.snapshot(request, state, kinds)
+            return await watched_snapshot(request, state, kinds)
 
         async with state.catalogs.subscribed():
             await listen.watch(request, out, snapshot, subscription, drain, state.catalogs.stamp)
@@ -162,3 +175,61 @@ async def _watch(request: web.Request, state: McpState, first: list[dict[str, An
         detach()
         gauge.dec()
     return out
+
+
+# notification -> the list methods whose merged, policy-filtered contents it reports on.
+_SOURCES = {
+    listen.TOOLS: ("tools/list",),
+    listen.PROMPTS: ("prompts/list",),
+    listen.RESOURCES: ("resources/list", "resources/templates/list"),
+}
+_KEYS = {  # list method -> (item key, rename)
+    "tools/list": ("name", naming.public_name),
+    "prompts/list": ("name", naming.public_name),
+    "resources/list": ("uri", catalog.wrap_uri),
+    "resources/templates/list": ("uriTemplate", catalog.wrap_uri),
+}
+
+
+async def visible(request: web.Request, state: McpState, method: str) -> list[dict[str, Any]]:
+    """One list method's merged catalog as the caller may see it, from the shared lists."""
+    enabled = {s.name for s in servers_of(request)}
+    per_server = {s: items for s, items in state.catalogs.lists.get(method, {}).items() if s in enabled}
+    key, rename = _KEYS[method]
+    pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
+    allowed = await enforce.allowed_items(request, principal(request), method, pairs)
+    if method == "tools/list":
+        return catalog.merge_tools(per_server, allowed, state.settings.mcp_broadcast)
+    return catalog.merge_named(per_server, key, allowed, rename)
+
+
+async def watched_snapshot(request: web.Request, state: McpState, kinds: set[str]) -> dict[str, str]:
+    """Every watched kind's digest (templates and resources together for resources/list_changed),
+    computed once per subject, kinds and catalog stamp however many of its streams ask."""
+    async def compute() -> dict[str, str]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind in sorted(kinds):
+            items: list[dict[str, Any]] = []
+            for method in _SOURCES[kind]:
+                items.extend({"list": method, **item} for item in await visible(request, state, method))
+            out[kind] = items
+        return listen.fingerprints(out)
+
+    key = (principal(request).subject, tuple(sorted(kinds)), state.catalogs.stamp())
+    result: dict[str, str] = await state.catalogs.view(key, compute)
+    return result
+
+
+async def catalogs_ctx(app: web.Application) -> Any:
+    """Cleanup ctx: bind the shared catalog poller to the backends; stop it on shutdown."""
+    pool, registry, poller = app[UPSTREAM], app[SERVERS], app[MCP_STATE].catalogs
+
+    async def info(server: ServerConfig) -> dict[str, Any]:
+        client = pool.client(server)
+        await client.ensure_era()
+        return client.server_info
+
+    poller.bind(lambda server, method: fanout.list_all(pool, server, method), registry.enabled, info,
+                lambda: listen.POLL_SECONDS)
+    yield
+    await poller.close()

@@ -21,13 +21,18 @@ from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
 from gateway.errors import Denied
 from gateway.keys import MCP_STATE, UPSTREAM
-from gateway.mcp import admission, endpoint, enforce, methods, protocol, relay, unseen
-from gateway.mcp import passthrough_guard as guard
+from gateway.mcp import admission, endpoint, enforce, methods, protocol, unseen
+from gateway.mcp import params as mcp_params
 from gateway.mcp.aggregated_common import agent_caller, answer_failure
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
-from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
+from gateway.mcp.streams import (
+    ClientGone,
+    forward_headers,
+    relay_answer,
+    until_disconnect,
+)
 from gateway.registry import ServerConfig
 from gateway.upstream import codec
 from gateway.upstream.client import LEGACY
@@ -65,8 +70,8 @@ async def post(request: web.Request) -> web.StreamResponse:
         else:
             upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY
         # A guarded call (tools/call, resources/read, prompts/get) runs through the call pipeline.
-        call = guard.call_of(request, server.name, msg, plan)
-        refusal = None if call is not None else await guard.decide(request, server.name, msg, era, plan)
+        call = enforce.passthrough_call(request, server.name, msg, plan)
+        refusal = None if call is not None else await enforce.plan_refusal(request, server.name, msg, era, plan)
         if refusal is not None:
             return refusal
         if msg.kind == "request" and msg.method == "initialize":
@@ -103,7 +108,7 @@ async def _forward(request: web.Request, state: McpState, msg: protocol.Message,
     if bridged:  # the pool takes the caller's turn itself
         work = _via_pool(request, server, msg, era)
         return await (until_disconnect(request, work) if era == "modern" else work)
-    extra = await guard.param_headers(request, state, server, msg, era)
+    extra = await _param_headers(request, state, server, msg, era)
     # One subject's relayed requests share its lane on this backend (upstream/fairness.py).
     async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
         relayed = _relay(request, state, server, msg, era, upstream_session, extra)
@@ -113,7 +118,7 @@ async def _forward(request: web.Request, state: McpState, msg: protocol.Message,
 def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, upstream_session: str | None,
              extra: dict[str, str] | None = None) -> dict[str, str]:
     """Headers for the backend: the allowlist, and routing headers rebuilt from the checked body (modern era)."""
-    headers = relay.forward_headers(request.headers, upstream_session)
+    headers = forward_headers(request.headers, upstream_session)
     if era == "modern":
         headers.update(protocol.routing_headers(msg))
         headers.update(extra or {})
@@ -121,7 +126,7 @@ def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, ups
 
 
 async def _initialize(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message) -> web.StreamResponse:
-    headers = relay.forward_headers(request.headers, None)
+    headers = forward_headers(request.headers, None)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         upstream_session = resp.headers.get(H_SESSION)
@@ -196,7 +201,7 @@ def _canceller(request: web.Request, server: ServerConfig, msg: protocol.Message
     """Send a 2025-era backend `notifications/cancelled` for `msg` in the client's session (best effort)."""
     async def cancel() -> None:
         # forward_headers never carries the client's Mcp-Method/Mcp-Name/Mcp-Param-* (rebuilt per message).
-        headers = relay.forward_headers(request.headers, upstream_session)
+        headers = forward_headers(request.headers, upstream_session)
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": msg.id, "reason": "call exceeded the gateway's byte budget"}}
         try:
@@ -258,7 +263,22 @@ async def _discovered(request: web.Request, server: ServerConfig) -> dict[str, A
     info = client.server_info
     result: dict[str, Any] = {"supportedVersions": list(protocol.MODERN_VERSIONS),
                               "capabilities": info.get("capabilities") or {},
-                              "_meta": {"io.modelcontextprotocol/serverInfo": info.get("serverInfo") or {}}}
+                              "_meta": {codec.SERVER_INFO: info.get("serverInfo") or {}}}
     if isinstance(info.get("instructions"), str):
         result["instructions"] = info["instructions"]
     return protocol.with_result_type(result, "modern", "server/discover")
+
+
+async def _param_headers(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message,
+                        era: protocol.Era) -> dict[str, str]:
+    """`Mcp-Param-*` to forward: none unless the client sent some; then checked against, and rebuilt from, the body."""
+    client = mcp_params.sent(request.headers)
+    if not client or era != "modern" or msg.method != "tools/call":
+        return {}  # nothing to mirror (a 2025-era backend reads no Mcp-Param-* header)
+    tools = await state.lists.get(request.app[UPSTREAM], server, "tools/list")
+    tool = next((t for t in tools if t.get("name") == msg.params.get("name")), None)
+    if tool is None:
+        raise RpcFailure(protocol.HEADER_MISMATCH, "Mcp-Param-* headers sent for a tool the backend does not list")
+    wanted = mcp_params.expected(tool.get("inputSchema"), msg.params.get("arguments"))
+    mcp_params.check(client, wanted)
+    return wanted

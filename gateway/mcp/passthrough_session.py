@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.keys import MCP_STATE, UPSTREAM
-from gateway.mcp import endpoint, protocol, relay, unseen
+from gateway.mcp import endpoint, protocol, unseen
 from gateway.mcp.aggregated_common import refused, session_request
 from gateway.mcp.endpoint import principal
 from gateway.mcp.passthrough import (
@@ -16,7 +16,13 @@ from gateway.mcp.passthrough import (
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
-from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
+from gateway.mcp.streams import (
+    ClientGone,
+    forward_headers,
+    relay_answer,
+    returned_headers,
+    until_disconnect,
+)
 from gateway.registry import ServerConfig
 from gateway.upstream.sender import read_capped
 
@@ -51,14 +57,14 @@ async def get(request: web.Request) -> web.StreamResponse:
 
 async def _relay_stream(request: web.Request, state: McpState, server: ServerConfig,
                         session: Session) -> web.StreamResponse:
-    headers = relay.forward_headers(request.headers, session.upstream_id)
+    headers = forward_headers(request.headers, session.upstream_id)
     resp = await request.app[UPSTREAM].send(server, "GET", headers, None, stream=True)
     async with resp:
         if resp.status != 200 or resp.content_type != "text/event-stream":
             body = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if session.upstream_id and session_refused(resp.status, body):
                 raise session_gone()
-            return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
+            return web.Response(body=body, status=resp.status, headers=returned_headers(resp.headers))
         # Nothing is written while the backend is quiet, so watch for the client leaving.
         return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
 
@@ -70,7 +76,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
         server, session = await _session(request, state, "mcp_session_end")
         status = 200
         if session.upstream_id and not session.bridged:
-            headers = relay.forward_headers(request.headers, session.upstream_id)
+            headers = forward_headers(request.headers, session.upstream_id)
             resp = await request.app[UPSTREAM].send(server, "DELETE", headers, None)
             async with resp:
                 status = resp.status if resp.status < 500 else 502

@@ -3,6 +3,11 @@
 `rewrite` (when given) receives the `result` of the response to the client's request and returns
 the result to send instead; every other message (notifications, server→client requests, other
 responses) passes through untouched.
+
+Only MCP's own headers cross the passthrough (allowlist): the client's Authorization, cookies and
+Host never reach a backend; the backend's credential is added by the one request path
+(gateway/upstream/sender.py) and nowhere else, with the backend's own Host (SDK servers bound to
+loopback answer 421 to a foreign one).
 """
 
 from __future__ import annotations
@@ -10,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
 
-from gateway.mcp import protocol, relay
+from gateway.mcp import protocol
 from gateway.mcp.state import McpState
 from gateway.upstream import codec, sse
 from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge, UpstreamError
@@ -26,6 +31,24 @@ from shared.jsonutil import dumps, dumps_str
 T = TypeVar("T")
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 DISCONNECT_POLL = 0.05
+# Mcp-Method / Mcp-Name / Mcp-Param-* are never copied from the client: the passthrough rebuilds
+# them from the body it checked (protocol.routing_headers), so a backend never routes on a claim.
+FORWARDED = ("accept", "content-type", "mcp-protocol-version", "last-event-id")
+# Backend response headers a client may see (never Set-Cookie or the backend's session id).
+RETURNED = ("content-type", "cache-control", "allow")
+
+
+def forward_headers(incoming: Mapping[str, str], upstream_session: str | None) -> dict[str, str]:
+    """The headers to send upstream: the allowlisted MCP headers only, plus the backend's session id."""
+    out = {name: value for name, value in incoming.items() if name.lower() in FORWARDED}
+    if upstream_session:
+        out["Mcp-Session-Id"] = upstream_session
+    return out
+
+
+def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
+    """Backend response headers worth passing back."""
+    return {k: v for k, v in upstream.items() if k.lower() in RETURNED}
 
 
 class ClientGone(Exception):
@@ -63,7 +86,7 @@ async def relay_answer(
                 raw = dumps(await _rewritten(msg, rewrite))
         if resp.status == 202 or not raw:
             return web.Response(status=resp.status)
-        return web.Response(body=raw, status=resp.status, headers=relay.returned_headers(resp.headers))
+        return web.Response(body=raw, status=resp.status, headers=returned_headers(resp.headers))
     out = web.StreamResponse(status=resp.status, headers=sse.SSE_HEADERS)
     gauge = state.metrics.streams_open.labels(endpoint)
     gauge.inc()

@@ -13,10 +13,10 @@ from gateway.mcp import (
     passthrough,
     passthrough_session,
 )
+from gateway.mcp.aggregated_subs import catalogs_ctx
 from gateway.mcp.revocations import revocations_ctx
 from gateway.mcp.state import build_state
 from gateway.mcp.subscriptions import subscriptions_ctx
-from gateway.mcp.watched import catalogs_ctx
 from shared.auth import AuthError, www_authenticate
 from shared.jsonutil import json_response
 from shared.keys import REGISTRY
