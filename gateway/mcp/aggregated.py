@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import __version__
 from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
@@ -54,7 +55,7 @@ from gateway.upstream.sessions import canonical_capabilities
 log = logging.getLogger(__name__)
 Answer = dict[str, Any] | web.StreamResponse  # a result, or the SSE answer already sent
 ENDPOINT = "aggregated"
-SERVER_INFO = {"name": "mcpgw", "title": "mcpgw MCP gateway", "version": "0.1.0"}
+SERVER_INFO = {"name": "mcpgw", "title": "mcpgw MCP gateway", "version": __version__}
 CAPABILITIES = {"tools": {"listChanged": True}, "prompts": {"listChanged": True},
                 "resources": {"listChanged": True, "subscribe": True}, "completions": {}}
 

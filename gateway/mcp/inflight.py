@@ -30,7 +30,7 @@ def key(subject: str, session: str, request_id: RequestId) -> Key:
     return subject, session, type(request_id).__name__, str(request_id)
 
 
-def cancelled_id(params: Any) -> Any:
+def cancelled_id(params: object) -> RequestId:
     """The `requestId` a `notifications/cancelled` names (None when absent or not an id)."""
     rid = params.get("requestId") if isinstance(params, dict) else None
     return rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None
