@@ -144,13 +144,8 @@ async def listen_stream(request: web.Request, state: McpState, msg: protocol.Mes
 
 async def stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: protocol.RequestId,
                   kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
-    refusal = state.streams.open(key[0], session)
-    if refusal is not None:
-        raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
-    try:
+    with endpoint.stream_slot(state, key[0], session):
         return await _watch(request, state, first, subscription, kinds, key)
-    finally:
-        state.streams.close(key[0], session)
 
 
 async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: protocol.RequestId,

@@ -1,20 +1,16 @@
 """`/mcp` tools/call on one backend with its server→client traffic relayed to the agent.
 
 The call goes out through the upstream pool's `open_stream` and its SSE answer is read event by
-event. Progress (`notifications/progress`, the gateway's own progress token mapped back to the
-agent's) and log messages (`notifications/message`) go to the agent on the call's SSE stream as
-they come. Server→client requests (sampling, elicitation, roots) are sent on that stream under a
-gateway id (backchannel.py) and the agent's answer is posted back to the backend's session
-(call_stream.py: the agent's side). A 2026-07-28 backend asks by returning `resultType: "input_required"`: a 2026-07-28 agent gets that
-result as is (its retry comes back through `/mcp` to the same backend); a 2025 agent is asked each
-input request on the stream and the gateway retries for it. A 2025-era backend's back-channel
-request cannot reach a 2026-07-28 agent (that would hold the backend's call across the agent's
-retry): the backend gets a JSON-RPC error for it instead.
+event; what reaches the agent, and how, is call_stream.py. A 2026-07-28 backend asks for input by
+returning `resultType: "input_required"`: a 2026-07-28 agent gets that result as is (its retry
+comes back through `/mcp` to the same backend); a 2025 agent is asked each input request on the
+stream and the gateway retries for it. A 2025-era backend's back-channel request cannot reach a
+2026-07-28 agent (that would hold the backend's call across the agent's retry): the backend gets a
+JSON-RPC error for it instead.
 
 Bounded (docs/security/exhaustion.md): every byte read from the backend for the call, across its
 rounds, counts against MCPGW_GATEWAY_MCP_MAX_CALL_BYTES (past it the call ends with an error and
-the backend request is dropped and cancelled); server→client requests beyond the subject's
-pending limit are refused to the backend at once, on the reading task, so a flood slows itself.
+the backend request is dropped and cancelled).
 """
 
 from __future__ import annotations

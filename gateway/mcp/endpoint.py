@@ -6,7 +6,8 @@ clients (which read JSON-RPC, not the REST error body) can show them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -66,6 +67,18 @@ def check_transport(request: web.Request, state: McpState, *, post: bool) -> Non
             description="the token lacks a scope these endpoints require", scope=state.settings.mcp_required_scopes,
         )
         raise HttpReject(plain_error(403, "insufficient_scope", {"WWW-Authenticate": challenge}))
+
+
+@contextlib.contextmanager
+def stream_slot(state: McpState, subject: str, session: str | None) -> Iterator[None]:
+    """Hold one open-stream slot while the stream lives; 429 past the subject's or session's limit."""
+    refusal = state.streams.open(subject, session)
+    if refusal is not None:
+        raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
+    try:
+        yield
+    finally:
+        state.streams.close(subject, session)
 
 
 def require_stream_session(request: web.Request) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.keys import MCP_STATE, UPSTREAM
-from gateway.mcp import endpoint, protocol, unseen
+from gateway.mcp import endpoint, unseen
 from gateway.mcp.aggregated_common import refused, session_request
 from gateway.mcp.endpoint import principal
 from gateway.mcp.passthrough import (
@@ -13,7 +13,6 @@ from gateway.mcp.passthrough import (
     session_gone,
     session_refused,
 )
-from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import (
@@ -42,13 +41,8 @@ async def get(request: web.Request) -> web.StreamResponse:
         state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
         if session.bridged:
             return web.Response(status=405, headers={"Allow": "POST, DELETE"})
-        refusal = state.streams.open(principal(request).subject, session.sid)
-        if refusal is not None:
-            raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
-        try:
+        with endpoint.stream_slot(state, principal(request).subject, session.sid):
             return await _relay_stream(request, state, server, session)
-        finally:
-            state.streams.close(principal(request).subject, session.sid)
     except ClientGone:
         return web.Response(status=499)
     except Exception as exc:
