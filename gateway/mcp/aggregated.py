@@ -134,13 +134,11 @@ def _initialize(request: web.Request, state: McpState, msg: protocol.Message) ->
 
 async def _answer(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Answer:
     method, params = msg.method, msg.params
-    if method == "ping":
+    if method in ("ping", "logging/setLevel"):  # a 2025 agent's log level: every level is asked upstream (calls.py)
         return {}
     if method == "server/discover":
         return {"supportedVersions": list(protocol.MODERN_VERSIONS), "capabilities": CAPABILITIES,
                 "_meta": {codec.SERVER_INFO: SERVER_INFO}}
-    if method == "logging/setLevel":
-        return {}
     if method == "tools/call":
         return await _call_tool(request, state, msg, era)
     if method in admission.LISTS:
@@ -162,7 +160,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     public = methods.target(msg.params, "name")
     raw_args = msg.params.get("arguments")
     arguments: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
-    servers = {s.name: s for s in servers_of(request)}
+    servers = servers_of(request)
     simple = naming.split_simple(public, servers)
     target: catalog.Target | None
     if simple is not None:

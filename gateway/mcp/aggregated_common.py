@@ -23,15 +23,15 @@ from gateway.upstream.sessions import Caller
 log = logging.getLogger(__name__)
 
 
-def servers_of(request: web.Request) -> list[ServerConfig]:
-    """The enabled backends."""
-    return list(request.app[SERVERS].enabled())
+def servers_of(request: web.Request) -> dict[str, ServerConfig]:
+    """The enabled backends by name."""
+    return {s.name: s for s in request.app[SERVERS].enabled()}
 
 
 async def backend_lists(request: web.Request, state: McpState, method: str) -> dict[str, list[dict[str, Any]]]:
     """Every enabled backend's `method` list as the caller's backend sessions see it (cached; a failing
     backend is left out and counted)."""
-    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), method,
+    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers_of(request).values()), method,
                                      on_error(state), caller(request))
 
 

@@ -58,7 +58,7 @@ async def _prompt(request: web.Request, state: McpState, public: str, servers: d
 
 async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     public = methods.target(msg.params, "name")
-    servers = {s.name: s for s in servers_of(request)}
+    servers = servers_of(request)
     found = await _prompt(request, state, public, servers)
     if found is None:
         # Decided as the name it spells first: "unknown" only for a caller who may get it.
@@ -78,7 +78,7 @@ async def _ask(request: web.Request, server: ServerConfig, method: str, params: 
 
 async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     uri = methods.target(msg.params, "uri")
-    servers = {s.name: s for s in servers_of(request)}
+    servers = servers_of(request)
     found = catalog.unwrap_uri(uri, servers)
     if found is None:
         # Decided as the server it spells first: "not found" only for a caller who may read it.
@@ -96,7 +96,7 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
     """Completion for a prompt's or resource template's arguments, asked of the owning backend."""
     raw_ref = msg.params.get("ref")
     ref: dict[str, Any] = raw_ref if isinstance(raw_ref, dict) else {}
-    servers = {s.name: s for s in servers_of(request)}
+    servers = servers_of(request)
     empty = {"completion": {"values": [], "total": 0, "hasMore": False}}
     if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
         found = await _prompt(request, state, ref["name"], servers)

@@ -38,7 +38,7 @@ from shared.jsonutil import dumps_str
 
 
 def _locate(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
-    servers = {s.name: s for s in servers_of(request)}
+    servers = servers_of(request)
     found = catalog.unwrap_uri(uri, servers)
     if found is None:
         raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
@@ -69,7 +69,7 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
         raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {msg.method}")
     uri = methods.target(msg.params, "uri")
     session = endpoint.open_session(request, state, None)
-    if catalog.unwrap_uri(uri, {s.name for s in servers_of(request)}) is None and unseen.spelled_uri(uri):
+    if catalog.unwrap_uri(uri, servers_of(request)) is None and unseen.spelled_uri(uri):
         # A server that does not exist answers as one the caller may not see (docs/security/edge.md):
         # subscribe is decided on the name spelled, unsubscribe is the no-op it is for a stranger.
         if msg.method == "resources/unsubscribe":
@@ -188,7 +188,7 @@ _KEYS = {  # list method -> (item key, rename)
 
 async def visible(request: web.Request, state: McpState, method: str) -> list[dict[str, Any]]:
     """One list method's merged catalog as the caller may see it, from the shared lists."""
-    enabled = {s.name for s in servers_of(request)}
+    enabled = servers_of(request)
     per_server = {s: items for s, items in state.catalogs.lists.get(method, {}).items() if s in enabled}
     key, rename = _KEYS[method]
     pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]

@@ -40,6 +40,7 @@ from gateway.upstream.errors import (
     UpstreamRpcError,
 )
 from gateway.upstream.pool import UpstreamPool
+from gateway.upstream.reply import decode
 from gateway.upstream.sender import read_capped
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ async def _exchange(call: Call, pool: UpstreamPool, message: dict[str, Any], uid
         limit = pool.max_response_bytes
         if resp.content_type != "text/event-stream":
             body = await read_capped(resp, call.server.name, limit, call.server.timeout)
-            return _result(call, _decode(body, call.server.name), uid, resp.status)
+            return _result(call, decode(body, call.server.name), uid, resp.status)
         budget = sse.Budget(pool.max_call_bytes, call.relayed)  # every round of the call together
         try:
             async for event in sse.events(resp, call.server.name, limit, budget=budget,
@@ -157,13 +158,6 @@ async def _listening(call: Call, pool: UpstreamPool) -> AsyncIterator[None]:
         yield
 
 
-def _decode(data: str | bytes, server: str) -> Any:
-    try:
-        return codec.decode(data)
-    except ValueError:
-        raise UpstreamError(server, "backend sent malformed JSON") from None
-
-
 def _result(call: Call, message: Any, uid: str, status: int) -> dict[str, Any]:
     if not codec.is_response_to(message, uid):
         raise UpstreamError(call.server.name, f"HTTP {status} without a JSON-RPC response", status)
@@ -174,7 +168,7 @@ def _result(call: Call, message: Any, uid: str, status: int) -> dict[str, Any]:
 async def _on_event(call: Call, pool: UpstreamPool, event: sse.Event, uid: str) -> dict[str, Any] | None:
     if event.event != "message" or not event.data:
         return None
-    msg = _decode(event.data, call.server.name)
+    msg = decode(event.data, call.server.name)
     if not isinstance(msg, dict):
         return None
     if codec.is_response_to(msg, uid):
