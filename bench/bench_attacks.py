@@ -17,7 +17,7 @@ figure (the target: within 2x) and the victim's p99 against its p99 with no atta
 - slow-calls: 40 concurrent 3 s calls of one subject on the victim's own backend.
 - slowloris: 200 connections trickling headers and 200 sending a body one byte at a time.
 
-    .venv/bin/python bench/bench_attacks.py [--quick] [--seconds S] [--only ATTACK] [--gateway-root DIR]
+    .venv/bin/python bench/bench_attacks.py [--quick] [--seconds S] [--only ATTACK] [--gateway-root DIR] [--env K=V]
 
 `--gateway-root DIR` runs the gateway from another checkout (e.g. `git archive <commit> | tar -x -C
 DIR`) against the same backends and attacks: the "before" figures.
@@ -361,7 +361,8 @@ async def run(args: argparse.Namespace) -> None:
                     "--issuer", issuer.issuer, "--audience", AUDIENCE]
             env = {"DATABASE_URL": bench_dsn, "MCPGW_DATA_DIR": str(tmp / "gw"),
                    "AUDIT_LOG_FILE": str(tmp / "audit.jsonl"), "MCPGW_GATEWAY_DECISION_CACHE_TTL": "3600",
-                   "MCPGW_LOG_LEVEL": "ERROR", "MCPGW_GATEWAY_HEADER_TIMEOUT": "2", "MCPGW_GATEWAY_BODY_TIMEOUT": "2"}
+                   "MCPGW_LOG_LEVEL": "ERROR", "MCPGW_GATEWAY_HEADER_TIMEOUT": "2", "MCPGW_GATEWAY_BODY_TIMEOUT": "2",
+                   **dict(kv.split("=", 1) for kv in args.env)}
             proc, url = await bg.start_gateway(procs, Path(args.gateway_root or ROOT), env, argv, None)
             await bg.wait_http(session, url + "/health")
             b = Bench(session, url, proc.pid,
@@ -400,6 +401,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s per attack")
     parser.add_argument("--seconds", type=float, help="seconds per attack (default 8)")
     parser.add_argument("--only", action="append", help="run only this attack (repeatable)")
+    parser.add_argument("--env", action="append", default=[], metavar="K=V",
+                        help="extra gateway environment (e.g. MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY=16)")
     parser.add_argument("--gateway-root", metavar="DIR", help="run the gateway of another checkout (before figures)")
     args = parser.parse_args()
     args.seconds = args.seconds or (3.0 if args.quick else 8.0)

@@ -13,14 +13,23 @@ goes first) so background noise hits both alike; the figures are medians over ro
 "added" is the median of the per-round differences.
 
     .venv/bin/python bench/bench_gateway.py [--quick] [--rounds R] [--calls N] [--baseline DIR] [--traced]
+        [--variant LABEL:K=V,K=V ...] [--subjects N]
 
-`--traced` adds the same gateway with OpenTelemetry on (sampling 1.0, OTLP/HTTP to a loopback sink
-in this process) to the interleaved rounds: its CPU per call against "gateway" is the tracing cost.
+`--bare` adds bench/bare_gateway.py (aiohttp's server + the gateway's upstream client, no checks):
+the floor any gateway on this stack pays. `--variant LABEL:K=V,...` adds a gateway process running this code with extra environment (e.g.
+`uvloop:MCPGW_EVENT_LOOP=uvloop` or `lanes64:MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY=64`) to the
+same interleaved rounds. `--subjects N` adds a c=50 cell whose 50 workers spread over N subjects
+(distinct tokens, so distinct per-(backend, subject) lanes) next to the one-subject c=50 cell.
+
+`--traced` adds the same gateway with tracing on (sampling 1.0, OTLP/HTTP JSON to a loopback sink
+in a process of its own, bench/otlp_sink.py) to the interleaved rounds: its CPU per call against "gateway" is
+the tracing cost.
 
 `--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
 /tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise.
 
-`--cprofile FILE` runs the gateway under cProfile the same way. `--profile FILE` instead records the gateway process with py-spy (install it into .venv) while
+`--cprofile FILE` runs the gateway under cProfile the same way, `--yappi FILE` under yappi's CPU clock
+(bench/yappi_gateway.py; `pip install yappi`). `--profile FILE` instead records the gateway process with py-spy (install it into .venv) while
 load runs through it, and writes collapsed stacks to FILE (no figures are printed).
 """
 
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -35,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +64,17 @@ from tests.fixtures.pg import create_database, drop_database  # noqa: E402
 
 AUDIENCE = "mcpgw"
 SUBJECT = "bench@example.com"
-POLICY = """
-roles:
-  caller:
-    permissions:
-      - resource: "mcp:bench:*"
-        actions: ["*"]
-user_roles:
-  bench@example.com: [caller]
-default_policy: deny
-"""
+MANY = 50  # subjects known to the policy for --subjects
+
+
+def allow_policy(subjects: list[str], resource: str = "*") -> str:
+    """A policy letting each of `subjects` do everything on `resource`; everyone else denied."""
+    users = "".join(f"  {subject}: [caller]\n" for subject in subjects)
+    return (f'roles:\n  caller:\n    permissions:\n      - resource: "{resource}"\n        actions: ["*"]\n'
+            f"user_roles:\n{users}default_policy: deny\n")
+
+
+POLICY = allow_policy([SUBJECT, *(f"bench{i}@example.com" for i in range(MANY))], "mcp:bench:*")
 BODY = b'{"tool_name": "echo", "parameters": {"text": "hello"}}'
 
 
@@ -76,8 +87,14 @@ def free_port() -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far (Linux /proc)."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def pct(values: list[float], q: float) -> float:
@@ -86,21 +103,29 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def measure(call: Callable[[], Awaitable[None]], total: int, concurrency: int) -> tuple[float, float, float]:
-    """(p50 ms, p99 ms, calls/s) for `total` calls at `concurrency`."""
+Call = Callable[[], Awaitable[None]]
+
+
+async def measure(
+    call: Call | list[Call], total: int, concurrency: int
+) -> tuple[float, float, float]:
+    """(p50 ms, p99 ms, calls/s) for `total` calls at `concurrency`; a list of calls is spread
+    over the workers (worker i uses calls[i % len])."""
     latencies: list[float] = []
     remaining = total
+    calls = call if isinstance(call, list) else [call]
 
-    async def worker() -> None:
+    async def worker(i: int) -> None:
         nonlocal remaining
+        fn = calls[i % len(calls)]
         while remaining > 0:
             remaining -= 1
             start = time.perf_counter()
-            await call()
+            await fn()
             latencies.append(time.perf_counter() - start)
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
     wall = time.perf_counter() - start
     return pct(latencies, 0.5), pct(latencies, 0.99), total / wall
 
@@ -130,6 +155,60 @@ class Processes:
                 proc.kill()
 
 
+@contextlib.asynccontextmanager
+async def bench_database(prefix: str) -> AsyncIterator[str]:
+    """A fresh database on the embedded Postgres (started if need be) for one run; dropped after."""
+    dsn = await asyncio.to_thread(db.start_embedded, ROOT / ".data" / "bench")
+    name = f"{prefix}_{int(time.time())}"
+    bench_dsn = await create_database(dsn, name)
+    try:
+        yield bench_dsn
+    finally:
+        await drop_database(dsn, name)
+
+
+def spawn_backend(
+    procs: Processes, name: str = "bench", kind: str = "stateless-json", tools: str = ""
+) -> tuple[subprocess.Popen[str], str]:
+    """An official-SDK test backend in its own process; the process and its URL."""
+    proc = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", kind, "--name", name, "--tools", tools],
+                       {}, ROOT, capture=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def spawn_pdp(procs: Processes, tmp: Path, dsn: str, policy: str) -> int:
+    """The PDP (file mode, `policy` written under `tmp`) in its own process; its port."""
+    (tmp / "policy.yaml").write_text(policy)
+    port = free_port()
+    procs.spawn(
+        ["-m", "pdp", "--port", str(port), "--policy", str(tmp / "policy.yaml"), "--policy-source", "file"],
+        {"DATABASE_URL": dsn, "MCPGW_AUDIT_POSTGRES": "false", "MCPGW_DATA_DIR": str(tmp / "pdp"),
+         "MCPGW_LOG_LEVEL": "WARNING"},
+        tmp,
+    )
+    return port
+
+
+async def run_with_stack(prefix: str, body: Callable[[str, Path, Processes], Awaitable[None]]) -> None:
+    """A fresh database, a temp folder and a process set for one run; processes stopped and the
+    database dropped after, whatever happened."""
+    async with bench_database(prefix) as dsn:
+        procs = Processes()
+        try:
+            await body(dsn, Path(tempfile.mkdtemp(prefix=f"mcpgw-{prefix}-")), procs)
+        finally:
+            procs.stop()
+
+
+def run_main(run: Callable[[argparse.Namespace], Coroutine[Any, Any, None]], args: argparse.Namespace) -> None:
+    """Quiet library logging, then run the bench coroutine."""
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    asyncio.run(run(args))
+
+
 async def wait_http(session: aiohttp.ClientSession, url: str, deadline: float = 30.0) -> None:
     """Poll `url` until it answers at all."""
     end = time.monotonic() + deadline
@@ -145,13 +224,15 @@ async def wait_http(session: aiohttp.ClientSession, url: str, deadline: float = 
 
 
 async def start_gateway(
-    procs: Processes, root: Path, env: dict[str, str], argv: list[str], cprofile: str | None
+    procs: Processes, root: Path, env: dict[str, str], argv: list[str], cprofile: str | None,
+    yappi: str | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """One gateway process running the code under `root`; returns it and its base URL."""
     port = free_port()
     prefix = ["-m", "cProfile", "-o", cprofile] if cprofile else []
+    module = [str(ROOT / "bench" / "yappi_gateway.py"), yappi] if yappi else ["-m", "gateway"]
     proc = procs.spawn(
-        [*prefix, "-m", "gateway", "--port", str(port), *argv],
+        [*prefix, *module, "--port", str(port), *argv],
         # With auth on outside development the gateway needs its public URL (OAuth metadata).
         {**env, "MCPGW_GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}", "PYTHONPATH": str(root)},
         Path(env["MCPGW_DATA_DIR"]).parent,  # not ROOT: its .env must not leak in
@@ -160,33 +241,33 @@ async def start_gateway(
 
 
 async def run(args: argparse.Namespace) -> None:
+    async with bench_database("bench_gw") as bench_dsn:
+        await _run(args, bench_dsn)
+
+
+async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mcpgw-bench-"))
     procs = Processes()
-    dsn = await asyncio.to_thread(db.start_embedded, ROOT / ".data" / "bench")
-    name = f"bench_gw_{int(time.time())}"
-    bench_dsn = await create_database(dsn, name)
     # label -> code root; every variant gets its own process, all measured interleaved.
     variants = {"gateway": ROOT}
     if args.baseline:
         variants["baseline"] = Path(args.baseline)
-    sink_runner = None
-    if args.traced:  # same code, tracing on (sampling 1.0), exporting to a sink in this process
-        variants["traced"] = ROOT
-        sink_runner, sink_url, sink = await start_otlp_sink()
+    sink_url = None
+    extra_env: dict[str, dict[str, str]] = {}
+    for spec in args.variant:
+        label, _, kvs = spec.partition(":")
+        variants[label] = ROOT
+        extra_env[label] = dict(kv.split("=", 1) for kv in kvs.split(",") if kv)
     try:
-        backend = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", "stateless-json", "--name", "bench"], {}, ROOT, capture=True)
-        assert backend.stdout is not None
-        backend_url = backend.stdout.readline().strip()
-        (tmp / "policy.yaml").write_text(POLICY)
+        if args.traced:  # same code, tracing on (sampling 1.0), exporting to a sink process of its own
+            variants["traced"] = ROOT
+            sink = procs.spawn([str(ROOT / "bench" / "otlp_sink.py")], {}, ROOT, capture=True)
+            assert sink.stdout is not None
+            sink_url = sink.stdout.readline().strip()
+        backend, backend_url = spawn_backend(procs)
         servers = tmp / "mcp_servers.yaml"
         servers.write_text(f"servers:\n  bench:\n    url: {backend_url}\n    type: http\n")
-        pdp_port = free_port()
-        procs.spawn(
-            ["-m", "pdp", "--port", str(pdp_port), "--policy", str(tmp / "policy.yaml"), "--policy-source", "file"],
-            {"DATABASE_URL": bench_dsn, "MCPGW_AUDIT_POSTGRES": "false", "MCPGW_DATA_DIR": str(tmp / "pdp"),
-             "MCPGW_LOG_LEVEL": "WARNING"},
-            tmp,
-        )
+        pdp_port = spawn_pdp(procs, tmp, bench_dsn, POLICY)
         async with running_issuer() as issuer, aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0)
         ) as session:
@@ -204,22 +285,43 @@ async def run(args: argparse.Namespace) -> None:
                 cprofile = f"{args.cprofile}.{label}" if args.cprofile else None
                 if label == "gateway":
                     env.update(kv.split("=", 1) for kv in args.env)
+                env.update(extra_env.get(label, {}))
                 if label == "traced":
                     env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO=str(args.trace_ratio))
-                gateways[label] = await start_gateway(procs, root, env, argv, cprofile)
+                yappi = f"{args.yappi}.{label}" if args.yappi else None
+                gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi)
+            if args.bare:
+                port = free_port()
+                loop = dict(kv.split("=", 1) for kv in args.env).get("MCPGW_EVENT_LOOP", "auto")
+                prefix = [str(ROOT / "bench" / "yappi_gateway.py"), f"{args.yappi}.bare"] if args.yappi else []
+                bare = procs.spawn([*prefix, str(ROOT / "bench" / "bare_gateway.py"), "--port", str(port), "--servers",
+                                    str(servers), "--loop", loop], {}, tmp)
+                gateways["bare"] = (bare, f"http://127.0.0.1:{port}")
             for _, url in gateways.values():
                 await wait_http(session, url + "/health")
-            token = issuer.mint(SUBJECT, username=SUBJECT, audience=AUDIENCE, expires_in=7200)
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            def headers_for(subject: str) -> dict[str, str]:
+                token = issuer.mint(subject, username=subject, audience=AUDIENCE, expires_in=7200)
+                return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
-            def via(url: str) -> Callable[[], Awaitable[None]]:
+            headers = headers_for(SUBJECT)
+            many = [headers_for(f"bench{i}@example.com") for i in range(min(args.subjects, MANY))]
+
+            def via(url: str, headers: dict[str, str] = headers) -> Callable[[], Awaitable[None]]:
                 invoke_url = url + "/mcp/invoke?mcp_server=bench"
 
                 async def call() -> None:
-                    async with session.post(invoke_url, data=BODY, headers=headers) as resp:
-                        await resp.read()
-                        if resp.status != 200:
-                            raise RuntimeError(f"gateway answered {resp.status}")
+                    for attempt in (1, 2):
+                        try:
+                            async with session.post(invoke_url, data=BODY, headers=headers) as resp:
+                                text = await resp.read()
+                                if resp.status != 200:
+                                    raise RuntimeError(f"{url} answered {resp.status}: {text[:300]!r}")
+                                return
+                        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+                            # A keep-alive connection the server closed (idle past its header
+                            # timeout between cells) just as it was reused: once more, new connection.
+                            if attempt == 2:
+                                raise
 
                 return call
 
@@ -232,15 +334,22 @@ async def run(args: argparse.Namespace) -> None:
                 await pool.call_tool("bench", "echo", {"text": "hello"})
 
             paths = {"direct": direct, **{label: via(url) for label, (_, url) in gateways.items()}}
+            spread: dict[str, list[Call]] = {
+                label: [via(url, h) for h in many] for label, (_, url) in gateways.items()
+            } if many else {}
+            if args.profile or args.cprofile:
+                gateways.pop("bare", None)
             try:
                 for fn in paths.values():  # connections, era detection, token and decision caches
                     await measure(fn, args.warmup, 10)
-                if args.profile or args.cprofile:
+                for fns in spread.values():
+                    await measure(fns, args.warmup, len(fns))
+                if args.profile or args.cprofile or args.yappi:
                     for label, (proc, _) in gateways.items():
                         await profile(args, proc.pid, paths[label], label)
                     return
                 pids = {label: proc.pid for label, (proc, _) in gateways.items()}
-                await report(args, paths, pids, backend.pid)
+                await report(args, paths, pids, backend.pid, spread)
             finally:
                 await direct_session.close()
             await asyncio.sleep(0.5)  # the gateways' audit writers flush every 0.2 s
@@ -248,34 +357,12 @@ async def run(args: argparse.Namespace) -> None:
             written = await conn.fetchval("SELECT count(*) FROM audit_events WHERE service = 'gateway'")
             await conn.close()
             print(f"gateway audit rows in Postgres: {written}")
-            if sink_runner is not None:
+            if sink_url is not None:
                 await asyncio.sleep(1.5)  # the traced gateway exports every second
-                print(f"OTLP export requests received from the traced gateway: {sink['requests']}")
+                async with aiohttp.ClientSession() as s, s.get(sink_url + "/count") as resp:
+                    print(f"OTLP export requests received from the traced gateway: {await resp.text()}")
     finally:
-        if sink_runner is not None:
-            await sink_runner.cleanup()
         procs.stop()
-        await drop_database(dsn, name)
-
-
-async def start_otlp_sink() -> tuple[Any, str, dict[str, int]]:
-    """A loopback OTLP/HTTP endpoint that accepts and discards trace exports (counts them)."""
-    from aiohttp import web
-
-    seen = {"requests": 0}
-
-    async def traces(request: web.Request) -> web.Response:
-        await request.read()
-        seen["requests"] += 1
-        return web.Response()
-
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/v1/traces", traces)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}", seen
 
 
 def start_py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
@@ -302,38 +389,51 @@ async def profile(args: argparse.Namespace, pid: int, call: Callable[[], Awaitab
 
 
 async def report(
-    args: argparse.Namespace, paths: dict[str, Callable[[], Awaitable[None]]], pids: dict[str, int], backend_pid: int
+    args: argparse.Namespace, paths: dict[str, Call], pids: dict[str, int], backend_pid: int,
+    spread: dict[str, list[Call]] | None = None,
 ) -> None:
     """Interleaved rounds (the order rotates each round); per-round figures, then medians."""
     labels = list(paths)
-    cells: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
+    # (cell name, concurrency, spread over subjects?)
+    kinds = [("1", 1, False), ("50", 50, False)]
+    if spread:
+        kinds.append((f"50x{len(next(iter(spread.values())))}s", 50, True))
+    cells: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     cpu: dict[str, list[float]] = {}
+    split: dict[str, list[tuple[float, float]]] = {}
     print(f"tools/call echo; {args.rounds} rounds; calls per cell: c=1 {args.calls}, c=50 {args.calls * 2}")
     for r in range(args.rounds):
         order = labels[r % len(labels):] + labels[:r % len(labels)]
         if r % 2:
             order.reverse()
         line = []
-        for concurrency in (1, 50):
+        for kind, concurrency, spreads in kinds:
             for label in order:
                 calls = args.calls * (2 if concurrency > 1 else 1)
                 pid = pids.get(label)
-                before = (cpu_seconds(pid), cpu_seconds(backend_pid)) if pid else (0.0, 0.0)
-                fig = await measure(paths[label], calls, concurrency)
+                before = (cpu_split(pid), cpu_seconds(backend_pid)) if pid else ((0.0, 0.0), 0.0)
+                fn: Call | list[Call] = spread[label] if spreads and spread and label in spread else paths[label]
+                fig = await measure(fn, calls, concurrency)
+                cpu_note = ""
                 if pid:
-                    cpu.setdefault(label, []).append((cpu_seconds(pid) - before[0]) / calls * 1e6)
+                    user, system = cpu_split(pid)
+                    used = (user - before[0][0], system - before[0][1])
+                    cpu.setdefault(label, []).append(sum(used) / calls * 1e6)
+                    split.setdefault(label, []).append((used[0] / calls * 1e6, used[1] / calls * 1e6))
+                    cpu.setdefault(f"{label}:{kind}", []).append(sum(used) / calls * 1e6)
                     cpu.setdefault(label + ":backend", []).append((cpu_seconds(backend_pid) - before[1]) / calls * 1e6)
-                cells.setdefault((concurrency, label), []).append(fig)
-                line.append(f"c{concurrency} {label} {fig[0]:.3f}/{fig[1]:.3f}/{fig[2]:.0f}")
+                    cpu_note = f" cpu {cpu[label][-1]:.0f}"
+                cells.setdefault((kind, label), []).append(fig)
+                line.append(f"c{kind} {label} {fig[0]:.3f}/{fig[1]:.3f}/{fig[2]:.0f}{cpu_note}")
         print(f"round {r + 1}: " + "  ".join(line), flush=True)
     print("\nmedians over rounds; latency ms, rate calls/s; added = median of per-round (path - direct)")
-    print(f"{'conc':>4} {'path':>10} {'p50':>8} {'p99':>8} {'rate':>6} {'added p50':>9} {'added p99':>9} {'/direct':>7}")
-    for concurrency in (1, 50):
-        d = cells[(concurrency, "direct")]
+    print(f"{'conc':>6} {'path':>10} {'p50':>8} {'p99':>8} {'rate':>6} {'added p50':>9} {'added p99':>9} {'/direct':>7}")
+    for kind, _, _ in kinds:
+        d = cells[(kind, "direct")]
         for label in labels:
-            g = cells[(concurrency, label)]
+            g = cells[(kind, label)]
             med = [statistics.median(x[i] for x in g) for i in range(3)]
-            row = f"{concurrency:>4} {label:>10} {med[0]:>8.3f} {med[1]:>8.3f} {med[2]:>6.0f}"
+            row = f"{kind:>6} {label:>10} {med[0]:>8.3f} {med[1]:>8.3f} {med[2]:>6.0f}"
             if label != "direct":
                 added50 = statistics.median(gi[0] - di[0] for di, gi in zip(d, g, strict=True))
                 added99 = statistics.median(gi[1] - di[1] for di, gi in zip(d, g, strict=True))
@@ -341,9 +441,21 @@ async def report(
                 row += f" {added50:>9.3f} {added99:>9.3f} {ratio:>7.2f}"
             print(row)
     print("CPU µs per call through each gateway (median of its cells): " + ", ".join(
-        f"{label} {statistics.median(cpu[label]):.0f} (backend {statistics.median(cpu[label + ':backend']):.0f})"
+        f"{label} {statistics.median(cpu[label]):.0f} (user {statistics.median(u for u, _ in split[label]):.0f}"
+        f" + sys {statistics.median(s for _, s in split[label]):.0f}; c=1 {statistics.median(cpu[label + ':1']):.0f};"
+        f" backend {statistics.median(cpu[label + ':backend']):.0f})"
         for label in pids
     ))
+    if len(pids) > 1:  # ratios within each round are the least noisy comparison
+        first = next(iter(pids))
+        for label in list(pids)[1:]:
+            ratios = [b / a for a, b in zip(cpu[first], cpu[label], strict=True)]
+            print(f"CPU per call {label}/{first}: median of per-cell ratios {statistics.median(ratios):.3f}")
+    if "traced" in cpu and "gateway" in cpu:  # cells of one round and concurrency ran back to back: pair them
+        added = [t - g for g, t in zip(cpu["gateway"], cpu["traced"], strict=True)]
+        base = statistics.median(cpu["gateway"])
+        print(f"tracing CPU per call, median of paired cells (traced - gateway): {statistics.median(added):+.0f} µs "
+              f"({statistics.median(added) / base:+.1%} of the untraced gateway's {base:.0f} µs)")
 
 
 def main() -> None:
@@ -355,19 +467,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300, help="warm-up calls per path")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra env for the gateway (experiments)")
     parser.add_argument("--traced", action="store_true",
-                        help="also measure this gateway with OpenTelemetry on (sampling 1.0, OTLP to a loopback sink)")
+                        help="also measure this gateway with tracing on (sampling 1.0, OTLP/JSON to a loopback sink)")
     parser.add_argument("--trace-ratio", type=float, default=1.0, help="sampling ratio of the --traced gateway")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL:K=V,...",
+                        help="also measure this code with extra environment, as its own gateway process")
+    parser.add_argument("--bare", action="store_true",
+                        help="also measure bench/bare_gateway.py: aiohttp server + upstream client, no checks (the floor)")
+    parser.add_argument("--subjects", type=int, default=0,
+                        help=f"add a c=50 cell spread over N subjects (up to {MANY}; 0 = no such cell)")
     parser.add_argument("--baseline", metavar="DIR", help="also measure the gateway of another checkout (git worktree)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the gateway under load instead of measuring")
+    parser.add_argument("--yappi", metavar="FILE",
+                        help="run each gateway under yappi's CPU clock (pstats in FILE.<label>) while loading it")
     parser.add_argument("--cprofile", metavar="FILE", help="run each gateway under cProfile (FILE.<label>) while loading it")
     args = parser.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 7)
     args.calls = args.calls or (300 if args.quick else 1000)
     args.baseline = args.baseline and str(Path(args.baseline).resolve())
-    import logging
-
-    logging.basicConfig(level=logging.ERROR)
-    asyncio.run(run(args))
+    run_main(run, args)
 
 
 if __name__ == "__main__":

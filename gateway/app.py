@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
@@ -36,11 +35,10 @@ from gateway.policy_listener import policy_listener_ctx
 from gateway.routes import health, rest, tools
 from gateway.routes.mcp import setup_mcp_routes
 from gateway.settings import GatewaySettings
-from shared import db
+from shared import db, tracing
 from shared.audit import audit_ctx
 from shared.keys import DB_POOL, REGISTRY, TRACING
-from shared.metrics import HttpMetrics, service_registry
-from shared.tracing import tracing_ctx
+from shared.metrics import HttpMetrics, route_name, service_registry, version
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +82,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         if settings.no_auth_allow_remote:
             log.warning(REMOTE_NO_AUTH_WARNING, settings.host)
 
+    traced = tracing.setup("gateway", settings, registry, route_name, version())
     middlewares.install(
         app,
         http_metrics=HttpMetrics(registry, "mcpgw_gateway"),
@@ -95,11 +94,11 @@ def create_app(settings: GatewaySettings) -> web.Application:
         json_limits=middlewares.JsonLimits(settings.max_json_depth, settings.max_json_string, settings.max_json_items),
         body_timeout=settings.body_timeout,
         access_level=settings.log_access,
-        tracing=tracing_middleware(settings.otel_endpoint),
+        tracing=traced.middleware if traced else None,
     )
-    # First: a provider exists before anything that makes spans, and is flushed last.
-    app.cleanup_ctx.append(tracing_ctx("gateway", settings.otel_endpoint, settings.otel_sample_ratio,
-                                       lambda t: app.__setitem__(TRACING, t)))
+    if traced:  # first: the exporter runs before anything makes spans, and flushes last
+        app[TRACING] = traced.tracer
+        app.cleanup_ctx.append(traced.ctx)
     app.cleanup_ctx.append(session_ctx)
     # The pool serves the audit sink and the LISTEN connections (policy changes, session
     # revocations): open it when either needs it, so turning Postgres audit off never silently
@@ -122,16 +121,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(tools.routes)
     setup_mcp_routes(app)
     return app
-
-
-def tracing_middleware(endpoint: str | None) -> Any:
-    """The tracing server middleware when an OTLP endpoint is configured, else None (not installed)."""
-    if not endpoint:
-        return None
-    from shared.metrics import route_name
-    from shared.tracing import server_middleware
-
-    return server_middleware(lambda request: request.app.get(TRACING), route_name)
 
 
 def _secret(value: object) -> str | None:

@@ -79,10 +79,11 @@ def serve(args: argparse.Namespace) -> int:
     except (ValueError, SettingsError) as exc:
         error(str(exc))
         return 2
-    from shared.runtime import tune_gc
+    from shared.runtime import new_event_loop, tune_gc
 
     tune_gc(app)
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None, reuse_port=worker or None)
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None, reuse_port=worker or None,
+                loop=new_event_loop(settings.event_loop))
     return 0
 
 
@@ -90,7 +91,7 @@ def start_problems(settings: GatewaySettings, port_shared: bool = False) -> list
     """What would stop the start, found before anything starts: servers file, port (not for a
     worker: its siblings hold it); unknown variables warned."""
     from gateway.registry import RegistryError, load_servers_file
-    from shared.startcheck import port_problem, tracing_problems, warn_unknown_variables
+    from shared.startcheck import extras_problems, port_problem, warn_unknown_variables
 
     warn_unknown_variables()
     problems: list[str] = []
@@ -99,7 +100,7 @@ def start_problems(settings: GatewaySettings, port_shared: bool = False) -> list
     except RegistryError as exc:
         problems += exc.errors
     busy = None if port_shared else port_problem(settings.host, settings.port, "--port or MCPGW_GATEWAY_PORT")
-    return problems + ([busy] if busy else []) + tracing_problems(settings.otel_endpoint)
+    return problems + ([busy] if busy else []) + extras_problems(settings.event_loop)
 
 
 def register(subparsers: Any) -> None:

@@ -240,10 +240,10 @@ class PolicyClient:
         try:
             rid = request_id_var.get()  # the PDP logs and audits under the gateway's request id
             headers = {**self._headers, REQUEST_ID_HEADER: rid} if rid else self._headers
-            with tracing.span(f"pdp {path}", client=True):
-                if tracing.tracer_var.get() is not None:
+            with tracing.span(f"pdp {path}", client=True) as span:
+                if span is not None:  # W3C traceparent: the PDP's span joins this trace
                     headers = dict(headers)
-                    tracing.inject(headers)  # W3C traceparent: the PDP's span joins this trace
+                    tracing.inject(headers)
                 async with self._session.post(
                     self._base + path, data=dumps(body), headers=headers, timeout=self._timeout,
                     allow_redirects=False,  # a 3xx is a failure (deny), and the PDP token stays put

@@ -160,7 +160,10 @@ class GatewaySettings(CommonSettings):
         600.0, check=_positive, help="Seconds an unused per-subject backend session lives before it is ended",
     )
     upstream_subject_concurrency: int = setting(
-        8, check=_positive, help="Requests one subject may have in flight on one backend; more wait their turn",
+        16, check=_positive,
+        help="Requests one subject may have in flight on one backend; more wait their turn. 16 is half the "
+             "connections kept per backend (32): one subject never holds them all (at 32 a victim starved), "
+             "and one subject at c=50 ran at 0.70x direct against 0.63x with 8 (docs/benchmarks.md)",
     )
     upstream_subject_queue: int = setting(
         64, check=_not_negative, help="Requests one subject may have waiting per backend beyond the concurrency; "

@@ -21,15 +21,14 @@ from pdp.shadow import Shadow
 from pdp.state import PolicyState, pair_sha256, sha256_text
 from pdp.ui import setup_console
 from pdp.ui.security import console_headers_middleware
-from shared import db
+from shared import db, tracing
 from shared.access_log import access_log_middleware
 from shared.audit import AuditEvent, audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
 from shared.keys import AUDIT, DB_POOL, REGISTRY, TRACING
 from shared.logging import request_id_middleware
-from shared.metrics import HttpMetrics, metrics_middleware, route_name, service_registry
+from shared.metrics import HttpMetrics, metrics_middleware, route_name, service_registry, version
 from shared.runtime import cancel_and_wait
-from shared.tracing import tracing_ctx
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +39,9 @@ def create_app(settings: PdpSettings) -> web.Application:
     # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
     # refused calls are counted too; access check before handlers.
     # The console's security headers wrap its pages and errors alike.
-    tracing = []
-    if settings.otel_endpoint:  # not installed at all when tracing is off
-        from shared.tracing import server_middleware
-
-        tracing = [server_middleware(lambda request: request.app.get(TRACING), route_name)]
-    app = web.Application(middlewares=[request_id_middleware(), *tracing, access_log_middleware(settings.log_access, _caller),
+    traced = tracing.setup("pdp", settings, registry, route_name, version())  # None: off
+    app = web.Application(middlewares=[request_id_middleware(), *([traced.middleware] if traced else []),
+                                       access_log_middleware(settings.log_access, _caller),
                                        metrics_middleware(HttpMetrics(registry, "mcpgw_pdp")),
                                        console_headers_middleware(), access_middleware(settings)],
                           client_max_size=16 * 1024 * 1024)
@@ -53,8 +49,9 @@ def create_app(settings: PdpSettings) -> web.Application:
     app[REGISTRY] = registry
     app[METRICS] = PdpMetrics(registry)
     app[STATE] = PolicyState(app[METRICS], settings.cache_size)
-    app.cleanup_ctx.append(tracing_ctx("pdp", settings.otel_endpoint, settings.otel_sample_ratio,
-                                       lambda t: app.__setitem__(TRACING, t)))
+    if traced:  # first: the exporter flushes last
+        app[TRACING] = traced.tracer
+        app.cleanup_ctx.append(traced.ctx)
     if settings.policy_source == "database" or settings.audit_postgres:
         app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(audit_ctx(settings, "pdp"))

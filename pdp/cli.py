@@ -61,14 +61,15 @@ def serve_cmd(args: argparse.Namespace) -> int:
     if problems:
         error("\n  ".join(["cannot start the PDP:", *problems]))
         return 2
-    from shared.runtime import tune_gc
+    from shared.runtime import new_event_loop, tune_gc
 
     app = create_app(settings)
     tune_gc(app)
     from pdp.policy import PolicyInvalid
 
     try:
-        web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
+        web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None,
+                    loop=new_event_loop(settings.event_loop))
     except PolicyInvalid as exc:  # database mode, first start: the file to import is invalid
         error(f"{settings.policy_path}: {exc}")
         return 2
@@ -78,7 +79,7 @@ def serve_cmd(args: argparse.Namespace) -> int:
 def start_problems(settings: PdpSettings) -> list[str]:
     """The policy file (when it is served or followed) and the port, checked before anything starts."""
     from pdp.policy import PolicyInvalid, parse_policy
-    from shared.startcheck import port_problem, tracing_problems, warn_unknown_variables
+    from shared.startcheck import extras_problems, port_problem, warn_unknown_variables
 
     warn_unknown_variables()
     problems: list[str] = []
@@ -91,7 +92,7 @@ def start_problems(settings: PdpSettings) -> list[str]:
         except PolicyInvalid as exc:
             problems += [f"{path}:{e.line or '?'}: {e.path or '<document>'}: {e.message}" for e in exc.errors]
     busy = port_problem(settings.host, settings.port, "--port or MCPGW_PDP_PORT")
-    return problems + ([busy] if busy else []) + tracing_problems(settings.otel_endpoint)
+    return problems + ([busy] if busy else []) + extras_problems(settings.event_loop)
 
 
 def serve_main(argv: Sequence[str]) -> int:

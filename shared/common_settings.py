@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shared.settings import Secret, setting
 
@@ -32,6 +33,24 @@ def _positive(value: int | float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _http_url(value: str) -> str | None:
+    url = urlsplit(value)
+    if url.username is not None or url.password is not None:  # it would be logged; headers are secret
+        return "must not carry credentials (user:password@); put them in MCPGW_OTEL_HEADERS"
+    ok = url.scheme in ("http", "https") and url.hostname and not (url.query or url.fragment)
+    return None if ok else "must be an http(s) URL without query (the collector's base URL; /v1/traces is added)"
+
+
+def _otlp_headers_problem(value: str) -> str | None:
+    from shared.tracing.otlp import parse_headers
+
+    try:
+        parse_headers(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 @dataclass(frozen=True)
 class CommonSettings:
     """Fields every mcpgw service reads (env names are unprefixed where users already know them)."""
@@ -48,8 +67,13 @@ class CommonSettings:
     )
     log_format: str = setting("json", env="MCPGW_LOG_FORMAT", choices=("json", "text"), help="Log format")
     otel_endpoint: str | None = setting(
-        None, env="MCPGW_OTEL_ENDPOINT", aliases=("OTEL_EXPORTER_OTLP_ENDPOINT",),
+        None, env="MCPGW_OTEL_ENDPOINT", aliases=("OTEL_EXPORTER_OTLP_ENDPOINT",), check=_http_url,
         help="OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318): traces exported there; unset = no tracing",
+    )
+    otel_headers: Secret | None = setting(
+        None, env="MCPGW_OTEL_HEADERS", aliases=("OTEL_EXPORTER_OTLP_HEADERS",), secret=True,
+        check=lambda v: _otlp_headers_problem(v.get()),
+        help="Headers sent to the collector: key=value pairs, comma-separated, values URL-encoded (e.g. an API key)",
     )
     otel_sample_ratio: float = setting(
         1.0, env="MCPGW_OTEL_SAMPLE_RATIO", check=lambda v: None if 0.0 <= v <= 1.0 else "must be between 0 and 1",
@@ -58,6 +82,11 @@ class CommonSettings:
     log_access: str = setting(
         "INFO", env="MCPGW_LOG_ACCESS", choices=("off", "DEBUG", "INFO", "WARNING"),
         help="Level of the access log (one line per request, logger mcpgw.access); off = none",
+    )
+    event_loop: str = setting(
+        "auto", env="MCPGW_EVENT_LOOP", choices=("auto", "asyncio", "uvloop"),
+        help="Event loop: uvloop (the `uvloop` extra) or asyncio; auto = uvloop when installed "
+             "(docs/benchmarks.md: measured CPU per call)",
     )
     audit_postgres: bool = setting(True, env="MCPGW_AUDIT_POSTGRES", help="Write audit events to Postgres")
     audit_file: Path | None = setting(

@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from shared.audit.emitter import (
         AuditEmitter,  # the emitter module, not the package that imports us
     )
-    from shared.tracing import Tracing
+    from shared.tracing import Tracer
 
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 AUDIT: web.AppKey[AuditEmitter] = web.AppKey("audit")
-TRACING: web.AppKey[Tracing] = web.AppKey("tracing")
+TRACING: web.AppKey[Tracer] = web.AppKey("tracing")

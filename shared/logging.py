@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from shared.jsonutil import dumps
-from shared.tracing import trace_id_var
+from shared.tracing import current_trace_id
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -74,7 +74,7 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             entry["request_id"] = rid
-        trace_id = trace_id_var.get()
+        trace_id = current_trace_id()
         if trace_id:
             entry["trace_id"] = trace_id
         for key, value in record.__dict__.items():

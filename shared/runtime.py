@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib.util
 
 from aiohttp import web
 
@@ -21,6 +22,27 @@ def tune_gc(app: web.Application) -> None:
     and the default gen-0 threshold (700) triggers collections mid-request, which shows as p99."""
     gc.set_threshold(20_000, 20, 20)
     app.on_startup.append(_freeze_startup_objects)
+
+
+def uvloop_installed() -> bool:
+    """Whether the optional `uvloop` package can be imported."""
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def event_loop_problem(choice: str) -> str | None:
+    """Why `choice` (MCPGW_EVENT_LOOP) cannot be honoured here, or None."""
+    if choice == "uvloop" and not uvloop_installed():
+        return "MCPGW_EVENT_LOOP=uvloop but uvloop is not installed (pip install 'mcpgw[uvloop]')"
+    return None
+
+
+def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
+    """The loop a service runs on: uvloop for `uvloop`, and for `auto` when it is installed."""
+    if choice == "uvloop" or (choice == "auto" and uvloop_installed()):
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 async def cancel_and_wait(task: asyncio.Task[object] | None) -> None:

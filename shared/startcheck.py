@@ -40,14 +40,12 @@ def port_problem(host: str, port: int, how_to_move: str) -> str | None:
     return f"port {port} on {host} {why}; choose another with {how_to_move}" if why else None
 
 
-def tracing_problems(endpoint: str | None) -> list[str]:
-    """An OTLP endpoint needs the OpenTelemetry SDK (the `otel` extra)."""
-    from shared.tracing import available
+def extras_problems(event_loop: str) -> list[str]:
+    """Settings that need an optional extra which is not installed (`uvloop`)."""
+    from shared.runtime import event_loop_problem
 
-    if endpoint and not available():
-        return ["otel_endpoint (MCPGW_OTEL_ENDPOINT) is set but the OpenTelemetry SDK is not installed: "
-                "pip install 'mcpgw[otel]'"]
-    return []
+    loop = event_loop_problem(event_loop)
+    return [loop] if loop else []
 
 
 def warn_unknown_variables(environ: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> list[str]:

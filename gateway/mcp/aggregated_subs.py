@@ -217,14 +217,16 @@ async def watched_snapshot(request: web.Request, state: McpState, kinds: set[str
 
 async def catalogs_ctx(app: web.Application) -> Any:
     """Cleanup ctx: bind the shared catalog poller to the backends; stop it on shutdown."""
-    pool, registry, poller = app[UPSTREAM], app[SERVERS], app[MCP_STATE].catalogs
+    pool, registry, state = app[UPSTREAM], app[SERVERS], app[MCP_STATE]
+    poller = state.catalogs
 
     async def info(server: ServerConfig) -> dict[str, Any]:
         client = pool.client(server)
         await client.ensure_era()
         return client.server_info
 
+    # A changed catalog empties the /mcp list cache: an agent re-listing on list_changed gets the new list.
     poller.bind(lambda server, method: fanout.list_all(pool, server, method), registry.enabled, info,
-                lambda: listen.POLL_SECONDS)
+                lambda: listen.POLL_SECONDS, state.lists.clear)
     yield
     await poller.close()

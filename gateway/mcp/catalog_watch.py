@@ -65,11 +65,15 @@ class CatalogPoller:
         self._servers: Callable[[], Iterable[ServerConfig]] = list
         self._info: Callable[[ServerConfig], Awaitable[Mapping[str, Any]]] | None = None
         self._interval: Callable[[], float] = lambda: 10.0
+        self._changed: Callable[[], None] = lambda: None
 
     def bind(self, fetch: Callable[[ServerConfig, str], Awaitable[list[dict[str, Any]]]], servers: Callable[[], Iterable[ServerConfig]],
-             info: Callable[[ServerConfig], Awaitable[Mapping[str, Any]]], interval: Callable[[], float]) -> None:
-        """Where lists come from: `fetch(server, method)`, the enabled `servers()`, each one's `info`."""
+             info: Callable[[ServerConfig], Awaitable[Mapping[str, Any]]], interval: Callable[[], float],
+             changed: Callable[[], None] = lambda: None) -> None:
+        """Where lists come from: `fetch(server, method)`, the enabled `servers()`, each one's `info`;
+        `changed()` runs when a new generation is found, before any stream can announce it."""
         self._fetch, self._servers, self._info, self._interval = fetch, servers, info, interval
+        self._changed = changed
 
     @contextlib.asynccontextmanager
     async def subscribed(self) -> AsyncIterator[None]:
@@ -124,6 +128,7 @@ class CatalogPoller:
             self.lists = lists
             if new != self._digest:
                 self._digest = new
+                self._changed()
                 self.generation += 1
                 self.views.clear()
 

@@ -35,11 +35,12 @@ def call_of(request: web.Request, entry: Entry, method: str, targets: tuple[str,
             arguments: object = None, *, broadcast: bool = False) -> Call:
     """A guarded MCP call (tools/call, resources/read, prompts/get) for the pipeline (gateway/calls).
 
-    Upstream it runs as the request's caller (`/mcp`: the subject with its agent's capabilities);
-    passthrough relays in the agent's own backend session, so its catalog is the pool's shared one.
+    Upstream it runs as the request's caller: the subject with its agent's capabilities, so a call is
+    admitted against the catalog that agent lists (passthrough relays in the agent's own backend
+    session, which declared the same capabilities).
     """
     action = CALLS[method]
-    caller = request.get(CALLER) if entry != "passthrough" else None
+    caller = request.get(CALLER)
     return Call(entry, principal(request), caller, action, name, targets, arguments, broadcast)
 
 

@@ -74,8 +74,10 @@ class ListCache:
         self._inflight[key] = future
         try:
             items = await list_all(pool, server, method, caller)
-            if method == "tools/list":
-                pool.remember_tools(server.name, items)  # the catalog calls are checked against
+            if method == "tools/list" and owner is None:
+                # the catalog calls are checked against; a caller's own session may list more (a
+                # backend offers some tools only to clients declaring a capability): not the server's
+                pool.remember_tools(server.name, items)
             self._store(key, server, items)
             future.set_result(items)
             return items
@@ -86,6 +88,9 @@ class ListCache:
         finally:
             self._inflight.pop(key, None)
 
+    def clear(self) -> None:
+        """Forget every list: a backend's catalog changed, and an agent told so must not re-read the old one."""
+        self._entries.clear()
 
     def _store(self, key: tuple[str, str, Caller | None], server: ServerConfig, items: list[dict[str, Any]]) -> None:
         now = time.monotonic()

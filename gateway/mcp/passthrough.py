@@ -20,7 +20,7 @@ from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
 from gateway.errors import Denied
-from gateway.keys import MCP_STATE, UPSTREAM
+from gateway.keys import CALLER, MCP_STATE, UPSTREAM
 from gateway.mcp import admission, endpoint, enforce, methods, protocol, unseen
 from gateway.mcp import params as mcp_params
 from gateway.mcp.aggregated_common import agent_caller, answer_failure
@@ -38,7 +38,7 @@ from gateway.upstream import codec
 from gateway.upstream.client import LEGACY
 from gateway.upstream.reply import answer_in
 from gateway.upstream.sender import read_capped
-from gateway.upstream.sessions import Caller
+from gateway.upstream.sessions import Caller, canonical_capabilities
 
 log = logging.getLogger(__name__)
 ENDPOINT = "passthrough"
@@ -64,9 +64,14 @@ async def post(request: web.Request) -> web.StreamResponse:
         if era == "modern" and msg.kind == "request":
             protocol.validate_modern(msg, request.headers)
         protocol.check_routing_headers(msg, request.headers)
+        # The agent's caller: what it declared at initialize (sealed in its session) or in `_meta`.
+        # Admission checks a call against the catalog THIS caller lists: a backend may offer a tool
+        # only to clients declaring a capability (server-everything's sampling and elicitation tools).
+        request[CALLER] = agent_caller(principal(request).subject, era, msg.params)
         if era == "handshake" and not (msg.kind == "request" and msg.method == "initialize"):
             session = endpoint.open_session(request, state, server.name)
             upstream_session, bridged = session.upstream_id, session.bridged
+            request[CALLER] = Caller(principal(request).subject, session.capabilities)
         else:
             upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY
         # A guarded call (tools/call, resources/read, prompts/get) runs through the call pipeline.
@@ -137,7 +142,8 @@ async def _initialize(request: web.Request, state: McpState, server: ServerConfi
     who = principal(request).subject
     if status == 200 and isinstance(result, dict):
         version = protocol.negotiate(result.get("protocolVersion"))
-        token, _ = state.codec.mint(who, version, server=server.name, upstream_id=upstream_session)
+        token, _ = state.codec.mint(who, version, server=server.name, upstream_id=upstream_session,
+                                    capabilities=canonical_capabilities(msg.params.get("capabilities")))
         _opened(state)
         return web.Response(body=raw, status=200, headers={H_SESSION: token}, content_type=ctype)
     if status == 200 and isinstance(answer, dict) and "error" in answer:
@@ -246,7 +252,7 @@ async def _via_pool(request: web.Request, server: ServerConfig, msg: protocol.Me
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
-    response = await request.app[UPSTREAM].request(server, msg.method, params or None, agent_caller(principal(request).subject, era, msg.params))
+    response = await request.app[UPSTREAM].request(server, msg.method, params or None, request[CALLER])
     if "error" in response:
         return rpc_response({"jsonrpc": "2.0", "id": msg.id, "error": response["error"]})
     raw = response.get("result")

@@ -117,8 +117,11 @@ def json_limits_middleware(limits: JsonLimits, body_timeout: float = 30.0) -> Ca
         resource = request.match_info.route.resource
         rpc = resource is not None and resource.canonical in RPC_ROUTES
         try:
-            async with asyncio.timeout(body_timeout):
+            if request.content.is_eof():  # all of it arrived with the headers: nothing to wait for
                 raw = await request.read()
+            else:
+                async with asyncio.timeout(body_timeout):
+                    raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             if not rpc:
                 raise

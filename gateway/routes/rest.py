@@ -187,7 +187,10 @@ async def list_many(
     servers = request.app[SERVERS].servers if servers is None else servers
 
     async def one(name: str) -> list[dict[str, Any]]:
-        return await pipeline.timed(request, name, "list_tools", pool.list_tools(name))
+        # The pool's catalog: cached while fresh, one listing in flight per backend however many
+        # broadcasts probe it (a fresh tools/list per target per broadcast was ~40 % of its CPU).
+        catalog = await pipeline.timed(request, name, "list_tools", pool.catalog(name))
+        return [dict(tool) for tool in catalog.values()]
 
     results, failures = await broadcast.run_calls(
         names, one, timeouts={n: servers[n].timeout for n in names if n in servers},

@@ -127,6 +127,9 @@ class BackendClient:
         sent once more: a refused message never ran, so whatever its method it cannot run twice.
         """
         for renewed in (False, True):
+            if self._lock.locked():  # a session renewal in flight: framed now, the message would carry
+                async with self._lock:  # no session id, and the backend's 400 would not read as a stale one
+                    pass
             message, headers = self._frame(method, params, request_id)
             stale = self.session_id
             resp = await self._post(message, {**(extra or {}), **headers})
@@ -173,6 +176,13 @@ class BackendClient:
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": request_id, "reason": reason}}
         in_background(self._quietly("cancel notification", self._exchange(note, self._session_headers())))
+
+    def _refuse_soon(self, request: dict[str, Any]) -> None:
+        """Refuse a backend's request on a plain request's stream (REST, a bridged passthrough call):
+        nobody here can answer it, and the backend must not wait for its timeout."""
+        error = {"code": -32601, "message": f"{request['method']} cannot be relayed on this path"}
+        in_background(self._quietly("refusing a backend request",
+                                    self.send_response({"jsonrpc": "2.0", "id": request["id"], "error": error})))
 
     async def _quietly(self, what: str, work: Awaitable[Any]) -> None:
         """Await `work` within the backend's timeout; a failure is only logged (the caller has moved on)."""
@@ -274,7 +284,8 @@ class BackendClient:
             raise await status_error(name, resp)
         try:
             reply = await read_reply(resp, name, request_id, limit=self.max_response_bytes,
-                                     budget=sse.Budget(self.max_call_bytes), idle_limit=self.server.timeout)
+                                     budget=sse.Budget(self.max_call_bytes), idle_limit=self.server.timeout,
+                                     on_request=self._refuse_soon)
         except CallBudgetExceeded:
             resp.close()  # drop the stream at once: a modern backend reads that as the cancel
             self.cancel_soon(request_id, "call exceeded the gateway's byte budget")

@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LIST_METHODS = frozenset(codec.LIST_KEYS)
+# Idle keep-alive connections are closed by us before the common servers close them (uvicorn,
+# Node's http and the MCP SDKs' hosts: 5 s): a call written on a connection the server is closing
+# at that moment would fail with "server disconnected" (a 502) and a tools/call is never resent.
+IDLE_KEEPALIVE = 4.0
 # (server, list method, result) -> the result with items the gateway cannot represent left out
 ListFilter = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
 
@@ -46,6 +50,7 @@ def create_session(
     limit_per_host: int = 32,
     allowlist: Sequence[str] | None = None,
     resolver: AbstractResolver | None = None,
+    keepalive: float = IDLE_KEEPALIVE,
 ) -> aiohttp.ClientSession:
     """The gateway's upstream ClientSession: keep-alive pool, no cookies, no proxy env.
 
@@ -55,7 +60,8 @@ def create_session(
     if resolver is None and allowlist:
         resolver = GuardedResolver(allowlist)
     connector = aiohttp.TCPConnector(
-        limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver
+        limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver,
+        keepalive_timeout=keepalive,
     )
     # A cookie jar would carry one backend's cookies to another on the same host (ports share cookies).
     return aiohttp.ClientSession(

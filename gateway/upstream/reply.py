@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +32,11 @@ class Reply:
 
 
 async def read_reply(resp: aiohttp.ClientResponse, server: str, request_id: Any, *, limit: int,
-                     budget: sse.Budget | None = None, idle_limit: float | None = None) -> Reply | None:
+                     budget: sse.Budget | None = None, idle_limit: float | None = None,
+                     on_request: Callable[[dict[str, Any]], None] | None = None) -> Reply | None:
     """The reply to `request_id` in `resp`; None for a JSON body that holds none (the caller decides
-    what its status means). An SSE stream without one, or malformed JSON, is an UpstreamError."""
+    what its status means). An SSE stream without one, or malformed JSON, is an UpstreamError.
+    `on_request` gets each request the backend sends on the stream (sampling, elicitation)."""
     if resp.content_type == "text/event-stream":
         notes: list[dict[str, Any]] = []
         async with contextlib.aclosing(sse.events(resp, server, limit, budget=budget, idle_limit=idle_limit)) as events:
@@ -44,6 +47,8 @@ async def read_reply(resp: aiohttp.ClientResponse, server: str, request_id: Any,
                 if codec.is_response_to(message, request_id):
                     await _drain(resp)
                     return Reply(message, resp.status, notes)
+                if isinstance(message, dict) and "method" in message and "id" in message and on_request:
+                    on_request(message)
                 if isinstance(message, dict) and "method" in message and len(notes) < MAX_NOTES:
                     notes.append(message)
         raise UpstreamError(server, "event stream ended without a response", resp.status)

@@ -71,7 +71,7 @@ class Sender:
         if query:
             target = target.update_query(query)
         rpc = str(message.get("method", "")) if message is not None else ""
-        traced = message is not None and tracing.tracer_var.get() is not None  # off: no attributes built
+        traced = message is not None and tracing.current_span.get() is not None  # off: no attributes built
         try:
             # One span per backend JSON-RPC message, to the response head; `traceparent` goes with it.
             with tracing.span(f"backend {name}", True, {"mcp.server": name, "mcp.method": rpc}) \

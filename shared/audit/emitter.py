@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,7 +27,7 @@ from shared.audit.sinks import FileSink, LocalSink, StdoutSink
 from shared.audit.spool import Spool
 from shared.common_settings import DEFAULT_REDACT_KEYS
 from shared.redact import normalize_keys
-from shared.tracing import trace_id_var
+from shared.tracing import current_span
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +116,19 @@ class AuditEmitter:
         """Redact, make storable, enqueue; never awaits. A full queue spills to the spool instead.
 
         Emitted inside a traced request, the event carries the trace id (`extra.trace_id`), so an
-        audit row leads to its trace and back."""
-        trace_id = trace_id_var.get()
-        if trace_id is not None and not (event.extra and "trace_id" in event.extra):
-            event = dataclasses.replace(event, extra={**(event.extra or {}), "trace_id": trace_id})
-        event = redact_event(event, self._keys)
+        audit row leads to its trace and back, and the emit (redaction, enqueue) is a span."""
+        current = current_span.get()
+        if current is None:
+            self._enqueue(redact_event(event, self._keys))
+            return
+        with current.child("audit.emit", attributes={"audit.event_type": event.event_type}):
+            event = redact_event(event, self._keys)
+            if not (event.extra and "trace_id" in event.extra):
+                # After redaction: our own hex id has nothing to redact (and costs no scan).
+                event = event._with({"extra": {**(event.extra or {}), "trace_id": current.trace_id}})
+            self._enqueue(event)
+
+    def _enqueue(self, event: AuditEvent) -> None:
         self.metrics.queued.inc()
         if self._running:
             try:

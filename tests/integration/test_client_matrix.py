@@ -1,132 +1,117 @@
-"""Client matrix: the official TypeScript SDK client and the Inspector CLI, through the gateway,
-against servers nobody here wrote — `@modelcontextprotocol/server-everything` over Streamable HTTP
-(on `/mcp` and passthrough `/servers/everything/mcp`) and `@modelcontextprotocol/server-memory`
-launched by the gateway over stdio."""
+"""Client matrix (issue 10): real clients × servers nobody here wrote × both MCP endpoints × features.
+
+Clients: the official Python SDK client, the TypeScript SDK client (@modelcontextprotocol/sdk), the
+Inspector CLI. Servers: server-everything over Streamable HTTP (`everything`) and legacy HTTP+SSE
+(`everysse`), a FastMCP server (`fast`), server-memory and server-filesystem over stdio launched by
+the gateway (`memory`, `files`). Endpoints: `/mcp` and passthrough `/servers/{name}/mcp`.
+
+Every cell is a test id `client-endpoint-server-feature`: it runs, or is an explicit skip (the
+client or server has no such feature) or strict xfail (a gateway limitation) with the reason, so a
+missing cell is visible. A cell asserts what the client saw AND what the backend itself received
+(matrix_servers.Recorder). One gateway, one process per server, one client session per
+(client, server, endpoint) whose report every feature cell of that row reads; restart cells run
+their own session and restart the backend mid-way.
+"""
+# ruff: noqa: F811  (pytest fixtures imported by name are "redefined" as arguments)
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
+import uuid
+from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 
-from gateway.keys import MCP_STATE
+from gateway.keys import UPSTREAM
 from tests.conformance import runner
-from tests.fixtures.server_everything import EVERYTHING, server_everything
-from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import ADMIN
+from tests.fixtures import matrix_servers as ms
+from tests.fixtures.pg import create_database, drop_database
+from tests.integration import matrix_cells as cells
+from tests.integration.gateway_harness import gateway_stack
+from tests.integration.matrix_clients import run_python
+from tests.integration.matrix_run import Matrix, text
+from tests.integration.mcp_helpers import ADMIN, initialize, rpc, session_headers
 
-SDK = runner.TOOLS / "@modelcontextprotocol" / "sdk"
-MEMORY = runner.TOOLS / "@modelcontextprotocol" / "server-memory" / "dist" / "index.js"
-CLIENT = Path(__file__).resolve().parents[1] / "fixtures" / "ts_sdk_client.mjs"
 # `make test` sets MCPGW_REQUIRE_NODE_TOOLS=1: there a missing tool is a failure, never a skip.
-pytestmark = pytest.mark.skipif(
-    not all(p.exists() for p in (runner.NODE, runner.INSPECTOR, SDK / "package.json", EVERYTHING, MEMORY))
-    and not runner.REQUIRED,
-    reason="Node tools not installed (make tools)",
-)
-
-PROGRESS = {"duration": 0.3, "steps": 3}  # server-everything sleeps duration/steps between notifications
-ENTITY = {"name": "matrix", "entityType": "test", "observations": ["created by the TypeScript SDK client"]}
+pytestmark = [
+    pytest.mark.skipif(not ms.node_tools_installed() and not runner.REQUIRED,
+                       reason="Node tools not installed (make tools)"),
+    pytest.mark.asyncio(loop_scope="module"),
+]
 
 
-@pytest.fixture(scope="module")
-def everything_url() -> Iterator[str]:
-    with server_everything() as url:
-        yield url
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def matrix(tmp_path_factory: pytest.TempPathFactory, pg_server_dsn: str) -> AsyncIterator[Matrix]:
+    from gateway.mcp import listen
 
-
-@pytest.fixture
-async def stack(tmp_path: Path, pg_dsn: str, everything_url: str) -> AsyncIterator[Stack]:
-    servers = {
-        "everything": {"url": everything_url},
-        "memory": {"type": "stdio", "command": str(runner.NODE), "args": [str(MEMORY)],
-                   "env": {"MEMORY_FILE_PATH": str(tmp_path / "memory.jsonl")}},
-    }
-    async with gateway_stack(tmp_path, pg_dsn, servers) as s:
-        yield s
-
-
-async def ts_client(stack: Stack, path: str, plan: dict[str, Any]) -> dict[str, Any]:
-    """Run tests/fixtures/ts_sdk_client.mjs against `path` as the admin; its JSON report."""
-    proc = await asyncio.create_subprocess_exec(
-        str(runner.NODE), str(CLIENT), str(SDK), stack.url + path, json.dumps(plan),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"PATH": os.environ.get("PATH", ""), "MCPGW_TOKEN": stack.token(ADMIN), "NO_COLOR": "1"},
-    )
+    tmp = tmp_path_factory.mktemp("matrix")
+    files = tmp / "files"
+    files.mkdir()
+    for tag in cells.all_tags():
+        (files / f"{tag}.txt").write_text(f"hello {tag}")
+    http = {"everything": ms.everything(tmp, "streamableHttp"), "everysse": ms.everything(tmp, "sse"),
+            "fast": ms.fastmcp(tmp)}
+    memory, memory_record = ms.stdio(tmp, "memory", ms.MEMORY, MEMORY_FILE_PATH=str(tmp / "memory.jsonl"))
+    filesystem, files_record = ms.stdio(tmp, "files", ms.FILESYSTEM, str(files))
+    servers = {"everything": {"url": http["everything"].url}, "everysse": {"type": "sse", "url": http["everysse"].url},
+               "fast": {"url": http["fast"].url}, "memory": memory, "files": filesystem}
+    name = "t_" + uuid.uuid4().hex[:16]
+    db = await create_database(pg_server_dsn, name)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(listen, "POLL_SECONDS", 0.2)  # the shared catalog poller: list changes within 0.2 s
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode == 0, err.decode(errors="replace")
-    return json.loads(out.decode().strip().splitlines()[-1])
+        for server in http.values():
+            server.start()
+        async with gateway_stack(tmp, db, servers) as stack:
+            records = {**{n: s.record for n, s in http.items()}, "memory": memory_record, "files": files_record}
+            yield Matrix(stack, tmp, http, records, files)
+    finally:
+        patch.undo()
+        for server in http.values():
+            server.stop()
+        await drop_database(pg_server_dsn, name)
 
 
-def text(result: dict[str, Any]) -> str:
-    return "".join(c.get("text", "") for c in result["content"])
+@pytest.mark.parametrize("cell", cells.PARAMS)
+async def test_cell(matrix: Matrix, cell: cells.Cell) -> None:
+    await matrix.check(cell)
 
 
-def everything_plan(prefix: str) -> dict[str, Any]:
-    return {"tool": {"name": f"{prefix}echo", "arguments": {"message": "from-ts-sdk"}},
-            "progress": {"name": f"{prefix}trigger-long-running-operation", "arguments": PROGRESS},
-            "resources": True,
-            "prompt": {"suffix": "simple-prompt", "arguments": {}}}
+async def test_a_listing_without_capabilities_does_not_hide_capability_tools_on_passthrough(matrix: Matrix) -> None:
+    """server-everything offers its sampling tool only to sessions that declared sampling. A client
+    declaring nothing lists /mcp first (as the Inspector CLI does); a passthrough agent that declared
+    sampling must still be admitted to call it (the catalog is its own session's, not the last one listed)."""
+    stack = matrix.stack
+    sid = await initialize(stack, "/mcp")
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    status, answer, _ = await rpc(stack, "/mcp", listing, headers=session_headers(sid))
+    assert status == 200 and "everything__trigger-sampling-request" not in {t["name"] for t in answer["result"]["tools"]}
+    stack.app[UPSTREAM].tool_names.forget("everything")  # as once the cached catalog expired
+    status, answer, _ = await rpc(stack, "/mcp", listing, headers=session_headers(sid))
+    assert status == 200, answer
+    plan = {"tag": "after-a-bare-listing", "steps": [
+        {"op": "call", "key": "sampled", "name": "trigger-sampling-request",
+         "arguments": {"prompt": "after-a-bare-listing", "maxTokens": 20}}]}
+    report = await run_python(matrix.url("passthrough", "everything"), stack.token(ADMIN), plan, _no_wait)
+    assert "re: " in text(report["sampled"]) and "after-a-bare-listing" in text(report["sampled"]), report
 
 
-@pytest.mark.parametrize("path,prefix", [("/mcp", "everything__"), ("/servers/everything/mcp", "")],
-                         ids=["aggregated", "passthrough"])
-async def test_ts_sdk_client_with_server_everything(stack: Stack, path: str, prefix: str) -> None:
-    seen = await ts_client(stack, path, everything_plan(prefix))
-    assert seen["protocolVersion"] == "2025-11-25" and seen["sessionId"], seen  # the SDK's latest
-    assert {"tools", "resources", "prompts"} <= set(seen["capabilities"]), seen["capabilities"]
-    assert {f"{prefix}echo", f"{prefix}trigger-long-running-operation"} <= set(seen["tools"]), seen["tools"]
-    assert not seen["call"].get("isError") and "from-ts-sdk" in text(seen["call"]), seen["call"]
-    progress = seen["progress"]
-    assert "completed" in text(progress["result"]), progress
-    assert [(n["progress"], n["total"]) for n in progress["notes"]] == [(1, 3), (2, 3), (3, 3)], progress
-    assert seen["resources"] and seen["read"]["contents"], seen.get("read")
-    assert seen["read"]["contents"][0]["uri"] == seen["read"]["uri"], seen["read"]
-    if path == "/mcp":
-        # every backend's resources, in the gateway's namespace (server-memory has one too)
-        assert {u.split("/")[2] for u in seen["resources"]} == {"everything", "memory"}, seen["resources"]
-        assert all(u.startswith("mcpgw://") for u in seen["resources"]), seen["resources"]
-    else:
-        assert all(u.startswith("demo://") for u in seen["resources"]), seen["resources"]
-    assert seen["prompt"]["name"] == f"{prefix}simple-prompt", seen["prompts"]
-    assert seen["prompt"]["messages"][0]["content"]["text"] == "This is a simple prompt without arguments."
-    assert "terminateError" not in seen, seen
-    # server-memory advertises no prompts: on /mcp it has none to list, which is no backend failure
-    assert stack.app[MCP_STATE].metrics.upstream_errors.labels("memory")._value.get() == 0
+async def _no_wait(label: str) -> None:
+    raise AssertionError(f"nothing to wait for ({label})")
 
 
-async def test_ts_sdk_client_with_stdio_server_memory_on_mcp(stack: Stack) -> None:
-    plan = {"tool": {"name": "memory__create_entities", "arguments": {"entities": [ENTITY]}}}
-    seen = await ts_client(stack, "/mcp", plan)
-    assert {"memory__create_entities", "memory__read_graph"} <= set(seen["tools"]), seen["tools"]
-    assert not seen["call"].get("isError"), seen["call"]
-    assert json.loads(text(seen["call"]))[0]["name"] == "matrix", seen["call"]
-    again = await ts_client(stack, "/mcp", {"tool": {"name": "memory__read_graph", "arguments": {}}})
-    graph = json.loads(text(again["call"]))
-    assert [e["name"] for e in graph["entities"]] == ["matrix"], graph  # the same process, kept alive
-
-
-async def test_inspector_cli_lists_tools_on_passthrough(stack: Stack, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    auth = f"Authorization: Bearer {stack.token(ADMIN)}"
-
-    async def tools(path: str) -> set[str]:
-        code, out = await runner.run_inspector(home, stack.url + path, "--transport", "http",
-                                               "--method", "tools/list", "--header", auth, limit=30)
-        assert code == 0, out
-        return {t["name"] for t in json.loads(out[out.index("{"):])["tools"]}
-
-    everything, memory = await asyncio.gather(tools("/servers/everything/mcp"), tools("/servers/memory/mcp"))
-    assert {"echo", "trigger-long-running-operation", "get-sum"} <= everything, everything
-    assert {"create_entities", "read_graph"} <= memory, memory
+async def test_a_backend_request_that_cannot_be_relayed_is_refused_at_once(matrix: Matrix) -> None:
+    """A 2026-07-28 agent reaches server-everything on passthrough through the bridge, which carries
+    requests only: the backend's sampling request is answered with an error at once (it used to wait,
+    and the agent with it, for the timeouts)."""
+    record = matrix.records["everything"]
+    since = record.mark()
+    plan = {"tag": "over-the-bridge", "steps": [
+        {"op": "call", "key": "sampled", "name": "trigger-sampling-request",
+         "arguments": {"prompt": "over-the-bridge", "maxTokens": 20}}]}
+    report = await run_python(matrix.url("passthrough", "everything"), matrix.stack.token(ADMIN), plan, _no_wait,
+                              "2026-07-28")
+    assert report["sampled"].get("isError") is True, report
+    assert "sampling/createMessage cannot be relayed" in text(report["sampled"]), report
+    refusals = [m for m in record.messages(since) if "method" not in m and (m.get("error") or {}).get("code") == -32601]
+    assert refusals, record.messages(since)  # the backend got our answer

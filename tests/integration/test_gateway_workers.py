@@ -8,6 +8,7 @@ valid on the others (the parent hands them one secret).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,11 +89,13 @@ async def workers(tmp_path: Path, pg_dsn: str, mcp_backend: Backend):  # noqa: F
         await wait_up(url, proc)
         yield proc, url
     finally:
+        kids = children_of(proc.pid)  # before the kill: afterwards they belong to init
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for pid in children_of(proc.pid):
-            os.kill(pid, signal.SIGKILL)
+        for pid in kids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         await runner.cleanup()
 
 

@@ -45,8 +45,10 @@ async def test_a_refresh_reads_each_advertised_list_once_and_bumps_the_generatio
     async def info(server: Any) -> dict[str, Any]:
         return {"capabilities": {"tools": {}}} if server.name == "t" else {"capabilities": {}}
 
+    changes: list[int] = []
     poller = CatalogPoller()
-    poller.bind(fetch, lambda: [Srv("t"), Srv("none")], info, lambda: 3600.0)
+    poller.bind(fetch, lambda: [Srv("t"), Srv("none")], info, lambda: 3600.0,
+                lambda: changes.append(poller.generation))
     await poller.refresh()
     assert calls == [("t", "tools/list")] and poller.generation == 1
     await poller.refresh()
@@ -54,6 +56,8 @@ async def test_a_refresh_reads_each_advertised_list_once_and_bumps_the_generatio
     tools.append({"name": "b"})
     await poller.refresh()
     assert poller.generation == 2 and poller.lists["tools/list"]["t"] == tools
+    # `changed` ran for each new generation before it was visible (the /mcp list cache empties there)
+    assert changes == [0, 1]
 
 
 async def test_one_view_per_key_however_many_streams_ask() -> None:

@@ -41,3 +41,30 @@ async def test_unadvertised_list_is_empty() -> None:
 async def test_other_refusals_stay_failures(caps: dict[str, Any], error: dict[str, Any]) -> None:
     with pytest.raises(UpstreamRpcError):
         await fanout.list_all(Pool(caps, error), SERVER, "prompts/list")
+
+
+class Growing:
+    """A backend whose tools list is whatever `tools` holds now."""
+
+    def __init__(self) -> None:
+        self.tools = [{"name": "a"}]
+        self.requests = 0
+
+    def client(self, server: Any, caller: Any = None) -> Any:
+        return SimpleNamespace(server_info={"capabilities": {"tools": {}}})
+
+    def remember_tools(self, server: str, items: Any) -> None:
+        pass
+
+    async def request(self, server: Any, method: str, params: Any = None, caller: Any = None) -> dict[str, Any]:
+        self.requests += 1
+        return {"jsonrpc": "2.0", "id": 1, "result": {"tools": list(self.tools)}}
+
+
+async def test_a_cleared_cache_reads_the_backend_again() -> None:
+    pool, cache = Growing(), fanout.ListCache(ttl=3600)
+    assert await cache.get(pool, SERVER, "tools/list") == [{"name": "a"}]
+    pool.tools.append({"name": "b"})
+    assert await cache.get(pool, SERVER, "tools/list") == [{"name": "a"}] and pool.requests == 1  # cached
+    cache.clear()  # the catalog poller found a change (watched.catalogs_ctx)
+    assert await cache.get(pool, SERVER, "tools/list") == [{"name": "a"}, {"name": "b"}] and pool.requests == 2

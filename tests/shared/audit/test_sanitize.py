@@ -117,3 +117,14 @@ def test_one_unserialisable_event_does_not_take_its_batch_down():
     assert docs[1]["event_id"] == str(bad.event_id) and docs[1]["parameters"] == UNSTORABLE
     assert "not serialisable" in docs[1]["extra"][NOTE_KEY]["event"][0]
     assert event_line(good) == lines[0] + b"\n"
+
+
+def test_repeated_texts_are_masked_every_time_and_only_clean_ones_remembered():
+    from shared.audit import sanitize
+
+    secret = "upstream said: Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2ln"
+    clean = "permitted by role caller: mcp:bench:* (statement 1)"
+    for _ in range(3):  # the second and third time must mask exactly like the first
+        event = sanitize_event(AuditEvent(service="gateway", event_type="mcp_request", error=secret, reason=clean), KEYS)
+        assert "eyJzdWIiOiJ4In0" not in (event.error or "") and event.reason == clean
+    assert clean in sanitize._CLEAN and secret not in sanitize._CLEAN

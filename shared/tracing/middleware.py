@@ -1,0 +1,40 @@
+"""The tracing server middleware: continue the caller's W3C trace, one SERVER span per request."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from shared.outcome import Outcome
+from shared.tracing.spans import Tracer, current_span
+from shared.tracing.traceparent import TRACEPARENT, TRACESTATE, parse, parse_tracestate
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def server_middleware(tracer: Tracer, route_of: Callable[[web.Request], str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Open the request's span (a child of a valid incoming `traceparent`) as the current span."""
+
+    @web.middleware
+    async def tracing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        headers = request.headers
+        parent = parse(headers.getall(TRACEPARENT, ()))
+        # The spec: tracestate is read only when traceparent was valid.
+        state = parse_tracestate(headers.getall(TRACESTATE, ())) if parent is not None else None
+        method, route = request.method, route_of(request)
+        span = tracer.server_span(f"{method} {route}", parent, state)
+        token = current_span.set(span)
+        outcome = Outcome()
+        try:
+            return await outcome.run(handler, request)
+        finally:
+            current_span.reset(token)
+            status = outcome.status
+            span.attributes = {"http.request.method": method, "http.route": route,
+                               "http.response.status_code": status}
+            if status >= 500:  # HTTP semantic conventions: only 5xx is a server span error
+                span.error = f"HTTP {status}"
+            span.finish()
+
+    return tracing_middleware

@@ -1,0 +1,207 @@
+"""OTLP/HTTP export, JSON encoding (`POST {endpoint}/v1/traces`, `Content-Type: application/json`).
+
+The OTLP JSON mapping is proto3's JSON with OTLP's exceptions: trace and span ids are lowercase
+hex (not base64), enum values are integers, 64-bit integers (times, intValue) are decimal strings,
+field names are lowerCamelCase. An exporter task drains the tracer's buffer in batches, once a
+second or as soon as a batch is full, off the request path. A failed export drops its batch and
+counts it (no retry queue that could grow): tracing never holds a request or memory hostage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from shared.jsonutil import dumps, loads
+from shared.tracing.spans import FIELDS, Finished, Tracer
+
+log = logging.getLogger(__name__)
+
+SCOPE = {"name": "mcpgw"}
+
+
+def traces_url(endpoint: str) -> str:
+    """The OTLP/HTTP traces URL of a collector base URL (as OTEL_EXPORTER_OTLP_ENDPOINT is read)."""
+    return endpoint.rstrip("/") + "/v1/traces"
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def parse_headers(value: str) -> dict[str, str]:
+    """`key=value,key2=value2` (values URL-encoded), as OTEL_EXPORTER_OTLP_HEADERS is written.
+
+    Errors name the problem and the key, never a value (values are credentials)."""
+    headers: dict[str, str] = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not _TOKEN.fullmatch(key):
+            raise ValueError(f"entry {len(headers) + 1} is not key=value with a header name as key")
+        decoded = unquote(raw.strip())
+        if any(c in decoded for c in "\r\n\0"):
+            raise ValueError(f"the value of {key} holds a line break")
+        headers[key] = decoded
+    return headers
+
+
+# Attribute pairs repeat endlessly (route, method, server, status): encode each once. orjson writes
+# a shared dict as often as it appears; the cache is cleared when it grows past its bound.
+_ENCODED: dict[tuple[str, Any, type], dict[str, Any]] = {}
+_SCALARS = (str, int, bool, float)
+
+
+def _cached_attribute(key: str, value: Any) -> dict[str, Any]:
+    if type(value) not in _SCALARS:
+        return attribute(key, value)
+    cache_key = (key, value, type(value))
+    encoded = _ENCODED.get(cache_key)
+    if encoded is None:
+        if len(_ENCODED) >= 4096:
+            _ENCODED.clear()
+        encoded = _ENCODED[cache_key] = attribute(key, value)
+    return encoded
+
+
+def attribute(key: str, value: Any) -> dict[str, Any]:
+    """One OTLP KeyValue."""
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    if isinstance(value, float):
+        return {"key": key, "value": {"doubleValue": value}}
+    return {"key": key, "value": {"stringValue": str(value)}}
+
+
+def span_json(span: Finished) -> dict[str, Any]:
+    """One OTLP Span."""
+    trace_id, span_id, parent_id, name, kind, start, end, error, flags, tracestate = span[:FIELDS]
+    out: dict[str, Any] = {"traceId": trace_id, "spanId": span_id, "name": name, "kind": kind,
+                           "startTimeUnixNano": str(start), "endTimeUnixNano": str(end), "flags": flags}
+    if parent_id is not None:
+        out["parentSpanId"] = parent_id
+    if tracestate:
+        out["traceState"] = tracestate
+    if len(span) > FIELDS:
+        out["attributes"] = [_cached_attribute(k, v) for k, v in zip(span[FIELDS::2], span[FIELDS + 1::2], strict=True)]
+    if error is not None:
+        out["status"] = {"code": 2, "message": error}  # STATUS_CODE_ERROR
+    return out
+
+
+def resource(service: str, version: str | None = None) -> dict[str, Any]:
+    """The OTLP Resource of a service (`service.name` is `mcpgw-{service}`)."""
+    attrs = {"service.name": f"mcpgw-{service}", "telemetry.sdk.name": "mcpgw", "telemetry.sdk.language": "python"}
+    if version:
+        attrs["service.version"] = version
+    return {"attributes": [attribute(k, v) for k, v in attrs.items()]}
+
+
+def encode(res: dict[str, Any], spans: Iterable[Finished]) -> bytes:
+    """An ExportTraceServiceRequest as OTLP JSON."""
+    return dumps({"resourceSpans": [{"resource": res, "scopeSpans": [
+        {"scope": SCOPE, "spans": [span_json(s) for s in spans]}]}]})
+
+
+class TracingMetrics:
+    """Exported/dropped span counters and the buffer depth, on the app's registry."""
+
+    def __init__(self, registry: CollectorRegistry, tracer: Tracer) -> None:
+        self.exported = Counter("mcpgw_tracing_exported_spans", "Spans accepted by the OTLP collector",
+                                registry=registry)
+        self.dropped = Counter("mcpgw_tracing_dropped_spans", "Spans lost: buffer full, export failed or rejected",
+                               ("reason",), registry=registry)
+        for reason in ("buffer_full", "export_failed", "rejected"):
+            self.dropped.labels(reason)
+        self.buffered = Gauge("mcpgw_tracing_buffered_spans", "Spans waiting for export", registry=registry)
+        self.buffered.set_function(lambda: len(tracer.buffer))
+        self._full = self.dropped.labels("buffer_full")
+
+    def buffer_full(self, n: int) -> None:
+        """Count spans the full buffer refused."""
+        self._full.inc(n)
+
+
+class Exporter:
+    """Drains a tracer's buffer to `{endpoint}/v1/traces` until stopped, then flushes what is left."""
+
+    def __init__(self, tracer: Tracer, endpoint: str, session: aiohttp.ClientSession, metrics: TracingMetrics,
+                 version: str | None = None, interval: float = 1.0) -> None:
+        self.tracer = tracer
+        self.url = traces_url(endpoint)
+        self.session = session
+        self.metrics = metrics
+        self.resource = resource(tracer.service, version)
+        self.interval = interval
+        self.stopping = False
+        self.failing = False  # log a failure once, and the recovery once, not every batch
+
+    async def run(self) -> None:
+        """Export a batch when one is full or every `interval` seconds; return once stopped and flushed."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.tracer.ready.wait(), self.interval)
+            self.tracer.ready.clear()
+            await self.flush()
+            if self.stopping:
+                return
+
+    async def flush(self) -> None:
+        """Export everything buffered now, batch by batch."""
+        while batch := self.tracer.take():
+            await self.export(batch)
+
+    async def export(self, batch: list[Finished]) -> None:
+        """POST one batch; count it exported, rejected (partial success) or dropped."""
+        try:
+            async with self.session.post(self.url, data=encode(self.resource, batch),
+                                         headers={"Content-Type": "application/json"}) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    raise _Failed(f"collector answered HTTP {resp.status}")
+        except Exception as exc:  # any failure (refused, timeout, non-200, a bug) drops this batch only
+            self.metrics.dropped.labels("export_failed").inc(len(batch))
+            if not self.failing:
+                self.failing = True
+                log.warning("trace export failed; spans dropped until the collector answers",
+                            extra={"otel_url": self.url, "error": str(exc) or type(exc).__name__})
+            return
+        rejected = _rejected(body)
+        self.metrics.dropped.labels("rejected").inc(rejected)
+        self.metrics.exported.inc(len(batch) - rejected)
+        if self.failing:
+            self.failing = False
+            log.info("trace export recovered", extra={"otel_url": self.url})
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """Ask `run` to flush and return; give it the session's timeout, then cancel."""
+        self.stopping = True
+        self.tracer.ready.set()
+        try:
+            await asyncio.wait_for(task, 10)
+        except TimeoutError:
+            log.warning("trace export did not finish at shutdown; buffered spans dropped")
+
+
+class _Failed(Exception):
+    pass
+
+
+def _rejected(body: bytes) -> int:
+    """`partialSuccess.rejectedSpans` of an ExportTraceServiceResponse (JSON), else 0."""
+    try:
+        answer = loads(body) if body else {}
+        return int(answer.get("partialSuccess", {}).get("rejectedSpans", 0))
+    except (ValueError, AttributeError, TypeError):
+        return 0  # a 200 with a body we cannot read (e.g. protobuf): accepted

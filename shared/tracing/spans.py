@@ -1,0 +1,174 @@
+"""Our own minimal spans: slots objects while open, flat tuples in a bounded buffer once finished.
+
+A span is ids, name, kind, start/end (ns since the epoch), a few attributes and an error flag. The
+`Tracer` decides sampling (parent-based: a caller's flag is followed; a new trace is sampled when
+the low 64 bits of its random trace id fall under the ratio, as OpenTelemetry's TraceIdRatioBased
+does), keeps finished sampled spans in a list of bounded length (a full buffer drops the span and
+counts it: a request never waits for export) and wakes the exporter when a batch is ready.
+Unsampled spans still get ids, so `traceparent` (flag 00) and the trace id in logs work alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextvars import ContextVar
+from itertools import chain
+from random import getrandbits
+from time import time_ns
+from types import TracebackType
+from typing import Any
+
+from shared.tracing.traceparent import Parent, format_traceparent
+
+# OTLP SpanKind values.
+INTERNAL, SERVER, CLIENT = 1, 2, 3
+
+current_span: ContextVar[Span | None] = ContextVar("mcpgw_span", default=None)
+
+_LOW64 = (1 << 64) - 1
+# OTLP Span.flags of a recorded span: sampled (bit 0), "is-remote known" (bit 8), parent remote (bit 9).
+_FLAGS_LOCAL, _FLAGS_REMOTE = 0x101, 0x301
+
+# A finished span as the buffer keeps it: trace_id, span_id, parent_id, name, kind, start_ns, end_ns,
+# error message, flags, tracestate, then the attributes as key, value, key, value... One flat
+# tuple of strings and numbers: the garbage collector stops tracking it at its first pass, so
+# thousands of spans waiting for export add nothing to later collections (a nested tuple would).
+Finished = tuple[Any, ...]
+FIELDS = 10  # fixed fields before the attributes
+
+
+class Span:
+    """One operation; a context manager that is the current span while it is open."""
+
+    __slots__ = ("tracer", "trace_id", "span_id", "parent_id", "remote_parent", "sampled", "tracestate",
+                 "name", "kind", "start", "end", "attributes", "error", "_token")
+
+    def __init__(self, tracer: Tracer, trace_id: str, parent_id: str | None, sampled: bool, name: str,
+                 kind: int, attributes: dict[str, Any] | None, tracestate: str | None = None) -> None:
+        self.tracer = tracer
+        self.trace_id = trace_id
+        self.span_id = f"{getrandbits(64) or 1:016x}"
+        self.parent_id = parent_id
+        self.remote_parent = False
+        self.sampled = sampled
+        self.tracestate = tracestate
+        self.name = name
+        self.kind = kind
+        self.attributes = attributes
+        self.error: str | None = None  # the status message of an ERROR status
+        self.start = time_ns()
+        self.end = 0
+
+    @property
+    def traceparent(self) -> str:
+        """The W3C `traceparent` that makes a callee's span a child of this one."""
+        return format_traceparent(self.trace_id, self.span_id, self.sampled)
+
+    def child(self, name: str, kind: int = INTERNAL, attributes: dict[str, Any] | None = None) -> Span:
+        """A new span under this one (same trace, same sampling decision)."""
+        return Span(self.tracer, self.trace_id, self.span_id, self.sampled, name, kind, attributes, self.tracestate)
+
+    def finish(self) -> None:
+        """End the span and hand it to the tracer as a `Finished` tuple (sampled spans only)."""
+        self.end = end = time_ns()
+        if self.sampled:
+            record = (self.trace_id, self.span_id, self.parent_id, self.name, self.kind, self.start, end,
+                      self.error, _FLAGS_REMOTE if self.remote_parent else _FLAGS_LOCAL, self.tracestate)
+            if self.attributes:
+                record += tuple(chain.from_iterable(self.attributes.items()))
+            self.tracer.record(record)
+
+    def __enter__(self) -> Span:
+        self._token = current_span.set(self)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        current_span.reset(self._token)
+        if exc_type is not None:
+            self.error = exc_type.__name__  # the type only: an exception's text may carry secrets
+        self.finish()
+
+
+class Tracer:
+    """One service's sampler and bounded span buffer (no I/O: the exporter drains it)."""
+
+    def __init__(self, service: str, ratio: float, capacity: int = 2048, batch_size: int = 512,
+                 on_drop: Callable[[int], None] | None = None) -> None:
+        self.service = service
+        self._bound = round(ratio * (1 << 64))
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.buffer: list[Finished] = []
+        self.dropped = 0
+        self.on_drop = on_drop
+        self.ready = asyncio.Event()  # a batch is waiting (or the exporter is asked to stop)
+
+    def server_span(self, name: str, parent: Parent | None, tracestate: str | None = None,
+                    attributes: dict[str, Any] | None = None) -> Span:
+        """The span of an incoming request: a child of the caller's span, or the root of a new trace."""
+        if parent is None:
+            bits = getrandbits(128) or 1
+            return Span(self, f"{bits:032x}", None, (bits & _LOW64) < self._bound, name, SERVER, attributes)
+        span = Span(self, parent.trace_id, parent.span_id, parent.sampled, name, SERVER, attributes, tracestate)
+        span.remote_parent = True
+        return span
+
+    def record(self, span: Finished) -> None:
+        """Keep a finished span for export; drop and count it when the buffer is full."""
+        buffer = self.buffer
+        if len(buffer) >= self.capacity:
+            self.dropped += 1
+            if self.on_drop is not None:
+                self.on_drop(1)
+            return
+        buffer.append(span)
+        if len(buffer) == self.batch_size:
+            self.ready.set()
+
+    def take(self) -> list[Finished]:
+        """Up to one batch of spans, removed from the buffer (oldest first)."""
+        batch = self.buffer[:self.batch_size]
+        del self.buffer[:self.batch_size]
+        return batch
+
+
+def span(name: str, client: bool = False, attributes: dict[str, Any] | None = None) -> Span | _Off:
+    """A CLIENT/INTERNAL child of the current span (use with `with`); the shared no-op when tracing is off."""
+    parent = current_span.get()
+    if parent is None:
+        return OFF
+    return parent.child(name, CLIENT if client else INTERNAL, attributes)
+
+
+class _Off:
+    """The shared no-op span context: `with span(...) as sp` gives None when tracing is off."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+OFF = _Off()
+
+
+def inject(headers: dict[str, str] | Any) -> None:
+    """Add `traceparent` (and the caller's `tracestate`) for the current span to outgoing headers."""
+    current = current_span.get()
+    if current is not None:
+        headers["traceparent"] = current.traceparent
+        if current.tracestate:
+            headers["tracestate"] = current.tracestate
+
+
+def current_trace_id() -> str | None:
+    """The trace id of the request being handled (logs, audit rows), or None."""
+    current = current_span.get()
+    return current.trace_id if current is not None else None
+
+
