@@ -35,7 +35,7 @@ HEADERS = CIMultiDict({
     "Accept": "application/json, text/event-stream", protocol.H_VERSION: "2026-07-28",
     protocol.H_METHOD: "tools/call", protocol.H_NAME: "bench__echo", "Authorization": "Bearer x",
 })
-STATE: Any = SimpleNamespace(allowed_origins=(), required_scopes=(), public_url=None)
+STATE: Any = SimpleNamespace(settings=SimpleNamespace(mcp_allowed_origins=(), mcp_required_scopes=(), public_url=None))
 RAW = dumps(BODY)
 READ = {"uri": "file:///srv/public/reports/2026/q4/summary-final-v2.txt"}
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from gateway.mcp.catalog import input_schema
 from shared.jsonutil import dumps_str
 
 SERVERS_META_KEY = "mcpgw/servers"
-_EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 def aggregate_tools(
@@ -32,7 +32,7 @@ def aggregate_tools(
                 entry = {
                     "name": name,
                     "description": tool.get("description") or "",
-                    "inputSchema": tool.get("inputSchema") or dict(_EMPTY_SCHEMA),
+                    "inputSchema": input_schema(tool),
                 }
                 for optional in ("title", "annotations", "outputSchema"):
                     if optional in tool:

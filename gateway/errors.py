@@ -104,13 +104,12 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
 }
 
 
-def auth_error(exc: BaseException) -> GatewayError:
+def auth_error(exc: AuthError) -> GatewayError:
     """The AuthError's status (401 mostly) with the RFC 6750 WWW-Authenticate header."""
-    status = int(getattr(exc, "status", 401))
-    description = getattr(exc, "description", "") or "authentication failed"
-    err = _BY_STATUS.get(status, Unauthorized)(description)
+    status = exc.status
+    err = _BY_STATUS.get(status, Unauthorized)(exc.description or "authentication failed")
     # The RFC 6750 code tells clients what to do; a 503 means the IdP keys were unreachable.
-    err.code = "auth_unavailable" if status == 503 else (getattr(exc, "error", None) or err.code)
+    err.code = "auth_unavailable" if status == 503 else (exc.error or err.code)
     if status in (401, 403):
-        err.headers["WWW-Authenticate"] = www_authenticate(exc)  # type: ignore[arg-type]
+        err.headers["WWW-Authenticate"] = www_authenticate(exc)
     return err

@@ -15,7 +15,7 @@ from gateway.registry import Registry
 from gateway.upstream import UpstreamPool
 from gateway.upstream.sessions import Caller
 from gateway.upstream.transports.bridge import BridgeHost
-from shared.auth import Authenticator
+from shared.auth import Authenticator, AuthError
 
 if TYPE_CHECKING:
     from gateway.gwaudit import AuditInfo
@@ -53,6 +53,6 @@ CALLER = web.RequestKey("upstream_caller", Caller)
 ANSWER_STREAM = web.RequestKey("answer_stream", web.StreamResponse)
 # Adds to a 401's headers (request, AuthError, headers): the MCP endpoints name their RFC 9728
 # metadata there. Registered by gateway.routes.mcp, so the auth middleware never imports gateway/mcp.
-AUTH_CHALLENGE: web.AppKey[Callable[[web.Request, Exception, dict[str, str]], None]] = web.AppKey("auth_challenge")
+AUTH_CHALLENGE: web.AppKey[Callable[[web.Request, AuthError, dict[str, str]], None]] = web.AppKey("auth_challenge")
 # State of the MCP endpoints (gateway/mcp, installed by gateway.routes.mcp.setup_mcp_routes).
 MCP_STATE: web.AppKey[McpState] = web.AppKey("mcp_state")

@@ -21,14 +21,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from prometheus_client import Counter
+
 from gateway.mcp import uris
 from gateway.upstream.codec import LIST_KEYS
 
 log = logging.getLogger(__name__)
 
-TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+MAX_NAME = 128  # characters of a tool or prompt name
+TOOL_NAME = re.compile(rf"^[A-Za-z0-9_.\-]{{1,{MAX_NAME}}}$")
 # Printable ASCII without `:` (segment separator) and `*` (the policy glob), no edge spaces.
-PROMPT_NAME = re.compile(r"[\x21-\x29\x2b-\x39\x3b-\x7e](?:[\x20-\x29\x2b-\x39\x3b-\x7e]{0,126}[\x21-\x29\x2b-\x39\x3b-\x7e])?")
+_EDGE, _INNER = r"[\x21-\x29\x2b-\x39\x3b-\x7e]", r"[\x20-\x29\x2b-\x39\x3b-\x7e]"
+PROMPT_NAME = re.compile(rf"{_EDGE}(?:{_INNER}{{0,{MAX_NAME - 2}}}{_EDGE})?")
 # list method -> (item key, what the item is); the result key is codec.LIST_KEYS[method]
 LISTS = {
     "tools/list": ("name", "tool"),
@@ -46,9 +50,9 @@ def why_not(kind: str, value: Any) -> str | None:
     if not isinstance(value, str):
         return "name is not a string"
     if kind == "tool":
-        return None if TOOL_NAME.fullmatch(value) else "tool name is not 1-128 of A-Z a-z 0-9 _ - ."
+        return None if TOOL_NAME.fullmatch(value) else f"tool name is not 1-{MAX_NAME} of A-Z a-z 0-9 _ - ."
     if kind == "prompt":
-        return None if PROMPT_NAME.fullmatch(value) else "prompt name is not 1-128 printable ASCII characters without ':' or '*'"
+        return None if PROMPT_NAME.fullmatch(value) else f"prompt name is not 1-{MAX_NAME} printable ASCII characters without ':' or '*'"
     if kind in ("resource", "template"):
         return uris.refusal(value, template=kind == "template")
     return f"unknown item kind {kind!r}"
@@ -72,8 +76,8 @@ def split(method: str, items: list[Any]) -> tuple[list[Any], list[tuple[str, str
 class CatalogGuard:
     """Applies `split` to list results; logs each dropped item once and counts every drop."""
 
-    def __init__(self, counter: Any = None) -> None:
-        self.counter = counter  # a prometheus Counter labelled (server, kind), or None
+    def __init__(self, counter: Counter | None = None) -> None:
+        self.counter = counter  # labelled (server, kind)
         self._seen: set[tuple[str, str, str]] = set()
 
     def result(self, server: str, method: str, result: Mapping[str, Any]) -> dict[str, Any]:

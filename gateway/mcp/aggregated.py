@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import __version__
 from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
@@ -37,21 +38,24 @@ from gateway.mcp import aggregated_subs as subs
 from gateway.mcp.aggregated_common import (
     answer_failure,
     backend_lists,
+    refused,
     remember_caller,
     servers_of,
     session_request,
 )
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
+from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
 from gateway.registry import ServerConfig
-from gateway.upstream import sse
+from gateway.upstream import codec, sse
 from gateway.upstream.sessions import canonical_capabilities
 
 log = logging.getLogger(__name__)
+Answer = dict[str, Any] | web.StreamResponse  # a result, or the SSE answer already sent
 ENDPOINT = "aggregated"
-SERVER_INFO = {"name": "mcpgw", "title": "mcpgw MCP gateway", "version": "0.1.0"}
+SERVER_INFO = {"name": "mcpgw", "title": "mcpgw MCP gateway", "version": __version__}
 CAPABILITIES = {"tools": {"listChanged": True}, "prompts": {"listChanged": True},
                 "resources": {"listChanged": True, "subscribe": True}, "completions": {}}
 
@@ -128,15 +132,13 @@ def _initialize(request: web.Request, state: McpState, msg: protocol.Message) ->
     return rpc_response(protocol.result(msg.id, body), headers={H_SESSION: token})
 
 
-async def _answer(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+async def _answer(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Answer:
     method, params = msg.method, msg.params
-    if method == "ping":
+    if method in ("ping", "logging/setLevel"):  # a 2025 agent's log level: every level is asked upstream (calls.py)
         return {}
     if method == "server/discover":
         return {"supportedVersions": list(protocol.MODERN_VERSIONS), "capabilities": CAPABILITIES,
-                "_meta": {"io.modelcontextprotocol/serverInfo": SERVER_INFO}}
-    if method == "logging/setLevel":
-        return {}
+                "_meta": {codec.SERVER_INFO: SERVER_INFO}}
     if method == "tools/call":
         return await _call_tool(request, state, msg, era)
     if method in admission.LISTS:
@@ -154,11 +156,11 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
     raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
-async def _call_tool(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+async def _call_tool(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Answer:
     public = methods.target(msg.params, "name")
     raw_args = msg.params.get("arguments")
     arguments: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
-    servers = {s.name: s for s in servers_of(request)}
+    servers = servers_of(request)
     simple = naming.split_simple(public, servers)
     target: catalog.Target | None
     if simple is not None:
@@ -168,7 +170,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
         names = {s: [t["name"] for t in tools if isinstance(t.get("name"), str)] for s, tools in lists.items()}
         visible = await unseen.visible_names(request, "tools/list", names)
         target = catalog.resolve_tool(public, {s: [t for t in lists[s] if t.get("name") in set(visible[s])]
-                                               for s in lists}, state.broadcast)
+                                               for s in lists}, state.settings.mcp_broadcast)
     if target is None:
         # Decided as the name it spells first: "unknown" only for a caller who may call it.
         await unseen.refuse_spelled(request, "tools/call", unseen.spelled_name(public), arguments)
@@ -201,34 +203,30 @@ async def _broadcast(request: web.Request, target: catalog.Target, raw_args: Any
     return catalog.broadcast_result(target.tool, results, errors, len(verdict.permitted))
 
 
+def _session(request: web.Request, state: McpState, action: str) -> Session:
+    session_request(request, state, action)
+    return endpoint.open_session(request, state, None)
+
+
 async def get(request: web.Request) -> web.StreamResponse:
     """A session's server→client stream: keep-alives and aggregated */list_changed (listen.py)."""
     state: McpState = request.app[MCP_STATE]
     try:
-        session_request(request, state, "mcp_stream")
-        session = endpoint.open_session(request, state, None)
-    except HttpReject as reject:
-        return reject.response
-    except RpcFailure as failure:
-        return endpoint.failure_response(None, failure)
-    # The session's resource subscriptions are delivered on each of its open GET streams.
-    key = (principal(request).subject, session.sid)
-    try:
+        session = _session(request, state, "mcp_stream")
+        # The session's resource subscriptions are delivered on each of its open GET streams.
+        key = (principal(request).subject, session.sid)
         return await subs.stream(request, state, [], None, set(listen.FILTER_KEYS.values()), key, session.sid)
-    except RpcFailure as failure:
-        return endpoint.failure_response(None, failure)
+    except (HttpReject, RpcFailure) as exc:
+        return refused(request, exc)
 
 
 async def delete(request: web.Request) -> web.Response:
     """End an aggregated session (every replica sharing the database refuses it from now on)."""
     state: McpState = request.app[MCP_STATE]
     try:
-        session_request(request, state, "mcp_session_end")
-        session = endpoint.open_session(request, state, None)
-    except HttpReject as reject:
-        return reject.response
-    except RpcFailure as failure:
-        return endpoint.failure_response(None, failure)
+        session = _session(request, state, "mcp_session_end")
+    except (HttpReject, RpcFailure) as exc:
+        return refused(request, exc)
     await state.revoke(session)
     await state.hub.drop((principal(request).subject, session.sid))
     state.metrics.sessions_open.labels(ENDPOINT).dec()

@@ -4,6 +4,7 @@ asked for, backend answers, and the one mapping of a failure to the JSON-RPC err
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,24 +13,25 @@ from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
 from gateway.keys import CALLER, MCP_STATE, PRINCIPAL, SERVERS, UPSTREAM
 from gateway.mcp import endpoint, fanout, protocol
-from gateway.mcp.endpoint import rpc_response
+from gateway.mcp.endpoint import HttpReject, rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
+from gateway.registry import ServerConfig
 from gateway.upstream.sessions import Caller
 
 log = logging.getLogger(__name__)
 
 
-def servers_of(request: web.Request) -> list[Any]:
-    """The enabled backends."""
-    return list(request.app[SERVERS].enabled())
+def servers_of(request: web.Request) -> dict[str, ServerConfig]:
+    """The enabled backends by name."""
+    return {s.name: s for s in request.app[SERVERS].enabled()}
 
 
 async def backend_lists(request: web.Request, state: McpState, method: str) -> dict[str, list[dict[str, Any]]]:
     """Every enabled backend's `method` list as the caller's backend sessions see it (cached; a failing
     backend is left out and counted)."""
-    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, servers_of(request), method,
+    return await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers_of(request).values()), method,
                                      on_error(state), caller(request))
 
 
@@ -53,8 +55,8 @@ def caller(request: web.Request) -> Caller:
     return found if found is not None else Caller.of(request[PRINCIPAL].subject)
 
 
-def on_error(state: McpState) -> Any:
-    def record(server: Any, exc: Exception) -> None:
+def on_error(state: McpState) -> Callable[[ServerConfig, Exception], None]:
+    def record(server: ServerConfig, exc: Exception) -> None:
         state.metrics.upstream_errors.labels(server.name).inc()
         log.warning("backend left out of aggregated list", extra={"server": server.name, "error": str(exc)})
 
@@ -79,7 +81,7 @@ def session_request(request: web.Request, state: McpState, action: str) -> None:
         endpoint.require_stream_session(request)
 
 
-def answer_failure(request: web.Request, rid: Any, exc: Exception, server: str | None = None) -> web.Response:
+def answer_failure(request: web.Request, rid: protocol.RequestId, exc: Exception, server: str | None = None) -> web.Response:
     """A failure as the JSON-RPC error (and HTTP status: 502/503/504…) an MCP endpoint answers, audited,
     and counted against `server` when the backend failed; not one of ours (a bug: 500) is re-raised."""
     mapped = to_gateway_error(exc)
@@ -89,3 +91,12 @@ def answer_failure(request: web.Request, rid: Any, exc: Exception, server: str |
         request.app[MCP_STATE].metrics.upstream_errors.labels(server).inc()
     audit(request).error = f"{mapped.code}: {mapped.message}"
     return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
+
+
+def refused(request: web.Request, exc: Exception, server: str | None = None) -> web.Response:
+    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
+    if isinstance(exc, HttpReject):
+        return exc.response
+    if isinstance(exc, RpcFailure):
+        return endpoint.failure_response(None, exc)
+    return answer_failure(request, None, exc, server)

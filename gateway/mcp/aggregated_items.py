@@ -38,15 +38,15 @@ async def list_named(request: web.Request, state: McpState, method: str, params:
     pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
     if method == "tools/list":
-        merged = catalog.merge_tools(per_server, allowed, state.broadcast)
+        merged = catalog.merge_tools(per_server, allowed, state.settings.mcp_broadcast)
     else:
         merged = catalog.merge_named(per_server, key, allowed, _RENAME[method])
-    page, nxt = catalog.paginate(merged, params.get("cursor"), state.page_size)
+    page, nxt = catalog.paginate(merged, params.get("cursor"), state.settings.mcp_page_size)
     audit(request).note(listed=len(merged), hidden=len(pairs) - len(allowed))
     return {LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
 
 
-async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, Any]) -> tuple[str, str] | None:
+async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, ServerConfig]) -> tuple[str, str] | None:
     """(server, prompt) a public prompt name stands for, among the prompts the caller may use."""
     found = naming.split_simple(public, servers)
     if found is None:  # shortened (or unknown): reversed against the catalog, as every replica can
@@ -56,9 +56,9 @@ async def _prompt(request: web.Request, state: McpState, public: str, servers: d
     return found
 
 
-async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     public = methods.target(msg.params, "name")
-    servers = {s.name: s for s in servers_of(request)}
+    servers = servers_of(request)
     found = await _prompt(request, state, public, servers)
     if found is None:
         # Decided as the name it spells first: "unknown" only for a caller who may get it.
@@ -76,9 +76,9 @@ async def _ask(request: web.Request, server: ServerConfig, method: str, params: 
     return result_or_error(await request.app[UPSTREAM].request(server, method, params, caller(request)))
 
 
-async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     uri = methods.target(msg.params, "uri")
-    servers = {s.name: s for s in servers_of(request)}
+    servers = servers_of(request)
     found = catalog.unwrap_uri(uri, servers)
     if found is None:
         # Decided as the server it spells first: "not found" only for a caller who may read it.
@@ -92,11 +92,11 @@ async def read_resource(request: web.Request, state: McpState, msg: protocol.Mes
     return links.read_result(server, result)  # the read URI wrapped again, as are any others
 
 
-async def complete(request: web.Request, state: McpState, msg: protocol.Message) -> Any:
+async def complete(request: web.Request, state: McpState, msg: protocol.Message) -> dict[str, Any]:
     """Completion for a prompt's or resource template's arguments, asked of the owning backend."""
     raw_ref = msg.params.get("ref")
     ref: dict[str, Any] = raw_ref if isinstance(raw_ref, dict) else {}
-    servers = {s.name: s for s in servers_of(request)}
+    servers = servers_of(request)
     empty = {"completion": {"values": [], "total": 0, "hasMore": False}}
     if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
         found = await _prompt(request, state, ref["name"], servers)

@@ -1,6 +1,9 @@
 """Resource subscriptions on `/mcp`: `resources/subscribe` / `unsubscribe` (2025 era) and the
 `resourceSubscriptions` of a 2026-07-28 `subscriptions/listen`; policy first (like resources/read).
-Also the watching streams themselves: a session's GET stream and a `subscriptions/listen` answer."""
+Also the watching streams themselves: a session's GET stream and a `subscriptions/listen` answer,
+and the caller's filtered catalogs they compare (backend lists from the shared poller,
+catalog_watch.py: one poll per backend and kind for all streams; the caller's policy is applied
+once per subject and catalog generation)."""
 
 from __future__ import annotations
 
@@ -11,20 +14,31 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import Denied
-from gateway.keys import UPSTREAM
-from gateway.mcp import catalog, endpoint, enforce, listen, methods, protocol, unseen, watched
+from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
+from gateway.mcp import (
+    catalog,
+    endpoint,
+    enforce,
+    fanout,
+    listen,
+    methods,
+    naming,
+    protocol,
+    unseen,
+)
 from gateway.mcp.aggregated_common import servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 from gateway.mcp.subscriptions import Subscriber, updated
+from gateway.registry import ServerConfig
 from gateway.upstream import sse
 from gateway.upstream.client import LEGACY
 from shared.jsonutil import dumps_str
 
 
-def _locate(request: web.Request, uri: str) -> tuple[Any, str]:
-    servers = {s.name: s for s in servers_of(request)}
+def _locate(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
+    servers = servers_of(request)
     found = catalog.unwrap_uri(uri, servers)
     if found is None:
         raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
@@ -32,7 +46,7 @@ def _locate(request: web.Request, uri: str) -> tuple[Any, str]:
     return servers[found[0]], found[1]
 
 
-async def _follow(request: web.Request, state: McpState, key: Subscriber, server: Any, uris: list[str],
+async def _follow(request: web.Request, state: McpState, key: Subscriber, server: ServerConfig, uris: list[str],
                   expires: float = float("inf")) -> None:
     client = request.app[UPSTREAM].client(server)
     await client.ensure_era()
@@ -49,13 +63,13 @@ async def _follow(request: web.Request, state: McpState, key: Subscriber, server
                          status=200) from None
 
 
-async def subscribe(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Any:
+async def subscribe(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     """`resources/subscribe` / `unsubscribe`, bound to the caller's 2025-era session on this replica."""
     if era != "handshake":  # 2026-07-28 subscribes through subscriptions/listen
         raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {msg.method}")
     uri = methods.target(msg.params, "uri")
     session = endpoint.open_session(request, state, None)
-    if catalog.unwrap_uri(uri, {s.name for s in servers_of(request)}) is None and unseen.spelled_uri(uri):
+    if catalog.unwrap_uri(uri, servers_of(request)) is None and unseen.spelled_uri(uri):
         # A server that does not exist answers as one the caller may not see (docs/security/edge.md):
         # subscribe is decided on the name spelled, unsubscribe is the no-op it is for a stranger.
         if msg.method == "resources/unsubscribe":
@@ -74,7 +88,7 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
 async def listen_resources(request: web.Request, state: McpState, wanted: Any) -> tuple[Subscriber, list[str]]:
     """Subscribe a new listen stream to the permitted URIs of `wanted`; the key and the honoured URIs."""
     key = (principal(request).subject, f"listen:{uuid.uuid4().hex}")
-    by_server: dict[str, tuple[Any, list[str]]] = {}
+    by_server: dict[str, tuple[ServerConfig, list[str]]] = {}
     honoured: list[str] = []
     for uri in wanted if isinstance(wanted, list) else []:
         if not isinstance(uri, str):
@@ -98,7 +112,7 @@ async def listen_resources(request: web.Request, state: McpState, wanted: Any) -
     return key, honoured
 
 
-def drainer(state: McpState, key: Subscriber, subscription: Any) -> tuple[Callable[[], bytes], Callable[[], None]]:
+def drainer(state: McpState, key: Subscriber, subscription: protocol.RequestId) -> tuple[Callable[[], bytes], Callable[[], None]]:
     """A stream's update source (SSE bytes of queued updates) and its detach callback."""
     queue = state.hub.attach(key)
 
@@ -128,18 +142,13 @@ async def listen_stream(request: web.Request, state: McpState, msg: protocol.Mes
         await state.hub.drop(key)  # a listen subscription lives as long as its stream
 
 
-async def stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
+async def stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: protocol.RequestId,
                   kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
-    refusal = state.streams.open(key[0], session)
-    if refusal is not None:
-        raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
-    try:
+    with endpoint.stream_slot(state, key[0], session):
         return await _watch(request, state, first, subscription, kinds, key)
-    finally:
-        state.streams.close(key[0], session)
 
 
-async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: Any,
+async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: protocol.RequestId,
                  kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
     out = web.StreamResponse(headers=sse.SSE_HEADERS)
     drain, detach = drainer(state, key, subscription)
@@ -151,7 +160,7 @@ async def _watch(request: web.Request, state: McpState, first: list[dict[str, An
             await out.write(sse.encode(dumps_str(message)))
 
         async def snapshot() -> dict[str, str]:
-            return await watched.snapshot(request, state, kinds)
+            return await watched_snapshot(request, state, kinds)
 
         async with state.catalogs.subscribed():
             await listen.watch(request, out, snapshot, subscription, drain, state.catalogs.stamp)
@@ -161,3 +170,63 @@ async def _watch(request: web.Request, state: McpState, first: list[dict[str, An
         detach()
         gauge.dec()
     return out
+
+
+# notification -> the list methods whose merged, policy-filtered contents it reports on.
+_SOURCES = {
+    listen.TOOLS: ("tools/list",),
+    listen.PROMPTS: ("prompts/list",),
+    listen.RESOURCES: ("resources/list", "resources/templates/list"),
+}
+_KEYS = {  # list method -> (item key, rename)
+    "tools/list": ("name", naming.public_name),
+    "prompts/list": ("name", naming.public_name),
+    "resources/list": ("uri", catalog.wrap_uri),
+    "resources/templates/list": ("uriTemplate", catalog.wrap_uri),
+}
+
+
+async def visible(request: web.Request, state: McpState, method: str) -> list[dict[str, Any]]:
+    """One list method's merged catalog as the caller may see it, from the shared lists."""
+    enabled = servers_of(request)
+    per_server = {s: items for s, items in state.catalogs.lists.get(method, {}).items() if s in enabled}
+    key, rename = _KEYS[method]
+    pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
+    allowed = await enforce.allowed_items(request, principal(request), method, pairs)
+    if method == "tools/list":
+        return catalog.merge_tools(per_server, allowed, state.settings.mcp_broadcast)
+    return catalog.merge_named(per_server, key, allowed, rename)
+
+
+async def watched_snapshot(request: web.Request, state: McpState, kinds: set[str]) -> dict[str, str]:
+    """Every watched kind's digest (templates and resources together for resources/list_changed),
+    computed once per subject, kinds and catalog stamp however many of its streams ask."""
+    async def compute() -> dict[str, str]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind in sorted(kinds):
+            items: list[dict[str, Any]] = []
+            for method in _SOURCES[kind]:
+                items.extend({"list": method, **item} for item in await visible(request, state, method))
+            out[kind] = items
+        return listen.fingerprints(out)
+
+    key = (principal(request).subject, tuple(sorted(kinds)), state.catalogs.stamp())
+    result: dict[str, str] = await state.catalogs.view(key, compute)
+    return result
+
+
+async def catalogs_ctx(app: web.Application) -> Any:
+    """Cleanup ctx: bind the shared catalog poller to the backends; stop it on shutdown."""
+    pool, registry, state = app[UPSTREAM], app[SERVERS], app[MCP_STATE]
+    poller = state.catalogs
+
+    async def info(server: ServerConfig) -> dict[str, Any]:
+        client = pool.client(server)
+        await client.ensure_era()
+        return client.server_info
+
+    # A changed catalog empties the /mcp list cache: an agent re-listing on list_changed gets the new list.
+    poller.bind(lambda server, method: fanout.list_all(pool, server, method), registry.enabled, info,
+                lambda: listen.POLL_SECONDS, state.lists.clear)
+    yield
+    await poller.close()

@@ -16,6 +16,7 @@ import secrets
 from typing import Any
 
 from gateway.mcp.limits import Slots
+from gateway.mcp.protocol import RequestId
 
 PREFIX = "mcpgw-req-"
 
@@ -32,7 +33,7 @@ class TooManyPending(Exception):
 class Pending:
     """Outstanding server→client requests by gateway id."""
 
-    def __init__(self, per_subject: int = 16) -> None:
+    def __init__(self, per_subject: int) -> None:
         self._waiting: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self.subjects = Slots(per_subject)
 
@@ -45,7 +46,7 @@ class Pending:
         self._waiting[gid] = (subject, future)
         return gid, future
 
-    def answer(self, subject: str, gid: Any, message: dict[str, Any]) -> bool:
+    def answer(self, subject: str, gid: RequestId, message: dict[str, Any]) -> bool:
         """Deliver an agent's response; False when the id is unknown, closed or someone else's."""
         entry = self._waiting.get(gid) if isinstance(gid, str) else None
         if entry is None or entry[0] != subject or entry[1].done():

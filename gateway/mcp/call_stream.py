@@ -22,8 +22,10 @@ from gateway.mcp.aggregated_common import caller
 from gateway.mcp.backchannel import TooManyPending
 from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
+from gateway.registry import ServerConfig
 from gateway.upstream import sse
 from gateway.upstream.errors import UpstreamError
+from gateway.upstream.pool import UpstreamPool
 from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
@@ -34,13 +36,13 @@ ANSWER_TIMEOUT = 300.0
 class Call:
     """One relayed tools/call: the agent's side of the stream, opened on first need."""
 
-    def __init__(self, request: web.Request, state: McpState, server: Any, era: protocol.Era, rid: Any,
+    def __init__(self, request: web.Request, state: McpState, server: ServerConfig, era: protocol.Era, rid: protocol.RequestId,
                  endpoint: str) -> None:
         self.request, self.state, self.server, self.era, self.rid = request, state, server, era, rid
         self.endpoint = endpoint
         self.out: web.StreamResponse | None = None
         self.token = "mcpgw-progress-" + secrets.token_urlsafe(8)
-        self.client_token: Any = None
+        self.client_token: protocol.RequestId = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.closed = False
         self.relayed = 0  # bytes read from the backend for this call, every round together
@@ -114,7 +116,7 @@ async def ask_inputs(call: Call, requests: dict[str, Any]) -> dict[str, Any]:
             task.cancel()
 
 
-async def on_request(call: Call, pool: Any, msg: dict[str, Any]) -> None:
+async def on_request(call: Call, pool: UpstreamPool, msg: dict[str, Any]) -> None:
     """A backend's server→client request (from the call's stream or its session's GET stream):
     relayed to the agent in a task under a pending slot, or refused to the backend here and now."""
     if call.era == "modern":
@@ -149,12 +151,12 @@ def relay_notification(msg: dict[str, Any], ours: str, theirs: Any) -> dict[str,
     return msg
 
 
-async def _refuse(call: Call, pool: Any, msg: dict[str, Any], code: int, message: str) -> None:
+async def _refuse(call: Call, pool: UpstreamPool, msg: dict[str, Any], code: int, message: str) -> None:
     """Answer a backend's server→client request with an error, here and now (no task, no slot)."""
     await _post_answer(call, pool, protocol.error(msg["id"], code, message))
 
 
-async def _back_channel(call: Call, pool: Any, msg: dict[str, Any],
+async def _back_channel(call: Call, pool: UpstreamPool, msg: dict[str, Any],
                         opened: tuple[str, asyncio.Future[dict[str, Any]]]) -> None:
     """Relay a 2025-era backend's request to the agent and post the answer back to the backend."""
     try:
@@ -165,7 +167,7 @@ async def _back_channel(call: Call, pool: Any, msg: dict[str, Any],
     await _post_answer(call, pool, {"jsonrpc": "2.0", "id": msg["id"], **answer})
 
 
-async def _post_answer(call: Call, pool: Any, answer: dict[str, Any]) -> None:
+async def _post_answer(call: Call, pool: UpstreamPool, answer: dict[str, Any]) -> None:
     status = await pool.client(call.server, caller(call.request)).send_response(answer)
     if status >= 400:
         log.warning("backend refused a relayed answer", extra={"server": call.server.name, "status": status})

@@ -1,20 +1,16 @@
 """`/mcp` tools/call on one backend with its server→client traffic relayed to the agent.
 
 The call goes out through the upstream pool's `open_stream` and its SSE answer is read event by
-event. Progress (`notifications/progress`, the gateway's own progress token mapped back to the
-agent's) and log messages (`notifications/message`) go to the agent on the call's SSE stream as
-they come. Server→client requests (sampling, elicitation, roots) are sent on that stream under a
-gateway id (backchannel.py) and the agent's answer is posted back to the backend's session
-(call_stream.py: the agent's side). A 2026-07-28 backend asks by returning `resultType: "input_required"`: a 2026-07-28 agent gets that
-result as is (its retry comes back through `/mcp` to the same backend); a 2025 agent is asked each
-input request on the stream and the gateway retries for it. A 2025-era backend's back-channel
-request cannot reach a 2026-07-28 agent (that would hold the backend's call across the agent's
-retry): the backend gets a JSON-RPC error for it instead.
+event; what reaches the agent, and how, is call_stream.py. A 2026-07-28 backend asks for input by
+returning `resultType: "input_required"`: a 2026-07-28 agent gets that result as is (its retry
+comes back through `/mcp` to the same backend); a 2025 agent is asked each input request on the
+stream and the gateway retries for it. A 2025-era backend's back-channel request cannot reach a
+2026-07-28 agent (that would hold the backend's call across the agent's retry): the backend gets a
+JSON-RPC error for it instead.
 
 Bounded (docs/security/exhaustion.md): every byte read from the backend for the call, across its
 rounds, counts against MCPGW_GATEWAY_MCP_MAX_CALL_BYTES (past it the call ends with an error and
-the backend request is dropped and cancelled); server→client requests beyond the subject's
-pending limit are refused to the backend at once, on the reading task, so a flood slows itself.
+the backend request is dropped and cancelled).
 """
 
 from __future__ import annotations
@@ -31,17 +27,19 @@ from aiohttp import web
 
 from gateway.errors import to_gateway_error
 from gateway.keys import UPSTREAM
-from gateway.mcp import call_stream, inflight, links, protocol
+from gateway.mcp import call_stream, links, protocol
 from gateway.mcp.aggregated_common import caller, result_or_error
 from gateway.mcp.call_stream import Call, on_request, relay_notification
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone
+from gateway.registry import ServerConfig
 from gateway.upstream import codec, sse
 from gateway.upstream.errors import (
     CallBudgetExceeded,
     UpstreamError,
     UpstreamRpcError,
 )
+from gateway.upstream.pool import UpstreamPool
 from gateway.upstream.sender import read_capped
 
 log = logging.getLogger(__name__)
@@ -49,7 +47,7 @@ LOG_LEVEL = "io.modelcontextprotocol/logLevel"  # 2026-07-28: log delivery is op
 MAX_ROUNDS = 8
 
 
-async def call_tool(request: web.Request, state: McpState, server: Any, params: dict[str, Any], rid: Any,
+async def call_tool(request: web.Request, state: McpState, server: ServerConfig, params: dict[str, Any], rid: protocol.RequestId,
                     era: protocol.Era, endpoint: str) -> web.StreamResponse | dict[str, Any]:
     """Run tools/call on `server`, relaying its server→client traffic; the result or the SSE answer."""
     call = Call(request, state, server, era, rid, endpoint)
@@ -94,7 +92,7 @@ async def call_tool(request: web.Request, state: McpState, server: Any, params: 
         raise
 
 
-def _as_error(rid: Any, exc: Exception) -> dict[str, Any]:
+def _as_error(rid: protocol.RequestId, exc: Exception) -> dict[str, Any]:
     if isinstance(exc, protocol.RpcFailure):
         return protocol.error(rid, exc.code, exc.message, exc.data)
     mapped = to_gateway_error(exc)
@@ -114,11 +112,11 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         raise protocol.RpcFailure(code, exc.rpc_message, exc.data, status=200) from None
     except asyncio.CancelledError:
         # A closed stream alone does not stop a 2025 backend: tell it, in the caller's own session.
-        inflight.tell_backend(pool, call.server, uid, caller=caller(call.request))
+        pool.client(call.server, caller(call.request)).cancel_soon(uid, "cancelled by the client")
         raise
 
 
-async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) -> dict[str, Any]:
+async def _exchange(call: Call, pool: UpstreamPool, message: dict[str, Any], uid: str) -> dict[str, Any]:
     async with pool.turn(call.server, caller(call.request)), _listening(call, pool), \
             await pool.open_stream(call.server, message, caller=caller(call.request)) as resp:
         if resp.status >= 500 or resp.status == 401:
@@ -128,7 +126,7 @@ async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) ->
         limit = pool.max_response_bytes
         if resp.content_type != "text/event-stream":
             body = await read_capped(resp, call.server.name, limit, call.server.timeout)
-            return _result(call, _decode(body, call.server.name), uid, resp.status)
+            return _result(call, codec.decode(body, call.server.name), uid, resp.status)
         budget = sse.Budget(pool.max_call_bytes, call.relayed)  # every round of the call together
         try:
             async for event in sse.events(resp, call.server.name, limit, budget=budget,
@@ -146,7 +144,7 @@ async def _exchange(call: Call, pool: Any, message: dict[str, Any], uid: str) ->
 
 
 @contextlib.asynccontextmanager
-async def _listening(call: Call, pool: Any) -> AsyncIterator[None]:
+async def _listening(call: Call, pool: UpstreamPool) -> AsyncIterator[None]:
     """While the call runs, also relay requests the backend sends on its session's GET stream
     (gateway/upstream/standalone.py), if the agent declared anything it could be asked."""
     who = caller(call.request)
@@ -159,13 +157,6 @@ async def _listening(call: Call, pool: Any) -> AsyncIterator[None]:
         yield
 
 
-def _decode(data: str | bytes, server: str) -> Any:
-    try:
-        return codec.decode(data)
-    except ValueError:
-        raise UpstreamError(server, "backend sent malformed JSON") from None
-
-
 def _result(call: Call, message: Any, uid: str, status: int) -> dict[str, Any]:
     if not codec.is_response_to(message, uid):
         raise UpstreamError(call.server.name, f"HTTP {status} without a JSON-RPC response", status)
@@ -173,10 +164,10 @@ def _result(call: Call, message: Any, uid: str, status: int) -> dict[str, Any]:
     return result if result.get("resultType") == "input_required" else dict(codec.normalise_result(result))
 
 
-async def _on_event(call: Call, pool: Any, event: sse.Event, uid: str) -> dict[str, Any] | None:
+async def _on_event(call: Call, pool: UpstreamPool, event: sse.Event, uid: str) -> dict[str, Any] | None:
     if event.event != "message" or not event.data:
         return None
-    msg = _decode(event.data, call.server.name)
+    msg = codec.decode(event.data, call.server.name)
     if not isinstance(msg, dict):
         return None
     if codec.is_response_to(msg, uid):

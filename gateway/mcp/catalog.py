@@ -8,7 +8,7 @@ keep their URIs inside a `mcpgw://{server}/` wrapper, so reading one is routed w
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,7 +170,7 @@ def unwrap_uri(uri: str, servers: Iterable[str]) -> tuple[str, str] | None:
 
 def merge_named(
     per_server: Mapping[str, Sequence[Mapping[str, Any]]], key: str, allowed: set[tuple[str, str]],
-    rename: Any,
+    rename: Callable[[str, str], str],
 ) -> list[dict[str, Any]]:
     """Permitted prompts/resources/templates of every server, `key` rewritten by `rename`."""
     out = []

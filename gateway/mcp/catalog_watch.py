@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from gateway.registry import ServerConfig
 from shared.jsonutil import dumps
 from shared.runtime import cancel_and_wait
 
@@ -60,14 +61,14 @@ class CatalogPoller:
         self._digest: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._fetch: Callable[[Any, str], Awaitable[list[dict[str, Any]]]] | None = None
-        self._servers: Callable[[], Iterable[Any]] = list
-        self._info: Callable[[Any], Awaitable[Mapping[str, Any]]] | None = None
+        self._fetch: Callable[[ServerConfig, str], Awaitable[list[dict[str, Any]]]] | None = None
+        self._servers: Callable[[], Iterable[ServerConfig]] = list
+        self._info: Callable[[ServerConfig], Awaitable[Mapping[str, Any]]] | None = None
         self._interval: Callable[[], float] = lambda: 10.0
         self._changed: Callable[[], None] = lambda: None
 
-    def bind(self, fetch: Callable[[Any, str], Awaitable[list[dict[str, Any]]]], servers: Callable[[], Iterable[Any]],
-             info: Callable[[Any], Awaitable[Mapping[str, Any]]], interval: Callable[[], float],
+    def bind(self, fetch: Callable[[ServerConfig, str], Awaitable[list[dict[str, Any]]]], servers: Callable[[], Iterable[ServerConfig]],
+             info: Callable[[ServerConfig], Awaitable[Mapping[str, Any]]], interval: Callable[[], float],
              changed: Callable[[], None] = lambda: None) -> None:
         """Where lists come from: `fetch(server, method)`, the enabled `servers()`, each one's `info`;
         `changed()` runs when a new generation is found, before any stream can announce it."""
@@ -131,7 +132,7 @@ class CatalogPoller:
                 self.generation += 1
                 self.views.clear()
 
-    async def _one(self, server: Any) -> dict[str, list[dict[str, Any]]]:
+    async def _one(self, server: ServerConfig) -> dict[str, list[dict[str, Any]]]:
         assert self._fetch is not None and self._info is not None
         methods = advertised(await self._info(server))
         self.polls += len(methods)

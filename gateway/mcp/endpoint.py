@@ -6,7 +6,8 @@ clients (which read JSON-RPC, not the REST error body) can show them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -35,7 +36,7 @@ def rpc_response(payload: Any, status: int = 200, headers: Mapping[str, str] | N
     return web.Response(body=dumps(payload), status=status, headers=dict(headers or {}), content_type=JSON)
 
 
-def failure_response(rid: Any, failure: RpcFailure) -> web.Response:
+def failure_response(rid: protocol.RequestId, failure: RpcFailure) -> web.Response:
     """A JSON-RPC error response with its HTTP status."""
     return rpc_response(protocol.error(rid, failure.code, failure.message, failure.data), failure.status)
 
@@ -50,22 +51,34 @@ def check_transport(request: web.Request, state: McpState, *, post: bool) -> Non
     headers = request.headers
     origin = headers.get(hdrs.ORIGIN)
     # No Origin (every non-browser client) always passes: skip computing request.host for it.
-    if origin is not None and not protocol.origin_allowed(origin, state.allowed_origins, request.host):
+    if origin is not None and not protocol.origin_allowed(origin, state.settings.mcp_allowed_origins, request.host):
         raise HttpReject(plain_error(403, "Origin not allowed"))
     accept = headers.get(hdrs.ACCEPT)
     if post and not protocol.accepts_post(accept):
         raise HttpReject(plain_error(406, "Accept must include both application/json and text/event-stream"))
     if not post and request.method == "GET" and not protocol.accepts_sse(accept):
         raise HttpReject(plain_error(406, "Accept must include text/event-stream"))
-    if not state.required_scopes:
+    if not state.settings.mcp_required_scopes:
         return
-    missing = oauth_metadata.missing_scopes(principal(request).scopes, state.required_scopes)
+    missing = oauth_metadata.missing_scopes(principal(request).scopes, state.settings.mcp_required_scopes)
     if missing:
         challenge = oauth_metadata.challenge(
             metadata_url(request, state), error="insufficient_scope",
-            description="the token lacks a scope these endpoints require", scope=state.required_scopes,
+            description="the token lacks a scope these endpoints require", scope=state.settings.mcp_required_scopes,
         )
         raise HttpReject(plain_error(403, "insufficient_scope", {"WWW-Authenticate": challenge}))
+
+
+@contextlib.contextmanager
+def stream_slot(state: McpState, subject: str, session: str | None) -> Iterator[None]:
+    """Hold one open-stream slot while the stream lives; 429 past the subject's or session's limit."""
+    refusal = state.streams.open(subject, session)
+    if refusal is not None:
+        raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
+    try:
+        yield
+    finally:
+        state.streams.close(subject, session)
 
 
 def require_stream_session(request: web.Request) -> None:
@@ -84,7 +97,7 @@ def principal(request: web.Request) -> Principal:
 
 def base_url(request: web.Request, state: McpState) -> str:
     """The gateway's external base URL: configured, else as this request reached us."""
-    return (state.public_url or f"{request.scheme}://{request.host}").rstrip("/")
+    return (state.settings.public_url or f"{request.scheme}://{request.host}").rstrip("/")
 
 
 def metadata_url(request: web.Request, state: McpState) -> str:

@@ -19,7 +19,7 @@ from gateway.calls.call import Action, Call, Entry
 from gateway.errors import Denied
 from gateway.keys import CALLER, UPSTREAM
 from gateway.mcp import admission, methods, protocol
-from gateway.mcp.endpoint import principal
+from gateway.mcp.endpoint import failure_response, principal, rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.upstream.codec import LIST_KEYS
 from shared.auth import Principal
@@ -49,7 +49,7 @@ async def decide(request: web.Request, method: str, server: str, name: str, argu
     await pipeline.require(request, call_of(request, "mcp", method, (server,), name, arguments))
 
 
-def refusal(method: str, rid: Any, exc: Denied | Refused, era: protocol.Era) -> dict[str, Any]:
+def refusal(method: str, rid: protocol.RequestId, exc: Denied | Refused, era: protocol.Era) -> dict[str, Any]:
     """The JSON-RPC answer to a call the pipeline refused: a denial (see `denial`), or a call not
     admitted (its JSON-RPC error, HTTP 200 as the spec answers an unknown tool)."""
     if isinstance(exc, Denied):
@@ -73,15 +73,31 @@ async def check_plan(
     return await pipeline.check(request, principal, plan.checks)
 
 
-def plan_denial(method: str, rid: Any, decision: Decision, era: protocol.Era, plan: methods.Plan) -> RpcFailure | None:
-    """The refusal of an unknown method (reads as "not found"); None for a guarded one (see `denial`)."""
-    if not plan.other:
+def passthrough_call(request: web.Request, server: str, msg: protocol.Message, plan: methods.Plan) -> Call | None:
+    """The pipeline's Call for a guarded passthrough message (tools/call, resources/read, prompts/get); None otherwise."""
+    if msg.kind != "request" or msg.method not in CALLS:
         return None
-    return RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}",
-                      status=404 if era == "modern" else 200)
+    return call_of(request, "passthrough", msg.method, (server,), str(plan.checks[0][1].name), msg.params.get("arguments"))
 
 
-def denial(method: str, rid: Any, decision: Decision, era: protocol.Era) -> dict[str, Any]:
+async def plan_refusal(request: web.Request, server: str, msg: protocol.Message, era: protocol.Era,
+                       plan: methods.Plan) -> web.Response | None:
+    """The answer refusing a passthrough message that is not a call (the pipeline decides those) by
+    policy, or None. An unknown method reads as "not found"; a notification is refused at HTTP level."""
+    decision = await check_plan(request, principal(request), server, msg.method, msg.params, plan)
+    if decision is None or decision.allowed:
+        return None
+    failure = None if not plan.other else RpcFailure(
+        protocol.METHOD_NOT_FOUND, f"Method not found: {msg.method}", status=404 if era == "modern" else 200)
+    if msg.kind == "notification":  # a notification gets no JSON-RPC answer
+        code = protocol.METHOD_NOT_FOUND if failure is not None else POLICY_DENIED
+        return failure_response(None, RpcFailure(code, f"'{msg.method}' is not permitted", status=400))
+    if failure is not None:
+        return failure_response(msg.id, failure)
+    return rpc_response(denial(msg.method, msg.id, decision, era))
+
+
+def denial(method: str, rid: protocol.RequestId, decision: Decision, era: protocol.Era) -> dict[str, Any]:
     """The answer to a denied call: an `isError` tool result (agents show it) or a JSON-RPC error."""
     reason = decision.reason or "not permitted by policy"
     if method == "tools/call":

@@ -9,18 +9,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.mcp.catalog_watch import advertised
 from gateway.mcp.protocol import METHOD_NOT_FOUND
+from gateway.registry import ServerConfig
 from gateway.upstream.codec import every_page
 from gateway.upstream.errors import UpstreamRpcError
+from gateway.upstream.pool import UpstreamPool
+from gateway.upstream.sessions import Caller
 
 log = logging.getLogger(__name__)
 
 
-async def list_all(pool: Any, server: Any, method: str, caller: Any = None) -> list[dict[str, Any]]:
+async def list_all(pool: UpstreamPool, server: ServerConfig, method: str, caller: Caller | None = None) -> list[dict[str, Any]]:
     """Every item of one backend's list (as `caller`'s backend session sees it), following cursors."""
     async def page(params: dict[str, Any] | None) -> Any:
         response = await pool.request(server, method, params, caller)
@@ -36,7 +39,7 @@ async def list_all(pool: Any, server: Any, method: str, caller: Any = None) -> l
         raise
 
 
-def unadvertised(pool: Any, server: Any, method: str, caller: Any, error: Any) -> bool:
+def unadvertised(pool: UpstreamPool, server: ServerConfig, method: str, caller: Caller | None, error: object) -> bool:
     """True when a backend refused `method` as unknown and its capabilities never offered it."""
     if not isinstance(error, dict) or error.get("code") != METHOD_NOT_FOUND:
         return False
@@ -53,10 +56,10 @@ class ListCache:
     def __init__(self, ttl: float = 5.0, max_entries: int = 4096) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[tuple[str, str, Any], tuple[float, Any, list[dict[str, Any]]]] = {}
-        self._inflight: dict[tuple[str, str, Any], asyncio.Future[list[dict[str, Any]]]] = {}
+        self._entries: dict[tuple[str, str, Caller | None], tuple[float, ServerConfig, list[dict[str, Any]]]] = {}
+        self._inflight: dict[tuple[str, str, Caller | None], asyncio.Future[list[dict[str, Any]]]] = {}
 
-    async def get(self, pool: Any, server: Any, method: str, caller: Any = None) -> list[dict[str, Any]]:
+    async def get(self, pool: UpstreamPool, server: ServerConfig, method: str, caller: Caller | None = None) -> list[dict[str, Any]]:
         """The cached list, or a fresh one (a changed server config invalidates its entries)."""
         owner = caller if caller is not None and pool.client(server, caller) is not pool.client(server) else None
         key = (server.name, method, owner)
@@ -89,7 +92,7 @@ class ListCache:
         """Forget every list: a backend's catalog changed, and an agent told so must not re-read the old one."""
         self._entries.clear()
 
-    def _store(self, key: tuple[str, str, Any], server: Any, items: list[dict[str, Any]]) -> None:
+    def _store(self, key: tuple[str, str, Caller | None], server: ServerConfig, items: list[dict[str, Any]]) -> None:
         now = time.monotonic()
         if len(self._entries) >= self.max_entries:
             self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
@@ -102,7 +105,8 @@ class ListCache:
 
 
 async def gather_lists(
-    pool: Any, cache: ListCache, servers: Sequence[Any], method: str, on_error: Any, caller: Any = None,
+    pool: UpstreamPool, cache: ListCache, servers: Sequence[ServerConfig], method: str,
+    on_error: Callable[[ServerConfig, Exception], None], caller: Caller | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """{server: items} for every server that answered (in `caller`'s backend sessions); `on_error(server, exc)`
     for the rest."""

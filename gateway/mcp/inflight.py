@@ -5,7 +5,7 @@ connection is explicitly *not* a cancellation in that era. Requests are tracked 
 (subject, session, client request id), so a cancel only reaches a request of the same caller's
 same session. Cancelling one cancels its handler task: the upstream stream is closed, and a
 2025-era backend is also sent `notifications/cancelled` naming the gateway's own upstream id
-(`tell_backend`), so its handler stops. The handler then ends the answer without a JSON-RPC
+(`BackendClient.cancel_soon`), so its handler stops. The handler then ends the answer without a JSON-RPC
 response (the spec: the receiver of a cancellation does not answer the request).
 
 The map lives on the replica running the call: a cancel that a load balancer sends to another
@@ -16,22 +16,21 @@ replica is not relayed there (docs/mcp.md). 2026-07-28 clients cancel by closing
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-log = logging.getLogger(__name__)
+from gateway.mcp.protocol import RequestId
+
 T = TypeVar("T")
 Key = tuple[str, str, str, str]  # subject, session id, id type, id: 1 and "1" are different ids
-LEGACY_ERA = "legacy"  # gateway.upstream.client.LEGACY
 
 
-def key(subject: str, session: str, request_id: Any) -> Key:
+def key(subject: str, session: str, request_id: RequestId) -> Key:
     """The key of one client request."""
     return subject, session, type(request_id).__name__, str(request_id)
 
 
-def cancelled_id(params: Any) -> Any:
+def cancelled_id(params: object) -> RequestId:
     """The `requestId` a `notifications/cancelled` names (None when absent or not an id)."""
     rid = params.get("requestId") if isinstance(params, dict) else None
     return rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None
@@ -78,32 +77,3 @@ class InFlight:
         task.cancel()
         return True
 
-
-_background: set[asyncio.Task[None]] = set()
-
-
-def tell_backend(pool: Any, server: Any, upstream_id: Any, reason: str = "cancelled by the client",
-                 caller: Any = None) -> None:
-    """Send a 2025-era backend `notifications/cancelled` for our request `upstream_id` (in the background).
-
-    Runs beside the cancelled task (which is unwinding); a 2026-07-28 backend needs nothing more
-    than the closed stream.
-    """
-    client = pool.client(server, caller)  # the session the request was sent in
-    if client.era != LEGACY_ERA:
-        return
-    note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
-            "params": {"requestId": upstream_id, "reason": reason}}
-
-    async def send() -> None:
-        try:
-            status = await client.send_response(note)
-            if status >= 400:
-                log.warning("backend refused a cancellation", extra={"server": client.server.name, "status": status})
-        except Exception as exc:  # the cancel is best effort: the stream is closed either way
-            log.warning("cancellation not delivered to backend",
-                        extra={"server": client.server.name, "error": type(exc).__name__})
-
-    task = asyncio.get_running_loop().create_task(send())
-    _background.add(task)
-    task.add_done_callback(_background.discard)

@@ -43,7 +43,7 @@ class Slots:
 class StreamLimits:
     """Open GET / `subscriptions/listen` streams, bounded per session and per subject."""
 
-    def __init__(self, per_session: int = 4, per_subject: int = 32) -> None:
+    def __init__(self, per_session: int, per_subject: int) -> None:
         self.sessions = Slots(per_session)
         self.subjects = Slots(per_subject)
 

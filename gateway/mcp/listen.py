@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.mcp.protocol import RequestId
 from gateway.upstream import sse
 from shared.jsonutil import dumps, dumps_str
 
@@ -59,7 +60,7 @@ def kinds_of(filter_: Mapping[str, Any]) -> set[str]:
     return {FILTER_KEYS[key] for key in filter_ if key in FILTER_KEYS}
 
 
-def notification(method: str, subscription: Any = None) -> dict[str, Any]:
+def notification(method: str, subscription: RequestId = None) -> dict[str, Any]:
     """One change notification (tagged with the listen request's id on a 2026-07-28 stream)."""
     msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if subscription is not None:
@@ -67,12 +68,12 @@ def notification(method: str, subscription: Any = None) -> dict[str, Any]:
     return msg
 
 
-def encode_all(methods: Iterable[str], subscription: Any) -> bytes:
+def encode_all(methods: Iterable[str], subscription: RequestId) -> bytes:
     """The SSE bytes of one notification per method."""
     return b"".join(sse.encode(dumps_str(notification(m, subscription))) for m in methods)
 
 
-async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapshot, subscription: Any = None,
+async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapshot, subscription: RequestId = None,
                 drain: Callable[[], bytes] | None = None, stamp: Callable[[], Any] = lambda: None) -> None:
     """Until the client leaves: keep-alives, a notification whenever a watched catalog changes (looked
     at when `stamp()` moves), and whatever `drain` has ready (resource updates) every tick."""

@@ -16,12 +16,12 @@ from collections.abc import Iterable, Mapping
 
 SEPARATOR = "__"
 MAX_LEN = 64
-_VALID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _HASH_LEN = 8
+_VALID = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_LEN}}}$")
+_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 # A shortened name ends with `_` and the hash; such a name is itself valid, so it cannot be
 # read as `server__name` without the server's list (it would name a tool that does not exist).
-_SHORTENED = re.compile(r"_[0-9a-f]{8}$")
+_SHORTENED = re.compile(rf"_[0-9a-f]{{{_HASH_LEN}}}$")
 
 
 def is_valid(name: str) -> bool:

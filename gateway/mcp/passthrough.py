@@ -21,21 +21,26 @@ from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
 from gateway.errors import Denied
 from gateway.keys import CALLER, MCP_STATE, UPSTREAM
-from gateway.mcp import admission, endpoint, enforce, methods, protocol, relay, unseen
-from gateway.mcp import passthrough_guard as guard
+from gateway.mcp import admission, endpoint, enforce, methods, protocol, unseen
+from gateway.mcp import params as mcp_params
 from gateway.mcp.aggregated_common import agent_caller, answer_failure
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
-from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
+from gateway.mcp.streams import (
+    ClientGone,
+    forward_headers,
+    relay_answer,
+    until_disconnect,
+)
 from gateway.registry import ServerConfig
 from gateway.upstream import codec
+from gateway.upstream.client import LEGACY
 from gateway.upstream.sender import answer_in, read_capped
 from gateway.upstream.sessions import Caller, canonical_capabilities
 
 log = logging.getLogger(__name__)
 ENDPOINT = "passthrough"
-LEGACY_ERA = "legacy"
 
 
 async def post(request: web.Request) -> web.StreamResponse:
@@ -67,10 +72,10 @@ async def post(request: web.Request) -> web.StreamResponse:
             upstream_session, bridged = session.upstream_id, session.bridged
             request[CALLER] = Caller(principal(request).subject, session.capabilities)
         else:
-            upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY_ERA
+            upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY
         # A guarded call (tools/call, resources/read, prompts/get) runs through the call pipeline.
-        call = guard.call_of(request, server.name, msg, plan)
-        refusal = None if call is not None else await guard.decide(request, server.name, msg, era, plan)
+        call = enforce.passthrough_call(request, server.name, msg, plan)
+        refusal = None if call is not None else await enforce.plan_refusal(request, server.name, msg, era, plan)
         if refusal is not None:
             return refusal
         if msg.kind == "request" and msg.method == "initialize":
@@ -107,7 +112,7 @@ async def _forward(request: web.Request, state: McpState, msg: protocol.Message,
     if bridged:  # the pool takes the caller's turn itself
         work = _via_pool(request, server, msg, era)
         return await (until_disconnect(request, work) if era == "modern" else work)
-    extra = await guard.param_headers(request, state, server, msg, era)
+    extra = await _param_headers(request, state, server, msg, era)
     # One subject's relayed requests share its lane on this backend (upstream/fairness.py).
     async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
         relayed = _relay(request, state, server, msg, era, upstream_session, extra)
@@ -117,19 +122,19 @@ async def _forward(request: web.Request, state: McpState, msg: protocol.Message,
 def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, upstream_session: str | None,
              extra: dict[str, str] | None = None) -> dict[str, str]:
     """Headers for the backend: the allowlist, and routing headers rebuilt from the checked body (modern era)."""
-    headers = relay.forward_headers(request.headers, upstream_session)
+    headers = forward_headers(request.headers, upstream_session)
     if era == "modern":
         headers.update(protocol.routing_headers(msg))
         headers.update(extra or {})
     return headers
 
 
-async def _initialize(request: web.Request, state: McpState, server: Any, msg: protocol.Message) -> web.StreamResponse:
-    headers = relay.forward_headers(request.headers, None)
+async def _initialize(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message) -> web.StreamResponse:
+    headers = forward_headers(request.headers, None)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         upstream_session = resp.headers.get(H_SESSION)
-        raw = await read_capped(resp, server.name, state.max_response_bytes)
+        raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
         answer = answer_in(raw, resp.content_type, msg.id)
         status, ctype = resp.status, resp.content_type
     result = answer.get("result") if isinstance(answer, dict) else None
@@ -159,25 +164,25 @@ def _opened(state: McpState) -> None:
     state.metrics.sessions_open.labels(ENDPOINT).inc()
 
 
-async def _forward_notification(request: web.Request, server: Any, msg: protocol.Message,
+async def _forward_notification(request: web.Request, server: ServerConfig, msg: protocol.Message,
                                 upstream_session: str | None, era: protocol.Era) -> web.Response:
     headers = _headers(request, msg, era, upstream_session)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
-        raw = await read_capped(resp, server.name, request.app[MCP_STATE].max_response_bytes)
+        raw = await read_capped(resp, server.name, request.app[MCP_STATE].settings.mcp_max_response_bytes)
         if resp.status >= 400:
             gone = upstream_session is not None and session_refused(resp.status, raw)
             return web.Response(status=404 if gone else 502)
     return endpoint.accepted()
 
 
-async def _relay(request: web.Request, state: McpState, server: Any, msg: protocol.Message,
+async def _relay(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message,
                  era: protocol.Era, upstream_session: str | None, extra: dict[str, str]) -> web.StreamResponse:
     headers = _headers(request, msg, era, upstream_session, extra)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
         if resp.status in (400, 404) and upstream_session:
-            raw = await read_capped(resp, server.name, state.max_response_bytes)
+            raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if session_refused(resp.status, raw):
                 raise session_gone()
             return web.Response(body=raw, status=resp.status, content_type=resp.content_type)
@@ -186,7 +191,7 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
 
             raise await status_error(server.name, resp)
         if era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON:
-            raw = await read_capped(resp, server.name, state.max_response_bytes)
+            raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if _legacy_refusal(raw):
                 # The backend only knows the handshake era: the pool speaks that to it.
                 return await _via_pool(request, server, msg, era)
@@ -197,11 +202,11 @@ async def _relay(request: web.Request, state: McpState, server: Any, msg: protoc
                                   idle_limit=server.timeout)
 
 
-def _canceller(request: web.Request, server: Any, msg: protocol.Message, upstream_session: str) -> Any:
+def _canceller(request: web.Request, server: ServerConfig, msg: protocol.Message, upstream_session: str) -> Any:
     """Send a 2025-era backend `notifications/cancelled` for `msg` in the client's session (best effort)."""
     async def cancel() -> None:
         # forward_headers never carries the client's Mcp-Method/Mcp-Name/Mcp-Param-* (rebuilt per message).
-        headers = relay.forward_headers(request.headers, upstream_session)
+        headers = forward_headers(request.headers, upstream_session)
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": msg.id, "reason": "call exceeded the gateway's byte budget"}}
         try:
@@ -242,7 +247,7 @@ def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> An
     return rewrite
 
 
-async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, era: protocol.Era) -> web.Response:
+async def _via_pool(request: web.Request, server: ServerConfig, msg: protocol.Message, era: protocol.Era) -> web.Response:
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
@@ -256,14 +261,29 @@ async def _via_pool(request: web.Request, server: Any, msg: protocol.Message, er
     return rpc_response(protocol.result(msg.id, protocol.with_result_type(result, era, msg.method)))
 
 
-async def _discovered(request: web.Request, server: Any) -> dict[str, Any]:
+async def _discovered(request: web.Request, server: ServerConfig) -> dict[str, Any]:
     """A 2026-07-28 discover result for a handshake-era backend, from its initialize answer."""
     client = request.app[UPSTREAM].client(server)
     await client.ensure_era()
     info = client.server_info
     result: dict[str, Any] = {"supportedVersions": list(protocol.MODERN_VERSIONS),
                               "capabilities": info.get("capabilities") or {},
-                              "_meta": {"io.modelcontextprotocol/serverInfo": info.get("serverInfo") or {}}}
+                              "_meta": {codec.SERVER_INFO: info.get("serverInfo") or {}}}
     if isinstance(info.get("instructions"), str):
         result["instructions"] = info["instructions"]
     return protocol.with_result_type(result, "modern", "server/discover")
+
+
+async def _param_headers(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message,
+                        era: protocol.Era) -> dict[str, str]:
+    """`Mcp-Param-*` to forward: none unless the client sent some; then checked against, and rebuilt from, the body."""
+    client = mcp_params.sent(request.headers)
+    if not client or era != "modern" or msg.method != "tools/call":
+        return {}  # nothing to mirror (a 2025-era backend reads no Mcp-Param-* header)
+    tools = await state.lists.get(request.app[UPSTREAM], server, "tools/list")
+    tool = next((t for t in tools if t.get("name") == msg.params.get("name")), None)
+    if tool is None:
+        raise RpcFailure(protocol.HEADER_MISMATCH, "Mcp-Param-* headers sent for a tool the backend does not list")
+    wanted = mcp_params.expected(tool.get("inputSchema"), msg.params.get("arguments"))
+    mcp_params.check(client, wanted)
+    return wanted

@@ -5,18 +5,23 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.keys import MCP_STATE, UPSTREAM
-from gateway.mcp import endpoint, protocol, relay, unseen
-from gateway.mcp.aggregated_common import answer_failure, session_request
-from gateway.mcp.endpoint import HttpReject, principal
+from gateway.mcp import endpoint, unseen
+from gateway.mcp.aggregated_common import refused, session_request
+from gateway.mcp.endpoint import principal
 from gateway.mcp.passthrough import (
     ENDPOINT,
     session_gone,
     session_refused,
 )
-from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
-from gateway.mcp.streams import ClientGone, relay_answer, until_disconnect
+from gateway.mcp.streams import (
+    ClientGone,
+    forward_headers,
+    relay_answer,
+    returned_headers,
+    until_disconnect,
+)
 from gateway.registry import ServerConfig
 from gateway.upstream.sender import read_capped
 
@@ -36,29 +41,24 @@ async def get(request: web.Request) -> web.StreamResponse:
         state.metrics.messages.labels(ENDPOINT, "GET", "handshake").inc()
         if session.bridged:
             return web.Response(status=405, headers={"Allow": "POST, DELETE"})
-        refusal = state.streams.open(principal(request).subject, session.sid)
-        if refusal is not None:
-            raise RpcFailure(protocol.INTERNAL_ERROR, refusal, status=429)
-        try:
+        with endpoint.stream_slot(state, principal(request).subject, session.sid):
             return await _relay_stream(request, state, server, session)
-        finally:
-            state.streams.close(principal(request).subject, session.sid)
     except ClientGone:
         return web.Response(status=499)
     except Exception as exc:
-        return _refused(request, state, exc)
+        return refused(request, exc, request.match_info["name"])
 
 
 async def _relay_stream(request: web.Request, state: McpState, server: ServerConfig,
                         session: Session) -> web.StreamResponse:
-    headers = relay.forward_headers(request.headers, session.upstream_id)
+    headers = forward_headers(request.headers, session.upstream_id)
     resp = await request.app[UPSTREAM].send(server, "GET", headers, None, stream=True)
     async with resp:
         if resp.status != 200 or resp.content_type != "text/event-stream":
-            body = await read_capped(resp, server.name, state.max_response_bytes)
+            body = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if session.upstream_id and session_refused(resp.status, body):
                 raise session_gone()
-            return web.Response(body=body, status=resp.status, headers=relay.returned_headers(resp.headers))
+            return web.Response(body=body, status=resp.status, headers=returned_headers(resp.headers))
         # Nothing is written while the backend is quiet, so watch for the client leaving.
         return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
 
@@ -70,7 +70,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
         server, session = await _session(request, state, "mcp_session_end")
         status = 200
         if session.upstream_id and not session.bridged:
-            headers = relay.forward_headers(request.headers, session.upstream_id)
+            headers = forward_headers(request.headers, session.upstream_id)
             resp = await request.app[UPSTREAM].send(server, "DELETE", headers, None)
             async with resp:
                 status = resp.status if resp.status < 500 else 502
@@ -78,13 +78,5 @@ async def delete(request: web.Request) -> web.StreamResponse:
         state.metrics.sessions_open.labels(ENDPOINT).dec()
         return web.Response(status=status)
     except Exception as exc:
-        return _refused(request, state, exc)
+        return refused(request, exc, request.match_info["name"])
 
-
-def _refused(request: web.Request, state: McpState, exc: Exception) -> web.Response:
-    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
-    if isinstance(exc, HttpReject):
-        return exc.response
-    if isinstance(exc, RpcFailure):
-        return endpoint.failure_response(None, exc)
-    return answer_failure(request, None, exc, request.match_info["name"])

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from multidict import istr
+from multidict import MultiMapping, istr
 
 from gateway.edge import origin_allowed as origin_allowed  # the MCP transport's Origin rule
 from gateway.upstream.codec import META_CAPABILITIES, META_VERSION, NAME_PARAM
@@ -23,13 +23,11 @@ from gateway.upstream.codec import header_value as encode_header  # one encoder 
 HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
 MODERN_VERSIONS = ("2026-07-28",)
 LATEST_HANDSHAKE = HANDSHAKE_VERSIONS[-1]
-LATEST_MODERN = MODERN_VERSIONS[-1]
 
 H_SESSION = "Mcp-Session-Id"
 H_VERSION = "MCP-Protocol-Version"
 H_METHOD = "Mcp-Method"
 H_NAME = "Mcp-Name"
-H_LAST_EVENT = "Last-Event-ID"
 # Case-insensitive header keys: a CIMultiDict looks an istr up without folding it each time.
 I_SESSION, I_VERSION, I_METHOD, I_NAME = istr(H_SESSION), istr(H_VERSION), istr(H_METHOD), istr(H_NAME)
 
@@ -48,6 +46,7 @@ ERROR_STATUS = {
 }
 
 Era = Literal["handshake", "modern"]
+RequestId = str | int | None  # a JSON-RPC id (None: a notification, or an unreadable id)
 
 
 class RpcFailure(Exception):
@@ -61,12 +60,12 @@ class RpcFailure(Exception):
         self.status = status if status is not None else ERROR_STATUS.get(code, 200)
 
 
-def result(rid: Any, value: Mapping[str, Any]) -> dict[str, Any]:
+def result(rid: RequestId, value: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-RPC success response."""
     return {"jsonrpc": "2.0", "id": rid, "result": dict(value)}
 
 
-def error(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+def error(rid: RequestId, code: int, message: str, data: Any = None) -> dict[str, Any]:
     """A JSON-RPC error response (id may be null when the request id was unreadable)."""
     err: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
@@ -82,7 +81,7 @@ class Message:
     def __init__(self, kind: Literal["request", "notification", "response"], body: dict[str, Any]) -> None:
         self.kind = kind
         self.body = body
-        self.id: Any = body.get("id")
+        self.id: RequestId = body.get("id")
         method = body.get("method", "")
         self.method: str = method if type(method) is str else str(method)
         params = body.get("params")
@@ -182,16 +181,15 @@ def validate_modern(msg: Message, headers: Mapping[str, str], supported: Sequenc
     return version
 
 
-def check_routing_headers(msg: Message, headers: Any) -> None:
+def check_routing_headers(msg: Message, headers: MultiMapping[str]) -> None:
     """`Mcp-Method` / `Mcp-Name`, when sent, must agree with the body (both eras); −32020 otherwise.
 
     An intermediary or backend that routes or authorises on a header must see what the body says:
     a header naming one tool while the body calls another is refused, never passed on. A header
     sent twice is refused too (first-copy and last-copy readers would disagree).
     """
-    getall = getattr(headers, "getall", None)
     for header, label in ((I_METHOD, H_METHOD), (I_NAME, H_NAME)):
-        if getall is not None and len(getall(header, ())) > 1:
+        if len(headers.getall(header, ())) > 1:
             raise RpcFailure(HEADER_MISMATCH, f"{label} header appears more than once")
     method_header = headers.get(I_METHOD)
     if method_header is not None and method_header != msg.method:

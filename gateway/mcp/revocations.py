@@ -91,15 +91,14 @@ class Revocations:
         return int(status.split()[-1])
 
 
-async def listen(revocations: Revocations, *, retry: float = 1.0, check_every: float = 5.0) -> None:
+async def listen(revocations: Revocations) -> None:
     """Hold one pool connection with LISTEN on `CHANNEL`; reload the table on every (re)connect."""
     assert revocations.pool is not None
 
     async def connected(conn: asyncpg.Connection) -> None:
         await revocations.load(conn)  # after LISTEN, so nothing falls between the two
 
-    await pglisten.listen_forever(revocations.pool, CHANNEL, revocations.on_notify, on_connect=connected,
-                                  retry=retry, check_every=check_every)
+    await pglisten.listen_forever(revocations.pool, CHANNEL, revocations.on_notify, on_connect=connected)
 
 
 async def prune_loop(revocations: Revocations, every: float = PRUNE_EVERY) -> None:
@@ -114,30 +113,25 @@ async def prune_loop(revocations: Revocations, every: float = PRUNE_EVERY) -> No
             log.warning("pruning session revocations failed", extra={"error": type(exc).__name__})
 
 
-async def run_revocations(revocations: Revocations, pool: asyncpg.Pool | None) -> AsyncIterator[None]:
-    """Body of the cleanup ctx: load, then listen and prune for the app's lifetime (with a pool)."""
-    if pool is None:
-        log.info("no database: a DELETEd MCP session is refused only by the replica that received it")
-        yield
-        return
-    revocations.pool = pool
-    await revocations.prune()
-    await revocations.load(pool)  # before serving: a restarted replica must not revive a session
-    tasks = [asyncio.create_task(listen(revocations)), asyncio.create_task(prune_loop(revocations))]
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        revocations.pool = None
-
-
 def revocations_ctx(revocations: Revocations) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Cleanup ctx: share `revocations` through the app's database pool, if it has one."""
+    """Cleanup ctx: with the app's database pool, load, then listen and prune for the app's lifetime."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        async for _ in run_revocations(revocations, app.get(DB_POOL)):
+        pool = app.get(DB_POOL)
+        if pool is None:
+            log.info("no database: a DELETEd MCP session is refused only by the replica that received it")
             yield
+            return
+        revocations.pool = pool
+        await revocations.prune()
+        await revocations.load(pool)  # before serving: a restarted replica must not revive a session
+        tasks = [asyncio.create_task(listen(revocations)), asyncio.create_task(prune_loop(revocations))]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            revocations.pool = None
 
     return ctx

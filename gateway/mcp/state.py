@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -43,7 +42,7 @@ class McpMetrics:
             "mcpgw_gateway_mcp_upstream_errors_total", "Backend failures seen by MCP endpoints", ["server"],
             registry=registry,
         )
-        self._message_children: dict[tuple[str, str, str], Any] = {}
+        self._message_children: dict[tuple[str, str, str], Counter] = {}
 
     def message(self, endpoint: str, method: str, era: str) -> None:
         """Count one message; children are cached (`labels()` cost ~1.5 µs a call on the hot path)."""
@@ -73,19 +72,10 @@ class McpState:
 
     codec: SessionCodec
     metrics: McpMetrics
-    # From GatewaySettings (build_state); their defaults live there only.
-    allowed_origins: list[str]
-    broadcast: bool
-    page_size: int
-    required_scopes: list[str]
-    public_url: str | None
-    authorization_servers: list[str]
-    scopes_supported: list[str]
-    max_response_bytes: int
-    max_call_bytes: int
+    settings: GatewaySettings
+    pending: Pending
+    streams: StreamLimits
     lists: ListCache = field(default_factory=ListCache)
-    pending: Pending = field(default_factory=Pending)
-    streams: StreamLimits = field(default_factory=StreamLimits)
     catalogs: CatalogPoller = field(default_factory=CatalogPoller)
     hub: Hub = field(default_factory=Hub)
     inflight: InFlight = field(default_factory=InFlight)
@@ -93,6 +83,12 @@ class McpState:
 
     def __post_init__(self) -> None:
         self.revocations = Revocations(self.codec)
+
+    @property
+    def authorization_servers(self) -> list[str]:
+        """The OAuth authorization servers advertised: the configured ones, else the issuer."""
+        issuer = self.settings.issuer
+        return list(self.settings.oauth_authorization_servers or ([issuer] if issuer else []))
 
     async def revoke(self, session: Session) -> None:
         """End a DELETEd session on this replica and (with a database) on every other one."""
@@ -105,20 +101,10 @@ def build_state(settings: GatewaySettings, registry: CollectorRegistry) -> McpSt
     raw = secret.get() if secret is not None else None
     if not raw:
         log.warning("MCPGW_GATEWAY_MCP_SESSION_SECRET is not set: MCP sessions are valid on this replica only")
-    issuer = settings.issuer
-    servers = list(settings.oauth_authorization_servers or ([issuer] if issuer else []))
     return McpState(
         codec=SessionCodec(raw or None, max_age=settings.mcp_session_ttl),
         metrics=McpMetrics(registry),
-        allowed_origins=list(settings.mcp_allowed_origins),
-        broadcast=settings.mcp_broadcast,
-        page_size=settings.mcp_page_size,
-        required_scopes=list(settings.mcp_required_scopes),
-        public_url=settings.public_url,
-        authorization_servers=servers,
-        scopes_supported=list(settings.oauth_scopes),
-        max_response_bytes=settings.mcp_max_response_bytes,
-        max_call_bytes=settings.mcp_max_call_bytes,
+        settings=settings,
         pending=Pending(settings.mcp_max_pending_requests),
         streams=StreamLimits(settings.mcp_max_streams_per_session, settings.mcp_max_streams_per_subject),
     )

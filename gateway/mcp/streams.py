@@ -3,6 +3,11 @@
 `rewrite` (when given) receives the `result` of the response to the client's request and returns
 the result to send instead; every other message (notifications, server→client requests, other
 responses) passes through untouched.
+
+Only MCP's own headers cross the passthrough (allowlist): the client's Authorization, cookies and
+Host never reach a backend; the backend's credential is added by the one request path
+(gateway/upstream/sender.py) and nowhere else, with the backend's own Host (SDK servers bound to
+loopback answer 421 to a foreign one).
 """
 
 from __future__ import annotations
@@ -10,21 +15,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
 
-from gateway.mcp import protocol, relay
+from gateway.mcp import protocol
 from gateway.mcp.state import McpState
 from gateway.upstream import codec, sse
 from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge, UpstreamError
 from gateway.upstream.sender import read_capped
 from shared.jsonutil import dumps, dumps_str
 
+T = TypeVar("T")
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 DISCONNECT_POLL = 0.05
+# Mcp-Method / Mcp-Name / Mcp-Param-* are never copied from the client: the passthrough rebuilds
+# them from the body it checked (protocol.routing_headers), so a backend never routes on a claim.
+FORWARDED = ("accept", "content-type", "mcp-protocol-version", "last-event-id")
+# Backend response headers a client may see (never Set-Cookie or the backend's session id).
+RETURNED = ("content-type", "cache-control", "allow")
+
+
+def forward_headers(incoming: Mapping[str, str], upstream_session: str | None) -> dict[str, str]:
+    """The headers to send upstream: the allowlisted MCP headers only, plus the backend's session id."""
+    out = {name: value for name, value in incoming.items() if name.lower() in FORWARDED}
+    if upstream_session:
+        out["Mcp-Session-Id"] = upstream_session
+    return out
+
+
+def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
+    """Backend response headers worth passing back."""
+    return {k: v for k, v in upstream.items() if k.lower() in RETURNED}
 
 
 class ClientGone(Exception):
@@ -38,16 +62,16 @@ async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
 
 
 async def relay_answer(
-    request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: Any,
+    request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: protocol.RequestId,
     rewrite: Rewrite | None, server: str, cancel: Callable[[], Awaitable[None]] | None = None,
     idle_limit: float | None = None,
 ) -> web.StreamResponse:
     """Send the backend's answer on; SSE without buffering (each event flushed as it completes).
 
-    A JSON body or SSE event past `state.max_response_bytes` is refused: a JSON answer becomes a
+    A JSON body or SSE event past `state.settings.mcp_max_response_bytes` is refused: a JSON answer becomes a
     502 (ResponseTooLarge from read_capped); an SSE stream, already started, gets a JSON-RPC error
     for the pending request (if any) as its last event and is closed. The answer to a request
-    (`rid` set) is a call: all its bytes together count against `state.max_call_bytes`, past
+    (`rid` set) is a call: all its bytes together count against `state.settings.mcp_max_call_bytes`, past
     which it ends the same way and the backend stream is dropped (its cancel; `cancel()` tells a
     2025-era backend too); a GET stream, relayed with backpressure and never buffered, is not a call.
     So does a stream the backend leaves quiet for longer than `idle_limit` (its server's
@@ -55,14 +79,14 @@ async def relay_answer(
     response. Events pass byte for byte, except the answer when `rewrite` changes it.
     """
     if resp.content_type != "text/event-stream":
-        raw = await read_capped(resp, server, state.max_response_bytes)
+        raw = await read_capped(resp, server, state.settings.mcp_max_response_bytes)
         if rewrite is not None and resp.status == 200:
             msg = codec.loads_or_none(raw)
             if codec.is_response_to(msg, rid):
                 raw = dumps(await _rewritten(msg, rewrite))
         if resp.status == 202 or not raw:
             return web.Response(status=resp.status)
-        return web.Response(body=raw, status=resp.status, headers=relay.returned_headers(resp.headers))
+        return web.Response(body=raw, status=resp.status, headers=returned_headers(resp.headers))
     out = web.StreamResponse(status=resp.status, headers=sse.SSE_HEADERS)
     gauge = state.metrics.streams_open.labels(endpoint)
     gauge.inc()
@@ -70,8 +94,8 @@ async def relay_answer(
     parser = sse.Parser()
     try:
         await out.prepare(request)
-        async for event in sse.events(resp, server, state.max_response_bytes, parser=parser, idle_limit=idle_limit,
-                                      budget=None if rid is None else sse.Budget(state.max_call_bytes)):
+        async for event in sse.events(resp, server, state.settings.mcp_max_response_bytes, parser=parser, idle_limit=idle_limit,
+                                      budget=None if rid is None else sse.Budget(state.settings.mcp_max_call_bytes)):
             raw = event.raw
             if not answered and event.data:
                 msg = codec.loads_or_none(event.data)
@@ -99,7 +123,7 @@ async def relay_answer(
     return out
 
 
-async def _last_error(out: web.StreamResponse, rid: Any, message: str) -> None:
+async def _last_error(out: web.StreamResponse, rid: protocol.RequestId, message: str) -> None:
     """End a started SSE answer: a JSON-RPC error for the pending request (if any), then EOF."""
     if rid is not None:
         await out.write(sse.encode(dumps_str(protocol.error(rid, protocol.INTERNAL_ERROR, message))))
@@ -153,7 +177,7 @@ def _watcher(loop: asyncio.AbstractEventLoop) -> _Watcher:
     return watcher
 
 
-async def until_disconnect(request: web.Request, work: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+async def until_disconnect(request: web.Request, work: Awaitable[T]) -> T:
     """Run `work`, cancelling it (and so the upstream request) if the client disconnects first.
 
     2026-07-28 has no cancel notification: closing the connection is how a client cancels.

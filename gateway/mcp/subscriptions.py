@@ -17,6 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.mcp import catalog
+from gateway.mcp.listen import SUBSCRIPTION_ID
+from gateway.mcp.protocol import RequestId
 from gateway.upstream.client import BackendClient
 from gateway.upstream.notify import ResourceFeed
 
@@ -39,11 +41,11 @@ def recipients(subs: Mapping[Subscriber, Iterable[Wanted]], server: str, uri: st
     return [key for key, wanted in subs.items() if (server, uri) in wanted]
 
 
-def updated(server: str, uri: str, subscription: Any = None) -> dict[str, Any]:
+def updated(server: str, uri: str, subscription: RequestId = None) -> dict[str, Any]:
     """The agent-facing notification: the URI renamed, tagged with the listen id on a 2026 stream."""
     params: dict[str, Any] = {"uri": catalog.wrap_uri(server, uri)}
     if subscription is not None:
-        params["_meta"] = {"io.modelcontextprotocol/subscriptionId": subscription}
+        params["_meta"] = {SUBSCRIPTION_ID: subscription}
     return {"jsonrpc": "2.0", "method": UPDATED, "params": params}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway import __version__
 from gateway.keys import AUTHENTICATOR, PDP_PROBE, SERVERS, SETTINGS
 from gateway.readiness import audit_state, keys_problem
 from gateway.routes import common as c
@@ -13,7 +14,6 @@ from shared.metrics import metrics_handler
 from shared.settings import public_view
 
 routes = web.RouteTableDef()
-VERSION = "0.1.0"
 
 ENDPOINTS = {
     "servers": "GET /mcp/servers",
@@ -36,7 +36,7 @@ async def api_info(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     return json_response({
         "name": "mcpgw gateway",
-        "version": VERSION,
+        "version": __version__,
         "description": "Security and governance gateway between AI agents and MCP servers",
         "endpoints": ENDPOINTS,
         "status": "running",
@@ -54,7 +54,7 @@ async def health(request: web.Request) -> web.Response:
         "status": "healthy",
         "auth_enabled": not settings.auth_off,
         "servers": len(registry.servers),
-        "servers_file_error": bool(getattr(registry, "last_error", None)),
+        "servers_file_error": registry.last_error is not None,
         "audit_database": None if emitter is None else ("ok" if emitter.healthy else "spooling"),
     }
     return json_response(body)

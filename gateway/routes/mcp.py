@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.edge import is_mcp_path
 from gateway.keys import AUTH_CHALLENGE, MCP_STATE, SETTINGS
 from gateway.mcp import (
     aggregated,
     endpoint,
-    oauth_hook,
     oauth_metadata,
     passthrough,
     passthrough_session,
 )
+from gateway.mcp.aggregated_subs import catalogs_ctx
 from gateway.mcp.revocations import revocations_ctx
 from gateway.mcp.state import build_state
 from gateway.mcp.subscriptions import subscriptions_ctx
-from gateway.mcp.watched import catalogs_ctx
+from shared.auth import AuthError, www_authenticate
 from shared.jsonutil import json_response
 from shared.keys import REGISTRY
 
@@ -31,15 +32,22 @@ async def resource_metadata(request: web.Request) -> web.Response:
     if suffix not in ("", "/mcp") and not (suffix.startswith("/servers/") and suffix.endswith("/mcp")):
         raise web.HTTPNotFound()
     doc = oauth_metadata.protected_resource_metadata(
-        endpoint.base_url(request, state), suffix, state.authorization_servers, state.scopes_supported,
+        endpoint.base_url(request, state), suffix, state.authorization_servers, state.settings.oauth_scopes,
     )
-    return json_response(doc, headers=oauth_metadata.cache_headers(reflected=not state.public_url))
+    return json_response(doc, headers=oauth_metadata.cache_headers(reflected=not state.settings.public_url))
+
+
+def add_resource_metadata(request: web.Request, exc: AuthError, headers: dict[str, str]) -> None:
+    """The auth middleware's hook: a 401 on an MCP endpoint names its resource metadata URL (RFC 9728)."""
+    state = request.app.get(MCP_STATE)
+    if state is not None and is_mcp_path(request.path):
+        headers["WWW-Authenticate"] = www_authenticate(exc, endpoint.metadata_url(request, state))
 
 
 def setup_mcp_routes(app: web.Application) -> None:
     """Install the MCP state and routes on the gateway app."""
     state = app[MCP_STATE] = build_state(app[SETTINGS], app[REGISTRY])
-    app[AUTH_CHALLENGE] = oauth_hook.add_resource_metadata
+    app[AUTH_CHALLENGE] = add_resource_metadata
     # Appended after the database pool's ctx (create_app adds routes last), so the pool exists.
     app.cleanup_ctx.append(revocations_ctx(state.revocations))
     app.cleanup_ctx.append(subscriptions_ctx(state.hub))

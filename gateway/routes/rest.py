@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -54,7 +55,7 @@ async def server_info(request: web.Request) -> web.Response:
         raise NotFound(f"unknown MCP server '{name}'")
     body = c.server_summary(known)
     body.update(timeout=known.timeout, tools=list(known.tools), metadata=dict(known.metadata))
-    body["auth_method"] = getattr(getattr(known, "auth", None), "method", "none")
+    body["auth_method"] = known.auth.method
     return json_response(body)
 
 
@@ -178,7 +179,7 @@ async def run_broadcast(
 
 
 async def list_many(
-    request: web.Request, names: list[str], *, servers: Any = None, deadline: float | None = None
+    request: web.Request, names: list[str], *, servers: Mapping[str, ServerConfig] | None = None, deadline: float | None = None
 ) -> dict[str, list[dict[str, Any]] | BaseException]:
     """Tool lists of several servers concurrently; a failure is returned, not raised."""
     pool = request.app[UPSTREAM]
