@@ -26,6 +26,7 @@ from shared.tracing.spans import FIELDS, Finished, Tracer
 log = logging.getLogger(__name__)
 
 SCOPE = {"name": "mcpgw"}
+_SCOPE = dumps(SCOPE).decode()
 
 
 def traces_url(endpoint: str) -> str:
@@ -55,22 +56,18 @@ def parse_headers(value: str) -> dict[str, str]:
     return headers
 
 
-# Attribute pairs repeat endlessly (route, method, server, status): encode each once. orjson writes
-# a shared dict as often as it appears; the cache is cleared when it grows past its bound.
-_ENCODED: dict[tuple[str, Any, type], dict[str, Any]] = {}
+# Spans are written as JSON text from pre-rendered fragments: ids are hex and times digits (no
+# escaping needed); names, attribute sets and attribute pairs repeat endlessly (route, method,
+# server, status), so each is rendered once and cached (a cache is cleared past its bound).
+_BOUND = 4096
+_NAMES: dict[str, str] = {}
+_SETS: dict[tuple[Any, ...], str] = {}
+_PAIRS: dict[tuple[str, Any, type], str] = {}
 _SCALARS = (str, int, bool, float)
 
 
-def _cached_attribute(key: str, value: Any) -> dict[str, Any]:
-    if type(value) not in _SCALARS:
-        return attribute(key, value)
-    cache_key = (key, value, type(value))
-    encoded = _ENCODED.get(cache_key)
-    if encoded is None:
-        if len(_ENCODED) >= 4096:
-            _ENCODED.clear()
-        encoded = _ENCODED[cache_key] = attribute(key, value)
-    return encoded
+def _text(value: str) -> str:
+    return dumps(value).decode()
 
 
 def attribute(key: str, value: Any) -> dict[str, Any]:
@@ -84,34 +81,72 @@ def attribute(key: str, value: Any) -> dict[str, Any]:
     return {"key": key, "value": {"stringValue": str(value)}}
 
 
-def span_json(span: Finished) -> dict[str, Any]:
-    """One OTLP Span."""
+def _pair(key: str, value: Any) -> str:
+    if type(value) not in _SCALARS:
+        return dumps(attribute(key, value)).decode()
+    cache_key = (key, value, type(value))  # the type too: 1 == True, yet they encode apart
+    text = _PAIRS.get(cache_key)
+    if text is None:
+        if len(_PAIRS) >= _BOUND:
+            _PAIRS.clear()
+        text = _PAIRS[cache_key] = dumps(attribute(key, value)).decode()
+    return text
+
+
+def _attributes(attrs: tuple[Any, ...]) -> str:
+    """`,"attributes":[...]` of a flat key, value, ... tuple; cached whole when every value is a str."""
+    try:
+        text = _SETS.get(attrs)
+    except TypeError:  # an unhashable value (a list): rendered each time, as str()
+        text = None
+    if text is None:
+        text = ',"attributes":[' + ",".join(map(_pair, attrs[::2], attrs[1::2])) + "]"
+        # Only all-str sets are cached whole: a str never equals a number, so a hit cannot hand
+        # 1 the text of True (or 200.0 that of 200); other sets go pair by pair.
+        if all(type(v) is str for v in attrs[1::2]):
+            if len(_SETS) >= _BOUND:
+                _SETS.clear()
+            _SETS[attrs] = text
+    return text
+
+
+def _name(name: str) -> str:
+    text = _NAMES.get(name)
+    if text is None:
+        if len(_NAMES) >= _BOUND:
+            _NAMES.clear()
+        text = _NAMES[name] = _text(name)
+    return text
+
+
+def span_text(span: Finished) -> str:
+    """One OTLP Span as JSON text."""
     trace_id, span_id, parent_id, name, kind, start, end, error, flags, tracestate = span[:FIELDS]
-    out: dict[str, Any] = {"traceId": trace_id, "spanId": span_id, "name": name, "kind": kind,
-                           "startTimeUnixNano": str(start), "endTimeUnixNano": str(end), "flags": flags}
-    if parent_id is not None:
-        out["parentSpanId"] = parent_id
-    if tracestate:
-        out["traceState"] = tracestate
-    if len(span) > FIELDS:
-        out["attributes"] = [_cached_attribute(k, v) for k, v in zip(span[FIELDS::2], span[FIELDS + 1::2], strict=True)]
-    if error is not None:
-        out["status"] = {"code": 2, "message": error}  # STATUS_CODE_ERROR
-    return out
+    parent = f',"parentSpanId":"{parent_id}"' if parent_id is not None else ""
+    attrs = _attributes(span[FIELDS:]) if len(span) > FIELDS else ""
+    state = f',"traceState":{_text(tracestate)}' if tracestate else ""
+    status = f',"status":{{"code":2,"message":{_text(error)}}}' if error is not None else ""  # STATUS_CODE_ERROR
+    return (f'{{"traceId":"{trace_id}","spanId":"{span_id}"{parent},"name":{_name(name)},"kind":{kind},'
+            f'"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","flags":{flags}{attrs}{state}{status}}}')
 
 
-def resource(service: str, version: str | None = None) -> dict[str, Any]:
-    """The OTLP Resource of a service (`service.name` is `mcpgw-{service}`)."""
+def span_json(span: Finished) -> dict[str, Any]:
+    """One OTLP Span, parsed back from `span_text` (tests and tools read spans this way)."""
+    return loads(span_text(span))  # type: ignore[no-any-return]
+
+
+def resource(service: str, version: str | None = None) -> str:
+    """The OTLP Resource of a service as JSON text (`service.name` is `mcpgw-{service}`)."""
     attrs = {"service.name": f"mcpgw-{service}", "telemetry.sdk.name": "mcpgw", "telemetry.sdk.language": "python"}
     if version:
         attrs["service.version"] = version
-    return {"attributes": [attribute(k, v) for k, v in attrs.items()]}
+    return dumps({"attributes": [attribute(k, v) for k, v in attrs.items()]}).decode()
 
 
-def encode(res: dict[str, Any], spans: Iterable[Finished]) -> bytes:
-    """An ExportTraceServiceRequest as OTLP JSON."""
-    return dumps({"resourceSpans": [{"resource": res, "scopeSpans": [
-        {"scope": SCOPE, "spans": [span_json(s) for s in spans]}]}]})
+def encode(res: str, spans: Iterable[Finished]) -> bytes:
+    """An ExportTraceServiceRequest as OTLP JSON (`res` from `resource`)."""
+    return (f'{{"resourceSpans":[{{"resource":{res},"scopeSpans":[{{"scope":{_SCOPE},"spans":['
+            + ",".join(map(span_text, spans)) + "]}]}]}").encode()
 
 
 class TracingMetrics:
