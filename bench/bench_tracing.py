@@ -32,13 +32,13 @@ async def cell(ratio: float | None, n: int) -> float:
 
     async def handler(_request: web.Request) -> web.Response:
         traced = tracing.current_span.get() is not None
-        with tracing.span("backend demo", True, {"mcp.server": "demo", "mcp.method": "tools/call"}) if traced \
+        with tracing.span("backend demo", True, ("mcp.server", "demo", "mcp.method", "tools/call")) if traced \
                 else tracing.OFF:
             tracing.inject(headers)
         current = tracing.current_span.get()
         if current is not None:  # the audit emit's span (emitter.emit), event type as attribute
-            with current.child("audit.emit", attributes={"audit.event_type": "tool_call"}):
-                pass
+            emit = current.child("audit.emit", attributes=("audit.event_type", "tool_call"))
+            emit.finish()
         return web.Response(text="ok")
 
     app.router.add_post("/mcp/invoke", handler)
