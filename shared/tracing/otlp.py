@@ -57,12 +57,12 @@ def parse_headers(value: str) -> dict[str, str]:
 
 
 # Spans are written as JSON text from pre-rendered fragments: ids are hex and times digits (no
-# escaping needed); names, attribute sets and attribute pairs repeat endlessly (route, method,
-# server, status), so each is rendered once and cached (a cache is cleared past its bound).
+# escaping needed); names and attribute sets repeat endlessly (route, method, server, status), so
+# each is rendered once and cached (a cache is cleared past its bound).
 _BOUND = 4096
 _NAMES: dict[str, str] = {}
 _SETS: dict[tuple[Any, ...], str] = {}
-_PAIRS: dict[tuple[str, Any, type], str] = {}
+_TYPED: dict[tuple[tuple[Any, ...], tuple[type, ...]], str] = {}
 _SCALARS = (str, int, bool, float)
 
 
@@ -81,33 +81,32 @@ def attribute(key: str, value: Any) -> dict[str, Any]:
     return {"key": key, "value": {"stringValue": str(value)}}
 
 
-def _pair(key: str, value: Any) -> str:
-    if type(value) not in _SCALARS:
-        return dumps(attribute(key, value)).decode()
-    cache_key = (key, value, type(value))  # the type too: 1 == True, yet they encode apart
-    text = _PAIRS.get(cache_key)
-    if text is None:
-        if len(_PAIRS) >= _BOUND:
-            _PAIRS.clear()
-        text = _PAIRS[cache_key] = dumps(attribute(key, value)).decode()
-    return text
-
-
 def _attributes(attrs: tuple[Any, ...]) -> str:
-    """`,"attributes":[...]` of a flat key, value, ... tuple; cached whole when every value is a str."""
+    """`,"attributes":[...]` of a flat key, value, ... tuple, rendered once per distinct set."""
     try:
-        text = _SETS.get(attrs)
+        text = _SETS.get(attrs)  # all-str sets: a str never equals a number, so no type check needed
+        if text is not None:
+            return text
+        # Other sets are keyed with their value types too: 1 == True == 1.0, yet they encode apart.
+        typed = (attrs, tuple(map(type, attrs[1::2])))
+        text = _TYPED.get(typed)
     except TypeError:  # an unhashable value (a list): rendered each time, as str()
-        text = None
+        return _render(attrs)
     if text is None:
-        text = ',"attributes":[' + ",".join(map(_pair, attrs[::2], attrs[1::2])) + "]"
-        # Only all-str sets are cached whole: a str never equals a number, so a hit cannot hand
-        # 1 the text of True (or 200.0 that of 200); other sets go pair by pair.
-        if all(type(v) is str for v in attrs[1::2]):
-            if len(_SETS) >= _BOUND:
-                _SETS.clear()
+        if len(_SETS) + len(_TYPED) >= _BOUND:
+            _SETS.clear()
+            _TYPED.clear()
+        text = _render(attrs)
+        if all(t is str for t in typed[1]):
             _SETS[attrs] = text
+        elif all(t in _SCALARS for t in typed[1]):  # a container's str() may differ where it is ==
+            _TYPED[typed] = text
     return text
+
+
+def _render(attrs: tuple[Any, ...]) -> str:
+    pairs = zip(attrs[::2], attrs[1::2], strict=True)
+    return ',"attributes":[' + ",".join(dumps(attribute(k, v)).decode() for k, v in pairs) + "]"
 
 
 def _name(name: str) -> str:
