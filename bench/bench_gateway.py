@@ -26,7 +26,8 @@ in a process of its own, bench/otlp_sink.py) to the interleaved rounds: its CPU 
 the tracing cost.
 
 `--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
-/tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise.
+/tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise
+(with `--traced`, that checkout traced as well: "traced-baseline").
 
 `--cprofile FILE` runs the gateway under cProfile the same way, `--yappi FILE` under yappi's CPU clock
 (bench/yappi_gateway.py; `pip install yappi`). `--profile FILE` instead records the gateway process with py-spy (install it into .venv) while
@@ -261,6 +262,8 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
     try:
         if args.traced:  # same code, tracing on (sampling 1.0), exporting to a sink process of its own
             variants["traced"] = ROOT
+            if args.baseline:  # the other checkout traced too: a before/after of tracing in one run
+                variants["traced-baseline"] = Path(args.baseline)
             sink = procs.spawn([str(ROOT / "bench" / "otlp_sink.py")], {}, ROOT, capture=True)
             assert sink.stdout is not None
             sink_url = sink.stdout.readline().strip()
@@ -286,7 +289,7 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                 if label == "gateway":
                     env.update(kv.split("=", 1) for kv in args.env)
                 env.update(extra_env.get(label, {}))
-                if label == "traced":
+                if label.startswith("traced"):
                     env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO=str(args.trace_ratio))
                 yappi = f"{args.yappi}.{label}" if args.yappi else None
                 gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi)
@@ -456,6 +459,11 @@ async def report(
         base = statistics.median(cpu["gateway"])
         print(f"tracing CPU per call, median of paired cells (traced - gateway): {statistics.median(added):+.0f} µs "
               f"({statistics.median(added) / base:+.1%} of the untraced gateway's {base:.0f} µs)")
+    if "traced-baseline" in cpu and "baseline" in cpu:  # the other checkout's tracing cost, paired alike
+        added = [t - g for g, t in zip(cpu["baseline"], cpu["traced-baseline"], strict=True)]
+        base = statistics.median(cpu["baseline"])
+        print(f"baseline's tracing CPU per call, median of paired cells (traced-baseline - baseline): "
+              f"{statistics.median(added):+.0f} µs ({statistics.median(added) / base:+.1%} of {base:.0f} µs)")
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
-"""Tracing cost in-process: CPU per request of the tracing middleware plus one client span, a
-`traceparent` injection and the OTLP/JSON encoding of the spans (what a proxied call adds, short
-of the export POST), with tracing off, sampling 0.1 and 1.0. Cells interleaved.
+"""Tracing cost in-process: CPU per request of what a proxied call adds, short of the export POST:
+the tracing middleware's server span, the backend call's client span with a `traceparent`
+injection, the audit emit's child span (as `shared/audit/emitter.py` opens it) and the OTLP/JSON
+encoding of those 3 spans, with tracing off, sampling 0.1 and 1.0. Cells interleaved.
 
     .venv/bin/python bench/bench_tracing.py [--quick] [--requests N] [--rounds R]   # default 3,000 x 5
 """
@@ -31,13 +32,17 @@ async def cell(ratio: float | None, n: int) -> float:
 
     async def handler(_request: web.Request) -> web.Response:
         traced = tracing.current_span.get() is not None
-        with tracing.span("backend demo", True, {"mcp.server": "demo", "mcp.method": "tools/call"}) if traced \
+        with tracing.span("backend demo", True, ("mcp.server", "demo", "mcp.method", "tools/call")) if traced \
                 else tracing.OFF:
             tracing.inject(headers)
+        current = tracing.current_span.get()
+        if current is not None:  # the audit emit's span (emitter.emit), event type as attribute
+            emit = current.child("audit.emit", attributes=("audit.event_type", "tool_call"))
+            emit.finish()
         return web.Response(text="ok")
 
     app.router.add_post("/mcp/invoke", handler)
-    tracer = tracing.Tracer("gateway", ratio, capacity=n * 2) if ratio is not None else None
+    tracer = tracing.Tracer("gateway", ratio, capacity=n * 4) if ratio is not None else None
     middleware = tracing.server_middleware(tracer, route_name) if tracer is not None else None
     res = otlp.resource("gateway")
     requests = []
@@ -69,7 +74,7 @@ async def main() -> None:
     for r in range(rounds):
         for label in labels[r % 3:] + labels[:r % 3]:
             cells[label].append(await cell(None if label == "off" else float(label), n))
-    print(f"requests per cell {n}, rounds {rounds}; CPU per request (server span + 1 client span + inject + encode)")
+    print(f"requests per cell {n}, rounds {rounds}; CPU per request (server span + client span + inject + audit span + encode of 3 spans)")
     off = statistics.median(cells["off"])
     for label, values in cells.items():
         med = statistics.median(values)

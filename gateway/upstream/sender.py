@@ -103,7 +103,7 @@ class Sender:
         traced = message is not None and tracing.current_span.get() is not None  # off: no attributes built
         try:
             # One span per backend JSON-RPC message, to the response head; `traceparent` goes with it.
-            with tracing.span(f"backend {name}", True, {"mcp.server": name, "mcp.method": rpc}) \
+            with tracing.span(f"backend {name}", True, ("mcp.server", name, "mcp.method", rpc)) \
                     if traced else tracing.OFF:
                 tracing.inject(headers)
                 return await self.session.request(

@@ -31,8 +31,8 @@ def server_middleware(tracer: Tracer, route_of: Callable[[web.Request], str]) ->
         finally:
             current_span.reset(token)
             status = outcome.status
-            span.attributes = {"http.request.method": method, "http.route": route,
-                               "http.response.status_code": status}
+            span.attributes = ("http.request.method", method, "http.route", route,
+                               "http.response.status_code", status)
             if status >= 500:  # HTTP semantic conventions: only 5xx is a server span error
                 span.error = f"HTTP {status}"
             span.finish()

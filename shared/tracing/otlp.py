@@ -26,6 +26,7 @@ from shared.tracing.spans import FIELDS, Finished, Tracer
 log = logging.getLogger(__name__)
 
 SCOPE = {"name": "mcpgw"}
+_SCOPE = dumps(SCOPE).decode()
 
 
 def traces_url(endpoint: str) -> str:
@@ -55,22 +56,18 @@ def parse_headers(value: str) -> dict[str, str]:
     return headers
 
 
-# Attribute pairs repeat endlessly (route, method, server, status): encode each once. orjson writes
-# a shared dict as often as it appears; the cache is cleared when it grows past its bound.
-_ENCODED: dict[tuple[str, Any, type], dict[str, Any]] = {}
+# Spans are written as JSON text from pre-rendered fragments: ids are hex and times digits (no
+# escaping needed); names and attribute sets repeat endlessly (route, method, server, status), so
+# each is rendered once and cached (a cache is cleared past its bound).
+_BOUND = 4096
+_NAMES: dict[str, str] = {}
+_SETS: dict[tuple[Any, ...], str] = {}
+_TYPED: dict[tuple[tuple[Any, ...], tuple[type, ...]], str] = {}
 _SCALARS = (str, int, bool, float)
 
 
-def _cached_attribute(key: str, value: Any) -> dict[str, Any]:
-    if type(value) not in _SCALARS:
-        return attribute(key, value)
-    cache_key = (key, value, type(value))
-    encoded = _ENCODED.get(cache_key)
-    if encoded is None:
-        if len(_ENCODED) >= 4096:
-            _ENCODED.clear()
-        encoded = _ENCODED[cache_key] = attribute(key, value)
-    return encoded
+def _text(value: str) -> str:
+    return dumps(value).decode()
 
 
 def attribute(key: str, value: Any) -> dict[str, Any]:
@@ -84,34 +81,71 @@ def attribute(key: str, value: Any) -> dict[str, Any]:
     return {"key": key, "value": {"stringValue": str(value)}}
 
 
-def span_json(span: Finished) -> dict[str, Any]:
-    """One OTLP Span."""
+def _attributes(attrs: tuple[Any, ...]) -> str:
+    """`,"attributes":[...]` of a flat key, value, ... tuple, rendered once per distinct set."""
+    try:
+        text = _SETS.get(attrs)  # all-str sets: a str never equals a number, so no type check needed
+        if text is not None:
+            return text
+        # Other sets are keyed with their value types too: 1 == True == 1.0, yet they encode apart.
+        typed = (attrs, tuple(map(type, attrs[1::2])))
+        text = _TYPED.get(typed)
+    except TypeError:  # an unhashable value (a list): rendered each time, as str()
+        return _render(attrs)
+    if text is None:
+        if len(_SETS) + len(_TYPED) >= _BOUND:
+            _SETS.clear()
+            _TYPED.clear()
+        text = _render(attrs)
+        if all(t is str for t in typed[1]):
+            _SETS[attrs] = text
+        elif all(t in _SCALARS for t in typed[1]):  # a container's str() may differ where it is ==
+            _TYPED[typed] = text
+    return text
+
+
+def _render(attrs: tuple[Any, ...]) -> str:
+    pairs = zip(attrs[::2], attrs[1::2], strict=True)
+    return ',"attributes":[' + ",".join(dumps(attribute(k, v)).decode() for k, v in pairs) + "]"
+
+
+def _name(name: str) -> str:
+    text = _NAMES.get(name)
+    if text is None:
+        if len(_NAMES) >= _BOUND:
+            _NAMES.clear()
+        text = _NAMES[name] = _text(name)
+    return text
+
+
+def span_text(span: Finished) -> str:
+    """One OTLP Span as JSON text."""
     trace_id, span_id, parent_id, name, kind, start, end, error, flags, tracestate = span[:FIELDS]
-    out: dict[str, Any] = {"traceId": trace_id, "spanId": span_id, "name": name, "kind": kind,
-                           "startTimeUnixNano": str(start), "endTimeUnixNano": str(end), "flags": flags}
-    if parent_id is not None:
-        out["parentSpanId"] = parent_id
-    if tracestate:
-        out["traceState"] = tracestate
-    if len(span) > FIELDS:
-        out["attributes"] = [_cached_attribute(k, v) for k, v in zip(span[FIELDS::2], span[FIELDS + 1::2], strict=True)]
-    if error is not None:
-        out["status"] = {"code": 2, "message": error}  # STATUS_CODE_ERROR
-    return out
+    parent = f',"parentSpanId":"{parent_id}"' if parent_id is not None else ""
+    attrs = _attributes(span[FIELDS:]) if len(span) > FIELDS else ""
+    state = f',"traceState":{_text(tracestate)}' if tracestate else ""
+    status = f',"status":{{"code":2,"message":{_text(error)}}}' if error is not None else ""  # STATUS_CODE_ERROR
+    return (f'{{"traceId":"{trace_id}","spanId":"{span_id}"{parent},"name":{_name(name)},"kind":{kind},'
+            f'"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","flags":{flags}{attrs}{state}{status}}}')
 
 
-def resource(service: str, version: str | None = None) -> dict[str, Any]:
-    """The OTLP Resource of a service (`service.name` is `mcpgw-{service}`)."""
+def span_json(span: Finished) -> dict[str, Any]:
+    """One OTLP Span, parsed back from `span_text` (tests and tools read spans this way)."""
+    return loads(span_text(span))  # type: ignore[no-any-return]
+
+
+def resource(service: str, version: str | None = None) -> str:
+    """The OTLP Resource of a service as JSON text (`service.name` is `mcpgw-{service}`)."""
     attrs = {"service.name": f"mcpgw-{service}", "telemetry.sdk.name": "mcpgw", "telemetry.sdk.language": "python"}
     if version:
         attrs["service.version"] = version
-    return {"attributes": [attribute(k, v) for k, v in attrs.items()]}
+    return dumps({"attributes": [attribute(k, v) for k, v in attrs.items()]}).decode()
 
 
-def encode(res: dict[str, Any], spans: Iterable[Finished]) -> bytes:
-    """An ExportTraceServiceRequest as OTLP JSON."""
-    return dumps({"resourceSpans": [{"resource": res, "scopeSpans": [
-        {"scope": SCOPE, "spans": [span_json(s) for s in spans]}]}]})
+def encode(res: str, spans: Iterable[Finished]) -> bytes:
+    """An ExportTraceServiceRequest as OTLP JSON (`res` from `resource`)."""
+    return (f'{{"resourceSpans":[{{"resource":{res},"scopeSpans":[{{"scope":{_SCOPE},"spans":['
+            + ",".join(map(span_text, spans)) + "]}]}]}").encode()
 
 
 class TracingMetrics:
@@ -153,12 +187,22 @@ class Exporter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.tracer.ready.wait(), self.interval)
             self.tracer.ready.clear()
-            await self.flush()
             if self.stopping:
+                await self.flush()
                 return
+            await self.export_buffered()
+
+    async def export_buffered(self) -> None:
+        """Export the spans buffered at this moment, batch by batch.
+
+        Spans finished while a POST is in flight wait for a full batch or the next tick: chasing
+        them posted a few dozen spans at a time under load, and a POST costs the CPU of hundreds
+        of spans."""
+        for _ in range(-(-len(self.tracer.buffer) // self.tracer.batch_size)):
+            await self.export(self.tracer.take())
 
     async def flush(self) -> None:
-        """Export everything buffered now, batch by batch."""
+        """Export everything buffered now, batch by batch, until the buffer is empty."""
         while batch := self.tracer.take():
             await self.export(batch)
 

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
 from itertools import chain
-from random import getrandbits
+from random import getrandbits, randbytes
 from time import time_ns
 from types import TracebackType
 from typing import Any
@@ -27,6 +27,7 @@ INTERNAL, SERVER, CLIENT = 1, 2, 3
 current_span: ContextVar[Span | None] = ContextVar("mcpgw_span", default=None)
 
 _LOW64 = (1 << 64) - 1
+_ZERO_ID, _ONE_ID = "0" * 16, "0" * 15 + "1"
 # OTLP Span.flags of a recorded span: sampled (bit 0), "is-remote known" (bit 8), parent remote (bit 9).
 _FLAGS_LOCAL, _FLAGS_REMOTE = 0x101, 0x301
 
@@ -36,6 +37,9 @@ _FLAGS_LOCAL, _FLAGS_REMOTE = 0x101, 0x301
 # thousands of spans waiting for export add nothing to later collections (a nested tuple would).
 Finished = tuple[Any, ...]
 FIELDS = 10  # fixed fields before the attributes
+# A span's attributes: a flat key, value, key, value... tuple (the hot path: no dict built, copied
+# into the record as is), or a dict.
+Attributes = tuple[Any, ...] | dict[str, Any] | None
 
 
 class Span:
@@ -45,10 +49,11 @@ class Span:
                  "name", "kind", "start", "end", "attributes", "error", "_token")
 
     def __init__(self, tracer: Tracer, trace_id: str, parent_id: str | None, sampled: bool, name: str,
-                 kind: int, attributes: dict[str, Any] | None, tracestate: str | None = None) -> None:
+                 kind: int, attributes: Attributes, tracestate: str | None = None) -> None:
         self.tracer = tracer
         self.trace_id = trace_id
-        self.span_id = f"{getrandbits(64) or 1:016x}"
+        span_id = randbytes(8).hex()  # faster than formatting getrandbits(64)
+        self.span_id = span_id if span_id != _ZERO_ID else _ONE_ID  # all-zero is an invalid id
         self.parent_id = parent_id
         self.remote_parent = False
         self.sampled = sampled
@@ -65,7 +70,7 @@ class Span:
         """The W3C `traceparent` that makes a callee's span a child of this one."""
         return format_traceparent(self.trace_id, self.span_id, self.sampled)
 
-    def child(self, name: str, kind: int = INTERNAL, attributes: dict[str, Any] | None = None) -> Span:
+    def child(self, name: str, kind: int = INTERNAL, attributes: Attributes = None) -> Span:
         """A new span under this one (same trace, same sampling decision)."""
         return Span(self.tracer, self.trace_id, self.span_id, self.sampled, name, kind, attributes, self.tracestate)
 
@@ -73,10 +78,14 @@ class Span:
         """End the span and hand it to the tracer as a `Finished` tuple (sampled spans only)."""
         self.end = end = time_ns()
         if self.sampled:
-            record = (self.trace_id, self.span_id, self.parent_id, self.name, self.kind, self.start, end,
-                      self.error, _FLAGS_REMOTE if self.remote_parent else _FLAGS_LOCAL, self.tracestate)
-            if self.attributes:
-                record += tuple(chain.from_iterable(self.attributes.items()))
+            record: Finished = (self.trace_id, self.span_id, self.parent_id, self.name, self.kind, self.start,
+                                end, self.error, _FLAGS_REMOTE if self.remote_parent else _FLAGS_LOCAL,
+                                self.tracestate)
+            attributes = self.attributes
+            if isinstance(attributes, tuple):
+                record += attributes
+            elif attributes:
+                record += tuple(chain.from_iterable(attributes.items()))
             self.tracer.record(record)
 
     def __enter__(self) -> Span:
@@ -106,7 +115,7 @@ class Tracer:
         self.ready = asyncio.Event()  # a batch is waiting (or the exporter is asked to stop)
 
     def server_span(self, name: str, parent: Parent | None, tracestate: str | None = None,
-                    attributes: dict[str, Any] | None = None) -> Span:
+                    attributes: Attributes = None) -> Span:
         """The span of an incoming request: a child of the caller's span, or the root of a new trace."""
         if parent is None:
             bits = getrandbits(128) or 1
@@ -134,7 +143,7 @@ class Tracer:
         return batch
 
 
-def span(name: str, client: bool = False, attributes: dict[str, Any] | None = None) -> Span | _Off:
+def span(name: str, client: bool = False, attributes: Attributes = None) -> Span | _Off:
     """A CLIENT/INTERNAL child of the current span (use with `with`); the shared no-op when tracing is off."""
     parent = current_span.get()
     if parent is None:

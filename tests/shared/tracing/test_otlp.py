@@ -104,3 +104,14 @@ def test_partial_success_is_read_leniently() -> None:
     assert otlp._rejected(b'{"partialSuccess": {"rejectedSpans": "3", "errorMessage": "x"}}') == 3
     assert otlp._rejected(b"{}") == 0 and otlp._rejected(b"") == 0
     assert otlp._rejected(b"\x0a\x00") == 0  # a protobuf body: accepted
+
+
+def test_cached_attribute_sets_keep_their_types() -> None:
+    # 1 == True == 1.0 and hash alike: a set rendered once must not be handed to an equal set of another type.
+    tracer = Tracer("gateway", 1.0)
+    with tracer.server_span("r", None) as server:
+        for value in (1, True, 1.0, "1", 1, True):
+            server.child("c", attributes=("n", value)).finish()
+    got = [otlp.span_json(s)["attributes"][0]["value"] for s in tracer.buffer[:-1]]  # the server span last
+    assert got == [{"intValue": "1"}, {"boolValue": True}, {"doubleValue": 1.0}, {"stringValue": "1"},
+                   {"intValue": "1"}, {"boolValue": True}]
