@@ -10,13 +10,13 @@ and the walk as a fraction of the parse, all measured in this run:
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.timing import best_of  # noqa: E402
 from gateway.middlewares.json_limits import JsonLimits, shape_problem  # noqa: E402
 
 BODIES = {
@@ -31,25 +31,14 @@ BODIES = {
 }
 
 
-def best_of(fn, repeat: int = 7, number: int = 2_000) -> float:
-    """Best µs per call over `repeat` rounds of `number` calls."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - start) / number)
-    return best * 1e6
-
-
 def main() -> None:
     limits = JsonLimits()
     print(f"{'body':<40} {'bytes':>7} {'parse µs':>9} {'check µs':>9} {'check/parse':>12}")
     for name, body in BODIES.items():
         raw = orjson.dumps(body) if body is not None else b'{"a":' * 1_000 + b"1" + b"}" * 1_000
         value = orjson.loads(raw)
-        parse = best_of(lambda raw=raw: orjson.loads(raw))
-        check = best_of(lambda value=value: shape_problem(value, limits))
+        parse = best_of(lambda raw=raw: orjson.loads(raw), 2_000, 7)
+        check = best_of(lambda value=value: shape_problem(value, limits), 2_000, 7)
         print(f"{name:<40} {len(raw):>7} {parse:>9.2f} {check:>9.2f} {check / parse:>11.2f}x")
 
 

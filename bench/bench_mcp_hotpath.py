@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +20,7 @@ from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import make_mocked_request  # noqa: E402
 from multidict import CIMultiDict  # noqa: E402
 
+from bench.timing import best_of, best_of_async  # noqa: E402
 from gateway.keys import PRINCIPAL  # noqa: E402
 from gateway.mcp import admission, endpoint, methods, protocol, streams, uris  # noqa: E402
 from shared.jsonutil import dumps  # noqa: E402
@@ -47,26 +47,6 @@ def _request() -> web.Request:
     return req
 
 
-def _time(fn: Any, n: int) -> float:
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - start) / n)
-    return best * 1e6
-
-
-async def _atime(make: Any, n: int) -> float:
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(n):
-            await make()
-        best = min(best, (time.perf_counter() - start) / n)
-    return best * 1e6
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -84,18 +64,18 @@ async def main() -> None:
         return await endpoint.read_message(req, 1 << 20)
 
     rows = {
-        "check_transport": _time(lambda: endpoint.check_transport(req, STATE, post=True), n),
-        "read_message (cached body: Content-Type, loads, parse)": await _atime(read, n),
-        "parse_message": _time(lambda: protocol.parse_message(BODY), n),
-        "detect_era": _time(lambda: protocol.detect_era(msg, req.headers), n),
-        "validate_modern": _time(lambda: protocol.validate_modern(msg, req.headers), n),
-        "check_routing_headers (both eras)": _time(lambda: protocol.check_routing_headers(msg, req.headers), n),
-        "methods.plan tools/call (name check)": _time(lambda: methods.plan("s", "request", msg.method, msg.params), n),
-        "methods.plan resources/read (URI normal-form check)": _time(
+        "check_transport": best_of(lambda: endpoint.check_transport(req, STATE, post=True), n),
+        "read_message (cached body: Content-Type, loads, parse)": await best_of_async(read, n),
+        "parse_message": best_of(lambda: protocol.parse_message(BODY), n),
+        "detect_era": best_of(lambda: protocol.detect_era(msg, req.headers), n),
+        "validate_modern": best_of(lambda: protocol.validate_modern(msg, req.headers), n),
+        "check_routing_headers (both eras)": best_of(lambda: protocol.check_routing_headers(msg, req.headers), n),
+        "methods.plan tools/call (name check)": best_of(lambda: methods.plan("s", "request", msg.method, msg.params), n),
+        "methods.plan resources/read (URI normal-form check)": best_of(
             lambda: methods.plan("s", "request", "resources/read", READ), n),
-        "routing_headers rebuilt for the backend": _time(lambda: protocol.routing_headers(msg), n),
-        "until_disconnect around a finished coroutine": await _atime(watched, n),
-        "(bare coroutine, for reference)": await _atime(done, n),
+        "routing_headers rebuilt for the backend": best_of(lambda: protocol.routing_headers(msg), n),
+        "until_disconnect around a finished coroutine": await best_of_async(watched, n),
+        "(bare coroutine, for reference)": await best_of_async(done, n),
     }
     total = 0.0
     for name, us in rows.items():
@@ -105,8 +85,8 @@ async def main() -> None:
     print(f"{'sum of the steps (parse_message is inside read_message)':58s} {total - rows['parse_message']:6.2f} µs")
     tools = {"tools": [{"name": f"tool_{i}", "inputSchema": {}} for i in range(100)]}
     guard = admission.CatalogGuard()
-    print(f"{'admission of a 100-tool list (per list)':58s} {_time(lambda: guard.result('s', 'tools/list', tools), n // 20):6.2f} µs")
-    print(f"{'uris.check on a 60-character URI':58s} {_time(lambda: uris.check(READ['uri']), n):6.2f} µs")
+    print(f"{'admission of a 100-tool list (per list)':58s} {best_of(lambda: guard.result('s', 'tools/list', tools), n // 20):6.2f} µs")
+    print(f"{'uris.check on a 60-character URI':58s} {best_of(lambda: uris.check(READ['uri']), n):6.2f} µs")
 
 
 if __name__ == "__main__":

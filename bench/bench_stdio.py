@@ -26,24 +26,9 @@ from gateway.registry import Registry, parse_servers  # noqa: E402
 from gateway.upstream import UpstreamPool, create_session  # noqa: E402
 from gateway.upstream.transports.bridge import BridgeHost, bridge_site  # noqa: E402
 from gateway.upstream.transports.stdio_process import StdioLimits  # noqa: E402
+from tests.fixtures.stdio_server import listening  # noqa: E402
 
 FIXTURE = [sys.executable, "-m", "tests.fixtures.stdio_server"]
-
-
-async def listening(url: str) -> None:
-    """Wait (at most 30 s) until the HTTP server accepts connections."""
-    from yarl import URL
-
-    target = URL(url)
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection(target.host, target.port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return
 
 
 async def measure(pool: UpstreamPool, server: object, n: int) -> tuple[float, float, float]:

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 
+from bench.timing import best_of, best_of_async  # noqa: E402
 from gateway.calls.admit import admit  # noqa: E402
 from gateway.calls.validate import SchemaCache, compile_schema  # noqa: E402
 from gateway.credentials import CredentialStore  # noqa: E402
@@ -51,17 +50,6 @@ NESTED_ARGS = {"query": "orders", "limit": 50, "sort": ["-created"],
                "filters": [{"field": f"f{i}", "op": "eq", "value": i} for i in range(5)]}
 
 
-def per_call(fn: Any, n: int) -> float:
-    """Best of 5 runs, µs per call."""
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - start) / n)
-    return best * 1e6
-
-
 async def admit_cost(n: int) -> tuple[float, float]:
     """µs per admission of a valid transfer call (fresh catalog), and per JSON decode of its body."""
     server = ServerConfig(name="bank", url="http://127.0.0.1:9/mcp")
@@ -70,15 +58,10 @@ async def admit_cost(n: int) -> tuple[float, float]:
         pool.tool_names.store("bank", 0, [{"name": "transfer", "inputSchema": TRANSFER}])
         schemas = SchemaCache()
         await admit(pool, schemas, server, "transfer", TRANSFER_ARGS)  # compile once
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(n):
-                await admit(pool, schemas, server, "transfer", TRANSFER_ARGS)
-            best = min(best, (time.perf_counter() - start) / n)
+        admission = await best_of_async(lambda: admit(pool, schemas, server, "transfer", TRANSFER_ARGS), n)
     body = dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                   "params": {"name": "bank__transfer", "arguments": TRANSFER_ARGS}})
-    return best * 1e6, per_call(lambda: loads(body), n)
+    return admission, best_of(lambda: loads(body), n)
 
 
 def main() -> None:
@@ -93,10 +76,10 @@ def main() -> None:
     for label, schema, args in (("transfer", TRANSFER, TRANSFER_ARGS), ("nested", NESTED, NESTED_ARGS)):
         checker = compile_schema(schema)
         assert checker.problems(args) == []
-        slow = per_call(lambda c=checker, a=args: c.problems(a), n)
+        slow = best_of(lambda c=checker, a=args: c.problems(a), n)
         if fastjsonschema is not None:
             fast_fn = fastjsonschema.compile(schema, use_default=False)
-            fast = per_call(lambda f=fast_fn, a=args: f(a), n)
+            fast = best_of(lambda f=fast_fn, a=args: f(a), n)
             print(f"{label:<10} {slow:>14.1f} {fast:>18.1f} {slow / fast:>6.1f}×")
         else:
             print(f"{label:<10} {slow:>14.1f} {'(not installed)':>18}")
@@ -107,7 +90,7 @@ def main() -> None:
         print(f"fastjsonschema accepts a prefixItems violation (2020-12 keyword ignored): {ignored}; "
               f"jsonschema: {not compile_schema(pair).problems({'pair': ['not an integer']})}")
     invalid = compile_schema(TRANSFER)
-    bad = per_call(lambda: invalid.problems({"to": "bob", "amount": "1000000"}), n // 4)
+    bad = best_of(lambda: invalid.problems({"to": "bob", "amount": "1000000"}), n // 4)
     print(f"invalid transfer call (refused, message built): {bad:.1f} µs")
     admitted, decode = asyncio.run(admit_cost(n))
     print(f"admission per tools/call (catalog + schema lookup + validation): {admitted:.1f} µs "

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from yarl import URL
 
+from tests.fixtures.stdio_server import listening
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import (
     ADMIN,
@@ -35,16 +35,7 @@ async def sse_server() -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     assert proc.stdout is not None
     url = (await proc.stdout.readline()).decode().strip()
     drain = asyncio.create_task(proc.stdout.read())  # uvicorn logs to stdout: never let the pipe fill
-    target = URL(url)
-    async with asyncio.timeout(30):  # until uvicorn accepts connections
-        while True:
-            try:
-                _, writer = await asyncio.open_connection(target.host, target.port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            break
+    await listening(url)  # until uvicorn accepts connections
     try:
         yield proc, url
     finally:
