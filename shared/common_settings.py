@@ -34,7 +34,11 @@ def _positive(value: int | float) -> str | None:
 
 
 def _http_url(value: str) -> str | None:
-    url = urlsplit(value)
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - parsed lazily: a bad port or IPv6 literal raises here
+    except ValueError:
+        return "must be an http(s) URL (it does not parse)"
     if url.username is not None or url.password is not None:  # it would be logged; headers are secret
         return "must not carry credentials (user:password@); put them in MCPGW_OTEL_HEADERS"
     ok = url.scheme in ("http", "https") and url.hostname and not (url.query or url.fragment)

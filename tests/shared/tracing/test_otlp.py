@@ -79,7 +79,7 @@ def test_endpoint_is_a_base_url() -> None:
     assert otlp.traces_url("https://otel.example/prefix/") == "https://otel.example/prefix/v1/traces"
     ok = load_settings(CommonSettings, "MCPGW_", environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, dotenv=None)
     assert ok.otel_endpoint == "http://c:4318"
-    for bad in ("127.0.0.1:4318", "ftp://c", "http://", "http://c:4318/v1/traces?x=1"):
+    for bad in ("127.0.0.1:4318", "ftp://c", "http://", "http://c:4318/v1/traces?x=1", "http://[::1", "http://c:99999"):
         with pytest.raises(SettingsError, match=r"otel_endpoint \(MCPGW_OTEL_ENDPOINT\): must be an http\(s\) URL"):
             load_settings(CommonSettings, "MCPGW_", environ={"MCPGW_OTEL_ENDPOINT": bad}, dotenv=None)
     with pytest.raises(SettingsError, match="must not carry credentials") as info:
