@@ -34,7 +34,6 @@ from gateway.mcp.subscriptions import Subscriber, updated
 from gateway.registry import ServerConfig
 from gateway.upstream import sse
 from gateway.upstream.client import LEGACY
-from shared.jsonutil import dumps_str
 
 
 def _locate(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
@@ -120,7 +119,7 @@ def drainer(state: McpState, key: Subscriber, subscription: protocol.RequestId) 
         out = []
         while not queue.empty():
             server, uri = queue.get_nowait()
-            out.append(sse.encode(dumps_str(updated(server, uri, subscription))))
+            out.append(sse.json_event(updated(server, uri, subscription)))
         return b"".join(out)
 
     return drain, lambda: state.hub.detach(key, queue)
@@ -157,7 +156,7 @@ async def _watch(request: web.Request, state: McpState, first: list[dict[str, An
     try:
         await out.prepare(request)
         for message in first:
-            await out.write(sse.encode(dumps_str(message)))
+            await out.write(sse.json_event(message))
 
         async def snapshot() -> dict[str, str]:
             return await watched_snapshot(request, state, kinds)

@@ -26,7 +26,6 @@ from gateway.registry import ServerConfig
 from gateway.upstream import sse
 from gateway.upstream.errors import UpstreamError
 from gateway.upstream.pool import UpstreamPool
-from shared.jsonutil import dumps_str
 
 log = logging.getLogger(__name__)
 RELAYED = frozenset({"notifications/progress", "notifications/message"})
@@ -54,7 +53,7 @@ class Call:
             self.state.metrics.streams_open.labels(self.endpoint).inc()
             self.request[ANSWER_STREAM] = self.out
             await self.out.prepare(self.request)
-        await self.out.write(sse.encode(dumps_str(message)))
+        await self.out.write(sse.json_event(message))
 
     async def finish(self, result: dict[str, Any]) -> web.StreamResponse | dict[str, Any]:
         """The final answer: a plain result when nothing was streamed, else its last SSE event."""
@@ -63,7 +62,7 @@ class Call:
             return result
         try:
             body = protocol.result(self.rid, protocol.with_result_type(result, self.era, "tools/call"))
-            await self.out.write(sse.encode(dumps_str(body)))
+            await self.out.write(sse.json_event(body))
             await self.out.write_eof()
         finally:
             self.close()

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from gateway.mcp.protocol import RequestId
 from gateway.upstream import sse
-from shared.jsonutil import dumps, dumps_str
+from shared.jsonutil import dumps
 
 POLL_SECONDS = 10.0
 KEEPALIVE = 15.0
@@ -70,7 +70,7 @@ def notification(method: str, subscription: RequestId = None) -> dict[str, Any]:
 
 def encode_all(methods: Iterable[str], subscription: RequestId) -> bytes:
     """The SSE bytes of one notification per method."""
-    return b"".join(sse.encode(dumps_str(notification(m, subscription))) for m in methods)
+    return b"".join(sse.json_event(notification(m, subscription)) for m in methods)
 
 
 async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapshot, subscription: RequestId = None,

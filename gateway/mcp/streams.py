@@ -26,7 +26,7 @@ from gateway.mcp.state import McpState
 from gateway.upstream import codec, sse
 from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge, UpstreamError
 from gateway.upstream.sender import read_capped
-from shared.jsonutil import dumps, dumps_str
+from shared.jsonutil import dumps
 
 T = TypeVar("T")
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -102,7 +102,7 @@ async def relay_answer(
                 if codec.is_response_to(msg, rid):
                     answered = True
                     if rewrite is not None:
-                        raw = sse.encode(dumps_str(await _rewritten(msg, rewrite)), event=event.event, id=event.id)
+                        raw = sse.json_event(await _rewritten(msg, rewrite), event=event.event, id=event.id)
             await out.write(raw)
         if parser.rest():
             await out.write(parser.rest())
@@ -126,7 +126,7 @@ async def relay_answer(
 async def _last_error(out: web.StreamResponse, rid: protocol.RequestId, message: str) -> None:
     """End a started SSE answer: a JSON-RPC error for the pending request (if any), then EOF."""
     if rid is not None:
-        await out.write(sse.encode(dumps_str(protocol.error(rid, protocol.INTERNAL_ERROR, message))))
+        await out.write(sse.json_event(protocol.error(rid, protocol.INTERNAL_ERROR, message)))
     await out.write_eof()
 
 

@@ -99,12 +99,12 @@ class Sender:
         target = url or self.url
         if query:
             target = target.update_query(query)
-        rpc = str(message.get("method", "")) if message is not None else ""
         traced = message is not None and tracing.current_span.get() is not None  # off: no attributes built
         try:
             # One span per backend JSON-RPC message, to the response head; `traceparent` goes with it.
-            with tracing.span(f"backend {name}", True, ("mcp.server", name, "mcp.method", rpc)) \
-                    if traced else tracing.OFF:
+            with tracing.span(f"backend {name}", True,
+                              ("mcp.server", name, "mcp.method", str(message.get("method", "")))) \
+                    if traced and message is not None else tracing.OFF:
                 tracing.inject(headers)
                 return await self.session.request(
                     method, target, headers=headers, data=None if message is None else dumps(message),

@@ -27,6 +27,7 @@ from gateway.upstream.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from shared.jsonutil import dumps
 
 Oversized = Literal["fail", "skip"]
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -200,3 +201,12 @@ def encode(data: str, *, event: str | None = "message", id: str | None = None) -
         out.append(f"id: {id}")
     out.extend(f"data: {line}" for line in data.split("\n"))
     return ("\n".join(out) + "\n\n").encode()
+
+
+def json_event(message: object, *, event: str | None = "message", id: str | None = None) -> bytes:
+    """`encode(dumps_str(message))` without the text round trip: JSON from orjson has no line break,
+    so the event has exactly one `data:` line."""
+    head = f"event: {event}\n" if event else ""
+    if id is not None:
+        head += f"id: {id}\n"
+    return head.encode() + b"data: " + dumps(message) + b"\n\n"

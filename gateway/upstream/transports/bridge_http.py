@@ -13,7 +13,6 @@ from aiohttp import web
 
 from gateway.upstream import sse
 from gateway.upstream.transports.mux import Unavailable
-from shared.jsonutil import dumps_str
 
 JSON = "application/json"
 
@@ -41,7 +40,7 @@ def lossy(queue: asyncio.Queue[dict[str, Any]]) -> Callable[[dict[str, Any]], No
 
 def event(message: dict[str, Any]) -> bytes:
     """One SSE `message` event."""
-    return sse.encode(dumps_str(message))
+    return sse.json_event(message)
 
 
 async def wait(task: asyncio.Task[dict[str, Any]], rid: Any) -> dict[str, Any]:

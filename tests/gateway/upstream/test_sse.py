@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.upstream import sse
 from gateway.upstream.errors import CallBudgetExceeded, ResponseTooLarge, UpstreamError
+from shared.jsonutil import dumps_str
 
 # (name, payload, dispatched events as (event, data, id, retry))
 CASES = [
@@ -200,3 +201,14 @@ async def test_loop_reports_a_stream_that_breaks_off(stream: Callable) -> None:
     resp = await stream([b"data: 1\n\ndata: par"], broken=True)
     with pytest.raises(UpstreamError, match="broke off"):
         await _collect(sse.events(resp, "s", 1000))
+
+
+@pytest.mark.parametrize(("message", "event", "id"), [
+    ({"jsonrpc": "2.0", "id": 1, "result": {"text": "two\nlines", "n": 1.5}}, "message", None),
+    ({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}}, "message", "7"),
+    ({"jsonrpc": "2.0", "id": "x", "result": {}}, None, None),
+    ({"emoji": "\u2603", "nul": "\u0000"}, "other", "s-1"),
+])
+def test_json_event_is_the_encoding_of_the_json_text(message: dict[str, object], event: str | None,
+                                                     id: str | None) -> None:
+    assert sse.json_event(message, event=event, id=id) == sse.encode(dumps_str(message), event=event, id=id)
