@@ -127,7 +127,7 @@ async def one(request: web.Request, call: Call, server: ServerConfig, forward: F
     except Refused as exc:
         audit(request).error = exc.message
         raise
-    return await forward(server)
+    return await timed(request, server.name, operation(call), forward(server))
 
 
 async def many(request: web.Request, call: Call, servers: Mapping[str, ServerConfig], targets: Sequence[str],
@@ -149,7 +149,7 @@ async def many(request: web.Request, call: Call, servers: Mapping[str, ServerCon
         except Refused as exc:
             refusals[name] = exc
             raise
-        return await forward(servers[name])
+        return await timed(request, name, operation(call), forward(servers[name]))
 
     results, failures = await broadcast.run_calls(
         targets, each, timeouts={n: servers[n].timeout for n in targets},
@@ -167,8 +167,13 @@ async def many(request: web.Request, call: Call, servers: Mapping[str, ServerCon
 async def forward_result(request: web.Request, call: Call, server: ServerConfig) -> dict[str, Any]:
     """The plain forward (REST, broadcasts): the CallToolResult, waited for. A shallow copy of the
     arguments per server, so credential injection into one request never leaks to another."""
-    return await timed(request, server.name, "call_tool", request.app[UPSTREAM].call_tool(
-        server.name, call.name, dict(call.decided_arguments or {}), call.caller))
+    return await request.app[UPSTREAM].call_tool(
+        server.name, call.name, dict(call.decided_arguments or {}), call.caller)
+
+
+def operation(call: Call) -> str:
+    """The backend-latency metric's `operation` label of a call (tool calls keep their MCP name)."""
+    return "call_tool" if call.action == "invoke_tool" else call.action
 
 
 async def timed(request: web.Request, server: str, operation: str, work: Awaitable[T]) -> T:

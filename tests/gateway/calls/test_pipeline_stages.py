@@ -96,3 +96,22 @@ async def test_a_stage_added_once_refuses_on_every_entry_point(halted: tuple[Sta
         "passthrough"], stage.seen
     # Refused after the PDP and before forwarding: no backend was asked to run the tool.
     assert all("tools/call" not in b.methods() for b in backends), [b.methods() for b in backends]
+
+
+async def test_every_entry_point_records_the_backend_latency(tmp_path: Path, pg_dsn: str,
+                                                             mcp_backend_factory: Callable[..., Backend]) -> None:
+    """The forward is timed by the pipeline, so the backend error-ratio alert sees every way in."""
+    servers = {name: {"url": mcp_backend_factory("stateless-json", f"latency-{name}").url}
+               for name in ("rest", "mcp", "pass")}
+    async with gateway_stack(tmp_path, pg_dsn, servers) as stack:
+        status, body, _ = await stack.call("POST", "/mcp/invoke?mcp_server=rest",
+                                           json={"tool_name": "echo", "parameters": {"text": "x"}})
+        assert status == 200, body
+        _, answer, _ = await rpc(stack, "/mcp", mcp_call("mcp__echo"), headers=modern_headers("tools/call", "mcp__echo"))
+        assert "result" in answer, answer
+        _, answer, _ = await rpc(stack, "/servers/pass/mcp", mcp_call("echo"), headers=modern_headers("tools/call", "echo"))
+        assert "result" in answer, answer
+        _, text, _ = await stack.call("GET", "/metrics", subject=None)
+    for server in servers:
+        line = f'mcpgw_gateway_backend_call_duration_seconds_count{{operation="call_tool",outcome="ok",server="{server}"}} 1.0'
+        assert line in text, server
