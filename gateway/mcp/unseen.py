@@ -21,7 +21,7 @@ from gateway.mcp import catalog, enforce, naming, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.registry import ServerConfig
-from shared.authzen import server_resource
+from shared.authzen import Decision, server_resource
 
 
 def spelled_name(public: str) -> tuple[str, str] | None:
@@ -58,14 +58,21 @@ async def visible_names(
 UNKNOWN_SERVER = "unknown or disabled MCP server '{}'"
 
 
-async def visible_server(request: web.Request) -> ServerConfig:
-    """The passthrough's enabled server, once the PDP lets the caller see it (`list_tools` on it).
+def visibility(name: str) -> pipeline.Ask:
+    """The PDP check that lets a caller see passthrough server `name` (`list_tools` on it)."""
+    return ("list_tools", server_resource(name), None)
+
+
+async def visible_server(request: web.Request, decision: Decision | None = None) -> ServerConfig:
+    """The passthrough's enabled server, once the PDP lets the caller see it (`visibility`; its
+    `decision` when already asked, batched with a call's).
 
     Asked before the registry, so an unknown, a disabled and a forbidden server all get the same
     404 JSON-RPC error (and a forbidden one is audited as the denial it is).
     """
     name = request.match_info["name"]
-    decision = (await pipeline.decisions(request, principal(request), [("list_tools", server_resource(name), None)]))[0]
+    if decision is None:
+        decision = (await pipeline.decisions(request, principal(request), [visibility(name)]))[0]
     server = request.app[SERVERS].get(name)
     if not decision.allowed:
         info = audit(request)
