@@ -20,10 +20,10 @@ from aiohttp import web
 from gateway.calls import outcome, pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
-from gateway.calls.call import Call, Verdict
+from gateway.calls.call import Call
 from gateway.errors import Denied
 from gateway.keys import CALLER, MCP_STATE, UPSTREAM
-from gateway.mcp import admission, endpoint, enforce, methods, protocol, unseen
+from gateway.mcp import admission, endpoint, enforce, protocol, unseen
 from gateway.mcp import params as mcp_params
 from gateway.mcp.aggregated_common import agent_caller, answer_failure
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
@@ -57,7 +57,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         rid, method = msg.id, msg.method
         era = protocol.detect_era(msg, request.headers)
         audit(request).action = msg.method or "response"
-        plan, call, verdict, server = await _admitted_server(request, msg)
+        plan, call, verdict, server = await unseen.passthrough_target(request, msg)
         label = "response" if msg.kind == "response" else method_label(msg.method)
         state.metrics.message(ENDPOINT, label, era)
         audit(request).mcp_server = server.name
@@ -105,24 +105,6 @@ async def post(request: web.Request) -> web.StreamResponse:
         return web.Response(status=499)
     except Exception as exc:
         return answer_failure(request, rid, exc, request.match_info["name"])
-
-
-async def _admitted_server(request: web.Request, msg: protocol.Message,
-                           ) -> tuple[methods.Plan, Call | None, Verdict | None, ServerConfig]:
-    """(the message's plan, the guarded call, the PDP's verdict on it, the server): for a call, "may see this server"
-    and the call itself are asked in one PDP request; a malformed message is answered only to a
-    caller who may see the server."""
-    name = request.match_info["name"]
-    try:
-        plan = methods.plan(name, msg.kind, msg.method, msg.params)
-    except RpcFailure:
-        await unseen.visible_server(request)
-        raise
-    call = enforce.passthrough_call(request, name, msg, plan)
-    if call is None:
-        return plan, None, None, await unseen.visible_server(request)
-    verdict, (seen,) = await pipeline.decide_with(request, call, [unseen.visibility(name)])
-    return plan, call, verdict, await unseen.visible_server(request, seen)
 
 
 async def _forward(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era,

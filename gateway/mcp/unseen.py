@@ -16,8 +16,9 @@ from aiohttp import web
 
 from gateway.calls import pipeline
 from gateway.calls.audit import audit
+from gateway.calls.call import Call, Verdict
 from gateway.keys import SERVERS
-from gateway.mcp import catalog, enforce, naming, protocol
+from gateway.mcp import catalog, enforce, methods, naming, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.registry import ServerConfig
@@ -80,3 +81,21 @@ async def visible_server(request: web.Request, decision: Decision | None = None)
     if server is None or not decision.allowed:
         raise RpcFailure(protocol.INVALID_PARAMS, UNKNOWN_SERVER.format(name), status=404)
     return server
+
+
+async def passthrough_target(request: web.Request, msg: protocol.Message,
+                             ) -> tuple[methods.Plan, Call | None, Verdict | None, ServerConfig]:
+    """Passthrough's (plan of the message, guarded call, the PDP's verdict on it, server): for a call,
+    "may see this server" and the call itself are asked in one PDP request; a malformed message is
+    answered only to a caller who may see the server."""
+    name = request.match_info["name"]
+    try:
+        plan = methods.plan(name, msg.kind, msg.method, msg.params)
+    except RpcFailure:
+        await visible_server(request)
+        raise
+    call = enforce.passthrough_call(request, name, msg, plan)
+    if call is None:
+        return plan, None, None, await visible_server(request)
+    verdict, (seen,) = await pipeline.decide_with(request, call, [visibility(name)])
+    return plan, call, verdict, await visible_server(request, seen)
