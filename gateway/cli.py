@@ -47,15 +47,10 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name in names}
 
 
-def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
-    """Load settings from env/.env/YAML and the flags; raises SettingsError."""
-    return load_gateway_settings(overrides=overrides(args), yaml_file=getattr(args, "config", None))
-
-
 def serve(args: argparse.Namespace) -> int:
     """Run until interrupted; 2 on a configuration error."""
     try:
-        settings = settings_from_args(args)
+        settings = load_gateway_settings(overrides=overrides(args), yaml_file=getattr(args, "config", None))
     except SettingsError as exc:
         error(str(exc))
         return 2

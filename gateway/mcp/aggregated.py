@@ -37,11 +37,11 @@ from gateway.mcp import aggregated_items as items
 from gateway.mcp import aggregated_subs as subs
 from gateway.mcp.aggregated_common import (
     answer_failure,
-    backend_lists,
     refused,
     remember_caller,
     servers_of,
     session_request,
+    visible_catalog,
 )
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
@@ -166,9 +166,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     if simple is not None:
         target = catalog.Target(simple[1], (simple[0],))
     else:
-        lists = await backend_lists(request, state, "tools/list")
-        names = {s: [t["name"] for t in tools if isinstance(t.get("name"), str)] for s, tools in lists.items()}
-        visible = await unseen.visible_names(request, "tools/list", names)
+        lists, visible = await visible_catalog(request, state, "tools/list")
         target = catalog.resolve_tool(public, {s: [t for t in lists[s] if t.get("name") in set(visible[s])]
                                                for s in lists}, state.settings.mcp_broadcast)
     if target is None:

@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
 from gateway.keys import CALLER, MCP_STATE, PRINCIPAL, SERVERS, UPSTREAM
-from gateway.mcp import endpoint, fanout, protocol
+from gateway.mcp import endpoint, fanout, protocol, unseen
 from gateway.mcp.endpoint import HttpReject, rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
@@ -33,6 +33,14 @@ async def backend_lists(request: web.Request, state: McpState, method: str) -> d
     backend is left out and counted)."""
     return await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers_of(request).values()), method,
                                      on_error(state), caller(request))
+
+
+async def visible_catalog(request: web.Request, state: McpState,
+                          method: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+    """Every backend's `method` list, and per server the names in it the caller may use."""
+    lists = await backend_lists(request, state, method)
+    names = {s: [i["name"] for i in items if isinstance(i.get("name"), str)] for s, items in lists.items()}
+    return lists, await unseen.visible_names(request, method, names)
 
 
 def remember_caller(request: web.Request, era: protocol.Era, params: Any, session: Session | None) -> None:

@@ -22,11 +22,11 @@ from gateway.mcp import (
     fanout,
     listen,
     methods,
-    naming,
     protocol,
     unseen,
 )
 from gateway.mcp.aggregated_common import servers_of
+from gateway.mcp.aggregated_items import permitted
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
@@ -177,24 +177,11 @@ _SOURCES = {
     listen.PROMPTS: ("prompts/list",),
     listen.RESOURCES: ("resources/list", "resources/templates/list"),
 }
-_KEYS = {  # list method -> (item key, rename)
-    "tools/list": ("name", naming.public_name),
-    "prompts/list": ("name", naming.public_name),
-    "resources/list": ("uri", catalog.wrap_uri),
-    "resources/templates/list": ("uriTemplate", catalog.wrap_uri),
-}
-
-
 async def visible(request: web.Request, state: McpState, method: str) -> list[dict[str, Any]]:
     """One list method's merged catalog as the caller may see it, from the shared lists."""
     enabled = servers_of(request)
     per_server = {s: items for s, items in state.catalogs.lists.get(method, {}).items() if s in enabled}
-    key, rename = _KEYS[method]
-    pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
-    allowed = await enforce.allowed_items(request, principal(request), method, pairs)
-    if method == "tools/list":
-        return catalog.merge_tools(per_server, allowed, state.settings.mcp_broadcast)
-    return catalog.merge_named(per_server, key, allowed, rename)
+    return (await permitted(request, state, method, per_server))[0]
 
 
 async def watched_snapshot(request: web.Request, state: McpState, kinds: set[str]) -> dict[str, str]:

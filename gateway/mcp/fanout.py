@@ -100,9 +100,6 @@ class ListCache:
                 del self._entries[next(iter(self._entries))]
         self._entries[key] = (now + self.ttl, server, items)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 async def gather_lists(
     pool: UpstreamPool, cache: ListCache, servers: Sequence[ServerConfig], method: str,
