@@ -1,8 +1,6 @@
 """Audit events for gateway requests: handlers fill an `AuditInfo`, the audit middleware emits it.
 
-The event never carries the Authorization header or any backend credential: it is built only from
-what the handler chose to record (the caller's tool arguments, redacted by the emitter's sinks) and
-the principal's subject and roles.
+Built only from what handlers record and the principal's subject and roles: never a token or credential.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""Flush the PEP's decision cache the moment the PDP activates a policy (Postgres LISTEN).
-
-The PDP calls pg_notify on `shared.authzen.POLICY_CHANNEL` inside the activating transaction, with the version
-number as payload; Postgres delivers it at commit. A gateway sharing the database listens on one
-connection of its own and flushes at once, instead of serving cached decisions for up to
-`decision_cache_ttl`. The connection is re-acquired when it drops, and every (re)connect flushes,
-because notifications sent while it was down are lost.
+"""Flush the PEP's decision cache the moment the PDP activates a policy (Postgres LISTEN on
+`shared.authzen.POLICY_CHANNEL`, the version as payload), not up to `decision_cache_ttl` later.
+Every (re)connect flushes too: notifications sent while the connection was down are lost.
 """
 
 from __future__ import annotations

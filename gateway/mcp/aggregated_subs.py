@@ -1,9 +1,7 @@
-"""Resource subscriptions on `/mcp`: `resources/subscribe` / `unsubscribe` (2025 era) and the
-`resourceSubscriptions` of a 2026-07-28 `subscriptions/listen`; policy first (like resources/read).
-Also the watching streams themselves: a session's GET stream and a `subscriptions/listen` answer,
-and the caller's filtered catalogs they compare (backend lists from the shared poller,
-catalog_watch.py: one poll per backend and kind for all streams; the caller's policy is applied
-once per subject and catalog generation)."""
+"""Resource subscriptions and watching streams on `/mcp`: `resources/subscribe` (2025 era), a
+2026-07-28 `subscriptions/listen`, a session's GET stream; policy first (like resources/read).
+Streams compare the caller's view of the shared poller's lists (catalog_watch.py), filtered once
+per subject and catalog generation."""
 
 from __future__ import annotations
 
@@ -142,32 +140,25 @@ async def listen_stream(request: web.Request, state: McpState, msg: protocol.Mes
 
 
 async def stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: protocol.RequestId,
-                  kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
-    with endpoint.stream_slot(state, key[0], session):
-        return await _watch(request, state, first, subscription, kinds, key)
-
-
-async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: protocol.RequestId,
-                 kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
+                 kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
+    """A watching SSE stream: `first` messages, then list changes of `kinds` and `key`'s resource updates."""
     out = web.StreamResponse(headers=sse.SSE_HEADERS)
-    drain, detach = drainer(state, key, subscription)
     gauge = state.metrics.streams_open.labels("aggregated")
-    gauge.inc()
-    try:
-        await out.prepare(request)
-        for message in first:
-            await out.write(sse.json_event(message))
-
-        async def snapshot() -> dict[str, str]:
-            return await watched_snapshot(request, state, kinds)
-
-        async with state.catalogs.subscribed():
-            await listen.watch(request, out, snapshot, subscription, drain, state.catalogs.stamp)
-    except ConnectionResetError:
-        pass  # the client closed the stream
-    finally:
-        detach()
-        gauge.dec()
+    with endpoint.stream_slot(state, key[0], session):
+        drain, detach = drainer(state, key, subscription)
+        gauge.inc()
+        try:
+            await out.prepare(request)
+            for message in first:
+                await out.write(sse.json_event(message))
+            async with state.catalogs.subscribed():
+                await listen.watch(request, out, lambda: watched_snapshot(request, state, kinds), subscription,
+                                   drain, state.catalogs.stamp)
+        except ConnectionResetError:
+            pass  # the client closed the stream
+        finally:
+            detach()
+            gauge.dec()
     return out
 
 

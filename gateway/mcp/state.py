@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from gateway.mcp import methods
 from gateway.mcp.backchannel import Pending
 from gateway.mcp.catalog_watch import CatalogPoller
 from gateway.mcp.fanout import ListCache
@@ -53,12 +54,7 @@ class McpMetrics:
         child.inc()
 
 
-KNOWN_METHODS = frozenset({
-    "initialize", "ping", "server/discover", "tools/list", "tools/call", "resources/list", "resources/read",
-    "resources/templates/list", "resources/subscribe", "resources/unsubscribe", "prompts/list", "prompts/get",
-    "completion/complete", "logging/setLevel", "subscriptions/listen", "notifications/initialized",
-    "notifications/cancelled", "notifications/progress", "notifications/roots/list_changed", "response",
-})
+KNOWN_METHODS = methods.KNOWN_REQUESTS | methods.CLIENT_NOTIFICATIONS | {"response"}
 
 
 def method_label(method: str) -> str:
