@@ -76,7 +76,6 @@ async def post(request: web.Request) -> web.StreamResponse:
         if msg.kind == "notification" and msg.method not in methods.CLIENT_NOTIFICATIONS:
             methods.plan("", msg.kind, msg.method, msg.params)  # a request method without an id: 400
         protocol.check_routing_headers(msg, request.headers)
-        session = None
         if era == "handshake":
             if msg.kind == "request" and msg.method == "initialize":
                 return _initialize(request, state, msg)

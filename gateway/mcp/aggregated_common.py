@@ -4,7 +4,6 @@ asked for, backend answers, and the one mapping of a failure to the JSON-RPC err
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -31,8 +30,12 @@ def servers_of(request: web.Request) -> dict[str, ServerConfig]:
 async def backend_lists(request: web.Request, state: McpState, method: str) -> dict[str, list[dict[str, Any]]]:
     """Every enabled backend's `method` list as the caller's backend sessions see it (cached; a failing
     backend is left out and counted)."""
+    def left_out(server: ServerConfig, exc: Exception) -> None:
+        state.metrics.upstream_errors.labels(server.name).inc()
+        log.warning("backend left out of aggregated list", extra={"server": server.name, "error": str(exc)})
+
     return await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers_of(request).values()), method,
-                                     on_error(state), caller(request))
+                                     left_out, caller(request))
 
 
 async def visible_catalog(request: web.Request, state: McpState,
@@ -61,14 +64,6 @@ def caller(request: web.Request) -> Caller:
     """The request's upstream caller (the bare subject when no MCP handler recorded one)."""
     found = request.get(CALLER)
     return found if found is not None else Caller.of(request[PRINCIPAL].subject)
-
-
-def on_error(state: McpState) -> Callable[[ServerConfig, Exception], None]:
-    def record(server: ServerConfig, exc: Exception) -> None:
-        state.metrics.upstream_errors.labels(server.name).inc()
-        log.warning("backend left out of aggregated list", extra={"server": server.name, "error": str(exc)})
-
-    return record
 
 
 def result_or_error(response: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,7 @@
-"""MCP wire rules the gateway enforces as a server: eras, versions, headers, JSON-RPC shapes.
+"""MCP wire rules the gateway enforces as a server: eras, versions, headers, JSON-RPC shapes. Pure.
 
-Pure functions only. Two protocol eras arrive on one endpoint:
-  handshake era (2025-03-26 / 2025-06-18 / 2025-11-25): `initialize`, `Mcp-Session-Id`, GET stream;
-  modern era (2026-07-28): stateless POSTs carrying `params._meta` and routing headers.
+Two eras arrive on one endpoint: handshake (2025-*: `initialize`, `Mcp-Session-Id`, GET stream) and
+modern (2026-07-28: stateless POSTs carrying `params._meta` and routing headers).
 """
 
 from __future__ import annotations
@@ -87,9 +86,6 @@ class Message:
         params = body.get("params")
         self.params: dict[str, Any] = params if isinstance(params, dict) else {}
 
-    def __repr__(self) -> str:
-        return f"Message({self.kind!r}, {self.body!r})"
-
 
 def parse_message(body: Any) -> Message:
     """Classify a decoded POST body; batches and malformed objects raise RpcFailure(-32600)."""
@@ -152,11 +148,8 @@ def decode_header(value: str | None) -> str | None:
 
 
 def validate_modern(msg: Message, headers: Mapping[str, str], supported: Sequence[str] = MODERN_VERSIONS) -> str:
-    """Check a modern-era request's envelope and routing headers; return its protocol version.
-
-    Order follows the spec: envelope (−32602), headers against body (−32020), version (−32022),
-    so a client that disagrees with itself is told so before being told its version is unknown.
-    """
+    """Check a modern-era request's envelope and routing headers; return its protocol version. In the
+    spec's order: envelope (−32602), headers against body (−32020), version (−32022)."""
     meta = msg.params.get("_meta")
     if not isinstance(meta, dict):
         raise RpcFailure(INVALID_PARAMS, f"params._meta must carry {META_VERSION!r} and {META_CAPABILITIES!r}")
@@ -182,12 +175,8 @@ def validate_modern(msg: Message, headers: Mapping[str, str], supported: Sequenc
 
 
 def check_routing_headers(msg: Message, headers: MultiMapping[str]) -> None:
-    """`Mcp-Method` / `Mcp-Name`, when sent, must agree with the body (both eras); −32020 otherwise.
-
-    An intermediary or backend that routes or authorises on a header must see what the body says:
-    a header naming one tool while the body calls another is refused, never passed on. A header
-    sent twice is refused too (first-copy and last-copy readers would disagree).
-    """
+    """`Mcp-Method` / `Mcp-Name`, when sent, must agree with the body (both eras), once; −32020 otherwise:
+    whoever routes or authorises on a header must see what the body says."""
     for header, label in ((I_METHOD, H_METHOD), (I_NAME, H_NAME)):
         if len(headers.getall(header, ())) > 1:
             raise RpcFailure(HEADER_MISMATCH, f"{label} header appears more than once")
