@@ -19,7 +19,7 @@ class GatewayMetrics:
             "mcpgw_gateway_backend_call_duration_seconds", "Backend call latency",
             ["server", "operation", "outcome"], buckets=LATENCY_BUCKETS, registry=registry,
         )
-        self._backend_children: dict[tuple[str, str, str], Any] = {}
+        self._backend_children: dict[tuple[str, ...], Any] = {}
         self.broadcast_fanout = Histogram(
             "mcpgw_gateway_broadcast_fanout", "Servers called by one broadcast",
             buckets=FANOUT_BUCKETS, registry=registry,
@@ -44,9 +44,13 @@ class GatewayMetrics:
             self.jwks_refreshes.labels(outcome)
 
     def backend_call(self, server: str, operation: str, outcome: str) -> Any:
-        """The latency histogram child for these labels (`labels()` per call showed in profiles)."""
-        key = (server, operation, outcome)
-        child = self._backend_children.get(key)
-        if child is None:
-            child = self._backend_children[key] = self.backend_latency.labels(*key)
-        return child
+        """The latency histogram child for these labels."""
+        return labelled(self._backend_children, self.backend_latency, server, operation, outcome)
+
+
+def labelled(cache: dict[tuple[str, ...], Any], metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, cached in `cache`: `labels()` costs ~1.5 µs a call on the hot path."""
+    child = cache.get(labels)
+    if child is None:
+        child = cache[labels] = metric.labels(*labels)
+    return child

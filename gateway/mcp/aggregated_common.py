@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
 from gateway.keys import CALLER, MCP_STATE, PRINCIPAL, SERVERS, UPSTREAM
-from gateway.mcp import endpoint, fanout, protocol, unseen
+from gateway.mcp import catalog, endpoint, fanout, methods, protocol, unseen
 from gateway.mcp.endpoint import HttpReject, rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
@@ -44,6 +44,16 @@ async def visible_catalog(request: web.Request, state: McpState,
     lists = await backend_lists(request, state, method)
     names = {s: [i["name"] for i in items if isinstance(i.get("name"), str)] for s, items in lists.items()}
     return lists, await unseen.visible_names(request, method, names)
+
+
+def locate_resource(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
+    """The enabled server and backend URI an aggregated URI names (−32002 when none; normal form only)."""
+    servers = servers_of(request)
+    found = catalog.unwrap_uri(uri, servers)
+    if found is None:
+        raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
+    methods.target({"uri": found[1]}, "uri", uri=True)  # decided and forwarded only in normal form
+    return servers[found[0]], found[1]
 
 
 def remember_caller(request: web.Request, era: protocol.Era, params: Any, session: Session | None) -> None:

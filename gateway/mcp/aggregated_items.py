@@ -22,6 +22,7 @@ from gateway.mcp import (
 from gateway.mcp.aggregated_common import (
     backend_lists,
     caller,
+    locate_resource,
     result_or_error,
     servers_of,
     visible_catalog,
@@ -89,17 +90,14 @@ async def _ask(request: web.Request, server: ServerConfig, method: str, params: 
 async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     uri = methods.target(msg.params, "uri")
     servers = servers_of(request)
-    found = catalog.unwrap_uri(uri, servers)
-    if found is None:
+    if catalog.unwrap_uri(uri, servers) is None:
         # Decided as the server it spells first: "not found" only for a caller who may read it.
         await unseen.refuse_spelled(request, "resources/read", unseen.spelled_uri(uri))
-        raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
-    server, original = found
-    methods.target({"uri": original}, "uri", uri=True)  # decided and forwarded only in normal form
-    call = enforce.call_of(request, "mcp", "resources/read", (server,), original)
+    server, original = locate_resource(request, uri)
+    call = enforce.call_of(request, "mcp", "resources/read", (server.name,), original)
     result = await pipeline.run(request, call, servers.__getitem__,
                                 lambda s: _ask(request, s, "resources/read", {"uri": original}))
-    return links.read_result(server, result)  # the read URI wrapped again, as are any others
+    return links.read_result(server.name, result)  # the read URI wrapped again, as are any others
 
 
 async def complete(request: web.Request, state: McpState, msg: protocol.Message) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from gateway.mcp import (
     protocol,
     unseen,
 )
-from gateway.mcp.aggregated_common import servers_of
+from gateway.mcp.aggregated_common import locate_resource, servers_of
 from gateway.mcp.aggregated_items import permitted
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
@@ -32,15 +32,6 @@ from gateway.mcp.subscriptions import Subscriber, updated
 from gateway.registry import ServerConfig
 from gateway.upstream import sse
 from gateway.upstream.client import LEGACY
-
-
-def _locate(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
-    servers = servers_of(request)
-    found = catalog.unwrap_uri(uri, servers)
-    if found is None:
-        raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
-    methods.target({"uri": found[1]}, "uri", uri=True)  # decided and forwarded only in normal form
-    return servers[found[0]], found[1]
 
 
 async def _follow(request: web.Request, state: McpState, key: Subscriber, server: ServerConfig, uris: list[str],
@@ -72,7 +63,7 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
         if msg.method == "resources/unsubscribe":
             return {}
         await unseen.refuse_spelled(request, "resources/read", unseen.spelled_uri(uri))
-    server, original = _locate(request, uri)
+    server, original = locate_resource(request, uri)
     key = (principal(request).subject, session.sid)
     if msg.method == "resources/unsubscribe":
         await state.hub.unsubscribe(key, server.name, original)
@@ -91,7 +82,7 @@ async def listen_resources(request: web.Request, state: McpState, wanted: Any) -
         if not isinstance(uri, str):
             continue
         try:
-            server, original = _locate(request, uri)
+            server, original = locate_resource(request, uri)
         except RpcFailure:
             continue  # not a resource of a backend the caller may reach: left out of the ack
         try:

@@ -217,18 +217,18 @@ def check_handshake_version(header: str | None) -> None:
 @functools.lru_cache(maxsize=64)
 def accepts_post(accept: str | None) -> bool:
     """A POST must accept both JSON and SSE answers (`*/*` covers both); cached: clients repeat theirs."""
-    types = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
-    if "*/*" in types:
-        return True
-    json_ok = "application/json" in types or "application/*" in types
-    sse_ok = "text/event-stream" in types or "text/*" in types
-    return json_ok and sse_ok
+    types = _media_types(accept)
+    return "*/*" in types or (bool(types & {"application/json", "application/*"})
+                              and bool(types & {"text/event-stream", "text/*"}))
 
 
 def accepts_sse(accept: str | None) -> bool:
     """A GET stream needs `text/event-stream` in Accept."""
-    types = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
-    return bool(types & {"text/event-stream", "text/*", "*/*"})
+    return bool(_media_types(accept) & {"text/event-stream", "text/*", "*/*"})
+
+
+def _media_types(accept: str | None) -> set[str]:
+    return {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
 
 
 # 2026-07-28 results that carry caching directives (required on the wire).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -16,6 +17,7 @@ from gateway.mcp.limits import StreamLimits
 from gateway.mcp.revocations import Revocations
 from gateway.mcp.sessions import Session, SessionCodec
 from gateway.mcp.subscriptions import Hub
+from gateway.metrics import labelled
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -43,15 +45,11 @@ class McpMetrics:
             "mcpgw_gateway_mcp_upstream_errors_total", "Backend failures seen by MCP endpoints", ["server"],
             registry=registry,
         )
-        self._message_children: dict[tuple[str, str, str], Counter] = {}
+        self._message_children: dict[tuple[str, ...], Any] = {}
 
     def message(self, endpoint: str, method: str, era: str) -> None:
-        """Count one message; children are cached (`labels()` cost ~1.5 µs a call on the hot path)."""
-        key = (endpoint, method, era)
-        child = self._message_children.get(key)
-        if child is None:
-            child = self._message_children[key] = self.messages.labels(endpoint, method, era)
-        child.inc()
+        """Count one message."""
+        labelled(self._message_children, self.messages, endpoint, method, era).inc()
 
 
 KNOWN_METHODS = methods.KNOWN_REQUESTS | methods.CLIENT_NOTIFICATIONS | {"response"}
