@@ -102,10 +102,8 @@ def register(subparsers: Any) -> None:
     """Add `gateway serve` and the `serve` shorthand."""
     gateway = subparsers.add_parser("gateway", help="the gateway service")
     sub = gateway.add_subparsers(dest="gateway_command", metavar="COMMAND")
-    p = sub.add_parser("serve", help="run the gateway", description=__doc__)
-    add_serve_arguments(p)
-    p.set_defaults(func=serve)
     gateway.set_defaults(func=lambda _args: (gateway.print_help(), 2)[1])
-    p = subparsers.add_parser("serve", help="run the gateway (shorthand for `gateway serve`)", description=__doc__)
-    add_serve_arguments(p)
-    p.set_defaults(func=serve)
+    for p in (sub.add_parser("serve", help="run the gateway", description=__doc__),
+              subparsers.add_parser("serve", help="run the gateway (shorthand for `gateway serve`)", description=__doc__)):
+        add_serve_arguments(p)
+        p.set_defaults(func=serve)
