@@ -27,14 +27,14 @@ def version_from_payload(payload: str) -> str | None:
     return version_label(int(text)) if text.isdigit() else None
 
 
-async def listen(pool: asyncpg.Pool, on_change: OnChange, *, retry: float = 1.0, check_every: float = 5.0) -> None:
+async def listen(pool: asyncpg.Pool, on_change: OnChange) -> None:
     """Hold one pool connection with LISTEN; call `on_change` per notification and per (re)connect."""
 
     async def connected(_conn: asyncpg.Connection) -> None:
         on_change(None)  # anything announced while we were not listening
 
     await pglisten.listen_forever(pool, CHANNEL, lambda payload: on_change(version_from_payload(payload)),
-                                  on_connect=connected, retry=retry, check_every=check_every)
+                                  on_connect=connected)
 
 
 async def policy_listener_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -31,16 +31,10 @@ async def list_all(pool: UpstreamPool, server: ServerConfig, method: str, caller
     try:
         return await every_page(server.name, method, page)
     except UpstreamRpcError as exc:
-        if unadvertised(pool, server, method, caller, {"code": exc.code}):
-            return []  # e.g. prompts/list on server-memory: nothing to list, not a backend failure
+        # Refused as unknown and never advertised (prompts/list on server-memory): nothing to list, no failure.
+        if exc.code == METHOD_NOT_FOUND and method not in advertised(pool.client(server, caller).server_info):
+            return []
         raise
-
-
-def unadvertised(pool: UpstreamPool, server: ServerConfig, method: str, caller: Caller | None, error: object) -> bool:
-    """True when a backend refused `method` as unknown and its capabilities never offered it."""
-    if not isinstance(error, dict) or error.get("code") != METHOD_NOT_FOUND:
-        return False
-    return method not in advertised(pool.client(server, caller).server_info)
 
 
 class ListCache:

@@ -10,7 +10,7 @@ import base64
 import binascii
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from multidict import MultiMapping, istr
@@ -135,19 +135,16 @@ _B64 = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
 
 def decode_header(value: str | None) -> str | None:
     """An `Mcp-Name` value, unwrapping the `=?base64?…?=` form; None when malformed."""
-    if value is None or not value.startswith("=?"):
-        return value
-    match = _B64.fullmatch(value)
+    match = _B64.fullmatch(value) if value is not None and value.startswith("=?") else None
     if match is None:
         return value
     try:
-        raw = base64.b64decode(match["payload"], validate=True)
-        return raw.decode()
+        return base64.b64decode(match["payload"], validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
 
 
-def validate_modern(msg: Message, headers: Mapping[str, str], supported: Sequence[str] = MODERN_VERSIONS) -> str:
+def validate_modern(msg: Message, headers: Mapping[str, str]) -> str:
     """Check a modern-era request's envelope and routing headers; return its protocol version. In the
     spec's order: envelope (−32602), headers against body (−32020), version (−32022)."""
     meta = msg.params.get("_meta")
@@ -166,11 +163,9 @@ def validate_modern(msg: Message, headers: Mapping[str, str], supported: Sequenc
         body_value = msg.params.get(key)
         if body_value is not None and decode_header(headers.get(I_NAME)) != body_value:
             raise RpcFailure(HEADER_MISMATCH, f"{H_NAME} header does not match the body's {key!r}")
-    if not isinstance(version, str) or version not in supported:
-        raise RpcFailure(
-            UNSUPPORTED_VERSION, "Unsupported protocol version",
-            {"supported": list(supported), "requested": version if isinstance(version, str) else None},
-        )
+    if not isinstance(version, str) or version not in MODERN_VERSIONS:
+        raise RpcFailure(UNSUPPORTED_VERSION, "Unsupported protocol version",
+                         {"supported": list(MODERN_VERSIONS), "requested": version if isinstance(version, str) else None})
     return version
 
 

@@ -74,11 +74,9 @@ class Revocations:
             return
         self.codec.note_revoked(*parsed)
 
-    async def load(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
-        """Adopt every live revocation in the table; return how many there are."""
-        rows = await conn.fetch(_LOAD)
-        self.codec.replace_revoked({r["session_hash"]: r["expires"] for r in rows})
-        return len(rows)
+    async def load(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+        """Adopt every live revocation in the table."""
+        self.codec.replace_revoked({r["session_hash"]: r["expires"] for r in await conn.fetch(_LOAD)})
 
     async def prune(self) -> int:
         """Delete expired rows; return how many went."""
