@@ -57,19 +57,9 @@ def decision_word(info: AuditInfo) -> str | None:
     return "allow" if info.decision.allowed and not info.denied else "deny"
 
 
-def build_event(
-    info: AuditInfo,
-    *,
-    http_status: int,
-    duration_ms: float,
-    subject: str | None,
-    roles: tuple[str, ...] | list[str] | None,
-    request_id: str | None,
-    client_addr: str | None,
-    method: str,
-    path: str,
-    tool_failed: bool = False,
-) -> AuditEvent:
+def build_event(info: AuditInfo, *, http_status: int, duration_ms: float, subject: str | None,
+                roles: tuple[str, ...] | list[str] | None, request_id: str | None, client_addr: str | None,
+                method: str, path: str, tool_failed: bool = False) -> AuditEvent:
     """The one audit event for a finished gateway request."""
     event_type, status = classify(http_status, info, tool_failed)
     decision = info.decision

@@ -15,7 +15,7 @@ from gateway.mcp.fanout import ListCache
 from gateway.mcp.inflight import InFlight
 from gateway.mcp.limits import StreamLimits
 from gateway.mcp.revocations import Revocations
-from gateway.mcp.sessions import Session, SessionCodec
+from gateway.mcp.sessions import SessionCodec
 from gateway.mcp.subscriptions import Hub
 from gateway.metrics import labelled
 from gateway.settings import GatewaySettings
@@ -27,24 +27,17 @@ class McpMetrics:
     """Sessions, relayed messages by method and era, open SSE streams, upstream errors."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.sessions_opened = Counter(
-            "mcpgw_gateway_mcp_sessions_opened_total", "MCP sessions minted", ["endpoint"], registry=registry,
-        )
+        self.sessions_opened = Counter("mcpgw_gateway_mcp_sessions_opened_total", "MCP sessions minted",
+                                       ["endpoint"], registry=registry)
         # Sessions are self-contained tokens; "open" = minted here minus DELETEd here (per replica).
-        self.sessions_open = Gauge(
-            "mcpgw_gateway_mcp_sessions_open", "MCP sessions open (this replica)", ["endpoint"], registry=registry,
-        )
-        self.messages = Counter(
-            "mcpgw_gateway_mcp_messages_total", "MCP messages relayed", ["endpoint", "method", "era"],
-            registry=registry,
-        )
-        self.streams_open = Gauge(
-            "mcpgw_gateway_mcp_sse_streams_open", "SSE streams being relayed", ["endpoint"], registry=registry,
-        )
-        self.upstream_errors = Counter(
-            "mcpgw_gateway_mcp_upstream_errors_total", "Backend failures seen by MCP endpoints", ["server"],
-            registry=registry,
-        )
+        self.sessions_open = Gauge("mcpgw_gateway_mcp_sessions_open", "MCP sessions open (this replica)",
+                                   ["endpoint"], registry=registry)
+        self.messages = Counter("mcpgw_gateway_mcp_messages_total", "MCP messages relayed",
+                                ["endpoint", "method", "era"], registry=registry)
+        self.streams_open = Gauge("mcpgw_gateway_mcp_sse_streams_open", "SSE streams being relayed",
+                                  ["endpoint"], registry=registry)
+        self.upstream_errors = Counter("mcpgw_gateway_mcp_upstream_errors_total",
+                                       "Backend failures seen by MCP endpoints", ["server"], registry=registry)
         self._message_children: dict[tuple[str, ...], Any] = {}
 
     def message(self, endpoint: str, method: str, era: str) -> None:
@@ -83,10 +76,6 @@ class McpState:
         """The OAuth authorization servers advertised: the configured ones, else the issuer."""
         issuer = self.settings.issuer
         return list(self.settings.oauth_authorization_servers or ([issuer] if issuer else []))
-
-    async def revoke(self, session: Session) -> None:
-        """End a DELETEd session on this replica and (with a database) on every other one."""
-        await self.revocations.revoke(session)
 
 
 def build_state(settings: GatewaySettings, registry: CollectorRegistry) -> McpState:
