@@ -6,7 +6,6 @@ per subject and catalog generation."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -100,20 +99,6 @@ async def listen_resources(request: web.Request, state: McpState, wanted: Any) -
     return key, honoured
 
 
-def drainer(state: McpState, key: Subscriber, subscription: protocol.RequestId) -> tuple[Callable[[], bytes], Callable[[], None]]:
-    """A stream's update source (SSE bytes of queued updates) and its detach callback."""
-    queue = state.hub.attach(key)
-
-    def drain() -> bytes:
-        out = []
-        while not queue.empty():
-            server, uri = queue.get_nowait()
-            out.append(sse.json_event(updated(server, uri, subscription)))
-        return b"".join(out)
-
-    return drain, lambda: state.hub.detach(key, queue)
-
-
 async def listen_stream(request: web.Request, state: McpState, msg: protocol.Message) -> web.StreamResponse:
     """`subscriptions/listen`: acknowledge what is honoured (list changes, permitted resource URIs), then watch."""
     raw = msg.params.get("notifications")
@@ -136,7 +121,11 @@ async def stream(request: web.Request, state: McpState, first: list[dict[str, An
     out = web.StreamResponse(headers=sse.SSE_HEADERS)
     gauge = state.metrics.streams_open.labels("aggregated")
     with endpoint.stream_slot(state, key[0], session):
-        drain, detach = drainer(state, key, subscription)
+        queue = state.hub.attach(key)
+
+        def drain() -> bytes:  # the resource updates queued since the last tick, as SSE
+            return b"".join(sse.json_event(updated(*queue.get_nowait(), subscription)) for _ in range(queue.qsize()))
+
         gauge.inc()
         try:
             await out.prepare(request)
@@ -148,7 +137,7 @@ async def stream(request: web.Request, state: McpState, first: list[dict[str, An
         except ConnectionResetError:
             pass  # the client closed the stream
         finally:
-            detach()
+            state.hub.detach(key, queue)
             gauge.dec()
     return out
 
