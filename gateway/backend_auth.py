@@ -1,9 +1,4 @@
-"""How a backend wants its credential: the `auth:` block of a server, validated, and pure injection.
-
-`parse_auth` validates one block (every error names the server and field). `format_value`
-turns a resolved credential into the value to send; `inject` adds it to a copy of the outgoing
-headers, query and JSON-RPC message — never to the caller's objects.
-"""
+"""How a backend wants its credential: the `auth:` block of a server, validated, and pure injection."""
 
 from __future__ import annotations
 
@@ -17,24 +12,13 @@ METHODS = ("api_key", "bearer", "basic", "oauth2", "custom", "none")
 LOCATIONS = ("header", "query", "body")
 FORMATS = ("raw", "prefix", "template")
 REF_SCHEMES = ("env", "file")
-AUTH_KEYS = frozenset(
-    {
-        "method", "location", "name", "format", "prefix", "template", "credential_ref",
-        "token_url", "client_id", "client_secret_ref", "scope", "audience",
-    }
-)  # fmt: skip
-_DEFAULT_NAME = {
-    "api_key": "X-API-Key",
-    "bearer": "Authorization",
-    "basic": "Authorization",
-    "oauth2": "Authorization",
-}
+AUTH_KEYS = frozenset({"method", "location", "name", "format", "prefix", "template", "credential_ref",
+                       "token_url", "client_id", "client_secret_ref", "scope", "audience"})
+_DEFAULT_NAME = {"api_key": "X-API-Key", "bearer": "Authorization", "basic": "Authorization", "oauth2": "Authorization"}
 _DEFAULT_PREFIX = {"bearer": "Bearer ", "basic": "Basic ", "oauth2": "Bearer "}
 # Headers the transport owns; a credential there would break or smuggle the MCP exchange.
-_RESERVED_HEADERS = frozenset(
-    {"host", "content-length", "content-type", "accept", "transfer-encoding", "connection",
-     "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name"}
-)  # fmt: skip
+_RESERVED_HEADERS = frozenset({"host", "content-length", "content-type", "accept", "transfer-encoding", "connection",
+                               "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name"})
 
 
 @dataclass(frozen=True)
@@ -75,9 +59,7 @@ def check_ref(where: str, ref: object) -> list[str]:
     if scheme not in REF_SCHEMES:
         return [f"{where}: unsupported scheme {scheme}:// (supported: env://, file://)"]
     if not target or (scheme == "file" and not target.startswith("/")):
-        return [
-            f"{where}: {scheme}:// needs a {'variable name' if scheme == 'env' else 'absolute path'}"
-        ]
+        return [f"{where}: {scheme}:// needs a {'variable name' if scheme == 'env' else 'absolute path'}"]
     return []
 
 
@@ -128,9 +110,7 @@ def parse_auth(where: str, raw: object) -> tuple[AuthConfig, list[str]]:
         if not s["client_id"]:
             errors.append(f"{where}.client_id: required for oauth2")
         if s["client_secret_ref"] and s["credential_ref"]:
-            errors.append(
-                f"{where}.client_secret_ref: give client_secret_ref or credential_ref, not both"
-            )
+            errors.append(f"{where}.client_secret_ref: give client_secret_ref or credential_ref, not both")
         ref_key = "client_secret_ref" if s["client_secret_ref"] else "credential_ref"
         errors += check_ref(f"{where}.{ref_key}", s[ref_key])
     else:
@@ -138,13 +118,10 @@ def parse_auth(where: str, raw: object) -> tuple[AuthConfig, list[str]]:
             if raw.get(key) is not None:
                 errors.append(f"{where}.{key}: only valid with method oauth2")
         errors += check_ref(f"{where}.credential_ref", s["credential_ref"])
-    config = AuthConfig(
-        method=method, location=location, name=name, format=fmt, prefix=prefix or "",
-        template=template, credential_ref=s["credential_ref"], token_url=s["token_url"],
-        client_id=s["client_id"], client_secret_ref=s["client_secret_ref"], scope=s["scope"],
-        audience=s["audience"],
-    )  # fmt: skip
-    return config, errors
+    return AuthConfig(method=method, location=location, name=name, format=fmt, prefix=prefix or "",
+                      template=template, credential_ref=s["credential_ref"], token_url=s["token_url"],
+                      client_id=s["client_id"], client_secret_ref=s["client_secret_ref"], scope=s["scope"],
+                      audience=s["audience"]), errors
 
 
 def format_value(auth: AuthConfig, credential: str) -> str:
@@ -170,12 +147,8 @@ class Injection:
         return f"Injection({self.location!r}, {self.name!r}, '***')"
 
 
-def inject(
-    injection: Injection | None,
-    headers: dict[str, str],
-    query: dict[str, str],
-    message: dict[str, Any],
-) -> dict[str, Any]:
+def inject(injection: Injection | None, headers: dict[str, str], query: dict[str, str],
+           message: dict[str, Any]) -> dict[str, Any]:
     """Apply `injection` to the outgoing headers/query (mutated: they are ours) and return the message.
 
     A body credential goes into a copy of the message: `params.arguments` for tools/call and

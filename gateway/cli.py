@@ -47,15 +47,10 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name in names}
 
 
-def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
-    """Load settings from env/.env/YAML and the flags; raises SettingsError."""
-    return load_gateway_settings(overrides=overrides(args), yaml_file=getattr(args, "config", None))
-
-
 def serve(args: argparse.Namespace) -> int:
     """Run until interrupted; 2 on a configuration error."""
     try:
-        settings = settings_from_args(args)
+        settings = load_gateway_settings(overrides=overrides(args), yaml_file=getattr(args, "config", None))
     except SettingsError as exc:
         error(str(exc))
         return 2
@@ -107,10 +102,8 @@ def register(subparsers: Any) -> None:
     """Add `gateway serve` and the `serve` shorthand."""
     gateway = subparsers.add_parser("gateway", help="the gateway service")
     sub = gateway.add_subparsers(dest="gateway_command", metavar="COMMAND")
-    p = sub.add_parser("serve", help="run the gateway", description=__doc__)
-    add_serve_arguments(p)
-    p.set_defaults(func=serve)
     gateway.set_defaults(func=lambda _args: (gateway.print_help(), 2)[1])
-    p = subparsers.add_parser("serve", help="run the gateway (shorthand for `gateway serve`)", description=__doc__)
-    add_serve_arguments(p)
-    p.set_defaults(func=serve)
+    for p in (sub.add_parser("serve", help="run the gateway", description=__doc__),
+              subparsers.add_parser("serve", help="run the gateway (shorthand for `gateway serve`)", description=__doc__)):
+        add_serve_arguments(p)
+        p.set_defaults(func=serve)

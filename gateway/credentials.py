@@ -1,11 +1,6 @@
-"""Backend credentials: resolve `credential_ref`s once, refresh them on change, run oauth2.
-
-References are `env://NAME` (read from the environment mapping given) and `file:///path`
-(contents, trailing newline stripped). They are resolved when the registry loads and re-read by
-`refresh()` (the registry watcher calls it): env values are compared, files only re-read when
-their mtime changes — never per request. oauth2 backends get a client-credentials token from
-their token URL, cached until shortly before it expires.
-"""
+"""Backend credentials: `env://NAME` / `file:///path` references resolved when the registry loads and
+re-read by `refresh()` when their value or mtime changes (never per request); oauth2 client-credentials
+tokens cached until shortly before they expire."""
 
 from __future__ import annotations
 
@@ -32,11 +27,7 @@ REFRESH_MARGIN = 30.0
 
 
 class ServerConfig(Protocol):
-    """What credentials need of a backend (gateway.registry.ServerConfig has it): name and auth.
-
-    A protocol, not an import: the registry holds a CredentialStore, so importing it back would
-    make a cycle.
-    """
+    """What credentials need of a backend (a protocol: importing gateway.registry would be a cycle)."""
 
     @property
     def name(self) -> str: ...
@@ -108,13 +99,8 @@ class _Token:
 class CredentialStore:
     """Resolved backend secrets by server name, plus cached oauth2 tokens."""
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession | None = None,
-        *,
-        environ: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, session: aiohttp.ClientSession | None = None, *, environ: Mapping[str, str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.session = session
         self.environ = os.environ if environ is None else environ
         self._clock = clock
@@ -123,9 +109,7 @@ class CredentialStore:
         self._tokens: dict[str, _Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def resolve(
-        self, servers: Iterable[ServerConfig]
-    ) -> tuple[dict[str, tuple[AuthConfig, Resolved]], list[str]]:
+    def resolve(self, servers: Iterable[ServerConfig]) -> tuple[dict[str, tuple[AuthConfig, Resolved]], list[str]]:
         """Resolve every server's reference; return (resolved, errors naming server and field)."""
         resolved: dict[str, tuple[AuthConfig, Resolved]] = {}
         errors: list[str] = []
@@ -194,16 +178,10 @@ class CredentialStore:
         return Injection(auth.location, auth.name, format_value(auth, credential))
 
     async def _token(self, name: str, auth: AuthConfig, secret: Secret) -> Secret:
-        token = self._tokens.get(name)
-        if token is not None and self._clock() < token.refresh_at:
-            return token.value
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
+        async with self._locks.setdefault(name, asyncio.Lock()):  # one fetch at a time per server
             token = self._tokens.get(name)
-            if token is not None and self._clock() < token.refresh_at:
-                return token.value
-            token = await self._fetch_token(name, auth, secret)
-            self._tokens[name] = token
+            if token is None or self._clock() >= token.refresh_at:
+                token = self._tokens[name] = await self._fetch_token(name, auth, secret)
             return token.value
 
     async def _fetch_token(self, name: str, auth: AuthConfig, secret: Secret) -> _Token:
@@ -226,20 +204,14 @@ class CredentialStore:
                 allow_redirects=False,  # the client secret goes to the configured URL only
             ) as resp:
                 if resp.status != 200:
-                    raise CredentialError(
-                        f"server {name}: token endpoint answered HTTP {resp.status}"
-                    )
+                    raise CredentialError(f"server {name}: token endpoint answered HTTP {resp.status}")
                 body = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise CredentialError(
-                f"server {name}: token request failed: {type(exc).__name__}"
-            ) from None
+            raise CredentialError(f"server {name}: token request failed: {type(exc).__name__}") from None
         value = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(value, str) or not value:
             raise CredentialError(f"server {name}: token endpoint returned no access_token")
         expires_in = body.get("expires_in")
-        life = (
-            float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 300.0
-        )
+        life = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 300.0
         margin = min(REFRESH_MARGIN, life * 0.1)
         return _Token(Secret(value), started + life - margin)

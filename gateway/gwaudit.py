@@ -1,8 +1,6 @@
 """Audit events for gateway requests: handlers fill an `AuditInfo`, the audit middleware emits it.
 
-The event never carries the Authorization header or any backend credential: it is built only from
-what the handler chose to record (the caller's tool arguments, redacted by the emitter's sinks) and
-the principal's subject and roles.
+Built only from what handlers record and the principal's subject and roles: never a token or credential.
 """
 
 from __future__ import annotations
@@ -60,19 +58,9 @@ def decision_word(info: AuditInfo) -> str | None:
     return "allow" if info.decision.allowed and not info.denied else "deny"
 
 
-def build_event(
-    info: AuditInfo,
-    *,
-    http_status: int,
-    duration_ms: float,
-    subject: str | None,
-    roles: tuple[str, ...] | list[str] | None,
-    request_id: str | None,
-    client_addr: str | None,
-    method: str,
-    path: str,
-    tool_failed: bool = False,
-) -> AuditEvent:
+def build_event(info: AuditInfo, *, http_status: int, duration_ms: float, subject: str | None,
+                roles: tuple[str, ...] | list[str] | None, request_id: str | None, client_addr: str | None,
+                method: str, path: str, tool_failed: bool = False) -> AuditEvent:
     """The one audit event for a finished gateway request."""
     event_type, status = classify(http_status, info, tool_failed or info.tool_failed)
     decision = info.decision

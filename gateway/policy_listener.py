@@ -1,10 +1,6 @@
-"""Flush the PEP's decision cache the moment the PDP activates a policy (Postgres LISTEN).
-
-The PDP calls pg_notify on `shared.authzen.POLICY_CHANNEL` inside the activating transaction, with the version
-number as payload; Postgres delivers it at commit. A gateway sharing the database listens on one
-connection of its own and flushes at once, instead of serving cached decisions for up to
-`decision_cache_ttl`. The connection is re-acquired when it drops, and every (re)connect flushes,
-because notifications sent while it was down are lost.
+"""Flush the PEP's decision cache the moment the PDP activates a policy (Postgres LISTEN on
+`shared.authzen.POLICY_CHANNEL`, the version as payload), not up to `decision_cache_ttl` later.
+Every (re)connect flushes too: notifications sent while the connection was down are lost.
 """
 
 from __future__ import annotations
@@ -31,14 +27,14 @@ def version_from_payload(payload: str) -> str | None:
     return version_label(int(text)) if text.isdigit() else None
 
 
-async def listen(pool: asyncpg.Pool, on_change: OnChange, *, retry: float = 1.0, check_every: float = 5.0) -> None:
+async def listen(pool: asyncpg.Pool, on_change: OnChange) -> None:
     """Hold one pool connection with LISTEN; call `on_change` per notification and per (re)connect."""
 
     async def connected(_conn: asyncpg.Connection) -> None:
         on_change(None)  # anything announced while we were not listening
 
     await pglisten.listen_forever(pool, CHANNEL, lambda payload: on_change(version_from_payload(payload)),
-                                  on_connect=connected, retry=retry, check_every=check_every)
+                                  on_connect=connected)
 
 
 async def policy_listener_ctx(app: web.Application) -> AsyncIterator[None]:

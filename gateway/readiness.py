@@ -1,8 +1,7 @@
 """Readiness for `GET /readyz`: the servers file is loaded, the PDP answers, signing keys are held.
 
-The PDP check is cached for a few seconds (many replicas probed every few seconds must not add
-up to load on the PDP) and single-flight. The audit database is reported, not required: events
-are spooled during an outage and every replica shares that database, so failing readiness on it
+The PDP check is cached and single-flight (many replicas' probes must not load the PDP). The audit
+database is reported, not required: events are spooled meanwhile, and failing readiness on it
 would turn a database outage into a full gateway outage without saving a single event.
 """
 
@@ -27,16 +26,8 @@ PDP_READY_PATH = "/readyz"
 class PdpProbe:
     """`GET <pdp>/readyz`, remembered for `ttl` seconds; None when ready, else the problem."""
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        base_url: str,
-        *,
-        token: Secret | None = None,
-        timeout: float = 2.0,
-        ttl: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, token: Secret | None = None,
+                 timeout: float = 2.0, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._session = session
         self._url = base_url.rstrip("/") + PDP_READY_PATH
         self._headers = {"Authorization": f"Bearer {token.get()}"} if token is not None else {}

@@ -60,121 +60,91 @@ def _algorithms(values: list[str]) -> str | None:
 class GatewaySettings(CommonSettings):
     """Everything `mcpgw gateway serve` can be told."""
 
-    environment: str = setting(
-        "production", choices=("production", "development"),
-        help="development relaxes production-only requirements (public_url); never use it exposed",
-    )
+    environment: str = setting("production", choices=("production", "development"),
+        help="development relaxes production-only requirements (public_url); never use it exposed")
     host: str = setting("127.0.0.1", help="Listen address (0.0.0.0 to accept remote agents)")
     port: int = setting(8000, check=_port, help="Listen port")
-    workers: int = setting(
-        1, check=_positive,
-        help="Processes serving the port (SO_REUSEPORT), to use every core; they share sessions like replicas",
-    )
-    servers_file: Path = setting(
-        Path("mcp_servers.yaml"), aliases=("MCP_SERVERS_CONFIG",), help="Backend registry (mcp_servers.yaml)"
-    )
-    upstream_allowlist: list[str] = setting(
-        [], help="Allowed upstream hosts/CIDRs (comma separated); empty = any http(s) URL"
-    )
+    workers: int = setting(1, check=_positive,
+        help="Processes serving the port (SO_REUSEPORT), to use every core; they share sessions like replicas")
+    servers_file: Path = setting(Path("mcp_servers.yaml"), aliases=("MCP_SERVERS_CONFIG",),
+        help="Backend registry (mcp_servers.yaml)")
+    upstream_allowlist: list[str] = setting([],
+        help="Allowed upstream hosts/CIDRs (comma separated); empty = any http(s) URL")
     pdp_url: str = setting("http://127.0.0.1:8181", help="Base URL of the PDP (AuthZEN API)")
     pdp_token: Secret | None = setting(None, secret=True, help="Bearer token for a standalone PDP")
     pdp_timeout: float = setting(2.0, check=_positive, help="Seconds before a PDP call counts as failed (deny)")
     decision_cache_ttl: float = setting(5.0, check=_not_negative, help="Seconds a PDP decision is reused; 0 = off")
     decision_cache_size: int = setting(50_000, check=_positive, help="Max cached decisions")
-    tools_cache_ttl: float = setting(
-        30.0, check=_not_negative,
-        help="Seconds a backend's tools/list answers 'unknown tool' (404) without forwarding; 0 = off",
-    )
+    tools_cache_ttl: float = setting(30.0, check=_not_negative,
+        help="Seconds a backend's tools/list answers 'unknown tool' (404) without forwarding; 0 = off")
     auth_enabled: bool = setting(True, aliases=("AUTH_ENABLED",), help="false = same as --no-auth")
     no_auth: bool = setting(False, help="Development only: no token check, fixed dev subject")
     dev_roles: list[str] = setting([], help="Roles given to the dev subject in no-auth mode (none by default)")
-    no_auth_allow_remote: bool = setting(
-        False, help="No-auth mode on a non-loopback host (refused otherwise); anyone who reaches it is the dev subject",
-    )
+    no_auth_allow_remote: bool = setting(False,
+        help="No-auth mode on a non-loopback host (refused otherwise); anyone who reaches it is the dev subject")
     admin_roles: list[str] = setting(["admin"], help="Token roles that may read introspection endpoints (/config)")
-    max_header_bytes: int = setting(
-        16_384, check=_positive, help="Largest accepted request header value, e.g. a bearer token (431 above)",
-    )
+    max_header_bytes: int = setting(16_384, check=_positive,
+        help="Largest accepted request header value, e.g. a bearer token (431 above)")
     issuer: str | None = setting(None, help="OIDC issuer URL (discovery finds the JWKS)")
     keycloak_url: str | None = setting(None, env="KEYCLOAK_URL", help="Legacy: Keycloak base URL (+ realm → issuer)")
     keycloak_realm: str | None = setting(None, env="KEYCLOAK_REALM", help="Legacy: Keycloak realm name")
     jwks_url: str | None = setting(None, aliases=("JWKS_URL",), help="JWKS URL (instead of or besides discovery)")
     audience: str | None = setting(None, aliases=("JWT_AUDIENCE",), help="Required token audience")
-    algorithms: list[str] = setting(
-        DEFAULT_ALGORITHMS, aliases=("JWT_ALGORITHM",), check=_algorithms, help="Accepted JWT algorithms"
-    )
+    algorithms: list[str] = setting(DEFAULT_ALGORITHMS, aliases=("JWT_ALGORITHM",), check=_algorithms,
+        help="Accepted JWT algorithms")
     leeway: float = setting(30.0, check=_not_negative, help="Clock skew allowed on exp/nbf/iat, seconds")
-    subject_claims: list[str] = setting(
-        ["sub", "preferred_username", "email"], help="Claims tried in order for the subject"
-    )
-    role_claims: list[str] = setting(
-        ["realm_access.roles", "resource_access.{client_id}.roles"], help="Claim paths holding roles"
-    )
+    subject_claims: list[str] = setting(["sub", "preferred_username", "email"],
+        help="Claims tried in order for the subject")
+    role_claims: list[str] = setting(["realm_access.roles", "resource_access.{client_id}.roles"],
+        help="Claim paths holding roles")
     group_claims: list[str] = setting(["groups"], help="Claim paths holding groups")
     scope_claims: list[str] = setting(["scope", "scp"], help="Claim paths holding scopes")
     client_id: str | None = setting(None, help="Client id for resource_access.<client>.roles (default: audience)")
     policy_file: Path | None = setting(None, env="POLICY_FILE", help="Legacy: read by the PDP, shown in /config")
     max_body_bytes: int = setting(1_048_576, check=_positive, help="Largest accepted request body (413 above)")
     max_json_depth: int = setting(64, check=_json_depth, help="Deepest nesting accepted in a JSON request body (400 above)")
-    max_json_string: int = setting(
-        262_144, check=_positive, help="Longest string or key (characters) accepted in a JSON request body (400 above)"
-    )
-    max_json_items: int = setting(
-        10_000, check=_positive, help="Most elements of one array or members of one object in a JSON request body (400 above)"
-    )
+    max_json_string: int = setting(262_144, check=_positive,
+        help="Longest string or key (characters) accepted in a JSON request body (400 above)")
+    max_json_items: int = setting(10_000, check=_positive,
+        help="Most elements of one array or members of one object in a JSON request body (400 above)")
     broadcast_deadline: float = setting(30.0, check=_positive, help="Overall seconds for one broadcast")
     broadcast_max_targets: int = setting(64, check=_positive, help="Most servers one broadcast may call")
     # MCP endpoints (/mcp, /servers/{name}/mcp) — see docs/mcp.md.
-    public_url: str | None = setting(
-        None, help="External base URL of the gateway (OAuth resource metadata); required with auth outside development",
-    )
-    mcp_session_secret: Secret | None = setting(
-        None, secret=True, help="Key sealing MCP session ids; share it between replicas (unset = per process)"
-    )
+    public_url: str | None = setting(None,
+        help="External base URL of the gateway (OAuth resource metadata); required with auth outside development")
+    mcp_session_secret: Secret | None = setting(None, secret=True,
+        help="Key sealing MCP session ids; share it between replicas (unset = per process)")
     mcp_session_ttl: float = setting(86_400.0, check=_positive, help="Seconds an MCP session id stays valid")
-    mcp_allowed_origins: list[str] = setting(
-        [], help="Browser Origins allowed on every route, REST and MCP (403 others; empty = same loopback host only)",
-    )
+    mcp_allowed_origins: list[str] = setting([],
+        help="Browser Origins allowed on every route, REST and MCP (403 others; empty = same loopback host only)")
     mcp_broadcast: bool = setting(True, help="List tools offered by several servers unprefixed on /mcp")
     mcp_page_size: int = setting(100, check=_positive, help="Items per page of aggregated MCP lists")
     mcp_required_scopes: list[str] = setting([], help="OAuth scopes a token needs for the MCP endpoints")
-    mcp_max_response_bytes: int = setting(
-        MAX_RESPONSE_BYTES, check=_positive, help="Largest backend answer (JSON body or one SSE event) the gateway reads or relays",
-    )
+    mcp_max_response_bytes: int = setting(MAX_RESPONSE_BYTES, check=_positive,
+        help="Largest backend answer (JSON body or one SSE event) the gateway reads or relays")
     # Exhaustion limits (docs/security/exhaustion.md): one caller or backend cannot take the gateway down.
-    mcp_max_call_bytes: int = setting(
-        MAX_CALL_BYTES, check=_positive,
-        help="Most bytes relayed for one call (result, notifications and server-to-client requests together); "
-             "past it the call ends with an error and the backend request is cancelled",
-    )
-    mcp_max_pending_requests: int = setting(
-        16, check=_positive,
-        help="Server-to-client requests (sampling, elicitation, roots) awaiting one subject's answers; more are refused",
-    )
+    mcp_max_call_bytes: int = setting(MAX_CALL_BYTES, check=_positive,
+        help="Most bytes relayed for one call (result, notifications and server-to-client requests together); past it "
+             "the call ends with an error and the backend request is cancelled")
+    mcp_max_pending_requests: int = setting(16, check=_positive,
+        help="Server-to-client requests (sampling, elicitation, roots) awaiting one subject's answers; "
+             "more are refused")
     mcp_max_streams_per_session: int = setting(4, check=_positive, help="Open GET/listen streams per MCP session")
     mcp_max_streams_per_subject: int = setting(32, check=_positive, help="Open GET/listen streams per subject")
-    upstream_sessions_per_backend: int = setting(
-        256, check=_positive, help="Per-subject 2025-era backend sessions kept per backend (least recently used ends)",
-    )
-    upstream_session_idle: float = setting(
-        600.0, check=_positive, help="Seconds an unused per-subject backend session lives before it is ended",
-    )
-    upstream_subject_concurrency: int = setting(
-        16, check=_positive,
+    upstream_sessions_per_backend: int = setting(256, check=_positive,
+        help="Per-subject 2025-era backend sessions kept per backend (least recently used ends)")
+    upstream_session_idle: float = setting(600.0, check=_positive,
+        help="Seconds an unused per-subject backend session lives before it is ended")
+    upstream_subject_concurrency: int = setting(16, check=_positive,
         help="Requests one subject may have in flight on one backend; more wait their turn. 16 is half the "
              "connections kept per backend (32): one subject never holds them all (at 32 a victim starved), "
-             "and one subject at c=50 ran at 0.70x direct against 0.63x with 8 (docs/benchmarks.md)",
-    )
-    upstream_subject_queue: int = setting(
-        64, check=_not_negative, help="Requests one subject may have waiting per backend beyond the concurrency; "
-                                      "more are refused (503)",
-    )
-    header_timeout: float = setting(
-        10.0, check=_positive, help="Seconds a client may take to send a request's headers (slowloris guard)",
-    )
-    body_timeout: float = setting(
-        30.0, check=_positive, help="Seconds a client may take to send a request's body (408 after)",
-    )
+             "and one subject at c=50 ran at 0.70x direct against 0.63x with 8 (docs/benchmarks.md)")
+    upstream_subject_queue: int = setting(64, check=_not_negative,
+        help="Requests one subject may have waiting per backend beyond the concurrency; more are refused (503)")
+    header_timeout: float = setting(10.0, check=_positive,
+        help="Seconds a client may take to send a request's headers (slowloris guard)")
+    body_timeout: float = setting(30.0, check=_positive,
+        help="Seconds a client may take to send a request's body (408 after)")
     # stdio backends (`type: stdio` in the servers file) — see docs/upstream.md.
     stdio_max_memory_mb: int = setting(4096, check=_not_negative, help="Address-space limit of each stdio server process, MiB (0 = none)")
     stdio_max_open_files: int = setting(1024, check=_not_negative, help="Open-file limit of each stdio server process (0 = inherit)")

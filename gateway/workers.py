@@ -1,15 +1,8 @@
 """`--workers N`: N gateway processes on one port (SO_REUSEPORT), so one machine's cores are used.
 
-The parent checks the configuration and the port once, then starts N children running the same
-command with `--worker` (bind with reuse_port, skip the port check their siblings would fail).
-The kernel spreads connections over them. They behave like replicas: sealed MCP session ids are
-valid on any of them when they share `MCPGW_GATEWAY_MCP_SESSION_SECRET` — the parent makes one
-up for the run when none is configured, and says so — and revocations, policy changes and audit
-go through Postgres as they do between replicas.
-
-A child that exits on its own stops the others and the parent exits with its code: a half-served
-port is worse than a restart by the supervisor (systemd, Kubernetes) that started us. SIGINT and
-SIGTERM are passed on; children get 10 s to finish, then SIGKILL.
+The children (`--worker`) behave like replicas sharing one session secret (made up for the run
+when none is set). A child that exits on its own stops the others and the parent exits with its
+code: a half-served port is worse than a restart by the supervisor that started us.
 """
 
 from __future__ import annotations
@@ -40,17 +33,11 @@ def child_env(environ: Mapping[str, str], has_secret: bool) -> dict[str, str]:
 def child_argv(argv: Sequence[str]) -> list[str]:
     """The serve command again, as a worker (`--workers` dropped, `--worker` added)."""
     out: list[str] = []
-    skip = False
+    skip = False  # the value after `--workers`
     for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--workers":
-            skip = True
-            continue
-        if arg.startswith("--workers="):
-            continue
-        out.append(arg)
+        if not skip and arg != "--workers" and not arg.startswith("--workers="):
+            out.append(arg)
+        skip = arg == "--workers"
     return [sys.executable, "-m", "mcpgw.cli", *out, "--worker"]
 
 

@@ -37,11 +37,11 @@ from gateway.mcp import aggregated_items as items
 from gateway.mcp import aggregated_subs as subs
 from gateway.mcp.aggregated_common import (
     answer_failure,
-    backend_lists,
     refused,
     remember_caller,
     servers_of,
     session_request,
+    visible_catalog,
 )
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
@@ -76,7 +76,6 @@ async def post(request: web.Request) -> web.StreamResponse:
         if msg.kind == "notification" and msg.method not in methods.CLIENT_NOTIFICATIONS:
             methods.plan("", msg.kind, msg.method, msg.params)  # a request method without an id: 400
         protocol.check_routing_headers(msg, request.headers)
-        session = None
         if era == "handshake":
             if msg.kind == "request" and msg.method == "initialize":
                 return _initialize(request, state, msg)
@@ -166,9 +165,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     if simple is not None:
         target = catalog.Target(simple[1], (simple[0],))
     else:
-        lists = await backend_lists(request, state, "tools/list")
-        names = {s: [t["name"] for t in tools if isinstance(t.get("name"), str)] for s, tools in lists.items()}
-        visible = await unseen.visible_names(request, "tools/list", names)
+        lists, visible = await visible_catalog(request, state, "tools/list")
         target = catalog.resolve_tool(public, {s: [t for t in lists[s] if t.get("name") in set(visible[s])]
                                                for s in lists}, state.settings.mcp_broadcast)
     if target is None:
@@ -227,7 +224,7 @@ async def delete(request: web.Request) -> web.Response:
         session = _session(request, state, "mcp_session_end")
     except (HttpReject, RpcFailure) as exc:
         return refused(request, exc)
-    await state.revoke(session)
+    await state.revocations.revoke(session)
     await state.hub.drop((principal(request).subject, session.sid))
     state.metrics.sessions_open.labels(ENDPOINT).dec()
     return web.Response(status=200)

@@ -4,7 +4,6 @@ asked for, backend answers, and the one mapping of a failure to the JSON-RPC err
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +11,7 @@ from aiohttp import web
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
 from gateway.keys import CALLER, MCP_STATE, PRINCIPAL, SERVERS, UPSTREAM
-from gateway.mcp import endpoint, fanout, protocol
+from gateway.mcp import catalog, endpoint, fanout, methods, protocol, unseen
 from gateway.mcp.endpoint import HttpReject, rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session
@@ -31,8 +30,30 @@ def servers_of(request: web.Request) -> dict[str, ServerConfig]:
 async def backend_lists(request: web.Request, state: McpState, method: str) -> dict[str, list[dict[str, Any]]]:
     """Every enabled backend's `method` list as the caller's backend sessions see it (cached; a failing
     backend is left out and counted)."""
+    def left_out(server: ServerConfig, exc: Exception) -> None:
+        state.metrics.upstream_errors.labels(server.name).inc()
+        log.warning("backend left out of aggregated list", extra={"server": server.name, "error": str(exc)})
+
     return await fanout.gather_lists(request.app[UPSTREAM], state.lists, list(servers_of(request).values()), method,
-                                     on_error(state), caller(request))
+                                     left_out, caller(request))
+
+
+async def visible_catalog(request: web.Request, state: McpState,
+                          method: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+    """Every backend's `method` list, and per server the names in it the caller may use."""
+    lists = await backend_lists(request, state, method)
+    names = {s: [i["name"] for i in items if isinstance(i.get("name"), str)] for s, items in lists.items()}
+    return lists, await unseen.visible_names(request, method, names)
+
+
+def locate_resource(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
+    """The enabled server and backend URI an aggregated URI names (−32002 when none; normal form only)."""
+    servers = servers_of(request)
+    found = catalog.unwrap_uri(uri, servers)
+    if found is None:
+        raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
+    methods.target({"uri": found[1]}, "uri", uri=True)  # decided and forwarded only in normal form
+    return servers[found[0]], found[1]
 
 
 def remember_caller(request: web.Request, era: protocol.Era, params: Any, session: Session | None) -> None:
@@ -53,14 +74,6 @@ def caller(request: web.Request) -> Caller:
     """The request's upstream caller (the bare subject when no MCP handler recorded one)."""
     found = request.get(CALLER)
     return found if found is not None else Caller.of(request[PRINCIPAL].subject)
-
-
-def on_error(state: McpState) -> Callable[[ServerConfig, Exception], None]:
-    def record(server: ServerConfig, exc: Exception) -> None:
-        state.metrics.upstream_errors.labels(server.name).inc()
-        log.warning("backend left out of aggregated list", extra={"server": server.name, "error": str(exc)})
-
-    return record
 
 
 def result_or_error(response: dict[str, Any]) -> dict[str, Any]:

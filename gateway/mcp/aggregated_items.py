@@ -19,7 +19,14 @@ from gateway.mcp import (
     protocol,
     unseen,
 )
-from gateway.mcp.aggregated_common import backend_lists, caller, result_or_error, servers_of
+from gateway.mcp.aggregated_common import (
+    backend_lists,
+    caller,
+    locate_resource,
+    result_or_error,
+    servers_of,
+    visible_catalog,
+)
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
@@ -31,9 +38,17 @@ _RENAME = {"prompts/list": naming.public_name, "resources/list": catalog.wrap_ur
 
 
 async def list_named(request: web.Request, state: McpState, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """A merged list (tools prefixed, with broadcast names; the others renamed), only what the caller
-    may use, paged."""
-    per_server = await backend_lists(request, state, method)
+    """A merged list of what the caller may use, paged."""
+    merged, hidden = await permitted(request, state, method, await backend_lists(request, state, method))
+    page, nxt = catalog.paginate(merged, params.get("cursor"), state.settings.mcp_page_size)
+    audit(request).note(listed=len(merged), hidden=hidden)
+    return {LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
+
+
+async def permitted(request: web.Request, state: McpState, method: str,
+                    per_server: dict[str, list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], int]:
+    """The items of `per_server` the caller may use, merged (tools prefixed, with broadcast names; the
+    others renamed); and how many were hidden."""
     key = admission.LISTS[method][0]
     pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
     allowed = await enforce.allowed_items(request, principal(request), method, pairs)
@@ -41,18 +56,14 @@ async def list_named(request: web.Request, state: McpState, method: str, params:
         merged = catalog.merge_tools(per_server, allowed, state.settings.mcp_broadcast)
     else:
         merged = catalog.merge_named(per_server, key, allowed, _RENAME[method])
-    page, nxt = catalog.paginate(merged, params.get("cursor"), state.settings.mcp_page_size)
-    audit(request).note(listed=len(merged), hidden=len(pairs) - len(allowed))
-    return {LIST_KEYS[method]: page, **({"nextCursor": nxt} if nxt else {})}
+    return merged, len(pairs) - len(allowed)
 
 
 async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, ServerConfig]) -> tuple[str, str] | None:
     """(server, prompt) a public prompt name stands for, among the prompts the caller may use."""
     found = naming.split_simple(public, servers)
     if found is None:  # shortened (or unknown): reversed against the catalog, as every replica can
-        lists = await backend_lists(request, state, "prompts/list")
-        names = {s: [p["name"] for p in items if isinstance(p.get("name"), str)] for s, items in lists.items()}
-        found = naming.resolve(public, await unseen.visible_names(request, "prompts/list", names))
+        found = naming.resolve(public, (await visible_catalog(request, state, "prompts/list"))[1])
     return found
 
 
@@ -79,17 +90,14 @@ async def _ask(request: web.Request, server: ServerConfig, method: str, params: 
 async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     uri = methods.target(msg.params, "uri")
     servers = servers_of(request)
-    found = catalog.unwrap_uri(uri, servers)
-    if found is None:
+    if catalog.unwrap_uri(uri, servers) is None:
         # Decided as the server it spells first: "not found" only for a caller who may read it.
         await unseen.refuse_spelled(request, "resources/read", unseen.spelled_uri(uri))
-        raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
-    server, original = found
-    methods.target({"uri": original}, "uri", uri=True)  # decided and forwarded only in normal form
-    call = enforce.call_of(request, "mcp", "resources/read", (server,), original)
+    server, original = locate_resource(request, uri)
+    call = enforce.call_of(request, "mcp", "resources/read", (server.name,), original)
     result = await pipeline.run(request, call, servers.__getitem__,
                                 lambda s: _ask(request, s, "resources/read", {"uri": original}))
-    return links.read_result(server, result)  # the read URI wrapped again, as are any others
+    return links.read_result(server.name, result)  # the read URI wrapped again, as are any others
 
 
 async def complete(request: web.Request, state: McpState, msg: protocol.Message) -> dict[str, Any]:

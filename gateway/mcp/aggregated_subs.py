@@ -1,14 +1,11 @@
-"""Resource subscriptions on `/mcp`: `resources/subscribe` / `unsubscribe` (2025 era) and the
-`resourceSubscriptions` of a 2026-07-28 `subscriptions/listen`; policy first (like resources/read).
-Also the watching streams themselves: a session's GET stream and a `subscriptions/listen` answer,
-and the caller's filtered catalogs they compare (backend lists from the shared poller,
-catalog_watch.py: one poll per backend and kind for all streams; the caller's policy is applied
-once per subject and catalog generation)."""
+"""Resource subscriptions and watching streams on `/mcp`: `resources/subscribe` (2025 era), a
+2026-07-28 `subscriptions/listen`, a session's GET stream; policy first (like resources/read).
+Streams compare the caller's view of the shared poller's lists (catalog_watch.py), filtered once
+per subject and catalog generation."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -21,11 +18,11 @@ from gateway.mcp import (
     fanout,
     listen,
     methods,
-    naming,
     protocol,
     unseen,
 )
-from gateway.mcp.aggregated_common import servers_of
+from gateway.mcp.aggregated_common import locate_resource, servers_of
+from gateway.mcp.aggregated_items import permitted
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
@@ -33,15 +30,6 @@ from gateway.mcp.subscriptions import Subscriber, updated
 from gateway.registry import ServerConfig
 from gateway.upstream import sse
 from gateway.upstream.client import LEGACY
-
-
-def _locate(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
-    servers = servers_of(request)
-    found = catalog.unwrap_uri(uri, servers)
-    if found is None:
-        raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
-    methods.target({"uri": found[1]}, "uri", uri=True)  # decided and forwarded only in normal form
-    return servers[found[0]], found[1]
 
 
 async def _follow(request: web.Request, state: McpState, key: Subscriber, server: ServerConfig, uris: list[str],
@@ -73,7 +61,7 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
         if msg.method == "resources/unsubscribe":
             return {}
         await unseen.refuse_spelled(request, "resources/read", unseen.spelled_uri(uri))
-    server, original = _locate(request, uri)
+    server, original = locate_resource(request, uri)
     key = (principal(request).subject, session.sid)
     if msg.method == "resources/unsubscribe":
         await state.hub.unsubscribe(key, server.name, original)
@@ -91,7 +79,7 @@ async def listen_resources(request: web.Request, state: McpState, wanted: Any) -
         if not isinstance(uri, str):
             continue
         try:
-            located.append((uri, *_locate(request, uri)))
+            located.append((uri, *locate_resource(request, uri)))
         except RpcFailure:
             continue  # not a resource of a backend the caller may reach: left out of the ack
     # Every URI decided in one PDP request; a denied one is left out of the ack.
@@ -111,20 +99,6 @@ async def listen_resources(request: web.Request, state: McpState, wanted: Any) -
     return key, honoured
 
 
-def drainer(state: McpState, key: Subscriber, subscription: protocol.RequestId) -> tuple[Callable[[], bytes], Callable[[], None]]:
-    """A stream's update source (SSE bytes of queued updates) and its detach callback."""
-    queue = state.hub.attach(key)
-
-    def drain() -> bytes:
-        out = []
-        while not queue.empty():
-            server, uri = queue.get_nowait()
-            out.append(sse.json_event(updated(server, uri, subscription)))
-        return b"".join(out)
-
-    return drain, lambda: state.hub.detach(key, queue)
-
-
 async def listen_stream(request: web.Request, state: McpState, msg: protocol.Message) -> web.StreamResponse:
     """`subscriptions/listen`: acknowledge what is honoured (list changes, permitted resource URIs), then watch."""
     raw = msg.params.get("notifications")
@@ -142,32 +116,29 @@ async def listen_stream(request: web.Request, state: McpState, msg: protocol.Mes
 
 
 async def stream(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: protocol.RequestId,
-                  kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
-    with endpoint.stream_slot(state, key[0], session):
-        return await _watch(request, state, first, subscription, kinds, key)
-
-
-async def _watch(request: web.Request, state: McpState, first: list[dict[str, Any]], subscription: protocol.RequestId,
-                 kinds: set[str], key: tuple[str, str]) -> web.StreamResponse:
+                 kinds: set[str], key: tuple[str, str], session: str | None) -> web.StreamResponse:
+    """A watching SSE stream: `first` messages, then list changes of `kinds` and `key`'s resource updates."""
     out = web.StreamResponse(headers=sse.SSE_HEADERS)
-    drain, detach = drainer(state, key, subscription)
     gauge = state.metrics.streams_open.labels("aggregated")
-    gauge.inc()
-    try:
-        await out.prepare(request)
-        for message in first:
-            await out.write(sse.json_event(message))
+    with endpoint.stream_slot(state, key[0], session):
+        queue = state.hub.attach(key)
 
-        async def snapshot() -> dict[str, str]:
-            return await watched_snapshot(request, state, kinds)
+        def drain() -> bytes:  # the resource updates queued since the last tick, as SSE
+            return b"".join(sse.json_event(updated(*queue.get_nowait(), subscription)) for _ in range(queue.qsize()))
 
-        async with state.catalogs.subscribed():
-            await listen.watch(request, out, snapshot, subscription, drain, state.catalogs.stamp)
-    except ConnectionResetError:
-        pass  # the client closed the stream
-    finally:
-        detach()
-        gauge.dec()
+        gauge.inc()
+        try:
+            await out.prepare(request)
+            for message in first:
+                await out.write(sse.json_event(message))
+            async with state.catalogs.subscribed():
+                await listen.watch(request, out, lambda: watched_snapshot(request, state, kinds), subscription,
+                                   drain, state.catalogs.stamp)
+        except ConnectionResetError:
+            pass  # the client closed the stream
+        finally:
+            state.hub.detach(key, queue)
+            gauge.dec()
     return out
 
 
@@ -177,24 +148,11 @@ _SOURCES = {
     listen.PROMPTS: ("prompts/list",),
     listen.RESOURCES: ("resources/list", "resources/templates/list"),
 }
-_KEYS = {  # list method -> (item key, rename)
-    "tools/list": ("name", naming.public_name),
-    "prompts/list": ("name", naming.public_name),
-    "resources/list": ("uri", catalog.wrap_uri),
-    "resources/templates/list": ("uriTemplate", catalog.wrap_uri),
-}
-
-
 async def visible(request: web.Request, state: McpState, method: str) -> list[dict[str, Any]]:
     """One list method's merged catalog as the caller may see it, from the shared lists."""
     enabled = servers_of(request)
     per_server = {s: items for s, items in state.catalogs.lists.get(method, {}).items() if s in enabled}
-    key, rename = _KEYS[method]
-    pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
-    allowed = await enforce.allowed_items(request, principal(request), method, pairs)
-    if method == "tools/list":
-        return catalog.merge_tools(per_server, allowed, state.settings.mcp_broadcast)
-    return catalog.merge_named(per_server, key, allowed, rename)
+    return (await permitted(request, state, method, per_server))[0]
 
 
 async def watched_snapshot(request: web.Request, state: McpState, kinds: set[str]) -> dict[str, str]:

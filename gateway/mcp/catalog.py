@@ -1,8 +1,8 @@
 """Pure aggregation for `/mcp`: the merged tool, prompt and resource lists, name resolution, paging.
 
-Tools are named `{server}__{tool}` (see naming.py). A tool name offered by two or more permitted
-servers is also listed once unprefixed: a *broadcast tool* that runs on all of them. Resources
-keep their URIs inside a `mcpgw://{server}/` wrapper, so reading one is routed without a lookup.
+A tool offered alike by several permitted servers is also listed unprefixed: a *broadcast tool*
+that runs on all of them. Resources keep their URIs inside `mcpgw://{server}/`, so reading one is
+routed without a lookup.
 """
 
 from __future__ import annotations
@@ -58,12 +58,8 @@ def input_schema(tool: Mapping[str, Any]) -> Any:
 
 
 def broadcastable(offers: Sequence[tuple[str, Mapping[str, Any]]]) -> bool:
-    """Two or more servers offer the tool with one `inputSchema` (canonical JSON equality).
-
-    A broadcast tool advertises one schema; where the servers' schemas differ, arguments valid
-    for the advertised one may be refused (or mean something else) on another server, so no
-    unprefixed name is offered and each server's tool is called by its prefixed name.
-    """
+    """Two or more servers offer the tool with one `inputSchema` (canonical JSON equality): a broadcast
+    advertises one schema, and arguments valid for it may mean something else on another server."""
     if len(offers) < 2:
         return False
     first = _canonical(input_schema(offers[0][1]))

@@ -1,8 +1,5 @@
-"""Fetching every enabled backend's lists concurrently, with a short cache.
-
-A backend that fails is left out of the aggregated answer (and counted), not allowed to fail the
-whole list: an agent still sees the tools of the backends that work.
-"""
+"""Every enabled backend's lists, fetched concurrently with a short cache; a failing backend is
+left out (and counted), so an agent still sees the tools of the backends that work."""
 
 from __future__ import annotations
 
@@ -34,24 +31,15 @@ async def list_all(pool: UpstreamPool, server: ServerConfig, method: str, caller
     try:
         return await every_page(server.name, method, page)
     except UpstreamRpcError as exc:
-        if unadvertised(pool, server, method, caller, {"code": exc.code}):
-            return []  # e.g. prompts/list on server-memory: nothing to list, not a backend failure
+        # Refused as unknown and never advertised (prompts/list on server-memory): nothing to list, no failure.
+        if exc.code == METHOD_NOT_FOUND and method not in advertised(pool.client(server, caller).server_info):
+            return []
         raise
 
 
-def unadvertised(pool: UpstreamPool, server: ServerConfig, method: str, caller: Caller | None, error: object) -> bool:
-    """True when a backend refused `method` as unknown and its capabilities never offered it."""
-    if not isinstance(error, dict) or error.get("code") != METHOD_NOT_FOUND:
-        return False
-    return method not in advertised(pool.client(server, caller).server_info)
-
-
 class ListCache:
-    """Per (server, method, backend session) lists, reused for `ttl` seconds; one fetch in flight per key.
-
-    A 2025-era backend's lists are read in the caller's own backend session (its session state is
-    its own), so entries are per caller there; at most `max_entries` are kept.
-    """
+    """Per (server, method, backend session) lists, reused for `ttl` seconds; one fetch in flight per
+    key; at most `max_entries` kept (a 2025-era backend's entries are per caller's backend session)."""
 
     def __init__(self, ttl: float = 5.0, max_entries: int = 4096) -> None:
         self.ttl = ttl
@@ -100,16 +88,12 @@ class ListCache:
                 del self._entries[next(iter(self._entries))]
         self._entries[key] = (now + self.ttl, server, items)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 async def gather_lists(
     pool: UpstreamPool, cache: ListCache, servers: Sequence[ServerConfig], method: str,
     on_error: Callable[[ServerConfig, Exception], None], caller: Caller | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """{server: items} for every server that answered (in `caller`'s backend sessions); `on_error(server, exc)`
-    for the rest."""
+    """{server: items} for every server that answered; `on_error(server, exc)` for the rest."""
     results = await asyncio.gather(*(cache.get(pool, s, method, caller) for s in servers), return_exceptions=True)
     out: dict[str, list[dict[str, Any]]] = {}
     for server, result in zip(servers, results, strict=True):

@@ -1,8 +1,5 @@
-"""Per-key counters with a ceiling: open streams per session and per subject, pending requests.
-
-A key's entry exists only while something holds a slot, so the table never outgrows the
-number of live holders, whatever number of keys callers invent.
-"""
+"""Per-key counters with a ceiling (open streams per session and subject, pending requests); a key's
+entry lives only while it holds a slot, so callers inventing keys cannot grow the table."""
 
 from __future__ import annotations
 

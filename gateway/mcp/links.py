@@ -1,16 +1,10 @@
 """Resource links in `/mcp` answers, rewritten into the gateway's namespace. Pure.
 
-A backend's tool result, prompt message or resource contents may point at its own resources:
-`{"type": "resource_link", "uri": …}` content items and embedded `{"type": "resource",
-"resource": {"uri": …}}` items. The agent can only read them through `/mcp` under their
-aggregated URI (`mcpgw://{server}/{uri}`, catalog.wrap_uri), so every such URI is wrapped on the
-way out; `resources/read` (and subscribe, completion) unwrap it on the way back in.
-
-Where: `content` of tools/call results, `content` of prompts/get messages, `contents` of
-resources/read results, and in `structuredContent` only objects that are themselves resource
-links (`type: "resource_link"` with a string `uri`) — other strings there are the tool's data
-and are never guessed at. The passthrough relays the backend's own URIs, which its own
-`resources/read` accepts, so nothing is rewritten there.
+A backend's results may point at its own resources (`resource_link` items, embedded `resource`
+items); the agent can only read them through `/mcp` as `mcpgw://{server}/{uri}`, so every such URI
+is wrapped on the way out. In `structuredContent` only objects that are themselves resource links
+are rewritten: other strings there are the tool's data and are never guessed at. The passthrough
+relays the backend's own URIs, which its own `resources/read` accepts.
 """
 
 from __future__ import annotations
@@ -61,27 +55,20 @@ def tool_result(server: str, result: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _each(result: Mapping[str, Any], key: str, fix: Any) -> dict[str, Any]:
+    out = dict(result)
+    if isinstance(out.get(key), list):
+        out[key] = [fix(x) if isinstance(x, dict) else x for x in out[key]]
+    return out
+
+
 def prompt_result(server: str, result: Mapping[str, Any]) -> dict[str, Any]:
     """A GetPromptResult whose messages' links are in the gateway's namespace."""
-    out = dict(result)
-    messages = out.get("messages")
-    if isinstance(messages, list):
-        out["messages"] = [
-            {**m, "content": (_content(server, m["content"]) if isinstance(m.get("content"), list)
-                              else content_item(server, m.get("content")))}
-            if isinstance(m, dict) and "content" in m else m
-            for m in messages
-        ]
-    return out
+    return _each(result, "messages", lambda m: m if "content" not in m else {**m, "content": (
+        _content(server, m["content"]) if isinstance(m["content"], list) else content_item(server, m["content"]))})
 
 
 def read_result(server: str, result: Mapping[str, Any]) -> dict[str, Any]:
     """A ReadResourceResult whose contents carry aggregated URIs."""
-    out = dict(result)
-    contents = out.get("contents")
-    if isinstance(contents, list):
-        out["contents"] = [
-            {**c, "uri": wrap_uri(server, c["uri"])} if isinstance(c, dict) and isinstance(c.get("uri"), str) else c
-            for c in contents
-        ]
-    return out
+    return _each(result, "contents",
+                 lambda c: {**c, "uri": wrap_uri(server, c["uri"])} if isinstance(c.get("uri"), str) else c)

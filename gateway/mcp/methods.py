@@ -20,20 +20,15 @@ from shared.authzen import TYPE_FOR_ACTION, Resource, resource_for, server_resou
 
 Kind = Literal["decided", "listed", "always"]
 OTHER_ACTION = "call_method"
-OTHER_TYPE = TYPE_FOR_ACTION[OTHER_ACTION]
 SEE_SERVER = "list_servers"  # "may see the server at all": the same action GET /mcp/servers filters on
 
 # request method -> (action, params key naming the target, target is a URI)
-_GUARDED_ACTIONS = {
+GUARDED = {
     "tools/call": ("invoke_tool", "name", False),
     "resources/read": ("read_resource", "uri", True),
     "resources/subscribe": ("read_resource", "uri", True),
     "resources/unsubscribe": ("read_resource", "uri", True),
     "prompts/get": ("get_prompt", "name", False),
-}
-# request method -> (action, resource type (the wire's, for the action), params key, target is a URI)
-GUARDED: dict[str, tuple[str, str, str, bool]] = {
-    method: (action, TYPE_FOR_ACTION[action], key, uri) for method, (action, key, uri) in _GUARDED_ACTIONS.items()
 }
 LISTED = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list"})
 # Opening a conversation with a server (or changing its log level) needs only the right to see it.
@@ -59,7 +54,7 @@ class Plan:
 
 def method_resource(server: str, method: str) -> Resource:
     """The policy resource of a method the table does not classify."""
-    return Resource(OTHER_TYPE, server, method)
+    return resource_for(OTHER_ACTION, server, method)
 
 
 def plan(server: str, kind: str, method: str, params: Mapping[str, Any]) -> Plan:
@@ -81,11 +76,11 @@ def plan(server: str, kind: str, method: str, params: Mapping[str, Any]) -> Plan
     if method in SERVER_LEVEL:
         return Plan("decided", ((SEE_SERVER, server_resource(server)),))
     if method in GUARDED:
-        action, rtype, key, is_uri = GUARDED[method]
+        action, key, is_uri = GUARDED[method]
         name = target(params, key, uri=is_uri)
         if not is_uri:
-            _nameable(rtype, name)
-        return Plan("decided", ((action, Resource(rtype, server, name)),))
+            _nameable(TYPE_FOR_ACTION[action], name)
+        return Plan("decided", ((action, resource_for(action, server, name)),))
     if method == "completion/complete":
         return Plan("decided", (completion_check(server, params),))
     if method == "subscriptions/listen":

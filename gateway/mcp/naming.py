@@ -1,11 +1,7 @@
-"""Public names for aggregated tools, prompts and resources: `{server}__{name}`, spec-valid.
+"""Public names for aggregated tools and prompts: `{server}__{name}`, within `[A-Za-z0-9_-]{1,64}`.
 
-Tool names clients accept are `[A-Za-z0-9_-]{1,64}`. A name that already fits is used as is; one
-that does not is cut and given an 8-hex-digit hash of the original pair, so the same pair always
-gets the same name (stable across replicas and restarts) and different pairs practically never
-collide. Reversal needs no stored state: `resolve` recomputes names from the server's own list
-(every replica derives the same answer from the same catalog); `split_simple` is a fast path for
-names that cannot be shortened ones.
+A name that does not fit is cut and given an 8-hex-digit hash of the pair: stable across replicas
+and restarts, so reversal needs no stored state (`resolve` recomputes names from the server's list).
 """
 
 from __future__ import annotations
@@ -69,10 +65,8 @@ def maybe_shortened(public: str) -> bool:
 
 
 def split_simple(public: str, servers: Iterable[str]) -> tuple[str, str] | None:
-    """Fast path without any tool list: `server__name` when that round-trips exactly.
-
-    None for anything that may be a shortened name: callers then `resolve` against the lists.
-    """
+    """Fast path without any tool list: `server__name` when that round-trips exactly; None for
+    anything that may be a shortened name (callers then `resolve` against the lists)."""
     if maybe_shortened(public):
         return None
     for server in sorted(servers, key=len, reverse=True):

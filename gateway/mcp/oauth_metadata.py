@@ -1,18 +1,11 @@
-"""OAuth 2.1 resource-server surface of the MCP endpoints (RFC 9728, RFC 6750).
-
-The gateway is the protected resource; the authorization server(s) are the configured issuer(s).
-Pure builders here; `routes/mcp.py` serves them.
-"""
+"""OAuth 2.1 resource-server surface of the MCP endpoints (RFC 9728, RFC 6750): pure builders."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.edge import WELL_KNOWN
-
-__all__ = ["WELL_KNOWN", "cache_headers", "challenge", "metadata_url", "missing_scopes",
-           "protected_resource_metadata"]
+from gateway.edge import WELL_KNOWN as WELL_KNOWN  # routes/mcp.py serves the metadata there
 
 
 def metadata_url(base_url: str, resource_path: str = "") -> str:
@@ -20,9 +13,8 @@ def metadata_url(base_url: str, resource_path: str = "") -> str:
     return base_url.rstrip("/") + WELL_KNOWN + resource_path
 
 
-def protected_resource_metadata(
-    base_url: str, resource_path: str, authorization_servers: Sequence[str], scopes: Sequence[str],
-) -> dict[str, Any]:
+def protected_resource_metadata(base_url: str, resource_path: str, authorization_servers: Sequence[str],
+                                scopes: Sequence[str]) -> dict[str, Any]:
     """The RFC 9728 document for one resource of the gateway."""
     doc: dict[str, Any] = {
         "resource": base_url.rstrip("/") + resource_path,
@@ -36,21 +28,15 @@ def protected_resource_metadata(
 
 
 def cache_headers(*, reflected: bool) -> dict[str, str]:
-    """Caching of the metadata: 300 s for a configured public URL; never cached when built from Host.
-
-    Without `public_url` (allowed in development and no-auth mode only, see settings.finalize)
-    the document names the Host the request came in on, so it varies by Host and no cache may
-    hand one caller's answer to another.
-    """
+    """Caching of the metadata: 300 s for a configured public URL; never cached when it names the
+    request's Host (no `public_url`), so no cache hands one caller's answer to another."""
     if reflected:
         return {"Cache-Control": "no-store", "Vary": "Host"}
     return {"Cache-Control": "max-age=300"}
 
 
-def challenge(
-    metadata: str, *, error: str | None = None, description: str | None = None,
-    scope: Sequence[str] = (),
-) -> str:
+def challenge(metadata: str, *, error: str | None = None, description: str | None = None,
+              scope: Sequence[str] = ()) -> str:
     """A `WWW-Authenticate: Bearer` value naming the metadata URL (and error/scope when given)."""
     params = [f'resource_metadata="{_q(metadata)}"']
     if error:

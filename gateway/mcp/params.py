@@ -1,11 +1,8 @@
 """`Mcp-Param-*` headers (2026-07-28 `x-mcp-header`): checked against the body, rebuilt from it. Pure.
 
-A tool may mirror arguments into headers (`"x-mcp-header": "Region"` on a property of its
-`inputSchema` → `Mcp-Param-Region`) so intermediaries can route without reading the body. A
-header the gateway did not check could claim one value while the body carries another, so the
-client's `Mcp-Param-*` headers are never copied: when a client sends any, they must equal what the
-tool's schema and the call's arguments give (−32020 otherwise), and what is forwarded is the set
-rebuilt here from the body.
+A header could claim one value while the body carries another, so the client's are never copied:
+any it sends must equal what the tool's schema and the arguments give (−32020 otherwise), and what
+is forwarded is rebuilt from the body.
 """
 
 from __future__ import annotations

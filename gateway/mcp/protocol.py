@@ -1,8 +1,7 @@
-"""MCP wire rules the gateway enforces as a server: eras, versions, headers, JSON-RPC shapes.
+"""MCP wire rules the gateway enforces as a server: eras, versions, headers, JSON-RPC shapes. Pure.
 
-Pure functions only. Two protocol eras arrive on one endpoint:
-  handshake era (2025-03-26 / 2025-06-18 / 2025-11-25): `initialize`, `Mcp-Session-Id`, GET stream;
-  modern era (2026-07-28): stateless POSTs carrying `params._meta` and routing headers.
+Two eras arrive on one endpoint: handshake (2025-*: `initialize`, `Mcp-Session-Id`, GET stream) and
+modern (2026-07-28: stateless POSTs carrying `params._meta` and routing headers).
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import base64
 import binascii
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from multidict import MultiMapping, istr
@@ -87,9 +86,6 @@ class Message:
         params = body.get("params")
         self.params: dict[str, Any] = params if isinstance(params, dict) else {}
 
-    def __repr__(self) -> str:
-        return f"Message({self.kind!r}, {self.body!r})"
-
 
 def parse_message(body: Any) -> Message:
     """Classify a decoded POST body; batches and malformed objects raise RpcFailure(-32600)."""
@@ -139,24 +135,18 @@ _B64 = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
 
 def decode_header(value: str | None) -> str | None:
     """An `Mcp-Name` value, unwrapping the `=?base64?…?=` form; None when malformed."""
-    if value is None or not value.startswith("=?"):
-        return value
-    match = _B64.fullmatch(value)
+    match = _B64.fullmatch(value) if value is not None and value.startswith("=?") else None
     if match is None:
         return value
     try:
-        raw = base64.b64decode(match["payload"], validate=True)
-        return raw.decode()
+        return base64.b64decode(match["payload"], validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
 
 
-def validate_modern(msg: Message, headers: Mapping[str, str], supported: Sequence[str] = MODERN_VERSIONS) -> str:
-    """Check a modern-era request's envelope and routing headers; return its protocol version.
-
-    Order follows the spec: envelope (−32602), headers against body (−32020), version (−32022),
-    so a client that disagrees with itself is told so before being told its version is unknown.
-    """
+def validate_modern(msg: Message, headers: Mapping[str, str]) -> str:
+    """Check a modern-era request's envelope and routing headers; return its protocol version. In the
+    spec's order: envelope (−32602), headers against body (−32020), version (−32022)."""
     meta = msg.params.get("_meta")
     if not isinstance(meta, dict):
         raise RpcFailure(INVALID_PARAMS, f"params._meta must carry {META_VERSION!r} and {META_CAPABILITIES!r}")
@@ -173,21 +163,15 @@ def validate_modern(msg: Message, headers: Mapping[str, str], supported: Sequenc
         body_value = msg.params.get(key)
         if body_value is not None and decode_header(headers.get(I_NAME)) != body_value:
             raise RpcFailure(HEADER_MISMATCH, f"{H_NAME} header does not match the body's {key!r}")
-    if not isinstance(version, str) or version not in supported:
-        raise RpcFailure(
-            UNSUPPORTED_VERSION, "Unsupported protocol version",
-            {"supported": list(supported), "requested": version if isinstance(version, str) else None},
-        )
+    if not isinstance(version, str) or version not in MODERN_VERSIONS:
+        raise RpcFailure(UNSUPPORTED_VERSION, "Unsupported protocol version",
+                         {"supported": list(MODERN_VERSIONS), "requested": version if isinstance(version, str) else None})
     return version
 
 
 def check_routing_headers(msg: Message, headers: MultiMapping[str]) -> None:
-    """`Mcp-Method` / `Mcp-Name`, when sent, must agree with the body (both eras); −32020 otherwise.
-
-    An intermediary or backend that routes or authorises on a header must see what the body says:
-    a header naming one tool while the body calls another is refused, never passed on. A header
-    sent twice is refused too (first-copy and last-copy readers would disagree).
-    """
+    """`Mcp-Method` / `Mcp-Name`, when sent, must agree with the body (both eras), once; −32020 otherwise:
+    whoever routes or authorises on a header must see what the body says."""
     for header, label in ((I_METHOD, H_METHOD), (I_NAME, H_NAME)):
         if len(headers.getall(header, ())) > 1:
             raise RpcFailure(HEADER_MISMATCH, f"{label} header appears more than once")
@@ -228,18 +212,18 @@ def check_handshake_version(header: str | None) -> None:
 @functools.lru_cache(maxsize=64)
 def accepts_post(accept: str | None) -> bool:
     """A POST must accept both JSON and SSE answers (`*/*` covers both); cached: clients repeat theirs."""
-    types = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
-    if "*/*" in types:
-        return True
-    json_ok = "application/json" in types or "application/*" in types
-    sse_ok = "text/event-stream" in types or "text/*" in types
-    return json_ok and sse_ok
+    types = _media_types(accept)
+    return "*/*" in types or (bool(types & {"application/json", "application/*"})
+                              and bool(types & {"text/event-stream", "text/*"}))
 
 
 def accepts_sse(accept: str | None) -> bool:
     """A GET stream needs `text/event-stream` in Accept."""
-    types = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
-    return bool(types & {"text/event-stream", "text/*", "*/*"})
+    return bool(_media_types(accept) & {"text/event-stream", "text/*", "*/*"})
+
+
+def _media_types(accept: str | None) -> set[str]:
+    return {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
 
 
 # 2026-07-28 results that carry caching directives (required on the wire).

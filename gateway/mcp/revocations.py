@@ -1,12 +1,9 @@
 """Session revocation shared by every gateway replica (Postgres table + LISTEN/NOTIFY).
 
-Session ids are self-contained tokens, so ending one (DELETE) means remembering it as revoked
-until it would have expired. The replica that receives the DELETE refuses the session at once,
-then writes a row to `mcp_revoked_sessions` and calls pg_notify on `CHANNEL` in the same
-transaction; the other replicas LISTEN on one connection each and add the key within
-milliseconds. Every (re)connect reloads the table, because notifications sent while a
-listener was down are lost. Only keyed hashes travel: never the session id or the subject.
-Without a database pool the set stays per replica (the behaviour before this module).
+A DELETEd session is refused at once here, then written to `mcp_revoked_sessions` with a
+pg_notify in the same transaction; the others LISTEN and reload the table on every (re)connect
+(notifications sent while down are lost). Only keyed hashes travel. Without a database the set
+stays per replica.
 """
 
 from __future__ import annotations
@@ -77,11 +74,9 @@ class Revocations:
             return
         self.codec.note_revoked(*parsed)
 
-    async def load(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
-        """Adopt every live revocation in the table; return how many there are."""
-        rows = await conn.fetch(_LOAD)
-        self.codec.replace_revoked({r["session_hash"]: r["expires"] for r in rows})
-        return len(rows)
+    async def load(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+        """Adopt every live revocation in the table."""
+        self.codec.replace_revoked({r["session_hash"]: r["expires"] for r in await conn.fetch(_LOAD)})
 
     async def prune(self) -> int:
         """Delete expired rows; return how many went."""

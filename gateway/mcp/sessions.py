@@ -1,12 +1,8 @@
-"""Gateway-minted `Mcp-Session-Id`s: self-contained, sealed, bound to the subject.
+"""Gateway-minted `Mcp-Session-Id`s: self-contained, AES-GCM-sealed (signed and opaque), bound to the subject.
 
-A session id is AES-GCM-sealed JSON (so it is both signed and opaque) under a key derived from
-the configured secret: any replica holding the secret can open it, which is what lets a session
-created on one replica keep working on another. It names the subject (as a hash), the protocol
-version, the backend for passthrough sessions and that backend's own session id.
-Forged, expired or foreign-subject ids are all "unknown session" (404) to the client.
-DELETEd sessions are remembered by a keyed hash of their random part until they would have
-expired; `gateway.mcp.revocations` shares that set between replicas through Postgres.
+Any replica holding the secret opens them, so a session outlives the replica that minted it.
+Forged, expired or foreign-subject ids are all "unknown session" (404). DELETEd sessions are
+remembered by a keyed hash until they would have expired (shared by `gateway.mcp.revocations`).
 """
 
 from __future__ import annotations
@@ -110,11 +106,8 @@ class SessionCodec:
         return key, expires
 
     def note_revoked(self, key: str, expires: float, now: float | None = None) -> None:
-        """Remember a revocation (ours or another replica's) until `expires`; expired ones are dropped.
-
-        O(log n): the set is kept incrementally (a NOTIFY per DELETE reaches every replica, so a
-        rebuild per call made each DELETE cost the whole set, everywhere).
-        """
+        """Remember a revocation (ours or another replica's) until `expires`; O(log n), since every
+        replica hears every DELETE."""
         current = time.time() if now is None else now
         self._expire(current)
         if expires > current and self._revoked.get(key, 0.0) < expires:

@@ -1,13 +1,7 @@
-"""Relaying a backend's answer to the client: JSON as is, SSE event by event, lists rewritten.
-
-`rewrite` (when given) receives the `result` of the response to the client's request and returns
-the result to send instead; every other message (notifications, server→client requests, other
-responses) passes through untouched.
+"""Relaying a backend's answer to the client: JSON as is, SSE event by event, the answer rewritten.
 
 Only MCP's own headers cross the passthrough (allowlist): the client's Authorization, cookies and
-Host never reach a backend; the backend's credential is added by the one request path
-(gateway/upstream/sender.py) and nowhere else, with the backend's own Host (SDK servers bound to
-loopback answer 421 to a foreign one).
+Host never reach a backend; its credential and Host are added by gateway/upstream/sender.py only.
 """
 
 from __future__ import annotations
@@ -67,17 +61,13 @@ async def relay_answer(
     rewrite: Rewrite | None, server: str, cancel: Callable[[], Awaitable[None]] | None = None,
     idle_limit: float | None = None, observe: Observer | None = None,
 ) -> web.StreamResponse:
-    """Send the backend's answer on; SSE without buffering (each event flushed as it completes).
+    """Send the backend's answer on; SSE unbuffered, byte for byte but for the answer to `rid`,
+    which `rewrite` (when given) may replace.
 
-    A JSON body or SSE event past `state.settings.mcp_max_response_bytes` is refused: a JSON answer becomes a
-    502 (ResponseTooLarge from read_capped); an SSE stream, already started, gets a JSON-RPC error
-    for the pending request (if any) as its last event and is closed. The answer to a request
-    (`rid` set) is a call: all its bytes together count against `state.settings.mcp_max_call_bytes`, past
-    which it ends the same way and the backend stream is dropped (its cancel; `cancel()` tells a
-    2025-era backend too); a GET stream, relayed with backpressure and never buffered, is not a call.
-    So does a stream the backend leaves quiet for longer than `idle_limit` (its server's
-    `timeout`), or breaks off: once the answer has started, no failure may become a second HTTP
-    response. Events pass byte for byte, except the answer when `rewrite` changes it.
+    Past `mcp_max_response_bytes` a JSON answer is a 502; past that per event, `mcp_max_call_bytes`
+    for a call's stream (then dropped upstream; `cancel()` tells a 2025-era backend), `idle_limit`
+    quiet, or a break, a started SSE answer ends with a JSON-RPC error for the pending request:
+    once the answer has started, no failure may become a second HTTP response.
     """
     if resp.content_type != "text/event-stream":
         raw = await read_capped(resp, server, state.settings.mcp_max_response_bytes)
@@ -150,11 +140,8 @@ class _Watch:
 
 
 class _Watcher:
-    """One timer per event loop polling every watched request's transport (none while idle).
-
-    A `TimerHandle` per request cost ~4 µs of the hot path (creation, heap push, cancel, and the
-    cancelled handle's later pop); a set add/discard costs a fraction of that.
-    """
+    """One timer per event loop polling every watched request's transport (none while idle): a
+    `TimerHandle` per request cost ~4 µs of the hot path, a set add/discard a fraction of that."""
 
     def __init__(self) -> None:
         # No reference to the loop: it is this object's weak key in `_watchers`.
@@ -188,12 +175,8 @@ def _watcher(loop: asyncio.AbstractEventLoop) -> _Watcher:
 async def until_disconnect(request: web.Request, work: Awaitable[T]) -> T:
     """Run `work`, cancelling it (and so the upstream request) if the client disconnects first.
 
-    2026-07-28 has no cancel notification: closing the connection is how a client cancels.
-    aiohttp does not cancel handlers on disconnect by default (the gateway does not enable
-    `handler_cancellation`, which would also cancel REST handlers), so the transport is watched.
-    `work` runs in this task; a per-loop timer polls the transports of all watched requests. It
-    only fires while this task waits inside `work`, so its cancellation lands there (and the
-    backend request is dropped with it).
+    2026-07-28 has no cancel notification: closing the connection is how a client cancels. aiohttp's
+    `handler_cancellation` would cancel REST handlers too, so the transport is polled instead.
     """
     task = asyncio.current_task()
     assert task is not None

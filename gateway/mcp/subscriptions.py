@@ -1,10 +1,8 @@
 """Resource subscriptions on `/mcp`: who follows which backend URI, and delivery to their streams.
 
-A subscriber is (subject, key): a 2025-era gateway session id (the subscription lives on this
-replica until unsubscribe, DELETE or the session's expiry, and is delivered on that session's
-open GET streams) or one 2026-07-28 `subscriptions/listen` stream (it lives as long as the
-stream). Per backend, the union of subscribed URIs drives one `ResourceFeed` (gateway/upstream/notify.py);
-an update reaches only subscribers of that URI, renamed to its `mcpgw://{server}/…` form.
+A subscriber is a 2025-era session (on this replica until unsubscribe, DELETE or expiry; delivered
+on its GET streams) or one `subscriptions/listen` stream. Per backend, the union of subscribed
+URIs drives one `ResourceFeed` (gateway/upstream/notify.py).
 """
 
 from __future__ import annotations

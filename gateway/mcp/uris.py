@@ -1,17 +1,10 @@
 """Resource URIs the gateway decides on: only URIs already in RFC 3986 normal form. Pure.
 
-A policy grants `file:///public/*`; a backend resolves `file:///public/../secret` or
-`file:///public/%2e%2e/secret` to a file outside it. Deciding on one spelling and forwarding
-another is the hole, so a URI is accepted only when it *is* its own normal form (RFC 3986
-section 6.2.2: lower-case scheme and host, upper-case percent escapes, unreserved characters not
-escaped, no dot segments). Refusing rather than rewriting keeps the passthrough byte-faithful: the
-URI decided is the URI forwarded, unchanged.
-
-Beyond the normal form, spellings that backends are known to decode into separators after the
-check are refused too: `\\` (Windows and WHATWG URL parsers read it as `/`), `%2F`/`%5C` (an
-escaped separator a backend may decode before splitting the path), `%25` followed by two hex
-digits (double encoding: `%252e` becomes `.` after a second decode), control characters,
-spaces and non-ASCII characters (a URI is ASCII by definition; an IRI must be sent percent-encoded).
+A policy grants `file:///public/*`; a backend resolves `file:///public/%2e%2e/secret` outside it.
+Deciding on one spelling and forwarding another is the hole, so a URI is accepted only when it
+*is* its own normal form (section 6.2.2); refusing rather than rewriting keeps the passthrough
+byte-faithful. Spellings backends are known to decode into separators after the check are refused
+too: `\\`, `%2F`/`%5C`, double encoding (`%252e`), control, space and non-ASCII characters.
 """
 
 from __future__ import annotations
@@ -53,11 +46,8 @@ def normalise(uri: str) -> str:
 
 
 def check(uri: str, *, template: bool = False) -> str:
-    """`uri` itself when the gateway may decide on it; UriRefused otherwise.
-
-    `template` admits RFC 6570 expressions (`{path}`, `{+rest}`) of a resource template: each is
-    checked as if it were one ordinary path character.
-    """
+    """`uri` itself when the gateway may decide on it; UriRefused otherwise. `template` admits RFC 6570
+    expressions (`{path}`), each checked as if it were one ordinary path character."""
     if not isinstance(uri, str) or not uri:
         raise UriRefused("resource URI must be a non-empty string")
     if len(uri) > MAX_LEN:

@@ -1,8 +1,5 @@
-"""Body limit: refuse a declared Content-Length over the limit before anything reads the body.
-
-Chunked bodies without a length are capped by the application's `client_max_size`, which aiohttp
-enforces while reading (it raises 413, turned into our JSON error by the errors middleware).
-"""
+"""Body limit: refuse a declared Content-Length over the limit before anything reads the body
+(chunked bodies are capped by the app's `client_max_size` while reading)."""
 
 from __future__ import annotations
 

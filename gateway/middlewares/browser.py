@@ -1,16 +1,9 @@
 """Browser guard (CSRF, DNS rebinding) for every route, REST and MCP alike.
 
-A web page can make the user's browser send "simple" requests to the gateway: a POST with a
-`text/plain` or form body, no preflight. In no-auth mode (no token to forge) that used to run a
-tool. Two rules close it:
-1. `Origin`, when present, must be allowlisted (`mcp_allowed_origins`) or, with an empty list,
-   the loopback host the request was addressed to (the rule `/mcp` has always applied). A request
-   without `Origin` but marked `Sec-Fetch-Site: cross-site`/`same-site` that changes state is refused too.
-2. A state-changing REST request with a body must declare it JSON (`application/json` or
-   `+json`); an empty one may not carry a form type (text/plain, urlencoded, multipart). A
-   browser cannot send JSON cross-origin without a CORS preflight, which the gateway never grants.
-   The MCP endpoints check their own Content-Type (415, JSON-RPC body).
-Non-browser clients send no Origin and JSON bodies, so they are unaffected.
+A page can make a browser send "simple" requests (a POST with a `text/plain` or form body, no
+preflight); in no-auth mode that used to run a tool. So a foreign `Origin` (or, without one, a
+cross-site `Sec-Fetch-Site`) is refused, and a state-changing REST request must carry JSON, which
+a browser cannot send cross-origin without a CORS preflight the gateway never grants.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Header hygiene: a security-relevant header sent twice is refused (400), an oversized one too (431).
 
-Two `Authorization` headers used to mean "the first one wins", which lets a proxy and the gateway
-disagree about who the caller is; the same holds for the MCP session and routing headers. Sizes:
-aiohttp's parser is given a ceiling above `max_header_bytes` (see `server_limits`), so a header
-between the two gets this JSON 431 instead of aiohttp's plain-text 400. Header values are never
-echoed or logged: messages name the header and its size only.
+Two `Authorization` headers would let a proxy and the gateway disagree about who the caller is.
+Header values are never echoed or logged: messages name the header and its size only.
 """
 
 from __future__ import annotations
@@ -50,11 +47,8 @@ def oversized(items: list[tuple[bytes, bytes]], limit: int) -> tuple[str, int] |
 
 
 class ScrubParserErrors(logging.Filter):
-    """Rewrite aiohttp's "Error handling request" records: no exception text, which quotes header bytes.
-
-    aiohttp's LineTooLong/BadHttpMessage messages include the start of the offending line (a
-    bearer token, say); the record keeps the peer and the error class only.
-    """
+    """Rewrite aiohttp's "Error handling request" records to the peer and error class: the exception
+    text quotes the offending line (a bearer token, say)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None

@@ -1,11 +1,8 @@
 """JSON limits: every JSON request body is parsed once, here, and its shape checked at the edge.
 
-A body nested deeper, or holding a longer string or a bigger array/object, than the settings allow
-is refused with 400 before the PDP, a backend or the audit redactor sees it: REST routes answer the
-REST error body, the MCP endpoints a JSON-RPC −32600 error (as they answer every other refusal).
-This one place covers REST invoke, broadcast, `/tools/{name}/invoke`, `/mcp` and passthrough alike.
-The parsed body is kept under `JSON_BODY` so handlers do not parse it again; a body that is not
-JSON at all is left to the handler, which answers its own parse error.
+A body beyond the `max_json_*` settings is refused (400; −32600 on the MCP endpoints) before the
+PDP, a backend or the audit redactor sees it. The parsed body is kept under `JSON_BODY`; a body
+that is not JSON is left to the handler, which answers its own parse error.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Edge refusals in the shape the caller reads: JSON-RPC on the MCP endpoints, the REST body elsewhere.
-
-The edge middlewares (headers, browser) answer before any handler runs, so they build the response
-themselves; MCP clients read a JSON-RPC error, REST clients `{"error": {"code", "message"}}`.
-"""
+"""Edge refusals (headers, browser: before any handler runs) in the shape the caller reads: JSON-RPC
+on the MCP endpoints, the REST body elsewhere."""
 
 from __future__ import annotations
 
