@@ -21,6 +21,7 @@ from gateway.errors import Denied
 from gateway.keys import ANSWER_STREAM, MCP_STATE
 from gateway.mcp import (
     admission,
+    bridge,
     calls,
     catalog,
     endpoint,
@@ -182,8 +183,10 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     # A 2026-07-28 retry answers an input_required result: its inputs go to the same backend.
     extra: dict[str, Any] = {k: msg.params[k] for k in ("_meta", "inputResponses", "requestState") if k in msg.params}
     params = {"name": target.tool, "arguments": arguments, **extra}
-    return await pipeline.run(request, call, servers.__getitem__, lambda s: calls.call_tool(
-        request, state, s, params, msg.id, era, ENDPOINT))
+    # A retry continuing a call the gateway holds (bridge.py) is decided again: refused, it ends.
+    with bridge.claimed(request, state, target.servers[0], params, era) as held:
+        return await pipeline.run(request, call, servers.__getitem__, lambda s: calls.call_tool(
+            request, state, s, params, msg.id, era, ENDPOINT, held))
 
 
 async def _broadcast(request: web.Request, target: catalog.Target, raw_args: Any,
