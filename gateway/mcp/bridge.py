@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -31,13 +32,17 @@ from gateway.mcp.call_stream import ANSWER_TIMEOUT, Call
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
+from gateway.upstream.errors import UpstreamError
 
 INVALID_STATE = "Invalid or expired requestState"
 
 
-def owner_of(subject: str, server: str, params: dict[str, Any]) -> tuple[Any, ...]:
-    """What a requestState is bound to: the caller and the exact call it continues."""
-    return subject, server, params.get("name"), params.get("arguments") or {}
+@dataclass(frozen=True)
+class Turn:
+    """A `/mcp` tools/call as the bridge sees it: who may continue it, and the held call it continues."""
+
+    owner: tuple[Any, ...]  # subject, the tool as the agent named it, its arguments
+    held: Held | None = None
 
 
 class HeldCall(Call):
@@ -78,7 +83,7 @@ class Held:
 
     def __init__(self, call: HeldCall, work: Coroutine[Any, Any, dict[str, Any]], owner: tuple[Any, ...]) -> None:
         self.call, self.owner = call, owner
-        self.resumed = False  # a round took it (set by `resume`; a claimed call not resumed is ended)
+        self.resumed = False  # a round has it now (`resume`); a claimed call no round resumes is ended
         self.counted = False  # holds a place in the state's HeldCalls
         self.task = asyncio.get_running_loop().create_task(work)
         self.task.add_done_callback(_settled)
@@ -99,32 +104,29 @@ def _settled(task: asyncio.Task[dict[str, Any]]) -> None:
         task.exception()  # retrieved: a call ended between rounds must not warn
 
 
-def start(call: HeldCall, work: Coroutine[Any, Any, dict[str, Any]], params: dict[str, Any]) -> Held:
-    """Run `work` (the relay of `call`) as a call that may be held across rounds."""
-    return Held(call, work, owner_of(call.who.subject, call.server.name, params))
-
-
 @contextlib.contextmanager
-def claimed(request: web.Request, state: McpState, server: str, params: dict[str, Any],
-            era: protocol.Era) -> Iterator[Held | None]:
-    """The held call a 2026-07-28 retry continues (None when it names none of ours); ended if the
-    retry is refused or fails before a round resumes it. RpcFailure (−32602) for a bad state."""
+def claimed(request: web.Request, state: McpState, params: dict[str, Any], era: protocol.Era) -> Iterator[Turn]:
+    """The call's Turn; for a 2026-07-28 retry naming one of our requestStates, the held call it
+    continues, ended if the retry is refused or fails before a round resumes it. RpcFailure (−32602)
+    for a bad state, nothing forwarded."""
     token = params.get("requestState")
     if "requestState" in params and not isinstance(token, str):
         raise RpcFailure(protocol.INVALID_PARAMS, "requestState must be a string")
+    turn = Turn((principal(request).subject, params.get("name"), params.get("arguments") or {}))
     if era != "modern" or not isinstance(token, str) or not token.startswith(STATE_PREFIX):
-        yield None  # no state, or a 2026-07-28 backend's own (passed to it as is)
+        yield turn  # no state, or a 2026-07-28 backend's own (passed to it as is)
         return
     responses = params.get("inputResponses")
     if responses is not None and not isinstance(responses, dict):
         raise RpcFailure(protocol.INVALID_PARAMS, "inputResponses must be an object keyed by inputRequests' keys")
     try:
-        held = state.held.claim(token, owner_of(principal(request).subject, server, params))
+        held = state.held.claim(token, turn.owner)
     except InvalidState:
         raise RpcFailure(protocol.INVALID_PARAMS, INVALID_STATE, {"reason": "invalid_request_state"}) from None
     assert isinstance(held, Held)
+    held.resumed = False  # until this retry's round takes it
     try:
-        yield held
+        yield Turn(turn.owner, held)
     finally:
         if not held.resumed:
             held.end("the retry was refused")
@@ -142,6 +144,8 @@ async def resume(held: Held, writer: Call, params: dict[str, Any] | None) -> dic
             while call.outbox:
                 await writer.send(call.outbox.pop(0))
             if held.task.done():
+                if held.task.cancelled():  # never a CancelledError out of a live handler
+                    raise UpstreamError(call.server.name, "the held call was cancelled")
                 result = held.task.result()
                 held.end("finished")
                 return result

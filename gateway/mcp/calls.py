@@ -49,21 +49,21 @@ MAX_ROUNDS = 8
 
 
 async def call_tool(request: web.Request, state: McpState, server: ServerConfig, params: dict[str, Any], rid: protocol.RequestId,
-                    era: protocol.Era, endpoint: str, held: bridge.Held | None = None) -> web.StreamResponse | dict[str, Any]:
+                    era: protocol.Era, endpoint: str, turn: bridge.Turn) -> web.StreamResponse | dict[str, Any]:
     """Run tools/call on `server`, relaying its server→client traffic; the result or the SSE answer.
 
-    `held`: the call a 2026-07-28 retry continues (bridge.claimed), relayed on instead of a new one.
+    `turn.held`: the call a 2026-07-28 retry continues (bridge.claimed), relayed on instead of a new one.
     """
     call = Call(request, state, server, era, rid, endpoint)
     meta = dict(params.get("_meta") or {})
     call.client_token = meta.pop("progressToken", None)
-    if held is not None:
-        return await _answered(call, bridge.resume(held, call, params))
+    if turn.held is not None:
+        return await _answered(call, bridge.resume(turn.held, call, params))
     upstream = {k: v for k, v in params.items() if k != "_meta"}
     if era == "modern" and call.who.declared() and await _legacy(request, server, call):
         # A 2025-era backend may ask this agent mid-call: run the call where rounds can hold it.
         relay = bridge.HeldCall(request, state, server, era, rid, endpoint)
-        started = bridge.start(relay, _rounds(relay, upstream, _own_meta(relay, meta)), params)
+        started = bridge.Held(relay, _rounds(relay, upstream, _own_meta(relay, meta)), turn.owner)
         return await _answered(call, bridge.resume(started, call, None))
     return await _answered(call, _rounds(call, upstream, _own_meta(call, meta)))
 
