@@ -20,7 +20,7 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from gateway.keys import MCP_STATE
-from tests.fixtures.asking_backend import SEEN
+from tests.fixtures.asking_backend import SEEN, Seen
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import ACCEPT, META, modern_headers
@@ -149,6 +149,16 @@ async def test_a_denied_retry_cancels_the_held_backend_call(stack: Stack) -> Non
     await _backend_saw(SEEN["denied"].cancelled)
     assert not SEEN["denied"].finished.is_set()
     assert len(_held(stack)) == 0 and _held(stack).held == 0
+
+
+async def test_an_agent_leaving_during_a_round_cancels_the_held_backend_call(stack: Stack) -> None:
+    """2026-07-28: closing the connection is the cancel, for a held call too."""
+    seen = SEEN.setdefault("left", Seen())
+    call = asyncio.ensure_future(_call(stack, "ask_and_wait", {"topic": "left", "pause": 60}, _admin(stack)))
+    await _backend_saw(seen.started)
+    call.cancel()  # the agent's connection closes while the round waits for the backend
+    await _backend_saw(seen.cancelled)
+    assert _held(stack).held == 0 and len(stack.app[MCP_STATE].pending) == 0
 
 
 @pytest.mark.parametrize(("state", "message"), [(42, "requestState must be a string"),
