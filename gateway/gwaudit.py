@@ -20,7 +20,7 @@ EVENT_AUTH = "authentication"
 class AuditInfo:
     """What one request did, recorded by handlers as they go (mutable on purpose: one per request)."""
 
-    __slots__ = ("action", "mcp_server", "tool", "parameters", "decision", "denied", "error", "extra")
+    __slots__ = ("action", "mcp_server", "tool", "parameters", "decision", "denied", "error", "tool_failed", "extra")
 
     def __init__(self) -> None:
         self.action: str | None = None
@@ -30,6 +30,7 @@ class AuditInfo:
         self.decision: Decision | None = None
         self.denied = False  # a policy said no (the event becomes a policy_violation)
         self.error: str | None = None
+        self.tool_failed = False  # the call was answered, but failed (isError; no broadcast target succeeded)
         self.extra: dict[str, Any] | None = None
 
     def note(self, **extra: Any) -> None:
@@ -73,7 +74,7 @@ def build_event(
     tool_failed: bool = False,
 ) -> AuditEvent:
     """The one audit event for a finished gateway request."""
-    event_type, status = classify(http_status, info, tool_failed)
+    event_type, status = classify(http_status, info, tool_failed or info.tool_failed)
     decision = info.decision
     extra = dict(info.extra) if info.extra else {}
     extra["http"] = f"{method} {path}"

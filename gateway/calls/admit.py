@@ -52,13 +52,14 @@ class Catalogs(Protocol):
 
 
 async def admit(pool: Catalogs, schemas: SchemaCache, server: ServerConfig, tool: str, arguments: Any,
-                caller: Caller | None = None) -> None:
-    """Raise a Refused unless `tool` exists on `server` (as `caller`'s session lists it) and
-    `arguments` fit its inputSchema."""
+                caller: Caller | None = None) -> Mapping[str, Any]:
+    """The tool's catalog entry; raise a Refused unless `tool` exists on `server` (as `caller`'s
+    session lists it) and `arguments` fit its inputSchema."""
     definition = (await pool.catalog(server, caller)).get(tool)
     if definition is None:
         raise UnknownTool(f"unknown tool '{tool}' on MCP server '{server.name}'")
     check_arguments(schemas, server, tool, definition, arguments)
+    return definition
 
 
 def check_arguments(schemas: SchemaCache, server: ServerConfig, tool: str, definition: Mapping[str, Any],

@@ -29,9 +29,20 @@ def audit(request: web.Request) -> AuditInfo:
 
 
 def started(info: AuditInfo, call: Call) -> None:
-    """What is called, with what (a broadcast names no single server)."""
+    """What is called, with what, and through which entry point (a broadcast names no single server)."""
     info.action, info.tool, info.parameters = call.action, call.name, call.decided_arguments
     info.mcp_server = None if call.broadcast else call.targets[0]
+    info.note(entry=call.entry)
+
+
+def refused(info: AuditInfo, call: Call, server: str, stage: str, message: str) -> None:
+    """A stage refused the call on `server`: which stage (per target in a broadcast), and why."""
+    if not call.broadcast:
+        info.note(refused_by=stage)
+        info.error = message
+        return
+    by_target = info.extra.get("refused_by") if info.extra else None
+    info.note(refused_by={**(by_target if isinstance(by_target, dict) else {}), server: stage})
 
 
 def checked(info: AuditInfo, decision: Decision) -> None:
@@ -50,7 +61,10 @@ def decided(info: AuditInfo, call: Call, verdict: Verdict) -> None:
 
 def finished(info: AuditInfo, targets: Sequence[str], refused: Mapping[str, object],
              results: Mapping[str, object], failures: Mapping[str, str]) -> None:
-    """A broadcast's outcome: who was called, who failed; an error when nobody answered."""
+    """A broadcast's outcome: who was called, who failed (isError results included, as
+    `tool_failed`); an error when no target succeeded."""
     info.note(called=[t for t in targets if t not in refused], failed=sorted(failures))
-    if not results and failures:
-        info.error = "no target succeeded"
+    tool_failed = info.extra.get("tool_failed") if info.extra else None
+    failed_tools = set(tool_failed) if isinstance(tool_failed, list) else set()
+    if (failures or failed_tools) and not set(results) - failed_tools:
+        info.error, info.tool_failed = "no target succeeded", True

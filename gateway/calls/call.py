@@ -3,7 +3,8 @@ governance features implement to join the pipeline (pipeline.py). Pure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from aiohttp import web
@@ -29,6 +30,9 @@ class Call:
     targets: tuple[str, ...]  # server names as named; they may not exist (the PDP is asked first)
     arguments: object = None  # as sent; admitted against the tool's schema as is
     broadcast: bool = False
+    # What admission found: {server: the tool's catalog entry}, so a forward needing the tool's
+    # definition (passthrough's Mcp-Param-* headers) does not look it up again.
+    admitted: dict[str, Mapping[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def decided_arguments(self) -> dict[str, Any] | None:
@@ -68,7 +72,8 @@ class Verdict:
 
 
 class Stage(Protocol):
-    """A check every permitted call passes on each target before it is forwarded; raises Refused."""
+    """A check every permitted call passes on each target before it is forwarded; raises Refused.
+    Its `name` is recorded in the audit event of a call it refused (`extra.refused_by`)."""
 
     name: str
 

@@ -8,8 +8,10 @@
               (rate limits, approvals, tool pinning): added once, to `STAGES`, and every entry
               point runs it
     forward   supplied by the entry point: a plain result (REST), a relaying stream (`/mcp`), the
-              raw relay (passthrough)
-    audit     the request's AuditInfo, filled here (calls/audit.py) and nowhere else
+              raw relay (passthrough); timed here, and its answer judged here (calls/outcome.py):
+              "unknown tool" forgets the backend's cached catalogs, `isError` is a failed call
+    audit     the request's AuditInfo, filled here (calls/audit.py) and nowhere else: the entry
+              point, the verdict, the refusing stage, who failed
 
 A single call is a broadcast of one: `one` raises its target's error, `many` collects them.
 """
@@ -24,12 +26,14 @@ from aiohttp import web
 
 from gateway import broadcast
 from gateway.calls import audit as record
-from gateway.calls.admit import Refused, admit, refused_everywhere
+from gateway.calls import outcome
+from gateway.calls.admit import Refused, UnknownTool, admit, refused_everywhere
 from gateway.calls.audit import audit
 from gateway.calls.call import Call, Stage, Verdict
 from gateway.errors import Denied, NotFound, to_gateway_error
 from gateway.keys import CALL_STAGES, METRICS, POLICY, SCHEMAS, SERVERS, SETTINGS, UPSTREAM
 from gateway.registry import ServerConfig
+from gateway.upstream.errors import UpstreamRpcError
 from shared.auth import Principal
 from shared.authzen import Decision, Resource, resource_for
 
@@ -50,7 +54,8 @@ class Admission:
     async def before_forward(self, request: web.Request, call: Call, server: ServerConfig) -> None:
         """Raise Refused unless a tool call may be forwarded to `server` (other actions pass)."""
         if call.action == "invoke_tool":
-            await admit(request.app[UPSTREAM], request.app[SCHEMAS], server, call.name, call.arguments, call.caller)
+            call.admitted[server.name] = await admit(
+                request.app[UPSTREAM], request.app[SCHEMAS], server, call.name, call.arguments, call.caller)
 
 
 # The app's stages, in order. Admission comes after the PDP (SECURITY.md): a caller the policy
@@ -89,45 +94,74 @@ async def check(request: web.Request, principal: Principal, checks: Sequence[tup
 
 async def decide(request: web.Request, call: Call) -> Verdict:
     """Ask the PDP about every target of a call in one request; recorded for audit."""
+    return (await decide_with(request, call, ()))[0]
+
+
+async def decide_with(request: web.Request, call: Call, also: Sequence[Ask]) -> tuple[Verdict, list[Decision]]:
+    """`decide`, with checks that are not the call's (passthrough's "may see this server") asked in
+    the same PDP request; (the call's verdict, their decisions in order)."""
     info = audit(request)
     record.started(info, call)
     arguments = call.decided_arguments
-    found = await decisions(request, call.principal,
-                            [(call.action, resource_for(call.action, t, call.name), arguments) for t in call.targets])
-    verdict = Verdict(call.targets, tuple(found))
+    asks: list[Ask] = [(call.action, resource_for(call.action, t, call.name), arguments) for t in call.targets]
+    found = await decisions(request, call.principal, [*asks, *also])
+    verdict = Verdict(call.targets, tuple(found[:len(asks)]))
     record.decided(info, call, verdict)
     if call.broadcast and verdict.denied:
         request.app[METRICS].broadcast_denied.inc(len(verdict.denied))
-    return verdict
+    return verdict, found[len(asks):]
 
 
-async def require(request: web.Request, call: Call) -> None:
-    """`decide` on a single call; Denied (with the PDP's decision) when it is refused."""
-    verdict = await decide(request, call)
+async def require(request: web.Request, call: Call, verdict: Verdict | None = None) -> None:
+    """`decide` on a single call (unless already decided); Denied (with the PDP's decision) when refused."""
+    verdict = await decide(request, call) if verdict is None else verdict
     if not verdict.allowed:
         raise Denied(verdict.decision, f"'{call.action}' on '{call.targets[0]}:{call.name}' is not permitted")
 
 
-async def run(request: web.Request, call: Call, server_of: Callable[[str], ServerConfig], forward: Forward[T]) -> T:
-    """A single call: decided (Denied when refused), its server found only then, the stages, forwarded."""
-    await require(request, call)
+async def run(request: web.Request, call: Call, server_of: Callable[[str], ServerConfig], forward: Forward[T],
+              verdict: Verdict | None = None) -> T:
+    """A single call: decided (Denied when refused; `verdict` when already asked), its server found
+    only then, the stages, forwarded."""
+    await require(request, call, verdict)
     return await one(request, call, server_of(call.targets[0]), forward)
 
 
 async def admit_all(request: web.Request, call: Call, server: ServerConfig) -> None:
-    """Every stage, in order, for one permitted target; the first refusal raises."""
+    """Every stage, in order, for one permitted target; the first refusal is recorded (with the
+    refusing stage's name) and raised."""
     for stage in request.app[CALL_STAGES]:
-        await stage.before_forward(request, call, server)
+        try:
+            await stage.before_forward(request, call, server)
+        except Refused as exc:
+            record.refused(audit(request), call, server.name, stage.name, exc.message)
+            raise
+
+
+async def forwarded(request: web.Request, call: Call, server: ServerConfig, forward: Forward[T]) -> T:
+    """`forward` on one admitted target, timed, its answer judged (calls/outcome.py): a backend's
+    "unknown tool" is UnknownTool wherever the pipeline holds the answer."""
+    try:
+        result = await timed(request, server.name, operation(call), forward(server))
+    except UpstreamRpcError as exc:
+        if outcome.settle(request, call, server.name, error={"code": exc.code, "message": exc.rpc_message}) \
+                == "unknown_tool":
+            raise unknown_tool(call, server) from None
+        raise
+    if isinstance(result, Mapping) and outcome.settle(request, call, server.name, result) == "unknown_tool":
+        raise unknown_tool(call, server)
+    return result
+
+
+def unknown_tool(call: Call, server: ServerConfig) -> UnknownTool:
+    """The refusal a backend's own "unknown tool" answer becomes (its catalog was stale)."""
+    return UnknownTool(f"unknown tool '{call.name}' on MCP server '{server.name}'")
 
 
 async def one(request: web.Request, call: Call, server: ServerConfig, forward: Forward[T]) -> T:
     """The stages, then `forward`, on one permitted target; a refusal is recorded and raised."""
-    try:
-        await admit_all(request, call, server)
-    except Refused as exc:
-        audit(request).error = exc.message
-        raise
-    return await timed(request, server.name, operation(call), forward(server))
+    await admit_all(request, call, server)
+    return await forwarded(request, call, server, forward)
 
 
 async def many(request: web.Request, call: Call, servers: Mapping[str, ServerConfig], targets: Sequence[str],
@@ -149,7 +183,7 @@ async def many(request: web.Request, call: Call, servers: Mapping[str, ServerCon
         except Refused as exc:
             refusals[name] = exc
             raise
-        return await timed(request, name, operation(call), forward(servers[name]))
+        return await forwarded(request, call, servers[name], forward)
 
     results, failures = await broadcast.run_calls(
         targets, each, timeouts={n: servers[n].timeout for n in targets},

@@ -13,7 +13,6 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import Denied
 from gateway.keys import MCP_STATE, SERVERS, UPSTREAM
 from gateway.mcp import (
     catalog,
@@ -87,21 +86,22 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
 async def listen_resources(request: web.Request, state: McpState, wanted: Any) -> tuple[Subscriber, list[str]]:
     """Subscribe a new listen stream to the permitted URIs of `wanted`; the key and the honoured URIs."""
     key = (principal(request).subject, f"listen:{uuid.uuid4().hex}")
-    by_server: dict[str, tuple[ServerConfig, list[str]]] = {}
-    honoured: list[str] = []
+    located: list[tuple[str, ServerConfig, str]] = []
     for uri in wanted if isinstance(wanted, list) else []:
         if not isinstance(uri, str):
             continue
         try:
-            server, original = _locate(request, uri)
+            located.append((uri, *_locate(request, uri)))
         except RpcFailure:
             continue  # not a resource of a backend the caller may reach: left out of the ack
-        try:
-            await enforce.decide(request, "resources/read", server.name, original)
-        except Denied:
-            continue  # not permitted: left out of the ack
-        by_server.setdefault(server.name, (server, []))[1].append(original)
-        honoured.append(uri)
+    # Every URI decided in one PDP request; a denied one is left out of the ack.
+    allowed = await enforce.readable(request, [(uri, server.name, original) for uri, server, original in located])
+    by_server: dict[str, tuple[ServerConfig, list[str]]] = {}
+    honoured: list[str] = []
+    for (uri, server, original), ok in zip(located, allowed, strict=True):
+        if ok:
+            by_server.setdefault(server.name, (server, []))[1].append(original)
+            honoured.append(uri)
     try:
         for server, uris in by_server.values():
             await _follow(request, state, key, server, uris)

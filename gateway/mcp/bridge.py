@@ -138,7 +138,9 @@ async def resume(held: Held, writer: Call, params: dict[str, Any] | None) -> dic
     held.resumed = True
     call = held.call
     _deliver(call, (params or {}).get("inputResponses") or {})
-    call.client_token, call.attached = writer.client_token, True
+    # The round in progress is where the relay's findings go (its audit: calls/outcome.py), and
+    # its progress token the one the backend's progress is renamed to.
+    call.request, call.client_token, call.attached = writer.request, writer.client_token, True
     try:
         while True:
             while call.outbox:

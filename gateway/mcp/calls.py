@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.calls import outcome
 from gateway.errors import to_gateway_error
 from gateway.keys import UPSTREAM
 from gateway.mcp import bridge, call_stream, links, protocol
@@ -142,6 +143,8 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     try:
         return await _exchange(call, pool, message, uid)
     except UpstreamRpcError as exc:  # the backend's own 4xx answer to this call (client.open_stream)
+        outcome.settle_tool(call.request, params.get("name", ""), call.server.name, False,
+                            error={"code": exc.code, "message": exc.rpc_message})
         code = exc.code if isinstance(exc.code, int) else protocol.INTERNAL_ERROR
         raise protocol.RpcFailure(code, exc.rpc_message, exc.data, status=200) from None
     except asyncio.CancelledError:
@@ -160,14 +163,14 @@ async def _exchange(call: Call, pool: UpstreamPool, message: dict[str, Any], uid
         limit = pool.max_response_bytes
         if resp.content_type != "text/event-stream":
             body = await read_capped(resp, call.server.name, limit, call.server.timeout)
-            return _result(call, codec.decode(body, call.server.name), uid, resp.status)
+            return _result(call, codec.decode(body, call.server.name), uid, resp.status, message["params"]["name"])
         budget = sse.Budget(pool.max_call_bytes, call.relayed)  # every round of the call together
         try:
             async for event in sse.events(resp, call.server.name, limit, budget=budget,
                                           idle_limit=call.server.timeout):
                 found = await _on_event(call, pool, event, uid)
                 if found is not None:
-                    return _result(call, found, uid, resp.status)
+                    return _result(call, found, uid, resp.status, message["params"]["name"])
         except CallBudgetExceeded:
             resp.close()
             pool.client(call.server, call.who).cancel_soon(uid, "call exceeded the gateway's byte budget")
@@ -190,9 +193,12 @@ async def _listening(call: Call, pool: UpstreamPool) -> AsyncIterator[None]:
         yield
 
 
-def _result(call: Call, message: Any, uid: str, status: int) -> dict[str, Any]:
+def _result(call: Call, message: Any, uid: str, status: int, tool: str) -> dict[str, Any]:
     if not codec.is_response_to(message, uid):
         raise UpstreamError(call.server.name, f"HTTP {status} without a JSON-RPC response", status)
+    # Judged by the pipeline's rules (calls/outcome.py) before it is relayed: the SSE answer may be
+    # written to the agent before the pipeline sees what the forward returns.
+    outcome.settle_tool(call.request, tool, call.server.name, False, message.get("result"), message.get("error"))
     result = result_or_error(message)  # the backend's JSON-RPC error becomes the agent's
     return result if result.get("resultType") == "input_required" else dict(codec.normalise_result(result))
 

@@ -23,7 +23,7 @@ from gateway.mcp.endpoint import failure_response, principal, rpc_response
 from gateway.mcp.protocol import RpcFailure
 from gateway.upstream.codec import LIST_KEYS
 from shared.auth import Principal
-from shared.authzen import Decision
+from shared.authzen import Decision, resource_for
 
 POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"
 
@@ -55,6 +55,18 @@ def refusal(method: str, rid: protocol.RequestId, exc: Denied | Refused, era: pr
     if isinstance(exc, Denied):
         return denial(method, rid, exc.decision, era)
     return protocol.error(rid, exc.rpc_code, exc.message)
+
+
+async def readable(request: web.Request, uris: Sequence[tuple[str, str, str]]) -> list[bool]:
+    """Whether each (public URI, server, original URI) may be read, in one PDP request, recorded as
+    one audit record listing the allowed and the denied URIs (a subscription is no call: one
+    refused URI does not make the request a denial)."""
+    found = await pipeline.decisions(request, principal(request), [
+        ("read_resource", resource_for("read_resource", server, original), None) for _, server, original in uris])
+    allowed = [d.allowed for d in found]
+    audit(request).note(resources_allowed=[u for (u, _, _), ok in zip(uris, allowed, strict=True) if ok],
+                        resources_denied=[u for (u, _, _), ok in zip(uris, allowed, strict=True) if not ok])
+    return allowed
 
 
 async def check_plan(

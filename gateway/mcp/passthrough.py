@@ -10,18 +10,20 @@ translates (see README.md).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from typing import Any
 
 from aiohttp import web
 
-from gateway.calls import pipeline
+from gateway.calls import outcome, pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
+from gateway.calls.call import Call
 from gateway.errors import Denied
 from gateway.keys import CALLER, MCP_STATE, UPSTREAM
-from gateway.mcp import admission, endpoint, enforce, methods, protocol, unseen
+from gateway.mcp import admission, endpoint, enforce, protocol, unseen
 from gateway.mcp import params as mcp_params
 from gateway.mcp.aggregated_common import agent_caller, answer_failure
 from gateway.mcp.endpoint import HttpReject, principal, rpc_response
@@ -29,6 +31,7 @@ from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import (
     ClientGone,
+    Observer,
     forward_headers,
     relay_answer,
     until_disconnect,
@@ -52,14 +55,12 @@ async def post(request: web.Request) -> web.StreamResponse:
         endpoint.check_transport(request, state, post=True)
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
         rid, method = msg.id, msg.method
-        server = await unseen.visible_server(request)
         era = protocol.detect_era(msg, request.headers)
+        audit(request).action = msg.method or "response"
+        plan, call, verdict, server = await unseen.passthrough_target(request, msg)
         label = "response" if msg.kind == "response" else method_label(msg.method)
         state.metrics.message(ENDPOINT, label, era)
-        info = audit(request)
-        info.mcp_server, info.action = server.name, msg.method or "response"
-        # Every message is classified before anything reaches the backend (methods.py).
-        plan = methods.plan(server.name, msg.kind, msg.method, msg.params)
+        audit(request).mcp_server = server.name
         if era == "modern" and msg.kind == "request":
             protocol.validate_modern(msg, request.headers)
         protocol.check_routing_headers(msg, request.headers)
@@ -73,8 +74,6 @@ async def post(request: web.Request) -> web.StreamResponse:
             request[CALLER] = Caller(principal(request).subject, session.capabilities)
         else:
             upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY
-        # A guarded call (tools/call, resources/read, prompts/get) runs through the call pipeline.
-        call = enforce.passthrough_call(request, server.name, msg, plan)
         refusal = None if call is not None else await enforce.plan_refusal(request, server.name, msg, era, plan)
         if refusal is not None:
             return refusal
@@ -87,12 +86,14 @@ async def post(request: web.Request) -> web.StreamResponse:
             if bridged or (era == "modern" and msg.kind == "notification"):
                 return endpoint.accepted()
             return await _forward_notification(request, server, msg, upstream_session, era)
+        if call is None:
+            return await _forward(request, state, msg, era, upstream_session, bridged, None, server)
         # A call's body goes through untouched: the tool must be in the catalog exactly and the
         # arguments must fit its schema as sent (the pipeline's admission stage, calls/admit.py).
-        forward = functools.partial(_forward, request, state, msg, era, upstream_session, bridged)
-        if call is None:
-            return await forward(server)
-        return await pipeline.run(request, call, lambda _: server, forward)
+        # Admitted against the catalog the caller's own backend session lists.
+        call = dataclasses.replace(call, caller=request[CALLER])
+        forward = functools.partial(_forward, request, state, msg, era, upstream_session, bridged, call)
+        return await pipeline.run(request, call, lambda _: server, forward, verdict)
     except HttpReject as reject:
         return reject.response
     except RpcFailure as failure:
@@ -107,15 +108,18 @@ async def post(request: web.Request) -> web.StreamResponse:
 
 
 async def _forward(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era,
-                   upstream_session: str | None, bridged: bool, server: ServerConfig) -> web.StreamResponse:
-    """Passthrough's forward: the message relayed raw (or through the pool to a bridged backend)."""
+                   upstream_session: str | None, bridged: bool, call: Call | None,
+                   server: ServerConfig) -> web.StreamResponse:
+    """Passthrough's forward: the message relayed raw (or through the pool to a bridged backend);
+    a call's answer is judged on the way (calls/outcome.py)."""
+    seen = outcome.observer(request, call, server.name)
     if bridged:  # the pool takes the caller's turn itself
-        work = _via_pool(request, server, msg, era)
+        work = _via_pool(request, server, msg, era, seen)
         return await (until_disconnect(request, work) if era == "modern" else work)
-    extra = await _param_headers(request, state, server, msg, era)
+    extra = _param_headers(request, call, server, msg, era)
     # One subject's relayed requests share its lane on this backend (upstream/fairness.py).
     async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
-        relayed = _relay(request, state, server, msg, era, upstream_session, extra)
+        relayed = _relay(request, state, server, msg, era, upstream_session, extra, seen)
         return await (until_disconnect(request, relayed) if era == "modern" else relayed)
 
 
@@ -177,7 +181,8 @@ async def _forward_notification(request: web.Request, server: ServerConfig, msg:
 
 
 async def _relay(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message,
-                 era: protocol.Era, upstream_session: str | None, extra: dict[str, str]) -> web.StreamResponse:
+                 era: protocol.Era, upstream_session: str | None, extra: dict[str, str],
+                 seen: Observer | None) -> web.StreamResponse:
     headers = _headers(request, msg, era, upstream_session, extra)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
@@ -199,7 +204,7 @@ async def _relay(request: web.Request, state: McpState, server: ServerConfig, ms
         rewrite = _list_filter(request, server.name, msg) if msg.method in admission.LISTS else None
         cancel = _canceller(request, server, msg, upstream_session) if upstream_session else None
         return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel,
-                                  idle_limit=server.timeout)
+                                  idle_limit=server.timeout, observe=seen)
 
 
 def _canceller(request: web.Request, server: ServerConfig, msg: protocol.Message, upstream_session: str) -> Any:
@@ -247,11 +252,14 @@ def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> An
     return rewrite
 
 
-async def _via_pool(request: web.Request, server: ServerConfig, msg: protocol.Message, era: protocol.Era) -> web.Response:
+async def _via_pool(request: web.Request, server: ServerConfig, msg: protocol.Message, era: protocol.Era,
+                    seen: Observer | None = None) -> web.Response:
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
     response = await request.app[UPSTREAM].request(server, msg.method, params or None, request[CALLER])
+    if seen is not None:
+        seen(response)
     if "error" in response:
         return rpc_response({"jsonrpc": "2.0", "id": msg.id, "error": response["error"]})
     raw = response.get("result")
@@ -274,14 +282,14 @@ async def _discovered(request: web.Request, server: ServerConfig) -> dict[str, A
     return protocol.with_result_type(result, "modern", "server/discover")
 
 
-async def _param_headers(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message,
-                        era: protocol.Era) -> dict[str, str]:
-    """`Mcp-Param-*` to forward: none unless the client sent some; then checked against, and rebuilt from, the body."""
+def _param_headers(request: web.Request, call: Call | None, server: ServerConfig, msg: protocol.Message,
+                   era: protocol.Era) -> dict[str, str]:
+    """`Mcp-Param-*` to forward: none unless the client sent some; then checked against, and rebuilt
+    from, the body, by the tool definition admission found (calls/admit.py: no second lookup)."""
     client = mcp_params.sent(request.headers)
     if not client or era != "modern" or msg.method != "tools/call":
         return {}  # nothing to mirror (a 2025-era backend reads no Mcp-Param-* header)
-    tools = await state.lists.get(request.app[UPSTREAM], server, "tools/list")
-    tool = next((t for t in tools if t.get("name") == msg.params.get("name")), None)
+    tool = call.admitted.get(server.name) if call is not None else None
     if tool is None:
         raise RpcFailure(protocol.HEADER_MISMATCH, "Mcp-Param-* headers sent for a tool the backend does not list")
     wanted = mcp_params.expected(tool.get("inputSchema"), msg.params.get("arguments"))

@@ -30,6 +30,7 @@ from shared.jsonutil import dumps
 
 T = TypeVar("T")
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+Observer = Callable[[dict[str, Any]], None]  # shown the JSON-RPC answer to the request, unchanged
 DISCONNECT_POLL = 0.05
 # Mcp-Method / Mcp-Name / Mcp-Param-* are never copied from the client: the passthrough rebuilds
 # them from the body it checked (protocol.routing_headers), so a backend never routes on a claim.
@@ -64,7 +65,7 @@ async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
 async def relay_answer(
     request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: protocol.RequestId,
     rewrite: Rewrite | None, server: str, cancel: Callable[[], Awaitable[None]] | None = None,
-    idle_limit: float | None = None,
+    idle_limit: float | None = None, observe: Observer | None = None,
 ) -> web.StreamResponse:
     """Send the backend's answer on; SSE without buffering (each event flushed as it completes).
 
@@ -80,10 +81,15 @@ async def relay_answer(
     """
     if resp.content_type != "text/event-stream":
         raw = await read_capped(resp, server, state.settings.mcp_max_response_bytes)
-        if rewrite is not None and resp.status == 200:
+        # An observer needs only failures (isError, a JSON-RPC error): a body naming neither is not parsed.
+        watched = observe is not None and (b"isError" in raw or b'"error"' in raw)
+        if (rewrite is not None or watched) and resp.status == 200:
             msg = codec.loads_or_none(raw)
             if codec.is_response_to(msg, rid):
-                raw = dumps(await _rewritten(msg, rewrite))
+                if observe is not None:
+                    observe(msg)
+                if rewrite is not None:
+                    raw = dumps(await _rewritten(msg, rewrite))
         if resp.status == 202 or not raw:
             return web.Response(status=resp.status)
         return web.Response(body=raw, status=resp.status, headers=returned_headers(resp.headers))
@@ -101,6 +107,8 @@ async def relay_answer(
                 msg = codec.loads_or_none(event.data)
                 if codec.is_response_to(msg, rid):
                     answered = True
+                    if observe is not None:
+                        observe(msg)
                     if rewrite is not None:
                         raw = sse.json_event(await _rewritten(msg, rewrite), event=event.event, id=event.id)
             await out.write(raw)

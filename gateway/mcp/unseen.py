@@ -16,12 +16,13 @@ from aiohttp import web
 
 from gateway.calls import pipeline
 from gateway.calls.audit import audit
+from gateway.calls.call import Call, Verdict
 from gateway.keys import SERVERS
-from gateway.mcp import catalog, enforce, naming, protocol
+from gateway.mcp import catalog, enforce, methods, naming, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.registry import ServerConfig
-from shared.authzen import server_resource
+from shared.authzen import Decision, server_resource
 
 
 def spelled_name(public: str) -> tuple[str, str] | None:
@@ -58,14 +59,21 @@ async def visible_names(
 UNKNOWN_SERVER = "unknown or disabled MCP server '{}'"
 
 
-async def visible_server(request: web.Request) -> ServerConfig:
-    """The passthrough's enabled server, once the PDP lets the caller see it (`list_tools` on it).
+def visibility(name: str) -> pipeline.Ask:
+    """The PDP check that lets a caller see passthrough server `name` (`list_tools` on it)."""
+    return ("list_tools", server_resource(name), None)
+
+
+async def visible_server(request: web.Request, decision: Decision | None = None) -> ServerConfig:
+    """The passthrough's enabled server, once the PDP lets the caller see it (`visibility`; its
+    `decision` when already asked, batched with a call's).
 
     Asked before the registry, so an unknown, a disabled and a forbidden server all get the same
     404 JSON-RPC error (and a forbidden one is audited as the denial it is).
     """
     name = request.match_info["name"]
-    decision = (await pipeline.decisions(request, principal(request), [("list_tools", server_resource(name), None)]))[0]
+    if decision is None:
+        decision = (await pipeline.decisions(request, principal(request), [visibility(name)]))[0]
     server = request.app[SERVERS].get(name)
     if not decision.allowed:
         info = audit(request)
@@ -73,3 +81,21 @@ async def visible_server(request: web.Request) -> ServerConfig:
     if server is None or not decision.allowed:
         raise RpcFailure(protocol.INVALID_PARAMS, UNKNOWN_SERVER.format(name), status=404)
     return server
+
+
+async def passthrough_target(request: web.Request, msg: protocol.Message,
+                             ) -> tuple[methods.Plan, Call | None, Verdict | None, ServerConfig]:
+    """Passthrough's (plan of the message, guarded call, the PDP's verdict on it, server): for a call,
+    "may see this server" and the call itself are asked in one PDP request; a malformed message is
+    answered only to a caller who may see the server."""
+    name = request.match_info["name"]
+    try:
+        plan = methods.plan(name, msg.kind, msg.method, msg.params)
+    except RpcFailure:
+        await visible_server(request)
+        raise
+    call = enforce.passthrough_call(request, name, msg, plan)
+    if call is None:
+        return plan, None, None, await visible_server(request)
+    verdict, (seen,) = await pipeline.decide_with(request, call, [visibility(name)])
+    return plan, call, verdict, await visible_server(request, seen)

@@ -17,8 +17,6 @@ from gateway.middlewares.auth import PUBLIC_PATHS
 from shared.keys import AUDIT
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Handlers set this response flag when the backend answered with an MCP tool error (isError).
-TOOL_FAILED = web.ResponseKey("tool_failed", bool)
 
 
 def audit_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -33,11 +31,9 @@ def audit_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
         request[AUDIT_INFO] = info
         start = time.perf_counter()
         status = 500
-        tool_failed = False
         try:
             response = await handler(request)
             status = response.status
-            tool_failed = response.get(TOOL_FAILED, False)
             return response
         except web.HTTPException as exc:
             status = exc.status
@@ -54,7 +50,6 @@ def audit_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
                 client_addr=request.remote,
                 method=request.method,
                 path=request.path,
-                tool_failed=tool_failed,
             ))
 
     return middleware

@@ -16,14 +16,11 @@ from aiohttp import web
 
 from gateway import broadcast
 from gateway.calls import pipeline
-from gateway.calls.call import Call, Entry
+from gateway.calls.call import Entry
 from gateway.errors import Denied, NotFound
 from gateway.keys import SERVERS, SETTINGS, UPSTREAM
-from gateway.middlewares.audit import TOOL_FAILED
 from gateway.registry import ServerConfig
 from gateway.routes import common as c
-from gateway.upstream import UpstreamRpcError
-from gateway.upstream.toolcache import rpc_unknown_tool, says_unknown_tool
 from shared.authzen import server_resource
 from shared.jsonutil import json_response
 
@@ -85,35 +82,16 @@ async def invoke(request: web.Request) -> web.Response:
     call = c.tool_call(request, "rest", tool, arguments, (name,))
     # The server is looked up only after the PDP, so a caller who may not call the tool cannot probe
     # which servers and tools exist: a denial reads the same for a missing and an existing target.
+    # A backend's "unknown tool" is a 404 and an isError result an audited failure (calls/outcome.py).
     result = await pipeline.run(request, call, functools.partial(pipeline.enabled_server, request),
-                                functools.partial(_invoke, request, call))
-    failed = bool(isinstance(result, dict) and result.get("isError"))
-    response = json_response({
-        "success": not failed,
+                                functools.partial(pipeline.forward_result, request, call))
+    return json_response({
+        "success": not (isinstance(result, dict) and result.get("isError")),
         "tool_name": tool,
         "mcp_server": name,
         "result": result,
         "execution_time_ms": c.elapsed_ms(start),
     })
-    if failed:
-        response[TOOL_FAILED] = True
-        c.audit(request).error = "tool returned isError"
-    return response
-
-
-async def _invoke(request: web.Request, call: Call, server: ServerConfig) -> dict[str, Any]:
-    """`_forward`, with a backend's "unknown tool" answered 404 (and its cached catalog forgotten)."""
-    pool = request.app[UPSTREAM]
-    try:
-        result = await pipeline.forward_result(request, call, server)
-    except UpstreamRpcError as exc:
-        if not rpc_unknown_tool(exc.code, exc.rpc_message, call.name):
-            raise
-        result = None
-    if result is None or says_unknown_tool(result, call.name):
-        pool.tool_names.forget(server.name)
-        raise NotFound(f"unknown tool '{call.name}' on MCP server '{server.name}'")
-    return result
 
 
 @routes.post("/mcp/invoke-broadcast")

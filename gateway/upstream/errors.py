@@ -8,19 +8,46 @@
     ├── SubjectBusy (server, limit)             -> 503: the caller has too many requests on this backend
     └── UpstreamRpcError (server, code, message, data) -> the backend answered a JSON-RPC error
 
-Messages never include credentials or response bodies beyond a short, safe excerpt.
+Messages never include credentials or response bodies beyond a short, safe excerpt: a backend's
+own error text is quoted only through `excerpt`, which masks credential shapes (shared/redact.py)
+and every credential the gateway sent on that request (a backend may echo what it was given).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from shared.redact import REDACTED, mask_secrets
 
 if TYPE_CHECKING:
     import aiohttp
 
 EXCERPT = 200
+# Request headers that never carry a credential; every other value the gateway sent is masked.
+_PLAIN_HEADERS = frozenset({"accept", "accept-encoding", "content-type", "content-length", "host", "user-agent",
+                            "mcp-protocol-version", "mcp-method", "mcp-name", "traceparent", "tracestate"})
+_MIN_SECRET = 4  # shorter values are not masked (they would garble the text and hide nothing)
+
+
+def excerpt(text: str, sent: Iterable[str] = ()) -> str:
+    """A backend's text as a message may quote it: credential shapes and the `sent` values masked
+    (before it is cut, so no secret survives in part), at most EXCERPT printable characters."""
+    text = mask_secrets(text)
+    for value in sorted({v for v in sent if len(v) >= _MIN_SECRET}, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return "".join(c for c in text[:EXCERPT] if c.isprintable())
+
+
+def sent_values(resp: aiohttp.ClientResponse) -> list[str]:
+    """What the gateway sent with the request `resp` answers that may be a credential: header values
+    (and a scheme's token alone) but the plain MCP ones, and query values."""
+    info = resp.request_info
+    values = [v for k, v in info.headers.items() if k.lower() not in _PLAIN_HEADERS]
+    values += [v.partition(" ")[2] for v in values if " " in v]
+    return values + list(info.url.query.values())
 
 
 class UpstreamError(Exception):
@@ -88,14 +115,14 @@ class UpstreamRpcError(UpstreamError):
         self.code = error.get("code")
         self.rpc_message = str(error.get("message", ""))
         self.data = error.get("data")
-        super().__init__(server, f"error {self.code}: {self.rpc_message}", status)
+        super().__init__(server, f"error {self.code}: {excerpt(self.rpc_message)}", status)
 
 
 async def status_error(server: str, resp: aiohttp.ClientResponse) -> UpstreamError:
     """A backend's 5xx as an UpstreamError carrying the JSON-RPC error message of its body, if any.
 
-    Only a short printable excerpt of `error.message` is kept (the stdio bridge says why a server
-    is unavailable this way); any other body is not read past 4 KiB and not repeated.
+    Only an `excerpt` of `error.message` is kept (the stdio bridge says why a server is unavailable
+    this way), with what the gateway sent masked; any other body is not read past 4 KiB and not repeated.
     """
     detail = ""
     if resp.content_type == "application/json":
@@ -105,5 +132,5 @@ async def status_error(server: str, resp: aiohttp.ClientResponse) -> UpstreamErr
         except Exception:  # an unreadable excerpt changes nothing: the status still says 5xx
             message = None
         if isinstance(message, str):
-            detail = ": " + "".join(c for c in message[:EXCERPT] if c.isprintable())
+            detail = ": " + excerpt(message, sent_values(resp))
     return UpstreamError(server, f"HTTP {resp.status}{detail}", resp.status)

@@ -47,8 +47,10 @@ class ToolNames:
         self._entries[server] = (generation, self._clock() + self.ttl, by_name)
 
     def forget(self, server: str) -> None:
-        """Drop what is known about `server` (it just contradicted the entry)."""
-        self._entries.pop(server, None)
+        """Drop what is known about `server` (it just contradicted an entry): its shared catalog and
+        those kept per set of declared capabilities (keyed `server\\x00caps`, pool.catalog)."""
+        for key in [k for k in self._entries if k == server or k.startswith(server + "\x00")]:
+            del self._entries[key]
 
 
 def says_unknown_tool(result: object, tool: str) -> bool:

@@ -5,7 +5,9 @@ backends of both eras that send `notifications/resources/updated` when their `to
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from gateway.mcp.catalog import wrap_uri
 from tests.fixtures.backend_server import Backend
 from tests.fixtures.backends import mcp_backend_factory  # noqa: F401
-from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
 from tests.integration.mcp_helpers import (
     ACCEPT,
     ADMIN,
@@ -153,3 +155,59 @@ async def test_2026_listen_with_resource_subscriptions_receives_update(
         update = await _next_update(stream)
     assert update["params"]["uri"] == uri
     assert update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "listen-1"
+
+
+READER_POLICY = """
+roles:
+  reader:
+    permissions:
+      - resource: "mcp:*:*"
+        actions: ["list_servers", "list_tools", "server_info"]
+      - resource: "mcp:mod:resource/memo%3A//a"
+        actions: ["read_resource"]
+user_roles:
+  reader@example.com: [reader]
+default_policy: deny
+"""
+
+
+async def _pdp_requests(stack: Stack) -> float:
+    _, text, _ = await stack.call("GET", "/metrics", subject=None)
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("mcpgw_gateway_pdp_request_duration_seconds_count"))
+
+
+async def _listen_ack(s: Stack, subject: str, uris: list[str], rid: str) -> dict[str, Any]:
+    body = _req("listen-2", "subscriptions/listen", {"notifications": {"resourceSubscriptions": uris}, "_meta": META})
+    hdrs = {**s.headers(subject), "Accept": ACCEPT, "Content-Type": "application/json", "X-Request-ID": rid,
+            **modern_headers("subscriptions/listen")}
+    async with s.session.post(s.url + "/mcp", json=body, headers=hdrs) as stream:
+        assert stream.status == 200
+        async for line in stream.content:
+            if line.startswith(b"data:"):
+                return dict(json.loads(line[5:]))
+    raise AssertionError("no acknowledgement")
+
+
+async def test_listen_decides_every_uri_in_one_pdp_request_and_audits_each(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Any) -> None:
+    backend = mcp_backend_factory("subscribe", "subs-reader")
+    allowed, denied = wrap_uri("mod", "memo://a"), [wrap_uri("mod", "memo://b"), wrap_uri("mod", "memo://c")]
+    async with gateway_stack(tmp_path, pg_dsn, {"mod": {"url": backend.url}}, policy=READER_POLICY) as s:
+        before = await _pdp_requests(s)
+        await _listen_ack(s, "reader@example.com", [], uuid.uuid4().hex)
+        asked_for_nothing = await _pdp_requests(s) - before
+        rid = uuid.uuid4().hex
+        before = await _pdp_requests(s)
+        # The denied URIs come last: one of them used to mark the whole stream denied.
+        ack = await _listen_ack(s, "reader@example.com", [allowed, *denied], rid)
+        assert await _pdp_requests(s) - before == asked_for_nothing + 1  # three URIs, one PDP request
+        assert ack["params"]["notifications"] == {"resourceSubscriptions": [allowed]}, ack
+        async with asyncio.timeout(10):  # the row is written once the stream has ended
+            while not (rows := [r for r in await audit_rows(s, pg_dsn) if r["request_id"] == rid]):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    (row,) = rows
+    extra = json.loads(row["extra"])
+    # Not a denial (the stream was served); its end by the client is what the status tells.
+    assert row["event_type"] == "mcp_request" and row["status"] != "denied" and row["decision"] is None, dict(row)
+    assert (extra["resources_allowed"], extra["resources_denied"]) == ([allowed], denied), extra

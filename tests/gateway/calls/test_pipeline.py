@@ -61,7 +61,7 @@ def test_audit_of_a_single_call_and_a_broadcast() -> None:
     record.started(info, single)
     record.decided(info, single, Verdict(("a",), (DENY,)))
     assert (info.action, info.mcp_server, info.tool, info.parameters) == ("invoke_tool", "a", "echo", {"text": "x"})
-    assert info.decision is DENY and info.denied and info.extra is None
+    assert info.decision is DENY and info.denied and info.extra == {"entry": "rest"}
 
     info = AuditInfo()
     many = call(("a", "b"), broadcast=True)
@@ -69,8 +69,8 @@ def test_audit_of_a_single_call_and_a_broadcast() -> None:
     record.decided(info, many, Verdict(("a", "b"), (ALLOW, DENY)))
     record.finished(info, ["a"], {}, {}, {"a": "timed out", "b": "denied: x"})
     assert info.mcp_server is None and not info.denied and info.decision is ALLOW
-    assert info.extra == {"targets": ["a", "b"], "denied": ["b"], "called": ["a"], "failed": ["a", "b"]}
-    assert info.error == "no target succeeded"
+    assert info.extra == {"entry": "rest", "targets": ["a", "b"], "denied": ["b"], "called": ["a"], "failed": ["a", "b"]}
+    assert info.error == "no target succeeded" and info.tool_failed
 
 
 def test_fanout_limit() -> None:
@@ -159,7 +159,7 @@ async def test_many_refuses_per_target_and_forwards_the_rest() -> None:
                                           known={"d": "unknown MCP server 'd'"})
     assert results == {"a": "done on a", "c": "done on c"} and sorted(forwarded) == ["a", "c"]
     assert errors == {"d": "unknown MCP server 'd'", "b": "gate refused b"}
-    assert request[AUDIT_INFO].extra == {"called": ["a", "c"], "failed": ["b", "d"]}
+    assert request[AUDIT_INFO].extra == {"refused_by": {"b": "gate"}, "called": ["a", "c"], "failed": ["b", "d"]}
 
 
 async def test_many_refused_everywhere_for_bad_arguments_is_a_bad_call() -> None:

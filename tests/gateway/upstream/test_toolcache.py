@@ -44,6 +44,15 @@ def test_forget_drops_the_entry():
     assert names.known("alpha", 1) is None
 
 
+def test_forget_drops_the_catalogs_kept_per_declared_capabilities_too():
+    names = ToolNames(30, Clock())
+    for key in ("alpha", "alpha\x00sampling", "alpha\x00elicitation,sampling", "alphabet", "alphabet\x00sampling"):
+        names.store(key, 1, TOOLS)
+    names.forget("alpha")
+    assert [k for k in ("alpha", "alpha\x00sampling", "alpha\x00elicitation,sampling") if names.known(k, 1)] == []
+    assert names.known("alphabet", 1) and names.known("alphabet\x00sampling", 1)  # another backend's
+
+
 def _result(text, is_error=True):
     return {"content": [{"type": "text", "text": text}], "isError": is_error}
 

@@ -1,0 +1,169 @@
+"""What a backend answers is handled the same on every entry point (issue 10, gateway/calls/outcome.py).
+
+Each test runs through the six ways in — REST invoke and broadcast, `/tools/{name}/invoke`, `/mcp`
+by prefixed and by broadcast name, passthrough — against real SDK backends:
+- a backend's "unknown tool" answer forgets every cached catalog of that backend;
+- an `isError` result is audited as a failure (per target in a broadcast), with the entry point;
+- a backend's error text echoing the credentials the gateway injected reaches no agent, log or
+  audit row;
+- a passthrough call asks the PDP once (visibility and the call in one batch).
+"""
+# ruff: noqa: F811  (pytest fixtures imported by name are "redefined" as arguments)
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from gateway.keys import SERVERS, UPSTREAM
+from tests.fixtures.backend_server import ALL_TOOLS, LEAK
+from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
+from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
+from tests.integration.mcp_helpers import ACCEPT, META, modern_headers, rpc
+
+ENTRIES = ("rest", "rest_broadcast", "tools", "mcp", "mcp_broadcast", "passthrough")
+BROADCASTS = {"rest_broadcast", "tools", "mcp_broadcast"}
+SINGLE = "alpha"  # the target of single-target entry points
+TOKEN, API_KEY = "tok-fwd-7f3a9c2e", "fwd-plain-key-5521"  # the credentials the gateway injects
+
+
+async def call_via(stack: Stack, entry: str, tool: str, arguments: dict[str, Any], servers: tuple[str, str],
+                   rid: str) -> Any:
+    """Call `tool` through `entry` (on servers[0] when single, on both when a broadcast); the answer."""
+    hdrs = {"X-Request-ID": rid}
+    if entry == "rest":
+        return (await stack.call("POST", f"/mcp/invoke?mcp_server={servers[0]}", headers=hdrs,
+                                 json={"tool_name": tool, "parameters": arguments}))[1]
+    if entry == "rest_broadcast":
+        return (await stack.call("POST", "/mcp/invoke-broadcast", headers=hdrs,
+                                 json={"tool_name": tool, "parameters": arguments, "mcp_servers": list(servers)}))[1]
+    if entry == "tools":
+        return (await stack.call("POST", f"/tools/{tool}/invoke", headers=hdrs, json=arguments))[1]
+    name = f"{servers[0]}__{tool}" if entry == "mcp" else tool
+    path = f"/servers/{servers[0]}/mcp" if entry == "passthrough" else "/mcp"
+    message = {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+               "params": {"name": name, "arguments": arguments, "_meta": META}}
+    return (await rpc(stack, path, message, headers={**hdrs, **modern_headers("tools/call", name)}))[1]
+
+
+async def row_of(stack: Stack, dsn: str, rid: str) -> Any:
+    """The audit row of the request `rid`."""
+    rows = [r for r in await audit_rows(stack, dsn) if r["request_id"] == rid]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend]) -> AsyncIterator[Stack]:
+    backends = {"alpha": mcp_backend_factory("normal", "outcome-alpha"),
+                "beta": mcp_backend_factory("stateless-json", "outcome-beta")}
+    async with gateway_stack(tmp_path, pg_dsn, {n: {"url": b.url} for n, b in backends.items()}) as s:
+        yield s
+
+
+async def vanish(backend: Backend, tool: str) -> None:
+    """Remove `tool` from a running backend behind the gateway's back (its catalogs go stale)."""
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "vanish", "arguments": {"name": tool}, "_meta": META}}
+    async with httpx2.AsyncClient() as client:
+        resp = await client.post(backend.url, json=message, headers={
+            "Accept": ACCEPT, **modern_headers("tools/call", "vanish")})
+    assert resp.status_code == 200 and f"removed {tool}" in resp.text, resp.text
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+async def test_unknown_tool_forgets_every_cached_catalog_of_the_backend(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend], entry: str) -> None:
+    # Stateless backends: nothing tells the gateway the tool went (no list_changed) but the call.
+    backends = {"alpha": mcp_backend_factory("stateless-json", f"vanishing-alpha-{entry}", tools=(*ALL_TOOLS, "vanish")),
+                "beta": mcp_backend_factory("stateless-json", f"vanishing-beta-{entry}", tools=(*ALL_TOOLS, "vanish"))}
+    async with gateway_stack(tmp_path, pg_dsn, {n: {"url": b.url} for n, b in backends.items()}) as stack:
+        pool, generation = stack.app[UPSTREAM], stack.app[SERVERS].generation
+        called = ("alpha", "beta") if entry in BROADCASTS else (SINGLE,)
+        keys = [key for server in called for key in (server, f"{server}\x00sampling")]
+        # Every catalog the gateway keeps, warm: the pool's (shared and per declared capabilities;
+        # listing also learns each backend's era) and /mcp's lists (unprefixed names resolve there).
+        for server in ("alpha", "beta"):
+            tools = list((await pool.catalog(server)).values())
+            pool.tool_names.store(f"{server}\x00sampling", generation, tools)
+        _, listed, _ = await rpc(stack, "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/list",
+                                                 "params": {"_meta": META}}, headers=modern_headers("tools/list"))
+        assert any(t["name"] == "echo" for t in listed["result"]["tools"]), listed
+        assert all(pool.tool_names.tools(k, generation) is not None for k in keys)
+        for backend in backends.values():
+            await vanish(backend, "echo")  # the backend now answers "Unknown tool: echo"
+        answer = await call_via(stack, entry, "echo", {"text": "x"}, ("alpha", "beta"), uuid.uuid4().hex)
+        assert [k for k in keys if pool.tool_names.tools(k, generation) is not None] == [], answer
+        # The backend was asked (the gateway's catalog still had the tool) and said it has no such tool.
+        for server in called:
+            assert any(b'"tools/call"' in r.body and b'"name":"echo"' in r.body.replace(b" ", b"")
+                       for r in backends[server].requests), server
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+async def test_an_iserror_result_is_audited_as_a_failure_with_its_entry_point(
+        stack: Stack, pg_dsn: str, entry: str) -> None:
+    rid = uuid.uuid4().hex
+    await call_via(stack, entry, "fail", {"message": "boom"}, ("alpha", "beta"), rid)
+    row = await row_of(stack, pg_dsn, rid)
+    extra = json.loads(row["extra"])
+    assert (row["status"], row["action"], extra["entry"]) == ("error", "invoke_tool", entry), dict(row)
+    if entry in BROADCASTS:
+        assert extra["tool_failed"] == ["alpha", "beta"], extra
+    else:
+        assert row["error"] == "tool returned isError" and row["mcp_server"] == SINGLE, dict(row)
+
+
+async def test_a_successful_call_is_audited_as_success_with_its_entry_point(stack: Stack, pg_dsn: str) -> None:
+    for entry in ENTRIES:
+        rid = uuid.uuid4().hex
+        await call_via(stack, entry, "echo", {"text": "fine"}, ("alpha", "beta"), rid)
+        row = await row_of(stack, pg_dsn, rid)
+        assert (row["status"], json.loads(row["extra"])["entry"]) == ("success", entry), dict(row)
+        assert "tool_failed" not in json.loads(row["extra"])
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+async def test_a_backend_echoing_its_credentials_is_not_quoted(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, entry: str) -> None:
+    monkeypatch.setenv("FWD_TEST_TOKEN", TOKEN)
+    monkeypatch.setenv("FWD_TEST_KEY", API_KEY)
+    backend = mcp_backend_factory("leaky", f"leaky-{entry}")
+    servers = {"alpha": {"url": backend.url, "auth": {"method": "bearer", "credential_ref": "env://FWD_TEST_TOKEN"}},
+               "beta": {"url": backend.url, "auth": {"method": "api_key", "credential_ref": "env://FWD_TEST_KEY"}}}
+    caplog.set_level(logging.DEBUG)
+    async with gateway_stack(tmp_path, pg_dsn, servers) as stack:
+        rid = uuid.uuid4().hex
+        answer = await call_via(stack, entry, "echo", {"text": LEAK}, ("alpha", "beta"), rid)
+        row = await row_of(stack, pg_dsn, rid)
+    said = json.dumps(answer)
+    assert "500" in said, said  # the failure itself is told
+    calls = [r for r in backend.requests if b'"tools/call"' in r.body]
+    assert calls and any(TOKEN in r.headers.get("authorization", "") or r.headers.get("x-api-key") == API_KEY
+                         for r in calls)  # the backend was given the credentials it echoes
+    for secret in (TOKEN, API_KEY):
+        assert secret not in said, said
+        assert secret not in json.dumps({k: str(v) for k, v in dict(row).items()})
+        assert secret not in caplog.text
+
+
+async def test_a_passthrough_call_asks_the_pdp_once(stack: Stack) -> None:
+    async def pdp_requests() -> float:
+        _, text, _ = await stack.call("GET", "/metrics", subject=None)
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("mcpgw_gateway_pdp_request_duration_seconds_count"))
+
+    before = await pdp_requests()
+    # Fresh arguments and a server not seen yet: nothing is in the decision cache.
+    answer = await call_via(stack, "passthrough", "echo", {"text": uuid.uuid4().hex}, ("beta", "alpha"),
+                            uuid.uuid4().hex)
+    assert "result" in answer and not answer["result"].get("isError"), answer
+    assert await pdp_requests() - before == 1
