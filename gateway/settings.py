@@ -129,6 +129,13 @@ class GatewaySettings(CommonSettings):
     mcp_max_pending_requests: int = setting(16, check=_positive,
         help="Server-to-client requests (sampling, elicitation, roots) awaiting one subject's answers; "
              "more are refused")
+    mcp_input_timeout: float = setting(60.0, check=_positive,
+        help="Seconds a handshake-era backend's call is held for a 2026-07-28 agent's retry with the input it "
+             "asked for; then the backend call is cancelled")
+    mcp_max_held_calls_per_subject: int = setting(8, check=_positive,
+        help="Backend calls held for one subject's retries (input_required bridging); more are refused")
+    mcp_max_held_calls: int = setting(1024, check=_positive,
+        help="Backend calls held for agents' retries in all (input_required bridging)")
     mcp_max_streams_per_session: int = setting(4, check=_positive, help="Open GET/listen streams per MCP session")
     mcp_max_streams_per_subject: int = setting(32, check=_positive, help="Open GET/listen streams per subject")
     upstream_sessions_per_backend: int = setting(256, check=_positive,

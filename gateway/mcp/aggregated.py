@@ -21,6 +21,7 @@ from gateway.errors import Denied
 from gateway.keys import ANSWER_STREAM, MCP_STATE
 from gateway.mcp import (
     admission,
+    bridge,
     calls,
     catalog,
     endpoint,
@@ -139,7 +140,10 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
         return {"supportedVersions": list(protocol.MODERN_VERSIONS), "capabilities": CAPABILITIES,
                 "_meta": {codec.SERVER_INFO: SERVER_INFO}}
     if method == "tools/call":
-        return await _call_tool(request, state, msg, era)
+        # A retry continuing a call the gateway holds (bridge.py) is resolved and decided again like
+        # any call: refused or failed before it is relayed, the held call ends.
+        with bridge.claimed(request, state, msg.params, era) as turn:
+            return await _call_tool(request, state, msg, era, turn)
     if method in admission.LISTS:
         return await items.list_named(request, state, method, params)
     if method == "prompts/get":
@@ -155,7 +159,8 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
     raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
-async def _call_tool(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> Answer:
+async def _call_tool(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era,
+                     turn: bridge.Turn) -> Answer:
     public = methods.target(msg.params, "name")
     raw_args = msg.params.get("arguments")
     arguments: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
@@ -180,7 +185,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     extra: dict[str, Any] = {k: msg.params[k] for k in ("_meta", "inputResponses", "requestState") if k in msg.params}
     params = {"name": target.tool, "arguments": arguments, **extra}
     return await pipeline.run(request, call, servers.__getitem__, lambda s: calls.call_tool(
-        request, state, s, params, msg.id, era, ENDPOINT))
+        request, state, s, params, msg.id, era, ENDPOINT, turn))
 
 
 async def _broadcast(request: web.Request, target: catalog.Target, raw_args: Any,

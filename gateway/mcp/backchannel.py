@@ -7,13 +7,19 @@ the call waiting for it, only if the same subject opened it. Entries live in thi
 answer must reach the replica serving the call (which holds the stream open anyway). At most
 `per_subject` requests wait on one subject at a time (MCPGW_GATEWAY_MCP_MAX_PENDING_REQUESTS): a
 backend flooding requests gets an error answer for the rest instead of filling memory.
+
+`HeldCalls` keeps the calls bridge.py holds for a 2026-07-28 agent's retry, by the requestState
+minted for them (bounded, expiring; see bridge.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
 
 from gateway.mcp.limits import Slots
 from gateway.mcp.protocol import RequestId
@@ -65,3 +71,94 @@ class Pending:
 
     def __len__(self) -> int:
         return len(self._waiting)
+
+
+STATE_PREFIX = "mcpgw-state-"
+
+
+class Holdable(Protocol):
+    """What the registry needs of a held call (bridge.Held)."""
+
+    owner: tuple[Any, ...]
+
+    def end(self, reason: str) -> None:
+        """Stop the call: its backend request is cancelled."""
+
+
+class InvalidState(Exception):
+    """A retry's requestState is not one of this replica's held calls for this caller (or expired)."""
+
+
+class TooManyHeld(Exception):
+    """The subject, or the gateway, already holds its limit of calls waiting for a retry."""
+
+
+class HeldCalls:
+    """Backend calls held open across a 2026-07-28 agent's retries, by the requestState minted for them.
+
+    A token is 32 random bytes, used once (each round mints a new one) and honoured only for the
+    owner it was minted for (subject, server, tool, arguments). A parked call not claimed within
+    `timeout` seconds is ended. Calls are counted from their first park to their end, at most
+    `per_subject` per subject and `total` in all.
+    """
+
+    def __init__(self, per_subject: int, total: int, timeout: float) -> None:
+        self.subjects = Slots(per_subject)
+        self.total, self.timeout, self.held = total, timeout, 0
+        self._parked: dict[str, tuple[Holdable, asyncio.TimerHandle]] = {}
+
+    def take(self, subject: str) -> None:
+        """Count one more held call of `subject` (TooManyHeld past a limit)."""
+        if self.held >= self.total:
+            raise TooManyHeld(f"too many calls waiting for agents' input (limit {self.total}, "
+                              "MCPGW_GATEWAY_MCP_MAX_HELD_CALLS)")
+        if not self.subjects.take(subject):
+            raise TooManyHeld(f"too many of this caller's calls waiting for its input (limit {self.subjects.limit}, "
+                              "MCPGW_GATEWAY_MCP_MAX_HELD_CALLS_PER_SUBJECT)")
+        self.held += 1
+
+    def give(self, subject: str) -> None:
+        """Release what `take` counted (the call ended)."""
+        self.subjects.give(subject)
+        self.held -= 1
+
+    def park(self, call: Holdable) -> str:
+        """Keep `call` until its retry claims the returned token, or end it after `timeout` seconds."""
+        token = STATE_PREFIX + secrets.token_urlsafe(32)
+        timer = asyncio.get_running_loop().call_later(self.timeout, self._expire, token)
+        self._parked[token] = (call, timer)
+        return token
+
+    def claim(self, token: str, owner: tuple[Any, ...]) -> Holdable:
+        """The call parked under `token` for `owner`, taken out (InvalidState otherwise; the call stays)."""
+        entry = self._parked.get(token)
+        if entry is None or entry[0].owner != owner:
+            raise InvalidState()
+        del self._parked[token]
+        entry[1].cancel()
+        return entry[0]
+
+    def _expire(self, token: str) -> None:
+        entry = self._parked.pop(token, None)
+        if entry is not None:
+            entry[0].end(f"no retry within {self.timeout:g} s (MCPGW_GATEWAY_MCP_INPUT_TIMEOUT)")
+
+    def close(self) -> None:
+        """End every parked call (shutdown)."""
+        for token in list(self._parked):
+            entry = self._parked.pop(token)
+            entry[1].cancel()
+            entry[0].end("the gateway is shutting down")
+
+    def __len__(self) -> int:
+        return len(self._parked)
+
+
+def held_ctx(held: HeldCalls) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Cleanup ctx: calls still held for a retry at shutdown are ended (their backends told)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        yield
+        held.close()
+
+    return ctx

@@ -20,7 +20,6 @@ from gateway.keys import ANSWER_STREAM
 from gateway.mcp import protocol
 from gateway.mcp.aggregated_common import caller
 from gateway.mcp.backchannel import TooManyPending
-from gateway.mcp.endpoint import principal
 from gateway.mcp.state import McpState
 from gateway.registry import ServerConfig
 from gateway.upstream import sse
@@ -35,10 +34,13 @@ ANSWER_TIMEOUT = 300.0
 class Call:
     """One relayed tools/call: the agent's side of the stream, opened on first need."""
 
+    bridged = False  # a 2026-07-28 agent can be asked mid-call only through a held call (bridge.py)
+
     def __init__(self, request: web.Request, state: McpState, server: ServerConfig, era: protocol.Era, rid: protocol.RequestId,
                  endpoint: str) -> None:
         self.request, self.state, self.server, self.era, self.rid = request, state, server, era, rid
         self.endpoint = endpoint
+        self.who = caller(request)  # fixed for the call: its backend session, however many rounds
         self.out: web.StreamResponse | None = None
         self.token = "mcpgw-progress-" + secrets.token_urlsafe(8)
         self.client_token: protocol.RequestId = None
@@ -78,7 +80,7 @@ class Call:
 
     def open_request(self) -> tuple[str, asyncio.Future[dict[str, Any]]]:
         """A pending slot for one server→client request (TooManyPending past the subject's limit)."""
-        return self.state.pending.open(principal(self.request).subject)
+        return self.state.pending.open(self.who.subject)
 
     async def ask(self, method: str, params: Any,
                   opened: tuple[str, asyncio.Future[dict[str, Any]]] | None = None) -> dict[str, Any]:
@@ -118,7 +120,7 @@ async def ask_inputs(call: Call, requests: dict[str, Any]) -> dict[str, Any]:
 async def on_request(call: Call, pool: UpstreamPool, msg: dict[str, Any]) -> None:
     """A backend's server→client request (from the call's stream or its session's GET stream):
     relayed to the agent in a task under a pending slot, or refused to the backend here and now."""
-    if call.era == "modern":
+    if call.era == "modern" and not call.bridged:
         await _refuse(call, pool, msg, protocol.METHOD_NOT_FOUND,
                       "the gateway cannot relay this request to a 2026-07-28 client mid-call")
         return
@@ -167,6 +169,6 @@ async def _back_channel(call: Call, pool: UpstreamPool, msg: dict[str, Any],
 
 
 async def _post_answer(call: Call, pool: UpstreamPool, answer: dict[str, Any]) -> None:
-    status = await pool.client(call.server, caller(call.request)).send_response(answer)
+    status = await pool.client(call.server, call.who).send_response(answer)
     if status >= 400:
         log.warning("backend refused a relayed answer", extra={"server": call.server.name, "status": status})

@@ -4,9 +4,9 @@ The call goes out through the upstream pool's `open_stream` and its SSE answer i
 event; what reaches the agent, and how, is call_stream.py. A 2026-07-28 backend asks for input by
 returning `resultType: "input_required"`: a 2026-07-28 agent gets that result as is (its retry
 comes back through `/mcp` to the same backend); a 2025 agent is asked each input request on the
-stream and the gateway retries for it. A 2025-era backend's back-channel request cannot reach a
-2026-07-28 agent (that would hold the backend's call across the agent's retry): the backend gets a
-JSON-RPC error for it instead.
+stream and the gateway retries for it. A 2025-era backend asking a 2026-07-28 agent mid-call is
+bridged the other way (bridge.py): the call runs in a task held across the agent's retries, each
+round answered `input_required`.
 
 Bounded (docs/security/exhaustion.md): every byte read from the backend for the call, across its
 rounds, counts against MCPGW_GATEWAY_MCP_MAX_CALL_BYTES (past it the call ends with an error and
@@ -20,7 +20,7 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -28,13 +28,14 @@ from aiohttp import web
 from gateway.calls import outcome
 from gateway.errors import to_gateway_error
 from gateway.keys import UPSTREAM
-from gateway.mcp import call_stream, links, protocol
-from gateway.mcp.aggregated_common import caller, result_or_error
+from gateway.mcp import bridge, call_stream, links, protocol
+from gateway.mcp.aggregated_common import result_or_error
 from gateway.mcp.call_stream import Call, on_request, relay_notification
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone
 from gateway.registry import ServerConfig
 from gateway.upstream import codec, sse
+from gateway.upstream.client import LEGACY
 from gateway.upstream.errors import (
     CallBudgetExceeded,
     UpstreamError,
@@ -49,33 +50,66 @@ MAX_ROUNDS = 8
 
 
 async def call_tool(request: web.Request, state: McpState, server: ServerConfig, params: dict[str, Any], rid: protocol.RequestId,
-                    era: protocol.Era, endpoint: str) -> web.StreamResponse | dict[str, Any]:
-    """Run tools/call on `server`, relaying its server→client traffic; the result or the SSE answer."""
+                    era: protocol.Era, endpoint: str, turn: bridge.Turn) -> web.StreamResponse | dict[str, Any]:
+    """Run tools/call on `server`, relaying its server→client traffic; the result or the SSE answer.
+
+    `turn.held`: the call a 2026-07-28 retry continues (bridge.claimed), relayed on instead of a new one.
+    """
     call = Call(request, state, server, era, rid, endpoint)
     meta = dict(params.get("_meta") or {})
     call.client_token = meta.pop("progressToken", None)
+    if turn.held is not None:
+        return await _answered(call, bridge.resume(turn.held, call, params))
+    upstream = {k: v for k, v in params.items() if k != "_meta"}
+    if era == "modern" and call.who.declared() and await _legacy(request, server, call):
+        # A 2025-era backend may ask this agent mid-call: run the call where rounds can hold it.
+        relay = bridge.HeldCall(request, state, server, era, rid, endpoint)
+        started = bridge.Held(relay, _rounds(relay, upstream, _own_meta(relay, meta)), turn.owner)
+        return await _answered(call, bridge.resume(started, call, None))
+    return await _answered(call, _rounds(call, upstream, _own_meta(call, meta)))
+
+
+def _own_meta(call: Call, meta: dict[str, Any]) -> dict[str, Any]:
+    """The `_meta` the backend gets: our progress token; the agent's capabilities and log level."""
     own: dict[str, Any] = {"progressToken": call.token}
-    if era == "modern":
+    if call.era == "modern":
         own[protocol.META_CAPABILITIES] = meta.get(protocol.META_CAPABILITIES) or {}
         if LOG_LEVEL in meta:
             own[LOG_LEVEL] = meta[LOG_LEVEL]
     else:
         # A 2025 agent filters with logging/setLevel (answered, not forwarded): ask for every level.
         # Its capabilities are those it declared at initialize (sealed in its session).
-        own.update({protocol.META_CAPABILITIES: caller(request).declared(), LOG_LEVEL: "debug"})
-    upstream = {k: v for k, v in params.items() if k != "_meta"}
+        own.update({protocol.META_CAPABILITIES: call.who.declared(), LOG_LEVEL: "debug"})
+    return own
+
+
+async def _legacy(request: web.Request, server: ServerConfig, call: Call) -> bool:
+    """Whether the caller's client of `server` speaks the handshake era (detected now if need be)."""
+    client = request.app[UPSTREAM].client(server, call.who)
+    await client.ensure_era()
+    return client.era == LEGACY
+
+
+async def _rounds(call: Call, upstream: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """The backend's result; a 2026-07-28 backend's input_required is answered by a 2025 agent here
+    (asked on the stream, retried for it) and passed to a 2026-07-28 agent as is."""
+    for _ in range(MAX_ROUNDS):
+        upstream["_meta"] = dict(own)
+        result = await _round(call, upstream)
+        if result.get("resultType") != "input_required":
+            return links.tool_result(call.server.name, result)
+        if call.era == "modern":
+            return result
+        upstream["inputResponses"] = await call_stream.ask_inputs(call, result.get("inputRequests") or {})
+        if "requestState" in result:
+            upstream["requestState"] = result["requestState"]
+    raise UpstreamError(call.server.name, f"still asking for input after {MAX_ROUNDS} rounds")
+
+
+async def _answered(call: Call, work: Awaitable[dict[str, Any]]) -> web.StreamResponse | dict[str, Any]:
+    """`work`'s result as the agent's answer; a failure once the SSE answer started is its last event."""
     try:
-        for _ in range(MAX_ROUNDS):
-            upstream["_meta"] = dict(own)
-            result = await _round(call, upstream)
-            if result.get("resultType") != "input_required":
-                return await call.finish(links.tool_result(server.name, result))
-            if era == "modern":
-                return await call.finish(result)
-            upstream["inputResponses"] = await call_stream.ask_inputs(call, result.get("inputRequests") or {})
-            if "requestState" in result:
-                upstream["requestState"] = result["requestState"]
-        raise UpstreamError(server.name, f"still asking for input after {MAX_ROUNDS} rounds")
+        return await call.finish(await work)
     except ConnectionResetError:
         call.close()  # the agent left mid-answer: nothing to tell it, nothing to log
         raise ClientGone() from None
@@ -84,7 +118,7 @@ async def call_tool(request: web.Request, state: McpState, server: ServerConfig,
             call.close()
             raise
         # The SSE answer has started: the failure becomes its last event.
-        await call.send(_as_error(rid, exc))
+        await call.send(_as_error(call.rid, exc))
         await call.out.write_eof()
         call.close()
         return call.out
@@ -115,13 +149,13 @@ async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         raise protocol.RpcFailure(code, exc.rpc_message, exc.data, status=200) from None
     except asyncio.CancelledError:
         # A closed stream alone does not stop a 2025 backend: tell it, in the caller's own session.
-        pool.client(call.server, caller(call.request)).cancel_soon(uid, "cancelled by the client")
+        pool.client(call.server, call.who).cancel_soon(uid, "cancelled by the client")
         raise
 
 
 async def _exchange(call: Call, pool: UpstreamPool, message: dict[str, Any], uid: str) -> dict[str, Any]:
-    async with pool.turn(call.server, caller(call.request)), _listening(call, pool), \
-            await pool.open_stream(call.server, message, caller=caller(call.request)) as resp:
+    async with pool.turn(call.server, call.who), _listening(call, pool), \
+            await pool.open_stream(call.server, message, caller=call.who) as resp:
         if resp.status >= 500 or resp.status == 401:
             raise UpstreamError(call.server.name, f"HTTP {resp.status}", resp.status)
         # The pool's cap (MCPGW_GATEWAY_MCP_MAX_RESPONSE_BYTES) holds here too: a whole JSON body,
@@ -139,7 +173,7 @@ async def _exchange(call: Call, pool: UpstreamPool, message: dict[str, Any], uid
                     return _result(call, found, uid, resp.status, message["params"]["name"])
         except CallBudgetExceeded:
             resp.close()
-            pool.client(call.server, caller(call.request)).cancel_soon(uid, "call exceeded the gateway's byte budget")
+            pool.client(call.server, call.who).cancel_soon(uid, "call exceeded the gateway's byte budget")
             raise
         finally:
             call.relayed = budget.used
@@ -150,11 +184,10 @@ async def _exchange(call: Call, pool: UpstreamPool, message: dict[str, Any], uid
 async def _listening(call: Call, pool: UpstreamPool) -> AsyncIterator[None]:
     """While the call runs, also relay requests the backend sends on its session's GET stream
     (gateway/upstream/standalone.py), if the agent declared anything it could be asked."""
-    who = caller(call.request)
-    if not who.declared():
+    if not call.who.declared():
         yield
         return
-    client = pool.client(call.server, who)
+    client = pool.client(call.server, call.who)
     await client.ensure_era()
     async with pool.get_streams.during(client, functools.partial(on_request, call, pool)):
         yield

@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.mcp import methods
-from gateway.mcp.backchannel import Pending
+from gateway.mcp.backchannel import HeldCalls, Pending
 from gateway.mcp.catalog_watch import CatalogPoller
 from gateway.mcp.fanout import ListCache
 from gateway.mcp.inflight import InFlight
@@ -62,6 +62,7 @@ class McpState:
     settings: GatewaySettings
     pending: Pending
     streams: StreamLimits
+    held: HeldCalls
     lists: ListCache = field(default_factory=ListCache)
     catalogs: CatalogPoller = field(default_factory=CatalogPoller)
     hub: Hub = field(default_factory=Hub)
@@ -90,4 +91,5 @@ def build_state(settings: GatewaySettings, registry: CollectorRegistry) -> McpSt
         settings=settings,
         pending=Pending(settings.mcp_max_pending_requests),
         streams=StreamLimits(settings.mcp_max_streams_per_session, settings.mcp_max_streams_per_subject),
+        held=HeldCalls(settings.mcp_max_held_calls_per_subject, settings.mcp_max_held_calls, settings.mcp_input_timeout),
     )

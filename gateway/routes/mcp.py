@@ -14,6 +14,7 @@ from gateway.mcp import (
     passthrough_session,
 )
 from gateway.mcp.aggregated_subs import catalogs_ctx
+from gateway.mcp.backchannel import held_ctx
 from gateway.mcp.revocations import revocations_ctx
 from gateway.mcp.state import build_state
 from gateway.mcp.subscriptions import subscriptions_ctx
@@ -52,6 +53,7 @@ def setup_mcp_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(revocations_ctx(state.revocations))
     app.cleanup_ctx.append(subscriptions_ctx(state.hub))
     app.cleanup_ctx.append(catalogs_ctx)
+    app.cleanup_ctx.append(held_ctx(state.held))
     app.router.add_route("POST", "/mcp", aggregated.post)
     app.router.add_route("GET", "/mcp", aggregated.get)
     app.router.add_route("DELETE", "/mcp", aggregated.delete)

@@ -87,9 +87,6 @@ BRIDGED = ("by design a 2026-07-28 agent reaches a handshake-only server on pass
            "notifications cross it (docs/mcp.md, Era bridging)")
 FASTMCP_MODERN = ("FastMCP's imperative ctx.elicit() / create_message() are unavailable on 2026-07-28 "
                   "connections by design (that era asks with an input_required result)")
-NOT_BRIDGED = ("a handshake-era backend's request in the middle of a call is not bridged to a 2026-07-28 "
-               "agent (it would hold the backend's call across the agent's retry): the backend gets -32601 "
-               "(docs/mcp.md)")
 ASKS = ("sampling", "elicitation")
 INSPECTOR = ("the Inspector CLI runs one request per command: no session to keep across a restart, "
              "no handler for server requests, progress, cancellation or notifications")
@@ -134,8 +131,6 @@ class Cell:
                 return "skip", BRIDGED
             if self.server == "fast" and self.feature in ASKS:
                 return "skip", FASTMCP_MODERN
-            if self.endpoint == "mcp" and self.server == "everything" and self.feature in ASKS:
-                return "xfail", NOT_BRIDGED
         if self.feature != "restart" and self.feature not in PROFILES[self.server]:
             return "skip", f"{self.server} offers no {self.feature.replace('_', ' ')} (nothing to relay)"
         for table, kind in ((NOT_APPLICABLE, "skip"), (LIMITS, "xfail")):
