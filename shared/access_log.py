@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from shared.logging import direct_handler, direct_line
 from shared.metrics import route_name
 from shared.outcome import Outcome
 
@@ -43,10 +44,16 @@ def access_log_middleware(level: str, subject_of: SubjectOf) -> Callable[..., Aw
             route = route_name(request)
             at = quiet if route in QUIET_ROUTES else main
             if log.isEnabledFor(at):
-                log.log(at, "%s %s %s", request.method, route, status, extra={
-                    "method": request.method, "route": route, "status": status,
+                method = request.method
+                fields = {
+                    "method": method, "route": route, "status": status,
                     "duration_ms": round((time.perf_counter() - start) * 1000, 3),
                     "subject": subject_of(request), "client_addr": request.remote,
-                })
+                }
+                sink = direct_handler(log, at)
+                if sink is not None:  # the same line, without the LogRecord machinery
+                    direct_line(sink, at, log.name, f"{method} {route} {status}", fields)
+                else:
+                    log.log(at, "%s %s %s", method, route, status, extra=fields)
 
     return middleware

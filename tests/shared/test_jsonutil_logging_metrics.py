@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from shared import jsonutil
 from shared.keys import REGISTRY
-from shared.logging import JsonFormatter, request_id_var, setup_logging
+from shared.logging import JsonFormatter, direct_handler, direct_line, request_id_var, setup_logging
 from shared.metrics import HttpMetrics, metrics_handler, metrics_middleware
 
 
@@ -119,6 +119,48 @@ def test_setup_logging_is_idempotent(monkeypatch):
         for h in list(root.handlers):
             if h not in before:
                 root.removeHandler(h)
+        root.setLevel(level)
+
+
+def test_direct_line_is_the_formatters_line_and_yields_to_any_other_listener(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    root, access = logging.getLogger(), logging.getLogger("mcpgw.access")
+    before, level = list(root.handlers), root.level
+    for h in before:
+        root.removeHandler(h)
+    try:
+        setup_logging("gateway", "INFO")
+        fields = {"method": "POST", "route": "/mcp", "status": 200, "duration_ms": 1.5, "subject": None}
+        token = request_id_var.set("r-7")
+        try:
+            sink = direct_handler(access, logging.INFO)
+            assert sink is not None
+            direct_line(sink, logging.INFO, "mcpgw.access", "POST /mcp 200", fields)
+            access.log(logging.INFO, "%s %s %s", "POST", "/mcp", 200, extra=fields)
+        finally:
+            request_id_var.reset(token)
+        fast, slow = (json.loads(line) for line in out.getvalue().splitlines())
+        assert list(fast) == list(slow) and fast.pop("ts")[:19] == slow.pop("ts")[:19]
+        assert fast == slow and fast["request_id"] == "r-7" and fast["msg"] == "POST /mcp 200"
+        root.handlers[0].setLevel(logging.WARNING)
+        assert direct_handler(access, logging.INFO) is None  # the handler would drop it
+        root.handlers[0].setLevel(logging.NOTSET)
+        # Anything else that could see or change the record: the LogRecord path, as before.
+        extra = logging.NullHandler()
+        access.addHandler(extra)
+        assert direct_handler(access, logging.INFO) is None
+        access.removeHandler(extra)
+        access.addFilter(refuse := logging.Filter("other"))
+        assert direct_handler(access, logging.INFO) is None
+        access.removeFilter(refuse)
+        root.handlers[0].setFormatter(logging.Formatter("%(message)s"))
+        assert direct_handler(access, logging.INFO) is None
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in before:
+            root.addHandler(h)
         root.setLevel(level)
 
 
