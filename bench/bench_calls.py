@@ -30,10 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_gateway import (  # noqa: E402
-    AUDIENCE, BODY, POLICY, SUBJECT, Processes, bench_database, free_port, measure, run_main, spawn_backend,
-    spawn_pdp, wait_http,
-)
+import bench_gateway as bg  # noqa: E402  (the stack: backend, PDP, issuer, gateway processes)
+
 from tests.fixtures.oidc import running_issuer  # noqa: E402
 
 # Where a function's calls are counted, by path fragment (first match wins; order matters).
@@ -63,20 +61,20 @@ async def profiled(url: str, pid: int, out: Path, session: aiohttp.ClientSession
     invoke = url + "/mcp/invoke?mcp_server=bench"
 
     async def call() -> None:
-        async with session.post(invoke, data=BODY, headers=headers) as resp:
+        async with session.post(invoke, data=bg.BODY, headers=headers) as resp:
             body = await resp.read()
             if resp.status != 200:
                 raise RuntimeError(f"{url} answered {resp.status}: {body[:300]!r}")
 
-    await measure(call, 300, 1)  # warm: connections, token and decision caches, schemas
+    await bg.measure(call, 300, 1)  # warm: connections, token and decision caches, schemas
     os.kill(pid, signal.SIGUSR1)
     await asyncio.sleep(0.3)
-    await measure(call, calls, 1)
+    await bg.measure(call, calls, 1)
     await asyncio.sleep(0.3)  # let the audit writer's linger end inside the window, as in steady state
     os.kill(pid, signal.SIGUSR2)
-    done = Path(str(out) + ".done")
+    done = str(out) + ".done"
     for _ in range(300):
-        if done.exists():
+        if await asyncio.to_thread(os.path.exists, done):
             return
         await asyncio.sleep(0.1)
     raise RuntimeError(f"no profile from pid {pid}")
@@ -102,21 +100,21 @@ def summary(label: str, path: Path, calls: int, top: int) -> int:
 async def run(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mcpgw-calls-"))
     out_prefix = Path(args.save) if args.save else tmp / "prof"
-    variants = {"gateway": ROOT, **({"baseline": Path(args.baseline).resolve()} if args.baseline else {})}
-    async with bench_database("bench_calls") as dsn:
-        procs = Processes()
+    variants = {"gateway": ROOT, **({"baseline": Path(args.baseline)} if args.baseline else {})}
+    async with bg.bench_database("bench_calls") as dsn:
+        procs = bg.Processes()
         try:
-            _, backend_url = spawn_backend(procs)
+            _, backend_url = bg.spawn_backend(procs)
             servers = tmp / "mcp_servers.yaml"
             servers.write_text(f"servers:\n  bench:\n    url: {backend_url}\n    type: http\n")
-            pdp_port = spawn_pdp(procs, tmp, dsn, POLICY)
+            pdp_port = bg.spawn_pdp(procs, tmp, dsn, bg.POLICY)
             async with running_issuer() as issuer, aiohttp.ClientSession() as session:
-                await wait_http(session, f"http://127.0.0.1:{pdp_port}/health")
+                await bg.wait_http(session, f"http://127.0.0.1:{pdp_port}/health")
                 argv = ["--servers", str(servers), "--pdp-url", f"http://127.0.0.1:{pdp_port}",
-                        "--issuer", issuer.issuer, "--audience", AUDIENCE]
+                        "--issuer", issuer.issuer, "--audience", bg.AUDIENCE]
                 started: dict[str, tuple[int, str, Path]] = {}
                 for label, root in variants.items():
-                    port, out = free_port(), Path(f"{out_prefix}.{label}")
+                    port, out = bg.free_port(), Path(f"{out_prefix}.{label}")
                     env = {"DATABASE_URL": dsn, "MCPGW_DATA_DIR": str(tmp / label), "PYTHONPATH": str(root),
                            "AUDIT_LOG_FILE": str(tmp / f"audit-{label}.jsonl"),
                            "MCPGW_GATEWAY_DECISION_CACHE_TTL": "3600",
@@ -125,14 +123,14 @@ async def run(args: argparse.Namespace) -> None:
                                        env, tmp)
                     started[label] = (proc.pid, f"http://127.0.0.1:{port}", out)
                 if args.bare:
-                    port, out = free_port(), Path(f"{out_prefix}.bare")
+                    port, out = bg.free_port(), Path(f"{out_prefix}.bare")
                     proc = procs.spawn([str(ROOT / "bench" / "count_gateway.py"), str(out), str(ROOT / "bench" / "bare_gateway.py"),
                                         "--port", str(port), "--servers", str(servers)], {}, tmp)
                     started["bare"] = (proc.pid, f"http://127.0.0.1:{port}", out)
-                token = issuer.mint(SUBJECT, username=SUBJECT, audience=AUDIENCE, expires_in=7200)
+                token = issuer.mint(bg.SUBJECT, username=bg.SUBJECT, audience=bg.AUDIENCE, expires_in=7200)
                 headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
                 for _, url, _ in started.values():
-                    await wait_http(session, url + "/health")
+                    await bg.wait_http(session, url + "/health")
                 totals = {}
                 for label, (pid, url, out) in started.items():
                     await profiled(url, pid, out, session, headers, args.calls)
@@ -158,7 +156,8 @@ def main() -> None:
     parser.add_argument("--save", metavar="PREFIX", help="keep the pstats files as PREFIX.<label>")
     args = parser.parse_args()
     args.calls = args.calls or (200 if args.quick else 1000)
-    run_main(run, args)
+    args.baseline = args.baseline and str(Path(args.baseline).resolve())
+    bg.run_main(run, args)
 
 
 if __name__ == "__main__":
