@@ -44,7 +44,7 @@ def audit_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
             raise
         finally:
             principal = request.get(PRINCIPAL)
-            emitter.emit(build_event(
+            emitter.emit(build_event(  # built here for this emit only: redacted in place (owned)
                 info,
                 http_status=status,
                 duration_ms=(time.perf_counter() - start) * 1000,
@@ -55,6 +55,6 @@ def audit_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
                 method=request.method,
                 path=request.path,
                 tool_failed=tool_failed,
-            ))
+            ), owned=True)
 
     return middleware
