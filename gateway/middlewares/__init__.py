@@ -15,9 +15,9 @@ from gateway.middlewares.edge import edge_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
 from gateway.middlewares.headers import server_limits
 from gateway.middlewares.json_limits import JsonLimits
-from shared.access_log import access_log_middleware
+from shared.access_log import observe_middleware
 from shared.logging import request_id_middleware
-from shared.metrics import HttpMetrics, metrics_middleware
+from shared.metrics import HttpMetrics
 
 __all__ = ["PUBLIC_PATHS", "JsonLimits", "error_body", "install", "server_limits"]
 
@@ -42,10 +42,9 @@ def install(
         request_id_middleware(REQUEST_ID),
         # 1a. Tracing (only when configured): the trace id is in every line below, the access line too.
         *([tracing] if tracing is not None else []),
-        # 1b. The access line sees the final status and the subject the auth step found.
-        access_log_middleware(access_level, _subject),
-        # 2. Metrics see the final status of everything, including rejected requests.
-        metrics_middleware(http_metrics),
+        # 2. The access line and the HTTP metrics (one middleware) see the final status of
+        #    everything, rejected requests included, and the subject the auth step found.
+        observe_middleware(access_level, _subject, http_metrics),
         # 3. Audit outside the error mapping: it records the status the caller really got.
         audit_middleware(),
         # 4. Errors: everything inside raises, this turns it into the JSON error body.

@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from shared import jsonutil
+from shared.access_log import observe_middleware
 from shared.keys import REGISTRY
 from shared.logging import JsonFormatter, direct_handler, direct_line, request_id_var, setup_logging
 from shared.metrics import HttpMetrics, metrics_handler, metrics_middleware
@@ -164,9 +165,24 @@ def test_direct_line_is_the_formatters_line_and_yields_to_any_other_listener(mon
         root.setLevel(level)
 
 
-async def test_metrics_middleware_counts_by_route_template(aiohttp_client):
+class Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("observe", [False, True])
+async def test_metrics_middleware_counts_by_route_template(aiohttp_client, observe):
+    """The metrics middleware, and the gateway's observe middleware (access line + metrics in one)."""
     registry = CollectorRegistry()
     metrics = HttpMetrics(registry, "t")
+    lines = Captured()
+    access = logging.getLogger("mcpgw.access")
+    access.addHandler(lines)
+    access.setLevel(logging.DEBUG)
 
     async def item(request: web.Request) -> web.Response:
         if request.match_info["id"] == "gone":
@@ -176,14 +192,25 @@ async def test_metrics_middleware_counts_by_route_template(aiohttp_client):
     async def crash(_request: web.Request) -> web.Response:
         raise RuntimeError("bug")
 
-    app = web.Application(middlewares=[metrics_middleware(metrics)])
+    chosen = observe_middleware("INFO", lambda _r: "sam", metrics) if observe else metrics_middleware(metrics)
+    app = web.Application(middlewares=[chosen])
     app[REGISTRY] = registry
     app.router.add_get("/items/{id}", item)
     app.router.add_get("/crash", crash)
     app.router.add_get("/metrics", metrics_handler)
     client = await aiohttp_client(app)
-    for path in ("/items/1", "/items/2", "/items/gone", "/nowhere", "/crash"):
-        await client.get(path)
+    try:
+        for path in ("/items/1", "/items/2", "/items/gone", "/nowhere", "/crash"):
+            await client.get(path)
+    finally:
+        access.removeHandler(lines)
+    if observe:
+        assert [(r.route, r.status, r.subject) for r in lines.records] == [  # type: ignore[attr-defined]
+            ("/items/{id}", 200, "sam"), ("/items/{id}", 200, "sam"), ("/items/{id}", 410, "sam"),
+            ("unmatched", 404, "sam"), ("/crash", 500, "sam"),
+        ]
+    else:
+        assert lines.records == []
 
     def count(route: str, status: str) -> float | None:
         return registry.get_sample_value(
