@@ -18,11 +18,19 @@ from pathlib import Path
 from types import FrameType
 
 
+def run_gateway(argv: list[str]) -> None:
+    """Run `python -m gateway ARGV`, or the script when ARGV[0] ends in .py, in this process."""
+    script = argv[0] if argv and argv[0].endswith(".py") else None
+    sys.argv = [script, *argv[1:]] if script else ["gateway", *argv]
+    if script:
+        runpy.run_path(script, run_name="__main__")
+    else:
+        runpy.run_module("gateway", run_name="__main__", alter_sys=True)
+
+
 def main() -> None:
     """Install the signal handlers, then run the gateway until it exits."""
     out = sys.argv[1]
-    script = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2].endswith(".py") else None
-    sys.argv = [script, *sys.argv[3:]] if script else ["gateway", *sys.argv[2:]]
     profiler = cProfile.Profile()
 
     def start(_sig: int, _frame: FrameType | None) -> None:
@@ -35,10 +43,7 @@ def main() -> None:
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)
-    if script:
-        runpy.run_path(script, run_name="__main__")
-    else:
-        runpy.run_module("gateway", run_name="__main__", alter_sys=True)
+    run_gateway(sys.argv[2:])
 
 
 if __name__ == "__main__":
