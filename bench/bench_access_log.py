@@ -2,7 +2,8 @@
 
 Runs the real middleware chain piece (request id + access log) around a trivial handler with
 aiohttp's in-process request objects, N requests per cell, cells interleaved; prints the CPU time
-per request for `off`, `INFO` with the line emitted, and the difference.
+per request for `off`, `INFO` through a handler on the access logger (the LogRecord path), `INFO`
+through the gateway's own root stdout handler (the direct line), and the differences.
 
     .venv/bin/python bench/bench_access_log.py [--quick] [--requests N] [--rounds R]
 """
@@ -49,6 +50,17 @@ async def cell(level: str, n: int) -> float:
     return (time.process_time() - start) / n
 
 
+def route_to(logger: logging.Logger, handler: logging.Handler, *, direct: bool) -> None:
+    """Send access lines to `handler`: as the gateway's root stdout handler (the direct path), or
+    attached to the access logger itself (any other set-up: the LogRecord path)."""
+    root = logging.getLogger()
+    for h in (*root.handlers, *logger.handlers):
+        (root if h in root.handlers else logger).removeHandler(h)
+    logger.setLevel(logging.INFO)
+    logger.propagate = direct
+    (root if direct else logger).addHandler(handler)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -57,20 +69,20 @@ async def main() -> None:
     args = parser.parse_args()
     n, rounds = (2_000, 3) if args.quick else (args.requests, args.rounds)
     handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: ASYNC230, SIM115 - once, lives for the run
+    handler._mcpgw = True  # type: ignore[attr-defined]  # as shared.logging.setup_logging marks it
     handler.setFormatter(JsonFormatter("gateway"))
     logger = logging.getLogger("mcpgw.access")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    off, on = [], []
+    cells: dict[str, list[float]] = {"off": [], "record": [], "direct": []}
     for i in range(rounds):
-        for level in (("off", "INFO") if i % 2 == 0 else ("INFO", "off")):
-            (off if level == "off" else on).append(await cell(level, n))
-    a, b = statistics.median(off), statistics.median(on)
+        for name in (list(cells) if i % 2 == 0 else list(reversed(cells))):
+            route_to(logger, handler, direct=name == "direct")
+            cells[name].append(await cell("off" if name == "off" else "INFO", n))
+    off, record, direct = (statistics.median(v) for v in cells.values())
     print(f"requests per cell {n}, rounds {rounds}")
-    print(f"access log off : {a * 1e6:7.1f} us CPU per request (request id middleware + trivial handler)")
-    print(f"access log INFO: {b * 1e6:7.1f} us CPU per request (one JSON line to /dev/null)")
-    print(f"cost of the line: {(b - a) * 1e6:.1f} us CPU per request")
+    print(f"access log off   : {off * 1e6:7.1f} us CPU per request (request id middleware + trivial handler)")
+    print(f"INFO, LogRecord  : {record * 1e6:7.1f} us CPU per request (one JSON line to /dev/null via logging)")
+    print(f"INFO, direct line: {direct * 1e6:7.1f} us CPU per request (the same line, shared.logging.direct_line)")
+    print(f"cost of the line: {(record - off) * 1e6:.1f} us via LogRecord, {(direct - off) * 1e6:.1f} us direct")
 
 
 if __name__ == "__main__":

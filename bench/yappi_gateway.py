@@ -11,17 +11,15 @@ attributes coroutine time to the coroutine across awaits.
 from __future__ import annotations
 
 import atexit
-import runpy
 import sys
 
 import yappi
+from count_gateway import run_gateway  # bench/ is on the path when this runs as a script
 
 
 def main() -> None:
     """Profile the gateway until it exits."""
     out = sys.argv[1]
-    script = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2].endswith(".py") else None
-    sys.argv = [script, *sys.argv[3:]] if script else ["gateway", *sys.argv[2:]]
     yappi.set_clock_type("cpu")
     yappi.start(builtins=True)
 
@@ -30,10 +28,7 @@ def main() -> None:
         yappi.get_func_stats().save(out, type="pstat")
 
     atexit.register(save)
-    if script:
-        runpy.run_path(script, run_name="__main__")
-    else:
-        runpy.run_module("gateway", run_name="__main__", alter_sys=True)
+    run_gateway(sys.argv[2:])
 
 
 if __name__ == "__main__":

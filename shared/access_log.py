@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from shared.metrics import route_name
+from shared.logging import direct_handler, direct_line
+from shared.metrics import HttpMetrics, http_recorder, route_name
 from shared.outcome import Outcome
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -25,28 +26,75 @@ QUIET_ROUTES = frozenset({"/health", "/healthz", "/readyz", "/metrics"})
 LEVELS = ("off", "DEBUG", "INFO", "WARNING")
 
 
+AccessWriter = Callable[[web.Request, str, int, float], None]
+
+
+def access_writer(level: str, subject_of: SubjectOf) -> AccessWriter | None:
+    """`write(request, route, status, start)`: the access line of one finished request (None for `off`)."""
+    if level == "off":
+        return None
+    main = logging.getLevelName(level)
+    quiet = max(logging.DEBUG, main - 10)
+
+    def write(request: web.Request, route: str, status: int, start: float) -> None:
+        at = quiet if route in QUIET_ROUTES else main
+        if not log.isEnabledFor(at):
+            return
+        method = request.method
+        fields = {
+            "method": method, "route": route, "status": status,
+            "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+            "subject": subject_of(request), "client_addr": request.remote,
+        }
+        sink = direct_handler(log, at)
+        if sink is not None:  # the same line, without the LogRecord machinery
+            direct_line(sink, at, log.name, f"{method} {route} {status}", fields)
+        else:
+            log.log(at, "%s %s %s", method, route, status, extra=fields)
+
+    return write
+
+
 def access_log_middleware(level: str, subject_of: SubjectOf) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Log each request after it completed (or failed) at `level`; `off` logs nothing."""
-    main = logging.getLevelName(level) if level != "off" else None
-    quiet = max(logging.DEBUG, (main or logging.DEBUG) - 10)
+    write = access_writer(level, subject_of)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if main is None:
+        if write is None:
             return await handler(request)
         start = time.perf_counter()
         outcome = Outcome()
         try:
             return await outcome.run(handler, request)
         finally:
-            status = outcome.status
+            write(request, route_name(request), outcome.status, start)
+
+    return middleware
+
+
+def observe_middleware(
+    level: str, subject_of: SubjectOf, metrics: HttpMetrics,
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The access line and the HTTP metrics of every request from one middleware: one frame, one
+    status, one route lookup per request instead of two of each (the gateway's hot path)."""
+    write, record = access_writer(level, subject_of), http_recorder(metrics)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        status = 500  # as Outcome: the response's, an HTTPException's, else 500 (no extra frame here)
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
             route = route_name(request)
-            at = quiet if route in QUIET_ROUTES else main
-            if log.isEnabledFor(at):
-                log.log(at, "%s %s %s", request.method, route, status, extra={
-                    "method": request.method, "route": route, "status": status,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                    "subject": subject_of(request), "client_addr": request.remote,
-                })
+            record(request.method, route, status, time.perf_counter() - start)
+            if write is not None:
+                write(request, route, status, start)
 
     return middleware

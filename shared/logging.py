@@ -61,15 +61,26 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        self._second = -1
+        self._stamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
+        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+        if record.exc_info:
+            extras["exc"] = self.formatException(record.exc_info)
+        return self.line(record.created, int(record.msecs), record.levelname, record.name, record.getMessage(), extras)
+
+    def line(self, created: float, msecs: int, level: str, logger: str, msg: str, extras: dict[str, Any]) -> str:
+        """The JSON line (no newline) for these fields: `format` and `direct_line` both use it."""
+        second = int(created)
+        if second != self._second:  # strftime once per second, not per line
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
+            "ts": f"{self._stamp}.{msecs:03d}Z",
+            "level": level,
             "service": self.service,
-            "logger": record.name,
-            "msg": record.getMessage(),
+            "logger": logger,
+            "msg": msg,
         }
         rid = request_id_var.get()
         if rid:
@@ -77,16 +88,47 @@ class JsonFormatter(logging.Formatter):
         trace_id = current_trace_id()
         if trace_id:
             entry["trace_id"] = trace_id
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        entry.update(extras)
         try:
             return dumps(entry).decode()
         except TypeError:
             # An `extra=` value JSON cannot carry must not cost the whole log line.
             return dumps({k: v if _plain(v) else repr(v) for k, v in entry.items()}).decode()
+
+
+def direct_handler(logger: logging.Logger, level: int) -> logging.StreamHandler[Any] | None:
+    """The one stdout JSON handler a record of `logger` at `level` would reach, when nothing else
+    (a filter, another handler, a parent in between) could see or change it; else None.
+
+    Then `direct_line` writes the exact line `JsonFormatter` would, without building a LogRecord
+    (caller lookup, thread and process names, ~30 calls): the access log's per-request cost.
+    """
+    if logger.handlers or logger.filters or not logger.propagate or logger.disabled:
+        return None
+    root = logger.parent
+    if root is not logging.root or len(root.handlers) != 1 or logging.root.manager.disable >= level:
+        return None
+    handler = root.handlers[0]
+    if (type(handler) is not logging.StreamHandler or not getattr(handler, "_mcpgw", False)
+            or type(handler.formatter) is not JsonFormatter or handler.filters or level < handler.level):
+        return None
+    return handler
+
+
+def direct_line(handler: logging.StreamHandler[Any], level: int, logger: str, msg: str, extras: dict[str, Any]) -> None:
+    """Write one line through `handler` (from `direct_handler`) as `handler.emit` would."""
+    created = time.time()
+    formatter = handler.formatter
+    assert type(formatter) is JsonFormatter
+    text = formatter.line(created, int((created - int(created)) * 1000), logging.getLevelName(level), logger, msg, extras)
+    handler.acquire()
+    try:
+        handler.stream.write(text + handler.terminator)
+        handler.stream.flush()
+    except Exception:  # noqa: BLE001 - as logging does: a broken stdout never fails the request
+        handler.handleError(logging.makeLogRecord({"msg": msg, "name": logger}))
+    finally:
+        handler.release()
 
 
 def _plain(value: Any) -> bool:

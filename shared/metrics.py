@@ -75,12 +75,30 @@ def route_name(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def metrics_middleware(metrics: HttpMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Count and time every request."""
+def http_recorder(metrics: HttpMetrics) -> Callable[[str, str, int, float], None]:
+    """`record(method, route, status, seconds)`: count and time one finished request."""
     # Children by label values: `labels()` takes a lock and builds tuples on every call, which
     # showed in the gateway's hot-path profile. Prometheus keeps every child anyway.
     counters: dict[tuple[str, str, str], Any] = {}
     timers: dict[tuple[str, str], Any] = {}
+
+    def record(method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, str(status))
+        counter = counters.get(key)
+        if counter is None:
+            counter = counters[key] = metrics.requests.labels(*key)
+        counter.inc()
+        timer = timers.get(key[:2])
+        if timer is None:
+            timer = timers[key[:2]] = metrics.latency.labels(*key[:2])
+        timer.observe(seconds)
+
+    return record
+
+
+def metrics_middleware(metrics: HttpMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Count and time every request."""
+    record = http_recorder(metrics)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -89,16 +107,7 @@ def metrics_middleware(metrics: HttpMetrics) -> Callable[..., Awaitable[web.Stre
         try:
             return await outcome.run(handler, request)
         finally:
-            route = route_name(request)
-            key = (request.method, route, str(outcome.status))
-            counter = counters.get(key)
-            if counter is None:
-                counter = counters[key] = metrics.requests.labels(*key)
-            counter.inc()
-            timer = timers.get(key[:2])
-            if timer is None:
-                timer = timers[key[:2]] = metrics.latency.labels(*key[:2])
-            timer.observe(time.perf_counter() - start)
+            record(request.method, route_name(request), outcome.status, time.perf_counter() - start)
 
     return middleware
 

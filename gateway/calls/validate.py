@@ -39,16 +39,82 @@ class SchemaUnsupported(ValueError):
     """The tool's schema cannot be checked (invalid, unknown draft, remote `$ref`): refuse its calls."""
 
 
+# The common tool schema (pydantic's and the SDKs' flat argument objects): `properties` with one
+# plain `type` each, `required`, a boolean `additionalProperties`, annotations. For such a schema a
+# few type() checks prove an arguments object valid without jsonschema's walk (~7 µs per call);
+# anything they do not prove valid (a missing name, a 1.0 for an integer, a subclass) goes to
+# jsonschema, which decides and words the problems. Any other keyword means no plan at all.
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "format", "$comment", "deprecated",
+                          "readOnly", "writeOnly"})
+_TOP_KEYWORDS = _ANNOTATIONS | {"$schema", "type", "properties", "required", "additionalProperties"}
+_EXACT_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),),
+    "object": (dict,), "array": (list,),
+}
+# Drafts whose `integer` also admits 1.0 and whose keywords above mean the same (not 3/4).
+_PLAN_DRAFTS = (validators.Draft6Validator, validators.Draft7Validator, validators.Draft201909Validator,
+                validators.Draft202012Validator)
+_ANY = None  # a property any value satisfies
+Plan = tuple[dict[str, tuple[type, ...] | None], tuple[str, ...], bool]
+
+
+def flat_plan(schema: Mapping[str, Any], cls: Any = DEFAULT) -> Plan | None:
+    """(allowed exact types per property, required names, additional properties allowed) for a
+    flat object schema, or None when the schema uses anything else."""
+    if cls not in _PLAN_DRAFTS or not set(schema) <= _TOP_KEYWORDS or schema.get("type", "object") != "object":
+        return None
+    properties, required = schema.get("properties", {}), schema.get("required", [])
+    additional = schema.get("additionalProperties", True)
+    if (type(properties) is not dict or type(required) is not list or type(additional) is not bool
+            or not all(type(name) is str for name in required)):
+        return None
+    types: dict[str, tuple[type, ...] | None] = {}
+    for name, sub in properties.items():
+        if sub is True:
+            types[name] = _ANY
+            continue
+        if type(sub) is not dict or not set(sub) <= _ANNOTATIONS | {"type"}:
+            return None
+        wanted = sub.get("type")
+        if wanted is None:
+            types[name] = _ANY
+        elif type(wanted) is str and wanted in _EXACT_TYPES:
+            types[name] = _EXACT_TYPES[wanted]
+        else:
+            return None
+    return types, tuple(required), additional
+
+
+def plan_admits(plan: Plan, arguments: dict[str, Any]) -> bool:
+    """True only when `arguments` certainly satisfy the planned schema (False: ask jsonschema)."""
+    types, required, additional = plan
+    for name in required:
+        if name not in arguments:
+            return False
+    for name, value in arguments.items():
+        if name not in types:
+            if not additional:
+                return False
+            continue
+        allowed = types[name]
+        if allowed is not _ANY and type(value) not in allowed:
+            return False
+    return True
+
+
 class Checker:
     """A compiled schema: `problems(arguments)` lists what is wrong, empty when valid."""
 
-    __slots__ = ("_validator",)
+    __slots__ = ("_plan", "_validator")
 
-    def __init__(self, validator: Any) -> None:
+    def __init__(self, validator: Any, plan: Plan | None = None) -> None:
         self._validator = validator
+        self._plan = plan
 
     def problems(self, arguments: Any) -> list[str]:
         """Up to MAX_PROBLEMS messages, each naming the argument (JSON pointer) and the rule broken."""
+        if self._plan is not None and type(arguments) is dict and plan_admits(self._plan, arguments):
+            return []
         try:
             if self._validator.is_valid(arguments):
                 return []
@@ -123,7 +189,7 @@ def compile_schema(schema: Any) -> Checker:
     except Exception as exc:  # e.g. a regex the metaschema check cannot compile
         raise SchemaUnsupported(f"invalid schema ({type(exc).__name__})") from None
     # format_checker=None: formats are annotations here, as the draft says by default.
-    return Checker(cls(schema, format_checker=None))
+    return Checker(cls(schema, format_checker=None), flat_plan(schema, cls))
 
 
 class SchemaCache:
@@ -173,4 +239,4 @@ class SchemaCache:
         return found
 
 
-__all__ = ["Checker", "SchemaCache", "SchemaUnsupported", "compile_schema"]
+__all__ = ["Checker", "SchemaCache", "SchemaUnsupported", "compile_schema", "flat_plan", "plan_admits"]

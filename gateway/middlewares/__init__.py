@@ -10,15 +10,14 @@ from aiohttp import web
 from gateway.keys import PRINCIPAL, REQUEST_ID
 from gateway.metrics import GatewayMetrics
 from gateway.middlewares.audit import audit_middleware
-from gateway.middlewares.auth import PUBLIC_PATHS, auth_middleware
-from gateway.middlewares.body_limit import body_limit_middleware
-from gateway.middlewares.browser import browser_middleware
+from gateway.middlewares.auth import PUBLIC_PATHS
+from gateway.middlewares.edge import edge_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
-from gateway.middlewares.headers import headers_middleware, server_limits
-from gateway.middlewares.json_limits import JsonLimits, json_limits_middleware
-from shared.access_log import access_log_middleware
+from gateway.middlewares.headers import server_limits
+from gateway.middlewares.json_limits import JsonLimits
+from shared.access_log import observe_middleware
 from shared.logging import request_id_middleware
-from shared.metrics import HttpMetrics, metrics_middleware
+from shared.metrics import HttpMetrics
 
 __all__ = ["PUBLIC_PATHS", "JsonLimits", "error_body", "install", "server_limits"]
 
@@ -43,28 +42,24 @@ def install(
         request_id_middleware(REQUEST_ID),
         # 1a. Tracing (only when configured): the trace id is in every line below, the access line too.
         *([tracing] if tracing is not None else []),
-        # 1b. The access line sees the final status and the subject the auth step found.
-        access_log_middleware(access_level, _subject),
-        # 2. Metrics see the final status of everything, including rejected requests.
-        metrics_middleware(http_metrics),
+        # 2. The access line and the HTTP metrics (one middleware) see the final status of
+        #    everything, rejected requests included, and the subject the auth step found.
+        observe_middleware(access_level, _subject, http_metrics),
         # 3. Audit outside the error mapping: it records the status the caller really got.
         audit_middleware(),
         # 4. Errors: everything inside raises, this turns it into the JSON error body.
         errors_middleware(),
-        # 5. Duplicated security headers (two Authorization, two Mcp-Session-Id) and oversized
-        #    ones are refused before anything reads them, so no later step can pick "the first".
-        headers_middleware(max_header_bytes),
-        # 6. Oversized bodies are refused before any work (and before token validation).
-        body_limit_middleware(max_body_bytes),
-        # 7. Browser guard (CSRF, DNS rebinding): a foreign Origin or a non-JSON state-changing
-        #    REST request stops here, before the token is looked at and in no-auth mode too.
-        browser_middleware(allowed_origins),
-        # 8. Authentication last before the handler: no handler runs without a principal.
-        auth_middleware(dev_principal, gateway_metrics),
-        # 9. Bodies read once within a deadline (slow-body guard: 408), after auth so only a caller
-        #    with a valid token gets one read; JSON bodies parsed once and their shape checked
-        #    (depth, string and array sizes) before any handler, PDP or backend.
-        json_limits_middleware(json_limits or JsonLimits(), body_timeout),
+        # 5. The edge, one middleware running its checks in this order (gateway/middlewares/edge.py):
+        #    duplicated or oversized security headers (before anything reads them), a declared body
+        #    over the limit, the browser guard (CSRF, DNS rebinding; before the token and in no-auth
+        #    mode too), authentication (no handler without a principal), then the body read once
+        #    within a deadline and its JSON shape checked, after auth so only a caller with a valid
+        #    token gets one read.
+        edge_middleware(
+            max_header_bytes=max_header_bytes, max_body_bytes=max_body_bytes, allowed_origins=allowed_origins,
+            dev_principal=dev_principal, metrics=gateway_metrics, json_limits=json_limits or JsonLimits(),
+            body_timeout=body_timeout,
+        ),
     ]
     app.middlewares.extend(chain)
 

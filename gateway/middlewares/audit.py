@@ -40,7 +40,7 @@ def audit_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
             raise
         finally:
             principal = request.get(PRINCIPAL)
-            emitter.emit(build_event(
+            emitter.emit(build_event(  # built here for this emit only: redacted in place (owned)
                 info,
                 http_status=status,
                 duration_ms=(time.perf_counter() - start) * 1000,
@@ -50,6 +50,6 @@ def audit_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
                 client_addr=request.remote,
                 method=request.method,
                 path=request.path,
-            ))
+            ), owned=True)
 
     return middleware

@@ -6,7 +6,6 @@ as `authentication` events. The token itself is never logged or stored.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,36 +14,28 @@ from gateway.edge import WELL_KNOWN
 from gateway.errors import auth_error
 from gateway.keys import AUTH_CHALLENGE, AUTHENTICATOR, PRINCIPAL
 from gateway.metrics import GatewayMetrics
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from shared.auth import AuthError, authorization_header
 
 # Liveness, API info and metrics stay open so orchestrators and scrapers need no token.
 PUBLIC_PATHS = frozenset({"/", "/health", "/readyz", "/metrics"})
 
 
-def auth_middleware(
-    dev_principal: Any | None, metrics: GatewayMetrics
-) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Set `request[PRINCIPAL]`: the fixed dev principal, else the app's Authenticator's answer."""
-    from shared.auth import AuthError, authorization_header
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS or request.path.startswith(WELL_KNOWN):  # RFC 9728: where to get a token
-            return await handler(request)
-        if dev_principal is not None:
-            request[PRINCIPAL] = dev_principal
-            return await handler(request)
-        try:
-            principal = await request.app[AUTHENTICATOR].authenticate(authorization_header(request.headers))
-        except AuthError as exc:
-            metrics.auth_failures.labels(exc.error).inc()
-            err = auth_error(exc)
-            challenge = request.app.get(AUTH_CHALLENGE)  # the MCP endpoints name their RFC 9728 metadata
-            if challenge is not None:
-                challenge(request, exc, err.headers)
-            raise err from None
-        request[PRINCIPAL] = principal
-        return await handler(request)
-
-    return middleware
+async def authenticate(request: web.Request, dev_principal: Any | None, metrics: GatewayMetrics) -> None:
+    """Set `request[PRINCIPAL]`: the fixed dev principal, else the app's Authenticator's answer;
+    public paths need none. Raises the 401 (with its challenge) when the token does not do."""
+    path = request.path
+    if path in PUBLIC_PATHS or path.startswith(WELL_KNOWN):  # RFC 9728: where to get a token
+        return
+    if dev_principal is not None:
+        request[PRINCIPAL] = dev_principal
+        return
+    try:
+        principal = await request.app[AUTHENTICATOR].authenticate(authorization_header(request.headers))
+    except AuthError as exc:
+        metrics.auth_failures.labels(exc.error).inc()
+        err = auth_error(exc)
+        challenge = request.app.get(AUTH_CHALLENGE)  # the MCP endpoints name their RFC 9728 metadata
+        if challenge is not None:
+            challenge(request, exc, err.headers)
+        raise err from None
+    request[PRINCIPAL] = principal

@@ -8,14 +8,12 @@ a browser cannot send cross-origin without a CORS preflight the gateway never gr
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import hdrs, web
 
 from gateway.edge import WELL_KNOWN, is_mcp_path, origin_allowed
 from gateway.middlewares.refuse import refuse
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CROSS_SITE = frozenset({"cross-site", "same-site"})
@@ -55,24 +53,17 @@ def json_body(content_type: str | None, has_body: bool) -> bool:
     return media not in CORS_SAFELISTED
 
 
-def browser_middleware(allowed_origins: Sequence[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """403 for a foreign Origin, 415 for a state-changing REST request without a JSON body."""
-    allowed = tuple(allowed_origins)
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        # The RFC 9728 metadata is public, static and meant to be fetched by browser clients.
-        if not request.path.startswith(WELL_KNOWN):
-            # request.host is read lazily: it is only needed to judge an Origin.
-            host = request.host if request.headers.get(hdrs.ORIGIN) is not None else None
-            # An unknown route keeps its 404 (the content-type rule is about routes that act).
-            routed = request.match_info.http_exception is None
-            problem = browser_problem(
-                request.method, request.path if routed else "/mcp", request.headers, allowed, host,
-                has_body=request.body_exists,
-            )
-            if problem is not None:
-                return refuse(request, *problem)
-        return await handler(request)
-
-    return middleware
+def browser_refusal(request: web.Request, allowed: Sequence[str]) -> web.Response | None:
+    """403 for a foreign Origin, 415 for a state-changing REST request without a JSON body, else None."""
+    # The RFC 9728 metadata is public, static and meant to be fetched by browser clients.
+    if request.path.startswith(WELL_KNOWN):
+        return None
+    # request.host is read lazily: it is only needed to judge an Origin.
+    host = request.host if request.headers.get(hdrs.ORIGIN) is not None else None
+    # An unknown route keeps its 404 (the content-type rule is about routes that act).
+    routed = request.match_info.http_exception is None
+    problem = browser_problem(
+        request.method, request.path if routed else "/mcp", request.headers, allowed, host,
+        has_body=request.body_exists,
+    )
+    return refuse(request, *problem) if problem is not None else None

@@ -7,15 +7,13 @@ Header values are never echoed or logged: messages name the header and its size 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.middlewares.refuse import refuse
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Lower-case names; every `Mcp-*` header (Mcp-Session-Id, Mcp-Method, Mcp-Name, Mcp-Param-*,
 # Mcp-Protocol-Version) is covered by the prefix.
@@ -38,7 +36,7 @@ def duplicated(names: list[str]) -> list[str]:
     return [n for n, count in seen.items() if count > 1]
 
 
-def oversized(items: list[tuple[bytes, bytes]], limit: int) -> tuple[str, int] | None:
+def oversized(items: Sequence[tuple[bytes, bytes]], limit: int) -> tuple[str, int] | None:
     """(name, size in bytes) of the first header whose value is over `limit`, else None."""
     for name, value in items:
         if len(value) > limit:
@@ -75,22 +73,19 @@ def server_limits(max_header_bytes: int) -> dict[str, Any]:
     return {"max_field_size": ceiling, "logger": PARSER_LOG}
 
 
-def headers_middleware(max_header_bytes: int) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """400 for a duplicated security-relevant header, 431 for a header value over the limit."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        raw = request.raw_headers
-        twice = duplicated([k.decode("latin-1") for k, _ in raw])
+def header_refusal(request: web.Request, max_header_bytes: int) -> web.Response | None:
+    """400 for a duplicated security-relevant header, 431 for a header value over the limit, else None."""
+    raw = request.raw_headers
+    names = [k.lower() for k, _ in raw]
+    if len(set(names)) != len(names):  # some name repeats (rare): is it one that must not?
+        twice = duplicated([k.decode("latin-1") for k in names])
         if twice:
             return refuse(request, 400, "duplicate_header", f"header sent more than once: {', '.join(twice)}")
-        big = oversized(list(raw), max_header_bytes)
-        if big is not None:
-            name, size = big
-            return refuse(
-                request, 431, "header_too_large",
-                f"header {name} is {size} bytes; the limit is {max_header_bytes} bytes",
-            )
-        return await handler(request)
-
-    return middleware
+    big = oversized(raw, max_header_bytes)
+    if big is not None:
+        name, size = big
+        return refuse(
+            request, 431, "header_too_large",
+            f"header {name} is {size} bytes; the limit is {max_header_bytes} bytes",
+        )
+    return None

@@ -8,7 +8,6 @@ that is not JSON is left to the handler, which answers its own parse error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,6 @@ from gateway.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from gateway.keys import AUDIT_INFO, JSON_BODY
 from shared.jsonutil import dumps
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The routes that speak JSON-RPC (gateway/routes/mcp.py): refusals there are JSON-RPC errors.
 RPC_ROUTES = frozenset({"/mcp", "/servers/{name}/mcp"})
 INVALID_REQUEST = -32600
@@ -103,44 +101,40 @@ def _rpc_refusal(status: int, message: str, body: Any = None) -> web.Response:
     return web.Response(body=dumps(payload), status=status, content_type="application/json")
 
 
-def json_limits_middleware(limits: JsonLimits, body_timeout: float = 30.0) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Read every body once, within `body_timeout` (408, slow-body guard); parse JSON bodies once and
-    refuse those beyond `limits` (400) before any handler runs. Handlers get the cached body."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.body_exists:
-            return await handler(request)
-        resource = request.match_info.route.resource
-        rpc = resource is not None and resource.canonical in RPC_ROUTES
-        try:
-            if request.content.is_eof():  # all of it arrived with the headers: nothing to wait for
-                raw = await request.read()
-            else:
-                async with asyncio.timeout(body_timeout):
-                    raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            if not rpc:
-                raise
-            return _refuse(request, 413, "request body too large", rpc)
-        except TimeoutError:
-            message = f"request body not received within {body_timeout:g} s (MCPGW_GATEWAY_BODY_TIMEOUT)"
-            return _refuse(request, 408, message, rpc)
-        body: Any = None
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            if "depth limit" not in str(exc):
-                return await handler(request)  # not JSON: the handler names the problem its way
-            problem: str | None = f"JSON body nested deeper than {limits.max_depth} levels"
+async def read_json_body(request: web.Request, limits: JsonLimits, body_timeout: float = 30.0) -> web.Response | None:
+    """Read the body once, within `body_timeout` (408, slow-body guard); parse a JSON body once and
+    refuse it beyond `limits` (400). None to go on: the parse is cached under `JSON_BODY` (a body
+    that is not JSON is left to the handler, which names the problem its way)."""
+    if not request.body_exists:
+        return None
+    resource = request.match_info.route.resource
+    rpc = resource is not None and resource.canonical in RPC_ROUTES
+    try:
+        if request.content.is_eof():  # all of it arrived with the headers: nothing to wait for
+            raw = await request.read()
         else:
-            problem = shape_problem(body, limits)
-        if problem is not None:
-            return _refuse(request, 400, problem, rpc, body)
-        request[JSON_BODY] = body
-        return await handler(request)
-
-    return middleware
+            async with asyncio.timeout(body_timeout):
+                raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        if not rpc:
+            raise
+        return _refuse(request, 413, "request body too large", rpc)
+    except TimeoutError:
+        message = f"request body not received within {body_timeout:g} s (MCPGW_GATEWAY_BODY_TIMEOUT)"
+        return _refuse(request, 408, message, rpc)
+    body: Any = None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" not in str(exc):
+            return None
+        problem: str | None = f"JSON body nested deeper than {limits.max_depth} levels"
+    else:
+        problem = shape_problem(body, limits)
+    if problem is not None:
+        return _refuse(request, 400, problem, rpc, body)
+    request[JSON_BODY] = body
+    return None
 
 
 def _refuse(request: web.Request, status: int, message: str, rpc: bool, body: Any = None) -> web.Response:

@@ -40,10 +40,12 @@ class DatabaseMissing(ConnectionError):
     """No pool yet (or any more): treated like an unreachable database."""
 
 
-def redact_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
-    """The event redacted and made storable (see shared/audit/sanitize.py); never raises."""
+def redact_event(event: AuditEvent, keys: frozenset[str], *, owned: bool = False) -> AuditEvent:
+    """The event redacted and made storable (see shared/audit/sanitize.py); never raises.
+
+    `owned`: `event` was built for this call and nobody else holds it, so it may be changed in place."""
     try:
-        return sanitize_event(event, keys)
+        return sanitize_event(event, keys, in_place=owned)
     except Exception as exc:  # noqa: BLE001 - an event is kept (marked), never lost to a bug here
         log.exception("audit event could not be sanitised; stored quarantined", extra={"event_id": str(event.event_id)})
         return quarantine(event, f"could not be sanitised: {type(exc).__name__}")
@@ -112,25 +114,27 @@ class AuditEmitter:
                 self._pending.set()
         self._running = True
 
-    def emit(self, event: AuditEvent) -> None:
+    def emit(self, event: AuditEvent, *, owned: bool = False) -> None:
         """Redact, make storable, enqueue; never awaits. A full queue spills to the spool instead.
 
+        `owned=True` hands the event over (the caller built it for this emit and keeps no
+        reference): redaction then changes it in place instead of copying it first.
         Emitted inside a traced request, the event carries the trace id (`extra.trace_id`), so an
         audit row leads to its trace and back, and the emit (redaction, enqueue) is a span."""
         current = current_span.get()
         if current is None:
-            self._enqueue(redact_event(event, self._keys))
+            self._enqueue(redact_event(event, self._keys, owned=owned))
             return
         # Not made current (nothing below opens a span or needs its id): no context-variable churn.
         span = current.child("audit.emit", attributes=("audit.event_type", event.event_type))
         try:
-            redacted = redact_event(event, self._keys)
+            redacted = redact_event(event, self._keys, owned=owned)
             if not (redacted.extra and "trace_id" in redacted.extra):
                 # After redaction: our own hex id has nothing to redact (and costs no scan).
                 extra = {**(redacted.extra or {}), "trace_id": current.trace_id}
-                if redacted is event:  # the caller's object: copied, never changed
+                if redacted is event and not owned:  # the caller's object: copied, never changed
                     redacted = redacted._with({"extra": extra})
-                else:  # redaction's fresh copy, held by no one else: set in place (a copy costs ~3 us)
+                else:  # a fresh copy or an owned event, held by no one else: set in place (a copy costs ~3 us)
                     object.__setattr__(redacted, "extra", extra)
             self._enqueue(redacted)
         except BaseException as exc:

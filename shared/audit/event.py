@@ -6,6 +6,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from shared.jsonutil import dumps_str, loads
@@ -100,9 +101,7 @@ class AuditEvent:
             "response_status": self.http_status,
             "event_id": str(self.event_id),
         }
-        for attr, name in _JSON_NAMES:
-            if name not in out:
-                out[name] = getattr(self, attr)
+        out.update(zip(_REST_NAMES, _rest(self), strict=True))
         return out
 
     @classmethod
@@ -147,3 +146,8 @@ _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(AuditEvent))
 # (attribute, JSON name) of every field, computed once: `dataclasses.fields()` per event showed
 # in the gateway's per-call profile.
 _JSON_NAMES = tuple((name, _ATTR_TO_JSON.get(name, name)) for name in _FIELD_NAMES)
+# The fields `to_json_dict` does not name first, in field order, read with one attrgetter call.
+_FIRST = frozenset({"ts", "event_type", "subject", "action", "mcp_server", "tool", "parameters", "status", "decision",
+                    "duration_ms", "http_status", "event_id"})
+_REST_NAMES = tuple(name for attr, name in _JSON_NAMES if attr not in _FIRST)
+_rest = attrgetter(*(attr for attr, _ in _JSON_NAMES if attr not in _FIRST))

@@ -54,16 +54,22 @@ def _unsafe(text: str) -> bool:
 
 
 def _texts_safe(event: AuditEvent) -> bool:
-    """One check over all text columns at once (the hot path: nearly every event is clean)."""
+    """One check over all text columns and roles at once (the hot path: nearly every event is clean)."""
+    texts = [t for t in _TEXTS(event) if t is not None]
+    if event.roles:
+        texts.extend(event.roles)
     try:
-        joined = "".join([t for t in _TEXTS(event) if t is not None])
+        joined = "".join(texts)
     except TypeError:  # a non-string where text belongs
         return False
     return not _unsafe(joined)
 
 
-def sanitize_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
-    """The event redacted and made storable; what had to change is marked in `extra`."""
+def sanitize_event(event: AuditEvent, keys: frozenset[str], *, in_place: bool = False) -> AuditEvent:
+    """The event redacted and made storable; what had to change is marked in `extra`.
+
+    `in_place`: the caller owns `event` (built for this call, held by no one else), so the changes
+    are set on it instead of on a copy (a 22-field copy per event was a third of this function)."""
     changes: dict[str, Any] = {}
     notes: dict[str, list[str]] = {}
     for name in ("parameters", "extra"):
@@ -77,7 +83,8 @@ def sanitize_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
         text = getattr(event, name)
         if text is not None and (masked := _masked(text)) is not text:
             changes[name] = masked
-    if not _texts_safe(event):
+    safe = _texts_safe(event)  # a joined check: clean as a whole means each part is clean
+    if not safe:
         for name in TEXT_FIELDS:
             text = changes.get(name, getattr(event, name))
             if text is not None and (not isinstance(text, str) or _unsafe(text)):
@@ -87,7 +94,7 @@ def sanitize_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
                     changes[name] = stored
                 if found:
                     notes[name] = found
-    if event.roles is not None and any(not isinstance(r, str) or _unsafe(r) for r in event.roles):
+    if not safe and event.roles is not None and any(not isinstance(r, str) or _unsafe(r) for r in event.roles):
         found = []
         changes["roles"] = [storable(str(r), found, MAX_TEXT) for r in event.roles]
         if found:
@@ -97,7 +104,13 @@ def sanitize_event(event: AuditEvent, keys: frozenset[str]) -> AuditEvent:
         extra = dict(extra) if isinstance(extra, dict) else ({} if extra is None else {"value": extra})
         extra[NOTE_KEY] = notes
         changes["extra"] = extra
-    return event._with(changes) if changes else event
+    if not changes:
+        return event
+    if not in_place:
+        return event._with(changes)
+    for name, value in changes.items():
+        object.__setattr__(event, name, value)  # frozen for everyone else; see `in_place`
+    return event
 
 
 def _ascii(value: Any, limit: int = MAX_TEXT) -> str | None:

@@ -14,8 +14,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from shared import jsonutil
+from shared.access_log import observe_middleware
 from shared.keys import REGISTRY
-from shared.logging import JsonFormatter, request_id_var, setup_logging
+from shared.logging import JsonFormatter, direct_handler, direct_line, request_id_var, setup_logging
 from shared.metrics import HttpMetrics, metrics_handler, metrics_middleware
 
 
@@ -122,9 +123,66 @@ def test_setup_logging_is_idempotent(monkeypatch):
         root.setLevel(level)
 
 
-async def test_metrics_middleware_counts_by_route_template(aiohttp_client):
+def test_direct_line_is_the_formatters_line_and_yields_to_any_other_listener(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    root, access = logging.getLogger(), logging.getLogger("mcpgw.access")
+    before, level = list(root.handlers), root.level
+    for h in before:
+        root.removeHandler(h)
+    try:
+        setup_logging("gateway", "INFO")
+        fields = {"method": "POST", "route": "/mcp", "status": 200, "duration_ms": 1.5, "subject": None}
+        token = request_id_var.set("r-7")
+        try:
+            sink = direct_handler(access, logging.INFO)
+            assert sink is not None
+            direct_line(sink, logging.INFO, "mcpgw.access", "POST /mcp 200", fields)
+            access.log(logging.INFO, "%s %s %s", "POST", "/mcp", 200, extra=fields)
+        finally:
+            request_id_var.reset(token)
+        fast, slow = (json.loads(line) for line in out.getvalue().splitlines())
+        assert list(fast) == list(slow) and fast.pop("ts")[:19] == slow.pop("ts")[:19]
+        assert fast == slow and fast["request_id"] == "r-7" and fast["msg"] == "POST /mcp 200"
+        root.handlers[0].setLevel(logging.WARNING)
+        assert direct_handler(access, logging.INFO) is None  # the handler would drop it
+        root.handlers[0].setLevel(logging.NOTSET)
+        # Anything else that could see or change the record: the LogRecord path, as before.
+        extra = logging.NullHandler()
+        access.addHandler(extra)
+        assert direct_handler(access, logging.INFO) is None
+        access.removeHandler(extra)
+        access.addFilter(refuse := logging.Filter("other"))
+        assert direct_handler(access, logging.INFO) is None
+        access.removeFilter(refuse)
+        root.handlers[0].setFormatter(logging.Formatter("%(message)s"))
+        assert direct_handler(access, logging.INFO) is None
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in before:
+            root.addHandler(h)
+        root.setLevel(level)
+
+
+class Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("observe", [False, True])
+async def test_metrics_middleware_counts_by_route_template(aiohttp_client, observe):
+    """The metrics middleware, and the gateway's observe middleware (access line + metrics in one)."""
     registry = CollectorRegistry()
     metrics = HttpMetrics(registry, "t")
+    lines = Captured()
+    access = logging.getLogger("mcpgw.access")
+    access.addHandler(lines)
+    access.setLevel(logging.DEBUG)
 
     async def item(request: web.Request) -> web.Response:
         if request.match_info["id"] == "gone":
@@ -134,14 +192,25 @@ async def test_metrics_middleware_counts_by_route_template(aiohttp_client):
     async def crash(_request: web.Request) -> web.Response:
         raise RuntimeError("bug")
 
-    app = web.Application(middlewares=[metrics_middleware(metrics)])
+    chosen = observe_middleware("INFO", lambda _r: "sam", metrics) if observe else metrics_middleware(metrics)
+    app = web.Application(middlewares=[chosen])
     app[REGISTRY] = registry
     app.router.add_get("/items/{id}", item)
     app.router.add_get("/crash", crash)
     app.router.add_get("/metrics", metrics_handler)
     client = await aiohttp_client(app)
-    for path in ("/items/1", "/items/2", "/items/gone", "/nowhere", "/crash"):
-        await client.get(path)
+    try:
+        for path in ("/items/1", "/items/2", "/items/gone", "/nowhere", "/crash"):
+            await client.get(path)
+    finally:
+        access.removeHandler(lines)
+    if observe:
+        assert [(r.route, r.status, r.subject) for r in lines.records] == [  # type: ignore[attr-defined]
+            ("/items/{id}", 200, "sam"), ("/items/{id}", 200, "sam"), ("/items/{id}", 410, "sam"),
+            ("unmatched", 404, "sam"), ("/crash", 500, "sam"),
+        ]
+    else:
+        assert lines.records == []
 
     def count(route: str, status: str) -> float | None:
         return registry.get_sample_value(

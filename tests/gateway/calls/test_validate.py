@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import pytest
 
 from gateway.calls.admit import (
@@ -11,7 +14,14 @@ from gateway.calls.admit import (
     check_arguments,
     refused_everywhere,
 )
-from gateway.calls.validate import SchemaCache, SchemaUnsupported, compile_schema
+from gateway.calls.validate import (
+    Checker,
+    SchemaCache,
+    SchemaUnsupported,
+    compile_schema,
+    flat_plan,
+    plan_admits,
+)
 from gateway.registry import ServerConfig
 
 # What the SDK (pydantic) publishes for `def transfer(to: str, amount: int, memo: str | None = None)`.
@@ -138,3 +148,60 @@ GONE = UnknownTool("unknown tool 't' on MCP server 'b'")
 ])
 def test_refused_everywhere(refusals, targets, expected):
     assert refused_everywhere(refusals, targets) is expected
+
+
+# Flat schemas (a plan) and their neighbours that use one more keyword (no plan: jsonschema only).
+FLAT = {
+    "type": "object", "title": "echoArguments",
+    "properties": {"text": {"type": "string", "title": "Text"}, "n": {"type": "integer"}, "x": {"type": "number"},
+                   "on": {"type": "boolean"}, "z": {"type": "null"}, "o": {"type": "object"}, "a": {"type": "array"},
+                   "any": {"description": "anything"}, "t": True},
+    "required": ["text", "n"],
+}
+FLAT_CLOSED = {**FLAT, "additionalProperties": False}
+FLAT_DRAFT7 = {**FLAT, "$schema": "http://json-schema.org/draft-07/schema#"}
+NOT_FLAT = [
+    TRANSFER, NESTED, DRAFT7,
+    {"$schema": "http://json-schema.org/draft-04/schema#", "type": "object",  # draft 4: 1.0 is no integer
+     "properties": {"n": {"type": "integer"}}},
+    {**FLAT, "additionalProperties": {"type": "string"}},
+    {**FLAT, "minProperties": 1}, {**FLAT, "propertyNames": {"maxLength": 3}},
+    {**FLAT, "properties": {"s": {"type": "string", "maxLength": 3}}},
+    {**FLAT, "properties": {"s": {"type": ["string", "null"]}}},
+    {**FLAT, "properties": {"s": {"enum": ["a"]}}}, {**FLAT, "properties": {"s": {"const": 1}}},
+    {**FLAT, "properties": {"s": False}}, {**FLAT, "$defs": {}}, {**FLAT, "unevaluatedProperties": False},
+    {**FLAT, "dependentRequired": {"n": ["x"]}}, {**FLAT, "patternProperties": {"^q": {"type": "string"}}},
+    {**FLAT, "if": {}, "then": {}}, {**FLAT, "allOf": [{}]},
+]
+VALUES = [0, 1, -5, 2**70, 1.0, 1.5, -0.0, True, False, None, "", "x", "1", [], [1], {}, {"a": 1}]
+
+
+@pytest.mark.parametrize("schema", NOT_FLAT)
+def test_no_plan_for_a_schema_with_any_other_keyword(schema):
+    assert flat_plan(schema, type(compile_schema(schema)._validator)) is None
+
+
+@pytest.mark.parametrize("schema", [FLAT, FLAT_CLOSED, FLAT_DRAFT7])
+def test_the_plan_answers_exactly_as_jsonschema_on_random_arguments(schema):
+    planned = compile_schema(schema)
+    assert planned._plan is not None
+    alone = Checker(planned._validator)  # the same validator, no plan
+    rng = random.Random(7)
+    names = [*schema["properties"], "extra", "Text"]
+    valid = {"text": "t", "n": 1, "x": 2.5, "on": False, "z": None, "o": {}, "a": [], "any": 3, "t": "u"}
+    admitted = 0
+    for _ in range(3_000):
+        args = dict(rng.sample(sorted(valid.items()), rng.randint(0, len(valid))))
+        for name in rng.sample(names, rng.choice([0, 0, 1, 2])):  # a few names set to anything
+            args[name] = rng.choice(VALUES)
+        assert planned.problems(args) == alone.problems(args), args
+        admitted += plan_admits(planned._plan, args)
+    assert admitted > 100  # the plan did answer (not only deferred)
+
+
+def test_the_plan_only_admits_what_jsonschema_admits_for_every_type_pair():
+    planned = compile_schema(FLAT_CLOSED)
+    for (name, _), value in itertools.product(FLAT_CLOSED["properties"].items(), VALUES):
+        args = {"text": "t", "n": 1, name: value}
+        if plan_admits(planned._plan, args):
+            assert planned._validator.is_valid(args), args

@@ -7,6 +7,7 @@ import io
 from shared.audit.emitter import AuditEmitter, redact_event
 from shared.audit.event import AuditEvent
 from shared.jsonutil import loads
+from shared.redact import REDACTED
 from shared.tracing import Tracer
 from shared.tracing.otlp import span_json
 
@@ -29,3 +30,16 @@ def test_traced_emit_adds_the_trace_id_without_changing_the_callers_event() -> N
     spans = [span_json(s) for s in tracer.buffer]
     assert [s["name"] for s in spans] == ["audit.emit", "audit.emit", "POST /mcp"]
     assert all(s["parentSpanId"] == server.span_id for s in spans[:2])
+
+
+def test_an_owned_event_is_redacted_in_place_traced_or_not() -> None:
+    stream = io.StringIO()
+    emitter = AuditEmitter("gateway", stdout=True, stream=stream)
+    events = [AuditEvent("tool_call", "gateway", parameters={"password": "hunter2"}, extra={"http": "POST /x"})
+              for _ in range(2)]
+    emitter.emit(events[0], owned=True)
+    with Tracer("gateway", 1.0).server_span("POST /mcp", None) as server:
+        emitter.emit(events[1], owned=True)
+    assert [e.parameters for e in events] == [{"password": REDACTED}] * 2  # the row's values, no copy
+    assert events[1].extra == {"http": "POST /x", "trace_id": server.trace_id}
+    assert "hunter2" not in stream.getvalue()

@@ -128,3 +128,17 @@ def test_repeated_texts_are_masked_every_time_and_only_clean_ones_remembered():
         event = sanitize_event(AuditEvent(service="gateway", event_type="mcp_request", error=secret, reason=clean), KEYS)
         assert "eyJzdWIiOiJ4In0" not in (event.error or "") and event.reason == clean
     assert clean in sanitize._CLEAN and secret not in sanitize._CLEAN
+
+
+@pytest.mark.parametrize("fields", [
+    {"parameters": {"amount": 5}, "extra": {"http": "POST /mcp/invoke"}, "roles": ["caller"]},
+    {"parameters": {"password": "hunter2", "nested": {"api_key": "k"}}, "reason": "token=abcdef0123456789abcdef"},
+    {"tool": "tr\x00ansfer", "error": "x" * 20_000, "roles": ["a\x00", "ok"], "parameters": nested(100)},
+    {"roles": ["r" * 5_000, "s" * 5_000]},  # clean parts, too long together: each checked on its own
+])
+def test_an_owned_event_is_sanitised_in_place_exactly_as_a_copy_would_be(fields):
+    copied = sanitize_event(event(**fields), KEYS)
+    owned = event(**fields)
+    in_place = sanitize_event(owned, KEYS, in_place=True)
+    assert in_place is owned
+    assert {**in_place.to_json_dict(), "event_id": 0, "timestamp": 0} == {**copied.to_json_dict(), "event_id": 0, "timestamp": 0}
