@@ -125,9 +125,8 @@ class BackendClient:
         sent once more: a refused message never ran, so whatever its method it cannot run twice.
         """
         for renewed in (False, True):
-            if self._lock.locked():  # a session renewal in flight: framed now, the message would carry
-                async with self._lock:  # no session id, and the backend's 400 would not read as a stale one
-                    pass
+            # During a renewal the old id is still ours (see _initialize): a message framed with it is
+            # refused as stale and, once the renewal is done, sent again in the new session.
             message, headers = self._frame(method, params, request_id)
             stale = self.session_id
             resp = await self._post(message, {**(extra or {}), **headers})
@@ -243,32 +242,30 @@ class BackendClient:
                 await self._initialize()
 
     async def _initialize(self) -> None:
-        self.session_id = None
+        """A new 2025-era session. The old `session_id` stays until the new one is ready (initialized
+        notified): requests sent meanwhile carry the old one, are refused as stale and resent."""
         self.initialize_count += 1
         message = codec.request_message(next(self._ids), "initialize", codec.initialize_params(self.capabilities))
-        reply = await self._exchange(message, {}, capture_session=True)
+        async with await self._post(message, {}) as resp:
+            new_id = resp.headers.get("Mcp-Session-Id")
+            reply = await self._read(message["id"], resp)
         assert reply is not None
         result = reply.response.get("result")
         if not isinstance(result, dict) or not isinstance(result.get("protocolVersion"), str):
             raise UpstreamError(self.server.name, "initialize failed", reply.status)
-        self.protocol_version = result["protocolVersion"]
-        self.server_info = result
+        headers = {"MCP-Protocol-Version": result["protocolVersion"], **({"Mcp-Session-Id": new_id} if new_id else {})}
+        await self._exchange({"jsonrpc": "2.0", "method": "notifications/initialized"}, headers)
+        self.protocol_version, self.server_info, self.session_id = result["protocolVersion"], result, new_id
         self.era = LEGACY
-        await self._exchange({"jsonrpc": "2.0", "method": "notifications/initialized"}, self._session_headers())
         log.info("backend initialized", extra={"server": self.server.name, "version": self.protocol_version})
 
     async def _post(self, message: dict[str, Any], headers: dict[str, str]) -> aiohttp.ClientResponse:
         return await self.http.send("POST", {"Accept": ACCEPT, "Content-Type": "application/json", **headers},
                                     message)
 
-    async def _exchange(
-        self, message: dict[str, Any], headers: dict[str, str], *, probing: bool = False,
-        capture_session: bool = False,
-    ) -> Reply | None:
+    async def _exchange(self, message: dict[str, Any], headers: dict[str, str], *, probing: bool = False) -> Reply | None:
         """POST a message outside the session-refusal remedy (the handshake, its probe, a cancel)."""
         async with await self._post(message, headers) as resp:
-            if capture_session and resp.headers.get("Mcp-Session-Id"):
-                self.session_id = resp.headers["Mcp-Session-Id"]
             return await self._read(message.get("id"), resp, probing)
 
     async def _read(self, request_id: codec.RequestId | None, resp: aiohttp.ClientResponse, probing: bool = False) -> Reply | None:
