@@ -55,15 +55,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 RESTART = {"everything": "echo", "everysse": "echo", "fast": "echo", "memory": "search_nodes", "files": "read_text_file"}
 
-MUX = ("one backend session multiplexed for every agent (gateway/upstream/transports/mux.py): the gateway "
-       "declares no {what} capability on it and refuses the server's {what} requests, so server-everything "
-       "does not even offer the tool; relaying needs a backend session per agent over this transport")
 MODERN = ("the gateway speaks 2026-07-28 to a backend that offers it, even for a 2025 agent that declared "
           "{what}; in that era FastMCP's ctx.{call}() has no back-channel and fails by design ('{said}'). "
           "Fix: a 2025-era backend session for agents whose capabilities need one (gateway/upstream)")
 LIMITS: dict[tuple[str, str, str], str] = {  # (endpoint or *, server, feature) -> why the gateway cannot yet
-    ("*", "everysse", "sampling"): MUX.format(what="sampling"),
-    ("*", "everysse", "elicitation"): MUX.format(what="elicitation"),
     ("mcp", "fast", "sampling"): MODERN.format(what="sampling", call="session.create_message",
                                                said="this transport context has no back-channel"),
     ("mcp", "fast", "elicitation"): MODERN.format(what="elicitation", call="elicit",
@@ -134,7 +129,7 @@ class Cell:
                 return "skip", BRIDGED
             if self.server == "fast" and self.feature in ASKS:
                 return "skip", FASTMCP_MODERN
-            if self.endpoint == "mcp" and self.server == "everything" and self.feature in ASKS:
+            if self.endpoint == "mcp" and self.server in ("everything", "everysse") and self.feature in ASKS:
                 return "xfail", NOT_BRIDGED
         if self.feature != "restart" and self.feature not in PROFILES[self.server]:
             return "skip", f"{self.server} offers no {self.feature.replace('_', ' ')} (nothing to relay)"
