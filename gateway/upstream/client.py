@@ -62,12 +62,16 @@ class BackendClient:
         capabilities: dict[str, Any] | None = None,
         era_hint: str | None = None,
         on_era: Callable[[BackendClient], None] | None = None,
+        handshake: bool = False,
     ) -> None:
         self.server = server
         # Declared at initialize: a per-caller client declares its agent's (sessions.py), the shared one none.
         self.capabilities = capabilities or {}
         self.era_hint = era_hint  # the era another client of this backend already detected
         self._on_era = on_era  # told the era this client detected (so its siblings skip the probe)
+        # A 2025-era session even on a backend offering 2026-07-28 (for an agent it may ask mid-call);
+        # a backend refusing the handshake is spoken to in 2026-07-28 after all.
+        self.handshake = handshake
         self.max_response_bytes = max_response_bytes
         self.max_call_bytes = max_call_bytes
         self.session = session
@@ -223,6 +227,8 @@ class BackendClient:
             if self.era_hint == LEGACY:
                 await self._initialize()
                 return
+            if self.handshake and await self._handshake_accepted():
+                return
             probe = codec.request_message(0, "server/discover", codec.with_modern_meta(None, {}))
             reply = await self._exchange(probe, codec.routing_headers("server/discover", None), probing=True)
             versions = codec.modern_evidence(reply.response if reply else None) or []
@@ -234,6 +240,17 @@ class BackendClient:
                 await self._initialize()
             if self._on_era is not None:
                 self._on_era(self)
+
+    async def _handshake_accepted(self) -> bool:
+        """Initialize a 2025-era session; False when the backend refuses the handshake (4xx)."""
+        try:
+            await self._initialize()
+        except UpstreamError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise
+            log.info("backend refused the handshake; 2026-07-28", extra={"server": self.server.name})
+            return False
+        return True
 
     async def renew_session(self, stale: str | None) -> None:
         """Initialize again unless another request already replaced the `stale` session."""

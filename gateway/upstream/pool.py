@@ -2,7 +2,8 @@
 
 Requests made for an agent name a `Caller`: on a 2025-era backend each caller has its own
 backend session (sessions.py); on a 2026-07-28 backend, and for the gateway's own requests
-(catalogs, tool-name checks), every request shares the backend's one client.
+(catalogs, tool-name checks), every request shares the backend's one client — but a 2025-era
+agent the backend may ask mid-call (`Caller.asks`) gets a 2025-era session of its own there too.
 """
 
 from __future__ import annotations
@@ -165,12 +166,15 @@ class UpstreamPool:
         """The client for `server` (`caller`'s own on a 2025-era backend), rebuilt when its
         configuration changed on reload."""
         base = self._shared(server)
-        if caller is None or base.era == MODERN:
+        if caller is None or (base.era == MODERN and not caller.asks):
             return base
         return self.subjects.get(base.server, caller)
 
     def _subject_client(self, config: ServerConfig, caller: Caller) -> BackendClient:
         base = self._shared(config)
+        if caller.asks:  # the handshake era whatever the backend prefers; its siblings learn nothing from it
+            return BackendClient(config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
+                                 max_call_bytes=self.max_call_bytes, capabilities=caller.declared(), handshake=True)
         return BackendClient(
             config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
             max_call_bytes=self.max_call_bytes, capabilities=caller.declared(),
