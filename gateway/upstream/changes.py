@@ -33,15 +33,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
-LIST_CHANGED = frozenset({"notifications/tools/list_changed", "notifications/prompts/list_changed",
-                          "notifications/resources/list_changed"})
 FILTER = {"toolsListChanged": True, "promptsListChanged": True, "resourcesListChanged": True}
 PAUSE, MAX_PAUSE = 0.5, 30.0
 _ids = itertools.count(1)
 
 
 async def follow(pool: UpstreamPool, server: ServerConfig, poke: Callable[[], None]) -> None:
-    """Call `poke()` whenever `server` announces a list change, until cancelled or refused."""
+    """Call `poke()` whenever `server` announces a list change, until cancelled or refused (also
+    when an agent's backend session hears one: `pool.announced`)."""
+    pool.announced[server.name] = poke
     shared = pool.client(server)
     own: BackendClient | None = None
     pause = PAUSE
@@ -65,6 +65,8 @@ async def follow(pool: UpstreamPool, server: ServerConfig, poke: Callable[[], No
             await asyncio.sleep(pause)
             pause = min(pause * 2, MAX_PAUSE)
     finally:
+        if pool.announced.get(server.name) is poke:
+            del pool.announced[server.name]
         if own is not None:
             own.end_soon()
 
@@ -113,7 +115,7 @@ async def _read(client: BackendClient, resp: aiohttp.ClientResponse, poke: Calla
         if message is None:
             continue
         method = message.get("method")
-        if method in LIST_CHANGED or method == ACKNOWLEDGED:
+        if method in codec.LIST_CHANGED or method == ACKNOWLEDGED:
             poke()
         elif isinstance(method, str) and "id" in message:  # nobody here to ask: answered at once
             answer = ({"result": {}} if method == "ping" else

@@ -100,7 +100,9 @@ class UpstreamPool:
         self._clients: dict[str, BackendClient] = {}
         self.subjects = SubjectSessions(self._subject_client, sessions_per_backend, session_idle)
         self.lanes = SubjectLanes(subject_concurrency, subject_queue)
-        self.get_streams = GetStreams()  # per-caller sessions' GET streams while calls need them
+        # backend name -> what to tell when it announces a list change (changes.follow, while followed)
+        self.announced: dict[str, Callable[[], None]] = {}
+        self.get_streams = GetStreams(heard=self._heard)  # per-caller sessions' GET streams while calls need them
         self.tool_names = ToolNames(tools_ttl)
         self._listing: dict[str, asyncio.Task[list[dict[str, Any]]]] = {}
 
@@ -114,6 +116,11 @@ class UpstreamPool:
         for client in self.subjects.clear():
             client.end_soon()
         await drain_background()
+
+    def _heard(self, server: str) -> None:
+        poke = self.announced.get(server)
+        if poke is not None:
+            poke()
 
     def _generation(self) -> int:
         return self.registry.generation if self.registry is not None else 0
