@@ -4,7 +4,7 @@ A session of a legacy SSE server owns a connection (`Multiplexer.for_caller`), s
 keeps per session stays with one caller and its requests (sampling, elicitation, roots) reach that
 caller's agent: `BridgeSession.relay` hands each to the session's oldest running call (on that
 call's answer stream) or, with none, to the session's GET streams; with neither, the connection
-answers it itself (mux.answer_server_request). A stdio server's sessions share its one child.
+answers it itself (channel.answer_server_request). A stdio server's sessions share its one child.
 
 Bounds, the same as the gateway's per-subject sessions (upstream/sessions.py, whose eviction
 DELETEs the bridge session): at most `per_server` own connections per server (the least recently

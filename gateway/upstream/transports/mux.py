@@ -21,47 +21,20 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.upstream import codec
+from gateway.upstream.transports.channel import Channel, Unavailable, answer_server_request
 from gateway.upstream.transports.stdio_process import StdioLimits, backoff
 from shared.runtime import cancel_and_wait
 
+__all__ = ["Channel", "Multiplexer", "Note", "Relay", "Unavailable", "answer_server_request"]
 log = logging.getLogger(__name__)
 
 Note = Callable[[dict[str, Any]], None]
 Relay = Callable[[dict[str, Any]], bool]  # a server request handed on (True), or not taken (False)
-
-
-class Unavailable(Exception):
-    """The server is not reachable (or dropped mid-call); `status` is the HTTP status to answer."""
-
-    def __init__(self, message: str, status: int = 502) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class Channel:
-    """One connection to the server: what a transport implements."""
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """Deliver one JSON-RPC message; raise Unavailable if the connection is gone."""
-        raise NotImplementedError
-
-    def messages(self) -> AsyncIterator[dict[str, Any]]:
-        """The server's messages, ending when the connection ends."""
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        """End the connection (stop the process)."""
-        raise NotImplementedError
-
-    def ended(self) -> str:
-        """How the connection ended, for messages ("exited with code 3")."""
-        return "ended"
 
 
 @dataclass
@@ -300,14 +273,3 @@ class Multiplexer:
             return  # about one of the server's own requests, which we answered already
         for listener in list(self.listeners):
             listener(message)
-
-
-def answer_server_request(request: dict[str, Any]) -> dict[str, Any]:
-    """The gateway's answer to a request the server sends on its shared session."""
-    method, rid = request.get("method"), request.get("id")
-    if method == "ping":
-        return {"jsonrpc": "2.0", "id": rid, "result": {}}
-    if method == "roots/list":
-        return {"jsonrpc": "2.0", "id": rid, "result": {"roots": []}}
-    return {"jsonrpc": "2.0", "id": rid, "error": {
-        "code": -32601, "message": f"{method} is not available: the gateway does not relay it to agents"}}
