@@ -60,7 +60,8 @@ def remember_caller(request: web.Request, era: protocol.Era, params: Any, sessio
     """Record whom this request reaches backends for: the subject with its agent's capabilities
     (a 2025 agent's from its session, a 2026-07-28 agent's from the request's `_meta`)."""
     subject = request[PRINCIPAL].subject
-    request[CALLER] = Caller(subject, session.capabilities) if session is not None else agent_caller(subject, era, params)
+    request[CALLER] = (Caller(subject, session.capabilities, handshake=True) if session is not None
+                       else agent_caller(subject, era, params))
 
 
 def agent_caller(subject: str, era: protocol.Era, params: Any) -> Caller:

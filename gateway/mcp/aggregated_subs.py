@@ -5,6 +5,7 @@ per subject and catalog generation."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -28,7 +29,7 @@ from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 from gateway.mcp.subscriptions import Subscriber, updated
 from gateway.registry import ServerConfig
-from gateway.upstream import sse
+from gateway.upstream import changes, sse
 from gateway.upstream.client import LEGACY
 
 
@@ -184,6 +185,6 @@ async def catalogs_ctx(app: web.Application) -> Any:
 
     # A changed catalog empties the /mcp list cache: an agent re-listing on list_changed gets the new list.
     poller.bind(lambda server, method: fanout.list_all(pool, server, method), registry.enabled, info,
-                lambda: listen.POLL_SECONDS, state.lists.clear)
+                lambda: listen.POLL_SECONDS, state.lists.clear, functools.partial(changes.follow, pool))
     yield
     await poller.close()

@@ -7,16 +7,21 @@ in the gateway's own backend session, while at least one stream is open, and bum
 when any list changed. Streams filter the shared lists for their caller (policy) when the
 generation moves, one PDP search per subject and generation however many streams it holds
 (`views`), and on a slow timer so a policy change that shows or hides an item is still noticed.
+
+While polling, each backend is also watched (`watch`, upstream/changes.py: a stream on which the
+backend announces its own `*/list_changed`): an announcement `poke`s the poller, which re-reads
+that backend's lists at once — after DEBOUNCE, so a burst of announcements costs one read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from gateway.registry import ServerConfig
@@ -30,6 +35,8 @@ CAPABILITY = {"tools/list": "tools", "prompts/list": "prompts", "resources/list"
               "resources/templates/list": "resources"}
 REFILTER_SECONDS = 60.0  # policy can change without a catalog change: re-filter this often anyway
 MAX_VIEWS = 1024
+DEBOUNCE = 0.05  # seconds a backend's announcement waits for the rest of its burst before the read
+Watch = Callable[[ServerConfig, Callable[[], None]], Coroutine[Any, Any, None]]  # follows one backend; calls poke on a change
 
 
 def advertised(server_info: Mapping[str, Any]) -> list[str]:
@@ -66,14 +73,18 @@ class CatalogPoller:
         self._info: Callable[[ServerConfig], Awaitable[Mapping[str, Any]]] | None = None
         self._interval: Callable[[], float] = lambda: 10.0
         self._changed: Callable[[], None] = lambda: None
+        self._watch: Watch | None = None
+        self._watchers: dict[str, tuple[ServerConfig, asyncio.Task[None]]] = {}
+        self._poked: dict[str, asyncio.Task[None]] = {}  # backends whose re-read is pending
 
     def bind(self, fetch: Callable[[ServerConfig, str], Awaitable[list[dict[str, Any]]]], servers: Callable[[], Iterable[ServerConfig]],
              info: Callable[[ServerConfig], Awaitable[Mapping[str, Any]]], interval: Callable[[], float],
-             changed: Callable[[], None] = lambda: None) -> None:
+             changed: Callable[[], None] = lambda: None, watch: Watch | None = None) -> None:
         """Where lists come from: `fetch(server, method)`, the enabled `servers()`, each one's `info`;
-        `changed()` runs when a new generation is found, before any stream can announce it."""
+        `changed()` runs when a new generation is found, before any stream can announce it; `watch`
+        follows one backend's own change announcements while streams are open."""
         self._fetch, self._servers, self._info, self._interval = fetch, servers, info, interval
-        self._changed = changed
+        self._changed, self._watch = changed, watch
 
     @contextlib.asynccontextmanager
     async def subscribed(self) -> AsyncIterator[None]:
@@ -84,9 +95,42 @@ class CatalogPoller:
                 await self.refresh(first=True)
             if self._task is None or self._task.done():
                 self._task = asyncio.get_running_loop().create_task(self._run())
+            self._follow()
             yield
         finally:
             self.subscribers -= 1
+            if self.subscribers <= 0:
+                self._unfollow(set())
+
+    def poke(self, server: str) -> None:
+        """Backend `server` announced a list change: re-read its lists soon (once per burst)."""
+        if server not in self._poked and self.subscribers > 0:
+            self._poked[server] = asyncio.get_running_loop().create_task(self._reread(server))
+
+    async def _reread(self, server: str) -> None:
+        try:
+            await asyncio.sleep(DEBOUNCE)
+        finally:
+            del self._poked[server]  # an announcement from now on is read again, after this read
+        try:
+            await self.refresh(only=server)
+        except Exception as exc:  # noqa: BLE001 - the next announcement or poll tries again
+            log.warning("catalog re-read failed", extra={"server": server, "error": str(exc)})
+
+    def _follow(self) -> None:
+        """Watch every enabled backend (a changed configuration restarts its watcher)."""
+        if self._watch is None:
+            return
+        servers = {s.name: s for s in self._servers()}
+        self._unfollow({n for n, (config, _) in self._watchers.items() if servers.get(n) == config})
+        for name, config in servers.items():
+            if name not in self._watchers:
+                task = asyncio.get_running_loop().create_task(self._watch(config, functools.partial(self.poke, name)))
+                self._watchers[name] = (config, task)
+
+    def _unfollow(self, keep: set[str]) -> None:
+        for name in [n for n in self._watchers if n not in keep]:
+            self._watchers.pop(name)[1].cancel()
 
     def stamp(self) -> tuple[int, int]:
         """Changes when the shared lists changed or the re-filter period turned."""
@@ -102,8 +146,9 @@ class CatalogPoller:
             found.add_done_callback(lambda f: self.views.pop(key, None) if f.cancelled() or f.exception() else None)
         return await asyncio.shield(found)
 
-    async def refresh(self, first: bool = False) -> None:
-        """Read every enabled backend's advertised lists once; a new generation if anything changed.
+    async def refresh(self, first: bool = False, only: str | None = None) -> None:
+        """Read every enabled backend's advertised lists once (`only` that one's; the others keep
+        theirs); a new generation if anything changed.
 
         `first`: only if nothing was read yet (streams opening together wait for one read, not one each).
         """
@@ -114,13 +159,16 @@ class CatalogPoller:
                 return
             self.rounds += 1
             servers = list(self._servers())
-            results = await asyncio.gather(*(self._one(s) for s in servers), return_exceptions=True)
+            read = [s for s in servers if only is None or s.name == only]
+            results = dict(zip((s.name for s in read),
+                               await asyncio.gather(*(self._one(s) for s in read), return_exceptions=True), strict=True))
             lists: dict[str, dict[str, list[dict[str, Any]]]] = {}
-            for server, result in zip(servers, results, strict=True):
-                if isinstance(result, BaseException):
-                    if not isinstance(result, Exception):
-                        raise result
-                    # A backend that failed keeps its last lists: a blip is not a catalog change.
+            for server in servers:
+                result = results.get(server.name)
+                if isinstance(result, BaseException) and not isinstance(result, Exception):
+                    raise result
+                if result is None or isinstance(result, Exception):
+                    # Not read, or failed (a blip is not a catalog change): the backend keeps its last lists.
                     result = {m: per[server.name] for m, per in self.lists.items() if server.name in per}
                 for method, items in result.items():
                     lists.setdefault(method, {})[server.name] = items
@@ -144,12 +192,17 @@ class CatalogPoller:
             await asyncio.sleep(self._interval())
             if self.subscribers <= 0:
                 break
+            self._follow()
             try:
                 await self.refresh()
             except Exception as exc:  # noqa: BLE001 - the poller must outlive any one bad round
                 log.warning("catalog poll failed", extra={"error": str(exc)})
 
     async def close(self) -> None:
-        """Stop polling (app shutdown)."""
+        """Stop polling and watching (app shutdown)."""
+        watchers = [task for _, task in self._watchers.values()]
+        self._unfollow(set())
+        for task in [*watchers, *self._poked.values()]:
+            await cancel_and_wait(task)
         await cancel_and_wait(self._task)
         self._task = None

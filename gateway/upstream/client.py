@@ -1,45 +1,26 @@
 """One backend's MCP client over Streamable HTTP, for both protocol eras.
 
-The era is detected once per backend and remembered: a `server/discover` probe in 2026-07-28
-style; positive modern evidence (a discover result, or a -32022/-32020 error) means stateless
-requests carrying `_meta` and routing headers; anything else falls back to the 2025-11-25
-handshake (`initialize`, `Mcp-Session-Id`, `notifications/initialized`), redone once when the
-backend refuses the session (404, or 400 as after a TypeScript SDK server's restart:
-`codec.session_refused`); the refused request is then sent again in the new session — whatever
-its method, since a refused message was never run. Only headers built here are sent: nothing
+Its session (era, id, handshake: session.py) is initialized again when the backend refuses it
+(404, or 400 as after a TypeScript SDK server's restart: `codec.session_refused`); the refused
+request is then sent again in the new session — whatever its method, since a refused message was
+never run. Only headers built here are sent: nothing
 from the agent's request reaches the backend except through `open_stream`'s explicit allowlist.
 Every request goes out on the one request path (sender.py); answers are read by its `read_reply`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
-from gateway.credentials import CredentialStore
-from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
-from gateway.upstream import codec, sse
-from gateway.upstream.errors import (
-    BackendDisconnected,
-    CallBudgetExceeded,
-    UpstreamError,
-    UpstreamRpcError,
-    status_error,
-)
-from gateway.upstream.sender import Reply, Sender, in_background, read_capped, read_reply
+from gateway.upstream import codec
+from gateway.upstream.errors import BackendDisconnected, UpstreamError, UpstreamRpcError
+from gateway.upstream.sender import Reply, read_capped
+from gateway.upstream.session import ACCEPT, LEGACY, MODERN, BackendSession
 
-if TYPE_CHECKING:
-    from gateway.registry import ServerConfig
-
-log = logging.getLogger(__name__)
-
-MODERN, LEGACY = "2026-07-28", "legacy"
-ACCEPT = "application/json, text/event-stream"
+__all__ = ["ACCEPT", "IDEMPOTENT", "LEGACY", "MODERN", "PASSTHROUGH_HEADERS", "BackendClient"]
 # Agent headers a passthrough stream may carry; everything else (Authorization, Cookie, Host…) stays behind.
 PASSTHROUGH_HEADERS = frozenset({"last-event-id", "mcp-param"})
 # Requests that change nothing on a backend: sent again once when the connection closes before any answer
@@ -48,38 +29,8 @@ IDEMPOTENT = frozenset({"ping", "tools/list", "prompts/list", "resources/list", 
                         "resources/read", "prompts/get"})
 
 
-class BackendClient:
-    """MCP client state for one backend: era, session id, negotiated version."""
-
-    def __init__(
-        self,
-        server: ServerConfig,
-        session: aiohttp.ClientSession,
-        credentials: CredentialStore,
-        *,
-        max_response_bytes: int = MAX_RESPONSE_BYTES,
-        max_call_bytes: int = MAX_CALL_BYTES,
-        capabilities: dict[str, Any] | None = None,
-        era_hint: str | None = None,
-        on_era: Callable[[BackendClient], None] | None = None,
-    ) -> None:
-        self.server = server
-        # Declared at initialize: a per-caller client declares its agent's (sessions.py), the shared one none.
-        self.capabilities = capabilities or {}
-        self.era_hint = era_hint  # the era another client of this backend already detected
-        self._on_era = on_era  # told the era this client detected (so its siblings skip the probe)
-        self.max_response_bytes = max_response_bytes
-        self.max_call_bytes = max_call_bytes
-        self.session = session
-        self.credentials = credentials
-        self.http = Sender(server, session, credentials)  # the one request path (sender.py)
-        self.era: str | None = None
-        self.session_id: str | None = None
-        self.protocol_version: str | None = None
-        self.server_info: dict[str, Any] = {}
-        self.initialize_count = 0
-        self._ids = itertools.count(1)
-        self._lock = asyncio.Lock()
+class BackendClient(BackendSession):
+    """MCP client for one backend: requests in its session (session.py), the refused session renewed."""
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> Reply:
         """Send one request and return the backend's reply (JSON-RPC errors included).
@@ -125,9 +76,8 @@ class BackendClient:
         sent once more: a refused message never ran, so whatever its method it cannot run twice.
         """
         for renewed in (False, True):
-            if self._lock.locked():  # a session renewal in flight: framed now, the message would carry
-                async with self._lock:  # no session id, and the backend's 400 would not read as a stale one
-                    pass
+            # During a renewal the old id is still ours (see _initialize): a message framed with it is
+            # refused as stale and, once the renewal is done, sent again in the new session.
             message, headers = self._frame(method, params, request_id)
             stale = self.session_id
             resp = await self._post(message, {**(extra or {}), **headers})
@@ -150,54 +100,6 @@ class BackendClient:
         """Open this session's 2025-era GET stream (caller must release it)."""
         return await self.http.send("GET", {"Accept": "text/event-stream", **self._session_headers()}, stream=True)
 
-    def adopt_era(self, other: BackendClient) -> None:
-        """Learn the era a sibling client of this backend detected: 2026-07-28 is stateless, so it is
-        taken as is; for 2025 only the hint (this client's own session starts without a probe)."""
-        if self.era is None and other.era == MODERN:
-            self.era, self.protocol_version, self.server_info = MODERN, MODERN, dict(other.server_info)
-        elif other.era == LEGACY:
-            self.era_hint = LEGACY
-
-    def end_soon(self) -> None:
-        """End this client's 2025-era backend session with a DELETE (best effort, in the background)."""
-        if self.era != LEGACY or not self.session_id:
-            return
-        in_background(self._quietly("ending a backend session", self.http.send("DELETE", self._session_headers())))
-        self.session_id, self.era = None, None  # a later request starts a new session
-
-    def cancel_soon(self, request_id: codec.RequestId | None, reason: str) -> None:
-        """Tell a 2025-era backend to stop working on `request_id` (best effort, in the background).
-
-        A 2026-07-28 backend needs nothing more: closing the request's stream is its cancel.
-        """
-        if self.era != LEGACY or request_id is None:
-            return
-        note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
-                "params": {"requestId": request_id, "reason": reason}}
-        in_background(self._quietly("cancel notification", self._exchange(note, self._session_headers())))
-
-    def _refuse_soon(self, request: dict[str, Any]) -> None:
-        """Refuse a backend's request on a plain request's stream (REST, a bridged passthrough call):
-        nobody here can answer it, and the backend must not wait for its timeout."""
-        error = {"code": -32601, "message": f"{request['method']} cannot be relayed on this path"}
-        in_background(self._quietly("refusing a backend request",
-                                    self.send_response({"jsonrpc": "2.0", "id": request["id"], "error": error})))
-
-    async def _quietly(self, what: str, work: Awaitable[Any]) -> None:
-        """Await `work` within the backend's timeout; a failure is only logged (the caller has moved on)."""
-        try:
-            async with asyncio.timeout(self.server.timeout):
-                done = await work
-            if isinstance(done, aiohttp.ClientResponse):
-                done.release()
-        except (UpstreamError, TimeoutError, aiohttp.ClientError) as exc:
-            log.debug("%s failed", what, extra={"server": self.server.name, "error": str(exc)})
-
-    async def send_response(self, answer: dict[str, Any]) -> int:
-        """POST a JSON-RPC response to a backend's request (2025 era) in our session; the HTTP status."""
-        async with await self._post(answer, self._session_headers()) as resp:
-            return resp.status
-
     def _frame(
         self, method: str, params: dict[str, Any] | None, request_id: codec.RequestId | None = None
     ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -206,95 +108,6 @@ class BackendClient:
             params = codec.with_modern_meta(params, {})
             return codec.request_message(request_id, method, params), codec.routing_headers(method, params)
         return codec.request_message(request_id, method, params), self._session_headers()
-
-    def _session_headers(self) -> dict[str, str]:
-        """A 2025-era request's headers: the negotiated version and, once there is one, the session id."""
-        headers = {"MCP-Protocol-Version": self.protocol_version or codec.HANDSHAKE_VERSION}
-        if self.session_id:
-            headers["Mcp-Session-Id"] = self.session_id
-        return headers
-
-    async def ensure_era(self) -> None:
-        """Detect the backend's era (and initialize a 2025-era session) if not done yet."""
-        if self.era is not None:
-            return
-        async with self._lock:
-            if self.era is not None:
-                return
-            if self.era_hint == LEGACY:
-                await self._initialize()
-                return
-            probe = codec.request_message(0, "server/discover", codec.with_modern_meta(None, {}))
-            reply = await self._exchange(probe, codec.routing_headers("server/discover", None), probing=True)
-            versions = codec.modern_evidence(reply.response if reply else None) or []
-            if MODERN in versions:
-                self.era, self.protocol_version = MODERN, MODERN
-                self.server_info = dict((reply.response.get("result") or {}) if reply else {})
-                log.info("backend speaks 2026-07-28", extra={"server": self.server.name})
-            else:
-                await self._initialize()
-            if self._on_era is not None:
-                self._on_era(self)
-
-    async def renew_session(self, stale: str | None) -> None:
-        """Initialize again unless another request already replaced the `stale` session."""
-        async with self._lock:
-            if self.session_id == stale:  # another request may already have re-initialized
-                await self._initialize()
-
-    async def _initialize(self) -> None:
-        self.session_id = None
-        self.initialize_count += 1
-        message = codec.request_message(next(self._ids), "initialize", codec.initialize_params(self.capabilities))
-        reply = await self._exchange(message, {}, capture_session=True)
-        assert reply is not None
-        result = reply.response.get("result")
-        if not isinstance(result, dict) or not isinstance(result.get("protocolVersion"), str):
-            raise UpstreamError(self.server.name, "initialize failed", reply.status)
-        self.protocol_version = result["protocolVersion"]
-        self.server_info = result
-        self.era = LEGACY
-        await self._exchange({"jsonrpc": "2.0", "method": "notifications/initialized"}, self._session_headers())
-        log.info("backend initialized", extra={"server": self.server.name, "version": self.protocol_version})
-
-    async def _post(self, message: dict[str, Any], headers: dict[str, str]) -> aiohttp.ClientResponse:
-        return await self.http.send("POST", {"Accept": ACCEPT, "Content-Type": "application/json", **headers},
-                                    message)
-
-    async def _exchange(
-        self, message: dict[str, Any], headers: dict[str, str], *, probing: bool = False,
-        capture_session: bool = False,
-    ) -> Reply | None:
-        """POST a message outside the session-refusal remedy (the handshake, its probe, a cancel)."""
-        async with await self._post(message, headers) as resp:
-            if capture_session and resp.headers.get("Mcp-Session-Id"):
-                self.session_id = resp.headers["Mcp-Session-Id"]
-            return await self._read(message.get("id"), resp, probing)
-
-    async def _read(self, request_id: codec.RequestId | None, resp: aiohttp.ClientResponse, probing: bool = False) -> Reply | None:
-        name = self.server.name
-        if request_id is None:  # a notification: 202, nothing to read
-            if resp.status >= 400:
-                raise UpstreamError(name, f"notification refused with HTTP {resp.status}", resp.status)
-            return None
-        if resp.status == 401:  # still, after sender.py refreshed an oauth2 token
-            raise UpstreamError(name, "backend rejected our credential", 401)
-        if resp.status >= 500:
-            raise await status_error(name, resp)
-        try:
-            reply = await read_reply(resp, name, request_id, limit=self.max_response_bytes,
-                                     budget=sse.Budget(self.max_call_bytes), idle_limit=self.server.timeout,
-                                     on_request=self._refuse_soon)
-        except CallBudgetExceeded:
-            resp.close()  # drop the stream at once: a modern backend reads that as the cancel
-            self.cancel_soon(request_id, "call exceeded the gateway's byte budget")
-            raise
-        if reply is not None:
-            return reply
-        if probing and 400 <= resp.status < 500:
-            return None  # no modern evidence: the caller falls back to the handshake
-        raise UpstreamError(name, f"HTTP {resp.status} without a JSON-RPC response", resp.status)
-
 
 def _refusal_error(server: str, answer: object, request_id: codec.RequestId, status: int) -> UpstreamError:
     """A 4xx that is not about the session: the backend's JSON-RPC error to our request, else the status."""

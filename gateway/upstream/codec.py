@@ -29,6 +29,9 @@ NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "ur
 # Paginated list methods and the result key holding their items.
 LIST_KEYS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources",
              "resources/templates/list": "resourceTemplates"}
+# A backend's announcements that one of its lists changed (the catalog poller re-reads it: changes.py)
+LIST_CHANGED = frozenset({"notifications/tools/list_changed", "notifications/prompts/list_changed",
+                          "notifications/resources/list_changed"})
 MAX_PAGES = 100
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
 

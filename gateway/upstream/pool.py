@@ -2,7 +2,8 @@
 
 Requests made for an agent name a `Caller`: on a 2025-era backend each caller has its own
 backend session (sessions.py); on a 2026-07-28 backend, and for the gateway's own requests
-(catalogs, tool-name checks), every request shares the backend's one client.
+(catalogs, tool-name checks), every request shares the backend's one client — but a 2025-era
+agent the backend may ask mid-call (`Caller.asks`) gets a 2025-era session of its own there too.
 """
 
 from __future__ import annotations
@@ -99,7 +100,9 @@ class UpstreamPool:
         self._clients: dict[str, BackendClient] = {}
         self.subjects = SubjectSessions(self._subject_client, sessions_per_backend, session_idle)
         self.lanes = SubjectLanes(subject_concurrency, subject_queue)
-        self.get_streams = GetStreams()  # per-caller sessions' GET streams while calls need them
+        # backend name -> what to tell when it announces a list change (changes.follow, while followed)
+        self.announced: dict[str, Callable[[], None]] = {}
+        self.get_streams = GetStreams(heard=self._heard)  # per-caller sessions' GET streams while calls need them
         self.tool_names = ToolNames(tools_ttl)
         self._listing: dict[str, asyncio.Task[list[dict[str, Any]]]] = {}
 
@@ -113,6 +116,11 @@ class UpstreamPool:
         for client in self.subjects.clear():
             client.end_soon()
         await drain_background()
+
+    def _heard(self, server: str) -> None:
+        poke = self.announced.get(server)
+        if poke is not None:
+            poke()
 
     def _generation(self) -> int:
         return self.registry.generation if self.registry is not None else 0
@@ -165,12 +173,15 @@ class UpstreamPool:
         """The client for `server` (`caller`'s own on a 2025-era backend), rebuilt when its
         configuration changed on reload."""
         base = self._shared(server)
-        if caller is None or base.era == MODERN:
+        if caller is None or (base.era == MODERN and not caller.asks):
             return base
         return self.subjects.get(base.server, caller)
 
     def _subject_client(self, config: ServerConfig, caller: Caller) -> BackendClient:
         base = self._shared(config)
+        if caller.asks:  # the handshake era whatever the backend prefers; its siblings learn nothing from it
+            return BackendClient(config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
+                                 max_call_bytes=self.max_call_bytes, capabilities=caller.declared(), handshake=True)
         return BackendClient(
             config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
             max_call_bytes=self.max_call_bytes, capabilities=caller.declared(),

@@ -6,7 +6,10 @@ caller — a subject and the client capabilities its agent declared (sent upstre
 gets its own `BackendClient` per backend. The table is bounded: at most `per_backend` sessions per
 backend (the least recently used one is ended past that) and a session unused for `idle` seconds
 is ended the next time the table is touched. Ending sends the backend a DELETE for its session.
-A 2026-07-28 backend is stateless and needs none of this: its callers share one client.
+A 2026-07-28 backend is stateless and needs none of this: its callers share one client — except
+a 2025-era agent that declared a capability the backend may use mid-call (`Caller.asks`): in
+2026-07-28 a backend asks only through an `input_required` result, so such an agent gets a
+2025-era session of its own on a backend that speaks both eras (FastMCP's ctx.elicit()).
 """
 
 from __future__ import annotations
@@ -34,11 +37,18 @@ class Caller:
 
     subject: str
     capabilities: str = "{}"
+    handshake: bool = False  # its agent speaks the 2025 handshake era (asked on the call's stream)
 
     @classmethod
     def of(cls, subject: str, capabilities: object = None) -> Caller:
         """A caller with `capabilities` reduced to what a backend may use, in canonical form."""
         return cls(subject, canonical_capabilities(capabilities))
+
+    @property
+    def asks(self) -> bool:
+        """A 2025-era agent a backend may ask mid-call (sampling, elicitation, roots): it needs a
+        2025-era backend session, as a 2026-07-28 backend can only ask with `input_required`."""
+        return self.handshake and self.capabilities != "{}"
 
     def declared(self) -> dict[str, Any]:
         """The capabilities to declare upstream."""

@@ -55,20 +55,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 RESTART = {"everything": "echo", "everysse": "echo", "fast": "echo", "memory": "search_nodes", "files": "read_text_file"}
 
-MUX = ("one backend session multiplexed for every agent (gateway/upstream/transports/mux.py): the gateway "
-       "declares no {what} capability on it and refuses the server's {what} requests, so server-everything "
-       "does not even offer the tool; relaying needs a backend session per agent over this transport")
-MODERN = ("the gateway speaks 2026-07-28 to a backend that offers it, even for a 2025 agent that declared "
-          "{what}; in that era FastMCP's ctx.{call}() has no back-channel and fails by design ('{said}'). "
-          "Fix: a 2025-era backend session for agents whose capabilities need one (gateway/upstream)")
-LIMITS: dict[tuple[str, str, str], str] = {  # (endpoint or *, server, feature) -> why the gateway cannot yet
-    ("*", "everysse", "sampling"): MUX.format(what="sampling"),
-    ("*", "everysse", "elicitation"): MUX.format(what="elicitation"),
-    ("mcp", "fast", "sampling"): MODERN.format(what="sampling", call="session.create_message",
-                                               said="this transport context has no back-channel"),
-    ("mcp", "fast", "elicitation"): MODERN.format(what="elicitation", call="elicit",
-                                                  said="elicitation via server-initiated requests is unavailable"),
-}
+LIMITS: dict[tuple[str, str, str], str] = {}  # (endpoint or *, server, feature) -> why the gateway cannot yet
 NOT_APPLICABLE: dict[tuple[str, str, str], str] = {  # (endpoint or *, server, feature) -> why no cell
     ("passthrough", "fast", "list_changed"): (
         "FastMCP 4 sends no */list_changed when its catalog grows, and passthrough relays the backend as it "

@@ -30,6 +30,7 @@ class FakeBackend:
     send: asyncio.Event = field(default_factory=asyncio.Event)
     gone: asyncio.Event = field(default_factory=asyncio.Event)
     posted: list[Any] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)  # sent before the request
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         self.gets += 1
@@ -40,7 +41,8 @@ class FakeBackend:
         self.open.set()
         try:
             await self.send.wait()
-            await out.write(f"event: message\ndata: {json.dumps(ASK)}\n\n".encode())
+            for message in [*self.notes, ASK]:
+                await out.write(f"event: message\ndata: {json.dumps(message)}\n\n".encode())
             await asyncio.Event().wait()  # held open until the client leaves
         finally:
             self.gone.set()
@@ -130,4 +132,20 @@ async def test_streams_per_backend_are_bounded_and_modern_sessions_have_none(
     async with streams.during(one, _sink([], asyncio.Event())), streams.during(two, _sink([], asyncio.Event())), \
             streams.during(modern, _sink([], asyncio.Event())):
         assert len(streams) == 1 and fake.gets == 1
+    await streams.close()
+
+
+async def test_a_list_change_announced_on_the_get_stream_is_heard(
+    backend: tuple[FakeBackend, str], http: aiohttp.ClientSession,
+) -> None:
+    fake, url = backend
+    fake.notes = [{"jsonrpc": "2.0", "method": "notifications/tools/list_changed"},
+                  {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "x"}}]
+    heard: list[str] = []
+    streams, client = GetStreams(heard=heard.append), _client(http, url, "announcer")
+    got = asyncio.Event()
+    async with streams.during(client, _sink([], got)):
+        fake.send.set()
+        await got.wait()  # the request comes after the notes: they were read
+    assert heard == ["announcer"]
     await streams.close()

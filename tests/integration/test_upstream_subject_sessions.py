@@ -7,6 +7,7 @@ agent's capabilities, and the number of sessions per backend is bounded (LRU, en
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from gateway.credentials import CredentialStore
 from gateway.keys import UPSTREAM
 from gateway.registry import ServerConfig, parse_servers
-from gateway.upstream import LEGACY, UpstreamPool, create_session
+from gateway.upstream import LEGACY, UpstreamPool, codec, create_session, sse
 from gateway.upstream.sender import drain_background
 from gateway.upstream.sessions import Caller, SubjectSessions, canonical_capabilities
 from tests.fixtures.backends import ALL_TOOLS, Backend, mcp_backend_factory  # noqa: F401
@@ -138,3 +139,40 @@ def test_capabilities_are_reduced_to_what_a_backend_may_use_and_bounded() -> Non
     huge = canonical_capabilities({"elicitation": {"form": {"pad": "x" * 5000}}})
     assert huge == '{"elicitation":{}}'
     assert Caller.of("a", {"sampling": {}}) == Caller.of("a", {"sampling": {}, "experimental": {}})
+
+
+async def test_a_2025_agent_a_backend_may_ask_gets_a_2025_session_on_a_backend_offering_2026(
+    mcp_backend_factory: Callable[..., Backend]
+) -> None:
+    """In 2026-07-28 a backend asks only with `input_required`; a 2025-era agent that declared sampling
+    expects the backend's request mid-call, so it gets a 2025-era session (the backend speaks both)."""
+    backend = mcp_backend_factory("normal", "both-eras-asking", tools=TOOLS)
+    srv = config(backend.url)
+    asking = replace(Caller.of(ADMIN, {"sampling": {}}), handshake=True)
+    async with create_session() as session:
+        pool = UpstreamPool(session, CredentialStore(session, environ={}))
+        await pool.call_tool(srv, "echo", {"text": "hi"})
+        assert pool.era(srv) == "2026-07-28"
+        # Everyone else keeps the shared 2026-07-28 client: a 2026-07-28 agent declaring sampling, a 2025 one declaring nothing.
+        assert pool.client(srv, replace(asking, handshake=False)) is pool.client(srv)
+        assert pool.client(srv, Caller(ADMIN, handshake=True)) is pool.client(srv)
+        assert text(await pool.call_tool(srv, "client_caps", {}, asking)) == "sampling"
+        client = pool.client(srv, asking)
+        assert client is not pool.client(srv) and client.era == LEGACY and client.session_id
+        assert pool.era(srv) == "2026-07-28"  # the shared client did not learn "legacy" from it
+        # The back-channel exists: the backend's sampling request arrives on the call's stream.
+        message = {"jsonrpc": "2.0", "id": "c1", "method": "tools/call", "params": {"name": "chatty", "arguments": {"topic": "t"}}}
+        async with await client.open_stream(message) as resp:
+            seen = []
+            async for event in sse.events(resp, "srv", 1 << 20):
+                found = codec.event_message(event)
+                if found is None:
+                    continue
+                seen.append(found)
+                if found.get("method") == "sampling/createMessage":
+                    answer = {"role": "assistant", "content": {"type": "text", "text": "re: t"}, "model": "m"}
+                    assert await client.send_response({"jsonrpc": "2.0", "id": found["id"], "result": answer}) < 300
+                if found.get("id") == "c1":
+                    break
+        assert seen[-1]["result"]["content"][0]["text"] == "llm said: re: t", seen
+        await pool.close()

@@ -5,10 +5,14 @@ The gateway serves `http://127.0.0.1:{port}/{secret}/{name}/mcp` from an interna
 and the registry points every `type: stdio` / `type: sse` server's URL there. The pool, `/mcp`,
 REST and passthrough then talk to them exactly as to Streamable HTTP servers (see ../README.md).
 
-Per endpoint: `initialize` is answered from the server's cached handshake with a fresh per-caller
-session id; requests are multiplexed onto the server's one session (`mux.Multiplexer`); a request
-carrying a progress token is answered as an event stream carrying its progress; GET streams the
-server's other notifications; DELETE ends the caller's session.
+Per endpoint: `initialize` gives the caller a session (bridge_sessions.py). A stdio server's
+sessions are answered from its cached handshake and multiplexed onto its one child
+(`mux.Multiplexer`); a legacy SSE server's session opens a connection of its own declaring the
+capabilities the caller declared, whose requests to the client are relayed on the caller's
+running call (or its GET stream) and whose answers POSTed back go to that connection. A request
+carrying a progress token (or, on an own connection, any request) is answered as an event stream
+when something comes before its answer; GET streams the other notifications; DELETE ends the
+caller's session (and closes its own connection).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import asyncio
 import logging
 import os
 import secrets
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Coroutine, Mapping
 from typing import Any
 
@@ -27,8 +30,11 @@ from aiohttp import web
 
 from gateway.credentials import CredentialStore
 from gateway.registry import ServerConfig
-from gateway.upstream import codec, sse
+from gateway.settings import GatewaySettings as Defaults
+from gateway.upstream import sse
+from gateway.upstream.sessions import canonical_capabilities
 from gateway.upstream.transports.bridge_http import event, json_response, lossy, rpc, stream, wait
+from gateway.upstream.transports.bridge_sessions import BridgeCall, BridgeSession, SessionTable
 from gateway.upstream.transports.legacy_sse import SseServer
 from gateway.upstream.transports.mux import Multiplexer, Unavailable
 from gateway.upstream.transports.stdio import StdioServer
@@ -36,10 +42,7 @@ from gateway.upstream.transports.stdio_process import StdioLimits
 
 log = logging.getLogger(__name__)
 
-MAX_SESSIONS = 10_000
 SESSION = "Mcp-Session-Id"
-# A caller's session: its request id -> the task waiting on the server's answer.
-Calls = dict[codec.RequestId | None, asyncio.Task[dict[str, Any]]]
 
 
 def _identity(config: ServerConfig) -> tuple[Any, ...]:
@@ -51,7 +54,9 @@ class BridgeHost:
     """Every stdio and legacy-SSE server of the registry, each behind its loopback endpoint."""
 
     def __init__(self, limits: StdioLimits, environ: Mapping[str, str] | None = None,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None, *,
+                 sessions_per_server: int = Defaults.upstream_sessions_per_backend,
+                 session_idle: float = Defaults.upstream_session_idle) -> None:
         self.limits = limits
         self.session = session
         self.credentials: CredentialStore | None = None  # the registry's, set once it exists
@@ -61,7 +66,7 @@ class BridgeHost:
         self.servers: dict[str, Multiplexer] = {}
         self._identities: dict[str, tuple[Any, ...]] = {}
         self._configs: dict[str, ServerConfig] = {}
-        self._sessions: OrderedDict[str, Calls] = OrderedDict()
+        self.sessions = SessionTable(sessions_per_server, session_idle, lambda own: self._background(own.close()))
         self._retired: set[asyncio.Task[None]] = set()  # warm-ups and retired servers' stops
         self._warming: set[asyncio.Task[None]] = set()
 
@@ -76,6 +81,7 @@ class BridgeHost:
             config = wanted.get(name)
             if config is None or _identity(config) != self._identities.get(name):
                 del self.servers[name]
+                self.sessions.drop_server(name)
                 self._background(server.close())
         self._configs = wanted
         for name in wanted:
@@ -90,6 +96,8 @@ class BridgeHost:
                 await server.handshake()
             except Unavailable as exc:
                 log.error("bridged server did not start: %s", exc.message, extra={"server": name})
+            if isinstance(server, SseServer):
+                await server.disconnect()  # checked; each session opens a connection of its own
 
     def _background(self, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(job)
@@ -122,6 +130,7 @@ class BridgeHost:
     async def close(self) -> None:
         """Stop every child (SIGTERM, then SIGKILL after the grace period)."""
         self._configs = {}
+        self.sessions.clear()
         for task in self._warming:
             task.cancel()  # a server hanging in its start must not hold the shutdown
         servers, self.servers = list(self.servers.values()), {}
@@ -153,59 +162,66 @@ class BridgeHost:
         try:
             if method == "initialize":
                 return await self._initialize(server, message)
-            calls = self._session(request)
-            if calls is None:
+            session = self._session(request)
+            if session is None:
                 status, text = (404, "Session not found") if request.headers.get(SESSION) else (
                     400, "Bad Request: Mcp-Session-Id header is required")
                 return json_response(rpc(None, -32000, text), status)
-            if method is None:
-                return web.Response(status=202)  # an answer to a request we already answered ourselves
+            mux = session.own or server
+            if method is None:  # an answer to a request relayed to the caller; others we answered ourselves
+                if session.own is not None:
+                    await session.own.notify(message)
+                return web.Response(status=202)
             if "id" not in message:
-                await self._notification(server, calls, message)
+                await self._notification(mux, session, message)
                 return web.Response(status=202)
             if method == "ping":
                 return json_response({"jsonrpc": "2.0", "id": rid, "result": {}})
-            return await self._request(request, server, calls, message)
+            return await self._request(request, mux, session, message)
         except Unavailable as exc:
             return json_response(rpc(rid, -32000, exc.message), exc.status)
 
     async def _initialize(self, server: Multiplexer, message: dict[str, Any]) -> web.Response:
-        result = await server.handshake()
-        session = secrets.token_urlsafe(16)
-        self._sessions[session] = {}
-        while len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
+        params = message.get("params")
+        declared = canonical_capabilities(params.get("capabilities") if isinstance(params, dict) else None)
+        own = server.for_caller(orjson.loads(declared))
+        try:
+            result = await (own or server).handshake()
+        except Unavailable:
+            if own is not None:
+                await own.close()
+            raise
+        session = self.sessions.add(server.name, own)
         body = {"jsonrpc": "2.0", "id": message.get("id"), "result": result}
         return json_response(body, headers={SESSION: session})
 
-    def _session(self, request: web.Request) -> Calls | None:
-        session = request.headers.get(SESSION)
-        calls = self._sessions.get(session) if session else None
-        if calls is not None and session is not None:
-            self._sessions.move_to_end(session)
-        return calls
+    def _session(self, request: web.Request) -> BridgeSession | None:
+        session = self.sessions.get(request.headers.get(SESSION))
+        return session if session is not None and session.server == request.match_info["name"] else None
 
-    async def _notification(self, server: Multiplexer, calls: Calls, message: dict[str, Any]) -> None:
+    async def _notification(self, server: Multiplexer, session: BridgeSession, message: dict[str, Any]) -> None:
         method = message.get("method")
         if method == "notifications/initialized":
             return  # the child's own session was initialized once, by us
         if method == "notifications/cancelled":
             params = message.get("params")
-            task = calls.get(params.get("requestId")) if isinstance(params, dict) else None
-            if task is not None:
-                task.cancel()  # Multiplexer.request relays the cancellation with the child's id
+            call = session.calls.get(params.get("requestId")) if isinstance(params, dict) else None
+            if call is not None:
+                call.task.cancel()  # Multiplexer.request relays the cancellation with the child's id
             return
         await server.notify(message)
 
-    async def _request(self, request: web.Request, server: Multiplexer, calls: Calls,
+    async def _request(self, request: web.Request, server: Multiplexer, session: BridgeSession,
                        message: dict[str, Any]) -> web.StreamResponse:
         rid = message.get("id")
         meta = (message.get("params") or {}).get("_meta") if isinstance(message.get("params"), dict) else None
+        progress = isinstance(meta, dict) and "progressToken" in meta
         notes: asyncio.Queue[dict[str, Any]] | None = None
-        if isinstance(meta, dict) and "progressToken" in meta:
+        if progress or session.own is not None:  # an own connection's requests to the client come here too
             notes = asyncio.Queue(maxsize=1000)
-        task = asyncio.create_task(server.request(message, lossy(notes) if notes else None))
-        calls[rid] = task
+        task = asyncio.create_task(server.request(message, lossy(notes) if notes and progress else None))
+        calls = session.calls
+        calls[rid] = BridgeCall(task, notes)
         # The gateway's client gives up after the server's timeout; a moment later the call is
         # cancelled here too (and in the server), so a server that never answers leaks nothing.
         config = self._configs.get(request.match_info["name"])
@@ -222,8 +238,10 @@ class BridgeHost:
     async def get(self, request: web.Request) -> web.StreamResponse:
         """The caller's GET stream: the child's notifications that belong to no request."""
         server = self.server(request.match_info["name"])
-        if server is None or self._session(request) is None:
+        session = self._session(request)
+        if server is None or session is None:
             return json_response(rpc(None, -32000, "Session not found"), 404)
+        server = session.own or server
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
         offer = lossy(queue)
         resp = web.StreamResponse(headers=sse.SSE_HEADERS)
@@ -237,10 +255,10 @@ class BridgeHost:
 
     async def delete(self, request: web.Request) -> web.Response:
         """End the caller's session (the child's own session lives on)."""
-        calls = self._sessions.pop(request.headers.get(SESSION, ""), None)
-        for task in (calls or {}).values():
-            task.cancel()
-        return web.Response(status=200 if calls is not None else 404)
+        if self._session(request) is None:
+            return web.Response(status=404)
+        self.sessions.pop(request.headers.get(SESSION))
+        return web.Response(status=200)
 
 
 async def bridge_site(host: BridgeHost) -> AsyncGenerator[None, None]:

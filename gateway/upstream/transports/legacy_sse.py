@@ -75,11 +75,18 @@ class SseServer(Multiplexer):
     kind = "legacy SSE server"
 
     def __init__(self, config: ServerConfig, limits: StdioLimits, session: aiohttp.ClientSession,
-                 credentials: CredentialStore | None) -> None:
-        super().__init__(config.name, limits)
+                 credentials: CredentialStore | None, capabilities: dict[str, Any] | None = None) -> None:
+        super().__init__(config.name, limits, capabilities)
         assert config.sse_url is not None
         self.config, self.url = config, URL(config.sse_url)
+        self.session, self.credentials = session, credentials
         self.http = Sender(config, session, credentials, config.sse_url)  # the one request path
+
+    def for_caller(self, capabilities: dict[str, Any]) -> SseServer:
+        """A connection of the caller's own (opened on its first request, not reopened until its next)."""
+        own = SseServer(self.config, self.limits, self.session, self.credentials, capabilities)
+        own.eager = False
+        return own
 
     async def _open(self) -> Channel:
         try:

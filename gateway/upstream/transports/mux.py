@@ -4,9 +4,10 @@ Used by stdio (a child's pipes) and legacy HTTP+SSE (a GET stream plus POSTs): b
 gateway ONE session (initialized once per connection) that every caller shares. Each request
 gets a gateway-unique id (and progress token) on the way in, mapped back on the way out, so
 callers' ids never cross. Progress notifications go to the caller whose token they carry; other
-notifications go to `listeners` (the GET streams). Requests from the server are answered here:
-`ping` → {}, `roots/list` → no roots, anything else (sampling, elicitation) → an error, since
-there is no agent to relay them to.
+notifications go to `listeners` (the GET streams). Requests from the server go to `relay` when
+one is set (a connection of one caller's own, whose agent can answer: legacy SSE, see bridge.py);
+otherwise, or when it has nobody to hand them to, they are answered here: `ping` → {},
+`roots/list` → no roots, anything else (sampling, elicitation) → an error.
 
 Failures: pending calls fail at once; the connection is reopened (first at once, then with
 exponential back-off, reset after a healthy period). After `crash_loop_after` failures in a row a
@@ -20,45 +21,20 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.upstream import codec
+from gateway.upstream.transports.channel import Channel, Unavailable, answer_server_request
 from gateway.upstream.transports.stdio_process import StdioLimits, backoff
+from shared.runtime import cancel_and_wait
 
+__all__ = ["Channel", "Multiplexer", "Note", "Relay", "Unavailable", "answer_server_request"]
 log = logging.getLogger(__name__)
 
 Note = Callable[[dict[str, Any]], None]
-
-
-class Unavailable(Exception):
-    """The server is not reachable (or dropped mid-call); `status` is the HTTP status to answer."""
-
-    def __init__(self, message: str, status: int = 502) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class Channel:
-    """One connection to the server: what a transport implements."""
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """Deliver one JSON-RPC message; raise Unavailable if the connection is gone."""
-        raise NotImplementedError
-
-    def messages(self) -> AsyncIterator[dict[str, Any]]:
-        """The server's messages, ending when the connection ends."""
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        """End the connection (stop the process)."""
-        raise NotImplementedError
-
-    def ended(self) -> str:
-        """How the connection ended, for messages ("exited with code 3")."""
-        return "ended"
+Relay = Callable[[dict[str, Any]], bool]  # a server request handed on (True), or not taken (False)
 
 
 @dataclass
@@ -80,10 +56,13 @@ class Multiplexer:
     """A supervised connection to one server, shared by every caller."""
 
     kind = "server"
+    eager = True  # reconnect as soon as the connection ends (a caller's own connection waits for its next call)
 
-    def __init__(self, name: str, limits: StdioLimits) -> None:
+    def __init__(self, name: str, limits: StdioLimits, capabilities: dict[str, Any] | None = None) -> None:
         self.name, self.limits = name, limits
+        self.capabilities = capabilities or {}  # declared at initialize
         self.listeners: set[Note] = set()
+        self.relay: Relay | None = None
         self.failures = 0
         self._run: _Run | None = None
         self._next_start = 0.0
@@ -97,6 +76,10 @@ class Multiplexer:
     async def _open(self) -> Channel:
         """Open a new connection (start the process); raise Unavailable on failure."""
         raise NotImplementedError
+
+    def for_caller(self, capabilities: dict[str, Any]) -> Multiplexer | None:
+        """A connection of one caller's own declaring `capabilities`, or None: this server is shared."""
+        return None
 
     @property
     def pending(self) -> int:
@@ -148,6 +131,15 @@ class Multiplexer:
             if run is not None:
                 await self._stop(run, "gateway shutting down")
 
+    async def disconnect(self) -> None:
+        """Close the connection but not the server: the next request connects again."""
+        async with self._lock:
+            run, self._run = self._run, None
+        if run is not None:
+            await run.channel.close()
+            await cancel_and_wait(run.reader)
+            self._fail_calls(f"{self.kind} {self.name} disconnected")
+
     def _background(self, job: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(job)
         self._tasks.add(task)
@@ -187,7 +179,7 @@ class Multiplexer:
         run = _Run(channel, time.monotonic())
         self._run = run
         run.reader = asyncio.create_task(self._read(run), name=f"mux-read-{self.name}")
-        params = codec.initialize_params({})
+        params = codec.initialize_params(self.capabilities)
         try:
             async with asyncio.timeout(30):
                 reply = await self._call(run, codec.request_message(0, "initialize", params))
@@ -237,6 +229,9 @@ class Multiplexer:
         if run.handshake is None:
             return  # failed during start: _start reports it
         self._failed(f"{run.channel.ended()} after {uptime:.1f} s", uptime)
+        if not self.eager:
+            self._background(run.channel.close())
+            return
         log.warning("%s ended; restarting", self.kind, extra={"server": self.name, "failures": self.failures})
         self._background(self._restart(run))
 
@@ -262,6 +257,8 @@ class Multiplexer:
                 call.future.set_result(message)
             return
         if "id" in message:
+            if self.relay is not None and self.relay(message):
+                return
             # Answered beside the reader: a write waiting for the server to read must never stop
             # us reading what the server writes.
             self._background(run.channel.send(answer_server_request(message)))
@@ -276,14 +273,3 @@ class Multiplexer:
             return  # about one of the server's own requests, which we answered already
         for listener in list(self.listeners):
             listener(message)
-
-
-def answer_server_request(request: dict[str, Any]) -> dict[str, Any]:
-    """The gateway's answer to a request the server sends on its shared session."""
-    method, rid = request.get("method"), request.get("id")
-    if method == "ping":
-        return {"jsonrpc": "2.0", "id": rid, "result": {}}
-    if method == "roots/list":
-        return {"jsonrpc": "2.0", "id": rid, "result": {"roots": []}}
-    return {"jsonrpc": "2.0", "id": rid, "error": {
-        "code": -32601, "message": f"{method} is not available: the gateway does not relay it to agents"}}

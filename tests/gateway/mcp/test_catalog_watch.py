@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -104,3 +105,40 @@ async def test_streams_opening_together_wait_for_one_first_read() -> None:
     await asyncio.gather(*streams)
     assert reads == 1 and poller.rounds == 1
     await poller.close()
+
+
+async def test_a_backends_announcement_rereads_only_that_backend_once_per_burst() -> None:
+    tools = {"t": [{"name": "a"}], "u": [{"name": "z"}]}
+    calls: list[str] = []
+    pokes: dict[str, Callable[[], None]] = {}
+    watching = asyncio.Event()
+
+    async def fetch(server: Any, method: str) -> list[dict[str, Any]]:
+        calls.append(server.name)
+        return list(tools[server.name])
+
+    async def info(server: Any) -> dict[str, Any]:
+        return {"capabilities": {"tools": {}}}
+
+    async def watch(server: Any, poke: Callable[[], None]) -> None:
+        pokes[server.name] = poke
+        if len(pokes) == 2:
+            watching.set()
+        await asyncio.Event().wait()  # a backend stream, open until the poller stops watching
+
+    changed = asyncio.Event()
+    poller = CatalogPoller()
+    poller.bind(fetch, lambda: [Srv("t"), Srv("u")], info, lambda: 3600.0, changed.set, watch)
+    async with poller.subscribed():
+        await asyncio.wait_for(watching.wait(), 5)
+        assert sorted(calls) == ["t", "u"] and poller.generation == 1
+        calls.clear()
+        changed.clear()
+        tools["t"].append({"name": "b"})
+        for _ in range(5):  # one burst of announcements
+            pokes["t"]()
+        await asyncio.wait_for(changed.wait(), 5)
+        assert calls == ["t"] and poller.generation == 2  # only the announcing backend, once
+        assert poller.lists["tools/list"] == {"t": tools["t"], "u": tools["u"]}  # the other kept its list
+    await poller.close()
+    assert not poller._watchers  # the last stream gone: nothing is watched

@@ -1,0 +1,101 @@
+"""A legacy HTTP+SSE backend gives each caller a connection (an MCP session) of its own, declaring
+the capabilities its agent declared, ended with the caller's session: `@modelcontextprotocol/
+server-everything` in SSE mode, which logs every stream it accepts and loses ("Client Connected: id",
+"Client Disconnected: id"). Sampling and elicitation relayed over such connections are covered by
+the client matrix (the everysse rows, /mcp and passthrough)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.keys import BRIDGE
+from tests.conformance import runner
+from tests.fixtures import matrix_servers as ms
+from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.mcp_helpers import ADMIN, initialize, rpc, session_headers
+from tests.integration.pdp_helpers import eventually
+
+pytestmark = pytest.mark.skipif(not ms.node_tools_installed() and not runner.REQUIRED,
+                                reason="Node tools not installed (make tools)")
+SAMPLING_TOOL = "old__trigger-sampling-request"
+
+
+class Everything:
+    """server-everything in SSE mode with its stderr (its connection log) in a file."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.log = tmp / "everything-sse.stderr"
+        self.server = ms.everything(tmp, "sse", stderr=self.log)
+
+    def ids(self, what: str) -> list[str]:
+        """Backend session ids by `Connected` / `Disconnected`, in order."""
+        return re.findall(rf"Client {what}:\s+(\S+)", self.log.read_text(errors="replace"))
+
+
+@pytest.fixture
+def everything(tmp_path: Path) -> Iterator[Everything]:
+    peer = Everything(tmp_path)
+    peer.server.start()
+    try:
+        yield peer
+    finally:
+        peer.server.stop()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, pg_dsn: str, everything: Everything) -> AsyncIterator[Stack]:
+    env = {"MCPGW_GATEWAY_UPSTREAM_SESSIONS_PER_BACKEND": "1"}
+    async with gateway_stack(tmp_path, pg_dsn, {"old": {"type": "sse", "url": everything.server.url}}, env=env) as s:
+        await s.app[BRIDGE].settled()  # the start-up check's connection has come and gone
+        yield s
+
+
+async def _tools(stack: Stack, sid: str) -> set[str]:
+    status, answer, _ = await rpc(stack, "/mcp", {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+                                  headers=session_headers(sid))
+    assert status == 200, answer
+    return {t["name"] for t in answer["result"]["tools"]}
+
+
+async def test_each_caller_has_its_own_connection_declaring_its_capabilities_and_eviction_closes_it(
+    stack: Stack, everything: Everything
+) -> None:
+    since = everything.server.record.mark()
+    asking = await initialize(stack, "/mcp", ADMIN, capabilities={"sampling": {}, "elicitation": {}})
+    before = everything.ids("Connected")
+    assert SAMPLING_TOOL in await _tools(stack, asking)  # offered only to a session that declared sampling
+    mine = [i for i in everything.ids("Connected") if i not in before]
+    assert mine, everything.log.read_text()
+    declared = [m["params"]["capabilities"] for m in everything.server.record.messages(since)
+                if m.get("method") == "initialize"]
+    assert {"elicitation": {}, "sampling": {}} in declared, declared
+
+    plain = await initialize(stack, "/mcp", ADMIN)
+    assert SAMPLING_TOOL not in await _tools(stack, plain)  # another caller, another backend session
+    # One per-subject session per backend (the setting): the first caller's is ended, its stream closed.
+    await eventually(lambda: _async(set(mine) <= set(everything.ids("Disconnected"))), within=10)
+    assert SAMPLING_TOOL in await _tools(stack, asking)  # and comes back, in a new connection, when used
+
+
+async def test_a_passthrough_agent_has_its_own_connection_until_it_deletes_its_session(
+    stack: Stack, everything: Everything
+) -> None:
+    path = "/servers/old/mcp"
+    before = everything.ids("Connected")
+    sid = await initialize(stack, path, ADMIN, capabilities={"elicitation": {}})
+    status, answer, _ = await rpc(stack, path, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+                                  headers=session_headers(sid))
+    assert status == 200 and "trigger-elicitation-request" in {t["name"] for t in answer["result"]["tools"]}
+    mine = [i for i in everything.ids("Connected") if i not in before]
+    assert len(mine) == 1, everything.log.read_text()
+    status, _, _ = await stack.call("DELETE", path, headers={**stack.headers(ADMIN), **session_headers(sid)})
+    assert status == 200
+    await eventually(lambda: _async(mine[0] in everything.ids("Disconnected")), within=10)
+
+
+async def _async(value: bool) -> bool:
+    return value

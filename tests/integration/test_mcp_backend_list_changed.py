@@ -1,0 +1,66 @@
+"""A backend's own `notifications/tools/list_changed` has its catalog read at once (not at the next
+poll): a real SDK backend adds a tool and announces it on `subscriptions/listen`; the `/mcp` agent
+gets list_changed and the new tool with the poll interval an hour long."""
+# ruff: noqa: F811  (pytest fixtures imported by name are "redefined" as arguments)
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.keys import MCP_STATE
+from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
+from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.mcp_helpers import ADMIN, initialize, rpc, session_headers
+from tests.integration.pdp_helpers import eventually
+
+
+@pytest.fixture
+async def announcing(mcp_backend_factory: Any) -> Backend:
+    backend: Backend = mcp_backend_factory("normal", "announcing", tools=("echo", "grow_announced"))
+    return backend
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, pg_dsn: str, announcing: Backend, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+    from gateway.mcp import listen
+
+    monkeypatch.setattr(listen, "POLL_SECONDS", 3600.0)  # only the backend's announcement can make this pass
+    async with gateway_stack(tmp_path, pg_dsn, {"an": {"url": announcing.url}}) as s:
+        yield s
+
+
+async def _next_method(stream: Any) -> str:
+    async for line in stream.content:
+        if line.startswith(b"data:"):
+            method: str = json.loads(line[5:]).get("method")
+            return method
+    raise AssertionError("stream ended")
+
+
+async def test_a_backends_list_changed_reaches_the_agent_without_waiting_for_the_poll(stack: Stack) -> None:
+    poller = stack.app[MCP_STATE].catalogs
+    sid = await initialize(stack, "/mcp")
+    hdrs = {**stack.headers(ADMIN), "Accept": "text/event-stream", **session_headers(sid)}
+    async with stack.session.get(stack.url + "/mcp", headers=hdrs) as stream:
+        assert stream.status == 200
+        # The first read, then the re-read once the backend's listen stream is acknowledged (open).
+        await eventually(lambda: _at_least(poller.rounds, 2), within=10)
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "an__grow_announced", "arguments": {"name": "fresh_tool"}}}
+        status, answer, _ = await rpc(stack, "/mcp", call, headers=session_headers(sid))
+        assert status == 200 and "added fresh_tool" in str(answer), answer
+        async with asyncio.timeout(10):  # the poll would take an hour
+            assert await _next_method(stream) == "notifications/tools/list_changed"
+    status, answer, _ = await rpc(stack, "/mcp", {"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
+                                  headers=session_headers(sid))
+    assert status == 200 and "an__fresh_tool" in {t["name"] for t in answer["result"]["tools"]}, answer
+
+
+async def _at_least(value: int, floor: int) -> bool:
+    return value >= floor
