@@ -102,7 +102,7 @@ class UpstreamPool:
         self.lanes = SubjectLanes(subject_concurrency, subject_queue)
         # backend name -> what to tell when it announces a list change (changes.follow, while followed)
         self.announced: dict[str, Callable[[], None]] = {}
-        self.get_streams = GetStreams(heard=self._heard)  # per-caller sessions' GET streams while calls need them
+        self.get_streams = GetStreams(heard=self.heard)  # per-caller sessions' GET streams while calls need them
         self.tool_names = ToolNames(tools_ttl)
         self._listing: dict[str, asyncio.Task[list[dict[str, Any]]]] = {}
 
@@ -117,7 +117,8 @@ class UpstreamPool:
             client.end_soon()
         await drain_background()
 
-    def _heard(self, server: str) -> None:
+    def heard(self, server: str) -> None:
+        """A backend announced a list change: have its catalog re-read (while it is followed)."""
         poke = self.announced.get(server)
         if poke is not None:
             poke()

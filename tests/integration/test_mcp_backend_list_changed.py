@@ -1,6 +1,7 @@
 """A backend's own `notifications/tools/list_changed` has its catalog read at once (not at the next
 poll): a real SDK backend adds a tool and announces it on `subscriptions/listen`; the `/mcp` agent
-gets list_changed and the new tool with the poll interval an hour long."""
+gets list_changed and the new tool with the poll interval an hour long. A handshake-era backend
+saying it inside a tool call's own response stream is heard the same way."""
 # ruff: noqa: F811  (pytest fixtures imported by name are "redefined" as arguments)
 
 from __future__ import annotations
@@ -27,11 +28,19 @@ async def announcing(mcp_backend_factory: Any) -> Backend:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, pg_dsn: str, announcing: Backend, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+async def saying(mcp_backend_factory: Any) -> Backend:
+    """A handshake-era backend announcing its change inside the tool call's own response stream."""
+    backend: Backend = mcp_backend_factory("legacy", "saying", tools=("echo", "grow_said"))
+    return backend
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, pg_dsn: str, announcing: Backend, saying: Backend,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
     from gateway.mcp import listen
 
     monkeypatch.setattr(listen, "POLL_SECONDS", 3600.0)  # only the backend's announcement can make this pass
-    async with gateway_stack(tmp_path, pg_dsn, {"an": {"url": announcing.url}}) as s:
+    async with gateway_stack(tmp_path, pg_dsn, {"an": {"url": announcing.url}, "sa": {"url": saying.url}}) as s:
         yield s
 
 
@@ -43,7 +52,11 @@ async def _next_method(stream: Any) -> str:
     raise AssertionError("stream ended")
 
 
-async def test_a_backends_list_changed_reaches_the_agent_without_waiting_for_the_poll(stack: Stack) -> None:
+@pytest.mark.parametrize(("tool", "fresh"), [("an__grow_announced", "an__fresh_tool"),
+                                             ("sa__grow_said", "sa__fresh_tool")],
+                         ids=["on-listen-2026", "in-the-call-stream-2025"])
+async def test_a_backends_list_changed_reaches_the_agent_without_waiting_for_the_poll(
+        stack: Stack, tool: str, fresh: str) -> None:
     poller = stack.app[MCP_STATE].catalogs
     sid = await initialize(stack, "/mcp")
     hdrs = {**stack.headers(ADMIN), "Accept": "text/event-stream", **session_headers(sid)}
@@ -52,14 +65,14 @@ async def test_a_backends_list_changed_reaches_the_agent_without_waiting_for_the
         # The first read, then the re-read once the backend's listen stream is acknowledged (open).
         await eventually(lambda: _at_least(poller.rounds, 2), within=10)
         call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                "params": {"name": "an__grow_announced", "arguments": {"name": "fresh_tool"}}}
+                "params": {"name": tool, "arguments": {"name": "fresh_tool"}}}
         status, answer, _ = await rpc(stack, "/mcp", call, headers=session_headers(sid))
         assert status == 200 and "added fresh_tool" in str(answer), answer
         async with asyncio.timeout(10):  # the poll would take an hour
             assert await _next_method(stream) == "notifications/tools/list_changed"
     status, answer, _ = await rpc(stack, "/mcp", {"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
                                   headers=session_headers(sid))
-    assert status == 200 and "an__fresh_tool" in {t["name"] for t in answer["result"]["tools"]}, answer
+    assert status == 200 and fresh in {t["name"] for t in answer["result"]["tools"]}, answer
 
 
 async def _at_least(value: int, floor: int) -> bool:
