@@ -84,14 +84,14 @@ def attribute(key: str, value: Any) -> dict[str, Any]:
 def _attributes(attrs: tuple[Any, ...]) -> str:
     """`,"attributes":[...]` of a flat key, value, ... tuple, rendered once per distinct set."""
     try:
-        text = _SETS.get(attrs)  # all-str sets: a str never equals a number, so no type check needed
-        if text is not None:
-            return text
-        # Other sets are keyed with their value types too: 1 == True == 1.0, yet they encode apart.
-        typed = (attrs, tuple(map(type, attrs[1::2])))
-        text = _TYPED.get(typed)
+        return _SETS[attrs]  # all-str sets: a str never equals a number, so no type check needed
+    except KeyError:
+        pass
     except TypeError:  # an unhashable value (a list): rendered each time, as str()
         return _render(attrs)
+    # Other sets are keyed with their value types too: 1 == True == 1.0, yet they encode apart.
+    typed = (attrs, tuple(map(type, attrs[1::2])))
+    text = _TYPED.get(typed)
     if text is None:
         if len(_SETS) + len(_TYPED) >= _BOUND:
             _SETS.clear()
@@ -118,15 +118,35 @@ def _name(name: str) -> str:
     return text
 
 
+def spans_text(spans: Iterable[Finished]) -> str:
+    """OTLP Spans as JSON text, comma-separated (one loop, no call per span on the common path)."""
+    parts: list[str] = []
+    append = parts.append
+    names = _NAMES
+    for span in spans:
+        trace_id, span_id, parent_id, name, kind, start, end, error, flags, tracestate = span[:FIELDS]
+        parent = f',"parentSpanId":"{parent_id}"' if parent_id is not None else ""
+        try:
+            quoted = names[name]
+        except KeyError:
+            quoted = _name(name)
+        values = span[FIELDS:]
+        attrs = ""
+        if values:
+            try:
+                attrs = _SETS[values]  # _attributes' first look, inlined: all-str sets hit here
+            except (KeyError, TypeError):
+                attrs = _attributes(values)
+        state = f',"traceState":{_text(tracestate)}' if tracestate else ""
+        status = f',"status":{{"code":2,"message":{_text(error)}}}' if error is not None else ""  # STATUS_CODE_ERROR
+        append(f'{{"traceId":"{trace_id}","spanId":"{span_id}"{parent},"name":{quoted},"kind":{kind},'
+               f'"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","flags":{flags}{attrs}{state}{status}}}')
+    return ",".join(parts)
+
+
 def span_text(span: Finished) -> str:
     """One OTLP Span as JSON text."""
-    trace_id, span_id, parent_id, name, kind, start, end, error, flags, tracestate = span[:FIELDS]
-    parent = f',"parentSpanId":"{parent_id}"' if parent_id is not None else ""
-    attrs = _attributes(span[FIELDS:]) if len(span) > FIELDS else ""
-    state = f',"traceState":{_text(tracestate)}' if tracestate else ""
-    status = f',"status":{{"code":2,"message":{_text(error)}}}' if error is not None else ""  # STATUS_CODE_ERROR
-    return (f'{{"traceId":"{trace_id}","spanId":"{span_id}"{parent},"name":{_name(name)},"kind":{kind},'
-            f'"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","flags":{flags}{attrs}{state}{status}}}')
+    return spans_text((span,))
 
 
 def span_json(span: Finished) -> dict[str, Any]:
@@ -145,7 +165,7 @@ def resource(service: str, version: str | None = None) -> str:
 def encode(res: str, spans: Iterable[Finished]) -> bytes:
     """An ExportTraceServiceRequest as OTLP JSON (`res` from `resource`)."""
     return (f'{{"resourceSpans":[{{"resource":{res},"scopeSpans":[{{"scope":{_SCOPE},"spans":['
-            + ",".join(map(span_text, spans)) + "]}]}]}").encode()
+            + spans_text(spans) + "]}]}]}").encode()
 
 
 class TracingMetrics:
