@@ -56,6 +56,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import counting  # noqa: E402
 from gateway.credentials import CredentialStore  # noqa: E402
 from gateway.registry import Registry  # noqa: E402
 from gateway.upstream import UpstreamPool, create_session  # noqa: E402
@@ -226,12 +227,14 @@ async def wait_http(session: aiohttp.ClientSession, url: str, deadline: float = 
 
 async def start_gateway(
     procs: Processes, root: Path, env: dict[str, str], argv: list[str], cprofile: str | None,
-    yappi: str | None = None,
+    yappi: str | None = None, count: str | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """One gateway process running the code under `root`; returns it and its base URL."""
     port = free_port()
     prefix = ["-m", "cProfile", "-o", cprofile] if cprofile else []
     module = [str(ROOT / "bench" / "yappi_gateway.py"), yappi] if yappi else ["-m", "gateway"]
+    if count:
+        module = [str(ROOT / "bench" / "count_gateway.py"), count]
     proc = procs.spawn(
         [*prefix, *module, "--port", str(port), *argv],
         # With auth on outside development the gateway needs its public URL (OAuth metadata).
@@ -292,7 +295,8 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                 if label.startswith("traced"):
                     env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO=str(args.trace_ratio))
                 yappi = f"{args.yappi}.{label}" if args.yappi else None
-                gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi)
+                count = str(tmp / f"count-{label}.json") if args.count else None
+                gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi, count)
             if args.bare:
                 port = free_port()
                 loop = dict(kv.split("=", 1) for kv in args.env).get("MCPGW_EVENT_LOOP", "auto")
@@ -347,6 +351,10 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                     await measure(fn, args.warmup, 10)
                 for fns in spread.values():
                     await measure(fns, args.warmup, len(fns))
+                if args.count:
+                    await counting.report(args.count, {label: (proc.pid, tmp / f"count-{label}.json")
+                                                       for label, (proc, _) in gateways.items() if label != "bare"}, paths)
+                    return
                 if args.profile or args.cprofile or args.yappi:
                     for label, (proc, _) in gateways.items():
                         await profile(args, proc.pid, paths[label], label)
@@ -487,6 +495,8 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="py-spy the gateway under load instead of measuring")
     parser.add_argument("--yappi", metavar="FILE",
                         help="run each gateway under yappi's CPU clock (pstats in FILE.<label>) while loading it")
+    parser.add_argument("--count", type=int, metavar="N",
+                        help="count work per call instead of timing it: N calls per gateway and round (bench/counting.py)")
     parser.add_argument("--cprofile", metavar="FILE", help="run each gateway under cProfile (FILE.<label>) while loading it")
     args = parser.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 7)
