@@ -56,7 +56,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import counting  # noqa: E402
+from bench import counting, paired  # noqa: E402
 from gateway.credentials import CredentialStore  # noqa: E402
 from gateway.registry import Registry  # noqa: E402
 from gateway.upstream import UpstreamPool, create_session  # noqa: E402
@@ -360,7 +360,10 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                         await profile(args, proc.pid, paths[label], label)
                     return
                 pids = {label: proc.pid for label, (proc, _) in gateways.items()}
-                await report(args, paths, pids, backend.pid, spread)
+                if args.pairs:
+                    await paired.report(measure, paths, pids, paired.couples(pids), args.pairs, args.pair_calls)
+                else:
+                    await report(args, paths, pids, backend.pid, spread)
             finally:
                 await direct_session.close()
             await asyncio.sleep(0.5)  # the gateways' audit writers flush every 0.2 s
@@ -497,6 +500,10 @@ def main() -> None:
                         help="run each gateway under yappi's CPU clock (pstats in FILE.<label>) while loading it")
     parser.add_argument("--count", type=int, metavar="N",
                         help="count work per call instead of timing it: N calls per gateway and round (bench/counting.py)")
+    parser.add_argument("--pairs", type=int, metavar="K",
+                        help="instead of the rounds: K short paired cells per couple (traced vs untraced, ...), "
+                             "ratio median and spread (bench/paired.py)")
+    parser.add_argument("--pair-calls", type=int, default=300, help="calls per paired cell at c=1 (c=50: twice)")
     parser.add_argument("--cprofile", metavar="FILE", help="run each gateway under cProfile (FILE.<label>) while loading it")
     args = parser.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 7)

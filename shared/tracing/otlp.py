@@ -81,8 +81,21 @@ def attribute(key: str, value: Any) -> dict[str, Any]:
     return {"key": key, "value": {"stringValue": str(value)}}
 
 
+class Rendered(str):
+    """An attribute set already rendered as `,"attributes":[...]` (a span's attributes: `(Rendered,)`)."""
+
+    __slots__ = ()
+
+
+def rendered(attrs: tuple[Any, ...]) -> tuple[Rendered]:
+    """A flat key, value, ... tuple rendered once, as a span's attributes: encoding it costs nothing."""
+    return (Rendered(_render(attrs)),)
+
+
 def _attributes(attrs: tuple[Any, ...]) -> str:
     """`,"attributes":[...]` of a flat key, value, ... tuple, rendered once per distinct set."""
+    if len(attrs) == 1 and attrs[0].__class__ is Rendered:
+        return attrs[0]  # type: ignore[no-any-return]
     try:
         return _SETS[attrs]  # all-str sets: a str never equals a number, so no type check needed
     except KeyError:
@@ -133,10 +146,14 @@ def spans_text(spans: Iterable[Finished]) -> str:
         values = span[FIELDS:]
         attrs = ""
         if values:
-            try:
-                attrs = _SETS[values]  # _attributes' first look, inlined: all-str sets hit here
-            except (KeyError, TypeError):
-                attrs = _attributes(values)
+            first = values[0]
+            if first.__class__ is Rendered:  # the server middleware's sets
+                attrs = first
+            else:
+                try:
+                    attrs = _SETS[values]  # _attributes' first look, inlined: all-str sets hit here
+                except (KeyError, TypeError):
+                    attrs = _attributes(values)
         state = f',"traceState":{_text(tracestate)}' if tracestate else ""
         status = f',"status":{{"code":2,"message":{_text(error)}}}' if error is not None else ""  # STATUS_CODE_ERROR
         append(f'{{"traceId":"{trace_id}","spanId":"{span_id}"{parent},"name":{quoted},"kind":{kind},'

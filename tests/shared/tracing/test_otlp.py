@@ -115,3 +115,18 @@ def test_cached_attribute_sets_keep_their_types() -> None:
     got = [otlp.span_json(s)["attributes"][0]["value"] for s in tracer.buffer[:-1]]  # the server span last
     assert got == [{"intValue": "1"}, {"boolValue": True}, {"doubleValue": 1.0}, {"stringValue": "1"},
                    {"intValue": "1"}, {"boolValue": True}]
+
+
+def test_a_pre_rendered_attribute_set_encodes_like_the_flat_tuple() -> None:
+    # The server middleware hands over its (method, route, status) set rendered once.
+    flat = ("http.request.method", "POST", "http.route", "/mcp/invoke", "http.response.status_code", 502)
+    tracer = Tracer("gateway", 1.0)
+    for attributes in (flat, otlp.rendered(flat)):
+        with tracer.server_span("POST /mcp/invoke", None) as server:
+            server.attributes = attributes
+    first, second = (otlp.span_json(s) for s in tracer.buffer)
+    assert first["attributes"] == second["attributes"] == [
+        {"key": "http.request.method", "value": {"stringValue": "POST"}},
+        {"key": "http.route", "value": {"stringValue": "/mcp/invoke"}},
+        {"key": "http.response.status_code", "value": {"intValue": "502"}}]
+    as_proto(otlp.encode(otlp.resource("gateway"), tracer.buffer))
