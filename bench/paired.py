@@ -1,24 +1,25 @@
-"""`bench_gateway.py --pairs K`: one gateway's CPU per call against another's, in K short paired cells.
+"""`bench_gateway.py --pairs K`: one gateway's CPU per call against another's, in K side-by-side cells.
 
-On a shared 2-core machine a process's CPU per call drifts by ±10 % within a minute (the other
-jobs take the caches and the cores); two processes measured back to back drift together. So each
-pair runs the two gateways one short cell after the other (alternating which goes first, ABBA),
-and what is reported is the distribution of the K per-pair ratios: median, quartiles and a ~95 %
-confidence interval of the median (distribution-free, from order statistics). CPU time is the
-scheduler's per-thread nanosecond count (/proc/PID/task/*/schedstat), not /proc/PID/stat's
-10 ms ticks, which alone would blur a 300-call cell by several per cent.
+On a shared 2-core machine a process's CPU per call drifts by ±10–20 % within a minute (other
+jobs take the caches and the cores). Cells run back to back did not cancel it: the same code
+against itself came out +15 % in one such run. So each cell loads both gateways at the same time
+(the same number of calls each, as many callers on each), and what is reported is the
+distribution of the K per-cell ratios: median, quartiles and a ~95 % confidence interval of the
+median (distribution-free, from order statistics). A couple of identical gateways (`baseline`
+= this checkout, or `--variant twin:`) shows the noise floor. CPU time is the scheduler's
+per-thread nanosecond count (/proc/PID/task/*/schedstat), not /proc/PID/stat's 10 ms ticks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import statistics
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-Measure = Callable[[Any, int, int], Awaitable[tuple[float, float, float]]]
+Call = Callable[[], Awaitable[None]]
 
 
 def cpu_ns(pid: int) -> int:
@@ -56,29 +57,39 @@ def summary(ratios: list[float]) -> str:
 def couples(pids: dict[str, int]) -> list[tuple[str, str]]:
     """The comparisons a run can make: tracing's cost, the baseline's, and traced this vs traced baseline."""
     wanted = [("gateway", "traced"), ("baseline", "traced-baseline"), ("traced-baseline", "traced"),
-              ("baseline", "gateway")]
+              ("baseline", "gateway"), ("gateway", "twin")]  # the last two: same code, the noise floor
     found = [(a, b) for a, b in wanted if a in pids and b in pids]
     return found or [(a, b) for a, b in zip(list(pids), list(pids)[1:], strict=False)]
 
 
-async def report(measure: Measure, paths: dict[str, Callable[[], Awaitable[None]]], pids: dict[str, int],
-                 couples: list[tuple[str, str]], pairs: int, calls: int) -> None:
-    """For each (base, other) couple: `pairs` pairs of cells at c=1 and c=50; print the ratio figures."""
-    print(f"\npaired cells: {pairs} pairs per couple and concurrency, {calls} calls per cell (c=50: twice as many);"
-          " CPU per call other/base from schedstat")
+async def side_by_side(first: Call, second: Call, calls: int, workers: int) -> None:
+    """`calls` calls through each of two gateways at once, `workers` concurrent callers each."""
+
+    async def worker(call: Call, count: int) -> None:
+        for _ in range(count):
+            await call()
+
+    share = calls // workers
+    await asyncio.gather(*(worker(first, share) for _ in range(workers)), *(worker(second, share) for _ in range(workers)))
+
+
+async def report(paths: dict[str, Call], pids: dict[str, int], couples: list[tuple[str, str]], pairs: int,
+                 calls: int) -> None:
+    """For each (base, other) couple: `pairs` side-by-side cells at 1 and 25 callers per gateway; the ratios."""
+    print(f"\nside-by-side cells: {pairs} per couple and concurrency, {calls} calls per gateway and cell "
+          "(25 callers each: twice as many); CPU per call other/base from schedstat")
     for base, other in couples:
-        for concurrency in (1, 50):
-            n = calls * (2 if concurrency > 1 else 1)
+        for workers in (1, 25):
+            n = calls * (2 if workers > 1 else 1)
             ratios: list[float] = []
             per_call: dict[str, list[float]] = {base: [], other: []}
             for i in range(pairs):
-                used: dict[str, float] = {}
-                for label in ((base, other) if i % 2 == 0 else (other, base)):
-                    before = cpu_ns(pids[label])
-                    await measure(paths[label], n, concurrency)
-                    used[label] = (cpu_ns(pids[label]) - before) / n / 1000
-                    per_call[label].append(used[label])
-                ratios.append(used[other] / used[base])
-            print(f"  {other}/{base} c={concurrency}: {summary(ratios)}; µs per call {base} "
+                labels = (base, other) if i % 2 == 0 else (other, base)  # who is first to get a worker
+                before = {label: cpu_ns(pids[label]) for label in labels}
+                await side_by_side(paths[labels[0]], paths[labels[1]], n, workers)
+                for label in labels:
+                    per_call[label].append((cpu_ns(pids[label]) - before[label]) / n / 1000)
+                ratios.append(per_call[other][-1] / per_call[base][-1])
+            print(f"  {other}/{base} {workers} caller(s) each: {summary(ratios)}; µs per call {base} "
                   f"{statistics.median(per_call[base]):.0f}, {other} {statistics.median(per_call[other]):.0f}",
                   flush=True)
