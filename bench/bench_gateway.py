@@ -25,6 +25,12 @@ same interleaved rounds. `--subjects N` adds a c=50 cell whose 50 workers spread
 in a process of its own, bench/otlp_sink.py) to the interleaved rounds: its CPU per call against "gateway" is
 the tracing cost.
 
+`--count N` runs each gateway under a counter (bench/count_gateway.py) and prints the work per
+call instead of times: Python and C function calls, garbage collections, allocated blocks
+(bench/counting.py) — ratios no background load can move. `--pairs K` replaces the rounds by K
+cells loading two gateways at once (traced and untraced, ...; bench/paired.py): the median of
+the per-cell CPU ratios, with its spread.
+
 `--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
 /tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise
 (with `--traced`, that checkout traced as well: "traced-baseline").
@@ -361,7 +367,7 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                     return
                 pids = {label: proc.pid for label, (proc, _) in gateways.items()}
                 if args.pairs:
-                    await paired.report(measure, paths, pids, paired.couples(pids), args.pairs, args.pair_calls)
+                    await paired.report(paths, pids, paired.couples(pids), args.pairs, args.pair_calls)
                 else:
                     await report(args, paths, pids, backend.pid, spread)
             finally:
@@ -372,7 +378,7 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
             await conn.close()
             print(f"gateway audit rows in Postgres: {written}")
             if sink_url is not None:
-                await asyncio.sleep(1.5)  # the traced gateway exports every second
+                await asyncio.sleep(5.5)  # the traced gateway posts what is left every 5 s
                 async with aiohttp.ClientSession() as s, s.get(sink_url + "/count") as resp:
                     print(f"OTLP export requests received from the traced gateway: {await resp.text()}")
     finally:
