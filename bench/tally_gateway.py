@@ -1,6 +1,6 @@
 """Run `python -m gateway ARGS` counting work, not time: figures a busy machine cannot move.
 
-    python bench/count_gateway.py FILE [gateway args...]
+    python bench/tally_gateway.py FILE [gateway args...]
 
 Counts, in every thread, Python function calls (a coroutine's resumptions are counted apart:
 how often it is resumed depends on timing), calls of C functions, and garbage collections per
