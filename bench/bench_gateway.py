@@ -25,6 +25,12 @@ same interleaved rounds. `--subjects N` adds a c=50 cell whose 50 workers spread
 in a process of its own, bench/otlp_sink.py) to the interleaved rounds: its CPU per call against "gateway" is
 the tracing cost.
 
+`--count N` runs each gateway under a counter (bench/tally_gateway.py) and prints the work per
+call instead of times: Python and C function calls, garbage collections, allocated blocks
+(bench/counting.py) — ratios no background load can move. `--pairs K` replaces the rounds by K
+cells loading two gateways at once (traced and untraced, ...; bench/paired.py): the median of
+the per-cell CPU ratios, with its spread.
+
 `--baseline DIR` adds a gateway process running another checkout's code (e.g. `git worktree add
 /tmp/gw-base <commit>`) to the same interleaved rounds, so before/after figures share their noise
 (with `--traced`, that checkout traced as well: "traced-baseline").
@@ -56,6 +62,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import counting, paired  # noqa: E402
 from gateway.credentials import CredentialStore  # noqa: E402
 from gateway.registry import Registry  # noqa: E402
 from gateway.upstream import UpstreamPool, create_session  # noqa: E402
@@ -226,12 +233,14 @@ async def wait_http(session: aiohttp.ClientSession, url: str, deadline: float = 
 
 async def start_gateway(
     procs: Processes, root: Path, env: dict[str, str], argv: list[str], cprofile: str | None,
-    yappi: str | None = None,
+    yappi: str | None = None, count: str | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """One gateway process running the code under `root`; returns it and its base URL."""
     port = free_port()
     prefix = ["-m", "cProfile", "-o", cprofile] if cprofile else []
     module = [str(ROOT / "bench" / "yappi_gateway.py"), yappi] if yappi else ["-m", "gateway"]
+    if count:
+        module = [str(ROOT / "bench" / "tally_gateway.py"), count]
     proc = procs.spawn(
         [*prefix, *module, "--port", str(port), *argv],
         # With auth on outside development the gateway needs its public URL (OAuth metadata).
@@ -292,7 +301,8 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                 if label.startswith("traced"):
                     env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO=str(args.trace_ratio))
                 yappi = f"{args.yappi}.{label}" if args.yappi else None
-                gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi)
+                count = str(tmp / f"count-{label}.json") if args.count else None
+                gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi, count)
             if args.bare:
                 port = free_port()
                 loop = dict(kv.split("=", 1) for kv in args.env).get("MCPGW_EVENT_LOOP", "auto")
@@ -347,12 +357,19 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                     await measure(fn, args.warmup, 10)
                 for fns in spread.values():
                     await measure(fns, args.warmup, len(fns))
+                if args.count:
+                    await counting.report(args.count, {label: (proc.pid, tmp / f"count-{label}.json")
+                                                       for label, (proc, _) in gateways.items() if label != "bare"}, paths)
+                    return
                 if args.profile or args.cprofile or args.yappi:
                     for label, (proc, _) in gateways.items():
                         await profile(args, proc.pid, paths[label], label)
                     return
                 pids = {label: proc.pid for label, (proc, _) in gateways.items()}
-                await report(args, paths, pids, backend.pid, spread)
+                if args.pairs:
+                    await paired.report(paths, pids, paired.couples(pids), args.pairs, args.pair_calls)
+                else:
+                    await report(args, paths, pids, backend.pid, spread)
             finally:
                 await direct_session.close()
             await asyncio.sleep(0.5)  # the gateways' audit writers flush every 0.2 s
@@ -361,7 +378,7 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
             await conn.close()
             print(f"gateway audit rows in Postgres: {written}")
             if sink_url is not None:
-                await asyncio.sleep(1.5)  # the traced gateway exports every second
+                await asyncio.sleep(5.5)  # the traced gateway posts what is left every 5 s
                 async with aiohttp.ClientSession() as s, s.get(sink_url + "/count") as resp:
                     print(f"OTLP export requests received from the traced gateway: {await resp.text()}")
     finally:
@@ -487,6 +504,12 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="py-spy the gateway under load instead of measuring")
     parser.add_argument("--yappi", metavar="FILE",
                         help="run each gateway under yappi's CPU clock (pstats in FILE.<label>) while loading it")
+    parser.add_argument("--count", type=int, metavar="N",
+                        help="count work per call instead of timing it: N calls per gateway and round (bench/counting.py)")
+    parser.add_argument("--pairs", type=int, metavar="K",
+                        help="instead of the rounds: K short paired cells per couple (traced vs untraced, ...), "
+                             "ratio median and spread (bench/paired.py)")
+    parser.add_argument("--pair-calls", type=int, default=300, help="calls per paired cell at c=1 (c=50: twice)")
     parser.add_argument("--cprofile", metavar="FILE", help="run each gateway under cProfile (FILE.<label>) while loading it")
     args = parser.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 7)

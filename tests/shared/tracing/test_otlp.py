@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from shared.common_settings import CommonSettings
 from shared.jsonutil import loads
@@ -115,3 +118,40 @@ def test_cached_attribute_sets_keep_their_types() -> None:
     got = [otlp.span_json(s)["attributes"][0]["value"] for s in tracer.buffer[:-1]]  # the server span last
     assert got == [{"intValue": "1"}, {"boolValue": True}, {"doubleValue": 1.0}, {"stringValue": "1"},
                    {"intValue": "1"}, {"boolValue": True}]
+
+
+def test_a_pre_rendered_attribute_set_encodes_like_the_flat_tuple() -> None:
+    # The server middleware hands over its (method, route, status) set rendered once.
+    flat = ("http.request.method", "POST", "http.route", "/mcp/invoke", "http.response.status_code", 502)
+    tracer = Tracer("gateway", 1.0)
+    for attributes in (flat, otlp.rendered(flat)):
+        with tracer.server_span("POST /mcp/invoke", None) as server:
+            server.attributes = attributes
+    first, second = (otlp.span_json(s) for s in tracer.buffer)
+    assert first["attributes"] == second["attributes"] == [
+        {"key": "http.request.method", "value": {"stringValue": "POST"}},
+        {"key": "http.route", "value": {"stringValue": "/mcp/invoke"}},
+        {"key": "http.response.status_code", "value": {"intValue": "502"}}]
+    as_proto(otlp.encode(otlp.resource("gateway"), tracer.buffer))
+
+
+async def test_a_full_batch_wakes_one_post_and_the_remainder_waits_for_the_tick(aiohttp_server: Any) -> None:
+    posts: list[int] = []
+
+    async def traces(request: web.Request) -> web.Response:
+        posts.append(len(loads(await request.read())["resourceSpans"][0]["scopeSpans"][0]["spans"]))
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", traces)
+    server = await aiohttp_server(app)
+    tracer = Tracer("gateway", 1.0, batch_size=2)
+    async with aiohttp.ClientSession() as session:
+        exporter = otlp.Exporter(tracer, str(server.make_url("/")), session,
+                                 otlp.TracingMetrics(CollectorRegistry(), tracer))
+        for i in range(5):
+            tracer.server_span(f"r{i}", None).finish()
+        await exporter.export_buffered(full_only=True)  # woken by a full batch: full batches only
+        assert posts == [2, 2] and len(tracer.buffer) == 1
+        await exporter.export_buffered()  # the tick: everything
+        assert posts == [2, 2, 1] and tracer.buffer == []

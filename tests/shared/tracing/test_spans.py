@@ -112,3 +112,21 @@ def test_full_buffer_drops_and_counts_never_blocks() -> None:
     assert tracer.dropped == 2 and dropped == [1, 1]
     assert [span_json(s)["name"] for s in tracer.take()] == ["r0", "r1"]  # oldest first, one batch
     assert [span_json(s)["name"] for s in tracer.take()] == ["r2"] and tracer.take() == []
+
+
+def test_ids_cut_from_the_pool_are_valid_and_distinct_across_refills() -> None:
+    tracer = Tracer("g", 1.0)
+    servers = [tracer.server_span("r", None) for _ in range(300)]  # 32 digits each: several pools
+    spans = servers + [s.child("c") for s in servers for _ in range(2)]
+    assert all(re.fullmatch("[0-9a-f]{32}", s.trace_id) for s in servers)
+    assert all(re.fullmatch("[0-9a-f]{16}", s.span_id) for s in spans)
+    assert len({s.trace_id for s in servers}) == 300 and len({s.span_id for s in spans}) == 900
+
+
+def test_an_all_zero_draw_never_becomes_an_id() -> None:
+    tracer = Tracer("g", 1.0)
+    tracer.pool, tracer.drawn = "0" * 64, 0  # what a (2**-128 likely) all-zero draw would give
+    server = tracer.server_span("r", None)
+    child = server.child("c")
+    assert server.trace_id == "0" * 31 + "1" and child.span_id == "0" * 15 + "1"
+    assert server.sampled  # ratio 1.0 samples whatever the id
