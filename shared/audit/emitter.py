@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from time import time_ns
 from typing import IO, Any
 
 import asyncpg
@@ -125,8 +126,9 @@ class AuditEmitter:
         if current is None:
             self._enqueue(redact_event(event, self._keys, owned=owned))
             return
-        # Not made current (nothing below opens a span or needs its id): no context-variable churn.
-        span = current.child("audit.emit", attributes=("audit.event_type", event.event_type))
+        # Recorded without a Span object (nothing below opens a span or needs its id): one call.
+        start = time_ns()
+        error = None
         try:
             redacted = redact_event(event, self._keys, owned=owned)
             if not (redacted.extra and "trace_id" in redacted.extra):
@@ -138,10 +140,10 @@ class AuditEmitter:
                     object.__setattr__(redacted, "extra", extra)
             self._enqueue(redacted)
         except BaseException as exc:
-            span.error = type(exc).__name__  # the type only, as Span.__exit__ records it
+            error = type(exc).__name__  # the type only, as Span.__exit__ records it
             raise
         finally:
-            span.finish()
+            current.record_child("audit.emit", start, ("audit.event_type", event.event_type), error)
 
     def _enqueue(self, event: AuditEvent) -> None:
         self.metrics.queued.inc()
