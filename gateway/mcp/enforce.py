@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.calls import audit as record
 from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
@@ -69,12 +70,15 @@ async def readable(request: web.Request, uris: Sequence[tuple[str, str, str]]) -
     return allowed
 
 
-async def check_plan(
-    request: web.Request, principal: Principal, server: str, method: str, params: Mapping[str, Any], plan: methods.Plan,
-) -> Decision | None:
-    """Decide every check of a `decided` plan that is not a call in one PDP call; the first denial,
-    else an allow (None: nothing to decide)."""
-    if plan.kind != "decided" or not plan.checks:
+def plan_asks(plan: methods.Plan) -> list[pipeline.Ask]:
+    """The PDP questions of a `decided` plan of a message that is not a call (none otherwise)."""
+    return [(action, resource, None) for action, resource in plan.checks] if plan.kind == "decided" else []
+
+
+def checked_plan(request: web.Request, server: str, plan: methods.Plan, found: Sequence[Decision]) -> Decision | None:
+    """The PDP's answer to a plan's checks (`found`, asked with the server's visibility): the first
+    denial, else an allow, recorded for audit; None when there was nothing to decide."""
+    if not found:
         return None
     info = audit(request)
     info.mcp_server = server
@@ -82,7 +86,9 @@ async def check_plan(
     info.action, info.tool = action, resource.name
     if len(plan.checks) > 1:
         info.note(checks=[f"{a} {r.id}" for a, r in plan.checks])
-    return await pipeline.check(request, principal, plan.checks)
+    decision = next((d for d in found if not d.allowed), found[0])
+    record.checked(info, decision)
+    return decision
 
 
 def passthrough_call(request: web.Request, server: str, msg: protocol.Message, plan: methods.Plan) -> Call | None:
@@ -92,11 +98,11 @@ def passthrough_call(request: web.Request, server: str, msg: protocol.Message, p
     return call_of(request, "passthrough", msg.method, (server,), str(plan.checks[0][1].name), msg.params.get("arguments"))
 
 
-async def plan_refusal(request: web.Request, server: str, msg: protocol.Message, era: protocol.Era,
-                       plan: methods.Plan) -> web.Response | None:
-    """The answer refusing a passthrough message that is not a call (the pipeline decides those) by
-    policy, or None. An unknown method reads as "not found"; a notification is refused at HTTP level."""
-    decision = await check_plan(request, principal(request), server, msg.method, msg.params, plan)
+def plan_refusal(msg: protocol.Message, era: protocol.Era, plan: methods.Plan,
+                 decision: Decision | None) -> web.Response | None:
+    """The answer refusing a passthrough message that is not a call (the pipeline decides those)
+    by policy (`decision`, from `checked_plan`), or None. An unknown method reads as "not found";
+    a notification is refused at HTTP level."""
     if decision is None or decision.allowed:
         return None
     failure = None if not plan.other else RpcFailure(

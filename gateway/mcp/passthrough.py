@@ -57,7 +57,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         rid, method = msg.id, msg.method
         era = protocol.detect_era(msg, request.headers)
         audit(request).action = msg.method or "response"
-        plan, call, verdict, server = await unseen.passthrough_target(request, msg)
+        plan, call, verdict, checked, server = await unseen.passthrough_target(request, msg)
         label = "response" if msg.kind == "response" else method_label(msg.method)
         state.metrics.message(ENDPOINT, label, era)
         audit(request).mcp_server = server.name
@@ -74,7 +74,7 @@ async def post(request: web.Request) -> web.StreamResponse:
             request[CALLER] = Caller(principal(request).subject, session.capabilities)
         else:
             upstream_session, bridged = None, request.app[UPSTREAM].era(server) == LEGACY
-        refusal = None if call is not None else await enforce.plan_refusal(request, server.name, msg, era, plan)
+        refusal = None if call is not None else enforce.plan_refusal(msg, era, plan, checked)
         if refusal is not None:
             return refusal
         if msg.kind == "request" and msg.method == "initialize":

@@ -84,10 +84,10 @@ async def visible_server(request: web.Request, decision: Decision | None = None)
 
 
 async def passthrough_target(request: web.Request, msg: protocol.Message,
-                             ) -> tuple[methods.Plan, Call | None, Verdict | None, ServerConfig]:
-    """Passthrough's (plan of the message, guarded call, the PDP's verdict on it, server): for a call,
-    "may see this server" and the call itself are asked in one PDP request; a malformed message is
-    answered only to a caller who may see the server."""
+                             ) -> tuple[methods.Plan, Call | None, Verdict | None, Decision | None, ServerConfig]:
+    """Passthrough's (plan of the message, guarded call, the PDP's verdict on it, its decision on a
+    message that is not a call, server): "may see this server" and the message's own checks are
+    asked in one PDP request; a malformed message is answered only to a caller who may see the server."""
     name = request.match_info["name"]
     try:
         plan = methods.plan(name, msg.kind, msg.method, msg.params)
@@ -96,6 +96,8 @@ async def passthrough_target(request: web.Request, msg: protocol.Message,
         raise
     call = enforce.passthrough_call(request, name, msg, plan)
     if call is None:
-        return plan, None, None, await visible_server(request)
+        seen, *found = await pipeline.decisions(request, principal(request), [visibility(name), *enforce.plan_asks(plan)])
+        server = await visible_server(request, seen)  # the plan's answers count only for a caller who may see it
+        return plan, None, None, enforce.checked_plan(request, name, plan, found), server
     verdict, (seen,) = await pipeline.decide_with(request, call, [visibility(name)])
-    return plan, call, verdict, await visible_server(request, seen)
+    return plan, call, verdict, None, await visible_server(request, seen)

@@ -99,23 +99,43 @@ class Sender:
         target = url or self.url
         if query:
             target = target.update_query(query)
-        traced = message is not None and tracing.current_span.get() is not None  # off: no attributes built
-        try:
-            # One span per backend JSON-RPC message, to the response head; `traceparent` goes with it.
-            with tracing.span(f"backend {name}", True,
-                              ("mcp.server", name, "mcp.method", str(message.get("method", "")))) \
-                    if traced and message is not None else tracing.OFF:
+        # One CLIENT span per backend JSON-RPC message, to the response head, named by the
+        # `traceparent` that goes with it; not made current (nothing below it opens a span).
+        parent = tracing.current_span.get()
+        span = None
+        if parent is not None:
+            if message is not None:
+                span = tracing.outgoing(parent, f"backend {name}",
+                                        ("mcp.server", name, "mcp.method", str(message.get("method", ""))), headers)
+            else:  # a GET stream or a session's DELETE: the request's own span is the parent
                 tracing.inject(headers)
-                return await self.session.request(
-                    method, target, headers=headers, data=None if message is None else dumps(message),
-                    timeout=self._stream_timeout if stream else self._timeout, allow_redirects=False,
-                )
-        except TimeoutError:  # silent for `timeout` before the response headers
-            raise UpstreamTimeout(name, self.server.timeout) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            raise BackendDisconnected(name, f"cannot reach backend: {type(exc).__name__}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(name, f"cannot reach backend: {type(exc).__name__}") from None
+        try:
+            resp = await self.session.request(
+                method, target, headers=headers, data=None if message is None else dumps(message),
+                timeout=self._stream_timeout if stream else self._timeout, allow_redirects=False,
+            )
+        except BaseException as exc:
+            if span is not None:
+                span.error = type(exc).__name__  # the type only: an exception's text may carry secrets
+                span.finish()
+            mapped = _mapped(exc, name, self.server.timeout)
+            if mapped is None:
+                raise
+            raise mapped from None
+        if span is not None:
+            span.finish()
+        return resp
+
+
+def _mapped(exc: BaseException, name: str, timeout: float | None) -> Exception | None:
+    """The upstream error a failed request becomes; None: raise it as it is (e.g. cancellation)."""
+    if isinstance(exc, TimeoutError):  # silent for `timeout` before the response headers
+        return UpstreamTimeout(name, timeout)
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+        return BackendDisconnected(name, f"cannot reach backend: {type(exc).__name__}")
+    if isinstance(exc, aiohttp.ClientError):
+        return UpstreamError(name, f"cannot reach backend: {type(exc).__name__}")
+    return None
 
 
 async def read_capped(resp: aiohttp.ClientResponse, server: str, limit: int, idle_limit: float | None = None) -> bytes:

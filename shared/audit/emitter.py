@@ -1,5 +1,10 @@
 """The audit emitter: synchronous `emit`, a bounded queue, a background writer and a replayer.
 
+The queue is a plain deque with its bound checked by `_enqueue`: asyncio.Queue cost ~10 Python
+calls per event (put, its full/size checks, waking getters, get, task_done). The writer is woken
+by one Event, set only when it waits for a first event; `flush` waits on counts of events
+enqueued and handled.
+
 Request handlers call `emit(event)`; it redacts, enqueues and returns without awaiting anything.
 A writer task drains the queue in batches: local sinks first, then one COPY per batch into
 Postgres. When Postgres is unreachable the batch goes to the fsync'd spool instead, and a replayer
@@ -12,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from time import time_ns
 from typing import IO, Any
 
 import asyncpg
@@ -75,7 +82,13 @@ class AuditEmitter:
         self._pool_getter = pool_getter
         self._spool = Spool(spool_dir, service) if spool_dir is not None else None
         self._keys = normalize_keys(redact_keys)
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self._queue: deque[Any] = deque()
+        self._queue_size = queue_size
+        self._idle = False  # the writer waits for a first event on `_arrived`
+        self._arrived = asyncio.Event()
+        self._enqueued = 0  # events put in the queue, ever
+        self._handled = 0  # of those, events the writer is done with
+        self._flushes: list[tuple[int, asyncio.Future[None]]] = []  # (enqueued count, waiter)
         self._batch_size = batch_size
         self._retry_base = flush_interval
         # One replay at a time: `replay_now` (tests, CLI, shutdown) waits for the replayer's round
@@ -87,7 +100,7 @@ class AuditEmitter:
         self._linger = flush_interval
         self._wake = asyncio.Event()
         self._flushing = 0  # flush() callers waiting: no lingering until they are served
-        self.metrics = AuditMetrics(registry or CollectorRegistry(), self._queue.qsize)
+        self.metrics = AuditMetrics(registry or CollectorRegistry(), self._queue.__len__)
         # Local sinks open here, not in start(): an event emitted before start is written through.
         self._sinks: list[LocalSink] = []
         if file is not None:
@@ -125,8 +138,9 @@ class AuditEmitter:
         if current is None:
             self._enqueue(redact_event(event, self._keys, owned=owned))
             return
-        # Not made current (nothing below opens a span or needs its id): no context-variable churn.
-        span = current.child("audit.emit", attributes=("audit.event_type", event.event_type))
+        # Recorded without a Span object (nothing below opens a span or needs its id): one call.
+        start = time_ns()
+        error = None
         try:
             redacted = redact_event(event, self._keys, owned=owned)
             if not (redacted.extra and "trace_id" in redacted.extra):
@@ -138,21 +152,23 @@ class AuditEmitter:
                     object.__setattr__(redacted, "extra", extra)
             self._enqueue(redacted)
         except BaseException as exc:
-            span.error = type(exc).__name__  # the type only, as Span.__exit__ records it
+            error = type(exc).__name__  # the type only, as Span.__exit__ records it
             raise
         finally:
-            span.finish()
+            current.record_child("audit.emit", start, ("audit.event_type", event.event_type), error)
 
     def _enqueue(self, event: AuditEvent) -> None:
         self.metrics.queued.inc()
-        if self._running:
-            try:
-                self._queue.put_nowait(event)
-                if self._queue.qsize() >= self._batch_size:
-                    self._wake.set()
-                return
-            except asyncio.QueueFull:
-                pass
+        queue = self._queue
+        if self._running and len(queue) < self._queue_size:
+            queue.append(event)
+            self._enqueued += 1
+            if self._idle:
+                self._idle = False
+                self._arrived.set()
+            elif len(queue) >= self._batch_size:
+                self._wake.set()
+            return
         # Overflow is collected and spilled in batches: one fsync per event would make an
         # overloaded process slower still. Like the queue, the buffer lives only until the next
         # turn of the event loop.
@@ -175,10 +191,14 @@ class AuditEmitter:
 
     async def flush(self) -> None:
         """Wait until every event emitted so far has been handled by the writer."""
+        if self._handled >= self._enqueued:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._flushes.append((self._enqueued, waiter))
         self._flushing += 1
         try:
             self._wake.set()
-            await self._queue.join()
+            await waiter
         finally:
             self._flushing -= 1
 
@@ -193,7 +213,8 @@ class AuditEmitter:
         self._running = False
         self._flush_overflow()
         self._wake.set()
-        await self._queue.put(_STOP)
+        self._queue.append(_STOP)  # past the bound: emit spills once not running
+        self._arrived.set()
         writer, *others = self._tasks
         await writer
         for task in others:
@@ -211,15 +232,21 @@ class AuditEmitter:
             self._spool.close()
 
     async def _writer(self) -> None:
+        queue = self._queue
         while True:
-            batch = [await self._queue.get()]
+            if not queue:
+                self._idle = True
+                self._arrived.clear()
+                await self._arrived.wait()
+                self._idle = False
+            batch = [queue.popleft()]
             if self._should_linger(batch[0]):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._linger):
                         await self._wake.wait()
             self._wake.clear()
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            while len(batch) < self._batch_size and queue:
+                batch.append(queue.popleft())
             stop = batch[-1] is _STOP
             events = batch[:-1] if stop else batch
             if events:
@@ -231,10 +258,23 @@ class AuditEmitter:
                     # Never let one bad batch stop auditing for the life of the process.
                     self.metrics.dropped.inc(len(events))
                     log.exception("AUDIT EVENTS LOST: unexpected error in the audit writer")
-            for _ in batch:
-                self._queue.task_done()
+            self._handled += len(events)
+            if self._flushes:
+                self._served()
             if stop:
                 return
+
+    def _served(self) -> None:
+        """Wake the `flush` callers whose events have all been handled."""
+        handled = self._handled
+        waiting = []
+        for target, waiter in self._flushes:
+            if target <= handled:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._flushes = waiting
 
     def _should_linger(self, first: Any) -> bool:
         # Lingering only helps a batch that is not full yet. With a backlog (a burst, or draining
@@ -244,7 +284,7 @@ class AuditEmitter:
             and self._running
             and not self._flushing
             and not self._wake.is_set()
-            and self._queue.qsize() + 1 < self._batch_size
+            and len(self._queue) + 1 < self._batch_size
         )
 
     async def _write_postgres(self, events: list[AuditEvent]) -> None:

@@ -4,7 +4,8 @@ With `MCPGW_OTEL_ENDPOINT` set, each service builds a `Tracer` (sampler + bounde
 server middleware that continues an incoming `traceparent` and makes the request's span current,
 and an exporter task (`tracing_ctx`) that batches finished spans to `{endpoint}/v1/traces`.
 Below the middleware, `span(name)` opens a child (token check, PDP call, backend call),
-`inject(headers)` adds `traceparent` to an outgoing request, and logs and audit rows read
+`inject(headers)` adds `traceparent` to an outgoing request (`outgoing` opens a CLIENT span
+and adds its own), and logs and audit rows read
 `current_trace_id()`. Unset, nothing is built or installed, and the touch points cost one
 context-variable read. No OpenTelemetry SDK: its per-span machinery cost a quarter of the
 gateway's CPU per call (docs/benchmarks.md).
@@ -26,9 +27,19 @@ from prometheus_client import CollectorRegistry
 from shared.common_settings import CommonSettings
 from shared.tracing.middleware import server_middleware
 from shared.tracing.otlp import Exporter, TracingMetrics, parse_headers
-from shared.tracing.spans import OFF, Span, Tracer, current_span, current_trace_id, inject, span
+from shared.tracing.spans import (
+    OFF,
+    Span,
+    Tracer,
+    current_span,
+    current_trace_id,
+    inject,
+    outgoing,
+    span,
+)
 
-__all__ = ["OFF", "Span", "Tracer", "Tracing", "current_span", "current_trace_id", "inject", "server_middleware",
+__all__ = ["OFF", "Span", "Tracer", "Tracing", "current_span", "current_trace_id", "inject", "outgoing",
+           "server_middleware",
            "setup", "span", "tracing_ctx"]
 
 

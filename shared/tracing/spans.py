@@ -104,6 +104,20 @@ class Span:
             else:
                 tracer.record(record)  # counts the drop
 
+    def record_child(self, name: str, start: int, attributes: tuple[Any, ...], error: str | None = None) -> None:
+        """Record a finished INTERNAL child that started at `start` (ns) and ends now, without a
+        `Span` object: nothing below it needed one (e.g. the audit emit). Two calls instead of three."""
+        if not self.sampled:
+            return
+        at = self.tracer.drawn
+        if at >= _POOL:
+            at = self.tracer.refill()
+        self.tracer.drawn = at + 16
+        span_id = self.tracer.pool[at:at + 16]
+        record: Finished = (self.trace_id, span_id if span_id != _ZERO_ID else _ONE_ID, self.span_id, name, INTERNAL,
+                            start, time_ns(), error, _FLAGS_LOCAL, self.tracestate) + attributes
+        self.tracer.record(record)
+
     def __enter__(self) -> Span:
         self._token = current_span.set(self)
         return self
@@ -185,6 +199,18 @@ def span(name: str, client: bool = False, attributes: Attributes = None) -> Span
         return OFF
     return Span(parent.tracer, parent.trace_id, parent.span_id, parent.sampled, name, CLIENT if client else INTERNAL,
                 attributes, parent.tracestate)  # Span.child, one call fewer
+
+
+def outgoing(parent: Span, name: str, attributes: Attributes, headers: dict[str, str] | Any) -> Span:
+    """A CLIENT child of `parent` for one outgoing request, not made current (nothing below it
+    opens a span), its `traceparent` (and the caller's `tracestate`) added to `headers`; the caller
+    finishes it. Two context-variable changes and two calls fewer per backend request than `span`."""
+    child = Span(parent.tracer, parent.trace_id, parent.span_id, parent.sampled, name, CLIENT, attributes,
+                 parent.tracestate)
+    headers["traceparent"] = f"00-{child.trace_id}-{child.span_id}-{'01' if child.sampled else '00'}"
+    if child.tracestate:
+        headers["tracestate"] = child.tracestate
+    return child
 
 
 class _Off:

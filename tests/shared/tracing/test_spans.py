@@ -130,3 +130,32 @@ def test_an_all_zero_draw_never_becomes_an_id() -> None:
     child = server.child("c")
     assert server.trace_id == "0" * 31 + "1" and child.span_id == "0" * 15 + "1"
     assert server.sampled  # ratio 1.0 samples whatever the id
+
+
+def test_an_outgoing_span_is_named_by_the_traceparent_it_adds_and_is_not_current() -> None:
+    tracer = Tracer("gateway", 1.0)
+    server = tracer.server_span("POST /mcp", Parent(TRACE, SPAN, True), "vendor=x")
+    with server:
+        headers: dict[str, str] = {}
+        client = tracing.outgoing(server, "backend a", ("mcp.server", "a"), headers)
+        assert tracing.current_span.get() is server  # nothing below it opens a span
+        assert parse([headers["traceparent"]]) == Parent(TRACE, client.span_id, True)
+        assert headers["tracestate"] == "vendor=x"
+        client.finish()
+    (recorded, _) = [span_json(s) for s in tracer.buffer]
+    assert recorded["parentSpanId"] == server.span_id and recorded["kind"] == CLIENT
+    assert recorded["attributes"] == [{"key": "mcp.server", "value": {"stringValue": "a"}}]
+
+
+def test_a_child_recorded_without_a_span_object() -> None:
+    tracer = Tracer("gateway", 1.0)
+    server = tracer.server_span("POST /mcp", None)
+    server.record_child("audit.emit", 5, ("audit.event_type", "tool_call"), "ValueError")
+    (child,) = [span_json(s) for s in tracer.buffer]
+    assert child["traceId"] == server.trace_id and child["parentSpanId"] == server.span_id
+    assert child["spanId"] != server.span_id and re.fullmatch("[0-9a-f]{16}", child["spanId"])
+    assert child["name"] == "audit.emit" and child["kind"] == INTERNAL and child["startTimeUnixNano"] == "5"
+    assert child["status"] == {"code": 2, "message": "ValueError"}
+    unsampled = Tracer("gateway", 0.0)
+    unsampled.server_span("POST /mcp", None).record_child("audit.emit", 5, ())
+    assert unsampled.buffer == []
