@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from shared.audit import pgwrite
 from shared.audit.event import AuditEvent
 from shared.audit.metrics import AuditMetrics
+from shared.audit.replay import Replayer
 from shared.audit.sanitize import quarantine, sanitize_event
 from shared.audit.sinks import FileSink, LocalSink, StdoutSink
 from shared.audit.spool import Spool
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 PoolGetter = Callable[[], asyncpg.Pool | None]
 _STOP = object()
-MAX_BACKOFF = 5.0
 
 
 class DatabaseMissing(ConnectionError):
@@ -80,7 +80,6 @@ class AuditEmitter:
             raise ValueError("a Postgres sink needs a spool_dir for outages")
         self.service = service
         self._pool_getter = pool_getter
-        self._spool = Spool(spool_dir, service) if spool_dir is not None else None
         self._keys = normalize_keys(redact_keys)
         self._queue: deque[Any] = deque()
         self._queue_size = queue_size
@@ -90,10 +89,6 @@ class AuditEmitter:
         self._handled = 0  # of those, events the writer is done with
         self._flushes: list[tuple[int, asyncio.Future[None]]] = []  # (enqueued count, waiter)
         self._batch_size = batch_size
-        self._retry_base = flush_interval
-        # One replay at a time: `replay_now` (tests, CLI, shutdown) waits for the replayer's round
-        # instead of skipping the segment that round holds and returning before it is stored.
-        self._replay_lock = asyncio.Lock()
         # The writer lingers this long after the first event of a batch: one COPY per event (at
         # low load the queue is nearly always empty) cost the gateway a database round trip,
         # several socket writes and the pool's reset query per request (docs/benchmarks.md).
@@ -101,6 +96,8 @@ class AuditEmitter:
         self._wake = asyncio.Event()
         self._flushing = 0  # flush() callers waiting: no lingering until they are served
         self.metrics = AuditMetrics(registry or CollectorRegistry(), self._queue.__len__)
+        self._replay = (Replayer(Spool(spool_dir, service), self._pool, self.metrics, batch_size, flush_interval)
+                        if spool_dir is not None else None)
         # Local sinks open here, not in start(): an event emitted before start is written through.
         self._sinks: list[LocalSink] = []
         if file is not None:
@@ -108,23 +105,19 @@ class AuditEmitter:
         if stdout:
             self._sinks.append(StdoutSink(stream))
         self._tasks: list[asyncio.Task[None]] = []
-        self._healthy = True
-        self._pending = asyncio.Event()
         self._running = False
         self._overflow: list[AuditEvent] = []
 
     @property
     def healthy(self) -> bool:
         """False while Postgres is believed unreachable (events go to the spool)."""
-        return self._healthy
+        return self._replay is None or self._replay.healthy
 
     async def start(self) -> None:
         """Start the writer (and the replayer, when Postgres is a sink)."""
         self._tasks.append(asyncio.create_task(self._writer(), name="audit-writer"))
-        if self._spool is not None:
-            self._tasks.append(asyncio.create_task(self._replayer(), name="audit-replayer"))
-            if self._spool.has_pending():
-                self._pending.set()
+        if self._replay is not None:
+            self._tasks.append(asyncio.create_task(self._replay.run(), name="audit-replayer"))
         self._running = True
 
     def emit(self, event: AuditEvent, *, owned: bool = False) -> None:
@@ -186,8 +179,8 @@ class AuditEmitter:
         if not events:
             return
         self._write_local(events)
-        if self._spool is not None:
-            self._spill(events)
+        if self._replay is not None:
+            self._replay.spill(events)
 
     async def flush(self) -> None:
         """Wait until every event emitted so far has been handled by the writer."""
@@ -204,7 +197,8 @@ class AuditEmitter:
 
     async def replay_now(self) -> None:
         """Try to replay the spool immediately (tests and the CLI; the replayer also does this)."""
-        await self._replay_all()
+        if self._replay is not None:
+            await self._replay.replay_all()
 
     async def close(self) -> None:
         """Drain the queue through the sinks, try a last replay, stop the tasks and close files."""
@@ -222,14 +216,15 @@ class AuditEmitter:
         for task in others:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._spool is not None and self._healthy and self._spool.has_pending():
+        replay = self._replay
+        if replay is not None and replay.healthy and replay.spool.has_pending():
             # One last attempt so a clean shutdown leaves no spool behind; failing is fine.
             with contextlib.suppress(Exception):
-                await self._replay_all()
+                await replay.replay_all()
         for sink in self._sinks:
             sink.close()
-        if self._spool is not None:
-            self._spool.close()
+        if replay is not None:
+            replay.spool.close()
 
     async def _writer(self) -> None:
         queue = self._queue
@@ -252,8 +247,8 @@ class AuditEmitter:
             if events:
                 try:
                     self._write_local(events)
-                    if self._spool is not None:
-                        await self._write_postgres(events)
+                    if self._replay is not None:
+                        await self._write_postgres(self._replay, events)
                 except Exception:
                     # Never let one bad batch stop auditing for the life of the process.
                     self.metrics.dropped.inc(len(events))
@@ -287,17 +282,17 @@ class AuditEmitter:
             and len(self._queue) + 1 < self._batch_size
         )
 
-    async def _write_postgres(self, events: list[AuditEvent]) -> None:
-        if not self._healthy:
-            self._spill(events)
+    async def _write_postgres(self, replay: Replayer, events: list[AuditEvent]) -> None:
+        if not replay.healthy:
+            replay.spill(events)
             return
         try:
             written = await pgwrite.write(self._pool(), events, idempotent=False)
         except Exception as exc:
             # The batch may or may not have committed; the spool's idempotent replay settles it.
-            self._spill(events)
+            replay.spill(events)
             if pgwrite.is_unavailable(exc):
-                self._healthy = False
+                replay.healthy = False
                 log.warning("audit database unavailable; spooling", extra={"error": repr(exc)})
             else:
                 log.error("audit batch refused; spooled for row-by-row replay", extra={"error": repr(exc)})
@@ -318,97 +313,3 @@ class AuditEmitter:
             except Exception as exc:  # noqa: BLE001 - a local sink never stops the others or Postgres
                 self.metrics.sink_errors.labels(sink.name).inc(len(events))
                 log.error("audit sink failed", extra={"sink": sink.name, "error": repr(exc)})
-
-    def _spill(self, events: list[AuditEvent]) -> None:
-        assert self._spool is not None
-        try:
-            self._spool.append(events)
-        except OSError as exc:
-            self.metrics.dropped.inc(len(events))
-            log.error(
-                "AUDIT EVENTS LOST: spool write failed",
-                extra={"count": len(events), "spool": str(self._spool.directory), "error": repr(exc)},
-            )
-            return
-        self.metrics.spilled.inc(len(events))
-        self._pending.set()
-
-    async def _replayer(self) -> None:
-        delay = self._retry_base
-        while True:
-            await self._pending.wait()
-            if not self._healthy:
-                await asyncio.sleep(delay)
-            try:
-                await self._replay_all()
-            except Exception as exc:
-                if pgwrite.is_unavailable(exc):
-                    self._healthy = False  # the next attempt waits `delay` first
-                else:
-                    # Not the database (e.g. an unreadable spool file): keep writing directly,
-                    # retry the spool later rather than in a tight loop.
-                    log.error("audit replay failed", extra={"error": repr(exc)})
-                    self._pending.set()
-                    await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
-                continue
-            delay = self._retry_base
-
-    async def _replay_all(self) -> None:
-        async with self._replay_lock:
-            await self._replay_segments()
-
-    async def _replay_segments(self) -> None:
-        assert self._spool is not None
-        pool = self._pool()
-        self._pending.clear()
-        self._spool.rotate()
-        for path in self._spool.segments():
-            unreadable = self._spool.unreadable
-            with self._spool.claim(path) as events:
-                self.metrics.dropped.inc(self._spool.unreadable - unreadable)
-                if events is None:
-                    continue
-                for start in range(0, len(events), self._batch_size):
-                    chunk = events[start : start + self._batch_size]
-                    added = await self._replay_chunk(pool, chunk, path)
-                    self.metrics.replayed.inc(added)
-                path.unlink()
-        self._healthy = True
-
-    async def _replay_chunk(self, pool: asyncpg.Pool, chunk: list[AuditEvent], path: Path) -> int:
-        try:
-            added = await pgwrite.write(pool, chunk, idempotent=True)
-            self.metrics.batches.labels("idempotent").inc()
-            return added
-        except Exception as exc:
-            if pgwrite.is_unavailable(exc):
-                self._pending.set()
-                raise
-        # Bad data somewhere in the chunk: row by row, so only the bad row is affected.
-        added = 0
-        for event in chunk:
-            added += await self._store_one(pool, event, path)
-        return added
-
-    async def _store_one(self, pool: asyncpg.Pool, event: AuditEvent, path: Path) -> int:
-        """Store one event; if refused, its quarantined (marked) form; else set it aside, counted."""
-        try:
-            return await pgwrite.write(pool, [event], idempotent=True)
-        except Exception as exc:
-            if pgwrite.is_unavailable(exc):
-                self._pending.set()
-                raise
-            refusal = repr(exc)
-        try:
-            added = await pgwrite.write(pool, [quarantine(event, f"refused by the database: {refusal}")], idempotent=True)
-        except Exception as exc:
-            if pgwrite.is_unavailable(exc):
-                self._pending.set()
-                raise
-            target = self._spool.reject([event], path) if self._spool else path
-            self.metrics.dropped.inc()
-            log.error("audit event rejected by the database", extra={"event_id": str(event.event_id), "kept_in": str(target), "error": refusal})
-            return 0
-        log.error("audit event refused by the database; stored quarantined", extra={"event_id": str(event.event_id), "error": refusal})
-        return added
