@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from gateway.upstream import codec, sse
+from gateway.upstream import codec
 from gateway.upstream.client import LEGACY, MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError
 
@@ -109,11 +109,7 @@ async def _get(client: BackendClient, poke: Callable[[], None]) -> bool | None:
 
 
 async def _read(client: BackendClient, resp: aiohttp.ClientResponse, poke: Callable[[], None]) -> None:
-    # A listener outlives one oversized event: it is skipped (sse.py).
-    async for event in sse.events(resp, client.server.name, client.max_response_bytes, oversized="skip"):
-        message = codec.event_message(event)
-        if message is None:
-            continue
+    async for message in client.listened(resp):
         method = message.get("method")
         if method in codec.LIST_CHANGED or method == ACKNOWLEDGED:
             poke()
