@@ -53,8 +53,7 @@ async def follow(pool: UpstreamPool, server: ServerConfig, poke: Callable[[], No
                     opened = await _listen(shared, poke)
                 else:
                     if own is None:
-                        own = BackendClient(server, pool.session, pool.credentials, era_hint=LEGACY,
-                                            max_response_bytes=pool.max_response_bytes)
+                        own = pool.new_client(server, era_hint=LEGACY)
                     opened = await _get(own, poke)
                 if opened is None:
                     log.info("backend announces no list changes; polled only", extra={"server": server.name})
