@@ -79,14 +79,8 @@ class PolicyClient:
         lookups = Counter("mcpgw_gateway_pdp_cache_total", "Decision cache lookups", ["result"], registry=registry)
         self._hits, self._misses = lookups.labels("hit"), lookups.labels("miss")
 
-    async def check(
-        self,
-        principal: Principal,
-        action: str,
-        resource: Resource,
-        arguments: Mapping[str, Any] | None = None,
-        facts: Mapping[str, Any] | None = None,
-    ) -> Decision:
+    async def check(self, principal: Principal, action: str, resource: Resource,
+                    arguments: Mapping[str, Any] | None = None, facts: Mapping[str, Any] | None = None) -> Decision:
         """One decision (cached); raises PdpUnavailable instead of ever guessing."""
         key = self._key(principal, action, resource, arguments, facts)
         cached = self._cached(key)
@@ -99,13 +93,8 @@ class PolicyClient:
         self._store(key, decision, decision.policy_version, epoch)
         return decision
 
-    async def check_many(
-        self,
-        principal: Principal,
-        items: Sequence[Item],
-        *,
-        facts: Mapping[str, Any] | None = None,
-    ) -> list[Decision]:
+    async def check_many(self, principal: Principal, items: Sequence[Item], *,
+                         facts: Mapping[str, Any] | None = None) -> list[Decision]:
         """Decisions for several (action, resource[, arguments]) in order; misses go in one batch."""
         keys = []
         results: list[Decision | None] = []
@@ -163,14 +152,8 @@ class PolicyClient:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _key(
-        self,
-        principal: Principal,
-        action: str,
-        resource: Resource,
-        arguments: Mapping[str, Any] | None,
-        facts: Mapping[str, Any] | None,
-    ) -> tuple[Any, ...] | None:
+    def _key(self, principal: Principal, action: str, resource: Resource, arguments: Mapping[str, Any] | None,
+             facts: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
         if not self.cache.enabled:
             return None
         try:
