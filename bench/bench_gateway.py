@@ -25,7 +25,7 @@ same interleaved rounds. `--subjects N` adds a c=50 cell whose 50 workers spread
 in a process of its own, bench/otlp_sink.py) to the interleaved rounds: its CPU per call against "gateway" is
 the tracing cost.
 
-`--count N` runs each gateway under a counter (bench/tally_gateway.py) and prints the work per
+`--count N` runs each gateway under a counter (bench/count_gateway.py --tally) and prints the work per
 call instead of times: Python and C function calls, garbage collections, allocated blocks
 (bench/counting.py) — ratios no background load can move. `--pairs K` replaces the rounds by K
 cells loading two gateways at once (traced and untraced, ...; bench/paired.py): the median of
@@ -240,7 +240,7 @@ async def start_gateway(
     prefix = ["-m", "cProfile", "-o", cprofile] if cprofile else []
     module = [str(ROOT / "bench" / "yappi_gateway.py"), yappi] if yappi else ["-m", "gateway"]
     if count:
-        module = [str(ROOT / "bench" / "tally_gateway.py"), count]
+        module = [str(ROOT / "bench" / "count_gateway.py"), "--tally", count]
     proc = procs.spawn(
         [*prefix, *module, "--port", str(port), *argv],
         # With auth on outside development the gateway needs its public URL (OAuth metadata).

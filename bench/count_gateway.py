@@ -1,21 +1,37 @@
-"""Run `python -m gateway ARGS` (or a script) with cProfile switched on and off by signals.
+"""Run `python -m gateway ARGS` (or a script) in this process under a counter switched by signals.
 
     python bench/count_gateway.py FILE [gateway args...]
     python bench/count_gateway.py FILE SCRIPT.py [script args...]   (e.g. bench/bare_gateway.py)
+    python bench/count_gateway.py --tally FILE [gateway args...]
 
-SIGUSR1 starts profiling, SIGUSR2 stops it and writes pstats to FILE (then FILE.done, so a reader
-knows it is complete). Used by `bench_calls.py`: only the measured calls are in the profile, not
-start-up or warm-up, so calls per request are exact and repeatable on a busy machine.
+cProfile (the default, for `bench_calls.py`): SIGUSR1 starts profiling, SIGUSR2 stops it and writes
+pstats to FILE (then FILE.done, so a reader knows it is complete); only the measured calls are in
+the profile, not start-up or warm-up, so calls per request are exact and repeatable on a busy machine.
+
+--tally (for `bench_gateway.py --count`, read by bench/counting.py): counts, in every thread, Python
+function calls (a coroutine's resumptions apart: how often it is resumed depends on timing), calls
+of C functions, and garbage collections per generation (with the objects they examined). On
+SIGUSR1 it writes the totals so far to FILE as JSON (replacing it atomically), with a `seq` that
+grows by one per snapshot. The counting slows the gateway several times over: its counts are the
+point, not its times.
 """
 
 from __future__ import annotations
 
 import cProfile
+import dis
+import gc
+import json
+import os
 import runpy
 import signal
 import sys
+import threading
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
+from typing import Any
+
+_GENERATOR_LIKE = 0x20 | 0x80 | 0x200  # CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
 
 
 def run_gateway(argv: list[str]) -> None:
@@ -28,22 +44,75 @@ def run_gateway(argv: list[str]) -> None:
         runpy.run_module("gateway", run_name="__main__", alter_sys=True)
 
 
-def main() -> None:
-    """Install the signal handlers, then run the gateway until it exits."""
-    out = sys.argv[1]
+def profile(out: str) -> None:
+    """cProfile on SIGUSR1, off and written to `out` on SIGUSR2."""
     profiler = cProfile.Profile()
-
-    def start(_sig: int, _frame: FrameType | None) -> None:
-        profiler.enable()
 
     def stop(_sig: int, _frame: FrameType | None) -> None:
         profiler.disable()
         profiler.dump_stats(out)
         Path(out + ".done").touch()
 
-    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR1, lambda _sig, _frame: profiler.enable())
     signal.signal(signal.SIGUSR2, stop)
-    run_gateway(sys.argv[2:])
+
+
+def tally(out: str) -> None:
+    """Count calls and collections from now on; a JSON snapshot to `out` on SIGUSR1."""
+    totals = {"calls": 0, "resumes": 0, "c_calls": 0}
+    starts: dict[CodeType, int] = {}  # generator-like code -> offset of its first RESUME
+    collections = [0, 0, 0]
+    examined = [0, 0, 0]  # objects in the generations collected (what a collection walks)
+    seq = 0
+
+    def first_resume(code: CodeType) -> int:
+        offset = next((i.offset for i in dis.get_instructions(code) if i.opname == "RESUME"), 0)
+        starts[code] = offset
+        return offset
+
+    def counter(frame: FrameType, event: str, _arg: Any) -> None:
+        if event == "call":
+            code = frame.f_code
+            if code.co_flags & _GENERATOR_LIKE:
+                start = starts.get(code)
+                if frame.f_lasti > (first_resume(code) if start is None else start):
+                    totals["resumes"] += 1
+                    return
+            totals["calls"] += 1
+        elif event == "c_call":
+            totals["c_calls"] += 1
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            sys.setprofile(None)  # the counting's own calls are not the gateway's
+            generation = info["generation"]
+            collections[generation] += 1
+            examined[generation] += sum(len(gc.get_objects(g)) for g in range(generation + 1))
+            sys.setprofile(counter)
+
+    def snapshot(_signum: int, _frame: object) -> None:
+        nonlocal seq
+        seq += 1
+        data = {"seq": seq, **totals, "gc_collections": collections, "gc_examined": examined,
+                "allocated_blocks": sys.getallocatedblocks(), "gc_objects": len(gc.get_objects())}
+        with open(out + ".tmp", "w") as fh:
+            json.dump(data, fh)
+        os.replace(out + ".tmp", out)
+
+    gc.callbacks.append(on_gc)
+    signal.signal(signal.SIGUSR1, snapshot)
+    threading.setprofile(counter)
+    sys.setprofile(counter)
+
+
+def main() -> None:
+    """Install the counter, then run the gateway until it exits."""
+    argv = sys.argv[1:]
+    if argv[0] == "--tally":
+        tally(argv[1])
+    else:
+        profile(argv[0])
+    run_gateway(argv[2:] if argv[0] == "--tally" else argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`bench_gateway.py --count N`: work per call, counted in each gateway (bench/tally_gateway.py).
+"""`bench_gateway.py --count N`: work per call, counted in each gateway (bench/count_gateway.py --tally).
 
 CPU time on a shared 2-core machine swings by ±10 % between cells; counts do not. Each gateway
 runs under the counter; for each in turn: snapshot, N calls at concurrency 1, a short pause,

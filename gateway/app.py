@@ -105,7 +105,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     # turns cross-replica notifications off when a shared database is configured.
     if settings.audit_postgres or settings.database_url:
         app.cleanup_ctx.append(
-            db.pool_ctx(lambda: _secret(settings.database_url), settings.data_dir, lambda p: app.__setitem__(DB_POOL, p))
+            db.pool_ctx(lambda: settings.database_url.get() if settings.database_url is not None else None, settings.data_dir,
+                        lambda p: app.__setitem__(DB_POOL, p))
         )
     app.cleanup_ctx.append(audit_ctx(settings, "gateway"))
     app.cleanup_ctx.append(bridge_ctx)  # before the registry: it gives stdio/SSE servers their URLs
@@ -121,10 +122,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(tools.routes)
     setup_mcp_routes(app)
     return app
-
-
-def _secret(value: object) -> str | None:
-    return value.get() if value is not None else None  # type: ignore[attr-defined]
 
 
 async def session_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -185,25 +182,15 @@ async def authenticator_ctx(app: web.Application) -> AsyncIterator[None]:
     """The JWT authenticator on the app's session (its JWKS warmed best-effort)."""
     from shared.auth import AuthConfig, Authenticator, ClaimMapping
 
-    settings = app[SETTINGS]
+    s = app[SETTINGS]
     config = AuthConfig(
-        audience=settings.audience or "",
-        issuer=settings.issuer,
-        jwks_url=settings.jwks_url,
-        algorithms=tuple(settings.algorithms),
-        leeway=settings.leeway,
-        mapping=ClaimMapping(
-            subject=tuple(settings.subject_claims),
-            roles=tuple(settings.role_claims),
-            groups=tuple(settings.group_claims),
-            scopes=tuple(settings.scope_claims),
-            client_id=settings.client_id or settings.audience,
-        ),
+        audience=s.audience or "", issuer=s.issuer, jwks_url=s.jwks_url, algorithms=tuple(s.algorithms),
+        leeway=s.leeway,
+        mapping=ClaimMapping(subject=tuple(s.subject_claims), roles=tuple(s.role_claims), groups=tuple(s.group_claims),
+                             scopes=tuple(s.scope_claims), client_id=s.client_id or s.audience),
     )
     refreshes = app[METRICS].jwks_refreshes
-    authenticator = Authenticator(
-        config, app[CLIENT_SESSION], on_jwks_refresh=lambda outcome: refreshes.labels(outcome).inc()
-    )
+    authenticator = Authenticator(config, app[CLIENT_SESSION], on_jwks_refresh=lambda outcome: refreshes.labels(outcome).inc())
     if not await authenticator.warm():
         log.warning("identity provider unreachable at start; requests fail closed until it answers")
     app[AUTHENTICATOR] = authenticator
@@ -214,41 +201,28 @@ async def authenticator_ctx(app: web.Application) -> AsyncIterator[None]:
 async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
     """The PDP client (its own keep-alive pool and decision cache)."""
     from gateway.pep import PolicyClient
-
-    settings = app[SETTINGS]
-    app[POLICY] = PolicyClient(
-        app[CLIENT_SESSION],
-        settings.pdp_url,
-        token=settings.pdp_token,
-        timeout=settings.pdp_timeout,
-        cache_ttl=settings.decision_cache_ttl,
-        cache_size=settings.decision_cache_size,
-        registry=app[REGISTRY],
-    )
     from gateway.readiness import PdpProbe
 
-    app[PDP_PROBE] = PdpProbe(
-        app[CLIENT_SESSION], settings.pdp_url, token=settings.pdp_token, timeout=settings.pdp_timeout
-    )
+    s = app[SETTINGS]
+    app[POLICY] = PolicyClient(app[CLIENT_SESSION], s.pdp_url, token=s.pdp_token, timeout=s.pdp_timeout,
+                               cache_ttl=s.decision_cache_ttl, cache_size=s.decision_cache_size, registry=app[REGISTRY])
+    app[PDP_PROBE] = PdpProbe(app[CLIENT_SESSION], s.pdp_url, token=s.pdp_token, timeout=s.pdp_timeout)
     yield
 
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     """One MCP client per backend, sharing pooled connections."""
+    from gateway.mcp.admission import CatalogGuard
     from gateway.upstream import UpstreamPool
 
-    registry = app[SERVERS]
+    registry, s = app[SERVERS], app[SETTINGS]
     assert registry.credentials is not None  # registry_ctx always gives it a store
-    from gateway.mcp.admission import CatalogGuard
-
     pool = UpstreamPool(
-        app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=app[SETTINGS].tools_cache_ttl,
-        max_response_bytes=app[SETTINGS].mcp_max_response_bytes, max_call_bytes=app[SETTINGS].mcp_max_call_bytes,
-        list_filter=CatalogGuard(app[METRICS].catalog_dropped).result,
-        sessions_per_backend=app[SETTINGS].upstream_sessions_per_backend,
-        session_idle=app[SETTINGS].upstream_session_idle,
-        subject_concurrency=app[SETTINGS].upstream_subject_concurrency,
-        subject_queue=app[SETTINGS].upstream_subject_queue,
+        app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=s.tools_cache_ttl,
+        max_response_bytes=s.mcp_max_response_bytes, max_call_bytes=s.mcp_max_call_bytes,
+        list_filter=CatalogGuard(app[METRICS].catalog_dropped).result, sessions_per_backend=s.upstream_sessions_per_backend,
+        session_idle=s.upstream_session_idle, subject_concurrency=s.upstream_subject_concurrency,
+        subject_queue=s.upstream_subject_queue,
     )
     app[UPSTREAM] = pool
     yield

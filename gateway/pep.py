@@ -32,7 +32,6 @@ from shared.authzen import (
     parse_evaluations,
     parse_search,
     search_request,
-    server_resource,
     subject_to_wire,
     tool_resource,
 )
@@ -50,28 +49,6 @@ class PdpUnavailable(Exception):
     """The PDP gave no usable answer; the request must be denied (503), never forwarded."""
 
 
-class PepMetrics:
-    """PDP latency and decision-cache counters on the app's own registry."""
-
-    def __init__(self, registry: CollectorRegistry, namespace: str) -> None:
-        self.latency = Histogram(
-            f"{namespace}_pdp_request_duration_seconds",
-            "PDP call latency",
-            ["endpoint"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.cache = Counter(
-            f"{namespace}_pdp_cache_total", "Decision cache lookups", ["result"], registry=registry
-        )
-        self.failures = Counter(
-            f"{namespace}_pdp_failures_total",
-            "PDP calls that failed closed",
-            ["kind"],
-            registry=registry,
-        )
-
-
 class PolicyClient:
     """Asks the PDP over the app's pooled ClientSession; caches decisions per policy version."""
 
@@ -85,7 +62,6 @@ class PolicyClient:
         cache_ttl: float = 5.0,
         cache_size: int = 50_000,
         registry: CollectorRegistry | None = None,
-        namespace: str = "mcpgw_gateway",
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
@@ -95,38 +71,30 @@ class PolicyClient:
             self._headers["Authorization"] = f"Bearer {secret}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.cache: DecisionCache[Any] = DecisionCache(cache_ttl, cache_size)
-        self.metrics = PepMetrics(
-            registry if registry is not None else CollectorRegistry(), namespace
-        )
-        self._hits, self._misses = self.metrics.cache.labels("hit"), self.metrics.cache.labels("miss")
+        registry = registry if registry is not None else CollectorRegistry()
+        self._latency = Histogram("mcpgw_gateway_pdp_request_duration_seconds", "PDP call latency", ["endpoint"],
+                                  buckets=LATENCY_BUCKETS, registry=registry)
+        self._failures = Counter("mcpgw_gateway_pdp_failures_total", "PDP calls that failed closed", ["kind"],
+                                 registry=registry)
+        lookups = Counter("mcpgw_gateway_pdp_cache_total", "Decision cache lookups", ["result"], registry=registry)
+        self._hits, self._misses = lookups.labels("hit"), lookups.labels("miss")
 
-    async def check(
-        self,
-        principal: Principal,
-        action: str,
-        resource: Resource,
-        arguments: Mapping[str, Any] | None = None,
-        facts: Mapping[str, Any] | None = None,
-    ) -> Decision:
+    async def check(self, principal: Principal, action: str, resource: Resource,
+                    arguments: Mapping[str, Any] | None = None, facts: Mapping[str, Any] | None = None) -> Decision:
         """One decision (cached); raises PdpUnavailable instead of ever guessing."""
         key = self._key(principal, action, resource, arguments, facts)
         cached = self._cached(key)
         if cached is not None:
             return cached
-        subject = self._subject(principal)
+        subject = _subject(principal)
         body = evaluation_request(subject, action, resource, _plain(arguments), _plain(facts))
         epoch = self.cache.epoch
         decision = await self._call(EVALUATION_PATH, body, parse_decision)
         self._store(key, decision, decision.policy_version, epoch)
         return decision
 
-    async def check_many(
-        self,
-        principal: Principal,
-        items: Sequence[Item],
-        *,
-        facts: Mapping[str, Any] | None = None,
-    ) -> list[Decision]:
+    async def check_many(self, principal: Principal, items: Sequence[Item], *,
+                         facts: Mapping[str, Any] | None = None) -> list[Decision]:
         """Decisions for several (action, resource[, arguments]) in order; misses go in one batch."""
         keys = []
         results: list[Decision | None] = []
@@ -138,7 +106,7 @@ class PolicyClient:
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
             body = evaluations_request(
-                self._subject(principal), [_unpack(items[i]) for i in missing], _plain(facts)
+                _subject(principal), [_unpack(items[i]) for i in missing], _plain(facts)
             )
             epoch = self.cache.epoch
             fresh = await self._call(
@@ -149,14 +117,6 @@ class PolicyClient:
                 self._store(keys[i], decision, decision.policy_version, epoch)
         return [r for r in results if r is not None]
 
-    async def allowed_servers(
-        self, principal: Principal, action: str, servers: Iterable[str]
-    ) -> set[str]:
-        """The servers on which `action` is permitted, decided in one batch."""
-        names = list(dict.fromkeys(servers))
-        decisions = await self.check_many(principal, [(action, server_resource(n)) for n in names])
-        return {n for n, d in zip(names, decisions, strict=True) if d.allowed}
-
     async def filter_tools(
         self, principal: Principal, pairs: Iterable[tuple[str, str]]
     ) -> set[tuple[str, str]]:
@@ -164,13 +124,8 @@ class PolicyClient:
         by_id = {f"{server}:{tool}": (server, tool) for server, tool in pairs}
         if not by_id:
             return set()
-        subject = self._subject(principal)
-        key = (
-            subject_key(principal.subject, principal.roles, principal.groups, principal.scopes),
-            "search",
-            "invoke_tool",
-            tuple(sorted(by_id)),
-        )
+        subject = _subject(principal)
+        key = (subject_key(principal), "search", "invoke_tool", tuple(sorted(by_id)))
         cached = self._cached(key)
         if cached is not None:
             return set(cached)
@@ -197,24 +152,12 @@ class PolicyClient:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _subject(self, principal: Principal) -> dict[str, Any]:
-        return subject_to_wire(
-            principal.subject, principal.roles, principal.groups, principal.scopes
-        )
-
-    def _key(
-        self,
-        principal: Principal,
-        action: str,
-        resource: Resource,
-        arguments: Mapping[str, Any] | None,
-        facts: Mapping[str, Any] | None,
-    ) -> tuple[Any, ...] | None:
+    def _key(self, principal: Principal, action: str, resource: Resource, arguments: Mapping[str, Any] | None,
+             facts: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
         if not self.cache.enabled:
             return None
-        who = subject_key(principal.subject, principal.roles, principal.groups, principal.scopes)
         try:
-            return decision_key(who, action, resource.type, resource.id, arguments, facts)
+            return decision_key(subject_key(principal), action, resource.type, resource.id, arguments, facts)
         except TypeError:
             return None  # arguments that do not serialise canonically are simply not cached
 
@@ -262,10 +205,10 @@ class PolicyClient:
             reason = str(exc) if isinstance(exc, WireError) else "PDP answer is not JSON"
             self._fail("wire", path, reason)
         finally:
-            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+            self._latency.labels(path).observe(time.perf_counter() - start)
 
     def _fail(self, kind: str, path: str, message: str) -> NoReturn:
-        self.metrics.failures.labels(kind).inc()
+        self._failures.labels(kind).inc()
         log.warning(
             "PDP call failed; denying",
             extra={"pdp_endpoint": path, "failure": kind, "reason": message},
@@ -277,6 +220,10 @@ class _Failure(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+def _subject(principal: Principal) -> dict[str, Any]:
+    return subject_to_wire(principal.subject, principal.roles, principal.groups, principal.scopes)
 
 
 def _unpack(item: Item) -> tuple[str, Resource, Mapping[str, Any] | None]:

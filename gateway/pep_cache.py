@@ -15,6 +15,8 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
+from shared.auth import Principal
+
 V = TypeVar("V")
 
 # Facts that differ on every request and never change a decision; keeping them out of the key
@@ -28,9 +30,9 @@ def canonical_hash(value: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def subject_key(subject: str, roles: Any, groups: Any, scopes: Any) -> tuple[Any, ...]:
+def subject_key(who: Principal) -> tuple[Any, ...]:
     """The part of a cache key that identifies the caller (order-insensitive for sets)."""
-    return (subject, tuple(sorted(roles)), tuple(sorted(groups)), tuple(sorted(scopes)))
+    return (who.subject, tuple(sorted(who.roles)), tuple(sorted(who.groups)), tuple(sorted(who.scopes)))
 
 
 def decision_key(
@@ -118,10 +120,6 @@ class DecisionCache(Generic[V]):
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        """Drop everything."""
-        self._entries.clear()
 
     def expect_version(self, version: str | None) -> None:
         """A policy change was announced: drop every entry; cache again only under `version`.

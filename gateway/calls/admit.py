@@ -33,6 +33,11 @@ class Refused(GatewayError, status=400, code="bad_request"):
 class UnknownTool(Refused, status=404, code="not_found"):
     """The tool is not in the backend's current catalog (names match exactly)."""
 
+    @classmethod
+    def of(cls, tool: str, server: str) -> UnknownTool:
+        """The refusal of `tool` on `server`, worded alike wherever it is found missing."""
+        return cls(f"unknown tool '{tool}' on MCP server '{server}'")
+
 
 class InvalidArguments(Refused, status=400, code="invalid_arguments"):
     """The arguments do not satisfy the tool's inputSchema."""
@@ -57,7 +62,7 @@ async def admit(pool: Catalogs, schemas: SchemaCache, server: ServerConfig, tool
     session lists it) and `arguments` fit its inputSchema."""
     definition = (await pool.catalog(server, caller)).get(tool)
     if definition is None:
-        raise UnknownTool(f"unknown tool '{tool}' on MCP server '{server.name}'")
+        raise UnknownTool.of(tool, server.name)
     check_arguments(schemas, server, tool, definition, arguments)
     return definition
 

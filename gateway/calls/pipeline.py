@@ -146,16 +146,11 @@ async def forwarded(request: web.Request, call: Call, server: ServerConfig, forw
     except UpstreamRpcError as exc:
         if outcome.settle(request, call, server.name, error={"code": exc.code, "message": exc.rpc_message}) \
                 == "unknown_tool":
-            raise unknown_tool(call, server) from None
+            raise UnknownTool.of(call.name, server.name) from None
         raise
     if isinstance(result, Mapping) and outcome.settle(request, call, server.name, result) == "unknown_tool":
-        raise unknown_tool(call, server)
+        raise UnknownTool.of(call.name, server.name)  # the backend's own answer: its catalog was stale
     return result
-
-
-def unknown_tool(call: Call, server: ServerConfig) -> UnknownTool:
-    """The refusal a backend's own "unknown tool" answer becomes (its catalog was stale)."""
-    return UnknownTool(f"unknown tool '{call.name}' on MCP server '{server.name}'")
 
 
 async def one(request: web.Request, call: Call, server: ServerConfig, forward: Forward[T]) -> T:

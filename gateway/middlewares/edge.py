@@ -1,7 +1,7 @@
 """The edge: the per-request checks between the error mapping and the handler, in one middleware.
 
-Each check lives in its own module (headers, body_limit, browser, auth, json_limits) as a plain
-function; this runs them in a fixed order. One coroutine frame per request instead of five: each
+Each check but the one-line body limit lives in its own module (headers, browser, auth, json_limits)
+as a plain function; this runs them in a fixed order. One coroutine frame per request instead of five: each
 aiohttp middleware costs a frame, a `partial` and an await per request, and these five ran on
 every call (docs/benchmarks.md, "Gateway CPU per call").
 """
@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.errors import PayloadTooLarge
 from gateway.metrics import GatewayMetrics
 from gateway.middlewares.auth import authenticate
-from gateway.middlewares.body_limit import check_body_limit
 from gateway.middlewares.browser import browser_refusal
 from gateway.middlewares.headers import header_refusal
 from gateway.middlewares.json_limits import JsonLimits, read_json_body
@@ -37,8 +37,11 @@ def edge_middleware(
         refusal = header_refusal(request, max_header_bytes)
         if refusal is not None:
             return refusal
-        # 2. Oversized bodies are refused before any work (and before token validation).
-        check_body_limit(request, max_body_bytes)
+        # 2. A declared body over the limit is refused before any work (and before token validation);
+        #    chunked bodies are capped by the app's `client_max_size` while they are read.
+        length = request.content_length
+        if length is not None and length > max_body_bytes:
+            raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {max_body_bytes} bytes")
         # 3. Browser guard (CSRF, DNS rebinding): a foreign Origin or a non-JSON state-changing
         #    REST request stops here, before the token is looked at and in no-auth mode too.
         refusal = browser_refusal(request, allowed)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from gateway.errors import to_gateway_error
-from gateway.keys import AUDIT_INFO
+from gateway.middlewares.refuse import record
 from shared.jsonutil import dumps
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,6 @@ def _from_http(exc: web.HTTPException) -> web.Response:
     return error_body(exc.status, _CODES.get(exc.status, "http_error"), message, headers)
 
 
-def _record(request: web.Request, message: str) -> None:
-    info = request.get(AUDIT_INFO)
-    if info is not None and info.error is None:
-        info.error = message
-
-
 def errors_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
     """Turn exceptions into JSON error responses."""
 
@@ -66,15 +60,15 @@ def errors_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
             if exc.status < 400:
                 raise
             response = _from_http(exc)
-            _record(request, exc.reason)
+            record(request, exc.reason)
             return response
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             mapped = to_gateway_error(exc)
             if mapped is None:
                 log.exception("unhandled error", extra={"path": request.path})
-                _record(request, f"internal error ({type(exc).__name__})")
+                record(request, f"internal error ({type(exc).__name__})")
                 return error_body(500, "internal_error", "internal error; see the gateway log")
-            _record(request, f"{mapped.code}: {mapped.message}")
+            record(request, f"{mapped.code}: {mapped.message}")
             return error_body(mapped.status, mapped.code, mapped.message, mapped.headers, mapped.details)
 
     return middleware

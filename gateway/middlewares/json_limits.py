@@ -16,11 +16,10 @@ from aiohttp import web
 
 from gateway.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from gateway.keys import AUDIT_INFO, JSON_BODY
-from shared.jsonutil import dumps
+from gateway.middlewares.refuse import rpc_refusal
 
 # The routes that speak JSON-RPC (gateway/routes/mcp.py): refusals there are JSON-RPC errors.
 RPC_ROUTES = frozenset({"/mcp", "/servers/{name}/mcp"})
-INVALID_REQUEST = -32600
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +92,6 @@ def _long_string(text: str, max_string: int) -> str | None:
     return f"a JSON string of {len(text)} characters; at most {max_string} are accepted"
 
 
-def _rpc_refusal(status: int, message: str, body: Any = None) -> web.Response:
-    rid = body.get("id") if isinstance(body, dict) else None
-    if isinstance(rid, bool) or not isinstance(rid, str | int):
-        rid = None
-    payload = {"jsonrpc": "2.0", "id": rid, "error": {"code": INVALID_REQUEST, "message": message}}
-    return web.Response(body=dumps(payload), status=status, content_type="application/json")
-
-
 async def read_json_body(request: web.Request, limits: JsonLimits, body_timeout: float = 30.0) -> web.Response | None:
     """Read the body once, within `body_timeout` (408, slow-body guard); parse a JSON body once and
     refuse it beyond `limits` (400). None to go on: the parse is cached under `JSON_BODY` (a body
@@ -145,4 +136,5 @@ def _refuse(request: web.Request, status: int, message: str, rpc: bool, body: An
         raise {413: PayloadTooLarge, 408: RequestTimeout}.get(status, BadRequest)(message)
     if info is not None:
         info.error = f"invalid_request: {message}"
-    return _rpc_refusal(status, message, body)
+    rid = body.get("id") if isinstance(body, dict) else None
+    return rpc_refusal(status, message, None if isinstance(rid, bool) or not isinstance(rid, str | int) else rid)

@@ -1,5 +1,5 @@
-"""Edge refusals (headers, browser: before any handler runs) in the shape the caller reads: JSON-RPC
-on the MCP endpoints, the REST body elsewhere."""
+"""Edge refusals (headers, browser, JSON limits: before any handler runs) in the shape the caller
+reads: JSON-RPC on the MCP endpoints, the REST body elsewhere."""
 
 from __future__ import annotations
 
@@ -12,16 +12,27 @@ from shared.jsonutil import dumps
 INVALID_REQUEST = -32600  # JSON-RPC "Invalid Request" (the code endpoint.plain_error uses)
 
 
-def refuse(request: web.Request, status: int, code: str, message: str) -> web.Response:
-    """A JSON refusal the caller's protocol can read; the message is recorded for audit."""
+def record(request: web.Request, message: str) -> None:
+    """The request's audit error, unless an earlier step named one."""
     info = request.get(AUDIT_INFO)
     if info is not None and info.error is None:
-        info.error = f"{code}: {message}"
+        info.error = message
+
+
+def rpc_refusal(status: int, message: str, rid: object = None) -> web.Response:
+    """A JSON-RPC Invalid Request answer to request `rid` (None when unknown)."""
+    body = {"jsonrpc": "2.0", "id": rid, "error": {"code": INVALID_REQUEST, "message": message}}
+    return web.Response(body=dumps(body), status=status, content_type="application/json")
+
+
+def refuse(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    """A JSON refusal the caller's protocol can read; the message is recorded for audit."""
+    record(request, f"{code}: {message}")
     if is_mcp_path(request.path):
-        body = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
+        response = rpc_refusal(status, message)
     else:
-        body = {"error": {"code": code, "message": message}}
-    response = web.Response(body=dumps(body), status=status, content_type="application/json")
+        response = web.Response(body=dumps({"error": {"code": code, "message": message}}), status=status,
+                                content_type="application/json")
     if status in (400, 431):
         response.force_close()  # the rest of the connection's bytes cannot be trusted either
     return response

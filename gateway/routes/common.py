@@ -13,14 +13,12 @@ from gateway.calls import pipeline
 from gateway.calls.audit import audit
 from gateway.calls.call import Call, Entry
 from gateway.errors import BadRequest, Denied, Forbidden
-from gateway.keys import (
-    JSON_BODY,
-    PRINCIPAL,
-)
+from gateway.gwaudit import AuditInfo
+from gateway.keys import JSON_BODY, PRINCIPAL
 from gateway.registry import ServerConfig
 from gateway.upstream.sessions import Caller
 from shared.auth import Principal
-from shared.authzen import Resource
+from shared.authzen import Resource, server_resource
 from shared.jsonutil import loads
 
 T = TypeVar("T")
@@ -87,6 +85,12 @@ def string_list(body: Mapping[str, Any], name: str) -> list[str] | None:
     return value
 
 
+async def allowed(request: web.Request, action: str, names: Sequence[str]) -> list[str]:
+    """The servers among `names` on which the caller may `action` (a server-level action), in one PDP request."""
+    found = await pipeline.decisions(request, principal(request), [(action, server_resource(n), None) for n in names])
+    return [n for n, d in zip(names, found, strict=True) if d.allowed]
+
+
 async def authorize(request: web.Request, action: str, resource: Resource) -> None:
     """Ask the PDP about a request that is not a call (lists, info): Denied when refused."""
     decision = await pipeline.check(request, principal(request), [(action, resource)])
@@ -94,11 +98,12 @@ async def authorize(request: web.Request, action: str, resource: Resource) -> No
         raise Denied(decision, f"'{action}' on '{resource.id}' is not permitted")
 
 
-def attempted(request: web.Request, server: str | None = None, tool: str | None = None) -> None:
-    """Audit a tool call's request as one before its body is read (a 400 is still an `invoke_tool`);
-    the pipeline fills in the rest once the call is described."""
+def audited(request: web.Request, action: str, server: str | None = None, tool: str | None = None) -> AuditInfo:
+    """The request's audit record, named before anything can fail (a tool call refused for its body
+    is still an `invoke_tool`); the pipeline fills in the rest of a call once it is described."""
     info = audit(request)
-    info.action, info.mcp_server, info.tool = "invoke_tool", server, tool
+    info.action, info.mcp_server, info.tool = action, server, tool
+    return info
 
 
 def tool_call(request: web.Request, entry: Entry, tool: str, arguments: dict[str, Any],

@@ -81,7 +81,7 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/config")
 async def config(request: web.Request) -> web.Response:
     """Effective settings with secrets masked; dev mode is shown plainly. Admin roles only."""
-    c.audit(request).action = "get_config"
+    c.audited(request, "get_config")
     settings = request.app[SETTINGS]
     c.require_admin(request, settings.admin_roles)
     view = public_view(settings)

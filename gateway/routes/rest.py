@@ -30,11 +30,10 @@ routes = web.RouteTableDef()
 @routes.get("/mcp/servers")
 async def list_servers(request: web.Request) -> web.Response:
     """Servers the caller may see (enabled and disabled), filtered in one batch decision."""
-    info = c.audit(request)
-    info.action = "list_servers"
+    info = c.audited(request, "list_servers")
     servers = sorted(request.app[SERVERS].servers.values(), key=lambda s: s.name)
-    decisions = await pipeline.decisions(request, c.principal(request), [("list_servers", server_resource(s.name), None) for s in servers])
-    visible = [c.server_summary(s) for s, d in zip(servers, decisions, strict=True) if d.allowed]
+    allowed = set(await c.allowed(request, "list_servers", [s.name for s in servers]))
+    visible = [c.server_summary(s) for s in servers if s.name in allowed]
     info.note(visible=len(visible), hidden=len(servers) - len(visible))
     return json_response({"servers": visible, "count": len(visible)})
 
@@ -43,8 +42,7 @@ async def list_servers(request: web.Request) -> web.Response:
 async def server_info(request: web.Request) -> web.Response:
     """Configuration (without credentials) and backend details of one server."""
     name = request.match_info["name"]
-    info = c.audit(request)
-    info.action, info.mcp_server = "server_info", name
+    c.audited(request, "server_info", name)
     # The PDP first: whether a server exists is told only to callers who may see it.
     await c.authorize(request, "server_info", server_resource(name))
     known = request.app[SERVERS].servers.get(name)
@@ -60,8 +58,7 @@ async def server_info(request: web.Request) -> web.Response:
 async def list_tools(request: web.Request) -> web.Response:
     """`{mcp_server, tools, count}`: the server's tools the caller may invoke."""
     name = c.query_server(request)
-    info = c.audit(request)
-    info.action, info.mcp_server = "list_tools", name
+    c.audited(request, "list_tools", name)
     await c.authorize(request, "list_tools", server_resource(name))
     server = pipeline.enabled_server(request, name)
     tools = await pipeline.timed(request, name, "list_tools", request.app[UPSTREAM].list_tools(server.name))
@@ -75,7 +72,7 @@ async def invoke(request: web.Request) -> web.Response:
     """`{success, tool_name, mcp_server, result, execution_time_ms}` for one tool call."""
     start = time.perf_counter()
     name = c.query_server(request)
-    c.attempted(request, name)
+    c.audited(request, "invoke_tool", name)
     body = await c.json_object(request)
     tool = c.field(body, "tool_name", str, required=True)
     arguments = c.field(body, "parameters", dict, default={})
@@ -98,7 +95,7 @@ async def invoke(request: web.Request) -> web.Response:
 async def invoke_broadcast(request: web.Request) -> web.Response:
     """Run one tool on many servers; each target authorized on its own, partial results returned."""
     start = time.perf_counter()
-    c.attempted(request)
+    c.audited(request, "invoke_tool")
     body = await c.json_object(request)
     tool = c.field(body, "tool_name", str, required=True)
     arguments = c.field(body, "parameters", dict, default={})

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from gateway.upstream import codec, sse
+from gateway.upstream import codec
 from gateway.upstream.client import LEGACY, MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError
 
@@ -53,8 +53,7 @@ async def follow(pool: UpstreamPool, server: ServerConfig, poke: Callable[[], No
                     opened = await _listen(shared, poke)
                 else:
                     if own is None:
-                        own = BackendClient(server, pool.session, pool.credentials, era_hint=LEGACY,
-                                            max_response_bytes=pool.max_response_bytes)
+                        own = pool.new_client(server, era_hint=LEGACY)
                     opened = await _get(own, poke)
                 if opened is None:
                     log.info("backend announces no list changes; polled only", extra={"server": server.name})
@@ -109,11 +108,7 @@ async def _get(client: BackendClient, poke: Callable[[], None]) -> bool | None:
 
 
 async def _read(client: BackendClient, resp: aiohttp.ClientResponse, poke: Callable[[], None]) -> None:
-    # A listener outlives one oversized event: it is skipped (sse.py).
-    async for event in sse.events(resp, client.server.name, client.max_response_bytes, oversized="skip"):
-        message = codec.event_message(event)
-        if message is None:
-            continue
+    async for message in client.listened(resp):
         method = message.get("method")
         if method in codec.LIST_CHANGED or method == ACKNOWLEDGED:
             poke()

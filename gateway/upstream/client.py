@@ -10,12 +10,12 @@ Every request goes out on the one request path (sender.py); answers are read by 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 
-from gateway.upstream import codec
+from gateway.upstream import codec, sse
 from gateway.upstream.errors import BackendDisconnected, UpstreamError, UpstreamRpcError
 from gateway.upstream.sender import Reply, read_capped
 from gateway.upstream.session import ACCEPT, LEGACY, MODERN, BackendSession
@@ -99,6 +99,14 @@ class BackendClient(BackendSession):
     async def open_get(self) -> aiohttp.ClientResponse:
         """Open this session's 2025-era GET stream (caller must release it)."""
         return await self.http.send("GET", {"Accept": "text/event-stream", **self._session_headers()}, stream=True)
+
+    async def listened(self, resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+        """The JSON-RPC messages of a long-lived listener stream (GET stream, `subscriptions/listen`):
+        events that carry none are passed over, and an oversized one is skipped (sse.py), not fatal."""
+        async for event in sse.events(resp, self.server.name, self.max_response_bytes, oversized="skip"):
+            message = codec.event_message(event)
+            if message is not None:
+                yield message
 
     def _frame(
         self, method: str, params: dict[str, Any] | None, request_id: codec.RequestId | None = None

@@ -18,7 +18,6 @@ from collections.abc import Callable
 
 import aiohttp
 
-from gateway.upstream import codec, sse
 from gateway.upstream.client import MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError
 from shared.runtime import cancel_and_wait
@@ -142,11 +141,7 @@ class ResourceFeed:
             raise UpstreamError(self.server, f"{method} failed: {reply.response['error']}", reply.status)
 
     async def _read(self, resp: aiohttp.ClientResponse, acked: asyncio.Event) -> None:
-        # A listener outlives one oversized event: it is skipped (sse.py).
-        async for event in sse.events(resp, self.server, self.client.max_response_bytes, oversized="skip"):
-            message = codec.event_message(event)
-            if message is None:
-                continue
+        async for message in self.client.listened(resp):
             params = message.get("params")
             if message.get("method") == ACKNOWLEDGED:
                 acked.set()

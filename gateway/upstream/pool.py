@@ -179,25 +179,22 @@ class UpstreamPool:
         return self.subjects.get(base.server, caller)
 
     def _subject_client(self, config: ServerConfig, caller: Caller) -> BackendClient:
-        base = self._shared(config)
         if caller.asks:  # the handshake era whatever the backend prefers; its siblings learn nothing from it
-            return BackendClient(config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
-                                 max_call_bytes=self.max_call_bytes, capabilities=caller.declared(), handshake=True)
-        return BackendClient(
-            config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
-            max_call_bytes=self.max_call_bytes, capabilities=caller.declared(),
-            era_hint=base.era or base.era_hint, on_era=base.adopt_era,
-        )
+            return self.new_client(config, capabilities=caller.declared(), handshake=True)
+        base = self._shared(config)
+        return self.new_client(config, capabilities=caller.declared(), era_hint=base.era or base.era_hint, on_era=base.adopt_era)
+
+    def new_client(self, config: ServerConfig, **options: Any) -> BackendClient:
+        """A client of its own for `config` (`options`: BackendClient's), with the pool's session and limits."""
+        return BackendClient(config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
+                             max_call_bytes=self.max_call_bytes, **options)
 
     def _shared(self, server: ServerConfig | str) -> BackendClient:
         config = self._config(server)
         client = self._clients.get(config.name)
         # Identity first: comparing whole configs on every call showed in the hot-path profile.
         if client is None or (client.server is not config and client.server != config):
-            client = self._clients[config.name] = BackendClient(
-                config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
-                max_call_bytes=self.max_call_bytes,
-            )
+            client = self._clients[config.name] = self.new_client(config)
         return client
 
     def era(self, server: ServerConfig | str) -> str | None:
@@ -245,17 +242,13 @@ class UpstreamPool:
         reply = await self.exchange(config, method, params, caller)
         if "error" in reply.response:
             error = reply.response["error"]
-            raise UpstreamRpcError(
-                config.name, error if isinstance(error, dict) else {}, reply.status
-            )
+            raise UpstreamRpcError(config.name, error if isinstance(error, dict) else {}, reply.status)
         result = reply.response.get("result")
         if not isinstance(result, dict):
             raise UpstreamError(config.name, f"{method} returned no result object", reply.status)
         if result.get("resultType", "complete") != "complete":
             # input_required needs the agent to answer the backend; this client API cannot relay that.
-            raise UpstreamError(
-                config.name, f"{method} asked for client input ({result['resultType']})"
-            )
+            raise UpstreamError(config.name, f"{method} asked for client input ({result['resultType']})")
         return result
 
     async def list_tools(
@@ -273,9 +266,7 @@ class UpstreamPool:
         caller: Caller | None = None,
     ) -> dict[str, Any]:
         """Call a tool; return the CallToolResult dict (`content`, `structuredContent`, `isError`)."""
-        return await self._result(
-            server, "tools/call", {"name": name, "arguments": dict(arguments or {})}, caller
-        )
+        return await self._result(server, "tools/call", {"name": name, "arguments": dict(arguments or {})}, caller)
 
     async def send(self, server: ServerConfig | str, method: str, headers: dict[str, str],
                    message: dict[str, Any] | None = None, *, stream: bool = False) -> aiohttp.ClientResponse:

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.upstream import codec, sse
+from gateway.upstream import codec
 from gateway.upstream.client import LEGACY, BackendClient
 from gateway.upstream.errors import UpstreamError
 from shared.runtime import cancel_and_wait
@@ -138,12 +138,10 @@ class GetStreams:
 
     async def _read(self, listener: _Listener, resp: aiohttp.ClientResponse) -> None:
         client = listener.client
-        # A listener outlives one oversized event: it is skipped (sse.py).
-        async for event in sse.events(resp, client.server.name, client.max_response_bytes, oversized="skip"):
-            message = codec.event_message(event)
-            if message is not None and isinstance(message.get("method"), str) and "id" in message:
+        async for message in client.listened(resp):
+            if isinstance(message.get("method"), str) and "id" in message:
                 await self._deliver(listener, message)
-            elif message is not None and message.get("method") in codec.LIST_CHANGED:
+            elif message.get("method") in codec.LIST_CHANGED:
                 self.heard(client.server.name)
 
     async def _deliver(self, listener: _Listener, message: dict[str, Any]) -> None:

@@ -34,11 +34,6 @@ class ToolNames:
             return None
         return entry[2]
 
-    def known(self, server: str, generation: int) -> frozenset[str] | None:
-        """The server's tool names if listed recently under `generation`, else None."""
-        tools = self.tools(server, generation)
-        return None if tools is None else frozenset(tools)
-
     def store(self, server: str, generation: int, tools: Iterable[Mapping[str, Any]]) -> None:
         """Remember a complete tools/list answer."""
         if self.ttl <= 0:

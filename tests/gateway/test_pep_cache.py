@@ -6,6 +6,7 @@ import pytest
 
 from gateway.pep import parse_evaluations, parse_search
 from gateway.pep_cache import DecisionCache, canonical_hash, decision_key, subject_key
+from shared.auth import Principal
 from shared.authzen import WireError
 
 
@@ -17,7 +18,7 @@ class Clock:
         return self.now
 
 
-WHO = subject_key("alice", ["b", "a"], ["g"], [])
+WHO = subject_key(Principal("alice", ("b", "a"), ("g",), ()))
 
 
 @pytest.mark.parametrize(
@@ -54,17 +55,17 @@ WHO = subject_key("alice", ["b", "a"], ["g"], [])
             False,
         ),
         (
-            (subject_key("alice", ["a", "b"], ["g"], []), "x", "mcp_server", "s", None, None),
+            (subject_key(Principal("alice", ("a", "b"), ("g",), ())), "x", "mcp_server", "s", None, None),
             (WHO, "x", "mcp_server", "s", None, None),
             True,
         ),
         (
-            (subject_key("alice", ["a"], ["g"], []), "x", "mcp_server", "s", None, None),
+            (subject_key(Principal("alice", ("a",), ("g",), ())), "x", "mcp_server", "s", None, None),
             (WHO, "x", "mcp_server", "s", None, None),
             False,
         ),
         (
-            (subject_key("bob", ["a", "b"], ["g"], []), "x", "mcp_server", "s", None, None),
+            (subject_key(Principal("bob", ("a", "b"), ("g",), ())), "x", "mcp_server", "s", None, None),
             (WHO, "x", "mcp_server", "s", None, None),
             False,
         ),

@@ -39,7 +39,7 @@ async def invoke(stack: Stack, tool: str, subject: str = ADMIN, **params: str) -
 async def wait_for_tool_list(stack: Stack) -> None:
     pool = stack.app[UPSTREAM]
     async with asyncio.timeout(10):
-        while pool.tool_names.known("beta", stack.app[SERVERS].generation) is None:  # noqa: ASYNC110
+        while pool.tool_names.tools("beta", stack.app[SERVERS].generation) is None:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
 
@@ -76,11 +76,11 @@ async def test_a_registry_reload_forgets_the_tool_list(stack: Stack, tmp_path: P
     await stack.call("GET", "/mcp/list-tools?mcp_server=beta")
     pool, registry = stack.app[UPSTREAM], stack.app[SERVERS]
     generation = registry.generation
-    assert pool.tool_names.known("beta", generation) is not None
+    assert pool.tool_names.tools("beta", generation) is not None
     (tmp_path / "mcp_servers.yaml").write_text(servers_yaml({"beta": {"url": backend.url, "timeout": 9}}))
     registry.load()
     assert registry.generation != generation
-    assert pool.tool_names.known("beta", registry.generation) is None
+    assert pool.tool_names.tools("beta", registry.generation) is None
 
 
 async def test_concurrent_cold_calls_share_one_listing_and_a_stale_list_is_refreshed(

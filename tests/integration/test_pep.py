@@ -243,14 +243,6 @@ async def test_check_many_batches_only_misses(
     assert len(fake.calls) == 2  # all served from cache
 
 
-async def test_allowed_servers(pdp: tuple[FakePdp, str], session: aiohttp.ClientSession) -> None:
-    fake, url = pdp
-    fake.allow |= {("alice", "list_servers", "a"), ("alice", "list_servers", "c")}
-    pep = client(session, url)
-    assert await pep.allowed_servers(ALICE, "list_servers", ["a", "b", "c", "a"]) == {"a", "c"}
-    assert len(fake.calls) == 1
-
-
 async def test_filter_tools_one_call_and_no_widening(
     pdp: tuple[FakePdp, str], session: aiohttp.ClientSession
 ) -> None:

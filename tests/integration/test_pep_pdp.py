@@ -52,7 +52,8 @@ async def test_batch_search_and_servers(pep: PolicyClient) -> None:
         ("a", "read_only_tool"),
         ("b", "read_only_tool"),
     }
-    assert await pep.allowed_servers(Principal("nobody"), "list_servers", ["a", "b"]) == set()
+    nobody = await pep.check_many(Principal("nobody"), [("list_servers", server_resource(n)) for n in ("a", "b")])
+    assert not any(d.allowed for d in nobody)
 
 
 async def test_policy_change_flushes_the_cache(pep: PolicyClient, tmp_path: Path) -> None:

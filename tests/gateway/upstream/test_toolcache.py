@@ -27,13 +27,14 @@ class Clock:
         (0, 0, 1, None),  # cache off
     ],
 )
-def test_known_respects_ttl_and_generation(ttl, advance, generation, expected):
+def test_tools_respect_ttl_and_generation(ttl, advance, generation, expected):
     clock = Clock()
     names = ToolNames(ttl, clock)
     names.store("alpha", 1, TOOLS)
     clock.now += advance
-    assert names.known("alpha", generation) == expected
-    assert names.known("beta", 1) is None
+    found = names.tools("alpha", generation)
+    assert (None if found is None else frozenset(found)) == expected
+    assert names.tools("beta", 1) is None
 
 
 def test_forget_drops_the_entry():
@@ -41,7 +42,7 @@ def test_forget_drops_the_entry():
     names.store("alpha", 1, TOOLS)
     names.forget("alpha")
     names.forget("never-seen")
-    assert names.known("alpha", 1) is None
+    assert names.tools("alpha", 1) is None
 
 
 def test_forget_drops_the_catalogs_kept_per_declared_capabilities_too():
@@ -49,8 +50,8 @@ def test_forget_drops_the_catalogs_kept_per_declared_capabilities_too():
     for key in ("alpha", "alpha\x00sampling", "alpha\x00elicitation,sampling", "alphabet", "alphabet\x00sampling"):
         names.store(key, 1, TOOLS)
     names.forget("alpha")
-    assert [k for k in ("alpha", "alpha\x00sampling", "alpha\x00elicitation,sampling") if names.known(k, 1)] == []
-    assert names.known("alphabet", 1) and names.known("alphabet\x00sampling", 1)  # another backend's
+    assert [k for k in ("alpha", "alpha\x00sampling", "alpha\x00elicitation,sampling") if names.tools(k, 1)] == []
+    assert names.tools("alphabet", 1) and names.tools("alphabet\x00sampling", 1)  # another backend's
 
 
 def _result(text, is_error=True):
