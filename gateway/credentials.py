@@ -18,6 +18,7 @@ from urllib.parse import quote_plus
 import aiohttp
 
 from gateway.backend_auth import AuthConfig, Injection, format_value, is_ref
+from gateway.masking import credential_forms
 from shared.settings import Secret
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,17 @@ class CredentialStore:
         if changed:
             log.info("backend credentials refreshed", extra={"servers": changed})
         return changed
+
+    def forms(self, server: ServerConfig) -> list[str]:
+        """Every form the server's credential (and its current oauth2 token) may be echoed in, for
+        masking what the backend says (gateway/masking.py); empty when it has none."""
+        resolved = self._secrets.get(server.name)
+        if resolved is None:
+            return []
+        auth = self._auth.get(server.name, server.auth)
+        token = self._tokens.get(server.name)
+        values = [resolved.secret.get()] + ([token.value.get()] if token is not None else [])
+        return [form for value in values for form in credential_forms(auth, value)]
 
     def invalidate_token(self, server: str) -> None:
         """Forget a cached oauth2 token (e.g. after the backend answered 401)."""

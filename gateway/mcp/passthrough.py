@@ -33,6 +33,7 @@ from gateway.mcp.streams import (
     ClientGone,
     Observer,
     forward_headers,
+    masked_answer,
     relay_answer,
     until_disconnect,
 )
@@ -190,21 +191,24 @@ async def _relay(request: web.Request, state: McpState, server: ServerConfig, ms
             raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if session_refused(resp.status, raw):
                 raise session_gone()
-            return web.Response(body=raw, status=resp.status, content_type=resp.content_type)
+            return web.Response(body=masked_answer(raw, request.app[UPSTREAM].credentials.forms(server)),
+                                status=resp.status, content_type=resp.content_type)
         if resp.status >= 500:
             from gateway.upstream.errors import status_error
 
-            raise await status_error(server.name, resp)
+            raise await status_error(server.name, resp, request.app[UPSTREAM].credentials.forms(server))
         if era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON:
             raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if _legacy_refusal(raw):
                 # The backend only knows the handshake era: the pool speaks that to it.
                 return await _via_pool(request, server, msg, era)
-            return web.Response(body=raw, status=400, content_type=endpoint.JSON)
+            return web.Response(body=masked_answer(raw, request.app[UPSTREAM].credentials.forms(server)),
+                                status=400, content_type=endpoint.JSON)
         rewrite = _list_filter(request, server.name, msg) if msg.method in admission.LISTS else None
         cancel = _canceller(request, server, msg, upstream_session) if upstream_session else None
         return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel,
-                                  idle_limit=server.timeout, observe=seen)
+                                  idle_limit=server.timeout, observe=seen,
+                                  forms=request.app[UPSTREAM].credentials.forms(server))
 
 
 def _canceller(request: web.Request, server: ServerConfig, msg: protocol.Message, upstream_session: str) -> Any:
