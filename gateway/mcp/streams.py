@@ -82,7 +82,8 @@ async def relay_answer(
     if resp.content_type != "text/event-stream":
         raw = await read_capped(resp, server, state.settings.mcp_max_response_bytes)
         # An observer needs only failures (isError, a JSON-RPC error): a body naming neither is not parsed.
-        watched = observe is not None and (b"isError" in raw or b'"error"' in raw)
+        # A key may be written \u-escaped (`"\u0069sError"` is isError to any parser): such a body is.
+        watched = observe is not None and (b"isError" in raw or b'"error"' in raw or b"\\u" in raw)
         if (rewrite is not None or watched or forms) and (resp.status == 200 or forms):
             msg = codec.loads_or_none(raw)
             if codec.is_response_to(msg, rid):

@@ -23,7 +23,7 @@ import httpx2
 import pytest
 
 from gateway.keys import SERVERS, UPSTREAM
-from tests.fixtures.backend_server import ALL_TOOLS, LEAK, LEAK_RPC
+from tests.fixtures.backend_server import ALL_TOOLS, HIDDEN_ERROR, LEAK, LEAK_RPC
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
 from tests.integration.mcp_helpers import ACCEPT, META, modern_headers, rpc
@@ -173,6 +173,19 @@ async def test_a_backend_echoing_its_credentials_is_not_quoted(
     for needle in NEEDLES:
         for text in (*said, *rows, caplog.text):
             assert needle not in text.lower(), (needle, text)
+
+
+async def test_an_iserror_key_written_escaped_is_still_a_failure(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend]) -> None:
+    """`"\\u0069sError": true` is `isError` to every JSON parser: audited as a failure on every entry
+    point (passthrough's relay used to look for the bytes `isError` before parsing)."""
+    backend = mcp_backend_factory("leaky", "escaping")
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": backend.url}, "beta": {"url": backend.url}}) as stack:
+        for entry in ENTRIES:
+            rid = uuid.uuid4().hex
+            answer = await call_via(stack, entry, "echo", {"text": HIDDEN_ERROR}, ("alpha", "beta"), rid)
+            row = await row_of(stack, pg_dsn, rid)
+            assert row["status"] == "error", (entry, answer, dict(row))
 
 
 async def test_a_passthrough_call_asks_the_pdp_once(stack: Stack) -> None:
