@@ -89,8 +89,9 @@ async def post(request: web.Request) -> web.StreamResponse:
             return await _forward_notification(request, server, msg, upstream_session, era)
         if call is None:
             return await _forward(request, state, msg, era, upstream_session, bridged, None, server)
-        # A call's body goes through untouched: the tool must be in the catalog exactly and the
-        # arguments must fit its schema as sent (the pipeline's admission stage, calls/admit.py).
+        # A call's body goes through as decided: the gateway's own serialisation of the message it
+        # parsed (never the raw bytes: a key named twice reaches the backend once, as decided), so the
+        # tool must be in the catalog exactly and the arguments must fit its schema as sent (calls/admit.py).
         # Admitted against the catalog the caller's own backend session lists.
         call = dataclasses.replace(call, caller=request[CALLER])
         forward = functools.partial(_forward, request, state, msg, era, upstream_session, bridged, call)

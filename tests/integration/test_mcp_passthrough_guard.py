@@ -5,6 +5,7 @@ backend side: nothing arrived."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -282,3 +283,24 @@ async def test_listen_is_decided_on_every_subscribed_uri(stack: Stack) -> None:
         status, answer, _ = await rpc(stack, PT, body, subject, modern_headers("subscriptions/listen"))
         assert answer["error"]["code"] == code, (subject, uris, answer)
     assert backend.methods() == []
+
+
+async def test_a_duplicate_key_reaches_the_backend_only_as_decided(stack: Stack) -> None:
+    """A body naming a key twice is decided by its last value (the gateway's parser keeps the last);
+    the backend gets the gateway's re-serialised message, never the raw bytes, so a backend keeping the
+    first value (`evil:tool`, an argument of another type) cannot act on what was not decided.
+    Passthrough and /mcp alike."""
+    backend = stack.backends["hostile"]
+    meta = json.dumps(META)
+    for path, tool in ((PT, "echo"), ("/mcp", "hostile__echo")):
+        backend.clear()
+        raw = ('{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"evil:tool","name":"' + tool
+               + '","arguments":{"text":1,"text":"hi"},"_meta":' + meta + "}}").encode()
+        hdrs = {**stack.headers(READER), "Accept": ACCEPT, "Content-Type": "application/json",
+                **modern_headers("tools/call", tool)}
+        async with stack.session.post(stack.url + path, data=raw, headers=hdrs) as resp:
+            assert resp.status == 200 and "echo: hi" in await resp.text(), path
+        calls = [r for r in backend.requests if r.body and (r.json() or {}).get("method") == "tools/call"]
+        assert len(calls) == 1, path
+        assert b"evil:tool" not in calls[0].body and b'"text":1' not in calls[0].body.replace(b" ", b""), calls[0].body
+        assert calls[0].json()["params"]["arguments"] == {"text": "hi"}
