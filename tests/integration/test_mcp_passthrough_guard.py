@@ -6,6 +6,7 @@ backend side: nothing arrived."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401  (fixtures)
-from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
 from tests.integration.mcp_helpers import (
     ACCEPT,
     ADMIN,
@@ -25,6 +26,7 @@ from tests.integration.mcp_helpers import (
 )
 
 READER, NOBODY = "reader@example.com", "nobody@example.com"
+BLIND = "blind@example.com"  # may call hostile's echo, but not see the server (no list_tools on it)
 POLICY = """
 roles:
   admin:
@@ -43,9 +45,14 @@ roles:
         actions: ["read_resource"]
       - resource: "mcp:hostile:method/tasks/list"
         actions: ["call_method"]
+  blind:
+    permissions:
+      - resource: "mcp:hostile:echo"
+        actions: ["invoke_tool"]
 user_roles:
   admin@example.com: [admin]
   reader@example.com: [reader]
+  blind@example.com: [blind]
 default_policy: deny
 """
 PT = "/servers/hostile/mcp"
@@ -304,3 +311,41 @@ async def test_a_duplicate_key_reaches_the_backend_only_as_decided(stack: Stack)
         assert len(calls) == 1, path
         assert b"evil:tool" not in calls[0].body and b'"text":1' not in calls[0].body.replace(b" ", b""), calls[0].body
         assert calls[0].json()["params"]["arguments"] == {"text": "hi"}
+
+
+async def _audited_call(stack: Stack, dsn: str, path: str, tool: str, subject: str) -> tuple[int, Any, Any]:
+    """(status, answer, audit row) of one modern tools/call on `path`."""
+    rid = uuid.uuid4().hex
+    status, answer, _ = await rpc(stack, path, modern("tools/call", name=tool, arguments={"text": "hi"}), subject,
+                                  {**modern_headers("tools/call", tool), "X-Request-ID": rid})
+    rows = [r for r in await audit_rows(stack, dsn) if r["request_id"] == rid]
+    assert len(rows) == 1, rows
+    return status, answer, rows[0]
+
+
+async def test_a_call_allowed_on_a_server_the_caller_may_not_see_is_not_found(stack: Stack, pg_dsn: str) -> None:
+    """The call itself is allowed, the server is hidden: the same 404 as an unknown server, audited
+    as the denial it is, nothing forwarded."""
+    backend = stack.backends["hostile"]
+    backend.clear()
+    status, answer, row = await _audited_call(stack, pg_dsn, PT, "echo", BLIND)
+    assert status == 404 and "unknown or disabled MCP server 'hostile'" in answer["error"]["message"], answer
+    assert row["decision"] == "deny" and row["mcp_server"] == "hostile", dict(row)
+    assert received(backend, "tools/call") == []
+
+
+async def test_a_denied_call_on_a_visible_server_is_refused(stack: Stack, pg_dsn: str) -> None:
+    backend = stack.backends["hostile"]
+    backend.clear()
+    status, answer, row = await _audited_call(stack, pg_dsn, PT, "route", READER)  # reader may call echo only
+    refused = answer.get("error") or answer["result"]  # a modern-era denial is an isError result
+    assert "error" in answer or refused.get("isError") and "Denied" in json.dumps(refused), answer
+    assert row["decision"] == "deny" and row["status"] == "denied" and row["tool"] == "route", dict(row)
+    assert received(backend, "tools/call") == []
+
+
+async def test_a_call_to_an_unknown_server_is_not_found_and_audited_as_no_allow(stack: Stack, pg_dsn: str) -> None:
+    """Even for a caller allowed everything: nothing was forwarded, so the row does not say "allow"."""
+    status, answer, row = await _audited_call(stack, pg_dsn, "/servers/nosuch/mcp", "echo", ADMIN)
+    assert status == 404 and "unknown or disabled MCP server 'nosuch'" in answer["error"]["message"], answer
+    assert row["decision"] == "deny" and row["status"] == "error", dict(row)
