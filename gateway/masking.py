@@ -43,6 +43,9 @@ def credential_forms(auth: AuthConfig, secret: str) -> list[str]:
 
 def _fold(text: str) -> str:
     """Lower case, one character for one (indices stay valid)."""
+    low = text.lower()
+    if len(low) == len(text):  # the usual case, in C; else a few characters grew ('İ'): kept as they are
+        return low
     return "".join(low if len(low := c.lower()) == 1 else c for c in text)
 
 
@@ -61,7 +64,8 @@ def _spans(folded: str, form: str) -> Iterable[tuple[int, int]]:
 def mask(text: str, forms: Iterable[str]) -> str:
     """`text` printable only, with every occurrence of `forms` (any case, or a long enough prefix of
     one) and every credential shape replaced by the redaction marker."""
-    text = "".join(c for c in text if c.isprintable())
+    if not text.isprintable():
+        text = "".join(c for c in text if c.isprintable())
     folded = _fold(text)
     spans = sorted(span for form in {_fold(f) for f in forms if f} for span in _spans(folded, form))
     if spans:

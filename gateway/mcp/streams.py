@@ -48,8 +48,9 @@ def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
 
 
 def masked_answer(raw: bytes, forms: Sequence[str]) -> bytes:
-    """A backend's JSON body, its JSON-RPC error (if any) masked with the server's credential `forms`."""
-    msg = codec.loads_or_none(raw) if forms else None
+    """A backend's JSON body, its JSON-RPC error (if any) masked with the server's credential `forms`
+    (a body naming no "error", not even \\u-escaped, is not parsed)."""
+    msg = codec.loads_or_none(raw) if forms and (b'"error"' in raw or b"\\u" in raw) else None
     if isinstance(msg, dict) and isinstance(msg.get("error"), dict):
         return dumps({**msg, "error": mask_error(msg["error"], forms)})
     return raw
@@ -84,12 +85,10 @@ async def relay_answer(
         # An observer needs only failures (isError, a JSON-RPC error): a body naming neither is not parsed.
         # A key may be written \u-escaped (`"\u0069sError"` is isError to any parser): such a body is.
         watched = observe is not None and (b"isError" in raw or b'"error"' in raw or b"\\u" in raw)
-        if (rewrite is not None or watched or forms) and (resp.status == 200 or forms):
+        raw = masked_answer(raw, forms)
+        if (rewrite is not None or watched) and resp.status == 200:
             msg = codec.loads_or_none(raw)
             if codec.is_response_to(msg, rid):
-                if forms and isinstance(msg.get("error"), dict):
-                    msg = {**msg, "error": mask_error(msg["error"], forms)}
-                    raw = dumps(msg)
                 if observe is not None:
                     observe(msg)
                 if rewrite is not None:
