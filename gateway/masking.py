@@ -95,6 +95,13 @@ def mask_data(value: Any, forms: Iterable[str], depth: int = 0) -> Any:
     return value
 
 
+def masked_response(message: Any, forms: Iterable[str]) -> Any:
+    """A backend's JSON-RPC message with its error object (if any) masked (`mask_error`)."""
+    if isinstance(message, dict) and isinstance(message.get("error"), dict):
+        return {**message, "error": mask_error(message["error"], forms)}
+    return message
+
+
 def mask_error(error: dict[str, Any], forms: Iterable[str]) -> dict[str, Any]:
     """A backend's JSON-RPC error object with its message and data masked (the code kept)."""
     forms = list(forms)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from gateway.masking import mask_error
+from gateway.masking import masked_response
 from gateway.mcp import protocol
 from gateway.mcp.state import McpState
 from gateway.upstream import codec, sse
@@ -51,9 +51,8 @@ def masked_answer(raw: bytes, forms: Sequence[str]) -> bytes:
     """A backend's JSON body, its JSON-RPC error (if any) masked with the server's credential `forms`
     (a body naming no "error", not even \\u-escaped, is not parsed)."""
     msg = codec.loads_or_none(raw) if forms and (b'"error"' in raw or b"\\u" in raw) else None
-    if isinstance(msg, dict) and isinstance(msg.get("error"), dict):
-        return dumps({**msg, "error": mask_error(msg["error"], forms)})
-    return raw
+    masked = masked_response(msg, forms)
+    return raw if masked is msg else dumps(masked)
 
 
 class ClientGone(Exception):
@@ -110,9 +109,8 @@ async def relay_answer(
                 msg = codec.loads_or_none(event.data)
                 if codec.is_response_to(msg, rid):
                     answered = True
-                    if forms and isinstance(msg.get("error"), dict):
-                        msg = {**msg, "error": mask_error(msg["error"], forms)}
-                        raw = sse.json_event(msg, event=event.event, id=event.id)
+                    if forms and (masked := masked_response(msg, forms)) is not msg:
+                        msg, raw = masked, sse.json_event(masked, event=event.event, id=event.id)
                     if observe is not None:
                         observe(msg)
                     if rewrite is not None:

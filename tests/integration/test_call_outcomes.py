@@ -175,6 +175,21 @@ async def test_a_backend_echoing_its_credentials_is_not_quoted(
             assert needle not in text.lower(), (needle, text)
 
 
+async def test_a_prompt_error_echoing_the_credential_is_masked_on_mcp(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend], monkeypatch: pytest.MonkeyPatch) -> None:
+    """/mcp's prompts/get relays a backend's JSON-RPC error as its own: masked like a call's."""
+    backend = mcp_backend_factory("leaky", "leaky-prompt", tools=(*ALL_TOOLS, "grow_prompt"))
+    monkeypatch.setenv("FWD_TEST_TOKEN", TOKEN)
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": backend.url, "auth": LEAKY_AUTH["alpha"][0]}}) as stack:
+        grown = await call_via(stack, "rest", "grow_prompt", {"name": "p"}, ("alpha", "alpha"), uuid.uuid4().hex)
+        assert "added prompt p" in json.dumps(grown), grown
+        message = {"jsonrpc": "2.0", "id": 9, "method": "prompts/get",
+                   "params": {"name": "alpha__p", "arguments": {"text": LEAK_RPC}, "_meta": META}}
+        _, answer, _ = await rpc(stack, "/mcp", message, headers=modern_headers("prompts/get", "alpha__p"))
+    assert answer["error"]["code"] == -32000 and "rejected credentials" in answer["error"]["message"], answer
+    assert "tok-fwd-" not in json.dumps(answer).lower(), answer
+
+
 async def test_an_iserror_key_written_escaped_is_still_a_failure(
         tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend]) -> None:
     """`"\\u0069sError": true` is `isError` to every JSON parser: audited as a failure on every entry
