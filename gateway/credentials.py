@@ -18,6 +18,7 @@ from urllib.parse import quote_plus
 import aiohttp
 
 from gateway.backend_auth import AuthConfig, Injection, format_value, is_ref
+from gateway.masking import credential_forms
 from shared.settings import Secret
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class CredentialStore:
         self._secrets: dict[str, Resolved] = {}
         self._tokens: dict[str, _Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._forms: dict[str, tuple[tuple[AuthConfig, tuple[str, str]], list[str]]] = {}
 
     def resolve(self, servers: Iterable[ServerConfig]) -> tuple[dict[str, tuple[AuthConfig, Resolved]], list[str]]:
         """Resolve every server's reference; return (resolved, errors naming server and field)."""
@@ -158,6 +160,20 @@ class CredentialStore:
         if changed:
             log.info("backend credentials refreshed", extra={"servers": changed})
         return changed
+
+    def forms(self, server: ServerConfig) -> list[str]:
+        """Every form the server's credential (and its current oauth2 token) may be echoed in, for
+        masking what the backend says (gateway/masking.py); empty when it has none."""
+        resolved = self._secrets.get(server.name)
+        if resolved is None:
+            return []
+        auth = self._auth.get(server.name, server.auth)
+        token = self._tokens.get(server.name)
+        values = (resolved.secret.get(), token.value.get() if token is not None else "")
+        cached = self._forms.get(server.name)
+        if cached is None or cached[0] != (auth, values):  # computed once per credential (a relay asks per answer)
+            cached = self._forms[server.name] = ((auth, values), [f for v in values for f in credential_forms(auth, v)])
+        return cached[1]
 
     def invalidate_token(self, server: str) -> None:
         """Forget a cached oauth2 token (e.g. after the backend answered 401)."""

@@ -18,7 +18,8 @@ EVENT_AUTH = "authentication"
 class AuditInfo:
     """What one request did, recorded by handlers as they go (mutable on purpose: one per request)."""
 
-    __slots__ = ("action", "mcp_server", "tool", "parameters", "decision", "denied", "error", "tool_failed", "extra")
+    __slots__ = ("action", "mcp_server", "tool", "parameters", "decision", "denied", "not_found", "error", "tool_failed",
+                 "extra")
 
     def __init__(self) -> None:
         self.action: str | None = None
@@ -27,6 +28,7 @@ class AuditInfo:
         self.parameters: Any = None
         self.decision: Decision | None = None
         self.denied = False  # a policy said no (the event becomes a policy_violation)
+        self.not_found = False  # allowed, but the target does not exist: nothing forwarded, decision "deny"
         self.error: str | None = None
         self.tool_failed = False  # the call was answered, but failed (isError; no broadcast target succeeded)
         self.extra: dict[str, Any] | None = None
@@ -52,7 +54,10 @@ def classify(http_status: int, info: AuditInfo, tool_failed: bool = False) -> tu
 
 
 def decision_word(info: AuditInfo) -> str | None:
-    """"allow"/"deny" from the recorded decision (None when the PDP was not asked)."""
+    """"allow"/"deny" from the recorded decision (None when the PDP was not asked); "deny" for an
+    allowed target that does not exist (nothing was forwarded)."""
+    if info.not_found:
+        return "deny"
     if info.decision is None:
         return "deny" if info.denied else None
     return "allow" if info.decision.allowed and not info.denied else "deny"

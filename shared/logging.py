@@ -61,8 +61,7 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
-        self._second = -1
-        self._stamp = ""
+        self._stamp = (-1, "")  # (second, its strftime): one tuple, swapped whole (lines are formatted unlocked)
 
     def format(self, record: logging.LogRecord) -> str:
         extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
@@ -73,10 +72,12 @@ class JsonFormatter(logging.Formatter):
     def line(self, created: float, msecs: int, level: str, logger: str, msg: str, extras: dict[str, Any]) -> str:
         """The JSON line (no newline) for these fields: `format` and `direct_line` both use it."""
         second = int(created)
-        if second != self._second:  # strftime once per second, not per line
-            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        cached, stamp = self._stamp
+        if second != cached:  # strftime once per second, not per line
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+            self._stamp = (second, stamp)
         entry: dict[str, Any] = {
-            "ts": f"{self._stamp}.{msecs:03d}Z",
+            "ts": f"{stamp}.{msecs:03d}Z",
             "level": level,
             "service": self.service,
             "logger": logger,
@@ -98,12 +99,14 @@ class JsonFormatter(logging.Formatter):
 
 def direct_handler(logger: logging.Logger, level: int) -> logging.StreamHandler[Any] | None:
     """The one stdout JSON handler a record of `logger` at `level` would reach, when nothing else
-    (a filter, another handler, a parent in between) could see or change it; else None.
+    (a filter, another handler, a parent in between, a custom LogRecord factory: it may redact)
+    could see or change it; else None.
 
     Then `direct_line` writes the exact line `JsonFormatter` would, without building a LogRecord
     (caller lookup, thread and process names, ~30 calls): the access log's per-request cost.
     """
-    if logger.handlers or logger.filters or not logger.propagate or logger.disabled:
+    if logger.handlers or logger.filters or not logger.propagate or logger.disabled \
+            or logging.getLogRecordFactory() is not logging.LogRecord:
         return None
     root = logger.parent
     if root is not logging.root or len(root.handlers) != 1 or logging.root.manager.disable >= level:

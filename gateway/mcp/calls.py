@@ -28,6 +28,7 @@ from aiohttp import web
 from gateway.calls import outcome
 from gateway.errors import to_gateway_error
 from gateway.keys import UPSTREAM
+from gateway.masking import masked_response
 from gateway.mcp import bridge, call_stream, links, protocol
 from gateway.mcp.aggregated_common import result_or_error
 from gateway.mcp.call_stream import Call, on_request, relay_notification
@@ -196,6 +197,7 @@ async def _listening(call: Call, pool: UpstreamPool) -> AsyncIterator[None]:
 def _result(call: Call, message: Any, uid: str, status: int, tool: str) -> dict[str, Any]:
     if not codec.is_response_to(message, uid):
         raise UpstreamError(call.server.name, f"HTTP {status} without a JSON-RPC response", status)
+    message = masked_response(message, call.request.app[UPSTREAM].credentials.forms(call.server))  # its own text
     # Judged by the pipeline's rules (calls/outcome.py) before it is relayed: the SSE answer may be
     # written to the agent before the pipeline sees what the forward returns.
     outcome.settle_tool(call.request, tool, call.server.name, False, message.get("result"), message.get("error"))

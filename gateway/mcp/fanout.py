@@ -25,7 +25,8 @@ async def list_all(pool: UpstreamPool, server: ServerConfig, method: str, caller
     async def page(params: dict[str, Any] | None) -> Any:
         response = await pool.request(server, method, params, caller)
         if "error" in response:
-            raise UpstreamRpcError(server.name, response["error"] if isinstance(response["error"], dict) else {})
+            raise UpstreamRpcError(server.name, response["error"] if isinstance(response["error"], dict) else {},
+                                   pool.credentials.forms(server))
         return response.get("result")
 
     try:

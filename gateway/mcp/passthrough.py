@@ -23,6 +23,7 @@ from gateway.calls.audit import audit
 from gateway.calls.call import Call
 from gateway.errors import Denied
 from gateway.keys import CALLER, MCP_STATE, UPSTREAM
+from gateway.masking import masked_response
 from gateway.mcp import admission, endpoint, enforce, protocol, unseen
 from gateway.mcp import params as mcp_params
 from gateway.mcp.aggregated_common import agent_caller, answer_failure
@@ -33,6 +34,7 @@ from gateway.mcp.streams import (
     ClientGone,
     Observer,
     forward_headers,
+    masked_answer,
     relay_answer,
     until_disconnect,
 )
@@ -88,8 +90,9 @@ async def post(request: web.Request) -> web.StreamResponse:
             return await _forward_notification(request, server, msg, upstream_session, era)
         if call is None:
             return await _forward(request, state, msg, era, upstream_session, bridged, None, server)
-        # A call's body goes through untouched: the tool must be in the catalog exactly and the
-        # arguments must fit its schema as sent (the pipeline's admission stage, calls/admit.py).
+        # A call's body goes through as decided: the gateway's own serialisation of the message it
+        # parsed (never the raw bytes: a key named twice reaches the backend once, as decided), so the
+        # tool must be in the catalog exactly and the arguments must fit its schema as sent (calls/admit.py).
         # Admitted against the catalog the caller's own backend session lists.
         call = dataclasses.replace(call, caller=request[CALLER])
         forward = functools.partial(_forward, request, state, msg, era, upstream_session, bridged, call)
@@ -190,21 +193,24 @@ async def _relay(request: web.Request, state: McpState, server: ServerConfig, ms
             raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if session_refused(resp.status, raw):
                 raise session_gone()
-            return web.Response(body=raw, status=resp.status, content_type=resp.content_type)
+            return web.Response(body=masked_answer(raw, request.app[UPSTREAM].credentials.forms(server)),
+                                status=resp.status, content_type=resp.content_type)
         if resp.status >= 500:
             from gateway.upstream.errors import status_error
 
-            raise await status_error(server.name, resp)
+            raise await status_error(server.name, resp, request.app[UPSTREAM].credentials.forms(server))
         if era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON:
             raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if _legacy_refusal(raw):
                 # The backend only knows the handshake era: the pool speaks that to it.
                 return await _via_pool(request, server, msg, era)
-            return web.Response(body=raw, status=400, content_type=endpoint.JSON)
+            return web.Response(body=masked_answer(raw, request.app[UPSTREAM].credentials.forms(server)),
+                                status=400, content_type=endpoint.JSON)
         rewrite = _list_filter(request, server.name, msg) if msg.method in admission.LISTS else None
         cancel = _canceller(request, server, msg, upstream_session) if upstream_session else None
         return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel,
-                                  idle_limit=server.timeout, observe=seen)
+                                  idle_limit=server.timeout, observe=seen,
+                                  forms=request.app[UPSTREAM].credentials.forms(server))
 
 
 def _canceller(request: web.Request, server: ServerConfig, msg: protocol.Message, upstream_session: str) -> Any:
@@ -257,7 +263,9 @@ async def _via_pool(request: web.Request, server: ServerConfig, msg: protocol.Me
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
-    response = await request.app[UPSTREAM].request(server, msg.method, params or None, request[CALLER])
+    pool = request.app[UPSTREAM]
+    response = masked_response(await pool.request(server, msg.method, params or None, request[CALLER]),
+                               pool.credentials.forms(server))
     if seen is not None:
         seen(response)
     if "error" in response:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
 
+from gateway.masking import masked_response
 from gateway.mcp import protocol
 from gateway.mcp.state import McpState
 from gateway.upstream import codec, sse
@@ -46,6 +47,14 @@ def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in upstream.items() if k.lower() in RETURNED}
 
 
+def masked_answer(raw: bytes, forms: Sequence[str]) -> bytes:
+    """A backend's JSON body, its JSON-RPC error (if any) masked with the server's credential `forms`
+    (a body naming no "error", not even \\u-escaped, is not parsed)."""
+    msg = codec.loads_or_none(raw) if forms and (b'"error"' in raw or b"\\u" in raw) else None
+    masked = masked_response(msg, forms)
+    return raw if masked is msg else dumps(masked)
+
+
 class ClientGone(Exception):
     """The client closed its connection; the upstream request was cancelled."""
 
@@ -59,10 +68,11 @@ async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
 async def relay_answer(
     request: web.Request, state: McpState, endpoint: str, resp: aiohttp.ClientResponse, rid: protocol.RequestId,
     rewrite: Rewrite | None, server: str, cancel: Callable[[], Awaitable[None]] | None = None,
-    idle_limit: float | None = None, observe: Observer | None = None,
+    idle_limit: float | None = None, observe: Observer | None = None, forms: Sequence[str] = (),
 ) -> web.StreamResponse:
     """Send the backend's answer on; SSE unbuffered, byte for byte but for the answer to `rid`,
-    which `rewrite` (when given) may replace.
+    which `rewrite` (when given) may replace. A JSON-RPC error answering `rid` is relayed with the
+    server's credential `forms` masked (gateway/masking.py: a backend may echo what it was sent).
 
     Past `mcp_max_response_bytes` a JSON answer is a 502; past that per event, `mcp_max_call_bytes`
     for a call's stream (then dropped upstream; `cancel()` tells a 2025-era backend), `idle_limit`
@@ -72,7 +82,9 @@ async def relay_answer(
     if resp.content_type != "text/event-stream":
         raw = await read_capped(resp, server, state.settings.mcp_max_response_bytes)
         # An observer needs only failures (isError, a JSON-RPC error): a body naming neither is not parsed.
-        watched = observe is not None and (b"isError" in raw or b'"error"' in raw)
+        # A key may be written \u-escaped (`"\u0069sError"` is isError to any parser): such a body is.
+        watched = observe is not None and (b"isError" in raw or b'"error"' in raw or b"\\u" in raw)
+        raw = masked_answer(raw, forms)
         if (rewrite is not None or watched) and resp.status == 200:
             msg = codec.loads_or_none(raw)
             if codec.is_response_to(msg, rid):
@@ -97,6 +109,8 @@ async def relay_answer(
                 msg = codec.loads_or_none(event.data)
                 if codec.is_response_to(msg, rid):
                     answered = True
+                    if forms and (masked := masked_response(msg, forms)) is not msg:
+                        msg, raw = masked, sse.json_event(masked, event=event.event, id=event.id)
                     if observe is not None:
                         observe(msg)
                     if rewrite is not None:

@@ -78,6 +78,8 @@ async def visible_server(request: web.Request, decision: Decision | None = None)
     if not decision.allowed:
         info = audit(request)
         info.mcp_server, info.decision, info.denied = name, decision, True
+    if server is None and decision.allowed:
+        audit(request).not_found = True  # allowed, but nothing to forward to: not audited as an allow
     if server is None or not decision.allowed:
         raise RpcFailure(protocol.INVALID_PARAMS, UNKNOWN_SERVER.format(name), status=404)
     return server

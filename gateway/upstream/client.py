@@ -63,7 +63,8 @@ class BackendClient(BackendSession):
         extra = {k: v for k, v in (headers or {}).items() if k.lower() in PASSTHROUGH_HEADERS}
         framed, opened = await self._open(message["method"], message.get("params"), message.get("id"), extra)
         if isinstance(opened, Reply):
-            raise _refusal_error(self.server.name, opened.response, framed["id"], opened.status)
+            raise _refusal_error(self.server.name, opened.response, framed["id"], opened.status,
+                                 self.credentials.forms(self.server))
         return opened
 
     async def _open(
@@ -89,7 +90,8 @@ class BackendClient(BackendSession):
             if not codec.session_refused(resp.status, answer):
                 if codec.is_response_to(answer, message["id"]):
                     return message, Reply(answer, resp.status)
-                raise _refusal_error(self.server.name, answer, message["id"], resp.status)
+                raise _refusal_error(self.server.name, answer, message["id"], resp.status,
+                                     self.credentials.forms(self.server))
             if renewed:
                 raise UpstreamError(self.server.name, f"backend keeps refusing its own new session (HTTP {resp.status})",
                                     resp.status)
@@ -117,8 +119,9 @@ class BackendClient(BackendSession):
             return codec.request_message(request_id, method, params), codec.routing_headers(method, params)
         return codec.request_message(request_id, method, params), self._session_headers()
 
-def _refusal_error(server: str, answer: object, request_id: codec.RequestId, status: int) -> UpstreamError:
+def _refusal_error(server: str, answer: object, request_id: codec.RequestId, status: int,
+                   forms: list[str]) -> UpstreamError:
     """A 4xx that is not about the session: the backend's JSON-RPC error to our request, else the status."""
     if codec.is_response_to(answer, request_id) and isinstance(answer.get("error"), dict):
-        return UpstreamRpcError(server, answer["error"], status)
+        return UpstreamRpcError(server, answer["error"], forms, status)
     return UpstreamError(server, f"HTTP {status} without a JSON-RPC response", status)

@@ -9,8 +9,9 @@
     └── UpstreamRpcError (server, code, message, data) -> the backend answered a JSON-RPC error
 
 Messages never include credentials or response bodies beyond a short, safe excerpt: a backend's
-own error text is quoted only through `excerpt`, which masks credential shapes (shared/redact.py)
-and every credential the gateway sent on that request (a backend may echo what it was given).
+own error text is quoted only through `excerpt` (or masked whole, an UpstreamRpcError's message and
+data), which masks credential shapes and the server's credential in every form it may be echoed in
+(gateway/masking.py), and every other value the gateway sent on that request.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shared.redact import REDACTED, mask_secrets
+from gateway.masking import mask, mask_error
 
 if TYPE_CHECKING:
     import aiohttp
@@ -29,16 +30,13 @@ EXCERPT = 200
 # Request headers that never carry a credential; every other value the gateway sent is masked.
 _PLAIN_HEADERS = frozenset({"accept", "accept-encoding", "content-type", "content-length", "host", "user-agent",
                             "mcp-protocol-version", "mcp-method", "mcp-name", "traceparent", "tracestate"})
-_MIN_SECRET = 4  # shorter values are not masked (they would garble the text and hide nothing)
 
 
 def excerpt(text: str, sent: Iterable[str] = ()) -> str:
-    """A backend's text as a message may quote it: credential shapes and the `sent` values masked
-    (before it is cut, so no secret survives in part), at most EXCERPT printable characters."""
-    text = mask_secrets(text)
-    for value in sorted({v for v in sent if len(v) >= _MIN_SECRET}, key=len, reverse=True):
-        text = text.replace(value, REDACTED)
-    return "".join(c for c in text[:EXCERPT] if c.isprintable())
+    """A backend's text as a message may quote it: masked (gateway/masking.py: the `sent` values and
+    the server's credential forms, before it is cut, so no secret survives in part), at most EXCERPT
+    printable characters."""
+    return mask(text, sent)[:EXCERPT]
 
 
 def sent_values(resp: aiohttp.ClientResponse) -> list[str]:
@@ -47,7 +45,8 @@ def sent_values(resp: aiohttp.ClientResponse) -> list[str]:
     info = resp.request_info
     values = [v for k, v in info.headers.items() if k.lower() not in _PLAIN_HEADERS]
     values += [v.partition(" ")[2] for v in values if " " in v]
-    return values + list(info.url.query.values())
+    # Shorter values would garble the text (the configured credential itself is masked at any length).
+    return [v for v in values + list(info.url.query.values()) if len(v) >= 4]
 
 
 class UpstreamError(Exception):
@@ -109,20 +108,23 @@ class SubjectBusy(_OverLimit):
 
 
 class UpstreamRpcError(UpstreamError):
-    """The backend answered with a JSON-RPC error object."""
+    """The backend answered with a JSON-RPC error object: its message and data kept masked with `forms`
+    (the server's credential forms, CredentialStore.forms), as the agent, logs and audit get them."""
 
-    def __init__(self, server: str, error: dict[str, Any], status: int | None = None) -> None:
+    def __init__(self, server: str, error: dict[str, Any], forms: Iterable[str],
+                 status: int | None = None) -> None:
+        error = mask_error(error, forms)
         self.code = error.get("code")
-        self.rpc_message = str(error.get("message", ""))
+        self.rpc_message = str(error["message"])
         self.data = error.get("data")
-        super().__init__(server, f"error {self.code}: {excerpt(self.rpc_message)}", status)
+        super().__init__(server, f"error {self.code}: {self.rpc_message[:EXCERPT]}", status)
 
 
-async def status_error(server: str, resp: aiohttp.ClientResponse) -> UpstreamError:
+async def status_error(server: str, resp: aiohttp.ClientResponse, forms: Iterable[str]) -> UpstreamError:
     """A backend's 5xx as an UpstreamError carrying the JSON-RPC error message of its body, if any.
 
     Only an `excerpt` of `error.message` is kept (the stdio bridge says why a server is unavailable
-    this way), with what the gateway sent masked; any other body is not read past 4 KiB and not repeated.
+    this way), with the server's credential `forms` and what the gateway sent masked; any other body is not read past 4 KiB and not repeated.
     """
     detail = ""
     if resp.content_type == "application/json":
@@ -132,5 +134,5 @@ async def status_error(server: str, resp: aiohttp.ClientResponse) -> UpstreamErr
         except Exception:  # an unreadable excerpt changes nothing: the status still says 5xx
             message = None
         if isinstance(message, str):
-            detail = ": " + excerpt(message, sent_values(resp))
+            detail = ": " + excerpt(message, [*forms, *sent_values(resp)])
     return UpstreamError(server, f"HTTP {resp.status}{detail}", resp.status)

@@ -242,7 +242,8 @@ class UpstreamPool:
         reply = await self.exchange(config, method, params, caller)
         if "error" in reply.response:
             error = reply.response["error"]
-            raise UpstreamRpcError(config.name, error if isinstance(error, dict) else {}, reply.status)
+            raise UpstreamRpcError(config.name, error if isinstance(error, dict) else {},
+                                   self.credentials.forms(config), reply.status)
         result = reply.response.get("result")
         if not isinstance(result, dict):
             raise UpstreamError(config.name, f"{method} returned no result object", reply.status)

@@ -170,7 +170,7 @@ class BackendSession:
         if resp.status == 401:  # still, after sender.py refreshed an oauth2 token
             raise UpstreamError(name, "backend rejected our credential", 401)
         if resp.status >= 500:
-            raise await status_error(name, resp)
+            raise await status_error(name, resp, self.credentials.forms(self.server))
         try:
             reply = await read_reply(resp, name, request_id, limit=self.max_response_bytes,
                                      budget=sse.Budget(self.max_call_bytes), idle_limit=self.server.timeout,

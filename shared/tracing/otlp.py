@@ -191,9 +191,9 @@ class TracingMetrics:
     def __init__(self, registry: CollectorRegistry, tracer: Tracer) -> None:
         self.exported = Counter("mcpgw_tracing_exported_spans", "Spans accepted by the OTLP collector",
                                 registry=registry)
-        self.dropped = Counter("mcpgw_tracing_dropped_spans", "Spans lost: buffer full, export failed or rejected",
+        self.dropped = Counter("mcpgw_tracing_dropped_spans", "Spans lost: buffer full, export failed, rejected or shutdown",
                                ("reason",), registry=registry)
-        for reason in ("buffer_full", "export_failed", "rejected"):
+        for reason in ("buffer_full", "export_failed", "rejected", "shutdown"):
             self.dropped.labels(reason)
         self.buffered = Gauge("mcpgw_tracing_buffered_spans", "Spans waiting for export", registry=registry)
         self.buffered.set_function(lambda: len(tracer.buffer))
@@ -256,6 +256,9 @@ class Exporter:
                 body = await resp.read()
                 if resp.status != 200:
                     raise _Failed(f"collector answered HTTP {resp.status}")
+        except asyncio.CancelledError:  # stopped mid-POST at shutdown (`stop`'s limit): the batch is lost
+            self.metrics.dropped.labels("shutdown").inc(len(batch))
+            raise
         except Exception as exc:  # any failure (refused, timeout, non-200, a bug) drops this batch only
             self.metrics.dropped.labels("export_failed").inc(len(batch))
             if not self.failing:
@@ -270,13 +273,17 @@ class Exporter:
             self.failing = False
             log.info("trace export recovered", extra={"otel_url": self.url})
 
-    async def stop(self, task: asyncio.Task[None]) -> None:
-        """Ask `run` to flush and return; give it the session's timeout, then cancel."""
+    async def stop(self, task: asyncio.Task[None], limit: float = 10.0) -> None:
+        """Ask `run` to flush and return; give it `limit` seconds (the session's timeout), then cancel:
+        the batch in flight and the spans still buffered count as dropped{reason="shutdown"}."""
         self.stopping = True
         self.tracer.ready.set()
         try:
-            await asyncio.wait_for(task, 10)
+            await asyncio.wait_for(task, limit)
         except TimeoutError:
+            left = len(self.tracer.buffer)
+            self.tracer.buffer.clear()
+            self.metrics.dropped.labels("shutdown").inc(left)
             log.warning("trace export did not finish at shutdown; buffered spans dropped")
 
 

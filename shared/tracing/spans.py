@@ -11,10 +11,10 @@ Unsampled spans still get ids, so `traceparent` (flag 00) and the trace id in lo
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from itertools import chain
-from random import getrandbits
 from time import time_ns
 from types import TracebackType
 from typing import Any
@@ -149,8 +149,9 @@ class Tracer:
         self.drawn = _POOL
 
     def refill(self) -> int:
-        """Draw a new pool of random hex digits (one call per 256 span ids); the offset to cut from."""
-        self.pool = f"{getrandbits(_POOL * 4):0{_POOL}x}"
+        """Draw a new pool of random hex digits from the OS's CSPRNG (one syscall per 256 span ids: ids
+        must not be guessable, as W3C Trace Context asks); the offset to cut from."""
+        self.pool = os.urandom(_POOL // 2).hex()
         self.drawn = 0
         return 0
 

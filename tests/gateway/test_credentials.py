@@ -103,7 +103,9 @@ async def test_refresh_rereads_changed_sources_only(tmp_path: Path) -> None:
     (tmp_path / "k").write_text("k2")
     st = (tmp_path / "k").stat()
     os.utime(tmp_path / "k", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert "Bearer t1" in store.forms(e) and "k1" in store.forms(f)  # what a backend's text is masked with
     assert sorted(store.refresh()) == ["e", "f"]
+    assert "Bearer t2" in store.forms(e) and "t1" not in store.forms(e)  # follows a refreshed secret
     assert (await store.injection(e)).value == "Bearer t2"  # type: ignore[union-attr]
     assert (await store.injection(f)).value == "k2"  # type: ignore[union-attr]
 

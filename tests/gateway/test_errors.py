@@ -49,5 +49,5 @@ def test_unknown_errors_are_not_ours() -> None:
 
 
 def test_backend_json_rpc_errors_are_bad_gateway() -> None:
-    err = to_gateway_error(UpstreamRpcError("fm", {"code": -32000, "message": "boom"}))
+    err = to_gateway_error(UpstreamRpcError("fm", {"code": -32000, "message": "boom"}, []))
     assert isinstance(err, BadGateway)

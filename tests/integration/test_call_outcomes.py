@@ -23,7 +23,7 @@ import httpx2
 import pytest
 
 from gateway.keys import SERVERS, UPSTREAM
-from tests.fixtures.backend_server import ALL_TOOLS, LEAK
+from tests.fixtures.backend_server import ALL_TOOLS, HIDDEN_ERROR, LEAK, LEAK_RPC
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
 from tests.integration.mcp_helpers import ACCEPT, META, modern_headers, rpc
@@ -31,7 +31,7 @@ from tests.integration.mcp_helpers import ACCEPT, META, modern_headers, rpc
 ENTRIES = ("rest", "rest_broadcast", "tools", "mcp", "mcp_broadcast", "passthrough")
 BROADCASTS = {"rest_broadcast", "tools", "mcp_broadcast"}
 SINGLE = "alpha"  # the target of single-target entry points
-TOKEN, API_KEY = "tok-fwd-7f3a9c2e", "fwd-plain-key-5521"  # the credentials the gateway injects
+TOKEN = "tok-fwd-7f3a9c2e"  # a credential the gateway injects
 
 
 async def call_via(stack: Stack, entry: str, tool: str, arguments: dict[str, Any], servers: tuple[str, str],
@@ -130,29 +130,77 @@ async def test_a_successful_call_is_audited_as_success_with_its_entry_point(stac
         assert "tool_failed" not in json.loads(row["extra"])
 
 
+# Each way a backend gets its credential (backend_auth): secret, and the texts none of its forms may
+# leave a trace of (the first 8 characters, lower-cased: gateway/masking.py masks any such run).
+LEAKY_AUTH = {
+    "alpha": ({"method": "bearer", "credential_ref": "env://FWD_TEST_TOKEN"}, TOKEN),
+    "beta": ({"method": "api_key", "location": "query", "name": "key", "credential_ref": "env://FWD_TEST_QKEY"},
+             "ab+c/d=ef12Zq8vN2"),
+    "gamma": ({"method": "basic", "credential_ref": "env://FWD_TEST_BASIC"}, "alice:pw-9Xq2Lm7Rt"),
+    "delta": ({"method": "api_key", "location": "body", "name": "api_key", "credential_ref": "env://FWD_TEST_BODY"},
+              "body-key-K4m8Q1zW"),
+}
+NEEDLES = ("tok-fwd-", "ab+c/d=e", "ab%2bc/d", "ab%2bc%2", "alice:pw", "pw-9xq2l", "body-key")
+
+
 @pytest.mark.parametrize("entry", ENTRIES)
 async def test_a_backend_echoing_its_credentials_is_not_quoted(
         tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend], monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture, entry: str) -> None:
-    monkeypatch.setenv("FWD_TEST_TOKEN", TOKEN)
-    monkeypatch.setenv("FWD_TEST_KEY", API_KEY)
+    """Header, query, basic and body credentials, echoed raw, upper-cased, cut short, NUL-spaced,
+    decoded, percent- or JSON-encoded, in an HTTP 500's message and in a JSON-RPC error's message and
+    data: the agent's answer, the audit row and the logs show none of them."""
     backend = mcp_backend_factory("leaky", f"leaky-{entry}")
-    servers = {"alpha": {"url": backend.url, "auth": {"method": "bearer", "credential_ref": "env://FWD_TEST_TOKEN"}},
-               "beta": {"url": backend.url, "auth": {"method": "api_key", "credential_ref": "env://FWD_TEST_KEY"}}}
+    servers = {}
+    for (name, (auth, secret)), var in zip(LEAKY_AUTH.items(), ("TOKEN", "QKEY", "BASIC", "BODY"), strict=True):
+        monkeypatch.setenv(f"FWD_TEST_{var}", secret)
+        servers[name] = {"url": backend.url, "auth": {**auth, "credential_ref": f"env://FWD_TEST_{var}"}}
     caplog.set_level(logging.DEBUG)
+    said, rows = [], []
     async with gateway_stack(tmp_path, pg_dsn, servers) as stack:
-        rid = uuid.uuid4().hex
-        answer = await call_via(stack, entry, "echo", {"text": LEAK}, ("alpha", "beta"), rid)
-        row = await row_of(stack, pg_dsn, rid)
-    said = json.dumps(answer)
-    assert "500" in said, said  # the failure itself is told
+        pairs = [("alpha", "beta"), ("gamma", "delta")] if entry in BROADCASTS else \
+            [(name, "alpha") for name in LEAKY_AUTH]
+        for text in (LEAK, LEAK_RPC):
+            for pair in pairs:
+                rid = uuid.uuid4().hex
+                answer = await call_via(stack, entry, "echo", {"text": text}, pair, rid)
+                said.append(json.dumps(answer))
+                rows.append(json.dumps({k: str(v) for k, v in dict(await row_of(stack, pg_dsn, rid)).items()}))
+    assert any("500" in s for s in said) and any("-32000" in s or "-32603" in s for s in said), said
     calls = [r for r in backend.requests if b'"tools/call"' in r.body]
-    assert calls and any(TOKEN in r.headers.get("authorization", "") or r.headers.get("x-api-key") == API_KEY
-                         for r in calls)  # the backend was given the credentials it echoes
-    for secret in (TOKEN, API_KEY):
-        assert secret not in said, said
-        assert secret not in json.dumps({k: str(v) for k, v in dict(row).items()})
-        assert secret not in caplog.text
+    assert any(TOKEN in r.headers.get("authorization", "") for r in calls)  # the credentials were given
+    assert any(b"body-key-K4m8Q1zW" in r.body for r in calls)  # ... the body one too
+    for needle in NEEDLES:
+        for text in (*said, *rows, caplog.text):
+            assert needle not in text.lower(), (needle, text)
+
+
+async def test_a_prompt_error_echoing_the_credential_is_masked_on_mcp(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend], monkeypatch: pytest.MonkeyPatch) -> None:
+    """/mcp's prompts/get relays a backend's JSON-RPC error as its own: masked like a call's."""
+    backend = mcp_backend_factory("leaky", "leaky-prompt", tools=(*ALL_TOOLS, "grow_prompt"))
+    monkeypatch.setenv("FWD_TEST_TOKEN", TOKEN)
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": backend.url, "auth": LEAKY_AUTH["alpha"][0]}}) as stack:
+        grown = await call_via(stack, "rest", "grow_prompt", {"name": "p"}, ("alpha", "alpha"), uuid.uuid4().hex)
+        assert "added prompt p" in json.dumps(grown), grown
+        message = {"jsonrpc": "2.0", "id": 9, "method": "prompts/get",
+                   "params": {"name": "alpha__p", "arguments": {"text": LEAK_RPC}, "_meta": META}}
+        _, answer, _ = await rpc(stack, "/mcp", message, headers=modern_headers("prompts/get", "alpha__p"))
+    assert answer["error"]["code"] == -32000 and "rejected credentials" in answer["error"]["message"], answer
+    assert "tok-fwd-" not in json.dumps(answer).lower(), answer
+
+
+async def test_an_iserror_key_written_escaped_is_still_a_failure(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend]) -> None:
+    """`"\\u0069sError": true` is `isError` to every JSON parser: audited as a failure on every entry
+    point (passthrough's relay used to look for the bytes `isError` before parsing)."""
+    backend = mcp_backend_factory("leaky", "escaping")
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": backend.url}, "beta": {"url": backend.url}}) as stack:
+        for entry in ENTRIES:
+            rid = uuid.uuid4().hex
+            answer = await call_via(stack, entry, "echo", {"text": HIDDEN_ERROR}, ("alpha", "beta"), rid)
+            row = await row_of(stack, pg_dsn, rid)
+            assert row["status"] == "error", (entry, answer, dict(row))
 
 
 async def test_a_passthrough_call_asks_the_pdp_once(stack: Stack) -> None:

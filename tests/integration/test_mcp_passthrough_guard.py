@@ -5,6 +5,8 @@ backend side: nothing arrived."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401  (fixtures)
-from tests.integration.gateway_harness import Stack, gateway_stack
+from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
 from tests.integration.mcp_helpers import (
     ACCEPT,
     ADMIN,
@@ -24,6 +26,7 @@ from tests.integration.mcp_helpers import (
 )
 
 READER, NOBODY = "reader@example.com", "nobody@example.com"
+BLIND = "blind@example.com"  # may call hostile's echo, but not see the server (no list_tools on it)
 POLICY = """
 roles:
   admin:
@@ -42,9 +45,14 @@ roles:
         actions: ["read_resource"]
       - resource: "mcp:hostile:method/tasks/list"
         actions: ["call_method"]
+  blind:
+    permissions:
+      - resource: "mcp:hostile:echo"
+        actions: ["invoke_tool"]
 user_roles:
   admin@example.com: [admin]
   reader@example.com: [reader]
+  blind@example.com: [blind]
 default_policy: deny
 """
 PT = "/servers/hostile/mcp"
@@ -282,3 +290,62 @@ async def test_listen_is_decided_on_every_subscribed_uri(stack: Stack) -> None:
         status, answer, _ = await rpc(stack, PT, body, subject, modern_headers("subscriptions/listen"))
         assert answer["error"]["code"] == code, (subject, uris, answer)
     assert backend.methods() == []
+
+
+async def test_a_duplicate_key_reaches_the_backend_only_as_decided(stack: Stack) -> None:
+    """A body naming a key twice is decided by its last value (the gateway's parser keeps the last);
+    the backend gets the gateway's re-serialised message, never the raw bytes, so a backend keeping the
+    first value (`evil:tool`, an argument of another type) cannot act on what was not decided.
+    Passthrough and /mcp alike."""
+    backend = stack.backends["hostile"]
+    meta = json.dumps(META)
+    for path, tool in ((PT, "echo"), ("/mcp", "hostile__echo")):
+        backend.clear()
+        raw = ('{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"evil:tool","name":"' + tool
+               + '","arguments":{"text":1,"text":"hi"},"_meta":' + meta + "}}").encode()
+        hdrs = {**stack.headers(READER), "Accept": ACCEPT, "Content-Type": "application/json",
+                **modern_headers("tools/call", tool)}
+        async with stack.session.post(stack.url + path, data=raw, headers=hdrs) as resp:
+            assert resp.status == 200 and "echo: hi" in await resp.text(), path
+        calls = [r for r in backend.requests if r.body and (r.json() or {}).get("method") == "tools/call"]
+        assert len(calls) == 1, path
+        assert b"evil:tool" not in calls[0].body and b'"text":1' not in calls[0].body.replace(b" ", b""), calls[0].body
+        assert calls[0].json()["params"]["arguments"] == {"text": "hi"}
+
+
+async def _audited_call(stack: Stack, dsn: str, path: str, tool: str, subject: str) -> tuple[int, Any, Any]:
+    """(status, answer, audit row) of one modern tools/call on `path`."""
+    rid = uuid.uuid4().hex
+    status, answer, _ = await rpc(stack, path, modern("tools/call", name=tool, arguments={"text": "hi"}), subject,
+                                  {**modern_headers("tools/call", tool), "X-Request-ID": rid})
+    rows = [r for r in await audit_rows(stack, dsn) if r["request_id"] == rid]
+    assert len(rows) == 1, rows
+    return status, answer, rows[0]
+
+
+async def test_a_call_allowed_on_a_server_the_caller_may_not_see_is_not_found(stack: Stack, pg_dsn: str) -> None:
+    """The call itself is allowed, the server is hidden: the same 404 as an unknown server, audited
+    as the denial it is, nothing forwarded."""
+    backend = stack.backends["hostile"]
+    backend.clear()
+    status, answer, row = await _audited_call(stack, pg_dsn, PT, "echo", BLIND)
+    assert status == 404 and "unknown or disabled MCP server 'hostile'" in answer["error"]["message"], answer
+    assert row["decision"] == "deny" and row["mcp_server"] == "hostile", dict(row)
+    assert received(backend, "tools/call") == []
+
+
+async def test_a_denied_call_on_a_visible_server_is_refused(stack: Stack, pg_dsn: str) -> None:
+    backend = stack.backends["hostile"]
+    backend.clear()
+    status, answer, row = await _audited_call(stack, pg_dsn, PT, "route", READER)  # reader may call echo only
+    refused = answer.get("error") or answer["result"]  # a modern-era denial is an isError result
+    assert "error" in answer or refused.get("isError") and "Denied" in json.dumps(refused), answer
+    assert row["decision"] == "deny" and row["status"] == "denied" and row["tool"] == "route", dict(row)
+    assert received(backend, "tools/call") == []
+
+
+async def test_a_call_to_an_unknown_server_is_not_found_and_audited_as_no_allow(stack: Stack, pg_dsn: str) -> None:
+    """Even for a caller allowed everything: nothing was forwarded, so the row does not say "allow"."""
+    status, answer, row = await _audited_call(stack, pg_dsn, "/servers/nosuch/mcp", "echo", ADMIN)
+    assert status == 404 and "unknown or disabled MCP server 'nosuch'" in answer["error"]["message"], answer
+    assert row["decision"] == "deny" and row["status"] == "error", dict(row)

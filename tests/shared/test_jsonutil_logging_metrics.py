@@ -148,6 +148,13 @@ def test_direct_line_is_the_formatters_line_and_yields_to_any_other_listener(mon
         assert direct_handler(access, logging.INFO) is None  # the handler would drop it
         root.handlers[0].setLevel(logging.NOTSET)
         # Anything else that could see or change the record: the LogRecord path, as before.
+        default = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(lambda *args, **kw: default(*args, **kw))  # e.g. one that redacts
+        try:
+            assert direct_handler(access, logging.INFO) is None
+        finally:
+            logging.setLogRecordFactory(default)
+        assert direct_handler(access, logging.INFO) is not None
         extra = logging.NullHandler()
         access.addHandler(extra)
         assert direct_handler(access, logging.INFO) is None

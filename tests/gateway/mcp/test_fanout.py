@@ -19,6 +19,7 @@ class Pool:
     def __init__(self, caps: dict[str, Any], error: dict[str, Any]) -> None:
         self.info = {"capabilities": caps}
         self.error = error
+        self.credentials = SimpleNamespace(forms=lambda server: [])
 
     def client(self, server: Any, caller: Any = None) -> Any:
         return SimpleNamespace(server_info=self.info)

@@ -6,6 +6,7 @@ base64 proto3 expects and parses strictly (unknown fields, wrong types and bad e
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -155,3 +156,30 @@ async def test_a_full_batch_wakes_one_post_and_the_remainder_waits_for_the_tick(
         assert posts == [2, 2] and len(tracer.buffer) == 1
         await exporter.export_buffered()  # the tick: everything
         assert posts == [2, 2, 1] and tracer.buffer == []
+
+
+async def test_spans_lost_at_shutdown_are_counted(aiohttp_server: Any) -> None:
+    """A collector that never answers: at stop's limit the batch in flight and the spans still
+    buffered are counted as dropped{reason="shutdown"}, none silently."""
+    received, release = asyncio.Event(), asyncio.Event()
+
+    async def traces(request: web.Request) -> web.Response:
+        received.set()
+        await release.wait()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", traces)
+    server = await aiohttp_server(app)
+    tracer = Tracer("gateway", 1.0, batch_size=2)
+    registry = CollectorRegistry()
+    async with aiohttp.ClientSession() as session:
+        exporter = otlp.Exporter(tracer, str(server.make_url("/")), session, otlp.TracingMetrics(registry, tracer))
+        task = asyncio.create_task(exporter.run())
+        for i in range(5):
+            tracer.server_span(f"r{i}", None).finish()
+        await received.wait()  # one batch of 2 in flight, 3 spans buffered
+        await exporter.stop(task, limit=0.05)
+        release.set()
+    assert task.cancelled()
+    assert registry.get_sample_value("mcpgw_tracing_dropped_spans_total", {"reason": "shutdown"}) == 5

@@ -123,6 +123,22 @@ def test_ids_cut_from_the_pool_are_valid_and_distinct_across_refills() -> None:
     assert len({s.trace_id for s in servers}) == 300 and len({s.span_id for s in spans}) == 900
 
 
+def test_ids_come_from_the_os_csprng_one_call_per_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trace and span ids are cut from os.urandom (not Python's guessable Mersenne Twister)."""
+    calls: list[int] = []
+
+    def urandom(n: int) -> bytes:
+        calls.append(n)
+        return bytes([0xAB]) * n
+
+    monkeypatch.setattr("shared.tracing.spans.os.urandom", urandom)
+    tracer = Tracer("g", 1.0)
+    server = tracer.server_span("r", None)
+    children = [server.child("c") for _ in range(100)]
+    assert server.trace_id == "ab" * 16 and all(c.span_id == "ab" * 8 for c in children)
+    assert calls == [2048]  # 4,096 hex digits: the trace id and 100 span ids from one syscall
+
+
 def test_an_all_zero_draw_never_becomes_an_id() -> None:
     tracer = Tracer("g", 1.0)
     tracer.pool, tracer.drawn = "0" * 64, 0  # what a (2**-128 likely) all-zero draw would give

@@ -1,0 +1,111 @@
+"""A backend's own text with the credentials the gateway gives it masked (pure functions).
+
+A backend may echo what it was sent, in any encoding, in its error message or data. `mask` is the one
+function every place that quotes a backend's text to an agent, a log or an audit row goes through
+(upstream/errors.py: REST errors and UpstreamRpcError; mcp/calls.py: the /mcp relay). It masks the
+server's configured credential in each form it may travel or be echoed in (`credential_forms`: raw,
+the header value sent, base64, percent-encoded, JSON-escaped, a basic-auth password alone), then
+credential shapes (shared/redact.py). Non-printable characters are dropped *before* matching (NULs
+between the characters would hide the secret), matching ignores case, and any run of at least
+PREFIX_RUN characters of a form's start is masked too (a secret cut short still gives it away).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import orjson
+from yarl import URL
+
+from gateway.backend_auth import AuthConfig, format_value
+from shared.redact import MAX_DEPTH, REDACTED, mask_secrets
+
+PREFIX_RUN = 8  # a form's first 8 characters (or more) anywhere in the text are masked
+
+
+def credential_forms(auth: AuthConfig, secret: str) -> list[str]:
+    """Every form `secret` (a server's credential, or its current oauth2 token) may be echoed in."""
+    if not secret:
+        return []
+    plain = [secret]
+    if auth.method == "basic":
+        plain.append(secret.partition(":")[2])  # the password alone (the user name is no secret)
+    forms: set[str] = {format_value(auth, secret)}
+    for value in filter(None, plain):
+        forms.update({value, base64.b64encode(value.encode()).decode("ascii"), quote(value, safe=""),
+                      quote_plus(value), quote(value, safe="/"), orjson.dumps(value).decode()[1:-1],
+                      URL.build(query={"k": value}).raw_query_string[2:]})
+    return sorted(forms, key=len, reverse=True)
+
+
+def _fold(text: str) -> str:
+    """Lower case, one character for one (indices stay valid)."""
+    low = text.lower()
+    if len(low) == len(text):  # the usual case, in C; else a few characters grew ('İ'): kept as they are
+        return low
+    return "".join(low if len(low := c.lower()) == 1 else c for c in text)
+
+
+def _spans(folded: str, form: str) -> Iterable[tuple[int, int]]:
+    """Where `form` (folded) or a run of PREFIX_RUN or more of its first characters occurs."""
+    head = form[:PREFIX_RUN]
+    start = folded.find(head)
+    while start != -1:
+        end = start + len(head)
+        while end < len(folded) and end - start < len(form) and folded[end] == form[end - start]:
+            end += 1
+        yield start, end
+        start = folded.find(head, end)
+
+
+def mask(text: str, forms: Iterable[str]) -> str:
+    """`text` printable only, with every occurrence of `forms` (any case, or a long enough prefix of
+    one) and every credential shape replaced by the redaction marker."""
+    if not text.isprintable():
+        text = "".join(c for c in text if c.isprintable())
+    folded = _fold(text)
+    spans = sorted(span for form in {_fold(f) for f in forms if f} for span in _spans(folded, form))
+    if spans:
+        parts, at = [], 0
+        for start, end in spans:
+            if end <= at:
+                continue
+            if start >= at:
+                parts.append(text[at:start])
+                parts.append(REDACTED)
+            at = end
+        text = "".join(parts) + text[at:]
+    return mask_secrets(text)
+
+
+def mask_data(value: Any, forms: Iterable[str], depth: int = 0) -> Any:
+    """A JSON value (a JSON-RPC error's `data`) with `mask` applied to every string and key."""
+    forms = forms if isinstance(forms, list | tuple) else list(forms)
+    if isinstance(value, str):
+        return mask(value, forms)
+    if depth >= MAX_DEPTH:
+        return REDACTED
+    if isinstance(value, dict):
+        return {mask(str(k), forms): mask_data(v, forms, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_data(v, forms, depth + 1) for v in value]
+    return value
+
+
+def masked_response(message: Any, forms: Iterable[str]) -> Any:
+    """A backend's JSON-RPC message with its error object (if any) masked (`mask_error`)."""
+    if isinstance(message, dict) and isinstance(message.get("error"), dict):
+        return {**message, "error": mask_error(message["error"], forms)}
+    return message
+
+
+def mask_error(error: dict[str, Any], forms: Iterable[str]) -> dict[str, Any]:
+    """A backend's JSON-RPC error object with its message and data masked (the code kept)."""
+    forms = list(forms)
+    masked = {**error, "message": mask(str(error.get("message", "")), forms)}
+    if "data" in error:
+        masked["data"] = mask_data(error["data"], forms)
+    return masked

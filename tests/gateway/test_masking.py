@@ -1,0 +1,62 @@
+"""gateway/masking.py: a backend's text with the server's credential masked in every form it may be echoed in."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from gateway.backend_auth import AuthConfig
+from gateway.masking import credential_forms, mask, mask_data, mask_error
+from shared.redact import REDACTED
+
+KEY = "ab+c/d=ef12Zq8vN2kLp"  # characters that percent-encoding, JSON and base64 all change
+API_KEY = AuthConfig(method="api_key", location="query", name="key", format="raw")
+BASIC = AuthConfig(method="basic", name="Authorization", format="prefix", prefix="Basic ")
+BEARER = AuthConfig(method="bearer", name="Authorization", format="prefix", prefix="Bearer ")
+
+
+def _nul(text: str) -> str:
+    return "\x00".join(text)
+
+
+@pytest.mark.parametrize(("auth", "secret", "echoed"), [
+    (API_KEY, KEY, KEY),
+    (API_KEY, KEY, "ab%2Bc/d%3Def12Zq8vN2kLp"),  # the query value as yarl sent it
+    (API_KEY, KEY, "ab%2Bc%2Fd%3Def12Zq8vN2kLp"),
+    (API_KEY, KEY, "ab%2bc%2fd%3def12zq8vn2klp"),  # lower-case escapes
+    (API_KEY, KEY, json.dumps(KEY)[1:-1]),
+    (API_KEY, "x\"y\\z-secret", json.dumps("x\"y\\z-secret")[1:-1]),  # JSON-escaped
+    (API_KEY, KEY, base64.b64encode(KEY.encode()).decode()),
+    (API_KEY, KEY, KEY.upper()),  # another case
+    (API_KEY, KEY, KEY[:9]),  # a cut-short prefix
+    (API_KEY, KEY, _nul(KEY)),  # NULs between the characters
+    (API_KEY, KEY, "\u200b".join(KEY)),  # zero-width spaces between them
+    (API_KEY, "k3y", "k3y"),  # a short credential is still masked
+    (BASIC, "alice:s3cr3t-pw", "alice:s3cr3t-pw"),  # decoded basic auth
+    (BASIC, "alice:s3cr3t-pw", "password s3cr3t-pw"),  # its password alone
+    (BASIC, "alice:s3cr3t-pw", base64.b64encode(b"alice:s3cr3t-pw").decode()),
+    (BEARER, "Zq8vN2kLp0xR7tYb", "Bearer Zq8vN2kLp0xR7tYb"),
+])
+def test_every_form_of_the_credential_is_masked(auth: AuthConfig, secret: str, echoed: str) -> None:
+    out = mask(f"upstream rejected [{echoed}] here", credential_forms(auth, secret))
+    assert out.startswith("upstream rejected [") and out.endswith("] here") and REDACTED in out, out
+    cleaned = out.replace(REDACTED, "")
+    for part in {secret, secret.partition(":")[2]} - {""}:
+        assert part.lower()[:8] not in cleaned.lower(), out
+
+
+def test_innocent_text_is_kept_and_overlapping_forms_mask_once() -> None:
+    forms = credential_forms(BEARER, "Zq8vN2kLp0xR7tYb")
+    assert mask("exited with 1: no such tool", forms) == "exited with 1: no such tool"
+    assert mask("auth Bearer Zq8vN2kLp0xR7tYb!", forms) == f"auth {REDACTED}!"
+    assert mask("Zq8vN2k is only 7 characters", forms) == "Zq8vN2k is only 7 characters"
+
+
+def test_data_and_error_objects_are_masked_throughout() -> None:
+    forms = credential_forms(API_KEY, KEY)
+    data = mask_data({"headers": {"x-key": KEY}, KEY: [1, KEY.lower()], "n": 3}, forms)
+    assert KEY.lower()[:8] not in json.dumps(data).lower() and data["n"] == 3, data
+    error = mask_error({"code": -32000, "message": f"bad {KEY}", "data": [KEY]}, forms)
+    assert error == {"code": -32000, "message": f"bad {REDACTED}", "data": [REDACTED]}
