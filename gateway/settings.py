@@ -140,6 +140,9 @@ class GatewaySettings(CommonSettings):
     mcp_max_streams_per_subject: int = setting(32, check=_positive, help="Open GET/listen streams per subject")
     upstream_sessions_per_backend: int = setting(256, check=_positive,
         help="Per-subject 2025-era backend sessions kept per backend (least recently used ends)")
+    upstream_own_connections_per_server: int = setting(8, check=_positive,
+        help="Legacy SSE callers with a connection of their own per server (a quarter of the 32 connections "
+             "kept per host); later callers share the server's one connection (its requests answered by us)")
     upstream_session_idle: float = setting(600.0, check=_positive,
         help="Seconds an unused per-subject backend session lives before it is ended")
     upstream_subject_concurrency: int = setting(16, check=_positive,

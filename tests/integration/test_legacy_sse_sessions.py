@@ -99,3 +99,27 @@ async def test_a_passthrough_agent_has_its_own_connection_until_it_deletes_its_s
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_own_connections_are_capped_per_server_and_later_callers_share_the_servers_connection(
+    tmp_path: Path, pg_dsn: str, everything: Everything
+) -> None:
+    """Each own connection holds a pooled connection for its stream: past the cap (well below the
+    pool's per-host limit) a caller shares the server's one connection instead of starving the pool."""
+    env = {"MCPGW_GATEWAY_UPSTREAM_OWN_CONNECTIONS_PER_SERVER": "2"}
+    async with gateway_stack(tmp_path, pg_dsn, {"old": {"type": "sse", "url": everything.server.url}}, env=env) as s:
+        bridge = s.app[BRIDGE]
+        await bridge.settled()
+        url = bridge.url_for("old")
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {"sampling": {}},
+            "clientInfo": {"name": "t", "version": "1"}}}
+        sids = []
+        for _ in range(4):
+            async with s.session.post(url, json=init) as resp:
+                assert resp.status == 200, await resp.text()
+                sids.append(resp.headers["Mcp-Session-Id"])
+        assert bridge.sessions.own("old") == 2 and len(bridge.sessions) == 4
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        async with s.session.post(url, json=listing, headers={"Mcp-Session-Id": sids[-1]}) as resp:
+            assert resp.status == 200 and (await resp.json())["result"]["tools"]

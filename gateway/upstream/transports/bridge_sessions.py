@@ -7,8 +7,8 @@ call's answer stream) or, with none, to the session's GET streams; with neither,
 answers it itself (channel.answer_server_request). A stdio server's sessions share its one child.
 
 Bounds, the same as the gateway's per-subject sessions (upstream/sessions.py, whose eviction
-DELETEs the bridge session): at most `per_server` own connections per server (the least recently
-used session ends past that), and a session unused for `idle` seconds ends the next time the
+DELETEs the bridge session): at most `per_server` own connections per server (BridgeHost opens no
+more: later callers share the server's connection; the least recently used ends past it), and a session unused for `idle` seconds ends the next time the
 table is touched. Ending a session cancels its calls and closes its connection (the event stream).
 """
 
