@@ -8,6 +8,7 @@ middle of tools/call; the agent sees `input_required` results and answers by ret
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -137,6 +138,37 @@ async def test_a_retry_is_bound_to_its_arguments_and_used_once(stack: Stack) -> 
     assert status == 400 and again["error"]["message"] == "Invalid or expired requestState"
 
 
+async def test_a_retrys_arguments_must_be_the_same_json_not_merely_equal_in_python(stack: Stack) -> None:
+    """1 == 1.0 == True in Python; a retry is bound to its arguments' canonical JSON."""
+    status, first = await _call(stack, "ask_and_wait", {"topic": "exact", "pause": 0}, _admin(stack))
+    assert status == 200 and first["result"]["resultType"] == "input_required", first
+    key = next(iter(first["result"]["inputRequests"]))
+    retry = {"inputResponses": {key: ANSWER}, "requestState": first["result"]["requestState"]}
+    status, loose = await _call(stack, "ask_and_wait", {"topic": "exact", "pause": 0.0}, _admin(stack), retry)
+    assert status == 400 and loose["error"]["message"] == "Invalid or expired requestState", loose
+    status, final = await _call(stack, "ask_and_wait", {"pause": 0, "topic": "exact"}, _admin(stack), retry)
+    assert status == 200 and final["result"]["content"][0]["text"] == "llm said: tides", final  # key order is no matter
+
+
+async def test_a_retry_decided_for_another_server_ends_the_held_call(stack: Stack) -> None:
+    """A reload may route the tool's name elsewhere: the retry was decided for that server, so the held
+    call (on the old one) is ended and the retry answered −32602, never continued on the old server."""
+    from gateway.keys import SERVERS
+    from gateway.mcp import bridge
+    from gateway.mcp.protocol import RpcFailure
+
+    first = await _asked(stack, "moved")
+    held = _held(stack).claim(first["requestState"], (CAROL, "ask__ask_and_wait", b'{"topic":"moved"}'))
+    assert isinstance(held, bridge.Held)
+    elsewhere = dataclasses.replace(stack.app[SERVERS].get("ask"), name="other")
+    writer = bridge.HeldCall(held.call.request, stack.app[MCP_STATE], elsewhere, "modern", 99, "/mcp")
+    with pytest.raises(RpcFailure) as failure:
+        await bridge.resume(held, writer, {"inputResponses": {}})
+    assert failure.value.code == -32602 and failure.value.message == "Invalid or expired requestState"
+    await _backend_saw(SEEN["moved"].cancelled)
+    assert not SEEN["moved"].finished.is_set() and _held(stack).held == 0
+
+
 async def test_a_denied_retry_cancels_the_held_backend_call(stack: Stack) -> None:
     """The retry is decided again: the caller lost its role meanwhile, so it is denied and the backend's
     handler is cancelled (notifications/cancelled), not left waiting."""
@@ -156,9 +188,14 @@ async def test_an_agent_leaving_during_a_round_cancels_the_held_backend_call(sta
     seen = SEEN.setdefault("left", Seen())
     call = asyncio.ensure_future(_call(stack, "ask_and_wait", {"topic": "left", "pause": 60}, _admin(stack)))
     await _backend_saw(seen.started)
+    # Never parked (so nothing is counted in HeldCalls): what must end is the held call's own task.
+    rounds = [t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__name__", "") == "_rounds"]
+    assert len(rounds) == 1
     call.cancel()  # the agent's connection closes while the round waits for the backend
     await _backend_saw(seen.cancelled)
-    assert _held(stack).held == 0 and len(stack.app[MCP_STATE].pending) == 0
+    done, running = await asyncio.wait(rounds, timeout=10)
+    assert not running and all(t.cancelled() for t in done)
+    assert len(stack.app[MCP_STATE].pending) == 0
 
 
 @pytest.mark.parametrize(("state", "message"), [(42, "requestState must be a string"),
