@@ -25,6 +25,8 @@ from shared.settings import Secret, SettingsError, load_settings, setting
 MAX_RESPONSE_BYTES = 16_777_216
 # Everything one call may relay: result + notifications + server→client requests (MCPGW_GATEWAY_MCP_MAX_CALL_BYTES).
 MAX_CALL_BYTES = 67_108_864
+# Seconds an agent has to answer a backend's request relayed to it (sampling, elicitation, roots).
+ANSWER_TIMEOUT = 300.0
 
 PREFIX = "MCPGW_GATEWAY_"
 DEFAULT_ALGORITHMS = ["RS256", "ES256", "PS256", "EdDSA"]

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from gateway.credentials import CredentialStore
 from gateway.registry import ServerConfig
+from gateway.settings import ANSWER_TIMEOUT
 from gateway.settings import GatewaySettings as Defaults
 from gateway.upstream import sse
 from gateway.upstream.sessions import canonical_capabilities
@@ -232,12 +233,20 @@ class BridgeHost:
         if progress or session.own is not None:  # an own connection's requests to the client come here too
             notes = asyncio.Queue(maxsize=1000)
         task = asyncio.create_task(server.request(message, lossy(notes) if notes and progress else None))
-        calls = session.calls
-        calls[rid] = BridgeCall(task, notes)
         # The gateway's client gives up after the server's timeout; a moment later the call is
         # cancelled here too (and in the server), so a server that never answers leaks nothing.
+        # Once the server's request is relayed to the agent, the agent's answer time is the limit.
         config = self._configs.get(request.match_info["name"])
-        timer = asyncio.get_running_loop().call_later((config.timeout if config else 30.0) + 1.0, task.cancel)
+        limit, loop = (config.timeout if config else 30.0), asyncio.get_running_loop()
+        timer = loop.call_later(limit + 1.0, task.cancel)
+
+        def asked() -> None:
+            nonlocal timer
+            timer.cancel()
+            timer = loop.call_later(max(limit, ANSWER_TIMEOUT) + 1.0, task.cancel)
+
+        calls = session.calls
+        calls[rid] = BridgeCall(task, notes, asked)
         try:
             if notes is None:
                 return json_response(await wait(task, rid))

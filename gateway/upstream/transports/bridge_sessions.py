@@ -34,6 +34,7 @@ class BridgeCall:
 
     task: asyncio.Task[dict[str, Any]]
     notes: asyncio.Queue[dict[str, Any]] | None
+    asked: Callable[[], None] | None = None  # told when the server's request is relayed on it
 
 
 class BridgeSession:
@@ -53,6 +54,8 @@ class BridgeSession:
             if call.notes is not None and not call.task.done():
                 try:
                     call.notes.put_nowait(message)
+                    if call.asked is not None:
+                        call.asked()
                     return True
                 except asyncio.QueueFull:
                     continue

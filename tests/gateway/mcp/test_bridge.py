@@ -169,6 +169,22 @@ async def test_a_retry_decided_for_another_server_ends_the_held_call(stack: Stac
     assert not SEEN["moved"].finished.is_set() and _held(stack).held == 0
 
 
+async def test_a_held_round_outlives_the_backends_idle_timeout_while_the_agent_answers(
+    tmp_path: Path, pg_dsn: str, asking: Backend
+) -> None:
+    """The backend waits, silent, for the agent's answer: its `timeout` (an idle limit) must not end the
+    call then — the answer's own limit applies while a relayed request is outstanding."""
+    servers = {"ask": {"url": asking.url, "timeout": 0.5}}
+    async with gateway_stack(tmp_path, pg_dsn, servers) as slow_stack:
+        first = await _asked(slow_stack, "patient")
+        await asyncio.sleep(1.5)  # the agent takes three idle limits to answer
+        assert not SEEN["patient"].cancelled.is_set()
+        key = next(iter(first["inputRequests"]))
+        retry = {"inputResponses": {key: ANSWER}, "requestState": first["requestState"]}
+        status, final = await _call(slow_stack, "ask_and_wait", {"topic": "patient"}, _admin(slow_stack), retry)
+        assert status == 200 and final["result"]["content"][0]["text"] == "llm said: tides", final
+
+
 async def test_a_denied_retry_cancels_the_held_backend_call(stack: Stack) -> None:
     """The retry is decided again: the caller lost its role meanwhile, so it is denied and the backend's
     handler is cancelled (notifications/cancelled), not left waiting."""
