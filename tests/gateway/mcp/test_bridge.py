@@ -185,6 +185,21 @@ async def test_a_held_round_outlives_the_backends_idle_timeout_while_the_agent_a
         assert status == 200 and final["result"]["content"][0]["text"] == "llm said: tides", final
 
 
+async def test_a_bare_response_from_a_2026_agent_does_not_answer_a_held_call(stack: Stack) -> None:
+    """Only a retry (decided again by policy) answers a held call's request; a bare JSON-RPC response is refused."""
+    first = await _asked(stack, "bare")
+    key = next(iter(first["inputRequests"]))
+    headers = {"Authorization": f"Bearer {_admin(stack)}", "Accept": ACCEPT, "Content-Type": "application/json",
+               "MCP-Protocol-Version": "2026-07-28"}
+    async with stack.session.post(stack.url + "/mcp", json={"jsonrpc": "2.0", "id": key, "result": ANSWER},
+                                  headers=headers) as resp:
+        assert resp.status == 400, await resp.text()
+        assert "inputResponses" in (await resp.json())["error"]["message"]
+    retry = {"inputResponses": {key: ANSWER}, "requestState": first["requestState"]}
+    status, final = await _call(stack, "ask_and_wait", {"topic": "bare"}, _admin(stack), retry)
+    assert status == 200 and final["result"]["content"][0]["text"] == "llm said: tides", final  # still held
+
+
 async def test_a_denied_retry_cancels_the_held_backend_call(stack: Stack) -> None:
     """The retry is decided again: the caller lost its role meanwhile, so it is denied and the backend's
     handler is cancelled (notifications/cancelled), not left waiting."""
