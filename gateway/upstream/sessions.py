@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -35,6 +35,7 @@ FORWARDED_CAPABILITIES: dict[str, tuple[str, ...]] = {
 # Per-caller sessions one subject may hold per backend (its own least recently used ends past that):
 # a subject varying its declared capabilities must not fill the backend's table.
 PER_SUBJECT = 8
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,16 @@ def canonical_capabilities(capabilities: object) -> str:
             kept[name] = {f: True if f == "listChanged" else {} for f in flags
                           if (sub.get(f) is True if f == "listChanged" else isinstance(sub.get(f), dict))}
     return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def idled(used: Iterable[tuple[K, float]], now: float, idle: float) -> list[K]:
+    """The keys at the front of a least-recently-used-first table unused for `idle` seconds."""
+    out = []
+    for key, last in used:
+        if now - last < idle:
+            break
+        out.append(key)
+    return out
 
 
 class _Entry:
@@ -150,12 +161,9 @@ class SubjectSessions:
         return [e.client for table in self._tables.values() for e in table.values()]
 
     def _expire(self, server: str, table: OrderedDict[Caller, _Entry], now: float) -> None:
-        for caller, entry in list(table.items()):
-            if now - entry.used < self.idle:
-                return
+        for caller in idled(((c, e.used) for c, e in table.items()), now, self.idle):
             if (server, caller) not in self._busy:
-                del table[caller]
-                self._end(entry.client)
+                self._end(table.pop(caller).client)
 
     def _end(self, client: BackendClient) -> None:
         self.ended += 1

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.upstream import codec
+from gateway.upstream.sessions import idled
 from gateway.upstream.transports.mux import Multiplexer
 
 MAX_SESSIONS = 10_000  # every server together (a stdio session costs a dict; an own connection is bounded per server)
@@ -131,10 +132,7 @@ class SessionTable:
             self.pop(sid)
 
     def _expire(self, now: float) -> None:
-        while self._sessions:
-            sid, session = next(iter(self._sessions.items()))
-            if now - session.used < self.idle:
-                return
+        for sid in idled(((k, s.used) for k, s in self._sessions.items()), now, self.idle):
             self._evict(sid)
 
     def _evict(self, sid: str) -> None:
