@@ -149,8 +149,7 @@ async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
         backoff_max=s.stdio_restart_backoff_max, healthy_seconds=s.stdio_healthy_seconds,
         stderr_lines_per_second=s.stdio_stderr_lines_per_second, max_message_bytes=s.mcp_max_response_bytes,
     ), session=app[CLIENT_SESSION], session_idle=s.upstream_session_idle,
-        # a legacy SSE server's per-subject sessions, and the gateway's own one (catalogs)
-        sessions_per_server=s.upstream_sessions_per_backend + 1)
+        sessions_per_server=s.upstream_own_connections_per_server)
     app[BRIDGE] = host
     async for _ in bridge_site(host):
         yield

@@ -25,6 +25,8 @@ from shared.settings import Secret, SettingsError, load_settings, setting
 MAX_RESPONSE_BYTES = 16_777_216
 # Everything one call may relay: result + notifications + server→client requests (MCPGW_GATEWAY_MCP_MAX_CALL_BYTES).
 MAX_CALL_BYTES = 67_108_864
+# Seconds an agent has to answer a backend's request relayed to it (sampling, elicitation, roots).
+ANSWER_TIMEOUT = 300.0
 
 PREFIX = "MCPGW_GATEWAY_"
 DEFAULT_ALGORITHMS = ["RS256", "ES256", "PS256", "EdDSA"]
@@ -140,6 +142,9 @@ class GatewaySettings(CommonSettings):
     mcp_max_streams_per_subject: int = setting(32, check=_positive, help="Open GET/listen streams per subject")
     upstream_sessions_per_backend: int = setting(256, check=_positive,
         help="Per-subject 2025-era backend sessions kept per backend (least recently used ends)")
+    upstream_own_connections_per_server: int = setting(8, check=_positive,
+        help="Legacy SSE callers with a connection of their own per server (a quarter of the 32 connections "
+             "kept per host); later callers share the server's one connection (its requests answered by us)")
     upstream_session_idle: float = setting(600.0, check=_positive,
         help="Seconds an unused per-subject backend session lives before it is ended")
     upstream_subject_concurrency: int = setting(16, check=_positive,

@@ -85,6 +85,9 @@ async def post(request: web.Request) -> web.StreamResponse:
             protocol.validate_modern(msg, request.headers)
         remember_caller(request, era, msg.params, session)
         if msg.kind == "response":
+            if era != "handshake":  # its answers come in a retry's inputResponses, decided again (bridge.py)
+                raise RpcFailure(protocol.INVALID_REQUEST, "a 2026-07-28 agent answers a server request by "
+                                 "retrying its call with inputResponses", status=400)
             # An agent's answer to a backend's sampling / elicitation / roots request (calls.py).
             state.pending.answer(principal(request).subject, msg.id, msg.body)
         if msg.method == "notifications/cancelled" and session is not None:

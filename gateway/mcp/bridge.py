@@ -8,7 +8,8 @@ the gateway mints (backchannel.HeldCalls) — while the backend's call stays ope
 `inputResponses` are posted to the backend as the answers to its requests and the same call is
 relayed on: it may ask again (another round), until its result answers the last retry.
 
-The token is single-use and bound to the subject, server, tool and arguments; anything else is
+The token is single-use and bound to the subject, server, tool and arguments (their canonical JSON: 1, 1.0
+and true differ); anything else is
 "Invalid or expired requestState" (−32602) and nothing is forwarded. A retry is decided again like
 any call; refused, the held call is cancelled. Held calls are bounded per subject and in total, and
 ended (the backend told `notifications/cancelled`) when no retry comes within
@@ -24,6 +25,7 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from gateway.mcp import protocol
@@ -41,7 +43,7 @@ INVALID_STATE = "Invalid or expired requestState"
 class Turn:
     """A `/mcp` tools/call as the bridge sees it: who may continue it, and the held call it continues."""
 
-    owner: tuple[Any, ...]  # subject, the tool as the agent named it, its arguments
+    owner: tuple[Any, ...]  # subject, the tool as the agent named it, its arguments (canonical JSON)
     held: Held | None = None
 
 
@@ -112,7 +114,9 @@ def claimed(request: web.Request, state: McpState, params: dict[str, Any], era: 
     token = params.get("requestState")
     if "requestState" in params and not isinstance(token, str):
         raise RpcFailure(protocol.INVALID_PARAMS, "requestState must be a string")
-    turn = Turn((principal(request).subject, params.get("name"), params.get("arguments") or {}))
+    # Arguments by their canonical JSON: Python's == takes 1, 1.0 and true for the same argument.
+    arguments = orjson.dumps(params.get("arguments") or {}, option=orjson.OPT_SORT_KEYS)
+    turn = Turn((principal(request).subject, params.get("name"), arguments))
     if era != "modern" or not isinstance(token, str) or not token.startswith(STATE_PREFIX):
         yield turn  # no state, or a 2026-07-28 backend's own (passed to it as is)
         return
@@ -134,7 +138,11 @@ def claimed(request: web.Request, state: McpState, params: dict[str, Any], era: 
 
 async def resume(held: Held, writer: Call, params: dict[str, Any] | None) -> dict[str, Any]:
     """One round: deliver the retry's answers, then relay the held call on `writer` (the agent's request
-    in progress) until it ends (its result) or asks (an `input_required` result, the call parked)."""
+    in progress) until it ends (its result) or asks (an `input_required` result, the call parked).
+    A retry decided for another server than the held call's (the tool moved on a reload) ends it: −32602."""
+    if held.call.server.name != writer.server.name:
+        held.end("the retry was decided for another server")
+        raise RpcFailure(protocol.INVALID_PARAMS, INVALID_STATE, {"reason": "invalid_request_state"})
     held.resumed = True
     call = held.call
     _deliver(call, (params or {}).get("inputResponses") or {})

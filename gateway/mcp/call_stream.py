@@ -22,13 +22,13 @@ from gateway.mcp.aggregated_common import caller
 from gateway.mcp.backchannel import TooManyPending
 from gateway.mcp.state import McpState
 from gateway.registry import ServerConfig
+from gateway.settings import ANSWER_TIMEOUT
 from gateway.upstream import sse
 from gateway.upstream.errors import UpstreamError
 from gateway.upstream.pool import UpstreamPool
 
 log = logging.getLogger(__name__)
 RELAYED = frozenset({"notifications/progress", "notifications/message"})
-ANSWER_TIMEOUT = 300.0
 
 
 class Call:

@@ -23,6 +23,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from gateway.calls import outcome
@@ -31,7 +32,7 @@ from gateway.keys import UPSTREAM
 from gateway.masking import masked_response
 from gateway.mcp import bridge, call_stream, links, protocol
 from gateway.mcp.aggregated_common import result_or_error
-from gateway.mcp.call_stream import Call, on_request, relay_notification
+from gateway.mcp.call_stream import ANSWER_TIMEOUT, Call, on_request, relay_notification
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone
 from gateway.registry import ServerConfig
@@ -169,7 +170,7 @@ async def _exchange(call: Call, pool: UpstreamPool, message: dict[str, Any], uid
         try:
             async for event in sse.events(resp, call.server.name, limit, budget=budget,
                                           idle_limit=call.server.timeout):
-                found = await _on_event(call, pool, event, uid)
+                found = await _on_event(call, pool, event, uid, resp)
                 if found is not None:
                     return _result(call, found, uid, resp.status, message["params"]["name"])
         except CallBudgetExceeded:
@@ -205,7 +206,8 @@ def _result(call: Call, message: Any, uid: str, status: int, tool: str) -> dict[
     return result if result.get("resultType") == "input_required" else dict(codec.normalise_result(result))
 
 
-async def _on_event(call: Call, pool: UpstreamPool, event: sse.Event, uid: str) -> dict[str, Any] | None:
+async def _on_event(call: Call, pool: UpstreamPool, event: sse.Event, uid: str,
+                    resp: aiohttp.ClientResponse) -> dict[str, Any] | None:
     if event.event != "message" or not event.data:
         return None
     msg = codec.decode(event.data, call.server.name)
@@ -224,4 +226,28 @@ async def _on_event(call: Call, pool: UpstreamPool, event: sse.Event, uid: str) 
             await call.send(relayed)
         return None
     await on_request(call, pool, msg)
+    _patient(call, resp)
     return None
+
+
+def _patient(call: Call, resp: aiohttp.ClientResponse) -> None:
+    """While a relayed request waits for the agent, the backend waits for its answer: the stream's idle
+    limit is the answer's (ANSWER_TIMEOUT), not the backend's `timeout`, until no request is outstanding."""
+    conn = resp.connection
+    asked = [t for t in call.tasks if not t.done()]
+    if conn is None or conn.protocol is None or not asked:
+        return
+    protocol_ = conn.protocol
+
+    def idle(limit: float) -> None:
+        if resp.connection is conn:  # never a connection released to the pool (another request's now)
+            protocol_.read_timeout = limit
+            protocol_.start_timeout()
+
+    def answered(_: object) -> None:
+        if not any(not t.done() for t in call.tasks):
+            idle(call.server.timeout)
+
+    idle(max(call.server.timeout, ANSWER_TIMEOUT))
+    for task in asked:
+        task.add_done_callback(answered)

@@ -10,7 +10,8 @@ generation moves, one PDP search per subject and generation however many streams
 
 While polling, each backend is also watched (`watch`, upstream/changes.py: a stream on which the
 backend announces its own `*/list_changed`): an announcement `poke`s the poller, which re-reads
-that backend's lists at once — after DEBOUNCE, so a burst of announcements costs one read.
+that backend's lists at once — after DEBOUNCE, so a burst of announcements costs one read, and at
+most once per MIN_REREAD per backend, so one repeating its announcement is not re-read without pause.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ CAPABILITY = {"tools/list": "tools", "prompts/list": "prompts", "resources/list"
 REFILTER_SECONDS = 60.0  # policy can change without a catalog change: re-filter this often anyway
 MAX_VIEWS = 1024
 DEBOUNCE = 0.05  # seconds a backend's announcement waits for the rest of its burst before the read
+MIN_REREAD = 1.0  # seconds between a backend's announced re-reads (one repeating list_changed costs 1 read/s)
 Watch = Callable[[ServerConfig, Callable[[], None]], Coroutine[Any, Any, None]]  # follows one backend; calls poke on a change
 
 
@@ -76,6 +78,7 @@ class CatalogPoller:
         self._watch: Watch | None = None
         self._watchers: dict[str, tuple[ServerConfig, asyncio.Task[None]]] = {}
         self._poked: dict[str, asyncio.Task[None]] = {}  # backends whose re-read is pending
+        self._reread_at: dict[str, float] = {}  # loop time of each backend's last announced re-read
 
     def bind(self, fetch: Callable[[ServerConfig, str], Awaitable[list[dict[str, Any]]]], servers: Callable[[], Iterable[ServerConfig]],
              info: Callable[[ServerConfig], Awaitable[Mapping[str, Any]]], interval: Callable[[], float],
@@ -108,10 +111,13 @@ class CatalogPoller:
             self._poked[server] = asyncio.get_running_loop().create_task(self._reread(server))
 
     async def _reread(self, server: str) -> None:
+        loop = asyncio.get_running_loop()
+        last = self._reread_at.get(server)
         try:
-            await asyncio.sleep(DEBOUNCE)
+            await asyncio.sleep(DEBOUNCE if last is None else max(DEBOUNCE, last + MIN_REREAD - loop.time()))
         finally:
             del self._poked[server]  # an announcement from now on is read again, after this read
+        self._reread_at[server] = loop.time()
         try:
             await self.refresh(only=server)
         except Exception as exc:  # noqa: BLE001 - the next announcement or poll tries again

@@ -25,6 +25,7 @@ import aiohttp
 from gateway.upstream import codec
 from gateway.upstream.client import LEGACY, MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError
+from gateway.upstream.transports.channel import answer_server_request
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
@@ -113,6 +114,4 @@ async def _read(client: BackendClient, resp: aiohttp.ClientResponse, poke: Calla
         if method in codec.LIST_CHANGED or method == ACKNOWLEDGED:
             poke()
         elif isinstance(method, str) and "id" in message:  # nobody here to ask: answered at once
-            answer = ({"result": {}} if method == "ping" else
-                      {"error": {"code": -32601, "message": f"{method} is not available on this stream"}})
-            await client.send_response({"jsonrpc": "2.0", "id": message["id"], **answer})
+            await client.send_response(answer_server_request(message))

@@ -225,7 +225,8 @@ class UpstreamPool:
             return
         config = self._config(server)
         async with self.lanes.turn(config.name, caller.subject, config.timeout):
-            yield
+            with self.subjects.hold(config.name, caller):  # its session is not ended mid-request
+                yield
 
     async def request(
         self, server: ServerConfig | str, method: str, params: dict[str, Any] | None = None,

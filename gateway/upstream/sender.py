@@ -68,8 +68,10 @@ class Sender:
         self.server, self.session, self.credentials = server, session, credentials
         # Built once: parsing the URL and building the timeouts on every call showed in profiles.
         self.url = URL(url or server.url)
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=server.timeout, sock_read=server.timeout)
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=server.timeout)
+        # `connect` bounds the wait for a free pooled connection too: a starved pool fails (504), never hangs.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=server.timeout, sock_connect=server.timeout,
+                                              sock_read=server.timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=server.timeout, sock_connect=server.timeout)
 
     async def send(self, method: str, headers: dict[str, str], message: dict[str, Any] | None = None, *,
                    url: URL | None = None, stream: bool = False) -> aiohttp.ClientResponse:

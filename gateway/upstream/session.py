@@ -68,6 +68,7 @@ class BackendSession:
         self.protocol_version: str | None = None
         self.server_info: dict[str, Any] = {}
         self.initialize_count = 0
+        self.closed = False  # ended (end_soon): a session a renewal still opens is ended at once
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
 
@@ -125,7 +126,12 @@ class BackendSession:
         if not isinstance(result, dict) or not isinstance(result.get("protocolVersion"), str):
             raise UpstreamError(self.server.name, "initialize failed", reply.status)
         headers = {"MCP-Protocol-Version": result["protocolVersion"], **({"Mcp-Session-Id": new_id} if new_id else {})}
-        await self._exchange({"jsonrpc": "2.0", "method": "notifications/initialized"}, headers)
+        if not self.closed:
+            await self._exchange({"jsonrpc": "2.0", "method": "notifications/initialized"}, headers)
+        if self.closed:  # ended (evicted) while this renewal ran: the new session would be nobody's
+            if new_id:
+                in_background(self._quietly("ending a backend session", self.http.send("DELETE", headers)))
+            raise UpstreamError(self.server.name, "the backend session was ended")
         self.protocol_version, self.server_info, self.session_id = result["protocolVersion"], result, new_id
         self.era = LEGACY
         log.info("backend initialized", extra={"server": self.server.name, "version": self.protocol_version})
@@ -139,7 +145,9 @@ class BackendSession:
             self.era_hint = LEGACY
 
     def end_soon(self) -> None:
-        """End this client's 2025-era backend session with a DELETE (best effort, in the background)."""
+        """End this client's 2025-era backend session with a DELETE (best effort, in the background);
+        a session a renewal in progress opens is ended too (`closed`)."""
+        self.closed = True
         if self.era != LEGACY or not self.session_id:
             return
         in_background(self._quietly("ending a backend session", self.http.send("DELETE", self._session_headers())))

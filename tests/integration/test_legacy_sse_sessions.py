@@ -6,9 +6,11 @@ the client matrix (the everysse rows, /mcp and passthrough)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +101,53 @@ async def test_a_passthrough_agent_has_its_own_connection_until_it_deletes_its_s
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_own_connections_are_capped_per_server_and_later_callers_share_the_servers_connection(
+    tmp_path: Path, pg_dsn: str, everything: Everything
+) -> None:
+    """Each own connection holds a pooled connection for its stream: past the cap (well below the
+    pool's per-host limit) a caller shares the server's one connection instead of starving the pool."""
+    env = {"MCPGW_GATEWAY_UPSTREAM_OWN_CONNECTIONS_PER_SERVER": "2"}
+    async with gateway_stack(tmp_path, pg_dsn, {"old": {"type": "sse", "url": everything.server.url}}, env=env) as s:
+        bridge = s.app[BRIDGE]
+        await bridge.settled()
+        url = bridge.url_for("old")
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {"sampling": {}},
+            "clientInfo": {"name": "t", "version": "1"}}}
+        sids = []
+        for _ in range(4):
+            async with s.session.post(url, json=init) as resp:
+                assert resp.status == 200, await resp.text()
+                sids.append(resp.headers["Mcp-Session-Id"])
+        assert bridge.sessions.own("old") == 2 and len(bridge.sessions) == 4
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        async with s.session.post(url, json=listing, headers={"Mcp-Session-Id": sids[-1]}) as resp:
+            assert resp.status == 200 and (await resp.json())["result"]["tools"]
+
+
+async def test_a_bridged_call_outlives_the_servers_idle_timeout_while_the_agent_answers(
+    tmp_path: Path, pg_dsn: str, everything: Everything
+) -> None:
+    """server-everything waits, silent, for the agent's sampling answer: neither the gateway's idle read
+    limit (the server's `timeout`) nor the bridge's timer may end the call meanwhile."""
+    import httpx2
+    import mcp_types as types
+    from mcp.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def slow_sampler(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        await asyncio.sleep(2.5)  # five of the server's idle limits
+        return types.CreateMessageResult(role="assistant", model="m", content=types.TextContent(type="text", text="late"))
+
+    servers = {"old": {"type": "sse", "url": everything.server.url, "timeout": 0.5}}
+    async with gateway_stack(tmp_path, pg_dsn, servers) as s:
+        await s.app[BRIDGE].settled()
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {s.token(ADMIN)}"})
+        client = Client(streamable_http_client(s.url + "/mcp", http_client=http), mode="legacy",
+                        sampling_callback=slow_sampler)
+        async with http, client:
+            result = await client.call_tool(SAMPLING_TOOL, {"prompt": "slow", "maxTokens": 5})
+        assert not result.is_error, result
+        assert "late" in str(result.content), result

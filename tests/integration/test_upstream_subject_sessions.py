@@ -6,6 +6,7 @@ agent's capabilities, and the number of sessions per backend is bounded (LRU, en
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -137,8 +138,63 @@ def test_capabilities_are_reduced_to_what_a_backend_may_use_and_bounded() -> Non
         '{"roots":{},"sampling":{"tools":{}}}'
     assert canonical_capabilities("nonsense") == "{}"
     huge = canonical_capabilities({"elicitation": {"form": {"pad": "x" * 5000}}})
-    assert huge == '{"elicitation":{}}'
+    assert huge == '{"elicitation":{"form":{}}}'
     assert Caller.of("a", {"sampling": {}}) == Caller.of("a", {"sampling": {}, "experimental": {}})
+    # Unknown contents are no part of the key: one subject cannot mint callers without end.
+    assert len({Caller.of("a", {"sampling": {"x": i}}) for i in range(50)}) == 1
+    assert canonical_capabilities({"elicitation": {"url": {}, "x": 1}, "roots": {"listChanged": True}}) == \
+        '{"elicitation":{"url":{}},"roots":{"listChanged":true}}'
+    assert canonical_capabilities({"roots": {"listChanged": "yes"}, "sampling": {"context": 1}}) == \
+        '{"roots":{},"sampling":{}}'
+
+
+class _Fake:
+    def __init__(self, server: Any) -> None:
+        self.server, self.ended = server, False
+
+    def end_soon(self) -> None:
+        self.ended = True
+
+
+def test_one_subject_is_bounded_on_its_own_and_a_session_in_use_is_never_ended() -> None:
+    now = [0.0]
+    table = SubjectSessions(lambda cfg, who: _Fake(cfg), per_backend=4, idle=60.0,  # type: ignore[arg-type,return-value]
+                            clock=lambda: now[0], per_subject=2)
+    srv = config("http://127.0.0.1:1/mcp")
+    victim = Caller.of("victim")
+    theirs = table.get(srv, victim)
+    with table.hold("srv", victim):  # the victim's call is in flight
+        flood = [table.get(srv, Caller.of("mallory", {c: {}})) for c in ("sampling", "elicitation", "roots")]
+        assert flood[0].ended and not flood[1].ended  # mallory's own oldest went, not the victim's
+        for i in range(5):  # past the backend's bound: the idle ones go, the one in use stays
+            table.get(srv, Caller.of(f"user{i}"))
+        now[0] = 100.0
+        table.get(srv, Caller.of("late"))  # every other one idled out
+        assert not theirs.ended  # type: ignore[attr-defined]
+        assert table.get(srv, victim) is theirs
+    now[0] = 200.0
+    table.get(srv, Caller.of("later"))
+    assert theirs.ended  # type: ignore[attr-defined]
+
+
+async def test_a_session_with_a_call_in_flight_is_not_evicted_by_other_callers(stateful: Backend) -> None:
+    srv = config(stateful.url)
+    async with create_session() as session:
+        pool = UpstreamPool(session, CredentialStore(session, environ={}), sessions_per_backend=1)
+        slow = Caller.of("slow@example.com")
+        running = asyncio.ensure_future(pool.call_tool(srv, "sleep", {"seconds": 1.0}, slow))
+        await eventually(lambda: _async(pool.client(srv, slow).session_id is not None and any(
+            r.method == "POST" and "sleep" in str(r.body) for r in list(stateful.requests))))
+        ours = pool.client(srv, slow).session_id
+        await pool.call_tool(srv, "echo", {"text": "hi"}, Caller.of("other@example.com"))
+        assert text(await running) == "slept 1.0"
+        assert not any(r.method == "DELETE" and r.headers.get("mcp-session-id") == ours
+                       for r in list(stateful.requests))
+        await pool.close()
+
+
+async def _async(value: bool) -> bool:
+    return value
 
 
 async def test_a_2025_agent_a_backend_may_ask_gets_a_2025_session_on_a_backend_offering_2026(

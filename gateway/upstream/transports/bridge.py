@@ -8,7 +8,8 @@ REST and passthrough then talk to them exactly as to Streamable HTTP servers (se
 Per endpoint: `initialize` gives the caller a session (bridge_sessions.py). A stdio server's
 sessions are answered from its cached handshake and multiplexed onto its one child
 (`mux.Multiplexer`); a legacy SSE server's session opens a connection of its own declaring the
-capabilities the caller declared, whose requests to the client are relayed on the caller's
+capabilities the caller declared (at most `sessions_per_server` such per server: later callers share
+the server's one connection, which answers the server's requests itself), whose requests to the client are relayed on the caller's
 running call (or its GET stream) and whose answers POSTed back go to that connection. A request
 carrying a progress token (or, on an own connection, any request) is answered as an event stream
 when something comes before its answer; GET streams the other notifications; DELETE ends the
@@ -30,6 +31,7 @@ from aiohttp import web
 
 from gateway.credentials import CredentialStore
 from gateway.registry import ServerConfig
+from gateway.settings import ANSWER_TIMEOUT
 from gateway.settings import GatewaySettings as Defaults
 from gateway.upstream import sse
 from gateway.upstream.sessions import canonical_capabilities
@@ -55,7 +57,7 @@ class BridgeHost:
 
     def __init__(self, limits: StdioLimits, environ: Mapping[str, str] | None = None,
                  session: aiohttp.ClientSession | None = None, *,
-                 sessions_per_server: int = Defaults.upstream_sessions_per_backend,
+                 sessions_per_server: int = Defaults.upstream_own_connections_per_server,
                  session_idle: float = Defaults.upstream_session_idle) -> None:
         self.limits = limits
         self.session = session
@@ -67,6 +69,7 @@ class BridgeHost:
         self._identities: dict[str, tuple[Any, ...]] = {}
         self._configs: dict[str, ServerConfig] = {}
         self.sessions = SessionTable(sessions_per_server, session_idle, lambda own: self._background(own.close()))
+        self._opening: dict[str, int] = {}  # own connections in their handshake, per server
         self._retired: set[asyncio.Task[None]] = set()  # warm-ups and retired servers' stops
         self._warming: set[asyncio.Task[None]] = set()
 
@@ -184,13 +187,23 @@ class BridgeHost:
     async def _initialize(self, server: Multiplexer, message: dict[str, Any]) -> web.Response:
         params = message.get("params")
         declared = canonical_capabilities(params.get("capabilities") if isinstance(params, dict) else None)
-        own = server.for_caller(orjson.loads(declared))
+        # Own connections are capped per server well below the pool's per-host limit (their streams
+        # hold a connection each): past the cap a caller shares the server's one connection.
+        opening = self._opening.get(server.name, 0)
+        own = None
+        if self.sessions.own(server.name) + opening < self.sessions.per_server:
+            own = server.for_caller(orjson.loads(declared))
+        if own is not None:
+            self._opening[server.name] = opening + 1
         try:
             result = await (own or server).handshake()
-        except Unavailable:
+        except BaseException:
             if own is not None:
                 await own.close()
             raise
+        finally:
+            if own is not None:
+                self._opening[server.name] -= 1
         session = self.sessions.add(server.name, own)
         body = {"jsonrpc": "2.0", "id": message.get("id"), "result": result}
         return json_response(body, headers={SESSION: session})
@@ -220,12 +233,20 @@ class BridgeHost:
         if progress or session.own is not None:  # an own connection's requests to the client come here too
             notes = asyncio.Queue(maxsize=1000)
         task = asyncio.create_task(server.request(message, lossy(notes) if notes and progress else None))
-        calls = session.calls
-        calls[rid] = BridgeCall(task, notes)
         # The gateway's client gives up after the server's timeout; a moment later the call is
         # cancelled here too (and in the server), so a server that never answers leaks nothing.
+        # Once the server's request is relayed to the agent, the agent's answer time is the limit.
         config = self._configs.get(request.match_info["name"])
-        timer = asyncio.get_running_loop().call_later((config.timeout if config else 30.0) + 1.0, task.cancel)
+        limit, loop = (config.timeout if config else 30.0), asyncio.get_running_loop()
+        timer = loop.call_later(limit + 1.0, task.cancel)
+
+        def asked() -> None:
+            nonlocal timer
+            timer.cancel()
+            timer = loop.call_later(max(limit, ANSWER_TIMEOUT) + 1.0, task.cancel)
+
+        calls = session.calls
+        calls[rid] = BridgeCall(task, notes, asked)
         try:
             if notes is None:
                 return json_response(await wait(task, rid))

@@ -7,8 +7,8 @@ call's answer stream) or, with none, to the session's GET streams; with neither,
 answers it itself (channel.answer_server_request). A stdio server's sessions share its one child.
 
 Bounds, the same as the gateway's per-subject sessions (upstream/sessions.py, whose eviction
-DELETEs the bridge session): at most `per_server` own connections per server (the least recently
-used session ends past that), and a session unused for `idle` seconds ends the next time the
+DELETEs the bridge session): at most `per_server` own connections per server (BridgeHost opens no
+more: later callers share the server's connection; the least recently used ends past it), and a session unused for `idle` seconds ends the next time the
 table is touched. Ending a session cancels its calls and closes its connection (the event stream).
 """
 
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.upstream import codec
+from gateway.upstream.sessions import idled
 from gateway.upstream.transports.mux import Multiplexer
 
 MAX_SESSIONS = 10_000  # every server together (a stdio session costs a dict; an own connection is bounded per server)
@@ -34,6 +35,7 @@ class BridgeCall:
 
     task: asyncio.Task[dict[str, Any]]
     notes: asyncio.Queue[dict[str, Any]] | None
+    asked: Callable[[], None] | None = None  # told when the server's request is relayed on it
 
 
 class BridgeSession:
@@ -53,6 +55,8 @@ class BridgeSession:
             if call.notes is not None and not call.task.done():
                 try:
                     call.notes.put_nowait(message)
+                    if call.asked is not None:
+                        call.asked()
                     return True
                 except asyncio.QueueFull:
                     continue
@@ -128,10 +132,7 @@ class SessionTable:
             self.pop(sid)
 
     def _expire(self, now: float) -> None:
-        while self._sessions:
-            sid, session = next(iter(self._sessions.items()))
-            if now - session.used < self.idle:
-                return
+        for sid in idled(((k, s.used) for k, s in self._sessions.items()), now, self.idle):
             self._evict(sid)
 
     def _evict(self, sid: str) -> None:

@@ -8,6 +8,7 @@ middle of tools/call; the agent sees `input_required` results and answers by ret
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -137,6 +138,68 @@ async def test_a_retry_is_bound_to_its_arguments_and_used_once(stack: Stack) -> 
     assert status == 400 and again["error"]["message"] == "Invalid or expired requestState"
 
 
+async def test_a_retrys_arguments_must_be_the_same_json_not_merely_equal_in_python(stack: Stack) -> None:
+    """1 == 1.0 == True in Python; a retry is bound to its arguments' canonical JSON."""
+    status, first = await _call(stack, "ask_and_wait", {"topic": "exact", "pause": 0}, _admin(stack))
+    assert status == 200 and first["result"]["resultType"] == "input_required", first
+    key = next(iter(first["result"]["inputRequests"]))
+    retry = {"inputResponses": {key: ANSWER}, "requestState": first["result"]["requestState"]}
+    status, loose = await _call(stack, "ask_and_wait", {"topic": "exact", "pause": 0.0}, _admin(stack), retry)
+    assert status == 400 and loose["error"]["message"] == "Invalid or expired requestState", loose
+    status, final = await _call(stack, "ask_and_wait", {"pause": 0, "topic": "exact"}, _admin(stack), retry)
+    assert status == 200 and final["result"]["content"][0]["text"] == "llm said: tides", final  # key order is no matter
+
+
+async def test_a_retry_decided_for_another_server_ends_the_held_call(stack: Stack) -> None:
+    """A reload may route the tool's name elsewhere: the retry was decided for that server, so the held
+    call (on the old one) is ended and the retry answered −32602, never continued on the old server."""
+    from gateway.keys import SERVERS
+    from gateway.mcp import bridge
+    from gateway.mcp.protocol import RpcFailure
+
+    first = await _asked(stack, "moved")
+    held = _held(stack).claim(first["requestState"], (CAROL, "ask__ask_and_wait", b'{"topic":"moved"}'))
+    assert isinstance(held, bridge.Held)
+    elsewhere = dataclasses.replace(stack.app[SERVERS].get("ask"), name="other")
+    writer = bridge.HeldCall(held.call.request, stack.app[MCP_STATE], elsewhere, "modern", 99, "/mcp")
+    with pytest.raises(RpcFailure) as failure:
+        await bridge.resume(held, writer, {"inputResponses": {}})
+    assert failure.value.code == -32602 and failure.value.message == "Invalid or expired requestState"
+    await _backend_saw(SEEN["moved"].cancelled)
+    assert not SEEN["moved"].finished.is_set() and _held(stack).held == 0
+
+
+async def test_a_held_round_outlives_the_backends_idle_timeout_while_the_agent_answers(
+    tmp_path: Path, pg_dsn: str, asking: Backend
+) -> None:
+    """The backend waits, silent, for the agent's answer: its `timeout` (an idle limit) must not end the
+    call then — the answer's own limit applies while a relayed request is outstanding."""
+    servers = {"ask": {"url": asking.url, "timeout": 0.5}}
+    async with gateway_stack(tmp_path, pg_dsn, servers) as slow_stack:
+        first = await _asked(slow_stack, "patient")
+        await asyncio.sleep(1.5)  # the agent takes three idle limits to answer
+        assert not SEEN["patient"].cancelled.is_set()
+        key = next(iter(first["inputRequests"]))
+        retry = {"inputResponses": {key: ANSWER}, "requestState": first["requestState"]}
+        status, final = await _call(slow_stack, "ask_and_wait", {"topic": "patient"}, _admin(slow_stack), retry)
+        assert status == 200 and final["result"]["content"][0]["text"] == "llm said: tides", final
+
+
+async def test_a_bare_response_from_a_2026_agent_does_not_answer_a_held_call(stack: Stack) -> None:
+    """Only a retry (decided again by policy) answers a held call's request; a bare JSON-RPC response is refused."""
+    first = await _asked(stack, "bare")
+    key = next(iter(first["inputRequests"]))
+    headers = {"Authorization": f"Bearer {_admin(stack)}", "Accept": ACCEPT, "Content-Type": "application/json",
+               "MCP-Protocol-Version": "2026-07-28"}
+    async with stack.session.post(stack.url + "/mcp", json={"jsonrpc": "2.0", "id": key, "result": ANSWER},
+                                  headers=headers) as resp:
+        assert resp.status == 400, await resp.text()
+        assert "inputResponses" in (await resp.json())["error"]["message"]
+    retry = {"inputResponses": {key: ANSWER}, "requestState": first["requestState"]}
+    status, final = await _call(stack, "ask_and_wait", {"topic": "bare"}, _admin(stack), retry)
+    assert status == 200 and final["result"]["content"][0]["text"] == "llm said: tides", final  # still held
+
+
 async def test_a_denied_retry_cancels_the_held_backend_call(stack: Stack) -> None:
     """The retry is decided again: the caller lost its role meanwhile, so it is denied and the backend's
     handler is cancelled (notifications/cancelled), not left waiting."""
@@ -156,9 +219,14 @@ async def test_an_agent_leaving_during_a_round_cancels_the_held_backend_call(sta
     seen = SEEN.setdefault("left", Seen())
     call = asyncio.ensure_future(_call(stack, "ask_and_wait", {"topic": "left", "pause": 60}, _admin(stack)))
     await _backend_saw(seen.started)
+    # Never parked (so nothing is counted in HeldCalls): what must end is the held call's own task.
+    rounds = [t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__name__", "") == "_rounds"]
+    assert len(rounds) == 1
     call.cancel()  # the agent's connection closes while the round waits for the backend
     await _backend_saw(seen.cancelled)
-    assert _held(stack).held == 0 and len(stack.app[MCP_STATE].pending) == 0
+    done, running = await asyncio.wait(rounds, timeout=10)
+    assert not running and all(t.cancelled() for t in done)
+    assert len(stack.app[MCP_STATE].pending) == 0
 
 
 @pytest.mark.parametrize(("state", "message"), [(42, "requestState must be a string"),

@@ -142,3 +142,39 @@ async def test_a_backends_announcement_rereads_only_that_backend_once_per_burst(
         assert poller.lists["tools/list"] == {"t": tools["t"], "u": tools["u"]}  # the other kept its list
     await poller.close()
     assert not poller._watchers  # the last stream gone: nothing is watched
+
+
+async def test_a_backend_repeating_its_announcement_is_reread_at_most_once_per_interval(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.mcp.catalog_watch.MIN_REREAD", 0.3, raising=False)
+    loop = asyncio.get_running_loop()
+    reads: list[float] = []
+    pokes: dict[str, Callable[[], None]] = {}
+    watching, read = asyncio.Event(), asyncio.Event()
+
+    async def fetch(server: Any, method: str) -> list[dict[str, Any]]:
+        reads.append(loop.time())
+        read.set()
+        return [{"name": f"t{len(reads)}"}]
+
+    async def info(server: Any) -> dict[str, Any]:
+        return {"capabilities": {"tools": {}}}
+
+    async def watch(server: Any, poke: Callable[[], None]) -> None:
+        pokes[server.name] = poke
+        watching.set()
+        await asyncio.Event().wait()
+
+    poller = CatalogPoller()
+    poller.bind(fetch, lambda: [Srv("t")], info, lambda: 3600.0, watch=watch)
+    async with poller.subscribed():
+        await asyncio.wait_for(watching.wait(), 5)
+        for _ in range(3):  # announced again as soon as each re-read is done
+            read.clear()
+            pokes["t"]()
+            await asyncio.wait_for(read.wait(), 5)
+        announced = reads[1:]
+        assert len(announced) == 3
+        assert all(b - a >= 0.3 for a, b in zip(announced, announced[1:], strict=False))
+    await poller.close()

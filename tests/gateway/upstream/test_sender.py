@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,3 +102,37 @@ async def test_a_redirect_is_not_followed(peer: Peer) -> None:
 async def test_an_unreachable_backend_is_an_upstream_error() -> None:
     with pytest.raises(UpstreamError, match="cannot reach backend"):
         await send(config("http://127.0.0.1:9/mcp", {"method": "none"}))
+
+
+async def test_a_request_waiting_for_a_free_pooled_connection_fails_within_the_timeout() -> None:
+    """A pool whose one connection per host is held by an open stream: the next request fails (504),
+    it does not wait forever for a connection that never frees."""
+    from gateway.upstream import UpstreamTimeout
+    from tests.integration.gateway_harness import start_site
+
+    done = asyncio.Event()
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await done.wait()  # open until the test ends
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/mcp", stream)
+    runner, url = await start_site(app)
+    parsed, errors = parse_servers({"servers": {"b": {"url": url + "/mcp", "timeout": 0.5}}})
+    assert errors == []
+    try:
+        async with create_session(limit_per_host=1) as session:
+            sender = Sender(parsed["b"], session, None)
+            held = await sender.send("GET", {"Accept": "text/event-stream"}, stream=True)
+            try:
+                async with asyncio.timeout(10):  # without the pool-wait bound: waits forever
+                    with pytest.raises(UpstreamTimeout):
+                        await sender.send("POST", {}, PING)
+            finally:
+                held.close()
+    finally:
+        done.set()
+        await runner.cleanup()
