@@ -24,6 +24,7 @@ from shared.tracing.traceparent import TRACEPARENT, TRACESTATE, parse, parse_tra
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[..., Awaitable[web.StreamResponse]]
 Record = Callable[[str, str, int, float], None]
+_NONE: tuple[web.RequestKey[Any], None, None] = (web.RequestKey("outcome_unused"), None, None)  # no recorder
 BOUND = 1024  # distinct (method, route, status) span names and attribute sets kept rendered
 
 
@@ -42,12 +43,13 @@ def outcome_middleware(record: Record, write: AccessWriter | None, recorder: Rec
     None: the untraced body). The status is the response's, an HTTPException's, else 500."""
     if tracer is not None:
         return _traced(record, write, recorder, tracer)
+    key, new, finish = recorder if recorder is not None else _NONE
 
     @web.middleware
     async def outcome_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.perf_counter()
-        if recorder is not None:
-            request[recorder.key] = kept = recorder.new()
+        if new is not None:
+            request[key] = kept = new()
         status = 500
         try:
             response = await handler(request)
@@ -57,8 +59,8 @@ def outcome_middleware(record: Record, write: AccessWriter | None, recorder: Rec
             status = exc.status
             raise
         finally:
-            if recorder is not None:
-                recorder.finish(request, kept, status, start)
+            if finish is not None:
+                finish(request, kept, status, start)
             route = route_name(request)
             record(request.method, route, status, time.perf_counter() - start)
             if write is not None:
@@ -73,6 +75,7 @@ def _traced(record: Record, write: AccessWriter | None, recorder: Recorder | Non
     # and an attribute set holding a number costs a type check per span in the encoder (1 == True).
     # Routes are templates or "unmatched" and methods are bounded below: the dict stays small.
     seen: dict[tuple[str, str, int], tuple[str, tuple[Rendered]]] = {}
+    key, new, finish = recorder if recorder is not None else _NONE
 
     @web.middleware
     async def tracing_outcome_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -84,8 +87,8 @@ def _traced(record: Record, write: AccessWriter | None, recorder: Recorder | Non
         method = request.method
         span = tracer.server_span(method, parent, state)  # named at the end, when its route is known
         token = current_span.set(span)
-        if recorder is not None:
-            request[recorder.key] = kept = recorder.new()
+        if new is not None:
+            request[key] = kept = new()
         status = 500
         try:
             response = await handler(request)
@@ -95,23 +98,23 @@ def _traced(record: Record, write: AccessWriter | None, recorder: Recorder | Non
             status = exc.status
             raise
         finally:
-            if recorder is not None:  # the span still current: the event carries its trace id
-                recorder.finish(request, kept, status, start)
+            if finish is not None:  # the span still current: the event carries its trace id
+                finish(request, kept, status, start)
             route = route_name(request)
             record(method, route, status, time.perf_counter() - start)
             if write is not None:
                 write(request, route, status, start)
             current_span.reset(token)
-            key = (method, route, status)
+            named = (method, route, status)
             try:
-                span.name, span.attributes = seen[key]
+                span.name, span.attributes = seen[named]
             except KeyError:
                 span.name = f"{method} {route}"
                 span.attributes = rendered(("http.request.method", method, "http.route", route,
                                             "http.response.status_code", status))
                 if len(seen) >= BOUND:  # methods are the caller's choice: bounded
                     seen.clear()
-                seen[key] = (span.name, span.attributes)
+                seen[named] = (span.name, span.attributes)
             if status >= 500:  # HTTP semantic conventions: only 5xx is a server span error
                 span.error = f"HTTP {status}"
             span.finish()
