@@ -70,7 +70,10 @@ def outcome_middleware(record: Record, write: AccessWriter | None, recorder: Rec
 
 
 def _traced(record: Record, write: AccessWriter | None, recorder: Recorder | None, tracer: Tracer) -> Middleware:
-    """The same, continuing the caller's W3C trace with one SERVER span per request made current."""
+    """The same, continuing the caller's W3C trace with one SERVER span per request made current.
+
+    A body of its own rather than branches in the untraced one (the shape repeats on purpose): off,
+    no tracing code runs per request; on, the span work is inline, with no call per hook."""
     # (method, route, status) → the span's name and rendered attribute set: the status is an int,
     # and an attribute set holding a number costs a type check per span in the encoder (1 == True).
     # Routes are templates or "unmatched" and methods are bounded below: the dict stays small.
