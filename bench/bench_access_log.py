@@ -80,7 +80,7 @@ async def main() -> None:
             cells[name].append(await cell("off" if name == "off" else "INFO", n))
     off, record, direct = (statistics.median(v) for v in cells.values())
     print(f"requests per cell {n}, rounds {rounds}")
-    print(f"access log off   : {off * 1e6:7.1f} us CPU per request (request id middleware + trivial handler)")
+    print(f"access log off   : {off * 1e6:7.1f} us CPU per request (request id + outcome middleware, no metrics, trivial handler)")
     print(f"INFO, LogRecord  : {record * 1e6:7.1f} us CPU per request (one JSON line to /dev/null via logging)")
     print(f"INFO, direct line: {direct * 1e6:7.1f} us CPU per request (the same line, shared.logging.direct_line)")
     print(f"cost of the line: {(record - off) * 1e6:.1f} us via LogRecord, {(direct - off) * 1e6:.1f} us direct")
