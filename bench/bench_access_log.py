@@ -20,8 +20,9 @@ import time
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from shared.access_log import access_log_middleware
+from shared.access_log import access_writer
 from shared.logging import JsonFormatter, request_id_middleware
+from shared.outcome import outcome_middleware
 
 
 async def ok(_request: web.Request) -> web.Response:
@@ -29,11 +30,11 @@ async def ok(_request: web.Request) -> web.Response:
 
 
 async def cell(level: str, n: int) -> float:
-    """CPU seconds per request through request-id + access-log middlewares."""
+    """CPU seconds per request through the request-id and request-outcome middlewares (no metrics)."""
     app = web.Application()
     app.router.add_get("/mcp/servers", ok)
     rid = request_id_middleware()
-    access = access_log_middleware(level, lambda _r: "alice@example.com")
+    access = outcome_middleware(lambda *_: None, access_writer(level, lambda _r: "alice@example.com"))
 
     async def chain(request: web.Request) -> web.StreamResponse:
         return await rid(request, lambda r: access(r, ok))
@@ -79,7 +80,7 @@ async def main() -> None:
             cells[name].append(await cell("off" if name == "off" else "INFO", n))
     off, record, direct = (statistics.median(v) for v in cells.values())
     print(f"requests per cell {n}, rounds {rounds}")
-    print(f"access log off   : {off * 1e6:7.1f} us CPU per request (request id middleware + trivial handler)")
+    print(f"access log off   : {off * 1e6:7.1f} us CPU per request (request id + outcome middleware, no metrics, trivial handler)")
     print(f"INFO, LogRecord  : {record * 1e6:7.1f} us CPU per request (one JSON line to /dev/null via logging)")
     print(f"INFO, direct line: {direct * 1e6:7.1f} us CPU per request (the same line, shared.logging.direct_line)")
     print(f"cost of the line: {(record - off) * 1e6:.1f} us via LogRecord, {(direct - off) * 1e6:.1f} us direct")

@@ -38,7 +38,7 @@ from gateway.settings import GatewaySettings
 from shared import db, tracing
 from shared.audit import audit_ctx
 from shared.keys import DB_POOL, REGISTRY, TRACING
-from shared.metrics import HttpMetrics, route_name, service_registry, version
+from shared.metrics import HttpMetrics, service_registry, version
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         if settings.no_auth_allow_remote:
             log.warning(REMOTE_NO_AUTH_WARNING, settings.host)
 
-    traced = tracing.setup("gateway", settings, registry, route_name, version())
+    traced = tracing.setup("gateway", settings, registry, version())
     middlewares.install(
         app,
         http_metrics=HttpMetrics(registry, "mcpgw_gateway"),
@@ -94,7 +94,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         json_limits=middlewares.JsonLimits(settings.max_json_depth, settings.max_json_string, settings.max_json_items),
         body_timeout=settings.body_timeout,
         access_level=settings.log_access,
-        tracing=traced.middleware if traced else None,
+        tracer=traced.tracer if traced else None,
     )
     if traced:  # first: the exporter runs before anything makes spans, and flushes last
         app[TRACING] = traced.tracer

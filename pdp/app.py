@@ -22,12 +22,13 @@ from pdp.state import PolicyState, pair_sha256, sha256_text
 from pdp.ui import setup_console
 from pdp.ui.security import console_headers_middleware
 from shared import db, tracing
-from shared.access_log import access_log_middleware
+from shared.access_log import access_writer
 from shared.audit import AuditEvent, audit_ctx
 from shared.auth import AuthConfig, authenticator_ctx
 from shared.keys import AUDIT, DB_POOL, REGISTRY, TRACING
 from shared.logging import request_id_middleware
-from shared.metrics import HttpMetrics, metrics_middleware, route_name, service_registry, version
+from shared.metrics import HttpMetrics, http_recorder, service_registry, version
+from shared.outcome import outcome_middleware
 from shared.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,13 @@ log = logging.getLogger(__name__)
 def create_app(settings: PdpSettings) -> web.Application:
     """Build the PDP app (nothing starts until the app runs its cleanup contexts)."""
     registry = service_registry("pdp")
-    # Order: request id first (the gateway's id reaches logs and audit rows), metrics next so
-    # refused calls are counted too; access check before handlers.
+    # Order: request id first (the gateway's id reaches logs and audit rows), the request's outcome
+    # next (shared/outcome.py: span, metrics, access line) so refused calls are counted too; access check before handlers.
     # The console's security headers wrap its pages and errors alike.
-    traced = tracing.setup("pdp", settings, registry, route_name, version())  # None: off
-    app = web.Application(middlewares=[request_id_middleware(), *([traced.middleware] if traced else []),
-                                       access_log_middleware(settings.log_access, _caller),
-                                       metrics_middleware(HttpMetrics(registry, "mcpgw_pdp")),
+    traced = tracing.setup("pdp", settings, registry, version())  # None: off
+    outcome = outcome_middleware(http_recorder(HttpMetrics(registry, "mcpgw_pdp")),
+                                 access_writer(settings.log_access, _caller), tracer=traced.tracer if traced else None)
+    app = web.Application(middlewares=[request_id_middleware(), outcome,
                                        console_headers_middleware(), access_middleware(settings)],
                           client_max_size=16 * 1024 * 1024)
     app[SETTINGS] = settings

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiohttp import web
 
 from shared.logging import direct_handler, direct_line
-from shared.metrics import HttpMetrics, http_recorder, route_name
-from shared.outcome import Outcome
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SubjectOf = Callable[[web.Request], str | None]
 
 log = logging.getLogger("mcpgw.access")
@@ -53,48 +50,3 @@ def access_writer(level: str, subject_of: SubjectOf) -> AccessWriter | None:
             log.log(at, "%s %s %s", method, route, status, extra=fields)
 
     return write
-
-
-def access_log_middleware(level: str, subject_of: SubjectOf) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Log each request after it completed (or failed) at `level`; `off` logs nothing."""
-    write = access_writer(level, subject_of)
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if write is None:
-            return await handler(request)
-        start = time.perf_counter()
-        outcome = Outcome()
-        try:
-            return await outcome.run(handler, request)
-        finally:
-            write(request, route_name(request), outcome.status, start)
-
-    return middleware
-
-
-def observe_middleware(
-    level: str, subject_of: SubjectOf, metrics: HttpMetrics,
-) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """The access line and the HTTP metrics of every request from one middleware: one frame, one
-    status, one route lookup per request instead of two of each (the gateway's hot path)."""
-    write, record = access_writer(level, subject_of), http_recorder(metrics)
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        start = time.perf_counter()
-        status = 500  # as Outcome: the response's, an HTTPException's, else 500 (no extra frame here)
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            route = route_name(request)
-            record(request.method, route, status, time.perf_counter() - start)
-            if write is not None:
-                write(request, route, status, start)
-
-    return middleware

@@ -1,4 +1,5 @@
-"""Prometheus metrics: one registry per app, an HTTP middleware and a `/metrics` handler.
+"""Prometheus metrics: one registry per app, the HTTP recorder (used by shared/outcome.py) and a
+`/metrics` handler.
 
 Every series either service exposes starts with `mcpgw_` (process metrics included:
 `mcpgw_process_resident_memory_bytes`, ...), plus `mcpgw_build_info{service,version,python}`.
@@ -9,7 +10,6 @@ this module is imported by both services before any metric is made.
 from __future__ import annotations
 
 import platform
-import time
 from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Any
@@ -27,7 +27,6 @@ from prometheus_client import (
 )
 
 from shared.keys import REGISTRY
-from shared.outcome import Outcome
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -94,22 +93,6 @@ def http_recorder(metrics: HttpMetrics) -> Callable[[str, str, int, float], None
         timer.observe(seconds)
 
     return record
-
-
-def metrics_middleware(metrics: HttpMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Count and time every request."""
-    record = http_recorder(metrics)
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        start = time.perf_counter()
-        outcome = Outcome()
-        try:
-            return await outcome.run(handler, request)
-        finally:
-            record(request.method, route_name(request), outcome.status, time.perf_counter() - start)
-
-    return middleware
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -9,15 +9,17 @@ from aiohttp import web
 
 from gateway.keys import PRINCIPAL, REQUEST_ID
 from gateway.metrics import GatewayMetrics
-from gateway.middlewares.audit import audit_middleware
+from gateway.middlewares.audit import audit_recorder
 from gateway.middlewares.auth import PUBLIC_PATHS
 from gateway.middlewares.edge import edge_middleware
 from gateway.middlewares.errors import error_body, errors_middleware
 from gateway.middlewares.headers import server_limits
 from gateway.middlewares.json_limits import JsonLimits
-from shared.access_log import observe_middleware
+from shared.access_log import access_writer
 from shared.logging import request_id_middleware
-from shared.metrics import HttpMetrics
+from shared.metrics import HttpMetrics, http_recorder
+from shared.outcome import outcome_middleware
+from shared.tracing import Tracer
 
 __all__ = ["PUBLIC_PATHS", "JsonLimits", "error_body", "install", "server_limits"]
 
@@ -34,22 +36,22 @@ def install(
     json_limits: JsonLimits | None = None,
     body_timeout: float = 30.0,
     access_level: str = "INFO",
-    tracing: Any | None = None,
+    tracer: Tracer | None = None,
 ) -> None:
     """Install the middlewares, outermost first."""
     chain = [
         # 1. The id first, so every log line and the audit event of this request carry it.
         request_id_middleware(REQUEST_ID),
-        # 1a. Tracing (only when configured): the trace id is in every line below, the access line too.
-        *([tracing] if tracing is not None else []),
-        # 2. The access line and the HTTP metrics (one middleware) see the final status of
-        #    everything, rejected requests included, and the subject the auth step found.
-        observe_middleware(access_level, _subject, http_metrics),
-        # 3. Audit outside the error mapping: it records the status the caller really got.
-        audit_middleware(),
-        # 4. Errors: everything inside raises, this turns it into the JSON error body.
+        # 2. The request's outcome, one middleware (shared/outcome.py) outside the error mapping:
+        #    the server span when tracing is on (current while everything below runs: its trace id
+        #    is in every line and the audit event), then the audit event with the status the caller
+        #    really got, the HTTP metrics and the access line (final status of everything, rejected
+        #    requests included, and the subject the auth step found).
+        outcome_middleware(http_recorder(http_metrics), access_writer(access_level, _subject),
+                           audit_recorder(), tracer),
+        # 3. Errors: everything inside raises, this turns it into the JSON error body.
         errors_middleware(),
-        # 5. The edge, one middleware running its checks in this order (gateway/middlewares/edge.py):
+        # 4. The edge, one middleware running its checks in this order (gateway/middlewares/edge.py):
         #    duplicated or oversized security headers (before anything reads them), a declared body
         #    over the limit, the browser guard (CSRF, DNS rebinding; before the token and in no-auth
         #    mode too), authentication (no handler without a principal), then the body read once

@@ -1,8 +1,8 @@
 """Tracing: W3C trace context in and out, our own small spans, OTLP/HTTP (JSON) export.
 
-With `MCPGW_OTEL_ENDPOINT` set, each service builds a `Tracer` (sampler + bounded span buffer), a
-server middleware that continues an incoming `traceparent` and makes the request's span current,
-and an exporter task (`tracing_ctx`) that batches finished spans to `{endpoint}/v1/traces`.
+With `MCPGW_OTEL_ENDPOINT` set, each service builds a `Tracer` (sampler + bounded span buffer), which its
+request-outcome middleware (shared/outcome.py) uses to continue an incoming `traceparent` and make
+the request's span current, and an exporter task (`tracing_ctx`) that batches finished spans to `{endpoint}/v1/traces`.
 Below the middleware, `span(name)` opens a child (token check, PDP call, backend call),
 `inject(headers)` adds `traceparent` to an outgoing request (`outgoing` opens a CLIENT span
 and adds its own), and logs and audit rows read
@@ -11,13 +11,13 @@ context-variable read. No OpenTelemetry SDK: its per-span machinery cost a quart
 gateway's CPU per call (docs/benchmarks.md).
 
     traceparent.py  W3C parse/format (pure)      spans.py  Span, Tracer, span/inject
-    middleware.py   the server middleware        otlp.py   JSON encoding, Exporter, metrics
+    otlp.py         JSON encoding, Exporter, metrics
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple
 
 import aiohttp
@@ -25,7 +25,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from shared.common_settings import CommonSettings
-from shared.tracing.middleware import server_middleware
 from shared.tracing.otlp import Exporter, TracingMetrics, parse_headers
 from shared.tracing.spans import (
     OFF,
@@ -39,7 +38,6 @@ from shared.tracing.spans import (
 )
 
 __all__ = ["OFF", "Span", "Tracer", "Tracing", "current_span", "current_trace_id", "inject", "outgoing",
-           "server_middleware",
            "setup", "span", "tracing_ctx"]
 
 
@@ -47,15 +45,13 @@ class Tracing(NamedTuple):
     """What a service installs when tracing is on."""
 
     tracer: Tracer
-    middleware: Callable[..., Awaitable[web.StreamResponse]]
     ctx: Callable[[web.Application], AsyncIterator[None]]
 
 
 def setup(service: str, settings: CommonSettings, registry: CollectorRegistry,
-          route_of: Callable[[web.Request], str], version: str | None = None) -> Tracing | None:
-    """The tracer, server middleware and exporter context of a service; None (nothing) without an endpoint.
-
-    `route_of` names a request's route (span names stay few); `version` becomes `service.version`."""
+          version: str | None = None) -> Tracing | None:
+    """The tracer and exporter context of a service (`version` becomes `service.version`); None
+    (nothing) without an endpoint. The tracer goes to the service's request-outcome middleware."""
     if not settings.otel_endpoint:
         return None
     tracer = Tracer(service, settings.otel_sample_ratio)
@@ -63,7 +59,7 @@ def setup(service: str, settings: CommonSettings, registry: CollectorRegistry,
     tracer.on_drop = metrics.buffer_full
     headers = parse_headers(settings.otel_headers.get()) if settings.otel_headers else {}
     ctx = tracing_ctx(tracer, settings.otel_endpoint, metrics, version, headers)
-    return Tracing(tracer, server_middleware(tracer, route_of), ctx)
+    return Tracing(tracer, ctx)
 
 
 def tracing_ctx(tracer: Tracer, endpoint: str, metrics: TracingMetrics, version: str | None = None,

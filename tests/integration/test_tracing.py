@@ -78,6 +78,8 @@ async def test_one_trace_across_gateway_pdp_and_backend(tmp_path: Path, pg_dsn: 
             sent = [r.headers.get("traceparent", "") for r in mcp_backend.requests[before:]]
             rows = [r for r in await audit_rows(stack, pg_dsn) if r["event_type"] != "policy_change"]
             registry = stack.app[REGISTRY]
+            for app in (stack.app, stack.pdp.app):  # the traced body of the request-outcome middleware
+                assert any("tracing_outcome_middleware" in getattr(m, "__qualname__", "") for m in app.middlewares)
         # Leaving the stack ran both exporters' final flush (each awaited its POST).
     finally:
         logging.getLogger("mcpgw.access").removeHandler(lines)
@@ -168,8 +170,10 @@ async def test_collector_down_requests_unaffected_drops_counted(tmp_path: Path, 
 
 async def test_no_endpoint_no_tracing(tmp_path: Path, pg_dsn: str, mcp_backend: Backend) -> None:
     async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url}}) as stack:
-        names = [getattr(m, "__qualname__", "") for m in stack.app.middlewares]
-        assert not any("tracing" in n for n in names), names
+        for app in (stack.app, stack.pdp.app):  # the request-outcome middleware's untraced body
+            names = [getattr(m, "__qualname__", "") for m in app.middlewares]
+            assert not any("tracing" in n for n in names), names
+            assert any(n.endswith("outcome_middleware") for n in names), names
         assert TRACING not in stack.app and TRACING not in stack.pdp.app
         assert not any(t.get_name().startswith("otlp-export") for t in asyncio.all_tasks())
         assert stack.app[REGISTRY].get_sample_value("mcpgw_tracing_buffered_spans") is None

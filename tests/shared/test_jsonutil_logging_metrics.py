@@ -14,10 +14,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from shared import jsonutil
-from shared.access_log import observe_middleware
+from shared.access_log import access_writer
 from shared.keys import REGISTRY
 from shared.logging import JsonFormatter, direct_handler, direct_line, request_id_var, setup_logging
-from shared.metrics import HttpMetrics, metrics_handler, metrics_middleware
+from shared.metrics import HttpMetrics, http_recorder, metrics_handler
+from shared.outcome import outcome_middleware
 
 
 @dataclass
@@ -183,7 +184,7 @@ class Captured(logging.Handler):
 
 @pytest.mark.parametrize("observe", [False, True])
 async def test_metrics_middleware_counts_by_route_template(aiohttp_client, observe):
-    """The metrics middleware, and the gateway's observe middleware (access line + metrics in one)."""
+    """The request-outcome middleware's metrics, with its access line off and on."""
     registry = CollectorRegistry()
     metrics = HttpMetrics(registry, "t")
     lines = Captured()
@@ -199,7 +200,7 @@ async def test_metrics_middleware_counts_by_route_template(aiohttp_client, obser
     async def crash(_request: web.Request) -> web.Response:
         raise RuntimeError("bug")
 
-    chosen = observe_middleware("INFO", lambda _r: "sam", metrics) if observe else metrics_middleware(metrics)
+    chosen = outcome_middleware(http_recorder(metrics), access_writer("INFO" if observe else "off", lambda _r: "sam"))
     app = web.Application(middlewares=[chosen])
     app[REGISTRY] = registry
     app.router.add_get("/items/{id}", item)
