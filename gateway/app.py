@@ -22,6 +22,7 @@ from gateway.keys import (
     BRIDGE,
     CALL_STAGES,
     CLIENT_SESSION,
+    CONTROL_SESSION,
     METRICS,
     PDP_PROBE,
     POLICY,
@@ -125,15 +126,19 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
 
 async def session_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The one ClientSession of the app: backends, PDP, JWKS and oauth2 token fetches.
+    """The app's two ClientSessions: backends (CLIENT_SESSION), and the control plane — PDP, JWKS,
+    oauth2 token fetches (CONTROL_SESSION) — in a pool of its own: backends holding every pooled
+    connection must not turn into "PDP unreachable" (deny all) or unverifiable tokens.
 
-    Each user sets its own per-request timeout; the session has no cookie jar (one backend's
-    cookies must never reach another) and ignores proxy environment variables.
+    Each user sets its own per-request timeout; neither session has a cookie jar (one backend's
+    cookies must never reach another) and both ignore proxy environment variables.
     """
     from gateway.upstream import create_session
 
-    async with create_session(allowlist=app[SETTINGS].upstream_allowlist) as session:
-        app[CLIENT_SESSION] = session
+    allowlist = app[SETTINGS].upstream_allowlist
+    async with create_session(allowlist=allowlist) as session, \
+            create_session(allowlist=allowlist, limit=64, limit_per_host=32) as control:
+        app[CLIENT_SESSION], app[CONTROL_SESSION] = session, control
         yield
 
 
@@ -164,7 +169,7 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = Registry(
         settings.servers_file,
         allowlist=settings.upstream_allowlist or None,
-        credentials=CredentialStore(app[CLIENT_SESSION]),
+        credentials=CredentialStore(app[CONTROL_SESSION]),
         bridge_url=app[BRIDGE].url_for,
     )
     app[BRIDGE].credentials = registry.credentials
@@ -189,7 +194,7 @@ async def authenticator_ctx(app: web.Application) -> AsyncIterator[None]:
                              scopes=tuple(s.scope_claims), client_id=s.client_id or s.audience),
     )
     refreshes = app[METRICS].jwks_refreshes
-    authenticator = Authenticator(config, app[CLIENT_SESSION], on_jwks_refresh=lambda outcome: refreshes.labels(outcome).inc())
+    authenticator = Authenticator(config, app[CONTROL_SESSION], on_jwks_refresh=lambda outcome: refreshes.labels(outcome).inc())
     if not await authenticator.warm():
         log.warning("identity provider unreachable at start; requests fail closed until it answers")
     app[AUTHENTICATOR] = authenticator
@@ -203,9 +208,9 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
     from gateway.readiness import PdpProbe
 
     s = app[SETTINGS]
-    app[POLICY] = PolicyClient(app[CLIENT_SESSION], s.pdp_url, token=s.pdp_token, timeout=s.pdp_timeout,
+    app[POLICY] = PolicyClient(app[CONTROL_SESSION], s.pdp_url, token=s.pdp_token, timeout=s.pdp_timeout,
                                cache_ttl=s.decision_cache_ttl, cache_size=s.decision_cache_size, registry=app[REGISTRY])
-    app[PDP_PROBE] = PdpProbe(app[CLIENT_SESSION], s.pdp_url, token=s.pdp_token, timeout=s.pdp_timeout)
+    app[PDP_PROBE] = PdpProbe(app[CONTROL_SESSION], s.pdp_url, token=s.pdp_token, timeout=s.pdp_timeout)
     yield
 
 

@@ -61,7 +61,7 @@ async def drain_background(limit: float = 2.0) -> None:
 
 
 class Sender:
-    """Requests to one backend, over the gateway's one ClientSession."""
+    """Requests to one backend, over the gateway's backend ClientSession."""
 
     def __init__(self, server: ServerConfig, session: aiohttp.ClientSession,
                  credentials: CredentialStore | None, url: str | None = None) -> None:

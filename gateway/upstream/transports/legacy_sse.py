@@ -4,7 +4,7 @@ The server sends an `endpoint` event naming where to POST messages (same origin 
 configured URL, or the connection is refused: a backend must not steer the gateway — and its
 credential — elsewhere); its answers and notifications arrive as `message` events on the stream.
 Like stdio, that is ONE session shared by every caller, multiplexed by `mux.py`. Requests use the
-gateway's one ClientSession (SSRF guard, no redirects) and carry the server's credential.
+gateway's backend ClientSession (SSRF guard, no redirects) and carry the server's credential.
 """
 
 from __future__ import annotations
