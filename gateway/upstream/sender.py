@@ -84,7 +84,8 @@ class Sender:
                    url: URL | None = None, stream: bool = False) -> aiohttp.ClientResponse:
         """Send one request (`headers` are ours to extend); the unread response.
 
-        `stream` lifts the read timeout: a GET stream may stay quiet as long as the backend likes.
+        `stream` (a GET stream), like a `subscriptions/listen`, is a long-lived stream: it goes out
+        on the streams' pool, and without a read timeout (it may stay quiet as long as the backend likes).
         """
         resp = await self._send(method, dict(headers), message, url, stream)
         if resp.status == 401 and self.credentials is not None and self.server.auth.method == "oauth2":
@@ -123,7 +124,7 @@ class Sender:
         try:
             resp = await (self.streams if standing else self.session).request(
                 method, target, headers=headers, data=None if message is None else dumps(message),
-                timeout=self._stream_timeout if stream else self._timeout, allow_redirects=False,
+                timeout=self._stream_timeout if standing else self._timeout, allow_redirects=False,
             )
         except BaseException as exc:
             if span is not None:
