@@ -22,7 +22,14 @@ import pytest
 
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import ACCEPT, ADMIN, META, initialize, modern_headers, session_headers
+from tests.integration.mcp_helpers import (
+    ACCEPT,
+    ADMIN,
+    META,
+    initialize,
+    modern_headers,
+    session_headers,
+)
 from tests.integration.pdp_helpers import eventually
 
 PT = "/servers/sp/mcp"
