@@ -123,5 +123,5 @@ async def test_2026_listen_streams_past_the_request_pool_leave_calls_free_and_th
         await _call(stack)
         async with await _listen(stack, STREAMS) as refused:
             text = await refused.text()
-            assert SETTING in text, (refused.status, text)
+            assert refused.status == 503 and SETTING in text, (refused.status, text)
         await _call(stack)
