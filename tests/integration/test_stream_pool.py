@@ -21,15 +21,8 @@ import aiohttp
 import pytest
 
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
+from tests.integration import mcp_helpers as mh
 from tests.integration.gateway_harness import Stack, gateway_stack
-from tests.integration.mcp_helpers import (
-    ACCEPT,
-    ADMIN,
-    META,
-    initialize,
-    modern_headers,
-    session_headers,
-)
 from tests.integration.pdp_helpers import eventually
 
 PT = "/servers/sp/mcp"
@@ -60,16 +53,16 @@ async def _call(stack: Stack) -> None:
 
 async def _get_stream(stack: Stack) -> aiohttp.ClientResponse:
     """A passthrough session's 2025-era GET stream, open (the backend answered its headers)."""
-    sid = await initialize(stack, PT, ADMIN)
-    headers = {**stack.headers(ADMIN), **session_headers(sid), "Accept": "text/event-stream"}
+    sid = await mh.initialize(stack, PT, mh.ADMIN)
+    headers = {**stack.headers(mh.ADMIN), **mh.session_headers(sid), "Accept": "text/event-stream"}
     return await stack.session.get(stack.url + PT, headers=headers)
 
 
 async def _listen(stack: Stack, n: int) -> aiohttp.ClientResponse:
     """A passthrough 2026-07-28 `subscriptions/listen` stream, acknowledged."""
     body = {"jsonrpc": "2.0", "id": f"listen-{n}", "method": "subscriptions/listen",
-            "params": {"notifications": {"toolsListChanged": True}, "_meta": META}}
-    headers = {**stack.headers(ADMIN), "Accept": ACCEPT, **modern_headers("subscriptions/listen")}
+            "params": {"notifications": {"toolsListChanged": True}, "_meta": mh.META}}
+    headers = {**stack.headers(mh.ADMIN), "Accept": mh.ACCEPT, **mh.modern_headers("subscriptions/listen")}
     return await stack.session.post(stack.url + PT, json=body, headers=headers)
 
 
