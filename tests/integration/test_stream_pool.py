@@ -118,3 +118,43 @@ async def test_2026_listen_streams_past_the_request_pool_leave_calls_free_and_th
             text = await refused.text()
             assert refused.status == 503 and SETTING in text, (refused.status, text)
         await _call(stack)
+
+
+@pytest.fixture
+async def tight(tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend],
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Stack, Backend]]:
+    """The request pool keeps ONE connection per host: a follower stream on it would leave calls none."""
+    import gateway.upstream
+
+    monkeypatch.setattr(gateway.upstream, "create_session",
+                        functools.partial(gateway.upstream.create_session, limit=4, limit_per_host=1))
+    backend = mcp_backend_factory("normal", "followed", tools=("echo",))
+    async with gateway_stack(tmp_path, pg_dsn, {"sp": {"url": backend.url, "timeout": 10}}) as s:
+        yield s, backend
+
+
+@pytest.mark.parametrize("era", ["2025", "2026"])
+async def test_the_catalog_followers_stream_leaves_calls_the_request_pool(
+        tight: tuple[Stack, Backend], era: str) -> None:
+    """An agent's change stream on `/mcp` has the gateway follow each backend (a GET stream of its own
+    session, or a `subscriptions/listen`: upstream/changes.py); that stream is not on the request pool."""
+    stack, backend = tight
+    backend.clear()
+    if era == "2025":
+        sid = await mh.initialize(stack, "/mcp", mh.ADMIN)
+        headers = {**stack.headers(mh.ADMIN), **mh.session_headers(sid), "Accept": "text/event-stream"}
+        agent = await stack.session.get(stack.url + "/mcp", headers=headers)
+    else:
+        body = {"jsonrpc": "2.0", "id": "l", "method": "subscriptions/listen",
+                "params": {"notifications": {"toolsListChanged": True}, "_meta": mh.META}}
+        headers = {**stack.headers(mh.ADMIN), "Accept": mh.ACCEPT, **mh.modern_headers("subscriptions/listen")}
+        agent = await stack.session.post(stack.url + "/mcp", json=body, headers=headers)
+    async with agent, asyncio.timeout(60):  # a hang guard
+        assert agent.status == 200, await agent.text()
+
+        async def followed() -> bool:  # the backend has the follower's stream request
+            return any(r.method == "GET" or (r.json() or {}).get("method") == "subscriptions/listen"
+                       for r in list(backend.requests))
+
+        await eventually(followed, within=10)
+        await _call(stack)
