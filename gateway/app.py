@@ -1,10 +1,10 @@
 """The gateway app factory: `create_app(settings)`; resources only through cleanup contexts.
 
-Context order (exits run in reverse): HTTP session → database pool → audit emitter → stdio
-servers' loopback endpoint (children stopped after everything that calls them) → backend
-registry (+ file watcher) → authenticator → PDP client → policy-change listener (with a database
-pool) → upstream pool. The audit emitter is
-closed after everything that may still emit, and the pool after the emitter's last flush.
+Context order (exits run in reverse): HTTP sessions (requests, streams, control plane) → database
+pool → audit emitter → stdio servers' loopback endpoint (children stopped after everything that
+calls them) → backend registry (+ file watcher) → authenticator → PDP client → policy-change
+listener (with a database pool) → upstream pool. The audit emitter is closed after everything that
+may still emit, and the pool after the emitter's last flush.
 """
 
 from __future__ import annotations
