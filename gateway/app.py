@@ -1,10 +1,10 @@
 """The gateway app factory: `create_app(settings)`; resources only through cleanup contexts.
 
-Context order (exits run in reverse): HTTP session → database pool → audit emitter → stdio
-servers' loopback endpoint (children stopped after everything that calls them) → backend
-registry (+ file watcher) → authenticator → PDP client → policy-change listener (with a database
-pool) → upstream pool. The audit emitter is
-closed after everything that may still emit, and the pool after the emitter's last flush.
+Context order (exits run in reverse): HTTP sessions (requests, streams, control plane) → database
+pool → audit emitter → stdio servers' loopback endpoint (children stopped after everything that
+calls them) → backend registry (+ file watcher) → authenticator → PDP client → policy-change
+listener (with a database pool) → upstream pool. The audit emitter is closed after everything that
+may still emit, and the pool after the emitter's last flush.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from gateway.keys import (
     SCHEMAS,
     SERVERS,
     SETTINGS,
+    STREAM_SESSION,
     UPSTREAM,
 )
 from gateway.metrics import GatewayMetrics
@@ -126,19 +127,25 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
 
 async def session_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The app's two ClientSessions: backends (CLIENT_SESSION), and the control plane — PDP, JWKS,
-    oauth2 token fetches (CONTROL_SESSION) — in a pool of its own: backends holding every pooled
-    connection must not turn into "PDP unreachable" (deny all) or unverifiable tokens.
+    """The app's three ClientSessions, each a connection pool of its own (upstream/connections.py):
+    backend requests (CLIENT_SESSION); long-lived backend streams (STREAM_SESSION: GET streams,
+    `subscriptions/listen`, legacy SSE event streams), which hold a connection while open and must
+    not take those calls need — one more than it keeps is refused at once, never queued; and the
+    control plane — PDP, JWKS, oauth2 token fetches (CONTROL_SESSION) — so backends holding every
+    pooled connection never turn into "PDP unreachable" (deny all) or unverifiable tokens.
 
-    Each user sets its own per-request timeout; neither session has a cookie jar (one backend's
-    cookies must never reach another) and both ignore proxy environment variables.
+    Each user sets its own per-request timeout; no session has a cookie jar (one backend's
+    cookies must never reach another) and none reads proxy environment variables.
     """
     from gateway.upstream import create_session
 
-    allowlist = app[SETTINGS].upstream_allowlist
+    s = app[SETTINGS]
+    allowlist = s.upstream_allowlist
     async with create_session(allowlist=allowlist) as session, \
+            create_session(allowlist=allowlist, limit=s.upstream_stream_connections,
+                           limit_per_host=s.upstream_stream_connections_per_host, queue=False) as streams, \
             create_session(allowlist=allowlist, limit=64, limit_per_host=32) as control:
-        app[CLIENT_SESSION], app[CONTROL_SESSION] = session, control
+        app[CLIENT_SESSION], app[STREAM_SESSION], app[CONTROL_SESSION] = session, streams, control
         yield
 
 
@@ -153,7 +160,7 @@ async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
         max_cpu_seconds=s.stdio_max_cpu_seconds, stop_grace=s.stdio_stop_grace,
         backoff_max=s.stdio_restart_backoff_max, healthy_seconds=s.stdio_healthy_seconds,
         stderr_lines_per_second=s.stdio_stderr_lines_per_second, max_message_bytes=s.mcp_max_response_bytes,
-    ), session=app[CLIENT_SESSION], session_idle=s.upstream_session_idle,
+    ), session=app[CLIENT_SESSION], streams=app[STREAM_SESSION], session_idle=s.upstream_session_idle,
         sessions_per_server=s.upstream_own_connections_per_server)
     app[BRIDGE] = host
     async for _ in bridge_site(host):
@@ -215,7 +222,7 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One MCP client per backend, sharing pooled connections."""
+    """One MCP client per backend, sharing pooled connections (streams in their own pool)."""
     from gateway.mcp.admission import CatalogGuard
     from gateway.upstream import UpstreamPool
 
@@ -226,7 +233,7 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         max_response_bytes=s.mcp_max_response_bytes, max_call_bytes=s.mcp_max_call_bytes,
         list_filter=CatalogGuard(app[METRICS].catalog_dropped).result, sessions_per_backend=s.upstream_sessions_per_backend,
         session_idle=s.upstream_session_idle, subject_concurrency=s.upstream_subject_concurrency,
-        subject_queue=s.upstream_subject_queue,
+        subject_queue=s.upstream_subject_queue, streams=app[STREAM_SESSION],
     )
     app[UPSTREAM] = pool
     yield

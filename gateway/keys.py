@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 # Annotated rather than typed by argument: these classes import nothing from here, but the
 # gateway's own ones would make an import cycle.
 SETTINGS: web.AppKey[GatewaySettings] = web.AppKey("gateway_settings")
-CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)  # backends
+CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)  # backend requests
+# Long-lived backend streams (GET streams, subscriptions/listen, legacy SSE event streams): each holds
+# a connection while open, so they get a pool of their own that refuses rather than queues when full.
+STREAM_SESSION = web.AppKey("stream_session", aiohttp.ClientSession)
 # The PDP, the JWKS and oauth2 token endpoints: a pool of their own, so backend traffic (long-lived
 # streams, slow calls) can never leave the gateway waiting for a connection to decide or verify.
 CONTROL_SESSION = web.AppKey("control_session", aiohttp.ClientSession)

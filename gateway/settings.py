@@ -143,8 +143,15 @@ class GatewaySettings(CommonSettings):
     upstream_sessions_per_backend: int = setting(256, check=_positive,
         help="Per-subject 2025-era backend sessions kept per backend (least recently used ends)")
     upstream_own_connections_per_server: int = setting(8, check=_positive,
-        help="Legacy SSE callers with a connection of their own per server (a quarter of the 32 connections "
-             "kept per host); later callers share the server's one connection (its requests answered by us)")
+        help="Legacy SSE callers with a connection of their own per server (each event stream holds a "
+             "stream connection); later callers share the server's one connection (its requests answered by us)")
+    upstream_stream_connections: int = setting(1024, check=_positive,
+        help="Connections kept for long-lived backend streams (GET streams, subscriptions/listen, legacy SSE "
+             "event streams), apart from calls' pool; one more stream is refused at once (503), never queued. "
+             "Keep the process's open-file limit above it plus the agents' own connections")
+    upstream_stream_connections_per_host: int = setting(256, check=_positive,
+        help="Connections kept for long-lived streams to one backend host:port (as many as the per-subject "
+             "sessions kept per backend, each with one GET stream); past it a stream is refused at once (503)")
     upstream_session_idle: float = setting(600.0, check=_positive,
         help="Seconds an unused per-subject backend session lives before it is ended")
     upstream_subject_concurrency: int = setting(16, check=_positive,

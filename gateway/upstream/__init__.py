@@ -1,6 +1,7 @@
 """MCP client to backends over Streamable HTTP, both protocol eras (see README.md here)."""
 
 from gateway.upstream.client import LEGACY, MODERN, BackendClient
+from gateway.upstream.connections import create_session
 from gateway.upstream.errors import (
     CallBudgetExceeded,
     ResponseTooLarge,
@@ -8,7 +9,7 @@ from gateway.upstream.errors import (
     UpstreamRpcError,
     UpstreamTimeout,
 )
-from gateway.upstream.pool import UpstreamPool, create_session
+from gateway.upstream.pool import UpstreamPool
 from gateway.upstream.sender import Reply
 
 __all__ = [

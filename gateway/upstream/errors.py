@@ -6,6 +6,7 @@
     ├── ResponseTooLarge (server, limit)        -> 502: a JSON body or SSE event past the cap
     ├── CallBudgetExceeded (server, limit)      -> 502: one call relayed more bytes than its budget
     ├── SubjectBusy (server, limit)             -> 503: the caller has too many requests on this backend
+    ├── StreamsExhausted (server, limits)       -> 503: every connection kept for long-lived streams is held
     └── UpstreamRpcError (server, code, message, data) -> the backend answered a JSON-RPC error
 
 Messages never include credentials or response bodies beyond a short, safe excerpt: a backend's
@@ -105,6 +106,18 @@ class SubjectBusy(_OverLimit):
     http_status = 503
     text = ("too many of your requests running or waiting on this backend (limit {limit}: "
             "MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY + MCPGW_GATEWAY_UPSTREAM_SUBJECT_QUEUE); retry later")
+
+
+class StreamsExhausted(UpstreamError):
+    """Every connection of the long-lived streams' pool is held (upstream/connections.py): one more
+    stream is refused at once rather than wait for another to close."""
+
+    http_status = 503
+
+    def __init__(self, server: str, limit: int, per_host: int) -> None:
+        super().__init__(server, f"no connection free for another long-lived stream ({limit} in all: "
+                                 f"MCPGW_GATEWAY_UPSTREAM_STREAM_CONNECTIONS, {per_host} per backend host: "
+                                 "MCPGW_GATEWAY_UPSTREAM_STREAM_CONNECTIONS_PER_HOST); retry later")
 
 
 class UpstreamRpcError(UpstreamError):

@@ -1,4 +1,5 @@
-"""`UpstreamPool`: `BackendClient`s per backend over one shared, pooled ClientSession.
+"""`UpstreamPool`: `BackendClient`s per backend over the shared, pooled ClientSessions (connections.py):
+requests on one, long-lived streams (GET streams, `subscriptions/listen`) on another.
 
 Requests made for an agent name a `Caller`: on a 2025-era backend each caller has its own
 backend session (sessions.py); on a 2026-07-28 backend, and for the gateway's own requests
@@ -16,7 +17,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from aiohttp.abc import AbstractResolver
 
 from gateway.credentials import CredentialStore
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
@@ -25,7 +25,6 @@ from gateway.upstream import codec
 from gateway.upstream.client import MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError, UpstreamRpcError
 from gateway.upstream.fairness import SubjectLanes
-from gateway.upstream.guard import GuardedResolver
 from gateway.upstream.sender import Reply, drain_background
 from gateway.upstream.sessions import Caller, SubjectSessions
 from gateway.upstream.standalone import GetStreams
@@ -37,40 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LIST_METHODS = frozenset(codec.LIST_KEYS)
-# Idle keep-alive connections are closed by us before the common servers close them (uvicorn,
-# Node's http and the MCP SDKs' hosts: 5 s): a call written on a connection the server is closing
-# at that moment would fail with "server disconnected" (a 502) and a tools/call is never resent.
-IDLE_KEEPALIVE = 4.0
 # (server, list method, result) -> the result with items the gateway cannot represent left out
 ListFilter = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
-
-
-def create_session(
-    *,
-    limit: int = 200,
-    limit_per_host: int = 32,
-    allowlist: Sequence[str] | None = None,
-    resolver: AbstractResolver | None = None,
-    keepalive: float = IDLE_KEEPALIVE,
-) -> aiohttp.ClientSession:
-    """The gateway's upstream ClientSession: keep-alive pool, no cookies, no proxy env.
-
-    With an upstream `allowlist`, names resolve through `GuardedResolver` (no connection to
-    metadata/link-local addresses unless a CIDR of the allowlist names them).
-    """
-    if resolver is None and allowlist:
-        resolver = GuardedResolver(allowlist)
-    connector = aiohttp.TCPConnector(
-        limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver,
-        keepalive_timeout=keepalive,
-    )
-    # A cookie jar would carry one backend's cookies to another on the same host (ports share cookies).
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-        trust_env=False,
-    )
 
 
 class UpstreamPool:
@@ -90,8 +57,10 @@ class UpstreamPool:
         session_idle: float = Defaults.upstream_session_idle,
         subject_concurrency: int = Defaults.upstream_subject_concurrency,
         subject_queue: int = Defaults.upstream_subject_queue,
+        streams: aiohttp.ClientSession | None = None,
     ) -> None:
         self.session = session
+        self.streams = streams or session  # long-lived streams' own pool (connections.py), else the one
         self.list_filter = list_filter
         self.max_response_bytes = max_response_bytes
         self.max_call_bytes = max_call_bytes
@@ -186,8 +155,8 @@ class UpstreamPool:
 
     def new_client(self, config: ServerConfig, **options: Any) -> BackendClient:
         """A client of its own for `config` (`options`: BackendClient's), with the pool's session and limits."""
-        return BackendClient(config, self.session, self.credentials, max_response_bytes=self.max_response_bytes,
-                             max_call_bytes=self.max_call_bytes, **options)
+        return BackendClient(config, self.session, self.credentials, streams=self.streams,
+                             max_response_bytes=self.max_response_bytes, max_call_bytes=self.max_call_bytes, **options)
 
     def _shared(self, server: ServerConfig | str) -> BackendClient:
         config = self._config(server)

@@ -27,9 +27,11 @@ from yarl import URL
 from gateway.backend_auth import inject
 from gateway.credentials import CredentialError, CredentialStore
 from gateway.upstream import codec, sse
+from gateway.upstream.connections import PoolFull
 from gateway.upstream.errors import (
     BackendDisconnected,
     ResponseTooLarge,
+    StreamsExhausted,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -39,6 +41,7 @@ from shared.jsonutil import dumps
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
 
+LISTEN = "subscriptions/listen"  # 2026-07-28's long-lived stream: a POST answered by events while it stays open
 # Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
 MAX_NOTES = 100
 # Best-effort requests that outlive their caller (cancels, session ends), kept in `_background` so the GC does
@@ -61,11 +64,15 @@ async def drain_background(limit: float = 2.0) -> None:
 
 
 class Sender:
-    """Requests to one backend, over the gateway's backend ClientSession."""
+    """Requests to one backend over the gateway's backend ClientSession; long-lived streams (a GET
+    stream, `subscriptions/listen`) over `streams`, a pool of their own that never queues
+    (connections.py): a stream finding it full is StreamsExhausted (503) at once."""
 
     def __init__(self, server: ServerConfig, session: aiohttp.ClientSession,
-                 credentials: CredentialStore | None, url: str | None = None) -> None:
+                 credentials: CredentialStore | None, url: str | None = None, *,
+                 streams: aiohttp.ClientSession | None = None) -> None:
         self.server, self.session, self.credentials = server, session, credentials
+        self.streams = streams or session
         # Built once: parsing the URL and building the timeouts on every call showed in profiles.
         self.url = URL(url or server.url)
         # `connect` bounds the wait for a free pooled connection too: a starved pool fails (504), never hangs.
@@ -77,7 +84,8 @@ class Sender:
                    url: URL | None = None, stream: bool = False) -> aiohttp.ClientResponse:
         """Send one request (`headers` are ours to extend); the unread response.
 
-        `stream` lifts the read timeout: a GET stream may stay quiet as long as the backend likes.
+        `stream` (a GET stream), like a `subscriptions/listen`, is a long-lived stream: it goes out
+        on the streams' pool, and without a read timeout (it may stay quiet as long as the backend likes).
         """
         resp = await self._send(method, dict(headers), message, url, stream)
         if resp.status == 401 and self.credentials is not None and self.server.auth.method == "oauth2":
@@ -111,10 +119,12 @@ class Sender:
                                         ("mcp.server", name, "mcp.method", str(message.get("method", ""))), headers)
             else:  # a GET stream or a session's DELETE: the request's own span is the parent
                 tracing.inject(headers)
+        # A stream holds its connection while it stays open: it must not take one that calls need.
+        standing = stream or (message is not None and message.get("method") == LISTEN)
         try:
-            resp = await self.session.request(
+            resp = await (self.streams if standing else self.session).request(
                 method, target, headers=headers, data=None if message is None else dumps(message),
-                timeout=self._stream_timeout if stream else self._timeout, allow_redirects=False,
+                timeout=self._stream_timeout if standing else self._timeout, allow_redirects=False,
             )
         except BaseException as exc:
             if span is not None:
@@ -131,6 +141,8 @@ class Sender:
 
 def _mapped(exc: BaseException, name: str, timeout: float | None) -> Exception | None:
     """The upstream error a failed request becomes; None: raise it as it is (e.g. cancellation)."""
+    if isinstance(exc, PoolFull):
+        return StreamsExhausted(name, exc.limit, exc.per_host)
     if isinstance(exc, TimeoutError):  # silent for `timeout` before the response headers
         return UpstreamTimeout(name, timeout)
     if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):

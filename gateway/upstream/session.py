@@ -49,6 +49,7 @@ class BackendSession:
         era_hint: str | None = None,
         on_era: Callable[[BackendSession], None] | None = None,
         handshake: bool = False,
+        streams: aiohttp.ClientSession | None = None,
     ) -> None:
         self.server = server
         # Declared at initialize: a per-caller client declares its agent's (sessions.py), the shared one none.
@@ -62,7 +63,8 @@ class BackendSession:
         self.max_call_bytes = max_call_bytes
         self.session = session
         self.credentials = credentials
-        self.http = Sender(server, session, credentials)  # the one request path (sender.py)
+        # The one request path (sender.py); long-lived streams go out on `streams`' pool (connections.py).
+        self.http = Sender(server, session, credentials, streams=streams)
         self.era: str | None = None
         self.session_id: str | None = None
         self.protocol_version: str | None = None

@@ -8,7 +8,7 @@ backend session when the first call that may be asked starts (before its POST go
 sent meanwhile is lost), hands every request arriving there to the oldest call still attached,
 and closes it when the last call ends. One stream per backend session (the TypeScript SDK answers
 a second one with 409), at most `per_backend` at once per backend (each holds a connection of the
-pool); a call finding none free goes without. A backend refusing GET (405) is not asked again
+streams' pool: connections.py); a call finding none free goes without. A backend refusing GET (405) is not asked again
 until its configuration changes. A `*/list_changed` arriving there is passed to `heard` (the
 catalog poller re-reads that backend: changes.py).
 """

@@ -151,3 +151,52 @@ async def test_a_bridged_call_outlives_the_servers_idle_timeout_while_the_agent_
             result = await client.call_tool(SAMPLING_TOOL, {"prompt": "slow", "maxTokens": 5})
         assert not result.is_error, result
         assert "late" in str(result.content), result
+
+
+async def test_event_streams_take_the_streams_pool_and_past_it_a_caller_shares_or_is_refused_at_once(
+    tmp_path: Path, pg_dsn: str, everything: Everything, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every event stream (own or shared) holds a connection of the streams' pool, not the request
+    pool: two streams to a host whose request pool keeps 2 leave the endpoint POSTs free. With the
+    streams' pool full, a caller whose own connection cannot open shares its server's open one, and
+    one whose server has none open is refused at once (503 naming the setting); calls go on."""
+    import functools
+
+    import gateway.upstream
+
+    monkeypatch.setattr(gateway.upstream, "create_session",
+                        functools.partial(gateway.upstream.create_session, limit=8, limit_per_host=2))
+    env = {"MCPGW_GATEWAY_UPSTREAM_OWN_CONNECTIONS_PER_SERVER": "1",
+           "MCPGW_GATEWAY_UPSTREAM_STREAM_CONNECTIONS_PER_HOST": "2"}
+    servers = {name: {"type": "sse", "url": everything.server.url, "timeout": 10} for name in ("old", "twin")}
+    async with gateway_stack(tmp_path, pg_dsn, servers, env=env) as s, asyncio.timeout(60):  # a hang guard
+        bridge = s.app[BRIDGE]
+        await bridge.settled()
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+
+        async def start(name: str) -> tuple[int, str, str]:
+            async with s.session.post(bridge.url_for(name), json=init) as resp:
+                return resp.status, resp.headers.get("Mcp-Session-Id", ""), await resp.text()
+
+        async def listed(name: str, sid: str) -> bool:
+            listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+            async with s.session.post(bridge.url_for(name), json=listing, headers={"Mcp-Session-Id": sid}) as resp:
+                return resp.status == 200 and bool((await resp.json())["result"]["tools"])
+
+        status, first, text = await start("twin")  # its own connection: stream 1
+        assert status == 200, text
+        status, second, text = await start("twin")  # past the own cap: twin's shared connection, stream 2
+        assert status == 200, text
+        assert await listed("twin", first) and await listed("twin", second)  # both streams held: calls go on
+        async with s.session.delete(bridge.url_for("twin"), headers={"Mcp-Session-Id": first}) as resp:
+            assert resp.status == 200
+        await bridge.settled()  # its own connection closed: stream 1 is free
+        status, _, text = await start("old")  # old's own connection takes it: the pool is full again
+        assert status == 200, text
+        status, third, text = await start("twin")  # no stream free for an own one: shares twin's open one
+        assert status == 200, text
+        assert await listed("twin", third)
+        status, _, text = await start("old")  # past old's own cap, and old's shared one cannot open
+        assert status == 503 and "MCPGW_GATEWAY_UPSTREAM_STREAM_CONNECTIONS_PER_HOST" in text, (status, text)
+        assert await listed("twin", second)

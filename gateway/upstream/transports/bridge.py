@@ -57,10 +57,11 @@ class BridgeHost:
 
     def __init__(self, limits: StdioLimits, environ: Mapping[str, str] | None = None,
                  session: aiohttp.ClientSession | None = None, *,
+                 streams: aiohttp.ClientSession | None = None,
                  sessions_per_server: int = Defaults.upstream_own_connections_per_server,
                  session_idle: float = Defaults.upstream_session_idle) -> None:
         self.limits = limits
-        self.session = session
+        self.session, self.streams = session, streams or session  # requests; event streams (connections.py)
         self.credentials: CredentialStore | None = None  # the registry's, set once it exists
         self.environ = os.environ if environ is None else environ
         self.secret = secrets.token_urlsafe(24)
@@ -119,7 +120,7 @@ class BridgeHost:
         if config is not None and config.stdio is not None:
             created = StdioServer(name, config.stdio, self.limits, self.environ)
         elif config is not None and config.sse_url and self.session is not None:
-            created = SseServer(config, self.limits, self.session, self.credentials)
+            created = SseServer(config, self.limits, self.session, self.credentials, streams=self.streams)
         else:
             return None
         self.servers[name] = created
@@ -187,23 +188,25 @@ class BridgeHost:
     async def _initialize(self, server: Multiplexer, message: dict[str, Any]) -> web.Response:
         params = message.get("params")
         declared = canonical_capabilities(params.get("capabilities") if isinstance(params, dict) else None)
-        # Own connections are capped per server well below the pool's per-host limit (their streams
-        # hold a connection each): past the cap a caller shares the server's one connection.
+        # Own connections are capped per server (their event streams hold a connection each of the
+        # streams' pool): past the cap, or with no stream connection free, a caller shares the server's one.
         opening = self._opening.get(server.name, 0)
-        own = None
-        if self.sessions.own(server.name) + opening < self.sessions.per_server:
-            own = server.for_caller(orjson.loads(declared))
-        if own is not None:
+        own: Multiplexer | None = None
+        result: dict[str, Any] | None = None
+        mine = server.for_caller(orjson.loads(declared)) if self.sessions.own(server.name) + opening < \
+            self.sessions.per_server else None
+        if mine is not None:
             self._opening[server.name] = opening + 1
-        try:
-            result = await (own or server).handshake()
-        except BaseException:
-            if own is not None:
-                await own.close()
-            raise
-        finally:
-            if own is not None:
+            try:
+                result, own = await mine.handshake(), mine
+            except BaseException as exc:
+                await mine.close()  # a new connection is never crash-looping: its 503 is errors.StreamsExhausted
+                if not isinstance(exc, Unavailable) or exc.status != 503:
+                    raise
+            finally:
                 self._opening[server.name] -= 1
+        if own is None:
+            result = await server.handshake()
         session = self.sessions.add(server.name, own)
         body = {"jsonrpc": "2.0", "id": message.get("id"), "result": result}
         return json_response(body, headers={SESSION: session})

@@ -4,7 +4,8 @@ The server sends an `endpoint` event naming where to POST messages (same origin 
 configured URL, or the connection is refused: a backend must not steer the gateway — and its
 credential — elsewhere); its answers and notifications arrive as `message` events on the stream.
 Like stdio, that is ONE session shared by every caller, multiplexed by `mux.py`. Requests use the
-gateway's backend ClientSession (SSRF guard, no redirects) and carry the server's credential.
+gateway's backend ClientSession (SSRF guard, no redirects) and carry the server's credential; the
+event stream holds a connection of the long-lived streams' pool (upstream/connections.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from yarl import URL
 
 from gateway.credentials import CredentialStore
 from gateway.upstream import codec, sse
-from gateway.upstream.errors import UpstreamError
+from gateway.upstream.errors import StreamsExhausted, UpstreamError
 from gateway.upstream.sender import Sender
 from gateway.upstream.transports.mux import Channel, Multiplexer, Unavailable
 from gateway.upstream.transports.stdio_process import StdioLimits
@@ -75,24 +76,25 @@ class SseServer(Multiplexer):
     kind = "legacy SSE server"
 
     def __init__(self, config: ServerConfig, limits: StdioLimits, session: aiohttp.ClientSession,
-                 credentials: CredentialStore | None, capabilities: dict[str, Any] | None = None) -> None:
+                 credentials: CredentialStore | None, capabilities: dict[str, Any] | None = None, *,
+                 streams: aiohttp.ClientSession | None = None) -> None:
         super().__init__(config.name, limits, capabilities)
         assert config.sse_url is not None
         self.config, self.url = config, URL(config.sse_url)
-        self.session, self.credentials = session, credentials
-        self.http = Sender(config, session, credentials, config.sse_url)  # the one request path
+        self.session, self.streams, self.credentials = session, streams or session, credentials
+        self.http = Sender(config, session, credentials, config.sse_url, streams=self.streams)  # the one request path
 
     def for_caller(self, capabilities: dict[str, Any]) -> SseServer:
         """A connection of the caller's own (opened on its first request, not reopened until its next)."""
-        own = SseServer(self.config, self.limits, self.session, self.credentials, capabilities)
+        own = SseServer(self.config, self.limits, self.session, self.credentials, capabilities, streams=self.streams)
         own.eager = False
         return own
 
     async def _open(self) -> Channel:
         try:
             resp = await self.http.send("GET", {"Accept": "text/event-stream"}, stream=True)
-        except UpstreamError as exc:
-            raise Unavailable(exc.message) from None
+        except UpstreamError as exc:  # a full streams' pool is the gateway's limit (503), not the server's fault
+            raise Unavailable(exc.message, 503 if isinstance(exc, StreamsExhausted) else 502) from None
         if resp.status != 200 or resp.content_type != "text/event-stream":
             resp.close()
             raise Unavailable(f"event stream refused with HTTP {resp.status}")

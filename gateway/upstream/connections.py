@@ -1,0 +1,76 @@
+"""The gateway's outgoing ClientSessions: one per purpose, each a keep-alive pool of its own.
+
+`create_session` builds one (no cookies, no proxy environment, the SSRF guard with an upstream
+allowlist). Backend requests wait their turn for a pooled connection (bounded by the server's
+`timeout`: sender.py); a session made with `queue=False` — the one long-lived backend streams use —
+never waits: a stream finding every connection held fails at once with `PoolFull`, which the
+sender turns into a 503 naming the settings to raise (errors.StreamsExhausted). A stream holds its
+connection for as long as it is open, so waiting for one would mean waiting for another agent to
+leave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+
+from gateway.upstream.guard import GuardedResolver
+
+# Idle keep-alive connections are closed by us before the common servers close them (uvicorn,
+# Node's http and the MCP SDKs' hosts: 5 s): a call written on a connection the server is closing
+# at that moment would fail with "server disconnected" (a 502) and a tools/call is never resent.
+IDLE_KEEPALIVE = 4.0
+
+
+class PoolFull(Exception):
+    """Every connection of a session that does not queue is held (`limit` in all, `per_host` per host)."""
+
+    def __init__(self, limit: int, per_host: int) -> None:
+        super().__init__(f"connection pool full ({limit} in all, {per_host} per host)")
+        self.limit, self.per_host = limit, per_host
+
+
+def _refuse_to_queue(limit: int, per_host: int) -> aiohttp.TraceConfig:
+    """A trace that turns "wait for a free connection" into PoolFull (aiohttp removes the waiter)."""
+
+    async def queued(session: aiohttp.ClientSession, context: SimpleNamespace, params: Any) -> None:
+        raise PoolFull(limit, per_host)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_queued_start.append(queued)
+    return trace
+
+
+def create_session(
+    *,
+    limit: int = 200,
+    limit_per_host: int = 32,
+    allowlist: Sequence[str] | None = None,
+    resolver: AbstractResolver | None = None,
+    keepalive: float = IDLE_KEEPALIVE,
+    queue: bool = True,
+) -> aiohttp.ClientSession:
+    """An upstream ClientSession: keep-alive pool, no cookies, no proxy env; `queue=False`: PoolFull
+    instead of waiting when `limit` (or `limit_per_host` to one host) connections are held.
+
+    With an upstream `allowlist`, names resolve through `GuardedResolver` (no connection to
+    metadata/link-local addresses unless a CIDR of the allowlist names them).
+    """
+    if resolver is None and allowlist:
+        resolver = GuardedResolver(allowlist)
+    connector = aiohttp.TCPConnector(
+        limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver,
+        keepalive_timeout=keepalive,
+    )
+    # A cookie jar would carry one backend's cookies to another on the same host (ports share cookies).
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        trust_env=False,
+        trace_configs=None if queue else [_refuse_to_queue(limit, limit_per_host)],
+    )
