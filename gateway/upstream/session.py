@@ -49,6 +49,7 @@ class BackendSession:
         era_hint: str | None = None,
         on_era: Callable[[BackendSession], None] | None = None,
         handshake: bool = False,
+        ear: Callable[[], None] | None = None,
     ) -> None:
         self.server = server
         # Declared at initialize: a per-caller client declares its agent's (sessions.py), the shared one none.
@@ -62,7 +63,8 @@ class BackendSession:
         self.max_call_bytes = max_call_bytes
         self.session = session
         self.credentials = credentials
-        self.http = Sender(server, session, credentials)  # the one request path (sender.py)
+        # The one request path (sender.py); `ear` hears the backend's list changes in any answer.
+        self.http = Sender(server, session, credentials, ear=ear)
         self.era: str | None = None
         self.session_id: str | None = None
         self.protocol_version: str | None = None
