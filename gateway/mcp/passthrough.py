@@ -23,7 +23,6 @@ from gateway.calls.audit import audit
 from gateway.calls.call import Call
 from gateway.errors import Denied
 from gateway.keys import CALLER, MCP_STATE, UPSTREAM
-from gateway.masking import masked_response
 from gateway.mcp import admission, endpoint, enforce, protocol, unseen
 from gateway.mcp import params as mcp_params
 from gateway.mcp.aggregated_common import agent_caller, answer_failure
@@ -263,9 +262,7 @@ async def _via_pool(request: web.Request, server: ServerConfig, msg: protocol.Me
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
-    pool = request.app[UPSTREAM]
-    response = masked_response(await pool.request(server, msg.method, params or None, request[CALLER]),
-                               pool.credentials.forms(server))
+    response = await request.app[UPSTREAM].request(server, msg.method, params or None, request[CALLER])  # masked
     if seen is not None:
         seen(response)
     if "error" in response:

@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from gateway.credentials import CredentialStore
+from gateway.masking import masked_response
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
 from gateway.settings import GatewaySettings as Defaults
 from gateway.upstream import codec
@@ -218,6 +219,8 @@ class UpstreamPool:
                 # Every list a backend gives the gateway passes here: /mcp, REST, the CLI.
                 result = self.list_filter(client.server.name, method, result)
             reply.response = {**reply.response, "result": result}
+        # What the backend said, with its own credential masked (REST, /mcp prompts and broadcasts, bridged passthrough).
+        reply.response = masked_response(reply.response, self.credentials.forms(client.server))
         return reply
 
     @contextlib.asynccontextmanager
