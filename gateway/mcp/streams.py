@@ -71,8 +71,8 @@ async def relay_answer(
     idle_limit: float | None = None, observe: Observer | None = None, forms: Sequence[str] = (),
 ) -> web.StreamResponse:
     """Send the backend's answer on; SSE unbuffered, byte for byte but for the answer to `rid`,
-    which `rewrite` (when given) may replace. A JSON-RPC error answering `rid` is relayed with the
-    server's credential `forms` masked (gateway/masking.py: a backend may echo what it was sent).
+    which `rewrite` (when given) may replace. The answer to `rid`, error or result, is relayed with
+    the server's credential `forms` masked (gateway/masking.py: a backend may echo what it was sent).
 
     Past `mcp_max_response_bytes` a JSON answer is a 502; past that per event, `mcp_max_call_bytes`
     for a call's stream (then dropped upstream; `cancel()` tells a 2025-era backend), `idle_limit`
