@@ -39,8 +39,16 @@ def credential_forms(auth: AuthConfig, secret: str) -> list[str]:
     plain = [secret]
     if auth.method == "basic":
         plain.append(secret.partition(":")[2])  # the password alone (the user name is no secret)
-    forms: set[str] = {format_value(auth, secret)}
-    for value in filter(None, plain):
+    return _encoded(plain, {format_value(auth, secret)})
+
+
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Every form secrets given to a backend otherwise (a stdio server's env) may be echoed in."""
+    return _encoded(secrets, set())
+
+
+def _encoded(values: Iterable[str], forms: set[str]) -> list[str]:
+    for value in filter(None, values):
         forms.update({value, base64.b64encode(value.encode()).decode("ascii"), quote(value, safe=""),
                       quote_plus(value), quote(value, safe="/"), orjson.dumps(value).decode()[1:-1],
                       URL.build(query={"k": value}).raw_query_string[2:]})
