@@ -18,7 +18,7 @@ checks on the answer's JSON text, found a trace — so a clean answer costs no r
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -144,30 +144,27 @@ def leaks(raw: bytes | str, forms: Sequence[str]) -> bool:
     return any(h in folded for h in heads)
 
 
-def mask_result(value: Any, forms: Sequence[str], depth: int = 0) -> Any:
+def mask_result(value: Any, forms: Sequence[str]) -> Any:
     """A JSON value (a backend's result) with `scrub` applied to every string and key."""
-    if isinstance(value, str):
-        return scrub(value, forms)
-    if depth >= MAX_DEPTH:
-        return REDACTED
-    if isinstance(value, dict):
-        return {scrub(str(k), forms): mask_result(v, forms, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [mask_result(v, forms, depth + 1) for v in value]
-    return value
+    return _strings(value, lambda text: scrub(text, forms))
 
 
-def mask_data(value: Any, forms: Iterable[str], depth: int = 0) -> Any:
+def mask_data(value: Any, forms: Iterable[str]) -> Any:
     """A JSON value (a JSON-RPC error's `data`) with `mask` applied to every string and key."""
     forms = forms if isinstance(forms, list | tuple) else list(forms)
+    return _strings(value, lambda text: mask(text, forms))
+
+
+def _strings(value: Any, masked: Callable[[str], str], depth: int = 0) -> Any:
+    """`value` with `masked` applied to every string and key (cut at MAX_DEPTH)."""
     if isinstance(value, str):
-        return mask(value, forms)
+        return masked(value)
     if depth >= MAX_DEPTH:
         return REDACTED
     if isinstance(value, dict):
-        return {mask(str(k), forms): mask_data(v, forms, depth + 1) for k, v in value.items()}
+        return {masked(str(k)): _strings(v, masked, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [mask_data(v, forms, depth + 1) for v in value]
+        return [_strings(v, masked, depth + 1) for v in value]
     return value
 
 

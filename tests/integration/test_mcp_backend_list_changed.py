@@ -8,6 +8,7 @@ passthrough call, a REST call — is heard the same way (gateway/upstream/sse.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -45,6 +46,19 @@ async def stack(tmp_path: Path, pg_dsn: str, announcing: Backend, saying: Backen
         yield s
 
 
+@contextlib.asynccontextmanager
+async def watching(stack: Stack) -> AsyncIterator[tuple[str, Any]]:
+    """A `/mcp` session and its open GET stream, once the poller read every backend and read it
+    again when the backend's own stream opened (its listen acknowledged, its GET stream's 200)."""
+    poller = stack.app[MCP_STATE].catalogs
+    sid = await initialize(stack, "/mcp")
+    hdrs = {**stack.headers(ADMIN), "Accept": "text/event-stream", **session_headers(sid)}
+    async with stack.session.get(stack.url + "/mcp", headers=hdrs) as stream:
+        assert stream.status == 200
+        await eventually(lambda: _at_least(poller.rounds, 2), within=10)
+        yield sid, stream
+
+
 async def _next_method(stream: Any) -> str:
     async for line in stream.content:
         if line.startswith(b"data:"):
@@ -58,13 +72,7 @@ async def _next_method(stream: Any) -> str:
                          ids=["on-listen-2026", "in-the-call-stream-2025"])
 async def test_a_backends_list_changed_reaches_the_agent_without_waiting_for_the_poll(
         stack: Stack, tool: str, fresh: str) -> None:
-    poller = stack.app[MCP_STATE].catalogs
-    sid = await initialize(stack, "/mcp")
-    hdrs = {**stack.headers(ADMIN), "Accept": "text/event-stream", **session_headers(sid)}
-    async with stack.session.get(stack.url + "/mcp", headers=hdrs) as stream:
-        assert stream.status == 200
-        # The first read, then the re-read once the backend's listen stream is acknowledged (open).
-        await eventually(lambda: _at_least(poller.rounds, 2), within=10)
+    async with watching(stack) as (sid, stream):
         call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                 "params": {"name": tool, "arguments": {"name": "fresh_tool"}}}
         status, answer, _ = await rpc(stack, "/mcp", call, headers=session_headers(sid))
@@ -91,13 +99,7 @@ async def test_a_list_changed_said_in_any_answer_is_heard(
     monkeypatch.setattr(listen, "POLL_SECONDS", 3600.0)
     backend = mcp_backend_factory("legacy", f"heard-{way}", tools=("echo", "grow_said", "grow_said_prompt"))
     async with gateway_stack(tmp_path, pg_dsn, {"sa": {"url": backend.url}}) as stack:
-        poller = stack.app[MCP_STATE].catalogs
-        sid = await initialize(stack, "/mcp")
-        hdrs = {**stack.headers(ADMIN), "Accept": "text/event-stream", **session_headers(sid)}
-        async with stack.session.get(stack.url + "/mcp", headers=hdrs) as stream:
-            assert stream.status == 200
-            # The first read, then the re-read once the backend's GET stream is open: nothing pending.
-            await eventually(lambda: _at_least(poller.rounds, 2), within=10)
+        async with watching(stack) as (sid, stream):
             assert "sa__fresh_tool" not in await _tools(stack, sid)
             grow = {"name": "fresh_tool"}
             if way == "mcp-prompts-get":
