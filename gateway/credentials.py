@@ -1,16 +1,18 @@
 """Backend credentials: `env://NAME` / `file:///path` references resolved when the registry loads and
 re-read by `refresh()` when their value or mtime changes (never per request); oauth2 client-credentials
-tokens cached until shortly before they expire."""
+tokens cached until shortly before they expire. A stdio server's `env` references are secrets of the
+same kind (its child may echo them): resolved and refreshed alike, and masked in what it says (`forms`)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote_plus
@@ -18,7 +20,7 @@ from urllib.parse import quote_plus
 import aiohttp
 
 from gateway.backend_auth import AuthConfig, Injection, format_value, is_ref
-from gateway.masking import credential_forms
+from gateway.masking import credential_forms, secret_forms
 from shared.settings import Secret
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,14 @@ def _stamp_of(ref: str, environ: Mapping[str, str]) -> object:
 
 
 @dataclass
+class Resolution:
+    """What `resolve` read: each server's credential, and each stdio server's `env` references."""
+
+    auth: dict[str, tuple[AuthConfig, Resolved]] = field(default_factory=dict)
+    env: dict[str, list[Resolved]] = field(default_factory=dict)
+
+
+@dataclass
 class _Token:
     value: Secret
     refresh_at: float
@@ -107,20 +117,23 @@ class CredentialStore:
         self._clock = clock
         self._auth: dict[str, AuthConfig] = {}
         self._secrets: dict[str, Resolved] = {}
+        # A stdio server's env references, each with the value before the last refresh (a child
+        # launched earlier may still hold it, and say it).
+        self._env: dict[str, list[tuple[Resolved, str]]] = {}
         self._tokens: dict[str, _Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._forms: dict[str, tuple[tuple[AuthConfig, tuple[str, str]], list[str]]] = {}
+        self._forms: dict[str, tuple[tuple[AuthConfig | None, tuple[str, ...]], list[str]]] = {}
 
-    def resolve(self, servers: Iterable[ServerConfig]) -> tuple[dict[str, tuple[AuthConfig, Resolved]], list[str]]:
+    def resolve(self, servers: Iterable[ServerConfig]) -> tuple[Resolution, list[str]]:
         """Resolve every server's reference; return (resolved, errors naming server and field)."""
-        resolved: dict[str, tuple[AuthConfig, Resolved]] = {}
+        resolved = Resolution()
         errors: list[str] = []
         for server in servers:
             # A stdio server's env references must resolve now too; the values are read again at launch.
             for key, value in server.stdio.env if server.stdio else ():
                 if is_ref(value):
                     try:
-                        read_ref(value, self.environ)
+                        resolved.env.setdefault(server.name, []).append(read_ref(value, self.environ))
                     except CredentialError as exc:
                         errors.append(f"servers.{server.name}.env.{key}: {exc}")
             ref = server.auth.secret_ref
@@ -128,19 +141,20 @@ class CredentialStore:
                 continue
             key = "client_secret_ref" if server.auth.client_secret_ref else "credential_ref"
             try:
-                resolved[server.name] = (server.auth, read_ref(ref, self.environ))
+                resolved.auth[server.name] = (server.auth, read_ref(ref, self.environ))
             except CredentialError as exc:
                 errors.append(f"servers.{server.name}.auth.{key}: {exc}")
         return resolved, errors
 
-    def commit(self, resolved: Mapping[str, tuple[AuthConfig, Resolved]]) -> None:
+    def commit(self, resolved: Resolution) -> None:
         """Install resolved secrets; drop cached tokens whose config or secret changed."""
         for name in list(self._tokens):
-            old_auth, new = self._auth.get(name), resolved.get(name)
+            old_auth, new = self._auth.get(name), resolved.auth.get(name)
             if new is None or new[0] != old_auth or new[1].secret != self._secrets[name].secret:
                 del self._tokens[name]
-        self._auth = {name: auth for name, (auth, _) in resolved.items()}
-        self._secrets = {name: res for name, (_, res) in resolved.items()}
+        self._auth = {name: auth for name, (auth, _) in resolved.auth.items()}
+        self._secrets = {name: res for name, (_, res) in resolved.auth.items()}
+        self._env = {name: [(res, "") for res in refs] for name, refs in resolved.env.items()}
 
     def refresh(self) -> list[str]:
         """Re-read references whose source changed; return the names of servers updated."""
@@ -157,6 +171,13 @@ class CredentialStore:
             self._secrets[name] = new
             self._tokens.pop(name, None)
             changed.append(name)
+        for name, refs in self._env.items():
+            for i, (res, _) in enumerate(refs):
+                if _stamp_of(res.ref, self.environ) != res.stamp:
+                    with contextlib.suppress(CredentialError):  # unreadable now: the value known stays masked
+                        refs[i] = (read_ref(res.ref, self.environ), res.secret.get())
+                        if name not in changed:
+                            changed.append(name)
         if changed:
             log.info("backend credentials refreshed", extra={"servers": changed})
         return changed
@@ -164,15 +185,23 @@ class CredentialStore:
     def forms(self, server: ServerConfig) -> list[str]:
         """Every form the server's credential (and its current oauth2 token) may be echoed in, for
         masking what the backend says (gateway/masking.py); empty when it has none."""
-        resolved = self._secrets.get(server.name)
+        resolved, env = self._secrets.get(server.name), self._env.get(server.name)
         if resolved is None:
-            return []
+            return [] if env is None else self._env_forms(server.name, env)
         auth = self._auth.get(server.name, server.auth)
         token = self._tokens.get(server.name)
         values = (resolved.secret.get(), token.value.get() if token is not None else "")
         cached = self._forms.get(server.name)
         if cached is None or cached[0] != (auth, values):  # computed once per credential (a relay asks per answer)
             cached = self._forms[server.name] = ((auth, values), [f for v in values for f in credential_forms(auth, v)])
+        return cached[1]
+
+    def _env_forms(self, name: str, env: list[tuple[Resolved, str]]) -> list[str]:
+        """The forms of a stdio server's env secrets (and of the values they replaced)."""
+        values = tuple(v for res, old in env for v in (res.secret.get(), old) if v)
+        cached = self._forms.get(name)
+        if cached is None or cached[0] != (None, values):
+            cached = self._forms[name] = ((None, values), secret_forms(values))
         return cached[1]
 
     def invalidate_token(self, server: str) -> None:

@@ -8,12 +8,17 @@ the header value sent, base64, percent-encoded, JSON-escaped, a basic-auth passw
 credential shapes (shared/redact.py). Non-printable characters are dropped *before* matching (NULs
 between the characters would hide the secret), matching ignores case, and any run of at least
 PREFIX_RUN characters of a form's start is masked too (a secret cut short still gives it away).
+
+A backend's SUCCESSFUL answer is masked too (`masked_response`: the rule is that a backend's
+credential never reaches an agent, whatever the answer), but gently: only the credential's forms are
+replaced (`scrub`: the rest of each string kept as it is), and only once `leaks`, a few C-speed `in`
+checks on the answer's JSON text, found a trace — so a clean answer costs no rewriting.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -21,6 +26,7 @@ import orjson
 from yarl import URL
 
 from gateway.backend_auth import AuthConfig, format_value
+from shared.jsonutil import dumps
 from shared.redact import MAX_DEPTH, REDACTED, mask_secrets
 
 PREFIX_RUN = 8  # a form's first 8 characters (or more) anywhere in the text are masked
@@ -33,8 +39,16 @@ def credential_forms(auth: AuthConfig, secret: str) -> list[str]:
     plain = [secret]
     if auth.method == "basic":
         plain.append(secret.partition(":")[2])  # the password alone (the user name is no secret)
-    forms: set[str] = {format_value(auth, secret)}
-    for value in filter(None, plain):
+    return _encoded(plain, {format_value(auth, secret)})
+
+
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Every form secrets given to a backend otherwise (a stdio server's env) may be echoed in."""
+    return _encoded(secrets, set())
+
+
+def _encoded(values: Iterable[str], forms: set[str]) -> list[str]:
+    for value in filter(None, values):
         forms.update({value, base64.b64encode(value.encode()).decode("ascii"), quote(value, safe=""),
                       quote_plus(value), quote(value, safe="/"), orjson.dumps(value).decode()[1:-1],
                       URL.build(query={"k": value}).raw_query_string[2:]})
@@ -61,44 +75,110 @@ def _spans(folded: str, form: str) -> Iterable[tuple[int, int]]:
         start = folded.find(head, end)
 
 
+def _covered(folded: str, forms: Iterable[str]) -> list[tuple[int, int]]:
+    """Sorted spans of `folded` holding one of `forms` or a long enough run of its first characters."""
+    return sorted(span for form in {_fold(f) for f in forms if f} for span in _spans(folded, form))
+
+
+def _replaced(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """`text` with each of the sorted (possibly overlapping) `spans` replaced by one marker."""
+    parts, at = [], 0
+    for start, end in spans:
+        if end <= at:
+            continue
+        if start >= at:
+            parts.append(text[at:start])
+            parts.append(REDACTED)
+        at = end
+    return "".join(parts) + text[at:] if parts else text
+
+
 def mask(text: str, forms: Iterable[str]) -> str:
     """`text` printable only, with every occurrence of `forms` (any case, or a long enough prefix of
     one) and every credential shape replaced by the redaction marker."""
     if not text.isprintable():
         text = "".join(c for c in text if c.isprintable())
-    folded = _fold(text)
-    spans = sorted(span for form in {_fold(f) for f in forms if f} for span in _spans(folded, form))
-    if spans:
-        parts, at = [], 0
-        for start, end in spans:
-            if end <= at:
-                continue
-            if start >= at:
-                parts.append(text[at:start])
-                parts.append(REDACTED)
-            at = end
-        text = "".join(parts) + text[at:]
-    return mask_secrets(text)
+    return mask_secrets(_replaced(text, _covered(_fold(text), forms)))
 
 
-def mask_data(value: Any, forms: Iterable[str], depth: int = 0) -> Any:
+def scrub(text: str, forms: Sequence[str]) -> str:
+    """`text` with `forms` masked as `mask` finds them (characters that are not printable are
+    looked through), everything else — line breaks, other secrets' shapes — kept as it is."""
+    if text.isprintable():
+        return _replaced(text, _covered(_fold(text), forms))
+    kept = [i for i, c in enumerate(text) if c.isprintable()]
+    spans = _covered(_fold("".join(text[i] for i in kept)), forms)
+    return _replaced(text, [(kept[start], kept[end - 1] + 1) for start, end in spans])
+
+
+_heads: dict[int, tuple[Sequence[str], tuple[str, ...], tuple[bytes, ...]]] = {}
+
+
+def _heads_of(forms: Sequence[str]) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
+    """The folded first PREFIX_RUN characters of each form, as text and bytes (kept per forms list:
+    the credential store hands out one list per credential)."""
+    found = _heads.get(id(forms))
+    if found is None or found[0] is not forms:
+        if len(_heads) >= 256:
+            _heads.clear()
+        heads = tuple({_fold(f)[:PREFIX_RUN] for f in forms if f})
+        found = _heads[id(forms)] = (forms, heads, tuple(h.encode() for h in heads))
+    return found[1], found[2]
+
+
+def leaks(raw: bytes | str, forms: Sequence[str]) -> bool:
+    """Might JSON text `raw` hold one of `forms`, as `mask` would find it? True at a form's start in
+    any case, a \\u escape or a character that is not printable (either may hide one): a false
+    alarm costs a walk (`mask_result`), a miss is impossible."""
+    if not forms:
+        return False
+    heads, raw_heads = _heads_of(forms)
+    if isinstance(raw, bytes):
+        if raw.isascii():
+            low = raw.lower()
+            return b"\\u" in raw or any(h in low for h in raw_heads)
+        raw = raw.decode("utf-8", "replace")
+    if "\\u" in raw or not raw.isprintable():
+        return True
+    folded = _fold(raw)
+    return any(h in folded for h in heads)
+
+
+def mask_result(value: Any, forms: Sequence[str]) -> Any:
+    """A JSON value (a backend's result) with `scrub` applied to every string and key."""
+    return _strings(value, lambda text: scrub(text, forms))
+
+
+def mask_data(value: Any, forms: Iterable[str]) -> Any:
     """A JSON value (a JSON-RPC error's `data`) with `mask` applied to every string and key."""
     forms = forms if isinstance(forms, list | tuple) else list(forms)
+    return _strings(value, lambda text: mask(text, forms))
+
+
+def _strings(value: Any, masked: Callable[[str], str], depth: int = 0) -> Any:
+    """`value` with `masked` applied to every string and key (cut at MAX_DEPTH)."""
     if isinstance(value, str):
-        return mask(value, forms)
+        return masked(value)
     if depth >= MAX_DEPTH:
         return REDACTED
     if isinstance(value, dict):
-        return {mask(str(k), forms): mask_data(v, forms, depth + 1) for k, v in value.items()}
+        return {masked(str(k)): _strings(v, masked, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [mask_data(v, forms, depth + 1) for v in value]
+        return [_strings(v, masked, depth + 1) for v in value]
     return value
 
 
-def masked_response(message: Any, forms: Iterable[str]) -> Any:
-    """A backend's JSON-RPC message with its error object (if any) masked (`mask_error`)."""
-    if isinstance(message, dict) and isinstance(message.get("error"), dict):
+def masked_response(message: Any, forms: Sequence[str], raw: bytes | str | None = None) -> Any:
+    """A backend's JSON-RPC message with its error object (if any) masked (`mask_error`), and a
+    result holding one of the server's credential `forms` masked (`mask_result`); `raw`, the
+    message's JSON text if at hand, spares serialising it for the `leaks` check. The one place every
+    entry point's answer passes (pool.exchange, /mcp's call relay, passthrough's relay)."""
+    if not isinstance(message, dict):
+        return message
+    if isinstance(message.get("error"), dict):
         return {**message, "error": mask_error(message["error"], forms)}
+    if forms and "result" in message and leaks(dumps(message["result"]) if raw is None else raw, forms):
+        return {**message, "result": mask_result(message["result"], forms)}
     return message
 
 

@@ -219,8 +219,6 @@ async def _on_event(call: Call, pool: UpstreamPool, event: sse.Event, uid: str,
     if not isinstance(method, str):
         return None
     if "id" not in msg:
-        if method in codec.LIST_CHANGED:  # said on the call's own stream: re-read as from a GET stream
-            pool.heard(call.server.name)
         relayed = relay_notification(msg, call.token, call.client_token)
         if relayed is not None:
             await call.send(relayed)

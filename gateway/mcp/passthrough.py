@@ -23,7 +23,6 @@ from gateway.calls.audit import audit
 from gateway.calls.call import Call
 from gateway.errors import Denied
 from gateway.keys import CALLER, MCP_STATE, UPSTREAM
-from gateway.masking import masked_response
 from gateway.mcp import admission, endpoint, enforce, protocol, unseen
 from gateway.mcp import params as mcp_params
 from gateway.mcp.aggregated_common import agent_caller, answer_failure
@@ -41,6 +40,7 @@ from gateway.mcp.streams import (
 from gateway.registry import ServerConfig
 from gateway.upstream import codec
 from gateway.upstream.client import LEGACY
+from gateway.upstream.errors import status_error
 from gateway.upstream.sender import answer_in, read_capped
 from gateway.upstream.sessions import Caller, canonical_capabilities
 
@@ -187,30 +187,25 @@ async def _relay(request: web.Request, state: McpState, server: ServerConfig, ms
                  era: protocol.Era, upstream_session: str | None, extra: dict[str, str],
                  seen: Observer | None) -> web.StreamResponse:
     headers = _headers(request, msg, era, upstream_session, extra)
+    forms = request.app[UPSTREAM].credentials.forms(server)  # the backend's own credential, masked in its answer
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
-        if resp.status in (400, 404) and upstream_session:
-            raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
-            if session_refused(resp.status, raw):
-                raise session_gone()
-            return web.Response(body=masked_answer(raw, request.app[UPSTREAM].credentials.forms(server)),
-                                status=resp.status, content_type=resp.content_type)
         if resp.status >= 500:
-            from gateway.upstream.errors import status_error
-
-            raise await status_error(server.name, resp, request.app[UPSTREAM].credentials.forms(server))
-        if era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON:
+            raise await status_error(server.name, resp, forms)
+        refused = resp.status in (400, 404) and bool(upstream_session)  # the session, or else the message?
+        if refused or (era == "modern" and resp.status == 400 and resp.content_type == endpoint.JSON):
             raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
-            if _legacy_refusal(raw):
+            if refused and session_refused(resp.status, raw):
+                raise session_gone()
+            if not refused and _legacy_refusal(raw):
                 # The backend only knows the handshake era: the pool speaks that to it.
                 return await _via_pool(request, server, msg, era)
-            return web.Response(body=masked_answer(raw, request.app[UPSTREAM].credentials.forms(server)),
-                                status=400, content_type=endpoint.JSON)
-        rewrite = _list_filter(request, server.name, msg) if msg.method in admission.LISTS else None
+            return web.Response(body=masked_answer(raw, forms), status=resp.status, content_type=resp.content_type)
+        rewrite = (functools.partial(enforce.filter_result, request, principal(request), server.name, msg.method)
+                   if msg.method in admission.LISTS else None)
         cancel = _canceller(request, server, msg, upstream_session) if upstream_session else None
         return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel,
-                                  idle_limit=server.timeout, observe=seen,
-                                  forms=request.app[UPSTREAM].credentials.forms(server))
+                                  idle_limit=server.timeout, observe=seen, forms=forms)
 
 
 def _canceller(request: web.Request, server: ServerConfig, msg: protocol.Message, upstream_session: str) -> Any:
@@ -236,11 +231,7 @@ def session_gone() -> RpcFailure:
 
 def session_refused(status: int, raw: bytes) -> bool:
     """A backend's 400/404 to a message in its session, refusing the session (codec.session_refused)."""
-    try:
-        answer = codec.decode(raw) if raw else None
-    except ValueError:
-        answer = None
-    return codec.session_refused(status, answer)
+    return codec.session_refused(status, codec.loads_or_none(raw))
 
 
 def _legacy_refusal(raw: bytes) -> bool:
@@ -251,21 +242,12 @@ def _legacy_refusal(raw: bytes) -> bool:
                         protocol.METHOD_NOT_FOUND)
 
 
-def _list_filter(request: web.Request, server: str, msg: protocol.Message) -> Any:
-    async def rewrite(result: dict[str, Any]) -> dict[str, Any]:
-        return await enforce.filter_result(request, principal(request), server, msg.method, result)
-
-    return rewrite
-
-
 async def _via_pool(request: web.Request, server: ServerConfig, msg: protocol.Message, era: protocol.Era,
                     seen: Observer | None = None) -> web.Response:
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
     params = {k: v for k, v in msg.params.items() if k != "_meta"}
-    pool = request.app[UPSTREAM]
-    response = masked_response(await pool.request(server, msg.method, params or None, request[CALLER]),
-                               pool.credentials.forms(server))
+    response = await request.app[UPSTREAM].request(server, msg.method, params or None, request[CALLER])  # masked
     if seen is not None:
         seen(response)
     if "error" in response:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from gateway.masking import masked_response
+from gateway.masking import leaks, masked_response
 from gateway.mcp import protocol
 from gateway.mcp.state import McpState
 from gateway.upstream import codec, sse
@@ -48,10 +48,10 @@ def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
 
 
 def masked_answer(raw: bytes, forms: Sequence[str]) -> bytes:
-    """A backend's JSON body, its JSON-RPC error (if any) masked with the server's credential `forms`
-    (a body naming no "error", not even \\u-escaped, is not parsed)."""
-    msg = codec.loads_or_none(raw) if forms and (b'"error"' in raw or b"\\u" in raw) else None
-    masked = masked_response(msg, forms)
+    """A backend's JSON body with the server's credential `forms` masked in its JSON-RPC error or
+    result (a body naming no "error" and showing no trace of a form, masking.leaks, is not parsed)."""
+    msg = codec.loads_or_none(raw) if forms and (b'"error"' in raw or leaks(raw, forms)) else None
+    masked = masked_response(msg, forms, raw)
     return raw if masked is msg else dumps(masked)
 
 
@@ -71,8 +71,8 @@ async def relay_answer(
     idle_limit: float | None = None, observe: Observer | None = None, forms: Sequence[str] = (),
 ) -> web.StreamResponse:
     """Send the backend's answer on; SSE unbuffered, byte for byte but for the answer to `rid`,
-    which `rewrite` (when given) may replace. A JSON-RPC error answering `rid` is relayed with the
-    server's credential `forms` masked (gateway/masking.py: a backend may echo what it was sent).
+    which `rewrite` (when given) may replace. The answer to `rid`, error or result, is relayed with
+    the server's credential `forms` masked (gateway/masking.py: a backend may echo what it was sent).
 
     Past `mcp_max_response_bytes` a JSON answer is a 502; past that per event, `mcp_max_call_bytes`
     for a call's stream (then dropped upstream; `cancel()` tells a 2025-era backend), `idle_limit`
@@ -109,7 +109,7 @@ async def relay_answer(
                 msg = codec.loads_or_none(event.data)
                 if codec.is_response_to(msg, rid):
                     answered = True
-                    if forms and (masked := masked_response(msg, forms)) is not msg:
+                    if forms and (masked := masked_response(msg, forms, event.data)) is not msg:
                         msg, raw = masked, sse.json_event(masked, event=event.event, id=event.id)
                     if observe is not None:
                         observe(msg)

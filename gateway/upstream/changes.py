@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from gateway.upstream import codec
 from gateway.upstream.client import LEGACY, MODERN, BackendClient
 from gateway.upstream.errors import UpstreamError
 from gateway.upstream.transports.channel import answer_server_request
@@ -111,7 +110,7 @@ async def _get(client: BackendClient, poke: Callable[[], None]) -> bool | None:
 async def _read(client: BackendClient, resp: aiohttp.ClientResponse, poke: Callable[[], None]) -> None:
     async for message in client.listened(resp):
         method = message.get("method")
-        if method in codec.LIST_CHANGED or method == ACKNOWLEDGED:
+        if method == ACKNOWLEDGED:  # a list change itself is heard by every reader (sse.hear): pool.heard pokes
             poke()
         elif isinstance(method, str) and "id" in message:  # nobody here to ask: answered at once
             await client.send_response(answer_server_request(message))

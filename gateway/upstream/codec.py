@@ -8,14 +8,11 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 import orjson
 
 from gateway.upstream.errors import UpstreamError
-
-if TYPE_CHECKING:
-    from gateway.upstream.sse import Event
 
 RequestId = int | str  # a JSON-RPC request id
 MODERN_VERSION = "2026-07-28"
@@ -34,6 +31,16 @@ LIST_CHANGED = frozenset({"notifications/tools/list_changed", "notifications/pro
                           "notifications/resources/list_changed"})
 MAX_PAGES = 100
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
+
+
+class Event(Protocol):
+    """What `event_message` reads of an SSE event (sse.Event; sse.py imports this module, not back)."""
+
+    @property
+    def event(self) -> str: ...
+
+    @property
+    def data(self) -> str | None: ...
 
 
 def event_message(event: Event) -> dict[str, Any] | None:

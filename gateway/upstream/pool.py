@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from gateway.credentials import CredentialStore
+from gateway.masking import masked_response
 from gateway.settings import MAX_CALL_BYTES, MAX_RESPONSE_BYTES
 from gateway.settings import GatewaySettings as Defaults
 from gateway.upstream import codec
@@ -71,7 +72,7 @@ class UpstreamPool:
         self.lanes = SubjectLanes(subject_concurrency, subject_queue)
         # backend name -> what to tell when it announces a list change (changes.follow, while followed)
         self.announced: dict[str, Callable[[], None]] = {}
-        self.get_streams = GetStreams(heard=self.heard)  # per-caller sessions' GET streams while calls need them
+        self.get_streams = GetStreams()  # per-caller sessions' GET streams while calls need them
         self.tool_names = ToolNames(tools_ttl)
         self._listing: dict[str, asyncio.Task[list[dict[str, Any]]]] = {}
 
@@ -87,7 +88,9 @@ class UpstreamPool:
         await drain_background()
 
     def heard(self, server: str) -> None:
-        """A backend announced a list change: have its catalog re-read (while it is followed)."""
+        """A backend announced a list change in any of its answers (sse.hear): its tool names are
+        listed again before the next call, and its catalog re-read (while it is followed)."""
+        self.tool_names.forget(server)
         poke = self.announced.get(server)
         if poke is not None:
             poke()
@@ -156,7 +159,8 @@ class UpstreamPool:
     def new_client(self, config: ServerConfig, **options: Any) -> BackendClient:
         """A client of its own for `config` (`options`: BackendClient's), with the pool's session and limits."""
         return BackendClient(config, self.session, self.credentials, streams=self.streams,
-                             max_response_bytes=self.max_response_bytes, max_call_bytes=self.max_call_bytes, **options)
+                             max_response_bytes=self.max_response_bytes, max_call_bytes=self.max_call_bytes,
+                             ear=functools.partial(self.heard, config.name), **options)
 
     def _shared(self, server: ServerConfig | str) -> BackendClient:
         config = self._config(server)
@@ -184,6 +188,8 @@ class UpstreamPool:
                 # Every list a backend gives the gateway passes here: /mcp, REST, the CLI.
                 result = self.list_filter(client.server.name, method, result)
             reply.response = {**reply.response, "result": result}
+        # What the backend said, with its own credential masked (REST, /mcp prompts and broadcasts, bridged passthrough).
+        reply.response = masked_response(reply.response, self.credentials.forms(client.server))
         return reply
 
     @contextlib.asynccontextmanager

@@ -4,7 +4,8 @@
 follows a redirect (it would resend the credential to a host the registry never approved), treats
 the server's `timeout` as an idle limit (connect, and each read unless the response is a stream
 left open on purpose), refreshes an oauth2 token the backend answered 401 to and sends once more
-(a 401 means the request did not run), and maps failures to `UpstreamError` (502),
+(a 401 means the request did not run), registers each response with the client's `ear` (a
+`*/list_changed` any reader meets in it is heard: sse.hear), and maps failures to `UpstreamError` (502),
 `UpstreamTimeout` (504) or `BackendDisconnected` (a keep-alive connection closed before any answer:
 idempotent requests may be sent again). Callers read the response and release it.
 
@@ -70,9 +71,11 @@ class Sender:
 
     def __init__(self, server: ServerConfig, session: aiohttp.ClientSession,
                  credentials: CredentialStore | None, url: str | None = None, *,
-                 streams: aiohttp.ClientSession | None = None) -> None:
+                 streams: aiohttp.ClientSession | None = None,
+                 ear: Callable[[], None] | None = None) -> None:
         self.server, self.session, self.credentials = server, session, credentials
         self.streams = streams or session
+        self.ear = ear  # told of a list change the backend announces in any response (the pool's `heard`)
         # Built once: parsing the URL and building the timeouts on every call showed in profiles.
         self.url = URL(url or server.url)
         # `connect` bounds the wait for a free pooled connection too: a starved pool fails (504), never hangs.
@@ -92,6 +95,8 @@ class Sender:
             resp.release()  # the cached token may have been revoked: fetch a new one, once
             self.credentials.invalidate_token(self.server.name)
             resp = await self._send(method, dict(headers), message, url, stream)
+        if self.ear is not None:
+            sse.hear(resp, self.ear)
         return resp
 
     async def _send(self, method: str, headers: dict[str, str], message: dict[str, Any] | None,
@@ -170,7 +175,9 @@ async def read_capped(resp: aiohttp.ClientResponse, server: str, limit: int, idl
         raise UpstreamError(server, "response stream broke off", resp.status) from None
     except TimeoutError:
         raise UpstreamTimeout(server, idle_limit) from None
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    sse.overheard(resp, body)  # an SSE body read whole (passthrough) is listened to as a stream is
+    return body
 
 
 @dataclass

@@ -50,6 +50,7 @@ class BackendSession:
         on_era: Callable[[BackendSession], None] | None = None,
         handshake: bool = False,
         streams: aiohttp.ClientSession | None = None,
+        ear: Callable[[], None] | None = None,
     ) -> None:
         self.server = server
         # Declared at initialize: a per-caller client declares its agent's (sessions.py), the shared one none.
@@ -63,8 +64,9 @@ class BackendSession:
         self.max_call_bytes = max_call_bytes
         self.session = session
         self.credentials = credentials
-        # The one request path (sender.py); long-lived streams go out on `streams`' pool (connections.py).
-        self.http = Sender(server, session, credentials, streams=streams)
+        # The one request path (sender.py); long-lived streams go out on `streams`' pool (connections.py);
+        # `ear` hears the backend's list changes in any answer.
+        self.http = Sender(server, session, credentials, streams=streams, ear=ear)
         self.era: str | None = None
         self.session_id: str | None = None
         self.protocol_version: str | None = None

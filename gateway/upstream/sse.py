@@ -10,17 +10,24 @@ EventSource would not dispatch. `id` is the stream's last event id, which persis
 answer, a relayed stream, GET streams, the legacy HTTP+SSE transport). An event past `limit` bytes
 is handled by the caller's `oversized` policy: "fail" raises ResponseTooLarge (an answer cannot be
 half-read), "skip" drops that event and reads on (a long-lived listener outlives one bad event).
+
+A backend's `*/list_changed` is heard here, wherever it arrives (a call's answer, a relayed stream, a
+GET or listen stream, a buffered body: `overheard`): a response the pool's request path registered
+with `hear` tells its ear, so the catalog is re-read at once (upstream/changes.py). A cheap bytes
+check comes first; only an event naming `list_changed` is parsed for it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator
+import weakref
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
 
+from gateway.upstream import codec
 from gateway.upstream.errors import (
     CallBudgetExceeded,
     ResponseTooLarge,
@@ -37,6 +44,9 @@ SSE_HEADERS = {
     # Reverse proxies (nginx) must not buffer: notifications have to arrive as they happen.
     "X-Accel-Buffering": "no",
 }
+_CHANGED_MARK = b"list_changed"
+# Each backend response the request path registered (sender.py) -> what to tell of a list change in it.
+_ears: weakref.WeakKeyDictionary[aiohttp.ClientResponse, Callable[[], None]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(slots=True)
@@ -151,6 +161,26 @@ class Budget:
             raise CallBudgetExceeded(server, self.limit, status)
 
 
+def hear(resp: aiohttp.ClientResponse, ear: Callable[[], None]) -> None:
+    """Have `ear()` told of every list-change announcement read from `resp`, by any reader."""
+    _ears[resp] = ear
+
+
+def _listen(ear: Callable[[], None], event: Event) -> None:
+    if _CHANGED_MARK in event.raw:
+        message = codec.event_message(event)
+        if message is not None and message.get("method") in codec.LIST_CHANGED and "id" not in message:
+            ear()
+
+
+def overheard(resp: aiohttp.ClientResponse, body: bytes) -> None:
+    """Listen to a whole SSE body read at once (sender.read_capped) as `events` listens to a stream."""
+    ear = _ears.get(resp)
+    if ear is not None and _CHANGED_MARK in body and resp.content_type == "text/event-stream":
+        for event in parse(body):
+            _listen(ear, event)
+
+
 def parse(payload: bytes) -> list[Event]:
     """Every complete block of a whole SSE body."""
     parser = Parser()
@@ -170,12 +200,15 @@ async def events(
     is not yielded (`parser.rest()` has it, for a relay that passes bytes on).
     """
     parser = parser if parser is not None else Parser()
+    ear = _ears.get(resp)
     try:
         async for chunk in resp.content.iter_any():
             if budget is not None:
                 budget.spend(len(chunk), server, resp.status)
             for event in parser.feed(chunk):
                 if len(event.raw) <= limit:
+                    if ear is not None:
+                        _listen(ear, event)
                     yield event
                 elif oversized == "fail":
                     raise ResponseTooLarge(server, limit, resp.status)
@@ -185,6 +218,8 @@ async def events(
                 parser.skip()
         for event in parser.close():
             if len(event.raw) <= limit:
+                if ear is not None:
+                    _listen(ear, event)
                 yield event
     except aiohttp.ClientPayloadError:
         raise UpstreamError(server, "response stream broke off", resp.status) from None

@@ -9,8 +9,8 @@ sent meanwhile is lost), hands every request arriving there to the oldest call s
 and closes it when the last call ends. One stream per backend session (the TypeScript SDK answers
 a second one with 409), at most `per_backend` at once per backend (each holds a connection of the
 streams' pool: connections.py); a call finding none free goes without. A backend refusing GET (405) is not asked again
-until its configuration changes. A `*/list_changed` arriving there is passed to `heard` (the
-catalog poller re-reads that backend: changes.py).
+until its configuration changes. A `*/list_changed` arriving there is heard as in any other
+answer (sse.hear).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 
 import aiohttp
 
-from gateway.upstream import codec
 from gateway.upstream.client import LEGACY, BackendClient
 from gateway.upstream.errors import UpstreamError
 from shared.runtime import cancel_and_wait
@@ -48,9 +47,8 @@ class _Listener:
 class GetStreams:
     """Standalone GET streams of per-caller backend sessions, open while calls need them."""
 
-    def __init__(self, per_backend: int = 16, heard: Callable[[str], None] = lambda server: None) -> None:
+    def __init__(self, per_backend: int = 16) -> None:
         self.per_backend = per_backend
-        self.heard = heard  # told the name of a backend announcing a list change
         self._open: dict[BackendClient, _Listener] = {}
         self._refused: dict[str, Any] = {}  # backend name -> the configuration that answered 405
         self._closing: set[asyncio.Task[None]] = set()  # cancelled, still unwinding
@@ -141,8 +139,6 @@ class GetStreams:
         async for message in client.listened(resp):
             if isinstance(message.get("method"), str) and "id" in message:
                 await self._deliver(listener, message)
-            elif message.get("method") in codec.LIST_CHANGED:
-                self.heard(client.server.name)
 
     async def _deliver(self, listener: _Listener, message: dict[str, Any]) -> None:
         """Hand a request to the oldest attached call; with none left, refuse it at once."""

@@ -119,3 +119,22 @@ async def test_unresolved_server_fails_closed(tmp_path: Path) -> None:
     e, _ = _servers(tmp_path)
     with pytest.raises(CredentialError):
         await store.injection(e)
+
+
+def test_a_stdio_servers_env_references_are_masked_and_follow_a_refresh(tmp_path: Path) -> None:
+    (tmp_path / "k").write_text("file-secret-1")
+    env = {"STDIO_E": "env-secret-1"}
+    servers, errors = parse_servers({"servers": {"s": {"type": "stdio", "command": "x", "env": {
+        "A": "env://STDIO_E", "B": f"file://{tmp_path / 'k'}", "C": "literal-value"}}}})
+    assert errors == []
+    store = CredentialStore(environ=env)
+    resolved, errors = store.resolve(servers.values())
+    assert errors == []
+    store.commit(resolved)
+    forms = store.forms(servers["s"])
+    assert {"env-secret-1", "file-secret-1"} <= set(forms) and "literal-value" not in forms
+    assert base64.b64encode(b"env-secret-1").decode() in forms
+    env["STDIO_E"] = "env-secret-2"
+    assert store.refresh() == ["s"]
+    # The new value, and the old one a child launched before may still say.
+    assert {"env-secret-1", "env-secret-2", "file-secret-1"} <= set(store.forms(servers["s"]))

@@ -8,7 +8,15 @@ import json
 import pytest
 
 from gateway.backend_auth import AuthConfig
-from gateway.masking import credential_forms, mask, mask_data, mask_error
+from gateway.masking import (
+    credential_forms,
+    leaks,
+    mask,
+    mask_data,
+    mask_error,
+    masked_response,
+    scrub,
+)
 from shared.redact import REDACTED
 
 KEY = "ab+c/d=ef12Zq8vN2kLp"  # characters that percent-encoding, JSON and base64 all change
@@ -60,3 +68,30 @@ def test_data_and_error_objects_are_masked_throughout() -> None:
     assert KEY.lower()[:8] not in json.dumps(data).lower() and data["n"] == 3, data
     error = mask_error({"code": -32000, "message": f"bad {KEY}", "data": [KEY]}, forms)
     assert error == {"code": -32000, "message": f"bad {REDACTED}", "data": [REDACTED]}
+
+
+@pytest.mark.parametrize("echoed", [KEY, KEY.upper(), KEY[:9], _nul(KEY), "\u200b".join(KEY), json.dumps(KEY)[1:-1]])
+def test_a_result_is_scrubbed_of_the_credential_only(echoed: str) -> None:
+    forms = credential_forms(API_KEY, KEY)
+    text = f"line one\n\tgot [{echoed}] Bearer eyJhbGciOiJIUzI1NiJ9.e30.x\n"
+    assert leaks(json.dumps(text).encode(), forms) and leaks(json.dumps(text), forms)
+    assert scrub(text, forms) == f"line one\n\tgot [{REDACTED}] Bearer eyJhbGciOiJIUzI1NiJ9.e30.x\n"  # the rest kept
+
+
+def test_a_clean_result_is_not_rewritten() -> None:
+    forms = credential_forms(API_KEY, KEY)
+    message = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "ab+c/d= is not it"}]}}
+    assert not leaks(json.dumps(message).encode(), forms) and not leaks("ünïcode, clean", forms)
+    assert masked_response(message, forms) is message
+    assert masked_response(message, []) is message  # a server with no credential: nothing to look for
+
+
+def test_a_leaking_result_is_masked_in_keys_and_values() -> None:
+    forms = credential_forms(BEARER, "Zq8vN2kLp0xR7tYb")
+    message = {"jsonrpc": "2.0", "id": 1, "result": {"structuredContent": {"Zq8vN2kLp0xR7tYb": ["bearer zq8vn2klp0"]},
+                                                     "isError": False}}
+    masked = masked_response(message, forms)
+    assert masked["result"] == {"structuredContent": {REDACTED: [REDACTED]}, "isError": False}, masked
+    escaped = '{"t": "\\u005aq8vN2kLp0xR7tYb"}'  # \u-escaped: only a parser sees the secret
+    assert leaks(escaped, forms) and masked_response({"result": json.loads(escaped)}, forms, escaped) == {
+        "result": {"t": REDACTED}}

@@ -5,7 +5,7 @@ by prefixed and by broadcast name, passthrough — against real SDK backends:
 - a backend's "unknown tool" answer forgets every cached catalog of that backend;
 - an `isError` result is audited as a failure (per target in a broadcast), with the entry point;
 - a backend's error text echoing the credentials the gateway injected reaches no agent, log or
-  audit row;
+  audit row; nor does a successful result saying them back;
 - a passthrough call asks the PDP once (visibility and the call in one batch).
 """
 # ruff: noqa: F811  (pytest fixtures imported by name are "redefined" as arguments)
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,7 +24,8 @@ import httpx2
 import pytest
 
 from gateway.keys import SERVERS, UPSTREAM
-from tests.fixtures.backend_server import ALL_TOOLS, HIDDEN_ERROR, LEAK, LEAK_RPC
+from shared.redact import REDACTED
+from tests.fixtures.backend_server import ALL_TOOLS, HIDDEN_ERROR, LEAK, LEAK_OK, LEAK_RPC
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
 from tests.integration.mcp_helpers import ACCEPT, META, modern_headers, rpc
@@ -172,6 +174,36 @@ async def test_a_backend_echoing_its_credentials_is_not_quoted(
     assert any(b"body-key-K4m8Q1zW" in r.body for r in calls)  # ... the body one too
     for needle in NEEDLES:
         for text in (*said, *rows, caplog.text):
+            assert needle not in text.lower(), (needle, text)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+async def test_a_successful_result_saying_the_credentials_back_is_masked(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend], monkeypatch: pytest.MonkeyPatch,
+        entry: str) -> None:
+    """Every credential form said back in a successful result — an SSE answer (`echo` "leak-ok": raw,
+    upper-cased, cut short, NUL-spaced, JSON-escaped) and a JSON one (the SDK's own `get_headers`) —
+    is masked on every entry point; the rest of the result is kept as the backend wrote it."""
+    backend = mcp_backend_factory("leaky", f"leaky-ok-{entry}", tools=("echo", "get_headers"))
+    servers = {}
+    for (name, (auth, secret)), var in zip(LEAKY_AUTH.items(), ("TOKEN", "QKEY", "BASIC", "BODY"), strict=True):
+        monkeypatch.setenv(f"FWD_TEST_{var}", secret)
+        servers[name] = {"url": backend.url, "auth": {**auth, "credential_ref": f"env://FWD_TEST_{var}"}}
+    said = []
+    async with gateway_stack(tmp_path, pg_dsn, servers) as stack:
+        pairs = [("alpha", "beta"), ("gamma", "delta")] if entry in BROADCASTS else \
+            [(name, "alpha") for name in LEAKY_AUTH]
+        for tool, arguments in (("echo", {"text": LEAK_OK}), ("get_headers", {})):
+            for pair in pairs:
+                answer = await call_via(stack, entry, tool, arguments, pair, uuid.uuid4().hex)
+                said.append(json.dumps(answer))
+    told = [m for s in said for m in re.findall(r"you sent: (.*?)\\n \(fine\)", s)]
+    assert len(told) >= 5 * len(pairs) and sum(REDACTED in t for t in told) >= 4 * len(pairs), told  # the rest kept
+    assert all('"iserror": true' not in s.lower() for s in said), said
+    calls = [r for r in backend.requests if b'"tools/call"' in r.body]
+    assert any(TOKEN in r.headers.get("authorization", "") for r in calls)  # the credentials were given
+    for needle in NEEDLES:
+        for text in said:
             assert needle not in text.lower(), (needle, text)
 
 

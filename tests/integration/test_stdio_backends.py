@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.keys import BRIDGE, SERVERS
+from shared.redact import REDACTED
 from tests.integration.gateway_harness import Stack, gateway_stack
 from tests.integration.mcp_helpers import (
     ADMIN,
@@ -141,7 +142,8 @@ async def test_crash_is_reported_and_the_server_restarts(stack: Stack) -> None:
 
 
 async def test_environment_is_isolated(stack: Stack) -> None:
-    for name, expected in (("MCPGW_TEST_GATEWAY_SECRET", "<unset>"), ("NAMED", "named-value"),
+    # NAMED is given by reference: a secret, which the child has and the agent sees masked.
+    for name, expected in (("MCPGW_TEST_GATEWAY_SECRET", "<unset>"), ("NAMED", REDACTED),
                            ("PLAIN", "literal"), ("DATABASE_URL", "<unset>")):
         status, body = await invoke(stack, "env", {"name": name})
         assert status == 200 and body["result"]["content"][0]["text"] == expected, (name, body)

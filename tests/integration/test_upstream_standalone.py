@@ -142,7 +142,8 @@ async def test_a_list_change_announced_on_the_get_stream_is_heard(
     fake.notes = [{"jsonrpc": "2.0", "method": "notifications/tools/list_changed"},
                   {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "x"}}]
     heard: list[str] = []
-    streams, client = GetStreams(heard=heard.append), _client(http, url, "announcer")
+    streams, client = GetStreams(), _client(http, url, "announcer")
+    client.http.ear = lambda: heard.append("announcer")  # what the pool gives its clients (pool.heard)
     got = asyncio.Event()
     async with streams.during(client, _sink([], got)):
         fake.send.set()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -26,11 +26,12 @@ log = logging.getLogger(__name__)
 class StdioChannel(Channel):
     """A running child: JSON lines on stdin/stdout, stderr to the log."""
 
-    def __init__(self, name: str, proc: asyncio.subprocess.Process, limits: StdioLimits) -> None:
+    def __init__(self, name: str, proc: asyncio.subprocess.Process, limits: StdioLimits,
+                 forms: Sequence[str] = ()) -> None:
         self.name, self.proc, self.limits = name, proc, limits
         assert proc.stderr is not None
-        self.stderr = asyncio.create_task(
-            proc_mod.drain_stderr(proc.stderr, name, limits.stderr_lines_per_second), name=f"stdio-stderr-{name}")
+        self.stderr = asyncio.create_task(  # logged with the secrets it was launched with masked (`forms`)
+            proc_mod.drain_stderr(proc.stderr, name, limits.stderr_lines_per_second, forms), name=f"stdio-stderr-{name}")
 
     async def send(self, message: dict[str, Any]) -> None:
         """Write one line to the child's stdin."""
@@ -99,4 +100,4 @@ class StdioServer(Multiplexer):
         except OSError as exc:
             raise Unavailable(f"cannot run {self.config.command}: {exc.strerror or exc}") from None
         log.info("stdio server launched", extra={"server": self.name, "pid": proc.pid})
-        return StdioChannel(self.name, proc, self.limits)
+        return StdioChannel(self.name, proc, self.limits, proc_mod.env_secret_forms(self.config, env))

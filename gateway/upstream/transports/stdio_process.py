@@ -14,10 +14,11 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.credentials import is_ref, read_ref
+from gateway.masking import mask, secret_forms
 from gateway.registry import StdioConfig
 from gateway.settings import GatewaySettings as Defaults
 
@@ -52,6 +53,11 @@ def child_env(config: StdioConfig, environ: Mapping[str, str]) -> dict[str, str]
     for key, value in config.env:
         env[key] = read_ref(value, environ).secret.get() if is_ref(value) else value
     return env
+
+
+def env_secret_forms(config: StdioConfig, env: Mapping[str, str]) -> list[str]:
+    """The forms of the secrets (`env://`/`file://` references) in the child's environment `env`."""
+    return secret_forms(env[key] for key, value in config.env if is_ref(value) and key in env)
 
 
 def backoff(failures: int, limit: float) -> float:
@@ -114,10 +120,11 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-async def drain_stderr(stream: asyncio.StreamReader, server: str, rate: float) -> None:
+async def drain_stderr(stream: asyncio.StreamReader, server: str, rate: float, forms: Sequence[str] = ()) -> None:
     """Log the child's stderr line by line at most `rate` lines/s (burst 5 s worth); drop the rest.
 
     Reads in chunks and truncates long lines, so a child writing without newlines never grows memory.
+    Each line is masked (gateway/masking.py): the secrets of its environment (`forms`), credential shapes.
     """
     bucket, last, dropped = rate * 5, time.monotonic(), 0
     pending = b""
@@ -135,5 +142,5 @@ async def drain_stderr(stream: asyncio.StreamReader, server: str, rate: float) -
             if dropped:
                 log.warning("stdio server %s: %d stderr lines dropped (rate limit)", server, dropped)
                 dropped = 0
-            text = line[:STDERR_LINE_BYTES].decode("utf-8", "replace").rstrip()
+            text = mask(line[:STDERR_LINE_BYTES].decode("utf-8", "replace").rstrip(), forms)
             log.info("stdio server %s stderr: %s", server, text, extra={"server": server})

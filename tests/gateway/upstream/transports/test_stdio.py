@@ -14,7 +14,13 @@ from gateway.credentials import CredentialError
 from gateway.registry import StdioConfig, parse_server, parse_servers
 from gateway.upstream.transports.mux import Unavailable
 from gateway.upstream.transports.stdio import StdioServer
-from gateway.upstream.transports.stdio_process import StdioLimits, backoff, child_env
+from gateway.upstream.transports.stdio_process import (
+    StdioLimits,
+    backoff,
+    child_env,
+    drain_stderr,
+    env_secret_forms,
+)
 
 
 def test_stdio_entry_parses_without_url_and_ignores_the_allowlist() -> None:
@@ -49,6 +55,20 @@ def test_child_env_is_minimal_plus_named_values(tmp_path: Path) -> None:
     assert child_env(config, environ) == {"PATH": "/bin", "HOME": "/h", "A": "v", "B": "from-file", "C": "plain"}
     with pytest.raises(CredentialError, match="MISSING"):
         child_env(StdioConfig("x", env=(("A", "env://MISSING"),)), environ)
+
+
+async def test_stderr_lines_are_logged_with_the_env_secrets_masked(caplog: pytest.LogCaptureFixture) -> None:
+    config = StdioConfig("x", env=(("A", "env://K"), ("C", "plain")))
+    forms = env_secret_forms(config, child_env(config, {"K": "s3cret-Env-Value"}))
+    stream = asyncio.StreamReader()
+    stream.feed_data(b"token s3cret-Env-Value\nTOKEN S3CRET-ENV-VALUE czNjcmV0LUVudi1WYWx1ZQ== plain\n")
+    stream.feed_eof()
+    caplog.set_level(logging.INFO)
+    await drain_stderr(stream, "local", 100.0, forms)
+    lines = [r.getMessage() for r in caplog.records if "stderr" in r.getMessage()]
+    assert len(lines) == 2 and all("REDACTED" in line for line in lines), lines
+    assert "s3cret-e" not in " ".join(lines).lower() and "plain" in lines[1], lines  # a literal value is no secret
+    assert "cznjcmv0" not in " ".join(lines).lower(), lines  # base64 too
 
 
 def test_backoff_is_immediate_once_then_doubles_to_the_cap() -> None:
