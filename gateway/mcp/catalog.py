@@ -8,7 +8,7 @@ routed without a lookup.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,12 +156,18 @@ def wrap_uri(server: str, uri: str) -> str:
     return f"{RESOURCE_SCHEME}{server}/{uri}"
 
 
-def unwrap_uri(uri: str, servers: Iterable[str]) -> tuple[str, str] | None:
-    """(server, original URI) of an aggregated URI; None if it names no known server."""
+def split_uri(uri: str) -> tuple[str, str] | None:
+    """(server, original URI) an aggregated URI spells, whether or not the server exists."""
     if not uri.startswith(RESOURCE_SCHEME):
         return None
     server, sep, original = uri[len(RESOURCE_SCHEME):].partition("/")
-    return (server, original) if sep and original and server in set(servers) else None
+    return (server, original) if sep and server and original else None
+
+
+def unwrap_uri(uri: str, servers: Collection[str]) -> tuple[str, str] | None:
+    """(server, original URI) of an aggregated URI; None if it names no known server."""
+    found = split_uri(uri)
+    return found if found is not None and found[0] in servers else None
 
 
 def merge_named(

@@ -19,14 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
+from gateway.mcp.listen import fingerprint
 from gateway.registry import ServerConfig
-from shared.jsonutil import dumps
 from shared.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -50,11 +49,7 @@ def advertised(server_info: Mapping[str, Any]) -> list[str]:
 
 def digest(lists: Mapping[str, Mapping[str, list[dict[str, Any]]]]) -> str:
     """One order-independent digest of every backend's lists (what changed is worked out per caller)."""
-    hasher = hashlib.sha256()
-    for method, server, raw in sorted((m, s, dumps(item)) for m, per in lists.items() for s, items in per.items()
-                                      for item in items):
-        hasher.update(f"{method}\0{server}\0".encode() + raw + b"\n")
-    return hasher.hexdigest()
+    return fingerprint([[m, s, item] for m, per in lists.items() for s, items in per.items() for item in items])
 
 
 class CatalogPoller:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -35,14 +35,9 @@ FILTER_KEYS = {"toolsListChanged": TOOLS, "promptsListChanged": PROMPTS, "resour
 Snapshot = Callable[[], Awaitable[Mapping[str, str]]]  # the caller's digest per notification kind
 
 
-def fingerprint(items: list[dict[str, Any]]) -> str:
+def fingerprint(items: list[Any]) -> str:
     """A digest of a catalog; equal catalogs give equal digests whatever the order."""
     return hashlib.sha256(dumps(sorted(items, key=dumps))).hexdigest()
-
-
-def fingerprints(catalogs: Mapping[str, list[dict[str, Any]]]) -> dict[str, str]:
-    """One digest per notification kind."""
-    return {kind: fingerprint(items) for kind, items in catalogs.items()}
 
 
 def changed(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
@@ -60,17 +55,11 @@ def kinds_of(filter_: Mapping[str, Any]) -> set[str]:
     return {FILTER_KEYS[key] for key in filter_ if key in FILTER_KEYS}
 
 
-def notification(method: str, subscription: RequestId = None) -> dict[str, Any]:
-    """One change notification (tagged with the listen request's id on a 2026-07-28 stream)."""
-    msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+def notification(method: str, subscription: RequestId = None, **params: Any) -> dict[str, Any]:
+    """A notification with `params`, tagged with the listen request's id on a 2026-07-28 stream."""
     if subscription is not None:
-        msg["params"] = {"_meta": {SUBSCRIPTION_ID: subscription}}
-    return msg
-
-
-def encode_all(methods: Iterable[str], subscription: RequestId) -> bytes:
-    """The SSE bytes of one notification per method."""
-    return b"".join(sse.json_event(notification(m, subscription)) for m in methods)
+        params["_meta"] = {SUBSCRIPTION_ID: subscription}
+    return {"jsonrpc": "2.0", "method": method, **({"params": params} if params else {})}
 
 
 async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapshot, subscription: RequestId = None,
@@ -94,7 +83,7 @@ async def watch(request: web.Request, out: web.StreamResponse, snapshot: Snapsho
             kinds = changed(last, current)
             last = current
             if kinds:
-                await out.write(encode_all(kinds, subscription))
+                await out.write(b"".join(sse.json_event(notification(k, subscription)) for k in kinds))
                 since_write = 0.0
         if since_write >= KEEPALIVE:
             await out.write(b": keep-alive\n\n")

@@ -26,8 +26,7 @@ from gateway.keys import CALLER, MCP_STATE, UPSTREAM
 from gateway.masking import masked_response
 from gateway.mcp import admission, endpoint, enforce, protocol, unseen
 from gateway.mcp import params as mcp_params
-from gateway.mcp.aggregated_common import agent_caller, answer_failure
-from gateway.mcp.endpoint import HttpReject, principal, rpc_response
+from gateway.mcp.endpoint import HttpReject, agent_caller, answer_failure, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import (

@@ -6,8 +6,7 @@ from aiohttp import web
 
 from gateway.keys import MCP_STATE, UPSTREAM
 from gateway.mcp import endpoint, unseen
-from gateway.mcp.aggregated_common import refused, session_request
-from gateway.mcp.endpoint import principal
+from gateway.mcp.endpoint import principal, refused, session_request
 from gateway.mcp.passthrough import (
     ENDPOINT,
     session_gone,

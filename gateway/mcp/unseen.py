@@ -10,15 +10,13 @@ so an unprefixed or hash-shortened name of a hidden item is as unknown as a made
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-
 from aiohttp import web
 
 from gateway.calls import pipeline
 from gateway.calls.audit import audit
 from gateway.calls.call import Call, Verdict
 from gateway.keys import SERVERS
-from gateway.mcp import catalog, enforce, methods, naming, protocol
+from gateway.mcp import enforce, methods, naming, protocol
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.registry import ServerConfig
@@ -31,29 +29,12 @@ def spelled_name(public: str) -> tuple[str, str] | None:
     return (server, name) if sep and server and name else None
 
 
-def spelled_uri(uri: str) -> tuple[str, str] | None:
-    """(server, original URI) an aggregated URI spells, whether or not the server exists."""
-    if not uri.startswith(catalog.RESOURCE_SCHEME):
-        return None
-    server, sep, original = uri[len(catalog.RESOURCE_SCHEME):].partition("/")
-    return (server, original) if sep and server and original else None
-
-
 async def refuse_spelled(
     request: web.Request, method: str, spelled: tuple[str, str] | None, arguments: object = None,
 ) -> None:
     """Denied when the PDP refuses an unresolved target's spelled name (nothing to ask when unspelled)."""
     if spelled is not None:
         await enforce.decide(request, method, spelled[0], spelled[1], arguments)
-
-
-async def visible_names(
-    request: web.Request, list_method: str, names_by_server: Mapping[str, Iterable[str]],
-) -> dict[str, list[str]]:
-    """Each server's names restricted to those the caller may use (one PDP call)."""
-    pairs = [(s, n) for s, names in names_by_server.items() for n in names]
-    allowed = await enforce.allowed_items(request, principal(request), list_method, pairs)
-    return {s: [n for n in names if (s, n) in allowed] for s, names in names_by_server.items()}
 
 
 UNKNOWN_SERVER = "unknown or disabled MCP server '{}'"
