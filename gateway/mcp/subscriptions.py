@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
-
-from aiohttp import web
 
 from gateway.mcp import catalog
 from gateway.mcp.listen import notification
@@ -125,12 +123,3 @@ class Hub:
                 self._feeds.pop(server, None)
                 await feed.stop(feed.client.server.timeout)
 
-
-def subscriptions_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Cleanup ctx: close every backend feed of `hub` on shutdown."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        yield
-        await hub.close()
-
-    return ctx
