@@ -1,6 +1,6 @@
 """Resource subscriptions and watching streams on `/mcp`: `resources/subscribe` (2025 era), a
 2026-07-28 `subscriptions/listen`, a session's GET stream; policy first (like resources/read).
-Streams compare the caller's view of the shared poller's lists (catalog_watch.py), filtered once
+Streams compare the caller's view of the shared poller's lists (listen.py), filtered once
 per subject and catalog generation."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Any
 
-from gateway.mcp.catalog_watch import advertised
+from gateway.mcp.listen import advertised
 from gateway.mcp.protocol import METHOD_NOT_FOUND
 from gateway.registry import ServerConfig
 from gateway.upstream.codec import every_page

@@ -10,10 +10,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.mcp import methods
 from gateway.mcp.backchannel import HeldCalls, Pending
-from gateway.mcp.catalog_watch import CatalogPoller
 from gateway.mcp.fanout import ListCache
 from gateway.mcp.inflight import InFlight
 from gateway.mcp.limits import StreamLimits
+from gateway.mcp.listen import CatalogPoller
 from gateway.mcp.revocations import Revocations
 from gateway.mcp.sessions import SessionCodec
 from gateway.mcp.subscriptions import Hub
