@@ -58,11 +58,7 @@ async def backend_lists(request: web.Request, state: McpState, method: str) -> d
 
 async def visible_lists(request: web.Request, state: McpState, method: str) -> dict[str, list[dict[str, Any]]]:
     """Every backend's `method` list with only the items the caller may use (one PDP call)."""
-    lists = await backend_lists(request, state, method)
-    key = admission.LISTS[method][0]
-    pairs = [(s, i[key]) for s, items in lists.items() for i in items if isinstance(i.get(key), str)]
-    allowed = await enforce.allowed_items(request, principal(request), method, pairs)
-    return {s: [i for i in items if (s, i.get(key)) in allowed] for s, items in lists.items()}
+    return (await enforce.visible(request, principal(request), method, await backend_lists(request, state, method)))[0]
 
 
 def locate_resource(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
@@ -112,14 +108,12 @@ async def permitted(request: web.Request, state: McpState, method: str,
                     per_server: dict[str, list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], int]:
     """The items of `per_server` the caller may use, merged (tools prefixed, with broadcast names; the
     others renamed); and how many were hidden."""
-    key = admission.LISTS[method][0]
-    pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
-    allowed = await enforce.allowed_items(request, principal(request), method, pairs)
+    shown, hidden = await enforce.visible(request, principal(request), method, per_server)
     if method == "tools/list":
-        merged = catalog.merge_tools(per_server, allowed, state.settings.mcp_broadcast)
+        merged = catalog.merge_tools(shown, None, state.settings.mcp_broadcast)
     else:
-        merged = catalog.merge_named(per_server, key, allowed, _RENAME[method])
-    return merged, len(pairs) - len(allowed)
+        merged = catalog.merge_named(shown, admission.LISTS[method][0], None, _RENAME[method])
+    return merged, hidden
 
 
 async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:

@@ -99,9 +99,9 @@ def _broadcasts(tools: list[dict[str, Any]], offers: Mapping[str, Sequence[tuple
 
 
 def merge_tools(
-    per_server: Mapping[str, Sequence[Mapping[str, Any]]], allowed: set[tuple[str, str]], broadcast: bool,
+    per_server: Mapping[str, Sequence[Mapping[str, Any]]], allowed: set[tuple[str, str]] | None, broadcast: bool,
 ) -> list[dict[str, Any]]:
-    """Every permitted tool, prefixed; then the broadcast tools (same schema, names that do not clash)."""
+    """Every permitted tool (`allowed`; None: all), prefixed; then the broadcast tools (same schema, names that do not clash)."""
     tools, offers = _offers(per_server, allowed)
     if broadcast:
         tools += [broadcast_entry(name, offers[name]) for name in _broadcasts(tools, offers).values()]
@@ -171,15 +171,15 @@ def unwrap_uri(uri: str, servers: Collection[str]) -> tuple[str, str] | None:
 
 
 def merge_named(
-    per_server: Mapping[str, Sequence[Mapping[str, Any]]], key: str, allowed: set[tuple[str, str]],
+    per_server: Mapping[str, Sequence[Mapping[str, Any]]], key: str, allowed: set[tuple[str, str]] | None,
     rename: Callable[[str, str], str],
 ) -> list[dict[str, Any]]:
-    """Permitted prompts/resources/templates of every server, `key` rewritten by `rename`."""
+    """Permitted (`allowed`; None: all) prompts/resources/templates of every server, `key` rewritten by `rename`."""
     out = []
     for server in sorted(per_server):
         for item in per_server[server]:
             value = item.get(key)
-            if isinstance(value, str) and (server, value) in allowed:
+            if isinstance(value, str) and (allowed is None or (server, value) in allowed):
                 out.append({**item, key: rename(server, value),
                             "_meta": {**(item.get("_meta") or {}), SERVER_META: server}})
     return out

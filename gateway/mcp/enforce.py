@@ -124,29 +124,32 @@ def denial(method: str, rid: protocol.RequestId, decision: Decision, era: protoc
     return protocol.error(rid, POLICY_DENIED, f"Denied by gateway policy: {reason}")
 
 
-async def allowed_items(
-    request: web.Request, principal: Principal, method: str, pairs: Sequence[tuple[str, str]],
-) -> set[tuple[str, str]]:
-    """Which (server, item) pairs of a list the caller may use, in one PDP call."""
-    return await pipeline.permitted(request, principal, admission.ACTION[admission.LISTS[method][1]], pairs)
+async def visible(request: web.Request, principal: Principal, method: str,
+                  per_server: Mapping[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """Each server's items of a `method` list that the caller may use, in one PDP call (an item
+    without a name is left out; the others are invisible, not errors); and how many were hidden."""
+    key = admission.LISTS[method][0]
+    named = {s: [i for i in items or [] if isinstance(i, dict) and isinstance(i.get(key), str)]
+             for s, items in per_server.items()}
+    pairs = [(s, i[key]) for s, items in named.items() for i in items]
+    allowed = await pipeline.permitted(request, principal, admission.ACTION[admission.LISTS[method][1]], pairs)
+    kept = {s: [i for i in items if (s, i[key]) in allowed] for s, items in named.items()}
+    return kept, len(pairs) - sum(map(len, kept.values()))
 
 
 async def filter_result(
     request: web.Request, principal: Principal, server: str, method: str, result: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """A list result with only the items the caller may use (others are invisible, not errors)."""
-    key, (item_key, _) = LIST_KEYS[method], admission.LISTS[method]
+    """A list result with only the items the caller may use."""
     list_filter = request.app[UPSTREAM].list_filter
     if list_filter is not None:  # the relayed answer never passed the pool: leave out what cannot be named
         result = list_filter(server, method, result)
-    items = [i for i in result.get(key) or [] if isinstance(i, dict) and isinstance(i.get(item_key), str)]
-    allowed = await allowed_items(request, principal, method, [(server, i[item_key]) for i in items])
-    out = dict(result)
-    out[key] = [i for i in items if (server, i[item_key]) in allowed]
+    kept, hidden = await visible(request, principal, method, {server: result.get(LIST_KEYS[method])})
+    out = {**result, LIST_KEYS[method]: kept[server]}
     if "cacheScope" in out:
         out["cacheScope"] = "private"  # filtered for this caller: not shareable
     info = audit(request)
     info.action = info.action or method.replace("/", "_")
     info.mcp_server = server
-    info.note(listed=len(out[key]), hidden=len(items) - len(out[key]))
+    info.note(listed=len(kept[server]), hidden=hidden)
     return out
