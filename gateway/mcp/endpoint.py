@@ -140,7 +140,10 @@ def open_session(request: web.Request, state: McpState, server: str | None) -> S
         session = state.codec.open(token, principal(request).subject, server=server)
     except SessionError:
         raise RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404) from None
-    protocol.check_handshake_version(request.headers.get(protocol.H_VERSION))
+    version = request.headers.get(protocol.H_VERSION)  # after initialize: absent means 2025-03-26
+    if version is not None and version not in protocol.HANDSHAKE_VERSIONS:
+        raise RpcFailure(protocol.INVALID_REQUEST, f"unsupported {protocol.H_VERSION}: {version}; supported: "
+                         f"{', '.join(protocol.HANDSHAKE_VERSIONS)}", status=400)
     return session
 
 

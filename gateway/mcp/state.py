@@ -72,12 +72,6 @@ class McpState:
     def __post_init__(self) -> None:
         self.revocations = Revocations(self.codec)
 
-    @property
-    def authorization_servers(self) -> list[str]:
-        """The OAuth authorization servers advertised: the configured ones, else the issuer."""
-        issuer = self.settings.issuer
-        return list(self.settings.oauth_authorization_servers or ([issuer] if issuer else []))
-
 
 def build_state(settings: GatewaySettings, registry: CollectorRegistry) -> McpState:
     """The state from the validated gateway settings."""

@@ -12,9 +12,10 @@ from gateway.metrics import GatewayMetrics
 from gateway.middlewares.audit import audit_recorder
 from gateway.middlewares.auth import PUBLIC_PATHS
 from gateway.middlewares.edge import edge_middleware
-from gateway.middlewares.errors import error_body, errors_middleware
+from gateway.middlewares.errors import errors_middleware
 from gateway.middlewares.headers import server_limits
 from gateway.middlewares.json_limits import JsonLimits
+from gateway.middlewares.refuse import error_body
 from shared.access_log import access_writer
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, http_recorder

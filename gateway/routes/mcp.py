@@ -32,9 +32,10 @@ async def resource_metadata(request: web.Request) -> web.Response:
     suffix = request.path[len(oauth_metadata.WELL_KNOWN):]
     if suffix not in ("", "/mcp") and not (suffix.startswith("/servers/") and suffix.endswith("/mcp")):
         raise web.HTTPNotFound()
-    doc = oauth_metadata.protected_resource_metadata(
-        endpoint.base_url(request, state), suffix, state.authorization_servers, state.settings.oauth_scopes,
-    )
+    settings = state.settings  # the configured authorization servers, else the issuer
+    servers = settings.oauth_authorization_servers or ([settings.issuer] if settings.issuer else [])
+    doc = oauth_metadata.protected_resource_metadata(endpoint.base_url(request, state), suffix, servers,
+                                                     settings.oauth_scopes)
     return json_response(doc, headers=oauth_metadata.cache_headers(reflected=not state.settings.public_url))
 
 
