@@ -32,7 +32,6 @@ from gateway.mcp import (
     methods,
     naming,
     protocol,
-    unseen,
 )
 from gateway.mcp import aggregated_items as items
 from gateway.mcp import aggregated_subs as subs
@@ -178,7 +177,7 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
                                       state.settings.mcp_broadcast)
     if target is None:
         # Decided as the name it spells first: "unknown" only for a caller who may call it.
-        await unseen.refuse_spelled(request, "tools/call", unseen.spelled_name(public), arguments)
+        await enforce.refuse_spelled(request, "tools/call", enforce.spelled_name(public), arguments)
         # The spec's protocol error for an unknown tool (a name no enabled backend offers).
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown tool: {public}", status=200)
     if target.broadcast:

@@ -21,7 +21,6 @@ from gateway.mcp import (
     methods,
     naming,
     protocol,
-    unseen,
 )
 from gateway.mcp.endpoint import caller, principal, result_or_error
 from gateway.mcp.protocol import RpcFailure
@@ -74,18 +73,18 @@ def locate_resource(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
 async def located(request: web.Request, state: McpState, method: str, public: str) -> tuple[ServerConfig, str] | None:
     """The server and backend name a public prompt name (`prompts/get`) or aggregated URI stands for,
     among what the caller may use; None when nothing does, once the PDP allowed the name it spells
-    (a forbidden and a missing target answer alike, unseen.py)."""
+    (a forbidden and a missing target answer alike, enforce.py)."""
     servers = servers_of(request)
     if method == "prompts/get":
         found = naming.split_simple(public, servers)
         if found is None:  # shortened (or unknown): reversed against the catalog, as every replica can
             visible = await visible_lists(request, state, "prompts/list")
             found = naming.resolve(public, {s: [i["name"] for i in items] for s, items in visible.items()})
-        spelled = unseen.spelled_name(public)
+        spelled = enforce.spelled_name(public)
     else:
         found, spelled = catalog.unwrap_uri(public, servers), catalog.split_uri(public)
     if found is None:
-        await unseen.refuse_spelled(request, method, spelled)
+        await enforce.refuse_spelled(request, method, spelled)
         return None
     return servers[found[0]], found[1]
 
