@@ -22,9 +22,6 @@ from shared.auth import AuthError, www_authenticate
 from shared.jsonutil import json_response
 from shared.keys import REGISTRY
 
-# Served without a token: clients fetch these to learn how to get one (RFC 9728).
-PUBLIC_PATHS = (oauth_metadata.WELL_KNOWN,)
-
 
 async def resource_metadata(request: web.Request) -> web.Response:
     """RFC 9728 metadata for the gateway root or a path-suffixed MCP endpoint."""
