@@ -85,15 +85,6 @@ def stream_slot(state: McpState, subject: str, session: str | None) -> Iterator[
         state.streams.close(subject, session)
 
 
-def require_stream_session(request: web.Request) -> None:
-    """A GET without `Mcp-Session-Id`: 400 for a handshake-era client, else 405 (2026-07-28 has no GET stream)."""
-    if request.headers.get(protocol.H_SESSION):
-        return
-    if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
-        raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
-    raise HttpReject(web.Response(status=405, headers={"Allow": "POST, DELETE"}))
-
-
 def principal(request: web.Request) -> Principal:
     """The authenticated caller (the auth middleware guarantees one)."""
     return request[PRINCIPAL]
@@ -184,11 +175,14 @@ def result_or_error(response: dict[str, Any]) -> dict[str, Any]:
 
 def session_request(request: web.Request, state: McpState, action: str) -> None:
     """A GET or DELETE on an MCP endpoint: audited as `action`, its transport checked (HttpReject); a
-    GET must name its session."""
+    GET without `Mcp-Session-Id` is a 400 for a handshake-era client, else a 405 (2026-07-28 has no GET stream)."""
     audit(request).action = action
     check_transport(request, state, post=False)
-    if request.method == "GET":
-        require_stream_session(request)
+    if request.method != "GET" or request.headers.get(protocol.H_SESSION):
+        return
+    if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
+        raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
+    raise HttpReject(web.Response(status=405, headers={"Allow": "POST, DELETE"}))
 
 
 def answer_failure(request: web.Request, rid: protocol.RequestId, exc: Exception, server: str | None = None) -> web.Response:

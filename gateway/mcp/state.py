@@ -1,4 +1,4 @@
-"""Per-app state of the MCP endpoints: session codec, metrics, settings view; one cleanup ctx."""
+"""Per-app state of the MCP endpoints: session codec, metrics, settings, limits and registries."""
 
 from __future__ import annotations
 
