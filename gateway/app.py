@@ -34,7 +34,7 @@ from gateway.keys import (
 )
 from gateway.metrics import GatewayMetrics
 from gateway.policy_listener import policy_listener_ctx
-from gateway.routes import health, rest, tools
+from gateway.routes import health, rest
 from gateway.routes.mcp import setup_mcp_routes
 from gateway.settings import GatewaySettings
 from shared import db, tracing
@@ -121,7 +121,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     app.add_routes(health.routes)
     app.add_routes(rest.routes)
-    app.add_routes(tools.routes)
     setup_mcp_routes(app)
     return app
 

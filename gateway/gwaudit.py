@@ -40,7 +40,7 @@ class AuditInfo:
         self.extra.update(extra)
 
 
-def classify(http_status: int, info: AuditInfo, tool_failed: bool = False) -> tuple[str, str]:
+def classify(http_status: int, info: AuditInfo) -> tuple[str, str]:
     """(event_type, status) for a finished request."""
     if http_status == 401:
         return EVENT_AUTH, "denied"
@@ -48,7 +48,7 @@ def classify(http_status: int, info: AuditInfo, tool_failed: bool = False) -> tu
         return EVENT_DENIED, "denied"
     if http_status == 403:
         return EVENT_AUTH, "denied"  # valid token without a required scope
-    if http_status >= 400 or tool_failed:
+    if http_status >= 400 or info.tool_failed:
         return EVENT_REQUEST, "error"
     return EVENT_REQUEST, "success"
 
@@ -65,9 +65,9 @@ def decision_word(info: AuditInfo) -> str | None:
 
 def build_event(info: AuditInfo, *, http_status: int, duration_ms: float, subject: str | None,
                 roles: tuple[str, ...] | list[str] | None, request_id: str | None, client_addr: str | None,
-                method: str, path: str, tool_failed: bool = False) -> AuditEvent:
+                method: str, path: str) -> AuditEvent:
     """The one audit event for a finished gateway request."""
-    event_type, status = classify(http_status, info, tool_failed or info.tool_failed)
+    event_type, status = classify(http_status, info)
     decision = info.decision
     extra = dict(info.extra) if info.extra else {}
     extra["http"] = f"{method} {path}"

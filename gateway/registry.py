@@ -16,10 +16,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from gateway.servers_file import (
-    NAME_RE,
-    SERVER_KEYS,
-    STDIO_KEYS,
-    TYPES,
     RegistryError,
     ServerConfig,
     StdioConfig,
@@ -27,14 +23,13 @@ from gateway.servers_file import (
     parse_server,
     parse_servers,
 )
-from gateway.upstream.guard import host_allowed
 from shared.runtime import cancel_and_wait
 
 if TYPE_CHECKING:
     from gateway.credentials import CredentialStore
 
-__all__ = ["NAME_RE", "SERVER_KEYS", "STDIO_KEYS", "TYPES", "Registry", "RegistryError", "ServerConfig",
-           "StdioConfig", "host_allowed", "load_servers_file", "parse_server", "parse_servers", "watch"]
+__all__ = ["Registry", "RegistryError", "ServerConfig", "StdioConfig", "load_servers_file", "parse_server",
+           "parse_servers", "watch"]
 
 log = logging.getLogger(__name__)
 

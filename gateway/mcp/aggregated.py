@@ -32,19 +32,19 @@ from gateway.mcp import (
     methods,
     naming,
     protocol,
-    unseen,
 )
 from gateway.mcp import aggregated_items as items
 from gateway.mcp import aggregated_subs as subs
-from gateway.mcp.aggregated_common import (
+from gateway.mcp.aggregated_items import servers_of, visible_lists
+from gateway.mcp.endpoint import (
+    HttpReject,
     answer_failure,
+    principal,
     refused,
     remember_caller,
-    servers_of,
+    rpc_response,
     session_request,
-    visible_catalog,
 )
-from gateway.mcp.endpoint import HttpReject, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState, method_label
@@ -173,12 +173,11 @@ async def _call_tool(request: web.Request, state: McpState, msg: protocol.Messag
     if simple is not None:
         target = catalog.Target(simple[1], (simple[0],))
     else:
-        lists, visible = await visible_catalog(request, state, "tools/list")
-        target = catalog.resolve_tool(public, {s: [t for t in lists[s] if t.get("name") in set(visible[s])]
-                                               for s in lists}, state.settings.mcp_broadcast)
+        target = catalog.resolve_tool(public, await visible_lists(request, state, "tools/list"),
+                                      state.settings.mcp_broadcast)
     if target is None:
         # Decided as the name it spells first: "unknown" only for a caller who may call it.
-        await unseen.refuse_spelled(request, "tools/call", unseen.spelled_name(public), arguments)
+        await enforce.refuse_spelled(request, "tools/call", enforce.spelled_name(public), arguments)
         # The spec's protocol error for an unknown tool (a name no enabled backend offers).
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown tool: {public}", status=200)
     if target.broadcast:

@@ -1,14 +1,17 @@
-"""Prompts, resources and completion on `/mcp`: merged lists, routed reads, policy first."""
+"""Prompts, resources and completion on `/mcp`: the enabled backends' lists as the caller may see them,
+merged; routed reads; policy first."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from aiohttp import web
 
 from gateway.calls import pipeline
 from gateway.calls.audit import audit
-from gateway.keys import UPSTREAM
+from gateway.keys import SERVERS, UPSTREAM
 from gateway.masking import masked_response
 from gateway.mcp import (
     admission,
@@ -18,22 +21,76 @@ from gateway.mcp import (
     methods,
     naming,
     protocol,
-    unseen,
 )
-from gateway.mcp.aggregated_common import (
-    backend_lists,
-    caller,
-    locate_resource,
-    result_or_error,
-    servers_of,
-    visible_catalog,
-)
-from gateway.mcp.endpoint import principal
+from gateway.mcp.endpoint import caller, principal, result_or_error
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 from gateway.registry import ServerConfig
 from gateway.upstream.codec import LIST_KEYS
 
+log = logging.getLogger(__name__)
+
+
+def servers_of(request: web.Request) -> dict[str, ServerConfig]:
+    """The enabled backends by name."""
+    return {s.name: s for s in request.app[SERVERS].enabled()}
+
+
+async def backend_lists(request: web.Request, state: McpState, method: str) -> dict[str, list[dict[str, Any]]]:
+    """Every enabled backend's `method` list as the caller's backend sessions see it, fetched
+    concurrently (cached); a failing backend is left out and counted, so an agent still sees the
+    items of the backends that work."""
+    servers, who = list(servers_of(request).values()), caller(request)
+    found = await asyncio.gather(*(state.lists.get(request.app[UPSTREAM], s, method, who) for s in servers),
+                                 return_exceptions=True)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for server, result in zip(servers, found, strict=True):
+        if not isinstance(result, BaseException):
+            out[server.name] = result
+        elif isinstance(result, Exception):
+            state.metrics.upstream_errors.labels(server.name).inc()
+            log.warning("backend left out of aggregated list", extra={"server": server.name, "error": str(result)})
+        else:
+            raise result
+    return out
+
+
+async def visible_lists(request: web.Request, state: McpState, method: str) -> dict[str, list[dict[str, Any]]]:
+    """Every backend's `method` list with only the items the caller may use (one PDP call)."""
+    return (await enforce.visible(request, principal(request), method, await backend_lists(request, state, method)))[0]
+
+
+def locate_resource(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
+    """The enabled server and backend URI an aggregated URI names (−32002 when none; normal form only)."""
+    servers = servers_of(request)
+    found = catalog.unwrap_uri(uri, servers)
+    if found is None:
+        raise RpcFailure(-32002, f"Resource not found: {uri}", {"uri": uri}, status=200)
+    methods.target({"uri": found[1]}, "uri", uri=True)  # decided and forwarded only in normal form
+    return servers[found[0]], found[1]
+
+
+async def located(request: web.Request, state: McpState, method: str, public: str) -> tuple[ServerConfig, str] | None:
+    """The server and backend name a public prompt name (`prompts/get`) or aggregated URI stands for,
+    among what the caller may use; None when nothing does, once the PDP allowed the name it spells
+    (a forbidden and a missing target answer alike, enforce.py)."""
+    servers = servers_of(request)
+    if method == "prompts/get":
+        found = naming.split_simple(public, servers)
+        if found is None:  # shortened (or unknown): reversed against the catalog, as every replica can
+            visible = await visible_lists(request, state, "prompts/list")
+            found = naming.resolve(public, {s: [i["name"] for i in items] for s, items in visible.items()})
+        spelled = enforce.spelled_name(public)
+    else:
+        found, spelled = catalog.unwrap_uri(public, servers), catalog.split_uri(public)
+    if found is None:
+        await enforce.refuse_spelled(request, method, spelled)
+        return None
+    return servers[found[0]], found[1]
+
+
+# completion/complete's ref type -> what it completes is decided as, and the ref's key naming it
+_COMPLETED = {"ref/prompt": ("prompts/get", "name"), "ref/resource": ("resources/read", "uri")}
 _RENAME = {"prompts/list": naming.public_name, "resources/list": catalog.wrap_uri,
            "resources/templates/list": catalog.wrap_uri}
 
@@ -50,37 +107,24 @@ async def permitted(request: web.Request, state: McpState, method: str,
                     per_server: dict[str, list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], int]:
     """The items of `per_server` the caller may use, merged (tools prefixed, with broadcast names; the
     others renamed); and how many were hidden."""
-    key = admission.LISTS[method][0]
-    pairs = [(s, i[key]) for s, items in per_server.items() for i in items if isinstance(i.get(key), str)]
-    allowed = await enforce.allowed_items(request, principal(request), method, pairs)
+    shown, hidden = await enforce.visible(request, principal(request), method, per_server)
     if method == "tools/list":
-        merged = catalog.merge_tools(per_server, allowed, state.settings.mcp_broadcast)
+        merged = catalog.merge_tools(shown, None, state.settings.mcp_broadcast)
     else:
-        merged = catalog.merge_named(per_server, key, allowed, _RENAME[method])
-    return merged, len(pairs) - len(allowed)
-
-
-async def _prompt(request: web.Request, state: McpState, public: str, servers: dict[str, ServerConfig]) -> tuple[str, str] | None:
-    """(server, prompt) a public prompt name stands for, among the prompts the caller may use."""
-    found = naming.split_simple(public, servers)
-    if found is None:  # shortened (or unknown): reversed against the catalog, as every replica can
-        found = naming.resolve(public, (await visible_catalog(request, state, "prompts/list"))[1])
-    return found
+        merged = catalog.merge_named(shown, admission.LISTS[method][0], None, _RENAME[method])
+    return merged, hidden
 
 
 async def get_prompt(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     public = methods.target(msg.params, "name")
-    servers = servers_of(request)
-    found = await _prompt(request, state, public, servers)
+    found = await located(request, state, "prompts/get", public)
     if found is None:
-        # Decided as the name it spells first: "unknown" only for a caller who may get it.
-        await unseen.refuse_spelled(request, "prompts/get", unseen.spelled_name(public))
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown prompt: {public}")
     server, name = found
     params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "name": name}
-    call = enforce.call_of(request, "mcp", "prompts/get", (server,), name, msg.params.get("arguments"))
-    result = await pipeline.run(request, call, servers.__getitem__, lambda s: _ask(request, s, "prompts/get", params))
-    return links.prompt_result(server, result)
+    call = enforce.call_of(request, "mcp", "prompts/get", (server.name,), name, msg.params.get("arguments"))
+    result = await pipeline.run(request, call, lambda _: server, lambda s: _ask(request, s, "prompts/get", params))
+    return links.prompt_result(server.name, result)
 
 
 async def _ask(request: web.Request, server: ServerConfig, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -92,13 +136,10 @@ async def _ask(request: web.Request, server: ServerConfig, method: str, params: 
 
 async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
     uri = methods.target(msg.params, "uri")
-    servers = servers_of(request)
-    if catalog.unwrap_uri(uri, servers) is None:
-        # Decided as the server it spells first: "not found" only for a caller who may read it.
-        await unseen.refuse_spelled(request, "resources/read", unseen.spelled_uri(uri))
+    await located(request, state, "resources/read", uri)  # "not found" only for a caller who may read it
     server, original = locate_resource(request, uri)
     call = enforce.call_of(request, "mcp", "resources/read", (server.name,), original)
-    result = await pipeline.run(request, call, servers.__getitem__,
+    result = await pipeline.run(request, call, lambda _: server,
                                 lambda s: _ask(request, s, "resources/read", {"uri": original}))
     return links.read_result(server.name, result)  # the read URI wrapped again, as are any others
 
@@ -107,26 +148,16 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
     """Completion for a prompt's or resource template's arguments, asked of the owning backend."""
     raw_ref = msg.params.get("ref")
     ref: dict[str, Any] = raw_ref if isinstance(raw_ref, dict) else {}
-    servers = servers_of(request)
     empty = {"completion": {"values": [], "total": 0, "hasMore": False}}
-    if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
-        found = await _prompt(request, state, ref["name"], servers)
-        method, new_ref = "prompts/get", {**ref, "name": found[1]} if found else ref
-    elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
-        found = catalog.unwrap_uri(ref["uri"], servers)
-        method, new_ref = "resources/read", {**ref, "uri": found[1]} if found else ref
-    else:
-        return empty
+    kind = ref.get("type")
+    method, key = _COMPLETED.get(kind, ("", "")) if isinstance(kind, str) else ("", "")
+    found = await located(request, state, method, ref[key]) if method and isinstance(ref.get(key), str) else None
     if found is None:
-        # Decided as the name it spells, as prompts/get and resources/read are: a forbidden and a
-        # missing target answer alike.
-        spelled = unseen.spelled_name(ref["name"]) if method == "prompts/get" else unseen.spelled_uri(ref["uri"])
-        await unseen.refuse_spelled(request, method, spelled)
         return empty
     server, name = found
     if method == "resources/read":
         methods.target({"uri": name}, "uri", uri=True, template=True)
     # Completing a prompt's arguments reveals about as much as the prompt: same permission.
-    await enforce.decide(request, method, server, name)
-    params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "ref": new_ref}
-    return await _ask(request, servers[server], "completion/complete", params)
+    await enforce.decide(request, method, server.name, name)
+    params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "ref": {**ref, key: name}}
+    return await _ask(request, server, "completion/complete", params)

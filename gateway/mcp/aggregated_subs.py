@@ -1,6 +1,6 @@
 """Resource subscriptions and watching streams on `/mcp`: `resources/subscribe` (2025 era), a
 2026-07-28 `subscriptions/listen`, a session's GET stream; policy first (like resources/read).
-Streams compare the caller's view of the shared poller's lists (catalog_watch.py), filtered once
+Streams compare the caller's view of the shared poller's lists (listen.py), filtered once
 per subject and catalog generation."""
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from gateway.mcp import (
     listen,
     methods,
     protocol,
-    unseen,
 )
-from gateway.mcp.aggregated_common import locate_resource, servers_of
-from gateway.mcp.aggregated_items import permitted
+from gateway.mcp.aggregated_items import locate_resource, located, permitted, servers_of
 from gateway.mcp.endpoint import principal
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
@@ -56,12 +54,12 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
         raise RpcFailure(protocol.METHOD_NOT_FOUND, f"Method not found: {msg.method}")
     uri = methods.target(msg.params, "uri")
     session = endpoint.open_session(request, state, None)
-    if catalog.unwrap_uri(uri, servers_of(request)) is None and unseen.spelled_uri(uri):
-        # A server that does not exist answers as one the caller may not see (docs/security/edge.md):
-        # subscribe is decided on the name spelled, unsubscribe is the no-op it is for a stranger.
-        if msg.method == "resources/unsubscribe":
-            return {}
-        await unseen.refuse_spelled(request, "resources/read", unseen.spelled_uri(uri))
+    # A server that does not exist answers as one the caller may not see (docs/security/edge.md):
+    # subscribe is decided on the name spelled, unsubscribe is the no-op it is for a stranger.
+    if msg.method == "resources/unsubscribe" and catalog.unwrap_uri(uri, servers_of(request)) is None \
+            and catalog.split_uri(uri):
+        return {}
+    await located(request, state, "resources/read", uri)
     server, original = locate_resource(request, uri)
     key = (principal(request).subject, session.sid)
     if msg.method == "resources/unsubscribe":
@@ -108,8 +106,7 @@ async def listen_stream(request: web.Request, state: McpState, msg: protocol.Mes
     key, uris = await listen_resources(request, state, wanted.get("resourceSubscriptions"))
     if uris:
         honoured["resourceSubscriptions"] = uris
-    ack = {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
-           "params": {"notifications": honoured, "_meta": {listen.SUBSCRIPTION_ID: msg.id}}}
+    ack = listen.notification("notifications/subscriptions/acknowledged", msg.id, notifications=honoured)
     try:
         return await stream(request, state, [ack], msg.id, listen.kinds_of(honoured), key, None)
     finally:
@@ -166,7 +163,7 @@ async def watched_snapshot(request: web.Request, state: McpState, kinds: set[str
             for method in _SOURCES[kind]:
                 items.extend({"list": method, **item} for item in await visible(request, state, method))
             out[kind] = items
-        return listen.fingerprints(out)
+        return {kind: listen.fingerprint(items) for kind, items in out.items()}
 
     key = (principal(request).subject, tuple(sorted(kinds)), state.catalogs.stamp())
     result: dict[str, str] = await state.catalogs.view(key, compute)

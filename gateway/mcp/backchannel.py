@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
-
-from aiohttp import web
 
 from gateway.mcp.limits import Slots
 from gateway.mcp.protocol import RequestId
@@ -153,12 +150,3 @@ class HeldCalls:
     def __len__(self) -> int:
         return len(self._parked)
 
-
-def held_ctx(held: HeldCalls) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Cleanup ctx: calls still held for a retry at shutdown are ended (their backends told)."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        yield
-        held.close()
-
-    return ctx

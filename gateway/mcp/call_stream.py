@@ -18,8 +18,8 @@ from aiohttp import web
 
 from gateway.keys import ANSWER_STREAM
 from gateway.mcp import protocol
-from gateway.mcp.aggregated_common import caller
 from gateway.mcp.backchannel import TooManyPending
+from gateway.mcp.endpoint import caller
 from gateway.mcp.state import McpState
 from gateway.registry import ServerConfig
 from gateway.settings import ANSWER_TIMEOUT

@@ -31,8 +31,8 @@ from gateway.errors import to_gateway_error
 from gateway.keys import UPSTREAM
 from gateway.masking import masked_response
 from gateway.mcp import bridge, call_stream, links, protocol
-from gateway.mcp.aggregated_common import result_or_error
 from gateway.mcp.call_stream import ANSWER_TIMEOUT, Call, on_request, relay_notification
+from gateway.mcp.endpoint import result_or_error
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone
 from gateway.registry import ServerConfig

@@ -8,7 +8,7 @@ routed without a lookup.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,9 +99,9 @@ def _broadcasts(tools: list[dict[str, Any]], offers: Mapping[str, Sequence[tuple
 
 
 def merge_tools(
-    per_server: Mapping[str, Sequence[Mapping[str, Any]]], allowed: set[tuple[str, str]], broadcast: bool,
+    per_server: Mapping[str, Sequence[Mapping[str, Any]]], allowed: set[tuple[str, str]] | None, broadcast: bool,
 ) -> list[dict[str, Any]]:
-    """Every permitted tool, prefixed; then the broadcast tools (same schema, names that do not clash)."""
+    """Every permitted tool (`allowed`; None: all), prefixed; then the broadcast tools (same schema, names that do not clash)."""
     tools, offers = _offers(per_server, allowed)
     if broadcast:
         tools += [broadcast_entry(name, offers[name]) for name in _broadcasts(tools, offers).values()]
@@ -156,24 +156,30 @@ def wrap_uri(server: str, uri: str) -> str:
     return f"{RESOURCE_SCHEME}{server}/{uri}"
 
 
-def unwrap_uri(uri: str, servers: Iterable[str]) -> tuple[str, str] | None:
-    """(server, original URI) of an aggregated URI; None if it names no known server."""
+def split_uri(uri: str) -> tuple[str, str] | None:
+    """(server, original URI) an aggregated URI spells, whether or not the server exists."""
     if not uri.startswith(RESOURCE_SCHEME):
         return None
     server, sep, original = uri[len(RESOURCE_SCHEME):].partition("/")
-    return (server, original) if sep and original and server in set(servers) else None
+    return (server, original) if sep and server and original else None
+
+
+def unwrap_uri(uri: str, servers: Collection[str]) -> tuple[str, str] | None:
+    """(server, original URI) of an aggregated URI; None if it names no known server."""
+    found = split_uri(uri)
+    return found if found is not None and found[0] in servers else None
 
 
 def merge_named(
-    per_server: Mapping[str, Sequence[Mapping[str, Any]]], key: str, allowed: set[tuple[str, str]],
+    per_server: Mapping[str, Sequence[Mapping[str, Any]]], key: str, allowed: set[tuple[str, str]] | None,
     rename: Callable[[str, str], str],
 ) -> list[dict[str, Any]]:
-    """Permitted prompts/resources/templates of every server, `key` rewritten by `rename`."""
+    """Permitted (`allowed`; None: all) prompts/resources/templates of every server, `key` rewritten by `rename`."""
     out = []
     for server in sorted(per_server):
         for item in per_server[server]:
             value = item.get(key)
-            if isinstance(value, str) and (server, value) in allowed:
+            if isinstance(value, str) and (allowed is None or (server, value) in allowed):
                 out.append({**item, key: rename(server, value),
                             "_meta": {**(item.get("_meta") or {}), SERVER_META: server}})
     return out

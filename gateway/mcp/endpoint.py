@@ -1,4 +1,5 @@
-"""What both MCP endpoints do before and after their own work: transport checks, sessions, answers.
+"""What both MCP endpoints do before and after their own work: transport checks, sessions, whom
+backends are asked for, answers (incl. the one failure → JSON-RPC error mapping).
 
 Failures here are answered as JSON-RPC errors with the HTTP status the spec gives them, so MCP
 clients (which read JSON-RPC, not the REST error body) can show them.
@@ -12,11 +13,14 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from gateway.keys import JSON_BODY, PRINCIPAL, SETTINGS
+from gateway.calls.audit import audit
+from gateway.errors import to_gateway_error
+from gateway.keys import CALLER, JSON_BODY, MCP_STATE, PRINCIPAL, SETTINGS
 from gateway.mcp import oauth_metadata, protocol
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session, SessionError
 from gateway.mcp.state import McpState
+from gateway.upstream.sessions import Caller
 from shared.auth import Principal
 from shared.jsonutil import dumps, loads
 
@@ -81,15 +85,6 @@ def stream_slot(state: McpState, subject: str, session: str | None) -> Iterator[
         state.streams.close(subject, session)
 
 
-def require_stream_session(request: web.Request) -> None:
-    """A GET without `Mcp-Session-Id`: 400 for a handshake-era client, else 405 (2026-07-28 has no GET stream)."""
-    if request.headers.get(protocol.H_SESSION):
-        return
-    if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
-        raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
-    raise HttpReject(web.Response(status=405, headers={"Allow": "POST, DELETE"}))
-
-
 def principal(request: web.Request) -> Principal:
     """The authenticated caller (the auth middleware guarantees one)."""
     return request[PRINCIPAL]
@@ -136,10 +131,77 @@ def open_session(request: web.Request, state: McpState, server: str | None) -> S
         session = state.codec.open(token, principal(request).subject, server=server)
     except SessionError:
         raise RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404) from None
-    protocol.check_handshake_version(request.headers.get(protocol.H_VERSION))
+    version = request.headers.get(protocol.H_VERSION)  # after initialize: absent means 2025-03-26
+    if version is not None and version not in protocol.HANDSHAKE_VERSIONS:
+        raise RpcFailure(protocol.INVALID_REQUEST, f"unsupported {protocol.H_VERSION}: {version}; supported: "
+                         f"{', '.join(protocol.HANDSHAKE_VERSIONS)}", status=400)
     return session
 
 
 def accepted() -> web.Response:
     """202 for notifications and client responses."""
     return web.Response(status=202)
+
+
+def remember_caller(request: web.Request, era: protocol.Era, params: Any, session: Session | None) -> None:
+    """Record whom this request reaches backends for: the subject with its agent's capabilities
+    (a 2025 agent's from its session, a 2026-07-28 agent's from the request's `_meta`)."""
+    subject = request[PRINCIPAL].subject
+    request[CALLER] = (Caller(subject, session.capabilities, handshake=True) if session is not None
+                       else agent_caller(subject, era, params))
+
+
+def agent_caller(subject: str, era: protocol.Era, params: Any) -> Caller:
+    """`subject` declaring upstream what its agent declares in a 2026-07-28 request's `_meta`."""
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    caps = meta.get(protocol.META_CAPABILITIES) if isinstance(meta, dict) and era == "modern" else None
+    return Caller.of(subject, caps)
+
+
+def caller(request: web.Request) -> Caller:
+    """The request's upstream caller (the bare subject when no MCP handler recorded one)."""
+    found = request.get(CALLER)
+    return found if found is not None else Caller.of(request[PRINCIPAL].subject)
+
+
+def result_or_error(response: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(response.get("error"), dict):
+        err = response["error"]
+        raise RpcFailure(int(err.get("code", protocol.INTERNAL_ERROR)), str(err.get("message", "backend error")),
+                         err.get("data"), status=200)
+    result = response.get("result")
+    return dict(result) if isinstance(result, dict) else {}
+
+
+def session_request(request: web.Request, state: McpState, action: str) -> None:
+    """A GET or DELETE on an MCP endpoint: audited as `action`, its transport checked (HttpReject); a
+    GET without `Mcp-Session-Id` is a 400 for a handshake-era client, else a 405 (2026-07-28 has no GET stream)."""
+    audit(request).action = action
+    check_transport(request, state, post=False)
+    if request.method != "GET" or request.headers.get(protocol.H_SESSION):
+        return
+    if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
+        raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
+    raise HttpReject(web.Response(status=405, headers={"Allow": "POST, DELETE"}))
+
+
+def answer_failure(request: web.Request, rid: protocol.RequestId, exc: Exception, server: str | None = None) -> web.Response:
+    """A failure as the JSON-RPC error (and HTTP status: 502/503/504…) an MCP endpoint answers, audited,
+    and counted against `server` when the backend failed; not one of ours (a bug: 500) is re-raised."""
+    mapped = to_gateway_error(exc)
+    if mapped is None:
+        raise exc
+    if server and mapped.status in (502, 504):
+        request.app[MCP_STATE].metrics.upstream_errors.labels(server).inc()
+    audit(request).error = f"{mapped.code}: {mapped.message}"
+    return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
+
+
+def refused(request: web.Request, exc: Exception, server: str | None = None) -> web.Response:
+    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
+    if isinstance(exc, HttpReject):
+        return exc.response
+    if isinstance(exc, RpcFailure):
+        return failure_response(None, exc)
+    return answer_failure(request, None, exc, server)
+

@@ -1,4 +1,5 @@
-"""Policy on MCP messages: guarded calls (tools/call, resources/read, prompts/get) and list filtering.
+"""Policy on MCP messages: guarded calls (tools/call, resources/read, prompts/get), list filtering, and
+"does not exist" answered like "you may not see it" (below).
 
 Decisions are recorded on the request's AuditInfo, so each guarded call becomes one audit event
 like the REST ones. Lists are filtered with one batch/search PDP call, never one call per item.
@@ -16,15 +17,16 @@ from gateway.calls import audit as record
 from gateway.calls import pipeline
 from gateway.calls.admit import Refused
 from gateway.calls.audit import audit
-from gateway.calls.call import Action, Call, Entry
+from gateway.calls.call import Action, Call, Entry, Verdict
 from gateway.errors import Denied
-from gateway.keys import CALLER, UPSTREAM
-from gateway.mcp import admission, methods, protocol
+from gateway.keys import CALLER, SERVERS, UPSTREAM
+from gateway.mcp import admission, methods, naming, protocol
 from gateway.mcp.endpoint import failure_response, principal, rpc_response
 from gateway.mcp.protocol import RpcFailure
+from gateway.registry import ServerConfig
 from gateway.upstream.codec import LIST_KEYS
 from shared.auth import Principal
-from shared.authzen import Decision, resource_for
+from shared.authzen import Decision, resource_for, server_resource
 
 POLICY_DENIED = -32003  # implementation-defined range: "forbidden by gateway policy"
 
@@ -70,11 +72,6 @@ async def readable(request: web.Request, uris: Sequence[tuple[str, str, str]]) -
     return allowed
 
 
-def plan_asks(plan: methods.Plan) -> list[pipeline.Ask]:
-    """The PDP questions of a `decided` plan of a message that is not a call (none otherwise)."""
-    return [(action, resource, None) for action, resource in plan.checks] if plan.kind == "decided" else []
-
-
 def checked_plan(request: web.Request, server: str, plan: methods.Plan, found: Sequence[Decision]) -> Decision | None:
     """The PDP's answer to a plan's checks (`found`, asked with the server's visibility): the first
     denial, else an allow, recorded for audit; None when there was nothing to decide."""
@@ -89,13 +86,6 @@ def checked_plan(request: web.Request, server: str, plan: methods.Plan, found: S
     decision = next((d for d in found if not d.allowed), found[0])
     record.checked(info, decision)
     return decision
-
-
-def passthrough_call(request: web.Request, server: str, msg: protocol.Message, plan: methods.Plan) -> Call | None:
-    """The pipeline's Call for a guarded passthrough message (tools/call, resources/read, prompts/get); None otherwise."""
-    if msg.kind != "request" or msg.method not in CALLS:
-        return None
-    return call_of(request, "passthrough", msg.method, (server,), str(plan.checks[0][1].name), msg.params.get("arguments"))
 
 
 def plan_refusal(msg: protocol.Message, era: protocol.Era, plan: methods.Plan,
@@ -124,29 +114,103 @@ def denial(method: str, rid: protocol.RequestId, decision: Decision, era: protoc
     return protocol.error(rid, POLICY_DENIED, f"Denied by gateway policy: {reason}")
 
 
-async def allowed_items(
-    request: web.Request, principal: Principal, method: str, pairs: Sequence[tuple[str, str]],
-) -> set[tuple[str, str]]:
-    """Which (server, item) pairs of a list the caller may use, in one PDP call."""
-    return await pipeline.permitted(request, principal, admission.ACTION[admission.LISTS[method][1]], pairs)
+async def visible(request: web.Request, principal: Principal, method: str,
+                  per_server: Mapping[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """Each server's items of a `method` list that the caller may use, in one PDP call (an item
+    without a name is left out; the others are invisible, not errors); and how many were hidden."""
+    key = admission.LISTS[method][0]
+    named = {s: [i for i in items or [] if isinstance(i, dict) and isinstance(i.get(key), str)]
+             for s, items in per_server.items()}
+    pairs = [(s, i[key]) for s, items in named.items() for i in items]
+    allowed = await pipeline.permitted(request, principal, admission.ACTION[admission.LISTS[method][1]], pairs)
+    kept = {s: [i for i in items if (s, i[key]) in allowed] for s, items in named.items()}
+    return kept, len(pairs) - sum(map(len, kept.values()))
 
 
 async def filter_result(
     request: web.Request, principal: Principal, server: str, method: str, result: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """A list result with only the items the caller may use (others are invisible, not errors)."""
-    key, (item_key, _) = LIST_KEYS[method], admission.LISTS[method]
+    """A list result with only the items the caller may use."""
     list_filter = request.app[UPSTREAM].list_filter
     if list_filter is not None:  # the relayed answer never passed the pool: leave out what cannot be named
         result = list_filter(server, method, result)
-    items = [i for i in result.get(key) or [] if isinstance(i, dict) and isinstance(i.get(item_key), str)]
-    allowed = await allowed_items(request, principal, method, [(server, i[item_key]) for i in items])
-    out = dict(result)
-    out[key] = [i for i in items if (server, i[item_key]) in allowed]
+    kept, hidden = await visible(request, principal, method, {server: result.get(LIST_KEYS[method])})
+    out = {**result, LIST_KEYS[method]: kept[server]}
     if "cacheScope" in out:
         out["cacheScope"] = "private"  # filtered for this caller: not shareable
     info = audit(request)
     info.action = info.action or method.replace("/", "_")
     info.mcp_server = server
-    info.note(listed=len(out[key]), hidden=len(items) - len(out[key]))
+    info.note(listed=len(kept[server]), hidden=hidden)
     return out
+
+
+# "Does not exist" and "you may not see it" answered alike (docs/security/edge.md). The PDP decides on
+# names, not on what exists, so asking it first about the name a caller sent gives the same answer for a
+# missing and a forbidden target. A name no catalog resolves is decided as the `{server}__{name}` (or
+# `mcpgw://{server}/{uri}`) it spells: a denial then reads exactly like the denial of an existing target;
+# only a caller the PDP allows learns that it is unknown. Names are resolved only among the items the
+# caller may use, so an unprefixed or hash-shortened name of a hidden item is as unknown as a made-up one.
+
+def spelled_name(public: str) -> tuple[str, str] | None:
+    """(server, name) a prefixed public name spells, whether or not either exists."""
+    server, sep, name = public.partition(naming.SEPARATOR)
+    return (server, name) if sep and server and name else None
+
+
+async def refuse_spelled(
+    request: web.Request, method: str, spelled: tuple[str, str] | None, arguments: object = None,
+) -> None:
+    """Denied when the PDP refuses an unresolved target's spelled name (nothing to ask when unspelled)."""
+    if spelled is not None:
+        await decide(request, method, spelled[0], spelled[1], arguments)
+
+
+UNKNOWN_SERVER = "unknown or disabled MCP server '{}'"
+
+
+def visibility(name: str) -> pipeline.Ask:
+    """The PDP check that lets a caller see passthrough server `name` (`list_tools` on it)."""
+    return ("list_tools", server_resource(name), None)
+
+
+async def visible_server(request: web.Request, decision: Decision | None = None) -> ServerConfig:
+    """The passthrough's enabled server, once the PDP lets the caller see it (`visibility`; its
+    `decision` when already asked, batched with a call's).
+
+    Asked before the registry, so an unknown, a disabled and a forbidden server all get the same
+    404 JSON-RPC error (and a forbidden one is audited as the denial it is).
+    """
+    name = request.match_info["name"]
+    if decision is None:
+        decision = (await pipeline.decisions(request, principal(request), [visibility(name)]))[0]
+    server = request.app[SERVERS].get(name)
+    if not decision.allowed:
+        info = audit(request)
+        info.mcp_server, info.decision, info.denied = name, decision, True
+    if server is None and decision.allowed:
+        audit(request).not_found = True  # allowed, but nothing to forward to: not audited as an allow
+    if server is None or not decision.allowed:
+        raise RpcFailure(protocol.INVALID_PARAMS, UNKNOWN_SERVER.format(name), status=404)
+    return server
+
+
+async def passthrough_target(request: web.Request, msg: protocol.Message,
+                             ) -> tuple[methods.Plan, Call | None, Verdict | None, Decision | None, ServerConfig]:
+    """Passthrough's (plan of the message, guarded call, the PDP's verdict on it, its decision on a
+    message that is not a call, server): "may see this server" and the message's own checks are
+    asked in one PDP request; a malformed message is answered only to a caller who may see the server."""
+    name = request.match_info["name"]
+    try:
+        plan = methods.plan(name, msg.kind, msg.method, msg.params)
+    except RpcFailure:
+        await visible_server(request)
+        raise
+    if msg.kind != "request" or msg.method not in CALLS:  # not a call: the plan's checks with visibility
+        asks = [(action, resource, None) for action, resource in plan.checks] if plan.kind == "decided" else []
+        seen, *found = await pipeline.decisions(request, principal(request), [visibility(name), *asks])
+        server = await visible_server(request, seen)  # the plan's answers count only for a caller who may see it
+        return plan, None, None, checked_plan(request, name, plan, found), server
+    call = call_of(request, "passthrough", msg.method, (name,), str(plan.checks[0][1].name), msg.params.get("arguments"))
+    verdict, (seen,) = await pipeline.decide_with(request, call, [visibility(name)])
+    return plan, call, verdict, None, await visible_server(request, seen)

@@ -1,15 +1,14 @@
-"""Every enabled backend's lists, fetched concurrently with a short cache; a failing backend is
-left out (and counted), so an agent still sees the tools of the backends that work."""
+"""Backends' lists as `/mcp` reads them: every page of one (`list_all`), kept a few seconds with one
+fetch in flight per list (`ListCache`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.mcp.catalog_watch import advertised
+from gateway.mcp.listen import advertised
 from gateway.mcp.protocol import METHOD_NOT_FOUND
 from gateway.registry import ServerConfig
 from gateway.upstream.codec import every_page
@@ -89,19 +88,3 @@ class ListCache:
                 del self._entries[next(iter(self._entries))]
         self._entries[key] = (now + self.ttl, server, items)
 
-
-async def gather_lists(
-    pool: UpstreamPool, cache: ListCache, servers: Sequence[ServerConfig], method: str,
-    on_error: Callable[[ServerConfig, Exception], None], caller: Caller | None = None,
-) -> dict[str, list[dict[str, Any]]]:
-    """{server: items} for every server that answered; `on_error(server, exc)` for the rest."""
-    results = await asyncio.gather(*(cache.get(pool, s, method, caller) for s in servers), return_exceptions=True)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for server, result in zip(servers, results, strict=True):
-        if isinstance(result, BaseException):
-            if not isinstance(result, Exception):
-                raise result
-            on_error(server, result)
-        else:
-            out[server.name] = result
-    return out

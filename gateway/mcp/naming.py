@@ -43,16 +43,12 @@ def broadcast_name(name: str) -> str:
     return _fit(name, f"\x00{name}")
 
 
-def candidate_servers(public: str, servers: Iterable[str]) -> list[str]:
-    """Servers whose (cleaned, possibly cut) prefix `public` starts with, longest first."""
-    cut = MAX_LEN - _HASH_LEN - 1
-    found = [s for s in servers if public.startswith(_BAD_CHARS.sub("_", s + SEPARATOR)[:cut])]
-    return sorted(found, key=len, reverse=True)
-
-
 def resolve(public: str, names_by_server: Mapping[str, Iterable[str]]) -> tuple[str, str] | None:
-    """The (server, name) whose public name is `public`, looking only at the given lists."""
-    for server in candidate_servers(public, names_by_server):
+    """The (server, name) whose public name is `public`, looking only at the given lists (of the servers
+    whose cleaned, possibly cut prefix `public` starts with, longest first)."""
+    cut = MAX_LEN - _HASH_LEN - 1
+    candidates = [s for s in names_by_server if public.startswith(_BAD_CHARS.sub("_", s + SEPARATOR)[:cut])]
+    for server in sorted(candidates, key=len, reverse=True):
         for name in names_by_server[server]:
             if public_name(server, name) == public:
                 return server, name

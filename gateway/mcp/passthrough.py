@@ -23,10 +23,9 @@ from gateway.calls.audit import audit
 from gateway.calls.call import Call
 from gateway.errors import Denied
 from gateway.keys import CALLER, MCP_STATE, UPSTREAM
-from gateway.mcp import admission, endpoint, enforce, protocol, unseen
+from gateway.mcp import admission, endpoint, enforce, protocol
 from gateway.mcp import params as mcp_params
-from gateway.mcp.aggregated_common import agent_caller, answer_failure
-from gateway.mcp.endpoint import HttpReject, principal, rpc_response
+from gateway.mcp.endpoint import HttpReject, agent_caller, answer_failure, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import (
@@ -59,7 +58,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         rid, method = msg.id, msg.method
         era = protocol.detect_era(msg, request.headers)
         audit(request).action = msg.method or "response"
-        plan, call, verdict, checked, server = await unseen.passthrough_target(request, msg)
+        plan, call, verdict, checked, server = await enforce.passthrough_target(request, msg)
         label = "response" if msg.kind == "response" else method_label(msg.method)
         state.metrics.message(ENDPOINT, label, era)
         audit(request).mcp_server = server.name

@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.keys import MCP_STATE, UPSTREAM
-from gateway.mcp import endpoint, unseen
-from gateway.mcp.aggregated_common import refused, session_request
-from gateway.mcp.endpoint import principal
+from gateway.mcp import endpoint, enforce
+from gateway.mcp.endpoint import principal, refused, session_request
 from gateway.mcp.passthrough import (
     ENDPOINT,
     session_gone,
@@ -29,7 +28,7 @@ from gateway.upstream.sender import read_capped
 async def _session(request: web.Request, state: McpState, action: str) -> tuple[ServerConfig, Session]:
     """A GET's or DELETE's server (once the caller may see it) and session; refusals raise."""
     session_request(request, state, action)
-    server = await unseen.visible_server(request)
+    server = await enforce.visible_server(request)
     return server, endpoint.open_session(request, state, server.name)
 
 

@@ -200,15 +200,6 @@ def negotiate(requested: Any) -> str:
     return requested if requested in HANDSHAKE_VERSIONS else LATEST_HANDSHAKE
 
 
-def check_handshake_version(header: str | None) -> None:
-    """`MCP-Protocol-Version` after initialize: absent means 2025-03-26; unknown is a 400."""
-    if header is not None and header not in HANDSHAKE_VERSIONS:
-        raise RpcFailure(
-            INVALID_REQUEST, f"unsupported {H_VERSION}: {header}; supported: {', '.join(HANDSHAKE_VERSIONS)}",
-            status=400,
-        )
-
-
 @functools.lru_cache(maxsize=64)
 def accepts_post(accept: str | None) -> bool:
     """A POST must accept both JSON and SSE answers (`*/*` covers both); cached: clients repeat theirs."""

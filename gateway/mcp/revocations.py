@@ -86,16 +86,6 @@ class Revocations:
         return int(status.split()[-1])
 
 
-async def listen(revocations: Revocations) -> None:
-    """Hold one pool connection with LISTEN on `CHANNEL`; reload the table on every (re)connect."""
-    assert revocations.pool is not None
-
-    async def connected(conn: asyncpg.Connection) -> None:
-        await revocations.load(conn)  # after LISTEN, so nothing falls between the two
-
-    await pglisten.listen_forever(revocations.pool, CHANNEL, revocations.on_notify, on_connect=connected)
-
-
 async def prune_loop(revocations: Revocations, every: float = PRUNE_EVERY) -> None:
     """Delete expired rows every `every` seconds; a failure waits for the next round."""
     while True:
@@ -120,7 +110,10 @@ def revocations_ctx(revocations: Revocations) -> Callable[[web.Application], Asy
         revocations.pool = pool
         await revocations.prune()
         await revocations.load(pool)  # before serving: a restarted replica must not revive a session
-        tasks = [asyncio.create_task(listen(revocations)), asyncio.create_task(prune_loop(revocations))]
+        # One pool connection LISTENs on CHANNEL and reloads the table on every (re)connect, after
+        # LISTEN, so nothing falls between the two.
+        listen = pglisten.listen_forever(pool, CHANNEL, revocations.on_notify, on_connect=revocations.load)
+        tasks = [asyncio.create_task(listen), asyncio.create_task(prune_loop(revocations))]
         try:
             yield
         finally:

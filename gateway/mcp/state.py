@@ -1,4 +1,4 @@
-"""Per-app state of the MCP endpoints: session codec, metrics, settings view; one cleanup ctx."""
+"""Per-app state of the MCP endpoints: session codec, metrics, settings, limits and registries."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.mcp import methods
 from gateway.mcp.backchannel import HeldCalls, Pending
-from gateway.mcp.catalog_watch import CatalogPoller
 from gateway.mcp.fanout import ListCache
 from gateway.mcp.inflight import InFlight
 from gateway.mcp.limits import StreamLimits
+from gateway.mcp.listen import CatalogPoller
 from gateway.mcp.revocations import Revocations
 from gateway.mcp.sessions import SessionCodec
 from gateway.mcp.subscriptions import Hub
@@ -71,12 +71,6 @@ class McpState:
 
     def __post_init__(self) -> None:
         self.revocations = Revocations(self.codec)
-
-    @property
-    def authorization_servers(self) -> list[str]:
-        """The OAuth authorization servers advertised: the configured ones, else the issuer."""
-        issuer = self.settings.issuer
-        return list(self.settings.oauth_authorization_servers or ([issuer] if issuer else []))
 
 
 def build_state(settings: GatewaySettings, registry: CollectorRegistry) -> McpState:

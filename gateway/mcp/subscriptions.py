@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from aiohttp import web
-
 from gateway.mcp import catalog
-from gateway.mcp.listen import SUBSCRIPTION_ID
+from gateway.mcp.listen import notification
 from gateway.mcp.protocol import RequestId
 from gateway.upstream.client import BackendClient
 from gateway.upstream.notify import ResourceFeed
@@ -41,10 +39,7 @@ def recipients(subs: Mapping[Subscriber, Iterable[Wanted]], server: str, uri: st
 
 def updated(server: str, uri: str, subscription: RequestId = None) -> dict[str, Any]:
     """The agent-facing notification: the URI renamed, tagged with the listen id on a 2026 stream."""
-    params: dict[str, Any] = {"uri": catalog.wrap_uri(server, uri)}
-    if subscription is not None:
-        params["_meta"] = {SUBSCRIPTION_ID: subscription}
-    return {"jsonrpc": "2.0", "method": UPDATED, "params": params}
+    return notification(UPDATED, subscription, uri=catalog.wrap_uri(server, uri))
 
 
 class Hub:
@@ -128,12 +123,3 @@ class Hub:
                 self._feeds.pop(server, None)
                 await feed.stop(feed.client.server.timeout)
 
-
-def subscriptions_ctx(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Cleanup ctx: close every backend feed of `hub` on shutdown."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        yield
-        await hub.close()
-
-    return ctx

@@ -10,9 +10,8 @@ from aiohttp import web
 from gateway.keys import PRINCIPAL, REQUEST_ID
 from gateway.metrics import GatewayMetrics
 from gateway.middlewares.audit import audit_recorder
-from gateway.middlewares.auth import PUBLIC_PATHS
 from gateway.middlewares.edge import edge_middleware
-from gateway.middlewares.errors import error_body, errors_middleware
+from gateway.middlewares.errors import errors_middleware
 from gateway.middlewares.headers import server_limits
 from gateway.middlewares.json_limits import JsonLimits
 from shared.access_log import access_writer
@@ -21,7 +20,7 @@ from shared.metrics import HttpMetrics, http_recorder
 from shared.outcome import outcome_middleware
 from shared.tracing import Tracer
 
-__all__ = ["PUBLIC_PATHS", "JsonLimits", "error_body", "install", "server_limits"]
+__all__ = ["JsonLimits", "install", "server_limits"]
 
 
 def install(

@@ -7,13 +7,12 @@ internal state (or a secret inside an exception message) reaches the caller.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from gateway.errors import to_gateway_error
-from gateway.middlewares.refuse import record
-from shared.jsonutil import dumps
+from gateway.middlewares.refuse import error_body, record
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +22,6 @@ _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
 }
-
-
-def error_body(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None,
-    details: Mapping[str, object] | None = None,
-) -> web.Response:
-    """A JSON error response; `details` add members to the error object (never code/message)."""
-    extra = {k: v for k, v in (details or {}).items() if k not in ("code", "message")}
-    body = dumps({"error": {"code": code, "message": message, **extra}})
-    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
 
 
 def _from_http(exc: web.HTTPException) -> web.Response:

@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.calls import pipeline
 from gateway.calls.audit import audit
 from gateway.calls.call import Call, Entry
-from gateway.errors import BadRequest, Denied, Forbidden
+from gateway.errors import BadRequest, Denied
 from gateway.gwaudit import AuditInfo
 from gateway.keys import JSON_BODY, PRINCIPAL
 from gateway.registry import ServerConfig
@@ -27,14 +27,6 @@ T = TypeVar("T")
 def principal(request: web.Request) -> Principal:
     """The authenticated caller (set by the auth middleware)."""
     return request[PRINCIPAL]
-
-
-def require_admin(request: web.Request, admin_roles: Sequence[str]) -> None:
-    """403 unless the caller holds an admin role (token roles, as the PDP admin API decides)."""
-    if not principal(request).has_any_role(list(admin_roles)):
-        info = audit(request)
-        info.denied = True
-        raise Forbidden(f"requires one of the roles: {', '.join(admin_roles)}")
 
 
 def query_server(request: web.Request) -> str:

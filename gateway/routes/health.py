@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import __version__
+from gateway.errors import Forbidden
 from gateway.keys import AUTHENTICATOR, PDP_PROBE, SERVERS, SETTINGS
 from gateway.readiness import audit_state, keys_problem
 from gateway.routes import common as c
@@ -81,9 +82,11 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/config")
 async def config(request: web.Request) -> web.Response:
     """Effective settings with secrets masked; dev mode is shown plainly. Admin roles only."""
-    c.audited(request, "get_config")
+    info = c.audited(request, "get_config")
     settings = request.app[SETTINGS]
-    c.require_admin(request, settings.admin_roles)
+    if not c.principal(request).has_any_role(list(settings.admin_roles)):  # token roles, as the PDP admin API
+        info.denied = True
+        raise Forbidden(f"requires one of the roles: {', '.join(settings.admin_roles)}")
     view = public_view(settings)
     view["auth_mode"] = "DEVELOPMENT (no authentication)" if settings.auth_off else "jwt"
     return json_response(view)

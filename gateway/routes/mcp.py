@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from gateway.edge import is_mcp_path
@@ -14,16 +16,11 @@ from gateway.mcp import (
     passthrough_session,
 )
 from gateway.mcp.aggregated_subs import catalogs_ctx
-from gateway.mcp.backchannel import held_ctx
 from gateway.mcp.revocations import revocations_ctx
 from gateway.mcp.state import build_state
-from gateway.mcp.subscriptions import subscriptions_ctx
 from shared.auth import AuthError, www_authenticate
 from shared.jsonutil import json_response
 from shared.keys import REGISTRY
-
-# Served without a token: clients fetch these to learn how to get one (RFC 9728).
-PUBLIC_PATHS = (oauth_metadata.WELL_KNOWN,)
 
 
 async def resource_metadata(request: web.Request) -> web.Response:
@@ -32,9 +29,10 @@ async def resource_metadata(request: web.Request) -> web.Response:
     suffix = request.path[len(oauth_metadata.WELL_KNOWN):]
     if suffix not in ("", "/mcp") and not (suffix.startswith("/servers/") and suffix.endswith("/mcp")):
         raise web.HTTPNotFound()
-    doc = oauth_metadata.protected_resource_metadata(
-        endpoint.base_url(request, state), suffix, state.authorization_servers, state.settings.oauth_scopes,
-    )
+    settings = state.settings  # the configured authorization servers, else the issuer
+    servers = settings.oauth_authorization_servers or ([settings.issuer] if settings.issuer else [])
+    doc = oauth_metadata.protected_resource_metadata(endpoint.base_url(request, state), suffix, servers,
+                                                     settings.oauth_scopes)
     return json_response(doc, headers=oauth_metadata.cache_headers(reflected=not state.settings.public_url))
 
 
@@ -45,15 +43,23 @@ def add_resource_metadata(request: web.Request, exc: AuthError, headers: dict[st
         headers["WWW-Authenticate"] = www_authenticate(exc, endpoint.metadata_url(request, state))
 
 
+async def _shutdown_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup ctx: at shutdown, calls still held for a retry are ended (their backends told) and every
+    backend resource feed is closed."""
+    yield
+    state = app[MCP_STATE]
+    state.held.close()
+    await state.hub.close()
+
+
 def setup_mcp_routes(app: web.Application) -> None:
     """Install the MCP state and routes on the gateway app."""
     state = app[MCP_STATE] = build_state(app[SETTINGS], app[REGISTRY])
     app[AUTH_CHALLENGE] = add_resource_metadata
     # Appended after the database pool's ctx (create_app adds routes last), so the pool exists.
     app.cleanup_ctx.append(revocations_ctx(state.revocations))
-    app.cleanup_ctx.append(subscriptions_ctx(state.hub))
     app.cleanup_ctx.append(catalogs_ctx)
-    app.cleanup_ctx.append(held_ctx(state.held))
+    app.cleanup_ctx.append(_shutdown_ctx)
     app.router.add_route("POST", "/mcp", aggregated.post)
     app.router.add_route("GET", "/mcp", aggregated.get)
     app.router.add_route("DELETE", "/mcp", aggregated.delete)

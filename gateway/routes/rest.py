@@ -1,4 +1,5 @@
-"""The REST API under /mcp (same request and response shapes as the gateway this replaces).
+"""The REST API: /mcp/* (same request and response shapes as the gateway this replaces) and
+`GET /tools`, `POST /tools/{name}/invoke` (the caller's permitted tools, aggregated in MCP shape).
 
 Order inside every handler: validate input (400) → ask the PDP (403/503) → find the server (404)
 → call the backend (502/504). Nothing reaches a backend before the PDP has said yes, and whether a
@@ -14,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import broadcast
+from gateway import aggregate, broadcast
 from gateway.calls import pipeline
 from gateway.calls.call import Entry
 from gateway.errors import Denied, NotFound
@@ -103,6 +104,33 @@ async def invoke_broadcast(request: web.Request) -> web.Response:
     tags = c.string_list(body, "tags")
     outcome = await run_broadcast(request, "rest_broadcast", tool, arguments, names, tags)
     return json_response(broadcast.broadcast_response(tool, *outcome, start))
+
+
+@routes.get("/tools")
+async def list_all_tools(request: web.Request) -> web.Response:
+    """`{tools: [...]}` across every enabled server the caller may list, filtered to invocable tools."""
+    info = c.audited(request, "list_tools")
+    listed = await list_many(request, await c.allowed(request, "list_tools", [s.name for s in request.app[SERVERS].enabled()]))
+    per_server = {n: v for n, v in listed.items() if not isinstance(v, BaseException)}
+    permitted = await invocable(request, per_server)
+    tools = aggregate.aggregate_tools(per_server, permitted)
+    info.note(servers=sorted(per_server), unreachable=sorted(set(listed) - set(per_server)), tools=len(tools))
+    return json_response({"tools": tools})
+
+
+@routes.post("/tools/{name}/invoke")
+async def invoke_everywhere(request: web.Request) -> web.Response:
+    """Run the tool on every permitted server offering it; MCP `content` with a summary."""
+    start = time.perf_counter()
+    tool = request.match_info["name"]
+    c.audited(request, "invoke_tool", tool=tool)
+    arguments = await c.json_object(request, allow_empty=True)
+    targets, results, errors = await run_broadcast(request, "tools", tool, arguments)
+    outcome = broadcast.broadcast_response(tool, targets, results, errors, start)
+    body = aggregate.invocation_content(tool, arguments, outcome)
+    body["results"] = outcome["results"]
+    body["errors"] = outcome["errors"]
+    return json_response(body)
 
 
 async def run_broadcast(

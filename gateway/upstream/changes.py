@@ -1,6 +1,6 @@
 """A backend's own list-change announcements, followed while `/mcp` change streams are open.
 
-The shared poller (gateway/mcp/catalog_watch.py) reads every backend's lists on a timer; `follow`
+The shared poller (gateway/mcp/listen.py) reads every backend's lists on a timer; `follow`
 lets a backend that announces a change (`notifications/{tools,prompts,resources}/list_changed`)
 have its lists read at once. On a 2026-07-28 backend it is a `subscriptions/listen` asking for the
 three list changes (the backend acknowledges those it offers); on a 2025-era backend, the GET

@@ -32,7 +32,8 @@ def info(decision: Decision | None = None, denied: bool = False) -> AuditInfo:
     ],
 )
 def test_classify(status, record, tool_failed, expected) -> None:
-    assert classify(status, record, tool_failed) == expected
+    record.tool_failed = tool_failed
+    assert classify(status, record) == expected
 
 
 @pytest.mark.parametrize(

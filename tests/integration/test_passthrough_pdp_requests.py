@@ -1,4 +1,4 @@
-"""Passthrough asks the PDP once per message (gateway/mcp/unseen.py `passthrough_target`).
+"""Passthrough asks the PDP once per message (gateway/mcp/enforce.py `passthrough_target`).
 
 "May the caller see this server" and the message's own check (a server-level method, an unknown
 method) go in one PDP request, as a call's do; a list (`tools/list`) needs its one request before

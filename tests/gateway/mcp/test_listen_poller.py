@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.mcp.catalog_watch import CatalogPoller, advertised, digest
+from gateway.mcp.listen import CatalogPoller, advertised, digest
 
 
 @pytest.mark.parametrize(("info", "expected"), [
@@ -147,7 +147,7 @@ async def test_a_backends_announcement_rereads_only_that_backend_once_per_burst(
 async def test_a_backend_repeating_its_announcement_is_reread_at_most_once_per_interval(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gateway.mcp.catalog_watch.MIN_REREAD", 0.3, raising=False)
+    monkeypatch.setattr("gateway.mcp.listen.MIN_REREAD", 0.3, raising=False)
     loop = asyncio.get_running_loop()
     reads: list[float] = []
     pokes: dict[str, Callable[[], None]] = {}
