@@ -170,15 +170,17 @@ def _strings(value: Any, masked: Callable[[str], str], depth: int = 0) -> Any:
 
 def masked_response(message: Any, forms: Sequence[str], raw: bytes | str | None = None) -> Any:
     """A backend's JSON-RPC message with its error object (if any) masked (`mask_error`), and a
-    result holding one of the server's credential `forms` masked (`mask_result`); `raw`, the
+    result (or a notification's or server→client request's params: progress, log messages, sampling)
+    holding one of the server's credential `forms` masked (`mask_result`); `raw`, the
     message's JSON text if at hand, spares serialising it for the `leaks` check. The one place every
     entry point's answer passes (pool.exchange, /mcp's call relay, passthrough's relay)."""
     if not isinstance(message, dict):
         return message
     if isinstance(message.get("error"), dict):
         return {**message, "error": mask_error(message["error"], forms)}
-    if forms and "result" in message and leaks(dumps(message["result"]) if raw is None else raw, forms):
-        return {**message, "result": mask_result(message["result"], forms)}
+    key = "result" if "result" in message else "params"  # a notification's or a request's params alike
+    if forms and key in message and leaks(dumps(message[key]) if raw is None else raw, forms):
+        return {**message, key: mask_result(message[key], forms)}
     return message
 
 

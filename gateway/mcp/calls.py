@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable
@@ -191,7 +190,10 @@ async def _listening(call: Call, pool: UpstreamPool) -> AsyncIterator[None]:
         return
     client = pool.client(call.server, call.who)
     await client.ensure_era()
-    async with pool.get_streams.during(client, functools.partial(on_request, call, pool)):
+    async def relayed(msg: dict[str, Any]) -> None:
+        await on_request(call, pool, masked_response(msg, pool.credentials.forms(call.server)))
+
+    async with pool.get_streams.during(client, relayed):
         yield
 
 
@@ -218,6 +220,7 @@ async def _on_event(call: Call, pool: UpstreamPool, event: sse.Event, uid: str,
     method = msg.get("method")
     if not isinstance(method, str):
         return None
+    msg = masked_response(msg, pool.credentials.forms(call.server), event.data)  # progress, logs, requests alike
     if "id" not in msg:
         relayed = relay_notification(msg, call.token, call.client_token)
         if relayed is not None:

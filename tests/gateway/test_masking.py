@@ -95,3 +95,13 @@ def test_a_leaking_result_is_masked_in_keys_and_values() -> None:
     escaped = '{"t": "\\u005aq8vN2kLp0xR7tYb"}'  # \u-escaped: only a parser sees the secret
     assert leaks(escaped, forms) and masked_response({"result": json.loads(escaped)}, forms, escaped) == {
         "result": {"t": REDACTED}}
+
+
+def test_a_notification_or_request_is_masked_in_its_params() -> None:
+    forms = credential_forms(BEARER, "Zq8vN2kLp0xR7tYb")
+    note = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "saw zq8vn2klp0xr7tyb"}}
+    assert masked_response(note, forms)["params"] == {"level": "info", "data": f"saw {REDACTED}"}
+    ask = {"jsonrpc": "2.0", "id": 3, "method": "elicitation/create", "params": {"message": "Bearer Zq8vN2kLp0xR7tYb?"}}
+    assert masked_response(ask, forms)["params"] == {"message": f"{REDACTED}?"}
+    clean = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 2}}
+    assert masked_response(clean, forms) is clean
