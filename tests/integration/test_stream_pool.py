@@ -158,3 +158,28 @@ async def test_the_catalog_followers_stream_leaves_calls_the_request_pool(
 
         await eventually(followed, within=10)
         await _call(stack)
+
+
+LANE = 2  # the subject's concurrent calls per backend (MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY)
+
+
+@pytest.fixture
+async def narrow(tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend]) -> AsyncIterator[Stack]:
+    backend = mcp_backend_factory("normal", "narrow", tools=("echo",))
+    env = {"MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY": str(LANE), "MCPGW_GATEWAY_UPSTREAM_SUBJECT_QUEUE": "1"}
+    async with gateway_stack(tmp_path, pg_dsn, {"sp": {"url": backend.url, "timeout": 3}}, env=env) as s:
+        yield s
+
+
+async def test_passthrough_listens_past_the_subjects_lane_leave_its_calls_answered(narrow: Stack) -> None:
+    """A standing `subscriptions/listen` holds no slot of its subject's call lane on the backend (it
+    used to: a subject with as many listens as its lane had every passthrough call queue, then fail)."""
+    call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "still here"}, "_meta": mh.META}}
+    async with _held([]) as streams, asyncio.timeout(60):  # a hang guard
+        for n in range(LANE + 1):
+            streams.append(await _listen(narrow, n))
+            assert streams[-1].status == 200, await streams[-1].text()
+            assert b"acknowledged" in await _event(streams[-1])
+        status, answer, _ = await mh.rpc(narrow, PT, call, headers=mh.modern_headers("tools/call", "echo"))
+        assert status == 200 and "still here" in str(answer), answer
