@@ -143,6 +143,8 @@ async def _initialize(request: web.Request, state: McpState, server: ServerConfi
     headers = forward_headers(request.headers, None)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
+        if resp.status >= 500:  # its reason (a bridge's full streams' pool names the setting), masked
+            raise await status_error(server.name, resp, request.app[UPSTREAM].credentials.forms(server))
         upstream_session = resp.headers.get(H_SESSION)
         raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
         answer = answer_in(raw, resp.content_type, msg.id)

@@ -25,7 +25,14 @@ import pytest
 
 from gateway.keys import SERVERS, UPSTREAM
 from shared.redact import REDACTED
-from tests.fixtures.backend_server import ALL_TOOLS, HIDDEN_ERROR, LEAK, LEAK_NOTE, LEAK_OK, LEAK_RPC
+from tests.fixtures.backend_server import (
+    ALL_TOOLS,
+    HIDDEN_ERROR,
+    LEAK,
+    LEAK_NOTE,
+    LEAK_OK,
+    LEAK_RPC,
+)
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
 from tests.integration.mcp_helpers import ACCEPT, META, modern_headers, rpc
