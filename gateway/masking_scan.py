@@ -19,17 +19,22 @@ PREFIX_RUN = 8  # a form's first 8 characters (or more) anywhere in the text are
 
 # A rough share (per mille) of each character in an answer's JSON text: the anchor is the character
 # whose occurrences (and those of the escape spelling it) are fewest. Others count 0.5.
-_SHARE = {" ": 150, "e": 90, "t": 65, "a": 60, "o": 58, "i": 55, "n": 55, "s": 50, "r": 48, "h": 40,
-          "l": 30, "d": 30, "c": 22, "u": 20, "m": 18, "f": 16, "p": 14, "g": 14, "w": 13, "y": 13,
-          "b": 11, "v": 7, "x": 1.5, "j": 1, "q": 1, "z": 0.7, '"': 40, ":": 15, ",": 15, "\\": 12,
-          ".": 8, "0": 8, "1": 8, "2": 6, "{": 5, "}": 5, "-": 4, "[": 3, "]": 3, "_": 3}
+_SHARE = {" ": 160, "e": 100, "t": 73, "a": 66, "o": 60, "i": 56, "n": 54, "s": 50, "h": 49, "r": 48,
+          "d": 34, "l": 32, "c": 22, "u": 22, "m": 19, "w": 19, "f": 18, "g": 16, "y": 16, "p": 15,
+          "b": 12, "v": 8, "k": 6, "x": 1.2, "j": 1.2, "q": 0.8, "z": 0.6, '"': 40, ":": 15, ",": 15,
+          "\\": 12, ".": 8, "0": 8, "1": 8, "2": 6, "{": 5, "}": 5, "-": 4, "[": 3, "]": 3, "_": 3,
+          "T": 3, "I": 3, "A": 3, "S": 2, "C": 2}
 # Never an anchor: what `\"`, `\\`, `\/` may stand for, and k (the Kelvin sign folds to it).
 _NO_ANCHOR = '"\\/k'
 _WINDOW = 48  # characters of JSON text read on each side of an anchor
 _MARGIN = 5  # characters at a window's edge that may be a cut escape read wrong
-_MAX_HITS = 32  # anchors read one by one; past it, the whole text is unescaped
+_SHORT = 1024  # shorter text is cheaper unescaped whole
+_MAX_HITS = 16  # anchors read one by one; past it, the whole text is unescaped
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.S)
-_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_UNICODE = re.compile(r"\\u")  # regular expressions find these faster than `in` does
+_NOT_NEWLINE = re.compile(r"\\[^n]")
+_NEWLINE = re.compile(r"\\n")
+_SIMPLE = {"b": "", "f": "", "n": "", "r": "", "t": ""}  # not printable: looked through
 _UNESCAPE = (('\\"', '"'), ("\\/", "/"), ("\\b", ""), ("\\f", ""), ("\\n", ""), ("\\r", ""), ("\\t", ""))
 
 
@@ -96,6 +101,11 @@ def _escaped_before(text: str, at: int) -> bool:
 def _around(text: str, anchor: _Anchor, pos: int) -> bool | None:
     """Does the head sit at the anchor found at `pos` (itself or an escape's last digit)? None: the
     window is too full of escapes to tell."""
+    head, at = anchor.head, anchor.at
+    low, high = pos - at, pos - at + len(head)
+    near = text[max(0, low - 6):high]
+    if "\\" not in near and near.isprintable():  # the usual case: no escape, nothing invisible
+        return low >= 0 and high <= len(text) and text[low:high].lower() == head
     start = pos - 5
     if start >= 0 and text[start:start + 2] == "\\u" and not _escaped_before(text, start):
         try:  # the last digit of a `\uXXXX`: the anchor only if it spells it
@@ -105,9 +115,8 @@ def _around(text: str, anchor: _Anchor, pos: int) -> bool | None:
             start = pos
     else:
         start = pos
-    if start == pos and (text[pos].lower() != anchor.head[anchor.at] or _escaped_before(text, pos)):
+    if start == pos and (text[pos].lower() != head[at] or _escaped_before(text, pos)):
         return False
-    head, at = anchor.head, anchor.at
     left, end = max(0, start - _WINDOW), pos + 1 + _WINDOW
     while left and text[left - 1] == "\\":  # never a run of backslashes cut in two
         left -= 1
@@ -119,12 +128,14 @@ def _around(text: str, anchor: _Anchor, pos: int) -> bool | None:
     return (before[len(before) - at:] if at else "") + after[:len(head) - at] == head
 
 
-def _anchored(text: str, anchor: _Anchor, hits: list[int]) -> bool | None:
+def _anchored(text: str, anchor: _Anchor) -> bool | None:
+    """Does the head sit at any of its anchor's occurrences? None past _MAX_HITS of them."""
+    hits = 0
     for char in anchor.finds:
         pos = text.find(char)
         while pos != -1:
-            hits[0] += 1
-            if hits[0] > _MAX_HITS:
+            hits += 1
+            if hits > _MAX_HITS:
                 return None
             found = _around(text, anchor, pos)
             if found is not False:
@@ -136,25 +147,32 @@ def _anchored(text: str, anchor: _Anchor, hits: list[int]) -> bool | None:
 def leaks(raw: bytes | str, heads: Sequence[str], anchors: tuple[_Anchor, ...] | None) -> bool:
     """Might JSON text `raw` hold one of the folded `heads` where scrub would find it (their
     `anchors_of`)? A false alarm costs a walk; a miss is impossible."""
-    if isinstance(raw, bytes):
-        raw = raw.decode("ascii") if raw.isascii() else raw.decode("utf-8", "replace")
-    if anchors is not None:
-        hits = [0]
-        for anchor in anchors:
-            found = _anchored(raw, anchor, hits)
-            if found is not False:
-                if found:
-                    return True
-                break
-        else:
-            return False
-    if "\\u" in raw or "\x01" in raw:
-        return True
-    text = raw.replace("\\\\", "\x01") if "\\\\" in raw else raw  # an escaped backslash first
-    for escape, plain in _UNESCAPE:
-        if escape in text:
+    text = (raw.decode("ascii") if raw.isascii() else raw.decode("utf-8", "replace")) if isinstance(raw, bytes) else raw
+    if anchors is None or len(text) < _SHORT:
+        return _unescaped_has(text, heads)
+    dense = []
+    for anchor in anchors:
+        found = _anchored(text, anchor)
+        if found:
+            return True
+        if found is None:
+            dense.append(anchor.head)
+    return bool(dense) and _unescaped_has(text, dense)
+
+
+def _unescaped_has(text: str, heads: Sequence[str]) -> bool:
+    """The whole text unescaped, then searched: any `\\u` escape (it may spell anything) is a yes."""
+    if _NOT_NEWLINE.search(text) is None:  # the usual case: line breaks the only escapes
+        text = _NEWLINE.sub("", text)
+    else:
+        if _UNICODE.search(text) or "\x01" in text:
+            return True
+        text = text.replace("\\\\", "\x01")  # an escaped backslash first: `\\\\n` is a backslash and an n
+        for escape, plain in _UNESCAPE:
             text = text.replace(escape, plain)
-    text = text.replace("\x01", "\\").replace("\x7f", "")
+        text = text.replace("\x01", "\\")
+    if "\x7f" in text:
+        text = text.replace("\x7f", "")
     if not text.isascii() and not text.isprintable():  # ASCII's only ones are JSON's whitespace, outside strings
         return True
     folded = fold(text)
