@@ -140,10 +140,12 @@ def test_leaks_never_misses_what_scrub_finds_in_any_json_text(auth: AuthConfig, 
     as bytes and as text, alone or among 64 KiB of other text (the anchored path's windows)."""
     forms = credential_forms(auth, secret)
     rng = random.Random(7)
-    filler = "weather report line\n" * 200
-    for text in _texts(rng, forms, 1500):
+    fillers = ["weather report line\n" * 200,  # few anchors: each read where it is
+               "The quick brown fox jumps over the lazy dog; 42 vexing wizards judge 7 boxes.\n" * 60]  # many
+    for n, text in enumerate(_texts(rng, forms, 1500)):
         if scrub(text, forms) == text:
             continue
+        filler = fillers[n % 2]
         value = {"content": [{"type": "text", "text": filler}, {"type": "text", "text": text}]}
         spelt = "".join(f"\\u{ord(c):04{'x' if i % 2 else 'X'}}" if i % 3 else json.dumps(c)[1:-1]
                         for i, c in enumerate(text))  # every other character a \u escape, either case
@@ -160,3 +162,5 @@ def test_a_clean_answer_with_many_anchor_characters_is_still_clean() -> None:
     dense = orjson.dumps({"text": "7f3a- 9c2e- 9x- Bearer b- " * 500 + "\\n"})
     assert not leaks(dense, forms) and not leaks(dense.decode(), forms)
     assert leaks(dense.replace(b"9x-", b"tok-\\nfwd-", 1), forms)
+    lines = orjson.dumps({"text": "7f3a- 9c2e- 9x- Bearer b-\n" * 500})  # line breaks the only escapes
+    assert not leaks(lines, forms) and leaks(lines.replace(b"9x-", b"TOK-\\n\\nfwd-", 1), forms)
