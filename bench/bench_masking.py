@@ -44,7 +44,7 @@ def row(name: str, message: dict[str, object], n: int) -> str:
     clean_raw = best_of(lambda: masked_response(message, FORMS, raw), n)
     leak = best_of(lambda: masked_response(leaking, FORMS), n)
     return (f"{name:<8} {decode:>10.2f} {none:>14.2f} {clean:>9.2f} {clean_raw:>14.2f} {leak:>11.2f} "
-            f"{clean / decode:>12.2f}x")
+            f"{clean / decode:>12.2f}x {clean_raw / decode:>16.2f}x")
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     number = 2_000 if parser.parse_args().quick else 20_000
     print(f"{'answer':<8} {'decode µs':>10} {'no credential':>14} {'clean µs':>9} {'clean, raw µs':>14} "
-          f"{'leaking µs':>11} {'clean/decode':>13}")
+          f"{'leaking µs':>11} {'clean/decode':>13} {'clean raw/decode':>17}")
     print(row("small", answer("sunny, 21.5 °C in Lisbon"), number))
     print(row("64KiB", answer("weather report line\n" * 3277), number // 20))
     # Prose: every letter occurs, so each form's rarest character (its anchor) is met often.
