@@ -166,14 +166,16 @@ LANE = 2  # the subject's concurrent calls per backend (MCPGW_GATEWAY_UPSTREAM_S
 @pytest.fixture
 async def narrow(tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend]) -> AsyncIterator[Stack]:
     backend = mcp_backend_factory("normal", "narrow", tools=("echo",))
-    env = {"MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY": str(LANE), "MCPGW_GATEWAY_UPSTREAM_SUBJECT_QUEUE": "1"}
+    env = {"MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY": str(LANE), "MCPGW_GATEWAY_UPSTREAM_SUBJECT_QUEUE": "1",
+           "MCPGW_GATEWAY_MCP_MAX_STREAMS_PER_SUBJECT": str(LANE + 1)}
     async with gateway_stack(tmp_path, pg_dsn, {"sp": {"url": backend.url, "timeout": 3}}, env=env) as s:
         yield s
 
 
 async def test_passthrough_listens_past_the_subjects_lane_leave_its_calls_answered(narrow: Stack) -> None:
     """A standing `subscriptions/listen` holds no slot of its subject's call lane on the backend (it
-    used to: a subject with as many listens as its lane had every passthrough call queue, then fail)."""
+    used to: a subject with as many listens as its lane had every passthrough call queue, then fail);
+    it holds one of the subject's open streams instead (429 past MCPGW_GATEWAY_MCP_MAX_STREAMS_PER_SUBJECT)."""
     call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
             "params": {"name": "echo", "arguments": {"text": "still here"}, "_meta": mh.META}}
     async with _held([]) as streams, asyncio.timeout(60):  # a hang guard
@@ -183,3 +185,17 @@ async def test_passthrough_listens_past_the_subjects_lane_leave_its_calls_answer
             assert b"acknowledged" in await _event(streams[-1])
         status, answer, _ = await mh.rpc(narrow, PT, call, headers=mh.modern_headers("tools/call", "echo"))
         assert status == 200 and "still here" in str(answer), answer
+        async with await _listen(narrow, LANE + 1) as refused:
+            text = await refused.text()
+            assert refused.status == 429 and "MCPGW_GATEWAY_MCP_MAX_STREAMS_PER_SUBJECT" in text, (refused.status, text)
+        streams.pop().close()  # one ends: once the gateway has let its slot go, a listen opens again
+
+        async def reopened() -> bool:
+            resp = await _listen(narrow, LANE + 2)
+            if resp.status != 200:
+                resp.close()
+                return False
+            streams.append(resp)
+            return True
+
+        await eventually(reopened, within=10, interval=0.05)
