@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -74,6 +74,17 @@ async def _event(resp: aiohttp.ClientResponse) -> bytes:
     return b""
 
 
+async def _reopened(streams: list[aiohttp.ClientResponse],
+                    open_: Callable[[], Awaitable[aiohttp.ClientResponse]]) -> bool:
+    """Open one more stream; kept in `streams` if it opened."""
+    resp = await open_()
+    if resp.status != 200:
+        resp.close()
+        return False
+    streams.append(resp)
+    return True
+
+
 @contextlib.asynccontextmanager
 async def _held(streams: list[aiohttp.ClientResponse]) -> AsyncIterator[list[aiohttp.ClientResponse]]:
     try:
@@ -95,16 +106,8 @@ async def test_2025_get_streams_past_the_request_pool_leave_calls_free_and_the_n
             assert SETTING in await refused.text()
         await _call(stack)
         streams.pop().close()  # one stream ends: once the gateway has closed its backend side, the next one opens
-
-        async def reopened() -> bool:
-            resp = await _get_stream(stack)
-            if resp.status != 200:
-                resp.close()
-                return False
-            streams.append(resp)
-            return True
-
-        await eventually(reopened, within=10, interval=0.05)
+        await eventually(functools.partial(_reopened, streams, functools.partial(_get_stream, stack)),
+                         within=10, interval=0.05)
 
 
 async def test_2026_listen_streams_past_the_request_pool_leave_calls_free_and_the_next_is_refused(stack: Stack) -> None:
@@ -189,13 +192,5 @@ async def test_passthrough_listens_past_the_subjects_lane_leave_its_calls_answer
             text = await refused.text()
             assert refused.status == 429 and "MCPGW_GATEWAY_MCP_MAX_STREAMS_PER_SUBJECT" in text, (refused.status, text)
         streams.pop().close()  # one ends: once the gateway has let its slot go, a listen opens again
-
-        async def reopened() -> bool:
-            resp = await _listen(narrow, LANE + 2)
-            if resp.status != 200:
-                resp.close()
-                return False
-            streams.append(resp)
-            return True
-
-        await eventually(reopened, within=10, interval=0.05)
+        await eventually(functools.partial(_reopened, streams, functools.partial(_listen, narrow, LANE + 2)),
+                         within=10, interval=0.05)
