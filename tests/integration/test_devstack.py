@@ -319,3 +319,18 @@ def test_configuration_errors_name_file_and_line_before_anything_starts(stack):
     assert "MCPGW_GATEWAY_NO_AUHT: unknown variable (did you mean MCPGW_GATEWAY_NO_AUTH?)" in out, out
     assert "Traceback" not in out and "unexpected error" not in out
     assert not (stack.data_dir / "postgres").exists()
+
+
+def test_unresolvable_credential_reference_stops_make_run_before_anything_starts(stack):
+    stack.servers.write_text(
+        "servers:\n  crm:\n    url: https://crm.example.com/mcp\n    auth:\n      method: oauth2\n"
+        "      token_url: https://idp.example.com/token\n      client_id: gw\n"
+        "      client_secret_ref: env://WALK_NOT_SET_SECRET\n")
+    stack.env.pop("WALK_NOT_SET_SECRET", None)
+    proc = stack.start()
+    assert proc.wait(60) == 2
+    out = stack.log.read_text()
+    assert ("mcp_servers.yaml:8: servers.crm.auth.client_secret_ref: environment variable WALK_NOT_SET_SECRET "
+            "is not set") in out, out
+    assert "unexpected" not in out and "Traceback" not in out
+    assert not (stack.data_dir / "postgres").exists()
