@@ -224,7 +224,8 @@ async def run(lay: Layout) -> int:
         info = StackInfo(lay.url("gateway"), lay.url("pdp"), lay.url("backend") + "/mcp", issuer.issuer,
                          lay.policy_file.resolve(), lay.servers_file.resolve(), state, lay.cli_config,
                          (lay.data / "postgres").resolve(), lay.no_auth,
-                         os.environ.get("MCPGW_GATEWAY_DEV_ROLES", NO_AUTH_ROLES))
+                         os.environ.get("MCPGW_GATEWAY_DEV_ROLES", NO_AUTH_ROLES),
+                         preflight.gateway_leeway(environ, read_dotenv(Path(".env"))))
         print(banner(info, token), flush=True)
         return await watch_children(procs)
     finally:

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from gateway.settings import GatewaySettings
 
 AUTH_OFF_VARIABLES = ("MCPGW_GATEWAY_NO_AUTH", "MCPGW_GATEWAY_AUTH_ENABLED", "AUTH_ENABLED")
-# What `make run` passes the gateway itself (issuer, audience), as placeholders for the checks.
-PLACEHOLDERS = {"issuer": "http://127.0.0.1/x", "audience": "x"}
+# What `make run` passes the gateway itself (issuer, audience, its own public URL), as placeholders.
+PLACEHOLDERS = {"issuer": "http://127.0.0.1/x", "audience": "x", "public_url": "http://127.0.0.1:8000"}
 
 
 def port_problems(host: str, ports: Mapping[str, int]) -> list[str]:
@@ -67,6 +67,12 @@ def _gateway_settings(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> 
         return None
 
 
+def gateway_leeway(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> float:
+    """The clock skew the gateway allows on token expiry (MCPGW_GATEWAY_LEEWAY), as it will start."""
+    settings = _gateway_settings(environ, dotenv)
+    return settings.leeway if settings is not None else 0.0
+
+
 def variable_problems(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> list[str]:
     """Unknown MCPGW_* names in the environment or `.env`."""
     from shared.envcheck import unknown_variables
@@ -95,8 +101,7 @@ def settings_problems(environ: Mapping[str, str], dotenv: Mapping[str, str], no_
 
     merged = {**dotenv, **environ}
     out: list[str] = []
-    # Placeholders for what `make run` passes itself (issuer, audience, its own public URL).
-    gateway = {"no_auth": True} if no_auth else {**PLACEHOLDERS, "public_url": "http://127.0.0.1:8000"}
+    gateway = {"no_auth": True} if no_auth else PLACEHOLDERS
     try:
         load_gateway_settings(environ=merged, dotenv=None, overrides=gateway)
     except SettingsError as exc:
