@@ -212,9 +212,10 @@ NOWHERE = "http://127.0.0.1:1"
 def mcpgw(*args: str, token: str | None = None, env: dict[str, str] | None = None, stdin: str | None = None,
           url: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a subprocess with a clean environment (no user config file)."""
-    environ = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(ROOT),
-               # never whatever runs on the default port (register-mcp asks the gateway it names)
-               "MCPGW_URL": url or NOWHERE}
+    environ = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(ROOT)}
+    if url or "MCPGW_CONFIG" not in (env or {}):
+        # never whatever runs on the default port (register-mcp asks the gateway it names)
+        environ["MCPGW_URL"] = url or NOWHERE
     if token:
         environ["MCPGW_TOKEN"] = token
     environ.update(env or {})

@@ -229,6 +229,7 @@ def test_make_run_stack_serves_tells_the_truth_and_stops_clean(stack):
     assert f"{stack.base}/mcp" in text and str(stack.data_dir / "postgres") in text
     assert f"policy    {stack.policy} - followed" in text and str(stack.servers) in text
     assert "(MCPGW_GATEWAY_LEEWAY), so 401 from 90 s on" in text  # temp's 60 s token + the gateway's 30 s leeway
+    assert "policy change announced" not in text  # a start is not a policy change
     config = re.search(r"export MCPGW_CONFIG=(\S+)", text).group(1)
     asyncio.run(call_as_the_banner_says(stack.base, token))
 
@@ -255,8 +256,10 @@ def test_make_run_stack_serves_tells_the_truth_and_stops_clean(stack):
     assert "No echo today" in body["error"]["message"] and "'policy_version': 'v2'" in str(body), body
 
     # register-mcp edits the file the running gateway watches (its default is that file too).
-    got = stack.mcpgw("register-mcp", "second", f"http://127.0.0.1:{stack.ports['backend']}/mcp")
+    # With the banner's MCPGW_CONFIG it asks this stack's gateway whether it took the file.
+    got = stack.mcpgw("register-mcp", "second", f"http://127.0.0.1:{stack.ports['backend']}/mcp", MCPGW_CONFIG=config)
     assert got.returncode == 0 and str(stack.servers.name) in got.stderr, got.stderr
+    assert f"mcpgw: note: the gateway at {stack.base} loaded {stack.servers}" in got.stderr, got.stderr
     until(lambda: "second" in asyncio.run(server_names(stack.base, token)))
 
     # `mcpgw audit` commands share the embedded Postgres; killed ones must not keep it alive.
