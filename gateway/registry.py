@@ -73,6 +73,12 @@ class Registry:
         server = self._servers.get(name)
         return server if server is not None and server.enabled else None
 
+    @property
+    def file_version(self) -> str | None:
+        """`MTIME_NS:SIZE` of the file version last examined, taken or refused (`mcpgw register-mcp`
+        waits for the version it wrote to learn whether the gateway took it)."""
+        return None if self._stamp is None else f"{self._stamp[0]}:{self._stamp[1]}"
+
     def set_servers(self, servers: Mapping[str, ServerConfig]) -> None:
         """Install `servers` (already validated) after resolving their credentials."""
         if self.credentials is not None:
