@@ -182,7 +182,8 @@ async def many(request: web.Request, call: Call, servers: Mapping[str, ServerCon
 
     results, failures = await broadcast.run_calls(
         targets, each, timeouts={n: servers[n].timeout for n in targets},
-        deadline=settings.broadcast_deadline if deadline is None else deadline, describe_error=describe)
+        deadline=settings.broadcast_deadline if deadline is None else deadline, describe_error=describe,
+        start=request.app[METRICS].expected.slowest_first(targets))
     info = audit(request)
     invalid = refused_everywhere(refusals, targets)
     if invalid is not None:
@@ -214,7 +215,10 @@ async def timed(request: web.Request, server: str, operation: str, work: Awaitab
         outcome = "ok"
         return result
     finally:
-        request.app[METRICS].backend_call(server, operation, outcome).observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        metrics = request.app[METRICS]
+        metrics.backend_call(server, operation, outcome).observe(elapsed)
+        metrics.expected.observe(server, elapsed)
 
 
 def enabled_server(request: web.Request, name: str) -> ServerConfig:
