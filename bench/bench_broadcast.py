@@ -1,24 +1,26 @@
 """Broadcast fan-out: one REST broadcast to N backends against one call to the slowest of them.
 
-N official-SDK backends (`echo` only; with `--era both`, the default, even-numbered ones speak
-2026-07-28 stateless JSON and odd-numbered ones are 2025-11-25-only servers with sessions) each
-answer after their own delay (spread evenly from --fast to --slow ms), so the backends wait rather
-than compute. They are spread over --backend-procs helper processes, each serving its share as
-uvicorn servers on ONE event loop in one thread: a backend whose answer is due never waits for a
-GIL held by 49 others (the old harness ran 50 backend threads in one process: a ready thread could
-wait several 5 ms switch intervals, and even a fan-out made without the gateway came out at 1.28x).
-The PDP and the gateway (JWT, policy with a warm decision cache, audit) run in their own
-processes, the load generator in this one. Each round measures, back to back, sequential calls of
-`echo` on the slowest backend through the gateway (`/mcp/invoke`), sequential broadcasts of `echo`
-to all N (`/mcp/invoke-broadcast`: "broadcast" lets the gateway find the servers offering the
-tool, "named" names all N in `mcp_servers`) and, as the harness's own floor, the same fan-out made
-from this process with the gateway's upstream client (no gateway); figures are medians over
-rounds. The goal (issue 10): broadcast p50 <= 1.1 x the slowest backend's p50, i.e. the fan-out
-adds at most a tenth of the slowest answer; it is only judged when the fan-out without the gateway
-is near 1.0. It also prints the gateway's CPU per broadcast and per target.
+N official-SDK backends (`echo` only) answer after their own delay (spread evenly from --fast to
+--slow ms; the slowest is the last in target order), so they wait rather than compute. They speak
+2026-07-28 (stateless JSON), or with `--era both` odd-numbered ones are 2025-11-25-only servers with
+sessions (about twice the backend CPU per call). They are spread over --backend-procs helper
+processes, each serving its share as uvicorn servers on ONE event loop in one thread (no periodic
+tick; httptools when installed, extra `bench`): an answer that is due never queues behind a GIL
+held by 49 backend threads, as in the old harness, where even a fan-out made without the gateway
+came out at 1.28x. The PDP and the gateway (JWT, policy with a warm decision cache, audit) run in
+their own processes, the load generator (uvloop, like the gateway) in this one.
+
+Paths, interleaved call by call (each once per turn, the order rotating) so all see the same load
+from the rest of the machine: `echo` on the slowest backend through the gateway (`/mcp/invoke`);
+broadcasts of `echo` to all N (`/mcp/invoke-broadcast`: "broadcast" lets the gateway find the
+servers offering the tool, "named" names all N in `mcp_servers`); and, as the harness's floor, the
+same calls made from this process with the gateway's upstream client and no gateway: the slowest
+alone, the fan-out in target order and the fan-out with the slowest sent first. Figures are medians
+over rounds; ratios are medians of per-round ratios. The goal (issue 10): broadcast p50 <= 1.1 x
+the slowest backend's p50; it is only judged when the floor's own ratio is near 1.0.
 
     .venv/bin/python bench/bench_broadcast.py [--quick] [--backends N] [--backend-procs P]
-        [--era modern|legacy|both] [--rounds R] [--calls C]
+        [--era modern|legacy|both] [--rounds R] [--calls C] [--yappi FILE]
 """
 
 from __future__ import annotations
@@ -255,8 +257,8 @@ def main() -> None:
     parser.add_argument("--yappi", metavar="FILE", help="run the gateway under yappi's CPU clock (pstats to FILE)")
     parser.add_argument("--backend-procs", type=int, default=10,
                         help="helper processes the backends are spread over (default 10)")
-    parser.add_argument("--era", choices=("modern", "legacy", "both"), default="both",
-                        help="backends' MCP era: 2026-07-28, 2025-11-25 only, or alternating (default)")
+    parser.add_argument("--era", choices=("modern", "legacy", "both"), default="modern",
+                        help="backends' MCP era: 2026-07-28 (default), 2025-11-25 only, or alternating")
     parser.add_argument("--serve-backends", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backends:
