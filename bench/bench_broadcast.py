@@ -133,6 +133,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def _run(args: argparse.Namespace, bench_dsn: str, tmp: Path, procs: bg.Processes) -> None:
+    start_load = f"{os.getloadavg()[0]:.1f}"
     helpers, urls = spawn_backends(procs, args)
     servers = tmp / "mcp_servers.yaml"
     servers.write_text("servers:\n" + "".join(f"  b{i:02d}:\n    url: {u}\n    type: http\n" for i, u in enumerate(urls)))
@@ -225,7 +226,8 @@ async def _run(args: argparse.Namespace, bench_dsn: str, tmp: Path, procs: bg.Pr
         def ratio(a: str, b: str) -> float:
             return statistics.median(y[0] / x[0] for x, y in zip(cells[a], cells[b], strict=True))
 
-        print(f"\n{len(urls)} backends answering after {args.fast:g}..{args.slow:g} ms; {args.rounds} rounds of "
+        print(f"\nload average before/after: {start_load} / {os.getloadavg()[0]:.1f}")
+        print(f"{len(urls)} backends answering after {args.fast:g}..{args.slow:g} ms; {args.rounds} rounds of "
               f"{args.calls} sequential calls each, {len(helpers)} backend processes, era {args.era}; "
               f"CPU per call in ms (gateway, or this process for the direct paths / backends' processes)")
         for label, _ in paths:
