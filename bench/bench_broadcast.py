@@ -257,8 +257,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="rounds (default 5)")
     parser.add_argument("--calls", type=int, help="sequential calls per cell (default 30)")
     parser.add_argument("--yappi", metavar="FILE", help="run the gateway under yappi's CPU clock (pstats to FILE)")
-    parser.add_argument("--backend-procs", type=int, default=10,
-                        help="helper processes the backends are spread over (default 10)")
+    parser.add_argument("--backend-procs", type=int, default=2,
+                        help="helper processes the backends are spread over (default 2, one per core here: "
+                             "10 cost twice the backend CPU per fan-out)")
     parser.add_argument("--era", choices=("modern", "legacy", "both"), default="modern",
                         help="backends' MCP era: 2026-07-28 (default), 2025-11-25 only, or alternating")
     parser.add_argument("--serve-backends", help=argparse.SUPPRESS)
