@@ -3,6 +3,7 @@
     python bench/count_gateway.py FILE [gateway args...]
     python bench/count_gateway.py FILE SCRIPT.py [script args...]   (e.g. bench/bare_gateway.py)
     python bench/count_gateway.py --tally FILE [gateway args...]
+    python bench/count_gateway.py --flush FILE [gateway args...]
 
 cProfile (the default, for `bench_calls.py`): SIGUSR1 starts profiling, SIGUSR2 stops it and writes
 pstats to FILE (then FILE.done, so a reader knows it is complete); only the measured calls are in
@@ -14,6 +15,11 @@ of C functions, and garbage collections per generation (with the objects they ex
 SIGUSR1 it writes the totals so far to FILE as JSON (replacing it atomically), with a `seq` that
 grows by one per snapshot. The counting slows the gateway several times over: its counts are the
 point, not its times.
+
+--flush (for `bench_gateway.py --instructions`, run under valgrind, read by bench/instructions.py):
+the trace exporter's 5-second tick is switched off (under valgrind a call takes ~50 times as long,
+and the tick would post partial batches inside a counted window); on SIGUSR1 the spans buffered
+are exported at once, then FILE holds the number of flushes so far. Without tracing, only the file.
 """
 
 from __future__ import annotations
@@ -105,14 +111,51 @@ def tally(out: str) -> None:
     sys.setprofile(counter)
 
 
+def flush(out: str) -> None:
+    """Exporters built from now on never tick; on SIGUSR1 they export what is buffered, then `out` is written."""
+    import asyncio
+
+    from shared.tracing import otlp
+
+    exporters: list[otlp.Exporter] = []
+    init = otlp.Exporter.__init__
+    done = 0
+
+    def patched(self: otlp.Exporter, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.interval = 1e6
+        exporters.append(self)
+
+    async def export() -> None:
+        for exporter in exporters:
+            await exporter.export_buffered()
+
+    def exported(task: asyncio.Task[None]) -> None:
+        nonlocal done
+        pending.discard(task)
+        done += 1
+        Path(out).write_text(str(done))
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        task = asyncio.get_running_loop().create_task(export())
+        pending.add(task)
+        task.add_done_callback(exported)
+
+    pending: set[asyncio.Task[None]] = set()
+    otlp.Exporter.__init__ = patched  # type: ignore[method-assign]
+    signal.signal(signal.SIGUSR1, on_signal)
+
+
 def main() -> None:
     """Install the counter, then run the gateway until it exits."""
     argv = sys.argv[1:]
     if argv[0] == "--tally":
         tally(argv[1])
+    elif argv[0] == "--flush":
+        flush(argv[1])
     else:
         profile(argv[0])
-    run_gateway(argv[2:] if argv[0] == "--tally" else argv[1:])
+    run_gateway(argv[2:] if argv[0] in ("--tally", "--flush") else argv[1:])
 
 
 if __name__ == "__main__":
