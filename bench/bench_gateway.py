@@ -308,8 +308,9 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                     env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO=str(args.trace_ratio))
                 yappi = f"{args.yappi}.{label}" if args.yappi else None
                 count = str(tmp / f"count-{label}.json") if args.count else None
-                if args.instructions:
+                if args.instructions:  # deferred work on request (count_gateway.py --flush); one hash seed
                     count = str(tmp / f"flushed-{label}")
+                    env.update(MCPGW_AUDIT_FLUSH_INTERVAL="1000000", PYTHONHASHSEED="0")
                 gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi, count, callgrind)
             if args.bare:
                 port = free_port()
@@ -318,7 +319,8 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                 if callgrind:
                     prefix = [str(ROOT / "bench" / "count_gateway.py"), "--flush", str(tmp / "flushed-bare")]
                 bare = procs.spawn([*prefix, str(ROOT / "bench" / "bare_gateway.py"), "--port", str(port), "--servers",
-                                    str(servers), "--loop", loop], {}, tmp, wrap=callgrind)
+                                    str(servers), "--loop", loop], {"PYTHONHASHSEED": "0"} if callgrind else {}, tmp,
+                                   wrap=callgrind)
                 gateways["bare"] = (bare, f"http://127.0.0.1:{port}")
             for _, url in gateways.values():
                 await wait_http(session, url + "/health", 300.0 if callgrind else 30.0)

@@ -77,7 +77,7 @@ def annotate(dump: Path, inclusive: bool) -> dict[str, int]:
 
 def control(pid: int, *flags: str) -> None:
     """Run callgrind_control on a gateway (instrumentation on/off, zero, dump)."""
-    subprocess.run(["callgrind_control", *flags, str(pid)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["callgrind_control", *flags, str(pid)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class Gateway:
