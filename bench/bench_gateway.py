@@ -179,11 +179,11 @@ async def bench_database(prefix: str) -> AsyncIterator[str]:
 
 
 def spawn_backend(
-    procs: Processes, name: str = "bench", kind: str = "stateless-json", tools: str = ""
+    procs: Processes, name: str = "bench", kind: str = "stateless-json", tools: str = "", keep_alive: float = 5.0,
 ) -> tuple[subprocess.Popen[str], str]:
     """An official-SDK test backend in its own process; the process and its URL."""
-    proc = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", kind, "--name", name, "--tools", tools],
-                       {}, ROOT, capture=True)
+    proc = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", kind, "--name", name, "--tools", tools,
+                        "--keep-alive", str(keep_alive)], {}, ROOT, capture=True)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
 
@@ -281,7 +281,8 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
             sink = procs.spawn([str(ROOT / "bench" / "otlp_sink.py")], {}, ROOT, capture=True)
             assert sink.stdout is not None
             sink_url = sink.stdout.readline().strip()
-        backend, backend_url = spawn_backend(procs)
+        # Under valgrind the gateway's 4 s idle close fires late: the backend must not close first (a 502).
+        backend, backend_url = spawn_backend(procs, keep_alive=3600.0 if args.instructions else 5.0)
         servers = tmp / "mcp_servers.yaml"
         servers.write_text(f"servers:\n  bench:\n    url: {backend_url}\n    type: http\n")
         pdp_port = spawn_pdp(procs, tmp, bench_dsn, POLICY)
