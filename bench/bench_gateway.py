@@ -311,7 +311,8 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                 count = str(tmp / f"count-{label}.json") if args.count else None
                 if args.instructions:  # deferred work on request (count_gateway.py --flush); one hash seed
                     count = str(tmp / f"flushed-{label}")
-                    env.update(MCPGW_AUDIT_FLUSH_INTERVAL="1000000", PYTHONHASHSEED="0")
+                    env.update(MCPGW_AUDIT_FLUSH_INTERVAL="1000000", MCPGW_GATEWAY_TOOLS_CACHE_TTL="1000000",
+                               PYTHONHASHSEED="0")
                 gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi, count, callgrind)
             if args.bare:
                 port = free_port()

@@ -22,7 +22,9 @@ times as long: the trace exporter's 5-second tick would post partial batches ins
 window, and the audit writer's 0.2 s batches would hold a few rows each). The exporter's tick is
 switched off (the bench sets a long MCPGW_AUDIT_FLUSH_INTERVAL for the audit writer); on SIGUSR1
 the buffered spans are exported and the queued audit events written, then FILE holds the number
-of flushes so far.
+of flushes so far. Caches that expire by the clock would likewise land a refill (a JWT signature
+check: millions of instructions) in one window and not another: the verified-token cache's
+300-second cap is lifted (the bench sets long decision and tools-list TTLs).
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ def flush(out: str) -> None:
     import asyncio
 
     from shared.audit.emitter import AuditEmitter
+    from shared.auth.authenticator import AuthConfig
     from shared.tracing import otlp
 
     exporters: list[otlp.Exporter] = []
@@ -130,6 +133,12 @@ def flush(out: str) -> None:
         init(self, *args, **kwargs)
         self.interval = 1e6
         exporters.append(self)
+
+    checked = AuthConfig.__post_init__
+
+    def lasting(self: AuthConfig) -> None:
+        checked(self)
+        object.__setattr__(self, "cache_ttl", 1e6)
 
     def kept(self: AuditEmitter, *args: Any, **kwargs: Any) -> None:
         emitter_init(self, *args, **kwargs)
@@ -155,6 +164,7 @@ def flush(out: str) -> None:
     pending: set[asyncio.Task[None]] = set()
     otlp.Exporter.__init__ = patched  # type: ignore[method-assign]
     AuditEmitter.__init__ = kept  # type: ignore[method-assign]
+    AuthConfig.__post_init__ = lasting  # type: ignore[method-assign]
     signal.signal(signal.SIGUSR1, on_signal)
 
 
