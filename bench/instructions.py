@@ -121,13 +121,11 @@ class Gateway:
 
 
 async def drive(call: Call, total: int, concurrency: int) -> None:
-    """`total` calls spread over `concurrency` callers."""
-    left = total
+    """`total` calls spread over `concurrency` callers (one shared iterator hands out the turns)."""
+    turns = iter(range(total))
 
     async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
+        for _ in turns:
             await call()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
