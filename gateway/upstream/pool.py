@@ -127,6 +127,10 @@ class UpstreamPool:
         tools = await asyncio.shield(pending)
         return {t["name"]: t for t in tools if isinstance(t.get("name"), str)}
 
+    def cached_catalog(self, server: str) -> Mapping[str, Mapping[str, Any]] | None:
+        """{name: tool} of `server` while its shared catalog is fresh, else None (no backend call)."""
+        return self.tool_names.tools(server, self._generation())
+
     def _listed(self, listing: tuple[str, int], task: asyncio.Task[list[dict[str, Any]]]) -> None:
         if self._listing.get(listing) is task:
             del self._listing[listing]
