@@ -2,7 +2,7 @@
 
 The gateway re-reads the file every 2 s and refuses a whole file that has one bad entry (keeping its
 previous backends). Its `/health` says which version of the file it examined last
-(`servers_file_version`: the file's mtime in ns and size) and whether it refused it
+(`servers_file_version`: a short hash of the file's mtime in ns and size) and whether it refused it
 (`servers_file_error`), so the command waits for the version it wrote and then says what happened.
 Why a file is refused is in the gateway's log; the command adds what this shell can see (the same
 checks in this shell's environment, which may differ from the gateway's).
@@ -31,8 +31,10 @@ class Verdict:
 
 def file_version(path: Path) -> str:
     """The version of the file as the gateway names it (gateway.registry.Registry.file_version)."""
+    from gateway.registry import version_tag
+
     st = path.stat()
-    return f"{st.st_mtime_ns}:{st.st_size}"
+    return version_tag(st.st_mtime_ns, st.st_size)
 
 
 async def _health(http: aiohttp.ClientSession, url: str) -> dict[str, object] | None:
