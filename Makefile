@@ -62,7 +62,7 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM) ## Install Debian's chromium for the console's browser tests
 
-run: $(RUN_STAMP) ## Start Postgres (embedded), PDP, gateway and a demo MCP backend (ARGS=--no-auth: no authentication)
+run: $(RUN_STAMP) ## Start Postgres (embedded), a dev OIDC issuer, PDP, gateway and a demo MCP backend (ARGS=--no-auth: no authentication)
 	@$(PY) -m mcpgw.devstack $(ARGS)
 
 test: $(STAMP) $(TOOLS_STAMP) $(PROMTOOL_STAMP) $(CHROMIUM) ## Run the whole test suite (what CI runs; includes the MCP conformance suite)
@@ -108,7 +108,7 @@ conformance: $(STAMP) $(TOOLS_STAMP) ## MCP conformance suite: backend directly 
 test-fast: $(STAMP) ## Unit tests only (everything but integration, conformance, browser)
 	$(PY) -m pytest -q tests --ignore=tests/integration --ignore=tests/conformance --ignore=tests/browser
 
-lint: $(STAMP) ## ruff + mypy
+lint: $(STAMP) ## ruff + mypy + hadolint (Dockerfile)
 	$(VENV)/bin/ruff check gateway pdp shared mcpgw tests bench
 	$(VENV)/bin/mypy gateway pdp shared mcpgw
 	$(VENV)/bin/hadolint Dockerfile

@@ -27,7 +27,9 @@ the tracing cost.
 
 `--count N` runs each gateway under a counter (bench/count_gateway.py --tally) and prints the work per
 call instead of times: Python and C function calls, garbage collections, allocated blocks
-(bench/counting.py) — ratios no background load can move. `--pairs K` replaces the rounds by K
+(bench/counting.py) — ratios no background load can move. `--instructions N` runs each gateway under valgrind's callgrind and prints instructions
+per call (and, with `--cache-sim`, simulated cache misses) in N-call windows at c=1 and c=25
+(bench/instructions.py): deterministic work, the exporter's encoding and POST counted. `--pairs K` replaces the rounds by K
 cells loading two gateways at once (traced and untraced, ...; bench/paired.py): the median of
 the per-cell CPU ratios, with its spread.
 
@@ -62,7 +64,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import counting, paired  # noqa: E402
+from bench import counting, instructions, paired  # noqa: E402
 from gateway.credentials import CredentialStore  # noqa: E402
 from gateway.registry import Registry  # noqa: E402
 from gateway.upstream import UpstreamPool, create_session  # noqa: E402
@@ -144,11 +146,12 @@ class Processes:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[str]] = []
 
-    def spawn(self, args: list[str], env: dict[str, str], cwd: Path, *, capture: bool = False) -> subprocess.Popen[str]:
-        """Start `python args...` with ROOT importable (stdout piped only when asked: unread pipes fill)."""
+    def spawn(self, args: list[str], env: dict[str, str], cwd: Path, *, capture: bool = False,
+              wrap: list[str] | None = None) -> subprocess.Popen[str]:
+        """Start `[wrap...] python args...` with ROOT importable (stdout piped only when asked: unread pipes fill)."""
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
         out = subprocess.PIPE if capture else subprocess.DEVNULL
-        proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=full_env, stdout=out, text=True)
+        proc = subprocess.Popen([*(wrap or []), sys.executable, *args], cwd=cwd, env=full_env, stdout=out, text=True)
         self.procs.append(proc)
         return proc
 
@@ -176,11 +179,11 @@ async def bench_database(prefix: str) -> AsyncIterator[str]:
 
 
 def spawn_backend(
-    procs: Processes, name: str = "bench", kind: str = "stateless-json", tools: str = ""
+    procs: Processes, name: str = "bench", kind: str = "stateless-json", tools: str = "", keep_alive: float = 5.0,
 ) -> tuple[subprocess.Popen[str], str]:
     """An official-SDK test backend in its own process; the process and its URL."""
-    proc = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", kind, "--name", name, "--tools", tools],
-                       {}, ROOT, capture=True)
+    proc = procs.spawn(["-m", "tests.fixtures.backend_server", "--kind", kind, "--name", name, "--tools", tools,
+                        "--keep-alive", str(keep_alive)], {}, ROOT, capture=True)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
 
@@ -233,19 +236,21 @@ async def wait_http(session: aiohttp.ClientSession, url: str, deadline: float = 
 
 async def start_gateway(
     procs: Processes, root: Path, env: dict[str, str], argv: list[str], cprofile: str | None,
-    yappi: str | None = None, count: str | None = None,
+    yappi: str | None = None, count: str | None = None, callgrind: list[str] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
-    """One gateway process running the code under `root`; returns it and its base URL."""
+    """One gateway process running the code under `root` (`callgrind`: the valgrind command, with
+    bench/count_gateway.py --flush FILE); returns it and its base URL."""
     port = free_port()
     prefix = ["-m", "cProfile", "-o", cprofile] if cprofile else []
     module = [str(ROOT / "bench" / "yappi_gateway.py"), yappi] if yappi else ["-m", "gateway"]
     if count:
-        module = [str(ROOT / "bench" / "count_gateway.py"), "--tally", count]
+        module = [str(ROOT / "bench" / "count_gateway.py"), "--flush" if callgrind else "--tally", count]
     proc = procs.spawn(
         [*prefix, *module, "--port", str(port), *argv],
         # With auth on outside development the gateway needs its public URL (OAuth metadata).
         {**env, "MCPGW_GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}", "PYTHONPATH": str(root)},
         Path(env["MCPGW_DATA_DIR"]).parent,  # not ROOT: its .env must not leak in
+        wrap=callgrind,
     )
     return proc, f"http://127.0.0.1:{port}"
 
@@ -276,7 +281,8 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
             sink = procs.spawn([str(ROOT / "bench" / "otlp_sink.py")], {}, ROOT, capture=True)
             assert sink.stdout is not None
             sink_url = sink.stdout.readline().strip()
-        backend, backend_url = spawn_backend(procs)
+        # Under valgrind the gateway's 4 s idle close fires late: the backend must not close first (a 502).
+        backend, backend_url = spawn_backend(procs, keep_alive=3600.0 if args.instructions else 5.0)
         servers = tmp / "mcp_servers.yaml"
         servers.write_text(f"servers:\n  bench:\n    url: {backend_url}\n    type: http\n")
         pdp_port = spawn_pdp(procs, tmp, bench_dsn, POLICY)
@@ -287,6 +293,7 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
             argv = ["--servers", str(servers), "--pdp-url", f"http://127.0.0.1:{pdp_port}",
                     "--issuer", issuer.issuer, "--audience", AUDIENCE]
             gateways: dict[str, tuple[subprocess.Popen[str], str]] = {}
+            callgrind = instructions.valgrind(tmp, args.cache_sim) if args.instructions else None
             for label, root in variants.items():
                 env = {
                     "DATABASE_URL": bench_dsn,
@@ -302,16 +309,23 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                     env.update(MCPGW_OTEL_ENDPOINT=sink_url, MCPGW_OTEL_SAMPLE_RATIO=str(args.trace_ratio))
                 yappi = f"{args.yappi}.{label}" if args.yappi else None
                 count = str(tmp / f"count-{label}.json") if args.count else None
-                gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi, count)
+                if args.instructions:  # deferred work on request (count_gateway.py --flush); one hash seed
+                    count = str(tmp / f"flushed-{label}")
+                    env.update(MCPGW_AUDIT_FLUSH_INTERVAL="1000000", MCPGW_GATEWAY_TOOLS_CACHE_TTL="1000000",
+                               PYTHONHASHSEED="0")
+                gateways[label] = await start_gateway(procs, root, env, argv, cprofile, yappi, count, callgrind)
             if args.bare:
                 port = free_port()
                 loop = dict(kv.split("=", 1) for kv in args.env).get("MCPGW_EVENT_LOOP", "auto")
                 prefix = [str(ROOT / "bench" / "yappi_gateway.py"), f"{args.yappi}.bare"] if args.yappi else []
+                if callgrind:
+                    prefix = [str(ROOT / "bench" / "count_gateway.py"), "--flush", str(tmp / "flushed-bare")]
                 bare = procs.spawn([*prefix, str(ROOT / "bench" / "bare_gateway.py"), "--port", str(port), "--servers",
-                                    str(servers), "--loop", loop], {}, tmp)
+                                    str(servers), "--loop", loop], {"PYTHONHASHSEED": "0"} if callgrind else {}, tmp,
+                                   wrap=callgrind)
                 gateways["bare"] = (bare, f"http://127.0.0.1:{port}")
             for _, url in gateways.values():
-                await wait_http(session, url + "/health")
+                await wait_http(session, url + "/health", 300.0 if callgrind else 30.0)
             def headers_for(subject: str) -> dict[str, str]:
                 token = issuer.mint(subject, username=subject, audience=AUDIENCE, expires_in=7200)
                 return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -357,6 +371,12 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                     await measure(fn, args.warmup, 10)
                 for fns in spread.values():
                     await measure(fns, args.warmup, len(fns))
+                if args.instructions:
+                    await instructions.report(args.instructions, {
+                        label: instructions.Gateway(proc.pid, tmp, tmp / f"flushed-{label}")
+                        for label, (proc, _) in gateways.items()}, paths, couples=paired.couples(
+                            {label: proc.pid for label, (proc, _) in gateways.items()}) + [("bare", "gateway")])
+                    return
                 if args.count:
                     await counting.report(args.count, {label: (proc.pid, tmp / f"count-{label}.json")
                                                        for label, (proc, _) in gateways.items() if label != "bare"}, paths)
@@ -506,6 +526,10 @@ def main() -> None:
                         help="run each gateway under yappi's CPU clock (pstats in FILE.<label>) while loading it")
     parser.add_argument("--count", type=int, metavar="N",
                         help="count work per call instead of timing it: N calls per gateway and round (bench/counting.py)")
+    parser.add_argument("--instructions", type=int, metavar="N",
+                        help="count instructions per call instead of timing: each gateway under callgrind, N calls per "
+                             "window at c=1 and c=25 (bench/instructions.py; N <= 340 keeps a window's spans in one batch)")
+    parser.add_argument("--cache-sim", action="store_true", help="with --instructions: simulate D1/LL caches too")
     parser.add_argument("--pairs", type=int, metavar="K",
                         help="instead of the rounds: K short paired cells per couple (traced vs untraced, ...), "
                              "ratio median and spread (bench/paired.py)")

@@ -3,6 +3,7 @@
     python bench/count_gateway.py FILE [gateway args...]
     python bench/count_gateway.py FILE SCRIPT.py [script args...]   (e.g. bench/bare_gateway.py)
     python bench/count_gateway.py --tally FILE [gateway args...]
+    python bench/count_gateway.py --flush FILE [gateway args...]
 
 cProfile (the default, for `bench_calls.py`): SIGUSR1 starts profiling, SIGUSR2 stops it and writes
 pstats to FILE (then FILE.done, so a reader knows it is complete); only the measured calls are in
@@ -14,6 +15,16 @@ of C functions, and garbage collections per generation (with the objects they ex
 SIGUSR1 it writes the totals so far to FILE as JSON (replacing it atomically), with a `seq` that
 grows by one per snapshot. The counting slows the gateway several times over: its counts are the
 point, not its times.
+
+--flush (for `bench_gateway.py --instructions`, run under valgrind, read by bench/instructions.py):
+the work a gateway defers is done on request, not on the clock (under valgrind a call takes ~50
+times as long: the trace exporter's 5-second tick would post partial batches inside a counted
+window, and the audit writer's 0.2 s batches would hold a few rows each). The exporter's tick is
+switched off (the bench sets a long MCPGW_AUDIT_FLUSH_INTERVAL for the audit writer); on SIGUSR1
+the buffered spans are exported and the queued audit events written, then FILE holds the number
+of flushes so far. Caches that expire by the clock would likewise land a refill (a JWT signature
+check: millions of instructions) in one window and not another: the verified-token cache's
+300-second cap is lifted (the bench sets long decision and tools-list TTLs).
 """
 
 from __future__ import annotations
@@ -105,14 +116,68 @@ def tally(out: str) -> None:
     sys.setprofile(counter)
 
 
+def flush(out: str) -> None:
+    """Exporters built from now on never tick; on SIGUSR1 they export what is buffered, then `out` is written."""
+    import asyncio
+
+    from shared.audit.emitter import AuditEmitter
+    from shared.auth.authenticator import AuthConfig
+    from shared.tracing import otlp
+
+    exporters: list[otlp.Exporter] = []
+    emitters: list[AuditEmitter] = []
+    init, emitter_init = otlp.Exporter.__init__, AuditEmitter.__init__
+    done = 0
+
+    def patched(self: otlp.Exporter, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.interval = 1e6
+        exporters.append(self)
+
+    checked = AuthConfig.__post_init__
+
+    def lasting(self: AuthConfig) -> None:
+        checked(self)
+        object.__setattr__(self, "cache_ttl", 1e6)
+
+    def kept(self: AuditEmitter, *args: Any, **kwargs: Any) -> None:
+        emitter_init(self, *args, **kwargs)
+        emitters.append(self)
+
+    async def export() -> None:
+        for emitter in emitters:
+            await emitter.flush()
+        for exporter in exporters:
+            await exporter.export_buffered()
+
+    def exported(task: asyncio.Task[None]) -> None:
+        nonlocal done
+        pending.discard(task)
+        done += 1
+        Path(out).write_text(str(done))
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        task = asyncio.get_running_loop().create_task(export())
+        pending.add(task)
+        task.add_done_callback(exported)
+
+    pending: set[asyncio.Task[None]] = set()
+    otlp.Exporter.__init__ = patched  # type: ignore[method-assign]
+    AuditEmitter.__init__ = kept  # type: ignore[method-assign]
+    AuthConfig.__post_init__ = lasting  # type: ignore[method-assign]
+    signal.signal(signal.SIGUSR1, on_signal)
+
+
 def main() -> None:
     """Install the counter, then run the gateway until it exits."""
     argv = sys.argv[1:]
     if argv[0] == "--tally":
         tally(argv[1])
+    elif argv[0] == "--flush":
+        flush(argv[1])
     else:
         profile(argv[0])
-    run_gateway(argv[2:] if argv[0] == "--tally" else argv[1:])
+    run_gateway(argv[2:] if argv[0] in ("--tally", "--flush") else argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Broadcast: pick target servers for one tool, call them concurrently, return partial results.
 
 Target selection and result shaping are pure functions (table-tested); `run_calls` is the only
-part that awaits. Authorization happens between the two, in the route, in one batch decision that
+part that awaits. Targets start slowest expected first (`ExpectedLatency`). Authorization happens between the two, in the route, in one batch decision that
 comes before any backend is contacted, tool-list probes included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,31 @@ def resolve_probes(
     return found, failed
 
 
+class ExpectedLatency:
+    """Each server's recent call latency (a moving average), so a broadcast starts the slowest first.
+
+    A broadcast lasts as long as its slowest answer, and each target started before the slowest
+    delays it by the gateway's work on that target before its request leaves (~0.2 ms each: 10 ms
+    behind 49 others, a tenth of a 100 ms backend). Started first, the slowest waits for nobody; the
+    fast ones' answers arrive while it is still working. Bounded: one entry per configured server.
+    """
+
+    WEIGHT = 0.3  # of the newest observation: a backend that slows down moves up within a few calls
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def observe(self, server: str, seconds: float) -> None:
+        """Fold one call's latency into `server`'s average."""
+        old = self.seconds.get(server)
+        self.seconds[server] = seconds if old is None else old + self.WEIGHT * (seconds - old)
+
+    def slowest_first(self, servers: Sequence[str]) -> list[str]:
+        """`servers`, the slowest expected first; servers never called yet (unknown, maybe slow)
+        before all; ties keep their order."""
+        return sorted(servers, key=lambda name: -self.seconds.get(name, math.inf))
+
+
 Call = Callable[[str], Awaitable[Any]]
 
 
@@ -93,8 +119,12 @@ async def run_calls(
     timeouts: Mapping[str, float],
     deadline: float,
     describe_error: Callable[[BaseException], str] = str,
+    start: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Call every server concurrently; each has its own timeout and all share one deadline."""
+    """Call every server concurrently; each has its own timeout and all share one deadline.
+
+    Calls start in `start` order (the same servers, e.g. `ExpectedLatency.slowest_first`); the
+    answers come back in `servers` order whatever it was."""
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     if not servers:
@@ -104,7 +134,8 @@ async def run_calls(
         async with asyncio.timeout(min(timeouts.get(name, deadline), deadline)):
             return await call(name)
 
-    tasks = {asyncio.create_task(one(name)): name for name in servers}
+    started = {name: asyncio.create_task(one(name)) for name in (servers if start is None else start)}
+    tasks = {started[name]: name for name in servers}
     done, pending = await asyncio.wait(tasks, timeout=deadline)
     for task in pending:
         task.cancel()

@@ -85,15 +85,14 @@ def serve(args: argparse.Namespace) -> int:
 def start_problems(settings: GatewaySettings, port_shared: bool = False) -> list[str]:
     """What would stop the start, found before anything starts: servers file, port (not for a
     worker: its siblings hold it); unknown variables warned."""
-    from gateway.registry import RegistryError, load_servers_file
+    import os
+
+    from gateway.servers_file import start_problems as servers_file_problems
     from shared.startcheck import extras_problems, port_problem, warn_unknown_variables
 
     warn_unknown_variables()
-    problems: list[str] = []
-    try:
-        load_servers_file(settings.servers_file)
-    except RegistryError as exc:
-        problems += exc.errors
+    # Credential references too, in this process's environment: the registry resolves them at start.
+    problems = servers_file_problems(settings.servers_file, settings.upstream_allowlist or None, os.environ)
     busy = None if port_shared else port_problem(settings.host, settings.port, "--port or MCPGW_GATEWAY_PORT")
     return problems + ([busy] if busy else []) + extras_problems(settings.event_loop)
 

@@ -1,13 +1,15 @@
 """Backend credentials: `env://NAME` / `file:///path` references resolved when the registry loads and
 re-read by `refresh()` when their value or mtime changes (never per request); oauth2 client-credentials
 tokens cached until shortly before they expire. A stdio server's `env` references are secrets of the
-same kind (its child may echo them): resolved and refreshed alike, and masked in what it says (`forms`)."""
+same kind (its child may echo them): resolved and refreshed alike, and masked in what it says (`forms`),
+together with the values each running child was launched with (`launched`), however often they rotated since."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -117,9 +119,11 @@ class CredentialStore:
         self._clock = clock
         self._auth: dict[str, AuthConfig] = {}
         self._secrets: dict[str, Resolved] = {}
-        # A stdio server's env references, each with the value before the last refresh (a child
-        # launched earlier may still hold it, and say it).
-        self._env: dict[str, list[tuple[Resolved, str]]] = {}
+        self._env: dict[str, list[Resolved]] = {}  # a stdio server's env references
+        # The env secrets each running stdio child was launched with (it holds them, and may say
+        # them, until it stops, whatever rotated since): server → launch id → values.
+        self._launched: dict[str, dict[int, tuple[str, ...]]] = {}
+        self._launch_ids = itertools.count()
         self._tokens: dict[str, _Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._forms: dict[str, tuple[tuple[AuthConfig | None, tuple[str, ...]], list[str]]] = {}
@@ -154,7 +158,7 @@ class CredentialStore:
                 del self._tokens[name]
         self._auth = {name: auth for name, (auth, _) in resolved.auth.items()}
         self._secrets = {name: res for name, (_, res) in resolved.auth.items()}
-        self._env = {name: [(res, "") for res in refs] for name, refs in resolved.env.items()}
+        self._env = {name: list(refs) for name, refs in resolved.env.items()}
 
     def refresh(self) -> list[str]:
         """Re-read references whose source changed; return the names of servers updated."""
@@ -172,10 +176,10 @@ class CredentialStore:
             self._tokens.pop(name, None)
             changed.append(name)
         for name, refs in self._env.items():
-            for i, (res, _) in enumerate(refs):
+            for i, res in enumerate(refs):
                 if _stamp_of(res.ref, self.environ) != res.stamp:
                     with contextlib.suppress(CredentialError):  # unreadable now: the value known stays masked
-                        refs[i] = (read_ref(res.ref, self.environ), res.secret.get())
+                        refs[i] = read_ref(res.ref, self.environ)
                         if name not in changed:
                             changed.append(name)
         if changed:
@@ -185,9 +189,9 @@ class CredentialStore:
     def forms(self, server: ServerConfig) -> list[str]:
         """Every form the server's credential (and its current oauth2 token) may be echoed in, for
         masking what the backend says (gateway/masking.py); empty when it has none."""
-        resolved, env = self._secrets.get(server.name), self._env.get(server.name)
+        resolved = self._secrets.get(server.name)
         if resolved is None:
-            return [] if env is None else self._env_forms(server.name, env)
+            return self._env_forms(server.name)
         auth = self._auth.get(server.name, server.auth)
         token = self._tokens.get(server.name)
         values = (resolved.secret.get(), token.value.get() if token is not None else "")
@@ -196,9 +200,26 @@ class CredentialStore:
             cached = self._forms[server.name] = ((auth, values), [f for v in values for f in credential_forms(auth, v)])
         return cached[1]
 
-    def _env_forms(self, name: str, env: list[tuple[Resolved, str]]) -> list[str]:
-        """The forms of a stdio server's env secrets (and of the values they replaced)."""
-        values = tuple(v for res, old in env for v in (res.secret.get(), old) if v)
+    def launched(self, server: str, values: Iterable[str]) -> Callable[[], None]:
+        """Mask `values` (the env secrets a stdio child of `server` was started with) in what the
+        server says until the returned function is called, when that child has stopped."""
+        held = tuple(v for v in values if v)
+        launch, children = next(self._launch_ids), self._launched.setdefault(server, {})
+        children[launch] = held
+
+        def release() -> None:
+            children.pop(launch, None)
+            if not children and self._launched.get(server) is children:
+                del self._launched[server]
+        return release
+
+    def _env_forms(self, name: str) -> list[str]:
+        """The forms of a stdio server's env secrets, current and held by its running children."""
+        current = (res.secret.get() for res in self._env.get(name, ()))
+        launched = (v for held in self._launched.get(name, {}).values() for v in held)
+        values = tuple(dict.fromkeys(itertools.chain(current, launched)))
+        if not values:
+            return []
         cached = self._forms.get(name)
         if cached is None or cached[0] != (None, values):
             cached = self._forms[name] = ((None, values), secret_forms(values))

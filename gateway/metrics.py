@@ -6,6 +6,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from gateway.broadcast import ExpectedLatency
 from shared.metrics import LATENCY_BUCKETS
 
 FANOUT_BUCKETS = (1, 2, 3, 5, 8, 13, 21, 34, 64, 128)
@@ -18,6 +19,7 @@ class GatewayMetrics:
         self.backend_latency = Histogram("mcpgw_gateway_backend_call_duration_seconds", "Backend call latency",
                                          ["server", "operation", "outcome"], buckets=LATENCY_BUCKETS, registry=registry)
         self._backend_children: dict[tuple[str, ...], Any] = {}
+        self.expected = ExpectedLatency()  # the same latencies, averaged: a broadcast's start order
         self.broadcast_fanout = Histogram("mcpgw_gateway_broadcast_fanout", "Servers called by one broadcast",
                                           buckets=FANOUT_BUCKETS, registry=registry)
         self.broadcast_denied = Counter("mcpgw_gateway_broadcast_denied_targets_total",

@@ -1,6 +1,7 @@
 """Flush the PEP's decision cache the moment the PDP activates a policy (Postgres LISTEN on
 `shared.authzen.POLICY_CHANNEL`, the version as payload), not up to `decision_cache_ttl` later.
-Every (re)connect flushes too: notifications sent while the connection was down are lost.
+Every reconnect flushes too: notifications sent while the connection was down are lost (the first
+connect only when answers were cached before it).
 """
 
 from __future__ import annotations
@@ -27,11 +28,19 @@ def version_from_payload(payload: str) -> str | None:
     return version_label(int(text)) if text.isdigit() else None
 
 
-async def listen(pool: asyncpg.Pool, on_change: OnChange) -> None:
-    """Hold one pool connection with LISTEN; call `on_change` per notification and per (re)connect."""
+async def listen(pool: asyncpg.Pool, on_change: OnChange, cached: Callable[[], int] = lambda: 1) -> None:
+    """Hold one pool connection with LISTEN; call `on_change` per notification and per reconnect.
+
+    The first connect flushes only when answers were cached before it (`cached()` > 0): a start is not
+    a policy change, and an empty cache has nothing stale to flush.
+    """
+    first = True
 
     async def connected(_conn: asyncpg.Connection) -> None:
-        on_change(None)  # anything announced while we were not listening
+        nonlocal first
+        if cached() or not first:
+            on_change(None)  # anything announced while we were not listening
+        first = False
 
     await pglisten.listen_forever(pool, CHANNEL, lambda payload: on_change(version_from_payload(payload)),
                                   on_connect=connected)
@@ -43,7 +52,8 @@ async def policy_listener_ctx(app: web.Application) -> AsyncIterator[None]:
     if pool is None:
         yield
         return
-    task = asyncio.create_task(listen(pool, app[POLICY].policy_changed))
+    pep = app[POLICY]
+    task = asyncio.create_task(listen(pool, pep.policy_changed, lambda: len(pep.cache)))
     try:
         yield
     finally:

@@ -8,6 +8,7 @@ valid, so a bad edit keeps serving the last good set.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
@@ -32,6 +33,12 @@ __all__ = ["Registry", "RegistryError", "ServerConfig", "StdioConfig", "load_ser
            "parse_servers", "watch"]
 
 log = logging.getLogger(__name__)
+
+
+def version_tag(mtime_ns: int, size: int) -> str:
+    """A short hash of a file's `MTIME_NS:SIZE` (/health publishes it: equal for the same version,
+    without telling unauthenticated callers the file's exact mtime and size)."""
+    return hashlib.sha256(f"{mtime_ns}:{size}".encode()).hexdigest()[:12]
 
 
 class Registry:
@@ -72,6 +79,12 @@ class Registry:
         """An enabled server by name, else None."""
         server = self._servers.get(name)
         return server if server is not None and server.enabled else None
+
+    @property
+    def file_version(self) -> str | None:
+        """The version tag (`version_tag`) of the file last examined, taken or refused (`mcpgw
+        register-mcp` waits for the version it wrote to learn whether the gateway took it)."""
+        return None if self._stamp is None else version_tag(*self._stamp)
 
     def set_servers(self, servers: Mapping[str, ServerConfig]) -> None:
         """Install `servers` (already validated) after resolving their credentials."""

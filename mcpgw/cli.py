@@ -14,7 +14,10 @@ from collections.abc import Sequence
 import gateway.cli
 import mcpgw.client
 import pdp.cli
+from gateway.servers_file import RegistryError
 from shared import audit_cli
+from shared.clierror import UsageParser
+from shared.settings import SettingsError
 
 # Modules exposing `register(subparsers)`; each adds commands whose handler is set with
 # `parser.set_defaults(func=callable(args) -> int)`.
@@ -22,9 +25,9 @@ COMMAND_MODULES = (pdp.cli, gateway.cli, mcpgw.client, audit_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full command tree."""
-    parser = argparse.ArgumentParser(prog="mcpgw", description="MCP security gateway and policy tools")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    """The full command tree (every subcommand's parser is a `UsageParser` too: one error style)."""
+    parser = UsageParser(prog="mcpgw", description="MCP security gateway and policy tools")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=UsageParser)
     for module in COMMAND_MODULES:
         module.register(subparsers)
     return parser
@@ -48,6 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `mcpgw audit query ... | head`: the reader left; not an error worth a traceback.
         _silence_stdout()
         return 1
+    except (RegistryError, SettingsError) as exc:
+        # A configuration error found late (say, a servers file that changed after the start checks):
+        # still a configuration error, exit 2, never "unexpected".
+        from shared.clierror import error
+
+        error(str(exc))
+        return 2
     except Exception as exc:  # noqa: BLE001 - the last line of defence, see unexpected()
         return unexpected(exc)
 

@@ -130,10 +130,10 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
             await filesync.store_if_changed(pool, current, path, app.get(AUDIT))  # edits made while stopped
 
             async def store_change(text: str) -> None:
-                await filesync.store_if_changed(pool, text, path, app.get(AUDIT))
+                await filesync.store_if_changed(pool, text, path, app.get(AUDIT), app[METRICS])
 
             follow = asyncio.create_task(filewatch.watch(path, settings.watch_interval, settings.watch_settle,
-                                                         mark, store_change))
+                                                         mark, store_change, app[METRICS]))
         else:
             await filesync.report_drift(pool, text, path)
 
@@ -155,7 +155,7 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
             await state.load(text, _file_version(text))
 
         task = asyncio.create_task(filewatch.watch(path, settings.watch_interval, settings.watch_settle,
-                                                   mark, apply))
+                                                   mark, apply, app[METRICS]))
     try:
         yield
     finally:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 from pdp.policy import Engine, PolicyInvalid, Request
 from pdp.policy.naming import resource_string
+from shared.clierror import problems
 
 
 def explain(engine: Engine, text: str, req: Request) -> dict[str, Any]:
@@ -44,9 +44,9 @@ def validate_native(model_path: Path, policy_path: Path) -> int:
     try:
         native = parse_native(model_path.read_text(), policy_path.read_text())
     except PolicyInvalid as exc:
-        for err in exc.errors:
-            where = policy_path if err.path == "policy" else model_path
-            print(f"{where}:{err.line or 0}: {err.path}: {err.message}", file=sys.stderr)
+        problems(f"{model_path} + {policy_path} is not a valid Casbin pair",
+                 [f"{policy_path if err.path == 'policy' else model_path}:{err.line or 0}: {err.path}: {err.message}"
+                  for err in exc.errors])
         return 1
     mapping = ", ".join(f"r.{t} = {s}" for t, s in native.mapping.describe().items())
     print(f"{model_path} + {policy_path}: valid ({len(native.lines)} policy lines; {mapping})")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from pdp.policy.compile import MODEL_TEXT
 from pdp.policy.schema_lint import Tool, lint, tools_from_json
 from pdp.policy.yamlload import LList, LMap, load_with_lines
 from pdp.wire import BadInput
-from shared.clierror import error
+from shared.clierror import error, problems
 from shared.textsafe import printable
 
 
@@ -75,8 +74,8 @@ def _load(path: Path) -> Engine | None:
     except OSError as exc:
         error(f"{path}: {exc.strerror}")
     except PolicyInvalid as exc:
-        for err in exc.errors:
-            print(f"{path}:{err.line or 0}: {err.path or '<document>'}: {err.message}", file=sys.stderr)
+        problems(f"{path} is not a valid policy",
+                 [f"{path}:{err.line or 0}: {err.path or '<document>'}: {err.message}" for err in exc.errors])
     return None
 
 
@@ -122,7 +121,7 @@ def schema_tools(args: argparse.Namespace) -> list[Tool] | None:
         try:
             sources.append((str(path), json.loads(path.read_text())))
         except (OSError, ValueError) as exc:
-            print(f"{path}: cannot read tools: {exc}", file=sys.stderr)
+            error(f"{path}: cannot read tools: {exc}")
             return None
     if args.gateway:
         found = _gateway_tools(args.gateway, args.token or os.environ.get("MCPGW_TOKEN"))
@@ -133,7 +132,7 @@ def schema_tools(args: argparse.Namespace) -> list[Tool] | None:
         try:
             tools += tools_from_json(doc)
         except ValueError as exc:
-            print(f"{name}: {exc}", file=sys.stderr)
+            error(f"{name}: {exc}")
             return None
     return tools
 
@@ -148,9 +147,9 @@ def _gateway_tools(url: str, token: str | None) -> Any:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        print(f"{url}/tools: HTTP {exc.code} (pass a token with --token or MCPGW_TOKEN)", file=sys.stderr)
+        error(f"{url}/tools: HTTP {exc.code} (pass a token with --token or MCPGW_TOKEN)")
     except (OSError, ValueError) as exc:
-        print(f"{url}/tools: {exc}", file=sys.stderr)
+        error(f"{url}/tools: {exc}")
     return None
 
 
@@ -230,7 +229,7 @@ def test_cmd(args: argparse.Namespace) -> int:
 def explain_cmd(args: argparse.Namespace) -> int:
     """Print the decision and deciding statement as JSON; exit 0 allow, 1 deny."""
     if (args.file is None) != bool(args.live):
-        print("give a policy FILE, or --live to ask the running PDP", file=sys.stderr)
+        error("give a policy FILE, or --live to ask the running PDP")
         return 2
     case: dict[str, Any] = {"subject": args.subject, "resource": args.resource, "action": args.action,
                             "roles": [r for r in args.roles.split(",") if r],
@@ -277,11 +276,12 @@ def push_cmd(args: argparse.Namespace) -> int:
         return 0
     problem = answer.get("error", {}) if isinstance(answer, dict) else {}
     if status == 422 and isinstance(problem.get("errors"), list):
-        # The same FILE:LINE: PATH: MESSAGE form as `policy validate`, so editors can jump to it.
+        # The same FILE:LINE: PATH: MESSAGE lines as `policy validate`.
+        lines = []
         for err in problem["errors"]:
             where = model if model is not None and err.get("path") != "policy" else args.file
-            print(printable(f"{where}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}"),
-                  file=sys.stderr)
+            lines.append(f"{where}:{err.get('line') or 0}: {err.get('path') or '<document>'}: {err.get('message')}")
+        problems(f"the PDP refused {args.file} (HTTP 422)", lines)
     else:
         _print_error(status, answer)
     return 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from pdp.cli_remote import _call, _print_error, _remote_args, _token
 from pdp.policy import PolicyInvalid, parse_policy
 from pdp.publish import text_diff
 from pdp.ui.analysis import semantic_diff
+from shared.clierror import error
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -83,7 +83,7 @@ def show_cmd(args: argparse.Namespace) -> int:
 def diff_cmd(args: argparse.Namespace) -> int:
     """Exit 0 when nothing changes in meaning, 1 when something does, 2 on errors."""
     if (args.file is None) == (args.version is None):
-        print("give either FILE or --version", file=sys.stderr)
+        error("give either FILE or --version")
         return 2
     active = _fetch_text(args, None)
     if active is None:
@@ -92,7 +92,7 @@ def diff_cmd(args: argparse.Namespace) -> int:
         try:
             other, label = args.file.read_text(), str(args.file)
         except OSError as exc:
-            print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+            error(f"{args.file}: {exc.strerror}")
             return 2
     else:
         fetched = _fetch_text(args, args.version)
@@ -102,7 +102,7 @@ def diff_cmd(args: argparse.Namespace) -> int:
     try:
         changes = semantic_diff(parse_policy(active), parse_policy(other))
     except PolicyInvalid as exc:
-        print(f"{label}: not valid: {exc}", file=sys.stderr)
+        error(f"{label}: not valid: {exc}")
         return 2
     if args.json:
         print(json.dumps({"changes": [{"kind": k, "detail": d} for k, d in changes],
@@ -153,7 +153,7 @@ def impact_cmd(args: argparse.Namespace) -> int:
     try:
         text = args.file.read_text()
     except OSError as exc:
-        print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+        error(f"{args.file}: {exc.strerror}")
         return 2
     return _post(args, "/admin/v1/policy/impact", {"yaml": text, "n": args.n})
 
@@ -180,10 +180,10 @@ def explain_live(args: argparse.Namespace, body: dict[str, Any]) -> int:
         with urllib.request.urlopen(req, timeout=30) as resp:
             answer = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        print(f"HTTP {exc.code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
+        error(f"HTTP {exc.code}: {exc.read().decode(errors='replace')}")
         return 2
     except OSError as exc:
-        print(f"cannot reach {args.pdp_url}: {exc}", file=sys.stderr)
+        error(f"cannot reach {args.pdp_url}: {exc}")
         return 2
     ctx = answer.get("context", {})
     print(json.dumps({"decision": "allow" if answer.get("decision") else "deny", "reason": ctx.get("reason"),

@@ -21,7 +21,8 @@ from pathlib import Path
 import asyncpg
 
 from pdp import store
-from pdp.policy import parse_policy
+from pdp.metrics import PdpMetrics
+from pdp.policy import PolicyInvalid, parse_policy
 from pdp.state import sha256_text
 from shared.audit import AuditEmitter, AuditEvent
 
@@ -30,13 +31,22 @@ log = logging.getLogger(__name__)
 AUTHOR_PREFIX = "file:"
 
 
-async def store_if_changed(pool: asyncpg.Pool, text: str, path: Path,
-                           audit: AuditEmitter | None) -> int | None:
-    """Validate `text` and make it the active version unless it already is; return the new version."""
+async def store_if_changed(pool: asyncpg.Pool, text: str, path: Path, audit: AuditEmitter | None,
+                           metrics: PdpMetrics | None = None) -> int | None:
+    """Validate `text` and make it the active version unless it already is; return the new version.
+
+    A file that does not validate counts as a failed reload (`McpgwPolicyReloadFailed` fires for it),
+    as it would in file mode, where the engine's load counts it.
+    """
     row = await store.active(pool)
     if row is not None and row["sha256"] == sha256_text(text):
         return None
-    await asyncio.to_thread(parse_policy, text)  # PolicyInvalid propagates: nothing stored
+    try:
+        await asyncio.to_thread(parse_policy, text)  # PolicyInvalid propagates: nothing stored
+    except PolicyInvalid:
+        if metrics is not None:
+            metrics.reloads.labels("failed").inc()
+        raise
     version, previous = await store.create_version(
         pool, text, AUTHOR_PREFIX + str(path), f"saved change of {path}", activate=True)
     log.info("policy file change stored and activated",

@@ -14,6 +14,10 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pdp.metrics import PdpMetrics
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +57,9 @@ class Settler:
 
 
 async def watch(path: Path, interval: float, settle: float, loaded: Mark | None,
-                apply: Callable[[str], Awaitable[None]]) -> None:
-    """Poll forever; call `apply(text)` once per settled change. `apply` errors are logged, once."""
+                apply: Callable[[str], Awaitable[None]], metrics: PdpMetrics | None = None) -> None:
+    """Poll forever; call `apply(text)` once per settled change. `apply` errors are logged, once (and
+    counted by `apply`); a file that is not text never reaches it, so it is counted here."""
     settler = Settler(loaded, settle)
     loop = asyncio.get_running_loop()
     problem = ""
@@ -73,6 +78,8 @@ async def watch(path: Path, interval: float, settle: float, loaded: Mark | None,
         except ValueError as exc:  # not UTF-8 (say, cut inside a multi-byte character)
             settler.loaded = mark
             log.error("policy file %s rejected; keeping the active policy: %s", path, exc)
+            if metrics is not None:
+                metrics.reloads.labels("failed").inc()
             continue
         problem = ""
         if read is None:

@@ -182,7 +182,8 @@ async def many(request: web.Request, call: Call, servers: Mapping[str, ServerCon
 
     results, failures = await broadcast.run_calls(
         targets, each, timeouts={n: servers[n].timeout for n in targets},
-        deadline=settings.broadcast_deadline if deadline is None else deadline, describe_error=describe)
+        deadline=settings.broadcast_deadline if deadline is None else deadline, describe_error=describe,
+        start=request.app[METRICS].expected.slowest_first(targets))
     info = audit(request)
     invalid = refused_everywhere(refusals, targets)
     if invalid is not None:
@@ -206,7 +207,8 @@ def operation(call: Call) -> str:
 
 
 async def timed(request: web.Request, server: str, operation: str, work: Awaitable[T]) -> T:
-    """Await a backend call and record its latency by server and outcome."""
+    """Await a backend call and record its latency by server and outcome (a tool call's also feeds
+    the broadcasts' start order, `ExpectedLatency`)."""
     start = time.perf_counter()
     outcome = "error"
     try:
@@ -214,7 +216,11 @@ async def timed(request: web.Request, server: str, operation: str, work: Awaitab
         outcome = "ok"
         return result
     finally:
-        request.app[METRICS].backend_call(server, operation, outcome).observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        metrics = request.app[METRICS]
+        metrics.backend_call(server, operation, outcome).observe(elapsed)
+        if operation == "call_tool":  # what broadcasts make; a cached catalog read would say ~0
+            metrics.expected.observe(server, elapsed)
 
 
 def enabled_server(request: web.Request, name: str) -> ServerConfig:

@@ -61,11 +61,12 @@ class ListCache:
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
+            epoch = pool.tool_names.epoch(server.name)
             items = await list_all(pool, server, method, caller)
             if method == "tools/list" and owner is None:
                 # the catalog calls are checked against; a caller's own session may list more (a
                 # backend offers some tools only to clients declaring a capability): not the server's
-                pool.remember_tools(server.name, items)
+                pool.remember_tools(server.name, items, epoch)
             self._store(key, server, items)
             future.set_result(items)
             return items

@@ -54,6 +54,7 @@ async def health(request: web.Request) -> web.Response:
         "auth_enabled": not request.app[SETTINGS].auth_off,
         "servers": len(registry.servers),
         "servers_file_error": registry.last_error is not None,
+        "servers_file_version": registry.file_version,
         "audit_database": audit_state(request.app.get(AUDIT), postgres=True),
     })
 

@@ -7,15 +7,23 @@ never waits: a stream finding every connection held fails at once with `PoolFull
 sender turns into a 503 naming the settings to raise (errors.StreamsExhausted). A stream holds its
 connection for as long as it is open, so waiting for one would mean waiting for another agent to
 leave.
+
+Every connection has TCP keepalive on (`keepalive_socket`). Streams have no read timeout (a backend
+may rightly stay quiet for hours), so a backend host lost without a reset (power, a partition)
+would otherwise leave a stream — the gateway's own list-change followers, an agent's relayed
+stream — hung for good, holding its pool slot: the kernel's probes fail it within
+`KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES` seconds, and its reader reconnects.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+from aiohttp import AddrInfoType
 from aiohttp.abc import AbstractResolver
 
 from gateway.upstream.guard import GuardedResolver
@@ -24,6 +32,23 @@ from gateway.upstream.guard import GuardedResolver
 # Node's http and the MCP SDKs' hosts: 5 s): a call written on a connection the server is closing
 # at that moment would fail with "server disconnected" (a 502) and a tools/call is never resent.
 IDLE_KEEPALIVE = 4.0
+
+# TCP keepalive: first probe after 60 s of silence, then every 15 s; 4 unanswered: the connection
+# fails (a dead backend host noticed within 2 minutes; an idle live one costs a packet a minute).
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 60, 15, 4
+
+
+def keepalive_socket(addr_info: AddrInfoType) -> socket.socket:
+    """A connection's socket with TCP keepalive on (TCPConnector's `socket_factory`)."""
+    family, type_, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                        ("TCP_KEEPCNT", KEEPALIVE_PROBES)):
+        option = getattr(socket, name, None)  # Linux; elsewhere the system's keepalive defaults apply
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    return sock
 
 
 class PoolFull(Exception):
@@ -54,7 +79,7 @@ def create_session(
     keepalive: float = IDLE_KEEPALIVE,
     queue: bool = True,
 ) -> aiohttp.ClientSession:
-    """An upstream ClientSession: keep-alive pool, no cookies, no proxy env; `queue=False`: PoolFull
+    """An upstream ClientSession: keep-alive pool, TCP keepalive, no cookies, no proxy env; `queue=False`: PoolFull
     instead of waiting when `limit` (or `limit_per_host` to one host) connections are held.
 
     With an upstream `allowlist`, names resolve through `GuardedResolver` (no connection to
@@ -64,7 +89,7 @@ def create_session(
         resolver = GuardedResolver(allowlist)
     connector = aiohttp.TCPConnector(
         limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver,
-        keepalive_timeout=keepalive,
+        keepalive_timeout=keepalive, socket_factory=keepalive_socket,
     )
     # A cookie jar would carry one backend's cookies to another on the same host (ports share cookies).
     return aiohttp.ClientSession(

@@ -74,7 +74,9 @@ class UpstreamPool:
         self.announced: dict[str, Callable[[], None]] = {}
         self.get_streams = GetStreams()  # per-caller sessions' GET streams while calls need them
         self.tool_names = ToolNames(tools_ttl)
-        self._listing: dict[str, asyncio.Task[list[dict[str, Any]]]] = {}
+        # tools/list in flight per (catalog key, epoch): one begun before the backend announced a
+        # change is not joined (nor stored) by later calls (toolcache.ToolNames.epoch)
+        self._listing: dict[tuple[str, int], asyncio.Task[list[dict[str, Any]]]] = {}
 
     async def close(self) -> None:
         """Stop tool listings still in flight; end the per-caller backend sessions (best effort)."""
@@ -116,23 +118,28 @@ class UpstreamPool:
         found = self.tool_names.tools(key, self._generation())
         if found is not None:
             return found
-        pending = self._listing.get(key)
+        listing = (key, self.tool_names.epoch(key))
+        pending = self._listing.get(listing)
         if pending is None:
             pending = asyncio.get_running_loop().create_task(self.list_tools(config, caller, key))
-            self._listing[key] = pending
-            pending.add_done_callback(functools.partial(self._listed, key))
+            self._listing[listing] = pending
+            pending.add_done_callback(functools.partial(self._listed, listing))
         tools = await asyncio.shield(pending)
         return {t["name"]: t for t in tools if isinstance(t.get("name"), str)}
 
-    def _listed(self, name: str, task: asyncio.Task[list[dict[str, Any]]]) -> None:
-        if self._listing.get(name) is task:
-            del self._listing[name]
+    def cached_catalog(self, server: str) -> Mapping[str, Mapping[str, Any]] | None:
+        """{name: tool} of `server` while its shared catalog is fresh, else None (no backend call)."""
+        return self.tool_names.tools(server, self._generation())
+
+    def _listed(self, listing: tuple[str, int], task: asyncio.Task[list[dict[str, Any]]]) -> None:
+        if self._listing.get(listing) is task:
+            del self._listing[listing]
         if not task.cancelled():
             task.exception()  # retrieved: a failure nobody awaited any more must not warn
 
-    def remember_tools(self, server: str, tools: Sequence[Mapping[str, Any]]) -> None:
-        """Store a complete tools/list answer fetched elsewhere (the /mcp list cache)."""
-        self.tool_names.store(server, self._generation(), tools)
+    def remember_tools(self, server: str, tools: Sequence[Mapping[str, Any]], epoch: int) -> None:
+        """Store a complete tools/list answer fetched elsewhere (the /mcp list cache), begun at `epoch`."""
+        self.tool_names.store(server, self._generation(), tools, epoch)
 
     def _config(self, server: ServerConfig | str) -> ServerConfig:
         if not isinstance(server, str):
@@ -233,9 +240,11 @@ class UpstreamPool:
     ) -> list[dict[str, Any]]:
         """Every tool of `server` (in `caller`'s session), following cursors; remembered under `key`."""
         config, generation = self._config(server), self._generation()
+        key = key or config.name
+        epoch = self.tool_names.epoch(key)  # a change announced while listing: this list is not kept
         tools = await codec.every_page(config.name, "tools/list",
                                        lambda params: self._result(config, "tools/list", params, caller))
-        self.tool_names.store(key or config.name, generation, tools)
+        self.tool_names.store(key, generation, tools, epoch)
         return tools
 
     async def call_tool(

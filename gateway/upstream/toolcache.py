@@ -4,7 +4,8 @@ arguments are checked against that tool's schema, without a `tools/list` round t
 
 Entries are fresh for `ttl` seconds and belong to one registry generation: a reload of the servers
 file makes every entry stale. A stale or missing entry is fetched again before the call is decided
-(`UpstreamPool.catalog`, one fetch in flight per backend).
+(`UpstreamPool.catalog`, one fetch in flight per backend). Forgetting a backend (it announced a
+list change, or denied a listed tool) bumps its epoch: a listing begun before that is not stored.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ToolNames:
         self.ttl = ttl
         self._clock = clock
         self._entries: dict[str, tuple[int, float, dict[str, Mapping[str, Any]]]] = {}
+        self._epochs: dict[str, int] = {}  # per backend, bumped by `forget`
 
     def tools(self, server: str, generation: int) -> Mapping[str, Mapping[str, Any]] | None:
         """{name: tool definition} if listed recently under `generation`, else None."""
@@ -34,16 +36,23 @@ class ToolNames:
             return None
         return entry[2]
 
-    def store(self, server: str, generation: int, tools: Iterable[Mapping[str, Any]]) -> None:
-        """Remember a complete tools/list answer."""
-        if self.ttl <= 0:
+    def epoch(self, server: str) -> int:
+        """How often `server` (or the backend of a `server\\x00caps` key) was forgotten: read before
+        listing, handed to `store`."""
+        return self._epochs.get(server.partition("\x00")[0], 0)
+
+    def store(self, server: str, generation: int, tools: Iterable[Mapping[str, Any]], epoch: int | None = None) -> None:
+        """Remember a complete tools/list answer (unless `server` was forgotten since `epoch`)."""
+        if self.ttl <= 0 or (epoch is not None and epoch != self.epoch(server)):
             return
         by_name = {t["name"]: t for t in tools if isinstance(t.get("name"), str)}
         self._entries[server] = (generation, self._clock() + self.ttl, by_name)
 
     def forget(self, server: str) -> None:
         """Drop what is known about `server` (it just contradicted an entry): its shared catalog and
-        those kept per set of declared capabilities (keyed `server\\x00caps`, pool.catalog)."""
+        those kept per set of declared capabilities (keyed `server\\x00caps`, pool.catalog), and what
+        listings in flight would store."""
+        self._epochs[server] = self._epochs.get(server, 0) + 1
         for key in [k for k in self._entries if k == server or k.startswith(server + "\x00")]:
             del self._entries[key]
 

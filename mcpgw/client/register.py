@@ -10,6 +10,7 @@ from typing import Any
 
 from mcpgw.client import servers_file
 from mcpgw.client.errors import UsageError
+from shared.textsafe import printable
 
 DEFAULT_SERVERS_FILE = "mcp_servers.yaml"
 AUTH_FIELDS = ("method", "location", "name", "format", "prefix", "template", "credential_ref",
@@ -75,7 +76,7 @@ def validate(document: dict[str, Any]) -> list[str]:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    """Add (or with --replace, overwrite) one backend entry."""
+    """Add (or with --replace, overwrite) one backend entry; then ask the running gateway."""
     path = servers_path(args)
     old = servers_file.load_text(path)
     new = servers_file.add_entry(old, args.name, build_entry(args), replace=args.replace, path=path)
@@ -83,38 +84,11 @@ def cmd_register(args: argparse.Namespace) -> int:
     servers_file.write_atomic(path, new)
     verb = "updated" if args.replace and args.name in (servers_file.names(old)) else "registered"
     print(f"{verb} {args.name} -> {args.url or 'stdio: ' + args.command} in {path.resolve()}", file=sys.stderr)
-    for warning in unresolved_refs(entry_refs(build_entry(args)), os.environ):
-        print(f"mcpgw: warning: {warning}", file=sys.stderr)
-    return 0
-
-
-def entry_refs(entry: dict[str, Any]) -> list[tuple[str, str]]:
-    """(field, reference) pairs of an entry's credentials."""
-    from gateway.credentials import is_ref
-
-    auth = entry.get("auth") or {}
-    refs = [(key, str(auth[key])) for key in ("credential_ref", "client_secret_ref") if auth.get(key)]
-    # A stdio server's env values may be references too (resolved at each launch).
-    return refs + [(f"env.{k}", v) for k, v in (entry.get("env") or {}).items() if isinstance(v, str) and is_ref(v)]
-
-
-def unresolved_refs(refs: list[tuple[str, str]], environ: Any) -> list[str]:
-    """Why each reference cannot be read here: a gateway started from this shell would refuse the
-    file (keeping its previous backends) until the variable or file exists."""
-    from gateway.credentials import CredentialError, read_ref
-
-    out = []
-    for key, ref in refs:
-        try:
-            read_ref(ref, environ)
-        except CredentialError as exc:
-            out.append(f"auth.{key} {ref}: {exc}. A gateway with this environment refuses the servers file "
-                       "(and keeps serving its previous backends) until it can read it")
-    return out
+    return after_write(args, path, verb)
 
 
 def cmd_unregister(args: argparse.Namespace) -> int:
-    """Remove one backend entry."""
+    """Remove one backend entry; then ask the running gateway."""
     path = servers_path(args)
     old = servers_file.load_text(path)
     if not old:
@@ -123,7 +97,31 @@ def cmd_unregister(args: argparse.Namespace) -> int:
     servers_file.check(old, new, args.name, validate, path)
     servers_file.write_atomic(path, new)
     print(f"unregistered {args.name} from {path}", file=sys.stderr)
-    return 0
+    return after_write(args, path, "unregistered")
+
+
+def after_write(args: argparse.Namespace, path: Path, verb: str) -> int:
+    """Whether the running gateway took the written file: exit 1, with why, when it did not.
+
+    The file is written first either way: credential references resolve in the gateway's environment,
+    which this shell cannot see, so only the gateway can say. What this shell can see is said too.
+    """
+    from mcpgw.client import takeup
+    from mcpgw.client.config import resolve
+    from mcpgw.client.http import run
+
+    url = resolve({"url": args.gateway_url}, config=args.config).url
+    found = run(takeup.verdict(url, takeup.file_version(path)))
+    code, lines = takeup.report(found, path.resolve(), args.name, verb)
+    if found.outcome != "refused":
+        reasons = takeup.local_reasons(path)
+        if reasons:
+            lines.append(f"warning: a gateway started from this shell's environment would refuse {path.resolve()} "
+                         "(and keep serving its previous backends) until it can read every reference:")
+            lines += [f"  {r}" for r in reasons]
+    for line in lines:
+        print(("mcpgw: " if not line.startswith(" ") else "") + printable(line), file=sys.stderr)
+    return code
 
 
 def add_parsers(subparsers: Any, handle: Any) -> None:
@@ -132,7 +130,8 @@ def add_parsers(subparsers: Any, handle: Any) -> None:
         "register-mcp",
         help="add an MCP backend to the servers file",
         description="Add a backend to mcp_servers.yaml, keeping other entries and comments. "
-        "The result is validated as the gateway would; a bad entry is refused, nothing written.",
+        "The result is validated as the gateway would; a bad entry is refused, nothing written. "
+        "Then the running gateway (--gateway-url) is asked whether it took the file: exit 1, with why, when it refuses it.",
     )
     p.add_argument("name", help="server name ([a-z0-9][a-z0-9._-]*)")
     p.add_argument("url", nargs="?", help="the backend's MCP endpoint (http or https); omit with --command")
@@ -163,15 +162,18 @@ def add_parsers(subparsers: Any, handle: Any) -> None:
     p.add_argument("--audience", dest="auth_audience", help="oauth2: audience to request")
     p.add_argument("--replace", action="store_true", help="overwrite an existing entry of that name")
     _servers_file_flag(p)
+    _gateway_flags(p)
     p.set_defaults(func=handle(cmd_register))
 
     u = subparsers.add_parser(
         "unregister-mcp",
         help="remove an MCP backend from the servers file",
-        description="Remove one backend (and the comment lines directly above it) from mcp_servers.yaml.",
+        description="Remove one backend (and the comment lines directly above it) from mcp_servers.yaml; "
+        "then ask the running gateway (--gateway-url) whether it took the file (exit 1 when it refuses it).",
     )
     u.add_argument("name", help="server name")
     _servers_file_flag(u)
+    _gateway_flags(u)
     u.set_defaults(func=handle(cmd_unregister))
 
 
@@ -181,3 +183,9 @@ def _servers_file_flag(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"servers file (default: $MCPGW_GATEWAY_SERVERS_FILE or ./{DEFAULT_SERVERS_FILE})",
     )
+
+
+def _gateway_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gateway-url", metavar="URL", help="the running gateway to ask whether it took the file "
+                   "(default $MCPGW_URL, the config file, or http://127.0.0.1:8000)")
+    p.add_argument("--config", metavar="FILE", help="CLI config file naming the gateway URL")

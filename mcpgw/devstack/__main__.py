@@ -8,7 +8,6 @@ a component dies.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -26,7 +25,7 @@ from mcpgw.devstack.banner import StackInfo, banner
 from mcpgw.devstack.issuer import DevIssuer
 from mcpgw.devstack.users import CONSOLE_CLIENT_ID, USERS
 from shared import db
-from shared.clierror import PREFIX, error
+from shared.clierror import PREFIX, UsageParser, error
 from shared.settings import read_dotenv
 
 HOST = "127.0.0.1"
@@ -89,7 +88,7 @@ def check_before_start(lay: Layout, environ: dict[str, str], dotenv: dict[str, s
     problems = [
         *preflight.variable_problems(environ, dotenv),
         *preflight.policy_problems(lay.policy_file),
-        *preflight.servers_problems(lay.servers_file),
+        *preflight.servers_problems(lay.servers_file, environ, dotenv),
         *preflight.settings_problems(environ, dotenv, lay.no_auth),
     ]
     off = preflight.auth_off_source(environ, dotenv)
@@ -225,7 +224,8 @@ async def run(lay: Layout) -> int:
         info = StackInfo(lay.url("gateway"), lay.url("pdp"), lay.url("backend") + "/mcp", issuer.issuer,
                          lay.policy_file.resolve(), lay.servers_file.resolve(), state, lay.cli_config,
                          (lay.data / "postgres").resolve(), lay.no_auth,
-                         os.environ.get("MCPGW_GATEWAY_DEV_ROLES", NO_AUTH_ROLES))
+                         os.environ.get("MCPGW_GATEWAY_DEV_ROLES", NO_AUTH_ROLES),
+                         preflight.gateway_leeway(environ, read_dotenv(Path(".env"))))
         print(banner(info, token), flush=True)
         return await watch_children(procs)
     finally:
@@ -238,7 +238,7 @@ async def run(lay: Layout) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run; configuration problems exit 2 with one line each."""
-    parser = argparse.ArgumentParser(prog="python -m mcpgw.devstack", description=__doc__)
+    parser = UsageParser(prog="python -m mcpgw.devstack", description=__doc__)
     parser.add_argument("--no-auth", action="store_true",
                         help="run the gateway WITHOUT authentication (shown in the banner and /health)")
     args = parser.parse_args(argv)

@@ -23,6 +23,22 @@ class StackInfo:
     pgdata: Path
     no_auth: bool
     dev_roles: str
+    # The gateway's clock-skew allowance (MCPGW_GATEWAY_LEEWAY): a token is accepted this long past `exp`.
+    leeway: float
+
+
+ADMIN_TOKEN = "the dev token below: role admin"
+# --no-auth is the gateway's alone: the PDP's admin API still checks tokens from the dev issuer.
+ADMIN_TOKEN_NO_AUTH = "still needs a token, role admin: MCPGW_TOKEN=$(.venv/bin/mcpgw token --user alice)"
+
+
+def expiry(leeway: float) -> str:
+    """When temp's token stops working: its `exp`, plus the clock skew the gateway allows."""
+    ttl = USERS["temp"].ttl
+    if not leeway:
+        return f"the token expires after {ttl} s: 401 from then on"
+    return (f"the token expires after {ttl} s; the gateway allows {leeway:g} s of clock skew "
+            f"(MCPGW_GATEWAY_LEEWAY), so 401 from {ttl + leeway:g} s on")
 
 
 def _users() -> str:
@@ -39,7 +55,7 @@ def banner(info: StackInfo, token: str | None) -> str:
         f"  PDP       {info.pdp}",
         f"  console   {info.pdp}/console/   (policy console: sign in at the dev issuer as viewer, editor or"
         f" approver, password \"{DEV_PASSWORD}\")",
-        f"  admin API {info.pdp}/admin/v1/policy   (the dev token below: role admin)",
+        f"  admin API {info.pdp}/admin/v1/policy   ({ADMIN_TOKEN_NO_AUTH if info.no_auth else ADMIN_TOKEN})",
         f"  policy    {info.policy_file} - followed: each saved change becomes a new active, audited version",
         f"  servers   {info.servers_file} ({info.servers_state}) - watched; `mcpgw register-mcp` edits this file",
         f"  backend   {info.backend}   (demo MCP server, registered as \"demo\")",
@@ -77,6 +93,7 @@ def banner(info: StackInfo, token: str | None) -> str:
         "  .venv/bin/mcpgw list-tools demo",
         "  MCPGW_TOKEN=$(.venv/bin/mcpgw token --user bob) .venv/bin/mcpgw invoke demo delete_records \\",
         "       --params '{\"table\": \"t\"}'        # denied: rule \"Agents may not delete records\"",
-        "  MCPGW_TOKEN=$(.venv/bin/mcpgw token --user temp) .venv/bin/mcpgw list-tools demo   # a minute later: 401",
+        "  MCPGW_TOKEN=$(.venv/bin/mcpgw token --user temp) .venv/bin/mcpgw list-tools demo",
+        f"       # {expiry(info.leeway)}",
         "",
     ])

@@ -30,7 +30,8 @@ def build_server(name: str = "demo") -> MCPServer:
 
     @mcp.tool()
     def delete_records(table: str) -> str:
-        """Pretend to delete every row of a table (blocked by the example policy in prod)."""
+        """Pretend to delete every row of a table. The dev policy denies it to agents (bob, temp: rule
+        "Agents may not delete records") and allows it to admins (alice)."""
         return f"deleted all rows of {table} (demo)"
 
     return mcp

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.settings import SettingsError
 
+if TYPE_CHECKING:
+    from gateway.settings import GatewaySettings
+
 AUTH_OFF_VARIABLES = ("MCPGW_GATEWAY_NO_AUTH", "MCPGW_GATEWAY_AUTH_ENABLED", "AUTH_ENABLED")
+# What `make run` passes the gateway itself (issuer, audience, its own public URL), as placeholders.
+PLACEHOLDERS = {"issuer": "http://127.0.0.1/x", "audience": "x", "public_url": "http://127.0.0.1:8000"}
 
 
 def port_problems(host: str, ports: Mapping[str, int]) -> list[str]:
@@ -39,17 +45,32 @@ def policy_problems(path: Path) -> list[str]:
     return []
 
 
-def servers_problems(path: Path) -> list[str]:
-    """Every error of the servers file (file:line: path: problem), if the file exists."""
-    from gateway.registry import RegistryError, load_servers_file
+def servers_problems(path: Path, environ: Mapping[str, str], dotenv: Mapping[str, str]) -> list[str]:
+    """Every error of the servers file (file:line: path: problem), if the file exists, and every
+    credential reference the gateway could not resolve: it gets this environment (not `.env`)."""
+    from gateway.servers_file import start_problems
 
     if not path.exists():
         return []
+    settings = _gateway_settings(environ, dotenv)
+    return start_problems(path, (settings.upstream_allowlist or None) if settings else None, environ)
+
+
+def _gateway_settings(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> GatewaySettings | None:
+    """The gateway's settings as `make run` starts it (placeholders for what it passes); None when invalid
+    (settings_problems reports why)."""
+    from gateway.settings import load_gateway_settings
+
     try:
-        load_servers_file(path)
-    except RegistryError as exc:
-        return list(exc.errors)
-    return []
+        return load_gateway_settings(environ={**dotenv, **environ}, dotenv=None, overrides=PLACEHOLDERS)
+    except SettingsError:
+        return None
+
+
+def gateway_leeway(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> float:
+    """The clock skew the gateway allows on token expiry (MCPGW_GATEWAY_LEEWAY), as it will start."""
+    settings = _gateway_settings(environ, dotenv)
+    return settings.leeway if settings is not None else 0.0
 
 
 def variable_problems(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> list[str]:
@@ -62,15 +83,8 @@ def variable_problems(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> 
 
 def auth_off_source(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> str | None:
     """Where authentication is switched off (`NAME=value in .env`), or None when it is on."""
-    from gateway.settings import load_gateway_settings
-
-    merged = {**dotenv, **environ}
-    try:
-        settings = load_gateway_settings(environ=merged, dotenv=None,
-                                         overrides={"issuer": "http://127.0.0.1/x", "audience": "x"})
-    except SettingsError:
-        return None  # settings_problems reports it
-    if not settings.auth_off:
+    settings = _gateway_settings(environ, dotenv)
+    if settings is None or not settings.auth_off:
         return None
     for name in AUTH_OFF_VARIABLES:
         for where, source in (("the environment", environ), (".env", dotenv)):
@@ -87,9 +101,7 @@ def settings_problems(environ: Mapping[str, str], dotenv: Mapping[str, str], no_
 
     merged = {**dotenv, **environ}
     out: list[str] = []
-    # Placeholders for what `make run` passes itself (issuer, audience, its own public URL).
-    gateway = {"no_auth": True} if no_auth else {"issuer": "http://127.0.0.1/x", "audience": "x",
-                                                 "public_url": "http://127.0.0.1:8000"}
+    gateway = {"no_auth": True} if no_auth else PLACEHOLDERS
     try:
         load_gateway_settings(environ=merged, dotenv=None, overrides=gateway)
     except SettingsError as exc:

@@ -21,7 +21,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shared.jsonutil import dumps, loads
-from shared.tracing.spans import FIELDS, Finished, Tracer
+from shared.tracing.spans import _FLAGS_LOCAL, _FLAGS_REMOTE, FIELDS, Finished, Tracer
 
 log = logging.getLogger(__name__)
 
@@ -131,34 +131,51 @@ def _name(name: str) -> str:
     return text
 
 
-def spans_text(spans: Iterable[Finished]) -> str:
-    """OTLP Spans as JSON text, comma-separated (one loop, no call per span on the common path)."""
+# SpanKind and flags as text: an index or a comparison per span, not an int's decimal conversion.
+_KINDS = ("0", "1", "2", "3", "4", "5")
+
+
+def span_parts(spans: Iterable[Finished]) -> list[str]:
+    """OTLP Spans as JSON text, one string each (one loop, no call per span on the common path)."""
     parts: list[str] = []
     append = parts.append
-    names = _NAMES
+    names, sets, kinds = _NAMES, _SETS, _KINDS
     for span in spans:
         trace_id, span_id, parent_id, name, kind, start, end, error, flags, tracestate = span[:FIELDS]
-        parent = f',"parentSpanId":"{parent_id}"' if parent_id is not None else ""
         try:
             quoted = names[name]
         except KeyError:
             quoted = _name(name)
-        values = span[FIELDS:]
         attrs = ""
-        if values:
-            first = values[0]
+        if len(span) > FIELDS:
+            first = span[FIELDS]
             if first.__class__ is Rendered:  # the server middleware's sets
                 attrs = first
             else:
+                values = span[FIELDS:]
                 try:
-                    attrs = _SETS[values]  # _attributes' first look, inlined: all-str sets hit here
+                    attrs = sets[values]  # _attributes' first look, inlined: all-str sets hit here
                 except (KeyError, TypeError):
                     attrs = _attributes(values)
-        state = f',"traceState":{_text(tracestate)}' if tracestate else ""
-        status = f',"status":{{"code":2,"message":{_text(error)}}}' if error is not None else ""  # STATUS_CODE_ERROR
-        append(f'{{"traceId":"{trace_id}","spanId":"{span_id}"{parent},"name":{quoted},"kind":{kind},'
-               f'"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","flags":{flags}{attrs}{state}{status}}}')
-    return ",".join(parts)
+        if tracestate or error is not None:
+            if tracestate:
+                attrs += f',"traceState":{_text(tracestate)}'
+            if error is not None:  # STATUS_CODE_ERROR
+                attrs += f',"status":{{"code":2,"message":{_text(error)}}}'
+        flag = "257" if flags == _FLAGS_LOCAL else "769" if flags == _FLAGS_REMOTE else str(flags)
+        kind_text = kinds[kind] if 0 <= kind < 6 else str(kind)
+        if parent_id is None:
+            append(f'{{"traceId":"{trace_id}","spanId":"{span_id}","name":{quoted},"kind":{kind_text},'
+                   f'"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","flags":{flag}{attrs}}}')
+        else:
+            append(f'{{"traceId":"{trace_id}","spanId":"{span_id}","parentSpanId":"{parent_id}","name":{quoted},'
+                   f'"kind":{kind_text},"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","flags":{flag}{attrs}}}')
+    return parts
+
+
+def spans_text(spans: Iterable[Finished]) -> str:
+    """OTLP Spans as JSON text, comma-separated."""
+    return ",".join(span_parts(spans))
 
 
 def span_text(span: Finished) -> str:
@@ -181,8 +198,13 @@ def resource(service: str, version: str | None = None) -> str:
 
 def encode(res: str, spans: Iterable[Finished]) -> bytes:
     """An ExportTraceServiceRequest as OTLP JSON (`res` from `resource`)."""
-    return (f'{{"resourceSpans":[{{"resource":{res},"scopeSpans":[{{"scope":{_SCOPE},"spans":['
-            + spans_text(spans) + "]}]}]}").encode()
+    head, tail = f'{{"resourceSpans":[{{"resource":{res},"scopeSpans":[{{"scope":{_SCOPE},"spans":[', "]}]}]}"
+    parts = span_parts(spans)
+    if not parts:
+        return (head + tail).encode()
+    parts[0] = head + parts[0]  # one join and one encode copy the body, not four copies
+    parts[-1] += tail
+    return ",".join(parts).encode()
 
 
 class TracingMetrics:

@@ -35,3 +35,20 @@ def test_make_targets_and_dev_ports_named_exist():
         assert name in targets, name
     for name, port in PORTS.items():
         assert f"MCPGW_DEV_{name.upper()}_PORT" in README and str(port) in README
+
+
+def test_make_help_names_what_each_recipe_runs():
+    """`make help` reads the `## ` comments: the lint line names every tool its recipe runs, and the
+    run line every component the dev stack starts (the issuer included)."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipes = {m.group(1): (m.group(2), m.group(3)) for m in re.finditer(
+        r"^([a-zA-Z_-]+):[^\n]*?## ([^\n]*)\n((?:\t[^\n]*\n)*)", makefile, flags=re.M)}
+    help_line, recipe = recipes["lint"]
+    for tool in set(re.findall(r"\$\(VENV\)/bin/([a-z0-9_-]+)", recipe)):
+        assert tool in help_line, tool
+    for component in ("Postgres", "issuer", "PDP", "gateway", "demo MCP backend"):
+        assert component in recipes["run"][0], component
+
+
+def test_readme_says_what_make_itself_exits_with():
+    assert "python -m mcpgw.devstack` exits 1" in README and "itself exits 2 either way" in README

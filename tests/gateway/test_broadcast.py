@@ -101,6 +101,39 @@ async def test_run_calls_runs_concurrently() -> None:
     assert peak == 5 and errors == {} and sorted(results) == list("abcde")
 
 
+async def test_run_calls_starts_in_start_order_answers_in_servers_order() -> None:
+    started: list[str] = []
+
+    async def call(name: str) -> str:
+        started.append(name)  # before any await: the order the tasks were started in
+        if name == "b":
+            raise RuntimeError("exploded")
+        return name
+
+    results, errors = await b.run_calls(list("abcd"), call, timeouts={}, deadline=5, start=list("dbca"))
+    assert started == list("dbca")
+    assert list(results) == ["a", "c", "d"] and errors == {"b": "exploded"}
+
+
+@pytest.mark.parametrize(
+    "observed, servers, first",
+    [
+        ([], ["a", "b", "c"], ["a", "b", "c"]),  # nothing known: as given
+        ([("a", 0.01), ("b", 0.1), ("c", 0.05)], ["a", "b", "c"], ["b", "c", "a"]),
+        ([("a", 0.01), ("c", 0.05)], ["a", "b", "c"], ["b", "c", "a"]),  # never called: first (maybe slow)
+        ([("a", 0.01), ("b", 0.01)], ["b", "a"], ["b", "a"]),  # ties keep their order
+        # A fast backend that turns slow moves ahead within a few calls (moving average, not history).
+        ([("a", 0.01), ("b", 0.05), ("a", 0.2), ("a", 0.2), ("a", 0.2)], ["a", "b"], ["a", "b"]),
+        ([("a", 0.01), ("b", 0.05), ("a", 0.1)], ["a", "b"], ["b", "a"]),  # one slow call is not yet a trend
+    ],
+)
+def test_expected_latency_slowest_first(observed, servers, first) -> None:
+    expected = b.ExpectedLatency()
+    for server, seconds in observed:
+        expected.observe(server, seconds)
+    assert expected.slowest_first(servers) == first
+
+
 async def test_run_calls_empty() -> None:
     assert await b.run_calls([], lambda n: asyncio.sleep(0), timeouts={}, deadline=1) == ({}, {})
 

@@ -134,7 +134,15 @@ def test_a_stdio_servers_env_references_are_masked_and_follow_a_refresh(tmp_path
     forms = store.forms(servers["s"])
     assert {"env-secret-1", "file-secret-1"} <= set(forms) and "literal-value" not in forms
     assert base64.b64encode(b"env-secret-1").decode() in forms
-    env["STDIO_E"] = "env-secret-2"
-    assert store.refresh() == ["s"]
-    # The new value, and the old one a child launched before may still say.
-    assert {"env-secret-1", "env-secret-2", "file-secret-1"} <= set(store.forms(servers["s"]))
+    release = store.launched("s", ["env-secret-1", "file-secret-1"])  # a child started with these
+    for rotation in (2, 3):  # rotated twice (the file also rewritten with the same content)
+        env["STDIO_E"] = f"env-secret-{rotation}"
+        (tmp_path / "k").write_text("file-secret-1" if rotation == 2 else "file-secret-3")
+        st = (tmp_path / "k").stat()
+        os.utime(tmp_path / "k", ns=(st.st_atime_ns, st.st_mtime_ns + rotation * 1_000_000_000))
+        assert store.refresh() == ["s"]
+    # The current values, and those the running child was launched with, however many rotations ago.
+    assert {"env-secret-1", "env-secret-3", "file-secret-1", "file-secret-3"} <= set(store.forms(servers["s"]))
+    release()  # that child stopped: what it held is no longer needed
+    assert {"env-secret-3", "file-secret-3"} <= set(store.forms(servers["s"]))
+    assert not {"env-secret-1", "env-secret-2", "file-secret-1"} & set(store.forms(servers["s"]))

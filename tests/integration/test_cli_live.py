@@ -206,12 +206,16 @@ def stack(
     loop.close()
 
 
+NOWHERE = "http://127.0.0.1:1"
+
+
 def mcpgw(*args: str, token: str | None = None, env: dict[str, str] | None = None, stdin: str | None = None,
           url: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a subprocess with a clean environment (no user config file)."""
     environ = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(ROOT)}
-    if url:
-        environ["MCPGW_URL"] = url
+    if url or "MCPGW_CONFIG" not in (env or {}):
+        # never whatever runs on the default port (register-mcp asks the gateway it names)
+        environ["MCPGW_URL"] = url or NOWHERE
     if token:
         environ["MCPGW_TOKEN"] = token
     environ.update(env or {})
@@ -483,8 +487,9 @@ def test_register_refuses_bad_entry_and_writes_nothing(tmp_path: Path) -> None:
 def test_registered_server_goes_live(stack: Stack, mcp_backend_json: Backend) -> None:  # noqa: F811
     before = stack.servers_file.read_text()
     try:
-        out = mcpgw("register-mcp", "gamma", mcp_backend_json.url, "--tags", "late", "--servers-file", str(stack.servers_file))
-        assert out.returncode == 0, out.stderr
+        out = mcpgw("register-mcp", "gamma", mcp_backend_json.url, "--tags", "late", "--servers-file", str(stack.servers_file),
+                    url=stack.gateway_url)
+        assert out.returncode == 0 and f"mcpgw: note: the gateway at {stack.gateway_url} loaded" in out.stderr, out.stderr
         assert stack.servers_file.read_text().startswith(before)
         deadline = time.monotonic() + 10
         names: list[str] = []
@@ -497,6 +502,35 @@ def test_registered_server_goes_live(stack: Stack, mcp_backend_json: Backend) ->
         assert call.stdout.strip() == "new"
     finally:
         mcpgw("unregister-mcp", "gamma", "--servers-file", str(stack.servers_file))
+    assert stack.servers_file.read_text() == before
+
+
+def test_registration_behind_a_refused_entry_is_not_reported_as_done(stack: Stack, mcp_backend_json: Backend) -> None:  # noqa: F811
+    """One entry the gateway cannot load (its env:// variable is unset there) makes it refuse the whole
+    file: a later good registration must say so and exit 1, not claim success."""
+    before = stack.servers_file.read_text()
+    assert "WALK_NOT_SET_SECRET" not in os.environ
+    try:
+        crm = mcpgw("register-mcp", "crm", "https://crm.example.com/mcp", "--auth-method", "oauth2",
+                    "--token-url", "https://idp.example.com/token", "--client-id", "gw",
+                    "--client-secret-ref", "env://WALK_NOT_SET_SECRET", "--scope", "openid",
+                    "--servers-file", str(stack.servers_file), url=stack.gateway_url)
+        assert crm.returncode == 1, crm.stderr
+        assert "but the gateway at" in crm.stderr and "refuses that file" in crm.stderr, crm.stderr
+        assert "servers.crm.auth.client_secret_ref: environment variable WALK_NOT_SET_SECRET is not set" in crm.stderr
+        later = mcpgw("register-mcp", "demo3", mcp_backend_json.url, "--servers-file", str(stack.servers_file),
+                      url=stack.gateway_url)
+        assert later.returncode == 1, later.stderr
+        assert "demo3 was registered in" in later.stderr and "the change is not live" in later.stderr, later.stderr
+        assert f"{stack.servers_file}:" in later.stderr and "WALK_NOT_SET_SECRET is not set" in later.stderr
+        # Removing the bad entry is taken, and demo3 with it.
+        fixed = mcpgw("unregister-mcp", "crm", "--servers-file", str(stack.servers_file), url=stack.gateway_url)
+        assert fixed.returncode == 0 and "loaded" in fixed.stderr, fixed.stderr
+        listed = mcpgw("list-servers", "--json", url=stack.gateway_url, token=stack.operator)
+        assert "demo3" in [s["name"] for s in json.loads(listed.stdout)["servers"]]
+    finally:
+        for name in ("crm", "demo3"):
+            mcpgw("unregister-mcp", name, "--servers-file", str(stack.servers_file))
     assert stack.servers_file.read_text() == before
 
 

@@ -228,6 +228,8 @@ def test_make_run_stack_serves_tells_the_truth_and_stops_clean(stack):
     token = re.search(r"export MCPGW_TOKEN=(\S+)", text).group(1)
     assert f"{stack.base}/mcp" in text and str(stack.data_dir / "postgres") in text
     assert f"policy    {stack.policy} - followed" in text and str(stack.servers) in text
+    assert "(MCPGW_GATEWAY_LEEWAY), so 401 from 90 s on" in text  # temp's 60 s token + the gateway's 30 s leeway
+    assert "policy change announced" not in text  # a start is not a policy change
     config = re.search(r"export MCPGW_CONFIG=(\S+)", text).group(1)
     asyncio.run(call_as_the_banner_says(stack.base, token))
 
@@ -254,8 +256,10 @@ def test_make_run_stack_serves_tells_the_truth_and_stops_clean(stack):
     assert "No echo today" in body["error"]["message"] and "'policy_version': 'v2'" in str(body), body
 
     # register-mcp edits the file the running gateway watches (its default is that file too).
-    got = stack.mcpgw("register-mcp", "second", f"http://127.0.0.1:{stack.ports['backend']}/mcp")
+    # With the banner's MCPGW_CONFIG it asks this stack's gateway whether it took the file.
+    got = stack.mcpgw("register-mcp", "second", f"http://127.0.0.1:{stack.ports['backend']}/mcp", MCPGW_CONFIG=config)
     assert got.returncode == 0 and str(stack.servers.name) in got.stderr, got.stderr
+    assert f"mcpgw: note: the gateway at {stack.base} loaded {stack.servers}" in got.stderr, got.stderr
     until(lambda: "second" in asyncio.run(server_names(stack.base, token)))
 
     # `mcpgw audit` commands share the embedded Postgres; killed ones must not keep it alive.
@@ -282,7 +286,8 @@ def test_auth_off_is_refused_unless_asked_and_then_impossible_to_miss(stack):
 
     stack.start("--no-auth")
     text = stack.wait_banner()
-    assert "AUTHENTICATION IS OFF" in text and "MCPGW_TOKEN=" not in text and "Authorization" not in text
+    assert "AUTHENTICATION IS OFF" in text and "Authorization" not in text
+    assert "export MCPGW_TOKEN=" not in text and "token below" not in text  # none is printed: none is promised
 
     async def health() -> dict:
         async with aiohttp.ClientSession() as http, http.get(stack.base + "/health") as resp:
@@ -318,4 +323,19 @@ def test_configuration_errors_name_file_and_line_before_anything_starts(stack):
     assert f"{stack.policy}:" in out and "default_policy" in out, out
     assert "MCPGW_GATEWAY_NO_AUHT: unknown variable (did you mean MCPGW_GATEWAY_NO_AUTH?)" in out, out
     assert "Traceback" not in out and "unexpected error" not in out
+    assert not (stack.data_dir / "postgres").exists()
+
+
+def test_unresolvable_credential_reference_stops_make_run_before_anything_starts(stack):
+    stack.servers.write_text(
+        "servers:\n  crm:\n    url: https://crm.example.com/mcp\n    auth:\n      method: oauth2\n"
+        "      token_url: https://idp.example.com/token\n      client_id: gw\n"
+        "      client_secret_ref: env://WALK_NOT_SET_SECRET\n")
+    stack.env.pop("WALK_NOT_SET_SECRET", None)
+    proc = stack.start()
+    assert proc.wait(60) == 2
+    out = stack.log.read_text()
+    assert ("mcp_servers.yaml:8: servers.crm.auth.client_secret_ref: environment variable WALK_NOT_SET_SECRET "
+            "is not set") in out, out
+    assert "unexpected" not in out and "Traceback" not in out
     assert not (stack.data_dir / "postgres").exists()

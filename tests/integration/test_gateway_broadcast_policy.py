@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.keys import UPSTREAM
 from mcpgw.client.errors import explain_http_error
 from tests.fixtures.backends import (  # noqa: F401  (fixtures)
     Backend,
@@ -68,6 +69,24 @@ async def test_permitted_servers_are_probed_and_called(stack: Stack, mcp_backend
     assert status == 200, body
     assert set(body["results"]) == {"alpha", "beta"} and set(body["errors"]) == {"broken"}
     assert mcp_backend_json.requests
+
+
+async def test_a_second_broadcast_probes_fresh_catalogs_without_asking_the_backends(
+    stack: Stack, mcp_backend: Backend, mcp_backend_json: Backend, mcp_backend_500: Backend
+) -> None:
+    pool = stack.app[UPSTREAM]
+    assert pool.cached_catalog("alpha") is None  # nothing listed yet
+    first = await stack.call("POST", "/mcp/invoke-broadcast", subject=DEV, json={"tool_name": "echo", "parameters": {"text": "1"}})
+    assert first[0] == 200 and set(first[1]["results"]) == {"alpha", "beta"}, first
+    assert pool.cached_catalog("alpha") is not None and pool.cached_catalog("broken") is None
+    for backend in (mcp_backend, mcp_backend_json, mcp_backend_500):
+        backend.clear()
+    status, body, _ = await stack.call("POST", "/mcp/invoke-broadcast", subject=DEV, json={"tool_name": "echo", "parameters": {"text": "2"}})
+    assert status == 200 and set(body["results"]) == {"alpha", "beta"}, body
+    assert body["errors"]["broken"].startswith("could not list tools: ")  # not cached: asked again, failed again
+    for backend in (mcp_backend, mcp_backend_json):  # fresh catalogs: only the calls went out
+        assert not any(b"tools/list" in r.body for r in backend.requests), backend.requests
+    assert mcp_backend_500.requests
 
 
 async def test_everyone_denied_contacts_nobody(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from mcpgw.client.takeup import file_version
 from tests.fixtures.backends import (  # noqa: F401  (fixtures)
     Backend,
     mcp_backend,
@@ -60,6 +62,11 @@ async def test_public_routes_need_no_token(stack: Stack) -> None:
     assert headers["X-Request-ID"]
     status, body, _ = await stack.call("GET", "/health", subject=None)
     assert status == 200 and body["status"] == "healthy" and body["servers"] == 2
+    # The servers file's version as `mcpgw register-mcp` computes it; never its raw mtime or size.
+    servers_file = stack.settings.servers_file
+    assert servers_file is not None and body["servers_file_version"] == file_version(servers_file)
+    st = servers_file.stat()
+    assert str(st.st_mtime_ns) not in json.dumps(body) and f":{st.st_size}" not in json.dumps(body), body
     status, text, _ = await stack.call("GET", "/metrics", subject=None)
     assert status == 200 and "mcpgw_gateway_http_requests_total" in text
 

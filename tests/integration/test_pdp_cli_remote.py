@@ -106,6 +106,7 @@ async def test_push_a_native_casbin_pair(live, tmp_path):
     bad.write_text("p, viewer, todo\n")
     code, _, err = await run_cli("policy", "push", str(bad), "--casbin-model", model, "--pdp-url", url,
                                  "--token", admin)
-    assert code == 1 and err.strip() == f"{bad}:1: policy: p takes 4 field(s), this line has 2"
+    assert code == 1 and err.splitlines() == [f"mcpgw: error: the PDP refused {bad} (HTTP 422):",
+                                              f"  {bad}:1: policy: p takes 4 field(s), this line has 2"]
     code, out, _ = await run_cli("policy", "history", "--pdp-url", url, "--token", admin)
     assert [line.split()[:2] for line in out.splitlines()] == [["v2", "active"], ["v1", "inactive"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from pdp.app import create_app
 from shared import authzen
@@ -68,3 +69,32 @@ async def test_drift_is_reported_when_not_following(tmp_path, pg_dsn, aiohttp_cl
     assert await answer(client) == ("v1", False)  # the file is not in force ...
     why = [r.getMessage() for r in caplog.records if r.name == "pdp.filesync"]
     assert len(why) == 1 and "NOT in effect" in why[0] and "v1" in why[0]  # ... and says so
+
+
+async def reloads(client, outcome: str) -> float:
+    text = await (await client.get("/metrics")).text()
+    found = re.search(rf'^mcpgw_pdp_policy_reloads_total\{{outcome="{outcome}"\}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_rejected_file_edits_count_as_failed_reloads(tmp_path, pg_dsn, aiohttp_client, caplog):
+    """A followed file that does not validate (or is not text) never reaches the engine, so the
+    follower counts it: the McpgwPolicyReloadFailed alert must fire for it."""
+    settings = pdp_settings(tmp_path, pg_dsn, policy_follow_file=True, watch_interval=0.02, watch_settle=0.05)
+    client = await aiohttp_client(create_app(settings))
+    assert await reloads(client, "ok") == 1 and await reloads(client, "failed") == 0
+    with caplog.at_level(logging.ERROR, logger="pdp.filewatch"):
+        settings.policy_path.write_text(POLICY + "bogus: 1\n")
+
+        async def counted():
+            return await reloads(client, "failed") == 1
+
+        await eventually(counted)
+        assert any("rejected; keeping the active policy" in r.getMessage() for r in caplog.records)
+        settings.policy_path.write_bytes(POLICY.encode() + b"# caf\xc3")
+
+        async def counted_again():
+            return await reloads(client, "failed") == 2
+
+        await eventually(counted_again)
+    assert await answer(client) == ("v1", False) and await reloads(client, "ok") == 1

@@ -86,6 +86,7 @@ async def test_file_that_is_not_utf8_is_refused_and_watching_goes_on(file_pdp, c
 
         await eventually(logged)
     assert await answer(client) == (version_of(POLICY), False)
+    assert await reloads(client, "failed") == 1  # McpgwPolicyReloadFailed sees it
     path.write_text(OPEN)
 
     async def served():

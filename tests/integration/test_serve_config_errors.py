@@ -98,3 +98,21 @@ def test_bad_policy_file_in_file_mode_names_file_and_line(tmp_path):
     assert done.returncode == 2, done.stderr
     assert f"{policy}:2: default_policy: must be 'allow' or 'deny', got 'maybe'" in done.stderr
     assert "MCPGW_NOT_A_SETTING: unknown variable" in done.stdout + done.stderr  # warned, not ignored
+
+
+def test_unresolvable_credential_reference_is_a_configuration_error_naming_file_line_and_variable(tmp_path):
+    """The registry resolves env:// references at start; the start checks must too (exit 2, not a crash)."""
+    (tmp_path / "mcp_servers.yaml").write_text(
+        "servers:\n  crm:\n    url: https://crm.example.com/mcp\n    auth:\n      method: oauth2\n"
+        "      token_url: https://idp.example.com/token\n      client_id: gw\n"
+        "      client_secret_ref: env://WALK_NOT_SET_SECRET\n"
+        "  tickets:\n    url: https://t.example.com/mcp\n    auth:\n      method: bearer\n"
+        "      credential_ref: env://WALK_MISSING_TOKEN\n")
+    done = run_serve("gateway", {"MCPGW_GATEWAY_NO_AUTH": "true", "MCPGW_GATEWAY_PORT": "0",
+                                 "MCPGW_DATA_DIR": str(tmp_path / "data")}, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "mcpgw: error: cannot start the gateway:" in done.stderr
+    assert ("mcp_servers.yaml:8: servers.crm.auth.client_secret_ref: environment variable WALK_NOT_SET_SECRET "
+            "is not set") in done.stderr, done.stderr
+    assert "mcp_servers.yaml:13: servers.tickets.auth.credential_ref: environment variable WALK_MISSING_TOKEN" in done.stderr
+    assert "unexpected" not in done.stderr and not (tmp_path / "data" / "postgres").exists()

@@ -219,7 +219,8 @@ def test_cli_registers_a_stdio_server(tmp_path: Path) -> None:
     def mcpgw(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "mcpgw.cli", *args, "--servers-file", str(path)],
                               capture_output=True, text=True, cwd=ROOT, timeout=30,
-                              env={"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(ROOT)})
+                              env={"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "PYTHONPATH": str(ROOT),
+                                   "MCPGW_URL": "http://127.0.0.1:1"})  # no gateway to ask
 
     out = mcpgw("register-mcp", "mem", "--command", "npx", "--arg=-y", "--arg", "@modelcontextprotocol/server-memory",
                 "--env", "MEMORY_FILE_PATH=/tmp/m.jsonl", "--env", "TOKEN=env://MEM_TOKEN")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.keys import SERVERS
 from shared.redact import REDACTED
 from tests.integration.gateway_harness import gateway_stack
 from tests.integration.test_call_outcomes import ENTRIES, call_via, row_of
@@ -52,3 +54,25 @@ async def test_a_stdio_servers_env_secret_is_masked_wherever_it_says_it(
     for needle in NEEDLES:
         for text in (*said, *rows, caplog.text):
             assert needle not in text.lower(), (needle, text)
+
+
+async def test_a_running_childs_launch_secret_stays_masked_after_rotations(tmp_path: Path, pg_dsn: str) -> None:
+    """The child holds the value it was started with, however often the file rotated since."""
+    secret = tmp_path / "secret"
+    secret.write_text("file-V0-Qm8zRt2w")
+    servers = {"local": {**FIXTURE, "env": {"FILE_TOKEN": f"file://{secret}"}}}
+    async with gateway_stack(tmp_path, pg_dsn, servers) as stack:
+        pid = (await call_via(stack, "rest", "pid", {}, ("local", "local"), uuid.uuid4().hex))["result"]
+        credentials = stack.app[SERVERS].credentials
+        assert credentials is not None
+        for step, value in enumerate(("file-V1-Lp4nXc7e", "file-V1-Lp4nXc7e"), 1):  # rotated, then rewritten as it was
+            secret.write_text(value)
+            st = secret.stat()
+            os.utime(secret, ns=(st.st_atime_ns, st.st_mtime_ns + step * 1_000_000_000))
+            assert credentials.refresh() == ["local"]
+        said = [json.dumps(await call_via(stack, "rest", "leak_env", {"name": "FILE_TOKEN", "how": how},
+                                          ("local", "local"), uuid.uuid4().hex)) for how in ("rpc", "tool", "ok")]
+        assert (await call_via(stack, "rest", "pid", {}, ("local", "local"), uuid.uuid4().hex))["result"] == pid
+    assert all(REDACTED in s for s in said), said  # the child (never restarted) still says its first value
+    for text in said:
+        assert "v0-qm8z" not in text.lower() and "qm8zrt2w" not in text.lower(), text

@@ -12,7 +12,10 @@ def test_validate_ok_and_errors(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("roles:\n  a:\n    permisions: []\n")
     assert main(["policy", "validate", str(bad)]) == 1
-    assert f"{bad}:3: roles.a.permisions: unknown key" in capsys.readouterr().err
+    # One error style (`mcpgw: error:` first), the problems as FILE:LINE: PATH: MESSAGE lines below it.
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"mcpgw: error: {bad} is not a valid policy:", err
+    assert err[1].startswith(f"  {bad}:3: roles.a.permisions: unknown key"), err
 
 
 def test_policy_test_cases(tmp_path, capsys):
@@ -98,7 +101,8 @@ def test_validate_a_native_casbin_pair(tmp_path, capsys):
     bad = tmp_path / "policy.csv"
     bad.write_text("p, viewer, todo\n")
     assert main(["policy", "validate", str(bad), "--casbin-model", model]) == 1
-    assert f"{bad}:1: policy: p takes 4 field(s), this line has 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("mcpgw: error: ") and f"\n  {bad}:1: policy: p takes 4 field(s), this line has 2" in err
     bad_model = tmp_path / "model.conf"
     bad_model.write_text(open(model).read().replace("r.act == p.act", "nope(r.act)"))
     assert main(["policy", "validate", lines, "--casbin-model", str(bad_model)]) == 1

@@ -118,7 +118,7 @@ class BridgeHost:
         config = self._configs.get(name)
         created: Multiplexer
         if config is not None and config.stdio is not None:
-            created = StdioServer(name, config.stdio, self.limits, self.environ)
+            created = StdioServer(name, config.stdio, self.limits, self.environ, self.credentials)
         elif config is not None and config.sse_url and self.session is not None:
             created = SseServer(config, self.limits, self.session, self.credentials, streams=self.streams)
         else:

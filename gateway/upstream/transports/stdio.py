@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from gateway.credentials import CredentialError
+from gateway.credentials import CredentialError, CredentialStore
+from gateway.masking import secret_forms
 from gateway.registry import StdioConfig
 from gateway.upstream.transports import stdio_process as proc_mod
 from gateway.upstream.transports.mux import Channel, Multiplexer, Unavailable
@@ -27,8 +28,9 @@ class StdioChannel(Channel):
     """A running child: JSON lines on stdin/stdout, stderr to the log."""
 
     def __init__(self, name: str, proc: asyncio.subprocess.Process, limits: StdioLimits,
-                 forms: Sequence[str] = ()) -> None:
+                 forms: Sequence[str] = (), release: Callable[[], None] = lambda: None) -> None:
         self.name, self.proc, self.limits = name, proc, limits
+        self.release = release  # its launch secrets no longer masked once it has stopped
         assert proc.stderr is not None
         self.stderr = asyncio.create_task(  # logged with the secrets it was launched with masked (`forms`)
             proc_mod.drain_stderr(proc.stderr, name, limits.stderr_lines_per_second, forms), name=f"stdio-stderr-{name}")
@@ -65,9 +67,12 @@ class StdioChannel(Channel):
 
     async def close(self) -> None:
         """Stop the child (stdin closed, SIGTERM to its group, SIGKILL after the grace period)."""
-        await proc_mod.stop(self.proc, self.limits.stop_grace)
-        self.stderr.cancel()
-        await asyncio.gather(self.stderr, return_exceptions=True)
+        try:
+            await proc_mod.stop(self.proc, self.limits.stop_grace)
+            self.stderr.cancel()
+            await asyncio.gather(self.stderr, return_exceptions=True)
+        finally:
+            self.release()
 
     def ended(self) -> str:
         """'exited with code N' (or 'exited' while the code is not known yet)."""
@@ -80,9 +85,11 @@ class StdioServer(Multiplexer):
 
     kind = "stdio server"
 
-    def __init__(self, name: str, config: StdioConfig, limits: StdioLimits, environ: Mapping[str, str]) -> None:
+    def __init__(self, name: str, config: StdioConfig, limits: StdioLimits, environ: Mapping[str, str],
+                 credentials: CredentialStore | None = None) -> None:
         super().__init__(name, limits)
         self.config, self.environ = config, environ
+        self.credentials = credentials  # told which secrets each child holds, so its answers mask them
 
     @property
     def pid(self) -> int | None:
@@ -100,4 +107,6 @@ class StdioServer(Multiplexer):
         except OSError as exc:
             raise Unavailable(f"cannot run {self.config.command}: {exc.strerror or exc}") from None
         log.info("stdio server launched", extra={"server": self.name, "pid": proc.pid})
-        return StdioChannel(self.name, proc, self.limits, proc_mod.env_secret_forms(self.config, env))
+        secrets = proc_mod.env_secrets(self.config, env)
+        release = self.credentials.launched(self.name, secrets) if self.credentials is not None else (lambda: None)
+        return StdioChannel(self.name, proc, self.limits, secret_forms(secrets), release)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.credentials import is_ref, read_ref
-from gateway.masking import mask, secret_forms
+from gateway.masking import mask
 from gateway.registry import StdioConfig
 from gateway.settings import GatewaySettings as Defaults
 
@@ -55,9 +55,9 @@ def child_env(config: StdioConfig, environ: Mapping[str, str]) -> dict[str, str]
     return env
 
 
-def env_secret_forms(config: StdioConfig, env: Mapping[str, str]) -> list[str]:
-    """The forms of the secrets (`env://`/`file://` references) in the child's environment `env`."""
-    return secret_forms(env[key] for key, value in config.env if is_ref(value) and key in env)
+def env_secrets(config: StdioConfig, env: Mapping[str, str]) -> list[str]:
+    """The secrets (`env://`/`file://` references, resolved) in the child's environment `env`."""
+    return [env[key] for key, value in config.env if is_ref(value) and key in env]
 
 
 def backoff(failures: int, limit: float) -> float:

@@ -48,3 +48,21 @@ async def test_mcp_broadcast_counts_its_fanout(tmp_path: Path, pg_dsn: str, back
         assert status == 200 and answer["result"]["isError"] is False, answer
         status, text, _ = await stack.call("GET", "/metrics", subject=None)
         assert 'mcpgw_gateway_broadcast_fanout_bucket{le="2.0"} 1.0' in text
+
+
+async def test_broadcast_starts_the_slowest_backend_first(tmp_path: Path, pg_dsn: str,
+                                                          mcp_backend_factory: Callable[..., Backend]) -> None:
+    """Every forwarded call teaches the gateway its backend's latency; a broadcast then starts the
+    slowest expected first (gateway/broadcast.py ExpectedLatency), and answers in target order."""
+    from gateway.keys import METRICS
+
+    fast = mcp_backend_factory("stateless-json", "order-fast", tools=["echo"])
+    slow = mcp_backend_factory("stateless-json", "order-slow", tools=["echo"], delay=0.2)
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": slow.url}, "beta": {"url": fast.url}}) as stack:
+        expected = stack.app[METRICS].expected
+        assert expected.slowest_first(["beta", "alpha"]) == ["beta", "alpha"]  # nothing known yet
+        body = {"tool_name": "echo", "parameters": {"text": "x"}, "mcp_servers": ["beta", "alpha"]}
+        status, answer, _ = await stack.call("POST", "/mcp/invoke-broadcast", json=body)
+        assert status == 200 and answer["successful"] == 2, answer
+        assert list(answer["results"]) == ["beta", "alpha"]  # as named, whatever the start order
+        assert expected.slowest_first(["beta", "alpha"]) == ["alpha", "beta"]

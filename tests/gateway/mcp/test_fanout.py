@@ -9,6 +9,7 @@ import pytest
 
 from gateway.mcp import fanout
 from gateway.upstream.errors import UpstreamRpcError
+from gateway.upstream.toolcache import ToolNames
 
 NOT_FOUND = {"code": -32601, "message": "Method not found"}
 
@@ -50,11 +51,12 @@ class Growing:
     def __init__(self) -> None:
         self.tools = [{"name": "a"}]
         self.requests = 0
+        self.tool_names = ToolNames(60.0)
 
     def client(self, server: Any, caller: Any = None) -> Any:
         return SimpleNamespace(server_info={"capabilities": {"tools": {}}})
 
-    def remember_tools(self, server: str, items: Any) -> None:
+    def remember_tools(self, server: str, items: Any, epoch: int) -> None:
         pass
 
     async def request(self, server: Any, method: str, params: Any = None, caller: Any = None) -> dict[str, Any]:

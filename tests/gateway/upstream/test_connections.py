@@ -4,6 +4,7 @@ them; the streams' pool refuses rather than queues, and the sender puts streams 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,13 @@ from aiohttp import web
 
 from gateway.registry import parse_servers
 from gateway.upstream import create_session
-from gateway.upstream.connections import IDLE_KEEPALIVE, PoolFull
+from gateway.upstream.connections import (
+    IDLE_KEEPALIVE,
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
+    KEEPALIVE_PROBES,
+    PoolFull,
+)
 from gateway.upstream.errors import StreamsExhausted
 from gateway.upstream.sender import Sender
 
@@ -113,3 +120,19 @@ async def test_streams_take_the_streams_pool_and_calls_the_request_pool(streamin
         with pytest.raises(StreamsExhausted):
             await sender.send("POST", {}, listen)
         held.close()
+
+
+async def test_a_stream_connection_has_tcp_keepalive(streaming: tuple[str, asyncio.Event]) -> None:
+    """A stream has no read timeout: a backend host gone without a reset is found by the kernel's
+    keepalive probes, which fail the read (and the follower reconnects), not never."""
+    url, _ = streaming
+    async with create_session(queue=False) as streams:
+        async with streams.get(url) as stream:
+            assert stream.connection is not None and stream.connection.transport is not None
+            sock = stream.connection.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert (sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)) == (
+                KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES)
+    assert KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES <= 180  # a dead host found within minutes

@@ -87,3 +87,14 @@ def test_says_unknown_tool(result, tool, expected):
 )
 def test_rpc_unknown_tool(code, message, expected):
     assert rpc_unknown_tool(code, message, "nope") is expected
+
+
+def test_a_listing_begun_before_forget_is_not_stored() -> None:
+    names = ToolNames(60.0)
+    epoch, caps_epoch = names.epoch("a"), names.epoch("a\x00sampling")
+    names.forget("a")  # the backend announced a change while both listings were in flight
+    names.store("a", 0, [{"name": "old"}], epoch)
+    names.store("a\x00sampling", 0, [{"name": "old"}], caps_epoch)
+    assert names.tools("a", 0) is None and names.tools("a\x00sampling", 0) is None
+    names.store("a", 0, [{"name": "new"}], names.epoch("a"))  # begun after it
+    assert set(names.tools("a", 0) or {}) == {"new"}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.credentials import CredentialError
+from gateway.masking import secret_forms
 from gateway.registry import StdioConfig, parse_server, parse_servers
 from gateway.upstream.transports.mux import Unavailable
 from gateway.upstream.transports.stdio import StdioServer
@@ -19,7 +20,7 @@ from gateway.upstream.transports.stdio_process import (
     backoff,
     child_env,
     drain_stderr,
-    env_secret_forms,
+    env_secrets,
 )
 
 
@@ -59,7 +60,7 @@ def test_child_env_is_minimal_plus_named_values(tmp_path: Path) -> None:
 
 async def test_stderr_lines_are_logged_with_the_env_secrets_masked(caplog: pytest.LogCaptureFixture) -> None:
     config = StdioConfig("x", env=(("A", "env://K"), ("C", "plain")))
-    forms = env_secret_forms(config, child_env(config, {"K": "s3cret-Env-Value"}))
+    forms = secret_forms(env_secrets(config, child_env(config, {"K": "s3cret-Env-Value"})))
     stream = asyncio.StreamReader()
     stream.feed_data(b"token s3cret-Env-Value\nTOKEN S3CRET-ENV-VALUE czNjcmV0LUVudi1WYWx1ZQ== plain\n")
     stream.feed_eof()
