@@ -25,11 +25,12 @@ from urllib.parse import quote, quote_plus
 import orjson
 from yarl import URL
 
+from gateway import masking_scan
 from gateway.backend_auth import AuthConfig, format_value
+from gateway.masking_scan import PREFIX_RUN
+from gateway.masking_scan import fold as _fold
 from shared.jsonutil import dumps
 from shared.redact import MAX_DEPTH, REDACTED, mask_secrets
-
-PREFIX_RUN = 8  # a form's first 8 characters (or more) anywhere in the text are masked
 
 
 def credential_forms(auth: AuthConfig, secret: str) -> list[str]:
@@ -53,14 +54,6 @@ def _encoded(values: Iterable[str], forms: set[str]) -> list[str]:
                       quote_plus(value), quote(value, safe="/"), orjson.dumps(value).decode()[1:-1],
                       URL.build(query={"k": value}).raw_query_string[2:]})
     return sorted(forms, key=len, reverse=True)
-
-
-def _fold(text: str) -> str:
-    """Lower case, one character for one (indices stay valid)."""
-    low = text.lower()
-    if len(low) == len(text):  # the usual case, in C; else a few characters grew ('İ'): kept as they are
-        return low
-    return "".join(low if len(low := c.lower()) == 1 else c for c in text)
 
 
 def _spans(folded: str, form: str) -> Iterable[tuple[int, int]]:
@@ -111,37 +104,24 @@ def scrub(text: str, forms: Sequence[str]) -> str:
     return _replaced(text, [(kept[start], kept[end - 1] + 1) for start, end in spans])
 
 
-_heads: dict[int, tuple[Sequence[str], tuple[str, ...], tuple[bytes, ...]]] = {}
+_heads: dict[int, tuple[Sequence[str], tuple[str, ...], Any]] = {}
 
 
-def _heads_of(forms: Sequence[str]) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
-    """The folded first PREFIX_RUN characters of each form, as text and bytes (kept per forms list:
-    the credential store hands out one list per credential)."""
+def leaks(raw: bytes | str, forms: Sequence[str]) -> bool:
+    """Might JSON text `raw` hold one of `forms` where `scrub` would find it in its strings (any case,
+    escapes and characters that are not printable looked through)? A false alarm costs a walk
+    (`mask_result`), a miss is impossible; a clean answer costs a fraction of its JSON decode
+    (masking_scan.py). The forms' heads and anchors are kept per forms list (the credential store
+    hands out one list per credential)."""
+    if not forms:
+        return False
     found = _heads.get(id(forms))
     if found is None or found[0] is not forms:
         if len(_heads) >= 256:
             _heads.clear()
         heads = tuple({_fold(f)[:PREFIX_RUN] for f in forms if f})
-        found = _heads[id(forms)] = (forms, heads, tuple(h.encode() for h in heads))
-    return found[1], found[2]
-
-
-def leaks(raw: bytes | str, forms: Sequence[str]) -> bool:
-    """Might JSON text `raw` hold one of `forms`, as `mask` would find it? True at a form's start in
-    any case, a \\u escape or a character that is not printable (either may hide one): a false
-    alarm costs a walk (`mask_result`), a miss is impossible."""
-    if not forms:
-        return False
-    heads, raw_heads = _heads_of(forms)
-    if isinstance(raw, bytes):
-        if raw.isascii():
-            low = raw.lower()
-            return b"\\u" in raw or any(h in low for h in raw_heads)
-        raw = raw.decode("utf-8", "replace")
-    if "\\u" in raw or not raw.isprintable():
-        return True
-    folded = _fold(raw)
-    return any(h in folded for h in heads)
+        found = _heads[id(forms)] = (forms, heads, masking_scan.anchors_of(heads))
+    return masking_scan.leaks(raw, found[1], found[2])
 
 
 def mask_result(value: Any, forms: Sequence[str]) -> Any:
@@ -170,15 +150,17 @@ def _strings(value: Any, masked: Callable[[str], str], depth: int = 0) -> Any:
 
 def masked_response(message: Any, forms: Sequence[str], raw: bytes | str | None = None) -> Any:
     """A backend's JSON-RPC message with its error object (if any) masked (`mask_error`), and a
-    result holding one of the server's credential `forms` masked (`mask_result`); `raw`, the
+    result (or a notification's or server→client request's params: progress, log messages, sampling)
+    holding one of the server's credential `forms` masked (`mask_result`); `raw`, the
     message's JSON text if at hand, spares serialising it for the `leaks` check. The one place every
     entry point's answer passes (pool.exchange, /mcp's call relay, passthrough's relay)."""
     if not isinstance(message, dict):
         return message
     if isinstance(message.get("error"), dict):
         return {**message, "error": mask_error(message["error"], forms)}
-    if forms and "result" in message and leaks(dumps(message["result"]) if raw is None else raw, forms):
-        return {**message, "result": mask_result(message["result"], forms)}
+    key = "result" if "result" in message else "params"  # a notification's or a request's params alike
+    if forms and key in message and leaks(dumps(message[key]) if raw is None else raw, forms):
+        return {**message, key: mask_result(message[key], forms)}
     return message
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable
@@ -165,14 +164,14 @@ async def _exchange(call: Call, pool: UpstreamPool, message: dict[str, Any], uid
         limit = pool.max_response_bytes
         if resp.content_type != "text/event-stream":
             body = await read_capped(resp, call.server.name, limit, call.server.timeout)
-            return _result(call, codec.decode(body, call.server.name), uid, resp.status, message["params"]["name"])
+            return _result(call, codec.decode(body, call.server.name), uid, resp.status, message["params"]["name"], body)
         budget = sse.Budget(pool.max_call_bytes, call.relayed)  # every round of the call together
         try:
             async for event in sse.events(resp, call.server.name, limit, budget=budget,
                                           idle_limit=call.server.timeout):
                 found = await _on_event(call, pool, event, uid, resp)
                 if found is not None:
-                    return _result(call, found, uid, resp.status, message["params"]["name"])
+                    return _result(call, found, uid, resp.status, message["params"]["name"], event.data)
         except CallBudgetExceeded:
             resp.close()
             pool.client(call.server, call.who).cancel_soon(uid, "call exceeded the gateway's byte budget")
@@ -191,14 +190,17 @@ async def _listening(call: Call, pool: UpstreamPool) -> AsyncIterator[None]:
         return
     client = pool.client(call.server, call.who)
     await client.ensure_era()
-    async with pool.get_streams.during(client, functools.partial(on_request, call, pool)):
+    async def relayed(msg: dict[str, Any]) -> None:
+        await on_request(call, pool, masked_response(msg, pool.credentials.forms(call.server)))
+
+    async with pool.get_streams.during(client, relayed):
         yield
 
 
-def _result(call: Call, message: Any, uid: str, status: int, tool: str) -> dict[str, Any]:
+def _result(call: Call, message: Any, uid: str, status: int, tool: str, raw: bytes | str | None) -> dict[str, Any]:
     if not codec.is_response_to(message, uid):
         raise UpstreamError(call.server.name, f"HTTP {status} without a JSON-RPC response", status)
-    message = masked_response(message, call.request.app[UPSTREAM].credentials.forms(call.server))  # its own text
+    message = masked_response(message, call.request.app[UPSTREAM].credentials.forms(call.server), raw)  # its own text
     # Judged by the pipeline's rules (calls/outcome.py) before it is relayed: the SSE answer may be
     # written to the agent before the pipeline sees what the forward returns.
     outcome.settle_tool(call.request, tool, call.server.name, False, message.get("result"), message.get("error"))
@@ -218,6 +220,7 @@ async def _on_event(call: Call, pool: UpstreamPool, event: sse.Event, uid: str,
     method = msg.get("method")
     if not isinstance(method, str):
         return None
+    msg = masked_response(msg, pool.credentials.forms(call.server), event.data)  # progress, logs, requests alike
     if "id" not in msg:
         relayed = relay_notification(msg, call.token, call.client_token)
         if relayed is not None:

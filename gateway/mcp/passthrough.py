@@ -40,7 +40,7 @@ from gateway.registry import ServerConfig
 from gateway.upstream import codec
 from gateway.upstream.client import LEGACY
 from gateway.upstream.errors import status_error
-from gateway.upstream.sender import answer_in, read_capped
+from gateway.upstream.sender import LISTEN, answer_in, read_capped
 from gateway.upstream.sessions import Caller, canonical_capabilities
 
 log = logging.getLogger(__name__)
@@ -118,11 +118,15 @@ async def _forward(request: web.Request, state: McpState, msg: protocol.Message,
     if bridged:  # the pool takes the caller's turn itself
         work = _via_pool(request, server, msg, era, seen)
         return await (until_disconnect(request, work) if era == "modern" else work)
-    extra = _param_headers(request, call, server, msg, era)
+    relay = functools.partial(_relay, request, state, server, msg, era, upstream_session,
+                              _param_headers(request, call, server, msg, era), seen)
+    who = principal(request).subject
+    if msg.method == LISTEN:  # a standing stream: bounded by the streams' pool and the subject's streams
+        with endpoint.stream_slot(state, who, None):
+            return await until_disconnect(request, relay())
     # One subject's relayed requests share its lane on this backend (upstream/fairness.py).
-    async with request.app[UPSTREAM].turn(server, Caller.of(principal(request).subject)):
-        relayed = _relay(request, state, server, msg, era, upstream_session, extra, seen)
-        return await (until_disconnect(request, relayed) if era == "modern" else relayed)
+    async with request.app[UPSTREAM].turn(server, Caller.of(who)):
+        return await (until_disconnect(request, relay()) if era == "modern" else relay())
 
 
 def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, upstream_session: str | None,
@@ -139,6 +143,8 @@ async def _initialize(request: web.Request, state: McpState, server: ServerConfi
     headers = forward_headers(request.headers, None)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
     async with resp:
+        if resp.status >= 500:  # its reason (a bridge's full streams' pool names the setting), masked
+            raise await status_error(server.name, resp, request.app[UPSTREAM].credentials.forms(server))
         upstream_session = resp.headers.get(H_SESSION)
         raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
         answer = answer_in(raw, resp.content_type, msg.id)

@@ -59,7 +59,8 @@ async def _relay_stream(request: web.Request, state: McpState, server: ServerCon
                 raise session_gone()
             return web.Response(body=body, status=resp.status, headers=returned_headers(resp.headers))
         # Nothing is written while the backend is quiet, so watch for the client leaving.
-        return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name))
+        return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name,
+                                                                forms=request.app[UPSTREAM].credentials.forms(server)))
 
 
 async def delete(request: web.Request) -> web.StreamResponse:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from gateway.masking import leaks, masked_response
+from gateway.masking import leaks, masked_response, scrub
 from gateway.mcp import protocol
 from gateway.mcp.state import McpState
 from gateway.upstream import codec, sse
@@ -55,6 +55,20 @@ def masked_answer(raw: bytes, forms: Sequence[str]) -> bytes:
     return raw if masked is msg else dumps(masked)
 
 
+def _masked_event(event: sse.Event, forms: Sequence[str], msg: Any = None) -> bytes:
+    """An SSE event other than the answer, its message masked as an answer is (`msg`: it parsed, if
+    at hand; else the event is parsed only when masking.leaks finds a trace or it names an error)."""
+    data = event.data or ""
+    if msg is None:
+        if '"error"' not in data and not leaks(data, forms):
+            return event.raw
+        msg = codec.loads_or_none(data)
+        if not isinstance(msg, dict):  # not a message, but a trace of the credential: its text scrubbed
+            return sse.encode(scrub(data, forms), event=event.event, id=event.id)
+    masked = masked_response(msg, forms, data)
+    return event.raw if masked is msg else sse.json_event(masked, event=event.event, id=event.id)
+
+
 class ClientGone(Exception):
     """The client closed its connection; the upstream request was cancelled."""
 
@@ -71,8 +85,9 @@ async def relay_answer(
     idle_limit: float | None = None, observe: Observer | None = None, forms: Sequence[str] = (),
 ) -> web.StreamResponse:
     """Send the backend's answer on; SSE unbuffered, byte for byte but for the answer to `rid`,
-    which `rewrite` (when given) may replace. The answer to `rid`, error or result, is relayed with
-    the server's credential `forms` masked (gateway/masking.py: a backend may echo what it was sent).
+    which `rewrite` (when given) may replace. Every message, the answer to `rid` (error or result) as
+    the backend's notifications and requests, is relayed with the server's credential `forms` masked
+    (gateway/masking.py: a backend may echo what it was sent).
 
     Past `mcp_max_response_bytes` a JSON answer is a 502; past that per event, `mcp_max_call_bytes`
     for a call's stream (then dropped upstream; `cancel()` tells a 2025-era backend), `idle_limit`
@@ -105,16 +120,17 @@ async def relay_answer(
         async for event in sse.events(resp, server, state.settings.mcp_max_response_bytes, parser=parser, idle_limit=idle_limit,
                                       budget=None if rid is None else sse.Budget(state.settings.mcp_max_call_bytes)):
             raw = event.raw
-            if not answered and event.data:
-                msg = codec.loads_or_none(event.data)
-                if codec.is_response_to(msg, rid):
-                    answered = True
-                    if forms and (masked := masked_response(msg, forms, event.data)) is not msg:
-                        msg, raw = masked, sse.json_event(masked, event=event.event, id=event.id)
-                    if observe is not None:
-                        observe(msg)
-                    if rewrite is not None:
-                        raw = sse.json_event(await _rewritten(msg, rewrite), event=event.event, id=event.id)
+            msg = codec.loads_or_none(event.data) if not answered and event.data else None
+            if msg is not None and codec.is_response_to(msg, rid):
+                answered = True
+                if forms and (masked := masked_response(msg, forms, event.data)) is not msg:
+                    msg, raw = masked, sse.json_event(masked, event=event.event, id=event.id)
+                if observe is not None:
+                    observe(msg)
+                if rewrite is not None:
+                    raw = sse.json_event(await _rewritten(msg, rewrite), event=event.event, id=event.id)
+            elif forms and event.data:  # anything else the backend sends (progress, a log message, a request)
+                raw = _masked_event(event, forms, msg)
             await out.write(raw)
         if parser.rest():
             await out.write(parser.rest())

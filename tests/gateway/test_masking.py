@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 
+import orjson
 import pytest
 
 from gateway.backend_auth import AuthConfig
@@ -95,3 +97,70 @@ def test_a_leaking_result_is_masked_in_keys_and_values() -> None:
     escaped = '{"t": "\\u005aq8vN2kLp0xR7tYb"}'  # \u-escaped: only a parser sees the secret
     assert leaks(escaped, forms) and masked_response({"result": json.loads(escaped)}, forms, escaped) == {
         "result": {"t": REDACTED}}
+
+
+def test_a_notification_or_request_is_masked_in_its_params() -> None:
+    forms = credential_forms(BEARER, "Zq8vN2kLp0xR7tYb")
+    note = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "saw zq8vn2klp0xr7tyb"}}
+    assert masked_response(note, forms)["params"] == {"level": "info", "data": f"saw {REDACTED}"}
+    ask = {"jsonrpc": "2.0", "id": 3, "method": "elicitation/create", "params": {"message": "Bearer Zq8vN2kLp0xR7tYb?"}}
+    assert masked_response(ask, forms)["params"] == {"message": f"{REDACTED}?"}
+    clean = {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 2}}
+    assert masked_response(clean, forms) is clean
+
+
+def _texts(rng: random.Random, forms: list[str], count: int) -> list[str]:
+    """Strings mixing pieces of `forms` (whole, cut, upper-cased) with filler, split by characters
+    `scrub` looks through or JSON escapes (line breaks, tabs, DEL, NUL, zero-width space, quotes,
+    backslashes, slashes, a Kelvin sign for k)."""
+    splitters = ["\n", "\t", "\r", "\x7f", "\x00", "\u200b", "\\", '"', "/", "\\n", " ", "é"]
+    out = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 4)):
+            piece = rng.choice([*forms, "weather report line", "tok", "ab+c", "x" * 9, "Bearer t"])
+            piece = piece[:rng.randint(1, len(piece))] if rng.random() < 0.3 else piece
+            piece = piece.upper() if rng.random() < 0.2 else piece
+            if rng.random() < 0.3:
+                at = rng.randint(0, len(piece))
+                piece = piece[:at] + rng.choice(splitters) * rng.randint(1, 40) + piece[at:]
+            if rng.random() < 0.1:
+                piece = piece.replace("k", "\u212a")
+            parts.append(piece)
+        out.append(rng.choice(["", " ", "\n", "\\\\"]).join(parts))
+    return out
+
+
+@pytest.mark.parametrize(("auth", "secret"), [(API_KEY, KEY), (BEARER, "tok-fwd-7f3a9c2e-Zq8vN2kLp"),
+                                              (API_KEY, 'x"y\\z-secret/k'), (BASIC, "alice:s3cr3t-pw")])
+def test_leaks_never_misses_what_scrub_finds_in_any_json_text(auth: AuthConfig, secret: str) -> None:
+    """Differential: whenever `scrub` changes a string, `leaks` says so of the string's JSON text,
+    however it is written — orjson (UTF-8), `json.dumps` (\\u escapes), `/` escaped as `\\/`, pretty,
+    characters spelt as \\u escapes,
+    as bytes and as text, alone or among 64 KiB of other text (the anchored path's windows)."""
+    forms = credential_forms(auth, secret)
+    rng = random.Random(7)
+    fillers = ["weather report line\n" * 200,  # few anchors: each read where it is
+               "The quick brown fox jumps over the lazy dog; 42 vexing wizards judge 7 boxes.\n" * 60]  # many
+    for n, text in enumerate(_texts(rng, forms, 1500)):
+        if scrub(text, forms) == text:
+            continue
+        filler = fillers[n % 2]
+        value = {"content": [{"type": "text", "text": filler}, {"type": "text", "text": text}]}
+        spelt = "".join(f"\\u{ord(c):04{'x' if i % 2 else 'X'}}" if i % 3 else json.dumps(c)[1:-1]
+                        for i, c in enumerate(text))  # every other character a \u escape, either case
+        for raw in (orjson.dumps(value), json.dumps(value, indent=1), json.dumps(value, ensure_ascii=False),
+                    json.dumps({"t": text}, ensure_ascii=False).replace("/", "\\/"), orjson.dumps(text),
+                    f'{{"t": "{json.dumps(filler[:300])[1:-1]}{spelt}"}}'):
+            assert leaks(raw, forms), (text, raw[-200:])
+            assert leaks(raw.decode() if isinstance(raw, bytes) else raw.encode(), forms), (text, raw[-200:])
+
+
+def test_a_clean_answer_with_many_anchor_characters_is_still_clean() -> None:
+    """Past the occurrences the anchored path reads one by one, the whole text is unescaped: still exact."""
+    forms = credential_forms(BEARER, "tok-fwd-7f3a9c2e-Zq8vN2kLp")
+    dense = orjson.dumps({"text": "7f3a- 9c2e- 9x- Bearer b- " * 500 + "\\n"})
+    assert not leaks(dense, forms) and not leaks(dense.decode(), forms)
+    assert leaks(dense.replace(b"9x-", b"tok-\\nfwd-", 1), forms)
+    lines = orjson.dumps({"text": "7f3a- 9c2e- 9x- Bearer b-\n" * 500})  # line breaks the only escapes
+    assert not leaks(lines, forms) and leaks(lines.replace(b"9x-", b"TOK-\\n\\nfwd-", 1), forms)

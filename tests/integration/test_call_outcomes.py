@@ -25,7 +25,14 @@ import pytest
 
 from gateway.keys import SERVERS, UPSTREAM
 from shared.redact import REDACTED
-from tests.fixtures.backend_server import ALL_TOOLS, HIDDEN_ERROR, LEAK, LEAK_OK, LEAK_RPC
+from tests.fixtures.backend_server import (
+    ALL_TOOLS,
+    HIDDEN_ERROR,
+    LEAK,
+    LEAK_NOTE,
+    LEAK_OK,
+    LEAK_RPC,
+)
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
 from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
 from tests.integration.mcp_helpers import ACCEPT, META, modern_headers, rpc
@@ -205,6 +212,31 @@ async def test_a_successful_result_saying_the_credentials_back_is_masked(
     for needle in NEEDLES:
         for text in said:
             assert needle not in text.lower(), (needle, text)
+
+
+@pytest.mark.parametrize("entry", ("mcp", "passthrough"))
+async def test_notifications_during_a_call_saying_the_credentials_are_masked(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend], monkeypatch: pytest.MonkeyPatch,
+        entry: str) -> None:
+    """A log message and a progress notification the backend sends on a call's stream, saying its
+    credentials back in every form, reach the agent masked (the rest of them kept) on /mcp and passthrough."""
+    backend = mcp_backend_factory("leaky", f"leaky-note-{entry}", tools=("echo",))
+    monkeypatch.setenv("FWD_TEST_TOKEN", TOKEN)
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": backend.url, "auth": LEAKY_AUTH["alpha"][0]}}) as stack:
+        name = "alpha__echo" if entry == "mcp" else "echo"
+        message = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+            "name": name, "arguments": {"text": LEAK_NOTE}, "_meta": {**META, "progressToken": "agent-7"}}}
+        path = "/mcp" if entry == "mcp" else "/servers/alpha/mcp"
+        headers = {**stack.headers(), "Accept": ACCEPT, **modern_headers("tools/call", name)}
+        async with stack.session.post(stack.url + path, json=message, headers=headers) as resp:
+            said = await resp.text()
+    events = [json.loads(line[5:]) for line in said.splitlines() if line.startswith("data:") and line[5:].strip()]
+    methods = [e.get("method") for e in events]
+    assert "notifications/message" in methods and "notifications/progress" in methods and "done" in said, said
+    assert REDACTED in said and "got " in said and "using " in said, said  # masked, the rest kept
+    assert any(TOKEN in r.headers.get("authorization", "") for r in backend.requests)  # the credential was given
+    for needle in NEEDLES[:1]:
+        assert needle not in said.lower(), said
 
 
 async def test_a_prompt_error_echoing_the_credential_is_masked_on_mcp(

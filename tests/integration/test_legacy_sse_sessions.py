@@ -199,4 +199,8 @@ async def test_event_streams_take_the_streams_pool_and_past_it_a_caller_shares_o
         assert await listed("twin", third)
         status, _, text = await start("old")  # past old's own cap, and old's shared one cannot open
         assert status == 503 and "MCPGW_GATEWAY_UPSTREAM_STREAM_CONNECTIONS_PER_HOST" in text, (status, text)
+        # A passthrough agent's initialize meets the same refusal: the reason reaches it.
+        status, answer, _ = await rpc(s, "/servers/old/mcp", {**init, "params": {**init["params"],
+                                                                                 "protocolVersion": "2025-11-25"}})
+        assert status >= 500 and "MCPGW_GATEWAY_UPSTREAM_STREAM_CONNECTIONS_PER_HOST" in str(answer), (status, answer)
         assert await listed("twin", second)

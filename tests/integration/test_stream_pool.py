@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -74,6 +74,17 @@ async def _event(resp: aiohttp.ClientResponse) -> bytes:
     return b""
 
 
+async def _reopened(streams: list[aiohttp.ClientResponse],
+                    open_: Callable[[], Awaitable[aiohttp.ClientResponse]]) -> bool:
+    """Open one more stream; kept in `streams` if it opened."""
+    resp = await open_()
+    if resp.status != 200:
+        resp.close()
+        return False
+    streams.append(resp)
+    return True
+
+
 @contextlib.asynccontextmanager
 async def _held(streams: list[aiohttp.ClientResponse]) -> AsyncIterator[list[aiohttp.ClientResponse]]:
     try:
@@ -95,16 +106,8 @@ async def test_2025_get_streams_past_the_request_pool_leave_calls_free_and_the_n
             assert SETTING in await refused.text()
         await _call(stack)
         streams.pop().close()  # one stream ends: once the gateway has closed its backend side, the next one opens
-
-        async def reopened() -> bool:
-            resp = await _get_stream(stack)
-            if resp.status != 200:
-                resp.close()
-                return False
-            streams.append(resp)
-            return True
-
-        await eventually(reopened, within=10, interval=0.05)
+        await eventually(functools.partial(_reopened, streams, functools.partial(_get_stream, stack)),
+                         within=10, interval=0.05)
 
 
 async def test_2026_listen_streams_past_the_request_pool_leave_calls_free_and_the_next_is_refused(stack: Stack) -> None:
@@ -158,3 +161,36 @@ async def test_the_catalog_followers_stream_leaves_calls_the_request_pool(
 
         await eventually(followed, within=10)
         await _call(stack)
+
+
+LANE = 2  # the subject's concurrent calls per backend (MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY)
+
+
+@pytest.fixture
+async def narrow(tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend]) -> AsyncIterator[Stack]:
+    backend = mcp_backend_factory("normal", "narrow", tools=("echo",))
+    env = {"MCPGW_GATEWAY_UPSTREAM_SUBJECT_CONCURRENCY": str(LANE), "MCPGW_GATEWAY_UPSTREAM_SUBJECT_QUEUE": "1",
+           "MCPGW_GATEWAY_MCP_MAX_STREAMS_PER_SUBJECT": str(LANE + 1)}
+    async with gateway_stack(tmp_path, pg_dsn, {"sp": {"url": backend.url, "timeout": 3}}, env=env) as s:
+        yield s
+
+
+async def test_passthrough_listens_past_the_subjects_lane_leave_its_calls_answered(narrow: Stack) -> None:
+    """A standing `subscriptions/listen` holds no slot of its subject's call lane on the backend (it
+    used to: a subject with as many listens as its lane had every passthrough call queue, then fail);
+    it holds one of the subject's open streams instead (429 past MCPGW_GATEWAY_MCP_MAX_STREAMS_PER_SUBJECT)."""
+    call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "still here"}, "_meta": mh.META}}
+    async with _held([]) as streams, asyncio.timeout(60):  # a hang guard
+        for n in range(LANE + 1):
+            streams.append(await _listen(narrow, n))
+            assert streams[-1].status == 200, await streams[-1].text()
+            assert b"acknowledged" in await _event(streams[-1])
+        status, answer, _ = await mh.rpc(narrow, PT, call, headers=mh.modern_headers("tools/call", "echo"))
+        assert status == 200 and "still here" in str(answer), answer
+        async with await _listen(narrow, LANE + 1) as refused:
+            text = await refused.text()
+            assert refused.status == 429 and "MCPGW_GATEWAY_MCP_MAX_STREAMS_PER_SUBJECT" in text, (refused.status, text)
+        streams.pop().close()  # one ends: once the gateway has let its slot go, a listen opens again
+        await eventually(functools.partial(_reopened, streams, functools.partial(_listen, narrow, LANE + 2)),
+                         within=10, interval=0.05)
