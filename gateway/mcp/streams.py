@@ -48,9 +48,17 @@ def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
 
 
 def masked_answer(raw: bytes, forms: Sequence[str]) -> bytes:
-    """A backend's JSON body with the server's credential `forms` masked in its JSON-RPC error or
-    result (a body naming no "error" and showing no trace of a form, masking.leaks, is not parsed)."""
-    msg = codec.loads_or_none(raw) if forms and (b'"error"' in raw or leaks(raw, forms)) else None
+    """A backend's body with the server's credential `forms` masked in its JSON-RPC error or result
+    (a body naming no "error" and showing no trace of a form, masking.leaks, is not parsed); a body
+    that is no JSON-RPC message (a 401's text, a batch) but shows a trace has its text scrubbed."""
+    if not forms:
+        return raw
+    trace = leaks(raw, forms)
+    if not trace and b'"error"' not in raw:
+        return raw
+    msg = codec.loads_or_none(raw)
+    if not isinstance(msg, dict):
+        return scrub(raw.decode("utf-8", "replace"), forms).encode() if trace else raw
     masked = masked_response(msg, forms, raw)
     return raw if masked is msg else dumps(masked)
 

@@ -29,8 +29,10 @@ from tests.fixtures.backend_server import (
     ALL_TOOLS,
     HIDDEN_ERROR,
     LEAK,
+    LEAK_INIT,
     LEAK_NOTE,
     LEAK_OK,
+    LEAK_PLAIN,
     LEAK_RPC,
 )
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
@@ -237,6 +239,28 @@ async def test_notifications_during_a_call_saying_the_credentials_are_masked(
     assert any(TOKEN in r.headers.get("authorization", "") for r in backend.requests)  # the credential was given
     for needle in NEEDLES[:1]:
         assert needle not in said.lower(), said
+
+
+async def test_passthrough_masks_a_plain_text_refusal_and_the_handshakes_instructions(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passthrough relays a backend's 4xx body and its initialize answer as they came: a text/plain
+    403 and handshake `instructions` saying the credential back reach the agent masked."""
+    backend = mcp_backend_factory("leaky", "leaky-plain", tools=("echo",))
+    monkeypatch.setenv("FWD_TEST_TOKEN", TOKEN)
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": backend.url, "auth": LEAKY_AUTH["alpha"][0]}}) as stack:
+        refused = await stack.session.post(
+            stack.url + "/servers/alpha/mcp", headers={**stack.headers(), "Accept": ACCEPT, **modern_headers("tools/call", "echo")},
+            json={"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                  "params": {"name": "echo", "arguments": {"text": LEAK_PLAIN}, "_meta": META}})
+        refusal = await refused.text()
+        hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": LEAK_INIT, "version": "1"}}}
+        status, answer, _ = await rpc(stack, "/servers/alpha/mcp", hello)
+    assert refused.status == 403 and "bad credentials: " in refusal and REDACTED in refusal, refusal
+    assert status == 200 and REDACTED in answer["result"]["instructions"], answer
+    assert any(TOKEN in r.headers.get("authorization", "") for r in backend.requests)  # the credential was given
+    for needle in NEEDLES[:1]:
+        assert needle not in refusal.lower() and needle not in json.dumps(answer).lower(), (refusal, answer)
 
 
 async def test_a_prompt_error_echoing_the_credential_is_masked_on_mcp(
