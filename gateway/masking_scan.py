@@ -35,6 +35,7 @@ _UNICODE = re.compile(r"\\u")  # regular expressions find these faster than `in`
 _NOT_NEWLINE = re.compile(r"\\[^n]")
 _NEWLINE = re.compile(r"\\n")
 _SIMPLE = {"b": "", "f": "", "n": "", "r": "", "t": ""}  # not printable: looked through
+_CONTROLS = dict.fromkeys([*range(0x20), 0x7F])
 _UNESCAPE = (('\\"', '"'), ("\\/", "/"), ("\\b", ""), ("\\f", ""), ("\\n", ""), ("\\r", ""), ("\\t", ""))
 
 
@@ -171,9 +172,9 @@ def _unescaped_has(text: str, heads: Sequence[str]) -> bool:
         for escape, plain in _UNESCAPE:
             text = text.replace(escape, plain)
         text = text.replace("\x01", "\\")
-    if "\x7f" in text:
-        text = text.replace("\x7f", "")
-    if not text.isascii() and not text.isprintable():  # ASCII's only ones are JSON's whitespace, outside strings
-        return True
+    if not text.isprintable():  # scrub looks through them (NULs between a text/plain body's characters)
+        if not text.isascii():
+            return True
+        text = text.translate(_CONTROLS)
     folded = fold(text)
     return any(h in folded for h in heads)
