@@ -170,6 +170,8 @@ def masked_response(message: Any, forms: Sequence[str], raw: bytes | str | None 
     if isinstance(message.get("error"), dict):
         return {**message, "error": mask_error(message["error"], forms)}
     return message
+
+
 def mask_error(error: dict[str, Any], forms: Iterable[str]) -> dict[str, Any]:
     """A backend's JSON-RPC error object with its message and data masked (the code kept)."""
     forms = list(forms)
