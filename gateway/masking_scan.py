@@ -35,7 +35,7 @@ _UNICODE = re.compile(r"\\u")  # regular expressions find these faster than `in`
 _NOT_NEWLINE = re.compile(r"\\[^n]")
 _NEWLINE = re.compile(r"\\n")
 _SIMPLE = {"b": "", "f": "", "n": "", "r": "", "t": ""}  # not printable: looked through
-_CONTROLS = dict.fromkeys([*range(0x20), 0x7F])
+_CONTROLS = bytes([*range(0x20), 0x7F])
 _UNESCAPE = (('\\"', '"'), ("\\/", "/"), ("\\b", ""), ("\\f", ""), ("\\n", ""), ("\\r", ""), ("\\t", ""))
 
 
@@ -172,9 +172,11 @@ def _unescaped_has(text: str, heads: Sequence[str]) -> bool:
         for escape, plain in _UNESCAPE:
             text = text.replace(escape, plain)
         text = text.replace("\x01", "\\")
-    if not text.isprintable():  # scrub looks through them (NULs between a text/plain body's characters)
-        if not text.isascii():
-            return True
-        text = text.translate(_CONTROLS)
+    if text.isascii():  # scrub looks through controls (NULs between a text/plain body's characters)
+        ascii_ = text.encode("ascii")
+        if len(kept := ascii_.translate(None, _CONTROLS)) != len(ascii_):  # C speed, unlike isprintable
+            text = kept.decode("ascii")
+    elif not text.isprintable():
+        return True
     folded = fold(text)
     return any(h in folded for h in heads)
