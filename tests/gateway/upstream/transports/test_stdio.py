@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,20 +100,32 @@ CHILD = textwrap.dedent("""
 """)
 
 
-async def test_child_requests_are_answered_and_ids_restored(caplog: pytest.LogCaptureFixture) -> None:
-    limits = StdioLimits(stderr_lines_per_second=10.0, stop_grace=2.0)
-    server = StdioServer("raw", StdioConfig(sys.executable, ("-c", CHILD)), limits, {"PATH": "/usr/bin"})
-    logged = asyncio.Event()
+STDIO_LOG = "gateway.upstream.transports.stdio_process"
+
+
+@contextlib.contextmanager
+def _logged(text: str) -> Iterator[asyncio.Event]:
+    """An event set once the stdio transport logs a line holding `text` (a child's stderr)."""
+    seen = asyncio.Event()
 
     class Seen(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if "noise" in record.getMessage():
-                logged.set()
+            if text in record.getMessage():
+                seen.set()
 
-    seen = Seen()
-    logging.getLogger("gateway.upstream.transports.stdio_process").addHandler(seen)
+    handler = Seen()
+    logging.getLogger(STDIO_LOG).addHandler(handler)
     try:
-        with caplog.at_level(logging.INFO, logger="gateway.upstream.transports.stdio_process"):
+        yield seen
+    finally:
+        logging.getLogger(STDIO_LOG).removeHandler(handler)
+
+
+async def test_child_requests_are_answered_and_ids_restored(caplog: pytest.LogCaptureFixture) -> None:
+    limits = StdioLimits(stderr_lines_per_second=10.0, stop_grace=2.0)
+    server = StdioServer("raw", StdioConfig(sys.executable, ("-c", CHILD)), limits, {"PATH": "/usr/bin"})
+    try:
+        with caplog.at_level(logging.INFO, logger=STDIO_LOG), _logged("noise") as logged:
             reply = await server.request({"jsonrpc": "2.0", "id": "mine", "method": "probe", "params": {}})
             await asyncio.wait_for(logged.wait(), 5)  # the stderr reader runs beside the request
         assert reply["id"] == "mine"
@@ -120,7 +134,6 @@ async def test_child_requests_are_answered_and_ids_restored(caplog: pytest.LogCa
         assert result["answers"]["ping"] == {} and result["answers"]["roots/list"] == {"roots": []}
         assert result["answers"]["sampling/createMessage"]["code"] == -32601
     finally:
-        logging.getLogger("gateway.upstream.transports.stdio_process").removeHandler(seen)
         await server.close()
     noise = [r for r in caplog.records if "noise" in r.getMessage()]
     assert 0 < len(noise) <= 60  # burst of 5 s worth at 10 lines/s, not 2,000 lines
@@ -144,19 +157,10 @@ async def test_a_start_cancelled_mid_initialize_stops_the_child_and_releases_its
     store = CredentialStore(environ={})
     config = StdioConfig(sys.executable, ("-c", HANGS), (("TOK", "env://TOK"),))
     server = StdioServer("hangs", config, StdioLimits(stop_grace=2.0), {"PATH": "/usr/bin", "TOK": "sk-launch-9f2"}, store)
-    read = asyncio.Event()
-
-    class Seen(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "initialize read" in record.getMessage():
-                read.set()
-
-    seen = Seen()
-    logging.getLogger("gateway.upstream.transports.stdio_process").addHandler(seen)
     try:
-        caplog.set_level(logging.INFO, logger="gateway.upstream.transports.stdio_process")
-        start = asyncio.create_task(server.handshake())
-        await asyncio.wait_for(read.wait(), 10)
+        with caplog.at_level(logging.INFO, logger=STDIO_LOG), _logged("initialize read") as read:
+            start = asyncio.create_task(server.handshake())
+            await asyncio.wait_for(read.wait(), 10)
         pid = server.pid
         assert pid is not None and "sk-launch-9f2" in store._env_forms("hangs")
         start.cancel()
@@ -166,5 +170,4 @@ async def test_a_start_cancelled_mid_initialize_stops_the_child_and_releases_its
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # stopped and reaped
     finally:
-        logging.getLogger("gateway.upstream.transports.stdio_process").removeHandler(seen)
         await server.close()
