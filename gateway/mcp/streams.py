@@ -112,7 +112,8 @@ async def relay_answer(
     """Send the backend's answer on; SSE unbuffered, byte for byte but for the answer to `rid`,
     which `rewrite` (when given) may replace. Every message, the answer to `rid` (error or result) as
     the backend's notifications and requests, is relayed with the server's credential `forms` masked
-    (gateway/masking.py: a backend may echo what it was sent).
+    (gateway/masking.py: a backend may echo what it was sent); an event showing a trace anywhere is
+    rebuilt (`masked_event`), an unterminated last one dropped (`masked_rest`).
 
     Past `mcp_max_response_bytes` a JSON answer is a 502; past that per event, `mcp_max_call_bytes`
     for a call's stream (then dropped upstream; `cancel()` tells a 2025-era backend), `idle_limit`
