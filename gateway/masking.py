@@ -136,7 +136,8 @@ def mask_data(value: Any, forms: Iterable[str]) -> Any:
 
 
 def _strings(value: Any, masked: Callable[[str], str], depth: int = 0) -> Any:
-    """`value` with `masked` applied to every string and key (cut at MAX_DEPTH)."""
+    """`value` with `masked` applied to every string and key (cut at MAX_DEPTH); a number whose
+    digits `masked` would change (an all-digit credential echoed as a number) is the marker."""
     if isinstance(value, str):
         return masked(value)
     if depth >= MAX_DEPTH:
@@ -145,22 +146,29 @@ def _strings(value: Any, masked: Callable[[str], str], depth: int = 0) -> Any:
         return {masked(str(k)): _strings(v, masked, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_strings(v, masked, depth + 1) for v in value]
+    if isinstance(value, int | float) and not isinstance(value, bool) and masked(text := str(value)) != text:
+        return REDACTED
     return value
 
 
+_KEPT = ("jsonrpc", "id")  # what routes a message: never masked
+
+
 def masked_response(message: Any, forms: Sequence[str], raw: bytes | str | None = None) -> Any:
-    """A backend's JSON-RPC message with its error object (if any) masked (`mask_error`), and a
-    result (or a notification's or server→client request's params: progress, log messages, sampling)
-    holding one of the server's credential `forms` masked (`mask_result`); `raw`, the
-    message's JSON text if at hand, spares serialising it for the `leaks` check. The one place every
-    entry point's answer passes (pool.exchange, /mcp's call relay, passthrough's relay)."""
+    """A backend's JSON-RPC message with its error object (if any) masked (`mask_error`), and, when
+    `leaks` finds a trace of one of the server's credential `forms` in its text, every other member
+    (result, params, method, a string error, members JSON-RPC has no name for) masked too
+    (`mask_result`); all but `jsonrpc` and `id`. Anything else (a batch, a bare string) is masked
+    whole. `raw`, the message's JSON text if at hand, spares serialising it for `leaks`. The one
+    place every entry point's answer passes (pool.exchange, /mcp's call relay, passthrough's relay)."""
+    trace = bool(forms) and leaks(dumps(message) if raw is None else raw, forms)
     if not isinstance(message, dict):
-        return message
+        return mask_result(message, forms) if trace else message
+    if trace:
+        return {k if k in _KEPT else scrub(k, forms): v if k in _KEPT else mask_error(v, forms)
+                if k == "error" and isinstance(v, dict) else mask_result(v, forms) for k, v in message.items()}
     if isinstance(message.get("error"), dict):
         return {**message, "error": mask_error(message["error"], forms)}
-    key = "result" if "result" in message else "params"  # a notification's or a request's params alike
-    if forms and key in message and leaks(dumps(message[key]) if raw is None else raw, forms):
-        return {**message, key: mask_result(message[key], forms)}
     return message
 
 

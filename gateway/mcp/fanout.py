@@ -46,6 +46,7 @@ class ListCache:
         self.max_entries = max_entries
         self._entries: dict[tuple[str, str, Caller | None], tuple[float, ServerConfig, list[dict[str, Any]]]] = {}
         self._inflight: dict[tuple[str, str, Caller | None], asyncio.Future[list[dict[str, Any]]]] = {}
+        self._generation = 0  # bumped by clear(): a listing begun before a change is not kept
 
     async def get(self, pool: UpstreamPool, server: ServerConfig, method: str, caller: Caller | None = None) -> list[dict[str, Any]]:
         """The cached list, or a fresh one (a changed server config invalidates its entries)."""
@@ -60,6 +61,7 @@ class ListCache:
             return await asyncio.shield(pending)
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
+        generation = self._generation
         try:
             epoch = pool.tool_names.epoch(server.name)
             items = await list_all(pool, server, method, caller)
@@ -67,7 +69,8 @@ class ListCache:
                 # the catalog calls are checked against; a caller's own session may list more (a
                 # backend offers some tools only to clients declaring a capability): not the server's
                 pool.remember_tools(server.name, items, epoch)
-            self._store(key, server, items)
+            if generation == self._generation:
+                self._store(key, server, items)
             future.set_result(items)
             return items
         except BaseException as exc:
@@ -75,11 +78,14 @@ class ListCache:
             future.exception()  # retrieved here, so an unawaited future does not warn
             raise
         finally:
-            self._inflight.pop(key, None)
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
 
     def clear(self) -> None:
         """Forget every list: a backend's catalog changed, and an agent told so must not re-read the old one."""
         self._entries.clear()
+        self._inflight.clear()
+        self._generation += 1
 
     def _store(self, key: tuple[str, str, Caller | None], server: ServerConfig, items: list[dict[str, Any]]) -> None:
         now = time.monotonic()

@@ -23,7 +23,7 @@ from gateway.calls.audit import audit
 from gateway.calls.call import Call
 from gateway.errors import Denied
 from gateway.keys import CALLER, MCP_STATE, UPSTREAM
-from gateway.masking import masked_response
+from gateway.masking import leaks, masked_response
 from gateway.mcp import admission, endpoint, enforce, protocol
 from gateway.mcp import params as mcp_params
 from gateway.mcp.endpoint import HttpReject, agent_caller, answer_failure, principal, rpc_response
@@ -152,8 +152,8 @@ async def _initialize(request: web.Request, state: McpState, server: ServerConfi
         answer = answer_in(raw, resp.content_type, msg.id)
         status, ctype = resp.status, resp.content_type
     forms = request.app[UPSTREAM].credentials.forms(server)
-    if forms and isinstance(answer, dict) and (masked := masked_response(answer, forms)) is not answer:
-        answer, raw, ctype = masked, dumps(masked), "application/json"  # its instructions or error said one
+    if forms and isinstance(answer, dict) and ((masked := masked_response(answer, forms)) is not answer or leaks(raw, forms)):
+        answer, raw, ctype = masked, dumps(masked), "application/json"  # a trace anywhere (a notification too): the answer alone
     result = answer.get("result") if isinstance(answer, dict) else None
     who = principal(request).subject
     if status == 200 and isinstance(result, dict):

@@ -17,6 +17,7 @@ from gateway.mcp.state import McpState
 from gateway.mcp.streams import (
     ClientGone,
     forward_headers,
+    masked_answer,
     relay_answer,
     returned_headers,
     until_disconnect,
@@ -57,7 +58,8 @@ async def _relay_stream(request: web.Request, state: McpState, server: ServerCon
             body = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if session.upstream_id and session_refused(resp.status, body):
                 raise session_gone()
-            return web.Response(body=body, status=resp.status, headers=returned_headers(resp.headers))
+            forms = request.app[UPSTREAM].credentials.forms(server)
+            return web.Response(body=masked_answer(body, forms), status=resp.status, headers=returned_headers(resp.headers))
         # Nothing is written while the backend is quiet, so watch for the client leaving.
         return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name,
                                                                 forms=request.app[UPSTREAM].credentials.forms(server)))

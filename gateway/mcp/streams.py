@@ -48,33 +48,50 @@ def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
 
 
 def masked_answer(raw: bytes, forms: Sequence[str]) -> bytes:
-    """A backend's body with the server's credential `forms` masked in its JSON-RPC error or result
-    (a body naming no "error" and showing no trace of a form, masking.leaks, is not parsed); a body
-    that is no JSON-RPC message (a 401's text, a batch) but shows a trace has its text scrubbed."""
+    """A backend's body with the server's credential `forms` masked (masking.masked_response: a
+    body naming no "error" and showing no trace of a form, masking.leaks, is not parsed); JSON that
+    is no object (a batch, a string) is masked whole, a body that is no JSON (a 401's text) but
+    shows a trace has its text scrubbed."""
     if not forms:
         return raw
     trace = leaks(raw, forms)
     if not trace and b'"error"' not in raw:
         return raw
     msg = codec.loads_or_none(raw)
-    if not isinstance(msg, dict):
+    if msg is None:
         return scrub(raw.decode("utf-8", "replace"), forms).encode() if trace else raw
     masked = masked_response(msg, forms, raw)
     return raw if masked is msg else dumps(masked)
 
 
-def _masked_event(event: sse.Event, forms: Sequence[str], msg: Any = None) -> bytes:
-    """An SSE event other than the answer, its message masked as an answer is (`msg`: it parsed, if
-    at hand; else the event is parsed only when masking.leaks finds a trace or it names an error)."""
-    data = event.data or ""
-    if msg is None:
-        if '"error"' not in data and not leaks(data, forms):
-            return event.raw
-        msg = codec.loads_or_none(data)
-        if not isinstance(msg, dict):  # not a message, but a trace of the credential: its text scrubbed
-            return sse.encode(scrub(data, forms), event=event.event, id=event.id)
+def masked_event(event: sse.Event, forms: Sequence[str], msg: Any = None) -> tuple[Any, sse.Event]:
+    """An SSE event as the client may see it: its message masked, and the event (`raw` the bytes to
+    relay). The whole event (comments, `id:`, `event:` and unknown fields too) is looked at
+    (masking.leaks); one showing a trace is rebuilt from its masked fields (comments, `retry:` and
+    unknown fields dropped), one naming an error gets its error masked. `msg`: its data parsed, if
+    at hand."""
+    data = event.data
+    if not leaks(event.raw, forms):
+        if data is None or '"error"' not in data:
+            return msg, event
+        msg = codec.loads_or_none(data) if msg is None else msg
+        if (masked := masked_response(msg, forms, data)) is msg:
+            return msg, event
+        return masked, sse.Event(sse.json_event(masked, event=event.event, id=event.id), data, event.event, event.id)
+    name, eid = scrub(event.event, forms), None if event.id is None else scrub(event.id, forms)
+    if data is None:  # a comment or a bare id: only the id matters to a client
+        return None, sse.Event(b"" if eid is None else f"id: {eid}\n\n".encode(), None, name, eid)
+    msg = codec.loads_or_none(data) if msg is None else msg
+    if msg is None:  # not JSON: its text scrubbed
+        return None, sse.Event(sse.encode(scrub(data, forms), event=name, id=eid), data, name, eid)
     masked = masked_response(msg, forms, data)
-    return event.raw if masked is msg else sse.json_event(masked, event=event.event, id=event.id)
+    return masked, sse.Event(sse.json_event(masked, event=name, id=eid), data, name, eid)
+
+
+def masked_rest(rest: bytes, forms: Sequence[str]) -> bytes:
+    """An unterminated last block (never dispatched by a client): as it is, or nothing if it shows
+    a trace of `forms`."""
+    return b"" if forms and leaks(rest, forms) else rest
 
 
 class ClientGone(Exception):
@@ -95,7 +112,8 @@ async def relay_answer(
     """Send the backend's answer on; SSE unbuffered, byte for byte but for the answer to `rid`,
     which `rewrite` (when given) may replace. Every message, the answer to `rid` (error or result) as
     the backend's notifications and requests, is relayed with the server's credential `forms` masked
-    (gateway/masking.py: a backend may echo what it was sent).
+    (gateway/masking.py: a backend may echo what it was sent); an event showing a trace anywhere is
+    rebuilt (`masked_event`), an unterminated last one dropped (`masked_rest`).
 
     Past `mcp_max_response_bytes` a JSON answer is a 502; past that per event, `mcp_max_call_bytes`
     for a call's stream (then dropped upstream; `cancel()` tells a 2025-era backend), `idle_limit`
@@ -127,21 +145,21 @@ async def relay_answer(
         await out.prepare(request)
         async for event in sse.events(resp, server, state.settings.mcp_max_response_bytes, parser=parser, idle_limit=idle_limit,
                                       budget=None if rid is None else sse.Budget(state.settings.mcp_max_call_bytes)):
-            raw = event.raw
             msg = codec.loads_or_none(event.data) if not answered and event.data else None
+            if forms:  # the answer as anything else the backend sends (progress, a log message, a request)
+                masked, event = masked_event(event, forms, msg)
+                msg = masked if msg is not None else None
+            raw = event.raw
             if msg is not None and codec.is_response_to(msg, rid):
                 answered = True
-                if forms and (masked := masked_response(msg, forms, event.data)) is not msg:
-                    msg, raw = masked, sse.json_event(masked, event=event.event, id=event.id)
                 if observe is not None:
                     observe(msg)
                 if rewrite is not None:
                     raw = sse.json_event(await _rewritten(msg, rewrite), event=event.event, id=event.id)
-            elif forms and event.data:  # anything else the backend sends (progress, a log message, a request)
-                raw = _masked_event(event, forms, msg)
-            await out.write(raw)
-        if parser.rest():
-            await out.write(parser.rest())
+            if raw:
+                await out.write(raw)
+        if rest := masked_rest(parser.rest(), forms):
+            await out.write(rest)
         await out.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         pass  # the client left; leaving the `async with` closes the backend stream too

@@ -16,6 +16,7 @@ from gateway.masking import (
     mask,
     mask_data,
     mask_error,
+    mask_result,
     masked_response,
     scrub,
 )
@@ -164,3 +165,37 @@ def test_a_clean_answer_with_many_anchor_characters_is_still_clean() -> None:
     assert leaks(dense.replace(b"9x-", b"tok-\\nfwd-", 1), forms)
     lines = orjson.dumps({"text": "7f3a- 9c2e- 9x- Bearer b-\n" * 500})  # line breaks the only escapes
     assert not leaks(lines, forms) and leaks(lines.replace(b"9x-", b"TOK-\\n\\nfwd-", 1), forms)
+
+
+@pytest.mark.parametrize("message", [
+    {"jsonrpc": "2.0", "id": 1, "result": {}, "x": "sk-live-Zq8vN2kLp0xR7tYb"},  # a member JSON-RPC has no name for
+    {"jsonrpc": "2.0", "id": 1, "error": "sk-live-Zq8vN2kLp0xR7tYb"},  # a string error
+    {"jsonrpc": "2.0", "id": 1, "error": {"code": 1, "message": "no"}, "result": {"t": "sk-live-Zq8vN2kLp0xR7tYb"}},
+    {"jsonrpc": "2.0", "method": "sk-live-Zq8vN2kLp0xR7tYb", "params": {}},
+    {"jsonrpc": "2.0", "id": 1, "result": {}, "sk-live-Zq8vN2kLp0xR7tYb": 1},  # a member's name
+    [{"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": "sk-live-Zq8vN2kLp0xR7tYb"}}],  # a batch
+    "sk-live-Zq8vN2kLp0xR7tYb",
+    {"jsonrpc": "2.0", "id": 1, "result": {"pin": 48213977510234}},  # an all-digit credential as a number
+])
+def test_every_member_but_jsonrpc_and_id_is_masked(message: object) -> None:
+    secret = "48213977510234" if "pin" in str(message) else "sk-live-Zq8vN2kLp0xR7tYb"
+    forms = credential_forms(BEARER, secret)
+    masked = masked_response(message, forms)
+    assert secret not in json.dumps(masked) and REDACTED in json.dumps(masked), masked
+    if isinstance(message, dict):
+        assert {k: masked[k] for k in ("jsonrpc", "id") if k in message} == {
+            k: message[k] for k in ("jsonrpc", "id") if k in message}
+
+
+def test_numbers_that_are_no_credential_are_kept() -> None:
+    forms = credential_forms(BEARER, "48213977510234")
+    value = {"a": 4821, "b": 1.5, "c": True, "d": "48213977510234"}
+    assert mask_result(value, forms) == {"a": 4821, "b": 1.5, "c": True, "d": REDACTED}
+
+
+def test_leaks_looks_through_nuls_in_text_that_is_no_json() -> None:
+    forms = credential_forms(BEARER, "sk-live-Zq8vN2kLp0xR7tYb")
+    body = "bad token " + _nul("sk-live-Zq8vN2kLp0xR7tYb")
+    assert leaks(body.encode(), forms) and leaks(body, forms)
+    assert REDACTED in scrub(body, forms)
+    assert not leaks(_nul("a clean answer, nothing in it"), forms)

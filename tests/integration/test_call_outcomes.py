@@ -29,8 +29,11 @@ from tests.fixtures.backend_server import (
     ALL_TOOLS,
     HIDDEN_ERROR,
     LEAK,
+    LEAK_GET,
     LEAK_INIT,
+    LEAK_INIT_SSE,
     LEAK_NOTE,
+    LEAK_ODD,
     LEAK_OK,
     LEAK_PLAIN,
     LEAK_RPC,
@@ -261,6 +264,61 @@ async def test_passthrough_masks_a_plain_text_refusal_and_the_handshakes_instruc
     assert any(TOKEN in r.headers.get("authorization", "") for r in backend.requests)  # the credential was given
     for needle in NEEDLES[:1]:
         assert needle not in refusal.lower() and needle not in json.dumps(answer).lower(), (refusal, answer)
+
+
+def _told(text: str) -> str:
+    """What an agent reads: the text, and each JSON body or SSE data line decoded (escapes spelt out)."""
+    datas = [line[5:] for line in text.splitlines() if line.startswith("data:")] or [text]
+    decoded = []
+    for data in datas:
+        try:
+            decoded.append(json.dumps(json.loads(data)))
+        except ValueError:
+            pass
+    return "\n".join([text, *decoded]).lower()
+
+
+@pytest.mark.parametrize("entry", ("mcp", "passthrough"))
+async def test_a_stream_saying_the_credential_outside_its_results_is_masked(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend], monkeypatch: pytest.MonkeyPatch,
+        entry: str) -> None:
+    """The credential in an SSE comment, `id:`, unknown field, a batch (\\u-escaped), a bare string,
+    members JSON-RPC has no name for and a last block cut short: none reaches the agent."""
+    backend = mcp_backend_factory("leaky", f"leaky-odd-{entry}", tools=("echo",))
+    monkeypatch.setenv("FWD_TEST_TOKEN", TOKEN)
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": backend.url, "auth": LEAKY_AUTH["alpha"][0]}}) as stack:
+        name = "alpha__echo" if entry == "mcp" else "echo"
+        message = {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                   "params": {"name": name, "arguments": {"text": LEAK_ODD}, "_meta": META}}
+        path = "/mcp" if entry == "mcp" else "/servers/alpha/mcp"
+        headers = {**stack.headers(), "Accept": ACCEPT, **modern_headers("tools/call", name)}
+        async with stack.session.post(stack.url + path, json=message, headers=headers) as resp:
+            said = await resp.text()
+    assert "done" in said, said
+    assert any(TOKEN in r.headers.get("authorization", "") for r in backend.requests)  # the credential was given
+    assert TOKEN not in _told(said), said
+
+
+async def test_passthrough_masks_a_get_streams_refusal_and_a_notification_before_the_handshake(
+        tmp_path: Path, pg_dsn: str, mcp_backend_factory: Callable[..., Backend], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GET stream's 401 text and an SSE initialize answer's log message before it, saying the
+    credential back, reach the agent masked."""
+    backend = mcp_backend_factory("leaky", "leaky-get", tools=("echo",))
+    monkeypatch.setenv("FWD_TEST_TOKEN", TOKEN)
+    async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": backend.url, "auth": LEAKY_AUTH["alpha"][0]}}) as stack:
+        hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": LEAK_INIT_SSE, "version": "1"}}}
+        hdrs = {**stack.headers(), "Accept": ACCEPT, "Content-Type": "application/json"}
+        async with stack.session.post(stack.url + "/servers/alpha/mcp", json=hello, headers=hdrs) as resp:
+            greeting, session = await resp.text(), resp.headers.get("Mcp-Session-Id", "")
+        async with stack.session.get(stack.url + "/servers/alpha/mcp", headers={
+                **stack.headers(), "Accept": "text/event-stream", "Mcp-Session-Id": session,
+                "Mcp-Protocol-Version": "2025-11-25", "Last-Event-ID": LEAK_GET}) as resp:
+            refusal, status = await resp.text(), resp.status
+    assert session and '"protocolversion"' in greeting.lower(), greeting
+    assert status == 401 and "bad token: " in refusal and REDACTED in refusal, (status, refusal)
+    assert any(TOKEN in r.headers.get("authorization", "") for r in backend.requests)  # the credential was given
+    assert TOKEN not in _told(greeting) and TOKEN not in _told(refusal), (greeting, refusal)
 
 
 async def test_a_prompt_error_echoing_the_credential_is_masked_on_mcp(

@@ -187,6 +187,9 @@ class Multiplexer:
             reason = "ended during initialize" if isinstance(exc, Unavailable) else "no initialize answer within 30 s"
             await self._stop(run, reason)
             raise Unavailable(f"{self.kind} {self.name} failed to start: {self._last_exit}", 502) from None
+        except BaseException:  # the caller left (an agent's disconnect): no child, no secret outlives it
+            await asyncio.shield(self._stop(run, "start cancelled"))
+            raise
         result = reply.get("result")
         if not isinstance(result, dict) or not isinstance(result.get("protocolVersion"), str):
             await self._stop(run, "initialize refused")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -71,3 +72,32 @@ async def test_a_cleared_cache_reads_the_backend_again() -> None:
     assert await cache.get(pool, SERVER, "tools/list") == [{"name": "a"}] and pool.requests == 1  # cached
     cache.clear()  # the catalog poller found a change (watched.catalogs_ctx)
     assert await cache.get(pool, SERVER, "tools/list") == [{"name": "a"}, {"name": "b"}] and pool.requests == 2
+
+
+class Held(Growing):
+    """A Growing backend whose first listing waits for `go` (a change lands while it is in flight)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked, self.go = asyncio.Event(), asyncio.Event()
+
+    async def request(self, server: Any, method: str, params: Any = None, caller: Any = None) -> dict[str, Any]:
+        tools = list(self.tools)  # what the backend had when asked
+        if self.requests == 0:
+            self.asked.set()
+            await self.go.wait()
+        self.requests += 1
+        return {"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}
+
+
+async def test_a_listing_begun_before_a_change_is_neither_joined_nor_kept() -> None:
+    pool, cache = Held(), fanout.ListCache(ttl=3600)
+    old = asyncio.create_task(cache.get(pool, SERVER, "tools/list"))
+    await pool.asked.wait()
+    pool.tools.append({"name": "b"})
+    cache.clear()  # list_changed: an agent told so must see b
+    fresh = asyncio.create_task(cache.get(pool, SERVER, "tools/list"))  # not joined to the old listing
+    pool.go.set()
+    assert await old == [{"name": "a"}]
+    assert await fresh == [{"name": "a"}, {"name": "b"}]
+    assert await cache.get(pool, SERVER, "tools/list") == [{"name": "a"}, {"name": "b"}]  # the old one not stored

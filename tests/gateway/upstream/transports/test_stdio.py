@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway.credentials import CredentialError
+from gateway.credentials import CredentialError, CredentialStore
 from gateway.masking import secret_forms
 from gateway.registry import StdioConfig, parse_server, parse_servers
 from gateway.upstream.transports.mux import Unavailable
@@ -97,20 +100,32 @@ CHILD = textwrap.dedent("""
 """)
 
 
-async def test_child_requests_are_answered_and_ids_restored(caplog: pytest.LogCaptureFixture) -> None:
-    limits = StdioLimits(stderr_lines_per_second=10.0, stop_grace=2.0)
-    server = StdioServer("raw", StdioConfig(sys.executable, ("-c", CHILD)), limits, {"PATH": "/usr/bin"})
-    logged = asyncio.Event()
+STDIO_LOG = "gateway.upstream.transports.stdio_process"
+
+
+@contextlib.contextmanager
+def _logged(text: str) -> Iterator[asyncio.Event]:
+    """An event set once the stdio transport logs a line holding `text` (a child's stderr)."""
+    seen = asyncio.Event()
 
     class Seen(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if "noise" in record.getMessage():
-                logged.set()
+            if text in record.getMessage():
+                seen.set()
 
-    seen = Seen()
-    logging.getLogger("gateway.upstream.transports.stdio_process").addHandler(seen)
+    handler = Seen()
+    logging.getLogger(STDIO_LOG).addHandler(handler)
     try:
-        with caplog.at_level(logging.INFO, logger="gateway.upstream.transports.stdio_process"):
+        yield seen
+    finally:
+        logging.getLogger(STDIO_LOG).removeHandler(handler)
+
+
+async def test_child_requests_are_answered_and_ids_restored(caplog: pytest.LogCaptureFixture) -> None:
+    limits = StdioLimits(stderr_lines_per_second=10.0, stop_grace=2.0)
+    server = StdioServer("raw", StdioConfig(sys.executable, ("-c", CHILD)), limits, {"PATH": "/usr/bin"})
+    try:
+        with caplog.at_level(logging.INFO, logger=STDIO_LOG), _logged("noise") as logged:
             reply = await server.request({"jsonrpc": "2.0", "id": "mine", "method": "probe", "params": {}})
             await asyncio.wait_for(logged.wait(), 5)  # the stderr reader runs beside the request
         assert reply["id"] == "mine"
@@ -119,9 +134,40 @@ async def test_child_requests_are_answered_and_ids_restored(caplog: pytest.LogCa
         assert result["answers"]["ping"] == {} and result["answers"]["roots/list"] == {"roots": []}
         assert result["answers"]["sampling/createMessage"]["code"] == -32601
     finally:
-        logging.getLogger("gateway.upstream.transports.stdio_process").removeHandler(seen)
         await server.close()
     noise = [r for r in caplog.records if "noise" in r.getMessage()]
     assert 0 < len(noise) <= 60  # burst of 5 s worth at 10 lines/s, not 2,000 lines
     with pytest.raises(Unavailable, match="shut down"):
         await server.request({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+
+
+HANGS = textwrap.dedent("""
+    import sys
+    sys.stdin.readline()  # the initialize: never answered
+    sys.stderr.write("initialize read\\n")
+    sys.stderr.flush()
+    sys.stdin.read()
+""")
+
+
+async def test_a_start_cancelled_mid_initialize_stops_the_child_and_releases_its_secrets(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An agent leaving while a stdio server starts cancels the handshake: the child is stopped and
+    the secrets it was launched with no longer held (credentials.launched released)."""
+    store = CredentialStore(environ={})
+    config = StdioConfig(sys.executable, ("-c", HANGS), (("TOK", "env://TOK"),))
+    server = StdioServer("hangs", config, StdioLimits(stop_grace=2.0), {"PATH": "/usr/bin", "TOK": "sk-launch-9f2"}, store)
+    try:
+        with caplog.at_level(logging.INFO, logger=STDIO_LOG), _logged("initialize read") as read:
+            start = asyncio.create_task(server.handshake())
+            await asyncio.wait_for(read.wait(), 10)
+        pid = server.pid
+        assert pid is not None and "sk-launch-9f2" in store._env_forms("hangs")
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        assert server.pid is None and store._env_forms("hangs") == []
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # stopped and reaped
+    finally:
+        await server.close()
