@@ -117,11 +117,12 @@ class Sender:
         # One CLIENT span per backend JSON-RPC message, to the response head, named by the
         # `traceparent` that goes with it; not made current (nothing below it opens a span).
         parent = tracing.current_span.get()
-        span = None
+        traced = None  # the span the backend span is recorded under, when there is one
         if parent is not None:
-            if message is not None:
-                span = tracing.outgoing(parent, f"backend {name}",
-                                        ("mcp.server", name, "mcp.method", str(message.get("method", ""))), headers)
+            if message is not None:  # its id and start; recorded with its name and attributes below
+                span_id, started = tracing.outgoing(parent, headers)
+                attrs = ("mcp.server", name, "mcp.method", str(message.get("method", "")))
+                traced = parent
             else:  # a GET stream or a session's DELETE: the request's own span is the parent
                 tracing.inject(headers)
         # A stream holds its connection while it stays open: it must not take one that calls need.
@@ -132,15 +133,14 @@ class Sender:
                 timeout=self._stream_timeout if standing else self._timeout, allow_redirects=False,
             )
         except BaseException as exc:
-            if span is not None:
-                span.error = type(exc).__name__  # the type only: an exception's text may carry secrets
-                span.finish()
+            if traced is not None:  # the type only: an exception's text may carry secrets
+                traced.record_child(f"backend {name}", started, attrs, type(exc).__name__, tracing.CLIENT, span_id)
             mapped = _mapped(exc, name, self.server.timeout)
             if mapped is None:
                 raise
             raise mapped from None
-        if span is not None:
-            span.finish()
+        if traced is not None:
+            traced.record_child(f"backend {name}", started, attrs, None, tracing.CLIENT, span_id)
         return resp
 
 

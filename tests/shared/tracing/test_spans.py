@@ -153,13 +153,15 @@ def test_an_outgoing_span_is_named_by_the_traceparent_it_adds_and_is_not_current
     server = tracer.server_span("POST /mcp", Parent(TRACE, SPAN, True), "vendor=x")
     with server:
         headers: dict[str, str] = {}
-        client = tracing.outgoing(server, "backend a", ("mcp.server", "a"), headers)
+        client, start = tracing.outgoing(server, headers)
         assert tracing.current_span.get() is server  # nothing below it opens a span
-        assert parse([headers["traceparent"]]) == Parent(TRACE, client.span_id, True)
+        assert parse([headers["traceparent"]]) == Parent(TRACE, client, True)
         assert headers["tracestate"] == "vendor=x"
-        client.finish()
+        server.record_child("backend a", start, ("mcp.server", "a"), None, CLIENT, client)
     (recorded, _) = [span_json(s) for s in tracer.buffer]
+    assert recorded["spanId"] == client and recorded["startTimeUnixNano"] == str(start)
     assert recorded["parentSpanId"] == server.span_id and recorded["kind"] == CLIENT
+    assert recorded["name"] == "backend a" and recorded["traceState"] == "vendor=x"
     assert recorded["attributes"] == [{"key": "mcp.server", "value": {"stringValue": "a"}}]
 
 
