@@ -89,7 +89,9 @@ def _traced(record: Record, write: AccessWriter | None, recorder: Recorder | Non
         state = parse_tracestate(headers.getall(TRACESTATE, ())) if parent is not None else None
         method = request.method
         span = tracer.server_span(method, parent, state)  # named at the end, when its route is known
-        token = current_span.set(span)
+        # Current for the rest of this request's task (aiohttp runs each request in a task of its
+        # own, with a copy of the context): no reset needed, the next request sets its own.
+        current_span.set(span)
         if new is not None:
             request[key] = kept = new()
         status = 500
@@ -107,7 +109,6 @@ def _traced(record: Record, write: AccessWriter | None, recorder: Recorder | Non
             record(method, route, status, time.perf_counter() - start)
             if write is not None:
                 write(request, route, status, start)
-            current_span.reset(token)
             named = (method, route, status, span.remote_parent)
             try:
                 found = seen[named]

@@ -82,6 +82,7 @@ class Sender:
         self._timeout = aiohttp.ClientTimeout(total=None, connect=server.timeout, sock_connect=server.timeout,
                                               sock_read=server.timeout)
         self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=server.timeout, sock_connect=server.timeout)
+        self._span_tails: dict[str, str] = {}  # JSON-RPC method → its backend span's rendered tail
 
     async def send(self, method: str, headers: dict[str, str], message: dict[str, Any] | None = None, *,
                    url: URL | None = None, stream: bool = False) -> aiohttp.ClientResponse:
@@ -121,7 +122,9 @@ class Sender:
         if parent is not None:
             if message is not None:  # its id and start; recorded with its name and attributes below
                 span_id, started = tracing.outgoing(parent, headers)
-                attrs = ("mcp.server", name, "mcp.method", str(message.get("method", "")))
+                rpc = str(message.get("method", ""))
+                found = self._span_tails.get(rpc) or tracing.child_tail(
+                    self._span_tails, rpc, f"backend {name}", tracing.CLIENT, ("mcp.server", name, "mcp.method", rpc))
                 traced = parent
             else:  # a GET stream or a session's DELETE: the request's own span is the parent
                 tracing.inject(headers)
@@ -134,13 +137,13 @@ class Sender:
             )
         except BaseException as exc:
             if traced is not None:  # the type only: an exception's text may carry secrets
-                traced.record_child(f"backend {name}", started, attrs, type(exc).__name__, tracing.CLIENT, span_id)
+                traced.record_rendered(span_id, started, found, type(exc).__name__)
             mapped = _mapped(exc, name, self.server.timeout)
             if mapped is None:
                 raise
             raise mapped from None
         if traced is not None:
-            traced.record_child(f"backend {name}", started, attrs, None, tracing.CLIENT, span_id)
+            traced.record_rendered(span_id, started, found)
         return resp
 
 

@@ -28,9 +28,11 @@ from shared.common_settings import CommonSettings
 from shared.tracing.otlp import Exporter, TracingMetrics, parse_headers
 from shared.tracing.spans import (
     CLIENT,
+    INTERNAL,
     OFF,
     Span,
     Tracer,
+    child_tail,
     current_span,
     current_trace_id,
     inject,
@@ -38,7 +40,7 @@ from shared.tracing.spans import (
     span,
 )
 
-__all__ = ["CLIENT", "OFF", "Span", "Tracer", "Tracing", "current_span", "current_trace_id", "inject", "outgoing",
+__all__ = ["CLIENT", "INTERNAL", "OFF", "Span", "Tracer", "Tracing", "child_tail", "current_span", "current_trace_id", "inject", "outgoing",
            "setup", "span", "tracing_ctx"]
 
 

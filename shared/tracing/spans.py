@@ -123,17 +123,32 @@ class Span:
     def record_child(self, name: str, start: int, attributes: tuple[Any, ...], error: str | None = None,
                      kind: int = INTERNAL, span_id: str | None = None) -> None:
         """Record a finished child that started at `start` (ns) and ends now, without a `Span`
-        object: nothing below it needed one (the audit emit; a backend request, `span_id` from
-        `outgoing`)."""
-        if not self.sampled:
-            return
-        try:
-            found = TAILS[(name, kind, _FLAGS_LOCAL, attributes)]
-        except (KeyError, TypeError):
-            found = tail(name, kind, _FLAGS_LOCAL, attributes)
-        if error is not None or self.tracestate:
-            found = decorated(found, error, self.tracestate)
-        self.tracer.record((self.trace_id, span_id or self.new_id(), self.span_id, start, time_ns(), found))
+        object: nothing below it needed one (`span_id` from `outgoing`, else a new one)."""
+        if self.sampled:
+            try:
+                found = TAILS[(name, kind, _FLAGS_LOCAL, attributes)]
+            except (KeyError, TypeError):
+                found = tail(name, kind, _FLAGS_LOCAL, attributes)
+            self.record_rendered(span_id, start, found, error)
+
+    def record_rendered(self, span_id: str | None, start: int, found: str, error: str | None = None) -> None:
+        """`record_child` with the child's tail already rendered (`child_tail`): the audit emit and
+        the backend request keep theirs by event type and JSON-RPC method, looked up by one string."""
+        if self.sampled:
+            if error is not None or self.tracestate:
+                found = decorated(found, error, self.tracestate)
+            if span_id is None:
+                span_id = self.new_id()
+            # Tracer.record, inlined: a call per span costs as much as the rest of this branch.
+            tracer = self.tracer
+            buffer = tracer.buffer
+            held = len(buffer)
+            if held < tracer.capacity:
+                buffer.append((self.trace_id, span_id, self.span_id, start, time_ns(), found))
+                if held + 1 == tracer.batch_size:
+                    tracer.ready.set()
+            else:
+                tracer.record((self.trace_id, span_id, self.span_id, start, time_ns(), found))
 
     def __enter__(self) -> Span:
         self._token = current_span.set(self)
@@ -219,11 +234,21 @@ def span(name: str, client: bool = False, attributes: Attributes = None) -> Span
                 attributes, parent.tracestate)  # Span.child, one call fewer
 
 
+def child_tail(memo: dict[str, str], key: str, name: str, kind: int, attributes: tuple[Any, ...]) -> str:
+    """A child span's tail, kept in the caller's `memo` under one string `key` (e.g. the JSON-RPC
+    method) for `record_rendered`: callers look there first (`memo.get(key) or child_tail(...)`),
+    so a hit builds no attribute tuple. Cleared past 256 keys (keys may be a caller's choice)."""
+    if len(memo) >= 256:
+        memo.clear()
+    found = memo[key] = tail(name, kind, _FLAGS_LOCAL, attributes)
+    return found
+
+
 def outgoing(parent: Span, headers: dict[str, str] | Any) -> tuple[str, int]:
     """A CLIENT child of `parent` for one outgoing request, as its span id and start (ns): its
     `traceparent` (and the caller's `tracestate`) added to `headers`. No `Span` object, nothing made
-    current (nothing below it opens a span): the caller ends it with `parent.record_child(name,
-    start, attributes, error, CLIENT, span_id)`."""
+    current (nothing below it opens a span): the caller ends it with `parent.record_rendered(span_id,
+    start, tail, error)` (or `record_child`)."""
     span_id = parent.new_id()
     headers["traceparent"] = f"00-{parent.trace_id}-{span_id}-{'01' if parent.sampled else '00'}"
     if parent.tracestate:

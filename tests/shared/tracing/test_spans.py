@@ -177,3 +177,21 @@ def test_a_child_recorded_without_a_span_object() -> None:
     unsampled = Tracer("gateway", 0.0)
     unsampled.server_span("POST /mcp", None).record_child("audit.emit", 5, ())
     assert unsampled.buffer == []
+
+
+def test_a_child_recorded_with_its_tail_kept_by_the_caller() -> None:
+    tracer = Tracer("gateway", 1.0)
+    server = tracer.server_span("POST /mcp", Parent(TRACE, SPAN, True), "vendor=x")
+    memo: dict[str, str] = {}
+    for error in (None, "TimeoutError"):
+        found = memo.get("tools/call") or tracing.child_tail(memo, "tools/call", "backend a", CLIENT,
+                                                             ("mcp.server", "a", "mcp.method", "tools/call"))
+        span_id, start = tracing.outgoing(server, {})
+        server.record_rendered(span_id, start, found, error)
+    assert list(memo) == ["tools/call"]  # rendered once
+    ok, failed = (span_json(s) for s in tracer.buffer)
+    for child in (ok, failed):
+        assert child["traceId"] == TRACE and child["parentSpanId"] == server.span_id and child["kind"] == CLIENT
+        assert child["name"] == "backend a" and child["traceState"] == "vendor=x"
+        assert child["attributes"][1] == {"key": "mcp.method", "value": {"stringValue": "tools/call"}}
+    assert "status" not in ok and failed["status"] == {"code": 2, "message": "TimeoutError"}
