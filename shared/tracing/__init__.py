@@ -12,6 +12,7 @@ gateway's CPU per call (docs/benchmarks.md).
 
     traceparent.py  W3C parse/format (pure)      spans.py  Span, Tracer, span/inject
     otlp.py         JSON encoding, Exporter, metrics
+    fragments.py    a span's name, kind, flags and attributes as cached JSON text (its tail)
 """
 
 from __future__ import annotations
