@@ -528,7 +528,7 @@ def main() -> None:
                         help="count work per call instead of timing it: N calls per gateway and round (bench/counting.py)")
     parser.add_argument("--instructions", type=int, metavar="N",
                         help="count instructions per call instead of timing: each gateway under callgrind, N calls per "
-                             "window at c=1 and c=25 (bench/instructions.py; N <= 340 keeps a window's spans in one batch)")
+                             "window at c=1 and c=25 (bench/instructions.py; N <= 682 keeps a window's spans in one batch)")
     parser.add_argument("--cache-sim", action="store_true", help="with --instructions: simulate D1/LL caches too")
     parser.add_argument("--pairs", type=int, metavar="K",
                         help="instead of the rounds: K short paired cells per couple (traced vs untraced, ...), "

@@ -11,7 +11,7 @@ written); counters zeroed; **N calls**, a settle, dump ("calls"); deferred work 
 clock would be counted by wall time: the exporter's tick is off and the audit writer's linger
 long (MCPGW_AUDIT_FLUSH_INTERVAL), and both run in the "deferred" part on request. The traced
 gateway's spans of the N calls are encoded and POSTed there in one POST when they fit one batch
-(N ≤ 340 at three spans per call; batches are 1,024 spans): the exporter's work per call as under
+(N ≤ 682 at three spans per call; batches are 2,048 spans): the exporter's work per call as under
 steady load, where every POST carries a full batch; the N audit rows go in one COPY (at 1,000
 calls/s the writer's 0.2 s batches hold ~200). PYTHONHASHSEED is fixed so identical processes
 probe their dicts and sets alike.

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from shared.access_log import AccessWriter
 from shared.metrics import route_name
-from shared.tracing.otlp import Rendered, rendered
-from shared.tracing.spans import Tracer, current_span
+from shared.tracing.fragments import decorated, rendered, tail
+from shared.tracing.spans import _FLAGS_LOCAL, _FLAGS_REMOTE, SERVER, Tracer, current_span
 from shared.tracing.traceparent import TRACEPARENT, TRACESTATE, parse, parse_tracestate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -74,10 +74,10 @@ def _traced(record: Record, write: AccessWriter | None, recorder: Recorder | Non
 
     A body of its own rather than branches in the untraced one (the shape repeats on purpose): off,
     no tracing code runs per request; on, the span work is inline, with no call per hook."""
-    # (method, route, status) → the span's name and rendered attribute set: the status is an int,
-    # and an attribute set holding a number costs a type check per span in the encoder (1 == True).
-    # Routes are templates or "unmatched" and methods are bounded below: the dict stays small.
-    seen: dict[tuple[str, str, int], tuple[str, tuple[Rendered]]] = {}
+    # (method, route, status, remote parent) → the span's tail (name, kind, flags, attributes and
+    # a 5xx status as OTLP/JSON text, fragments.py), rendered once. Routes are templates or
+    # "unmatched" and methods are bounded below: the dict stays small.
+    seen: dict[tuple[str, str, int, bool], str] = {}
     key, new, finish = recorder if recorder is not None else _NONE
 
     @web.middleware
@@ -89,7 +89,9 @@ def _traced(record: Record, write: AccessWriter | None, recorder: Recorder | Non
         state = parse_tracestate(headers.getall(TRACESTATE, ())) if parent is not None else None
         method = request.method
         span = tracer.server_span(method, parent, state)  # named at the end, when its route is known
-        token = current_span.set(span)
+        # Current for the rest of this request's task (aiohttp runs each request in a task of its
+        # own, with a copy of the context): no reset needed, the next request sets its own.
+        current_span.set(span)
         if new is not None:
             request[key] = kept = new()
         status = 500
@@ -107,19 +109,18 @@ def _traced(record: Record, write: AccessWriter | None, recorder: Recorder | Non
             record(method, route, status, time.perf_counter() - start)
             if write is not None:
                 write(request, route, status, start)
-            current_span.reset(token)
-            named = (method, route, status)
+            named = (method, route, status, span.remote_parent)
             try:
-                span.name, span.attributes = seen[named]
+                found = seen[named]
             except KeyError:
-                span.name = f"{method} {route}"
-                span.attributes = rendered(("http.request.method", method, "http.route", route,
-                                            "http.response.status_code", status))
                 if len(seen) >= BOUND:  # methods are the caller's choice: bounded
                     seen.clear()
-                seen[named] = (span.name, span.attributes)
-            if status >= 500:  # HTTP semantic conventions: only 5xx is a server span error
-                span.error = f"HTTP {status}"
-            span.finish()
+                # HTTP semantic conventions: only 5xx is a server span error.
+                found = seen[named] = decorated(
+                    tail(f"{method} {route}", SERVER, _FLAGS_REMOTE if span.remote_parent else _FLAGS_LOCAL,
+                         rendered(("http.request.method", method, "http.route", route,
+                                   "http.response.status_code", status))),
+                    f"HTTP {status}" if status >= 500 else None, None)
+            span.close(found)
 
     return tracing_outcome_middleware

@@ -82,6 +82,7 @@ class Sender:
         self._timeout = aiohttp.ClientTimeout(total=None, connect=server.timeout, sock_connect=server.timeout,
                                               sock_read=server.timeout)
         self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=server.timeout, sock_connect=server.timeout)
+        self._span_tails: dict[str, str] = {}  # JSON-RPC method → its backend span's rendered tail
 
     async def send(self, method: str, headers: dict[str, str], message: dict[str, Any] | None = None, *,
                    url: URL | None = None, stream: bool = False) -> aiohttp.ClientResponse:
@@ -117,11 +118,14 @@ class Sender:
         # One CLIENT span per backend JSON-RPC message, to the response head, named by the
         # `traceparent` that goes with it; not made current (nothing below it opens a span).
         parent = tracing.current_span.get()
-        span = None
+        traced = None  # the span the backend span is recorded under, when there is one
         if parent is not None:
-            if message is not None:
-                span = tracing.outgoing(parent, f"backend {name}",
-                                        ("mcp.server", name, "mcp.method", str(message.get("method", ""))), headers)
+            if message is not None:  # its id and start; recorded with its name and attributes below
+                span_id, started = tracing.outgoing(parent, headers)
+                rpc = str(message.get("method", ""))
+                found = self._span_tails.get(rpc) or tracing.child_tail(
+                    self._span_tails, rpc, f"backend {name}", tracing.CLIENT, ("mcp.server", name, "mcp.method", rpc))
+                traced = parent
             else:  # a GET stream or a session's DELETE: the request's own span is the parent
                 tracing.inject(headers)
         # A stream holds its connection while it stays open: it must not take one that calls need.
@@ -132,15 +136,14 @@ class Sender:
                 timeout=self._stream_timeout if standing else self._timeout, allow_redirects=False,
             )
         except BaseException as exc:
-            if span is not None:
-                span.error = type(exc).__name__  # the type only: an exception's text may carry secrets
-                span.finish()
+            if traced is not None:  # the type only: an exception's text may carry secrets
+                traced.record_rendered(span_id, started, found, type(exc).__name__)
             mapped = _mapped(exc, name, self.server.timeout)
             if mapped is None:
                 raise
             raise mapped from None
-        if span is not None:
-            span.finish()
+        if traced is not None:
+            traced.record_rendered(span_id, started, found)
         return resp
 
 

@@ -35,12 +35,13 @@ from shared.audit.sinks import FileSink, LocalSink, StdoutSink
 from shared.audit.spool import Spool
 from shared.common_settings import DEFAULT_REDACT_KEYS
 from shared.redact import normalize_keys
-from shared.tracing import current_span
+from shared.tracing import INTERNAL, child_tail, current_span
 
 log = logging.getLogger(__name__)
 
 PoolGetter = Callable[[], asyncpg.Pool | None]
 _STOP = object()
+_SPAN_TAILS: dict[str, str] = {}  # event type → its audit.emit span's rendered tail (tracing.child_tail)
 
 
 class DatabaseMissing(ConnectionError):
@@ -148,7 +149,9 @@ class AuditEmitter:
             error = type(exc).__name__  # the type only, as Span.__exit__ records it
             raise
         finally:
-            current.record_child("audit.emit", start, ("audit.event_type", event.event_type), error)
+            kind = event.event_type
+            current.record_rendered(None, start, _SPAN_TAILS.get(kind) or child_tail(
+                _SPAN_TAILS, kind, "audit.emit", INTERNAL, ("audit.event_type", kind)), error)
 
     def _enqueue(self, event: AuditEvent) -> None:
         self.metrics.queued.inc()

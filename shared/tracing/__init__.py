@@ -4,14 +4,15 @@ With `MCPGW_OTEL_ENDPOINT` set, each service builds a `Tracer` (sampler + bounde
 request-outcome middleware (shared/outcome.py) uses to continue an incoming `traceparent` and make
 the request's span current, and an exporter task (`tracing_ctx`) that batches finished spans to `{endpoint}/v1/traces`.
 Below the middleware, `span(name)` opens a child (token check, PDP call, backend call),
-`inject(headers)` adds `traceparent` to an outgoing request (`outgoing` opens a CLIENT span
-and adds its own), and logs and audit rows read
+`inject(headers)` adds `traceparent` to an outgoing request (`outgoing` starts a CLIENT span
+without a `Span` object and adds its own), and logs and audit rows read
 `current_trace_id()`. Unset, nothing is built or installed, and the touch points cost one
 context-variable read. No OpenTelemetry SDK: its per-span machinery cost a quarter of the
 gateway's CPU per call (docs/benchmarks.md).
 
     traceparent.py  W3C parse/format (pure)      spans.py  Span, Tracer, span/inject
     otlp.py         JSON encoding, Exporter, metrics
+    fragments.py    a span's name, kind, flags and attributes as cached JSON text (its tail)
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from prometheus_client import CollectorRegistry
 from shared.common_settings import CommonSettings
 from shared.tracing.otlp import Exporter, TracingMetrics, parse_headers
 from shared.tracing.spans import (
+    CLIENT,
+    INTERNAL,
     OFF,
     Span,
     Tracer,
+    child_tail,
     current_span,
     current_trace_id,
     inject,
@@ -37,7 +41,7 @@ from shared.tracing.spans import (
     span,
 )
 
-__all__ = ["OFF", "Span", "Tracer", "Tracing", "current_span", "current_trace_id", "inject", "outgoing",
+__all__ = ["CLIENT", "INTERNAL", "OFF", "Span", "Tracer", "Tracing", "child_tail", "current_span", "current_trace_id", "inject", "outgoing",
            "setup", "span", "tracing_ctx"]
 
 

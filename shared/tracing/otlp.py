@@ -18,10 +18,15 @@ from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import BytesPayload
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shared.jsonutil import dumps, loads
-from shared.tracing.spans import _FLAGS_LOCAL, _FLAGS_REMOTE, FIELDS, Finished, Tracer
+from shared.tracing.fragments import Rendered as Rendered
+from shared.tracing.fragments import attribute
+from shared.tracing.fragments import rendered as rendered
+from shared.tracing.spans import Finished, Tracer
 
 log = logging.getLogger(__name__)
 
@@ -56,121 +61,15 @@ def parse_headers(value: str) -> dict[str, str]:
     return headers
 
 
-# Spans are written as JSON text from pre-rendered fragments: ids are hex and times digits (no
-# escaping needed); names and attribute sets repeat endlessly (route, method, server, status), so
-# each is rendered once and cached (a cache is cleared past its bound).
-_BOUND = 4096
-_NAMES: dict[str, str] = {}
-_SETS: dict[tuple[Any, ...], str] = {}
-_TYPED: dict[tuple[tuple[Any, ...], tuple[type, ...]], str] = {}
-_SCALARS = (str, int, bool, float)
-
-
-def _text(value: str) -> str:
-    return dumps(value).decode()
-
-
-def attribute(key: str, value: Any) -> dict[str, Any]:
-    """One OTLP KeyValue."""
-    if isinstance(value, bool):
-        return {"key": key, "value": {"boolValue": value}}
-    if isinstance(value, int):
-        return {"key": key, "value": {"intValue": str(value)}}
-    if isinstance(value, float):
-        return {"key": key, "value": {"doubleValue": value}}
-    return {"key": key, "value": {"stringValue": str(value)}}
-
-
-class Rendered(str):
-    """An attribute set already rendered as `,"attributes":[...]` (a span's attributes: `(Rendered,)`)."""
-
-    __slots__ = ()
-
-
-def rendered(attrs: tuple[Any, ...]) -> tuple[Rendered]:
-    """A flat key, value, ... tuple rendered once, as a span's attributes: encoding it costs nothing."""
-    return (Rendered(_render(attrs)),)
-
-
-def _attributes(attrs: tuple[Any, ...]) -> str:
-    """`,"attributes":[...]` of a flat key, value, ... tuple, rendered once per distinct set."""
-    if len(attrs) == 1 and attrs[0].__class__ is Rendered:
-        return attrs[0]  # type: ignore[no-any-return]
-    try:
-        return _SETS[attrs]  # all-str sets: a str never equals a number, so no type check needed
-    except KeyError:
-        pass
-    except TypeError:  # an unhashable value (a list): rendered each time, as str()
-        return _render(attrs)
-    # Other sets are keyed with their value types too: 1 == True == 1.0, yet they encode apart.
-    typed = (attrs, tuple(map(type, attrs[1::2])))
-    text = _TYPED.get(typed)
-    if text is None:
-        if len(_SETS) + len(_TYPED) >= _BOUND:
-            _SETS.clear()
-            _TYPED.clear()
-        text = _render(attrs)
-        if all(t is str for t in typed[1]):
-            _SETS[attrs] = text
-        elif all(t in _SCALARS for t in typed[1]):  # a container's str() may differ where it is ==
-            _TYPED[typed] = text
-    return text
-
-
-def _render(attrs: tuple[Any, ...]) -> str:
-    pairs = zip(attrs[::2], attrs[1::2], strict=True)
-    return ',"attributes":[' + ",".join(dumps(attribute(k, v)).decode() for k, v in pairs) + "]"
-
-
-def _name(name: str) -> str:
-    text = _NAMES.get(name)
-    if text is None:
-        if len(_NAMES) >= _BOUND:
-            _NAMES.clear()
-        text = _NAMES[name] = _text(name)
-    return text
-
-
-# SpanKind and flags as text: an index or a comparison per span, not an int's decimal conversion.
-_KINDS = ("0", "1", "2", "3", "4", "5")
-
-
 def span_parts(spans: Iterable[Finished]) -> list[str]:
-    """OTLP Spans as JSON text, one string each (one loop, no call per span on the common path)."""
-    parts: list[str] = []
-    append = parts.append
-    names, sets, kinds = _NAMES, _SETS, _KINDS
-    for span in spans:
-        trace_id, span_id, parent_id, name, kind, start, end, error, flags, tracestate = span[:FIELDS]
-        try:
-            quoted = names[name]
-        except KeyError:
-            quoted = _name(name)
-        attrs = ""
-        if len(span) > FIELDS:
-            first = span[FIELDS]
-            if first.__class__ is Rendered:  # the server middleware's sets
-                attrs = first
-            else:
-                values = span[FIELDS:]
-                try:
-                    attrs = sets[values]  # _attributes' first look, inlined: all-str sets hit here
-                except (KeyError, TypeError):
-                    attrs = _attributes(values)
-        if tracestate or error is not None:
-            if tracestate:
-                attrs += f',"traceState":{_text(tracestate)}'
-            if error is not None:  # STATUS_CODE_ERROR
-                attrs += f',"status":{{"code":2,"message":{_text(error)}}}'
-        flag = "257" if flags == _FLAGS_LOCAL else "769" if flags == _FLAGS_REMOTE else str(flags)
-        kind_text = kinds[kind] if 0 <= kind < 6 else str(kind)
-        if parent_id is None:
-            append(f'{{"traceId":"{trace_id}","spanId":"{span_id}","name":{quoted},"kind":{kind_text},'
-                   f'"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","flags":{flag}{attrs}}}')
-        else:
-            append(f'{{"traceId":"{trace_id}","spanId":"{span_id}","parentSpanId":"{parent_id}","name":{quoted},'
-                   f'"kind":{kind_text},"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","flags":{flag}{attrs}}}')
-    return parts
+    """OTLP Spans as JSON text, one string each: one f-string of ids, times and the span's tail
+    (name, kind, flags, attributes, rendered once per distinct set: fragments.py); field order is
+    free in JSON."""
+    return [f'{{"traceId":"{trace_id}","spanId":"{span_id}","startTimeUnixNano":"{start}",'
+            f'"endTimeUnixNano":"{end}",{found}}}' if parent_id is None else
+            f'{{"traceId":"{trace_id}","spanId":"{span_id}","parentSpanId":"{parent_id}","startTimeUnixNano":"{start}",'
+            f'"endTimeUnixNano":"{end}",{found}}}'
+            for trace_id, span_id, parent_id, start, end, found in spans]
 
 
 def spans_text(spans: Iterable[Finished]) -> str:
@@ -273,7 +172,7 @@ class Exporter:
     async def export(self, batch: list[Finished]) -> None:
         """POST one batch; count it exported, rejected (partial success) or dropped."""
         try:
-            async with self.session.post(self.url, data=encode(self.resource, batch),
+            async with self.session.post(self.url, data=_Body(encode(self.resource, batch)),
                                          headers={"Content-Type": "application/json"}) as resp:
                 body = await resp.read()
                 if resp.status != 200:
@@ -311,6 +210,15 @@ class Exporter:
 
 class _Failed(Exception):
     pass
+
+
+class _Body(BytesPayload):
+    """An export body sent after the request head, not joined to it: aiohttp writes a bytes body
+    together with the buffered head as one joined copy of both (a copy of ~700 KB per batch)."""
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        writer.send_headers()
+        await writer.write(self._value if content_length is None else self._value[:content_length])
 
 
 def _rejected(body: bytes) -> int:

@@ -14,11 +14,11 @@ import asyncio
 import os
 from collections.abc import Callable
 from contextvars import ContextVar
-from itertools import chain
 from time import time_ns
 from types import TracebackType
 from typing import Any
 
+from shared.tracing.fragments import TAILS, decorated, tail
 from shared.tracing.traceparent import Parent, format_traceparent
 
 # OTLP SpanKind values.
@@ -33,14 +33,13 @@ _POOL = 4096  # hex digits drawn at once: 256 span ids
 # OTLP Span.flags of a recorded span: sampled (bit 0), "is-remote known" (bit 8), parent remote (bit 9).
 _FLAGS_LOCAL, _FLAGS_REMOTE = 0x101, 0x301
 
-# A finished span as the buffer keeps it: trace_id, span_id, parent_id, name, kind, start_ns, end_ns,
-# error message, flags, tracestate, then the attributes as key, value, key, value... One flat
-# tuple of strings and numbers: the garbage collector stops tracking it at its first pass, so
-# thousands of spans waiting for export add nothing to later collections (a nested tuple would).
-Finished = tuple[Any, ...]
-FIELDS = 10  # fixed fields before the attributes
-# A span's attributes: a flat key, value, key, value... tuple (the hot path: no dict built, copied
-# into the record as is), or a dict.
+# A finished span as the buffer keeps it: trace_id, span_id, parent_id (None: a root), start_ns, end_ns,
+# and its tail: name, kind, flags, attributes (and traceState, status) as OTLP/JSON text, rendered
+# once per distinct set (fragments.py). One flat tuple of strings and numbers: the garbage
+# collector stops tracking it at its first pass, so thousands of spans waiting for export add
+# nothing to later collections (a nested tuple would).
+Finished = tuple[str, str, str | None, int, int, str]
+# A span's attributes: a flat key, value, key, value... tuple (the hot path: no dict built), or a dict.
 Attributes = tuple[Any, ...] | dict[str, Any] | None
 
 
@@ -85,38 +84,71 @@ class Span:
         """End the span and hand it to the tracer as a `Finished` tuple (sampled spans only)."""
         self.end = end = time_ns()
         if self.sampled:
-            record: Finished = (self.trace_id, self.span_id, self.parent_id, self.name, self.kind, self.start,
-                                end, self.error, _FLAGS_REMOTE if self.remote_parent else _FLAGS_LOCAL,
-                                self.tracestate)
-            attributes = self.attributes
-            if attributes.__class__ is tuple:  # the hot path's flat tuples (no isinstance call)
-                record += attributes  # type: ignore[operator]
-            elif attributes:
-                record += tuple(chain.from_iterable(attributes.items()))  # type: ignore[union-attr]
+            flags = _FLAGS_REMOTE if self.remote_parent else _FLAGS_LOCAL
+            try:
+                found = TAILS[(self.name, self.kind, flags, self.attributes)]
+            except (KeyError, TypeError):
+                found = tail(self.name, self.kind, flags, self.attributes)
+            if self.error is not None or self.tracestate:
+                found = decorated(found, self.error, self.tracestate)
+            self.tracer.record((self.trace_id, self.span_id, self.parent_id, self.start, end, found))
+
+    def close(self, found: str) -> None:
+        """End the span with its tail rendered by the caller (the server middleware caches its own)."""
+        self.end = end = time_ns()
+        if self.sampled:
+            if self.tracestate:
+                found = decorated(found, None, self.tracestate)
             # Tracer.record, inlined: a call per span costs as much as the rest of this branch.
             tracer = self.tracer
             buffer = tracer.buffer
             held = len(buffer)
             if held < tracer.capacity:
-                buffer.append(record)
+                buffer.append((self.trace_id, self.span_id, self.parent_id, self.start, end, found))
                 if held + 1 == tracer.batch_size:
                     tracer.ready.set()
             else:
-                tracer.record(record)  # counts the drop
+                tracer.record((self.trace_id, self.span_id, self.parent_id, self.start, end, found))
 
-    def record_child(self, name: str, start: int, attributes: tuple[Any, ...], error: str | None = None) -> None:
-        """Record a finished INTERNAL child that started at `start` (ns) and ends now, without a
-        `Span` object: nothing below it needed one (e.g. the audit emit). Two calls instead of three."""
-        if not self.sampled:
-            return
-        at = self.tracer.drawn
+    def new_id(self) -> str:
+        """A span id for a child recorded later with `record_child` (no `Span` object)."""
+        tracer = self.tracer
+        at = tracer.drawn
         if at >= _POOL:
-            at = self.tracer.refill()
-        self.tracer.drawn = at + 16
-        span_id = self.tracer.pool[at:at + 16]
-        record: Finished = (self.trace_id, span_id if span_id != _ZERO_ID else _ONE_ID, self.span_id, name, INTERNAL,
-                            start, time_ns(), error, _FLAGS_LOCAL, self.tracestate) + attributes
-        self.tracer.record(record)
+            at = tracer.refill()
+        tracer.drawn = at + 16
+        span_id = tracer.pool[at:at + 16]
+        return span_id if span_id != _ZERO_ID else _ONE_ID
+
+    def record_child(self, name: str, start: int, attributes: tuple[Any, ...], error: str | None = None,
+                     kind: int = INTERNAL, span_id: str | None = None) -> None:
+        """Record a finished child that started at `start` (ns) and ends now, without a `Span`
+        object: nothing below it needed one (`span_id` from `outgoing`, else a new one)."""
+        if self.sampled:
+            try:
+                found = TAILS[(name, kind, _FLAGS_LOCAL, attributes)]
+            except (KeyError, TypeError):
+                found = tail(name, kind, _FLAGS_LOCAL, attributes)
+            self.record_rendered(span_id, start, found, error)
+
+    def record_rendered(self, span_id: str | None, start: int, found: str, error: str | None = None) -> None:
+        """`record_child` with the child's tail already rendered (`child_tail`): the audit emit and
+        the backend request keep theirs by event type and JSON-RPC method, looked up by one string."""
+        if self.sampled:
+            if error is not None or self.tracestate:
+                found = decorated(found, error, self.tracestate)
+            if span_id is None:
+                span_id = self.new_id()
+            # Tracer.record, inlined: a call per span costs as much as the rest of this branch.
+            tracer = self.tracer
+            buffer = tracer.buffer
+            held = len(buffer)
+            if held < tracer.capacity:
+                buffer.append((self.trace_id, span_id, self.span_id, start, time_ns(), found))
+                if held + 1 == tracer.batch_size:
+                    tracer.ready.set()
+            else:
+                tracer.record((self.trace_id, span_id, self.span_id, start, time_ns(), found))
 
     def __enter__(self) -> Span:
         self._token = current_span.set(self)
@@ -133,9 +165,10 @@ class Span:
 class Tracer:
     """One service's sampler and bounded span buffer (no I/O: the exporter drains it)."""
 
-    # A POST costs the CPU of a few hundred spans: batches of 1,024 (OpenTelemetry's default is
-    # 512), and room for ~2 s of spans at full load (~4,000 spans/s, ~3 MB) while one is posted.
-    def __init__(self, service: str, ratio: float, capacity: int = 8192, batch_size: int = 1024,
+    # A POST costs the instructions of ~150 spans encoded: batches of 2,048 (~720 KB of JSON;
+    # OpenTelemetry's default is 512), and room for ~2 s of spans at full load (~4,000 spans/s,
+    # ~3 MB) while one is posted.
+    def __init__(self, service: str, ratio: float, capacity: int = 8192, batch_size: int = 2048,
                  on_drop: Callable[[int], None] | None = None) -> None:
         self.service = service
         self._bound = round(ratio * (1 << 64))
@@ -202,16 +235,33 @@ def span(name: str, client: bool = False, attributes: Attributes = None) -> Span
                 attributes, parent.tracestate)  # Span.child, one call fewer
 
 
-def outgoing(parent: Span, name: str, attributes: Attributes, headers: dict[str, str] | Any) -> Span:
-    """A CLIENT child of `parent` for one outgoing request, not made current (nothing below it
-    opens a span), its `traceparent` (and the caller's `tracestate`) added to `headers`; the caller
-    finishes it. Two context-variable changes and two calls fewer per backend request than `span`."""
-    child = Span(parent.tracer, parent.trace_id, parent.span_id, parent.sampled, name, CLIENT, attributes,
-                 parent.tracestate)
-    headers["traceparent"] = f"00-{child.trace_id}-{child.span_id}-{'01' if child.sampled else '00'}"
-    if child.tracestate:
-        headers["tracestate"] = child.tracestate
-    return child
+def child_tail(memo: dict[str, str], key: str, name: str, kind: int, attributes: tuple[Any, ...]) -> str:
+    """A child span's tail, kept in the caller's `memo` under one string `key` (e.g. the JSON-RPC
+    method) for `record_rendered`: callers look there first (`memo.get(key) or child_tail(...)`),
+    so a hit builds no attribute tuple. Cleared past 256 keys (keys may be a caller's choice)."""
+    if len(memo) >= 256:
+        memo.clear()
+    found = memo[key] = tail(name, kind, _FLAGS_LOCAL, attributes)
+    return found
+
+
+def outgoing(parent: Span, headers: dict[str, str] | Any) -> tuple[str, int]:
+    """A CLIENT child of `parent` for one outgoing request, as its span id and start (ns): its
+    `traceparent` (and the caller's `tracestate`) added to `headers`. No `Span` object, nothing made
+    current (nothing below it opens a span): the caller ends it with `parent.record_rendered(span_id,
+    start, tail, error)` (or `record_child`)."""
+    tracer = parent.tracer  # Span.new_id, inlined (a call per backend request)
+    at = tracer.drawn
+    if at >= _POOL:
+        at = tracer.refill()
+    tracer.drawn = at + 16
+    span_id = tracer.pool[at:at + 16]
+    if span_id == _ZERO_ID:
+        span_id = _ONE_ID
+    headers["traceparent"] = f"00-{parent.trace_id}-{span_id}-{'01' if parent.sampled else '00'}"
+    if parent.tracestate:
+        headers["tracestate"] = parent.tracestate
+    return span_id, time_ns()
 
 
 class _Off:

@@ -153,13 +153,15 @@ def test_an_outgoing_span_is_named_by_the_traceparent_it_adds_and_is_not_current
     server = tracer.server_span("POST /mcp", Parent(TRACE, SPAN, True), "vendor=x")
     with server:
         headers: dict[str, str] = {}
-        client = tracing.outgoing(server, "backend a", ("mcp.server", "a"), headers)
+        client, start = tracing.outgoing(server, headers)
         assert tracing.current_span.get() is server  # nothing below it opens a span
-        assert parse([headers["traceparent"]]) == Parent(TRACE, client.span_id, True)
+        assert parse([headers["traceparent"]]) == Parent(TRACE, client, True)
         assert headers["tracestate"] == "vendor=x"
-        client.finish()
+        server.record_child("backend a", start, ("mcp.server", "a"), None, CLIENT, client)
     (recorded, _) = [span_json(s) for s in tracer.buffer]
+    assert recorded["spanId"] == client and recorded["startTimeUnixNano"] == str(start)
     assert recorded["parentSpanId"] == server.span_id and recorded["kind"] == CLIENT
+    assert recorded["name"] == "backend a" and recorded["traceState"] == "vendor=x"
     assert recorded["attributes"] == [{"key": "mcp.server", "value": {"stringValue": "a"}}]
 
 
@@ -175,3 +177,21 @@ def test_a_child_recorded_without_a_span_object() -> None:
     unsampled = Tracer("gateway", 0.0)
     unsampled.server_span("POST /mcp", None).record_child("audit.emit", 5, ())
     assert unsampled.buffer == []
+
+
+def test_a_child_recorded_with_its_tail_kept_by_the_caller() -> None:
+    tracer = Tracer("gateway", 1.0)
+    server = tracer.server_span("POST /mcp", Parent(TRACE, SPAN, True), "vendor=x")
+    memo: dict[str, str] = {}
+    for error in (None, "TimeoutError"):
+        found = memo.get("tools/call") or tracing.child_tail(memo, "tools/call", "backend a", CLIENT,
+                                                             ("mcp.server", "a", "mcp.method", "tools/call"))
+        span_id, start = tracing.outgoing(server, {})
+        server.record_rendered(span_id, start, found, error)
+    assert list(memo) == ["tools/call"]  # rendered once
+    ok, failed = (span_json(s) for s in tracer.buffer)
+    for child in (ok, failed):
+        assert child["traceId"] == TRACE and child["parentSpanId"] == server.span_id and child["kind"] == CLIENT
+        assert child["name"] == "backend a" and child["traceState"] == "vendor=x"
+        assert child["attributes"][1] == {"key": "mcp.method", "value": {"stringValue": "tools/call"}}
+    assert "status" not in ok and failed["status"] == {"code": 2, "message": "TimeoutError"}
