@@ -215,6 +215,8 @@ class CredentialStore:
 
     def _env_forms(self, name: str) -> list[str]:
         """The forms of a stdio server's env secrets, current and held by its running children."""
+        if name not in self._env and not self._launched.get(name):
+            return []  # the usual server (no secret env): asked per answer, so no generators built
         current = (res.secret.get() for res in self._env.get(name, ()))
         launched = (v for held in self._launched.get(name, {}).values() for v in held)
         values = tuple(dict.fromkeys(itertools.chain(current, launched)))
