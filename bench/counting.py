@@ -2,8 +2,8 @@
 
 CPU time on a shared 2-core machine swings by ±10 % between cells; counts do not. Each gateway
 runs under the counter; for each in turn: snapshot, N calls at concurrency 1, a short pause,
-snapshot. The traced gateway's full span batches are posted inside the window (1,024 spans, one
-POST per ~340 calls, so ±1 POST is ±0.2 Python calls per call at N=1,000); the 5-second tick's
+snapshot. The traced gateway's full span batches are posted inside the window (2,048 spans, one
+POST per ~682 calls, so ±1 POST is ±0.2 Python calls per call at N=1,000); the 5-second tick's
 remainder is left out: a window long enough to hold it also holds the gateways' own timers
 (audit flushes, cache sweeps), whose work swung a gateway's count by 5 % between rounds. Printed per
 call: Python function calls, coroutine resumptions, C calls, garbage collections per 1,000 calls

@@ -11,7 +11,7 @@
     ├── PayloadTooLarge     413 payload_too_large  body over max_body_bytes
     ├── BadGateway          502 upstream_error     backend failed or answered garbage
     ├── PdpUnavailable→503  503 pdp_unavailable    fail closed: nothing was forwarded
-    ├── Overloaded          503 overloaded         the caller's share of a backend is in use
+    ├── Overloaded          503 overloaded         the caller's share of a backend is in use, or the streams' pool is full
     ├── GatewayTimeout      504 upstream_timeout   backend too slow
     └── calls.admit.Refused                        a call not admitted (after the PDP, before forwarding)
         ├── UnknownTool          404 not_found                tool not in the backend's catalog
@@ -89,7 +89,7 @@ def to_gateway_error(exc: BaseException) -> GatewayError | None:
     if isinstance(exc, UpstreamTimeout):
         return GatewayTimeout(str(exc) or "backend timed out")
     if isinstance(exc, UpstreamError):
-        if exc.http_status == 503:  # SubjectBusy: the gateway's own fairness limit
+        if exc.http_status == 503:  # SubjectBusy (the gateway's fairness limit) or StreamsExhausted
             return Overloaded(str(exc))
         return BadGateway(str(exc) or "backend failed")
     if isinstance(exc, AuthError):

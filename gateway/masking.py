@@ -11,8 +11,9 @@ PREFIX_RUN characters of a form's start is masked too (a secret cut short still 
 
 A backend's SUCCESSFUL answer is masked too (`masked_response`: the rule is that a backend's
 credential never reaches an agent, whatever the answer), but gently: only the credential's forms are
-replaced (`scrub`: the rest of each string kept as it is), and only once `leaks`, a few C-speed `in`
-checks on the answer's JSON text, found a trace — so a clean answer costs no rewriting.
+replaced (`scrub`: the rest of each string kept as it is), and only once `leaks` (masking_scan.py:
+C finds of each form head's rarest character, escapes decoded around each) found a trace in the
+answer's JSON text — so a clean answer costs no rewriting.
 """
 
 from __future__ import annotations
