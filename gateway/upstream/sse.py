@@ -20,7 +20,6 @@ check comes first; only an event naming `list_changed` is parsed for it.
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -46,7 +45,9 @@ SSE_HEADERS = {
 }
 _CHANGED_MARK = b"list_changed"
 # Each backend response the request path registered (sender.py) -> what to tell of a list change in it.
-_ears: weakref.WeakKeyDictionary[aiohttp.ClientResponse, Callable[[], None]] = weakref.WeakKeyDictionary()
+# A response's ear rides on the response itself (an attribute, gone with it): a weak map cost a few
+# Python calls per backend request (set, get, the removal callback); getattr/setattr cost none.
+_EAR = "_mcpgw_ear"
 
 
 @dataclass(slots=True)
@@ -163,7 +164,7 @@ class Budget:
 
 def hear(resp: aiohttp.ClientResponse, ear: Callable[[], None]) -> None:
     """Have `ear()` told of every list-change announcement read from `resp`, by any reader."""
-    _ears[resp] = ear
+    setattr(resp, _EAR, ear)
 
 
 def _listen(ear: Callable[[], None], event: Event) -> None:
@@ -175,7 +176,7 @@ def _listen(ear: Callable[[], None], event: Event) -> None:
 
 def overheard(resp: aiohttp.ClientResponse, body: bytes) -> None:
     """Listen to a whole SSE body read at once (sender.read_capped) as `events` listens to a stream."""
-    ear = _ears.get(resp)
+    ear = getattr(resp, _EAR, None)
     if ear is not None and _CHANGED_MARK in body and resp.content_type == "text/event-stream":
         for event in parse(body):
             _listen(ear, event)
@@ -200,7 +201,7 @@ async def events(
     is not yielded (`parser.rest()` has it, for a relay that passes bytes on).
     """
     parser = parser if parser is not None else Parser()
-    ear = _ears.get(resp)
+    ear = getattr(resp, _EAR, None)
     try:
         async for chunk in resp.content.iter_any():
             if budget is not None:
