@@ -155,14 +155,17 @@ def _strings(value: Any, masked: Callable[[str], str], depth: int = 0) -> Any:
 _KEPT = ("jsonrpc", "id")  # what routes a message: never masked
 
 
-def masked_response(message: Any, forms: Sequence[str], raw: bytes | str | None = None) -> Any:
+def masked_response(message: Any, forms: Sequence[str], raw: bytes | str | None = None, *,
+                    trace: bool | None = None) -> Any:
     """A backend's JSON-RPC message with its error object (if any) masked (`mask_error`), and, when
     `leaks` finds a trace of one of the server's credential `forms` in its text, every other member
     (result, params, method, a string error, members JSON-RPC has no name for) masked too
     (`mask_result`); all but `jsonrpc` and `id`. Anything else (a batch, a bare string) is masked
-    whole. `raw`, the message's JSON text if at hand, spares serialising it for `leaks`. The one
+    whole. `raw`, the message's JSON text if at hand, spares serialising it for `leaks`; `trace`,
+    what a caller's own `leaks` already said of text holding the message, spares the check. The one
     place every entry point's answer passes (pool.exchange, /mcp's call relay, passthrough's relay)."""
-    trace = bool(forms) and leaks(dumps(message) if raw is None else raw, forms)
+    if trace is None:
+        trace = bool(forms) and leaks(dumps(message) if raw is None else raw, forms)
     if not isinstance(message, dict):
         return mask_result(message, forms) if trace else message
     if trace:

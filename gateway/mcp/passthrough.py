@@ -144,16 +144,18 @@ def _headers(request: web.Request, msg: protocol.Message, era: protocol.Era, ups
 async def _initialize(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message) -> web.StreamResponse:
     headers = forward_headers(request.headers, None)
     resp = await request.app[UPSTREAM].send(server, "POST", headers, msg.body)
+    forms = request.app[UPSTREAM].credentials.forms(server)
     async with resp:
         if resp.status >= 500:  # its reason (a bridge's full streams' pool names the setting), masked
-            raise await status_error(server.name, resp, request.app[UPSTREAM].credentials.forms(server))
+            raise await status_error(server.name, resp, forms)
         upstream_session = resp.headers.get(H_SESSION)
         raw = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
         answer = answer_in(raw, resp.content_type, msg.id)
         status, ctype = resp.status, resp.content_type
-    forms = request.app[UPSTREAM].credentials.forms(server)
-    if forms and isinstance(answer, dict) and ((masked := masked_response(answer, forms)) is not answer or leaks(raw, forms)):
-        answer, raw, ctype = masked, dumps(masked), "application/json"  # a trace anywhere (a notification too): the answer alone
+    if forms and isinstance(answer, dict):
+        trace = leaks(raw, forms)  # anywhere in the body (a notification before the answer too)
+        if (masked := masked_response(answer, forms, trace=trace)) is not answer or trace:
+            answer, raw, ctype = masked, dumps(masked), "application/json"  # masked: the answer alone
     result = answer.get("result") if isinstance(answer, dict) else None
     who = principal(request).subject
     if status == 200 and isinstance(result, dict):

@@ -60,7 +60,7 @@ def masked_answer(raw: bytes, forms: Sequence[str]) -> bytes:
     msg = codec.loads_or_none(raw)
     if msg is None:
         return scrub(raw.decode("utf-8", "replace"), forms).encode() if trace else raw
-    masked = masked_response(msg, forms, raw)
+    masked = masked_response(msg, forms, trace=trace)
     return raw if masked is msg else dumps(masked)
 
 
@@ -75,7 +75,7 @@ def masked_event(event: sse.Event, forms: Sequence[str], msg: Any = None) -> tup
         if data is None or '"error"' not in data:
             return msg, event
         msg = codec.loads_or_none(data) if msg is None else msg
-        if (masked := masked_response(msg, forms, data)) is msg:
+        if (masked := masked_response(msg, forms, trace=False)) is msg:
             return msg, event
         return masked, sse.Event(sse.json_event(masked, event=event.event, id=event.id), data, event.event, event.id)
     name, eid = scrub(event.event, forms), None if event.id is None else scrub(event.id, forms)
@@ -84,7 +84,7 @@ def masked_event(event: sse.Event, forms: Sequence[str], msg: Any = None) -> tup
     msg = codec.loads_or_none(data) if msg is None else msg
     if msg is None:  # not JSON: its text scrubbed
         return None, sse.Event(sse.encode(scrub(data, forms), event=name, id=eid), data, name, eid)
-    masked = masked_response(msg, forms, data)
+    masked = masked_response(msg, forms, trace=True)
     return masked, sse.Event(sse.json_event(masked, event=name, id=eid), data, name, eid)
 
 
