@@ -44,9 +44,8 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 _CHANGED_MARK = b"list_changed"
-# Each backend response the request path registered (sender.py) -> what to tell of a list change in it.
-# A response's ear rides on the response itself (an attribute, gone with it): a weak map cost a few
-# Python calls per backend request (set, get, the removal callback); getattr/setattr cost none.
+# What to tell of a list change in a backend response the request path registered (sender.py): an
+# attribute on the response itself, gone with it (a weak map cost a few Python calls per request).
 _EAR = "_mcpgw_ear"
 
 

@@ -111,7 +111,7 @@ class Span:
                 tracer.record((self.trace_id, self.span_id, self.parent_id, self.start, end, found))
 
     def new_id(self) -> str:
-        """A span id for a child recorded later with `record_child` (no `Span` object)."""
+        """A span id for a child recorded later with `record_rendered` (no `Span` object)."""
         tracer = self.tracer
         at = tracer.drawn
         if at >= _POOL:
@@ -120,20 +120,11 @@ class Span:
         span_id = tracer.pool[at:at + 16]
         return span_id if span_id != _ZERO_ID else _ONE_ID
 
-    def record_child(self, name: str, start: int, attributes: tuple[Any, ...], error: str | None = None,
-                     kind: int = INTERNAL, span_id: str | None = None) -> None:
-        """Record a finished child that started at `start` (ns) and ends now, without a `Span`
-        object: nothing below it needed one (`span_id` from `outgoing`, else a new one)."""
-        if self.sampled:
-            try:
-                found = TAILS[(name, kind, _FLAGS_LOCAL, attributes)]
-            except (KeyError, TypeError):
-                found = tail(name, kind, _FLAGS_LOCAL, attributes)
-            self.record_rendered(span_id, start, found, error)
-
     def record_rendered(self, span_id: str | None, start: int, found: str, error: str | None = None) -> None:
-        """`record_child` with the child's tail already rendered (`child_tail`): the audit emit and
-        the backend request keep theirs by event type and JSON-RPC method, looked up by one string."""
+        """Record a finished child that started at `start` (ns) and ends now, without a `Span` object
+        (nothing below it needed one; `span_id` from `outgoing`, else a new one), its tail rendered by
+        the caller (`child_tail`): the audit emit and the backend request keep theirs by event type and
+        JSON-RPC method, looked up by one string."""
         if self.sampled:
             if error is not None or self.tracestate:
                 found = decorated(found, error, self.tracestate)
@@ -249,7 +240,7 @@ def outgoing(parent: Span, headers: dict[str, str] | Any) -> tuple[str, int]:
     """A CLIENT child of `parent` for one outgoing request, as its span id and start (ns): its
     `traceparent` (and the caller's `tracestate`) added to `headers`. No `Span` object, nothing made
     current (nothing below it opens a span): the caller ends it with `parent.record_rendered(span_id,
-    start, tail, error)` (or `record_child`)."""
+    start, tail, error)`."""
     tracer = parent.tracer  # Span.new_id, inlined (a call per backend request)
     at = tracer.drawn
     if at >= _POOL:

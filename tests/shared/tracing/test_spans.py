@@ -157,7 +157,7 @@ def test_an_outgoing_span_is_named_by_the_traceparent_it_adds_and_is_not_current
         assert tracing.current_span.get() is server  # nothing below it opens a span
         assert parse([headers["traceparent"]]) == Parent(TRACE, client, True)
         assert headers["tracestate"] == "vendor=x"
-        server.record_child("backend a", start, ("mcp.server", "a"), None, CLIENT, client)
+        server.record_rendered(client, start, tracing.child_tail({}, "a", "backend a", CLIENT, ("mcp.server", "a")))
     (recorded, _) = [span_json(s) for s in tracer.buffer]
     assert recorded["spanId"] == client and recorded["startTimeUnixNano"] == str(start)
     assert recorded["parentSpanId"] == server.span_id and recorded["kind"] == CLIENT
@@ -168,14 +168,15 @@ def test_an_outgoing_span_is_named_by_the_traceparent_it_adds_and_is_not_current
 def test_a_child_recorded_without_a_span_object() -> None:
     tracer = Tracer("gateway", 1.0)
     server = tracer.server_span("POST /mcp", None)
-    server.record_child("audit.emit", 5, ("audit.event_type", "tool_call"), "ValueError")
+    tail = tracing.child_tail({}, "tool_call", "audit.emit", INTERNAL, ("audit.event_type", "tool_call"))
+    server.record_rendered(None, 5, tail, "ValueError")
     (child,) = [span_json(s) for s in tracer.buffer]
     assert child["traceId"] == server.trace_id and child["parentSpanId"] == server.span_id
     assert child["spanId"] != server.span_id and re.fullmatch("[0-9a-f]{16}", child["spanId"])
     assert child["name"] == "audit.emit" and child["kind"] == INTERNAL and child["startTimeUnixNano"] == "5"
     assert child["status"] == {"code": 2, "message": "ValueError"}
     unsampled = Tracer("gateway", 0.0)
-    unsampled.server_span("POST /mcp", None).record_child("audit.emit", 5, ())
+    unsampled.server_span("POST /mcp", None).record_rendered(None, 5, tail)
     assert unsampled.buffer == []
 
 
