@@ -22,6 +22,7 @@ import httpx2
 import mcp_types as types
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
 
 from tests.conformance import runner
@@ -29,6 +30,10 @@ from tests.conformance import runner
 SDK = runner.TOOLS / "@modelcontextprotocol" / "sdk"
 TS_CLIENT = Path(__file__).resolve().parents[1] / "fixtures" / "ts_sdk_client.mjs"
 TIMEOUT = 20.0
+# The SDK's own default HTTP client's limits (create_mcp_http_client), as an agent using `Client(url)` has;
+# httpx2's bare default (5 s to the response head) would fail a call the gateway answers in 6 s on a
+# loaded machine, below the SDK's per-request limit (TIMEOUT) that a cell is meant to be bounded by.
+HTTP_TIMEOUT = httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT)
 OnWait = Callable[[str], Awaitable[None]]
 
 
@@ -100,8 +105,9 @@ async def run_python(url: str, token: str, plan: dict[str, Any], on_wait: OnWait
     """Run the plan in the official Python SDK client (`mode`: "legacy" is the 2025-11-25 handshake, as
     the others; "2026-07-28" the stateless era); its report."""
     run = _PythonRun(plan["tag"], mode)
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT) as http:
         client = await _python_connect(url, http, run).__aenter__()
+        failed: BaseException | None = None
         try:
             run.report["protocolVersion"] = "2025-11-25" if mode == "legacy" else mode
             for step in plan["steps"]:
@@ -109,9 +115,17 @@ async def run_python(url: str, token: str, plan: dict[str, Any], on_wait: OnWait
                     client, run.report[step["key"]] = await _python_step(client, step, run, on_wait, url, http)
                 except Exception as exc:  # noqa: BLE001 - the report records it; the cell decides
                     run.report[step["key"]] = {"error": repr(exc)}
+        except BaseException as exc:
+            failed = exc
+            raise
         finally:
-            with contextlib.suppress(Exception):
-                await client.__aexit__(None, None, None)
+            if failed is not None:
+                # A transport task's failure cancels the step; told so, the client's exit raises that
+                # failure instead (a bare CancelledError would abort the other cells of a shared restart).
+                await client.__aexit__(type(failed), failed, failed.__traceback__)
+            else:
+                with contextlib.suppress(Exception):
+                    await client.__aexit__(None, None, None)
     return run.report
 
 

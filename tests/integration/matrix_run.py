@@ -127,7 +127,7 @@ class Matrix:
         if label == "list_changed":
             grow = self.spec(cell, "list_changed").get("grow")
             if grow:  # directly at the backend: no call through the gateway runs meanwhile
-                async with httpx2.AsyncClient() as http, Client(
+                async with httpx2.AsyncClient(timeout=clients.HTTP_TIMEOUT) as http, Client(
                         streamable_http_client(self.http[cell.server].url, http_client=http), mode="legacy") as c:
                     await c.call_tool("grow", {"name": grow})
         elif label == "restart":
