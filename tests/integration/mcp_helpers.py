@@ -10,6 +10,7 @@ from typing import Any
 import httpx2
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 
 from tests.integration.gateway_harness import Stack
 
@@ -61,7 +62,9 @@ def modern_headers(method: str, name: str | None = None) -> dict[str, str]:
 @asynccontextmanager
 async def sdk_session(stack: Stack, path: str, subject: str, mode: str) -> AsyncIterator[ClientSession]:
     """An initialized (legacy) or discovered (modern) SDK session to the gateway."""
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {stack.token(subject)}"})
+    # the SDK's own default limits (as `Client(url)` has), not httpx2's bare 5 s to the response head
+    timeout = httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT)
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {stack.token(subject)}"}, timeout=timeout)
     async with http, streamable_http_client(stack.url + path, http_client=http) as (read, write):
         async with ClientSession(read, write) as session:
             if mode == "legacy":
