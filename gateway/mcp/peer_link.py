@@ -51,7 +51,7 @@ def owner_body(owner: tuple[Any, ...]) -> dict[str, Any]:
 
 def owner_of(body: dict[str, Any]) -> tuple[Any, ...]:
     """The binding `owner_body` wrote, as HeldCalls compares it."""
-    return body["subject"], body["name"], body["arguments"].encode()
+    return body["subject"], body.get("name"), body["arguments"].encode()
 
 
 class Remote:
@@ -69,7 +69,7 @@ class Remote:
 async def _end(remote: Remote, reason: str) -> None:
     try:
         async with remote.peers.post(remote.address, END, {"state": remote.token, "reason": reason,
-                                                           **owner_body(remote.owner)}) as resp:
+                                                           **owner_body(remote.owner)}, quick=True) as resp:
             await resp.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
         log.warning("could not tell the owning replica to end a held call", extra={"error": type(exc).__name__})
@@ -132,7 +132,7 @@ async def answer_elsewhere(request: web.Request, subject: str, gid: RequestId, m
     if peers is None or address is None:
         return
     try:
-        async with peers.post(address, ANSWER, {"subject": subject, "id": gid, "message": message}) as resp:
+        async with peers.post(address, ANSWER, {"subject": subject, "id": gid, "message": message}, quick=True) as resp:
             await resp.read()
             if resp.status != 200:
                 log.error("the owning replica refused a forwarded answer", extra={"status": resp.status, "peer": address})

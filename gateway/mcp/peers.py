@@ -26,6 +26,7 @@ import orjson
 WINDOW = 30.0  # seconds a signed forward stays acceptable (clock skew between replicas included)
 SIGNATURE = "Mcpgw-Peer-Signature"
 MAC_BYTES = 16
+QUICK = 10.0  # seconds for a forward the owner answers at once (an answer, an end)
 
 
 def _b64(data: bytes) -> str:
@@ -105,11 +106,15 @@ class Peers:
             return None
         return unseal(self.key, route)
 
-    def post(self, address: str, path: str, body: dict[str, Any]) -> Any:
-        """A signed forward of `body` to `path` on the peer at `address` (an aiohttp request context)."""
+    def post(self, address: str, path: str, body: dict[str, Any], quick: bool = False) -> Any:
+        """A signed forward of `body` to `path` on the peer at `address` (an aiohttp request context);
+        `quick`: answered at once (an answer, an end), so bounded by QUICK seconds in all."""
         data = orjson.dumps(body)
         headers = {SIGNATURE: sign(self.key, time.time(), path, data), "Content-Type": "application/json"}
-        return self.session.post(f"http://{address}{path}", data=data, headers=headers)
+        url = f"http://{address}{path}"
+        if quick:
+            return self.session.post(url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=QUICK))
+        return self.session.post(url, data=data, headers=headers)  # the session's: connect 5 s, then rounds
 
     def later(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in the background, kept referenced until it ends (closed at shutdown)."""
