@@ -11,6 +11,7 @@ writes no audit row: the forwarding replica's is the call's.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -55,12 +56,16 @@ async def _line(out: web.StreamResponse, value: dict[str, Any]) -> None:
 class Handlers:
     """The peer routes, over the gateway's MCP state and the peers' key."""
 
-    def __init__(self, state: McpState, key: bytes) -> None:
-        self.state, self.key = state, key
+    def __init__(self, state: McpState, key: bytes, body_timeout: float) -> None:
+        self.state, self.key, self.body_timeout = state, key, body_timeout
 
     async def _body(self, request: web.Request, *fields: str) -> dict[str, Any]:
         """The verified forward: 401 unless signed, 400 unless a JSON object with `fields` as strings."""
-        data = await request.read()
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                data = await request.read()
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text="peer forward body not received in time") from None
         if not peers.verify(self.key, time.time(), request.path, data, request.headers.get(peers.SIGNATURE)):
             log.warning("unsigned or badly signed peer forward refused", extra={"peer": request.remote})
             raise web.HTTPUnauthorized(text="peer forward not signed with the peers' key")
@@ -133,10 +138,12 @@ def _rpc_error(failure: RpcFailure) -> dict[str, Any]:
     return {"code": failure.code, "message": failure.message, "data": failure.data, "status": failure.status}
 
 
-def peer_app(state: McpState, key: bytes, max_body: int) -> web.Application:
-    """The listener's own small app: three signed routes and nothing of the gateway's middlewares."""
-    app = web.Application(client_max_size=max_body + ENVELOPE)
-    handlers = Handlers(state, key)
+def peer_app(state: McpState, key: bytes, settings: GatewaySettings) -> web.Application:
+    """The listener's own small app: three signed routes and nothing of the gateway's middlewares, with
+    the gateway's body limit (plus the envelope) and its header and body read timeouts (slowloris)."""
+    app = web.Application(client_max_size=settings.max_body_bytes + ENVELOPE,
+                          handler_args={"keepalive_timeout": settings.header_timeout})
+    handlers = Handlers(state, key, settings.body_timeout)
     app.router.add_post(RESUME, handlers.resume)
     app.router.add_post(ANSWER, handlers.answer)
     app.router.add_post(END, handlers.end)
@@ -167,7 +174,7 @@ async def peers_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     state = app[MCP_STATE]
     key = peer_key(secret.get())
-    runner = web.AppRunner(peer_app(state, key, settings.max_body_bytes), access_log=None)
+    runner = web.AppRunner(peer_app(state, key, settings), access_log=None)
     await runner.setup()
     try:
         listen = split_address(settings.peer_listen)
