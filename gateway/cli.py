@@ -68,7 +68,8 @@ def serve(args: argparse.Namespace) -> int:
     if settings.workers > 1 and not worker:
         from gateway.workers import supervise
 
-        return supervise(settings.workers, getattr(args, "argv", sys.argv[1:]), settings.mcp_session_secret is not None)
+        return supervise(settings.workers, getattr(args, "argv", sys.argv[1:]), settings.mcp_session_secret is not None,
+                         settings.peer_listen is not None)
     try:
         app = create_app(settings)
     except (ValueError, SettingsError) as exc:

@@ -19,6 +19,7 @@ from shared.auth import Authenticator, AuthError
 
 if TYPE_CHECKING:
     from gateway.gwaudit import AuditInfo
+    from gateway.mcp.peers import Peers
     from gateway.mcp.state import McpState
     from gateway.metrics import GatewayMetrics
     from gateway.readiness import PdpProbe
@@ -62,3 +63,5 @@ ANSWER_STREAM = web.RequestKey("answer_stream", web.StreamResponse)
 AUTH_CHALLENGE: web.AppKey[Callable[[web.Request, AuthError, dict[str, str]], None]] = web.AppKey("auth_challenge")
 # State of the MCP endpoints (gateway/mcp, installed by gateway.routes.mcp.setup_mcp_routes).
 MCP_STATE: web.AppKey[McpState] = web.AppKey("mcp_state")
+# The peer channel (gateway/mcp/peer_listener.py), set only when MCPGW_GATEWAY_PEER_LISTEN is.
+PEERS: web.AppKey[Peers] = web.AppKey("peers")

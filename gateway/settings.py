@@ -138,6 +138,16 @@ class GatewaySettings(CommonSettings):
         help="Backend calls held for one subject's retries (input_required bridging); more are refused")
     mcp_max_held_calls: int = setting(1024, check=_positive,
         help="Backend calls held for agents' retries in all (input_required bridging)")
+    # The peer channel (docs/mcp.md "Replicas and held calls"): held calls reachable from any replica.
+    peer_listen: str | None = setting(None,
+        help="host:port of this replica's peer listener, where other replicas forward retries and answers for "
+             "calls held here (port 0 = any free port); unset = off (set by --workers to 127.0.0.1:0)")
+    peer_advertise: str | None = setting(None,
+        help="host:port other replicas reach the peer listener at (e.g. the pod IP); port 0 = the bound port; "
+             "default: the listen address")
+    peer_secret: Secret | None = setting(None, secret=True,
+        help="Key authenticating forwards between replicas (HMAC, at least 32 characters, the same on every "
+             "replica); unset = derived from mcp_session_secret (one of them is required with peer_listen)")
     mcp_max_streams_per_session: int = setting(4, check=_positive, help="Open GET/listen streams per MCP session")
     mcp_max_streams_per_subject: int = setting(32, check=_positive, help="Open GET/listen streams per subject")
     upstream_sessions_per_backend: int = setting(256, check=_positive,
@@ -199,6 +209,40 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def split_address(text: str) -> tuple[str, int] | None:
+    """`host:port` (`[v6]:port`) as (host, port); None when it is not one."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return (host, int(port)) if host and " " not in host else None
+
+
+def _peer_errors(settings: GatewaySettings) -> list[str]:
+    """The peer channel's settings that do not fit together."""
+    listen = split_address(settings.peer_listen) if settings.peer_listen else None
+    advertise = split_address(settings.peer_advertise) if settings.peer_advertise else None
+    errors = []
+    if settings.peer_listen and listen is None:
+        errors.append(f"peer_listen ({PREFIX}PEER_LISTEN): must be host:port")
+    if settings.peer_advertise and advertise is None:
+        errors.append(f"peer_advertise ({PREFIX}PEER_ADVERTISE): must be host:port")
+    if settings.peer_advertise and not settings.peer_listen:
+        errors.append(f"peer_advertise ({PREFIX}PEER_ADVERTISE): needs {PREFIX}PEER_LISTEN")
+    if settings.peer_listen and settings.peer_secret is None and settings.mcp_session_secret is None:
+        errors.append(f"peer_secret ({PREFIX}PEER_SECRET): required with {PREFIX}PEER_LISTEN (or "
+                      f"{PREFIX}MCP_SESSION_SECRET to derive it from); the same on every replica")
+    if settings.peer_secret is not None and len(settings.peer_secret.get()) < 32:
+        errors.append(f"peer_secret ({PREFIX}PEER_SECRET): at least 32 characters")
+    if listen is not None and advertise is None and listen[0] in ("0.0.0.0", "::"):
+        errors.append(f"peer_advertise ({PREFIX}PEER_ADVERTISE): required when the peer listener binds every "
+                      "address; other replicas must be told where to reach this one")
+    if listen is not None and listen[1] != 0 and settings.workers > 1:
+        errors.append(f"peer_listen ({PREFIX}PEER_LISTEN): each worker needs a port of its own; use port 0")
+    return errors
+
+
 def finalize(settings: GatewaySettings) -> GatewaySettings:
     """Derive legacy values (Keycloak issuer, no-auth) and check cross-field rules; list all errors."""
     errors: list[str] = []
@@ -238,6 +282,7 @@ def finalize(settings: GatewaySettings) -> GatewaySettings:
             errors.append(f"{name} ({PREFIX}{name.upper()}): must be an http(s) URL")
     if not _http_url(settings.pdp_url):
         errors.append(f"pdp_url ({PREFIX}PDP_URL): must be an http(s) URL")
+    errors += _peer_errors(settings)
     if errors:
         raise SettingsError(errors)
     return dataclasses.replace(settings, **changes) if changes else settings

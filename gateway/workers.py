@@ -1,7 +1,8 @@
 """`--workers N`: N gateway processes on one port (SO_REUSEPORT), so one machine's cores are used.
 
 The children (`--worker`) behave like replicas sharing one session secret (made up for the run
-when none is set). A child that exits on its own stops the others and the parent exits with its
+when none is set) and one peer channel: each listens on a loopback port of its own for the others'
+forwards of retries and answers to calls it holds (keyed by the session secret unless a peer secret is set). A child that exits on its own stops the others and the parent exits with its
 code: a half-served port is worse than a restart by the supervisor that started us.
 """
 
@@ -19,14 +20,19 @@ from collections.abc import Mapping, Sequence
 log = logging.getLogger(__name__)
 
 SECRET_ENV = "MCPGW_GATEWAY_MCP_SESSION_SECRET"
+PEER_LISTEN_ENV = "MCPGW_GATEWAY_PEER_LISTEN"
 GRACE_SECONDS = 10.0
 
 
-def child_env(environ: Mapping[str, str], has_secret: bool) -> dict[str, str]:
-    """The children's environment: one session secret for all of them (made up if none is set)."""
+def child_env(environ: Mapping[str, str], has_secret: bool, has_peer_listen: bool = True) -> dict[str, str]:
+    """The children's environment: one session secret for all of them (made up if none is set; the peer
+    channel's key is derived from it unless MCPGW_GATEWAY_PEER_SECRET is set), and a peer listener each
+    unless one is configured."""
     env = dict(environ)
     if not has_secret:
         env[SECRET_ENV] = secrets.token_urlsafe(32)
+    if not has_peer_listen:
+        env[PEER_LISTEN_ENV] = "127.0.0.1:0"  # each its own port, advertised as bound
     return env
 
 
@@ -41,12 +47,12 @@ def child_argv(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "mcpgw.cli", *out, "--worker"]
 
 
-def supervise(count: int, argv: Sequence[str], has_secret: bool) -> int:
+def supervise(count: int, argv: Sequence[str], has_secret: bool, has_peer_listen: bool = True) -> int:
     """Run `count` workers until a signal (0) or until one of them exits (its code, 1 if it was 0)."""
     if not has_secret:
         log.warning("several workers and no %s: one was made up for this run (sessions end when it stops)",
                     SECRET_ENV)
-    env = child_env(os.environ, has_secret)
+    env = child_env(os.environ, has_secret, has_peer_listen)
     children = [subprocess.Popen(child_argv(argv), env=env) for _ in range(count)]
     log.info("gateway workers started", extra={"workers": count, "pids": [c.pid for c in children]})
     stopping = threading.Event()

@@ -31,6 +31,7 @@ from gateway.mcp import (
     listen,
     methods,
     naming,
+    peer_link,
     protocol,
 )
 from gateway.mcp import aggregated_items as items
@@ -89,7 +90,8 @@ async def post(request: web.Request) -> web.StreamResponse:
                 raise RpcFailure(protocol.INVALID_REQUEST, "a 2026-07-28 agent answers a server request by "
                                  "retrying its call with inputResponses", status=400)
             # An agent's answer to a backend's sampling / elicitation / roots request (calls.py).
-            state.pending.answer(principal(request).subject, msg.id, msg.body)
+            if not state.pending.answer(principal(request).subject, msg.id, msg.body):
+                await peer_link.answer_elsewhere(request, principal(request).subject, msg.id, msg.body)
         if msg.method == "notifications/cancelled" and session is not None:
             subject = principal(request).subject
             state.inflight.cancel(inflight.key(subject, session.sid, inflight.cancelled_id(msg.params)))

@@ -3,13 +3,14 @@
 A backend's sampling / elicitation / roots request reaches the agent under a fresh random id
 (never the backend's own: backends' ids collide across the shared upstream session and would let
 one agent answer another's request). The agent POSTs its answer to `/mcp`; `answer` hands it to
-the call waiting for it, only if the same subject opened it. Entries live in this process: an
-answer must reach the replica serving the call (which holds the stream open anyway). At most
+the call waiting for it, only if the same subject opened it. Entries live in this process; with
+peers configured the id names its owner (peers.py), so an answer posted to another replica is
+forwarded here (peer_link.py). At most
 `per_subject` requests wait on one subject at a time (MCPGW_GATEWAY_MCP_MAX_PENDING_REQUESTS): a
 backend flooding requests gets an error answer for the rest instead of filling memory.
 
 `HeldCalls` keeps the calls bridge.py holds for a 2026-07-28 agent's retry, by the requestState
-minted for them (bounded, expiring; see bridge.py).
+minted for them (bounded, expiring; see bridge.py). Its tokens name their owner too.
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ import asyncio
 import secrets
 from typing import Any, Protocol
 
+from gateway.mcp import protocol
 from gateway.mcp.limits import Slots
-from gateway.mcp.protocol import RequestId
+from gateway.mcp.peers import mint
+from gateway.mcp.protocol import RequestId, RpcFailure
 
 PREFIX = "mcpgw-req-"
+INVALID_STATE = "Invalid or expired requestState"
+
+
+def invalid_state() -> RpcFailure:
+    """The one answer to a requestState that continues nothing (unknown, someone else's, used, expired, owner gone)."""
+    return RpcFailure(protocol.INVALID_PARAMS, INVALID_STATE, {"reason": "invalid_request_state"})
 
 
 class TooManyPending(Exception):
@@ -39,12 +48,13 @@ class Pending:
     def __init__(self, per_subject: int) -> None:
         self._waiting: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self.subjects = Slots(per_subject)
+        self.route = ""  # this replica's route, named in the ids it mints (set when peers are on)
 
     def open(self, subject: str) -> tuple[str, asyncio.Future[dict[str, Any]]]:
         """A new id for a request to `subject`, and the future its answer will resolve (TooManyPending)."""
         if not self.subjects.take(subject):
             raise TooManyPending(self.subjects.limit)
-        gid = PREFIX + secrets.token_urlsafe(16)
+        gid = mint(PREFIX, self.route, secrets.token_urlsafe(16))
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[gid] = (subject, future)
         return gid, future
@@ -103,6 +113,7 @@ class HeldCalls:
         self.subjects = Slots(per_subject)
         self.total, self.timeout, self.held = total, timeout, 0
         self._parked: dict[str, tuple[Holdable, asyncio.TimerHandle]] = {}
+        self.route = ""  # as Pending's
 
     def take(self, subject: str) -> None:
         """Count one more held call of `subject` (TooManyHeld past a limit)."""
@@ -121,7 +132,7 @@ class HeldCalls:
 
     def park(self, call: Holdable) -> str:
         """Keep `call` until its retry claims the returned token, or end it after `timeout` seconds."""
-        token = STATE_PREFIX + secrets.token_urlsafe(32)
+        token = mint(STATE_PREFIX, self.route, secrets.token_urlsafe(32))
         timer = asyncio.get_running_loop().call_later(self.timeout, self._expire, token)
         self._parked[token] = (call, timer)
         return token

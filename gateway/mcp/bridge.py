@@ -14,7 +14,8 @@ and true differ); anything else is
 any call; refused, the held call is cancelled. Held calls are bounded per subject and in total, and
 ended (the backend told `notifications/cancelled`) when no retry comes within
 MCPGW_GATEWAY_MCP_INPUT_TIMEOUT, or when the agent disconnects during a round. They live on the
-replica that started them: a retry reaching another replica gets the same −32602.
+replica that started them; with peers configured a retry reaching another replica is decided there
+and its rounds run here, relayed over the peer channel (peer_link.py, peer_listener.py).
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.mcp import protocol
-from gateway.mcp.backchannel import STATE_PREFIX, InvalidState, TooManyHeld
+from gateway.keys import PEERS
+from gateway.mcp import peer_link, protocol
+from gateway.mcp.backchannel import STATE_PREFIX, InvalidState, TooManyHeld, invalid_state
 from gateway.mcp.call_stream import ANSWER_TIMEOUT, Call
 from gateway.mcp.endpoint import principal
+from gateway.mcp.peer_link import Remote, Writer
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.state import McpState
 from gateway.upstream.errors import UpstreamError
-
-INVALID_STATE = "Invalid or expired requestState"
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Turn:
     """A `/mcp` tools/call as the bridge sees it: who may continue it, and the held call it continues."""
 
     owner: tuple[Any, ...]  # subject, the tool as the agent named it, its arguments (canonical JSON)
-    held: Held | None = None
+    held: Held | Remote | None = None  # Remote: another replica holds it (peer_link.py)
 
 
 class HeldCall(Call):
@@ -123,10 +124,22 @@ def claimed(request: web.Request, state: McpState, params: dict[str, Any], era: 
     responses = params.get("inputResponses")
     if responses is not None and not isinstance(responses, dict):
         raise RpcFailure(protocol.INVALID_PARAMS, "inputResponses must be an object keyed by inputRequests' keys")
+    peers = request.app.get(PEERS)
+    address = peers.elsewhere(STATE_PREFIX, token) if peers is not None else None
+    if peers is not None and address is not None:
+        # Another replica's: decided here like any call, its round run by the owner, which checks the
+        # binding (an invalid state is −32602 then, after the decision).
+        remote = Remote(peers, address, token, turn.owner)
+        try:
+            yield Turn(turn.owner, remote)
+        finally:
+            if not remote.resumed:
+                remote.end("the retry was refused")
+        return
     try:
         held = state.held.claim(token, turn.owner)
     except InvalidState:
-        raise RpcFailure(protocol.INVALID_PARAMS, INVALID_STATE, {"reason": "invalid_request_state"}) from None
+        raise invalid_state() from None
     assert isinstance(held, Held)
     held.resumed = False  # until this retry's round takes it
     try:
@@ -136,13 +149,16 @@ def claimed(request: web.Request, state: McpState, params: dict[str, Any], era: 
             held.end("the retry was refused")
 
 
-async def resume(held: Held, writer: Call, params: dict[str, Any] | None) -> dict[str, Any]:
+async def resume(held: Held | Remote, writer: Writer, params: dict[str, Any] | None) -> dict[str, Any]:
     """One round: deliver the retry's answers, then relay the held call on `writer` (the agent's request
     in progress) until it ends (its result) or asks (an `input_required` result, the call parked).
-    A retry decided for another server than the held call's (the tool moved on a reload) ends it: −32602."""
+    A retry decided for another server than the held call's (the tool moved on a reload) ends it: −32602.
+    Another replica's call: the round runs there (peer_link.resume)."""
+    if isinstance(held, Remote):
+        return await peer_link.resume(held, writer, params or {})
     if held.call.server.name != writer.server.name:
         held.end("the retry was decided for another server")
-        raise RpcFailure(protocol.INVALID_PARAMS, INVALID_STATE, {"reason": "invalid_request_state"})
+        raise invalid_state()
     held.resumed = True
     call = held.call
     _deliver(call, (params or {}).get("inputResponses") or {})

@@ -16,6 +16,7 @@ from gateway.mcp import (
     passthrough_session,
 )
 from gateway.mcp.aggregated_subs import catalogs_ctx
+from gateway.mcp.peer_listener import peers_ctx
 from gateway.mcp.revocations import revocations_ctx
 from gateway.mcp.state import build_state
 from shared.auth import AuthError, www_authenticate
@@ -58,6 +59,7 @@ def setup_mcp_routes(app: web.Application) -> None:
     app[AUTH_CHALLENGE] = add_resource_metadata
     # Appended after the database pool's ctx (create_app adds routes last), so the pool exists.
     app.cleanup_ctx.append(revocations_ctx(state.revocations))
+    app.cleanup_ctx.append(peers_ctx)  # held calls reachable from other replicas (docs/mcp.md)
     app.cleanup_ctx.append(catalogs_ctx)
     app.cleanup_ctx.append(_shutdown_ctx)
     app.router.add_route("POST", "/mcp", aggregated.post)

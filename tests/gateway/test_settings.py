@@ -151,3 +151,39 @@ def test_remote_no_auth_is_a_flag_and_loud_at_start(caplog: pytest.LogCaptureFix
     with caplog.at_level("WARNING"):
         create_app(s)
     assert any("EXPOSED BEYOND LOOPBACK" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+PEER = "MCPGW_GATEWAY_PEER_"
+
+
+@pytest.mark.parametrize(
+    ("env", "fragments"),
+    [
+        ({f"{PEER}LISTEN": "127.0.0.1:0"}, [f"peer_secret ({PEER}SECRET): required with {PEER}LISTEN"]),
+        ({f"{PEER}LISTEN": "nowhere", f"{PEER}SECRET": "p" * 32}, [f"peer_listen ({PEER}LISTEN): must be host:port"]),
+        ({f"{PEER}LISTEN": "127.0.0.1:0", f"{PEER}SECRET": "short-secret-mentioned-nowhere"},
+         [f"peer_secret ({PEER}SECRET): at least 32 characters"]),
+        ({f"{PEER}LISTEN": "0.0.0.0:9100", f"{PEER}SECRET": "p" * 32}, [f"peer_advertise ({PEER}ADVERTISE): required"]),
+        ({f"{PEER}ADVERTISE": "10.0.0.5:70000"}, [f"peer_advertise ({PEER}ADVERTISE): must be host:port",
+                                                  f"needs {PEER}LISTEN"]),
+        ({f"{PEER}LISTEN": "127.0.0.1:9100", f"{PEER}SECRET": "p" * 32, "MCPGW_GATEWAY_WORKERS": "2"},
+         [f"peer_listen ({PEER}LISTEN): each worker needs a port of its own"]),
+    ],
+)
+def test_peer_settings_that_do_not_fit_are_named(env: dict[str, str], fragments: list[str]) -> None:
+    with pytest.raises(SettingsError) as info:
+        load({**AUTH, **env})
+    text = str(info.value)
+    for fragment in fragments:
+        assert fragment in text
+    assert "short-secret-mentioned-nowhere" not in text
+
+
+def test_peer_channel_settings_accepted_and_secret_hidden() -> None:
+    s = load({**AUTH, f"{PEER}LISTEN": "0.0.0.0:0", f"{PEER}ADVERTISE": "[fd00::5]:0", f"{PEER}SECRET": "q" * 40,
+              "MCPGW_GATEWAY_WORKERS": "2"})
+    assert s.peer_secret is not None and s.peer_secret.get() == "q" * 40
+    assert "q" * 40 not in str(public_view(s))
+    assert load(AUTH).peer_listen is None  # off unless configured
+    # The session secret keys the channel when no peer secret is set.
+    assert load({**AUTH, f"{PEER}LISTEN": "127.0.0.1:0", "MCPGW_GATEWAY_MCP_SESSION_SECRET": "s" * 32}).peer_secret is None

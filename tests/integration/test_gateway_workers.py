@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -72,11 +73,18 @@ async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 async def workers(tmp_path: Path, pg_dsn: str, mcp_backend: Backend):  # noqa: F811
+    async with serving(tmp_path, pg_dsn, {"alpha": {"url": mcp_backend.url}}) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, pg_dsn: str, backends: dict):
+    """`mcpgw gateway serve --workers 2 --no-auth` in front of `backends`: (process, base URL)."""
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     runner, pdp_url = await start_pdp(policy, pg_dsn)
     servers = tmp_path / "servers.yaml"
-    servers.write_text(servers_yaml({"alpha": {"url": mcp_backend.url}}))
+    servers.write_text(servers_yaml(backends))
     port = free_port()
     env = clean_env(DATABASE_URL=pg_dsn, MCPGW_DATA_DIR=str(tmp_path / "gw"), MCPGW_LOG_FORMAT="text",
                     MCPGW_GATEWAY_DEV_ROLES="admin")
@@ -139,3 +147,55 @@ def test_children_run_the_same_command_with_one_shared_secret() -> None:
     made = child_env({"PATH": "/bin"}, has_secret=False)
     assert len(made["MCPGW_GATEWAY_MCP_SESSION_SECRET"]) >= 32
     assert "MCPGW_GATEWAY_MCP_SESSION_SECRET" not in child_env({"PATH": "/bin"}, has_secret=True)
+    # The peer channel: a loopback listener each (port 0, keyed by the shared session secret), unless configured.
+    assert child_env({"PATH": "/bin"}, has_secret=True, has_peer_listen=False)["MCPGW_GATEWAY_PEER_LISTEN"] == "127.0.0.1:0"
+    assert "MCPGW_GATEWAY_PEER_LISTEN" not in child_env({"PATH": "/bin"}, has_secret=True, has_peer_listen=True)
+
+
+CAPS_2026 = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+             "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}
+SAMPLED = {"role": "assistant", "content": {"type": "text", "text": "tides"}, "model": "m"}
+ROUNDS = 8  # each retry has even odds of the other worker: all on one is 1 in 2^8
+
+
+def modern_call(rid: int, topic: str, **extra: object) -> tuple[dict, dict[str, str]]:
+    body = {"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+            "params": {"name": "ask__ask_and_wait", "arguments": {"topic": topic}, "_meta": CAPS_2026, **extra}}
+    return body, {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "ask__ask_and_wait"}
+
+
+async def test_held_calls_answer_on_whichever_worker_the_retry_reaches(tmp_path: Path, pg_dsn: str,
+                                                                      mcp_backend_factory) -> None:  # noqa: F811
+    """2026-07-28 agents' retries, 2025 agents' answers: each on a fresh connection, so about half reach
+    the worker not holding the call (forwarded over the peer channel the parent set up)."""
+    asking = mcp_backend_factory("asking-legacy", "asking")
+    async with serving(tmp_path, pg_dsn, {"ask": {"url": asking.url}}) as (_, url):
+        for i in range(ROUNDS):
+            body, headers = modern_call(100 + i, f"w{i}")
+            status, first, _ = await post(url + "/mcp", body, headers)
+            assert status == 200 and first["result"]["resultType"] == "input_required", first
+            (key,) = first["result"]["inputRequests"]
+            body, headers = modern_call(200 + i, f"w{i}", inputResponses={key: SAMPLED},
+                                        requestState=first["result"]["requestState"])
+            status, final, _ = await post(url + "/mcp", body, headers)
+            assert status == 200 and final["result"]["content"][0]["text"] == "llm said: tides", (i, final)
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}}
+        _, _, headers = await post(url + "/mcp", init)
+        session = {"Mcp-Session-Id": headers["Mcp-Session-Id"], "MCP-Protocol-Version": "2025-11-25"}
+        async with aiohttp.ClientSession() as http:
+            for i in range(ROUNDS):
+                call = {"jsonrpc": "2.0", "id": 300 + i, "method": "tools/call",
+                        "params": {"name": "ask__ask_and_wait", "arguments": {"topic": f"v{i}"}}}
+                async with asyncio.timeout(30), http.post(url + "/mcp", json=call,
+                                                          headers={"Accept": ACCEPT, **session}) as resp:
+                    async for line in resp.content:
+                        if line.startswith(b"data:"):
+                            asked = json.loads(line[5:])
+                            break
+                    answer = {"jsonrpc": "2.0", "id": asked["id"], "result": SAMPLED}
+                    status, _, _ = await post(url + "/mcp", answer, session)
+                    assert status == 202
+                    rest = (await resp.read()).decode()
+                done = [json.loads(line[5:]) for line in rest.splitlines() if line.startswith("data:")]
+                assert done[-1]["result"]["content"][0]["text"] == "llm said: tides", (i, done)
