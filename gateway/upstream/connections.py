@@ -18,7 +18,7 @@ stream — hung for good, holding its pool slot: the kernel's probes fail it wit
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,6 +27,7 @@ from aiohttp import AddrInfoType
 from aiohttp.abc import AbstractResolver
 
 from gateway.upstream.guard import GuardedResolver
+from gateway.upstream.lean import LeanPool
 
 # Idle keep-alive connections are closed by us before the common servers close them (uvicorn,
 # Node's http and the MCP SDKs' hosts: 5 s): a call written on a connection the server is closing
@@ -70,6 +71,25 @@ def _refuse_to_queue(limit: int, per_host: int) -> aiohttp.TraceConfig:
     return trace
 
 
+class Connector(aiohttp.TCPConnector):
+    """The request session's connector: aiohttp's pool, plus `lean` (lean.py), the keep-alive
+    HTTP/1.1 client sender.py sends the session's requests on, under the same limits, resolver and
+    keep-alive; closing the session closes both."""
+
+    def __init__(self, *, limit: int, limit_per_host: int, keepalive_timeout: float, **options: Any) -> None:
+        super().__init__(limit=limit, limit_per_host=limit_per_host, keepalive_timeout=keepalive_timeout, **options)
+        self.lean = LeanPool(limit=limit, limit_per_host=limit_per_host, resolver=self._resolver,
+                             keepalive=keepalive_timeout)
+
+    def close(self, *, abort_ssl: bool = False) -> Awaitable[None]:
+        """Close the lean connections, then aiohttp's."""
+        return self._close_both(abort_ssl)
+
+    async def _close_both(self, abort_ssl: bool) -> None:
+        await self.lean.close()
+        await super().close(abort_ssl=abort_ssl)
+
+
 def create_session(
     *,
     limit: int = 200,
@@ -87,7 +107,9 @@ def create_session(
     """
     if resolver is None and allowlist:
         resolver = GuardedResolver(allowlist)
-    connector = aiohttp.TCPConnector(
+    # A session that queues (the request session) sends on the lean client; the streams' session,
+    # which refuses to queue through aiohttp's trace, stays on aiohttp (sender.py says which is which).
+    connector = (Connector if queue else aiohttp.TCPConnector)(
         limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver,
         keepalive_timeout=keepalive, socket_factory=keepalive_socket,
     )

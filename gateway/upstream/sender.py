@@ -28,7 +28,7 @@ from yarl import URL
 from gateway.backend_auth import inject
 from gateway.credentials import CredentialError, CredentialStore
 from gateway.upstream import codec, sse
-from gateway.upstream.connections import PoolFull
+from gateway.upstream.connections import Connector, PoolFull
 from gateway.upstream.errors import (
     BackendDisconnected,
     ResponseTooLarge,
@@ -42,6 +42,7 @@ from shared.jsonutil import dumps
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
 
+LEAN_SCHEMES = frozenset({"http", "https"})
 LISTEN = "subscriptions/listen"  # 2026-07-28's long-lived stream: a POST answered by events while it stays open
 # Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
 MAX_NOTES = 100
@@ -83,6 +84,11 @@ class Sender:
                                               sock_read=server.timeout)
         self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=server.timeout, sock_connect=server.timeout)
         self._span_tails: dict[str, str] = {}  # JSON-RPC method → its backend span's rendered tail
+        # Requests (not long-lived streams) go out on the request session's lean HTTP/1.1 client
+        # (lean.py) when it has one (connections.create_session's); anything else on aiohttp.
+        connector = session.connector
+        self.lean = connector.lean if isinstance(connector, Connector) and self.url.scheme in LEAN_SCHEMES else None
+        self._origin = self.lean.origin(self.url) if self.lean is not None else None
 
     async def send(self, method: str, headers: dict[str, str], message: dict[str, Any] | None = None, *,
                    url: URL | None = None, stream: bool = False) -> aiohttp.ClientResponse:
@@ -131,10 +137,15 @@ class Sender:
         # A stream holds its connection while it stays open: it must not take one that calls need.
         standing = stream or (message is not None and message.get("method") == LISTEN)
         try:
-            resp = await (self.streams if standing else self.session).request(
-                method, target, headers=headers, data=None if message is None else dumps(message),
-                timeout=self._stream_timeout if standing else self._timeout, allow_redirects=False,
-            )
+            if self.lean is not None and not standing:
+                resp = await self.lean.request(
+                    method, target, headers, None if message is None else dumps(message), timeout=self.server.timeout,
+                    origin=self._origin if target is self.url else None)
+            else:
+                resp = await (self.streams if standing else self.session).request(
+                    method, target, headers=headers, data=None if message is None else dumps(message),
+                    timeout=self._stream_timeout if standing else self._timeout, allow_redirects=False,
+                )
         except BaseException as exc:
             if traced is not None:  # the type only: an exception's text may carry secrets
                 traced.record_rendered(span_id, started, found, type(exc).__name__)
