@@ -27,7 +27,9 @@ from aiohttp import AddrInfoType
 from aiohttp.abc import AbstractResolver
 
 from gateway.upstream.guard import GuardedResolver
-from gateway.upstream.lean import LeanPool
+from gateway.upstream.lean import LeanPool, PoolFull
+
+__all__ = ["Connector", "PoolFull", "create_session", "keepalive_socket"]
 
 # Idle keep-alive connections are closed by us before the common servers close them (uvicorn,
 # Node's http and the MCP SDKs' hosts: 5 s): a call written on a connection the server is closing
@@ -52,14 +54,6 @@ def keepalive_socket(addr_info: AddrInfoType) -> socket.socket:
     return sock
 
 
-class PoolFull(Exception):
-    """Every connection of a session that does not queue is held (`limit` in all, `per_host` per host)."""
-
-    def __init__(self, limit: int, per_host: int) -> None:
-        super().__init__(f"connection pool full ({limit} in all, {per_host} per host)")
-        self.limit, self.per_host = limit, per_host
-
-
 def _refuse_to_queue(limit: int, per_host: int) -> aiohttp.TraceConfig:
     """A trace that turns "wait for a free connection" into PoolFull (aiohttp removes the waiter)."""
 
@@ -76,10 +70,11 @@ class Connector(aiohttp.TCPConnector):
     HTTP/1.1 client sender.py sends the session's requests on, under the same limits, resolver and
     keep-alive; closing the session closes both."""
 
-    def __init__(self, *, limit: int, limit_per_host: int, keepalive_timeout: float, **options: Any) -> None:
+    def __init__(self, *, limit: int, limit_per_host: int, keepalive_timeout: float, queue: bool = True,
+                 **options: Any) -> None:
         super().__init__(limit=limit, limit_per_host=limit_per_host, keepalive_timeout=keepalive_timeout, **options)
         self.lean = LeanPool(limit=limit, limit_per_host=limit_per_host, resolver=self._resolver,
-                             keepalive=keepalive_timeout)
+                             keepalive=keepalive_timeout, queue=queue)
 
     def close(self, *, abort_ssl: bool = False) -> Awaitable[None]:
         """Close the lean connections, then aiohttp's."""
@@ -107,10 +102,10 @@ def create_session(
     """
     if resolver is None and allowlist:
         resolver = GuardedResolver(allowlist)
-    # A session that queues (the request session) sends on the lean client; the streams' session,
-    # which refuses to queue through aiohttp's trace, stays on aiohttp (sender.py says which is which).
-    connector = (Connector if queue else aiohttp.TCPConnector)(
-        limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver,
+    # Sender.send goes out on the connector's lean client (lean.py); anything else using the session
+    # (token fetches, readiness) on aiohttp's, under the same settings.
+    connector = Connector(
+        queue=queue, limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver,
         keepalive_timeout=keepalive, socket_factory=keepalive_socket,
     )
     # A cookie jar would carry one backend's cookies to another on the same host (ports share cookies).

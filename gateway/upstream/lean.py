@@ -45,6 +45,14 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _ssl_context: ssl.SSLContext | None = None
 
 
+class PoolFull(Exception):
+    """Every connection of a session that does not queue is held (`limit` in all, `per_host` per host)."""
+
+    def __init__(self, limit: int, per_host: int) -> None:
+        super().__init__(f"connection pool full ({limit} in all, {per_host} per host)")
+        self.limit, self.per_host = limit, per_host
+
+
 def verified_context() -> ssl.SSLContext:
     """The TLS context aiohttp's default `ssl=True` uses: system CAs, host names checked, http/1.1 ALPN."""
     global _ssl_context
@@ -106,8 +114,9 @@ class LeanPool:
     """Keep-alive connections per origin under one session's limits (see the module docstring)."""
 
     def __init__(self, *, limit: int, limit_per_host: int, resolver: AbstractResolver,
-                 keepalive: float) -> None:
+                 keepalive: float, queue: bool = True) -> None:
         self.limit, self.limit_per_host, self.keepalive = limit, limit_per_host, keepalive
+        self.queue = queue  # False: PoolFull at once instead of waiting for a connection
         self.resolver = resolver
         self._origins: dict[tuple[str, str, int | None], Origin] = {}
         self._open: set[Connection] = set()
@@ -125,16 +134,18 @@ class LeanPool:
         return found
 
     async def request(self, method: str, url: URL, headers: dict[str, str], body: bytes | None, *,
-                      timeout: float | None, origin: Origin | None = None) -> LeanResponse:
+                      connect_limit: float | None, read_timeout: float | None = None,
+                      origin: Origin | None = None) -> LeanResponse:
         """Send one request; the response once its head arrived (the body is read from `content`).
-        `timeout` bounds the wait for a connection and the connect, and is the read's idle limit."""
+        `connect_limit` bounds the wait for a connection and the connect; `read_timeout` is the read's idle
+        limit (None: none, for a stream left open on purpose)."""
         if origin is None:
             origin = self.origin(url)
         data = head(method, url.raw_path_qs, origin, headers, body)
         for attempt in (1, 2):
-            conn = await self._acquire(origin, timeout)
+            conn = await self._acquire(origin, connect_limit)
             try:
-                message, payload = await conn.send(data, timeout, method == "HEAD")
+                message, payload = await conn.send(data, read_timeout, method == "HEAD")
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                 conn.finish(False)
                 if attempt == 1 and conn.reused and method in RETRY_METHODS:
@@ -146,7 +157,7 @@ class LeanPool:
             return LeanResponse(conn, message, payload, method, url, headers)
         raise AssertionError("unreachable")
 
-    async def _acquire(self, origin: Origin, timeout: float | None) -> Connection:
+    async def _acquire(self, origin: Origin, limit: float | None) -> Connection:
         """An idle connection of `origin`, else a new one within the limits, else wait for one."""
         idle = origin.idle
         if idle:
@@ -161,8 +172,10 @@ class LeanPool:
                     conn.transport.close()
         if self.closed:
             raise aiohttp.ClientConnectionError("the upstream session is closed")
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit):
             while origin.held >= self.limit_per_host or self._held >= self.limit:
+                if not self.queue:
+                    raise PoolFull(self.limit, self.limit_per_host)
                 waiter = asyncio.get_running_loop().create_future()
                 self._waiters.append(waiter)
                 try:
@@ -171,7 +184,7 @@ class LeanPool:
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
                 if idle:  # one came back meanwhile
-                    return await self._acquire(origin, timeout)
+                    return await self._acquire(origin, limit)
             origin.held += 1
             self._held += 1
             try:

@@ -36,6 +36,7 @@ from gateway.upstream.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from gateway.upstream.lean import LeanPool, Origin
 from shared import tracing
 from shared.jsonutil import dumps
 
@@ -84,11 +85,10 @@ class Sender:
                                               sock_read=server.timeout)
         self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=server.timeout, sock_connect=server.timeout)
         self._span_tails: dict[str, str] = {}  # JSON-RPC method → its backend span's rendered tail
-        # Requests (not long-lived streams) go out on the request session's lean HTTP/1.1 client
-        # (lean.py) when it has one (connections.create_session's); anything else on aiohttp.
-        connector = session.connector
-        self.lean = connector.lean if isinstance(connector, Connector) and self.url.scheme in LEAN_SCHEMES else None
-        self._origin = self.lean.origin(self.url) if self.lean is not None else None
+        # Requests and streams go out on their session's lean HTTP/1.1 client (lean.py) when it has one
+        # (connections.create_session's), else on aiohttp (a session made elsewhere, another scheme).
+        self.lean, self._origin = _lean(session, self.url)
+        self.lean_streams, self._stream_origin = _lean(self.streams, self.url)
 
     async def send(self, method: str, headers: dict[str, str], message: dict[str, Any] | None = None, *,
                    url: URL | None = None, stream: bool = False) -> aiohttp.ClientResponse:
@@ -137,10 +137,12 @@ class Sender:
         # A stream holds its connection while it stays open: it must not take one that calls need.
         standing = stream or (message is not None and message.get("method") == LISTEN)
         try:
-            if self.lean is not None and not standing:
-                resp = await self.lean.request(
-                    method, target, headers, None if message is None else dumps(message), timeout=self.server.timeout,
-                    origin=self._origin if target is self.url else None)
+            lean = self.lean_streams if standing else self.lean
+            if lean is not None:
+                origin = (self._stream_origin if standing else self._origin) if target is self.url else None
+                resp = await lean.request(
+                    method, target, headers, None if message is None else dumps(message), connect_limit=self.server.timeout,
+                    read_timeout=None if standing else self.server.timeout, origin=origin)
             else:
                 resp = await (self.streams if standing else self.session).request(
                     method, target, headers=headers, data=None if message is None else dumps(message),
@@ -156,6 +158,14 @@ class Sender:
         if traced is not None:
             traced.record_rendered(span_id, started, found)
         return resp
+
+
+def _lean(session: aiohttp.ClientSession, url: URL) -> tuple[LeanPool | None, Origin | None]:
+    """The lean client of `session` for `url`, with its origin; (None, None): aiohttp sends."""
+    connector = session.connector
+    if not isinstance(connector, Connector) or url.scheme not in LEAN_SCHEMES:
+        return None, None
+    return connector.lean, connector.lean.origin(url)
 
 
 def _mapped(exc: BaseException, name: str, timeout: float | None) -> Exception | None:

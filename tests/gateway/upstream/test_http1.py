@@ -81,10 +81,10 @@ def answering(*answers: bytes, then_close: bool = False) -> Script:
     return script
 
 
-async def post(pool: LeanPool, url: str, body: bytes = b"{}", method: str = "POST", timeout: float = 5.0,
+async def post(pool: LeanPool, url: str, body: bytes = b"{}", method: str = "POST", idle: float = 5.0,
                headers: dict[str, str] | None = None) -> tuple[LeanResponse, bytes]:
     resp = await pool.request(method, URL(url), headers or {"Content-Type": "application/json"},
-                              body if method == "POST" else None, timeout=timeout)
+                              body if method == "POST" else None, connect_limit=idle, read_timeout=idle)
     async with resp:
         return resp, await resp.content.read()
 
@@ -121,7 +121,7 @@ async def test_the_request_is_one_write_with_its_own_framing(serve: Any, pool: L
 @pytest.mark.parametrize("value", ["a\r\nX-Evil: 1", "a\nb", "a\0b"])
 async def test_a_header_value_that_would_split_the_head_is_refused(pool: LeanPool, value: str) -> None:
     with pytest.raises(ValueError):
-        await pool.request("POST", URL("http://127.0.0.1:1/"), {"X-Key": value}, b"", timeout=1)
+        await pool.request("POST", URL("http://127.0.0.1:1/"), {"X-Key": value}, b"", connect_limit=1)
 
 
 async def test_chunked_with_extensions_and_trailers_is_joined_and_the_connection_kept(serve: Any, pool: LeanPool) -> None:
@@ -198,7 +198,7 @@ async def test_a_silent_head_times_out_on_the_idle_limit(serve: Any, pool: LeanP
     _, url = await serve(script)
     started = asyncio.get_running_loop().time()
     with pytest.raises(TimeoutError):
-        await post(pool, url, timeout=0.3)
+        await post(pool, url, idle=0.3)
     assert asyncio.get_running_loop().time() - started < 3
 
 
@@ -213,7 +213,7 @@ async def test_the_timeout_is_an_idle_limit_not_a_total(serve: Any, pool: LeanPo
         await reader.read()
 
     _, url = await serve(script)
-    _, body = await post(pool, url, timeout=0.3)
+    _, body = await post(pool, url, idle=0.3)
     assert body == b"x" * 6
 
 
@@ -225,7 +225,7 @@ async def test_a_body_gone_silent_times_out(serve: Any, pool: LeanPool) -> None:
 
     _, url = await serve(script)
     with pytest.raises(TimeoutError):
-        await post(pool, url, timeout=0.3)
+        await post(pool, url, idle=0.3)
 
 
 @pytest.mark.parametrize("answer", [
@@ -248,18 +248,18 @@ async def test_a_body_released_before_its_end_closes_its_connection(serve: Any, 
         await reader.read()
 
     server, url = await serve(script)
-    resp = await pool.request("POST", URL(url), {}, b"", timeout=5)
+    resp = await pool.request("POST", URL(url), {}, b"", connect_limit=5, read_timeout=5)
     resp.release()  # not read to its end: its connection cannot carry another answer
     assert resp.connection is None
     with pytest.raises(TimeoutError):
-        await post(pool, url, timeout=0.3)  # a new connection (the old one would have its rest first)
+        await post(pool, url, idle=0.3)  # a new connection (the old one would have its rest first)
     assert server.connections == 2
 
 
 async def test_a_body_that_arrived_whole_keeps_its_connection_even_unread(serve: Any, pool: LeanPool) -> None:
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
     server, url = await serve(answering(answer, answer))
-    resp = await pool.request("POST", URL(url), {}, b"", timeout=5)
+    resp = await pool.request("POST", URL(url), {}, b"", connect_limit=5, read_timeout=5)
     await asyncio.sleep(0.05)
     resp.release()
     await post(pool, url)
