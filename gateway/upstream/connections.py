@@ -18,7 +18,7 @@ stream — hung for good, holding its pool slot: the kernel's probes fail it wit
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -76,11 +76,8 @@ class Connector(aiohttp.TCPConnector):
         self.lean = LeanPool(limit=limit, limit_per_host=limit_per_host, resolver=self._resolver,
                              keepalive=keepalive_timeout, queue=queue)
 
-    def close(self, *, abort_ssl: bool = False) -> Awaitable[None]:
+    async def close(self, *, abort_ssl: bool = False) -> None:
         """Close the lean connections, then aiohttp's."""
-        return self._close_both(abort_ssl)
-
-    async def _close_both(self, abort_ssl: bool) -> None:
         await self.lean.close()
         await super().close(abort_ssl=abort_ssl)
 

@@ -206,19 +206,20 @@ class LeanPool:
         loop = asyncio.get_running_loop()
         try:
             ipaddress.ip_address(origin.host.strip("[]"))
-            addresses = [{"host": origin.host.strip("[]"), "port": origin.port,
-                          "family": socket.AF_INET6 if ":" in origin.host else socket.AF_INET, "proto": 0}]
+            family: int = socket.AF_INET6 if ":" in origin.host else socket.AF_INET
+            addresses: list[tuple[int, str, int]] = [(family, origin.host.strip("[]"), origin.port)]
         except ValueError:
             try:
-                addresses = list(await self.resolver.resolve(origin.host, origin.port, socket.AF_UNSPEC))
+                addresses = [(a["family"], a["host"], a["port"])
+                             for a in await self.resolver.resolve(origin.host, origin.port, socket.AF_UNSPEC)]
             except OSError as exc:
                 raise aiohttp.ClientConnectorDNSError(origin.key, exc) from None
         failure: OSError | None = None
-        for address in addresses:
-            sock = keepalive_socket((address["family"], socket.SOCK_STREAM, address["proto"], "", ()))
+        for family, host, port in addresses:
+            sock = keepalive_socket((family, socket.SOCK_STREAM, 0, "", ()))
             sock.setblocking(False)
             try:
-                await loop.sock_connect(sock, (address["host"], address["port"]))
+                await loop.sock_connect(sock, (host, port))
                 _, conn = await loop.create_connection(
                     lambda: Connection(loop, origin), sock=sock, ssl=origin.ssl,
                     server_hostname=origin.host.strip("[]") if origin.ssl is not None else None)

@@ -138,6 +138,7 @@ class Sender:
         standing = stream or (message is not None and message.get("method") == LISTEN)
         try:
             lean = self.lean_streams if standing else self.lean
+            resp: aiohttp.ClientResponse
             if lean is not None:
                 origin = (self._stream_origin if standing else self._origin) if target is self.url else None
                 resp = await lean.request(

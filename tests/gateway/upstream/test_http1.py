@@ -5,7 +5,7 @@ or silent head, oversized and malformed heads — each read as aiohttp would, or
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,50 +15,10 @@ from yarl import URL
 
 from gateway.upstream.http1 import LeanResponse, MalformedResponse
 from gateway.upstream.lean import LeanPool
+from tests.fixtures import raw_http
+from tests.fixtures.raw_http import answering, read_request
 
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    """One request's head and Content-Length body."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return head + (await reader.readexactly(length) if length else b"")
-
-
-class Server:
-    """A loopback server running `script` per connection; counts connections and keeps requests."""
-
-    def __init__(self, script: Script) -> None:
-        self.script, self.connections, self.requests = script, 0, []  # type: list[bytes]
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            await self.script(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Script], Awaitable[tuple[Server, str]]]]:
-    servers: list[asyncio.Server] = []
-
-    async def start(script: Script) -> tuple[Server, str]:
-        server = Server(script)
-        listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-        servers.append(listening)
-        return server, f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/mcp"
-
-    yield start
-    for listening in servers:
-        listening.close()
-        await listening.wait_closed()
+serve = raw_http.serve  # the loopback server fixture
 
 
 @pytest.fixture
@@ -66,19 +26,6 @@ async def pool() -> AsyncIterator[LeanPool]:
     lean = LeanPool(limit=10, limit_per_host=4, resolver=ThreadedResolver(), keepalive=4.0)
     yield lean
     await lean.close()
-
-
-def answering(*answers: bytes, then_close: bool = False) -> Script:
-    """A script answering successive requests on one connection with `answers`."""
-
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for answer in answers:
-            await read_request(reader)
-            writer.write(answer)
-            await writer.drain()
-        if not then_close:
-            await reader.read()  # the client closes
-    return script
 
 
 async def post(pool: LeanPool, url: str, body: bytes = b"{}", method: str = "POST", idle: float = 5.0,

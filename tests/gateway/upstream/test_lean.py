@@ -28,8 +28,10 @@ from gateway.upstream.guard import GuardedResolver
 from gateway.upstream.http1 import LeanResponse
 from gateway.upstream.lean import LeanPool, PoolFull
 from gateway.upstream.sender import Sender
-from tests.gateway.upstream.test_http1 import answering, read_request, serve  # noqa: F401 (fixture)
+from tests.fixtures import raw_http
+from tests.fixtures.raw_http import answering, read_request
 
+serve = raw_http.serve  # the loopback server fixture
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
 
