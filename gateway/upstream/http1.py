@@ -59,6 +59,7 @@ class Connection(BaseProtocol):
         self._head_only = False
         self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # when `_timer` fires
 
     @property
     def protocol(self) -> Connection:
@@ -82,13 +83,16 @@ class Connection(BaseProtocol):
         return head
 
     def start_timeout(self) -> None:
-        """(Re)start the idle clock with the current `read_timeout`."""
-        self._last = self._time()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """(Re)start the idle clock with the current `read_timeout`. A timer still pending from an
+        earlier request is kept when it fires no later than this one must (it re-arms itself then):
+        back-to-back requests do not each make and cancel a timer."""
+        self._last = now = self._time()
         if self.read_timeout:
-            self._timer = self._loop.call_at(self._last + self.read_timeout, self._idle_check)
+            deadline = now + self.read_timeout
+            if self._timer is None or self._deadline > deadline:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer, self._deadline = self._loop.call_at(deadline, self._idle_check), deadline
 
     def _waiting(self) -> bool:
         """True while an answer is expected from the peer (its head, or more of its body)."""
@@ -103,14 +107,16 @@ class Connection(BaseProtocol):
             self._last = self._time()
         deadline = self._last + self.read_timeout
         if self._time() < deadline:
-            self._timer = self._loop.call_at(deadline, self._idle_check)
+            self._timer, self._deadline = self._loop.call_at(deadline, self._idle_check), deadline
             return
         self._fail(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
 
     def resume_reading(self, resume_parser: bool = True) -> None:
-        """Flow control let go: the idle clock counts from now."""
-        self._last = self._time()
-        super().resume_reading(resume_parser)
+        """Flow control let go: the idle clock counts from now. (The body's reader calls this after
+        every read; only the parser's pause, which comes with ours, leaves anything to resume.)"""
+        if self._reading_paused:
+            self._last = self._time()
+            super().resume_reading(resume_parser)
 
     def _fail(self, exc: BaseException) -> None:
         """Give `exc` to whoever waits (the head, else the body) and close the connection."""
@@ -175,18 +181,13 @@ class Connection(BaseProtocol):
         if self.lost is not None and not self.lost.done():
             self.lost.set_result(None)
 
-    def reusable(self) -> bool:
-        """True when the answer was read to its end and the connection may carry another request."""
-        payload, transport = self._payload, self.transport
-        return (not self._should_close and payload is not None and payload.is_eof() and payload.exception() is None
-                and transport is not None and not transport.is_closing() and not self._reading_paused)
-
     def finish(self, reuse: bool) -> None:
-        """The response is done with: back to the pool when `reuse` and `reusable()`, else closed."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        keep = reuse and self.reusable()
+        """The response is done with: back to the pool when `reuse` and the answer was read to its end
+        (a failed one closed the connection: `_fail`), else closed. Its idle timer, if any, finds
+        nothing to wait for when it fires."""
+        payload, transport = self._payload, self.transport
+        keep = (reuse and not self._should_close and payload is not None and payload.is_eof()
+                and transport is not None and not transport.is_closing() and not self._reading_paused)
         self._head, self._payload, self._parser = None, None, None
         if not keep:
             self._should_close = True

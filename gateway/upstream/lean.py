@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -106,8 +107,7 @@ def head(method: str, path: str, origin: Origin, headers: dict[str, str], body: 
     return "".join(lines).encode()
 
 
-def _token(name: str) -> bool:
-    return bool(name) and name.isascii() and name.isprintable() and not any(c in name for c in ' ()<>@,;:\\"/[]?={}\t')
+_token = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch  # RFC 9110 token: what a header name may be
 
 
 class LeanPool:
@@ -123,7 +123,14 @@ class LeanPool:
         self._held = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._sweep: asyncio.TimerHandle | None = None
+        self._clock: Callable[[], float] | None = None  # the running loop's (uvloop has its own)
         self.closed = False
+
+    def _time(self) -> float:
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = asyncio.get_running_loop().time
+        return clock()
 
     def origin(self, url: URL) -> Origin:
         """The origin of `url` (made once per scheme, host and port)."""
@@ -161,7 +168,7 @@ class LeanPool:
         """An idle connection of `origin`, else a new one within the limits, else wait for one."""
         idle = origin.idle
         if idle:
-            now = self._loop_time()
+            now = self._time()
             while idle:
                 conn = idle.pop()
                 if conn.transport is not None and now - conn.idle_since < self.keepalive:
@@ -194,10 +201,6 @@ class LeanPool:
                 self._held -= 1
                 self._wake()
                 raise
-
-    @staticmethod
-    def _loop_time() -> float:
-        return asyncio.get_running_loop().time()
 
     async def _connect(self, origin: Origin) -> Connection:
         """A new connection: resolve (the guard decides), connect with TCP keepalive, TLS for https."""
@@ -250,11 +253,12 @@ class LeanPool:
         self._held -= 1
         if keep and not self.closed:
             conn.reused = True
-            conn.idle_since = self._loop_time()
+            conn.idle_since = self._time()
             origin.idle.append(conn)
             if self._sweep is None:
                 self._sweep = asyncio.get_running_loop().call_at(conn.idle_since + self.keepalive, self._expire)
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def gone(self, conn: Connection) -> None:
         """A connection closed (either side): forget it."""
@@ -272,7 +276,7 @@ class LeanPool:
     def _expire(self) -> None:
         """Close connections idle `keepalive` seconds; come back while any stay idle."""
         self._sweep = None
-        now = self._loop_time()
+        now = self._time()
         soonest = None
         for origin in self._origins.values():
             for conn in list(origin.idle):
