@@ -1,7 +1,8 @@
 """The gateway's outgoing ClientSessions: one per purpose, each a keep-alive pool of its own.
 
 `create_session` builds one (no cookies, no proxy environment, the SSRF guard with an upstream
-allowlist). Backend requests wait their turn for a pooled connection (bounded by the server's
+allowlist); its `Connector` carries the lean HTTP/1.1 client (lean.py) that backend requests
+(sender.py) go out on, under the same limits; anything else using the session goes through aiohttp. Backend requests wait their turn for a pooled connection (bounded by the server's
 `timeout`: sender.py); a session made with `queue=False` — the one long-lived backend streams use —
 never waits: a stream finding every connection held fails at once with `PoolFull`, which the
 sender turns into a 503 naming the settings to raise (errors.StreamsExhausted). A stream holds its

@@ -7,7 +7,10 @@ left open on purpose), refreshes an oauth2 token the backend answered 401 to and
 (a 401 means the request did not run), registers each response with the client's `ear` (a
 `*/list_changed` any reader meets in it is heard: sse.hear), and maps failures to `UpstreamError` (502),
 `UpstreamTimeout` (504) or `BackendDisconnected` (a keep-alive connection closed before any answer:
-idempotent requests may be sent again). Callers read the response and release it.
+idempotent requests may be sent again). Callers read the response and release it. The bytes go out
+on the session's lean HTTP/1.1 client (lean.py, http1.py: a `LeanResponse`, an aiohttp
+ClientResponse to every reader) when the session is `create_session`'s and the URL http(s); on the
+aiohttp client otherwise.
 
 `read_reply` reads the answer to one request from a JSON body or an SSE stream (sse.events): the
 message `codec.is_response_to` names; notifications before it are kept (at most MAX_NOTES);
