@@ -1,6 +1,8 @@
 """One HTTP/1.1 keep-alive connection to a backend, on an asyncio Protocol (lean.py pools them).
 
-A request is one `transport.write` of prepared bytes (head and body); the answer is parsed in
+A request is one `transport.write` of the bytes `head` prepares (head and body: the caller's headers
+checked — a CR, LF or NUL, or a name that is no token, refused — and framing headers the client's
+own); the answer is parsed in
 `data_received` by aiohttp's own C response parser (`HttpResponseParser`, llhttp: the parser
 aiohttp's client runs), which handles the status line, headers (case-insensitive, duplicates
 kept, folded lines, bounded sizes), Content-Length, chunked bodies with extensions and trailers,
@@ -19,13 +21,14 @@ One timer per request, moved only when it fires (each read just notes the time).
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import RequestInfo
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.helpers import EMPTY_BODY_STATUS_CODES
-from aiohttp.http import HttpResponseParser, RawResponseMessage
+from aiohttp.http import SERVER_SOFTWARE, HttpResponseParser, RawResponseMessage
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -35,6 +38,38 @@ if TYPE_CHECKING:
 
 READ_BUFSIZE = 2**16  # the body's flow-control window, as aiohttp's default
 MAX_LINE, MAX_FIELD, MAX_HEADERS = 8190, 8190, 128  # a response head's bounds, as aiohttp's
+# Headers the client frames itself; one in a caller's headers is left out rather than sent twice.
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def head(method: str, path: str, host: str, headers: dict[str, str], body: bytes | None) -> bytes:
+    """A request's head (and body): the bytes written in one go. A CR, LF or NUL in a header, or a
+    name that is not one token, is refused (ValueError), as aiohttp refuses it."""
+    lines = [f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"]
+    accept = typed = False
+    for name, value in headers.items():
+        low = name.lower()
+        if "\r" in value or "\n" in value or "\0" in value or not _token(name):
+            raise ValueError(f"header {name!r} has a character HTTP does not allow")
+        if low in _FRAMING:
+            continue
+        accept = accept or low == "accept"
+        typed = typed or low == "content-type"
+        lines.append(f"{name}: {value}\r\n")
+    if not accept:
+        lines.append("Accept: */*\r\n")
+    lines.append(f"User-Agent: {SERVER_SOFTWARE}\r\n")
+    if body is not None:
+        if not typed:
+            lines.append("Content-Type: application/octet-stream\r\n")
+        lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+        return "".join(lines).encode() + body
+    lines.append("Content-Length: 0\r\n\r\n" if method in _BODY_METHODS else "\r\n")
+    return "".join(lines).encode()
+
+
+_token = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch  # RFC 9110 token: what a header name may be
 
 
 class MalformedResponse(aiohttp.ClientError):
@@ -251,5 +286,5 @@ class LeanResponse(aiohttp.ClientResponse):
         self._done(True)
 
     def __del__(self, _warnings: Any = None) -> None:
-        if self._conn is not None:  # never released: its slot in the pool must not leak
+        if self._conn is not None and not self._loop.is_closed():  # never released: its pool slot must not leak
             self._done(False)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -33,16 +32,12 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from aiohttp.client_reqrep import ConnectionKey
-from aiohttp.http import SERVER_SOFTWARE
 from yarl import URL
 
-from gateway.upstream.http1 import Connection, LeanResponse
+from gateway.upstream.http1 import Connection, LeanResponse, head
 
 # Sent again once after a reused connection closed before any answer (RFC 9110 idempotent methods).
 RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-# Headers the client frames itself; one in a caller's headers is left out rather than sent twice.
-_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _ssl_context: ssl.SSLContext | None = None
 
 
@@ -79,35 +74,6 @@ class Origin:
         self.idle: list[Connection] = []
         self.held = 0
         self.key = ConnectionKey(self.host, self.port, self.ssl is not None, True, None, None, None)
-
-
-def head(method: str, path: str, origin: Origin, headers: dict[str, str], body: bytes | None) -> bytes:
-    """A request's head (and body): the bytes written in one go. A CR, LF or NUL in a header, or a
-    name that is not one token, is refused (ValueError), as aiohttp refuses it."""
-    lines = [f"{method} {path} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
-    accept = typed = False
-    for name, value in headers.items():
-        low = name.lower()
-        if "\r" in value or "\n" in value or "\0" in value or not _token(name):
-            raise ValueError(f"header {name!r} has a character HTTP does not allow")
-        if low in _FRAMING:
-            continue
-        accept = accept or low == "accept"
-        typed = typed or low == "content-type"
-        lines.append(f"{name}: {value}\r\n")
-    if not accept:
-        lines.append("Accept: */*\r\n")
-    lines.append(f"User-Agent: {SERVER_SOFTWARE}\r\n")
-    if body is not None:
-        if not typed:
-            lines.append("Content-Type: application/octet-stream\r\n")
-        lines.append(f"Content-Length: {len(body)}\r\n\r\n")
-        return "".join(lines).encode() + body
-    lines.append("Content-Length: 0\r\n\r\n" if method in _BODY_METHODS else "\r\n")
-    return "".join(lines).encode()
-
-
-_token = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch  # RFC 9110 token: what a header name may be
 
 
 class LeanPool:
@@ -148,7 +114,7 @@ class LeanPool:
         limit (None: none, for a stream left open on purpose)."""
         if origin is None:
             origin = self.origin(url)
-        data = head(method, url.raw_path_qs, origin, headers, body)
+        data = head(method, url.raw_path_qs, origin.host_header, headers, body)
         for attempt in (1, 2):
             conn = await self._acquire(origin, connect_limit)
             try:
@@ -165,20 +131,12 @@ class LeanPool:
         raise AssertionError("unreachable")
 
     async def _acquire(self, origin: Origin, limit: float | None) -> Connection:
-        """An idle connection of `origin`, else a new one within the limits, else wait for one."""
-        idle = origin.idle
-        if idle:
-            now = self._time()
-            while idle:
-                conn = idle.pop()
-                if conn.transport is not None and now - conn.idle_since < self.keepalive:
-                    origin.held += 1
-                    self._held += 1
-                    return conn
-                if conn.transport is not None:
-                    conn.transport.close()
-        if self.closed:
-            raise aiohttp.ClientConnectionError("the upstream session is closed")
+        """An idle connection of `origin`, else a new one within the limits, else wait for one
+        (within `limit` seconds, with the connect: TimeoutError) — or PoolFull at once if this pool
+        does not queue."""
+        conn = self._idle(origin)
+        if conn is not None:
+            return conn
         async with asyncio.timeout(limit):
             while origin.held >= self.limit_per_host or self._held >= self.limit:
                 if not self.queue:
@@ -190,8 +148,11 @@ class LeanPool:
                 finally:
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
-                if idle:  # one came back meanwhile
-                    return await self._acquire(origin, limit)
+                conn = self._idle(origin)  # one came back meanwhile
+                if conn is not None:
+                    return conn
+            if self.closed:
+                raise aiohttp.ClientConnectionError("the upstream session is closed")
             origin.held += 1
             self._held += 1
             try:
@@ -201,6 +162,22 @@ class LeanPool:
                 self._held -= 1
                 self._wake()
                 raise
+
+    def _idle(self, origin: Origin) -> Connection | None:
+        """The newest live idle connection of `origin`, held now; older ones past `keepalive` are closed."""
+        idle = origin.idle
+        if not idle:
+            return None
+        now = self._time()
+        while idle:
+            conn = idle.pop()
+            if conn.transport is not None and now - conn.idle_since < self.keepalive:
+                origin.held += 1
+                self._held += 1
+                return conn
+            if conn.transport is not None:
+                conn.transport.close()
+        return None
 
     async def _connect(self, origin: Origin) -> Connection:
         """A new connection: resolve (the guard decides), connect with TCP keepalive, TLS for https."""

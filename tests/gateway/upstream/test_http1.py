@@ -10,10 +10,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from gateway.upstream.http1 import LeanResponse, MalformedResponse
+from gateway.upstream.http1 import LeanResponse, MalformedResponse, head
 from gateway.upstream.lean import LeanPool
 from tests.fixtures import raw_http
 from tests.fixtures.raw_http import answering, read_request
@@ -63,6 +64,29 @@ async def test_the_request_is_one_write_with_its_own_framing(serve: Any, pool: L
     assert lines[0] == b"POST /mcp?k=v HTTP/1.1"
     assert b"X-Key: s3cret" in lines and b"Content-Length: 7" in lines and body == b'{"a":1}'
     assert [line for line in lines if line.lower().startswith(b"host:")] == [b"Host: " + url.split("/")[2].encode()]
+
+
+@pytest.mark.parametrize(("method", "headers", "body", "expected"), [
+    ("POST", {"Content-Type": "application/json"}, b"{}",
+     b"POST /p HTTP/1.1\r\nHost: h:1\r\nContent-Type: application/json\r\nAccept: */*\r\nUser-Agent: %s\r\n"
+     b"Content-Length: 2\r\n\r\n{}"),
+    ("POST", {"accept": "text/event-stream", "HOST": "x", "transfer-encoding": "chunked"}, b"",
+     b"POST /p HTTP/1.1\r\nHost: h:1\r\naccept: text/event-stream\r\nUser-Agent: %s\r\n"
+     b"Content-Type: application/octet-stream\r\nContent-Length: 0\r\n\r\n"),
+    ("DELETE", {"Mcp-Session-Id": "s"}, None,
+     b"DELETE /p HTTP/1.1\r\nHost: h:1\r\nMcp-Session-Id: s\r\nAccept: */*\r\nUser-Agent: %s\r\n\r\n"),
+    ("POST", {}, None,
+     b"POST /p HTTP/1.1\r\nHost: h:1\r\nAccept: */*\r\nUser-Agent: %s\r\nContent-Length: 0\r\n\r\n"),
+])
+def test_head_frames_the_request_itself(method: str, headers: dict[str, str], body: bytes | None,
+                                        expected: bytes) -> None:
+    assert head(method, "/p", "h:1", headers, body) == expected % SERVER_SOFTWARE.encode()
+
+
+@pytest.mark.parametrize("name", ["X Key", "X:Key", "", "X\u00e9"])
+def test_a_header_name_that_is_no_token_is_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        head("POST", "/", "h", {name: "v"}, b"")
 
 
 @pytest.mark.parametrize("value", ["a\r\nX-Evil: 1", "a\nb", "a\0b"])
