@@ -249,6 +249,14 @@ class LeanResponse(aiohttp.ClientResponse):
         self._loop = conn._loop
         self._traces = []
         self._cache: dict[str, Any] = {}
+        # As aiohttp does: the connection goes back to the pool once the body has arrived whole, read
+        # or not, released or not (a reader that reads to the end and drops the response leaks nothing).
+        payload.on_eof(self._arrived)
+
+    def _arrived(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.finish(True)
 
     @property  # type: ignore[override]
     def headers(self) -> CIMultiDictProxy[str]:

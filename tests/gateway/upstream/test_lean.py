@@ -46,8 +46,28 @@ async def call(pool: LeanPool, url: str, method: str = "POST", limit: float = 5.
         return await resp.content.read()
 
 
+def slow_first(finish: asyncio.Event) -> Any:
+    """The first answer's body ends only once `finish` is set (its connection stays held till then);
+    later connections answer at once."""
+    first = True
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal first
+        while True:
+            await read_request(reader)
+            if first:
+                first = False
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{")
+                await finish.wait()
+                writer.write(b"}")
+            else:
+                writer.write(OK)
+    return script
+
+
 async def test_a_full_origin_makes_a_request_wait_within_its_limit_then_go(serve: Any) -> None:
-    _, url = await serve(answering(OK, OK))
+    finish = asyncio.Event()
+    _, url = await serve(slow_first(finish))
     pool = lean(limit_per_host=1)
     try:
         held = await pool.request("POST", URL(url), {}, b"{}", connect_limit=5, read_timeout=5)
@@ -55,15 +75,16 @@ async def test_a_full_origin_makes_a_request_wait_within_its_limit_then_go(serve
             await call(pool, url, limit=0.2)  # a bounded wait, not a hang: 504 upstream
         waiting = asyncio.ensure_future(call(pool, url))
         await asyncio.sleep(0.05)
-        await held.content.read()
-        held.release()
+        finish.set()  # the held answer completes: its connection is free again
+        assert await held.content.read() == b"{}"
         assert await asyncio.wait_for(waiting, 5) == b"{}"
     finally:
         await pool.close()
 
 
 async def test_a_pool_that_does_not_queue_refuses_at_once(serve: Any) -> None:
-    _, url = await serve(answering(OK, OK))
+    finish = asyncio.Event()
+    _, url = await serve(slow_first(finish))
     pool = lean(limit=3, limit_per_host=1, queue=False)
     try:
         held = await pool.request("POST", URL(url), {}, b"{}", connect_limit=5, read_timeout=5)
@@ -72,6 +93,22 @@ async def test_a_pool_that_does_not_queue_refuses_at_once(serve: Any) -> None:
         assert (refused.value.limit, refused.value.per_host) == (3, 1)
         held.close()
         assert await call(pool, url) == b"{}"
+    finally:
+        finish.set()
+        await pool.close()
+
+
+async def test_an_answer_read_to_its_end_frees_its_connection_unreleased(serve: Any) -> None:
+    """As aiohttp: a reader that reads the whole body and never releases the response leaks no slot."""
+    server, url = await serve(answering(OK, OK, OK))
+    pool = lean(limit_per_host=1)
+    try:
+        kept = []
+        for _ in range(3):
+            resp = await pool.request("POST", URL(url), {}, b"{}", connect_limit=1, read_timeout=1)
+            assert await resp.content.read() == b"{}"
+            kept.append(resp)  # never released
+        assert server.connections == 1
     finally:
         await pool.close()
 
