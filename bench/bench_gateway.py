@@ -325,7 +325,8 @@ async def _run(args: argparse.Namespace, bench_dsn: str) -> None:
                                    wrap=callgrind)
                 gateways["bare"] = (bare, f"http://127.0.0.1:{port}")
             for _, url in gateways.values():
-                await wait_http(session, url + "/health", 300.0 if callgrind else 30.0)
+                # Counting or valgrind slow start-up several times over (and more on a loaded machine).
+                await wait_http(session, url + "/health", 300.0 if callgrind or args.count else 30.0)
             def headers_for(subject: str) -> dict[str, str]:
                 token = issuer.mint(subject, username=subject, audience=AUDIENCE, expires_in=7200)
                 return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}

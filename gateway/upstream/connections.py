@@ -1,7 +1,8 @@
 """The gateway's outgoing ClientSessions: one per purpose, each a keep-alive pool of its own.
 
 `create_session` builds one (no cookies, no proxy environment, the SSRF guard with an upstream
-allowlist). Backend requests wait their turn for a pooled connection (bounded by the server's
+allowlist); its `Connector` carries the lean HTTP/1.1 client (lean.py) that backend requests
+(sender.py) go out on, under the same limits; anything else using the session goes through aiohttp. Backend requests wait their turn for a pooled connection (bounded by the server's
 `timeout`: sender.py); a session made with `queue=False` — the one long-lived backend streams use —
 never waits: a stream finding every connection held fails at once with `PoolFull`, which the
 sender turns into a 503 naming the settings to raise (errors.StreamsExhausted). A stream holds its
@@ -27,6 +28,9 @@ from aiohttp import AddrInfoType
 from aiohttp.abc import AbstractResolver
 
 from gateway.upstream.guard import GuardedResolver
+from gateway.upstream.lean import LeanPool, PoolFull
+
+__all__ = ["Connector", "PoolFull", "create_session", "keepalive_socket"]
 
 # Idle keep-alive connections are closed by us before the common servers close them (uvicorn,
 # Node's http and the MCP SDKs' hosts: 5 s): a call written on a connection the server is closing
@@ -51,14 +55,6 @@ def keepalive_socket(addr_info: AddrInfoType) -> socket.socket:
     return sock
 
 
-class PoolFull(Exception):
-    """Every connection of a session that does not queue is held (`limit` in all, `per_host` per host)."""
-
-    def __init__(self, limit: int, per_host: int) -> None:
-        super().__init__(f"connection pool full ({limit} in all, {per_host} per host)")
-        self.limit, self.per_host = limit, per_host
-
-
 def _refuse_to_queue(limit: int, per_host: int) -> aiohttp.TraceConfig:
     """A trace that turns "wait for a free connection" into PoolFull (aiohttp removes the waiter)."""
 
@@ -68,6 +64,23 @@ def _refuse_to_queue(limit: int, per_host: int) -> aiohttp.TraceConfig:
     trace = aiohttp.TraceConfig()
     trace.on_connection_queued_start.append(queued)
     return trace
+
+
+class Connector(aiohttp.TCPConnector):
+    """The request session's connector: aiohttp's pool, plus `lean` (lean.py), the keep-alive
+    HTTP/1.1 client sender.py sends the session's requests on, under the same limits, resolver and
+    keep-alive; closing the session closes both."""
+
+    def __init__(self, *, limit: int, limit_per_host: int, keepalive_timeout: float, queue: bool = True,
+                 **options: Any) -> None:
+        super().__init__(limit=limit, limit_per_host=limit_per_host, keepalive_timeout=keepalive_timeout, **options)
+        self.lean = LeanPool(limit=limit, limit_per_host=limit_per_host, resolver=self._resolver,
+                             keepalive=keepalive_timeout, queue=queue)
+
+    async def close(self, *, abort_ssl: bool = False) -> None:
+        """Close the lean connections, then aiohttp's."""
+        await self.lean.close()
+        await super().close(abort_ssl=abort_ssl)
 
 
 def create_session(
@@ -87,8 +100,10 @@ def create_session(
     """
     if resolver is None and allowlist:
         resolver = GuardedResolver(allowlist)
-    connector = aiohttp.TCPConnector(
-        limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver,
+    # Sender.send goes out on the connector's lean client (lean.py); anything else using the session
+    # (token fetches, readiness) on aiohttp's, under the same settings.
+    connector = Connector(
+        queue=queue, limit=limit, limit_per_host=limit_per_host, ttl_dns_cache=60, resolver=resolver,
         keepalive_timeout=keepalive, socket_factory=keepalive_socket,
     )
     # A cookie jar would carry one backend's cookies to another on the same host (ports share cookies).

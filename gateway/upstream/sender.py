@@ -7,7 +7,10 @@ left open on purpose), refreshes an oauth2 token the backend answered 401 to and
 (a 401 means the request did not run), registers each response with the client's `ear` (a
 `*/list_changed` any reader meets in it is heard: sse.hear), and maps failures to `UpstreamError` (502),
 `UpstreamTimeout` (504) or `BackendDisconnected` (a keep-alive connection closed before any answer:
-idempotent requests may be sent again). Callers read the response and release it.
+idempotent requests may be sent again). Callers read the response and release it. The bytes go out
+on the session's lean HTTP/1.1 client (lean.py, http1.py: a `LeanResponse`, an aiohttp
+ClientResponse to every reader) when the session is `create_session`'s and the URL http(s); on the
+aiohttp client otherwise.
 
 `read_reply` reads the answer to one request from a JSON body or an SSE stream (sse.events): the
 message `codec.is_response_to` names; notifications before it are kept (at most MAX_NOTES);
@@ -28,7 +31,7 @@ from yarl import URL
 from gateway.backend_auth import inject
 from gateway.credentials import CredentialError, CredentialStore
 from gateway.upstream import codec, sse
-from gateway.upstream.connections import PoolFull
+from gateway.upstream.connections import Connector, PoolFull
 from gateway.upstream.errors import (
     BackendDisconnected,
     ResponseTooLarge,
@@ -36,12 +39,14 @@ from gateway.upstream.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from gateway.upstream.lean import LeanPool, Origin
 from shared import tracing
 from shared.jsonutil import dumps
 
 if TYPE_CHECKING:
     from gateway.registry import ServerConfig
 
+LEAN_SCHEMES = frozenset({"http", "https"})
 LISTEN = "subscriptions/listen"  # 2026-07-28's long-lived stream: a POST answered by events while it stays open
 # Notifications kept on a Reply (the rest are counted against the call's budget, then dropped).
 MAX_NOTES = 100
@@ -83,6 +88,10 @@ class Sender:
                                               sock_read=server.timeout)
         self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=server.timeout, sock_connect=server.timeout)
         self._span_tails: dict[str, str] = {}  # JSON-RPC method → its backend span's rendered tail
+        # Requests and streams go out on their session's lean HTTP/1.1 client (lean.py) when it has one
+        # (connections.create_session's), else on aiohttp (a session made elsewhere, another scheme).
+        self.lean, self._origin = _lean(session, self.url)
+        self.lean_streams, self._stream_origin = _lean(self.streams, self.url)
 
     async def send(self, method: str, headers: dict[str, str], message: dict[str, Any] | None = None, *,
                    url: URL | None = None, stream: bool = False) -> aiohttp.ClientResponse:
@@ -131,10 +140,18 @@ class Sender:
         # A stream holds its connection while it stays open: it must not take one that calls need.
         standing = stream or (message is not None and message.get("method") == LISTEN)
         try:
-            resp = await (self.streams if standing else self.session).request(
-                method, target, headers=headers, data=None if message is None else dumps(message),
-                timeout=self._stream_timeout if standing else self._timeout, allow_redirects=False,
-            )
+            lean = self.lean_streams if standing else self.lean
+            resp: aiohttp.ClientResponse
+            if lean is not None:
+                origin = (self._stream_origin if standing else self._origin) if target is self.url else None
+                resp = await lean.request(
+                    method, target, headers, None if message is None else dumps(message), connect_limit=self.server.timeout,
+                    read_timeout=None if standing else self.server.timeout, origin=origin)
+            else:
+                resp = await (self.streams if standing else self.session).request(
+                    method, target, headers=headers, data=None if message is None else dumps(message),
+                    timeout=self._stream_timeout if standing else self._timeout, allow_redirects=False,
+                )
         except BaseException as exc:
             if traced is not None:  # the type only: an exception's text may carry secrets
                 traced.record_rendered(span_id, started, found, type(exc).__name__)
@@ -145,6 +162,14 @@ class Sender:
         if traced is not None:
             traced.record_rendered(span_id, started, found)
         return resp
+
+
+def _lean(session: aiohttp.ClientSession, url: URL) -> tuple[LeanPool | None, Origin | None]:
+    """The lean client of `session` for `url`, with its origin; (None, None): aiohttp sends."""
+    connector = session.connector
+    if not isinstance(connector, Connector) or url.scheme not in LEAN_SCHEMES:
+        return None, None
+    return connector.lean, connector.lean.origin(url)
 
 
 def _mapped(exc: BaseException, name: str, timeout: float | None) -> Exception | None:
