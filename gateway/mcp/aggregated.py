@@ -50,7 +50,7 @@ from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState, method_label
 from gateway.mcp.streams import ClientGone, until_disconnect
 from gateway.registry import ServerConfig
-from gateway.upstream import codec, sse
+from gateway.upstream import sse
 from gateway.upstream.sessions import canonical_capabilities
 
 log = logging.getLogger(__name__)
@@ -140,8 +140,7 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
     if method in ("ping", "logging/setLevel"):  # a 2025 agent's log level: every level is asked upstream (calls.py)
         return {}
     if method == "server/discover":
-        return {"supportedVersions": list(protocol.MODERN_VERSIONS), "capabilities": CAPABILITIES,
-                "_meta": {codec.SERVER_INFO: SERVER_INFO}}
+        return protocol.discover_result(CAPABILITIES, SERVER_INFO)
     if method == "tools/call":
         # A retry continuing a call the gateway holds (bridge.py) is resolved and decided again like
         # any call: refused or failed before it is relayed, the held call ends.

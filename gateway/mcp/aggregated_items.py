@@ -121,7 +121,7 @@ async def get_prompt(request: web.Request, state: McpState, msg: protocol.Messag
     if found is None:
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown prompt: {public}")
     server, name = found
-    params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "name": name}
+    params = {**protocol.without_meta(msg.params), "name": name}
     call = enforce.call_of(request, "mcp", "prompts/get", (server.name,), name, msg.params.get("arguments"))
     result = await pipeline.run(request, call, lambda _: server, lambda s: _ask(request, s, "prompts/get", params))
     return links.prompt_result(server.name, result)
@@ -159,5 +159,5 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
         methods.target({"uri": name}, "uri", uri=True, template=True)
     # Completing a prompt's arguments reveals about as much as the prompt: same permission.
     await enforce.decide(request, method, server.name, name)
-    params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "ref": {**ref, key: name}}
+    params = {**protocol.without_meta(msg.params), "ref": {**ref, key: name}}
     return await _ask(request, server, "completion/complete", params)

@@ -61,7 +61,7 @@ async def call_tool(request: web.Request, state: McpState, server: ServerConfig,
     call.client_token = meta.pop("progressToken", None)
     if turn.held is not None:
         return await _answered(call, bridge.resume(turn.held, call, params))
-    upstream = {k: v for k, v in params.items() if k != "_meta"}
+    upstream = protocol.without_meta(params)
     if era == "modern" and call.who.declared() and await _legacy(request, server, call):
         # A 2025-era backend may ask this agent mid-call: run the call where rounds can hold it.
         relay = bridge.HeldCall(request, state, server, era, rid, endpoint)

@@ -258,7 +258,7 @@ async def _via_pool(request: web.Request, server: ServerConfig, msg: protocol.Me
                     seen: Observer | None = None) -> web.Response:
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
-    params = {k: v for k, v in msg.params.items() if k != "_meta"}
+    params = protocol.without_meta(msg.params)
     response = await request.app[UPSTREAM].request(server, msg.method, params or None, request[CALLER])  # masked
     if seen is not None:
         seen(response)
@@ -276,11 +276,8 @@ async def _discovered(request: web.Request, server: ServerConfig) -> dict[str, A
     client = request.app[UPSTREAM].client(server)
     await client.ensure_era()
     info = client.server_info
-    result: dict[str, Any] = {"supportedVersions": list(protocol.MODERN_VERSIONS),
-                              "capabilities": info.get("capabilities") or {},
-                              "_meta": {codec.SERVER_INFO: info.get("serverInfo") or {}}}
-    if isinstance(info.get("instructions"), str):
-        result["instructions"] = info["instructions"]
+    result = protocol.discover_result(info.get("capabilities") or {}, info.get("serverInfo") or {},
+                                      info.get("instructions"))
     return protocol.with_result_type(result, "modern", "server/discover")
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from multidict import MultiMapping, istr
 
 from gateway.edge import origin_allowed as origin_allowed  # the MCP transport's Origin rule
-from gateway.upstream.codec import META_CAPABILITIES, META_VERSION, NAME_PARAM
+from gateway.upstream.codec import META_CAPABILITIES, META_VERSION, NAME_PARAM, SERVER_INFO
 from gateway.upstream.codec import header_value as encode_header  # one encoder for both sides
 
 HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
@@ -62,6 +62,20 @@ class RpcFailure(Exception):
 def result(rid: RequestId, value: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-RPC success response."""
     return {"jsonrpc": "2.0", "id": rid, "result": dict(value)}
+
+
+def without_meta(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` without the agent's `_meta` (the gateway sends backends its own)."""
+    return {k: v for k, v in params.items() if k != "_meta"}
+
+
+def discover_result(capabilities: Any, server_info: Any, instructions: Any = None) -> dict[str, Any]:
+    """A 2026-07-28 `server/discover` result."""
+    out = {"supportedVersions": list(MODERN_VERSIONS), "capabilities": capabilities,
+           "_meta": {SERVER_INFO: server_info}}
+    if isinstance(instructions, str):
+        out["instructions"] = instructions
+    return out
 
 
 def error(rid: RequestId, code: int, message: str, data: Any = None) -> dict[str, Any]:
