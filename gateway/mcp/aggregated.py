@@ -47,7 +47,7 @@ from gateway.mcp.endpoint import (
 )
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.sessions import Session
-from gateway.mcp.state import McpState, method_label
+from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone, until_disconnect
 from gateway.registry import ServerConfig
 from gateway.upstream import sse
@@ -72,7 +72,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         msg = await endpoint.read_message(request, endpoint.body_limit(request))
         rid, method = msg.id, msg.method
         era = protocol.detect_era(msg, request.headers)
-        state.metrics.message(ENDPOINT, "response" if msg.kind == "response" else method_label(msg.method), era)
+        state.metrics.message(ENDPOINT, msg, era)
         audit(request).action = msg.method or "response"
         if msg.kind == "notification" and msg.method not in methods.CLIENT_NOTIFICATIONS:
             methods.plan("", msg.kind, msg.method, msg.params)  # a request method without an id: 400
@@ -126,9 +126,7 @@ def _initialize(request: web.Request, state: McpState, msg: protocol.Message) ->
     version = protocol.negotiate(msg.params.get("protocolVersion"))
     # The agent's capabilities ride in the session, so its backend sessions declare the same (pool).
     caps = canonical_capabilities(msg.params.get("capabilities"))
-    token, _ = state.codec.mint(principal(request).subject, version, capabilities=caps)
-    state.metrics.sessions_opened.labels(ENDPOINT).inc()
-    state.metrics.sessions_open.labels(ENDPOINT).inc()
+    token = state.mint(ENDPOINT, principal(request).subject, version, capabilities=caps)
     body = {"protocolVersion": version, "capabilities": CAPABILITIES, "serverInfo": SERVER_INFO,
             "instructions": "Tools of several MCP servers, named {server}__{tool}; unprefixed tools run on every "
                             "server offering them."}

@@ -28,7 +28,7 @@ from gateway.mcp import admission, endpoint, enforce, protocol
 from gateway.mcp import params as mcp_params
 from gateway.mcp.endpoint import HttpReject, agent_caller, answer_failure, principal, rpc_response
 from gateway.mcp.protocol import H_SESSION, RpcFailure
-from gateway.mcp.state import McpState, method_label
+from gateway.mcp.state import McpState
 from gateway.mcp.streams import (
     ClientGone,
     Observer,
@@ -61,8 +61,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         era = protocol.detect_era(msg, request.headers)
         audit(request).action = msg.method or "response"
         plan, call, verdict, checked, server = await enforce.passthrough_target(request, msg)
-        label = "response" if msg.kind == "response" else method_label(msg.method)
-        state.metrics.message(ENDPOINT, label, era)
+        state.metrics.message(ENDPOINT, msg, era)
         audit(request).mcp_server = server.name
         if era == "modern" and msg.kind == "request":
             protocol.validate_modern(msg, request.headers)
@@ -160,27 +159,20 @@ async def _initialize(request: web.Request, state: McpState, server: ServerConfi
     who = principal(request).subject
     if status == 200 and isinstance(result, dict):
         version = protocol.negotiate(result.get("protocolVersion"))
-        token, _ = state.codec.mint(who, version, server=server.name, upstream_id=upstream_session,
-                                    capabilities=canonical_capabilities(msg.params.get("capabilities")))
-        _opened(state)
+        token = state.mint(ENDPOINT, who, version, server=server.name, upstream_id=upstream_session,
+                           capabilities=canonical_capabilities(msg.params.get("capabilities")))
         return web.Response(body=raw, status=200, headers={H_SESSION: token}, content_type=ctype)
     if status == 200 and isinstance(answer, dict) and "error" in answer:
         return web.Response(body=raw, status=200, content_type=ctype)  # the backend's own refusal
     if 400 <= status < 500:
         # A backend that refuses the handshake speaks only 2026-07-28: bridge through the pool.
         version = protocol.negotiate(msg.params.get("protocolVersion"))
-        token, _ = state.codec.mint(who, version, server=server.name, bridged=True)
-        _opened(state)
+        token = state.mint(ENDPOINT, who, version, server=server.name, bridged=True)
         body = {"protocolVersion": version, "capabilities": {"tools": {}, "resources": {}, "prompts": {}},
                 "serverInfo": {"name": server.name, "version": "bridged by mcpgw"}}
         return rpc_response(protocol.result(msg.id, body), headers={H_SESSION: token})
     raise RpcFailure(protocol.INTERNAL_ERROR, f"backend '{server.name}' failed to initialize (HTTP {status})",
                      status=502)
-
-
-def _opened(state: McpState) -> None:
-    state.metrics.sessions_opened.labels(ENDPOINT).inc()
-    state.metrics.sessions_open.labels(ENDPOINT).inc()
 
 
 async def _forward_notification(request: web.Request, server: ServerConfig, msg: protocol.Message,
