@@ -76,13 +76,11 @@ async def post(request: web.Request) -> web.StreamResponse:
         audit(request).action = msg.method or "response"
         if msg.kind == "notification" and msg.method not in methods.CLIENT_NOTIFICATIONS:
             methods.plan("", msg.kind, msg.method, msg.params)  # a request method without an id: 400
-        protocol.check_routing_headers(msg, request.headers)
+        protocol.check_headers(msg, request.headers, era)
         if era == "handshake":
             if msg.kind == "request" and msg.method == "initialize":
                 return _initialize(request, state, msg)
             session = endpoint.open_session(request, state, None)
-        elif msg.kind == "request":
-            protocol.validate_modern(msg, request.headers)
         remember_caller(request, era, msg.params, session)
         if msg.kind == "response":
             if era != "handshake":  # its answers come in a retry's inputResponses, decided again (bridge.py)

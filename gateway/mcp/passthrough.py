@@ -63,9 +63,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         plan, call, verdict, checked, server = await enforce.passthrough_target(request, msg)
         state.metrics.message(ENDPOINT, msg, era)
         audit(request).mcp_server = server.name
-        if era == "modern" and msg.kind == "request":
-            protocol.validate_modern(msg, request.headers)
-        protocol.check_routing_headers(msg, request.headers)
+        protocol.check_headers(msg, request.headers, era)
         # The agent's caller: what it declared at initialize (sealed in its session) or in `_meta`.
         # Admission checks a call against the catalog THIS caller lists: a backend may offer a tool
         # only to clients declaring a capability (server-everything's sampling and elicitation tools).
