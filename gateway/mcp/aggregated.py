@@ -38,7 +38,6 @@ from gateway.mcp import aggregated_subs as subs
 from gateway.mcp.aggregated_items import servers_of, visible_lists
 from gateway.mcp.endpoint import (
     HttpReject,
-    answer_failure,
     principal,
     refused,
     remember_caller,
@@ -101,8 +100,6 @@ async def post(request: web.Request) -> web.StreamResponse:
         if isinstance(result, web.StreamResponse):
             return result
         return rpc_response(protocol.result(rid, protocol.with_result_type(result, era, msg.method)))
-    except HttpReject as reject:
-        return reject.response
     except RpcFailure as failure:
         if era == "handshake" and failure.code == protocol.METHOD_NOT_FOUND:
             # A handshake-era client reads HTTP 404 as "session gone" and re-initializes.
@@ -117,7 +114,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         audit(request).error = "cancelled by the client (notifications/cancelled)"
         return await _unanswered(request)
     except Exception as exc:
-        return answer_failure(request, rid, exc)
+        return refused(request, exc, rid)
 
 
 def _initialize(request: web.Request, state: McpState, msg: protocol.Message) -> web.Response:

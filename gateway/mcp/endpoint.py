@@ -25,6 +25,7 @@ from shared.auth import Principal
 from shared.jsonutil import dumps, loads
 
 JSON = "application/json"
+SESSION_REQUIRED = "Bad Request: Mcp-Session-Id header is required"
 
 
 class HttpReject(Exception):
@@ -126,16 +127,21 @@ def open_session(request: web.Request, state: McpState, server: str | None) -> S
     """The caller's session from `Mcp-Session-Id`: 400 without one, 404 if unknown to this caller."""
     token = request.headers.get(protocol.H_SESSION)
     if not token:
-        raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
+        raise RpcFailure(protocol.INVALID_REQUEST, SESSION_REQUIRED, status=400)
     try:
         session = state.codec.open(token, principal(request).subject, server=server)
     except SessionError:
-        raise RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404) from None
+        raise session_gone() from None
     version = request.headers.get(protocol.H_VERSION)  # after initialize: absent means 2025-03-26
     if version is not None and version not in protocol.HANDSHAKE_VERSIONS:
         raise RpcFailure(protocol.INVALID_REQUEST, f"unsupported {protocol.H_VERSION}: {version}; supported: "
                          f"{', '.join(protocol.HANDSHAKE_VERSIONS)}", status=400)
     return session
+
+
+def session_gone() -> RpcFailure:
+    """An unknown session, or one the backend forgot: the agent must initialize again (docs/mcp.md)."""
+    return RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
 
 
 def accepted() -> web.Response:
@@ -181,13 +187,19 @@ def session_request(request: web.Request, state: McpState, action: str) -> None:
     if request.method != "GET" or request.headers.get(protocol.H_SESSION):
         return
     if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
-        raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
+        raise RpcFailure(protocol.INVALID_REQUEST, SESSION_REQUIRED, status=400)
     raise HttpReject(web.Response(status=405, headers={"Allow": "POST, DELETE"}))
 
 
-def answer_failure(request: web.Request, rid: protocol.RequestId, exc: Exception, server: str | None = None) -> web.Response:
-    """A failure as the JSON-RPC error (and HTTP status: 502/503/504…) an MCP endpoint answers, audited,
-    and counted against `server` when the backend failed; not one of ours (a bug: 500) is re-raised."""
+def refused(request: web.Request, exc: Exception, rid: protocol.RequestId = None,
+            server: str | None = None) -> web.Response:
+    """The answer to a failed MCP request: a transport refusal, a JSON-RPC error, or a failure as the
+    JSON-RPC error (and HTTP status: 502/503/504…) an MCP endpoint answers, audited and counted against
+    `server` when the backend failed; not one of ours (a bug: 500) is re-raised."""
+    if isinstance(exc, HttpReject):
+        return exc.response
+    if isinstance(exc, RpcFailure):
+        return failure_response(rid, exc)
     mapped = to_gateway_error(exc)
     if mapped is None:
         raise exc
@@ -195,13 +207,3 @@ def answer_failure(request: web.Request, rid: protocol.RequestId, exc: Exception
         request.app[MCP_STATE].metrics.upstream_errors.labels(server).inc()
     audit(request).error = f"{mapped.code}: {mapped.message}"
     return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
-
-
-def refused(request: web.Request, exc: Exception, server: str | None = None) -> web.Response:
-    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
-    if isinstance(exc, HttpReject):
-        return exc.response
-    if isinstance(exc, RpcFailure):
-        return failure_response(None, exc)
-    return answer_failure(request, None, exc, server)
-

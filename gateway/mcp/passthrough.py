@@ -26,7 +26,7 @@ from gateway.keys import CALLER, MCP_STATE, UPSTREAM
 from gateway.masking import leaks, masked_response
 from gateway.mcp import admission, endpoint, enforce, protocol
 from gateway.mcp import params as mcp_params
-from gateway.mcp.endpoint import HttpReject, agent_caller, answer_failure, principal, rpc_response
+from gateway.mcp.endpoint import agent_caller, principal, refused, rpc_response, session_gone
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import (
@@ -95,17 +95,13 @@ async def post(request: web.Request) -> web.StreamResponse:
         call = dataclasses.replace(call, caller=request[CALLER])
         forward = functools.partial(_forward, request, state, msg, era, upstream_session, bridged, call)
         return await pipeline.run(request, call, lambda _: server, forward, verdict)
-    except HttpReject as reject:
-        return reject.response
-    except RpcFailure as failure:
-        return endpoint.failure_response(rid, failure)
     except (Denied, Refused) as exc:  # refused by the call pipeline: nothing was forwarded
         return rpc_response(enforce.refusal(method, rid, exc, era))
     except ClientGone:
         audit(request).error = "client disconnected; backend request cancelled"
         return web.Response(status=499)
     except Exception as exc:
-        return answer_failure(request, rid, exc, request.match_info["name"])
+        return refused(request, exc, rid, request.match_info["name"])
 
 
 async def _forward(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era,
@@ -224,11 +220,6 @@ def _canceller(request: web.Request, server: ServerConfig, msg: protocol.Message
             log.debug("cancel notification failed", extra={"server": server.name, "error": str(exc)})
 
     return cancel
-
-
-def session_gone() -> RpcFailure:
-    """The backend forgot the session (restarted, expired): the agent must initialize again (docs/mcp.md)."""
-    return RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
 
 
 def session_refused(status: int, raw: bytes) -> bool:

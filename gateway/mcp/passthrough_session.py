@@ -6,12 +6,8 @@ from aiohttp import web
 
 from gateway.keys import MCP_STATE, UPSTREAM
 from gateway.mcp import endpoint, enforce
-from gateway.mcp.endpoint import principal, refused, session_request
-from gateway.mcp.passthrough import (
-    ENDPOINT,
-    session_gone,
-    session_refused,
-)
+from gateway.mcp.endpoint import principal, refused, session_gone, session_request
+from gateway.mcp.passthrough import ENDPOINT, session_refused
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import (
@@ -46,7 +42,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     except ClientGone:
         return web.Response(status=499)
     except Exception as exc:
-        return refused(request, exc, request.match_info["name"])
+        return refused(request, exc, server=request.match_info["name"])
 
 
 async def _relay_stream(request: web.Request, state: McpState, server: ServerConfig,
@@ -80,5 +76,5 @@ async def delete(request: web.Request) -> web.StreamResponse:
         state.metrics.sessions_open.labels(ENDPOINT).dec()
         return web.Response(status=status)
     except Exception as exc:
-        return refused(request, exc, request.match_info["name"])
+        return refused(request, exc, server=request.match_info["name"])
 
