@@ -109,9 +109,9 @@ async def permitted(request: web.Request, state: McpState, method: str,
     others renamed); and how many were hidden."""
     shown, hidden = await enforce.visible(request, principal(request), method, per_server)
     if method == "tools/list":
-        merged = catalog.merge_tools(shown, None, state.settings.mcp_broadcast)
+        merged = catalog.merge_tools(shown, state.settings.mcp_broadcast)
     else:
-        merged = catalog.merge_named(shown, admission.LISTS[method][0], None, _RENAME[method])
+        merged = catalog.merge_named(shown, admission.LISTS[method][0], _RENAME[method])
     return merged, hidden
 
 
