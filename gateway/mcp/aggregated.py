@@ -67,12 +67,9 @@ async def post(request: web.Request) -> web.StreamResponse:
     era: protocol.Era = "modern"
     session = None
     try:
-        endpoint.check_transport(request, state, post=True)
-        msg = await endpoint.read_message(request, endpoint.body_limit(request))
+        msg, era = await endpoint.read_post(request, state)
         rid, method = msg.id, msg.method
-        era = protocol.detect_era(msg, request.headers)
         state.metrics.message(ENDPOINT, msg, era)
-        audit(request).action = msg.method or "response"
         if msg.kind == "notification" and msg.method not in methods.CLIENT_NOTIFICATIONS:
             methods.plan("", msg.kind, msg.method, msg.params)  # a request method without an id: 400
         protocol.check_headers(msg, request.headers, era)

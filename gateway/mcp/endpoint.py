@@ -15,7 +15,7 @@ from aiohttp import hdrs, web
 
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
-from gateway.keys import CALLER, JSON_BODY, MCP_STATE, PRINCIPAL, SETTINGS
+from gateway.keys import CALLER, JSON_BODY, MCP_STATE, PRINCIPAL
 from gateway.mcp import oauth_metadata, protocol
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session, SessionError
@@ -101,26 +101,26 @@ def metadata_url(request: web.Request, state: McpState) -> str:
     return oauth_metadata.metadata_url(base_url(request, state), request.path)
 
 
-async def read_message(request: web.Request, limit: int) -> protocol.Message:
-    """The POST body as one JSON-RPC message (−32700 / −32600 otherwise)."""
+async def read_post(request: web.Request, state: McpState) -> tuple[protocol.Message, protocol.Era]:
+    """A POST's transport checked and its body read as one JSON-RPC message (−32700 / −32600
+    otherwise), with its era; audited as its method."""
+    check_transport(request, state, post=True)
     ctype = request.headers.get(hdrs.CONTENT_TYPE, "")
     if ctype != JSON and ctype.split(";")[0].strip().lower() != JSON:
         raise RpcFailure(protocol.INVALID_REQUEST, "Content-Type must be application/json", status=415)
     if JSON_BODY in request:  # parsed (and its shape checked) by the JSON limits middleware
-        return protocol.parse_message(request[JSON_BODY])
-    raw = await request.read()
-    if len(raw) > limit:
-        raise RpcFailure(protocol.INVALID_REQUEST, "request body too large", status=413)
-    try:
-        body = loads(raw)
-    except ValueError:
-        raise RpcFailure(protocol.PARSE_ERROR, "Parse error: body is not valid JSON") from None
-    return protocol.parse_message(body)
-
-
-def body_limit(request: web.Request) -> int:
-    """The configured body cap."""
-    return request.app[SETTINGS].max_body_bytes
+        msg = protocol.parse_message(request[JSON_BODY])
+    else:
+        raw = await request.read()
+        if len(raw) > state.settings.max_body_bytes:
+            raise RpcFailure(protocol.INVALID_REQUEST, "request body too large", status=413)
+        try:
+            body = loads(raw)
+        except ValueError:
+            raise RpcFailure(protocol.PARSE_ERROR, "Parse error: body is not valid JSON") from None
+        msg = protocol.parse_message(body)
+    audit(request).action = msg.method or "response"
+    return msg, protocol.detect_era(msg, request.headers)
 
 
 def open_session(request: web.Request, state: McpState, server: str | None) -> Session:

@@ -55,11 +55,8 @@ async def post(request: web.Request) -> web.StreamResponse:
     rid, method = None, ""
     era: protocol.Era = "modern"
     try:
-        endpoint.check_transport(request, state, post=True)
-        msg = await endpoint.read_message(request, endpoint.body_limit(request))
+        msg, era = await endpoint.read_post(request, state)
         rid, method = msg.id, msg.method
-        era = protocol.detect_era(msg, request.headers)
-        audit(request).action = msg.method or "response"
         plan, call, verdict, checked, server = await enforce.passthrough_target(request, msg)
         state.metrics.message(ENDPOINT, msg, era)
         audit(request).mcp_server = server.name
