@@ -1,8 +1,6 @@
 """What both MCP endpoints do before and after their own work: transport checks, sessions, whom
-backends are asked for, answers (incl. the one failure → JSON-RPC error mapping).
-
-Failures here are answered as JSON-RPC errors with the HTTP status the spec gives them, so MCP
-clients (which read JSON-RPC, not the REST error body) can show them.
+backends are asked for, answers; every failure is answered as a JSON-RPC error (MCP clients read
+those, not the REST error body) with the HTTP status the spec gives it.
 """
 
 from __future__ import annotations

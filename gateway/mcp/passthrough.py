@@ -1,11 +1,7 @@
-"""`/servers/{name}/mcp`: one backend, relayed faithfully, with policy on calls and lists.
-
-Every message passes through as the client sent it (headers by allowlist, body untouched) except:
-the client's token is never forwarded (the backend's own credential is added), the backend's
-session id is wrapped in a gateway session bound to the caller, guarded calls are decided first
-(denied ones never reach the backend), and list answers are filtered. SSE answers are relayed
-event by event. A backend of the other era is reached through the upstream pool, which
-translates (see README.md).
+"""`/servers/{name}/mcp`: one backend, relayed faithfully (headers by allowlist, SSE event by
+event), but for its credential (added, masked in answers), its session id (wrapped in a gateway
+session), guarded calls (decided first) and lists (filtered). A backend of the other era is reached
+through the upstream pool (README.md).
 """
 
 from __future__ import annotations
