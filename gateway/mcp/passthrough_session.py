@@ -48,17 +48,17 @@ async def get(request: web.Request) -> web.StreamResponse:
 async def _relay_stream(request: web.Request, state: McpState, server: ServerConfig,
                         session: Session) -> web.StreamResponse:
     headers = forward_headers(request.headers, session.upstream_id)
+    forms = request.app[UPSTREAM].credentials.forms(server)
     resp = await request.app[UPSTREAM].send(server, "GET", headers, None, stream=True)
     async with resp:
         if resp.status != 200 or resp.content_type != "text/event-stream":
             body = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if session.upstream_id and session_refused(resp.status, body):
                 raise session_gone()
-            forms = request.app[UPSTREAM].credentials.forms(server)
             return web.Response(body=masked_answer(body, forms), status=resp.status, headers=returned_headers(resp.headers))
         # Nothing is written while the backend is quiet, so watch for the client leaving.
         return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name,
-                                                                forms=request.app[UPSTREAM].credentials.forms(server)))
+                                                            forms=forms))
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
