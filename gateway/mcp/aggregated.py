@@ -220,9 +220,8 @@ async def delete(request: web.Request) -> web.Response:
         session = _session(request, state, "mcp_session_end")
     except (HttpReject, RpcFailure) as exc:
         return refused(request, exc)
-    await state.revocations.revoke(session)
+    await state.end(ENDPOINT, session)
     await state.hub.drop((principal(request).subject, session.sid))
-    state.metrics.sessions_open.labels(ENDPOINT).dec()
     return web.Response(status=200)
 
 

@@ -72,8 +72,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
             resp = await request.app[UPSTREAM].send(server, "DELETE", headers, None)
             async with resp:
                 status = resp.status if resp.status < 500 else 502
-        await state.revocations.revoke(session)
-        state.metrics.sessions_open.labels(ENDPOINT).dec()
+        await state.end(ENDPOINT, session)
         return web.Response(status=status)
     except Exception as exc:
         return refused(request, exc, server=request.match_info["name"])

@@ -16,7 +16,7 @@ from gateway.mcp.limits import StreamLimits
 from gateway.mcp.listen import CatalogPoller
 from gateway.mcp.protocol import Message
 from gateway.mcp.revocations import Revocations
-from gateway.mcp.sessions import SessionCodec
+from gateway.mcp.sessions import Session, SessionCodec
 from gateway.mcp.subscriptions import Hub
 from gateway.metrics import labelled
 from gateway.settings import GatewaySettings
@@ -76,6 +76,11 @@ class McpState:
         self.metrics.sessions_opened.labels(endpoint).inc()
         self.metrics.sessions_open.labels(endpoint).inc()
         return token
+
+    async def end(self, endpoint: str, session: Session) -> None:
+        """A DELETEd session: refused on every replica sharing the database from now on."""
+        await self.revocations.revoke(session)
+        self.metrics.sessions_open.labels(endpoint).dec()
 
 
 def build_state(settings: GatewaySettings, registry: CollectorRegistry) -> McpState:
