@@ -12,7 +12,6 @@ from aiohttp import web
 from gateway.calls import pipeline
 from gateway.calls.audit import audit
 from gateway.keys import SERVERS, UPSTREAM
-from gateway.masking import masked_response
 from gateway.mcp import (
     admission,
     catalog,
@@ -128,10 +127,9 @@ async def get_prompt(request: web.Request, state: McpState, msg: protocol.Messag
 
 
 async def _ask(request: web.Request, server: ServerConfig, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """`/mcp`'s forward for prompts and resources: the backend's result, or its error (masked) as ours."""
-    pool = request.app[UPSTREAM]
-    response = await pool.request(server, method, params, caller(request))
-    return result_or_error(masked_response(response, pool.credentials.forms(server)))
+    """`/mcp`'s forward for prompts and resources: the backend's result, or its error (masked by the
+    pool) as ours."""
+    return result_or_error(await request.app[UPSTREAM].request(server, method, params, caller(request)))
 
 
 async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
