@@ -131,7 +131,7 @@ def _as_error(rid: protocol.RequestId, exc: Exception) -> dict[str, Any]:
 async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     uid = "mcpgw-call-" + secrets.token_urlsafe(8)
     pool = call.request.app[UPSTREAM]
-    message = {"jsonrpc": "2.0", "id": uid, "method": "tools/call", "params": params}
+    message = codec.request_message(uid, "tools/call", params)
     try:
         return await _exchange(call, pool, message, uid)
     except UpstreamRpcError as exc:  # the backend's own 4xx answer to this call (client.open_stream)
