@@ -1,17 +1,9 @@
-"""Which items of a backend's catalog the gateway can represent; the rest are left out.
+"""Which items of a backend's catalog the gateway can represent (`why_not`, pure); the rest are
+left out of that backend's list, logged once and counted.
 
-A backend is not trusted to name things well. A tool called `evil:tool` or `resource/fetch`
-cannot become a policy resource (`mcp:{server}:{tool}`: `:` separates segments, `resource/`
-names URIs); asking the PDP about it used to fail the whole search, and with it every user's
-tools/list. Such an item is left out of *that backend's* list (logged once, counted) and every
-other item is served.
-
-Rules (pure, `why_not`):
-  tools     — MCP 2025-11-25 tool-name guidance: 1–128 of `A-Z a-z 0-9 _ - .`;
-  prompts   — 1–128 printable ASCII characters, no `:` or `*`, no surrounding spaces;
-  resources — a URI in RFC 3986 normal form (uris.py): one the gateway could never decide on
-              would only be listed to be refused;
-  templates — the same, RFC 6570 expressions allowed.
+A name like `evil:tool` cannot become a policy resource (`:` separates segments) and would fail the
+PDP search for everyone's list. Tools follow the MCP 2025-11-25 name guidance; prompts are printable
+ASCII without `:` or `*`; resources and templates must be URIs in normal form (uris.py).
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ from gateway.mcp import aggregated_subs as subs
 from gateway.mcp.aggregated_items import servers_of, visible_lists
 from gateway.mcp.endpoint import (
     HttpReject,
-    answer_failure,
     principal,
     refused,
     remember_caller,
@@ -48,10 +47,10 @@ from gateway.mcp.endpoint import (
 )
 from gateway.mcp.protocol import H_SESSION, RpcFailure
 from gateway.mcp.sessions import Session
-from gateway.mcp.state import McpState, method_label
+from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone, until_disconnect
 from gateway.registry import ServerConfig
-from gateway.upstream import codec, sse
+from gateway.upstream import sse
 from gateway.upstream.sessions import canonical_capabilities
 
 log = logging.getLogger(__name__)
@@ -69,21 +68,16 @@ async def post(request: web.Request) -> web.StreamResponse:
     era: protocol.Era = "modern"
     session = None
     try:
-        endpoint.check_transport(request, state, post=True)
-        msg = await endpoint.read_message(request, endpoint.body_limit(request))
+        msg, era = await endpoint.read_post(request, state)
         rid, method = msg.id, msg.method
-        era = protocol.detect_era(msg, request.headers)
-        state.metrics.message(ENDPOINT, "response" if msg.kind == "response" else method_label(msg.method), era)
-        audit(request).action = msg.method or "response"
+        state.metrics.message(ENDPOINT, msg, era)
         if msg.kind == "notification" and msg.method not in methods.CLIENT_NOTIFICATIONS:
             methods.plan("", msg.kind, msg.method, msg.params)  # a request method without an id: 400
-        protocol.check_routing_headers(msg, request.headers)
+        protocol.check_headers(msg, request.headers, era)
         if era == "handshake":
             if msg.kind == "request" and msg.method == "initialize":
                 return _initialize(request, state, msg)
             session = endpoint.open_session(request, state, None)
-        elif msg.kind == "request":
-            protocol.validate_modern(msg, request.headers)
         remember_caller(request, era, msg.params, session)
         if msg.kind == "response":
             if era != "handshake":  # its answers come in a retry's inputResponses, decided again (bridge.py)
@@ -105,8 +99,6 @@ async def post(request: web.Request) -> web.StreamResponse:
         if isinstance(result, web.StreamResponse):
             return result
         return rpc_response(protocol.result(rid, protocol.with_result_type(result, era, msg.method)))
-    except HttpReject as reject:
-        return reject.response
     except RpcFailure as failure:
         if era == "handshake" and failure.code == protocol.METHOD_NOT_FOUND:
             # A handshake-era client reads HTTP 404 as "session gone" and re-initializes.
@@ -121,16 +113,14 @@ async def post(request: web.Request) -> web.StreamResponse:
         audit(request).error = "cancelled by the client (notifications/cancelled)"
         return await _unanswered(request)
     except Exception as exc:
-        return answer_failure(request, rid, exc)
+        return refused(request, exc, rid)
 
 
 def _initialize(request: web.Request, state: McpState, msg: protocol.Message) -> web.Response:
     version = protocol.negotiate(msg.params.get("protocolVersion"))
     # The agent's capabilities ride in the session, so its backend sessions declare the same (pool).
     caps = canonical_capabilities(msg.params.get("capabilities"))
-    token, _ = state.codec.mint(principal(request).subject, version, capabilities=caps)
-    state.metrics.sessions_opened.labels(ENDPOINT).inc()
-    state.metrics.sessions_open.labels(ENDPOINT).inc()
+    token = state.mint(ENDPOINT, principal(request).subject, version, capabilities=caps)
     body = {"protocolVersion": version, "capabilities": CAPABILITIES, "serverInfo": SERVER_INFO,
             "instructions": "Tools of several MCP servers, named {server}__{tool}; unprefixed tools run on every "
                             "server offering them."}
@@ -142,8 +132,7 @@ async def _answer(request: web.Request, state: McpState, msg: protocol.Message, 
     if method in ("ping", "logging/setLevel"):  # a 2025 agent's log level: every level is asked upstream (calls.py)
         return {}
     if method == "server/discover":
-        return {"supportedVersions": list(protocol.MODERN_VERSIONS), "capabilities": CAPABILITIES,
-                "_meta": {codec.SERVER_INFO: SERVER_INFO}}
+        return protocol.discover_result(CAPABILITIES, SERVER_INFO)
     if method == "tools/call":
         # A retry continuing a call the gateway holds (bridge.py) is resolved and decided again like
         # any call: refused or failed before it is relayed, the held call ends.
@@ -233,9 +222,8 @@ async def delete(request: web.Request) -> web.Response:
         session = _session(request, state, "mcp_session_end")
     except (HttpReject, RpcFailure) as exc:
         return refused(request, exc)
-    await state.revocations.revoke(session)
+    await state.end(ENDPOINT, session)
     await state.hub.drop((principal(request).subject, session.sid))
-    state.metrics.sessions_open.labels(ENDPOINT).dec()
     return web.Response(status=200)
 
 

@@ -12,7 +12,6 @@ from aiohttp import web
 from gateway.calls import pipeline
 from gateway.calls.audit import audit
 from gateway.keys import SERVERS, UPSTREAM
-from gateway.masking import masked_response
 from gateway.mcp import (
     admission,
     catalog,
@@ -109,9 +108,9 @@ async def permitted(request: web.Request, state: McpState, method: str,
     others renamed); and how many were hidden."""
     shown, hidden = await enforce.visible(request, principal(request), method, per_server)
     if method == "tools/list":
-        merged = catalog.merge_tools(shown, None, state.settings.mcp_broadcast)
+        merged = catalog.merge_tools(shown, state.settings.mcp_broadcast)
     else:
-        merged = catalog.merge_named(shown, admission.LISTS[method][0], None, _RENAME[method])
+        merged = catalog.merge_named(shown, admission.LISTS[method][0], _RENAME[method])
     return merged, hidden
 
 
@@ -121,17 +120,16 @@ async def get_prompt(request: web.Request, state: McpState, msg: protocol.Messag
     if found is None:
         raise RpcFailure(protocol.INVALID_PARAMS, f"Unknown prompt: {public}")
     server, name = found
-    params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "name": name}
+    params = {**protocol.without_meta(msg.params), "name": name}
     call = enforce.call_of(request, "mcp", "prompts/get", (server.name,), name, msg.params.get("arguments"))
     result = await pipeline.run(request, call, lambda _: server, lambda s: _ask(request, s, "prompts/get", params))
     return links.prompt_result(server.name, result)
 
 
 async def _ask(request: web.Request, server: ServerConfig, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """`/mcp`'s forward for prompts and resources: the backend's result, or its error (masked) as ours."""
-    pool = request.app[UPSTREAM]
-    response = await pool.request(server, method, params, caller(request))
-    return result_or_error(masked_response(response, pool.credentials.forms(server)))
+    """`/mcp`'s forward for prompts and resources: the backend's result, or its error (masked by the
+    pool) as ours."""
+    return result_or_error(await request.app[UPSTREAM].request(server, method, params, caller(request)))
 
 
 async def read_resource(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era) -> dict[str, Any]:
@@ -159,5 +157,5 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
         methods.target({"uri": name}, "uri", uri=True, template=True)
     # Completing a prompt's arguments reveals about as much as the prompt: same permission.
     await enforce.decide(request, method, server.name, name)
-    params = {**{k: v for k, v in msg.params.items() if k != "_meta"}, "ref": {**ref, key: name}}
+    params = {**protocol.without_meta(msg.params), "ref": {**ref, key: name}}
     return await _ask(request, server, "completion/complete", params)

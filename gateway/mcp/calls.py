@@ -1,16 +1,7 @@
-"""`/mcp` tools/call on one backend with its server→client traffic relayed to the agent.
-
-The call goes out through the upstream pool's `open_stream` and its SSE answer is read event by
-event; what reaches the agent, and how, is call_stream.py. A 2026-07-28 backend asks for input by
-returning `resultType: "input_required"`: a 2026-07-28 agent gets that result as is (its retry
-comes back through `/mcp` to the same backend); a 2025 agent is asked each input request on the
-stream and the gateway retries for it. A 2025-era backend asking a 2026-07-28 agent mid-call is
-bridged the other way (bridge.py): the call runs in a task held across the agent's retries, each
-round answered `input_required`.
-
-Bounded (docs/security/exhaustion.md): every byte read from the backend for the call, across its
-rounds, counts against MCPGW_GATEWAY_MCP_MAX_CALL_BYTES (past it the call ends with an error and
-the backend request is dropped and cancelled).
+"""`/mcp` tools/call on one backend with its server→client traffic relayed to the agent
+(call_stream.py); `input_required` passed to a 2026-07-28 agent, asked of a 2025 one, or bridged
+for a 2025-era backend (bridge.py). Every byte read for the call, across its rounds, counts against
+MCPGW_GATEWAY_MCP_MAX_CALL_BYTES (docs/security/exhaustion.md).
 """
 
 from __future__ import annotations
@@ -61,7 +52,7 @@ async def call_tool(request: web.Request, state: McpState, server: ServerConfig,
     call.client_token = meta.pop("progressToken", None)
     if turn.held is not None:
         return await _answered(call, bridge.resume(turn.held, call, params))
-    upstream = {k: v for k, v in params.items() if k != "_meta"}
+    upstream = protocol.without_meta(params)
     if era == "modern" and call.who.declared() and await _legacy(request, server, call):
         # A 2025-era backend may ask this agent mid-call: run the call where rounds can hold it.
         relay = bridge.HeldCall(request, state, server, era, rid, endpoint)
@@ -140,7 +131,7 @@ def _as_error(rid: protocol.RequestId, exc: Exception) -> dict[str, Any]:
 async def _round(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     uid = "mcpgw-call-" + secrets.token_urlsafe(8)
     pool = call.request.app[UPSTREAM]
-    message = {"jsonrpc": "2.0", "id": uid, "method": "tools/call", "params": params}
+    message = codec.request_message(uid, "tools/call", params)
     try:
         return await _exchange(call, pool, message, uid)
     except UpstreamRpcError as exc:  # the backend's own 4xx answer to this call (client.open_stream)

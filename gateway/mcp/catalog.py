@@ -74,13 +74,13 @@ def _canonical(value: Any) -> bytes:
 
 
 def _offers(per_server: Mapping[str, Iterable[Mapping[str, Any]]],
-            allowed: set[tuple[str, str]] | None) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, Mapping[str, Any]]]]]:
+            ) -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, Mapping[str, Any]]]]]:
     tools: list[dict[str, Any]] = []
     offers: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for server in sorted(per_server):
         for tool in per_server[server]:
             name = tool.get("name")
-            if isinstance(name, str) and (allowed is None or (server, name) in allowed):
+            if isinstance(name, str):
                 tools.append(tool_entry(server, tool))
                 offers.setdefault(name, []).append((server, tool))
     return tools, offers
@@ -98,11 +98,9 @@ def _broadcasts(tools: list[dict[str, Any]], offers: Mapping[str, Sequence[tuple
     return out
 
 
-def merge_tools(
-    per_server: Mapping[str, Sequence[Mapping[str, Any]]], allowed: set[tuple[str, str]] | None, broadcast: bool,
-) -> list[dict[str, Any]]:
-    """Every permitted tool (`allowed`; None: all), prefixed; then the broadcast tools (same schema, names that do not clash)."""
-    tools, offers = _offers(per_server, allowed)
+def merge_tools(per_server: Mapping[str, Sequence[Mapping[str, Any]]], broadcast: bool) -> list[dict[str, Any]]:
+    """Every tool, prefixed; then the broadcast tools (same schema, names that do not clash)."""
+    tools, offers = _offers(per_server)
     if broadcast:
         tools += [broadcast_entry(name, offers[name]) for name in _broadcasts(tools, offers).values()]
     return tools
@@ -126,7 +124,7 @@ def resolve_tool(
     if found is not None:
         return Target(found[1], (found[0],))
     if broadcast:
-        tools, offers = _offers(lists, None)
+        tools, offers = _offers(lists)
         name = _broadcasts(tools, offers).get(public)
         if name is not None:
             return Target(name, tuple(s for s, _ in offers[name]), broadcast=True)
@@ -170,16 +168,14 @@ def unwrap_uri(uri: str, servers: Collection[str]) -> tuple[str, str] | None:
     return found if found is not None and found[0] in servers else None
 
 
-def merge_named(
-    per_server: Mapping[str, Sequence[Mapping[str, Any]]], key: str, allowed: set[tuple[str, str]] | None,
-    rename: Callable[[str, str], str],
-) -> list[dict[str, Any]]:
-    """Permitted (`allowed`; None: all) prompts/resources/templates of every server, `key` rewritten by `rename`."""
+def merge_named(per_server: Mapping[str, Sequence[Mapping[str, Any]]], key: str,
+                rename: Callable[[str, str], str]) -> list[dict[str, Any]]:
+    """Every server's prompts/resources/templates, `key` rewritten by `rename`."""
     out = []
     for server in sorted(per_server):
         for item in per_server[server]:
             value = item.get(key)
-            if isinstance(value, str) and (allowed is None or (server, value) in allowed):
+            if isinstance(value, str):
                 out.append({**item, key: rename(server, value),
                             "_meta": {**(item.get("_meta") or {}), SERVER_META: server}})
     return out

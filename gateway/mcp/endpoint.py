@@ -1,8 +1,6 @@
 """What both MCP endpoints do before and after their own work: transport checks, sessions, whom
-backends are asked for, answers (incl. the one failure → JSON-RPC error mapping).
-
-Failures here are answered as JSON-RPC errors with the HTTP status the spec gives them, so MCP
-clients (which read JSON-RPC, not the REST error body) can show them.
+backends are asked for, answers; every failure is answered as a JSON-RPC error (MCP clients read
+those, not the REST error body) with the HTTP status the spec gives it.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from aiohttp import hdrs, web
 
 from gateway.calls.audit import audit
 from gateway.errors import to_gateway_error
-from gateway.keys import CALLER, JSON_BODY, MCP_STATE, PRINCIPAL, SETTINGS
+from gateway.keys import CALLER, JSON_BODY, MCP_STATE, PRINCIPAL
 from gateway.mcp import oauth_metadata, protocol
 from gateway.mcp.protocol import RpcFailure
 from gateway.mcp.sessions import Session, SessionError
@@ -25,6 +23,7 @@ from shared.auth import Principal
 from shared.jsonutil import dumps, loads
 
 JSON = "application/json"
+SESSION_REQUIRED = "Bad Request: Mcp-Session-Id header is required"
 
 
 class HttpReject(Exception):
@@ -100,42 +99,47 @@ def metadata_url(request: web.Request, state: McpState) -> str:
     return oauth_metadata.metadata_url(base_url(request, state), request.path)
 
 
-async def read_message(request: web.Request, limit: int) -> protocol.Message:
-    """The POST body as one JSON-RPC message (−32700 / −32600 otherwise)."""
+async def read_post(request: web.Request, state: McpState) -> tuple[protocol.Message, protocol.Era]:
+    """A POST's transport checked and its body read as one JSON-RPC message (−32700 / −32600
+    otherwise), with its era; audited as its method."""
+    check_transport(request, state, post=True)
     ctype = request.headers.get(hdrs.CONTENT_TYPE, "")
     if ctype != JSON and ctype.split(";")[0].strip().lower() != JSON:
         raise RpcFailure(protocol.INVALID_REQUEST, "Content-Type must be application/json", status=415)
     if JSON_BODY in request:  # parsed (and its shape checked) by the JSON limits middleware
-        return protocol.parse_message(request[JSON_BODY])
-    raw = await request.read()
-    if len(raw) > limit:
-        raise RpcFailure(protocol.INVALID_REQUEST, "request body too large", status=413)
-    try:
-        body = loads(raw)
-    except ValueError:
-        raise RpcFailure(protocol.PARSE_ERROR, "Parse error: body is not valid JSON") from None
-    return protocol.parse_message(body)
-
-
-def body_limit(request: web.Request) -> int:
-    """The configured body cap."""
-    return request.app[SETTINGS].max_body_bytes
+        msg = protocol.parse_message(request[JSON_BODY])
+    else:
+        raw = await request.read()
+        if len(raw) > state.settings.max_body_bytes:
+            raise RpcFailure(protocol.INVALID_REQUEST, "request body too large", status=413)
+        try:
+            body = loads(raw)
+        except ValueError:
+            raise RpcFailure(protocol.PARSE_ERROR, "Parse error: body is not valid JSON") from None
+        msg = protocol.parse_message(body)
+    audit(request).action = msg.method or "response"
+    return msg, protocol.detect_era(msg, request.headers)
 
 
 def open_session(request: web.Request, state: McpState, server: str | None) -> Session:
     """The caller's session from `Mcp-Session-Id`: 400 without one, 404 if unknown to this caller."""
     token = request.headers.get(protocol.H_SESSION)
     if not token:
-        raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
+        raise RpcFailure(protocol.INVALID_REQUEST, SESSION_REQUIRED, status=400)
     try:
         session = state.codec.open(token, principal(request).subject, server=server)
     except SessionError:
-        raise RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404) from None
+        raise session_gone() from None
     version = request.headers.get(protocol.H_VERSION)  # after initialize: absent means 2025-03-26
     if version is not None and version not in protocol.HANDSHAKE_VERSIONS:
         raise RpcFailure(protocol.INVALID_REQUEST, f"unsupported {protocol.H_VERSION}: {version}; supported: "
                          f"{', '.join(protocol.HANDSHAKE_VERSIONS)}", status=400)
     return session
+
+
+def session_gone() -> RpcFailure:
+    """An unknown session, or one the backend forgot: the agent must initialize again (docs/mcp.md)."""
+    return RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
 
 
 def accepted() -> web.Response:
@@ -181,13 +185,19 @@ def session_request(request: web.Request, state: McpState, action: str) -> None:
     if request.method != "GET" or request.headers.get(protocol.H_SESSION):
         return
     if request.headers.get(protocol.H_VERSION) in protocol.HANDSHAKE_VERSIONS:
-        raise RpcFailure(protocol.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required", status=400)
+        raise RpcFailure(protocol.INVALID_REQUEST, SESSION_REQUIRED, status=400)
     raise HttpReject(web.Response(status=405, headers={"Allow": "POST, DELETE"}))
 
 
-def answer_failure(request: web.Request, rid: protocol.RequestId, exc: Exception, server: str | None = None) -> web.Response:
-    """A failure as the JSON-RPC error (and HTTP status: 502/503/504…) an MCP endpoint answers, audited,
-    and counted against `server` when the backend failed; not one of ours (a bug: 500) is re-raised."""
+def refused(request: web.Request, exc: Exception, rid: protocol.RequestId = None,
+            server: str | None = None) -> web.Response:
+    """The answer to a failed MCP request: a transport refusal, a JSON-RPC error, or a failure as the
+    JSON-RPC error (and HTTP status: 502/503/504…) an MCP endpoint answers, audited and counted against
+    `server` when the backend failed; not one of ours (a bug: 500) is re-raised."""
+    if isinstance(exc, HttpReject):
+        return exc.response
+    if isinstance(exc, RpcFailure):
+        return failure_response(rid, exc)
     mapped = to_gateway_error(exc)
     if mapped is None:
         raise exc
@@ -195,13 +205,3 @@ def answer_failure(request: web.Request, rid: protocol.RequestId, exc: Exception
         request.app[MCP_STATE].metrics.upstream_errors.labels(server).inc()
     audit(request).error = f"{mapped.code}: {mapped.message}"
     return rpc_response(protocol.error(rid, protocol.INTERNAL_ERROR, mapped.message), mapped.status)
-
-
-def refused(request: web.Request, exc: Exception, server: str | None = None) -> web.Response:
-    """The answer to a GET/DELETE that failed: a transport refusal, a JSON-RPC error or an upstream failure."""
-    if isinstance(exc, HttpReject):
-        return exc.response
-    if isinstance(exc, RpcFailure):
-        return failure_response(None, exc)
-    return answer_failure(request, None, exc, server)
-

@@ -145,12 +145,9 @@ async def filter_result(
     return out
 
 
-# "Does not exist" and "you may not see it" answered alike (docs/security/edge.md). The PDP decides on
-# names, not on what exists, so asking it first about the name a caller sent gives the same answer for a
-# missing and a forbidden target. A name no catalog resolves is decided as the `{server}__{name}` (or
-# `mcpgw://{server}/{uri}`) it spells: a denial then reads exactly like the denial of an existing target;
-# only a caller the PDP allows learns that it is unknown. Names are resolved only among the items the
-# caller may use, so an unprefixed or hash-shortened name of a hidden item is as unknown as a made-up one.
+# "Does not exist" and "you may not see it" answered alike (docs/security/edge.md): a name no catalog
+# resolves is decided as the `{server}__{name}` (or `mcpgw://{server}/{uri}`) it spells, so only a
+# caller the PDP allows learns that it is unknown; names resolve only among items the caller may use.
 
 def spelled_name(public: str) -> tuple[str, str] | None:
     """(server, name) a prefixed public name spells, whether or not either exists."""

@@ -1,16 +1,7 @@
-"""`notifications/cancelled` on `/mcp` (2025 era): the client's request id → the call in progress.
-
-A 2025 client cancels a request by sending `notifications/cancelled` with its id; closing the
-connection is explicitly *not* a cancellation in that era. Requests are tracked by
-(subject, session, client request id), so a cancel only reaches a request of the same caller's
-same session. Cancelling one cancels its handler task: the upstream stream is closed, and a
-2025-era backend is also sent `notifications/cancelled` naming the gateway's own upstream id
-(`BackendClient.cancel_soon`), so its handler stops. The handler then ends the answer without a JSON-RPC
-response (the spec: the receiver of a cancellation does not answer the request).
-
-The map lives on the replica running the call: a cancel that a load balancer sends to another
-replica is not relayed there (docs/mcp.md). 2026-07-28 clients cancel by closing the connection
-(streams.until_disconnect).
+"""`notifications/cancelled` on `/mcp` (2025 era; closing the connection is no cancel there): the
+client's request id, per (subject, session), → the handler task running it. A cancel reaches only
+the same session's requests on this replica (docs/mcp.md); the cancelled request is not answered.
+2026-07-28 clients cancel by closing the connection (streams.until_disconnect).
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
-"""Aggregated change notifications on `/mcp` (the 2025 GET stream and 2026-07-28
-`subscriptions/listen`) and the one catalog poller per app behind them.
+"""Aggregated `*/list_changed` on `/mcp` (2025 GET stream, 2026-07-28 `subscriptions/listen`) and
+the one catalog poller per app behind them.
 
-Backends' lists are polled every POLL_SECONDS by one `CatalogPoller` for all streams (one task while
-a stream is open, in the gateway's own backend session, only the kinds each backend advertises: 500
-streams no longer mean 500 polls of every backend); it bumps `generation` when any list changed. A
-stream re-reads the caller's own filtered catalogs (one PDP search per subject and stamp however many
-streams it holds: `views`) when the stamp moves — a change on any backend, a backend added or removed,
-or the re-filter period that catches policy changes — and sends the kind's
-`notifications/*/list_changed` when the caller's view differs from the last one. Polling rather than
-relaying each backend's own notifications keeps it era-independent and policy-aware (a backend's
-notification could leak an item the caller may not see).
-
-While polling, each backend is also watched (`watch`, upstream/changes.py: a stream on which the
-backend announces its own `*/list_changed`): an announcement `poke`s the poller, which re-reads
-that backend's lists at once — after DEBOUNCE, so a burst of announcements costs one read, and at
-most once per MIN_REREAD per backend, so one repeating its announcement is not re-read without pause.
+One `CatalogPoller` reads the backends' advertised lists every POLL_SECONDS while any stream is open
+(and at once, debounced, when a backend announces its own change: upstream/changes.py). A stream
+re-reads the caller's filtered view when the stamp moves (a change, or the re-filter period for
+policy changes; one PDP search per subject and stamp) and notifies when that view changed. Relaying
+backends' own notifications instead could leak items the caller may not see.
 """
 
 from __future__ import annotations

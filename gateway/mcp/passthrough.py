@@ -1,11 +1,7 @@
-"""`/servers/{name}/mcp`: one backend, relayed faithfully, with policy on calls and lists.
-
-Every message passes through as the client sent it (headers by allowlist, body untouched) except:
-the client's token is never forwarded (the backend's own credential is added), the backend's
-session id is wrapped in a gateway session bound to the caller, guarded calls are decided first
-(denied ones never reach the backend), and list answers are filtered. SSE answers are relayed
-event by event. A backend of the other era is reached through the upstream pool, which
-translates (see README.md).
+"""`/servers/{name}/mcp`: one backend, relayed faithfully (headers by allowlist, SSE event by
+event), but for its credential (added, masked in answers), its session id (wrapped in a gateway
+session), guarded calls (decided first) and lists (filtered). A backend of the other era is reached
+through the upstream pool (README.md).
 """
 
 from __future__ import annotations
@@ -26,9 +22,9 @@ from gateway.keys import CALLER, MCP_STATE, UPSTREAM
 from gateway.masking import leaks, masked_response
 from gateway.mcp import admission, endpoint, enforce, protocol
 from gateway.mcp import params as mcp_params
-from gateway.mcp.endpoint import HttpReject, agent_caller, answer_failure, principal, rpc_response
+from gateway.mcp.endpoint import agent_caller, principal, refused, rpc_response, session_gone
 from gateway.mcp.protocol import H_SESSION, RpcFailure
-from gateway.mcp.state import McpState, method_label
+from gateway.mcp.state import McpState
 from gateway.mcp.streams import (
     ClientGone,
     Observer,
@@ -55,18 +51,12 @@ async def post(request: web.Request) -> web.StreamResponse:
     rid, method = None, ""
     era: protocol.Era = "modern"
     try:
-        endpoint.check_transport(request, state, post=True)
-        msg = await endpoint.read_message(request, endpoint.body_limit(request))
+        msg, era = await endpoint.read_post(request, state)
         rid, method = msg.id, msg.method
-        era = protocol.detect_era(msg, request.headers)
-        audit(request).action = msg.method or "response"
         plan, call, verdict, checked, server = await enforce.passthrough_target(request, msg)
-        label = "response" if msg.kind == "response" else method_label(msg.method)
-        state.metrics.message(ENDPOINT, label, era)
+        state.metrics.message(ENDPOINT, msg, era)
         audit(request).mcp_server = server.name
-        if era == "modern" and msg.kind == "request":
-            protocol.validate_modern(msg, request.headers)
-        protocol.check_routing_headers(msg, request.headers)
+        protocol.check_headers(msg, request.headers, era)
         # The agent's caller: what it declared at initialize (sealed in its session) or in `_meta`.
         # Admission checks a call against the catalog THIS caller lists: a backend may offer a tool
         # only to clients declaring a capability (server-everything's sampling and elicitation tools).
@@ -98,17 +88,13 @@ async def post(request: web.Request) -> web.StreamResponse:
         call = dataclasses.replace(call, caller=request[CALLER])
         forward = functools.partial(_forward, request, state, msg, era, upstream_session, bridged, call)
         return await pipeline.run(request, call, lambda _: server, forward, verdict)
-    except HttpReject as reject:
-        return reject.response
-    except RpcFailure as failure:
-        return endpoint.failure_response(rid, failure)
     except (Denied, Refused) as exc:  # refused by the call pipeline: nothing was forwarded
         return rpc_response(enforce.refusal(method, rid, exc, era))
     except ClientGone:
         audit(request).error = "client disconnected; backend request cancelled"
         return web.Response(status=499)
     except Exception as exc:
-        return answer_failure(request, rid, exc, request.match_info["name"])
+        return refused(request, exc, rid, request.match_info["name"])
 
 
 async def _forward(request: web.Request, state: McpState, msg: protocol.Message, era: protocol.Era,
@@ -160,27 +146,20 @@ async def _initialize(request: web.Request, state: McpState, server: ServerConfi
     who = principal(request).subject
     if status == 200 and isinstance(result, dict):
         version = protocol.negotiate(result.get("protocolVersion"))
-        token, _ = state.codec.mint(who, version, server=server.name, upstream_id=upstream_session,
-                                    capabilities=canonical_capabilities(msg.params.get("capabilities")))
-        _opened(state)
+        token = state.mint(ENDPOINT, who, version, server=server.name, upstream_id=upstream_session,
+                           capabilities=canonical_capabilities(msg.params.get("capabilities")))
         return web.Response(body=raw, status=200, headers={H_SESSION: token}, content_type=ctype)
     if status == 200 and isinstance(answer, dict) and "error" in answer:
         return web.Response(body=raw, status=200, content_type=ctype)  # the backend's own refusal
     if 400 <= status < 500:
         # A backend that refuses the handshake speaks only 2026-07-28: bridge through the pool.
         version = protocol.negotiate(msg.params.get("protocolVersion"))
-        token, _ = state.codec.mint(who, version, server=server.name, bridged=True)
-        _opened(state)
+        token = state.mint(ENDPOINT, who, version, server=server.name, bridged=True)
         body = {"protocolVersion": version, "capabilities": {"tools": {}, "resources": {}, "prompts": {}},
                 "serverInfo": {"name": server.name, "version": "bridged by mcpgw"}}
         return rpc_response(protocol.result(msg.id, body), headers={H_SESSION: token})
     raise RpcFailure(protocol.INTERNAL_ERROR, f"backend '{server.name}' failed to initialize (HTTP {status})",
                      status=502)
-
-
-def _opened(state: McpState) -> None:
-    state.metrics.sessions_opened.labels(ENDPOINT).inc()
-    state.metrics.sessions_open.labels(ENDPOINT).inc()
 
 
 async def _forward_notification(request: web.Request, server: ServerConfig, msg: protocol.Message,
@@ -236,11 +215,6 @@ def _canceller(request: web.Request, server: ServerConfig, msg: protocol.Message
     return cancel
 
 
-def session_gone() -> RpcFailure:
-    """The backend forgot the session (restarted, expired): the agent must initialize again (docs/mcp.md)."""
-    return RpcFailure(protocol.INVALID_REQUEST, "Session not found", status=404)
-
-
 def session_refused(status: int, raw: bytes) -> bool:
     """A backend's 400/404 to a message in its session, refusing the session (codec.session_refused)."""
     return codec.session_refused(status, codec.loads_or_none(raw))
@@ -258,7 +232,7 @@ async def _via_pool(request: web.Request, server: ServerConfig, msg: protocol.Me
                     seen: Observer | None = None) -> web.Response:
     if msg.method == "server/discover":
         return rpc_response(protocol.result(msg.id, await _discovered(request, server)))
-    params = {k: v for k, v in msg.params.items() if k != "_meta"}
+    params = protocol.without_meta(msg.params)
     response = await request.app[UPSTREAM].request(server, msg.method, params or None, request[CALLER])  # masked
     if seen is not None:
         seen(response)
@@ -276,11 +250,8 @@ async def _discovered(request: web.Request, server: ServerConfig) -> dict[str, A
     client = request.app[UPSTREAM].client(server)
     await client.ensure_era()
     info = client.server_info
-    result: dict[str, Any] = {"supportedVersions": list(protocol.MODERN_VERSIONS),
-                              "capabilities": info.get("capabilities") or {},
-                              "_meta": {codec.SERVER_INFO: info.get("serverInfo") or {}}}
-    if isinstance(info.get("instructions"), str):
-        result["instructions"] = info["instructions"]
+    result = protocol.discover_result(info.get("capabilities") or {}, info.get("serverInfo") or {},
+                                      info.get("instructions"))
     return protocol.with_result_type(result, "modern", "server/discover")
 
 

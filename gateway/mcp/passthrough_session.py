@@ -6,12 +6,8 @@ from aiohttp import web
 
 from gateway.keys import MCP_STATE, UPSTREAM
 from gateway.mcp import endpoint, enforce
-from gateway.mcp.endpoint import principal, refused, session_request
-from gateway.mcp.passthrough import (
-    ENDPOINT,
-    session_gone,
-    session_refused,
-)
+from gateway.mcp.endpoint import principal, refused, session_gone, session_request
+from gateway.mcp.passthrough import ENDPOINT, session_refused
 from gateway.mcp.sessions import Session
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import (
@@ -46,23 +42,23 @@ async def get(request: web.Request) -> web.StreamResponse:
     except ClientGone:
         return web.Response(status=499)
     except Exception as exc:
-        return refused(request, exc, request.match_info["name"])
+        return refused(request, exc, server=request.match_info["name"])
 
 
 async def _relay_stream(request: web.Request, state: McpState, server: ServerConfig,
                         session: Session) -> web.StreamResponse:
     headers = forward_headers(request.headers, session.upstream_id)
+    forms = request.app[UPSTREAM].credentials.forms(server)
     resp = await request.app[UPSTREAM].send(server, "GET", headers, None, stream=True)
     async with resp:
         if resp.status != 200 or resp.content_type != "text/event-stream":
             body = await read_capped(resp, server.name, state.settings.mcp_max_response_bytes)
             if session.upstream_id and session_refused(resp.status, body):
                 raise session_gone()
-            forms = request.app[UPSTREAM].credentials.forms(server)
             return web.Response(body=masked_answer(body, forms), status=resp.status, headers=returned_headers(resp.headers))
         # Nothing is written while the backend is quiet, so watch for the client leaving.
         return await until_disconnect(request, relay_answer(request, state, ENDPOINT, resp, None, None, server.name,
-                                                                forms=request.app[UPSTREAM].credentials.forms(server)))
+                                                            forms=forms))
 
 
 async def delete(request: web.Request) -> web.StreamResponse:
@@ -76,9 +72,8 @@ async def delete(request: web.Request) -> web.StreamResponse:
             resp = await request.app[UPSTREAM].send(server, "DELETE", headers, None)
             async with resp:
                 status = resp.status if resp.status < 500 else 502
-        await state.revocations.revoke(session)
-        state.metrics.sessions_open.labels(ENDPOINT).dec()
+        await state.end(ENDPOINT, session)
         return web.Response(status=status)
     except Exception as exc:
-        return refused(request, exc, request.match_info["name"])
+        return refused(request, exc, server=request.match_info["name"])
 

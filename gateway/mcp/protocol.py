@@ -16,7 +16,7 @@ from typing import Any, Literal
 from multidict import MultiMapping, istr
 
 from gateway.edge import origin_allowed as origin_allowed  # the MCP transport's Origin rule
-from gateway.upstream.codec import META_CAPABILITIES, META_VERSION, NAME_PARAM
+from gateway.upstream.codec import META_CAPABILITIES, META_VERSION, NAME_PARAM, SERVER_INFO
 from gateway.upstream.codec import header_value as encode_header  # one encoder for both sides
 
 HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
@@ -62,6 +62,20 @@ class RpcFailure(Exception):
 def result(rid: RequestId, value: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-RPC success response."""
     return {"jsonrpc": "2.0", "id": rid, "result": dict(value)}
+
+
+def without_meta(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` without the agent's `_meta` (the gateway sends backends its own)."""
+    return {k: v for k, v in params.items() if k != "_meta"}
+
+
+def discover_result(capabilities: Any, server_info: Any, instructions: Any = None) -> dict[str, Any]:
+    """A 2026-07-28 `server/discover` result."""
+    out = {"supportedVersions": list(MODERN_VERSIONS), "capabilities": capabilities,
+           "_meta": {SERVER_INFO: server_info}}
+    if isinstance(instructions, str):
+        out["instructions"] = instructions
+    return out
 
 
 def error(rid: RequestId, code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -144,45 +158,36 @@ def decode_header(value: str | None) -> str | None:
         return None
 
 
-def validate_modern(msg: Message, headers: Mapping[str, str]) -> str:
-    """Check a modern-era request's envelope and routing headers; return its protocol version. In the
-    spec's order: envelope (−32602), headers against body (−32020), version (−32022)."""
-    meta = msg.params.get("_meta")
-    if not isinstance(meta, dict):
-        raise RpcFailure(INVALID_PARAMS, f"params._meta must carry {META_VERSION!r} and {META_CAPABILITIES!r}")
-    if META_VERSION not in meta or META_CAPABILITIES not in meta:
-        missing = [k for k in (META_VERSION, META_CAPABILITIES) if k not in meta]
-        raise RpcFailure(INVALID_PARAMS, f"params._meta is missing: {', '.join(missing)}")
-    version = meta[META_VERSION]
-    if headers.get(I_VERSION) != version:
-        raise RpcFailure(HEADER_MISMATCH, f"{H_VERSION} header does not match params._meta protocol version")
-    if headers.get(I_METHOD) != msg.method:
-        raise RpcFailure(HEADER_MISMATCH, f"{H_METHOD} header does not match the body's method")
-    key = NAME_PARAM.get(msg.method)
-    if key is not None:
-        body_value = msg.params.get(key)
-        if body_value is not None and decode_header(headers.get(I_NAME)) != body_value:
-            raise RpcFailure(HEADER_MISMATCH, f"{H_NAME} header does not match the body's {key!r}")
-    if not isinstance(version, str) or version not in MODERN_VERSIONS:
-        raise RpcFailure(UNSUPPORTED_VERSION, "Unsupported protocol version",
-                         {"supported": list(MODERN_VERSIONS), "requested": version if isinstance(version, str) else None})
-    return version
-
-
-def check_routing_headers(msg: Message, headers: MultiMapping[str]) -> None:
-    """`Mcp-Method` / `Mcp-Name`, when sent, must agree with the body (both eras), once; −32020 otherwise:
-    whoever routes or authorises on a header must see what the body says."""
+def check_headers(msg: Message, headers: MultiMapping[str], era: Era) -> None:
+    """A message's envelope and routing headers, in the spec's order: a 2026-07-28 request's `_meta`
+    (−32602), headers against the body (−32020: whoever routes or authorises on a header must see
+    what the body says; both eras, when sent; required in 2026-07-28), its version (−32022)."""
+    modern = era == "modern" and msg.kind == "request"
+    version = None
+    if modern:
+        meta = msg.params.get("_meta")
+        if not isinstance(meta, dict):
+            raise RpcFailure(INVALID_PARAMS, f"params._meta must carry {META_VERSION!r} and {META_CAPABILITIES!r}")
+        if META_VERSION not in meta or META_CAPABILITIES not in meta:
+            missing = [k for k in (META_VERSION, META_CAPABILITIES) if k not in meta]
+            raise RpcFailure(INVALID_PARAMS, f"params._meta is missing: {', '.join(missing)}")
+        version = meta[META_VERSION]
+        if headers.get(I_VERSION) != version:
+            raise RpcFailure(HEADER_MISMATCH, f"{H_VERSION} header does not match params._meta protocol version")
     for header, label in ((I_METHOD, H_METHOD), (I_NAME, H_NAME)):
         if len(headers.getall(header, ())) > 1:
             raise RpcFailure(HEADER_MISMATCH, f"{label} header appears more than once")
     method_header = headers.get(I_METHOD)
-    if method_header is not None and method_header != msg.method:
+    if (modern or method_header is not None) and method_header != msg.method:
         raise RpcFailure(HEADER_MISMATCH, f"{H_METHOD} header does not match the body's method")
-    name_header = headers.get(I_NAME)
-    if name_header is not None:
-        key = NAME_PARAM.get(msg.method)
-        if key is None or decode_header(name_header) != msg.params.get(key):
-            raise RpcFailure(HEADER_MISMATCH, f"{H_NAME} header does not match the body")
+    name_header, key = headers.get(I_NAME), NAME_PARAM.get(msg.method)
+    named = key is not None and msg.params.get(key) is not None
+    if (name_header is not None or (modern and named)) and (
+            key is None or decode_header(name_header) != msg.params.get(key)):
+        raise RpcFailure(HEADER_MISMATCH, f"{H_NAME} header does not match the body")
+    if modern and (not isinstance(version, str) or version not in MODERN_VERSIONS):
+        raise RpcFailure(UNSUPPORTED_VERSION, "Unsupported protocol version",
+                         {"supported": list(MODERN_VERSIONS), "requested": version if isinstance(version, str) else None})
 
 
 def routing_headers(msg: Message) -> dict[str, str]:

@@ -14,8 +14,9 @@ from gateway.mcp.fanout import ListCache
 from gateway.mcp.inflight import InFlight
 from gateway.mcp.limits import StreamLimits
 from gateway.mcp.listen import CatalogPoller
+from gateway.mcp.protocol import Message
 from gateway.mcp.revocations import Revocations
-from gateway.mcp.sessions import SessionCodec
+from gateway.mcp.sessions import Session, SessionCodec
 from gateway.mcp.subscriptions import Hub
 from gateway.metrics import labelled
 from gateway.settings import GatewaySettings
@@ -40,17 +41,14 @@ class McpMetrics:
                                        "Backend failures seen by MCP endpoints", ["server"], registry=registry)
         self._message_children: dict[tuple[str, ...], Any] = {}
 
-    def message(self, endpoint: str, method: str, era: str) -> None:
-        """Count one message."""
-        labelled(self._message_children, self.messages, endpoint, method, era).inc()
+    def message(self, endpoint: str, msg: Message, era: str) -> None:
+        """Count one message (unknown methods together: a bounded label)."""
+        method = "response" if msg.kind == "response" else msg.method
+        label = method if method in KNOWN_METHODS else "other"
+        labelled(self._message_children, self.messages, endpoint, label, era).inc()
 
 
 KNOWN_METHODS = methods.KNOWN_REQUESTS | methods.CLIENT_NOTIFICATIONS | {"response"}
-
-
-def method_label(method: str) -> str:
-    """Bounded metric label: unknown methods are counted together."""
-    return method if method in KNOWN_METHODS else "other"
 
 
 @dataclass
@@ -71,6 +69,18 @@ class McpState:
 
     def __post_init__(self) -> None:
         self.revocations = Revocations(self.codec)
+
+    def mint(self, endpoint: str, subject: str, version: str, **fields: Any) -> str:
+        """A new session id for `subject` on `endpoint`, counted as opened."""
+        token, _ = self.codec.mint(subject, version, **fields)
+        self.metrics.sessions_opened.labels(endpoint).inc()
+        self.metrics.sessions_open.labels(endpoint).inc()
+        return token
+
+    async def end(self, endpoint: str, session: Session) -> None:
+        """A DELETEd session: refused on every replica sharing the database from now on."""
+        await self.revocations.revoke(session)
+        self.metrics.sessions_open.labels(endpoint).dec()
 
 
 def build_state(settings: GatewaySettings, registry: CollectorRegistry) -> McpState:

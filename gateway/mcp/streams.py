@@ -48,10 +48,8 @@ def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
 
 
 def masked_answer(raw: bytes, forms: Sequence[str]) -> bytes:
-    """A backend's body with the server's credential `forms` masked (masking.masked_response: a
-    body naming no "error" and showing no trace of a form, masking.leaks, is not parsed); JSON that
-    is no object (a batch, a string) is masked whole, a body that is no JSON (a 401's text) but
-    shows a trace has its text scrubbed."""
+    """A backend's body with the server's credential `forms` masked; one naming no "error" and
+    showing no trace of a form is not parsed, one that is no JSON but shows a trace is scrubbed."""
     if not forms:
         return raw
     trace = leaks(raw, forms)
@@ -65,11 +63,9 @@ def masked_answer(raw: bytes, forms: Sequence[str]) -> bytes:
 
 
 def masked_event(event: sse.Event, forms: Sequence[str], msg: Any = None) -> tuple[Any, sse.Event]:
-    """An SSE event as the client may see it: its message masked, and the event (`raw` the bytes to
-    relay). The whole event (comments, `id:`, `event:` and unknown fields too) is looked at
-    (masking.leaks); one showing a trace is rebuilt from its masked fields (comments, `retry:` and
-    unknown fields dropped), one naming an error gets its error masked. `msg`: its data parsed, if
-    at hand."""
+    """An SSE event as the client may see it, and its message masked (`msg`: its data parsed, if at
+    hand). An event showing a trace anywhere is rebuilt from its masked fields (comments, `retry:`
+    and unknown fields dropped); one naming an error gets its error masked."""
     data = event.data
     if not leaks(event.raw, forms):
         if data is None or '"error"' not in data:
@@ -109,16 +105,12 @@ async def relay_answer(
     rewrite: Rewrite | None, server: str, cancel: Callable[[], Awaitable[None]] | None = None,
     idle_limit: float | None = None, observe: Observer | None = None, forms: Sequence[str] = (),
 ) -> web.StreamResponse:
-    """Send the backend's answer on; SSE unbuffered, byte for byte but for the answer to `rid`,
-    which `rewrite` (when given) may replace. Every message, the answer to `rid` (error or result) as
-    the backend's notifications and requests, is relayed with the server's credential `forms` masked
-    (gateway/masking.py: a backend may echo what it was sent); an event showing a trace anywhere is
-    rebuilt (`masked_event`), an unterminated last one dropped (`masked_rest`).
+    """Send the backend's answer on: SSE unbuffered, byte for byte but for the answer to `rid` (which
+    `rewrite` may replace) and the credential `forms`, masked in every message (`masked_event`).
 
     Past `mcp_max_response_bytes` a JSON answer is a 502; past that per event, `mcp_max_call_bytes`
-    for a call's stream (then dropped upstream; `cancel()` tells a 2025-era backend), `idle_limit`
-    quiet, or a break, a started SSE answer ends with a JSON-RPC error for the pending request:
-    once the answer has started, no failure may become a second HTTP response.
+    for a call's stream (`cancel()` tells a 2025-era backend), `idle_limit` quiet, or a break, a
+    started SSE answer ends with a JSON-RPC error for the pending request, never a second response.
     """
     if resp.content_type != "text/event-stream":
         raw = await read_capped(resp, server, state.settings.mcp_max_response_bytes)
@@ -196,11 +188,10 @@ class _Watch:
 
 
 class _Watcher:
-    """One timer per event loop polling every watched request's transport (none while idle): a
-    `TimerHandle` per request cost ~4 µs of the hot path, a set add/discard a fraction of that."""
+    """One timer per event loop polling every watched request's transport (none while idle; cheaper
+    on the hot path than a timer per request)."""
 
     def __init__(self) -> None:
-        # No reference to the loop: it is this object's weak key in `_watchers`.
         self.watches: set[_Watch] = set()
         self.handle: asyncio.TimerHandle | None = None
 

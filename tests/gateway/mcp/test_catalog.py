@@ -17,12 +17,17 @@ TOOLS = {
 ALL = {(s, t["name"]) for s, ts in TOOLS.items() for t in ts}
 
 
+def only(allowed: set[tuple[str, str]]) -> dict[str, list[dict]]:
+    """TOOLS as policy left them: only the `allowed` (server, tool) pairs (enforce.visible filters first)."""
+    return {s: [t for t in ts if (s, t["name"]) in allowed] for s, ts in TOOLS.items()}
+
+
 def names(tools: list[dict]) -> list[str]:
     return [t["name"] for t in tools]
 
 
 def test_merge_keeps_fields_and_adds_broadcast() -> None:
-    merged = catalog.merge_tools(TOOLS, ALL, broadcast=True)
+    merged = catalog.merge_tools(TOOLS, broadcast=True)
     assert names(merged)[:5] == ["a__echo", "a__only_a", "b__echo", names(merged)[3], "c__echo"]
     first = merged[0]
     for key in ("title", "description", "inputSchema", "outputSchema", "annotations", "icons"):
@@ -43,7 +48,7 @@ def test_merge_keeps_fields_and_adds_broadcast() -> None:
     ],
 )
 def test_broadcast_needs_two_permitted_servers(allowed, broadcast, expected_broadcast) -> None:
-    merged = catalog.merge_tools(TOOLS, allowed, broadcast)
+    merged = catalog.merge_tools(only(allowed), broadcast)
     entry = next((t for t in merged if t["name"] == "echo"), None)
     assert (entry["_meta"][catalog.SERVER_META] if entry else None) == expected_broadcast
     prefixed = {t["name"] for t in merged if t["name"] != "echo"}
@@ -57,7 +62,7 @@ def test_broadcast_needs_two_permitted_servers(allowed, broadcast, expected_broa
         ("echo", True, catalog.Target("echo", ("a", "b", "c"), broadcast=True)),
         ("echo", False, None),
         ("only_a", True, None),
-        (catalog.merge_tools(TOOLS, ALL, True)[3]["name"], True, catalog.Target("web.search", ("b",))),
+        (catalog.merge_tools(TOOLS, True)[3]["name"], True, catalog.Target("web.search", ("b",))),
         ("zz__echo", True, None),
     ],
 )
@@ -85,7 +90,7 @@ OTHER = {"type": "object", "properties": {"q": {"type": "integer"}}}
 def test_broadcast_only_where_the_schemas_agree(schemas: tuple, offered: bool) -> None:
     per_server = {f"s{i}": [{"name": "find", **({"inputSchema": sc} if sc is not None else {})}]
                   for i, sc in enumerate(schemas)}
-    listed = catalog.merge_tools(per_server, {(s, "find") for s in per_server}, broadcast=True)
+    listed = catalog.merge_tools(per_server, broadcast=True)
     entry = next((t for t in listed if t["name"] == "find"), None)
     assert (entry is not None) is offered
     if entry is not None:
@@ -142,8 +147,7 @@ def test_every_listed_name_resolves_to_what_it_lists() -> None:
         "fm": [{"name": "web.search"}, {"name": "x" * 80}, {"name": "plain"}],
         "gh": [{"name": "web.search"}, {"name": "looks_shortened_13f73928"}],
     }
-    allowed = {(s, t["name"]) for s, ts in per_server.items() for t in ts}
-    listed = catalog.merge_tools(per_server, allowed, broadcast=True)
+    listed = catalog.merge_tools(per_server, broadcast=True)
     assert any(t["name"].startswith("web_search_") for t in listed)  # a shortened broadcast name
     for entry in listed:
         target = catalog.resolve_tool(entry["name"], per_server, broadcast=True)

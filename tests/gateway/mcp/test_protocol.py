@@ -63,22 +63,22 @@ def test_detect_era(body: dict, headers: dict, era: str) -> None:
     assert p.detect_era(p.parse_message(body), headers) == era
 
 
-def headers_for(method: str, name: str | None = None, version: str = "2026-07-28") -> dict[str, str]:
-    h = {p.H_VERSION: version, p.H_METHOD: method}
+def headers_for(method: str, name: str | None = None, version: str = "2026-07-28") -> CIMultiDict[str]:
+    h = CIMultiDict({p.H_VERSION: version, p.H_METHOD: method})
     if name is not None:
         h[p.H_NAME] = name
     return h
 
 
-def test_validate_modern_accepts_matching_headers() -> None:
-    assert p.validate_modern(modern("tools/call", name="t"), headers_for("tools/call", "t")) == "2026-07-28"
+def test_modern_headers_accepts_matching_headers() -> None:
+    p.check_headers(modern("tools/call", name="t"), headers_for("tools/call", "t"), "modern")
 
 
-def test_validate_modern_accepts_base64_name() -> None:
+def test_modern_headers_accepts_base64_name() -> None:
     uri = "file:///naïve.txt"
     wrapped = "=?base64?" + base64.b64encode(uri.encode()).decode() + "?="
     msg = modern("resources/read", uri=uri)
-    assert p.validate_modern(msg, headers_for("resources/read", wrapped)) == "2026-07-28"
+    p.check_headers(msg, headers_for("resources/read", wrapped), "modern")
 
 
 @pytest.mark.parametrize(
@@ -87,15 +87,15 @@ def test_validate_modern_accepts_base64_name() -> None:
         (p.parse_message({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}), headers_for("tools/list"),
          p.INVALID_PARAMS),
         (modern("tools/list"), headers_for("tools/call"), p.HEADER_MISMATCH),
-        (modern("tools/list"), {p.H_METHOD: "tools/list"}, p.HEADER_MISMATCH),
+        (modern("tools/list"), CIMultiDict({p.H_METHOD: "tools/list"}), p.HEADER_MISMATCH),
         (modern("tools/call", name="a"), headers_for("tools/call", "b"), p.HEADER_MISMATCH),
         (modern("tools/call", name="a"), headers_for("tools/call"), p.HEADER_MISMATCH),
         (modern("prompts/get", name="a"), headers_for("prompts/get", "=?base64?!!?="), p.HEADER_MISMATCH),
     ],
 )
-def test_validate_modern_rejects(msg: p.Message, headers: dict, code: int) -> None:
+def test_modern_headers_rejects(msg: p.Message, headers: CIMultiDict[str], code: int) -> None:
     with pytest.raises(p.RpcFailure) as info:
-        p.validate_modern(msg, headers)
+        p.check_headers(msg, headers, "modern")
     assert info.value.code == code and info.value.status == 400
 
 
@@ -103,7 +103,7 @@ def test_unknown_version_lists_supported() -> None:
     msg = p.parse_message({"jsonrpc": "2.0", "id": 1, "method": "tools/list",
                            "params": {"_meta": {p.META_VERSION: "2099-01-01", p.META_CAPABILITIES: {}}}})
     with pytest.raises(p.RpcFailure) as info:
-        p.validate_modern(msg, headers_for("tools/list", version="2099-01-01"))
+        p.check_headers(msg, headers_for("tools/list", version="2099-01-01"), "modern")
     assert info.value.code == p.UNSUPPORTED_VERSION
     assert info.value.data == {"supported": ["2026-07-28"], "requested": "2099-01-01"}
 
@@ -191,16 +191,11 @@ def test_message_fields() -> None:
     assert p.parse_message({"jsonrpc": "2.0", "id": 4, "result": {}}).method == ""
 
 
-def test_headers_match_case_insensitively_and_in_plain_dicts() -> None:
-    from multidict import CIMultiDict
-
+def test_headers_match_case_insensitively() -> None:
     msg = modern("tools/call", name="t")
-    for headers in (
-        CIMultiDict({"mcp-protocol-version": "2026-07-28", "MCP-METHOD": "tools/call", "mcp-name": "t"}),
-        {p.H_VERSION: "2026-07-28", p.H_METHOD: "tools/call", p.H_NAME: "t"},
-    ):
-        assert p.validate_modern(msg, headers) == "2026-07-28"
-        assert p.detect_era(msg, headers) == "modern"
+    headers = CIMultiDict({"mcp-protocol-version": "2026-07-28", "MCP-METHOD": "tools/call", "mcp-name": "t"})
+    p.check_headers(msg, headers, "modern")
+    assert p.detect_era(msg, headers) == "modern"
 
 
 def test_accepts_post_cached_answer_is_the_same() -> None:
@@ -222,7 +217,7 @@ def _msg(body: dict) -> p.Message:
     ({"method": "notifications/initialized"}, {"Mcp-Method": "notifications/initialized"}),
 ])
 def test_routing_headers_that_agree_pass(body: dict, headers: dict) -> None:
-    p.check_routing_headers(_msg(body), CIMultiDict(headers))
+    p.check_headers(_msg(body), CIMultiDict(headers), "handshake")
 
 
 @pytest.mark.parametrize(("body", "headers"), [
@@ -236,7 +231,7 @@ def test_routing_headers_that_agree_pass(body: dict, headers: dict) -> None:
 ])
 def test_routing_headers_that_disagree_are_32020(body: dict, headers: Any) -> None:
     with pytest.raises(p.RpcFailure) as exc:
-        p.check_routing_headers(_msg(body), CIMultiDict(headers))
+        p.check_headers(_msg(body), CIMultiDict(headers), "handshake")
     assert exc.value.code == p.HEADER_MISMATCH and exc.value.status == 400
 
 
@@ -250,3 +245,11 @@ def test_rebuilt_routing_headers(value: str, encoded: str) -> None:
     msg = _msg({"id": 1, "method": "prompts/get", "params": {"name": value}})
     assert p.routing_headers(msg) == {"Mcp-Method": "prompts/get", "Mcp-Name": encoded}
     assert p.routing_headers(_msg({"id": 1, "method": "tools/list"})) == {"Mcp-Method": "tools/list"}
+
+
+def test_modern_envelope_is_checked_before_headers() -> None:
+    """The spec's order: a 2026-07-28 request without `_meta` is −32602 even when its headers disagree."""
+    bare = p.parse_message({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    with pytest.raises(p.RpcFailure) as info:
+        p.check_headers(bare, CIMultiDict({p.H_METHOD: "tools/call"}), "modern")
+    assert info.value.code == p.INVALID_PARAMS
