@@ -85,19 +85,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
             log.warning(REMOTE_NO_AUTH_WARNING, settings.host)
 
     traced = tracing.setup("gateway", settings, registry, version())
-    middlewares.install(
-        app,
-        http_metrics=HttpMetrics(registry, "mcpgw_gateway"),
-        gateway_metrics=gateway_metrics,
-        dev_principal=dev,
-        max_body_bytes=settings.max_body_bytes,
-        max_header_bytes=settings.max_header_bytes,
-        allowed_origins=settings.mcp_allowed_origins,
-        json_limits=middlewares.JsonLimits(settings.max_json_depth, settings.max_json_string, settings.max_json_items),
-        body_timeout=settings.body_timeout,
-        access_level=settings.log_access,
-        tracer=traced.tracer if traced else None,
-    )
+    middlewares.install(app, settings, http_metrics=HttpMetrics(registry, "mcpgw_gateway"),
+                        gateway_metrics=gateway_metrics, dev_principal=dev, tracer=traced.tracer if traced else None)
     if traced:  # first: the exporter runs before anything makes spans, and flushes last
         app[TRACING] = traced.tracer
         app.cleanup_ctx.append(traced.ctx)

@@ -8,7 +8,7 @@ every call (docs/benchmarks.md, "Gateway CPU per call").
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,16 +19,17 @@ from gateway.middlewares.auth import authenticate
 from gateway.middlewares.browser import browser_refusal
 from gateway.middlewares.headers import header_refusal
 from gateway.middlewares.json_limits import JsonLimits, read_json_body
+from gateway.settings import GatewaySettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def edge_middleware(
-    *, max_header_bytes: int, max_body_bytes: int, allowed_origins: Sequence[str], dev_principal: Any | None,
-    metrics: GatewayMetrics, json_limits: JsonLimits, body_timeout: float,
-) -> Callable[..., Awaitable[web.StreamResponse]]:
+def edge_middleware(settings: GatewaySettings, dev_principal: Any | None,
+                    metrics: GatewayMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Refuse what the edge refuses, authenticate, read the body; then the handler."""
-    allowed = tuple(allowed_origins)
+    allowed = tuple(settings.mcp_allowed_origins)
+    max_header_bytes, max_body_bytes, body_timeout = settings.max_header_bytes, settings.max_body_bytes, settings.body_timeout
+    json_limits = JsonLimits(settings.max_json_depth, settings.max_json_string, settings.max_json_items)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
