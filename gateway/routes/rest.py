@@ -127,10 +127,7 @@ async def invoke_everywhere(request: web.Request) -> web.Response:
     arguments = await c.json_object(request, allow_empty=True)
     targets, results, errors = await run_broadcast(request, "tools", tool, arguments)
     outcome = broadcast.broadcast_response(tool, targets, results, errors, start)
-    body = aggregate.invocation_content(tool, arguments, outcome)
-    body["results"] = outcome["results"]
-    body["errors"] = outcome["errors"]
-    return json_response(body)
+    return json_response(aggregate.invocation_content(tool, arguments, outcome))
 
 
 async def run_broadcast(
