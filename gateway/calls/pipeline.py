@@ -83,15 +83,6 @@ async def permitted(request: web.Request, principal: Principal, action: str,
     return {pair for pair, d in zip(pairs, found, strict=True) if d.allowed}
 
 
-async def check(request: web.Request, principal: Principal, checks: Sequence[tuple[str, Resource]]) -> Decision:
-    """A request that is not a call (a list, server info, an MCP method's plan): every check in one
-    PDP request; the first denial, else an allow; recorded for audit."""
-    found = await decisions(request, principal, [(action, resource, None) for action, resource in checks])
-    decision = next((d for d in found if not d.allowed), found[0])
-    record.checked(audit(request), decision)
-    return decision
-
-
 async def decide(request: web.Request, call: Call) -> Verdict:
     """Ask the PDP about every target of a call in one request; recorded for audit."""
     return (await decide_with(request, call, ()))[0]
