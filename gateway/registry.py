@@ -1,9 +1,5 @@
-"""The backend registry: the current good set of backends from `mcp_servers.yaml`, reloaded atomically.
-
-Parsing and validation live in servers_file.py (re-exported here). `Registry` holds the current
-good set; a reload swaps in a new set only when the file (and every credential it references) is
-valid, so a bad edit keeps serving the last good set.
-"""
+"""The backend registry: the last good set of backends from `mcp_servers.yaml` (parsed in
+servers_file.py); a reload swaps in a new set only when the file and its credentials are valid."""
 
 from __future__ import annotations
 

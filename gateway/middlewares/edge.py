@@ -1,10 +1,5 @@
-"""The edge: the per-request checks between the error mapping and the handler, in one middleware.
-
-Each check but the one-line body limit lives in its own module (headers, browser, auth, json_limits)
-as a plain function; this runs them in a fixed order. One coroutine frame per request instead of five: each
-aiohttp middleware costs a frame, a `partial` and an await per request, and these five ran on
-every call (docs/benchmarks.md, "Gateway CPU per call").
-"""
+"""The edge: the per-request checks (headers, body size, browser, auth, JSON limits) in one
+middleware, in a fixed order; one frame per request instead of five (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
