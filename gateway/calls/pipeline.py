@@ -10,10 +10,8 @@
     forward   supplied by the entry point: a plain result (REST), a relaying stream (`/mcp`), the
               raw relay (passthrough); timed here, and its answer judged here (calls/outcome.py):
               "unknown tool" forgets the backend's cached catalogs, `isError` is a failed call
-    audit     the request's AuditInfo, filled here (calls/audit.py) and nowhere else: the entry
-              point, the verdict, the refusing stage, who failed
-
-A single call is a broadcast of one: `one` raises its target's error, `many` collects them.
+    audit     the request's AuditInfo, filled here (calls/audit.py): the entry point, the verdict,
+              the refusing stage, who failed
 """
 
 from __future__ import annotations

@@ -136,10 +136,9 @@ async def run_broadcast(
 ) -> tuple[list[str], dict[str, Any], dict[str, str]]:
     """Decide (one batch), plan among the permitted, call concurrently; (targets, results, errors).
 
-    The batch covers every server the caller named, else every enabled server, before tags, tool
-    hints or probes are looked at: so neither the answer nor its summary depends on servers the
-    caller may not use (named ones are answered "denied: …" whether they exist or not; unnamed
-    ones are left out). Nothing permitted among unnamed servers is a 403, whatever exists.
+    The batch covers the named servers, else every enabled one, before tags, hints or probes: the
+    answer never depends on servers the caller may not use (named ones read "denied: …" whether they
+    exist or not, unnamed ones are left out; none permitted among unnamed ones is a 403).
     """
     settings = request.app[SETTINGS]
     # One snapshot for the whole broadcast: a reload while we await must not make a planned
