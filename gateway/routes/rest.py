@@ -184,23 +184,20 @@ async def list_many(
     pool = request.app[UPSTREAM]
     deadline = request.app[SETTINGS].broadcast_deadline if deadline is None else deadline
     servers = request.app[SERVERS].servers if servers is None else servers
-    out: dict[str, list[dict[str, Any]] | BaseException] = {}
-    for name in names:  # fresh catalogs answer at once: no task, no wait (most probes)
-        if (cached := pool.cached_catalog(name)) is not None:
-            out[name] = [dict(tool) for tool in cached.values()]
+    # Fresh catalogs answer at once: no task, no wait (most probes). The pool's catalog: one listing
+    # in flight per backend however many broadcasts probe it.
+    catalogs = {name: found for name in names if (found := pool.cached_catalog(name)) is not None}
 
-    async def one(name: str) -> list[dict[str, Any]]:
-        # The pool's catalog: one listing in flight per backend however many broadcasts probe it
-        # (a fresh tools/list per target per broadcast was ~40 % of its CPU).
-        catalog = await pipeline.timed(request, name, "list_tools", pool.catalog(name))
-        return [dict(tool) for tool in catalog.values()]
+    async def one(name: str) -> Mapping[str, Mapping[str, Any]]:
+        return await pipeline.timed(request, name, "list_tools", pool.catalog(name))
 
     results, failures = await broadcast.run_calls(
-        [n for n in names if n not in out], one, timeouts={n: servers[n].timeout for n in names if n in servers},
+        [n for n in names if n not in catalogs], one, timeouts={n: servers[n].timeout for n in names if n in servers},
         deadline=deadline, describe_error=pipeline.describe,
     )
-    out.update(results)
-    out.update({n: RuntimeError(msg) for n, msg in failures.items()})
+    catalogs.update(results)
+    out: dict[str, list[dict[str, Any]] | BaseException] = {n: RuntimeError(msg) for n, msg in failures.items()}
+    out.update({n: [dict(tool) for tool in found.values()] for n, found in catalogs.items()})
     return {n: out[n] for n in names if n in out}
 
 
