@@ -52,9 +52,7 @@ def decision_key(
 class DecisionCache(Generic[V]):
     """TTL + LRU map whose entries belong to one policy version."""
 
-    def __init__(
-        self, ttl: float, max_size: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, ttl: float, max_size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.max_size = max_size
         self.policy_version: str | None = None

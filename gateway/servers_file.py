@@ -205,9 +205,7 @@ def parse_servers(
     return servers, errors
 
 
-def load_servers_file(
-    path: Path, allowlist: Iterable[str] | None = None
-) -> dict[str, ServerConfig]:
+def load_servers_file(path: Path, allowlist: Iterable[str] | None = None) -> dict[str, ServerConfig]:
     """Read and validate `path`; raise RegistryError with every problem."""
     try:
         text = Path(path).read_text()
