@@ -183,10 +183,8 @@ class PolicyClient:
                 ) as resp:
                     raw = await resp.read()
                     if not 200 <= resp.status < 300:
-                        raise _Failure("status", f"PDP answered HTTP {resp.status}")
+                        self._fail("status", path, f"PDP answered HTTP {resp.status}")
             return parse(loads(raw))
-        except _Failure as exc:
-            self._fail(exc.kind, path, str(exc))
         except TimeoutError:
             self._fail("timeout", path, "PDP did not answer in time")
         except aiohttp.ClientError as exc:
@@ -201,12 +199,6 @@ class PolicyClient:
         self._failures.labels(kind).inc()
         log.warning("PDP call failed; denying", extra={"pdp_endpoint": path, "failure": kind, "reason": message})
         raise PdpUnavailable(message) from None
-
-
-class _Failure(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def _subject(principal: Principal) -> dict[str, Any]:
