@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
+from gateway.credentials import CredentialStore
 from gateway.servers_file import (
     RegistryError,
     ServerConfig,
@@ -20,13 +20,11 @@ from gateway.servers_file import (
     parse_server,
     parse_servers,
 )
+from gateway.yamllines import with_lines
 from shared.runtime import cancel_and_wait
 
-if TYPE_CHECKING:
-    from gateway.credentials import CredentialStore
-
 __all__ = ["Registry", "RegistryError", "ServerConfig", "StdioConfig", "load_servers_file", "parse_server",
-           "parse_servers", "watch"]
+           "parse_servers", "start_problems", "watch"]
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +132,17 @@ class Registry:
             return False
         log.info("servers file reloaded", extra={"servers": len(self._servers)})
         return True
+
+
+def start_problems(path: Path, allowlist: Iterable[str] | None, environ: Mapping[str, str]) -> list[str]:
+    """Everything that would stop a gateway with `environ` from loading `path`: the file's errors, else
+    each credential reference it cannot resolve (`FILE:LINE: servers.NAME.auth.FIELD: why`)."""
+    try:
+        servers = load_servers_file(path, allowlist)
+    except RegistryError as exc:
+        return exc.errors
+    errors = CredentialStore(environ=environ).resolve(servers.values())[1]
+    return with_lines(Path(path).read_text(), errors, str(path)) if errors else []
 
 
 async def watch(registry: Registry, interval: float = 2.0) -> AsyncIterator[None]:

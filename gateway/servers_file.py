@@ -217,15 +217,3 @@ def load_servers_file(path: Path, allowlist: Iterable[str] | None = None) -> dic
         raise RegistryError(with_lines(text, errors, str(path)))
     return servers
 
-
-def start_problems(path: Path, allowlist: Iterable[str] | None, environ: Mapping[str, str]) -> list[str]:
-    """Everything that would stop a gateway with `environ` from loading `path`: the file's errors, else
-    each credential reference it cannot resolve (`FILE:LINE: servers.NAME.auth.FIELD: why`)."""
-    from gateway.credentials import CredentialStore
-
-    try:
-        servers = load_servers_file(path, allowlist)
-    except RegistryError as exc:
-        return exc.errors
-    errors = CredentialStore(environ=environ).resolve(servers.values())[1]
-    return with_lines(Path(path).read_text(), errors, str(path)) if errors else []
