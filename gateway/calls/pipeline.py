@@ -131,7 +131,9 @@ async def forwarded(request: web.Request, call: Call, server: ServerConfig, forw
     """`forward` on one admitted target, timed, its answer judged (calls/outcome.py): a backend's
     "unknown tool" is UnknownTool wherever the pipeline holds the answer."""
     try:
-        result = await timed(request, server.name, operation(call), forward(server))
+        # The backend-latency metric's `operation`: tool calls keep their MCP name.
+        operation = "call_tool" if call.action == "invoke_tool" else call.action
+        result = await timed(request, server.name, operation, forward(server))
     except UpstreamRpcError as exc:
         if outcome.settle(request, call, server.name, error={"code": exc.code, "message": exc.rpc_message}) \
                 == "unknown_tool":
@@ -188,11 +190,6 @@ async def forward_result(request: web.Request, call: Call, server: ServerConfig)
     arguments per server, so credential injection into one request never leaks to another."""
     return await request.app[UPSTREAM].call_tool(
         server.name, call.name, dict(call.decided_arguments or {}), call.caller)
-
-
-def operation(call: Call) -> str:
-    """The backend-latency metric's `operation` label of a call (tool calls keep their MCP name)."""
-    return "call_tool" if call.action == "invoke_tool" else call.action
 
 
 async def timed(request: web.Request, server: str, operation: str, work: Awaitable[T]) -> T:
