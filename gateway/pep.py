@@ -139,8 +139,8 @@ class PolicyClient:
         """Flush the decision cache now (a policy-change notification; `version` if it named one)."""
         dropped = len(self.cache)
         self.cache.expect_version(version)
-        log.info("policy change announced; decision cache flushed", extra={"policy_version": version,
-                                                                           "dropped": dropped})
+        log.info("policy change announced; decision cache flushed",
+                 extra={"policy_version": version, "dropped": dropped})
 
     # -- internals ---------------------------------------------------------------------------
 
