@@ -43,38 +43,21 @@ def aggregate_tools(
     return [merged[name] for name in sorted(merged)]
 
 
-def summary_text(tool_name: str, successful: int, total: int, failed: int) -> str:
-    """One line for humans and LLMs: how many servers succeeded."""
-    text = f"'{tool_name}' succeeded on {successful}/{total} servers"
-    return text + (f" ({failed} failed)" if failed else "")
-
-
-def invocation_content(
-    tool_name: str, arguments: Mapping[str, Any], broadcast: Mapping[str, Any]
-) -> dict[str, Any]:
-    """An MCP `CallToolResult`-shaped body: a summary text and the per-server details as JSON."""
-    successful = int(broadcast.get("successful", 0))
-    failed = int(broadcast.get("failed", 0))
-    total = int(broadcast.get("total_servers", 0))
-    details = {
-        "tool": tool_name,
-        "parameters": dict(arguments),
-        "results": broadcast.get("results", {}),
-        "errors": broadcast.get("errors", {}),
-        "execution_time_ms": broadcast.get("execution_time_ms", 0),
-    }
+def invocation_content(tool_name: str, arguments: Mapping[str, Any], outcome: Mapping[str, Any]) -> dict[str, Any]:
+    """The `/tools/{name}/invoke` body for a broadcast's `outcome` (`broadcast_response`): an MCP
+    `CallToolResult` (a summary line, the per-server details as JSON) plus the results and errors.
+    Only an error when nothing succeeded: partial answers are still answers."""
+    successful, failed = outcome["successful"], outcome["failed"]
+    summary = f"'{tool_name}' succeeded on {successful}/{outcome['total_servers']} servers"
+    details = {"tool": tool_name, "parameters": dict(arguments),
+               **{key: outcome[key] for key in ("results", "errors", "execution_time_ms")}}
     return {
         "content": [
-            {"type": "text", "text": summary_text(tool_name, successful, total, failed)},
-            {
-                "type": "resource",
-                "resource": {
-                    "uri": f"gateway://results/{tool_name}",
-                    "mimeType": "application/json",
-                    "text": dumps_str(details),
-                },
-            },
+            {"type": "text", "text": summary + (f" ({failed} failed)" if failed else "")},
+            {"type": "resource", "resource": {"uri": f"gateway://results/{tool_name}", "mimeType": "application/json",
+                                              "text": dumps_str(details)}},
         ],
-        # Only an error when nothing succeeded: partial answers are still answers.
         "isError": successful == 0,
+        "results": outcome["results"],
+        "errors": outcome["errors"],
     }

@@ -57,11 +57,9 @@ REMOTE_NO_AUTH_WARNING = (
 
 def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway application from validated settings."""
-    # client_max_size caps bodies without a Content-Length (chunked) while they are read.
-    # handler_args: aiohttp's header parser limits (above our documented max_header_bytes, which
-    # the headers middleware enforces with a JSON 431) and a logger that never quotes header bytes;
-    # keepalive_timeout doubles as the header timeout: aiohttp closes a connection that has not
-    # delivered a complete request line and headers within it (idle or trickling: slowloris).
+    # client_max_size caps chunked bodies while they are read; keepalive_timeout doubles as the
+    # header timeout (aiohttp closes a connection whose request line and headers are not complete
+    # within it: slowloris); server_limits: middlewares/headers.py.
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         handler_args={**middlewares.server_limits(settings.max_header_bytes),
@@ -85,26 +83,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
             log.warning(REMOTE_NO_AUTH_WARNING, settings.host)
 
     traced = tracing.setup("gateway", settings, registry, version())
-    middlewares.install(
-        app,
-        http_metrics=HttpMetrics(registry, "mcpgw_gateway"),
-        gateway_metrics=gateway_metrics,
-        dev_principal=dev,
-        max_body_bytes=settings.max_body_bytes,
-        max_header_bytes=settings.max_header_bytes,
-        allowed_origins=settings.mcp_allowed_origins,
-        json_limits=middlewares.JsonLimits(settings.max_json_depth, settings.max_json_string, settings.max_json_items),
-        body_timeout=settings.body_timeout,
-        access_level=settings.log_access,
-        tracer=traced.tracer if traced else None,
-    )
+    middlewares.install(app, settings, http_metrics=HttpMetrics(registry, "mcpgw_gateway"),
+                        gateway_metrics=gateway_metrics, dev_principal=dev, tracer=traced.tracer if traced else None)
     if traced:  # first: the exporter runs before anything makes spans, and flushes last
         app[TRACING] = traced.tracer
         app.cleanup_ctx.append(traced.ctx)
     app.cleanup_ctx.append(session_ctx)
     # The pool serves the audit sink and the LISTEN connections (policy changes, session
-    # revocations): open it when either needs it, so turning Postgres audit off never silently
-    # turns cross-replica notifications off when a shared database is configured.
+    # revocations): turning Postgres audit off must not turn cross-replica notifications off.
     if settings.audit_postgres or settings.database_url:
         app.cleanup_ctx.append(
             db.pool_ctx(lambda: settings.database_url.get() if settings.database_url is not None else None, settings.data_dir,
@@ -126,16 +112,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
 
 async def session_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The app's three ClientSessions, each a connection pool of its own (upstream/connections.py):
-    backend requests (CLIENT_SESSION); long-lived backend streams (STREAM_SESSION: GET streams,
-    `subscriptions/listen`, legacy SSE event streams), which hold a connection while open and must
-    not take those calls need — one more than it keeps is refused at once, never queued; and the
-    control plane — PDP, JWKS, oauth2 token fetches (CONTROL_SESSION) — so backends holding every
-    pooled connection never turn into "PDP unreachable" (deny all) or unverifiable tokens.
-
-    Each user sets its own per-request timeout; no session has a cookie jar (one backend's
-    cookies must never reach another) and none reads proxy environment variables.
-    """
+    """The app's three ClientSessions, each a connection pool of its own (why: keys.py); each
+    user sets its own timeout, none has a cookie jar or reads proxy environment variables."""
     from gateway.upstream import create_session
 
     s = app[SETTINGS]
@@ -180,7 +158,6 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[BRIDGE].credentials = registry.credentials
     registry.listeners.append(app[BRIDGE].sync)
-    # A bad servers file stops the start: better no gateway than one with a guessed backend set.
     registry.load()
     app[SERVERS] = registry
     log.info("backends loaded", extra={"servers": sorted(registry.servers), "file": str(settings.servers_file)})

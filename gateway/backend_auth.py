@@ -71,6 +71,12 @@ def _str_field(raw: Mapping[str, Any], key: str, where: str, errors: list[str]) 
     return value
 
 
+def _choice(where: str, key: str, value: str, options: tuple[str, ...], errors: list[str]) -> str:
+    if value not in options:
+        errors.append(f"{where}.{key}: must be one of {', '.join(options)}, got {value!r}")
+    return value
+
+
 def parse_auth(where: str, raw: object) -> tuple[AuthConfig, list[str]]:
     """Validate an `auth:` block; return (config, errors)."""
     if raw is None:
@@ -79,23 +85,16 @@ def parse_auth(where: str, raw: object) -> tuple[AuthConfig, list[str]]:
         return AuthConfig(), [f"{where}: must be a mapping"]
     errors = [f"{where}.{key}: unknown key" for key in raw if key not in AUTH_KEYS]
     s = {key: _str_field(raw, key, where, errors) for key in AUTH_KEYS}
-    method = s["method"] or "none"
-    if method not in METHODS:
-        errors.append(f"{where}.method: must be one of {', '.join(METHODS)}, got {method!r}")
+    method = _choice(where, "method", s["method"] or "none", METHODS, errors)
+    if method not in METHODS or method == "none":
         return AuthConfig(), errors
-    if method == "none":
-        return AuthConfig(), errors
-    location = s["location"] or "header"
-    if location not in LOCATIONS:
-        errors.append(f"{where}.location: must be one of {', '.join(LOCATIONS)}, got {location!r}")
+    location = _choice(where, "location", s["location"] or "header", LOCATIONS, errors)
     name = s["name"] or _DEFAULT_NAME.get(method, "")
     if not name:
         errors.append(f"{where}.name: required for method {method}")
     elif location == "header" and name.lower() in _RESERVED_HEADERS:
         errors.append(f"{where}.name: {name} is a transport header and cannot carry a credential")
-    fmt = s["format"] or ("prefix" if method in _DEFAULT_PREFIX else "raw")
-    if fmt not in FORMATS:
-        errors.append(f"{where}.format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    fmt = _choice(where, "format", s["format"] or ("prefix" if method in _DEFAULT_PREFIX else "raw"), FORMATS, errors)
     prefix = s["prefix"] if s["prefix"] is not None else _DEFAULT_PREFIX.get(method, "")
     template = s["template"] or ""
     if fmt == "prefix" and not prefix:
@@ -103,8 +102,7 @@ def parse_auth(where: str, raw: object) -> tuple[AuthConfig, list[str]]:
     if fmt == "template" and "{credential}" not in template:
         errors.append(f"{where}.template: must contain {{credential}} with format: template")
     if method == "oauth2":
-        token_url = s["token_url"]
-        parts = urlsplit(token_url or "")
+        parts = urlsplit(s["token_url"] or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             errors.append(f"{where}.token_url: required for oauth2 (an http(s) URL)")
         if not s["client_id"]:

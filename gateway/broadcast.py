@@ -1,8 +1,7 @@
 """Broadcast: pick target servers for one tool, call them concurrently, return partial results.
 
-Target selection and result shaping are pure functions (table-tested); `run_calls` is the only
-part that awaits. Targets start slowest expected first (`ExpectedLatency`). Authorization happens between the two, in the route, in one batch decision that
-comes before any backend is contacted, tool-list probes included.
+Target selection and result shaping are pure; `run_calls` is the only part that awaits. The caller
+authorizes every target in one batch before any backend is contacted, tool-list probes included.
 """
 
 from __future__ import annotations
@@ -85,13 +84,9 @@ def resolve_probes(
 
 
 class ExpectedLatency:
-    """Each server's recent call latency (a moving average), so a broadcast starts the slowest first.
-
-    A broadcast lasts as long as its slowest answer, and each target started before the slowest
-    delays it by the gateway's work on that target before its request leaves (~0.2 ms each: 10 ms
-    behind 49 others, a tenth of a 100 ms backend). Started first, the slowest waits for nobody; the
-    fast ones' answers arrive while it is still working. Bounded: one entry per configured server.
-    """
+    """Each server's recent call latency (a moving average), so a broadcast starts the slowest first:
+    it lasts as long as its slowest answer, which would otherwise wait for the gateway's work on every
+    target started before it (~0.2 ms each). One entry per configured server."""
 
     WEIGHT = 0.3  # of the newest observation: a backend that slows down moves up within a few calls
 

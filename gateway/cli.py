@@ -88,7 +88,7 @@ def start_problems(settings: GatewaySettings, port_shared: bool = False) -> list
     worker: its siblings hold it); unknown variables warned."""
     import os
 
-    from gateway.servers_file import start_problems as servers_file_problems
+    from gateway.registry import start_problems as servers_file_problems
     from shared.startcheck import extras_problems, port_problem, warn_unknown_variables
 
     warn_unknown_variables()

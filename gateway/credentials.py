@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 
 import aiohttp
@@ -25,30 +25,13 @@ from gateway.backend_auth import AuthConfig, Injection, format_value, is_ref
 from gateway.masking import credential_forms, secret_forms
 from shared.settings import Secret
 
+if TYPE_CHECKING:  # at run time servers_file imports gateway.upstream, which imports this
+    from gateway.servers_file import ServerConfig
+
 log = logging.getLogger(__name__)
 
 # Refresh a token this long before it expires (or at 90% of its life when that is shorter).
 REFRESH_MARGIN = 30.0
-
-
-class ServerConfig(Protocol):
-    """What credentials need of a backend (a protocol: importing gateway.registry would be a cycle)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def auth(self) -> AuthConfig: ...
-
-    @property
-    def stdio(self) -> StdioEnv | None: ...
-
-
-class StdioEnv(Protocol):
-    """A stdio backend's environment: (name, value or reference) pairs resolved at each launch."""
-
-    @property
-    def env(self) -> Iterable[tuple[str, str]]: ...
 
 
 class CredentialError(Exception):

@@ -5,6 +5,7 @@ Built only from what handlers record and the principal's subject and roles: neve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from shared.audit import AuditEvent
@@ -15,23 +16,20 @@ EVENT_DENIED = "policy_violation"
 EVENT_AUTH = "authentication"
 
 
+@dataclass(slots=True, eq=False)
 class AuditInfo:
     """What one request did, recorded by handlers as they go (mutable on purpose: one per request)."""
 
-    __slots__ = ("action", "mcp_server", "tool", "parameters", "decision", "denied", "not_found", "error", "tool_failed",
-                 "extra")
-
-    def __init__(self) -> None:
-        self.action: str | None = None
-        self.mcp_server: str | None = None
-        self.tool: str | None = None
-        self.parameters: Any = None
-        self.decision: Decision | None = None
-        self.denied = False  # a policy said no (the event becomes a policy_violation)
-        self.not_found = False  # allowed, but the target does not exist: nothing forwarded, decision "deny"
-        self.error: str | None = None
-        self.tool_failed = False  # the call was answered, but failed (isError; no broadcast target succeeded)
-        self.extra: dict[str, Any] | None = None
+    action: str | None = None
+    mcp_server: str | None = None
+    tool: str | None = None
+    parameters: Any = None
+    decision: Decision | None = None
+    denied: bool = False  # a policy said no (the event becomes a policy_violation)
+    not_found: bool = False  # allowed, but the target does not exist: nothing forwarded, decision "deny"
+    error: str | None = None
+    tool_failed: bool = False  # the call was answered, but failed (isError; no broadcast target succeeded)
+    extra: dict[str, Any] | None = None
 
     def note(self, **extra: Any) -> None:
         """Add fields to the event's `extra` (targets, counts, ...)."""

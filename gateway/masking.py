@@ -1,19 +1,10 @@
 """A backend's own text with the credentials the gateway gives it masked (pure functions).
 
-A backend may echo what it was sent, in any encoding, in its error message or data. `mask` is the one
-function every place that quotes a backend's text to an agent, a log or an audit row goes through
-(upstream/errors.py: REST errors and UpstreamRpcError; mcp/calls.py: the /mcp relay). It masks the
-server's configured credential in each form it may travel or be echoed in (`credential_forms`: raw,
-the header value sent, base64, percent-encoded, JSON-escaped, a basic-auth password alone), then
-credential shapes (shared/redact.py). Non-printable characters are dropped *before* matching (NULs
-between the characters would hide the secret), matching ignores case, and any run of at least
-PREFIX_RUN characters of a form's start is masked too (a secret cut short still gives it away).
-
-A backend's SUCCESSFUL answer is masked too (`masked_response`: the rule is that a backend's
-credential never reaches an agent, whatever the answer), but gently: only the credential's forms are
-replaced (`scrub`: the rest of each string kept as it is), and only once `leaks` (masking_scan.py:
-C finds of each form head's rarest character, escapes decoded around each) found a trace in the
-answer's JSON text — so a clean answer costs no rewriting.
+`mask`, for a backend's text quoted to an agent, a log or an audit row (errors): the server's
+credential in every form it may travel or be echoed in (`credential_forms`), any case, non-printable
+characters dropped first, any PREFIX_RUN-character run of a form's start too, then credential
+shapes (shared/redact.py). A successful answer is masked too, gently (`masked_response`): only the
+forms (`scrub`), and only once `leaks` (masking_scan.py) found a trace in its JSON text.
 """
 
 from __future__ import annotations
@@ -109,11 +100,8 @@ _heads: dict[int, tuple[Sequence[str], tuple[str, ...], Any]] = {}
 
 
 def leaks(raw: bytes | str, forms: Sequence[str]) -> bool:
-    """Might JSON text `raw` hold one of `forms` where `scrub` would find it in its strings (any case,
-    escapes and characters that are not printable looked through)? A false alarm costs a walk
-    (`mask_result`), a miss is impossible; a clean answer costs a fraction of its JSON decode
-    (masking_scan.py). The forms' heads and anchors are kept per forms list (the credential store
-    hands out one list per credential)."""
+    """Might JSON text `raw` hold one of `forms` where `scrub` would find it in its strings? Never a
+    miss; heads and anchors are kept per forms list (the credential store hands out one per credential)."""
     if not forms:
         return False
     found = _heads.get(id(forms))
@@ -157,13 +145,9 @@ _KEPT = ("jsonrpc", "id")  # what routes a message: never masked
 
 def masked_response(message: Any, forms: Sequence[str], raw: bytes | str | None = None, *,
                     trace: bool | None = None) -> Any:
-    """A backend's JSON-RPC message with its error object (if any) masked (`mask_error`), and, when
-    `leaks` finds a trace of one of the server's credential `forms` in its text, every other member
-    (result, params, method, a string error, members JSON-RPC has no name for) masked too
-    (`mask_result`); all but `jsonrpc` and `id`. Anything else (a batch, a bare string) is masked
-    whole. `raw`, the message's JSON text if at hand, spares serialising it for `leaks`; `trace`,
-    what a caller's own `leaks` already said of text holding the message, spares the check. The one
-    place every entry point's answer passes (pool.exchange, /mcp's call relay, passthrough's relay)."""
+    """A backend's JSON-RPC message with its error object masked (`mask_error`) and, when `leaks` finds
+    a trace of `forms` (`trace`: a caller already asked; `raw`: its JSON text), every member but
+    `jsonrpc` and `id` scrubbed (anything not an object: whole). Every entry point's answer passes here."""
     if trace is None:
         trace = bool(forms) and leaks(dumps(message) if raw is None else raw, forms)
     if not isinstance(message, dict):

@@ -105,21 +105,15 @@ class PolicyClient:
             results.append(self._cached(key))
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
-            body = evaluations_request(
-                _subject(principal), [_unpack(items[i]) for i in missing], _plain(facts)
-            )
+            body = evaluations_request(_subject(principal), [_unpack(items[i]) for i in missing], _plain(facts))
             epoch = self.cache.epoch
-            fresh = await self._call(
-                EVALUATIONS_PATH, body, lambda b: parse_evaluations(b, len(missing))
-            )
+            fresh = await self._call(EVALUATIONS_PATH, body, lambda b: parse_evaluations(b, len(missing)))
             for i, decision in zip(missing, fresh, strict=True):
                 results[i] = decision
                 self._store(keys[i], decision, decision.policy_version, epoch)
         return [r for r in results if r is not None]
 
-    async def filter_tools(
-        self, principal: Principal, pairs: Iterable[tuple[str, str]]
-    ) -> set[tuple[str, str]]:
+    async def filter_tools(self, principal: Principal, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """The (server, tool) pairs the caller may invoke, in one resource-search call."""
         by_id = {f"{server}:{tool}": (server, tool) for server, tool in pairs}
         if not by_id:
@@ -145,10 +139,8 @@ class PolicyClient:
         """Flush the decision cache now (a policy-change notification; `version` if it named one)."""
         dropped = len(self.cache)
         self.cache.expect_version(version)
-        log.info(
-            "policy change announced; decision cache flushed",
-            extra={"policy_version": version, "dropped": dropped},
-        )
+        log.info("policy change announced; decision cache flushed",
+                 extra={"policy_version": version, "dropped": dropped})
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -168,13 +160,9 @@ class PolicyClient:
         (self._misses if value is None else self._hits).inc()
         return value
 
-    def _store(
-        self, key: tuple[Any, ...] | None, value: Any, version: str | None, epoch: int
-    ) -> None:
+    def _store(self, key: tuple[Any, ...] | None, value: Any, version: str | None, epoch: int) -> None:
         if self.cache.observe_version(version, epoch):
-            log.info(
-                "policy version changed; decision cache cleared", extra={"policy_version": version}
-            )
+            log.info("policy version changed; decision cache cleared", extra={"policy_version": version})
         if key is not None:
             self.cache.put(key, value, version)
 
@@ -193,10 +181,8 @@ class PolicyClient:
                 ) as resp:
                     raw = await resp.read()
                     if not 200 <= resp.status < 300:
-                        raise _Failure("status", f"PDP answered HTTP {resp.status}")
+                        self._fail("status", path, f"PDP answered HTTP {resp.status}")
             return parse(loads(raw))
-        except _Failure as exc:
-            self._fail(exc.kind, path, str(exc))
         except TimeoutError:
             self._fail("timeout", path, "PDP did not answer in time")
         except aiohttp.ClientError as exc:
@@ -209,17 +195,8 @@ class PolicyClient:
 
     def _fail(self, kind: str, path: str, message: str) -> NoReturn:
         self._failures.labels(kind).inc()
-        log.warning(
-            "PDP call failed; denying",
-            extra={"pdp_endpoint": path, "failure": kind, "reason": message},
-        )
+        log.warning("PDP call failed; denying", extra={"pdp_endpoint": path, "failure": kind, "reason": message})
         raise PdpUnavailable(message) from None
-
-
-class _Failure(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def _subject(principal: Principal) -> dict[str, Any]:

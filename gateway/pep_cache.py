@@ -52,9 +52,7 @@ def decision_key(
 class DecisionCache(Generic[V]):
     """TTL + LRU map whose entries belong to one policy version."""
 
-    def __init__(
-        self, ttl: float, max_size: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, ttl: float, max_size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.max_size = max_size
         self.policy_version: str | None = None
@@ -87,16 +85,11 @@ class DecisionCache(Generic[V]):
         return value
 
     def observe_version(self, version: str | None, epoch: int | None = None) -> bool:
-        """Note the policy version of an answer; a new one drops every entry. True if it changed.
-
-        `epoch` is `self.epoch` when the request was sent. An answer under a retired version is
-        late (ignored) if the cache switched since its request left; if not, the PDP really went
-        back to that version (a rollback) and the cache follows it.
-        """
+        """Note the policy version of an answer (asked at `epoch`); a new one drops every entry. True if
+        it changed. A retired version is a late answer if the cache switched since, else a rollback."""
         if version is None or version == self.policy_version:
             return False
         if version in self._retired and (epoch is None or epoch != self.epoch):
-            # A late answer made under a retired version must not switch the cache back.
             return False
         self._entries.clear()
         self._retired.pop(version, None)

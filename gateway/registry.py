@@ -1,9 +1,5 @@
-"""The backend registry: the current good set of backends from `mcp_servers.yaml`, reloaded atomically.
-
-Parsing and validation live in servers_file.py (re-exported here). `Registry` holds the current
-good set; a reload swaps in a new set only when the file (and every credential it references) is
-valid, so a bad edit keeps serving the last good set.
-"""
+"""The backend registry: the last good set of backends from `mcp_servers.yaml` (parsed in
+servers_file.py); a reload swaps in a new set only when the file and its credentials are valid."""
 
 from __future__ import annotations
 
@@ -14,8 +10,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
+from gateway.credentials import CredentialStore
 from gateway.servers_file import (
     RegistryError,
     ServerConfig,
@@ -24,13 +20,11 @@ from gateway.servers_file import (
     parse_server,
     parse_servers,
 )
+from gateway.yamllines import with_lines
 from shared.runtime import cancel_and_wait
 
-if TYPE_CHECKING:
-    from gateway.credentials import CredentialStore
-
 __all__ = ["Registry", "RegistryError", "ServerConfig", "StdioConfig", "load_servers_file", "parse_server",
-           "parse_servers", "watch"]
+           "parse_servers", "start_problems", "watch"]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +132,17 @@ class Registry:
             return False
         log.info("servers file reloaded", extra={"servers": len(self._servers)})
         return True
+
+
+def start_problems(path: Path, allowlist: Iterable[str] | None, environ: Mapping[str, str]) -> list[str]:
+    """Everything that would stop a gateway with `environ` from loading `path`: the file's errors, else
+    each credential reference it cannot resolve (`FILE:LINE: servers.NAME.auth.FIELD: why`)."""
+    try:
+        servers = load_servers_file(path, allowlist)
+    except RegistryError as exc:
+        return exc.errors
+    errors = CredentialStore(environ=environ).resolve(servers.values())[1]
+    return with_lines(Path(path).read_text(), errors, str(path)) if errors else []
 
 
 async def watch(registry: Registry, interval: float = 2.0) -> AsyncIterator[None]:

@@ -104,8 +104,12 @@ def _check_url(where: str, url: object, allowlist: Iterable[str] | None) -> list
         return [f"{where}.url: must be an http:// or https:// URL, got {url!r}"]
     if parts.username or parts.password:
         return [f"{where}.url: must not embed credentials; use auth.credential_ref"]
-    if allowlist is not None and not host_allowed(parts.hostname, allowlist):
-        return [f"{where}.url: host {parts.hostname!r} is not in the upstream host allowlist"]
+    return _not_allowed(f"{where}.url", parts.hostname, allowlist)
+
+
+def _not_allowed(where: str, host: str | None, allowlist: Iterable[str] | None) -> list[str]:
+    if host and allowlist is not None and not host_allowed(host, allowlist):
+        return [f"{where}: host {host!r} is not in the upstream host allowlist"]
     return []
 
 
@@ -129,28 +133,22 @@ def parse_server(
     if not isinstance(raw, dict):
         return None, [*errors, f"{where}: must be a mapping"]
     kind = raw.get("type", "http")
+    allowed = SERVER_KEYS | STDIO_KEYS if kind == "stdio" else SERVER_KEYS
+    errors += [f"{where}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})" for key in raw if key not in allowed]
     stdio = None
-    if kind == "stdio":
-        # Launched locally, never fetched: the URL checks and SSRF allowlist do not apply.
-        errors += [f"{where}.{key}: unknown key (allowed: {', '.join(sorted(SERVER_KEYS | STDIO_KEYS))})"
-                   for key in raw if key not in SERVER_KEYS | STDIO_KEYS]
+    if kind == "stdio":  # launched locally, never fetched: the URL checks and SSRF allowlist do not apply
         stdio, stdio_errors = _parse_stdio(where, raw)
         errors += stdio_errors
     else:
-        errors += [f"{where}.{key}: unknown key (allowed: {', '.join(sorted(SERVER_KEYS))})"
-                   for key in raw if key not in SERVER_KEYS]
         errors += _check_url(where, raw.get("url"), allowlist)
     if kind not in TYPES:
         errors.append(f"{where}.type: must be one of {', '.join(TYPES)}, got {kind!r}")
     timeout = raw.get("timeout", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
         errors.append(f"{where}.timeout: must be a number of seconds in (0, 3600]")
-    enabled = raw.get("enabled", True)
-    if not isinstance(enabled, bool):
-        errors.append(f"{where}.enabled: must be true or false")
-    validate_arguments = raw.get("validate_arguments", True)
-    if not isinstance(validate_arguments, bool):
-        errors.append(f"{where}.validate_arguments: must be true or false")
+    enabled, validate_arguments = raw.get("enabled", True), raw.get("validate_arguments", True)
+    errors += [f"{where}.{key}: must be true or false" for key, value in
+               (("enabled", enabled), ("validate_arguments", validate_arguments)) if not isinstance(value, bool)]
     description = raw.get("description") or ""
     if not isinstance(description, str):
         errors.append(f"{where}.description: must be a string")
@@ -161,12 +159,8 @@ def parse_server(
         errors.append(f"{where}.metadata: must be a mapping")
     auth, auth_errors = parse_auth(f"{where}.auth", raw.get("auth"))
     errors += auth_errors
-    token_host = urlsplit(auth.token_url or "").hostname
-    if token_host and allowlist is not None and not host_allowed(token_host, allowlist):
-        # The token URL receives the client secret: the same SSRF rule as the backend URL.
-        errors.append(
-            f"{where}.auth.token_url: host {token_host!r} is not in the upstream host allowlist"
-        )
+    # The token URL receives the client secret: the same SSRF rule as the backend URL.
+    errors += _not_allowed(f"{where}.auth.token_url", urlsplit(auth.token_url or "").hostname, allowlist)
     if errors or not isinstance(name, str):  # a bad name is among the errors
         return None, errors
     return (
@@ -211,9 +205,7 @@ def parse_servers(
     return servers, errors
 
 
-def load_servers_file(
-    path: Path, allowlist: Iterable[str] | None = None
-) -> dict[str, ServerConfig]:
+def load_servers_file(path: Path, allowlist: Iterable[str] | None = None) -> dict[str, ServerConfig]:
     """Read and validate `path`; raise RegistryError with every problem."""
     try:
         text = Path(path).read_text()
@@ -225,15 +217,3 @@ def load_servers_file(
         raise RegistryError(with_lines(text, errors, str(path)))
     return servers
 
-
-def start_problems(path: Path, allowlist: Iterable[str] | None, environ: Mapping[str, str]) -> list[str]:
-    """Everything that would stop a gateway with `environ` from loading `path`: the file's errors, else
-    each credential reference it cannot resolve (`FILE:LINE: servers.NAME.auth.FIELD: why`)."""
-    from gateway.credentials import CredentialStore
-
-    try:
-        servers = load_servers_file(path, allowlist)
-    except RegistryError as exc:
-        return exc.errors
-    errors = CredentialStore(environ=environ).resolve(servers.values())[1]
-    return with_lines(Path(path).read_text(), errors, str(path)) if errors else []

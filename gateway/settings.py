@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,8 @@ PREFIX = "MCPGW_GATEWAY_"
 DEFAULT_ALGORITHMS = ["RS256", "ES256", "PS256", "EdDSA"]
 
 
-def _port(value: int) -> str | None:
-    return None if 0 <= value <= 65535 else "must be between 0 and 65535"
+def _between(low: int, high: int) -> Callable[[int], str | None]:
+    return lambda value: None if low <= value <= high else f"must be between {low} and {high}"
 
 
 def _positive(value: float) -> str | None:
@@ -42,12 +42,6 @@ def _positive(value: float) -> str | None:
 
 def _not_negative(value: float) -> str | None:
     return None if value >= 0 else "must be 0 or more"
-
-
-def _json_depth(value: int) -> str | None:
-    # The body travels on to the PDP and backends as JSON inside a few envelope levels; orjson
-    # refuses to serialise more than 254 levels, which turned deep bodies into 500s.
-    return None if 1 <= value <= 200 else "must be between 1 and 200"
 
 
 def _algorithms(values: list[str]) -> str | None:
@@ -65,7 +59,7 @@ class GatewaySettings(CommonSettings):
     environment: str = setting("production", choices=("production", "development"),
         help="development relaxes production-only requirements (public_url); never use it exposed")
     host: str = setting("127.0.0.1", help="Listen address (0.0.0.0 to accept remote agents)")
-    port: int = setting(8000, check=_port, help="Listen port")
+    port: int = setting(8000, check=_between(0, 65535), help="Listen port")
     workers: int = setting(1, check=_positive,
         help="Processes serving the port (SO_REUSEPORT), to use every core; they share sessions like replicas")
     servers_file: Path = setting(Path("mcp_servers.yaml"), aliases=("MCP_SERVERS_CONFIG",),
@@ -104,7 +98,9 @@ class GatewaySettings(CommonSettings):
     client_id: str | None = setting(None, help="Client id for resource_access.<client>.roles (default: audience)")
     policy_file: Path | None = setting(None, env="POLICY_FILE", help="Legacy: read by the PDP, shown in /config")
     max_body_bytes: int = setting(1_048_576, check=_positive, help="Largest accepted request body (413 above)")
-    max_json_depth: int = setting(64, check=_json_depth, help="Deepest nesting accepted in a JSON request body (400 above)")
+    # At most 200: the body travels on inside a few envelope levels, and orjson writes at most 254.
+    max_json_depth: int = setting(64, check=_between(1, 200),
+        help="Deepest nesting accepted in a JSON request body (400 above)")
     max_json_string: int = setting(262_144, check=_positive,
         help="Longest string or key (characters) accepted in a JSON request body (400 above)")
     max_json_items: int = setting(10_000, check=_positive,

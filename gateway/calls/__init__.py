@@ -1,1 +1,1 @@
-"""Checks a tool call must pass before it is forwarded: the tool exists, its arguments fit its schema."""
+"""The one call pipeline (pipeline.py) and the checks a call passes before it is forwarded."""

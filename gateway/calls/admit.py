@@ -1,10 +1,6 @@
-"""Admission of one tool call to one backend: the tool is in the backend's catalog (exact name)
-and its arguments satisfy the tool's inputSchema strictly. Shared by every entry point.
-
-Runs after the PDP has allowed the call and before anything is forwarded: a caller the policy
-refuses learns nothing about the catalog (403, no backend asked), and the arguments the PDP decided
-on are exactly those forwarded, now known to have the schema's types (no string standing in for a
-number that a lax backend would coerce). See docs/security/arguments.md.
+"""Admission of one tool call to one backend, after the PDP and before forwarding: the tool is in
+the backend's catalog (exact name) and its arguments satisfy its inputSchema strictly, so what the
+PDP decided on is what is forwarded, with the schema's types (docs/security/arguments.md).
 """
 
 from __future__ import annotations

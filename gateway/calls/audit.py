@@ -1,8 +1,5 @@
 """The call's audit record: the request's AuditInfo, filled by the pipeline the same way for every
-entry point (what was called, the PDP's verdict, which targets were called and which failed).
-
-Below both gateway/mcp and gateway/routes, so the MCP server never imports the REST routes.
-"""
+entry point (what was called, the PDP's verdict, which targets were called and which failed)."""
 
 from __future__ import annotations
 

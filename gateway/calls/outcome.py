@@ -1,14 +1,10 @@
 """What the pipeline learns from a backend's answer to a tool call, the same for every entry point.
 
-    unknown_tool  the backend says the tool does not exist ("Unknown tool: x" result, or JSON-RPC
-                  −32602 naming it): every cached catalog of that backend is stale and forgotten
-                  (the shared one and those kept per set of declared capabilities)
-    tool_error    a result with `isError: true`: the call failed and is audited so (status "error");
-                  in a broadcast, per target (`extra.tool_failed`)
+    unknown_tool  "Unknown tool: x", or JSON-RPC −32602 naming it: the backend's cached catalogs are forgotten
+    tool_error    `isError: true`: audited as failed (in a broadcast, per target: `extra.tool_failed`)
     ok            anything else
 
-`settle` is called by the pipeline on every result it holds (pipeline.forwarded) and by the
-forwards that relay the answer themselves (`/mcp` call streams, passthrough) through `observer`.
+`settle` sees every answer: the pipeline's (pipeline.forwarded), and relays' through `observer`.
 """
 
 from __future__ import annotations

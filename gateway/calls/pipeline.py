@@ -10,10 +10,8 @@
     forward   supplied by the entry point: a plain result (REST), a relaying stream (`/mcp`), the
               raw relay (passthrough); timed here, and its answer judged here (calls/outcome.py):
               "unknown tool" forgets the backend's cached catalogs, `isError` is a failed call
-    audit     the request's AuditInfo, filled here (calls/audit.py) and nowhere else: the entry
-              point, the verdict, the refusing stage, who failed
-
-A single call is a broadcast of one: `one` raises its target's error, `many` collects them.
+    audit     the request's AuditInfo, filled here (calls/audit.py): the entry point, the verdict,
+              the refusing stage, who failed
 """
 
 from __future__ import annotations
@@ -83,15 +81,6 @@ async def permitted(request: web.Request, principal: Principal, action: str,
     return {pair for pair, d in zip(pairs, found, strict=True) if d.allowed}
 
 
-async def check(request: web.Request, principal: Principal, checks: Sequence[tuple[str, Resource]]) -> Decision:
-    """A request that is not a call (a list, server info, an MCP method's plan): every check in one
-    PDP request; the first denial, else an allow; recorded for audit."""
-    found = await decisions(request, principal, [(action, resource, None) for action, resource in checks])
-    decision = next((d for d in found if not d.allowed), found[0])
-    record.checked(audit(request), decision)
-    return decision
-
-
 async def decide(request: web.Request, call: Call) -> Verdict:
     """Ask the PDP about every target of a call in one request; recorded for audit."""
     return (await decide_with(request, call, ()))[0]
@@ -142,7 +131,9 @@ async def forwarded(request: web.Request, call: Call, server: ServerConfig, forw
     """`forward` on one admitted target, timed, its answer judged (calls/outcome.py): a backend's
     "unknown tool" is UnknownTool wherever the pipeline holds the answer."""
     try:
-        result = await timed(request, server.name, operation(call), forward(server))
+        # The backend-latency metric's `operation`: tool calls keep their MCP name.
+        operation = "call_tool" if call.action == "invoke_tool" else call.action
+        result = await timed(request, server.name, operation, forward(server))
     except UpstreamRpcError as exc:
         if outcome.settle(request, call, server.name, error={"code": exc.code, "message": exc.rpc_message}) \
                 == "unknown_tool":
@@ -199,11 +190,6 @@ async def forward_result(request: web.Request, call: Call, server: ServerConfig)
     arguments per server, so credential injection into one request never leaks to another."""
     return await request.app[UPSTREAM].call_tool(
         server.name, call.name, dict(call.decided_arguments or {}), call.caller)
-
-
-def operation(call: Call) -> str:
-    """The backend-latency metric's `operation` label of a call (tool calls keep their MCP name)."""
-    return "call_tool" if call.action == "invoke_tool" else call.action
 
 
 async def timed(request: web.Request, server: str, operation: str, work: Awaitable[T]) -> T:

@@ -4,12 +4,9 @@ No coercion: `"1000000"` is not an integer, `true` is not a number (SDK servers 
 string, so a policy condition on the typed value would be bypassed). `1000000.0` is an integer, as
 JSON Schema says, and policy compares numbers by value. Formats are not asserted (annotations only).
 
-Validator: `jsonschema` (every draft MCP servers use, 2020-12 by default as MCP specifies).
-`fastjsonschema` is 6–40× faster (bench/bench_validation.py) but knows drafts 4–7 only: it
-silently ignores 2020-12 keywords such as `prefixItems` (pydantic's tuples) and
-`unevaluatedProperties`, so calls those keywords refuse would pass (fail open); it also compiles
-the backend's schema into Python source that it `exec`s. A schema is compiled once, cached by its
-canonical JSON.
+`jsonschema`, every draft (2020-12 by default, as MCP says); not `fastjsonschema`, which ignores
+2020-12 keywords such as `prefixItems` (fail open) and `exec`s the backend's schema. A schema is
+compiled once, cached by its canonical JSON.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -13,30 +12,18 @@ from gateway.middlewares.audit import audit_recorder
 from gateway.middlewares.edge import edge_middleware
 from gateway.middlewares.errors import errors_middleware
 from gateway.middlewares.headers import server_limits
-from gateway.middlewares.json_limits import JsonLimits
+from gateway.settings import GatewaySettings
 from shared.access_log import access_writer
 from shared.logging import request_id_middleware
 from shared.metrics import HttpMetrics, http_recorder
 from shared.outcome import outcome_middleware
 from shared.tracing import Tracer
 
-__all__ = ["JsonLimits", "install", "server_limits"]
+__all__ = ["install", "server_limits"]
 
 
-def install(
-    app: web.Application,
-    *,
-    http_metrics: HttpMetrics,
-    gateway_metrics: GatewayMetrics,
-    dev_principal: Any | None,
-    max_body_bytes: int,
-    max_header_bytes: int,
-    allowed_origins: Sequence[str],
-    json_limits: JsonLimits | None = None,
-    body_timeout: float = 30.0,
-    access_level: str = "INFO",
-    tracer: Tracer | None = None,
-) -> None:
+def install(app: web.Application, settings: GatewaySettings, *, http_metrics: HttpMetrics,
+            gateway_metrics: GatewayMetrics, dev_principal: Any | None, tracer: Tracer | None = None) -> None:
     """Install the middlewares, outermost first."""
     chain = [
         # 1. The id first, so every log line and the audit event of this request carry it.
@@ -46,7 +33,7 @@ def install(
         #    is in every line and the audit event), then the audit event with the status the caller
         #    really got, the HTTP metrics and the access line (final status of everything, rejected
         #    requests included, and the subject the auth step found).
-        outcome_middleware(http_recorder(http_metrics), access_writer(access_level, _subject),
+        outcome_middleware(http_recorder(http_metrics), access_writer(settings.log_access, _subject),
                            audit_recorder(), tracer),
         # 3. Errors: everything inside raises, this turns it into the JSON error body.
         errors_middleware(),
@@ -56,11 +43,7 @@ def install(
         #    mode too), authentication (no handler without a principal), then the body read once
         #    within a deadline and its JSON shape checked, after auth so only a caller with a valid
         #    token gets one read.
-        edge_middleware(
-            max_header_bytes=max_header_bytes, max_body_bytes=max_body_bytes, allowed_origins=allowed_origins,
-            dev_principal=dev_principal, metrics=gateway_metrics, json_limits=json_limits or JsonLimits(),
-            body_timeout=body_timeout,
-        ),
+        edge_middleware(settings, dev_principal, gateway_metrics),
     ]
     app.middlewares.extend(chain)
 

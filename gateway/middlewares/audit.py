@@ -1,9 +1,5 @@
-"""Audit: one event per non-public request, emitted after the response status is known.
-
-Not a middleware of its own: a `Recorder` of the request-outcome middleware (shared/outcome.py),
-which sits outside the errors middleware, so the event has the final status of every outcome
-(allowed, denied, failed, unauthenticated). `emit` is a queue put: nothing here waits on the database.
-"""
+"""Audit: one event per non-public request with its final status, a `Recorder` of the
+request-outcome middleware (shared/outcome.py, outside the errors middleware). `emit` never waits."""
 
 from __future__ import annotations
 

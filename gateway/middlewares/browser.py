@@ -21,14 +21,6 @@ CROSS_SITE = frozenset({"cross-site", "same-site"})
 CORS_SAFELISTED = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
 
 
-def json_content_type(value: str | None) -> bool:
-    """True for `application/json` or `application/<x>+json` (parameters ignored)."""
-    if not value:
-        return False
-    media = value.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
 def browser_problem(
     method: str, path: str, headers: Mapping[str, str], allowed: Sequence[str], host: str | None,
     *, has_body: bool = True,
@@ -46,11 +38,12 @@ def browser_problem(
 
 
 def json_body(content_type: str | None, has_body: bool) -> bool:
-    """A JSON body; an empty one may carry any type but those a form can send (refused, body or not)."""
-    if has_body:
-        return json_content_type(content_type)
+    """A JSON body (`application/json` or `application/<x>+json`, parameters ignored); an empty one
+    may carry any type but those a form can send (refused, body or not)."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media not in CORS_SAFELISTED
+    if not has_body:
+        return media not in CORS_SAFELISTED
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def browser_refusal(request: web.Request, allowed: Sequence[str]) -> web.Response | None:

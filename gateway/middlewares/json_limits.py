@@ -36,7 +36,7 @@ def shape_problem(value: Any, limits: JsonLimits) -> str | None:
     max_depth, max_string, max_items = limits.max_depth, limits.max_string, limits.max_items
     kind = type(value)
     if kind is str:
-        return _long_string(value, max_string)
+        return _too_long(len(value), max_string)
     if kind is not dict and kind is not list:
         return None
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -51,7 +51,7 @@ def shape_problem(value: Any, limits: JsonLimits) -> str | None:
         if type(node) is dict:
             for key in node:
                 if len(key) > max_string:
-                    return _long_string(key, max_string)
+                    return _too_long(len(key), max_string)
             items = node.values()
         else:
             items = node
@@ -64,7 +64,7 @@ def shape_problem(value: Any, limits: JsonLimits) -> str | None:
             kind = type(item)
             if kind is str:
                 if len(item) > max_string:
-                    return _long_string(item, max_string)
+                    return _too_long(len(item), max_string)
             elif kind is dict or kind is list:
                 stack.append((item, depth + 1))
     return None
@@ -78,18 +78,16 @@ _BULK = 32
 def _bulk(items: Any, depth: int, stack: list[tuple[Any, int]], max_string: int) -> str | None:
     kinds = set(map(type, items))
     if str in kinds:
-        longest = max([len(item) for item in items if type(item) is str])
-        if longest > max_string:
-            return f"a JSON string of {longest} characters; at most {max_string} are accepted"
+        problem = _too_long(max([len(item) for item in items if type(item) is str]), max_string)
+        if problem is not None:
+            return problem
     if dict in kinds or list in kinds:
         stack.extend([(item, depth + 1) for item in items if type(item) is dict or type(item) is list])
     return None
 
 
-def _long_string(text: str, max_string: int) -> str | None:
-    if len(text) <= max_string:
-        return None
-    return f"a JSON string of {len(text)} characters; at most {max_string} are accepted"
+def _too_long(length: int, max_string: int) -> str | None:
+    return f"a JSON string of {length} characters; at most {max_string} are accepted" if length > max_string else None
 
 
 async def read_json_body(request: web.Request, limits: JsonLimits, body_timeout: float = 30.0) -> web.Response | None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
+from gateway.calls import audit as record
 from gateway.calls import pipeline
 from gateway.calls.audit import audit
 from gateway.calls.call import Call, Entry
@@ -20,8 +21,6 @@ from gateway.upstream.sessions import Caller
 from shared.auth import Principal
 from shared.authzen import Resource, server_resource
 from shared.jsonutil import loads
-
-T = TypeVar("T")
 
 
 def principal(request: web.Request) -> Principal:
@@ -84,8 +83,9 @@ async def allowed(request: web.Request, action: str, names: Sequence[str]) -> li
 
 
 async def authorize(request: web.Request, action: str, resource: Resource) -> None:
-    """Ask the PDP about a request that is not a call (lists, info): Denied when refused."""
-    decision = await pipeline.check(request, principal(request), [(action, resource)])
+    """Ask the PDP about a request that is not a call (lists, info), recorded for audit: Denied when refused."""
+    decision = (await pipeline.decisions(request, principal(request), [(action, resource, None)]))[0]
+    record.checked(audit(request), decision)
     if not decision.allowed:
         raise Denied(decision, f"'{action}' on '{resource.id}' is not permitted")
 

@@ -28,7 +28,7 @@ async def resource_metadata(request: web.Request) -> web.Response:
     """RFC 9728 metadata for the gateway root or a path-suffixed MCP endpoint."""
     state = request.app[MCP_STATE]
     suffix = request.path[len(oauth_metadata.WELL_KNOWN):]
-    if suffix not in ("", "/mcp") and not (suffix.startswith("/servers/") and suffix.endswith("/mcp")):
+    if suffix and not is_mcp_path(suffix):
         raise web.HTTPNotFound()
     settings = state.settings  # the configured authorization servers, else the issuer
     servers = settings.oauth_authorization_servers or ([settings.issuer] if settings.issuer else [])

@@ -127,10 +127,7 @@ async def invoke_everywhere(request: web.Request) -> web.Response:
     arguments = await c.json_object(request, allow_empty=True)
     targets, results, errors = await run_broadcast(request, "tools", tool, arguments)
     outcome = broadcast.broadcast_response(tool, targets, results, errors, start)
-    body = aggregate.invocation_content(tool, arguments, outcome)
-    body["results"] = outcome["results"]
-    body["errors"] = outcome["errors"]
-    return json_response(body)
+    return json_response(aggregate.invocation_content(tool, arguments, outcome))
 
 
 async def run_broadcast(
@@ -139,10 +136,9 @@ async def run_broadcast(
 ) -> tuple[list[str], dict[str, Any], dict[str, str]]:
     """Decide (one batch), plan among the permitted, call concurrently; (targets, results, errors).
 
-    The batch covers every server the caller named, else every enabled server, before tags, tool
-    hints or probes are looked at: so neither the answer nor its summary depends on servers the
-    caller may not use (named ones are answered "denied: …" whether they exist or not; unnamed
-    ones are left out). Nothing permitted among unnamed servers is a 403, whatever exists.
+    The batch covers the named servers, else every enabled one, before tags, hints or probes: the
+    answer never depends on servers the caller may not use (named ones read "denied: …" whether they
+    exist or not, unnamed ones are left out; none permitted among unnamed ones is a 403).
     """
     settings = request.app[SETTINGS]
     # One snapshot for the whole broadcast: a reload while we await must not make a planned
@@ -188,23 +184,20 @@ async def list_many(
     pool = request.app[UPSTREAM]
     deadline = request.app[SETTINGS].broadcast_deadline if deadline is None else deadline
     servers = request.app[SERVERS].servers if servers is None else servers
-    out: dict[str, list[dict[str, Any]] | BaseException] = {}
-    for name in names:  # fresh catalogs answer at once: no task, no wait (most probes)
-        if (cached := pool.cached_catalog(name)) is not None:
-            out[name] = [dict(tool) for tool in cached.values()]
+    # Fresh catalogs answer at once: no task, no wait (most probes). The pool's catalog: one listing
+    # in flight per backend however many broadcasts probe it.
+    catalogs = {name: found for name in names if (found := pool.cached_catalog(name)) is not None}
 
-    async def one(name: str) -> list[dict[str, Any]]:
-        # The pool's catalog: one listing in flight per backend however many broadcasts probe it
-        # (a fresh tools/list per target per broadcast was ~40 % of its CPU).
-        catalog = await pipeline.timed(request, name, "list_tools", pool.catalog(name))
-        return [dict(tool) for tool in catalog.values()]
+    async def one(name: str) -> Mapping[str, Mapping[str, Any]]:
+        return await pipeline.timed(request, name, "list_tools", pool.catalog(name))
 
     results, failures = await broadcast.run_calls(
-        [n for n in names if n not in out], one, timeouts={n: servers[n].timeout for n in names if n in servers},
+        [n for n in names if n not in catalogs], one, timeouts={n: servers[n].timeout for n in names if n in servers},
         deadline=deadline, describe_error=pipeline.describe,
     )
-    out.update(results)
-    out.update({n: RuntimeError(msg) for n, msg in failures.items()})
+    catalogs.update(results)
+    out: dict[str, list[dict[str, Any]] | BaseException] = {n: RuntimeError(msg) for n, msg in failures.items()}
+    out.update({n: [dict(tool) for tool in found.values()] for n, found in catalogs.items()})
     return {n: out[n] for n in names if n in out}
 
 

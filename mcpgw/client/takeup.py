@@ -63,7 +63,7 @@ async def verdict(url: str, version: str, wait: float = WAIT, interval: float = 
 
 def local_reasons(path: Path) -> list[str]:
     """Why a gateway started from this shell would refuse the file (empty: it would take it)."""
-    from gateway.servers_file import start_problems
+    from gateway.registry import start_problems
 
     return start_problems(path, None, os.environ)
 

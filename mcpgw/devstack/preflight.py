@@ -48,7 +48,7 @@ def policy_problems(path: Path) -> list[str]:
 def servers_problems(path: Path, environ: Mapping[str, str], dotenv: Mapping[str, str]) -> list[str]:
     """Every error of the servers file (file:line: path: problem), if the file exists, and every
     credential reference the gateway could not resolve: it gets this environment (not `.env`)."""
-    from gateway.servers_file import start_problems
+    from gateway.registry import start_problems
 
     if not path.exists():
         return []

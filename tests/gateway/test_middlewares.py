@@ -9,7 +9,7 @@ from aiohttp.http_exceptions import LineTooLong
 from multidict import CIMultiDict
 
 from gateway.mcp.oauth_metadata import cache_headers
-from gateway.middlewares.browser import browser_problem, json_body, json_content_type
+from gateway.middlewares.browser import browser_problem, json_body
 from gateway.middlewares.headers import ScrubParserErrors, duplicated, oversized, server_limits
 from shared.auth import AuthError, Principal, authorization_header
 
@@ -77,7 +77,7 @@ def test_allowlist_replaces_same_host() -> None:
 )
 def test_json_body(ctype: str | None, has_body: bool, ok: bool) -> None:
     assert json_body(ctype, has_body) is ok
-    assert json_content_type("APPLICATION/JSON;charset=utf-8")
+    assert json_body("APPLICATION/JSON;charset=utf-8", True)
 
 
 def test_parser_errors_are_logged_without_header_bytes() -> None:
