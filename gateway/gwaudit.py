@@ -63,12 +63,14 @@ def decision_word(info: AuditInfo) -> str | None:
 
 def build_event(info: AuditInfo, *, http_status: int, duration_ms: float, subject: str | None,
                 roles: tuple[str, ...] | list[str] | None, request_id: str | None, client_addr: str | None,
-                method: str, path: str) -> AuditEvent:
-    """The one audit event for a finished gateway request."""
+                method: str, path: str, caller_request_id: str | None = None) -> AuditEvent:
+    """The one audit event for a finished gateway request (`request_id` ours; the caller's apart)."""
     event_type, status = classify(http_status, info)
     decision = info.decision
     extra = dict(info.extra) if info.extra else {}
     extra["http"] = f"{method} {path}"
+    if caller_request_id:
+        extra["caller_request_id"] = caller_request_id
     resource = None
     if info.mcp_server is not None:
         resource = f"mcp:{info.mcp_server}:{info.tool}" if info.tool else f"mcp:{info.mcp_server}:*"

@@ -1,4 +1,4 @@
-"""Policy admin API (JSON): read, validate, create versions, activate, roll back.
+"""Policy admin API (JSON): read, validate, create versions, activate (roll back: pdp/admin_ops.py).
 
 Every call needs a bearer JWT carrying one of `admin_roles`. A change is validated completely
 before anything is stored; a failed change leaves the active version untouched.
@@ -171,19 +171,6 @@ async def activate(request: web.Request) -> web.Response:
     return json_response({"policy_version": store.version_label(version), "previous": previous})
 
 
-async def rollback(request: web.Request) -> web.Response:
-    """POST /admin/v1/policy/rollback: activate the version active before the current one."""
-    who = await _admin(request)
-    pool = _pool(request)
-    target = await store.rollback_target(pool)
-    if target is None:
-        return error_response(409, "no_previous", "there is no previously active version to roll back to")
-    await _check_stored(pool, target)
-    previous = await store.activate(pool, target)
-    await _apply_active(request, who, "rollback", previous, target)
-    return json_response({"policy_version": store.version_label(target), "previous": previous})
-
-
 def _version_arg(request: web.Request) -> int:
     raw = request.match_info["version"].removeprefix("v")
     if not raw.isdigit():
@@ -205,4 +192,3 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(PREFIX + "/versions", create_version)
     app.router.add_get(PREFIX + "/versions/{version}", get_version)
     app.router.add_post(PREFIX + "/versions/{version}/activate", activate)
-    app.router.add_post(PREFIX + "/rollback", rollback)

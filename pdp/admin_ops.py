@@ -1,4 +1,4 @@
-"""Admin API operations the console also offers: impact replay of a candidate, emergency block.
+"""Admin API operations the console also offers: impact replay, emergency block, reviewed rollback.
 
 Same checks as the admin API (bearer JWT with an admin role); the same functions the console uses.
 """
@@ -12,9 +12,10 @@ from aiohttp import web
 
 from pdp import store
 from pdp.admin import PREFIX, _admin, _error, _pool, _statements
+from pdp.keys import SETTINGS
 from pdp.policy import PolicyInvalid, load_engine, parse_policy
 from pdp.publish import apply_active
-from pdp.ui import yamledit
+from pdp.ui import drafts, review, yamledit
 from pdp.ui.replay import replay_recent
 from shared.jsonutil import json_response, read_json
 
@@ -72,7 +73,54 @@ async def block(request: web.Request) -> web.Response:
                           "rule": f"{yamledit.BLOCK_PREFIX}{body['kind']} {body['value'].strip()}"}, status=201)
 
 
+async def rollback(request: web.Request) -> web.Response:
+    """POST /admin/v1/policy/rollback {version?, reason?}: ask for an earlier version back, or confirm.
+
+    Four eyes, as in the console: the first call creates a submitted rollback draft (202); the same
+    rollback asked by a different subject (or approved in the console) publishes it (200). Without
+    `version` the target is the version active before the current one.
+    """
+    who = await _admin(request)
+    pool = _pool(request)
+    body = await _body(request, {"version", "reason"}) if request.can_read_body else {}
+    target, reason = body.get("version"), body.get("reason", "")
+    if target is None:
+        target = await store.rollback_target(pool)
+        if target is None:
+            raise _error(409, "no_previous", "there is no previously active version to roll back to")
+    if not isinstance(target, int) or isinstance(target, bool) or not isinstance(reason, str) or len(reason) > 2000:
+        raise _error(400, "bad_request", "'version' must be a version number and 'reason' text under 2000 characters")
+    self_approve = request.app[SETTINGS].console_self_approve
+    row = await drafts.open_rollback(pool, target)
+    if row is None:
+        try:
+            draft_id = await review.request(pool, target, who.subject, reason)
+        except KeyError:
+            raise _error(404, "not_found", f"no policy version {target}") from None
+        except ValueError as exc:
+            raise _error(409, "invalid_stored", str(exc)) from None
+        row = await drafts.get(pool, draft_id)
+        assert row is not None
+        if not self_approve:
+            return json_response({"status": "pending_review", "draft": draft_id,
+                                  "restores": store.version_label(target),
+                                  "message": "a second approver must confirm: another admin asks for the same "
+                                             f"rollback, or an approver approves draft {draft_id} in the console"},
+                                 status=202)
+    try:
+        version, previous = await review.publish(request.app, subject=who.subject, roles=list(who.roles),
+                                                 remote=request.remote, row=row, comment=reason,
+                                                 self_approve=self_approve)
+    except drafts.OwnChange as exc:
+        raise _error(403, "own_change", str(exc), draft=row["id"]) from None
+    except drafts.DraftConflict as exc:
+        raise _error(409, "conflict", str(exc)) from None
+    return json_response({"policy_version": store.version_label(version), "previous": previous,
+                          "restores": store.version_label(target), "draft": row["id"]})
+
+
 def setup_routes(app: web.Application) -> None:
     """Register the operations."""
     app.router.add_post(PREFIX + "/impact", impact)
     app.router.add_post(PREFIX + "/block", block)
+    app.router.add_post(PREFIX + "/rollback", rollback)

@@ -34,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("version")
     _remote_args(p)
     p.set_defaults(func=activate_cmd)
-    p = sub.add_parser("rollback", help="Re-activate the version that was active before the current one")
+    p = sub.add_parser("rollback", help="Ask for (or, as a second approver, confirm) a rollback to the version "
+                                        "active before the current one, or to --to N")
+    p.add_argument("--to", help="The version to restore (3 or v3)")
+    p.add_argument("--reason", default="", help="Why (kept with the rollback draft and in the audit trail)")
     _remote_args(p)
     p.set_defaults(func=rollback_cmd)
     p = sub.add_parser("impact", help="Replay the last N audited decisions against FILE; print what flips")
@@ -114,12 +117,12 @@ def diff_cmd(args: argparse.Namespace) -> int:
     return 1 if changes else 0
 
 
-def _post(args: argparse.Namespace, path: str, body: Any, ok: int = 200) -> int:
+def _post(args: argparse.Namespace, path: str, body: Any, ok: int | tuple[int, ...] = 200) -> int:
     token = _token(args)
     if token is None:
         return 2
     status, answer = _call(args, token, "POST", path, body)
-    if status != ok:
+    if status not in (ok if isinstance(ok, tuple) else (ok,)):
         _print_error(status, answer)
         return 1
     print(json.dumps(answer, indent=2, default=str) if args.json else _summary(answer))
@@ -135,6 +138,8 @@ def _summary(answer: dict[str, Any]) -> str:
             lines.append("approximate: the policy has argument conditions and audit rows carry no arguments")
         lines += [f"  {u['subject']}: {u['flip']} x{u['count']}" for u in answer.get("by_user", [])[:20]]
         return "\n".join(lines)
+    if answer.get("status") == "pending_review":
+        return f"rollback to {answer['restores']} is waiting for review (draft {answer['draft']}): {answer['message']}"
     return f"active: {answer.get('policy_version')} (was v{answer.get('previous')})"
 
 
@@ -144,8 +149,15 @@ def activate_cmd(args: argparse.Namespace) -> int:
 
 
 def rollback_cmd(args: argparse.Namespace) -> int:
-    """POST .../rollback."""
-    return _post(args, "/admin/v1/policy/rollback", None)
+    """POST .../rollback: 202 when it waits for a second approver, 200 when this call published it."""
+    body: dict[str, Any] = {"reason": args.reason}
+    if args.to is not None:
+        raw = str(args.to).removeprefix("v")
+        if not raw.isdigit():
+            error("--to must be a version number like 3 or v3")
+            return 2
+        body["version"] = int(raw)
+    return _post(args, "/admin/v1/policy/rollback", body, ok=(200, 202))
 
 
 def impact_cmd(args: argparse.Namespace) -> int:

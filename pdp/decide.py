@@ -16,7 +16,7 @@ from pdp.state import Active
 from shared.audit import AuditEvent
 from shared.authzen import decision_answer
 from shared.keys import AUDIT
-from shared.logging import request_id_var
+from shared.logging import caller_request_id, request_id_var
 
 
 def evaluate(app: web.Application, active: Active, req: Request, ctx: dict[str, Any], remote: str | None) -> dict[str, Any]:
@@ -41,10 +41,11 @@ def evaluate(app: web.Application, active: Active, req: Request, ctx: dict[str, 
             event_type="policy_decision", service="pdp", subject=req.subject, roles=list(req.roles),
             action=req.action, mcp_server=req.server, tool=req.tool, resource=resource_string(req),
             decision="allow" if outcome.allowed else "deny", reason=reason, policy_version=active.version,
-            decision_id=decision_id, request_id=_text(ctx.get("request_id")) or request_id_var.get(),
+            decision_id=decision_id, request_id=request_id_var.get(),
             client_addr=_text(ctx.get("client_addr")) or remote,
             status="success" if outcome.allowed else "denied",
-            extra={"statement": stmt.describe(), "groups": list(req.groups)},
+            extra={"statement": stmt.describe(), "groups": list(req.groups),
+                   **caller_request_id(_text(ctx.get("request_id")))},
         ))
     return decision_answer(outcome.allowed, decision_id, active.version, reason, stmt.describe())
 

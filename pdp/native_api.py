@@ -22,7 +22,7 @@ from shared import authzen
 from shared.audit import AuditEvent
 from shared.authzen import BadInput
 from shared.keys import AUDIT
-from shared.logging import request_id_var
+from shared.logging import caller_request_id, request_id_var
 
 
 def _obj(value: Any, where: str, required: tuple[str, ...]) -> dict[str, Any]:
@@ -90,9 +90,9 @@ def _answer(app: web.Application, active: Active, body: dict[str, Any], outcome:
             event_type="policy_decision", service="pdp", subject=subject["id"], action=body["action"]["name"],
             resource=f"{resource['type']}:{resource['id']}", decision="allow" if outcome.allowed else "deny",
             reason=outcome.reason(), policy_version=active.version, decision_id=decision_id,
-            request_id=ctx.get("request_id") if isinstance(ctx.get("request_id"), str) else request_id_var.get(),
-            client_addr=remote, status="success" if outcome.allowed else "denied",
-            extra={"statement": outcome.describe(), "subject_type": subject["type"]},
+            request_id=request_id_var.get(), client_addr=remote, status="success" if outcome.allowed else "denied",
+            extra={"statement": outcome.describe(), "subject_type": subject["type"],
+                   **caller_request_id(ctx.get("request_id"))},
         ))
     return authzen.decision_answer(outcome.allowed, decision_id, active.version, outcome.reason(), outcome.describe())
 

@@ -17,6 +17,9 @@ from shared.jsonutil import dumps
 from shared.tracing import current_trace_id
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# The X-Request-ID the caller sent, kept apart from ours: a caller must not be able to make its log
+# lines and audit rows share another request's id (ours is always minted here).
+caller_request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("caller_request_id", default=None)
 
 # The header that carries the request id between services (gateway -> PDP) and back to callers.
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -29,22 +32,36 @@ def valid_request_id(value: str | None) -> str | None:
     return value if value and _VALID_ID.fullmatch(value) else None
 
 
+def caller_request_id(stated: object = None) -> dict[str, str]:
+    """`{"caller_request_id": …}` for an audit row's extra: the id the caller stated (in a request
+    body, e.g. a PEP's evaluation context) or sent as X-Request-ID, when well-formed; else {}."""
+    value = valid_request_id(stated if isinstance(stated, str) else None) or caller_request_id_var.get()
+    return {"caller_request_id": value} if value else {}
+
+
 def request_id_middleware(
     key: web.RequestKey[str] | None = None,
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Reuse a well-formed incoming request id (or mint one) for the logging context; echo it."""
+    """Mint this request's id for the logging context and audit rows, and send it back.
+
+    A caller's X-Request-ID is never our id (a caller could make its rows share another request's
+    id); a well-formed one (`valid_request_id`: 1-64 of A-Z a-z 0-9 . _ : -) is kept apart as
+    `caller_request_id` in log lines and audit rows, anything else is dropped.
+    """
 
     @web.middleware
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        rid = valid_request_id(request.headers.get(REQUEST_ID_HEADER)) or os.urandom(16).hex()
+        rid = os.urandom(16).hex()
         if key is not None:  # handlers that put the id in bodies or audit rows read it here
             request[key] = rid
         token = request_id_var.set(rid)
+        caller = caller_request_id_var.set(valid_request_id(request.headers.get(REQUEST_ID_HEADER)))
         try:
             response = await handler(request)
         finally:
+            caller_request_id_var.reset(caller)
             request_id_var.reset(token)
         response.headers[REQUEST_ID_HEADER] = rid
         return response
@@ -86,6 +103,9 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             entry["request_id"] = rid
+            caller = caller_request_id_var.get()
+            if caller:
+                entry["caller_request_id"] = caller
         trace_id = current_trace_id()
         if trace_id:
             entry["trace_id"] = trace_id

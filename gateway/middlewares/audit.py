@@ -11,6 +11,7 @@ from gateway.gwaudit import AuditInfo, build_event
 from gateway.keys import AUDIT_INFO, PRINCIPAL, REQUEST_ID
 from gateway.middlewares.auth import PUBLIC_PATHS
 from shared.keys import AUDIT
+from shared.logging import caller_request_id_var
 from shared.outcome import Recorder
 
 
@@ -30,6 +31,7 @@ def audit_recorder() -> Recorder:
             subject=principal.subject if principal is not None else None,
             roles=principal.roles if principal is not None else None,
             request_id=request.get(REQUEST_ID),
+            caller_request_id=caller_request_id_var.get(),
             client_addr=request.remote,
             method=request.method,
             path=request.path,

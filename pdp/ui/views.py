@@ -7,8 +7,8 @@ from aiohttp import web
 from pdp import store
 from pdp.keys import STATE
 from pdp.policy import PolicyInvalid, parse_policy
-from pdp.publish import apply_active, text_diff
-from pdp.ui import drafts
+from pdp.publish import text_diff
+from pdp.ui import drafts, review
 from pdp.ui.analysis import semantic_diff
 from pdp.ui.auth import audit_change, need, need_post
 from pdp.ui.render import page
@@ -84,20 +84,22 @@ def _changes(old: str, new: str) -> list[tuple[str, str]] | None:
 
 
 async def rollback(request: web.Request) -> web.Response:
-    """POST /console/history/{version}/rollback: an approver makes an earlier version active at once."""
-    who, _ = await need_post(request, "approve")
+    """POST /console/history/{version}/rollback: an approver asks for an earlier version back.
+
+    It publishes nothing: it creates a submitted draft with that version's content, which another
+    approver reviews like any change (four eyes; docs/console.md "Publishing and roll back").
+    """
+    who, form = await need_post(request, "approve")
     pool = request.app[DB_POOL]
     version = _num(request.match_info["version"], "version")
-    row = await store.get_version(pool, version)
-    if row is None:
-        raise web.HTTPNotFound(text="no such policy version")
+    reason = form.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 2000:
+        raise web.HTTPBadRequest(text="field 'reason' must be text under 2000 characters")
     try:
-        parse_policy(row["yaml"])
-    except PolicyInvalid:
-        raise web.HTTPConflict(text=f"v{version} does not load under this PDP's validation") from None
-    previous = await store.activate(pool, version)
-    await apply_active(request.app, subject=who.subject, roles=list(who.roles), op="rollback",
-                       previous=previous, version=version, remote=request.remote, extra={"via": "console"})
-    audit_change(request, who, "rollback", to_version=f"v{version}",
-                 from_version=f"v{previous}" if previous else None)
-    raise web.HTTPSeeOther("/console/history")
+        draft_id = await review.request(pool, version, who.subject, reason)
+    except KeyError:
+        raise web.HTTPNotFound(text="no such policy version") from None
+    except ValueError as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
+    audit_change(request, who, "rollback_request", to_version=f"v{version}", draft=draft_id)
+    raise web.HTTPSeeOther(f"/console/drafts/{draft_id}")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import time
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from pdp.ui import drafts
+from pdp.ui import csvsafe, drafts
 from pdp.ui.analysis import check
 from pdp.ui.auth import need
 from pdp.ui.render import page
@@ -84,13 +82,8 @@ async def export(request: web.Request) -> web.StreamResponse:
     headers = {"Content-Disposition": f'attachment; filename="decisions.{fmt}"'}
     if fmt == "json":
         return web.Response(text=dumps_str(records), content_type="application/json", headers=headers)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[c.strip() for c in LIST_COLUMNS.split(",")])
-    writer.writeheader()
-    for rec in records:
-        # A cell starting with = + - @ would run as a formula in a spreadsheet: prefix a quote.
-        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in rec.items()})
-    return web.Response(text=buf.getvalue(), content_type="text/csv", headers=headers)
+    text = csvsafe.table([c.strip() for c in LIST_COLUMNS.split(",")], records)
+    return web.Response(text=text, content_type="text/csv", headers=headers)
 
 
 async def decision(request: web.Request) -> web.Response:

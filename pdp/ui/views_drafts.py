@@ -10,8 +10,9 @@ from aiohttp import web
 from pdp import store
 from pdp.keys import SETTINGS, STATE
 from pdp.policy.naming import resource_string
-from pdp.publish import apply_active, text_diff
+from pdp.publish import text_diff
 from pdp.ui import drafts
+from pdp.ui import review as reviews
 from pdp.ui.analysis import check, decide, lines_with_errors, run_tests, semantic_diff, split_list
 from pdp.ui.auth import audit_change, need, need_post
 from pdp.ui.render import page
@@ -67,7 +68,7 @@ def _editor(request: web.Request, who: Any, row: Any, text: str, tests: str, tit
             checked: Any = None, results: Any = None, message: str = "", status: int = 200) -> web.Response:
     lines, loose = lines_with_errors(text, checked.errors) if checked and checked.errors else ([], [])
     settings = request.app[SETTINGS]
-    own = row["author"] == who.subject
+    own = who.subject in row["contributors"]
     return page(request, "draft.html", {
         "title": f"Draft {row['id']}", "draft": row, "yaml": text, "tests": tests, "draft_title": title,
         "checked": checked, "lines": lines, "loose": loose, "results": results, "message": message,
@@ -104,7 +105,7 @@ async def edit(request: web.Request) -> web.Response:
     if op not in ("save", "submit"):
         raise web.HTTPBadRequest(text="op must be validate, save or submit")
     try:
-        await drafts.save(pool, row["id"], text, tests, title)
+        await drafts.save(pool, row["id"], text, tests, title, who.subject)
     except drafts.DraftConflict as exc:
         raise web.HTTPConflict(text=str(exc)) from None
     audit_change(request, who, "draft_save", draft=row["id"], diff=text_diff(row["yaml"], text, "before", "after"))
@@ -118,7 +119,7 @@ async def edit(request: web.Request) -> web.Response:
         return _editor(request, who, row, text, tests, title, checked=checked, results=results,
                        message=f"Saved, but not submitted: {why}.", status=422)
     try:
-        await drafts.submit(pool, row["id"], _text(form, "comment"))
+        await drafts.submit(pool, row["id"], _text(form, "comment"), who.subject)
     except drafts.DraftConflict as exc:
         raise web.HTTPConflict(text=str(exc)) from None
     audit_change(request, who, "draft_submit", draft=row["id"], comment=_text(form, "comment"))
@@ -130,22 +131,24 @@ async def review(request: web.Request) -> web.Response:
     who, form = await need_post(request, "approve")
     pool, row = request.app[DB_POOL], await _draft(request)
     comment, op = _text(form, "comment"), form.get("op")
-    if row["author"] == who.subject and not request.app[SETTINGS].console_self_approve:
-        raise web.HTTPForbidden(text="the author of a change cannot review it; ask another approver")
+    self_approve = request.app[SETTINGS].console_self_approve
+    if who.subject in row["contributors"] and not self_approve:  # checked again under the row lock
+        raise web.HTTPForbidden(text=drafts.own_change_message(list(row["contributors"])))
     try:
         if op == "reject":
-            await drafts.reject(pool, row["id"], who.subject, comment)
+            await drafts.reject(pool, row["id"], who.subject, comment, self_approve=self_approve)
             audit_change(request, who, "draft_reject", draft=row["id"], comment=comment)
         elif op == "approve":
-            if (await asyncio.to_thread(check, row["yaml"])).engine is None:
+            if not await asyncio.to_thread(reviews.loads, row["yaml"], await reviews.model_of(pool, row)):
                 raise web.HTTPConflict(text="the submitted draft no longer validates")
-            version, previous = await drafts.approve(pool, row["id"], who.subject, comment)
-            await apply_active(request.app, subject=who.subject, roles=list(who.roles), op="approve",
-                               previous=previous, version=version, remote=request.remote,
-                               extra={"draft": row["id"], "author": row["author"], "approver": who.subject})
+            version, _ = await reviews.publish(request.app, subject=who.subject, roles=list(who.roles),
+                                               remote=request.remote, row=row, comment=comment,
+                                               self_approve=self_approve)
             audit_change(request, who, "draft_approve", draft=row["id"], version=f"v{version}", comment=comment)
         else:
             raise web.HTTPBadRequest(text="op must be approve or reject")
+    except drafts.OwnChange as exc:
+        raise web.HTTPForbidden(text=str(exc)) from None
     except drafts.DraftConflict as exc:
         raise web.HTTPConflict(text=str(exc)) from None
     raise web.HTTPSeeOther(f"/console/drafts/{row['id']}")

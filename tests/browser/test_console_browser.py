@@ -1,6 +1,7 @@
 """The console in a real browser: editor edits, sees the inline error, fixes it, asks what-if and
-impact, submits; an approver approves; a real gateway's next decision uses the new version; roll
-back restores the old decision; an emergency block stops the next gateway call. Screenshots of each
+impact, submits; an approver approves; a real gateway's next decision uses the new version; a
+roll back is a draft its asker cannot approve (four eyes, shown in the page), a second approver
+publishes it and the old decision is back; an emergency block stops the next gateway call. Screenshots of each
 page land in .artifacts/console/."""
 
 from __future__ import annotations
@@ -119,13 +120,26 @@ async def test_editor_to_approver_to_gateway_and_back(tmp_path, pg_dsn, mcp_back
 
             await approver.get_by_role("link", name="History", exact=True).click()
             await expect(approver.locator("tbody tr").first).to_contain_text("anna")
-            await approver.locator("tbody tr", has_text="v1").get_by_role("button", name="Roll back").click()
-            await expect(approver.locator("tbody tr", has_text="v1").locator(".status")).to_have_text("active")
-            await shot(approver, "history-rolled-back")
+            # Roll back is four eyes: anna's click makes a draft of v1 she may not approve herself.
+            await _row(approver, "v1").get_by_role("button", name="Roll back (for review)").click()
+            await expect(approver.get_by_text("approving publishes the content of v1")).to_be_visible()
+            await expect(approver.locator("#own-change")).to_contain_text("You contributed to this change")
+            await expect(approver.get_by_role("button", name="Approve")).to_have_count(0)
+            await shot(approver, "rollback-own-change")
+            assert await gateway_status() == 200
+            second = await new_page(b)
+            await sign_in(second, console.url, "max")
+            await second.goto(approver.url)
+            await second.get_by_role("button", name="Approve").click()
+            await expect(second.get_by_text("published as v3")).to_be_visible()
             assert await eventually(lambda: _is(gateway_status, 403))
 
-            # Emergency block: re-activate v2 (ann allowed), then block ann; the next call is refused.
-            await approver.locator("tbody tr", has_text="v2").get_by_role("button", name="Roll back").click()
+            # Emergency block: v2's content back (reviewed the same way), then block ann; the next call is refused.
+            await approver.get_by_role("link", name="History", exact=True).click()
+            await _row(approver, "v2").get_by_role("button", name="Roll back (for review)").click()
+            await second.goto(approver.url)
+            await second.get_by_role("button", name="Approve").click()
+            await expect(second.get_by_text("published as v4")).to_be_visible()
             assert await eventually(lambda: _is(gateway_status, 200))
             await approver.get_by_role("link", name="Emergency block", exact=True).click()
             await approver.get_by_label("Name").fill("ann@example.com")
@@ -143,12 +157,17 @@ async def test_editor_to_approver_to_gateway_and_back(tmp_path, pg_dsn, mcp_back
                 has_text="pdp").first.get_by_role("link").click()
             await expect(approver.get_by_role("heading", name="Deciding statement")).to_be_visible()
             await expect(approver.locator("section.card p").first).to_have_text(
-                "deny by rule 'emergency-block: user ann@example.com' (policy v3)")
+                "deny by rule 'emergency-block: user ann@example.com' (policy v5)")
             await expect(approver.get_by_role("heading", name=re.compile(r"^gateway · "))).to_be_visible()
             await shot(approver, "decision")
         finally:
             await http.close()
             await runner.cleanup()
+
+
+def _row(page, version: str):
+    """The History row of `version` (its first cell; other rows may name it in their comments)."""
+    return page.locator("tbody tr").filter(has=page.locator("td:first-child", has_text=re.compile(f"^{version}$")))
 
 
 async def _is(check, expected: int) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import re
 import textwrap
 from collections.abc import AsyncIterator, Callable
@@ -219,6 +220,12 @@ async def gateway_stack(
 
 
 __all__ = ["AUDIENCE", "POLICY", "Secret", "Stack", "gateway_stack", "start_site"]
+
+
+def caller_request_id(row: asyncpg.Record) -> str | None:
+    """The X-Request-ID the caller sent, as the audit row keeps it (apart from our request id)."""
+    extra = row["extra"]
+    return (json.loads(extra) if isinstance(extra, str) else extra or {}).get("caller_request_id")
 
 
 async def audit_rows(stack: Stack, dsn: str) -> list[asyncpg.Record]:

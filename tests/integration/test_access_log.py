@@ -34,18 +34,21 @@ async def test_one_line_per_request_with_route_status_subject_and_request_id(tmp
     lines = capture()
     try:
         async with gateway_stack(tmp_path, pg_dsn, {"alpha": {"url": "http://127.0.0.1:9/mcp"}}) as stack:
-            status, _, headers = await stack.call("GET", "/mcp/server/alpha/info", subject="admin@example.com")
+            status, _, headers = await stack.call("GET", "/mcp/server/alpha/info", subject="admin@example.com",
+                                                  headers={"X-Request-ID": "someone-elses-id"})
             await stack.call("GET", "/mcp/servers", subject=None)
             await stack.call("GET", "/health", subject=None)
     finally:
         logging.getLogger("mcpgw.access").removeHandler(lines)
     pdp = [line for line in lines.lines if line["route"].startswith("/access/")]
     info, anonymous, health = [line for line in lines.lines if line not in pdp]
-    # The PDP (same process here) logged the decision under the gateway's request id.
-    assert pdp and pdp[0]["request_id"] == headers["X-Request-ID"]
+    # The PDP (same process here) logged the decision under its own request id, the gateway's apart.
+    assert pdp and pdp[0]["caller_request_id"] == headers["X-Request-ID"] != pdp[0]["request_id"]
     assert info["level"] == "INFO" and info["logger"] == "mcpgw.access"
     assert (info["method"], info["route"], info["status"]) == ("GET", "/mcp/server/{name}/info", status)
     assert info["subject"] == "admin@example.com" and info["request_id"] == headers["X-Request-ID"]
+    # A caller's X-Request-ID is not our id: kept apart, so it cannot make lines share another's id.
+    assert info["request_id"] != "someone-elses-id" and info["caller_request_id"] == "someone-elses-id"
     assert isinstance(info["duration_ms"], float) and info["duration_ms"] >= 0
     assert (anonymous["status"], anonymous["subject"]) == (401, None)
     assert health["route"] == "/health" and health["level"] == "DEBUG"  # probes one level lower

@@ -39,7 +39,7 @@ from tests.fixtures.backend_server import (
     LEAK_RPC,
 )
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401
-from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
+from tests.integration.gateway_harness import Stack, audit_rows, caller_request_id, gateway_stack
 from tests.integration.mcp_helpers import ACCEPT, META, modern_headers, rpc
 
 ENTRIES = ("rest", "rest_broadcast", "tools", "mcp", "mcp_broadcast", "passthrough")
@@ -69,7 +69,7 @@ async def call_via(stack: Stack, entry: str, tool: str, arguments: dict[str, Any
 
 async def row_of(stack: Stack, dsn: str, rid: str) -> Any:
     """The audit row of the request `rid`."""
-    rows = [r for r in await audit_rows(stack, dsn) if r["request_id"] == rid]
+    rows = [r for r in await audit_rows(stack, dsn) if caller_request_id(r) == rid]
     assert len(rows) == 1, rows
     return rows[0]
 

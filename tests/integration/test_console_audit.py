@@ -71,6 +71,32 @@ async def test_export_csv_and_json_with_filters_and_formula_quoting(console):
         assert (await http.get(console.url + "/console/decisions/export?format=xml")).status == 400
 
 
+# Every start a spreadsheet may run as a formula: ASCII signs, fullwidth and small forms, the
+# OWASP controls (TAB, CR) and LF, and signs after leading spaces (Excel trims them).
+FORMULAS = ["=1+1", "+1+1", "-1+1", "@SUM(1)", "\t=HYPERLINK(\"http://evil.example/x\",\"open\")", "\r=1+1",
+            "\n=1+1", "\uff1dHYPERLINK(\"http://evil.example\")", "\uff0b1", "\uff0d1", "\uff20SUM(1)", "\ufe661",
+            "  =1+1", "\u3000=1+1", "\t\r @x"]
+
+
+async def test_csv_export_neutralises_every_formula_start(console):
+    """A tool name is the caller's text (the gateway audits the name a caller asked for, denied or
+    not): in the exported file every cell that could run is text, its value otherwise intact."""
+    pool = console.app[DB_POOL]
+    await pool.execute("DELETE FROM audit_events")
+    for text in [*FORMULAS, "echo", "a=b"]:
+        await pool.execute(
+            "INSERT INTO audit_events (event_id, ts, service, event_type, subject, mcp_server, tool, decision) "
+            "VALUES (gen_random_uuid(), now(), 'gateway', 'tool_call', 'mallory', 'bank', $1, 'deny')", text)
+    http, _ = await console.signed_in("vera")
+    async with http:
+        resp = await http.get(console.url + "/console/decisions/export?format=csv")
+        raw = await resp.text()
+    rows = list(csv.DictReader(io.StringIO(raw, newline="")))
+    tools = sorted(r["tool"] for r in rows if r["subject"] == "mallory")
+    assert tools == sorted(["'" + f for f in FORMULAS] + ["echo", "a=b"])
+    assert raw.startswith('"id","ts","service"')  # every cell quoted (OWASP's second rule)
+
+
 async def test_one_decision_joins_gateway_and_pdp_rows_and_shows_the_statement(console):
     http, _ = await console.signed_in("vera")
     async with http:

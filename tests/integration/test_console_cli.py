@@ -26,8 +26,9 @@ async def live(tmp_path, pg_dsn):
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         token = issuer.mint("ops@example.com", roles=("policy-admin",), audience="mcpgw-admin")
+        second = issuer.mint("sec@example.com", roles=("policy-admin",), audience="mcpgw-admin")
         try:
-            yield url, token, runner.app
+            yield url, token, runner.app, second
         finally:
             await runner.cleanup()
 
@@ -41,7 +42,7 @@ async def mcpgw(url: str, token: str, *args: str) -> tuple[int, str, str]:
 
 
 async def test_show_diff_impact_activate_rollback_block_and_explain_live(live, tmp_path):
-    url, token, app = live
+    url, token, app, second = live
     code, out, _ = await mcpgw(url, token, "show")
     assert code == 0 and out == POLICY
     wider = tmp_path / "wider.yaml"
@@ -64,8 +65,19 @@ async def test_show_diff_impact_activate_rollback_block_and_explain_live(live, t
     assert code == 0 and "active: v2" in out, err
     code, out, _ = await mcpgw(url, token, "show")
     assert "emergency-block: user eve@example.com" in out
-    code, out, _ = await mcpgw(url, token, "rollback")
-    assert code == 0 and "active: v1" in out
+    # A rollback needs a second approver: the first ask waits, the asker cannot confirm it alone.
+    code, out, err = await mcpgw(url, token, "rollback", "--reason", "block was wrong")
+    assert code == 0 and "rollback to v1 is waiting for review (draft 1)" in out, err
+    code, out, _ = await mcpgw(url, token, "show")
+    assert "emergency-block: user eve@example.com" in out
+    code, _, err = await mcpgw(url, token, "rollback")
+    assert code == 1 and "403" in err and "contributors: ops@example.com" in err
+    code, out, err = await mcpgw(url, second, "rollback", "--to", "v1")
+    assert code == 0 and "active: v3 (was v2)" in out, err
+    code, out, _ = await mcpgw(url, token, "show")
+    assert out == POLICY
+    code, _, err = await mcpgw(url, token, "rollback", "--to", "x")
+    assert code == 2 and "--to must be a version number" in err
     code, out, _ = await mcpgw(url, token, "activate", "v2")
     assert code == 0 and "active: v2" in out
     code, out, _ = await mcpgw(url, token, "diff", "--version", "1")
@@ -77,7 +89,7 @@ async def test_show_diff_impact_activate_rollback_block_and_explain_live(live, t
 
 
 async def test_first_import_is_an_audited_change(live):
-    url, token, app = live
+    url, token, app, _ = live
     from shared.keys import DB_POOL
 
     async def imported():

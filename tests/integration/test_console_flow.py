@@ -20,6 +20,12 @@ FIXED = POLICY.replace("default_policy: deny", """  - name: "analysts may read r
     action: allow
     priority: 10
 default_policy: deny""")
+MINE = POLICY.replace("default_policy: deny", """  - name: "max lets himself do anything"
+    condition:
+      user: max
+    action: allow
+    priority: 1
+default_policy: deny""")
 BROKEN = FIXED.replace("action: allow\n    priority: 10", "action: allow\n    priority: 10\n    colour: red")
 TESTS = """- name: analyst reads reports
   subject: ann
@@ -100,16 +106,79 @@ async def test_editor_to_approver_publishes_and_rollback_restores(console):
         # The next draft starts with the policy tests that were reviewed with the active version.
         resp = await editor.post(console.url + "/console/drafts", data={"title": "next", "csrf": csrf})
         assert "analyst reads reports" in await resp.text()
-        resp = await approver.post(console.url + "/console/history/1/rollback", data={"csrf": acsrf})
-        assert resp.status == 200
-        assert await _decide(console, editor) == (False, "v1")
         pool = console.app[DB_POOL]
 
         async def audited():
             rows = await pool.fetch("SELECT action FROM audit_events WHERE event_type IN ('console', 'policy_change')")
             return {r["action"] for r in rows} >= {"draft_create", "draft_save", "draft_submit", "approve",
-                                                   "draft_approve", "rollback", "console_login"}
+                                                   "draft_approve", "console_login"}
         await eventually(audited)
+
+
+async def test_rollback_is_a_draft_of_the_old_version_that_another_approver_must_approve(console):
+    """A rollback publishes content (it may widen access again), so it goes through four eyes."""
+    editor, csrf = await console.signed_in("eddie")
+    anna, acsrf = await console.signed_in("anna")
+    max_, mcsrf = await console.signed_in("max")
+    async with editor, anna, max_:
+        resp = await editor.post(console.url + "/console/drafts", data={"title": "reports", "csrf": csrf})
+        url = str(resp.url)
+        await editor.post(url, data={"csrf": csrf, "title": "r", "yaml": FIXED, "tests": TESTS, "op": "submit"})
+        await anna.post(url + "/review", data={"csrf": acsrf, "op": "approve"})
+        assert await _decide(console, editor) == (True, "v2")
+        # Anna asks for v1 back: nothing is published yet, a submitted draft holds v1's content.
+        resp = await anna.post(console.url + "/console/history/1/rollback", data={"csrf": acsrf, "reason": "incident"})
+        html = await resp.text()
+        rollback_url = str(resp.url)
+        assert resp.status == 200 and ">submitted<" in html and "publishes the content of v1" in html
+        assert "Contributors (created, saved or submitted it; none of them may review it): anna." in html
+        assert await _decide(console, editor) == (True, "v2")
+        draft = await console.app[DB_POOL].fetchrow(
+            "SELECT yaml, tests, restores_version FROM console_drafts WHERE restores_version IS NOT NULL")
+        assert (draft["yaml"], draft["restores_version"]) == (POLICY, 1)
+        # She may not approve her own rollback; another approver may.
+        resp = await anna.post(rollback_url + "/review", data={"csrf": acsrf, "op": "approve"}, allow_redirects=False)
+        assert resp.status == 403 and "contributors: anna" in await resp.text()
+        assert await _decide(console, editor) == (True, "v2")
+        resp = await max_.post(rollback_url + "/review", data={"csrf": mcsrf, "op": "approve", "comment": "ok"})
+        assert resp.status == 200 and "published as v3" in await resp.text()
+        assert await _decide(console, editor) == (False, "v3")
+        html = await (await anna.get(console.url + "/console/history")).text()
+        assert "roll back to v1: incident" in html and "Roll back (for review)" in html
+        resp = await anna.post(console.url + "/console/history/99/rollback", data={"csrf": acsrf},
+                               allow_redirects=False)
+        assert resp.status == 404
+
+        async def audited():
+            rows = await console.app[DB_POOL].fetch(
+                "SELECT action, extra FROM audit_events WHERE event_type IN ('console', 'policy_change')")
+            return {r["action"] for r in rows} >= {"rollback_request", "rollback"}
+        await eventually(audited)
+
+
+async def test_whoever_saved_or_submitted_a_draft_cannot_approve_it(console):
+    """Four eyes hold for everyone who wrote the content, not only the draft's creator: an
+    editor+approver who rewrites someone else's draft cannot publish it alone."""
+    eddie, ecsrf = await console.signed_in("eddie")
+    max_, mcsrf = await console.signed_in("max")
+    anna, acsrf = await console.signed_in("anna")
+    async with eddie, max_, anna:
+        resp = await eddie.post(console.url + "/console/drafts", data={"title": "typo fix", "csrf": ecsrf})
+        url = str(resp.url)
+        form = {"csrf": mcsrf, "title": "typo fix", "yaml": MINE, "tests": "", "comment": "typo"}
+        resp = await max_.post(url, data={**form, "op": "submit"})
+        html = await resp.text()
+        assert resp.status == 200 and ">submitted<" in html
+        assert "none of them may review it): eddie, max." in html and 'id="own-change"' in html
+        resp = await max_.post(url + "/review", data={"csrf": mcsrf, "op": "approve"}, allow_redirects=False)
+        assert resp.status == 403
+        assert "you contributed to this change (contributors: eddie, max)" in await resp.text()
+        resp = await max_.post(url + "/review", data={"csrf": mcsrf, "op": "reject"}, allow_redirects=False)
+        assert resp.status == 403
+        assert await _decide(console, max_, subject="max", roles=()) == (False, "v1")
+        # Someone who wrote none of it reviews it.
+        resp = await anna.post(url + "/review", data={"csrf": acsrf, "op": "approve"})
+        assert resp.status == 200 and "published as v2" in await resp.text()
 
 
 async def test_author_cannot_approve_own_change_unless_configured(tmp_path, pg_dsn):

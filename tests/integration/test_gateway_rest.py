@@ -22,7 +22,13 @@ from tests.fixtures.backends import (  # noqa: F401  (fixtures)
     mcp_backend_json,
     mcp_backend_slow,
 )
-from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack, start_site
+from tests.integration.gateway_harness import (
+    Stack,
+    audit_rows,
+    caller_request_id,
+    gateway_stack,
+    start_site,
+)
 
 ADMIN, DEV, NOBODY = "admin@example.com", "dev@example.com", "nobody@example.com"
 
@@ -126,7 +132,7 @@ async def test_list_tools_shows_only_invocable_tools(stack: Stack) -> None:
 
 async def test_invoke_allowed_is_forwarded_and_audited(stack: Stack, pg_dsn: str, mcp_backend: Backend) -> None:
     token = stack.token(DEV)
-    status, body, _ = await stack.call(
+    status, body, headers = await stack.call(
         "POST", "/mcp/invoke?mcp_server=alpha", subject=None,
         headers={"Authorization": f"Bearer {token}", "X-Request-ID": "req-42"},
         json={"tool_name": "add", "parameters": {"a": 2, "b": 3}},
@@ -140,7 +146,10 @@ async def test_invoke_allowed_is_forwarded_and_audited(stack: Stack, pg_dsn: str
     rows = await audit_rows(stack, pg_dsn)
     row = rows[-1]
     assert (row["event_type"], row["status"], row["decision"], row["http_status"]) == ("mcp_request", "success", "allow", 200)
-    assert (row["subject"], row["mcp_server"], row["tool"], row["request_id"]) == (DEV, "alpha", "add", "req-42")
+    assert (row["subject"], row["mcp_server"], row["tool"]) == (DEV, "alpha", "add")
+    # The request id is ours (sent back in X-Request-ID); the caller's is kept apart, never as ours.
+    assert row["request_id"] == headers["X-Request-ID"] != "req-42" and len(row["request_id"]) == 32
+    assert caller_request_id(row) == "req-42"
     assert row["decision_id"] and row["policy_version"]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.backends import Backend, mcp_backend_factory  # noqa: F401  (fixtures)
-from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
+from tests.integration.gateway_harness import Stack, audit_rows, caller_request_id, gateway_stack
 from tests.integration.mcp_helpers import (
     ACCEPT,
     ADMIN,
@@ -318,7 +318,7 @@ async def _audited_call(stack: Stack, dsn: str, path: str, tool: str, subject: s
     rid = uuid.uuid4().hex
     status, answer, _ = await rpc(stack, path, modern("tools/call", name=tool, arguments={"text": "hi"}), subject,
                                   {**modern_headers("tools/call", tool), "X-Request-ID": rid})
-    rows = [r for r in await audit_rows(stack, dsn) if r["request_id"] == rid]
+    rows = [r for r in await audit_rows(stack, dsn) if caller_request_id(r) == rid]
     assert len(rows) == 1, rows
     return status, answer, rows[0]
 

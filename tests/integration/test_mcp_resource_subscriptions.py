@@ -17,7 +17,7 @@ import pytest
 from gateway.mcp.catalog import wrap_uri
 from tests.fixtures.backend_server import Backend
 from tests.fixtures.backends import mcp_backend_factory  # noqa: F401
-from tests.integration.gateway_harness import Stack, audit_rows, gateway_stack
+from tests.integration.gateway_harness import Stack, audit_rows, caller_request_id, gateway_stack
 from tests.integration.mcp_helpers import (
     ACCEPT,
     ADMIN,
@@ -204,7 +204,7 @@ async def test_listen_decides_every_uri_in_one_pdp_request_and_audits_each(
         assert await _pdp_requests(s) - before == asked_for_nothing + 1  # three URIs, one PDP request
         assert ack["params"]["notifications"] == {"resourceSubscriptions": [allowed]}, ack
         async with asyncio.timeout(10):  # the row is written once the stream has ended
-            while not (rows := [r for r in await audit_rows(s, pg_dsn) if r["request_id"] == rid]):  # noqa: ASYNC110
+            while not (rows := [r for r in await audit_rows(s, pg_dsn) if caller_request_id(r) == rid]):  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
     (row,) = rows
     extra = json.loads(row["extra"])

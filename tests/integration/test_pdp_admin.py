@@ -87,7 +87,7 @@ async def test_invalid_change_is_422_with_every_error_and_changes_nothing(pair):
     assert await _version(a) == "v1"
 
 
-async def test_change_reaches_other_replica_then_rollback(pair, pg_dsn):
+async def test_change_reaches_other_replica_then_rollback(pair, pg_dsn, oidc_issuer):  # noqa: F811
     a, b, auth = pair
     allow_all = POLICY.replace("default_policy: deny", "default_policy: allow")
     resp = await a.post(ADMIN + "/validate", json={"yaml": allow_all}, headers=auth)
@@ -104,9 +104,18 @@ async def test_change_reaches_other_replica_then_rollback(pair, pg_dsn):
 
     await eventually(lambda: b_has("v2"), within=5.0)  # the other one (target 1 s; bound generous for loaded CI)
     assert (await (await b.post(authzen.EVALUATION_PATH, json=tool_eval("x", "s", "t"))).json())["decision"] is True
+    # A rollback is four eyes: alice's ask waits (202) and she cannot confirm it herself (403); a
+    # second admin's same rollback, on either replica, publishes v1's content as v3.
     resp = await a.post(ADMIN + "/rollback", headers=auth)
-    assert (await resp.json())["policy_version"] == "v1"
-    await eventually(lambda: b_has("v1"), within=5.0)
+    assert resp.status == 202 and (await resp.json())["restores"] == "v1" and await _version(a) == "v2"
+    resp = await b.post(ADMIN + "/rollback", headers=auth)
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "own_change"
+    second = {"Authorization": "Bearer " + oidc_issuer.mint("carol", roles=["policy-admin"])}
+    resp = await b.post(ADMIN + "/rollback", headers=second)
+    assert resp.status == 200 and (await resp.json())["policy_version"] == "v3"
+    await eventually(lambda: a_has("v3"), within=5.0)
+    assert (await a.post(ADMIN + "/rollback", json={"version": 99}, headers=auth)).status == 404
+    assert (await a.post(ADMIN + "/rollback", json={"version": "1"}, headers=auth)).status == 400
     resp = await b.post(ADMIN + "/versions/2/activate", headers=auth)
     assert resp.status == 200
     await eventually(lambda: a_has("v2"), within=5.0)  # activated on b, heard by a

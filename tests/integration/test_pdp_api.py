@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pdp.app import create_app
@@ -120,7 +122,9 @@ async def test_every_deny_is_audited_with_decision_id(client, pg_dsn):
 
     found = await eventually(row)
     assert (found["service"], found["event_type"], found["decision"]) == ("pdp", "policy_decision", "deny")
-    assert (found["subject"], found["request_id"], found["client_addr"]) == ("nobody", "req-1", "10.0.0.9")
+    assert (found["subject"], found["client_addr"]) == ("nobody", "10.0.0.9")
+    # The PEP's stated request id is kept as the caller's; the row's request id is the PDP's own.
+    assert json.loads(found["extra"])["caller_request_id"] == "req-1" and len(found["request_id"]) == 32
     assert found["policy_version"] == "v1" and found["resource"] == "mcp:s:t"
 
 

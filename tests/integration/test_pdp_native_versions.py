@@ -57,7 +57,7 @@ async def test_invalid_native_pair_is_422_with_lines_and_changes_nothing(pair):
     assert (await a.app[DB_POOL].fetchval("SELECT count(*) FROM policy_versions")) == 1
 
 
-async def test_native_version_lifecycle_across_replicas(pair):
+async def test_native_version_lifecycle_across_replicas(pair, oidc_issuer):  # noqa: F811
     a, b, auth = pair
     assert (await _decide(a, tool_eval("dev@example.com", "dev-server", "x"))) == (True, "v1")
     resp = await a.post(ADMIN + "/versions", json={"casbin": {"model": MODEL, "policy": LINES}, "comment": "todo"},
@@ -78,11 +78,14 @@ async def test_native_version_lifecycle_across_replicas(pair):
     diff = await eventually(lambda: pool.fetchval(
         "SELECT extra->>'diff' FROM audit_events WHERE event_type = 'policy_change' AND policy_version = 'v2'"))
     assert "+# model.conf" in diff and "+g2, " in diff and "-default_policy: deny" in diff
-    resp = await a.post(ADMIN + "/rollback", headers=auth)
-    assert resp.status == 200 and (await resp.json())["policy_version"] == "v1"
+    # A rollback waits for a second admin, then publishes v1's YAML as v3.
+    assert (await a.post(ADMIN + "/rollback", headers=auth)).status == 202
+    second = {"Authorization": "Bearer " + oidc_issuer.mint("carol", roles=["policy-admin"])}
+    resp = await a.post(ADMIN + "/rollback", headers=second)
+    assert resp.status == 200 and (await resp.json())["policy_version"] == "v3"
     for client in (a, b):
         assert await eventually(lambda c=client: _decide_is(c, tool_eval("dev@example.com", "dev-server", "x"),
-                                                             (True, "v1")))
+                                                             (True, "v3")))
     resp = await a.post(ADMIN + "/versions/2/activate", headers=auth)
     assert resp.status == 200 and await _decide_is(a, _read_todos(BETH), (True, "v2"))
 

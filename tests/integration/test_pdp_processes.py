@@ -47,8 +47,11 @@ async def test_push_to_one_process_is_served_by_the_other_within_a_second(pg_dsn
 
         # And the other way round: a rollback on b reaches a.
         async with http.post(b.url + "/admin/v1/policy/rollback", headers=auth) as resp:
+            assert resp.status == 202  # four eyes: a second admin confirms
+        second = {"Authorization": "Bearer " + oidc_issuer.mint("carol", roles=["policy-admin"])}
+        async with http.post(b.url + "/admin/v1/policy/rollback", headers=second) as resp:
             assert resp.status == 200
         rolled = asyncio.get_running_loop().time()
-        while await a.version(http) != ("v1", False):
+        while await a.version(http) != ("v3", False):
             assert asyncio.get_running_loop().time() - rolled < 5.0, "process a did not reload within 5 s"
             await asyncio.sleep(0.01)
