@@ -4,7 +4,8 @@ A backend is not trusted to name things well. A tool called `evil:tool` or `reso
 cannot become a policy resource (`mcp:{server}:{tool}`: `:` separates segments, `resource/`
 names URIs); asking the PDP about it used to fail the whole search, and with it every user's
 tools/list. Such an item is left out of *that backend's* list (logged once, counted) and every
-other item is served.
+other item is served. A listing longer than the gateway keeps (the item cap, the call budget, all
+pages together) is left out whole, counted and logged the same way (`oversized`).
 
 Rules (pure, `why_not`):
   tools     — MCP 2025-11-25 tool-name guidance: 1–128 of `A-Z a-z 0-9 _ - .`;
@@ -93,9 +94,13 @@ class CatalogGuard:
             self._note(server, kind, name, reason)
         return {**result, key: kept}
 
-    def _note(self, server: str, kind: str, name: str, reason: str) -> None:
+    def oversized(self, server: str, method: str, items: int, reason: str) -> None:
+        """A listing left out whole for its size: its items read so far counted, logged once."""
+        self._note(server, LISTS[method][1], "(the whole list)", reason, max(items, 1))
+
+    def _note(self, server: str, kind: str, name: str, reason: str, count: int = 1) -> None:
         if self.counter is not None:
-            self.counter.labels(server, kind).inc()
+            self.counter.labels(server, kind).inc(count)
         seen = (server, kind, name)
         if seen in self._seen:
             return
