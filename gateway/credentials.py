@@ -197,9 +197,11 @@ class CredentialStore:
         if resolved is None:
             return self._env_forms(server.name)
         auth = self._auth.get(server.name, server.auth)
-        token, now = self._tokens.get(server.name), self._clock()
-        retired = tuple(t.value.get() for t in self._retired.get(server.name, ()) if t.expires_at > now)
-        values = (resolved.secret.get(), token.value.get() if token is not None else "", *retired)
+        token, retired = self._tokens.get(server.name), self._retired.get(server.name)
+        values: tuple[str, ...] = (resolved.secret.get(), token.value.get() if token is not None else "")
+        if retired:  # rare: only after a refresh, so the usual answer reads no clock
+            now = self._clock()
+            values += tuple(t.value.get() for t in retired if t.expires_at > now)
         cached = self._forms.get(server.name)
         if cached is None or cached[0] != (auth, values):  # computed once per credential (a relay asks per answer)
             cached = self._forms[server.name] = ((auth, values), [f for v in values for f in credential_forms(auth, v)])
