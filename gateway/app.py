@@ -192,7 +192,8 @@ async def policy_ctx(app: web.Application) -> AsyncIterator[None]:
 
     s = app[SETTINGS]
     app[POLICY] = PolicyClient(app[CONTROL_SESSION], s.pdp_url, token=s.pdp_token, timeout=s.pdp_timeout,
-                               cache_ttl=s.decision_cache_ttl, cache_size=s.decision_cache_size, registry=app[REGISTRY])
+                               cache_ttl=s.decision_cache_ttl, cache_size=s.decision_cache_size, max_batch=s.pdp_max_batch,
+                               registry=app[REGISTRY])
     app[PDP_PROBE] = PdpProbe(app[CONTROL_SESSION], s.pdp_url, token=s.pdp_token, timeout=s.pdp_timeout)
     yield
 
@@ -204,10 +205,12 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
     registry, s = app[SERVERS], app[SETTINGS]
     assert registry.credentials is not None  # registry_ctx always gives it a store
+    guard = CatalogGuard(app[METRICS].catalog_dropped)
     pool = UpstreamPool(
         app[CLIENT_SESSION], registry.credentials, registry, tools_ttl=s.tools_cache_ttl,
         max_response_bytes=s.mcp_max_response_bytes, max_call_bytes=s.mcp_max_call_bytes,
-        list_filter=CatalogGuard(app[METRICS].catalog_dropped).result, sessions_per_backend=s.upstream_sessions_per_backend,
+        list_filter=guard.result, max_list_items=s.mcp_max_list_items, list_oversized=guard.oversized,
+        sessions_per_backend=s.upstream_sessions_per_backend,
         session_idle=s.upstream_session_idle, subject_concurrency=s.upstream_subject_concurrency,
         subject_queue=s.upstream_subject_queue, streams=app[STREAM_SESSION],
     )

@@ -1,6 +1,7 @@
 """Backend credentials: `env://NAME` / `file:///path` references resolved when the registry loads and
 re-read by `refresh()` when their value or mtime changes (never per request); oauth2 client-credentials
-tokens cached until shortly before they expire. A stdio server's `env` references are secrets of the
+tokens cached until shortly before they expire, and masked until they expire even once replaced (the
+backend saw them and may still say them). A stdio server's `env` references are secrets of the
 same kind (its child may echo them): resolved and refreshed alike, and masked in what it says (`forms`),
 together with the values each running child was launched with (`launched`), however often they rotated since."""
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 # Refresh a token this long before it expires (or at 90% of its life when that is shorter).
 REFRESH_MARGIN = 30.0
+RETIRED_TOKENS = 4  # replaced oauth2 tokens still masked per server (each until it expires)
 
 
 class CredentialError(Exception):
@@ -90,6 +92,7 @@ class Resolution:
 class _Token:
     value: Secret
     refresh_at: float
+    expires_at: float
 
 
 class CredentialStore:
@@ -108,6 +111,7 @@ class CredentialStore:
         self._launched: dict[str, dict[int, tuple[str, ...]]] = {}
         self._launch_ids = itertools.count()
         self._tokens: dict[str, _Token] = {}
+        self._retired: dict[str, list[_Token]] = {}  # replaced tokens, masked until they expire
         self._locks: dict[str, asyncio.Lock] = {}
         self._forms: dict[str, tuple[tuple[AuthConfig | None, tuple[str, ...]], list[str]]] = {}
 
@@ -138,7 +142,7 @@ class CredentialStore:
         for name in list(self._tokens):
             old_auth, new = self._auth.get(name), resolved.auth.get(name)
             if new is None or new[0] != old_auth or new[1].secret != self._secrets[name].secret:
-                del self._tokens[name]
+                self._retire(name)
         self._auth = {name: auth for name, (auth, _) in resolved.auth.items()}
         self._secrets = {name: res for name, (_, res) in resolved.auth.items()}
         self._env = {name: list(refs) for name, refs in resolved.env.items()}
@@ -156,7 +160,7 @@ class CredentialStore:
                 log.warning("credential for %s not refreshed: %s", name, exc)
                 continue
             self._secrets[name] = new
-            self._tokens.pop(name, None)
+            self._retire(name)
             changed.append(name)
         for name, refs in self._env.items():
             for i, res in enumerate(refs):
@@ -176,8 +180,11 @@ class CredentialStore:
         if resolved is None:
             return self._env_forms(server.name)
         auth = self._auth.get(server.name, server.auth)
-        token = self._tokens.get(server.name)
-        values = (resolved.secret.get(), token.value.get() if token is not None else "")
+        token, retired = self._tokens.get(server.name), self._retired.get(server.name)
+        values: tuple[str, ...] = (resolved.secret.get(), token.value.get() if token is not None else "")
+        if retired:  # rare: only after a refresh, so the usual answer reads no clock
+            now = self._clock()
+            values += tuple(t.value.get() for t in retired if t.expires_at > now)
         cached = self._forms.get(server.name)
         if cached is None or cached[0] != (auth, values):  # computed once per credential (a relay asks per answer)
             cached = self._forms[server.name] = ((auth, values), [f for v in values for f in credential_forms(auth, v)])
@@ -212,7 +219,16 @@ class CredentialStore:
 
     def invalidate_token(self, server: str) -> None:
         """Forget a cached oauth2 token (e.g. after the backend answered 401)."""
-        self._tokens.pop(server, None)
+        self._retire(server)
+
+    def _retire(self, server: str) -> None:
+        """Stop using `server`'s token, still masking it until it expires (at most RETIRED_TOKENS kept)."""
+        token = self._tokens.pop(server, None)
+        if token is None:
+            return
+        now = self._clock()
+        kept = [t for t in self._retired.get(server, ()) if t.expires_at > now][-(RETIRED_TOKENS - 1):]
+        self._retired[server] = [*kept, token]
 
     async def injection(self, server: ServerConfig) -> Injection | None:
         """What to add to a request for `server`; raise CredentialError if it cannot be had."""
@@ -232,7 +248,9 @@ class CredentialStore:
         async with self._locks.setdefault(name, asyncio.Lock()):  # one fetch at a time per server
             token = self._tokens.get(name)
             if token is None or self._clock() >= token.refresh_at:
-                token = self._tokens[name] = await self._fetch_token(name, auth, secret)
+                fresh = await self._fetch_token(name, auth, secret)
+                self._retire(name)
+                token = self._tokens[name] = fresh
             return token.value
 
     async def _fetch_token(self, name: str, auth: AuthConfig, secret: Secret) -> _Token:
@@ -265,4 +283,4 @@ class CredentialStore:
         expires_in = body.get("expires_in")
         life = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 300.0
         margin = min(REFRESH_MARGIN, life * 0.1)
-        return _Token(Secret(value), started + life - margin)
+        return _Token(Secret(value), started + life - margin, started + life)

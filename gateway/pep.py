@@ -3,10 +3,15 @@
 Fail closed: a PDP that is unreachable, slower than its timeout, answers non-2xx or answers
 anything that does not follow the wire contract raises `PdpUnavailable` (the gateway answers 503);
 it is never read as an allow. Warnings name the failure kind and endpoint, never a token.
+
+The PDP refuses a batch or search of more than its `max_batch` items (a 400, so a deny for all): the
+client sends at most `max_batch` per request (MCPGW_GATEWAY_PDP_MAX_BATCH, set it to the PDP's), so
+one backend's long list never fails everyone's catalog.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -61,6 +66,7 @@ class PolicyClient:
         timeout: float = 2.0,
         cache_ttl: float = 5.0,
         cache_size: int = 50_000,
+        max_batch: int = 10_000,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self._session = session
@@ -70,6 +76,7 @@ class PolicyClient:
         if secret:
             self._headers["Authorization"] = f"Bearer {secret}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.max_batch = max_batch
         self.cache: DecisionCache[Any] = DecisionCache(cache_ttl, cache_size)
         registry = registry if registry is not None else CollectorRegistry()
         self._latency = Histogram("mcpgw_gateway_pdp_request_duration_seconds", "PDP call latency", ["endpoint"],
@@ -95,7 +102,8 @@ class PolicyClient:
 
     async def check_many(self, principal: Principal, items: Sequence[Item], *,
                          facts: Mapping[str, Any] | None = None) -> list[Decision]:
-        """Decisions for several (action, resource[, arguments]) in order; misses go in one batch."""
+        """Decisions for several (action, resource[, arguments]) in order; misses go in batches of at most
+        `max_batch`."""
         keys = []
         results: list[Decision | None] = []
         for item in items:
@@ -104,17 +112,17 @@ class PolicyClient:
             keys.append(key)
             results.append(self._cached(key))
         missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
-            body = evaluations_request(_subject(principal), [_unpack(items[i]) for i in missing], _plain(facts))
+        for chunk in _chunks(missing, self.max_batch):
+            body = evaluations_request(_subject(principal), [_unpack(items[i]) for i in chunk], _plain(facts))
             epoch = self.cache.epoch
-            fresh = await self._call(EVALUATIONS_PATH, body, lambda b: parse_evaluations(b, len(missing)))
-            for i, decision in zip(missing, fresh, strict=True):
+            fresh = await self._call(EVALUATIONS_PATH, body, functools.partial(parse_evaluations, expected=len(chunk)))
+            for i, decision in zip(chunk, fresh, strict=True):
                 results[i] = decision
                 self._store(keys[i], decision, decision.policy_version, epoch)
         return [r for r in results if r is not None]
 
     async def filter_tools(self, principal: Principal, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        """The (server, tool) pairs the caller may invoke, in one resource-search call."""
+        """The (server, tool) pairs the caller may invoke: resource searches of at most `max_batch` candidates."""
         by_id = {f"{server}:{tool}": (server, tool) for server, tool in pairs}
         if not by_id:
             return set()
@@ -123,16 +131,21 @@ class PolicyClient:
         cached = self._cached(key)
         if cached is not None:
             return set(cached)
-        body = search_request(
-            subject, "invoke_tool", [tool_resource(server, tool) for server, tool in by_id.values()]
-        )
         epoch = self.cache.epoch
-        ids, version = await self._call(
-            SEARCH_RESOURCE_PATH, body, lambda b: parse_search(b, TYPE_FOR_ACTION["invoke_tool"])
-        )
-        # Only candidates we asked about can come back allowed; anything else is ignored.
-        allowed = frozenset(by_id[i] for i in ids if i in by_id)
-        self._store(key, allowed, version, epoch)
+        found: set[tuple[str, str]] = set()
+        versions: set[str | None] = set()
+        for chunk in _chunks(list(by_id.values()), self.max_batch):
+            body = search_request(subject, "invoke_tool", [tool_resource(server, tool) for server, tool in chunk])
+            ids, version = await self._call(
+                SEARCH_RESOURCE_PATH, body, lambda b: parse_search(b, TYPE_FOR_ACTION["invoke_tool"])
+            )
+            asked = {f"{server}:{tool}" for server, tool in chunk}
+            # Only candidates this request asked about can come back allowed; anything else is ignored.
+            found.update(by_id[i] for i in ids if i in asked)
+            versions.add(version)
+        allowed = frozenset(found)
+        if len(versions) == 1:  # answers from two policy versions (a change between searches): served, not cached
+            self._store(key, allowed, versions.pop(), epoch)
         return set(allowed)
 
     def policy_changed(self, version: str | None = None) -> None:
@@ -197,6 +210,11 @@ class PolicyClient:
         self._failures.labels(kind).inc()
         log.warning("PDP call failed; denying", extra={"pdp_endpoint": path, "failure": kind, "reason": message})
         raise PdpUnavailable(message) from None
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    """`items` in consecutive slices of at most `size`."""
+    return (items[i:i + size] for i in range(0, len(items), size))
 
 
 def _subject(principal: Principal) -> dict[str, Any]:

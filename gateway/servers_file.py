@@ -20,7 +20,12 @@ from gateway.backend_auth import AuthConfig, is_ref, parse_auth
 from gateway.upstream.guard import host_allowed
 from gateway.yamllines import with_lines
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,51}")  # fullmatch: `$` would admit a trailing newline
+# Public tool and prompt names are `{server}__{name}`, hash-shortened past 64 characters (mcp/naming.py).
+# They stay apart for every pair of servers only when the server is read back whole from the first `__`:
+# no `__` inside, no `_` at the end, and short enough (52) that shortening never cuts `{server}__`.
+_AMBIGUOUS = ((re.compile(r"__"), "contains '__', the separator of public names `{server}__{tool}`"),
+              (re.compile(r"_\Z"), "ends with '_' (with the separator that makes '___')"))
 SERVER_KEYS = frozenset(
     {"url", "type", "timeout", "enabled", "description", "tags", "tools", "metadata", "auth",
      "validate_arguments"}
@@ -128,8 +133,10 @@ def parse_server(
     """Validate one server entry; return (config or None, errors)."""
     where = f"servers.{name}"
     errors: list[str] = []
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        errors.append(f"{where}: invalid server name (must match {NAME_RE.pattern})")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        errors.append(f"{where}: invalid server name (1-52 of a-z 0-9 _ -, starting with a letter or digit)")
+    else:
+        errors += [f"{where}: invalid server name: {why}" for pattern, why in _AMBIGUOUS if pattern.search(name)]
     if not isinstance(raw, dict):
         return None, [*errors, f"{where}: must be a mapping"]
     kind = raw.get("type", "http")

@@ -71,6 +71,8 @@ class GatewaySettings(CommonSettings):
     pdp_timeout: float = setting(2.0, check=_positive, help="Seconds before a PDP call counts as failed (deny)")
     decision_cache_ttl: float = setting(5.0, check=_not_negative, help="Seconds a PDP decision is reused; 0 = off")
     decision_cache_size: int = setting(50_000, check=_positive, help="Max cached decisions")
+    pdp_max_batch: int = setting(10_000, check=_positive,
+        help="Most evaluations or search candidates sent in one PDP request (at most the PDP's MCPGW_PDP_MAX_BATCH)")
     tools_cache_ttl: float = setting(30.0, check=_not_negative,
         help="Seconds a backend's tools/list answers 'unknown tool' (404) without forwarding; 0 = off")
     auth_enabled: bool = setting(True, aliases=("AUTH_ENABLED",), help="false = same as --no-auth")
@@ -124,6 +126,9 @@ class GatewaySettings(CommonSettings):
     mcp_max_call_bytes: int = setting(MAX_CALL_BYTES, check=_positive,
         help="Most bytes relayed for one call (result, notifications and server-to-client requests together); past it "
              "the call ends with an error and the backend request is cancelled")
+    mcp_max_list_items: int = setting(10_000, check=_positive,
+        help="Most items of one backend's list (all pages; their bytes count against MCP_MAX_CALL_BYTES); a longer "
+             "list is left out whole (counted in mcpgw_gateway_catalog_items_dropped_total, logged once)")
     mcp_max_pending_requests: int = setting(16, check=_positive,
         help="Server-to-client requests (sampling, elicitation, roots) awaiting one subject's answers; "
              "more are refused")

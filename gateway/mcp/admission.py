@@ -3,7 +3,9 @@ left out of that backend's list, logged once and counted.
 
 A name like `evil:tool` cannot become a policy resource (`:` separates segments) and would fail the
 PDP search for everyone's list. Tools follow the MCP 2025-11-25 name guidance; prompts are printable
-ASCII without `:` or `*`; resources and templates must be URIs in normal form (uris.py).
+ASCII without `:` or `*`; resources and templates must be URIs in normal form (uris.py). A listing
+longer than the gateway keeps (the item cap, the call budget, all pages together) is left out
+whole, counted and logged the same way (`oversized`).
 """
 
 from __future__ import annotations
@@ -85,9 +87,13 @@ class CatalogGuard:
             self._note(server, kind, name, reason)
         return {**result, key: kept}
 
-    def _note(self, server: str, kind: str, name: str, reason: str) -> None:
+    def oversized(self, server: str, method: str, items: int, reason: str) -> None:
+        """A listing left out whole for its size: its items read so far counted, logged once."""
+        self._note(server, LISTS[method][1], "(the whole list)", reason, max(items, 1))
+
+    def _note(self, server: str, kind: str, name: str, reason: str, count: int = 1) -> None:
         if self.counter is not None:
-            self.counter.labels(server, kind).inc()
+            self.counter.labels(server, kind).inc(count)
         seen = (server, kind, name)
         if seen in self._seen:
             return

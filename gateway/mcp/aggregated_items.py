@@ -20,6 +20,7 @@ from gateway.mcp import (
     methods,
     naming,
     protocol,
+    uris,
 )
 from gateway.mcp.endpoint import caller, principal, result_or_error
 from gateway.mcp.protocol import RpcFailure
@@ -69,10 +70,13 @@ def locate_resource(request: web.Request, uri: str) -> tuple[ServerConfig, str]:
     return servers[found[0]], found[1]
 
 
-async def located(request: web.Request, state: McpState, method: str, public: str) -> tuple[ServerConfig, str] | None:
+async def located(request: web.Request, state: McpState, method: str, public: str, *,
+                  template: bool = False) -> tuple[ServerConfig, str] | None:
     """The server and backend name a public prompt name (`prompts/get`) or aggregated URI stands for,
     among what the caller may use; None when nothing does, once the PDP allowed the name it spells
-    (a forbidden and a missing target answer alike, enforce.py)."""
+    (a forbidden and a missing target answer alike, enforce.py). A URI (a `template` one for
+    completion) not in normal form is refused only after the PDP allowed it, whether its server
+    exists or not."""
     servers = servers_of(request)
     if method == "prompts/get":
         found = naming.split_simple(public, servers)
@@ -82,6 +86,8 @@ async def located(request: web.Request, state: McpState, method: str, public: st
         spelled = enforce.spelled_name(public)
     else:
         found, spelled = catalog.unwrap_uri(public, servers), catalog.split_uri(public)
+        if found is not None and uris.refusal(found[1], template=template) is not None:
+            await enforce.refuse_spelled(request, method, spelled)  # the −32602 that follows: for who may read
     if found is None:
         await enforce.refuse_spelled(request, method, spelled)
         return None
@@ -149,7 +155,7 @@ async def complete(request: web.Request, state: McpState, msg: protocol.Message)
     empty = {"completion": {"values": [], "total": 0, "hasMore": False}}
     kind = ref.get("type")
     method, key = _COMPLETED.get(kind, ("", "")) if isinstance(kind, str) else ("", "")
-    found = await located(request, state, method, ref[key]) if method and isinstance(ref.get(key), str) else None
+    found = await located(request, state, method, ref[key], template=True) if method and isinstance(ref.get(key), str) else None
     if found is None:
         return empty
     server, name = found

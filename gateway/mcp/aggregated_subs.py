@@ -20,6 +20,7 @@ from gateway.mcp import (
     listen,
     methods,
     protocol,
+    uris,
 )
 from gateway.mcp.aggregated_items import locate_resource, located, permitted, servers_of
 from gateway.mcp.endpoint import principal
@@ -55,9 +56,11 @@ async def subscribe(request: web.Request, state: McpState, msg: protocol.Message
     uri = methods.target(msg.params, "uri")
     session = endpoint.open_session(request, state, None)
     # A server that does not exist answers as one the caller may not see (docs/security/edge.md):
-    # subscribe is decided on the name spelled, unsubscribe is the no-op it is for a stranger.
-    if msg.method == "resources/unsubscribe" and catalog.unwrap_uri(uri, servers_of(request)) is None \
-            and catalog.split_uri(uri):
+    # subscribe is decided on the name spelled, unsubscribe is the no-op it is for a stranger (and for
+    # a URI not in normal form, which no subscription holds).
+    found = catalog.unwrap_uri(uri, servers_of(request))
+    if msg.method == "resources/unsubscribe" and catalog.split_uri(uri) \
+            and (found is None or uris.refusal(found[1]) is not None):
         return {}
     await located(request, state, "resources/read", uri)
     server, original = locate_resource(request, uri)

@@ -11,7 +11,6 @@ from typing import Any
 from gateway.mcp.listen import advertised
 from gateway.mcp.protocol import METHOD_NOT_FOUND
 from gateway.registry import ServerConfig
-from gateway.upstream.codec import every_page
 from gateway.upstream.errors import UpstreamRpcError
 from gateway.upstream.pool import UpstreamPool
 from gateway.upstream.sessions import Caller
@@ -29,7 +28,7 @@ async def list_all(pool: UpstreamPool, server: ServerConfig, method: str, caller
         return response.get("result")
 
     try:
-        return await every_page(server.name, method, page)
+        return await pool.every_page(server.name, method, page)
     except UpstreamRpcError as exc:
         # Refused as unknown and never advertised (prompts/list on server-memory): nothing to list, no failure.
         if exc.code == METHOD_NOT_FOUND and method not in advertised(pool.client(server, caller).server_info):

@@ -190,23 +190,41 @@ def normalise_result(result: Any) -> Any:
     return result
 
 
-async def every_page(server: str, method: str, page: Callable[[dict[str, Any] | None], Awaitable[Any]]
-                     ) -> list[dict[str, Any]]:
+class ListTooLarge(UpstreamError):
+    """One listing (all its pages) passed the item cap or the byte budget: left out whole, never kept."""
+
+    def __init__(self, server: str, message: str, items: int) -> None:
+        super().__init__(server, message)
+        self.items = items  # read before stopping
+
+
+async def every_page(server: str, method: str, page: Callable[[dict[str, Any] | None], Awaitable[Any]], *,
+                     max_items: int | None = None, max_bytes: int | None = None) -> list[dict[str, Any]]:
     """Every item of a paginated list, following `nextCursor`: `page(params)` fetches one result.
 
     The one paginator: a page without its list, a cursor that is not a string or comes back
     again (a loop), or more than MAX_PAGES pages is the backend's failure, never an endless walk.
+    All pages together count against `max_items` and `max_bytes` (items as JSON): past either,
+    ListTooLarge, and no further page is read.
     """
     key = LIST_KEYS[method]
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
     params: dict[str, Any] | None = None
+    size = 0
     for _ in range(MAX_PAGES):
         result = await page(params)
         found = result.get(key) if isinstance(result, dict) else None
         if not isinstance(found, list):
             raise UpstreamError(server, f"{method} result has no {key} list")
-        items.extend(i for i in found if isinstance(i, dict))
+        kept = [i for i in found if isinstance(i, dict)]
+        items.extend(kept)
+        if max_items is not None and len(items) > max_items:
+            raise ListTooLarge(server, f"{method} lists more than {max_items} items", len(items))
+        if max_bytes is not None:
+            size += len(orjson.dumps(kept))
+            if size > max_bytes:
+                raise ListTooLarge(server, f"{method} lists more than {max_bytes} bytes", len(items))
         cursor = result.get("nextCursor")
         if not cursor:
             return items

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 LIST_METHODS = frozenset(codec.LIST_KEYS)
 # (server, list method, result) -> the result with items the gateway cannot represent left out
 ListFilter = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
+# (server, list method, items read, why) of a listing left out whole for its size (every_page)
+ListOversized = Callable[[str, str, int, str], None]
 
 
 class UpstreamPool:
@@ -59,10 +61,13 @@ class UpstreamPool:
         subject_concurrency: int = Defaults.upstream_subject_concurrency,
         subject_queue: int = Defaults.upstream_subject_queue,
         streams: aiohttp.ClientSession | None = None,
+        max_list_items: int | None = None,
+        list_oversized: ListOversized | None = None,
     ) -> None:
         self.session = session
         self.streams = streams or session  # long-lived streams' own pool (connections.py), else the one
         self.list_filter = list_filter
+        self.max_list_items, self.list_oversized = max_list_items, list_oversized
         self.max_response_bytes = max_response_bytes
         self.max_call_bytes = max_call_bytes
         self.credentials = credentials
@@ -242,10 +247,22 @@ class UpstreamPool:
         config, generation = self._config(server), self._generation()
         key = key or config.name
         epoch = self.tool_names.epoch(key)  # a change announced while listing: this list is not kept
-        tools = await codec.every_page(config.name, "tools/list",
-                                       lambda params: self._result(config, "tools/list", params, caller))
+        tools = await self.every_page(config.name, "tools/list",
+                                      lambda params: self._result(config, "tools/list", params, caller))
         self.tool_names.store(key, generation, tools, epoch)
         return tools
+
+    async def every_page(self, server: str, method: str, page: Callable[[dict[str, Any] | None], Any],
+                         ) -> list[dict[str, Any]]:
+        """codec.every_page with one listing's limits (the call budget, `max_list_items`): a listing
+        past them is left out (empty: nothing of it kept or offered) and reported to `list_oversized`."""
+        try:
+            return await codec.every_page(server, method, page, max_items=self.max_list_items,
+                                          max_bytes=self.max_call_bytes)
+        except codec.ListTooLarge as exc:
+            if self.list_oversized is not None:
+                self.list_oversized(server, method, exc.items, exc.message)
+            return []
 
     async def call_tool(
         self, server: ServerConfig | str, name: str, arguments: Mapping[str, Any] | None = None,

@@ -133,7 +133,7 @@ def add_parsers(subparsers: Any, handle: Any) -> None:
         "The result is validated as the gateway would; a bad entry is refused, nothing written. "
         "Then the running gateway (--gateway-url) is asked whether it took the file: exit 1, with why, when it refuses it.",
     )
-    p.add_argument("name", help="server name ([a-z0-9][a-z0-9._-]*)")
+    p.add_argument("name", help="server name (1-52 of a-z 0-9 _ -; no '__', no '_' at the end)")
     p.add_argument("url", nargs="?", help="the backend's MCP endpoint (http or https); omit with --command")
     p.add_argument("--command", help="launch a stdio server: the program (type: stdio)")
     p.add_argument("--arg", dest="args", action="append", help="one argument of --command (repeat; --arg=-y for one starting with -)")

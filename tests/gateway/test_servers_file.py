@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.servers_file import load_servers_file, parse_servers
+from gateway.servers_file import RegistryError, load_servers_file, parse_servers
 from gateway.upstream.guard import host_allowed
 from tests.fixtures.servers_files import SALESFORCE_PROD
 
@@ -84,11 +84,35 @@ def test_validation_error_names_server_and_field(name: str, server: dict, expect
     assert any(e.startswith(expected) for e in errors), errors
 
 
-@pytest.mark.parametrize("name", ["UPPER", "-lead", "has space", "a" * 64, "sl/ash", ""])
+@pytest.mark.parametrize("name", ["UPPER", "-lead", "has space", "a" * 53, "sl/ash", "", "my.bank", "name\n"])
 def test_bad_server_names(name: str) -> None:
     servers, errors = parse_servers({"servers": {name: BASE}})
     assert not servers
-    assert errors == [f"servers.{name}: invalid server name (must match ^[a-z0-9][a-z0-9._-]{{0,62}}$)"]
+    assert errors == [f"servers.{name}: invalid server name (1-52 of a-z 0-9 _ -, starting with a letter or digit)"]
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("team__ops", "contains '__'"),  # `team__ops`+`deploy` would be listed as `team`+`ops__deploy`
+    ("team_", "ends with '_'"),  # `team_`+`_x` as `team`+`__x`
+])  # fmt: skip
+def test_server_names_that_would_make_public_names_ambiguous_are_refused(name: str, why: str) -> None:
+    servers, errors = parse_servers({"servers": {name: BASE}})
+    assert not servers
+    assert len(errors) == 1 and errors[0].startswith(f"servers.{name}: invalid server name: {why}"), errors
+
+
+def test_an_ambiguous_server_name_is_reported_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "mcp_servers.yaml"
+    path.write_text("servers:\n  team:\n    url: http://127.0.0.1:9000/mcp\n  team__ops:\n    url: http://127.0.0.1:9001/mcp\n")
+    with pytest.raises(RegistryError) as caught:
+        load_servers_file(path)
+    assert caught.value.errors == [f"{path}:4: servers.team__ops: invalid server name: contains '__', the separator "
+                                   "of public names `{server}__{tool}`"]
+
+
+def test_the_longest_server_name_is_accepted() -> None:
+    servers, errors = parse_servers({"servers": {"a" * 52: BASE, "a-b_c-1": BASE}})
+    assert not errors and len(servers) == 2
 
 
 def test_all_errors_reported_together() -> None:

@@ -171,6 +171,24 @@ async def test_oauth2_token_cached_and_refreshed_before_expiry(
         assert fresh_mcp_backend.requests[-1].headers["authorization"] == "Bearer tok-2"
 
 
+async def test_a_replaced_oauth2_token_stays_masked_until_it_expires(
+    fresh_mcp_backend: Backend, token_server: tuple[TokenServer, str]
+) -> None:
+    tokens, token_url = token_server
+    now = [1000.0]
+    configs = servers(oauth2(fresh_mcp_backend.url, token_url))
+    async with create_session() as session:
+        pool = await make_pool(session, configs, clock=lambda: now[0])
+        await pool.call_tool(configs["oauth"], "echo", {"text": "x"})
+        now[0] += 95  # refreshed: tok-2 is used, but the backend saw tok-1, valid for 5 s more
+        await pool.call_tool(configs["oauth"], "echo", {"text": "x"})
+        assert len(tokens.requests) == 2
+        echoed = await pool.call_tool(configs["oauth"], "echo", {"text": "old tok-1, new tok-2"})
+        assert "tok-1" not in json.dumps(echoed) and "tok-2" not in json.dumps(echoed), echoed
+        now[0] += 10  # tok-1 expired: nothing left to hide
+        assert "tok-1" not in pool.credentials.forms(configs["oauth"])
+
+
 async def test_oauth2_token_endpoint_failure_fails_closed(
     fresh_mcp_backend: Backend, token_server: tuple[TokenServer, str], caplog: pytest.LogCaptureFixture
 ) -> None:

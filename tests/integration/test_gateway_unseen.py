@@ -94,6 +94,10 @@ def call(method: str, params: dict[str, Any]) -> dict[str, Any]:
         ("tools/call", "name", "echo", "nosuch"),  # unprefixed (broadcast) names
         ("prompts/get", "name", "alpha__greet", "ghost__greet"),
         ("resources/read", "uri", "mcpgw://alpha/note://x", "mcpgw://ghost/note://x"),
+        # Not in normal form: refused as such only once the PDP allowed the spelled name.
+        ("resources/read", "uri", "mcpgw://alpha/note://x/../y", "mcpgw://ghost/note://x/../y"),
+        ("resources/read", "uri", "mcpgw://alpha/note://x/%2e%2e/y", "mcpgw://ghost/note://x/%2e%2e/y"),
+        ("resources/read", "uri", "mcpgw://alpha/note://x%2Fy", "mcpgw://ghost/note://x%2Fy"),
     ],
 )
 async def test_mcp_answers_alike(stack: Stack, pg_dsn: str, method: str, key: str, forbidden: str, missing: str) -> None:
@@ -135,6 +139,10 @@ async def test_passthrough_to_unknown_and_forbidden_server_alike(stack: Stack, p
     [
         ("resources/subscribe", lambda target: {"uri": f"mcpgw://{target}/note://x"}),
         ("resources/unsubscribe", lambda target: {"uri": f"mcpgw://{target}/note://x"}),
+        ("resources/subscribe", lambda target: {"uri": f"mcpgw://{target}/note://x/../y"}),
+        ("resources/unsubscribe", lambda target: {"uri": f"mcpgw://{target}/note://x/../y"}),
+        ("completion/complete", lambda target: {"ref": {"type": "ref/resource", "uri": f"mcpgw://{target}/r://a/../{{x}}"},
+                                                "argument": {"name": "x", "value": ""}}),
         ("completion/complete", lambda target: {"ref": {"type": "ref/prompt", "name": f"{target}__p"},
                                                 "argument": {"name": "a", "value": ""}}),
         ("completion/complete", lambda target: {"ref": {"type": "ref/resource", "uri": f"mcpgw://{target}/r://{{x}}"},
@@ -150,3 +158,10 @@ async def test_mcp_session_methods_answer_alike(stack: Stack, method: str, param
     same(answers[0][:2], answers[1][:2], ("alpha", "ghost"))
     if method != "resources/unsubscribe":
         assert answers[0][1]["error"]["code"] == -32003, answers[0]
+
+
+async def test_a_caller_the_pdp_allows_learns_a_uri_is_not_in_normal_form(stack: Stack) -> None:
+    name = "mcpgw://alpha/note://x/../y"
+    status, answer, _ = await rpc(stack, "/mcp", call("resources/read", {"uri": name}), subject="admin@example.com",
+                                  headers=modern_headers("resources/read", name))
+    assert answer["error"]["code"] == -32602 and "normal form" in answer["error"]["message"], answer

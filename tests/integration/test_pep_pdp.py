@@ -72,3 +72,15 @@ async def test_policy_change_flushes_the_cache(pep: PolicyClient, tmp_path: Path
 
     await eventually(new_version_seen)
     assert not (await pep.check(ANALYST, "invoke_tool", res)).allowed
+
+
+async def test_lists_longer_than_the_pdps_batch_limit_are_asked_in_chunks(tmp_path: Path, aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    # The PDP refuses more than max_batch items per request (a deny for all); the client sends at most that.
+    settings = pdp_settings(tmp_path, None, policy_source="file", audit_postgres=False, max_batch=3)
+    server = await aiohttp_server(create_app(settings))
+    async with aiohttp.ClientSession() as session:
+        pep = PolicyClient(session, str(server.make_url("")), registry=CollectorRegistry(), max_batch=3)
+        pairs = [(f"s{i}", tool) for i in range(4) for tool in ("read_only_tool", "write")]
+        assert await pep.filter_tools(ANALYST, pairs) == {(f"s{i}", "read_only_tool") for i in range(4)}
+        decisions = await pep.check_many(ANALYST, [("invoke_tool", tool_resource(s, t)) for s, t in pairs])
+        assert [d.allowed for d in decisions] == [t == "read_only_tool" for _, t in pairs]

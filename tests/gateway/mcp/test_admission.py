@@ -48,3 +48,13 @@ def test_guard_leaves_out_only_the_bad_items_logs_once_and_counts(caplog: pytest
     assert registry.get_sample_value("dropped_total", {"server": "hostile", "kind": "tool"}) == 6
     clean = {"prompts": [{"name": "p"}]}
     assert guard.result("s", "prompts/list", clean) == clean
+
+
+def test_guard_counts_a_listing_left_out_for_its_size_and_logs_it_once(caplog: pytest.LogCaptureFixture) -> None:
+    registry = CollectorRegistry()
+    guard = admission.CatalogGuard(Counter("dropped_total", "d", ["server", "kind"], registry=registry))
+    with caplog.at_level(logging.WARNING, logger="gateway.mcp.admission"):
+        guard.oversized("many", "tools/list", 10_001, "tools/list lists more than 10000 items")
+        guard.oversized("many", "tools/list", 10_001, "tools/list lists more than 10000 items")
+    assert registry.get_sample_value("dropped_total", {"server": "many", "kind": "tool"}) == 20_002
+    assert len(caplog.records) == 1 and "more than 10000 items" in caplog.records[0].getMessage()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.mcp import fanout
+from gateway.upstream import codec
 from gateway.upstream.errors import UpstreamRpcError
 from gateway.upstream.toolcache import ToolNames
 
@@ -28,6 +29,9 @@ class Pool:
 
     async def request(self, server: Any, method: str, params: Any = None, caller: Any = None) -> dict[str, Any]:
         return {"jsonrpc": "2.0", "id": 1, "error": self.error}
+
+    async def every_page(self, server: str, method: str, page: Any) -> list[dict[str, Any]]:
+        return await codec.every_page(server, method, page)  # the pool's paginator, without its limits
 
 
 SERVER = SimpleNamespace(name="memory")
@@ -63,6 +67,9 @@ class Growing:
     async def request(self, server: Any, method: str, params: Any = None, caller: Any = None) -> dict[str, Any]:
         self.requests += 1
         return {"jsonrpc": "2.0", "id": 1, "result": {"tools": list(self.tools)}}
+
+    async def every_page(self, server: str, method: str, page: Any) -> list[dict[str, Any]]:
+        return await codec.every_page(server, method, page)
 
 
 async def test_a_cleared_cache_reads_the_backend_again() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.mcp import naming as n
+from gateway.servers_file import parse_servers
 
 
 @pytest.mark.parametrize(
@@ -103,3 +104,30 @@ def test_a_shortened_name_is_never_split_without_the_list() -> None:
     public = n.public_name("fm", "files.read_text")
     assert public.startswith("fm__files_read_text_") and n.maybe_shortened(public)
     assert n.split_simple(public, ["fm"]) is None
+
+
+# Server names as a servers file may spell them; only those the validator accepts can be configured.
+SERVER_NAMES = ["team", "team__ops", "team_", "my.bank", "my_bank", "my-bank", "a", "a_b", "a-", "a_-_b",
+                "x" * 52, "x" * 51 + "y", "x" * 53, "x" * 63]
+TOOL_NAMES = ["deploy", "ops__deploy", "pay", "_x", "__x", "___", "x" * 80, "a.b", "naïve", "looks_shortened_13f73928"]
+
+
+def _accepted(server: str) -> bool:
+    return not parse_servers({"servers": {server: {"url": "http://127.0.0.1:9/mcp"}}})[1]
+
+
+def test_public_names_of_different_accepted_servers_differ_whatever_the_tools_are_called() -> None:
+    accepted = [s for s in SERVER_NAMES if _accepted(s)]
+    owners: dict[str, str] = {}
+    for server in accepted:
+        for tool in TOOL_NAMES:
+            public = n.public_name(server, tool)
+            assert public.partition(n.SEPARATOR)[0] == server  # the server, read back from the name alone
+            assert owners.setdefault(public, server) == server, f"{public!r}: {server} and {owners[public]}"
+    # A hostile backend names its tool after the rest of a neighbour's public name.
+    for hostile in accepted:
+        for victim in accepted:
+            for tool in TOOL_NAMES:
+                target = n.public_name(victim, tool)
+                if hostile != victim and target.startswith(hostile + n.SEPARATOR):
+                    assert n.public_name(hostile, target[len(hostile) + 2:]) != target, (hostile, victim, tool)

@@ -164,3 +164,20 @@ async def test_every_page_stops_after_max_pages() -> None:
     _, page = _pages(*({"resources": [], "nextCursor": f"c{i}"} for i in range(codec.MAX_PAGES + 1)))
     with pytest.raises(UpstreamError, match=f"exceeded {codec.MAX_PAGES} pages"):
         await codec.every_page("s", "resources/list", page)
+
+
+@pytest.mark.parametrize(("limits", "match"), [
+    ({"max_items": 3}, "more than 3 items"),
+    ({"max_bytes": 40}, "more than 40 bytes"),
+])  # fmt: skip
+async def test_every_page_counts_all_pages_against_one_listings_limits(limits: dict, match: str) -> None:
+    # Each page is small; together they pass the cap: no further page is read, nothing is returned.
+    asked, page = _pages(*({"tools": [{"name": f"t{i}"}, {"name": f"u{i}"}], "nextCursor": f"c{i}"} for i in range(9)))
+    with pytest.raises(codec.ListTooLarge, match=match) as caught:
+        await codec.every_page("s", "tools/list", page, **limits)
+    assert len(asked) == 2 and caught.value.items == 4
+
+
+async def test_every_page_within_its_limits_returns_everything() -> None:
+    _, page = _pages({"tools": [{"name": "a"}], "nextCursor": "c"}, {"tools": [{"name": "b"}]})
+    assert await codec.every_page("s", "tools/list", page, max_items=2, max_bytes=30) == [{"name": "a"}, {"name": "b"}]
