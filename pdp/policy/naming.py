@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pdp.policy.model import ArgCondition, Request
+from pdp.policy.values import canonical_text, same_value
 from shared.authzen.tables import RESERVED_PREFIXES
 
 PREFIX = "mcp"
@@ -139,7 +140,9 @@ def arg_holds(cond: ArgCondition, arguments: dict[str, Any] | None) -> bool:
     """Whether one argument condition holds for the request's tool arguments (None = none given).
 
     Numbers compare by value (`1000000`, `1000000.0` and `1e6` are equal; booleans are not
-    numbers); strings compare after the condition's normalisations, if any.
+    numbers); strings compare after the condition's normalisations, if any. A deny rule's condition
+    (`by_value`) also holds for every spelling a lenient backend reads as its operand: `"1e6"` and
+    `" 1_000_000 "` for 1000000, `"02024"` for `"2024"`, `"yes"` for true (values.py).
     """
     value = resolve_pointer(arguments if arguments is not None else {}, cond.pointer)
     if cond.op == "absent":
@@ -148,9 +151,13 @@ def arg_holds(cond: ArgCondition, arguments: dict[str, Any] | None) -> bool:
         return False
     value = normalize(value, cond.normalize)
     if cond.op == "equals":
-        return json_equal(value, cond.value)
+        return json_equal(value, cond.value) or (cond.by_value and same_value(value, cond.value))
     if cond.op == "in":
-        return any(json_equal(value, option) for option in cond.value)
+        return any(json_equal(value, option) or (cond.by_value and same_value(value, option))
+                   for option in cond.value)
     if cond.op == "pattern":
-        return isinstance(value, str) and regex_full_match(value, cond.value)
+        if isinstance(value, str) and regex_full_match(value, cond.value):
+            return True
+        text = canonical_text(value) if cond.by_value else None
+        return text is not None and regex_full_match(text, cond.value)
     raise ValueError(f"unknown argument operator {cond.op!r}")
