@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pdp.policy.model import ArgCondition, Request
-from pdp.policy.values import canonical_text, same_value
+from pdp.policy.values import any_same_value, canonical_text, same_value
 from shared.authzen.tables import RESERVED_PREFIXES
 
 PREFIX = "mcp"
@@ -153,8 +153,8 @@ def arg_holds(cond: ArgCondition, arguments: dict[str, Any] | None) -> bool:
     if cond.op == "equals":
         return json_equal(value, cond.value) or (cond.by_value and same_value(value, cond.value))
     if cond.op == "in":
-        return any(json_equal(value, option) or (cond.by_value and same_value(value, option))
-                   for option in cond.value)
+        return (any(json_equal(value, option) for option in cond.value)
+                or (cond.by_value and any_same_value(value, cond.value)))
     if cond.op == "pattern":
         if isinstance(value, str) and regex_full_match(value, cond.value):
             return True

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,6 +31,8 @@ MAX_TEXT = 1 << 16  # longer text is compared as spelled (Decimal parses it in l
 def _ascii_digits(text: str) -> str | None:
     """`text` with Unicode decimal digits as ASCII and whitespace trimmed (as int() does), or None
     when it holds anything a number cannot (so most strings are rejected without a parse)."""
+    if text.isascii():
+        return text.strip()
     out = []
     for ch in text:
         if ch < "\x80":
@@ -91,20 +94,36 @@ def same_value(value: Any, operand: Any) -> bool:
     Numbers compare exactly (Decimal) and as doubles, so `"0.1"` is `0.1` for a float backend too;
     a boolean operand matches what pydantic reads as that boolean. Other operands: False (the caller
     has compared them as JSON already)."""
-    if isinstance(operand, bool):
-        return as_bool(value) is operand
-    wanted = as_number(operand)
-    if wanted is None:
-        return False
-    got = as_number(value)
-    if got is None:
-        return False
-    if got == wanted:
-        return True
-    try:
-        return float(got) == float(wanted)
-    except (OverflowError, ValueError):
-        return False
+    return any_same_value(value, (operand,))
+
+
+def any_same_value(value: Any, operands: Iterable[Any]) -> bool:
+    """`same_value` for any of `operands` (a deny rule's `in`), the value read once."""
+    number: Decimal | None = None
+    flag: bool | None = None
+    double: float | None = None
+    read = False
+    for operand in operands:
+        if not read:
+            number, flag, read = as_number(value), as_bool(value), True
+            double = _double(number)
+        if isinstance(operand, bool):
+            if flag is operand:
+                return True
+            continue
+        wanted = as_number(operand)
+        if wanted is None or number is None:
+            continue
+        if number == wanted or (double is not None and double == _double(wanted)):
+            return True
+    return False
+
+
+def _double(number: Decimal | None) -> float | None:
+    """The double a float backend reads; None for no number or one beyond doubles' range."""
+    if number is None or not number.is_finite() or abs(number.adjusted()) > 400:
+        return None
+    return float(number)
 
 
 def canonical_text(value: Any) -> str | None:

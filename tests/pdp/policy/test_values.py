@@ -67,3 +67,14 @@ def test_canonical_text(value, text):
 
 def test_the_parse_is_exact():
     assert as_number("123456789012345678901234567890") == Decimal("123456789012345678901234567890")
+
+
+def test_a_long_value_against_a_long_in_list_is_read_once():
+    import time
+
+    from pdp.policy.values import any_same_value
+
+    value, options = "\u0661" * 60_000, list(range(2000))  # 60,000 Arabic-Indic digits: one slow read
+    start = time.perf_counter()
+    assert not any_same_value(value, options)
+    assert time.perf_counter() - start < 1.0
