@@ -4,7 +4,8 @@
     resolve   the entry point names the target server(s) (query, body, public name, URL path)
     decide    one PDP batch for every target (`decide` → Verdict); denials never reach a backend
     stages    per permitted target, each `Stage.before_forward` in order (`keys.CALL_STAGES`):
-              `Admission` (catalog and schema, calls/admit.py) first, then whatever governance adds
+              `Admission` (catalog and schema, calls/admit.py; prompts: calls/prompt_admit.py)
+              first, then whatever governance adds
               (rate limits, approvals, tool pinning): added once, to `STAGES`, and every entry
               point runs it
     forward   supplied by the entry point: a plain result (REST), a relaying stream (`/mcp`), the
@@ -28,6 +29,7 @@ from gateway.calls import outcome
 from gateway.calls.admit import Refused, UnknownTool, admit, refused_everywhere
 from gateway.calls.audit import audit
 from gateway.calls.call import Call, Stage, Verdict
+from gateway.calls.prompt_admit import PromptAdmission
 from gateway.errors import Denied, NotFound, to_gateway_error
 from gateway.keys import CALL_STAGES, METRICS, POLICY, SCHEMAS, SERVERS, SETTINGS, UPSTREAM
 from gateway.registry import ServerConfig
@@ -58,7 +60,7 @@ class Admission:
 
 # The app's stages, in order. Admission comes after the PDP (SECURITY.md): a caller the policy
 # refuses learns nothing about catalogs. A governance feature adds itself here, once.
-STAGES: tuple[Stage, ...] = (Admission(),)
+STAGES: tuple[Stage, ...] = (Admission(), PromptAdmission())
 
 
 async def decisions(request: web.Request, principal: Principal, items: Sequence[Ask]) -> list[Decision]:

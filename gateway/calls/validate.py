@@ -2,7 +2,13 @@
 
 No coercion: `"1000000"` is not an integer, `true` is not a number (SDK servers would coerce the
 string, so a policy condition on the typed value would be bypassed). `1000000.0` is an integer, as
-JSON Schema says, and policy compares numbers by value. Formats are not asserted (annotations only).
+JSON Schema says, and policy compares numbers by value.
+
+Formats whose values have one canonical spelling are asserted in that spelling (`formats.py`:
+`uuid` lowercase and hyphenated, `date` as YYYY-MM-DD): a backend accepts many spellings of one UUID
+(upper case, no hyphens, `{…}`, `urn:uuid:`), and a policy decides on the text, so any other
+spelling is refused (400 / −32602 naming the argument) rather than decided on as a different value.
+Other formats (date-time, email, hostname, …) remain annotations.
 
 `jsonschema`, every draft (2020-12 by default, as MCP says); not `fastjsonschema`, which ignores
 2020-12 keywords such as `prefixItems` (fail open) and `exec`s the backend's schema. A schema is
@@ -20,6 +26,7 @@ import orjson
 from jsonschema import validators
 from jsonschema.exceptions import SchemaError, ValidationError
 
+from gateway.calls.formats import CANONICAL, FORMATS
 from shared.jsonutil import dumps
 
 log = logging.getLogger(__name__)
@@ -70,8 +77,8 @@ def flat_plan(schema: Mapping[str, Any], cls: Any = DEFAULT) -> Plan | None:
         if sub is True:
             types[name] = _ANY
             continue
-        if type(sub) is not dict or not set(sub) <= _ANNOTATIONS | {"type"}:
-            return None
+        if type(sub) is not dict or not set(sub) <= _ANNOTATIONS | {"type"} or sub.get("format") in CANONICAL:
+            return None  # an asserted format: jsonschema checks it
         wanted = sub.get("type")
         if wanted is None:
             types[name] = _ANY
@@ -134,8 +141,15 @@ def describe(error: ValidationError) -> str:
     """A message naming the field and the rule, without echoing the value (it may be a secret)."""
     where = pointer(error.absolute_path) or "(arguments)"
     rule, expected = str(error.validator), error.validator_value
+    if rule in ("anyOf", "oneOf"):  # a refused spelling of an asserted format says so (`UUID | None`)
+        spelled = next((e for e in error.context or () if e.validator == "format" and e.validator_value in CANONICAL),
+                       None)
+        if spelled is not None:
+            rule, expected = "format", spelled.validator_value
     if rule in ("required", "additionalProperties", "dependentRequired", "propertyNames"):
         return f"{where}: {error.message}"
+    if rule == "format" and expected in CANONICAL:
+        return f"{where}: must be a {expected} in canonical form ({CANONICAL[expected]})"
     if rule == "type":
         wanted = expected if isinstance(expected, str) else " or ".join(map(str, expected))
         return f"{where}: must be of type {wanted}, got {_json_type(error.instance)}"
@@ -185,8 +199,8 @@ def compile_schema(schema: Any) -> Checker:
         raise SchemaUnsupported(f"invalid schema: {exc.message[:200]}") from None
     except Exception as exc:  # e.g. a regex the metaschema check cannot compile
         raise SchemaUnsupported(f"invalid schema ({type(exc).__name__})") from None
-    # format_checker=None: formats are annotations here, as the draft says by default.
-    return Checker(cls(schema, format_checker=None), flat_plan(schema, cls))
+    # Only the formats with one canonical spelling are asserted (formats.py); others are annotations.
+    return Checker(cls(schema, format_checker=FORMATS), flat_plan(schema, cls))
 
 
 class SchemaCache:

@@ -23,6 +23,9 @@ class ArgCondition:
     op: str  # equals | in | pattern | absent
     value: Any  # for equals/in: already normalised like the request value will be
     normalize: tuple[str, ...] = ()  # applied to string values before comparing
+    # A deny rule's: equals/in/pattern also hold for every spelling a backend reads as the operand
+    # (values.py); an allow rule's compare exactly, so no spelling the rule did not name is allowed.
+    by_value: bool = False
 
 
 @dataclass(frozen=True)

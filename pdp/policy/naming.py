@@ -13,11 +13,20 @@ from typing import Any
 from urllib.parse import quote
 
 from pdp.policy.model import ArgCondition, Request
+from pdp.policy.values import any_same_value, canonical_text, same_value
 from shared.authzen.tables import RESERVED_PREFIXES
 
 PREFIX = "mcp"
 RESOURCE_PREFIX, PROMPT_PREFIX, METHOD_PREFIX = RESERVED_PREFIXES  # a tool name may start with none (the wire)
 _MISSING = object()
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15.1): characters that
+# render as nothing. Not all are category Cf: U+034F, the variation selectors and the Mongolian free
+# variation selectors are Mn, the Hangul fillers Lo; IDNA maps them to nothing, so `att\u034facker.com`
+# is attacker.com to a backend's HTTP client.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
 
 
 def encode_uri(uri: str) -> str:
@@ -104,15 +113,18 @@ def json_equal(a: Any, b: Any) -> bool:
 def normalize(value: Any, steps: tuple[str, ...]) -> Any:
     """A string with the named normalisations applied in canonical order; other values unchanged.
 
-    `strip_format` drops Unicode format characters (category Cf: zero-width space and joiners, BOM,
-    bidi controls), which render as nothing; `nfkc` folds compatibility forms (fullwidth letters,
+    `strip_format` drops what renders as nothing: every Default_Ignorable_Code_Point (zero-width
+    space and joiners, BOM, bidi controls, soft hyphen, U+034F, variation selectors, tags) and every
+    other format character (category Cf); `nfkc` folds compatibility forms (fullwidth letters,
     ligatures); `casefold` is full Unicode case folding (NFKC is applied again after it, as Unicode
     recommends for caseless matching); `trim` strips leading and trailing whitespace.
     """
     if not steps or not isinstance(value, str):
         return value
     if "strip_format" in steps:
-        value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
+        value = _IGNORABLE.sub("", value)
+        if not value.isascii():
+            value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
     if "nfkc" in steps:
         value = unicodedata.normalize("NFKC", value)
     if "casefold" in steps:
@@ -128,7 +140,9 @@ def arg_holds(cond: ArgCondition, arguments: dict[str, Any] | None) -> bool:
     """Whether one argument condition holds for the request's tool arguments (None = none given).
 
     Numbers compare by value (`1000000`, `1000000.0` and `1e6` are equal; booleans are not
-    numbers); strings compare after the condition's normalisations, if any.
+    numbers); strings compare after the condition's normalisations, if any. A deny rule's condition
+    (`by_value`) also holds for every spelling a lenient backend reads as its operand: `"1e6"` and
+    `" 1_000_000 "` for 1000000, `"02024"` for `"2024"`, `"yes"` for true (values.py).
     """
     value = resolve_pointer(arguments if arguments is not None else {}, cond.pointer)
     if cond.op == "absent":
@@ -137,9 +151,13 @@ def arg_holds(cond: ArgCondition, arguments: dict[str, Any] | None) -> bool:
         return False
     value = normalize(value, cond.normalize)
     if cond.op == "equals":
-        return json_equal(value, cond.value)
+        return json_equal(value, cond.value) or (cond.by_value and same_value(value, cond.value))
     if cond.op == "in":
-        return any(json_equal(value, option) for option in cond.value)
+        return (any(json_equal(value, option) for option in cond.value)
+                or (cond.by_value and any_same_value(value, cond.value)))
     if cond.op == "pattern":
-        return isinstance(value, str) and regex_full_match(value, cond.value)
+        if isinstance(value, str) and regex_full_match(value, cond.value):
+            return True
+        text = canonical_text(value) if cond.by_value else None
+        return text is not None and regex_full_match(text, cond.value)
     raise ValueError(f"unknown argument operator {cond.op!r}")

@@ -2,7 +2,8 @@
 
 `equals: 1000000` on a property the schema types as string never holds (the gateway refuses a
 number there, and the string "1000000" is not equal to the number): a deny rule written that way
-silently does nothing. So does a pointer to a property the schema does not declare. These are
+silently does nothing. So does a pointer to a property the schema does not declare. A number
+compared where the schema also admits a string is flagged too (the backend parses the text). These are
 warnings, not errors: the policy is valid, the catalog may change, and a rule may target tools of
 several servers. Used by `mcpgw policy validate --tools FILE | --gateway URL`.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from pdp.policy.model import ArgCondition, Condition, Policy
 from pdp.policy.naming import glob_match, regex_full_match
+from pdp.policy.values import as_bool, as_number
 
 ANY = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
 
@@ -103,17 +105,40 @@ def check(arg: ArgCondition, schema: Mapping[str, Any], *, missing_is_problem: b
     if sub is None:
         return f"{arg.pointer} is not declared" if missing_is_problem and arg.op != "absent" else None
     types = json_types(sub, schema)
-    if arg.op == "pattern" and "string" not in types:
+    if arg.op == "pattern" and "string" not in types and not (arg.by_value and types & {"integer", "number"}):
         return f"'pattern' needs a string, but {arg.pointer} is {_show(types)}"
     if arg.normalize and "string" not in types:
         return f"'normalize' has no effect: {arg.pointer} is {_show(types)}"
     operands = [arg.value] if arg.op == "equals" else list(arg.value) if arg.op == "in" else []
-    bad = [v for v in operands if not types & value_types(v)]
+    bad = [v for v in operands if not _can_match(v, types, arg.by_value)]
     if bad and len(bad) == len(operands):
         return f"{arg.op} {_operands(bad)} can never match: {arg.pointer} is {_show(types)}"
     if bad:
         return f"in-list members {_operands(bad)} can never match: {arg.pointer} is {_show(types)}"
+    numbers = [v for v in operands if isinstance(v, int | float) and not isinstance(v, bool)]
+    if numbers and "string" in types:
+        # pydantic's Decimal is anyOf[number, string]: the backend parses the text and acts on the number
+        if arg.by_value:
+            return (f"{arg.pointer} admits a string a backend may parse as a number: this deny rule holds "
+                    f"for every spelling of {_operands(numbers)} (compared by value), but a schema typing "
+                    "it as a number would let the gateway refuse text outright")
+        return (f"{arg.pointer} admits a string a backend may parse as a number: this allow rule matches "
+                f"the JSON number {_operands(numbers)} only, never a string spelling of it")
     return None
+
+
+def _can_match(operand: Any, types: frozenset[str], by_value: bool) -> bool:
+    """Whether a value valid under `types` may equal `operand` (a deny rule compares by value:
+    the number 5 matches the text "5", the text "5" the number 5, true the text "yes")."""
+    if types & value_types(operand):
+        return True
+    if not by_value:
+        return False
+    if isinstance(operand, bool | int | float):
+        return "string" in types or (not isinstance(operand, bool) and "boolean" in types and operand in (0, 1))
+    return isinstance(operand, str) and (
+        (as_number(operand) is not None and bool(types & {"integer", "number", "boolean"}))
+        or (as_bool(operand) is not None and "boolean" in types))
 
 
 def resolve(schema: Mapping[str, Any], pointer: str) -> Mapping[str, Any] | None:

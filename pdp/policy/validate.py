@@ -7,6 +7,7 @@ inheritance cycle is an error, because an ignored condition key silently widens 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from pdp.policy.checker import (
@@ -209,6 +210,8 @@ def _rules(c: Checker, value: Any, line: int | None, known: set[str]) -> tuple[R
             c.string(rm["description"], f"{path}.description", kl["description"])
         cond = _condition(c, rm["condition"], f"{path}.condition", kl["condition"], known)
         if name is not None and cond is not None and effect in (ALLOW, DENY):
+            if effect == DENY and cond.arguments:  # holds however the backend may read the value (values.py)
+                cond = replace(cond, arguments=tuple(replace(a, by_value=True) for a in cond.arguments))
             out.append(Rule(name, cond, effect, priority))
     return tuple(out)
 

@@ -1,11 +1,13 @@
 """A YAML loader that remembers the line of every mapping key and list item.
 
 Validation errors must name the line, and a duplicated key must be an error rather than the
-silent "last one wins" of PyYAML: a shadowed key is an ignored key.
+silent "last one wins" of PyYAML: a shadowed key is an ignored key. Numbers with an exponent and no
+dot (`1e6`) are numbers, as in YAML 1.2 and JSON (PyYAML's YAML 1.1 reads them as strings).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -63,6 +65,12 @@ class _Loader(yaml.SafeLoader):
         return result
 
 
+# YAML 1.1 (PyYAML) reads `1e6` and `1E+6` as strings (its floats need a dot); YAML 1.2 and every
+# JSON parser read them as numbers. A rule's `equals: 1e6` means the number: resolve it as one
+# (quote it, "1e6", to mean the text).
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_sequence)
 

@@ -163,9 +163,10 @@ def assert_invalid(entry: str, status: int, body: Any, field: str) -> None:
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 async def test_no_spelling_of_a_denied_call_reaches_the_backend(stack: Stack, entry: str) -> None:
     send = ENTRY_POINTS[entry]
-    for amount in AMOUNT_STRINGS:
+    for amount in AMOUNT_STRINGS:  # the deny rule compares by value: denied before admission sees them
         status, body = await send(stack, "transfer", transfer(amount))
-        assert_invalid(entry, status, body, "/amount")
+        assert not succeeded(status, body), (amount, body)
+        assert status in (200, 403), body
     for amount in AMOUNT_NUMBERS:
         status, body = await send(stack, "transfer", transfer(amount))
         assert not succeeded(status, body), (amount, body)
@@ -223,14 +224,14 @@ async def test_policy_validate_reads_schemas_from_a_running_gateway(stack: Stack
 
     policy = tmp_path / "lint.yaml"
     policy.write_text(POLICY.replace("default_policy: deny", """  - name: typo'd amount
-    condition: {tool_name: transfer, arguments: {/amount: {equals: "1000000"}, /ammount: {equals: 5}}}
+    condition: {tool_name: transfer, arguments: {/amount: {equals: "a million"}, /ammount: {equals: 5}}}
     action: deny
 """))
     argv = ["policy", "validate", str(policy), "--gateway", stack.url, "--token", stack.token(ADMIN)]
     assert await asyncio.to_thread(main, argv) == 0
     out = capsys.readouterr().out
     for server in ("bank", "bank2"):
-        assert f'equals "1000000" can never match: /amount is of type integer in the inputSchema of {server}:transfer' in out
+        assert f'equals "a million" can never match: /amount is of type integer in the inputSchema of {server}:transfer' in out
         assert f"/ammount is not declared in the inputSchema of {server}:transfer" in out
     assert "4 warning(s)" in out
     assert await asyncio.to_thread(main, ["policy", "validate", str(policy), "--gateway", stack.url]) == 2  # no token

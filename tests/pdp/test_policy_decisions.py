@@ -228,7 +228,11 @@ CASES = [
     # --- argument conditions
     ("force push denied", T("x", "invoke_tool", "git", "push", args={"force": True}), False, "rule:no-force-push"),
     ("non-force push allowed", T("x", "invoke_tool", "git", "push", args={"force": False}), True, "rule:git-allow"),
-    ("force 1 is not true", T("x", "invoke_tool", "git", "push", args={"force": 1}), True, "rule:git-allow"),
+    # a deny rule compares by value: pydantic's lax bool reads 1 and "yes" as true
+    ("force 1 is true to a deny rule", T("x", "invoke_tool", "git", "push", args={"force": 1}), False, "rule:no-force-push"),
+    ("force yes is true to a deny rule", T("x", "invoke_tool", "git", "push", args={"force": "yes"}), False,
+     "rule:no-force-push"),
+    ("force 2 is not true", T("x", "invoke_tool", "git", "push", args={"force": 2}), True, "rule:git-allow"),
     ("no arguments push allowed", T("x", "invoke_tool", "git", "push"), True, "rule:git-allow"),
     ("in: main denied", T("x", "invoke_tool", "git2", "merge", args={"branch": "main"}), False, "rule:branch-in"),
     ("in: feature not matched", T("x", "invoke_tool", "git2", "merge", args={"branch": "feat"}), False, "default"),

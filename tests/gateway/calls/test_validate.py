@@ -71,7 +71,9 @@ DRAFT7 = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"
     (NESTED, {"flag": 1}, ["/flag: must be of type boolean, got number"]),
     (DRAFT7, {"n": 11}, ["/n: fails 'maximum' 10"]),
     (DRAFT7, {"n": "3"}, ["/n: must be of type integer, got string"]),
-    ({"type": "object", "properties": {"d": {"type": "string", "format": "date"}}}, {"d": "not a date"}, []),
+    ({"type": "object", "properties": {"d": {"type": "string", "format": "date-time"}}}, {"d": "not a date"}, []),
+    ({"type": "object", "properties": {"d": {"type": "string", "format": "date"}}}, {"d": "not a date"},
+     ["/d: must be a date in canonical form (YYYY-MM-DD)"]),
 ])
 def test_problems(schema, args, problems):
     assert compile_schema(schema).problems(args) == problems

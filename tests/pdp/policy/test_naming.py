@@ -107,3 +107,59 @@ def test_encoded_uri_has_no_colon_or_star():
 ])
 def test_arg_holds(cond, args, expected):
     assert arg_holds(cond, args) is expected
+
+
+ALL = ("strip_format", "nfkc", "casefold", "trim")
+HOST = ArgCondition("/host", "equals", "attacker.com", ALL)  # operands are stored normalised
+IGNORABLE = ["\u034f", "\ufe0f", "\ufe00", "\u180b", "\u180d", "\U000e0100", "\u00ad", "\u115f", "\u3164",
+             "\u200b", "\u2060", "\ufeff", "\U000e0041", "\U0001d173"]
+
+
+@pytest.mark.parametrize("ch", IGNORABLE, ids=[f"U+{ord(c):04X}" for c in IGNORABLE])
+def test_strip_format_drops_every_default_ignorable_code_point(ch):
+    """A backend's HTTP client (IDNA) maps what renders as nothing to nothing: so does strip_format."""
+    host = f"att{ch}acker.com"
+    assert arg_holds(HOST, {"host": host}), f"U+{ord(ch):04X} slips past a fully normalising deny rule"
+
+
+@pytest.mark.parametrize("ch", IGNORABLE[:5], ids=[f"U+{ord(c):04X}" for c in IGNORABLE[:5]])
+def test_idna_maps_these_ignorable_characters_to_nothing(ch):
+    assert f"att{ch}acker.com".encode("idna") == b"attacker.com"  # what a backend's HTTP client connects to
+
+
+@pytest.mark.parametrize("ch", ["\u0600", "\ufff9", "\u00e9", "\u0301"])
+def test_strip_format_keeps_visible_characters_and_still_drops_other_format_characters(ch):
+    from pdp.policy.naming import normalize
+
+    kept = normalize(f"a{ch}b", ("strip_format",))
+    assert kept == ("ab" if ch in ("\u0600", "\ufff9") else f"a{ch}b")  # Cf dropped; letters and marks kept
+
+
+DENY_AMOUNT = ArgCondition("/amount", "equals", 1000000, by_value=True)
+ALLOW_AMOUNT = ArgCondition("/amount", "equals", 1000000)
+
+
+@pytest.mark.parametrize("amount", ["1000000", "1e6", " 1000000 ", "1_000_000", "+1000000", "01000000",
+                                    "1000000.0", "0xf4240", 1000000.0])
+def test_a_deny_rule_compares_by_value_an_allow_rule_exactly(amount):
+    assert arg_holds(DENY_AMOUNT, {"amount": amount})
+    assert arg_holds(ALLOW_AMOUNT, {"amount": amount}) is (amount == 1000000.0)  # no spelling it did not name
+
+
+@pytest.mark.parametrize("cond,args,expected", [
+    (ArgCondition("/y", "equals", "2024", ALL, by_value=True), {"y": "2_024"}, True),
+    (ArgCondition("/y", "equals", "2024", ALL, by_value=True), {"y": 2024}, True),
+    (ArgCondition("/y", "equals", "2024", ALL, by_value=True), {"y": "2025"}, False),
+    (ArgCondition("/y", "in", ["x", 5], by_value=True), {"y": "5.0"}, True),
+    (ArgCondition("/y", "in", ["x", 5], by_value=True), {"y": "x"}, True),
+    (ArgCondition("/y", "in", ["x", 5], by_value=True), {"y": "6"}, False),
+    (ArgCondition("/f", "equals", True, by_value=True), {"f": "yes"}, True),
+    (ArgCondition("/f", "equals", True), {"f": "yes"}, False),
+    (ArgCondition("/y", "pattern", "20[0-9][0-9]", by_value=True), {"y": 2024}, True),
+    (ArgCondition("/y", "pattern", "20[0-9][0-9]", by_value=True), {"y": "+2024.0"}, True),
+    (ArgCondition("/y", "pattern", "20[0-9][0-9]"), {"y": "+2024.0"}, False),
+    (ArgCondition("/n", "equals", "admin", ALL, by_value=True), {"n": "ADMIN"}, True),
+    (ArgCondition("/n", "equals", "admin", ALL, by_value=True), {"n": "admin2"}, False),
+])
+def test_by_value_conditions(cond, args, expected):
+    assert arg_holds(cond, args) is expected

@@ -88,7 +88,7 @@ rules:
       tool_name: transfer
       mcp_server: bank
       arguments:
-        /amount: {equals: "1000000"}
+        /amount: {equals: "a million"}
         /to: {equals: mallory}
   - name: anyone's memo
     action: deny
@@ -114,7 +114,7 @@ def test_validate_with_tools_prints_warnings_with_lines_and_exits_0(tmp_path, ca
                                             "_meta": {"mcpgw/servers": ["bank"]}}]}))
     assert main(["policy", "validate", str(policy), "--tools", str(tools)]) == 0
     out = capsys.readouterr().out
-    assert (f"{policy}:8: warning: rules[0].condition.arguments./amount: equals \"1000000\" can never match: "
+    assert (f"{policy}:8: warning: rules[0].condition.arguments./amount: equals \"a million\" can never match: "
             "/amount is of type integer in the inputSchema of bank:transfer") in out
     assert "1 warning(s) against 1 tool schema(s)" in out
     assert main(["policy", "validate", str(policy)]) == 0  # without schemas: no lint
@@ -129,3 +129,37 @@ def test_validate_with_unreadable_tools_is_a_usage_error(tmp_path, capsys):
     bad.write_text('{"not": "tools"}')
     assert main(["policy", "validate", str(policy), "--tools", str(bad)]) == 2
     assert "expected a tools/list result" in capsys.readouterr().err
+
+
+DECIMAL = {"type": "object", "properties": {"amount": {"anyOf": [{"type": "number"}, {"type": "string"}]},
+                                            "count": {"type": "integer"}, "flag": {"type": "boolean"}}}
+
+
+@pytest.mark.parametrize("arg,problem", [
+    # pydantic's Decimal admits text the backend parses: both effects are told what holds
+    (ArgCondition("/amount", "equals", 1000000, by_value=True), "this deny rule holds for every spelling of 1000000"),
+    (ArgCondition("/amount", "equals", 1000000), "this allow rule matches the JSON number 1000000 only"),
+    (ArgCondition("/amount", "in", ["x", 5]), "matches the JSON number 5 only"),
+    (ArgCondition("/amount", "equals", "x"), None),
+    # a deny rule compares by value: text and numbers can match each other
+    (ArgCondition("/count", "equals", "1000000", by_value=True), None),
+    (ArgCondition("/count", "equals", "1000000"), 'equals "1000000" can never match'),
+    (ArgCondition("/count", "equals", "lots", by_value=True), 'equals "lots" can never match'),
+    (ArgCondition("/count", "pattern", "1.*", by_value=True), None),
+    (ArgCondition("/flag", "equals", "yes", by_value=True), None),
+    (ArgCondition("/flag", "equals", 1, by_value=True), None),
+])
+def test_check_a_number_where_the_schema_admits_text(arg, problem):
+    found = check(arg, DECIMAL)
+    assert found == problem if problem is None else problem in (found or ""), found
+
+
+def test_validate_with_tools_warns_on_a_decimal_amount(tmp_path, capsys):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - name: no big transfers\n    action: deny\n    condition:\n"
+                      "      tool_name: transfer\n      arguments: {/amount: {equals: 1e6}}\n")
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps({"tools": [{"name": "transfer", "inputSchema": DECIMAL}]}))
+    assert main(["policy", "validate", str(policy), "--tools", str(tools)]) == 0
+    out = capsys.readouterr().out
+    assert "/amount admits a string a backend may parse as a number" in out and "1000000" in out, out

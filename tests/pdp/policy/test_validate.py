@@ -154,3 +154,18 @@ def test_normalised_operands_are_stored_normalised():
         ("/tag", "in", ["ab", 1], ("strip_format", "casefold")),
         ("/n", "equals", 1000000, ()),
     ]
+
+
+def test_deny_rules_compare_arguments_by_value_allow_rules_exactly():
+    text = BASE + ("rules:\n  - name: d\n    action: deny\n    condition: {arguments: {/n: {equals: 1}}}\n"
+                   "  - name: a\n    action: allow\n    condition: {arguments: {/n: {equals: 1}}}\n")
+    deny, allow = parse_policy(text).rules
+    assert [a.by_value for a in deny.condition.arguments] == [True]
+    assert [a.by_value for a in allow.condition.arguments] == [False]
+
+
+@pytest.mark.parametrize("spelled,value", [("1e6", 1000000), ("1E+6", 1000000), ("-2.5e-1", -0.25), ("'1e6'", "1e6")])
+def test_an_exponent_without_a_dot_is_a_number_as_in_yaml_1_2(spelled, value):
+    rule = f"rules:\n  - name: r\n    action: deny\n    condition: {{arguments: {{/n: {{equals: {spelled}}}}}}}\n"
+    arg = parse_policy(BASE + rule).rules[0].condition.arguments[0]
+    assert arg.value == value and type(arg.value) is type(value) or isinstance(value, int) and isinstance(arg.value, float)
