@@ -18,41 +18,32 @@ stream — hung for good, holding its pool slot: the kernel's probes fail it wit
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-from aiohttp import AddrInfoType
 from aiohttp.abc import AbstractResolver
 
 from gateway.upstream.guard import GuardedResolver
-from gateway.upstream.lean import LeanPool, PoolFull
+from gateway.upstream.lean import (
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
+    KEEPALIVE_PROBES,
+    LeanPool,
+    PoolFull,
+    keepalive_socket,
+)
 
-__all__ = ["Connector", "PoolFull", "create_session", "keepalive_socket"]
+__all__ = [
+    "KEEPALIVE_IDLE", "KEEPALIVE_INTERVAL", "KEEPALIVE_PROBES", "Connector", "PoolFull", "create_session",
+    "keepalive_socket",
+]
 
 # Idle keep-alive connections are closed by us before the common servers close them (uvicorn,
 # Node's http and the MCP SDKs' hosts: 5 s): a call written on a connection the server is closing
 # at that moment would fail with "server disconnected" (a 502) and a tools/call is never resent.
 IDLE_KEEPALIVE = 4.0
-
-# TCP keepalive: first probe after 60 s of silence, then every 15 s; 4 unanswered: the connection
-# fails (a dead backend host noticed within 2 minutes; an idle live one costs a packet a minute).
-KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 60, 15, 4
-
-
-def keepalive_socket(addr_info: AddrInfoType) -> socket.socket:
-    """A connection's socket with TCP keepalive on (TCPConnector's `socket_factory`)."""
-    family, type_, proto, _, _ = addr_info
-    sock = socket.socket(family=family, type=type_, proto=proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
-                        ("TCP_KEEPCNT", KEEPALIVE_PROBES)):
-        option = getattr(socket, name, None)  # Linux; elsewhere the system's keepalive defaults apply
-        if option is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, option, value)
-    return sock
 
 
 def _refuse_to_queue(limit: int, per_host: int) -> aiohttp.TraceConfig:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import RequestInfo
@@ -33,8 +33,23 @@ from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-if TYPE_CHECKING:
-    from gateway.upstream.lean import Origin
+
+class Pool(Protocol):
+    """What a connection tells its pool (lean.LeanPool): it can be reused, or it is gone."""
+
+    def put_back(self, conn: Connection, keep: bool) -> None: ...
+
+    def gone(self, conn: Connection) -> None: ...
+
+
+class Origin(Protocol):
+    """The origin a connection belongs to (lean.Origin): its pool, idle connections and count held."""
+
+    idle: list[Connection]
+    held: int
+
+    @property
+    def pool(self) -> Pool: ...
 
 READ_BUFSIZE = 2**16  # the body's flow-control window, as aiohttp's default
 MAX_LINE, MAX_FIELD, MAX_HEADERS = 8190, 8190, 128  # a response head's bounds, as aiohttp's
