@@ -182,7 +182,7 @@ class PolicyClient:
     async def _call(self, path: str, body: dict[str, Any], parse: Any) -> Any:
         start = time.perf_counter()
         try:
-            rid = request_id_var.get()  # the PDP logs and audits under the gateway's request id
+            rid = request_id_var.get()  # the PDP mints its own id; it keeps this one as caller_request_id
             headers = {**self._headers, REQUEST_ID_HEADER: rid} if rid else self._headers
             with tracing.span(f"pdp {path}", client=True) as span:
                 if span is not None:  # W3C traceparent: the PDP's span joins this trace

@@ -139,7 +139,7 @@ class GatewaySettings(CommonSettings):
         help="Backend calls held for one subject's retries (input_required bridging); more are refused")
     mcp_max_held_calls: int = setting(1024, check=_positive,
         help="Backend calls held for agents' retries in all (input_required bridging)")
-    # The peer channel (docs/mcp.md "Replicas and held calls"): held calls reachable from any replica.
+    # The peer channel (docs/mcp.md "Held calls and replicas"): held calls reachable from any replica.
     peer_listen: str | None = setting(None,
         help="host:port of this replica's peer listener, where other replicas forward retries and answers for "
              "calls held here (port 0 = any free port); unset = off (set by --workers to 127.0.0.1:0)")

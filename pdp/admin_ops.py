@@ -17,7 +17,9 @@ from pdp.policy import PolicyInvalid, load_engine, parse_policy
 from pdp.publish import apply_active
 from pdp.ui import drafts, review, yamledit
 from pdp.ui.replay import replay_recent
+from shared.audit import AuditEvent
 from shared.jsonutil import json_response, read_json
+from shared.keys import AUDIT
 
 MAX_REPLAY = 100_000
 
@@ -92,6 +94,8 @@ async def rollback(request: web.Request) -> web.Response:
         raise _error(400, "bad_request", "'version' must be a version number and 'reason' text under 2000 characters")
     self_approve = request.app[SETTINGS].console_self_approve
     row = await drafts.open_rollback(pool, target)
+    if row is not None:
+        row = await drafts.get(pool, row["id"])  # with its YAML, checked again below
     if row is None:
         try:
             draft_id = await review.request(pool, target, who.subject, reason)
@@ -101,12 +105,15 @@ async def rollback(request: web.Request) -> web.Response:
             raise _error(409, "invalid_stored", str(exc)) from None
         row = await drafts.get(pool, draft_id)
         assert row is not None
+        _audit_request(request, who.subject, list(who.roles), target, draft_id, reason)
         if not self_approve:
             return json_response({"status": "pending_review", "draft": draft_id,
                                   "restores": store.version_label(target),
                                   "message": "a second approver must confirm: another admin asks for the same "
                                              f"rollback, or an approver approves draft {draft_id} in the console"},
                                  status=202)
+    if not await review.still_loads(pool, row):  # as the console's Approve: the PDP may have changed since
+        raise _error(409, "invalid_stored", review.NO_LONGER_LOADS, draft=row["id"])
     try:
         version, previous = await review.publish(request.app, subject=who.subject, roles=list(who.roles),
                                                  remote=request.remote, row=row, comment=reason,
@@ -117,6 +124,17 @@ async def rollback(request: web.Request) -> web.Response:
         raise _error(409, "conflict", str(exc)) from None
     return json_response({"policy_version": store.version_label(version), "previous": previous,
                           "restores": store.version_label(target), "draft": row["id"]})
+
+
+def _audit_request(request: web.Request, subject: str, roles: list[str], target: int, draft: int,
+                   reason: str) -> None:
+    """The API's `rollback_request` row (the console writes its own): who asked for which version back."""
+    audit = request.app.get(AUDIT)
+    if audit is not None:
+        audit.emit(AuditEvent(event_type="policy_change", service="pdp", subject=subject, roles=roles,
+                              action="rollback_request", status="success", client_addr=request.remote,
+                              extra={"to_version": store.version_label(target), "draft": draft,
+                                     "comment": reason}))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -85,8 +85,12 @@ class PdpSettings(CommonSettings):
     console_viewer_role: str = setting("policy-viewer", help="Role that may read the console")
     console_editor_role: str = setting("policy-editor", help="Role that may edit drafts and submit them")
     console_approver_role: str = setting(
-        "policy-approver", help="Role that may approve, reject, roll back and block")
-    console_self_approve: bool = setting(False, help="Allow an approver to approve their own change")
+        "policy-approver", help="Role that may approve or reject drafts, ask for a rollback (another approver "
+                                "approves it) and block")
+    console_self_approve: bool = setting(
+        False, help="Let an approver approve or reject a change they contributed to (saved, submitted or asked "
+                    "to roll back), and an admin's API/CLI rollback publish on its first call (one-person "
+                    "deployments only)")
     console_idle_timeout: float = setting(1800.0, check=_positive, help="Seconds of inactivity before a console session ends")
 
     @property

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from shared import db
+from shared import csvsafe, db
 from shared.audit.event import AuditEvent
 from shared.clierror import error
 from shared.common_settings import CommonSettings
@@ -113,7 +113,11 @@ def render_table(docs: Sequence[dict[str, Any]], *, header: bool = True) -> str:
 
 
 def render_csv(docs: Sequence[dict[str, Any]], *, header: bool = True) -> str:
-    """CSV with the JSON field names as header; lists and objects as JSON text; controls escaped."""
+    """CSV with the JSON field names as header; lists and objects as JSON text; controls escaped.
+
+    A cell a spreadsheet could run as a formula gets a leading apostrophe (`shared/csvsafe.py`, as
+    the console's export): a tool name a caller chose is audited as given.
+    """
     if not docs:
         return ""
     out = io.StringIO()
@@ -121,8 +125,8 @@ def render_csv(docs: Sequence[dict[str, Any]], *, header: bool = True) -> str:
     if header:
         writer.writeheader()
     for doc in docs:
-        writer.writerow({k: printable(dumps_str(v) if isinstance(v, dict | list) else v) if v is not None else None
-                         for k, v in doc.items()})
+        writer.writerow({k: csvsafe.cell(printable(dumps_str(v) if isinstance(v, dict | list) else v))
+                         if v is not None else None for k, v in doc.items()})
     return out.getvalue()
 
 

@@ -2,7 +2,7 @@
 
 Why: aiohttp's client side (request and response objects, connector, writer, payloads) cost about
 150 Python calls per request; a request here is one write of prepared bytes and an answer parsed
-by the same C parser, in ~25 (docs/benchmarks.md, "A lean upstream client").
+by the same C parser, in ~25 (docs/benchmarks.md, "The lean upstream client").
 
 It keeps the behaviour of the aiohttp path it replaces for the request session (sender.py):
 - limits: `limit` connections held in all, `limit_per_host` to one origin; a request finding them

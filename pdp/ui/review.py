@@ -8,6 +8,7 @@ rollback asked by a different admin, API and CLI). Emergency blocks stay immedia
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -33,11 +34,19 @@ def loads(text: str, model: str | None) -> bool:
     return True
 
 
+NO_LONGER_LOADS = "the submitted draft no longer validates"
+
+
 async def model_of(pool: asyncpg.Pool, row: Any) -> str | None:
     """The Casbin model of the version a rollback draft restores (None for YAML and other drafts)."""
     if row["restores_version"] is None:
         return None
     return await pool.fetchval("SELECT model FROM policy_versions WHERE version = $1", row["restores_version"])
+
+
+async def still_loads(pool: asyncpg.Pool, row: Any) -> bool:
+    """Whether a submitted draft still loads, checked before it is published (console Approve, API confirm)."""
+    return await asyncio.to_thread(loads, row["yaml"], await model_of(pool, row))
 
 
 async def request(pool: asyncpg.Pool, version: int, subject: str, comment: str) -> int:

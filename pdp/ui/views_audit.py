@@ -9,11 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from pdp.ui import csvsafe, drafts
+from pdp.ui import drafts
 from pdp.ui.analysis import check
 from pdp.ui.auth import need
 from pdp.ui.render import page
 from pdp.ui.replay import replay_recent
+from shared import csvsafe
 from shared.jsonutil import dumps_str, loads
 from shared.keys import DB_POOL
 

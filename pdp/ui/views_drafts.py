@@ -139,8 +139,8 @@ async def review(request: web.Request) -> web.Response:
             await drafts.reject(pool, row["id"], who.subject, comment, self_approve=self_approve)
             audit_change(request, who, "draft_reject", draft=row["id"], comment=comment)
         elif op == "approve":
-            if not await asyncio.to_thread(reviews.loads, row["yaml"], await reviews.model_of(pool, row)):
-                raise web.HTTPConflict(text="the submitted draft no longer validates")
+            if not await reviews.still_loads(pool, row):
+                raise web.HTTPConflict(text=reviews.NO_LONGER_LOADS)
             version, _ = await reviews.publish(request.app, subject=who.subject, roles=list(who.roles),
                                                remote=request.remote, row=row, comment=comment,
                                                self_approve=self_approve)

@@ -127,9 +127,42 @@ async def test_change_reaches_other_replica_then_rollback(pair, pg_dsn, oidc_iss
 
     async def changes():
         rows = await pool.fetch("SELECT * FROM audit_events WHERE event_type = 'policy_change' AND action <> 'import' ORDER BY ts")
-        return rows if len(rows) >= 3 else None
+        return rows if len(rows) >= 4 else None
 
     rows = await changes() or await eventually(changes)
-    assert [r["action"] for r in rows[:3]] == ["create", "rollback", "activate"]
+    assert [r["action"] for r in rows[:4]] == ["create", "rollback_request", "rollback", "activate"]
     assert rows[0]["subject"] == "alice"
     assert "+default_policy: allow" in __import__("json").loads(rows[0]["extra"])["diff"]
+
+
+async def test_confirming_a_rollback_rechecks_the_stored_draft_and_the_ask_is_audited(pair, oidc_issuer):  # noqa: F811
+    """The second admin's call publishes only what this PDP still loads (as the console's Approve)."""
+    import json
+
+    from shared.keys import DB_POOL
+
+    a, _, auth = pair
+    pool = a.app[DB_POOL]
+    allow_all = POLICY.replace("default_policy: deny", "default_policy: allow")
+    assert (await a.post(ADMIN + "/versions", json={"yaml": allow_all, "comment": "open"}, headers=auth)).status == 201
+    resp = await a.post(ADMIN + "/rollback", json={"reason": "incident 7"}, headers=auth)
+    assert resp.status == 202
+    draft = (await resp.json())["draft"]
+
+    async def asked():
+        return await pool.fetchrow("SELECT * FROM audit_events WHERE action = 'rollback_request'")
+
+    row = await eventually(asked)
+    assert row["subject"] == "alice" and row["event_type"] == "policy_change"
+    assert json.loads(row["extra"]) == {"to_version": "v1", "draft": draft, "comment": "incident 7"}
+
+    # As if this PDP's validation had tightened since the ask (a release that refuses `user: []`).
+    stale = "roles: {a: {}}\nrules:\n  - {name: r, action: deny, condition: {user: []}}\n"
+    await pool.execute("UPDATE console_drafts SET yaml = $1 WHERE id = $2", stale, draft)
+    second = {"Authorization": "Bearer " + oidc_issuer.mint("carol", roles=["policy-admin"])}
+    resp = await a.post(ADMIN + "/rollback", headers=second)
+    assert resp.status == 409
+    assert (await resp.json())["error"] == {"code": "invalid_stored", "message": "the submitted draft no longer validates",
+                                            "draft": draft}
+    assert await pool.fetchval("SELECT max(version) FROM policy_versions") == 2 and await _version(a) == "v2"
+    assert await pool.fetchval("SELECT status FROM console_drafts WHERE id = $1", draft) == "submitted"

@@ -6,6 +6,7 @@ import pytest
 
 from shared.audit.event import AuditEvent
 from shared.audit_cli import UsageError, build_query, parse_when, render
+from shared.csvsafe import cell
 
 NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
@@ -85,3 +86,16 @@ def test_render_csv_and_json():
     assert render([], "csv") == ""
     json_lines = render(DOCS, "json").splitlines()
     assert len(json_lines) == 2 and '"user":"alice"' in json_lines[0]
+
+
+@pytest.mark.parametrize("tool", ["=HYPERLINK(\"http://x\")", "+1", "-1+2", "@SUM(A1)", "  =1", "\uff1d1", "\ufe621",
+                                  "\t=1", "\r=1", "\n=1"])
+def test_csv_neutralises_formula_starts_as_the_console_export(tool):
+    """A tool name a caller chose cannot run in a spreadsheet opened from `audit query --format csv`."""
+    import csv
+    import io
+
+    doc = AuditEvent("mcp_request", "gateway", subject="eve", tool=tool, ts=NOW).to_json_dict()
+    row = next(csv.DictReader(io.StringIO(render([doc], "csv"))))
+    assert cell(row["tool_name"]) == row["tool_name"]  # nothing a spreadsheet would run (see tests/shared/test_csvsafe.py)
+    assert tool.lstrip("\t\r\n ") in row["tool_name"] and row["user"] == "eve"  # still readable

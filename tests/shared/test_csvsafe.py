@@ -1,4 +1,4 @@
-"""Spreadsheet-safe CSV cells (pdp/ui/csvsafe.py), table-driven."""
+"""Spreadsheet-safe CSV cells (shared/csvsafe.py), table-driven."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from pdp.ui.csvsafe import cell, table
+from shared.csvsafe import cell, table
 
 
 @pytest.mark.parametrize("text", [
