@@ -41,3 +41,18 @@ def test_a_forward_verifies_only_as_signed_and_in_its_window() -> None:
     assert not peers.verify(KEY, 1000.0, "/peer/v1/resume", b"{ }", header)  # another body
     for bad in (None, "", "1000", "x.y", "1000.", "-5." + header.split(".")[1]):
         assert not peers.verify(KEY, 1000.0, "/peer/v1/resume", b"{}", bad)
+
+
+@pytest.mark.parametrize("stamp", ["\u00b2", "\u0661\u0660\u0660\u0660", "9" * 5000, "0" * 13, " 1000", "+1000"],
+                         ids=["superscript", "arabic-indic", "5000-digits", "13-digits", "space", "sign"])
+def test_a_stamp_is_at_most_twelve_ascii_digits_and_never_raises(stamp: str) -> None:
+    mac = peers.sign(KEY, 1000.0, "/peer/v1/resume", b"{}").split(".")[1]
+    assert not peers.fresh(1000.0, f"{stamp}.{mac}")
+    assert not peers.verify(KEY, 1000.0, "/peer/v1/resume", b"{}", f"{stamp}.{mac}")
+
+
+def test_fresh_checks_the_header_form_and_window_only() -> None:
+    header = peers.sign(OTHER, 1000.0, "/any", b"body")
+    assert peers.fresh(1000.0, header) and peers.fresh(1000.0 + peers.WINDOW, header)
+    assert not peers.fresh(1001.0 + peers.WINDOW, header)
+    assert not peers.fresh(1000.0, "1000.") and not peers.fresh(1000.0, None)
