@@ -161,8 +161,16 @@ class Connection(BaseProtocol):
             head.set_exception(exc)
         elif payload is not None and not payload.is_eof():
             payload.set_exception(exc)
+        self._close()
+
+    def _close(self) -> None:
+        """Close now and leave the pool at once: the body's end may have put this connection back
+        idle already (its EOF callback runs inside the parse), and a waiter woken by that must not
+        take it before connection_lost, a tick later."""
+        self._should_close = True
         if self.transport is not None:
             self.transport.close()
+        self.origin.pool.gone(self)
 
     def data_received(self, data: bytes) -> None:
         """Parse what arrived; the first final response resolves the request's head."""
@@ -170,9 +178,7 @@ class Connection(BaseProtocol):
             self._last = self._time()
         parser = self._parser
         if parser is None:  # bytes on an idle connection: nothing may come unasked
-            self._should_close = True
-            if self.transport is not None:
-                self.transport.close()
+            self._close()
             return
         try:
             messages, _upgraded, _tail = parser.feed_data(data)

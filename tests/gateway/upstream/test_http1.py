@@ -244,3 +244,33 @@ async def test_an_obsolete_folded_header_is_joined_or_refused_never_misread(serv
     except MalformedResponse:
         return
     assert body == b"{}" and resp.headers["X-Fold"].split() == ["one", "two"]
+
+
+async def test_a_connection_failed_after_its_body_ended_is_never_handed_to_a_waiter(serve: Any) -> None:
+    # The body's end puts the connection back (inside the parse) and wakes the POST waiting for the one
+    # slot; the unasked answer in the same bytes closes it then: the POST must go out on a new one.
+    seen: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await read_request(reader)
+            seen.append(request.split(b"\r\n")[0])
+            if len(seen) == 1:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+                await asyncio.sleep(0.2)
+                writer.write(b"cdHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    server, url = await serve(script)
+    pool = LeanPool(limit=1, limit_per_host=1, resolver=ThreadedResolver(), keepalive=4.0)
+    try:
+        first = await pool.request("GET", URL(url), {}, None, connect_limit=2, read_timeout=2)
+        waiting = asyncio.create_task(post(pool, url))
+        await asyncio.sleep(0.05)
+        assert await first.read() == b"abcd"
+        resp, body = await waiting
+        assert (resp.status, body) == (200, b"ok")
+        assert seen[1].startswith(b"POST") and server.connections == 2
+    finally:
+        await pool.close()
