@@ -186,7 +186,10 @@ class Connection(BaseProtocol):
             self._fail(MalformedResponse(f"malformed response from backend: {type(exc).__name__}: {exc}"))
             return
         for message, payload in messages:
-            if 100 <= message.code < 200 and message.code != 101:
+            if message.code == 101:  # we never ask to switch protocols: what follows is no HTTP of ours
+                self._fail(MalformedResponse("backend switched protocols (101) unasked"))
+                return
+            if 100 <= message.code < 200:
                 continue  # an interim answer (100 Continue, 103 Early Hints): the final one follows
             if message.should_close:
                 self._should_close = True

@@ -112,6 +112,24 @@ async def test_interim_answers_are_skipped_for_the_final_one(serve: Any, pool: L
     assert (resp.status, body) == (200, b"{}")
 
 
+async def test_a_switch_of_protocols_nobody_asked_for_is_malformed_and_the_connection_closed(
+    serve: Any, pool: LeanPool
+) -> None:
+    switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"
+    two = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo"
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(switch + two if server.connections == 1 else two)  # the tail is no answer of ours
+        await reader.read()
+
+    server, url = await serve(script)
+    with pytest.raises(MalformedResponse, match="101"):
+        await post(pool, url)
+    resp, body = await post(pool, url)  # a new connection: the switched one is never reused
+    assert (resp.status, body, server.connections) == (200, b"two", 2)
+
+
 @pytest.mark.parametrize("status", [204, 304])
 async def test_no_body_statuses_read_nothing_and_keep_the_connection(serve: Any, pool: LeanPool, status: int) -> None:
     answer = f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode()
