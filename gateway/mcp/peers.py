@@ -123,9 +123,13 @@ class Peers:
         data = orjson.dumps(body)
         headers = {SIGNATURE: sign(self.key, time.time(), path, data), "Content-Type": "application/json"}
         url = f"http://{address}{path}"
+        # A peer never redirects: following one (aiohttp keeps the body across 307/308) would send the
+        # agent's arguments wherever whoever holds a once-peer address chose.
         if quick:
-            return self.session.post(url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=QUICK))
-        return self.session.post(url, data=data, headers=headers)  # the session's: connect 5 s, then rounds
+            return self.session.post(url, data=data, headers=headers, allow_redirects=False,
+                                     timeout=aiohttp.ClientTimeout(total=QUICK))
+        # the session's timeout: connect 5 s, then rounds
+        return self.session.post(url, data=data, headers=headers, allow_redirects=False)
 
     def later(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in the background, kept referenced until it ends (closed at shutdown)."""

@@ -56,3 +56,32 @@ def test_fresh_checks_the_header_form_and_window_only() -> None:
     assert peers.fresh(1000.0, header) and peers.fresh(1000.0 + peers.WINDOW, header)
     assert not peers.fresh(1001.0 + peers.WINDOW, header)
     assert not peers.fresh(1000.0, "1000.") and not peers.fresh(1000.0, None)
+
+
+@pytest.mark.parametrize("quick", [True, False], ids=["quick", "round"])
+async def test_a_forward_never_follows_a_redirect(quick: bool) -> None:
+    import aiohttp
+    from aiohttp import web
+
+    hits: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        raise web.HTTPTemporaryRedirect("/elsewhere")  # 307: aiohttp would resend the body there
+
+    app = web.Application()
+    app.router.add_post("/peer/v1/answer", moved)
+    app.router.add_post("/elsewhere", moved)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    link = peers.Peers(KEY, "127.0.0.1:1", aiohttp.ClientSession(), 65_536)
+    try:
+        address = f"127.0.0.1:{runner.addresses[0][1]}"
+        async with link.post(address, "/peer/v1/answer", {"subject": "s"}, quick=quick) as resp:
+            assert resp.status == 307
+        assert hits == ["/peer/v1/answer"]
+    finally:
+        await link.close()
+        await runner.cleanup()
