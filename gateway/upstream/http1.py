@@ -303,5 +303,8 @@ class LeanResponse(aiohttp.ClientResponse):
         self._done(True)
 
     def __del__(self, _warnings: Any = None) -> None:
-        if self._conn is not None and not self._loop.is_closed():  # never released: its pool slot must not leak
+        # Never released. Only reached once nothing holds the response; while its body is still
+        # arriving its payload's EOF callback does, so a dropped response keeps its pool slot until
+        # the body ends or the connection closes (as aiohttp's does).
+        if self._conn is not None and not self._loop.is_closed():
             self._done(False)
