@@ -92,7 +92,7 @@ def test_javascript_whitespace_around_a_number_is_the_number(space):
 
 
 def test_a_deny_by_value_holds_for_a_byte_order_mark_before_the_number():
-    from pdp.policy import Request, load_engine
+    from pdp.policy import load_engine
 
     engine = load_engine(DENY_FIVE.format(operand=5), "v1")
     assert not engine.decide(_transfer("\ufeff5")).allowed
