@@ -238,10 +238,11 @@ def _peer_errors(settings: GatewaySettings) -> list[str]:
     if settings.peer_secret is not None and len(settings.peer_secret.get()) < 32:
         errors.append(f"peer_secret ({PREFIX}PEER_SECRET): at least 32 characters")
     session = settings.mcp_session_secret
-    if settings.peer_listen and settings.peer_secret is None and session is not None and len(session.get()) < 32:
+    channel = settings.peer_listen or settings.workers > 1  # --workers gives each worker a peer listener
+    if channel and settings.peer_secret is None and session is not None and len(session.get()) < 32:
         # Agents see route ids sealed with the derived key: a short secret could be guessed offline.
         errors.append(f"mcp_session_secret ({PREFIX}MCP_SESSION_SECRET): at least 32 characters when it keys the "
-                      f"peer channel ({PREFIX}PEER_LISTEN without {PREFIX}PEER_SECRET)")
+                      f"peer channel ({PREFIX}PEER_LISTEN or {PREFIX}WORKERS, without {PREFIX}PEER_SECRET)")
     if listen is not None and advertise is None and listen[0] in ("0.0.0.0", "::"):
         errors.append(f"peer_advertise ({PREFIX}PEER_ADVERTISE): required when the peer listener binds every "
                       "address; other replicas must be told where to reach this one")

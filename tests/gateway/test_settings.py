@@ -167,6 +167,8 @@ PEER = "MCPGW_GATEWAY_PEER_"
         # The derived key seals route ids agents see: a short session secret would be guessed offline.
         ({f"{PEER}LISTEN": "127.0.0.1:0", "MCPGW_GATEWAY_MCP_SESSION_SECRET": "short-secret-mentioned-nowhere"},
          ["mcp_session_secret (MCPGW_GATEWAY_MCP_SESSION_SECRET): at least 32 characters when it keys the peer"]),
+        ({"MCPGW_GATEWAY_WORKERS": "2", "MCPGW_GATEWAY_MCP_SESSION_SECRET": "short-secret-mentioned-nowhere"},
+         ["mcp_session_secret (MCPGW_GATEWAY_MCP_SESSION_SECRET): at least 32 characters"]),  # refused before forking
         ({f"{PEER}ADVERTISE": "10.0.0.5:70000"}, [f"peer_advertise ({PEER}ADVERTISE): must be host:port",
                                                   f"needs {PEER}LISTEN"]),
         ({f"{PEER}LISTEN": "127.0.0.1:9100", f"{PEER}SECRET": "p" * 32, "MCPGW_GATEWAY_WORKERS": "2"},
