@@ -148,7 +148,8 @@ class GatewaySettings(CommonSettings):
              "default: the listen address")
     peer_secret: Secret | None = setting(None, secret=True,
         help="Key authenticating forwards between replicas (HMAC, at least 32 characters, the same on every "
-             "replica); unset = derived from mcp_session_secret (one of them is required with peer_listen)")
+             "replica); unset = derived from mcp_session_secret (one of them is required with peer_listen, and "
+             "then at least 32 characters long)")
     mcp_max_streams_per_session: int = setting(4, check=_positive, help="Open GET/listen streams per MCP session")
     mcp_max_streams_per_subject: int = setting(32, check=_positive, help="Open GET/listen streams per subject")
     upstream_sessions_per_backend: int = setting(256, check=_positive,
@@ -236,6 +237,12 @@ def _peer_errors(settings: GatewaySettings) -> list[str]:
                       f"{PREFIX}MCP_SESSION_SECRET to derive it from); the same on every replica")
     if settings.peer_secret is not None and len(settings.peer_secret.get()) < 32:
         errors.append(f"peer_secret ({PREFIX}PEER_SECRET): at least 32 characters")
+    session = settings.mcp_session_secret
+    channel = settings.peer_listen or settings.workers > 1  # --workers gives each worker a peer listener
+    if channel and settings.peer_secret is None and session is not None and len(session.get()) < 32:
+        # Agents see route ids sealed with the derived key: a short secret could be guessed offline.
+        errors.append(f"mcp_session_secret ({PREFIX}MCP_SESSION_SECRET): at least 32 characters when it keys the "
+                      f"peer channel ({PREFIX}PEER_LISTEN or {PREFIX}WORKERS, without {PREFIX}PEER_SECRET)")
     if listen is not None and advertise is None and listen[0] in ("0.0.0.0", "::"):
         errors.append(f"peer_advertise ({PREFIX}PEER_ADVERTISE): required when the peer listener binds every "
                       "address; other replicas must be told where to reach this one")

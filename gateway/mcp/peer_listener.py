@@ -61,6 +61,9 @@ class Handlers:
 
     async def _body(self, request: web.Request, *fields: str) -> dict[str, Any]:
         """The verified forward: 401 unless signed, 400 unless a JSON object with `fields` as strings."""
+        if not peers.fresh(time.time(), request.headers.get(peers.SIGNATURE)):
+            log.warning("unsigned or stale peer forward refused", extra={"peer": request.remote})
+            raise web.HTTPUnauthorized(text="peer forward not signed with the peers' key")  # body never read
         try:
             async with asyncio.timeout(self.body_timeout):
                 data = await request.read()

@@ -26,6 +26,7 @@ import orjson
 WINDOW = 30.0  # seconds a signed forward stays acceptable (clock skew between replicas included)
 SIGNATURE = "Mcpgw-Peer-Signature"
 MAC_BYTES = 16
+STAMP_DIGITS = 12  # unix seconds fit in 12 digits for the next 30,000 years
 QUICK = 10.0  # seconds for a forward the owner answers at once (an answer, an end)
 
 
@@ -81,11 +82,21 @@ def sign(key: bytes, now: float, path: str, body: bytes) -> str:
     return f"{stamp}.{_b64(_mac(key, b'forward', stamp.encode() + b' ' + path.encode() + b' ' + body))}"
 
 
+def fresh(now: float, header: str | None) -> bool:
+    """Whether `header` has a signature's form and time, within WINDOW seconds of `now`: checked before
+    the body is read. The stamp is ASCII digits, at most STAMP_DIGITS of them (int() would take "²"
+    as a digit, never, and thousands of digits slowly)."""
+    stamp, _, mac = (header or "").partition(".")
+    if not (mac and stamp.isascii() and stamp.isdigit() and len(stamp) <= STAMP_DIGITS):
+        return False
+    return abs(now - int(stamp)) <= WINDOW
+
+
 def verify(key: bytes, now: float, path: str, body: bytes, header: str | None) -> bool:
     """Whether `header` signs this forward with `key`, sent within WINDOW seconds of `now`."""
-    stamp, _, mac = (header or "").partition(".")
-    if not stamp.isdigit() or abs(now - int(stamp)) > WINDOW:
+    if not fresh(now, header):
         return False
+    stamp, _, mac = (header or "").partition(".")
     expected = _mac(key, b"forward", stamp.encode() + b" " + path.encode() + b" " + body)
     tag = _unb64(mac)
     return tag is not None and hmac.compare_digest(tag, expected)
@@ -112,9 +123,13 @@ class Peers:
         data = orjson.dumps(body)
         headers = {SIGNATURE: sign(self.key, time.time(), path, data), "Content-Type": "application/json"}
         url = f"http://{address}{path}"
+        # A peer never redirects: following one (aiohttp keeps the body across 307/308) would send the
+        # agent's arguments wherever whoever holds a once-peer address chose.
         if quick:
-            return self.session.post(url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=QUICK))
-        return self.session.post(url, data=data, headers=headers)  # the session's: connect 5 s, then rounds
+            return self.session.post(url, data=data, headers=headers, allow_redirects=False,
+                                     timeout=aiohttp.ClientTimeout(total=QUICK))
+        # the session's timeout: connect 5 s, then rounds
+        return self.session.post(url, data=data, headers=headers, allow_redirects=False)
 
     def later(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in the background, kept referenced until it ends (closed at shutdown)."""

@@ -176,8 +176,16 @@ class Connection(BaseProtocol):
             head.set_exception(exc)
         elif payload is not None and not payload.is_eof():
             payload.set_exception(exc)
+        self._close()
+
+    def _close(self) -> None:
+        """Close now and leave the pool at once: the body's end may have put this connection back
+        idle already (its EOF callback runs inside the parse), and a waiter woken by that must not
+        take it before connection_lost, a tick later."""
+        self._should_close = True
         if self.transport is not None:
             self.transport.close()
+        self.origin.pool.gone(self)
 
     def data_received(self, data: bytes) -> None:
         """Parse what arrived; the first final response resolves the request's head."""
@@ -185,9 +193,7 @@ class Connection(BaseProtocol):
             self._last = self._time()
         parser = self._parser
         if parser is None:  # bytes on an idle connection: nothing may come unasked
-            self._should_close = True
-            if self.transport is not None:
-                self.transport.close()
+            self._close()
             return
         try:
             messages, _upgraded, _tail = parser.feed_data(data)
@@ -195,7 +201,10 @@ class Connection(BaseProtocol):
             self._fail(MalformedResponse(f"malformed response from backend: {type(exc).__name__}: {exc}"))
             return
         for message, payload in messages:
-            if 100 <= message.code < 200 and message.code != 101:
+            if message.code == 101:  # we never ask to switch protocols: what follows is no HTTP of ours
+                self._fail(MalformedResponse("backend switched protocols (101) unasked"))
+                return
+            if 100 <= message.code < 200:
                 continue  # an interim answer (100 Continue, 103 Early Hints): the final one follows
             if message.should_close:
                 self._should_close = True
@@ -309,5 +318,8 @@ class LeanResponse(aiohttp.ClientResponse):
         self._done(True)
 
     def __del__(self, _warnings: Any = None) -> None:
-        if self._conn is not None and not self._loop.is_closed():  # never released: its pool slot must not leak
+        # Never released. Only reached once nothing holds the response; while its body is still
+        # arriving its payload's EOF callback does, so a dropped response keeps its pool slot until
+        # the body ends or the connection closes (as aiohttp's does).
+        if self._conn is not None and not self._loop.is_closed():
             self._done(False)

@@ -189,7 +189,7 @@ class LeanPool:
         now = self._time()
         while idle:
             conn = idle.pop()
-            if conn.transport is not None and now - conn.idle_since < self.keepalive:
+            if conn.transport is not None and not conn.transport.is_closing() and now - conn.idle_since < self.keepalive:
                 origin.held += 1
                 self._held += 1
                 return conn

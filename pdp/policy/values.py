@@ -20,8 +20,14 @@ from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-_RADIX = re.compile(r"([+-]?)0([xob])([0-9a-f]+(?:_[0-9a-f]+)*)")
-_BASES = {"x": 16, "o": 8, "b": 2}
+# Python's int(text, 0) spelling of 0x/0o/0b integers: each base with its own digits (an "0b2" is no
+# number, not a crash), an `_` between digits or after the prefix.
+_RADIX = re.compile(r"([+-]?)0(?:x((?:_?[0-9a-f])+)|o((?:_?[0-7])+)|b((?:_?[01])+))")
+_BASES = (16, 8, 2)
+# JavaScript's StrWhiteSpaceChar (WhiteSpace and LineTerminator), which Number() trims; str.isspace()
+# covers all but U+FEFF, listed whole so the set is plain to check.
+_JS_SPACE = frozenset("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+                      "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
 # pydantic-core's str -> bool table (compared after trimming and case folding)
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
@@ -29,15 +35,16 @@ MAX_TEXT = 1 << 16  # longer text is compared as spelled (Decimal parses it in l
 
 
 def _ascii_digits(text: str) -> str | None:
-    """`text` with Unicode decimal digits as ASCII and whitespace trimmed (as int() does), or None
-    when it holds anything a number cannot (so most strings are rejected without a parse)."""
+    """`text` with Unicode decimal digits as ASCII and whitespace trimmed (Python's as int() does,
+    JavaScript's as Number() does), or None when it holds anything a number cannot (so most strings
+    are rejected without a parse)."""
     if text.isascii():
         return text.strip()
     out = []
     for ch in text:
         if ch < "\x80":
             out.append(ch)
-        elif ch.isspace():
+        elif ch.isspace() or ch in _JS_SPACE:
             out.append(" ")
         else:
             digit = unicodedata.decimal(ch, None)
@@ -66,8 +73,9 @@ def as_number(value: Any) -> Decimal | None:
         return Decimal(0)  # JavaScript: Number("") and Number("  ") are 0
     radix = _RADIX.fullmatch(text.lower())
     if radix is not None:
-        sign, base, digits = radix.groups()
-        whole = int(digits.replace("_", ""), _BASES[base])
+        sign, *spelled = radix.groups()
+        base, digits = next((b, d) for b, d in zip(_BASES, spelled, strict=True) if d is not None)
+        whole = int(digits.replace("_", ""), base)
         return Decimal(-whole if sign == "-" else whole)
     try:
         number = Decimal(text)

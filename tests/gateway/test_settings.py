@@ -164,6 +164,11 @@ PEER = "MCPGW_GATEWAY_PEER_"
         ({f"{PEER}LISTEN": "127.0.0.1:0", f"{PEER}SECRET": "short-secret-mentioned-nowhere"},
          [f"peer_secret ({PEER}SECRET): at least 32 characters"]),
         ({f"{PEER}LISTEN": "0.0.0.0:9100", f"{PEER}SECRET": "p" * 32}, [f"peer_advertise ({PEER}ADVERTISE): required"]),
+        # The derived key seals route ids agents see: a short session secret would be guessed offline.
+        ({f"{PEER}LISTEN": "127.0.0.1:0", "MCPGW_GATEWAY_MCP_SESSION_SECRET": "short-secret-mentioned-nowhere"},
+         ["mcp_session_secret (MCPGW_GATEWAY_MCP_SESSION_SECRET): at least 32 characters when it keys the peer"]),
+        ({"MCPGW_GATEWAY_WORKERS": "2", "MCPGW_GATEWAY_MCP_SESSION_SECRET": "short-secret-mentioned-nowhere"},
+         ["mcp_session_secret (MCPGW_GATEWAY_MCP_SESSION_SECRET): at least 32 characters"]),  # refused before forking
         ({f"{PEER}ADVERTISE": "10.0.0.5:70000"}, [f"peer_advertise ({PEER}ADVERTISE): must be host:port",
                                                   f"needs {PEER}LISTEN"]),
         ({f"{PEER}LISTEN": "127.0.0.1:9100", f"{PEER}SECRET": "p" * 32, "MCPGW_GATEWAY_WORKERS": "2"},
@@ -187,3 +192,7 @@ def test_peer_channel_settings_accepted_and_secret_hidden() -> None:
     assert load(AUTH).peer_listen is None  # off unless configured
     # The session secret keys the channel when no peer secret is set.
     assert load({**AUTH, f"{PEER}LISTEN": "127.0.0.1:0", "MCPGW_GATEWAY_MCP_SESSION_SECRET": "s" * 32}).peer_secret is None
+    # A short session secret is fine when the peer secret keys the channel, or the channel is off.
+    short = {"MCPGW_GATEWAY_MCP_SESSION_SECRET": "short"}
+    assert load({**AUTH, **short, f"{PEER}LISTEN": "127.0.0.1:0", f"{PEER}SECRET": "p" * 32}).peer_secret is not None
+    assert load({**AUTH, **short}).peer_listen is None

@@ -107,6 +107,14 @@ async def test_bad_forwards_are_clear_4xx(stack: Stack) -> None:
     assert status == 404  # nothing of the gateway's own routes
 
 
+@pytest.mark.parametrize("stamp", ["\u00b2", "9" * 5000], ids=["superscript", "5000-digits"])
+async def test_a_malformed_signature_is_401_before_the_body_is_read(stack: Stack, stamp: str) -> None:
+    url = f"http://{stack.app[PEERS].address}{ANSWER}"
+    for data in (b"{}", b"a" * 200_000):  # a body past the limit is not even read: 401, not 413
+        async with stack.session.post(url, data=data, headers={peers.SIGNATURE: f"{stamp}.AAAA"}) as resp:
+            assert resp.status == 401, await resp.text()
+
+
 def test_the_advertised_address_defaults_to_the_listener_with_its_bound_port() -> None:
     def settings(**env: str) -> Any:
         return load_gateway_settings(environ={"MCPGW_GATEWAY_NO_AUTH": "true", "MCPGW_GATEWAY_PEER_SECRET": "p" * 32,

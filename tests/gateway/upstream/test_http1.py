@@ -112,6 +112,24 @@ async def test_interim_answers_are_skipped_for_the_final_one(serve: Any, pool: L
     assert (resp.status, body) == (200, b"{}")
 
 
+async def test_a_switch_of_protocols_nobody_asked_for_is_malformed_and_the_connection_closed(
+    serve: Any, pool: LeanPool
+) -> None:
+    switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"
+    two = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo"
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(switch + two if server.connections == 1 else two)  # the tail is no answer of ours
+        await reader.read()
+
+    server, url = await serve(script)
+    with pytest.raises(MalformedResponse, match="101"):
+        await post(pool, url)
+    resp, body = await post(pool, url)  # a new connection: the switched one is never reused
+    assert (resp.status, body, server.connections) == (200, b"two", 2)
+
+
 @pytest.mark.parametrize("status", [204, 304])
 async def test_no_body_statuses_read_nothing_and_keep_the_connection(serve: Any, pool: LeanPool, status: int) -> None:
     answer = f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode()
@@ -244,3 +262,33 @@ async def test_an_obsolete_folded_header_is_joined_or_refused_never_misread(serv
     except MalformedResponse:
         return
     assert body == b"{}" and resp.headers["X-Fold"].split() == ["one", "two"]
+
+
+async def test_a_connection_failed_after_its_body_ended_is_never_handed_to_a_waiter(serve: Any) -> None:
+    # The body's end puts the connection back (inside the parse) and wakes the POST waiting for the one
+    # slot; the unasked answer in the same bytes closes it then: the POST must go out on a new one.
+    seen: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await read_request(reader)
+            seen.append(request.split(b"\r\n")[0])
+            if len(seen) == 1:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+                await asyncio.sleep(0.2)
+                writer.write(b"cdHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    server, url = await serve(script)
+    pool = LeanPool(limit=1, limit_per_host=1, resolver=ThreadedResolver(), keepalive=4.0)
+    try:
+        first = await pool.request("GET", URL(url), {}, None, connect_limit=2, read_timeout=2)
+        waiting = asyncio.create_task(post(pool, url))
+        await asyncio.sleep(0.05)
+        assert await first.read() == b"abcd"
+        resp, body = await waiting
+        assert (resp.status, body) == (200, b"ok")
+        assert seen[1].startswith(b"POST") and server.connections == 2
+    finally:
+        await pool.close()

@@ -52,6 +52,9 @@ NORM = ("casefold",)
     (ArgCondition("/items/0/qty", "equals", "1"), "/items/0/qty is of type integer"),
     (ArgCondition("/anything", "equals", "x"), None),
     (ArgCondition("/nope", "equals", 1), "/nope is not declared"),
+    # a deny rule's operand compares by value: "0b101" is 5, but "0b2" is no number in any base
+    (ArgCondition("/amount", "equals", "0b101", (), True), None),
+    (ArgCondition("/amount", "equals", "0b2", (), True), 'equals "0b2" can never match: /amount is of type integer'),
     (ArgCondition("/nope", "absent", True), None),
     (ArgCondition("/to/deeper", "equals", 1), "/to/deeper is not declared"),
 ])

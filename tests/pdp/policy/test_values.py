@@ -78,3 +78,65 @@ def test_a_long_value_against_a_long_in_list_is_read_once():
     start = time.perf_counter()
     assert not any_same_value(value, options)
     assert time.perf_counter() - start < 1.0
+
+
+# JavaScript's Number() trims WhiteSpace and LineTerminator: every one of them, as a space
+JS_SPACE = ["\t", "\n", "\v", "\f", "\r", " ", "\u00a0", "\u1680", *map(chr, range(0x2000, 0x200B)), "\u2028",
+            "\u2029", "\u202f", "\u205f", "\u3000", "\ufeff"]
+
+
+@pytest.mark.parametrize("space", JS_SPACE, ids=lambda c: f"U+{ord(c):04X}")
+def test_javascript_whitespace_around_a_number_is_the_number(space):
+    assert as_number(f"{space}5") == 5 and as_number(f"5{space}") == 5 and same_value(f"{space}5{space}", 5)
+    assert as_number(f"5{space}5") is None  # inside, it is no number
+
+
+def test_a_deny_by_value_holds_for_a_byte_order_mark_before_the_number():
+    from pdp.policy import load_engine
+
+    engine = load_engine(DENY_FIVE.format(operand=5), "v1")
+    assert not engine.decide(_transfer("\ufeff5")).allowed
+    assert engine.decide(_transfer("6")).allowed
+
+
+DENY_FIVE = """
+roles:
+  banker:
+    permissions: [{{resource: "*", actions: ["*"]}}]
+user_roles:
+  admin@example.com: [banker]
+rules:
+  - name: no such transfers
+    condition: {{tool_name: transfer, arguments: {{/amount: {{equals: {operand}}}}}}}
+    action: deny
+    priority: 100
+default_policy: deny
+"""
+
+
+def _transfer(amount):
+    from pdp.policy import Request
+
+    return Request("admin@example.com", "invoke_tool", "bank", "tool", "transfer", (), (), {"amount": amount})
+
+
+# Each base has its own digits: a digit of another base makes no number (and no crash)
+@pytest.mark.parametrize("text,number", [
+    ("0b101", 5), ("0B1_01", 5), ("0b_101", 5), ("-0b101", -5), ("0o17", 15), ("0O_1_7", 15), ("0xfF", 255),
+    ("0x_f_f", 255), ("0b2", None), ("0b102", None), ("0o8", None), ("0o79", None), ("0xg", None), ("0b", None),
+    ("0b1__0", None), ("0b10_", None), ("0x_", None),
+])
+def test_radix_integers_read_with_their_own_digits(text, number):
+    assert as_number(text) == number
+    assert same_value(text, 5) is (number == 5)
+
+
+@pytest.mark.parametrize("operand", ['"0b2"', '"0o9"', '"0x"', '"0b1__0"'])
+def test_a_policy_operand_that_is_no_number_decides_as_text(operand):
+    from pdp.policy import load_engine
+
+    engine = load_engine(DENY_FIVE.format(operand=operand), "v1")  # loads: compared as JSON only
+    text = operand.strip('"')
+    assert not engine.decide(_transfer(text)).allowed  # the very spelling is denied
+    for amount in ("x", 5, "5", "0b101"):
+        assert engine.decide(_transfer(amount)).allowed  # every other call is decided, none crashes
