@@ -101,4 +101,5 @@ def build_state(settings: GatewaySettings, registry: CollectorRegistry) -> McpSt
         streams=StreamLimits(settings.mcp_max_streams_per_session, settings.mcp_max_streams_per_subject),
         held=HeldCalls(settings.mcp_max_held_calls_per_subject, settings.mcp_max_held_calls, settings.mcp_input_timeout),
         seals=StateSeal(key, settings.mcp_input_timeout),
+        lists=ListCache(max_bytes=settings.mcp_list_cache_bytes),
     )
