@@ -129,12 +129,15 @@ class GatewaySettings(CommonSettings):
     mcp_max_list_items: int = setting(10_000, check=_positive,
         help="Most items of one backend's list (all pages; their bytes count against MCP_MAX_CALL_BYTES); a longer "
              "list is left out whole (counted in mcpgw_gateway_catalog_items_dropped_total, logged once)")
+    mcp_list_cache_bytes: int = setting(64 * 1024 * 1024, check=_positive,
+        help="Most bytes of backends' lists (items as JSON) the /mcp list cache keeps in all; past it the oldest "
+             "lists kept are dropped, and a larger list is served but not kept")
     mcp_max_pending_requests: int = setting(16, check=_positive,
         help="Server-to-client requests (sampling, elicitation, roots) awaiting one subject's answers; "
              "more are refused")
     mcp_input_timeout: float = setting(60.0, check=_positive,
         help="Seconds a handshake-era backend's call is held for a 2026-07-28 agent's retry with the input it "
-             "asked for; then the backend call is cancelled")
+             "asked for (then the backend call is cancelled), and a 2026-07-28 backend's requestState is honoured")
     mcp_max_held_calls_per_subject: int = setting(8, check=_positive,
         help="Backend calls held for one subject's retries (input_required bridging); more are refused")
     mcp_max_held_calls: int = setting(1024, check=_positive,

@@ -119,7 +119,7 @@ def claimed(request: web.Request, state: McpState, params: dict[str, Any], era: 
     arguments = orjson.dumps(params.get("arguments") or {}, option=orjson.OPT_SORT_KEYS)
     turn = Turn((principal(request).subject, params.get("name"), arguments))
     if era != "modern" or not isinstance(token, str) or not token.startswith(STATE_PREFIX):
-        yield turn  # no state, or a 2026-07-28 backend's own (passed to it as is)
+        yield turn  # no state, or a 2026-07-28 backend's own (opened in calls.call_tool, sealed_state.py)
         return
     responses = params.get("inputResponses")
     if responses is not None and not isinstance(responses, dict):

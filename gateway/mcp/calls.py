@@ -22,7 +22,8 @@ from gateway.keys import UPSTREAM
 from gateway.masking import masked_response
 from gateway.mcp import bridge, call_stream, links, protocol
 from gateway.mcp.call_stream import ANSWER_TIMEOUT, Call, on_request, relay_notification
-from gateway.mcp.endpoint import result_or_error
+from gateway.mcp.endpoint import principal, result_or_error
+from gateway.mcp.sealed_state import binding
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import ClientGone
 from gateway.registry import ServerConfig
@@ -46,7 +47,10 @@ async def call_tool(request: web.Request, state: McpState, server: ServerConfig,
     """Run tools/call on `server`, relaying its server→client traffic; the result or the SSE answer.
 
     `turn.held`: the call a 2026-07-28 retry continues (bridge.claimed), relayed on instead of a new one.
+    Any other `requestState` must be one a 2026-07-28 backend issued for this same call (sealed_state.py).
     """
+    if turn.held is None and "requestState" in params:
+        params = state.seals.unsealed(params, _bound(request, server, params))  # else −32602, nothing sent
     call = Call(request, state, server, era, rid, endpoint)
     meta = dict(params.get("_meta") or {})
     call.client_token = meta.pop("progressToken", None)
@@ -84,18 +88,28 @@ async def _legacy(request: web.Request, server: ServerConfig, call: Call) -> boo
 
 async def _rounds(call: Call, upstream: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     """The backend's result; a 2026-07-28 backend's input_required is answered by a 2025 agent here
-    (asked on the stream, retried for it) and passed to a 2026-07-28 agent as is."""
+    (asked on the stream, retried for it) and passed to a 2026-07-28 agent, its requestState sealed."""
     for _ in range(MAX_ROUNDS):
         upstream["_meta"] = dict(own)
         result = await _round(call, upstream)
         if result.get("resultType") != "input_required":
             return links.tool_result(call.server.name, result)
         if call.era == "modern":
-            return result
+            # Its requestState sealed for this subject, server, tool and arguments (sealed_state.py).
+            return _sealed(call, upstream, result)
         upstream["inputResponses"] = await call_stream.ask_inputs(call, result.get("inputRequests") or {})
         if "requestState" in result:
             upstream["requestState"] = result["requestState"]
     raise UpstreamError(call.server.name, f"still asking for input after {MAX_ROUNDS} rounds")
+
+
+def _bound(request: web.Request, server: ServerConfig, params: dict[str, Any]) -> bytes:
+    return binding(principal(request).subject, server.name, "tools/call", params)
+
+
+def _sealed(call: Call, upstream: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """A 2026-07-28 backend's input_required for the agent: its requestState in our envelope."""
+    return call.state.seals.result(result, lambda: _bound(call.request, call.server, upstream))
 
 
 async def _answered(call: Call, work: Awaitable[dict[str, Any]]) -> web.StreamResponse | dict[str, Any]:

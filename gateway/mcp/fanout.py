@@ -1,5 +1,5 @@
 """Backends' lists as `/mcp` reads them: every page of one (`list_all`), kept a few seconds with one
-fetch in flight per list (`ListCache`)."""
+fetch in flight per list (`ListCache`), bounded in entries and in bytes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import asyncio
 import logging
 import time
 from typing import Any
+
+import orjson
 
 from gateway.mcp.listen import advertised
 from gateway.mcp.protocol import METHOD_NOT_FOUND
@@ -36,15 +38,23 @@ async def list_all(pool: UpstreamPool, server: ServerConfig, method: str, caller
         raise
 
 
+Key = tuple[str, str, Caller | None]
+Entry = tuple[float, ServerConfig, list[dict[str, Any]], int]  # expiry, config, items, their JSON size
+
+
 class ListCache:
     """Per (server, method, backend session) lists, reused for `ttl` seconds; one fetch in flight per
-    key; at most `max_entries` kept (a 2025-era backend's entries are per caller's backend session)."""
+    key; at most `max_entries` kept (a 2025-era backend's entries are per caller's backend session) and
+    `max_bytes` of items (as JSON) in all: the oldest stored go first; a list larger than that is
+    served, not kept."""
 
-    def __init__(self, ttl: float = 5.0, max_entries: int = 4096) -> None:
+    def __init__(self, ttl: float = 5.0, max_entries: int = 4096, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[tuple[str, str, Caller | None], tuple[float, ServerConfig, list[dict[str, Any]]]] = {}
-        self._inflight: dict[tuple[str, str, Caller | None], asyncio.Future[list[dict[str, Any]]]] = {}
+        self.max_bytes = max_bytes
+        self.size = 0  # bytes of the entries kept
+        self._entries: dict[Key, Entry] = {}
+        self._inflight: dict[Key, asyncio.Future[list[dict[str, Any]]]] = {}
         self._generation = 0  # bumped by clear(): a listing begun before a change is not kept
 
     async def get(self, pool: UpstreamPool, server: ServerConfig, method: str, caller: Caller | None = None) -> list[dict[str, Any]]:
@@ -83,14 +93,26 @@ class ListCache:
     def clear(self) -> None:
         """Forget every list: a backend's catalog changed, and an agent told so must not re-read the old one."""
         self._entries.clear()
+        self.size = 0
         self._inflight.clear()
         self._generation += 1
 
-    def _store(self, key: tuple[str, str, Caller | None], server: ServerConfig, items: list[dict[str, Any]]) -> None:
+    def _store(self, key: Key, server: ServerConfig, items: list[dict[str, Any]]) -> None:
+        size = len(orjson.dumps(items))
+        self._drop(key)  # a stale entry of the same key
+        if size > self.max_bytes:
+            return  # served to this caller, never kept: it would evict every other list
         now = time.monotonic()
-        if len(self._entries) >= self.max_entries:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-            while len(self._entries) >= self.max_entries:  # all live: the oldest stored goes
-                del self._entries[next(iter(self._entries))]
-        self._entries[key] = (now + self.ttl, server, items)
+        if len(self._entries) >= self.max_entries or self.size + size > self.max_bytes:
+            for stale in [k for k, v in self._entries.items() if v[0] <= now]:
+                self._drop(stale)
+            # all live: the oldest stored go (insertion order)
+            while len(self._entries) >= self.max_entries or self.size + size > self.max_bytes:
+                self._drop(next(iter(self._entries)))
+        self._entries[key] = (now + self.ttl, server, items, size)
+        self.size += size
 
+    def _drop(self, key: Key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.size -= entry[3]

@@ -24,10 +24,12 @@ from gateway.mcp import admission, endpoint, enforce, protocol
 from gateway.mcp import params as mcp_params
 from gateway.mcp.endpoint import agent_caller, principal, refused, rpc_response, session_gone
 from gateway.mcp.protocol import H_SESSION, RpcFailure
+from gateway.mcp.sealed_state import binding
 from gateway.mcp.state import McpState
 from gateway.mcp.streams import (
     ClientGone,
     Observer,
+    Rewrite,
     forward_headers,
     masked_answer,
     relay_answer,
@@ -79,6 +81,9 @@ async def post(request: web.Request) -> web.StreamResponse:
             if bridged or (era == "modern" and msg.kind == "notification"):
                 return endpoint.accepted()
             return await _forward_notification(request, server, msg, upstream_session, era)
+        if "requestState" in msg.params:  # honoured only as sealed for this caller's same call
+            params = state.seals.unsealed(msg.params, _bound(request, server, msg))  # else −32602, nothing sent
+            msg = protocol.Message(msg.kind, {**msg.body, "params": params})
         if call is None:
             return await _forward(request, state, msg, era, upstream_session, bridged, None, server)
         # A call's body goes through as decided: the gateway's own serialisation of the message it
@@ -192,11 +197,28 @@ async def _relay(request: web.Request, state: McpState, server: ServerConfig, ms
                 # The backend only knows the handshake era: the pool speaks that to it.
                 return await _via_pool(request, server, msg, era)
             return web.Response(body=masked_answer(raw, forms), status=resp.status, content_type=resp.content_type)
-        rewrite = (functools.partial(enforce.filter_result, request, principal(request), server.name, msg.method)
-                   if msg.method in admission.LISTS else None)
+        rewrite = _rewrite(request, state, server, msg, era)
         cancel = _canceller(request, server, msg, upstream_session) if upstream_session else None
         return await relay_answer(request, state, ENDPOINT, resp, msg.id, rewrite, server.name, cancel,
                                   idle_limit=server.timeout, observe=seen, forms=forms)
+
+
+def _bound(request: web.Request, server: ServerConfig, msg: protocol.Message) -> bytes:
+    return binding(principal(request).subject, server.name, msg.method, msg.params)
+
+
+def _rewrite(request: web.Request, state: McpState, server: ServerConfig, msg: protocol.Message,
+             era: protocol.Era) -> Rewrite | None:
+    """Lists filtered for the caller; a 2026-07-28 input_required's requestState sealed for this call."""
+    if msg.method in admission.LISTS:
+        return functools.partial(enforce.filter_result, request, principal(request), server.name, msg.method)
+    if era != "modern" or msg.kind != "request":
+        return None
+
+    async def sealed(result: dict[str, Any]) -> dict[str, Any]:
+        return state.seals.result(result, lambda: _bound(request, server, msg))
+
+    return sealed
 
 
 def _canceller(request: web.Request, server: ServerConfig, msg: protocol.Message, upstream_session: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from gateway.mcp.limits import StreamLimits
 from gateway.mcp.listen import CatalogPoller
 from gateway.mcp.protocol import Message
 from gateway.mcp.revocations import Revocations
+from gateway.mcp.sealed_state import StateSeal
 from gateway.mcp.sessions import Session, SessionCodec
 from gateway.mcp.subscriptions import Hub
 from gateway.metrics import labelled
@@ -61,6 +63,7 @@ class McpState:
     pending: Pending
     streams: StreamLimits
     held: HeldCalls
+    seals: StateSeal  # a 2026-07-28 backend's requestState, bound to whom it was issued for
     lists: ListCache = field(default_factory=ListCache)
     catalogs: CatalogPoller = field(default_factory=CatalogPoller)
     hub: Hub = field(default_factory=Hub)
@@ -89,11 +92,14 @@ def build_state(settings: GatewaySettings, registry: CollectorRegistry) -> McpSt
     raw = secret.get() if secret is not None else None
     if not raw:
         log.warning("MCPGW_GATEWAY_MCP_SESSION_SECRET is not set: MCP sessions are valid on this replica only")
+    key = raw.encode() if raw else os.urandom(32)  # the sessions' secret: any replica opens either
     return McpState(
-        codec=SessionCodec(raw or None, max_age=settings.mcp_session_ttl),
+        codec=SessionCodec(key, max_age=settings.mcp_session_ttl),
         metrics=McpMetrics(registry),
         settings=settings,
         pending=Pending(settings.mcp_max_pending_requests),
         streams=StreamLimits(settings.mcp_max_streams_per_session, settings.mcp_max_streams_per_subject),
         held=HeldCalls(settings.mcp_max_held_calls_per_subject, settings.mcp_max_held_calls, settings.mcp_input_timeout),
+        seals=StateSeal(key, settings.mcp_input_timeout),
+        lists=ListCache(max_bytes=settings.mcp_list_cache_bytes),
     )

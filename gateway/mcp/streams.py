@@ -95,8 +95,10 @@ class ClientGone(Exception):
 
 
 async def _rewritten(msg: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
-    if isinstance(msg.get("result"), dict):
-        return {**msg, "result": await rewrite(msg["result"])}
+    """`msg` with its result rewritten; `msg` itself when the rewrite kept the result (relayed byte for byte)."""
+    result = msg.get("result")
+    if isinstance(result, dict) and (new := await rewrite(result)) is not result:
+        return {**msg, "result": new}
     return msg
 
 
@@ -123,8 +125,8 @@ async def relay_answer(
             if codec.is_response_to(msg, rid):
                 if observe is not None:
                     observe(msg)
-                if rewrite is not None:
-                    raw = dumps(await _rewritten(msg, rewrite))
+                if rewrite is not None and (new := await _rewritten(msg, rewrite)) is not msg:
+                    raw = dumps(new)
         if resp.status == 202 or not raw:
             return web.Response(status=resp.status)
         return web.Response(body=raw, status=resp.status, headers=returned_headers(resp.headers))
@@ -146,8 +148,8 @@ async def relay_answer(
                 answered = True
                 if observe is not None:
                     observe(msg)
-                if rewrite is not None:
-                    raw = sse.json_event(await _rewritten(msg, rewrite), event=event.event, id=event.id)
+                if rewrite is not None and (new := await _rewritten(msg, rewrite)) is not msg:
+                    raw = sse.json_event(new, event=event.event, id=event.id)
             if raw:
                 await out.write(raw)
         if rest := masked_rest(parser.rest(), forms):

@@ -1,4 +1,4 @@
-"""gateway.mcp.fanout: a list a backend never advertised is empty, not a backend failure."""
+"""gateway.mcp.fanout: a list a backend never advertised is empty, not a backend failure; the list cache is bounded."""
 
 from __future__ import annotations
 
@@ -108,3 +108,39 @@ async def test_a_listing_begun_before_a_change_is_neither_joined_nor_kept() -> N
     assert await old == [{"name": "a"}]
     assert await fresh == [{"name": "a"}, {"name": "b"}]
     assert await cache.get(pool, SERVER, "tools/list") == [{"name": "a"}, {"name": "b"}]  # the old one not stored
+
+
+class Sized(Growing):
+    """A backend per server name whose tools list is `sizes[name]` bytes of JSON; counts reads per server."""
+
+    def __init__(self, sizes: dict[str, int]) -> None:
+        super().__init__()
+        self.sizes = sizes
+        self.reads: dict[str, int] = {}
+
+    async def request(self, server: Any, method: str, params: Any = None, caller: Any = None) -> dict[str, Any]:
+        self.reads[server.name] = self.reads.get(server.name, 0) + 1
+        # [{"name":"…"}] is 13 bytes of JSON around the name
+        return {"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "x" * (self.sizes[server.name] - 13)}]}}
+
+
+async def test_the_list_cache_keeps_at_most_its_byte_bound_dropping_the_oldest() -> None:
+    pool = Sized({"a": 400, "b": 400, "c": 400, "huge": 2000})
+    cache = fanout.ListCache(ttl=3600, max_bytes=1000)
+    servers = {name: SimpleNamespace(name=name) for name in pool.sizes}
+    for name in "abc":
+        await cache.get(pool, servers[name], "tools/list")
+    assert cache.size == 800  # a went when c came: 1,200 bytes would not fit
+    for name in "bc":
+        await cache.get(pool, servers[name], "tools/list")
+    assert pool.reads == {"a": 1, "b": 1, "c": 1}  # b and c kept
+    await cache.get(pool, servers["a"], "tools/list")
+    assert pool.reads["a"] == 2 and cache.size == 800  # a read again; b, now the oldest, went
+    # A list larger than the whole bound is served but never kept, and evicts nothing.
+    assert len((await cache.get(pool, servers["huge"], "tools/list"))[0]["name"]) == 1987
+    await cache.get(pool, servers["huge"], "tools/list")
+    assert pool.reads["huge"] == 2 and cache.size == 800
+    await cache.get(pool, servers["c"], "tools/list")
+    assert pool.reads["c"] == 1
+    cache.clear()
+    assert cache.size == 0
