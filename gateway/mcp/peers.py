@@ -12,8 +12,6 @@ seconds of its clock (what it acts on is single-use: a claimed state, an answere
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import hmac
 import time
@@ -23,22 +21,13 @@ from typing import Any
 import aiohttp
 import orjson
 
+from shared import b64url
+
 WINDOW = 30.0  # seconds a signed forward stays acceptable (clock skew between replicas included)
 SIGNATURE = "Mcpgw-Peer-Signature"
 MAC_BYTES = 16
 STAMP_DIGITS = 12  # unix seconds fit in 12 digits for the next 30,000 years
 QUICK = 10.0  # seconds for a forward the owner answers at once (an answer, an end)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes | None:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        return None
 
 
 def _mac(key: bytes, label: bytes, data: bytes) -> bytes:
@@ -48,13 +37,13 @@ def _mac(key: bytes, label: bytes, data: bytes) -> bytes:
 def seal(key: bytes, address: str) -> str:
     """The route naming `address` (host:port) as an id's owner, for ids minted here."""
     raw = address.encode()
-    return f"{_b64(raw)}.{_b64(_mac(key, b'route', raw)[:MAC_BYTES])}"
+    return f"{b64url.encode(raw)}.{b64url.encode(_mac(key, b'route', raw)[:MAC_BYTES])}"
 
 
 def unseal(key: bytes, route: str) -> str | None:
     """The address a route names; None unless a holder of `key` sealed it."""
     head, _, mac = route.partition(".")
-    raw, tag = _unb64(head), _unb64(mac)
+    raw, tag = b64url.decode(head), b64url.decode(mac)
     if not raw or tag is None or not hmac.compare_digest(tag, _mac(key, b"route", raw)[:MAC_BYTES]):
         return None
     try:
@@ -79,7 +68,7 @@ def route_of(prefix: str, ident: str) -> str | None:
 def sign(key: bytes, now: float, path: str, body: bytes) -> str:
     """The signature header of a forward of `body` to `path` sent at `now` (unix seconds)."""
     stamp = str(int(now))
-    return f"{stamp}.{_b64(_mac(key, b'forward', stamp.encode() + b' ' + path.encode() + b' ' + body))}"
+    return f"{stamp}.{b64url.encode(_mac(key, b'forward', stamp.encode() + b' ' + path.encode() + b' ' + body))}"
 
 
 def fresh(now: float, header: str | None) -> bool:
@@ -98,7 +87,7 @@ def verify(key: bytes, now: float, path: str, body: bytes, header: str | None) -
         return False
     stamp, _, mac = (header or "").partition(".")
     expected = _mac(key, b"forward", stamp.encode() + b" " + path.encode() + b" " + body)
-    tag = _unb64(mac)
+    tag = b64url.decode(mac)
     return tag is not None and hmac.compare_digest(tag, expected)
 
 

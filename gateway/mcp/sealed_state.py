@@ -13,8 +13,6 @@ expired requestState", the answer for the gateway's own held-call states) and no
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import time
@@ -24,20 +22,10 @@ from typing import Any
 import orjson
 
 from gateway.mcp.backchannel import InvalidState, invalid_state
+from shared import b64url
 
 PREFIX = "mcpgw-sealed-"
 MAC_BYTES = 16
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes | None:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        return None
 
 
 def binding(subject: str, server: str, method: str, params: dict[str, Any]) -> bytes:
@@ -66,7 +54,7 @@ class StateSeal:
         """The envelope the agent gets for the backend's `state`, issued for `bound` (binding())."""
         expires = (time.time() if now is None else now) + self.ttl
         payload = orjson.dumps([expires, state])
-        return f"{PREFIX}{_b64(payload)}.{_b64(self._mac(payload, bound))}"
+        return f"{PREFIX}{b64url.encode(payload)}.{b64url.encode(self._mac(payload, bound))}"
 
     def open(self, token: Any, bound: bytes, now: float | None = None) -> Any:
         """The backend's state inside `token` if this gateway sealed it for `bound` and it is live;
@@ -74,7 +62,7 @@ class StateSeal:
         if not isinstance(token, str) or not token.startswith(PREFIX):
             raise InvalidState()
         head, _, mac = token[len(PREFIX):].partition(".")
-        payload, tag = _unb64(head), _unb64(mac)
+        payload, tag = b64url.decode(head), b64url.decode(mac)
         if payload is None or tag is None or not hmac.compare_digest(tag, self._mac(payload, bound)):
             raise InvalidState()
         expires, state = orjson.loads(payload)  # ours (the MAC holds): [unix time, the backend's state]
